@@ -1,0 +1,7 @@
+//! flowdesk: a process designer and monitor with an embedded workflow engine.
+//!
+//! Layers, lowest first: [`model`] (process definitions), [`engine`] (execution,
+//! server items, rights), [`store`] (SQLite, the only module that touches it),
+//! [`client`] (the small callback API), [`cli`] (the command line).
+
+pub mod model;

@@ -1,0 +1,158 @@
+//! A checked, compiled process definition: what the engine runs.
+//!
+//! Built once per deployed version. Scripts and rules are compiled here and never
+//! again for a run; lookups the engine needs on every step (an activity's lines in
+//! order, a join's incoming lines, field types) are computed once as well.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rhai::AST;
+
+use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
+use crate::model::graph::ProcessGraph;
+use crate::model::script::ScriptHost;
+use crate::model::validate::{Problem, Severity, activity_indices, validate};
+use crate::model::value::{FieldType, Value};
+
+#[derive(Debug, Clone)]
+pub struct CompiledEvent {
+    pub name: String,
+    pub synchronous: bool,
+    pub script: AST,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledActivity {
+    pub id: String,
+    pub name: String,
+    pub preceding_rule: PrecedingRule,
+    pub events: Vec<CompiledEvent>,
+    /// Line indices leaving this activity, in the order their rules run.
+    pub outgoing: Vec<usize>,
+    /// Line indices arriving here; an `All` join waits for each of them.
+    pub incoming: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledLine {
+    pub from: usize,
+    pub to: usize,
+    pub label: String,
+    /// `None` for an empty rule, which is always true.
+    pub rule: Option<AST>,
+    pub rule_text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledProcess {
+    pub draft: ProcessDraft,
+    pub field_types: BTreeMap<String, FieldType>,
+    pub defaults: BTreeMap<String, Value>,
+    pub activities: Vec<CompiledActivity>,
+    pub lines: Vec<CompiledLine>,
+    pub start: usize,
+    pub graph: ProcessGraph,
+    pub warnings: Vec<Problem>,
+    activity_by_id: HashMap<String, usize>,
+}
+
+impl CompiledProcess {
+    /// Compiles a draft that validates without errors; otherwise returns every problem.
+    pub fn compile(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
+        let problems = validate(draft, host);
+        if problems.iter().any(|p| p.severity == Severity::Error) {
+            return Err(problems);
+        }
+        // From here on validation has proven every lookup below succeeds; a failure
+        // would be a validator bug, reported as a problem rather than a panic.
+        let internal = |message: String| {
+            vec![Problem {
+                severity: Severity::Error,
+                location: crate::model::validate::Location::Process,
+                message: format!("internal: {message}"),
+            }]
+        };
+        let mut field_types = BTreeMap::new();
+        let mut defaults = BTreeMap::new();
+        for field in &draft.fields {
+            let field_type = FieldType::from_name(&field.field_type)
+                .ok_or_else(|| internal(format!("field type {}", field.field_type)))?;
+            let default = match &field.default {
+                Some(json) => Value::from_json(field_type, json).map_err(|e| internal(e.to_string()))?,
+                None => field_type.zero_value(),
+            };
+            field_types.insert(field.name.clone(), field_type);
+            defaults.insert(field.name.clone(), default);
+        }
+        let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
+        let graph = ProcessGraph::new(draft);
+        let activity_by_id = activity_indices(draft);
+        let mut activities = Vec::with_capacity(draft.activities.len());
+        for (index, activity) in draft.activities.iter().enumerate() {
+            let mut events = Vec::with_capacity(activity.events.len());
+            for event in &activity.events {
+                match event {
+                    EventDraft::ServerEvent(server_event) => events.push(CompiledEvent {
+                        name: server_event.name.clone(),
+                        synchronous: server_event.synchronous,
+                        script: host
+                            .compile_script(&server_event.script, &field_names)
+                            .map_err(|e| internal(e.to_string()))?,
+                    }),
+                }
+            }
+            activities.push(CompiledActivity {
+                id: activity.id.clone(),
+                name: activity.name.clone(),
+                preceding_rule: activity.preceding_rule,
+                events,
+                outgoing: graph.outgoing_lines(index),
+                incoming: graph.incoming_lines(index),
+            });
+        }
+        let mut lines = Vec::with_capacity(draft.lines.len());
+        for line in &draft.lines {
+            let endpoint = |id: &str| activity_by_id.get(id).copied().ok_or_else(|| internal(format!("line end {id}")));
+            let rule = if line.rule.trim().is_empty() {
+                None
+            } else {
+                Some(host.compile_rule(&line.rule, &field_names).map_err(|e| internal(e.to_string()))?)
+            };
+            lines.push(CompiledLine {
+                from: endpoint(&line.from)?,
+                to: endpoint(&line.to)?,
+                label: line.label.clone(),
+                rule,
+                rule_text: line.rule.clone(),
+            });
+        }
+        let start = draft
+            .activities
+            .iter()
+            .position(|a| a.start)
+            .ok_or_else(|| internal("no start".to_owned()))?;
+        Ok(CompiledProcess {
+            draft: draft.clone(),
+            field_types,
+            defaults,
+            activities,
+            lines,
+            start,
+            graph,
+            warnings: problems,
+            activity_by_id,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.draft.name
+    }
+
+    /// Finds an activity by id or, failing that, by name (what operators type).
+    pub fn find_activity(&self, id_or_name: &str) -> Option<usize> {
+        self.activity_by_id
+            .get(id_or_name)
+            .copied()
+            .or_else(|| self.activities.iter().position(|a| a.name == id_or_name))
+    }
+}

@@ -1,0 +1,204 @@
+//! The process file format (`*.process.json`), as written by people and the designer.
+//!
+//! These types are the *draft*: what the file says, before anything is checked.
+//! They are deliberately lenient where a user can make a mistake the designer must
+//! show next to the element (a field type spelled wrong, a rule that does not
+//! compile), so that [`crate::model::validate`] can report every problem at once
+//! instead of stopping at the first one. Only [`crate::model::CompiledProcess`] is
+//! trusted by the engine.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole process definition as stored in a `.process.json` file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessDraft {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub fields: Vec<FieldDraft>,
+    #[serde(default)]
+    pub activities: Vec<ActivityDraft>,
+    #[serde(default)]
+    pub lines: Vec<LineDraft>,
+}
+
+/// A process data field. `type` stays text here so that an unknown type is a
+/// validation problem with a location, not a parse failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDraft {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+}
+
+/// Where a box sits on the designer's canvas, in canvas units.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub x: f32,
+    pub y: f32,
+}
+
+/// When an activity with several incoming lines starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PrecedingRule {
+    /// Every arriving line starts a new activity instance.
+    #[default]
+    Any,
+    /// Start once every incoming line has fired in this instance.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityDraft {
+    /// Stable identifier used by lines; unlike the name it never changes on rename.
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub position: Position,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub start: bool,
+    #[serde(default)]
+    pub preceding_rule: PrecedingRule,
+    #[serde(default)]
+    pub events: Vec<EventDraft>,
+}
+
+/// One step inside an activity. Tagged by `kind` so later templates (client
+/// event, mail, sub-process, timer) are new variants, not new file formats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventDraft {
+    ServerEvent(ServerEventDraft),
+}
+
+impl EventDraft {
+    pub fn name(&self) -> &str {
+        match self {
+            EventDraft::ServerEvent(event) => &event.name,
+        }
+    }
+}
+
+/// A server (code) event: a script that runs top to bottom. When not synchronous
+/// the event then waits for a callback on its server item's serial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEventDraft {
+    pub name: String,
+    #[serde(default = "default_synchronous")]
+    pub synchronous: bool,
+    #[serde(default)]
+    pub script: String,
+}
+
+fn default_synchronous() -> bool {
+    true
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// An arrow between two activities. An empty rule is always true.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineDraft {
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule: String,
+}
+
+/// A process file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: line {line}, column {column}: {message}")]
+    Syntax {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl ProcessDraft {
+    /// Parses process JSON. `origin` names the source in error messages.
+    pub fn from_json(text: &str, origin: &str) -> Result<ProcessDraft, LoadError> {
+        serde_json::from_str(text).map_err(|err| LoadError::Syntax {
+            origin: origin.to_owned(),
+            line: err.line(),
+            column: err.column(),
+            message: strip_serde_position(&err.to_string()),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<ProcessDraft, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        ProcessDraft::from_json(&text, &path.display().to_string())
+    }
+
+    /// The file form: pretty JSON with a trailing newline, stable field order.
+    pub fn to_json(&self) -> String {
+        // Serialising plain structs of strings, numbers and JSON values cannot fail.
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    pub fn activity(&self, id: &str) -> Option<&ActivityDraft> {
+        self.activities.iter().find(|a| a.id == id)
+    }
+}
+
+/// serde_json appends " at line X column Y"; we report the position ourselves.
+fn strip_serde_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(cut) => message[..cut].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synchronous_defaults_to_true() {
+        let draft = ProcessDraft::from_json(
+            r#"{"name":"p","activities":[{"id":"a","name":"A","start":true,
+                "events":[{"kind":"server_event","name":"e"}]}]}"#,
+            "test",
+        )
+        .unwrap();
+        let EventDraft::ServerEvent(event) = &draft.activities[0].events[0];
+        assert!(event.synchronous);
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let err = ProcessDraft::from_json("{\n  \"name\": \"p\",\n  \"activites\": []\n}", "p.json").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("p.json: line 3, column"), "{text}");
+        assert!(text.contains("unknown field `activites`"), "{text}");
+    }
+}

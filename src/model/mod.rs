@@ -1,0 +1,22 @@
+//! Process definitions: the file format, validation, the graph and compiled form.
+//!
+//! Architecture invariant: this layer does no IO besides reading and writing a
+//! process file, and knows nothing of the database or the GUI.
+
+pub mod compiled;
+pub mod definition;
+pub mod graph;
+pub mod rights;
+pub mod script;
+pub mod validate;
+pub mod value;
+
+pub use compiled::{CompiledActivity, CompiledEvent, CompiledLine, CompiledProcess};
+pub use definition::{
+    ActivityDraft, EventDraft, FieldDraft, LineDraft, LoadError, Position, PrecedingRule, ProcessDraft, ServerEventDraft,
+};
+pub use graph::ProcessGraph;
+pub use rights::Right;
+pub use script::{ScriptContext, ScriptExtension, ScriptFailure, ScriptHost, ScriptOutcome};
+pub use validate::{Location, Problem, Severity, validate};
+pub use value::{FieldType, TypeMismatch, Value};

@@ -1,0 +1,332 @@
+//! The script language of server events and line rules: Rhai, configured once.
+//!
+//! Data fields are plain variables in a script (`name = "initial"`), so scripts
+//! read like the K2 code they replace. Context values (`serial`, `instance_id`,
+//! `folio`, `activity`, `event`) are constants, and `log(text)` writes to the
+//! instance's audit trail. Scripts are compiled with strict variables against the
+//! process's field names, so a misspelt field is a compile error in the designer
+//! rather than a surprise at run time.
+//!
+//! Every run gets a fresh, cheap `rhai::Engine` sharing one prebuilt standard
+//! package: that keeps each run's log buffer its own without thread-locals, and
+//! the operation budget makes an endless loop an error instead of a hang.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rhai::packages::{Package, StandardPackage};
+use rhai::{AST, Dynamic, EvalAltResult, Module, Scope, Shared};
+
+use crate::model::value::{FieldType, TypeMismatch, Value};
+
+/// Names scripts can read besides the data fields.
+pub const CONTEXT_NAMES: [&str; 5] = ["serial", "instance_id", "folio", "activity", "event"];
+
+/// Registers extra functions for scripts (an embedder's own integrations).
+pub type ScriptExtension = Arc<dyn Fn(&mut rhai::Engine) + Send + Sync>;
+
+/// A compile error with its place in the script, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", place(*.line, *.column))]
+pub struct CompileError {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+fn place(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!("line {line}, column {column}: "),
+        (Some(line), None) => format!("line {line}: "),
+        _ => String::new(),
+    }
+}
+
+/// Why a script or rule failed at run time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptFailure {
+    #[error("ran past its budget of {budget} operations (an endless loop?)")]
+    BudgetExhausted { budget: u64 },
+    #[error("{0}")]
+    Runtime(String),
+    #[error("set field `{field}` to a wrong value: {mismatch}")]
+    BadFieldValue { field: String, mismatch: TypeMismatch },
+    #[error("rule gave {got}, not true or false")]
+    RuleNotBoolean { got: String },
+}
+
+/// What a script's run changed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ScriptOutcome {
+    /// Fields whose value differs after the run, in field order.
+    pub changed: Vec<(String, Value)>,
+    /// Lines the script passed to `log`, in order.
+    pub logs: Vec<String>,
+}
+
+/// The values a script sees besides the data fields.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptContext {
+    pub serial: Option<String>,
+    pub instance_id: i64,
+    pub folio: String,
+    pub activity: String,
+    pub event: String,
+}
+
+/// Compiles and runs scripts and rules with one configuration.
+#[derive(Clone)]
+pub struct ScriptHost {
+    std_package: Shared<Module>,
+    operation_budget: u64,
+    extensions: Vec<ScriptExtension>,
+}
+
+impl std::fmt::Debug for ScriptHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptHost")
+            .field("operation_budget", &self.operation_budget)
+            .field("extensions", &self.extensions.len())
+            .finish()
+    }
+}
+
+impl Default for ScriptHost {
+    fn default() -> Self {
+        ScriptHost::new(ScriptHost::DEFAULT_BUDGET)
+    }
+}
+
+impl ScriptHost {
+    /// About a few tens of milliseconds of work: plenty for glue code, short enough
+    /// that an endless loop fails fast.
+    pub const DEFAULT_BUDGET: u64 = 1_000_000;
+
+    pub fn new(operation_budget: u64) -> ScriptHost {
+        ScriptHost {
+            std_package: StandardPackage::new().as_shared_module(),
+            operation_budget,
+            extensions: Vec::new(),
+        }
+    }
+
+    pub fn operation_budget(&self) -> u64 {
+        self.operation_budget
+    }
+
+    /// Adds functions scripts may call, e.g. an embedder's client for an external
+    /// system. Unknown functions compile (Rhai resolves calls at run time), so
+    /// validation does not need them.
+    pub fn with_extension(mut self, extension: ScriptExtension) -> ScriptHost {
+        self.extensions.push(extension);
+        self
+    }
+
+    fn engine(&self, log_sink: Option<Arc<Mutex<Vec<String>>>>) -> rhai::Engine {
+        let mut engine = rhai::Engine::new_raw();
+        engine.register_global_module(self.std_package.clone());
+        engine.set_max_operations(self.operation_budget);
+        engine.set_max_call_levels(64);
+        engine.set_max_expr_depths(128, 64);
+        engine.set_max_string_size(1 << 20);
+        engine.set_max_array_size(100_000);
+        engine.set_max_map_size(100_000);
+        engine.set_strict_variables(true);
+        let sink = log_sink.unwrap_or_default();
+        engine.register_fn("log", move |text: &str| {
+            sink.lock().unwrap_or_else(PoisonError::into_inner).push(text.to_owned());
+        });
+        for extension in &self.extensions {
+            extension(&mut engine);
+        }
+        engine
+    }
+
+    fn compile_scope(field_names: &[&str]) -> Scope<'static> {
+        let mut scope = Scope::new();
+        for name in field_names {
+            scope.push_dynamic(name.to_string(), Dynamic::UNIT);
+        }
+        // Context values are pushed as variables, not constants: the optimiser
+        // would otherwise fold the placeholder into the compiled script.
+        for name in CONTEXT_NAMES {
+            scope.push_dynamic(name, Dynamic::UNIT);
+        }
+        scope
+    }
+
+    /// Compiles an event script against the process's field names.
+    pub fn compile_script(&self, source: &str, field_names: &[&str]) -> Result<AST, CompileError> {
+        let scope = ScriptHost::compile_scope(field_names);
+        self.engine(None)
+            .compile_with_scope(&scope, source)
+            .map_err(compile_error)
+    }
+
+    /// Compiles a line rule: a single expression, no statements or assignments.
+    pub fn compile_rule(&self, source: &str, field_names: &[&str]) -> Result<AST, CompileError> {
+        let scope = ScriptHost::compile_scope(field_names);
+        self.engine(None)
+            .compile_expression_with_scope(&scope, source)
+            .map_err(compile_error)
+    }
+
+    fn data_scope(fields: &BTreeMap<String, Value>, context: &ScriptContext) -> Scope<'static> {
+        let mut scope = Scope::new();
+        for (name, value) in fields {
+            scope.push_dynamic(name.clone(), value.to_dynamic());
+        }
+        let serial = match &context.serial {
+            Some(serial) => Dynamic::from(serial.clone()),
+            None => Dynamic::from(String::new()),
+        };
+        scope.push_constant_dynamic("serial", serial);
+        scope.push_constant("instance_id", context.instance_id);
+        scope.push_constant("folio", context.folio.clone());
+        scope.push_constant("activity", context.activity.clone());
+        scope.push_constant("event", context.event.clone());
+        scope
+    }
+
+    /// Runs an event script over the instance's data. `fields` gives each field's
+    /// type and current value; the outcome lists the fields the script changed,
+    /// each checked against its type.
+    pub fn run_script(
+        &self,
+        ast: &AST,
+        field_types: &BTreeMap<String, FieldType>,
+        fields: &BTreeMap<String, Value>,
+        context: &ScriptContext,
+    ) -> Result<ScriptOutcome, ScriptFailure> {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let engine = self.engine(Some(logs.clone()));
+        let mut scope = ScriptHost::data_scope(fields, context);
+        engine
+            .run_ast_with_scope(&mut scope, ast)
+            .map_err(|err| self.failure(&err))?;
+        let mut changed = Vec::new();
+        for (name, before) in fields {
+            let Some(after) = scope.get(name) else { continue };
+            let Some(field_type) = field_types.get(name) else { continue };
+            let after = Value::from_dynamic(*field_type, after).map_err(|mismatch| ScriptFailure::BadFieldValue {
+                field: name.clone(),
+                mismatch,
+            })?;
+            if &after != before {
+                changed.push((name.clone(), after));
+            }
+        }
+        let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(PoisonError::into_inner));
+        Ok(ScriptOutcome { changed, logs })
+    }
+
+    /// Evaluates a line rule to true or false.
+    pub fn eval_rule(&self, ast: &AST, fields: &BTreeMap<String, Value>, context: &ScriptContext) -> Result<bool, ScriptFailure> {
+        let engine = self.engine(None);
+        let mut scope = ScriptHost::data_scope(fields, context);
+        let result = engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, ast)
+            .map_err(|err| self.failure(&err))?;
+        result.as_bool().map_err(|_| ScriptFailure::RuleNotBoolean {
+            got: format!("{} {}", result.type_name(), result),
+        })
+    }
+
+    fn failure(&self, err: &EvalAltResult) -> ScriptFailure {
+        match err.unwrap_inner() {
+            EvalAltResult::ErrorTooManyOperations(_) => ScriptFailure::BudgetExhausted {
+                budget: self.operation_budget,
+            },
+            other => {
+                let position = err.position();
+                let message = other.to_string();
+                // Rhai's message repeats the position; keep ours, which says "line".
+                let message = match message.rfind(" (line ") {
+                    Some(cut) => message[..cut].to_owned(),
+                    None => message,
+                };
+                match position.line() {
+                    Some(line) => ScriptFailure::Runtime(format!("line {line}: {message}")),
+                    None => ScriptFailure::Runtime(message),
+                }
+            }
+        }
+    }
+}
+
+fn compile_error(err: rhai::ParseError) -> CompileError {
+    let position = err.position();
+    CompileError {
+        line: position.line(),
+        column: position.position(),
+        message: err.0.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> (BTreeMap<String, FieldType>, BTreeMap<String, Value>) {
+        let types = BTreeMap::from([("name".to_owned(), FieldType::String), ("n".to_owned(), FieldType::Integer)]);
+        let values = BTreeMap::from([
+            ("name".to_owned(), Value::String("x".into())),
+            ("n".to_owned(), Value::Integer(1)),
+        ]);
+        (types, values)
+    }
+
+    #[test]
+    fn misspelt_field_is_a_compile_error_with_position() {
+        let host = ScriptHost::default();
+        let err = host.compile_script("let a = 1;\nnmae = \"x\";", &["name"]).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.message.contains("nmae"), "{}", err.message);
+    }
+
+    #[test]
+    fn script_changes_fields_and_logs() {
+        let host = ScriptHost::default();
+        let (types, values) = fields();
+        let ast = host.compile_script("n += 41; log(`serial ${serial}`);", &["name", "n"]).unwrap();
+        let context = ScriptContext {
+            serial: Some("7_2".into()),
+            ..ScriptContext::default()
+        };
+        let outcome = host.run_script(&ast, &types, &values, &context).unwrap();
+        assert_eq!(outcome.changed, vec![("n".to_owned(), Value::Integer(42))]);
+        assert_eq!(outcome.logs, vec!["serial 7_2".to_owned()]);
+    }
+
+    #[test]
+    fn endless_loop_exhausts_the_budget() {
+        let host = ScriptHost::new(10_000);
+        let (types, values) = fields();
+        let ast = host.compile_script("loop { n += 1; }", &["name", "n"]).unwrap();
+        let err = host.run_script(&ast, &types, &values, &ScriptContext::default()).unwrap_err();
+        assert_eq!(err, ScriptFailure::BudgetExhausted { budget: 10_000 });
+    }
+
+    #[test]
+    fn wrong_type_written_to_a_field_fails() {
+        let host = ScriptHost::default();
+        let (types, values) = fields();
+        let ast = host.compile_script("n = \"many\";", &["name", "n"]).unwrap();
+        let err = host.run_script(&ast, &types, &values, &ScriptContext::default()).unwrap_err();
+        assert!(matches!(err, ScriptFailure::BadFieldValue { ref field, .. } if field == "n"), "{err}");
+    }
+
+    #[test]
+    fn rules_are_expressions_and_must_be_boolean() {
+        let host = ScriptHost::default();
+        let (_, values) = fields();
+        assert!(host.compile_rule("name = \"x\"", &["name"]).is_err());
+        let ast = host.compile_rule("name == \"x\"", &["name"]).unwrap();
+        assert_eq!(host.eval_rule(&ast, &values, &ScriptContext::default()), Ok(true));
+        let ast = host.compile_rule("n + 1", &["name", "n"]).unwrap();
+        assert!(matches!(
+            host.eval_rule(&ast, &values, &ScriptContext::default()),
+            Err(ScriptFailure::RuleNotBoolean { .. })
+        ));
+    }
+}

@@ -1,0 +1,338 @@
+//! Checking a draft: every problem, each with where it is.
+//!
+//! Validation never stops at the first problem: the designer lists them all and
+//! the command line prints them all. Errors block deploying; warnings do not.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
+use crate::model::graph::ProcessGraph;
+use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
+use crate::model::value::{FieldType, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// The element a problem belongs to, so a front end can select it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "element", rename_all = "snake_case")]
+pub enum Location {
+    Process,
+    Field { index: usize, name: String },
+    Activity { id: String, name: String },
+    Event { activity_id: String, activity_name: String, index: usize, name: String },
+    Line { index: usize, from: String, to: String },
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Process => f.write_str("process"),
+            Location::Field { name, index } if name.is_empty() => write!(f, "field #{}", index + 1),
+            Location::Field { name, .. } => write!(f, "field `{name}`"),
+            Location::Activity { id, name } => write!(f, "activity `{name}` ({id})"),
+            Location::Event { activity_name, index, name, .. } => {
+                write!(f, "activity `{activity_name}`, event {} `{name}`", index + 1)
+            }
+            Location::Line { index, from, to } => write!(f, "line {} ({from} → {to})", index + 1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    pub location: Location,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{severity}: {}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem of a draft, errors first, then in element order.
+pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
+    let mut problems = Problems::default();
+    check_process(draft, &mut problems);
+    let field_types = check_fields(draft, &mut problems);
+    let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
+    let defaults: BTreeMap<String, Value> = field_types
+        .iter()
+        .map(|(name, (ty, default))| (name.clone(), default.clone().unwrap_or_else(|| ty.zero_value())))
+        .collect();
+    check_activities(draft, host, &field_names, &mut problems);
+    check_lines(draft, host, &field_names, &defaults, &mut problems);
+    check_graph(draft, &mut problems);
+    let mut problems = problems.0;
+    // Stable: keeps element order within each severity.
+    problems.sort_by_key(|p| p.severity);
+    problems
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn error(&mut self, location: Location, message: impl Into<String>) {
+        self.0.push(Problem {
+            severity: Severity::Error,
+            location,
+            message: message.into(),
+        });
+    }
+    fn warning(&mut self, location: Location, message: impl Into<String>) {
+        self.0.push(Problem {
+            severity: Severity::Warning,
+            location,
+            message: message.into(),
+        });
+    }
+}
+
+pub(crate) fn activity_location(draft: &ProcessDraft, index: usize) -> Location {
+    let activity = &draft.activities[index];
+    Location::Activity {
+        id: activity.id.clone(),
+        name: activity.name.clone(),
+    }
+}
+
+pub(crate) fn line_location(draft: &ProcessDraft, index: usize) -> Location {
+    let line = &draft.lines[index];
+    let name_of = |id: &str| draft.activity(id).map(|a| a.name.clone()).unwrap_or_else(|| id.to_owned());
+    Location::Line {
+        index,
+        from: name_of(&line.from),
+        to: name_of(&line.to),
+    }
+}
+
+fn check_process(draft: &ProcessDraft, problems: &mut Problems) {
+    if draft.name.trim().is_empty() {
+        problems.error(Location::Process, "the process has no name");
+    } else if draft.name.trim() != draft.name || draft.name.chars().any(char::is_control) {
+        problems.error(
+            Location::Process,
+            "the process name must not start or end with spaces or hold control characters",
+        );
+    }
+    if draft.activities.is_empty() {
+        problems.error(Location::Process, "the process has no activities");
+    }
+}
+
+/// Field name → (type, default) for every field whose type is known.
+fn check_fields(draft: &ProcessDraft, problems: &mut Problems) -> BTreeMap<String, (FieldType, Option<Value>)> {
+    let mut fields = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for (index, field) in draft.fields.iter().enumerate() {
+        let location = Location::Field {
+            index,
+            name: field.name.clone(),
+        };
+        if !is_identifier(&field.name) {
+            problems.error(
+                location.clone(),
+                "a field name must start with a letter or _ and hold only letters, digits and _",
+            );
+        } else if CONTEXT_NAMES.contains(&field.name.as_str()) || is_reserved(&field.name) {
+            problems.error(location.clone(), format!("`{}` is a reserved name in scripts", field.name));
+        }
+        if !seen.insert(field.name.clone()) {
+            problems.error(location.clone(), format!("duplicate field name `{}`", field.name));
+        }
+        let Some(field_type) = FieldType::from_name(&field.field_type) else {
+            problems.error(
+                location,
+                format!(
+                    "unknown field type `{}` (expected string, integer, decimal, boolean or date)",
+                    field.field_type
+                ),
+            );
+            continue;
+        };
+        let default = match &field.default {
+            None => None,
+            Some(json) => match Value::from_json(field_type, json) {
+                Ok(value) => Some(value),
+                Err(mismatch) => {
+                    problems.error(location, format!("default value: {mismatch}"));
+                    None
+                }
+            },
+        };
+        fields.entry(field.name.clone()).or_insert((field_type, default));
+    }
+    fields
+}
+
+fn check_activities(draft: &ProcessDraft, host: &ScriptHost, field_names: &[&str], problems: &mut Problems) {
+    let starts: Vec<usize> = (0..draft.activities.len()).filter(|&i| draft.activities[i].start).collect();
+    match starts.len() {
+        0 if !draft.activities.is_empty() => problems.error(Location::Process, "no start activity: mark one activity as start"),
+        0 | 1 => {}
+        _ => {
+            for &index in &starts {
+                problems.error(
+                    activity_location(draft, index),
+                    format!("{} activities are marked as start; exactly one may be", starts.len()),
+                );
+            }
+        }
+    }
+    let mut ids = HashSet::new();
+    let mut names = HashSet::new();
+    for (index, activity) in draft.activities.iter().enumerate() {
+        let location = activity_location(draft, index);
+        if activity.id.trim().is_empty() {
+            problems.error(location.clone(), "the activity has no id");
+        } else if !ids.insert(activity.id.as_str()) {
+            problems.error(location.clone(), format!("duplicate activity id `{}`", activity.id));
+        }
+        if activity.name.trim().is_empty() {
+            problems.error(location.clone(), "the activity has no name");
+        } else if !names.insert(activity.name.as_str()) {
+            problems.error(location.clone(), format!("duplicate activity name `{}`", activity.name));
+        }
+        let mut event_names = HashSet::new();
+        for (event_index, event) in activity.events.iter().enumerate() {
+            let event_location = Location::Event {
+                activity_id: activity.id.clone(),
+                activity_name: activity.name.clone(),
+                index: event_index,
+                name: event.name().to_owned(),
+            };
+            if event.name().trim().is_empty() {
+                problems.error(event_location.clone(), "the event has no name");
+            } else if !event_names.insert(event.name()) {
+                problems.error(
+                    event_location.clone(),
+                    format!("duplicate event name `{}` in this activity", event.name()),
+                );
+            }
+            match event {
+                EventDraft::ServerEvent(server_event) => {
+                    if let Err(err) = host.compile_script(&server_event.script, field_names) {
+                        problems.error(event_location, format!("script: {err}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_lines(
+    draft: &ProcessDraft,
+    host: &ScriptHost,
+    field_names: &[&str],
+    defaults: &BTreeMap<String, Value>,
+    problems: &mut Problems,
+) {
+    let ids: HashSet<&str> = draft.activities.iter().map(|a| a.id.as_str()).collect();
+    for (index, line) in draft.lines.iter().enumerate() {
+        let location = line_location(draft, index);
+        for (end, id) in [("starts at", &line.from), ("goes to", &line.to)] {
+            if !ids.contains(id.as_str()) {
+                problems.error(location.clone(), format!("{end} `{id}`, which is not an activity"));
+            }
+        }
+        if line.rule.trim().is_empty() {
+            continue;
+        }
+        match host.compile_rule(&line.rule, field_names) {
+            Err(err) => problems.error(location, format!("rule: {err}")),
+            // Evaluating with the default values tells a rule that can never be a
+            // boolean (`n + 1`, `name > 3`); value-dependent failures such as a
+            // division by zero are not knowable here and are left to run time.
+            Ok(ast) => match host.eval_rule(&ast, defaults, &ScriptContext::default()) {
+                Err(ScriptFailure::RuleNotBoolean { got }) => {
+                    problems.error(location, format!("rule gives {got}, not true or false"))
+                }
+                Err(ScriptFailure::Runtime(message)) if message.contains("Function not found") => {
+                    problems.error(location, format!("rule: {message}"))
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+fn check_graph(draft: &ProcessDraft, problems: &mut Problems) {
+    let graph = ProcessGraph::new(draft);
+    let starts: Vec<usize> = (0..draft.activities.len()).filter(|&i| draft.activities[i].start).collect();
+    if let [start] = starts[..] {
+        let reachable: HashSet<usize> = graph.reachable_from(start).into_iter().collect();
+        for index in 0..draft.activities.len() {
+            if !reachable.contains(&index) {
+                problems.warning(
+                    activity_location(draft, index),
+                    "unreachable: no path of lines leads here from the start activity",
+                );
+            }
+        }
+    }
+    for (index, activity) in draft.activities.iter().enumerate() {
+        if activity.preceding_rule != PrecedingRule::All {
+            continue;
+        }
+        for line_index in graph.incoming_lines(index) {
+            if !draft.lines[line_index].rule.trim().is_empty() {
+                problems.warning(
+                    line_location(draft, line_index),
+                    format!(
+                        "this line has a rule but `{}` waits for All incoming lines: if the rule is false the join waits forever",
+                        activity.name
+                    ),
+                );
+            }
+        }
+    }
+    for component in graph.cycles() {
+        let loop_lines = graph.lines_within(&component);
+        let leaving = graph.lines_leaving(&component);
+        let unconditional = loop_lines.iter().all(|&l| draft.lines[l].rule.trim().is_empty());
+        if unconditional && leaving.is_empty() {
+            let names: Vec<&str> = component.iter().map(|&i| draft.activities[i].name.as_str()).collect();
+            problems.warning(
+                activity_location(draft, component[0]),
+                format!("endless loop: {} follow each other with no rule and no way out", names.join(", ")),
+            );
+        }
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_reserved(name: &str) -> bool {
+    const KEYWORDS: [&str; 30] = [
+        "true", "false", "let", "const", "if", "else", "switch", "do", "while", "until", "loop", "for", "in",
+        "continue", "break", "return", "throw", "try", "catch", "fn", "private", "import", "export", "as",
+        "this", "global", "is_def_var", "is_def_fn", "type_of", "print",
+    ];
+    KEYWORDS.contains(&name)
+}
+
+/// Index of activities by id, first occurrence wins (duplicates are errors anyway).
+pub(crate) fn activity_indices(draft: &ProcessDraft) -> HashMap<String, usize> {
+    let mut indices = HashMap::new();
+    for (index, activity) in draft.activities.iter().enumerate() {
+        indices.entry(activity.id.clone()).or_insert(index);
+    }
+    indices
+}
