@@ -4,4 +4,8 @@
 //! server items, rights), [`store`] (SQLite, the only module that touches it),
 //! [`client`] (the small callback API), [`cli`] (the command line).
 
+pub mod cli;
+pub mod client;
+pub mod engine;
 pub mod model;
+pub mod store;

@@ -196,7 +196,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_say_where() {
-        let err = ProcessDraft::from_json("{\n  \"name\": \"p\",\n  \"activites\": []\n}", "p.json").unwrap_err();
+        let err =
+            ProcessDraft::from_json("{\n  \"name\": \"p\",\n  \"activites\": []\n}", "p.json")
+                .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("p.json: line 3, column"), "{text}");
         assert!(text.contains("unknown field `activites`"), "{text}");

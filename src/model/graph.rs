@@ -40,7 +40,11 @@ impl ProcessGraph {
         while let Some(node) = dfs.next(&self.graph) {
             seen[node.index()] = true;
         }
-        seen.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| i).collect()
+        seen.iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Line indices arriving at an activity, in line order.
@@ -88,7 +92,9 @@ impl ProcessGraph {
         let mut lines: Vec<usize> = self
             .graph
             .edge_references()
-            .filter(|e| component.contains(&e.source().index()) && component.contains(&e.target().index()))
+            .filter(|e| {
+                component.contains(&e.source().index()) && component.contains(&e.target().index())
+            })
             .map(|e| *e.weight())
             .collect();
         lines.sort_unstable();
@@ -100,7 +106,9 @@ impl ProcessGraph {
         let mut lines: Vec<usize> = self
             .graph
             .edge_references()
-            .filter(|e| component.contains(&e.source().index()) && !component.contains(&e.target().index()))
+            .filter(|e| {
+                component.contains(&e.source().index()) && !component.contains(&e.target().index())
+            })
             .map(|e| *e.weight())
             .collect();
         lines.sort_unstable();

@@ -18,7 +18,13 @@ pub enum Right {
 }
 
 impl Right {
-    pub const ALL: [Right; 5] = [Right::Admin, Right::Start, Right::View, Right::ViewParticipate, Right::ServerEvent];
+    pub const ALL: [Right; 5] = [
+        Right::Admin,
+        Right::Start,
+        Right::View,
+        Right::ViewParticipate,
+        Right::ServerEvent,
+    ];
 
     /// The spelling used on the command line and in the database.
     pub fn key(self) -> &'static str {

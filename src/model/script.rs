@@ -50,7 +50,10 @@ pub enum ScriptFailure {
     #[error("{0}")]
     Runtime(String),
     #[error("set field `{field}` to a wrong value: {mismatch}")]
-    BadFieldValue { field: String, mismatch: TypeMismatch },
+    BadFieldValue {
+        field: String,
+        mismatch: TypeMismatch,
+    },
     #[error("rule gave {got}, not true or false")]
     RuleNotBoolean { got: String },
 }
@@ -134,7 +137,9 @@ impl ScriptHost {
         engine.set_strict_variables(true);
         let sink = log_sink.unwrap_or_default();
         engine.register_fn("log", move |text: &str| {
-            sink.lock().unwrap_or_else(PoisonError::into_inner).push(text.to_owned());
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(text.to_owned());
         });
         for extension in &self.extensions {
             extension(&mut engine);
@@ -206,11 +211,17 @@ impl ScriptHost {
             .map_err(|err| self.failure(&err))?;
         let mut changed = Vec::new();
         for (name, before) in fields {
-            let Some(after) = scope.get(name) else { continue };
-            let Some(field_type) = field_types.get(name) else { continue };
-            let after = Value::from_dynamic(*field_type, after).map_err(|mismatch| ScriptFailure::BadFieldValue {
-                field: name.clone(),
-                mismatch,
+            let Some(after) = scope.get(name) else {
+                continue;
+            };
+            let Some(field_type) = field_types.get(name) else {
+                continue;
+            };
+            let after = Value::from_dynamic(*field_type, after).map_err(|mismatch| {
+                ScriptFailure::BadFieldValue {
+                    field: name.clone(),
+                    mismatch,
+                }
             })?;
             if &after != before {
                 changed.push((name.clone(), after));
@@ -221,7 +232,12 @@ impl ScriptHost {
     }
 
     /// Evaluates a line rule to true or false.
-    pub fn eval_rule(&self, ast: &AST, fields: &BTreeMap<String, Value>, context: &ScriptContext) -> Result<bool, ScriptFailure> {
+    pub fn eval_rule(
+        &self,
+        ast: &AST,
+        fields: &BTreeMap<String, Value>,
+        context: &ScriptContext,
+    ) -> Result<bool, ScriptFailure> {
         let engine = self.engine(None);
         let mut scope = ScriptHost::data_scope(fields, context);
         let result = engine
@@ -268,7 +284,10 @@ mod tests {
     use super::*;
 
     fn fields() -> (BTreeMap<String, FieldType>, BTreeMap<String, Value>) {
-        let types = BTreeMap::from([("name".to_owned(), FieldType::String), ("n".to_owned(), FieldType::Integer)]);
+        let types = BTreeMap::from([
+            ("name".to_owned(), FieldType::String),
+            ("n".to_owned(), FieldType::Integer),
+        ]);
         let values = BTreeMap::from([
             ("name".to_owned(), Value::String("x".into())),
             ("n".to_owned(), Value::Integer(1)),
@@ -279,7 +298,9 @@ mod tests {
     #[test]
     fn misspelt_field_is_a_compile_error_with_position() {
         let host = ScriptHost::default();
-        let err = host.compile_script("let a = 1;\nnmae = \"x\";", &["name"]).unwrap_err();
+        let err = host
+            .compile_script("let a = 1;\nnmae = \"x\";", &["name"])
+            .unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.message.contains("nmae"), "{}", err.message);
     }
@@ -288,7 +309,9 @@ mod tests {
     fn script_changes_fields_and_logs() {
         let host = ScriptHost::default();
         let (types, values) = fields();
-        let ast = host.compile_script("n += 41; log(`serial ${serial}`);", &["name", "n"]).unwrap();
+        let ast = host
+            .compile_script("n += 41; log(`serial ${serial}`);", &["name", "n"])
+            .unwrap();
         let context = ScriptContext {
             serial: Some("7_2".into()),
             ..ScriptContext::default()
@@ -302,8 +325,12 @@ mod tests {
     fn endless_loop_exhausts_the_budget() {
         let host = ScriptHost::new(10_000);
         let (types, values) = fields();
-        let ast = host.compile_script("loop { n += 1; }", &["name", "n"]).unwrap();
-        let err = host.run_script(&ast, &types, &values, &ScriptContext::default()).unwrap_err();
+        let ast = host
+            .compile_script("loop { n += 1; }", &["name", "n"])
+            .unwrap();
+        let err = host
+            .run_script(&ast, &types, &values, &ScriptContext::default())
+            .unwrap_err();
         assert_eq!(err, ScriptFailure::BudgetExhausted { budget: 10_000 });
     }
 
@@ -311,9 +338,16 @@ mod tests {
     fn wrong_type_written_to_a_field_fails() {
         let host = ScriptHost::default();
         let (types, values) = fields();
-        let ast = host.compile_script("n = \"many\";", &["name", "n"]).unwrap();
-        let err = host.run_script(&ast, &types, &values, &ScriptContext::default()).unwrap_err();
-        assert!(matches!(err, ScriptFailure::BadFieldValue { ref field, .. } if field == "n"), "{err}");
+        let ast = host
+            .compile_script("n = \"many\";", &["name", "n"])
+            .unwrap();
+        let err = host
+            .run_script(&ast, &types, &values, &ScriptContext::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, ScriptFailure::BadFieldValue { ref field, .. } if field == "n"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -322,7 +356,10 @@ mod tests {
         let (_, values) = fields();
         assert!(host.compile_rule("name = \"x\"", &["name"]).is_err());
         let ast = host.compile_rule("name == \"x\"", &["name"]).unwrap();
-        assert_eq!(host.eval_rule(&ast, &values, &ScriptContext::default()), Ok(true));
+        assert_eq!(
+            host.eval_rule(&ast, &values, &ScriptContext::default()),
+            Ok(true)
+        );
         let ast = host.compile_rule("n + 1", &["name", "n"]).unwrap();
         assert!(matches!(
             host.eval_rule(&ast, &values, &ScriptContext::default()),

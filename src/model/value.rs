@@ -66,8 +66,9 @@ impl fmt::Display for FieldType {
     }
 }
 
-/// A data-field value of one of the five field types.
-#[derive(Debug, Clone, PartialEq)]
+/// A data-field value of one of the five field types. The serde form (tagged
+/// by type) is the storage form; [`Value::to_json`] is the form users read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     String(String),
     Integer(i64),
@@ -119,20 +120,29 @@ impl Value {
 
     /// Reads a JSON value (process file defaults, stored data, `--json` input).
     /// Strings are accepted for every type so that `"12.50"` keeps its precision.
-    pub fn from_json(field_type: FieldType, json: &serde_json::Value) -> Result<Value, TypeMismatch> {
+    pub fn from_json(
+        field_type: FieldType,
+        json: &serde_json::Value,
+    ) -> Result<Value, TypeMismatch> {
         let mismatch = || TypeMismatch {
             expected: field_type,
             got: describe_json(json),
         };
         match (field_type, json) {
             (FieldType::String, serde_json::Value::String(s)) => Ok(Value::String(s.clone())),
-            (FieldType::Integer, serde_json::Value::Number(n)) => n.as_i64().map(Value::Integer).ok_or_else(mismatch),
-            (FieldType::Decimal, serde_json::Value::Number(n)) => {
-                n.to_string().parse().map(Value::Decimal).map_err(|_| mismatch())
+            (FieldType::Integer, serde_json::Value::Number(n)) => {
+                n.as_i64().map(Value::Integer).ok_or_else(mismatch)
             }
+            (FieldType::Decimal, serde_json::Value::Number(n)) => n
+                .to_string()
+                .parse()
+                .map(Value::Decimal)
+                .map_err(|_| mismatch()),
             (FieldType::Boolean, serde_json::Value::Bool(b)) => Ok(Value::Boolean(*b)),
             (FieldType::String, _) => Err(mismatch()),
-            (_, serde_json::Value::String(s)) => Value::parse(field_type, s).map_err(|_| mismatch()),
+            (_, serde_json::Value::String(s)) => {
+                Value::parse(field_type, s).map_err(|_| mismatch())
+            }
             _ => Err(mismatch()),
         }
     }
@@ -186,7 +196,9 @@ impl Value {
                 } else if let Ok(i) = value.as_int() {
                     Ok(Value::Decimal(Decimal::from(i)))
                 } else if let Ok(f) = value.as_float() {
-                    Decimal::try_from(f).map(Value::Decimal).map_err(|_| mismatch())
+                    Decimal::try_from(f)
+                        .map(Value::Decimal)
+                        .map_err(|_| mismatch())
                 } else {
                     Err(mismatch())
                 }
@@ -245,12 +257,24 @@ mod tests {
 
     #[test]
     fn parses_each_type_from_text() {
-        assert_eq!(Value::parse(FieldType::Integer, " 42 "), Ok(Value::Integer(42)));
-        assert_eq!(Value::parse(FieldType::Boolean, "Yes"), Ok(Value::Boolean(true)));
-        assert_eq!(Value::parse(FieldType::Decimal, "12.50").map(|v| v.to_string()), Ok("12.50".to_owned()));
+        assert_eq!(
+            Value::parse(FieldType::Integer, " 42 "),
+            Ok(Value::Integer(42))
+        );
+        assert_eq!(
+            Value::parse(FieldType::Boolean, "Yes"),
+            Ok(Value::Boolean(true))
+        );
+        assert_eq!(
+            Value::parse(FieldType::Decimal, "12.50").map(|v| v.to_string()),
+            Ok("12.50".to_owned())
+        );
         assert!(Value::parse(FieldType::Date, "2026-02-30").is_err());
         assert!(Value::parse(FieldType::Integer, "4.2").is_err());
-        assert_eq!(Value::parse(FieldType::String, " keep spaces "), Ok(Value::String(" keep spaces ".into())));
+        assert_eq!(
+            Value::parse(FieldType::String, " keep spaces "),
+            Ok(Value::String(" keep spaces ".into()))
+        );
     }
 
     #[test]
@@ -269,10 +293,16 @@ mod tests {
 
     #[test]
     fn script_values_are_type_checked() {
-        let err = Value::from_dynamic(FieldType::Integer, &Dynamic::from("x".to_string())).unwrap_err();
+        let err =
+            Value::from_dynamic(FieldType::Integer, &Dynamic::from("x".to_string())).unwrap_err();
         assert_eq!(err.expected, FieldType::Integer);
         assert!(err.got.contains("string"), "{}", err.got);
-        assert_eq!(Value::from_dynamic(FieldType::Decimal, &Dynamic::from(3_i64)), Ok(Value::Decimal(Decimal::from(3))));
-        assert!(Value::from_dynamic(FieldType::Date, &Dynamic::from("25/11/2026".to_string())).is_err());
+        assert_eq!(
+            Value::from_dynamic(FieldType::Decimal, &Dynamic::from(3_i64)),
+            Ok(Value::Decimal(Decimal::from(3)))
+        );
+        assert!(
+            Value::from_dynamic(FieldType::Date, &Dynamic::from("25/11/2026".to_string())).is_err()
+        );
     }
 }

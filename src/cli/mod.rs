@@ -1,0 +1,441 @@
+//! The command line: a contract that scripts and other systems call.
+//!
+//! Output on stdout is for the caller (ids, tables, `--json`); every refusal is
+//! one line on stderr saying what and why, with exit code 1. Usage errors exit
+//! with 2 (clap's convention). The CLI is thin: it parses, calls the engine,
+//! and prints.
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{Engine, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
+use crate::model::{ProcessDraft, Right, Severity};
+use crate::store::{Durability, SqliteStore};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flowdesk",
+    version,
+    about = "A process designer and monitor with an embedded workflow engine",
+    long_about = "flowdesk runs process definitions with server events: synchronous ones run their script and \
+                  complete; asynchronous ones run their script and wait for a callback that finishes their server \
+                  item by serial number."
+)]
+pub struct Cli {
+    /// Database file [default: $FLOWDESK_DB, else <user data dir>/flowdesk/flowdesk.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Act as this user [default: $FLOWDESK_USER, else the operating-system user]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Commit durability: `full` fsyncs every commit, `normal` only at checkpoints
+    #[arg(long, global = true, value_name = "MODE", default_value = "full", value_parser = parse_durability)]
+    pub sync: Durability,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a process file and list every problem with where it is
+    Validate { file: PathBuf },
+    /// Deploy a process file as the process's next version
+    Deploy {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List deployed processes
+    Processes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an instance of a process; prints the new instance id
+    Start {
+        process: String,
+        #[arg(long, default_value = "")]
+        folio: String,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List instances
+    Instances {
+        #[arg(long)]
+        process: Option<String>,
+        #[arg(long, value_parser = parse_status)]
+        status: Option<InstanceStatus>,
+        /// Folio text or instance id to look for
+        #[arg(long)]
+        search: Option<String>,
+        /// At most this many rows (newest first); 0 for all
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an instance: status, data fields, pending serials, audit trail
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List server items: pending ones, oldest first
+    Items {
+        /// Include finished and cancelled items
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Finish a server item by serial (a callback), optionally setting data fields
+    Finish {
+        serial: String,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant rights on a process: admin, start, view, view-participate, server-event
+    Grant {
+        process: String,
+        user: String,
+        #[arg(required = true, value_parser = parse_right)]
+        rights: Vec<Right>,
+    },
+    /// Revoke rights on a process
+    Revoke {
+        process: String,
+        user: String,
+        #[arg(required = true, value_parser = parse_right)]
+        rights: Vec<Right>,
+    },
+    /// Show who holds which rights on a process
+    Rights { process: String },
+    /// Retry the failed event of an instance in Error
+    Retry { id: i64 },
+    /// Stop an instance
+    Stop { id: i64 },
+    /// Resume a stopped instance
+    Resume { id: i64 },
+    /// Move an instance to an activity (by id or name)
+    Goto { id: i64, activity: String },
+    /// Set data fields of an instance by hand (needs Admin)
+    Set {
+        id: i64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Set a data field, FIELD=VALUE (repeatable)
+    #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = parse_assignment)]
+    pub set: Vec<(String, String)>,
+}
+
+impl DataArgs {
+    fn inputs(&self) -> Vec<(String, FieldInput)> {
+        self.set
+            .iter()
+            .map(|(field, value)| (field.clone(), FieldInput::Text(value.clone())))
+            .collect()
+    }
+}
+
+fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((field, value)) if !field.trim().is_empty() => {
+            Ok((field.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected FIELD=VALUE, got `{text}`")),
+    }
+}
+
+fn parse_status(text: &str) -> Result<InstanceStatus, String> {
+    text.parse()
+        .map_err(|e: crate::engine::instance::UnknownStatus| e.to_string())
+}
+
+fn parse_right(text: &str) -> Result<Right, String> {
+    text.parse()
+        .map_err(|e: crate::model::rights::UnknownRight| e.to_string())
+}
+
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    match text {
+        "full" => Ok(Durability::Full),
+        "normal" => Ok(Durability::Normal),
+        _ => Err(format!("expected full or normal, got `{text}`")),
+    }
+}
+
+/// The database used when neither `--db` nor `$FLOWDESK_DB` says otherwise.
+pub fn default_db_path() -> PathBuf {
+    directories::BaseDirs::new()
+        .map(|dirs| dirs.data_dir().join("flowdesk").join("flowdesk.db"))
+        .unwrap_or_else(|| PathBuf::from("flowdesk.db"))
+}
+
+/// The acting user when neither `--user` nor `$FLOWDESK_USER` says otherwise.
+pub fn default_user() -> String {
+    whoami::username().unwrap_or_else(|_| "unknown".to_owned())
+}
+
+impl Cli {
+    pub fn db_path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .or_else(|| {
+                std::env::var_os("FLOWDESK_DB")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(default_db_path)
+    }
+
+    pub fn acting_user(&self) -> String {
+        self.user
+            .clone()
+            .or_else(|| {
+                std::env::var("FLOWDESK_USER")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+            })
+            .unwrap_or_else(default_user)
+    }
+}
+
+/// Why a command did not succeed: refused (exit 1) or failed (exit 1 too, but
+/// worded as a failure of flowdesk rather than of the request).
+enum Failure {
+    Refused(EngineError),
+    Other(anyhow::Error),
+}
+
+impl From<EngineError> for Failure {
+    fn from(err: EngineError) -> Failure {
+        Failure::Refused(err)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Failure {
+        Failure::Other(err)
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let Some(command) = &cli.command else {
+        // With no command, show what there is to do.
+        let mut help = <Cli as clap::CommandFactory>::command();
+        let _ = help.print_help();
+        println!();
+        return ExitCode::SUCCESS;
+    };
+    match execute(&cli, command) {
+        Ok(code) => code,
+        Err(Failure::Refused(err)) => {
+            eprintln!("flowdesk: {}", one_line(&err.to_string()));
+            ExitCode::from(1)
+        }
+        Err(Failure::Other(err)) => {
+            eprintln!("flowdesk: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Refusals are one line on stderr; a multi-line message (a definition's
+/// problems) is printed in full by the command itself before this.
+fn one_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+fn open_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
+    let path = cli.db_path();
+    let store = SqliteStore::open(&path, cli.sync)?;
+    let engine = Engine::new(store);
+    for id in engine.recover()? {
+        eprintln!("flowdesk: recovered instance {id}: its runner had stopped mid-script");
+    }
+    Ok(engine)
+}
+
+fn load(file: &Path) -> Result<ProcessDraft, Failure> {
+    ProcessDraft::load(file)
+        .context("cannot load the process file")
+        .map_err(Failure::Other)
+}
+
+fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
+    let user = cli.acting_user();
+    match command {
+        Command::Validate { file } => {
+            let draft = load(file)?;
+            let problems = crate::model::validate(&draft, &crate::model::ScriptHost::default());
+            let errors = problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .count();
+            let warnings = problems.len() - errors;
+            for problem in &problems {
+                println!("{problem}");
+            }
+            if errors > 0 {
+                eprintln!(
+                    "flowdesk: {} is not valid: {errors} error(s), {warnings} warning(s)",
+                    file.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            println!("{}: valid, {warnings} warning(s)", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy { file, json } => {
+            let draft = load(file)?;
+            let engine = open_engine(cli)?;
+            match engine.deploy(&user, &draft) {
+                Ok(deployed) => {
+                    for warning in &deployed.warnings {
+                        eprintln!("{warning}");
+                    }
+                    output::deployed(&deployed, *json);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(EngineError::InvalidDefinition { name, problems }) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    Err(EngineError::InvalidDefinition { name, problems }.into())
+                }
+                Err(err) => Err(err.into()),
+            }
+        }
+        Command::Processes { json } => {
+            let engine = open_engine(cli)?;
+            output::processes(&engine.processes()?, *json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Start {
+            process,
+            folio,
+            data,
+            json,
+        } => {
+            let engine = open_engine(cli)?;
+            let progress = engine.start(&user, process, folio, &data.inputs())?;
+            output::started(&progress, *json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Instances {
+            process,
+            status,
+            search,
+            limit,
+            json,
+        } => {
+            let engine = open_engine(cli)?;
+            let filter = InstanceFilter {
+                process: process.clone(),
+                status: *status,
+                search: search.clone(),
+                limit: *limit,
+                ..InstanceFilter::default()
+            };
+            output::instances(&engine.instances(&user, &filter)?, *json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id, json } => {
+            let engine = open_engine(cli)?;
+            output::instance(&engine.instance(&user, *id)?, *json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Items { all, json } => {
+            let engine = open_engine(cli)?;
+            let filter = ItemFilter {
+                include_closed: *all,
+                ..ItemFilter::default()
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            output::items(&engine.items(&user, &filter)?, now, *all, *json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Finish { serial, data, json } => {
+            let engine = open_engine(cli)?;
+            let finished = engine.finish(&user, serial, &data.inputs())?;
+            output::finished(&finished, *json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Grant {
+            process,
+            user: target,
+            rights,
+        } => {
+            let engine = open_engine(cli)?;
+            engine.grant(&user, process, target, rights)?;
+            println!(
+                "granted {} on {process} to {target}",
+                output::right_list(rights)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Revoke {
+            process,
+            user: target,
+            rights,
+        } => {
+            let engine = open_engine(cli)?;
+            engine.revoke(&user, process, target, rights)?;
+            println!(
+                "revoked {} on {process} from {target}",
+                output::right_list(rights)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rights { process } => {
+            let engine = open_engine(cli)?;
+            if engine.processes()?.iter().all(|p| &p.name != process) {
+                return Err(EngineError::ProcessNotFound {
+                    name: process.clone(),
+                }
+                .into());
+            }
+            output::rights(&engine.rights_on_process(process)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retry { id } => operator(cli, "retried", |e, u| e.retry(u, *id)),
+        Command::Stop { id } => operator(cli, "stopped", |e, u| e.stop(u, *id)),
+        Command::Resume { id } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
+        Command::Goto { id, activity } => operator(cli, "moved", |e, u| e.goto(u, *id, activity)),
+        Command::Set { id, data } => {
+            operator(cli, "updated", |e, u| e.set_data(u, *id, &data.inputs()))
+        }
+    }
+}
+
+fn operator(
+    cli: &Cli,
+    verb: &str,
+    act: impl FnOnce(&Engine<SqliteStore>, &str) -> Result<crate::engine::Progress, EngineError>,
+) -> Result<ExitCode, Failure> {
+    let engine = open_engine(cli)?;
+    let progress = act(&engine, &cli.acting_user())?;
+    println!(
+        "{verb} instance {}: {}",
+        progress.instance_id,
+        output::progress_words(&progress)
+    );
+    Ok(ExitCode::SUCCESS)
+}

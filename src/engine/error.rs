@@ -1,0 +1,97 @@
+//! Every way an engine call can be refused or fail.
+//!
+//! Refusals are typed so a front end can answer in plain words (and the network
+//! API later with a status code) without parsing messages. A refused call has
+//! changed nothing: the engine returns the error from inside the transaction,
+//! which rolls it back.
+
+use crate::engine::instance::{InstanceStatus, Millis};
+use crate::engine::serial::InvalidSerial;
+use crate::model::{Problem, Right};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    InvalidSerial(#[from] InvalidSerial),
+
+    #[error("server item {serial} not found")]
+    ItemNotFound { serial: String },
+
+    #[error("server item {serial} was already finished at {} by {by}", format_time(*at))]
+    AlreadyFinished {
+        serial: String,
+        at: Millis,
+        by: String,
+    },
+
+    #[error("server item {serial} was cancelled at {} by {by}: the instance was moved to another activity", format_time(*at))]
+    ItemCancelled {
+        serial: String,
+        at: Millis,
+        by: String,
+    },
+
+    #[error("instance {id} not found")]
+    InstanceNotFound { id: i64 },
+
+    #[error("process `{name}` not found (deploy it first)")]
+    ProcessNotFound { name: String },
+
+    #[error("process `{process}` has no activity `{activity}`")]
+    ActivityNotFound { process: String, activity: String },
+
+    #[error("permission denied: user `{user}` lacks the {right} right on process `{process}`")]
+    PermissionDenied {
+        user: String,
+        process: String,
+        right: Right,
+    },
+
+    #[error("invalid data for field `{field}`: {reason}")]
+    InvalidData { field: String, reason: String },
+
+    #[error("process `{name}` has {} error(s):\n{}", .problems.iter().filter(|p| p.severity == crate::model::Severity::Error).count(), list(.problems))]
+    InvalidDefinition {
+        name: String,
+        problems: Vec<Problem>,
+    },
+
+    #[error("cannot {action} instance {id}: it is {status}")]
+    WrongStatus {
+        id: i64,
+        action: &'static str,
+        status: InstanceStatus,
+    },
+
+    #[error("cannot revoke: process `{process}` would be left without an Admin")]
+    LastAdmin { process: String },
+
+    #[error("database: {0}")]
+    Storage(String),
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// True when the caller's request was refused (bad input, rights, state), as
+    /// opposed to the engine or its database failing.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, EngineError::Storage(_) | EngineError::Internal(_))
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A timestamp as operators read it: local-free UTC, to the second.
+pub fn format_time(at: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(at)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| at.to_string())
+}

@@ -1,0 +1,281 @@
+//! Process instances and their running state, as the engine sees them.
+//!
+//! The instance row holds what operators query (status, folio, data). The
+//! *tokens* say where the instance is: one per open activity instance, each
+//! pointing at the next event to run and what it waits for. Every status change
+//! goes through [`InstanceStatus::check_transition`], the one place that lists the
+//! legal transitions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::serial::Serial;
+use crate::model::Value;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum InstanceStatus {
+    /// The engine is executing (an asynchronous event's script is running).
+    Running,
+    /// Waiting for something outside: a callback on a server item.
+    Active,
+    Completed,
+    /// Suspended on a failure; an operator can retry.
+    Error,
+    /// An administrator stopped it; it can be resumed.
+    Stopped,
+}
+
+impl InstanceStatus {
+    pub const ALL: [InstanceStatus; 5] = [
+        InstanceStatus::Running,
+        InstanceStatus::Active,
+        InstanceStatus::Completed,
+        InstanceStatus::Error,
+        InstanceStatus::Stopped,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InstanceStatus::Running => "Running",
+            InstanceStatus::Active => "Active",
+            InstanceStatus::Completed => "Completed",
+            InstanceStatus::Error => "Error",
+            InstanceStatus::Stopped => "Stopped",
+        }
+    }
+
+    /// The legal transitions, all in one table. Staying in a status is always legal.
+    pub fn check_transition(self, to: InstanceStatus) -> Result<(), IllegalTransition> {
+        use InstanceStatus::*;
+        let legal = self == to
+            || matches!(
+                (self, to),
+                (Running, Active | Completed | Error | Stopped)
+                    | (Active, Running | Completed | Error | Stopped)
+                    | (Error, Running | Active | Completed | Stopped)
+                    | (Stopped, Running | Active | Completed | Error)
+            );
+        if legal {
+            Ok(())
+        } else {
+            Err(IllegalTransition { from: self, to })
+        }
+    }
+}
+
+impl fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status `{0}` (expected Running, Active, Completed, Error or Stopped)")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for InstanceStatus {
+    type Err = UnknownStatus;
+    fn from_str(text: &str) -> Result<InstanceStatus, UnknownStatus> {
+        InstanceStatus::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| UnknownStatus(text.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an instance cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub from: InstanceStatus,
+    pub to: InstanceStatus,
+}
+
+/// What an open activity instance is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenState {
+    /// Ready to run its next event (or its lines, after the last event).
+    Ready,
+    /// An asynchronous event's server item exists and its script is running
+    /// outside any transaction.
+    ScriptRunning,
+    /// Waiting for a callback on its server item.
+    Waiting,
+    /// Its current event failed; the instance is in Error.
+    Failed,
+}
+
+/// An open activity instance: one token of the instance's flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub destination_id: i64,
+    pub activity: usize,
+    pub next_event: usize,
+    pub state: TokenState,
+}
+
+/// Where an instance failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureInfo {
+    pub destination_id: i64,
+    pub activity: String,
+    pub event: String,
+    pub message: String,
+    pub at: Millis,
+}
+
+/// The instance's flow state, stored as one JSON value beside the row.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlowState {
+    pub tokens: Vec<Token>,
+    /// For `All` joins: activity index → incoming line indices fired so far.
+    #[serde(default)]
+    pub joins: BTreeMap<usize, BTreeSet<usize>>,
+    pub next_destination_id: i64,
+    #[serde(default)]
+    pub failure: Option<FailureInfo>,
+}
+
+/// A process instance, loaded for execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub id: i64,
+    pub process: String,
+    pub version: u32,
+    pub folio: String,
+    pub originator: String,
+    pub status: InstanceStatus,
+    pub data: BTreeMap<String, Value>,
+    pub flow: FlowState,
+    pub started_at: Millis,
+    pub updated_at: Millis,
+    /// Who is running an asynchronous script for it (an OS process id) and until
+    /// when that claim holds; used to pick up instances whose runner died.
+    pub runner: Option<u32>,
+    pub lease_until: Option<Millis>,
+}
+
+impl Instance {
+    pub fn serial(&self, destination_id: i64) -> Serial {
+        Serial {
+            instance_id: self.id,
+            destination_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ItemStatus {
+    Pending,
+    Finished,
+    /// Closed without a callback because an operator moved the instance on.
+    Cancelled,
+}
+
+impl ItemStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemStatus::Pending => "Pending",
+            ItemStatus::Finished => "Finished",
+            ItemStatus::Cancelled => "Cancelled",
+        }
+    }
+}
+
+impl fmt::Display for ItemStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A server item: the wait of one asynchronous server event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerItem {
+    pub serial: Serial,
+    pub event_index: usize,
+    pub process: String,
+    pub folio: String,
+    pub activity: String,
+    pub event: String,
+    pub status: ItemStatus,
+    /// True while the event's script has not finished; a finish arriving then is
+    /// an early callback and is applied when the script ends.
+    pub script_running: bool,
+    pub created_at: Millis,
+    pub closed_at: Option<Millis>,
+    pub closed_by: Option<String>,
+    /// Data a finish set that the instance has not applied yet (early callback,
+    /// or a finish recorded while the instance was stopped or in error).
+    pub unapplied: Option<BTreeMap<String, Value>>,
+}
+
+/// One line of an instance's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub at: Millis,
+    pub user: String,
+    pub action: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivityStatus {
+    Active,
+    Completed,
+    Error,
+    Cancelled,
+}
+
+impl ActivityStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ActivityStatus::Active => "Active",
+            ActivityStatus::Completed => "Completed",
+            ActivityStatus::Error => "Error",
+            ActivityStatus::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// The history of one activity instance, for the flow view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActivityRecord {
+    pub destination_id: i64,
+    pub activity_id: String,
+    pub activity: String,
+    pub status: ActivityStatus,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+}
+
+/// One evaluation of a line after its activity completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineResult {
+    pub line_index: usize,
+    pub from_destination_id: i64,
+    pub fired: bool,
+    pub at: Millis,
+}
+
+/// Everything one engine step changed besides the instance row itself, for the
+/// store to write in the same transaction.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub activities_started: Vec<ActivityRecord>,
+    pub activities_closed: Vec<(i64, ActivityStatus, Millis)>,
+    pub items_created: Vec<ServerItem>,
+    /// (destination id, event index): the item's script has ended.
+    pub items_script_ended: Vec<(i64, usize)>,
+    /// (destination id, event index): the item's recorded finish has been applied.
+    pub items_applied: Vec<(i64, usize)>,
+    /// (destination id, closed by, when): open items cancelled by a go-to.
+    pub items_cancelled: Vec<(i64, String, Millis)>,
+    pub audit: Vec<AuditEntry>,
+    pub line_results: Vec<LineResult>,
+    pub participants: BTreeSet<String>,
+}

@@ -1,0 +1,1091 @@
+//! The workflow engine: deploy, start, run, wait, call back, and operate.
+//!
+//! One API for every front end (GUI, command line, the client API, later the
+//! network): every rule (rights, data types, legal status changes) is enforced
+//! here, so no front end can get it wrong. The engine is generic over
+//! [`Storage`] and never names a database.
+//!
+//! Each call is one or more transactions. A call that runs an asynchronous
+//! server event commits the new server item *before* the event's script runs, so
+//! a fast callback finds it; the script then runs outside any transaction and its
+//! result is applied in the next one. See `ARCHITECTURE.md` for the whole story.
+
+pub mod error;
+pub mod executor;
+pub mod instance;
+pub mod serial;
+pub mod storage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+
+pub use error::{EngineError, format_time};
+pub use executor::{ItemState, RunEnd};
+pub use instance::{
+    ActivityRecord, ActivityStatus, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
+    LineResult, Millis, ServerItem, TokenState,
+};
+pub use serial::{InvalidSerial, Serial};
+pub use storage::{
+    InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
+    Storage, Transaction, VersionRecord, Visibility,
+};
+
+use crate::engine::executor::{Executor, settled_status};
+use crate::engine::instance::{Changes, FlowState};
+use crate::model::{CompiledProcess, FieldType, ProcessDraft, Right, ScriptHost, Value};
+
+/// The time source; tests use a fixed one so trails are stable.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Millis;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// A data-field value as a caller supplies it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldInput {
+    /// Text typed by a person (`--set n=5`), parsed by the field's type.
+    Text(String),
+    /// A JSON value from a machine caller.
+    Json(serde_json::Value),
+    /// An already typed value; must match the field's type.
+    Value(Value),
+}
+
+impl FieldInput {
+    /// The typed value for a field of `field_type`, or why it does not fit.
+    pub fn to_value(&self, field_type: FieldType) -> Result<Value, crate::model::TypeMismatch> {
+        match self {
+            FieldInput::Text(text) => Value::parse(field_type, text),
+            FieldInput::Json(json) => Value::from_json(field_type, json),
+            FieldInput::Value(value) if value.field_type() == field_type => Ok(value.clone()),
+            FieldInput::Value(value) => Err(crate::model::TypeMismatch {
+                expected: field_type,
+                got: format!("a {} value", value.field_type()),
+            }),
+        }
+    }
+}
+
+impl From<&str> for FieldInput {
+    fn from(text: &str) -> FieldInput {
+        FieldInput::Text(text.to_owned())
+    }
+}
+impl From<String> for FieldInput {
+    fn from(text: String) -> FieldInput {
+        FieldInput::Text(text)
+    }
+}
+impl From<Value> for FieldInput {
+    fn from(value: Value) -> FieldInput {
+        FieldInput::Value(value)
+    }
+}
+impl From<i64> for FieldInput {
+    fn from(value: i64) -> FieldInput {
+        FieldInput::Value(Value::Integer(value))
+    }
+}
+impl From<bool> for FieldInput {
+    fn from(value: bool) -> FieldInput {
+        FieldInput::Value(Value::Boolean(value))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Operations a script or rule may run before it is stopped as an endless loop.
+    pub script_budget: u64,
+    /// Synchronous steps one call may take before the instance is put in Error.
+    pub max_steps: usize,
+    /// How long a runner's claim on an instance mid-script holds before another
+    /// process may take it over, in milliseconds.
+    pub lease_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            script_budget: ScriptHost::DEFAULT_BUDGET,
+            max_steps: 10_000,
+            lease_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployed {
+    pub process: String,
+    pub version: u32,
+    pub warnings: Vec<crate::model::Problem>,
+}
+
+/// Where an instance stands after a call moved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub instance_id: i64,
+    pub status: InstanceStatus,
+    /// Pending serials the instance now waits on.
+    pub waiting: Vec<String>,
+    pub failure: Option<FailureInfo>,
+}
+
+/// The answer to a successful finish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finished {
+    pub serial: String,
+    /// False when the finish was recorded but not applied yet: the event's script
+    /// was still running (an early callback), or the instance is stopped or in error.
+    pub applied: bool,
+    pub progress: Progress,
+}
+
+/// A server item opened for a callback: the item, its instance and data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenedItem {
+    pub item: ServerItem,
+    pub instance: InstanceSummary,
+    /// Field name, type and current value, in the process's field order.
+    pub fields: Vec<(String, FieldType, Value)>,
+}
+
+/// Everything an operator sees of one instance.
+#[derive(Debug, Clone)]
+pub struct InstanceDetail {
+    pub summary: InstanceSummary,
+    pub fields: Vec<(String, FieldType, Value)>,
+    pub failure: Option<FailureInfo>,
+    pub pending_items: Vec<ServerItem>,
+    pub audit: Vec<AuditEntry>,
+    pub activities: Vec<ActivityRecord>,
+    pub lines: Vec<LineResult>,
+    pub definition: Arc<CompiledProcess>,
+}
+
+/// The embedded workflow engine over a storage.
+pub struct Engine<S: Storage> {
+    store: S,
+    host: ScriptHost,
+    clock: Arc<dyn Clock>,
+    options: EngineOptions,
+    /// Compiled definitions by (process, version): compiled once, not per run.
+    compiled: Mutex<HashMap<(String, u32), Arc<CompiledProcess>>>,
+}
+
+impl<S: Storage> Engine<S> {
+    pub fn new(store: S) -> Engine<S> {
+        Engine::with_options(
+            store,
+            EngineOptions::default(),
+            ScriptHost::default(),
+            Arc::new(SystemClock),
+        )
+    }
+
+    pub fn with_options(
+        store: S,
+        options: EngineOptions,
+        host: ScriptHost,
+        clock: Arc<dyn Clock>,
+    ) -> Engine<S> {
+        let host = if host.operation_budget() == options.script_budget {
+            host
+        } else {
+            ScriptHost::new(options.script_budget)
+        };
+        Engine {
+            store,
+            host,
+            clock,
+            options,
+            compiled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the script host, e.g. to add an embedder's script functions.
+    pub fn with_script_host(mut self, host: ScriptHost) -> Engine<S> {
+        self.host = host;
+        self
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn script_host(&self) -> &ScriptHost {
+        &self.host
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    // ----- definitions -------------------------------------------------------
+
+    /// Every problem of a draft (errors and warnings).
+    pub fn validate(&self, draft: &ProcessDraft) -> Vec<crate::model::Problem> {
+        crate::model::validate(draft, &self.host)
+    }
+
+    /// Deploys a draft as the process's next version, which becomes the default.
+    /// A new process's deployer gets `Admin`; redeploying needs `Admin`.
+    pub fn deploy(&self, user: &str, draft: &ProcessDraft) -> Result<Deployed, EngineError> {
+        let compiled = CompiledProcess::compile(draft, &self.host).map_err(|problems| {
+            EngineError::InvalidDefinition {
+                name: draft.name.clone(),
+                problems,
+            }
+        })?;
+        let now = self.now();
+        let version = self.store.write(|tx| {
+            let latest = tx.latest_version(&draft.name)?;
+            if latest.is_some() {
+                require(tx, &draft.name, user, Right::Admin)?;
+            }
+            let version = latest.unwrap_or(0) + 1;
+            tx.insert_version(&VersionRecord {
+                process: draft.name.clone(),
+                version,
+                definition_json: draft.to_json(),
+                deployed_at: now,
+                deployed_by: user.to_owned(),
+            })?;
+            if latest.is_none() {
+                tx.grant(&draft.name, user, Right::Admin)?;
+            }
+            Ok(version)
+        })?;
+        let warnings = compiled.warnings.clone();
+        self.cache()
+            .insert((draft.name.clone(), version), Arc::new(compiled));
+        Ok(Deployed {
+            process: draft.name.clone(),
+            version,
+            warnings,
+        })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<CompiledProcess>>> {
+        self.compiled.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn compiled(
+        &self,
+        tx: &mut dyn Transaction,
+        process: &str,
+        version: u32,
+    ) -> Result<Arc<CompiledProcess>, EngineError> {
+        if let Some(found) = self.cache().get(&(process.to_owned(), version)) {
+            return Ok(found.clone());
+        }
+        let record = tx
+            .version(process, version)?
+            .ok_or_else(|| EngineError::ProcessNotFound {
+                name: format!("{process} version {version}"),
+            })?;
+        let draft = ProcessDraft::from_json(
+            &record.definition_json,
+            &format!("{process} version {version}"),
+        )
+        .map_err(|e| EngineError::Internal(format!("stored definition does not parse: {e}")))?;
+        let compiled = CompiledProcess::compile(&draft, &self.host).map_err(|problems| {
+            EngineError::Internal(format!(
+                "stored definition {process} version {version} no longer compiles: {}",
+                problems.first().map(|p| p.to_string()).unwrap_or_default()
+            ))
+        })?;
+        let compiled = Arc::new(compiled);
+        self.cache()
+            .insert((process.to_owned(), version), compiled.clone());
+        Ok(compiled)
+    }
+
+    /// The default version's compiled definition.
+    pub fn definition(&self, process: &str) -> Result<Arc<CompiledProcess>, EngineError> {
+        self.store.read(|tx| {
+            let version =
+                tx.default_version(process)?
+                    .ok_or_else(|| EngineError::ProcessNotFound {
+                        name: process.to_owned(),
+                    })?;
+            self.compiled(tx, process, version)
+        })
+    }
+
+    pub fn processes(&self) -> Result<Vec<ProcessSummary>, EngineError> {
+        self.store.read(|tx| tx.processes())
+    }
+
+    // ----- rights ------------------------------------------------------------
+
+    pub fn grant(
+        &self,
+        user: &str,
+        process: &str,
+        target: &str,
+        rights: &[Right],
+    ) -> Result<(), EngineError> {
+        self.store.write(|tx| {
+            require_process(tx, process)?;
+            require(tx, process, user, Right::Admin)?;
+            for right in rights {
+                tx.grant(process, target, *right)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn revoke(
+        &self,
+        user: &str,
+        process: &str,
+        target: &str,
+        rights: &[Right],
+    ) -> Result<(), EngineError> {
+        self.store.write(|tx| {
+            require_process(tx, process)?;
+            require(tx, process, user, Right::Admin)?;
+            for right in rights {
+                tx.revoke(process, target, *right)?;
+            }
+            let admins = tx.rights_on_process(process)?;
+            if !admins.iter().any(|(_, r)| *r == Right::Admin) {
+                return Err(EngineError::LastAdmin {
+                    process: process.to_owned(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    pub fn rights_on_process(&self, process: &str) -> Result<Vec<(String, Right)>, EngineError> {
+        self.store.read(|tx| tx.rights_on_process(process))
+    }
+
+    pub fn rights(&self, process: &str, user: &str) -> Result<Vec<Right>, EngineError> {
+        self.store.read(|tx| tx.rights(process, user))
+    }
+
+    // ----- running -----------------------------------------------------------
+
+    fn executor<'a>(
+        &'a self,
+        process: &'a CompiledProcess,
+        user: &'a str,
+        now: Millis,
+    ) -> Executor<'a> {
+        Executor {
+            process,
+            host: &self.host,
+            now,
+            user,
+            max_steps: self.options.max_steps,
+        }
+    }
+
+    /// Settles the status after a run, claims the instance if a script is about
+    /// to run outside the transaction, and writes everything.
+    fn save(
+        &self,
+        tx: &mut dyn Transaction,
+        instance: &mut Instance,
+        changes: &mut Changes,
+        executor: &Executor<'_>,
+    ) -> Result<(), EngineError> {
+        let to = settled_status(instance);
+        instance
+            .status
+            .check_transition(to)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if to != instance.status {
+            match to {
+                InstanceStatus::Completed => {
+                    executor.audit(changes, "Instance completed", String::new())
+                }
+                InstanceStatus::Error => {
+                    executor.audit(changes, "Instance in error", String::new())
+                }
+                InstanceStatus::Active => {}
+                _ => {}
+            }
+        }
+        if to == InstanceStatus::Completed {
+            instance.flow.joins.clear();
+        }
+        instance.status = to;
+        if to == InstanceStatus::Running {
+            instance.runner = Some(std::process::id());
+            instance.lease_until = Some(executor.now + self.options.lease_ms);
+        } else {
+            instance.runner = None;
+            instance.lease_until = None;
+        }
+        instance.updated_at = executor.now;
+        changes.participants.insert(executor.user.to_owned());
+        tx.update_instance(instance)?;
+        tx.write_changes(instance.id, changes)
+    }
+
+    /// Runs asynchronous scripts outside transactions, applying each result in
+    /// its own transaction, until the instance settles.
+    fn continue_async(
+        &self,
+        user: &str,
+        instance_id: i64,
+        mut end: RunEnd,
+    ) -> Result<(), EngineError> {
+        while let RunEnd::AsyncScript {
+            destination_id,
+            event_index,
+        } = end
+        {
+            let (instance, process) = self.store.read(|tx| {
+                let instance = tx
+                    .instance(instance_id)?
+                    .ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+                let process = self.compiled(tx, &instance.process, instance.version)?;
+                Ok((instance, process))
+            })?;
+            let now = self.now();
+            let result = {
+                let executor = self.executor(&process, user, now);
+                executor.run_async_script(&instance, destination_id)
+            };
+            let Some(result) = result else { return Ok(()) };
+            end = self.store.write(|tx| {
+                let mut instance = tx
+                    .instance(instance_id)?
+                    .ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+                let now = self.now();
+                let executor = self.executor(&process, user, now);
+                let mut changes = Changes::default();
+                if !executor.apply_async_script(
+                    &mut instance,
+                    destination_id,
+                    event_index,
+                    result,
+                    &mut changes,
+                ) {
+                    return Ok(RunEnd::Settled);
+                }
+                let mut items = tx.item_state(instance_id)?;
+                let end = executor.run(&mut instance, &mut items, &mut changes);
+                self.save(tx, &mut instance, &mut changes, &executor)?;
+                Ok(end)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn progress(&self, instance_id: i64) -> Result<Progress, EngineError> {
+        self.store.read(|tx| {
+            let instance = tx
+                .instance(instance_id)?
+                .ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+            let waiting = tx
+                .pending_items_of(instance_id)?
+                .into_iter()
+                .filter(|item| item.unapplied.is_none())
+                .map(|item| item.serial.to_string())
+                .collect();
+            Ok(Progress {
+                instance_id,
+                status: instance.status,
+                waiting,
+                failure: instance.flow.failure,
+            })
+        })
+    }
+
+    /// Starts a new instance of the default version and runs it to its first
+    /// wait state or completion. Needs `Start`.
+    pub fn start(
+        &self,
+        user: &str,
+        process: &str,
+        folio: &str,
+        data: &[(String, FieldInput)],
+    ) -> Result<Progress, EngineError> {
+        let (instance_id, end) = self.store.write(|tx| {
+            let version =
+                tx.default_version(process)?
+                    .ok_or_else(|| EngineError::ProcessNotFound {
+                        name: process.to_owned(),
+                    })?;
+            require(tx, process, user, Right::Start)?;
+            let compiled = self.compiled(tx, process, version)?;
+            let mut values = compiled.defaults.clone();
+            values.extend(check_data(&compiled, data)?);
+            let now = self.now();
+            let mut instance = Instance {
+                id: 0,
+                process: process.to_owned(),
+                version,
+                folio: folio.to_owned(),
+                originator: user.to_owned(),
+                status: InstanceStatus::Running,
+                data: values,
+                flow: FlowState {
+                    next_destination_id: 1,
+                    ..FlowState::default()
+                },
+                started_at: now,
+                updated_at: now,
+                runner: None,
+                lease_until: None,
+            };
+            instance.id = tx.insert_instance(&instance)?;
+            let executor = self.executor(&compiled, user, now);
+            let mut changes = Changes::default();
+            let folio_note = if folio.is_empty() {
+                String::new()
+            } else {
+                format!("folio `{folio}`, ")
+            };
+            executor.audit(
+                &mut changes,
+                "Instance started",
+                format!("{folio_note}{process} version {version}"),
+            );
+            executor.open_activity(&mut instance, compiled.start, &mut changes);
+            let end = executor.run(&mut instance, &mut ItemState::default(), &mut changes);
+            self.save(tx, &mut instance, &mut changes, &executor)?;
+            Ok((instance.id, end))
+        })?;
+        self.continue_async(user, instance_id, end)?;
+        self.progress(instance_id)
+    }
+
+    /// Opens a server item for a callback. Needs `Server Event` on its process.
+    pub fn open_server_item(&self, user: &str, serial: &str) -> Result<OpenedItem, EngineError> {
+        let serial: Serial = serial.parse()?;
+        self.store.read(|tx| {
+            let (item, instance) = find_item(tx, serial)?;
+            require(tx, &instance.process, user, Right::ServerEvent)?;
+            let process = self.compiled(tx, &instance.process, instance.version)?;
+            Ok(OpenedItem {
+                item,
+                fields: field_list(&process, &instance.data),
+                instance: summary(&instance),
+            })
+        })
+    }
+
+    /// Finishes a server item by serial, optionally setting data fields, and
+    /// runs the instance on to its next wait state, all in one transaction.
+    /// Needs `Server Event` on the item's process. A refusal changes nothing.
+    pub fn finish(
+        &self,
+        user: &str,
+        serial: &str,
+        data: &[(String, FieldInput)],
+    ) -> Result<Finished, EngineError> {
+        let serial: Serial = serial.parse()?;
+        let (applied, end) = self.store.write(|tx| {
+            let (item, mut instance) = find_item(tx, serial)?;
+            require(tx, &instance.process, user, Right::ServerEvent)?;
+            match item.status {
+                ItemStatus::Pending => {}
+                ItemStatus::Finished => {
+                    return Err(EngineError::AlreadyFinished {
+                        serial: serial.to_string(),
+                        at: item.closed_at.unwrap_or_default(),
+                        by: item.closed_by.unwrap_or_default(),
+                    });
+                }
+                ItemStatus::Cancelled => {
+                    return Err(EngineError::ItemCancelled {
+                        serial: serial.to_string(),
+                        at: item.closed_at.unwrap_or_default(),
+                        by: item.closed_by.unwrap_or_default(),
+                    });
+                }
+            }
+            let process = self.compiled(tx, &instance.process, instance.version)?;
+            let values = check_data(&process, data)?;
+            let now = self.now();
+            tx.record_finish(serial, item.event_index, &values, user, now)?;
+            let executor = self.executor(&process, user, now);
+            let mut changes = Changes::default();
+            let set: Vec<String> = values
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", shown(v)))
+                .collect();
+            let detail = if set.is_empty() {
+                format!("{serial}")
+            } else {
+                format!("{serial}; set {}", set.join(", "))
+            };
+            executor.audit(&mut changes, "Server item finished", detail);
+            // An early callback, or an instance an operator holds: record only.
+            // The finish is applied when the script ends or the instance resumes.
+            let hold = item.script_running
+                || matches!(
+                    instance.status,
+                    InstanceStatus::Stopped | InstanceStatus::Error
+                );
+            if hold {
+                changes.participants.insert(user.to_owned());
+                tx.write_changes(instance.id, &changes)?;
+                return Ok((false, RunEnd::Settled));
+            }
+            instance.status = InstanceStatus::Running;
+            let mut items = tx.item_state(instance.id)?;
+            let end = executor.run(&mut instance, &mut items, &mut changes);
+            self.save(tx, &mut instance, &mut changes, &executor)?;
+            Ok((true, end))
+        })?;
+        self.continue_async(user, serial.instance_id, end)?;
+        Ok(Finished {
+            serial: serial.to_string(),
+            applied,
+            progress: self.progress(serial.instance_id)?,
+        })
+    }
+
+    // ----- operator actions --------------------------------------------------
+
+    /// Loads an instance for an operator action that needs `Admin`, applies
+    /// `act`, runs the instance on and saves, in one transaction.
+    fn operate(
+        &self,
+        user: &str,
+        id: i64,
+        act: impl FnOnce(
+            &mut Instance,
+            &CompiledProcess,
+            &Executor<'_>,
+            &mut Changes,
+        ) -> Result<bool, EngineError>,
+    ) -> Result<Progress, EngineError> {
+        let end = self.store.write(|tx| {
+            let mut instance = tx
+                .instance(id)?
+                .ok_or(EngineError::InstanceNotFound { id })?;
+            require(tx, &instance.process, user, Right::Admin)?;
+            let process = self.compiled(tx, &instance.process, instance.version)?;
+            let executor = self.executor(&process, user, self.now());
+            let mut changes = Changes::default();
+            let run = act(&mut instance, &process, &executor, &mut changes)?;
+            let end = if run {
+                let mut items = tx.item_state(id)?;
+                executor.run(&mut instance, &mut items, &mut changes)
+            } else {
+                RunEnd::Settled
+            };
+            self.save(tx, &mut instance, &mut changes, &executor)?;
+            Ok(end)
+        })?;
+        self.continue_async(user, id, end)?;
+        self.progress(id)
+    }
+
+    /// Retries the failed event (or line rules) of an instance in Error.
+    pub fn retry(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
+        self.operate(user, id, |instance, _, executor, changes| {
+            if instance.status != InstanceStatus::Error {
+                return Err(EngineError::WrongStatus {
+                    id,
+                    action: "retry",
+                    status: instance.status,
+                });
+            }
+            for token in &mut instance.flow.tokens {
+                if token.state == TokenState::Failed {
+                    token.state = TokenState::Ready;
+                }
+            }
+            let what = instance
+                .flow
+                .failure
+                .take()
+                .map(|f| format!("`{}` {}", f.activity, f.event))
+                .unwrap_or_default();
+            executor.audit(changes, "Retried", what.trim().to_owned());
+            instance.status = InstanceStatus::Running;
+            Ok(true)
+        })
+    }
+
+    pub fn stop(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
+        self.operate(user, id, |instance, _, executor, changes| {
+            if matches!(
+                instance.status,
+                InstanceStatus::Completed | InstanceStatus::Stopped
+            ) {
+                return Err(EngineError::WrongStatus {
+                    id,
+                    action: "stop",
+                    status: instance.status,
+                });
+            }
+            instance.status = InstanceStatus::Stopped;
+            executor.audit(changes, "Stopped", String::new());
+            Ok(false)
+        })
+    }
+
+    pub fn resume(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
+        self.operate(user, id, |instance, _, executor, changes| {
+            if instance.status != InstanceStatus::Stopped {
+                return Err(EngineError::WrongStatus {
+                    id,
+                    action: "resume",
+                    status: instance.status,
+                });
+            }
+            instance.status = InstanceStatus::Running;
+            // A script that was running when the instance was stopped has lost its
+            // runner's claim: run it again (its server item and serial are kept).
+            for token in &mut instance.flow.tokens {
+                if token.state == TokenState::ScriptRunning {
+                    token.state = TokenState::Ready;
+                }
+            }
+            executor.audit(changes, "Resumed", String::new());
+            Ok(true)
+        })
+    }
+
+    /// Moves an instance to an activity: every open activity instance and pending
+    /// server item is cancelled, and the activity starts afresh.
+    pub fn goto(&self, user: &str, id: i64, activity: &str) -> Result<Progress, EngineError> {
+        self.operate(user, id, |instance, process, executor, changes| {
+            if instance.status == InstanceStatus::Completed {
+                return Err(EngineError::WrongStatus {
+                    id,
+                    action: "go to an activity in",
+                    status: instance.status,
+                });
+            }
+            let target =
+                process
+                    .find_activity(activity)
+                    .ok_or_else(|| EngineError::ActivityNotFound {
+                        process: instance.process.clone(),
+                        activity: activity.to_owned(),
+                    })?;
+            for token in std::mem::take(&mut instance.flow.tokens) {
+                changes.activities_closed.push((
+                    token.destination_id,
+                    ActivityStatus::Cancelled,
+                    executor.now,
+                ));
+                changes
+                    .items_cancelled
+                    .push((token.destination_id, user.to_owned(), executor.now));
+            }
+            instance.flow.joins.clear();
+            instance.flow.failure = None;
+            executor.audit(
+                changes,
+                "Went to activity",
+                process.activities[target].name.clone(),
+            );
+            instance.status = InstanceStatus::Running;
+            executor.open_activity(instance, target, changes);
+            Ok(true)
+        })
+    }
+
+    /// Sets data fields of an instance by hand (Admin), recorded in the trail.
+    pub fn set_data(
+        &self,
+        user: &str,
+        id: i64,
+        data: &[(String, FieldInput)],
+    ) -> Result<Progress, EngineError> {
+        self.operate(user, id, |instance, process, executor, changes| {
+            if instance.status == InstanceStatus::Completed {
+                return Err(EngineError::WrongStatus {
+                    id,
+                    action: "edit the data of",
+                    status: instance.status,
+                });
+            }
+            for (field, value) in check_data(process, data)? {
+                let before = instance.data.get(&field).map(shown).unwrap_or_default();
+                executor.audit(
+                    changes,
+                    "Data changed",
+                    format!("{field}: {before} → {}", shown(&value)),
+                );
+                instance.data.insert(field, value);
+            }
+            Ok(false)
+        })
+    }
+
+    /// Picks up instances whose runner died in the middle of an asynchronous
+    /// script (killed, crashed, power lost) and runs them on. Returns their ids.
+    pub fn recover(&self) -> Result<Vec<i64>, EngineError> {
+        let now = self.now();
+        let me = std::process::id();
+        let candidates = self.store.read(|tx| tx.running_instances())?;
+        let mut recovered = Vec::new();
+        for candidate in candidates {
+            let expired = candidate.lease_until.is_none_or(|until| until < now);
+            let runner_dead = candidate
+                .runner
+                .is_some_and(|pid| pid != me && !process_alive(pid));
+            if !(expired || runner_dead) {
+                continue;
+            }
+            // Claim it in a transaction so two recovering processes do not both run it.
+            let claimed = self.store.write(|tx| {
+                let Some(mut instance) = tx.instance(candidate.id)? else {
+                    return Ok(None);
+                };
+                if instance.status != InstanceStatus::Running
+                    || instance.runner != candidate.runner
+                    || instance.lease_until != candidate.lease_until
+                {
+                    return Ok(None);
+                }
+                instance.runner = Some(me);
+                instance.lease_until = Some(now + self.options.lease_ms);
+                tx.update_instance(&instance)?;
+                let mut changes = Changes::default();
+                changes.audit.push(AuditEntry {
+                    at: now,
+                    user: "flowdesk".to_owned(),
+                    action: "Recovered".to_owned(),
+                    detail: "its runner stopped mid-script; running the script again".to_owned(),
+                });
+                tx.write_changes(instance.id, &changes)?;
+                Ok(Some(instance))
+            })?;
+            let Some(instance) = claimed else { continue };
+            let running: Vec<(i64, usize)> = instance
+                .flow
+                .tokens
+                .iter()
+                .filter(|t| t.state == TokenState::ScriptRunning)
+                .map(|t| (t.destination_id, t.next_event))
+                .collect();
+            for (destination_id, event_index) in running {
+                self.continue_async(
+                    &instance.originator,
+                    instance.id,
+                    RunEnd::AsyncScript {
+                        destination_id,
+                        event_index,
+                    },
+                )?;
+            }
+            recovered.push(instance.id);
+        }
+        Ok(recovered)
+    }
+
+    // ----- queries -----------------------------------------------------------
+
+    fn visibility(&self, tx: &mut dyn Transaction, user: &str) -> Result<Visibility, EngineError> {
+        let mut visibility = Visibility {
+            user: user.to_owned(),
+            ..Visibility::default()
+        };
+        let mut by_process: BTreeMap<String, Vec<Right>> = BTreeMap::new();
+        for (process, right) in tx.rights_of_user(user)? {
+            by_process.entry(process).or_default().push(right);
+        }
+        for (process, rights) in by_process {
+            if rights
+                .iter()
+                .any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent))
+            {
+                visibility.all_of.push(process);
+            } else if rights.contains(&Right::ViewParticipate) {
+                visibility.participated_of.push(process);
+            }
+        }
+        Ok(visibility)
+    }
+
+    /// Instances the user may see, filtered and paged.
+    pub fn instances(
+        &self,
+        user: &str,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceSummary>, EngineError> {
+        self.store.read(|tx| {
+            let visibility = self.visibility(tx, user)?;
+            tx.instances(&visibility, filter)
+        })
+    }
+
+    pub fn count_instances(&self, user: &str, filter: &InstanceFilter) -> Result<u64, EngineError> {
+        self.store.read(|tx| {
+            let visibility = self.visibility(tx, user)?;
+            tx.count_instances(&visibility, filter)
+        })
+    }
+
+    /// Server items the user may see: pending ones, oldest first, or all.
+    pub fn items(&self, user: &str, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
+        self.store.read(|tx| {
+            let visibility = self.visibility(tx, user)?;
+            tx.items(&visibility, filter)
+        })
+    }
+
+    /// One instance with its data, trail and flow. Needs `View`, or
+    /// `View Participate` on an instance the user took part in.
+    pub fn instance(&self, user: &str, id: i64) -> Result<InstanceDetail, EngineError> {
+        self.store.read(|tx| {
+            let instance = tx
+                .instance(id)?
+                .ok_or(EngineError::InstanceNotFound { id })?;
+            let rights = tx.rights(&instance.process, user)?;
+            let sees_all = rights
+                .iter()
+                .any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
+            if !sees_all
+                && !(rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?)
+            {
+                return Err(EngineError::PermissionDenied {
+                    user: user.to_owned(),
+                    process: instance.process.clone(),
+                    right: Right::View,
+                });
+            }
+            let process = self.compiled(tx, &instance.process, instance.version)?;
+            Ok(InstanceDetail {
+                summary: summary(&instance),
+                fields: field_list(&process, &instance.data),
+                failure: instance.flow.failure.clone(),
+                pending_items: tx.pending_items_of(id)?,
+                audit: tx.audit(id)?,
+                activities: tx.activity_records(id)?,
+                lines: tx.line_results(id)?,
+                definition: process,
+            })
+        })
+    }
+}
+
+fn require_process(tx: &mut dyn Transaction, process: &str) -> Result<(), EngineError> {
+    match tx.latest_version(process)? {
+        Some(_) => Ok(()),
+        None => Err(EngineError::ProcessNotFound {
+            name: process.to_owned(),
+        }),
+    }
+}
+
+/// Refuses unless `user` holds `right` (or `Admin`) on `process`.
+fn require(
+    tx: &mut dyn Transaction,
+    process: &str,
+    user: &str,
+    right: Right,
+) -> Result<(), EngineError> {
+    let rights = tx.rights(process, user)?;
+    if rights.contains(&Right::Admin) || rights.contains(&right) {
+        Ok(())
+    } else {
+        Err(EngineError::PermissionDenied {
+            user: user.to_owned(),
+            process: process.to_owned(),
+            right,
+        })
+    }
+}
+
+fn find_item(
+    tx: &mut dyn Transaction,
+    serial: Serial,
+) -> Result<(ServerItem, Instance), EngineError> {
+    let not_found = || EngineError::ItemNotFound {
+        serial: serial.to_string(),
+    };
+    let item = tx.server_item(serial)?.ok_or_else(not_found)?;
+    let instance = tx.instance(serial.instance_id)?.ok_or_else(not_found)?;
+    Ok((item, instance))
+}
+
+/// Type-checks caller data against the process's fields, naming the first bad field.
+pub fn check_data(
+    process: &CompiledProcess,
+    data: &[(String, FieldInput)],
+) -> Result<BTreeMap<String, Value>, EngineError> {
+    let mut values = BTreeMap::new();
+    for (field, input) in data {
+        let field_type =
+            process
+                .field_types
+                .get(field)
+                .ok_or_else(|| EngineError::InvalidData {
+                    field: field.clone(),
+                    reason: format!("process `{}` has no such field", process.name()),
+                })?;
+        let value = input
+            .to_value(*field_type)
+            .map_err(|mismatch| EngineError::InvalidData {
+                field: field.clone(),
+                reason: mismatch.to_string(),
+            })?;
+        values.insert(field.clone(), value);
+    }
+    Ok(values)
+}
+
+fn field_list(
+    process: &CompiledProcess,
+    data: &BTreeMap<String, Value>,
+) -> Vec<(String, FieldType, Value)> {
+    process
+        .draft
+        .fields
+        .iter()
+        .filter_map(|field| {
+            let field_type = *process.field_types.get(&field.name)?;
+            let value = data
+                .get(&field.name)
+                .cloned()
+                .unwrap_or_else(|| field_type.zero_value());
+            Some((field.name.clone(), field_type, value))
+        })
+        .collect()
+}
+
+fn summary(instance: &Instance) -> InstanceSummary {
+    InstanceSummary {
+        id: instance.id,
+        process: instance.process.clone(),
+        version: instance.version,
+        folio: instance.folio.clone(),
+        originator: instance.originator.clone(),
+        status: instance.status,
+        started_at: instance.started_at,
+        updated_at: instance.updated_at,
+    }
+}
+
+/// A value as written in the audit trail: strings quoted so spaces show.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// Whether an OS process is still alive. Only Linux can tell cheaply; elsewhere
+/// the lease alone decides, which is slower to recover but never wrong.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}

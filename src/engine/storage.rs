@@ -1,0 +1,182 @@
+//! What the engine needs from persistence, and nothing more.
+//!
+//! The engine is written against these traits so that it never names a database;
+//! `crate::store` implements them on SQLite. Each call of [`Storage::write`] is
+//! one atomic transaction: the engine loads, decides and writes inside it, and a
+//! refusal returned from the closure rolls everything back.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::engine::error::EngineError;
+use crate::engine::executor::ItemState;
+use crate::engine::instance::{
+    ActivityRecord, AuditEntry, Changes, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
+    ServerItem,
+};
+use crate::engine::serial::Serial;
+use crate::model::{Right, Value};
+
+/// A deployed version of a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionRecord {
+    pub process: String,
+    pub version: u32,
+    pub definition_json: String,
+    pub deployed_at: Millis,
+    pub deployed_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessSummary {
+    pub name: String,
+    pub default_version: u32,
+    pub versions: u32,
+}
+
+/// One row of the instance list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceSummary {
+    pub id: i64,
+    pub process: String,
+    pub version: u32,
+    pub folio: String,
+    pub originator: String,
+    pub status: InstanceStatus,
+    pub started_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Which instances a user may see.
+#[derive(Debug, Clone, Default)]
+pub struct Visibility {
+    /// Processes whose instances are all visible (View, Admin).
+    pub all_of: Vec<String>,
+    /// Processes whose instances are visible when the user took part (ViewParticipate).
+    pub participated_of: Vec<String>,
+    pub user: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceOrder {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+    RecentlyChanged,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub process: Option<String>,
+    pub status: Option<InstanceStatus>,
+    /// Matches the folio (contains) or, if a number, the id.
+    pub search: Option<String>,
+    pub order: InstanceOrder,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ItemFilter {
+    pub include_closed: bool,
+    pub process: Option<String>,
+    pub instance_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// An instance whose runner may have died mid-script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunningInstance {
+    pub id: i64,
+    pub runner: Option<u32>,
+    pub lease_until: Option<Millis>,
+}
+
+/// Storage errors are reported as [`EngineError::Storage`].
+pub type StorageResult<T> = Result<T, EngineError>;
+
+/// Operations inside one transaction.
+pub trait Transaction {
+    fn latest_version(&mut self, process: &str) -> StorageResult<Option<u32>>;
+    fn default_version(&mut self, process: &str) -> StorageResult<Option<u32>>;
+    fn version(&mut self, process: &str, version: u32) -> StorageResult<Option<VersionRecord>>;
+    /// Stores a new version and makes it the process's default.
+    fn insert_version(&mut self, record: &VersionRecord) -> StorageResult<()>;
+    fn processes(&mut self) -> StorageResult<Vec<ProcessSummary>>;
+
+    fn rights(&mut self, process: &str, user: &str) -> StorageResult<Vec<Right>>;
+    /// Every (process, right) the user holds.
+    fn rights_of_user(&mut self, user: &str) -> StorageResult<Vec<(String, Right)>>;
+    /// Every (user, right) on a process.
+    fn rights_on_process(&mut self, process: &str) -> StorageResult<Vec<(String, Right)>>;
+    fn grant(&mut self, process: &str, user: &str, right: Right) -> StorageResult<()>;
+    fn revoke(&mut self, process: &str, user: &str, right: Right) -> StorageResult<()>;
+
+    /// Inserts a new instance and returns its id.
+    fn insert_instance(&mut self, instance: &Instance) -> StorageResult<i64>;
+    fn instance(&mut self, id: i64) -> StorageResult<Option<Instance>>;
+    fn update_instance(&mut self, instance: &Instance) -> StorageResult<()>;
+    fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> StorageResult<()>;
+    fn item_state(&mut self, instance_id: i64) -> StorageResult<ItemState>;
+    /// The latest server item on a serial (an activity instance can hold several
+    /// asynchronous events in a row; the last one is the one that counts).
+    fn server_item(&mut self, serial: Serial) -> StorageResult<Option<ServerItem>>;
+    /// Marks an item finished and keeps its data until the instance applies it.
+    fn record_finish(
+        &mut self,
+        serial: Serial,
+        event_index: usize,
+        data: &BTreeMap<String, Value>,
+        by: &str,
+        at: Millis,
+    ) -> StorageResult<()>;
+    fn running_instances(&mut self) -> StorageResult<Vec<RunningInstance>>;
+
+    fn instances(
+        &mut self,
+        visibility: &Visibility,
+        filter: &InstanceFilter,
+    ) -> StorageResult<Vec<InstanceSummary>>;
+    fn count_instances(
+        &mut self,
+        visibility: &Visibility,
+        filter: &InstanceFilter,
+    ) -> StorageResult<u64>;
+    fn items(
+        &mut self,
+        visibility: &Visibility,
+        filter: &ItemFilter,
+    ) -> StorageResult<Vec<ServerItem>>;
+    fn pending_items_of(&mut self, instance_id: i64) -> StorageResult<Vec<ServerItem>>;
+    fn audit(&mut self, instance_id: i64) -> StorageResult<Vec<AuditEntry>>;
+    fn activity_records(&mut self, instance_id: i64) -> StorageResult<Vec<ActivityRecord>>;
+    fn line_results(&mut self, instance_id: i64) -> StorageResult<Vec<LineResult>>;
+    fn is_participant(&mut self, instance_id: i64, user: &str) -> StorageResult<bool>;
+}
+
+/// A database the engine can open transactions on.
+pub trait Storage: Send + Sync {
+    /// Runs `work` in a write transaction; commits if it returns `Ok`, durably
+    /// before returning, and rolls back otherwise.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError>;
+    /// Runs `work` on a consistent read snapshot.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError>;
+}
+
+/// Item status names as stored.
+pub fn item_status_from_name(name: &str) -> Option<ItemStatus> {
+    [
+        ItemStatus::Pending,
+        ItemStatus::Finished,
+        ItemStatus::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| s.name() == name)
+}

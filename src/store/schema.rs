@@ -1,0 +1,127 @@
+//! The schema and its migrations. Append a migration; never edit a shipped one.
+
+use rusqlite::Connection;
+
+/// Migration `i` brings `user_version` from `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE processes (
+    name            TEXT PRIMARY KEY,
+    default_version INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE versions (
+    process     TEXT NOT NULL REFERENCES processes(name),
+    version     INTEGER NOT NULL,
+    definition  TEXT NOT NULL,
+    deployed_at INTEGER NOT NULL,
+    deployed_by TEXT NOT NULL,
+    PRIMARY KEY (process, version)
+) STRICT;
+
+CREATE TABLE rights (
+    process TEXT NOT NULL REFERENCES processes(name),
+    user    TEXT NOT NULL,
+    right   TEXT NOT NULL,
+    PRIMARY KEY (process, user, right)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX rights_by_user ON rights(user);
+
+CREATE TABLE instances (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    process     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    folio       TEXT NOT NULL,
+    originator  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    flow        TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    runner      INTEGER,
+    lease_until INTEGER,
+    FOREIGN KEY (process, version) REFERENCES versions(process, version)
+) STRICT;
+CREATE INDEX instances_by_status ON instances(status, id);
+CREATE INDEX instances_by_process ON instances(process, status, id);
+CREATE INDEX instances_by_updated ON instances(updated_at);
+
+CREATE TABLE activity_instances (
+    instance_id    INTEGER NOT NULL REFERENCES instances(id),
+    destination_id INTEGER NOT NULL,
+    activity_id    TEXT NOT NULL,
+    activity       TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    started_at     INTEGER NOT NULL,
+    finished_at    INTEGER,
+    PRIMARY KEY (instance_id, destination_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE server_items (
+    instance_id    INTEGER NOT NULL REFERENCES instances(id),
+    destination_id INTEGER NOT NULL,
+    event_index    INTEGER NOT NULL,
+    process        TEXT NOT NULL,
+    folio          TEXT NOT NULL,
+    activity       TEXT NOT NULL,
+    event          TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    script_running INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    closed_at      INTEGER,
+    closed_by      TEXT,
+    unapplied      TEXT,
+    PRIMARY KEY (instance_id, destination_id, event_index)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX server_items_by_status ON server_items(status, created_at);
+
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    instance_id INTEGER NOT NULL REFERENCES instances(id),
+    at          INTEGER NOT NULL,
+    user        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    detail      TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_by_instance ON audit(instance_id, id);
+
+CREATE TABLE line_results (
+    id                  INTEGER PRIMARY KEY,
+    instance_id         INTEGER NOT NULL REFERENCES instances(id),
+    line_index          INTEGER NOT NULL,
+    from_destination_id INTEGER NOT NULL,
+    fired               INTEGER NOT NULL,
+    at                  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX line_results_by_instance ON line_results(instance_id, id);
+
+CREATE TABLE participants (
+    instance_id INTEGER NOT NULL REFERENCES instances(id),
+    user        TEXT NOT NULL,
+    PRIMARY KEY (instance_id, user)
+) STRICT, WITHOUT ROWID;
+"#];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                Some(format!(
+                    "the database has schema version {version}, newer than this flowdesk ({SCHEMA_VERSION}): upgrade flowdesk"
+                )),
+            ));
+        }
+        let Some(migration) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", version + 1)?;
+        transaction.commit()?;
+    }
+}

@@ -1,0 +1,802 @@
+//! The engine's storage operations as SQL over one open transaction.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
+
+use crate::engine::executor::RecordedFinish;
+use crate::engine::instance::{ActivityStatus, Changes, FlowState};
+use crate::engine::storage::item_status_from_name;
+use crate::engine::{
+    ActivityRecord, AuditEntry, EngineError, Instance, InstanceFilter, InstanceOrder,
+    InstanceStatus, InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis,
+    ProcessSummary, RunningInstance, Serial, ServerItem, Transaction, VersionRecord, Visibility,
+};
+use crate::model::{Right, Value};
+
+pub struct SqliteTransaction<'c> {
+    tx: &'c rusqlite::Transaction<'c>,
+}
+
+impl<'c> SqliteTransaction<'c> {
+    pub fn new(tx: &'c rusqlite::Transaction<'c>) -> SqliteTransaction<'c> {
+        SqliteTransaction { tx }
+    }
+}
+
+fn db(err: rusqlite::Error) -> EngineError {
+    EngineError::Storage(err.to_string())
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> EngineError {
+    EngineError::Storage(format!("stored {what} is unreadable: {detail}"))
+}
+
+const INSTANCE_COLUMNS: &str = "id, process, version, folio, originator, status, data, flow, started_at, updated_at, runner, lease_until";
+
+fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
+    text.parse().map_err(|e| corrupt("instance status", e))
+}
+
+fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<(Instance, String, String, String)> {
+    Ok((
+        Instance {
+            id: row.get(0)?,
+            process: row.get(1)?,
+            version: row.get(2)?,
+            folio: row.get(3)?,
+            originator: row.get(4)?,
+            status: InstanceStatus::Running,
+            data: BTreeMap::new(),
+            flow: FlowState::default(),
+            started_at: row.get(8)?,
+            updated_at: row.get(9)?,
+            runner: row.get(10)?,
+            lease_until: row.get(11)?,
+        },
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ))
+}
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)> {
+    Ok((
+        InstanceSummary {
+            id: row.get(0)?,
+            process: row.get(1)?,
+            version: row.get(2)?,
+            folio: row.get(3)?,
+            originator: row.get(4)?,
+            status: InstanceStatus::Running,
+            started_at: row.get(5)?,
+            updated_at: row.get(6)?,
+        },
+        row.get(7)?,
+    ))
+}
+
+const ITEM_COLUMNS: &str = "instance_id, destination_id, event_index, process, folio, activity, event, status, \
+     script_running, created_at, closed_at, closed_by, unapplied";
+
+fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
+    Ok((
+        ServerItem {
+            serial: Serial {
+                instance_id: row.get(0)?,
+                destination_id: row.get(1)?,
+            },
+            event_index: row.get(2)?,
+            process: row.get(3)?,
+            folio: row.get(4)?,
+            activity: row.get(5)?,
+            event: row.get(6)?,
+            status: ItemStatus::Pending,
+            script_running: row.get(8)?,
+            created_at: row.get(9)?,
+            closed_at: row.get(10)?,
+            closed_by: row.get(11)?,
+            unapplied: None,
+        },
+        row.get(7)?,
+        row.get(12)?,
+    ))
+}
+
+fn finish_item(
+    (mut item, status, unapplied): (ServerItem, String, Option<String>),
+) -> Result<ServerItem, EngineError> {
+    item.status = item_status_from_name(&status).ok_or_else(|| corrupt("item status", &status))?;
+    item.unapplied = match unapplied {
+        Some(json) => Some(serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?),
+        None => None,
+    };
+    Ok(item)
+}
+
+fn right_from(text: &str) -> Result<Right, EngineError> {
+    text.parse().map_err(|e| corrupt("right", e))
+}
+
+/// Builds the `WHERE` conditions that limit rows to what a user may see.
+/// `alias` is the table holding `process` and `id`/`instance_id` columns.
+fn visibility_clause(visibility: &Visibility, id_column: &str, args: &mut Vec<SqlValue>) -> String {
+    let placeholders = |n: usize| vec!["?"; n].join(", ");
+    let mut parts = Vec::new();
+    if !visibility.all_of.is_empty() {
+        parts.push(format!(
+            "process IN ({})",
+            placeholders(visibility.all_of.len())
+        ));
+        args.extend(visibility.all_of.iter().map(|p| SqlValue::Text(p.clone())));
+    }
+    if !visibility.participated_of.is_empty() {
+        parts.push(format!(
+            "(process IN ({}) AND {id_column} IN (SELECT instance_id FROM participants WHERE user = ?))",
+            placeholders(visibility.participated_of.len())
+        ));
+        args.extend(
+            visibility
+                .participated_of
+                .iter()
+                .map(|p| SqlValue::Text(p.clone())),
+        );
+        args.push(SqlValue::Text(visibility.user.clone()));
+    }
+    if parts.is_empty() {
+        "0".to_owned()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
+}
+
+fn instance_where(
+    visibility: &Visibility,
+    filter: &InstanceFilter,
+    args: &mut Vec<SqlValue>,
+) -> String {
+    let mut conditions = vec![visibility_clause(visibility, "id", args)];
+    if let Some(process) = &filter.process {
+        conditions.push("process = ?".to_owned());
+        args.push(SqlValue::Text(process.clone()));
+    }
+    if let Some(status) = filter.status {
+        conditions.push("status = ?".to_owned());
+        args.push(SqlValue::Text(status.name().to_owned()));
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match search.parse::<i64>() {
+            Ok(id) => {
+                conditions.push("(id = ? OR instr(folio, ?) > 0)".to_owned());
+                args.push(SqlValue::Integer(id));
+            }
+            Err(_) => conditions.push("instr(folio, ?) > 0".to_owned()),
+        }
+        args.push(SqlValue::Text(search.to_owned()));
+    }
+    conditions.join(" AND ")
+}
+
+impl Transaction for SqliteTransaction<'_> {
+    fn latest_version(&mut self, process: &str) -> Result<Option<u32>, EngineError> {
+        self.tx
+            .prepare_cached("SELECT MAX(version) FROM versions WHERE process = ?")
+            .and_then(|mut s| s.query_row([process], |row| row.get(0)))
+            .map_err(db)
+    }
+
+    fn default_version(&mut self, process: &str) -> Result<Option<u32>, EngineError> {
+        self.tx
+            .prepare_cached("SELECT default_version FROM processes WHERE name = ?")
+            .and_then(|mut s| s.query_row([process], |row| row.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn version(
+        &mut self,
+        process: &str,
+        version: u32,
+    ) -> Result<Option<VersionRecord>, EngineError> {
+        self.tx
+            .prepare_cached(
+                "SELECT definition, deployed_at, deployed_by FROM versions WHERE process = ? AND version = ?",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![process, version], |row| {
+                    Ok(VersionRecord {
+                        process: process.to_owned(),
+                        version,
+                        definition_json: row.get(0)?,
+                        deployed_at: row.get(1)?,
+                        deployed_by: row.get(2)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)
+    }
+
+    fn insert_version(&mut self, record: &VersionRecord) -> Result<(), EngineError> {
+        self.tx
+            .execute(
+                "INSERT INTO processes (name, default_version) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET default_version = excluded.default_version",
+                params![record.process, record.version],
+            )
+            .map_err(db)?;
+        self.tx
+            .execute(
+                "INSERT INTO versions (process, version, definition, deployed_at, deployed_by) VALUES (?, ?, ?, ?, ?)",
+                params![
+                    record.process,
+                    record.version,
+                    record.definition_json,
+                    record.deployed_at,
+                    record.deployed_by
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn processes(&mut self) -> Result<Vec<ProcessSummary>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT p.name, p.default_version, (SELECT COUNT(*) FROM versions v WHERE v.process = p.name)
+                 FROM processes p ORDER BY p.name",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(ProcessSummary {
+                    name: row.get(0)?,
+                    default_version: row.get(1)?,
+                    versions: row.get(2)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn rights(&mut self, process: &str, user: &str) -> Result<Vec<Right>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT right FROM rights WHERE process = ? AND user = ? ORDER BY right",
+            )
+            .map_err(db)?;
+        let names: Vec<String> = statement
+            .query_map([process, user], |row| row.get(0))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        names.iter().map(|n| right_from(n)).collect()
+    }
+
+    fn rights_of_user(&mut self, user: &str) -> Result<Vec<(String, Right)>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT process, right FROM rights WHERE user = ? ORDER BY process, right",
+            )
+            .map_err(db)?;
+        let rows: Vec<(String, String)> = statement
+            .query_map([user], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(p, r)| Ok((p, right_from(&r)?)))
+            .collect()
+    }
+
+    fn rights_on_process(&mut self, process: &str) -> Result<Vec<(String, Right)>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT user, right FROM rights WHERE process = ? ORDER BY user, right")
+            .map_err(db)?;
+        let rows: Vec<(String, String)> = statement
+            .query_map([process], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(u, r)| Ok((u, right_from(&r)?)))
+            .collect()
+    }
+
+    fn grant(&mut self, process: &str, user: &str, right: Right) -> Result<(), EngineError> {
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO rights (process, user, right) VALUES (?, ?, ?)",
+                params![process, user, right.key()],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn revoke(&mut self, process: &str, user: &str, right: Right) -> Result<(), EngineError> {
+        self.tx
+            .execute(
+                "DELETE FROM rights WHERE process = ? AND user = ? AND right = ?",
+                params![process, user, right.key()],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn insert_instance(&mut self, instance: &Instance) -> Result<i64, EngineError> {
+        let data = serde_json::to_string(&instance.data)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let flow = serde_json::to_string(&instance.flow)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO instances (process, version, folio, originator, status, data, flow, started_at, updated_at,
+                                        runner, lease_until)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    instance.process,
+                    instance.version,
+                    instance.folio,
+                    instance.originator,
+                    instance.status.name(),
+                    data,
+                    flow,
+                    instance.started_at,
+                    instance.updated_at,
+                    instance.runner,
+                    instance.lease_until,
+                ])
+            })
+            .map_err(db)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn instance(&mut self, id: i64) -> Result<Option<Instance>, EngineError> {
+        let row = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?"
+            ))
+            .and_then(|mut s| s.query_row([id], instance_from_row).optional())
+            .map_err(db)?;
+        let Some((mut instance, status, data, flow)) = row else {
+            return Ok(None);
+        };
+        instance.status = status_from(&status)?;
+        instance.data = serde_json::from_str(&data).map_err(|e| corrupt("instance data", e))?;
+        instance.flow = serde_json::from_str(&flow).map_err(|e| corrupt("instance flow", e))?;
+        Ok(Some(instance))
+    }
+
+    fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
+        let data = serde_json::to_string(&instance.data)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let flow = serde_json::to_string(&instance.flow)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.tx
+            .prepare_cached(
+                "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?
+                 WHERE id = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    instance.status.name(),
+                    data,
+                    flow,
+                    instance.updated_at,
+                    instance.runner,
+                    instance.lease_until,
+                    instance.id
+                ])
+            })
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
+        let tx = self.tx;
+        for record in &changes.activities_started {
+            tx.prepare_cached(
+                "INSERT INTO activity_instances (instance_id, destination_id, activity_id, activity, status, started_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    instance_id,
+                    record.destination_id,
+                    record.activity_id,
+                    record.activity,
+                    record.status.name(),
+                    record.started_at
+                ])
+            })
+            .map_err(db)?;
+        }
+        for (destination_id, status, at) in &changes.activities_closed {
+            tx.prepare_cached(
+                "UPDATE activity_instances SET status = ?, finished_at = ? WHERE instance_id = ? AND destination_id = ?",
+            )
+            .and_then(|mut s| s.execute(params![status.name(), at, instance_id, destination_id]))
+            .map_err(db)?;
+        }
+        for item in &changes.items_created {
+            tx.prepare_cached(&format!(
+                "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    item.serial.instance_id,
+                    item.serial.destination_id,
+                    item.event_index,
+                    item.process,
+                    item.folio,
+                    item.activity,
+                    item.event,
+                    item.status.name(),
+                    item.script_running,
+                    item.created_at
+                ])
+            })
+            .map_err(db)?;
+        }
+        for (destination_id, event_index) in &changes.items_script_ended {
+            tx.prepare_cached(
+                "UPDATE server_items SET script_running = 0
+                 WHERE instance_id = ? AND destination_id = ? AND event_index = ?",
+            )
+            .and_then(|mut s| s.execute(params![instance_id, destination_id, event_index]))
+            .map_err(db)?;
+        }
+        for (destination_id, event_index) in &changes.items_applied {
+            tx.prepare_cached(
+                "UPDATE server_items SET unapplied = NULL WHERE instance_id = ? AND destination_id = ? AND event_index = ?",
+            )
+            .and_then(|mut s| s.execute(params![instance_id, destination_id, event_index]))
+            .map_err(db)?;
+        }
+        for (destination_id, by, at) in &changes.items_cancelled {
+            tx.prepare_cached(
+                "UPDATE server_items SET status = 'Cancelled', closed_at = ?, closed_by = ?, unapplied = NULL,
+                        script_running = 0
+                 WHERE instance_id = ? AND destination_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)",
+            )
+            .and_then(|mut s| s.execute(params![at, by, instance_id, destination_id]))
+            .map_err(db)?;
+        }
+        for entry in &changes.audit {
+            tx.prepare_cached(
+                "INSERT INTO audit (instance_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    instance_id,
+                    entry.at,
+                    entry.user,
+                    entry.action,
+                    entry.detail
+                ])
+            })
+            .map_err(db)?;
+        }
+        for result in &changes.line_results {
+            tx.prepare_cached(
+                "INSERT INTO line_results (instance_id, line_index, from_destination_id, fired, at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    instance_id,
+                    result.line_index,
+                    result.from_destination_id,
+                    result.fired,
+                    result.at
+                ])
+            })
+            .map_err(db)?;
+        }
+        for user in &changes.participants {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)",
+            )
+            .and_then(|mut s| s.execute(params![instance_id, user]))
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn item_state(&mut self, instance_id: i64) -> Result<ItemState, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT destination_id, event_index, unapplied, closed_by FROM server_items
+                 WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)",
+            )
+            .map_err(db)?;
+        let rows: Vec<(i64, usize, Option<String>, Option<String>)> = statement
+            .query_map([instance_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        let mut state = ItemState::default();
+        for (destination_id, event_index, unapplied, closed_by) in rows {
+            state.pending.insert((destination_id, event_index));
+            if let Some(json) = unapplied {
+                let data: BTreeMap<String, Value> =
+                    serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?;
+                state.recorded.insert(
+                    destination_id,
+                    RecordedFinish {
+                        event_index,
+                        data,
+                        by: closed_by.unwrap_or_default(),
+                    },
+                );
+            }
+        }
+        Ok(state)
+    }
+
+    fn server_item(&mut self, serial: Serial) -> Result<Option<ServerItem>, EngineError> {
+        let row = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND destination_id = ?
+                 ORDER BY event_index DESC LIMIT 1"
+            ))
+            .and_then(|mut s| s.query_row([serial.instance_id, serial.destination_id], item_from_row).optional())
+            .map_err(db)?;
+        row.map(finish_item).transpose()
+    }
+
+    fn record_finish(
+        &mut self,
+        serial: Serial,
+        event_index: usize,
+        data: &BTreeMap<String, Value>,
+        by: &str,
+        at: Millis,
+    ) -> Result<(), EngineError> {
+        let json = serde_json::to_string(data).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.tx
+            .prepare_cached(
+                "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, unapplied = ?
+                 WHERE instance_id = ? AND destination_id = ? AND event_index = ? AND status = 'Pending'",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    at,
+                    by,
+                    json,
+                    serial.instance_id,
+                    serial.destination_id,
+                    event_index
+                ])
+            })
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn running_instances(&mut self) -> Result<Vec<RunningInstance>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT id, runner, lease_until FROM instances WHERE status = 'Running' ORDER BY id")
+            .map_err(db)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(RunningInstance {
+                    id: row.get(0)?,
+                    runner: row.get(1)?,
+                    lease_until: row.get(2)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn instances(
+        &mut self,
+        visibility: &Visibility,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceSummary>, EngineError> {
+        let mut args = Vec::new();
+        let condition = instance_where(visibility, filter, &mut args);
+        let order = match filter.order {
+            InstanceOrder::NewestFirst => "id DESC",
+            InstanceOrder::OldestFirst => "id ASC",
+            InstanceOrder::RecentlyChanged => "updated_at DESC, id DESC",
+        };
+        let limit = if filter.limit == 0 {
+            i64::MAX
+        } else {
+            filter.limit as i64
+        };
+        args.push(SqlValue::Integer(limit));
+        args.push(SqlValue::Integer(filter.offset as i64));
+        let sql = format!(
+            "SELECT id, process, version, folio, originator, started_at, updated_at, status FROM instances
+             WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?"
+        );
+        let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;
+        let rows: Vec<(InstanceSummary, String)> = statement
+            .query_map(params_from_iter(args), summary_from_row)
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(mut summary, status)| {
+                summary.status = status_from(&status)?;
+                Ok(summary)
+            })
+            .collect()
+    }
+
+    fn count_instances(
+        &mut self,
+        visibility: &Visibility,
+        filter: &InstanceFilter,
+    ) -> Result<u64, EngineError> {
+        let mut args = Vec::new();
+        let condition = instance_where(visibility, filter, &mut args);
+        self.tx
+            .prepare_cached(&format!("SELECT COUNT(*) FROM instances WHERE {condition}"))
+            .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
+            .map_err(db)
+    }
+
+    fn items(
+        &mut self,
+        visibility: &Visibility,
+        filter: &ItemFilter,
+    ) -> Result<Vec<ServerItem>, EngineError> {
+        let mut args = Vec::new();
+        let mut conditions = vec![visibility_clause(visibility, "instance_id", &mut args)];
+        if !filter.include_closed {
+            conditions.push("status = 'Pending'".to_owned());
+        }
+        if let Some(process) = &filter.process {
+            conditions.push("process = ?".to_owned());
+            args.push(SqlValue::Text(process.clone()));
+        }
+        if let Some(id) = filter.instance_id {
+            conditions.push("instance_id = ?".to_owned());
+            args.push(SqlValue::Integer(id));
+        }
+        let limit = if filter.limit == 0 {
+            i64::MAX
+        } else {
+            filter.limit as i64
+        };
+        args.push(SqlValue::Integer(limit));
+        // Pending first, then oldest first: the items most likely stuck lead.
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM server_items WHERE {} 
+             ORDER BY status = 'Pending' DESC, created_at ASC, instance_id ASC, destination_id ASC LIMIT ?",
+            conditions.join(" AND ")
+        );
+        let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;
+        let rows: Vec<_> = statement
+            .query_map(params_from_iter(args), item_from_row)
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        rows.into_iter().map(finish_item).collect()
+    }
+
+    fn pending_items_of(&mut self, instance_id: i64) -> Result<Vec<ServerItem>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND status = 'Pending'
+                 ORDER BY destination_id, event_index"
+            ))
+            .map_err(db)?;
+        let rows: Vec<_> = statement
+            .query_map([instance_id], item_from_row)
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        rows.into_iter().map(finish_item).collect()
+    }
+
+    fn audit(&mut self, instance_id: i64) -> Result<Vec<AuditEntry>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT at, user, action, detail FROM audit WHERE instance_id = ? ORDER BY id",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map([instance_id], |row| {
+                Ok(AuditEntry {
+                    at: row.get(0)?,
+                    user: row.get(1)?,
+                    action: row.get(2)?,
+                    detail: row.get(3)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn activity_records(&mut self, instance_id: i64) -> Result<Vec<ActivityRecord>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT destination_id, activity_id, activity, status, started_at, finished_at
+                 FROM activity_instances WHERE instance_id = ? ORDER BY destination_id",
+            )
+            .map_err(db)?;
+        let rows: Vec<(ActivityRecord, String)> = statement
+            .query_map([instance_id], |row| {
+                Ok((
+                    ActivityRecord {
+                        destination_id: row.get(0)?,
+                        activity_id: row.get(1)?,
+                        activity: row.get(2)?,
+                        status: ActivityStatus::Active,
+                        started_at: row.get(4)?,
+                        finished_at: row.get(5)?,
+                    },
+                    row.get(3)?,
+                ))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(mut record, status)| {
+                record.status = [
+                    ActivityStatus::Active,
+                    ActivityStatus::Completed,
+                    ActivityStatus::Error,
+                    ActivityStatus::Cancelled,
+                ]
+                .into_iter()
+                .find(|s| s.name() == status)
+                .ok_or_else(|| corrupt("activity status", &status))?;
+                Ok(record)
+            })
+            .collect()
+    }
+
+    fn line_results(&mut self, instance_id: i64) -> Result<Vec<LineResult>, EngineError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT line_index, from_destination_id, fired, at FROM line_results WHERE instance_id = ? ORDER BY id",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map([instance_id], |row| {
+                Ok(LineResult {
+                    line_index: row.get(0)?,
+                    from_destination_id: row.get(1)?,
+                    fired: row.get(2)?,
+                    at: row.get(3)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
+        self.tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM participants WHERE instance_id = ? AND user = ?)",
+            )
+            .and_then(|mut s| s.query_row(params![instance_id, user], |row| row.get(0)))
+            .map_err(db)
+    }
+}
