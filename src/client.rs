@@ -17,9 +17,7 @@
 
 use std::path::Path;
 
-use crate::engine::{
-    Engine, EngineError, FieldInput, Finished, InstanceSummary, OpenedItem, ServerItem,
-};
+use crate::engine::{Engine, EngineError, FieldInput, Finished, InstanceSummary, OpenedItem, ServerItem};
 use crate::model::{FieldType, Value};
 use crate::store::{Durability, SqliteStore};
 
@@ -33,18 +31,12 @@ impl Connection {
     /// Opens the database at `path` (created if missing) as `user`.
     pub fn open(path: impl AsRef<Path>, user: &str) -> Result<Connection, EngineError> {
         let store = SqliteStore::open(path.as_ref(), Durability::Full)?;
-        Ok(Connection {
-            engine: Engine::new(store),
-            user: user.to_owned(),
-        })
+        Ok(Connection { engine: Engine::new(store), user: user.to_owned() })
     }
 
     /// Wraps an engine already open, acting as `user`.
     pub fn with_engine(engine: Engine<SqliteStore>, user: &str) -> Connection {
-        Connection {
-            engine,
-            user: user.to_owned(),
-        }
+        Connection { engine, user: user.to_owned() }
     }
 
     pub fn user(&self) -> &str {
@@ -58,11 +50,7 @@ impl Connection {
     /// Opens a server item by serial. Needs the process's Server Event right.
     pub fn open_server_item(&self, serial: &str) -> Result<ServerItemHandle<'_>, EngineError> {
         let opened = self.engine.open_server_item(&self.user, serial)?;
-        Ok(ServerItemHandle {
-            connection: self,
-            opened,
-            changes: Vec::new(),
-        })
+        Ok(ServerItemHandle { connection: self, opened, changes: Vec::new() })
     }
 }
 
@@ -102,11 +90,7 @@ impl ServerItemHandle<'_> {
     }
 
     /// Sets a data field, checked against its type at once.
-    pub fn set_field(
-        &mut self,
-        name: &str,
-        value: impl Into<FieldInput>,
-    ) -> Result<(), EngineError> {
+    pub fn set_field(&mut self, name: &str, value: impl Into<FieldInput>) -> Result<(), EngineError> {
         let input = value.into();
         let Some((_, field_type, _)) = self.opened.fields.iter().find(|(n, _, _)| n == name) else {
             return Err(EngineError::InvalidData {
@@ -116,10 +100,7 @@ impl ServerItemHandle<'_> {
         };
         input
             .to_value(*field_type)
-            .map_err(|mismatch| EngineError::InvalidData {
-                field: name.to_owned(),
-                reason: mismatch.to_string(),
-            })?;
+            .map_err(|mismatch| EngineError::InvalidData { field: name.to_owned(), reason: mismatch.to_string() })?;
         self.changes.push((name.to_owned(), input));
         Ok(())
     }
@@ -127,8 +108,6 @@ impl ServerItemHandle<'_> {
     /// Finishes the item with the fields set on it; the instance runs on.
     pub fn finish(self) -> Result<Finished, EngineError> {
         let serial = self.serial();
-        self.connection
-            .engine
-            .finish(&self.connection.user, &serial, &self.changes)
+        self.connection.engine.finish(&self.connection.user, &serial, &self.changes)
     }
 }

@@ -146,30 +146,23 @@ pub struct DataArgs {
 
 impl DataArgs {
     fn inputs(&self) -> Vec<(String, FieldInput)> {
-        self.set
-            .iter()
-            .map(|(field, value)| (field.clone(), FieldInput::Text(value.clone())))
-            .collect()
+        self.set.iter().map(|(field, value)| (field.clone(), FieldInput::Text(value.clone()))).collect()
     }
 }
 
 fn parse_assignment(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((field, value)) if !field.trim().is_empty() => {
-            Ok((field.trim().to_owned(), value.to_owned()))
-        }
+        Some((field, value)) if !field.trim().is_empty() => Ok((field.trim().to_owned(), value.to_owned())),
         _ => Err(format!("expected FIELD=VALUE, got `{text}`")),
     }
 }
 
 fn parse_status(text: &str) -> Result<InstanceStatus, String> {
-    text.parse()
-        .map_err(|e: crate::engine::instance::UnknownStatus| e.to_string())
+    text.parse().map_err(|e: crate::engine::instance::UnknownStatus| e.to_string())
 }
 
 fn parse_right(text: &str) -> Result<Right, String> {
-    text.parse()
-        .map_err(|e: crate::model::rights::UnknownRight| e.to_string())
+    text.parse().map_err(|e: crate::model::rights::UnknownRight| e.to_string())
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
@@ -196,22 +189,14 @@ impl Cli {
     pub fn db_path(&self) -> PathBuf {
         self.db
             .clone()
-            .or_else(|| {
-                std::env::var_os("FLOWDESK_DB")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
+            .or_else(|| std::env::var_os("FLOWDESK_DB").filter(|v| !v.is_empty()).map(PathBuf::from))
             .unwrap_or_else(default_db_path)
     }
 
     pub fn acting_user(&self) -> String {
         self.user
             .clone()
-            .or_else(|| {
-                std::env::var("FLOWDESK_USER")
-                    .ok()
-                    .filter(|v| !v.trim().is_empty())
-            })
+            .or_else(|| std::env::var("FLOWDESK_USER").ok().filter(|v| !v.trim().is_empty()))
             .unwrap_or_else(default_user)
     }
 }
@@ -266,17 +251,37 @@ fn one_line(text: &str) -> String {
 fn open_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
     let path = cli.db_path();
     let store = SqliteStore::open(&path, cli.sync)?;
-    let engine = Engine::new(store);
+    let mut engine = Engine::new(store);
+    if let Some(hook) = kill_hook() {
+        engine = engine.with_hook(hook);
+    }
     for id in engine.recover()? {
         eprintln!("flowdesk: recovered instance {id}: its runner had stopped mid-script");
     }
     Ok(engine)
 }
 
+/// `FLOWDESK_KILL_AT=<point>[:<n>]` makes this process SIGKILL itself the n-th
+/// time (default: first) it reaches a hook point. It exists for the crash tests,
+/// which prove that a `kill -9` at any of these moments loses nothing.
+fn kill_hook() -> Option<crate::engine::Hook> {
+    let spec = std::env::var("FLOWDESK_KILL_AT").ok()?;
+    let (name, nth) = match spec.split_once(':') {
+        Some((name, n)) => (name.to_owned(), n.parse::<usize>().ok()?),
+        None => (spec.clone(), 1),
+    };
+    let point = crate::engine::HookPoint::ALL.into_iter().find(|p| p.name() == name)?;
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    Some(std::sync::Arc::new(move |reached| {
+        if reached == point && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == nth {
+            let pid = std::process::id().to_string();
+            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+        }
+    }))
+}
+
 fn load(file: &Path) -> Result<ProcessDraft, Failure> {
-    ProcessDraft::load(file)
-        .context("cannot load the process file")
-        .map_err(Failure::Other)
+    ProcessDraft::load(file).context("cannot load the process file").map_err(Failure::Other)
 }
 
 fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
@@ -285,19 +290,13 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Validate { file } => {
             let draft = load(file)?;
             let problems = crate::model::validate(&draft, &crate::model::ScriptHost::default());
-            let errors = problems
-                .iter()
-                .filter(|p| p.severity == Severity::Error)
-                .count();
+            let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
             let warnings = problems.len() - errors;
             for problem in &problems {
                 println!("{problem}");
             }
             if errors > 0 {
-                eprintln!(
-                    "flowdesk: {} is not valid: {errors} error(s), {warnings} warning(s)",
-                    file.display()
-                );
+                eprintln!("flowdesk: {} is not valid: {errors} error(s), {warnings} warning(s)", file.display());
                 return Ok(ExitCode::from(1));
             }
             println!("{}: valid, {warnings} warning(s)", file.display());
@@ -328,24 +327,13 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::processes(&engine.processes()?, *json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Start {
-            process,
-            folio,
-            data,
-            json,
-        } => {
+        Command::Start { process, folio, data, json } => {
             let engine = open_engine(cli)?;
             let progress = engine.start(&user, process, folio, &data.inputs())?;
             output::started(&progress, *json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Instances {
-            process,
-            status,
-            search,
-            limit,
-            json,
-        } => {
+        Command::Instances { process, status, search, limit, json } => {
             let engine = open_engine(cli)?;
             let filter = InstanceFilter {
                 process: process.clone(),
@@ -364,10 +352,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         }
         Command::Items { all, json } => {
             let engine = open_engine(cli)?;
-            let filter = ItemFilter {
-                include_closed: *all,
-                ..ItemFilter::default()
-            };
+            let filter = ItemFilter { include_closed: *all, ..ItemFilter::default() };
             let now = chrono::Utc::now().timestamp_millis();
             output::items(&engine.items(&user, &filter)?, now, *all, *json);
             Ok(ExitCode::SUCCESS)
@@ -378,39 +363,22 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::finished(&finished, *json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Grant {
-            process,
-            user: target,
-            rights,
-        } => {
+        Command::Grant { process, user: target, rights } => {
             let engine = open_engine(cli)?;
             engine.grant(&user, process, target, rights)?;
-            println!(
-                "granted {} on {process} to {target}",
-                output::right_list(rights)
-            );
+            println!("granted {} on {process} to {target}", output::right_list(rights));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Revoke {
-            process,
-            user: target,
-            rights,
-        } => {
+        Command::Revoke { process, user: target, rights } => {
             let engine = open_engine(cli)?;
             engine.revoke(&user, process, target, rights)?;
-            println!(
-                "revoked {} on {process} from {target}",
-                output::right_list(rights)
-            );
+            println!("revoked {} on {process} from {target}", output::right_list(rights));
             Ok(ExitCode::SUCCESS)
         }
         Command::Rights { process } => {
             let engine = open_engine(cli)?;
             if engine.processes()?.iter().all(|p| &p.name != process) {
-                return Err(EngineError::ProcessNotFound {
-                    name: process.clone(),
-                }
-                .into());
+                return Err(EngineError::ProcessNotFound { name: process.clone() }.into());
             }
             output::rights(&engine.rights_on_process(process)?);
             Ok(ExitCode::SUCCESS)
@@ -419,9 +387,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Stop { id } => operator(cli, "stopped", |e, u| e.stop(u, *id)),
         Command::Resume { id } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
         Command::Goto { id, activity } => operator(cli, "moved", |e, u| e.goto(u, *id, activity)),
-        Command::Set { id, data } => {
-            operator(cli, "updated", |e, u| e.set_data(u, *id, &data.inputs()))
-        }
+        Command::Set { id, data } => operator(cli, "updated", |e, u| e.set_data(u, *id, &data.inputs())),
     }
 }
 
@@ -432,10 +398,6 @@ fn operator(
 ) -> Result<ExitCode, Failure> {
     let engine = open_engine(cli)?;
     let progress = act(&engine, &cli.acting_user())?;
-    println!(
-        "{verb} instance {}: {}",
-        progress.instance_id,
-        output::progress_words(&progress)
-    );
+    println!("{verb} instance {}: {}", progress.instance_id, output::progress_words(&progress));
     Ok(ExitCode::SUCCESS)
 }

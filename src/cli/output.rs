@@ -4,25 +4,20 @@ use comfy_table::{Table, presets};
 use serde_json::{Value as Json, json};
 
 use crate::engine::{
-    Deployed, Finished, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis,
-    ProcessSummary, Progress, ServerItem, format_time,
+    Deployed, Finished, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis, ProcessSummary, Progress,
+    ServerItem, format_time,
 };
 use crate::model::Right;
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table
-        .load_style(presets::NOTHING)
-        .set_header(header.to_vec());
+    table.load_style(presets::NOTHING).set_header(header.to_vec());
     table
 }
 
 fn print_json(value: &Json) {
     // A `serde_json::Value` always serialises.
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 /// ISO 8601 for machines.
@@ -39,11 +34,7 @@ pub fn age(now: Millis, then: Millis) -> String {
 }
 
 pub fn right_list(rights: &[Right]) -> String {
-    rights
-        .iter()
-        .map(|r| r.title())
-        .collect::<Vec<_>>()
-        .join(", ")
+    rights.iter().map(|r| r.title()).collect::<Vec<_>>().join(", ")
 }
 
 /// What an instance does now, in words.
@@ -55,10 +46,7 @@ pub fn progress_words(progress: &Progress) -> String {
         }
         InstanceStatus::Error => match &progress.failure {
             Some(f) if f.event.is_empty() => format!("in error at `{}`: {}", f.activity, f.message),
-            Some(f) => format!(
-                "in error at `{}` / `{}`: {}",
-                f.activity, f.event, f.message
-            ),
+            Some(f) => format!("in error at `{}` / `{}`: {}", f.activity, f.event, f.message),
             None => "in error".to_owned(),
         },
         status => status.name().to_lowercase(),
@@ -95,11 +83,7 @@ pub fn processes(processes: &[ProcessSummary], as_json: bool) {
     }
     let mut out = table(&["PROCESS", "DEFAULT VERSION", "VERSIONS"]);
     for p in processes {
-        out.add_row(vec![
-            p.name.clone(),
-            p.default_version.to_string(),
-            p.versions.to_string(),
-        ]);
+        out.add_row(vec![p.name.clone(), p.default_version.to_string(), p.versions.to_string()]);
     }
     println!("{out}");
 }
@@ -109,11 +93,7 @@ pub fn started(progress: &Progress, as_json: bool) {
         print_json(&progress_json(progress));
     } else {
         println!("{}", progress.instance_id);
-        eprintln!(
-            "instance {}: {}",
-            progress.instance_id,
-            progress_words(progress)
-        );
+        eprintln!("instance {}: {}", progress.instance_id, progress_words(progress));
     }
 }
 
@@ -136,15 +116,7 @@ pub fn instances(instances: &[InstanceSummary], as_json: bool) {
         println!("no instances");
         return;
     }
-    let mut out = table(&[
-        "ID",
-        "FOLIO",
-        "PROCESS",
-        "STATUS",
-        "ORIGINATOR",
-        "STARTED",
-        "LAST CHANGE",
-    ]);
+    let mut out = table(&["ID", "FOLIO", "PROCESS", "STATUS", "ORIGINATOR", "STARTED", "LAST CHANGE"]);
     for i in instances {
         out.add_row(vec![
             i.id.to_string(),
@@ -162,11 +134,8 @@ pub fn instances(instances: &[InstanceSummary], as_json: bool) {
 pub fn instance(detail: &InstanceDetail, as_json: bool) {
     let s = &detail.summary;
     if as_json {
-        let data: serde_json::Map<String, Json> = detail
-            .fields
-            .iter()
-            .map(|(name, _, value)| (name.clone(), value.to_json()))
-            .collect();
+        let data: serde_json::Map<String, Json> =
+            detail.fields.iter().map(|(name, _, value)| (name.clone(), value.to_json())).collect();
         print_json(&json!({
             "id": s.id, "status": s.status.name(), "folio": s.folio, "process": s.process,
             "version": s.version, "originator": s.originator,
@@ -191,20 +160,13 @@ pub fn instance(detail: &InstanceDetail, as_json: bool) {
     println!("  started     {}", format_time(s.started_at));
     println!("  last change {}", format_time(s.updated_at));
     if let Some(f) = &detail.failure {
-        println!(
-            "  error       at `{}` {}: {}",
-            f.activity, f.event, f.message
-        );
+        println!("  error       at `{}` {}: {}", f.activity, f.event, f.message);
     }
     println!();
     println!("Data fields");
     let mut fields = table(&["FIELD", "TYPE", "VALUE"]);
     for (name, field_type, value) in &detail.fields {
-        fields.add_row(vec![
-            name.clone(),
-            field_type.name().to_owned(),
-            value.to_string(),
-        ]);
+        fields.add_row(vec![name.clone(), field_type.name().to_owned(), value.to_string()]);
     }
     println!("{fields}");
     println!();
@@ -227,12 +189,7 @@ pub fn instance(detail: &InstanceDetail, as_json: bool) {
     println!("Audit trail");
     let mut audit = table(&["TIME", "USER", "ACTION", "DETAIL"]);
     for entry in &detail.audit {
-        audit.add_row(vec![
-            format_time(entry.at),
-            entry.user.clone(),
-            entry.action.clone(),
-            entry.detail.clone(),
-        ]);
+        audit.add_row(vec![format_time(entry.at), entry.user.clone(), entry.action.clone(), entry.detail.clone()]);
     }
     println!("{audit}");
 }
@@ -254,19 +211,10 @@ pub fn items(items: &[ServerItem], now: Millis, all: bool, as_json: bool) {
         return;
     }
     if items.is_empty() {
-        println!(
-            "{}",
-            if all {
-                "no server items"
-            } else {
-                "no pending server items"
-            }
-        );
+        println!("{}", if all { "no server items" } else { "no pending server items" });
         return;
     }
-    let mut header = vec![
-        "SERIAL", "INSTANCE", "FOLIO", "PROCESS", "ACTIVITY", "EVENT", "AGE",
-    ];
+    let mut header = vec!["SERIAL", "INSTANCE", "FOLIO", "PROCESS", "ACTIVITY", "EVENT", "AGE"];
     if all {
         header.extend(["STATUS", "CLOSED BY"]);
     }
@@ -307,20 +255,11 @@ pub fn finished(finished: &Finished, as_json: bool) {
     }
     let progress = &finished.progress;
     if finished.applied {
-        println!(
-            "finished {}: instance {} {}",
-            finished.serial,
-            progress.instance_id,
-            progress_words(progress)
-        );
+        println!("finished {}: instance {} {}", finished.serial, progress.instance_id, progress_words(progress));
     } else {
         let why = match progress.status {
-            InstanceStatus::Stopped => {
-                "the instance is stopped; it is applied when the instance resumes"
-            }
-            InstanceStatus::Error => {
-                "the instance is in error; it is applied when the failed step is retried"
-            }
+            InstanceStatus::Stopped => "the instance is stopped; it is applied when the instance resumes",
+            InstanceStatus::Error => "the instance is in error; it is applied when the failed step is retried",
             _ => "the event's script is still running; it is applied when the script ends",
         };
         println!("finished {}: recorded; {why}", finished.serial);

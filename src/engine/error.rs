@@ -18,18 +18,10 @@ pub enum EngineError {
     ItemNotFound { serial: String },
 
     #[error("server item {serial} was already finished at {} by {by}", format_time(*at))]
-    AlreadyFinished {
-        serial: String,
-        at: Millis,
-        by: String,
-    },
+    AlreadyFinished { serial: String, at: Millis, by: String },
 
     #[error("server item {serial} was cancelled at {} by {by}: the instance was moved to another activity", format_time(*at))]
-    ItemCancelled {
-        serial: String,
-        at: Millis,
-        by: String,
-    },
+    ItemCancelled { serial: String, at: Millis, by: String },
 
     #[error("instance {id} not found")]
     InstanceNotFound { id: i64 },
@@ -41,27 +33,16 @@ pub enum EngineError {
     ActivityNotFound { process: String, activity: String },
 
     #[error("permission denied: user `{user}` lacks the {right} right on process `{process}`")]
-    PermissionDenied {
-        user: String,
-        process: String,
-        right: Right,
-    },
+    PermissionDenied { user: String, process: String, right: Right },
 
     #[error("invalid data for field `{field}`: {reason}")]
     InvalidData { field: String, reason: String },
 
     #[error("process `{name}` has {} error(s):\n{}", .problems.iter().filter(|p| p.severity == crate::model::Severity::Error).count(), list(.problems))]
-    InvalidDefinition {
-        name: String,
-        problems: Vec<Problem>,
-    },
+    InvalidDefinition { name: String, problems: Vec<Problem> },
 
     #[error("cannot {action} instance {id}: it is {status}")]
-    WrongStatus {
-        id: i64,
-        action: &'static str,
-        status: InstanceStatus,
-    },
+    WrongStatus { id: i64, action: &'static str, status: InstanceStatus },
 
     #[error("cannot revoke: process `{process}` would be left without an Admin")]
     LastAdmin { process: String },
@@ -82,11 +63,7 @@ impl EngineError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("  {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
 }
 
 /// A timestamp as operators read it: local-free UTC, to the second.

@@ -14,17 +14,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::instance::{
-    ActivityRecord, ActivityStatus, AuditEntry, Changes, FailureInfo, Instance, InstanceStatus,
-    ItemStatus, Millis, ServerItem, Token, TokenState,
+    ActivityRecord, ActivityStatus, AuditEntry, Changes, FailureInfo, Instance, InstanceStatus, ItemStatus, Millis,
+    ServerItem, Token, TokenState,
 };
-use crate::model::{
-    CompiledProcess, PrecedingRule, ScriptContext, ScriptFailure, ScriptHost, ScriptOutcome, Value,
-};
+use crate::model::{CompiledProcess, PrecedingRule, ScriptContext, ScriptFailure, ScriptHost, ScriptOutcome, Value};
 
 /// A finish recorded on a server item that the instance has not applied yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedFinish {
-    pub event_index: usize,
     pub data: BTreeMap<String, Value>,
     pub by: String,
 }
@@ -32,10 +29,10 @@ pub struct RecordedFinish {
 /// What the executor needs to know about an instance's server items.
 #[derive(Debug, Default, Clone)]
 pub struct ItemState {
-    /// (destination id, event index) of items that exist and are still pending,
-    /// so a retried asynchronous event keeps its serial.
-    pub pending: BTreeSet<(i64, usize)>,
-    /// Finishes to apply, by destination id.
+    /// Serial ids of items that are pending or hold an unapplied finish, so a
+    /// retried asynchronous event keeps its serial.
+    pub pending: BTreeSet<i64>,
+    /// Finishes to apply, by serial id.
     pub recorded: BTreeMap<i64, RecordedFinish>,
 }
 
@@ -44,10 +41,7 @@ pub enum RunEnd {
     /// Nothing is ready: the instance waits, completed, failed or is stopped.
     Settled,
     /// An asynchronous event's server item was created; commit, then run its script.
-    AsyncScript {
-        destination_id: i64,
-        event_index: usize,
-    },
+    AsyncScript { serial_id: i64 },
 }
 
 pub struct Executor<'a> {
@@ -63,12 +57,7 @@ pub struct Executor<'a> {
 
 impl Executor<'_> {
     pub fn audit(&self, changes: &mut Changes, action: &str, detail: String) {
-        changes.audit.push(AuditEntry {
-            at: self.now,
-            user: self.user.to_owned(),
-            action: action.to_owned(),
-            detail,
-        });
+        changes.audit.push(AuditEntry { at: self.now, user: self.user.to_owned(), action: action.to_owned(), detail });
     }
 
     /// Creates a token for `activity`, recording the activity instance.
@@ -80,6 +69,7 @@ impl Executor<'_> {
             activity,
             next_event: 0,
             state: TokenState::Ready,
+            serial_id: None,
         });
         let compiled = &self.process.activities[activity];
         changes.activities_started.push(ActivityRecord {
@@ -90,47 +80,29 @@ impl Executor<'_> {
             started_at: self.now,
             finished_at: None,
         });
-        self.audit(
-            changes,
-            "Activity started",
-            format!("{} (#{destination_id})", compiled.name),
-        );
+        self.audit(changes, "Activity started", format!("{} (#{destination_id})", compiled.name));
     }
 
-    fn context(&self, instance: &Instance, token: &Token, serial: bool) -> ScriptContext {
+    fn context(&self, instance: &Instance, token: &Token, serial: Option<i64>) -> ScriptContext {
         let activity = &self.process.activities[token.activity];
         ScriptContext {
-            serial: serial.then(|| instance.serial(token.destination_id).to_string()),
+            serial: serial.map(|id| instance.serial(id).to_string()),
             instance_id: instance.id,
             folio: instance.folio.clone(),
             activity: activity.name.clone(),
-            event: activity
-                .events
-                .get(token.next_event)
-                .map(|e| e.name.clone())
-                .unwrap_or_default(),
+            event: activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default(),
         }
     }
 
     /// Runs ready tokens until none is left or an asynchronous script must run.
-    pub fn run(
-        &self,
-        instance: &mut Instance,
-        items: &mut ItemState,
-        changes: &mut Changes,
-    ) -> RunEnd {
+    pub fn run(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) -> RunEnd {
         let mut steps = 0;
         loop {
             if instance.status == InstanceStatus::Stopped {
                 return RunEnd::Settled;
             }
             self.apply_recorded_finishes(instance, items, changes);
-            let Some(position) = instance
-                .flow
-                .tokens
-                .iter()
-                .position(|t| t.state == TokenState::Ready)
-            else {
+            let Some(position) = instance.flow.tokens.iter().position(|t| t.state == TokenState::Ready) else {
                 return RunEnd::Settled;
             };
             steps += 1;
@@ -149,13 +121,8 @@ impl Executor<'_> {
                 continue;
             };
             if event.synchronous {
-                let context = self.context(instance, &token, false);
-                match self.host.run_script(
-                    &event.script,
-                    &self.process.field_types,
-                    &instance.data,
-                    &context,
-                ) {
+                let context = self.context(instance, &token, None);
+                match self.host.run_script(&event.script, &self.process.field_types, &instance.data, &context) {
                     Ok(outcome) => {
                         self.apply_outcome(instance, outcome, &event.name, changes);
                         instance.flow.tokens[position].next_event += 1;
@@ -166,37 +133,51 @@ impl Executor<'_> {
                     }
                 }
             } else {
-                let key = (token.destination_id, token.next_event);
-                let serial = instance.serial(token.destination_id);
-                if !items.pending.contains(&key) {
-                    items.pending.insert(key);
-                    changes.items_created.push(ServerItem {
-                        serial,
-                        event_index: token.next_event,
-                        process: instance.process.clone(),
-                        folio: instance.folio.clone(),
-                        activity: activity.name.clone(),
-                        event: event.name.clone(),
-                        status: ItemStatus::Pending,
-                        script_running: true,
-                        created_at: self.now,
-                        closed_at: None,
-                        closed_by: None,
-                        unapplied: None,
-                    });
-                    self.audit(
-                        changes,
-                        "Server item created",
-                        format!("{serial} for `{}`", event.name),
-                    );
-                }
-                instance.flow.tokens[position].state = TokenState::ScriptRunning;
-                return RunEnd::AsyncScript {
-                    destination_id: token.destination_id,
-                    event_index: token.next_event,
+                let reused = token.serial_id.filter(|id| items.pending.contains(id));
+                let serial_id = match reused {
+                    Some(id) => id,
+                    None => {
+                        let id = match token.serial_id {
+                            None => token.destination_id,
+                            Some(_) => {
+                                let id = instance.flow.next_destination_id;
+                                instance.flow.next_destination_id += 1;
+                                id
+                            }
+                        };
+                        self.create_item(instance, &token, id, changes);
+                        items.pending.insert(id);
+                        id
+                    }
                 };
+                let token = &mut instance.flow.tokens[position];
+                token.serial_id = Some(serial_id);
+                token.state = TokenState::ScriptRunning;
+                return RunEnd::AsyncScript { serial_id };
             }
         }
+    }
+
+    fn create_item(&self, instance: &Instance, token: &Token, serial_id: i64, changes: &mut Changes) {
+        let activity = &self.process.activities[token.activity];
+        let event = &activity.events[token.next_event];
+        let serial = instance.serial(serial_id);
+        changes.items_created.push(ServerItem {
+            serial,
+            activity_destination_id: token.destination_id,
+            event_index: token.next_event,
+            process: instance.process.clone(),
+            folio: instance.folio.clone(),
+            activity: activity.name.clone(),
+            event: event.name.clone(),
+            status: ItemStatus::Pending,
+            script_running: true,
+            created_at: self.now,
+            closed_at: None,
+            closed_by: None,
+            unapplied: None,
+        });
+        self.audit(changes, "Server item created", format!("{serial} for `{}`", event.name));
     }
 
     /// Runs an asynchronous event's script on a copy of the data, outside any
@@ -204,22 +185,16 @@ impl Executor<'_> {
     pub fn run_async_script(
         &self,
         instance: &Instance,
-        destination_id: i64,
+        serial_id: i64,
     ) -> Option<Result<ScriptOutcome, ScriptFailure>> {
-        let token =
-            instance.flow.tokens.iter().find(|t| {
-                t.destination_id == destination_id && t.state == TokenState::ScriptRunning
-            })?;
-        let event = self.process.activities[token.activity]
-            .events
-            .get(token.next_event)?;
-        let context = self.context(instance, token, true);
-        Some(self.host.run_script(
-            &event.script,
-            &self.process.field_types,
-            &instance.data,
-            &context,
-        ))
+        let token = instance
+            .flow
+            .tokens
+            .iter()
+            .find(|t| t.serial_id == Some(serial_id) && t.state == TokenState::ScriptRunning)?;
+        let event = self.process.activities[token.activity].events.get(token.next_event)?;
+        let context = self.context(instance, token, Some(serial_id));
+        Some(self.host.run_script(&event.script, &self.process.field_types, &instance.data, &context))
     }
 
     /// Applies an asynchronous script's result: the token now waits for its
@@ -229,37 +204,28 @@ impl Executor<'_> {
     pub fn apply_async_script(
         &self,
         instance: &mut Instance,
-        destination_id: i64,
-        event_index: usize,
+        serial_id: i64,
         result: Result<ScriptOutcome, ScriptFailure>,
         changes: &mut Changes,
     ) -> bool {
-        let Some(position) = instance.flow.tokens.iter().position(|t| {
-            t.destination_id == destination_id
-                && t.next_event == event_index
-                && t.state == TokenState::ScriptRunning
-        }) else {
+        let Some(position) = instance
+            .flow
+            .tokens
+            .iter()
+            .position(|t| t.serial_id == Some(serial_id) && t.state == TokenState::ScriptRunning)
+        else {
             return false;
         };
-        let activity = &self.process.activities[instance.flow.tokens[position].activity];
-        let event_name = activity
-            .events
-            .get(event_index)
-            .map(|e| e.name.clone())
-            .unwrap_or_default();
-        changes
-            .items_script_ended
-            .push((destination_id, event_index));
+        let token = &instance.flow.tokens[position];
+        let activity = &self.process.activities[token.activity];
+        let event_name = activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default();
+        changes.items_script_ended.push(serial_id);
         match result {
             Ok(outcome) => {
                 self.apply_outcome(instance, outcome, &event_name, changes);
                 instance.flow.tokens[position].state = TokenState::Waiting;
-                let serial = instance.serial(destination_id);
-                self.audit(
-                    changes,
-                    "Waiting for callback",
-                    format!("{serial} (`{event_name}`)"),
-                );
+                let serial = instance.serial(serial_id);
+                self.audit(changes, "Waiting for callback", format!("{serial} (`{event_name}`)"));
             }
             Err(failure) => {
                 let message = describe_failure(&failure);
@@ -269,54 +235,28 @@ impl Executor<'_> {
         true
     }
 
-    fn apply_recorded_finishes(
-        &self,
-        instance: &mut Instance,
-        items: &mut ItemState,
-        changes: &mut Changes,
-    ) {
+    fn apply_recorded_finishes(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) {
         for position in 0..instance.flow.tokens.len() {
             let token = &instance.flow.tokens[position];
             if token.state != TokenState::Waiting {
                 continue;
             }
-            let destination_id = token.destination_id;
-            let matches = items
-                .recorded
-                .get(&destination_id)
-                .is_some_and(|f| f.event_index == token.next_event);
-            if !matches {
-                continue;
-            }
-            let Some(finish) = items.recorded.remove(&destination_id) else {
-                continue;
-            };
-            items.pending.remove(&(destination_id, finish.event_index));
+            let Some(serial_id) = token.serial_id else { continue };
+            let Some(finish) = items.recorded.remove(&serial_id) else { continue };
+            items.pending.remove(&serial_id);
             for (field, value) in finish.data {
                 instance.data.insert(field, value);
             }
-            changes
-                .items_applied
-                .push((destination_id, finish.event_index));
-            let serial = instance.serial(destination_id);
-            self.audit(
-                changes,
-                "Callback applied",
-                format!("{serial} finished by {}", finish.by),
-            );
+            changes.items_applied.push(serial_id);
+            let serial = instance.serial(serial_id);
+            self.audit(changes, "Callback applied", format!("{serial} finished by {}", finish.by));
             let token = &mut instance.flow.tokens[position];
             token.next_event += 1;
             token.state = TokenState::Ready;
         }
     }
 
-    fn apply_outcome(
-        &self,
-        instance: &mut Instance,
-        outcome: ScriptOutcome,
-        event: &str,
-        changes: &mut Changes,
-    ) {
+    fn apply_outcome(&self, instance: &mut Instance, outcome: ScriptOutcome, event: &str, changes: &mut Changes) {
         for (field, value) in outcome.changed {
             instance.data.insert(field, value);
         }
@@ -325,21 +265,11 @@ impl Executor<'_> {
         }
     }
 
-    fn fail(
-        &self,
-        instance: &mut Instance,
-        position: usize,
-        message: String,
-        changes: &mut Changes,
-    ) {
+    fn fail(&self, instance: &mut Instance, position: usize, message: String, changes: &mut Changes) {
         let token = &mut instance.flow.tokens[position];
         token.state = TokenState::Failed;
         let activity = &self.process.activities[token.activity];
-        let event = activity
-            .events
-            .get(token.next_event)
-            .map(|e| e.name.clone())
-            .unwrap_or_default();
+        let event = activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default();
         let failure = FailureInfo {
             destination_id: token.destination_id,
             activity: activity.name.clone(),
@@ -347,11 +277,8 @@ impl Executor<'_> {
             message: message.clone(),
             at: self.now,
         };
-        let where_ = if event.is_empty() {
-            format!("`{}`", activity.name)
-        } else {
-            format!("`{}` / `{event}`", activity.name)
-        };
+        let where_ =
+            if event.is_empty() { format!("`{}`", activity.name) } else { format!("`{}` / `{event}`", activity.name) };
         self.audit(changes, "Error", format!("{where_}: {message}"));
         instance.flow.failure = Some(failure);
     }
@@ -359,14 +286,8 @@ impl Executor<'_> {
     fn complete_activity(&self, instance: &mut Instance, position: usize, changes: &mut Changes) {
         let token = instance.flow.tokens.remove(position);
         let activity = &self.process.activities[token.activity];
-        changes
-            .activities_closed
-            .push((token.destination_id, ActivityStatus::Completed, self.now));
-        self.audit(
-            changes,
-            "Activity completed",
-            format!("{} (#{})", activity.name, token.destination_id),
-        );
+        changes.activities_closed.push((token.destination_id, ActivityStatus::Completed, self.now));
+        self.audit(changes, "Activity completed", format!("{} (#{})", activity.name, token.destination_id));
         let context = ScriptContext {
             serial: None,
             instance_id: instance.id,
@@ -383,53 +304,38 @@ impl Executor<'_> {
                     Err(failure) => {
                         // A rule that cannot be evaluated is a design error: stop
                         // here so an operator sees it, rather than take a branch.
-                        changes
-                            .line_results
-                            .push(crate::engine::instance::LineResult {
-                                line_index,
-                                from_destination_id: token.destination_id,
-                                fired: false,
-                                at: self.now,
-                            });
+                        changes.line_results.push(crate::engine::instance::LineResult {
+                            line_index,
+                            from_destination_id: token.destination_id,
+                            fired: false,
+                            at: self.now,
+                        });
                         let target = &self.process.activities[line.to].name;
                         self.audit(
                             changes,
                             "Error",
-                            format!(
-                                "rule of line {} → {target}: {}",
-                                activity.name,
-                                describe_failure(&failure)
-                            ),
+                            format!("rule of line {} → {target}: {}", activity.name, describe_failure(&failure)),
                         );
                         instance.flow.failure = Some(FailureInfo {
                             destination_id: token.destination_id,
                             activity: activity.name.clone(),
                             event: String::new(),
-                            message: format!(
-                                "rule `{}`: {}",
-                                line.rule_text,
-                                describe_failure(&failure)
-                            ),
+                            message: format!("rule `{}`: {}", line.rule_text, describe_failure(&failure)),
                             at: self.now,
                         });
                         // Keep a failed token on the activity's lines so retry
                         // evaluates them again after the data is corrected.
-                        instance.flow.tokens.push(Token {
-                            state: TokenState::Failed,
-                            ..token
-                        });
+                        instance.flow.tokens.push(Token { state: TokenState::Failed, ..token });
                         return;
                     }
                 },
             };
-            changes
-                .line_results
-                .push(crate::engine::instance::LineResult {
-                    line_index,
-                    from_destination_id: token.destination_id,
-                    fired,
-                    at: self.now,
-                });
+            changes.line_results.push(crate::engine::instance::LineResult {
+                line_index,
+                from_destination_id: token.destination_id,
+                fired,
+                at: self.now,
+            });
             if fired {
                 self.arrive(instance, line.to, line_index, changes);
             }
@@ -437,13 +343,7 @@ impl Executor<'_> {
     }
 
     /// A line fired into `target`: start it, or count it towards an `All` join.
-    fn arrive(
-        &self,
-        instance: &mut Instance,
-        target: usize,
-        line_index: usize,
-        changes: &mut Changes,
-    ) {
+    fn arrive(&self, instance: &mut Instance, target: usize, line_index: usize, changes: &mut Changes) {
         let activity = &self.process.activities[target];
         if activity.preceding_rule == PrecedingRule::All && activity.incoming.len() > 1 {
             let fired = instance.flow.joins.entry(target).or_default();

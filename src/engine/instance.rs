@@ -61,11 +61,7 @@ impl InstanceStatus {
                     | (Error, Running | Active | Completed | Stopped)
                     | (Stopped, Running | Active | Completed | Error)
             );
-        if legal {
-            Ok(())
-        } else {
-            Err(IllegalTransition { from: self, to })
-        }
+        if legal { Ok(()) } else { Err(IllegalTransition { from: self, to }) }
     }
 }
 
@@ -117,6 +113,13 @@ pub struct Token {
     pub activity: usize,
     pub next_event: usize,
     pub state: TokenState,
+    /// The serial number's second part of the token's latest server item. The
+    /// first asynchronous event of an activity instance uses the destination id
+    /// itself (K2's `<instance>_<destination>`); later ones get fresh numbers, so
+    /// that a serial always names exactly one wait and a repeated callback is
+    /// answered "already finished" instead of finishing the next event.
+    #[serde(default)]
+    pub serial_id: Option<i64>,
 }
 
 /// Where an instance failed.
@@ -162,10 +165,7 @@ pub struct Instance {
 
 impl Instance {
     pub fn serial(&self, destination_id: i64) -> Serial {
-        Serial {
-            instance_id: self.id,
-            destination_id,
-        }
+        Serial { instance_id: self.id, destination_id }
     }
 }
 
@@ -197,6 +197,8 @@ impl fmt::Display for ItemStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerItem {
     pub serial: Serial,
+    /// The activity instance the item's event runs in.
+    pub activity_destination_id: i64,
     pub event_index: usize,
     pub process: String,
     pub folio: String,
@@ -269,11 +271,11 @@ pub struct Changes {
     pub activities_started: Vec<ActivityRecord>,
     pub activities_closed: Vec<(i64, ActivityStatus, Millis)>,
     pub items_created: Vec<ServerItem>,
-    /// (destination id, event index): the item's script has ended.
-    pub items_script_ended: Vec<(i64, usize)>,
-    /// (destination id, event index): the item's recorded finish has been applied.
-    pub items_applied: Vec<(i64, usize)>,
-    /// (destination id, closed by, when): open items cancelled by a go-to.
+    /// Serial ids of items whose script has ended.
+    pub items_script_ended: Vec<i64>,
+    /// Serial ids of items whose recorded finish has been applied.
+    pub items_applied: Vec<i64>,
+    /// (activity destination id, closed by, when): open items cancelled by a go-to.
     pub items_cancelled: Vec<(i64, String, Millis)>,
     pub audit: Vec<AuditEntry>,
     pub line_results: Vec<LineResult>,

@@ -24,13 +24,13 @@ use serde::Serialize;
 pub use error::{EngineError, format_time};
 pub use executor::{ItemState, RunEnd};
 pub use instance::{
-    ActivityRecord, ActivityStatus, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
-    LineResult, Millis, ServerItem, TokenState,
+    ActivityRecord, ActivityStatus, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
+    ServerItem, TokenState,
 };
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
-    InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
-    Storage, Transaction, VersionRecord, Visibility,
+    InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance, Storage, Transaction,
+    VersionRecord, Visibility,
 };
 
 use crate::engine::executor::{Executor, settled_status};
@@ -50,6 +50,32 @@ impl Clock for SystemClock {
     }
 }
 
+/// Moments in a call where a test can step in, e.g. to kill the process there
+/// and prove that recovery loses nothing. Production code installs no hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookPoint {
+    /// A write transaction's work is done and it is about to commit.
+    BeforeCommit,
+    /// A write transaction has committed durably.
+    AfterCommit,
+    /// An asynchronous event's server item is committed; its script is about to run.
+    BeforeAsyncScript,
+}
+
+impl HookPoint {
+    pub const ALL: [HookPoint; 3] = [HookPoint::BeforeCommit, HookPoint::AfterCommit, HookPoint::BeforeAsyncScript];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HookPoint::BeforeCommit => "before-commit",
+            HookPoint::AfterCommit => "after-commit",
+            HookPoint::BeforeAsyncScript => "before-async-script",
+        }
+    }
+}
+
+pub type Hook = Arc<dyn Fn(HookPoint) + Send + Sync>;
+
 /// A data-field value as a caller supplies it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldInput {
@@ -68,10 +94,9 @@ impl FieldInput {
             FieldInput::Text(text) => Value::parse(field_type, text),
             FieldInput::Json(json) => Value::from_json(field_type, json),
             FieldInput::Value(value) if value.field_type() == field_type => Ok(value.clone()),
-            FieldInput::Value(value) => Err(crate::model::TypeMismatch {
-                expected: field_type,
-                got: format!("a {} value", value.field_type()),
-            }),
+            FieldInput::Value(value) => {
+                Err(crate::model::TypeMismatch { expected: field_type, got: format!("a {} value", value.field_type()) })
+            }
         }
     }
 }
@@ -115,11 +140,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            script_budget: ScriptHost::DEFAULT_BUDGET,
-            max_steps: 10_000,
-            lease_ms: 60_000,
-        }
+        EngineOptions { script_budget: ScriptHost::DEFAULT_BUDGET, max_steps: 10_000, lease_ms: 60_000 }
     }
 }
 
@@ -180,36 +201,44 @@ pub struct Engine<S: Storage> {
     options: EngineOptions,
     /// Compiled definitions by (process, version): compiled once, not per run.
     compiled: Mutex<HashMap<(String, u32), Arc<CompiledProcess>>>,
+    hook: Option<Hook>,
 }
 
 impl<S: Storage> Engine<S> {
     pub fn new(store: S) -> Engine<S> {
-        Engine::with_options(
-            store,
-            EngineOptions::default(),
-            ScriptHost::default(),
-            Arc::new(SystemClock),
-        )
+        Engine::with_options(store, EngineOptions::default(), ScriptHost::default(), Arc::new(SystemClock))
     }
 
-    pub fn with_options(
-        store: S,
-        options: EngineOptions,
-        host: ScriptHost,
-        clock: Arc<dyn Clock>,
-    ) -> Engine<S> {
+    pub fn with_options(store: S, options: EngineOptions, host: ScriptHost, clock: Arc<dyn Clock>) -> Engine<S> {
         let host = if host.operation_budget() == options.script_budget {
             host
         } else {
             ScriptHost::new(options.script_budget)
         };
-        Engine {
-            store,
-            host,
-            clock,
-            options,
-            compiled: Mutex::new(HashMap::new()),
+        Engine { store, host, clock, options, compiled: Mutex::new(HashMap::new()), hook: None }
+    }
+
+    /// Installs a hook called at each [`HookPoint`] (for crash tests).
+    pub fn with_hook(mut self, hook: Hook) -> Engine<S> {
+        self.hook = Some(hook);
+        self
+    }
+
+    fn reach(&self, point: HookPoint) {
+        if let Some(hook) = &self.hook {
+            hook(point);
         }
+    }
+
+    /// One write transaction, with the hook points around its commit.
+    fn write<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
+        let result = self.store.write(|tx| {
+            let result = work(tx)?;
+            self.reach(HookPoint::BeforeCommit);
+            Ok(result)
+        })?;
+        self.reach(HookPoint::AfterCommit);
+        Ok(result)
     }
 
     /// Replaces the script host, e.g. to add an embedder's script functions.
@@ -240,14 +269,10 @@ impl<S: Storage> Engine<S> {
     /// Deploys a draft as the process's next version, which becomes the default.
     /// A new process's deployer gets `Admin`; redeploying needs `Admin`.
     pub fn deploy(&self, user: &str, draft: &ProcessDraft) -> Result<Deployed, EngineError> {
-        let compiled = CompiledProcess::compile(draft, &self.host).map_err(|problems| {
-            EngineError::InvalidDefinition {
-                name: draft.name.clone(),
-                problems,
-            }
-        })?;
+        let compiled = CompiledProcess::compile(draft, &self.host)
+            .map_err(|problems| EngineError::InvalidDefinition { name: draft.name.clone(), problems })?;
         let now = self.now();
-        let version = self.store.write(|tx| {
+        let version = self.write(|tx| {
             let latest = tx.latest_version(&draft.name)?;
             if latest.is_some() {
                 require(tx, &draft.name, user, Right::Admin)?;
@@ -266,13 +291,8 @@ impl<S: Storage> Engine<S> {
             Ok(version)
         })?;
         let warnings = compiled.warnings.clone();
-        self.cache()
-            .insert((draft.name.clone(), version), Arc::new(compiled));
-        Ok(Deployed {
-            process: draft.name.clone(),
-            version,
-            warnings,
-        })
+        self.cache().insert((draft.name.clone(), version), Arc::new(compiled));
+        Ok(Deployed { process: draft.name.clone(), version, warnings })
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<CompiledProcess>>> {
@@ -290,14 +310,9 @@ impl<S: Storage> Engine<S> {
         }
         let record = tx
             .version(process, version)?
-            .ok_or_else(|| EngineError::ProcessNotFound {
-                name: format!("{process} version {version}"),
-            })?;
-        let draft = ProcessDraft::from_json(
-            &record.definition_json,
-            &format!("{process} version {version}"),
-        )
-        .map_err(|e| EngineError::Internal(format!("stored definition does not parse: {e}")))?;
+            .ok_or_else(|| EngineError::ProcessNotFound { name: format!("{process} version {version}") })?;
+        let draft = ProcessDraft::from_json(&record.definition_json, &format!("{process} version {version}"))
+            .map_err(|e| EngineError::Internal(format!("stored definition does not parse: {e}")))?;
         let compiled = CompiledProcess::compile(&draft, &self.host).map_err(|problems| {
             EngineError::Internal(format!(
                 "stored definition {process} version {version} no longer compiles: {}",
@@ -305,19 +320,16 @@ impl<S: Storage> Engine<S> {
             ))
         })?;
         let compiled = Arc::new(compiled);
-        self.cache()
-            .insert((process.to_owned(), version), compiled.clone());
+        self.cache().insert((process.to_owned(), version), compiled.clone());
         Ok(compiled)
     }
 
     /// The default version's compiled definition.
     pub fn definition(&self, process: &str) -> Result<Arc<CompiledProcess>, EngineError> {
         self.store.read(|tx| {
-            let version =
-                tx.default_version(process)?
-                    .ok_or_else(|| EngineError::ProcessNotFound {
-                        name: process.to_owned(),
-                    })?;
+            let version = tx
+                .default_version(process)?
+                .ok_or_else(|| EngineError::ProcessNotFound { name: process.to_owned() })?;
             self.compiled(tx, process, version)
         })
     }
@@ -328,14 +340,8 @@ impl<S: Storage> Engine<S> {
 
     // ----- rights ------------------------------------------------------------
 
-    pub fn grant(
-        &self,
-        user: &str,
-        process: &str,
-        target: &str,
-        rights: &[Right],
-    ) -> Result<(), EngineError> {
-        self.store.write(|tx| {
+    pub fn grant(&self, user: &str, process: &str, target: &str, rights: &[Right]) -> Result<(), EngineError> {
+        self.write(|tx| {
             require_process(tx, process)?;
             require(tx, process, user, Right::Admin)?;
             for right in rights {
@@ -345,14 +351,8 @@ impl<S: Storage> Engine<S> {
         })
     }
 
-    pub fn revoke(
-        &self,
-        user: &str,
-        process: &str,
-        target: &str,
-        rights: &[Right],
-    ) -> Result<(), EngineError> {
-        self.store.write(|tx| {
+    pub fn revoke(&self, user: &str, process: &str, target: &str, rights: &[Right]) -> Result<(), EngineError> {
+        self.write(|tx| {
             require_process(tx, process)?;
             require(tx, process, user, Right::Admin)?;
             for right in rights {
@@ -360,9 +360,7 @@ impl<S: Storage> Engine<S> {
             }
             let admins = tx.rights_on_process(process)?;
             if !admins.iter().any(|(_, r)| *r == Right::Admin) {
-                return Err(EngineError::LastAdmin {
-                    process: process.to_owned(),
-                });
+                return Err(EngineError::LastAdmin { process: process.to_owned() });
             }
             Ok(())
         })
@@ -378,19 +376,8 @@ impl<S: Storage> Engine<S> {
 
     // ----- running -----------------------------------------------------------
 
-    fn executor<'a>(
-        &'a self,
-        process: &'a CompiledProcess,
-        user: &'a str,
-        now: Millis,
-    ) -> Executor<'a> {
-        Executor {
-            process,
-            host: &self.host,
-            now,
-            user,
-            max_steps: self.options.max_steps,
-        }
+    fn executor<'a>(&'a self, process: &'a CompiledProcess, user: &'a str, now: Millis) -> Executor<'a> {
+        Executor { process, host: &self.host, now, user, max_steps: self.options.max_steps }
     }
 
     /// Settles the status after a run, claims the instance if a script is about
@@ -403,18 +390,11 @@ impl<S: Storage> Engine<S> {
         executor: &Executor<'_>,
     ) -> Result<(), EngineError> {
         let to = settled_status(instance);
-        instance
-            .status
-            .check_transition(to)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        instance.status.check_transition(to).map_err(|e| EngineError::Internal(e.to_string()))?;
         if to != instance.status {
             match to {
-                InstanceStatus::Completed => {
-                    executor.audit(changes, "Instance completed", String::new())
-                }
-                InstanceStatus::Error => {
-                    executor.audit(changes, "Instance in error", String::new())
-                }
+                InstanceStatus::Completed => executor.audit(changes, "Instance completed", String::new()),
+                InstanceStatus::Error => executor.audit(changes, "Instance in error", String::new()),
                 InstanceStatus::Active => {}
                 _ => {}
             }
@@ -438,44 +418,27 @@ impl<S: Storage> Engine<S> {
 
     /// Runs asynchronous scripts outside transactions, applying each result in
     /// its own transaction, until the instance settles.
-    fn continue_async(
-        &self,
-        user: &str,
-        instance_id: i64,
-        mut end: RunEnd,
-    ) -> Result<(), EngineError> {
-        while let RunEnd::AsyncScript {
-            destination_id,
-            event_index,
-        } = end
-        {
+    fn continue_async(&self, user: &str, instance_id: i64, mut end: RunEnd) -> Result<(), EngineError> {
+        while let RunEnd::AsyncScript { serial_id } = end {
             let (instance, process) = self.store.read(|tx| {
-                let instance = tx
-                    .instance(instance_id)?
-                    .ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+                let instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
                 let process = self.compiled(tx, &instance.process, instance.version)?;
                 Ok((instance, process))
             })?;
+            self.reach(HookPoint::BeforeAsyncScript);
             let now = self.now();
             let result = {
                 let executor = self.executor(&process, user, now);
-                executor.run_async_script(&instance, destination_id)
+                executor.run_async_script(&instance, serial_id)
             };
             let Some(result) = result else { return Ok(()) };
-            end = self.store.write(|tx| {
-                let mut instance = tx
-                    .instance(instance_id)?
-                    .ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+            end = self.write(|tx| {
+                let mut instance =
+                    tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
                 let now = self.now();
                 let executor = self.executor(&process, user, now);
                 let mut changes = Changes::default();
-                if !executor.apply_async_script(
-                    &mut instance,
-                    destination_id,
-                    event_index,
-                    result,
-                    &mut changes,
-                ) {
+                if !executor.apply_async_script(&mut instance, serial_id, result, &mut changes) {
                     return Ok(RunEnd::Settled);
                 }
                 let mut items = tx.item_state(instance_id)?;
@@ -489,21 +452,14 @@ impl<S: Storage> Engine<S> {
 
     fn progress(&self, instance_id: i64) -> Result<Progress, EngineError> {
         self.store.read(|tx| {
-            let instance = tx
-                .instance(instance_id)?
-                .ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+            let instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
             let waiting = tx
                 .pending_items_of(instance_id)?
                 .into_iter()
                 .filter(|item| item.unapplied.is_none())
                 .map(|item| item.serial.to_string())
                 .collect();
-            Ok(Progress {
-                instance_id,
-                status: instance.status,
-                waiting,
-                failure: instance.flow.failure,
-            })
+            Ok(Progress { instance_id, status: instance.status, waiting, failure: instance.flow.failure })
         })
     }
 
@@ -516,12 +472,10 @@ impl<S: Storage> Engine<S> {
         folio: &str,
         data: &[(String, FieldInput)],
     ) -> Result<Progress, EngineError> {
-        let (instance_id, end) = self.store.write(|tx| {
-            let version =
-                tx.default_version(process)?
-                    .ok_or_else(|| EngineError::ProcessNotFound {
-                        name: process.to_owned(),
-                    })?;
+        let (instance_id, end) = self.write(|tx| {
+            let version = tx
+                .default_version(process)?
+                .ok_or_else(|| EngineError::ProcessNotFound { name: process.to_owned() })?;
             require(tx, process, user, Right::Start)?;
             let compiled = self.compiled(tx, process, version)?;
             let mut values = compiled.defaults.clone();
@@ -535,10 +489,7 @@ impl<S: Storage> Engine<S> {
                 originator: user.to_owned(),
                 status: InstanceStatus::Running,
                 data: values,
-                flow: FlowState {
-                    next_destination_id: 1,
-                    ..FlowState::default()
-                },
+                flow: FlowState { next_destination_id: 1, ..FlowState::default() },
                 started_at: now,
                 updated_at: now,
                 runner: None,
@@ -547,16 +498,8 @@ impl<S: Storage> Engine<S> {
             instance.id = tx.insert_instance(&instance)?;
             let executor = self.executor(&compiled, user, now);
             let mut changes = Changes::default();
-            let folio_note = if folio.is_empty() {
-                String::new()
-            } else {
-                format!("folio `{folio}`, ")
-            };
-            executor.audit(
-                &mut changes,
-                "Instance started",
-                format!("{folio_note}{process} version {version}"),
-            );
+            let folio_note = if folio.is_empty() { String::new() } else { format!("folio `{folio}`, ") };
+            executor.audit(&mut changes, "Instance started", format!("{folio_note}{process} version {version}"));
             executor.open_activity(&mut instance, compiled.start, &mut changes);
             let end = executor.run(&mut instance, &mut ItemState::default(), &mut changes);
             self.save(tx, &mut instance, &mut changes, &executor)?;
@@ -573,25 +516,16 @@ impl<S: Storage> Engine<S> {
             let (item, instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            Ok(OpenedItem {
-                item,
-                fields: field_list(&process, &instance.data),
-                instance: summary(&instance),
-            })
+            Ok(OpenedItem { item, fields: field_list(&process, &instance.data), instance: summary(&instance) })
         })
     }
 
     /// Finishes a server item by serial, optionally setting data fields, and
     /// runs the instance on to its next wait state, all in one transaction.
     /// Needs `Server Event` on the item's process. A refusal changes nothing.
-    pub fn finish(
-        &self,
-        user: &str,
-        serial: &str,
-        data: &[(String, FieldInput)],
-    ) -> Result<Finished, EngineError> {
+    pub fn finish(&self, user: &str, serial: &str, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
         let serial: Serial = serial.parse()?;
-        let (applied, end) = self.store.write(|tx| {
+        let (applied, end) = self.write(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             match item.status {
@@ -614,26 +548,16 @@ impl<S: Storage> Engine<S> {
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let values = check_data(&process, data)?;
             let now = self.now();
-            tx.record_finish(serial, item.event_index, &values, user, now)?;
+            tx.record_finish(serial, &values, user, now)?;
             let executor = self.executor(&process, user, now);
             let mut changes = Changes::default();
-            let set: Vec<String> = values
-                .iter()
-                .map(|(k, v)| format!("{k} = {}", shown(v)))
-                .collect();
-            let detail = if set.is_empty() {
-                format!("{serial}")
-            } else {
-                format!("{serial}; set {}", set.join(", "))
-            };
+            let set: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {}", shown(v))).collect();
+            let detail = if set.is_empty() { format!("{serial}") } else { format!("{serial}; set {}", set.join(", ")) };
             executor.audit(&mut changes, "Server item finished", detail);
             // An early callback, or an instance an operator holds: record only.
             // The finish is applied when the script ends or the instance resumes.
-            let hold = item.script_running
-                || matches!(
-                    instance.status,
-                    InstanceStatus::Stopped | InstanceStatus::Error
-                );
+            let hold =
+                item.script_running || matches!(instance.status, InstanceStatus::Stopped | InstanceStatus::Error);
             if hold {
                 changes.participants.insert(user.to_owned());
                 tx.write_changes(instance.id, &changes)?;
@@ -646,11 +570,7 @@ impl<S: Storage> Engine<S> {
             Ok((true, end))
         })?;
         self.continue_async(user, serial.instance_id, end)?;
-        Ok(Finished {
-            serial: serial.to_string(),
-            applied,
-            progress: self.progress(serial.instance_id)?,
-        })
+        Ok(Finished { serial: serial.to_string(), applied, progress: self.progress(serial.instance_id)? })
     }
 
     // ----- operator actions --------------------------------------------------
@@ -661,17 +581,10 @@ impl<S: Storage> Engine<S> {
         &self,
         user: &str,
         id: i64,
-        act: impl FnOnce(
-            &mut Instance,
-            &CompiledProcess,
-            &Executor<'_>,
-            &mut Changes,
-        ) -> Result<bool, EngineError>,
+        act: impl FnOnce(&mut Instance, &CompiledProcess, &Executor<'_>, &mut Changes) -> Result<bool, EngineError>,
     ) -> Result<Progress, EngineError> {
-        let end = self.store.write(|tx| {
-            let mut instance = tx
-                .instance(id)?
-                .ok_or(EngineError::InstanceNotFound { id })?;
+        let end = self.write(|tx| {
+            let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let executor = self.executor(&process, user, self.now());
@@ -694,23 +607,15 @@ impl<S: Storage> Engine<S> {
     pub fn retry(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
         self.operate(user, id, |instance, _, executor, changes| {
             if instance.status != InstanceStatus::Error {
-                return Err(EngineError::WrongStatus {
-                    id,
-                    action: "retry",
-                    status: instance.status,
-                });
+                return Err(EngineError::WrongStatus { id, action: "retry", status: instance.status });
             }
             for token in &mut instance.flow.tokens {
                 if token.state == TokenState::Failed {
                     token.state = TokenState::Ready;
                 }
             }
-            let what = instance
-                .flow
-                .failure
-                .take()
-                .map(|f| format!("`{}` {}", f.activity, f.event))
-                .unwrap_or_default();
+            let what =
+                instance.flow.failure.take().map(|f| format!("`{}` {}", f.activity, f.event)).unwrap_or_default();
             executor.audit(changes, "Retried", what.trim().to_owned());
             instance.status = InstanceStatus::Running;
             Ok(true)
@@ -719,15 +624,8 @@ impl<S: Storage> Engine<S> {
 
     pub fn stop(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
         self.operate(user, id, |instance, _, executor, changes| {
-            if matches!(
-                instance.status,
-                InstanceStatus::Completed | InstanceStatus::Stopped
-            ) {
-                return Err(EngineError::WrongStatus {
-                    id,
-                    action: "stop",
-                    status: instance.status,
-                });
+            if matches!(instance.status, InstanceStatus::Completed | InstanceStatus::Stopped) {
+                return Err(EngineError::WrongStatus { id, action: "stop", status: instance.status });
             }
             instance.status = InstanceStatus::Stopped;
             executor.audit(changes, "Stopped", String::new());
@@ -738,11 +636,7 @@ impl<S: Storage> Engine<S> {
     pub fn resume(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
         self.operate(user, id, |instance, _, executor, changes| {
             if instance.status != InstanceStatus::Stopped {
-                return Err(EngineError::WrongStatus {
-                    id,
-                    action: "resume",
-                    status: instance.status,
-                });
+                return Err(EngineError::WrongStatus { id, action: "resume", status: instance.status });
             }
             instance.status = InstanceStatus::Running;
             // A script that was running when the instance was stopped has lost its
@@ -762,36 +656,19 @@ impl<S: Storage> Engine<S> {
     pub fn goto(&self, user: &str, id: i64, activity: &str) -> Result<Progress, EngineError> {
         self.operate(user, id, |instance, process, executor, changes| {
             if instance.status == InstanceStatus::Completed {
-                return Err(EngineError::WrongStatus {
-                    id,
-                    action: "go to an activity in",
-                    status: instance.status,
-                });
+                return Err(EngineError::WrongStatus { id, action: "go to an activity in", status: instance.status });
             }
-            let target =
-                process
-                    .find_activity(activity)
-                    .ok_or_else(|| EngineError::ActivityNotFound {
-                        process: instance.process.clone(),
-                        activity: activity.to_owned(),
-                    })?;
+            let target = process.find_activity(activity).ok_or_else(|| EngineError::ActivityNotFound {
+                process: instance.process.clone(),
+                activity: activity.to_owned(),
+            })?;
             for token in std::mem::take(&mut instance.flow.tokens) {
-                changes.activities_closed.push((
-                    token.destination_id,
-                    ActivityStatus::Cancelled,
-                    executor.now,
-                ));
-                changes
-                    .items_cancelled
-                    .push((token.destination_id, user.to_owned(), executor.now));
+                changes.activities_closed.push((token.destination_id, ActivityStatus::Cancelled, executor.now));
+                changes.items_cancelled.push((token.destination_id, user.to_owned(), executor.now));
             }
             instance.flow.joins.clear();
             instance.flow.failure = None;
-            executor.audit(
-                changes,
-                "Went to activity",
-                process.activities[target].name.clone(),
-            );
+            executor.audit(changes, "Went to activity", process.activities[target].name.clone());
             instance.status = InstanceStatus::Running;
             executor.open_activity(instance, target, changes);
             Ok(true)
@@ -799,27 +676,14 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Sets data fields of an instance by hand (Admin), recorded in the trail.
-    pub fn set_data(
-        &self,
-        user: &str,
-        id: i64,
-        data: &[(String, FieldInput)],
-    ) -> Result<Progress, EngineError> {
+    pub fn set_data(&self, user: &str, id: i64, data: &[(String, FieldInput)]) -> Result<Progress, EngineError> {
         self.operate(user, id, |instance, process, executor, changes| {
             if instance.status == InstanceStatus::Completed {
-                return Err(EngineError::WrongStatus {
-                    id,
-                    action: "edit the data of",
-                    status: instance.status,
-                });
+                return Err(EngineError::WrongStatus { id, action: "edit the data of", status: instance.status });
             }
             for (field, value) in check_data(process, data)? {
                 let before = instance.data.get(&field).map(shown).unwrap_or_default();
-                executor.audit(
-                    changes,
-                    "Data changed",
-                    format!("{field}: {before} → {}", shown(&value)),
-                );
+                executor.audit(changes, "Data changed", format!("{field}: {before} → {}", shown(&value)));
                 instance.data.insert(field, value);
             }
             Ok(false)
@@ -835,14 +699,12 @@ impl<S: Storage> Engine<S> {
         let mut recovered = Vec::new();
         for candidate in candidates {
             let expired = candidate.lease_until.is_none_or(|until| until < now);
-            let runner_dead = candidate
-                .runner
-                .is_some_and(|pid| pid != me && !process_alive(pid));
+            let runner_dead = candidate.runner.is_some_and(|pid| pid != me && !process_alive(pid));
             if !(expired || runner_dead) {
                 continue;
             }
             // Claim it in a transaction so two recovering processes do not both run it.
-            let claimed = self.store.write(|tx| {
+            let claimed = self.write(|tx| {
                 let Some(mut instance) = tx.instance(candidate.id)? else {
                     return Ok(None);
                 };
@@ -866,22 +728,15 @@ impl<S: Storage> Engine<S> {
                 Ok(Some(instance))
             })?;
             let Some(instance) = claimed else { continue };
-            let running: Vec<(i64, usize)> = instance
+            let running: Vec<i64> = instance
                 .flow
                 .tokens
                 .iter()
                 .filter(|t| t.state == TokenState::ScriptRunning)
-                .map(|t| (t.destination_id, t.next_event))
+                .filter_map(|t| t.serial_id)
                 .collect();
-            for (destination_id, event_index) in running {
-                self.continue_async(
-                    &instance.originator,
-                    instance.id,
-                    RunEnd::AsyncScript {
-                        destination_id,
-                        event_index,
-                    },
-                )?;
+            for serial_id in running {
+                self.continue_async(&instance.originator, instance.id, RunEnd::AsyncScript { serial_id })?;
             }
             recovered.push(instance.id);
         }
@@ -891,19 +746,13 @@ impl<S: Storage> Engine<S> {
     // ----- queries -----------------------------------------------------------
 
     fn visibility(&self, tx: &mut dyn Transaction, user: &str) -> Result<Visibility, EngineError> {
-        let mut visibility = Visibility {
-            user: user.to_owned(),
-            ..Visibility::default()
-        };
+        let mut visibility = Visibility { user: user.to_owned(), ..Visibility::default() };
         let mut by_process: BTreeMap<String, Vec<Right>> = BTreeMap::new();
         for (process, right) in tx.rights_of_user(user)? {
             by_process.entry(process).or_default().push(right);
         }
         for (process, rights) in by_process {
-            if rights
-                .iter()
-                .any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent))
-            {
+            if rights.iter().any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent)) {
                 visibility.all_of.push(process);
             } else if rights.contains(&Right::ViewParticipate) {
                 visibility.participated_of.push(process);
@@ -913,11 +762,7 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Instances the user may see, filtered and paged.
-    pub fn instances(
-        &self,
-        user: &str,
-        filter: &InstanceFilter,
-    ) -> Result<Vec<InstanceSummary>, EngineError> {
+    pub fn instances(&self, user: &str, filter: &InstanceFilter) -> Result<Vec<InstanceSummary>, EngineError> {
         self.store.read(|tx| {
             let visibility = self.visibility(tx, user)?;
             tx.instances(&visibility, filter)
@@ -943,16 +788,10 @@ impl<S: Storage> Engine<S> {
     /// `View Participate` on an instance the user took part in.
     pub fn instance(&self, user: &str, id: i64) -> Result<InstanceDetail, EngineError> {
         self.store.read(|tx| {
-            let instance = tx
-                .instance(id)?
-                .ok_or(EngineError::InstanceNotFound { id })?;
+            let instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             let rights = tx.rights(&instance.process, user)?;
-            let sees_all = rights
-                .iter()
-                .any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
-            if !sees_all
-                && !(rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?)
-            {
+            let sees_all = rights.iter().any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
+            if !sees_all && !(rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?) {
                 return Err(EngineError::PermissionDenied {
                     user: user.to_owned(),
                     process: instance.process.clone(),
@@ -977,38 +816,22 @@ impl<S: Storage> Engine<S> {
 fn require_process(tx: &mut dyn Transaction, process: &str) -> Result<(), EngineError> {
     match tx.latest_version(process)? {
         Some(_) => Ok(()),
-        None => Err(EngineError::ProcessNotFound {
-            name: process.to_owned(),
-        }),
+        None => Err(EngineError::ProcessNotFound { name: process.to_owned() }),
     }
 }
 
 /// Refuses unless `user` holds `right` (or `Admin`) on `process`.
-fn require(
-    tx: &mut dyn Transaction,
-    process: &str,
-    user: &str,
-    right: Right,
-) -> Result<(), EngineError> {
+fn require(tx: &mut dyn Transaction, process: &str, user: &str, right: Right) -> Result<(), EngineError> {
     let rights = tx.rights(process, user)?;
     if rights.contains(&Right::Admin) || rights.contains(&right) {
         Ok(())
     } else {
-        Err(EngineError::PermissionDenied {
-            user: user.to_owned(),
-            process: process.to_owned(),
-            right,
-        })
+        Err(EngineError::PermissionDenied { user: user.to_owned(), process: process.to_owned(), right })
     }
 }
 
-fn find_item(
-    tx: &mut dyn Transaction,
-    serial: Serial,
-) -> Result<(ServerItem, Instance), EngineError> {
-    let not_found = || EngineError::ItemNotFound {
-        serial: serial.to_string(),
-    };
+fn find_item(tx: &mut dyn Transaction, serial: Serial) -> Result<(ServerItem, Instance), EngineError> {
+    let not_found = || EngineError::ItemNotFound { serial: serial.to_string() };
     let item = tx.server_item(serial)?.ok_or_else(not_found)?;
     let instance = tx.instance(serial.instance_id)?.ok_or_else(not_found)?;
     Ok((item, instance))
@@ -1021,39 +844,26 @@ pub fn check_data(
 ) -> Result<BTreeMap<String, Value>, EngineError> {
     let mut values = BTreeMap::new();
     for (field, input) in data {
-        let field_type =
-            process
-                .field_types
-                .get(field)
-                .ok_or_else(|| EngineError::InvalidData {
-                    field: field.clone(),
-                    reason: format!("process `{}` has no such field", process.name()),
-                })?;
+        let field_type = process.field_types.get(field).ok_or_else(|| EngineError::InvalidData {
+            field: field.clone(),
+            reason: format!("process `{}` has no such field", process.name()),
+        })?;
         let value = input
             .to_value(*field_type)
-            .map_err(|mismatch| EngineError::InvalidData {
-                field: field.clone(),
-                reason: mismatch.to_string(),
-            })?;
+            .map_err(|mismatch| EngineError::InvalidData { field: field.clone(), reason: mismatch.to_string() })?;
         values.insert(field.clone(), value);
     }
     Ok(values)
 }
 
-fn field_list(
-    process: &CompiledProcess,
-    data: &BTreeMap<String, Value>,
-) -> Vec<(String, FieldType, Value)> {
+fn field_list(process: &CompiledProcess, data: &BTreeMap<String, Value>) -> Vec<(String, FieldType, Value)> {
     process
         .draft
         .fields
         .iter()
         .filter_map(|field| {
             let field_type = *process.field_types.get(&field.name)?;
-            let value = data
-                .get(&field.name)
-                .cloned()
-                .unwrap_or_else(|| field_type.zero_value());
+            let value = data.get(&field.name).cloned().unwrap_or_else(|| field_type.zero_value());
             Some((field.name.clone(), field_type, value))
         })
         .collect()
@@ -1083,9 +893,5 @@ fn shown(value: &Value) -> String {
 /// Whether an OS process is still alive. Only Linux can tell cheaply; elsewhere
 /// the lease alone decides, which is slower to recover but never wrong.
 fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
+    if cfg!(target_os = "linux") { std::path::Path::new(&format!("/proc/{pid}")).exists() } else { true }
 }

@@ -36,17 +36,13 @@ impl FromStr for Serial {
         } else {
             text.to_owned()
         };
-        let invalid = |reason| InvalidSerial {
-            shown: shown.clone(),
-            reason,
-        };
+        let invalid = |reason| InvalidSerial { shown: shown.clone(), reason };
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(invalid("it is empty"));
         }
         let mut parts = trimmed.split('_');
-        let (Some(instance), Some(destination), None) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(instance), Some(destination), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(invalid("it must be two numbers joined by one underscore"));
         };
         let number = |part: &str| -> Result<i64, InvalidSerial> {
@@ -59,10 +55,7 @@ impl FromStr for Serial {
                 Err(_) => Err(invalid("a number is too large")),
             }
         };
-        Ok(Serial {
-            instance_id: number(instance)?,
-            destination_id: number(destination)?,
-        })
+        Ok(Serial { instance_id: number(instance)?, destination_id: number(destination)? })
     }
 }
 
@@ -72,17 +65,8 @@ mod tests {
 
     #[test]
     fn parses_well_formed_serials() {
-        assert_eq!(
-            "1042_7".parse(),
-            Ok(Serial {
-                instance_id: 1042,
-                destination_id: 7
-            })
-        );
-        assert_eq!(
-            " 3_4\n".parse::<Serial>().map(|s| s.to_string()),
-            Ok("3_4".to_owned())
-        );
+        assert_eq!("1042_7".parse(), Ok(Serial { instance_id: 1042, destination_id: 7 }));
+        assert_eq!(" 3_4\n".parse::<Serial>().map(|s| s.to_string()), Ok("3_4".to_owned()));
     }
 
     #[test]

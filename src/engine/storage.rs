@@ -12,8 +12,7 @@ use serde::Serialize;
 use crate::engine::error::EngineError;
 use crate::engine::executor::ItemState;
 use crate::engine::instance::{
-    ActivityRecord, AuditEntry, Changes, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
-    ServerItem,
+    ActivityRecord, AuditEntry, Changes, Instance, InstanceStatus, ItemStatus, LineResult, Millis, ServerItem,
 };
 use crate::engine::serial::Serial;
 use crate::model::{Right, Value};
@@ -119,35 +118,20 @@ pub trait Transaction {
     fn update_instance(&mut self, instance: &Instance) -> StorageResult<()>;
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> StorageResult<()>;
     fn item_state(&mut self, instance_id: i64) -> StorageResult<ItemState>;
-    /// The latest server item on a serial (an activity instance can hold several
-    /// asynchronous events in a row; the last one is the one that counts).
     fn server_item(&mut self, serial: Serial) -> StorageResult<Option<ServerItem>>;
     /// Marks an item finished and keeps its data until the instance applies it.
     fn record_finish(
         &mut self,
         serial: Serial,
-        event_index: usize,
         data: &BTreeMap<String, Value>,
         by: &str,
         at: Millis,
     ) -> StorageResult<()>;
     fn running_instances(&mut self) -> StorageResult<Vec<RunningInstance>>;
 
-    fn instances(
-        &mut self,
-        visibility: &Visibility,
-        filter: &InstanceFilter,
-    ) -> StorageResult<Vec<InstanceSummary>>;
-    fn count_instances(
-        &mut self,
-        visibility: &Visibility,
-        filter: &InstanceFilter,
-    ) -> StorageResult<u64>;
-    fn items(
-        &mut self,
-        visibility: &Visibility,
-        filter: &ItemFilter,
-    ) -> StorageResult<Vec<ServerItem>>;
+    fn instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<Vec<InstanceSummary>>;
+    fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<u64>;
+    fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> StorageResult<Vec<ServerItem>>;
     fn pending_items_of(&mut self, instance_id: i64) -> StorageResult<Vec<ServerItem>>;
     fn audit(&mut self, instance_id: i64) -> StorageResult<Vec<AuditEntry>>;
     fn activity_records(&mut self, instance_id: i64) -> StorageResult<Vec<ActivityRecord>>;
@@ -159,24 +143,12 @@ pub trait Transaction {
 pub trait Storage: Send + Sync {
     /// Runs `work` in a write transaction; commits if it returns `Ok`, durably
     /// before returning, and rolls back otherwise.
-    fn write<T>(
-        &self,
-        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError>;
+    fn write<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
     /// Runs `work` on a consistent read snapshot.
-    fn read<T>(
-        &self,
-        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError>;
+    fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
 }
 
 /// Item status names as stored.
 pub fn item_status_from_name(name: &str) -> Option<ItemStatus> {
-    [
-        ItemStatus::Pending,
-        ItemStatus::Finished,
-        ItemStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|s| s.name() == name)
+    [ItemStatus::Pending, ItemStatus::Finished, ItemStatus::Cancelled].into_iter().find(|s| s.name() == name)
 }

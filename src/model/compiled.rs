@@ -58,10 +58,7 @@ pub struct CompiledProcess {
 
 impl CompiledProcess {
     /// Compiles a draft that validates without errors; otherwise returns every problem.
-    pub fn compile(
-        draft: &ProcessDraft,
-        host: &ScriptHost,
-    ) -> Result<CompiledProcess, Vec<Problem>> {
+    pub fn compile(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
         let problems = validate(draft, host);
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(problems);
@@ -81,9 +78,7 @@ impl CompiledProcess {
             let field_type = FieldType::from_name(&field.field_type)
                 .ok_or_else(|| internal(format!("field type {}", field.field_type)))?;
             let default = match &field.default {
-                Some(json) => {
-                    Value::from_json(field_type, json).map_err(|e| internal(e.to_string()))?
-                }
+                Some(json) => Value::from_json(field_type, json).map_err(|e| internal(e.to_string()))?,
                 None => field_type.zero_value(),
             };
             field_types.insert(field.name.clone(), field_type);
@@ -117,19 +112,11 @@ impl CompiledProcess {
         }
         let mut lines = Vec::with_capacity(draft.lines.len());
         for line in &draft.lines {
-            let endpoint = |id: &str| {
-                activity_by_id
-                    .get(id)
-                    .copied()
-                    .ok_or_else(|| internal(format!("line end {id}")))
-            };
+            let endpoint = |id: &str| activity_by_id.get(id).copied().ok_or_else(|| internal(format!("line end {id}")));
             let rule = if line.rule.trim().is_empty() {
                 None
             } else {
-                Some(
-                    host.compile_rule(&line.rule, &field_names)
-                        .map_err(|e| internal(e.to_string()))?,
-                )
+                Some(host.compile_rule(&line.rule, &field_names).map_err(|e| internal(e.to_string()))?)
             };
             lines.push(CompiledLine {
                 from: endpoint(&line.from)?,
@@ -139,11 +126,7 @@ impl CompiledProcess {
                 rule_text: line.rule.clone(),
             });
         }
-        let start = draft
-            .activities
-            .iter()
-            .position(|a| a.start)
-            .ok_or_else(|| internal("no start".to_owned()))?;
+        let start = draft.activities.iter().position(|a| a.start).ok_or_else(|| internal("no start".to_owned()))?;
         Ok(CompiledProcess {
             draft: draft.clone(),
             field_types,

@@ -130,12 +130,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error("{origin}: line {line}, column {column}: {message}")]
-    Syntax {
-        origin: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { origin: String, line: usize, column: usize, message: String },
 }
 
 impl ProcessDraft {
@@ -150,10 +145,8 @@ impl ProcessDraft {
     }
 
     pub fn load(path: &Path) -> Result<ProcessDraft, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
         ProcessDraft::from_json(&text, &path.display().to_string())
     }
 
@@ -196,9 +189,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_say_where() {
-        let err =
-            ProcessDraft::from_json("{\n  \"name\": \"p\",\n  \"activites\": []\n}", "p.json")
-                .unwrap_err();
+        let err = ProcessDraft::from_json("{\n  \"name\": \"p\",\n  \"activites\": []\n}", "p.json").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("p.json: line 3, column"), "{text}");
         assert!(text.contains("unknown field `activites`"), "{text}");

@@ -40,11 +40,7 @@ impl ProcessGraph {
         while let Some(node) = dfs.next(&self.graph) {
             seen[node.index()] = true;
         }
-        seen.iter()
-            .enumerate()
-            .filter(|(_, s)| **s)
-            .map(|(i, _)| i)
-            .collect()
+        seen.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| i).collect()
     }
 
     /// Line indices arriving at an activity, in line order.
@@ -74,9 +70,7 @@ impl ProcessGraph {
     pub fn cycles(&self) -> Vec<Vec<usize>> {
         let mut cycles: Vec<Vec<usize>> = tarjan_scc(&self.graph)
             .into_iter()
-            .filter(|component| {
-                component.len() > 1 || self.graph.contains_edge(component[0], component[0])
-            })
+            .filter(|component| component.len() > 1 || self.graph.contains_edge(component[0], component[0]))
             .map(|component| {
                 let mut indices: Vec<usize> = component.into_iter().map(|n| n.index()).collect();
                 indices.sort_unstable();
@@ -92,9 +86,7 @@ impl ProcessGraph {
         let mut lines: Vec<usize> = self
             .graph
             .edge_references()
-            .filter(|e| {
-                component.contains(&e.source().index()) && component.contains(&e.target().index())
-            })
+            .filter(|e| component.contains(&e.source().index()) && component.contains(&e.target().index()))
             .map(|e| *e.weight())
             .collect();
         lines.sort_unstable();
@@ -106,9 +98,7 @@ impl ProcessGraph {
         let mut lines: Vec<usize> = self
             .graph
             .edge_references()
-            .filter(|e| {
-                component.contains(&e.source().index()) && !component.contains(&e.target().index())
-            })
+            .filter(|e| component.contains(&e.source().index()) && !component.contains(&e.target().index()))
             .map(|e| *e.weight())
             .collect();
         lines.sort_unstable();

@@ -13,8 +13,8 @@ pub mod value;
 
 pub use compiled::{CompiledActivity, CompiledEvent, CompiledLine, CompiledProcess};
 pub use definition::{
-    ActivityDraft, EventDraft, FieldDraft, LineDraft, LoadError, Position, PrecedingRule,
-    ProcessDraft, ServerEventDraft,
+    ActivityDraft, EventDraft, FieldDraft, LineDraft, LoadError, Position, PrecedingRule, ProcessDraft,
+    ServerEventDraft,
 };
 pub use graph::ProcessGraph;
 pub use rights::Right;

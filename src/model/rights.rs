@@ -18,13 +18,7 @@ pub enum Right {
 }
 
 impl Right {
-    pub const ALL: [Right; 5] = [
-        Right::Admin,
-        Right::Start,
-        Right::View,
-        Right::ViewParticipate,
-        Right::ServerEvent,
-    ];
+    pub const ALL: [Right; 5] = [Right::Admin, Right::Start, Right::View, Right::ViewParticipate, Right::ServerEvent];
 
     /// The spelling used on the command line and in the database.
     pub fn key(self) -> &'static str {
@@ -63,14 +57,8 @@ impl FromStr for Right {
     type Err = UnknownRight;
 
     fn from_str(text: &str) -> Result<Right, UnknownRight> {
-        let wanted: String = text
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        Right::ALL
-            .into_iter()
-            .find(|r| r.key().replace('-', "") == wanted)
-            .ok_or_else(|| UnknownRight(text.to_owned()))
+        let wanted: String =
+            text.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        Right::ALL.into_iter().find(|r| r.key().replace('-', "") == wanted).ok_or_else(|| UnknownRight(text.to_owned()))
     }
 }

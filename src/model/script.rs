@@ -14,6 +14,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// Re-exported so embedders can register script functions with the same version.
+pub use rhai;
 use rhai::packages::{Package, StandardPackage};
 use rhai::{AST, Dynamic, EvalAltResult, Module, Scope, Shared};
 
@@ -50,10 +52,7 @@ pub enum ScriptFailure {
     #[error("{0}")]
     Runtime(String),
     #[error("set field `{field}` to a wrong value: {mismatch}")]
-    BadFieldValue {
-        field: String,
-        mismatch: TypeMismatch,
-    },
+    BadFieldValue { field: String, mismatch: TypeMismatch },
     #[error("rule gave {got}, not true or false")]
     RuleNotBoolean { got: String },
 }
@@ -106,11 +105,7 @@ impl ScriptHost {
     pub const DEFAULT_BUDGET: u64 = 1_000_000;
 
     pub fn new(operation_budget: u64) -> ScriptHost {
-        ScriptHost {
-            std_package: StandardPackage::new().as_shared_module(),
-            operation_budget,
-            extensions: Vec::new(),
-        }
+        ScriptHost { std_package: StandardPackage::new().as_shared_module(), operation_budget, extensions: Vec::new() }
     }
 
     pub fn operation_budget(&self) -> u64 {
@@ -137,9 +132,7 @@ impl ScriptHost {
         engine.set_strict_variables(true);
         let sink = log_sink.unwrap_or_default();
         engine.register_fn("log", move |text: &str| {
-            sink.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(text.to_owned());
+            sink.lock().unwrap_or_else(PoisonError::into_inner).push(text.to_owned());
         });
         for extension in &self.extensions {
             extension(&mut engine);
@@ -163,17 +156,13 @@ impl ScriptHost {
     /// Compiles an event script against the process's field names.
     pub fn compile_script(&self, source: &str, field_names: &[&str]) -> Result<AST, CompileError> {
         let scope = ScriptHost::compile_scope(field_names);
-        self.engine(None)
-            .compile_with_scope(&scope, source)
-            .map_err(compile_error)
+        self.engine(None).compile_with_scope(&scope, source).map_err(compile_error)
     }
 
     /// Compiles a line rule: a single expression, no statements or assignments.
     pub fn compile_rule(&self, source: &str, field_names: &[&str]) -> Result<AST, CompileError> {
         let scope = ScriptHost::compile_scope(field_names);
-        self.engine(None)
-            .compile_expression_with_scope(&scope, source)
-            .map_err(compile_error)
+        self.engine(None).compile_expression_with_scope(&scope, source).map_err(compile_error)
     }
 
     fn data_scope(fields: &BTreeMap<String, Value>, context: &ScriptContext) -> Scope<'static> {
@@ -206,9 +195,7 @@ impl ScriptHost {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let engine = self.engine(Some(logs.clone()));
         let mut scope = ScriptHost::data_scope(fields, context);
-        engine
-            .run_ast_with_scope(&mut scope, ast)
-            .map_err(|err| self.failure(&err))?;
+        engine.run_ast_with_scope(&mut scope, ast).map_err(|err| self.failure(&err))?;
         let mut changed = Vec::new();
         for (name, before) in fields {
             let Some(after) = scope.get(name) else {
@@ -217,12 +204,8 @@ impl ScriptHost {
             let Some(field_type) = field_types.get(name) else {
                 continue;
             };
-            let after = Value::from_dynamic(*field_type, after).map_err(|mismatch| {
-                ScriptFailure::BadFieldValue {
-                    field: name.clone(),
-                    mismatch,
-                }
-            })?;
+            let after = Value::from_dynamic(*field_type, after)
+                .map_err(|mismatch| ScriptFailure::BadFieldValue { field: name.clone(), mismatch })?;
             if &after != before {
                 changed.push((name.clone(), after));
             }
@@ -240,19 +223,17 @@ impl ScriptHost {
     ) -> Result<bool, ScriptFailure> {
         let engine = self.engine(None);
         let mut scope = ScriptHost::data_scope(fields, context);
-        let result = engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, ast)
-            .map_err(|err| self.failure(&err))?;
-        result.as_bool().map_err(|_| ScriptFailure::RuleNotBoolean {
-            got: format!("{} {}", result.type_name(), result),
-        })
+        let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast).map_err(|err| self.failure(&err))?;
+        result
+            .as_bool()
+            .map_err(|_| ScriptFailure::RuleNotBoolean { got: format!("{} {}", result.type_name(), result) })
     }
 
     fn failure(&self, err: &EvalAltResult) -> ScriptFailure {
         match err.unwrap_inner() {
-            EvalAltResult::ErrorTooManyOperations(_) => ScriptFailure::BudgetExhausted {
-                budget: self.operation_budget,
-            },
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                ScriptFailure::BudgetExhausted { budget: self.operation_budget }
+            }
             other => {
                 let position = err.position();
                 let message = other.to_string();
@@ -272,11 +253,7 @@ impl ScriptHost {
 
 fn compile_error(err: rhai::ParseError) -> CompileError {
     let position = err.position();
-    CompileError {
-        line: position.line(),
-        column: position.position(),
-        message: err.0.to_string(),
-    }
+    CompileError { line: position.line(), column: position.position(), message: err.0.to_string() }
 }
 
 #[cfg(test)]
@@ -284,23 +261,16 @@ mod tests {
     use super::*;
 
     fn fields() -> (BTreeMap<String, FieldType>, BTreeMap<String, Value>) {
-        let types = BTreeMap::from([
-            ("name".to_owned(), FieldType::String),
-            ("n".to_owned(), FieldType::Integer),
-        ]);
-        let values = BTreeMap::from([
-            ("name".to_owned(), Value::String("x".into())),
-            ("n".to_owned(), Value::Integer(1)),
-        ]);
+        let types = BTreeMap::from([("name".to_owned(), FieldType::String), ("n".to_owned(), FieldType::Integer)]);
+        let values =
+            BTreeMap::from([("name".to_owned(), Value::String("x".into())), ("n".to_owned(), Value::Integer(1))]);
         (types, values)
     }
 
     #[test]
     fn misspelt_field_is_a_compile_error_with_position() {
         let host = ScriptHost::default();
-        let err = host
-            .compile_script("let a = 1;\nnmae = \"x\";", &["name"])
-            .unwrap_err();
+        let err = host.compile_script("let a = 1;\nnmae = \"x\";", &["name"]).unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.message.contains("nmae"), "{}", err.message);
     }
@@ -309,13 +279,8 @@ mod tests {
     fn script_changes_fields_and_logs() {
         let host = ScriptHost::default();
         let (types, values) = fields();
-        let ast = host
-            .compile_script("n += 41; log(`serial ${serial}`);", &["name", "n"])
-            .unwrap();
-        let context = ScriptContext {
-            serial: Some("7_2".into()),
-            ..ScriptContext::default()
-        };
+        let ast = host.compile_script("n += 41; log(`serial ${serial}`);", &["name", "n"]).unwrap();
+        let context = ScriptContext { serial: Some("7_2".into()), ..ScriptContext::default() };
         let outcome = host.run_script(&ast, &types, &values, &context).unwrap();
         assert_eq!(outcome.changed, vec![("n".to_owned(), Value::Integer(42))]);
         assert_eq!(outcome.logs, vec!["serial 7_2".to_owned()]);
@@ -325,12 +290,8 @@ mod tests {
     fn endless_loop_exhausts_the_budget() {
         let host = ScriptHost::new(10_000);
         let (types, values) = fields();
-        let ast = host
-            .compile_script("loop { n += 1; }", &["name", "n"])
-            .unwrap();
-        let err = host
-            .run_script(&ast, &types, &values, &ScriptContext::default())
-            .unwrap_err();
+        let ast = host.compile_script("loop { n += 1; }", &["name", "n"]).unwrap();
+        let err = host.run_script(&ast, &types, &values, &ScriptContext::default()).unwrap_err();
         assert_eq!(err, ScriptFailure::BudgetExhausted { budget: 10_000 });
     }
 
@@ -338,16 +299,9 @@ mod tests {
     fn wrong_type_written_to_a_field_fails() {
         let host = ScriptHost::default();
         let (types, values) = fields();
-        let ast = host
-            .compile_script("n = \"many\";", &["name", "n"])
-            .unwrap();
-        let err = host
-            .run_script(&ast, &types, &values, &ScriptContext::default())
-            .unwrap_err();
-        assert!(
-            matches!(err, ScriptFailure::BadFieldValue { ref field, .. } if field == "n"),
-            "{err}"
-        );
+        let ast = host.compile_script("n = \"many\";", &["name", "n"]).unwrap();
+        let err = host.run_script(&ast, &types, &values, &ScriptContext::default()).unwrap_err();
+        assert!(matches!(err, ScriptFailure::BadFieldValue { ref field, .. } if field == "n"), "{err}");
     }
 
     #[test]
@@ -356,10 +310,7 @@ mod tests {
         let (_, values) = fields();
         assert!(host.compile_rule("name = \"x\"", &["name"]).is_err());
         let ast = host.compile_rule("name == \"x\"", &["name"]).unwrap();
-        assert_eq!(
-            host.eval_rule(&ast, &values, &ScriptContext::default()),
-            Ok(true)
-        );
+        assert_eq!(host.eval_rule(&ast, &values, &ScriptContext::default()), Ok(true));
         let ast = host.compile_rule("n + 1", &["name", "n"]).unwrap();
         assert!(matches!(
             host.eval_rule(&ast, &values, &ScriptContext::default()),

@@ -24,25 +24,10 @@ pub enum Severity {
 #[serde(tag = "element", rename_all = "snake_case")]
 pub enum Location {
     Process,
-    Field {
-        index: usize,
-        name: String,
-    },
-    Activity {
-        id: String,
-        name: String,
-    },
-    Event {
-        activity_id: String,
-        activity_name: String,
-        index: usize,
-        name: String,
-    },
-    Line {
-        index: usize,
-        from: String,
-        to: String,
-    },
+    Field { index: usize, name: String },
+    Activity { id: String, name: String },
+    Event { activity_id: String, activity_name: String, index: usize, name: String },
+    Line { index: usize, from: String, to: String },
 }
 
 impl fmt::Display for Location {
@@ -52,17 +37,8 @@ impl fmt::Display for Location {
             Location::Field { name, index } if name.is_empty() => write!(f, "field #{}", index + 1),
             Location::Field { name, .. } => write!(f, "field `{name}`"),
             Location::Activity { id, name } => write!(f, "activity `{name}` ({id})"),
-            Location::Event {
-                activity_name,
-                index,
-                name,
-                ..
-            } => {
-                write!(
-                    f,
-                    "activity `{activity_name}`, event {} `{name}`",
-                    index + 1
-                )
+            Location::Event { activity_name, index, name, .. } => {
+                write!(f, "activity `{activity_name}`, event {} `{name}`", index + 1)
             }
             Location::Line { index, from, to } => write!(f, "line {} ({from} → {to})", index + 1),
         }
@@ -94,12 +70,7 @@ pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
     let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
     let defaults: BTreeMap<String, Value> = field_types
         .iter()
-        .map(|(name, (ty, default))| {
-            (
-                name.clone(),
-                default.clone().unwrap_or_else(|| ty.zero_value()),
-            )
-        })
+        .map(|(name, (ty, default))| (name.clone(), default.clone().unwrap_or_else(|| ty.zero_value())))
         .collect();
     check_activities(draft, host, &field_names, &mut problems);
     check_lines(draft, host, &field_names, &defaults, &mut problems);
@@ -115,52 +86,30 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn error(&mut self, location: Location, message: impl Into<String>) {
-        self.0.push(Problem {
-            severity: Severity::Error,
-            location,
-            message: message.into(),
-        });
+        self.0.push(Problem { severity: Severity::Error, location, message: message.into() });
     }
     fn warning(&mut self, location: Location, message: impl Into<String>) {
-        self.0.push(Problem {
-            severity: Severity::Warning,
-            location,
-            message: message.into(),
-        });
+        self.0.push(Problem { severity: Severity::Warning, location, message: message.into() });
     }
 }
 
 pub(crate) fn activity_location(draft: &ProcessDraft, index: usize) -> Location {
     let activity = &draft.activities[index];
-    Location::Activity {
-        id: activity.id.clone(),
-        name: activity.name.clone(),
-    }
+    Location::Activity { id: activity.id.clone(), name: activity.name.clone() }
 }
 
 pub(crate) fn line_location(draft: &ProcessDraft, index: usize) -> Location {
     let line = &draft.lines[index];
-    let name_of = |id: &str| {
-        draft
-            .activity(id)
-            .map(|a| a.name.clone())
-            .unwrap_or_else(|| id.to_owned())
-    };
-    Location::Line {
-        index,
-        from: name_of(&line.from),
-        to: name_of(&line.to),
-    }
+    let name_of = |id: &str| draft.activity(id).map(|a| a.name.clone()).unwrap_or_else(|| id.to_owned());
+    Location::Line { index, from: name_of(&line.from), to: name_of(&line.to) }
 }
 
 fn check_process(draft: &ProcessDraft, problems: &mut Problems) {
     if draft.name.trim().is_empty() {
         problems.error(Location::Process, "the process has no name");
     } else if draft.name.trim() != draft.name || draft.name.chars().any(char::is_control) {
-        problems.error(
-            Location::Process,
-            "the process name must not start or end with spaces or hold control characters",
-        );
+        problems
+            .error(Location::Process, "the process name must not start or end with spaces or hold control characters");
     }
     if draft.activities.is_empty() {
         problems.error(Location::Process, "the process has no activities");
@@ -168,33 +117,21 @@ fn check_process(draft: &ProcessDraft, problems: &mut Problems) {
 }
 
 /// Field name → (type, default) for every field whose type is known.
-fn check_fields(
-    draft: &ProcessDraft,
-    problems: &mut Problems,
-) -> BTreeMap<String, (FieldType, Option<Value>)> {
+fn check_fields(draft: &ProcessDraft, problems: &mut Problems) -> BTreeMap<String, (FieldType, Option<Value>)> {
     let mut fields = BTreeMap::new();
     let mut seen = HashSet::new();
     for (index, field) in draft.fields.iter().enumerate() {
-        let location = Location::Field {
-            index,
-            name: field.name.clone(),
-        };
+        let location = Location::Field { index, name: field.name.clone() };
         if !is_identifier(&field.name) {
             problems.error(
                 location.clone(),
                 "a field name must start with a letter or _ and hold only letters, digits and _",
             );
         } else if CONTEXT_NAMES.contains(&field.name.as_str()) || is_reserved(&field.name) {
-            problems.error(
-                location.clone(),
-                format!("`{}` is a reserved name in scripts", field.name),
-            );
+            problems.error(location.clone(), format!("`{}` is a reserved name in scripts", field.name));
         }
         if !seen.insert(field.name.clone()) {
-            problems.error(
-                location.clone(),
-                format!("duplicate field name `{}`", field.name),
-            );
+            problems.error(location.clone(), format!("duplicate field name `{}`", field.name));
         }
         let Some(field_type) = FieldType::from_name(&field.field_type) else {
             problems.error(
@@ -216,36 +153,23 @@ fn check_fields(
                 }
             },
         };
-        fields
-            .entry(field.name.clone())
-            .or_insert((field_type, default));
+        fields.entry(field.name.clone()).or_insert((field_type, default));
     }
     fields
 }
 
-fn check_activities(
-    draft: &ProcessDraft,
-    host: &ScriptHost,
-    field_names: &[&str],
-    problems: &mut Problems,
-) {
-    let starts: Vec<usize> = (0..draft.activities.len())
-        .filter(|&i| draft.activities[i].start)
-        .collect();
+fn check_activities(draft: &ProcessDraft, host: &ScriptHost, field_names: &[&str], problems: &mut Problems) {
+    let starts: Vec<usize> = (0..draft.activities.len()).filter(|&i| draft.activities[i].start).collect();
     match starts.len() {
-        0 if !draft.activities.is_empty() => problems.error(
-            Location::Process,
-            "no start activity: mark one activity as start",
-        ),
+        0 if !draft.activities.is_empty() => {
+            problems.error(Location::Process, "no start activity: mark one activity as start")
+        }
         0 | 1 => {}
         _ => {
             for &index in &starts {
                 problems.error(
                     activity_location(draft, index),
-                    format!(
-                        "{} activities are marked as start; exactly one may be",
-                        starts.len()
-                    ),
+                    format!("{} activities are marked as start; exactly one may be", starts.len()),
                 );
             }
         }
@@ -257,18 +181,12 @@ fn check_activities(
         if activity.id.trim().is_empty() {
             problems.error(location.clone(), "the activity has no id");
         } else if !ids.insert(activity.id.as_str()) {
-            problems.error(
-                location.clone(),
-                format!("duplicate activity id `{}`", activity.id),
-            );
+            problems.error(location.clone(), format!("duplicate activity id `{}`", activity.id));
         }
         if activity.name.trim().is_empty() {
             problems.error(location.clone(), "the activity has no name");
         } else if !names.insert(activity.name.as_str()) {
-            problems.error(
-                location.clone(),
-                format!("duplicate activity name `{}`", activity.name),
-            );
+            problems.error(location.clone(), format!("duplicate activity name `{}`", activity.name));
         }
         let mut event_names = HashSet::new();
         for (event_index, event) in activity.events.iter().enumerate() {
@@ -281,10 +199,8 @@ fn check_activities(
             if event.name().trim().is_empty() {
                 problems.error(event_location.clone(), "the event has no name");
             } else if !event_names.insert(event.name()) {
-                problems.error(
-                    event_location.clone(),
-                    format!("duplicate event name `{}` in this activity", event.name()),
-                );
+                problems
+                    .error(event_location.clone(), format!("duplicate event name `{}` in this activity", event.name()));
             }
             match event {
                 EventDraft::ServerEvent(server_event) => {
@@ -309,10 +225,7 @@ fn check_lines(
         let location = line_location(draft, index);
         for (end, id) in [("starts at", &line.from), ("goes to", &line.to)] {
             if !ids.contains(id.as_str()) {
-                problems.error(
-                    location.clone(),
-                    format!("{end} `{id}`, which is not an activity"),
-                );
+                problems.error(location.clone(), format!("{end} `{id}`, which is not an activity"));
             }
         }
         if line.rule.trim().is_empty() {
@@ -338,9 +251,7 @@ fn check_lines(
 
 fn check_graph(draft: &ProcessDraft, problems: &mut Problems) {
     let graph = ProcessGraph::new(draft);
-    let starts: Vec<usize> = (0..draft.activities.len())
-        .filter(|&i| draft.activities[i].start)
-        .collect();
+    let starts: Vec<usize> = (0..draft.activities.len()).filter(|&i| draft.activities[i].start).collect();
     if let [start] = starts[..] {
         let reachable: HashSet<usize> = graph.reachable_from(start).into_iter().collect();
         for index in 0..draft.activities.len() {
@@ -371,20 +282,12 @@ fn check_graph(draft: &ProcessDraft, problems: &mut Problems) {
     for component in graph.cycles() {
         let loop_lines = graph.lines_within(&component);
         let leaving = graph.lines_leaving(&component);
-        let unconditional = loop_lines
-            .iter()
-            .all(|&l| draft.lines[l].rule.trim().is_empty());
+        let unconditional = loop_lines.iter().all(|&l| draft.lines[l].rule.trim().is_empty());
         if unconditional && leaving.is_empty() {
-            let names: Vec<&str> = component
-                .iter()
-                .map(|&i| draft.activities[i].name.as_str())
-                .collect();
+            let names: Vec<&str> = component.iter().map(|&i| draft.activities[i].name.as_str()).collect();
             problems.warning(
                 activity_location(draft, component[0]),
-                format!(
-                    "endless loop: {} follow each other with no rule and no way out",
-                    names.join(", ")
-                ),
+                format!("endless loop: {} follow each other with no rule and no way out", names.join(", ")),
             );
         }
     }

@@ -24,13 +24,8 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    pub const ALL: [FieldType; 5] = [
-        FieldType::String,
-        FieldType::Integer,
-        FieldType::Decimal,
-        FieldType::Boolean,
-        FieldType::Date,
-    ];
+    pub const ALL: [FieldType; 5] =
+        [FieldType::String, FieldType::Integer, FieldType::Decimal, FieldType::Boolean, FieldType::Date];
 
     /// The name used in process files and messages (`string`, `integer`, ...).
     pub fn name(self) -> &'static str {
@@ -98,10 +93,7 @@ impl Value {
 
     /// Parses the text a user typed (`--set FIELD=VALUE`, a GUI input box).
     pub fn parse(field_type: FieldType, text: &str) -> Result<Value, TypeMismatch> {
-        let mismatch = || TypeMismatch {
-            expected: field_type,
-            got: format!("{text:?}"),
-        };
+        let mismatch = || TypeMismatch { expected: field_type, got: format!("{text:?}") };
         let trimmed = text.trim();
         match field_type {
             FieldType::String => Ok(Value::String(text.to_owned())),
@@ -112,37 +104,23 @@ impl Value {
                 "false" | "no" | "0" => Ok(Value::Boolean(false)),
                 _ => Err(mismatch()),
             },
-            FieldType::Date => NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
-                .map(Value::Date)
-                .map_err(|_| mismatch()),
+            FieldType::Date => NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map(Value::Date).map_err(|_| mismatch()),
         }
     }
 
     /// Reads a JSON value (process file defaults, stored data, `--json` input).
     /// Strings are accepted for every type so that `"12.50"` keeps its precision.
-    pub fn from_json(
-        field_type: FieldType,
-        json: &serde_json::Value,
-    ) -> Result<Value, TypeMismatch> {
-        let mismatch = || TypeMismatch {
-            expected: field_type,
-            got: describe_json(json),
-        };
+    pub fn from_json(field_type: FieldType, json: &serde_json::Value) -> Result<Value, TypeMismatch> {
+        let mismatch = || TypeMismatch { expected: field_type, got: describe_json(json) };
         match (field_type, json) {
             (FieldType::String, serde_json::Value::String(s)) => Ok(Value::String(s.clone())),
-            (FieldType::Integer, serde_json::Value::Number(n)) => {
-                n.as_i64().map(Value::Integer).ok_or_else(mismatch)
+            (FieldType::Integer, serde_json::Value::Number(n)) => n.as_i64().map(Value::Integer).ok_or_else(mismatch),
+            (FieldType::Decimal, serde_json::Value::Number(n)) => {
+                n.to_string().parse().map(Value::Decimal).map_err(|_| mismatch())
             }
-            (FieldType::Decimal, serde_json::Value::Number(n)) => n
-                .to_string()
-                .parse()
-                .map(Value::Decimal)
-                .map_err(|_| mismatch()),
             (FieldType::Boolean, serde_json::Value::Bool(b)) => Ok(Value::Boolean(*b)),
             (FieldType::String, _) => Err(mismatch()),
-            (_, serde_json::Value::String(s)) => {
-                Value::parse(field_type, s).map_err(|_| mismatch())
-            }
+            (_, serde_json::Value::String(s)) => Value::parse(field_type, s).map_err(|_| mismatch()),
             _ => Err(mismatch()),
         }
     }
@@ -179,16 +157,11 @@ impl Value {
 
     /// Reads a value a script left in a field's variable.
     pub fn from_dynamic(field_type: FieldType, value: &Dynamic) -> Result<Value, TypeMismatch> {
-        let mismatch = || TypeMismatch {
-            expected: field_type,
-            got: describe_dynamic(value),
-        };
+        let mismatch = || TypeMismatch { expected: field_type, got: describe_dynamic(value) };
         match field_type {
-            FieldType::String => value
-                .clone()
-                .into_immutable_string()
-                .map(|s| Value::String(s.to_string()))
-                .map_err(|_| mismatch()),
+            FieldType::String => {
+                value.clone().into_immutable_string().map(|s| Value::String(s.to_string())).map_err(|_| mismatch())
+            }
             FieldType::Integer => value.as_int().map(Value::Integer).map_err(|_| mismatch()),
             FieldType::Decimal => {
                 if let Ok(d) = value.as_decimal() {
@@ -196,9 +169,7 @@ impl Value {
                 } else if let Ok(i) = value.as_int() {
                     Ok(Value::Decimal(Decimal::from(i)))
                 } else if let Ok(f) = value.as_float() {
-                    Decimal::try_from(f)
-                        .map(Value::Decimal)
-                        .map_err(|_| mismatch())
+                    Decimal::try_from(f).map(Value::Decimal).map_err(|_| mismatch())
                 } else {
                     Err(mismatch())
                 }
@@ -243,11 +214,8 @@ fn describe_dynamic(value: &Dynamic) -> String {
         return "nothing (unit)".to_owned();
     }
     let shown = value.to_string();
-    let shown = if shown.chars().count() > 40 {
-        format!("{}…", shown.chars().take(40).collect::<String>())
-    } else {
-        shown
-    };
+    let shown =
+        if shown.chars().count() > 40 { format!("{}…", shown.chars().take(40).collect::<String>()) } else { shown };
     format!("{} {shown:?}", value.type_name())
 }
 
@@ -257,24 +225,12 @@ mod tests {
 
     #[test]
     fn parses_each_type_from_text() {
-        assert_eq!(
-            Value::parse(FieldType::Integer, " 42 "),
-            Ok(Value::Integer(42))
-        );
-        assert_eq!(
-            Value::parse(FieldType::Boolean, "Yes"),
-            Ok(Value::Boolean(true))
-        );
-        assert_eq!(
-            Value::parse(FieldType::Decimal, "12.50").map(|v| v.to_string()),
-            Ok("12.50".to_owned())
-        );
+        assert_eq!(Value::parse(FieldType::Integer, " 42 "), Ok(Value::Integer(42)));
+        assert_eq!(Value::parse(FieldType::Boolean, "Yes"), Ok(Value::Boolean(true)));
+        assert_eq!(Value::parse(FieldType::Decimal, "12.50").map(|v| v.to_string()), Ok("12.50".to_owned()));
         assert!(Value::parse(FieldType::Date, "2026-02-30").is_err());
         assert!(Value::parse(FieldType::Integer, "4.2").is_err());
-        assert_eq!(
-            Value::parse(FieldType::String, " keep spaces "),
-            Ok(Value::String(" keep spaces ".into()))
-        );
+        assert_eq!(Value::parse(FieldType::String, " keep spaces "), Ok(Value::String(" keep spaces ".into())));
     }
 
     #[test]
@@ -293,16 +249,13 @@ mod tests {
 
     #[test]
     fn script_values_are_type_checked() {
-        let err =
-            Value::from_dynamic(FieldType::Integer, &Dynamic::from("x".to_string())).unwrap_err();
+        let err = Value::from_dynamic(FieldType::Integer, &Dynamic::from("x".to_string())).unwrap_err();
         assert_eq!(err.expected, FieldType::Integer);
         assert!(err.got.contains("string"), "{}", err.got);
         assert_eq!(
             Value::from_dynamic(FieldType::Decimal, &Dynamic::from(3_i64)),
             Ok(Value::Decimal(Decimal::from(3)))
         );
-        assert!(
-            Value::from_dynamic(FieldType::Date, &Dynamic::from("25/11/2026".to_string())).is_err()
-        );
+        assert!(Value::from_dynamic(FieldType::Date, &Dynamic::from("25/11/2026".to_string())).is_err());
     }
 }

@@ -50,9 +50,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
     }
 }
 
@@ -60,20 +58,13 @@ impl SqliteStore {
     /// Opens (creating if needed) a database and brings its schema up to date.
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, EngineError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                EngineError::Storage(format!(
-                    "cannot create the folder {}: {e}",
-                    parent.display()
-                ))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
         }
         let mut connection = Connection::open(path).map_err(|e| describe(&e, path))?;
         configure(&connection, durability).map_err(|e| describe(&e, path))?;
         schema::migrate(&mut connection).map_err(|e| describe(&e, path))?;
-        Ok(SqliteStore {
-            connection: Mutex::new(connection),
-            path: path.to_owned(),
-        })
+        Ok(SqliteStore { connection: Mutex::new(connection), path: path.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
@@ -86,13 +77,8 @@ impl SqliteStore {
         commit: bool,
         work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let transaction = connection
-            .transaction_with_behavior(behavior)
-            .map_err(|e| describe(&e, &self.path))?;
+        let mut connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let transaction = connection.transaction_with_behavior(behavior).map_err(|e| describe(&e, &self.path))?;
         let mut tx = SqliteTransaction::new(&transaction);
         let result = work(&mut tx)?;
         if commit {
@@ -132,17 +118,11 @@ pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
 }
 
 impl Storage for SqliteStore {
-    fn write<T>(
-        &self,
-        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
+    fn write<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
         self.run(TransactionBehavior::Immediate, true, work)
     }
 
-    fn read<T>(
-        &self,
-        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
+    fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
         self.run(TransactionBehavior::Deferred, false, work)
     }
 }

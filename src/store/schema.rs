@@ -58,7 +58,8 @@ CREATE TABLE activity_instances (
 
 CREATE TABLE server_items (
     instance_id    INTEGER NOT NULL REFERENCES instances(id),
-    destination_id INTEGER NOT NULL,
+    serial_id      INTEGER NOT NULL,
+    activity_destination_id INTEGER NOT NULL,
     event_index    INTEGER NOT NULL,
     process        TEXT NOT NULL,
     folio          TEXT NOT NULL,
@@ -70,7 +71,7 @@ CREATE TABLE server_items (
     closed_at      INTEGER,
     closed_by      TEXT,
     unapplied      TEXT,
-    PRIMARY KEY (instance_id, destination_id, event_index)
+    PRIMARY KEY (instance_id, serial_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX server_items_by_status ON server_items(status, created_at);
 
@@ -106,8 +107,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     loop {
-        let transaction =
-            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(rusqlite::Error::SqliteFailure(

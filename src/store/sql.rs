@@ -9,9 +9,9 @@ use crate::engine::executor::RecordedFinish;
 use crate::engine::instance::{ActivityStatus, Changes, FlowState};
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
-    ActivityRecord, AuditEntry, EngineError, Instance, InstanceFilter, InstanceOrder,
-    InstanceStatus, InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis,
-    ProcessSummary, RunningInstance, Serial, ServerItem, Transaction, VersionRecord, Visibility,
+    ActivityRecord, AuditEntry, EngineError, Instance, InstanceFilter, InstanceOrder, InstanceStatus, InstanceSummary,
+    ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial, ServerItem,
+    Transaction, VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
 
@@ -33,7 +33,8 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> EngineError {
     EngineError::Storage(format!("stored {what} is unreadable: {detail}"))
 }
 
-const INSTANCE_COLUMNS: &str = "id, process, version, folio, originator, status, data, flow, started_at, updated_at, runner, lease_until";
+const INSTANCE_COLUMNS: &str =
+    "id, process, version, folio, originator, status, data, flow, started_at, updated_at, runner, lease_until";
 
 fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
     text.parse().map_err(|e| corrupt("instance status", e))
@@ -77,36 +78,32 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
     ))
 }
 
-const ITEM_COLUMNS: &str = "instance_id, destination_id, event_index, process, folio, activity, event, status, \
+const ITEM_COLUMNS: &str = "instance_id, serial_id, activity_destination_id, event_index, process, folio, activity, event, status, \
      script_running, created_at, closed_at, closed_by, unapplied";
 
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
     Ok((
         ServerItem {
-            serial: Serial {
-                instance_id: row.get(0)?,
-                destination_id: row.get(1)?,
-            },
-            event_index: row.get(2)?,
-            process: row.get(3)?,
-            folio: row.get(4)?,
-            activity: row.get(5)?,
-            event: row.get(6)?,
+            serial: Serial { instance_id: row.get(0)?, destination_id: row.get(1)? },
+            activity_destination_id: row.get(2)?,
+            event_index: row.get(3)?,
+            process: row.get(4)?,
+            folio: row.get(5)?,
+            activity: row.get(6)?,
+            event: row.get(7)?,
             status: ItemStatus::Pending,
-            script_running: row.get(8)?,
-            created_at: row.get(9)?,
-            closed_at: row.get(10)?,
-            closed_by: row.get(11)?,
+            script_running: row.get(9)?,
+            created_at: row.get(10)?,
+            closed_at: row.get(11)?,
+            closed_by: row.get(12)?,
             unapplied: None,
         },
-        row.get(7)?,
-        row.get(12)?,
+        row.get(8)?,
+        row.get(13)?,
     ))
 }
 
-fn finish_item(
-    (mut item, status, unapplied): (ServerItem, String, Option<String>),
-) -> Result<ServerItem, EngineError> {
+fn finish_item((mut item, status, unapplied): (ServerItem, String, Option<String>)) -> Result<ServerItem, EngineError> {
     item.status = item_status_from_name(&status).ok_or_else(|| corrupt("item status", &status))?;
     item.unapplied = match unapplied {
         Some(json) => Some(serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?),
@@ -125,10 +122,7 @@ fn visibility_clause(visibility: &Visibility, id_column: &str, args: &mut Vec<Sq
     let placeholders = |n: usize| vec!["?"; n].join(", ");
     let mut parts = Vec::new();
     if !visibility.all_of.is_empty() {
-        parts.push(format!(
-            "process IN ({})",
-            placeholders(visibility.all_of.len())
-        ));
+        parts.push(format!("process IN ({})", placeholders(visibility.all_of.len())));
         args.extend(visibility.all_of.iter().map(|p| SqlValue::Text(p.clone())));
     }
     if !visibility.participated_of.is_empty() {
@@ -136,26 +130,13 @@ fn visibility_clause(visibility: &Visibility, id_column: &str, args: &mut Vec<Sq
             "(process IN ({}) AND {id_column} IN (SELECT instance_id FROM participants WHERE user = ?))",
             placeholders(visibility.participated_of.len())
         ));
-        args.extend(
-            visibility
-                .participated_of
-                .iter()
-                .map(|p| SqlValue::Text(p.clone())),
-        );
+        args.extend(visibility.participated_of.iter().map(|p| SqlValue::Text(p.clone())));
         args.push(SqlValue::Text(visibility.user.clone()));
     }
-    if parts.is_empty() {
-        "0".to_owned()
-    } else {
-        format!("({})", parts.join(" OR "))
-    }
+    if parts.is_empty() { "0".to_owned() } else { format!("({})", parts.join(" OR ")) }
 }
 
-fn instance_where(
-    visibility: &Visibility,
-    filter: &InstanceFilter,
-    args: &mut Vec<SqlValue>,
-) -> String {
+fn instance_where(visibility: &Visibility, filter: &InstanceFilter, args: &mut Vec<SqlValue>) -> String {
     let mut conditions = vec![visibility_clause(visibility, "id", args)];
     if let Some(process) = &filter.process {
         conditions.push("process = ?".to_owned());
@@ -165,12 +146,7 @@ fn instance_where(
         conditions.push("status = ?".to_owned());
         args.push(SqlValue::Text(status.name().to_owned()));
     }
-    if let Some(search) = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         match search.parse::<i64>() {
             Ok(id) => {
                 conditions.push("(id = ? OR instr(folio, ?) > 0)".to_owned());
@@ -198,11 +174,7 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(db)
     }
 
-    fn version(
-        &mut self,
-        process: &str,
-        version: u32,
-    ) -> Result<Option<VersionRecord>, EngineError> {
+    fn version(&mut self, process: &str, version: u32) -> Result<Option<VersionRecord>, EngineError> {
         self.tx
             .prepare_cached(
                 "SELECT definition, deployed_at, deployed_by FROM versions WHERE process = ? AND version = ?",
@@ -233,13 +205,7 @@ impl Transaction for SqliteTransaction<'_> {
         self.tx
             .execute(
                 "INSERT INTO versions (process, version, definition, deployed_at, deployed_by) VALUES (?, ?, ?, ?, ?)",
-                params![
-                    record.process,
-                    record.version,
-                    record.definition_json,
-                    record.deployed_at,
-                    record.deployed_by
-                ],
+                params![record.process, record.version, record.definition_json, record.deployed_at, record.deployed_by],
             )
             .map_err(db)?;
         Ok(())
@@ -255,11 +221,7 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(db)?;
         let rows = statement
             .query_map([], |row| {
-                Ok(ProcessSummary {
-                    name: row.get(0)?,
-                    default_version: row.get(1)?,
-                    versions: row.get(2)?,
-                })
+                Ok(ProcessSummary { name: row.get(0)?, default_version: row.get(1)?, versions: row.get(2)? })
             })
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
@@ -268,9 +230,7 @@ impl Transaction for SqliteTransaction<'_> {
     fn rights(&mut self, process: &str, user: &str) -> Result<Vec<Right>, EngineError> {
         let mut statement = self
             .tx
-            .prepare_cached(
-                "SELECT right FROM rights WHERE process = ? AND user = ? ORDER BY right",
-            )
+            .prepare_cached("SELECT right FROM rights WHERE process = ? AND user = ? ORDER BY right")
             .map_err(db)?;
         let names: Vec<String> = statement
             .query_map([process, user], |row| row.get(0))
@@ -283,18 +243,14 @@ impl Transaction for SqliteTransaction<'_> {
     fn rights_of_user(&mut self, user: &str) -> Result<Vec<(String, Right)>, EngineError> {
         let mut statement = self
             .tx
-            .prepare_cached(
-                "SELECT process, right FROM rights WHERE user = ? ORDER BY process, right",
-            )
+            .prepare_cached("SELECT process, right FROM rights WHERE user = ? ORDER BY process, right")
             .map_err(db)?;
         let rows: Vec<(String, String)> = statement
             .query_map([user], |row| Ok((row.get(0)?, row.get(1)?)))
             .map_err(db)?
             .collect::<Result<_, _>>()
             .map_err(db)?;
-        rows.into_iter()
-            .map(|(p, r)| Ok((p, right_from(&r)?)))
-            .collect()
+        rows.into_iter().map(|(p, r)| Ok((p, right_from(&r)?))).collect()
     }
 
     fn rights_on_process(&mut self, process: &str) -> Result<Vec<(String, Right)>, EngineError> {
@@ -307,9 +263,7 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(db)?
             .collect::<Result<_, _>>()
             .map_err(db)?;
-        rows.into_iter()
-            .map(|(u, r)| Ok((u, right_from(&r)?)))
-            .collect()
+        rows.into_iter().map(|(u, r)| Ok((u, right_from(&r)?))).collect()
     }
 
     fn grant(&mut self, process: &str, user: &str, right: Right) -> Result<(), EngineError> {
@@ -333,10 +287,8 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn insert_instance(&mut self, instance: &Instance) -> Result<i64, EngineError> {
-        let data = serde_json::to_string(&instance.data)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let flow = serde_json::to_string(&instance.flow)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
         self.tx
             .prepare_cached(
                 "INSERT INTO instances (process, version, folio, originator, status, data, flow, started_at, updated_at,
@@ -365,9 +317,7 @@ impl Transaction for SqliteTransaction<'_> {
     fn instance(&mut self, id: i64) -> Result<Option<Instance>, EngineError> {
         let row = self
             .tx
-            .prepare_cached(&format!(
-                "SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?"
-            ))
+            .prepare_cached(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?"))
             .and_then(|mut s| s.query_row([id], instance_from_row).optional())
             .map_err(db)?;
         let Some((mut instance, status, data, flow)) = row else {
@@ -380,10 +330,8 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        let data = serde_json::to_string(&instance.data)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let flow = serde_json::to_string(&instance.flow)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
         self.tx
             .prepare_cached(
                 "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?
@@ -432,12 +380,13 @@ impl Transaction for SqliteTransaction<'_> {
         }
         for item in &changes.items_created {
             tx.prepare_cached(&format!(
-                "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
+                "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
             ))
             .and_then(|mut s| {
                 s.execute(params![
                     item.serial.instance_id,
                     item.serial.destination_id,
+                    item.activity_destination_id,
                     item.event_index,
                     item.process,
                     item.folio,
@@ -450,44 +399,30 @@ impl Transaction for SqliteTransaction<'_> {
             })
             .map_err(db)?;
         }
-        for (destination_id, event_index) in &changes.items_script_ended {
-            tx.prepare_cached(
-                "UPDATE server_items SET script_running = 0
-                 WHERE instance_id = ? AND destination_id = ? AND event_index = ?",
-            )
-            .and_then(|mut s| s.execute(params![instance_id, destination_id, event_index]))
-            .map_err(db)?;
+        for serial_id in &changes.items_script_ended {
+            tx.prepare_cached("UPDATE server_items SET script_running = 0 WHERE instance_id = ? AND serial_id = ?")
+                .and_then(|mut s| s.execute(params![instance_id, serial_id]))
+                .map_err(db)?;
         }
-        for (destination_id, event_index) in &changes.items_applied {
-            tx.prepare_cached(
-                "UPDATE server_items SET unapplied = NULL WHERE instance_id = ? AND destination_id = ? AND event_index = ?",
-            )
-            .and_then(|mut s| s.execute(params![instance_id, destination_id, event_index]))
-            .map_err(db)?;
+        for serial_id in &changes.items_applied {
+            tx.prepare_cached("UPDATE server_items SET unapplied = NULL WHERE instance_id = ? AND serial_id = ?")
+                .and_then(|mut s| s.execute(params![instance_id, serial_id]))
+                .map_err(db)?;
         }
         for (destination_id, by, at) in &changes.items_cancelled {
             tx.prepare_cached(
                 "UPDATE server_items SET status = 'Cancelled', closed_at = ?, closed_by = ?, unapplied = NULL,
                         script_running = 0
-                 WHERE instance_id = ? AND destination_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)",
+                 WHERE instance_id = ? AND activity_destination_id = ?
+                   AND (status = 'Pending' OR unapplied IS NOT NULL)",
             )
             .and_then(|mut s| s.execute(params![at, by, instance_id, destination_id]))
             .map_err(db)?;
         }
         for entry in &changes.audit {
-            tx.prepare_cached(
-                "INSERT INTO audit (instance_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    instance_id,
-                    entry.at,
-                    entry.user,
-                    entry.action,
-                    entry.detail
-                ])
-            })
-            .map_err(db)?;
+            tx.prepare_cached("INSERT INTO audit (instance_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)")
+                .and_then(|mut s| s.execute(params![instance_id, entry.at, entry.user, entry.action, entry.detail]))
+                .map_err(db)?;
         }
         for result in &changes.line_results {
             tx.prepare_cached(
@@ -505,11 +440,9 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(db)?;
         }
         for user in &changes.participants {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)",
-            )
-            .and_then(|mut s| s.execute(params![instance_id, user]))
-            .map_err(db)?;
+            tx.prepare_cached("INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)")
+                .and_then(|mut s| s.execute(params![instance_id, user]))
+                .map_err(db)?;
         }
         Ok(())
     }
@@ -518,31 +451,21 @@ impl Transaction for SqliteTransaction<'_> {
         let mut statement = self
             .tx
             .prepare_cached(
-                "SELECT destination_id, event_index, unapplied, closed_by FROM server_items
+                "SELECT serial_id, unapplied, closed_by FROM server_items
                  WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)",
             )
             .map_err(db)?;
-        let rows: Vec<(i64, usize, Option<String>, Option<String>)> = statement
-            .query_map([instance_id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
+        let rows: Vec<(i64, Option<String>, Option<String>)> = statement
+            .query_map([instance_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .map_err(db)?
             .collect::<Result<_, _>>()
             .map_err(db)?;
         let mut state = ItemState::default();
-        for (destination_id, event_index, unapplied, closed_by) in rows {
-            state.pending.insert((destination_id, event_index));
+        for (serial_id, unapplied, closed_by) in rows {
+            state.pending.insert(serial_id);
             if let Some(json) = unapplied {
-                let data: BTreeMap<String, Value> =
-                    serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?;
-                state.recorded.insert(
-                    destination_id,
-                    RecordedFinish {
-                        event_index,
-                        data,
-                        by: closed_by.unwrap_or_default(),
-                    },
-                );
+                let data: BTreeMap<String, Value> = serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?;
+                state.recorded.insert(serial_id, RecordedFinish { data, by: closed_by.unwrap_or_default() });
             }
         }
         Ok(state)
@@ -551,10 +474,7 @@ impl Transaction for SqliteTransaction<'_> {
     fn server_item(&mut self, serial: Serial) -> Result<Option<ServerItem>, EngineError> {
         let row = self
             .tx
-            .prepare_cached(&format!(
-                "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND destination_id = ?
-                 ORDER BY event_index DESC LIMIT 1"
-            ))
+            .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND serial_id = ?"))
             .and_then(|mut s| s.query_row([serial.instance_id, serial.destination_id], item_from_row).optional())
             .map_err(db)?;
         row.map(finish_item).transpose()
@@ -563,7 +483,6 @@ impl Transaction for SqliteTransaction<'_> {
     fn record_finish(
         &mut self,
         serial: Serial,
-        event_index: usize,
         data: &BTreeMap<String, Value>,
         by: &str,
         at: Millis,
@@ -572,18 +491,9 @@ impl Transaction for SqliteTransaction<'_> {
         self.tx
             .prepare_cached(
                 "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, unapplied = ?
-                 WHERE instance_id = ? AND destination_id = ? AND event_index = ? AND status = 'Pending'",
+                 WHERE instance_id = ? AND serial_id = ? AND status = 'Pending'",
             )
-            .and_then(|mut s| {
-                s.execute(params![
-                    at,
-                    by,
-                    json,
-                    serial.instance_id,
-                    serial.destination_id,
-                    event_index
-                ])
-            })
+            .and_then(|mut s| s.execute(params![at, by, json, serial.instance_id, serial.destination_id]))
             .map_err(db)?;
         Ok(())
     }
@@ -594,13 +504,7 @@ impl Transaction for SqliteTransaction<'_> {
             .prepare_cached("SELECT id, runner, lease_until FROM instances WHERE status = 'Running' ORDER BY id")
             .map_err(db)?;
         let rows = statement
-            .query_map([], |row| {
-                Ok(RunningInstance {
-                    id: row.get(0)?,
-                    runner: row.get(1)?,
-                    lease_until: row.get(2)?,
-                })
-            })
+            .query_map([], |row| Ok(RunningInstance { id: row.get(0)?, runner: row.get(1)?, lease_until: row.get(2)? }))
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
     }
@@ -617,11 +521,7 @@ impl Transaction for SqliteTransaction<'_> {
             InstanceOrder::OldestFirst => "id ASC",
             InstanceOrder::RecentlyChanged => "updated_at DESC, id DESC",
         };
-        let limit = if filter.limit == 0 {
-            i64::MAX
-        } else {
-            filter.limit as i64
-        };
+        let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
         args.push(SqlValue::Integer(limit));
         args.push(SqlValue::Integer(filter.offset as i64));
         let sql = format!(
@@ -642,11 +542,7 @@ impl Transaction for SqliteTransaction<'_> {
             .collect()
     }
 
-    fn count_instances(
-        &mut self,
-        visibility: &Visibility,
-        filter: &InstanceFilter,
-    ) -> Result<u64, EngineError> {
+    fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
         let mut args = Vec::new();
         let condition = instance_where(visibility, filter, &mut args);
         self.tx
@@ -655,11 +551,7 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(db)
     }
 
-    fn items(
-        &mut self,
-        visibility: &Visibility,
-        filter: &ItemFilter,
-    ) -> Result<Vec<ServerItem>, EngineError> {
+    fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
         let mut args = Vec::new();
         let mut conditions = vec![visibility_clause(visibility, "instance_id", &mut args)];
         if !filter.include_closed {
@@ -673,16 +565,12 @@ impl Transaction for SqliteTransaction<'_> {
             conditions.push("instance_id = ?".to_owned());
             args.push(SqlValue::Integer(id));
         }
-        let limit = if filter.limit == 0 {
-            i64::MAX
-        } else {
-            filter.limit as i64
-        };
+        let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
         args.push(SqlValue::Integer(limit));
         // Pending first, then oldest first: the items most likely stuck lead.
         let sql = format!(
             "SELECT {ITEM_COLUMNS} FROM server_items WHERE {} 
-             ORDER BY status = 'Pending' DESC, created_at ASC, instance_id ASC, destination_id ASC LIMIT ?",
+             ORDER BY status = 'Pending' DESC, created_at ASC, instance_id ASC, serial_id ASC LIMIT ?",
             conditions.join(" AND ")
         );
         let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;
@@ -699,32 +587,22 @@ impl Transaction for SqliteTransaction<'_> {
             .tx
             .prepare_cached(&format!(
                 "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND status = 'Pending'
-                 ORDER BY destination_id, event_index"
+                 ORDER BY serial_id"
             ))
             .map_err(db)?;
-        let rows: Vec<_> = statement
-            .query_map([instance_id], item_from_row)
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+        let rows: Vec<_> =
+            statement.query_map([instance_id], item_from_row).map_err(db)?.collect::<Result<_, _>>().map_err(db)?;
         rows.into_iter().map(finish_item).collect()
     }
 
     fn audit(&mut self, instance_id: i64) -> Result<Vec<AuditEntry>, EngineError> {
         let mut statement = self
             .tx
-            .prepare_cached(
-                "SELECT at, user, action, detail FROM audit WHERE instance_id = ? ORDER BY id",
-            )
+            .prepare_cached("SELECT at, user, action, detail FROM audit WHERE instance_id = ? ORDER BY id")
             .map_err(db)?;
         let rows = statement
             .query_map([instance_id], |row| {
-                Ok(AuditEntry {
-                    at: row.get(0)?,
-                    user: row.get(1)?,
-                    action: row.get(2)?,
-                    detail: row.get(3)?,
-                })
+                Ok(AuditEntry { at: row.get(0)?, user: row.get(1)?, action: row.get(2)?, detail: row.get(3)? })
             })
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
@@ -793,9 +671,7 @@ impl Transaction for SqliteTransaction<'_> {
 
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
         self.tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM participants WHERE instance_id = ? AND user = ?)",
-            )
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM participants WHERE instance_id = ? AND user = ?)")
             .and_then(|mut s| s.query_row(params![instance_id, user], |row| row.get(0)))
             .map_err(db)
     }

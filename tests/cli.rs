@@ -1,0 +1,976 @@
+//! End-to-end tests of the `flowdesk` command line: every test runs the real
+//! binary on a database in its own temporary directory, with the acting user
+//! always given explicitly and `FLOWDESK_DB` / `FLOWDESK_USER` removed from the
+//! inherited environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A run of the binary that takes longer than this is a hang (an endless
+/// script must hit its operation budget long before).
+const HANG_LIMIT: Duration = Duration::from_secs(120);
+
+const CALLBACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/callback.process.json");
+
+/// SQL-looking text that must be stored and shown verbatim.
+const SQL_TEXT: &str = "'); DROP TABLE instances; --";
+
+/// An asynchronous event, then a synchronous event whose script depends on a
+/// data field and fails (`throw`) while it is not positive. `Other` is only
+/// reachable with `goto`.
+const OPS_PROCESS: &str = r#"{
+  "name": "ops",
+  "fields": [
+    { "name": "amount", "type": "integer", "default": 0 },
+    { "name": "ok", "type": "boolean", "default": false },
+    { "name": "note", "type": "string" }
+  ],
+  "activities": [
+    { "id": "begin", "name": "Begin", "start": true,
+      "events": [ { "kind": "server_event", "name": "Wait", "synchronous": false,
+                    "script": "note = \"waiting\";" } ] },
+    { "id": "check", "name": "Check",
+      "events": [ { "kind": "server_event", "name": "Check amount",
+                    "script": "if amount <= 0 { throw \"boom: amount must be positive\"; }\nok = true;" } ] },
+    { "id": "other", "name": "Other",
+      "events": [ { "kind": "server_event", "name": "Other wait", "synchronous": false,
+                    "script": "note = \"moved\";" } ] }
+  ],
+  "lines": [ { "from": "begin", "to": "check" } ]
+}"#;
+
+/// An asynchronous event followed by a synchronous event that never ends.
+const SPIN_PROCESS: &str = r#"{
+  "name": "spin",
+  "fields": [ { "name": "n", "type": "integer", "default": 0 } ],
+  "activities": [
+    { "id": "wait", "name": "Wait", "start": true,
+      "events": [ { "kind": "server_event", "name": "Wait", "synchronous": false, "script": "" } ] },
+    { "id": "spin", "name": "Spin",
+      "events": [ { "kind": "server_event", "name": "Spin", "script": "loop { n += 1; }" } ] }
+  ],
+  "lines": [ { "from": "wait", "to": "spin" } ]
+}"#;
+
+/// A definition with several problems at once.
+const BAD_PROCESS: &str = r#"{
+  "name": "bad",
+  "fields": [ { "name": "x", "type": "strnig" }, { "name": "x", "type": "integer" } ],
+  "activities": [
+    { "id": "a", "name": "A",
+      "events": [ { "kind": "server_event", "name": "e", "script": "nmae = 1;" } ] }
+  ],
+  "lines": [ { "from": "a", "to": "zzz" } ]
+}"#;
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+    }
+}
+
+/// A temporary directory holding the database and any process files.
+struct Flowdesk {
+    dir: TempDir,
+}
+
+impl Flowdesk {
+    fn new() -> Flowdesk {
+        Flowdesk { dir: tempfile::tempdir().expect("temporary directory") }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("flowdesk.db")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write process file");
+        path
+    }
+
+    /// The binary with a clean environment: no inherited FLOWDESK_* variables,
+    /// and the user data directory pointed into the temporary directory so a
+    /// forgotten `--db` can never touch a real database.
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowdesk"));
+        command
+            .env_remove("FLOWDESK_DB")
+            .env_remove("FLOWDESK_USER")
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs `flowdesk --db <temp db> --user <user> <args>`.
+    fn run(&self, user: &str, args: &[&str]) -> Out {
+        let mut command = self.command();
+        command.arg("--db").arg(self.db()).arg("--user").arg(user);
+        command.args(args);
+        execute(command, &format!("--user {user} {}", args.join(" ")))
+    }
+
+    /// Runs a command that must succeed; returns its output.
+    fn ok(&self, user: &str, args: &[&str]) -> Out {
+        let out = self.run(user, args);
+        assert_eq!(out.code, Some(0), "`flowdesk {}` as {user} should succeed: {out:?}", args.join(" "));
+        out
+    }
+
+    /// Runs a command that must succeed and parses its stdout as JSON.
+    fn json(&self, user: &str, args: &[&str]) -> Value {
+        let out = self.ok(user, args);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("`flowdesk {}` did not print JSON ({e}): {:?}", args.join(" "), out.stdout))
+    }
+
+    /// Runs a command that must be refused: exit 1 and exactly one line on
+    /// stderr. Returns that line.
+    fn refused(&self, user: &str, args: &[&str]) -> String {
+        let out = self.run(user, args);
+        assert_refused(&out, &format!("--user {user} {}", args.join(" ")))
+    }
+
+    /// Runs a command that must be a usage error (exit 2).
+    fn usage_error(&self, user: &str, args: &[&str]) -> Out {
+        let out = self.run(user, args);
+        assert_eq!(out.code, Some(2), "`flowdesk {}` should be a usage error (exit 2): {out:?}", args.join(" "));
+        assert!(!out.stderr.trim().is_empty(), "usage error says nothing");
+        out
+    }
+
+    fn deploy(&self, user: &str, file: &Path) -> Out {
+        self.ok(user, &["deploy", path_str(file)])
+    }
+
+    fn deploy_callback(&self, user: &str) {
+        let out = self.deploy(user, Path::new(CALLBACK));
+        assert_eq!(out.stdout.trim(), "callback version 1");
+    }
+
+    fn deploy_text(&self, user: &str, file_name: &str, text: &str) {
+        let path = self.write(file_name, text);
+        self.deploy(user, &path);
+    }
+
+    /// Starts an instance; stdout must be just the id.
+    fn start(&self, user: &str, args: &[&str]) -> i64 {
+        let mut all = vec!["start"];
+        all.extend_from_slice(args);
+        let out = self.ok(user, &all);
+        out.stdout.trim().parse().unwrap_or_else(|_| panic!("start printed {:?}, not just an id", out.stdout))
+    }
+
+    fn show(&self, user: &str, id: i64) -> Value {
+        self.json(user, &["show", &id.to_string(), "--json"])
+    }
+
+    fn status(&self, id: i64) -> String {
+        self.show("alice", id)["status"].as_str().expect("status is a string").to_owned()
+    }
+
+    fn pending(&self, id: i64) -> Vec<String> {
+        self.show("alice", id)["pending"]
+            .as_array()
+            .expect("pending is an array")
+            .iter()
+            .map(|s| s.as_str().expect("serial is a string").to_owned())
+            .collect()
+    }
+
+    /// Everything a refused command must leave unchanged, as `alice` (the
+    /// deploying admin) sees it.
+    fn snapshot(&self) -> Value {
+        let instances = self.json("alice", &["instances", "--limit", "0", "--json"]);
+        let shows: Vec<Value> = instances
+            .as_array()
+            .expect("instances array")
+            .iter()
+            .map(|i| self.show("alice", i["id"].as_i64().expect("id")))
+            .collect();
+        let processes = self.json("alice", &["processes", "--json"]);
+        let rights: Vec<String> = processes
+            .as_array()
+            .expect("processes array")
+            .iter()
+            .map(|p| self.ok("alice", &["rights", p["name"].as_str().expect("name")]).stdout)
+            .collect();
+        serde_json::json!({
+            "instances": instances,
+            "shows": shows,
+            "items": self.json("alice", &["items", "--all", "--json"]),
+            "processes": processes,
+            "rights": rights,
+        })
+    }
+
+    /// Runs a command that must be refused and change nothing; returns the
+    /// stderr line.
+    fn refused_unchanged(&self, user: &str, args: &[&str]) -> String {
+        let before = self.snapshot();
+        let line = self.refused(user, args);
+        let after = self.snapshot();
+        assert_eq!(before, after, "refused `flowdesk {}` changed the database", args.join(" "));
+        line
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temporary path")
+}
+
+/// Runs a command to its end, killing it (and failing) if it hangs. No run
+/// may panic.
+fn execute(mut command: Command, shown: &str) -> Out {
+    let child = command.spawn().expect("spawn flowdesk");
+    let pid = child.id();
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(HANG_LIMIT).is_err() {
+            // Still running: kill the child we started, by its id.
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            return true;
+        }
+        false
+    });
+    let output = child.wait_with_output().expect("wait for flowdesk");
+    let _ = done.send(());
+    let hung = watchdog.join().expect("watchdog");
+    let out = Out {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(!hung, "`flowdesk {shown}` hung and was killed: {out:?}");
+    assert!(!out.stderr.contains("panicked"), "`flowdesk {shown}` panicked: {}", out.stderr);
+    out
+}
+
+/// A refusal: exit 1, exactly one line on stderr, nothing on stdout.
+fn assert_refused(out: &Out, shown: &str) -> String {
+    assert_eq!(out.code, Some(1), "`flowdesk {shown}` should be refused with exit 1: {out:?}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "`flowdesk {shown}` should print exactly one line on stderr, got {:?}", out.stderr);
+    lines[0].to_owned()
+}
+
+fn assert_mentions(line: &str, words: &[&str]) {
+    for word in words {
+        assert!(line.to_lowercase().contains(&word.to_lowercase()), "expected {word:?} in {line:?}");
+    }
+}
+
+/// The users recorded in an instance's audit trail for an action.
+fn audit_users(show: &Value, action: &str) -> Vec<String> {
+    show["audit"]
+        .as_array()
+        .expect("audit is an array")
+        .iter()
+        .filter(|a| a["action"] == action)
+        .map(|a| a["user"].as_str().expect("audit user").to_owned())
+        .collect()
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    let mut ids: Vec<i64> =
+        list.as_array().expect("a JSON array").iter().map(|i| i["id"].as_i64().expect("id is a number")).collect();
+    ids.sort();
+    ids
+}
+
+fn item<'a>(items: &'a Value, serial: &str) -> Option<&'a Value> {
+    items.as_array().expect("items array").iter().find(|i| i["serial"] == serial)
+}
+
+// 1. The "done" path -------------------------------------------------------
+
+#[test]
+fn callback_done_path() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+
+    let id = fd.start("alice", &["callback", "--folio", "PO-1042"]);
+    let serial = format!("{id}_2");
+    assert_eq!(fd.pending(id), vec![serial.clone()]);
+    assert_eq!(fd.status(id), "Active");
+
+    // The text list shows serial, instance, folio, activity and event.
+    let table = fd.ok("alice", &["items"]).stdout;
+    let row =
+        table.lines().find(|l| l.contains(&serial)).unwrap_or_else(|| panic!("serial {serial} not in items: {table}"));
+    for column in [&id.to_string(), "PO-1042", "callback", "Call external system"] {
+        assert!(row.contains(column), "{column:?} missing from {row:?}");
+    }
+
+    let items = fd.json("alice", &["items", "--json"]);
+    let pending = item(&items, &serial).expect("pending item in items --json");
+    assert_eq!(pending["instance_id"], id);
+    assert_eq!(pending["status"], "Pending");
+    assert_eq!(pending["event"], "Call external system");
+    assert_eq!(pending["activity"], "Call external system");
+
+    fd.ok("alice", &["finish", &serial, "--set", "name=call back value"]);
+
+    let show = fd.show("alice", id);
+    assert_eq!(show["id"], id);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(show["folio"], "PO-1042");
+    assert_eq!(show["data"]["done"], true);
+    assert_eq!(show["data"]["name"], "call back value");
+    assert_eq!(show["pending"], serde_json::json!([]));
+    assert_eq!(audit_users(&show, "Server item finished"), vec!["alice"]);
+    let text = fd.ok("alice", &["show", &id.to_string()]).stdout;
+    let finished_row = text
+        .lines()
+        .find(|l| l.contains("finished") && l.contains(&serial))
+        .unwrap_or_else(|| panic!("no finish in the audit trail: {text}"));
+    assert!(finished_row.contains("alice"), "{finished_row:?}");
+
+    // The item left the pending list; `items --all` shows it finished.
+    let items = fd.json("alice", &["items", "--json"]);
+    assert!(item(&items, &serial).is_none(), "{items}");
+    let all = fd.json("alice", &["items", "--all", "--json"]);
+    let closed = item(&all, &serial).expect("finished item in items --all");
+    assert_eq!(closed["status"], "Finished");
+
+    // A second finish is refused, saying when and by whom.
+    let line = fd.refused_unchanged("alice", &["finish", &serial]);
+    assert_mentions(&line, &[&serial, "already finished", "alice"]);
+    let closed_at = closed["closed"].as_str().expect("closed time");
+    let when = closed_at[..19].replace('T', " ");
+    assert!(line.contains(&when), "{line:?} does not say when ({when})");
+}
+
+#[test]
+fn finish_without_server_event_right_is_refused() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    let serial = format!("{id}_2");
+
+    let line = fd.refused_unchanged("bob", &["finish", &serial, "--set", "name=call back value"]);
+    assert_mentions(&line, &["permission denied", "bob", "callback", "Server Event"]);
+
+    assert_eq!(fd.status(id), "Active");
+    assert_eq!(fd.pending(id), vec![serial.clone()]);
+    let items = fd.json("alice", &["items", "--json"]);
+    assert_eq!(item(&items, &serial).expect("still listed")["status"], "Pending");
+}
+
+#[test]
+fn granting_server_event_lets_another_user_finish() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    let serial = format!("{id}_2");
+    fd.refused("bob", &["finish", &serial]);
+
+    fd.ok("alice", &["grant", "callback", "bob", "server-event"]);
+    let rights = fd.ok("alice", &["rights", "callback"]).stdout;
+    assert!(
+        rights.lines().any(|l| l.contains("bob") && l.contains("server-event")),
+        "bob has no server-event right: {rights}"
+    );
+
+    fd.ok("bob", &["finish", &serial, "--set", "name=call back value"]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(show["data"]["done"], true);
+    assert_eq!(audit_users(&show, "Server item finished"), vec!["bob"]);
+    let text = fd.ok("alice", &["show", &id.to_string()]).stdout;
+    assert!(
+        text.lines().any(|l| l.contains("finished") && l.contains(&serial) && l.contains("bob")),
+        "the audit trail does not name bob: {text}"
+    );
+
+    // Revoking takes the right away again.
+    fd.ok("alice", &["revoke", "callback", "bob", "server-event"]);
+    let second = fd.start("alice", &["callback"]);
+    fd.refused("bob", &["finish", &format!("{second}_2")]);
+}
+
+#[test]
+fn grant_and_revoke_need_admin_of_the_acting_user() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+
+    // mallory holds no right at all: granting anything, even to the admin, is refused.
+    let line = fd.refused_unchanged("mallory", &["grant", "callback", "alice", "server-event"]);
+    assert_mentions(&line, &["permission denied", "mallory", "callback", "Admin"]);
+    let line = fd.refused_unchanged("mallory", &["grant", "callback", "mallory", "admin"]);
+    assert_mentions(&line, &["mallory", "Admin"]);
+    let line = fd.refused_unchanged("mallory", &["revoke", "callback", "alice", "admin"]);
+    assert_mentions(&line, &["mallory", "Admin"]);
+}
+
+// 2. Refusals: exit 1, one line, nothing changed ---------------------------
+
+#[test]
+fn malformed_serials_are_refused() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    for serial in ["abc", "1_", "1_2_3", "0_1", "1; DROP TABLE server_items", "' OR 1=1 --"] {
+        let line = fd.refused_unchanged("alice", &["finish", serial]);
+        assert_mentions(&line, &[serial, "not a serial number"]);
+    }
+    assert_eq!(fd.pending(id), vec![format!("{id}_2")]);
+    // The tables survived the SQL-looking serials.
+    assert_eq!(ids(&fd.json("alice", &["instances", "--json"])), vec![id]);
+}
+
+#[test]
+fn unknown_serial_is_not_found() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    fd.start("alice", &["callback"]);
+    let line = fd.refused_unchanged("alice", &["finish", "999_1"]);
+    assert_mentions(&line, &["999_1", "not found"]);
+    // Right instance, wrong activity instance.
+    let line = fd.refused_unchanged("alice", &["finish", "1_7"]);
+    assert_mentions(&line, &["1_7", "not found"]);
+}
+
+#[test]
+fn invalid_callback_data_is_refused_and_nothing_is_set() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    let serial = format!("{id}_2");
+
+    let line = fd.refused_unchanged("alice", &["finish", &serial, "--set", "nmae=x"]);
+    assert_mentions(&line, &["invalid data", "nmae"]);
+
+    let line = fd.refused_unchanged("alice", &["finish", &serial, "--set", "done=maybe"]);
+    assert_mentions(&line, &["invalid data", "done", "boolean"]);
+
+    // One bad field refuses the whole callback: the good one is not set either.
+    let line = fd.refused_unchanged("alice", &["finish", &serial, "--set", "name=call back value", "--set", "nmae=y"]);
+    assert_mentions(&line, &["invalid data", "nmae"]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Active");
+    assert_eq!(show["data"]["name"], "");
+
+    // The item can still be finished correctly afterwards.
+    fd.ok("alice", &["finish", &serial, "--set", "name=call back value"]);
+    assert_eq!(fd.status(id), "Completed");
+}
+
+#[test]
+fn start_refusals() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+
+    let line = fd.refused_unchanged("alice", &["start", "nope"]);
+    assert_mentions(&line, &["nope", "not found"]);
+
+    let line = fd.refused_unchanged("bob", &["start", "callback", "--folio", "x"]);
+    assert_mentions(&line, &["permission denied", "bob", "callback", "Start"]);
+
+    let line = fd.refused_unchanged("alice", &["start", "callback", "--set", "nmae=x"]);
+    assert_mentions(&line, &["invalid data", "nmae"]);
+
+    let line = fd.refused_unchanged("alice", &["start", "callback", "--set", "done=maybe"]);
+    assert_mentions(&line, &["invalid data", "done"]);
+
+    assert_eq!(fd.json("alice", &["instances", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn show_retry_and_revoke_refusals() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let active = fd.start("alice", &["callback"]);
+    let done = fd.start("alice", &["callback"]);
+    fd.ok("alice", &["finish", &format!("{done}_2")]);
+
+    let line = fd.refused_unchanged("alice", &["show", "42"]);
+    assert_mentions(&line, &["instance 42", "not found"]);
+    let line = fd.refused_unchanged("alice", &["show", "42", "--json"]);
+    assert_mentions(&line, &["42", "not found"]);
+
+    let line = fd.refused_unchanged("alice", &["retry", &active.to_string()]);
+    assert_mentions(&line, &["retry", &active.to_string(), "Active"]);
+    let line = fd.refused_unchanged("alice", &["retry", &done.to_string()]);
+    assert_mentions(&line, &["retry", &done.to_string(), "Completed"]);
+    let line = fd.refused_unchanged("alice", &["retry", "42"]);
+    assert_mentions(&line, &["42", "not found"]);
+
+    let line = fd.refused_unchanged("alice", &["revoke", "callback", "alice", "admin"]);
+    assert_mentions(&line, &["callback", "Admin"]);
+
+    let line = fd.refused_unchanged("bob", &["show", &active.to_string()]);
+    assert_mentions(&line, &["permission denied", "bob", "callback", "View"]);
+}
+
+#[test]
+fn operator_commands_need_admin() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]).to_string();
+    for args in [
+        vec!["stop", id.as_str()],
+        vec!["resume", id.as_str()],
+        vec!["retry", id.as_str()],
+        vec!["goto", id.as_str(), "Approved"],
+        vec!["set", id.as_str(), "--set", "name=x"],
+    ] {
+        let line = fd.refused_unchanged("bob", &args);
+        assert_mentions(&line, &["permission denied", "bob", "callback", "Admin"]);
+    }
+}
+
+#[test]
+fn deploy_of_an_invalid_definition_is_one_refusal_line() {
+    let fd = Flowdesk::new();
+    let bad = fd.write("bad.process.json", BAD_PROCESS);
+    let out = fd.run("alice", &["deploy", path_str(&bad)]);
+    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+    // Every problem is reported somewhere ...
+    let all = format!("{}{}", out.stdout, out.stderr);
+    for problem in ["strnig", "duplicate field", "no start activity", "nmae", "zzz"] {
+        assert!(all.contains(problem), "{problem:?} not reported: {all}");
+    }
+    // ... but the refusal itself is one line on stderr.
+    let line = assert_refused(&out, "deploy bad.process.json");
+    assert_mentions(&line, &["bad"]);
+}
+
+// 3. Usage errors exit 2 ---------------------------------------------------
+
+#[test]
+fn usage_errors_exit_2() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    let before = fd.snapshot();
+
+    fd.usage_error("alice", &["frobnicate"]);
+    fd.usage_error("alice", &["finish"]);
+    fd.usage_error("alice", &["finish", &format!("{id}_2"), "--set", "name"]);
+    fd.usage_error("alice", &["finish", &format!("{id}_2"), "--set", "=x"]);
+    fd.usage_error("alice", &["start", "callback", "--set", "done"]);
+    fd.usage_error("alice", &["instances", "--status", "Bogus"]);
+    fd.usage_error("alice", &["grant", "callback", "bob", "superuser"]);
+    fd.usage_error("alice", &["grant", "callback", "bob"]);
+    fd.usage_error("alice", &["show", "not-a-number"]);
+
+    assert_eq!(before, fd.snapshot(), "a usage error changed the database");
+    assert_eq!(fd.pending(id), vec![format!("{id}_2")]);
+}
+
+// 4. validate --------------------------------------------------------------
+
+#[test]
+fn validate_a_valid_file() {
+    let fd = Flowdesk::new();
+    let out = fd.ok("alice", &["validate", CALLBACK]);
+    assert!(out.stdout.contains("valid"), "{out:?}");
+    // Validating deploys nothing.
+    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn validate_lists_every_problem() {
+    let fd = Flowdesk::new();
+    let bad = fd.write("bad.process.json", BAD_PROCESS);
+    let out = fd.run("alice", &["validate", path_str(&bad)]);
+    let line = assert_refused(&out, "validate bad.process.json");
+    assert_mentions(&line, &["bad.process.json", "not valid"]);
+    for problem in ["unknown field type `strnig`", "duplicate field name `x`", "no start activity", "nmae", "`zzz`"] {
+        assert!(out.stdout.contains(problem), "{problem:?} not listed: {}", out.stdout);
+    }
+}
+
+#[test]
+fn validate_malformed_json_names_line_and_column() {
+    let fd = Flowdesk::new();
+    let broken = fd.write("broken.process.json", "{\n  \"name\": \"broken\",\n  \"fields\": [ , ]\n}\n");
+    let line = fd.refused("alice", &["validate", path_str(&broken)]);
+    assert_mentions(&line, &["broken.process.json", "line 3, column 15"]);
+
+    let empty = fd.write("empty.process.json", "");
+    let line = fd.refused("alice", &["validate", path_str(&empty)]);
+    assert_mentions(&line, &["empty.process.json", "line 1"]);
+
+    let unknown_key = fd.write("typo.process.json", "{\n  \"name\": \"typo\",\n  \"activites\": []\n}\n");
+    let line = fd.refused("alice", &["validate", path_str(&unknown_key)]);
+    assert_mentions(&line, &["activites", "line 3"]);
+}
+
+#[test]
+fn validate_a_missing_file() {
+    let fd = Flowdesk::new();
+    let missing = fd.dir.path().join("missing.process.json");
+    let line = fd.refused("alice", &["validate", path_str(&missing)]);
+    assert_mentions(&line, &["missing.process.json", "no such file"]);
+    // A clear message states the cause once.
+    assert_eq!(line.matches("No such file or directory").count(), 1, "the cause is repeated: {line:?}");
+
+    let line = fd.refused("alice", &["deploy", path_str(&missing)]);
+    assert_mentions(&line, &["missing.process.json", "no such file"]);
+}
+
+// 5. Versioning ------------------------------------------------------------
+
+#[test]
+fn redeploying_makes_version_2_and_running_instances_stay_on_1() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let old = fd.start("alice", &["callback", "--folio", "old"]);
+
+    let out = fd.deploy("alice", Path::new(CALLBACK));
+    assert_eq!(out.stdout.trim(), "callback version 2");
+    let new = fd.start("alice", &["callback", "--folio", "new"]);
+
+    let list = fd.json("alice", &["instances", "--json"]);
+    let version_of = |id: i64| {
+        list.as_array()
+            .expect("instances array")
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("instance {id} not listed"))["version"]
+            .clone()
+    };
+    assert_eq!(version_of(old), 1);
+    assert_eq!(version_of(new), 2);
+    assert_eq!(fd.show("alice", old)["version"], 1);
+    assert_eq!(fd.show("alice", new)["version"], 2);
+
+    // The old instance still runs to its end on version 1.
+    fd.ok("alice", &["finish", &format!("{old}_2"), "--set", "name=call back value"]);
+    let show = fd.show("alice", old);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(show["version"], 1);
+
+    // Another user cannot redeploy without Admin.
+    let line = fd.refused_unchanged("bob", &["deploy", CALLBACK]);
+    assert_mentions(&line, &["permission denied", "bob", "callback", "Admin"]);
+    let processes = fd.json("alice", &["processes", "--json"]);
+    assert_eq!(processes[0]["name"], "callback");
+    assert_eq!(processes[0]["default_version"], 2);
+    assert_eq!(processes[0]["versions"], 2);
+
+    let json = fd.json("alice", &["deploy", CALLBACK, "--json"]);
+    assert_eq!(json["process"], "callback");
+    assert_eq!(json["version"], 3);
+}
+
+// 6. Operator commands -----------------------------------------------------
+
+#[test]
+fn failing_script_puts_the_instance_in_error_and_retry_after_fixing_data() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let id = fd.start("alice", &["ops", "--folio", "needs-fix"]);
+    let ids = id.to_string();
+    fd.ok("alice", &["finish", &format!("{id}_1")]);
+
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Error");
+    assert_eq!(show["error"]["activity"], "Check");
+    assert_eq!(show["error"]["event"], "Check amount");
+    assert!(show["error"]["message"].as_str().expect("error message").contains("boom"), "{show}");
+    let errors = fd.json("alice", &["instances", "--status", "Error", "--json"]);
+    assert_eq!(errors[0]["id"], id);
+
+    // Retrying without fixing the data fails the same way.
+    fd.run("alice", &["retry", &ids]);
+    assert_eq!(fd.status(id), "Error");
+
+    // Fix the field, then retry.
+    fd.ok("alice", &["set", &ids, "--set", "amount=5"]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Error");
+    assert_eq!(show["data"]["amount"], 5);
+    let line = fd.refused_unchanged("alice", &["set", &ids, "--set", "amount=lots"]);
+    assert_mentions(&line, &["invalid data", "amount"]);
+
+    fd.ok("alice", &["retry", &ids]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(show["data"]["ok"], true);
+    assert_eq!(show["error"], Value::Null);
+    assert!(audit_users(&show, "Retried").iter().all(|u| u == "alice"));
+    assert!(!audit_users(&show, "Retried").is_empty(), "retry not audited");
+    assert_eq!(audit_users(&show, "Data changed"), vec!["alice"]);
+}
+
+#[test]
+fn endless_loop_hits_the_budget_and_puts_the_instance_in_error() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "spin.process.json", SPIN_PROCESS);
+    let id = fd.start("alice", &["spin"]);
+    fd.ok("alice", &["finish", &format!("{id}_1")]);
+
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Error");
+    assert_eq!(show["error"]["activity"], "Spin");
+    assert!(show["error"]["message"].as_str().expect("error message").contains("budget"), "{show}");
+    // The failed run left nothing half-written: the field keeps its value.
+    assert_eq!(show["data"]["n"], 0);
+}
+
+#[test]
+fn stop_and_resume() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let id = fd.start("alice", &["ops", "--set", "amount=3"]);
+    let ids = id.to_string();
+    let serial = format!("{id}_1");
+
+    fd.ok("alice", &["stop", &ids]);
+    assert_eq!(fd.status(id), "Stopped");
+    let line = fd.refused_unchanged("alice", &["stop", &ids]);
+    assert_mentions(&line, &["stop", &ids, "Stopped"]);
+
+    fd.ok("alice", &["resume", &ids]);
+    assert_eq!(fd.status(id), "Active");
+    assert_eq!(fd.pending(id), vec![serial.clone()]);
+    let line = fd.refused_unchanged("alice", &["resume", &ids]);
+    assert_mentions(&line, &["resume", &ids, "Active"]);
+
+    fd.ok("alice", &["finish", &serial]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(audit_users(&show, "Stopped"), vec!["alice"]);
+    assert_eq!(audit_users(&show, "Resumed"), vec!["alice"]);
+}
+
+#[test]
+fn a_callback_on_a_stopped_instance_is_applied_on_resume() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let id = fd.start("alice", &["ops"]);
+    let ids = id.to_string();
+    fd.ok("alice", &["stop", &ids]);
+
+    fd.ok("alice", &["finish", &format!("{id}_1"), "--set", "amount=2"]);
+    assert_eq!(fd.status(id), "Stopped");
+
+    fd.ok("alice", &["resume", &ids]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(show["data"]["amount"], 2);
+    assert_eq!(show["data"]["ok"], true);
+}
+
+#[test]
+fn goto_moves_the_instance_and_cancels_the_pending_item() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let id = fd.start("alice", &["ops", "--folio", "move-me"]);
+    let ids = id.to_string();
+    let old = format!("{id}_1");
+
+    let line = fd.refused_unchanged("alice", &["goto", &ids, "Nowhere"]);
+    assert_mentions(&line, &["Nowhere"]);
+
+    fd.ok("alice", &["goto", &ids, "Other"]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Active");
+    assert_eq!(show["data"]["note"], "moved");
+    let pending = fd.pending(id);
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_ne!(pending[0], old);
+    assert_eq!(audit_users(&show, "Went to activity"), vec!["alice"]);
+
+    let items = fd.json("alice", &["items", "--json"]);
+    assert!(item(&items, &old).is_none(), "old item still pending");
+    let new_item = item(&items, &pending[0]).expect("new item pending");
+    assert_eq!(new_item["activity"], "Other");
+    let all = fd.json("alice", &["items", "--all", "--json"]);
+    assert_ne!(item(&all, &old).expect("old item")["status"], "Pending");
+
+    let line = fd.refused_unchanged("alice", &["finish", &old]);
+    assert_mentions(&line, &[&old, "cancelled"]);
+
+    // The new item finishes normally.
+    fd.ok("alice", &["finish", &pending[0]]);
+    assert_eq!(fd.status(id), "Completed");
+}
+
+// 7. Filters and SQL-looking text -----------------------------------------
+
+#[test]
+fn instance_filters() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let completed = fd.start("alice", &["callback", "--folio", "c1"]);
+    fd.ok("alice", &["finish", &format!("{completed}_2")]);
+    let active = fd.start("alice", &["callback", "--folio", "c2"]);
+    let ops = fd.start("alice", &["ops", "--folio", "o1"]);
+
+    let all = fd.json("alice", &["instances", "--json"]);
+    assert_eq!(ids(&all), vec![completed, active, ops]);
+    for row in all.as_array().expect("array") {
+        for key in ["id", "status", "folio", "process"] {
+            assert!(row.get(key).is_some(), "{key} missing from {row}");
+        }
+    }
+
+    let actives = fd.json("alice", &["instances", "--status", "Active", "--json"]);
+    assert_eq!(ids(&actives), vec![active, ops]);
+    assert!(actives.as_array().expect("array").iter().all(|i| i["status"] == "Active"));
+
+    let done = fd.json("alice", &["instances", "--status", "Completed", "--json"]);
+    assert_eq!(ids(&done), vec![completed]);
+    assert_eq!(done[0]["folio"], "c1");
+
+    let only_ops = fd.json("alice", &["instances", "--process", "ops", "--json"]);
+    assert_eq!(ids(&only_ops), vec![ops]);
+    assert_eq!(only_ops[0]["process"], "ops");
+
+    let both = fd.json("alice", &["instances", "--process", "callback", "--status", "Active", "--json"]);
+    assert_eq!(ids(&both), vec![active]);
+
+    let none = fd.json("alice", &["instances", "--process", "nope", "--json"]);
+    assert_eq!(none, serde_json::json!([]));
+
+    // Someone without View sees nothing.
+    let bobs = fd.json("bob", &["instances", "--json"]);
+    assert_eq!(bobs, serde_json::json!([]));
+}
+
+#[test]
+fn sql_looking_text_is_stored_verbatim() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let name = format!("name={SQL_TEXT}");
+    let id = fd.start("alice", &["callback", "--folio", SQL_TEXT, "--set", &name]);
+
+    let show = fd.show("alice", id);
+    assert_eq!(show["folio"], SQL_TEXT);
+    assert_eq!(show["data"]["name"], SQL_TEXT);
+    let text = fd.ok("alice", &["show", &id.to_string()]).stdout;
+    assert!(text.contains(SQL_TEXT), "{text}");
+
+    let list = fd.json("alice", &["instances", "--json"]);
+    assert_eq!(list[0]["folio"], SQL_TEXT);
+    let found = fd.json("alice", &["instances", "--search", SQL_TEXT, "--json"]);
+    assert_eq!(ids(&found), vec![id]);
+
+    let items = fd.json("alice", &["items", "--json"]);
+    assert_eq!(items[0]["folio"], SQL_TEXT);
+
+    // A callback value with quotes is stored as it is, too.
+    let quoted = "x' OR '1'='1";
+    fd.ok("alice", &["finish", &format!("{id}_2"), "--set", &format!("name={quoted}")]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["data"]["name"], quoted);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(show["data"]["done"], false, "the other-answer branch ran");
+    assert_eq!(ids(&fd.json("alice", &["instances", "--json"])), vec![id]);
+}
+
+// 8. No command, JSON shapes, environment -----------------------------------
+
+#[test]
+fn no_command_prints_help() {
+    let fd = Flowdesk::new();
+    let out = execute(fd.command(), "");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("Usage"), "{}", out.stdout);
+    for command in [
+        "validate",
+        "deploy",
+        "start",
+        "instances",
+        "show",
+        "items",
+        "finish",
+        "grant",
+        "revoke",
+        "retry",
+        "stop",
+        "resume",
+        "goto",
+    ] {
+        assert!(out.stdout.contains(command), "help lacks {command}");
+    }
+    // Help alone opens no database.
+    assert!(!fd.db().exists());
+}
+
+#[test]
+fn start_json_and_data_types() {
+    let fd = Flowdesk::new();
+    fd.deploy_text(
+        "alice",
+        "types.process.json",
+        r#"{
+          "name": "types",
+          "fields": [
+            { "name": "s", "type": "string", "default": "x" },
+            { "name": "i", "type": "integer", "default": 3 },
+            { "name": "d", "type": "decimal", "default": "1.50" },
+            { "name": "b", "type": "boolean", "default": true },
+            { "name": "t", "type": "date" }
+          ],
+          "activities": [
+            { "id": "a", "name": "A", "start": true,
+              "events": [ { "kind": "server_event", "name": "W", "synchronous": false } ] }
+          ]
+        }"#,
+    );
+    let started =
+        fd.json("alice", &["start", "types", "--json", "--set", "t=2024-05-06", "--set", "d=2.25", "--set", "i=-4"]);
+    let id = started["id"].as_i64().expect("start --json has an id");
+    let data = &fd.show("alice", id)["data"];
+    assert_eq!(data["s"], "x");
+    assert_eq!(data["i"], -4);
+    assert_eq!(data["d"].as_f64(), Some(2.25));
+    assert_eq!(data["b"], true);
+    assert_eq!(data["t"], "2024-05-06");
+
+    let line = fd.refused_unchanged("alice", &["finish", &format!("{id}_1"), "--set", "t=2024-02-30"]);
+    assert_mentions(&line, &["invalid data", "`t`"]);
+    let line = fd.refused_unchanged("alice", &["finish", &format!("{id}_1"), "--set", "i=1.5"]);
+    assert_mentions(&line, &["invalid data", "`i`"]);
+}
+
+#[test]
+fn database_and_user_from_the_environment() {
+    let fd = Flowdesk::new();
+    let env_run = |user: &str, args: &[&str]| {
+        let mut command = fd.command();
+        command.env("FLOWDESK_DB", fd.db()).env("FLOWDESK_USER", user);
+        command.args(args);
+        execute(command, &args.join(" "))
+    };
+    let out = env_run("erin", &["deploy", CALLBACK]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = env_run("erin", &["start", "callback"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let id: i64 = out.stdout.trim().parse().expect("id");
+
+    // The same database through --db; erin is the originator and the admin.
+    let show = fd.show("erin", id);
+    assert_eq!(show["originator"], "erin");
+    fd.refused("alice", &["show", &id.to_string()]);
+
+    // --user wins over FLOWDESK_USER.
+    let mut command = fd.command();
+    command.env("FLOWDESK_DB", fd.db()).env("FLOWDESK_USER", "erin").args(["--user", "alice", "show", &id.to_string()]);
+    let out = execute(command, "--user alice show");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_mentions(&out.stderr, &["alice"]);
+}
