@@ -1,0 +1,430 @@
+//! Engine behaviour as scenarios: a process, a list of actions, the expected
+//! outcome and trail. Every refusal is checked to change nothing.
+
+mod support;
+
+use flowdesk::engine::{EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus};
+use flowdesk::model::{Right, Value};
+use support::{Fixture, T0, s, set};
+
+fn callback_fixture() -> Fixture {
+    let fx = Fixture::new();
+    fx.deploy_sample("admin", "callback.process.json");
+    fx
+}
+
+#[test]
+fn callback_sample_waits_then_completes_on_finish() {
+    let fx = callback_fixture();
+    let started = fx.engine.start("admin", "callback", "PO-1042", &[]).unwrap();
+    assert_eq!(started.status, InstanceStatus::Active);
+    let serial = format!("{}_2", started.instance_id);
+    assert_eq!(started.waiting, vec![serial.clone()]);
+    assert_eq!(fx.field(started.instance_id, "stage"), s("waiting"));
+
+    fx.clock.advance(5_000);
+    let finished = fx.engine.finish("admin", &serial, &set(&[("name", "call back value")])).unwrap();
+    assert!(finished.applied);
+    assert_eq!(finished.progress.status, InstanceStatus::Completed);
+    assert!(finished.progress.waiting.is_empty());
+    assert_eq!(fx.field(started.instance_id, "done"), Value::Boolean(true));
+
+    let detail = fx.detail("admin", started.instance_id);
+    let activities: Vec<(&str, &str)> =
+        detail.activities.iter().map(|a| (a.activity.as_str(), a.status.name())).collect();
+    assert_eq!(
+        activities,
+        [("Prepare", "Completed"), ("Call external system", "Completed"), ("Approved", "Completed")]
+    );
+    // Line 2 (to Approved) fired, line 3 (to Rejected) was evaluated false.
+    let lines: Vec<(usize, bool)> = detail.lines.iter().map(|l| (l.line_index, l.fired)).collect();
+    assert_eq!(lines, [(0, true), (1, true), (2, false)]);
+    let trail = fx.trail(started.instance_id);
+    assert!(trail.contains(&format!("admin: Log Call external system: waiting for callback on serial {serial}")));
+    assert!(trail.contains(&format!("admin: Server item finished {serial}; set name = \"call back value\"")));
+    assert_eq!(trail.last().map(String::as_str), Some("admin: Instance completed"));
+
+    let items = fx.engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].status, ItemStatus::Finished);
+    assert_eq!(items[0].closed_by.as_deref(), Some("admin"));
+    assert_eq!(items[0].closed_at, Some(T0 + 5_000));
+}
+
+#[test]
+fn other_callback_value_takes_the_rejected_branch() {
+    let fx = callback_fixture();
+    let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    fx.engine.finish("admin", &format!("{id}_2"), &set(&[("name", "no")])).unwrap();
+    assert_eq!(fx.field(id, "done"), Value::Boolean(false));
+    let names: Vec<String> = fx.detail("admin", id).activities.into_iter().map(|a| a.activity).collect();
+    assert_eq!(names, ["Prepare", "Call external system", "Rejected"]);
+}
+
+#[test]
+fn every_refused_finish_changes_nothing() {
+    let fx = callback_fixture();
+    let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    let serial = format!("{id}_2");
+    let before = fx.snapshot(id);
+    let unknown_destination = format!("{id}_99");
+    let refusals: Vec<(&str, &str, Vec<(String, FieldInput)>)> = vec![
+        ("admin", "abc", vec![]),
+        ("admin", "1_", vec![]),
+        ("admin", "1_2_3", vec![]),
+        ("admin", "1_2; DELETE FROM server_items", vec![]),
+        ("admin", "999_2", vec![]),
+        ("admin", &unknown_destination, vec![]),
+        ("mallory", &serial, vec![]),
+        ("admin", &serial, set(&[("nmae", "x")])),
+        ("admin", &serial, set(&[("done", "maybe")])),
+        ("admin", &serial, vec![("done".into(), FieldInput::Value(Value::Integer(1)))]),
+    ];
+    for (user, serial, data) in refusals {
+        let err = fx.engine.finish(user, serial, &data).unwrap_err();
+        assert!(err.is_refusal(), "{err}");
+        assert_eq!(fx.snapshot(id), before, "refusal `{err}` changed something");
+    }
+}
+
+#[test]
+fn refusals_say_what_and_why() {
+    let fx = callback_fixture();
+    let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    let serial = format!("{id}_2");
+
+    let err = fx.engine.finish("admin", "1_2_3", &[]).unwrap_err();
+    assert!(matches!(err, EngineError::InvalidSerial(_)), "{err}");
+    let err = fx.engine.finish("admin", "77_1", &[]).unwrap_err();
+    assert_eq!(err.to_string(), "server item 77_1 not found");
+    let err = fx.engine.finish("mallory", &serial, &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "permission denied: user `mallory` lacks the Server Event right on process `callback`"
+    );
+    let err = fx.engine.finish("admin", &serial, &set(&[("done", "maybe")])).unwrap_err();
+    assert_eq!(err.to_string(), "invalid data for field `done`: expected boolean, got \"maybe\"");
+    let err = fx.engine.finish("admin", &serial, &set(&[("nmae", "x")])).unwrap_err();
+    assert_eq!(err.to_string(), "invalid data for field `nmae`: process `callback` has no such field");
+
+    fx.clock.advance(60_000);
+    fx.engine.finish("admin", &serial, &[]).unwrap();
+    fx.clock.advance(60_000);
+    let err = fx.engine.finish("admin", &serial, &[]).unwrap_err();
+    match &err {
+        EngineError::AlreadyFinished { at, by, .. } => {
+            assert_eq!((*at, by.as_str()), (T0 + 60_000, "admin"));
+        }
+        other => panic!("expected already finished, got {other}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!("server item {serial} was already finished at 2026-11-25 09:01:00 UTC by admin")
+    );
+}
+
+#[test]
+fn rights_decide_who_may_start_see_and_finish() {
+    let fx = callback_fixture();
+    // The deployer is Admin; others have nothing until granted.
+    assert_eq!(fx.engine.rights("callback", "admin").unwrap(), [Right::Admin]);
+    let err = fx.engine.start("bob", "callback", "", &[]).unwrap_err();
+    assert!(matches!(err, EngineError::PermissionDenied { right: Right::Start, .. }), "{err}");
+
+    fx.engine.grant("admin", "callback", "bob", &[Right::Start, Right::ViewParticipate]).unwrap();
+    fx.engine.grant("admin", "callback", "biztalk", &[Right::ServerEvent]).unwrap();
+    let bobs = fx.engine.start("bob", "callback", "bob's", &[]).unwrap().instance_id;
+    let admins = fx.engine.start("admin", "callback", "admin's", &[]).unwrap().instance_id;
+
+    // View Participate: only the instances bob took part in.
+    let seen: Vec<i64> =
+        fx.engine.instances("bob", &InstanceFilter::default()).unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(seen, [bobs]);
+    assert!(matches!(fx.engine.instance("bob", admins), Err(EngineError::PermissionDenied { .. })));
+    assert_eq!(fx.engine.instances("admin", &InstanceFilter::default()).unwrap().len(), 2);
+
+    // Bob cannot finish, and cannot grant himself the right.
+    assert!(matches!(
+        fx.engine.finish("bob", &format!("{bobs}_2"), &[]),
+        Err(EngineError::PermissionDenied { right: Right::ServerEvent, .. })
+    ));
+    assert!(matches!(
+        fx.engine.grant("bob", "callback", "bob", &[Right::ServerEvent]),
+        Err(EngineError::PermissionDenied { right: Right::Admin, .. })
+    ));
+    // The integration account can.
+    let done = fx.engine.finish("biztalk", &format!("{bobs}_2"), &set(&[("name", "call back value")])).unwrap();
+    assert_eq!(done.progress.status, InstanceStatus::Completed);
+
+    // Revoking works; revoking the last Admin is refused.
+    fx.engine.revoke("admin", "callback", "biztalk", &[Right::ServerEvent]).unwrap();
+    assert!(fx.engine.finish("biztalk", &format!("{admins}_2"), &[]).is_err());
+    assert!(matches!(
+        fx.engine.revoke("admin", "callback", "admin", &[Right::Admin]),
+        Err(EngineError::LastAdmin { .. })
+    ));
+    assert_eq!(fx.engine.rights("callback", "admin").unwrap(), [Right::Admin]);
+}
+
+const VERSIONED: &str = r#"{
+  "name": "versioned",
+  "fields": [{ "name": "label", "type": "string" }],
+  "activities": [
+    { "id": "a", "name": "A", "start": true, "events": [
+      { "kind": "server_event", "name": "wait", "synchronous": false, "script": "" } ] },
+    { "id": "b", "name": "B", "events": [
+      { "kind": "server_event", "name": "stamp", "script": "label = \"VERSION\";" } ] }
+  ],
+  "lines": [{ "from": "a", "to": "b" }]
+}"#;
+
+#[test]
+fn instances_keep_the_version_they_started_on() {
+    let fx = Fixture::new();
+    assert_eq!(fx.deploy_json("admin", &VERSIONED.replace("VERSION", "one")), 1);
+    let old = fx.engine.start("admin", "versioned", "", &[]).unwrap().instance_id;
+    assert_eq!(fx.deploy_json("admin", &VERSIONED.replace("VERSION", "two")), 2);
+    let new = fx.engine.start("admin", "versioned", "", &[]).unwrap().instance_id;
+
+    fx.engine.finish("admin", &format!("{old}_1"), &[]).unwrap();
+    fx.engine.finish("admin", &format!("{new}_1"), &[]).unwrap();
+    assert_eq!(fx.field(old, "label"), s("one"));
+    assert_eq!(fx.field(new, "label"), s("two"));
+    assert_eq!(fx.detail("admin", old).summary.version, 1);
+    assert_eq!(fx.detail("admin", new).summary.version, 2);
+
+    // Only an Admin may deploy over an existing process.
+    let draft = flowdesk::model::ProcessDraft::from_json(VERSIONED, "t").unwrap();
+    assert!(matches!(fx.engine.deploy("bob", &draft), Err(EngineError::PermissionDenied { .. })));
+}
+
+#[test]
+fn start_type_checks_data_and_fills_defaults() {
+    let fx = callback_fixture();
+    let err = fx.engine.start("admin", "callback", "", &set(&[("done", "perhaps")])).unwrap_err();
+    assert!(matches!(err, EngineError::InvalidData { ref field, .. } if field == "done"), "{err}");
+    assert!(fx.engine.instances("admin", &InstanceFilter::default()).unwrap().is_empty());
+
+    let id = fx.engine.start("admin", "callback", "", &set(&[("name", "x")])).unwrap().instance_id;
+    assert_eq!(fx.field(id, "name"), s("x"));
+    assert_eq!(fx.field(id, "done"), Value::Boolean(false));
+    let err = fx.engine.start("admin", "nope", "", &[]).unwrap_err();
+    assert_eq!(err.to_string(), "process `nope` not found (deploy it first)");
+}
+
+const FAILING: &str = r#"{
+  "name": "failing",
+  "fields": [{ "name": "ready", "type": "boolean" }, { "name": "n", "type": "integer" }],
+  "activities": [
+    { "id": "work", "name": "Work", "start": true, "events": [
+      { "kind": "server_event", "name": "Spin", "script": "while !ready { n += 1; }" } ] },
+    { "id": "end", "name": "End", "events": [] }
+  ],
+  "lines": [{ "from": "work", "to": "end" }]
+}"#;
+
+#[test]
+fn an_endless_loop_puts_the_instance_in_error_and_retry_recovers() {
+    let fx = Fixture::new();
+    fx.deploy_json("admin", FAILING);
+    let progress = fx.engine.start("admin", "failing", "", &[]).unwrap();
+    assert_eq!(progress.status, InstanceStatus::Error);
+    let failure = progress.failure.unwrap();
+    assert_eq!((failure.activity.as_str(), failure.event.as_str()), ("Work", "Spin"));
+    assert!(failure.message.contains("budget"), "{}", failure.message);
+    let id = progress.instance_id;
+
+    // Retrying without fixing fails again; fixing the data then retrying completes.
+    assert_eq!(fx.engine.retry("admin", id).unwrap().status, InstanceStatus::Error);
+    fx.engine.set_data("admin", id, &set(&[("ready", "true")])).unwrap();
+    assert_eq!(fx.engine.retry("admin", id).unwrap().status, InstanceStatus::Completed);
+    let trail = fx.trail(id);
+    assert!(trail.contains(&"admin: Data changed ready: false → true".to_owned()), "{trail:#?}");
+    assert!(trail.iter().any(|l| l.starts_with("admin: Retried")));
+    // Retry is only for instances in Error.
+    assert!(matches!(fx.engine.retry("admin", id), Err(EngineError::WrongStatus { .. })));
+}
+
+#[test]
+fn a_runtime_error_in_a_script_is_recorded_with_where() {
+    let fx = Fixture::new();
+    fx.deploy_json("admin", &FAILING.replace("while !ready { n += 1; }", "throw \\\"ledger offline\\\";"));
+    let progress = fx.engine.start("admin", "failing", "", &[]).unwrap();
+    assert_eq!(progress.status, InstanceStatus::Error);
+    let trail = fx.trail(progress.instance_id);
+    assert!(trail.iter().any(|l| l.contains("`Work` / `Spin`") && l.contains("ledger offline")), "{trail:#?}");
+}
+
+#[test]
+fn an_unconditional_loop_of_activities_is_stopped() {
+    let fx = Fixture::new();
+    fx.deploy_json(
+        "admin",
+        r#"{ "name": "spin", "activities": [
+            { "id": "a", "name": "A", "start": true },
+            { "id": "b", "name": "B" } ],
+          "lines": [{ "from": "a", "to": "b" }, { "from": "b", "to": "a" }] }"#,
+    );
+    let progress = fx.engine.start("admin", "spin", "", &[]).unwrap();
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert!(progress.failure.unwrap().message.contains("endless loop"));
+}
+
+#[test]
+fn stop_holds_a_callback_and_resume_applies_it() {
+    let fx = callback_fixture();
+    let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    assert_eq!(fx.engine.stop("admin", id).unwrap().status, InstanceStatus::Stopped);
+    assert!(matches!(fx.engine.stop("admin", id), Err(EngineError::WrongStatus { .. })));
+
+    let finished = fx.engine.finish("admin", &format!("{id}_2"), &set(&[("name", "call back value")])).unwrap();
+    assert!(!finished.applied);
+    assert_eq!(finished.progress.status, InstanceStatus::Stopped);
+    assert_eq!(fx.field(id, "name"), s(""));
+
+    assert_eq!(fx.engine.resume("admin", id).unwrap().status, InstanceStatus::Completed);
+    assert_eq!(fx.field(id, "done"), Value::Boolean(true));
+    // Operator actions need Admin.
+    fx.engine.grant("admin", "callback", "bob", &[Right::Start, Right::View, Right::ServerEvent]).unwrap();
+    let other = fx.engine.start("bob", "callback", "", &[]).unwrap().instance_id;
+    assert!(matches!(fx.engine.stop("bob", other), Err(EngineError::PermissionDenied { right: Right::Admin, .. })));
+}
+
+#[test]
+fn goto_cancels_pending_items_and_starts_the_activity() {
+    let fx = callback_fixture();
+    let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    let progress = fx.engine.goto("admin", id, "Rejected").unwrap();
+    assert_eq!(progress.status, InstanceStatus::Completed);
+    let err = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap_err();
+    assert!(matches!(err, EngineError::ItemCancelled { .. }), "{err}");
+    assert!(err.to_string().contains("cancelled"));
+    assert!(matches!(fx.engine.goto("admin", id, "Nowhere"), Err(EngineError::WrongStatus { .. })));
+
+    let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    assert!(matches!(fx.engine.goto("admin", id, "Nowhere"), Err(EngineError::ActivityNotFound { .. })));
+    // Going back to the waiting activity issues a new serial.
+    let progress = fx.engine.goto("admin", id, "call").unwrap();
+    assert_eq!(progress.waiting, vec![format!("{id}_3")]);
+}
+
+const TWO_WAITS_IN_ONE_ACTIVITY: &str = r#"{
+  "name": "twice",
+  "fields": [{ "name": "log", "type": "string" }],
+  "activities": [
+    { "id": "a", "name": "A", "start": true, "events": [
+      { "kind": "server_event", "name": "first", "synchronous": false, "script": "log += serial + \";\";" },
+      { "kind": "server_event", "name": "second", "synchronous": false, "script": "log += serial + \";\";" } ] }
+  ]
+}"#;
+
+#[test]
+fn each_wait_has_its_own_serial_so_a_repeated_callback_is_refused() {
+    let fx = Fixture::new();
+    fx.deploy_json("admin", TWO_WAITS_IN_ONE_ACTIVITY);
+    let id = fx.engine.start("admin", "twice", "", &[]).unwrap().instance_id;
+    let first = format!("{id}_1");
+    let next = fx.engine.finish("admin", &first, &[]).unwrap().progress;
+    assert_eq!(next.waiting, vec![format!("{id}_2")]);
+    // The external system delivers its callback twice: the second is refused,
+    // it does not finish the next event by accident.
+    assert!(matches!(fx.engine.finish("admin", &first, &[]), Err(EngineError::AlreadyFinished { .. })));
+    let done = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
+    assert_eq!(done.progress.status, InstanceStatus::Completed);
+    assert_eq!(fx.field(id, "log"), s(&format!("{id}_1;{id}_2;")));
+}
+
+const PARALLEL: &str = r#"{
+  "name": "parallel",
+  "fields": [{ "name": "trace", "type": "string" }],
+  "activities": [
+    { "id": "split", "name": "Split", "start": true },
+    { "id": "left", "name": "Left", "events": [
+      { "kind": "server_event", "name": "wait left", "synchronous": false, "script": "trace += \"L\";" } ] },
+    { "id": "right", "name": "Right", "events": [
+      { "kind": "server_event", "name": "wait right", "synchronous": false, "script": "trace += \"R\";" } ] },
+    { "id": "join", "name": "Join", "preceding_rule": "All", "events": [
+      { "kind": "server_event", "name": "joined", "script": "trace += \"J\";" } ] }
+  ],
+  "lines": [
+    { "from": "split", "to": "left" }, { "from": "split", "to": "right" },
+    { "from": "left", "to": "join" }, { "from": "right", "to": "join" }
+  ]
+}"#;
+
+#[test]
+fn an_all_join_waits_for_every_branch() {
+    let fx = Fixture::new();
+    fx.deploy_json("admin", PARALLEL);
+    let progress = fx.engine.start("admin", "parallel", "", &[]).unwrap();
+    let id = progress.instance_id;
+    assert_eq!(progress.waiting, vec![format!("{id}_2"), format!("{id}_3")]);
+
+    let after_right = fx.engine.finish("admin", &format!("{id}_3"), &[]).unwrap().progress;
+    assert_eq!(after_right.status, InstanceStatus::Active);
+    assert_eq!(after_right.waiting, vec![format!("{id}_2")]);
+    let done = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap().progress;
+    assert_eq!(done.status, InstanceStatus::Completed);
+    assert_eq!(fx.field(id, "trace"), s("LRJ"));
+    let joins = fx.detail("admin", id).activities.iter().filter(|a| a.activity == "Join").count();
+    assert_eq!(joins, 1);
+}
+
+#[test]
+fn an_any_activity_starts_once_per_arriving_line() {
+    let fx = Fixture::new();
+    fx.deploy_json("admin", &PARALLEL.replace("\"preceding_rule\": \"All\", ", ""));
+    let id = fx.engine.start("admin", "parallel", "", &[]).unwrap().instance_id;
+    fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
+    fx.engine.finish("admin", &format!("{id}_3"), &[]).unwrap();
+    assert_eq!(fx.field(id, "trace"), s("LRJJ"));
+}
+
+#[test]
+fn a_line_rule_that_fails_at_run_time_puts_the_instance_in_error() {
+    let fx = Fixture::new();
+    fx.deploy_json(
+        "admin",
+        r#"{ "name": "divide", "fields": [{ "name": "n", "type": "integer" }],
+          "activities": [ { "id": "a", "name": "A", "start": true }, { "id": "b", "name": "B" } ],
+          "lines": [{ "from": "a", "to": "b", "rule": "10 / n > 1" }] }"#,
+    );
+    let progress = fx.engine.start("admin", "divide", "", &[]).unwrap();
+    assert_eq!(progress.status, InstanceStatus::Error);
+    fx.engine.set_data("admin", progress.instance_id, &set(&[("n", "2")])).unwrap();
+    assert_eq!(fx.engine.retry("admin", progress.instance_id).unwrap().status, InstanceStatus::Completed);
+    let names: Vec<String> =
+        fx.detail("admin", progress.instance_id).activities.into_iter().map(|a| a.activity).collect();
+    assert_eq!(names, ["A", "B"]);
+}
+
+#[test]
+fn sql_looking_text_is_data_like_any_other() {
+    let fx = callback_fixture();
+    let nasty = "'); DROP TABLE instances; --";
+    let id = fx.engine.start("admin", "callback", nasty, &set(&[("name", nasty)])).unwrap().instance_id;
+    assert_eq!(fx.detail("admin", id).summary.folio, nasty);
+    assert_eq!(fx.field(id, "name"), s(nasty));
+    let found = fx.engine.instances("admin", &InstanceFilter { search: Some("DROP TABLE".into()), ..Default::default() });
+    assert_eq!(found.unwrap().len(), 1);
+    assert!(fx.engine.grant("admin", nasty, "x", &[Right::View]).is_err());
+}
+
+#[test]
+fn instance_list_filters_and_pages() {
+    let fx = callback_fixture();
+    for i in 0..5 {
+        let id = fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id;
+        if i % 2 == 0 {
+            fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
+        }
+    }
+    let completed = InstanceFilter { status: Some(InstanceStatus::Completed), ..Default::default() };
+    assert_eq!(fx.engine.count_instances("admin", &completed).unwrap(), 3);
+    let page = fx.engine.instances("admin", &InstanceFilter { limit: 2, offset: 1, ..Default::default() }).unwrap();
+    let folios: Vec<&str> = page.iter().map(|i| i.folio.as_str()).collect();
+    assert_eq!(folios, ["PO-3", "PO-2"]);
+    let pending = fx.engine.items("admin", &ItemFilter::default()).unwrap();
+    let folios: Vec<&str> = pending.iter().map(|i| i.folio.as_str()).collect();
+    assert_eq!(folios, ["PO-1", "PO-3"]);
+}
