@@ -32,7 +32,7 @@ pub struct Cli {
     pub db: Option<PathBuf>,
 
     /// Act as this user [default: $FLOWDESK_USER, else the operating-system user]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_user)]
     pub user: Option<String>,
 
     /// Commit durability: `full` fsyncs every commit, `normal` only at checkpoints
@@ -108,14 +108,18 @@ pub enum Command {
     /// Grant rights on a process: admin, start, view, view-participate, server-event
     Grant {
         process: String,
-        user: String,
+        /// The user who receives the rights
+        #[arg(value_name = "USER")]
+        target: String,
         #[arg(required = true, value_parser = parse_right)]
         rights: Vec<Right>,
     },
     /// Revoke rights on a process
     Revoke {
         process: String,
-        user: String,
+        /// The user who loses the rights
+        #[arg(value_name = "USER")]
+        target: String,
         #[arg(required = true, value_parser = parse_right)]
         rights: Vec<Right>,
     },
@@ -155,6 +159,11 @@ fn parse_assignment(text: &str) -> Result<(String, String), String> {
         Some((field, value)) if !field.trim().is_empty() => Ok((field.trim().to_owned(), value.to_owned())),
         _ => Err(format!("expected FIELD=VALUE, got `{text}`")),
     }
+}
+
+fn parse_user(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() { Err("a user name cannot be empty".to_owned()) } else { Ok(name.to_owned()) }
 }
 
 fn parse_status(text: &str) -> Result<InstanceStatus, String> {
@@ -314,8 +323,10 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(EngineError::InvalidDefinition { name, problems }) => {
+                    // The problems are the answer's detail, on stdout like
+                    // `validate`; stderr keeps its one line.
                     for problem in &problems {
-                        eprintln!("{problem}");
+                        println!("{problem}");
                     }
                     Err(EngineError::InvalidDefinition { name, problems }.into())
                 }
@@ -363,13 +374,13 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::finished(&finished, *json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Grant { process, user: target, rights } => {
+        Command::Grant { process, target, rights } => {
             let engine = open_engine(cli)?;
             engine.grant(&user, process, target, rights)?;
             println!("granted {} on {process} to {target}", output::right_list(rights));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Revoke { process, user: target, rights } => {
+        Command::Revoke { process, target, rights } => {
             let engine = open_engine(cli)?;
             engine.revoke(&user, process, target, rights)?;
             println!("revoked {} on {process} from {target}", output::right_list(rights));

@@ -38,7 +38,7 @@ pub enum EngineError {
     #[error("invalid data for field `{field}`: {reason}")]
     InvalidData { field: String, reason: String },
 
-    #[error("process `{name}` has {} error(s):\n{}", .problems.iter().filter(|p| p.severity == crate::model::Severity::Error).count(), list(.problems))]
+    #[error("process `{name}` is not valid: {} error(s), the first: {}", errors(.problems).count(), errors(.problems).next().map(|p| format!("{}: {}", p.location, p.message)).unwrap_or_default())]
     InvalidDefinition { name: String, problems: Vec<Problem> },
 
     #[error("cannot {action} instance {id}: it is {status}")]
@@ -62,8 +62,8 @@ impl EngineError {
     }
 }
 
-fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+fn errors(problems: &[Problem]) -> impl Iterator<Item = &Problem> {
+    problems.iter().filter(|p| p.severity == crate::model::Severity::Error)
 }
 
 /// A timestamp as operators read it: local-free UTC, to the second.

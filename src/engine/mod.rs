@@ -791,7 +791,8 @@ impl<S: Storage> Engine<S> {
             let instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             let rights = tx.rights(&instance.process, user)?;
             let sees_all = rights.iter().any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
-            if !sees_all && !(rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?) {
+            let sees_own = rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?;
+            if !sees_all && !sees_own {
                 return Err(EngineError::PermissionDenied {
                     user: user.to_owned(),
                     process: instance.process.clone(),

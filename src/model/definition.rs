@@ -123,12 +123,10 @@ pub struct LineDraft {
 /// A process file that could not be read or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is part of the message, not a `#[source]`, so that `{:#}`
+    // chains do not print it twice.
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{origin}: line {line}, column {column}: {message}")]
     Syntax { origin: String, line: usize, column: usize, message: String },
 }
@@ -146,7 +144,7 @@ impl ProcessDraft {
 
     pub fn load(path: &Path) -> Result<ProcessDraft, LoadError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+            .map_err(|cause| LoadError::Read { path: path.display().to_string(), cause })?;
         ProcessDraft::from_json(&text, &path.display().to_string())
     }
 

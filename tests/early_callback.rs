@@ -1,0 +1,86 @@
+//! The early-callback race, made deterministic: the asynchronous event's script
+//! itself calls the "external system", which finishes the server item through a
+//! second engine on the same database while the script is still running.
+
+mod support;
+
+use std::sync::Arc;
+
+use flowdesk::engine::{EngineError, InstanceStatus};
+use flowdesk::model::script::rhai;
+use flowdesk::model::{ProcessDraft, ScriptHost, Value};
+use support::{FixedClock, open_engine, s, set};
+
+const PROCESS: &str = r#"{
+  "name": "early",
+  "fields": [
+    { "name": "name", "type": "string" },
+    { "name": "stage", "type": "string" },
+    { "name": "done", "type": "boolean" }
+  ],
+  "activities": [
+    { "id": "call", "name": "Call", "start": true, "events": [
+      { "kind": "server_event", "name": "Call external system", "synchronous": false,
+        "script": "stage = \"calling\";\nlet answer = call_external(serial);\nlog(`external system answered: ${answer}`);\nname = \"set by script\";\nstage = \"after call\";" } ] },
+    { "id": "approved", "name": "Approved", "events": [
+      { "kind": "server_event", "name": "Mark done", "script": "done = true;" } ] }
+  ],
+  "lines": [{ "from": "call", "to": "approved", "rule": "name == \"call back value\"" }]
+}"#;
+
+#[test]
+fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flowdesk.db");
+    let clock = Arc::new(FixedClock(std::sync::atomic::AtomicI64::new(support::T0)));
+
+    // The "external system": its own engine (its own connection) on the same file,
+    // answering as soon as it is handed the serial, twice, as a retrying client would.
+    let external_path = path.clone();
+    let external_clock = clock.clone();
+    let host = ScriptHost::default().with_extension(Arc::new(move |engine: &mut rhai::Engine| {
+        let path = external_path.clone();
+        let clock = external_clock.clone();
+        engine.register_fn("call_external", move |serial: &str| -> String {
+            let external = open_engine(&path, clock.clone(), ScriptHost::default());
+            let first = match external.finish("biztalk", serial, &set(&[("name", "call back value")])) {
+                Ok(finished) => format!("applied={} status={}", finished.applied, finished.progress.status),
+                Err(err) => err.to_string(),
+            };
+            let second = match external.finish("biztalk", serial, &[]) {
+                Ok(_) => "second finish accepted".to_owned(),
+                Err(EngineError::AlreadyFinished { by, .. }) => format!("second finish refused (by {by})"),
+                Err(err) => err.to_string(),
+            };
+            format!("{first}; {second}")
+        });
+    }));
+    let engine = open_engine(&path, clock, host);
+    engine.deploy("admin", &ProcessDraft::from_json(PROCESS, "early").unwrap()).unwrap();
+    engine.grant("admin", "early", "biztalk", &[flowdesk::model::Right::ServerEvent]).unwrap();
+
+    let progress = engine.start("admin", "early", "race", &[]).unwrap();
+
+    // Nothing was lost: the instance went on the moment the script ended.
+    assert_eq!(progress.status, InstanceStatus::Completed);
+    let detail = engine.instance("admin", progress.instance_id).unwrap();
+    let field = |name: &str| detail.fields.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| v.clone()).unwrap();
+    // The script's own work stands, and the callback's data is applied after it.
+    assert_eq!(field("stage"), s("after call"));
+    assert_eq!(field("name"), s("call back value"));
+    assert_eq!(field("done"), Value::Boolean(true));
+
+    let serial = format!("{}_1", progress.instance_id);
+    let actions: Vec<String> = detail.audit.iter().map(|a| format!("{}: {} {}", a.user, a.action, a.detail)).collect();
+    let position = |needle: &str| {
+        actions.iter().position(|a| a.contains(needle)).unwrap_or_else(|| panic!("no `{needle}` in {actions:#?}"))
+    };
+    let created = position("Server item created");
+    let finished = position(&format!("biztalk: Server item finished {serial}"));
+    let answered = position(&format!(
+        "external system answered: applied=false status=Running; second finish refused (by biztalk)"
+    ));
+    let applied = position("Callback applied");
+    let completed = position("Instance completed");
+    assert!(created < finished && finished < answered && answered < applied && applied < completed, "{actions:#?}");
+}
