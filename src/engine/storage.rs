@@ -1,7 +1,7 @@
 //! What the engine needs from persistence, and nothing more.
 //!
 //! The engine is written against these traits so that it never names a database;
-//! `crate::store` implements them on SQLite. Each call of [`Storage::write`] is
+//! the store layer implements them on SQLite. Each call of [`Storage::write`] is
 //! one atomic transaction: the engine loads, decides and writes inside it, and a
 //! refusal returned from the closure rolls everything back.
 

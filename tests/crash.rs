@@ -1,0 +1,193 @@
+//! `kill -9` at every commit boundary of `start` and `finish`, then reopen: nothing
+//! acknowledged is lost, no instance is half-made, and instances caught in the
+//! middle of an asynchronous script continue.
+//!
+//! The binary kills itself with SIGKILL at a chosen hook point
+//! (`FLOWDESK_KILL_AT=<point>:<n>`), which makes each crash land exactly where
+//! the test wants it, without timing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+struct Db {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Db {
+    fn new() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.db");
+        Db { _dir: dir, path }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowdesk"));
+        command
+            .env_remove("FLOWDESK_KILL_AT")
+            .env_remove("FLOWDESK_DB")
+            .args(["--db", self.path.to_str().unwrap(), "--user", "ops"])
+            .args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn killed_at(&self, point: &str, args: &[&str]) -> Output {
+        let out = self.command(args).env("FLOWDESK_KILL_AT", point).output().unwrap();
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Json {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+fn was_killed(out: &Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    out.status.signal() == Some(9)
+}
+
+fn sample() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/callback.process.json").display().to_string()
+}
+
+/// Every instance is either waiting at its serial with the script's work done,
+/// or completed with the callback's data: never in between, never Running.
+fn assert_consistent(db: &Db) -> Vec<Json> {
+    let instances = db.json(&["instances", "--json", "--limit", "0"]);
+    let instances = instances.as_array().unwrap().clone();
+    let pending = db.json(&["items", "--json"]);
+    for instance in &instances {
+        let id = instance["id"].as_i64().unwrap();
+        let detail = db.json(&["show", &id.to_string(), "--json"]);
+        match detail["status"].as_str().unwrap() {
+            "Active" => {
+                assert_eq!(detail["data"]["stage"], "waiting", "{detail}");
+                let serials: Vec<&Json> =
+                    pending.as_array().unwrap().iter().filter(|i| i["instance_id"] == id).collect();
+                assert_eq!(serials.len(), 1, "instance {id} should wait on exactly one serial: {pending}");
+            }
+            "Completed" => {
+                assert_eq!(detail["data"]["done"], true, "{detail}");
+                assert_eq!(detail["data"]["name"], "call back value", "{detail}");
+            }
+            other => panic!("instance {id} is {other} after recovery: {detail}"),
+        }
+    }
+    instances
+}
+
+#[test]
+fn a_start_killed_before_its_first_commit_leaves_no_instance() {
+    let db = Db::new();
+    db.ok(&["deploy", &sample()]);
+    let out = db.killed_at("before-commit:1", &["start", "callback"]);
+    assert!(was_killed(&out));
+    assert!(out.stdout.is_empty(), "nothing may be acknowledged");
+    assert!(assert_consistent(&db).is_empty());
+}
+
+#[test]
+fn a_start_killed_mid_script_is_recovered_and_can_be_called_back() {
+    let db = Db::new();
+    db.ok(&["deploy", &sample()]);
+    // The server item is committed, the asynchronous script has not run.
+    let out = db.killed_at("before-async-script", &["start", "callback", "--folio", "PO-9"]);
+    assert!(was_killed(&out));
+    assert!(out.stdout.is_empty());
+
+    // The next command on the database notices the dead runner and runs on.
+    let items = db.json(&["items", "--json"]);
+    assert_eq!(items.as_array().unwrap().len(), 1, "{items}");
+    let serial = items[0]["serial"].as_str().unwrap().to_owned();
+    let detail = db.json(&["show", "1", "--json"]);
+    assert_eq!(detail["status"], "Active");
+    assert_eq!(detail["data"]["stage"], "waiting");
+    let trail = db.ok(&["show", "1"]);
+    assert!(trail.contains("Recovered"), "{trail}");
+
+    db.ok(&["finish", &serial, "--set", "name=call back value"]);
+    assert_eq!(db.json(&["show", "1", "--json"])["status"], "Completed");
+}
+
+#[test]
+fn a_finish_killed_after_its_commit_is_kept() {
+    let db = Db::new();
+    db.ok(&["deploy", &sample()]);
+    db.ok(&["start", "callback"]);
+    let out = db.killed_at("after-commit:1", &["finish", "1_2", "--set", "name=call back value"]);
+    assert!(was_killed(&out));
+    // Committed means kept, even though the caller never heard back; a retry by
+    // the caller is answered "already finished".
+    assert_eq!(db.json(&["show", "1", "--json"])["status"], "Completed");
+    let retry = db.run(&["finish", "1_2"]);
+    assert_eq!(retry.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&retry.stderr).contains("already finished"));
+}
+
+#[test]
+fn a_finish_killed_before_its_commit_changes_nothing() {
+    let db = Db::new();
+    db.ok(&["deploy", &sample()]);
+    db.ok(&["start", "callback"]);
+    let before = db.ok(&["show", "1", "--json"]);
+    let out = db.killed_at("before-commit:1", &["finish", "1_2", "--set", "name=call back value"]);
+    assert!(was_killed(&out));
+    assert_eq!(db.ok(&["show", "1", "--json"]), before);
+    db.ok(&["finish", "1_2", "--set", "name=call back value"]);
+    assert_eq!(db.json(&["show", "1", "--json"])["status"], "Completed");
+}
+
+/// Every hook point, at each of its first three occurrences, for both commands:
+/// after each kill the database is consistent and every acknowledged effect is there.
+#[test]
+fn kill_at_every_commit_boundary_loses_nothing_acknowledged() {
+    let db = Db::new();
+    db.ok(&["deploy", &sample()]);
+    let mut acknowledged_starts = Vec::new();
+    let mut acknowledged_finishes = Vec::new();
+    for point in ["before-commit", "after-commit", "before-async-script"] {
+        for nth in 1..=3 {
+            let spec = format!("{point}:{nth}");
+            let out = db.killed_at(&spec, &["start", "callback", "--folio", &spec]);
+            if out.status.success() {
+                acknowledged_starts.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+            } else {
+                assert!(was_killed(&out), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            assert_consistent(&db);
+
+            let items = db.json(&["items", "--json"]);
+            if let Some(item) = items.as_array().unwrap().first() {
+                let serial = item["serial"].as_str().unwrap().to_owned();
+                let out = db.killed_at(&spec, &["finish", &serial, "--set", "name=call back value"]);
+                if out.status.success() {
+                    acknowledged_finishes.push(serial);
+                } else {
+                    assert!(was_killed(&out), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                assert_consistent(&db);
+            }
+        }
+    }
+    let instances = assert_consistent(&db);
+    for id in &acknowledged_starts {
+        assert!(instances.iter().any(|i| i["id"].to_string() == *id), "acknowledged instance {id} is missing");
+    }
+    for serial in &acknowledged_finishes {
+        let id = serial.split('_').next().unwrap();
+        assert_eq!(db.json(&["show", id, "--json"])["status"], "Completed", "acknowledged finish {serial} lost");
+    }
+    assert!(!acknowledged_starts.is_empty() && !acknowledged_finishes.is_empty());
+}
