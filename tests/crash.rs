@@ -44,8 +44,7 @@ impl Db {
     }
 
     fn killed_at(&self, point: &str, args: &[&str]) -> Output {
-        let out = self.command(args).env("FLOWDESK_KILL_AT", point).output().unwrap();
-        out
+        self.command(args).env("FLOWDESK_KILL_AT", point).output().unwrap()
     }
 
     fn json(&self, args: &[&str]) -> Json {
@@ -183,7 +182,8 @@ fn kill_at_every_commit_boundary_loses_nothing_acknowledged() {
     }
     let instances = assert_consistent(&db);
     for id in &acknowledged_starts {
-        assert!(instances.iter().any(|i| i["id"].to_string() == *id), "acknowledged instance {id} is missing");
+        let id: i64 = id.parse().unwrap();
+        assert!(instances.iter().any(|i| i["id"] == id), "acknowledged instance {id} is missing");
     }
     for serial in &acknowledged_finishes {
         let id = serial.split('_').next().unwrap();

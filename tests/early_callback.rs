@@ -77,9 +77,8 @@ fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
     };
     let created = position("Server item created");
     let finished = position(&format!("biztalk: Server item finished {serial}"));
-    let answered = position(&format!(
-        "external system answered: applied=false status=Running; second finish refused (by biztalk)"
-    ));
+    let answered =
+        position("external system answered: applied=false status=Running; second finish refused (by biztalk)");
     let applied = position("Callback applied");
     let completed = position("Instance completed");
     assert!(created < finished && finished < answered && answered < applied && applied < completed, "{actions:#?}");

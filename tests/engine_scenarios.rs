@@ -68,7 +68,8 @@ fn every_refused_finish_changes_nothing() {
     let serial = format!("{id}_2");
     let before = fx.snapshot(id);
     let unknown_destination = format!("{id}_99");
-    let refusals: Vec<(&str, &str, Vec<(String, FieldInput)>)> = vec![
+    type Refusal<'a> = (&'a str, &'a str, Vec<(String, FieldInput)>);
+    let refusals: Vec<Refusal> = vec![
         ("admin", "abc", vec![]),
         ("admin", "1_", vec![]),
         ("admin", "1_2_3", vec![]),
@@ -98,10 +99,7 @@ fn refusals_say_what_and_why() {
     let err = fx.engine.finish("admin", "77_1", &[]).unwrap_err();
     assert_eq!(err.to_string(), "server item 77_1 not found");
     let err = fx.engine.finish("mallory", &serial, &[]).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "permission denied: user `mallory` lacks the Server Event right on process `callback`"
-    );
+    assert_eq!(err.to_string(), "permission denied: user `mallory` lacks the Server Event right on process `callback`");
     let err = fx.engine.finish("admin", &serial, &set(&[("done", "maybe")])).unwrap_err();
     assert_eq!(err.to_string(), "invalid data for field `done`: expected boolean, got \"maybe\"");
     let err = fx.engine.finish("admin", &serial, &set(&[("nmae", "x")])).unwrap_err();
@@ -405,7 +403,8 @@ fn sql_looking_text_is_data_like_any_other() {
     let id = fx.engine.start("admin", "callback", nasty, &set(&[("name", nasty)])).unwrap().instance_id;
     assert_eq!(fx.detail("admin", id).summary.folio, nasty);
     assert_eq!(fx.field(id, "name"), s(nasty));
-    let found = fx.engine.instances("admin", &InstanceFilter { search: Some("DROP TABLE".into()), ..Default::default() });
+    let found =
+        fx.engine.instances("admin", &InstanceFilter { search: Some("DROP TABLE".into()), ..Default::default() });
     assert_eq!(found.unwrap().len(), 1);
     assert!(fx.engine.grant("admin", nasty, "x", &[Right::View]).is_err());
 }
