@@ -4,6 +4,7 @@
 //! server items, rights), [`store`] (SQLite, the only module that touches it),
 //! [`client`] (the small callback API), [`cli`] (the command line).
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod engine;

@@ -974,3 +974,27 @@ fn database_and_user_from_the_environment() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_mentions(&out.stderr, &["alice"]);
 }
+
+/// Regression: `flowdesk show 1 | head` panicked with "failed printing to
+/// stdout: Broken pipe" once `head` stopped reading.
+#[test]
+fn output_to_a_closed_pipe_is_not_a_panic() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut command = fd.command();
+    command.arg("--db").arg(fd.db()).args(["--user", "alice", "show", &id.to_string()]).stdout(writer);
+    let out = command.output().expect("run flowdesk");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn an_empty_user_name_is_a_usage_error() {
+    let fd = Flowdesk::new();
+    let out = fd.usage_error("", &["items"]);
+    assert!(out.stderr.contains("user name cannot be empty"), "{out:?}");
+}

@@ -316,9 +316,16 @@ fn deploy_shipment(engine: &Engine<SqliteStore>) {
     engine.grant(OWNER, SHIPMENT, "carrier", &[Right::ServerEvent]).unwrap();
 }
 
+/// The serials one shipment handed out, in order.
+struct Serials {
+    booking: String,
+    pickup: String,
+    delivery: String,
+}
+
 /// Starts a shipment and answers the booking and pickup callbacks; returns the
-/// instance id and the delivery serial it then waits on.
-fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i64, String) {
+/// instance id and its serials (the delivery one is still pending).
+fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i64, Serials) {
     let progress = engine.start(OWNER, SHIPMENT, folio, &text(&[("order_ref", folio), ("weight_kg", weight)])).unwrap();
     assert_eq!(progress.status, InstanceStatus::Active);
     let id = progress.instance_id;
@@ -326,14 +333,16 @@ fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i6
     assert_eq!(booking, format!("{id}_2"));
 
     // Booking answered: the same activity's second asynchronous event now waits,
-    // on the same serial (same activity instance).
+    // on a server item of its own with a new serial.
     let booked =
         engine.finish("carrier", &booking, &text(&[("booking_ref", "BK-88231"), ("booked_on", "2026-11-25")])).unwrap();
     assert!(booked.applied);
     assert_eq!(booked.progress.status, InstanceStatus::Active);
     let pickup = only_serial(&booked.progress);
-    assert_eq!(pickup, booking);
+    assert_ne!(pickup, booking, "every server item has its own serial");
+    assert!(pickup.starts_with(&format!("{id}_")), "{pickup}");
     let between = engine.instance(OWNER, id).unwrap();
+    assert_eq!(runs_of(&between, "book"), 1);
     assert_eq!(runs_of(&between, "deliver"), 0);
     assert_eq!(between.pending_items.len(), 1);
     assert_eq!(between.pending_items[0].event, "Request pickup");
@@ -352,20 +361,25 @@ fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i6
     assert!(picked.applied);
     assert_eq!(picked.progress.status, InstanceStatus::Active);
     let delivery = only_serial(&picked.progress);
-    assert_eq!(delivery, format!("{id}_3"));
-    (id, delivery)
+    assert!(delivery != booking && delivery != pickup, "{booking} {pickup} {delivery}");
+    assert!(delivery.starts_with(&format!("{id}_")), "{delivery}");
+    let waiting = engine.instance(OWNER, id).unwrap();
+    assert_eq!(waiting.pending_items.len(), 1);
+    assert_eq!(waiting.pending_items[0].event, "Track parcel");
+    assert_eq!(waiting.pending_items[0].serial.to_string(), delivery);
+    (id, Serials { booking, pickup, delivery })
 }
 
 #[test]
 fn shipment_waits_for_three_callbacks_and_closes_the_order() {
     let (_dir, engine) = engine();
     deploy_shipment(&engine);
-    let (id, delivery) = book_shipment(&engine, "SO-2201", "42.5");
+    let (id, serials) = book_shipment(&engine, "SO-2201", "42.5");
 
     let finished = engine
         .finish(
             "carrier",
-            &delivery,
+            &serials.delivery,
             &text(&[("delivery_status", "delivered"), ("delivered_on", "2026-11-28"), ("signed_by", "J. Smith")]),
         )
         .unwrap();
@@ -393,9 +407,12 @@ fn shipment_waits_for_three_callbacks_and_closes_the_order() {
     let logs = logs(&done);
     for expected in [
         "Choose carrier: order SO-2201: 42.5 kg goes with FreightLine".to_owned(),
-        format!("Request booking: booking requested from FreightLine for SO-2201, serial {id}_2"),
-        format!("Request pickup: booking BK-88231 confirmed; pickup requested, serial {id}_2"),
-        format!("Track parcel: tracking 1Z999AA10123456784 from 2026-11-26, waiting for delivery on serial {delivery}"),
+        format!("Request booking: booking requested from FreightLine for SO-2201, serial {}", serials.booking),
+        format!("Request pickup: booking BK-88231 confirmed; pickup requested, serial {}", serials.pickup),
+        format!(
+            "Track parcel: tracking 1Z999AA10123456784 from 2026-11-26, waiting for delivery on serial {}",
+            serials.delivery
+        ),
         "Archive order: SO-2201 delivered on 2026-11-28, signed by J. Smith".to_owned(),
     ] {
         assert!(logs.contains(&expected.as_str()), "{expected}\n{logs:#?}");
@@ -414,8 +431,8 @@ fn shipment_waits_for_three_callbacks_and_closes_the_order() {
 fn shipment_refused_parcel_opens_a_claim() {
     let (_dir, engine) = engine();
     deploy_shipment(&engine);
-    let (id, delivery) = book_shipment(&engine, "SO-2202", "3.2");
-    let finished = engine.finish("carrier", &delivery, &text(&[("delivery_status", "refused")])).unwrap();
+    let (id, serials) = book_shipment(&engine, "SO-2202", "3.2");
+    let finished = engine.finish("carrier", &serials.delivery, &text(&[("delivery_status", "refused")])).unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let done = engine.instance(OWNER, id).unwrap();
     assert_eq!(field(&done, "carrier"), &string("ParcelNet"));

@@ -10,6 +10,8 @@ mod output;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
@@ -133,6 +135,18 @@ pub enum Command {
     Resume { id: i64 },
     /// Move an instance to an activity (by id or name)
     Goto { id: i64, activity: String },
+    /// Run the callback benchmark on a fresh temporary database and print its figures
+    Bench {
+        /// Instances to run through the whole callback lifecycle
+        #[arg(long, short = 'n', default_value_t = 1000)]
+        instances: usize,
+        /// Concurrent callers in each phase
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Runs to make; each prints its own line
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+    },
     /// Set data fields of an instance by hand (needs Admin)
     Set {
         id: i64,
@@ -215,11 +229,24 @@ impl Cli {
 enum Failure {
     Refused(EngineError),
     Other(anyhow::Error),
+    /// Whoever read our output stopped reading (`flowdesk show 1 | head`):
+    /// not an error, the work is done.
+    OutputClosed,
 }
 
 impl From<EngineError> for Failure {
     fn from(err: EngineError) -> Failure {
         Failure::Refused(err)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Failure {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::OutputClosed
+        } else {
+            Failure::Other(anyhow::Error::new(err).context("cannot write the output"))
+        }
     }
 }
 
@@ -244,6 +271,7 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("flowdesk: {}", one_line(&err.to_string()));
             ExitCode::from(1)
         }
+        Err(Failure::OutputClosed) => ExitCode::SUCCESS,
         Err(Failure::Other(err)) => {
             eprintln!("flowdesk: {}", one_line(&format!("{err:#}")));
             ExitCode::from(1)
@@ -289,12 +317,24 @@ fn kill_hook() -> Option<crate::engine::Hook> {
     }))
 }
 
+/// Where benchmark databases go: `--db`'s folder if given, else the system's
+/// temporary folder.
+fn bench_folder(cli: &Cli) -> PathBuf {
+    match &cli.db {
+        Some(path) if path.is_dir() => path.clone(),
+        Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir),
+        None => std::env::temp_dir(),
+    }
+}
+
 fn load(file: &Path) -> Result<ProcessDraft, Failure> {
     ProcessDraft::load(file).context("cannot load the process file").map_err(Failure::Other)
 }
 
 fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
     let user = cli.acting_user();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
     match command {
         Command::Validate { file } => {
             let draft = load(file)?;
@@ -302,13 +342,13 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
             let warnings = problems.len() - errors;
             for problem in &problems {
-                println!("{problem}");
+                writeln!(out, "{problem}")?;
             }
             if errors > 0 {
                 eprintln!("flowdesk: {} is not valid: {errors} error(s), {warnings} warning(s)", file.display());
                 return Ok(ExitCode::from(1));
             }
-            println!("{}: valid, {warnings} warning(s)", file.display());
+            writeln!(out, "{}: valid, {warnings} warning(s)", file.display())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy { file, json } => {
@@ -319,14 +359,14 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     for warning in &deployed.warnings {
                         eprintln!("{warning}");
                     }
-                    output::deployed(&deployed, *json);
+                    output::deployed(&mut out, &deployed, *json)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(EngineError::InvalidDefinition { name, problems }) => {
                     // The problems are the answer's detail, on stdout like
                     // `validate`; stderr keeps its one line.
                     for problem in &problems {
-                        println!("{problem}");
+                        writeln!(out, "{problem}")?;
                     }
                     Err(EngineError::InvalidDefinition { name, problems }.into())
                 }
@@ -335,13 +375,13 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         }
         Command::Processes { json } => {
             let engine = open_engine(cli)?;
-            output::processes(&engine.processes()?, *json);
+            output::processes(&mut out, &engine.processes()?, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start { process, folio, data, json } => {
             let engine = open_engine(cli)?;
             let progress = engine.start(&user, process, folio, &data.inputs())?;
-            output::started(&progress, *json);
+            output::started(&mut out, &progress, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances { process, status, search, limit, json } => {
@@ -353,37 +393,37 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                 limit: *limit,
                 ..InstanceFilter::default()
             };
-            output::instances(&engine.instances(&user, &filter)?, *json);
+            output::instances(&mut out, &engine.instances(&user, &filter)?, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, json } => {
             let engine = open_engine(cli)?;
-            output::instance(&engine.instance(&user, *id)?, *json);
+            output::instance(&mut out, &engine.instance(&user, *id)?, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Items { all, json } => {
             let engine = open_engine(cli)?;
             let filter = ItemFilter { include_closed: *all, ..ItemFilter::default() };
             let now = chrono::Utc::now().timestamp_millis();
-            output::items(&engine.items(&user, &filter)?, now, *all, *json);
+            output::items(&mut out, &engine.items(&user, &filter)?, now, *all, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Finish { serial, data, json } => {
             let engine = open_engine(cli)?;
             let finished = engine.finish(&user, serial, &data.inputs())?;
-            output::finished(&finished, *json);
+            output::finished(&mut out, &finished, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Grant { process, target, rights } => {
             let engine = open_engine(cli)?;
             engine.grant(&user, process, target, rights)?;
-            println!("granted {} on {process} to {target}", output::right_list(rights));
+            writeln!(out, "granted {} on {process} to {target}", output::right_list(rights))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Revoke { process, target, rights } => {
             let engine = open_engine(cli)?;
             engine.revoke(&user, process, target, rights)?;
-            println!("revoked {} on {process} from {target}", output::right_list(rights));
+            writeln!(out, "revoked {} on {process} from {target}", output::right_list(rights))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rights { process } => {
@@ -391,7 +431,26 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             if engine.processes()?.iter().all(|p| &p.name != process) {
                 return Err(EngineError::ProcessNotFound { name: process.clone() }.into());
             }
-            output::rights(&engine.rights_on_process(process)?);
+            output::rights(&mut out, &engine.rights_on_process(process)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { instances, clients, runs } => {
+            for _ in 0..*runs {
+                // A fresh database each run, on local disk next to the default one
+                // unless --db names a folder: the figures are about this disk.
+                let dir = tempfile::Builder::new()
+                    .prefix("flowdesk-bench-")
+                    .tempdir_in(bench_folder(cli))
+                    .context("cannot create the benchmark's temporary folder")?;
+                let options =
+                    crate::bench::BenchOptions { instances: *instances, clients: *clients, durability: cli.sync };
+                let report = crate::bench::run(&dir.path().join("bench.db"), &options)?;
+                writeln!(out, "{}", report.line())?;
+                if report.verified != report.instances {
+                    eprintln!("flowdesk: only {} of {} instances verified", report.verified, report.instances);
+                    return Ok(ExitCode::from(1));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Retry { id } => operator(cli, "retried", |e, u| e.retry(u, *id)),
@@ -409,6 +468,7 @@ fn operator(
 ) -> Result<ExitCode, Failure> {
     let engine = open_engine(cli)?;
     let progress = act(&engine, &cli.acting_user())?;
-    println!("{verb} instance {}: {}", progress.instance_id, output::progress_words(&progress));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{verb} instance {}: {}", progress.instance_id, output::progress_words(&progress))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,7 @@
 //! Printing engine answers as tables, sentences or `--json`.
 
+use std::io::{self, Write};
+
 use comfy_table::{Table, presets};
 use serde_json::{Value as Json, json};
 
@@ -15,9 +17,9 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-fn print_json(value: &Json) {
+fn print_json(out: &mut dyn Write, value: &Json) -> io::Result<()> {
     // A `serde_json::Value` always serialises.
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    writeln!(out, "{}", serde_json::to_string_pretty(value).unwrap_or_default())
 }
 
 /// ISO 8601 for machines.
@@ -64,40 +66,46 @@ fn progress_json(progress: &Progress) -> Json {
     })
 }
 
-pub fn deployed(deployed: &Deployed, as_json: bool) {
+pub fn deployed(out: &mut dyn Write, deployed: &Deployed, as_json: bool) -> io::Result<()> {
     if as_json {
-        print_json(&json!({
-            "process": deployed.process,
-            "version": deployed.version,
-            "warnings": deployed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-        }));
+        print_json(
+            out,
+            &json!({
+                "process": deployed.process,
+                "version": deployed.version,
+                "warnings": deployed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            }),
+        )?;
     } else {
-        println!("{} version {}", deployed.process, deployed.version);
+        writeln!(out, "{} version {}", deployed.process, deployed.version)?;
     }
+    Ok(())
 }
 
-pub fn processes(processes: &[ProcessSummary], as_json: bool) {
+pub fn processes(out: &mut dyn Write, processes: &[ProcessSummary], as_json: bool) -> io::Result<()> {
     if as_json {
-        print_json(&json!(processes));
-        return;
+        print_json(out, &json!(processes))?;
+        return Ok(());
     }
-    let mut out = table(&["PROCESS", "DEFAULT VERSION", "VERSIONS"]);
+    let mut rows = table(&["PROCESS", "DEFAULT VERSION", "VERSIONS"]);
     for p in processes {
-        out.add_row(vec![p.name.clone(), p.default_version.to_string(), p.versions.to_string()]);
+        rows.add_row(vec![p.name.clone(), p.default_version.to_string(), p.versions.to_string()]);
     }
-    println!("{out}");
+    writeln!(out, "{rows}")?;
+    Ok(())
 }
 
-pub fn started(progress: &Progress, as_json: bool) {
+pub fn started(out: &mut dyn Write, progress: &Progress, as_json: bool) -> io::Result<()> {
     if as_json {
-        print_json(&progress_json(progress));
+        print_json(out, &progress_json(progress))?;
     } else {
-        println!("{}", progress.instance_id);
+        writeln!(out, "{}", progress.instance_id)?;
         eprintln!("instance {}: {}", progress.instance_id, progress_words(progress));
     }
+    Ok(())
 }
 
-pub fn instances(instances: &[InstanceSummary], as_json: bool) {
+pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], as_json: bool) -> io::Result<()> {
     if as_json {
         let rows: Vec<Json> = instances
             .iter()
@@ -109,16 +117,16 @@ pub fn instances(instances: &[InstanceSummary], as_json: bool) {
                 })
             })
             .collect();
-        print_json(&Json::Array(rows));
-        return;
+        print_json(out, &Json::Array(rows))?;
+        return Ok(());
     }
     if instances.is_empty() {
-        println!("no instances");
-        return;
+        writeln!(out, "no instances")?;
+        return Ok(());
     }
-    let mut out = table(&["ID", "FOLIO", "PROCESS", "STATUS", "ORIGINATOR", "STARTED", "LAST CHANGE"]);
+    let mut rows = table(&["ID", "FOLIO", "PROCESS", "STATUS", "ORIGINATOR", "STARTED", "LAST CHANGE"]);
     for i in instances {
-        out.add_row(vec![
+        rows.add_row(vec![
             i.id.to_string(),
             i.folio.clone(),
             format!("{} v{}", i.process, i.version),
@@ -128,52 +136,56 @@ pub fn instances(instances: &[InstanceSummary], as_json: bool) {
             format_time(i.updated_at),
         ]);
     }
-    println!("{out}");
+    writeln!(out, "{rows}")?;
+    Ok(())
 }
 
-pub fn instance(detail: &InstanceDetail, as_json: bool) {
+pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, as_json: bool) -> io::Result<()> {
     let s = &detail.summary;
     if as_json {
         let data: serde_json::Map<String, Json> =
             detail.fields.iter().map(|(name, _, value)| (name.clone(), value.to_json())).collect();
-        print_json(&json!({
-            "id": s.id, "status": s.status.name(), "folio": s.folio, "process": s.process,
-            "version": s.version, "originator": s.originator,
-            "started": iso(s.started_at), "updated": iso(s.updated_at),
-            "data": data,
-            "pending": detail.pending_items.iter().map(|i| i.serial.to_string()).collect::<Vec<_>>(),
-            "error": detail.failure.as_ref().map(|f| json!({
-                "activity": f.activity, "event": f.event, "message": f.message, "at": iso(f.at),
-            })),
-            "audit": detail.audit.iter().map(|a| json!({
-                "at": iso(a.at), "user": a.user, "action": a.action, "detail": a.detail,
-            })).collect::<Vec<_>>(),
-        }));
-        return;
+        print_json(
+            out,
+            &json!({
+                "id": s.id, "status": s.status.name(), "folio": s.folio, "process": s.process,
+                "version": s.version, "originator": s.originator,
+                "started": iso(s.started_at), "updated": iso(s.updated_at),
+                "data": data,
+                "pending": detail.pending_items.iter().map(|i| i.serial.to_string()).collect::<Vec<_>>(),
+                "error": detail.failure.as_ref().map(|f| json!({
+                    "activity": f.activity, "event": f.event, "message": f.message, "at": iso(f.at),
+                })),
+                "audit": detail.audit.iter().map(|a| json!({
+                    "at": iso(a.at), "user": a.user, "action": a.action, "detail": a.detail,
+                })).collect::<Vec<_>>(),
+            }),
+        )?;
+        return Ok(());
     }
-    println!("Instance {}  {}", s.id, s.status.name());
+    writeln!(out, "Instance {}  {}", s.id, s.status.name())?;
     if !s.folio.is_empty() {
-        println!("  folio       {}", s.folio);
+        writeln!(out, "  folio       {}", s.folio)?;
     }
-    println!("  process     {} version {}", s.process, s.version);
-    println!("  originator  {}", s.originator);
-    println!("  started     {}", format_time(s.started_at));
-    println!("  last change {}", format_time(s.updated_at));
+    writeln!(out, "  process     {} version {}", s.process, s.version)?;
+    writeln!(out, "  originator  {}", s.originator)?;
+    writeln!(out, "  started     {}", format_time(s.started_at))?;
+    writeln!(out, "  last change {}", format_time(s.updated_at))?;
     if let Some(f) = &detail.failure {
-        println!("  error       at `{}` {}: {}", f.activity, f.event, f.message);
+        writeln!(out, "  error       at `{}` {}: {}", f.activity, f.event, f.message)?;
     }
-    println!();
-    println!("Data fields");
+    writeln!(out)?;
+    writeln!(out, "Data fields")?;
     let mut fields = table(&["FIELD", "TYPE", "VALUE"]);
     for (name, field_type, value) in &detail.fields {
         fields.add_row(vec![name.clone(), field_type.name().to_owned(), value.to_string()]);
     }
-    println!("{fields}");
-    println!();
+    writeln!(out, "{fields}")?;
+    writeln!(out)?;
     if detail.pending_items.is_empty() {
-        println!("Pending server items: none");
+        writeln!(out, "Pending server items: none")?;
     } else {
-        println!("Pending server items");
+        writeln!(out, "Pending server items")?;
         let mut items = table(&["SERIAL", "ACTIVITY", "EVENT", "WAITING SINCE"]);
         for item in &detail.pending_items {
             items.add_row(vec![
@@ -183,18 +195,19 @@ pub fn instance(detail: &InstanceDetail, as_json: bool) {
                 format_time(item.created_at),
             ]);
         }
-        println!("{items}");
+        writeln!(out, "{items}")?;
     }
-    println!();
-    println!("Audit trail");
+    writeln!(out)?;
+    writeln!(out, "Audit trail")?;
     let mut audit = table(&["TIME", "USER", "ACTION", "DETAIL"]);
     for entry in &detail.audit {
         audit.add_row(vec![format_time(entry.at), entry.user.clone(), entry.action.clone(), entry.detail.clone()]);
     }
-    println!("{audit}");
+    writeln!(out, "{audit}")?;
+    Ok(())
 }
 
-pub fn items(items: &[ServerItem], now: Millis, all: bool, as_json: bool) {
+pub fn items(out: &mut dyn Write, items: &[ServerItem], now: Millis, all: bool, as_json: bool) -> io::Result<()> {
     if as_json {
         let rows: Vec<Json> = items
             .iter()
@@ -207,18 +220,18 @@ pub fn items(items: &[ServerItem], now: Millis, all: bool, as_json: bool) {
                 })
             })
             .collect();
-        print_json(&Json::Array(rows));
-        return;
+        print_json(out, &Json::Array(rows))?;
+        return Ok(());
     }
     if items.is_empty() {
-        println!("{}", if all { "no server items" } else { "no pending server items" });
-        return;
+        writeln!(out, "{}", if all { "no server items" } else { "no pending server items" })?;
+        return Ok(());
     }
     let mut header = vec!["SERIAL", "INSTANCE", "FOLIO", "PROCESS", "ACTIVITY", "EVENT", "AGE"];
     if all {
         header.extend(["STATUS", "CLOSED BY"]);
     }
-    let mut out = table(&header);
+    let mut rows = table(&header);
     for i in items {
         let mut row = vec![
             i.serial.to_string(),
@@ -238,38 +251,41 @@ pub fn items(items: &[ServerItem], now: Millis, all: bool, as_json: bool) {
                 _ => String::new(),
             });
         }
-        out.add_row(row);
+        rows.add_row(row);
     }
-    println!("{out}");
+    writeln!(out, "{rows}")?;
+    Ok(())
 }
 
-pub fn finished(finished: &Finished, as_json: bool) {
+pub fn finished(out: &mut dyn Write, finished: &Finished, as_json: bool) -> io::Result<()> {
     if as_json {
         let mut value = progress_json(&finished.progress);
         if let Json::Object(map) = &mut value {
             map.insert("serial".to_owned(), json!(finished.serial));
             map.insert("applied".to_owned(), json!(finished.applied));
         }
-        print_json(&value);
-        return;
+        print_json(out, &value)?;
+        return Ok(());
     }
     let progress = &finished.progress;
     if finished.applied {
-        println!("finished {}: instance {} {}", finished.serial, progress.instance_id, progress_words(progress));
+        writeln!(out, "finished {}: instance {} {}", finished.serial, progress.instance_id, progress_words(progress))?;
     } else {
         let why = match progress.status {
             InstanceStatus::Stopped => "the instance is stopped; it is applied when the instance resumes",
             InstanceStatus::Error => "the instance is in error; it is applied when the failed step is retried",
             _ => "the event's script is still running; it is applied when the script ends",
         };
-        println!("finished {}: recorded; {why}", finished.serial);
+        writeln!(out, "finished {}: recorded; {why}", finished.serial)?;
     }
+    Ok(())
 }
 
-pub fn rights(rights: &[(String, Right)]) {
-    let mut out = table(&["USER", "RIGHT"]);
+pub fn rights(out: &mut dyn Write, rights: &[(String, Right)]) -> io::Result<()> {
+    let mut rows = table(&["USER", "RIGHT"]);
     for (user, right) in rights {
-        out.add_row(vec![user.clone(), right.key().to_owned()]);
+        rows.add_row(vec![user.clone(), right.key().to_owned()]);
     }
-    println!("{out}");
+    writeln!(out, "{rows}")?;
+    Ok(())
 }

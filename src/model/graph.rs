@@ -6,9 +6,9 @@
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::{Dfs, EdgeRef};
+use petgraph::visit::Dfs;
 
-use crate::model::definition::ProcessDraft;
+use crate::model::definition::{LineDraft, ProcessDraft};
 
 #[derive(Debug, Clone)]
 pub struct ProcessGraph {
@@ -17,12 +17,17 @@ pub struct ProcessGraph {
 
 impl ProcessGraph {
     pub fn new(draft: &ProcessDraft) -> ProcessGraph {
+        ProcessGraph::with_lines(draft, |_| true)
+    }
+
+    /// The graph of the lines `keep` accepts (e.g. only those without a rule).
+    pub fn with_lines(draft: &ProcessDraft, keep: impl Fn(&LineDraft) -> bool) -> ProcessGraph {
         let mut graph = DiGraph::with_capacity(draft.activities.len(), draft.lines.len());
         for index in 0..draft.activities.len() {
             graph.add_node(index);
         }
         let position = |id: &str| draft.activities.iter().position(|a| a.id == id);
-        for (line_index, line) in draft.lines.iter().enumerate() {
+        for (line_index, line) in draft.lines.iter().enumerate().filter(|(_, line)| keep(line)) {
             if let (Some(from), Some(to)) = (position(&line.from), position(&line.to)) {
                 graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), line_index);
             }
@@ -79,29 +84,5 @@ impl ProcessGraph {
             .collect();
         cycles.sort();
         cycles
-    }
-
-    /// Line indices from `component` members to members, i.e. the lines of a loop.
-    pub fn lines_within(&self, component: &[usize]) -> Vec<usize> {
-        let mut lines: Vec<usize> = self
-            .graph
-            .edge_references()
-            .filter(|e| component.contains(&e.source().index()) && component.contains(&e.target().index()))
-            .map(|e| *e.weight())
-            .collect();
-        lines.sort_unstable();
-        lines
-    }
-
-    /// Line indices leaving `component` for activities outside it.
-    pub fn lines_leaving(&self, component: &[usize]) -> Vec<usize> {
-        let mut lines: Vec<usize> = self
-            .graph
-            .edge_references()
-            .filter(|e| component.contains(&e.source().index()) && !component.contains(&e.target().index()))
-            .map(|e| *e.weight())
-            .collect();
-        lines.sort_unstable();
-        lines
     }
 }

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Re-exported so embedders can register script functions with the same version.
 pub use rhai;
 use rhai::packages::{Package, StandardPackage};
-use rhai::{AST, Dynamic, EvalAltResult, Module, Scope, Shared};
+use rhai::{AST, Dynamic, EvalAltResult, FLOAT, INT, ImmutableString, Module, OptimizationLevel, Scope, Shared};
+use rust_decimal::Decimal;
 
 use crate::model::value::{FieldType, TypeMismatch, Value};
 
@@ -80,6 +81,7 @@ pub struct ScriptContext {
 #[derive(Clone)]
 pub struct ScriptHost {
     std_package: Shared<Module>,
+    strict_comparisons: Shared<Module>,
     operation_budget: u64,
     extensions: Vec<ScriptExtension>,
 }
@@ -105,7 +107,12 @@ impl ScriptHost {
     pub const DEFAULT_BUDGET: u64 = 1_000_000;
 
     pub fn new(operation_budget: u64) -> ScriptHost {
-        ScriptHost { std_package: StandardPackage::new().as_shared_module(), operation_budget, extensions: Vec::new() }
+        ScriptHost {
+            std_package: StandardPackage::new().as_shared_module(),
+            strict_comparisons: Shared::new(strict_comparisons()),
+            operation_budget,
+            extensions: Vec::new(),
+        }
     }
 
     pub fn operation_budget(&self) -> u64 {
@@ -123,6 +130,7 @@ impl ScriptHost {
     fn engine(&self, log_sink: Option<Arc<Mutex<Vec<String>>>>) -> rhai::Engine {
         let mut engine = rhai::Engine::new_raw();
         engine.register_global_module(self.std_package.clone());
+        engine.register_global_module(self.strict_comparisons.clone());
         engine.set_max_operations(self.operation_budget);
         engine.set_max_call_levels(64);
         engine.set_max_expr_depths(128, 64);
@@ -130,6 +138,9 @@ impl ScriptHost {
         engine.set_max_array_size(100_000);
         engine.set_max_map_size(100_000);
         engine.set_strict_variables(true);
+        // Without this, operators on built-in types skip function lookup and the
+        // strict comparisons below would never be consulted.
+        engine.set_fast_operators(false);
         let sink = log_sink.unwrap_or_default();
         engine.register_fn("log", move |text: &str| {
             sink.lock().unwrap_or_else(PoisonError::into_inner).push(text.to_owned());
@@ -140,15 +151,45 @@ impl ScriptHost {
         engine
     }
 
+    /// Rhai checks assignments to constants only for constants the script
+    /// declares itself, so compile once more with the context values declared
+    /// as constants in front, on the first line so line numbers stay true.
+    fn check_no_context_assignment(&self, source: &str, field_names: &[&str]) -> Result<(), CompileError> {
+        let prefix: String = CONTEXT_NAMES.iter().map(|name| format!("const {name} = ();")).collect();
+        let scope = ScriptHost::compile_scope(field_names);
+        match self.compile_engine().compile_with_scope(&scope, format!("{prefix}{source}")) {
+            Err(err) if matches!(*err.0, rhai::ParseErrorType::AssignmentToConstant(_)) => {
+                let mut error = compile_error(err);
+                if error.line == Some(1) {
+                    error.column = error.column.map(|c| c.saturating_sub(prefix.len()));
+                }
+                Err(error)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn compile_engine(&self) -> rhai::Engine {
+        let mut engine = self.engine(None);
+        engine.set_optimization_level(OptimizationLevel::None);
+        engine
+    }
+
+    /// Whether a data field with this name can be used in scripts: not a
+    /// keyword or reserved word of the language.
+    pub fn is_usable_name(&self, name: &str) -> bool {
+        self.compile_script(&format!("{name} = {name};"), &[name]).is_ok()
+    }
+
     fn compile_scope(field_names: &[&str]) -> Scope<'static> {
         let mut scope = Scope::new();
         for name in field_names {
             scope.push_dynamic(name.to_string(), Dynamic::UNIT);
         }
-        // Context values are pushed as variables, not constants: the optimiser
-        // would otherwise fold the placeholder into the compiled script.
+        // Constants, so that assigning to one is a compile error. Compiling
+        // without optimisation keeps the placeholder values out of the AST.
         for name in CONTEXT_NAMES {
-            scope.push_dynamic(name, Dynamic::UNIT);
+            scope.push_constant_dynamic(name, Dynamic::UNIT);
         }
         scope
     }
@@ -156,13 +197,15 @@ impl ScriptHost {
     /// Compiles an event script against the process's field names.
     pub fn compile_script(&self, source: &str, field_names: &[&str]) -> Result<AST, CompileError> {
         let scope = ScriptHost::compile_scope(field_names);
-        self.engine(None).compile_with_scope(&scope, source).map_err(compile_error)
+        let ast = self.compile_engine().compile_with_scope(&scope, source).map_err(compile_error)?;
+        self.check_no_context_assignment(source, field_names)?;
+        Ok(ast)
     }
 
     /// Compiles a line rule: a single expression, no statements or assignments.
     pub fn compile_rule(&self, source: &str, field_names: &[&str]) -> Result<AST, CompileError> {
         let scope = ScriptHost::compile_scope(field_names);
-        self.engine(None).compile_expression_with_scope(&scope, source).map_err(compile_error)
+        self.compile_engine().compile_expression_with_scope(&scope, source).map_err(compile_error)
     }
 
     fn data_scope(fields: &BTreeMap<String, Value>, context: &ScriptContext) -> Scope<'static> {
@@ -226,7 +269,7 @@ impl ScriptHost {
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast).map_err(|err| self.failure(&err))?;
         result
             .as_bool()
-            .map_err(|_| ScriptFailure::RuleNotBoolean { got: format!("{} {}", result.type_name(), result) })
+            .map_err(|_| ScriptFailure::RuleNotBoolean { got: crate::model::value::describe_dynamic(&result) })
     }
 
     fn failure(&self, err: &EvalAltResult) -> ScriptFailure {
@@ -249,6 +292,36 @@ impl ScriptHost {
             }
         }
     }
+}
+
+/// Comparing values of different kinds (`name > 3`, `n == "3"`) is a mistake
+/// in a rule, but Rhai answers `false` for it. These overloads make it an error
+/// that validation and the instance's trail can show.
+fn strict_comparisons() -> Module {
+    macro_rules! forbid {
+        ($module:expr, $a:ty, $b:ty, $left:expr, $right:expr) => {
+            for operator in ["==", "!=", "<", ">", "<=", ">="] {
+                let message = format!("cannot compare {} with {} (`{operator}`)", $left, $right);
+                $module.set_native_fn(operator, move |_: $a, _: $b| -> Result<bool, Box<EvalAltResult>> {
+                    Err(message.clone().into())
+                });
+            }
+        };
+    }
+    let mut module = Module::new();
+    forbid!(module, ImmutableString, INT, "a string", "a number");
+    forbid!(module, INT, ImmutableString, "a number", "a string");
+    forbid!(module, ImmutableString, FLOAT, "a string", "a number");
+    forbid!(module, FLOAT, ImmutableString, "a number", "a string");
+    forbid!(module, ImmutableString, Decimal, "a string", "a number");
+    forbid!(module, Decimal, ImmutableString, "a number", "a string");
+    forbid!(module, ImmutableString, bool, "a string", "true/false");
+    forbid!(module, bool, ImmutableString, "true/false", "a string");
+    forbid!(module, bool, INT, "true/false", "a number");
+    forbid!(module, INT, bool, "a number", "true/false");
+    forbid!(module, bool, Decimal, "true/false", "a number");
+    forbid!(module, Decimal, bool, "a number", "true/false");
+    module
 }
 
 fn compile_error(err: rhai::ParseError) -> CompileError {

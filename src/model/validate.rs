@@ -66,7 +66,7 @@ impl fmt::Display for Problem {
 pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
     let mut problems = Problems::default();
     check_process(draft, &mut problems);
-    let field_types = check_fields(draft, &mut problems);
+    let field_types = check_fields(draft, host, &mut problems);
     let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
     let defaults: BTreeMap<String, Value> = field_types
         .iter()
@@ -117,7 +117,11 @@ fn check_process(draft: &ProcessDraft, problems: &mut Problems) {
 }
 
 /// Field name → (type, default) for every field whose type is known.
-fn check_fields(draft: &ProcessDraft, problems: &mut Problems) -> BTreeMap<String, (FieldType, Option<Value>)> {
+fn check_fields(
+    draft: &ProcessDraft,
+    host: &ScriptHost,
+    problems: &mut Problems,
+) -> BTreeMap<String, (FieldType, Option<Value>)> {
     let mut fields = BTreeMap::new();
     let mut seen = HashSet::new();
     for (index, field) in draft.fields.iter().enumerate() {
@@ -127,7 +131,7 @@ fn check_fields(draft: &ProcessDraft, problems: &mut Problems) -> BTreeMap<Strin
                 location.clone(),
                 "a field name must start with a letter or _ and hold only letters, digits and _",
             );
-        } else if CONTEXT_NAMES.contains(&field.name.as_str()) || is_reserved(&field.name) {
+        } else if CONTEXT_NAMES.contains(&field.name.as_str()) || !host.is_usable_name(&field.name) {
             problems.error(location.clone(), format!("`{}` is a reserved name in scripts", field.name));
         }
         if !seen.insert(field.name.clone()) {
@@ -240,7 +244,9 @@ fn check_lines(
                 Err(ScriptFailure::RuleNotBoolean { got }) => {
                     problems.error(location, format!("rule gives {got}, not true or false"))
                 }
-                Err(ScriptFailure::Runtime(message)) if message.contains("Function not found") => {
+                Err(ScriptFailure::Runtime(message))
+                    if message.contains("Function not found") || message.contains("cannot compare") =>
+                {
                     problems.error(location, format!("rule: {message}"))
                 }
                 _ => {}
@@ -279,17 +285,16 @@ fn check_graph(draft: &ProcessDraft, problems: &mut Problems) {
             }
         }
     }
-    for component in graph.cycles() {
-        let loop_lines = graph.lines_within(&component);
-        let leaving = graph.lines_leaving(&component);
-        let unconditional = loop_lines.iter().all(|&l| draft.lines[l].rule.trim().is_empty());
-        if unconditional && leaving.is_empty() {
-            let names: Vec<&str> = component.iter().map(|&i| draft.activities[i].name.as_str()).collect();
-            problems.warning(
-                activity_location(draft, component[0]),
-                format!("endless loop: {} follow each other with no rule and no way out", names.join(", ")),
-            );
-        }
+    // Every true line fires, so a loop made only of lines without rules goes
+    // round forever, whatever other lines leave it.
+    let unconditional = ProcessGraph::with_lines(draft, |line| line.rule.trim().is_empty());
+    for component in unconditional.cycles() {
+        let names: Vec<&str> = component.iter().map(|&i| draft.activities[i].name.as_str()).collect();
+        let message = match names[..] {
+            [single] => format!("endless loop: {single} leads back to itself with no rule to stop it"),
+            _ => format!("endless loop: {} follow each other round with no rule to stop them", names.join(", ")),
+        };
+        problems.warning(activity_location(draft, component[0]), message);
     }
 }
 
@@ -297,42 +302,6 @@ fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn is_reserved(name: &str) -> bool {
-    const KEYWORDS: [&str; 30] = [
-        "true",
-        "false",
-        "let",
-        "const",
-        "if",
-        "else",
-        "switch",
-        "do",
-        "while",
-        "until",
-        "loop",
-        "for",
-        "in",
-        "continue",
-        "break",
-        "return",
-        "throw",
-        "try",
-        "catch",
-        "fn",
-        "private",
-        "import",
-        "export",
-        "as",
-        "this",
-        "global",
-        "is_def_var",
-        "is_def_fn",
-        "type_of",
-        "print",
-    ];
-    KEYWORDS.contains(&name)
 }
 
 /// Index of activities by id, first occurrence wins (duplicates are errors anyway).

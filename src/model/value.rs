@@ -209,14 +209,25 @@ fn describe_json(json: &serde_json::Value) -> String {
     }
 }
 
-fn describe_dynamic(value: &Dynamic) -> String {
+pub(crate) fn describe_dynamic(value: &Dynamic) -> String {
+    let shorten = |text: String| {
+        if text.chars().count() > 40 { format!("{}…", text.chars().take(40).collect::<String>()) } else { text }
+    };
     if value.is_unit() {
-        return "nothing (unit)".to_owned();
+        "nothing (unit)".to_owned()
+    } else if value.is_string() {
+        format!("string {:?}", shorten(value.to_string()))
+    } else if value.is_int() {
+        format!("integer {value}")
+    } else if value.is_decimal() {
+        format!("decimal {value}")
+    } else if value.is_float() {
+        format!("number {value}")
+    } else if value.is_bool() {
+        format!("boolean {value}")
+    } else {
+        format!("{} {}", value.type_name(), shorten(value.to_string()))
     }
-    let shown = value.to_string();
-    let shown =
-        if shown.chars().count() > 40 { format!("{}…", shown.chars().take(40).collect::<String>()) } else { shown };
-    format!("{} {shown:?}", value.type_name())
 }
 
 #[cfg(test)]

@@ -1,0 +1,746 @@
+//! Validation, data-driven: a process file and the problems it must produce, in
+//! the order `validate` reports them (errors first, then element order), each
+//! written as the `Display` of the `Problem`, i.e. what the designer and the
+//! command line show.
+//!
+//! An expected line ending in `…` only fixes the start of the message: used where
+//! the check is wanted but its wording is not settled yet.
+//!
+//! Tests named `bug_…` describe the correct behaviour where src/ gets it wrong
+//! today (each says where and how); they fail until src/ is fixed.
+
+use flowdesk::model::{LoadError, ProcessDraft, ScriptHost, validate};
+
+fn problems(json: &str) -> Vec<String> {
+    let draft = ProcessDraft::from_json(json, "test.process.json")
+        .unwrap_or_else(|err| panic!("test JSON does not load: {err}\n{json}"));
+    validate(&draft, &ScriptHost::default()).iter().map(ToString::to_string).collect()
+}
+
+#[track_caller]
+fn check(json: &str, expected: &[&str]) {
+    let actual = problems(json);
+    let matches = actual.len() == expected.len()
+        && actual.iter().zip(expected).all(|(actual, expected)| match expected.strip_suffix('…') {
+            Some(prefix) => actual.starts_with(prefix),
+            None => actual == expected,
+        });
+    assert!(matches, "\nexpected:\n  {}\nactual:\n  {}\nfor:\n{json}\n", expected.join("\n  "), actual.join("\n  "));
+}
+
+// ----- a clean process ---------------------------------------------------------
+
+#[test]
+fn a_correct_process_has_no_problems() {
+    check(
+        r#"{
+          "name": "order",
+          "fields": [
+            { "name": "name", "type": "string", "default": "Ada" },
+            { "name": "n", "type": "integer", "default": 3 },
+            { "name": "amount", "type": "decimal", "default": "12.50" },
+            { "name": "approved", "type": "boolean" },
+            { "name": "due", "type": "date", "default": "2026-11-25" }
+          ],
+          "activities": [
+            { "id": "a", "name": "A", "start": true, "events": [
+              { "kind": "server_event", "name": "e", "script": "n += 1;\nlog(`${serial} ${instance_id} ${folio} ${activity} ${event}`);" },
+              { "kind": "server_event", "name": "f", "synchronous": false, "script": "approved = amount > 10;" }
+            ] },
+            { "id": "b", "name": "B" },
+            { "id": "c", "name": "C" },
+            { "id": "d", "name": "D", "preceding_rule": "All" }
+          ],
+          "lines": [
+            { "from": "a", "to": "b", "rule": "approved && n >= 2" },
+            { "from": "a", "to": "c", "rule": "!approved || name == \"x\" || due > \"2026-01-01\"" },
+            { "from": "b", "to": "d" },
+            { "from": "c", "to": "d" }
+          ]
+        }"#,
+        &[],
+    );
+}
+
+// ----- the process itself --------------------------------------------------------
+
+#[test]
+fn process_needs_a_name_without_surrounding_spaces() {
+    check(
+        r#"{"name": "", "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &["error: process: the process has no name"],
+    );
+    check(
+        r#"{"name": "   ", "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &["error: process: the process has no name"],
+    );
+    for name in [" order", "order ", "or\\u0007der"] {
+        check(
+            &format!(r#"{{"name": "{name}", "activities": [{{"id": "a", "name": "A", "start": true}}]}}"#),
+            &["error: process: the process name must not start or end with spaces or hold control characters"],
+        );
+    }
+}
+
+#[test]
+fn process_needs_activities() {
+    // No activities: one problem, not also "no start activity".
+    check(r#"{"name": "p"}"#, &["error: process: the process has no activities"]);
+}
+
+#[test]
+fn no_start_activity() {
+    check(
+        r#"{"name": "p",
+            "activities": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}],
+            "lines": [{"from": "a", "to": "b"}]}"#,
+        &["error: process: no start activity: mark one activity as start"],
+    );
+}
+
+#[test]
+fn several_start_activities_are_each_reported() {
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "B", "start": true},
+              {"id": "c", "name": "C"},
+              {"id": "d", "name": "D", "start": true}
+            ],
+            "lines": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "d"}]}"#,
+        &[
+            "error: activity `A` (a): 3 activities are marked as start; exactly one may be",
+            "error: activity `B` (b): 3 activities are marked as start; exactly one may be",
+            "error: activity `D` (d): 3 activities are marked as start; exactly one may be",
+        ],
+    );
+}
+
+// ----- lines between activities -----------------------------------------------
+
+#[test]
+fn line_to_or_from_a_missing_activity() {
+    check(
+        r#"{"name": "p",
+            "activities": [{"id": "a", "name": "A", "start": true}, {"id": "b", "name": "B"}],
+            "lines": [
+              {"from": "a", "to": "b"},
+              {"from": "a", "to": "ghost"},
+              {"from": "nowhere", "to": "b"},
+              {"from": "x", "to": "y"}
+            ]}"#,
+        &[
+            "error: line 2 (A → ghost): goes to `ghost`, which is not an activity",
+            "error: line 3 (nowhere → B): starts at `nowhere`, which is not an activity",
+            "error: line 4 (x → y): starts at `x`, which is not an activity",
+            "error: line 4 (x → y): goes to `y`, which is not an activity",
+        ],
+    );
+}
+
+// ----- activities ------------------------------------------------------------------
+
+#[test]
+fn duplicate_activity_ids() {
+    // Lines resolve an id to its first activity, so the second one is also unreachable.
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "B"},
+              {"id": "b", "name": "Other B"}
+            ],
+            "lines": [{"from": "a", "to": "b"}]}"#,
+        &[
+            "error: activity `Other B` (b): duplicate activity id `b`",
+            "warning: activity `Other B` (b): unreachable: no path of lines leads here from the start activity",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_activity_names() {
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "Check"},
+              {"id": "c", "name": "Check"}
+            ],
+            "lines": [{"from": "a", "to": "b"}, {"from": "a", "to": "c"}]}"#,
+        &["error: activity `Check` (c): duplicate activity name `Check`"],
+    );
+}
+
+#[test]
+fn activity_needs_an_id_and_a_name() {
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": " ", "name": "B"},
+              {"id": "c", "name": ""}
+            ],
+            "lines": [{"from": "a", "to": " "}, {"from": "a", "to": "c"}]}"#,
+        &["error: activity `B` ( ): the activity has no id", "error: activity `` (c): the activity has no name"],
+    );
+}
+
+// ----- fields ----------------------------------------------------------------------
+
+#[test]
+fn duplicate_field_names() {
+    check(
+        r#"{"name": "p",
+            "fields": [
+              {"name": "amount", "type": "decimal"},
+              {"name": "requester", "type": "string"},
+              {"name": "amount", "type": "integer"}
+            ],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &["error: field `amount`: duplicate field name `amount`"],
+    );
+}
+
+#[test]
+fn unknown_field_types() {
+    check(
+        r#"{"name": "p",
+            "fields": [
+              {"name": "n", "type": "int"},
+              {"name": "s", "type": "String"},
+              {"name": "t", "type": ""}
+            ],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &[
+            "error: field `n`: unknown field type `int` (expected string, integer, decimal, boolean or date)",
+            "error: field `s`: unknown field type `String` (expected string, integer, decimal, boolean or date)",
+            "error: field `t`: unknown field type `` (expected string, integer, decimal, boolean or date)",
+        ],
+    );
+}
+
+#[test]
+fn default_values_must_fit_the_field_type() {
+    check(
+        r#"{"name": "p",
+            "fields": [
+              {"name": "n", "type": "integer", "default": "many"},
+              {"name": "m", "type": "integer", "default": 1.5},
+              {"name": "s", "type": "string", "default": 5},
+              {"name": "d", "type": "decimal", "default": true},
+              {"name": "b", "type": "boolean", "default": "maybe"},
+              {"name": "day", "type": "date", "default": "2026-02-30"},
+              {"name": "when", "type": "date", "default": "25/11/2026"},
+              {"name": "list", "type": "string", "default": ["a"]}
+            ],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &[
+            "error: field `n`: default value: expected integer, got \"many\"",
+            "error: field `m`: default value: expected integer, got number 1.5",
+            "error: field `s`: default value: expected string, got number 5",
+            "error: field `d`: default value: expected decimal, got boolean true",
+            "error: field `b`: default value: expected boolean, got \"maybe\"",
+            "error: field `day`: default value: expected date, got \"2026-02-30\"",
+            "error: field `when`: default value: expected date, got \"25/11/2026\"",
+            "error: field `list`: default value: expected string, got a list",
+        ],
+    );
+}
+
+#[test]
+fn default_values_given_as_text_are_accepted() {
+    check(
+        r#"{"name": "p",
+            "fields": [
+              {"name": "n", "type": "integer", "default": "42"},
+              {"name": "d", "type": "decimal", "default": "0.10"},
+              {"name": "e", "type": "decimal", "default": 7},
+              {"name": "b", "type": "boolean", "default": "yes"},
+              {"name": "day", "type": "date", "default": "2026-11-25"},
+              {"name": "none", "type": "string", "default": null}
+            ],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &[],
+    );
+}
+
+#[test]
+fn invalid_field_names() {
+    check(
+        r#"{"name": "p",
+            "fields": [
+              {"name": "first name", "type": "string"},
+              {"name": "1st", "type": "string"},
+              {"name": "naïve", "type": "string"},
+              {"name": "cost-centre", "type": "string"},
+              {"name": "", "type": "string"},
+              {"name": "_ok_2", "type": "string"}
+            ],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &[
+            "error: field `first name`: a field name must start with a letter or _ and hold only letters, digits and _",
+            "error: field `1st`: a field name must start with a letter or _ and hold only letters, digits and _",
+            "error: field `naïve`: a field name must start with a letter or _ and hold only letters, digits and _",
+            "error: field `cost-centre`: a field name must start with a letter or _ and hold only letters, digits and _",
+            "error: field #5: a field name must start with a letter or _ and hold only letters, digits and _",
+        ],
+    );
+}
+
+#[test]
+fn reserved_field_names() {
+    // The script context names and script keywords cannot be fields.
+    let names = ["serial", "instance_id", "folio", "activity", "event", "if", "true", "let", "print", "type_of"];
+    let fields: Vec<String> = names.iter().map(|n| format!(r#"{{"name": "{n}", "type": "string"}}"#)).collect();
+    let json = format!(
+        r#"{{"name": "p", "fields": [{}], "activities": [{{"id": "a", "name": "A", "start": true}}]}}"#,
+        fields.join(", ")
+    );
+    let expected: Vec<String> =
+        names.iter().map(|n| format!("error: field `{n}`: `{n}` is a reserved name in scripts")).collect();
+    check(&json, &expected.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// BUG (src/model/validate.rs, `is_reserved`): the list holds 30 keywords, but the
+/// script language reserves more (`match`, `default`, `var`, `Fn`, `call`, `eval`,
+/// `debug`, `static`, `null`, `new`, ...). Such a field passes validation, yet no
+/// script or rule can ever use it: `match = 1;` fails to compile with
+/// "'match' is a reserved keyword".
+#[test]
+fn regression_fields_named_like_script_language_keywords_are_reserved() {
+    for name in ["match", "default", "var", "Fn", "call", "eval", "debug", "static", "null", "new"] {
+        check(
+            &format!(
+                r#"{{"name": "p", "fields": [{{"name": "{name}", "type": "integer"}}],
+                    "activities": [{{"id": "a", "name": "A", "start": true}}]}}"#
+            ),
+            &[&format!("error: field `{name}`: `{name}` is a reserved name in scripts")],
+        );
+    }
+}
+
+// ----- events and scripts ------------------------------------------------------------
+
+#[test]
+fn duplicate_event_names_in_one_activity() {
+    // The same event name in two different activities is fine.
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true, "events": [
+                {"kind": "server_event", "name": "Notify"},
+                {"kind": "server_event", "name": "Wait", "synchronous": false},
+                {"kind": "server_event", "name": "Notify"}
+              ]},
+              {"id": "b", "name": "B", "events": [{"kind": "server_event", "name": "Notify"}]}
+            ],
+            "lines": [{"from": "a", "to": "b"}]}"#,
+        &["error: activity `A`, event 3 `Notify`: duplicate event name `Notify` in this activity"],
+    );
+}
+
+#[test]
+fn event_needs_a_name() {
+    check(
+        r#"{"name": "p",
+            "activities": [{"id": "a", "name": "A", "start": true, "events": [
+              {"kind": "server_event", "name": "Ok"},
+              {"kind": "server_event", "name": "  "}
+            ]}]}"#,
+        &["error: activity `A`, event 2 `  `: the event has no name"],
+    );
+}
+
+#[test]
+fn script_syntax_error_names_line_and_column() {
+    check(
+        r#"{"name": "p",
+            "activities": [{"id": "a", "name": "A", "start": true, "events": [
+              {"kind": "server_event", "name": "Prepare", "script": "log(\"first\");\nlet x = ;"},
+              {"kind": "server_event", "name": "Unclosed", "script": "if true {\n  log(\"x\");\n"}
+            ]}]}"#,
+        &[
+            "error: activity `A`, event 1 `Prepare`: script: line 2, column 9: Unexpected ';'",
+            "error: activity `A`, event 2 `Unclosed`: script: line 3, column 1: Expecting '}' to terminate this block",
+        ],
+    );
+}
+
+#[test]
+fn misspelt_field_in_a_script_is_an_error() {
+    check(
+        r#"{"name": "p",
+            "fields": [{"name": "name", "type": "string"}],
+            "activities": [{"id": "a", "name": "A", "start": true, "events": [
+              {"kind": "server_event", "name": "Set", "script": "name = \"ok\";\nlet a = 1;\n  nmae = \"x\";"},
+              {"kind": "server_event", "name": "Read", "synchronous": false, "script": "log(`${naem}`);"}
+            ]}]}"#,
+        &[
+            "error: activity `A`, event 1 `Set`: script: line 3, column 3: Undefined variable: nmae",
+            "error: activity `A`, event 2 `Read`: script: line 1, column 8: Undefined variable: naem",
+        ],
+    );
+}
+
+/// BUG (src/model/script.rs, `compile_scope`): the context values are pushed as
+/// plain variables for compiling, so a script assigning to one compiles, and then
+/// fails on every run with "Cannot modify constant folio". Validation should
+/// report it at the event.
+#[test]
+fn regression_assigning_to_a_context_constant_is_an_error() {
+    check(
+        r#"{"name": "p",
+            "fields": [{"name": "n", "type": "integer"}],
+            "activities": [{"id": "a", "name": "A", "start": true, "events": [
+              {"kind": "server_event", "name": "e", "script": "n = 1;\nfolio = \"PO-1\";"}
+            ]}]}"#,
+        &["error: activity `A`, event 1 `e`: script: line 2…"],
+    );
+}
+
+// ----- line rules --------------------------------------------------------------------
+
+const RULE_PROCESS: &str = r#"{"name": "p",
+    "fields": [
+      {"name": "name", "type": "string", "default": "Ada"},
+      {"name": "n", "type": "integer"},
+      {"name": "empty", "type": "string"}
+    ],
+    "activities": [{"id": "a", "name": "A", "start": true}, {"id": "b", "name": "B"}],
+    "lines": [{"from": "a", "to": "b", "rule": RULE}]}"#;
+
+/// The problems of a two-activity process whose one line has `rule`.
+#[track_caller]
+fn check_rule(rule: &str, expected: &[&str]) {
+    let rule = serde_json::Value::String(rule.to_owned()).to_string();
+    check(&RULE_PROCESS.replace("RULE", &rule), expected);
+}
+
+#[test]
+fn rule_syntax_errors() {
+    check_rule("name = \"x\"", &["error: line 1 (A → B): rule: line 1, column 6: Unexpected '='"]);
+    check_rule("let x = 1; x", &["error: line 1 (A → B): rule: line 1, column 1: Unexpected 'let'"]);
+    check_rule("n == ", &["error: line 1 (A → B): rule: line 1, column 6: Script is incomplete"]);
+}
+
+#[test]
+fn rule_with_misspelt_field() {
+    check_rule("nmae == \"x\"", &["error: line 1 (A → B): rule: line 1, column 1: Undefined variable: nmae"]);
+}
+
+#[test]
+fn rule_that_is_not_boolean() {
+    check_rule("n + 1", &["error: line 1 (A → B): rule gives integer 1, not true or false"]);
+    check_rule("name", &["error: line 1 (A → B): rule gives string \"Ada\", not true or false"]);
+}
+
+/// BUG (src/model/script.rs, `eval_rule`): the value is shown with `{}`, so an
+/// empty string (or unit) disappears: "rule gives string , not true or false".
+#[test]
+fn regression_rule_that_is_not_boolean_shows_an_empty_value() {
+    check_rule("empty", &["error: line 1 (A → B): rule gives string \"\", not true or false"]);
+}
+
+#[test]
+fn rule_calling_an_unknown_function_or_operator() {
+    check_rule("foo(n)", &["error: line 1 (A → B): rule: line 1: Function not found: foo (i64)"]);
+    check_rule(
+        "name - 1 > 0",
+        &["error: line 1 (A → B): rule: line 1: Function not found: - (&str | ImmutableString | String, i64)"],
+    );
+}
+
+/// BUG (src/model/validate.rs, `check_lines`): the validator expects a comparison of
+/// incompatible types to fail with "Function not found", but the script language
+/// defines `>`, `<`, `>=`, `<=`, `==` between a string and a number as plain
+/// `false` (and `!=` as `true`). So `name > 3` passes validation and silently never
+/// fires at run time.
+#[test]
+fn regression_rule_comparing_incompatible_types() {
+    check_rule("name > 3", &["error: line 1 (A → B): rule…"]);
+    check_rule("n == \"3\"", &["error: line 1 (A → B): rule…"]);
+}
+
+#[test]
+fn rule_failures_that_depend_on_values_are_left_to_run_time() {
+    // n is 0 by default, so this divides by zero now, but not for every n.
+    check_rule("10 / n > 1", &[]);
+}
+
+// ----- the graph: warnings -------------------------------------------------------------
+
+#[test]
+fn unreachable_activities_are_warnings() {
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "B"},
+              {"id": "c", "name": "Orphan"},
+              {"id": "d", "name": "Feeds B"}
+            ],
+            "lines": [{"from": "a", "to": "b"}, {"from": "d", "to": "b"}]}"#,
+        &[
+            "warning: activity `Orphan` (c): unreachable: no path of lines leads here from the start activity",
+            "warning: activity `Feeds B` (d): unreachable: no path of lines leads here from the start activity",
+        ],
+    );
+}
+
+#[test]
+fn all_join_with_a_conditional_incoming_line_is_a_warning() {
+    let join = |rule: &str| {
+        format!(
+            r#"{{"name": "p",
+                "fields": [{{"name": "n", "type": "integer"}}],
+                "activities": [
+                  {{"id": "a", "name": "A", "start": true}},
+                  {{"id": "b", "name": "B"}},
+                  {{"id": "c", "name": "C"}},
+                  {{"id": "d", "name": "Join", "preceding_rule": "{rule}"}}
+                ],
+                "lines": [
+                  {{"from": "a", "to": "b"}},
+                  {{"from": "a", "to": "c"}},
+                  {{"from": "b", "to": "d", "rule": "n > 0"}},
+                  {{"from": "c", "to": "d"}}
+                ]}}"#
+        )
+    };
+    check(
+        &join("All"),
+        &[
+            "warning: line 3 (B → Join): this line has a rule but `Join` waits for All incoming lines: if the rule is false the join waits forever",
+        ],
+    );
+    // With Any every arriving line starts the activity: nothing to wait for.
+    check(&join("Any"), &[]);
+}
+
+#[test]
+fn endless_unconditional_loop_is_a_warning() {
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "B"},
+              {"id": "c", "name": "C"}
+            ],
+            "lines": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "b"}]}"#,
+        &["warning: activity `B` (b): endless loop: B, C follow each other round with no rule to stop them"],
+    );
+    // A single activity following itself. (The message says "A follow each other".)
+    check(
+        r#"{"name": "p", "activities": [{"id": "a", "name": "A", "start": true}],
+            "lines": [{"from": "a", "to": "a"}]}"#,
+        &["warning: activity `A` (a): endless loop: A…"],
+    );
+}
+
+#[test]
+fn loops_with_a_rule_are_fine() {
+    check(
+        r#"{"name": "p",
+            "fields": [{"name": "tries", "type": "integer"}],
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "Try", "events": [{"kind": "server_event", "name": "count", "script": "tries += 1;"}]},
+              {"id": "c", "name": "Done"}
+            ],
+            "lines": [
+              {"from": "a", "to": "b"},
+              {"from": "b", "to": "b", "rule": "tries < 3"},
+              {"from": "b", "to": "c", "rule": "tries >= 3"}
+            ]}"#,
+        &[],
+    );
+}
+
+/// BUG (src/model/validate.rs, `check_graph`): a loop is only reported when no line
+/// leaves it, but every true line fires (parallel branches), so an exit line with no
+/// rule or any rule does not stop an unconditional loop: B and C keep starting each
+/// other forever. The engine indeed puts such an instance in Error after
+/// `max_steps` ("ran 10000 steps without waiting for anything").
+#[test]
+fn regression_unconditional_loop_with_an_exit_line_is_still_endless() {
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "B"},
+              {"id": "c", "name": "C"},
+              {"id": "d", "name": "D"}
+            ],
+            "lines": [
+              {"from": "a", "to": "b"},
+              {"from": "b", "to": "c"},
+              {"from": "c", "to": "b"},
+              {"from": "c", "to": "d"}
+            ]}"#,
+        &["warning: activity `B` (b): endless loop: B, C…"],
+    );
+}
+
+/// BUG (src/model/validate.rs, `check_graph`): the loop check asks whether *all*
+/// lines within a strongly connected group are unconditional. Here B ⇄ C loop with no
+/// rule, but the group also holds C → D (with a rule) and D → B, so the endless B ⇄ C
+/// loop goes unreported. The check should look for cycles made of unconditional lines.
+#[test]
+fn regression_unconditional_loop_inside_a_larger_conditional_one_is_endless() {
+    check(
+        r#"{"name": "p",
+            "fields": [{"name": "n", "type": "integer"}],
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "B"},
+              {"id": "c", "name": "C"},
+              {"id": "d", "name": "D"}
+            ],
+            "lines": [
+              {"from": "a", "to": "b"},
+              {"from": "b", "to": "c"},
+              {"from": "c", "to": "b"},
+              {"from": "c", "to": "d", "rule": "n > 0"},
+              {"from": "d", "to": "b"}
+            ]}"#,
+        &["warning: activity `B` (b): endless loop: B, C…"],
+    );
+}
+
+// ----- everything at once --------------------------------------------------------------
+
+#[test]
+fn every_problem_is_reported_at_once_errors_first() {
+    check(
+        r#"{
+          "name": "",
+          "fields": [
+            {"name": "amount", "type": "money"},
+            {"name": "n", "type": "integer", "default": "x"},
+            {"name": "n", "type": "integer"},
+            {"name": "folio", "type": "string"}
+          ],
+          "activities": [
+            {"id": "a", "name": "Start", "start": true, "events": [
+              {"kind": "server_event", "name": "e", "script": "let x = ;"},
+              {"kind": "server_event", "name": "e", "script": "nn = 1;"}
+            ]},
+            {"id": "b", "name": "Loop 1"},
+            {"id": "c", "name": "Loop 2"},
+            {"id": "c", "name": "Lonely"},
+            {"id": "j", "name": "Join", "preceding_rule": "All"}
+          ],
+          "lines": [
+            {"from": "a", "to": "b", "rule": "n + 1"},
+            {"from": "b", "to": "c"},
+            {"from": "c", "to": "b"},
+            {"from": "a", "to": "missing"},
+            {"from": "a", "to": "j", "rule": "n > 0"},
+            {"from": "a", "to": "j"}
+          ]
+        }"#,
+        &[
+            "error: process: the process has no name",
+            "error: field `amount`: unknown field type `money` (expected string, integer, decimal, boolean or date)",
+            "error: field `n`: default value: expected integer, got \"x\"",
+            "error: field `n`: duplicate field name `n`",
+            "error: field `folio`: `folio` is a reserved name in scripts",
+            "error: activity `Start`, event 1 `e`: script: line 1, column 9: Unexpected ';'",
+            "error: activity `Start`, event 2 `e`: duplicate event name `e` in this activity",
+            "error: activity `Start`, event 2 `e`: script: line 1, column 1: Undefined variable: nn",
+            "error: activity `Lonely` (c): duplicate activity id `c`",
+            "error: line 1 (Start → Loop 1): rule gives integer 1, not true or false",
+            "error: line 4 (Start → missing): goes to `missing`, which is not an activity",
+            "warning: activity `Lonely` (c): unreachable: no path of lines leads here from the start activity",
+            "warning: line 5 (Start → Join): this line has a rule but `Join` waits for All incoming lines: if the rule is false the join waits forever",
+            "warning: activity `Loop 1` (b): endless loop: Loop 1, Loop 2 follow each other round with no rule to stop them",
+        ],
+    );
+}
+
+// ----- reading the file ------------------------------------------------------------------
+
+fn load_error(json: &str) -> LoadError {
+    match ProcessDraft::from_json(json, "bad.process.json") {
+        Ok(draft) => panic!("loaded: {draft:?}"),
+        Err(err) => err,
+    }
+}
+
+#[test]
+fn malformed_json_names_line_and_column() {
+    let err = load_error("{\n  \"name\": \"p\"\n  \"activities\": []\n}\n");
+    match &err {
+        LoadError::Syntax { origin, line, column, message } => {
+            assert_eq!(origin, "bad.process.json");
+            assert_eq!((*line, *column), (3, 3));
+            assert_eq!(message, "expected `,` or `}`");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.to_string(), "bad.process.json: line 3, column 3: expected `,` or `}`");
+
+    assert_eq!(load_error("{\"name\": \"p\",}").to_string(), "bad.process.json: line 1, column 14: trailing comma");
+    assert_eq!(
+        load_error("{\n  \"name\": \"p\",\n  \"activities\": [\n").to_string(),
+        "bad.process.json: line 4, column 0: EOF while parsing a list"
+    );
+}
+
+#[test]
+fn unknown_key_in_an_event_is_reported() {
+    let err = load_error(
+        "{\n  \"name\": \"p\",\n  \"activities\": [\n    {\n      \"id\": \"a\",\n      \"name\": \"A\",\n      \"start\": true,\n      \"events\": [\n        { \"kind\": \"server_event\", \"name\": \"e\", \"synchronus\": false }\n      ]\n    }\n  ]\n}\n",
+    );
+    let LoadError::Syntax { origin, line, column, message } = &err else { panic!("{err:?}") };
+    assert_eq!(origin, "bad.process.json");
+    assert_eq!(message, "unknown field `synchronus`, expected one of `name`, `synchronous`, `script`");
+    // serde reports an error inside an event (a tagged enum) only once the
+    // enclosing list is read, so the line is that of the list's end, not of the key.
+    assert!((9..=10).contains(line) && *column > 0, "line {line}, column {column}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("bad.process.json: line {line}, column {column}: unknown field `synchronus`"))
+    );
+}
+
+#[test]
+fn unknown_keys_and_values_elsewhere_are_reported() {
+    let cases = [
+        (r#"{"name": "p", "activites": []}"#, "unknown field `activites`"),
+        (r#"{"name": "p", "fields": [{"name": "x", "type": "string", "defualt": 1}]}"#, "unknown field `defualt`"),
+        (r#"{"name": "p", "activities": [{"id": "a", "name": "A", "strat": true}]}"#, "unknown field `strat`"),
+        (
+            r#"{"name": "p", "activities": [{"id": "a", "name": "A", "preceding_rule": "all"}]}"#,
+            "unknown variant `all`, expected `Any` or `All`",
+        ),
+        (
+            r#"{"name": "p", "activities": [{"id": "a", "name": "A", "events": [{"kind": "mail_event", "name": "e"}]}]}"#,
+            "unknown variant `mail_event`, expected `server_event`",
+        ),
+        (
+            r#"{"name": "p", "activities": [{"id": "a", "name": "A", "events": [{"name": "e"}]}]}"#,
+            "missing field `kind`",
+        ),
+        (r#"{"name": "p", "lines": [{"from": "a", "to": "b", "rules": "x"}]}"#, "unknown field `rules`"),
+        (r#"{"fields": []}"#, "missing field `name`"),
+    ];
+    for (json, expected) in cases {
+        let err = load_error(json);
+        let LoadError::Syntax { line, message, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*line, 1, "{json}");
+        assert!(message.contains(expected), "{json}: {message}");
+        assert!(err.to_string().starts_with("bad.process.json: line 1, column "), "{err}");
+    }
+}
+
+#[test]
+fn loading_a_missing_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.process.json");
+    let err = ProcessDraft::load(&path).unwrap_err();
+    assert!(matches!(err, LoadError::Read { .. }), "{err:?}");
+    assert!(err.to_string().starts_with(&format!("cannot read {}: ", path.display())), "{err}");
+}
