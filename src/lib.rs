@@ -10,3 +10,8 @@ pub mod client;
 pub mod engine;
 pub mod model;
 pub mod store;
+
+/// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
