@@ -78,3 +78,34 @@ fn threads_with_their_own_connections_finish_items_concurrently() {
     assert_eq!(fx.engine.count_instances("admin", &completed).unwrap(), 40);
     assert!(fx.engine.items("admin", &ItemFilter::default()).unwrap().is_empty());
 }
+
+/// Threads sharing one engine have their writes committed in shared batches
+/// (group commit): a refusal inside a batch must undo only its own work, and
+/// every acknowledged finish must be there afterwards.
+#[test]
+fn a_refusal_inside_a_shared_batch_undoes_only_itself() {
+    let fx = Fixture::new();
+    fx.deploy_sample("admin", "callback.process.json");
+    let ids: Vec<i64> = (0..60).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
+    let engine = &fx.engine;
+    std::thread::scope(|scope| {
+        for chunk in ids.chunks(6) {
+            scope.spawn(move || {
+                for id in chunk {
+                    let serial = format!("{id}_2");
+                    // Refused inside whatever batch is open: a bad value, a wrong user.
+                    assert!(engine.finish("admin", &serial, &set(&[("done", "perhaps")])).is_err());
+                    assert!(engine.finish("mallory", &serial, &[]).is_err());
+                    let finished = engine.finish("admin", &serial, &set(&[("name", "call back value")])).unwrap();
+                    assert_eq!(finished.progress.status, InstanceStatus::Completed);
+                }
+            });
+        }
+    });
+    for id in ids {
+        let detail = fx.detail("admin", id);
+        assert_eq!(detail.summary.status, InstanceStatus::Completed);
+        let finishes = detail.audit.iter().filter(|a| a.action == "Server item finished").count();
+        assert_eq!(finishes, 1, "instance {id}: {:?}", detail.audit);
+    }
+}

@@ -193,6 +193,14 @@ pub struct InstanceDetail {
     pub definition: Arc<CompiledProcess>,
 }
 
+/// What a write transaction committed: the instance as saved, its compiled
+/// definition, and how its run ended.
+struct Step {
+    instance: Instance,
+    process: Arc<CompiledProcess>,
+    end: RunEnd,
+}
+
 /// The embedded workflow engine over a storage.
 pub struct Engine<S: Storage> {
     store: S,
@@ -418,49 +426,37 @@ impl<S: Storage> Engine<S> {
 
     /// Runs asynchronous scripts outside transactions, applying each result in
     /// its own transaction, until the instance settles.
-    fn continue_async(&self, user: &str, instance_id: i64, mut end: RunEnd) -> Result<(), EngineError> {
+    ///
+    /// `step` is what the previous transaction committed: the instance as saved
+    /// and how its run ended. Returns the instance as finally saved.
+    fn continue_async(&self, user: &str, step: Step) -> Result<Instance, EngineError> {
+        let Step { mut instance, process, mut end } = step;
+        let instance_id = instance.id;
         while let RunEnd::AsyncScript { serial_id } = end {
-            let (instance, process) = self.store.read(|tx| {
-                let instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-                let process = self.compiled(tx, &instance.process, instance.version)?;
-                Ok((instance, process))
-            })?;
             self.reach(HookPoint::BeforeAsyncScript);
             let now = self.now();
             let result = {
                 let executor = self.executor(&process, user, now);
                 executor.run_async_script(&instance, serial_id)
             };
-            let Some(result) = result else { return Ok(()) };
-            end = self.write(|tx| {
+            let Some(result) = result else { return Ok(instance) };
+            (instance, end) = self.write(|tx| {
+                // Reloaded: others (a callback, an operator) may have written since.
                 let mut instance =
                     tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
                 let now = self.now();
                 let executor = self.executor(&process, user, now);
                 let mut changes = Changes::default();
                 if !executor.apply_async_script(&mut instance, serial_id, result, &mut changes) {
-                    return Ok(RunEnd::Settled);
+                    return Ok((instance, RunEnd::Settled));
                 }
                 let mut items = tx.item_state(instance_id)?;
                 let end = executor.run(&mut instance, &mut items, &mut changes);
                 self.save(tx, &mut instance, &mut changes, &executor)?;
-                Ok(end)
+                Ok((instance, end))
             })?;
         }
-        Ok(())
-    }
-
-    fn progress(&self, instance_id: i64) -> Result<Progress, EngineError> {
-        self.store.read(|tx| {
-            let instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-            let waiting = tx
-                .pending_items_of(instance_id)?
-                .into_iter()
-                .filter(|item| item.unapplied.is_none())
-                .map(|item| item.serial.to_string())
-                .collect();
-            Ok(Progress { instance_id, status: instance.status, waiting, failure: instance.flow.failure })
-        })
+        Ok(instance)
     }
 
     /// Starts a new instance of the default version and runs it to its first
@@ -472,7 +468,7 @@ impl<S: Storage> Engine<S> {
         folio: &str,
         data: &[(String, FieldInput)],
     ) -> Result<Progress, EngineError> {
-        let (instance_id, end) = self.write(|tx| {
+        let step = self.write(|tx| {
             let version = tx
                 .default_version(process)?
                 .ok_or_else(|| EngineError::ProcessNotFound { name: process.to_owned() })?;
@@ -503,10 +499,10 @@ impl<S: Storage> Engine<S> {
             executor.open_activity(&mut instance, compiled.start, &mut changes);
             let end = executor.run(&mut instance, &mut ItemState::default(), &mut changes);
             self.save(tx, &mut instance, &mut changes, &executor)?;
-            Ok((instance.id, end))
+            Ok(Step { instance, process: compiled, end })
         })?;
-        self.continue_async(user, instance_id, end)?;
-        self.progress(instance_id)
+        let instance = self.continue_async(user, step)?;
+        Ok(progress_of(&instance, None))
     }
 
     /// Opens a server item for a callback. Needs `Server Event` on its process.
@@ -525,7 +521,7 @@ impl<S: Storage> Engine<S> {
     /// Needs `Server Event` on the item's process. A refusal changes nothing.
     pub fn finish(&self, user: &str, serial: &str, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
         let serial: Serial = serial.parse()?;
-        let (applied, end) = self.write(|tx| {
+        let (applied, step) = self.write(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             match item.status {
@@ -561,16 +557,17 @@ impl<S: Storage> Engine<S> {
             if hold {
                 changes.participants.insert(user.to_owned());
                 tx.write_changes(instance.id, &changes)?;
-                return Ok((false, RunEnd::Settled));
+                return Ok((false, Step { instance, process, end: RunEnd::Settled }));
             }
             instance.status = InstanceStatus::Running;
             let mut items = tx.item_state(instance.id)?;
             let end = executor.run(&mut instance, &mut items, &mut changes);
             self.save(tx, &mut instance, &mut changes, &executor)?;
-            Ok((true, end))
+            Ok((true, Step { instance, process, end }))
         })?;
-        self.continue_async(user, serial.instance_id, end)?;
-        Ok(Finished { serial: serial.to_string(), applied, progress: self.progress(serial.instance_id)? })
+        let instance = self.continue_async(user, step)?;
+        let finished = if applied { None } else { Some(serial) };
+        Ok(Finished { serial: serial.to_string(), applied, progress: progress_of(&instance, finished) })
     }
 
     // ----- operator actions --------------------------------------------------
@@ -583,7 +580,7 @@ impl<S: Storage> Engine<S> {
         id: i64,
         act: impl FnOnce(&mut Instance, &CompiledProcess, &Executor<'_>, &mut Changes) -> Result<bool, EngineError>,
     ) -> Result<Progress, EngineError> {
-        let end = self.write(|tx| {
+        let step = self.write(|tx| {
             let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
@@ -597,10 +594,10 @@ impl<S: Storage> Engine<S> {
                 RunEnd::Settled
             };
             self.save(tx, &mut instance, &mut changes, &executor)?;
-            Ok(end)
+            Ok(Step { instance, process, end })
         })?;
-        self.continue_async(user, id, end)?;
-        self.progress(id)
+        let instance = self.continue_async(user, step)?;
+        Ok(progress_of(&instance, None))
     }
 
     /// Retries the failed event (or line rules) of an instance in Error.
@@ -735,8 +732,14 @@ impl<S: Storage> Engine<S> {
                 .filter(|t| t.state == TokenState::ScriptRunning)
                 .filter_map(|t| t.serial_id)
                 .collect();
+            let process = self.store.read(|tx| self.compiled(tx, &instance.process, instance.version))?;
             for serial_id in running {
-                self.continue_async(&instance.originator, instance.id, RunEnd::AsyncScript { serial_id })?;
+                let step = Step {
+                    instance: instance.clone(),
+                    process: process.clone(),
+                    end: RunEnd::AsyncScript { serial_id },
+                };
+                self.continue_async(&instance.originator, step)?;
             }
             recovered.push(instance.id);
         }
@@ -811,6 +814,26 @@ impl<S: Storage> Engine<S> {
                 definition: process,
             })
         })
+    }
+}
+
+/// Where a saved instance stands. `finished` is a serial finished but not
+/// applied yet, which the instance no longer waits on.
+fn progress_of(instance: &Instance, finished: Option<Serial>) -> Progress {
+    let mut waiting: Vec<Serial> = instance
+        .flow
+        .tokens
+        .iter()
+        .filter(|t| t.state == TokenState::Waiting)
+        .filter_map(|t| t.serial_id.map(|id| instance.serial(id)))
+        .filter(|serial| Some(*serial) != finished)
+        .collect();
+    waiting.sort();
+    Progress {
+        instance_id: instance.id,
+        status: instance.status,
+        waiting: waiting.iter().map(Serial::to_string).collect(),
+        failure: instance.flow.failure.clone(),
     }
 }
 

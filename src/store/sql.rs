@@ -15,12 +15,14 @@ use crate::engine::{
 };
 use crate::model::{Right, Value};
 
+/// The engine's storage operations on a connection that is inside a
+/// transaction (or a savepoint of one); the caller owns begin and commit.
 pub struct SqliteTransaction<'c> {
-    tx: &'c rusqlite::Transaction<'c>,
+    tx: &'c rusqlite::Connection,
 }
 
 impl<'c> SqliteTransaction<'c> {
-    pub fn new(tx: &'c rusqlite::Transaction<'c>) -> SqliteTransaction<'c> {
+    pub fn new(tx: &'c rusqlite::Connection) -> SqliteTransaction<'c> {
         SqliteTransaction { tx }
     }
 }
