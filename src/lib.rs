@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod engine;
+pub mod gui;
 pub mod model;
 pub mod store;
 

@@ -884,9 +884,11 @@ fn sql_looking_text_is_stored_verbatim() {
 // 8. No command, JSON shapes, environment -----------------------------------
 
 #[test]
-fn no_command_prints_help() {
+fn help_lists_every_command() {
     let fd = Flowdesk::new();
-    let out = execute(fd.command(), "");
+    let mut command = fd.command();
+    command.arg("--help");
+    let out = execute(command, "--help");
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("Usage"), "{}", out.stdout);
     for command in [
@@ -903,6 +905,7 @@ fn no_command_prints_help() {
         "stop",
         "resume",
         "goto",
+        "gui",
     ] {
         assert!(out.stdout.contains(command), "help lacks {command}");
     }

@@ -47,6 +47,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the flowdesk window (the default when no command is given)
+    Gui {
+        /// A process file to open in the designer
+        file: Option<PathBuf>,
+    },
     /// Check a process file and list every problem with where it is
     Validate { file: PathBuf },
     /// Deploy a process file as the process's next version
@@ -258,13 +263,8 @@ impl From<anyhow::Error> for Failure {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let Some(command) = &cli.command else {
-        // With no command, show what there is to do.
-        let mut help = <Cli as clap::CommandFactory>::command();
-        let _ = help.print_help();
-        println!();
-        return ExitCode::SUCCESS;
-    };
+    let gui = Command::Gui { file: None };
+    let command = cli.command.as_ref().unwrap_or(&gui);
     match execute(&cli, command) {
         Ok(code) => code,
         Err(Failure::Refused(err)) => {
@@ -336,6 +336,11 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {
+        Command::Gui { file } => {
+            let options = crate::gui::GuiOptions { db_path: cli.db_path(), user, file: file.clone() };
+            crate::gui::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { file } => {
             let draft = load(file)?;
             let problems = crate::model::validate(&draft, &crate::model::ScriptHost::default());

@@ -1,0 +1,721 @@
+//! The window: menus, the designer's panels, deploy and start, and the dialogs
+//! that guard unsaved work.
+//!
+//! Panels return what they want done; `FlowdeskApp` applies it after drawing,
+//! so no panel reaches into the engine or the file system itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, FieldInput};
+use crate::gui::GuiOptions;
+use crate::gui::designer::canvas::TemplatePayload;
+use crate::gui::designer::palette::{TEMPLATES, TemplateIcon};
+use crate::gui::designer::problems::{Pick, problems_ui};
+use crate::gui::designer::properties::{Request, RightsView, properties_ui};
+use crate::gui::designer::{Designer, Document, Icons};
+use crate::gui::dialogs::{FileDialogs, with_process_extension};
+use crate::gui::theme;
+use crate::model::{FieldType, ProcessDraft, Right, Severity};
+use crate::store::{Durability, SqliteStore};
+
+/// The samples shipped with flowdesk, offered under File ▸ Open Sample.
+pub const SAMPLES: &[(&str, &str)] = &[
+    ("callback", include_str!("../../samples/callback.process.json")),
+    ("purchase-approval", include_str!("../../samples/purchase-approval.process.json")),
+    ("shipment", include_str!("../../samples/shipment.process.json")),
+];
+
+/// What is kept between runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub recent: Vec<PathBuf>,
+    /// False until the first run has shown the callback sample.
+    pub welcomed: bool,
+    pub snap_to_grid: Option<bool>,
+}
+
+const RECENT_LIMIT: usize = 8;
+
+/// Something that replaces the current document; asked about first when there
+/// are unsaved changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replace {
+    New,
+    Open(Option<PathBuf>),
+    Sample(usize),
+    Quit,
+}
+
+enum Modal {
+    UnsavedChanges(Replace),
+    Message { title: String, text: String },
+    StartInstance(StartForm),
+}
+
+struct StartForm {
+    process: String,
+    folio: String,
+    values: Vec<(String, FieldType, String)>,
+    error: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum StatusKind {
+    Info,
+    Success,
+    Failure,
+}
+
+pub struct FlowdeskApp {
+    pub designer: Designer,
+    engine: Result<Arc<Engine<SqliteStore>>, String>,
+    user: String,
+    db_path: PathBuf,
+    dialogs: Box<dyn FileDialogs>,
+    pub settings: Settings,
+    icons: Option<Icons>,
+    status: Option<(String, StatusKind)>,
+    modal: Option<Modal>,
+    grant_user: String,
+    /// Rights on the deployed process of this name, refreshed after changes.
+    rights: Option<(String, Vec<(String, Right)>)>,
+    close_confirmed: bool,
+    pending_close: bool,
+}
+
+impl FlowdeskApp {
+    pub fn new(
+        ctx: &egui::Context,
+        options: GuiOptions,
+        settings: Settings,
+        dialogs: Box<dyn FileDialogs>,
+    ) -> FlowdeskApp {
+        // The canvas is drawn light; the panels around it match.
+        ctx.set_theme(egui::Theme::Light);
+        let engine = SqliteStore::open(&options.db_path, Durability::Full)
+            .map(|store| {
+                let engine = Engine::new(store);
+                // Instances whose runner died mid-script continue now.
+                let _ = engine.recover();
+                Arc::new(engine)
+            })
+            .map_err(|e| e.to_string());
+        let mut app = FlowdeskApp {
+            designer: Designer::new(Document::untitled()),
+            engine,
+            user: options.user,
+            db_path: options.db_path,
+            dialogs,
+            settings,
+            icons: load_icons(ctx),
+            status: None,
+            modal: None,
+            grant_user: String::new(),
+            rights: None,
+            close_confirmed: false,
+            pending_close: false,
+        };
+        if let Some(snap) = app.settings.snap_to_grid {
+            app.designer.snap = snap;
+        }
+        match options.file {
+            Some(path) => app.replace(Replace::Open(Some(path))),
+            None if !app.settings.welcomed => {
+                app.replace(Replace::Sample(0));
+                app.settings.welcomed = true;
+            }
+            None => match app.settings.recent.first().cloned().filter(|p| p.exists()) {
+                Some(last) => app.replace(Replace::Open(Some(last))),
+                None => app.replace(Replace::Sample(0)),
+            },
+        }
+        if let Err(message) = &app.engine {
+            app.status = Some((format!("No database: {message}"), StatusKind::Failure));
+        }
+        app.refresh_rights();
+        app
+    }
+
+    /// The whole window's content; also what the GUI tests drive.
+    pub fn ui(&mut self, ui: &mut Ui) {
+        self.shortcuts(ui.ctx());
+        self.guard_close(ui.ctx());
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::left("palette").resizable(false).exact_size(240.0).show(ui, |ui| self.palette(ui));
+        egui::Panel::right("properties").resizable(true).default_size(360.0).min_size(260.0).show(ui, |ui| {
+            self.properties(ui);
+        });
+        egui::Panel::bottom("problems").resizable(true).default_size(130.0).min_size(60.0).show(ui, |ui| {
+            let problems = self.designer.doc.problems(&self.designer.host).to_vec();
+            if let Some(pick) = problems_ui(ui, &problems) {
+                self.designer.selection = match pick {
+                    Pick::Element(element) => vec![element],
+                    Pick::Process => Vec::new(),
+                };
+            }
+        });
+        egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
+            self.designer.canvas_ui(ui, self.icons.as_ref());
+        });
+        self.modal_ui(ui.ctx());
+        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(self.title()));
+    }
+
+    pub fn title(&self) -> String {
+        let dirty = if self.designer.doc.is_dirty() { "● " } else { "" };
+        format!("{dirty}{} — flowdesk", self.designer.doc.title())
+    }
+
+    // ----- menus and shortcuts ------------------------------------------------
+
+    fn menu_bar(&mut self, ui: &mut Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.add(egui::Button::new("New").shortcut_text("Ctrl+N")).clicked() {
+                    self.request(Replace::New);
+                    ui.close();
+                }
+                if ui.add(egui::Button::new("Open…").shortcut_text("Ctrl+O")).clicked() {
+                    self.request(Replace::Open(None));
+                    ui.close();
+                }
+                ui.menu_button("Open Sample", |ui| {
+                    for (index, (name, _)) in SAMPLES.iter().enumerate() {
+                        if ui.button(*name).clicked() {
+                            self.request(Replace::Sample(index));
+                            ui.close();
+                        }
+                    }
+                });
+                ui.menu_button("Open Recent", |ui| {
+                    if self.settings.recent.is_empty() {
+                        ui.label("No recent files");
+                    }
+                    for path in self.settings.recent.clone() {
+                        if ui.button(path.display().to_string()).clicked() {
+                            self.request(Replace::Open(Some(path)));
+                            ui.close();
+                        }
+                    }
+                });
+                ui.separator();
+                if ui.add(egui::Button::new("Save").shortcut_text("Ctrl+S")).clicked() {
+                    self.save(false);
+                    ui.close();
+                }
+                if ui.add(egui::Button::new("Save As…").shortcut_text("Ctrl+Shift+S")).clicked() {
+                    self.save(true);
+                    ui.close();
+                }
+                ui.separator();
+                if ui.add(egui::Button::new("Quit").shortcut_text("Ctrl+Q")).clicked() {
+                    self.request(Replace::Quit);
+                    ui.close();
+                }
+            });
+            ui.menu_button("Edit", |ui| {
+                if ui
+                    .add_enabled(self.designer.doc.can_undo(), egui::Button::new("Undo").shortcut_text("Ctrl+Z"))
+                    .clicked()
+                {
+                    self.designer.undo();
+                    ui.close();
+                }
+                if ui
+                    .add_enabled(self.designer.doc.can_redo(), egui::Button::new("Redo").shortcut_text("Ctrl+Shift+Z"))
+                    .clicked()
+                {
+                    self.designer.redo();
+                    ui.close();
+                }
+                ui.separator();
+                if ui.add(egui::Button::new("Select all").shortcut_text("Ctrl+A")).clicked() {
+                    self.designer.select_all();
+                    ui.close();
+                }
+                let has_selection = !self.designer.selection.is_empty();
+                if ui.add_enabled(has_selection, egui::Button::new("Delete").shortcut_text("Del")).clicked() {
+                    let selection = self.designer.selection.clone();
+                    self.designer.apply(crate::gui::designer::Action::Delete(selection), ui.ctx());
+                    ui.close();
+                }
+            });
+            ui.menu_button("View", |ui| {
+                if ui.add(egui::Button::new("Zoom to fit").shortcut_text("Ctrl+0")).clicked() {
+                    self.designer.fit_requested = true;
+                    ui.close();
+                }
+                if ui.checkbox(&mut self.designer.snap, "Snap to grid").changed() {
+                    self.settings.snap_to_grid = Some(self.designer.snap);
+                }
+            });
+            ui.separator();
+            let has_errors = self.designer.doc.known_problems().iter().any(|p| p.severity == Severity::Error);
+            let deploy = ui
+                .add_enabled(!has_errors && self.engine.is_ok(), egui::Button::new("Deploy"))
+                .on_hover_text("Deploy as the process's next version (Ctrl+D)")
+                .on_disabled_hover_text("Fix the errors in the problems panel first");
+            if deploy.clicked() {
+                self.deploy();
+            }
+            if ui.add_enabled(self.engine.is_ok(), egui::Button::new("Start instance…")).clicked() {
+                self.open_start_form();
+            }
+        });
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let command = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
+        let command_shift = |key| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, key);
+        let typing = ctx.egui_wants_keyboard_input();
+        if ctx.input_mut(|i| i.consume_shortcut(&command_shift(Key::S))) {
+            self.save(true);
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::S))) {
+            self.save(false);
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::O))) {
+            self.request(Replace::Open(None));
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::N))) {
+            self.request(Replace::New);
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Q))) {
+            self.request(Replace::Quit);
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::D))) {
+            self.deploy();
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Num0))) {
+            self.designer.fit_requested = true;
+        }
+        if typing {
+            return; // text fields keep their own undo and select-all
+        }
+        let redo =
+            ctx.input_mut(|i| i.consume_shortcut(&command_shift(Key::Z)) || i.consume_shortcut(&command(Key::Y)));
+        if redo {
+            self.designer.redo();
+        } else if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Z))) {
+            self.designer.undo();
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::A))) {
+            self.designer.select_all();
+        }
+    }
+
+    // ----- panels --------------------------------------------------------------
+
+    fn palette(&mut self, ui: &mut Ui) {
+        ui.add_space(6.0);
+        ui.heading("Event templates");
+        ui.label(
+            RichText::new("Drag onto the canvas for a new activity, or onto an activity to add an event.")
+                .small()
+                .weak(),
+        );
+        ui.add_space(6.0);
+        for (index, template) in TEMPLATES.iter().enumerate() {
+            let id = ui.make_persistent_id(("template", index));
+            let response = ui
+                .dnd_drag_source(id, TemplatePayload(index), |ui| {
+                    egui::Frame::group(ui.style()).inner_margin(6.0).show(ui, |ui| {
+                        ui.set_width(ui.available_width());
+                        ui.horizontal(|ui| {
+                            if let Some(icons) = &self.icons {
+                                let texture = icons.for_template(template.icon);
+                                ui.add(egui::Image::new((texture, egui::vec2(22.0, 22.0))));
+                            }
+                            ui.label(RichText::new(template.name).strong());
+                        });
+                    });
+                })
+                .response;
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, template.name));
+            response.on_hover_text(template.description);
+            ui.add_space(4.0);
+        }
+        ui.add_space(12.0);
+        ui.separator();
+        ui.label(RichText::new("Canvas").strong());
+        for hint in [
+            "Drag the round handle of an activity to another one to draw a line.",
+            "Drag the background to pan; Shift+drag to select.",
+            "Ctrl+wheel zooms; Ctrl+0 fits.",
+            "Right-click an event to toggle Synchronous.",
+        ] {
+            ui.label(RichText::new(hint).small().weak());
+        }
+        let _ = TemplateIcon::ServerEvent;
+    }
+
+    fn properties(&mut self, ui: &mut Ui) {
+        let process = self.designer.doc.draft().name.clone();
+        let rights = match (&self.rights, self.designer.selection.is_empty()) {
+            (Some((name, rights)), true) if *name == process => {
+                Some(RightsView { rights: rights.as_slice(), new_user: &mut self.grant_user })
+            }
+            _ => None,
+        };
+        let (edits, requests) = properties_ui(ui, &self.designer, rights);
+        for edit in edits {
+            self.designer.edit(edit);
+        }
+        for request in requests {
+            self.apply_request(request);
+        }
+    }
+
+    fn status_bar(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            if let Some((text, kind)) = &self.status {
+                let color = match kind {
+                    StatusKind::Info => ui.visuals().text_color(),
+                    StatusKind::Success => theme::SUCCESS,
+                    StatusKind::Failure => theme::ERROR,
+                };
+                ui.colored_label(color, text);
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.label(RichText::new(self.db_path.display().to_string()).small().weak());
+                ui.label(RichText::new(format!("connected as {}", self.user)).small());
+            });
+        });
+    }
+
+    // ----- documents -----------------------------------------------------------
+
+    /// Replaces the document now, or asks first if there is unsaved work.
+    pub fn request(&mut self, replace: Replace) {
+        if self.designer.doc.is_dirty() {
+            self.modal = Some(Modal::UnsavedChanges(replace));
+        } else {
+            self.replace(replace);
+        }
+    }
+
+    fn replace(&mut self, replace: Replace) {
+        match replace {
+            Replace::New => self.designer.open(Document::untitled()),
+            Replace::Sample(index) => {
+                let Some((name, text)) = SAMPLES.get(index) else { return };
+                match ProcessDraft::from_json(text, name) {
+                    Ok(draft) => self.designer.open(Document::new(draft, None)),
+                    Err(err) => self.fail("Cannot open the sample", err.to_string()),
+                }
+            }
+            Replace::Open(path) => {
+                let Some(path) = path.or_else(|| self.dialogs.open_process()) else { return };
+                match ProcessDraft::load(&path) {
+                    Ok(draft) => {
+                        self.designer.open(Document::new(draft, Some(path.clone())));
+                        self.remember(&path);
+                        self.set_status(format!("Opened {}", path.display()), StatusKind::Info);
+                    }
+                    // The current work stays as it was.
+                    Err(err) => self.fail("Cannot open the process file", err.to_string()),
+                }
+            }
+            Replace::Quit => {
+                self.close_confirmed = true;
+                self.pending_close = true;
+            }
+        }
+        self.refresh_rights();
+    }
+
+    /// Saves to the document's file, or asks where (always, for Save As).
+    pub fn save(&mut self, save_as: bool) -> bool {
+        let path = match (save_as, self.designer.doc.path()) {
+            (false, Some(path)) => path.to_owned(),
+            _ => match self.dialogs.save_process(&self.designer.doc.draft().name) {
+                Some(path) => with_process_extension(path),
+                None => return false,
+            },
+        };
+        match std::fs::write(&path, self.designer.doc.draft().to_json()) {
+            Ok(()) => {
+                self.designer.doc.mark_saved(path.clone());
+                self.remember(&path);
+                self.set_status(format!("Saved {}", path.display()), StatusKind::Success);
+                true
+            }
+            Err(err) => {
+                self.fail("Cannot save", format!("{}: {err}", path.display()));
+                false
+            }
+        }
+    }
+
+    fn remember(&mut self, path: &Path) {
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+        self.settings.recent.retain(|p| *p != path);
+        self.settings.recent.insert(0, path);
+        self.settings.recent.truncate(RECENT_LIMIT);
+    }
+
+    // ----- engine --------------------------------------------------------------
+
+    pub fn deploy(&mut self) {
+        let Ok(engine) = self.engine.clone() else { return };
+        match engine.deploy(&self.user, self.designer.doc.draft()) {
+            Ok(deployed) => {
+                let warnings = if deployed.warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} warning(s))", deployed.warnings.len())
+                };
+                self.set_status(
+                    format!("Deployed {} version {}{warnings}", deployed.process, deployed.version),
+                    StatusKind::Success,
+                );
+                self.refresh_rights();
+            }
+            Err(err) => self.fail("Cannot deploy", err.to_string()),
+        }
+    }
+
+    fn open_start_form(&mut self) {
+        let draft = self.designer.doc.draft();
+        let values = draft
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let field_type = FieldType::from_name(&f.field_type)?;
+                let text = match &f.default {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None if field_type == FieldType::Boolean => "false".to_owned(),
+                    None => String::new(),
+                };
+                Some((f.name.clone(), field_type, text))
+            })
+            .collect();
+        self.modal = Some(Modal::StartInstance(StartForm {
+            process: draft.name.clone(),
+            folio: String::new(),
+            values,
+            error: None,
+        }));
+    }
+
+    fn start_instance(&mut self, form: &mut StartForm) -> bool {
+        let Ok(engine) = self.engine.clone() else { return false };
+        let data: Vec<(String, FieldInput)> = form
+            .values
+            .iter()
+            .filter(|(_, field_type, text)| !(text.is_empty() && *field_type != FieldType::String))
+            .map(|(name, _, text)| (name.clone(), FieldInput::Text(text.clone())))
+            .collect();
+        match engine.start(&self.user, &form.process, &form.folio, &data) {
+            Ok(progress) => {
+                let next = match progress.status {
+                    crate::engine::InstanceStatus::Active => {
+                        format!("waiting for a callback on {}", progress.waiting.join(", "))
+                    }
+                    crate::engine::InstanceStatus::Error => {
+                        let why = progress.failure.map(|f| f.message).unwrap_or_default();
+                        format!("in error: {why}")
+                    }
+                    status => status.name().to_lowercase(),
+                };
+                self.set_status(format!("Started instance {}: {next}", progress.instance_id), StatusKind::Success);
+                true
+            }
+            Err(err) => {
+                form.error = Some(err.to_string());
+                false
+            }
+        }
+    }
+
+    fn apply_request(&mut self, request: Request) {
+        let Ok(engine) = self.engine.clone() else { return };
+        let process = self.designer.doc.draft().name.clone();
+        let result = match &request {
+            Request::Grant { user, right } => engine.grant(&self.user, &process, user, &[*right]),
+            Request::Revoke { user, right } => engine.revoke(&self.user, &process, user, &[*right]),
+        };
+        match result {
+            Ok(()) => {
+                let text = match request {
+                    Request::Grant { user, right } => format!("Granted {right} on {process} to {user}"),
+                    Request::Revoke { user, right } => format!("Revoked {right} on {process} from {user}"),
+                };
+                self.set_status(text, StatusKind::Success);
+                self.grant_user.clear();
+            }
+            Err(err) => self.fail("Rights not changed", err.to_string()),
+        }
+        self.refresh_rights();
+    }
+
+    fn refresh_rights(&mut self) {
+        let process = self.designer.doc.draft().name.clone();
+        self.rights = match &self.engine {
+            Ok(engine) if engine.processes().is_ok_and(|ps| ps.iter().any(|p| p.name == process)) => {
+                engine.rights_on_process(&process).ok().map(|rights| (process, rights))
+            }
+            _ => None,
+        };
+    }
+
+    fn set_status(&mut self, text: String, kind: StatusKind) {
+        self.status = Some((text, kind));
+    }
+
+    fn fail(&mut self, title: &str, text: String) {
+        self.status = Some((format!("{title}: {}", text.lines().next().unwrap_or_default()), StatusKind::Failure));
+        self.modal = Some(Modal::Message { title: title.to_owned(), text });
+    }
+
+    pub fn status_text(&self) -> Option<&str> {
+        self.status.as_ref().map(|(text, _)| text.as_str())
+    }
+
+    // ----- closing and dialogs -------------------------------------------------
+
+    fn guard_close(&mut self, ctx: &egui::Context) {
+        if ctx.input(|i| i.viewport().close_requested()) && !self.close_confirmed && self.designer.doc.is_dirty() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.modal = Some(Modal::UnsavedChanges(Replace::Quit));
+        }
+        if self.pending_close {
+            self.pending_close = false;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    fn modal_ui(&mut self, ctx: &egui::Context) {
+        let Some(modal) = self.modal.take() else { return };
+        let mut keep = true;
+        let mut then: Option<Replace> = None;
+        let mut next_modal = None;
+        match modal {
+            Modal::UnsavedChanges(replace) => {
+                egui::Modal::new(egui::Id::unique("unsaved-changes")).show(ctx, |ui| {
+                    ui.heading("Save changes?");
+                    ui.label(format!("{} has changes that are not saved.", self.designer.doc.title()));
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        if ui.button("Save").clicked() {
+                            if self.save(false) {
+                                then = Some(replace.clone());
+                            }
+                            keep = false;
+                        }
+                        if ui.button("Don't save").clicked() {
+                            then = Some(replace.clone());
+                            keep = false;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            keep = false;
+                        }
+                    });
+                });
+                if keep {
+                    next_modal = Some(Modal::UnsavedChanges(replace));
+                }
+            }
+            Modal::Message { title, text } => {
+                egui::Modal::new(egui::Id::unique("message")).show(ctx, |ui| {
+                    ui.heading(&title);
+                    ui.label(&text);
+                    ui.add_space(8.0);
+                    if ui.button("OK").clicked() {
+                        keep = false;
+                    }
+                });
+                if keep {
+                    next_modal = Some(Modal::Message { title, text });
+                }
+            }
+            Modal::StartInstance(mut form) => {
+                let mut start = false;
+                egui::Modal::new(egui::Id::unique("start-instance")).show(ctx, |ui| {
+                    ui.heading(format!("Start an instance of {}", form.process));
+                    egui::Grid::new("start-form").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+                        let label = ui.label("Folio");
+                        ui.add(egui::TextEdit::singleline(&mut form.folio).hint_text("e.g. PO-1042"))
+                            .labelled_by(label.id);
+                        ui.end_row();
+                        for (name, field_type, text) in &mut form.values {
+                            let label = ui.label(format!("{name} ({field_type})"));
+                            if *field_type == FieldType::Boolean {
+                                let mut checked = text == "true";
+                                if ui.checkbox(&mut checked, "").labelled_by(label.id).changed() {
+                                    *text = checked.to_string();
+                                }
+                            } else {
+                                let hint = match field_type {
+                                    FieldType::Date => "YYYY-MM-DD",
+                                    FieldType::Integer => "whole number",
+                                    FieldType::Decimal => "number",
+                                    _ => "",
+                                };
+                                ui.add(egui::TextEdit::singleline(text).hint_text(hint)).labelled_by(label.id);
+                            }
+                            ui.end_row();
+                        }
+                    });
+                    if let Some(error) = &form.error {
+                        ui.colored_label(theme::ERROR, error);
+                    }
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        if ui.button("Start").clicked() {
+                            start = true;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            keep = false;
+                        }
+                    });
+                });
+                if start && self.start_instance(&mut form) {
+                    keep = false;
+                }
+                if keep {
+                    next_modal = Some(Modal::StartInstance(form));
+                }
+            }
+        }
+        if self.modal.is_none() {
+            self.modal = next_modal;
+        }
+        if let Some(replace) = then {
+            self.replace(replace);
+        }
+    }
+}
+
+impl eframe::App for FlowdeskApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        FlowdeskApp::ui(self, ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+fn load_icons(ctx: &egui::Context) -> Option<Icons> {
+    let load = |name: &str, bytes: &[u8]| -> Option<egui::TextureHandle> {
+        let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Png).ok()?.to_rgba8();
+        let size = [image.width() as usize, image.height() as usize];
+        let color = egui::ColorImage::from_rgba_unmultiplied(size, image.as_raw());
+        Some(ctx.load_texture(name, color, egui::TextureOptions::LINEAR))
+    };
+    let server_event = load("server-event", include_bytes!("../../assets/server-event.png"))?;
+    let async_server_event = load("server-event-async", include_bytes!("../../assets/server-event-async.png"))?;
+    let icons = Icons { server_event: server_event.id(), async_server_event: async_server_event.id() };
+    // The handles free their textures when dropped; these live as long as the app.
+    std::mem::forget(server_event);
+    std::mem::forget(async_server_event);
+    Some(icons)
+}

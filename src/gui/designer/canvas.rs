@@ -1,0 +1,777 @@
+//! The canvas: activities as boxes listing their events, lines as arrows, and
+//! every mouse gesture on them (drop templates, drag events, move, connect,
+//! select, pan, zoom).
+//!
+//! Drawing is done with egui's `Painter` from the draft each frame; only what
+//! is visible is drawn or made interactive, so a process of hundreds of
+//! activities stays smooth. The canvas never edits the draft itself: it returns
+//! [`Action`]s that the designer applies after the frame, each as one undo step.
+
+use egui::{
+    Align2, Color32, CornerRadius, CursorIcon, FontId, Key, Pos2, Rect, Response, Sense, Shape, Stroke, StrokeKind,
+    TextureId, Ui, Vec2, epaint::CubicBezierShape, pos2, vec2,
+};
+
+use crate::gui::designer::palette::TemplateIcon;
+use crate::gui::designer::{Designer, Element};
+use crate::gui::theme::{self, size};
+use crate::model::{ActivityDraft, EventDraft, LineDraft, Position, ProcessDraft};
+
+/// Pan and zoom of the canvas.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct View {
+    pub pan: Vec2,
+    pub zoom: f32,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View { pan: vec2(40.0, 40.0), zoom: 1.0 }
+    }
+}
+
+pub const MIN_ZOOM: f32 = 0.2;
+pub const MAX_ZOOM: f32 = 3.0;
+
+impl View {
+    pub fn to_screen(&self, origin: Pos2, p: Pos2) -> Pos2 {
+        origin + self.pan + p.to_vec2() * self.zoom
+    }
+
+    pub fn to_canvas(&self, origin: Pos2, s: Pos2) -> Pos2 {
+        ((s - origin - self.pan) / self.zoom).to_pos2()
+    }
+
+    pub fn rect_to_screen(&self, origin: Pos2, r: Rect) -> Rect {
+        Rect::from_min_max(self.to_screen(origin, r.min), self.to_screen(origin, r.max))
+    }
+
+    /// Zooms by `factor` keeping the canvas point under `anchor` (screen) still.
+    pub fn zoom_around(&mut self, origin: Pos2, anchor: Pos2, factor: f32) {
+        let before = self.to_canvas(origin, anchor);
+        self.zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);
+        let after = self.to_screen(origin, before);
+        self.pan += anchor - after;
+    }
+
+    /// Shows all of `bounds` (canvas units) inside `screen` with a margin.
+    pub fn fit(&mut self, screen: Rect, bounds: Rect) {
+        if !bounds.is_positive() {
+            *self = View::default();
+            return;
+        }
+        let margin = 40.0;
+        let available = (screen.size() - vec2(2.0 * margin, 2.0 * margin)).max(vec2(50.0, 50.0));
+        self.zoom = (available.x / bounds.width()).min(available.y / bounds.height()).clamp(MIN_ZOOM, 1.5);
+        let content = bounds.size() * self.zoom;
+        self.pan = (screen.size() - content) / 2.0 - bounds.min.to_vec2() * self.zoom;
+    }
+}
+
+/// Payload of a template dragged from the palette (its index in `TEMPLATES`).
+#[derive(Debug, Clone, Copy)]
+pub struct TemplatePayload(pub usize);
+
+/// Payload of an event dragged out of an activity.
+#[derive(Debug, Clone)]
+pub struct EventPayload {
+    pub activity: String,
+    pub index: usize,
+}
+
+/// What the user did on the canvas this frame.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Select(Vec<Element>),
+    /// Shift-click: add or remove one element.
+    ToggleSelect(Element),
+    AddActivity {
+        at: Position,
+        template: usize,
+    },
+    AppendEvent {
+        activity: String,
+        template: usize,
+    },
+    MoveEvent {
+        from: (String, usize),
+        to: (String, usize),
+    },
+    /// Positions of activities during a drag (one undo step per drag).
+    MoveActivities(Vec<(String, Position)>),
+    EndMove,
+    Connect {
+        from: String,
+        to: String,
+    },
+    ToggleSynchronous {
+        activity: String,
+        index: usize,
+    },
+    SetStart(String),
+    Delete(Vec<Element>),
+    Copy,
+    Paste,
+}
+
+/// An ongoing mouse gesture that spans frames.
+#[derive(Debug, Clone, Default)]
+pub enum Gesture {
+    #[default]
+    None,
+    Moving {
+        /// Canvas point under the pointer when the drag started.
+        grab: Pos2,
+        starts: Vec<(String, Position)>,
+    },
+    Connecting {
+        from: String,
+    },
+    RubberBand {
+        start: Pos2,
+    },
+}
+
+// ----- geometry (canvas units) -------------------------------------------------
+
+pub fn activity_rect(activity: &ActivityDraft) -> Rect {
+    let rows = activity.events.len().max(1) as f32;
+    Rect::from_min_size(
+        pos2(activity.position.x, activity.position.y),
+        vec2(size::ACTIVITY_WIDTH, size::HEADER + rows * size::EVENT_ROW + size::BODY_PADDING),
+    )
+}
+
+pub fn event_row_rect(activity: &ActivityDraft, index: usize) -> Rect {
+    let top = activity.position.y + size::HEADER + index as f32 * size::EVENT_ROW;
+    Rect::from_min_size(
+        pos2(activity.position.x + 6.0, top + 2.0),
+        vec2(size::ACTIVITY_WIDTH - 12.0, size::EVENT_ROW - 4.0),
+    )
+}
+
+pub fn handle_center(activity: &ActivityDraft) -> Pos2 {
+    let rect = activity_rect(activity);
+    pos2(rect.right(), rect.top() + size::HEADER / 2.0)
+}
+
+/// The bounding box of every activity, in canvas units.
+pub fn bounds(draft: &ProcessDraft) -> Rect {
+    draft.activities.iter().map(activity_rect).fold(Rect::NOTHING, |acc, r| acc.union(r))
+}
+
+/// The four Bézier points of a line from one box to another: it leaves and
+/// enters on the sides facing each other, so it does not run under its boxes.
+pub fn line_curve(from: Rect, to: Rect) -> [Pos2; 4] {
+    let d = to.center() - from.center();
+    let (start, start_dir, end, end_dir) = if d.x.abs() * 0.6 >= d.y.abs() {
+        if d.x >= 0.0 {
+            (from.right_center(), vec2(1.0, 0.0), to.left_center(), vec2(-1.0, 0.0))
+        } else {
+            (from.left_center(), vec2(-1.0, 0.0), to.right_center(), vec2(1.0, 0.0))
+        }
+    } else if d.y >= 0.0 {
+        (from.center_bottom(), vec2(0.0, 1.0), to.center_top(), vec2(0.0, -1.0))
+    } else {
+        (from.center_top(), vec2(0.0, -1.0), to.center_bottom(), vec2(0.0, 1.0))
+    };
+    let reach = ((end - start).length() * 0.4).clamp(30.0, 160.0);
+    [start, start + start_dir * reach, end + end_dir * reach, end]
+}
+
+fn bezier_point(p: &[Pos2; 4], t: f32) -> Pos2 {
+    let u = 1.0 - t;
+    let v = p[0].to_vec2() * (u * u * u)
+        + p[1].to_vec2() * (3.0 * u * u * t)
+        + p[2].to_vec2() * (3.0 * u * t * t)
+        + p[3].to_vec2() * (t * t * t);
+    v.to_pos2()
+}
+
+/// Distance from `point` to the curve, sampled; good enough for picking.
+fn distance_to_curve(curve: &[Pos2; 4], point: Pos2) -> f32 {
+    let samples: Vec<Pos2> = (0..=24).map(|i| bezier_point(curve, i as f32 / 24.0)).collect();
+    samples
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let ab = b - a;
+            let t = ((point - a).dot(ab) / ab.length_sq().max(1e-6)).clamp(0.0, 1.0);
+            (a + ab * t).distance(point)
+        })
+        .fold(f32::INFINITY, f32::min)
+}
+
+pub fn snap(p: Pos2, on: bool) -> Position {
+    if on {
+        Position { x: (p.x / size::GRID).round() * size::GRID, y: (p.y / size::GRID).round() * size::GRID }
+    } else {
+        Position { x: p.x, y: p.y }
+    }
+}
+
+/// The event index a drop at canvas `y` would insert at.
+fn insert_index(activity: &ActivityDraft, y: f32) -> usize {
+    let first_row = activity.position.y + size::HEADER;
+    (((y - first_row) / size::EVENT_ROW) + 0.5).floor().clamp(0.0, activity.events.len() as f32) as usize
+}
+
+/// Textures for the event icons, loaded once by the app.
+#[derive(Clone, Copy)]
+pub struct Icons {
+    pub server_event: TextureId,
+    pub async_server_event: TextureId,
+}
+
+impl Icons {
+    pub fn for_template(&self, icon: TemplateIcon) -> TextureId {
+        match icon {
+            TemplateIcon::ServerEvent => self.server_event,
+            TemplateIcon::AsyncServerEvent => self.async_server_event,
+        }
+    }
+}
+
+// ----- the canvas widget ----------------------------------------------------------
+
+/// Draws the canvas and returns what the user did.
+pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let (screen, background) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+    let origin = screen.min;
+    let painter = ui.painter_at(screen);
+    painter.rect_filled(screen, CornerRadius::ZERO, theme::CANVAS_BACKGROUND);
+
+    if designer.fit_requested {
+        designer.fit_requested = false;
+        designer.fit_frames = 3;
+    }
+    if designer.fit_frames > 0 {
+        designer.fit_frames -= 1;
+        designer.view.fit(screen, bounds(designer.doc.draft()));
+    }
+    let view = designer.view;
+    draw_grid(&painter, screen, &view, origin);
+
+    let draft = designer.doc.draft();
+    let pointer = ui.ctx().pointer_interact_pos();
+    let pointer_canvas = pointer.map(|p| view.to_canvas(origin, p));
+    let shift = ui.input(|i| i.modifiers.shift);
+
+    // Which activity is under the pointer (topmost = last drawn).
+    let hovered_activity = pointer_canvas
+        .and_then(|p| draft.activities.iter().rev().find(|a| activity_rect(a).contains(p)).map(|a| a.id.clone()));
+
+    // --- boxes ---
+    let dragging_payload = egui::DragAndDrop::has_any_payload(ui.ctx());
+    let mut activity_responses: Vec<(usize, Response)> = Vec::new();
+    let mut row_responses: Vec<(usize, usize, Response)> = Vec::new();
+    let mut handle_responses: Vec<(usize, Response)> = Vec::new();
+    for (index, activity) in draft.activities.iter().enumerate() {
+        let rect = view.rect_to_screen(origin, activity_rect(activity));
+        if !rect.expand(12.0).intersects(screen) {
+            continue;
+        }
+        let selected = designer.selection.contains(&Element::Activity(activity.id.clone()));
+        let drop_target = dragging_payload && hovered_activity.as_deref() == Some(activity.id.as_str());
+        draw_activity(&painter, activity, rect, view.zoom, selected, drop_target, &designer.selection, icons);
+
+        let id = ui.make_persistent_id(("activity", &activity.id));
+        let response = ui.interact(rect, id, Sense::click_and_drag());
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Activity {}", activity.name))
+        });
+        activity_responses.push((index, response));
+        for event_index in 0..activity.events.len() {
+            let row = view.rect_to_screen(origin, event_row_rect(activity, event_index));
+            let row_id = ui.make_persistent_id(("event", &activity.id, event_index));
+            let response = ui.interact(row, row_id, Sense::click_and_drag());
+            let name = activity.events[event_index].name().to_owned();
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, format!("Event {name}")));
+            row_responses.push((index, event_index, response));
+        }
+        let handle = view.to_screen(origin, handle_center(activity));
+        let handle_rect =
+            Rect::from_center_size(handle, Vec2::splat(size::HANDLE_RADIUS * 2.0 * view.zoom.max(0.8) + 4.0));
+        let response = ui
+            .interact(handle_rect, ui.make_persistent_id(("handle", &activity.id)), Sense::drag())
+            .on_hover_cursor(CursorIcon::Crosshair);
+        let label = format!("Connect {}", activity.name);
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, label.clone()));
+        handle_responses.push((index, response));
+    }
+
+    // --- lines, over the boxes so none is ever hidden ---
+    let mut hovered_line = None;
+    for (index, line) in draft.lines.iter().enumerate() {
+        let (Some(from), Some(to)) = (draft.activity(&line.from), draft.activity(&line.to)) else { continue };
+        let curve = line_curve(activity_rect(from), activity_rect(to)).map(|p| view.to_screen(origin, p));
+        let reach = Rect::from_points(&curve).expand(20.0);
+        if !reach.intersects(screen) {
+            continue;
+        }
+        let selected = designer.selection.contains(&Element::Line(index));
+        draw_line(&painter, line, &curve, view.zoom, selected);
+        if let Some(p) = pointer
+            && hovered_line.is_none()
+            && reach.contains(p)
+            && distance_to_curve(&curve, p) < 6.0
+        {
+            hovered_line = Some(index);
+        }
+    }
+
+    for (index, _) in &handle_responses {
+        let activity = &draft.activities[*index];
+        let center = view.to_screen(origin, handle_center(activity));
+        painter.circle(
+            center,
+            size::HANDLE_RADIUS * view.zoom.max(0.6),
+            Color32::WHITE,
+            Stroke::new(1.5, theme::SELECTION),
+        );
+    }
+
+    // --- gestures ---
+    // Connecting: drag from a handle to another activity.
+    for (index, response) in &handle_responses {
+        if response.drag_started() {
+            designer.gesture = Gesture::Connecting { from: draft.activities[*index].id.clone() };
+        }
+    }
+    if let Gesture::Connecting { from } = &designer.gesture {
+        if let (Some(source), Some(p)) = (draft.activity(from), pointer) {
+            let start = view.to_screen(origin, handle_center(source));
+            let stroke = Stroke::new(2.0, theme::SELECTION);
+            let points = [start, start + vec2(60.0, 0.0), p - vec2(60.0, 0.0), p];
+            painter.add(CubicBezierShape::from_points_stroke(points, false, Color32::TRANSPARENT, stroke));
+        }
+        if ui.input(|i| i.pointer.any_released()) {
+            if let Some(target) = &hovered_activity
+                && target != from
+            {
+                actions.push(Action::Connect { from: from.clone(), to: target.clone() });
+            }
+            designer.gesture = Gesture::None;
+        }
+    }
+
+    // Events: click selects, right-click offers a menu, drag moves or reorders.
+    for (activity_index, event_index, response) in &row_responses {
+        let activity = &draft.activities[*activity_index];
+        let element = Element::Event { activity: activity.id.clone(), index: *event_index };
+        if response.clicked() {
+            actions.push(if shift {
+                Action::ToggleSelect(element.clone())
+            } else {
+                Action::Select(vec![element.clone()])
+            });
+        }
+        if response.drag_started() {
+            response.dnd_set_drag_payload(EventPayload { activity: activity.id.clone(), index: *event_index });
+        }
+        let EventDraft::ServerEvent(event) = &activity.events[*event_index];
+        let synchronous = event.synchronous;
+        response.context_menu(|ui| {
+            let mut checked = synchronous;
+            if ui.checkbox(&mut checked, "Synchronous").clicked() {
+                actions.push(Action::ToggleSynchronous { activity: activity.id.clone(), index: *event_index });
+                ui.close();
+            }
+            if ui.button("Delete event").clicked() {
+                actions.push(Action::Delete(vec![element.clone()]));
+                ui.close();
+            }
+        });
+    }
+
+    // Activities: click selects, drag moves the selection, right-click menu.
+    for (index, response) in &activity_responses {
+        let activity = &draft.activities[*index];
+        let element = Element::Activity(activity.id.clone());
+        if response.clicked() {
+            actions.push(if shift {
+                Action::ToggleSelect(element.clone())
+            } else {
+                Action::Select(vec![element.clone()])
+            });
+        }
+        if response.drag_started()
+            && let Some(grab) = pointer_canvas
+        {
+            let mut moving: Vec<String> = designer
+                .selection
+                .iter()
+                .filter_map(|e| match e {
+                    Element::Activity(id) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect();
+            if !moving.contains(&activity.id) {
+                moving = vec![activity.id.clone()];
+                actions.push(Action::Select(vec![element.clone()]));
+            }
+            let starts = draft
+                .activities
+                .iter()
+                .filter(|a| moving.contains(&a.id))
+                .map(|a| (a.id.clone(), a.position))
+                .collect();
+            designer.gesture = Gesture::Moving { grab, starts };
+        }
+        response.context_menu(|ui| {
+            if ui.add_enabled(!activity.start, egui::Button::new("Set as start")).clicked() {
+                actions.push(Action::SetStart(activity.id.clone()));
+                ui.close();
+            }
+            if ui.button("Copy").clicked() {
+                actions.push(Action::Select(vec![element.clone()]));
+                actions.push(Action::Copy);
+                ui.close();
+            }
+            if ui.button("Delete activity").clicked() {
+                actions.push(Action::Delete(vec![element.clone()]));
+                ui.close();
+            }
+        });
+    }
+    if let Gesture::Moving { grab, starts } = &designer.gesture {
+        if let Some(p) = pointer_canvas {
+            let delta = p - *grab;
+            if delta != Vec2::ZERO {
+                let moves = starts
+                    .iter()
+                    .map(|(id, start)| (id.clone(), snap(pos2(start.x + delta.x, start.y + delta.y), designer.snap)))
+                    .collect();
+                actions.push(Action::MoveActivities(moves));
+            }
+        }
+        if ui.input(|i| !i.pointer.any_down()) {
+            actions.push(Action::EndMove);
+            designer.gesture = Gesture::None;
+        }
+    }
+
+    // Drops from the palette or of a dragged event.
+    let released = ui.input(|i| i.pointer.any_released());
+    if released
+        && let Some(p) = pointer
+        && screen.contains(p)
+    {
+        let at = view.to_canvas(origin, p);
+        if let Some(template) = egui::DragAndDrop::take_payload::<TemplatePayload>(ui.ctx()) {
+            match &hovered_activity {
+                Some(activity) => {
+                    actions.push(Action::AppendEvent { activity: activity.clone(), template: template.0 })
+                }
+                None => {
+                    let top_left = pos2(at.x - size::ACTIVITY_WIDTH / 2.0, at.y - size::HEADER / 2.0);
+                    actions.push(Action::AddActivity { at: snap(top_left, designer.snap), template: template.0 });
+                }
+            }
+        }
+        if let Some(event) = egui::DragAndDrop::take_payload::<EventPayload>(ui.ctx())
+            && let Some(target) = hovered_activity.as_ref().and_then(|id| draft.activity(id))
+        {
+            let index = insert_index(target, at.y);
+            actions.push(Action::MoveEvent {
+                from: (event.activity.clone(), event.index),
+                to: (target.id.clone(), index),
+            });
+        }
+    }
+
+    // Background: click selects a line or clears; drag pans; shift-drag selects.
+    if background.clicked() {
+        match hovered_line {
+            Some(line) if shift => actions.push(Action::ToggleSelect(Element::Line(line))),
+            Some(line) => actions.push(Action::Select(vec![Element::Line(line)])),
+            None if !shift => actions.push(Action::Select(Vec::new())),
+            None => {}
+        }
+    }
+    if let Some(line) = hovered_line {
+        background.context_menu(|ui| {
+            if ui.button("Delete line").clicked() {
+                actions.push(Action::Delete(vec![Element::Line(line)]));
+                ui.close();
+            }
+        });
+    }
+    if background.drag_started()
+        && shift
+        && let Some(start) = pointer_canvas
+    {
+        designer.gesture = Gesture::RubberBand { start };
+    }
+    match &designer.gesture {
+        Gesture::RubberBand { start } => {
+            if let Some(p) = pointer_canvas {
+                let band = Rect::from_two_pos(*start, p);
+                let screen_band = view.rect_to_screen(origin, band);
+                painter.rect(
+                    screen_band,
+                    CornerRadius::ZERO,
+                    theme::SELECTION_FILL,
+                    Stroke::new(1.0, theme::SELECTION),
+                    StrokeKind::Inside,
+                );
+                if background.drag_stopped() || ui.input(|i| !i.pointer.any_down()) {
+                    let picked: Vec<Element> = draft
+                        .activities
+                        .iter()
+                        .filter(|a| band.intersects(activity_rect(a)))
+                        .map(|a| Element::Activity(a.id.clone()))
+                        .collect();
+                    let mut selection = designer.selection.clone();
+                    for element in picked {
+                        if !selection.contains(&element) {
+                            selection.push(element);
+                        }
+                    }
+                    actions.push(Action::Select(selection));
+                    designer.gesture = Gesture::None;
+                }
+            }
+        }
+        Gesture::None if background.dragged() => {
+            designer.fit_frames = 0;
+            designer.view.pan += background.drag_delta();
+            ui.ctx().set_cursor_icon(CursorIcon::Grabbing);
+        }
+        _ => {}
+    }
+
+    // Wheel: scroll pans, Ctrl+wheel (or pinch) zooms around the pointer.
+    if background.hovered() || activity_responses.iter().any(|(_, r)| r.hovered()) {
+        let (scroll, zoom) = ui.input(|i| (i.smooth_scroll_delta, i.zoom_delta()));
+        if zoom != 1.0
+            && let Some(p) = pointer
+        {
+            designer.fit_frames = 0;
+            designer.view.zoom_around(origin, p, zoom);
+        } else if scroll != Vec2::ZERO {
+            designer.fit_frames = 0;
+            designer.view.pan += scroll;
+        }
+    }
+
+    // Keyboard, unless a text field has the focus.
+    if !ui.ctx().egui_wants_keyboard_input() {
+        if ui.input(|i| i.key_pressed(Key::Delete) || i.key_pressed(Key::Backspace)) && !designer.selection.is_empty() {
+            actions.push(Action::Delete(designer.selection.clone()));
+        }
+        let (copy, paste) = ui.input(|i| {
+            let copy = i.events.iter().any(|e| matches!(e, egui::Event::Copy));
+            let paste = i.events.iter().any(|e| matches!(e, egui::Event::Paste(_)))
+                || i.modifiers.command && i.key_pressed(Key::V);
+            (copy, paste)
+        });
+        if copy {
+            actions.push(Action::Copy);
+        }
+        if paste {
+            actions.push(Action::Paste);
+        }
+    }
+    actions
+}
+
+fn draw_grid(painter: &egui::Painter, screen: Rect, view: &View, origin: Pos2) {
+    let step = size::GRID * view.zoom * if view.zoom < 0.5 { 4.0 } else { 1.0 };
+    if step < 6.0 {
+        return;
+    }
+    let first = view.to_screen(origin, Pos2::ZERO);
+    let start_x = screen.left() + (first.x - screen.left()).rem_euclid(step);
+    let start_y = screen.top() + (first.y - screen.top()).rem_euclid(step);
+    let mut shapes = Vec::new();
+    let mut y = start_y;
+    while y < screen.bottom() {
+        let mut x = start_x;
+        while x < screen.right() {
+            shapes.push(Shape::rect_filled(
+                Rect::from_center_size(pos2(x, y), Vec2::splat(1.5)),
+                CornerRadius::ZERO,
+                theme::GRID_DOT,
+            ));
+            x += step;
+        }
+        y += step;
+    }
+    painter.extend(shapes);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_activity(
+    painter: &egui::Painter,
+    activity: &ActivityDraft,
+    rect: Rect,
+    zoom: f32,
+    selected: bool,
+    drop_target: bool,
+    selection: &[Element],
+    icons: Option<&Icons>,
+) {
+    let radius = CornerRadius::same((6.0 * zoom).round().clamp(1.0, 255.0) as u8);
+    let border = if drop_target {
+        Stroke::new(2.5, theme::DROP_TARGET)
+    } else if selected {
+        Stroke::new(2.5, theme::SELECTION)
+    } else {
+        Stroke::new(1.0, theme::ACTIVITY_BORDER)
+    };
+    painter.rect(rect, radius, theme::ACTIVITY_FILL, border, StrokeKind::Inside);
+    let header = Rect::from_min_size(rect.min, vec2(rect.width(), size::HEADER * zoom));
+    painter.rect_filled(header.shrink(1.0), CornerRadius { sw: 0, se: 0, ..radius }, theme::ACTIVITY_HEADER);
+    if activity.start {
+        let stripe = Rect::from_min_size(rect.min, vec2(5.0 * zoom, rect.height()));
+        painter.rect_filled(stripe, CornerRadius { ne: 0, se: 0, ..radius }, theme::START_MARK);
+    }
+    if zoom < 0.35 {
+        return; // too small to read: boxes only
+    }
+    let font = FontId::proportional(size::FONT * zoom);
+    let small = FontId::proportional(size::SMALL_FONT * zoom);
+    let text_left = rect.left() + 12.0 * zoom;
+    let title_width = rect.width() - 24.0 * zoom - if activity.start { 44.0 * zoom } else { 0.0 };
+    let title = elide(painter, &activity.name, &font, title_width);
+    painter.text(pos2(text_left, header.center().y), Align2::LEFT_CENTER, title, font.clone(), theme::ACTIVITY_TEXT);
+    if activity.start {
+        painter.text(
+            pos2(header.right() - 12.0 * zoom, header.center().y),
+            Align2::RIGHT_CENTER,
+            "START",
+            small.clone(),
+            theme::START_MARK,
+        );
+    }
+    if activity.events.is_empty() {
+        let y = rect.top() + (size::HEADER + size::EVENT_ROW / 2.0) * zoom;
+        painter.text(pos2(text_left, y), Align2::LEFT_CENTER, "drop an event here", small, theme::ACTIVITY_BORDER);
+        return;
+    }
+    for (index, event) in activity.events.iter().enumerate() {
+        let EventDraft::ServerEvent(server_event) = event;
+        let row = Rect::from_min_size(
+            pos2(rect.left() + 6.0 * zoom, rect.top() + (size::HEADER + index as f32 * size::EVENT_ROW + 2.0) * zoom),
+            vec2(rect.width() - 12.0 * zoom, (size::EVENT_ROW - 4.0) * zoom),
+        );
+        let event_selected = selection.contains(&Element::Event { activity: activity.id.clone(), index });
+        let (accent, fill) = if server_event.synchronous {
+            (theme::SYNC_EVENT, Color32::TRANSPARENT)
+        } else {
+            (theme::ASYNC_EVENT, theme::ASYNC_ROW_FILL)
+        };
+        let row_stroke = if event_selected { Stroke::new(2.0, theme::SELECTION) } else { Stroke::NONE };
+        painter.rect(row, CornerRadius::same(4), fill, row_stroke, StrokeKind::Inside);
+        let icon_rect =
+            Rect::from_center_size(pos2(row.left() + 10.0 * zoom, row.center().y), Vec2::splat(14.0 * zoom));
+        match icons {
+            Some(icons) => {
+                let texture = if server_event.synchronous { icons.server_event } else { icons.async_server_event };
+                painter.image(texture, icon_rect, Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0)), Color32::WHITE);
+            }
+            None => {
+                painter.circle_filled(icon_rect.center(), 5.0 * zoom, accent);
+            }
+        }
+        let badge_width = if server_event.synchronous { 0.0 } else { 52.0 * zoom };
+        let name = elide(painter, &server_event.name, &font, row.width() - 26.0 * zoom - badge_width);
+        painter.text(
+            pos2(row.left() + 22.0 * zoom, row.center().y),
+            Align2::LEFT_CENTER,
+            name,
+            font.clone(),
+            theme::EVENT_TEXT,
+        );
+        if !server_event.synchronous {
+            let badge = Rect::from_min_size(
+                pos2(row.right() - badge_width, row.top() + 3.0 * zoom),
+                vec2(badge_width - 4.0 * zoom, row.height() - 6.0 * zoom),
+            );
+            painter.rect_filled(badge, CornerRadius::same(6), theme::ASYNC_EVENT);
+            painter.text(badge.center(), Align2::CENTER_CENTER, "waits", small.clone(), Color32::WHITE);
+        }
+    }
+}
+
+fn draw_line(painter: &egui::Painter, line: &LineDraft, curve: &[Pos2; 4], zoom: f32, selected: bool) {
+    let stroke = theme::line_stroke(zoom, selected);
+    painter.add(CubicBezierShape::from_points_stroke(*curve, false, Color32::TRANSPARENT, stroke));
+    // Arrowhead along the curve's last tangent.
+    let tip = curve[3];
+    let direction = (curve[3] - bezier_point(curve, 0.95)).normalized();
+    let side = vec2(-direction.y, direction.x);
+    let length = 10.0 * zoom.max(0.6);
+    let arrow =
+        vec![tip, tip - direction * length + side * length * 0.5, tip - direction * length - side * length * 0.5];
+    painter.add(Shape::convex_polygon(arrow, stroke.color, Stroke::NONE));
+    let text = match (line.label.is_empty(), line.rule.trim().is_empty()) {
+        (true, true) => return,
+        (false, true) => line.label.clone(),
+        (true, false) => line.rule.clone(),
+        (false, false) => format!("{}: {}", line.label, line.rule),
+    };
+    if zoom < 0.45 {
+        return;
+    }
+    let font = FontId::proportional(size::SMALL_FONT * zoom);
+    let mid = bezier_point(curve, 0.5);
+    let color = if line.rule.trim().is_empty() { theme::ACTIVITY_TEXT } else { theme::LINE_RULE_TEXT };
+    let galley = painter.layout_no_wrap(text, font, color);
+    let rect = Rect::from_center_size(mid, galley.size() + vec2(8.0, 4.0));
+    painter.rect(
+        rect,
+        CornerRadius::same(4),
+        theme::LINE_LABEL_FILL,
+        Stroke::new(1.0, stroke.color),
+        StrokeKind::Inside,
+    );
+    painter.galley(rect.min + vec2(4.0, 2.0), galley, color);
+}
+
+/// The text cut with "…" to fit `width` pixels.
+fn elide(painter: &egui::Painter, text: &str, font: &FontId, width: f32) -> String {
+    let fits = |t: &str| painter.layout_no_wrap(t.to_owned(), font.clone(), Color32::BLACK).size().x <= width;
+    if fits(text) {
+        return text.to_owned();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut keep = chars.len();
+    while keep > 0 {
+        keep -= 1;
+        let candidate: String = chars[..keep].iter().collect::<String>() + "…";
+        if fits(&candidate) {
+            return candidate;
+        }
+    }
+    "…".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_round_trips_and_zooms_around_the_anchor() {
+        let mut view = View { pan: vec2(10.0, 20.0), zoom: 1.5 };
+        let origin = pos2(100.0, 50.0);
+        let p = pos2(33.0, 44.0);
+        assert!((view.to_canvas(origin, view.to_screen(origin, p)) - p).length() < 1e-3);
+        let anchor = pos2(400.0, 300.0);
+        let under = view.to_canvas(origin, anchor);
+        view.zoom_around(origin, anchor, 2.0);
+        assert!((view.to_canvas(origin, anchor) - under).length() < 1e-3);
+    }
+
+    #[test]
+    fn lines_leave_on_the_facing_sides() {
+        let a = Rect::from_min_size(pos2(0.0, 0.0), vec2(100.0, 50.0));
+        let right = Rect::from_min_size(pos2(300.0, 0.0), vec2(100.0, 50.0));
+        let below = Rect::from_min_size(pos2(0.0, 300.0), vec2(100.0, 50.0));
+        assert_eq!(line_curve(a, right)[0], a.right_center());
+        assert_eq!(line_curve(a, below)[0], a.center_bottom());
+        assert_eq!(line_curve(right, a)[3], a.right_center());
+    }
+}

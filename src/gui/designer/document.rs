@@ -1,0 +1,200 @@
+//! The process being designed: the draft, where it is saved, its undo history
+//! and its problems.
+//!
+//! Undo keeps whole snapshots of the draft. A draft of 500 activities is a few
+//! hundred kilobytes, so this is cheap, and it makes every edit undoable by
+//! construction, moves and multi-element pastes included. Consecutive edits
+//! with the same coalescing key (one drag, typing in one field) make a single
+//! undo step.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::{Problem, ProcessDraft, ScriptHost, validate};
+
+/// Which consecutive edits merge into one undo step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coalesce {
+    /// Every edit is its own step.
+    Never,
+    /// Edits with the same key in a row are one step (a drag, typing in a field).
+    Key(String),
+}
+
+#[derive(Debug, Clone)]
+struct Snapshot {
+    draft: ProcessDraft,
+    revision: u64,
+}
+
+pub struct Document {
+    draft: ProcessDraft,
+    path: Option<PathBuf>,
+    /// Bumped on every edit; compared with `saved_revision` for the dirty mark.
+    revision: u64,
+    saved_revision: u64,
+    undo: Vec<Snapshot>,
+    redo: Vec<Snapshot>,
+    last_coalesce: Option<String>,
+    problems: Vec<Problem>,
+    /// The revision `problems` were computed for.
+    checked_revision: Option<u64>,
+    next_revision: u64,
+}
+
+/// Keeps memory bounded on long sessions.
+const UNDO_LIMIT: usize = 500;
+
+impl Document {
+    pub fn new(draft: ProcessDraft, path: Option<PathBuf>) -> Document {
+        Document {
+            draft,
+            path,
+            revision: 0,
+            saved_revision: 0,
+            undo: Vec::new(),
+            redo: Vec::new(),
+            last_coalesce: None,
+            problems: Vec::new(),
+            checked_revision: None,
+            next_revision: 1,
+        }
+    }
+
+    /// An empty process with one start activity, ready to draw on.
+    pub fn untitled() -> Document {
+        let draft = ProcessDraft::from_json(
+            r#"{ "name": "untitled", "activities": [
+                 { "id": "start", "name": "Start", "start": true, "position": { "x": 80.0, "y": 120.0 } } ] }"#,
+            "new process",
+        );
+        // The literal above is valid; fall back to an empty draft rather than panic.
+        let draft = draft.unwrap_or_else(|_| ProcessDraft {
+            name: "untitled".to_owned(),
+            description: String::new(),
+            fields: Vec::new(),
+            activities: Vec::new(),
+            lines: Vec::new(),
+        });
+        Document::new(draft, None)
+    }
+
+    pub fn draft(&self) -> &ProcessDraft {
+        &self.draft
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.revision != self.saved_revision
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// A short name for the title bar and dialogs.
+    pub fn title(&self) -> String {
+        match &self.path {
+            Some(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => format!("{} (not saved)", self.draft.name),
+        }
+    }
+
+    /// Applies an edit as one undo step (or part of the current one).
+    pub fn edit(&mut self, coalesce: Coalesce, apply: impl FnOnce(&mut ProcessDraft)) {
+        let key = match coalesce {
+            Coalesce::Never => None,
+            Coalesce::Key(key) => Some(key),
+        };
+        let merge = key.is_some() && key == self.last_coalesce;
+        if !merge {
+            self.undo.push(Snapshot { draft: self.draft.clone(), revision: self.revision });
+            if self.undo.len() > UNDO_LIMIT {
+                self.undo.remove(0);
+            }
+        }
+        self.redo.clear();
+        apply(&mut self.draft);
+        self.last_coalesce = key;
+        self.revision = self.next_revision;
+        self.next_revision += 1;
+    }
+
+    /// Ends the current coalesced step: the next edit starts a new one.
+    pub fn seal(&mut self) {
+        self.last_coalesce = None;
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    pub fn undo(&mut self) -> bool {
+        let Some(previous) = self.undo.pop() else { return false };
+        let current = Snapshot { draft: std::mem::replace(&mut self.draft, previous.draft), revision: self.revision };
+        self.redo.push(current);
+        self.revision = previous.revision;
+        self.last_coalesce = None;
+        true
+    }
+
+    pub fn redo(&mut self) -> bool {
+        let Some(next) = self.redo.pop() else { return false };
+        let current = Snapshot { draft: std::mem::replace(&mut self.draft, next.draft), revision: self.revision };
+        self.undo.push(current);
+        self.revision = next.revision;
+        self.last_coalesce = None;
+        true
+    }
+
+    /// Records that the draft was written to `path`.
+    pub fn mark_saved(&mut self, path: PathBuf) {
+        self.path = Some(path);
+        self.saved_revision = self.revision;
+        self.last_coalesce = None;
+    }
+
+    /// Every problem of the draft, recomputed only when it changed.
+    pub fn problems(&mut self, host: &ScriptHost) -> &[Problem] {
+        if self.checked_revision != Some(self.revision) {
+            self.problems = validate(&self.draft, host);
+            self.checked_revision = Some(self.revision);
+        }
+        &self.problems
+    }
+
+    /// The last computed problems, without recomputing.
+    pub fn known_problems(&self) -> &[Problem] {
+        &self.problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesced_edits_undo_as_one_step() {
+        let mut doc = Document::untitled();
+        for x in [10.0, 20.0, 30.0] {
+            doc.edit(Coalesce::Key("move".into()), |d| d.activities[0].position.x = x);
+        }
+        doc.seal();
+        doc.edit(Coalesce::Never, |d| d.name = "renamed".into());
+        assert!(doc.is_dirty());
+        assert!(doc.undo());
+        assert_eq!(doc.draft().name, "untitled");
+        assert_eq!(doc.draft().activities[0].position.x, 30.0);
+        assert!(doc.undo());
+        assert_eq!(doc.draft().activities[0].position.x, 80.0);
+        assert!(!doc.is_dirty(), "back at the opened state");
+        assert!(doc.redo() && doc.redo());
+        assert_eq!(doc.draft().name, "renamed");
+    }
+}

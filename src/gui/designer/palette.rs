@@ -1,0 +1,65 @@
+//! The palette of event templates. Adding a template (client event, mail,
+//! sub-process, timer) is one more entry in [`TEMPLATES`] and, if it is a new
+//! event kind, one more `EventDraft` variant.
+
+use crate::model::{EventDraft, ServerEventDraft};
+
+/// Which icon a template shows; the textures are loaded by the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TemplateIcon {
+    ServerEvent,
+    AsyncServerEvent,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EventTemplate {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub icon: TemplateIcon,
+    /// The new event, named so that it is unique among `existing` names.
+    pub make: fn(existing: &[&str]) -> EventDraft,
+}
+
+pub const TEMPLATES: &[EventTemplate] = &[
+    EventTemplate {
+        name: "Server Event",
+        description: "Runs its script and completes (Synchronous).",
+        icon: TemplateIcon::ServerEvent,
+        make: |existing| server_event(existing, true),
+    },
+    EventTemplate {
+        name: "Server Event (asynchronous)",
+        description: "Runs its script, then waits for a callback on its serial number.",
+        icon: TemplateIcon::AsyncServerEvent,
+        make: |existing| server_event(existing, false),
+    },
+];
+
+fn server_event(existing: &[&str], synchronous: bool) -> EventDraft {
+    let base = if synchronous { "Server Event" } else { "Call external system" };
+    let script = if synchronous {
+        "// Data fields are variables here; log(\"text\") writes to the audit trail.\n".to_owned()
+    } else {
+        "// Hand `serial` to the external system; it finishes this event with it.\nlog(`waiting for callback on ${serial}`);\n".to_owned()
+    };
+    EventDraft::ServerEvent(ServerEventDraft { name: unique_name(base, existing), synchronous, script })
+}
+
+/// `base`, or `base 2`, `base 3`... whichever is not taken yet.
+pub fn unique_name(base: &str, existing: &[&str]) -> String {
+    if !existing.contains(&base) {
+        return base.to_owned();
+    }
+    (2..).map(|n| format!("{base} {n}")).find(|name| !existing.contains(&name.as_str())).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_unique() {
+        assert_eq!(unique_name("A", &[]), "A");
+        assert_eq!(unique_name("A", &["A", "A 2"]), "A 3");
+    }
+}

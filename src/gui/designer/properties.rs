@@ -1,0 +1,384 @@
+//! The properties panel: whatever is selected (or the process itself), with
+//! every property editable. Changes come back as [`Edit`]s.
+
+use egui::{ComboBox, Grid, RichText, TextEdit, Ui};
+
+use crate::gui::designer::script_editor::script_editor_ui;
+use crate::gui::designer::{Coalesce, Designer, Edit, Element, ops};
+use crate::gui::theme;
+use crate::model::{
+    EventDraft, FieldDraft, FieldType, PrecedingRule, ProcessDraft, Right, ScriptContext, ScriptFailure, Value,
+};
+
+/// What the panel asks of the app beyond editing the draft.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Grant { user: String, right: Right },
+    Revoke { user: String, right: Right },
+}
+
+/// Rights on the deployed process, if it is deployed, for the process page.
+pub struct RightsView<'a> {
+    pub rights: &'a [(String, Right)],
+    /// Text typed in the grant box, kept by the app between frames.
+    pub new_user: &'a mut String,
+}
+
+pub fn properties_ui(ui: &mut Ui, designer: &Designer, rights: Option<RightsView<'_>>) -> (Vec<Edit>, Vec<Request>) {
+    let mut edits = Vec::new();
+    let mut requests = Vec::new();
+    let draft = designer.doc.draft();
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match designer.selection.as_slice() {
+        [] => process_ui(ui, draft, rights, &mut edits, &mut requests),
+        [Element::Activity(id)] => activity_ui(ui, draft, id, &mut edits),
+        [Element::Event { activity, index }] => event_ui(ui, designer, activity, *index, &mut edits),
+        [Element::Line(index)] => line_ui(ui, designer, *index, &mut edits),
+        many => {
+            ui.heading(format!("{} elements selected", many.len()));
+            ui.label("Press Delete to remove them, Ctrl+C to copy the activities among them.");
+        }
+    });
+    (edits, requests)
+}
+
+/// A labelled one-line text field; typing in it is one undo step.
+fn text_row(
+    ui: &mut Ui,
+    label: &str,
+    value: &str,
+    key: String,
+    edits: &mut Vec<Edit>,
+    apply: impl FnOnce(&mut ProcessDraft, String) + 'static,
+) {
+    let label = ui.label(label);
+    let mut buffer = value.to_owned();
+    let response = ui.add(TextEdit::singleline(&mut buffer).desired_width(f32::INFINITY)).labelled_by(label.id);
+    if response.changed() {
+        edits.push(Edit::new(Coalesce::Key(key), move |draft| apply(draft, buffer)));
+    }
+    ui.end_row();
+}
+
+fn process_ui(
+    ui: &mut Ui,
+    draft: &ProcessDraft,
+    rights: Option<RightsView<'_>>,
+    edits: &mut Vec<Edit>,
+    requests: &mut Vec<Request>,
+) {
+    ui.heading("Process");
+    Grid::new("process-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+        text_row(ui, "Name", &draft.name, "process-name".into(), edits, |d, v| d.name = v);
+    });
+    let label = ui.label("Description");
+    let mut description = draft.description.clone();
+    if ui
+        .add(TextEdit::multiline(&mut description).desired_rows(2).desired_width(f32::INFINITY))
+        .labelled_by(label.id)
+        .changed()
+    {
+        edits.push(Edit::new(Coalesce::Key("process-description".into()), move |d| d.description = description));
+    }
+    ui.separator();
+    ui.heading("Data fields");
+    Grid::new("fields").num_columns(4).striped(true).spacing([6.0, 4.0]).show(ui, |ui| {
+        ui.label(RichText::new("Name").strong());
+        ui.label(RichText::new("Type").strong());
+        ui.label(RichText::new("Default").strong());
+        ui.label("");
+        ui.end_row();
+        for (index, field) in draft.fields.iter().enumerate() {
+            field_row(ui, index, field, edits);
+        }
+    });
+    if ui.button("Add field").clicked() {
+        edits.push(Edit::new(Coalesce::Never, |d| {
+            let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
+            let name = crate::gui::designer::palette::unique_name("field", &names).replace(' ', "_");
+            d.fields.push(FieldDraft { name, field_type: "string".into(), default: None });
+        }));
+    }
+    ui.separator();
+    ui.heading("Rights");
+    match rights {
+        None => {
+            ui.label("Rights are kept per deployed process: deploy it first.");
+        }
+        Some(view) => rights_ui(ui, view, requests),
+    }
+}
+
+fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, edits: &mut Vec<Edit>) {
+    let mut name = field.name.clone();
+    let response = ui.add_sized([120.0, 20.0], TextEdit::singleline(&mut name).hint_text("name"));
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Field {index} name")));
+    if response.changed() {
+        edits.push(Edit::new(Coalesce::Key(format!("field-name:{index}")), move |d| {
+            if let Some(f) = d.fields.get_mut(index) {
+                f.name = name;
+            }
+        }));
+    }
+    let known = FieldType::from_name(&field.field_type);
+    let shown = known.map(|t| t.name().to_owned()).unwrap_or_else(|| format!("{} (unknown)", field.field_type));
+    ComboBox::from_id_salt(("field-type", index)).selected_text(shown).width(90.0).show_ui(ui, |ui| {
+        for field_type in FieldType::ALL {
+            if ui.selectable_label(known == Some(field_type), field_type.name()).clicked() {
+                edits.push(Edit::new(Coalesce::Never, move |d| {
+                    if let Some(f) = d.fields.get_mut(index) {
+                        f.field_type = field_type.name().to_owned();
+                        // A default of the old type rarely fits the new one.
+                        f.default = None;
+                    }
+                }));
+            }
+        }
+    });
+    let default_text = match &field.default {
+        None => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    if known == Some(FieldType::Boolean) {
+        let mut checked = field.default.as_ref().and_then(|v| v.as_bool()).unwrap_or(false);
+        if ui.checkbox(&mut checked, "").changed() {
+            edits.push(Edit::new(Coalesce::Never, move |d| {
+                if let Some(f) = d.fields.get_mut(index) {
+                    f.default = Some(serde_json::Value::Bool(checked));
+                }
+            }));
+        }
+    } else {
+        let mut text = default_text;
+        let response = ui.add_sized([100.0, 20.0], TextEdit::singleline(&mut text).hint_text("default"));
+        response
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Field {index} default")));
+        if response.changed() {
+            edits.push(Edit::new(Coalesce::Key(format!("field-default:{index}")), move |d| {
+                if let Some(f) = d.fields.get_mut(index) {
+                    f.default = default_json(known, &text);
+                }
+            }));
+        }
+    }
+    if ui.small_button("Remove").on_hover_text("Remove this field").clicked() {
+        edits.push(Edit::new(Coalesce::Never, move |d| {
+            if index < d.fields.len() {
+                d.fields.remove(index);
+            }
+        }));
+    }
+    ui.end_row();
+}
+
+/// The stored default for what was typed: typed JSON when it parses, else the
+/// text itself, which validation then reports against the field.
+fn default_json(field_type: Option<FieldType>, text: &str) -> Option<serde_json::Value> {
+    if text.is_empty() {
+        return None;
+    }
+    match field_type.map(|t| Value::parse(t, text)) {
+        Some(Ok(value)) => Some(value.to_json()),
+        _ => Some(serde_json::Value::String(text.to_owned())),
+    }
+}
+
+fn rights_ui(ui: &mut Ui, view: RightsView<'_>, requests: &mut Vec<Request>) {
+    Grid::new("rights").num_columns(3).striped(true).show(ui, |ui| {
+        for (user, right) in view.rights {
+            ui.label(user);
+            ui.label(right.title());
+            if ui.small_button("Revoke").clicked() {
+                requests.push(Request::Revoke { user: user.clone(), right: *right });
+            }
+            ui.end_row();
+        }
+    });
+    ui.horizontal(|ui| {
+        let label = ui.label("User");
+        ui.add(TextEdit::singleline(view.new_user).desired_width(100.0)).labelled_by(label.id);
+        ui.menu_button("Grant ▾", |ui| {
+            for right in Right::ALL {
+                if ui.button(right.title()).clicked() && !view.new_user.trim().is_empty() {
+                    requests.push(Request::Grant { user: view.new_user.trim().to_owned(), right });
+                    ui.close();
+                }
+            }
+        });
+    });
+}
+
+fn activity_ui(ui: &mut Ui, draft: &ProcessDraft, id: &str, edits: &mut Vec<Edit>) {
+    let Some(activity) = draft.activity(id) else { return };
+    ui.heading("Activity");
+    Grid::new("activity-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+        let owned = id.to_owned();
+        text_row(ui, "Name", &activity.name, format!("activity-name:{id}"), edits, move |d, v| {
+            if let Some(a) = d.activities.iter_mut().find(|a| a.id == owned) {
+                a.name = v;
+            }
+        });
+        ui.label("Id");
+        ui.label(RichText::new(id).monospace());
+        ui.end_row();
+        ui.label("Preceding rule");
+        let current = activity.preceding_rule;
+        ui.horizontal(|ui| {
+            for (rule, text, hint) in [
+                (PrecedingRule::Any, "Any", "Every arriving line starts this activity"),
+                (PrecedingRule::All, "All", "Start once every incoming line has fired"),
+            ] {
+                if ui.selectable_label(current == rule, text).on_hover_text(hint).clicked() && current != rule {
+                    let owned = id.to_owned();
+                    edits.push(Edit::new(Coalesce::Never, move |d| {
+                        if let Some(a) = d.activities.iter_mut().find(|a| a.id == owned) {
+                            a.preceding_rule = rule;
+                        }
+                    }));
+                }
+            }
+        });
+        ui.end_row();
+        ui.label("Start");
+        let mut start = activity.start;
+        if ui.checkbox(&mut start, "Start activity").changed() && start {
+            let owned = id.to_owned();
+            edits.push(Edit::new(Coalesce::Never, move |d| ops::set_start(d, &owned)));
+        }
+        ui.end_row();
+    });
+    ui.separator();
+    ui.label(format!("{} event(s). Drag templates from the palette onto the box to add more.", activity.events.len()));
+}
+
+fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, edits: &mut Vec<Edit>) {
+    let draft = designer.doc.draft();
+    let Some(activity) = draft.activity(activity_id) else { return };
+    let Some(EventDraft::ServerEvent(event)) = activity.events.get(index) else { return };
+    ui.heading("Server event");
+    ui.label(RichText::new(format!("in activity {}", activity.name)).weak());
+    Grid::new("event-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+        let owned = activity_id.to_owned();
+        text_row(ui, "Name", &event.name, format!("event-name:{activity_id}:{index}"), edits, move |d, v| {
+            with_event(d, &owned, index, |e| e.name = v);
+        });
+        ui.label("");
+        let mut synchronous = event.synchronous;
+        let hint = "On: the script runs and the event completes. Off: after the script the event waits for a callback on its serial number.";
+        if ui.checkbox(&mut synchronous, "Synchronous").on_hover_text(hint).changed() {
+            let owned = activity_id.to_owned();
+            edits.push(Edit::new(Coalesce::Never, move |d| with_event(d, &owned, index, |e| e.synchronous = synchronous)));
+        }
+        ui.end_row();
+    });
+    if !event.synchronous {
+        ui.colored_label(theme::ASYNC_EVENT, "Asynchronous: after its script this event waits for a callback. The script can read `serial` and hand it to the external system.");
+    }
+    ui.separator();
+    let field_names: Vec<&str> = draft.fields.iter().map(|f| f.name.as_str()).collect();
+    let error = designer.host.compile_script(&event.script, &field_names).err();
+    let mut script = event.script.clone();
+    let response = script_editor_ui(ui, "Script", &mut script, error.as_ref(), 12);
+    if response.changed() {
+        let owned = activity_id.to_owned();
+        edits.push(Edit::new(Coalesce::Key(format!("script:{activity_id}:{index}")), move |d| {
+            with_event(d, &owned, index, |e| e.script = script);
+        }));
+    }
+    ui.label(
+        RichText::new(format!(
+            "Fields: {}. Read-only: serial, instance_id, folio, activity, event. log(\"text\") writes to the audit trail.",
+            if field_names.is_empty() { "none yet".to_owned() } else { field_names.join(", ") }
+        ))
+        .small()
+        .weak(),
+    );
+}
+
+fn with_event(
+    draft: &mut ProcessDraft,
+    activity: &str,
+    index: usize,
+    change: impl FnOnce(&mut crate::model::ServerEventDraft),
+) {
+    if let Some(EventDraft::ServerEvent(event)) =
+        draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index))
+    {
+        change(event);
+    }
+}
+
+fn line_ui(ui: &mut Ui, designer: &Designer, index: usize, edits: &mut Vec<Edit>) {
+    let draft = designer.doc.draft();
+    let Some(line) = draft.lines.get(index) else { return };
+    let name = |id: &str| draft.activity(id).map(|a| a.name.clone()).unwrap_or_else(|| id.to_owned());
+    ui.heading("Line");
+    ui.label(format!("{} -> {}", name(&line.from), name(&line.to)));
+    Grid::new("line-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+        text_row(ui, "Label", &line.label, format!("line-label:{index}"), edits, move |d, v| {
+            if let Some(l) = d.lines.get_mut(index) {
+                l.label = v;
+            }
+        });
+    });
+    let error = rule_problem(designer, &line.rule);
+    let mut rule = line.rule.clone();
+    let label = ui.label("Rule (empty: always true)");
+    let response = ui
+        .add(
+            TextEdit::multiline(&mut rule)
+                .code_editor()
+                .desired_rows(2)
+                .desired_width(f32::INFINITY)
+                .hint_text("name == \"call back value\""),
+        )
+        .labelled_by(label.id);
+    if response.changed() {
+        edits.push(Edit::new(Coalesce::Key(format!("line-rule:{index}")), move |d| {
+            if let Some(l) = d.lines.get_mut(index) {
+                l.rule = rule;
+            }
+        }));
+    }
+    match error {
+        Some(message) => ui.colored_label(theme::ERROR, format!("Error: {message}")),
+        None if line.rule.trim().is_empty() => ui.label("Always true."),
+        None => ui.colored_label(theme::SUCCESS, "OK: a true/false rule"),
+    };
+}
+
+/// What is wrong with a rule, checked live: it must compile and, with the
+/// fields' default values, give true or false.
+fn rule_problem(designer: &Designer, rule: &str) -> Option<String> {
+    if rule.trim().is_empty() {
+        return None;
+    }
+    let draft = designer.doc.draft();
+    let names: Vec<&str> = draft.fields.iter().map(|f| f.name.as_str()).collect();
+    let ast = match designer.host.compile_rule(rule, &names) {
+        Ok(ast) => ast,
+        Err(err) => return Some(err.to_string()),
+    };
+    let defaults = draft
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let field_type = FieldType::from_name(&f.field_type)?;
+            let value = f
+                .default
+                .as_ref()
+                .and_then(|j| Value::from_json(field_type, j).ok())
+                .unwrap_or_else(|| field_type.zero_value());
+            Some((f.name.clone(), value))
+        })
+        .collect();
+    match designer.host.eval_rule(&ast, &defaults, &ScriptContext::default()) {
+        Err(ScriptFailure::RuleNotBoolean { got }) => Some(format!("gives {got}, not true or false")),
+        Err(ScriptFailure::Runtime(message))
+            if message.contains("Function not found") || message.contains("cannot compare") =>
+        {
+            Some(message)
+        }
+        _ => None,
+    }
+}

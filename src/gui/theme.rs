@@ -1,0 +1,46 @@
+//! Every colour and size the GUI draws with, in one place.
+
+use egui::{Color32, Stroke};
+
+pub const CANVAS_BACKGROUND: Color32 = Color32::from_rgb(246, 247, 250);
+pub const GRID_DOT: Color32 = Color32::from_rgb(214, 218, 226);
+
+pub const ACTIVITY_FILL: Color32 = Color32::from_rgb(255, 255, 255);
+pub const ACTIVITY_HEADER: Color32 = Color32::from_rgb(232, 238, 247);
+pub const ACTIVITY_BORDER: Color32 = Color32::from_rgb(150, 162, 184);
+pub const ACTIVITY_TEXT: Color32 = Color32::from_rgb(30, 38, 52);
+pub const START_MARK: Color32 = Color32::from_rgb(34, 148, 86);
+
+pub const SYNC_EVENT: Color32 = Color32::from_rgb(47, 111, 223);
+pub const ASYNC_EVENT: Color32 = Color32::from_rgb(224, 138, 0);
+pub const ASYNC_ROW_FILL: Color32 = Color32::from_rgb(255, 244, 222);
+pub const EVENT_TEXT: Color32 = Color32::from_rgb(40, 48, 62);
+
+pub const SELECTION: Color32 = Color32::from_rgb(0, 122, 255);
+pub const SELECTION_FILL: Color32 = Color32::from_rgba_premultiplied(0, 60, 128, 30);
+pub const DROP_TARGET: Color32 = Color32::from_rgb(0, 160, 120);
+
+pub const LINE: Color32 = Color32::from_rgb(96, 108, 130);
+pub const LINE_LABEL_FILL: Color32 = Color32::from_rgb(255, 255, 255);
+pub const LINE_RULE_TEXT: Color32 = Color32::from_rgb(110, 70, 160);
+
+pub const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
+pub const ERROR_LINE_FILL: Color32 = Color32::from_rgb(255, 222, 222);
+pub const WARNING: Color32 = Color32::from_rgb(190, 120, 0);
+pub const SUCCESS: Color32 = Color32::from_rgb(30, 140, 70);
+
+pub fn line_stroke(zoom: f32, selected: bool) -> Stroke {
+    if selected { Stroke::new(2.5 * zoom.max(0.5), SELECTION) } else { Stroke::new(1.6 * zoom.max(0.5), LINE) }
+}
+
+/// Canvas geometry, in canvas units (before zoom).
+pub mod size {
+    pub const ACTIVITY_WIDTH: f32 = 210.0;
+    pub const HEADER: f32 = 30.0;
+    pub const EVENT_ROW: f32 = 24.0;
+    pub const BODY_PADDING: f32 = 8.0;
+    pub const HANDLE_RADIUS: f32 = 6.0;
+    pub const GRID: f32 = 20.0;
+    pub const FONT: f32 = 13.0;
+    pub const SMALL_FONT: f32 = 11.0;
+}
