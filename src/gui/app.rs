@@ -86,17 +86,12 @@ pub struct FlowdeskApp {
     rights: Option<(String, Vec<(String, Right)>)>,
     close_confirmed: bool,
     pending_close: bool,
+    /// Set once the first frame has set up the theme and textures.
+    started: bool,
 }
 
 impl FlowdeskApp {
-    pub fn new(
-        ctx: &egui::Context,
-        options: GuiOptions,
-        settings: Settings,
-        dialogs: Box<dyn FileDialogs>,
-    ) -> FlowdeskApp {
-        // The canvas is drawn light; the panels around it match.
-        ctx.set_theme(egui::Theme::Light);
+    pub fn new(options: GuiOptions, settings: Settings, dialogs: Box<dyn FileDialogs>) -> FlowdeskApp {
         let engine = SqliteStore::open(&options.db_path, Durability::Full)
             .map(|store| {
                 let engine = Engine::new(store);
@@ -112,7 +107,8 @@ impl FlowdeskApp {
             db_path: options.db_path,
             dialogs,
             settings,
-            icons: load_icons(ctx),
+            icons: None,
+            started: false,
             status: None,
             modal: None,
             grant_user: String::new(),
@@ -143,6 +139,12 @@ impl FlowdeskApp {
 
     /// The whole window's content; also what the GUI tests drive.
     pub fn ui(&mut self, ui: &mut Ui) {
+        if !self.started {
+            self.started = true;
+            // The canvas is drawn light; the panels around it match.
+            ui.ctx().set_theme(egui::Theme::Light);
+            self.icons = load_icons(ui.ctx());
+        }
         self.shortcuts(ui.ctx());
         self.guard_close(ui.ctx());
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
@@ -337,7 +339,8 @@ impl FlowdeskApp {
                     });
                 })
                 .response;
-            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, template.name));
+            let label = format!("Template {}", template.name);
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
             response.on_hover_text(template.description);
             ui.add_space(4.0);
         }

@@ -35,7 +35,7 @@ pub fn run(options: GuiOptions) -> anyhow::Result<()> {
         Box::new(move |creation| {
             let settings: Settings =
                 creation.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
-            let app = FlowdeskApp::new(&creation.egui_ctx, options, settings, Box::new(dialogs::NativeDialogs));
+            let app = FlowdeskApp::new(options, settings, Box::new(dialogs::NativeDialogs));
             Ok(Box::new(app))
         }),
     )

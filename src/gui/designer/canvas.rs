@@ -286,8 +286,14 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             let row = view.rect_to_screen(origin, event_row_rect(activity, event_index));
             let row_id = ui.make_persistent_id(("event", &activity.id, event_index));
             let response = ui.interact(row, row_id, Sense::click_and_drag());
-            let name = activity.events[event_index].name().to_owned();
-            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, format!("Event {name}")));
+            // The accessible label says what the badge shows: whether it waits.
+            let EventDraft::ServerEvent(event) = &activity.events[event_index];
+            let label = if event.synchronous {
+                format!("Event {}", event.name)
+            } else {
+                format!("Event {} (waits for a callback)", event.name)
+            };
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
             row_responses.push((index, event_index, response));
         }
         let handle = view.to_screen(origin, handle_center(activity));
