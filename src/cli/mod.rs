@@ -152,6 +152,16 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         runs: usize,
     },
+    /// Time the designer's frames on a large process, headless, and print the figures
+    BenchDesigner {
+        #[arg(long, default_value_t = 500)]
+        activities: usize,
+        #[arg(long, default_value_t = 1000)]
+        lines: usize,
+        /// Frames per scenario
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
     /// Set data fields of an instance by hand (needs Admin)
     Set {
         id: i64,
@@ -455,6 +465,16 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     eprintln!("flowdesk: only {} of {} instances verified", report.verified, report.instances);
                     return Ok(ExitCode::from(1));
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchDesigner { activities, lines, frames } => {
+            for result in crate::gui::bench::run(*activities, *lines, *frames)? {
+                writeln!(
+                    out,
+                    "designer activities={activities} lines={lines} scenario=\"{}\" frames={} median_ms={:.2} p95_ms={:.2}",
+                    result.scenario, result.frames, result.median_ms, result.p95_ms
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }

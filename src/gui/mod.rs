@@ -2,6 +2,7 @@
 //! module that uses `egui`/`eframe`.
 
 pub mod app;
+pub mod bench;
 pub mod designer;
 pub mod dialogs;
 pub mod theme;

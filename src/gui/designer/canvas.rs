@@ -239,6 +239,7 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
     let mut actions = Vec::new();
     let (screen, background) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
     let origin = screen.min;
+    designer.canvas_rect = screen;
     let painter = ui.painter_at(screen);
     painter.rect_filled(screen, CornerRadius::ZERO, theme::CANVAS_BACKGROUND);
 
@@ -278,11 +279,14 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
 
         let id = ui.make_persistent_id(("activity", &activity.id));
         let response = ui.interact(rect, id, Sense::click_and_drag());
+        // Zoomed far out, rows and handles are too small to aim at: the box
+        // alone is interactive, which also keeps big processes fast.
+        let detailed = view.zoom >= 0.35;
         response.widget_info(|| {
             egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Activity {}", activity.name))
         });
         activity_responses.push((index, response));
-        for event_index in 0..activity.events.len() {
+        for event_index in (0..activity.events.len()).filter(|_| detailed) {
             let row = view.rect_to_screen(origin, event_row_rect(activity, event_index));
             let row_id = ui.make_persistent_id(("event", &activity.id, event_index));
             let response = ui.interact(row, row_id, Sense::click_and_drag());
@@ -295,6 +299,9 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             };
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
             row_responses.push((index, event_index, response));
+        }
+        if !detailed {
+            continue;
         }
         let handle = view.to_screen(origin, handle_center(activity));
         let handle_rect =
@@ -704,7 +711,12 @@ fn draw_activity(
 
 fn draw_line(painter: &egui::Painter, line: &LineDraft, curve: &[Pos2; 4], zoom: f32, selected: bool) {
     let stroke = theme::line_stroke(zoom, selected);
-    painter.add(CubicBezierShape::from_points_stroke(*curve, false, Color32::TRANSPARENT, stroke));
+    // Flattened here with as few segments as its length on screen needs:
+    // cheaper to tessellate than a Bézier shape, and as smooth.
+    let length = (curve[3] - curve[0]).length() + (curve[1] - curve[0]).length() + (curve[3] - curve[2]).length();
+    let segments = (length / 12.0).clamp(4.0, 32.0) as usize;
+    let points: Vec<Pos2> = (0..=segments).map(|i| bezier_point(curve, i as f32 / segments as f32)).collect();
+    painter.add(Shape::line(points, stroke));
     // Arrowhead along the curve's last tangent.
     let tip = curve[3];
     let direction = (curve[3] - bezier_point(curve, 0.95)).normalized();

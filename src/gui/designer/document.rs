@@ -18,12 +18,16 @@ pub enum Coalesce {
     Never,
     /// Edits with the same key in a row are one step (a drag, typing in a field).
     Key(String),
+    /// Moving boxes: one step per drag, and only the layout changes, so the
+    /// draft is not validated again on every frame of the drag.
+    Layout,
 }
 
 #[derive(Debug, Clone)]
 struct Snapshot {
     draft: ProcessDraft,
     revision: u64,
+    content_revision: u64,
 }
 
 pub struct Document {
@@ -31,6 +35,8 @@ pub struct Document {
     path: Option<PathBuf>,
     /// Bumped on every edit; compared with `saved_revision` for the dirty mark.
     revision: u64,
+    /// The revision of the last edit that changed more than positions.
+    content_revision: u64,
     saved_revision: u64,
     undo: Vec<Snapshot>,
     redo: Vec<Snapshot>,
@@ -50,6 +56,7 @@ impl Document {
             draft,
             path,
             revision: 0,
+            content_revision: 0,
             saved_revision: 0,
             undo: Vec::new(),
             redo: Vec::new(),
@@ -104,13 +111,15 @@ impl Document {
 
     /// Applies an edit as one undo step (or part of the current one).
     pub fn edit(&mut self, coalesce: Coalesce, apply: impl FnOnce(&mut ProcessDraft)) {
+        let layout_only = coalesce == Coalesce::Layout;
         let key = match coalesce {
             Coalesce::Never => None,
             Coalesce::Key(key) => Some(key),
+            Coalesce::Layout => Some("layout".to_owned()),
         };
         let merge = key.is_some() && key == self.last_coalesce;
         if !merge {
-            self.undo.push(Snapshot { draft: self.draft.clone(), revision: self.revision });
+            self.undo.push(self.snapshot());
             if self.undo.len() > UNDO_LIMIT {
                 self.undo.remove(0);
             }
@@ -120,6 +129,22 @@ impl Document {
         self.last_coalesce = key;
         self.revision = self.next_revision;
         self.next_revision += 1;
+        if !layout_only {
+            self.content_revision = self.revision;
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot { draft: self.draft.clone(), revision: self.revision, content_revision: self.content_revision }
+    }
+
+    fn restore(&mut self, snapshot: Snapshot) -> Snapshot {
+        let current = self.snapshot();
+        self.draft = snapshot.draft;
+        self.revision = snapshot.revision;
+        self.content_revision = snapshot.content_revision;
+        self.last_coalesce = None;
+        current
     }
 
     /// Ends the current coalesced step: the next edit starts a new one.
@@ -137,19 +162,15 @@ impl Document {
 
     pub fn undo(&mut self) -> bool {
         let Some(previous) = self.undo.pop() else { return false };
-        let current = Snapshot { draft: std::mem::replace(&mut self.draft, previous.draft), revision: self.revision };
+        let current = self.restore(previous);
         self.redo.push(current);
-        self.revision = previous.revision;
-        self.last_coalesce = None;
         true
     }
 
     pub fn redo(&mut self) -> bool {
         let Some(next) = self.redo.pop() else { return false };
-        let current = Snapshot { draft: std::mem::replace(&mut self.draft, next.draft), revision: self.revision };
+        let current = self.restore(next);
         self.undo.push(current);
-        self.revision = next.revision;
-        self.last_coalesce = None;
         true
     }
 
@@ -162,9 +183,9 @@ impl Document {
 
     /// Every problem of the draft, recomputed only when it changed.
     pub fn problems(&mut self, host: &ScriptHost) -> &[Problem] {
-        if self.checked_revision != Some(self.revision) {
+        if self.checked_revision != Some(self.content_revision) {
             self.problems = validate(&self.draft, host);
-            self.checked_revision = Some(self.revision);
+            self.checked_revision = Some(self.content_revision);
         }
         &self.problems
     }

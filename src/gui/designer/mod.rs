@@ -60,6 +60,8 @@ pub struct Designer {
     pub view: View,
     pub snap: bool,
     pub fit_requested: bool,
+    /// Where the canvas was drawn in the last frame, in screen points.
+    pub canvas_rect: egui::Rect,
     /// Frames left in which a requested fit is redone: on the first frames
     /// after opening, the panels around the canvas are still settling.
     pub(crate) fit_frames: u8,
@@ -79,6 +81,7 @@ impl Designer {
             snap: true,
             fit_requested: true,
             fit_frames: 0,
+            canvas_rect: egui::Rect::NOTHING,
             gesture: canvas::Gesture::None,
             clipboard: None,
             pastes: 0,
@@ -177,7 +180,7 @@ impl Designer {
                 }
             }
             Action::MoveActivities(moves) => {
-                self.doc.edit(Coalesce::Key("move".to_owned()), move |draft| {
+                self.doc.edit(Coalesce::Layout, move |draft| {
                     for (id, position) in moves {
                         if let Some(activity) = draft.activities.iter_mut().find(|a| a.id == id) {
                             activity.position = position;
