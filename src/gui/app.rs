@@ -334,7 +334,8 @@ impl FlowdeskApp {
                                 let texture = icons.for_template(template.icon);
                                 ui.add(egui::Image::new((texture, egui::vec2(22.0, 22.0))));
                             }
-                            ui.label(RichText::new(template.name).strong());
+                            // Not selectable: pressing on the name must drag the template.
+                            ui.add(egui::Label::new(RichText::new(template.name).strong()).selectable(false));
                         });
                     });
                 })

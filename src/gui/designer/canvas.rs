@@ -257,11 +257,23 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
     let draft = designer.doc.draft();
     let pointer = ui.ctx().pointer_interact_pos();
     let pointer_canvas = pointer.map(|p| view.to_canvas(origin, p));
+    // Where the button went down: a drag only starts once the pointer has
+    // moved a little, and what is dragged must follow from the press.
+    let press_canvas = ui.input(|i| i.pointer.press_origin()).map(|p| view.to_canvas(origin, p));
     let shift = ui.input(|i| i.modifiers.shift);
 
     // Which activity is under the pointer (topmost = last drawn).
     let hovered_activity = pointer_canvas
         .and_then(|p| draft.activities.iter().rev().find(|a| activity_rect(a).contains(p)).map(|a| a.id.clone()));
+
+    // Elements with errors get a red mark, so problems are visible where they are.
+    let flagged: Vec<Element> = designer
+        .doc
+        .known_problems()
+        .iter()
+        .filter(|p| p.severity == crate::model::Severity::Error)
+        .filter_map(|p| Element::from_location(&p.location))
+        .collect();
 
     // --- boxes ---
     let dragging_payload = egui::DragAndDrop::has_any_payload(ui.ctx());
@@ -276,6 +288,19 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
         let selected = designer.selection.contains(&Element::Activity(activity.id.clone()));
         let drop_target = dragging_payload && hovered_activity.as_deref() == Some(activity.id.as_str());
         draw_activity(&painter, activity, rect, view.zoom, selected, drop_target, &designer.selection, icons);
+        let mut has_error = flagged.contains(&Element::Activity(activity.id.clone()));
+        for event_index in 0..activity.events.len() {
+            if flagged.contains(&Element::Event { activity: activity.id.clone(), index: event_index }) {
+                has_error = true;
+                let row = view.rect_to_screen(origin, event_row_rect(activity, event_index));
+                painter.rect_stroke(row, CornerRadius::same(4), Stroke::new(1.5, theme::ERROR), StrokeKind::Inside);
+            }
+        }
+        if has_error {
+            let badge = rect.left_top() + vec2(0.0, 0.0);
+            painter.circle_filled(badge, 8.0 * view.zoom.max(0.6), theme::ERROR);
+            painter.text(badge, Align2::CENTER_CENTER, "!", FontId::proportional(11.0 * view.zoom.max(0.6)), Color32::WHITE);
+        }
 
         let id = ui.make_persistent_id(("activity", &activity.id));
         let response = ui.interact(rect, id, Sense::click_and_drag());
@@ -324,7 +349,7 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             continue;
         }
         let selected = designer.selection.contains(&Element::Line(index));
-        draw_line(&painter, line, &curve, view.zoom, selected);
+        draw_line(&painter, line, &curve, view.zoom, selected, flagged.contains(&Element::Line(index)));
         if let Some(p) = pointer
             && hovered_line.is_none()
             && reach.contains(p)
@@ -410,7 +435,7 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             });
         }
         if response.drag_started()
-            && let Some(grab) = pointer_canvas
+            && let Some(grab) = press_canvas
         {
             let mut moving: Vec<String> = designer
                 .selection
@@ -472,7 +497,9 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
         && screen.contains(p)
     {
         let at = view.to_canvas(origin, p);
-        if let Some(template) = egui::DragAndDrop::take_payload::<TemplatePayload>(ui.ctx()) {
+        // `take_payload` drops a payload of another type too: look first.
+        if let Some(template) = egui::DragAndDrop::payload::<TemplatePayload>(ui.ctx()) {
+            egui::DragAndDrop::clear_payload(ui.ctx());
             match &hovered_activity {
                 Some(activity) => {
                     actions.push(Action::AppendEvent { activity: activity.clone(), template: template.0 })
@@ -513,7 +540,7 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
     }
     if background.drag_started()
         && shift
-        && let Some(start) = pointer_canvas
+        && let Some(start) = press_canvas
     {
         designer.gesture = Gesture::RubberBand { start };
     }
@@ -709,8 +736,11 @@ fn draw_activity(
     }
 }
 
-fn draw_line(painter: &egui::Painter, line: &LineDraft, curve: &[Pos2; 4], zoom: f32, selected: bool) {
-    let stroke = theme::line_stroke(zoom, selected);
+fn draw_line(painter: &egui::Painter, line: &LineDraft, curve: &[Pos2; 4], zoom: f32, selected: bool, has_error: bool) {
+    let mut stroke = theme::line_stroke(zoom, selected);
+    if has_error && !selected {
+        stroke.color = theme::ERROR;
+    }
     // Flattened here with as few segments as its length on screen needs:
     // cheaper to tessellate than a Bézier shape, and as smooth.
     let length = (curve[3] - curve[0]).length() + (curve[1] - curve[0]).length() + (curve[3] - curve[2]).length();
