@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use egui::{Pos2, Rect, pos2};
+use egui::{Event, Key, Modifiers, PointerButton, Pos2, Rect, pos2, vec2};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
+use flowdesk::gui::designer::Element;
 use flowdesk::gui::dialogs::ScriptedDialogs;
 use flowdesk::gui::{FlowdeskApp, GuiOptions, Settings};
-use flowdesk::model::EventDraft;
+use flowdesk::model::{ActivityDraft, EventDraft, ProcessDraft, ServerEventDraft};
 
 struct Gui {
     _dir: tempfile::TempDir,
@@ -25,7 +26,8 @@ impl Gui {
         let dir = tempfile::tempdir().unwrap();
         let options = GuiOptions { db_path: dir.path().join("gui.db"), user: "ada".to_owned(), file };
         let app = FlowdeskApp::new(options, Settings::default(), Box::new(dialogs));
-        let mut harness = Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+        let mut harness =
+            Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
         harness.run_steps(4);
         Gui { _dir: dir, harness }
     }
@@ -58,6 +60,121 @@ impl Gui {
         let prepare = self.rect_of("Activity Prepare");
         pos2(prepare.center().x, prepare.bottom() + 220.0)
     }
+
+    // ----- more of what a user does ---------------------------------------------
+
+    /// Lets the frames after an input run out (popups open, grids size...).
+    fn settle(&mut self) {
+        self.harness.run_steps(4);
+    }
+
+    /// Clicks the widget with this accessible label.
+    fn click(&mut self, label: &str) {
+        self.harness.get_by_label(label).click();
+        self.settle();
+    }
+
+    /// Clicks at a point of the screen (the canvas has no widget per line).
+    fn click_at(&mut self, pos: Pos2) {
+        self.harness.hover_at(pos);
+        for pressed in [true, false] {
+            self.harness.event(Event::PointerButton {
+                pos,
+                button: PointerButton::Primary,
+                pressed,
+                modifiers: Modifiers::NONE,
+            });
+        }
+        self.settle();
+    }
+
+    /// Opens a menu of the menu bar and clicks one of its items (whose
+    /// accessible label includes the shortcut shown: "Undo Ctrl+Z").
+    fn menu(&mut self, menu: &str, item: &str) {
+        self.click(menu);
+        self.click(item);
+    }
+
+    fn shortcut(&mut self, modifiers: Modifiers, key: Key) {
+        self.harness.key_press_modifiers(modifiers, key);
+        self.settle();
+    }
+
+    /// A drag with Shift held from before the press until after the release.
+    fn shift_drag(&mut self, from: Pos2, to: Pos2) {
+        let shift = Modifiers::SHIFT;
+        self.harness.event(Event::ModifiersChanged(shift));
+        self.harness.hover_at(from);
+        self.harness.run_steps(1);
+        let button =
+            |pos, pressed| Event::PointerButton { pos, button: PointerButton::Primary, pressed, modifiers: shift };
+        self.harness.event(button(from, true));
+        self.harness.run_steps(1);
+        for i in 1..=6 {
+            let t = i as f32 / 6.0;
+            self.harness.hover_at(from + (to - from) * t);
+            self.harness.run_steps(1);
+        }
+        self.harness.event(button(to, false));
+        self.harness.event(Event::ModifiersChanged(Modifiers::NONE));
+        self.harness.remove_cursor();
+        self.settle();
+    }
+
+    /// Clicks in a text field (focusing it) and types.
+    fn type_into(&mut self, label: &str, text: &str) {
+        self.click(label);
+        assert!(self.harness.get_by_label(label).is_focused(), "{label} has the focus after a click");
+        self.harness.get_by_label(label).type_text(text);
+        self.settle();
+    }
+
+    /// A point on the title bar of an activity box (its body holds event rows,
+    /// its right edge the connection handle).
+    fn header_of(&self, activity_name: &str) -> Pos2 {
+        let rect = self.rect_of(&format!("Activity {activity_name}"));
+        rect.left_top() + vec2(30.0, 8.0)
+    }
+
+    fn draft(&self) -> &ProcessDraft {
+        self.app().designer.doc.draft()
+    }
+
+    fn activity(&self, id: &str) -> &ActivityDraft {
+        self.draft().activity(id).unwrap_or_else(|| panic!("no activity {id}"))
+    }
+
+    fn event(&self, activity: &str, index: usize) -> &ServerEventDraft {
+        let EventDraft::ServerEvent(event) = &self.activity(activity).events[index];
+        event
+    }
+
+    fn event_names(&self, activity: &str) -> Vec<String> {
+        self.activity(activity).events.iter().map(|e| e.name().to_owned()).collect()
+    }
+
+    fn selection(&self) -> &[Element] {
+        &self.app().designer.selection
+    }
+
+    fn exists(&self, label: &str) -> bool {
+        self.harness.query_by_label(label).is_some()
+    }
+
+    /// Every accessible text (label or, for plain labels, value) holding `part`.
+    fn texts_containing(&self, part: &str) -> Vec<String> {
+        self.harness
+            .query_all_by_label_contains(part)
+            .map(|node| {
+                let node = node.accesskit_node();
+                node.label().or_else(|| node.value()).unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+fn activity_element(id: &str) -> Element {
+    Element::Activity(id.to_owned())
 }
 
 #[test]
@@ -76,4 +193,483 @@ fn dragging_a_template_onto_empty_canvas_creates_an_activity_there() {
     // It landed where it was dropped.
     let drawn = gui.rect_of(&format!("Activity {}", added.name));
     assert!(drawn.expand(30.0).contains(spot), "{drawn:?} does not hold {spot:?}");
+}
+
+#[test]
+fn dragging_the_synchronous_template_onto_empty_canvas_creates_a_synchronous_event() {
+    let mut gui = Gui::new();
+    let before = gui.draft().activities.len();
+    let template = gui.rect_of("Template Server Event").center();
+    let spot = gui.empty_canvas_spot();
+    gui.drag(template, spot);
+
+    let draft = gui.draft();
+    assert_eq!(draft.activities.len(), before + 1);
+    let added = draft.activities.last().unwrap().clone();
+    assert_eq!(added.name, "Server Event");
+    assert!(!added.start, "the process already has its start");
+    assert_eq!(added.events.len(), 1);
+    let EventDraft::ServerEvent(event) = &added.events[0];
+    assert!(event.synchronous, "the Server Event template presets Synchronous on");
+    assert_eq!(gui.selection(), [activity_element(&added.id)]);
+    // Drawn where it was dropped, with its event shown as not waiting.
+    let drawn = gui.rect_of("Activity Server Event");
+    assert!(drawn.expand(30.0).contains(spot), "{drawn:?} does not hold {spot:?}");
+    let row = gui.rect_of("Event Server Event");
+    assert!(drawn.contains_rect(row), "the event row is inside its box");
+}
+
+#[test]
+fn dragging_templates_onto_an_activity_appends_events_to_that_activity() {
+    let mut gui = Gui::new();
+    let before = gui.draft().activities.len();
+    let lines_before = gui.draft().lines.len();
+    let approved_height = gui.rect_of("Activity Approved").height();
+
+    let template = gui.rect_of("Template Server Event").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    assert_eq!(gui.draft().activities.len(), before, "no new activity");
+    assert_eq!(gui.event_names("approved"), ["Mark done", "Server Event"]);
+    assert!(gui.event("approved", 1).synchronous);
+    assert_eq!(gui.event_names("rejected"), ["Mark not done"], "the other boxes are untouched");
+    assert_eq!(gui.selection(), [Element::Event { activity: "approved".into(), index: 1 }]);
+
+    let template = gui.rect_of("Template Server Event (asynchronous)").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    assert_eq!(gui.draft().activities.len(), before);
+    assert_eq!(gui.draft().lines.len(), lines_before);
+    assert_eq!(gui.event_names("approved"), ["Mark done", "Server Event", "Call external system"]);
+    assert!(!gui.event("approved", 2).synchronous, "the asynchronous template presets Synchronous off");
+
+    // The box grew a row per event and lists them, the new one as waiting.
+    let approved = gui.rect_of("Activity Approved");
+    assert!(approved.height() > approved_height + 20.0, "{approved:?} did not grow");
+    let sync_row = gui.rect_of("Event Server Event");
+    assert!(approved.contains_rect(sync_row));
+    let waiting = gui.harness.get_all_by_label("Event Call external system (waits for a callback)");
+    assert!(
+        waiting.map(|n| n.rect()).any(|r| approved.contains_rect(r)),
+        "the asynchronous event is listed in Approved as waiting for a callback"
+    );
+}
+
+#[test]
+fn synchronous_toggles_from_the_properties_panel_and_the_context_menu() {
+    let mut gui = Gui::new();
+    assert!(gui.event("prepare", 0).synchronous);
+
+    // Select the event on the canvas, then untick Synchronous in the panel.
+    gui.click("Event Set stage");
+    assert_eq!(gui.selection(), [Element::Event { activity: "prepare".into(), index: 0 }]);
+    assert!(gui.exists("Server event"), "the panel shows the event");
+    gui.click("Synchronous");
+    assert!(!gui.event("prepare", 0).synchronous);
+    assert!(gui.exists("Event Set stage (waits for a callback)"));
+    assert!(!gui.exists("Event Set stage"));
+    assert!(!gui.texts_containing("Asynchronous: after its script").is_empty(), "the panel explains waiting");
+
+    // And back on.
+    gui.click("Synchronous");
+    assert!(gui.event("prepare", 0).synchronous);
+    assert!(gui.exists("Event Set stage"));
+    assert!(!gui.exists("Event Set stage (waits for a callback)"));
+
+    // The context menu of an event, with nothing selected.
+    gui.click_at(gui.empty_canvas_spot());
+    assert!(gui.selection().is_empty());
+    gui.harness.get_by_label("Event Mark done").click_secondary();
+    gui.settle();
+    assert!(gui.exists("Delete event"), "the event's context menu is open");
+    gui.click("Synchronous");
+    assert!(!gui.event("approved", 0).synchronous);
+    assert!(gui.exists("Event Mark done (waits for a callback)"));
+    assert!(!gui.exists("Delete event"), "the menu closes after the toggle");
+
+    gui.harness.get_by_label("Event Mark done (waits for a callback)").click_secondary();
+    gui.settle();
+    gui.click("Synchronous");
+    assert!(gui.event("approved", 0).synchronous);
+    assert!(gui.exists("Event Mark done"));
+    // Each toggle is one undo step.
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert!(!gui.event("approved", 0).synchronous);
+}
+
+#[test]
+fn dragging_a_handle_onto_an_activity_draws_a_line_whose_rule_is_typed_in_the_panel() {
+    let mut gui = Gui::new();
+    let lines = gui.draft().lines.len();
+    let handle = gui.rect_of("Connect Prepare").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(handle, target);
+
+    let draft = gui.draft();
+    assert_eq!(draft.lines.len(), lines + 1);
+    let line = draft.lines.last().unwrap();
+    assert_eq!((line.from.as_str(), line.to.as_str()), ("prepare", "approved"));
+    assert!(line.rule.is_empty());
+    assert_eq!(gui.selection(), [Element::Line(lines)], "the new line is selected");
+    assert!(gui.exists("Prepare -> Approved"), "the panel shows the new line");
+    assert!(gui.exists("Always true."));
+
+    gui.type_into("Rule (empty: always true)", "done");
+    assert_eq!(gui.draft().lines[lines].rule, "done");
+    assert!(gui.exists("OK: a true/false rule"));
+    assert!(gui.texts_containing("Error:").is_empty());
+
+    // A rule that does not compile is reported under the field.
+    gui.harness.get_by_label("Rule (empty: always true)").type_text(" ==");
+    gui.settle();
+    assert_eq!(gui.draft().lines[lines].rule, "done ==");
+    let errors = gui.texts_containing("Error:");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(!gui.exists("OK: a true/false rule"));
+
+    // Typing in the field was one undo step, and the line is one more.
+    gui.click_at(gui.empty_canvas_spot());
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.draft().lines[lines].rule, "");
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.draft().lines.len(), lines);
+}
+
+#[test]
+fn dropping_a_connection_on_empty_canvas_or_its_own_activity_adds_no_line() {
+    let mut gui = Gui::new();
+    let lines = gui.draft().lines.len();
+    let handle = gui.rect_of("Connect Prepare").center();
+    let spot = gui.empty_canvas_spot();
+    gui.drag(handle, spot);
+    assert_eq!(gui.draft().lines.len(), lines);
+    let handle = gui.rect_of("Connect Prepare").center();
+    let own = gui.header_of("Prepare");
+    gui.drag(handle, own);
+    assert_eq!(gui.draft().lines.len(), lines);
+    assert!(!gui.app().designer.doc.is_dirty());
+}
+
+#[test]
+fn moving_an_activity_is_one_undo_step_undone_and_redone_by_keys_and_menu() {
+    let mut gui = Gui::new();
+    let start = gui.activity("approved").position;
+    let drawn = gui.rect_of("Activity Approved");
+    let grab = gui.header_of("Approved");
+    gui.drag(grab, grab + vec2(60.0, 120.0));
+
+    let moved = gui.activity("approved").position;
+    assert!(moved.y > start.y + 100.0 && moved.x > start.x + 40.0, "{start:?} -> {moved:?}");
+    assert_eq!(gui.selection(), [activity_element("approved")]);
+    let drawn_moved = gui.rect_of("Activity Approved");
+    let shift = drawn_moved.min - drawn.min;
+    assert!((shift - vec2(60.0, 120.0)).length() < 20.0, "drawn {shift:?} off the drag");
+    assert!(gui.app().title().starts_with("● "), "{}", gui.app().title());
+
+    // One Ctrl+Z takes the whole drag back, not one of its frames.
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.activity("approved").position, start);
+    assert_eq!(gui.rect_of("Activity Approved"), drawn);
+    assert!(!gui.app().designer.doc.can_undo(), "the drag was a single step");
+    assert!(!gui.app().designer.doc.is_dirty());
+
+    gui.shortcut(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    assert_eq!(gui.activity("approved").position, moved);
+    assert_eq!(gui.rect_of("Activity Approved"), drawn_moved);
+
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.activity("approved").position, start);
+    gui.shortcut(Modifiers::COMMAND, Key::Y);
+    assert_eq!(gui.activity("approved").position, moved);
+
+    gui.menu("Edit", "Undo Ctrl+Z");
+    assert_eq!(gui.activity("approved").position, start);
+    assert_eq!(gui.rect_of("Activity Approved"), drawn);
+    gui.menu("Edit", "Redo Ctrl+Shift+Z");
+    assert_eq!(gui.activity("approved").position, moved);
+    assert_eq!(gui.rect_of("Activity Approved"), drawn_moved);
+}
+
+#[test]
+fn adding_an_event_is_undone_and_redone_by_keys_and_menu() {
+    let mut gui = Gui::new();
+    let template = gui.rect_of("Template Server Event").center();
+    let target = gui.rect_of("Activity Rejected").center();
+    gui.drag(template, target);
+    assert_eq!(gui.event_names("rejected"), ["Mark not done", "Server Event"]);
+    assert!(gui.exists("Event Server Event"));
+
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.event_names("rejected"), ["Mark not done"]);
+    assert!(!gui.exists("Event Server Event"));
+    assert!(gui.selection().is_empty(), "the undone event is no longer selected");
+
+    gui.shortcut(Modifiers::COMMAND, Key::Y);
+    assert_eq!(gui.event_names("rejected"), ["Mark not done", "Server Event"]);
+    assert!(gui.exists("Event Server Event"));
+
+    gui.menu("Edit", "Undo Ctrl+Z");
+    assert_eq!(gui.event_names("rejected"), ["Mark not done"]);
+    assert!(!gui.exists("Event Server Event"));
+    gui.menu("Edit", "Redo Ctrl+Shift+Z");
+    assert_eq!(gui.event_names("rejected"), ["Mark not done", "Server Event"]);
+    assert!(gui.exists("Event Server Event"));
+}
+
+#[test]
+fn ctrl_s_saves_to_the_chosen_file_and_file_open_reads_the_same_draft_back() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.save.borrow_mut().push(files.path().join("saved"));
+    let saved_path = files.path().join("saved.process.json");
+    dialogs.open.borrow_mut().push(saved_path.clone());
+    let mut gui = Gui::with(None, dialogs);
+
+    // An edit: an event added to Approved.
+    let template = gui.rect_of("Template Server Event (asynchronous)").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    assert!(gui.app().title().starts_with("● "), "{}", gui.app().title());
+    let edited = gui.draft().clone();
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    assert!(saved_path.exists(), "saved with the .process.json extension added");
+    assert_eq!(gui.app().title(), "saved.process.json — flowdesk");
+    assert!(!gui.app().designer.doc.is_dirty());
+    assert_eq!(ProcessDraft::load(&saved_path).unwrap(), edited, "the file holds the draft");
+    assert!(gui.texts_containing("Saved ").iter().any(|t| t.contains("saved.process.json")), "status bar");
+
+    // Away to a new process, then back through File ▸ Open….
+    gui.menu("File", "New Ctrl+N");
+    assert_ne!(*gui.draft(), edited);
+    assert!(!gui.exists("Save changes?"), "nothing unsaved to ask about");
+    gui.menu("File", "Open… Ctrl+O");
+    assert_eq!(*gui.draft(), edited);
+    assert_eq!(gui.app().title(), "saved.process.json — flowdesk");
+    assert_eq!(gui.event_names("approved"), ["Mark done", "Call external system"]);
+    let waiting = gui.harness.query_all_by_label("Event Call external system (waits for a callback)").count();
+    assert_eq!(waiting, 2, "the added event is drawn again, as waiting");
+    assert_eq!(gui.app().settings.recent.first(), Some(&saved_path.canonicalize().unwrap()));
+}
+
+#[test]
+fn replacing_unsaved_work_asks_first_and_cancel_keeps_it() {
+    let mut gui = Gui::new();
+    let grab = gui.header_of("Approved");
+    gui.drag(grab, grab + vec2(0.0, 100.0));
+    let edited = gui.draft().clone();
+
+    gui.menu("File", "New Ctrl+N");
+    assert!(gui.exists("Save changes?"));
+    assert_eq!(*gui.draft(), edited, "nothing replaced while asking");
+    gui.click("Cancel");
+    assert!(!gui.exists("Save changes?"));
+    assert_eq!(*gui.draft(), edited);
+    assert!(gui.app().designer.doc.is_dirty());
+    assert!(gui.exists("Activity Approved"));
+
+    gui.menu("File", "New Ctrl+N");
+    assert!(gui.exists("Save changes?"));
+    gui.click("Don't save");
+    assert!(!gui.exists("Save changes?"));
+    let draft = gui.draft();
+    assert_eq!(draft.name, "untitled");
+    assert_eq!(draft.activities.len(), 1);
+    assert!(!gui.app().designer.doc.is_dirty());
+    assert!(gui.exists("Activity Start"));
+    assert!(!gui.exists("Activity Approved"));
+}
+
+#[test]
+fn a_file_that_does_not_parse_shows_its_line_and_keeps_the_current_work() {
+    let files = tempfile::tempdir().unwrap();
+    let broken = files.path().join("broken.process.json");
+    std::fs::write(&broken, "{\n  \"name\": \"broken\",\n  \"activities\": [ oops ]\n}\n").unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.open.borrow_mut().push(broken);
+    let mut gui = Gui::with(None, dialogs);
+    let before = gui.draft().clone();
+    let title = gui.app().title();
+
+    gui.menu("File", "Open… Ctrl+O");
+    assert!(gui.exists("Cannot open the process file"), "an error dialog");
+    let details = gui.texts_containing("line 3");
+    assert!(details.iter().any(|t| t.contains("broken.process.json")), "{details:?}");
+    assert_eq!(*gui.draft(), before);
+    assert_eq!(gui.app().title(), title);
+
+    gui.click("OK");
+    assert!(!gui.exists("Cannot open the process file"));
+    assert_eq!(*gui.draft(), before);
+    assert!(gui.exists("Activity Prepare"));
+}
+
+#[test]
+fn the_delete_key_removes_the_selected_activity_with_its_lines() {
+    let mut gui = Gui::new();
+    assert_eq!(gui.draft().lines.len(), 3);
+    gui.click_at(gui.header_of("Call external system"));
+    assert_eq!(gui.selection(), [activity_element("call")]);
+    gui.harness.key_press(Key::Delete);
+    gui.settle();
+
+    let draft = gui.draft();
+    assert!(draft.activity("call").is_none());
+    assert_eq!(draft.activities.len(), 3);
+    assert!(draft.lines.is_empty(), "every line touched the deleted activity");
+    assert!(gui.selection().is_empty());
+    assert!(!gui.exists("Activity Call external system"));
+    assert!(!gui.exists("Connect Call external system"));
+    assert!(gui.exists("Activity Prepare"));
+
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.draft().lines.len(), 3);
+    assert!(gui.exists("Activity Call external system"));
+}
+
+#[test]
+fn copy_and_paste_duplicate_an_activity_with_a_new_id_and_name() {
+    let mut gui = Gui::new();
+    gui.click_at(gui.header_of("Prepare"));
+    assert_eq!(gui.selection(), [activity_element("prepare")]);
+
+    gui.harness.event(Event::Copy);
+    gui.harness.run_steps(1);
+    let copied = gui
+        .harness
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            egui::OutputCommand::CopyText(text) => Some(text.clone()),
+            _ => None,
+        })
+        .expect("Copy puts the activity on the system clipboard");
+    assert!(copied.contains("\"flowdesk_clip\""), "{copied}");
+    gui.settle();
+
+    gui.harness.event(Event::Paste(copied));
+    gui.settle();
+    let draft = gui.draft();
+    assert_eq!(draft.activities.len(), 5);
+    let original = draft.activity("prepare").unwrap();
+    let pasted = draft.activities.last().unwrap();
+    assert_ne!(pasted.id, original.id);
+    assert_eq!(pasted.name, "Prepare 2");
+    assert!(!pasted.start, "only one start activity");
+    assert_eq!(pasted.events, original.events);
+    assert!(pasted.position.x > original.position.x && pasted.position.y > original.position.y, "offset");
+    assert_eq!(gui.selection(), [activity_element(&pasted.id.clone())]);
+    assert!(gui.exists("Activity Prepare 2"));
+    assert!(gui.exists("Activity Prepare"));
+
+    // The app's own clipboard works without the system's text too.
+    gui.harness.event(Event::Paste(String::new()));
+    gui.settle();
+    assert_eq!(gui.draft().activities.len(), 6);
+    assert!(gui.exists("Activity Prepare 3"));
+}
+
+#[test]
+fn shift_dragging_the_background_selects_the_activities_in_the_band() {
+    let mut gui = Gui::new();
+    let view = gui.app().designer.view;
+    let approved = gui.rect_of("Activity Approved");
+    let rejected = gui.rect_of("Activity Rejected");
+    gui.shift_drag(approved.left_top() - vec2(12.0, 12.0), rejected.right_bottom() + vec2(30.0, 12.0));
+
+    let mut selection = gui.selection().to_vec();
+    selection.sort();
+    assert_eq!(selection, [activity_element("approved"), activity_element("rejected")]);
+    assert_eq!(gui.app().designer.view, view, "a shift-drag does not pan");
+    assert!(!gui.app().designer.doc.is_dirty());
+    assert!(gui.exists("2 elements selected"), "the panel shows the multi-selection");
+
+    // Delete then removes both.
+    gui.harness.key_press(Key::Delete);
+    gui.settle();
+    assert!(gui.draft().activity("approved").is_none() && gui.draft().activity("rejected").is_none());
+    assert_eq!(gui.draft().activities.len(), 2);
+}
+
+#[test]
+fn a_plain_drag_on_the_background_pans_without_selecting() {
+    let mut gui = Gui::new();
+    let prepare = gui.rect_of("Activity Prepare");
+    let spot = gui.empty_canvas_spot();
+    gui.drag(spot, spot + vec2(50.0, -30.0));
+    let moved = gui.rect_of("Activity Prepare");
+    assert!((moved.min - prepare.min - vec2(50.0, -30.0)).length() < 2.0, "{prepare:?} -> {moved:?}");
+    assert!(gui.selection().is_empty());
+    assert!(!gui.app().designer.doc.is_dirty(), "panning is no edit");
+}
+
+#[test]
+fn dragging_an_event_row_onto_another_activity_moves_it_there() {
+    let mut gui = Gui::new();
+    let row = gui.rect_of("Event Mark done").center();
+    let rejected = gui.rect_of("Activity Rejected");
+    // The lower half of Rejected's last row: after it.
+    gui.drag(row, pos2(rejected.center().x, rejected.bottom() - 6.0));
+
+    assert!(gui.activity("approved").events.is_empty());
+    assert_eq!(gui.event_names("rejected"), ["Mark not done", "Mark done"]);
+    assert_eq!(gui.selection(), [Element::Event { activity: "rejected".into(), index: 1 }]);
+    let rejected = gui.rect_of("Activity Rejected");
+    assert!(rejected.contains_rect(gui.rect_of("Event Mark done")), "drawn in Rejected");
+    assert!(gui.rect_of("Event Mark not done").top() < gui.rect_of("Event Mark done").top());
+    assert!(!gui.rect_of("Activity Approved").contains_rect(gui.rect_of("Event Mark done")));
+
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.event_names("approved"), ["Mark done"]);
+    assert_eq!(gui.event_names("rejected"), ["Mark not done"]);
+}
+
+#[test]
+fn dragging_an_event_row_within_its_activity_reorders_it() {
+    let mut gui = Gui::new();
+    let template = gui.rect_of("Template Server Event").center();
+    let target = gui.rect_of("Activity Prepare").center();
+    gui.drag(template, target);
+    assert_eq!(gui.event_names("prepare"), ["Set stage", "Server Event"]);
+
+    let second = gui.rect_of("Event Server Event").center();
+    let first = gui.rect_of("Event Set stage");
+    gui.drag(second, pos2(first.center().x, first.top() + 2.0));
+
+    assert_eq!(gui.event_names("prepare"), ["Server Event", "Set stage"]);
+    assert_eq!(gui.selection(), [Element::Event { activity: "prepare".into(), index: 0 }]);
+    assert!(gui.rect_of("Event Server Event").top() < gui.rect_of("Event Set stage").top());
+
+    // And back down: dropped on the lower half of the last row.
+    let first = gui.rect_of("Event Server Event").center();
+    let last = gui.rect_of("Event Set stage");
+    gui.drag(first, pos2(last.center().x, last.bottom() - 1.0));
+    assert_eq!(gui.event_names("prepare"), ["Set stage", "Server Event"]);
+}
+
+#[test]
+fn a_broken_rule_is_listed_in_problems_and_clicking_it_selects_the_line() {
+    let mut gui = Gui::new();
+    assert!(gui.texts_containing("Undefined variable").is_empty());
+    // The first line runs straight from Prepare to Call external system.
+    let prepare = gui.rect_of("Activity Prepare");
+    let call = gui.rect_of("Activity Call external system");
+    gui.click_at(pos2((prepare.right() + call.left()) / 2.0, prepare.center().y));
+    assert_eq!(gui.selection(), [Element::Line(0)]);
+    assert!(gui.exists("Prepare -> Call external system"));
+
+    gui.type_into("Rule (empty: always true)", "nmae == 1");
+    assert_eq!(gui.draft().lines[0].rule, "nmae == 1");
+    assert!(gui.texts_containing("Error:").iter().any(|t| t.contains("Undefined variable")), "panel error");
+
+    // Away from the line, then back through the problems panel.
+    gui.click_at(gui.empty_canvas_spot());
+    assert!(gui.selection().is_empty());
+    let problems = gui.texts_containing("Undefined variable");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    gui.click(&problems[0]);
+    assert_eq!(gui.selection(), [Element::Line(0)]);
+    assert!(gui.exists("Prepare -> Call external system"), "the panel shows the picked line");
 }

@@ -29,8 +29,8 @@ pub use instance::{
 };
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
-    InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance, Storage, Transaction,
-    VersionRecord, Visibility,
+    InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
+    Storage, Transaction, VersionRecord, Visibility,
 };
 
 use crate::engine::executor::{Executor, settled_status};

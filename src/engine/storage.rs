@@ -57,15 +57,37 @@ pub struct Visibility {
     pub user: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum InstanceOrder {
+/// A column the instance list can be sorted by; each is backed by an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum InstanceColumn {
+    /// Instance ids grow with start time, so this is also "started".
     #[default]
-    NewestFirst,
-    OldestFirst,
-    RecentlyChanged,
+    Id,
+    Folio,
+    Process,
+    Status,
+    Originator,
+    LastChange,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InstanceOrder {
+    pub column: InstanceColumn,
+    pub descending: bool,
+}
+
+impl Default for InstanceOrder {
+    fn default() -> Self {
+        InstanceOrder::NEWEST_FIRST
+    }
+}
+
+impl InstanceOrder {
+    pub const NEWEST_FIRST: InstanceOrder = InstanceOrder { column: InstanceColumn::Id, descending: true };
+    pub const OLDEST_FIRST: InstanceOrder = InstanceOrder { column: InstanceColumn::Id, descending: false };
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct InstanceFilter {
     pub process: Option<String>,
     pub status: Option<InstanceStatus>,
@@ -76,11 +98,15 @@ pub struct InstanceFilter {
     pub offset: usize,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ItemFilter {
     pub include_closed: bool,
     pub process: Option<String>,
     pub instance_id: Option<i64>,
+    /// Matches the serial, folio, activity or event (contains).
+    pub search: Option<String>,
+    /// Newest first instead of oldest first.
+    pub newest_first: bool,
     pub limit: usize,
 }
 

@@ -44,3 +44,20 @@ pub mod size {
     pub const FONT: f32 = 13.0;
     pub const SMALL_FONT: f32 = 11.0;
 }
+
+/// K2's View Flow colours: where an instance has been and where it is.
+pub mod flow {
+    use egui::Color32;
+
+    pub const COMPLETED: Color32 = Color32::from_rgb(46, 160, 67);
+    pub const COMPLETED_FILL: Color32 = Color32::from_rgb(222, 245, 227);
+    pub const ACTIVE: Color32 = Color32::from_rgb(31, 111, 235);
+    pub const ACTIVE_FILL: Color32 = Color32::from_rgb(221, 235, 255);
+    pub const ERROR: Color32 = Color32::from_rgb(207, 34, 46);
+    pub const ERROR_FILL: Color32 = Color32::from_rgb(255, 225, 225);
+    pub const CANCELLED: Color32 = Color32::from_rgb(140, 140, 140);
+    pub const NOT_REACHED: Color32 = Color32::from_rgb(170, 178, 192);
+    pub const LINE_FIRED: Color32 = Color32::from_rgb(46, 160, 67);
+    pub const LINE_FALSE: Color32 = Color32::from_rgb(207, 34, 46);
+    pub const LINE_NOT_EVALUATED: Color32 = Color32::from_rgb(180, 186, 198);
+}

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Migration `i` brings `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE processes (
     name            TEXT PRIMARY KEY,
     default_version INTEGER NOT NULL
@@ -100,7 +101,15 @@ CREATE TABLE participants (
     user        TEXT NOT NULL,
     PRIMARY KEY (instance_id, user)
 ) STRICT, WITHOUT ROWID;
-"#];
+"#,
+    // 2: the monitor sorts a million instances by any column through an index.
+    r#"
+CREATE INDEX instances_by_folio ON instances(folio, id);
+CREATE INDEX instances_by_originator ON instances(originator, id);
+CREATE INDEX instances_by_status_updated ON instances(status, updated_at);
+CREATE INDEX server_items_by_instance ON server_items(instance_id, status);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

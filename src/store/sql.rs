@@ -9,7 +9,7 @@ use crate::engine::executor::RecordedFinish;
 use crate::engine::instance::{ActivityStatus, Changes, FlowState};
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
-    ActivityRecord, AuditEntry, EngineError, Instance, InstanceFilter, InstanceOrder, InstanceStatus, InstanceSummary,
+    ActivityRecord, AuditEntry, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus, InstanceSummary,
     ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial, ServerItem,
     Transaction, VersionRecord, Visibility,
 };
@@ -518,11 +518,17 @@ impl Transaction for SqliteTransaction<'_> {
     ) -> Result<Vec<InstanceSummary>, EngineError> {
         let mut args = Vec::new();
         let condition = instance_where(visibility, filter, &mut args);
-        let order = match filter.order {
-            InstanceOrder::NewestFirst => "id DESC",
-            InstanceOrder::OldestFirst => "id ASC",
-            InstanceOrder::RecentlyChanged => "updated_at DESC, id DESC",
+        let column = match filter.order.column {
+            InstanceColumn::Id => "id",
+            InstanceColumn::Folio => "folio",
+            InstanceColumn::Process => "process",
+            InstanceColumn::Status => "status",
+            InstanceColumn::Originator => "originator",
+            InstanceColumn::LastChange => "updated_at",
         };
+        let direction = if filter.order.descending { "DESC" } else { "ASC" };
+        let order =
+            if column == "id" { format!("id {direction}") } else { format!("{column} {direction}, id {direction}") };
         let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
         args.push(SqlValue::Integer(limit));
         args.push(SqlValue::Integer(filter.offset as i64));
@@ -567,12 +573,23 @@ impl Transaction for SqliteTransaction<'_> {
             conditions.push("instance_id = ?".to_owned());
             args.push(SqlValue::Integer(id));
         }
+        if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            conditions.push(
+                "(instr(instance_id || '_' || serial_id, ?1) > 0 OR instr(folio, ?1) > 0 OR instr(activity, ?1) > 0 \
+                 OR instr(event, ?1) > 0)"
+                    .replace("?1", "?"),
+            );
+            for _ in 0..4 {
+                args.push(SqlValue::Text(search.to_owned()));
+            }
+        }
+        let age = if filter.newest_first { "DESC" } else { "ASC" };
         let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
         args.push(SqlValue::Integer(limit));
         // Pending first, then oldest first: the items most likely stuck lead.
         let sql = format!(
             "SELECT {ITEM_COLUMNS} FROM server_items WHERE {} 
-             ORDER BY status = 'Pending' DESC, created_at ASC, instance_id ASC, serial_id ASC LIMIT ?",
+             ORDER BY status = 'Pending' DESC, created_at {age}, instance_id {age}, serial_id {age} LIMIT ?",
             conditions.join(" AND ")
         );
         let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;

@@ -179,7 +179,7 @@ pub fn line_curve(from: Rect, to: Rect) -> [Pos2; 4] {
     [start, start + start_dir * reach, end + end_dir * reach, end]
 }
 
-fn bezier_point(p: &[Pos2; 4], t: f32) -> Pos2 {
+pub(crate) fn bezier_point(p: &[Pos2; 4], t: f32) -> Pos2 {
     let u = 1.0 - t;
     let v = p[0].to_vec2() * (u * u * u)
         + p[1].to_vec2() * (3.0 * u * u * t)
@@ -299,7 +299,13 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
         if has_error {
             let badge = rect.left_top() + vec2(0.0, 0.0);
             painter.circle_filled(badge, 8.0 * view.zoom.max(0.6), theme::ERROR);
-            painter.text(badge, Align2::CENTER_CENTER, "!", FontId::proportional(11.0 * view.zoom.max(0.6)), Color32::WHITE);
+            painter.text(
+                badge,
+                Align2::CENTER_CENTER,
+                "!",
+                FontId::proportional(11.0 * view.zoom.max(0.6)),
+                Color32::WHITE,
+            );
         }
 
         let id = ui.make_persistent_id(("activity", &activity.id));
