@@ -189,7 +189,7 @@ impl FlowdeskApp {
                 }
                 ui.menu_button("Open Sample", |ui| {
                     for (index, (name, _)) in SAMPLES.iter().enumerate() {
-                        if ui.button(*name).clicked() {
+                        if ui.add(egui::Button::new(*name).shortcut_text(format!("Alt+{}", index + 1))).clicked() {
                             self.request(Replace::Sample(index));
                             ui.close();
                         }
@@ -199,8 +199,9 @@ impl FlowdeskApp {
                     if self.settings.recent.is_empty() {
                         ui.label("No recent files");
                     }
-                    for path in self.settings.recent.clone() {
-                        if ui.button(path.display().to_string()).clicked() {
+                    for (index, path) in self.settings.recent.clone().into_iter().enumerate() {
+                        let shortcut = if index < 9 { format!("Ctrl+{}", index + 1) } else { String::new() };
+                        if ui.add(egui::Button::new(path.display().to_string()).shortcut_text(shortcut)).clicked() {
                             self.request(Replace::Open(Some(path)));
                             ui.close();
                         }
@@ -287,6 +288,21 @@ impl FlowdeskApp {
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::N))) {
             self.request(Replace::New);
+        }
+        // Alt+1.. opens a sample, Ctrl+1.. a recent file.
+        let digits =
+            [Key::Num1, Key::Num2, Key::Num3, Key::Num4, Key::Num5, Key::Num6, Key::Num7, Key::Num8, Key::Num9];
+        for (index, key) in digits.into_iter().enumerate() {
+            if index < SAMPLES.len()
+                && ctx.input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::ALT, key)))
+            {
+                self.request(Replace::Sample(index));
+            }
+            if let Some(path) = self.settings.recent.get(index).cloned()
+                && ctx.input_mut(|i| i.consume_shortcut(&command(key)))
+            {
+                self.request(Replace::Open(Some(path)));
+            }
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Q))) {
             self.request(Replace::Quit);
