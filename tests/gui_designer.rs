@@ -24,7 +24,12 @@ impl Gui {
 
     fn with(file: Option<PathBuf>, dialogs: ScriptedDialogs) -> Gui {
         let dir = tempfile::tempdir().unwrap();
-        let options = GuiOptions { db_path: dir.path().join("gui.db"), user: "ada".to_owned(), file };
+        let options = GuiOptions {
+            db_path: dir.path().join("gui.db"),
+            user: "ada".to_owned(),
+            file,
+            view: flowdesk::gui::AppView::Designer,
+        };
         let app = FlowdeskApp::new(options, Settings::default(), Box::new(dialogs));
         let mut harness =
             Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);

@@ -51,6 +51,9 @@ pub enum Command {
     Gui {
         /// A process file to open in the designer
         file: Option<PathBuf>,
+        /// The view to open on
+        #[arg(long, value_parser = parse_view, default_value = "designer")]
+        view: crate::gui::AppView,
     },
     /// Check a process file and list every problem with where it is
     Validate { file: PathBuf },
@@ -195,6 +198,15 @@ fn parse_user(text: &str) -> Result<String, String> {
     if name.is_empty() { Err("a user name cannot be empty".to_owned()) } else { Ok(name.to_owned()) }
 }
 
+fn parse_view(text: &str) -> Result<crate::gui::AppView, String> {
+    match text {
+        "designer" => Ok(crate::gui::AppView::Designer),
+        "monitor" => Ok(crate::gui::AppView::Monitor),
+        "items" => Ok(crate::gui::AppView::Items),
+        _ => Err(format!("expected designer, monitor or items, got `{text}`")),
+    }
+}
+
 fn parse_status(text: &str) -> Result<InstanceStatus, String> {
     text.parse().map_err(|e: crate::engine::instance::UnknownStatus| e.to_string())
 }
@@ -273,7 +285,7 @@ impl From<anyhow::Error> for Failure {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let gui = Command::Gui { file: None };
+    let gui = Command::Gui { file: None, view: crate::gui::AppView::Designer };
     let command = cli.command.as_ref().unwrap_or(&gui);
     match execute(&cli, command) {
         Ok(code) => code,
@@ -346,8 +358,8 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {
-        Command::Gui { file } => {
-            let options = crate::gui::GuiOptions { db_path: cli.db_path(), user, file: file.clone() };
+        Command::Gui { file, view } => {
+            let options = crate::gui::GuiOptions { db_path: cli.db_path(), user, file: file.clone(), view: *view };
             crate::gui::run(options)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -494,6 +506,6 @@ fn operator(
     let engine = open_engine(cli)?;
     let progress = act(&engine, &cli.acting_user())?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{verb} instance {}: {}", progress.instance_id, output::progress_words(&progress))?;
+    writeln!(out, "{verb} instance {}: {}", progress.instance_id, progress.words())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 
 use crate::engine::{
     Deployed, Finished, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis, ProcessSummary, Progress,
-    ServerItem, format_time,
+    ServerItem, format_age, format_time,
 };
 use crate::model::Right;
 
@@ -29,30 +29,8 @@ fn iso(at: Millis) -> String {
         .unwrap_or_default()
 }
 
-/// How long ago, to the second, as people read it ("3m 12s").
-pub fn age(now: Millis, then: Millis) -> String {
-    let seconds = ((now - then).max(0) / 1000) as u64;
-    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
-}
-
 pub fn right_list(rights: &[Right]) -> String {
     rights.iter().map(|r| r.title()).collect::<Vec<_>>().join(", ")
-}
-
-/// What an instance does now, in words.
-pub fn progress_words(progress: &Progress) -> String {
-    match progress.status {
-        InstanceStatus::Completed => "completed".to_owned(),
-        InstanceStatus::Active if !progress.waiting.is_empty() => {
-            format!("waiting for a callback on {}", progress.waiting.join(", "))
-        }
-        InstanceStatus::Error => match &progress.failure {
-            Some(f) if f.event.is_empty() => format!("in error at `{}`: {}", f.activity, f.message),
-            Some(f) => format!("in error at `{}` / `{}`: {}", f.activity, f.event, f.message),
-            None => "in error".to_owned(),
-        },
-        status => status.name().to_lowercase(),
-    }
 }
 
 fn progress_json(progress: &Progress) -> Json {
@@ -100,7 +78,7 @@ pub fn started(out: &mut dyn Write, progress: &Progress, as_json: bool) -> io::R
         print_json(out, &progress_json(progress))?;
     } else {
         writeln!(out, "{}", progress.instance_id)?;
-        eprintln!("instance {}: {}", progress.instance_id, progress_words(progress));
+        eprintln!("instance {}: {}", progress.instance_id, progress.words());
     }
     Ok(())
 }
@@ -240,7 +218,7 @@ pub fn items(out: &mut dyn Write, items: &[ServerItem], now: Millis, all: bool, 
             i.process.clone(),
             i.activity.clone(),
             i.event.clone(),
-            age(now, i.created_at),
+            format_age(now, i.created_at),
         ];
         if all {
             row.push(i.status.name().to_owned());
@@ -269,7 +247,7 @@ pub fn finished(out: &mut dyn Write, finished: &Finished, as_json: bool) -> io::
     }
     let progress = &finished.progress;
     if finished.applied {
-        writeln!(out, "finished {}: instance {} {}", finished.serial, progress.instance_id, progress_words(progress))?;
+        writeln!(out, "finished {}: instance {} {}", finished.serial, progress.instance_id, progress.words())?;
     } else {
         let why = match progress.status {
             InstanceStatus::Stopped => "the instance is stopped; it is applied when the instance resumes",

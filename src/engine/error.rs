@@ -66,6 +66,12 @@ fn errors(problems: &[Problem]) -> impl Iterator<Item = &Problem> {
     problems.iter().filter(|p| p.severity == crate::model::Severity::Error)
 }
 
+/// How long ago, to the second, as people read it ("3m 12s").
+pub fn format_age(now: Millis, then: Millis) -> String {
+    let seconds = ((now - then).max(0) / 1000) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
+}
+
 /// A timestamp as operators read it: local-free UTC, to the second.
 pub fn format_time(at: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(at)

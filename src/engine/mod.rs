@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
-pub use error::{EngineError, format_time};
+pub use error::{EngineError, format_age, format_time};
 pub use executor::{ItemState, RunEnd};
 pub use instance::{
     ActivityRecord, ActivityStatus, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
@@ -159,6 +159,24 @@ pub struct Progress {
     /// Pending serials the instance now waits on.
     pub waiting: Vec<String>,
     pub failure: Option<FailureInfo>,
+}
+
+impl Progress {
+    /// What the instance does now, in words ("waiting for a callback on 7_2").
+    pub fn words(&self) -> String {
+        match self.status {
+            InstanceStatus::Completed => "completed".to_owned(),
+            InstanceStatus::Active if !self.waiting.is_empty() => {
+                format!("waiting for a callback on {}", self.waiting.join(", "))
+            }
+            InstanceStatus::Error => match &self.failure {
+                Some(f) if f.event.is_empty() => format!("in error at `{}`: {}", f.activity, f.message),
+                Some(f) => format!("in error at `{}` / `{}`: {}", f.activity, f.event, f.message),
+                None => "in error".to_owned(),
+            },
+            status => status.name().to_lowercase(),
+        }
+    }
 }
 
 /// The answer to a successful finish.

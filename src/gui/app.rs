@@ -5,7 +5,7 @@
 //! so no panel reaches into the engine or the file system itself.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,8 @@ use crate::gui::designer::problems::{Pick, problems_ui};
 use crate::gui::designer::properties::{Request, RightsView, properties_ui};
 use crate::gui::designer::{Designer, Document, Icons};
 use crate::gui::dialogs::{FileDialogs, with_process_extension};
+use crate::gui::monitor::queries::Queries;
+use crate::gui::monitor::{Monitor, MonitorRequest};
 use crate::gui::theme;
 use crate::model::{FieldType, ProcessDraft, Right, Severity};
 use crate::store::{Durability, SqliteStore};
@@ -71,8 +73,20 @@ enum StatusKind {
     Failure,
 }
 
+/// The three faces of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum AppView {
+    #[default]
+    Designer,
+    Monitor,
+    Items,
+}
+
 pub struct FlowdeskApp {
     pub designer: Designer,
+    pub monitor: Monitor,
+    pub view: AppView,
+    repaint: Arc<OnceLock<egui::Context>>,
     engine: Result<Arc<Engine<SqliteStore>>, String>,
     user: String,
     db_path: PathBuf,
@@ -100,8 +114,20 @@ impl FlowdeskApp {
                 Arc::new(engine)
             })
             .map_err(|e| e.to_string());
+        // The query worker wakes the window when an answer arrives; the
+        // window's context exists only from the first frame on.
+        let repaint: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
+        let wake = repaint.clone();
+        let monitor = Monitor::new(Queries::start(&options.db_path, move || {
+            if let Some(ctx) = wake.get() {
+                ctx.request_repaint();
+            }
+        }));
         let mut app = FlowdeskApp {
             designer: Designer::new(Document::untitled()),
+            monitor,
+            view: options.view,
+            repaint,
             engine,
             user: options.user,
             db_path: options.db_path,
@@ -144,11 +170,33 @@ impl FlowdeskApp {
             // The canvas is drawn light; the panels around it match.
             ui.ctx().set_theme(egui::Theme::Light);
             self.icons = load_icons(ui.ctx());
+            let _ = self.repaint.set(ui.ctx().clone());
         }
         self.shortcuts(ui.ctx());
         self.guard_close(ui.ctx());
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        match self.view {
+            AppView::Designer => self.designer_ui(ui),
+            AppView::Monitor => {
+                let engine = self.engine.as_ref().ok().cloned();
+                let requests = self.monitor.instances_ui(ui, engine.as_deref(), &self.user);
+                for request in requests {
+                    match request {
+                        MonitorRequest::StartInstance { process } => self.open_start_form_for(&process),
+                    }
+                }
+            }
+            AppView::Items => {
+                let engine = self.engine.as_ref().ok().cloned();
+                self.monitor.items_ui(ui, engine.as_deref(), &self.user);
+            }
+        }
+        self.modal_ui(ui.ctx());
+        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(self.title()));
+    }
+
+    fn designer_ui(&mut self, ui: &mut Ui) {
         egui::Panel::left("palette").resizable(false).exact_size(240.0).show(ui, |ui| self.palette(ui));
         egui::Panel::right("properties").resizable(true).default_size(360.0).min_size(260.0).show(ui, |ui| {
             self.properties(ui);
@@ -165,8 +213,6 @@ impl FlowdeskApp {
         egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
             self.designer.canvas_ui(ui, self.icons.as_ref());
         });
-        self.modal_ui(ui.ctx());
-        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(self.title()));
     }
 
     pub fn title(&self) -> String {
@@ -178,6 +224,12 @@ impl FlowdeskApp {
 
     fn menu_bar(&mut self, ui: &mut Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
+            for (view, title) in
+                [(AppView::Designer, "Designer"), (AppView::Monitor, "Monitor"), (AppView::Items, "Server items")]
+            {
+                ui.selectable_value(&mut self.view, view, RichText::new(title).strong());
+            }
+            ui.separator();
             ui.menu_button("File", |ui| {
                 if ui.add(egui::Button::new("New").shortcut_text("Ctrl+N")).clicked() {
                     self.request(Replace::New);
@@ -313,7 +365,7 @@ impl FlowdeskApp {
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Num0))) {
             self.designer.fit_requested = true;
         }
-        if typing {
+        if typing || self.view != AppView::Designer {
             return; // text fields keep their own undo and select-all
         }
         let redo =
@@ -404,7 +456,16 @@ impl FlowdeskApp {
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.label(RichText::new(self.db_path.display().to_string()).small().weak());
-                ui.label(RichText::new(format!("connected as {}", self.user)).small());
+                // Every action is taken as this user; change it to see what
+                // another user (an integration account) may do.
+                let mut user = self.user.clone();
+                let edit = ui.add(egui::TextEdit::singleline(&mut user).desired_width(110.0));
+                edit.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Connected as"));
+                if edit.changed() && !user.trim().is_empty() {
+                    self.user = user.trim().to_owned();
+                    self.refresh_rights();
+                }
+                ui.label(RichText::new("connected as").small());
             });
         });
     }
@@ -502,7 +563,20 @@ impl FlowdeskApp {
     }
 
     fn open_start_form(&mut self) {
-        let draft = self.designer.doc.draft();
+        let draft = self.designer.doc.draft().clone();
+        self.open_start_form_with(&draft);
+    }
+
+    /// The start form for a deployed process (its default version's fields).
+    fn open_start_form_for(&mut self, process: &str) {
+        let Ok(engine) = self.engine.clone() else { return };
+        match engine.definition(process) {
+            Ok(compiled) => self.open_start_form_with(&compiled.draft),
+            Err(err) => self.fail("Cannot start an instance", err.to_string()),
+        }
+    }
+
+    fn open_start_form_with(&mut self, draft: &ProcessDraft) {
         let values = draft
             .fields
             .iter()

@@ -68,7 +68,12 @@ pub struct FrameStats {
 /// (everything in view; panning at 100 %; zooming), timing every frame.
 pub fn run(activities: usize, lines: usize, frames: usize) -> anyhow::Result<Vec<FrameStats>> {
     let dir = tempfile::tempdir()?;
-    let options = GuiOptions { db_path: dir.path().join("bench.db"), user: "bench".to_owned(), file: None };
+    let options = GuiOptions {
+        db_path: dir.path().join("bench.db"),
+        user: "bench".to_owned(),
+        file: None,
+        view: crate::gui::AppView::Designer,
+    };
     let mut app = FlowdeskApp::new(
         options,
         Settings { welcomed: true, ..Settings::default() },

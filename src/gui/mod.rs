@@ -5,17 +5,19 @@ pub mod app;
 pub mod bench;
 pub mod designer;
 pub mod dialogs;
+pub mod monitor;
 pub mod theme;
 
 use std::path::PathBuf;
 
-pub use app::{FlowdeskApp, Settings};
+pub use app::{AppView, FlowdeskApp, Settings};
 
 /// What the window opens on.
 pub struct GuiOptions {
     pub db_path: PathBuf,
     pub user: String,
     pub file: Option<PathBuf>,
+    pub view: AppView,
 }
 
 /// Opens the window and runs until it is closed.

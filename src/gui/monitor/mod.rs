@@ -1,0 +1,915 @@
+//! The monitor: instances, a live flow view, server items, and finishing items
+//! by serial by hand.
+//!
+//! Reads go through [`queries::Queries`] on a worker thread, so a database of
+//! a million instances never stalls a frame; the table asks for the page it
+//! shows. Operator actions (finish, retry, stop, resume, go to, edit data) are
+//! engine calls made as the connected user, each confirmed first.
+
+pub mod flow;
+pub mod queries;
+
+use std::time::{Duration, Instant};
+
+use egui::{Color32, RichText, TextEdit, Ui};
+use egui_extras::{Column, TableBuilder};
+
+use crate::engine::{
+    Engine, EngineError, FieldInput, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
+    InstanceSummary, ItemFilter, ItemStatus, OpenedItem, ServerItem, format_age, format_time,
+};
+use crate::gui::designer::View;
+use crate::gui::theme;
+use crate::model::FieldType;
+use crate::store::SqliteStore;
+use queries::{Queries, Query, Reply};
+
+/// How many rows one page request fetches around what is on screen.
+const PAGE: usize = 200;
+/// How often the views refresh while they are shown: the flow is live.
+const REFRESH: Duration = Duration::from_secs(2);
+
+/// What the monitor asks of the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MonitorRequest {
+    StartInstance { process: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DetailTab {
+    Data,
+    Trail,
+}
+
+/// An operator action waiting for its confirmation.
+#[derive(Debug, Clone, PartialEq)]
+enum Operation {
+    Retry(i64),
+    Stop(i64),
+    Resume(i64),
+    GoTo(i64, String),
+    SetData(i64, Vec<(String, String)>),
+}
+
+impl Operation {
+    fn question(&self) -> String {
+        match self {
+            Operation::Retry(id) => format!("Retry the failed step of instance {id}?"),
+            Operation::Stop(id) => format!("Stop instance {id}? It stays stopped until someone resumes it."),
+            Operation::Resume(id) => format!("Resume instance {id}?"),
+            Operation::GoTo(id, activity) => format!(
+                "Move instance {id} to `{activity}`? Its open activities and pending server items are cancelled."
+            ),
+            Operation::SetData(id, changes) => format!("Change {} data field(s) of instance {id}?", changes.len()),
+        }
+    }
+}
+
+/// The finish-by-serial box and the item it opened.
+#[derive(Default)]
+struct FinishBox {
+    serial: String,
+    opened: Option<OpenedItem>,
+    inputs: Vec<(String, FieldType, String, String)>,
+    answer: Option<(String, bool)>,
+}
+
+pub struct Monitor {
+    queries: Result<Queries, String>,
+    user_seen: String,
+    pub filter: InstanceFilter,
+    processes: Vec<String>,
+    count: Option<u64>,
+    count_for: Option<InstanceFilter>,
+    rows: Vec<InstanceSummary>,
+    rows_offset: usize,
+    rows_for: Option<InstanceFilter>,
+    asked_page: Option<(InstanceFilter, usize)>,
+    pub selected: Option<i64>,
+    detail: Option<InstanceDetail>,
+    detail_error: Option<String>,
+    tab: DetailTab,
+    flow_view: View,
+    flow_fit: bool,
+    data_inputs: Vec<(String, FieldType, String)>,
+    data_for: Option<(i64, i64)>,
+    goto_target: String,
+    pub items_filter: ItemFilter,
+    items: Vec<ServerItem>,
+    items_error: Option<String>,
+    finish: FinishBox,
+    confirm: Option<Operation>,
+    message: Option<(String, bool)>,
+    last_refresh: Option<Instant>,
+    /// When the first page of rows arrived, measured from `opened_at`.
+    pub first_rows_after: Option<Duration>,
+    opened_at: Instant,
+}
+
+impl Monitor {
+    pub fn new(queries: Result<Queries, EngineError>) -> Monitor {
+        Monitor {
+            queries: queries.map_err(|e| e.to_string()),
+            user_seen: String::new(),
+            filter: InstanceFilter::default(),
+            processes: Vec::new(),
+            count: None,
+            count_for: None,
+            rows: Vec::new(),
+            rows_offset: 0,
+            rows_for: None,
+            asked_page: None,
+            selected: None,
+            detail: None,
+            detail_error: None,
+            tab: DetailTab::Data,
+            flow_view: View::default(),
+            flow_fit: true,
+            data_inputs: Vec::new(),
+            data_for: None,
+            goto_target: String::new(),
+            items_filter: ItemFilter { limit: 1000, ..ItemFilter::default() },
+            items: Vec::new(),
+            items_error: None,
+            finish: FinishBox::default(),
+            confirm: None,
+            message: None,
+            last_refresh: None,
+            first_rows_after: None,
+            opened_at: Instant::now(),
+        }
+    }
+
+    /// The rows shown now (for tests and the benchmark).
+    pub fn rows(&self) -> &[InstanceSummary] {
+        &self.rows
+    }
+
+    pub fn count(&self) -> Option<u64> {
+        self.count
+    }
+
+    pub fn items(&self) -> &[ServerItem] {
+        &self.items
+    }
+
+    pub fn detail(&self) -> Option<&InstanceDetail> {
+        self.detail.as_ref()
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_ref().map(|(m, _)| m.as_str())
+    }
+
+    fn ask(&self, user: &str, query: Query) {
+        if let Ok(queries) = &self.queries {
+            queries.ask(user, query);
+        }
+    }
+
+    /// Takes in the worker's answers and asks again what is stale.
+    pub fn sync(&mut self, ctx: &egui::Context, user: &str) {
+        let replies = match &self.queries {
+            Ok(queries) => queries.poll(),
+            Err(_) => Vec::new(),
+        };
+        for reply in replies {
+            self.take(reply);
+        }
+        let user_changed = self.user_seen != user;
+        let due = self.last_refresh.is_none_or(|at| at.elapsed() >= REFRESH);
+        if user_changed || due {
+            self.user_seen = user.to_owned();
+            self.last_refresh = Some(Instant::now());
+            self.refresh(user);
+        }
+        ctx.request_repaint_after(REFRESH);
+    }
+
+    /// Asks for everything shown, afresh.
+    pub fn refresh(&mut self, user: &str) {
+        self.ask(user, Query::Processes);
+        self.ask(user, Query::Count { filter: self.filter.clone() });
+        self.ask(user, Query::Page { filter: self.filter.clone(), offset: self.rows_offset, limit: PAGE });
+        self.asked_page = Some((self.filter.clone(), self.rows_offset));
+        if let Some(id) = self.selected {
+            self.ask(user, Query::Detail { id });
+        }
+        self.ask(user, Query::Items { filter: self.items_filter.clone() });
+    }
+
+    fn take(&mut self, reply: Reply) {
+        match reply {
+            Reply::Page { filter, offset, rows } => {
+                if filter != self.filter {
+                    return;
+                }
+                match rows {
+                    Ok(rows) => {
+                        if self.first_rows_after.is_none() {
+                            self.first_rows_after = Some(self.opened_at.elapsed());
+                        }
+                        self.rows = rows;
+                        self.rows_offset = offset;
+                        self.rows_for = Some(filter);
+                    }
+                    Err(error) => self.message = Some((error, false)),
+                }
+            }
+            Reply::Count { filter, count } => {
+                if filter == self.filter {
+                    self.count = count.ok();
+                    self.count_for = Some(filter);
+                }
+            }
+            Reply::Detail { id, detail } => {
+                if Some(id) != self.selected {
+                    return;
+                }
+                match *detail {
+                    Ok(detail) => {
+                        let key = (detail.summary.id, detail.summary.updated_at);
+                        if self.data_for != Some(key) {
+                            self.data_inputs =
+                                detail.fields.iter().map(|(n, t, v)| (n.clone(), *t, v.to_string())).collect();
+                            self.data_for = Some(key);
+                        }
+                        self.detail = Some(detail);
+                        self.detail_error = None;
+                    }
+                    Err(error) => {
+                        self.detail = None;
+                        self.detail_error = Some(error);
+                    }
+                }
+            }
+            Reply::Items { filter, items } => {
+                if filter == self.items_filter {
+                    match items {
+                        Ok(items) => {
+                            self.items = items;
+                            self.items_error = None;
+                        }
+                        Err(error) => self.items_error = Some(error),
+                    }
+                }
+            }
+            Reply::Processes(processes) => self.processes = processes.into_iter().map(|p| p.name).collect(),
+        }
+    }
+
+    fn filter_changed(&mut self, user: &str) {
+        self.rows_offset = 0;
+        self.count = None;
+        self.ask(user, Query::Count { filter: self.filter.clone() });
+        self.ask(user, Query::Page { filter: self.filter.clone(), offset: 0, limit: PAGE });
+        self.asked_page = Some((self.filter.clone(), 0));
+    }
+
+    fn select(&mut self, id: i64, user: &str) {
+        if self.selected != Some(id) {
+            self.selected = Some(id);
+            self.detail = None;
+            self.detail_error = None;
+            self.flow_fit = true;
+            self.data_for = None;
+        }
+        self.ask(user, Query::Detail { id });
+    }
+
+    // ----- instances --------------------------------------------------------------
+
+    pub fn instances_ui(
+        &mut self,
+        ui: &mut Ui,
+        engine: Option<&Engine<SqliteStore>>,
+        user: &str,
+    ) -> Vec<MonitorRequest> {
+        self.sync(ui.ctx(), user);
+        let mut requests = Vec::new();
+        if let Err(error) = &self.queries {
+            ui.colored_label(theme::ERROR, format!("The monitor cannot read the database: {error}"));
+            return requests;
+        }
+        egui::Panel::right("instance-detail").resizable(true).default_size(430.0).min_size(340.0).show(ui, |ui| {
+            self.detail_ui(ui, &mut requests);
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            // The flow gets the width of the window, under the list.
+            if let Some(detail) = &self.detail {
+                egui::Panel::bottom("instance-flow").resizable(true).default_size(360.0).min_size(160.0).show(
+                    ui,
+                    |ui| {
+                        ui.horizontal(|ui| {
+                            ui.strong(format!("Flow of instance {}", detail.summary.id));
+                            if ui.small_button("Fit").clicked() {
+                                self.flow_fit = true;
+                            }
+                        });
+                        flow::flow_ui(ui, detail, &mut self.flow_view, &mut self.flow_fit);
+                    },
+                );
+            }
+            self.filter_bar(ui, user);
+            ui.separator();
+            self.instance_table(ui, user);
+        });
+        self.confirm_ui(ui.ctx(), engine, user);
+        requests
+    }
+
+    fn filter_bar(&mut self, ui: &mut Ui, user: &str) {
+        let mut changed = false;
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Process");
+            let shown = self.filter.process.clone().unwrap_or_else(|| "all".to_owned());
+            egui::ComboBox::from_id_salt("monitor-process").selected_text(shown).show_ui(ui, |ui| {
+                if ui.selectable_label(self.filter.process.is_none(), "all").clicked() {
+                    self.filter.process = None;
+                    changed = true;
+                }
+                for process in self.processes.clone() {
+                    if ui.selectable_label(self.filter.process.as_deref() == Some(&process), &process).clicked() {
+                        self.filter.process = Some(process);
+                        changed = true;
+                    }
+                }
+            });
+            ui.label("Status");
+            let shown = self.filter.status.map(|s| s.name()).unwrap_or("all");
+            egui::ComboBox::from_id_salt("monitor-status").selected_text(shown).show_ui(ui, |ui| {
+                if ui.selectable_label(self.filter.status.is_none(), "all").clicked() {
+                    self.filter.status = None;
+                    changed = true;
+                }
+                for status in InstanceStatus::ALL {
+                    if ui.selectable_label(self.filter.status == Some(status), status.name()).clicked() {
+                        self.filter.status = Some(status);
+                        changed = true;
+                    }
+                }
+            });
+            let label = ui.label("Folio or id");
+            let mut search = self.filter.search.clone().unwrap_or_default();
+            let response = ui
+                .add(TextEdit::singleline(&mut search).desired_width(160.0).hint_text("PO-1042 or 17"))
+                .labelled_by(label.id);
+            if response.changed() {
+                self.filter.search = Some(search).filter(|s| !s.trim().is_empty());
+                changed = true;
+            }
+            if ui.button("Refresh").clicked() {
+                self.refresh(user);
+            }
+            let counted = match (self.count, &self.count_for) {
+                (Some(n), Some(filter)) if *filter == self.filter => format!("{n} instance(s)"),
+                _ => "counting…".to_owned(),
+            };
+            ui.label(RichText::new(counted).weak());
+        });
+        if changed {
+            self.filter_changed(user);
+        }
+    }
+
+    fn instance_table(&mut self, ui: &mut Ui, user: &str) {
+        let total = match (&self.count_for, self.count) {
+            (Some(filter), Some(n)) if *filter == self.filter => n as usize,
+            _ => self.rows_offset + self.rows.len(),
+        };
+        let columns = [
+            ("Id", InstanceColumn::Id, 70.0),
+            ("Folio", InstanceColumn::Folio, 130.0),
+            ("Process", InstanceColumn::Process, 150.0),
+            ("Status", InstanceColumn::Status, 90.0),
+            ("Originator", InstanceColumn::Originator, 100.0),
+            ("Started", InstanceColumn::Id, 165.0),
+            ("Last change", InstanceColumn::LastChange, 165.0),
+        ];
+        let mut sort_by = None;
+        let mut clicked = None;
+        let mut visible: Option<(usize, usize)> = None;
+        // Rows are clicked to open an instance: labels must not take the click
+        // for text selection.
+        ui.style_mut().interaction.selectable_labels = false;
+        // Column separators are drawn to the bottom of the clip: keep them
+        // out of the flow panel below.
+        let area = ui.available_rect_before_wrap();
+        ui.set_clip_rect(ui.clip_rect().intersect(area));
+        let mut table = TableBuilder::new(ui).striped(true).sense(egui::Sense::click()).auto_shrink([false, false]);
+        for (_, _, width) in &columns {
+            table = table.column(Column::initial(*width).resizable(true));
+        }
+        table
+            .header(22.0, |mut header| {
+                for (index, (title, column, _)) in columns.iter().enumerate() {
+                    header.col(|ui| {
+                        let order = self.filter.order;
+                        // "Started" and "Id" share the id order; mark only the id column.
+                        let arrow = if order.column == *column && index != 5 {
+                            if order.descending { " (desc)" } else { " (asc)" }
+                        } else {
+                            ""
+                        };
+                        if ui.button(RichText::new(format!("{title}{arrow}")).strong()).on_hover_text("Sort").clicked()
+                        {
+                            sort_by = Some(*column);
+                        }
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(20.0, total, |mut row| {
+                    let index = row.index();
+                    visible = Some(match visible {
+                        Some((low, high)) => (low.min(index), high.max(index)),
+                        None => (index, index),
+                    });
+                    let Some(summary) = index.checked_sub(self.rows_offset).and_then(|i| self.rows.get(i)) else {
+                        row.col(|ui| {
+                            ui.label(RichText::new("…").weak());
+                        });
+                        return;
+                    };
+                    row.set_selected(self.selected == Some(summary.id));
+                    let status_color = status_color(summary.status);
+                    let cells = [
+                        summary.id.to_string(),
+                        summary.folio.clone(),
+                        format!("{} v{}", summary.process, summary.version),
+                        summary.status.name().to_owned(),
+                        summary.originator.clone(),
+                        format_time(summary.started_at),
+                        format_time(summary.updated_at),
+                    ];
+                    for (column, text) in cells.into_iter().enumerate() {
+                        row.col(|ui| {
+                            if column == 3 {
+                                ui.colored_label(status_color, text);
+                            } else {
+                                ui.label(text);
+                            }
+                        });
+                    }
+                    if row.response().clicked() {
+                        clicked = Some(summary.id);
+                    }
+                });
+            });
+        if let Some(column) = sort_by {
+            let descending = if self.filter.order.column == column {
+                !self.filter.order.descending
+            } else {
+                column == InstanceColumn::Id || column == InstanceColumn::LastChange
+            };
+            self.filter.order = InstanceOrder { column, descending };
+            self.filter_changed(user);
+        }
+        if let Some(id) = clicked {
+            self.select(id, user);
+        }
+        // Ask for the page around what is on screen when it is not loaded.
+        if let Some((low, high)) = visible {
+            let loaded = self.rows_offset..self.rows_offset + self.rows.len();
+            let shown_loaded = loaded.contains(&low) && (loaded.contains(&high) || high + 1 >= total);
+            let offset = low.saturating_sub(PAGE / 4);
+            let already_asked = self.asked_page.as_ref() == Some(&(self.filter.clone(), offset));
+            if !shown_loaded && !already_asked {
+                self.ask(user, Query::Page { filter: self.filter.clone(), offset, limit: PAGE });
+                self.asked_page = Some((self.filter.clone(), offset));
+            }
+        }
+    }
+
+    fn detail_ui(&mut self, ui: &mut Ui, requests: &mut Vec<MonitorRequest>) {
+        let Some(detail) = &self.detail else {
+            match (&self.detail_error, self.selected) {
+                (Some(error), _) => {
+                    ui.colored_label(theme::ERROR, error);
+                }
+                (None, Some(_)) => {
+                    ui.label("Loading…");
+                }
+                (None, None) => {
+                    ui.add_space(20.0);
+                    ui.label("Select an instance to see its flow, data and audit trail.");
+                }
+            }
+            return;
+        };
+        let summary = detail.summary.clone();
+        ui.horizontal(|ui| {
+            ui.heading(format!("Instance {}", summary.id));
+            ui.colored_label(status_color(summary.status), RichText::new(summary.status.name()).strong());
+        });
+        ui.label(format!(
+            "{}{} version {} · started by {} at {}",
+            if summary.folio.is_empty() { String::new() } else { format!("{} · ", summary.folio) },
+            summary.process,
+            summary.version,
+            summary.originator,
+            format_time(summary.started_at)
+        ));
+        if let Some(failure) = &detail.failure {
+            ui.colored_label(
+                theme::ERROR,
+                format!("Error at `{}` {}: {}", failure.activity, failure.event, failure.message),
+            );
+        }
+        if !detail.pending_items.is_empty() {
+            let serials: Vec<String> = detail.pending_items.iter().map(|i| i.serial.to_string()).collect();
+            ui.colored_label(theme::ASYNC_EVENT, format!("Waiting for a callback on {}", serials.join(", ")));
+        }
+        let activities: Vec<String> = detail.definition.draft.activities.iter().map(|a| a.name.clone()).collect();
+        ui.horizontal_wrapped(|ui| {
+            let id = summary.id;
+            if ui.add_enabled(summary.status == InstanceStatus::Error, egui::Button::new("Retry")).clicked() {
+                self.confirm = Some(Operation::Retry(id));
+            }
+            let stoppable = !matches!(summary.status, InstanceStatus::Completed | InstanceStatus::Stopped);
+            if ui.add_enabled(stoppable, egui::Button::new("Stop")).clicked() {
+                self.confirm = Some(Operation::Stop(id));
+            }
+            if ui.add_enabled(summary.status == InstanceStatus::Stopped, egui::Button::new("Resume")).clicked() {
+                self.confirm = Some(Operation::Resume(id));
+            }
+            let open = summary.status != InstanceStatus::Completed;
+            ui.add_enabled_ui(open, |ui| {
+                egui::ComboBox::from_id_salt("goto-target")
+                    .selected_text(if self.goto_target.is_empty() {
+                        "Go to…".to_owned()
+                    } else {
+                        self.goto_target.clone()
+                    })
+                    .show_ui(ui, |ui| {
+                        for name in &activities {
+                            if ui.selectable_label(false, name).clicked() {
+                                self.goto_target = name.clone();
+                                self.confirm = Some(Operation::GoTo(id, name.clone()));
+                            }
+                        }
+                    });
+            });
+            if ui.button("Start new instance…").clicked() {
+                requests.push(MonitorRequest::StartInstance { process: summary.process.clone() });
+            }
+        });
+        if let Some((message, ok)) = &self.message {
+            ui.colored_label(if *ok { theme::SUCCESS } else { theme::ERROR }, message);
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, DetailTab::Data, "Data");
+            ui.selectable_value(&mut self.tab, DetailTab::Trail, "Audit trail");
+        });
+        match self.tab {
+            DetailTab::Data => self.data_ui(ui, summary.id, summary.status),
+            DetailTab::Trail => {
+                let Some(detail) = &self.detail else { return };
+                trail_ui(ui, detail);
+            }
+        }
+    }
+
+    fn data_ui(&mut self, ui: &mut Ui, id: i64, status: InstanceStatus) {
+        let Some(detail) = &self.detail else { return };
+        let editable = status != InstanceStatus::Completed;
+        egui::Grid::new("instance-data").num_columns(3).striped(true).spacing([10.0, 6.0]).show(ui, |ui| {
+            for (name, field_type, text) in &mut self.data_inputs {
+                let label = ui.label(RichText::new(name.as_str()).strong());
+                ui.label(RichText::new(field_type.name()).weak());
+                ui.add_enabled_ui(editable, |ui| field_input(ui, label.id, *field_type, text));
+                ui.end_row();
+            }
+        });
+        let changes: Vec<(String, String)> = self
+            .data_inputs
+            .iter()
+            .zip(&detail.fields)
+            .filter(|((_, _, text), (_, _, value))| *text != value.to_string())
+            .map(|((name, _, text), _)| (name.clone(), text.clone()))
+            .collect();
+        ui.add_space(6.0);
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(editable && !changes.is_empty(), egui::Button::new("Save data…"))
+                .on_hover_text("Needs the Admin right; recorded in the audit trail")
+                .clicked()
+            {
+                self.confirm = Some(Operation::SetData(id, changes.clone()));
+            }
+            if ui.add_enabled(!changes.is_empty(), egui::Button::new("Discard")).clicked() {
+                self.data_for = None;
+                self.data_inputs = detail.fields.iter().map(|(n, t, v)| (n.clone(), *t, v.to_string())).collect();
+            }
+        });
+    }
+
+    fn confirm_ui(&mut self, ctx: &egui::Context, engine: Option<&Engine<SqliteStore>>, user: &str) {
+        let Some(operation) = self.confirm.clone() else { return };
+        let mut decided = None;
+        egui::Modal::new(egui::Id::unique("confirm-operation")).show(ctx, |ui| {
+            ui.heading("Please confirm");
+            ui.label(operation.question());
+            ui.label(RichText::new(format!("It is recorded in the audit trail as done by {user}.")).weak());
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                if ui.button("Confirm").clicked() {
+                    decided = Some(true);
+                }
+                if ui.button("Cancel").clicked() {
+                    decided = Some(false);
+                }
+            });
+        });
+        match decided {
+            Some(true) => {
+                self.confirm = None;
+                let Some(engine) = engine else { return };
+                let result = match &operation {
+                    Operation::Retry(id) => engine.retry(user, *id),
+                    Operation::Stop(id) => engine.stop(user, *id),
+                    Operation::Resume(id) => engine.resume(user, *id),
+                    Operation::GoTo(id, activity) => engine.goto(user, *id, activity),
+                    Operation::SetData(id, changes) => {
+                        let data: Vec<(String, FieldInput)> =
+                            changes.iter().map(|(n, v)| (n.clone(), FieldInput::Text(v.clone()))).collect();
+                        engine.set_data(user, *id, &data)
+                    }
+                };
+                self.message = Some(match result {
+                    Ok(progress) => {
+                        (format!("Done. Instance {} is now {}.", progress.instance_id, progress.words()), true)
+                    }
+                    Err(err) => (err.to_string(), false),
+                });
+                self.goto_target.clear();
+                self.data_for = None;
+                self.refresh(user);
+            }
+            Some(false) => {
+                self.confirm = None;
+                self.goto_target.clear();
+            }
+            None => {}
+        }
+    }
+
+    // ----- server items -----------------------------------------------------------
+
+    pub fn items_ui(&mut self, ui: &mut Ui, engine: Option<&Engine<SqliteStore>>, user: &str) {
+        self.sync(ui.ctx(), user);
+        egui::Panel::right("finish-item").resizable(true).default_size(440.0).min_size(340.0).show(ui, |ui| {
+            self.finish_ui(ui, engine, user);
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let mut changed = false;
+            ui.horizontal_wrapped(|ui| {
+                ui.heading("Server items");
+                changed |= ui.checkbox(&mut self.items_filter.include_closed, "Show finished").changed();
+                let label = ui.label("Find");
+                let mut search = self.items_filter.search.clone().unwrap_or_default();
+                if ui
+                    .add(TextEdit::singleline(&mut search).desired_width(160.0).hint_text("serial, folio, activity"))
+                    .labelled_by(label.id)
+                    .changed()
+                {
+                    self.items_filter.search = Some(search).filter(|s| !s.trim().is_empty());
+                    changed = true;
+                }
+                let order = if self.items_filter.newest_first { "Newest first" } else { "Oldest first" };
+                if ui.button(order).on_hover_text("Sort by age").clicked() {
+                    self.items_filter.newest_first = !self.items_filter.newest_first;
+                    changed = true;
+                }
+                ui.label(RichText::new(format!("{} item(s)", self.items.len())).weak());
+            });
+            if changed {
+                self.ask(user, Query::Items { filter: self.items_filter.clone() });
+            }
+            if let Some(error) = &self.items_error {
+                ui.colored_label(theme::ERROR, error);
+            }
+            ui.separator();
+            let now = chrono::Utc::now().timestamp_millis();
+            let mut open = None;
+            let items = self.items.clone();
+            ui.style_mut().interaction.selectable_labels = false;
+            TableBuilder::new(ui)
+                .striped(true)
+                .auto_shrink([false, false])
+                .column(Column::exact(64.0))
+                .column(Column::initial(70.0).clip(true))
+                .column(Column::initial(64.0).clip(true))
+                .column(Column::initial(100.0).clip(true))
+                .column(Column::initial(120.0).clip(true))
+                .column(Column::initial(140.0).clip(true))
+                .column(Column::initial(140.0).clip(true))
+                .column(Column::initial(70.0).clip(true))
+                .column(Column::remainder().at_least(70.0).clip(true))
+                .header(22.0, |mut header| {
+                    for title in ["", "Serial", "Instance", "Folio", "Process", "Activity", "Event", "Age", "Status"] {
+                        header.col(|ui| {
+                            ui.strong(title);
+                        });
+                    }
+                })
+                .body(|body| {
+                    body.rows(24.0, items.len(), |mut row| {
+                        let item = &items[row.index()];
+                        row.col(|ui| {
+                            if item.status == ItemStatus::Pending {
+                                let button = ui.small_button("Open");
+                                let label = format!("Open {}", item.serial);
+                                button.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
+                                if button.clicked() {
+                                    open = Some(item.serial.to_string());
+                                }
+                            }
+                        });
+                        let age = format_age(now, item.created_at);
+                        let cells = [
+                            item.serial.to_string(),
+                            item.serial.instance_id.to_string(),
+                            item.folio.clone(),
+                            item.process.clone(),
+                            item.activity.clone(),
+                            item.event.clone(),
+                            age,
+                            item.status.name().to_owned(),
+                        ];
+                        for text in cells {
+                            row.col(|ui| {
+                                ui.label(text);
+                            });
+                        }
+                    });
+                });
+            if let Some(serial) = open {
+                self.finish.serial = serial;
+                self.open_item(engine, user);
+            }
+        });
+    }
+
+    fn open_item(&mut self, engine: Option<&Engine<SqliteStore>>, user: &str) {
+        let Some(engine) = engine else { return };
+        self.finish.answer = None;
+        if self.finish.serial.trim().is_empty() {
+            self.finish.opened = None;
+            self.finish.answer = Some(("Type or paste a serial first, like 1042_7.".to_owned(), false));
+            return;
+        }
+        match engine.open_server_item(user, self.finish.serial.trim()) {
+            Ok(opened) => {
+                self.finish.inputs =
+                    opened.fields.iter().map(|(n, t, v)| (n.clone(), *t, v.to_string(), v.to_string())).collect();
+                self.finish.opened = Some(opened);
+            }
+            Err(err) => {
+                self.finish.opened = None;
+                self.finish.answer = Some((refusal_words(&err), false));
+            }
+        }
+    }
+
+    fn finish_ui(&mut self, ui: &mut Ui, engine: Option<&Engine<SqliteStore>>, user: &str) {
+        ui.heading("Finish by serial");
+        ui.label(RichText::new("Paste or type the serial an external system could not call back with.").weak());
+        ui.horizontal(|ui| {
+            let label = ui.label("Serial");
+            let response = ui
+                .add(TextEdit::singleline(&mut self.finish.serial).desired_width(140.0).hint_text("1042_7"))
+                .labelled_by(label.id);
+            let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if ui.button("Open").clicked() || enter {
+                self.open_item(engine, user);
+            }
+        });
+        ui.separator();
+        if let Some(opened) = &self.finish.opened {
+            let item = &opened.item;
+            egui::Grid::new("opened-item").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
+                for (key, value) in [
+                    ("Serial", item.serial.to_string()),
+                    ("Instance", format!("{} ({})", opened.instance.id, opened.instance.status.name())),
+                    ("Folio", opened.instance.folio.clone()),
+                    ("Process", format!("{} v{}", opened.instance.process, opened.instance.version)),
+                    ("Activity", item.activity.clone()),
+                    ("Event", item.event.clone()),
+                    ("Waiting since", format_time(item.created_at)),
+                    ("Status", item.status.name().to_owned()),
+                ] {
+                    ui.label(RichText::new(key).weak());
+                    ui.label(value);
+                    ui.end_row();
+                }
+            });
+            ui.add_space(6.0);
+            ui.strong("Data fields");
+            egui::Grid::new("finish-fields").num_columns(3).spacing([10.0, 6.0]).show(ui, |ui| {
+                for (name, field_type, text, _) in &mut self.finish.inputs {
+                    let label = ui.label(name.as_str());
+                    ui.label(RichText::new(field_type.name()).weak());
+                    field_input(ui, label.id, *field_type, text);
+                    ui.end_row();
+                }
+            });
+            ui.add_space(8.0);
+            if ui.button(RichText::new("Finish").strong()).clicked()
+                && let Some(engine) = engine
+            {
+                let serial = item.serial.to_string();
+                let data: Vec<(String, FieldInput)> = self
+                    .finish
+                    .inputs
+                    .iter()
+                    .filter(|(_, _, text, original)| text != original)
+                    .map(|(name, _, text, _)| (name.clone(), FieldInput::Text(text.clone())))
+                    .collect();
+                self.finish.answer = Some(match engine.finish(user, &serial, &data) {
+                    Ok(finished) => {
+                        let words = if finished.applied {
+                            format!(
+                                "Finished {serial}: instance {} {}.",
+                                finished.progress.instance_id,
+                                finished.progress.words()
+                            )
+                        } else {
+                            format!(
+                                "Finished {serial}: recorded; it is applied when the instance runs on ({}).",
+                                finished.progress.status
+                            )
+                        };
+                        self.finish.opened = None;
+                        (words, true)
+                    }
+                    Err(err) => (refusal_words(&err), false),
+                });
+                self.refresh(user);
+            }
+        }
+        if let Some((answer, ok)) = &self.finish.answer {
+            ui.add_space(8.0);
+            let color = if *ok { theme::SUCCESS } else { theme::ERROR };
+            egui::Frame::group(ui.style()).stroke(egui::Stroke::new(1.0, color)).show(ui, |ui| {
+                ui.colored_label(color, answer);
+            });
+        }
+    }
+}
+
+/// An input fitting a field's type; the text stays text until the engine
+/// checks it, so a wrong value is answered by the engine, in words.
+fn field_input(ui: &mut Ui, label: egui::Id, field_type: FieldType, text: &mut String) {
+    match field_type {
+        FieldType::Boolean => {
+            let mut checked = text == "true";
+            if ui.checkbox(&mut checked, "").labelled_by(label).changed() {
+                *text = checked.to_string();
+            }
+        }
+        other => {
+            let hint = match other {
+                FieldType::Date => "YYYY-MM-DD",
+                FieldType::Integer => "whole number",
+                FieldType::Decimal => "number",
+                _ => "",
+            };
+            ui.add(TextEdit::singleline(text).desired_width(200.0).hint_text(hint)).labelled_by(label);
+        }
+    }
+}
+
+fn trail_ui(ui: &mut Ui, detail: &InstanceDetail) {
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+        for entry in &detail.audit {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(format_time(entry.at)).monospace().weak());
+                ui.label(RichText::new(&entry.user).strong());
+                let color = if entry.action == "Error" { theme::ERROR } else { theme::ACTIVITY_TEXT };
+                ui.colored_label(color, &entry.action);
+                ui.label(&entry.detail);
+            });
+        }
+    });
+}
+
+fn status_color(status: InstanceStatus) -> Color32 {
+    match status {
+        InstanceStatus::Completed => theme::flow::COMPLETED,
+        InstanceStatus::Active | InstanceStatus::Running => theme::flow::ACTIVE,
+        InstanceStatus::Error => theme::flow::ERROR,
+        InstanceStatus::Stopped => theme::flow::CANCELLED,
+    }
+}
+
+/// A refusal in the words an operator needs.
+pub fn refusal_words(err: &EngineError) -> String {
+    match err {
+        EngineError::PermissionDenied { user, process, right } => format!(
+            "Refused: {user} lacks the {right} right on process {process}. An Admin of the process can grant it."
+        ),
+        other => format!("Refused: {other}."),
+    }
+}

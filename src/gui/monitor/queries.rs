@@ -1,0 +1,114 @@
+//! The monitor's reads, on a worker thread with its own database connections.
+//!
+//! A million instances must not stall a frame: the UI asks for what it needs
+//! (a page of rows, a count, an instance, the items) and draws what it has;
+//! the worker answers and wakes the UI. Only the newest request of each kind
+//! is answered, so fast scrolling or typing in a filter never builds a queue.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+
+use crate::engine::{
+    Engine, EngineError, InstanceDetail, InstanceFilter, InstanceSummary, ItemFilter, ProcessSummary, ServerItem,
+};
+use crate::store::{Durability, SqliteStore};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    Page { filter: InstanceFilter, offset: usize, limit: usize },
+    Count { filter: InstanceFilter },
+    Detail { id: i64 },
+    Items { filter: ItemFilter },
+    Processes,
+}
+
+impl Query {
+    /// Requests of the same kind replace each other in the queue.
+    fn kind(&self) -> u8 {
+        match self {
+            Query::Page { .. } => 0,
+            Query::Count { .. } => 1,
+            Query::Detail { .. } => 2,
+            Query::Items { .. } => 3,
+            Query::Processes => 4,
+        }
+    }
+}
+
+pub enum Reply {
+    Page { filter: InstanceFilter, offset: usize, rows: Result<Vec<InstanceSummary>, String> },
+    Count { filter: InstanceFilter, count: Result<u64, String> },
+    Detail { id: i64, detail: Box<Result<InstanceDetail, String>> },
+    Items { filter: ItemFilter, items: Result<Vec<ServerItem>, String> },
+    Processes(Vec<ProcessSummary>),
+}
+
+pub struct Queries {
+    requests: Sender<(String, Query)>,
+    replies: Receiver<Reply>,
+}
+
+impl Queries {
+    /// Starts the worker on the database at `path`. `wake` is called after each
+    /// reply (the UI requests a repaint there).
+    pub fn start(path: &Path, wake: impl Fn() + Send + 'static) -> Result<Queries, EngineError> {
+        let store = SqliteStore::open(path, Durability::Full)?;
+        let engine = Engine::new(store);
+        let (requests, inbox) = channel::<(String, Query)>();
+        let (outbox, replies) = channel();
+        std::thread::Builder::new()
+            .name("flowdesk-monitor-queries".to_owned())
+            .spawn(move || worker(engine, inbox, outbox, wake))
+            .map_err(|e| EngineError::Internal(format!("cannot start the monitor's query thread: {e}")))?;
+        Ok(Queries { requests, replies })
+    }
+
+    /// Asks as `user`; the answer arrives through [`Queries::poll`].
+    pub fn ask(&self, user: &str, query: Query) {
+        // A closed worker only means no answers: the UI keeps what it has.
+        let _ = self.requests.send((user.to_owned(), query));
+    }
+
+    /// Every reply that has arrived.
+    pub fn poll(&self) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        loop {
+            match self.replies.try_recv() {
+                Ok(reply) => replies.push(reply),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return replies,
+            }
+        }
+    }
+}
+
+fn worker(engine: Engine<SqliteStore>, inbox: Receiver<(String, Query)>, outbox: Sender<Reply>, wake: impl Fn()) {
+    while let Ok(first) = inbox.recv() {
+        // Keep only the newest request of each kind.
+        let mut pending = vec![first];
+        while let Ok(next) = inbox.try_recv() {
+            pending.retain(|(_, q)| q.kind() != next.1.kind());
+            pending.push(next);
+        }
+        for (user, query) in pending {
+            let reply = answer(&engine, &user, query);
+            if outbox.send(reply).is_err() {
+                return;
+            }
+            wake();
+        }
+    }
+}
+
+fn answer(engine: &Engine<SqliteStore>, user: &str, query: Query) -> Reply {
+    let text = |e: EngineError| e.to_string();
+    match query {
+        Query::Page { filter, offset, limit } => {
+            let paged = InstanceFilter { offset, limit, ..filter.clone() };
+            Reply::Page { rows: engine.instances(user, &paged).map_err(text), filter, offset }
+        }
+        Query::Count { filter } => Reply::Count { count: engine.count_instances(user, &filter).map_err(text), filter },
+        Query::Detail { id } => Reply::Detail { id, detail: Box::new(engine.instance(user, id).map_err(text)) },
+        Query::Items { filter } => Reply::Items { items: engine.items(user, &filter).map_err(text), filter },
+        Query::Processes => Reply::Processes(engine.processes().unwrap_or_default()),
+    }
+}
