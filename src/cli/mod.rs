@@ -165,6 +165,24 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         frames: usize,
     },
+    /// Time the monitor's frames and the time to its first rows on a database of
+    /// a million instances, headless, and print the figures
+    #[command(long_about = "Time the monitor's frames and the time to its first rows on a database of a million \
+                            instances, headless, and print the figures.\n\n\
+                            The database is the callback sample deployed by the acting user (default `bench`) \
+                            and filled with synthetic instances. Without --db it is built in a temporary folder \
+                            and deleted afterwards (loading a million takes about 20 s). With an explicit --db \
+                            PATH ($FLOWDESK_DB is not used) it is kept: a database that already holds at least \
+                            N instances the user can see is reused as it is, so repeated runs skip the loading; \
+                            one with fewer is topped up.")]
+    BenchMonitor {
+        /// Instances in the database
+        #[arg(long, short = 'n', default_value_t = 1_000_000)]
+        instances: usize,
+        /// Frames per scenario
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
     /// Set data fields of an instance by hand (needs Admin)
     Set {
         id: i64,
@@ -486,6 +504,51 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     out,
                     "designer activities={activities} lines={lines} scenario=\"{}\" frames={} median_ms={:.2} p95_ms={:.2}",
                     result.scenario, result.frames, result.median_ms, result.p95_ms
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchMonitor { instances, frames } => {
+            let options = crate::gui::bench_monitor::MonitorBenchOptions {
+                instances: *instances,
+                frames: *frames,
+                db: cli.db.clone(),
+                user: cli.user.clone().unwrap_or_else(|| "bench".to_owned()),
+            };
+            let report = crate::gui::bench_monitor::run(&options)?;
+            let setup = &report.setup;
+            let n = setup.instances;
+            let made = if setup.loaded == 0 {
+                format!("reused {}", setup.path.display())
+            } else {
+                format!("loaded {} synthetic instances ({} pending items)", setup.loaded, setup.pending_items)
+            };
+            writeln!(out, "monitor instances={n} setup=\"{made}\" seconds={:.1}", setup.seconds)?;
+            writeln!(
+                out,
+                "monitor instances={n} first_rows_ms={:.1} frames={} first_count_ms={:.1}",
+                report.first_rows_ms, report.first_rows_frames, report.first_count_ms
+            )?;
+            for s in &report.scenarios {
+                writeln!(
+                    out,
+                    "monitor instances={n} scenario=\"{}\" frames={} median_ms={:.2} p95_ms={:.2} pages_shown={} \
+                     stale_frames={} deepest_row={} settle_ms={:.0}",
+                    s.frames.scenario,
+                    s.frames.frames,
+                    s.frames.median_ms,
+                    s.frames.p95_ms,
+                    s.pages_shown,
+                    s.stale_frames,
+                    s.deepest_row,
+                    s.settle_ms
+                )?;
+            }
+            for f in &report.filters {
+                writeln!(
+                    out,
+                    "monitor instances={n} filter=\"{}\" rows_ms={:.1} count_ms={:.1} frames={} rows={} count={}",
+                    f.label, f.rows_ms, f.count_ms, f.frames, f.rows, f.count
                 )?;
             }
             Ok(ExitCode::SUCCESS)

@@ -620,6 +620,8 @@ impl FlowdeskApp {
                     status => status.name().to_lowercase(),
                 };
                 self.set_status(format!("Started instance {}: {next}", progress.instance_id), StatusKind::Success);
+                // The monitor lists the new instance now, not at its next refresh.
+                self.monitor.refresh(&self.user);
                 true
             }
             Err(err) => {

@@ -146,7 +146,8 @@ fn press(pos: egui::Pos2, pressed: bool) -> egui::Event {
     egui::Event::PointerButton { pos, button: egui::PointerButton::Primary, pressed, modifiers: egui::Modifiers::NONE }
 }
 
-fn stats(scenario: &'static str, mut times: Vec<f64>) -> FrameStats {
+/// The median and 95th percentile of frame times, in milliseconds.
+pub(crate) fn stats(scenario: &'static str, mut times: Vec<f64>) -> FrameStats {
     times.sort_by(f64::total_cmp);
     let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     FrameStats { scenario, frames: times.len(), median_ms: at(0.5), p95_ms: at(0.95) }

@@ -21,6 +21,7 @@
 
 mod schema;
 mod sql;
+mod synthetic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::engine::{EngineError, Storage, Transaction};
 
 pub use sql::SqliteTransaction;
+pub use synthetic::{SYNTHETIC_ORIGINATORS, SyntheticLoad};
 
 /// How hard a commit insists on reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -109,6 +109,29 @@ CREATE INDEX instances_by_originator ON instances(originator, id);
 CREATE INDEX instances_by_status_updated ON instances(status, updated_at);
 CREATE INDEX server_items_by_instance ON server_items(instance_id, status);
 "#,
+    // 3: a million instances, paged at any depth. Each order's index leads
+    // with its column and carries `id`, `process` and `status`, so a page (at
+    // any OFFSET), a count and the filters are answered from one narrow index
+    // without reading the table; `instances_by_id` does it for the default
+    // order (the table itself is wide: data and flow). The folio index also
+    // serves the folio search, which scans it. `participants_by_user` finds
+    // the instances a View Participate user took part in without a scan.
+    r#"
+DROP INDEX instances_by_status;
+CREATE INDEX instances_by_status ON instances(status, id, process);
+DROP INDEX instances_by_process;
+CREATE INDEX instances_by_process ON instances(process, id, status);
+DROP INDEX instances_by_folio;
+CREATE INDEX instances_by_folio ON instances(folio, id, process, status);
+DROP INDEX instances_by_originator;
+CREATE INDEX instances_by_originator ON instances(originator, id, process, status);
+DROP INDEX instances_by_updated;
+CREATE INDEX instances_by_updated ON instances(updated_at, id, process, status);
+DROP INDEX instances_by_status_updated;
+CREATE INDEX instances_by_status_updated ON instances(status, updated_at, id, process);
+CREATE INDEX instances_by_id ON instances(id, process, status);
+CREATE INDEX participants_by_user ON participants(user, instance_id);
+"#,
 ];
 
 /// The schema version this build writes.

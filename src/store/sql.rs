@@ -118,47 +118,209 @@ fn right_from(text: &str) -> Result<Right, EngineError> {
     text.parse().map_err(|e| corrupt("right", e))
 }
 
-/// Builds the `WHERE` conditions that limit rows to what a user may see.
-/// `alias` is the table holding `process` and `id`/`instance_id` columns.
-fn visibility_clause(visibility: &Visibility, id_column: &str, args: &mut Vec<SqlValue>) -> String {
+/// Builds the condition that limits rows to what a user may see, or `None`
+/// when the user sees every process (then no condition costs a check per
+/// row). `id_column` is the column holding the instance id.
+///
+/// The process is written `+process`: the unary plus keeps the planner from
+/// choosing an index on it. Without statistics SQLite takes `process IN (…)`
+/// for a selective lookup, and on a million instances of a few processes it
+/// then sorts every row to show the first page; as a plain filter, the index
+/// that matches the wanted order is walked instead, and the walk stops at the
+/// page. A user who sees a small process among many pays a longer walk.
+fn visibility_clause(
+    visibility: &Visibility,
+    everything: bool,
+    id_column: &str,
+    args: &mut Vec<SqlValue>,
+) -> Option<String> {
+    if everything {
+        return None;
+    }
     let placeholders = |n: usize| vec!["?"; n].join(", ");
     let mut parts = Vec::new();
     if !visibility.all_of.is_empty() {
-        parts.push(format!("process IN ({})", placeholders(visibility.all_of.len())));
+        parts.push(format!("+process IN ({})", placeholders(visibility.all_of.len())));
         args.extend(visibility.all_of.iter().map(|p| SqlValue::Text(p.clone())));
     }
     if !visibility.participated_of.is_empty() {
         parts.push(format!(
-            "(process IN ({}) AND {id_column} IN (SELECT instance_id FROM participants WHERE user = ?))",
+            "(+process IN ({}) AND {id_column} IN (SELECT instance_id FROM participants WHERE user = ?))",
             placeholders(visibility.participated_of.len())
         ));
         args.extend(visibility.participated_of.iter().map(|p| SqlValue::Text(p.clone())));
         args.push(SqlValue::Text(visibility.user.clone()));
     }
-    if parts.is_empty() { "0".to_owned() } else { format!("({})", parts.join(" OR ")) }
+    Some(if parts.is_empty() { "0".to_owned() } else { format!("({})", parts.join(" OR ")) })
 }
 
-fn instance_where(visibility: &Visibility, filter: &InstanceFilter, args: &mut Vec<SqlValue>) -> String {
-    let mut conditions = vec![visibility_clause(visibility, "id", args)];
+/// What the instance conditions are for; it decides which of them may lead
+/// the planner to an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Counting: every filter may use its index (each count index covers the
+    /// other filter columns).
+    Count,
+    /// A page in this order: only filters whose index also gives the order
+    /// may use it; the others are checked on the order's index as it is
+    /// walked, so a page never sorts the whole table.
+    Page(InstanceColumn),
+}
+
+/// The `WHERE` conditions of the instance list (empty: every row).
+///
+/// Each sort column has an index that leads with it and carries `id`,
+/// `process` and `status` (schema migration 3), so a page is an index walk
+/// that stops after `OFFSET + LIMIT` entries without reading the table, and
+/// the filters are checked from the index. A folio search cannot use an
+/// index (it matches anywhere in the folio); it scans the narrow folio index
+/// once and the rest of the query works on the ids found.
+fn instance_where(
+    visibility: &Visibility,
+    everything: bool,
+    filter: &InstanceFilter,
+    purpose: Purpose,
+    args: &mut Vec<SqlValue>,
+) -> Vec<String> {
+    let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    // `+column` keeps a condition off the planner's index choice.
+    let indexed = |column: InstanceColumn| {
+        search.is_none()
+            && match purpose {
+                Purpose::Count => true,
+                Purpose::Page(order) => {
+                    order == InstanceColumn::Id
+                        || order == column
+                        || (order == InstanceColumn::LastChange && column == InstanceColumn::Status)
+                }
+            }
+    };
+    let plus = |column| if indexed(column) { "" } else { "+" };
+    let mut conditions = Vec::new();
+    conditions.extend(visibility_clause(visibility, everything, "id", args));
+    if let Some(process) = &filter.process {
+        conditions.push(format!("{}process = ?", plus(InstanceColumn::Process)));
+        args.push(SqlValue::Text(process.clone()));
+    }
+    if let Some(status) = filter.status {
+        conditions.push(format!("{}status = ?", plus(InstanceColumn::Status)));
+        args.push(SqlValue::Text(status.name().to_owned()));
+    }
+    if let Some(search) = search {
+        let folio_matches = match purpose {
+            Purpose::Count => "instr(folio, ?) > 0",
+            Purpose::Page(_) => "id IN (SELECT id FROM instances WHERE instr(folio, ?) > 0)",
+        };
+        match search.parse::<i64>() {
+            Ok(id) => {
+                conditions.push(format!("(id = ? OR {folio_matches})"));
+                args.push(SqlValue::Integer(id));
+            }
+            Err(_) => conditions.push(folio_matches.to_owned()),
+        }
+        args.push(SqlValue::Text(search.to_owned()));
+    }
+    conditions
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) }
+}
+
+/// The query of one page of the instance list, with its arguments.
+fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> (String, Vec<SqlValue>) {
+    let mut args = Vec::new();
+    let conditions = instance_where(visibility, everything, filter, Purpose::Page(filter.order.column), &mut args);
+    let column = match filter.order.column {
+        InstanceColumn::Id => "id",
+        InstanceColumn::Folio => "folio",
+        InstanceColumn::Process => "process",
+        InstanceColumn::Status => "status",
+        InstanceColumn::Originator => "originator",
+        InstanceColumn::LastChange => "updated_at",
+    };
+    let direction = if filter.order.descending { "DESC" } else { "ASC" };
+    let order =
+        if column == "id" { format!("id {direction}") } else { format!("{column} {direction}, id {direction}") };
+    let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
+    args.push(SqlValue::Integer(limit));
+    args.push(SqlValue::Integer(filter.offset as i64));
+    // The page's ids come from walking one narrow index (deep offsets
+    // included); only the rows of the page are then read from the table.
+    let sql = format!(
+        "SELECT id, process, version, folio, originator, started_at, updated_at, status FROM instances
+         WHERE id IN (SELECT id FROM instances {} ORDER BY {order} LIMIT ? OFFSET ?)
+         ORDER BY {order}",
+        where_clause(&conditions)
+    );
+    (sql, args)
+}
+
+/// The query counting the instances of a filter, with its arguments.
+fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> (String, Vec<SqlValue>) {
+    let mut args = Vec::new();
+    let conditions = instance_where(visibility, everything, filter, Purpose::Count, &mut args);
+    // Without a WHERE clause SQLite counts the entries of its smallest index
+    // page by page, without decoding them: several times faster.
+    (format!("SELECT COUNT(*) FROM instances {}", where_clause(&conditions)), args)
+}
+
+/// The query of the server item list, with its arguments.
+fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) -> (String, Vec<SqlValue>) {
+    let mut args = Vec::new();
+    let mut conditions: Vec<String> =
+        visibility_clause(visibility, everything, "instance_id", &mut args).into_iter().collect();
+    if !filter.include_closed {
+        conditions.push("status = 'Pending'".to_owned());
+    }
     if let Some(process) = &filter.process {
         conditions.push("process = ?".to_owned());
         args.push(SqlValue::Text(process.clone()));
     }
-    if let Some(status) = filter.status {
-        conditions.push("status = ?".to_owned());
-        args.push(SqlValue::Text(status.name().to_owned()));
+    if let Some(id) = filter.instance_id {
+        conditions.push("instance_id = ?".to_owned());
+        args.push(SqlValue::Integer(id));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        match search.parse::<i64>() {
-            Ok(id) => {
-                conditions.push("(id = ? OR instr(folio, ?) > 0)".to_owned());
-                args.push(SqlValue::Integer(id));
-            }
-            Err(_) => conditions.push("instr(folio, ?) > 0".to_owned()),
+        conditions.push(
+            "(instr(instance_id || '_' || serial_id, ?1) > 0 OR instr(folio, ?1) > 0 OR instr(activity, ?1) > 0 \
+             OR instr(event, ?1) > 0)"
+                .replace("?1", "?"),
+        );
+        for _ in 0..4 {
+            args.push(SqlValue::Text(search.to_owned()));
         }
-        args.push(SqlValue::Text(search.to_owned()));
     }
-    conditions.join(" AND ")
+    let age = if filter.newest_first { "DESC" } else { "ASC" };
+    let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
+    args.push(SqlValue::Integer(limit));
+    // Pending first, then oldest first: the items most likely stuck lead.
+    // When only pending items are asked for, the first key is the same for
+    // all of them and is left out, so that the (status, created_at) index
+    // gives the order and the query stops at the limit instead of sorting
+    // every pending item.
+    let pending_first = if filter.include_closed { "status = 'Pending' DESC, " } else { "" };
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM server_items {}
+         ORDER BY {pending_first}created_at {age}, instance_id {age}, serial_id {age} LIMIT ?",
+        where_clause(&conditions)
+    );
+    (sql, args)
+}
+
+impl SqliteTransaction<'_> {
+    /// Whether `visibility` covers every process there is (so every instance,
+    /// since an instance's process must exist).
+    fn sees_everything(&self, visibility: &Visibility) -> Result<bool, EngineError> {
+        let mut statement = self.tx.prepare_cached("SELECT name FROM processes").map_err(db)?;
+        let names = statement.query_map([], |row| row.get::<_, String>(0)).map_err(db)?;
+        for name in names {
+            if !visibility.all_of.contains(&name.map_err(db)?) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 impl Transaction for SqliteTransaction<'_> {
@@ -516,26 +678,8 @@ impl Transaction for SqliteTransaction<'_> {
         visibility: &Visibility,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
-        let mut args = Vec::new();
-        let condition = instance_where(visibility, filter, &mut args);
-        let column = match filter.order.column {
-            InstanceColumn::Id => "id",
-            InstanceColumn::Folio => "folio",
-            InstanceColumn::Process => "process",
-            InstanceColumn::Status => "status",
-            InstanceColumn::Originator => "originator",
-            InstanceColumn::LastChange => "updated_at",
-        };
-        let direction = if filter.order.descending { "DESC" } else { "ASC" };
-        let order =
-            if column == "id" { format!("id {direction}") } else { format!("{column} {direction}, id {direction}") };
-        let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
-        args.push(SqlValue::Integer(limit));
-        args.push(SqlValue::Integer(filter.offset as i64));
-        let sql = format!(
-            "SELECT id, process, version, folio, originator, started_at, updated_at, status FROM instances
-             WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?"
-        );
+        let everything = self.sees_everything(visibility)?;
+        let (sql, args) = page_query(visibility, everything, filter);
         let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;
         let rows: Vec<(InstanceSummary, String)> = statement
             .query_map(params_from_iter(args), summary_from_row)
@@ -551,47 +695,14 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
-        let mut args = Vec::new();
-        let condition = instance_where(visibility, filter, &mut args);
-        self.tx
-            .prepare_cached(&format!("SELECT COUNT(*) FROM instances WHERE {condition}"))
-            .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
-            .map_err(db)
+        let everything = self.sees_everything(visibility)?;
+        let (sql, args) = count_query(visibility, everything, filter);
+        self.tx.prepare_cached(&sql).and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0))).map_err(db)
     }
 
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
-        let mut args = Vec::new();
-        let mut conditions = vec![visibility_clause(visibility, "instance_id", &mut args)];
-        if !filter.include_closed {
-            conditions.push("status = 'Pending'".to_owned());
-        }
-        if let Some(process) = &filter.process {
-            conditions.push("process = ?".to_owned());
-            args.push(SqlValue::Text(process.clone()));
-        }
-        if let Some(id) = filter.instance_id {
-            conditions.push("instance_id = ?".to_owned());
-            args.push(SqlValue::Integer(id));
-        }
-        if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            conditions.push(
-                "(instr(instance_id || '_' || serial_id, ?1) > 0 OR instr(folio, ?1) > 0 OR instr(activity, ?1) > 0 \
-                 OR instr(event, ?1) > 0)"
-                    .replace("?1", "?"),
-            );
-            for _ in 0..4 {
-                args.push(SqlValue::Text(search.to_owned()));
-            }
-        }
-        let age = if filter.newest_first { "DESC" } else { "ASC" };
-        let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
-        args.push(SqlValue::Integer(limit));
-        // Pending first, then oldest first: the items most likely stuck lead.
-        let sql = format!(
-            "SELECT {ITEM_COLUMNS} FROM server_items WHERE {} 
-             ORDER BY status = 'Pending' DESC, created_at {age}, instance_id {age}, serial_id {age} LIMIT ?",
-            conditions.join(" AND ")
-        );
+        let everything = self.sees_everything(visibility)?;
+        let (sql, args) = item_query(visibility, everything, filter);
         let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;
         let rows: Vec<_> = statement
             .query_map(params_from_iter(args), item_from_row)
@@ -693,5 +804,135 @@ impl Transaction for SqliteTransaction<'_> {
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM participants WHERE instance_id = ? AND user = ?)")
             .and_then(|mut s| s.query_row(params![instance_id, user], |row| row.get(0)))
             .map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{InstanceOrder, InstanceStatus};
+    use crate::store::{Durability, SqliteStore};
+
+    /// `(parent, detail)` of each step of a query's plan.
+    fn plan(connection: &rusqlite::Connection, sql: &str, args: &[SqlValue]) -> Vec<(i64, String)> {
+        let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        statement
+            .query_map(params_from_iter(args), |row| Ok((row.get(1)?, row.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn visibilities() -> Vec<(&'static str, Visibility, bool)> {
+        let user = "ada".to_owned();
+        vec![
+            (
+                "sees everything",
+                Visibility { all_of: vec!["a".into()], user: user.clone(), ..Default::default() },
+                true,
+            ),
+            (
+                "sees some processes",
+                Visibility { all_of: vec!["a".into(), "b".into()], user: user.clone(), ..Default::default() },
+                false,
+            ),
+            (
+                "sees where it took part",
+                Visibility { all_of: vec!["a".into()], participated_of: vec!["c".into()], user },
+                false,
+            ),
+        ]
+    }
+
+    /// A million instances are only fast to page, count and filter if no
+    /// query reads or sorts the whole table: every page walks one index in the
+    /// wanted order (at most the page itself is sorted again), and every count
+    /// reads an index only. Plans do not depend on the table's size here (no
+    /// statistics), so an empty database shows them.
+    #[test]
+    fn instance_queries_walk_an_index_in_order_and_never_sort_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.reader.lock().unwrap();
+        let columns = [
+            InstanceColumn::Id,
+            InstanceColumn::Folio,
+            InstanceColumn::Process,
+            InstanceColumn::Status,
+            InstanceColumn::Originator,
+            InstanceColumn::LastChange,
+        ];
+        let filters = [
+            (None, None),
+            (Some("a"), None),
+            (None, Some(InstanceStatus::Error)),
+            (Some("a"), Some(InstanceStatus::Error)),
+        ];
+        for (name, visibility, everything) in visibilities() {
+            for column in columns {
+                for descending in [false, true] {
+                    for (process, status) in filters {
+                        for search in [None, Some("PO-12"), Some("42")] {
+                            let filter = InstanceFilter {
+                                process: process.map(str::to_owned),
+                                status,
+                                search: search.map(str::to_owned),
+                                order: InstanceOrder { column, descending },
+                                limit: 200,
+                                offset: 500_000,
+                            };
+                            let (sql, args) = page_query(&visibility, everything, &filter);
+                            let steps = plan(&connection, &sql, &args);
+                            let shown = format!("{name}, {filter:?}:\n{steps:#?}");
+                            for (parent, detail) in &steps {
+                                if detail.contains(" instances")
+                                    && (detail.starts_with("SCAN") || detail.starts_with("SEARCH"))
+                                {
+                                    assert!(
+                                        detail.contains("COVERING INDEX") || detail.contains("PRIMARY KEY"),
+                                        "{shown}"
+                                    );
+                                }
+                                if detail.contains("participants") {
+                                    assert!(detail.starts_with("SEARCH"), "{shown}");
+                                }
+                                // Only the page itself, or the ids a folio search found, are sorted.
+                                if detail.starts_with("USE TEMP B-TREE") && search.is_none() {
+                                    assert_eq!(*parent, 0, "{shown}");
+                                }
+                            }
+                            let (sql, args) = count_query(&visibility, everything, &filter);
+                            let steps = plan(&connection, &sql, &args);
+                            let shown = format!("count, {name}, {filter:?}:\n{steps:#?}");
+                            for (_, detail) in &steps {
+                                if detail.contains(" instances") {
+                                    assert!(detail.contains("COVERING INDEX"), "{shown}");
+                                }
+                                assert!(!detail.starts_with("USE TEMP B-TREE"), "{shown}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pending items (the items view's default) come in the order of
+    /// their index, oldest or newest first, and the query stops at its limit.
+    #[test]
+    fn pending_items_are_read_in_index_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.reader.lock().unwrap();
+        for (name, visibility, everything) in visibilities() {
+            for newest_first in [false, true] {
+                let filter = ItemFilter { newest_first, limit: 1000, ..ItemFilter::default() };
+                let (sql, args) = item_query(&visibility, everything, &filter);
+                let steps = plan(&connection, &sql, &args);
+                let shown = format!("{name}, {filter:?}:\n{steps:#?}");
+                assert!(steps.iter().any(|(_, d)| d.contains("server_items_by_status (status=?)")), "{shown}");
+                assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{shown}");
+            }
+        }
     }
 }

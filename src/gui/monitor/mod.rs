@@ -104,6 +104,8 @@ pub struct Monitor {
     /// When the first page of rows arrived, measured from `opened_at`.
     pub first_rows_after: Option<Duration>,
     opened_at: Instant,
+    /// The table rows drawn in the last frame, first and last index.
+    visible: Option<(usize, usize)>,
 }
 
 impl Monitor {
@@ -137,6 +139,7 @@ impl Monitor {
             last_refresh: None,
             first_rows_after: None,
             opened_at: Instant::now(),
+            visible: None,
         }
     }
 
@@ -147,6 +150,39 @@ impl Monitor {
 
     pub fn count(&self) -> Option<u64> {
         self.count
+    }
+
+    /// The table index of the first row in [`Monitor::rows`].
+    pub fn rows_offset(&self) -> usize {
+        self.rows_offset
+    }
+
+    /// Whether the rows held are those of the current filter and order.
+    pub fn rows_current(&self) -> bool {
+        self.rows_for.as_ref() == Some(&self.filter)
+    }
+
+    /// Whether the count shown is that of the current filter.
+    pub fn count_current(&self) -> bool {
+        self.count_for.as_ref() == Some(&self.filter) && self.count.is_some()
+    }
+
+    /// The table rows drawn in the last frame (first and last index), if any.
+    pub fn visible_rows(&self) -> Option<(usize, usize)> {
+        self.visible
+    }
+
+    /// Whether every row drawn in the last frame was loaded (none drawn as "…").
+    pub fn visible_rows_loaded(&self) -> bool {
+        let loaded = self.rows_offset..self.rows_offset + self.rows.len();
+        self.visible.is_none_or(|(low, high)| self.rows_current() && loaded.contains(&low) && loaded.contains(&high))
+    }
+
+    /// Changes the filter (and order) as the filter bar does: back to the top,
+    /// asking for the new count and first page.
+    pub fn set_filter(&mut self, filter: InstanceFilter, user: &str) {
+        self.filter = filter;
+        self.filter_changed(user);
     }
 
     pub fn items(&self) -> &[ServerItem] {
@@ -229,7 +265,12 @@ impl Monitor {
                 match *detail {
                     Ok(detail) => {
                         let key = (detail.summary.id, detail.summary.updated_at);
-                        if self.data_for != Some(key) {
+                        // A change stored within the same millisecond keeps the
+                        // timestamp: compare the values too, or the inputs go stale.
+                        let same_values = self.detail.as_ref().is_some_and(|shown| {
+                            shown.summary.id == detail.summary.id && shown.fields == detail.fields
+                        });
+                        if self.data_for != Some(key) || !same_values {
                             self.data_inputs =
                                 detail.fields.iter().map(|(n, t, v)| (n.clone(), *t, v.to_string())).collect();
                             self.data_for = Some(key);
@@ -321,9 +362,9 @@ impl Monitor {
     fn filter_bar(&mut self, ui: &mut Ui, user: &str) {
         let mut changed = false;
         ui.horizontal_wrapped(|ui| {
-            ui.label("Process");
+            let label = ui.label("Process");
             let shown = self.filter.process.clone().unwrap_or_else(|| "all".to_owned());
-            egui::ComboBox::from_id_salt("monitor-process").selected_text(shown).show_ui(ui, |ui| {
+            let combo = egui::ComboBox::from_id_salt("monitor-process").selected_text(shown).show_ui(ui, |ui| {
                 if ui.selectable_label(self.filter.process.is_none(), "all").clicked() {
                     self.filter.process = None;
                     changed = true;
@@ -335,9 +376,11 @@ impl Monitor {
                     }
                 }
             });
-            ui.label("Status");
+            // The combo shows only its value: name it after its label.
+            combo.response.labelled_by(label.id);
+            let label = ui.label("Status");
             let shown = self.filter.status.map(|s| s.name()).unwrap_or("all");
-            egui::ComboBox::from_id_salt("monitor-status").selected_text(shown).show_ui(ui, |ui| {
+            let combo = egui::ComboBox::from_id_salt("monitor-status").selected_text(shown).show_ui(ui, |ui| {
                 if ui.selectable_label(self.filter.status.is_none(), "all").clicked() {
                     self.filter.status = None;
                     changed = true;
@@ -349,6 +392,7 @@ impl Monitor {
                     }
                 }
             });
+            combo.response.labelled_by(label.id);
             let label = ui.label("Folio or id");
             let mut search = self.filter.search.clone().unwrap_or_default();
             let response = ui
@@ -468,6 +512,7 @@ impl Monitor {
         if let Some(id) = clicked {
             self.select(id, user);
         }
+        self.visible = visible;
         // Ask for the page around what is on screen when it is not loaded.
         if let Some((low, high)) = visible {
             let loaded = self.rows_offset..self.rows_offset + self.rows.len();
@@ -703,10 +748,12 @@ impl Monitor {
                 .column(Column::initial(64.0).clip(true))
                 .column(Column::initial(100.0).clip(true))
                 .column(Column::initial(120.0).clip(true))
-                .column(Column::initial(140.0).clip(true))
-                .column(Column::initial(140.0).clip(true))
+                // Activity and event share what is left, so the status stays
+                // in sight beside the finish panel at the default window size.
+                .column(Column::remainder().at_least(80.0).clip(true))
+                .column(Column::remainder().at_least(80.0).clip(true))
                 .column(Column::initial(70.0).clip(true))
-                .column(Column::remainder().at_least(70.0).clip(true))
+                .column(Column::initial(70.0).clip(true))
                 .header(22.0, |mut header| {
                     for title in ["", "Serial", "Instance", "Folio", "Process", "Activity", "Event", "Age", "Status"] {
                         header.col(|ui| {

@@ -33,6 +33,19 @@ impl Query {
             Query::Processes => 4,
         }
     }
+
+    /// Answering order within a batch: the rows on screen first, then the
+    /// selected instance, then the rest (a count over a million rows takes
+    /// longer than the page it labels).
+    fn urgency(&self) -> u8 {
+        match self {
+            Query::Page { .. } => 0,
+            Query::Detail { .. } => 1,
+            Query::Count { .. } => 2,
+            Query::Items { .. } => 3,
+            Query::Processes => 4,
+        }
+    }
 }
 
 pub enum Reply {
@@ -81,14 +94,21 @@ impl Queries {
     }
 }
 
+/// How long the worker waits for the rest of a burst of requests.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
+
 fn worker(engine: Engine<SqliteStore>, inbox: Receiver<(String, Query)>, outbox: Sender<Reply>, wake: impl Fn()) {
     while let Ok(first) = inbox.recv() {
+        // The UI asks in bursts (a filter change asks for a count and a page):
+        // take the whole burst, so that the page is answered first.
+        std::thread::sleep(COALESCE);
         // Keep only the newest request of each kind.
         let mut pending = vec![first];
         while let Ok(next) = inbox.try_recv() {
             pending.retain(|(_, q)| q.kind() != next.1.kind());
             pending.push(next);
         }
+        pending.sort_by_key(|(_, query)| query.urgency());
         for (user, query) in pending {
             let reply = answer(&engine, &user, query);
             if outbox.send(reply).is_err() {

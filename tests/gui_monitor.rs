@@ -1,0 +1,900 @@
+//! The monitor and the server items view driven through the UI like an
+//! operator: click rows, filters and buttons, type into fields, confirm.
+//!
+//! Data is prepared with the engine on the database file before the app opens
+//! (as other programs would have left it). The monitor reads on a worker
+//! thread, so after an action the test runs frames until the answer shows.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use egui::accesskit::Role;
+use egui::{Key, Modifiers, Rect};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use flowdesk::engine::{InstanceStatus, ItemFilter, ItemStatus, format_time};
+use flowdesk::gui::dialogs::ScriptedDialogs;
+use flowdesk::gui::monitor::flow::{Reached, flow_state};
+use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
+use flowdesk::model::{Right, Value};
+use support::{Fixture, s, set};
+
+const MINUTE: i64 = 60_000;
+
+/// How many frames an answer of the query worker may take at most.
+const MAX_FRAMES: usize = 500;
+
+/// A fixture whose clock stands an hour before now, so that what it prepares
+/// has a real age when the app (on the system clock) shows it.
+fn fixture() -> Fixture {
+    let fx = Fixture::new();
+    fx.clock.0.store(chrono::Utc::now().timestamp_millis() - 60 * MINUTE, Ordering::SeqCst);
+    fx
+}
+
+/// Deploys a sample as `admin` and lets ada, the operator of the GUI, administer it.
+fn deploy(fx: &Fixture, file: &str) {
+    fx.deploy_sample("admin", file);
+    let name = file.trim_end_matches(".process.json");
+    fx.engine.grant("admin", name, "ada", &[Right::Admin]).unwrap();
+}
+
+fn deploy_json(fx: &Fixture, json: &str) {
+    fx.deploy_json("admin", json);
+    let name = flowdesk::model::ProcessDraft::from_json(json, "test").unwrap().name;
+    fx.engine.grant("admin", &name, "ada", &[Right::Admin]).unwrap();
+}
+
+/// A process whose script fails until its `ready` field is set.
+const FAILING: &str = r#"{
+  "name": "failing",
+  "fields": [{ "name": "ready", "type": "boolean" }],
+  "activities": [
+    { "id": "work", "name": "Work", "start": true, "events": [
+      { "kind": "server_event", "name": "Check", "script": "if !ready { throw \"boom\"; }" } ] },
+    { "id": "end", "name": "End", "events": [] }
+  ],
+  "lines": [{ "from": "work", "to": "end" }]
+}"#;
+
+struct Gui {
+    fx: Fixture,
+    harness: Harness<'static, FlowdeskApp>,
+}
+
+impl Gui {
+    /// The app on the fixture's database, connected as `user`, showing `view`.
+    fn open(fx: Fixture, user: &str, view: AppView) -> Gui {
+        let options = GuiOptions { db_path: fx.db_path(), user: user.to_owned(), file: None, view };
+        let app = FlowdeskApp::new(options, Settings::default(), Box::new(ScriptedDialogs::default()));
+        let harness =
+            Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+        Gui { fx, harness }
+    }
+
+    /// The monitor once its first rows have arrived.
+    fn monitor(fx: Fixture, user: &str) -> Gui {
+        let mut gui = Gui::open(fx, user, AppView::Monitor);
+        gui.run_until("the first rows", |app| app.monitor.count().is_some() && !app.monitor.rows().is_empty());
+        gui
+    }
+
+    fn app(&self) -> &FlowdeskApp {
+        self.harness.state()
+    }
+
+    fn frame(&mut self) {
+        self.harness.run_steps(1);
+        std::thread::yield_now();
+    }
+
+    /// Runs frames until `done` holds for the app (the worker answers in
+    /// milliseconds), then one more so the UI shows what arrived.
+    fn run_until_frames(&mut self, what: &str, done: impl Fn(&FlowdeskApp) -> bool, max_frames: usize) {
+        for _ in 0..max_frames {
+            if done(self.app()) {
+                self.frame();
+                return;
+            }
+            self.frame();
+        }
+        panic!("still waiting for {what} after {max_frames} frames");
+    }
+
+    fn run_until(&mut self, what: &str, done: impl Fn(&FlowdeskApp) -> bool) {
+        self.run_until_frames(what, done, MAX_FRAMES);
+    }
+
+    /// Lets the frames after an input run out (popups open, modals close...).
+    fn settle(&mut self) {
+        self.harness.run_steps(4);
+    }
+
+    /// Clicks the widget with this accessible label (not a plain text, not
+    /// a combo box named after its label).
+    fn click(&mut self, label: &str) {
+        self.harness
+            .get_by(|node| {
+                !matches!(node.role(), Role::Label | Role::ComboBox) && node.label().as_deref() == Some(label)
+            })
+            .click();
+        self.settle();
+    }
+
+    /// Opens a combo box and picks one of its options.
+    fn choose(&mut self, combo: &str, option: &str) {
+        self.harness.get_by_role_and_label(Role::ComboBox, combo).click();
+        self.settle();
+        self.click(option);
+    }
+
+    /// Replaces the text of a field: click into it, select all, type.
+    fn replace_text(&mut self, label: &str, text: &str) {
+        self.harness.get_by_role_and_label(Role::TextInput, label).click();
+        self.settle();
+        assert!(self.harness.get_by_role_and_label(Role::TextInput, label).is_focused(), "{label} has the focus");
+        self.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+        self.settle();
+        if text.is_empty() {
+            self.harness.key_press(Key::Backspace);
+        } else {
+            self.harness.get_by_role_and_label(Role::TextInput, label).type_text(text);
+        }
+        self.settle();
+        assert_eq!(self.field_value(label), text, "{label} holds what was typed");
+    }
+
+    fn field_value(&self, label: &str) -> String {
+        self.harness.get_by_role_and_label(Role::TextInput, label).value().unwrap_or_default()
+    }
+
+    /// Every text a node shows: plain texts carry it as their value.
+    fn texts(&self) -> Vec<(String, Role, Rect)> {
+        self.harness
+            .query_all_by(|_| true)
+            .filter_map(|node| {
+                let ak = node.accesskit_node();
+                let text = if ak.role() == Role::Label { ak.value() } else { ak.label() }?;
+                let rect = ak.bounding_box()?;
+                let rect = Rect::from_min_max(
+                    egui::pos2(rect.x0 as f32, rect.y0 as f32),
+                    egui::pos2(rect.x1 as f32, rect.y1 as f32),
+                );
+                Some((text, ak.role(), rect))
+            })
+            .collect()
+    }
+
+    fn all_texts(&self) -> Vec<String> {
+        self.texts().into_iter().map(|(text, _, _)| text).collect()
+    }
+
+    fn shown(&self, text: &str) -> bool {
+        self.texts().iter().any(|(t, _, _)| t == text)
+    }
+
+    fn texts_containing(&self, part: &str) -> Vec<String> {
+        self.texts().into_iter().map(|(text, _, _)| text).filter(|t| t.contains(part)).collect()
+    }
+
+    /// Where the right-hand panel (instance detail, finish box) begins.
+    fn right_panel_left(&self) -> f32 {
+        self.harness
+            .query_all_by(|node| node.role() == Role::Splitter)
+            .filter_map(|node| node.accesskit_node().bounding_box())
+            .filter(|r| r.height() > r.width())
+            .map(|r| r.x0 as f32)
+            .fold(f32::INFINITY, f32::min)
+    }
+
+    /// The texts of the table row that shows `key` (a folio, a serial), left to right.
+    fn row(&self, key: &str) -> Vec<String> {
+        let right = self.right_panel_left();
+        let texts: Vec<(String, Role, Rect)> =
+            self.texts().into_iter().filter(|(_, role, rect)| *role == Role::Label && rect.max.x <= right).collect();
+        let found: Vec<&Rect> = texts.iter().filter(|(t, _, _)| t == key).map(|(_, _, r)| r).collect();
+        assert_eq!(found.len(), 1, "one row shows `{key}`; texts: {:#?}", self.all_texts());
+        let y = found[0].center().y;
+        let mut cells: Vec<&(String, Role, Rect)> =
+            texts.iter().filter(|(_, _, r)| (r.center().y - y).abs() < 4.0).collect();
+        cells.sort_by(|a, b| a.2.min.x.total_cmp(&b.2.min.x));
+        cells.into_iter().map(|(t, _, _)| t.clone()).collect()
+    }
+
+    /// The audit trail entry whose action is `action`: time, user, action,
+    /// detail (entries wrap, so they are read in order, not by position).
+    fn trail_entry(&self, action: &str) -> Vec<String> {
+        let left = self.right_panel_left();
+        let texts: Vec<String> = self
+            .texts()
+            .into_iter()
+            .filter(|(_, role, rect)| *role == Role::Label && rect.min.x >= left)
+            .map(|(t, _, _)| t)
+            .collect();
+        let found: Vec<usize> = (2..texts.len().saturating_sub(1)).filter(|i| texts[*i] == action).collect();
+        assert_eq!(found.len(), 1, "one trail entry is `{action}`; texts: {texts:#?}");
+        texts[found[0] - 2..=found[0] + 1].to_vec()
+    }
+
+    /// The top of the row showing `key`, to compare the order of rows.
+    fn row_y(&self, key: &str) -> f32 {
+        let right = self.right_panel_left();
+        let rects: Vec<Rect> = self
+            .texts()
+            .into_iter()
+            .filter(|(t, role, rect)| t == key && *role == Role::Label && rect.max.x <= right)
+            .map(|(_, _, r)| r)
+            .collect();
+        assert_eq!(rects.len(), 1, "one row shows `{key}`");
+        rects[0].min.y
+    }
+
+    fn assert_rows_in_order(&self, keys: &[&str]) {
+        let ys: Vec<f32> = keys.iter().map(|k| self.row_y(k)).collect();
+        assert!(ys.windows(2).all(|w| w[0] < w[1]), "rows {keys:?} are shown top to bottom: {ys:?}");
+    }
+
+    fn row_ids(&self) -> Vec<i64> {
+        self.app().monitor.rows().iter().map(|r| r.id).collect()
+    }
+
+    /// Clicks a row of the instance table (on its folio) and waits for the instance.
+    fn open_instance(&mut self, folio: &str, id: i64) {
+        self.harness.get_by(|node| node.role() == Role::Label && node.value().as_deref() == Some(folio)).click();
+        self.run_until(&format!("instance {id}"), |app| app.monitor.detail().is_some_and(|d| d.summary.id == id));
+        self.settle();
+        assert!(self.shown(&format!("Instance {id}")), "the heading names instance {id}");
+    }
+
+    fn detail_status(&self) -> InstanceStatus {
+        self.app().monitor.detail().expect("an instance is open").summary.status
+    }
+
+    /// Waits until the open instance shows `status`.
+    fn run_until_status(&mut self, status: InstanceStatus) {
+        self.run_until(&format!("the instance to be {status:?}"), |app| {
+            app.monitor.detail().is_some_and(|d| d.summary.status == status)
+        });
+        self.settle();
+        assert!(self.shown(status.name()), "the status {} is shown", status.name());
+    }
+
+    /// The confirmation modal is up with this question; answers it.
+    fn answer_confirmation(&mut self, question: &str, button: &str) {
+        assert!(self.shown("Please confirm"), "a confirmation is asked");
+        assert!(self.shown(question), "the question is `{question}`; shown: {:#?}", self.all_texts());
+        assert!(self.shown("It is recorded in the audit trail as done by ada."));
+        self.click(button);
+        assert!(!self.shown("Please confirm"), "the confirmation is gone");
+    }
+
+    /// The status of an instance as the engine has it.
+    fn status_of(&self, id: i64) -> InstanceStatus {
+        self.fx.detail("admin", id).summary.status
+    }
+
+    /// Everything stored for these instances, for "nothing changed" checks.
+    fn snapshot(&self, ids: &[i64]) -> Vec<String> {
+        ids.iter().map(|id| self.fx.snapshot(*id)).collect()
+    }
+}
+
+/// Four instances of two processes: 1 PO-A (Active), 2 PO-B (Completed),
+/// 3 PA-C (Active, purchase-approval), 4 INV-D (Active).
+fn four_instances() -> Fixture {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    deploy(&fx, "purchase-approval.process.json");
+    fx.engine.start("admin", "callback", "PO-A", &[]).unwrap();
+    fx.clock.advance(MINUTE);
+    let b = fx.engine.start("admin", "callback", "PO-B", &[]).unwrap().instance_id;
+    fx.engine.finish("admin", &format!("{b}_2"), &set(&[("name", "call back value")])).unwrap();
+    fx.clock.advance(MINUTE);
+    let data = set(&[("requester", "kim"), ("amount", "120.00"), ("cost_centre", "CC-7")]);
+    fx.engine.start("admin", "purchase-approval", "PA-C", &data).unwrap();
+    fx.clock.advance(MINUTE);
+    fx.engine.start("admin", "callback", "INV-D", &[]).unwrap();
+    fx
+}
+
+// ----- the instance list -------------------------------------------------------
+
+#[test]
+fn the_instance_list_shows_newest_first_with_id_folio_version_and_status() {
+    let mut gui = Gui::monitor(four_instances(), "ada");
+    gui.run_until("all four rows", |app| app.monitor.rows().len() == 4);
+    assert!(gui.shown("4 instance(s)"));
+    assert_eq!(gui.row_ids(), [4, 3, 2, 1]);
+    gui.assert_rows_in_order(&["INV-D", "PA-C", "PO-B", "PO-A"]);
+
+    let row = gui.row("PO-B");
+    assert_eq!(&row[..5], ["2", "PO-B", "callback v1", "Completed", "admin"]);
+    let row = gui.row("PA-C");
+    assert_eq!(&row[..5], ["3", "PA-C", "purchase-approval v1", "Active", "admin"]);
+    // Started and last change, as times.
+    let detail = gui.fx.detail("admin", 3);
+    assert_eq!(row[5..], [format_time(detail.summary.started_at), format_time(detail.summary.updated_at)]);
+    assert!(gui.shown("Select an instance to see its flow, data and audit trail."));
+}
+
+#[test]
+fn the_process_and_status_filters_and_the_search_narrow_the_list() {
+    let mut gui = Gui::monitor(four_instances(), "ada");
+    gui.run_until("all four rows", |app| app.monitor.rows().len() == 4);
+
+    gui.choose("Process", "purchase-approval");
+    gui.run_until("the purchase-approval rows", |app| app.monitor.count() == Some(1));
+    assert_eq!(gui.row_ids(), [3]);
+    assert!(gui.shown("1 instance(s)"));
+    assert_eq!(
+        gui.harness.get_by_role_and_label(Role::ComboBox, "Process").value().as_deref(),
+        Some("purchase-approval")
+    );
+    assert!(!gui.shown("PO-A"), "other processes' rows are gone");
+
+    gui.choose("Process", "callback");
+    gui.run_until("the callback rows", |app| app.monitor.count() == Some(3));
+    assert_eq!(gui.row_ids(), [4, 2, 1]);
+    assert!(gui.shown("3 instance(s)"));
+
+    // Both filters together: completed callbacks.
+    gui.choose("Status", "Completed");
+    gui.run_until("the completed callbacks", |app| app.monitor.count() == Some(1));
+    assert_eq!(gui.row_ids(), [2]);
+    assert_eq!(gui.row("PO-B")[3], "Completed");
+    assert!(gui.shown("1 instance(s)"));
+
+    gui.choose("Status", "Error");
+    gui.run_until("no rows", |app| app.monitor.count() == Some(0));
+    assert!(gui.row_ids().is_empty());
+    assert!(gui.shown("0 instance(s)"));
+
+    gui.choose("Status", "all");
+    gui.choose("Process", "all");
+    gui.run_until("all rows again", |app| app.monitor.count() == Some(4));
+    assert_eq!(gui.row_ids(), [4, 3, 2, 1]);
+
+    // The search matches folios (contains)...
+    gui.replace_text("Folio or id", "PO-");
+    gui.run_until("the PO rows", |app| app.monitor.count() == Some(2));
+    assert_eq!(gui.row_ids(), [2, 1]);
+    assert!(gui.shown("2 instance(s)"));
+    gui.assert_rows_in_order(&["PO-B", "PO-A"]);
+    // ... and ids.
+    gui.replace_text("Folio or id", "3");
+    gui.run_until("instance 3", |app| app.monitor.count() == Some(1));
+    assert_eq!(gui.row_ids(), [3]);
+    assert_eq!(gui.row("PA-C")[0], "3");
+    gui.replace_text("Folio or id", "nothing like this");
+    gui.run_until("no rows", |app| app.monitor.count() == Some(0));
+    assert!(gui.shown("0 instance(s)"));
+    gui.replace_text("Folio or id", "");
+    gui.run_until("all rows again", |app| app.monitor.count() == Some(4));
+    assert!(gui.shown("4 instance(s)"));
+}
+
+#[test]
+fn clicking_a_column_header_sorts_and_clicking_again_reverses() {
+    let mut gui = Gui::monitor(four_instances(), "ada");
+    gui.run_until("all four rows", |app| app.monitor.rows().len() == 4);
+    assert!(gui.shown("Id (desc)"), "newest first is the id column, descending");
+
+    gui.click("Folio");
+    gui.run_until("rows by folio", |app| app.monitor.rows().first().is_some_and(|r| r.folio == "INV-D"));
+    assert_eq!(gui.row_ids(), [4, 3, 1, 2]);
+    gui.assert_rows_in_order(&["INV-D", "PA-C", "PO-A", "PO-B"]);
+    assert!(gui.shown("Folio (asc)"));
+    assert!(gui.shown("Id"), "the id column is no longer marked");
+
+    gui.click("Folio (asc)");
+    gui.run_until("rows by folio, descending", |app| app.monitor.rows().first().is_some_and(|r| r.folio == "PO-B"));
+    assert_eq!(gui.row_ids(), [2, 1, 3, 4]);
+    gui.assert_rows_in_order(&["PO-B", "PO-A", "PA-C", "INV-D"]);
+    assert!(gui.shown("Folio (desc)"));
+
+    // By status: Active before Completed, ties by id.
+    gui.click("Status");
+    gui.run_until("rows by status", |app| app.monitor.rows().last().is_some_and(|r| r.folio == "PO-B"));
+    assert_eq!(gui.row_ids(), [1, 3, 4, 2]);
+    assert!(gui.shown("Status (asc)"));
+    gui.assert_rows_in_order(&["PO-A", "PA-C", "INV-D", "PO-B"]);
+
+    gui.click("Process");
+    gui.run_until("rows by process", |app| app.monitor.rows().last().is_some_and(|r| r.folio == "PA-C"));
+    assert_eq!(gui.row_ids(), [1, 2, 4, 3]);
+
+    gui.click("Id");
+    gui.run_until("newest first again", |app| app.monitor.rows().first().is_some_and(|r| r.id == 4));
+    assert_eq!(gui.row_ids(), [4, 3, 2, 1]);
+    assert!(gui.shown("Id (desc)"));
+}
+
+// ----- one instance and its flow ----------------------------------------------
+
+#[test]
+fn clicking_a_row_opens_the_instance_and_its_flow_follows_the_callback() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "callback", "PO-1042", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+
+    gui.open_instance("PO-1042", id);
+    assert_eq!(gui.detail_status(), InstanceStatus::Active);
+    assert!(gui.shown("Active"));
+    assert!(gui.shown("Waiting for a callback on 1_2"));
+    assert!(gui.shown("Flow of instance 1"));
+    assert_eq!(gui.texts_containing("PO-1042 · callback version 1 · started by admin at").len(), 1);
+    // The data fields, as the engine has them.
+    assert_eq!(gui.field_value("stage"), "waiting");
+    assert_eq!(gui.field_value("name"), "");
+
+    let (activities, lines) = flow_state(gui.app().monitor.detail().unwrap());
+    assert_eq!(activities.get("prepare"), Some(&Reached::Completed));
+    assert_eq!(activities.get("call"), Some(&Reached::Active));
+    assert_eq!(activities.get("approved"), None, "not reached");
+    assert_eq!(activities.get("rejected"), None, "not reached");
+    assert_eq!(lines.get(&0), Some(&true), "Prepare → Call fired");
+    assert_eq!(lines.get(&1), None, "not evaluated yet");
+    assert_eq!(lines.get(&2), None, "not evaluated yet");
+
+    // The external system answers "no"; the operator refreshes.
+    gui.fx.engine.finish("admin", "1_2", &set(&[("name", "no")])).unwrap();
+    gui.click("Refresh");
+    gui.run_until_status(InstanceStatus::Completed);
+    assert!(gui.texts_containing("Waiting for a callback").is_empty());
+    assert_eq!(gui.field_value("name"), "no");
+    let (activities, lines) = flow_state(gui.app().monitor.detail().unwrap());
+    assert_eq!(activities.get("prepare"), Some(&Reached::Completed));
+    assert_eq!(activities.get("call"), Some(&Reached::Completed));
+    assert_eq!(activities.get("rejected"), Some(&Reached::Completed));
+    assert_eq!(activities.get("approved"), None, "the other branch was never reached");
+    assert_eq!(lines.get(&0), Some(&true));
+    assert_eq!(lines.get(&1), Some(&false), "the line to Approved was evaluated false");
+    assert_eq!(lines.get(&2), Some(&true), "the line to Rejected fired");
+    // The list row follows too.
+    gui.run_until("the row to be completed", |app| {
+        app.monitor.rows().first().is_some_and(|r| r.status == InstanceStatus::Completed)
+    });
+    assert_eq!(gui.row("PO-1042")[3], "Completed");
+}
+
+#[test]
+fn an_instance_in_error_shows_red_where_it_failed() {
+    let fx = fixture();
+    deploy_json(&fx, FAILING);
+    let id = fx.engine.start("admin", "failing", "F-1", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("F-1", id);
+    assert_eq!(gui.detail_status(), InstanceStatus::Error);
+    let errors = gui.texts_containing("Error at `Work` Check:");
+    assert_eq!(errors.len(), 1, "{:#?}", gui.all_texts());
+    assert!(errors[0].contains("boom"), "{}", errors[0]);
+    let (activities, lines) = flow_state(gui.app().monitor.detail().unwrap());
+    assert_eq!(activities.get("work"), Some(&Reached::Error));
+    assert_eq!(activities.get("end"), None);
+    assert!(lines.is_empty());
+}
+
+// ----- operator actions ------------------------------------------------------------
+
+#[test]
+fn stop_and_resume_are_confirmed_and_recorded_with_the_user_and_cancel_changes_nothing() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "callback", "PO-7", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("PO-7", id);
+    let question = format!("Stop instance {id}? It stays stopped until someone resumes it.");
+
+    // Cancel leaves everything as it was.
+    let before = gui.snapshot(&[id]);
+    gui.click("Stop");
+    gui.answer_confirmation(&question, "Cancel");
+    gui.settle();
+    assert_eq!(gui.snapshot(&[id]), before);
+    assert_eq!(gui.detail_status(), InstanceStatus::Active);
+    assert!(gui.texts_containing("Done.").is_empty());
+
+    gui.click("Stop");
+    gui.answer_confirmation(&question, "Confirm");
+    assert_eq!(gui.status_of(id), InstanceStatus::Stopped);
+    gui.run_until_status(InstanceStatus::Stopped);
+    assert!(gui.shown(&format!("Done. Instance {id} is now stopped.")));
+    // A stopped instance still waits on its serial.
+    assert!(gui.shown("Waiting for a callback on 1_2"));
+    assert_eq!(gui.fx.trail(id).last().map(String::as_str), Some("ada: Stopped"));
+    let cancelled_resume = gui.snapshot(&[id]);
+    gui.click("Resume");
+    gui.answer_confirmation(&format!("Resume instance {id}?"), "Cancel");
+    gui.settle();
+    assert_eq!(gui.snapshot(&[id]), cancelled_resume);
+
+    gui.click("Resume");
+    gui.answer_confirmation(&format!("Resume instance {id}?"), "Confirm");
+    assert_eq!(gui.status_of(id), InstanceStatus::Active);
+    gui.run_until_status(InstanceStatus::Active);
+    assert!(gui.shown(&format!("Done. Instance {id} is now waiting for a callback on 1_2.")));
+    assert_eq!(gui.fx.trail(id).last().map(String::as_str), Some("ada: Resumed"));
+
+    // The audit trail tab shows both, by the connected user, after the
+    // start by the one who prepared the instance.
+    gui.click("Audit trail");
+    let detail = gui.fx.detail("admin", id);
+    for action in ["Stopped", "Resumed"] {
+        let entry = detail.audit.iter().find(|a| a.action == action).unwrap();
+        assert_eq!(gui.trail_entry(action), [&format_time(entry.at), "ada", action, ""]);
+    }
+    let started = gui.trail_entry("Instance started");
+    assert_eq!(started[1..], ["admin", "Instance started", "folio `PO-7`, callback version 1"]);
+}
+
+#[test]
+fn an_instance_in_error_is_fixed_in_the_data_tab_and_retried_to_completion() {
+    let fx = fixture();
+    deploy_json(&fx, FAILING);
+    let id = fx.engine.start("admin", "failing", "F-2", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("F-2", id);
+    assert_eq!(gui.detail_status(), InstanceStatus::Error);
+    assert!(gui.shown("Error"));
+
+    gui.click("Data");
+    // Nothing edited yet: nothing to save.
+    assert!(gui.harness.get_by_role_and_label(Role::Button, "Save data…").accesskit_node().is_disabled());
+    gui.click("ready");
+    assert!(!gui.harness.get_by_role_and_label(Role::Button, "Save data…").accesskit_node().is_disabled());
+    let before = gui.snapshot(&[id]);
+    gui.click("Save data…");
+    gui.answer_confirmation(&format!("Change 1 data field(s) of instance {id}?"), "Cancel");
+    assert_eq!(gui.snapshot(&[id]), before, "cancel saves nothing");
+    assert_eq!(gui.fx.field(id, "ready"), Value::Boolean(false));
+
+    gui.click("Save data…");
+    gui.answer_confirmation(&format!("Change 1 data field(s) of instance {id}?"), "Confirm");
+    assert_eq!(gui.fx.field(id, "ready"), Value::Boolean(true));
+    assert!(gui.fx.trail(id).contains(&"ada: Data changed ready: false → true".to_owned()), "{:#?}", gui.fx.trail(id));
+    assert_eq!(gui.status_of(id), InstanceStatus::Error, "saving data does not retry");
+    gui.run_until("the saved data", |app| {
+        app.monitor
+            .detail()
+            .is_some_and(|d| d.fields.iter().any(|(n, _, v)| n == "ready" && *v == Value::Boolean(true)))
+    });
+
+    gui.click("Retry");
+    gui.answer_confirmation(&format!("Retry the failed step of instance {id}?"), "Confirm");
+    assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    gui.run_until_status(InstanceStatus::Completed);
+    assert!(gui.shown(&format!("Done. Instance {id} is now completed.")));
+    assert!(gui.texts_containing("Error at").is_empty());
+    let trail = gui.fx.trail(id);
+    assert!(trail.iter().any(|l| l.starts_with("ada: Retried")), "{trail:#?}");
+    assert_eq!(trail.last().map(String::as_str), Some("ada: Instance completed"));
+    let (activities, lines) = flow_state(gui.app().monitor.detail().unwrap());
+    assert_eq!(activities.get("work"), Some(&Reached::Completed));
+    assert_eq!(activities.get("end"), Some(&Reached::Completed));
+    assert_eq!(lines.get(&0), Some(&true));
+}
+
+#[test]
+fn go_to_moves_the_instance_to_another_activity_and_cancel_leaves_it() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "callback", "PO-9", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("PO-9", id);
+    let goto = |gui: &mut Gui, activity: &str| {
+        gui.harness.get_by(|n| n.role() == Role::ComboBox && n.value().as_deref() == Some("Go to…")).click();
+        gui.settle();
+        gui.click(activity);
+    };
+
+    let before = gui.snapshot(&[id]);
+    goto(&mut gui, "Approved");
+    gui.answer_confirmation(
+        &format!("Move instance {id} to `Approved`? Its open activities and pending server items are cancelled."),
+        "Cancel",
+    );
+    gui.settle();
+    assert_eq!(gui.snapshot(&[id]), before);
+    assert_eq!(gui.harness.query_all_by_value("Go to…").count(), 1, "the choice is reset");
+
+    goto(&mut gui, "Rejected");
+    gui.answer_confirmation(
+        &format!("Move instance {id} to `Rejected`? Its open activities and pending server items are cancelled."),
+        "Confirm",
+    );
+    assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    gui.run_until_status(InstanceStatus::Completed);
+    assert!(gui.shown(&format!("Done. Instance {id} is now completed.")));
+    assert!(gui.fx.trail(id).contains(&"ada: Went to activity Rejected".to_owned()), "{:#?}", gui.fx.trail(id));
+    assert_eq!(gui.fx.field(id, "done"), Value::Boolean(false));
+    let (activities, _) = flow_state(gui.app().monitor.detail().unwrap());
+    assert_eq!(activities.get("call"), Some(&Reached::Cancelled));
+    assert_eq!(activities.get("rejected"), Some(&Reached::Completed));
+    assert_eq!(activities.get("approved"), None);
+    let items = gui.fx.engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
+    assert_eq!(items[0].status, ItemStatus::Cancelled);
+    assert_eq!(items[0].closed_by.as_deref(), Some("ada"));
+}
+
+#[test]
+fn start_new_instance_from_an_instance_opens_the_start_form_and_adds_a_row() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "callback", "PO-1", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("PO-1", id);
+
+    // Cancel starts nothing.
+    gui.click("Start new instance…");
+    assert!(gui.shown("Start an instance of callback"));
+    gui.click("Cancel");
+    assert!(!gui.shown("Start an instance of callback"));
+    assert_eq!(gui.fx.engine.count_instances("admin", &Default::default()).unwrap(), 1);
+
+    gui.click("Start new instance…");
+    assert!(gui.shown("Start an instance of callback"));
+    for field in ["Folio", "name (string)", "stage (string)"] {
+        assert!(gui.harness.query_by_role_and_label(Role::TextInput, field).is_some(), "{field} is asked");
+    }
+    assert!(gui.harness.query_by_role_and_label(Role::CheckBox, "done (boolean)").is_some());
+    gui.replace_text("Folio", "PO-2");
+    gui.replace_text("name (string)", "first try");
+    gui.click("Start");
+    assert!(!gui.shown("Start an instance of callback"), "the form closes");
+    assert_eq!(gui.app().status_text(), Some("Started instance 2: waiting for a callback on 2_2"));
+    assert_eq!(gui.fx.field(2, "name"), s("first try"));
+    assert_eq!(gui.fx.detail("admin", 2).summary.folio, "PO-2");
+
+    // At once, not at the monitor's next periodic refresh (every 2 s).
+    gui.run_until_frames("the new row", |app| app.monitor.count() == Some(2) && app.monitor.rows().len() == 2, 100);
+    assert!(gui.shown("2 instance(s)"));
+    assert_eq!(gui.row_ids(), [2, 1]);
+    gui.assert_rows_in_order(&["PO-2", "PO-1"]);
+    assert_eq!(&gui.row("PO-2")[..4], ["2", "PO-2", "callback v1", "Active"]);
+}
+
+// ----- server items ----------------------------------------------------------------
+
+/// Items 1_2 (PO-A, callback), 2_2 (PA-B, purchase-approval), 3_2 (SH-C,
+/// shipment) pending, ten minutes apart; 4_2 (PO-D) finished by ada. bob may
+/// view both processes but has no Server Event right.
+fn items_fixture() -> Fixture {
+    let fx = fixture();
+    for sample in ["callback", "purchase-approval", "shipment"] {
+        deploy(&fx, &format!("{sample}.process.json"));
+    }
+    fx.engine.start("admin", "callback", "PO-A", &[]).unwrap();
+    fx.clock.advance(10 * MINUTE);
+    let data = set(&[("requester", "kim"), ("amount", "120.00"), ("cost_centre", "CC-7")]);
+    fx.engine.start("admin", "purchase-approval", "PA-B", &data).unwrap();
+    fx.clock.advance(10 * MINUTE);
+    fx.engine.start("admin", "shipment", "SH-C", &set(&[("order_ref", "SO-1")])).unwrap();
+    fx.clock.advance(10 * MINUTE);
+    fx.engine.start("admin", "callback", "PO-D", &[]).unwrap();
+    fx.engine.finish("admin", "4_2", &set(&[("name", "call back value")])).unwrap();
+    fx.engine.grant("admin", "callback", "bob", &[Right::View]).unwrap();
+    fx.engine.grant("admin", "purchase-approval", "bob", &[Right::View]).unwrap();
+    fx
+}
+
+fn item_gui() -> Gui {
+    let mut gui = Gui::open(items_fixture(), "ada", AppView::Monitor);
+    gui.settle();
+    // From the monitor, through its tab.
+    gui.click("Server items");
+    assert_eq!(gui.app().view, AppView::Items);
+    gui.run_until("the pending items", |app| app.monitor.items().len() == 3);
+    gui.settle();
+    gui
+}
+
+/// The answer box of the finish panel.
+fn answers(gui: &Gui) -> Vec<String> {
+    let mut texts = gui.texts_containing("Refused");
+    texts.extend(gui.texts_containing("Finished "));
+    texts.extend(gui.texts_containing("Type or paste"));
+    texts
+}
+
+fn age_minutes(age: &str) -> i64 {
+    let age = humantime::parse_duration(age).unwrap_or_else(|e| panic!("`{age}` is an age: {e}"));
+    (age.as_secs() / 60) as i64
+}
+
+#[test]
+fn the_items_view_lists_pending_items_oldest_first_and_show_finished_adds_the_rest() {
+    let mut gui = item_gui();
+    assert!(gui.shown("3 item(s)"));
+    assert!(gui.shown("Oldest first"));
+    gui.assert_rows_in_order(&["1_2", "2_2", "3_2"]);
+
+    let row = gui.row("1_2");
+    assert_eq!(&row[..6], ["1_2", "1", "PO-A", "callback", "Call external system", "Call external system"]);
+    assert_eq!(row[7], "Pending");
+    let row = gui.row("2_2");
+    assert_eq!(&row[..6], ["2_2", "2", "PA-B", "purchase-approval", "Check budget", "Ask finance"]);
+    let row = gui.row("3_2");
+    assert_eq!(&row[..4], ["3_2", "3", "SH-C", "shipment"]);
+    // Ages: an hour, fifty and forty minutes (the test takes seconds, not minutes).
+    let ages: Vec<i64> = ["1_2", "2_2", "3_2"].iter().map(|s| age_minutes(&gui.row(s)[6])).collect();
+    assert!((60..=61).contains(&ages[0]) && (50..=51).contains(&ages[1]) && (40..=41).contains(&ages[2]), "{ages:?}");
+    for serial in ["1_2", "2_2", "3_2"] {
+        assert!(gui.harness.query_by_role_and_label(Role::Button, &format!("Open {serial}")).is_some());
+    }
+    assert!(!gui.shown("4_2"), "finished items are not listed");
+
+    gui.click("Show finished");
+    gui.run_until("all items", |app| app.monitor.items().len() == 4);
+    assert!(gui.shown("4 item(s)"));
+    gui.assert_rows_in_order(&["1_2", "2_2", "3_2", "4_2"]);
+    let row = gui.row("4_2");
+    assert_eq!(&row[..3], ["4_2", "4", "PO-D"]);
+    assert_eq!(row.last().map(String::as_str), Some("Finished"));
+    assert!(gui.harness.query_by_role_and_label(Role::Button, "Open 4_2").is_none(), "a finished item is not offered");
+
+    // Pending items lead either way; the finished one stays last.
+    gui.click("Oldest first");
+    gui.run_until("newest first", |app| app.monitor.items().first().is_some_and(|i| i.folio == "SH-C"));
+    assert!(gui.shown("Newest first"));
+    gui.assert_rows_in_order(&["3_2", "2_2", "1_2", "4_2"]);
+
+    gui.click("Show finished");
+    gui.run_until("the pending items", |app| app.monitor.items().len() == 3);
+    assert!(!gui.shown("4_2"));
+}
+
+#[test]
+fn the_find_box_filters_items_by_serial_folio_or_activity() {
+    let mut gui = item_gui();
+    gui.replace_text("Find", "PA-");
+    gui.run_until("PA-B's item", |app| app.monitor.items().len() == 1);
+    assert!(gui.shown("1 item(s)"));
+    assert_eq!(gui.row("2_2")[2], "PA-B");
+    assert!(!gui.shown("1_2") && !gui.shown("3_2"));
+
+    gui.replace_text("Find", "Call external");
+    gui.run_until("the callback item", |app| app.monitor.items().first().is_some_and(|i| i.folio == "PO-A"));
+    assert_eq!(gui.app().monitor.items().len(), 1);
+    assert_eq!(gui.row("1_2")[2], "PO-A");
+
+    gui.replace_text("Find", "3_2");
+    gui.run_until("item 3_2", |app| app.monitor.items().first().is_some_and(|i| i.folio == "SH-C"));
+    assert_eq!(gui.app().monitor.items().len(), 1);
+
+    gui.replace_text("Find", "no such thing");
+    gui.run_until("no items", |app| app.monitor.items().is_empty());
+    assert!(gui.shown("0 item(s)"));
+
+    gui.replace_text("Find", "");
+    gui.run_until("every pending item", |app| app.monitor.items().len() == 3);
+}
+
+#[test]
+fn an_item_opened_from_the_list_is_finished_with_data() {
+    let mut gui = item_gui();
+    gui.click("Open 1_2");
+    for (key, value) in [
+        ("Serial", "1_2"),
+        ("Instance", "1 (Active)"),
+        ("Folio", "PO-A"),
+        ("Process", "callback v1"),
+        ("Activity", "Call external system"),
+        ("Event", "Call external system"),
+        ("Status", "Pending"),
+    ] {
+        assert!(gui.shown(key), "the row {key}");
+        assert!(gui.shown(value), "{key}: {value}");
+    }
+    // One input per data field, holding its value.
+    assert_eq!(gui.field_value("name"), "");
+    assert_eq!(gui.field_value("stage"), "waiting");
+    assert!(gui.harness.query_by_role_and_label(Role::CheckBox, "done").is_some());
+
+    gui.replace_text("name", "call back value");
+    gui.click("Finish");
+    assert_eq!(answers(&gui), ["Finished 1_2: instance 1 completed."]);
+    assert_eq!(gui.status_of(1), InstanceStatus::Completed);
+    assert_eq!(gui.fx.field(1, "name"), s("call back value"));
+    assert_eq!(gui.fx.field(1, "done"), Value::Boolean(true));
+    assert!(
+        gui.fx.trail(1).contains(&"ada: Server item finished 1_2; set name = \"call back value\"".to_owned()),
+        "{:#?}",
+        gui.fx.trail(1)
+    );
+    // The item leaves the pending list; the form is closed.
+    gui.run_until("the item to leave the list", |app| app.monitor.items().len() == 2);
+    assert!(!gui.shown("1_2"));
+    assert!(gui.harness.query_by_role_and_label(Role::TextInput, "name").is_none());
+}
+
+#[test]
+fn a_typed_serial_is_opened_and_finished() {
+    let mut gui = item_gui();
+    gui.replace_text("Serial", "2_2");
+    gui.click("Open");
+    assert!(gui.shown("PA-B"));
+    assert!(gui.shown("Ask finance"));
+    assert_eq!(gui.field_value("budget_checked_on"), "1970-01-01");
+    assert_eq!(gui.field_value("requester"), "kim");
+    gui.click("budget_ok");
+    gui.replace_text("budget_checked_on", "2026-12-31");
+    gui.click("Finish");
+    let answer = answers(&gui);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert!(answer[0].starts_with("Finished 2_2: instance 2 "), "{answer:?}");
+    assert_eq!(gui.fx.field(2, "budget_ok"), Value::Boolean(true));
+    assert_eq!(gui.fx.field(2, "budget_checked_on").to_string(), "2026-12-31");
+    assert_eq!(gui.fx.field(2, "approved"), Value::Boolean(true), "both checks passed: the request is approved");
+}
+
+#[test]
+fn every_refused_finish_is_said_in_plain_words_and_changes_nothing() {
+    let mut gui = item_gui();
+    let all = [1, 2, 3, 4];
+    let before = gui.snapshot(&all);
+
+    // Nothing typed.
+    gui.click("Open");
+    assert_eq!(answers(&gui), ["Type or paste a serial first, like 1042_7."]);
+
+    // Malformed.
+    gui.replace_text("Serial", "abc");
+    gui.click("Open");
+    assert_eq!(
+        answers(&gui),
+        [
+            "Refused: `abc` is not a serial number: it must be two numbers joined by one underscore (a serial looks like 1042_7)."
+        ]
+    );
+    assert!(gui.harness.query_by_role_and_label(Role::Button, "Finish").is_none(), "nothing opened");
+
+    // Well-formed but unknown.
+    gui.replace_text("Serial", "999_1");
+    gui.click("Open");
+    assert_eq!(answers(&gui), ["Refused: server item 999_1 not found."]);
+
+    // Already finished: says when and by whom.
+    gui.replace_text("Serial", "4_2");
+    gui.click("Open");
+    assert!(gui.shown("Finished"), "the opened item says it is finished");
+    gui.click("Finish");
+    let item = gui.fx.engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
+    let finished = item.iter().find(|i| i.folio == "PO-D").unwrap();
+    assert_eq!(
+        answers(&gui),
+        [format!(
+            "Refused: server item 4_2 was already finished at {} by admin.",
+            format_time(finished.closed_at.unwrap())
+        )]
+    );
+
+    // Invalid data: the field is named.
+    gui.click("Open 2_2");
+    gui.replace_text("budget_checked_on", "31/12/2026");
+    gui.click("Finish");
+    let answer = answers(&gui);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert!(answer[0].starts_with("Refused: invalid data for field `budget_checked_on`: "), "{answer:?}");
+    assert_eq!(gui.field_value("budget_checked_on"), "31/12/2026", "the form keeps what was typed");
+    assert_eq!(gui.snapshot(&all), before);
+
+    // Permission denied, for a finish on an opened item and for opening one.
+    gui.replace_text("budget_checked_on", "2026-12-31");
+    gui.replace_text("Connected as", "bob");
+    gui.run_until("bob's items", |app| app.monitor.items().len() == 2);
+    gui.click("Finish");
+    let denied = "Refused: bob lacks the Server Event right on process purchase-approval. \
+                  An Admin of the process can grant it.";
+    assert_eq!(answers(&gui), [denied]);
+    gui.click("Open 1_2");
+    assert_eq!(
+        answers(&gui),
+        ["Refused: bob lacks the Server Event right on process callback. An Admin of the process can grant it."]
+    );
+    assert!(gui.harness.query_by_role_and_label(Role::TextInput, "budget_checked_on").is_none(), "nothing opened");
+
+    assert_eq!(gui.snapshot(&all), before, "no refusal changed anything");
+    assert_eq!(gui.status_of(2), InstanceStatus::Active);
+}
