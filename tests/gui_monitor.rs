@@ -859,16 +859,14 @@ fn every_refused_finish_is_said_in_plain_words_and_changes_nothing() {
     gui.replace_text("Serial", "4_2");
     gui.click("Open");
     assert!(gui.shown("Finished"), "the opened item says it is finished");
-    gui.click("Finish");
     let item = gui.fx.engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
     let finished = item.iter().find(|i| i.folio == "PO-D").unwrap();
-    assert_eq!(
-        answers(&gui),
-        [format!(
-            "Refused: server item 4_2 was already finished at {} by admin.",
-            format_time(finished.closed_at.unwrap())
-        )]
-    );
+    // Said at once, before anyone presses Finish, which cannot be pressed.
+    let said = format!("This item was already finished at {} by admin.", format_time(finished.closed_at.unwrap()));
+    assert!(gui.shown(&said), "{said}");
+    let item_before = gui.snapshot(&[4]);
+    gui.click("Finish");
+    assert_eq!(gui.snapshot(&[4]), item_before, "a disabled Finish changes nothing");
 
     // Invalid data: the field is named.
     gui.click("Open 2_2");

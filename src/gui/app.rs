@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Engine, FieldInput};
 use crate::gui::GuiOptions;
 use crate::gui::designer::canvas::TemplatePayload;
-use crate::gui::designer::palette::{TEMPLATES, TemplateIcon};
+use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
 use crate::gui::designer::properties::{Request, RightsView, properties_ui};
 use crate::gui::designer::{Designer, Document, Icons};
@@ -102,6 +102,8 @@ pub struct FlowdeskApp {
     pending_close: bool,
     /// Set once the first frame has set up the theme and textures.
     started: bool,
+    /// The window title last sent.
+    shown_title: String,
 }
 
 impl FlowdeskApp {
@@ -135,6 +137,7 @@ impl FlowdeskApp {
             settings,
             icons: None,
             started: false,
+            shown_title: String::new(),
             status: None,
             modal: None,
             grant_user: String::new(),
@@ -193,7 +196,13 @@ impl FlowdeskApp {
             }
         }
         self.modal_ui(ui.ctx());
-        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(self.title()));
+        // Sent only when it changes: every viewport command asks for another
+        // frame, and sending it each frame kept the window redrawing forever.
+        let title = self.title();
+        if self.shown_title != title {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.shown_title = title;
+        }
     }
 
     fn designer_ui(&mut self, ui: &mut Ui) {
@@ -424,7 +433,6 @@ impl FlowdeskApp {
         ] {
             ui.label(RichText::new(hint).small().weak());
         }
-        let _ = TemplateIcon::ServerEvent;
     }
 
     fn properties(&mut self, ui: &mut Ui) {

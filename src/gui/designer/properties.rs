@@ -121,7 +121,7 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, edits: &mut Vec<Edit
     }
     let known = FieldType::from_name(&field.field_type);
     let shown = known.map(|t| t.name().to_owned()).unwrap_or_else(|| format!("{} (unknown)", field.field_type));
-    ComboBox::from_id_salt(("field-type", index)).selected_text(shown).width(90.0).show_ui(ui, |ui| {
+    let combo = ComboBox::from_id_salt(("field-type", index)).selected_text(shown).width(90.0).show_ui(ui, |ui| {
         for field_type in FieldType::ALL {
             if ui.selectable_label(known == Some(field_type), field_type.name()).clicked() {
                 edits.push(Edit::new(Coalesce::Never, move |d| {
@@ -134,6 +134,8 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, edits: &mut Vec<Edit
             }
         }
     });
+    combo.response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, format!("Field {index} type")));
+
     let default_text = match &field.default {
         None => String::new(),
         Some(serde_json::Value::String(s)) => s.clone(),
@@ -141,7 +143,10 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, edits: &mut Vec<Edit
     };
     if known == Some(FieldType::Boolean) {
         let mut checked = field.default.as_ref().and_then(|v| v.as_bool()).unwrap_or(false);
-        if ui.checkbox(&mut checked, "").changed() {
+        let checkbox = ui.checkbox(&mut checked, "");
+        checkbox
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::CheckBox, true, format!("Field {index} default")));
+        if checkbox.changed() {
             edits.push(Edit::new(Coalesce::Never, move |d| {
                 if let Some(f) = d.fields.get_mut(index) {
                     f.default = Some(serde_json::Value::Bool(checked));

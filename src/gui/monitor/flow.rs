@@ -170,7 +170,6 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, view: &mut View, fit: &mut 
         }
     }
     legend(&painter, screen);
-    let _ = Vec2::ZERO;
 }
 
 fn legend(painter: &egui::Painter, screen: Rect) {

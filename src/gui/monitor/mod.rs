@@ -863,7 +863,16 @@ impl Monitor {
                 }
             });
             ui.add_space(8.0);
-            if ui.button(RichText::new("Finish").strong()).clicked()
+            // Say at once what pressing Finish would be told.
+            if item.status != ItemStatus::Pending {
+                let when = item.closed_at.map(format_time).unwrap_or_default();
+                let by = item.closed_by.clone().unwrap_or_default();
+                let verb = if item.status == ItemStatus::Cancelled { "cancelled" } else { "finished" };
+                ui.colored_label(theme::WARNING, format!("This item was already {verb} at {when} by {by}."));
+            }
+            if ui
+                .add_enabled(item.status == ItemStatus::Pending, egui::Button::new(RichText::new("Finish").strong()))
+                .clicked()
                 && let Some(engine) = engine
             {
                 let serial = item.serial.to_string();
