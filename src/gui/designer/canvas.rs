@@ -624,8 +624,16 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
 }
 
 fn draw_grid(painter: &egui::Painter, screen: Rect, view: &View, origin: Pos2) {
-    let step = size::GRID * view.zoom * if view.zoom < 0.5 { 4.0 } else { 1.0 };
-    if step < 6.0 {
+    // Zoomed out, a coarser grid: the same look with far fewer dots to draw.
+    let coarseness = if view.zoom < 0.3 {
+        8.0
+    } else if view.zoom < 0.5 {
+        4.0
+    } else {
+        1.0
+    };
+    let step = size::GRID * view.zoom * coarseness;
+    if step < 12.0 {
         return;
     }
     let first = view.to_screen(origin, Pos2::ZERO);
