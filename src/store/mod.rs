@@ -178,7 +178,18 @@ impl SqliteStore {
             self.end_batch(&mut writer, Some(error.to_string()));
             return Err(error);
         }
-        let result = work(&mut SqliteTransaction::new(&writer.connection));
+        // A panic in the work (a bug) must not leave the batch open with other
+        // callers waiting on it for ever: give the batch up, then let it go on.
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            work(&mut SqliteTransaction::new(&writer.connection))
+        })) {
+            Ok(result) => result,
+            Err(panic) => {
+                self.end_batch(&mut writer, Some("a write failed unexpectedly and was rolled back".to_owned()));
+                drop(writer);
+                std::panic::resume_unwind(panic);
+            }
+        };
         let kept = match (&result, alone) {
             (Ok(_), true) => Ok(()),
             (Ok(_), false) => run_cached(&writer.connection, "RELEASE call"),
@@ -263,5 +274,56 @@ impl Storage for SqliteStore {
         // Dropping the read transaction ends it; it wrote nothing.
         drop(transaction);
         result
+    }
+}
+
+#[cfg(test)]
+mod group_commit_tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::engine::VersionRecord;
+    use crate::model::Right;
+
+    /// Regression: a panic inside a batch used to leave the other members of
+    /// the batch waiting for a commit that never came.
+    #[test]
+    fn a_panic_in_a_batch_fails_its_other_members_instead_of_hanging_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("panic.db"), Durability::Normal).unwrap();
+        let version = VersionRecord {
+            process: "p".into(),
+            version: 1,
+            definition_json: "{}".into(),
+            deployed_at: 0,
+            deployed_by: "a".into(),
+        };
+        store.write(|tx| tx.insert_version(&version)).unwrap();
+        let in_batch = AtomicBool::new(false);
+        let outcome = std::thread::scope(|scope| {
+            let first = scope.spawn(|| {
+                store.write(|tx| {
+                    in_batch.store(true, Ordering::SeqCst);
+                    // Stay until the second caller queues behind us, so that we
+                    // leave the commit to it and wait.
+                    while store.queued.load(Ordering::SeqCst) == 0 {
+                        std::thread::yield_now();
+                    }
+                    tx.grant("p", "u", Right::View)
+                })
+            });
+            while !in_batch.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            let second = scope.spawn(|| store.write(|_| -> Result<(), EngineError> { panic!("a bug in the work") }));
+            assert!(second.join().is_err(), "the panic reaches its own caller");
+            first.join().unwrap()
+        });
+        // The first member's work was rolled back with the batch, and it is told so.
+        assert!(matches!(outcome, Err(EngineError::Storage(_))), "{outcome:?}");
+        assert!(store.read(|tx| tx.rights("p", "u")).unwrap().is_empty());
+        // The store keeps working.
+        store.write(|tx| tx.grant("p", "u", Right::View)).unwrap();
+        assert_eq!(store.read(|tx| tx.rights("p", "u")).unwrap(), [Right::View]);
     }
 }
