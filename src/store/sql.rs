@@ -27,6 +27,18 @@ impl<'c> SqliteTransaction<'c> {
     }
 }
 
+/// Runs a cached statement and collects every row `map` makes of it.
+fn collect_rows<T>(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, EngineError> {
+    let mut statement = connection.prepare_cached(sql).map_err(db)?;
+    let rows = statement.query_map(params, map).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
 fn db(err: rusqlite::Error) -> EngineError {
     EngineError::Storage(err.to_string())
 }
@@ -376,57 +388,42 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn processes(&mut self) -> Result<Vec<ProcessSummary>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached(
-                "SELECT p.name, p.default_version, (SELECT COUNT(*) FROM versions v WHERE v.process = p.name)
-                 FROM processes p ORDER BY p.name",
-            )
-            .map_err(db)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok(ProcessSummary { name: row.get(0)?, default_version: row.get(1)?, versions: row.get(2)? })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+        collect_rows(
+            self.tx,
+            "SELECT p.name, p.default_version, (SELECT COUNT(*) FROM versions v WHERE v.process = p.name)
+             FROM processes p ORDER BY p.name",
+            [],
+            |row| Ok(ProcessSummary { name: row.get(0)?, default_version: row.get(1)?, versions: row.get(2)? }),
+        )
     }
 
     fn rights(&mut self, process: &str, user: &str) -> Result<Vec<Right>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT right FROM rights WHERE process = ? AND user = ? ORDER BY right")
-            .map_err(db)?;
-        let names: Vec<String> = statement
-            .query_map([process, user], |row| row.get(0))
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+        let names: Vec<String> = collect_rows(
+            self.tx,
+            "SELECT right FROM rights WHERE process = ? AND user = ? ORDER BY right",
+            [process, user],
+            |row| row.get(0),
+        )?;
         names.iter().map(|n| right_from(n)).collect()
     }
 
     fn rights_of_user(&mut self, user: &str) -> Result<Vec<(String, Right)>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT process, right FROM rights WHERE user = ? ORDER BY process, right")
-            .map_err(db)?;
-        let rows: Vec<(String, String)> = statement
-            .query_map([user], |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+        let rows: Vec<(String, String)> = collect_rows(
+            self.tx,
+            "SELECT process, right FROM rights WHERE user = ? ORDER BY process, right",
+            [user],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
         rows.into_iter().map(|(p, r)| Ok((p, right_from(&r)?))).collect()
     }
 
     fn rights_on_process(&mut self, process: &str) -> Result<Vec<(String, Right)>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT user, right FROM rights WHERE process = ? ORDER BY user, right")
-            .map_err(db)?;
-        let rows: Vec<(String, String)> = statement
-            .query_map([process], |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+        let rows: Vec<(String, String)> = collect_rows(
+            self.tx,
+            "SELECT user, right FROM rights WHERE process = ? ORDER BY user, right",
+            [process],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
         rows.into_iter().map(|(u, r)| Ok((u, right_from(&r)?))).collect()
     }
 
@@ -612,18 +609,13 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn item_state(&mut self, instance_id: i64) -> Result<ItemState, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached(
-                "SELECT serial_id, unapplied, closed_by FROM server_items
-                 WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)",
-            )
-            .map_err(db)?;
-        let rows: Vec<(i64, Option<String>, Option<String>)> = statement
-            .query_map([instance_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+        let rows: Vec<(i64, Option<String>, Option<String>)> = collect_rows(
+            self.tx,
+            "SELECT serial_id, unapplied, closed_by FROM server_items
+             WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)",
+            [instance_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
         let mut state = ItemState::default();
         for (serial_id, unapplied, closed_by) in rows {
             state.pending.insert(serial_id);
@@ -663,14 +655,12 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn running_instances(&mut self) -> Result<Vec<RunningInstance>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT id, runner, lease_until FROM instances WHERE status = 'Running' ORDER BY id")
-            .map_err(db)?;
-        let rows = statement
-            .query_map([], |row| Ok(RunningInstance { id: row.get(0)?, runner: row.get(1)?, lease_until: row.get(2)? }))
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+        collect_rows(
+            self.tx,
+            "SELECT id, runner, lease_until FROM instances WHERE status = 'Running' ORDER BY id",
+            [],
+            |row| Ok(RunningInstance { id: row.get(0)?, runner: row.get(1)?, lease_until: row.get(2)? }),
+        )
     }
 
     fn instances(
@@ -680,12 +670,7 @@ impl Transaction for SqliteTransaction<'_> {
     ) -> Result<Vec<InstanceSummary>, EngineError> {
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = page_query(visibility, everything, filter);
-        let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;
-        let rows: Vec<(InstanceSummary, String)> = statement
-            .query_map(params_from_iter(args), summary_from_row)
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+        let rows = collect_rows(self.tx, &sql, params_from_iter(args), summary_from_row)?;
         rows.into_iter()
             .map(|(mut summary, status)| {
                 summary.status = status_from(&status)?;
@@ -703,51 +688,34 @@ impl Transaction for SqliteTransaction<'_> {
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = item_query(visibility, everything, filter);
-        let mut statement = self.tx.prepare_cached(&sql).map_err(db)?;
-        let rows: Vec<_> = statement
-            .query_map(params_from_iter(args), item_from_row)
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+        let rows = collect_rows(self.tx, &sql, params_from_iter(args), item_from_row)?;
         rows.into_iter().map(finish_item).collect()
     }
 
     fn pending_items_of(&mut self, instance_id: i64) -> Result<Vec<ServerItem>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached(&format!(
-                "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND status = 'Pending'
-                 ORDER BY serial_id"
-            ))
-            .map_err(db)?;
-        let rows: Vec<_> =
-            statement.query_map([instance_id], item_from_row).map_err(db)?.collect::<Result<_, _>>().map_err(db)?;
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND status = 'Pending' ORDER BY serial_id"
+        );
+        let rows = collect_rows(self.tx, &sql, [instance_id], item_from_row)?;
         rows.into_iter().map(finish_item).collect()
     }
 
     fn audit(&mut self, instance_id: i64) -> Result<Vec<AuditEntry>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT at, user, action, detail FROM audit WHERE instance_id = ? ORDER BY id")
-            .map_err(db)?;
-        let rows = statement
-            .query_map([instance_id], |row| {
-                Ok(AuditEntry { at: row.get(0)?, user: row.get(1)?, action: row.get(2)?, detail: row.get(3)? })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+        collect_rows(
+            self.tx,
+            "SELECT at, user, action, detail FROM audit WHERE instance_id = ? ORDER BY id",
+            [instance_id],
+            |row| Ok(AuditEntry { at: row.get(0)?, user: row.get(1)?, action: row.get(2)?, detail: row.get(3)? }),
+        )
     }
 
     fn activity_records(&mut self, instance_id: i64) -> Result<Vec<ActivityRecord>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached(
-                "SELECT destination_id, activity_id, activity, status, started_at, finished_at
-                 FROM activity_instances WHERE instance_id = ? ORDER BY destination_id",
-            )
-            .map_err(db)?;
-        let rows: Vec<(ActivityRecord, String)> = statement
-            .query_map([instance_id], |row| {
+        let rows: Vec<(ActivityRecord, String)> = collect_rows(
+            self.tx,
+            "SELECT destination_id, activity_id, activity, status, started_at, finished_at
+             FROM activity_instances WHERE instance_id = ? ORDER BY destination_id",
+            [instance_id],
+            |row| {
                 Ok((
                     ActivityRecord {
                         destination_id: row.get(0)?,
@@ -759,10 +727,8 @@ impl Transaction for SqliteTransaction<'_> {
                     },
                     row.get(3)?,
                 ))
-            })
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+            },
+        )?;
         rows.into_iter()
             .map(|(mut record, status)| {
                 record.status = [
@@ -780,23 +746,19 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn line_results(&mut self, instance_id: i64) -> Result<Vec<LineResult>, EngineError> {
-        let mut statement = self
-            .tx
-            .prepare_cached(
-                "SELECT line_index, from_destination_id, fired, at FROM line_results WHERE instance_id = ? ORDER BY id",
-            )
-            .map_err(db)?;
-        let rows = statement
-            .query_map([instance_id], |row| {
+        collect_rows(
+            self.tx,
+            "SELECT line_index, from_destination_id, fired, at FROM line_results WHERE instance_id = ? ORDER BY id",
+            [instance_id],
+            |row| {
                 Ok(LineResult {
                     line_index: row.get(0)?,
                     from_destination_id: row.get(1)?,
                     fired: row.get(2)?,
                     at: row.get(3)?,
                 })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)
+            },
+        )
     }
 
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
