@@ -27,6 +27,16 @@ impl<'c> SqliteTransaction<'c> {
     }
 }
 
+/// Runs a cached statement that writes.
+fn execute_cached(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), EngineError> {
+    connection.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(db)?;
+    Ok(())
+}
+
 /// Runs a cached statement and collects every row `map` makes of it.
 fn collect_rows<T>(
     connection: &rusqlite::Connection,
@@ -450,28 +460,25 @@ impl Transaction for SqliteTransaction<'_> {
     fn insert_instance(&mut self, instance: &Instance) -> Result<i64, EngineError> {
         let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
         let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO instances (process, version, folio, originator, status, data, flow, started_at, updated_at,
+        execute_cached(
+            self.tx,
+            "INSERT INTO instances (process, version, folio, originator, status, data, flow, started_at, updated_at,
                                         runner, lease_until)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    instance.process,
-                    instance.version,
-                    instance.folio,
-                    instance.originator,
-                    instance.status.name(),
-                    data,
-                    flow,
-                    instance.started_at,
-                    instance.updated_at,
-                    instance.runner,
-                    instance.lease_until,
-                ])
-            })
-            .map_err(db)?;
+            params![
+                instance.process,
+                instance.version,
+                instance.folio,
+                instance.originator,
+                instance.status.name(),
+                data,
+                flow,
+                instance.started_at,
+                instance.updated_at,
+                instance.runner,
+                instance.lease_until,
+            ],
+        )?;
         Ok(self.tx.last_insert_rowid())
     }
 
@@ -493,58 +500,50 @@ impl Transaction for SqliteTransaction<'_> {
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
         let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
         let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.tx
-            .prepare_cached(
-                "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?
+        execute_cached(
+            self.tx,
+            "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?
                  WHERE id = ?",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    instance.status.name(),
-                    data,
-                    flow,
-                    instance.updated_at,
-                    instance.runner,
-                    instance.lease_until,
-                    instance.id
-                ])
-            })
-            .map_err(db)?;
+            params![
+                instance.status.name(),
+                data,
+                flow,
+                instance.updated_at,
+                instance.runner,
+                instance.lease_until,
+                instance.id
+            ],
+        )?;
         Ok(())
     }
 
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
         let tx = self.tx;
         for record in &changes.activities_started {
-            tx.prepare_cached(
-                "INSERT INTO activity_instances (instance_id, destination_id, activity_id, activity, status, started_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
+            execute_cached(tx, "INSERT INTO activity_instances (instance_id, destination_id, activity_id, activity, status, started_at)
+                 VALUES (?, ?, ?, ?, ?, ?)", params![
                     instance_id,
                     record.destination_id,
                     record.activity_id,
                     record.activity,
                     record.status.name(),
                     record.started_at
-                ])
-            })
-            .map_err(db)?;
+                ])?;
         }
         for (destination_id, status, at) in &changes.activities_closed {
-            tx.prepare_cached(
+            execute_cached(
+                tx,
                 "UPDATE activity_instances SET status = ?, finished_at = ? WHERE instance_id = ? AND destination_id = ?",
-            )
-            .and_then(|mut s| s.execute(params![status.name(), at, instance_id, destination_id]))
-            .map_err(db)?;
+                params![status.name(), at, instance_id, destination_id],
+            )?;
         }
         for item in &changes.items_created {
-            tx.prepare_cached(&format!(
-                "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
+            execute_cached(
+                tx,
+                &format!(
+                    "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
+                ),
+                params![
                     item.serial.instance_id,
                     item.serial.destination_id,
                     item.activity_destination_id,
@@ -556,54 +555,53 @@ impl Transaction for SqliteTransaction<'_> {
                     item.status.name(),
                     item.script_running,
                     item.created_at
-                ])
-            })
-            .map_err(db)?;
+                ],
+            )?;
         }
         for serial_id in &changes.items_script_ended {
-            tx.prepare_cached("UPDATE server_items SET script_running = 0 WHERE instance_id = ? AND serial_id = ?")
-                .and_then(|mut s| s.execute(params![instance_id, serial_id]))
-                .map_err(db)?;
+            execute_cached(
+                tx,
+                "UPDATE server_items SET script_running = 0 WHERE instance_id = ? AND serial_id = ?",
+                params![instance_id, serial_id],
+            )?;
         }
         for serial_id in &changes.items_applied {
-            tx.prepare_cached("UPDATE server_items SET unapplied = NULL WHERE instance_id = ? AND serial_id = ?")
-                .and_then(|mut s| s.execute(params![instance_id, serial_id]))
-                .map_err(db)?;
+            execute_cached(
+                tx,
+                "UPDATE server_items SET unapplied = NULL WHERE instance_id = ? AND serial_id = ?",
+                params![instance_id, serial_id],
+            )?;
         }
         for (destination_id, by, at) in &changes.items_cancelled {
-            tx.prepare_cached(
+            execute_cached(
+                tx,
                 "UPDATE server_items SET status = 'Cancelled', closed_at = ?, closed_by = ?, unapplied = NULL,
                         script_running = 0
                  WHERE instance_id = ? AND activity_destination_id = ?
                    AND (status = 'Pending' OR unapplied IS NOT NULL)",
-            )
-            .and_then(|mut s| s.execute(params![at, by, instance_id, destination_id]))
-            .map_err(db)?;
+                params![at, by, instance_id, destination_id],
+            )?;
         }
         for entry in &changes.audit {
-            tx.prepare_cached("INSERT INTO audit (instance_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)")
-                .and_then(|mut s| s.execute(params![instance_id, entry.at, entry.user, entry.action, entry.detail]))
-                .map_err(db)?;
+            execute_cached(
+                tx,
+                "INSERT INTO audit (instance_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)",
+                params![instance_id, entry.at, entry.user, entry.action, entry.detail],
+            )?;
         }
         for result in &changes.line_results {
-            tx.prepare_cached(
+            execute_cached(
+                tx,
                 "INSERT INTO line_results (instance_id, line_index, from_destination_id, fired, at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    instance_id,
-                    result.line_index,
-                    result.from_destination_id,
-                    result.fired,
-                    result.at
-                ])
-            })
-            .map_err(db)?;
+                params![instance_id, result.line_index, result.from_destination_id, result.fired, result.at],
+            )?;
         }
         for user in &changes.participants {
-            tx.prepare_cached("INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)")
-                .and_then(|mut s| s.execute(params![instance_id, user]))
-                .map_err(db)?;
+            execute_cached(
+                tx,
+                "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)",
+                params![instance_id, user],
+            )?;
         }
         Ok(())
     }
@@ -644,13 +642,12 @@ impl Transaction for SqliteTransaction<'_> {
         at: Millis,
     ) -> Result<(), EngineError> {
         let json = serde_json::to_string(data).map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.tx
-            .prepare_cached(
-                "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, unapplied = ?
+        execute_cached(
+            self.tx,
+            "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, unapplied = ?
                  WHERE instance_id = ? AND serial_id = ? AND status = 'Pending'",
-            )
-            .and_then(|mut s| s.execute(params![at, by, json, serial.instance_id, serial.destination_id]))
-            .map_err(db)?;
+            params![at, by, json, serial.instance_id, serial.destination_id],
+        )?;
         Ok(())
     }
 
