@@ -5,6 +5,7 @@
 //! with 2 (clap's convention). The CLI is thin: it parses, calls the engine,
 //! and prints.
 
+mod bench;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -143,17 +144,11 @@ pub enum Command {
     Resume { id: i64 },
     /// Move an instance to an activity (by id or name)
     Goto { id: i64, activity: String },
-    /// Run the callback benchmark on a fresh temporary database and print its figures
+    /// Measure the engine on a fresh temporary database: callback throughput,
+    /// finish latency under a steady rate, or the time to reopen
     Bench {
-        /// Instances to run through the whole callback lifecycle
-        #[arg(long, short = 'n', default_value_t = 1000)]
-        instances: usize,
-        /// Concurrent callers in each phase
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// Runs to make; each prints its own line
-        #[arg(long, default_value_t = 1)]
-        runs: usize,
+        #[command(subcommand)]
+        kind: bench::BenchCommand,
     },
     /// Time the designer's frames on a large process, headless, and print the figures
     BenchDesigner {
@@ -326,8 +321,13 @@ fn one_line(text: &str) -> String {
 }
 
 fn open_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
-    let path = cli.db_path();
-    let store = SqliteStore::open(&path, cli.sync)?;
+    Ok(open_database(&cli.db_path(), cli.sync)?)
+}
+
+/// Opens a database as every command does, recovering instances whose runner
+/// died mid-script. `bench reopen` times this very function.
+fn open_database(path: &Path, sync: Durability) -> Result<Engine<SqliteStore>, EngineError> {
+    let store = SqliteStore::open(path, sync)?;
     let mut engine = Engine::new(store);
     if let Some(hook) = kill_hook() {
         engine = engine.with_hook(hook);
@@ -355,16 +355,6 @@ fn kill_hook() -> Option<crate::engine::Hook> {
             let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
         }
     }))
-}
-
-/// Where benchmark databases go: `--db`'s folder if given, else the system's
-/// temporary folder.
-fn bench_folder(cli: &Cli) -> PathBuf {
-    match &cli.db {
-        Some(path) if path.is_dir() => path.clone(),
-        Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir),
-        None => std::env::temp_dir(),
-    }
 }
 
 fn load(file: &Path) -> Result<ProcessDraft, Failure> {
@@ -479,25 +469,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::rights(&mut out, &engine.rights_on_process(process)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { instances, clients, runs } => {
-            for _ in 0..*runs {
-                // A fresh database each run, on local disk next to the default one
-                // unless --db names a folder: the figures are about this disk.
-                let dir = tempfile::Builder::new()
-                    .prefix("flowdesk-bench-")
-                    .tempdir_in(bench_folder(cli))
-                    .context("cannot create the benchmark's temporary folder")?;
-                let options =
-                    crate::bench::BenchOptions { instances: *instances, clients: *clients, durability: cli.sync };
-                let report = crate::bench::run(&dir.path().join("bench.db"), &options)?;
-                writeln!(out, "{}", report.line())?;
-                if report.verified != report.instances {
-                    eprintln!("flowdesk: only {} of {} instances verified", report.verified, report.instances);
-                    return Ok(ExitCode::from(1));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Bench { kind } => bench::execute(cli, kind, &mut out),
         Command::BenchDesigner { activities, lines, frames } => {
             for result in crate::gui::bench::run(*activities, *lines, *frames)? {
                 writeln!(

@@ -6,10 +6,14 @@
 //! and never does IO, except for running scripts, which are bounded by their
 //! operation budget.
 //!
-//! The one thing it cannot do inside a transaction is run an asynchronous event's
-//! script: that server item must be committed first so a fast callback can find
-//! it. So the loop stops there with [`RunEnd::AsyncScript`], and the engine
-//! commits, runs the script, and comes back through [`Executor::apply_async_script`].
+//! An asynchronous event's script that may hand its serial to the outside world
+//! cannot run inside a transaction: its server item must be committed first so
+//! a fast callback can find it. So the loop stops there with
+//! [`RunEnd::AsyncScript`], and the engine commits, runs the script, and comes
+//! back through [`Executor::apply_async_script`]. A script that cannot call out
+//! (no embedder functions installed) runs in the loop like a synchronous one:
+//! nobody can call back before it ends, so nothing is gained by committing
+//! first, and a transaction per lifecycle is saved.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +57,12 @@ pub struct Executor<'a> {
     /// Activity completions and events one run may make before it is taken for an
     /// endless loop of synchronous steps.
     pub max_steps: usize,
+    /// Run asynchronous scripts here, in the transaction that creates their
+    /// server item, instead of stopping with [`RunEnd::AsyncScript`]. Only
+    /// right when no script can hand its serial out (see
+    /// [`ScriptHost::can_call_out`]): then no callback can arrive while it
+    /// runs, and an item, its script's work and the wait commit as one.
+    pub inline_async_scripts: bool,
 }
 
 impl Executor<'_> {
@@ -150,10 +160,15 @@ impl Executor<'_> {
                         id
                     }
                 };
-                let token = &mut instance.flow.tokens[position];
-                token.serial_id = Some(serial_id);
-                token.state = TokenState::ScriptRunning;
-                return RunEnd::AsyncScript { serial_id };
+                let running = &mut instance.flow.tokens[position];
+                running.serial_id = Some(serial_id);
+                running.state = TokenState::ScriptRunning;
+                if !self.inline_async_scripts {
+                    return RunEnd::AsyncScript { serial_id };
+                }
+                let context = self.context(instance, &token, Some(serial_id));
+                let result = self.host.run_script(&event.script, &self.process.field_types, &instance.data, &context);
+                self.end_script(instance, position, serial_id, result, changes);
             }
         }
     }
@@ -171,7 +186,7 @@ impl Executor<'_> {
             activity: activity.name.clone(),
             event: event.name.clone(),
             status: ItemStatus::Pending,
-            script_running: true,
+            script_running: !self.inline_async_scripts,
             created_at: self.now,
             closed_at: None,
             closed_by: None,
@@ -216,10 +231,24 @@ impl Executor<'_> {
         else {
             return false;
         };
+        changes.items_script_ended.push(serial_id);
+        self.end_script(instance, position, serial_id, result, changes);
+        true
+    }
+
+    /// The script of the token at `position` ended: it now waits for its
+    /// callback, or has failed.
+    fn end_script(
+        &self,
+        instance: &mut Instance,
+        position: usize,
+        serial_id: i64,
+        result: Result<ScriptOutcome, ScriptFailure>,
+        changes: &mut Changes,
+    ) {
         let token = &instance.flow.tokens[position];
         let activity = &self.process.activities[token.activity];
         let event_name = activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default();
-        changes.items_script_ended.push(serial_id);
         match result {
             Ok(outcome) => {
                 self.apply_outcome(instance, outcome, &event_name, changes);
@@ -232,7 +261,6 @@ impl Executor<'_> {
                 self.fail(instance, position, message, changes);
             }
         }
-        true
     }
 
     fn apply_recorded_finishes(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) {

@@ -217,7 +217,7 @@ pub struct ServerItem {
 }
 
 /// One line of an instance's audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub at: Millis,
     pub user: String,
@@ -245,7 +245,7 @@ impl ActivityStatus {
 }
 
 /// The history of one activity instance, for the flow view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityRecord {
     pub destination_id: i64,
     pub activity_id: String,
@@ -256,7 +256,7 @@ pub struct ActivityRecord {
 }
 
 /// One evaluation of a line after its activity completed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineResult {
     pub line_index: usize,
     pub from_destination_id: i64,

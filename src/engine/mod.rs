@@ -33,7 +33,7 @@ pub use storage::{
     Storage, Transaction, VersionRecord, Visibility,
 };
 
-use crate::engine::executor::{Executor, settled_status};
+use crate::engine::executor::{Executor, RecordedFinish, settled_status};
 use crate::engine::instance::{Changes, FlowState};
 use crate::model::{CompiledProcess, FieldType, ProcessDraft, Right, ScriptHost, Value};
 
@@ -381,12 +381,17 @@ impl<S: Storage> Engine<S> {
         self.write(|tx| {
             require_process(tx, process)?;
             require(tx, process, user, Right::Admin)?;
+            // Checked before anything is written: a write is never refused
+            // after it started (see the store's group commit).
+            let admin_left = tx
+                .rights_on_process(process)?
+                .iter()
+                .any(|(user, right)| *right == Right::Admin && !(user == target && rights.contains(&Right::Admin)));
+            if !admin_left {
+                return Err(EngineError::LastAdmin { process: process.to_owned() });
+            }
             for right in rights {
                 tx.revoke(process, target, *right)?;
-            }
-            let admins = tx.rights_on_process(process)?;
-            if !admins.iter().any(|(_, r)| *r == Right::Admin) {
-                return Err(EngineError::LastAdmin { process: process.to_owned() });
             }
             Ok(())
         })
@@ -403,17 +408,26 @@ impl<S: Storage> Engine<S> {
     // ----- running -----------------------------------------------------------
 
     fn executor<'a>(&'a self, process: &'a CompiledProcess, user: &'a str, now: Millis) -> Executor<'a> {
-        Executor { process, host: &self.host, now, user, max_steps: self.options.max_steps }
+        Executor {
+            process,
+            host: &self.host,
+            now,
+            user,
+            max_steps: self.options.max_steps,
+            inline_async_scripts: !self.host.can_call_out(),
+        }
     }
 
     /// Settles the status after a run, claims the instance if a script is about
-    /// to run outside the transaction, and writes everything.
+    /// to run outside the transaction, and writes everything. `new` inserts
+    /// the instance instead of updating it.
     fn save(
         &self,
         tx: &mut dyn Transaction,
         instance: &mut Instance,
         changes: &mut Changes,
         executor: &Executor<'_>,
+        new: bool,
     ) -> Result<(), EngineError> {
         let to = settled_status(instance);
         instance.status.check_transition(to).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -437,8 +451,15 @@ impl<S: Storage> Engine<S> {
             instance.lease_until = None;
         }
         instance.updated_at = executor.now;
-        changes.participants.insert(executor.user.to_owned());
-        tx.update_instance(instance)?;
+        // The originator is recorded at the start; no need to look again.
+        if new || executor.user != instance.originator {
+            changes.participants.insert(executor.user.to_owned());
+        }
+        if new {
+            tx.insert_instance(instance)?;
+        } else {
+            tx.update_instance(instance)?;
+        }
         tx.write_changes(instance.id, changes)
     }
 
@@ -470,7 +491,7 @@ impl<S: Storage> Engine<S> {
                 }
                 let mut items = tx.item_state(instance_id)?;
                 let end = executor.run(&mut instance, &mut items, &mut changes);
-                self.save(tx, &mut instance, &mut changes, &executor)?;
+                self.save(tx, &mut instance, &mut changes, &executor, false)?;
                 Ok((instance, end))
             })?;
         }
@@ -496,7 +517,9 @@ impl<S: Storage> Engine<S> {
             values.extend(check_data(&compiled, data)?);
             let now = self.now();
             let mut instance = Instance {
-                id: 0,
+                // Known before the run, so the instance is written once, as it
+                // ends up, and its scripts see their instance id.
+                id: tx.next_instance_id()?,
                 process: process.to_owned(),
                 version,
                 folio: folio.to_owned(),
@@ -509,14 +532,13 @@ impl<S: Storage> Engine<S> {
                 runner: None,
                 lease_until: None,
             };
-            instance.id = tx.insert_instance(&instance)?;
             let executor = self.executor(&compiled, user, now);
             let mut changes = Changes::default();
             let folio_note = if folio.is_empty() { String::new() } else { format!("folio `{folio}`, ") };
             executor.audit(&mut changes, "Instance started", format!("{folio_note}{process} version {version}"));
             executor.open_activity(&mut instance, compiled.start, &mut changes);
             let end = executor.run(&mut instance, &mut ItemState::default(), &mut changes);
-            self.save(tx, &mut instance, &mut changes, &executor)?;
+            self.save(tx, &mut instance, &mut changes, &executor, true)?;
             Ok(Step { instance, process: compiled, end })
         })?;
         let instance = self.continue_async(user, step)?;
@@ -562,7 +584,6 @@ impl<S: Storage> Engine<S> {
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let values = check_data(&process, data)?;
             let now = self.now();
-            tx.record_finish(serial, &values, user, now)?;
             let executor = self.executor(&process, user, now);
             let mut changes = Changes::default();
             let set: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {}", shown(v))).collect();
@@ -573,14 +594,23 @@ impl<S: Storage> Engine<S> {
             let hold =
                 item.script_running || matches!(instance.status, InstanceStatus::Stopped | InstanceStatus::Error);
             if hold {
-                changes.participants.insert(user.to_owned());
+                tx.record_finish(serial, Some(&values), user, now)?;
+                if user != instance.originator {
+                    changes.participants.insert(user.to_owned());
+                }
                 tx.write_changes(instance.id, &changes)?;
                 return Ok((false, Step { instance, process, end: RunEnd::Settled }));
             }
             instance.status = InstanceStatus::Running;
             let mut items = tx.item_state(instance.id)?;
+            items.recorded.insert(serial.destination_id, RecordedFinish { data: values, by: user.to_owned() });
             let end = executor.run(&mut instance, &mut items, &mut changes);
-            self.save(tx, &mut instance, &mut changes, &executor)?;
+            // Applied in this transaction (the usual case): the item is written
+            // finished with nothing left to apply, in one statement.
+            let unapplied = items.recorded.remove(&serial.destination_id);
+            changes.items_applied.retain(|id| *id != serial.destination_id);
+            self.save(tx, &mut instance, &mut changes, &executor, false)?;
+            tx.record_finish(serial, unapplied.as_ref().map(|finish| &finish.data), user, now)?;
             Ok((true, Step { instance, process, end }))
         })?;
         let instance = self.continue_async(user, step)?;
@@ -611,7 +641,7 @@ impl<S: Storage> Engine<S> {
             } else {
                 RunEnd::Settled
             };
-            self.save(tx, &mut instance, &mut changes, &executor)?;
+            self.save(tx, &mut instance, &mut changes, &executor, false)?;
             Ok(Step { instance, process, end })
         })?;
         let instance = self.continue_async(user, step)?;

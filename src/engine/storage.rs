@@ -138,18 +138,21 @@ pub trait Transaction {
     fn grant(&mut self, process: &str, user: &str, right: Right) -> StorageResult<()>;
     fn revoke(&mut self, process: &str, user: &str, right: Right) -> StorageResult<()>;
 
-    /// Inserts a new instance and returns its id.
-    fn insert_instance(&mut self, instance: &Instance) -> StorageResult<i64>;
+    /// The id the next new instance gets: never one used before.
+    fn next_instance_id(&mut self) -> StorageResult<i64>;
+    /// Inserts a new instance with the id [`Transaction::next_instance_id`] gave.
+    fn insert_instance(&mut self, instance: &Instance) -> StorageResult<()>;
     fn instance(&mut self, id: i64) -> StorageResult<Option<Instance>>;
     fn update_instance(&mut self, instance: &Instance) -> StorageResult<()>;
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> StorageResult<()>;
     fn item_state(&mut self, instance_id: i64) -> StorageResult<ItemState>;
     fn server_item(&mut self, serial: Serial) -> StorageResult<Option<ServerItem>>;
-    /// Marks an item finished and keeps its data until the instance applies it.
+    /// Marks an item finished, keeping `unapplied` (the finish's data) until
+    /// the instance applies it; `None` when it was applied already.
     fn record_finish(
         &mut self,
         serial: Serial,
-        data: &BTreeMap<String, Value>,
+        unapplied: Option<&BTreeMap<String, Value>>,
         by: &str,
         at: Millis,
     ) -> StorageResult<()>;

@@ -127,6 +127,14 @@ impl ScriptHost {
         self
     }
 
+    /// Whether a script run by this host may reach the outside world, and so
+    /// hand an asynchronous event's serial to a system that calls back before
+    /// the script has ended. The built-in functions cannot; an embedder's
+    /// extensions may.
+    pub fn can_call_out(&self) -> bool {
+        !self.extensions.is_empty()
+    }
+
     fn engine(&self, log_sink: Option<Arc<Mutex<Vec<String>>>>) -> rhai::Engine {
         let mut engine = rhai::Engine::new_raw();
         engine.register_global_module(self.std_package.clone());

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
+use serde::{Deserialize, Serialize};
 
 use crate::engine::executor::RecordedFinish;
 use crate::engine::instance::{ActivityStatus, Changes, FlowState};
@@ -16,15 +17,55 @@ use crate::engine::{
 use crate::model::{Right, Value};
 
 /// The engine's storage operations on a connection that is inside a
-/// transaction (or a savepoint of one); the caller owns begin and commit.
+/// transaction; the caller owns begin and commit.
 pub struct SqliteTransaction<'c> {
     tx: &'c rusqlite::Connection,
+    /// Whether anything was written through this transaction.
+    wrote: bool,
 }
 
 impl<'c> SqliteTransaction<'c> {
     pub fn new(tx: &'c rusqlite::Connection) -> SqliteTransaction<'c> {
-        SqliteTransaction { tx }
+        SqliteTransaction { tx, wrote: false }
     }
+
+    /// Whether the work wrote anything: a refusal after a write leaves work
+    /// behind that only rolling the transaction back undoes.
+    pub fn wrote(&self) -> bool {
+        self.wrote
+    }
+}
+
+/// What one write did to an instance's history, stored as one JSON row: one
+/// insert per call instead of one per audit line, activity and line.
+#[derive(Serialize)]
+struct HistoryRecord<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    audit: &'a [AuditEntry],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    started: &'a [ActivityRecord],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    closed: &'a [(i64, ActivityStatus, Millis)],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    lines: &'a [LineResult],
+}
+
+#[derive(Deserialize)]
+struct OwnedHistoryRecord {
+    #[serde(default)]
+    audit: Vec<AuditEntry>,
+    #[serde(default)]
+    started: Vec<ActivityRecord>,
+    #[serde(default)]
+    closed: Vec<(i64, ActivityStatus, Millis)>,
+    #[serde(default)]
+    lines: Vec<LineResult>,
+}
+
+/// The history JSON of a synthetic instance's start.
+pub(super) fn start_history_json(entry: &AuditEntry) -> Result<String, EngineError> {
+    let record = HistoryRecord { audit: std::slice::from_ref(entry), started: &[], closed: &[], lines: &[] };
+    serde_json::to_string(&record).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Runs a cached statement that writes.
@@ -331,6 +372,23 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
 }
 
 impl SqliteTransaction<'_> {
+    /// Called before every write.
+    fn writing(&mut self) -> Result<(), EngineError> {
+        self.wrote = true;
+        Ok(())
+    }
+
+    /// An instance's history records, oldest first.
+    fn history(&mut self, instance_id: i64) -> Result<Vec<OwnedHistoryRecord>, EngineError> {
+        let rows: Vec<String> = collect_rows(
+            self.tx,
+            "SELECT changes FROM history WHERE instance_id = ? ORDER BY id",
+            [instance_id],
+            |row| row.get(0),
+        )?;
+        rows.iter().map(|json| serde_json::from_str(json).map_err(|e| corrupt("instance history", e))).collect()
+    }
+
     /// Whether `visibility` covers every process there is (so every instance,
     /// since an instance's process must exist).
     fn sees_everything(&self, visibility: &Visibility) -> Result<bool, EngineError> {
@@ -381,6 +439,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn insert_version(&mut self, record: &VersionRecord) -> Result<(), EngineError> {
+        self.writing()?;
         self.tx
             .execute(
                 "INSERT INTO processes (name, default_version) VALUES (?1, ?2)
@@ -438,6 +497,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn grant(&mut self, process: &str, user: &str, right: Right) -> Result<(), EngineError> {
+        self.writing()?;
         self.tx
             .execute(
                 "INSERT OR IGNORE INTO rights (process, user, right) VALUES (?, ?, ?)",
@@ -448,6 +508,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn revoke(&mut self, process: &str, user: &str, right: Right) -> Result<(), EngineError> {
+        self.writing()?;
         self.tx
             .execute(
                 "DELETE FROM rights WHERE process = ? AND user = ? AND right = ?",
@@ -457,15 +518,29 @@ impl Transaction for SqliteTransaction<'_> {
         Ok(())
     }
 
-    fn insert_instance(&mut self, instance: &Instance) -> Result<i64, EngineError> {
+    fn next_instance_id(&mut self) -> Result<i64, EngineError> {
+        // AUTOINCREMENT's counter, so an id is never handed out twice even
+        // after deletes; MAX(id) covers rows inserted around the counter.
+        self.tx
+            .prepare_cached(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'instances'), 0),
+                            COALESCE((SELECT MAX(id) FROM instances), 0)) + 1",
+            )
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(db)
+    }
+
+    fn insert_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
         let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
         let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.writing()?;
         execute_cached(
             self.tx,
-            "INSERT INTO instances (process, version, folio, originator, status, data, flow, started_at, updated_at,
-                                        runner, lease_until)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO instances (id, process, version, folio, originator, status, data, flow, started_at,
+                                    updated_at, runner, lease_until)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
+                instance.id,
                 instance.process,
                 instance.version,
                 instance.folio,
@@ -478,8 +553,7 @@ impl Transaction for SqliteTransaction<'_> {
                 instance.runner,
                 instance.lease_until,
             ],
-        )?;
-        Ok(self.tx.last_insert_rowid())
+        )
     }
 
     fn instance(&mut self, id: i64) -> Result<Option<Instance>, EngineError> {
@@ -500,6 +574,7 @@ impl Transaction for SqliteTransaction<'_> {
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
         let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
         let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.writing()?;
         execute_cached(
             self.tx,
             "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?
@@ -518,25 +593,19 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
+        let has_history = !(changes.audit.is_empty()
+            && changes.activities_started.is_empty()
+            && changes.activities_closed.is_empty()
+            && changes.line_results.is_empty());
+        let has_items = !(changes.items_created.is_empty()
+            && changes.items_script_ended.is_empty()
+            && changes.items_applied.is_empty()
+            && changes.items_cancelled.is_empty());
+        if !has_history && !has_items && changes.participants.is_empty() {
+            return Ok(());
+        }
+        self.writing()?;
         let tx = self.tx;
-        for record in &changes.activities_started {
-            execute_cached(tx, "INSERT INTO activity_instances (instance_id, destination_id, activity_id, activity, status, started_at)
-                 VALUES (?, ?, ?, ?, ?, ?)", params![
-                    instance_id,
-                    record.destination_id,
-                    record.activity_id,
-                    record.activity,
-                    record.status.name(),
-                    record.started_at
-                ])?;
-        }
-        for (destination_id, status, at) in &changes.activities_closed {
-            execute_cached(
-                tx,
-                "UPDATE activity_instances SET status = ?, finished_at = ? WHERE instance_id = ? AND destination_id = ?",
-                params![status.name(), at, instance_id, destination_id],
-            )?;
-        }
         for item in &changes.items_created {
             execute_cached(
                 tx,
@@ -582,19 +651,15 @@ impl Transaction for SqliteTransaction<'_> {
                 params![at, by, instance_id, destination_id],
             )?;
         }
-        for entry in &changes.audit {
-            execute_cached(
-                tx,
-                "INSERT INTO audit (instance_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)",
-                params![instance_id, entry.at, entry.user, entry.action, entry.detail],
-            )?;
-        }
-        for result in &changes.line_results {
-            execute_cached(
-                tx,
-                "INSERT INTO line_results (instance_id, line_index, from_destination_id, fired, at) VALUES (?, ?, ?, ?, ?)",
-                params![instance_id, result.line_index, result.from_destination_id, result.fired, result.at],
-            )?;
+        if has_history {
+            let record = HistoryRecord {
+                audit: &changes.audit,
+                started: &changes.activities_started,
+                closed: &changes.activities_closed,
+                lines: &changes.line_results,
+            };
+            let json = serde_json::to_string(&record).map_err(|e| EngineError::Internal(e.to_string()))?;
+            execute_cached(tx, "INSERT INTO history (instance_id, changes) VALUES (?, ?)", params![instance_id, json])?;
         }
         for user in &changes.participants {
             execute_cached(
@@ -637,11 +702,13 @@ impl Transaction for SqliteTransaction<'_> {
     fn record_finish(
         &mut self,
         serial: Serial,
-        data: &BTreeMap<String, Value>,
+        unapplied: Option<&BTreeMap<String, Value>>,
         by: &str,
         at: Millis,
     ) -> Result<(), EngineError> {
-        let json = serde_json::to_string(data).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let json =
+            unapplied.map(serde_json::to_string).transpose().map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.writing()?;
         execute_cached(
             self.tx,
             "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, unapplied = ?
@@ -698,64 +765,27 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn audit(&mut self, instance_id: i64) -> Result<Vec<AuditEntry>, EngineError> {
-        collect_rows(
-            self.tx,
-            "SELECT at, user, action, detail FROM audit WHERE instance_id = ? ORDER BY id",
-            [instance_id],
-            |row| Ok(AuditEntry { at: row.get(0)?, user: row.get(1)?, action: row.get(2)?, detail: row.get(3)? }),
-        )
+        Ok(self.history(instance_id)?.into_iter().flat_map(|record| record.audit).collect())
     }
 
     fn activity_records(&mut self, instance_id: i64) -> Result<Vec<ActivityRecord>, EngineError> {
-        let rows: Vec<(ActivityRecord, String)> = collect_rows(
-            self.tx,
-            "SELECT destination_id, activity_id, activity, status, started_at, finished_at
-             FROM activity_instances WHERE instance_id = ? ORDER BY destination_id",
-            [instance_id],
-            |row| {
-                Ok((
-                    ActivityRecord {
-                        destination_id: row.get(0)?,
-                        activity_id: row.get(1)?,
-                        activity: row.get(2)?,
-                        status: ActivityStatus::Active,
-                        started_at: row.get(4)?,
-                        finished_at: row.get(5)?,
-                    },
-                    row.get(3)?,
-                ))
-            },
-        )?;
-        rows.into_iter()
-            .map(|(mut record, status)| {
-                record.status = [
-                    ActivityStatus::Active,
-                    ActivityStatus::Completed,
-                    ActivityStatus::Error,
-                    ActivityStatus::Cancelled,
-                ]
-                .into_iter()
-                .find(|s| s.name() == status)
-                .ok_or_else(|| corrupt("activity status", &status))?;
-                Ok(record)
-            })
-            .collect()
+        let mut records: BTreeMap<i64, ActivityRecord> = BTreeMap::new();
+        for record in self.history(instance_id)? {
+            for started in record.started {
+                records.insert(started.destination_id, started);
+            }
+            for (destination_id, status, at) in record.closed {
+                if let Some(closed) = records.get_mut(&destination_id) {
+                    closed.status = status;
+                    closed.finished_at = Some(at);
+                }
+            }
+        }
+        Ok(records.into_values().collect())
     }
 
     fn line_results(&mut self, instance_id: i64) -> Result<Vec<LineResult>, EngineError> {
-        collect_rows(
-            self.tx,
-            "SELECT line_index, from_destination_id, fired, at FROM line_results WHERE instance_id = ? ORDER BY id",
-            [instance_id],
-            |row| {
-                Ok(LineResult {
-                    line_index: row.get(0)?,
-                    from_destination_id: row.get(1)?,
-                    fired: row.get(2)?,
-                    at: row.get(3)?,
-                })
-            },
-        )
+        Ok(self.history(instance_id)?.into_iter().flat_map(|record| record.lines).collect())
     }
 
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::instance::{FlowState, Token};
-use crate::engine::{EngineError, FailureInfo, Millis, TokenState};
+use crate::engine::{AuditEntry, EngineError, FailureInfo, Millis, TokenState};
 use crate::model::{EventDraft, FieldType, ProcessDraft, Value};
 use crate::store::{SqliteStore, describe};
 
@@ -260,9 +260,8 @@ fn write_synthetic(
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'Pending', 0, ?, NULL, NULL, NULL)",
         )
         .map_err(db)?;
-    let mut insert_audit = connection
-        .prepare("INSERT INTO audit (instance_id, at, user, action, detail) VALUES (?, ?, ?, 'Instance started', ?)")
-        .map_err(db)?;
+    let mut insert_history =
+        connection.prepare("INSERT INTO history (instance_id, changes) VALUES (?, ?)").map_err(db)?;
     let (_, wait_destination, wait_event, wait_activity, wait_event_name) = &shape.wait;
     let step = SPAN / count.max(1) as Millis;
     let mut pending_items = 0;
@@ -326,7 +325,13 @@ fn write_synthetic(
         }
         detail.clear();
         let _ = write!(detail, "folio `{folio}`, {process} version {version}");
-        insert_audit.execute(params![id, started_at, originator, detail]).map_err(db)?;
+        let started = AuditEntry {
+            at: started_at,
+            user: originator.to_owned(),
+            action: "Instance started".to_owned(),
+            detail: detail.clone(),
+        };
+        insert_history.execute(params![id, super::sql::start_history_json(&started)?]).map_err(db)?;
     }
     Ok(SyntheticLoad { instances: count, pending_items, first_id: last + 1, last_id: last + count as i64 })
 }

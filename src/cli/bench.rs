@@ -1,0 +1,220 @@
+//! `flowdesk bench <kind>`: the engine benchmarks' arguments and report lines.
+//!
+//! The drivers live in `crate::bench`; this module only parses, runs them on
+//! the folder the user chose, prints their lines on stdout, and turns
+//! instances that failed the check into exit code 1 with one loud line on
+//! stderr naming them, so that a fast but wrong run is never mistaken for a
+//! result.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use super::{Cli, Failure};
+use crate::bench::callback::{self, CallbackOptions};
+use crate::bench::latency::{self, LatencyOptions};
+use crate::bench::reopen::{self, ReopenOptions};
+use crate::bench::{BenchError, Unverified};
+
+/// More concurrent callers than this is a typo rather than a benchmark: each
+/// is a thread.
+const MAX_CLIENTS: usize = 1024;
+
+/// Instances listed by name when the check fails; the rest are counted.
+const LISTED: usize = 20;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The callback scenario of shared/bench/SCENARIO.md: start N instances, finish
+    /// every pending serial with one call each, verify, print one line per run
+    Callback {
+        /// Instances to run through the whole callback lifecycle
+        #[arg(long, short = 'n', default_value_t = 1000, value_parser = parse_count)]
+        instances: usize,
+        /// Concurrent callers in each phase
+        #[arg(long, default_value_t = 16, value_parser = parse_clients)]
+        clients: usize,
+        /// Runs to make, each on a fresh database; more than one adds a line with the median
+        #[arg(long, default_value_t = 1, value_parser = parse_count)]
+        runs: usize,
+    },
+    /// Finish latency under a steady offered rate (open loop: latency counts from each
+    /// call's due time, so stalls show), with p50, p99 and max
+    FinishLatency {
+        /// Finish calls per second offered, all callers together
+        #[arg(long, value_parser = parse_rate)]
+        rate: f64,
+        /// Callers, i.e. calls in flight at most
+        #[arg(long, default_value_t = 16, value_parser = parse_clients)]
+        clients: usize,
+        /// Seconds of calls to schedule
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+        duration: Duration,
+    },
+    /// Time to reopen a database holding N waiting instances and accept the first callback
+    Reopen {
+        /// Waiting instances in the database
+        #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
+        instances: usize,
+    },
+}
+
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("expected a whole number, got `{text}`")),
+    }
+}
+
+fn parse_clients(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_CLIENTS).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be between 1 and {MAX_CLIENTS}")),
+        Err(_) => Err(format!("expected a whole number, got `{text}`")),
+    }
+}
+
+/// A positive, finite number: rates and durations may have fractions.
+fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err("must be a number greater than 0".to_owned()),
+        Err(_) => Err(format!("expected a number, got `{text}`")),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    parse_positive(text)
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(parse_positive(text)?).map_err(|e| e.to_string())
+}
+
+impl From<BenchError> for Failure {
+    fn from(err: BenchError) -> Failure {
+        match err {
+            BenchError::Engine(err) => Failure::Refused(err),
+            other => Failure::Other(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// Where benchmark databases go: `--db`'s folder if given, else the system's
+/// temporary folder.
+fn folder(cli: &Cli) -> PathBuf {
+    match &cli.db {
+        Some(path) if path.is_dir() => path.clone(),
+        // `--db bench.db` has an empty parent: the current folder.
+        Some(path) => match path.parent() {
+            Some(parent) if parent.as_os_str().is_empty() => PathBuf::from("."),
+            Some(parent) => parent.to_path_buf(),
+            None => std::env::temp_dir(),
+        },
+        None => std::env::temp_dir(),
+    }
+}
+
+pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -> Result<ExitCode, Failure> {
+    match *command {
+        BenchCommand::Callback { instances, clients, runs } => {
+            let options = CallbackOptions { instances, clients, durability: cli.sync, folder: folder(cli) };
+            let mut reports = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let report = callback::run(&options)?;
+                writeln!(out, "{}", report.line())?;
+                if report.verified != report.instances {
+                    return Ok(verification_failed(report.instances, report.verified, &report.unverified));
+                }
+                reports.push(report);
+            }
+            if runs > 1
+                && let Some(line) = callback::median_line(&reports)
+            {
+                writeln!(out, "{line}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::FinishLatency { rate, clients, duration } => {
+            let options = LatencyOptions { rate, clients, duration, durability: cli.sync, folder: folder(cli) };
+            let report = latency::run(&options)?;
+            writeln!(out, "{}", report.line())?;
+            if !report.unverified.is_empty() {
+                let verified = report.finishes - report.unverified.len();
+                return Ok(verification_failed(report.finishes, verified, &report.unverified));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Reopen { instances } => {
+            let options = ReopenOptions { instances, durability: cli.sync, folder: folder(cli) };
+            let report = reopen::run(&options, super::open_database)?;
+            writeln!(out, "{}", report.line())?;
+            if !report.unverified.is_empty() {
+                let verified = report.instances - report.unverified.len();
+                return Ok(verification_failed(report.instances, verified, &report.unverified));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One line on stderr that cannot be missed, naming the instances that did not
+/// end as they should and how they ended; exit code 1.
+fn verification_failed(expected: usize, verified: usize, unverified: &[Unverified]) -> ExitCode {
+    eprintln!("flowdesk: {}", verification_message(expected, verified, unverified));
+    ExitCode::from(1)
+}
+
+fn verification_message(expected: usize, verified: usize, unverified: &[Unverified]) -> String {
+    let mut named: Vec<String> =
+        unverified.iter().take(LISTED).map(|u| format!("{} ({})", u.instance_id, u.reason)).collect();
+    if unverified.len() > LISTED {
+        named.push(format!("and {} more", unverified.len() - LISTED));
+    }
+    // Instances the engine no longer lists at all have no id to name.
+    let missing = expected.saturating_sub(verified + unverified.len());
+    if missing > 0 {
+        named.push(format!("{missing} instance(s) missing"));
+    }
+    format!("VERIFICATION FAILED: only {verified} of {expected} instances verified; not verified: {}", named.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_rates_and_durations_must_be_positive() {
+        assert_eq!(parse_count("5"), Ok(5));
+        assert!(parse_count("0").unwrap_err().contains("at least 1"));
+        assert!(parse_count("-1").is_err());
+        assert!(parse_clients("1025").unwrap_err().contains("between 1 and 1024"));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("inf").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn a_failed_check_names_the_instances_and_counts_the_rest() {
+        let unverified: Vec<Unverified> =
+            (1..=22).map(|id| Unverified { instance_id: id, reason: "status Active".to_owned() }).collect();
+        let message = verification_message(30, 7, &unverified);
+        assert!(message.starts_with("VERIFICATION FAILED: only 7 of 30 instances verified; not verified: 1 (status Active), 2 (status Active)"), "{message}");
+        assert!(message.contains("20 (status Active), and 2 more, 1 instance(s) missing"), "{message}");
+        assert!(!message.contains("21 (status"), "{message}");
+        assert_eq!(message.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_relative_db_puts_the_benchmark_in_the_current_folder() {
+        let cli = <Cli as clap::Parser>::parse_from(["flowdesk", "--db", "bench.db", "bench", "reopen"]);
+        assert_eq!(folder(&cli), std::path::Path::new("."));
+    }
+}

@@ -1,0 +1,249 @@
+//! End-to-end tests of `flowdesk bench`: the real binary, small runs, each in
+//! its own temporary folder (given with `--db`, so the benchmark's scratch
+//! database goes there too). They check the shape and sense of the report
+//! lines, never the speed: figures are for `BENCHMARKS.md`, not assertions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// A run that takes longer than this is a hang.
+const HANG_LIMIT: Duration = Duration::from_secs(120);
+
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+struct Bench {
+    dir: TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        Bench { dir: tempfile::tempdir().expect("temporary directory") }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("flowdesk.db")
+    }
+
+    /// Runs `flowdesk --db <temp db> <args>` with a clean environment, killing
+    /// it (and failing) if it hangs.
+    fn run(&self, args: &[&str]) -> Out {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowdesk"));
+        command
+            .env_remove("FLOWDESK_DB")
+            .env_remove("FLOWDESK_USER")
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("HOME", self.dir.path())
+            .arg("--db")
+            .arg(self.db())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command.spawn().expect("spawn flowdesk");
+        let pid = child.id();
+        let (done, finished) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if finished.recv_timeout(HANG_LIMIT).is_err() {
+                // Still running: kill the child we started, by its id.
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                return true;
+            }
+            false
+        });
+        let output = child.wait_with_output().expect("wait for flowdesk");
+        let _ = done.send(());
+        let hung = watchdog.join().expect("watchdog");
+        let out = Out {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        let shown = args.join(" ");
+        assert!(!hung, "`flowdesk {shown}` hung and was killed: {out:?}");
+        assert!(!out.stderr.contains("panicked"), "`flowdesk {shown}` panicked: {}", out.stderr);
+        out
+    }
+
+    /// Runs a benchmark that must succeed; returns its stdout lines.
+    fn ok(&self, args: &[&str]) -> Vec<String> {
+        let out = self.run(args);
+        assert_eq!(out.code, Some(0), "`flowdesk {}` should succeed: {out:?}", args.join(" "));
+        assert_eq!(out.stderr, "", "a successful benchmark prints nothing on stderr");
+        self.assert_scratch_removed();
+        out.stdout.lines().map(str::to_owned).collect()
+    }
+
+    /// Runs a command that must be a usage error (clap's exit 2) and returns
+    /// the first line of stderr, the one that says what is wrong.
+    fn usage_error(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.code, Some(2), "`flowdesk {}` should be a usage error: {out:?}", args.join(" "));
+        assert_eq!(out.stdout, "", "a usage error runs nothing");
+        out.stderr.lines().next().unwrap_or_default().to_owned()
+    }
+
+    /// The benchmark's temporary database is gone once it has printed.
+    fn assert_scratch_removed(&self) {
+        let left: Vec<String> = std::fs::read_dir(self.dir.path())
+            .expect("read the temporary folder")
+            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("flowdesk-bench-"))
+            .collect();
+        assert!(left.is_empty(), "scratch folders left behind: {left:?}");
+    }
+}
+
+/// A report line's `key=value` fields, checking that the keys come in the
+/// given order and no others.
+fn fields(line: &str, keys: &[&str]) -> BTreeMap<String, String> {
+    let pairs: Vec<(String, String)> = line
+        .split_whitespace()
+        .map(|field| {
+            let (key, value) =
+                field.split_once('=').unwrap_or_else(|| panic!("`{field}` is not key=value in {line:?}"));
+            (key.to_owned(), value.to_owned())
+        })
+        .collect();
+    let found: Vec<&str> = pairs.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(found, keys, "fields of {line:?}");
+    pairs.into_iter().collect()
+}
+
+fn number(fields: &BTreeMap<String, String>, key: &str) -> f64 {
+    let text = &fields[key];
+    let value: f64 = text.parse().unwrap_or_else(|_| panic!("{key}={text} is not a number"));
+    assert!(value.is_finite() && value >= 0.0, "{key}={text}");
+    value
+}
+
+/// SCENARIO.md's report line, in its order.
+const SCENARIO_KEYS: [&str; 10] =
+    ["engine", "n", "start_s", "finish_s", "total_per_s", "verified", "peak_rss_mb", "journal", "sync", "clients"];
+
+#[test]
+fn callback_prints_the_scenarios_line_with_every_instance_verified() {
+    let bench = Bench::new();
+    // `--sync` after the subcommand: the global option works in that position.
+    let lines = bench.ok(&["bench", "callback", "--instances", "50", "--clients", "4", "--sync", "normal"]);
+    assert_eq!(lines.len(), 1, "one run, one line: {lines:?}");
+    let line = fields(&lines[0], &SCENARIO_KEYS);
+    assert_eq!(line["engine"], "flowdesk");
+    assert_eq!(line["n"], "50");
+    assert_eq!(line["verified"], "50");
+    assert_eq!(line["journal"], "wal");
+    assert_eq!(line["sync"], "normal");
+    assert_eq!(line["clients"], "4");
+    assert!(number(&line, "total_per_s") > 0.0, "{lines:?}");
+    assert!(number(&line, "start_s") > 0.0 && number(&line, "finish_s") > 0.0, "{lines:?}");
+    if cfg!(target_os = "linux") {
+        assert!(number(&line, "peak_rss_mb") > 0.0, "{lines:?}");
+    }
+}
+
+#[test]
+fn several_callback_runs_end_with_their_median() {
+    let bench = Bench::new();
+    let lines = bench.ok(&["bench", "callback", "-n", "20", "--clients", "2", "--runs", "3"]);
+    assert_eq!(lines.len(), 4, "three runs and the median: {lines:?}");
+    let mut totals: Vec<f64> = lines[..3]
+        .iter()
+        .map(|l| {
+            let run = fields(l, &SCENARIO_KEYS);
+            assert_eq!((run["n"].as_str(), run["verified"].as_str(), run["sync"].as_str()), ("20", "20", "full"));
+            number(&run, "total_per_s")
+        })
+        .collect();
+    totals.sort_by(f64::total_cmp);
+    let last = fields(&lines[3], &["engine", "n", "runs", "median_total_per_s", "sync", "clients"]);
+    assert_eq!((last["n"].as_str(), last["runs"].as_str(), last["clients"].as_str()), ("20", "3", "2"));
+    // Each run's figure is printed rounded; the median is one of them.
+    assert_eq!(number(&last, "median_total_per_s"), totals[1], "{lines:?}");
+}
+
+#[test]
+fn finish_latency_prints_ordered_percentiles() {
+    let bench = Bench::new();
+    let lines = bench.ok(&["bench", "finish-latency", "--rate", "200", "--clients", "2", "--duration", "1"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let keys = [
+        "engine",
+        "bench",
+        "rate",
+        "achieved_per_s",
+        "clients",
+        "duration_s",
+        "finishes",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "sync",
+    ];
+    let line = fields(&lines[0], &keys);
+    assert_eq!((line["engine"].as_str(), line["bench"].as_str()), ("flowdesk", "finish-latency"));
+    assert_eq!((line["rate"].as_str(), line["clients"].as_str()), ("200", "2"));
+    assert_eq!((line["duration_s"].as_str(), line["sync"].as_str()), ("1", "full"));
+    // One call every 5 ms for one second.
+    assert_eq!(line["finishes"], "200");
+    assert!(number(&line, "achieved_per_s") > 0.0, "{lines:?}");
+    let (p50, p99, max) = (number(&line, "p50_ms"), number(&line, "p99_ms"), number(&line, "max_ms"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lines:?}");
+}
+
+#[test]
+fn reopen_prints_its_line() {
+    let bench = Bench::new();
+    let lines = bench.ok(&["bench", "reopen", "--instances", "200", "--sync", "normal"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let keys = ["engine", "bench", "n", "open_ms", "first_finish_ms", "total_ms", "peak_rss_mb", "sync"];
+    let line = fields(&lines[0], &keys);
+    assert_eq!((line["bench"].as_str(), line["n"].as_str(), line["sync"].as_str()), ("reopen", "200", "normal"));
+    let (open, first, total) = (number(&line, "open_ms"), number(&line, "first_finish_ms"), number(&line, "total_ms"));
+    assert!(open > 0.0 && first > 0.0, "{lines:?}");
+    // Each is printed to a tenth of a millisecond.
+    assert!((open + first - total).abs() <= 0.11, "{lines:?}");
+}
+
+#[test]
+fn bad_benchmark_arguments_are_usage_errors_that_say_what_is_wrong() {
+    let bench = Bench::new();
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&["bench", "callback", "--clients", "0"], &["--clients", "between 1 and 1024"]),
+        (&["bench", "callback", "--instances", "0"], &["--instances", "at least 1"]),
+        (&["bench", "callback", "--runs", "0"], &["--runs", "at least 1"]),
+        (&["bench", "callback", "--instances", "many"], &["--instances", "whole number"]),
+        (&["bench", "finish-latency", "--rate", "0", "--duration", "1"], &["--rate", "greater than 0"]),
+        (&["bench", "finish-latency", "--rate", "10", "--duration=-1"], &["--duration", "greater than 0"]),
+        (&["bench", "finish-latency", "--rate", "10"], &["required"]),
+        (&["bench", "reopen", "--instances", "0"], &["--instances", "at least 1"]),
+        // The old form, before the benchmarks became subcommands.
+        (&["bench", "-n", "10"], &["-n"]),
+    ];
+    for (args, words) in cases {
+        let first = bench.usage_error(args);
+        assert!(first.starts_with("error: "), "{args:?}: {first:?}");
+        for word in words {
+            assert!(first.contains(word), "{args:?}: expected {word:?} in {first:?}");
+        }
+    }
+}
+
+#[test]
+fn a_run_too_large_to_set_up_is_refused_in_one_line() {
+    let bench = Bench::new();
+    let out = bench.run(&["bench", "finish-latency", "--rate", "1000000", "--duration", "60"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(lines[0].starts_with("flowdesk: ") && lines[0].contains("too many"), "{out:?}");
+}
