@@ -3,8 +3,9 @@
 
 mod support;
 
-use flowdesk::engine::{EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus};
-use flowdesk::model::{Right, Value};
+use flowdesk::engine::{EngineError, FieldInput, HookPoint, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus};
+use flowdesk::model::script::rhai;
+use flowdesk::model::{Right, ScriptHost, Value};
 use support::{Fixture, T0, s, set};
 
 fn callback_fixture() -> Fixture {
@@ -426,4 +427,200 @@ fn instance_list_filters_and_pages() {
     let pending = fx.engine.items("admin", &ItemFilter::default()).unwrap();
     let folios: Vec<&str> = pending.iter().map(|i| i.folio.as_str()).collect();
     assert_eq!(folios, ["PO-1", "PO-3"]);
+}
+
+/// Engines on one database with a hook that records every point reached.
+struct Hooked {
+    _dir: tempfile::TempDir,
+    engine: flowdesk::engine::Engine<flowdesk::store::SqliteStore>,
+    points: std::sync::Arc<std::sync::Mutex<Vec<HookPoint>>>,
+    /// Server items (serial, script running) and instance statuses as another
+    /// engine on the database saw them when the script was about to run.
+    seen_before_script: std::sync::Arc<std::sync::Mutex<Vec<(String, bool, InstanceStatus)>>>,
+}
+
+fn hooked_callback_engine(host: ScriptHost) -> Hooked {
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flowdesk.db");
+    let clock = Arc::new(support::FixedClock(std::sync::atomic::AtomicI64::new(T0)));
+    let watcher = support::open_engine(&path, clock.clone(), ScriptHost::default());
+    let points = Arc::new(Mutex::new(Vec::new()));
+    let seen_before_script = Arc::new(Mutex::new(Vec::new()));
+    let (hook_points, hook_seen) = (points.clone(), seen_before_script.clone());
+    let hook: flowdesk::engine::Hook = Arc::new(move |point| {
+        hook_points.lock().unwrap().push(point);
+        if point == HookPoint::BeforeAsyncScript {
+            let all = ItemFilter { include_closed: true, ..Default::default() };
+            for item in watcher.items("admin", &all).unwrap() {
+                let status = watcher.instance("admin", item.serial.instance_id).unwrap().summary.status;
+                hook_seen.lock().unwrap().push((item.serial.to_string(), item.script_running, status));
+            }
+        }
+    });
+    let engine = support::open_engine(&path, clock, host).with_hook(hook);
+    engine.deploy("admin", &support::sample("callback.process.json")).unwrap();
+    points.lock().unwrap().clear();
+    Hooked { _dir: dir, engine, points, seen_before_script }
+}
+
+/// What the callback sample's start left, the same however its script ran.
+fn assert_waits_for_its_callback(engine: &flowdesk::engine::Engine<flowdesk::store::SqliteStore>, id: i64) {
+    let serial = format!("{id}_2");
+    let detail = engine.instance("admin", id).unwrap();
+    assert_eq!(detail.summary.status, InstanceStatus::Active);
+    let stage = detail.fields.iter().find(|(name, _, _)| name == "stage").map(|(_, _, v)| v.clone());
+    assert_eq!(stage, Some(s("waiting")), "the script's work is saved");
+    let items = engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
+    let items: Vec<(String, ItemStatus, bool)> =
+        items.iter().map(|i| (i.serial.to_string(), i.status, i.script_running)).collect();
+    assert_eq!(items, [(serial.clone(), ItemStatus::Pending, false)]);
+    let actions: Vec<&str> = detail.audit.iter().map(|a| a.action.as_str()).collect();
+    let created = actions.iter().position(|a| *a == "Server item created").expect("item created");
+    let waiting = actions.iter().position(|a| *a == "Waiting for callback").expect("waiting");
+    assert!(created < waiting, "{actions:?}");
+    assert_eq!(detail.audit[waiting].detail, format!("{serial} (`Call external system`)"));
+    assert_eq!(actions.iter().filter(|a| **a == "Server item created").count(), 1, "{actions:?}");
+}
+
+#[test]
+fn an_asynchronous_script_that_cannot_call_out_runs_in_the_starting_transaction() {
+    let hooked = hooked_callback_engine(ScriptHost::default());
+    assert!(!hooked.engine.script_host().can_call_out());
+    let progress = hooked.engine.start("admin", "callback", "inline", &[]).unwrap();
+    assert_eq!(progress.status, InstanceStatus::Active);
+    assert_eq!(progress.waiting, [format!("{}_2", progress.instance_id)]);
+    // One write, committed once; no script ran outside a transaction.
+    assert_eq!(*hooked.points.lock().unwrap(), [HookPoint::BeforeCommit, HookPoint::AfterCommit]);
+    assert!(hooked.seen_before_script.lock().unwrap().is_empty());
+    assert_waits_for_its_callback(&hooked.engine, progress.instance_id);
+
+    // The callback then completes it as before.
+    let done = hooked.engine.finish("admin", &progress.waiting[0], &set(&[("name", "call back value")])).unwrap();
+    assert!(done.applied);
+    assert_eq!(done.progress.status, InstanceStatus::Completed);
+}
+
+#[test]
+fn an_asynchronous_script_that_can_call_out_runs_after_its_item_is_committed() {
+    let host = ScriptHost::default().with_extension(std::sync::Arc::new(|engine: &mut rhai::Engine| {
+        engine.register_fn("external_system", || "reachable".to_owned());
+    }));
+    let hooked = hooked_callback_engine(host);
+    assert!(hooked.engine.script_host().can_call_out());
+    let progress = hooked.engine.start("admin", "callback", "outside", &[]).unwrap();
+    let serial = format!("{}_2", progress.instance_id);
+    assert_eq!(progress.status, InstanceStatus::Active);
+    assert_eq!(progress.waiting, std::slice::from_ref(&serial));
+    // The item's transaction commits, the script runs, its result commits.
+    assert_eq!(
+        *hooked.points.lock().unwrap(),
+        [
+            HookPoint::BeforeCommit,
+            HookPoint::AfterCommit,
+            HookPoint::BeforeAsyncScript,
+            HookPoint::BeforeCommit,
+            HookPoint::AfterCommit,
+        ]
+    );
+    // When the script was about to run, anyone could already see its item.
+    assert_eq!(*hooked.seen_before_script.lock().unwrap(), [(serial, true, InstanceStatus::Running)]);
+    assert_waits_for_its_callback(&hooked.engine, progress.instance_id);
+}
+
+#[test]
+fn an_admin_may_revoke_their_own_admin_while_another_admin_remains() {
+    let fx = callback_fixture();
+    fx.engine.grant("admin", "callback", "carol", &[Right::Admin]).unwrap();
+    fx.engine.grant("admin", "callback", "admin", &[Right::Start]).unwrap();
+    fx.engine.revoke("admin", "callback", "admin", &[Right::Admin]).unwrap();
+    assert_eq!(fx.engine.rights("callback", "admin").unwrap(), [Right::Start]);
+    assert_eq!(fx.engine.rights("callback", "carol").unwrap(), [Right::Admin]);
+    // No longer an Admin: may not revoke anything, not even from the other one.
+    assert!(matches!(
+        fx.engine.revoke("admin", "callback", "carol", &[Right::Admin]),
+        Err(EngineError::PermissionDenied { right: Right::Admin, .. })
+    ));
+    // Now carol is the last Admin and cannot revoke herself.
+    assert!(matches!(
+        fx.engine.revoke("carol", "callback", "carol", &[Right::Admin]),
+        Err(EngineError::LastAdmin { .. })
+    ));
+    assert_eq!(fx.engine.rights("callback", "carol").unwrap(), [Right::Admin]);
+}
+
+#[test]
+fn the_last_admin_revoking_admin_with_other_rights_is_refused_and_keeps_them_all() {
+    let fx = callback_fixture();
+    fx.engine.grant("admin", "callback", "admin", &[Right::Start, Right::ServerEvent]).unwrap();
+    fx.engine.grant("admin", "callback", "bob", &[Right::View]).unwrap();
+    let before = fx.engine.rights_on_process("callback").unwrap();
+    assert_eq!(before.len(), 4, "{before:?}");
+    // Admin is in the middle, so a refusal checked after writing would
+    // already have revoked Start.
+    let err = fx.engine.revoke("admin", "callback", "admin", &[Right::Start, Right::Admin, Right::ServerEvent]);
+    assert!(matches!(err, Err(EngineError::LastAdmin { ref process }) if process == "callback"), "{err:?}");
+    assert_eq!(fx.engine.rights_on_process("callback").unwrap(), before);
+    // Revoking the same rights but Admin is allowed.
+    fx.engine.revoke("admin", "callback", "admin", &[Right::Start, Right::ServerEvent]).unwrap();
+    assert_eq!(fx.engine.rights("callback", "admin").unwrap(), [Right::Admin]);
+}
+
+/// Regression for group commit without savepoints: a revoke refused as
+/// LastAdmin after it had revoked something would give up the batch it was
+/// in, failing another caller's grant. Checked before writing, it does not.
+#[test]
+fn a_last_admin_refusal_in_a_batch_does_not_fail_the_other_calls() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(support::FixedClock(std::sync::atomic::AtomicI64::new(T0)));
+    // Armed, the hook holds a call's transaction open until the revoke is
+    // about to be called, then a while longer so that the revoke queues
+    // behind it and joins its batch.
+    let armed = Arc::new(AtomicBool::new(false));
+    let held = Arc::new(AtomicBool::new(false));
+    let revoking = Arc::new(AtomicBool::new(false));
+    let hook: flowdesk::engine::Hook = {
+        let (armed, held, revoking) = (armed.clone(), held.clone(), revoking.clone());
+        Arc::new(move |point| {
+            if point != HookPoint::BeforeCommit || !armed.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            held.store(true, Ordering::SeqCst);
+            while !revoking.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            for _ in 0..10_000 {
+                std::thread::yield_now();
+            }
+        })
+    };
+    let engine = support::open_engine(&dir.path().join("flowdesk.db"), clock, ScriptHost::default()).with_hook(hook);
+    engine.deploy("admin", &support::sample("callback.process.json")).unwrap();
+    engine.grant("admin", "callback", "admin", &[Right::Start]).unwrap();
+
+    for round in 0..3 {
+        let user = format!("user-{round}");
+        held.store(false, Ordering::SeqCst);
+        revoking.store(false, Ordering::SeqCst);
+        armed.store(true, Ordering::SeqCst);
+        let (granted, revoked) = std::thread::scope(|scope| {
+            let grant = scope.spawn(|| engine.grant("admin", "callback", &user, &[Right::View]));
+            let revoke = scope.spawn(|| {
+                while !held.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                revoking.store(true, Ordering::SeqCst);
+                engine.revoke("admin", "callback", "admin", &[Right::Start, Right::Admin])
+            });
+            (grant.join().unwrap(), revoke.join().unwrap())
+        });
+        assert!(matches!(revoked, Err(EngineError::LastAdmin { .. })), "{revoked:?}");
+        granted.unwrap();
+        assert_eq!(engine.rights("callback", &user).unwrap(), [Right::View]);
+        assert_eq!(engine.rights("callback", "admin").unwrap(), [Right::Admin, Right::Start]);
+    }
 }

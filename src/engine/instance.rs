@@ -161,6 +161,9 @@ pub struct Instance {
     /// when that claim holds; used to pick up instances whose runner died.
     pub runner: Option<u32>,
     pub lease_until: Option<Millis>,
+    /// Bumped by the store at every write to the instance or its server
+    /// items: work planned on an older revision is stale.
+    pub revision: i64,
 }
 
 impl Instance {
@@ -266,7 +269,7 @@ pub struct LineResult {
 
 /// Everything one engine step changed besides the instance row itself, for the
 /// store to write in the same transaction.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Changes {
     pub activities_started: Vec<ActivityRecord>,
     pub activities_closed: Vec<(i64, ActivityStatus, Millis)>,

@@ -267,6 +267,18 @@ impl<S: Storage> Engine<S> {
         Ok(result)
     }
 
+    /// A write whose work the store may first run on a snapshot, outside the
+    /// write lock, and then only check and apply under it (see
+    /// [`Storage::write_planned`]); the hot calls (start, finish) go this way.
+    fn write_planned<T>(
+        &self,
+        work: impl Fn(&mut dyn Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let result = self.store.write_planned(|tx| work(tx), || self.reach(HookPoint::BeforeCommit))?;
+        self.reach(HookPoint::AfterCommit);
+        Ok(result)
+    }
+
     /// Replaces the script host, e.g. to add an embedder's script functions.
     pub fn with_script_host(mut self, host: ScriptHost) -> Engine<S> {
         self.host = host;
@@ -507,7 +519,7 @@ impl<S: Storage> Engine<S> {
         folio: &str,
         data: &[(String, FieldInput)],
     ) -> Result<Progress, EngineError> {
-        let step = self.write(|tx| {
+        let step = self.write_planned(|tx| {
             let version = tx
                 .default_version(process)?
                 .ok_or_else(|| EngineError::ProcessNotFound { name: process.to_owned() })?;
@@ -531,6 +543,7 @@ impl<S: Storage> Engine<S> {
                 updated_at: now,
                 runner: None,
                 lease_until: None,
+                revision: 0,
             };
             let executor = self.executor(&compiled, user, now);
             let mut changes = Changes::default();
@@ -561,7 +574,7 @@ impl<S: Storage> Engine<S> {
     /// Needs `Server Event` on the item's process. A refusal changes nothing.
     pub fn finish(&self, user: &str, serial: &str, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
         let serial: Serial = serial.parse()?;
-        let (applied, step) = self.write(|tx| {
+        let (applied, step) = self.write_planned(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             match item.status {

@@ -143,6 +143,8 @@ pub trait Transaction {
     /// Inserts a new instance with the id [`Transaction::next_instance_id`] gave.
     fn insert_instance(&mut self, instance: &Instance) -> StorageResult<()>;
     fn instance(&mut self, id: i64) -> StorageResult<Option<Instance>>;
+    /// The instance's [`Instance::revision`], `None` if there is no such instance.
+    fn instance_revision(&mut self, id: i64) -> StorageResult<Option<i64>>;
     fn update_instance(&mut self, instance: &Instance) -> StorageResult<()>;
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> StorageResult<()>;
     fn item_state(&mut self, instance_id: i64) -> StorageResult<ItemState>;
@@ -175,6 +177,24 @@ pub trait Storage: Send + Sync {
     fn write<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
     /// Runs `work` on a consistent read snapshot.
     fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
+
+    /// Like [`Storage::write`], for work that may be run more than once. A
+    /// store may run it first on a snapshot, recording what it read and what
+    /// it would write, and then, under the write lock, only check that what
+    /// it read still holds and apply the writes; when it no longer holds, the
+    /// work runs again inside the transaction. `before_commit` is called in
+    /// the transaction once the writes are in, just before the commit.
+    fn write_planned<T>(
+        &self,
+        work: impl Fn(&mut dyn Transaction) -> Result<T, EngineError>,
+        before_commit: impl Fn(),
+    ) -> Result<T, EngineError> {
+        self.write(|tx| {
+            let result = work(tx)?;
+            before_commit();
+            Ok(result)
+        })
+    }
 }
 
 /// Item status names as stored.

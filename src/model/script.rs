@@ -398,4 +398,27 @@ mod tests {
             Err(ScriptFailure::RuleNotBoolean { .. })
         ));
     }
+
+    #[test]
+    fn only_a_host_with_extensions_can_call_out() {
+        let (types, values) = fields();
+        let script = "name = external_system();";
+        let context = ScriptContext::default();
+
+        for host in [ScriptHost::default(), ScriptHost::new(10_000)] {
+            assert!(!host.can_call_out());
+            // Nothing outside is reachable from the built-in functions.
+            let ast = host.compile_script(script, &["name", "n"]).unwrap();
+            let err = host.run_script(&ast, &types, &values, &context).unwrap_err();
+            assert!(matches!(err, ScriptFailure::Runtime(ref message) if message.contains("external_system")), "{err}");
+        }
+
+        let host = ScriptHost::default().with_extension(Arc::new(|engine: &mut rhai::Engine| {
+            engine.register_fn("external_system", || "answered".to_owned());
+        }));
+        assert!(host.can_call_out());
+        let ast = host.compile_script(script, &["name", "n"]).unwrap();
+        let outcome = host.run_script(&ast, &types, &values, &context).unwrap();
+        assert_eq!(outcome.changed, vec![("name".to_owned(), Value::String("answered".into()))]);
+    }
 }

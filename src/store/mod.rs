@@ -9,22 +9,31 @@
 //!
 //! **Group commit.** An fsync costs 0.2 to 4 ms on the disks this runs on, so
 //! committing each call on its own caps throughput at a few hundred calls per
-//! second. Instead, concurrent callers share one transaction: each runs its work
-//! inside its own savepoint (a refusal rolls back only its own savepoint), and
-//! whoever finds no other caller queued behind it commits the batch for all of
-//! them. Every caller still returns only after the commit that holds its work:
-//! nothing is acknowledged before it is durable. A lone caller commits at once,
-//! so the latency of a single call is unchanged.
+//! second. Instead, concurrent callers share one transaction, and whoever
+//! finds no other caller queued behind it commits the batch for all of them.
+//! Every caller still returns only after the commit that holds its work:
+//! nothing is acknowledged before it is durable. A lone caller commits at
+//! once, so the latency of a single call is unchanged. Members use no
+//! savepoints (they cost a page copy per page touched): the engine checks
+//! everything before it writes, and the rare call that fails after writing
+//! gives up the whole batch, telling every member to call again.
 //!
-//! Reads use a second connection, so they see only committed data and never
-//! wait for a batch being written.
+//! **Planned writes.** Only one caller at a time may write, so the hot calls
+//! (start, finish) do their reading, scripts and encoding on a snapshot
+//! first, outside the write lock, and under it only check that what they read
+//! still holds and apply their writes (`plan`). Both cores work; the write
+//! lock is held for the writing alone.
+//!
+//! Reads use a small pool of other connections, so they see only committed
+//! data and never wait for a batch being written.
 
+mod plan;
 mod schema;
 mod sql;
 mod synthetic;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -61,10 +70,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// callers wait: keeps the latency of the first caller in a busy batch bounded.
 const MAX_BATCH: usize = 512;
 
-/// Pages SQLite keeps in memory per connection (negative: KiB). The default
-/// (2 MiB) is smaller than the indexes a hundred thousand instances touch,
-/// which made the cost of a call grow with the database.
-const CACHE_KIB: i64 = 32 * 1024;
+/// What SQLite keeps in memory for the write connection. The default (2 MiB)
+/// is smaller than the indexes a hundred thousand instances touch, which
+/// made the cost of a call grow with the database.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
+/// Read connections, and what each keeps in memory: enough for both cores
+/// to plan writes while a query runs, without each holding a large cache.
+const READERS: usize = 4;
+const READER_CACHE_KIB: i64 = 8 * 1024;
 
 /// The outcome of one batch, which its members wait for.
 #[derive(Default)]
@@ -108,7 +122,13 @@ pub struct SqliteStore {
     /// Callers waiting to take the writer: while any do, a caller leaves the
     /// commit to them.
     queued: AtomicUsize,
-    reader: Mutex<Connection>,
+    /// Read connections: snapshots for queries and for planned writes,
+    /// which several callers make at once.
+    readers: Vec<Mutex<Connection>>,
+    /// Which reader a caller waits for when all are busy.
+    next_reader: AtomicUsize,
+    /// The next instance id to hand out (see `SqliteTransaction::with_ids`).
+    next_id: AtomicI64,
     path: PathBuf,
 }
 
@@ -125,24 +145,40 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
         }
-        let open = || -> Result<Connection, EngineError> {
+        let open = |cache_kib: i64| -> Result<Connection, EngineError> {
             let connection = Connection::open(path).map_err(|e| describe(&e, path))?;
-            configure(&connection, durability).map_err(|e| describe(&e, path))?;
+            configure(&connection, durability, cache_kib).map_err(|e| describe(&e, path))?;
             Ok(connection)
         };
-        let mut writer = open()?;
+        let mut writer = open(WRITER_CACHE_KIB)?;
         schema::migrate(&mut writer).map_err(|e| describe(&e, path))?;
-        let reader = open()?;
+        let readers = (0..READERS).map(|_| open(READER_CACHE_KIB).map(Mutex::new)).collect::<Result<_, _>>()?;
         Ok(SqliteStore {
             writer: Mutex::new(Writer { connection: writer, open: false, members: 0, batch: Arc::default() }),
             queued: AtomicUsize::new(0),
-            reader: Mutex::new(reader),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            next_id: AtomicI64::new(0),
             path: path.to_owned(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `work` on a free read connection, or waits for one.
+    fn with_reader<R>(&self, work: impl FnOnce(&mut Connection) -> R) -> R {
+        for reader in &self.readers {
+            match reader.try_lock() {
+                Ok(mut connection) => return work(&mut connection),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return work(&mut poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let pick = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let mut connection = self.readers[pick].lock().unwrap_or_else(PoisonError::into_inner);
+        work(&mut connection)
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
@@ -192,14 +228,14 @@ impl SqliteStore {
         // A panic in the work (a bug) must not leave the batch open with other
         // callers waiting on it for ever: give the batch up, then let it go on.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut transaction = SqliteTransaction::new(&writer.connection);
+            let mut transaction = SqliteTransaction::with_ids(&writer.connection, &self.next_id);
             let result = work(&mut transaction);
             (result, transaction.wrote())
         }));
         let (result, wrote) = match outcome {
             Ok(outcome) => outcome,
             Err(panic) => {
-                self.end_batch(&mut writer, Some("a write failed unexpectedly and was rolled back".to_owned()));
+                self.end_batch(&mut writer, Some("a write failed unexpectedly and the whole commit was rolled back: nothing was saved; call again".to_owned()));
                 drop(writer);
                 std::panic::resume_unwind(panic);
             }
@@ -208,7 +244,9 @@ impl SqliteStore {
             let others = if alone {
                 String::new()
             } else {
-                "another call committed together with this one failed, so neither was saved: call again".to_owned()
+                "another call committed together with this one failed, and the whole commit was rolled back: \
+                 nothing of this call was saved; call again"
+                    .to_owned()
             };
             self.end_batch(&mut writer, Some(others));
             return result;
@@ -238,7 +276,7 @@ fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn configure(connection: &Connection, durability: Durability) -> rusqlite::Result<()> {
+fn configure(connection: &Connection, durability: Durability, cache_kib: i64) -> rusqlite::Result<()> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
     // Room for every statement the engine uses, so none is parsed twice.
     connection.set_prepared_statement_cache_capacity(128);
@@ -246,9 +284,8 @@ fn configure(connection: &Connection, durability: Durability) -> rusqlite::Resul
     let _mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     connection.pragma_update(None, "synchronous", durability.name())?;
     connection.pragma_update(None, "foreign_keys", true)?;
-    connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    // A batch member's savepoint copies each page it first touches into a
-    // sub-journal; kept in memory, that is a memcpy instead of a file write.
+    connection.pragma_update(None, "cache_size", -cache_kib)?;
+    // Temporary tables and indexes (sorts of large queries) in memory.
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     // SQLite (built with STAT4) otherwise re-plans a statement each time a
     // bound value changes, which for the engine's point lookups is a full
@@ -282,13 +319,64 @@ impl Storage for SqliteStore {
     }
 
     fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
-        let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
-        let transaction =
-            reader.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| describe(&e, &self.path))?;
-        let result = work(&mut SqliteTransaction::new(&transaction));
-        // Dropping the read transaction ends it; it wrote nothing.
-        drop(transaction);
-        result
+        self.with_reader(|reader| {
+            let transaction = reader
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(|e| describe(&e, &self.path))?;
+            let result = work(&mut SqliteTransaction::new(&transaction));
+            // Dropping the read transaction ends it; it wrote nothing.
+            drop(transaction);
+            result
+        })
+    }
+
+    fn write_planned<T>(
+        &self,
+        work: impl Fn(&mut dyn Transaction) -> Result<T, EngineError>,
+        before_commit: impl Fn(),
+    ) -> Result<T, EngineError> {
+        let planned = self.with_reader(|reader| {
+            let transaction = reader
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(|e| describe(&e, &self.path))?;
+            let mut snapshot = SqliteTransaction::new(&transaction);
+            let mut recorder = plan::Recorder::new(&mut snapshot, &self.next_id);
+            let planned = work(&mut recorder);
+            Ok::<_, EngineError>((planned, recorder.into_plan()))
+        });
+        if let Ok((planned, plan)) = planned
+            && plan.usable()
+        {
+            match planned {
+                // A refusal that wrote nothing rests on committed state only,
+                // as of a moment after the call began: a true answer.
+                Err(refusal)
+                    if !plan.wrote() && !matches!(refusal, EngineError::Storage(_) | EngineError::Internal(_)) =>
+                {
+                    return Err(refusal);
+                }
+                Ok(value) => {
+                    let applied = self.write_batched(|tx| {
+                        if !plan.still_holds(tx)? {
+                            return Ok(false);
+                        }
+                        plan.apply(tx)?;
+                        before_commit();
+                        Ok(true)
+                    })?;
+                    if applied {
+                        return Ok(value);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        // Stale, or not plannable: do the work in the transaction.
+        self.write_batched(|tx| {
+            let result = work(tx)?;
+            before_commit();
+            Ok(result)
+        })
     }
 }
 

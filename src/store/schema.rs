@@ -138,7 +138,8 @@ CREATE INDEX participants_by_user ON participants(user, instance_id);
     // Rows written before become each instance's first record. A rowid
     // table: rows of a kilobyte appended in id order stay on the last page,
     // where a table clustered by instance would spill them to overflow pages
-    // (measured five times slower).
+    // (measured five times slower). Each list is wrapped in json(): a
+    // subquery's result loses its JSON type, and would be stored as a string.
     r#"
 CREATE TABLE history (
     id          INTEGER PRIMARY KEY,
@@ -149,21 +150,25 @@ CREATE INDEX history_by_instance ON history(instance_id, id);
 
 INSERT INTO history (instance_id, changes)
 SELECT i.id, json_object(
-    'audit', (SELECT json_group_array(json_object('at', at, 'user', user, 'action', action, 'detail', detail))
-              FROM (SELECT * FROM audit a WHERE a.instance_id = i.id ORDER BY a.id)),
-    'started', (SELECT json_group_array(json_object(
+    'audit', json((SELECT json_group_array(json_object('at', at, 'user', user, 'action', action, 'detail', detail))
+              FROM (SELECT * FROM audit a WHERE a.instance_id = i.id ORDER BY a.id))),
+    'started', json((SELECT json_group_array(json_object(
                     'destination_id', destination_id, 'activity_id', activity_id, 'activity', activity,
                     'status', status, 'started_at', started_at, 'finished_at', finished_at))
-                FROM (SELECT * FROM activity_instances r WHERE r.instance_id = i.id ORDER BY r.destination_id)),
-    'lines', (SELECT json_group_array(json_object(
+                FROM (SELECT * FROM activity_instances r WHERE r.instance_id = i.id ORDER BY r.destination_id))),
+    'lines', json((SELECT json_group_array(json_object(
                   'line_index', line_index, 'from_destination_id', from_destination_id,
                   'fired', json(CASE WHEN fired THEN 'true' ELSE 'false' END), 'at', at))
-              FROM (SELECT * FROM line_results l WHERE l.instance_id = i.id ORDER BY l.id)))
+              FROM (SELECT * FROM line_results l WHERE l.instance_id = i.id ORDER BY l.id))))
 FROM instances i;
 
 DROP TABLE audit;
 DROP TABLE activity_instances;
 DROP TABLE line_results;
+
+-- Bumped by every write to an instance (its row, its server items), so that
+-- work prepared outside the write lock can tell whether it is still current.
+ALTER TABLE instances ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -188,5 +193,190 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         transaction.execute_batch(migration)?;
         transaction.pragma_update(None, "user_version", version + 1)?;
         transaction.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rusqlite::{Connection, params};
+
+    use super::{MIGRATIONS, SCHEMA_VERSION, migrate};
+    use crate::engine::instance::{FlowState, Token};
+    use crate::engine::{ActivityRecord, ActivityStatus, AuditEntry, LineResult, Storage, TokenState};
+    use crate::model::Value;
+    use crate::store::{Durability, SqliteStore};
+
+    /// A database as flowdesk left it at schema version 3: the migrations
+    /// before history, applied the way `migrate` applies them.
+    fn database_at_version_3(path: &std::path::Path) -> Connection {
+        let mut connection = Connection::open(path).unwrap();
+        for (version, migration) in MIGRATIONS[..3].iter().enumerate() {
+            let transaction = connection.transaction().unwrap();
+            transaction.execute_batch(migration).unwrap();
+            transaction.pragma_update(None, "user_version", version as i64 + 1).unwrap();
+            transaction.commit().unwrap();
+        }
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, 3);
+        connection
+    }
+
+    fn insert_instance(connection: &Connection, id: i64, folio: &str) {
+        let data = BTreeMap::from([("name".to_owned(), Value::String(folio.to_owned()))]);
+        let flow = FlowState {
+            tokens: vec![Token {
+                destination_id: 2,
+                activity: 1,
+                next_event: 0,
+                state: TokenState::Waiting,
+                serial_id: Some(2),
+            }],
+            next_destination_id: 3,
+            ..FlowState::default()
+        };
+        connection
+            .execute(
+                "INSERT INTO instances (id, process, version, folio, originator, status, data, flow, started_at,
+                                        updated_at, runner, lease_until)
+                 VALUES (?, 'callback', 1, ?, 'alice', 'Active', ?, ?, 100, 300, NULL, NULL)",
+                params![id, folio, serde_json::to_string(&data).unwrap(), serde_json::to_string(&flow).unwrap()],
+            )
+            .unwrap();
+    }
+
+    fn table_exists(connection: &Connection, name: &str) -> bool {
+        connection
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [name], |row| {
+                row.get::<_, i64>(0)
+            })
+            .unwrap()
+            == 1
+    }
+
+    #[test]
+    fn migration_4_moves_old_history_rows_into_one_record_per_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("version3.db");
+        let mut connection = database_at_version_3(&path);
+        connection
+            .execute_batch(
+                "INSERT INTO processes (name, default_version) VALUES ('callback', 1);
+                 INSERT INTO versions (process, version, definition, deployed_at, deployed_by)
+                     VALUES ('callback', 1, '{}', 50, 'alice');",
+            )
+            .unwrap();
+        insert_instance(&connection, 1, "with history");
+        insert_instance(&connection, 2, "without history");
+        insert_instance(&connection, 3, "other");
+        // Ids define the order, not the order of insertion; instance 1's rows
+        // are interleaved with another instance's.
+        for (id, instance_id, at, action, detail) in [
+            (3, 1, 300, "Waiting for callback", "1_2 (`Call`)"),
+            (1, 1, 100, "Instance started", "callback version 1"),
+            (4, 3, 100, "Instance started", "someone else's"),
+            (2, 1, 200, "Server item created", "1_2 for `Call`"),
+        ] {
+            connection
+                .execute(
+                    "INSERT INTO audit (id, instance_id, at, user, action, detail) VALUES (?, ?, ?, 'alice', ?, ?)",
+                    params![id, instance_id, at, action, detail],
+                )
+                .unwrap();
+        }
+        connection
+            .execute_batch(
+                "INSERT INTO activity_instances (instance_id, destination_id, activity_id, activity, status,
+                                                 started_at, finished_at)
+                     VALUES (1, 2, 'call', 'Call', 'Active', 200, NULL),
+                            (1, 1, 'prepare', 'Prepare', 'Completed', 100, 200);
+                 INSERT INTO line_results (id, instance_id, line_index, from_destination_id, fired, at)
+                     VALUES (8, 1, 2, 1, 0, 200),
+                            (7, 1, 0, 1, 1, 200);",
+            )
+            .unwrap();
+
+        migrate(&mut connection).unwrap();
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        for old in ["audit", "activity_instances", "line_results"] {
+            assert!(!table_exists(&connection, old), "table {old} is still there");
+        }
+        assert!(table_exists(&connection, "history"));
+        let records: Vec<i64> = connection
+            .prepare("SELECT instance_id FROM history ORDER BY instance_id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(records, [1, 2, 3], "one history record per instance");
+        let revisions: Vec<i64> = connection
+            .prepare("SELECT revision FROM instances ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(revisions, [0, 0, 0]);
+        drop(connection);
+
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let entry = |at, action: &str, detail: &str| AuditEntry {
+            at,
+            user: "alice".to_owned(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let (instance, audit, activities, lines) =
+            store.read(|tx| Ok((tx.instance(1)?, tx.audit(1)?, tx.activity_records(1)?, tx.line_results(1)?))).unwrap();
+        let instance = instance.unwrap();
+        assert_eq!(instance.data["name"], Value::String("with history".to_owned()));
+        assert_eq!(instance.flow.tokens.len(), 1);
+        assert_eq!(
+            audit,
+            [
+                entry(100, "Instance started", "callback version 1"),
+                entry(200, "Server item created", "1_2 for `Call`"),
+                entry(300, "Waiting for callback", "1_2 (`Call`)"),
+            ]
+        );
+        assert_eq!(
+            activities,
+            [
+                ActivityRecord {
+                    destination_id: 1,
+                    activity_id: "prepare".to_owned(),
+                    activity: "Prepare".to_owned(),
+                    status: ActivityStatus::Completed,
+                    started_at: 100,
+                    finished_at: Some(200),
+                },
+                ActivityRecord {
+                    destination_id: 2,
+                    activity_id: "call".to_owned(),
+                    activity: "Call".to_owned(),
+                    status: ActivityStatus::Active,
+                    started_at: 200,
+                    finished_at: None,
+                },
+            ]
+        );
+        assert_eq!(
+            lines,
+            [
+                LineResult { line_index: 0, from_destination_id: 1, fired: true, at: 200 },
+                LineResult { line_index: 2, from_destination_id: 1, fired: false, at: 200 },
+            ]
+        );
+
+        let other = store.read(|tx| tx.audit(3)).unwrap();
+        assert_eq!(other, [entry(100, "Instance started", "someone else's")]);
+        let (audit, activities, lines) =
+            store.read(|tx| Ok((tx.audit(2)?, tx.activity_records(2)?, tx.line_results(2)?))).unwrap();
+        assert!(audit.is_empty(), "{audit:?}");
+        assert!(activities.is_empty(), "{activities:?}");
+        assert!(lines.is_empty(), "{lines:?}");
     }
 }

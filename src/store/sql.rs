@@ -1,6 +1,7 @@
 //! The engine's storage operations as SQL over one open transaction.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
@@ -22,11 +23,20 @@ pub struct SqliteTransaction<'c> {
     tx: &'c rusqlite::Connection,
     /// Whether anything was written through this transaction.
     wrote: bool,
+    /// The store's next instance id, shared with work planned on snapshots.
+    ids: Option<&'c AtomicI64>,
 }
 
 impl<'c> SqliteTransaction<'c> {
     pub fn new(tx: &'c rusqlite::Connection) -> SqliteTransaction<'c> {
-        SqliteTransaction { tx, wrote: false }
+        SqliteTransaction { tx, wrote: false, ids: None }
+    }
+
+    /// Instance ids are handed out from `ids` as well as from the database,
+    /// so that work planned on a snapshot and work done in the transaction
+    /// never pick the same one.
+    pub fn with_ids(tx: &'c rusqlite::Connection, ids: &'c AtomicI64) -> SqliteTransaction<'c> {
+        SqliteTransaction { tx, wrote: false, ids: Some(ids) }
     }
 
     /// Whether the work wrote anything: a refusal after a write leaves work
@@ -34,6 +44,17 @@ impl<'c> SqliteTransaction<'c> {
     pub fn wrote(&self) -> bool {
         self.wrote
     }
+}
+
+/// Takes the next instance id from `ids`, or `stored` (the database's next
+/// id) if that is higher.
+pub(super) fn reserve_id(ids: &AtomicI64, stored: i64) -> i64 {
+    let mut id = stored;
+    let _ = ids.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |next| {
+        id = next.max(stored);
+        Some(id + 1)
+    });
+    id
 }
 
 /// What one write did to an instance's history, stored as one JSON row: one
@@ -98,8 +119,7 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> EngineError {
     EngineError::Storage(format!("stored {what} is unreadable: {detail}"))
 }
 
-const INSTANCE_COLUMNS: &str =
-    "id, process, version, folio, originator, status, data, flow, started_at, updated_at, runner, lease_until";
+const INSTANCE_COLUMNS: &str = "id, process, version, folio, originator, status, data, flow, started_at, updated_at, runner, lease_until, revision";
 
 fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
     text.parse().map_err(|e| corrupt("instance status", e))
@@ -120,6 +140,7 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<(Instance, String, Strin
             updated_at: row.get(9)?,
             runner: row.get(10)?,
             lease_until: row.get(11)?,
+            revision: row.get(12)?,
         },
         row.get(5)?,
         row.get(6)?,
@@ -521,13 +542,18 @@ impl Transaction for SqliteTransaction<'_> {
     fn next_instance_id(&mut self) -> Result<i64, EngineError> {
         // AUTOINCREMENT's counter, so an id is never handed out twice even
         // after deletes; MAX(id) covers rows inserted around the counter.
-        self.tx
+        let stored: i64 = self
+            .tx
             .prepare_cached(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'instances'), 0),
                             COALESCE((SELECT MAX(id) FROM instances), 0)) + 1",
             )
             .and_then(|mut s| s.query_row([], |row| row.get(0)))
-            .map_err(db)
+            .map_err(db)?;
+        Ok(match self.ids {
+            Some(ids) => reserve_id(ids, stored),
+            None => stored,
+        })
     }
 
     fn insert_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
@@ -571,13 +597,21 @@ impl Transaction for SqliteTransaction<'_> {
         Ok(Some(instance))
     }
 
+    fn instance_revision(&mut self, id: i64) -> Result<Option<i64>, EngineError> {
+        self.tx
+            .prepare_cached("SELECT revision FROM instances WHERE id = ?")
+            .and_then(|mut s| s.query_row([id], |row| row.get(0)).optional())
+            .map_err(db)
+    }
+
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
         let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
         let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
         self.writing()?;
         execute_cached(
             self.tx,
-            "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?
+            "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?,
+                                  revision = revision + 1
                  WHERE id = ?",
             params![
                 instance.status.name(),
@@ -715,6 +749,11 @@ impl Transaction for SqliteTransaction<'_> {
                  WHERE instance_id = ? AND serial_id = ? AND status = 'Pending'",
             params![at, by, json, serial.instance_id, serial.destination_id],
         )?;
+        // A finish kept for later changes what the instance will do without
+        // its row being written now: bump its revision all the same.
+        if unapplied.is_some() {
+            execute_cached(self.tx, "UPDATE instances SET revision = revision + 1 WHERE id = ?", [serial.instance_id])?;
+        }
         Ok(())
     }
 
@@ -842,7 +881,7 @@ mod tests {
     fn instance_queries_walk_an_index_in_order_and_never_sort_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
-        let connection = store.reader.lock().unwrap();
+        let connection = store.readers[0].lock().unwrap();
         let columns = [
             InstanceColumn::Id,
             InstanceColumn::Folio,
@@ -912,7 +951,7 @@ mod tests {
     fn pending_items_are_read_in_index_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
-        let connection = store.reader.lock().unwrap();
+        let connection = store.readers[0].lock().unwrap();
         for (name, visibility, everything) in visibilities() {
             for newest_first in [false, true] {
                 let filter = ItemFilter { newest_first, limit: 1000, ..ItemFilter::default() };
