@@ -270,10 +270,16 @@ impl<S: Storage> Engine<S> {
     /// A write whose work the store may first run on a snapshot, outside the
     /// write lock, and then only check and apply under it (see
     /// [`Storage::write_planned`]); the hot calls (start, finish) go this way.
+    ///
+    /// Planned work may run twice (on the snapshot, and again if that turned
+    /// out stale), so only when its scripts cannot reach the outside world.
     fn write_planned<T>(
         &self,
         work: impl Fn(&mut dyn Transaction) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
+        if self.host.can_call_out() {
+            return self.write(work);
+        }
         let result = self.store.write_planned(|tx| work(tx), || self.reach(HookPoint::BeforeCommit))?;
         self.reach(HookPoint::AfterCommit);
         Ok(result)

@@ -60,7 +60,8 @@ pub struct Visibility {
 /// A column the instance list can be sorted by; each is backed by an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum InstanceColumn {
-    /// Instance ids grow with start time, so this is also "started".
+    /// Instance ids grow with start time (calls starting at the same moment
+    /// may take them in either order), so this is also "started".
     #[default]
     Id,
     Folio,
@@ -146,6 +147,11 @@ pub trait Transaction {
     /// The instance's [`Instance::revision`], `None` if there is no such instance.
     fn instance_revision(&mut self, id: i64) -> StorageResult<Option<i64>>;
     fn update_instance(&mut self, instance: &Instance) -> StorageResult<()>;
+    /// Writes what a step changed besides the instance row. The engine
+    /// always writes the instance too ([`Transaction::update_instance`] or
+    /// [`Transaction::insert_instance`]) or records a finish kept for later,
+    /// in the same transaction: those bump the instance's revision, which
+    /// planned writes rely on.
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> StorageResult<()>;
     fn item_state(&mut self, instance_id: i64) -> StorageResult<ItemState>;
     fn server_item(&mut self, serial: Serial) -> StorageResult<Option<ServerItem>>;

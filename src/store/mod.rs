@@ -119,9 +119,10 @@ struct Writer {
 /// A flowdesk database file.
 pub struct SqliteStore {
     writer: Mutex<Writer>,
-    /// Callers waiting to take the writer: while any do, a caller leaves the
-    /// commit to them.
-    queued: AtomicUsize,
+    /// Callers on their way to the writer: waiting for its lock, or planning
+    /// a write they will bring to it. While any are, a member leaves the
+    /// commit to them, so that a batch gathers everyone in flight.
+    coming: AtomicUsize,
     /// Read connections: snapshots for queries and for planned writes,
     /// which several callers make at once.
     readers: Vec<Mutex<Connection>>,
@@ -155,7 +156,7 @@ impl SqliteStore {
         let readers = (0..READERS).map(|_| open(READER_CACHE_KIB).map(Mutex::new)).collect::<Result<_, _>>()?;
         Ok(SqliteStore {
             writer: Mutex::new(Writer { connection: writer, open: false, members: 0, batch: Arc::default() }),
-            queued: AtomicUsize::new(0),
+            coming: AtomicUsize::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
             next_id: AtomicI64::new(0),
@@ -181,11 +182,11 @@ impl SqliteStore {
         work(&mut connection)
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        writer
+    /// Counts the caller as coming to the writer until it takes the lock or
+    /// gives up (the returned guard is dropped).
+    fn coming(&self) -> Coming<'_> {
+        self.coming.fetch_add(1, Ordering::SeqCst);
+        Coming { store: self, still: true }
     }
 
     /// Ends the open batch: commits it, or rolls it back if `rollback`. Every
@@ -211,9 +212,10 @@ impl SqliteStore {
 
     fn write_batched<T>(
         &self,
-        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
+        coming: Coming<'_>,
+        work: impl FnOnce(&mut SqliteTransaction<'_>) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
-        let mut writer = self.lock_writer();
+        let mut writer = coming.lock_writer();
         if !writer.open {
             run_cached(&writer.connection, "BEGIN IMMEDIATE").map_err(|e| describe(&e, &self.path))?;
             writer.open = true;
@@ -255,11 +257,11 @@ impl SqliteStore {
             writer.members += 1;
         }
         let batch = writer.batch.clone();
-        if self.queued.load(Ordering::SeqCst) == 0 || writer.members >= MAX_BATCH {
+        if self.coming.load(Ordering::SeqCst) == 0 || writer.members >= MAX_BATCH {
             self.end_batch(&mut writer, None);
         }
         drop(writer);
-        // Someone queued behind us commits the batch if we did not. A refusal
+        // Someone coming after us commits the batch if we did not. A refusal
         // waits too: it may rest on a batch member's work (an item another
         // member just finished), which only stands once committed.
         match batch.wait() {
@@ -315,7 +317,7 @@ pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
 
 impl Storage for SqliteStore {
     fn write<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
-        self.write_batched(work)
+        self.write_batched(self.coming(), |tx| work(tx))
     }
 
     fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
@@ -335,6 +337,7 @@ impl Storage for SqliteStore {
         work: impl Fn(&mut dyn Transaction) -> Result<T, EngineError>,
         before_commit: impl Fn(),
     ) -> Result<T, EngineError> {
+        let coming = self.coming();
         let planned = self.with_reader(|reader| {
             let transaction = reader
                 .transaction_with_behavior(TransactionBehavior::Deferred)
@@ -344,39 +347,75 @@ impl Storage for SqliteStore {
             let planned = work(&mut recorder);
             Ok::<_, EngineError>((planned, recorder.into_plan()))
         });
-        if let Ok((planned, plan)) = planned
-            && plan.usable()
-        {
-            match planned {
-                // A refusal that wrote nothing rests on committed state only,
-                // as of a moment after the call began: a true answer.
+        let (planned, plan) = match planned {
+            Ok((planned, plan)) if plan.usable() => (planned, plan),
+            // Not plannable (or the snapshot failed): work in the transaction.
+            _ => {
+                return self.write_batched(coming, |tx| {
+                    let result = work(tx)?;
+                    before_commit();
+                    Ok(result)
+                });
+            }
+        };
+        match planned {
+            Ok(value) => self.write_batched(coming, |tx| {
+                if plan.still_holds(tx)? {
+                    plan.apply(tx)?;
+                    before_commit();
+                    return Ok(value);
+                }
+                // Someone changed what the plan read: do the work again, here.
+                let result = work(tx)?;
+                before_commit();
+                Ok(result)
+            }),
+            // A refusal that wrote nothing rests on committed state only, as
+            // of a moment after the call began: a true answer.
+            Err(refusal) if !plan.wrote() && !matches!(refusal, EngineError::Storage(_) | EngineError::Internal(_)) => {
+                drop(coming);
                 Err(refusal)
-                    if !plan.wrote() && !matches!(refusal, EngineError::Storage(_) | EngineError::Internal(_)) =>
-                {
-                    return Err(refusal);
-                }
-                Ok(value) => {
-                    let applied = self.write_batched(|tx| {
-                        if !plan.still_holds(tx)? {
-                            return Ok(false);
-                        }
-                        plan.apply(tx)?;
-                        before_commit();
-                        Ok(true)
-                    })?;
-                    if applied {
-                        return Ok(value);
-                    }
-                }
-                Err(_) => {}
+            }
+            Err(_) => self.write_batched(coming, |tx| {
+                let result = work(tx)?;
+                before_commit();
+                Ok(result)
+            }),
+        }
+    }
+}
+
+/// A caller counted in [`SqliteStore::coming`].
+struct Coming<'s> {
+    store: &'s SqliteStore,
+    /// Not yet at the lock.
+    still: bool,
+}
+
+impl<'s> Coming<'s> {
+    /// Takes the write lock; the caller is no longer coming.
+    fn lock_writer(mut self) -> MutexGuard<'s, Writer> {
+        let writer = self.store.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.still = false;
+        self.store.coming.fetch_sub(1, Ordering::SeqCst);
+        writer
+    }
+}
+
+impl Drop for Coming<'_> {
+    /// A caller that gives up on the way (a refusal, or a panic while
+    /// planning) may be the one the open batch's members left the commit
+    /// to: if nobody else is coming, it commits the batch for them.
+    fn drop(&mut self) {
+        if !self.still {
+            return;
+        }
+        if self.store.coming.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let mut writer = self.store.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.store.coming.load(Ordering::SeqCst) == 0 {
+                self.store.end_batch(&mut writer, None);
             }
         }
-        // Stale, or not plannable: do the work in the transaction.
-        self.write_batched(|tx| {
-            let result = work(tx)?;
-            before_commit();
-            Ok(result)
-        })
     }
 }
 
@@ -409,7 +448,7 @@ mod group_commit_tests {
                     in_batch.store(true, Ordering::SeqCst);
                     // Stay until the second caller queues behind us, so that we
                     // leave the commit to it and wait.
-                    while store.queued.load(Ordering::SeqCst) == 0 {
+                    while store.coming.load(Ordering::SeqCst) == 0 {
                         std::thread::yield_now();
                     }
                     tx.grant("p", "u", Right::View)

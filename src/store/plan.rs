@@ -24,6 +24,7 @@ use crate::engine::{
     LineResult, Millis, ProcessSummary, RunningInstance, Serial, ServerItem, Transaction, VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
+use crate::store::sql::{EncodedInstance, SqliteTransaction, encode_history};
 
 /// A value the planned work's decisions rest on.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,20 +62,20 @@ enum Read {
     },
 }
 
-/// A write the planned work made, to be applied under the lock.
-#[derive(Debug, Clone)]
+/// A write the planned work made, to be applied under the lock. What can be
+/// encoded is encoded when the write is recorded, outside the lock.
 enum Write {
     InsertVersion(VersionRecord),
     Grant { process: String, user: String, right: Right },
     Revoke { process: String, user: String, right: Right },
-    InsertInstance(Instance),
-    UpdateInstance(Instance),
-    Changes { instance_id: i64, changes: Changes },
+    InsertInstance(Instance, EncodedInstance),
+    UpdateInstance(Instance, EncodedInstance),
+    Changes { instance_id: i64, changes: Changes, history: Option<String> },
     RecordFinish { serial: Serial, unapplied: Option<BTreeMap<String, Value>>, by: String, at: Millis },
 }
 
 /// What planned work read and would write.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Plan {
     reads: Vec<Read>,
     writes: Vec<Write>,
@@ -109,15 +110,17 @@ impl Plan {
     }
 
     /// Applies the writes, in the order the work made them.
-    pub fn apply(&self, tx: &mut dyn Transaction) -> Result<(), EngineError> {
+    pub fn apply(&self, tx: &mut SqliteTransaction<'_>) -> Result<(), EngineError> {
         for write in &self.writes {
             match write {
                 Write::InsertVersion(record) => tx.insert_version(record)?,
                 Write::Grant { process, user, right } => tx.grant(process, user, *right)?,
                 Write::Revoke { process, user, right } => tx.revoke(process, user, *right)?,
-                Write::InsertInstance(instance) => tx.insert_instance(instance)?,
-                Write::UpdateInstance(instance) => tx.update_instance(instance)?,
-                Write::Changes { instance_id, changes } => tx.write_changes(*instance_id, changes)?,
+                Write::InsertInstance(instance, encoded) => tx.insert_encoded(instance, encoded)?,
+                Write::UpdateInstance(instance, encoded) => tx.update_encoded(instance, encoded)?,
+                Write::Changes { instance_id, changes, history } => {
+                    tx.write_changes_encoded(*instance_id, changes, history.as_deref())?
+                }
                 Write::RecordFinish { serial, unapplied, by, at } => {
                     tx.record_finish(*serial, unapplied.as_ref(), by, *at)?
                 }
@@ -251,7 +254,7 @@ impl Transaction for Recorder<'_> {
     }
 
     fn insert_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        self.write(Write::InsertInstance(instance.clone()));
+        self.write(Write::InsertInstance(instance.clone(), EncodedInstance::of(instance)?));
         Ok(())
     }
 
@@ -267,16 +270,25 @@ impl Transaction for Recorder<'_> {
 
     fn instance_revision(&mut self, id: i64) -> Result<Option<i64>, EngineError> {
         self.note_instance(id)?;
-        self.snapshot.instance_revision(id)
+        Ok(self
+            .plan
+            .reads
+            .iter()
+            .find_map(|read| match read {
+                Read::Instance { id: seen, revision } if *seen == id => Some(*revision),
+                _ => None,
+            })
+            .flatten())
     }
 
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        self.write(Write::UpdateInstance(instance.clone()));
+        self.write(Write::UpdateInstance(instance.clone(), EncodedInstance::of(instance)?));
         Ok(())
     }
 
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
-        self.write(Write::Changes { instance_id, changes: changes.clone() });
+        let history = encode_history(changes)?;
+        self.write(Write::Changes { instance_id, changes: changes.clone(), history });
         Ok(())
     }
 
@@ -348,5 +360,566 @@ impl Transaction for Recorder<'_> {
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
         self.note_instance(instance_id)?;
         self.snapshot.is_participant(instance_id, user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A plan is only as good as its check: each test plans work on a
+    //! snapshot, lets another write commit, and asks whether the plan still
+    //! holds under the write lock, as `Storage::write_planned` does.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use rusqlite::TransactionBehavior;
+
+    use super::*;
+    use crate::engine::instance::{ActivityStatus, FlowState, Token, TokenState};
+    use crate::engine::{InstanceStatus, ItemStatus, Storage};
+    use crate::store::{Durability, SqliteStore, SqliteTransaction};
+
+    const P: &str = "p";
+    const Q: &str = "q";
+
+    fn version(process: &str, version: u32) -> VersionRecord {
+        VersionRecord {
+            process: process.to_owned(),
+            version,
+            definition_json: format!("{{\"name\":\"{process}\",\"v\":{version}}}"),
+            deployed_at: 1_000 + i64::from(version),
+            deployed_by: "admin".to_owned(),
+        }
+    }
+
+    fn instance(id: i64, folio: &str) -> Instance {
+        Instance {
+            id,
+            process: P.to_owned(),
+            version: 1,
+            folio: folio.to_owned(),
+            originator: "alice".to_owned(),
+            status: InstanceStatus::Active,
+            data: BTreeMap::from([("name".to_owned(), Value::String(folio.to_owned()))]),
+            flow: FlowState {
+                tokens: vec![Token {
+                    destination_id: 2,
+                    activity: 1,
+                    next_event: 0,
+                    state: TokenState::Waiting,
+                    serial_id: Some(2),
+                }],
+                next_destination_id: 3,
+                ..FlowState::default()
+            },
+            started_at: 2_000,
+            updated_at: 2_000,
+            runner: None,
+            lease_until: None,
+            revision: 0,
+        }
+    }
+
+    fn item(instance_id: i64, destination_id: i64) -> ServerItem {
+        ServerItem {
+            serial: Serial { instance_id, destination_id },
+            activity_destination_id: destination_id,
+            event_index: 0,
+            process: P.to_owned(),
+            folio: format!("folio {instance_id}"),
+            activity: "Call".to_owned(),
+            event: "Call external system".to_owned(),
+            status: ItemStatus::Pending,
+            script_running: false,
+            created_at: 2_000,
+            closed_at: None,
+            closed_by: None,
+            unapplied: None,
+        }
+    }
+
+    fn serial(instance_id: i64) -> Serial {
+        Serial { instance_id, destination_id: 2 }
+    }
+
+    fn data(name: &str) -> BTreeMap<String, Value> {
+        BTreeMap::from([("name".to_owned(), Value::String(name.to_owned()))])
+    }
+
+    /// Inserts instance `id` waiting on its item `<id>_2`.
+    fn insert_waiting(tx: &mut dyn Transaction, id: i64) -> Result<(), EngineError> {
+        tx.insert_instance(&instance(id, &format!("folio {id}")))?;
+        let changes = Changes { items_created: vec![item(id, 2)], ..Changes::default() };
+        tx.write_changes(id, &changes)
+    }
+
+    /// A database with processes `p` and `q` (version 1 each), alice holding
+    /// ServerEvent on `p`, and instances 1 and 2 of `p`, each waiting on `<id>_2`.
+    fn store(dir: &tempfile::TempDir) -> SqliteStore {
+        let store = SqliteStore::open(&dir.path().join("plan.db"), Durability::Normal).unwrap();
+        store
+            .write(|tx| {
+                tx.insert_version(&version(P, 1))?;
+                tx.insert_version(&version(Q, 1))?;
+                tx.grant(P, "alice", Right::ServerEvent)?;
+                insert_waiting(tx, 1)?;
+                insert_waiting(tx, 2)
+            })
+            .unwrap();
+        store
+    }
+
+    /// Runs `work` on a read snapshot through a [`Recorder`], as
+    /// `write_planned` does, and returns what it recorded.
+    fn plan(store: &SqliteStore, work: impl FnOnce(&mut dyn Transaction) -> Result<(), EngineError>) -> Plan {
+        store.with_reader(|reader| {
+            let transaction = reader.transaction_with_behavior(TransactionBehavior::Deferred).unwrap();
+            let mut snapshot = SqliteTransaction::new(&transaction);
+            let mut recorder = Recorder::new(&mut snapshot, &store.next_id);
+            work(&mut recorder).unwrap();
+            recorder.into_plan()
+        })
+    }
+
+    /// Runs `work` in a write transaction of its own connection (`BEGIN
+    /// IMMEDIATE`: the write lock), sharing the store's id counter, and
+    /// commits it.
+    fn under_lock<R>(
+        store: &SqliteStore,
+        work: impl FnOnce(&mut SqliteTransaction<'_>) -> Result<R, EngineError>,
+    ) -> R {
+        let mut connection = rusqlite::Connection::open(store.path()).unwrap();
+        connection.pragma_update(None, "foreign_keys", true).unwrap();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+        let result = work(&mut SqliteTransaction::with_ids(&transaction, &store.next_id)).unwrap();
+        transaction.commit().unwrap();
+        result
+    }
+
+    /// The check `write_planned` makes under the write lock.
+    fn holds(store: &SqliteStore, plan: &Plan) -> bool {
+        under_lock(store, |tx| plan.still_holds(tx))
+    }
+
+    fn bump(store: &SqliteStore, id: i64) {
+        store
+            .write(|tx| {
+                let mut loaded = tx.instance(id)?.unwrap();
+                loaded.updated_at += 1;
+                tx.update_instance(&loaded)
+            })
+            .unwrap();
+    }
+
+    /// Every per-instance read the engine makes, each standing for the
+    /// instance's revision.
+    type InstanceRead = fn(&mut dyn Transaction, i64) -> Result<(), EngineError>;
+    const INSTANCE_READS: [(&str, InstanceRead); 9] = [
+        ("instance", |tx, id| tx.instance(id).map(drop)),
+        ("instance_revision", |tx, id| tx.instance_revision(id).map(drop)),
+        ("item_state", |tx, id| tx.item_state(id).map(drop)),
+        ("server_item", |tx, id| tx.server_item(serial(id)).map(drop)),
+        ("pending_items_of", |tx, id| tx.pending_items_of(id).map(drop)),
+        ("audit", |tx, id| tx.audit(id).map(drop)),
+        ("activity_records", |tx, id| tx.activity_records(id).map(drop)),
+        ("line_results", |tx, id| tx.line_results(id).map(drop)),
+        ("is_participant", |tx, id| tx.is_participant(id, "alice").map(drop)),
+    ];
+
+    #[test]
+    fn a_plan_on_an_instance_is_stale_once_that_instance_is_written_and_not_when_another_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for (name, read) in INSTANCE_READS {
+            let plan = plan(&store, |tx| {
+                read(tx, 1)?;
+                tx.update_instance(&instance(1, "planned"))
+            });
+            assert!(plan.usable(), "{name}");
+            assert!(holds(&store, &plan), "{name}: nothing changed yet");
+            bump(&store, 2);
+            assert!(holds(&store, &plan), "{name}: another instance's write must not make the plan stale");
+            bump(&store, 1);
+            assert!(!holds(&store, &plan), "{name}: the instance was written since the plan read it");
+        }
+    }
+
+    /// A finish kept for later writes the item only, not the instance row:
+    /// the instance's revision moves all the same.
+    #[test]
+    fn a_plan_on_an_item_is_stale_once_a_finish_is_recorded_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let plan = plan(&store, |tx| {
+            let found = tx.server_item(serial(1))?.unwrap();
+            assert_eq!(found.status, ItemStatus::Pending);
+            tx.record_finish(serial(1), None, "alice", 3_000)
+        });
+        store.write(|tx| tx.record_finish(serial(2), Some(&data("other")), "bob", 2_500)).unwrap();
+        assert!(holds(&store, &plan));
+        store.write(|tx| tx.record_finish(serial(1), Some(&data("first")), "bob", 2_500)).unwrap();
+        assert!(!holds(&store, &plan));
+    }
+
+    #[test]
+    fn a_plan_that_found_no_instance_is_stale_once_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let plan = plan(&store, |tx| {
+            assert_eq!(tx.instance(7)?, None);
+            Ok(())
+        });
+        store.write(|tx| insert_waiting(tx, 6)).unwrap();
+        assert!(holds(&store, &plan));
+        store.write(|tx| insert_waiting(tx, 7)).unwrap();
+        assert!(!holds(&store, &plan));
+    }
+
+    #[test]
+    fn a_plan_that_read_rights_is_stale_after_a_grant_or_revoke_on_that_process_and_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let read_rights = |store: &SqliteStore| {
+            plan(store, |tx| {
+                assert_eq!(tx.rights(P, "alice")?, [Right::ServerEvent]);
+                tx.record_finish(serial(1), None, "alice", 3_000)
+            })
+        };
+
+        let planned = read_rights(&store);
+        store.write(|tx| tx.grant(P, "bob", Right::ServerEvent)).unwrap();
+        store.write(|tx| tx.grant(Q, "alice", Right::Admin)).unwrap();
+        assert!(holds(&store, &planned), "rights of another user or on another process");
+        store.write(|tx| tx.grant(P, "alice", Right::View)).unwrap();
+        assert!(!holds(&store, &planned), "granted");
+        store.write(|tx| tx.revoke(P, "alice", Right::View)).unwrap();
+
+        let planned = read_rights(&store);
+        store.write(|tx| tx.revoke(P, "bob", Right::ServerEvent)).unwrap();
+        store.write(|tx| tx.revoke(Q, "alice", Right::Admin)).unwrap();
+        assert!(holds(&store, &planned), "rights of another user or on another process");
+        store.write(|tx| tx.revoke(P, "alice", Right::ServerEvent)).unwrap();
+        assert!(!holds(&store, &planned), "revoked");
+    }
+
+    #[test]
+    fn a_plan_that_read_every_right_on_a_process_is_stale_after_any_grant_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let planned = plan(&store, |tx| {
+            assert_eq!(tx.rights_on_process(P)?, [("alice".to_owned(), Right::ServerEvent)]);
+            tx.revoke(P, "alice", Right::ServerEvent)
+        });
+        store.write(|tx| tx.grant(Q, "bob", Right::Start)).unwrap();
+        assert!(holds(&store, &planned));
+        store.write(|tx| tx.grant(P, "bob", Right::Start)).unwrap();
+        assert!(!holds(&store, &planned));
+    }
+
+    #[test]
+    fn a_plan_that_read_the_default_version_is_stale_after_a_redeploy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let on_default = plan(&store, |tx| {
+            assert_eq!(tx.default_version(P)?, Some(1));
+            tx.insert_instance(&instance(3, "started"))
+        });
+        let on_latest = plan(&store, |tx| {
+            assert_eq!(tx.latest_version(P)?, Some(1));
+            tx.grant(P, "bob", Right::Start)
+        });
+        let on_version_1 = plan(&store, |tx| {
+            assert_eq!(tx.version(P, 1)?, Some(version(P, 1)));
+            tx.grant(P, "bob", Right::Start)
+        });
+        store.write(|tx| tx.insert_version(&version(Q, 2))).unwrap();
+        assert!(holds(&store, &on_default) && holds(&store, &on_latest), "another process was redeployed");
+
+        store.write(|tx| tx.insert_version(&version(P, 2))).unwrap();
+        assert_eq!(store.read(|tx| tx.default_version(P)).unwrap(), Some(2));
+        assert!(!holds(&store, &on_default), "the default version moved on");
+        assert!(!holds(&store, &on_latest), "the latest version moved on");
+        // A deployed version never changes: a plan that only read version 1
+        // itself does not care that version 2 exists.
+        assert!(holds(&store, &on_version_1));
+    }
+
+    #[test]
+    fn a_plan_whose_new_instance_id_was_taken_since_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let mut reserved = 0;
+        let planned = plan(&store, |tx| {
+            reserved = tx.next_instance_id()?;
+            tx.insert_instance(&instance(reserved, "planned"))
+        });
+        assert_eq!(reserved, 3, "the first id after instances 1 and 2");
+        assert!(planned.usable());
+        assert!(holds(&store, &planned));
+
+        // Work in this store's transactions shares the counter: it does not
+        // pick the id a plan holds.
+        let taken_here = store
+            .write(|tx| {
+                let id = tx.next_instance_id()?;
+                insert_waiting(tx, id)?;
+                Ok(id)
+            })
+            .unwrap();
+        assert_eq!(taken_here, reserved + 1);
+        assert!(holds(&store, &planned));
+
+        // Another process (another store on the file) has its own counter and
+        // takes the same id: the plan must notice.
+        let other = SqliteStore::open(store.path(), Durability::Normal).unwrap();
+        let taken_there = other
+            .write(|tx| {
+                let id = tx.next_instance_id()?;
+                tx.insert_instance(&instance(id, "other process"))?;
+                Ok(id)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(taken_there, taken_here + 1, "the database's own next id");
+        let collide = plan(&other, |tx| {
+            assert_eq!(tx.next_instance_id()?, taken_there + 1);
+            Ok(())
+        });
+        store.write(|tx| insert_waiting(tx, taken_there + 1)).unwrap();
+        assert!(!holds(&other, &collide));
+
+        // And the first plan's id, taken directly:
+        store.write(|tx| tx.insert_instance(&instance(reserved, "taken"))).unwrap();
+        assert!(!holds(&store, &planned));
+    }
+
+    #[test]
+    fn a_read_after_a_write_makes_the_plan_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        type Work = fn(&mut dyn Transaction) -> Result<(), EngineError>;
+        let after_writes: [(&str, Work); 4] = [
+            ("rights after a grant", |tx| {
+                tx.grant(P, "bob", Right::View)?;
+                tx.rights(P, "bob").map(drop)
+            }),
+            ("an instance after its update", |tx| {
+                tx.update_instance(&instance(1, "changed"))?;
+                tx.instance(1).map(drop)
+            }),
+            ("an item after its finish", |tx| {
+                tx.record_finish(serial(1), None, "alice", 3_000)?;
+                tx.server_item(serial(1)).map(drop)
+            }),
+            ("a new id after an insert", |tx| {
+                tx.insert_instance(&instance(3, "new"))?;
+                tx.next_instance_id().map(drop)
+            }),
+        ];
+        for (name, work) in after_writes {
+            assert!(!plan(&store, work).usable(), "{name}");
+        }
+
+        // The same reads before the writes are what a plan is for.
+        let reads_first = plan(&store, |tx| {
+            tx.rights(P, "bob")?;
+            tx.instance(1)?;
+            tx.server_item(serial(1))?;
+            let id = tx.next_instance_id()?;
+            tx.grant(P, "bob", Right::View)?;
+            tx.update_instance(&instance(1, "changed"))?;
+            tx.record_finish(serial(1), None, "alice", 3_000)?;
+            tx.insert_instance(&instance(id, "new"))
+        });
+        assert!(reads_first.usable());
+        assert!(reads_first.wrote());
+    }
+
+    #[test]
+    fn list_reads_make_the_plan_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let everyone = Visibility { all_of: vec![P.to_owned(), Q.to_owned()], ..Visibility::default() };
+        type List<'v> = Box<dyn Fn(&mut dyn Transaction) -> Result<(), EngineError> + 'v>;
+        let lists: [(&str, List<'_>); 6] = [
+            ("instances", Box::new(|tx| tx.instances(&everyone, &InstanceFilter::default()).map(drop))),
+            ("count_instances", Box::new(|tx| tx.count_instances(&everyone, &InstanceFilter::default()).map(drop))),
+            ("items", Box::new(|tx| tx.items(&everyone, &ItemFilter::default()).map(drop))),
+            ("processes", Box::new(|tx| tx.processes().map(drop))),
+            ("running_instances", Box::new(|tx| tx.running_instances().map(drop))),
+            ("rights_of_user", Box::new(|tx| tx.rights_of_user("alice").map(drop))),
+        ];
+        for (name, list) in &lists {
+            // Even with nothing written: a list cannot be re-checked cheaply.
+            assert!(!plan(&store, |tx| list(tx)).usable(), "{name}");
+            let planned = plan(&store, |tx| {
+                list(tx)?;
+                tx.grant(P, "bob", Right::View)
+            });
+            assert!(!planned.usable(), "{name} before a write");
+        }
+        // Point reads alone leave the plan usable.
+        let point_reads = plan(&store, |tx| {
+            for (_, read) in INSTANCE_READS {
+                read(tx, 1)?;
+            }
+            tx.rights(P, "alice")?;
+            tx.rights_on_process(P)?;
+            tx.default_version(P)?;
+            tx.latest_version(P)?;
+            tx.version(P, 1)?;
+            tx.next_instance_id().map(drop)
+        });
+        assert!(point_reads.usable());
+        assert!(!point_reads.wrote());
+    }
+
+    /// Work that reads first and then makes writes whose order matters: a
+    /// revoke after a grant of the same right, an update after an insert, a
+    /// finish after its item's creation.
+    fn ordered_work(tx: &mut dyn Transaction) -> Result<i64, EngineError> {
+        assert_eq!(tx.rights(P, "bob")?, []);
+        let waiting = tx.instance(1)?.unwrap();
+        let id = tx.next_instance_id()?;
+        tx.insert_version(&version(P, 2))?;
+        tx.grant(P, "bob", Right::View)?;
+        tx.grant(P, "bob", Right::Start)?;
+        tx.revoke(P, "bob", Right::View)?;
+
+        let mut new = instance(id, "new");
+        new.version = 2;
+        new.status = InstanceStatus::Running;
+        tx.insert_instance(&new)?;
+        let changes = Changes {
+            activities_started: vec![ActivityRecord {
+                destination_id: 2,
+                activity_id: "call".to_owned(),
+                activity: "Call".to_owned(),
+                status: ActivityStatus::Active,
+                started_at: 3_000,
+                finished_at: None,
+            }],
+            items_created: vec![ServerItem { script_running: true, ..item(id, 2) }],
+            audit: vec![AuditEntry {
+                at: 3_000,
+                user: "bob".to_owned(),
+                action: "Instance started".to_owned(),
+                detail: "p version 2".to_owned(),
+            }],
+            line_results: vec![LineResult { line_index: 0, from_destination_id: 1, fired: true, at: 3_000 }],
+            participants: BTreeSet::from(["bob".to_owned()]),
+            ..Changes::default()
+        };
+        tx.write_changes(id, &changes)?;
+        new.status = InstanceStatus::Active;
+        new.data = data("updated");
+        new.updated_at = 3_001;
+        tx.update_instance(&new)?;
+        tx.write_changes(id, &Changes { items_script_ended: vec![2], ..Changes::default() })?;
+        tx.record_finish(serial(id), Some(&data("early")), "carol", 3_002)?;
+
+        // The waiting instance is finished and applied at once.
+        let mut finished = waiting;
+        finished.status = InstanceStatus::Completed;
+        finished.flow.tokens.clear();
+        finished.updated_at = 3_003;
+        tx.update_instance(&finished)?;
+        let closing = Changes {
+            activities_closed: vec![(2, ActivityStatus::Completed, 3_003)],
+            audit: vec![AuditEntry {
+                at: 3_003,
+                user: "alice".to_owned(),
+                action: "Server item finished".to_owned(),
+                detail: "1_2".to_owned(),
+            }],
+            ..Changes::default()
+        };
+        tx.write_changes(1, &closing)?;
+        tx.record_finish(serial(1), None, "alice", 3_003)?;
+        Ok(id)
+    }
+
+    /// Everything the work could have changed, read back through the
+    /// Transaction API.
+    fn everything(store: &SqliteStore, new_id: i64) -> String {
+        store
+            .read(|tx| {
+                let mut out = format!(
+                    "{:?}\n{:?} {:?}\n{:?}\n{:?}\n{:?}\n",
+                    tx.processes()?,
+                    tx.default_version(P)?,
+                    tx.latest_version(P)?,
+                    tx.version(P, 2)?,
+                    tx.rights_on_process(P)?,
+                    tx.rights_of_user("bob")?,
+                );
+                for id in [1, 2, new_id] {
+                    out += &format!(
+                        "{id}: {:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?} {:?}\n",
+                        tx.instance(id)?,
+                        tx.instance_revision(id)?,
+                        tx.item_state(id)?,
+                        tx.server_item(serial(id))?,
+                        tx.pending_items_of(id)?,
+                        tx.audit(id)?,
+                        tx.activity_records(id)?,
+                        tx.line_results(id)?,
+                        tx.is_participant(id, "bob")?,
+                        tx.is_participant(id, "alice")?,
+                    );
+                }
+                Ok(out)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn apply_replays_the_writes_in_order_with_the_effect_of_the_work_itself() {
+        let planned_dir = tempfile::tempdir().unwrap();
+        let planned_store = store(&planned_dir);
+        let direct_dir = tempfile::tempdir().unwrap();
+        let direct_store = store(&direct_dir);
+
+        let mut planned_id = 0;
+        let planned = plan(&planned_store, |tx| {
+            planned_id = ordered_work(tx)?;
+            Ok(())
+        });
+        assert!(planned.usable());
+        // Planning wrote nothing to the database.
+        assert_eq!(planned_store.read(|tx| tx.instance(planned_id)).unwrap(), None);
+        assert_eq!(planned_store.read(|tx| tx.default_version(P)).unwrap(), Some(1));
+        under_lock(&planned_store, |tx| {
+            assert!(planned.still_holds(tx)?);
+            planned.apply(tx)
+        });
+
+        let direct_id = direct_store.write(ordered_work).unwrap();
+        assert_eq!(planned_id, direct_id);
+        let applied = everything(&planned_store, planned_id);
+        assert_eq!(applied, everything(&direct_store, direct_id));
+
+        // And the work did what it says, so the comparison is not between two
+        // stores where nothing happened.
+        planned_store
+            .read(|tx| {
+                assert_eq!(tx.default_version(P)?, Some(2));
+                assert_eq!(tx.rights(P, "bob")?, [Right::Start]);
+                let new = tx.instance(planned_id)?.unwrap();
+                assert_eq!((new.version, new.status, new.data), (2, InstanceStatus::Active, data("updated")));
+                assert_eq!(tx.instance_revision(planned_id)?, Some(2), "an update and a kept finish");
+                let kept = tx.server_item(serial(planned_id))?.unwrap();
+                assert_eq!(kept.status, ItemStatus::Finished);
+                assert!(!kept.script_running);
+                assert_eq!(kept.unapplied, Some(data("early")));
+                assert_eq!(kept.closed_by.as_deref(), Some("carol"));
+                let finished = tx.server_item(serial(1))?.unwrap();
+                assert_eq!((finished.status, finished.unapplied), (ItemStatus::Finished, None));
+                assert_eq!(tx.instance(1)?.unwrap().status, InstanceStatus::Completed);
+                assert_eq!(tx.audit(1)?.len(), 1);
+                assert!(tx.is_participant(planned_id, "bob")?);
+                Ok(())
+            })
+            .unwrap();
+        // Instance 2 was not touched by either.
+        assert!(applied.contains("2: Some(Instance { id: 2"));
     }
 }

@@ -46,6 +46,38 @@ impl<'c> SqliteTransaction<'c> {
     }
 }
 
+/// An instance's data and flow as stored.
+pub(super) struct EncodedInstance {
+    data: String,
+    flow: String,
+}
+
+impl EncodedInstance {
+    pub(super) fn of(instance: &Instance) -> Result<EncodedInstance, EngineError> {
+        let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(EncodedInstance { data, flow })
+    }
+}
+
+/// The history record of `changes`, or `None` if they add nothing to it.
+pub(super) fn encode_history(changes: &Changes) -> Result<Option<String>, EngineError> {
+    if changes.audit.is_empty()
+        && changes.activities_started.is_empty()
+        && changes.activities_closed.is_empty()
+        && changes.line_results.is_empty()
+    {
+        return Ok(None);
+    }
+    let record = HistoryRecord {
+        audit: &changes.audit,
+        started: &changes.activities_started,
+        closed: &changes.activities_closed,
+        lines: &changes.line_results,
+    };
+    serde_json::to_string(&record).map(Some).map_err(|e| EngineError::Internal(e.to_string()))
+}
+
 /// Takes the next instance id from `ids`, or `stored` (the database's next
 /// id) if that is higher.
 pub(super) fn reserve_id(ids: &AtomicI64, stored: i64) -> i64 {
@@ -399,6 +431,127 @@ impl SqliteTransaction<'_> {
         Ok(())
     }
 
+    /// Inserts a new instance whose data and flow are already encoded
+    /// (planned writes encode them outside the write lock).
+    pub(super) fn insert_encoded(&mut self, instance: &Instance, encoded: &EncodedInstance) -> Result<(), EngineError> {
+        self.writing()?;
+        execute_cached(
+            self.tx,
+            "INSERT INTO instances (id, process, version, folio, originator, status, data, flow, started_at,
+                                    updated_at, runner, lease_until)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                instance.id,
+                instance.process,
+                instance.version,
+                instance.folio,
+                instance.originator,
+                instance.status.name(),
+                encoded.data,
+                encoded.flow,
+                instance.started_at,
+                instance.updated_at,
+                instance.runner,
+                instance.lease_until,
+            ],
+        )
+    }
+
+    pub(super) fn update_encoded(&mut self, instance: &Instance, encoded: &EncodedInstance) -> Result<(), EngineError> {
+        self.writing()?;
+        execute_cached(
+            self.tx,
+            "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?,
+                                  revision = revision + 1
+                 WHERE id = ?",
+            params![
+                instance.status.name(),
+                encoded.data,
+                encoded.flow,
+                instance.updated_at,
+                instance.runner,
+                instance.lease_until,
+                instance.id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Writes an instance's changes, with its history record already
+    /// encoded by [`encode_history`].
+    pub(super) fn write_changes_encoded(
+        &mut self,
+        instance_id: i64,
+        changes: &Changes,
+        history: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let has_items = !(changes.items_created.is_empty()
+            && changes.items_script_ended.is_empty()
+            && changes.items_applied.is_empty()
+            && changes.items_cancelled.is_empty());
+        if history.is_none() && !has_items && changes.participants.is_empty() {
+            return Ok(());
+        }
+        self.writing()?;
+        let tx = self.tx;
+        for item in &changes.items_created {
+            execute_cached(
+                tx,
+                &format!(
+                    "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
+                ),
+                params![
+                    item.serial.instance_id,
+                    item.serial.destination_id,
+                    item.activity_destination_id,
+                    item.event_index,
+                    item.process,
+                    item.folio,
+                    item.activity,
+                    item.event,
+                    item.status.name(),
+                    item.script_running,
+                    item.created_at
+                ],
+            )?;
+        }
+        for serial_id in &changes.items_script_ended {
+            execute_cached(
+                tx,
+                "UPDATE server_items SET script_running = 0 WHERE instance_id = ? AND serial_id = ?",
+                params![instance_id, serial_id],
+            )?;
+        }
+        for serial_id in &changes.items_applied {
+            execute_cached(
+                tx,
+                "UPDATE server_items SET unapplied = NULL WHERE instance_id = ? AND serial_id = ?",
+                params![instance_id, serial_id],
+            )?;
+        }
+        for (destination_id, by, at) in &changes.items_cancelled {
+            execute_cached(
+                tx,
+                "UPDATE server_items SET status = 'Cancelled', closed_at = ?, closed_by = ?, unapplied = NULL,
+                        script_running = 0
+                 WHERE instance_id = ? AND activity_destination_id = ?
+                   AND (status = 'Pending' OR unapplied IS NOT NULL)",
+                params![at, by, instance_id, destination_id],
+            )?;
+        }
+        if let Some(json) = history {
+            execute_cached(tx, "INSERT INTO history (instance_id, changes) VALUES (?, ?)", params![instance_id, json])?;
+        }
+        for user in &changes.participants {
+            execute_cached(
+                tx,
+                "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)",
+                params![instance_id, user],
+            )?;
+        }
+        Ok(())
+    }
+
     /// An instance's history records, oldest first.
     fn history(&mut self, instance_id: i64) -> Result<Vec<OwnedHistoryRecord>, EngineError> {
         let rows: Vec<String> = collect_rows(
@@ -557,29 +710,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn insert_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
-        let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.writing()?;
-        execute_cached(
-            self.tx,
-            "INSERT INTO instances (id, process, version, folio, originator, status, data, flow, started_at,
-                                    updated_at, runner, lease_until)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
-                instance.id,
-                instance.process,
-                instance.version,
-                instance.folio,
-                instance.originator,
-                instance.status.name(),
-                data,
-                flow,
-                instance.started_at,
-                instance.updated_at,
-                instance.runner,
-                instance.lease_until,
-            ],
-        )
+        self.insert_encoded(instance, &EncodedInstance::of(instance)?)
     }
 
     fn instance(&mut self, id: i64) -> Result<Option<Instance>, EngineError> {
@@ -605,104 +736,11 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
-        let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.writing()?;
-        execute_cached(
-            self.tx,
-            "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?,
-                                  revision = revision + 1
-                 WHERE id = ?",
-            params![
-                instance.status.name(),
-                data,
-                flow,
-                instance.updated_at,
-                instance.runner,
-                instance.lease_until,
-                instance.id
-            ],
-        )?;
-        Ok(())
+        self.update_encoded(instance, &EncodedInstance::of(instance)?)
     }
 
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
-        let has_history = !(changes.audit.is_empty()
-            && changes.activities_started.is_empty()
-            && changes.activities_closed.is_empty()
-            && changes.line_results.is_empty());
-        let has_items = !(changes.items_created.is_empty()
-            && changes.items_script_ended.is_empty()
-            && changes.items_applied.is_empty()
-            && changes.items_cancelled.is_empty());
-        if !has_history && !has_items && changes.participants.is_empty() {
-            return Ok(());
-        }
-        self.writing()?;
-        let tx = self.tx;
-        for item in &changes.items_created {
-            execute_cached(
-                tx,
-                &format!(
-                    "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
-                ),
-                params![
-                    item.serial.instance_id,
-                    item.serial.destination_id,
-                    item.activity_destination_id,
-                    item.event_index,
-                    item.process,
-                    item.folio,
-                    item.activity,
-                    item.event,
-                    item.status.name(),
-                    item.script_running,
-                    item.created_at
-                ],
-            )?;
-        }
-        for serial_id in &changes.items_script_ended {
-            execute_cached(
-                tx,
-                "UPDATE server_items SET script_running = 0 WHERE instance_id = ? AND serial_id = ?",
-                params![instance_id, serial_id],
-            )?;
-        }
-        for serial_id in &changes.items_applied {
-            execute_cached(
-                tx,
-                "UPDATE server_items SET unapplied = NULL WHERE instance_id = ? AND serial_id = ?",
-                params![instance_id, serial_id],
-            )?;
-        }
-        for (destination_id, by, at) in &changes.items_cancelled {
-            execute_cached(
-                tx,
-                "UPDATE server_items SET status = 'Cancelled', closed_at = ?, closed_by = ?, unapplied = NULL,
-                        script_running = 0
-                 WHERE instance_id = ? AND activity_destination_id = ?
-                   AND (status = 'Pending' OR unapplied IS NOT NULL)",
-                params![at, by, instance_id, destination_id],
-            )?;
-        }
-        if has_history {
-            let record = HistoryRecord {
-                audit: &changes.audit,
-                started: &changes.activities_started,
-                closed: &changes.activities_closed,
-                lines: &changes.line_results,
-            };
-            let json = serde_json::to_string(&record).map_err(|e| EngineError::Internal(e.to_string()))?;
-            execute_cached(tx, "INSERT INTO history (instance_id, changes) VALUES (?, ?)", params![instance_id, json])?;
-        }
-        for user in &changes.participants {
-            execute_cached(
-                tx,
-                "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)",
-                params![instance_id, user],
-            )?;
-        }
-        Ok(())
+        self.write_changes_encoded(instance_id, changes, encode_history(changes)?.as_deref())
     }
 
     fn item_state(&mut self, instance_id: i64) -> Result<ItemState, EngineError> {

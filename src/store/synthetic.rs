@@ -198,7 +198,7 @@ impl SqliteStore {
         count: usize,
         now: Millis,
     ) -> Result<SyntheticLoad, EngineError> {
-        let mut writer = self.lock_writer();
+        let mut writer = self.coming().lock_writer();
         // Commit a batch left open by a caller waiting for its commit.
         self.end_batch(&mut writer, None);
         let connection = &writer.connection;
