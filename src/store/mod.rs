@@ -34,7 +34,7 @@ mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -69,6 +69,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Calls one transaction may hold before it is committed even though more
 /// callers wait: keeps the latency of the first caller in a busy batch bounded.
 const MAX_BATCH: usize = 512;
+
+/// What the other members of a batch are told when one of them failed
+/// after writing.
+const BATCH_FAILED: &str = "another call committed together with this one failed, and the whole commit was rolled \
+                            back: nothing of this call was saved; call again";
 
 /// What SQLite keeps in memory for the write connection. The default (2 MiB)
 /// is smaller than the indexes a hundred thousand instances touch, which
@@ -105,6 +110,25 @@ impl Batch {
     }
 }
 
+/// A planned write handed to whoever holds the writer. One thread applies
+/// the plans of many callers in a row, instead of the lock passing from
+/// thread to thread for each (each hand-over woke a sleeping thread, which
+/// cost more than applying a plan).
+struct Job {
+    plan: plan::Plan,
+    caller: std::thread::Thread,
+    /// Set once: `Ok(true)` applied and committed; `Ok(false)` stale, not
+    /// applied (the caller runs its work again); `Err` its batch failed.
+    outcome: OnceLock<Result<bool, String>>,
+}
+
+impl Job {
+    fn finish(&self, outcome: Result<bool, String>) {
+        let _ = self.outcome.set(outcome);
+        self.caller.unpark();
+    }
+}
+
 /// The write side: one connection and the batch it may have open.
 struct Writer {
     connection: Connection,
@@ -114,6 +138,8 @@ struct Writer {
     /// The batch being filled. Its members wait on it, not on the writer, so
     /// that waking them does not compete with the next batch for the lock.
     batch: Arc<Batch>,
+    /// Planned writes applied in the open batch, told its outcome with it.
+    jobs: Vec<Arc<Job>>,
 }
 
 /// A flowdesk database file.
@@ -123,6 +149,8 @@ pub struct SqliteStore {
     /// a write they will bring to it. While any are, a member leaves the
     /// commit to them, so that a batch gathers everyone in flight.
     coming: AtomicUsize,
+    /// Planned writes waiting for whoever holds the writer to apply them.
+    queue: Mutex<Vec<Arc<Job>>>,
     /// Read connections: snapshots for queries and for planned writes,
     /// which several callers make at once.
     readers: Vec<Mutex<Connection>>,
@@ -155,7 +183,14 @@ impl SqliteStore {
         schema::migrate(&mut writer).map_err(|e| describe(&e, path))?;
         let readers = (0..READERS).map(|_| open(READER_CACHE_KIB).map(Mutex::new)).collect::<Result<_, _>>()?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer { connection: writer, open: false, members: 0, batch: Arc::default() }),
+            writer: Mutex::new(Writer {
+                connection: writer,
+                open: false,
+                members: 0,
+                batch: Arc::default(),
+                jobs: Vec::new(),
+            }),
+            queue: Mutex::new(Vec::new()),
             coming: AtomicUsize::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
@@ -207,7 +242,102 @@ impl SqliteStore {
         }
         writer.open = false;
         writer.members = 0;
+        for job in writer.jobs.drain(..) {
+            job.finish(outcome.clone().map(|()| true));
+        }
         std::mem::take(&mut writer.batch).finish(outcome);
+    }
+
+    /// Applies every queued planned write in the open batch (opening one if
+    /// needed), until the queue is empty.
+    fn serve(&self, writer: &mut Writer) {
+        loop {
+            let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+            if jobs.is_empty() {
+                return;
+            }
+            for job in jobs {
+                self.apply_job(writer, job);
+            }
+        }
+    }
+
+    fn apply_job(&self, writer: &mut Writer, job: Arc<Job>) {
+        if !writer.open {
+            if let Err(e) = run_cached(&writer.connection, "BEGIN IMMEDIATE") {
+                job.finish(Err(describe(&e, &self.path).to_string()));
+                return;
+            }
+            writer.open = true;
+        }
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut transaction = SqliteTransaction::with_ids(&writer.connection, &self.next_id);
+            // A read that fails here is answered as stale: the caller runs
+            // its work again in the transaction and meets the error itself.
+            if !matches!(job.plan.still_holds(&mut transaction), Ok(true)) {
+                return Ok(false);
+            }
+            job.plan.apply(&mut transaction).map(|()| true)
+        }));
+        match applied {
+            Ok(Ok(true)) => {
+                writer.members += 1;
+                writer.jobs.push(job);
+            }
+            Ok(Ok(false)) => job.finish(Ok(false)),
+            Ok(Err(error)) => {
+                job.finish(Err(error.to_string()));
+                self.end_batch(writer, Some(BATCH_FAILED.to_owned()));
+            }
+            Err(_) => {
+                job.finish(Err("a write failed unexpectedly and nothing was saved; call again".to_owned()));
+                self.end_batch(writer, Some(BATCH_FAILED.to_owned()));
+            }
+        }
+    }
+
+    /// Lets go of the writer, the one way every holder does: first apply
+    /// what is queued and commit if nobody else is on the way (they will
+    /// commit otherwise); and never while a planned write is queued, since
+    /// its caller may have found the lock taken and gone to sleep.
+    fn release(&self, mut writer: MutexGuard<'_, Writer>) {
+        loop {
+            self.serve(&mut writer);
+            if writer.open && (self.coming.load(Ordering::SeqCst) == 0 || writer.members >= MAX_BATCH) {
+                self.end_batch(&mut writer, None);
+            }
+            let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.is_empty() {
+                // In this order: a caller queueing after the check finds the
+                // writer free.
+                drop(writer);
+                drop(queue);
+                return;
+            }
+        }
+    }
+
+    /// Hands a planned write to the writer and waits for its outcome,
+    /// applying it (and everyone else's) itself if the writer is free.
+    fn submit(&self, plan: plan::Plan, coming: Coming<'_>) -> Result<bool, String> {
+        let job = Arc::new(Job { plan, caller: std::thread::current(), outcome: OnceLock::new() });
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(job.clone());
+        coming.arrived();
+        loop {
+            if let Some(outcome) = job.outcome.get() {
+                return outcome.clone();
+            }
+            match self.writer.try_lock() {
+                Ok(writer) => self.release(writer),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => self.release(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if job.outcome.get().is_none() {
+                // Unparked when the job is answered; a spurious wake only
+                // goes round once more.
+                std::thread::park();
+            }
+        }
     }
 
     fn write_batched<T>(
@@ -237,30 +367,25 @@ impl SqliteStore {
         let (result, wrote) = match outcome {
             Ok(outcome) => outcome,
             Err(panic) => {
-                self.end_batch(&mut writer, Some("a write failed unexpectedly and the whole commit was rolled back: nothing was saved; call again".to_owned()));
-                drop(writer);
+                self.end_batch(
+                    &mut writer,
+                    Some("a write failed unexpectedly and the whole commit was rolled back: nothing was saved; call again".to_owned()),
+                );
+                self.release(writer);
                 std::panic::resume_unwind(panic);
             }
         };
         if result.is_err() && (alone || wrote) {
-            let others = if alone {
-                String::new()
-            } else {
-                "another call committed together with this one failed, and the whole commit was rolled back: \
-                 nothing of this call was saved; call again"
-                    .to_owned()
-            };
+            let others = if alone { String::new() } else { BATCH_FAILED.to_owned() };
             self.end_batch(&mut writer, Some(others));
+            self.release(writer);
             return result;
         }
         if result.is_ok() {
             writer.members += 1;
         }
         let batch = writer.batch.clone();
-        if self.coming.load(Ordering::SeqCst) == 0 || writer.members >= MAX_BATCH {
-            self.end_batch(&mut writer, None);
-        }
-        drop(writer);
+        self.release(writer);
         // Someone coming after us commits the batch if we did not. A refusal
         // waits too: it may rest on a batch member's work (an item another
         // member just finished), which only stands once committed.
@@ -359,17 +484,22 @@ impl Storage for SqliteStore {
             }
         };
         match planned {
-            Ok(value) => self.write_batched(coming, |tx| {
-                if plan.still_holds(tx)? {
-                    plan.apply(tx)?;
-                    before_commit();
-                    return Ok(value);
-                }
-                // Someone changed what the plan read: do the work again, here.
-                let result = work(tx)?;
+            Ok(value) => {
+                // Called before the plan is handed over rather than between
+                // its apply and the commit, which another thread does.
                 before_commit();
-                Ok(result)
-            }),
+                match self.submit(plan, coming) {
+                    Ok(true) => Ok(value),
+                    Err(reason) => Err(EngineError::Storage(reason)),
+                    // Someone changed what the plan read: do the work again,
+                    // in the transaction.
+                    Ok(false) => self.write_batched(self.coming(), |tx| {
+                        let result = work(tx)?;
+                        before_commit();
+                        Ok(result)
+                    }),
+                }
+            }
             // A refusal that wrote nothing rests on committed state only, as
             // of a moment after the call began: a true answer.
             Err(refusal) if !plan.wrote() && !matches!(refusal, EngineError::Storage(_) | EngineError::Internal(_)) => {
@@ -393,6 +523,13 @@ struct Coming<'s> {
 }
 
 impl<'s> Coming<'s> {
+    /// The caller's planned write is queued: it is no longer coming (the
+    /// queue itself keeps the batch open until it is applied).
+    fn arrived(mut self) {
+        self.still = false;
+        self.store.coming.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Takes the write lock; the caller is no longer coming.
     fn lock_writer(mut self) -> MutexGuard<'s, Writer> {
         let writer = self.store.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -411,10 +548,7 @@ impl Drop for Coming<'_> {
             return;
         }
         if self.store.coming.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let mut writer = self.store.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            if self.store.coming.load(Ordering::SeqCst) == 0 {
-                self.store.end_batch(&mut writer, None);
-            }
+            self.store.release(self.store.writer.lock().unwrap_or_else(PoisonError::into_inner));
         }
     }
 }
