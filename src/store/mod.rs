@@ -140,6 +140,25 @@ struct Writer {
     batch: Arc<Batch>,
     /// Planned writes applied in the open batch, told its outcome with it.
     jobs: Vec<Arc<Job>>,
+    /// Outcomes of ended batches not yet told to their members: telling
+    /// wakes a thread per member, which is done after the lock is let go.
+    untold: Vec<Untold>,
+}
+
+/// A batch's outcome for its members, to be told.
+struct Untold {
+    batch: Arc<Batch>,
+    jobs: Vec<Arc<Job>>,
+    outcome: Result<(), String>,
+}
+
+impl Untold {
+    fn tell(self) {
+        for job in self.jobs {
+            job.finish(self.outcome.clone().map(|()| true));
+        }
+        self.batch.finish(self.outcome);
+    }
 }
 
 /// A flowdesk database file.
@@ -189,6 +208,7 @@ impl SqliteStore {
                 members: 0,
                 batch: Arc::default(),
                 jobs: Vec::new(),
+                untold: Vec::new(),
             }),
             queue: Mutex::new(Vec::new()),
             coming: AtomicUsize::new(0),
@@ -224,8 +244,8 @@ impl SqliteStore {
         Coming { store: self, still: true }
     }
 
-    /// Ends the open batch: commits it, or rolls it back if `rollback`. Every
-    /// member waiting for it is told the outcome.
+    /// Ends the open batch: commits it, or rolls it back if `rollback`. Its
+    /// members are told the outcome when the lock is let go ([`Self::release`]).
     fn end_batch(&self, writer: &mut Writer, rollback: Option<String>) {
         if !writer.open {
             return;
@@ -242,10 +262,9 @@ impl SqliteStore {
         }
         writer.open = false;
         writer.members = 0;
-        for job in writer.jobs.drain(..) {
-            job.finish(outcome.clone().map(|()| true));
-        }
-        std::mem::take(&mut writer.batch).finish(outcome);
+        let untold =
+            Untold { batch: std::mem::take(&mut writer.batch), jobs: std::mem::take(&mut writer.jobs), outcome };
+        writer.untold.push(untold);
     }
 
     /// Applies every queued planned write in the open batch (opening one if
@@ -308,10 +327,14 @@ impl SqliteStore {
             }
             let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             if queue.is_empty() {
+                let untold = std::mem::take(&mut writer.untold);
                 // In this order: a caller queueing after the check finds the
                 // writer free.
                 drop(writer);
                 drop(queue);
+                for outcome in untold {
+                    outcome.tell();
+                }
                 return;
             }
         }

@@ -201,6 +201,9 @@ impl SqliteStore {
         let mut writer = self.coming().lock_writer();
         // Commit a batch left open by a caller waiting for its commit.
         self.end_batch(&mut writer, None);
+        for outcome in std::mem::take(&mut writer.untold) {
+            outcome.tell();
+        }
         let connection = &writer.connection;
         connection.execute_batch("BEGIN IMMEDIATE").map_err(|e| describe(&e, &self.path))?;
         match write_synthetic(connection, process, version, count, now) {
