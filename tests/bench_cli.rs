@@ -3,23 +3,15 @@
 //! database goes there too). They check the shape and sense of the report
 //! lines, never the speed: figures are for `BENCHMARKS.md`, not assertions.
 
+mod common_cli;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use tempfile::TempDir;
 
-/// A run that takes longer than this is a hang.
-const HANG_LIMIT: Duration = Duration::from_secs(120);
-
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+use common_cli::{Out, execute};
 
 struct Bench {
     dir: TempDir,
@@ -49,29 +41,7 @@ impl Bench {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = command.spawn().expect("spawn flowdesk");
-        let pid = child.id();
-        let (done, finished) = mpsc::channel::<()>();
-        let watchdog = std::thread::spawn(move || {
-            if finished.recv_timeout(HANG_LIMIT).is_err() {
-                // Still running: kill the child we started, by its id.
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-                return true;
-            }
-            false
-        });
-        let output = child.wait_with_output().expect("wait for flowdesk");
-        let _ = done.send(());
-        let hung = watchdog.join().expect("watchdog");
-        let out = Out {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
-        let shown = args.join(" ");
-        assert!(!hung, "`flowdesk {shown}` hung and was killed: {out:?}");
-        assert!(!out.stderr.contains("panicked"), "`flowdesk {shown}` panicked: {}", out.stderr);
-        out
+        execute(command, &args.join(" "))
     }
 
     /// Runs a benchmark that must succeed; returns its stdout lines.

@@ -3,17 +3,15 @@
 //! always given explicitly and `FLOWDESK_DB` / `FLOWDESK_USER` removed from the
 //! inherited environment.
 
+mod common_cli;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// A run of the binary that takes longer than this is a hang (an endless
-/// script must hit its operation budget long before).
-const HANG_LIMIT: Duration = Duration::from_secs(120);
+use common_cli::{Out, execute};
 
 const CALLBACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/callback.process.json");
 
@@ -67,20 +65,6 @@ const BAD_PROCESS: &str = r#"{
   ],
   "lines": [ { "from": "a", "to": "zzz" } ]
 }"#;
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
-    }
-}
 
 /// A temporary directory holding the database and any process files.
 struct Flowdesk {
@@ -234,33 +218,6 @@ impl Flowdesk {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 temporary path")
-}
-
-/// Runs a command to its end, killing it (and failing) if it hangs. No run
-/// may panic.
-fn execute(mut command: Command, shown: &str) -> Out {
-    let child = command.spawn().expect("spawn flowdesk");
-    let pid = child.id();
-    let (done, finished) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(HANG_LIMIT).is_err() {
-            // Still running: kill the child we started, by its id.
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            return true;
-        }
-        false
-    });
-    let output = child.wait_with_output().expect("wait for flowdesk");
-    let _ = done.send(());
-    let hung = watchdog.join().expect("watchdog");
-    let out = Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    assert!(!hung, "`flowdesk {shown}` hung and was killed: {out:?}");
-    assert!(!out.stderr.contains("panicked"), "`flowdesk {shown}` panicked: {}", out.stderr);
-    out
 }
 
 /// A refusal: exit 1, exactly one line on stderr, nothing on stdout.

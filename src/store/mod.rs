@@ -370,7 +370,11 @@ impl SqliteStore {
     ) -> Result<T, EngineError> {
         let mut writer = coming.lock_writer();
         if !writer.open {
-            run_cached(&writer.connection, "BEGIN IMMEDIATE").map_err(|e| describe(&e, &self.path))?;
+            if let Err(e) = run_cached(&writer.connection, "BEGIN IMMEDIATE") {
+                // Let go the one way, so that queued plans are answered too.
+                self.release(writer);
+                return Err(describe(&e, &self.path));
+            }
             writer.open = true;
         }
         // Members share the transaction without savepoints: a savepoint
