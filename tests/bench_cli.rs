@@ -183,6 +183,28 @@ fn reopen_prints_its_line() {
     assert!((open + first - total).abs() <= 0.11, "{lines:?}");
 }
 
+/// `--cold` empties the kernel's page cache first: where that is allowed
+/// (Linux, root) the run prints its line; elsewhere it is refused in one line
+/// that says what it needs, and nothing is left behind.
+#[test]
+fn a_cold_reopen_runs_or_says_what_it_needs() {
+    let bench = Bench::new();
+    let out = bench.run(&["bench", "reopen", "--instances", "50", "--cold"]);
+    match out.code {
+        Some(0) => {
+            let keys = ["engine", "bench", "n", "open_ms", "first_finish_ms", "total_ms", "peak_rss_mb", "sync"];
+            let line = fields(out.stdout.trim(), &keys);
+            assert_eq!((line["bench"].as_str(), line["n"].as_str()), ("reopen", "50"), "{out:?}");
+        }
+        Some(1) => {
+            assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+            assert!(out.stderr.contains("--cold needs to empty the kernel's page cache"), "{out:?}");
+        }
+        _ => panic!("unexpected outcome: {out:?}"),
+    }
+    bench.assert_scratch_removed();
+}
+
 #[test]
 fn bad_benchmark_arguments_are_usage_errors_that_say_what_is_wrong() {
     let bench = Bench::new();

@@ -82,6 +82,10 @@ pub enum BenchError {
     MissingSerials { expected: usize, found: usize },
     #[error("{calls} finish calls are too many for one run (at most {max}): lower the rate or the duration")]
     TooManyCalls { calls: f64, max: usize },
+    #[error(
+        "--cold needs to empty the kernel's page cache (writing to /proc/sys/vm/drop_caches, Linux as root): {cause}"
+    )]
+    ColdCache { cause: std::io::Error },
 }
 
 /// A fresh database file in its own temporary folder; the folder and

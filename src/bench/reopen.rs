@@ -10,6 +10,9 @@
 //! holds its serial would call back at once: reading it afterwards would warm
 //! the caches the first finish is meant to find cold.
 //!
+//! With `--cold` the kernel's page cache is emptied before the reopen, so the
+//! database comes from the disk, as after a reboot.
+//!
 //! The peak memory is measured from the reopen on where the kernel allows it
 //! (see [`bench::reset_peak_rss`]), so that it is the restarted engine's and
 //! not the set-up's.
@@ -28,6 +31,9 @@ pub struct ReopenOptions {
     pub durability: Durability,
     /// Where the temporary database goes.
     pub folder: PathBuf,
+    /// Empty the kernel's page cache before the reopen, so that the database
+    /// is read from the disk as after a reboot.
+    pub cold: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +78,9 @@ pub fn run(
         return Err(BenchError::MissingSerials { expected: options.instances, found: 0 });
     };
     drop(engine);
+    if options.cold {
+        drop_page_cache()?;
+    }
 
     bench::reset_peak_rss();
     let opening = Instant::now();
@@ -100,4 +109,14 @@ pub fn run(
         durability: options.durability,
         unverified,
     })
+}
+
+/// Writes the database's pages out and asks the kernel to forget every
+/// cached page, as a reboot would.
+fn drop_page_cache() -> Result<(), BenchError> {
+    let flushed = std::process::Command::new("sync").status();
+    if let Err(cause) = flushed {
+        return Err(BenchError::ColdCache { cause });
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").map_err(|cause| BenchError::ColdCache { cause })
 }

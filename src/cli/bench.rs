@@ -59,6 +59,9 @@ pub enum BenchCommand {
         /// Waiting instances in the database
         #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
         instances: usize,
+        /// Empty the kernel's page cache before the reopen (Linux, as root), as after a reboot
+        #[arg(long)]
+        cold: bool,
     },
 }
 
@@ -149,8 +152,8 @@ pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -
             }
             Ok(ExitCode::SUCCESS)
         }
-        BenchCommand::Reopen { instances } => {
-            let options = ReopenOptions { instances, durability: cli.sync, folder: folder(cli) };
+        BenchCommand::Reopen { instances, cold } => {
+            let options = ReopenOptions { instances, durability: cli.sync, folder: folder(cli), cold };
             let report = reopen::run(&options, super::open_database)?;
             writeln!(out, "{}", report.line())?;
             if !report.unverified.is_empty() {
