@@ -32,10 +32,10 @@ pub enum BenchCommand {
     /// every pending serial with one call each, verify, print one line per run
     Callback {
         /// Instances to run through the whole callback lifecycle
-        #[arg(long, short = 'n', default_value_t = 1000, value_parser = parse_count)]
+        #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
         instances: usize,
-        /// Concurrent callers in each phase
-        #[arg(long, default_value_t = 16, value_parser = parse_clients)]
+        /// Concurrent callers in each phase (the scenario allows up to 64 in flight)
+        #[arg(long, default_value_t = 64, value_parser = parse_clients)]
         clients: usize,
         /// Runs to make, each on a fresh database; more than one adds a line with the median
         #[arg(long, default_value_t = 1, value_parser = parse_count)]
@@ -48,7 +48,7 @@ pub enum BenchCommand {
         #[arg(long, value_parser = parse_rate)]
         rate: f64,
         /// Callers, i.e. calls in flight at most
-        #[arg(long, default_value_t = 16, value_parser = parse_clients)]
+        #[arg(long, default_value_t = 4, value_parser = parse_clients)]
         clients: usize,
         /// Seconds of calls to schedule
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
