@@ -588,6 +588,57 @@ mod group_commit_tests {
     use crate::engine::VersionRecord;
     use crate::model::Right;
 
+    /// A planned write queued while another caller holds the writer finds it
+    /// taken and sleeps; the holder must apply it when it lets go, or the
+    /// caller sleeps for ever. Both writes end up in one commit.
+    #[test]
+    fn a_plan_queued_while_the_writer_is_held_is_applied_by_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("queued.db"), Durability::Normal).unwrap());
+        let version = VersionRecord {
+            process: "p".into(),
+            version: 1,
+            definition_json: "{}".into(),
+            deployed_at: 0,
+            deployed_by: "a".into(),
+        };
+        store.write(|tx| tx.insert_version(&version)).unwrap();
+        let holding = Arc::new(AtomicBool::new(false));
+        let (done, finished) = std::sync::mpsc::channel();
+        // Plain threads, not scoped ones: if a caller hangs, the test fails
+        // instead of waiting for it for ever.
+        {
+            let (store, holding, done) = (store.clone(), holding.clone(), done.clone());
+            std::thread::spawn(move || {
+                let held = store.write(|tx| {
+                    holding.store(true, Ordering::SeqCst);
+                    // Keep the writer until the other caller's plan is queued.
+                    while store.queue.lock().unwrap().is_empty() {
+                        std::thread::yield_now();
+                    }
+                    tx.grant("p", "holder", Right::View)
+                });
+                let _ = done.send(("holder", held));
+            });
+        }
+        {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                while !holding.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                let planned = store.write_planned(|tx| tx.grant("p", "planner", Right::Start), || {});
+                let _ = done.send(("planner", planned));
+            });
+        }
+        for _ in 0..2 {
+            let (who, outcome) = finished.recv_timeout(std::time::Duration::from_secs(60)).expect("a caller hung");
+            assert!(outcome.is_ok(), "{who}: {outcome:?}");
+        }
+        assert_eq!(store.read(|tx| tx.rights("p", "holder")).unwrap(), [Right::View]);
+        assert_eq!(store.read(|tx| tx.rights("p", "planner")).unwrap(), [Right::Start]);
+    }
+
     /// Regression: a panic inside a batch used to leave the other members of
     /// the batch waiting for a commit that never came.
     #[test]
