@@ -588,13 +588,9 @@ mod group_commit_tests {
     use crate::engine::VersionRecord;
     use crate::model::Right;
 
-    /// A planned write queued while another caller holds the writer finds it
-    /// taken and sleeps; the holder must apply it when it lets go, or the
-    /// caller sleeps for ever. Both writes end up in one commit.
-    #[test]
-    fn a_plan_queued_while_the_writer_is_held_is_applied_by_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("queued.db"), Durability::Normal).unwrap());
+    /// A fresh store with a process `p` deployed, so rights can be granted on it.
+    fn store_with_process(path: &Path) -> SqliteStore {
+        let store = SqliteStore::open(path, Durability::Normal).unwrap();
         let version = VersionRecord {
             process: "p".into(),
             version: 1,
@@ -603,6 +599,16 @@ mod group_commit_tests {
             deployed_by: "a".into(),
         };
         store.write(|tx| tx.insert_version(&version)).unwrap();
+        store
+    }
+
+    /// A planned write queued while another caller holds the writer finds it
+    /// taken and sleeps; the holder must apply it when it lets go, or the
+    /// caller sleeps for ever. Both writes end up in one commit.
+    #[test]
+    fn a_plan_queued_while_the_writer_is_held_is_applied_by_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store_with_process(&dir.path().join("queued.db")));
         let holding = Arc::new(AtomicBool::new(false));
         let (done, finished) = std::sync::mpsc::channel();
         // Plain threads, not scoped ones: if a caller hangs, the test fails
@@ -644,15 +650,7 @@ mod group_commit_tests {
     #[test]
     fn a_panic_in_a_batch_fails_its_other_members_instead_of_hanging_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("panic.db"), Durability::Normal).unwrap();
-        let version = VersionRecord {
-            process: "p".into(),
-            version: 1,
-            definition_json: "{}".into(),
-            deployed_at: 0,
-            deployed_by: "a".into(),
-        };
-        store.write(|tx| tx.insert_version(&version)).unwrap();
+        let store = store_with_process(&dir.path().join("panic.db"));
         let in_batch = AtomicBool::new(false);
         let outcome = std::thread::scope(|scope| {
             let first = scope.spawn(|| {
