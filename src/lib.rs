@@ -10,6 +10,7 @@ pub mod client;
 pub mod engine;
 pub mod gui;
 pub mod model;
+pub mod net;
 pub mod store;
 
 /// The README's examples are compiled and run as doc tests.

@@ -184,6 +184,45 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Serve the HTTP API (callbacks, starts, reads) until interrupted
+    #[command(long_about = "Serve the HTTP API until interrupted (Ctrl-C or SIGTERM).\n\n\
+                            Every call needs a bearer token (`flowdesk token create USER`) and acts as that \
+                            user, with that user's process rights. The API is described at \
+                            /api/v1/openapi.json. The default address answers this machine only; listening on \
+                            another interface exposes the API to the network without TLS, so put a TLS proxy \
+                            in front of it there.")]
+    Serve {
+        /// Address and port to listen on (port 0 picks a free one)
+        #[arg(long, value_name = "ADDRESS:PORT", default_value = crate::net::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+    },
+    /// Create, list and revoke the HTTP API's bearer tokens
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token that acts as USER; prints its secret, once
+    Create {
+        /// The user the token acts as (its process rights apply)
+        #[arg(value_name = "USER", value_parser = parse_user)]
+        target: String,
+        /// What the token is for, to tell tokens apart ("billing system")
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (their secrets are not stored and cannot be shown)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id: it stops working at once
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Args)]
@@ -530,7 +569,76 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Resume { id } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
         Command::Goto { id, activity } => operator(cli, "moved", |e, u| e.goto(u, *id, activity)),
         Command::Set { id, data } => operator(cli, "updated", |e, u| e.set_data(u, *id, &data.inputs())),
+        Command::Serve { listen } => serve(cli, *listen, &mut out),
+        Command::Token { action } => token(cli, action, &mut out),
     }
+}
+
+/// Serves the API until Ctrl-C or SIGTERM, then stops it gracefully.
+fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result<ExitCode, Failure> {
+    let engine = std::sync::Arc::new(open_engine(cli)?);
+    let api = crate::net::RunningApi::start(engine, listen).map_err(|e| Failure::Other(e.into()))?;
+    writeln!(out, "flowdesk API listening on {} (database {})", api.base_url(), cli.db_path().display())?;
+    writeln!(out, "described at {}/openapi.json; Ctrl-C stops it", api.base_url())?;
+    out.flush()?;
+    wait_for_interrupt().context("cannot wait for Ctrl-C")?;
+    eprintln!("flowdesk: stopping: letting calls in flight end");
+    api.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wait_for_interrupt() -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                interrupted = tokio::signal::ctrl_c() => interrupted,
+                _ = terminate.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    })
+}
+
+fn token(cli: &Cli, action: &TokenCommand, out: &mut dyn Write) -> Result<ExitCode, Failure> {
+    let engine = open_engine(cli)?;
+    let store = engine.store();
+    match action {
+        TokenCommand::Create { target, label, json } => {
+            let secret = crate::net::token::generate().map_err(|e| Failure::Other(e.into()))?;
+            let id = store.create_token(&crate::store::NewApiToken {
+                user: target,
+                label,
+                hash: &secret.hash,
+                prefix: &secret.prefix,
+                created_at: crate::engine::Clock::now(&crate::engine::SystemClock),
+                created_by: &cli.acting_user(),
+            })?;
+            output::token_created(out, id, target, label, &secret.secret, *json)?;
+            if !*json {
+                eprintln!(
+                    "flowdesk: token {id} acts as `{target}` with that user's process rights; keep the secret now: \
+                     only its hash is stored, it cannot be shown again"
+                );
+            }
+        }
+        TokenCommand::List { json } => output::tokens(out, &store.tokens()?, *json)?,
+        TokenCommand::Revoke { id } => {
+            store
+                .revoke_token(*id, &cli.acting_user(), crate::engine::Clock::now(&crate::engine::SystemClock))
+                .map_err(|e| match e {
+                    crate::store::TokenError::Storage(e) => Failure::Refused(e),
+                    other => Failure::Other(other.into()),
+                })?;
+            writeln!(out, "revoked token {id}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn operator(

@@ -267,3 +267,54 @@ pub fn rights(out: &mut dyn Write, rights: &[(String, Right)]) -> io::Result<()>
     writeln!(out, "{rows}")?;
     Ok(())
 }
+
+pub fn token_created(
+    out: &mut dyn Write,
+    id: i64,
+    user: &str,
+    label: &str,
+    secret: &str,
+    as_json: bool,
+) -> io::Result<()> {
+    if as_json {
+        return print_json(out, &json!({ "id": id, "user": user, "label": label, "secret": secret }));
+    }
+    // The secret alone on stdout, so `$(flowdesk token create …)` captures it.
+    writeln!(out, "{secret}")
+}
+
+pub fn tokens(out: &mut dyn Write, tokens: &[crate::store::ApiToken], as_json: bool) -> io::Result<()> {
+    if as_json {
+        let rows: Vec<Json> = tokens
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id, "user": t.user, "label": t.label, "prefix": t.prefix,
+                    "created": iso(t.created_at), "created_by": t.created_by,
+                    "revoked": t.revoked_at.map(iso), "revoked_by": t.revoked_by,
+                })
+            })
+            .collect();
+        return print_json(out, &Json::Array(rows));
+    }
+    if tokens.is_empty() {
+        return writeln!(out, "no tokens (create one with `flowdesk token create USER`)");
+    }
+    let mut rows = table(&["ID", "USER", "LABEL", "STARTS WITH", "CREATED", "BY", "REVOKED"]);
+    for t in tokens {
+        let revoked = match (&t.revoked_by, t.revoked_at) {
+            (Some(by), Some(at)) => format!("{}, by {by}", format_time(at)),
+            _ => String::new(),
+        };
+        rows.add_row(vec![
+            t.id.to_string(),
+            t.user.clone(),
+            t.label.clone(),
+            format!("{}…", t.prefix),
+            format_time(t.created_at),
+            t.created_by.clone(),
+            revoked,
+        ]);
+    }
+    writeln!(out, "{rows}")
+}

@@ -31,6 +31,7 @@ mod plan;
 mod schema;
 mod sql;
 mod synthetic;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -43,6 +44,7 @@ use crate::engine::{EngineError, Storage, Transaction};
 
 pub use sql::SqliteTransaction;
 pub use synthetic::{SYNTHETIC_ORIGINATORS, SyntheticLoad};
+pub use tokens::{ApiToken, NewApiToken, TokenError};
 
 /// How hard a commit insists on reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -170,6 +170,22 @@ DROP TABLE line_results;
 -- work prepared outside the write lock can tell whether it is still current.
 ALTER TABLE instances ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 5: bearer tokens for the HTTP API. Only a token's SHA-256 is kept, so a
+    // copy of the database hands out no credentials; `prefix` (the first
+    // characters of the secret) lets people tell their tokens apart.
+    r#"
+CREATE TABLE api_tokens (
+    id          INTEGER PRIMARY KEY,
+    user        TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    hash        TEXT NOT NULL UNIQUE,
+    prefix      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    revoked_at  INTEGER,
+    revoked_by  TEXT
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

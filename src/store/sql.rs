@@ -44,6 +44,17 @@ impl<'c> SqliteTransaction<'c> {
     pub fn wrote(&self) -> bool {
         self.wrote
     }
+
+    /// The connection, for the store's own statements outside the engine's
+    /// `Transaction` (API tokens); they call [`Self::mark_written`] once
+    /// they changed something.
+    pub(super) fn connection(&self) -> &'c rusqlite::Connection {
+        self.tx
+    }
+
+    pub(super) fn mark_written(&mut self) {
+        self.wrote = true;
+    }
 }
 
 /// An instance's data and flow as stored.

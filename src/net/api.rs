@@ -1,0 +1,392 @@
+//! The routes of API version 1 and their handlers.
+//!
+//! A handler authenticates, then makes the same engine call the command line
+//! and the GUI make, on tokio's blocking pool: engine calls wait for SQLite
+//! and must not hold an async worker. Routes and the OpenAPI document are
+//! built together from the same annotated handlers (`utoipa-axum`), so the
+//! document lists exactly what is served.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::{
+    FinishRequest, FinishedDto, InstanceDto, ItemDto, ItemList, ItemQuery, ItemStatusFilter, OpenedItemDto,
+    ProgressDto, StartRequest,
+};
+use super::error::{ApiError, ApiErrorBody};
+use super::token;
+use crate::engine::{Engine, FieldInput, ItemFilter};
+use crate::store::SqliteStore;
+
+/// The largest request body accepted. A callback carries a few data fields;
+/// anything near this is a mistake or an attack.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// How long a call may take before the client is answered `call_timeout`.
+/// Engine calls are bounded by SQLite's busy timeout and script budgets; an
+/// HTTP request event on the way can add its own timeout (at most 300 s).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(60);
+
+const DEFAULT_ITEM_LIMIT: usize = 100;
+const MAX_ITEM_LIMIT: usize = 1000;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: Arc<Engine<SqliteStore>>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "flowdesk API",
+        description = "Finish server items by serial (callbacks), start instances and read them. \
+                       Every call acts as the user its bearer token belongs to, with that user's process rights. \
+                       Errors are JSON bodies with a stable `code` and a `message`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ApiErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        openapi.security =
+            Some(vec![utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// The API's router, with the OpenAPI document it serves at
+/// `/api/v1/openapi.json`.
+pub fn router(state: ApiState) -> axum::Router {
+    let (api, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_items))
+        .routes(routes!(open_item))
+        .routes(routes!(finish_item))
+        .routes(routes!(start_instance))
+        .routes(routes!(get_instance))
+        .split_for_parts();
+    document.paths.paths.insert("/openapi.json".to_owned(), openapi_path_item());
+    document.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let document = Arc::new(document);
+    let api = api
+        .route("/openapi.json", axum::routing::get(move || serve_document(document.clone())))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    axum::Router::new()
+        .nest("/api/v1", api)
+        .fallback(no_such_endpoint)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A client that starts a body and stops sending is cut off, not waited for.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
+}
+
+/// The document describes itself, so clients find it listed too.
+fn openapi_path_item() -> utoipa::openapi::PathItem {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+    use utoipa::openapi::{ResponseBuilder, ResponsesBuilder};
+    let operation = OperationBuilder::new()
+        .operation_id(Some("openapi"))
+        .summary(Some("This OpenAPI document"))
+        .security(utoipa::openapi::security::SecurityRequirement::default())
+        .responses(
+            ResponsesBuilder::new()
+                .response("200", ResponseBuilder::new().description("The OpenAPI 3.1 document of this API")),
+        )
+        .build();
+    utoipa::openapi::PathItem::new(HttpMethod::Get, operation)
+}
+
+async fn serve_document(document: Arc<utoipa::openapi::OpenApi>) -> Response {
+    Json(document.as_ref().clone()).into_response()
+}
+
+async fn no_such_endpoint(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no endpoint {method} {}: the API is described at /api/v1/openapi.json", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}: the API is described at /api/v1/openapi.json", uri.path()),
+    )
+}
+
+impl ApiState {
+    /// Authenticates the caller by its bearer token, then runs `work` as the
+    /// token's user on the blocking pool, answering within [`CALL_DEADLINE`].
+    async fn call<T: Send + 'static>(
+        &self,
+        headers: &HeaderMap,
+        work: impl FnOnce(&Engine<SqliteStore>, &str) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let presented = bearer_token(headers)?;
+        let engine = self.engine.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let user = engine.store().token_user(&token::hash(&presented))?.ok_or_else(ApiError::invalid_token)?;
+            work(&engine, &user)
+        });
+        match tokio::time::timeout(CALL_DEADLINE, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_panicked)) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the call failed unexpectedly and nothing it did was saved; please report it",
+            )),
+            Err(_elapsed) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "call_timeout",
+                format!(
+                    "the call did not end within {} s (an HTTP request event may be waiting for its answer); it \
+                     goes on and its outcome will show on the instance",
+                    CALL_DEADLINE.as_secs()
+                ),
+            )),
+        }
+    }
+}
+
+/// The token in `Authorization: Bearer <token>`.
+fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Err(ApiError::unauthenticated()) };
+    let value = value.to_str().map_err(|_| ApiError::invalid_token())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(ApiError::unauthenticated)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::unauthenticated());
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::unauthenticated());
+    }
+    Ok(token.to_owned())
+}
+
+/// A JSON body; an empty body is an empty object, so a finish without data
+/// needs none.
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+            )
+        } else {
+            ApiError::invalid_body(format!("the body could not be read: {}", rejection.body_text()))
+        }
+    })?;
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let is_json = content_type.to_str().ok().and_then(|t| t.split(';').next()).is_some_and(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            t == "application/json" || t.ends_with("+json")
+        });
+        if !is_json && !body.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON (Content-Type: application/json)",
+            ));
+        }
+    }
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
+    serde_json::from_slice(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::invalid_body(format!("the body is not what this call takes: {e}"))
+        }
+        _ => ApiError::invalid_body(format!("the body is not valid JSON: {e}")),
+    })
+}
+
+fn field_inputs(data: super::dto::DataFields) -> Vec<(String, FieldInput)> {
+    data.into_iter().map(|(name, value)| (name, FieldInput::Json(value))).collect()
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("the query string is not valid: {}", rejection.body_text()),
+        )
+    })
+}
+
+/// List server items the token's user may see.
+#[utoipa::path(
+    get,
+    path = "/serveritems",
+    params(ItemQuery),
+    responses(
+        (status = 200, description = "Server items, oldest first", body = ItemList),
+        (status = 400, description = "A query parameter is not valid (`invalid_query`)", body = ApiErrorBody),
+        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+    ),
+    tag = "server items"
+)]
+async fn list_items(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    params: Result<Query<ItemQuery>, QueryRejection>,
+) -> Result<Json<ItemList>, ApiError> {
+    let params = query(params)?;
+    let limit = params.limit.unwrap_or(DEFAULT_ITEM_LIMIT);
+    if limit == 0 || limit > MAX_ITEM_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_ITEM_LIMIT}"),
+        )
+        .with_field("limit"));
+    }
+    let filter = ItemFilter {
+        include_closed: params.status == Some(ItemStatusFilter::All),
+        process: params.process,
+        instance_id: params.instance_id,
+        search: None,
+        newest_first: false,
+        limit,
+    };
+    let items = state.call(&headers, move |engine, user| Ok(engine.items(user, &filter)?)).await?;
+    Ok(Json(ItemList { items: items.iter().map(ItemDto::from).collect() }))
+}
+
+/// Open a server item: the item, its instance and the instance's data fields.
+/// Needs the process's Server Event right.
+#[utoipa::path(
+    get,
+    path = "/serveritems/{serial}",
+    params(("serial" = String, Path, description = "`<instance id>_<activity instance destination id>`", example = "1042_7")),
+    responses(
+        (status = 200, body = OpenedItemDto),
+        (status = 400, description = "Malformed serial (`invalid_serial`)", body = ApiErrorBody),
+        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
+        (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
+    ),
+    tag = "server items"
+)]
+async fn open_item(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Result<Json<OpenedItemDto>, ApiError> {
+    let opened = state.call(&headers, move |engine, user| Ok(engine.open_server_item(user, &serial)?)).await?;
+    Ok(Json(OpenedItemDto::from(&opened)))
+}
+
+/// Finish a server item (a callback), setting data fields first. The answer
+/// comes once the finish is durably committed. Needs Server Event.
+#[utoipa::path(
+    post,
+    path = "/serveritems/{serial}/finish",
+    params(("serial" = String, Path, description = "`<instance id>_<activity instance destination id>`", example = "1042_7")),
+    request_body(content = FinishRequest, description = "May be empty: no data fields to set"),
+    responses(
+        (status = 200, description = "Finished; the instance went on to its next wait or completed", body = FinishedDto),
+        (status = 400, description = "Malformed serial (`invalid_serial`), unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not JSON (`invalid_body`)", body = ApiErrorBody),
+        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
+        (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
+        (status = 409, description = "Already finished or cancelled (`already_finished`, `item_cancelled`), with when and by whom", body = ApiErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
+        (status = 503, description = "The database was busy; nothing was saved, call again (`storage_unavailable`)", body = ApiErrorBody),
+    ),
+    tag = "server items"
+)]
+async fn finish_item(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<FinishedDto>, ApiError> {
+    let request: FinishRequest = json_body(&headers, body)?;
+    let data = field_inputs(request.data);
+    let finished = state.call(&headers, move |engine, user| Ok(engine.finish(user, &serial, &data)?)).await?;
+    Ok(Json(FinishedDto {
+        serial: finished.serial,
+        applied: finished.applied,
+        instance: ProgressDto::from(&finished.progress),
+    }))
+}
+
+/// Start an instance of a process's default version and run it to its first
+/// wait. Needs the process's Start right.
+#[utoipa::path(
+    post,
+    path = "/processes/{name}/instances",
+    params(("name" = String, Path, description = "The process name")),
+    request_body(content = StartRequest, description = "May be empty: no folio, default data"),
+    responses(
+        (status = 201, description = "Started; `Location` names the new instance", body = ProgressDto),
+        (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not JSON (`invalid_body`)", body = ApiErrorBody),
+        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
+        (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),
+    ),
+    tag = "instances"
+)]
+async fn start_instance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: StartRequest = json_body(&headers, body)?;
+    let data = field_inputs(request.data);
+    let folio = request.folio;
+    let progress = state.call(&headers, move |engine, user| Ok(engine.start(user, &name, &folio, &data)?)).await?;
+    let location = format!("/api/v1/instances/{}", progress.instance_id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ProgressDto::from(&progress))).into_response())
+}
+
+/// One instance: status, data fields, pending items, error and audit trail.
+/// Needs View (or View Participate on an instance the user took part in).
+#[utoipa::path(
+    get,
+    path = "/instances/{id}",
+    params(("id" = i64, Path, description = "The instance id")),
+    responses(
+        (status = 200, body = InstanceDto),
+        (status = 400, description = "The id is not a number (`invalid_instance_id`)", body = ApiErrorBody),
+        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        (status = 403, description = "The user may not see it (`permission_denied`)", body = ApiErrorBody),
+        (status = 404, description = "No such instance (`instance_not_found`)", body = ApiErrorBody),
+    ),
+    tag = "instances"
+)]
+async fn get_instance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<InstanceDto>, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_instance_id",
+            format!("`{id}` is not an instance id (a number)"),
+        )
+    })?;
+    let detail = state.call(&headers, move |engine, user| Ok(engine.instance(user, id)?)).await?;
+    Ok(Json(InstanceDto::from(&detail)))
+}

@@ -1,0 +1,270 @@
+//! What the API sends and receives, as JSON. These types are the contract:
+//! the OpenAPI document is generated from them, so it cannot drift from
+//! what is served.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::rfc3339;
+use crate::engine::{AuditEntry, FailureInfo, InstanceDetail, InstanceSummary, OpenedItem, Progress, ServerItem};
+use crate::model::{FieldType, Value};
+
+/// Data field values by field name. Types follow the process's fields:
+/// strings, integers, decimals (a number or a string such as `"12.50"`),
+/// booleans, and dates as `"YYYY-MM-DD"`.
+pub type DataFields = BTreeMap<String, serde_json::Value>;
+
+fn data_of(fields: &[(String, FieldType, Value)]) -> DataFields {
+    fields.iter().map(|(name, _, value)| (name.clone(), value.to_json())).collect()
+}
+
+/// One server item.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemDto {
+    /// `<instance id>_<activity instance destination id>`.
+    #[schema(example = "1042_7")]
+    pub serial: String,
+    pub instance_id: i64,
+    pub process: String,
+    pub folio: String,
+    pub activity: String,
+    pub event: String,
+    /// `Pending`, `Finished` or `Cancelled`.
+    pub status: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub closed_at: Option<String>,
+    pub closed_by: Option<String>,
+}
+
+impl From<&ServerItem> for ItemDto {
+    fn from(item: &ServerItem) -> ItemDto {
+        ItemDto {
+            serial: item.serial.to_string(),
+            instance_id: item.serial.instance_id,
+            process: item.process.clone(),
+            folio: item.folio.clone(),
+            activity: item.activity.clone(),
+            event: item.event.clone(),
+            status: item.status.name().to_owned(),
+            created_at: rfc3339(item.created_at),
+            closed_at: item.closed_at.map(rfc3339),
+            closed_by: item.closed_by.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemList {
+    pub items: Vec<ItemDto>,
+}
+
+/// Which server items to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ItemQuery {
+    /// `pending` (the default) or `all` (finished and cancelled items too).
+    pub status: Option<ItemStatusFilter>,
+    /// Only items of this process.
+    pub process: Option<String>,
+    /// Only items of this instance.
+    pub instance_id: Option<i64>,
+    /// At most this many items (default 100, at most 1000); oldest first.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemStatusFilter {
+    Pending,
+    All,
+}
+
+/// A data field's name and type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldDto {
+    pub name: String,
+    /// `string`, `integer`, `decimal`, `boolean` or `date`.
+    #[serde(rename = "type")]
+    pub field_type: String,
+}
+
+fn fields_of(fields: &[(String, FieldType, Value)]) -> Vec<FieldDto> {
+    fields
+        .iter()
+        .map(|(name, field_type, _)| FieldDto { name: name.clone(), field_type: field_type.name().to_owned() })
+        .collect()
+}
+
+/// A server item opened for a callback, with its instance's data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenedItemDto {
+    pub item: ItemDto,
+    pub instance: InstanceSummaryDto,
+    /// The instance's data field values now.
+    #[schema(value_type = Object)]
+    pub data: DataFields,
+    /// The process's data fields, in design order.
+    pub fields: Vec<FieldDto>,
+}
+
+impl From<&OpenedItem> for OpenedItemDto {
+    fn from(opened: &OpenedItem) -> OpenedItemDto {
+        OpenedItemDto {
+            item: ItemDto::from(&opened.item),
+            instance: InstanceSummaryDto::from(&opened.instance),
+            data: data_of(&opened.fields),
+            fields: fields_of(&opened.fields),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceSummaryDto {
+    pub id: i64,
+    pub process: String,
+    pub version: u32,
+    pub folio: String,
+    pub originator: String,
+    /// `Running`, `Active`, `Completed`, `Error` or `Stopped`.
+    pub status: String,
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+impl From<&InstanceSummary> for InstanceSummaryDto {
+    fn from(summary: &InstanceSummary) -> InstanceSummaryDto {
+        InstanceSummaryDto {
+            id: summary.id,
+            process: summary.process.clone(),
+            version: summary.version,
+            folio: summary.folio.clone(),
+            originator: summary.originator.clone(),
+            status: summary.status.name().to_owned(),
+            started_at: rfc3339(summary.started_at),
+            updated_at: rfc3339(summary.updated_at),
+        }
+    }
+}
+
+/// Where an instance stopped on a failure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureDto {
+    pub activity: String,
+    pub event: String,
+    pub message: String,
+    pub at: String,
+}
+
+impl From<&FailureInfo> for FailureDto {
+    fn from(failure: &FailureInfo) -> FailureDto {
+        FailureDto {
+            activity: failure.activity.clone(),
+            event: failure.event.clone(),
+            message: failure.message.clone(),
+            at: rfc3339(failure.at),
+        }
+    }
+}
+
+/// Where an instance is after a call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgressDto {
+    pub instance_id: i64,
+    pub status: String,
+    /// Serials the instance now waits on.
+    pub waiting: Vec<String>,
+    pub error: Option<FailureDto>,
+}
+
+impl From<&Progress> for ProgressDto {
+    fn from(progress: &Progress) -> ProgressDto {
+        ProgressDto {
+            instance_id: progress.instance_id,
+            status: progress.status.name().to_owned(),
+            waiting: progress.waiting.clone(),
+            error: progress.failure.as_ref().map(FailureDto::from),
+        }
+    }
+}
+
+/// A callback: data fields to set, then the item is finished.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinishRequest {
+    /// Data fields to set before the item is finished.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: DataFields,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FinishedDto {
+    pub serial: String,
+    /// False when the finish was recorded but is applied later: the event
+    /// was still sending its request or running its script (an early
+    /// callback), or the instance is stopped or in error.
+    pub applied: bool,
+    pub instance: ProgressDto,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// A label people use for the instance, such as `PO-1042`.
+    #[serde(default)]
+    pub folio: String,
+    /// Data fields to set; the others keep their defaults.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: DataFields,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditDto {
+    pub at: String,
+    pub user: String,
+    pub action: String,
+    pub detail: String,
+}
+
+impl From<&AuditEntry> for AuditDto {
+    fn from(entry: &AuditEntry) -> AuditDto {
+        AuditDto {
+            at: rfc3339(entry.at),
+            user: entry.user.clone(),
+            action: entry.action.clone(),
+            detail: entry.detail.clone(),
+        }
+    }
+}
+
+/// One instance: its data, what it waits on, its audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceDto {
+    #[serde(flatten)]
+    pub summary: InstanceSummaryDto,
+    #[schema(value_type = Object)]
+    pub data: DataFields,
+    pub fields: Vec<FieldDto>,
+    /// Pending server items.
+    pub pending: Vec<ItemDto>,
+    pub error: Option<FailureDto>,
+    pub audit: Vec<AuditDto>,
+}
+
+impl From<&InstanceDetail> for InstanceDto {
+    fn from(detail: &InstanceDetail) -> InstanceDto {
+        InstanceDto {
+            summary: InstanceSummaryDto::from(&detail.summary),
+            data: data_of(&detail.fields),
+            fields: fields_of(&detail.fields),
+            pending: detail.pending_items.iter().map(ItemDto::from).collect(),
+            error: detail.failure.as_ref().map(FailureDto::from),
+            audit: detail.audit.iter().map(AuditDto::from).collect(),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Every refusal of the API as a status and a JSON body with a stable `code`.
+//!
+//! Clients branch on `code` (it never changes wording) and show `message` to
+//! people. Details a client may need to act on (the field, the missing right,
+//! who finished an item and when) are fields of their own, not only words.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::engine::{EngineError, Millis};
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ApiErrorBody {
+    /// Stable, machine-readable: `unauthenticated`, `invalid_token`,
+    /// `permission_denied`, `invalid_serial`, `invalid_data`, `invalid_body`,
+    /// `invalid_query`, `invalid_instance_id`, `item_not_found`,
+    /// `instance_not_found`, `process_not_found`, `already_finished`,
+    /// `item_cancelled`, `wrong_status`, `body_too_large`,
+    /// `unsupported_media_type`, `not_found`, `method_not_allowed`,
+    /// `call_timeout`, `storage_unavailable`, `internal`.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The data field or body field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The process right that is missing, as the command line spells it
+    /// (`server-event`, `start`, `view`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub right: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// The acting user (the token's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// When an item was finished or cancelled (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// Who finished or cancelled an item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+}
+
+/// An error answer: a status and its body.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Boxed: errors travel through every handler's `Result`, which should
+    /// stay small.
+    pub body: Box<ApiErrorBody>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: Box::new(ApiErrorBody {
+                code,
+                message: message.into(),
+                field: None,
+                right: None,
+                process: None,
+                user: None,
+                serial: None,
+                closed_at: None,
+                closed_by: None,
+            }),
+        }
+    }
+
+    pub fn unauthenticated() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "no bearer token: send the header `Authorization: Bearer <token>` (an administrator creates one with \
+             `flowdesk token create USER`)",
+        )
+    }
+
+    pub fn invalid_token() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the bearer token is not valid or has been revoked")
+    }
+
+    pub fn invalid_body(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.body.field = Some(field.into());
+        self
+    }
+}
+
+pub fn rfc3339(at: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(at)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        let message = error.to_string();
+        let refusal = |status, code| ApiError::new(status, code, message.clone());
+        match error {
+            EngineError::InvalidSerial(_) => refusal(StatusCode::BAD_REQUEST, "invalid_serial"),
+            EngineError::ItemNotFound { serial } => {
+                let mut answer = refusal(StatusCode::NOT_FOUND, "item_not_found");
+                answer.body.serial = Some(serial);
+                answer
+            }
+            EngineError::AlreadyFinished { serial, at, by } => {
+                closed(refusal(StatusCode::CONFLICT, "already_finished"), serial, at, by)
+            }
+            EngineError::ItemCancelled { serial, at, by } => {
+                closed(refusal(StatusCode::CONFLICT, "item_cancelled"), serial, at, by)
+            }
+            EngineError::InstanceNotFound { .. } => refusal(StatusCode::NOT_FOUND, "instance_not_found"),
+            EngineError::ProcessNotFound { name } => {
+                let mut answer = refusal(StatusCode::NOT_FOUND, "process_not_found");
+                answer.body.process = Some(name);
+                answer
+            }
+            EngineError::ActivityNotFound { .. } => refusal(StatusCode::NOT_FOUND, "activity_not_found"),
+            EngineError::PermissionDenied { user, process, right } => {
+                let mut answer = refusal(StatusCode::FORBIDDEN, "permission_denied");
+                answer.body.right = Some(right.key().to_owned());
+                answer.body.process = Some(process);
+                answer.body.user = Some(user);
+                answer
+            }
+            EngineError::InvalidData { field, .. } => {
+                refusal(StatusCode::BAD_REQUEST, "invalid_data").with_field(field)
+            }
+            EngineError::InvalidDefinition { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_definition"),
+            EngineError::WrongStatus { .. } => refusal(StatusCode::CONFLICT, "wrong_status"),
+            EngineError::LastAdmin { .. } => refusal(StatusCode::CONFLICT, "last_admin"),
+            // The database was busy or a shared commit was given up: nothing
+            // was saved, and calling again is the cure.
+            EngineError::Storage(_) => refusal(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            EngineError::Internal(_) => refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// An item closed before this call: when and by whom, as fields.
+fn closed(mut answer: ApiError, serial: String, at: Millis, by: String) -> ApiError {
+    answer.body.serial = Some(serial);
+    answer.body.closed_at = Some(rfc3339(at));
+    answer.body.closed_by = Some(by);
+    answer
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthenticated = self.status == StatusCode::UNAUTHORIZED;
+        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = (self.status, axum::Json(*self.body)).into_response();
+        if unauthenticated {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if retry {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
