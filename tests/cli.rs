@@ -958,3 +958,111 @@ fn an_empty_user_name_is_a_usage_error() {
     let out = fd.usage_error("", &["items"]);
     assert!(out.stderr.contains("user name cannot be empty"), "{out:?}");
 }
+
+// The HTTP API's tokens and listener -----------------------------------------
+
+#[test]
+fn token_create_prints_the_secret_once_and_stores_only_its_hash() {
+    let t = Flowdesk::new();
+    let created = t.ok("alice", &["token", "create", "biztalk", "--label", "billing"]);
+    let secret = created.stdout.trim();
+    assert!(secret.starts_with("fdk_") && !secret.contains(char::is_whitespace), "{:?}", created.stdout);
+    assert_mentions(&created.stderr, &["biztalk", "cannot be shown again"]);
+
+    let listed = t.json("alice", &["token", "list", "--json"]);
+    assert_eq!(listed[0]["user"], "biztalk");
+    assert_eq!(listed[0]["label"], "billing");
+    assert_eq!(listed[0]["created_by"], "alice");
+    assert!(secret.starts_with(listed[0]["prefix"].as_str().unwrap()));
+    let table = t.ok("alice", &["token", "list"]).stdout;
+    assert!(!table.contains(secret) && !listed.to_string().contains(secret), "a list shows no secret");
+    let file = std::fs::read(t.db()).unwrap();
+    assert!(!file.windows(secret.len()).any(|w| w == secret.as_bytes()), "the database holds no secret");
+
+    assert_eq!(t.ok("alice", &["token", "revoke", "1"]).stdout.trim(), "revoked token 1");
+    let listed = t.json("alice", &["token", "list", "--json"]);
+    assert_eq!(listed[0]["revoked_by"], "alice");
+    assert_mentions(&t.refused("alice", &["token", "revoke", "1"]), &["token 1", "already revoked", "alice"]);
+    assert_mentions(&t.refused("alice", &["token", "revoke", "7"]), &["token 7", "not found"]);
+    t.usage_error("alice", &["token", "create", " "]);
+}
+
+/// A running `flowdesk serve`, terminated when dropped.
+struct Served {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl Served {
+    fn start(t: &Flowdesk, listen: &str) -> Served {
+        use std::io::BufRead;
+        let mut command = t.command();
+        command.arg("--db").arg(t.db()).arg("--user").arg("alice").args(["serve", "--listen", listen]);
+        let mut child = command.spawn().expect("spawn flowdesk serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_sent, line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = line_sent.send(first);
+            // Keep reading, so the server never writes into a closed pipe.
+            lines.for_each(drop);
+        });
+        let first = line.recv_timeout(common_cli::HANG_LIMIT).expect("serve printed nothing");
+        let base_url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("an address").to_owned();
+        Served { child, base_url }
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let (done, exited) = std::sync::mpsc::channel();
+        let mut child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait().map(|s| s.code()));
+        });
+        exited.recv_timeout(common_cli::HANG_LIMIT).expect("serve did not stop on SIGTERM").unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_lets_an_external_system_finish_an_item_and_stops_on_sigterm() {
+    let t = Flowdesk::new();
+    t.deploy_callback("alice");
+    let id = t.start("alice", &["callback", "--folio", "PO-7"]);
+    t.ok("alice", &["grant", "callback", "biztalk", "server-event"]);
+    let token = t.ok("alice", &["token", "create", "biztalk"]).stdout.trim().to_owned();
+
+    let served = Served::start(&t, "127.0.0.1:0");
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut answer = agent
+        .post(format!("{}/serveritems/{id}_2/finish", served.base_url))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"data": {"name": "call back value"}}"#)
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{:?}", answer.body_mut().read_to_string());
+    assert_eq!(served.terminate(), Some(0));
+
+    let show = t.show("alice", id);
+    assert_eq!(show["status"], "Completed");
+    assert_eq!(audit_users(&show, "Server item finished"), ["biztalk"]);
+}
+
+#[test]
+fn serve_on_an_address_in_use_is_refused_in_one_line() {
+    let t = Flowdesk::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let line = t.refused("alice", &["serve", "--listen", &address]);
+    assert_mentions(&line, &[&address, "in use", "--listen"]);
+    t.usage_error("alice", &["serve", "--listen", "localhost"]);
+}

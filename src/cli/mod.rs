@@ -578,9 +578,15 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
 fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result<ExitCode, Failure> {
     let engine = std::sync::Arc::new(open_engine(cli)?);
     let api = crate::net::RunningApi::start(engine, listen).map_err(|e| Failure::Other(e.into()))?;
-    writeln!(out, "flowdesk API listening on {} (database {})", api.base_url(), cli.db_path().display())?;
-    writeln!(out, "described at {}/openapi.json; Ctrl-C stops it", api.base_url())?;
-    out.flush()?;
+    let banner = format!(
+        "flowdesk API listening on {} (database {})\ndescribed at {}/openapi.json; Ctrl-C stops it\n",
+        api.base_url(),
+        cli.db_path().display(),
+        api.base_url()
+    );
+    // A server goes on serving when whoever started it stops reading its
+    // output (`flowdesk serve | head -1`).
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     wait_for_interrupt().context("cannot wait for Ctrl-C")?;
     eprintln!("flowdesk: stopping: letting calls in flight end");
     api.stop();
