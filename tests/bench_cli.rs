@@ -170,6 +170,39 @@ fn finish_latency_prints_ordered_percentiles() {
 }
 
 #[test]
+fn http_finishes_every_item_once_through_the_api_and_checks_every_bad_answer() {
+    let bench = Bench::new();
+    // One bad call per ten items: 14 of them, two of each of the seven kinds.
+    let lines = bench.ok(&["bench", "http", "--instances", "140", "--clients", "4", "--sync", "normal"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let keys = [
+        "engine",
+        "bench",
+        "instances",
+        "clients",
+        "calls",
+        "bad_calls",
+        "seconds",
+        "finishes_per_s",
+        "calls_per_s",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "sync",
+        "wrong_answers",
+        "exactly_once",
+    ];
+    let line = fields(&lines[0], &keys);
+    assert_eq!((line["engine"].as_str(), line["bench"].as_str()), ("flowdesk", "http"));
+    assert_eq!((line["instances"].as_str(), line["clients"].as_str()), ("140", "4"));
+    assert_eq!((line["calls"].as_str(), line["bad_calls"].as_str()), ("154", "14"));
+    assert_eq!((line["wrong_answers"].as_str(), line["exactly_once"].as_str()), ("0", "yes"));
+    assert!(number(&line, "finishes_per_s") > 0.0, "{lines:?}");
+    let (p50, p99, max) = (number(&line, "p50_ms"), number(&line, "p99_ms"), number(&line, "max_ms"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lines:?}");
+}
+
+#[test]
 fn reopen_prints_its_line() {
     let bench = Bench::new();
     let lines = bench.ok(&["bench", "reopen", "--instances", "200", "--sync", "normal"]);
@@ -208,7 +241,7 @@ fn a_cold_reopen_runs_or_says_what_it_needs() {
 #[test]
 fn bad_benchmark_arguments_are_usage_errors_that_say_what_is_wrong() {
     let bench = Bench::new();
-    let cases: [(&[&str], &[&str]); 9] = [
+    let cases: [(&[&str], &[&str]); 11] = [
         (&["bench", "callback", "--clients", "0"], &["--clients", "between 1 and 1024"]),
         (&["bench", "callback", "--instances", "0"], &["--instances", "at least 1"]),
         (&["bench", "callback", "--runs", "0"], &["--runs", "at least 1"]),
@@ -217,6 +250,8 @@ fn bad_benchmark_arguments_are_usage_errors_that_say_what_is_wrong() {
         (&["bench", "finish-latency", "--rate", "10", "--duration=-1"], &["--duration", "greater than 0"]),
         (&["bench", "finish-latency", "--rate", "10"], &["required"]),
         (&["bench", "reopen", "--instances", "0"], &["--instances", "at least 1"]),
+        (&["bench", "http", "--bad-share", "2"], &["--bad-share", "between 0 and 1"]),
+        (&["bench", "http", "--clients", "0"], &["--clients", "between 1 and 1024"]),
         // The old form, before the benchmarks became subcommands.
         (&["bench", "-n", "10"], &["-n"]),
     ];

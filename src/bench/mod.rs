@@ -16,6 +16,7 @@
 //! that failed the check into a loud failure.
 
 pub mod callback;
+pub mod http;
 pub mod latency;
 pub mod reopen;
 
@@ -80,6 +81,10 @@ pub enum BenchError {
     Process(String),
     #[error("expected {expected} pending serials after starting the instances, the engine lists {found}")]
     MissingSerials { expected: usize, found: usize },
+    #[error(transparent)]
+    Serve(#[from] crate::net::ServeError),
+    #[error(transparent)]
+    Token(#[from] crate::net::token::NoRandomness),
     #[error("{calls} finish calls are too many for one run (at most {max}): lower the rate or the duration")]
     TooManyCalls { calls: f64, max: usize },
     #[error(

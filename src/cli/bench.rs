@@ -15,6 +15,7 @@ use clap::Subcommand;
 
 use super::{Cli, Failure};
 use crate::bench::callback::{self, CallbackOptions};
+use crate::bench::http::{self, HttpOptions};
 use crate::bench::latency::{self, LatencyOptions};
 use crate::bench::reopen::{self, ReopenOptions};
 use crate::bench::{BenchError, Unverified};
@@ -54,6 +55,20 @@ pub enum BenchCommand {
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
         duration: Duration,
     },
+    /// Callbacks through the HTTP API: concurrent clients finish N pending items, with
+    /// bad calls mixed in; checks every answer and that each item was finished exactly once
+    Http {
+        /// Pending items to finish, one instance each
+        #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
+        instances: usize,
+        /// Concurrent HTTP clients, each with one keep-alive connection
+        #[arg(long, default_value_t = 4, value_parser = parse_clients)]
+        clients: usize,
+        /// Bad calls (duplicates, malformed or unknown serials, bad tokens, missing rights,
+        /// wrong data, bodies that are not JSON) per good finish
+        #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
+        bad_share: f64,
+    },
     /// Time to reopen a database holding N waiting instances and accept the first callback
     Reopen {
         /// Waiting instances in the database
@@ -86,6 +101,14 @@ fn parse_positive(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         Ok(_) => Err("must be a number greater than 0".to_owned()),
+        Err(_) => Err(format!("expected a number, got `{text}`")),
+    }
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(_) => Err("must be between 0 and 1".to_owned()),
         Err(_) => Err(format!("expected a number, got `{text}`")),
     }
 }
@@ -149,6 +172,25 @@ pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -
             if !report.unverified.is_empty() {
                 let verified = report.finishes - report.unverified.len();
                 return Ok(verification_failed(report.finishes, verified, &report.unverified));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Http { instances, clients, bad_share } => {
+            let options = HttpOptions { instances, clients, bad_share, durability: cli.sync, folder: folder(cli) };
+            let report = http::run(&options)?;
+            writeln!(out, "{}", report.line())?;
+            if !report.wrong_answers.is_empty() {
+                let shown: Vec<&str> = report.wrong_answers.iter().take(LISTED).map(String::as_str).collect();
+                eprintln!(
+                    "flowdesk: VERIFICATION FAILED: {} call(s) got the wrong answer: {}",
+                    report.wrong_answers.len(),
+                    shown.join("; ")
+                );
+                return Ok(ExitCode::from(1));
+            }
+            if !report.unverified.is_empty() {
+                let verified = report.instances - report.unverified.len();
+                return Ok(verification_failed(report.instances, verified, &report.unverified));
             }
             Ok(ExitCode::SUCCESS)
         }
