@@ -896,3 +896,57 @@ fn every_refused_finish_is_said_in_plain_words_and_changes_nothing() {
     assert_eq!(gui.snapshot(&all), before, "no refusal changed anything");
     assert_eq!(gui.status_of(2), InstanceStatus::Active);
 }
+
+#[test]
+fn the_server_menu_starts_and_stops_the_http_api_and_the_status_bar_shows_where() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let serial = fx.engine.start("admin", "callback", "PO-1", &[]).unwrap().waiting[0].clone();
+    let secret = flowdesk::net::token::generate().unwrap();
+    fx.engine
+        .store()
+        .create_token(&flowdesk::store::NewApiToken {
+            user: "ada",
+            label: "test",
+            hash: &secret.hash,
+            prefix: &secret.prefix,
+            created_at: 0,
+            created_by: "admin",
+        })
+        .unwrap();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    assert!(gui.shown("API off"));
+
+    // A typo is refused in the status bar; nothing starts.
+    gui.click("Server");
+    gui.replace_text("Listen on", "localhost");
+    gui.click("Start HTTP API");
+    assert!(gui.app().api_url().is_none());
+    let refused = gui.app().status_text().unwrap().to_owned();
+    assert!(refused.contains("`localhost` is not an address and port"), "{refused}");
+
+    gui.click("Server");
+    gui.replace_text("Listen on", "127.0.0.1:0");
+    gui.click("Start HTTP API");
+    let url = gui.app().api_url().expect("the API runs");
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/api/v1"), "{url}");
+    assert_eq!(gui.app().status_text(), Some(format!("HTTP API listening on {url}").as_str()));
+    assert!(gui.shown(&format!("API on {url}")));
+
+    // An external system finishes the item through the window's API.
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let answer = agent
+        .post(format!("{url}/serveritems/{serial}/finish"))
+        .header("Authorization", format!("Bearer {}", secret.secret))
+        .send_empty()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(gui.status_of(1), InstanceStatus::Completed);
+
+    gui.click("Server");
+    assert!(gui.shown(&format!("HTTP API listening on {url}")));
+    gui.click("Stop HTTP API");
+    assert!(gui.app().api_url().is_none());
+    assert!(gui.shown("API off"));
+    assert!(agent.get(format!("{url}/openapi.json")).call().is_err(), "nothing listens any more");
+}

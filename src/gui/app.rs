@@ -36,6 +36,8 @@ pub const SAMPLES: &[(&str, &str)] = &[
 #[serde(default)]
 pub struct Settings {
     pub recent: Vec<PathBuf>,
+    /// Where the Server menu's HTTP API listens; the default when empty.
+    pub api_listen: String,
     /// False until the first run has shown the callback sample.
     pub welcomed: bool,
     pub snap_to_grid: Option<bool>,
@@ -104,6 +106,10 @@ pub struct FlowdeskApp {
     started: bool,
     /// The window title last sent.
     shown_title: String,
+    /// The HTTP API, while the Server menu has it running.
+    api: Option<crate::net::RunningApi>,
+    /// The address typed in the Server menu.
+    api_listen: String,
 }
 
 impl FlowdeskApp {
@@ -144,6 +150,12 @@ impl FlowdeskApp {
             rights: None,
             close_confirmed: false,
             pending_close: false,
+            api: None,
+            api_listen: String::new(),
+        };
+        app.api_listen = match app.settings.api_listen.trim() {
+            "" => crate::net::DEFAULT_LISTEN.to_owned(),
+            saved => saved.to_owned(),
         };
         if let Some(snap) = app.settings.snap_to_grid {
             app.designer.snap = snap;
@@ -310,6 +322,10 @@ impl FlowdeskApp {
                     ui.close();
                 }
             });
+            // Stays open while the address is typed; its buttons close it.
+            let stays_open =
+                egui::containers::menu::MenuConfig::new().close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+            egui::containers::menu::MenuButton::new("Server").config(stays_open).ui(ui, |ui| self.server_menu(ui));
             ui.menu_button("View", |ui| {
                 if ui.add(egui::Button::new("Zoom to fit").shortcut_text("Ctrl+0")).clicked() {
                     self.designer.fit_requested = true;
@@ -332,6 +348,73 @@ impl FlowdeskApp {
                 self.open_start_form();
             }
         });
+    }
+
+    /// Starting and stopping the HTTP API that external systems call back on.
+    fn server_menu(&mut self, ui: &mut Ui) {
+        if let Some(api) = &self.api {
+            ui.label(format!("HTTP API listening on {}", api.base_url()));
+            if ui.button("Stop HTTP API").clicked() {
+                self.stop_api();
+                ui.close();
+            }
+        } else {
+            ui.horizontal(|ui| {
+                ui.label("Listen on");
+                let edit = ui.add(egui::TextEdit::singleline(&mut self.api_listen).desired_width(150.0));
+                edit.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Listen on"));
+            });
+            let start = ui
+                .add_enabled(self.engine.is_ok(), egui::Button::new("Start HTTP API"))
+                .on_hover_text("Serve callbacks, starts and reads over HTTP on this address");
+            if start.clicked() {
+                self.start_api();
+                ui.close();
+            }
+        }
+        ui.separator();
+        ui.label(
+            RichText::new(
+                "Callers need a bearer token:\nflowdesk token create USER\nThey act as USER, with USER's rights.",
+            )
+            .small()
+            .weak(),
+        );
+    }
+
+    pub fn start_api(&mut self) {
+        let Ok(engine) = &self.engine else { return };
+        let text = self.api_listen.trim().to_owned();
+        let address = match text.parse::<std::net::SocketAddr>() {
+            Ok(address) => address,
+            Err(_) => {
+                let message = format!("`{text}` is not an address and port, such as {}", crate::net::DEFAULT_LISTEN);
+                self.set_status(format!("HTTP API not started: {message}"), StatusKind::Failure);
+                return;
+            }
+        };
+        match crate::net::RunningApi::start(engine.clone(), address) {
+            Ok(api) => {
+                self.set_status(format!("HTTP API listening on {}", api.base_url()), StatusKind::Success);
+                self.settings.api_listen = text;
+                self.api = Some(api);
+            }
+            Err(e) => self.set_status(format!("HTTP API not started: {e}"), StatusKind::Failure),
+        }
+    }
+
+    /// Stops the API; calls in flight get a few seconds to end.
+    pub fn stop_api(&mut self) {
+        if let Some(api) = self.api.take() {
+            let address = api.address();
+            api.stop();
+            self.set_status(format!("HTTP API on {address} stopped"), StatusKind::Info);
+        }
+    }
+
+    /// Where the HTTP API answers, while it runs.
+    pub fn api_url(&self) -> Option<String> {
+        self.api.as_ref().map(crate::net::RunningApi::base_url)
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
@@ -464,6 +547,17 @@ impl FlowdeskApp {
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.label(RichText::new(self.db_path.display().to_string()).small().weak());
+                match &self.api {
+                    Some(api) => {
+                        ui.label(RichText::new(format!("API on {}", api.base_url())).small().color(theme::SUCCESS))
+                            .on_hover_text("The HTTP API is running; Server menu to stop it");
+                    }
+                    None => {
+                        ui.label(RichText::new("API off").small().weak())
+                            .on_hover_text("Server menu to start the HTTP API");
+                    }
+                }
+                ui.separator();
                 // Every action is taken as this user; change it to see what
                 // another user (an integration account) may do.
                 let mut user = self.user.clone();
