@@ -41,6 +41,16 @@ fn model_and_engine_know_nothing_of_sqlite_or_the_gui() {
 }
 
 #[test]
+fn the_http_api_is_a_front_end_and_nothing_below_it_serves_http() {
+    let found = offenders("net", &["egui", "eframe", "crate::gui", "crate::cli", "rusqlite"]);
+    assert!(found.is_empty(), "the net layer must use only the engine and the store's API:\n{}", found.join("\n"));
+    for layer in ["model", "engine", "store"] {
+        let found = offenders(layer, &["axum", "hyper", "utoipa", "crate::net"]);
+        assert!(found.is_empty(), "the {layer} layer must not serve HTTP:\n{}", found.join("\n"));
+    }
+}
+
+#[test]
 fn only_the_store_touches_sqlite() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let store = root.join("store");
