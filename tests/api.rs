@@ -167,7 +167,8 @@ fn invalid_data_is_400_naming_the_field_and_changes_nothing() {
     assert_eq!(not_an_object.code(), "invalid_body");
     let form = f.post_as(Some(&token), &finish, "application/x-www-form-urlencoded", b"name=x");
     assert_eq!((form.status, form.code()), (415, "unsupported_media_type"));
-    let huge = format!(r#"{{"data": {{"name": "{}"}}}}"#, "x".repeat(flowdesk::net::MAX_BODY_BYTES));
+    let huge =
+        format!(r#"{{"data": {{"name": "{}"}}}}"#, "x".repeat(flowdesk::net::ApiLimits::default().max_body_bytes));
     let too_large = f.post(Some(&token), &finish, &huge);
     assert_eq!((too_large.status, too_large.code()), (413, "body_too_large"));
 
@@ -294,4 +295,41 @@ fn a_stalled_client_does_not_hold_up_others_and_stopping_does_not_wait_for_it() 
     stalled.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
     let mut rest = Vec::new();
     let _ = stalled.read_to_end(&mut rest);
+}
+
+#[test]
+fn a_body_that_stops_coming_is_answered_408_and_a_silent_connection_is_closed() {
+    let limits = flowdesk::net::ApiLimits {
+        header_timeout: std::time::Duration::from_millis(300),
+        body_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let f = ApiFixture::start_limited(support::Fixture::new(), limits);
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+    let address = f.api.as_ref().unwrap().address();
+    let patience = Some(std::time::Duration::from_secs(20));
+
+    let mut stalled = TcpStream::connect(address).unwrap();
+    stalled.set_read_timeout(patience).unwrap();
+    write!(
+        stalled,
+        "POST /api/v1/serveritems/{serial}/finish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"data\""
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stalled.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"body_timeout""#), "{answer}");
+
+    let mut silent = TcpStream::connect(address).unwrap();
+    silent.set_read_timeout(patience).unwrap();
+    let mut nothing = Vec::new();
+    let closed = silent.read_to_end(&mut nothing);
+    assert!(closed.is_ok(), "the server closed the connection rather than wait: {closed:?}");
+
+    assert_eq!(f.fixture.snapshot(id), before, "the half-sent finish changed nothing");
 }

@@ -30,14 +30,33 @@ use super::token;
 use crate::engine::{Engine, FieldInput, ItemFilter};
 use crate::store::SqliteStore;
 
-/// The largest request body accepted. A callback carries a few data fields;
-/// anything near this is a mistake or an attack.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// How long clients and calls may take: a client that stalls, or a call that
+/// waits too long, is answered or cut off rather than waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Time to send the request line and headers; then the connection is closed.
+    pub header_timeout: Duration,
+    /// Time to send the body; then the call is answered `body_timeout`.
+    pub body_timeout: Duration,
+    /// Time for the call itself; then it is answered `call_timeout` and goes
+    /// on. Engine calls are bounded by SQLite's busy timeout and script
+    /// budgets; an HTTP request event on the way adds its own timeout.
+    pub call_deadline: Duration,
+    /// The largest body accepted. A callback carries a few data fields;
+    /// anything near this is a mistake or an attack.
+    pub max_body_bytes: usize,
+}
 
-/// How long a call may take before the client is answered `call_timeout`.
-/// Engine calls are bounded by SQLite's busy timeout and script budgets; an
-/// HTTP request event on the way can add its own timeout (at most 300 s).
-pub const CALL_DEADLINE: Duration = Duration::from_secs(60);
+impl Default for ApiLimits {
+    fn default() -> ApiLimits {
+        ApiLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            call_deadline: Duration::from_secs(60),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
 
 const DEFAULT_ITEM_LIMIT: usize = 100;
 const MAX_ITEM_LIMIT: usize = 1000;
@@ -46,6 +65,7 @@ const MAX_ITEM_LIMIT: usize = 1000;
 #[derive(Clone)]
 pub struct ApiState {
     pub engine: Arc<Engine<SqliteStore>>,
+    pub limits: ApiLimits,
 }
 
 #[derive(OpenApi)]
@@ -75,6 +95,7 @@ impl Modify for BearerAuth {
 /// The API's router, with the OpenAPI document it serves at
 /// `/api/v1/openapi.json`.
 pub fn router(state: ApiState) -> axum::Router {
+    let limits = state.limits;
     let (api, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_items))
         .routes(routes!(open_item))
@@ -92,9 +113,9 @@ pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .nest("/api/v1", api)
         .fallback(no_such_endpoint)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // A client that starts a body and stops sending is cut off, not waited for.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        // A client that starts a body and stops sending is answered, not waited for.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_timeout))
 }
 
 /// The document describes itself, so clients find it listed too.
@@ -147,7 +168,8 @@ impl ApiState {
             let user = engine.store().token_user(&token::hash(&presented))?.ok_or_else(ApiError::invalid_token)?;
             work(&engine, &user)
         });
-        match tokio::time::timeout(CALL_DEADLINE, task).await {
+        let deadline = self.limits.call_deadline;
+        match tokio::time::timeout(deadline, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(_panicked)) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -160,7 +182,7 @@ impl ApiState {
                 format!(
                     "the call did not end within {} s (an HTTP request event may be waiting for its answer); it \
                      goes on and its outcome will show on the instance",
-                    CALL_DEADLINE.as_secs()
+                    deadline.as_secs_f64()
                 ),
             )),
         }
@@ -184,13 +206,23 @@ fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
 
 /// A JSON body; an empty body is an empty object, so a finish without data
 /// needs none.
-fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn json_body<T: DeserializeOwned>(
+    limits: &ApiLimits,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+                format!("the body is larger than {} KiB", limits.max_body_bytes / 1024),
+            )
+        } else if caused_by::<tower_http::timeout::TimeoutError>(&rejection) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the body did not arrive within {} s", limits.body_timeout.as_secs_f64()),
             )
         } else {
             ApiError::invalid_body(format!("the body could not be read: {}", rejection.body_text()))
@@ -216,6 +248,18 @@ fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, Bytes
         }
         _ => ApiError::invalid_body(format!("the body is not valid JSON: {e}")),
     })
+}
+
+/// Whether `error` or one of its causes is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<E>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn field_inputs(data: super::dto::DataFields) -> Vec<(String, FieldInput)> {
@@ -320,7 +364,7 @@ async fn finish_item(
     Path(serial): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<FinishedDto>, ApiError> {
-    let request: FinishRequest = json_body(&headers, body)?;
+    let request: FinishRequest = json_body(&state.limits, &headers, body)?;
     let data = field_inputs(request.data);
     let finished = state.call(&headers, move |engine, user| Ok(engine.finish(user, &serial, &data)?)).await?;
     Ok(Json(FinishedDto {
@@ -352,7 +396,7 @@ async fn start_instance(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: StartRequest = json_body(&headers, body)?;
+    let request: StartRequest = json_body(&state.limits, &headers, body)?;
     let data = field_inputs(request.data);
     let folio = request.folio;
     let progress = state.call(&headers, move |engine, user| Ok(engine.start(user, &name, &folio, &data)?)).await?;

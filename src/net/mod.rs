@@ -23,7 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::oneshot;
 
-pub use api::{ApiState, CALL_DEADLINE, MAX_BODY_BYTES, router};
+pub use api::{ApiLimits, ApiState, router};
 pub use error::{ApiError, ApiErrorBody};
 
 use crate::engine::Engine;
@@ -31,10 +31,6 @@ use crate::store::SqliteStore;
 
 /// Where `flowdesk serve` listens unless told otherwise: this machine only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
-
-/// A client has this long to send its request's headers; then the connection
-/// is closed, so idle or stalled connections cannot pile up.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long stopping waits for calls in flight before it gives up on them.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -67,6 +63,15 @@ impl RunningApi {
     /// `engine` until stopped. Binding happens before this returns, so a busy
     /// port is reported here and not lost in a thread.
     pub fn start(engine: Arc<Engine<SqliteStore>>, address: SocketAddr) -> Result<RunningApi, ServeError> {
+        RunningApi::start_with(engine, address, ApiLimits::default())
+    }
+
+    /// [`Self::start`] with other limits than the defaults.
+    pub fn start_with(
+        engine: Arc<Engine<SqliteStore>>,
+        address: SocketAddr,
+        limits: ApiLimits,
+    ) -> Result<RunningApi, ServeError> {
         let listener = std::net::TcpListener::bind(address).map_err(|cause| match cause.kind() {
             std::io::ErrorKind::AddrInUse => ServeError::InUse { address },
             _ => ServeError::Bind { address, cause },
@@ -79,12 +84,12 @@ impl RunningApi {
             .enable_all()
             .build()
             .map_err(ServeError::Runtime)?;
-        let app = router(ApiState { engine });
+        let app = router(ApiState { engine, limits });
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("flowdesk-api-listener".to_owned())
             .spawn(move || {
-                runtime.block_on(serve(listener, app, stopped));
+                runtime.block_on(serve(listener, app, limits.header_timeout, stopped));
                 runtime.shutdown_timeout(STOP_GRACE);
             })
             .map_err(ServeError::Runtime)?;
@@ -123,7 +128,12 @@ impl Drop for RunningApi {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, app: axum::Router, mut stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(_) => return,
@@ -141,7 +151,7 @@ async fn serve(listener: std::net::TcpListener, app: axum::Router, mut stopped: 
         };
         let _ = stream.set_nodelay(true);
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
         let connection = builder.serve_connection(TokioIo::new(stream), service.clone());
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flowdesk::engine::Engine;
 use flowdesk::model::Right;
-use flowdesk::net::RunningApi;
+use flowdesk::net::{ApiLimits, RunningApi};
 use flowdesk::store::{NewApiToken, SqliteStore};
 use serde_json::Value as Json;
 
@@ -42,10 +42,14 @@ impl ApiFixture {
     /// Serves `fixture`'s database through a second engine, as `flowdesk
     /// serve` next to the test's own engine would.
     pub fn start_with(fixture: super::Fixture) -> ApiFixture {
+        ApiFixture::start_limited(fixture, ApiLimits::default())
+    }
+
+    pub fn start_limited(fixture: super::Fixture, limits: ApiLimits) -> ApiFixture {
         fixture.deploy_sample("admin", "callback.process.json");
         fixture.engine.grant("admin", "callback", "biztalk", &[Right::Start, Right::View, Right::ServerEvent]).unwrap();
         let engine = Arc::new(fixture.second_engine());
-        let api = RunningApi::start(engine.clone(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let api = RunningApi::start_with(engine.clone(), "127.0.0.1:0".parse().unwrap(), limits).unwrap();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
