@@ -2,6 +2,8 @@
 //! only moves when told, and small helpers to read an instance back.
 #![allow(dead_code)]
 
+pub mod external;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
