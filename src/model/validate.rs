@@ -228,6 +228,15 @@ fn check_activities(
                             problems.error(event_location.clone(), message);
                         }
                     }
+                    let templates = std::iter::once(&request.url)
+                        .chain(request.headers.iter().map(|h| &h.value))
+                        .chain(std::iter::once(&request.body));
+                    if request.synchronous && templates.into_iter().any(|t| t.contains("${serial}")) {
+                        problems.warning(
+                            event_location.clone(),
+                            "a synchronous event has no server item: `${serial}` is empty (null in the body); make the event asynchronous to hand out a serial",
+                        );
+                    }
                 }
             }
         }
