@@ -221,6 +221,7 @@ fn insert_index(activity: &ActivityDraft, y: f32) -> usize {
 pub struct Icons {
     pub server_event: TextureId,
     pub async_server_event: TextureId,
+    pub http_request: TextureId,
 }
 
 impl Icons {
@@ -228,6 +229,7 @@ impl Icons {
         match icon {
             TemplateIcon::ServerEvent => self.server_event,
             TemplateIcon::AsyncServerEvent => self.async_server_event,
+            TemplateIcon::HttpRequest => self.http_request,
         }
     }
 }
@@ -725,9 +727,13 @@ fn draw_activity(
         let icon_rect =
             Rect::from_center_size(pos2(row.left() + 10.0 * zoom, row.center().y), Vec2::splat(14.0 * zoom));
         match icons {
-            // Drawn rather than an image: a request is told apart from a
-            // script by its shape (an arrow leaving a square), not only colour.
-            _ if is_http => {
+            Some(icons) if is_http => {
+                let rect = Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0));
+                painter.image(icons.http_request, icon_rect, rect, Color32::WHITE);
+            }
+            // Without textures (tests) the request's icon is drawn: an arrow
+            // leaving a square, told apart from a script by shape, not only colour.
+            None if is_http => {
                 painter.rect_filled(icon_rect, CornerRadius::same(3), theme::HTTP_EVENT);
                 let arrow_stroke = Stroke::new(1.5 * zoom.max(0.6), Color32::WHITE);
                 let start = icon_rect.left_bottom() + vec2(3.5, -3.5) * zoom;
