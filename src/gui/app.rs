@@ -29,6 +29,7 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ("callback", include_str!("../../samples/callback.process.json")),
     ("purchase-approval", include_str!("../../samples/purchase-approval.process.json")),
     ("shipment", include_str!("../../samples/shipment.process.json")),
+    ("http-callback", include_str!("../../samples/http-callback.process.json")),
 ];
 
 /// What is kept between runs.
