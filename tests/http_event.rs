@@ -231,10 +231,8 @@ fn placeholders_are_filled_as_json_as_escaped_text_percent_encoded_and_plain() {
     deploy(&fixture, &event(&external.url("/orders/${name}?n=${n}"), &rest));
     let name = "Zoë \"Q\" / Ünïcødé";
 
-    let progress = fixture
-        .engine
-        .start("admin", "notify", "PO-9", &set(&[("name", name), ("n", "42"), ("ok", "true")]))
-        .unwrap();
+    let progress =
+        fixture.engine.start("admin", "notify", "PO-9", &set(&[("name", name), ("n", "42"), ("ok", "true")])).unwrap();
 
     assert_eq!(progress.status, InstanceStatus::Active);
     let request = &external.requests()[0];
@@ -277,13 +275,12 @@ fn recovery_sends_again_a_request_whose_runner_died() {
     let external = ExternalSystem::start(|_| Reply::ok());
     let fixture = Fixture::new();
     deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
-    let dying = open_engine(&fixture.db_path(), fixture.clock.clone(), ScriptHost::default()).with_hook(Arc::new(
-        |point| {
+    let dying =
+        open_engine(&fixture.db_path(), fixture.clock.clone(), ScriptHost::default()).with_hook(Arc::new(|point| {
             if point == HookPoint::BeforeAsyncScript {
                 panic!("runner dies before sending");
             }
-        },
-    ));
+        }));
     let died = std::panic::catch_unwind(AssertUnwindSafe(|| dying.start("admin", "notify", "", &[])));
     assert!(died.is_err());
     assert!(external.requests().is_empty());

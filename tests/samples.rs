@@ -11,9 +11,9 @@ use flowdesk::engine::{
     Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse, Progress,
 };
 use flowdesk::model::{EventDraft, HttpRequest};
-use support::external::{ExternalSystem, Reply};
 use flowdesk::model::{FieldType, ProcessDraft, Right, ScriptHost, Value, validate};
 use flowdesk::store::{Durability, SqliteStore};
+use support::external::{ExternalSystem, Reply};
 
 const OWNER: &str = "alice";
 

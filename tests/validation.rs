@@ -777,7 +777,9 @@ fn a_correct_http_request_event_has_no_problems() {
 fn a_synchronous_http_request_has_no_serial_to_send() {
     check(
         &http_event(r#""url": "http://h/${serial}", "body": "{\"s\": ${serial}}""#),
-        &["warning: activity `A`, event 1 `Notify`: a synchronous event has no server item: `${serial}` is empty (null in the body); make the event asynchronous to hand out a serial"],
+        &[
+            "warning: activity `A`, event 1 `Notify`: a synchronous event has no server item: `${serial}` is empty (null in the body); make the event asynchronous to hand out a serial",
+        ],
     );
 }
 
@@ -826,7 +828,9 @@ fn http_request_unknown_placeholders_are_named() {
 fn http_request_body_must_be_json_once_filled() {
     check(
         &http_event(r#""url": "http://h/", "body": "{\n  \"folio\": ${folio},\n  \"name\": ${name}\n  \"n\": 1\n}""#),
-        &["error: activity `A`, event 1 `Notify`: the body is not valid JSON once filled in: expected `,` or `}` at line 4, column 3"],
+        &[
+            "error: activity `A`, event 1 `Notify`: the body is not valid JSON once filled in: expected `,` or `}` at line 4, column 3",
+        ],
     );
     // A placeholder inside a string is text: quoting it again breaks the JSON.
     check(
@@ -835,7 +839,9 @@ fn http_request_body_must_be_json_once_filled() {
     );
     check(
         &http_event(r#""url": "http://h/", "method": "GET", "body": "{}""#),
-        &["error: activity `A`, event 1 `Notify`: a GET request sends no body: use POST, PUT or PATCH, or empty the body"],
+        &[
+            "error: activity `A`, event 1 `Notify`: a GET request sends no body: use POST, PUT or PATCH, or empty the body",
+        ],
     );
 }
 
@@ -853,7 +859,9 @@ fn http_request_headers_need_valid_names_and_values() {
     );
     check(
         &http_event(r#""url": "http://h/", "headers": [{"name": "X-Ok", "value": "line\nbreak"}]"#),
-        &["error: activity `A`, event 1 `Notify`: header `x-ok` cannot be sent: its value holds a line break or another control character"],
+        &[
+            "error: activity `A`, event 1 `Notify`: header `x-ok` cannot be sent: its value holds a line break or another control character",
+        ],
     );
 }
 

@@ -26,11 +26,11 @@ use serde::Serialize;
 
 pub use error::{EngineError, format_age, format_time};
 pub use executor::{ItemState, OutsideResult, OutsideWork, RunEnd};
-pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use instance::{
     ActivityRecord, ActivityStatus, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
     ServerItem, TokenState,
 };
+pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
     InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,

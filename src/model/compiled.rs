@@ -11,8 +11,8 @@ use rhai::AST;
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
-use crate::model::template::TemplateValues;
 use crate::model::script::ScriptHost;
+use crate::model::template::TemplateValues;
 use crate::model::validate::{Problem, Severity, activity_indices, validate};
 use crate::model::value::{FieldType, Value};
 

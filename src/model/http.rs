@@ -133,8 +133,13 @@ impl HttpRequestSpec {
                     None
                 }
             };
-            let value =
-                checked_template(&format!("header `{}`", header.name.trim()), &header.value, false, field_names, &mut problems);
+            let value = checked_template(
+                &format!("header `{}`", header.name.trim()),
+                &header.value,
+                false,
+                field_names,
+                &mut problems,
+            );
             if let (Some(name), Some(value)) = (name, value) {
                 headers.push((name, value));
             }
@@ -153,13 +158,7 @@ impl HttpRequestSpec {
         else {
             return Err(problems);
         };
-        let spec = HttpRequestSpec {
-            method,
-            url,
-            headers,
-            body,
-            timeout: Duration::from_secs(draft.timeout_seconds),
-        };
+        let spec = HttpRequestSpec { method, url, headers, body, timeout: Duration::from_secs(draft.timeout_seconds) };
         // Filling with sample values finds a URL that is not absolute http(s),
         // a body that is not JSON, and a literal control character in a header.
         match spec.fill(sample) {
@@ -177,8 +176,8 @@ impl HttpRequestSpec {
             let text = template.fill_text(values)?;
             // `HeaderValue` accepts tabs and visible characters only; a line
             // break would let a value inject further headers.
-            let value = http::HeaderValue::from_str(&text)
-                .map_err(|_| FillError::BadHeaderValue { name: name.to_string() })?;
+            let value =
+                http::HeaderValue::from_str(&text).map_err(|_| FillError::BadHeaderValue { name: name.to_string() })?;
             headers.push((name.clone(), value));
         }
         let body = match &self.body {

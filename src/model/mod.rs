@@ -13,7 +13,7 @@ pub mod template;
 pub mod validate;
 pub mod value;
 
-pub use compiled::{CompiledActivity, CompiledEvent, EventAction, CompiledLine, CompiledProcess};
+pub use compiled::{CompiledActivity, CompiledEvent, CompiledLine, CompiledProcess, EventAction};
 pub use definition::{
     ActivityDraft, EventDraft, FieldDraft, HeaderDraft, HttpRequestDraft, LineDraft, LoadError, Position,
     PrecedingRule, ProcessDraft, ServerEventDraft,

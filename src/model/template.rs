@@ -30,7 +30,10 @@ const URL_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(
 enum Segment {
     Text(String),
     /// `in_string`: the placeholder stands inside a JSON string literal.
-    Placeholder { name: String, in_string: bool },
+    Placeholder {
+        name: String,
+        in_string: bool,
+    },
 }
 
 /// A parsed template.
@@ -297,10 +300,7 @@ mod tests {
     #[test]
     fn malformed_placeholders_say_where() {
         assert_eq!(Template::parse("ab${serial").unwrap_err(), TemplateError::Unclosed { at: 3 });
-        assert_eq!(
-            Template::parse("${a b}").unwrap_err(),
-            TemplateError::BadName { name: "a b".to_owned(), at: 1 }
-        );
+        assert_eq!(Template::parse("${a b}").unwrap_err(), TemplateError::BadName { name: "a b".to_owned(), at: 1 });
     }
 
     #[test]

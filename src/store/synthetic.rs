@@ -99,7 +99,11 @@ impl Shape {
         let order = std::iter::once(start).chain((0..draft.activities.len()).filter(|&i| i != start));
         let wait = order
             .flat_map(|a| {
-                draft.activities[a].events.iter().enumerate().filter_map(move |(e, event)| (!event.synchronous()).then_some((a, e)))
+                draft.activities[a]
+                    .events
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(e, event)| (!event.synchronous()).then_some((a, e)))
             })
             .next()
             .ok_or_else(|| {

@@ -86,11 +86,8 @@ impl ExternalSystem {
         let address = listener.local_addr().expect("listener address");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio runtime");
         let recorded = requests.clone();
         let app = axum::Router::new().fallback(move |request: Request<Body>| {
             let recorded = recorded.clone();

@@ -399,13 +399,16 @@ fn http_request_ui(
             });
             if response.changed() {
                 let activity = owned();
-                edits.push(Edit::new(Coalesce::Key(format!("http-header-name:{activity_id}:{index}:{row}")), move |d| {
-                    with_http_request(d, &activity, index, |e| {
-                        if let Some(h) = e.headers.get_mut(row) {
-                            h.name = name;
-                        }
-                    })
-                }));
+                edits.push(Edit::new(
+                    Coalesce::Key(format!("http-header-name:{activity_id}:{index}:{row}")),
+                    move |d| {
+                        with_http_request(d, &activity, index, |e| {
+                            if let Some(h) = e.headers.get_mut(row) {
+                                h.name = name;
+                            }
+                        })
+                    },
+                ));
             }
             let mut value = header.value.clone();
             let response = ui.add(TextEdit::singleline(&mut value).hint_text("value, ${placeholders} allowed"));
