@@ -390,8 +390,9 @@ fn http_request_ui(
 
     ui.separator();
     ui.strong("Headers");
-    Grid::new(("http-headers", activity_id, index)).num_columns(3).spacing([6.0, 4.0]).show(ui, |ui| {
-        for (row, header) in event.headers.iter().enumerate() {
+    // One row per header, the value taking what the name and button leave.
+    for (row, header) in event.headers.iter().enumerate() {
+        ui.horizontal(|ui| {
             let mut name = header.name.clone();
             let response = ui.add_sized([120.0, 20.0], TextEdit::singleline(&mut name).hint_text("name"));
             response.widget_info(|| {
@@ -411,7 +412,11 @@ fn http_request_ui(
                 ));
             }
             let mut value = header.value.clone();
-            let response = ui.add(TextEdit::singleline(&mut value).hint_text("value, ${placeholders} allowed"));
+            let value_width = (ui.available_width() - 80.0).max(80.0);
+            let response = ui.add_sized(
+                [value_width, 20.0],
+                TextEdit::singleline(&mut value).hint_text("value; ${placeholders} allowed"),
+            );
             response.widget_info(|| {
                 egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Header {} value", row + 1))
             });
@@ -442,9 +447,8 @@ fn http_request_ui(
                     })
                 }));
             }
-            ui.end_row();
-        }
-    });
+        });
+    }
     if ui.button("Add header").clicked() {
         let activity = owned();
         edits.push(Edit::new(Coalesce::Never, move |d| {
