@@ -130,7 +130,9 @@ impl Executor<'_> {
         }
     }
 
-    /// Runs ready tokens until none is left or an asynchronous script must run.
+    /// Runs ready tokens until none is left or an event's work must run outside
+    /// the transaction ([`RunEnd::Outside`]; one at a time, so requests in
+    /// parallel branches go out one after another).
     pub fn run(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) -> RunEnd {
         let mut steps = 0;
         loop {
