@@ -9,7 +9,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use flowdesk::gui::designer::Element;
 use flowdesk::gui::dialogs::ScriptedDialogs;
 use flowdesk::gui::{FlowdeskApp, GuiOptions, Settings};
-use flowdesk::model::{ActivityDraft, EventDraft, ProcessDraft, ServerEventDraft};
+use flowdesk::model::{ActivityDraft, EventDraft, HeaderDraft, HttpRequestDraft, ProcessDraft, ServerEventDraft};
 
 struct Gui {
     _dir: tempfile::TempDir,
@@ -150,7 +150,9 @@ impl Gui {
     }
 
     fn event(&self, activity: &str, index: usize) -> &ServerEventDraft {
-        let EventDraft::ServerEvent(event) = &self.activity(activity).events[index];
+        let EventDraft::ServerEvent(event) = &self.activity(activity).events[index] else {
+            panic!("event {index} of {activity} is not a server event")
+        };
         event
     }
 
@@ -193,7 +195,7 @@ fn dragging_a_template_onto_empty_canvas_creates_an_activity_there() {
     let draft = gui.app().designer.doc.draft();
     assert_eq!(draft.activities.len(), before + 1);
     let added = draft.activities.last().unwrap();
-    let EventDraft::ServerEvent(event) = &added.events[0];
+    let EventDraft::ServerEvent(event) = &added.events[0] else { panic!("not a server event") };
     assert!(!event.synchronous, "the asynchronous template presets Synchronous off");
     // It landed where it was dropped.
     let drawn = gui.rect_of(&format!("Activity {}", added.name));
@@ -214,7 +216,7 @@ fn dragging_the_synchronous_template_onto_empty_canvas_creates_a_synchronous_eve
     assert_eq!(added.name, "Server Event");
     assert!(!added.start, "the process already has its start");
     assert_eq!(added.events.len(), 1);
-    let EventDraft::ServerEvent(event) = &added.events[0];
+    let EventDraft::ServerEvent(event) = &added.events[0] else { panic!("not a server event") };
     assert!(event.synchronous, "the Server Event template presets Synchronous on");
     assert_eq!(gui.selection(), [activity_element(&added.id)]);
     // Drawn where it was dropped, with its event shown as not waiting.
@@ -677,4 +679,53 @@ fn a_broken_rule_is_listed_in_problems_and_clicking_it_selects_the_line() {
     gui.click(&problems[0]);
     assert_eq!(gui.selection(), [Element::Line(0)]);
     assert!(gui.exists("Prepare -> Call external system"), "the panel shows the picked line");
+}
+
+#[test]
+fn an_http_request_event_is_added_from_the_palette_edited_and_saved() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.save.borrow_mut().push(files.path().join("notify"));
+    let mut gui = Gui::with(None, dialogs);
+
+    let template = gui.rect_of("Template HTTP request").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    assert_eq!(gui.event_names("approved"), ["Mark done", "HTTP request"]);
+
+    // A new request has no URL yet: the problems panel says so, and picking
+    // the problem selects the event and shows its properties.
+    gui.click_at(gui.empty_canvas_spot());
+    assert!(gui.selection().is_empty());
+    let problems = gui.texts_containing("the URL is empty");
+    assert_eq!(problems, ["Error  activity `Approved`, event 2 `HTTP request`: the URL is empty"]);
+    gui.click(&problems[0]);
+    let event = Element::Event { activity: "approved".to_owned(), index: 1 };
+    assert_eq!(gui.selection(), [event]);
+    assert!(gui.exists("URL"), "the properties panel shows the request");
+
+    gui.type_into("URL", "http://127.0.0.1:9000/done/${serial}");
+    gui.click("Synchronous");
+    gui.click("HTTP method");
+    gui.click("PUT");
+    gui.click("Add header");
+    gui.type_into("Header 1 name", "X-Token");
+    gui.type_into("Header 1 value", "abc");
+    gui.type_into("Body (JSON; empty sends none)", "{\"serial\": ${serial}, \"folio\": ${folio}}");
+    assert!(gui.texts_containing("the URL is empty").is_empty(), "the problem is gone");
+    // Canvas row: says what kind of event it is and that it now waits.
+    assert!(gui.exists("Event HTTP request (HTTP request, waits for a callback)"));
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    let saved = ProcessDraft::load(&files.path().join("notify.process.json")).unwrap();
+    let expected = HttpRequestDraft {
+        name: "HTTP request".to_owned(),
+        synchronous: false,
+        method: "PUT".to_owned(),
+        url: "http://127.0.0.1:9000/done/${serial}".to_owned(),
+        headers: vec![HeaderDraft { name: "X-Token".to_owned(), value: "abc".to_owned() }],
+        body: "{\"serial\": ${serial}, \"folio\": ${folio}}".to_owned(),
+        timeout_seconds: 10,
+    };
+    assert_eq!(saved.activity("approved").unwrap().events[1], EventDraft::HttpRequest(expected));
 }

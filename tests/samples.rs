@@ -2,11 +2,18 @@
 //! completion, and the purchase-approval and shipment samples behave as their
 //! descriptions say when driven end to end through the engine.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use flowdesk::engine::{Engine, FieldInput, InstanceDetail, InstanceStatus, Progress};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flowdesk::engine::{
+    Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse, Progress,
+};
+use flowdesk::model::{EventDraft, HttpRequest};
 use flowdesk::model::{FieldType, ProcessDraft, Right, ScriptHost, Value, validate};
 use flowdesk::store::{Durability, SqliteStore};
+use support::external::{ExternalSystem, Reply};
 
 const OWNER: &str = "alice";
 
@@ -35,11 +42,22 @@ fn load_sample(file_name: &str) -> ProcessDraft {
     load(&samples_dir().join(file_name))
 }
 
+/// An external system that accepts every request without looking at it, so
+/// that samples whose requests go to a fixed address run anywhere.
+struct AcceptEverything;
+
+impl Outbound for AcceptEverything {
+    fn send(&self, _request: &HttpRequest) -> Result<OutboundResponse, OutboundError> {
+        Ok(OutboundResponse { status: 202, reason: "Accepted".to_owned(), body_excerpt: String::new() })
+    }
+}
+
 /// An engine on a fresh database in a temporary folder; keep the folder alive.
+/// Its HTTP requests are accepted without being sent.
 fn engine() -> (tempfile::TempDir, Engine<SqliteStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("flowdesk.db"), Durability::Normal).expect("open database");
-    (dir, Engine::new(store))
+    (dir, Engine::new(store).with_outbound(Arc::new(AcceptEverything)))
 }
 
 fn text(pairs: &[(&str, &str)]) -> Vec<(String, FieldInput)> {
@@ -92,7 +110,12 @@ fn only_serial(progress: &Progress) -> String {
 fn samples_folder_holds_the_known_samples() {
     let names: Vec<String> =
         sample_files().iter().map(|path| path.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for expected in ["callback.process.json", "purchase-approval.process.json", "shipment.process.json"] {
+    for expected in [
+        "callback.process.json",
+        "http-callback.process.json",
+        "purchase-approval.process.json",
+        "shipment.process.json",
+    ] {
         assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
     }
 }
@@ -152,6 +175,44 @@ fn every_sample_runs_to_completion_with_default_data() {
             path.display()
         );
     }
+}
+
+// ----- HTTP callback ---------------------------------------------------------
+
+/// The sample's request, sent for real to a shipping service that stands in
+/// for the one at 127.0.0.1:9000, then finished by its callback.
+#[test]
+fn http_callback_sample_posts_its_serial_and_completes_on_the_callback() {
+    let service = ExternalSystem::start(|_| Reply::status(202, "queued"));
+    let mut draft = load_sample("http-callback.process.json");
+    let EventDraft::HttpRequest(request) = &mut draft.activities[0].events[0] else { panic!("not an HTTP request") };
+    request.url = request.url.replace("http://127.0.0.1:9000", &service.url(""));
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("flowdesk.db"), Durability::Normal).unwrap();
+    let engine = Engine::new(store);
+    engine.deploy(OWNER, &draft).unwrap();
+
+    let progress = engine.start(OWNER, "http-callback", "SO-12", &text(&[("order_id", "A 7")])).unwrap();
+
+    let serial = only_serial(&progress);
+    let sent = &service.requests()[0];
+    assert_eq!((sent.method.as_str(), sent.path.as_str()), ("POST", "/shipments?order=A%207"));
+    assert_eq!(sent.header("x-folio"), Some("SO-12"));
+    assert_eq!(
+        sent.json(),
+        serde_json::json!({
+            "serial": serial,
+            "order": "A 7",
+            "amount": 49.9,
+            "express": false,
+            "note": format!("call back with serial {serial} when shipped"),
+        })
+    );
+    let finished = engine.finish(OWNER, &serial, &text(&[("tracking", "1Z999")])).unwrap();
+    assert_eq!(finished.progress.status, InstanceStatus::Completed);
+    let detail = engine.instance(OWNER, progress.instance_id).unwrap();
+    assert_eq!(field(&detail, "shipped"), &Value::Boolean(true));
+    assert!(logs(&detail).contains(&"Record shipment: shipped, tracking 1Z999"), "{:?}", logs(&detail));
 }
 
 // ----- purchase approval -----------------------------------------------------

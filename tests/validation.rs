@@ -744,3 +744,143 @@ fn loading_a_missing_file_names_it() {
     assert!(matches!(err, LoadError::Read { .. }), "{err:?}");
     assert!(err.to_string().starts_with(&format!("cannot read {}: ", path.display())), "{err}");
 }
+
+// ----- HTTP request events ---------------------------------------------------------
+
+/// A process whose start activity holds one HTTP request event made of
+/// `properties` (JSON object members besides `kind` and `name`), with the
+/// data fields `name` (string) and `n` (integer).
+fn http_event(properties: &str) -> String {
+    format!(
+        r#"{{"name": "p",
+            "fields": [{{"name": "name", "type": "string"}}, {{"name": "n", "type": "integer"}}],
+            "activities": [{{"id": "a", "name": "A", "start": true, "events": [
+              {{"kind": "http_request", "name": "Notify", {properties}}}
+            ]}}]}}"#
+    )
+}
+
+#[test]
+fn a_correct_http_request_event_has_no_problems() {
+    for properties in [
+        r#""url": "http://127.0.0.1:9000/jobs/${instance_id}?n=${n}""#,
+        r#""url": "https://example.com/x", "method": "put", "synchronous": false, "timeout_seconds": 300,
+           "headers": [{"name": "Authorization", "value": "Bearer abc"}, {"name": "X-Folio", "value": "${folio}"}],
+           "body": "{\"serial\": ${serial}, \"name\": ${name}, \"text\": \"${activity}/${event}: ${name}\", \"n\": ${n}}""#,
+        r#""url": "http://h/", "method": "DELETE", "body": "[\"$${not a placeholder}\"]", "timeout_seconds": 1"#,
+    ] {
+        check(&http_event(properties), &[]);
+    }
+}
+
+#[test]
+fn a_synchronous_http_request_has_no_serial_to_send() {
+    check(
+        &http_event(r#""url": "http://h/${serial}", "body": "{\"s\": ${serial}}""#),
+        &[
+            "warning: activity `A`, event 1 `Notify`: a synchronous event has no server item: `${serial}` is empty (null in the body); make the event asynchronous to hand out a serial",
+        ],
+    );
+}
+
+#[test]
+fn http_request_method_must_be_a_known_one() {
+    check(
+        &http_event(r#""url": "http://h/", "method": "FETCH""#),
+        &["error: activity `A`, event 1 `Notify`: method `FETCH` is not one of GET, POST, PUT, PATCH or DELETE"],
+    );
+}
+
+#[test]
+fn http_request_url_must_be_absolute_http() {
+    let cases = [
+        (r#""url": """#, "the URL is empty"),
+        (r#""method": "GET""#, "the URL is empty"),
+        (
+            r#""url": "/jobs/${n}""#,
+            "the URL `/jobs/0` is not valid once filled in: it is not absolute: write http://host/… or https://host/…",
+        ),
+        (r#""url": "ftp://h/x""#, "the URL `ftp://h/x` is not valid once filled in: scheme `ftp` is not http or https"),
+        (r#""url": "http://h/a b""#, "the URL `http://h/a b` is not valid once filled in: …"),
+        (r#""url": "http://h/${serial""#, "URL: `${` at character 10 has no closing `}`"),
+    ];
+    for (properties, message) in cases {
+        check(&http_event(properties), &[&format!("error: activity `A`, event 1 `Notify`: {message}")]);
+    }
+}
+
+#[test]
+fn http_request_unknown_placeholders_are_named() {
+    check(
+        &http_event(
+            r#""url": "http://h/${nmae}", "headers": [{"name": "X-A", "value": "${nope}"}],
+               "body": "{\"a\": ${nope}, \"b\": \"${typo} ${nope}\", \"c\": ${n}}""#,
+        ),
+        &[
+            "error: activity `A`, event 1 `Notify`: URL: unknown placeholder `${nmae}`: is neither a data field nor one of serial, instance_id, folio, activity, event",
+            "error: activity `A`, event 1 `Notify`: header `X-A`: unknown placeholder `${nope}`: is neither a data field nor one of serial, instance_id, folio, activity, event",
+            "error: activity `A`, event 1 `Notify`: body: unknown placeholders `${nope}`, `${typo}`: are neither a data field nor one of serial, instance_id, folio, activity, event",
+        ],
+    );
+}
+
+#[test]
+fn http_request_body_must_be_json_once_filled() {
+    check(
+        &http_event(r#""url": "http://h/", "body": "{\n  \"folio\": ${folio},\n  \"name\": ${name}\n  \"n\": 1\n}""#),
+        &[
+            "error: activity `A`, event 1 `Notify`: the body is not valid JSON once filled in: expected `,` or `}` at line 4, column 3",
+        ],
+    );
+    // A placeholder inside a string is text: quoting it again breaks the JSON.
+    check(
+        &http_event(r#""url": "http://h/", "body": "{\"name\": \"\"${name}\"\"}""#),
+        &["error: activity `A`, event 1 `Notify`: the body is not valid JSON once filled in: …"],
+    );
+    check(
+        &http_event(r#""url": "http://h/", "method": "GET", "body": "{}""#),
+        &[
+            "error: activity `A`, event 1 `Notify`: a GET request sends no body: use POST, PUT or PATCH, or empty the body",
+        ],
+    );
+}
+
+#[test]
+fn http_request_headers_need_valid_names_and_values() {
+    check(
+        &http_event(
+            r#""url": "http://h/", "headers": [{"name": "", "value": "x"}, {"name": "X Bad", "value": "x"},
+               {"name": "X-Ok", "value": "line\nbreak"}]"#,
+        ),
+        &[
+            "error: activity `A`, event 1 `Notify`: header 1 has no name",
+            "error: activity `A`, event 1 `Notify`: header name `X Bad` is not valid: letters, digits and !#$%&'*+-.^_`|~ only",
+        ],
+    );
+    check(
+        &http_event(r#""url": "http://h/", "headers": [{"name": "X-Ok", "value": "line\nbreak"}]"#),
+        &[
+            "error: activity `A`, event 1 `Notify`: header `x-ok` cannot be sent: its value holds a line break or another control character",
+        ],
+    );
+}
+
+#[test]
+fn http_request_timeout_is_between_1_and_300_seconds() {
+    for timeout in [0, 301] {
+        check(
+            &http_event(&format!(r#""url": "http://h/", "timeout_seconds": {timeout}"#)),
+            &[&format!(
+                "error: activity `A`, event 1 `Notify`: timeout of {timeout} s is out of range: from 1 to 300 seconds"
+            )],
+        );
+    }
+}
+
+#[test]
+fn http_request_unknown_properties_are_refused() {
+    let err = load_error(
+        r#"{"name": "p", "activities": [{"id": "a", "name": "A", "events": [{"kind": "http_request", "name": "e", "uri": "x"}]}]}"#,
+    );
+    assert!(err.to_string().contains("unknown field `uri`"), "{err}");
+}

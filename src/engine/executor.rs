@@ -6,12 +6,14 @@
 //! and never does IO, except for running scripts, which are bounded by their
 //! operation budget.
 //!
-//! An asynchronous event's script that may hand its serial to the outside world
-//! cannot run inside a transaction: its server item must be committed first so
-//! a fast callback can find it. So the loop stops there with
-//! [`RunEnd::AsyncScript`], and the engine commits, runs the script, and comes
-//! back through [`Executor::apply_async_script`]. A script that cannot call out
-//! (no embedder functions installed) runs in the loop like a synchronous one:
+//! Two kinds of work cannot run inside a transaction, so the loop stops before
+//! them with [`RunEnd::Outside`]: an HTTP request event (IO of unbounded length,
+//! synchronous or not), and an asynchronous event's script that may hand its
+//! serial to the outside world (its server item must be committed first so a
+//! fast callback can find it). The engine commits, does the work
+//! ([`Executor::outside_work`], then the request if there is one), and comes
+//! back through [`Executor::apply_outside`]. A script that cannot call out (no
+//! embedder functions installed) runs in the loop like a synchronous one:
 //! nobody can call back before it ends, so nothing is gained by committing
 //! first, and a transaction per lifecycle is saved.
 
@@ -21,7 +23,11 @@ use crate::engine::instance::{
     ActivityRecord, ActivityStatus, AuditEntry, Changes, FailureInfo, Instance, InstanceStatus, ItemStatus, Millis,
     ServerItem, Token, TokenState,
 };
-use crate::model::{CompiledProcess, PrecedingRule, ScriptContext, ScriptFailure, ScriptHost, ScriptOutcome, Value};
+use crate::engine::outbound::Exchange;
+use crate::model::{
+    CompiledProcess, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext, ScriptFailure, ScriptHost,
+    ScriptOutcome, TemplateValues, Value,
+};
 
 /// A finish recorded on a server item that the instance has not applied yet.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +50,28 @@ pub struct ItemState {
 pub enum RunEnd {
     /// Nothing is ready: the instance waits, completed, failed or is stopped.
     Settled,
-    /// An asynchronous event's server item was created; commit, then run its script.
-    AsyncScript { serial_id: i64 },
+    /// The token of activity instance `destination_id` is at an event whose
+    /// work must run outside any transaction (an HTTP request, or an
+    /// asynchronous script that can call out); its server item, if the event
+    /// is asynchronous, is created. Commit, then do the work.
+    Outside { destination_id: i64 },
+}
+
+/// An event's work to do outside any transaction, as [`Executor::outside_work`]
+/// finds it.
+#[derive(Debug)]
+pub enum OutsideWork {
+    /// The script has run (on a copy of the data); here is its result.
+    ScriptRan(Result<ScriptOutcome, ScriptFailure>),
+    /// The request to send, filled in from the instance, or why it cannot be.
+    Send(Result<HttpRequest, FillError>),
+}
+
+/// What an event's outside work came to, for [`Executor::apply_outside`].
+#[derive(Debug)]
+pub enum OutsideResult {
+    Script(Result<ScriptOutcome, ScriptFailure>),
+    Http(Exchange),
 }
 
 pub struct Executor<'a> {
@@ -104,7 +130,9 @@ impl Executor<'_> {
         }
     }
 
-    /// Runs ready tokens until none is left or an asynchronous script must run.
+    /// Runs ready tokens until none is left or an event's work must run outside
+    /// the transaction ([`RunEnd::Outside`]; one at a time, so requests in
+    /// parallel branches go out one after another).
     pub fn run(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) -> RunEnd {
         let mut steps = 0;
         loop {
@@ -130,9 +158,20 @@ impl Executor<'_> {
                 self.complete_activity(instance, position, changes);
                 continue;
             };
+            let script = match &event.action {
+                EventAction::Script(script) => script,
+                EventAction::Http(_) => {
+                    // Requests are IO: always sent outside the transaction.
+                    if !event.synchronous {
+                        self.open_item(instance, items, position, true, changes);
+                    }
+                    instance.flow.tokens[position].state = TokenState::RunningOutside;
+                    return RunEnd::Outside { destination_id: token.destination_id };
+                }
+            };
             if event.synchronous {
                 let context = self.context(instance, &token, None);
-                match self.host.run_script(&event.script, &self.process.field_types, &instance.data, &context) {
+                match self.host.run_script(script, &self.process.field_types, &instance.data, &context) {
                     Ok(outcome) => {
                         self.apply_outcome(instance, outcome, &event.name, changes);
                         instance.flow.tokens[position].next_event += 1;
@@ -143,37 +182,51 @@ impl Executor<'_> {
                     }
                 }
             } else {
-                let reused = token.serial_id.filter(|id| items.pending.contains(id));
-                let serial_id = match reused {
-                    Some(id) => id,
-                    None => {
-                        let id = match token.serial_id {
-                            None => token.destination_id,
-                            Some(_) => {
-                                let id = instance.flow.next_destination_id;
-                                instance.flow.next_destination_id += 1;
-                                id
-                            }
-                        };
-                        self.create_item(instance, &token, id, changes);
-                        items.pending.insert(id);
-                        id
-                    }
-                };
-                let running = &mut instance.flow.tokens[position];
-                running.serial_id = Some(serial_id);
-                running.state = TokenState::ScriptRunning;
+                let serial_id = self.open_item(instance, items, position, !self.inline_async_scripts, changes);
+                instance.flow.tokens[position].state = TokenState::RunningOutside;
                 if !self.inline_async_scripts {
-                    return RunEnd::AsyncScript { serial_id };
+                    return RunEnd::Outside { destination_id: token.destination_id };
                 }
                 let context = self.context(instance, &token, Some(serial_id));
-                let result = self.host.run_script(&event.script, &self.process.field_types, &instance.data, &context);
+                let result = self.host.run_script(script, &self.process.field_types, &instance.data, &context);
+                let result = result.map_err(|failure| describe_failure(&failure));
                 self.end_script(instance, position, serial_id, result, changes);
             }
         }
     }
 
-    fn create_item(&self, instance: &Instance, token: &Token, serial_id: i64, changes: &mut Changes) {
+    /// The server item of the asynchronous event the token at `position` is
+    /// at: the one it already has when the event is retried (so the serial
+    /// stays the same), else a new one. Returns its serial id.
+    fn open_item(
+        &self,
+        instance: &mut Instance,
+        items: &mut ItemState,
+        position: usize,
+        outside: bool,
+        changes: &mut Changes,
+    ) -> i64 {
+        let token = instance.flow.tokens[position].clone();
+        if let Some(id) = token.serial_id.filter(|id| items.pending.contains(id)) {
+            return id;
+        }
+        let id = match token.serial_id {
+            None => token.destination_id,
+            Some(_) => {
+                let id = instance.flow.next_destination_id;
+                instance.flow.next_destination_id += 1;
+                id
+            }
+        };
+        self.create_item(instance, &token, id, outside, changes);
+        items.pending.insert(id);
+        instance.flow.tokens[position].serial_id = Some(id);
+        id
+    }
+
+    /// `outside`: the event's work runs outside the transaction, so a finish
+    /// arriving meanwhile is an early callback, to be recorded.
+    fn create_item(&self, instance: &Instance, token: &Token, serial_id: i64, outside: bool, changes: &mut Changes) {
         let activity = &self.process.activities[token.activity];
         let event = &activity.events[token.next_event];
         let serial = instance.serial(serial_id);
@@ -186,7 +239,7 @@ impl Executor<'_> {
             activity: activity.name.clone(),
             event: event.name.clone(),
             status: ItemStatus::Pending,
-            script_running: !self.inline_async_scripts,
+            script_running: outside,
             created_at: self.now,
             closed_at: None,
             closed_by: None,
@@ -195,44 +248,82 @@ impl Executor<'_> {
         self.audit(changes, "Server item created", format!("{serial} for `{}`", event.name));
     }
 
-    /// Runs an asynchronous event's script on a copy of the data, outside any
-    /// transaction. The result is applied later by [`Executor::apply_async_script`].
-    pub fn run_async_script(
-        &self,
-        instance: &Instance,
-        serial_id: i64,
-    ) -> Option<Result<ScriptOutcome, ScriptFailure>> {
+    /// The outside work of the token of activity instance `destination_id`:
+    /// its script run on a copy of the data, or its request filled in. `None`
+    /// if the token is no longer running outside (another runner applied it).
+    pub fn outside_work(&self, instance: &Instance, destination_id: i64) -> Option<OutsideWork> {
         let token = instance
             .flow
             .tokens
             .iter()
-            .find(|t| t.serial_id == Some(serial_id) && t.state == TokenState::ScriptRunning)?;
+            .find(|t| t.destination_id == destination_id && t.state == TokenState::RunningOutside)?;
         let event = self.process.activities[token.activity].events.get(token.next_event)?;
-        let context = self.context(instance, token, Some(serial_id));
-        Some(self.host.run_script(&event.script, &self.process.field_types, &instance.data, &context))
+        let serial = if event.synchronous { None } else { token.serial_id };
+        let context = self.context(instance, token, serial);
+        Some(match &event.action {
+            EventAction::Script(script) => OutsideWork::ScriptRan(self.host.run_script(
+                script,
+                &self.process.field_types,
+                &instance.data,
+                &context,
+            )),
+            EventAction::Http(spec) => {
+                OutsideWork::Send(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
+            }
+        })
     }
 
-    /// Applies an asynchronous script's result: the token now waits for its
-    /// callback, or moves on at once if a finish arrived while the script ran.
-    /// Returns false if the token was no longer running that script (another
-    /// runner already applied it), in which case nothing changed.
-    pub fn apply_async_script(
+    /// Applies the result of a token's outside work. A synchronous event
+    /// completes; an asynchronous one waits for its callback, or moves on at
+    /// once when [`Executor::run`] finds a finish that arrived meanwhile (an
+    /// early callback); a failure puts the token in error. Returns false if
+    /// the token was no longer running outside (another runner already
+    /// applied it, or an operator moved the instance on): nothing changed.
+    pub fn apply_outside(
         &self,
         instance: &mut Instance,
-        serial_id: i64,
-        result: Result<ScriptOutcome, ScriptFailure>,
+        destination_id: i64,
+        result: OutsideResult,
         changes: &mut Changes,
     ) -> bool {
         let Some(position) = instance
             .flow
             .tokens
             .iter()
-            .position(|t| t.serial_id == Some(serial_id) && t.state == TokenState::ScriptRunning)
+            .position(|t| t.destination_id == destination_id && t.state == TokenState::RunningOutside)
         else {
             return false;
         };
-        changes.items_script_ended.push(serial_id);
-        self.end_script(instance, position, serial_id, result, changes);
+        let token = &instance.flow.tokens[position];
+        let synchronous =
+            self.process.activities[token.activity].events.get(token.next_event).is_none_or(|e| e.synchronous);
+        let serial_id = if synchronous { None } else { token.serial_id };
+        if let Some(serial_id) = serial_id {
+            changes.items_script_ended.push(serial_id);
+        }
+        let result = match result {
+            OutsideResult::Script(result) => result.map_err(|failure| describe_failure(&failure)),
+            OutsideResult::Http(exchange) => {
+                self.audit(changes, "HTTP request", exchange.summary());
+                match exchange.failure() {
+                    None => Ok(ScriptOutcome::default()),
+                    Some(message) => Err(message),
+                }
+            }
+        };
+        match serial_id {
+            Some(serial_id) => self.end_script(instance, position, serial_id, result, changes),
+            None => match result {
+                Ok(outcome) => {
+                    let event = self.context(instance, &instance.flow.tokens[position], None).event;
+                    self.apply_outcome(instance, outcome, &event, changes);
+                    let token = &mut instance.flow.tokens[position];
+                    token.next_event += 1;
+                    token.state = TokenState::Ready;
+                }
+                Err(message) => self.fail(instance, position, message, changes),
+            },
+        }
         true
     }
 
@@ -243,7 +334,7 @@ impl Executor<'_> {
         instance: &mut Instance,
         position: usize,
         serial_id: i64,
-        result: Result<ScriptOutcome, ScriptFailure>,
+        result: Result<ScriptOutcome, String>,
         changes: &mut Changes,
     ) {
         let token = &instance.flow.tokens[position];
@@ -256,10 +347,7 @@ impl Executor<'_> {
                 let serial = instance.serial(serial_id);
                 self.audit(changes, "Waiting for callback", format!("{serial} (`{event_name}`)"));
             }
-            Err(failure) => {
-                let message = describe_failure(&failure);
-                self.fail(instance, position, message, changes);
-            }
+            Err(message) => self.fail(instance, position, message, changes),
         }
     }
 
@@ -393,7 +481,7 @@ pub fn settled_status(instance: &Instance) -> InstanceStatus {
     let tokens = &instance.flow.tokens;
     if tokens.iter().any(|t| t.state == TokenState::Failed) {
         InstanceStatus::Error
-    } else if tokens.iter().any(|t| t.state == TokenState::ScriptRunning) {
+    } else if tokens.iter().any(|t| t.state == TokenState::RunningOutside) {
         InstanceStatus::Running
     } else if tokens.iter().any(|t| t.state == TokenState::Waiting) {
         InstanceStatus::Active

@@ -20,7 +20,8 @@ pub type Millis = i64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum InstanceStatus {
-    /// The engine is executing (an asynchronous event's script is running).
+    /// The engine is executing (an event's request or asynchronous script is
+    /// running outside a transaction).
     Running,
     /// Waiting for something outside: a callback on a server item.
     Active,
@@ -97,9 +98,11 @@ pub struct IllegalTransition {
 pub enum TokenState {
     /// Ready to run its next event (or its lines, after the last event).
     Ready,
-    /// An asynchronous event's server item exists and its script is running
-    /// outside any transaction.
-    ScriptRunning,
+    /// Its event's work runs outside any transaction: an HTTP request being
+    /// sent, or an asynchronous event's script (its server item exists). The
+    /// stored name is the one from before requests existed.
+    #[serde(rename = "ScriptRunning")]
+    RunningOutside,
     /// Waiting for a callback on its server item.
     Waiting,
     /// Its current event failed; the instance is in Error.

@@ -5,14 +5,17 @@
 //! here, so no front end can get it wrong. The engine is generic over
 //! [`Storage`] and never names a database.
 //!
-//! Each call is one or more transactions. A call that runs an asynchronous
-//! server event commits the new server item *before* the event's script runs, so
-//! a fast callback finds it; the script then runs outside any transaction and its
-//! result is applied in the next one. See `ARCHITECTURE.md` for the whole story.
+//! Each call is one or more transactions. A call that reaches an HTTP request
+//! event, or an asynchronous server event whose script can call out, commits
+//! first (with the new server item, for an asynchronous event, so a fast
+//! callback finds it); the request or script then runs outside any transaction
+//! and its result is applied in the next one. See `ARCHITECTURE.md` for the
+//! whole story.
 
 pub mod error;
 pub mod executor;
 pub mod instance;
+pub mod outbound;
 pub mod serial;
 pub mod storage;
 
@@ -22,11 +25,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 
 pub use error::{EngineError, format_age, format_time};
-pub use executor::{ItemState, RunEnd};
+pub use executor::{ItemState, OutsideResult, OutsideWork, RunEnd};
 pub use instance::{
     ActivityRecord, ActivityStatus, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
     ServerItem, TokenState,
 };
+pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
     InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
@@ -35,7 +39,7 @@ pub use storage::{
 
 use crate::engine::executor::{Executor, RecordedFinish, settled_status};
 use crate::engine::instance::{Changes, FlowState};
-use crate::model::{CompiledProcess, FieldType, ProcessDraft, Right, ScriptHost, Value};
+use crate::model::{CompiledProcess, EventAction, FieldType, ProcessDraft, Right, ScriptHost, Value};
 
 /// The time source; tests use a fixed one so trails are stable.
 pub trait Clock: Send + Sync {
@@ -58,7 +62,9 @@ pub enum HookPoint {
     BeforeCommit,
     /// A write transaction has committed durably.
     AfterCommit,
-    /// An asynchronous event's server item is committed; its script is about to run.
+    /// An event's work that runs outside transactions (an HTTP request, an
+    /// asynchronous script that can call out) is committed as due, with its
+    /// server item if any, and is about to run.
     BeforeAsyncScript,
 }
 
@@ -228,6 +234,8 @@ pub struct Engine<S: Storage> {
     /// Compiled definitions by (process, version): compiled once, not per run.
     compiled: Mutex<HashMap<(String, u32), Arc<CompiledProcess>>>,
     hook: Option<Hook>,
+    /// Sends HTTP request events' requests, never inside a transaction.
+    outbound: Arc<dyn Outbound>,
 }
 
 impl<S: Storage> Engine<S> {
@@ -241,7 +249,21 @@ impl<S: Storage> Engine<S> {
         } else {
             ScriptHost::new(options.script_budget)
         };
-        Engine { store, host, clock, options, compiled: Mutex::new(HashMap::new()), hook: None }
+        Engine {
+            store,
+            host,
+            clock,
+            options,
+            compiled: Mutex::new(HashMap::new()),
+            hook: None,
+            outbound: Arc::new(HttpOutbound::default()),
+        }
+    }
+
+    /// Replaces how HTTP request events are sent (the default is [`HttpOutbound`]).
+    pub fn with_outbound(mut self, outbound: Arc<dyn Outbound>) -> Engine<S> {
+        self.outbound = outbound;
+        self
     }
 
     /// Installs a hook called at each [`HookPoint`] (for crash tests).
@@ -463,7 +485,22 @@ impl<S: Storage> Engine<S> {
         instance.status = to;
         if to == InstanceStatus::Running {
             instance.runner = Some(std::process::id());
-            instance.lease_until = Some(executor.now + self.options.lease_ms);
+            // A request may take its whole timeout: the claim must outlast it,
+            // or recovery would send it again while it is still on its way.
+            let longest_request = instance
+                .flow
+                .tokens
+                .iter()
+                .filter(|t| t.state == TokenState::RunningOutside)
+                .filter_map(|t| executor.process.activities[t.activity].events.get(t.next_event))
+                .filter_map(|event| match &event.action {
+                    EventAction::Http(spec) => Some(spec.timeout.as_millis()),
+                    EventAction::Script(_) => None,
+                })
+                .max()
+                .unwrap_or(0);
+            let longest_request = Millis::try_from(longest_request).unwrap_or(Millis::MAX / 2);
+            instance.lease_until = Some(executor.now + self.options.lease_ms + longest_request);
         } else {
             instance.runner = None;
             instance.lease_until = None;
@@ -481,22 +518,26 @@ impl<S: Storage> Engine<S> {
         tx.write_changes(instance.id, changes)
     }
 
-    /// Runs asynchronous scripts outside transactions, applying each result in
-    /// its own transaction, until the instance settles.
+    /// Does the work that runs outside transactions (HTTP requests,
+    /// asynchronous scripts that can call out), applying each result in its
+    /// own transaction, until the instance settles.
     ///
     /// `step` is what the previous transaction committed: the instance as saved
     /// and how its run ended. Returns the instance as finally saved.
     fn continue_async(&self, user: &str, step: Step) -> Result<Instance, EngineError> {
         let Step { mut instance, process, mut end } = step;
         let instance_id = instance.id;
-        while let RunEnd::AsyncScript { serial_id } = end {
+        while let RunEnd::Outside { destination_id } = end {
             self.reach(HookPoint::BeforeAsyncScript);
-            let now = self.now();
-            let result = {
-                let executor = self.executor(&process, user, now);
-                executor.run_async_script(&instance, serial_id)
+            let work = {
+                let executor = self.executor(&process, user, self.now());
+                executor.outside_work(&instance, destination_id)
             };
-            let Some(result) = result else { return Ok(instance) };
+            let result = match work {
+                None => return Ok(instance),
+                Some(OutsideWork::ScriptRan(result)) => OutsideResult::Script(result),
+                Some(OutsideWork::Send(request)) => OutsideResult::Http(Exchange::run(self.outbound.as_ref(), request)),
+            };
             (instance, end) = self.write(|tx| {
                 // Reloaded: others (a callback, an operator) may have written since.
                 let mut instance =
@@ -504,7 +545,7 @@ impl<S: Storage> Engine<S> {
                 let now = self.now();
                 let executor = self.executor(&process, user, now);
                 let mut changes = Changes::default();
-                if !executor.apply_async_script(&mut instance, serial_id, result, &mut changes) {
+                if !executor.apply_outside(&mut instance, destination_id, result, &mut changes) {
                     return Ok((instance, RunEnd::Settled));
                 }
                 let mut items = tx.item_state(instance_id)?;
@@ -609,9 +650,17 @@ impl<S: Storage> Engine<S> {
             let detail = if set.is_empty() { format!("{serial}") } else { format!("{serial}; set {}", set.join(", ")) };
             executor.audit(&mut changes, "Server item finished", detail);
             // An early callback, or an instance an operator holds: record only.
-            // The finish is applied when the script ends or the instance resumes.
-            let hold =
-                item.script_running || matches!(instance.status, InstanceStatus::Stopped | InstanceStatus::Error);
+            // The finish is applied when the script or request ends or the
+            // instance resumes. A retried event reuses its item, whose flag
+            // was cleared at the first attempt: its token tells.
+            let running_outside = instance
+                .flow
+                .tokens
+                .iter()
+                .any(|t| t.serial_id == Some(serial.destination_id) && t.state == TokenState::RunningOutside);
+            let hold = item.script_running
+                || running_outside
+                || matches!(instance.status, InstanceStatus::Stopped | InstanceStatus::Error);
             if hold {
                 tx.record_finish(serial, Some(&values), user, now)?;
                 if user != instance.originator {
@@ -703,10 +752,11 @@ impl<S: Storage> Engine<S> {
                 return Err(EngineError::WrongStatus { id, action: "resume", status: instance.status });
             }
             instance.status = InstanceStatus::Running;
-            // A script that was running when the instance was stopped has lost its
-            // runner's claim: run it again (its server item and serial are kept).
+            // A script or request that was running when the instance was
+            // stopped has lost its runner's claim: run or send it again (its
+            // server item and serial are kept).
             for token in &mut instance.flow.tokens {
-                if token.state == TokenState::ScriptRunning {
+                if token.state == TokenState::RunningOutside {
                     token.state = TokenState::Ready;
                 }
             }
@@ -755,7 +805,9 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Picks up instances whose runner died in the middle of an asynchronous
-    /// script (killed, crashed, power lost) and runs them on. Returns their ids.
+    /// script or an HTTP request (killed, crashed, power lost) and runs them
+    /// on: the script runs again, the request is sent again (at least once,
+    /// never exactly once). Returns their ids.
     pub fn recover(&self) -> Result<Vec<i64>, EngineError> {
         let now = self.now();
         let me = std::process::id();
@@ -786,7 +838,7 @@ impl<S: Storage> Engine<S> {
                     at: now,
                     user: "flowdesk".to_owned(),
                     action: "Recovered".to_owned(),
-                    detail: "its runner stopped mid-script; running the script again".to_owned(),
+                    detail: "its runner stopped mid-script or mid-request; running it again".to_owned(),
                 });
                 tx.write_changes(instance.id, &changes)?;
                 Ok(Some(instance))
@@ -796,15 +848,15 @@ impl<S: Storage> Engine<S> {
                 .flow
                 .tokens
                 .iter()
-                .filter(|t| t.state == TokenState::ScriptRunning)
-                .filter_map(|t| t.serial_id)
+                .filter(|t| t.state == TokenState::RunningOutside)
+                .map(|t| t.destination_id)
                 .collect();
             let process = self.store.read(|tx| self.compiled(tx, &instance.process, instance.version))?;
-            for serial_id in running {
+            for destination_id in running {
                 let step = Step {
                     instance: instance.clone(),
                     process: process.clone(),
-                    end: RunEnd::AsyncScript { serial_id },
+                    end: RunEnd::Outside { destination_id },
                 };
                 self.continue_async(&instance.originator, step)?;
             }

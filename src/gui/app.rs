@@ -29,6 +29,7 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ("callback", include_str!("../../samples/callback.process.json")),
     ("purchase-approval", include_str!("../../samples/purchase-approval.process.json")),
     ("shipment", include_str!("../../samples/shipment.process.json")),
+    ("http-callback", include_str!("../../samples/http-callback.process.json")),
 ];
 
 /// What is kept between runs.
@@ -911,9 +912,15 @@ fn load_icons(ctx: &egui::Context) -> Option<Icons> {
     };
     let server_event = load("server-event", include_bytes!("../../assets/server-event.png"))?;
     let async_server_event = load("server-event-async", include_bytes!("../../assets/server-event-async.png"))?;
-    let icons = Icons { server_event: server_event.id(), async_server_event: async_server_event.id() };
+    let http_request = load("http-request", include_bytes!("../../assets/http-request.png"))?;
+    let icons = Icons {
+        server_event: server_event.id(),
+        async_server_event: async_server_event.id(),
+        http_request: http_request.id(),
+    };
     // The handles free their textures when dropped; these live as long as the app.
     std::mem::forget(server_event);
     std::mem::forget(async_server_event);
+    std::mem::forget(http_request);
     Some(icons)
 }

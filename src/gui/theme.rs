@@ -13,6 +13,8 @@ pub const START_MARK: Color32 = Color32::from_rgb(34, 148, 86);
 
 pub const SYNC_EVENT: Color32 = Color32::from_rgb(47, 111, 223);
 pub const ASYNC_EVENT: Color32 = Color32::from_rgb(224, 138, 0);
+/// HTTP request events: teal, apart from both kinds of server event.
+pub const HTTP_EVENT: Color32 = Color32::from_rgb(0, 150, 136);
 pub const ASYNC_ROW_FILL: Color32 = Color32::from_rgb(255, 244, 222);
 pub const EVENT_TEXT: Color32 = Color32::from_rgb(40, 48, 62);
 

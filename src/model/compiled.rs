@@ -10,7 +10,9 @@ use rhai::AST;
 
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
+use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::ScriptHost;
+use crate::model::template::TemplateValues;
 use crate::model::validate::{Problem, Severity, activity_indices, validate};
 use crate::model::value::{FieldType, Value};
 
@@ -18,7 +20,16 @@ use crate::model::value::{FieldType, Value};
 pub struct CompiledEvent {
     pub name: String,
     pub synchronous: bool,
-    pub script: AST,
+    pub action: EventAction,
+}
+
+/// What an event does before it completes or waits for its callback.
+#[derive(Debug, Clone)]
+pub enum EventAction {
+    /// Runs a script.
+    Script(AST),
+    /// Sends an HTTP request: IO, so never inside a transaction.
+    Http(HttpRequestSpec),
 }
 
 #[derive(Debug, Clone)]
@@ -95,10 +106,22 @@ impl CompiledProcess {
                     EventDraft::ServerEvent(server_event) => events.push(CompiledEvent {
                         name: server_event.name.clone(),
                         synchronous: server_event.synchronous,
-                        script: host
-                            .compile_script(&server_event.script, &field_names)
-                            .map_err(|e| internal(e.to_string()))?,
+                        action: EventAction::Script(
+                            host.compile_script(&server_event.script, &field_names)
+                                .map_err(|e| internal(e.to_string()))?,
+                        ),
                     }),
+                    EventDraft::HttpRequest(request) => {
+                        let context = sample_context(&activity.name, &request.name, request.synchronous);
+                        let sample = TemplateValues { context: &context, data: &defaults };
+                        let spec = HttpRequestSpec::check(request, &field_names, &sample)
+                            .map_err(|messages| internal(messages.join("; ")))?;
+                        events.push(CompiledEvent {
+                            name: request.name.clone(),
+                            synchronous: request.synchronous,
+                            action: EventAction::Http(spec),
+                        });
+                    }
                 }
             }
             activities.push(CompiledActivity {

@@ -78,12 +78,30 @@ pub struct ActivityDraft {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventDraft {
     ServerEvent(ServerEventDraft),
+    HttpRequest(HttpRequestDraft),
 }
 
 impl EventDraft {
     pub fn name(&self) -> &str {
         match self {
             EventDraft::ServerEvent(event) => &event.name,
+            EventDraft::HttpRequest(event) => &event.name,
+        }
+    }
+
+    pub fn set_name(&mut self, name: String) {
+        match self {
+            EventDraft::ServerEvent(event) => event.name = name,
+            EventDraft::HttpRequest(event) => event.name = name,
+        }
+    }
+
+    /// Whether the event completes at once; otherwise it waits for a callback
+    /// on its server item.
+    pub fn synchronous(&self) -> bool {
+        match self {
+            EventDraft::ServerEvent(event) => event.synchronous,
+            EventDraft::HttpRequest(event) => event.synchronous,
         }
     }
 }
@@ -98,6 +116,53 @@ pub struct ServerEventDraft {
     pub synchronous: bool,
     #[serde(default)]
     pub script: String,
+}
+
+/// An HTTP request event: sends one request to an external system and
+/// completes when it succeeds (synchronous) or then waits for a callback on
+/// its server item's serial (asynchronous), which the request can carry
+/// (`${serial}`). The method stays text so that a misspelt one is a validation
+/// problem with a place; `url`, header values and `body` are templates (see
+/// [`crate::model::template`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequestDraft {
+    pub name: String,
+    #[serde(default = "default_synchronous")]
+    pub synchronous: bool,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderDraft>,
+    /// A JSON body template; empty sends no body.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+impl HttpRequestDraft {
+    pub const DEFAULT_METHOD: &str = "POST";
+    pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
+}
+
+/// One request header; the value is a template.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderDraft {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+fn default_method() -> String {
+    HttpRequestDraft::DEFAULT_METHOD.to_owned()
+}
+
+fn default_timeout_seconds() -> u64 {
+    HttpRequestDraft::DEFAULT_TIMEOUT_SECONDS
 }
 
 fn default_synchronous() -> bool {
@@ -181,8 +246,25 @@ mod tests {
             "test",
         )
         .unwrap();
-        let EventDraft::ServerEvent(event) = &draft.activities[0].events[0];
+        let EventDraft::ServerEvent(event) = &draft.activities[0].events[0] else { panic!("not a server event") };
         assert!(event.synchronous);
+    }
+
+    #[test]
+    fn http_request_defaults() {
+        let draft = ProcessDraft::from_json(
+            r#"{"name":"p","activities":[{"id":"a","name":"A","start":true,
+                "events":[{"kind":"http_request","name":"e","url":"http://h/"}]}]}"#,
+            "test",
+        )
+        .unwrap();
+        let EventDraft::HttpRequest(event) = &draft.activities[0].events[0] else { panic!("not an HTTP request") };
+        assert!(event.synchronous);
+        assert_eq!(event.method, "POST");
+        assert_eq!(event.timeout_seconds, 10);
+        assert!(event.headers.is_empty() && event.body.is_empty());
+        // Written back, defaults that mean "nothing" stay out of the file.
+        assert!(!draft.to_json().contains("headers"));
     }
 
     #[test]

@@ -6,18 +6,22 @@
 pub mod compiled;
 pub mod definition;
 pub mod graph;
+pub mod http;
 pub mod rights;
 pub mod script;
+pub mod template;
 pub mod validate;
 pub mod value;
 
-pub use compiled::{CompiledActivity, CompiledEvent, CompiledLine, CompiledProcess};
+pub use compiled::{CompiledActivity, CompiledEvent, CompiledLine, CompiledProcess, EventAction};
 pub use definition::{
-    ActivityDraft, EventDraft, FieldDraft, LineDraft, LoadError, Position, PrecedingRule, ProcessDraft,
-    ServerEventDraft,
+    ActivityDraft, EventDraft, FieldDraft, HeaderDraft, HttpRequestDraft, LineDraft, LoadError, Position,
+    PrecedingRule, ProcessDraft, ServerEventDraft,
 };
 pub use graph::ProcessGraph;
+pub use http::{FillError, HttpMethod, HttpRequest, HttpRequestSpec};
 pub use rights::Right;
 pub use script::{ScriptContext, ScriptExtension, ScriptFailure, ScriptHost, ScriptOutcome};
+pub use template::{Template, TemplateError, TemplateValues};
 pub use validate::{Location, Problem, Severity, validate};
 pub use value::{FieldType, TypeMismatch, Value};

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
+use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
+use crate::model::template::TemplateValues;
 use crate::model::value::{FieldType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -72,7 +74,7 @@ pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
         .iter()
         .map(|(name, (ty, default))| (name.clone(), default.clone().unwrap_or_else(|| ty.zero_value())))
         .collect();
-    check_activities(draft, host, &field_names, &mut problems);
+    check_activities(draft, host, &field_names, &defaults, &mut problems);
     check_lines(draft, host, &field_names, &defaults, &mut problems);
     check_graph(draft, &mut problems);
     let mut problems = problems.0;
@@ -162,7 +164,13 @@ fn check_fields(
     fields
 }
 
-fn check_activities(draft: &ProcessDraft, host: &ScriptHost, field_names: &[&str], problems: &mut Problems) {
+fn check_activities(
+    draft: &ProcessDraft,
+    host: &ScriptHost,
+    field_names: &[&str],
+    defaults: &BTreeMap<String, Value>,
+    problems: &mut Problems,
+) {
     let starts: Vec<usize> = (0..draft.activities.len()).filter(|&i| draft.activities[i].start).collect();
     match starts.len() {
         0 if !draft.activities.is_empty() => {
@@ -210,6 +218,24 @@ fn check_activities(draft: &ProcessDraft, host: &ScriptHost, field_names: &[&str
                 EventDraft::ServerEvent(server_event) => {
                     if let Err(err) = host.compile_script(&server_event.script, field_names) {
                         problems.error(event_location, format!("script: {err}"));
+                    }
+                }
+                EventDraft::HttpRequest(request) => {
+                    let context = sample_context(&activity.name, &request.name, request.synchronous);
+                    let sample = TemplateValues { context: &context, data: defaults };
+                    if let Err(messages) = HttpRequestSpec::check(request, field_names, &sample) {
+                        for message in messages {
+                            problems.error(event_location.clone(), message);
+                        }
+                    }
+                    let templates = std::iter::once(&request.url)
+                        .chain(request.headers.iter().map(|h| &h.value))
+                        .chain(std::iter::once(&request.body));
+                    if request.synchronous && templates.into_iter().any(|t| t.contains("${serial}")) {
+                        problems.warning(
+                            event_location.clone(),
+                            "a synchronous event has no server item: `${serial}` is empty (null in the body); make the event asynchronous to hand out a serial",
+                        );
                     }
                 }
             }

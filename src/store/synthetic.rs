@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::instance::{FlowState, Token};
 use crate::engine::{AuditEntry, EngineError, FailureInfo, Millis, TokenState};
-use crate::model::{EventDraft, FieldType, ProcessDraft, Value};
+use crate::model::{FieldType, ProcessDraft, Value};
 use crate::store::{SqliteStore, describe};
 
 /// The people synthetic instances are started by.
@@ -99,10 +99,11 @@ impl Shape {
         let order = std::iter::once(start).chain((0..draft.activities.len()).filter(|&i| i != start));
         let wait = order
             .flat_map(|a| {
-                draft.activities[a].events.iter().enumerate().filter_map(move |(e, event)| match event {
-                    EventDraft::ServerEvent(server) if !server.synchronous => Some((a, e)),
-                    EventDraft::ServerEvent(_) => None,
-                })
+                draft.activities[a]
+                    .events
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(e, event)| (!event.synchronous()).then_some((a, e)))
             })
             .next()
             .ok_or_else(|| {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod external;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

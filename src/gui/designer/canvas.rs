@@ -221,6 +221,7 @@ fn insert_index(activity: &ActivityDraft, y: f32) -> usize {
 pub struct Icons {
     pub server_event: TextureId,
     pub async_server_event: TextureId,
+    pub http_request: TextureId,
 }
 
 impl Icons {
@@ -228,6 +229,7 @@ impl Icons {
         match icon {
             TemplateIcon::ServerEvent => self.server_event,
             TemplateIcon::AsyncServerEvent => self.async_server_event,
+            TemplateIcon::HttpRequest => self.http_request,
         }
     }
 }
@@ -322,11 +324,14 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             let row_id = ui.make_persistent_id(("event", &activity.id, event_index));
             let response = ui.interact(row, row_id, Sense::click_and_drag());
             // The accessible label says what the badge shows: whether it waits.
-            let EventDraft::ServerEvent(event) = &activity.events[event_index];
-            let label = if event.synchronous {
-                format!("Event {}", event.name)
-            } else {
-                format!("Event {} (waits for a callback)", event.name)
+            let event = &activity.events[event_index];
+            let label = match (event, event.synchronous()) {
+                (EventDraft::ServerEvent(_), true) => format!("Event {}", event.name()),
+                (EventDraft::ServerEvent(_), false) => format!("Event {} (waits for a callback)", event.name()),
+                (EventDraft::HttpRequest(_), true) => format!("Event {} (HTTP request)", event.name()),
+                (EventDraft::HttpRequest(_), false) => {
+                    format!("Event {} (HTTP request, waits for a callback)", event.name())
+                }
             };
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
             row_responses.push((index, event_index, response));
@@ -414,8 +419,7 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
         if response.drag_started() {
             response.dnd_set_drag_payload(EventPayload { activity: activity.id.clone(), index: *event_index });
         }
-        let EventDraft::ServerEvent(event) = &activity.events[*event_index];
-        let synchronous = event.synchronous;
+        let synchronous = activity.events[*event_index].synchronous();
         response.context_menu(|ui| {
             let mut checked = synchronous;
             if ui.checkbox(&mut checked, "Synchronous").clicked() {
@@ -706,13 +710,14 @@ fn draw_activity(
         return;
     }
     for (index, event) in activity.events.iter().enumerate() {
-        let EventDraft::ServerEvent(server_event) = event;
+        let synchronous = event.synchronous();
+        let is_http = matches!(event, EventDraft::HttpRequest(_));
         let row = Rect::from_min_size(
             pos2(rect.left() + 6.0 * zoom, rect.top() + (size::HEADER + index as f32 * size::EVENT_ROW + 2.0) * zoom),
             vec2(rect.width() - 12.0 * zoom, (size::EVENT_ROW - 4.0) * zoom),
         );
         let event_selected = selection.contains(&Element::Event { activity: activity.id.clone(), index });
-        let (accent, fill) = if server_event.synchronous {
+        let (accent, fill) = if synchronous {
             (theme::SYNC_EVENT, Color32::TRANSPARENT)
         } else {
             (theme::ASYNC_EVENT, theme::ASYNC_ROW_FILL)
@@ -722,16 +727,28 @@ fn draw_activity(
         let icon_rect =
             Rect::from_center_size(pos2(row.left() + 10.0 * zoom, row.center().y), Vec2::splat(14.0 * zoom));
         match icons {
+            Some(icons) if is_http => {
+                let rect = Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0));
+                painter.image(icons.http_request, icon_rect, rect, Color32::WHITE);
+            }
+            // Without textures (tests) the request's icon is drawn: an arrow
+            // leaving a square, told apart from a script by shape, not only colour.
+            None if is_http => {
+                painter.rect_filled(icon_rect, CornerRadius::same(3), theme::HTTP_EVENT);
+                let arrow_stroke = Stroke::new(1.5 * zoom.max(0.6), Color32::WHITE);
+                let start = icon_rect.left_bottom() + vec2(3.5, -3.5) * zoom;
+                painter.arrow(start, vec2(7.0, -7.0) * zoom, arrow_stroke);
+            }
             Some(icons) => {
-                let texture = if server_event.synchronous { icons.server_event } else { icons.async_server_event };
+                let texture = if synchronous { icons.server_event } else { icons.async_server_event };
                 painter.image(texture, icon_rect, Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0)), Color32::WHITE);
             }
             None => {
                 painter.circle_filled(icon_rect.center(), 5.0 * zoom, accent);
             }
         }
-        let badge_width = if server_event.synchronous { 0.0 } else { 52.0 * zoom };
-        let name = elide(painter, &server_event.name, &font, row.width() - 26.0 * zoom - badge_width);
+        let badge_width = if synchronous { 0.0 } else { 52.0 * zoom };
+        let name = elide(painter, event.name(), &font, row.width() - 26.0 * zoom - badge_width);
         painter.text(
             pos2(row.left() + 22.0 * zoom, row.center().y),
             Align2::LEFT_CENTER,
@@ -739,7 +756,7 @@ fn draw_activity(
             font.clone(),
             theme::EVENT_TEXT,
         );
-        if !server_event.synchronous {
+        if !synchronous {
             let badge = Rect::from_min_size(
                 pos2(row.right() - badge_width, row.top() + 3.0 * zoom),
                 vec2(badge_width - 4.0 * zoom, row.height() - 6.0 * zoom),

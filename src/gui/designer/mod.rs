@@ -235,10 +235,10 @@ impl Designer {
     pub fn toggle_synchronous(&mut self, activity: &str, index: usize) {
         let activity = activity.to_owned();
         self.doc.edit(Coalesce::Never, move |draft| {
-            if let Some(EventDraft::ServerEvent(event)) =
-                draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index))
-            {
-                event.synchronous = !event.synchronous;
+            match draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index)) {
+                Some(EventDraft::ServerEvent(event)) => event.synchronous = !event.synchronous,
+                Some(EventDraft::HttpRequest(event)) => event.synchronous = !event.synchronous,
+                None => {}
             }
         });
     }

@@ -61,9 +61,7 @@ pub fn move_event(draft: &mut ProcessDraft, from: (&str, usize), to: (&str, usiz
     if source != target {
         let taken = event_names(&draft.activities[target]);
         let unique = unique_name(event.name(), &taken);
-        match &mut event {
-            EventDraft::ServerEvent(server_event) => server_event.name = unique,
-        }
+        event.set_name(unique);
     }
     draft.activities[target].events.insert(index, event);
     Some(index)

@@ -2,13 +2,14 @@
 //! sub-process, timer) is one more entry in [`TEMPLATES`] and, if it is a new
 //! event kind, one more `EventDraft` variant.
 
-use crate::model::{EventDraft, ServerEventDraft};
+use crate::model::{EventDraft, HttpRequestDraft, ServerEventDraft};
 
 /// Which icon a template shows; the textures are loaded by the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TemplateIcon {
     ServerEvent,
     AsyncServerEvent,
+    HttpRequest,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +34,25 @@ pub const TEMPLATES: &[EventTemplate] = &[
         icon: TemplateIcon::AsyncServerEvent,
         make: |existing| server_event(existing, false),
     },
+    EventTemplate {
+        name: "HTTP request",
+        description: "Sends an HTTP request to an external system; synchronous, or waits for a callback on the serial it sends.",
+        icon: TemplateIcon::HttpRequest,
+        make: http_request,
+    },
 ];
+
+fn http_request(existing: &[&str]) -> EventDraft {
+    EventDraft::HttpRequest(HttpRequestDraft {
+        name: unique_name("HTTP request", existing),
+        synchronous: true,
+        method: HttpRequestDraft::DEFAULT_METHOD.to_owned(),
+        url: String::new(),
+        headers: Vec::new(),
+        body: String::new(),
+        timeout_seconds: HttpRequestDraft::DEFAULT_TIMEOUT_SECONDS,
+    })
+}
 
 fn server_event(existing: &[&str], synchronous: bool) -> EventDraft {
     let base = if synchronous { "Server Event" } else { "Call external system" };

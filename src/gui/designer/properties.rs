@@ -6,8 +6,10 @@ use egui::{ComboBox, Grid, RichText, TextEdit, Ui};
 use crate::gui::designer::script_editor::script_editor_ui;
 use crate::gui::designer::{Coalesce, Designer, Edit, Element, ops};
 use crate::gui::theme;
+use crate::model::http::TIMEOUT_SECONDS;
 use crate::model::{
-    EventDraft, FieldDraft, FieldType, PrecedingRule, ProcessDraft, Right, ScriptContext, ScriptFailure, Value,
+    ActivityDraft, EventDraft, FieldDraft, FieldType, HeaderDraft, HttpMethod, HttpRequestDraft, Location,
+    PrecedingRule, Problem, ProcessDraft, Right, ScriptContext, ScriptFailure, ServerEventDraft, Severity, Value,
 };
 
 /// What the panel asks of the app beyond editing the draft.
@@ -259,7 +261,23 @@ fn activity_ui(ui: &mut Ui, draft: &ProcessDraft, id: &str, edits: &mut Vec<Edit
 fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, edits: &mut Vec<Edit>) {
     let draft = designer.doc.draft();
     let Some(activity) = draft.activity(activity_id) else { return };
-    let Some(EventDraft::ServerEvent(event)) = activity.events.get(index) else { return };
+    match activity.events.get(index) {
+        Some(EventDraft::ServerEvent(event)) => server_event_ui(ui, designer, activity, index, event, edits),
+        Some(EventDraft::HttpRequest(event)) => http_request_ui(ui, designer, activity, index, event, edits),
+        None => {}
+    }
+}
+
+fn server_event_ui(
+    ui: &mut Ui,
+    designer: &Designer,
+    activity: &ActivityDraft,
+    index: usize,
+    event: &ServerEventDraft,
+    edits: &mut Vec<Edit>,
+) {
+    let draft = designer.doc.draft();
+    let activity_id = activity.id.as_str();
     ui.heading("Server event");
     ui.label(RichText::new(format!("in activity {}", activity.name)).weak());
     Grid::new("event-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
@@ -298,6 +316,199 @@ fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, e
         .small()
         .weak(),
     );
+}
+
+fn http_request_ui(
+    ui: &mut Ui,
+    designer: &Designer,
+    activity: &ActivityDraft,
+    index: usize,
+    event: &HttpRequestDraft,
+    edits: &mut Vec<Edit>,
+) {
+    let activity_id = activity.id.as_str();
+    let owned = || activity_id.to_owned();
+    ui.heading("HTTP request");
+    ui.label(RichText::new(format!("in activity {}", activity.name)).weak());
+    Grid::new("http-request-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+        let activity = owned();
+        text_row(ui, "Name", &event.name, format!("event-name:{activity_id}:{index}"), edits, move |d, v| {
+            with_http_request(d, &activity, index, |e| e.name = v);
+        });
+        ui.label("");
+        let mut synchronous = event.synchronous;
+        let hint = "On: the request is sent and the event completes when it succeeds. Off: after the request the event waits for a callback on its serial number.";
+        if ui.checkbox(&mut synchronous, "Synchronous").on_hover_text(hint).changed() {
+            let activity = owned();
+            edits.push(Edit::new(Coalesce::Never, move |d| {
+                with_http_request(d, &activity, index, |e| e.synchronous = synchronous)
+            }));
+        }
+        ui.end_row();
+
+        ui.label("Method");
+        let known = HttpMethod::parse(&event.method);
+        let shown = known.map(|m| m.name().to_owned()).unwrap_or_else(|| format!("{} (unknown)", event.method));
+        let combo = ComboBox::from_id_salt(("http-method", activity_id, index)).selected_text(shown).show_ui(ui, |ui| {
+            for method in HttpMethod::ALL {
+                if ui.selectable_label(known == Some(method), method.name()).clicked() {
+                    let activity = owned();
+                    edits.push(Edit::new(Coalesce::Never, move |d| {
+                        with_http_request(d, &activity, index, |e| e.method = method.name().to_owned())
+                    }));
+                }
+            }
+        });
+        combo.response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "HTTP method"));
+        ui.end_row();
+
+        let activity = owned();
+        text_row(ui, "URL", &event.url, format!("http-url:{activity_id}:{index}"), edits, move |d, v| {
+            with_http_request(d, &activity, index, |e| e.url = v);
+        });
+
+        let label = ui.label("Timeout");
+        let mut timeout = event.timeout_seconds;
+        let response = ui
+            .add(egui::DragValue::new(&mut timeout).range(TIMEOUT_SECONDS).suffix(" s"))
+            .labelled_by(label.id)
+            .on_hover_text("For connecting and the whole exchange; past it the instance goes into Error.");
+        if response.changed() {
+            let activity = owned();
+            edits.push(Edit::new(Coalesce::Key(format!("http-timeout:{activity_id}:{index}")), move |d| {
+                with_http_request(d, &activity, index, |e| e.timeout_seconds = timeout)
+            }));
+        }
+        ui.end_row();
+    });
+    if !event.synchronous {
+        ui.colored_label(
+            theme::ASYNC_EVENT,
+            "Asynchronous: the server item is saved before the request goes out; put ${serial} in the request so the external system can call back with it.",
+        );
+    }
+
+    ui.separator();
+    ui.strong("Headers");
+    // One row per header, the value taking what the name and button leave.
+    for (row, header) in event.headers.iter().enumerate() {
+        ui.horizontal(|ui| {
+            let mut name = header.name.clone();
+            let response = ui.add_sized([120.0, 20.0], TextEdit::singleline(&mut name).hint_text("name"));
+            response.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Header {} name", row + 1))
+            });
+            if response.changed() {
+                let activity = owned();
+                edits.push(Edit::new(
+                    Coalesce::Key(format!("http-header-name:{activity_id}:{index}:{row}")),
+                    move |d| {
+                        with_http_request(d, &activity, index, |e| {
+                            if let Some(h) = e.headers.get_mut(row) {
+                                h.name = name;
+                            }
+                        })
+                    },
+                ));
+            }
+            let mut value = header.value.clone();
+            let value_width = (ui.available_width() - 80.0).max(80.0);
+            let response = ui.add_sized(
+                [value_width, 20.0],
+                TextEdit::singleline(&mut value).hint_text("value; ${placeholders} allowed"),
+            );
+            response.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Header {} value", row + 1))
+            });
+            if response.changed() {
+                let activity = owned();
+                edits.push(Edit::new(
+                    Coalesce::Key(format!("http-header-value:{activity_id}:{index}:{row}")),
+                    move |d| {
+                        with_http_request(d, &activity, index, |e| {
+                            if let Some(h) = e.headers.get_mut(row) {
+                                h.value = value;
+                            }
+                        })
+                    },
+                ));
+            }
+            let remove = ui.button("Remove");
+            remove.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Remove header {}", row + 1))
+            });
+            if remove.clicked() {
+                let activity = owned();
+                edits.push(Edit::new(Coalesce::Never, move |d| {
+                    with_http_request(d, &activity, index, |e| {
+                        if row < e.headers.len() {
+                            e.headers.remove(row);
+                        }
+                    })
+                }));
+            }
+        });
+    }
+    if ui.button("Add header").clicked() {
+        let activity = owned();
+        edits.push(Edit::new(Coalesce::Never, move |d| {
+            with_http_request(d, &activity, index, |e| e.headers.push(HeaderDraft::default()))
+        }));
+    }
+
+    ui.separator();
+    let label = ui.label("Body (JSON; empty sends none)");
+    let mut body = event.body.clone();
+    let response = ui
+        .add(
+            TextEdit::multiline(&mut body)
+                .code_editor()
+                .desired_rows(6)
+                .desired_width(f32::INFINITY)
+                .hint_text("{\"serial\": ${serial}, \"name\": ${name}}"),
+        )
+        .labelled_by(label.id);
+    if response.changed() {
+        let activity = owned();
+        edits.push(Edit::new(Coalesce::Key(format!("http-body:{activity_id}:{index}")), move |d| {
+            with_http_request(d, &activity, index, |e| e.body = body)
+        }));
+    }
+
+    // This event's own problems, where the designer is looking.
+    let problems: Vec<&Problem> = designer
+        .doc
+        .known_problems()
+        .iter()
+        .filter(|p| matches!(&p.location, Location::Event { activity_id: a, index: i, .. } if a == activity_id && *i == index))
+        .collect();
+    for problem in problems {
+        let color = if problem.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
+        ui.colored_label(color, &problem.message);
+    }
+    let draft = designer.doc.draft();
+    let field_names: Vec<&str> = draft.fields.iter().map(|f| f.name.as_str()).collect();
+    ui.label(
+        RichText::new(format!(
+            "Placeholders: ${{serial}}, ${{instance_id}}, ${{folio}}, ${{activity}}, ${{event}} and the fields ({}). In the body a placeholder is a JSON value, or text inside \"...\"; in the URL it is percent-encoded. $${{ writes ${{.",
+            if field_names.is_empty() { "none yet".to_owned() } else { field_names.join(", ") }
+        ))
+        .small()
+        .weak(),
+    );
+}
+
+fn with_http_request(
+    draft: &mut ProcessDraft,
+    activity: &str,
+    index: usize,
+    change: impl FnOnce(&mut HttpRequestDraft),
+) {
+    if let Some(EventDraft::HttpRequest(event)) =
+        draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index))
+    {
+        change(event);
+    }
 }
 
 fn with_event(

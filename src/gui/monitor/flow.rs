@@ -156,14 +156,17 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, view: &mut View, fit: &mut 
         );
         painter.text(pos2(rect.right() - 8.0 * zoom, header_y), Align2::RIGHT_CENTER, state, small.clone(), border);
         for (index, event) in activity.events.iter().enumerate() {
-            let EventDraft::ServerEvent(event) = event;
             let y = rect.top() + (size::HEADER + index as f32 * size::EVENT_ROW + size::EVENT_ROW / 2.0) * zoom;
-            let color = if event.synchronous { theme::SYNC_EVENT } else { theme::ASYNC_EVENT };
+            let color = match event {
+                EventDraft::HttpRequest(_) => theme::HTTP_EVENT,
+                _ if event.synchronous() => theme::SYNC_EVENT,
+                _ => theme::ASYNC_EVENT,
+            };
             painter.circle_filled(pos2(rect.left() + 14.0 * zoom, y), 4.0 * zoom, color);
             painter.text(
                 pos2(rect.left() + 24.0 * zoom, y),
                 Align2::LEFT_CENTER,
-                &event.name,
+                event.name(),
                 font.clone(),
                 theme::EVENT_TEXT,
             );

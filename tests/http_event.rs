@@ -1,0 +1,302 @@
+//! HTTP request events, end to end: the engine sends real requests over
+//! loopback to a fake external system (`support::external`) and the tests
+//! check what arrived, what the instance did, and what the trail says.
+//! Nothing here sleeps: a request is held open by a handler blocked on a
+//! channel the test controls.
+
+mod support;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use flowdesk::engine::{Finished, HookPoint, InstanceStatus, Progress};
+use flowdesk::model::{Right, ScriptHost, Value};
+use support::external::{ExternalSystem, Reply, closed_port_url};
+use support::{Fixture, open_engine, s, set};
+
+/// A process whose start activity holds one HTTP request event (`event`,
+/// JSON of the event's other properties) and then sets `done`; the data
+/// fields cover every placeholder kind.
+fn process(event: &str) -> String {
+    format!(
+        r#"{{
+      "name": "notify",
+      "fields": [
+        {{ "name": "name", "type": "string" }},
+        {{ "name": "n", "type": "integer" }},
+        {{ "name": "ok", "type": "boolean" }},
+        {{ "name": "due", "type": "date", "default": "2026-11-26" }},
+        {{ "name": "answer", "type": "string" }},
+        {{ "name": "done", "type": "boolean" }}
+      ],
+      "activities": [
+        {{ "id": "tell", "name": "Tell", "start": true, "events": [
+          {{ "kind": "http_request", "name": "Notify", {event} }},
+          {{ "kind": "server_event", "name": "Mark done", "script": "done = true;" }}
+        ] }}
+      ]
+    }}"#
+    )
+}
+
+fn deploy(fixture: &Fixture, event: &str) {
+    fixture.deploy_json("admin", &process(event));
+    fixture.engine.grant("admin", "notify", "partner", &[Right::ServerEvent]).unwrap();
+}
+
+/// `"url": "<url>"` plus `rest`, as JSON properties.
+fn event(url: &str, rest: &str) -> String {
+    let url = serde_json::Value::String(url.to_owned());
+    if rest.is_empty() { format!(r#""url": {url}"#) } else { format!(r#""url": {url}, {rest}"#) }
+}
+
+fn failure_message(progress: &Progress) -> String {
+    progress.failure.as_ref().map(|f| f.message.clone()).unwrap_or_else(|| panic!("no failure in {progress:?}"))
+}
+
+fn has_line(trail: &[String], start: &str) -> bool {
+    trail.iter().any(|line| line.starts_with(start))
+}
+
+#[test]
+fn a_synchronous_request_is_sent_and_the_event_completes() {
+    let external = ExternalSystem::start(|_| Reply::ok());
+    let fixture = Fixture::new();
+    let url = external.url("/hook");
+    deploy(&fixture, &event(&url, r#""body": "{\"folio\": ${folio}, \"serial\": ${serial}}""#));
+
+    let progress = fixture.engine.start("admin", "notify", "PO-7", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Completed);
+    assert_eq!(fixture.field(progress.instance_id, "done"), Value::Boolean(true));
+    let requests = external.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].path, "/hook");
+    assert_eq!(requests[0].header("content-type"), Some("application/json"));
+    // A synchronous event has no server item: its serial is null.
+    assert_eq!(requests[0].json(), serde_json::json!({ "folio": "PO-7", "serial": null }));
+    let trail = fixture.trail(progress.instance_id);
+    assert!(has_line(&trail, &format!("admin: HTTP request POST {url} → 200 OK in ")), "{trail:#?}");
+}
+
+#[test]
+fn an_asynchronous_request_hands_out_the_serial_and_waits_for_the_callback() {
+    let external = ExternalSystem::start(|_| Reply::status(202, "queued"));
+    let fixture = Fixture::new();
+    deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    let serial = format!("{}_1", progress.instance_id);
+    assert_eq!(progress.status, InstanceStatus::Active);
+    assert_eq!(progress.waiting, vec![serial.clone()]);
+    assert_eq!(external.requests()[0].json(), serde_json::json!({ "serial": serial }));
+
+    let finished = fixture.engine.finish("partner", &serial, &set(&[("answer", "shipped")])).unwrap();
+    assert!(finished.applied);
+    assert_eq!(finished.progress.status, InstanceStatus::Completed);
+    assert_eq!(fixture.field(progress.instance_id, "answer"), s("shipped"));
+    assert_eq!(fixture.field(progress.instance_id, "done"), Value::Boolean(true));
+}
+
+/// DOMAIN.md's early callback, with a request: the external system calls back
+/// before it has even answered the request that handed it the serial.
+#[test]
+fn a_callback_that_arrives_before_the_request_returns_is_applied_when_it_returns() {
+    let fixture = Fixture::new();
+    let (path, clock) = (fixture.db_path(), fixture.clock.clone());
+    let (answers, finish_answers) = mpsc::channel::<Result<Finished, String>>();
+    let answers = Mutex::new(answers);
+    let external = ExternalSystem::start(move |request| {
+        let serial = request.json()["serial"].as_str().unwrap_or_default().to_owned();
+        // The external system's own connection to the engine, as the network API would have.
+        let engine = open_engine(&path, clock.clone(), ScriptHost::default());
+        let finished = engine.finish("partner", &serial, &set(&[("answer", "early")])).map_err(|e| e.to_string());
+        answers.lock().unwrap().send(finished).unwrap();
+        Reply::ok()
+    });
+    deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    // The finish was acknowledged while the request was still open, but not applied yet...
+    let early = finish_answers.recv().unwrap().unwrap();
+    assert!(!early.applied, "{early:?}");
+    assert_eq!(early.progress.status, InstanceStatus::Running);
+    // ...and applied the moment the request returned.
+    assert_eq!(progress.status, InstanceStatus::Completed);
+    assert_eq!(fixture.field(progress.instance_id, "answer"), s("early"));
+    assert_eq!(fixture.field(progress.instance_id, "done"), Value::Boolean(true));
+    let trail = fixture.trail(progress.instance_id);
+    let position = |start: &str| {
+        trail.iter().position(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no `{start}` in {trail:#?}"))
+    };
+    let finished = position("partner: Server item finished");
+    let sent = position("admin: HTTP request POST");
+    let applied = position("admin: Callback applied");
+    assert!(finished < sent && sent < applied, "{trail:#?}");
+}
+
+#[test]
+fn an_error_status_puts_the_instance_in_error_with_the_status_and_body() {
+    let external = ExternalSystem::start(|_| Reply::status(500, "database is down"));
+    let fixture = Fixture::new();
+    let url = external.url("/hook");
+    deploy(&fixture, &event(&url, ""));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    let failure = progress.failure.clone().unwrap();
+    assert_eq!((failure.activity.as_str(), failure.event.as_str()), ("Tell", "Notify"));
+    assert_eq!(failure.message, format!("POST {url} answered 500 Internal Server Error: database is down"));
+    let trail = fixture.trail(progress.instance_id);
+    assert!(has_line(&trail, &format!("admin: HTTP request POST {url} → 500 Internal Server Error in ")), "{trail:#?}");
+    assert_eq!(fixture.field(progress.instance_id, "done"), Value::Boolean(false));
+}
+
+#[test]
+fn a_refused_connection_puts_the_instance_in_error() {
+    let fixture = Fixture::new();
+    let url = closed_port_url("/hook");
+    deploy(&fixture, &event(&url, ""));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    let message = failure_message(&progress);
+    assert!(message.starts_with(&format!("POST {url} could not connect: ")), "{message}");
+}
+
+#[test]
+fn a_request_that_takes_longer_than_its_timeout_fails_naming_the_timeout() {
+    // The handler holds the request open until the test lets go of `release`;
+    // dropping it at the end frees the handler without the test waiting.
+    let (release, held) = mpsc::channel::<()>();
+    let held = Mutex::new(held);
+    let external = ExternalSystem::start(move |_| {
+        let _ = held.lock().unwrap().recv();
+        Reply::ok()
+    });
+    let fixture = Fixture::new();
+    let url = external.url("/slow");
+    deploy(&fixture, &event(&url, r#""timeout_seconds": 1"#));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert_eq!(failure_message(&progress), format!("POST {url} timed out after 1 s"));
+    drop(release);
+}
+
+#[test]
+fn retry_sends_the_request_again_with_the_same_serial() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let external = ExternalSystem::start(move |_| match counted.fetch_add(1, Ordering::SeqCst) {
+        0 => Reply::status(503, ""),
+        _ => Reply::ok(),
+    });
+    let fixture = Fixture::new();
+    let url = external.url("/jobs");
+    deploy(&fixture, &event(&url, r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
+
+    let failed = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+    assert_eq!(failed.status, InstanceStatus::Error);
+    assert_eq!(failure_message(&failed), format!("POST {url} answered 503 Service Unavailable"));
+
+    let retried = fixture.engine.retry("admin", failed.instance_id).unwrap();
+
+    let serial = format!("{}_1", failed.instance_id);
+    assert_eq!(retried.status, InstanceStatus::Active);
+    assert_eq!(retried.waiting, vec![serial.clone()]);
+    let bodies: Vec<serde_json::Value> = external.requests().iter().map(|r| r.json()).collect();
+    assert_eq!(bodies, vec![serde_json::json!({ "serial": serial }), serde_json::json!({ "serial": serial })]);
+    let finished = fixture.engine.finish("partner", &serial, &[]).unwrap();
+    assert_eq!(finished.progress.status, InstanceStatus::Completed);
+}
+
+#[test]
+fn placeholders_are_filled_as_json_as_escaped_text_percent_encoded_and_plain() {
+    let external = ExternalSystem::start(|_| Reply::ok());
+    let fixture = Fixture::new();
+    let body = r#"{"serial": ${serial}, "name": ${name}, "n": ${n}, "ok": ${ok}, "due": ${due}, "text": "${folio}: \"${name}\" x${n}"}"#;
+    let rest = format!(
+        r#""method": "PUT", "synchronous": false, "headers": [{{ "name": "X-Folio", "value": "folio ${{folio}}" }}], "body": {}"#,
+        serde_json::Value::String(body.to_owned())
+    );
+    deploy(&fixture, &event(&external.url("/orders/${name}?n=${n}"), &rest));
+    let name = "Zoë \"Q\" / Ünïcødé";
+
+    let progress =
+        fixture.engine.start("admin", "notify", "PO-9", &set(&[("name", name), ("n", "42"), ("ok", "true")])).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Active);
+    let request = &external.requests()[0];
+    assert_eq!(request.method, "PUT");
+    assert_eq!(request.path, "/orders/Zo%C3%AB%20%22Q%22%20%2F%20%C3%9Cn%C3%AFc%C3%B8d%C3%A9?n=42");
+    assert_eq!(request.header("x-folio"), Some("folio PO-9"));
+    assert_eq!(
+        request.json(),
+        serde_json::json!({
+            "serial": format!("{}_1", progress.instance_id),
+            "name": name,
+            "n": 42,
+            "ok": true,
+            "due": "2026-11-26",
+            "text": format!("PO-9: \"{name}\" x42"),
+        })
+    );
+}
+
+#[test]
+fn a_header_value_with_a_line_break_is_refused_and_nothing_is_sent() {
+    let external = ExternalSystem::start(|_| Reply::ok());
+    let fixture = Fixture::new();
+    deploy(&fixture, &event(&external.url("/hook"), r#""headers": [{ "name": "X-Name", "value": "${name}" }]"#));
+
+    let progress = fixture.engine.start("admin", "notify", "", &set(&[("name", "a\r\nX-Evil: 1")])).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert_eq!(
+        failure_message(&progress),
+        "request not sent: header `x-name` cannot be sent: its value holds a line break or another control character"
+    );
+    assert!(external.requests().is_empty());
+}
+
+/// A runner that dies between committing the request as due and applying its
+/// answer leaves the instance `Running`; recovery sends the request again.
+#[test]
+fn recovery_sends_again_a_request_whose_runner_died() {
+    let external = ExternalSystem::start(|_| Reply::ok());
+    let fixture = Fixture::new();
+    deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
+    let dying =
+        open_engine(&fixture.db_path(), fixture.clock.clone(), ScriptHost::default()).with_hook(Arc::new(|point| {
+            if point == HookPoint::BeforeAsyncScript {
+                panic!("runner dies before sending");
+            }
+        }));
+    let died = std::panic::catch_unwind(AssertUnwindSafe(|| dying.start("admin", "notify", "", &[])));
+    assert!(died.is_err());
+    assert!(external.requests().is_empty());
+    let id = fixture.engine.instances("admin", &Default::default()).unwrap()[0].id;
+    assert_eq!(fixture.detail("admin", id).summary.status, InstanceStatus::Running);
+
+    // Recovery waits until the runner's claim, which covers the request's
+    // timeout, has run out.
+    assert!(fixture.engine.recover().unwrap().is_empty());
+    fixture.clock.advance(60_000 + 10_000 + 1);
+    assert_eq!(fixture.engine.recover().unwrap(), vec![id]);
+
+    let serial = format!("{id}_1");
+    assert_eq!(external.requests().len(), 1);
+    assert_eq!(external.requests()[0].json(), serde_json::json!({ "serial": serial }));
+    let detail = fixture.detail("admin", id);
+    assert_eq!(detail.summary.status, InstanceStatus::Active);
+    assert_eq!(detail.pending_items.iter().map(|i| i.serial.to_string()).collect::<Vec<_>>(), vec![serial]);
+}
