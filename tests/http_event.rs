@@ -348,3 +348,35 @@ fn an_instance_stopped_while_its_request_is_out_stays_stopped_until_resumed() {
     assert_eq!(resumed.status, InstanceStatus::Completed);
     assert_eq!(external.requests().len(), 1);
 }
+
+/// The external system called back, then answered the request with an error:
+/// the instance is in Error, yet the callback is kept and applied once a
+/// retried request succeeds.
+#[test]
+fn a_callback_recorded_before_a_failed_request_is_applied_after_the_retry() {
+    let fixture = Fixture::new();
+    let (path, clock) = (fixture.db_path(), fixture.clock.clone());
+    let calls = AtomicUsize::new(0);
+    let external = ExternalSystem::start(move |request| {
+        if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Reply::ok();
+        }
+        let serial = request.json()["serial"].as_str().unwrap_or_default().to_owned();
+        let engine = open_engine(&path, clock.clone(), ScriptHost::default());
+        match engine.finish("partner", &serial, &set(&[("answer", "before the error")])) {
+            Ok(finished) if !finished.applied => Reply::status(500, "oops"),
+            other => Reply::status(400, &format!("unexpected finish answer: {other:?}")),
+        }
+    });
+    deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
+
+    let failed = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+    assert_eq!(failed.status, InstanceStatus::Error);
+    assert!(failure_message(&failed).ends_with("answered 500 Internal Server Error: oops"), "{failed:?}");
+
+    let retried = fixture.engine.retry("admin", failed.instance_id).unwrap();
+
+    assert_eq!(retried.status, InstanceStatus::Completed);
+    assert_eq!(fixture.field(failed.instance_id, "answer"), s("before the error"));
+    assert_eq!(external.requests().len(), 2);
+}
