@@ -300,3 +300,83 @@ fn recovery_sends_again_a_request_whose_runner_died() {
     assert_eq!(detail.summary.status, InstanceStatus::Active);
     assert_eq!(detail.pending_items.iter().map(|i| i.serial.to_string()).collect::<Vec<_>>(), vec![serial]);
 }
+
+#[test]
+fn a_redirect_is_not_followed_but_reported() {
+    let external = ExternalSystem::start(|_| Reply::status(302, ""));
+    let fixture = Fixture::new();
+    let url = external.url("/moved");
+    deploy(&fixture, &event(&url, r#""method": "GET""#));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert_eq!(failure_message(&progress), format!("GET {url} answered 302 Found"));
+    let requests = external.requests();
+    assert_eq!((requests.len(), requests[0].method.as_str(), requests[0].body.as_str()), (1, "GET", ""));
+}
+
+/// An operator stops the instance while its request is out: the answer is
+/// still recorded when it comes, the instance stays stopped, and resuming
+/// runs on from there without sending the request again.
+#[test]
+fn an_instance_stopped_while_its_request_is_out_stays_stopped_until_resumed() {
+    let (arrived, request_arrived) = mpsc::channel::<()>();
+    let (release, held) = mpsc::channel::<()>();
+    let (arrived, held) = (Mutex::new(arrived), Mutex::new(held));
+    let external = ExternalSystem::start(move |_| {
+        arrived.lock().unwrap().send(()).unwrap();
+        let _ = held.lock().unwrap().recv();
+        Reply::ok()
+    });
+    let fixture = Fixture::new();
+    deploy(&fixture, &event(&external.url("/hook"), ""));
+
+    let progress = std::thread::scope(|scope| {
+        let started = scope.spawn(|| fixture.engine.start("admin", "notify", "", &[]).unwrap());
+        request_arrived.recv().unwrap();
+        let id = fixture.engine.instances("admin", &Default::default()).unwrap()[0].id;
+        assert_eq!(fixture.engine.stop("admin", id).unwrap().status, InstanceStatus::Stopped);
+        release.send(()).unwrap();
+        started.join().unwrap()
+    });
+
+    assert_eq!(progress.status, InstanceStatus::Stopped);
+    let trail = fixture.trail(progress.instance_id);
+    assert!(has_line(&trail, "admin: HTTP request POST"), "{trail:#?}");
+    let resumed = fixture.engine.resume("admin", progress.instance_id).unwrap();
+    assert_eq!(resumed.status, InstanceStatus::Completed);
+    assert_eq!(external.requests().len(), 1);
+}
+
+/// The external system called back, then answered the request with an error:
+/// the instance is in Error, yet the callback is kept and applied once a
+/// retried request succeeds.
+#[test]
+fn a_callback_recorded_before_a_failed_request_is_applied_after_the_retry() {
+    let fixture = Fixture::new();
+    let (path, clock) = (fixture.db_path(), fixture.clock.clone());
+    let calls = AtomicUsize::new(0);
+    let external = ExternalSystem::start(move |request| {
+        if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Reply::ok();
+        }
+        let serial = request.json()["serial"].as_str().unwrap_or_default().to_owned();
+        let engine = open_engine(&path, clock.clone(), ScriptHost::default());
+        match engine.finish("partner", &serial, &set(&[("answer", "before the error")])) {
+            Ok(finished) if !finished.applied => Reply::status(500, "oops"),
+            other => Reply::status(400, &format!("unexpected finish answer: {other:?}")),
+        }
+    });
+    deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
+
+    let failed = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+    assert_eq!(failed.status, InstanceStatus::Error);
+    assert!(failure_message(&failed).ends_with("answered 500 Internal Server Error: oops"), "{failed:?}");
+
+    let retried = fixture.engine.retry("admin", failed.instance_id).unwrap();
+
+    assert_eq!(retried.status, InstanceStatus::Completed);
+    assert_eq!(fixture.field(failed.instance_id, "answer"), s("before the error"));
+    assert_eq!(external.requests().len(), 2);
+}

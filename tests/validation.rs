@@ -884,3 +884,17 @@ fn http_request_unknown_properties_are_refused() {
     );
     assert!(err.to_string().contains("unknown field `uri`"), "{err}");
 }
+
+#[test]
+fn http_request_problems_found_by_filling_are_all_listed() {
+    check(
+        &http_event(
+            r#""url": "ftp://h/", "headers": [{"name": "X-A", "value": "a\rb"}], "body": "{\"a\": ${n} ${n}}""#,
+        ),
+        &[
+            "error: activity `A`, event 1 `Notify`: the URL `ftp://h/` is not valid once filled in: scheme `ftp` is not http or https",
+            "error: activity `A`, event 1 `Notify`: header `x-a` cannot be sent: its value holds a line break or another control character",
+            "error: activity `A`, event 1 `Notify`: the body is not valid JSON once filled in: expected `,` or `}` at line 1, column 9",
+        ],
+    );
+}

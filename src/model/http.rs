@@ -152,48 +152,63 @@ impl HttpRequestSpec {
             }
             checked_template("body", &draft.body, true, field_names, &mut problems)
         };
-        let body_ok = draft.body.trim().is_empty() || body.is_some();
-        let (Some(method), Some(url), true, true) =
-            (method, url, headers.len() == draft.headers.len(), body_ok && problems.is_empty())
-        else {
+        // Every part missing above has pushed its problem.
+        let (Some(method), Some(url), true) = (method, url, problems.is_empty()) else {
             return Err(problems);
         };
         let spec = HttpRequestSpec { method, url, headers, body, timeout: Duration::from_secs(draft.timeout_seconds) };
-        // Filling with sample values finds a URL that is not absolute http(s),
-        // a body that is not JSON, and a literal control character in a header.
-        match spec.fill(sample) {
-            Ok(_) => Ok(spec),
-            Err(err) => Err(vec![err.to_string()]),
-        }
+        // Filling each part with sample values finds a URL that is not
+        // absolute http(s), a literal control character in a header and a
+        // body that is not JSON, all of them.
+        let problems: Vec<String> = std::iter::once(spec.fill_url(sample).err())
+            .chain(spec.headers.iter().map(|(name, template)| fill_header(name, template, sample).err()))
+            .chain(std::iter::once(spec.fill_body(sample).err()))
+            .flatten()
+            .map(|err| err.to_string())
+            .collect();
+        if problems.is_empty() { Ok(spec) } else { Err(problems) }
     }
 
     /// The request for one instance.
     pub fn fill(&self, values: &TemplateValues<'_>) -> Result<HttpRequest, FillError> {
-        let url_text = self.url.fill_url(values)?;
-        let url = parse_url(&url_text).map_err(|reason| FillError::BadUrl { url: url_text.clone(), reason })?;
-        let mut headers = Vec::with_capacity(self.headers.len());
-        for (name, template) in &self.headers {
-            let text = template.fill_text(values)?;
-            // `HeaderValue` accepts tabs and visible characters only; a line
-            // break would let a value inject further headers.
-            let value =
-                http::HeaderValue::from_str(&text).map_err(|_| FillError::BadHeaderValue { name: name.to_string() })?;
-            headers.push((name.clone(), value));
-        }
-        let body = match &self.body {
-            None => None,
-            Some(template) => {
-                let text = template.fill_json(values)?;
-                if let Err(err) = serde_json::from_str::<serde_json::Value>(&text) {
-                    let message = err.to_string();
-                    let message = message.rfind(" at line ").map_or(message.clone(), |cut| message[..cut].to_owned());
-                    return Err(FillError::BadBody { message, line: err.line(), column: err.column() });
-                }
-                Some(text)
-            }
-        };
+        let url = self.fill_url(values)?;
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, template)| fill_header(name, template, values))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body = self.fill_body(values)?;
         Ok(HttpRequest { method: self.method, url, headers, body, timeout: self.timeout })
     }
+
+    fn fill_url(&self, values: &TemplateValues<'_>) -> Result<http::Uri, FillError> {
+        let url = self.url.fill_url(values)?;
+        parse_url(&url).map_err(|reason| FillError::BadUrl { url, reason })
+    }
+
+    fn fill_body(&self, values: &TemplateValues<'_>) -> Result<Option<String>, FillError> {
+        let Some(template) = &self.body else { return Ok(None) };
+        let text = template.fill_json(values)?;
+        if let Err(err) = serde_json::from_str::<serde_json::Value>(&text) {
+            // serde_json ends its message with the position; it is given apart.
+            let message = err.to_string();
+            let message = message.rfind(" at line ").map_or(message.clone(), |cut| message[..cut].to_owned());
+            return Err(FillError::BadBody { message, line: err.line(), column: err.column() });
+        }
+        Ok(Some(text))
+    }
+}
+
+fn fill_header(
+    name: &http::HeaderName,
+    template: &Template,
+    values: &TemplateValues<'_>,
+) -> Result<(http::HeaderName, http::HeaderValue), FillError> {
+    let text = template.fill_text(values)?;
+    // `HeaderValue` accepts tabs and visible characters only; a line break
+    // would let a value inject further headers.
+    let value = http::HeaderValue::from_str(&text).map_err(|_| FillError::BadHeaderValue { name: name.to_string() })?;
+    Ok((name.clone(), value))
 }
 
 /// Parses a template, noting a syntax error or unknown placeholders (all of
