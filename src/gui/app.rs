@@ -374,13 +374,9 @@ impl FlowdeskApp {
             }
         }
         ui.separator();
-        ui.label(
-            RichText::new(
-                "Callers need a bearer token:\nflowdesk token create USER\nThey act as USER, with USER's rights.",
-            )
-            .small()
-            .weak(),
-        );
+        ui.label(RichText::new("Callers need a bearer token, made with").weak());
+        ui.label(RichText::new("flowdesk token create USER").monospace());
+        ui.label(RichText::new("They act as USER, with USER's process rights.").weak());
     }
 
     pub fn start_api(&mut self) {
