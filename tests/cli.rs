@@ -967,7 +967,11 @@ fn token_create_prints_the_secret_once_and_stores_only_its_hash() {
     let created = t.ok("alice", &["token", "create", "biztalk", "--label", "billing"]);
     let secret = created.stdout.trim();
     assert!(secret.starts_with("fdk_") && !secret.contains(char::is_whitespace), "{:?}", created.stdout);
-    assert_mentions(&created.stderr, &["biztalk", "cannot be shown again"]);
+    assert_mentions(&created.stderr, &["biztalk", "cannot be shown again", "holds no right on any process"]);
+    t.deploy_callback("alice");
+    t.ok("alice", &["grant", "callback", "biztalk", "server-event"]);
+    let second = t.ok("alice", &["token", "create", "biztalk"]);
+    assert!(!second.stderr.contains("holds no right"), "{:?}", second.stderr);
 
     let listed = t.json("alice", &["token", "list", "--json"]);
     assert_eq!(listed[0]["user"], "biztalk");
@@ -979,6 +983,7 @@ fn token_create_prints_the_secret_once_and_stores_only_its_hash() {
     let file = std::fs::read(t.db()).unwrap();
     assert!(!file.windows(secret.len()).any(|w| w == secret.as_bytes()), "the database holds no secret");
 
+    assert_eq!(t.json("alice", &["token", "list", "--json"]).as_array().unwrap().len(), 2);
     assert_eq!(t.ok("alice", &["token", "revoke", "1"]).stdout.trim(), "revoked token 1");
     let listed = t.json("alice", &["token", "list", "--json"]);
     assert_eq!(listed[0]["revoked_by"], "alice");

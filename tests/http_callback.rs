@@ -154,3 +154,36 @@ fn a_start_that_waits_past_the_deadline_is_answered_504_and_goes_on() {
     assert_eq!(instances.len(), 1);
     assert_eq!(instances[0].status, flowdesk::engine::InstanceStatus::Completed);
 }
+
+#[test]
+fn when_every_turn_is_taken_a_call_is_answered_busy_without_being_made() {
+    let limits =
+        ApiLimits { call_deadline: Duration::from_millis(300), max_calls_in_flight: 1, ..ApiLimits::default() };
+    let mut f = ApiFixture::start_limited(Fixture::new(), limits);
+    let token = f.token("biztalk");
+    let (entered, request_arrived) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let (entered, released) = (Mutex::new(entered), Mutex::new(released));
+    let shipping = ExternalSystem::start(move |_| {
+        let _ = entered.lock().unwrap().send(());
+        let _ = released.lock().unwrap().recv();
+        Reply::ok()
+    });
+    deploy_shipping(&f, &shipping.url("/shipments"), true);
+    let serial = f.pending_serial("PO-1");
+    let before = f.fixture.snapshot(instance_id(&serial));
+
+    std::thread::scope(|scope| {
+        // Takes the only turn and keeps it while the request is out.
+        let first = scope.spawn(|| f.post(Some(&token), "/processes/shipping/instances", "{}"));
+        request_arrived.recv().unwrap();
+        let second = f.post(Some(&token), &format!("/serveritems/{serial}/finish"), "{}");
+        assert_eq!((second.status, second.code()), (503, "busy"), "{:?}", second.body);
+        assert!(second.body["message"].as_str().unwrap().contains("nothing was done"));
+        assert_eq!(first.join().unwrap().code(), "call_timeout");
+    });
+    assert_eq!(f.fixture.snapshot(instance_id(&serial)), before, "the busy finish was not made");
+
+    release.send(()).unwrap();
+    f.api.take().unwrap().stop();
+}

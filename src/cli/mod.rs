@@ -632,6 +632,16 @@ fn token(cli: &Cli, action: &TokenCommand, out: &mut dyn Write) -> Result<ExitCo
                      only its hash is stored, it cannot be shown again"
                 );
             }
+            let mut holds_rights = false;
+            for process in engine.processes()? {
+                holds_rights |= !engine.rights(&process.name, target)?.is_empty();
+            }
+            if !holds_rights {
+                eprintln!(
+                    "flowdesk: note: `{target}` holds no right on any process yet, so the token can do nothing; \
+                     grant some, e.g. `flowdesk grant PROCESS {target} server-event`"
+                );
+            }
         }
         TokenCommand::List { json } => output::tokens(out, &store.tokens()?, *json)?,
         TokenCommand::Revoke { id } => {

@@ -42,6 +42,11 @@ pub struct ApiLimits {
     /// on. Engine calls are bounded by SQLite's busy timeout and script
     /// budgets; an HTTP request event on the way adds its own timeout.
     pub call_deadline: Duration,
+    /// Engine calls running at once; more wait for a turn (within the call
+    /// deadline). Each holds a thread of the blocking pool, and SQLite
+    /// commits them in shared batches anyway, so a flood of clients gains
+    /// nothing from more: it only costs memory and context switches.
+    pub max_calls_in_flight: usize,
     /// The largest body accepted. A callback carries a few data fields;
     /// anything near this is a mistake or an attack.
     pub max_body_bytes: usize,
@@ -53,6 +58,7 @@ impl Default for ApiLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             call_deadline: Duration::from_secs(60),
+            max_calls_in_flight: 64,
             max_body_bytes: 256 * 1024,
         }
     }
@@ -64,8 +70,17 @@ const MAX_ITEM_LIMIT: usize = 1000;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
-    pub engine: Arc<Engine<SqliteStore>>,
-    pub limits: ApiLimits,
+    engine: Arc<Engine<SqliteStore>>,
+    limits: ApiLimits,
+    /// Turns for engine calls, [`ApiLimits::max_calls_in_flight`] of them.
+    turns: Arc<tokio::sync::Semaphore>,
+}
+
+impl ApiState {
+    pub fn new(engine: Arc<Engine<SqliteStore>>, limits: ApiLimits) -> ApiState {
+        let turns = Arc::new(tokio::sync::Semaphore::new(limits.max_calls_in_flight.max(1)));
+        ApiState { engine, limits, turns }
+    }
 }
 
 #[derive(OpenApi)]
@@ -163,13 +178,32 @@ impl ApiState {
         work: impl FnOnce(&Engine<SqliteStore>, &str) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let presented = bearer_token(headers)?;
+        let deadline = self.limits.call_deadline;
+        let started = tokio::time::Instant::now();
+        let turn = match tokio::time::timeout(deadline, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            // Nothing was done: unlike a call past its deadline, this one can
+            // simply be made again.
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!(
+                        "{} calls were already running for {} s; nothing was done, call again",
+                        self.limits.max_calls_in_flight,
+                        deadline.as_secs_f64()
+                    ),
+                ));
+            }
+        };
         let engine = self.engine.clone();
         let task = tokio::task::spawn_blocking(move || {
+            // The turn is held until the work ends, even past the deadline.
+            let _turn = turn;
             let user = engine.store().token_user(&token::hash(&presented))?.ok_or_else(ApiError::invalid_token)?;
             work(&engine, &user)
         });
-        let deadline = self.limits.call_deadline;
-        match tokio::time::timeout(deadline, task).await {
+        match tokio::time::timeout_at(started + deadline, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(_panicked)) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

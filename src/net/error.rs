@@ -20,7 +20,7 @@ pub struct ApiErrorBody {
     /// `instance_not_found`, `process_not_found`, `already_finished`,
     /// `item_cancelled`, `wrong_status`, `body_too_large`,
     /// `unsupported_media_type`, `body_timeout`, `not_found`, `method_not_allowed`,
-    /// `call_timeout`, `storage_unavailable`, `internal`.
+    /// `call_timeout`, `busy`, `storage_unavailable`, `internal`.
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,

@@ -84,7 +84,7 @@ impl RunningApi {
             .enable_all()
             .build()
             .map_err(ServeError::Runtime)?;
-        let app = router(ApiState { engine, limits });
+        let app = router(ApiState::new(engine, limits));
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("flowdesk-api-listener".to_owned())
