@@ -388,7 +388,8 @@ async fn open_item(
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
         (status = 409, description = "Already finished or cancelled (`already_finished`, `item_cancelled`), with when and by whom", body = ApiErrorBody),
         (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
-        (status = 503, description = "The database was busy; nothing was saved, call again (`storage_unavailable`)", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
 )]
@@ -421,6 +422,8 @@ async fn finish_item(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The start ran past the deadline (an HTTP request event waiting on its answer) and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "instances"
 )]
