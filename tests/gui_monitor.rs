@@ -902,18 +902,7 @@ fn the_server_menu_starts_and_stops_the_http_api_and_the_status_bar_shows_where(
     let fx = fixture();
     deploy(&fx, "callback.process.json");
     let serial = fx.engine.start("admin", "callback", "PO-1", &[]).unwrap().waiting[0].clone();
-    let secret = flowdesk::net::token::generate().unwrap();
-    fx.engine
-        .store()
-        .create_token(&flowdesk::store::NewApiToken {
-            user: "ada",
-            label: "test",
-            hash: &secret.hash,
-            prefix: &secret.prefix,
-            created_at: 0,
-            created_by: "admin",
-        })
-        .unwrap();
+    let secret = flowdesk::net::token::issue(fx.engine.store(), "ada", "test", "admin", 0).unwrap();
     let mut gui = Gui::open(fx, "ada", AppView::Items);
     assert!(gui.shown("API off"));
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::bench::{self, BenchError, Scratch, Unverified};
 use crate::net::RunningApi;
 use crate::net::token;
-use crate::store::{Durability, NewApiToken};
+use crate::store::Durability;
 
 /// A user with no right on the benchmark's process.
 const OUTSIDER: &str = "outsider";
@@ -199,16 +199,7 @@ pub fn run(options: &HttpOptions) -> Result<HttpReport, BenchError> {
 const GOOD_BODY: &str = r#"{"data": {"name": "call back value"}}"#;
 
 fn new_token(engine: &crate::engine::Engine<crate::store::SqliteStore>, user: &str) -> Result<String, BenchError> {
-    let secret = token::generate()?;
-    engine.store().create_token(&NewApiToken {
-        user,
-        label: "bench http",
-        hash: &secret.hash,
-        prefix: &secret.prefix,
-        created_at: 0,
-        created_by: bench::USER,
-    })?;
-    Ok(secret.secret)
+    Ok(token::issue(engine.store(), user, "bench http", bench::USER, 0)?.secret)
 }
 
 /// Completed as the scenario says, finished once, by the benchmark's user.

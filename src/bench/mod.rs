@@ -84,7 +84,7 @@ pub enum BenchError {
     #[error(transparent)]
     Serve(#[from] crate::net::ServeError),
     #[error(transparent)]
-    Token(#[from] crate::net::token::NoRandomness),
+    Token(#[from] crate::net::token::IssueError),
     #[error("{calls} finish calls are too many for one run (at most {max}): lower the rate or the duration")]
     TooManyCalls { calls: f64, max: usize },
     #[error(

@@ -616,16 +616,14 @@ fn token(cli: &Cli, action: &TokenCommand, out: &mut dyn Write) -> Result<ExitCo
     let store = engine.store();
     match action {
         TokenCommand::Create { target, label, json } => {
-            let secret = crate::net::token::generate().map_err(|e| Failure::Other(e.into()))?;
-            let id = store.create_token(&crate::store::NewApiToken {
-                user: target,
-                label,
-                hash: &secret.hash,
-                prefix: &secret.prefix,
-                created_at: crate::engine::Clock::now(&crate::engine::SystemClock),
-                created_by: &cli.acting_user(),
-            })?;
-            output::token_created(out, id, target, label, &secret.secret, *json)?;
+            let now = crate::engine::Clock::now(&crate::engine::SystemClock);
+            let issued =
+                crate::net::token::issue(store, target, label, &cli.acting_user(), now).map_err(|e| match e {
+                    crate::net::token::IssueError::Storage(e) => Failure::Refused(e),
+                    other => Failure::Other(other.into()),
+                })?;
+            let id = issued.id;
+            output::token_created(out, id, target, label, &issued.secret, *json)?;
             if !*json {
                 eprintln!(
                     "flowdesk: token {id} acts as `{target}` with that user's process rights; keep the secret now: \

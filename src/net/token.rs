@@ -2,6 +2,9 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::engine::Millis;
+use crate::store::{NewApiToken, SqliteStore};
+
 /// Every token starts with this, so that a leaked one is recognisable (secret
 /// scanners, logs) and a pasted user name is not mistaken for a token.
 pub const TOKEN_PREFIX: &str = "fdk_";
@@ -20,6 +23,36 @@ pub struct NewSecret {
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system gave no random bytes for a token: {0}")]
 pub struct NoRandomness(String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    NoRandomness(#[from] NoRandomness),
+    #[error(transparent)]
+    Storage(#[from] crate::engine::EngineError),
+}
+
+/// A token just issued: its id, and the secret to hand over once.
+#[derive(Debug)]
+pub struct Issued {
+    pub id: i64,
+    pub secret: String,
+}
+
+/// Makes a token acting as `user` and saves its hash; the secret is only
+/// in the answer.
+pub fn issue(store: &SqliteStore, user: &str, label: &str, created_by: &str, at: Millis) -> Result<Issued, IssueError> {
+    let made = generate()?;
+    let id = store.create_token(&NewApiToken {
+        user,
+        label,
+        hash: &made.hash,
+        prefix: &made.prefix,
+        created_at: at,
+        created_by,
+    })?;
+    Ok(Issued { id, secret: made.secret })
+}
 
 /// Makes a token of 256 random bits from the operating system's generator.
 /// A secret that strong needs no slow password hash: a single SHA-256 cannot

@@ -6,7 +6,7 @@ use std::time::Duration;
 use flowdesk::engine::Engine;
 use flowdesk::model::Right;
 use flowdesk::net::{ApiLimits, RunningApi};
-use flowdesk::store::{NewApiToken, SqliteStore};
+use flowdesk::store::SqliteStore;
 use serde_json::Value as Json;
 
 /// An engine on a temporary database with the API listening on a free
@@ -64,19 +64,7 @@ impl ApiFixture {
 
     /// A new token acting as `user`; returns its secret.
     pub fn token(&self, user: &str) -> String {
-        let secret = flowdesk::net::token::generate().unwrap();
-        self.engine
-            .store()
-            .create_token(&NewApiToken {
-                user,
-                label: "test",
-                hash: &secret.hash,
-                prefix: &secret.prefix,
-                created_at: 0,
-                created_by: "admin",
-            })
-            .unwrap();
-        secret.secret
+        flowdesk::net::token::issue(self.engine.store(), user, "test", "admin", 0).unwrap().secret
     }
 
     pub fn get(&self, token: Option<&str>, path: &str) -> Answer {
