@@ -939,3 +939,29 @@ fn the_server_menu_starts_and_stops_the_http_api_and_the_status_bar_shows_where(
     assert!(gui.shown("API off"));
     assert!(agent.get(format!("{url}/openapi.json")).call().is_err(), "nothing listens any more");
 }
+
+#[test]
+fn the_server_menu_creates_a_token_and_shows_its_secret_once() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.click("Server");
+    gui.click("Create token…");
+    gui.click("Create");
+    assert!(gui.shown("Name the user the token acts as."), "an empty user is refused");
+    assert!(gui.fx.engine.store().tokens().unwrap().is_empty());
+
+    gui.replace_text("User", "biztalk");
+    gui.replace_text("Label", "billing");
+    gui.click("Create");
+    let secret = gui.field_value("Secret");
+    assert!(secret.starts_with("fdk_"), "{secret}");
+    let store = gui.fx.engine.store();
+    assert_eq!(store.token_user(&flowdesk::net::token::hash(&secret)).unwrap().as_deref(), Some("biztalk"));
+    let tokens = store.tokens().unwrap();
+    assert_eq!((tokens[0].label.as_str(), tokens[0].created_by.as_str()), ("billing", "ada"));
+    assert_eq!(gui.app().status_text(), Some("Created token 1 for biztalk"));
+
+    gui.click("Done");
+    assert!(gui.harness.query_by_role_and_label(Role::TextInput, "Secret").is_none(), "the secret is gone");
+}

@@ -60,6 +60,17 @@ enum Modal {
     UnsavedChanges(Replace),
     Message { title: String, text: String },
     StartInstance(StartForm),
+    CreateToken(TokenForm),
+}
+
+/// Server ▸ Create token…: for whom, then the secret, shown once.
+#[derive(Default)]
+struct TokenForm {
+    user: String,
+    label: String,
+    /// The token made: its id and secret. Only this dialog ever shows it.
+    issued: Option<(i64, String)>,
+    error: Option<String>,
 }
 
 struct StartForm {
@@ -374,9 +385,14 @@ impl FlowdeskApp {
             }
         }
         ui.separator();
-        ui.label(RichText::new("Callers need a bearer token, made with").weak());
-        ui.label(RichText::new("flowdesk token create USER").monospace());
-        ui.label(RichText::new("They act as USER, with USER's process rights.").weak());
+        let create = ui
+            .add_enabled(self.engine.is_ok(), egui::Button::new("Create token…"))
+            .on_hover_text("A bearer token for an external system; it acts as a user, with that user's rights");
+        if create.clicked() {
+            self.modal = Some(Modal::CreateToken(TokenForm::default()));
+            ui.close();
+        }
+        ui.label(RichText::new("or: flowdesk token create USER").monospace().weak());
     }
 
     pub fn start_api(&mut self) {
@@ -406,6 +422,82 @@ impl FlowdeskApp {
             let address = api.address();
             api.stop();
             self.set_status(format!("HTTP API on {address} stopped"), StatusKind::Info);
+        }
+    }
+
+    /// The Create token dialog; false once it is closed.
+    fn token_dialog(&mut self, ctx: &egui::Context, form: &mut TokenForm) -> bool {
+        let mut open = true;
+        let mut create = false;
+        egui::Modal::new(egui::Id::unique("create-token")).show(ctx, |ui| {
+            ui.heading("Create an API token");
+            match &form.issued {
+                None => {
+                    ui.label("The token acts as this user, with the user's process rights (Server Event to finish).");
+                    egui::Grid::new("token-form").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+                        let label = ui.label("User");
+                        ui.add(egui::TextEdit::singleline(&mut form.user).hint_text("e.g. biztalk"))
+                            .labelled_by(label.id);
+                        ui.end_row();
+                        let label = ui.label("Label");
+                        ui.add(egui::TextEdit::singleline(&mut form.label).hint_text("what it is for"))
+                            .labelled_by(label.id);
+                        ui.end_row();
+                    });
+                    if let Some(error) = &form.error {
+                        ui.colored_label(theme::ERROR, error);
+                    }
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        create = ui.button("Create").clicked();
+                        if ui.button("Cancel").clicked() {
+                            open = false;
+                        }
+                    });
+                }
+                Some((id, secret)) => {
+                    ui.label(format!(
+                        "Token {id} acts as {}. Copy it now: only its hash is kept, so it cannot be shown again.",
+                        form.user.trim()
+                    ));
+                    let mut shown = secret.clone();
+                    let field = ui.add(
+                        egui::TextEdit::singleline(&mut shown).font(egui::TextStyle::Monospace).desired_width(560.0),
+                    );
+                    field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Secret"));
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        if ui.button("Copy").clicked() {
+                            ui.ctx().copy_text(secret.clone());
+                        }
+                        if ui.button("Done").clicked() {
+                            open = false;
+                        }
+                    });
+                }
+            }
+        });
+        if create {
+            self.create_token(form);
+        }
+        open
+    }
+
+    fn create_token(&mut self, form: &mut TokenForm) {
+        let Ok(engine) = &self.engine else { return };
+        let user = form.user.trim().to_owned();
+        if user.is_empty() {
+            form.error = Some("Name the user the token acts as.".to_owned());
+            return;
+        }
+        let now = crate::engine::Clock::now(&crate::engine::SystemClock);
+        match crate::net::token::issue(engine.store(), &user, form.label.trim(), &self.user, now) {
+            Ok(issued) => {
+                self.set_status(format!("Created token {} for {user}", issued.id), StatusKind::Success);
+                form.issued = Some((issued.id, issued.secret));
+                form.error = None;
+            }
+            Err(e) => form.error = Some(format!("No token was made: {e}")),
         }
     }
 
@@ -877,6 +969,12 @@ impl FlowdeskApp {
                 }
                 if keep {
                     next_modal = Some(Modal::StartInstance(form));
+                }
+            }
+            Modal::CreateToken(mut form) => {
+                keep = self.token_dialog(ctx, &mut form);
+                if keep {
+                    next_modal = Some(Modal::CreateToken(form));
                 }
             }
         }
