@@ -333,3 +333,25 @@ fn a_body_that_stops_coming_is_answered_408_and_a_silent_connection_is_closed() 
 
     assert_eq!(f.fixture.snapshot(id), before, "the half-sent finish changed nothing");
 }
+
+/// A path segment that percent-decodes to bytes that are not UTF-8 is still
+/// a refusal with a JSON body and a stable code, not axum's plain text.
+#[test]
+fn a_path_that_is_not_utf8_once_decoded_is_a_json_refusal() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+
+    let open = f.get(Some(&token), "/serveritems/%FF");
+    assert_eq!((open.status, open.code()), (400, "invalid_serial"), "{open:?}");
+    let finish = f.post(Some(&token), "/serveritems/1_%FF/finish", "{}");
+    assert_eq!((finish.status, finish.code()), (400, "invalid_serial"), "{finish:?}");
+    let instance = f.get(Some(&token), "/instances/%C3");
+    assert_eq!((instance.status, instance.code()), (400, "invalid_instance_id"), "{instance:?}");
+    let start = f.post(Some(&token), "/processes/%FE%FF/instances", "{}");
+    assert_eq!((start.status, start.code()), (404, "process_not_found"), "{start:?}");
+
+    assert_eq!(f.fixture.snapshot(id), before);
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -300,6 +300,19 @@ fn field_inputs(data: super::dto::DataFields) -> Vec<(String, FieldInput)> {
     data.into_iter().map(|(name, value)| (name, FieldInput::Json(value))).collect()
 }
 
+/// The serial in a path. axum answers a segment that is not UTF-8 once
+/// percent-decoded (`%FF`) in plain text; a client is owed the JSON refusal
+/// every other malformed serial gets.
+fn path_serial(serial: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    serial.map(|Path(serial)| serial).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_serial",
+            "the serial is not a serial number: it is not UTF-8 text once percent-decoded (a serial looks like 1042_7)",
+        )
+    })
+}
+
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query.map(|Query(q)| q).map_err(|rejection| {
         ApiError::new(
@@ -367,8 +380,9 @@ async fn list_items(
 async fn open_item(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(serial): Path<String>,
+    serial: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OpenedItemDto>, ApiError> {
+    let serial = path_serial(serial)?;
     let opened = state.call(&headers, move |engine, user| Ok(engine.open_server_item(user, &serial)?)).await?;
     Ok(Json(OpenedItemDto::from(&opened)))
 }
@@ -396,9 +410,10 @@ async fn open_item(
 async fn finish_item(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(serial): Path<String>,
+    serial: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<FinishedDto>, ApiError> {
+    let serial = path_serial(serial)?;
     let request: FinishRequest = json_body(&state.limits, &headers, body)?;
     let data = field_inputs(request.data);
     let finished = state.call(&headers, move |engine, user| Ok(engine.finish(user, &serial, &data)?)).await?;
@@ -430,9 +445,17 @@ async fn finish_item(
 async fn start_instance(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // No process can be named with text that is not UTF-8.
+    let Ok(Path(name)) = name else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "process_not_found",
+            "no process has this name: it is not UTF-8 text once percent-decoded",
+        ));
+    };
     let request: StartRequest = json_body(&state.limits, &headers, body)?;
     let data = field_inputs(request.data);
     let folio = request.folio;
@@ -459,15 +482,15 @@ async fn start_instance(
 async fn get_instance(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<InstanceDto>, ApiError> {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_instance_id",
-            format!("`{id}` is not an instance id (a number)"),
-        )
-    })?;
+    let not_an_id = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_instance_id", message);
+    let Ok(Path(id)) = id else {
+        return Err(not_an_id(
+            "the id is not an instance id (a number): it is not UTF-8 text once percent-decoded".into(),
+        ));
+    };
+    let id: i64 = id.parse().map_err(|_| not_an_id(format!("`{id}` is not an instance id (a number)")))?;
     let detail = state.call(&headers, move |engine, user| Ok(engine.instance(user, id)?)).await?;
     Ok(Json(InstanceDto::from(&detail)))
 }
