@@ -355,3 +355,25 @@ fn a_path_that_is_not_utf8_once_decoded_is_a_json_refusal() {
 
     assert_eq!(f.fixture.snapshot(id), before);
 }
+
+/// `{"name": 1, "name": 2}` is legal JSON whose meaning parsers disagree on;
+/// a callback that names a field twice is refused rather than one of its
+/// values silently dropped.
+#[test]
+fn a_data_field_given_twice_is_refused_and_changes_nothing() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+
+    let twice =
+        f.post(Some(&token), &format!("/serveritems/{serial}/finish"), r#"{"data": {"name": "approve", "name": "x"}}"#);
+    assert_eq!((twice.status, twice.code()), (400, "invalid_body"), "{twice:?}");
+    assert!(twice.body["message"].as_str().unwrap().contains("`name`"), "{:?}", twice.body);
+    assert_eq!(f.fixture.snapshot(id), before);
+
+    let start = f.post(Some(&token), "/processes/callback/instances", r#"{"data": {"stage": "a", "stage": "b"}}"#);
+    assert_eq!((start.status, start.code()), (400, "invalid_body"), "{start:?}");
+    assert_eq!(f.fixture.engine.instances("admin", &Default::default()).unwrap().len(), 1, "nothing was started");
+}
