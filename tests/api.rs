@@ -377,3 +377,33 @@ fn a_data_field_given_twice_is_refused_and_changes_nothing() {
     assert_eq!((start.status, start.code()), (400, "invalid_body"), "{start:?}");
     assert_eq!(f.fixture.engine.instances("admin", &Default::default()).unwrap().len(), 1, "nothing was started");
 }
+
+/// Every call that takes a token can be answered 401, 503 (`busy`,
+/// `storage_unavailable`) and 504 (`call_timeout`), and every call with a
+/// body 408, 413 and 415; a client generated from the document must know
+/// them. Every schema the document refers to is in it.
+#[test]
+fn the_openapi_document_lists_every_answer_a_call_can_give() {
+    let f = ApiFixture::start();
+    let document = f.get(None, "/openapi.json").body;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if path == "/openapi.json" {
+                continue;
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            let mut expected = vec!["401", "503", "504"];
+            if method == "post" {
+                expected.extend(["408", "413", "415"]);
+            }
+            for status in expected {
+                assert!(responses.contains_key(status), "{method} {path} does not document {status}");
+            }
+        }
+    }
+    let text = document.to_string();
+    for reference in text.split(r##""$ref":"#/components/schemas/"##).skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(document["components"]["schemas"].get(name).is_some(), "{name} is referred to but not defined");
+    }
+}

@@ -92,7 +92,9 @@ impl ApiState {
                        Errors are JSON bodies with a stable `code` and a `message`."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ApiErrorBody))
+    // Query parameters' schemas are not collected from the handlers as
+    // bodies' are: without this, `status` would refer to a missing schema.
+    components(schemas(ApiErrorBody, ItemStatusFilter))
 )]
 struct ApiDoc;
 
@@ -332,6 +334,8 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         (status = 200, description = "Server items, oldest first", body = ItemList),
         (status = 400, description = "A query parameter is not valid (`invalid_query`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
 )]
@@ -374,6 +378,8 @@ async fn list_items(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
 )]
@@ -401,7 +407,9 @@ async fn open_item(
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
         (status = 409, description = "Already finished or cancelled (`already_finished`, `item_cancelled`), with when and by whom", body = ApiErrorBody),
+        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
         (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
+        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
         (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
@@ -437,6 +445,9 @@ async fn finish_item(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),
+        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
+        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
         (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The start ran past the deadline (an HTTP request event waiting on its answer) and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
@@ -476,6 +487,8 @@ async fn start_instance(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user may not see it (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such instance (`instance_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "instances"
 )]
