@@ -273,6 +273,27 @@ fn decimals_are_written_as_decimal_text_in_urls_headers_and_strings() {
     }
 }
 
+/// A URL may carry credentials (`http://user:secret@host/`); the audit
+/// trail and the failure reason, which everyone with View reads (also over
+/// the API), must not repeat the password.
+#[test]
+fn a_password_in_the_url_is_not_written_to_the_trail_or_the_failure() {
+    let external = ExternalSystem::start(|_| Reply::status(500, "down"));
+    let fixture = Fixture::new();
+    let url = external.url("/hook").replace("http://", "http://shipper:s3cr3t@");
+    deploy(&fixture, &event(&url, ""));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    assert_eq!(external.requests().len(), 1, "the request was sent");
+    let failure = failure_message(&progress);
+    assert!(failure.contains("http://shipper:***@127.0.0.1:"), "{failure}");
+    assert!(!failure.contains("s3cr3t"), "{failure}");
+    let trail = fixture.trail(progress.instance_id);
+    assert!(has_line(&trail, "admin: HTTP request POST http://shipper:***@"), "{trail:#?}");
+    assert!(trail.iter().all(|line| !line.contains("s3cr3t")), "{trail:#?}");
+}
+
 #[test]
 fn a_header_value_with_a_line_break_is_refused_and_nothing_is_sent() {
     let external = ExternalSystem::start(|_| Reply::ok());
