@@ -186,6 +186,9 @@ fn unknown_endpoints_methods_and_queries_answer_json_errors() {
     assert!(nowhere.body["message"].as_str().unwrap().contains("openapi.json"));
     let wrong_method = f.post(Some(&token), "/serveritems", "{}");
     assert_eq!((wrong_method.status, wrong_method.code()), (405, "method_not_allowed"));
+    // The path the client called, not the one left after the `/api/v1` prefix.
+    let message = wrong_method.body["message"].as_str().unwrap();
+    assert!(message.starts_with("/api/v1/serveritems does not accept POST"), "{message}");
     let bad_status = f.get(Some(&token), "/serveritems?status=done");
     assert_eq!((bad_status.status, bad_status.code()), (400, "invalid_query"));
     let bad_limit = f.get(Some(&token), "/serveritems?limit=100000");
