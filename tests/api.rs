@@ -186,7 +186,9 @@ fn unknown_endpoints_methods_and_queries_answer_json_errors() {
     assert!(nowhere.body["message"].as_str().unwrap().contains("openapi.json"));
     let wrong_method = f.post(Some(&token), "/serveritems", "{}");
     assert_eq!((wrong_method.status, wrong_method.code()), (405, "method_not_allowed"));
-    assert!(wrong_method.body["message"].as_str().unwrap().starts_with("/api/v1/serveritems does not accept POST"));
+    // The path the client called, not the one left after the `/api/v1` prefix.
+    let message = wrong_method.body["message"].as_str().unwrap();
+    assert!(message.starts_with("/api/v1/serveritems does not accept POST"), "{message}");
     let bad_status = f.get(Some(&token), "/serveritems?status=done");
     assert_eq!((bad_status.status, bad_status.code()), (400, "invalid_query"));
     let bad_limit = f.get(Some(&token), "/serveritems?limit=100000");
@@ -333,4 +335,78 @@ fn a_body_that_stops_coming_is_answered_408_and_a_silent_connection_is_closed() 
     assert!(closed.is_ok(), "the server closed the connection rather than wait: {closed:?}");
 
     assert_eq!(f.fixture.snapshot(id), before, "the half-sent finish changed nothing");
+}
+
+/// A path segment that percent-decodes to bytes that are not UTF-8 is still
+/// a refusal with a JSON body and a stable code, not axum's plain text.
+#[test]
+fn a_path_that_is_not_utf8_once_decoded_is_a_json_refusal() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+
+    let open = f.get(Some(&token), "/serveritems/%FF");
+    assert_eq!((open.status, open.code()), (400, "invalid_serial"), "{open:?}");
+    let finish = f.post(Some(&token), "/serveritems/1_%FF/finish", "{}");
+    assert_eq!((finish.status, finish.code()), (400, "invalid_serial"), "{finish:?}");
+    let instance = f.get(Some(&token), "/instances/%C3");
+    assert_eq!((instance.status, instance.code()), (400, "invalid_instance_id"), "{instance:?}");
+    let start = f.post(Some(&token), "/processes/%FE%FF/instances", "{}");
+    assert_eq!((start.status, start.code()), (404, "process_not_found"), "{start:?}");
+
+    assert_eq!(f.fixture.snapshot(id), before);
+}
+
+/// `{"name": 1, "name": 2}` is legal JSON whose meaning parsers disagree on;
+/// a callback that names a field twice is refused rather than one of its
+/// values silently dropped.
+#[test]
+fn a_data_field_given_twice_is_refused_and_changes_nothing() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+
+    let twice =
+        f.post(Some(&token), &format!("/serveritems/{serial}/finish"), r#"{"data": {"name": "approve", "name": "x"}}"#);
+    assert_eq!((twice.status, twice.code()), (400, "invalid_body"), "{twice:?}");
+    assert!(twice.body["message"].as_str().unwrap().contains("`name`"), "{:?}", twice.body);
+    assert_eq!(f.fixture.snapshot(id), before);
+
+    let start = f.post(Some(&token), "/processes/callback/instances", r#"{"data": {"stage": "a", "stage": "b"}}"#);
+    assert_eq!((start.status, start.code()), (400, "invalid_body"), "{start:?}");
+    assert_eq!(f.fixture.engine.instances("admin", &Default::default()).unwrap().len(), 1, "nothing was started");
+}
+
+/// Every call that takes a token can be answered 401, 503 (`busy`,
+/// `storage_unavailable`) and 504 (`call_timeout`), and every call with a
+/// body 408, 413 and 415; a client generated from the document must know
+/// them. Every schema the document refers to is in it.
+#[test]
+fn the_openapi_document_lists_every_answer_a_call_can_give() {
+    let f = ApiFixture::start();
+    let document = f.get(None, "/openapi.json").body;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if path == "/openapi.json" {
+                continue;
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            let mut expected = vec!["401", "503", "504"];
+            if method == "post" {
+                expected.extend(["408", "413", "415"]);
+            }
+            for status in expected {
+                assert!(responses.contains_key(status), "{method} {path} does not document {status}");
+            }
+        }
+    }
+    let text = document.to_string();
+    for reference in text.split(r##""$ref":"#/components/schemas/"##).skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(document["components"]["schemas"].get(name).is_some(), "{name} is referred to but not defined");
+    }
 }

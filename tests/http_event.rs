@@ -28,6 +28,7 @@ fn process(event: &str) -> String {
         {{ "name": "n", "type": "integer" }},
         {{ "name": "ok", "type": "boolean" }},
         {{ "name": "due", "type": "date", "default": "2026-11-26" }},
+        {{ "name": "amount", "type": "decimal" }},
         {{ "name": "answer", "type": "string" }},
         {{ "name": "done", "type": "boolean" }}
       ],
@@ -250,6 +251,47 @@ fn placeholders_are_filled_as_json_as_escaped_text_percent_encoded_and_plain() {
             "text": format!("PO-9: \"{name}\" x42"),
         })
     );
+}
+
+/// A decimal written as text (URL, header, inside a JSON string) is the
+/// decimal as the user gave it, not a floating-point rendering (`12.5` for
+/// an amount of `12.50`, `1e20`) that the receiving system may not parse.
+#[test]
+fn decimals_are_written_as_decimal_text_in_urls_headers_and_strings() {
+    let external = ExternalSystem::start(|_| Reply::ok());
+    let fixture = Fixture::new();
+    let rest = r#""headers": [{ "name": "X-Amount", "value": "${amount}" }], "body": "{\"a\": ${amount}, \"t\": \"${amount} EUR\"}""#;
+    deploy(&fixture, &event(&external.url("/pay?amount=${amount}"), rest));
+
+    for (amount, number) in [("0.00001", 0.00001), ("12.50", 12.5), ("100000000000000000000", 1e20)] {
+        let progress = fixture.engine.start("admin", "notify", "", &set(&[("amount", amount)])).unwrap();
+        assert_eq!(progress.status, InstanceStatus::Completed, "{progress:?}");
+        let request = external.requests().pop().unwrap();
+        assert_eq!(request.path, format!("/pay?amount={amount}"));
+        assert_eq!(request.header("x-amount"), Some(amount));
+        assert_eq!(request.json(), serde_json::json!({ "a": number, "t": format!("{amount} EUR") }));
+    }
+}
+
+/// A URL may carry credentials (`http://user:secret@host/`); the audit
+/// trail and the failure reason, which everyone with View reads (also over
+/// the API), must not repeat the password.
+#[test]
+fn a_password_in_the_url_is_not_written_to_the_trail_or_the_failure() {
+    let external = ExternalSystem::start(|_| Reply::status(500, "down"));
+    let fixture = Fixture::new();
+    let url = external.url("/hook").replace("http://", "http://shipper:s3cr3t@");
+    deploy(&fixture, &event(&url, ""));
+
+    let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
+
+    assert_eq!(external.requests().len(), 1, "the request was sent");
+    let failure = failure_message(&progress);
+    assert!(failure.contains("http://shipper:***@127.0.0.1:"), "{failure}");
+    assert!(!failure.contains("s3cr3t"), "{failure}");
+    let trail = fixture.trail(progress.instance_id);
+    assert!(has_line(&trail, "admin: HTTP request POST http://shipper:***@"), "{trail:#?}");
+    assert!(trail.iter().all(|line| !line.contains("s3cr3t")), "{trail:#?}");
 }
 
 #[test]

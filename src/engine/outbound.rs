@@ -74,7 +74,7 @@ impl Exchange {
             Ok(request) => {
                 let started = Instant::now();
                 let outcome = outbound.send(&request);
-                let request = format!("{} {}", request.method, request.url);
+                let request = format!("{} {}", request.method, shown_url(&request.url));
                 Exchange::Sent { request, outcome, elapsed: started.elapsed() }
             }
         }
@@ -107,6 +107,17 @@ impl Exchange {
             Exchange::Sent { request, outcome: Err(err), .. } => Some(format!("{request} {err}")),
         }
     }
+}
+
+/// A URL as the audit trail and failure reasons show it: a password in it
+/// (`http://user:secret@host/`) is replaced by `***`, since everyone who may
+/// view the instance reads those.
+fn shown_url(url: &http::Uri) -> String {
+    let text = url.to_string();
+    let Some(authority) = url.authority().map(http::uri::Authority::as_str) else { return text };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return text };
+    let Some((user, _password)) = userinfo.split_once(':') else { return text };
+    text.replacen(authority, &format!("{user}:***@{host}"), 1)
 }
 
 /// The real [`Outbound`], over `ureq`. Redirects are not followed: a 3xx is

@@ -81,6 +81,12 @@ impl TemplateValues<'_> {
 
     /// The value as plain text: strings unquoted, `null` as nothing.
     pub fn text(&self, name: &str) -> Option<String> {
+        // A data field is written as its own text: a decimal's JSON form is
+        // a float (`1e-5`, `12.5`), which is not what the user entered and
+        // which a receiving system reading a decimal may refuse.
+        if !CONTEXT_NAMES.contains(&name) {
+            return self.data.get(name).map(Value::to_string);
+        }
         self.json(name).map(|json| match json {
             serde_json::Value::String(s) => s,
             serde_json::Value::Null => String::new(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -92,7 +92,9 @@ impl ApiState {
                        Errors are JSON bodies with a stable `code` and a `message`."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ApiErrorBody))
+    // Query parameters' schemas are not collected from the handlers as
+    // bodies' are: without this, `status` would refer to a missing schema.
+    components(schemas(ApiErrorBody, ItemStatusFilter))
 )]
 struct ApiDoc;
 
@@ -161,8 +163,8 @@ async fn no_such_endpoint(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// Runs inside the nested router, which sees the path without its
-/// `/api/v1` prefix; the message names the path as the client sent it.
+/// `OriginalUri`: inside the nested router `Uri` has lost its `/api/v1`
+/// prefix, and the message should name the path the client called.
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -302,6 +304,19 @@ fn field_inputs(data: super::dto::DataFields) -> Vec<(String, FieldInput)> {
     data.into_iter().map(|(name, value)| (name, FieldInput::Json(value))).collect()
 }
 
+/// The serial in a path. axum answers a segment that is not UTF-8 once
+/// percent-decoded (`%FF`) in plain text; a client is owed the JSON refusal
+/// every other malformed serial gets.
+fn path_serial(serial: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    serial.map(|Path(serial)| serial).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_serial",
+            "the serial is not a serial number: it is not UTF-8 text once percent-decoded (a serial looks like 1042_7)",
+        )
+    })
+}
+
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query.map(|Query(q)| q).map_err(|rejection| {
         ApiError::new(
@@ -321,6 +336,8 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         (status = 200, description = "Server items, oldest first", body = ItemList),
         (status = 400, description = "A query parameter is not valid (`invalid_query`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
 )]
@@ -363,14 +380,17 @@ async fn list_items(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
 )]
 async fn open_item(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(serial): Path<String>,
+    serial: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OpenedItemDto>, ApiError> {
+    let serial = path_serial(serial)?;
     let opened = state.call(&headers, move |engine, user| Ok(engine.open_server_item(user, &serial)?)).await?;
     Ok(Json(OpenedItemDto::from(&opened)))
 }
@@ -389,7 +409,9 @@ async fn open_item(
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
         (status = 409, description = "Already finished or cancelled (`already_finished`, `item_cancelled`), with when and by whom", body = ApiErrorBody),
+        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
         (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
+        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
         (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
@@ -398,9 +420,10 @@ async fn open_item(
 async fn finish_item(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(serial): Path<String>,
+    serial: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<FinishedDto>, ApiError> {
+    let serial = path_serial(serial)?;
     let request: FinishRequest = json_body(&state.limits, &headers, body)?;
     let data = field_inputs(request.data);
     let finished = state.call(&headers, move |engine, user| Ok(engine.finish(user, &serial, &data)?)).await?;
@@ -424,6 +447,9 @@ async fn finish_item(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),
+        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
+        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
         (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The start ran past the deadline (an HTTP request event waiting on its answer) and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
@@ -432,9 +458,17 @@ async fn finish_item(
 async fn start_instance(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // No process can be named with text that is not UTF-8.
+    let Ok(Path(name)) = name else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "process_not_found",
+            "no process has this name: it is not UTF-8 text once percent-decoded",
+        ));
+    };
     let request: StartRequest = json_body(&state.limits, &headers, body)?;
     let data = field_inputs(request.data);
     let folio = request.folio;
@@ -455,21 +489,23 @@ async fn start_instance(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user may not see it (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such instance (`instance_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "instances"
 )]
 async fn get_instance(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<InstanceDto>, ApiError> {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_instance_id",
-            format!("`{id}` is not an instance id (a number)"),
-        )
-    })?;
+    let not_an_id = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_instance_id", message);
+    let Ok(Path(id)) = id else {
+        return Err(not_an_id(
+            "the id is not an instance id (a number): it is not UTF-8 text once percent-decoded".into(),
+        ));
+    };
+    let id: i64 = id.parse().map_err(|_| not_an_id(format!("`{id}` is not an instance id (a number)")))?;
     let detail = state.call(&headers, move |engine, user| Ok(engine.instance(user, id)?)).await?;
     Ok(Json(InstanceDto::from(&detail)))
 }

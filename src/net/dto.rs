@@ -16,6 +16,34 @@ use crate::model::{FieldType, Value};
 /// booleans, and dates as `"YYYY-MM-DD"`.
 pub type DataFields = BTreeMap<String, serde_json::Value>;
 
+/// Reads the `data` object of a request, refusing a field named twice.
+/// JSON allows duplicate keys but leaves their meaning open; taking the last
+/// one silently would set a value the caller may not have meant.
+fn unique_fields<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DataFields, D::Error> {
+    struct UniqueFields;
+
+    impl<'de> serde::de::Visitor<'de> for UniqueFields {
+        type Value = DataFields;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of data field values")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DataFields, A::Error> {
+            let mut fields = DataFields::new();
+            while let Some((name, value)) = map.next_entry::<String, serde_json::Value>()? {
+                if fields.contains_key(&name) {
+                    return Err(serde::de::Error::custom(format_args!("data field `{name}` is given twice")));
+                }
+                fields.insert(name, value);
+            }
+            Ok(fields)
+        }
+    }
+
+    deserializer.deserialize_map(UniqueFields)
+}
+
 fn data_of(fields: &[(String, FieldType, Value)]) -> DataFields {
     fields.iter().map(|(name, _, value)| (name.clone(), value.to_json())).collect()
 }
@@ -196,7 +224,7 @@ impl From<&Progress> for ProgressDto {
 #[serde(deny_unknown_fields)]
 pub struct FinishRequest {
     /// Data fields to set before the item is finished.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_fields")]
     #[schema(value_type = Object)]
     pub data: DataFields,
 }
@@ -218,7 +246,7 @@ pub struct StartRequest {
     #[serde(default)]
     pub folio: String,
     /// Data fields to set; the others keep their defaults.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_fields")]
     #[schema(value_type = Object)]
     pub data: DataFields,
 }

@@ -140,9 +140,26 @@ impl From<EngineError> for ApiError {
             EngineError::WrongStatus { .. } => refusal(StatusCode::CONFLICT, "wrong_status"),
             EngineError::LastAdmin { .. } => refusal(StatusCode::CONFLICT, "last_admin"),
             // The database was busy or a shared commit was given up: nothing
-            // was saved, and calling again is the cure.
-            EngineError::Storage(_) => refusal(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
-            EngineError::Internal(_) => refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            // was saved, and calling again is the cure. The engine's words
+            // name the database file and SQLite's error, which are the
+            // operator's business, not a network client's: they go to the
+            // server's standard error, the client gets a plain sentence.
+            EngineError::Storage(_) => {
+                eprintln!("flowdesk api: {message}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the database was busy or could not be written; nothing was done, call again",
+                )
+            }
+            EngineError::Internal(_) => {
+                eprintln!("flowdesk api: {message}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the call failed unexpectedly and nothing it did was saved; please report it",
+                )
+            }
         }
     }
 }
@@ -167,5 +184,23 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_does_not_tell_a_client_where_the_database_is() {
+        let busy = "/home/op/.local/share/flowdesk/flowdesk.db stayed busy for 5 s: another program holds a long write";
+        let answer = ApiError::from(EngineError::Storage(busy.to_owned()));
+        assert_eq!((answer.status, answer.body.code), (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"));
+        assert!(!answer.body.message.contains("/home/op"), "{}", answer.body.message);
+        assert!(answer.body.message.contains("call again"), "{}", answer.body.message);
+
+        let internal = ApiError::from(EngineError::Internal("row 7 of /srv/flowdesk.db: no such column".to_owned()));
+        assert_eq!(internal.body.code, "internal");
+        assert!(!internal.body.message.contains("/srv"), "{}", internal.body.message);
     }
 }
