@@ -279,7 +279,10 @@ fn json_body<T: DeserializeOwned>(
             ));
         }
     }
-    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
+    // .NET and PowerShell clients often start a UTF-8 body with a byte order
+    // mark, which RFC 8259 lets a reader ignore.
+    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&body);
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     serde_json::from_slice(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::invalid_body(format!("the body is not what this call takes: {e}"))
@@ -424,9 +427,15 @@ async fn finish_item(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<FinishedDto>, ApiError> {
     let serial = path_serial(serial)?;
-    let request: FinishRequest = json_body(&state.limits, &headers, body)?;
-    let data = field_inputs(request.data);
-    let finished = state.call(&headers, move |engine, user| Ok(engine.finish(user, &serial, &data)?)).await?;
+    // The body is looked at once the caller is known: a caller without a
+    // valid token hears 401 whatever it sent.
+    let (limits, content) = (state.limits, headers.clone());
+    let finished = state
+        .call(&headers, move |engine, user| {
+            let request: FinishRequest = json_body(&limits, &content, body)?;
+            Ok(engine.finish(user, &serial, &field_inputs(request.data))?)
+        })
+        .await?;
     Ok(Json(FinishedDto {
         serial: finished.serial,
         applied: finished.applied,
@@ -469,10 +478,13 @@ async fn start_instance(
             "no process has this name: it is not UTF-8 text once percent-decoded",
         ));
     };
-    let request: StartRequest = json_body(&state.limits, &headers, body)?;
-    let data = field_inputs(request.data);
-    let folio = request.folio;
-    let progress = state.call(&headers, move |engine, user| Ok(engine.start(user, &name, &folio, &data)?)).await?;
+    let (limits, content) = (state.limits, headers.clone());
+    let progress = state
+        .call(&headers, move |engine, user| {
+            let request: StartRequest = json_body(&limits, &content, body)?;
+            Ok(engine.start(user, &name, &request.folio, &field_inputs(request.data))?)
+        })
+        .await?;
     let location = format!("/api/v1/instances/{}", progress.instance_id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ProgressDto::from(&progress))).into_response())
 }
