@@ -965,3 +965,34 @@ fn the_server_menu_creates_a_token_and_shows_its_secret_once() {
     gui.click("Done");
     assert!(gui.harness.query_by_role_and_label(Role::TextInput, "Secret").is_none(), "the secret is gone");
 }
+
+#[test]
+fn the_tokens_dialog_lists_tokens_and_revokes_one_after_asking() {
+    let fx = fixture();
+    let store = fx.engine.store();
+    let leaked = flowdesk::net::token::issue(store, "biztalk", "billing", "admin", 0).unwrap();
+    let kept = flowdesk::net::token::issue(store, "shipper", "parcels", "admin", 0).unwrap();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.click("Server");
+    gui.click("Tokens…");
+    assert!(gui.shown("billing") && gui.shown("parcels"));
+    assert!(gui.shown(&format!("{}…", &leaked.secret[..12])), "the start of the secret tells tokens apart");
+    assert!(!gui.texts_containing(&leaked.secret).iter().any(|t| t.len() >= leaked.secret.len()), "no secret is shown");
+
+    gui.click(&format!("Revoke {}", leaked.id));
+    gui.click("No");
+    let valid = |gui: &Gui, secret: &str| {
+        gui.fx.engine.store().token_user(&flowdesk::net::token::hash(secret)).unwrap().is_some()
+    };
+    assert!(valid(&gui, &leaked.secret), "No keeps the token");
+
+    gui.click(&format!("Revoke {}", leaked.id));
+    gui.click("Yes, revoke");
+    assert!(!valid(&gui, &leaked.secret), "the token stops working");
+    assert!(valid(&gui, &kept.secret), "the other token still works");
+    assert_eq!(gui.app().status_text(), Some(format!("Revoked token {}", leaked.id).as_str()));
+    assert_eq!(gui.texts_containing("revoked").len(), 1, "{:?}", gui.all_texts());
+    assert!(gui.texts_containing("revoked")[0].ends_with("by ada"));
+    gui.click("Close");
+    assert!(!gui.shown("API tokens"));
+}

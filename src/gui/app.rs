@@ -61,6 +61,15 @@ enum Modal {
     Message { title: String, text: String },
     StartInstance(StartForm),
     CreateToken(TokenForm),
+    Tokens(TokenList),
+}
+
+/// Server ▸ Tokens…: every token, and revoking one (asked twice).
+struct TokenList {
+    tokens: Vec<crate::store::ApiToken>,
+    /// The token whose Revoke was clicked, waiting for Yes.
+    confirm: Option<i64>,
+    error: Option<String>,
 }
 
 /// Server ▸ Create token…: for whom, then the secret, shown once.
@@ -392,6 +401,13 @@ impl FlowdeskApp {
             self.modal = Some(Modal::CreateToken(TokenForm::default()));
             ui.close();
         }
+        let list = ui
+            .add_enabled(self.engine.is_ok(), egui::Button::new("Tokens…"))
+            .on_hover_text("Every token, and revoking one that leaked or is no longer used");
+        if list.clicked() {
+            self.modal = Some(Modal::Tokens(self.token_list()));
+            ui.close();
+        }
         ui.label(RichText::new("or: flowdesk token create USER").monospace().weak());
     }
 
@@ -481,6 +497,99 @@ impl FlowdeskApp {
             self.create_token(form);
         }
         open
+    }
+
+    fn token_list(&self) -> TokenList {
+        let (tokens, error) = match &self.engine {
+            Ok(engine) => match engine.store().tokens() {
+                Ok(tokens) => (tokens, None),
+                Err(e) => (Vec::new(), Some(format!("The tokens could not be read: {e}"))),
+            },
+            Err(e) => (Vec::new(), Some(e.clone())),
+        };
+        TokenList { tokens, confirm: None, error }
+    }
+
+    /// The Tokens dialog; false once it is closed.
+    fn tokens_dialog(&mut self, ctx: &egui::Context, list: &mut TokenList) -> bool {
+        let mut open = true;
+        let mut revoke = None;
+        egui::Modal::new(egui::Id::unique("api-tokens")).show(ctx, |ui| {
+            ui.heading("API tokens");
+            if list.tokens.is_empty() {
+                ui.label("No tokens yet: Server ▸ Create token… makes one.");
+            }
+            egui::Grid::new("token-list").num_columns(6).striped(true).spacing([12.0, 6.0]).show(ui, |ui| {
+                if !list.tokens.is_empty() {
+                    for title in ["Id", "User", "Label", "Starts with", "Created", ""] {
+                        ui.label(RichText::new(title).strong());
+                    }
+                    ui.end_row();
+                }
+                for token in &list.tokens {
+                    ui.label(token.id.to_string());
+                    ui.label(&token.user);
+                    ui.label(&token.label);
+                    ui.label(RichText::new(format!("{}…", token.prefix)).monospace());
+                    ui.label(format!("{} by {}", crate::engine::format_time(token.created_at), token.created_by));
+                    match (token.revoked_at, &token.revoked_by) {
+                        (Some(at), by) => {
+                            ui.label(
+                                RichText::new(format!(
+                                    "revoked {} by {}",
+                                    crate::engine::format_time(at),
+                                    by.as_deref().unwrap_or("?")
+                                ))
+                                .weak(),
+                            );
+                        }
+                        (None, _) if list.confirm == Some(token.id) => {
+                            ui.horizontal(|ui| {
+                                ui.colored_label(theme::ERROR, "Revoke? Calls with it fail at once.");
+                                if ui.button("Yes, revoke").clicked() {
+                                    revoke = Some(token.id);
+                                }
+                                if ui.button("No").clicked() {
+                                    list.confirm = None;
+                                }
+                            });
+                        }
+                        (None, _) => {
+                            if ui.button(format!("Revoke {}", token.id)).clicked() {
+                                list.confirm = Some(token.id);
+                            }
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
+            if let Some(error) = &list.error {
+                ui.colored_label(theme::ERROR, error);
+            }
+            ui.add_space(8.0);
+            if ui.button("Close").clicked() {
+                open = false;
+            }
+        });
+        if let Some(id) = revoke {
+            self.revoke_token(id, list);
+        }
+        open
+    }
+
+    fn revoke_token(&mut self, id: i64, list: &mut TokenList) {
+        let Ok(engine) = &self.engine else { return };
+        let now = crate::engine::Clock::now(&crate::engine::SystemClock);
+        match engine.store().revoke_token(id, &self.user, now) {
+            Ok(()) => {
+                self.set_status(format!("Revoked token {id}"), StatusKind::Success);
+                *list = self.token_list();
+            }
+            Err(e) => {
+                list.error = Some(format!("Not revoked: {e}"));
+                list.confirm = None;
+            }
+        }
     }
 
     fn create_token(&mut self, form: &mut TokenForm) {
@@ -975,6 +1084,12 @@ impl FlowdeskApp {
                 keep = self.token_dialog(ctx, &mut form);
                 if keep {
                     next_modal = Some(Modal::CreateToken(form));
+                }
+            }
+            Modal::Tokens(mut list) => {
+                keep = self.tokens_dialog(ctx, &mut list);
+                if keep {
+                    next_modal = Some(Modal::Tokens(list));
                 }
             }
         }
