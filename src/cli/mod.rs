@@ -145,7 +145,8 @@ pub enum Command {
     /// Move an instance to an activity (by id or name)
     Goto { id: i64, activity: String },
     /// Measure the engine on a fresh temporary database: callback throughput,
-    /// finish latency under a steady rate, or the time to reopen
+    /// finish latency under a steady rate, callbacks through the HTTP API, or
+    /// the time to reopen
     Bench {
         #[command(subcommand)]
         kind: bench::BenchCommand,
