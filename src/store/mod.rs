@@ -27,6 +27,7 @@
 //! Reads use a small pool of other connections, so they see only committed
 //! data and never wait for a batch being written.
 
+mod checkpoint;
 mod plan;
 mod schema;
 mod sql;
@@ -34,9 +35,9 @@ mod synthetic;
 mod tokens;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -72,6 +73,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// callers wait: keeps the latency of the first caller in a busy batch bounded.
 const MAX_BATCH: usize = 512;
 
+/// How long a batch with fewer members than the last one waits for the next
+/// caller before it commits without them. Callers told a batch's outcome
+/// come straight back with their next call, but on a machine with few cores
+/// they need a moment to be scheduled: committing without them made batches
+/// of a dozen where sixty were on their way, and each commit rewrote the
+/// same hot pages (measured: 26 KB written to disk per lifecycle).
+const LINGER: Duration = Duration::from_micros(500);
+
 /// What the other members of a batch are told when one of them failed
 /// after writing.
 const BATCH_FAILED: &str = "another call committed together with this one failed, and the whole commit was rolled \
@@ -86,6 +95,9 @@ const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// to plan writes while a query runs, without each holding a large cache.
 const READERS: usize = 4;
 const READER_CACHE_KIB: i64 = 8 * 1024;
+
+/// The checkpoint thread reads each page once: it needs no cache to speak of.
+const CHECKPOINT_CACHE_KIB: i64 = 1024;
 
 /// The outcome of one batch, which its members wait for.
 #[derive(Default)]
@@ -145,6 +157,11 @@ struct Writer {
     /// Outcomes of ended batches not yet told to their members: telling
     /// wakes a thread per member, which is done after the lock is let go.
     untold: Vec<Untold>,
+    /// Members the last committed batch had: the next one waits (up to
+    /// [`LINGER`] per caller) for as many before it commits.
+    expected: usize,
+    /// [`LINGER`], which tests lengthen.
+    linger: Duration,
 }
 
 /// A batch's outcome for its members, to be told.
@@ -172,6 +189,11 @@ pub struct SqliteStore {
     coming: AtomicUsize,
     /// Planned writes waiting for whoever holds the writer to apply them.
     queue: Mutex<Vec<Arc<Job>>>,
+    /// Signalled (with `queue` locked) when a job is queued or a caller
+    /// starts coming, for a writer lingering over a small batch.
+    arrivals: Condvar,
+    /// A writer lingers on `arrivals`: callers that start coming signal it.
+    lingering: AtomicBool,
     /// Read connections: snapshots for queries and for planned writes,
     /// which several callers make at once.
     readers: Vec<Mutex<Connection>>,
@@ -179,6 +201,9 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// The next instance id to hand out (see `SqliteTransaction::with_ids`).
     next_id: AtomicI64,
+    /// Copies the write-ahead log back into the database off the writer;
+    /// held for its drop, which stops the thread.
+    _checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
 }
 
@@ -203,6 +228,10 @@ impl SqliteStore {
         let mut writer = open(WRITER_CACHE_KIB)?;
         schema::migrate(&mut writer).map_err(|e| describe(&e, path))?;
         let readers = (0..READERS).map(|_| open(READER_CACHE_KIB).map(Mutex::new)).collect::<Result<_, _>>()?;
+        let checkpointer =
+            checkpoint::Checkpointer::start(open(CHECKPOINT_CACHE_KIB)?, checkpoint::Thresholds::default())
+                .map_err(|e| EngineError::Storage(format!("cannot start the checkpoint thread: {e}")))?;
+        writer.wal_hook(Some(checkpointer.hook())).map_err(|e| describe(&e, path))?;
         Ok(SqliteStore {
             writer: Mutex::new(Writer {
                 connection: writer,
@@ -211,12 +240,17 @@ impl SqliteStore {
                 batch: Arc::default(),
                 jobs: Vec::new(),
                 untold: Vec::new(),
+                expected: 0,
+                linger: LINGER,
             }),
             queue: Mutex::new(Vec::new()),
+            arrivals: Condvar::new(),
+            lingering: AtomicBool::new(false),
             coming: AtomicUsize::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
             next_id: AtomicI64::new(0),
+            _checkpointer: checkpointer,
             path: path.to_owned(),
         })
     }
@@ -243,7 +277,37 @@ impl SqliteStore {
     /// gives up (the returned guard is dropped).
     fn coming(&self) -> Coming<'_> {
         self.coming.fetch_add(1, Ordering::SeqCst);
+        // Paired with `linger`, which sets the flag before it reads
+        // `coming`: either it sees this caller, or this caller sees it.
+        if self.lingering.load(Ordering::SeqCst) {
+            let _queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            self.arrivals.notify_all();
+        }
         Coming { store: self, still: true }
+    }
+
+    /// Tells the outcomes of ended batches, then waits up to [`LINGER`] for
+    /// a caller to come or a job to be queued. Whether one did.
+    fn linger(&self, writer: &mut Writer) -> bool {
+        // Those told are the callers this wait is for.
+        for outcome in std::mem::take(&mut writer.untold) {
+            outcome.tell();
+        }
+        let deadline = Instant::now() + writer.linger;
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        self.lingering.store(true, Ordering::SeqCst);
+        let arrived = loop {
+            if !queue.is_empty() || self.coming.load(Ordering::SeqCst) > 0 {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            queue = self.arrivals.wait_timeout(queue, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+        };
+        self.lingering.store(false, Ordering::SeqCst);
+        arrived
     }
 
     /// Ends the open batch: commits it, or rolls it back if `rollback`. Its
@@ -324,7 +388,16 @@ impl SqliteStore {
     fn release(&self, mut writer: MutexGuard<'_, Writer>) {
         loop {
             self.serve(&mut writer);
-            if writer.open && (self.coming.load(Ordering::SeqCst) == 0 || writer.members >= MAX_BATCH) {
+            let nobody_coming = self.coming.load(Ordering::SeqCst) == 0;
+            if writer.open && nobody_coming && writer.members < writer.expected.min(MAX_BATCH) {
+                if self.linger(&mut writer) {
+                    continue;
+                }
+                // Nobody came in time: this is the batch's size now.
+                writer.expected = writer.members;
+            }
+            if writer.open && (nobody_coming || writer.members >= MAX_BATCH) {
+                writer.expected = writer.members;
                 self.end_batch(&mut writer, None);
             }
             let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -346,7 +419,11 @@ impl SqliteStore {
     /// applying it (and everyone else's) itself if the writer is free.
     fn submit(&self, plan: plan::Plan, coming: Coming<'_>) -> Result<bool, String> {
         let job = Arc::new(Job { plan, caller: std::thread::current(), outcome: OnceLock::new() });
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(job.clone());
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.push(job.clone());
+            self.arrivals.notify_all();
+        }
         coming.arrived();
         loop {
             if let Some(outcome) = job.outcome.get() {
@@ -645,6 +722,64 @@ mod group_commit_tests {
         }
         assert_eq!(store.read(|tx| tx.rights("p", "holder")).unwrap(), [Right::View]);
         assert_eq!(store.read(|tx| tx.rights("p", "planner")).unwrap(), [Right::Start]);
+    }
+
+    /// A batch waits for as many members as the last one had; when fewer
+    /// come, it commits once the wait runs out, and expects that many next.
+    #[test]
+    fn a_batch_expecting_more_callers_than_come_still_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store_with_process(&dir.path().join("linger.db")));
+        store.writer.lock().unwrap().expected = 50;
+        let (done, finished) = std::sync::mpsc::channel();
+        {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let _ = done.send(store.write_planned(|tx| tx.grant("p", "alone", Right::Start), || {}));
+            });
+        }
+        let outcome = finished.recv_timeout(std::time::Duration::from_secs(60)).expect("the lone caller hung");
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(store.read(|tx| tx.rights("p", "alone")).unwrap(), [Right::Start]);
+        assert_eq!(store.writer.lock().unwrap().expected, 1);
+    }
+
+    /// A caller arriving while the writer waits over a small batch joins it.
+    #[test]
+    fn a_caller_arriving_while_the_writer_lingers_joins_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store_with_process(&dir.path().join("join.db")));
+        {
+            let mut writer = store.writer.lock().unwrap();
+            writer.expected = 2;
+            // Long enough for any machine to bring the second caller.
+            writer.linger = std::time::Duration::from_secs(60);
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let _ = done.send(store.write_planned(|tx| tx.grant("p", "first", Right::Start), || {}));
+            });
+        }
+        while !store.lingering.load(Ordering::SeqCst) {
+            if let Ok(outcome) = finished.try_recv() {
+                panic!("the first caller committed without waiting: {outcome:?}");
+            }
+            std::thread::yield_now();
+        }
+        {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let _ = done.send(store.write_planned(|tx| tx.grant("p", "second", Right::Start), || {}));
+            });
+        }
+        for _ in 0..2 {
+            let outcome = finished.recv_timeout(std::time::Duration::from_secs(60)).expect("a caller hung");
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+        assert_eq!(store.read(|tx| tx.rights("p", "second")).unwrap(), [Right::Start]);
+        assert_eq!(store.writer.lock().unwrap().expected, 2, "both calls were committed together");
     }
 
     /// Regression: a panic inside a batch used to leave the other members of
