@@ -398,7 +398,10 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
     let mut conditions: Vec<String> =
         visibility_clause(visibility, everything, "instance_id", &mut args).into_iter().collect();
     if !filter.include_closed {
-        conditions.push("status = 'Pending'".to_owned());
+        // One instance's items are a handful found by the primary key; the
+        // status index would walk every pending item of every instance.
+        let status = if filter.instance_id.is_some() { "+status" } else { "status" };
+        conditions.push(format!("{status} = 'Pending'"));
     }
     if let Some(process) = &filter.process {
         conditions.push("process = ?".to_owned());
@@ -1010,6 +1013,45 @@ mod tests {
                 assert!(steps.iter().any(|(_, d)| d.contains("server_items_by_status (status=?)")), "{shown}");
                 assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{shown}");
             }
+        }
+    }
+
+    /// Every read of one instance's items finds them by the primary key's
+    /// first column, never by scanning (schema 6 dropped the other index).
+    #[test]
+    fn an_instances_items_are_found_by_the_primary_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.readers[0].lock().unwrap();
+        let one = [SqlValue::Integer(7)];
+        let mut queries = vec![
+            (
+                format!(
+                    "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND status = 'Pending' ORDER BY serial_id"
+                ),
+                one.to_vec(),
+            ),
+            (
+                "SELECT serial_id, unapplied, closed_by FROM server_items
+              WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)"
+                    .to_owned(),
+                one.to_vec(),
+            ),
+            (
+                "UPDATE server_items SET status = 'Cancelled' WHERE instance_id = ? AND activity_destination_id = 2"
+                    .to_owned(),
+                one.to_vec(),
+            ),
+        ];
+        for include_closed in [false, true] {
+            let filter = ItemFilter { instance_id: Some(7), include_closed, limit: 100, ..ItemFilter::default() };
+            let (_, visibility, everything) = visibilities().remove(0);
+            queries.push(item_query(&visibility, everything, &filter));
+        }
+        for (sql, args) in queries {
+            let steps = plan(&connection, &sql, &args);
+            let shown = format!("{sql}:\n{steps:#?}");
+            assert!(steps.iter().any(|(_, d)| d.contains("USING PRIMARY KEY (instance_id=?)")), "{shown}");
         }
     }
 }
