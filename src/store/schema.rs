@@ -188,7 +188,10 @@ CREATE TABLE api_tokens (
 "#,
     // 6: every query for an instance's items already walks the primary key
     // (instance_id, serial_id); this index only cost each start and finish
-    // two more index writes.
+    // two more index writes. From this version on, history rows are written
+    // in a shorter form (arrays instead of objects, see `sql::HistoryRecord`)
+    // that builds before it would not understand: the version keeps them
+    // from opening such a database.
     r#"
 DROP INDEX server_items_by_instance;
 "#,

@@ -101,21 +101,53 @@ pub(super) fn reserve_id(ids: &AtomicI64, stored: i64) -> i64 {
 }
 
 /// What one write did to an instance's history, stored as one JSON row: one
-/// insert per call instead of one per audit line, activity and line.
+/// insert per call instead of one per audit line, activity and line. Entries
+/// are arrays rather than objects (`"a":[[at,"user","action","detail"]]`):
+/// the keys repeated in every entry were a third of each row, and the
+/// history is most of what a lifecycle writes. Rows written before schema 6,
+/// with named fields, are still read ([`StoredHistoryRecord`]).
 #[derive(Serialize)]
 struct HistoryRecord<'a> {
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[serde(rename = "a", skip_serializing_if = "<[_]>::is_empty", serialize_with = "audit_rows")]
     audit: &'a [AuditEntry],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[serde(rename = "s", skip_serializing_if = "<[_]>::is_empty", serialize_with = "started_rows")]
     started: &'a [ActivityRecord],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[serde(rename = "c", skip_serializing_if = "<[_]>::is_empty")]
     closed: &'a [(i64, ActivityStatus, Millis)],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[serde(rename = "l", skip_serializing_if = "<[_]>::is_empty", serialize_with = "line_rows")]
     lines: &'a [LineResult],
 }
 
+type AuditRow = (Millis, String, String, String);
+type StartedRow = (i64, String, String, ActivityStatus, Millis, Option<Millis>);
+type LineRow = (usize, i64, bool, Millis);
+
+fn audit_rows<S: serde::Serializer>(entries: &&[AuditEntry], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(entries.iter().map(|e| (e.at, &e.user, &e.action, &e.detail)))
+}
+
+fn started_rows<S: serde::Serializer>(records: &&[ActivityRecord], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(
+        records.iter().map(|r| (r.destination_id, &r.activity_id, &r.activity, r.status, r.started_at, r.finished_at)),
+    )
+}
+
+fn line_rows<S: serde::Serializer>(lines: &&[LineResult], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(lines.iter().map(|l| (l.line_index, l.from_destination_id, l.fired, l.at)))
+}
+
+/// A history row as stored: the array form written since schema 6, or the
+/// named form of older rows (migration 4 and the builds up to schema 5).
 #[derive(Deserialize)]
-struct OwnedHistoryRecord {
+struct StoredHistoryRecord {
+    #[serde(default)]
+    a: Vec<AuditRow>,
+    #[serde(default)]
+    s: Vec<StartedRow>,
+    #[serde(default)]
+    c: Vec<(i64, ActivityStatus, Millis)>,
+    #[serde(default)]
+    l: Vec<LineRow>,
     #[serde(default)]
     audit: Vec<AuditEntry>,
     #[serde(default)]
@@ -124,6 +156,38 @@ struct OwnedHistoryRecord {
     closed: Vec<(i64, ActivityStatus, Millis)>,
     #[serde(default)]
     lines: Vec<LineResult>,
+}
+
+struct OwnedHistoryRecord {
+    audit: Vec<AuditEntry>,
+    started: Vec<ActivityRecord>,
+    closed: Vec<(i64, ActivityStatus, Millis)>,
+    lines: Vec<LineResult>,
+}
+
+impl From<StoredHistoryRecord> for OwnedHistoryRecord {
+    fn from(stored: StoredHistoryRecord) -> OwnedHistoryRecord {
+        let StoredHistoryRecord { a, s, c, l, mut audit, mut started, mut closed, mut lines } = stored;
+        audit.extend(a.into_iter().map(|(at, user, action, detail)| AuditEntry { at, user, action, detail }));
+        started.extend(s.into_iter().map(
+            |(destination_id, activity_id, activity, status, started_at, finished_at)| ActivityRecord {
+                destination_id,
+                activity_id,
+                activity,
+                status,
+                started_at,
+                finished_at,
+            },
+        ));
+        closed.extend(c);
+        lines.extend(l.into_iter().map(|(line_index, from_destination_id, fired, at)| LineResult {
+            line_index,
+            from_destination_id,
+            fired,
+            at,
+        }));
+        OwnedHistoryRecord { audit, started, closed, lines }
+    }
 }
 
 /// The history JSON of a synthetic instance's start.
@@ -574,7 +638,13 @@ impl SqliteTransaction<'_> {
             [instance_id],
             |row| row.get(0),
         )?;
-        rows.iter().map(|json| serde_json::from_str(json).map_err(|e| corrupt("instance history", e))).collect()
+        rows.iter()
+            .map(|json| {
+                serde_json::from_str::<StoredHistoryRecord>(json)
+                    .map(OwnedHistoryRecord::from)
+                    .map_err(|e| corrupt("instance history", e))
+            })
+            .collect()
     }
 
     /// Whether `visibility` covers every process there is (so every instance,
@@ -1014,6 +1084,55 @@ mod tests {
                 assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{shown}");
             }
         }
+    }
+
+    /// History rows are written as arrays, and rows in the named form of
+    /// schemas 4 and 5 are still read, in order with the new ones.
+    #[test]
+    fn history_rows_of_both_forms_are_read_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("history.db"), Durability::Normal).unwrap();
+        let connection = store.readers[0].lock().unwrap();
+        let old = r#"{"audit":[{"at":1,"user":"ann","action":"Instance started","detail":"p version 1"}],
+            "started":[{"destination_id":1,"activity_id":"a","activity":"A","status":"Active","started_at":1,"finished_at":null}],
+            "lines":[{"line_index":0,"from_destination_id":1,"fired":true,"at":1}]}"#;
+        let changes = Changes {
+            audit: vec![AuditEntry {
+                at: 2,
+                user: "bob".into(),
+                action: "Server item finished".into(),
+                detail: "9_1".into(),
+            }],
+            activities_started: vec![ActivityRecord {
+                destination_id: 2,
+                activity_id: "b".into(),
+                activity: "B \"quoted\"".into(),
+                status: ActivityStatus::Active,
+                started_at: 2,
+                finished_at: None,
+            }],
+            activities_closed: vec![(1, ActivityStatus::Completed, 2)],
+            line_results: vec![LineResult { line_index: 1, from_destination_id: 2, fired: false, at: 2 }],
+            ..Changes::default()
+        };
+        let new = encode_history(&changes).unwrap().unwrap();
+        assert!(new.starts_with(r#"{"a":[[2,"bob","Server item finished","9_1"]],"s":[[2,"b","#), "{new}");
+        // No instance 9: only its history rows matter here.
+        connection.pragma_update(None, "foreign_keys", false).unwrap();
+        for json in [old, new.as_str()] {
+            connection.execute("INSERT INTO history (instance_id, changes) VALUES (9, ?)", [json]).unwrap();
+        }
+        let mut tx = SqliteTransaction::new(&connection);
+        let audit = tx.audit(9).unwrap();
+        assert_eq!(audit.iter().map(|e| (e.at, e.user.as_str())).collect::<Vec<_>>(), [(1, "ann"), (2, "bob")]);
+        let activities = tx.activity_records(9).unwrap();
+        assert_eq!(
+            activities.iter().map(|r| (r.destination_id, r.status, r.finished_at)).collect::<Vec<_>>(),
+            [(1, ActivityStatus::Completed, Some(2)), (2, ActivityStatus::Active, None)]
+        );
+        assert_eq!(activities[1].activity, "B \"quoted\"");
+        let lines = tx.line_results(9).unwrap();
+        assert_eq!(lines.iter().map(|l| (l.line_index, l.fired)).collect::<Vec<_>>(), [(0, true), (1, false)]);
     }
 
     /// Every read of one instance's items finds them by the primary key's
