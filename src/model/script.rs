@@ -314,8 +314,7 @@ impl ScriptHost {
         context: &ScriptContext,
     ) -> Result<bool, ScriptFailure> {
         let mut scope = ScriptHost::data_scope(fields, context);
-        let result =
-            self.runner().eval_ast_with_scope::<Dynamic>(&mut scope, ast).map_err(|err| self.failure(&err))?;
+        let result = self.runner().eval_ast_with_scope::<Dynamic>(&mut scope, ast).map_err(|err| self.failure(&err))?;
         result
             .as_bool()
             .map_err(|_| ScriptFailure::RuleNotBoolean { got: crate::model::value::describe_dynamic(&result) })
