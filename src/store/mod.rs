@@ -183,6 +183,35 @@ impl Untold {
     }
 }
 
+/// The read connections. A caller takes any free one, or waits for the first
+/// one given back, rather than queueing on one connection while another
+/// stands free. The last one given back is taken first: its cache is warm.
+struct ReaderPool {
+    free: Mutex<Vec<Connection>>,
+    given_back: Condvar,
+}
+
+impl ReaderPool {
+    fn new(connections: Vec<Connection>) -> ReaderPool {
+        ReaderPool { free: Mutex::new(connections), given_back: Condvar::new() }
+    }
+
+    fn take(&self) -> Connection {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(connection) = free.pop() {
+                return connection;
+            }
+            free = self.given_back.wait(free).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn give_back(&self, connection: Connection) {
+        self.free.lock().unwrap_or_else(PoisonError::into_inner).push(connection);
+        self.given_back.notify_one();
+    }
+}
+
 /// A flowdesk database file.
 pub struct SqliteStore {
     writer: Mutex<Writer>,
@@ -199,9 +228,7 @@ pub struct SqliteStore {
     lingering: AtomicBool,
     /// Read connections: snapshots for queries and for planned writes,
     /// which several callers make at once.
-    readers: Vec<Mutex<Connection>>,
-    /// Which reader a caller waits for when all are busy.
-    next_reader: AtomicUsize,
+    readers: ReaderPool,
     /// The next instance id to hand out (see `SqliteTransaction::with_ids`).
     next_id: AtomicI64,
     /// Copies the write-ahead log back into the database off the writer;
@@ -230,7 +257,7 @@ impl SqliteStore {
         };
         let mut writer = open(WRITER_CACHE_KIB)?;
         schema::migrate(&mut writer).map_err(|e| describe(&e, path))?;
-        let readers = (0..READERS).map(|_| open(READER_CACHE_KIB).map(Mutex::new)).collect::<Result<_, _>>()?;
+        let readers = ReaderPool::new((0..READERS).map(|_| open(READER_CACHE_KIB)).collect::<Result<_, _>>()?);
         let checkpointer =
             checkpoint::Checkpointer::start(open(CHECKPOINT_CACHE_KIB)?, checkpoint::Thresholds::default())
                 .map_err(|e| EngineError::Storage(format!("cannot start the checkpoint thread: {e}")))?;
@@ -251,7 +278,6 @@ impl SqliteStore {
             lingering: AtomicBool::new(false),
             coming: AtomicUsize::new(0),
             readers,
-            next_reader: AtomicUsize::new(0),
             next_id: AtomicI64::new(0),
             _checkpointer: checkpointer,
             path: path.to_owned(),
@@ -264,16 +290,11 @@ impl SqliteStore {
 
     /// Runs `work` on a free read connection, or waits for one.
     fn with_reader<R>(&self, work: impl FnOnce(&mut Connection) -> R) -> R {
-        for reader in &self.readers {
-            match reader.try_lock() {
-                Ok(mut connection) => return work(&mut connection),
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => return work(&mut poisoned.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
-        }
-        let pick = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let mut connection = self.readers[pick].lock().unwrap_or_else(PoisonError::into_inner);
-        work(&mut connection)
+        let mut connection = self.readers.take();
+        // Given back after a panic too, or the pool would shrink for good.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut connection)));
+        self.readers.give_back(connection);
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// Counts the caller as coming to the writer until it takes the lock or

@@ -1003,7 +1003,7 @@ mod tests {
     fn instance_queries_walk_an_index_in_order_and_never_sort_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
-        let connection = store.readers[0].lock().unwrap();
+        let connection = store.readers.take();
         let columns = [
             InstanceColumn::Id,
             InstanceColumn::Folio,
@@ -1073,7 +1073,7 @@ mod tests {
     fn pending_items_are_read_in_index_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
-        let connection = store.readers[0].lock().unwrap();
+        let connection = store.readers.take();
         for (name, visibility, everything) in visibilities() {
             for newest_first in [false, true] {
                 let filter = ItemFilter { newest_first, limit: 1000, ..ItemFilter::default() };
@@ -1092,7 +1092,7 @@ mod tests {
     fn history_rows_of_both_forms_are_read_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("history.db"), Durability::Normal).unwrap();
-        let connection = store.readers[0].lock().unwrap();
+        let connection = store.readers.take();
         let old = r#"{"audit":[{"at":1,"user":"ann","action":"Instance started","detail":"p version 1"}],
             "started":[{"destination_id":1,"activity_id":"a","activity":"A","status":"Active","started_at":1,"finished_at":null}],
             "lines":[{"line_index":0,"from_destination_id":1,"fired":true,"at":1}]}"#;
@@ -1141,7 +1141,7 @@ mod tests {
     fn an_instances_items_are_found_by_the_primary_key() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
-        let connection = store.readers[0].lock().unwrap();
+        let connection = store.readers.take();
         let one = [SqlValue::Integer(7)];
         let mut queries = vec![
             (
