@@ -806,6 +806,29 @@ mod group_commit_tests {
         assert_eq!(store.writer.lock().unwrap().expected, 2, "both calls were committed together");
     }
 
+    /// A read whose work panics gives its connection back: more panics than
+    /// there are readers, and reads still find one.
+    #[test]
+    fn a_panicking_read_gives_its_connection_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store_with_process(&dir.path().join("readers.db")));
+        for _ in 0..READERS * 2 {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.read(|_| -> Result<(), EngineError> { panic!("a bug in a read") })
+            }));
+            assert!(panicked.is_err());
+        }
+        let (done, read) = std::sync::mpsc::channel();
+        {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let _ = done.send(store.read(|tx| tx.default_version("p")));
+            });
+        }
+        let version = read.recv_timeout(std::time::Duration::from_secs(60)).expect("no reader was left");
+        assert_eq!(version.unwrap(), Some(1));
+    }
+
     /// Regression: a panic inside a batch used to leave the other members of
     /// the batch waiting for a commit that never came.
     #[test]
