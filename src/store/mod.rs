@@ -417,10 +417,10 @@ impl SqliteStore {
                 if self.linger(&mut writer) {
                     continue;
                 }
-                // Nobody came in time: this is the batch's size now.
-                writer.expected = writer.members;
             }
             if writer.open && (nobody_coming || writer.members >= MAX_BATCH) {
+                // The next batch waits for as many (fewer, if nobody came in
+                // time for this one).
                 writer.expected = writer.members;
                 self.end_batch(&mut writer, None);
             }
