@@ -413,10 +413,9 @@ impl SqliteStore {
         loop {
             self.serve(&mut writer);
             let nobody_coming = self.coming.load(Ordering::SeqCst) == 0;
-            if writer.open && nobody_coming && writer.members < writer.expected.min(MAX_BATCH) {
-                if self.linger(&mut writer) {
-                    continue;
-                }
+            let small = writer.members < writer.expected.min(MAX_BATCH);
+            if writer.open && nobody_coming && small && self.linger(&mut writer) {
+                continue;
             }
             if writer.open && (nobody_coming || writer.members >= MAX_BATCH) {
                 // The next batch waits for as many (fewer, if nobody came in
