@@ -216,6 +216,37 @@ fn reopen_prints_its_line() {
     assert!((open + first - total).abs() <= 0.11, "{lines:?}");
 }
 
+/// The floor prints a line per schema; every replayed instance was read
+/// back through the engine as completed (the run fails otherwise), so the
+/// replay wrote rows the engine understands.
+#[test]
+fn sql_floor_prints_a_line_per_schema_after_reading_every_instance_back() {
+    let bench = Bench::new();
+    let lines = bench.ok(&["bench", "sql-floor", "--instances", "150", "--sync", "normal"]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let keys = ["engine", "bench", "schema", "n", "seconds", "total_per_s", "batch", "sync"];
+    let schemas: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            let line = fields(line, &keys);
+            assert_eq!(
+                (line["bench"].as_str(), line["n"].as_str(), line["sync"].as_str()),
+                ("sql-floor", "150", "normal")
+            );
+            let (seconds, per_s) = (number(&line, "seconds"), number(&line, "total_per_s"));
+            // Seconds are printed to the millisecond: per_s lies within that rounding.
+            assert!(seconds > 0.0, "{line:?}");
+            assert!(
+                150.0 / (seconds + 0.0005) - 1.0 <= per_s && per_s <= 150.0 / (seconds - 0.0005).max(1e-9) + 1.0,
+                "{line:?}"
+            );
+            line["schema"].clone()
+        })
+        .collect();
+    assert_eq!(schemas, ["as-shipped", "without-instance-list-indexes"]);
+    bench.assert_scratch_removed();
+}
+
 /// `--cold` empties the kernel's page cache first: where that is allowed
 /// (Linux, root) the run prints its line; elsewhere it is refused in one line
 /// that says what it needs, and nothing is left behind.
@@ -241,7 +272,7 @@ fn a_cold_reopen_runs_or_says_what_it_needs() {
 #[test]
 fn bad_benchmark_arguments_are_usage_errors_that_say_what_is_wrong() {
     let bench = Bench::new();
-    let cases: [(&[&str], &[&str]); 11] = [
+    let cases: [(&[&str], &[&str]); 12] = [
         (&["bench", "callback", "--clients", "0"], &["--clients", "between 1 and 1024"]),
         (&["bench", "callback", "--instances", "0"], &["--instances", "at least 1"]),
         (&["bench", "callback", "--runs", "0"], &["--runs", "at least 1"]),
@@ -250,6 +281,7 @@ fn bad_benchmark_arguments_are_usage_errors_that_say_what_is_wrong() {
         (&["bench", "finish-latency", "--rate", "10", "--duration=-1"], &["--duration", "greater than 0"]),
         (&["bench", "finish-latency", "--rate", "10"], &["required"]),
         (&["bench", "reopen", "--instances", "0"], &["--instances", "at least 1"]),
+        (&["bench", "sql-floor", "--instances", "none"], &["--instances", "whole number"]),
         (&["bench", "http", "--bad-share", "2"], &["--bad-share", "between 0 and 1"]),
         (&["bench", "http", "--clients", "0"], &["--clients", "between 1 and 1024"]),
         // The old form, before the benchmarks became subcommands.

@@ -16,6 +16,7 @@
 //! that failed the check into a loud failure.
 
 pub mod callback;
+pub mod floor;
 pub mod http;
 pub mod latency;
 pub mod reopen;

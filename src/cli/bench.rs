@@ -15,6 +15,7 @@ use clap::Subcommand;
 
 use super::{Cli, Failure};
 use crate::bench::callback::{self, CallbackOptions};
+use crate::bench::floor::{self, FloorOptions};
 use crate::bench::http::{self, HttpOptions};
 use crate::bench::latency::{self, LatencyOptions};
 use crate::bench::reopen::{self, ReopenOptions};
@@ -77,6 +78,14 @@ pub enum BenchCommand {
         /// Empty the kernel's page cache before the reopen (Linux, as root), as after a reboot
         #[arg(long)]
         cold: bool,
+    },
+    /// The ceiling the schema sets: one lifecycle's rows written again for N instances by
+    /// one thread with the engine's statements and nothing else, as shipped and without
+    /// the instance list's indexes; a line each
+    SqlFloor {
+        /// Lifecycles to write
+        #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
+        instances: usize,
     },
 }
 
@@ -191,6 +200,17 @@ pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -
             if !report.unverified.is_empty() {
                 let verified = report.instances - report.unverified.len();
                 return Ok(verification_failed(report.instances, verified, &report.unverified));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::SqlFloor { instances } => {
+            let options = FloorOptions { instances, durability: cli.sync, folder: folder(cli) };
+            for report in floor::run(&options)? {
+                writeln!(out, "{}", report.line())?;
+                if !report.unverified.is_empty() {
+                    let verified = report.instances - report.unverified.len();
+                    return Ok(verification_failed(report.instances, verified, &report.unverified));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -28,6 +28,7 @@
 //! data and never wait for a batch being written.
 
 mod checkpoint;
+mod floor;
 mod plan;
 mod schema;
 mod sql;
@@ -43,6 +44,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::engine::{EngineError, Storage, Transaction};
 
+pub use floor::{FloorSchema, REPLAY_BATCH, Replayed};
 pub use sql::SqliteTransaction;
 pub use synthetic::{SYNTHETIC_ORIGINATORS, SyntheticLoad};
 pub use tokens::{ApiToken, NewApiToken, TokenError};

@@ -274,6 +274,19 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
 const ITEM_COLUMNS: &str = "instance_id, serial_id, activity_destination_id, event_index, process, folio, activity, event, status, \
      script_running, created_at, closed_at, closed_by, unapplied";
 
+// The statements of a callback lifecycle, named so that `floor.rs` replays
+// exactly what the engine writes.
+pub(super) const INSERT_INSTANCE: &str = "INSERT INTO instances (id, process, version, folio, originator, status, data, \
+     flow, started_at, updated_at, runner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+pub(super) const UPDATE_INSTANCE: &str = "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, \
+     runner = ?, lease_until = ?, revision = revision + 1 WHERE id = ?";
+pub(super) const INSERT_ITEM: &str = "INSERT INTO server_items (instance_id, serial_id, activity_destination_id, \
+     event_index, process, folio, activity, event, status, script_running, created_at, closed_at, closed_by, unapplied) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)";
+pub(super) const FINISH_ITEM: &str = "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, \
+     unapplied = ? WHERE instance_id = ? AND serial_id = ? AND status = 'Pending'";
+pub(super) const INSERT_HISTORY: &str = "INSERT INTO history (instance_id, changes) VALUES (?, ?)";
+
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
     Ok((
         ServerItem {
@@ -515,9 +528,7 @@ impl SqliteTransaction<'_> {
         self.writing()?;
         execute_cached(
             self.tx,
-            "INSERT INTO instances (id, process, version, folio, originator, status, data, flow, started_at,
-                                    updated_at, runner, lease_until)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            INSERT_INSTANCE,
             params![
                 instance.id,
                 instance.process,
@@ -539,9 +550,7 @@ impl SqliteTransaction<'_> {
         self.writing()?;
         execute_cached(
             self.tx,
-            "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, runner = ?, lease_until = ?,
-                                  revision = revision + 1
-                 WHERE id = ?",
+            UPDATE_INSTANCE,
             params![
                 instance.status.name(),
                 encoded.data,
@@ -575,9 +584,7 @@ impl SqliteTransaction<'_> {
         for item in &changes.items_created {
             execute_cached(
                 tx,
-                &format!(
-                    "INSERT INTO server_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
-                ),
+                INSERT_ITEM,
                 params![
                     item.serial.instance_id,
                     item.serial.destination_id,
@@ -618,7 +625,7 @@ impl SqliteTransaction<'_> {
             )?;
         }
         if let Some(json) = history {
-            execute_cached(tx, "INSERT INTO history (instance_id, changes) VALUES (?, ?)", params![instance_id, json])?;
+            execute_cached(tx, INSERT_HISTORY, params![instance_id, json])?;
         }
         for user in &changes.participants {
             execute_cached(
@@ -865,12 +872,7 @@ impl Transaction for SqliteTransaction<'_> {
         let json =
             unapplied.map(serde_json::to_string).transpose().map_err(|e| EngineError::Internal(e.to_string()))?;
         self.writing()?;
-        execute_cached(
-            self.tx,
-            "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, unapplied = ?
-                 WHERE instance_id = ? AND serial_id = ? AND status = 'Pending'",
-            params![at, by, json, serial.instance_id, serial.destination_id],
-        )?;
+        execute_cached(self.tx, FINISH_ITEM, params![at, by, json, serial.instance_id, serial.destination_id])?;
         // A finish kept for later changes what the instance will do without
         // its row being written now: bump its revision all the same.
         if unapplied.is_some() {
