@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::EngineError;
+use crate::store::checkpoint::{Checkpointer, Thresholds};
 use crate::store::sql::{FINISH_ITEM, INSERT_HISTORY, INSERT_INSTANCE, INSERT_ITEM, UPDATE_INSTANCE};
-use crate::store::{Durability, SqliteStore, WRITER_CACHE_KIB, configure, describe, run_cached};
+use crate::store::{CHECKPOINT_CACHE_KIB, Durability, SqliteStore, WRITER_CACHE_KIB, configure, describe, run_cached};
 
 /// Lifecycles per commit: what the engine's batches hold with 64 callers.
 pub const REPLAY_BATCH: usize = 64;
@@ -163,9 +164,19 @@ impl SqliteStore {
         waiting: i64,
         count: usize,
     ) -> Result<Replayed, EngineError> {
-        let connection = Connection::open(path).map_err(|e| describe(&e, path))?;
-        configure(&connection, durability, WRITER_CACHE_KIB).map_err(|e| describe(&e, path))?;
         let fail = |e: rusqlite::Error| describe(&e, path);
+        let open = |cache_kib: i64| -> Result<Connection, EngineError> {
+            let connection = Connection::open(path).map_err(fail)?;
+            configure(&connection, durability, cache_kib).map_err(fail)?;
+            Ok(connection)
+        };
+        let mut connection = open(WRITER_CACHE_KIB)?;
+        // Checkpoints on a thread of their own, as the engine's writer has
+        // them: copying the log back into the database is part of the cost
+        // of writing, but not of this thread's.
+        let checkpointer = Checkpointer::start(open(CHECKPOINT_CACHE_KIB)?, Thresholds::default())
+            .map_err(|e| EngineError::Storage(format!("cannot start the checkpoint thread: {e}")))?;
+        connection.wal_hook(Some(checkpointer.hook())).map_err(fail)?;
         if schema == FloorSchema::WithoutInstanceList {
             for index in INSTANCE_LIST_INDEXES {
                 connection.execute_batch(&format!("DROP INDEX {index}")).map_err(fail)?;
@@ -181,13 +192,13 @@ impl SqliteStore {
         // millisecond: never decreasing, so that the indexes on them grow at
         // their right edge as they do in a real run.
         let clock = |call: i64| t.started_at + call / 10;
+        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<(), EngineError> {
+            connection.prepare_cached(sql).and_then(|mut s| s.execute(values)).map(|_| ()).map_err(fail)
+        };
         for batch in ids.chunks(REPLAY_BATCH) {
             run_cached(&connection, "BEGIN IMMEDIATE").map_err(fail)?;
             for id in batch {
                 let at = clock(id - first_id);
-                let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<(), EngineError> {
-                    connection.prepare_cached(sql).and_then(|mut s| s.execute(values)).map(|_| ()).map_err(fail)
-                };
                 run(
                     INSERT_INSTANCE,
                     params![
@@ -229,9 +240,6 @@ impl SqliteStore {
             run_cached(&connection, "BEGIN IMMEDIATE").map_err(fail)?;
             for id in batch {
                 let at = clock(count as i64 + id - first_id);
-                let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<(), EngineError> {
-                    connection.prepare_cached(sql).and_then(|mut s| s.execute(values)).map(|_| ()).map_err(fail)
-                };
                 run(
                     UPDATE_INSTANCE,
                     params!["Completed", t.completed_data, t.completed_flow, at, None::<i64>, None::<i64>, id],
@@ -241,6 +249,11 @@ impl SqliteStore {
             }
             run_cached(&connection, "COMMIT").map_err(fail)?;
         }
-        Ok(Replayed { ids: first_id..end, took: began.elapsed() })
+        let took = began.elapsed();
+        // As the store does: the connection whose hook asks the thread goes
+        // first, then the thread.
+        drop(connection);
+        drop(checkpointer);
+        Ok(Replayed { ids: first_id..end, took })
     }
 }
