@@ -6,12 +6,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rhai::AST;
-
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
-use crate::model::script::ScriptHost;
+use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
 use crate::model::validate::{Problem, Severity, activity_indices, validate};
 use crate::model::value::{FieldType, Value};
@@ -27,7 +25,7 @@ pub struct CompiledEvent {
 #[derive(Debug, Clone)]
 pub enum EventAction {
     /// Runs a script.
-    Script(AST),
+    Script(CompiledScript),
     /// Sends an HTTP request: IO, so never inside a transaction.
     Http(HttpRequestSpec),
 }
@@ -50,7 +48,7 @@ pub struct CompiledLine {
     pub to: usize,
     pub label: String,
     /// `None` for an empty rule, which is always true.
-    pub rule: Option<AST>,
+    pub rule: Option<CompiledScript>,
     pub rule_text: String,
 }
 
