@@ -66,12 +66,31 @@ enum Read {
 /// encoded is encoded when the write is recorded, outside the lock.
 enum Write {
     InsertVersion(VersionRecord),
-    Grant { process: String, user: String, right: Right },
-    Revoke { process: String, user: String, right: Right },
-    InsertInstance(Instance, EncodedInstance),
-    UpdateInstance(Instance, EncodedInstance),
-    Changes { instance_id: i64, changes: Changes, history: Option<String> },
-    RecordFinish { serial: Serial, unapplied: Option<BTreeMap<String, Value>>, by: String, at: Millis },
+    Grant {
+        process: String,
+        user: String,
+        right: Right,
+    },
+    Revoke {
+        process: String,
+        user: String,
+        right: Right,
+    },
+    InsertInstance(EncodedInstance),
+    UpdateInstance(EncodedInstance),
+    /// `changes` holds only what is written besides the history record
+    /// (items and participants); the rest is in `history`, encoded.
+    Changes {
+        instance_id: i64,
+        changes: Changes,
+        history: Option<String>,
+    },
+    RecordFinish {
+        serial: Serial,
+        unapplied: Option<BTreeMap<String, Value>>,
+        by: String,
+        at: Millis,
+    },
 }
 
 /// What planned work read and would write.
@@ -116,8 +135,8 @@ impl Plan {
                 Write::InsertVersion(record) => tx.insert_version(record)?,
                 Write::Grant { process, user, right } => tx.grant(process, user, *right)?,
                 Write::Revoke { process, user, right } => tx.revoke(process, user, *right)?,
-                Write::InsertInstance(instance, encoded) => tx.insert_encoded(instance, encoded)?,
-                Write::UpdateInstance(instance, encoded) => tx.update_encoded(instance, encoded)?,
+                Write::InsertInstance(row) => tx.insert_encoded(row)?,
+                Write::UpdateInstance(row) => tx.update_encoded(row)?,
                 Write::Changes { instance_id, changes, history } => {
                     tx.write_changes_encoded(*instance_id, changes, history.as_deref())?
                 }
@@ -254,7 +273,7 @@ impl Transaction for Recorder<'_> {
     }
 
     fn insert_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        self.write(Write::InsertInstance(instance.clone(), EncodedInstance::of(instance)?));
+        self.write(Write::InsertInstance(EncodedInstance::of(instance)?));
         Ok(())
     }
 
@@ -282,13 +301,21 @@ impl Transaction for Recorder<'_> {
     }
 
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        self.write(Write::UpdateInstance(instance.clone(), EncodedInstance::of(instance)?));
+        self.write(Write::UpdateInstance(EncodedInstance::of(instance)?));
         Ok(())
     }
 
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
         let history = encode_history(changes)?;
-        self.write(Write::Changes { instance_id, changes: changes.clone(), history });
+        let rows = Changes {
+            items_created: changes.items_created.clone(),
+            items_script_ended: changes.items_script_ended.clone(),
+            items_applied: changes.items_applied.clone(),
+            items_cancelled: changes.items_cancelled.clone(),
+            participants: changes.participants.clone(),
+            ..Changes::default()
+        };
+        self.write(Write::Changes { instance_id, changes: rows, history });
         Ok(())
     }
 

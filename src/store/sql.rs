@@ -57,17 +57,41 @@ impl<'c> SqliteTransaction<'c> {
     }
 }
 
-/// An instance's data and flow as stored.
+/// An instance's row as stored: what a planned write keeps of an instance
+/// (not the instance itself, whose data and flow it has as text already).
 pub(super) struct EncodedInstance {
+    id: i64,
+    process: String,
+    version: u32,
+    folio: String,
+    originator: String,
+    status: &'static str,
     data: String,
     flow: String,
+    started_at: Millis,
+    updated_at: Millis,
+    runner: Option<u32>,
+    lease_until: Option<Millis>,
 }
 
 impl EncodedInstance {
     pub(super) fn of(instance: &Instance) -> Result<EncodedInstance, EngineError> {
         let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
         let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;
-        Ok(EncodedInstance { data, flow })
+        Ok(EncodedInstance {
+            id: instance.id,
+            process: instance.process.clone(),
+            version: instance.version,
+            folio: instance.folio.clone(),
+            originator: instance.originator.clone(),
+            status: instance.status.name(),
+            data,
+            flow,
+            started_at: instance.started_at,
+            updated_at: instance.updated_at,
+            runner: instance.runner,
+            lease_until: instance.lease_until,
+        })
     }
 }
 
@@ -524,42 +548,34 @@ impl SqliteTransaction<'_> {
 
     /// Inserts a new instance whose data and flow are already encoded
     /// (planned writes encode them outside the write lock).
-    pub(super) fn insert_encoded(&mut self, instance: &Instance, encoded: &EncodedInstance) -> Result<(), EngineError> {
+    pub(super) fn insert_encoded(&mut self, row: &EncodedInstance) -> Result<(), EngineError> {
         self.writing()?;
         execute_cached(
             self.tx,
             INSERT_INSTANCE,
             params![
-                instance.id,
-                instance.process,
-                instance.version,
-                instance.folio,
-                instance.originator,
-                instance.status.name(),
-                encoded.data,
-                encoded.flow,
-                instance.started_at,
-                instance.updated_at,
-                instance.runner,
-                instance.lease_until,
+                row.id,
+                row.process,
+                row.version,
+                row.folio,
+                row.originator,
+                row.status,
+                row.data,
+                row.flow,
+                row.started_at,
+                row.updated_at,
+                row.runner,
+                row.lease_until,
             ],
         )
     }
 
-    pub(super) fn update_encoded(&mut self, instance: &Instance, encoded: &EncodedInstance) -> Result<(), EngineError> {
+    pub(super) fn update_encoded(&mut self, row: &EncodedInstance) -> Result<(), EngineError> {
         self.writing()?;
         execute_cached(
             self.tx,
             UPDATE_INSTANCE,
-            params![
-                instance.status.name(),
-                encoded.data,
-                encoded.flow,
-                instance.updated_at,
-                instance.runner,
-                instance.lease_until,
-                instance.id
-            ],
+            params![row.status, row.data, row.flow, row.updated_at, row.runner, row.lease_until, row.id],
         )?;
         Ok(())
     }
@@ -801,7 +817,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn insert_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        self.insert_encoded(instance, &EncodedInstance::of(instance)?)
+        self.insert_encoded(&EncodedInstance::of(instance)?)
     }
 
     fn instance(&mut self, id: i64) -> Result<Option<Instance>, EngineError> {
@@ -827,7 +843,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        self.update_encoded(instance, &EncodedInstance::of(instance)?)
+        self.update_encoded(&EncodedInstance::of(instance)?)
     }
 
     fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
