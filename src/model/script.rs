@@ -32,8 +32,8 @@ pub const CONTEXT_NAMES: [&str; 5] = ["serial", "instance_id", "folio", "activit
 ///
 /// A run's scope holds only the data fields and context values the source
 /// names: putting every field of the process into it cost more than running
-/// the script (a third of the engine's script time with four fields, and
-/// processes have dozens). Rhai finds a variable only by a name written in
+/// the script (over half of a run's time with four fields, and processes
+/// have dozens). Rhai finds a variable only by a name written in
 /// the script (`eval` cannot read variables under strict variables): a name
 /// in an `is_def_var` text counts too, as long as it is written out rather
 /// than put together while the script runs.
