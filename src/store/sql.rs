@@ -250,7 +250,15 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> EngineError {
     EngineError::Storage(format!("stored {what} is unreadable: {detail}"))
 }
 
-const INSTANCE_COLUMNS: &str = "id, process, version, folio, originator, status, data, flow, started_at, updated_at, runner, lease_until, revision";
+// Column lists as macros, so that the hot reads' statements are whole
+// constants: formatting them per call cost an allocation and a hash of
+// the text for the statement cache's lookup.
+macro_rules! instance_columns {
+    () => {
+        "id, process, version, folio, originator, status, data, flow, started_at, updated_at, runner, lease_until, revision"
+    };
+}
+const SELECT_INSTANCE: &str = concat!("SELECT ", instance_columns!(), " FROM instances WHERE id = ?");
 
 fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
     text.parse().map_err(|e| corrupt("instance status", e))
@@ -295,8 +303,20 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
     ))
 }
 
-const ITEM_COLUMNS: &str = "instance_id, serial_id, activity_destination_id, event_index, process, folio, activity, event, status, \
-     script_running, created_at, closed_at, closed_by, unapplied";
+macro_rules! item_columns {
+    () => {
+        "instance_id, serial_id, activity_destination_id, event_index, process, folio, activity, event, status, \
+         script_running, created_at, closed_at, closed_by, unapplied"
+    };
+}
+const ITEM_COLUMNS: &str = item_columns!();
+const SELECT_ITEM: &str =
+    concat!("SELECT ", item_columns!(), " FROM server_items WHERE instance_id = ? AND serial_id = ?");
+const SELECT_PENDING_ITEMS_OF: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM server_items WHERE instance_id = ? AND status = 'Pending' ORDER BY serial_id"
+);
 
 // The statements of a callback lifecycle, named so that `floor.rs` replays
 // exactly what the engine writes.
@@ -823,7 +843,7 @@ impl Transaction for SqliteTransaction<'_> {
     fn instance(&mut self, id: i64) -> Result<Option<Instance>, EngineError> {
         let row = self
             .tx
-            .prepare_cached(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?"))
+            .prepare_cached(SELECT_INSTANCE)
             .and_then(|mut s| s.query_row([id], instance_from_row).optional())
             .map_err(db)?;
         let Some((mut instance, status, data, flow)) = row else {
@@ -872,7 +892,7 @@ impl Transaction for SqliteTransaction<'_> {
     fn server_item(&mut self, serial: Serial) -> Result<Option<ServerItem>, EngineError> {
         let row = self
             .tx
-            .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND serial_id = ?"))
+            .prepare_cached(SELECT_ITEM)
             .and_then(|mut s| s.query_row([serial.instance_id, serial.destination_id], item_from_row).optional())
             .map_err(db)?;
         row.map(finish_item).transpose()
@@ -936,10 +956,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn pending_items_of(&mut self, instance_id: i64) -> Result<Vec<ServerItem>, EngineError> {
-        let sql = format!(
-            "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND status = 'Pending' ORDER BY serial_id"
-        );
-        let rows = collect_rows(self.tx, &sql, [instance_id], item_from_row)?;
+        let rows = collect_rows(self.tx, SELECT_PENDING_ITEMS_OF, [instance_id], item_from_row)?;
         rows.into_iter().map(finish_item).collect()
     }
 
@@ -1162,12 +1179,7 @@ mod tests {
         let connection = store.readers.take();
         let one = [SqlValue::Integer(7)];
         let mut queries = vec![
-            (
-                format!(
-                    "SELECT {ITEM_COLUMNS} FROM server_items WHERE instance_id = ? AND status = 'Pending' ORDER BY serial_id"
-                ),
-                one.to_vec(),
-            ),
+            (SELECT_PENDING_ITEMS_OF.to_owned(), one.to_vec()),
             (
                 "SELECT serial_id, unapplied, closed_by FROM server_items
               WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)"
