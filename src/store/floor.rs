@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::EngineError;
-use crate::store::checkpoint::{Checkpointer, Thresholds};
 use crate::store::sql::{FINISH_ITEM, INSERT_HISTORY, INSERT_INSTANCE, INSERT_ITEM, UPDATE_INSTANCE};
-use crate::store::{CHECKPOINT_CACHE_KIB, Durability, SqliteStore, WRITER_CACHE_KIB, configure, describe, run_cached};
+use crate::store::{Durability, SqliteStore, WRITER_CACHE_KIB, checkpoint_off, describe, open_connection, run_cached};
 
 /// Lifecycles per commit: what the engine's batches hold with 64 callers.
 pub const REPLAY_BATCH: usize = 64;
@@ -165,18 +164,11 @@ impl SqliteStore {
         count: usize,
     ) -> Result<Replayed, EngineError> {
         let fail = |e: rusqlite::Error| describe(&e, path);
-        let open = |cache_kib: i64| -> Result<Connection, EngineError> {
-            let connection = Connection::open(path).map_err(fail)?;
-            configure(&connection, durability, cache_kib).map_err(fail)?;
-            Ok(connection)
-        };
-        let mut connection = open(WRITER_CACHE_KIB)?;
+        let mut connection = open_connection(path, durability, WRITER_CACHE_KIB)?;
         // Checkpoints on a thread of their own, as the engine's writer has
         // them: copying the log back into the database is part of the cost
         // of writing, but not of this thread's.
-        let checkpointer = Checkpointer::start(open(CHECKPOINT_CACHE_KIB)?, Thresholds::default())
-            .map_err(|e| EngineError::Storage(format!("cannot start the checkpoint thread: {e}")))?;
-        connection.wal_hook(Some(checkpointer.hook())).map_err(fail)?;
+        let checkpointer = checkpoint_off(&mut connection, path, durability)?;
         if schema == FloorSchema::WithoutInstanceList {
             for index in INSTANCE_LIST_INDEXES {
                 connection.execute_batch(&format!("DROP INDEX {index}")).map_err(fail)?;

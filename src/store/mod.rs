@@ -252,18 +252,12 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
         }
-        let open = |cache_kib: i64| -> Result<Connection, EngineError> {
-            let connection = Connection::open(path).map_err(|e| describe(&e, path))?;
-            configure(&connection, durability, cache_kib).map_err(|e| describe(&e, path))?;
-            Ok(connection)
-        };
-        let mut writer = open(WRITER_CACHE_KIB)?;
+        let mut writer = open_connection(path, durability, WRITER_CACHE_KIB)?;
         schema::migrate(&mut writer).map_err(|e| describe(&e, path))?;
-        let readers = ReaderPool::new((0..READERS).map(|_| open(READER_CACHE_KIB)).collect::<Result<_, _>>()?);
-        let checkpointer =
-            checkpoint::Checkpointer::start(open(CHECKPOINT_CACHE_KIB)?, checkpoint::Thresholds::default())
-                .map_err(|e| EngineError::Storage(format!("cannot start the checkpoint thread: {e}")))?;
-        writer.wal_hook(Some(checkpointer.hook())).map_err(|e| describe(&e, path))?;
+        let readers = ReaderPool::new(
+            (0..READERS).map(|_| open_connection(path, durability, READER_CACHE_KIB)).collect::<Result<_, _>>()?,
+        );
+        let checkpointer = checkpoint_off(&mut writer, path, durability)?;
         Ok(SqliteStore {
             writer: Mutex::new(Writer {
                 connection: writer,
@@ -532,6 +526,28 @@ impl SqliteStore {
 /// Runs a fixed statement through the statement cache (no parsing per call).
 fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// A connection to the database at `path`, set up as all of flowdesk's are.
+fn open_connection(path: &Path, durability: Durability, cache_kib: i64) -> Result<Connection, EngineError> {
+    let connection = Connection::open(path).map_err(|e| describe(&e, path))?;
+    configure(&connection, durability, cache_kib).map_err(|e| describe(&e, path))?;
+    Ok(connection)
+}
+
+/// Starts the thread that checkpoints `writer`'s log and hooks the writer's
+/// commits to it. Drop the writer first, then the returned checkpointer
+/// (which stops the thread).
+fn checkpoint_off(
+    writer: &mut Connection,
+    path: &Path,
+    durability: Durability,
+) -> Result<checkpoint::Checkpointer, EngineError> {
+    let connection = open_connection(path, durability, CHECKPOINT_CACHE_KIB)?;
+    let checkpointer = checkpoint::Checkpointer::start(connection, checkpoint::Thresholds::default())
+        .map_err(|e| EngineError::Storage(format!("cannot start the checkpoint thread: {e}")))?;
+    writer.wal_hook(Some(checkpointer.hook())).map_err(|e| describe(&e, path))?;
+    Ok(checkpointer)
 }
 
 fn configure(connection: &Connection, durability: Durability, cache_kib: i64) -> rusqlite::Result<()> {
