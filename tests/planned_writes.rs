@@ -444,3 +444,61 @@ fn an_instance_id_taken_by_another_process_between_planning_and_apply_is_not_reu
     assert_eq!(folio(here.instance_id), "this process");
     assert_eq!(it.engine.count_instances("admin", &InstanceFilter::default()).unwrap(), 2);
 }
+
+/// Planning takes a user's rights, the default version and the next instance
+/// id from memory rather than reading them for every call. Another process
+/// (a second engine on the file, with its own memory) changing any of them
+/// must be honoured by the very next call, in both directions.
+#[test]
+fn what_planning_remembers_yields_at_once_to_another_process() {
+    let fx = callback_fixture();
+    let other = fx.second_engine();
+    let finish = |engine: &Engine<SqliteStore>, user: &str, id: i64| {
+        engine.finish(user, &format!("{id}_2"), &set(&[("name", "call back value")]))
+    };
+    let started: Vec<i64> =
+        (0..3).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
+
+    // Refused, and remembered as having no right: a grant elsewhere lifts it.
+    let refused = fx.engine.start("bob", "callback", "", &[]);
+    assert!(matches!(refused, Err(EngineError::PermissionDenied { .. })), "{refused:?}");
+    other.grant("admin", "callback", "bob", &[Right::Start]).unwrap();
+    let bobs = fx.engine.start("bob", "callback", "bob's", &[]).unwrap();
+    assert_eq!(bobs.status, InstanceStatus::Active);
+
+    // Remembered as holding Server Event: a revoke elsewhere stops the next finish.
+    finish(&fx.engine, &finisher(0), started[0]).unwrap();
+    other.revoke("admin", "callback", &finisher(0), &[Right::ServerEvent]).unwrap();
+    let revoked = finish(&fx.engine, &finisher(0), started[1]);
+    assert!(matches!(revoked, Err(EngineError::PermissionDenied { .. })), "{revoked:?}");
+    let waiting = fx.engine.instance("admin", started[1]).unwrap();
+    assert_eq!(waiting.summary.status, InstanceStatus::Active, "the refused finish changed nothing");
+    // And granted back, it works again.
+    other.grant("admin", "callback", &finisher(0), &[Right::ServerEvent]).unwrap();
+    finish(&fx.engine, &finisher(0), started[1]).unwrap();
+
+    // A version deployed elsewhere is the one the next start runs.
+    let redeployed = other.deploy("admin", &sample("callback.process.json")).unwrap().version;
+    assert_eq!(redeployed, 2);
+    let on_new = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    assert_eq!(fx.engine.instance("admin", on_new).unwrap().summary.version, 2);
+
+    // Ids taken elsewhere are not handed out again.
+    let theirs: Vec<i64> = (0..3).map(|_| other.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
+    let ours: Vec<i64> = (0..3).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
+    let mut every: Vec<i64> =
+        started.iter().chain([&bobs.instance_id, &on_new]).chain(&theirs).chain(&ours).copied().collect();
+    let count = every.len();
+    every.sort_unstable();
+    every.dedup();
+    assert_eq!(every.len(), count, "an id was handed out twice: {every:?}");
+    for id in every {
+        let instance = fx.engine.instance("admin", id).unwrap();
+        assert!(
+            matches!(instance.summary.status, InstanceStatus::Active | InstanceStatus::Completed),
+            "instance {id}: {:?}",
+            instance.summary.status
+        );
+    }
+    assert_eq!(fx.engine.count_instances("admin", &InstanceFilter::default()).unwrap(), 3 + 1 + 1 + 3 + 3);
+}

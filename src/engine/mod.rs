@@ -975,8 +975,10 @@ fn require(tx: &mut dyn Transaction, process: &str, user: &str, right: Right) ->
 
 fn find_item(tx: &mut dyn Transaction, serial: Serial) -> Result<(ServerItem, Instance), EngineError> {
     let not_found = || EngineError::ItemNotFound { serial: serial.to_string() };
-    let item = tx.server_item(serial)?.ok_or_else(not_found)?;
+    // The instance first: a planned write notes the revision it read with
+    // it, where reading the item first would cost a query for the revision.
     let instance = tx.instance(serial.instance_id)?.ok_or_else(not_found)?;
+    let item = tx.server_item(serial)?.ok_or_else(not_found)?;
     Ok((item, instance))
 }
 

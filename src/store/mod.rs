@@ -233,6 +233,8 @@ pub struct SqliteStore {
     readers: ReaderPool,
     /// The next instance id to hand out (see `SqliteTransaction::with_ids`).
     next_id: AtomicI64,
+    /// What planning takes from memory rather than from its snapshot.
+    remembered: plan::Remembered,
     /// Copies the write-ahead log back into the database off the writer;
     /// held for its drop, which stops the thread.
     _checkpointer: checkpoint::Checkpointer,
@@ -275,6 +277,7 @@ impl SqliteStore {
             coming: AtomicUsize::new(0),
             readers,
             next_id: AtomicI64::new(0),
+            remembered: plan::Remembered::default(),
             _checkpointer: checkpointer,
             path: path.to_owned(),
         })
@@ -291,6 +294,25 @@ impl SqliteStore {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut connection)));
         self.readers.give_back(connection);
         result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Runs `work` on a read snapshot, recording what it reads and would
+    /// write; with `trusting`, values planning remembers are taken from
+    /// memory instead of the snapshot.
+    fn plan<T>(
+        &self,
+        work: &impl Fn(&mut dyn Transaction) -> Result<T, EngineError>,
+        trusting: bool,
+    ) -> Result<(Result<T, EngineError>, plan::Plan), EngineError> {
+        self.with_reader(|reader| {
+            let transaction = reader
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(|e| describe(&e, &self.path))?;
+            let mut snapshot = SqliteTransaction::new(&transaction);
+            let mut recorder = plan::Recorder::remembering(&mut snapshot, &self.next_id, &self.remembered, trusting);
+            let planned = work(&mut recorder);
+            Ok((planned, recorder.into_plan()))
+        })
     }
 
     /// Counts the caller as coming to the writer until it takes the lock or
@@ -610,15 +632,12 @@ impl Storage for SqliteStore {
         before_commit: impl Fn(),
     ) -> Result<T, EngineError> {
         let coming = self.coming();
-        let planned = self.with_reader(|reader| {
-            let transaction = reader
-                .transaction_with_behavior(TransactionBehavior::Deferred)
-                .map_err(|e| describe(&e, &self.path))?;
-            let mut snapshot = SqliteTransaction::new(&transaction);
-            let mut recorder = plan::Recorder::new(&mut snapshot, &self.next_id);
-            let planned = work(&mut recorder);
-            Ok::<_, EngineError>((planned, recorder.into_plan()))
-        });
+        let planned = match self.plan(&work, true) {
+            // A refusal may rest on a remembered value that no longer
+            // holds: plan again on the snapshot alone before answering it.
+            Ok((Err(_), plan)) if plan.used_memory() => self.plan(&work, false),
+            planned => planned,
+        };
         let (planned, plan) = match planned {
             Ok((planned, plan)) if plan.usable() => (planned, plan),
             // Not plannable (or the snapshot failed): work in the transaction.
@@ -639,8 +658,10 @@ impl Storage for SqliteStore {
                     Ok(true) => Ok(value),
                     Err(reason) => Err(EngineError::Storage(reason)),
                     // Someone changed what the plan read: do the work again,
-                    // in the transaction.
+                    // in the transaction, and stop trusting what planning
+                    // remembered (it may be what changed).
                     Ok(false) => self.write_batched(self.coming(), |tx| {
+                        self.remembered.forget();
                         let result = work(tx)?;
                         before_commit();
                         Ok(result)

@@ -15,8 +15,9 @@
 //! revision, so one revision read stands for everything the work read about
 //! an instance.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::AtomicI64;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::engine::instance::Changes;
 use crate::engine::{
@@ -101,6 +102,59 @@ pub struct Plan {
     /// The work read something a plan cannot check cheaply (a list, or
     /// something it had written itself): it must run in the transaction.
     unplannable: bool,
+    /// Some of `reads` came from [`Remembered`] rather than the snapshot.
+    remembered: bool,
+}
+
+/// Values planning may take from memory instead of reading them on its
+/// snapshot: the default version of a process, a user's rights on it, and
+/// the next free instance id. They rarely change, and each read costs a
+/// statement on a snapshot whose page cache SQLite empties after every
+/// commit (in WAL mode a reader keeps no page once the log has moved on).
+///
+/// Nothing here is trusted: a remembered value is recorded in the plan like
+/// any read and checked again under the write lock, so a stale one costs a
+/// re-run in the transaction, never a wrong write. A refusal resting on a
+/// remembered value is not answered either: the work is planned again on
+/// the snapshot alone ([`Plan::used_memory`]), and what it reads there
+/// replaces what was remembered.
+#[derive(Default)]
+pub struct Remembered {
+    default_versions: Mutex<HashMap<String, u32>>,
+    /// A user's rights on a process, by process, then user (looked up by
+    /// `&str`, without building a key per call).
+    rights: Mutex<HashMap<String, HashMap<String, Vec<Right>>>>,
+}
+
+impl Remembered {
+    /// Forgets everything: after a plan turned out stale, something was
+    /// changed behind planning's back (another process, an operator's
+    /// grant), and the remembered values may be why.
+    pub fn forget(&self) {
+        self.default_versions.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.rights.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    fn default_version(&self, process: &str) -> Option<u32> {
+        self.default_versions.lock().unwrap_or_else(PoisonError::into_inner).get(process).copied()
+    }
+
+    fn remember_default_version(&self, process: &str, version: u32) {
+        self.default_versions.lock().unwrap_or_else(PoisonError::into_inner).insert(process.to_owned(), version);
+    }
+
+    fn rights(&self, process: &str, user: &str) -> Option<Vec<Right>> {
+        self.rights.lock().unwrap_or_else(PoisonError::into_inner).get(process)?.get(user).cloned()
+    }
+
+    fn remember_rights(&self, process: &str, user: &str, rights: &[Right]) {
+        self.rights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(process.to_owned())
+            .or_default()
+            .insert(user.to_owned(), rights.to_vec());
+    }
 }
 
 impl Plan {
@@ -151,6 +205,11 @@ impl Plan {
     pub fn wrote(&self) -> bool {
         !self.writes.is_empty()
     }
+
+    /// Whether the work's decisions rest in part on [`Remembered`] values.
+    pub fn used_memory(&self) -> bool {
+        self.remembered
+    }
 }
 
 /// A [`Transaction`] over a read snapshot that records a [`Plan`].
@@ -159,12 +218,30 @@ pub struct Recorder<'a> {
     /// The store's instance id counter: ids handed out while planning are
     /// taken from it, so that concurrent plans never pick the same one.
     ids: &'a AtomicI64,
+    /// Where remembered values are taken from (`Some`) or only written to
+    /// (`None`: everything is read on the snapshot).
+    memory: Option<&'a Remembered>,
+    /// What snapshot reads are remembered in.
+    remember: Option<&'a Remembered>,
     plan: Plan,
 }
 
 impl<'a> Recorder<'a> {
+    /// A recorder that reads everything on `snapshot`.
+    #[cfg(test)]
     pub fn new(snapshot: &'a mut dyn Transaction, ids: &'a AtomicI64) -> Recorder<'a> {
-        Recorder { snapshot, ids, plan: Plan::default() }
+        Recorder { snapshot, ids, memory: None, remember: None, plan: Plan::default() }
+    }
+
+    /// A recorder that takes what it can from `memory` (if `trusting`) and
+    /// remembers there what it read on the snapshot.
+    pub fn remembering(
+        snapshot: &'a mut dyn Transaction,
+        ids: &'a AtomicI64,
+        memory: &'a Remembered,
+        trusting: bool,
+    ) -> Recorder<'a> {
+        Recorder { snapshot, ids, memory: trusting.then_some(memory), remember: Some(memory), plan: Plan::default() }
     }
 
     pub fn into_plan(self) -> Plan {
@@ -209,7 +286,19 @@ impl Transaction for Recorder<'_> {
 
     fn default_version(&mut self, process: &str) -> Result<Option<u32>, EngineError> {
         self.reading();
-        let version = self.snapshot.default_version(process)?;
+        let version = match self.memory.and_then(|memory| memory.default_version(process)) {
+            Some(version) => {
+                self.plan.remembered = true;
+                Some(version)
+            }
+            None => {
+                let version = self.snapshot.default_version(process)?;
+                if let (Some(memory), Some(version)) = (self.remember, version) {
+                    memory.remember_default_version(process, version);
+                }
+                version
+            }
+        };
         self.plan.reads.push(Read::DefaultVersion { process: process.to_owned(), version });
         Ok(version)
     }
@@ -233,7 +322,19 @@ impl Transaction for Recorder<'_> {
 
     fn rights(&mut self, process: &str, user: &str) -> Result<Vec<Right>, EngineError> {
         self.reading();
-        let rights = self.snapshot.rights(process, user)?;
+        let rights = match self.memory.and_then(|memory| memory.rights(process, user)) {
+            Some(rights) => {
+                self.plan.remembered = true;
+                rights
+            }
+            None => {
+                let rights = self.snapshot.rights(process, user)?;
+                if let Some(memory) = self.remember {
+                    memory.remember_rights(process, user, &rights);
+                }
+                rights
+            }
+        };
         self.plan.reads.push(Read::Rights {
             process: process.to_owned(),
             user: user.to_owned(),
@@ -266,7 +367,16 @@ impl Transaction for Recorder<'_> {
 
     fn next_instance_id(&mut self) -> Result<i64, EngineError> {
         self.reading();
-        let stored = self.snapshot.next_instance_id()?;
+        // Once the counter has been set from the database, it is ahead of
+        // every id this process handed out; one another process took since
+        // is caught by the check of `Read::NewInstance`, which then sends
+        // the work to the transaction, where the database's own next id
+        // moves the counter past it.
+        let stored = if self.memory.is_some() && self.ids.load(Ordering::SeqCst) > 0 {
+            0
+        } else {
+            self.snapshot.next_instance_id()?
+        };
         let id = super::sql::reserve_id(self.ids, stored);
         self.plan.reads.push(Read::NewInstance { id });
         Ok(id)
