@@ -330,6 +330,7 @@ pub(super) const INSERT_ITEM: &str = "INSERT INTO server_items (instance_id, ser
 pub(super) const FINISH_ITEM: &str = "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, \
      unapplied = ? WHERE instance_id = ? AND serial_id = ? AND status = 'Pending'";
 pub(super) const INSERT_HISTORY: &str = "INSERT INTO history (instance_id, changes) VALUES (?, ?)";
+pub(super) const INSERT_PARTICIPANT: &str = "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)";
 
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
     Ok((
@@ -664,11 +665,7 @@ impl SqliteTransaction<'_> {
             execute_cached(tx, INSERT_HISTORY, params![instance_id, json])?;
         }
         for user in &changes.participants {
-            execute_cached(
-                tx,
-                "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)",
-                params![instance_id, user],
-            )?;
+            execute_cached(tx, INSERT_PARTICIPANT, params![instance_id, user])?;
         }
         Ok(())
     }
