@@ -624,3 +624,32 @@ fn a_last_admin_refusal_in_a_batch_does_not_fail_the_other_calls() {
         assert_eq!(engine.rights("callback", "admin").unwrap(), [Right::Admin, Right::Start]);
     }
 }
+
+/// View Participate shows a user the instances they started and those they
+/// acted on, everywhere the monitor looks: the list, its count, the server
+/// items and the instance view. A starter is not written down as a
+/// participant (one row less per start); the store counts the originator.
+#[test]
+fn view_participate_shows_what_a_user_started_or_acted_on_and_nothing_else() {
+    let fx = callback_fixture();
+    fx.engine.grant("admin", "callback", "bob", &[Right::Start, Right::ServerEvent, Right::ViewParticipate]).unwrap();
+    let started = fx.engine.start("bob", "callback", "bob's", &[]).unwrap().instance_id;
+    let acted_on = fx.engine.start("admin", "callback", "finished by bob", &[]).unwrap().instance_id;
+    let untouched = fx.engine.start("admin", "callback", "admin's", &[]).unwrap().instance_id;
+    fx.engine.finish("bob", &format!("{acted_on}_2"), &set(&[("name", "call back value")])).unwrap();
+    // Server Event shows every instance of the process; without it, bob
+    // sees only what he took part in.
+    fx.engine.revoke("admin", "callback", "bob", &[Right::ServerEvent]).unwrap();
+
+    let mut listed: Vec<i64> =
+        fx.engine.instances("bob", &InstanceFilter::default()).unwrap().into_iter().map(|i| i.id).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, [started, acted_on]);
+    assert_eq!(fx.engine.count_instances("bob", &InstanceFilter::default()).unwrap(), 2);
+    let items: Vec<String> =
+        fx.engine.items("bob", &ItemFilter::default()).unwrap().into_iter().map(|i| i.serial.to_string()).collect();
+    assert_eq!(items, [format!("{started}_2")], "the pending item of what bob started; not admin's");
+    assert_eq!(fx.engine.instance("bob", started).unwrap().summary.id, started);
+    assert_eq!(fx.engine.instance("bob", acted_on).unwrap().summary.status, InstanceStatus::Completed);
+    assert!(matches!(fx.engine.instance("bob", untouched), Err(EngineError::PermissionDenied { .. })));
+}

@@ -506,8 +506,9 @@ impl<S: Storage> Engine<S> {
             instance.lease_until = None;
         }
         instance.updated_at = executor.now;
-        // The originator is recorded at the start; no need to look again.
-        if new || executor.user != instance.originator {
+        // The originator takes part in its instance without being recorded
+        // (see `Transaction::is_participant`).
+        if executor.user != instance.originator {
             changes.participants.insert(executor.user.to_owned());
         }
         if new {

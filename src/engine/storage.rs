@@ -173,6 +173,8 @@ pub trait Transaction {
     fn audit(&mut self, instance_id: i64) -> StorageResult<Vec<AuditEntry>>;
     fn activity_records(&mut self, instance_id: i64) -> StorageResult<Vec<ActivityRecord>>;
     fn line_results(&mut self, instance_id: i64) -> StorageResult<Vec<LineResult>>;
+    /// Whether `user` took part in the instance: started it, or acted on it
+    /// (a participant recorded in [`Changes::participants`]).
     fn is_participant(&mut self, instance_id: i64, user: &str) -> StorageResult<bool>;
 }
 

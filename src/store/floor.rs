@@ -3,8 +3,8 @@
 //!
 //! `flowdesk bench sql-floor` runs one lifecycle through the engine, then
 //! [`SqliteStore::replay_lifecycles`] copies what it left in the database
-//! (its instance row as started and as completed, its server item, the
-//! originator's participant row, its two history records) to N new instances, with the engine's own statements
+//! (its instance row as started and as completed, its server item, its two
+//! history records) to N new instances, with the engine's own statements
 //! (`sql::INSERT_INSTANCE` and the rest), in commits of [`REPLAY_BATCH`],
 //! on a connection set up as the engine's writer is. No planning, no
 //! scripts, no checks, no other thread: no engine built on this schema can
@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::EngineError;
-use crate::store::sql::{
-    FINISH_ITEM, INSERT_HISTORY, INSERT_INSTANCE, INSERT_ITEM, INSERT_PARTICIPANT, UPDATE_INSTANCE,
-};
+use crate::store::sql::{FINISH_ITEM, INSERT_HISTORY, INSERT_INSTANCE, INSERT_ITEM, UPDATE_INSTANCE};
 use crate::store::{Durability, SqliteStore, WRITER_CACHE_KIB, checkpoint_off, describe, open_connection, run_cached};
 
 /// Lifecycles per commit: what the engine's batches hold with 64 callers.
@@ -226,8 +224,6 @@ impl SqliteStore {
                         at
                     ],
                 )?;
-                // The originator takes part in the instance it started.
-                run(INSERT_PARTICIPANT, params![id, t.originator])?;
                 run(INSERT_HISTORY, params![id, t.start_history])?;
             }
             run_cached(&connection, "COMMIT").map_err(fail)?;

@@ -330,7 +330,7 @@ pub(super) const INSERT_ITEM: &str = "INSERT INTO server_items (instance_id, ser
 pub(super) const FINISH_ITEM: &str = "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, \
      unapplied = ? WHERE instance_id = ? AND serial_id = ? AND status = 'Pending'";
 pub(super) const INSERT_HISTORY: &str = "INSERT INTO history (instance_id, changes) VALUES (?, ?)";
-pub(super) const INSERT_PARTICIPANT: &str = "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)";
+const INSERT_PARTICIPANT: &str = "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)";
 
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
     Ok((
@@ -393,11 +393,16 @@ fn visibility_clause(
         args.extend(visibility.all_of.iter().map(|p| SqlValue::Text(p.clone())));
     }
     if !visibility.participated_of.is_empty() {
+        // An originator takes part in the instances it started without a
+        // participants row (a row less to write per start): those come from
+        // the originator's index.
         parts.push(format!(
-            "(+process IN ({}) AND {id_column} IN (SELECT instance_id FROM participants WHERE user = ?))",
+            "(+process IN ({}) AND {id_column} IN (SELECT instance_id FROM participants WHERE user = ? \
+             UNION ALL SELECT id FROM instances WHERE originator = ?))",
             placeholders(visibility.participated_of.len())
         ));
         args.extend(visibility.participated_of.iter().map(|p| SqlValue::Text(p.clone())));
+        args.push(SqlValue::Text(visibility.user.clone()));
         args.push(SqlValue::Text(visibility.user.clone()));
     }
     Some(if parts.is_empty() { "0".to_owned() } else { format!("({})", parts.join(" OR ")) })
@@ -983,7 +988,10 @@ impl Transaction for SqliteTransaction<'_> {
 
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
         self.tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM participants WHERE instance_id = ? AND user = ?)")
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM participants WHERE instance_id = ?1 AND user = ?2) \
+                 OR EXISTS (SELECT 1 FROM instances WHERE id = ?1 AND originator = ?2)",
+            )
             .and_then(|mut s| s.query_row(params![instance_id, user], |row| row.get(0)))
             .map_err(db)
     }
