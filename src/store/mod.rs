@@ -678,12 +678,14 @@ impl Storage for SqliteStore {
                     // Someone changed what the plan read: do the work again,
                     // in the transaction, and stop trusting what planning
                     // remembered (it may be what changed).
-                    Ok(false) => self.write_batched(self.coming(), |tx| {
+                    Ok(false) => {
                         self.remembered.forget();
-                        let result = work(tx)?;
-                        before_commit();
-                        Ok(result)
-                    }),
+                        self.write_batched(self.coming(), |tx| {
+                            let result = work(tx)?;
+                            before_commit();
+                            Ok(result)
+                        })
+                    }
                 }
             }
             // A refusal that wrote nothing rests on committed state only, as

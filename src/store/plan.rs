@@ -106,6 +106,9 @@ pub struct Plan {
     remembered: bool,
 }
 
+/// Users whose rights on one process are remembered at most.
+const REMEMBERED_USERS: usize = 4096;
+
 /// Values planning may take from memory instead of reading them on its
 /// snapshot: the default version of a process, a user's rights on it, and
 /// the next free instance id. They rarely change, and each read costs a
@@ -148,12 +151,14 @@ impl Remembered {
     }
 
     fn remember_rights(&self, process: &str, user: &str, rights: &[Right]) {
-        self.rights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(process.to_owned())
-            .or_default()
-            .insert(user.to_owned(), rights.to_vec());
+        let mut remembered = self.rights.lock().unwrap_or_else(PoisonError::into_inner);
+        let users = remembered.entry(process.to_owned()).or_default();
+        // Callers name users freely (the command line's `--user`): a
+        // long-running server must not keep every name it was ever given.
+        if users.len() >= REMEMBERED_USERS && !users.contains_key(user) {
+            users.clear();
+        }
+        users.insert(user.to_owned(), rights.to_vec());
     }
 }
 
@@ -1058,5 +1063,22 @@ mod tests {
             .unwrap();
         // Instance 2 was not touched by either.
         assert!(applied.contains("2: Some(Instance { id: 2"));
+    }
+
+    /// Rights are remembered for a bounded number of users per process: a
+    /// server given ever new user names does not grow for ever.
+    #[test]
+    fn remembered_rights_stay_bounded_and_keep_the_newest_user() {
+        let memory = Remembered::default();
+        for user in 0..REMEMBERED_USERS + 10 {
+            memory.remember_rights(P, &format!("user{user}"), &[Right::View]);
+        }
+        let remembered = memory.rights.lock().unwrap();
+        let users = &remembered[P];
+        assert!(users.len() <= REMEMBERED_USERS, "{} users remembered", users.len());
+        assert!(users.contains_key(&format!("user{}", REMEMBERED_USERS + 9)));
+        drop(remembered);
+        memory.remember_rights(Q, "alice", &[Right::Start]);
+        assert_eq!(memory.rights(Q, "alice"), Some(vec![Right::Start]), "another process is remembered apart");
     }
 }
