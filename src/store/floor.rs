@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::EngineError;
-use crate::store::sql::{FINISH_ITEM, INSERT_HISTORY, INSERT_INSTANCE, INSERT_ITEM, UPDATE_INSTANCE};
+use crate::store::sql::{
+    FINISH_ITEM, INSERT_HISTORY, INSERT_INSTANCE, INSERT_ITEM, UPDATE_INSTANCE, db, execute_cached,
+};
 use crate::store::{Durability, SqliteStore, WRITER_CACHE_KIB, checkpoint_off, describe, open_connection, run_cached};
 
 /// Lifecycles per commit: what the engine's batches hold with 64 callers.
@@ -89,7 +91,6 @@ impl Template {
     /// `id`'s looked like then.
     fn read(connection: &Connection, id: i64, waiting: i64) -> Result<Template, EngineError> {
         let fail = |what: &str| EngineError::Internal(format!("the template instance {id} has no {what}"));
-        let db = |e: rusqlite::Error| EngineError::Storage(e.to_string());
         let (waiting_data, waiting_flow) = connection
             .query_row("SELECT data, flow FROM instances WHERE id = ? AND status = 'Active'", [waiting], |row| {
                 Ok((row.get(0)?, row.get(1)?))
@@ -184,9 +185,8 @@ impl SqliteStore {
         // millisecond: never decreasing, so that the indexes on them grow at
         // their right edge as they do in a real run.
         let clock = |call: i64| t.started_at + call / 10;
-        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<(), EngineError> {
-            connection.prepare_cached(sql).and_then(|mut s| s.execute(values)).map(|_| ()).map_err(fail)
-        };
+        // The engine's own way of running them, too.
+        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| execute_cached(&connection, sql, values);
         for batch in ids.chunks(REPLAY_BATCH) {
             run_cached(&connection, "BEGIN IMMEDIATE").map_err(fail)?;
             for id in batch {

@@ -221,7 +221,7 @@ pub(super) fn start_history_json(entry: &AuditEntry) -> Result<String, EngineErr
 }
 
 /// Runs a cached statement that writes.
-fn execute_cached(
+pub(super) fn execute_cached(
     connection: &rusqlite::Connection,
     sql: &str,
     params: impl rusqlite::Params,
@@ -242,7 +242,7 @@ fn collect_rows<T>(
     rows.collect::<Result<_, _>>().map_err(db)
 }
 
-fn db(err: rusqlite::Error) -> EngineError {
+pub(super) fn db(err: rusqlite::Error) -> EngineError {
     EngineError::Storage(err.to_string())
 }
 
