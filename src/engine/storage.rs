@@ -104,7 +104,8 @@ pub struct ItemFilter {
     pub include_closed: bool,
     pub process: Option<String>,
     pub instance_id: Option<i64>,
-    /// Matches the serial, folio, activity or event (contains).
+    /// Matches the serial, folio, process, activity or event (contains,
+    /// ignoring case).
     pub search: Option<String>,
     /// Newest first instead of oldest first.
     pub newest_first: bool,

@@ -610,7 +610,7 @@ fn configure(connection: &Connection, durability: Durability, cache_kib: i64) ->
     // bound value changes, which for the engine's point lookups is a full
     // re-parse per call and never a better plan.
     connection.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-    Ok(())
+    sql::define_functions(connection)
 }
 
 /// A database error in words a user can act on.

@@ -519,6 +519,46 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
     (format!("SELECT COUNT(*) FROM instances {}", where_clause(&conditions)), args)
 }
 
+/// The SQL function `name(needle, text...)`: whether any text contains the
+/// needle, ignoring case in all of Unicode (SQLite's own `lower()` and `LIKE`
+/// fold ASCII letters only, so `ÜBER` would not find `über`).
+pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
+
+/// Defines the store's own SQL functions on a connection.
+pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
+        // The needle is the same for every row of a statement: folded once.
+        let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
+            Ok(needle.as_str()?.to_lowercase())
+        })?;
+        for index in 1..context.len() {
+            if let Ok(text) = context.get_raw(index).as_str()
+                && contains_ignoring_case(text, &needle)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+}
+
+/// Whether `text` contains `needle` (already in lower case), ignoring case.
+fn contains_ignoring_case(text: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if text.is_ascii() {
+        // ASCII text has an ASCII lower case: compare in place, without
+        // allocating, which is what almost every row is.
+        needle.is_ascii()
+            && text.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+    } else {
+        text.to_lowercase().contains(needle)
+    }
+}
+
 /// The query of the server item list, with its arguments.
 fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) -> (String, Vec<SqlValue>) {
     let mut args = Vec::new();
@@ -539,14 +579,11 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
         args.push(SqlValue::Integer(id));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        conditions.push(
-            "(instr(instance_id || '_' || serial_id, ?1) > 0 OR instr(folio, ?1) > 0 OR instr(activity, ?1) > 0 \
-             OR instr(event, ?1) > 0)"
-                .replace("?1", "?"),
-        );
-        for _ in 0..4 {
-            args.push(SqlValue::Text(search.to_owned()));
-        }
+        // Every text the items view shows in a row, in one call per row.
+        conditions.push(format!(
+            "{CONTAINS_IGNORING_CASE}(?, instance_id || '_' || serial_id, folio, process, activity, event)"
+        ));
+        args.push(SqlValue::Text(search.to_owned()));
     }
     let age = if filter.newest_first { "DESC" } else { "ASC" };
     let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
@@ -1108,21 +1145,48 @@ mod tests {
     }
 
     /// The pending items (the items view's default) come in the order of
-    /// their index, oldest or newest first, and the query stops at its limit.
+    /// their index, oldest or newest first, and the query stops at its limit,
+    /// with a search too.
     #[test]
     fn pending_items_are_read_in_index_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
         let connection = store.readers.take();
         for (name, visibility, everything) in visibilities() {
-            for newest_first in [false, true] {
-                let filter = ItemFilter { newest_first, limit: 1000, ..ItemFilter::default() };
+            for (newest_first, search) in [(false, None), (true, None), (false, Some("po-a")), (true, Some("ÜBER"))] {
+                let search = search.map(str::to_owned);
+                let filter = ItemFilter { newest_first, search, limit: 1000, ..ItemFilter::default() };
                 let (sql, args) = item_query(&visibility, everything, &filter);
                 let steps = plan(&connection, &sql, &args);
                 let shown = format!("{name}, {filter:?}:\n{steps:#?}");
                 assert!(steps.iter().any(|(_, d)| d.contains("server_items_by_status (status=?)")), "{shown}");
                 assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{shown}");
             }
+        }
+    }
+
+    /// Issue 14: the items view's Find was case-sensitive. The function it
+    /// uses ignores case beyond ASCII too, skips what is not text, and is
+    /// defined on every connection the store opens.
+    #[test]
+    fn the_items_search_function_ignores_case_in_all_of_unicode() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("search.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        let sql = format!("SELECT {CONTAINS_IGNORING_CASE}(?1, ?2, NULL, 7, ?3)");
+        for (needle, first, second, found) in [
+            ("po-a", "PO-A", "", true),
+            ("APPROVAL", "x", "purchase-approval", true),
+            ("überweisung", "ÜBERWEISUNG-9", "", true),
+            ("ÜBER", "", "Überweisung", true),
+            ("ΣΟΦΊΑ", "σοφία", "", true),
+            ("3_2", "13_2", "", true),
+            ("ask finance ", "Ask finance", "", false),
+            ("über", "uber", "UBER", false),
+            ("7", "", "", false),
+        ] {
+            let answer: bool = connection.query_row(&sql, params![needle, first, second], |row| row.get(0)).unwrap();
+            assert_eq!(answer, found, "`{needle}` in `{first}` or `{second}`");
         }
     }
 
