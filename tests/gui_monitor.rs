@@ -15,6 +15,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use flowdesk::engine::{InstanceStatus, ItemFilter, ItemStatus, format_time};
 use flowdesk::gui::dialogs::ScriptedDialogs;
+use flowdesk::gui::monitor::Outcome;
 use flowdesk::gui::monitor::flow::{Reached, flow_state};
 use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use flowdesk::model::{Right, Value};
@@ -215,6 +216,38 @@ impl Gui {
         let found: Vec<usize> = (2..texts.len().saturating_sub(1)).filter(|i| texts[*i] == action).collect();
         assert_eq!(found.len(), 1, "one trail entry is `{action}`; texts: {texts:#?}");
         texts[found[0] - 2..=found[0] + 1].to_vec()
+    }
+
+    /// The plain texts of the right-hand panel (instance detail, finish box).
+    fn panel_texts(&self) -> Vec<String> {
+        let left = self.right_panel_left();
+        self.texts()
+            .into_iter()
+            .filter(|(_, role, rect)| *role == Role::Label && rect.min.x >= left)
+            .map(|(t, _, _)| t)
+            .collect()
+    }
+
+    /// Whether a button with this label is shown and can be pressed.
+    fn enabled(&self, button: &str) -> bool {
+        self.harness
+            .query_by_role_and_label(Role::Button, button)
+            .is_some_and(|node| !node.accesskit_node().is_disabled())
+    }
+
+    /// Pastes `text` over the content of a field, as Ctrl+A, Ctrl+V do.
+    fn paste_into(&mut self, label: &str, text: &str) {
+        self.harness.get_by_role_and_label(Role::TextInput, label).click();
+        self.settle();
+        self.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+        self.harness.event(egui::Event::Paste(text.to_owned()));
+        self.settle();
+        assert_eq!(self.field_value(label), text, "{label} holds what was pasted");
+    }
+
+    /// Connects as another user through the field of the menu bar.
+    fn connect_as(&mut self, user: &str) {
+        self.replace_text("Connected as", user);
     }
 
     /// The top of the row showing `key`, to compare the order of rows.
@@ -618,6 +651,64 @@ fn go_to_moves_the_instance_to_another_activity_and_cancel_leaves_it() {
     assert_eq!(items[0].closed_by.as_deref(), Some("ada"));
 }
 
+/// Issue 14: "Done. Instance 1 …" stayed on screen after selecting another
+/// instance, and bob's refusal stayed after connecting back as ada.
+#[test]
+fn an_answer_belongs_to_its_instance_and_user_and_goes_when_they_change() {
+    let fx = four_instances();
+    fx.engine.grant("admin", "callback", "bob", &[Right::View]).unwrap();
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("PO-A", 1);
+    gui.click("Stop");
+    gui.answer_confirmation("Stop instance 1? It stays stopped until someone resumes it.", "Confirm");
+    gui.run_until_status(InstanceStatus::Stopped);
+    assert!(gui.shown("Done. Instance 1 is now stopped."));
+
+    gui.open_instance("INV-D", 4);
+    assert!(gui.texts_containing("Done.").is_empty(), "{:#?}", gui.panel_texts());
+    gui.open_instance("PO-A", 1);
+    assert!(gui.texts_containing("Done.").is_empty(), "the answer went with the selection");
+
+    // bob may look but not stop. Meanwhile another program stopped the
+    // instance: after the refusal the window shows it as it is now.
+    gui.connect_as("bob");
+    gui.open_instance("INV-D", 4);
+    gui.fx.engine.stop("admin", 4).unwrap();
+    assert_eq!(gui.detail_status(), InstanceStatus::Active, "the window has not seen the stop yet");
+    gui.click("Stop");
+    assert!(gui.shown("It is recorded in the audit trail as done by bob."));
+    gui.click("Confirm");
+    let refused = "Refused: bob lacks the Admin right on process callback. An Admin of the process can grant it.";
+    assert!(gui.shown(refused), "{:#?}", gui.panel_texts());
+    gui.run_until_status(InstanceStatus::Stopped);
+    assert!(gui.shown(refused), "the refusal stays while bob looks at instance 4");
+
+    gui.connect_as("ada");
+    gui.run_until("ada's rows", |app| app.monitor.count() == Some(4));
+    assert!(gui.texts_containing("Refused").is_empty(), "bob's refusal went with him: {:#?}", gui.panel_texts());
+    assert_eq!(gui.app().monitor.message(), None);
+}
+
+/// Issue 14: a retry whose step failed again was shown in green as "Done".
+#[test]
+fn a_retry_that_fails_again_is_shown_as_failed_with_the_engines_reason() {
+    let fx = fixture();
+    deploy_json(&fx, FAILING);
+    let id = fx.engine.start("admin", "failing", "F-3", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("F-3", id);
+
+    gui.click("Retry");
+    gui.answer_confirmation(&format!("Retry the failed step of instance {id}?"), "Confirm");
+    assert!(gui.fx.trail(id).iter().any(|l| l.starts_with("ada: Retried")), "the retry ran");
+    let said = gui.texts_containing(&format!("instance {id} is in error"));
+    assert_eq!(said.len(), 1, "{:#?}", gui.panel_texts());
+    assert!(said[0].starts_with(&format!("Failed: instance {id} is in error at `Work` / `Check`: ")), "{said:?}");
+    assert!(said[0].contains("boom"), "the engine's reason: {said:?}");
+    assert!(gui.texts_containing("Done.").is_empty());
+    assert_eq!(gui.app().monitor.message(), Some((said[0].as_str(), Outcome::Failed)), "shown as failed (red)");
+}
+
 #[test]
 fn start_new_instance_from_an_instance_opens_the_start_form_and_adds_a_row() {
     let fx = fixture();
@@ -848,7 +939,7 @@ fn every_refused_finish_is_said_in_plain_words_and_changes_nothing() {
             "Refused: `abc` is not a serial number: it must be two numbers joined by one underscore (a serial looks like 1042_7)."
         ]
     );
-    assert!(gui.harness.query_by_role_and_label(Role::Button, "Finish").is_none(), "nothing opened");
+    assert!(!gui.enabled("Finish"), "nothing opened");
 
     // Well-formed but unknown.
     gui.replace_text("Serial", "999_1");
@@ -895,6 +986,140 @@ fn every_refused_finish_is_said_in_plain_words_and_changes_nothing() {
 
     assert_eq!(gui.snapshot(&all), before, "no refusal changed anything");
     assert_eq!(gui.status_of(2), InstanceStatus::Active);
+}
+
+/// Issue 14: with 1_2 open, pasting 2_2 into the box and pressing Finish
+/// finished 1_2. Editing the box closes the opened item; Finish acts only on
+/// the item opened from the serial in the box.
+#[test]
+fn editing_the_serial_closes_the_opened_item_and_finish_waits_for_open() {
+    let mut gui = item_gui();
+    let all = [1, 2, 3, 4];
+    gui.replace_text("Serial", "1_2");
+    gui.click("Open");
+    assert!(gui.panel_texts().contains(&"PO-A".to_owned()), "1_2 is open: {:#?}", gui.panel_texts());
+    assert!(gui.enabled("Finish"));
+    let before = gui.snapshot(&all);
+    let trail_of_1 = gui.fx.trail(1);
+
+    gui.paste_into("Serial", "2_2");
+    let panel = gui.panel_texts();
+    assert!(!panel.contains(&"PO-A".to_owned()) && !panel.contains(&"1_2".to_owned()), "1_2 is closed: {panel:#?}");
+    assert!(!panel.contains(&"PA-B".to_owned()), "2_2 is not open before Open is pressed: {panel:#?}");
+    assert!(gui.harness.query_by_role_and_label(Role::TextInput, "name").is_none(), "no data fields of 1_2");
+    assert!(!gui.enabled("Finish"), "nothing to finish until Open is pressed");
+    gui.click("Finish");
+    assert_eq!(gui.snapshot(&all), before, "pressing the disabled Finish changes nothing");
+    assert!(answers(&gui).is_empty(), "{:?}", answers(&gui));
+
+    gui.click("Open");
+    assert!(gui.panel_texts().contains(&"PA-B".to_owned()));
+    gui.click("budget_ok");
+    gui.click("Finish");
+    let answer = answers(&gui);
+    assert!(answer.len() == 1 && answer[0].starts_with("Finished 2_2: instance 2 "), "{answer:?}");
+    assert_eq!(gui.status_of(1), InstanceStatus::Active, "1_2 still waits");
+    assert_eq!(gui.fx.trail(1), trail_of_1, "nothing of instance 1 changed");
+}
+
+/// Issue 14: after a refused finish the panel still said Active and Pending.
+#[test]
+fn a_refused_finish_shows_the_item_as_it_is_now_and_the_answer_goes_with_the_serial() {
+    let mut gui = item_gui();
+    gui.click("Open 1_2");
+    assert!(gui.panel_texts().contains(&"Pending".to_owned()));
+    // Another program finishes it first.
+    gui.fx.engine.finish("admin", "1_2", &set(&[("name", "yes")])).unwrap();
+    gui.click("Finish");
+    let answer = answers(&gui);
+    assert!(answer.len() == 1 && answer[0].starts_with("Refused: server item 1_2 "), "{answer:?}");
+    let panel = gui.panel_texts();
+    for now in ["1 (Completed)", "Finished"] {
+        assert!(panel.contains(&now.to_owned()), "{now}: {panel:#?}");
+    }
+    assert!(!panel.contains(&"Pending".to_owned()) && !panel.contains(&"1 (Active)".to_owned()), "{panel:#?}");
+    assert!(gui.texts_containing("This item was already finished at").len() == 1);
+    assert!(!gui.enabled("Finish"));
+
+    // The answer is about 1_2: it goes when the box holds another serial.
+    gui.paste_into("Serial", "2_2");
+    assert!(answers(&gui).is_empty(), "{:?}", answers(&gui));
+}
+
+/// Issue 14: "Refused: bob lacks …" stayed after connecting back as ada.
+#[test]
+fn the_finish_panel_shows_the_item_as_the_connected_user_may_see_it() {
+    let mut gui = item_gui();
+    gui.click("Open 2_2");
+    gui.replace_text("budget_checked_on", "2026-12-31");
+    gui.connect_as("bob");
+    let denied = "Refused: bob lacks the Server Event right on process purchase-approval. \
+                  An Admin of the process can grant it.";
+    assert_eq!(answers(&gui), [denied], "said as soon as bob is connected");
+    assert!(!gui.enabled("Finish"));
+
+    gui.connect_as("ada");
+    assert!(answers(&gui).is_empty(), "bob's refusal went with him: {:?}", answers(&gui));
+    assert!(gui.enabled("Finish"));
+    assert_eq!(gui.field_value("budget_checked_on"), "2026-12-31", "what ada typed is kept");
+}
+
+/// Issue 14: the server items list shared its scroll position with the
+/// instance list, so the oldest items, which it puts on top, were hidden.
+#[test]
+fn the_items_list_keeps_its_own_scroll_position() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    for n in 1..=60 {
+        fx.engine.start("admin", "callback", &format!("PO-{n:02}"), &[]).unwrap();
+        fx.clock.advance(1000);
+    }
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.run_until("every row", |app| app.monitor.rows().len() == 60);
+    for _ in 0..6 {
+        let (top, _) = gui.app().monitor.visible_rows().expect("rows are drawn");
+        let folio = format!("PO-{:02}", 60 - top);
+        gui.harness.get_by(|node| node.role() == Role::Label && node.value() == Some(folio.clone())).scroll_down();
+        gui.settle();
+    }
+    let (top, _) = gui.app().monitor.visible_rows().unwrap();
+    assert!(top >= 20, "the instance list is scrolled down: its first row drawn is {top}");
+
+    gui.click("Server items");
+    gui.run_until("every item", |app| app.monitor.items().len() == 60);
+    assert!(gui.shown("1_2"), "the oldest item is in sight, on top");
+    gui.assert_rows_in_order(&["1_2", "2_2"]);
+
+    gui.click("Monitor");
+    gui.settle();
+    assert_eq!(gui.app().monitor.visible_rows().map(|(low, _)| low), Some(top), "the instance list stayed put");
+}
+
+/// Issue 14: Find was case-sensitive and did not search process names.
+#[test]
+fn the_find_box_ignores_case_and_matches_the_process_too() {
+    let fx = items_fixture();
+    fx.engine.start("admin", "callback", "Überweisung-9", &[]).unwrap();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the pending items", |app| app.monitor.items().len() == 4);
+    for (search, found) in [
+        ("po-a", &["1_2"][..]),
+        ("SHIPMENT", &["3_2"]),
+        ("Purchase-Approval", &["2_2"]),
+        ("call EXTERNAL", &["1_2", "5_2"]),
+        ("ask FINANCE", &["2_2"]),
+        ("überweisung", &["5_2"]),
+        ("ÜBERWEISUNG", &["5_2"]),
+        ("5_2", &["5_2"]),
+    ] {
+        gui.replace_text("Find", search);
+        gui.run_until_frames(
+            &format!("the items found by `{search}`: {found:?}"),
+            |app| app.monitor.items().iter().map(|i| i.serial.to_string()).collect::<Vec<_>>() == found,
+            MAX_FRAMES,
+        );
+        assert!(gui.shown(&format!("{} item(s)", found.len())), "{search}");
+    }
 }
 
 #[test]

@@ -4,7 +4,10 @@
 //! Reads go through [`queries::Queries`] on a worker thread, so a database of
 //! a million instances never stalls a frame; the table asks for the page it
 //! shows. Operator actions (finish, retry, stop, resume, go to, edit data) are
-//! engine calls made as the connected user, each confirmed first.
+//! engine calls made as the connected user, each confirmed first. Their
+//! answers carry what they are about and who acted (`Answer`), so that an
+//! answer is shown only while it applies, also once it arrives late from a
+//! worker.
 
 pub mod flow;
 pub mod queries;
@@ -15,8 +18,8 @@ use egui::{Color32, RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
-    Engine, EngineError, FieldInput, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
-    InstanceSummary, ItemFilter, ItemStatus, OpenedItem, ServerItem, format_age, format_time,
+    Engine, EngineError, FieldInput, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder,
+    InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, ServerItem, format_age, format_time,
 };
 use crate::gui::designer::View;
 use crate::gui::theme;
@@ -28,6 +31,46 @@ use queries::{Queries, Query, Reply};
 const PAGE: usize = 200;
 /// How often the views refresh while they are shown: the flow is live.
 const REFRESH: Duration = Duration::from_secs(2);
+
+/// How an operator action ended, which is how its answer is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what was asked.
+    Done,
+    /// It was refused, or the step it ran failed.
+    Failed,
+}
+
+impl Outcome {
+    fn color(self) -> Color32 {
+        match self {
+            Outcome::Done => theme::SUCCESS,
+            Outcome::Failed => theme::ERROR,
+        }
+    }
+}
+
+/// The answer to an operator action, kept with what it is about (an instance
+/// id, a serial) and the user who acted. It is shown only while the operator
+/// looks at the same thing as the same user: an answer never outlives what it
+/// was about, even one that arrives late.
+#[derive(Debug, Clone, PartialEq)]
+struct Answer<About> {
+    about: About,
+    user: String,
+    text: String,
+    outcome: Outcome,
+}
+
+impl<About: PartialEq> Answer<About> {
+    fn new(about: About, user: &str, (text, outcome): (String, Outcome)) -> Answer<About> {
+        Answer { about, user: user.to_owned(), text, outcome }
+    }
+
+    fn concerns(&self, about: &About, user: &str) -> bool {
+        self.about == *about && self.user == user
+    }
+}
 
 /// What the monitor asks of the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +95,40 @@ enum Operation {
 }
 
 impl Operation {
+    fn instance_id(&self) -> i64 {
+        match self {
+            Operation::Retry(id)
+            | Operation::Stop(id)
+            | Operation::Resume(id)
+            | Operation::GoTo(id, _)
+            | Operation::SetData(id, _) => *id,
+        }
+    }
+
+    /// Whether the operation runs the instance on, so that ending in error
+    /// means its step failed (saving data or stopping runs nothing).
+    fn runs_instance(&self) -> bool {
+        matches!(self, Operation::Retry(_) | Operation::Resume(_) | Operation::GoTo(..))
+    }
+
+    /// The answer to the operation, in words.
+    fn answer(&self, result: Result<Progress, EngineError>) -> (String, Outcome) {
+        match result {
+            Ok(progress) if progress.status == InstanceStatus::Error && self.runs_instance() => {
+                (format!("Failed: instance {} is {}.", progress.instance_id, progress.words()), Outcome::Failed)
+            }
+            // Saved data leaves an instance in error where it was, waiting for a retry.
+            Ok(progress) if progress.status == InstanceStatus::Error => (
+                format!("Done. Instance {} is still {}; retry it to run on.", progress.instance_id, progress.words()),
+                Outcome::Done,
+            ),
+            Ok(progress) => {
+                (format!("Done. Instance {} is now {}.", progress.instance_id, progress.words()), Outcome::Done)
+            }
+            Err(err) => (refusal_words(&err), Outcome::Failed),
+        }
+    }
+
     fn question(&self) -> String {
         match self {
             Operation::Retry(id) => format!("Retry the failed step of instance {id}?"),
@@ -65,13 +142,62 @@ impl Operation {
     }
 }
 
-/// The finish-by-serial box and the item it opened.
+/// One data field of the opened item: what the operator typed, and the
+/// value stored when the item was read (only changed fields are sent).
+#[derive(Debug, Clone, PartialEq)]
+struct FieldEntry {
+    name: String,
+    field_type: FieldType,
+    text: String,
+    stored: String,
+}
+
+impl FieldEntry {
+    fn edited(&self) -> bool {
+        self.text != self.stored
+    }
+}
+
+/// The finish-by-serial box and the item it shows.
+///
+/// What is shown below the box (details, inputs, Finish) is always the item of
+/// the serial in the box, as the connected user may see it: editing the box
+/// closes it until Open is pressed again, and it is read again when another
+/// user connects or after any finish, so Finish can only act on what is shown.
 #[derive(Default)]
 struct FinishBox {
     serial: String,
+    /// The serial Open was pressed for and the user it was read as, while
+    /// the box still holds that serial.
+    opened_for: Option<(String, String)>,
     opened: Option<OpenedItem>,
-    inputs: Vec<(String, FieldType, String, String)>,
-    answer: Option<(String, bool)>,
+    inputs: Vec<FieldEntry>,
+    /// About the serial in the box when it was given.
+    answer: Option<Answer<String>>,
+}
+
+impl FinishBox {
+    /// The serial in the box, as it is opened and answered about.
+    fn typed(&self) -> String {
+        self.serial.trim().to_owned()
+    }
+
+    /// The box was edited: what was opened or answered for another serial goes.
+    fn serial_edited(&mut self) {
+        let typed = self.typed();
+        if self.opened_for.as_ref().is_some_and(|(serial, _)| *serial != typed) {
+            self.close();
+        }
+        if self.answer.as_ref().is_some_and(|answer| answer.about != typed) {
+            self.answer = None;
+        }
+    }
+
+    fn close(&mut self) {
+        self.opened_for = None;
+        self.opened = None;
+        self.inputs.clear();
+    }
 }
 
 pub struct Monitor {
@@ -99,7 +225,10 @@ pub struct Monitor {
     items_error: Option<String>,
     finish: FinishBox,
     confirm: Option<Operation>,
-    message: Option<(String, bool)>,
+    /// The answer to the last operator action, about an instance.
+    message: Option<Answer<i64>>,
+    /// Why the instance list could not be read.
+    rows_error: Option<String>,
     last_refresh: Option<Instant>,
     /// When the first page of rows arrived, measured from `opened_at`.
     pub first_rows_after: Option<Duration>,
@@ -136,6 +265,7 @@ impl Monitor {
             finish: FinishBox::default(),
             confirm: None,
             message: None,
+            rows_error: None,
             last_refresh: None,
             first_rows_after: None,
             opened_at: Instant::now(),
@@ -193,8 +323,14 @@ impl Monitor {
         self.detail.as_ref()
     }
 
-    pub fn message(&self) -> Option<&str> {
-        self.message.as_ref().map(|(m, _)| m.as_str())
+    /// The answer shown beside the selected instance, and how it is coloured.
+    pub fn message(&self) -> Option<(&str, Outcome)> {
+        self.shown_message().map(|answer| (answer.text.as_str(), answer.outcome))
+    }
+
+    fn shown_message(&self) -> Option<&Answer<i64>> {
+        let selected = self.selected?;
+        self.message.as_ref().filter(|answer| answer.concerns(&selected, &self.user_seen))
     }
 
     fn ask(&self, user: &str, query: Query) {
@@ -213,6 +349,9 @@ impl Monitor {
             self.take(reply);
         }
         let user_changed = self.user_seen != user;
+        if user_changed {
+            self.message = None;
+        }
         let due = self.last_refresh.is_none_or(|at| at.elapsed() >= REFRESH);
         if user_changed || due {
             self.user_seen = user.to_owned();
@@ -248,8 +387,9 @@ impl Monitor {
                         self.rows = rows;
                         self.rows_offset = offset;
                         self.rows_for = Some(filter);
+                        self.rows_error = None;
                     }
-                    Err(error) => self.message = Some((error, false)),
+                    Err(error) => self.rows_error = Some(error),
                 }
             }
             Reply::Count { filter, count } => {
@@ -310,6 +450,7 @@ impl Monitor {
     fn select(&mut self, id: i64, user: &str) {
         if self.selected != Some(id) {
             self.selected = Some(id);
+            self.message = None;
             self.detail = None;
             self.detail_error = None;
             self.flow_fit = true;
@@ -333,7 +474,7 @@ impl Monitor {
             return requests;
         }
         egui::Panel::right("instance-detail").resizable(true).default_size(430.0).min_size(340.0).show(ui, |ui| {
-            self.detail_ui(ui, &mut requests);
+            self.detail_ui(ui, user, &mut requests);
         });
         egui::CentralPanel::default().show(ui, |ui| {
             // The flow gets the width of the window, under the list.
@@ -352,6 +493,9 @@ impl Monitor {
                 );
             }
             self.filter_bar(ui, user);
+            if let Some(error) = &self.rows_error {
+                ui.colored_label(theme::ERROR, error);
+            }
             ui.separator();
             self.instance_table(ui, user);
         });
@@ -440,7 +584,13 @@ impl Monitor {
         // out of the flow panel below.
         let area = ui.available_rect_before_wrap();
         ui.set_clip_rect(ui.clip_rect().intersect(area));
-        let mut table = TableBuilder::new(ui).striped(true).sense(egui::Sense::click()).auto_shrink([false, false]);
+        // Its own id: the items view's table sits in the same place of the
+        // window and would otherwise share its scroll position and widths.
+        let mut table = TableBuilder::new(ui)
+            .id_salt("instance-list")
+            .striped(true)
+            .sense(egui::Sense::click())
+            .auto_shrink([false, false]);
         for (_, _, width) in &columns {
             table = table.column(Column::initial(*width).resizable(true));
         }
@@ -526,7 +676,7 @@ impl Monitor {
         }
     }
 
-    fn detail_ui(&mut self, ui: &mut Ui, requests: &mut Vec<MonitorRequest>) {
+    fn detail_ui(&mut self, ui: &mut Ui, user: &str, requests: &mut Vec<MonitorRequest>) {
         let Some(detail) = &self.detail else {
             match (&self.detail_error, self.selected) {
                 (Some(error), _) => {
@@ -599,8 +749,8 @@ impl Monitor {
                 requests.push(MonitorRequest::StartInstance { process: summary.process.clone() });
             }
         });
-        if let Some((message, ok)) = &self.message {
-            ui.colored_label(if *ok { theme::SUCCESS } else { theme::ERROR }, message);
+        if let Some(answer) = self.message.as_ref().filter(|answer| answer.concerns(&summary.id, user)) {
+            ui.colored_label(answer.outcome.color(), &answer.text);
         }
         ui.separator();
         ui.horizontal(|ui| {
@@ -682,13 +832,10 @@ impl Monitor {
                         engine.set_data(user, *id, &data)
                     }
                 };
-                self.message = Some(match result {
-                    Ok(progress) => {
-                        (format!("Done. Instance {} is now {}.", progress.instance_id, progress.words()), true)
-                    }
-                    Err(err) => (err.to_string(), false),
-                });
+                self.message = Some(Answer::new(operation.instance_id(), user, operation.answer(result)));
                 self.goto_target.clear();
+                // Read again what the action changed, or what changed under
+                // a refused one.
                 self.data_for = None;
                 self.refresh(user);
             }
@@ -715,7 +862,11 @@ impl Monitor {
                 let label = ui.label("Find");
                 let mut search = self.items_filter.search.clone().unwrap_or_default();
                 if ui
-                    .add(TextEdit::singleline(&mut search).desired_width(160.0).hint_text("serial, folio, activity"))
+                    .add(
+                        TextEdit::singleline(&mut search)
+                            .desired_width(160.0)
+                            .hint_text("serial, folio, process, activity"),
+                    )
                     .labelled_by(label.id)
                     .changed()
                 {
@@ -741,6 +892,7 @@ impl Monitor {
             let items = self.items.clone();
             ui.style_mut().interaction.selectable_labels = false;
             TableBuilder::new(ui)
+                .id_salt("server-items")
                 .striped(true)
                 .auto_shrink([false, false])
                 .column(Column::exact(64.0))
@@ -799,28 +951,100 @@ impl Monitor {
         });
     }
 
+    /// Opens the serial in the box afresh (Open, Enter, or a row's Open).
     fn open_item(&mut self, engine: Option<&Engine<SqliteStore>>, user: &str) {
         let Some(engine) = engine else { return };
+        self.finish.close();
         self.finish.answer = None;
-        if self.finish.serial.trim().is_empty() {
-            self.finish.opened = None;
-            self.finish.answer = Some(("Type or paste a serial first, like 1042_7.".to_owned(), false));
+        let serial = self.finish.typed();
+        if serial.is_empty() {
+            let words = "Type or paste a serial first, like 1042_7.".to_owned();
+            self.finish.answer = Some(Answer::new(serial, user, (words, Outcome::Failed)));
             return;
         }
-        match engine.open_server_item(user, self.finish.serial.trim()) {
+        self.finish.opened_for = Some((serial, user.to_owned()));
+        self.read_item(engine, user);
+    }
+
+    /// Reads the item Open was pressed for, as `user`, keeping what the
+    /// operator typed into its fields.
+    fn read_item(&mut self, engine: &Engine<SqliteStore>, user: &str) {
+        let Some((serial, _)) = self.finish.opened_for.take() else { return };
+        match engine.open_server_item(user, &serial) {
             Ok(opened) => {
-                self.finish.inputs =
-                    opened.fields.iter().map(|(n, t, v)| (n.clone(), *t, v.to_string(), v.to_string())).collect();
+                let typed = std::mem::take(&mut self.finish.inputs);
+                self.finish.inputs = opened
+                    .fields
+                    .iter()
+                    .map(|(name, field_type, value)| {
+                        let stored = value.to_string();
+                        let text = typed
+                            .iter()
+                            .find(|entry| entry.name == *name && entry.field_type == *field_type && entry.edited())
+                            .map_or_else(|| stored.clone(), |entry| entry.text.clone());
+                        FieldEntry { name: name.clone(), field_type: *field_type, text, stored }
+                    })
+                    .collect();
                 self.finish.opened = Some(opened);
             }
             Err(err) => {
+                // The inputs stay: the item may be read again as a user who may see it.
                 self.finish.opened = None;
-                self.finish.answer = Some((refusal_words(&err), false));
+                // A refused finish has said why already: that answer stays.
+                if !self.finish.answer.as_ref().is_some_and(|answer| answer.concerns(&serial, user)) {
+                    let words = (refusal_words(&err), Outcome::Failed);
+                    self.finish.answer = Some(Answer::new(serial.clone(), user, words));
+                }
             }
         }
+        self.finish.opened_for = Some((serial, user.to_owned()));
+    }
+
+    /// Finishes the item shown (never the serial in the box as such: they are
+    /// the same, or nothing is shown), sending the fields the operator changed.
+    fn finish_item(&mut self, engine: &Engine<SqliteStore>, user: &str) {
+        let (Some((typed, _)), Some(opened)) = (&self.finish.opened_for, &self.finish.opened) else { return };
+        let about = typed.clone();
+        let serial = opened.item.serial.to_string();
+        let data: Vec<(String, FieldInput)> = self
+            .finish
+            .inputs
+            .iter()
+            .filter(|entry| entry.edited())
+            .map(|entry| (entry.name.clone(), FieldInput::Text(entry.text.clone())))
+            .collect();
+        let result = engine.finish(user, &serial, &data);
+        self.finished(engine, user, about, &serial, result);
+    }
+
+    /// Takes in the answer to a finish. A finished item closes; under a
+    /// refused one the item is read again, so that it shows what is true now
+    /// (finished by someone else, its instance stopped...).
+    fn finished(
+        &mut self,
+        engine: &Engine<SqliteStore>,
+        user: &str,
+        about: String,
+        serial: &str,
+        result: Result<Finished, EngineError>,
+    ) {
+        let succeeded = result.is_ok();
+        self.finish.answer = Some(Answer::new(about, user, finish_answer(serial, result)));
+        if succeeded {
+            self.finish.close();
+        } else {
+            self.read_item(engine, user);
+        }
+        self.refresh(user);
     }
 
     fn finish_ui(&mut self, ui: &mut Ui, engine: Option<&Engine<SqliteStore>>, user: &str) {
+        // Another user is connected: show the item as they may see it.
+        if let Some(engine) = engine
+            && self.finish.opened_for.as_ref().is_some_and(|(_, read_as)| read_as != user)
+        {
+            self.read_item(engine, user);
+        }
         ui.heading("Finish by serial");
         ui.label(RichText::new("Paste or type the serial an external system could not call back with.").weak());
         ui.horizontal(|ui| {
@@ -828,12 +1052,17 @@ impl Monitor {
             let response = ui
                 .add(TextEdit::singleline(&mut self.finish.serial).desired_width(140.0).hint_text("1042_7"))
                 .labelled_by(label.id);
+            if response.changed() {
+                self.finish.serial_edited();
+            }
             let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui.button("Open").clicked() || enter {
                 self.open_item(engine, user);
             }
         });
         ui.separator();
+        let finish_button = egui::Button::new(RichText::new("Finish").strong());
+        let mut finish = false;
         if let Some(opened) = &self.finish.opened {
             let item = &opened.item;
             egui::Grid::new("opened-item").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
@@ -855,10 +1084,10 @@ impl Monitor {
             ui.add_space(6.0);
             ui.strong("Data fields");
             egui::Grid::new("finish-fields").num_columns(3).spacing([10.0, 6.0]).show(ui, |ui| {
-                for (name, field_type, text, _) in &mut self.finish.inputs {
-                    let label = ui.label(name.as_str());
-                    ui.label(RichText::new(field_type.name()).weak());
-                    field_input(ui, label.id, *field_type, text);
+                for entry in &mut self.finish.inputs {
+                    let label = ui.label(entry.name.as_str());
+                    ui.label(RichText::new(entry.field_type.name()).weak());
+                    field_input(ui, label.id, entry.field_type, &mut entry.text);
                     ui.end_row();
                 }
             });
@@ -870,48 +1099,50 @@ impl Monitor {
                 let verb = if item.status == ItemStatus::Cancelled { "cancelled" } else { "finished" };
                 ui.colored_label(theme::WARNING, format!("This item was already {verb} at {when} by {by}."));
             }
-            if ui
-                .add_enabled(item.status == ItemStatus::Pending, egui::Button::new(RichText::new("Finish").strong()))
-                .clicked()
-                && let Some(engine) = engine
-            {
-                let serial = item.serial.to_string();
-                let data: Vec<(String, FieldInput)> = self
-                    .finish
-                    .inputs
-                    .iter()
-                    .filter(|(_, _, text, original)| text != original)
-                    .map(|(name, _, text, _)| (name.clone(), FieldInput::Text(text.clone())))
-                    .collect();
-                self.finish.answer = Some(match engine.finish(user, &serial, &data) {
-                    Ok(finished) => {
-                        let words = if finished.applied {
-                            format!(
-                                "Finished {serial}: instance {} {}.",
-                                finished.progress.instance_id,
-                                finished.progress.words()
-                            )
-                        } else {
-                            format!(
-                                "Finished {serial}: recorded; it is applied when the instance runs on ({}).",
-                                finished.progress.status
-                            )
-                        };
-                        self.finish.opened = None;
-                        (words, true)
-                    }
-                    Err(err) => (refusal_words(&err), false),
-                });
-                self.refresh(user);
-            }
-        }
-        if let Some((answer, ok)) = &self.finish.answer {
+            finish = ui.add_enabled(item.status == ItemStatus::Pending, finish_button).clicked();
+        } else {
+            ui.label(RichText::new("Press Open to see the item of this serial and finish it.").weak());
             ui.add_space(8.0);
-            let color = if *ok { theme::SUCCESS } else { theme::ERROR };
+            ui.add_enabled(false, finish_button);
+        }
+        if finish && let Some(engine) = engine {
+            self.finish_item(engine, user);
+        }
+        let typed = self.finish.typed();
+        if let Some(answer) = self.finish.answer.as_ref().filter(|answer| answer.concerns(&typed, user)) {
+            ui.add_space(8.0);
+            let color = answer.outcome.color();
             egui::Frame::group(ui.style()).stroke(egui::Stroke::new(1.0, color)).show(ui, |ui| {
-                ui.colored_label(color, answer);
+                ui.colored_label(color, &answer.text);
             });
         }
+    }
+}
+
+/// The answer to a finish of `serial`, in words.
+fn finish_answer(serial: &str, result: Result<Finished, EngineError>) -> (String, Outcome) {
+    match result {
+        Ok(finished) if !finished.applied => (
+            format!(
+                "Finished {serial}: recorded; it is applied when the instance runs on ({}).",
+                finished.progress.status
+            ),
+            Outcome::Done,
+        ),
+        // The item is finished, but the step the instance ran on to failed.
+        Ok(finished) if finished.progress.status == InstanceStatus::Error => (
+            format!(
+                "Finished {serial}, but instance {} is now {}.",
+                finished.progress.instance_id,
+                finished.progress.words()
+            ),
+            Outcome::Failed,
+        ),
+        Ok(finished) => (
+            format!("Finished {serial}: instance {} {}.", finished.progress.instance_id, finished.progress.words()),
+            Outcome::Done,
+        ),
+        Err(err) => (refusal_words(&err), Outcome::Failed),
     }
 }
 
