@@ -6,7 +6,7 @@
 //! script, one engine call on a real database (start to the wait, finish to
 //! completion), and a batch of concurrent finishes, which the store commits
 //! together. The data and the process are the scenario's
-//! (`shared/bench/SCENARIO.md`, deployed from `flowdesk::bench`). Engine calls
+//! (BENCHMARKS.md describes it; deployed from `flowdesk::bench`). Engine calls
 //! run with `synchronous=NORMAL` unless a name says `full`, so that the
 //! figures are about the CPU's work rather than this machine's noisy disk;
 //! `flowdesk bench callback` measures the durable whole.

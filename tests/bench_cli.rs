@@ -96,7 +96,7 @@ fn number(fields: &BTreeMap<String, String>, key: &str) -> f64 {
     value
 }
 
-/// SCENARIO.md's report line, in its order.
+/// The scenario's report line (BENCHMARKS.md), in its order.
 const SCENARIO_KEYS: [&str; 10] =
     ["engine", "n", "start_s", "finish_s", "total_per_s", "verified", "peak_rss_mb", "journal", "sync", "clients"];
 

@@ -146,7 +146,7 @@ impl Flowdesk {
 
     fn deploy_callback(&self, user: &str) {
         let out = self.deploy(user, Path::new(CALLBACK));
-        assert_eq!(out.stdout.trim(), "callback version 1");
+        assert_eq!(out.stdout.trim(), format!("callback version 1, a new process: {user} holds its Admin right"));
     }
 
     fn deploy_text(&self, user: &str, file_name: &str, text: &str) {
@@ -594,7 +594,10 @@ fn redeploying_makes_version_2_and_running_instances_stay_on_1() {
     let old = fd.start("alice", &["callback", "--folio", "old"]);
 
     let out = fd.deploy("alice", Path::new(CALLBACK));
-    assert_eq!(out.stdout.trim(), "callback version 2");
+    assert_eq!(
+        out.stdout.trim(),
+        "callback version 2, now the default: new instances start on it, running ones stay on theirs"
+    );
     let new = fd.start("alice", &["callback", "--folio", "new"]);
 
     let list = fd.json("alice", &["instances", "--json"]);
@@ -628,6 +631,10 @@ fn redeploying_makes_version_2_and_running_instances_stay_on_1() {
     let json = fd.json("alice", &["deploy", CALLBACK, "--json"]);
     assert_eq!(json["process"], "callback");
     assert_eq!(json["version"], 3);
+    assert_eq!(json["new_process"], false);
+    let other = Flowdesk::new();
+    let json = other.json("carol", &["deploy", CALLBACK, "--json"]);
+    assert_eq!((json["version"].as_i64(), json["new_process"].as_bool()), (Some(1), Some(true)));
 }
 
 // 6. Operator commands -----------------------------------------------------
@@ -1070,4 +1077,179 @@ fn serve_on_an_address_in_use_is_refused_in_one_line() {
     let line = t.refused("alice", &["serve", "--listen", &address]);
     assert_mentions(&line, &[&address, "in use", "--listen"]);
     t.usage_error("alice", &["serve", "--listen", "localhost"]);
+}
+
+// 10. What the answers say, and the README's tour ---------------------------
+
+const SHIPMENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/shipment.process.json");
+
+#[test]
+fn finish_says_at_which_activity_the_instance_completed() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let approved = fd.start("alice", &["callback"]);
+    let rejected = fd.start("alice", &["callback"]);
+
+    let out = fd.ok("alice", &["finish", &format!("{approved}_2"), "--set", "name=call back value"]);
+    assert_eq!(out.stdout.trim(), format!("finished {approved}_2: instance {approved} completed at `Approved`"));
+    let json = fd.json("alice", &["finish", &format!("{rejected}_2"), "--set", "name=no", "--json"]);
+    assert_eq!(json["status"], "Completed");
+    assert_eq!(json["completed_at"], serde_json::json!(["Rejected"]));
+    assert_eq!(json["waiting_at"], serde_json::json!({}));
+}
+
+#[test]
+fn start_and_finish_say_which_serial_the_instance_waits_on_and_where() {
+    let fd = Flowdesk::new();
+    fd.deploy("alice", Path::new(SHIPMENT));
+    let id = fd.start("alice", &["shipment", "--folio", "S-1"]);
+    // `start` prints the id alone on stdout; where the instance went is said on stderr.
+    let out = fd.ok("alice", &["start", "shipment", "--folio", "S-2"]);
+    let second: i64 = out.stdout.trim().parse().expect("an id");
+    assert_eq!(
+        out.stderr.trim(),
+        format!("instance {second}: waiting for a callback on {second}_2 at `Book carrier` / `Request booking`")
+    );
+
+    // Booking done: the same activity's next event waits now.
+    let out = fd.ok("alice", &["finish", &format!("{id}_2")]);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("finished {id}_2: instance {id} waiting for a callback on {id}_3 at `Book carrier` / `Request pickup`")
+    );
+    // Pickup done: the instance moved on to the next activity.
+    let json = fd.json("alice", &["finish", &format!("{id}_3"), "--json"]);
+    let waiting = json["waiting"].as_array().expect("waiting").clone();
+    assert_eq!(waiting.len(), 1, "{json}");
+    let serial = waiting[0].as_str().expect("a serial").to_owned();
+    assert_eq!(json["waiting_at"][&serial], serde_json::json!({"activity": "Await delivery", "event": "Track parcel"}));
+    assert_eq!(json["completed_at"], serde_json::json!([]));
+
+    let out = fd.ok("alice", &["finish", &serial, "--set", "delivery_status=lost"]);
+    assert_eq!(out.stdout.trim(), format!("finished {serial}: instance {id} completed at `Open claim`"));
+}
+
+#[test]
+fn bench_callback_help_describes_the_scenario_from_within_the_repository() {
+    let fd = Flowdesk::new();
+    let mut command = fd.command();
+    command.args(["bench", "callback", "--help"]);
+    let out = execute(command, "bench callback --help");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains("SCENARIO.md"), "help points at a file users do not have: {}", out.stdout);
+    assert_mentions(&out.stdout, &["BENCHMARKS.md", "verif", "64"]);
+}
+
+/// One `$ command` of a README console block and what it printed there.
+#[derive(Debug)]
+struct TourStep {
+    command: String,
+    printed: Vec<String>,
+}
+
+/// The first ```console block after `heading` in the README, as steps.
+fn readme_console_block(heading: &str) -> Vec<TourStep> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("README lacks {heading:?}"))..];
+    let block = section.split("```console\n").nth(1).expect("a console block").split("\n```").next().unwrap();
+    let mut steps: Vec<TourStep> = Vec::new();
+    for line in block.lines() {
+        match line.strip_prefix("$ ") {
+            Some(command) => steps.push(TourStep { command: command.to_owned(), printed: Vec::new() }),
+            None => steps.last_mut().expect("the block starts with a command").printed.push(line.to_owned()),
+        }
+    }
+    steps
+}
+
+/// Times (`2026-12-01 09:30:00 UTC`) differ from run to run: each becomes `<time>`.
+fn without_times(line: &str) -> String {
+    let shape = "dddd-dd-dd dd:dd:dd UTC";
+    let chars: Vec<char> = line.chars().collect();
+    let is_time = |at: usize| {
+        chars.len() >= at + shape.len()
+            && shape.chars().zip(&chars[at..]).all(|(s, c)| if s == 'd' { c.is_ascii_digit() } else { s == *c })
+    };
+    let (mut plain, mut at) = (String::new(), 0);
+    while at < chars.len() {
+        if is_time(at) {
+            plain.push_str("<time>");
+            at += shape.len();
+        } else {
+            plain.push(chars[at]);
+            at += 1;
+        }
+    }
+    plain.trim_end().to_owned()
+}
+
+/// A printed line as the README shows it, where `…` stands for any text.
+fn line_as_shown(shown: &str, printed: &str) -> bool {
+    let (shown, printed) = (without_times(shown), without_times(printed));
+    let mut parts = shown.split('…');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = printed.strip_prefix(first) else { return false };
+    let mut parts: Vec<&str> = parts.collect();
+    let Some(last) = parts.pop() else { return rest.is_empty() };
+    for part in parts {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+#[test]
+fn the_readme_tour_prints_what_the_readme_shows() {
+    let fd = Flowdesk::new();
+    let steps = readme_console_block("## A first process, from the command line");
+    let alias = "alias flowdesk=target/release/flowdesk";
+    assert_eq!(steps[0].command, alias, "the tour starts by naming the binary");
+
+    // The block runs in one shell, as a reader would type it: the alias names
+    // the binary under test, and `mktemp -d` makes its folder in ours.
+    let mut script = String::from("shopt -s expand_aliases\nexec 2>&1\n");
+    for (index, step) in steps.iter().enumerate() {
+        let command = if step.command == alias {
+            format!("alias flowdesk='{}'", env!("CARGO_BIN_EXE_flowdesk"))
+        } else {
+            step.command.clone()
+        };
+        script.push_str(&format!("echo '<step {index}>'\n{command}\n"));
+    }
+    let mut bash = Command::new("bash");
+    bash.arg(fd.write("tour.sh", &script))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("FLOWDESK_DB")
+        .env_remove("FLOWDESK_USER")
+        .env("TMPDIR", fd.dir.path())
+        .env("XDG_DATA_HOME", fd.dir.path().join("data"))
+        .env("HOME", fd.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = execute(bash, "the README tour");
+    assert_eq!(out.code, Some(0), "{out:?}");
+
+    let mut printed: Vec<Vec<String>> = Vec::new();
+    for line in out.stdout.lines() {
+        if line.starts_with("<step ") {
+            printed.push(Vec::new());
+        } else {
+            printed.last_mut().expect("a step marker first").push(line.to_owned());
+        }
+    }
+    assert_eq!(printed.len(), steps.len(), "{}", out.stdout);
+    for (step, printed) in steps.iter().zip(&printed) {
+        let same = step.printed.len() == printed.len()
+            && step.printed.iter().zip(printed).all(|(shown, printed)| line_as_shown(shown, printed));
+        assert!(
+            same,
+            "`$ {}` prints\n{}\nbut the README shows\n{}",
+            step.command,
+            printed.join("\n"),
+            step.printed.join("\n")
+        );
+    }
 }

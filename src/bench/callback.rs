@@ -1,4 +1,5 @@
-//! `flowdesk bench callback`: the run of `shared/bench/SCENARIO.md`.
+//! `flowdesk bench callback`: the callback scenario that BENCHMARKS.md
+//! describes, run the way other engines' drivers run it.
 //!
 //! Phase 1 starts N instances from C concurrent callers until each waits at
 //! step B; phase 2 plays the external system: it reads the pending serials

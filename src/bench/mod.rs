@@ -1,7 +1,7 @@
 //! The engine benchmarks behind `flowdesk bench`.
 //!
-//! - [`callback`]: the throughput run of `shared/bench/SCENARIO.md`, the one
-//!   that is compared with other engines;
+//! - [`callback`]: the throughput run of the callback scenario (BENCHMARKS.md
+//!   describes it), the one that is compared with other engines;
 //! - [`latency`]: how long a callback waits for its acknowledgement under a
 //!   steady offered rate, the figure a caller feels;
 //! - [`reopen`]: how long a restart takes on a database full of waiting

@@ -30,8 +30,20 @@ const LISTED: usize = 20;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// The callback scenario of shared/bench/SCENARIO.md: start N instances, finish
-    /// every pending serial with one call each, verify, print one line per run
+    /// The callback scenario (BENCHMARKS.md): start N instances, finish every pending
+    /// serial with one call each, verify, print one line per run
+    #[command(long_about = "The callback scenario, run as other engines' drivers run it so that figures compare \
+                            (BENCHMARKS.md, in the source, describes it and quotes theirs).\n\n\
+                            Its process (the callback sample's shape, with a field `n`) is deployed through the \
+                            normal deploy path on a fresh database (WAL; synchronous=FULL unless --sync normal). \
+                            Phase 1 starts N instances from --clients callers; each runs step A's synchronous \
+                            event, then waits at step B's asynchronous one. Phase 2 reads the pending serials back \
+                            from the engine and finishes each with name = \"call back value\", one call per item, \
+                            --clients in flight (the scenario allows up to 64); every call is answered once its \
+                            effect is committed. Every instance is then re-read: the run fails (exit 1) unless all \
+                            N completed with done = true, name = \"call back value\" and stage = \"waiting\". \
+                            One line per run: engine, n, start_s, finish_s, total_per_s = n / (start_s + \
+                            finish_s), verified, peak_rss_mb, journal, sync, clients.")]
     Callback {
         /// Instances to run through the whole callback lifecycle
         #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]

@@ -145,8 +145,8 @@ pub enum Command {
     /// Move an instance to an activity (by id or name)
     Goto { id: i64, activity: String },
     /// Measure the engine on a fresh temporary database: callback throughput,
-    /// finish latency under a steady rate, callbacks through the HTTP API, or
-    /// the time to reopen
+    /// finish latency under a steady rate, callbacks through the HTTP API, the
+    /// time to reopen, or the schema's ceiling
     Bench {
         #[command(subcommand)]
         kind: bench::BenchCommand,
@@ -434,7 +434,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     for warning in &deployed.warnings {
                         eprintln!("{warning}");
                     }
-                    output::deployed(&mut out, &deployed, *json)?;
+                    output::deployed(&mut out, &deployed, &user, *json)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(EngineError::InvalidDefinition { name, problems }) => {
@@ -456,7 +456,8 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Start { process, folio, data, json } => {
             let engine = open_engine(cli)?;
             let progress = engine.start(&user, process, folio, &data.inputs())?;
-            output::started(&mut out, &progress, *json)?;
+            let whereabouts = whereabouts(&engine, &user, progress.instance_id);
+            output::started(&mut out, &progress, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances { process, status, search, limit, json } => {
@@ -486,7 +487,8 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Finish { serial, data, json } => {
             let engine = open_engine(cli)?;
             let finished = engine.finish(&user, serial, &data.inputs())?;
-            output::finished(&mut out, &finished, *json)?;
+            let whereabouts = whereabouts(&engine, &user, finished.progress.instance_id);
+            output::finished(&mut out, &finished, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Grant { process, target, rights } => {
@@ -662,8 +664,18 @@ fn operator(
     act: impl FnOnce(&Engine<SqliteStore>, &str) -> Result<crate::engine::Progress, EngineError>,
 ) -> Result<ExitCode, Failure> {
     let engine = open_engine(cli)?;
-    let progress = act(&engine, &cli.acting_user())?;
+    let user = cli.acting_user();
+    let progress = act(&engine, &user)?;
+    let whereabouts = whereabouts(&engine, &user, progress.instance_id);
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{verb} instance {}: {}", progress.instance_id, progress.words())?;
+    writeln!(out, "{verb} instance {}: {}", progress.instance_id, output::progress_words(&progress, &whereabouts))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where an instance stands by activity, read after the call that moved it
+/// was committed. The call succeeded whatever this read does: when it is
+/// refused (a user who may start instances but not view them) or fails, the
+/// answer is given without activities rather than turned into an error.
+fn whereabouts(engine: &Engine<SqliteStore>, user: &str, id: i64) -> output::Whereabouts {
+    engine.instance(user, id).map(|detail| output::Whereabouts::of(&detail)).unwrap_or_default()
 }

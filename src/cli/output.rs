@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use comfy_table::{Table, presets};
 use serde_json::{Value as Json, json};
 
+use crate::engine::instance::ActivityStatus;
 use crate::engine::{
     Deployed, Finished, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis, ProcessSummary, Progress,
     ServerItem, format_age, format_time,
@@ -33,29 +34,133 @@ pub fn right_list(rights: &[Right]) -> String {
     rights.iter().map(|r| r.title()).collect::<Vec<_>>().join(", ")
 }
 
-fn progress_json(progress: &Progress) -> Json {
+/// Where an instance stands by activity, read back after a call moved it:
+/// what a user needs to know besides its status (the activity it completed
+/// at tells `Approved` from `Rejected`).
+#[derive(Debug, Default)]
+pub struct Whereabouts {
+    /// Activities the instance completed at: those it completed with no line
+    /// out of them firing. Empty unless the instance is completed.
+    completed_at: Vec<String>,
+    /// Each pending serial with its activity and event.
+    waiting_at: Vec<WaitingItem>,
+}
+
+#[derive(Debug)]
+struct WaitingItem {
+    serial: String,
+    activity: String,
+    event: String,
+}
+
+impl Whereabouts {
+    pub fn of(detail: &InstanceDetail) -> Whereabouts {
+        let mut completed_at: Vec<String> = Vec::new();
+        if detail.summary.status == InstanceStatus::Completed {
+            let mut ends: Vec<_> = detail
+                .activities
+                .iter()
+                .filter(|a| a.status == ActivityStatus::Completed)
+                .filter(|a| !detail.lines.iter().any(|l| l.fired && l.from_destination_id == a.destination_id))
+                .collect();
+            ends.sort_by_key(|a| (a.finished_at, a.destination_id));
+            for end in ends {
+                if !completed_at.contains(&end.activity) {
+                    completed_at.push(end.activity.clone());
+                }
+            }
+        }
+        let waiting_at = detail
+            .pending_items
+            .iter()
+            .map(|i| WaitingItem { serial: i.serial.to_string(), activity: i.activity.clone(), event: i.event.clone() })
+            .collect();
+        Whereabouts { completed_at, waiting_at }
+    }
+
+    fn waiting_item(&self, serial: &str) -> Option<&WaitingItem> {
+        self.waiting_at.iter().find(|w| w.serial == serial)
+    }
+}
+
+/// What the instance does now, in words, naming activities where they are
+/// known ("completed at `Approved`", "waiting for a callback on 7_2 at `Call
+/// external system`"); the engine's own words otherwise.
+pub fn progress_words(progress: &Progress, whereabouts: &Whereabouts) -> String {
+    let names = |names: &[String]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
+    match progress.status {
+        InstanceStatus::Completed if !whereabouts.completed_at.is_empty() => {
+            format!("completed at {}", and_list(&names(&whereabouts.completed_at)))
+        }
+        InstanceStatus::Active if !progress.waiting.is_empty() => {
+            let serials: Vec<String> = progress
+                .waiting
+                .iter()
+                .map(|serial| match whereabouts.waiting_item(serial) {
+                    // An activity's events are often named as it is: say the
+                    // event only when it tells more.
+                    Some(w) if w.event != w.activity => format!("{serial} at `{}` / `{}`", w.activity, w.event),
+                    Some(w) => format!("{serial} at `{}`", w.activity),
+                    None => serial.clone(),
+                })
+                .collect();
+            let callbacks = if serials.len() == 1 { "a callback" } else { "callbacks" };
+            format!("waiting for {callbacks} on {}", and_list(&serials))
+        }
+        _ => progress.words(),
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn progress_json(progress: &Progress, whereabouts: &Whereabouts) -> Json {
+    let waiting_at: serde_json::Map<String, Json> = progress
+        .waiting
+        .iter()
+        .filter_map(|serial| whereabouts.waiting_item(serial))
+        .map(|w| (w.serial.clone(), json!({ "activity": w.activity, "event": w.event })))
+        .collect();
     json!({
         "id": progress.instance_id,
         "status": progress.status.name(),
         "waiting": progress.waiting,
+        "waiting_at": waiting_at,
+        "completed_at": whereabouts.completed_at,
         "error": progress.failure.as_ref().map(|f| json!({
             "activity": f.activity, "event": f.event, "message": f.message, "at": iso(f.at),
         })),
     })
 }
 
-pub fn deployed(out: &mut dyn Write, deployed: &Deployed, as_json: bool) -> io::Result<()> {
+/// `user` deployed it. Version 1 is always a new process, whose deployer the
+/// engine makes its Admin; a later version needed Admin to deploy.
+pub fn deployed(out: &mut dyn Write, deployed: &Deployed, user: &str, as_json: bool) -> io::Result<()> {
+    let new_process = deployed.version == 1;
     if as_json {
         print_json(
             out,
             &json!({
                 "process": deployed.process,
                 "version": deployed.version,
+                "new_process": new_process,
                 "warnings": deployed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
             }),
         )?;
+    } else if new_process {
+        writeln!(out, "{} version 1, a new process: {user} holds its Admin right", deployed.process)?;
     } else {
-        writeln!(out, "{} version {}", deployed.process, deployed.version)?;
+        writeln!(
+            out,
+            "{} version {}, now the default: new instances start on it, running ones stay on theirs",
+            deployed.process, deployed.version
+        )?;
     }
     Ok(())
 }
@@ -73,12 +178,14 @@ pub fn processes(out: &mut dyn Write, processes: &[ProcessSummary], as_json: boo
     Ok(())
 }
 
-pub fn started(out: &mut dyn Write, progress: &Progress, as_json: bool) -> io::Result<()> {
+pub fn started(out: &mut dyn Write, progress: &Progress, whereabouts: &Whereabouts, as_json: bool) -> io::Result<()> {
     if as_json {
-        print_json(out, &progress_json(progress))?;
+        print_json(out, &progress_json(progress, whereabouts))?;
     } else {
+        // The id alone on stdout, so `$(flowdesk start …)` captures it.
         writeln!(out, "{}", progress.instance_id)?;
-        eprintln!("instance {}: {}", progress.instance_id, progress.words());
+        out.flush()?;
+        eprintln!("instance {}: {}", progress.instance_id, progress_words(progress, whereabouts));
     }
     Ok(())
 }
@@ -235,9 +342,9 @@ pub fn items(out: &mut dyn Write, items: &[ServerItem], now: Millis, all: bool, 
     Ok(())
 }
 
-pub fn finished(out: &mut dyn Write, finished: &Finished, as_json: bool) -> io::Result<()> {
+pub fn finished(out: &mut dyn Write, finished: &Finished, whereabouts: &Whereabouts, as_json: bool) -> io::Result<()> {
     if as_json {
-        let mut value = progress_json(&finished.progress);
+        let mut value = progress_json(&finished.progress, whereabouts);
         if let Json::Object(map) = &mut value {
             map.insert("serial".to_owned(), json!(finished.serial));
             map.insert("applied".to_owned(), json!(finished.applied));
@@ -247,7 +354,8 @@ pub fn finished(out: &mut dyn Write, finished: &Finished, as_json: bool) -> io::
     }
     let progress = &finished.progress;
     if finished.applied {
-        writeln!(out, "finished {}: instance {} {}", finished.serial, progress.instance_id, progress.words())?;
+        let words = progress_words(progress, whereabouts);
+        writeln!(out, "finished {}: instance {} {words}", finished.serial, progress.instance_id)?;
     } else {
         let why = match progress.status {
             InstanceStatus::Stopped => "the instance is stopped; it is applied when the instance resumes",
