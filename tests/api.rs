@@ -416,3 +416,338 @@ fn the_openapi_document_lists_every_answer_a_call_can_give() {
         assert!(document["components"]["schemas"].get(name).is_some(), "{name} is referred to but not defined");
     }
 }
+
+/// The official OpenAPI 3.1 schema, vendored (see tests/data/README.md).
+fn openapi_3_1_validator() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/openapi-3.1-schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::draft202012::new(&schema).unwrap()
+}
+
+fn openapi_problems(validator: &jsonschema::Validator, document: &serde_json::Value) -> Vec<String> {
+    validator.iter_errors(document).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
+/// Code generators (openapi-python-client, openapi-generator) refuse a
+/// document the OpenAPI 3.1 schema rejects; every route, present and
+/// future, must keep the served one valid.
+#[test]
+fn the_openapi_document_is_valid_against_the_official_openapi_3_1_schema() {
+    let f = ApiFixture::start();
+    let document = f.get(None, "/openapi.json").body;
+    let validator = openapi_3_1_validator();
+    let problems = openapi_problems(&validator, &document);
+    assert!(problems.is_empty(), "the served document is not valid OpenAPI 3.1:\n{}", problems.join("\n"));
+
+    // The schema does see the defect this test is for: an answer without
+    // its required description.
+    let mut broken = document.clone();
+    let answer = broken["paths"]["/instances/{id}"]["get"]["responses"]["200"].as_object_mut().unwrap();
+    answer.remove("description");
+    assert!(!openapi_problems(&validator, &broken).is_empty(), "a response without a description must be refused");
+}
+
+/// A request body is an object: a JSON array is not read by position.
+#[test]
+fn a_json_array_body_is_refused_and_changes_nothing() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+
+    for body in [r#"[{"name": "x"}]"#, "[]", " \n[{}]", "\u{feff}[{}]", r#""text""#, "42", "null"] {
+        let finish = f.post(Some(&token), &format!("/serveritems/{serial}/finish"), body);
+        assert_eq!((finish.status, finish.code()), (400, "invalid_body"), "{body:?}: {:?}", finish.body);
+        assert!(finish.body["message"].as_str().unwrap().contains("object"), "{body:?}: {:?}", finish.body);
+    }
+    assert_eq!(f.fixture.snapshot(id), before);
+
+    let start = f.post(Some(&token), "/processes/callback/instances", r#"["PO-9", {"stage": "x"}]"#);
+    assert_eq!((start.status, start.code()), (400, "invalid_body"), "{start:?}");
+    assert_eq!(f.fixture.engine.instances("admin", &Default::default()).unwrap().len(), 1, "nothing was started");
+}
+
+/// The body deadline is for the whole body: a client that sends one byte
+/// at a time, each well within the deadline of the last, is still answered
+/// 408 once the deadline has passed since its headers.
+#[test]
+fn a_body_trickled_byte_by_byte_is_answered_408_at_the_deadline() {
+    let limits = flowdesk::net::ApiLimits { body_timeout: std::time::Duration::from_millis(300), ..Default::default() };
+    let f = ApiFixture::start_limited(support::Fixture::new(), limits);
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+    let address = f.api.as_ref().unwrap().address();
+
+    // A valid finish: without a deadline for the whole body it is accepted.
+    let body = r#"{"data": {"name": "trickled in slowly"}}"#;
+    let mut client = TcpStream::connect(address).unwrap();
+    client.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(
+        client,
+        "POST /api/v1/serveritems/{serial}/finish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut trickle = client.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        for byte in body.bytes() {
+            // The client's pace (a byte every 50 ms, six per deadline), not
+            // a wait for the server: it stops when the server hangs up.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if trickle.write_all(&[byte]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = String::new();
+    let _ = client.read_to_string(&mut answer);
+    sender.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"body_timeout""#), "{answer}");
+    assert_eq!(f.fixture.snapshot(id), before, "the trickled finish changed nothing");
+}
+
+/// What the document says a call takes is what the server takes: the
+/// bounds of `limit`, the form of a serial, and that a body may be empty.
+#[test]
+fn the_document_states_the_bounds_and_forms_the_server_enforces() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let document = f.get(None, "/openapi.json").body;
+    let parameter = |path: &str, method: &str, name: &str| {
+        let parameters = document["paths"][path][method]["parameters"].as_array().unwrap();
+        parameters.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{method} {path}: no {name}")).clone()
+    };
+
+    let limit = parameter("/serveritems", "get", "limit")["schema"].clone();
+    let (minimum, maximum) = (limit["minimum"].as_u64().unwrap(), limit["maximum"].as_u64().unwrap());
+    assert_eq!(limit["default"].as_u64(), Some(100), "{limit}");
+    for (value, status) in [(minimum - 1, 400), (minimum, 200), (maximum, 200), (maximum + 1, 400)] {
+        let answer = f.get(Some(&token), &format!("/serveritems?limit={value}"));
+        assert_eq!(answer.status, status, "limit={value} against {limit}: {:?}", answer.body);
+    }
+
+    // A body may be left out, and the server takes an empty one.
+    for (path, method) in [("/serveritems/{serial}/finish", "post"), ("/processes/{name}/instances", "post")] {
+        let body = &document["paths"][path][method]["requestBody"];
+        assert_ne!(body["required"], true, "{path}: an empty body is accepted, so it is not required");
+    }
+    let started = f.post_as(Some(&token), "/processes/callback/instances", "application/json", b"");
+    assert_eq!(started.status, 201, "{:?}", started.body);
+
+    // A body the documented schema takes is read; one it refuses is
+    // `invalid_body`. The calls name no item or process, so that a body
+    // that is read is then answered 404, changing nothing.
+    for (path, method, called) in [
+        ("/serveritems/{serial}/finish", "post", "/serveritems/999_2/finish"),
+        ("/processes/{name}/instances", "post", "/processes/nope/instances"),
+    ] {
+        let pointer =
+            format!("#/paths/{}/{method}/requestBody/content/application~1json/schema", path.replace('/', "~1"))
+                .replace('{', "%7B")
+                .replace('}', "%7D");
+        let mut rooted = document.clone();
+        rooted["$ref"] = json!(pointer);
+        let schema = jsonschema::draft202012::new(&rooted).unwrap();
+        for body in [
+            json!({}),
+            json!({"data": {}}),
+            json!({"data": {"name": "x"}}),
+            json!({"folio": "PO-1"}),
+            json!({"folio": 1}),
+            json!({"data": 1}),
+            json!({"data": [1]}),
+            json!({"dta": {}}),
+            json!(null),
+            json!([]),
+            json!([{"name": "x"}]),
+            json!(["PO-1", {}]),
+            json!("text"),
+            json!(7),
+        ] {
+            let documented = schema.is_valid(&body);
+            let answer = f.post(Some(&token), called, &body.to_string());
+            assert_eq!(
+                answer.code() != "invalid_body",
+                documented,
+                "{called} with {body} against {pointer}: {:?}",
+                answer.body
+            );
+        }
+    }
+
+    // The documented serial pattern, run by a JSON Schema validator's regex
+    // engine, accepts exactly the serials the server reads.
+    let serial_pattern = |p: serde_json::Value| p["schema"]["pattern"].as_str().unwrap().to_owned();
+    let pattern = serial_pattern(parameter("/serveritems/{serial}", "get", "serial"));
+    assert_eq!(serial_pattern(parameter("/serveritems/{serial}/finish", "post", "serial")), pattern);
+    assert_eq!(serial_pattern(parameter("/serveritems", "get", "after")), pattern);
+    let form = jsonschema::draft202012::new(&json!({"type": "string", "pattern": pattern})).unwrap();
+    for candidate in [
+        "1_2",
+        "1042_7",
+        "999999999999999999_1",
+        "abc",
+        "1_",
+        "_1",
+        "0_1",
+        "1_0",
+        "01_2",
+        "1_02",
+        "+1_2",
+        " 1_2",
+        "1_2 ",
+        "1-2",
+        "1_2_3",
+        "-1_2",
+        "1234567890123456789_1",
+        "99999999999999999999_1",
+    ] {
+        let encoded = candidate.replace(' ', "%20").replace('+', "%2B");
+        let answer = f.get(Some(&token), &format!("/serveritems/{encoded}"));
+        let documented = form.is_valid(&json!(candidate));
+        assert_eq!(answer.code() != "invalid_serial", documented, "{candidate:?} against {pattern}: {:?}", answer.body);
+        // As a cursor, only the one item there is (the instance started
+        // above) is taken; any other serial is refused, naming `after`.
+        let paged = f.get(Some(&token), &format!("/serveritems?after={encoded}"));
+        let taken = documented && candidate == "1_2";
+        assert_eq!(paged.status == 200, taken, "after={candidate:?}: {:?}", paged.body);
+        if !taken {
+            assert_eq!((paged.code(), paged.body["field"].as_str()), ("invalid_query", Some("after")), "{candidate:?}");
+        }
+    }
+}
+
+/// `after` pages through every item exactly once, oldest first (by
+/// creation time, then serial), pending and closed items alike with
+/// `status=all`; each page names the cursor of the next.
+#[test]
+fn server_items_page_with_a_cursor_each_item_once_in_the_documented_order() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let mut serials: Vec<String> = (1..=3).map(|n| f.pending_serial(&format!("PO-{n}"))).collect();
+    f.fixture.clock.advance(1_000);
+    serials.extend((4..=8).map(|n| f.pending_serial(&format!("PO-{n}"))));
+    // A clock set back: the newest instance holds the oldest item.
+    f.fixture.clock.advance(-60_000);
+    let oldest = f.pending_serial("PO-9");
+    serials.insert(0, oldest);
+    for finished in [&serials[2], &serials[5]] {
+        f.fixture.engine.finish("biztalk", finished, &[]).unwrap();
+    }
+    let pending: Vec<String> =
+        serials.iter().enumerate().filter(|(n, _)| ![2, 5].contains(n)).map(|(_, s)| s.clone()).collect();
+
+    for (status, expected) in [("pending", &pending), ("all", &serials)] {
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        for page in 0.. {
+            assert!(page < 10, "paging does not end: {listed:?}");
+            let cursor = after.as_ref().map(|a| format!("&after={a}")).unwrap_or_default();
+            let answer = f.get(Some(&token), &format!("/serveritems?status={status}&limit=3{cursor}"));
+            assert_eq!(answer.status, 200, "{:?}", answer.body);
+            let items: Vec<String> = answer.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["serial"].as_str().unwrap().to_owned())
+                .collect();
+            assert!(items.len() <= 3, "{items:?}");
+            listed.extend(items.iter().cloned());
+            match answer.body["next_after"].as_str() {
+                Some(next) => {
+                    assert_eq!(Some(next), items.last().map(String::as_str), "the cursor is the page's last item");
+                    after = Some(next.to_owned());
+                }
+                None => {
+                    assert!(answer.body.get("next_after").is_some(), "next_after is always there: {:?}", answer.body);
+                    break;
+                }
+            }
+        }
+        assert_eq!(&listed, expected, "status={status}");
+    }
+
+    let unknown = f.get(Some(&token), "/serveritems?after=77_2");
+    assert_eq!((unknown.status, unknown.code(), unknown.body["field"].as_str()), (400, "invalid_query", Some("after")));
+    let malformed = f.get(Some(&token), "/serveritems?after=abc");
+    assert_eq!((malformed.status, malformed.body["field"].as_str()), (400, Some("after")));
+}
+
+/// A caller without a valid token learns nothing from its input being
+/// judged: every route but the public document answers 401 first.
+#[test]
+fn every_route_answers_401_before_judging_its_input() {
+    let f = ApiFixture::start();
+    let calls: [(&str, &str, Option<&str>); 13] = [
+        ("GET", "/serveritems?limit=0", None),
+        ("GET", "/serveritems?limit=-1", None),
+        ("GET", "/serveritems?status=done", None),
+        ("GET", "/serveritems?after=abc", None),
+        ("GET", "/serveritems?colour=red", None),
+        ("GET", "/instances/0.5", None),
+        ("GET", "/instances/%C3", None),
+        ("GET", "/serveritems/abc", None),
+        ("GET", "/serveritems/%FF", None),
+        ("POST", "/serveritems/abc/finish", Some("[1]")),
+        ("POST", "/serveritems/1_2/finish", Some("{not json")),
+        ("POST", "/processes/%FE%FF/instances", Some("{")),
+        ("POST", "/processes/nope/instances", Some(r#"{"folio": 1}"#)),
+    ];
+    for (method, path, body) in calls {
+        for (token, code) in [(None, "unauthenticated"), (Some("fdk_0000"), "invalid_token")] {
+            let answer = match method {
+                "GET" => f.get(token, path),
+                _ => f.post(token, path, body.unwrap()),
+            };
+            assert_eq!(
+                (answer.status, answer.code()),
+                (401, code),
+                "{method} {path} with {token:?}: {:?}",
+                answer.body
+            );
+        }
+    }
+}
+
+/// Refusals of the request's head (a long URI, large or many headers) are
+/// the same JSON as every other refusal, and the server goes on serving.
+#[test]
+fn refusals_of_an_oversized_request_head_are_json() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let limits = flowdesk::net::ApiLimits::default();
+
+    let long_uri = format!(
+        "GET /api/v1/serveritems?process={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "p".repeat(limits.max_uri_bytes)
+    );
+    let answer = f.raw(long_uri.as_bytes());
+    assert_eq!((answer.status, answer.code()), (414, "uri_too_long"), "{answer:?}");
+
+    let large_header = format!(
+        "GET /api/v1/serveritems HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\nConnection: close\r\n\r\n",
+        "h".repeat(limits.max_header_bytes)
+    );
+    let answer = f.raw(large_header.as_bytes());
+    assert_eq!((answer.status, answer.code()), (431, "headers_too_large"), "{answer:?}");
+
+    let many: String = (0..=limits.max_headers).map(|n| format!("X-Header-{n}: {n}\r\n")).collect();
+    let many_headers = format!("GET /api/v1/serveritems HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n");
+    let answer = f.raw(many_headers.as_bytes());
+    assert_eq!((answer.status, answer.code()), (431, "headers_too_large"), "{answer:?}");
+    assert!(answer.head.to_ascii_lowercase().contains("content-type: application/json"), "{answer:?}");
+
+    // Just under the limits is served.
+    let fits = format!(
+        "GET /api/v1/serveritems HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nX-Padding: {}\r\n\
+         Connection: close\r\n\r\n",
+        "h".repeat(limits.max_header_bytes / 2)
+    );
+    assert_eq!(f.raw(fits.as_bytes()).status, 200);
+    assert_eq!(f.get(Some(&token), "/serveritems").status, 200);
+}

@@ -109,6 +109,17 @@ pub struct ItemFilter {
     pub search: Option<String>,
     /// Newest first instead of oldest first.
     pub newest_first: bool,
+    /// Order by age alone, closed items among pending ones, instead of
+    /// pending first: an item keeps its place when it closes, so a client
+    /// paging with `after` neither skips nor repeats one. The HTTP API
+    /// lists this way.
+    pub by_age_only: bool,
+    /// Only the items after this one in age order (creation time, then
+    /// serial; before it when newest first): the cursor of the next page.
+    /// The item must exist ([`EngineError::ItemNotFound`] otherwise). Pages
+    /// meet exactly only in an order an item keeps when it closes: pending
+    /// items only, or [`Self::by_age_only`].
+    pub after: Option<Serial>,
     pub limit: usize,
 }
 

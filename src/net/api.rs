@@ -12,8 +12,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -27,7 +28,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ApiErrorBody};
 use super::token;
-use crate::engine::{Engine, FieldInput, ItemFilter};
+use crate::engine::{Engine, EngineError, FieldInput, ItemFilter, Serial};
 use crate::store::SqliteStore;
 
 /// How long clients and calls may take: a client that stalls, or a call that
@@ -36,7 +37,8 @@ use crate::store::SqliteStore;
 pub struct ApiLimits {
     /// Time to send the request line and headers; then the connection is closed.
     pub header_timeout: Duration,
-    /// Time to send the body; then the call is answered `body_timeout`.
+    /// Time to send the whole body, counted from the end of the headers
+    /// however steadily it comes; then the call is answered `body_timeout`.
     pub body_timeout: Duration,
     /// Time for the call itself; then it is answered `call_timeout` and goes
     /// on. Engine calls are bounded by SQLite's busy timeout and script
@@ -50,6 +52,19 @@ pub struct ApiLimits {
     /// The largest body accepted. A callback carries a few data fields;
     /// anything near this is a mistake or an attack.
     pub max_body_bytes: usize,
+    /// The longest request target (path and query) taken, in bytes; a
+    /// longer one is answered `uri_too_long`. Keep it under hyper's own
+    /// limit of 64 KiB, past which hyper answers with an empty body.
+    pub max_uri_bytes: usize,
+    /// The most header bytes taken (each line's name, value and the four
+    /// bytes around them); more is answered `headers_too_large`. Keep it
+    /// well under hyper's read buffer (about 400 KiB), past which hyper
+    /// answers with an empty body.
+    pub max_header_bytes: usize,
+    /// The most header lines taken; more is answered `headers_too_large`.
+    /// hyper is let parse four times as many, so that a head a little past
+    /// the limit still gets the JSON refusal.
+    pub max_headers: usize,
 }
 
 impl Default for ApiLimits {
@@ -60,6 +75,9 @@ impl Default for ApiLimits {
             call_deadline: Duration::from_secs(60),
             max_calls_in_flight: 64,
             max_body_bytes: 256 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
         }
     }
 }
@@ -121,6 +139,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .routes(routes!(get_instance))
         .split_for_parts();
     document.paths.paths.insert("/openapi.json".to_owned(), openapi_path_item());
+    bodies_may_be_left_out(&mut document);
     document.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let document = Arc::new(document);
     let api = api
@@ -131,8 +150,77 @@ pub fn router(state: ApiState) -> axum::Router {
         .nest("/api/v1", api)
         .fallback(no_such_endpoint)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        // A client that starts a body and stops sending is answered, not waited for.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_timeout))
+        // One deadline for the whole body, not one per piece of it: a client
+        // trickling a byte at a time would otherwise hold its connection
+        // (and a call's memory) for as long as it likes.
+        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(limits.body_timeout))
+        // Outermost: an oversized head is refused before any routing.
+        .layer(axum::middleware::from_fn_with_state(limits, refuse_oversized_head))
+}
+
+/// Answers 414 or 431 with the API's JSON refusal when the request's target
+/// or headers pass [`ApiLimits`]. hyper is configured to read heads well
+/// past these limits (see `net::serve`), so that its own bare answers are
+/// left for heads far beyond them.
+async fn refuse_oversized_head(State(limits): State<ApiLimits>, request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let target_bytes = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, str::len);
+    let refusal = if target_bytes > limits.max_uri_bytes {
+        Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "the request target (path and query) is {target_bytes} bytes, more than the {} taken",
+                limits.max_uri_bytes
+            ),
+        ))
+    } else {
+        let headers = request.headers();
+        let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+        if headers.len() > limits.max_headers {
+            Some(ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!("the request has {} header lines, more than the {} taken", headers.len(), limits.max_headers),
+            ))
+        } else if header_bytes > limits.max_header_bytes {
+            Some(ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!(
+                    "the request's headers are {header_bytes} bytes, more than the {} KiB taken",
+                    limits.max_header_bytes / 1024
+                ),
+            ))
+        } else {
+            None
+        }
+    };
+    match refusal {
+        None => next.run(request).await,
+        Some(refusal) => {
+            let mut response = refusal.into_response();
+            // Whatever the client meant to send next is not worth reading.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// Every body this API takes may be left out: an empty body reads as an
+/// empty object (`json_body`). utoipa marks a body required unless its type
+/// is an `Option`, which would also document `null` as a body, and `null`
+/// is refused.
+fn bodies_may_be_left_out(document: &mut utoipa::openapi::OpenApi) {
+    for item in document.paths.paths.values_mut() {
+        for operation in [&mut item.post, &mut item.put, &mut item.patch].into_iter().flatten() {
+            if let Some(utoipa::openapi::RefOr::T(body)) = operation.request_body.as_mut() {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
 }
 
 /// The document describes itself, so clients find it listed too.
@@ -175,7 +263,9 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
 
 impl ApiState {
     /// Authenticates the caller by its bearer token, then runs `work` as the
-    /// token's user on the blocking pool, answering within [`CALL_DEADLINE`].
+    /// token's user on the blocking pool, answering within
+    /// [`ApiLimits::call_deadline`]. Handlers judge their input inside `work`,
+    /// so that a caller without a valid token hears 401 whatever it sent.
     async fn call<T: Send + 'static>(
         &self,
         headers: &HeaderMap,
@@ -242,8 +332,8 @@ fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(token.to_owned())
 }
 
-/// A JSON body; an empty body is an empty object, so a finish without data
-/// needs none.
+/// A JSON object body; an empty body is an empty object, so a finish
+/// without data needs none.
 fn json_body<T: DeserializeOwned>(
     limits: &ApiLimits,
     headers: &HeaderMap,
@@ -282,7 +372,17 @@ fn json_body<T: DeserializeOwned>(
     // .NET and PowerShell clients often start a UTF-8 body with a byte order
     // mark, which RFC 8259 lets a reader ignore.
     let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&body);
-    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let text: &[u8] = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => b"{}",
+        Some(b'{') => body,
+        // serde reads a struct from an array too, by position: `["PO-1", {}]`
+        // would start an instance with folio PO-1. A body names its members.
+        Some(_) => {
+            return Err(ApiError::invalid_body(
+                "the body must be a JSON object, such as {\"data\": {...}}; an array or a single value is not taken",
+            ));
+        }
+    };
     serde_json::from_slice(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::invalid_body(format!("the body is not what this call takes: {e}"))
@@ -310,14 +410,37 @@ fn field_inputs(data: super::dto::DataFields) -> Vec<(String, FieldInput)> {
 /// The serial in a path. axum answers a segment that is not UTF-8 once
 /// percent-decoded (`%FF`) in plain text; a client is owed the JSON refusal
 /// every other malformed serial gets.
-fn path_serial(serial: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    serial.map(|Path(serial)| serial).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_serial",
-            "the serial is not a serial number: it is not UTF-8 text once percent-decoded (a serial looks like 1042_7)",
-        )
-    })
+fn path_serial(serial: Result<Path<String>, PathRejection>) -> Result<Serial, ApiError> {
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_serial", message);
+    let Ok(Path(serial)) = serial else {
+        return Err(invalid(
+            "the serial is not a serial number: it is not UTF-8 text once percent-decoded (a serial looks like 1042_7)"
+                .to_owned(),
+        ));
+    };
+    serial_as_documented(&serial).map_err(invalid)
+}
+
+/// The largest part of a serial the document's pattern allows (18 digits):
+/// every such number fits an `i64`, so the pattern alone tells a client
+/// whether a serial is well formed.
+const SERIAL_PART_BOUND: i64 = 1_000_000_000_000_000_000;
+
+/// A serial written exactly as the OpenAPI document's pattern
+/// `^[1-9][0-9]{0,17}_[1-9][0-9]{0,17}$` has it. The engine also reads
+/// `01_2` or ` 1_2` (people paste serials); over HTTP one item has one
+/// spelling, and a client's validator and the server agree on it.
+fn serial_as_documented(text: &str) -> Result<Serial, String> {
+    let serial: Serial = text.parse().map_err(|e: crate::engine::InvalidSerial| e.to_string())?;
+    let in_range = serial.instance_id < SERIAL_PART_BOUND && serial.destination_id < SERIAL_PART_BOUND;
+    if in_range && serial.to_string() == text {
+        return Ok(serial);
+    }
+    let shown: String = text.chars().take(40).collect();
+    Err(format!(
+        "`{shown}` is not a serial number as this API takes it: two whole numbers from 1, of at most 18 digits, \
+         without signs, spaces or leading zeros, joined by one underscore (a serial looks like 1042_7)"
+    ))
 }
 
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -336,8 +459,8 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     path = "/serveritems",
     params(ItemQuery),
     responses(
-        (status = 200, description = "Server items, oldest first", body = ItemList),
-        (status = 400, description = "A query parameter is not valid (`invalid_query`)", body = ApiErrorBody),
+        (status = 200, description = "Server items, oldest first (by creation time, then serial); `next_after` is the cursor of the next page", body = ItemList),
+        (status = 400, description = "A query parameter is not valid, or `after` names no server item (`invalid_query`, naming `field`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
@@ -349,26 +472,57 @@ async fn list_items(
     headers: HeaderMap,
     params: Result<Query<ItemQuery>, QueryRejection>,
 ) -> Result<Json<ItemList>, ApiError> {
-    let params = query(params)?;
+    // Judged once the caller is known: without a valid token, 401 whatever
+    // was asked.
+    let filter = query(params).and_then(item_filter);
+    let (items, more) = state
+        .call(&headers, move |engine, user| {
+            let filter = filter?;
+            let limit = filter.limit;
+            // One more than asked tells whether a next page exists.
+            let mut items = engine.items(user, &ItemFilter { limit: limit + 1, ..filter }).map_err(|e| match e {
+                EngineError::ItemNotFound { serial } => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("after names no server item: there is no {serial} (pass a page's `next_after`)"),
+                )
+                .with_field("after"),
+                other => ApiError::from(other),
+            })?;
+            let more = items.len() > limit;
+            items.truncate(limit);
+            Ok((items, more))
+        })
+        .await?;
+    let next_after = if more { items.last().map(|item| item.serial.to_string()) } else { None };
+    Ok(Json(ItemList { items: items.iter().map(ItemDto::from).collect(), next_after }))
+}
+
+/// The engine's filter for a list call, or the parameter at fault.
+fn item_filter(params: ItemQuery) -> Result<ItemFilter, ApiError> {
+    let invalid = |field: &str, message: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_field(field)
+    };
     let limit = params.limit.unwrap_or(DEFAULT_ITEM_LIMIT);
     if limit == 0 || limit > MAX_ITEM_LIMIT {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_ITEM_LIMIT}"),
-        )
-        .with_field("limit"));
+        return Err(invalid("limit", format!("limit must be between 1 and {MAX_ITEM_LIMIT}")));
     }
-    let filter = ItemFilter {
+    let after = match params.after {
+        Some(after) => Some(serial_as_documented(&after).map_err(|e| invalid("after", format!("after: {e}")))?),
+        None => None,
+    };
+    Ok(ItemFilter {
         include_closed: params.status == Some(ItemStatusFilter::All),
         process: params.process,
         instance_id: params.instance_id,
         search: None,
         newest_first: false,
+        // Closed items keep their place among pending ones, so that a page
+        // boundary does not move when an item closes between two pages.
+        by_age_only: true,
+        after,
         limit,
-    };
-    let items = state.call(&headers, move |engine, user| Ok(engine.items(user, &filter)?)).await?;
-    Ok(Json(ItemList { items: items.iter().map(ItemDto::from).collect() }))
+    })
 }
 
 /// Open a server item: the item, its instance and the instance's data fields.
@@ -376,9 +530,9 @@ async fn list_items(
 #[utoipa::path(
     get,
     path = "/serveritems/{serial}",
-    params(("serial" = String, Path, description = "`<instance id>_<activity instance destination id>`", example = "1042_7")),
+    params(("serial" = String, Path, description = "`<instance id>_<activity instance destination id>`", pattern = "^[1-9][0-9]{0,17}_[1-9][0-9]{0,17}$", example = "1042_7")),
     responses(
-        (status = 200, body = OpenedItemDto),
+        (status = 200, description = "The item, its instance, and the instance's data fields with their types", body = OpenedItemDto),
         (status = 400, description = "Malformed serial (`invalid_serial`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
@@ -393,8 +547,9 @@ async fn open_item(
     headers: HeaderMap,
     serial: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OpenedItemDto>, ApiError> {
-    let serial = path_serial(serial)?;
-    let opened = state.call(&headers, move |engine, user| Ok(engine.open_server_item(user, &serial)?)).await?;
+    let serial = path_serial(serial);
+    let opened =
+        state.call(&headers, move |engine, user| Ok(engine.open_server_item(user, &serial?.to_string())?)).await?;
     Ok(Json(OpenedItemDto::from(&opened)))
 }
 
@@ -403,11 +558,11 @@ async fn open_item(
 #[utoipa::path(
     post,
     path = "/serveritems/{serial}/finish",
-    params(("serial" = String, Path, description = "`<instance id>_<activity instance destination id>`", example = "1042_7")),
-    request_body(content = FinishRequest, description = "May be empty: no data fields to set"),
+    params(("serial" = String, Path, description = "`<instance id>_<activity instance destination id>`", pattern = "^[1-9][0-9]{0,17}_[1-9][0-9]{0,17}$", example = "1042_7")),
+    request_body(content = FinishRequest, description = "May be left out (an empty body): no data fields to set"),
     responses(
         (status = 200, description = "Finished; the instance went on to its next wait or completed", body = FinishedDto),
-        (status = 400, description = "Malformed serial (`invalid_serial`), unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not JSON (`invalid_body`)", body = ApiErrorBody),
+        (status = 400, description = "Malformed serial (`invalid_serial`), unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not a JSON object (`invalid_body`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
@@ -426,14 +581,15 @@ async fn finish_item(
     serial: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<FinishedDto>, ApiError> {
-    let serial = path_serial(serial)?;
-    // The body is looked at once the caller is known: a caller without a
-    // valid token hears 401 whatever it sent.
+    // The serial and the body are looked at once the caller is known: a
+    // caller without a valid token hears 401 whatever it sent.
+    let serial = path_serial(serial);
     let (limits, content) = (state.limits, headers.clone());
     let finished = state
         .call(&headers, move |engine, user| {
+            let serial = serial?;
             let request: FinishRequest = json_body(&limits, &content, body)?;
-            Ok(engine.finish(user, &serial, &field_inputs(request.data))?)
+            Ok(engine.finish(user, &serial.to_string(), &field_inputs(request.data))?)
         })
         .await?;
     Ok(Json(FinishedDto {
@@ -449,10 +605,10 @@ async fn finish_item(
     post,
     path = "/processes/{name}/instances",
     params(("name" = String, Path, description = "The process name")),
-    request_body(content = StartRequest, description = "May be empty: no folio, default data"),
+    request_body(content = StartRequest, description = "May be left out (an empty body): no folio, default data"),
     responses(
         (status = 201, description = "Started; `Location` names the new instance", body = ProgressDto),
-        (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not JSON (`invalid_body`)", body = ApiErrorBody),
+        (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not a JSON object (`invalid_body`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),
@@ -471,16 +627,17 @@ async fn start_instance(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // No process can be named with text that is not UTF-8.
-    let Ok(Path(name)) = name else {
-        return Err(ApiError::new(
+    let name = name.map(|Path(name)| name).map_err(|_| {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "process_not_found",
             "no process has this name: it is not UTF-8 text once percent-decoded",
-        ));
-    };
+        )
+    });
     let (limits, content) = (state.limits, headers.clone());
     let progress = state
         .call(&headers, move |engine, user| {
+            let name = name?;
             let request: StartRequest = json_body(&limits, &content, body)?;
             Ok(engine.start(user, &name, &request.folio, &field_inputs(request.data))?)
         })
@@ -496,7 +653,7 @@ async fn start_instance(
     path = "/instances/{id}",
     params(("id" = i64, Path, description = "The instance id")),
     responses(
-        (status = 200, body = InstanceDto),
+        (status = 200, description = "The instance with its data fields, pending server items, error and audit trail", body = InstanceDto),
         (status = 400, description = "The id is not a number (`invalid_instance_id`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user may not see it (`permission_denied`)", body = ApiErrorBody),
@@ -512,12 +669,13 @@ async fn get_instance(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<InstanceDto>, ApiError> {
     let not_an_id = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_instance_id", message);
-    let Ok(Path(id)) = id else {
-        return Err(not_an_id(
-            "the id is not an instance id (a number): it is not UTF-8 text once percent-decoded".into(),
-        ));
+    let id: Result<i64, ApiError> = match id {
+        Ok(Path(id)) => id.parse().map_err(|_| not_an_id(format!("`{id}` is not an instance id (a number)"))),
+        Err(_) => {
+            Err(not_an_id("the id is not an instance id (a number): it is not UTF-8 text once percent-decoded".into()))
+        }
     };
-    let id: i64 = id.parse().map_err(|_| not_an_id(format!("`{id}` is not an instance id (a number)")))?;
-    let detail = state.call(&headers, move |engine, user| Ok(engine.instance(user, id)?)).await?;
+    // Judged once the caller is known, as every route's input.
+    let detail = state.call(&headers, move |engine, user| Ok(engine.instance(user, id?)?)).await?;
     Ok(Json(InstanceDto::from(&detail)))
 }

@@ -84,9 +84,14 @@ impl From<&ServerItem> for ItemDto {
     }
 }
 
+/// A page of server items, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemList {
     pub items: Vec<ItemDto>,
+    /// The serial to pass as `after` for the next page; `null` on the last
+    /// page.
+    #[schema(example = "1042_7")]
+    pub next_after: Option<String>,
 }
 
 /// Which server items to list.
@@ -94,14 +99,22 @@ pub struct ItemList {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ItemQuery {
-    /// `pending` (the default) or `all` (finished and cancelled items too).
+    /// `pending` (the default) or `all` (finished and cancelled items too,
+    /// in the same oldest-first order).
     pub status: Option<ItemStatusFilter>,
     /// Only items of this process.
     pub process: Option<String>,
     /// Only items of this instance.
     pub instance_id: Option<i64>,
-    /// At most this many items (default 100, at most 1000); oldest first.
+    /// At most this many items.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<usize>,
+    /// Only items after this one: the previous page's `next_after`.
+    /// Items are listed oldest first (by creation time, then serial), pending
+    /// and closed alike, and an item keeps its place when it closes, so
+    /// paging neither skips nor repeats one.
+    #[param(pattern = "^[1-9][0-9]{0,17}_[1-9][0-9]{0,17}$", example = "1042_7")]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]

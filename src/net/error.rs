@@ -19,7 +19,8 @@ pub struct ApiErrorBody {
     /// `invalid_query`, `invalid_instance_id`, `item_not_found`,
     /// `instance_not_found`, `process_not_found`, `already_finished`,
     /// `item_cancelled`, `wrong_status`, `body_too_large`,
-    /// `unsupported_media_type`, `body_timeout`, `not_found`, `method_not_allowed`,
+    /// `unsupported_media_type`, `body_timeout`, `uri_too_long`,
+    /// `headers_too_large`, `not_found`, `method_not_allowed`,
     /// `call_timeout`, `busy`, `storage_unavailable`, `internal`.
     pub code: &'static str,
     /// What went wrong, for people.

@@ -32,6 +32,9 @@ use crate::store::SqliteStore;
 /// Where `flowdesk serve` listens unless told otherwise: this machine only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
+/// hyper's own limit on header lines, which the API's must stay under.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 /// How long stopping waits for calls in flight before it gives up on them.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -89,7 +92,7 @@ impl RunningApi {
         let thread = std::thread::Builder::new()
             .name("flowdesk-api-listener".to_owned())
             .spawn(move || {
-                runtime.block_on(serve(listener, app, limits.header_timeout, stopped));
+                runtime.block_on(serve(listener, app, limits, stopped));
                 runtime.shutdown_timeout(STOP_GRACE);
             })
             .map_err(ServeError::Runtime)?;
@@ -131,7 +134,7 @@ impl Drop for RunningApi {
 async fn serve(
     listener: std::net::TcpListener,
     app: axum::Router,
-    header_timeout: Duration,
+    limits: ApiLimits,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -151,7 +154,14 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            // hyper answers a head it will not parse with a bare status and
+            // no body, and has no hook to shape it. Letting it parse well
+            // past `ApiLimits` leaves the refusal to the router, which
+            // answers with the API's JSON; see `refuse_oversized_head`.
+            .max_headers(limits.max_headers.saturating_mul(4).max(HYPER_DEFAULT_MAX_HEADERS));
         let connection = builder.serve_connection(TokioIo::new(stream), service.clone());
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -585,6 +585,19 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
         ));
         args.push(SqlValue::Text(search.to_owned()));
     }
+    if let Some(after) = filter.after {
+        // A row value, so that the (status, created_at) index, which also
+        // holds the primary key, both finds the page's start and orders it.
+        let beyond = if filter.newest_first { "<" } else { ">" };
+        conditions.push(format!(
+            "(created_at, instance_id, serial_id) {beyond} \
+             ((SELECT created_at FROM server_items WHERE instance_id = ? AND serial_id = ?), ?, ?)"
+        ));
+        for _ in 0..2 {
+            args.push(SqlValue::Integer(after.instance_id));
+            args.push(SqlValue::Integer(after.destination_id));
+        }
+    }
     let age = if filter.newest_first { "DESC" } else { "ASC" };
     let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
     args.push(SqlValue::Integer(limit));
@@ -593,7 +606,7 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
     // all of them and is left out, so that the (status, created_at) index
     // gives the order and the query stops at the limit instead of sorting
     // every pending item.
-    let pending_first = if filter.include_closed { "status = 'Pending' DESC, " } else { "" };
+    let pending_first = if filter.include_closed && !filter.by_age_only { "status = 'Pending' DESC, " } else { "" };
     let sql = format!(
         "SELECT {ITEM_COLUMNS} FROM server_items {}
          ORDER BY {pending_first}created_at {age}, instance_id {age}, serial_id {age} LIMIT ?",
@@ -988,6 +1001,16 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
+        if let Some(after) = filter.after {
+            let cursor = self
+                .tx
+                .prepare_cached("SELECT 1 FROM server_items WHERE instance_id = ? AND serial_id = ?")
+                .and_then(|mut s| s.exists(params![after.instance_id, after.destination_id]))
+                .map_err(db)?;
+            if !cursor {
+                return Err(EngineError::ItemNotFound { serial: after.to_string() });
+            }
+        }
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = item_query(visibility, everything, filter);
         let rows = collect_rows(self.tx, &sql, params_from_iter(args), item_from_row)?;
@@ -1146,20 +1169,29 @@ mod tests {
 
     /// The pending items (the items view's default) come in the order of
     /// their index, oldest or newest first, and the query stops at its limit,
-    /// with a search too.
+    /// with a search too; a page after a cursor starts at its place in the index.
     #[test]
     fn pending_items_are_read_in_index_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
         let connection = store.readers.take();
         for (name, visibility, everything) in visibilities() {
-            for (newest_first, search) in [(false, None), (true, None), (false, Some("po-a")), (true, Some("ÜBER"))] {
+            let searches = [(false, None), (true, None), (false, Some("po-a")), (true, Some("ÜBER"))];
+            let pages = [None, Some(Serial { instance_id: 7, destination_id: 2 })];
+            for ((newest_first, search), after) in searches.into_iter().flat_map(|s| pages.map(|a| (s, a))) {
                 let search = search.map(str::to_owned);
-                let filter = ItemFilter { newest_first, search, limit: 1000, ..ItemFilter::default() };
+                let filter = ItemFilter { newest_first, search, after, limit: 1000, ..ItemFilter::default() };
                 let (sql, args) = item_query(&visibility, everything, &filter);
                 let steps = plan(&connection, &sql, &args);
                 let shown = format!("{name}, {filter:?}:\n{steps:#?}");
-                assert!(steps.iter().any(|(_, d)| d.contains("server_items_by_status (status=?)")), "{shown}");
+                let walk = match after {
+                    None => "server_items_by_status (status=?)",
+                    Some(_) if newest_first => {
+                        "server_items_by_status (status=? AND (created_at,instance_id,serial_id)<(?,?,?))"
+                    }
+                    Some(_) => "server_items_by_status (status=? AND (created_at,instance_id,serial_id)>(?,?,?))",
+                };
+                assert!(steps.iter().any(|(_, d)| d.contains(walk)), "{shown}");
                 assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{shown}");
             }
         }

@@ -114,3 +114,36 @@ fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> An
     let text = response.body_mut().read_to_string().unwrap();
     Answer { status, body: serde_json::from_str(&text).unwrap_or(Json::Null), location }
 }
+
+/// An answer read off a raw socket: status, the head as text, and the body
+/// as JSON (`Null` when it is not JSON).
+#[derive(Debug, Clone)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: Json,
+}
+
+impl RawAnswer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl ApiFixture {
+    /// Sends `request` as it is on a new connection and reads the answer up
+    /// to the server's closing of the connection: for requests no HTTP
+    /// client would send. The request should ask for `Connection: close`.
+    pub fn raw(&self, request: &[u8]) -> RawAnswer {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.api.as_ref().unwrap().address()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.write_all(request).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        RawAnswer { status, head: head.to_owned(), body: serde_json::from_str(body).unwrap_or(Json::Null) }
+    }
+}
