@@ -7,6 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use flowdesk::model::Right;
 use serde_json::json;
 use support::api::ApiFixture;
 
@@ -415,4 +416,60 @@ fn the_openapi_document_lists_every_answer_a_call_can_give() {
         let name = &reference[..reference.find('"').unwrap()];
         assert!(document["components"]["schemas"].get(name).is_some(), "{name} is referred to but not defined");
     }
+}
+
+/// A process with one field of each type that completes as soon as it
+/// starts, so what a start sets can be read back. `biztalk` may start and
+/// view it.
+const TYPES_PROCESS: &str = r#"{
+  "name": "types",
+  "fields": [
+    { "name": "s", "type": "string" },
+    { "name": "i", "type": "integer" },
+    { "name": "d", "type": "decimal" },
+    { "name": "b", "type": "boolean" },
+    { "name": "t", "type": "date" }
+  ],
+  "activities": [ { "id": "a", "name": "A", "start": true } ]
+}"#;
+
+fn types_fixture() -> (ApiFixture, String) {
+    let f = ApiFixture::start();
+    f.fixture.deploy_json("admin", TYPES_PROCESS);
+    f.fixture.engine.grant("admin", "types", "biztalk", &[Right::Start, Right::View]).unwrap();
+    let token = f.token("biztalk");
+    (f, token)
+}
+
+/// Issue 15, point 14: a folio with NUL (or another control character but
+/// tab and line break) was stored as sent.
+#[test]
+fn a_folio_with_control_characters_is_refused_with_invalid_folio() {
+    let (f, token) = types_fixture();
+    for folio in [r#"PO\u00001"#, r#"PO\u0007"#, r#"PO\r1"#, r#"\u007f"#, r#"PO\u00851"#] {
+        let answer = f.post(Some(&token), "/processes/types/instances", &format!(r#"{{"folio": "{folio}"}}"#));
+        assert_eq!((answer.status, answer.code()), (400, "invalid_folio"), "{folio}: {:?}", answer.body);
+        assert!(answer.body["message"].as_str().unwrap().contains("control character"), "{:?}", answer.body);
+    }
+    assert!(f.fixture.engine.instances("admin", &Default::default()).unwrap().is_empty());
+    let fine = f.post(Some(&token), "/processes/types/instances", r#"{"folio": "PO 1\tline\nbreak Zoë"}"#);
+    assert_eq!(fine.status, 201, "{:?}", fine.body);
+}
+
+/// Issue 15, point 8: `0<id>_2` and ` <id>_2` finished the item `<id>_2`;
+/// a serial is exactly what the engine handed out.
+#[test]
+fn a_serial_with_leading_zeros_or_spaces_is_refused_over_the_api() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+    for bad in [format!("0{serial}"), format!("{id}_02"), format!("%20{serial}"), format!("{serial}%0A")] {
+        let answer = f.post(Some(&token), &format!("/serveritems/{bad}/finish"), "{}");
+        assert_eq!((answer.status, answer.code()), (400, "invalid_serial"), "{bad}: {:?}", answer.body);
+        assert_eq!(f.get(Some(&token), &format!("/serveritems/{bad}")).code(), "invalid_serial", "{bad}");
+    }
+    assert_eq!(f.fixture.snapshot(id), before);
+    assert_eq!(f.post(Some(&token), &format!("/serveritems/{serial}/finish"), "{}").status, 200);
 }

@@ -1071,3 +1071,34 @@ fn serve_on_an_address_in_use_is_refused_in_one_line() {
     assert_mentions(&line, &[&address, "in use", "--listen"]);
     t.usage_error("alice", &["serve", "--listen", "localhost"]);
 }
+
+/// Issue 15, point 8: `finish 0<id>_2` finished the item `<id>_2`. A person
+/// may paste a serial with spaces around it; leading zeros are a different
+/// text for the same item and are refused.
+#[test]
+fn finish_trims_a_pasted_serial_but_refuses_leading_zeros() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    let serial = format!("{id}_2");
+    for bad in [format!("0{serial}"), format!("{id}_02")] {
+        let line = fd.refused_unchanged("alice", &["finish", &bad]);
+        assert_mentions(&line, &["not a serial number", "leading zero"]);
+    }
+    fd.ok("alice", &["finish", &format!(" {serial}\n")]);
+    assert_eq!(fd.status(id), "Completed");
+}
+
+/// Issue 15, point 14: the folio check is the engine's, so the command line
+/// refuses what the API refuses.
+#[test]
+fn start_refuses_a_folio_with_control_characters() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    for folio in ["PO\u{7}1", "PO\r1", "\u{1b}[31mred"] {
+        let line = fd.refused_unchanged("alice", &["start", "callback", "--folio", folio]);
+        assert_mentions(&line, &["folio", "control character"]);
+    }
+    let id = fd.start("alice", &["callback", "--folio", "PO 1\tsecond"]);
+    assert_eq!(fd.show("alice", id)["folio"], "PO 1\tsecond");
+}

@@ -567,6 +567,7 @@ impl<S: Storage> Engine<S> {
         folio: &str,
         data: &[(String, FieldInput)],
     ) -> Result<Progress, EngineError> {
+        check_folio(folio)?;
         let step = self.write_planned(|tx| {
             let version = tx
                 .default_version(process)?
@@ -981,6 +982,22 @@ fn find_item(tx: &mut dyn Transaction, serial: Serial) -> Result<(ServerItem, In
     let instance = tx.instance(serial.instance_id)?.ok_or_else(not_found)?;
     let item = tx.server_item(serial)?.ok_or_else(not_found)?;
     Ok((item, instance))
+}
+
+/// A folio is a label people read in lists, audit lines and requests: it
+/// may hold tabs and line breaks, but no other control character (NUL cuts
+/// the text short in C and SQLite's C interface; escape sequences recolour
+/// a terminal; a carriage return overwrites what a log line shows).
+pub fn check_folio(folio: &str) -> Result<(), EngineError> {
+    match folio.chars().find(|&c| c.is_control() && c != '\t' && c != '\n') {
+        Some(c) => Err(EngineError::InvalidFolio {
+            reason: format!(
+                "it holds the control character U+{:04X}; a folio may hold tabs and line breaks, no other control character",
+                u32::from(c)
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Type-checks caller data against the process's fields, naming the first bad field.

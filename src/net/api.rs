@@ -452,7 +452,7 @@ async fn finish_item(
     request_body(content = StartRequest, description = "May be empty: no folio, default data"),
     responses(
         (status = 201, description = "Started; `Location` names the new instance", body = ProgressDto),
-        (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not JSON (`invalid_body`)", body = ApiErrorBody),
+        (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), a folio with a control character other than tab and line break (`invalid_folio`), or a body that is not JSON (`invalid_body`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),

@@ -242,7 +242,8 @@ pub struct FinishedDto {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
-    /// A label people use for the instance, such as `PO-1042`.
+    /// A label people use for the instance, such as `PO-1042`: any text
+    /// without control characters other than tab and line break.
     #[serde(default)]
     pub folio: String,
     /// Data fields to set; the others keep their defaults.
