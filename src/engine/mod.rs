@@ -83,14 +83,29 @@ impl HookPoint {
 pub type Hook = Arc<dyn Fn(HookPoint) + Send + Sync>;
 
 /// A data-field value as a caller supplies it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum FieldInput {
     /// Text typed by a person (`--set n=5`), parsed by the field's type.
     Text(String),
-    /// A JSON value from a machine caller.
-    Json(serde_json::Value),
+    /// The JSON text of one value from a machine caller (the HTTP API), read
+    /// in each type's one written form and exactly: a decimal keeps every
+    /// digit ([`Value::from_json_text`]).
+    Json(Box<serde_json::value::RawValue>),
     /// An already typed value; must match the field's type.
     Value(Value),
+}
+
+/// `RawValue` has no equality of its own: two inputs are equal when written
+/// alike.
+impl PartialEq for FieldInput {
+    fn eq(&self, other: &FieldInput) -> bool {
+        match (self, other) {
+            (FieldInput::Text(a), FieldInput::Text(b)) => a == b,
+            (FieldInput::Json(a), FieldInput::Json(b)) => a.get() == b.get(),
+            (FieldInput::Value(a), FieldInput::Value(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl FieldInput {
@@ -98,7 +113,7 @@ impl FieldInput {
     pub fn to_value(&self, field_type: FieldType) -> Result<Value, crate::model::TypeMismatch> {
         match self {
             FieldInput::Text(text) => Value::parse(field_type, text),
-            FieldInput::Json(json) => Value::from_json(field_type, json),
+            FieldInput::Json(json) => Value::from_json_text(field_type, json),
             FieldInput::Value(value) if value.field_type() == field_type => Ok(value.clone()),
             FieldInput::Value(value) => {
                 Err(crate::model::TypeMismatch { expected: field_type, got: format!("a {} value", value.field_type()) })

@@ -303,7 +303,7 @@ fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 's
     false
 }
 
-fn field_inputs(data: super::dto::DataFields) -> Vec<(String, FieldInput)> {
+fn field_inputs(data: super::dto::DataInput) -> Vec<(String, FieldInput)> {
     data.into_iter().map(|(name, value)| (name, FieldInput::Json(value))).collect()
 }
 
