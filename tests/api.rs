@@ -7,6 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use flowdesk::model::Right;
 use serde_json::json;
 use support::api::ApiFixture;
 
@@ -750,4 +751,200 @@ fn refusals_of_an_oversized_request_head_are_json() {
     );
     assert_eq!(f.raw(fits.as_bytes()).status, 200);
     assert_eq!(f.get(Some(&token), "/serveritems").status, 200);
+}
+
+/// A process with one field of each type that completes as soon as it
+/// starts, so what a start sets can be read back. `biztalk` may start and
+/// view it.
+const TYPES_PROCESS: &str = r#"{
+  "name": "types",
+  "fields": [
+    { "name": "s", "type": "string" },
+    { "name": "i", "type": "integer" },
+    { "name": "d", "type": "decimal" },
+    { "name": "b", "type": "boolean" },
+    { "name": "t", "type": "date" }
+  ],
+  "activities": [ { "id": "a", "name": "A", "start": true } ]
+}"#;
+
+fn types_fixture() -> (ApiFixture, String) {
+    let f = ApiFixture::start();
+    f.fixture.deploy_json("admin", TYPES_PROCESS);
+    f.fixture.engine.grant("admin", "types", "biztalk", &[Right::Start, Right::View]).unwrap();
+    let token = f.token("biztalk");
+    (f, token)
+}
+
+/// Starts `types` with `data` (JSON text); the answer.
+fn start_types(f: &ApiFixture, token: &str, data: &str) -> support::api::Answer {
+    f.post(Some(token), "/processes/types/instances", &format!(r#"{{"data": {data}}}"#))
+}
+
+/// Issue 15, point 2: `1234567890.123456789` was answered 201 and stored as
+/// `1234567890.1234567` (read through f64), and `"12.50"` came back as the
+/// number `12.5`. A decimal arrives with every digit, as a JSON string or a
+/// JSON number (read from its text), and always leaves as a string in its
+/// written form.
+#[test]
+fn a_decimal_keeps_every_digit_it_was_sent_with_and_leaves_as_a_string() {
+    let (f, token) = types_fixture();
+    for (sent, kept) in [
+        ("1234567890.123456789", "1234567890.123456789"),
+        (r#""1234567890.123456789""#, "1234567890.123456789"),
+        (r#""12.50""#, "12.50"),
+        ("12.50", "12.50"),
+        ("-7", "-7"),
+        ("0.1000000000000000000000000001", "0.1000000000000000000000000001"),
+        (r#""79228162514264337593543950335""#, "79228162514264337593543950335"),
+    ] {
+        let started = start_types(&f, &token, &format!(r#"{{"d": {sent}}}"#));
+        assert_eq!(started.status, 201, "{sent}: {:?}", started.body);
+        let id = started.body["instance_id"].as_i64().unwrap();
+        assert_eq!(f.fixture.field(id, "d").to_string(), kept, "{sent} is held exactly");
+        let instance = f.get(Some(&token), &format!("/instances/{id}"));
+        assert_eq!(instance.body["data"]["d"], json!(kept), "{sent} leaves as the string {kept:?}");
+    }
+}
+
+/// Issue 15, points 2, 8 and 14: each type takes one written form over the
+/// API, and everything else is refused with `invalid_data` naming the field
+/// (before, booleans took `"yes"`, integers `" 5"`, dates `"2026-1-1"` and
+/// `"+99999-01-01"`, decimals with 29 places became 0, and strings held NUL).
+#[test]
+fn each_type_takes_its_one_written_form_over_the_api() {
+    let (f, token) = types_fixture();
+    let accepted: &[(&str, &str, serde_json::Value)] = &[
+        ("s", r#""tab\there, line\nbreak""#, json!("tab\there, line\nbreak")),
+        ("s", r#""""#, json!("")),
+        ("i", "5", json!(5)),
+        ("i", "-9223372036854775808", json!(i64::MIN)),
+        ("i", "-0", json!(0)),
+        ("d", r#""-0.50""#, json!("-0.50")),
+        ("d", r#""0.0000000000000000000000000001""#, json!("0.0000000000000000000000000001")),
+        ("b", "true", json!(true)),
+        ("b", "false", json!(false)),
+        ("t", r#""2026-01-01""#, json!("2026-01-01")),
+        ("t", r#""0001-01-01""#, json!("0001-01-01")),
+        ("t", r#""9999-12-31""#, json!("9999-12-31")),
+    ];
+    let refused: &[(&str, &str)] = &[
+        ("s", r#""nul\u0000inside""#),
+        ("s", "5"),
+        ("s", "null"),
+        ("i", r#""5""#),
+        ("i", r#"" 5""#),
+        ("i", r#""+5""#),
+        ("i", "5.0"),
+        ("i", "1e2"),
+        ("i", "9223372036854775808"),
+        ("i", "true"),
+        ("d", r#"" 1.5""#),
+        ("d", r#""+1.5""#),
+        ("d", r#""1_000""#),
+        ("d", r#""1e3""#),
+        ("d", "1e3"),
+        ("d", "1.5E-3"),
+        ("d", r#"".5""#),
+        ("d", r#""01.5""#),
+        ("d", r#""1.""#),
+        ("d", r#""""#),
+        ("d", r#""0.00000000000000000000000000001""#),
+        ("d", "0.00000000000000000000000000001"),
+        ("d", r#""79228162514264337593543950336""#),
+        ("d", "true"),
+        ("b", r#""yes""#),
+        ("b", r#""1""#),
+        ("b", r#""TRUE""#),
+        ("b", r#""true""#),
+        ("b", "1"),
+        ("b", "0"),
+        ("b", "null"),
+        ("t", r#""2026-1-1""#),
+        ("t", r#""-0001-01-01""#),
+        ("t", r#""+99999-01-01""#),
+        ("t", r#""99999-01-01""#),
+        ("t", r#""0000-01-01""#),
+        ("t", r#"" 2026-01-01""#),
+        ("t", r#""2026-02-30""#),
+        ("t", r#""2026-01-01T00:00:00Z""#),
+        ("t", "20260101"),
+    ];
+    let mut wrong = Vec::new();
+    for (field, sent, kept) in accepted {
+        let started = start_types(&f, &token, &format!(r#"{{"{field}": {sent}}}"#));
+        if started.status != 201 {
+            wrong.push(format!("{field}: {sent} was refused: {:?}", started.body));
+            continue;
+        }
+        let id = started.body["instance_id"].as_i64().unwrap();
+        let data = f.get(Some(&token), &format!("/instances/{id}")).body["data"][field].clone();
+        if data != *kept {
+            wrong.push(format!("{field}: {sent} came back as {data}, not {kept}"));
+        }
+    }
+    let before = f.fixture.engine.instances("admin", &Default::default()).unwrap().len();
+    for (field, sent) in refused {
+        let answer = start_types(&f, &token, &format!(r#"{{"{field}": {sent}}}"#));
+        if (answer.status, answer.code(), answer.body["field"].as_str()) != (400, "invalid_data", Some(*field)) {
+            wrong.push(format!("{field}: {sent} was answered {} {:?}", answer.status, answer.body));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    assert_eq!(f.fixture.engine.instances("admin", &Default::default()).unwrap().len(), before, "nothing started");
+}
+
+/// Issue 15, point 14: a folio with NUL (or another control character but
+/// tab and line break) was stored as sent.
+#[test]
+fn a_folio_with_control_characters_is_refused_with_invalid_folio() {
+    let (f, token) = types_fixture();
+    for folio in [r#"PO\u00001"#, r#"PO\u0007"#, r#"PO\r1"#, r#"\u007f"#, r#"PO\u00851"#] {
+        let answer = f.post(Some(&token), "/processes/types/instances", &format!(r#"{{"folio": "{folio}"}}"#));
+        assert_eq!((answer.status, answer.code()), (400, "invalid_folio"), "{folio}: {:?}", answer.body);
+        assert!(answer.body["message"].as_str().unwrap().contains("control character"), "{:?}", answer.body);
+    }
+    assert!(f.fixture.engine.instances("admin", &Default::default()).unwrap().is_empty());
+    let fine = f.post(Some(&token), "/processes/types/instances", r#"{"folio": "PO 1\tline\nbreak Zoë"}"#);
+    assert_eq!(fine.status, 201, "{:?}", fine.body);
+}
+
+/// Issue 15, point 8: `0<id>_2` and ` <id>_2` finished the item `<id>_2`;
+/// a serial is exactly what the engine handed out.
+#[test]
+fn a_serial_with_leading_zeros_or_spaces_is_refused_over_the_api() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+    for bad in [format!("0{serial}"), format!("{id}_02"), format!("%20{serial}"), format!("{serial}%0A")] {
+        let answer = f.post(Some(&token), &format!("/serveritems/{bad}/finish"), "{}");
+        assert_eq!((answer.status, answer.code()), (400, "invalid_serial"), "{bad}: {:?}", answer.body);
+        assert_eq!(f.get(Some(&token), &format!("/serveritems/{bad}")).code(), "invalid_serial", "{bad}");
+    }
+    assert_eq!(f.fixture.snapshot(id), before);
+    assert_eq!(f.post(Some(&token), &format!("/serveritems/{serial}/finish"), "{}").status, 200);
+}
+
+/// Issue 15, point 2: the document said nothing of a data value's form.
+/// Every `data` object's values are the documented `DataValue`, which says
+/// a decimal is a string.
+#[test]
+fn the_openapi_document_says_a_decimal_is_a_string() {
+    let f = ApiFixture::start();
+    let document = f.get(None, "/openapi.json").body;
+    let schemas = &document["components"]["schemas"];
+    for holder in ["StartRequest", "FinishRequest", "InstanceDto", "OpenedItemDto"] {
+        // A schema with a flattened part is an `allOf` of the parts.
+        let parts = schemas[holder]["allOf"].as_array().cloned().unwrap_or_else(|| vec![schemas[holder].clone()]);
+        let data = parts.iter().map(|part| &part["properties"]["data"]).find(|d| !d.is_null()).unwrap();
+        assert_eq!(data["type"], "object", "{holder}: {data}");
+        assert_eq!(data["additionalProperties"]["$ref"], "#/components/schemas/DataValue", "{holder}: {data}");
+    }
+    let value = &schemas["DataValue"];
+    let types: Vec<&str> = value["oneOf"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["string", "integer", "boolean"], "{value}");
+    let description = value["description"].as_str().unwrap();
+    assert!(description.contains(r#""12.50""#), "{description}");
 }

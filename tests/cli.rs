@@ -904,7 +904,7 @@ fn start_json_and_data_types() {
     let data = &fd.show("alice", id)["data"];
     assert_eq!(data["s"], "x");
     assert_eq!(data["i"], -4);
-    assert_eq!(data["d"].as_f64(), Some(2.25));
+    assert_eq!(data["d"], "2.25", "a decimal is a string in its written form");
     assert_eq!(data["b"], true);
     assert_eq!(data["t"], "2024-05-06");
 
@@ -1252,4 +1252,127 @@ fn the_readme_tour_prints_what_the_readme_shows() {
             step.printed.join("\n")
         );
     }
+}
+
+/// One field of each type, and a wait so that a finish can set them.
+const TYPES_PROCESS: &str = r#"{
+  "name": "types",
+  "fields": [
+    { "name": "s", "type": "string" },
+    { "name": "i", "type": "integer" },
+    { "name": "d", "type": "decimal", "default": "1.50" },
+    { "name": "b", "type": "boolean" },
+    { "name": "t", "type": "date" }
+  ],
+  "activities": [
+    { "id": "a", "name": "A", "start": true,
+      "events": [ { "kind": "server_event", "name": "W", "synchronous": false } ] }
+  ]
+}"#;
+
+/// Issue 15, point 2: `show --json` wrote `12.50` as the number `12.5` but
+/// `1234567890.123456789` as a string. A decimal is always a string in its
+/// written form.
+#[test]
+fn show_json_writes_every_decimal_as_a_string_in_its_written_form() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "types.process.json", TYPES_PROCESS);
+    let id = fd.start("alice", &["types"]);
+    assert_eq!(fd.show("alice", id)["data"]["d"], "1.50", "the default");
+    for written in ["12.50", "1234567890.123456789", "0.000", "100000000000000000000"] {
+        let id = fd.start("alice", &["types", "--set", &format!("d={written}")]);
+        assert_eq!(fd.show("alice", id)["data"]["d"], written);
+        let table = fd.ok("alice", &["show", &id.to_string()]).stdout;
+        assert!(table.lines().any(|l| l.contains(" d ") && l.contains(written)), "{table}");
+    }
+}
+
+/// Issue 15, point 8: what a person may type for each type at the command
+/// line (the window reads the same way): the API's form, with surrounding
+/// spaces ignored, and booleans also as yes/no/1/0 in any case. Before,
+/// dates took `2026-1-1` and `+99999-01-01`, integers `+5`, and a decimal
+/// with 29 places became 0.
+#[test]
+fn each_type_takes_what_a_person_types_at_the_command_line() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "types.process.json", TYPES_PROCESS);
+    let accepted: &[(&str, &str, Value)] = &[
+        ("s", "  keeps its spaces ", Value::from("  keeps its spaces ")),
+        ("i", " 5 ", Value::from(5)),
+        ("i", "-4", Value::from(-4)),
+        ("d", " 12.50 ", Value::from("12.50")),
+        ("b", "yes", Value::from(true)),
+        ("b", "No", Value::from(false)),
+        ("b", " TRUE", Value::from(true)),
+        ("b", "0", Value::from(false)),
+        ("t", " 2026-01-01 ", Value::from("2026-01-01")),
+    ];
+    let refused: &[(&str, &str)] = &[
+        ("i", "+5"),
+        ("i", "5.0"),
+        ("i", "1_000"),
+        ("d", "1_000"),
+        ("d", "1e3"),
+        ("d", ".5"),
+        ("d", "0.00000000000000000000000000001"),
+        ("b", "maybe"),
+        ("t", "2026-1-1"),
+        ("t", "-0001-01-01"),
+        ("t", "+99999-01-01"),
+        ("t", "99999-01-01"),
+        ("t", "0000-01-01"),
+    ];
+    let mut wrong = Vec::new();
+    for (field, typed, kept) in accepted {
+        let out = fd.run("alice", &["start", "types", "--set", &format!("{field}={typed}")]);
+        let Ok(id) = out.stdout.trim().parse::<i64>() else {
+            wrong.push(format!("{field}={typed:?} was refused: {}", out.stderr.trim()));
+            continue;
+        };
+        let data = fd.show("alice", id)["data"][field].clone();
+        if data != *kept {
+            wrong.push(format!("{field}={typed:?} became {data}, not {kept}"));
+        }
+    }
+    let before = fd.json("alice", &["instances", "--limit", "0", "--json"]);
+    for (field, typed) in refused {
+        let out = fd.run("alice", &["start", "types", "--set", &format!("{field}={typed}")]);
+        let said = out.stderr.trim();
+        if out.code != Some(1) || !(said.contains("invalid data") && said.contains(&format!("`{field}`"))) {
+            wrong.push(format!("{field}={typed:?} was answered {:?}: {said}", out.code));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    assert_eq!(fd.json("alice", &["instances", "--limit", "0", "--json"]), before, "nothing started");
+}
+
+/// Issue 15, point 8: `finish 0<id>_2` finished the item `<id>_2`. A person
+/// may paste a serial with spaces around it; leading zeros are a different
+/// text for the same item and are refused.
+#[test]
+fn finish_trims_a_pasted_serial_but_refuses_leading_zeros() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback"]);
+    let serial = format!("{id}_2");
+    for bad in [format!("0{serial}"), format!("{id}_02")] {
+        let line = fd.refused_unchanged("alice", &["finish", &bad]);
+        assert_mentions(&line, &["not a serial number", "leading zero"]);
+    }
+    fd.ok("alice", &["finish", &format!(" {serial}\n")]);
+    assert_eq!(fd.status(id), "Completed");
+}
+
+/// Issue 15, point 14: the folio check is the engine's, so the command line
+/// refuses what the API refuses.
+#[test]
+fn start_refuses_a_folio_with_control_characters() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    for folio in ["PO\u{7}1", "PO\r1", "\u{1b}[31mred"] {
+        let line = fd.refused_unchanged("alice", &["start", "callback", "--folio", folio]);
+        assert_mentions(&line, &["folio", "control character"]);
+    }
+    let id = fd.start("alice", &["callback", "--folio", "PO 1\tsecond"]);
+    assert_eq!(fd.show("alice", id)["folio"], "PO 1\tsecond");
 }

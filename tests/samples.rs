@@ -203,7 +203,7 @@ fn http_callback_sample_posts_its_serial_and_completes_on_the_callback() {
         serde_json::json!({
             "serial": serial,
             "order": "A 7",
-            "amount": 49.9,
+            "amount": "49.90",
             "express": false,
             "note": format!("call back with serial {serial} when shipped"),
         })

@@ -898,3 +898,56 @@ fn http_request_problems_found_by_filling_are_all_listed() {
         ],
     );
 }
+
+// ----- default values: the forms each type takes (issue 15) -----------------------
+
+/// A default in a process file is a JSON value of the field's type or text
+/// read as a person types it; before, dates took `2026-1-1`, `-0001-01-01`
+/// and `+99999-01-01`, a decimal with 29 places became 0, and a string
+/// held NUL.
+#[test]
+fn default_values_are_refused_in_forms_no_front_end_takes() {
+    check(
+        r#"{"name": "p",
+            "fields": [
+              {"name": "a", "type": "date", "default": "2026-1-1"},
+              {"name": "b", "type": "date", "default": "-0001-01-01"},
+              {"name": "c", "type": "date", "default": "+99999-01-01"},
+              {"name": "d", "type": "date", "default": "99999-01-01"},
+              {"name": "e", "type": "decimal", "default": "0.00000000000000000000000000001"},
+              {"name": "f", "type": "decimal", "default": "1_000"},
+              {"name": "g", "type": "integer", "default": "+5"},
+              {"name": "h", "type": "string", "default": "a\u0000b"}
+            ],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &[
+            "error: field `a`: default value: expected date, got \"2026-1-1\"…",
+            "error: field `b`: default value: expected date, got \"-0001-01-01\"…",
+            "error: field `c`: default value: expected date, got \"+99999-01-01\"…",
+            "error: field `d`: default value: expected date, got \"99999-01-01\"…",
+            "error: field `e`: default value: expected decimal, got \"0.00000000000000000000000000001\" (more than 28 decimal places)",
+            "error: field `f`: default value: expected decimal, got \"1_000\"…",
+            "error: field `g`: default value: expected integer, got \"+5\"…",
+            "error: field `h`: default value: expected string, got \"a\\0b\" (it holds a NUL character)",
+        ],
+    );
+}
+
+/// Earlier versions' designer wrote a decimal default as a JSON number,
+/// in exponent form when it was very small or large (`1e-5`, `1e+20`);
+/// such files, and the definitions deployed from them, still read.
+#[test]
+fn decimal_defaults_written_as_numbers_by_earlier_versions_still_read() {
+    check(
+        r#"{"name": "p",
+            "fields": [
+              {"name": "a", "type": "decimal", "default": 12.5},
+              {"name": "b", "type": "decimal", "default": 1e-5},
+              {"name": "c", "type": "decimal", "default": 1e+20},
+              {"name": "d", "type": "decimal", "default": 7},
+              {"name": "e", "type": "decimal", "default": -0.25}
+            ],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+        &[],
+    );
+}

@@ -486,7 +486,9 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         }
         Command::Finish { serial, data, json } => {
             let engine = open_engine(cli)?;
-            let finished = engine.finish(&user, serial, &data.inputs())?;
+            // A person pastes a serial, perhaps with the spaces around it;
+            // the engine itself takes only the exact text.
+            let finished = engine.finish(&user, serial.trim(), &data.inputs())?;
             let whereabouts = whereabouts(&engine, &user, finished.progress.instance_id);
             output::finished(&mut out, &finished, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)

@@ -38,6 +38,9 @@ pub enum EngineError {
     #[error("invalid data for field `{field}`: {reason}")]
     InvalidData { field: String, reason: String },
 
+    #[error("invalid folio: {reason}")]
+    InvalidFolio { reason: String },
+
     #[error("process `{name}` is not valid: {} error(s), the first: {}", errors(.problems).count(), errors(.problems).next().map(|p| format!("{}: {}", p.location, p.message)).unwrap_or_default())]
     InvalidDefinition { name: String, problems: Vec<Problem> },
 

@@ -83,14 +83,29 @@ impl HookPoint {
 pub type Hook = Arc<dyn Fn(HookPoint) + Send + Sync>;
 
 /// A data-field value as a caller supplies it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum FieldInput {
     /// Text typed by a person (`--set n=5`), parsed by the field's type.
     Text(String),
-    /// A JSON value from a machine caller.
-    Json(serde_json::Value),
+    /// The JSON text of one value from a machine caller (the HTTP API), read
+    /// in each type's one written form and exactly: a decimal keeps every
+    /// digit ([`Value::from_json_text`]).
+    Json(Box<serde_json::value::RawValue>),
     /// An already typed value; must match the field's type.
     Value(Value),
+}
+
+/// `RawValue` has no equality of its own: two inputs are equal when written
+/// alike.
+impl PartialEq for FieldInput {
+    fn eq(&self, other: &FieldInput) -> bool {
+        match (self, other) {
+            (FieldInput::Text(a), FieldInput::Text(b)) => a == b,
+            (FieldInput::Json(a), FieldInput::Json(b)) => a.get() == b.get(),
+            (FieldInput::Value(a), FieldInput::Value(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl FieldInput {
@@ -98,7 +113,7 @@ impl FieldInput {
     pub fn to_value(&self, field_type: FieldType) -> Result<Value, crate::model::TypeMismatch> {
         match self {
             FieldInput::Text(text) => Value::parse(field_type, text),
-            FieldInput::Json(json) => Value::from_json(field_type, json),
+            FieldInput::Json(json) => Value::from_json_text(field_type, json),
             FieldInput::Value(value) if value.field_type() == field_type => Ok(value.clone()),
             FieldInput::Value(value) => {
                 Err(crate::model::TypeMismatch { expected: field_type, got: format!("a {} value", value.field_type()) })
@@ -567,6 +582,7 @@ impl<S: Storage> Engine<S> {
         folio: &str,
         data: &[(String, FieldInput)],
     ) -> Result<Progress, EngineError> {
+        check_folio(folio)?;
         let step = self.write_planned(|tx| {
             let version = tx
                 .default_version(process)?
@@ -981,6 +997,22 @@ fn find_item(tx: &mut dyn Transaction, serial: Serial) -> Result<(ServerItem, In
     let instance = tx.instance(serial.instance_id)?.ok_or_else(not_found)?;
     let item = tx.server_item(serial)?.ok_or_else(not_found)?;
     Ok((item, instance))
+}
+
+/// A folio is a label people read in lists, audit lines and requests: it
+/// may hold tabs and line breaks, but no other control character (NUL cuts
+/// the text short in C and SQLite's C interface; escape sequences recolour
+/// a terminal; a carriage return overwrites what a log line shows).
+pub fn check_folio(folio: &str) -> Result<(), EngineError> {
+    match folio.chars().find(|&c| c.is_control() && c != '\t' && c != '\n') {
+        Some(c) => Err(EngineError::InvalidFolio {
+            reason: format!(
+                "it holds the control character U+{:04X}; a folio may hold tabs and line breaks, no other control character",
+                u32::from(c)
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Type-checks caller data against the process's fields, naming the first bad field.

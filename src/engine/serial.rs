@@ -28,8 +28,10 @@ pub struct InvalidSerial {
 impl FromStr for Serial {
     type Err = InvalidSerial;
 
-    /// Strict on purpose: serials are pasted between systems, and accepting
-    /// `+1_2` or ` 1_2` would make two spellings of one item.
+    /// Strict on purpose: serials are sent between systems, and accepting
+    /// `+1_2`, ` 1_2` or `01_2` would make several spellings of one item
+    /// (one the engine never handed out). A front end where a person pastes
+    /// a serial trims it first.
     fn from_str(text: &str) -> Result<Serial, InvalidSerial> {
         let shown: String = if text.chars().count() > 40 {
             format!("{}…", text.chars().take(40).collect::<String>())
@@ -37,17 +39,24 @@ impl FromStr for Serial {
             text.to_owned()
         };
         let invalid = |reason| InvalidSerial { shown: shown.clone(), reason };
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
+        if text.is_empty() {
             return Err(invalid("it is empty"));
         }
-        let mut parts = trimmed.split('_');
+        if text.trim() != text {
+            return Err(invalid("it has spaces or line breaks around it"));
+        }
+        let mut parts = text.split('_');
         let (Some(instance), Some(destination), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(invalid("it must be two numbers joined by one underscore"));
         };
         let number = |part: &str| -> Result<i64, InvalidSerial> {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid("both parts must be whole numbers"));
+            }
+            // K2 writes a serial's numbers without leading zeros; `0565_02`
+            // would be a second text for the item `565_2`.
+            if part.len() > 1 && part.starts_with('0') {
+                return Err(invalid("a number has a leading zero"));
             }
             match part.parse::<i64>() {
                 Ok(n) if n > 0 => Ok(n),
@@ -66,7 +75,7 @@ mod tests {
     #[test]
     fn parses_well_formed_serials() {
         assert_eq!("1042_7".parse(), Ok(Serial { instance_id: 1042, destination_id: 7 }));
-        assert_eq!(" 3_4\n".parse::<Serial>().map(|s| s.to_string()), Ok("3_4".to_owned()));
+        assert_eq!("3_4".parse::<Serial>().map(|s| s.to_string()), Ok("3_4".to_owned()));
     }
 
     #[test]
@@ -79,6 +88,12 @@ mod tests {
             "1_2_3",
             "1-2",
             "+1_2",
+            " 3_4",
+            "3_4\n",
+            "000565_02",
+            "01_2",
+            "1_02",
+            "00_1",
             "0_1",
             "1_0",
             "1.5_2",

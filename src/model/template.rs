@@ -5,7 +5,8 @@
 //! context and data fields. How a value is written depends on where it goes:
 //!
 //! - in a JSON body ([`Template::parse_json`]) a placeholder outside a string
-//!   literal becomes the value as JSON (`"12_3"`, `42`, `true`, `null`), and one
+//!   literal becomes the value as JSON, as the API writes it (`"12_3"`, `42`,
+//!   `true`, `null`, a decimal as the string `"12.50"`), and one
 //!   inside a string literal (`"id: ${serial}"`) becomes the text escaped for a
 //!   JSON string, so no value can break the body's structure;
 //! - in a URL ([`Template::fill_url`]) the text is percent-encoded, so a value
@@ -81,9 +82,8 @@ impl TemplateValues<'_> {
 
     /// The value as plain text: strings unquoted, `null` as nothing.
     pub fn text(&self, name: &str) -> Option<String> {
-        // A data field is written as its own text: a decimal's JSON form is
-        // a float (`1e-5`, `12.5`), which is not what the user entered and
-        // which a receiving system reading a decimal may refuse.
+        // A data field is written as its own text (a decimal as written,
+        // `12.50`), not as its JSON form, which quotes strings.
         if !CONTEXT_NAMES.contains(&name) {
             return self.data.get(name).map(Value::to_string);
         }
@@ -315,5 +315,22 @@ mod tests {
         let values = TemplateValues { context: &context, data: &data };
         let err = Template::parse("${nope}").unwrap().fill_text(&values).unwrap_err();
         assert_eq!(err.to_string(), "unknown placeholder `${nope}`");
+    }
+
+    /// Issue 15, point 2: a decimal outside a string was the JSON number
+    /// `12.5` (trailing zeros lost, `1e20` for large ones); it is the string
+    /// of its written form, as in the API and `show --json`.
+    #[test]
+    fn decimals_in_a_body_are_strings_in_their_written_form() {
+        let (context, mut data) = values();
+        for (written, body) in [
+            ("12.50", r#"{"a": "12.50"}"#),
+            ("100000000000000000000", r#"{"a": "100000000000000000000"}"#),
+            ("0.00001", r#"{"a": "0.00001"}"#),
+        ] {
+            data.insert("amount".to_owned(), Value::parse(crate::model::FieldType::Decimal, written).unwrap());
+            let values = TemplateValues { context: &context, data: &data };
+            assert_eq!(Template::parse_json(r#"{"a": ${amount}}"#).unwrap().fill_json(&values).unwrap(), body);
+        }
     }
 }

@@ -403,7 +403,7 @@ fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 's
     false
 }
 
-fn field_inputs(data: super::dto::DataFields) -> Vec<(String, FieldInput)> {
+fn field_inputs(data: super::dto::DataInput) -> Vec<(String, FieldInput)> {
     data.into_iter().map(|(name, value)| (name, FieldInput::Json(value))).collect()
 }
 
@@ -608,7 +608,7 @@ async fn finish_item(
     request_body(content = StartRequest, description = "May be left out (an empty body): no folio, default data"),
     responses(
         (status = 201, description = "Started; `Location` names the new instance", body = ProgressDto),
-        (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not a JSON object (`invalid_body`)", body = ApiErrorBody),
+        (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), a folio with a control character other than tab and line break (`invalid_folio`), or a body that is not a JSON object (`invalid_body`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),

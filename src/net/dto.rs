@@ -5,33 +5,73 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::rfc3339;
 use crate::engine::{AuditEntry, FailureInfo, InstanceDetail, InstanceSummary, OpenedItem, Progress, ServerItem};
 use crate::model::{FieldType, Value};
 
-/// Data field values by field name. Types follow the process's fields:
-/// strings, integers, decimals (a number or a string such as `"12.50"`),
-/// booleans, and dates as `"YYYY-MM-DD"`.
+/// Data field values by field name, as the API writes them: each value in
+/// its type's one form, [`DataValue`].
 pub type DataFields = BTreeMap<String, serde_json::Value>;
+
+/// Data field values by field name, as a caller sent them: each value's JSON
+/// text, read by its field's type once the process is known
+/// ([`Value::from_json_text`]). Kept as text so that a decimal sent as a
+/// JSON number keeps every digit instead of going through a float.
+pub type DataInput = BTreeMap<String, Box<RawValue>>;
+
+/// The OpenAPI schema of one data field value (a name for the document;
+/// values are [`DataFields`]' JSON).
+pub struct DataValue;
+
+impl utoipa::PartialSchema for DataValue {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some(
+                "A data field's value, in the one form of its field's type (`fields` names the types). \
+                 `string`: a JSON string without NUL characters. \
+                 `integer`: a JSON integer from -9223372036854775808 to 9223372036854775807, without fraction or exponent. \
+                 `decimal`: a JSON string of its digits as written, such as \"12.50\" or \"-3\" \
+                 (an optional `-`, no `+`, leading zeros, spaces or exponent; at most 28 decimal places and 29 digits); \
+                 flowdesk always writes a decimal so, keeping its trailing zeros, and also reads a JSON number \
+                 written the same way (`12.50`) exactly, from its text, never through a float. \
+                 `boolean`: `true` or `false`. \
+                 `date`: a JSON string \"YYYY-MM-DD\", a year from 0001 to 9999. \
+                 Anything else is refused with `invalid_data` naming the field.",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("A string, a decimal (\"12.50\") or a date (\"2026-11-25\")")),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .into()
+    }
+}
+
+impl ToSchema for DataValue {}
 
 /// Reads the `data` object of a request, refusing a field named twice.
 /// JSON allows duplicate keys but leaves their meaning open; taking the last
 /// one silently would set a value the caller may not have meant.
-fn unique_fields<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DataFields, D::Error> {
+fn unique_fields<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DataInput, D::Error> {
     struct UniqueFields;
 
     impl<'de> serde::de::Visitor<'de> for UniqueFields {
-        type Value = DataFields;
+        type Value = DataInput;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("an object of data field values")
         }
 
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DataFields, A::Error> {
-            let mut fields = DataFields::new();
-            while let Some((name, value)) = map.next_entry::<String, serde_json::Value>()? {
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DataInput, A::Error> {
+            let mut fields = DataInput::new();
+            while let Some((name, value)) = map.next_entry::<String, Box<RawValue>>()? {
                 if fields.contains_key(&name) {
                     return Err(serde::de::Error::custom(format_args!("data field `{name}` is given twice")));
                 }
@@ -146,7 +186,7 @@ pub struct OpenedItemDto {
     pub item: ItemDto,
     pub instance: InstanceSummaryDto,
     /// The instance's data field values now.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, DataValue>)]
     pub data: DataFields,
     /// The process's data fields, in design order.
     pub fields: Vec<FieldDto>,
@@ -238,8 +278,8 @@ impl From<&Progress> for ProgressDto {
 pub struct FinishRequest {
     /// Data fields to set before the item is finished.
     #[serde(default, deserialize_with = "unique_fields")]
-    #[schema(value_type = Object)]
-    pub data: DataFields,
+    #[schema(value_type = BTreeMap<String, DataValue>)]
+    pub data: DataInput,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -255,13 +295,14 @@ pub struct FinishedDto {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
-    /// A label people use for the instance, such as `PO-1042`.
+    /// A label people use for the instance, such as `PO-1042`: any text
+    /// without control characters other than tab and line break.
     #[serde(default)]
     pub folio: String,
     /// Data fields to set; the others keep their defaults.
     #[serde(default, deserialize_with = "unique_fields")]
-    #[schema(value_type = Object)]
-    pub data: DataFields,
+    #[schema(value_type = BTreeMap<String, DataValue>)]
+    pub data: DataInput,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -288,7 +329,7 @@ impl From<&AuditEntry> for AuditDto {
 pub struct InstanceDto {
     #[serde(flatten)]
     pub summary: InstanceSummaryDto,
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, DataValue>)]
     pub data: DataFields,
     pub fields: Vec<FieldDto>,
     /// Pending server items.

@@ -137,6 +137,7 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidData { field, .. } => {
                 refusal(StatusCode::BAD_REQUEST, "invalid_data").with_field(field)
             }
+            EngineError::InvalidFolio { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_folio"),
             EngineError::InvalidDefinition { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_definition"),
             EngineError::WrongStatus { .. } => refusal(StatusCode::CONFLICT, "wrong_status"),
             EngineError::LastAdmin { .. } => refusal(StatusCode::CONFLICT, "last_admin"),
