@@ -1064,6 +1064,24 @@ fn the_finish_panel_shows_the_item_as_the_connected_user_may_see_it() {
     assert_eq!(gui.field_value("budget_checked_on"), "2026-12-31", "what ada typed is kept");
 }
 
+/// An answer goes with the user who was answered, as the monitor's do: it
+/// does not come back when that user connects again later (it came back,
+/// say "Finished 1_2" long after bob had been at the window in between).
+#[test]
+fn a_finish_answer_does_not_come_back_when_its_user_connects_again() {
+    let mut gui = item_gui();
+    gui.click("Open 1_2");
+    gui.click("Finish");
+    let answer = answers(&gui);
+    assert!(answer.len() == 1 && answer[0].starts_with("Finished 1_2: instance 1 "), "{answer:?}");
+
+    gui.connect_as("bob");
+    assert!(answers(&gui).is_empty(), "{:?}", answers(&gui));
+    gui.connect_as("ada");
+    assert!(answers(&gui).is_empty(), "ada's answer went when bob connected: {:?}", answers(&gui));
+    assert_eq!(gui.field_value("Serial"), "1_2", "the box keeps its serial");
+}
+
 /// Issue 14: the server items list shared its scroll position with the
 /// instance list, so the oldest items, which it puts on top, were hidden.
 #[test]

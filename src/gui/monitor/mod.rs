@@ -350,7 +350,10 @@ impl Monitor {
         }
         let user_changed = self.user_seen != user;
         if user_changed {
+            // Answers go with the user who was answered, and do not come
+            // back when that user connects again.
             self.message = None;
+            self.finish.answer = None;
         }
         let due = self.last_refresh.is_none_or(|at| at.elapsed() >= REFRESH);
         if user_changed || due {
