@@ -1082,6 +1082,27 @@ fn a_finish_answer_does_not_come_back_when_its_user_connects_again() {
     assert_eq!(gui.field_value("Serial"), "1_2", "the box keeps its serial");
 }
 
+/// Under "Finished 1_2" the panel went on saying "Press Open to see the item
+/// of this serial and finish it.", as if it still had to be finished; so it
+/// did under "Refused: server item 999_1 not found".
+#[test]
+fn the_panel_asks_to_press_open_only_while_nothing_is_said_about_the_serial() {
+    let press_open = "Press Open to see the item of this serial and finish it.";
+    let mut gui = item_gui();
+    gui.replace_text("Serial", "1_2");
+    assert!(gui.shown(press_open), "a serial typed, not opened yet");
+    gui.click("Open");
+    gui.click("Finish");
+    assert!(gui.texts_containing("Finished 1_2").len() == 1, "{:?}", answers(&gui));
+    assert!(!gui.shown(press_open), "1_2 is finished: {:#?}", gui.panel_texts());
+
+    gui.replace_text("Serial", "999_1");
+    assert!(gui.shown(press_open));
+    gui.click("Open");
+    assert_eq!(answers(&gui), ["Refused: server item 999_1 not found."]);
+    assert!(!gui.shown(press_open), "{:#?}", gui.panel_texts());
+}
+
 /// Issue 14: the server items list shared its scroll position with the
 /// instance list, so the oldest items, which it puts on top, were hidden.
 #[test]
