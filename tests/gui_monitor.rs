@@ -1064,6 +1064,45 @@ fn the_finish_panel_shows_the_item_as_the_connected_user_may_see_it() {
     assert_eq!(gui.field_value("budget_checked_on"), "2026-12-31", "what ada typed is kept");
 }
 
+/// An answer goes with the user who was answered, as the monitor's do: it
+/// does not come back when that user connects again later (it came back,
+/// say "Finished 1_2" long after bob had been at the window in between).
+#[test]
+fn a_finish_answer_does_not_come_back_when_its_user_connects_again() {
+    let mut gui = item_gui();
+    gui.click("Open 1_2");
+    gui.click("Finish");
+    let answer = answers(&gui);
+    assert!(answer.len() == 1 && answer[0].starts_with("Finished 1_2: instance 1 "), "{answer:?}");
+
+    gui.connect_as("bob");
+    assert!(answers(&gui).is_empty(), "{:?}", answers(&gui));
+    gui.connect_as("ada");
+    assert!(answers(&gui).is_empty(), "ada's answer went when bob connected: {:?}", answers(&gui));
+    assert_eq!(gui.field_value("Serial"), "1_2", "the box keeps its serial");
+}
+
+/// Under "Finished 1_2" the panel went on saying "Press Open to see the item
+/// of this serial and finish it.", as if it still had to be finished; so it
+/// did under "Refused: server item 999_1 not found".
+#[test]
+fn the_panel_asks_to_press_open_only_while_nothing_is_said_about_the_serial() {
+    let press_open = "Press Open to see the item of this serial and finish it.";
+    let mut gui = item_gui();
+    gui.replace_text("Serial", "1_2");
+    assert!(gui.shown(press_open), "a serial typed, not opened yet");
+    gui.click("Open");
+    gui.click("Finish");
+    assert!(gui.texts_containing("Finished 1_2").len() == 1, "{:?}", answers(&gui));
+    assert!(!gui.shown(press_open), "1_2 is finished: {:#?}", gui.panel_texts());
+
+    gui.replace_text("Serial", "999_1");
+    assert!(gui.shown(press_open));
+    gui.click("Open");
+    assert_eq!(answers(&gui), ["Refused: server item 999_1 not found."]);
+    assert!(!gui.shown(press_open), "{:#?}", gui.panel_texts());
+}
+
 /// Issue 14: the server items list shared its scroll position with the
 /// instance list, so the oldest items, which it puts on top, were hidden.
 #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
+use unicase::UniCase;
 
 use crate::engine::executor::RecordedFinish;
 use crate::engine::instance::{ActivityStatus, Changes, FlowState};
@@ -521,7 +522,10 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
 
 /// The SQL function `name(needle, text...)`: whether any text contains the
 /// needle, ignoring case in all of Unicode (SQLite's own `lower()` and `LIKE`
-/// fold ASCII letters only, so `ÜBER` would not find `über`).
+/// fold ASCII letters only, so `ÜBER` would not find `über`). Both sides are
+/// compared in Unicode's case folding, as its caseless matching does: lower
+/// case would make the last `Σ` of a typed word a final `ς`, and keep `ß`
+/// apart from `SS`.
 pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
 
 /// Defines the store's own SQL functions on a connection.
@@ -531,7 +535,7 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
     connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
         // The needle is the same for every row of a statement: folded once.
         let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
-            Ok(needle.as_str()?.to_lowercase())
+            Ok(UniCase::new(needle.as_str()?).to_folded_case())
         })?;
         for index in 1..context.len() {
             if let Ok(text) = context.get_raw(index).as_str()
@@ -544,7 +548,7 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
     })
 }
 
-/// Whether `text` contains `needle` (already in lower case), ignoring case.
+/// Whether `text` contains `needle` (already case-folded), ignoring case.
 fn contains_ignoring_case(text: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
@@ -555,7 +559,7 @@ fn contains_ignoring_case(text: &str, needle: &str) -> bool {
         needle.is_ascii()
             && text.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
     } else {
-        text.to_lowercase().contains(needle)
+        UniCase::unicode(text).to_folded_case().contains(needle)
     }
 }
 
@@ -1219,6 +1223,31 @@ mod tests {
         ] {
             let answer: bool = connection.query_row(&sql, params![needle, first, second], |row| row.get(0)).unwrap();
             assert_eq!(answer, found, "`{needle}` in `{first}` or `{second}`");
+        }
+    }
+
+    /// Lower-casing is not ignoring case: it turns the last `Σ` of a typed
+    /// word into a final `ς`, so the start of an upper-case Greek word did
+    /// not find it, and `ß` never met `SS`. Unicode's case folding (what its
+    /// caseless matching uses) maps both sigmas to `σ` and `ß` to `ss`.
+    #[test]
+    fn the_items_search_folds_case_as_unicode_caseless_matching_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("search.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        let sql = format!("SELECT {CONTAINS_IGNORING_CASE}(?1, ?2)");
+        for (needle, text, found) in [
+            ("ΟΔΥΣ", "Οδυσσέας Ελύτης", true),
+            ("οδυσ", "ΟΔΥΣΣΕΑΣ", true),
+            ("ΑΘΗΝΑΣ", "Αθήνας", false),
+            ("ΠΑΡΙΣ", "Παρις-7", true),
+            ("STRASSE", "Hauptstraße 5", true),
+            ("hauptstraße", "HAUPTSTRASSE 5", true),
+            ("ẞ", "Straße", true),
+            ("İstanbul", "İSTANBUL", true),
+        ] {
+            let answer: bool = connection.query_row(&sql, params![needle, text], |row| row.get(0)).unwrap();
+            assert_eq!(answer, found, "`{needle}` in `{text}`");
         }
     }
 

@@ -193,6 +193,12 @@ impl FinishBox {
         }
     }
 
+    /// The answer about the serial in the box, given to `user`: the one shown.
+    fn shown_answer(&self, user: &str) -> Option<&Answer<String>> {
+        let typed = self.typed();
+        self.answer.as_ref().filter(|answer| answer.concerns(&typed, user))
+    }
+
     fn close(&mut self) {
         self.opened_for = None;
         self.opened = None;
@@ -350,7 +356,10 @@ impl Monitor {
         }
         let user_changed = self.user_seen != user;
         if user_changed {
+            // Answers go with the user who was answered, and do not come
+            // back when that user connects again.
             self.message = None;
+            self.finish.answer = None;
         }
         let due = self.last_refresh.is_none_or(|at| at.elapsed() >= REFRESH);
         if user_changed || due {
@@ -1101,15 +1110,18 @@ impl Monitor {
             }
             finish = ui.add_enabled(item.status == ItemStatus::Pending, finish_button).clicked();
         } else {
-            ui.label(RichText::new("Press Open to see the item of this serial and finish it.").weak());
-            ui.add_space(8.0);
+            // Not under an answer about this serial: "finish it" would
+            // contradict "Finished 1_2" or "not found".
+            if self.finish.shown_answer(user).is_none() {
+                ui.label(RichText::new("Press Open to see the item of this serial and finish it.").weak());
+                ui.add_space(8.0);
+            }
             ui.add_enabled(false, finish_button);
         }
         if finish && let Some(engine) = engine {
             self.finish_item(engine, user);
         }
-        let typed = self.finish.typed();
-        if let Some(answer) = self.finish.answer.as_ref().filter(|answer| answer.concerns(&typed, user)) {
+        if let Some(answer) = self.finish.shown_answer(user) {
             ui.add_space(8.0);
             let color = answer.outcome.color();
             egui::Frame::group(ui.style()).stroke(egui::Stroke::new(1.0, color)).show(ui, |ui| {
