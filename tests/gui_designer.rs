@@ -115,6 +115,27 @@ impl Gui {
         self.settle();
     }
 
+    /// Replaces the whole text of the text field that now shows `old`.
+    fn replace_value(&mut self, old: &str, new: &str) {
+        self.text_field_showing(old).click();
+        self.settle();
+        self.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+        self.text_field_showing(old).type_text(new);
+        self.settle();
+    }
+
+    /// The text field whose text is `value` (not the text run inside it).
+    fn text_field_showing(&self, value: &str) -> egui_kittest::Node<'_> {
+        let value = value.to_owned();
+        self.harness.get_by(move |node| node.role() == Role::TextInput && node.value().as_deref() == Some(&value))
+    }
+
+    /// Whether the in-window file dialog is open, and with which title.
+    fn file_dialog_title(&self) -> Option<String> {
+        let titles = ["Save process as", "Open process"];
+        titles.iter().flat_map(|title| self.texts_containing(title)).next()
+    }
+
     /// Clicks the button with this label (other widgets may share it).
     fn click_button(&mut self, label: &str) {
         self.harness.get_by_role_and_label(Role::Button, label).click();
@@ -920,4 +941,110 @@ fn a_version_deployed_while_the_start_dialog_is_open_is_named_before_it_starts()
     assert!(gui.exists("callback version 2 was deployed since this dialog opened; check the fields and start again."));
     gui.click_button("Start");
     assert_eq!(gui.started_versions(), [2]);
+}
+
+// ----- file dialogs where the desktop has none ---------------------------------------
+
+const CALLBACK_SAMPLE: &str = include_str!("../samples/callback.process.json");
+
+/// A folder holding the callback sample, which the window opens first.
+fn folder_with_sample() -> (tempfile::TempDir, PathBuf) {
+    let files = tempfile::tempdir().unwrap();
+    let sample = files.path().canonicalize().unwrap().join("callback.process.json");
+    std::fs::write(&sample, CALLBACK_SAMPLE).unwrap();
+    (files, sample)
+}
+
+#[test]
+fn without_a_desktop_file_dialog_save_save_as_and_open_use_one_in_the_window() {
+    let (_files, sample) = folder_with_sample();
+    let folder = sample.parent().unwrap().to_owned();
+    let mut gui = Gui::with(Some(sample.clone()), ScriptedDialogs::unavailable());
+
+    // A new process, edited: it has no file yet, so Save asks where.
+    gui.shortcut(Modifiers::COMMAND, Key::N);
+    let template = gui.rect_of("Template Server Event (asynchronous)").center();
+    let target = gui.rect_of("Activity Start").center();
+    gui.drag(template, target);
+    assert!(gui.app().title().starts_with("● "), "{}", gui.app().title());
+    let edited = gui.draft().clone();
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("💾  Save process as"));
+    let status = gui.app().status_text().unwrap_or_default();
+    assert!(status.contains("no file dialog"), "the status bar says why: {status}");
+    gui.text_field_showing(folder.to_str().unwrap()); // it opens in the last file's folder
+    gui.replace_value("untitled.process.json", "drafted");
+    gui.click_button("Save");
+    let drafted = folder.join("drafted.process.json");
+    assert_eq!(ProcessDraft::load(&drafted).unwrap(), edited, "saved, with .process.json added");
+    assert_eq!(gui.file_dialog_title(), None, "the dialog closed");
+    assert_eq!(gui.app().title(), "drafted.process.json — flowdesk", "no ● once saved");
+
+    // Save As onto an existing file asks first; Cancel leaves it alone.
+    gui.shortcut(Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("💾  Save process as"));
+    gui.replace_value("untitled.process.json", "callback");
+    gui.click_button("Save");
+    assert!(gui.exists("callback.process.json already exists. Replace it?"));
+    gui.click("Cancel");
+    assert_eq!(std::fs::read_to_string(&sample).unwrap(), CALLBACK_SAMPLE);
+    assert_eq!(gui.app().title(), "drafted.process.json — flowdesk");
+
+    gui.menu("File", "Save As… Ctrl+Shift+S");
+    gui.replace_value("untitled.process.json", "callback.process.json");
+    gui.click_button("Save");
+    gui.click("Replace");
+    assert_eq!(ProcessDraft::load(&sample).unwrap(), edited);
+    assert_eq!(gui.app().title(), "callback.process.json — flowdesk");
+
+    // Open lists the folder's process files.
+    gui.shortcut(Modifiers::COMMAND, Key::N);
+    assert_ne!(*gui.draft(), edited);
+    gui.menu("File", "Open… Ctrl+O");
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("📂  Open process"));
+    gui.click("🗋 drafted.process.json");
+    gui.click_button("Open");
+    assert_eq!(gui.file_dialog_title(), None);
+    assert_eq!(*gui.draft(), edited);
+    assert_eq!(gui.app().title(), "drafted.process.json — flowdesk");
+    assert_eq!(gui.app().settings.recent.first(), Some(&drafted));
+}
+
+#[test]
+fn saving_before_new_goes_through_the_in_window_dialog_and_then_starts_the_new_process() {
+    let (_files, sample) = folder_with_sample();
+    let folder = sample.parent().unwrap().to_owned();
+    let mut gui = Gui::with(Some(sample.clone()), ScriptedDialogs::unavailable());
+    gui.shortcut(Modifiers::COMMAND, Key::N);
+    let template = gui.rect_of("Template Server Event (asynchronous)").center();
+    let target = gui.rect_of("Activity Start").center();
+    gui.drag(template, target);
+    let edited = gui.draft().clone();
+
+    gui.menu("File", "New Ctrl+N");
+    gui.click("Save");
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("💾  Save process as"));
+    assert_eq!(*gui.draft(), edited, "nothing replaced before it is saved");
+    // The window behind the dialog waits for it.
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(*gui.draft(), edited, "Ctrl+Z did not reach the draft");
+
+    gui.replace_value("untitled.process.json", "kept");
+    gui.click_button("Save");
+    assert_eq!(ProcessDraft::load(&folder.join("kept.process.json")).unwrap(), edited);
+    assert_eq!(gui.app().title(), "untitled (not saved) — flowdesk", "then the new process");
+    assert_eq!(gui.draft().activities.len(), 1);
+}
+
+#[test]
+fn cancelling_the_desktop_file_dialog_opens_no_second_one() {
+    let mut gui = Gui::new();
+    let grab = gui.header_of("Approved");
+    gui.drag(grab, grab + vec2(0.0, 100.0));
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    assert_eq!(gui.file_dialog_title(), None);
+    gui.menu("File", "Open… Ctrl+O");
+    assert_eq!(gui.file_dialog_title(), None);
+    assert!(gui.app().title().starts_with("● "), "still unsaved: {}", gui.app().title());
 }

@@ -18,7 +18,7 @@ use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
 use crate::gui::designer::properties::{Request, RightsView, properties_ui};
 use crate::gui::designer::{Designer, Document, Icons};
-use crate::gui::dialogs::{FileDialogs, with_process_extension};
+use crate::gui::dialogs::{DialogOutcome, FileDialogs, with_process_extension};
 use crate::gui::monitor::queries::Queries;
 use crate::gui::monitor::{Monitor, MonitorRequest};
 use crate::gui::theme;
@@ -64,12 +64,31 @@ enum Modal {
         text: String,
     },
     StartInstance(StartForm),
+    /// The in-window dialog chose a file that exists.
+    ConfirmReplace {
+        path: PathBuf,
+        then: Option<Replace>,
+    },
     /// Deploy was asked for a draft identical to this latest version.
     ConfirmRedeploy {
         version: u32,
     },
     CreateToken(TokenForm),
     Tokens(TokenList),
+}
+
+/// The file dialog drawn inside the window, and what its answer is for.
+struct InWindowDialog {
+    dialog: egui_file::FileDialog,
+    purpose: FilePurpose,
+}
+
+enum FilePurpose {
+    Open,
+    /// Save As; `then` happens once saved (New, Open or Quit that asked first).
+    Save {
+        then: Option<Replace>,
+    },
 }
 
 /// Server ▸ Tokens…: every token, and revoking one (asked twice).
@@ -246,6 +265,8 @@ pub struct FlowdeskApp {
     icons: Option<Icons>,
     status: Option<(String, StatusKind)>,
     modal: Option<Modal>,
+    /// Open while the desktop has no file dialog to offer.
+    file_dialog: Option<InWindowDialog>,
     grant_user: String,
     /// Rights on the deployed process of this name, refreshed after changes.
     rights: Option<(String, Vec<(String, Right)>)>,
@@ -295,6 +316,7 @@ impl FlowdeskApp {
             shown_title: String::new(),
             status: None,
             modal: None,
+            file_dialog: None,
             grant_user: String::new(),
             rights: None,
             close_confirmed: false,
@@ -338,6 +360,23 @@ impl FlowdeskApp {
         }
         self.shortcuts(ui.ctx());
         self.guard_close(ui.ctx());
+        if self.file_dialog.is_some() {
+            // Drawn first, so that the keys it leaves unused (Delete, Ctrl+V…)
+            // are dropped before the canvas behind it could act on them; the
+            // rest of the window waits, greyed, until it is answered.
+            self.file_dialog_ui(ui.ctx());
+            if self.file_dialog.is_some() {
+                ui.ctx().input_mut(|input| {
+                    input.events.retain(|event| {
+                        !matches!(
+                            event,
+                            egui::Event::Key { .. } | egui::Event::Copy | egui::Event::Cut | egui::Event::Paste(_)
+                        )
+                    });
+                });
+                ui.disable();
+            }
+        }
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         match self.view {
@@ -457,11 +496,11 @@ impl FlowdeskApp {
         });
         ui.separator();
         if ui.add(egui::Button::new("Save").shortcut_text("Ctrl+S")).clicked() {
-            self.save(false);
+            self.save(false, None);
             ui.close();
         }
         if ui.add(egui::Button::new("Save As…").shortcut_text("Ctrl+Shift+S")).clicked() {
-            self.save(true);
+            self.save(true, None);
             ui.close();
         }
     }
@@ -770,7 +809,7 @@ impl FlowdeskApp {
         let command = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
         let command_shift = |key| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, key);
         // A dialog is answered first: nothing behind it moves meanwhile.
-        if self.modal.is_some() {
+        if self.modal.is_some() || self.file_dialog.is_some() {
             return;
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Q))) {
@@ -782,10 +821,10 @@ impl FlowdeskApp {
         }
         let typing = ctx.egui_wants_keyboard_input();
         if ctx.input_mut(|i| i.consume_shortcut(&command_shift(Key::S))) {
-            self.save(true);
+            self.save(true, None);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::S))) {
-            self.save(false);
+            self.save(false, None);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::O))) {
             self.request(Replace::Open(None));
@@ -951,16 +990,15 @@ impl FlowdeskApp {
                 }
             }
             Replace::Open(path) => {
-                let Some(path) = path.or_else(|| self.dialogs.open_process()) else { return };
-                match ProcessDraft::load(&path) {
-                    Ok(draft) => {
-                        self.designer.open(Document::new(draft, Some(path.clone())));
-                        self.remember(&path);
-                        self.set_status(format!("Opened {}", path.display()), StatusKind::Info);
-                    }
-                    // The current work stays as it was.
-                    Err(err) => self.fail("Cannot open the process file", err.to_string()),
-                }
+                let path = match path {
+                    Some(path) => path,
+                    None => match self.dialogs.open_process(self.dialog_folder().as_deref()) {
+                        DialogOutcome::Chosen(path) => path,
+                        DialogOutcome::Cancelled => return,
+                        DialogOutcome::Unavailable => return self.open_file_dialog(FilePurpose::Open),
+                    },
+                };
+                self.open_file(&path);
             }
             Replace::Quit => {
                 self.close_confirmed = true;
@@ -970,25 +1008,119 @@ impl FlowdeskApp {
         self.refresh_rights();
     }
 
-    /// Saves to the document's file, or asks where (always, for Save As).
-    pub fn save(&mut self, save_as: bool) -> bool {
+    fn open_file(&mut self, path: &Path) {
+        match ProcessDraft::load(path) {
+            Ok(draft) => {
+                self.designer.open(Document::new(draft, Some(path.to_owned())));
+                self.remember(path);
+                self.set_status(format!("Opened {}", path.display()), StatusKind::Info);
+            }
+            // The current work stays as it was.
+            Err(err) => self.fail("Cannot open the process file", err.to_string()),
+        }
+    }
+
+    /// Saves to the document's file, or asks where (always, for Save As);
+    /// `then` happens once the draft is saved, and not at all if it is not.
+    fn save(&mut self, save_as: bool, then: Option<Replace>) {
         let path = match (save_as, self.designer.doc.path()) {
             (false, Some(path)) => path.to_owned(),
-            _ => match self.dialogs.save_process(&self.designer.doc.draft().name) {
-                Some(path) => with_process_extension(path),
-                None => return false,
-            },
-        };
-        match std::fs::write(&path, self.designer.doc.draft().to_json()) {
-            Ok(()) => {
-                self.designer.doc.mark_saved(path.clone());
-                self.remember(&path);
-                self.set_status(format!("Saved {}", path.display()), StatusKind::Success);
-                true
+            _ => {
+                let name = self.designer.doc.draft().name.clone();
+                match self.dialogs.save_process(&name, self.dialog_folder().as_deref()) {
+                    DialogOutcome::Chosen(path) => with_process_extension(path),
+                    DialogOutcome::Cancelled => return,
+                    DialogOutcome::Unavailable => return self.open_file_dialog(FilePurpose::Save { then }),
+                }
             }
-            Err(err) => {
-                self.fail("Cannot save", format!("{}: {err}", path.display()));
-                false
+        };
+        self.write_draft(&path, then);
+    }
+
+    fn write_draft(&mut self, path: &Path, then: Option<Replace>) {
+        match std::fs::write(path, self.designer.doc.draft().to_json()) {
+            Ok(()) => {
+                self.designer.doc.mark_saved(path.to_owned());
+                self.remember(path);
+                self.set_status(format!("Saved {}", path.display()), StatusKind::Success);
+                if let Some(then) = then {
+                    self.replace(then);
+                }
+            }
+            Err(err) => self.fail("Cannot save", format!("{}: {err}", path.display())),
+        }
+    }
+
+    /// Where a file dialog starts: the document's folder, else the last
+    /// file's, else the user's documents.
+    fn dialog_folder(&self) -> Option<PathBuf> {
+        let folder_of = |path: &Path| path.parent().filter(|folder| folder.is_dir()).map(Path::to_owned);
+        self.designer
+            .doc
+            .path()
+            .and_then(folder_of)
+            .or_else(|| self.settings.recent.first().and_then(|path| folder_of(path)))
+            .or_else(|| {
+                let user = directories::UserDirs::new()?;
+                Some(user.document_dir().unwrap_or(user.home_dir()).to_owned())
+            })
+    }
+
+    /// Opens the dialog inside the window: the desktop has none to offer.
+    fn open_file_dialog(&mut self, purpose: FilePurpose) {
+        let mut dialog = match &purpose {
+            FilePurpose::Open => egui_file::FileDialog::open_file()
+                .title("Open process")
+                .show_new_folder(false)
+                .filename_filter(Box::new(|name: &str| name.ends_with(".json"))),
+            FilePurpose::Save { .. } => egui_file::FileDialog::save_file()
+                .title("Save process as")
+                .default_filename(format!("{}.process.json", self.designer.doc.draft().name)),
+        }
+        .id(egui::Id::unique("in-window-file-dialog"))
+        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+        .default_size([560.0, 420.0])
+        .show_rename(false)
+        .keep_on_top(true)
+        .show_files_filter(Box::new(|path: &Path| path.extension().is_some_and(|e| e == "json")));
+        if let Some(folder) = self.dialog_folder() {
+            dialog = dialog.initial_path(folder);
+        }
+        dialog.open();
+        self.file_dialog = Some(InWindowDialog { dialog, purpose });
+        self.set_status(
+            "This desktop has no file dialog (no XDG desktop portal file chooser, no zenity): choose the file here."
+                .to_owned(),
+            StatusKind::Info,
+        );
+    }
+
+    /// Draws the in-window file dialog and acts on its answer.
+    fn file_dialog_ui(&mut self, ctx: &egui::Context) {
+        let Some(mut open) = self.file_dialog.take() else { return };
+        open.dialog.show(ctx);
+        match open.dialog.state() {
+            egui_file::State::Open => self.file_dialog = Some(open),
+            egui_file::State::Selected => {
+                let Some(chosen) = open.dialog.path().map(Path::to_owned) else { return };
+                match open.purpose {
+                    FilePurpose::Open => {
+                        self.open_file(&chosen);
+                        self.refresh_rights();
+                    }
+                    FilePurpose::Save { then } => {
+                        let path = with_process_extension(chosen);
+                        // A desktop dialog asks before replacing a file; this one does not.
+                        if path.exists() && self.designer.doc.path() != Some(path.as_path()) {
+                            self.modal = Some(Modal::ConfirmReplace { path, then });
+                        } else {
+                            self.write_draft(&path, then);
+                        }
+                    }
+                }
+            }
+            egui_file::State::Cancelled | egui_file::State::Closed => {
+                self.set_status("Nothing was saved or opened.".to_owned(), StatusKind::Info);
             }
         }
     }
@@ -1239,6 +1371,7 @@ impl FlowdeskApp {
         let mut keep = true;
         let mut then: Option<Replace> = None;
         let mut next_modal = None;
+        let mut save_then = None;
         match modal {
             Modal::UnsavedChanges(replace) => {
                 egui::Modal::new(egui::Id::unique("unsaved-changes")).show(ctx, |ui| {
@@ -1247,9 +1380,7 @@ impl FlowdeskApp {
                     ui.add_space(8.0);
                     ui.horizontal(|ui| {
                         if ui.button("Save").clicked() {
-                            if self.save(false) {
-                                then = Some(replace.clone());
-                            }
+                            save_then = Some(replace.clone());
                             keep = false;
                         }
                         if ui.button("Don't save").clicked() {
@@ -1329,6 +1460,30 @@ impl FlowdeskApp {
                     next_modal = Some(Modal::StartInstance(form));
                 }
             }
+            Modal::ConfirmReplace { path, then } => {
+                let mut replace = false;
+                egui::Modal::new(egui::Id::unique("confirm-replace")).show(ctx, |ui| {
+                    ui.heading("Replace the file?");
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    ui.label(format!("{name} already exists. Replace it?"));
+                    ui.label(RichText::new(path.display().to_string()).small().weak());
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        if ui.button("Replace").clicked() {
+                            replace = true;
+                            keep = false;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            keep = false;
+                        }
+                    });
+                });
+                if replace {
+                    self.write_draft(&path, then);
+                } else if keep {
+                    next_modal = Some(Modal::ConfirmReplace { path, then });
+                }
+            }
             Modal::ConfirmRedeploy { version } => {
                 let mut deploy = false;
                 let process = self.designer.doc.draft().name.clone();
@@ -1371,6 +1526,9 @@ impl FlowdeskApp {
         }
         if self.modal.is_none() {
             self.modal = next_modal;
+        }
+        if let Some(replace) = save_then {
+            self.save(false, Some(replace));
         }
         if let Some(replace) = then {
             self.replace(replace);
