@@ -167,7 +167,8 @@ impl FileDialogs for ScriptedDialogs {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
+#[cfg(target_os = "linux")]
 mod tests {
     use std::io::BufRead;
     use std::process::{Child, Command, Stdio};
