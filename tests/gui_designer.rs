@@ -3,13 +3,16 @@
 
 use std::path::PathBuf;
 
+use egui::accesskit::Role;
 use egui::{Event, Key, Modifiers, PointerButton, Pos2, Rect, pos2, vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use flowdesk::engine::{Engine, InstanceFilter};
 use flowdesk::gui::designer::Element;
 use flowdesk::gui::dialogs::ScriptedDialogs;
-use flowdesk::gui::{FlowdeskApp, GuiOptions, Settings};
+use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use flowdesk::model::{ActivityDraft, EventDraft, HeaderDraft, HttpRequestDraft, ProcessDraft, ServerEventDraft};
+use flowdesk::store::{Durability, SqliteStore};
 
 struct Gui {
     _dir: tempfile::TempDir,
@@ -39,6 +42,25 @@ impl Gui {
 
     fn app(&self) -> &FlowdeskApp {
         self.harness.state()
+    }
+
+    /// The window's database, read through an engine of the test's own.
+    fn engine(&self) -> Engine<SqliteStore> {
+        Engine::new(SqliteStore::open(&self._dir.path().join("gui.db"), Durability::Full).unwrap())
+    }
+
+    /// (name, default version, versions) of every deployed process.
+    fn deployed(&self) -> Vec<(String, u32, u32)> {
+        let processes = self.engine().processes().unwrap();
+        processes.into_iter().map(|p| (p.name, p.default_version, p.versions)).collect()
+    }
+
+    /// The version each instance runs on, oldest instance first.
+    fn started_versions(&self) -> Vec<u32> {
+        let filter = InstanceFilter { limit: 100, ..Default::default() };
+        let mut instances = self.engine().instances("ada", &filter).unwrap();
+        instances.sort_by_key(|i| i.id);
+        instances.into_iter().map(|i| i.version).collect()
     }
 
     fn rect_of(&self, label: &str) -> Rect {
@@ -93,6 +115,33 @@ impl Gui {
         self.settle();
     }
 
+    /// Replaces the whole text of the text field that now shows `old`.
+    fn replace_value(&mut self, old: &str, new: &str) {
+        self.text_field_showing(old).click();
+        self.settle();
+        self.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+        self.text_field_showing(old).type_text(new);
+        self.settle();
+    }
+
+    /// The text field whose text is `value` (not the text run inside it).
+    fn text_field_showing(&self, value: &str) -> egui_kittest::Node<'_> {
+        let value = value.to_owned();
+        self.harness.get_by(move |node| node.role() == Role::TextInput && node.value().as_deref() == Some(&value))
+    }
+
+    /// Whether the in-window file dialog is open, and with which title.
+    fn file_dialog_title(&self) -> Option<String> {
+        let titles = ["Save process as", "Open process"];
+        titles.iter().flat_map(|title| self.texts_containing(title)).next()
+    }
+
+    /// Clicks the button with this label (other widgets may share it).
+    fn click_button(&mut self, label: &str) {
+        self.harness.get_by_role_and_label(Role::Button, label).click();
+        self.settle();
+    }
+
     /// Opens a menu of the menu bar and clicks one of its items (whose
     /// accessible label includes the shortcut shown: "Undo Ctrl+Z").
     fn menu(&mut self, menu: &str, item: &str) {
@@ -139,6 +188,15 @@ impl Gui {
     fn header_of(&self, activity_name: &str) -> Pos2 {
         let rect = self.rect_of(&format!("Activity {activity_name}"));
         rect.left_top() + vec2(30.0, 8.0)
+    }
+
+    /// Selects an activity by a click on its title bar. Tests that deploy do
+    /// this first: with nothing selected, the properties panel shows the
+    /// deployed process's rights, whose "Grant ▾" menu needs a glyph egui's
+    /// default fonts lack, which kittest treats as a failure.
+    fn select(&mut self, activity_name: &str) {
+        let header = self.header_of(activity_name);
+        self.click_at(header);
     }
 
     fn draft(&self) -> &ProcessDraft {
@@ -728,4 +786,265 @@ fn an_http_request_event_is_added_from_the_palette_edited_and_saved() {
         timeout_seconds: 10,
     };
     assert_eq!(saved.activity("approved").unwrap().events[1], EventDraft::HttpRequest(expected));
+}
+
+// ----- designer commands, deploy and start ------------------------------------------
+
+const DESIGNER_ONLY: [&str; 4] = ["Deploy", "Start instance…", "Edit", "View"];
+
+#[test]
+fn designer_commands_appear_only_in_the_designer_view() {
+    let mut gui = Gui::new();
+    for label in DESIGNER_ONLY {
+        assert!(gui.exists(label), "{label} in the designer");
+    }
+    for (view, title) in [(AppView::Monitor, "Monitor"), (AppView::Items, "Server items")] {
+        gui.click(title);
+        assert_eq!(gui.app().view, view);
+        for label in DESIGNER_ONLY {
+            assert!(!gui.exists(label), "{label} is not offered in {title}");
+        }
+        gui.click("File");
+        assert!(gui.exists("Quit Ctrl+Q"), "Quit stays everywhere");
+        for item in ["New Ctrl+N", "Open… Ctrl+O", "Open Sample", "Open Recent", "Save Ctrl+S", "Save As… Ctrl+Shift+S"]
+        {
+            assert!(!gui.exists(item), "File ▸ {item} is not offered in {title}");
+        }
+        gui.click("File");
+        assert!(!gui.exists("Quit Ctrl+Q"), "the menu closed");
+
+        // Nor do their shortcuts act on the draft out of sight.
+        gui.shortcut(Modifiers::COMMAND, Key::D);
+        assert_eq!(gui.deployed(), [], "Ctrl+D deployed nothing from {title}");
+        gui.shortcut(Modifiers::COMMAND, Key::N);
+        assert_eq!(gui.draft().name, "callback", "Ctrl+N replaced nothing from {title}");
+        assert!(!gui.exists("Save changes?"));
+    }
+    gui.click("Designer");
+    for label in DESIGNER_ONLY {
+        assert!(gui.exists(label), "{label} back in the designer");
+    }
+    gui.select("Prepare");
+    gui.shortcut(Modifiers::COMMAND, Key::D);
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)], "Ctrl+D deploys in the designer");
+}
+
+#[test]
+fn start_instance_names_the_version_that_starts_and_offers_to_deploy_a_changed_draft() {
+    let mut gui = Gui::new();
+    gui.select("Prepare");
+
+    // Never deployed: the dialog says so, and its button deploys first.
+    gui.click("Start instance…");
+    assert!(gui.exists("Start an instance of callback"));
+    assert!(gui.exists("callback has not been deployed yet."));
+    assert!(gui.exists("The draft on screen will be deployed as callback version 1, then started."));
+    let plain_start = gui.harness.query_by_role_and_label(Role::Button, "Start");
+    assert!(plain_start.is_none(), "no plain Start: there is nothing deployed to start");
+    gui.click("Deploy and start");
+    assert!(!gui.exists("Start an instance of callback"), "the form closes");
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)]);
+    assert_eq!(gui.started_versions(), [1]);
+
+    // Unchanged: version 1 starts, and the dialog says it is the draft on screen.
+    gui.click("Start instance…");
+    assert!(gui.exists("callback version 1 will start."));
+    assert!(gui.exists("It is the same definition as the draft on screen."));
+    gui.click_button("Start");
+    assert_eq!(gui.started_versions(), [1, 1]);
+
+    // Changed: the deployed version starts unless the user picks the draft.
+    let template = gui.rect_of("Template Server Event (asynchronous)").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    gui.select("Prepare");
+    gui.click("Start instance…");
+    assert!(gui.exists("The draft on screen differs from callback version 1."));
+    assert!(gui.exists("callback version 1 will start."), "the deployed version is the default choice");
+    gui.click_button("Start");
+    assert_eq!(gui.started_versions(), [1, 1, 1]);
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)], "starting deployed nothing");
+
+    gui.click("Start instance…");
+    gui.click("Deploy the draft as version 2 and start it");
+    assert!(gui.exists("The draft on screen will be deployed as callback version 2, then started."));
+    gui.click("Deploy and start");
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 2, 2)]);
+    assert_eq!(gui.started_versions(), [1, 1, 1, 2]);
+    let version_2 = gui.engine().definition("callback").unwrap();
+    assert_eq!(version_2.draft, *gui.draft(), "version 2 is the draft on screen");
+
+    // A draft with errors cannot be deployed: the dialog says the deployed version starts.
+    let prepare = gui.rect_of("Activity Prepare");
+    let call = gui.rect_of("Activity Call external system");
+    gui.click_at(pos2((prepare.right() + call.left()) / 2.0, prepare.center().y));
+    gui.type_into("Rule (empty: always true)", "nmae == 1");
+    gui.click("Start instance…");
+    assert!(gui.exists("The draft on screen has errors, so it cannot be deployed."));
+    assert!(gui.exists("callback version 2 will start."));
+    assert!(!gui.exists("Deploy the draft as version 3 and start it"));
+    gui.click_button("Start");
+    assert_eq!(gui.started_versions(), [1, 1, 1, 2, 2]);
+}
+
+#[test]
+fn deploying_an_unchanged_draft_asks_first_and_a_moved_box_deploys_at_once() {
+    let mut gui = Gui::new();
+    gui.select("Prepare");
+    gui.click("Deploy");
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)]);
+
+    // The same definition again: asked, and Cancel makes no version.
+    gui.click("Deploy");
+    assert!(gui.exists("Deploy an identical version?"));
+    assert!(gui.exists(
+        "The draft on screen is the same definition as callback version 1. Deploying it makes version 2, identical to version 1."
+    ));
+    gui.click("Cancel");
+    assert!(!gui.exists("Deploy an identical version?"));
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)]);
+
+    // The shortcut asks too; confirming makes the version.
+    gui.shortcut(Modifiers::COMMAND, Key::D);
+    assert!(gui.exists("Deploy an identical version?"));
+    gui.click("Deploy version 2");
+    assert!(!gui.exists("Deploy an identical version?"));
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 2, 2)]);
+
+    // A moved box is a change the monitor shows (instances are drawn on their
+    // version's layout): deployed without asking, and the status says what changed.
+    let grab = gui.header_of("Approved");
+    gui.drag(grab, grab + vec2(0.0, 100.0));
+    gui.click("Deploy");
+    assert!(!gui.exists("Deploy an identical version?"));
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 3, 3)]);
+    assert_eq!(gui.app().status_text(), Some("Deployed callback version 3 (only the layout differs from version 2)"));
+}
+
+#[test]
+fn a_version_deployed_while_the_start_dialog_is_open_is_named_before_it_starts() {
+    let mut gui = Gui::new();
+    gui.select("Prepare");
+    gui.click("Deploy");
+    gui.click("Start instance…");
+    assert!(gui.exists("callback version 1 will start."));
+
+    // Another window or the command line deploys version 2 meanwhile.
+    let mut changed = gui.draft().clone();
+    changed.activities[1].name = "Call the supplier".to_owned();
+    gui.engine().deploy("ada", &changed).unwrap();
+
+    gui.click_button("Start");
+    assert!(gui.started_versions().is_empty(), "nothing started on a version the dialog did not name");
+    assert!(gui.exists("callback version 2 will start."));
+    assert!(gui.exists("The draft on screen differs from callback version 2."));
+    assert!(gui.exists("callback version 2 was deployed since this dialog opened; check the fields and start again."));
+    gui.click_button("Start");
+    assert_eq!(gui.started_versions(), [2]);
+}
+
+// ----- file dialogs where the desktop has none ---------------------------------------
+
+const CALLBACK_SAMPLE: &str = include_str!("../samples/callback.process.json");
+
+/// A folder holding the callback sample, which the window opens first.
+fn folder_with_sample() -> (tempfile::TempDir, PathBuf) {
+    let files = tempfile::tempdir().unwrap();
+    let sample = files.path().canonicalize().unwrap().join("callback.process.json");
+    std::fs::write(&sample, CALLBACK_SAMPLE).unwrap();
+    (files, sample)
+}
+
+#[test]
+fn without_a_desktop_file_dialog_save_save_as_and_open_use_one_in_the_window() {
+    let (_files, sample) = folder_with_sample();
+    let folder = sample.parent().unwrap().to_owned();
+    let mut gui = Gui::with(Some(sample.clone()), ScriptedDialogs::unavailable());
+
+    // A new process, edited: it has no file yet, so Save asks where.
+    gui.shortcut(Modifiers::COMMAND, Key::N);
+    let template = gui.rect_of("Template Server Event (asynchronous)").center();
+    let target = gui.rect_of("Activity Start").center();
+    gui.drag(template, target);
+    assert!(gui.app().title().starts_with("● "), "{}", gui.app().title());
+    let edited = gui.draft().clone();
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("💾  Save process as"));
+    let status = gui.app().status_text().unwrap_or_default();
+    assert!(status.contains("no file dialog"), "the status bar says why: {status}");
+    gui.text_field_showing(folder.to_str().unwrap()); // it opens in the last file's folder
+    gui.replace_value("untitled.process.json", "drafted");
+    gui.click_button("Save");
+    let drafted = folder.join("drafted.process.json");
+    assert_eq!(ProcessDraft::load(&drafted).unwrap(), edited, "saved, with .process.json added");
+    assert_eq!(gui.file_dialog_title(), None, "the dialog closed");
+    assert_eq!(gui.app().title(), "drafted.process.json — flowdesk", "no ● once saved");
+
+    // Save As onto an existing file asks first; Cancel leaves it alone.
+    gui.shortcut(Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("💾  Save process as"));
+    gui.replace_value("untitled.process.json", "callback");
+    gui.click_button("Save");
+    assert!(gui.exists("callback.process.json already exists. Replace it?"));
+    gui.click("Cancel");
+    assert_eq!(std::fs::read_to_string(&sample).unwrap(), CALLBACK_SAMPLE);
+    assert_eq!(gui.app().title(), "drafted.process.json — flowdesk");
+
+    gui.menu("File", "Save As… Ctrl+Shift+S");
+    gui.replace_value("untitled.process.json", "callback.process.json");
+    gui.click_button("Save");
+    gui.click("Replace");
+    assert_eq!(ProcessDraft::load(&sample).unwrap(), edited);
+    assert_eq!(gui.app().title(), "callback.process.json — flowdesk");
+
+    // Open lists the folder's process files.
+    gui.shortcut(Modifiers::COMMAND, Key::N);
+    assert_ne!(*gui.draft(), edited);
+    gui.menu("File", "Open… Ctrl+O");
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("📂  Open process"));
+    gui.click("🗋 drafted.process.json");
+    gui.click_button("Open");
+    assert_eq!(gui.file_dialog_title(), None);
+    assert_eq!(*gui.draft(), edited);
+    assert_eq!(gui.app().title(), "drafted.process.json — flowdesk");
+    assert_eq!(gui.app().settings.recent.first(), Some(&drafted));
+}
+
+#[test]
+fn saving_before_new_goes_through_the_in_window_dialog_and_then_starts_the_new_process() {
+    let (_files, sample) = folder_with_sample();
+    let folder = sample.parent().unwrap().to_owned();
+    let mut gui = Gui::with(Some(sample.clone()), ScriptedDialogs::unavailable());
+    gui.shortcut(Modifiers::COMMAND, Key::N);
+    let template = gui.rect_of("Template Server Event (asynchronous)").center();
+    let target = gui.rect_of("Activity Start").center();
+    gui.drag(template, target);
+    let edited = gui.draft().clone();
+
+    gui.menu("File", "New Ctrl+N");
+    gui.click("Save");
+    assert_eq!(gui.file_dialog_title().as_deref(), Some("💾  Save process as"));
+    assert_eq!(*gui.draft(), edited, "nothing replaced before it is saved");
+    // The window behind the dialog waits for it.
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(*gui.draft(), edited, "Ctrl+Z did not reach the draft");
+
+    gui.replace_value("untitled.process.json", "kept");
+    gui.click_button("Save");
+    assert_eq!(ProcessDraft::load(&folder.join("kept.process.json")).unwrap(), edited);
+    assert_eq!(gui.app().title(), "untitled (not saved) — flowdesk", "then the new process");
+    assert_eq!(gui.draft().activities.len(), 1);
+}
+
+#[test]
+fn cancelling_the_desktop_file_dialog_opens_no_second_one() {
+    let mut gui = Gui::new();
+    let grab = gui.header_of("Approved");
+    gui.drag(grab, grab + vec2(0.0, 100.0));
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    assert_eq!(gui.file_dialog_title(), None);
+    gui.menu("File", "Open… Ctrl+O");
+    assert_eq!(gui.file_dialog_title(), None);
+    assert!(gui.app().title().starts_with("● "), "still unsaved: {}", gui.app().title());
 }

@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Engine, FieldInput};
 use crate::gui::GuiOptions;
 use crate::gui::designer::canvas::TemplatePayload;
+use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
 use crate::gui::designer::properties::{Request, RightsView, properties_ui};
 use crate::gui::designer::{Designer, Document, Icons};
-use crate::gui::dialogs::{FileDialogs, with_process_extension};
+use crate::gui::dialogs::{DialogOutcome, FileDialogs, with_process_extension};
 use crate::gui::monitor::queries::Queries;
 use crate::gui::monitor::{Monitor, MonitorRequest};
 use crate::gui::theme;
@@ -58,10 +59,36 @@ pub enum Replace {
 
 enum Modal {
     UnsavedChanges(Replace),
-    Message { title: String, text: String },
+    Message {
+        title: String,
+        text: String,
+    },
     StartInstance(StartForm),
+    /// The in-window dialog chose a file that exists.
+    ConfirmReplace {
+        path: PathBuf,
+        then: Option<Replace>,
+    },
+    /// Deploy was asked for a draft identical to this latest version.
+    ConfirmRedeploy {
+        version: u32,
+    },
     CreateToken(TokenForm),
     Tokens(TokenList),
+}
+
+/// The file dialog drawn inside the window, and what its answer is for.
+struct InWindowDialog {
+    dialog: egui_file::FileDialog,
+    purpose: FilePurpose,
+}
+
+enum FilePurpose {
+    Open,
+    /// Save As; `then` happens once saved (New, Open or Quit that asked first).
+    Save {
+        then: Option<Replace>,
+    },
 }
 
 /// Server ▸ Tokens…: every token, and revoking one (asked twice).
@@ -82,11 +109,131 @@ struct TokenForm {
     error: Option<String>,
 }
 
+/// A start form field: name, type and the text typed for it.
+type FieldEntry = (String, FieldType, String);
+
+/// What the designer's start form says about the draft on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DraftStanding {
+    /// The draft has errors, so it cannot be deployed.
+    HasErrors,
+    /// The process was never deployed; the draft can be.
+    NotDeployed,
+    /// How the draft compares with the deployed version.
+    Compared(Sameness),
+}
+
+/// Start instance…: which version starts, the folio and the field values.
 struct StartForm {
     process: String,
+    /// The default version when the form was made: the one Start starts.
+    /// `None` before the process's first deploy.
+    version: Option<u32>,
+    /// The draft on screen against that version; `None` when the form was
+    /// opened from the monitor, which starts deployed versions only.
+    draft: Option<DraftStanding>,
+    /// Deploy the draft on screen first and start the version that makes.
+    deploy_draft: bool,
+    deployed_fields: Vec<FieldEntry>,
+    draft_fields: Vec<FieldEntry>,
     folio: String,
-    values: Vec<(String, FieldType, String)>,
+    /// The fields of the version that starts, as typed.
+    values: Vec<FieldEntry>,
     error: Option<String>,
+}
+
+impl StartForm {
+    fn new(
+        process: &str,
+        deployed: Option<(u32, ProcessDraft)>,
+        draft: Option<DraftStanding>,
+        on_screen: Option<&ProcessDraft>,
+    ) -> StartForm {
+        let deploy_draft = draft == Some(DraftStanding::NotDeployed);
+        let deployed_fields = deployed.as_ref().map(|(_, definition)| field_entries(definition)).unwrap_or_default();
+        let draft_fields = on_screen.map(field_entries).unwrap_or_default();
+        let values = if deploy_draft { draft_fields.clone() } else { deployed_fields.clone() };
+        StartForm {
+            process: process.to_owned(),
+            version: deployed.map(|(version, _)| version),
+            draft,
+            deploy_draft,
+            deployed_fields,
+            draft_fields,
+            folio: String::new(),
+            values,
+            error: None,
+        }
+    }
+
+    /// Whether the user chooses between the deployed version and the draft.
+    fn offers_choice(&self) -> bool {
+        self.version.is_some()
+            && matches!(self.draft, Some(DraftStanding::Compared(Sameness::LayoutOnly | Sameness::Different)))
+    }
+
+    fn can_start(&self) -> bool {
+        self.deploy_draft || self.version.is_some()
+    }
+
+    /// The version a deploy from this form makes.
+    fn next_version(&self) -> u32 {
+        self.version.map_or(1, |version| version + 1)
+    }
+
+    /// Switches between starting the deployed version and the draft; the
+    /// fields become the chosen definition's, keeping what was typed.
+    fn choose(&mut self, deploy_draft: bool) {
+        if self.deploy_draft == deploy_draft {
+            return;
+        }
+        self.deploy_draft = deploy_draft;
+        let fields = if deploy_draft { &self.draft_fields } else { &self.deployed_fields };
+        self.values = carry_over(fields, &self.values);
+    }
+
+    /// The draft was just deployed as `version`: it is now what starts.
+    fn deployed_now(&mut self, version: u32) {
+        self.version = Some(version);
+        self.draft = Some(DraftStanding::Compared(Sameness::Identical));
+        self.deploy_draft = false;
+        self.deployed_fields = self.draft_fields.clone();
+    }
+
+    /// Keeps the folio and field values typed into `old`.
+    fn keep_typed(&mut self, old: &StartForm) {
+        self.folio = old.folio.clone();
+        self.values = carry_over(&self.values, &old.values);
+    }
+}
+
+/// `fields` with the text of `typed` where a field of the same name and type was typed.
+fn carry_over(fields: &[FieldEntry], typed: &[FieldEntry]) -> Vec<FieldEntry> {
+    fields
+        .iter()
+        .map(|(name, field_type, default)| {
+            let text = typed.iter().find(|(n, t, _)| n == name && t == field_type).map_or(default, |(_, _, text)| text);
+            (name.clone(), *field_type, text.clone())
+        })
+        .collect()
+}
+
+/// A definition's fields with their default values as text.
+fn field_entries(definition: &ProcessDraft) -> Vec<FieldEntry> {
+    definition
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let field_type = FieldType::from_name(&f.field_type)?;
+            let text = match &f.default {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None if field_type == FieldType::Boolean => "false".to_owned(),
+                None => String::new(),
+            };
+            Some((f.name.clone(), field_type, text))
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -118,6 +265,8 @@ pub struct FlowdeskApp {
     icons: Option<Icons>,
     status: Option<(String, StatusKind)>,
     modal: Option<Modal>,
+    /// Open while the desktop has no file dialog to offer.
+    file_dialog: Option<InWindowDialog>,
     grant_user: String,
     /// Rights on the deployed process of this name, refreshed after changes.
     rights: Option<(String, Vec<(String, Right)>)>,
@@ -167,6 +316,7 @@ impl FlowdeskApp {
             shown_title: String::new(),
             status: None,
             modal: None,
+            file_dialog: None,
             grant_user: String::new(),
             rights: None,
             close_confirmed: false,
@@ -210,6 +360,23 @@ impl FlowdeskApp {
         }
         self.shortcuts(ui.ctx());
         self.guard_close(ui.ctx());
+        if self.file_dialog.is_some() {
+            // Drawn first, so that the keys it leaves unused (Delete, Ctrl+V…)
+            // are dropped before the canvas behind it could act on them; the
+            // rest of the window waits, greyed, until it is answered.
+            self.file_dialog_ui(ui.ctx());
+            if self.file_dialog.is_some() {
+                ui.ctx().input_mut(|input| {
+                    input.events.retain(|event| {
+                        !matches!(
+                            event,
+                            egui::Event::Key { .. } | egui::Event::Copy | egui::Event::Cut | egui::Event::Paste(_)
+                        )
+                    });
+                });
+                ui.disable();
+            }
+        }
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         match self.view {
@@ -272,103 +439,126 @@ impl FlowdeskApp {
                 ui.selectable_value(&mut self.view, view, RichText::new(title).strong());
             }
             ui.separator();
+            // Only Quit means something outside the designer; the rest acts
+            // on the draft, which the other views do not show.
+            let designing = self.view == AppView::Designer;
             ui.menu_button("File", |ui| {
-                if ui.add(egui::Button::new("New").shortcut_text("Ctrl+N")).clicked() {
-                    self.request(Replace::New);
-                    ui.close();
+                if designing {
+                    self.file_menu_designer_items(ui);
+                    ui.separator();
                 }
-                if ui.add(egui::Button::new("Open…").shortcut_text("Ctrl+O")).clicked() {
-                    self.request(Replace::Open(None));
-                    ui.close();
-                }
-                ui.menu_button("Open Sample", |ui| {
-                    for (index, (name, _)) in SAMPLES.iter().enumerate() {
-                        if ui.add(egui::Button::new(*name).shortcut_text(format!("Alt+{}", index + 1))).clicked() {
-                            self.request(Replace::Sample(index));
-                            ui.close();
-                        }
-                    }
-                });
-                ui.menu_button("Open Recent", |ui| {
-                    if self.settings.recent.is_empty() {
-                        ui.label("No recent files");
-                    }
-                    for (index, path) in self.settings.recent.clone().into_iter().enumerate() {
-                        let shortcut = if index < 9 { format!("Ctrl+{}", index + 1) } else { String::new() };
-                        if ui.add(egui::Button::new(path.display().to_string()).shortcut_text(shortcut)).clicked() {
-                            self.request(Replace::Open(Some(path)));
-                            ui.close();
-                        }
-                    }
-                });
-                ui.separator();
-                if ui.add(egui::Button::new("Save").shortcut_text("Ctrl+S")).clicked() {
-                    self.save(false);
-                    ui.close();
-                }
-                if ui.add(egui::Button::new("Save As…").shortcut_text("Ctrl+Shift+S")).clicked() {
-                    self.save(true);
-                    ui.close();
-                }
-                ui.separator();
                 if ui.add(egui::Button::new("Quit").shortcut_text("Ctrl+Q")).clicked() {
                     self.request(Replace::Quit);
                     ui.close();
                 }
             });
-            ui.menu_button("Edit", |ui| {
-                if ui
-                    .add_enabled(self.designer.doc.can_undo(), egui::Button::new("Undo").shortcut_text("Ctrl+Z"))
-                    .clicked()
-                {
-                    self.designer.undo();
-                    ui.close();
-                }
-                if ui
-                    .add_enabled(self.designer.doc.can_redo(), egui::Button::new("Redo").shortcut_text("Ctrl+Shift+Z"))
-                    .clicked()
-                {
-                    self.designer.redo();
-                    ui.close();
-                }
-                ui.separator();
-                if ui.add(egui::Button::new("Select all").shortcut_text("Ctrl+A")).clicked() {
-                    self.designer.select_all();
-                    ui.close();
-                }
-                let has_selection = !self.designer.selection.is_empty();
-                if ui.add_enabled(has_selection, egui::Button::new("Delete").shortcut_text("Del")).clicked() {
-                    let selection = self.designer.selection.clone();
-                    self.designer.apply(crate::gui::designer::Action::Delete(selection), ui.ctx());
-                    ui.close();
-                }
-            });
+            if designing {
+                self.edit_menu(ui);
+            }
             // Stays open while the address is typed; its buttons close it.
             let stays_open =
                 egui::containers::menu::MenuConfig::new().close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
             egui::containers::menu::MenuButton::new("Server").config(stays_open).ui(ui, |ui| self.server_menu(ui));
-            ui.menu_button("View", |ui| {
-                if ui.add(egui::Button::new("Zoom to fit").shortcut_text("Ctrl+0")).clicked() {
-                    self.designer.fit_requested = true;
-                    ui.close();
-                }
-                if ui.checkbox(&mut self.designer.snap, "Snap to grid").changed() {
-                    self.settings.snap_to_grid = Some(self.designer.snap);
-                }
-            });
-            ui.separator();
-            let has_errors = self.designer.doc.known_problems().iter().any(|p| p.severity == Severity::Error);
-            let deploy = ui
-                .add_enabled(!has_errors && self.engine.is_ok(), egui::Button::new("Deploy"))
-                .on_hover_text("Deploy as the process's next version (Ctrl+D)")
-                .on_disabled_hover_text("Fix the errors in the problems panel first");
-            if deploy.clicked() {
-                self.deploy();
-            }
-            if ui.add_enabled(self.engine.is_ok(), egui::Button::new("Start instance…")).clicked() {
-                self.open_start_form();
+            if designing {
+                self.designer_commands(ui);
             }
         });
+    }
+
+    fn file_menu_designer_items(&mut self, ui: &mut Ui) {
+        if ui.add(egui::Button::new("New").shortcut_text("Ctrl+N")).clicked() {
+            self.request(Replace::New);
+            ui.close();
+        }
+        if ui.add(egui::Button::new("Open…").shortcut_text("Ctrl+O")).clicked() {
+            self.request(Replace::Open(None));
+            ui.close();
+        }
+        ui.menu_button("Open Sample", |ui| {
+            for (index, (name, _)) in SAMPLES.iter().enumerate() {
+                if ui.add(egui::Button::new(*name).shortcut_text(format!("Alt+{}", index + 1))).clicked() {
+                    self.request(Replace::Sample(index));
+                    ui.close();
+                }
+            }
+        });
+        ui.menu_button("Open Recent", |ui| {
+            if self.settings.recent.is_empty() {
+                ui.label("No recent files");
+            }
+            for (index, path) in self.settings.recent.clone().into_iter().enumerate() {
+                let shortcut = if index < 9 { format!("Ctrl+{}", index + 1) } else { String::new() };
+                if ui.add(egui::Button::new(path.display().to_string()).shortcut_text(shortcut)).clicked() {
+                    self.request(Replace::Open(Some(path)));
+                    ui.close();
+                }
+            }
+        });
+        ui.separator();
+        if ui.add(egui::Button::new("Save").shortcut_text("Ctrl+S")).clicked() {
+            self.save(false, None);
+            ui.close();
+        }
+        if ui.add(egui::Button::new("Save As…").shortcut_text("Ctrl+Shift+S")).clicked() {
+            self.save(true, None);
+            ui.close();
+        }
+    }
+
+    fn edit_menu(&mut self, ui: &mut Ui) {
+        ui.menu_button("Edit", |ui| {
+            if ui.add_enabled(self.designer.doc.can_undo(), egui::Button::new("Undo").shortcut_text("Ctrl+Z")).clicked()
+            {
+                self.designer.undo();
+                ui.close();
+            }
+            if ui
+                .add_enabled(self.designer.doc.can_redo(), egui::Button::new("Redo").shortcut_text("Ctrl+Shift+Z"))
+                .clicked()
+            {
+                self.designer.redo();
+                ui.close();
+            }
+            ui.separator();
+            if ui.add(egui::Button::new("Select all").shortcut_text("Ctrl+A")).clicked() {
+                self.designer.select_all();
+                ui.close();
+            }
+            let has_selection = !self.designer.selection.is_empty();
+            if ui.add_enabled(has_selection, egui::Button::new("Delete").shortcut_text("Del")).clicked() {
+                let selection = self.designer.selection.clone();
+                self.designer.apply(crate::gui::designer::Action::Delete(selection), ui.ctx());
+                ui.close();
+            }
+        });
+    }
+
+    /// The View menu, Deploy and Start instance…: what acts on the draft on screen.
+    fn designer_commands(&mut self, ui: &mut Ui) {
+        ui.menu_button("View", |ui| {
+            if ui.add(egui::Button::new("Zoom to fit").shortcut_text("Ctrl+0")).clicked() {
+                self.designer.fit_requested = true;
+                ui.close();
+            }
+            if ui.checkbox(&mut self.designer.snap, "Snap to grid").changed() {
+                self.settings.snap_to_grid = Some(self.designer.snap);
+            }
+        });
+        ui.separator();
+        let has_errors = self.designer.doc.known_problems().iter().any(|p| p.severity == Severity::Error);
+        let deploy = ui
+            .add_enabled(!has_errors && self.engine.is_ok(), egui::Button::new("Deploy"))
+            .on_hover_text("Deploy as the process's next version (Ctrl+D)")
+            .on_disabled_hover_text("Fix the errors in the problems panel first");
+        if deploy.clicked() {
+            self.deploy();
+        }
+        let start = ui
+            .add_enabled(self.engine.is_ok(), egui::Button::new("Start instance…"))
+            .on_hover_text("Start an instance of this process: its deployed version, or the draft deployed first");
+        if start.clicked() {
+            self.open_start_form();
+        }
     }
 
     /// Starting and stopping the HTTP API that external systems call back on.
@@ -618,12 +808,23 @@ impl FlowdeskApp {
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let command = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
         let command_shift = |key| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, key);
+        // A dialog is answered first: nothing behind it moves meanwhile.
+        if self.modal.is_some() || self.file_dialog.is_some() {
+            return;
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Q))) {
+            self.request(Replace::Quit);
+        }
+        // The rest acts on the draft, which only the designer shows.
+        if self.view != AppView::Designer {
+            return;
+        }
         let typing = ctx.egui_wants_keyboard_input();
         if ctx.input_mut(|i| i.consume_shortcut(&command_shift(Key::S))) {
-            self.save(true);
+            self.save(true, None);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::S))) {
-            self.save(false);
+            self.save(false, None);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::O))) {
             self.request(Replace::Open(None));
@@ -646,16 +847,13 @@ impl FlowdeskApp {
                 self.request(Replace::Open(Some(path)));
             }
         }
-        if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Q))) {
-            self.request(Replace::Quit);
-        }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::D))) {
             self.deploy();
         }
         if ctx.input_mut(|i| i.consume_shortcut(&command(Key::Num0))) {
             self.designer.fit_requested = true;
         }
-        if typing || self.view != AppView::Designer {
+        if typing {
             return; // text fields keep their own undo and select-all
         }
         let redo =
@@ -792,16 +990,15 @@ impl FlowdeskApp {
                 }
             }
             Replace::Open(path) => {
-                let Some(path) = path.or_else(|| self.dialogs.open_process()) else { return };
-                match ProcessDraft::load(&path) {
-                    Ok(draft) => {
-                        self.designer.open(Document::new(draft, Some(path.clone())));
-                        self.remember(&path);
-                        self.set_status(format!("Opened {}", path.display()), StatusKind::Info);
-                    }
-                    // The current work stays as it was.
-                    Err(err) => self.fail("Cannot open the process file", err.to_string()),
-                }
+                let path = match path {
+                    Some(path) => path,
+                    None => match self.dialogs.open_process(self.dialog_folder().as_deref()) {
+                        DialogOutcome::Chosen(path) => path,
+                        DialogOutcome::Cancelled => return,
+                        DialogOutcome::Unavailable => return self.open_file_dialog(FilePurpose::Open),
+                    },
+                };
+                self.open_file(&path);
             }
             Replace::Quit => {
                 self.close_confirmed = true;
@@ -811,25 +1008,119 @@ impl FlowdeskApp {
         self.refresh_rights();
     }
 
-    /// Saves to the document's file, or asks where (always, for Save As).
-    pub fn save(&mut self, save_as: bool) -> bool {
+    fn open_file(&mut self, path: &Path) {
+        match ProcessDraft::load(path) {
+            Ok(draft) => {
+                self.designer.open(Document::new(draft, Some(path.to_owned())));
+                self.remember(path);
+                self.set_status(format!("Opened {}", path.display()), StatusKind::Info);
+            }
+            // The current work stays as it was.
+            Err(err) => self.fail("Cannot open the process file", err.to_string()),
+        }
+    }
+
+    /// Saves to the document's file, or asks where (always, for Save As);
+    /// `then` happens once the draft is saved, and not at all if it is not.
+    fn save(&mut self, save_as: bool, then: Option<Replace>) {
         let path = match (save_as, self.designer.doc.path()) {
             (false, Some(path)) => path.to_owned(),
-            _ => match self.dialogs.save_process(&self.designer.doc.draft().name) {
-                Some(path) => with_process_extension(path),
-                None => return false,
-            },
-        };
-        match std::fs::write(&path, self.designer.doc.draft().to_json()) {
-            Ok(()) => {
-                self.designer.doc.mark_saved(path.clone());
-                self.remember(&path);
-                self.set_status(format!("Saved {}", path.display()), StatusKind::Success);
-                true
+            _ => {
+                let name = self.designer.doc.draft().name.clone();
+                match self.dialogs.save_process(&name, self.dialog_folder().as_deref()) {
+                    DialogOutcome::Chosen(path) => with_process_extension(path),
+                    DialogOutcome::Cancelled => return,
+                    DialogOutcome::Unavailable => return self.open_file_dialog(FilePurpose::Save { then }),
+                }
             }
-            Err(err) => {
-                self.fail("Cannot save", format!("{}: {err}", path.display()));
-                false
+        };
+        self.write_draft(&path, then);
+    }
+
+    fn write_draft(&mut self, path: &Path, then: Option<Replace>) {
+        match std::fs::write(path, self.designer.doc.draft().to_json()) {
+            Ok(()) => {
+                self.designer.doc.mark_saved(path.to_owned());
+                self.remember(path);
+                self.set_status(format!("Saved {}", path.display()), StatusKind::Success);
+                if let Some(then) = then {
+                    self.replace(then);
+                }
+            }
+            Err(err) => self.fail("Cannot save", format!("{}: {err}", path.display())),
+        }
+    }
+
+    /// Where a file dialog starts: the document's folder, else the last
+    /// file's, else the user's documents.
+    fn dialog_folder(&self) -> Option<PathBuf> {
+        let folder_of = |path: &Path| path.parent().filter(|folder| folder.is_dir()).map(Path::to_owned);
+        self.designer
+            .doc
+            .path()
+            .and_then(folder_of)
+            .or_else(|| self.settings.recent.first().and_then(|path| folder_of(path)))
+            .or_else(|| {
+                let user = directories::UserDirs::new()?;
+                Some(user.document_dir().unwrap_or(user.home_dir()).to_owned())
+            })
+    }
+
+    /// Opens the dialog inside the window: the desktop has none to offer.
+    fn open_file_dialog(&mut self, purpose: FilePurpose) {
+        let mut dialog = match &purpose {
+            FilePurpose::Open => egui_file::FileDialog::open_file()
+                .title("Open process")
+                .show_new_folder(false)
+                .filename_filter(Box::new(|name: &str| name.ends_with(".json"))),
+            FilePurpose::Save { .. } => egui_file::FileDialog::save_file()
+                .title("Save process as")
+                .default_filename(format!("{}.process.json", self.designer.doc.draft().name)),
+        }
+        .id(egui::Id::unique("in-window-file-dialog"))
+        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+        .default_size([560.0, 420.0])
+        .show_rename(false)
+        .keep_on_top(true)
+        .show_files_filter(Box::new(|path: &Path| path.extension().is_some_and(|e| e == "json")));
+        if let Some(folder) = self.dialog_folder() {
+            dialog = dialog.initial_path(folder);
+        }
+        dialog.open();
+        self.file_dialog = Some(InWindowDialog { dialog, purpose });
+        self.set_status(
+            "This desktop has no file dialog (no XDG desktop portal file chooser, no zenity): choose the file here."
+                .to_owned(),
+            StatusKind::Info,
+        );
+    }
+
+    /// Draws the in-window file dialog and acts on its answer.
+    fn file_dialog_ui(&mut self, ctx: &egui::Context) {
+        let Some(mut open) = self.file_dialog.take() else { return };
+        open.dialog.show(ctx);
+        match open.dialog.state() {
+            egui_file::State::Open => self.file_dialog = Some(open),
+            egui_file::State::Selected => {
+                let Some(chosen) = open.dialog.path().map(Path::to_owned) else { return };
+                match open.purpose {
+                    FilePurpose::Open => {
+                        self.open_file(&chosen);
+                        self.refresh_rights();
+                    }
+                    FilePurpose::Save { then } => {
+                        let path = with_process_extension(chosen);
+                        // A desktop dialog asks before replacing a file; this one does not.
+                        if path.exists() && self.designer.doc.path() != Some(path.as_path()) {
+                            self.modal = Some(Modal::ConfirmReplace { path, then });
+                        } else {
+                            self.write_draft(&path, then);
+                        }
+                    }
+                }
+            }
+            egui_file::State::Cancelled | egui_file::State::Closed => {
+                self.set_status("Nothing was saved or opened.".to_owned(), StatusKind::Info);
             }
         }
     }
@@ -843,64 +1134,139 @@ impl FlowdeskApp {
 
     // ----- engine --------------------------------------------------------------
 
+    /// Deploys the draft on screen as its process's next version; a draft
+    /// identical to the latest version is deployed only once confirmed.
     pub fn deploy(&mut self) {
-        let Ok(engine) = self.engine.clone() else { return };
+        let draft = self.designer.doc.draft();
+        let latest = match self.deployed_version(&draft.name) {
+            Ok(latest) => latest,
+            Err(err) => return self.fail("Cannot deploy", err),
+        };
+        let compared = latest.map(|(version, definition)| (version, compare_definitions(draft, &definition)));
+        match compared {
+            Some((version, Sameness::Identical)) => self.modal = Some(Modal::ConfirmRedeploy { version }),
+            _ => {
+                self.deploy_now(compared);
+            }
+        }
+    }
+
+    /// Deploys without asking; `compared` is how the draft stood against the
+    /// latest version, for the status line. The new version, if made.
+    fn deploy_now(&mut self, compared: Option<(u32, Sameness)>) -> Option<u32> {
+        let Ok(engine) = self.engine.clone() else { return None };
         match engine.deploy(&self.user, self.designer.doc.draft()) {
             Ok(deployed) => {
-                let warnings = if deployed.warnings.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} warning(s))", deployed.warnings.len())
-                };
+                let mut notes = Vec::new();
+                if let Some((previous, Sameness::LayoutOnly)) = compared {
+                    notes.push(format!("only the layout differs from version {previous}"));
+                }
+                if !deployed.warnings.is_empty() {
+                    notes.push(format!("{} warning(s)", deployed.warnings.len()));
+                }
+                let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
                 self.set_status(
-                    format!("Deployed {} version {}{warnings}", deployed.process, deployed.version),
+                    format!("Deployed {} version {}{notes}", deployed.process, deployed.version),
                     StatusKind::Success,
                 );
                 self.refresh_rights();
+                Some(deployed.version)
             }
-            Err(err) => self.fail("Cannot deploy", err.to_string()),
+            Err(err) => {
+                self.fail("Cannot deploy", err.to_string());
+                None
+            }
         }
     }
 
+    /// The default (latest) version of a deployed process and its definition;
+    /// `None` if it was never deployed.
+    fn deployed_version(&self, process: &str) -> Result<Option<(u32, ProcessDraft)>, String> {
+        let engine = self.engine.as_ref().map_err(Clone::clone)?;
+        let processes = engine.processes().map_err(|e| e.to_string())?;
+        let Some(summary) = processes.into_iter().find(|p| p.name == process) else { return Ok(None) };
+        let compiled = engine.definition(process).map_err(|e| e.to_string())?;
+        Ok(Some((summary.default_version, compiled.draft.clone())))
+    }
+
+    /// Start instance… in the designer: the deployed version, or the draft
+    /// on screen deployed first.
     fn open_start_form(&mut self) {
-        let draft = self.designer.doc.draft().clone();
-        self.open_start_form_with(&draft);
-    }
-
-    /// The start form for a deployed process (its default version's fields).
-    fn open_start_form_for(&mut self, process: &str) {
-        let Ok(engine) = self.engine.clone() else { return };
-        match engine.definition(process) {
-            Ok(compiled) => self.open_start_form_with(&compiled.draft),
-            Err(err) => self.fail("Cannot start an instance", err.to_string()),
+        let process = self.designer.doc.draft().name.clone();
+        match self.start_form(&process, true) {
+            Ok(form) => self.modal = Some(Modal::StartInstance(form)),
+            Err(err) => self.fail("Cannot start an instance", err),
         }
     }
 
-    fn open_start_form_with(&mut self, draft: &ProcessDraft) {
-        let values = draft
-            .fields
-            .iter()
-            .filter_map(|f| {
-                let field_type = FieldType::from_name(&f.field_type)?;
-                let text = match &f.default {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                    None if field_type == FieldType::Boolean => "false".to_owned(),
-                    None => String::new(),
-                };
-                Some((f.name.clone(), field_type, text))
-            })
-            .collect();
-        self.modal = Some(Modal::StartInstance(StartForm {
-            process: draft.name.clone(),
-            folio: String::new(),
-            values,
-            error: None,
-        }));
+    /// The start form for a deployed process (the monitor's Start new instance…).
+    fn open_start_form_for(&mut self, process: &str) {
+        match self.start_form(process, false) {
+            Ok(form) if form.version.is_some() => self.modal = Some(Modal::StartInstance(form)),
+            Ok(_) => self.fail("Cannot start an instance", format!("{process} is not deployed")),
+            Err(err) => self.fail("Cannot start an instance", err),
+        }
+    }
+
+    /// The start form of `process`; from the designer, it also compares the
+    /// draft on screen (which is of that process) with the deployed version.
+    fn start_form(&mut self, process: &str, from_designer: bool) -> Result<StartForm, String> {
+        let deployed = self.deployed_version(process)?;
+        if !from_designer {
+            return Ok(StartForm::new(process, deployed, None, None));
+        }
+        let has_errors = self.designer.doc.problems(&self.designer.host).iter().any(|p| p.severity == Severity::Error);
+        let draft = self.designer.doc.draft();
+        let standing = match &deployed {
+            _ if has_errors => DraftStanding::HasErrors,
+            None => DraftStanding::NotDeployed,
+            Some((_, definition)) => DraftStanding::Compared(compare_definitions(draft, definition)),
+        };
+        Ok(StartForm::new(process, deployed, Some(standing), Some(draft)))
     }
 
     fn start_instance(&mut self, form: &mut StartForm) -> bool {
         let Ok(engine) = self.engine.clone() else { return false };
+        let mut deployed_now = None;
+        if form.deploy_draft {
+            let process = form.process.clone();
+            match engine.deploy(&self.user, self.designer.doc.draft()) {
+                Ok(deployed) => {
+                    self.refresh_rights();
+                    // A start refused below is tried again without a second deploy.
+                    form.deployed_now(deployed.version);
+                    deployed_now = Some(deployed.version);
+                }
+                Err(err) => {
+                    form.error = Some(format!("{process} was not deployed: {err}"));
+                    return false;
+                }
+            }
+        } else {
+            // The version the dialog names is the one that starts: another
+            // deploy (the command line, another window) may have come since.
+            let current = match self.deployed_version(&form.process) {
+                Ok(current) => current,
+                Err(err) => {
+                    form.error = Some(err);
+                    return false;
+                }
+            };
+            if current.as_ref().map(|(version, _)| *version) != form.version {
+                if let Ok(mut fresh) = self.start_form(&form.process.clone(), form.draft.is_some()) {
+                    fresh.keep_typed(form);
+                    fresh.error = Some(match fresh.version {
+                        Some(version) => format!(
+                            "{} version {version} was deployed since this dialog opened; check the fields and start again.",
+                            form.process
+                        ),
+                        None => format!("{} is no longer deployed.", form.process),
+                    });
+                    *form = fresh;
+                }
+                return false;
+            }
+        }
         let data: Vec<(String, FieldInput)> = form
             .values
             .iter()
@@ -919,13 +1285,25 @@ impl FlowdeskApp {
                     }
                     status => status.name().to_lowercase(),
                 };
-                self.set_status(format!("Started instance {}: {next}", progress.instance_id), StatusKind::Success);
+                let started = match deployed_now {
+                    Some(version) => {
+                        format!(
+                            "Deployed {} version {version} and started instance {}",
+                            form.process, progress.instance_id
+                        )
+                    }
+                    None => format!("Started instance {}", progress.instance_id),
+                };
+                self.set_status(format!("{started}: {next}"), StatusKind::Success);
                 // The monitor lists the new instance now, not at its next refresh.
                 self.monitor.refresh(&self.user);
                 true
             }
             Err(err) => {
-                form.error = Some(err.to_string());
+                form.error = Some(match deployed_now {
+                    Some(version) => format!("Deployed as version {version}, but the instance did not start: {err}"),
+                    None => err.to_string(),
+                });
                 false
             }
         }
@@ -993,6 +1371,7 @@ impl FlowdeskApp {
         let mut keep = true;
         let mut then: Option<Replace> = None;
         let mut next_modal = None;
+        let mut save_then = None;
         match modal {
             Modal::UnsavedChanges(replace) => {
                 egui::Modal::new(egui::Id::unique("unsaved-changes")).show(ctx, |ui| {
@@ -1001,9 +1380,7 @@ impl FlowdeskApp {
                     ui.add_space(8.0);
                     ui.horizontal(|ui| {
                         if ui.button("Save").clicked() {
-                            if self.save(false) {
-                                then = Some(replace.clone());
-                            }
+                            save_then = Some(replace.clone());
                             keep = false;
                         }
                         if ui.button("Don't save").clicked() {
@@ -1036,6 +1413,8 @@ impl FlowdeskApp {
                 let mut start = false;
                 egui::Modal::new(egui::Id::unique("start-instance")).show(ctx, |ui| {
                     ui.heading(format!("Start an instance of {}", form.process));
+                    start_form_summary(ui, &mut form);
+                    ui.add_space(6.0);
                     egui::Grid::new("start-form").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
                         let label = ui.label("Folio");
                         ui.add(egui::TextEdit::singleline(&mut form.folio).hint_text("e.g. PO-1042"))
@@ -1065,7 +1444,8 @@ impl FlowdeskApp {
                     }
                     ui.add_space(8.0);
                     ui.horizontal(|ui| {
-                        if ui.button("Start").clicked() {
+                        let label = if form.deploy_draft { "Deploy and start" } else { "Start" };
+                        if ui.add_enabled(form.can_start(), egui::Button::new(label)).clicked() {
                             start = true;
                         }
                         if ui.button("Cancel").clicked() {
@@ -1078,6 +1458,57 @@ impl FlowdeskApp {
                 }
                 if keep {
                     next_modal = Some(Modal::StartInstance(form));
+                }
+            }
+            Modal::ConfirmReplace { path, then } => {
+                let mut replace = false;
+                egui::Modal::new(egui::Id::unique("confirm-replace")).show(ctx, |ui| {
+                    ui.heading("Replace the file?");
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    ui.label(format!("{name} already exists. Replace it?"));
+                    ui.label(RichText::new(path.display().to_string()).small().weak());
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        if ui.button("Replace").clicked() {
+                            replace = true;
+                            keep = false;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            keep = false;
+                        }
+                    });
+                });
+                if replace {
+                    self.write_draft(&path, then);
+                } else if keep {
+                    next_modal = Some(Modal::ConfirmReplace { path, then });
+                }
+            }
+            Modal::ConfirmRedeploy { version } => {
+                let mut deploy = false;
+                let process = self.designer.doc.draft().name.clone();
+                egui::Modal::new(egui::Id::unique("confirm-redeploy")).show(ctx, |ui| {
+                    ui.heading("Deploy an identical version?");
+                    ui.label(format!(
+                        "The draft on screen is the same definition as {process} version {version}. \
+                         Deploying it makes version {}, identical to version {version}.",
+                        version + 1
+                    ));
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        if ui.button(format!("Deploy version {}", version + 1)).clicked() {
+                            deploy = true;
+                            keep = false;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            keep = false;
+                        }
+                    });
+                });
+                if deploy {
+                    self.deploy_now(Some((version, Sameness::Identical)));
+                } else if keep {
+                    next_modal = Some(Modal::ConfirmRedeploy { version });
                 }
             }
             Modal::CreateToken(mut form) => {
@@ -1096,6 +1527,9 @@ impl FlowdeskApp {
         if self.modal.is_none() {
             self.modal = next_modal;
         }
+        if let Some(replace) = save_then {
+            self.save(false, Some(replace));
+        }
         if let Some(replace) = then {
             self.replace(replace);
         }
@@ -1109,6 +1543,56 @@ impl eframe::App for FlowdeskApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+/// What the start form starts and how that stands against the draft on
+/// screen, with the choice between the two where there is one.
+fn start_form_summary(ui: &mut Ui, form: &mut StartForm) {
+    let process = form.process.clone();
+    if form.deploy_draft {
+        let next = form.next_version();
+        ui.label(
+            RichText::new(format!("The draft on screen will be deployed as {process} version {next}, then started."))
+                .strong(),
+        );
+    } else if let Some(version) = form.version {
+        ui.label(RichText::new(format!("{process} version {version} will start.")).strong());
+    }
+    let errors = "The draft on screen has errors, so it cannot be deployed.";
+    match (form.draft, form.version) {
+        (None, _) => {}
+        (Some(DraftStanding::NotDeployed), _) => {
+            ui.label(format!("{process} has not been deployed yet."));
+        }
+        (Some(DraftStanding::HasErrors), None) => {
+            ui.label(format!("{process} has not been deployed yet."));
+            ui.colored_label(theme::ERROR, errors);
+        }
+        (Some(DraftStanding::HasErrors), Some(_)) => {
+            ui.colored_label(theme::WARNING, errors);
+        }
+        (Some(DraftStanding::Compared(Sameness::Identical)), _) => {
+            ui.label("It is the same definition as the draft on screen.");
+        }
+        (Some(DraftStanding::Compared(Sameness::LayoutOnly)), Some(version)) => {
+            ui.label(format!("The draft on screen differs from {process} version {version} only in layout."));
+        }
+        (Some(DraftStanding::Compared(Sameness::Different)), Some(version)) => {
+            ui.colored_label(theme::WARNING, format!("The draft on screen differs from {process} version {version}."));
+        }
+        (Some(DraftStanding::Compared(_)), None) => {}
+    }
+    if form.offers_choice()
+        && let Some(version) = form.version
+    {
+        let next = form.next_version();
+        if ui.radio(!form.deploy_draft, format!("Start version {version}, as deployed")).clicked() {
+            form.choose(false);
+        }
+        if ui.radio(form.deploy_draft, format!("Deploy the draft as version {next} and start it")).clicked() {
+            form.choose(true);
+        }
     }
 }
 

@@ -1,29 +1,125 @@
-//! Native file dialogs behind a trait, so tests never open a real one (and
-//! never hang on a machine without a desktop portal).
+//! The desktop's file dialogs behind a trait, so tests never open a real one
+//! (and never hang on a machine without a desktop portal).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub trait FileDialogs {
-    fn open_process(&self) -> Option<PathBuf>;
-    fn save_process(&self, suggested_name: &str) -> Option<PathBuf>;
+/// What a file dialog answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogOutcome {
+    Chosen(PathBuf),
+    /// The user closed the dialog without choosing.
+    Cancelled,
+    /// No dialog could open: the window shows its own instead.
+    Unavailable,
 }
 
-/// The operating system's dialogs, through `rfd` (XDG portal on Linux; where
-/// no portal runs it falls back to zenity, or answers "cancelled" at once).
+pub trait FileDialogs {
+    /// Asks for a process file to open, starting in `folder` where given.
+    fn open_process(&self, folder: Option<&Path>) -> DialogOutcome;
+    /// Asks where to save a process called `suggested_name`.
+    fn save_process(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome;
+}
+
+/// The operating system's dialogs, through `rfd` (the XDG desktop portal on
+/// Linux, or zenity where no portal runs).
 pub struct NativeDialogs;
 
 impl FileDialogs for NativeDialogs {
-    fn open_process(&self) -> Option<PathBuf> {
-        rfd::FileDialog::new().set_title("Open process").add_filter("flowdesk process", &["json"]).pick_file()
+    fn open_process(&self, folder: Option<&Path>) -> DialogOutcome {
+        if !desktop::has_file_dialog() {
+            return DialogOutcome::Unavailable;
+        }
+        let mut dialog = rfd::FileDialog::new().set_title("Open process").add_filter("flowdesk process", &["json"]);
+        if let Some(folder) = folder {
+            dialog = dialog.set_directory(folder);
+        }
+        dialog.pick_file().map_or(DialogOutcome::Cancelled, DialogOutcome::Chosen)
     }
 
-    fn save_process(&self, suggested_name: &str) -> Option<PathBuf> {
-        let path = rfd::FileDialog::new()
+    fn save_process(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome {
+        if !desktop::has_file_dialog() {
+            return DialogOutcome::Unavailable;
+        }
+        let mut dialog = rfd::FileDialog::new()
             .set_title("Save process as")
             .add_filter("flowdesk process", &["json"])
-            .set_file_name(format!("{suggested_name}.process.json"))
-            .save_file()?;
-        Some(with_process_extension(path))
+            .set_file_name(format!("{suggested_name}.process.json"));
+        if let Some(folder) = folder {
+            dialog = dialog.set_directory(folder);
+        }
+        dialog.save_file().map_or(DialogOutcome::Cancelled, |path| DialogOutcome::Chosen(with_process_extension(path)))
+    }
+}
+
+/// Whether `rfd` can show a dialog on this desktop.
+///
+/// On Linux and the BSDs `rfd` asks the XDG desktop portal's FileChooser
+/// over the session D-Bus and, failing that, runs `zenity`. Where neither
+/// exists it returns `None` at once, exactly as when the user cancels, so the
+/// two are told apart here, before asking: a cancel must not open a second
+/// dialog, and a desktop without either must still let the work be saved.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+mod desktop {
+    use std::ffi::OsStr;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use zbus::blocking::connection::Builder;
+
+    const PORTAL: &str = "org.freedesktop.portal.Desktop";
+    const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
+    const FILE_CHOOSER: &str = "org.freedesktop.portal.FileChooser";
+    const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+    /// Long enough for the bus to start the portal on demand.
+    const PORTAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+    pub fn has_file_dialog() -> bool {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        executable_on_path("zenity", &path) || Builder::session().is_ok_and(file_chooser_reachable)
+    }
+
+    /// Whether the bus has a portal that serves FileChooser. The portal runs
+    /// without one when no backend (GTK, KDE, GNOME…) is installed, as on a
+    /// bare window manager; reading its `version` property asks exactly that,
+    /// and starts the portal if the bus starts it on demand.
+    pub fn file_chooser_reachable(bus: Builder<'_>) -> bool {
+        let ask = || -> zbus::Result<()> {
+            let connection = bus.method_timeout(PORTAL_TIMEOUT).build()?;
+            let property = (FILE_CHOOSER, "version");
+            connection.call_method(Some(PORTAL), PORTAL_PATH, Some(PROPERTIES), "Get", &property)?;
+            Ok(())
+        };
+        ask().is_ok()
+    }
+
+    /// Whether a file called `name` that may be run is in one of `path`'s folders.
+    pub fn executable_on_path(name: &str, path: &OsStr) -> bool {
+        std::env::split_paths(path).any(|folder| is_executable(&folder.join(name)))
+    }
+
+    fn is_executable(file: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        file.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    }
+}
+
+/// Windows and macOS always have their own dialogs.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+mod desktop {
+    pub fn has_file_dialog() -> bool {
+        true
     }
 }
 
@@ -38,19 +134,160 @@ pub fn with_process_extension(path: PathBuf) -> PathBuf {
     }
 }
 
-/// Dialogs that answer from a script: for tests.
+/// Dialogs that answer from a script: for tests. An empty script answers
+/// "cancelled"; `unavailable` plays a desktop with no dialog at all.
 #[derive(Default)]
 pub struct ScriptedDialogs {
     pub open: std::cell::RefCell<Vec<PathBuf>>,
     pub save: std::cell::RefCell<Vec<PathBuf>>,
+    pub unavailable: bool,
+}
+
+impl ScriptedDialogs {
+    /// A desktop where no file dialog can open.
+    pub fn unavailable() -> ScriptedDialogs {
+        ScriptedDialogs { unavailable: true, ..ScriptedDialogs::default() }
+    }
+
+    fn answer(&self, script: &std::cell::RefCell<Vec<PathBuf>>) -> DialogOutcome {
+        if self.unavailable {
+            return DialogOutcome::Unavailable;
+        }
+        script.borrow_mut().pop().map_or(DialogOutcome::Cancelled, DialogOutcome::Chosen)
+    }
 }
 
 impl FileDialogs for ScriptedDialogs {
-    fn open_process(&self) -> Option<PathBuf> {
-        self.open.borrow_mut().pop()
+    fn open_process(&self, _folder: Option<&Path>) -> DialogOutcome {
+        self.answer(&self.open)
     }
 
-    fn save_process(&self, _suggested_name: &str) -> Option<PathBuf> {
-        self.save.borrow_mut().pop()
+    fn save_process(&self, _suggested_name: &str, _folder: Option<&Path>) -> DialogOutcome {
+        self.answer(&self.save)
+    }
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use std::io::BufRead;
+    use std::process::{Child, Command, Stdio};
+
+    use zbus::blocking::connection::Builder;
+
+    use super::desktop::{executable_on_path, file_chooser_reachable};
+
+    #[test]
+    fn zenity_counts_only_as_a_file_that_may_be_run_in_a_folder_of_the_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+        std::fs::create_dir_all(first.join("zenity")).unwrap(); // a folder of that name
+        std::fs::create_dir(&second).unwrap();
+        let path = std::env::join_paths([&first, &second]).unwrap();
+        assert!(!executable_on_path("zenity", &path));
+
+        let zenity = second.join("zenity");
+        std::fs::write(&zenity, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&zenity, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(!executable_on_path("zenity", &path), "not executable");
+        std::fs::set_permissions(&zenity, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(executable_on_path("zenity", &path));
+        assert!(!executable_on_path("zenity", std::ffi::OsStr::new("")), "an empty PATH");
+    }
+
+    /// A private bus run by the real `dbus-daemon`, that starts no service on demand.
+    struct PrivateBus {
+        daemon: Child,
+        address: String,
+        _dir: tempfile::TempDir,
+    }
+
+    impl PrivateBus {
+        fn start() -> PrivateBus {
+            let dir = tempfile::tempdir().unwrap();
+            let config = dir.path().join("bus.conf");
+            let listen = format!("unix:dir={}", dir.path().display());
+            std::fs::write(
+                &config,
+                format!(
+                    r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>{listen}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>"#
+                ),
+            )
+            .unwrap();
+            let mut daemon = Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", config.display()))
+                .args(["--nofork", "--print-address=1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("these tests run the real dbus-daemon (Debian package dbus-daemon)");
+            let mut address = String::new();
+            let stdout = daemon.stdout.take().unwrap();
+            std::io::BufReader::new(stdout).read_line(&mut address).unwrap();
+            PrivateBus { daemon, address: address.trim().to_owned(), _dir: dir }
+        }
+
+        fn builder(&self) -> Builder<'static> {
+            Builder::address(self.address.as_str()).unwrap()
+        }
+    }
+
+    impl Drop for PrivateBus {
+        fn drop(&mut self) {
+            let _ = self.daemon.kill();
+            let _ = self.daemon.wait();
+        }
+    }
+
+    struct FileChooser;
+
+    #[zbus::interface(name = "org.freedesktop.portal.FileChooser")]
+    impl FileChooser {
+        #[zbus(property, name = "version")]
+        fn version(&self) -> u32 {
+            4
+        }
+    }
+
+    /// What the portal serves with no backend installed: other interfaces only.
+    struct Settings;
+
+    #[zbus::interface(name = "org.freedesktop.portal.Settings")]
+    impl Settings {
+        #[zbus(property, name = "version")]
+        fn version(&self) -> u32 {
+            2
+        }
+    }
+
+    const PORTAL: &str = "org.freedesktop.portal.Desktop";
+    const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
+
+    #[test]
+    fn the_portal_counts_only_when_it_serves_a_file_chooser() {
+        assert!(!file_chooser_reachable(Builder::address("unix:path=/nonexistent/bus").unwrap()), "no bus");
+
+        let bus = PrivateBus::start();
+        assert!(!file_chooser_reachable(bus.builder()), "a bus without the portal");
+
+        let without_backend =
+            bus.builder().name(PORTAL).unwrap().serve_at(PORTAL_PATH, Settings).unwrap().build().unwrap();
+        assert!(!file_chooser_reachable(bus.builder()), "a portal without a file chooser");
+        drop(without_backend);
+
+        let _portal = bus.builder().name(PORTAL).unwrap().serve_at(PORTAL_PATH, FileChooser).unwrap().build().unwrap();
+        assert!(file_chooser_reachable(bus.builder()));
     }
 }

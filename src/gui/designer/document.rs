@@ -9,7 +9,37 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Problem, ProcessDraft, ScriptHost, validate};
+use crate::model::{Position, Problem, ProcessDraft, ScriptHost, validate};
+
+/// How the draft on screen compares with a deployed version of its process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sameness {
+    /// The same definition: deploying it again would make an identical version.
+    Identical,
+    /// Only where the boxes sit differs. Instances would run the same way,
+    /// but the monitor draws an instance on its own version's layout, so a
+    /// new version is still a change a user can see.
+    LayoutOnly,
+    /// Activities, events, lines, rules, fields or names differ.
+    Different,
+}
+
+/// Compares two definitions as flowdesk stores them: their serialised
+/// `.process.json` form, so whitespace, key order and defaults left out of a
+/// file never make two definitions differ.
+pub fn compare_definitions(draft: &ProcessDraft, deployed: &ProcessDraft) -> Sameness {
+    if draft.to_json() == deployed.to_json() {
+        return Sameness::Identical;
+    }
+    let without_layout = |definition: &ProcessDraft| {
+        let mut definition = definition.clone();
+        for activity in &mut definition.activities {
+            activity.position = Position::default();
+        }
+        definition.to_json()
+    };
+    if without_layout(draft) == without_layout(deployed) { Sameness::LayoutOnly } else { Sameness::Different }
+}
 
 /// Which consecutive edits merge into one undo step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +229,27 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn definitions_compare_by_content_then_by_layout() {
+        let file = include_str!("../../../samples/callback.process.json");
+        let draft = ProcessDraft::from_json(file, "callback").unwrap();
+        // The same definition written differently: one line, keys reordered.
+        let value: serde_json::Value = serde_json::from_str(file).unwrap();
+        let compact = ProcessDraft::from_json(&serde_json::to_string(&value).unwrap(), "compact").unwrap();
+        assert_eq!(compare_definitions(&draft, &compact), Sameness::Identical);
+
+        let mut moved = draft.clone();
+        moved.activities[1].position.x += 40.0;
+        assert_eq!(compare_definitions(&moved, &draft), Sameness::LayoutOnly);
+
+        let mut renamed = moved.clone();
+        renamed.activities[1].name.push_str(" again");
+        assert_eq!(compare_definitions(&renamed, &draft), Sameness::Different);
+        let mut rule = draft.clone();
+        rule.lines[0].rule = "true".to_owned();
+        assert_eq!(compare_definitions(&rule, &draft), Sameness::Different);
+    }
 
     #[test]
     fn coalesced_edits_undo_as_one_step() {
