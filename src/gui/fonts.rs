@@ -129,8 +129,7 @@ mod tests {
         for entry in std::fs::read_dir(root.join("samples")).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "json") {
-                let value: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
                 let mut found = Vec::new();
                 json_strings(&value, &mut found);
                 let name = path.strip_prefix(root).unwrap().display().to_string();
@@ -159,8 +158,7 @@ mod tests {
         for (place, text) in shown_texts() {
             for family in [FontFamily::Proportional, FontFamily::Monospace] {
                 let font = FontId::new(13.0, family.clone());
-                let absent: String =
-                    text.chars().filter(|c| !c.is_control() && !fonts.has_glyph(&font, *c)).collect();
+                let absent: String = text.chars().filter(|c| !c.is_control() && !fonts.has_glyph(&font, *c)).collect();
                 if !absent.is_empty() {
                     missing.push(format!("{place}: {text:?} lacks {absent:?} in {family:?}"));
                 }

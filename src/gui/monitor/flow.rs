@@ -9,7 +9,8 @@ use egui::{Align2, Color32, CornerRadius, FontId, Pos2, Rect, Sense, Shape, Stro
 
 use crate::engine::{ActivityStatus, InstanceDetail, InstanceStatus};
 use crate::gui::designer::View;
-use crate::gui::designer::canvas::{activity_rect, bezier_point, bounds, line_curve};
+use crate::gui::designer::canvas::{activity_rect, bounds};
+use crate::gui::designer::layout::{bezier_point, line_curve};
 use crate::gui::theme::{self, flow, size};
 use crate::model::EventDraft;
 
