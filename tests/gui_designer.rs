@@ -1048,3 +1048,19 @@ fn cancelling_the_desktop_file_dialog_opens_no_second_one() {
     assert_eq!(gui.file_dialog_title(), None);
     assert!(gui.app().title().starts_with("● "), "still unsaved: {}", gui.app().title());
 }
+
+// ----- issue 14: what the window draws ------------------------------------------
+
+#[test]
+fn the_window_loads_fonts_that_draw_its_arrows_and_menu_triangles() {
+    let gui = Gui::new();
+    // "Grant ▾" in the rights, "→" in every HTTP audit line and data change,
+    // "▸" in the Server menu's hints: each was drawn as an empty box.
+    for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+        let font = egui::FontId::new(13.0, family);
+        for symbol in ['▾', '→', '▸'] {
+            let drawn = gui.harness.ctx.fonts_mut(|fonts| fonts.has_glyph(&font, symbol));
+            assert!(drawn, "{symbol:?} has no glyph in the window's {:?} fonts", font.family);
+        }
+    }
+}

@@ -534,8 +534,8 @@ fn stop_and_resume_are_confirmed_and_recorded_with_the_user_and_cancel_changes_n
     assert_eq!(gui.status_of(id), InstanceStatus::Stopped);
     gui.run_until_status(InstanceStatus::Stopped);
     assert!(gui.shown(&format!("Done. Instance {id} is now stopped.")));
-    // A stopped instance still waits on its serial.
-    assert!(gui.shown("Waiting for a callback on 1_2"));
+    // A stopped instance keeps its item open, but a callback does not move it on.
+    assert!(gui.shown("Stopped (its callback item 1_2 stays open)"));
     assert_eq!(gui.fx.trail(id).last().map(String::as_str), Some("ada: Stopped"));
     let cancelled_resume = gui.snapshot(&[id]);
     gui.click("Resume");
@@ -1259,4 +1259,99 @@ fn the_tokens_dialog_lists_tokens_and_revokes_one_after_asking() {
     assert!(gui.texts_containing("revoked")[0].ends_with("by ada"));
     gui.click("Close");
     assert!(!gui.shown("API tokens"));
+}
+
+// ----- issue 14: View Flow colours mean one thing ----------------------------------
+
+/// An activity of two events: "Prepare" completes at once, then "Ask" hands
+/// out its serial and waits; its script fails until `ready` is set, which
+/// leaves the instance in Error with Ask's callback item still open.
+const TWO_EVENTS: &str = r#"{
+  "name": "two-events",
+  "fields": [{ "name": "ready", "type": "boolean" }],
+  "activities": [
+    { "id": "call", "name": "Call", "start": true, "events": [
+      { "kind": "server_event", "name": "Prepare", "synchronous": true, "script": "log(\"prepared\");" },
+      { "kind": "server_event", "name": "Ask", "synchronous": false,
+        "script": "if !ready { throw \"no answer\"; }" } ] },
+    { "id": "end", "name": "End", "events": [] }
+  ],
+  "lines": [{ "from": "call", "to": "end" }]
+}"#;
+
+/// The flow's event dots (filled circles on its canvas), top to bottom.
+fn flow_dots(gui: &Gui) -> Vec<(egui::Pos2, egui::Color32)> {
+    fn walk(shape: &egui::Shape, found: &mut Vec<egui::Shape>) {
+        match shape {
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, found)),
+            other => found.push(other.clone()),
+        }
+    }
+    let mut shapes = Vec::new();
+    for clipped in &gui.harness.output().shapes {
+        walk(&clipped.shape, &mut shapes);
+    }
+    let canvas = shapes
+        .iter()
+        .find_map(|shape| match shape {
+            egui::Shape::Rect(rect) if rect.fill == flowdesk::gui::theme::CANVAS_BACKGROUND => Some(rect.rect),
+            _ => None,
+        })
+        .expect("the flow's canvas is drawn");
+    let mut dots: Vec<(egui::Pos2, egui::Color32)> = shapes
+        .iter()
+        .filter_map(|shape| match shape {
+            egui::Shape::Circle(circle) if canvas.contains(circle.center) && circle.fill.a() > 0 => {
+                Some((circle.center, circle.fill))
+            }
+            _ => None,
+        })
+        .collect();
+    dots.sort_by(|a, b| a.0.y.total_cmp(&b.0.y));
+    dots
+}
+
+#[test]
+fn issue_14_view_flow_colours_events_by_state_and_marks_the_one_that_waits() {
+    use flowdesk::gui::theme::flow;
+    let fx = fixture();
+    deploy_json(&fx, TWO_EVENTS);
+    let id = fx.engine.start("admin", "two-events", "TE-1", &set(&[("ready", "true")])).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("TE-1", id);
+    assert_eq!(gui.detail_status(), InstanceStatus::Active);
+    assert!(gui.shown("Waiting for a callback on 1_1"), "{:#?}", gui.all_texts());
+
+    // Blue is "active" in the legend: a dot is blue only if its event is.
+    let dots = flow_dots(&gui);
+    let colours: Vec<egui::Color32> = dots.iter().map(|(_, c)| *c).collect();
+    assert_eq!(colours, [flow::COMPLETED, flow::ACTIVE], "Prepare completed, Ask waits");
+    // The event that waits says so itself, with its serial.
+    assert!(gui.shown("Event Prepare: completed"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("Event Ask: waiting for a callback on 1_1"));
+}
+
+#[test]
+fn issue_14_an_instance_in_error_says_its_callback_item_stays_open_instead_of_waiting() {
+    use flowdesk::gui::theme::flow;
+    let fx = fixture();
+    deploy_json(&fx, TWO_EVENTS);
+    let id = fx.engine.start("admin", "two-events", "TE-2", &[]).unwrap().instance_id;
+    assert_eq!(fx.detail("admin", id).pending_items.len(), 1, "Ask's item stays open");
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("TE-2", id);
+    assert_eq!(gui.detail_status(), InstanceStatus::Error);
+
+    assert!(gui.texts_containing("aiting for a callback").is_empty(), "it waits for nothing: {:#?}", gui.all_texts());
+    assert!(gui.shown("In error (its callback item 1_1 stays open)"), "{:#?}", gui.all_texts());
+    let colours: Vec<egui::Color32> = flow_dots(&gui).iter().map(|(_, c)| *c).collect();
+    assert_eq!(colours, [flow::COMPLETED, flow::ERROR], "Prepare completed, Ask failed");
+    assert!(gui.shown("Event Prepare: completed"));
+    assert!(gui.shown("Event Ask: in error (its callback item 1_1 stays open)"));
+
+    // The items list does not call it pending as if all were well.
+    gui.click("Server items");
+    gui.run_until("the open item", |app| app.monitor.items().len() == 1);
+    gui.settle();
+    assert_eq!(gui.row("1_1").last().map(String::as_str), Some("In error"));
 }

@@ -355,6 +355,7 @@ impl FlowdeskApp {
             self.started = true;
             // The canvas is drawn light; the panels around it match.
             ui.ctx().set_theme(egui::Theme::Light);
+            ui.ctx().set_fonts(crate::gui::fonts::definitions());
             self.icons = load_icons(ui.ctx());
             let _ = self.repaint.set(ui.ctx().clone());
         }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_monitor;
 pub mod designer;
 pub mod dialogs;
+pub mod fonts;
 pub mod monitor;
 pub mod theme;
 

@@ -30,6 +30,8 @@ pub const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
 pub const ERROR_LINE_FILL: Color32 = Color32::from_rgb(255, 222, 222);
 pub const WARNING: Color32 = Color32::from_rgb(190, 120, 0);
 pub const SUCCESS: Color32 = Color32::from_rgb(30, 140, 70);
+/// Text on a badge filled with one of the colours above.
+pub const ON_ACCENT: Color32 = Color32::WHITE;
 
 pub fn line_stroke(zoom: f32, selected: bool) -> Stroke {
     if selected { Stroke::new(2.5 * zoom.max(0.5), SELECTION) } else { Stroke::new(1.6 * zoom.max(0.5), LINE) }
@@ -47,7 +49,9 @@ pub mod size {
     pub const SMALL_FONT: f32 = 11.0;
 }
 
-/// K2's View Flow colours: where an instance has been and where it is.
+/// K2's View Flow colours: where an instance has been and where it is. Each
+/// means one state, for activities and events alike, and nothing else: the
+/// kind of an event is not coloured in View Flow.
 pub mod flow {
     use egui::Color32;
 
@@ -58,7 +62,9 @@ pub mod flow {
     pub const ERROR: Color32 = Color32::from_rgb(207, 34, 46);
     pub const ERROR_FILL: Color32 = Color32::from_rgb(255, 225, 225);
     pub const CANCELLED: Color32 = Color32::from_rgb(140, 140, 140);
+    pub const CANCELLED_FILL: Color32 = Color32::from_gray(235);
     pub const NOT_REACHED: Color32 = Color32::from_rgb(170, 178, 192);
+    pub const NOT_REACHED_FILL: Color32 = Color32::WHITE;
     pub const LINE_FIRED: Color32 = Color32::from_rgb(46, 160, 67);
     pub const LINE_FALSE: Color32 = Color32::from_rgb(207, 34, 46);
     pub const LINE_NOT_EVALUATED: Color32 = Color32::from_rgb(180, 186, 198);

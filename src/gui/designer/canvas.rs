@@ -12,6 +12,7 @@ use egui::{
     TextureId, Ui, Vec2, epaint::CubicBezierShape, pos2, vec2,
 };
 
+use crate::gui::designer::layout::{LabelPlacer, bezier_point, curve_samples, label_leader, line_curves};
 use crate::gui::designer::palette::TemplateIcon;
 use crate::gui::designer::{Designer, Element};
 use crate::gui::theme::{self, size};
@@ -160,37 +161,9 @@ pub fn bounds(draft: &ProcessDraft) -> Rect {
     draft.activities.iter().map(activity_rect).fold(Rect::NOTHING, |acc, r| acc.union(r))
 }
 
-/// The four Bézier points of a line from one box to another: it leaves and
-/// enters on the sides facing each other, so it does not run under its boxes.
-pub fn line_curve(from: Rect, to: Rect) -> [Pos2; 4] {
-    let d = to.center() - from.center();
-    let (start, start_dir, end, end_dir) = if d.x.abs() * 0.6 >= d.y.abs() {
-        if d.x >= 0.0 {
-            (from.right_center(), vec2(1.0, 0.0), to.left_center(), vec2(-1.0, 0.0))
-        } else {
-            (from.left_center(), vec2(-1.0, 0.0), to.right_center(), vec2(1.0, 0.0))
-        }
-    } else if d.y >= 0.0 {
-        (from.center_bottom(), vec2(0.0, 1.0), to.center_top(), vec2(0.0, -1.0))
-    } else {
-        (from.center_top(), vec2(0.0, -1.0), to.center_bottom(), vec2(0.0, 1.0))
-    };
-    let reach = ((end - start).length() * 0.4).clamp(30.0, 160.0);
-    [start, start + start_dir * reach, end + end_dir * reach, end]
-}
-
-pub(crate) fn bezier_point(p: &[Pos2; 4], t: f32) -> Pos2 {
-    let u = 1.0 - t;
-    let v = p[0].to_vec2() * (u * u * u)
-        + p[1].to_vec2() * (3.0 * u * u * t)
-        + p[2].to_vec2() * (3.0 * u * t * t)
-        + p[3].to_vec2() * (t * t * t);
-    v.to_pos2()
-}
-
 /// Distance from `point` to the curve, sampled; good enough for picking.
 fn distance_to_curve(curve: &[Pos2; 4], point: Pos2) -> f32 {
-    let samples: Vec<Pos2> = (0..=24).map(|i| bezier_point(curve, i as f32 / 24.0)).collect();
+    let samples: Vec<Pos2> = curve_samples(curve).collect();
     samples
         .windows(2)
         .map(|w| {
@@ -282,6 +255,9 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
     let mut activity_responses: Vec<(usize, Response)> = Vec::new();
     let mut row_responses: Vec<(usize, usize, Response)> = Vec::new();
     let mut handle_responses: Vec<(usize, Response)> = Vec::new();
+    // What line labels must not cover, in canvas units: every box (drawn or
+    // not, so labels do not move as the view pans) and the badges on them.
+    let mut label_obstacles: Vec<Rect> = draft.activities.iter().map(activity_rect).collect();
     for (index, activity) in draft.activities.iter().enumerate() {
         let rect = view.rect_to_screen(origin, activity_rect(activity));
         if !rect.expand(12.0).intersects(screen) {
@@ -299,8 +275,11 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             }
         }
         if has_error {
-            let badge = rect.left_top() + vec2(0.0, 0.0);
-            painter.circle_filled(badge, 8.0 * view.zoom.max(0.6), theme::ERROR);
+            let badge = rect.left_top();
+            let radius = 8.0 * view.zoom.max(0.6);
+            label_obstacles
+                .push(Rect::from_center_size(view.to_canvas(origin, badge), Vec2::splat(2.0 * radius / view.zoom)));
+            painter.circle_filled(badge, radius, theme::ERROR);
             painter.text(
                 badge,
                 Align2::CENTER_CENTER,
@@ -350,24 +329,43 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
         handle_responses.push((index, response));
     }
 
-    // --- lines, over the boxes so none is ever hidden ---
+    // --- lines, over the boxes so none is ever hidden; labels beside them ---
     let mut hovered_line = None;
-    for (index, line) in draft.lines.iter().enumerate() {
-        let (Some(from), Some(to)) = (draft.activity(&line.from), draft.activity(&line.to)) else { continue };
-        let curve = line_curve(activity_rect(from), activity_rect(to)).map(|p| view.to_screen(origin, p));
-        let reach = Rect::from_points(&curve).expand(20.0);
+    let mut labels = LabelPlacer::new(label_obstacles);
+    // Drawn after every line, so that no line crosses a label.
+    let mut label_shapes = Vec::new();
+    for (index, (line, curve)) in draft.lines.iter().zip(line_curves(draft)).enumerate() {
+        let Some(curve) = curve else { continue };
+        let screen_curve = curve.map(|p| view.to_screen(origin, p));
+        let reach = Rect::from_points(&screen_curve).expand(20.0);
         if !reach.intersects(screen) {
             continue;
         }
         let selected = designer.selection.contains(&Element::Line(index));
-        draw_line(&painter, line, &curve, view.zoom, selected, flagged.contains(&Element::Line(index)));
+        let stroke = line_stroke(selected, flagged.contains(&Element::Line(index)), view.zoom);
+        draw_line(&painter, &screen_curve, stroke, view.zoom);
+        let mut on_label = false;
+        if let Some(text) = line_text(line)
+            && view.zoom >= 0.45
+        {
+            let color = if line.rule.trim().is_empty() { theme::ACTIVITY_TEXT } else { theme::LINE_RULE_TEXT };
+            let galley = painter.layout_no_wrap(text, FontId::proportional(size::SMALL_FONT * view.zoom), color);
+            let label = labels.place(&curve, (galley.size() + LABEL_PADDING * 2.0) / view.zoom);
+            let leader = label_leader(&curve, label)
+                .map(|(on_line, on_label)| [view.to_screen(origin, on_line), view.to_screen(origin, on_label)]);
+            let label = view.rect_to_screen(origin, label);
+            on_label = pointer.is_some_and(|p| label.contains(p));
+            label_shapes.push((galley, label, leader, stroke.color, color));
+        }
         if let Some(p) = pointer
             && hovered_line.is_none()
-            && reach.contains(p)
-            && distance_to_curve(&curve, p) < 6.0
+            && (on_label || reach.contains(p) && distance_to_curve(&screen_curve, p) < 6.0)
         {
             hovered_line = Some(index);
         }
+    }
+    for (galley, rect, leader, line_color, text_color) in label_shapes {
+        draw_label(&painter, galley, rect, leader, line_color, text_color);
     }
 
     for (index, _) in &handle_responses {
@@ -767,11 +765,28 @@ fn draw_activity(
     }
 }
 
-fn draw_line(painter: &egui::Painter, line: &LineDraft, curve: &[Pos2; 4], zoom: f32, selected: bool, has_error: bool) {
+/// Inside a line's label, around its text (screen points).
+pub(crate) const LABEL_PADDING: Vec2 = vec2(4.0, 2.0);
+
+fn line_stroke(selected: bool, has_error: bool, zoom: f32) -> Stroke {
     let mut stroke = theme::line_stroke(zoom, selected);
     if has_error && !selected {
         stroke.color = theme::ERROR;
     }
+    stroke
+}
+
+/// What a line's label says, if anything: its name, its rule, or both.
+fn line_text(line: &LineDraft) -> Option<String> {
+    match (line.label.is_empty(), line.rule.trim().is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(line.label.clone()),
+        (true, false) => Some(line.rule.clone()),
+        (false, false) => Some(format!("{}: {}", line.label, line.rule)),
+    }
+}
+
+fn draw_line(painter: &egui::Painter, curve: &[Pos2; 4], stroke: Stroke, zoom: f32) {
     // Flattened here with as few segments as its length on screen needs:
     // cheaper to tessellate than a Bézier shape, and as smooth.
     let length = (curve[3] - curve[0]).length() + (curve[1] - curve[0]).length() + (curve[3] - curve[2]).length();
@@ -786,32 +801,27 @@ fn draw_line(painter: &egui::Painter, line: &LineDraft, curve: &[Pos2; 4], zoom:
     let arrow =
         vec![tip, tip - direction * length + side * length * 0.5, tip - direction * length - side * length * 0.5];
     painter.add(Shape::convex_polygon(arrow, stroke.color, Stroke::NONE));
-    let text = match (line.label.is_empty(), line.rule.trim().is_empty()) {
-        (true, true) => return,
-        (false, true) => line.label.clone(),
-        (true, false) => line.rule.clone(),
-        (false, false) => format!("{}: {}", line.label, line.rule),
-    };
-    if zoom < 0.45 {
-        return;
+}
+
+/// A line's label in its place (screen points), with a dashed leader back
+/// to the line when it had to move off it to stay clear of the boxes.
+pub(crate) fn draw_label(
+    painter: &egui::Painter,
+    galley: std::sync::Arc<egui::Galley>,
+    rect: Rect,
+    leader: Option<[Pos2; 2]>,
+    line_color: Color32,
+    text_color: Color32,
+) {
+    if let Some(leader) = leader {
+        painter.extend(Shape::dashed_line(&leader, Stroke::new(1.0, line_color), 3.0, 2.0));
     }
-    let font = FontId::proportional(size::SMALL_FONT * zoom);
-    let mid = bezier_point(curve, 0.5);
-    let color = if line.rule.trim().is_empty() { theme::ACTIVITY_TEXT } else { theme::LINE_RULE_TEXT };
-    let galley = painter.layout_no_wrap(text, font, color);
-    let rect = Rect::from_center_size(mid, galley.size() + vec2(8.0, 4.0));
-    painter.rect(
-        rect,
-        CornerRadius::same(4),
-        theme::LINE_LABEL_FILL,
-        Stroke::new(1.0, stroke.color),
-        StrokeKind::Inside,
-    );
-    painter.galley(rect.min + vec2(4.0, 2.0), galley, color);
+    painter.rect(rect, CornerRadius::same(4), theme::LINE_LABEL_FILL, Stroke::new(1.0, line_color), StrokeKind::Inside);
+    painter.galley(rect.min + LABEL_PADDING, galley, text_color);
 }
 
 /// The text cut with "…" to fit `width` pixels.
-fn elide(painter: &egui::Painter, text: &str, font: &FontId, width: f32) -> String {
+pub(crate) fn elide(painter: &egui::Painter, text: &str, font: &FontId, width: f32) -> String {
     let fits = |t: &str| painter.layout_no_wrap(t.to_owned(), font.clone(), Color32::BLACK).size().x <= width;
     if fits(text) {
         return text.to_owned();
@@ -842,15 +852,5 @@ mod tests {
         let under = view.to_canvas(origin, anchor);
         view.zoom_around(origin, anchor, 2.0);
         assert!((view.to_canvas(origin, anchor) - under).length() < 1e-3);
-    }
-
-    #[test]
-    fn lines_leave_on_the_facing_sides() {
-        let a = Rect::from_min_size(pos2(0.0, 0.0), vec2(100.0, 50.0));
-        let right = Rect::from_min_size(pos2(300.0, 0.0), vec2(100.0, 50.0));
-        let below = Rect::from_min_size(pos2(0.0, 300.0), vec2(100.0, 50.0));
-        assert_eq!(line_curve(a, right)[0], a.right_center());
-        assert_eq!(line_curve(a, below)[0], a.center_bottom());
-        assert_eq!(line_curve(right, a)[3], a.right_center());
     }
 }

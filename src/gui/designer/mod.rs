@@ -7,6 +7,7 @@
 
 pub mod canvas;
 pub mod document;
+pub mod layout;
 pub mod ops;
 pub mod palette;
 pub mod problems;

@@ -33,8 +33,7 @@ pub fn problems_ui(ui: &mut Ui, problems: &[Problem]) -> Option<Pick> {
                 Severity::Error => ("Error", theme::ERROR),
                 Severity::Warning => ("Warning", theme::WARNING),
             };
-            // The GUI font has no arrow glyph; the CLI keeps its "→".
-            let location = problem.location.to_string().replace('→', "->");
+            let location = problem.location.to_string();
             let text = RichText::new(format!("{icon}  {location}: {}", problem.message)).color(color);
             if ui.selectable_label(false, text).on_hover_text("Select it").clicked() {
                 picked = Some(match Element::from_location(&problem.location) {

@@ -1,19 +1,29 @@
 //! An instance's flow drawn over its process diagram, coloured as K2's View
 //! Flow: completed activities green, active blue, in error red, not reached
-//! plain; lines that fired green, lines evaluated false red; pending server
-//! items shown on their activity with their serial.
+//! plain; lines that fired green, lines evaluated false red.
+//!
+//! A colour means a state and nothing else: an event's dot has the colour of
+//! where that event stands (done, waiting, failed, not reached), never of its
+//! kind, so the legend reads the same for boxes and dots. The event that holds
+//! a callback item open is marked on its own row with the item's serial, and
+//! what the open item means is said in words: waiting for a callback while
+//! the instance runs, staying open while it is in error or stopped (a finish
+//! is then recorded and applied after Retry or Resume).
 
 use std::collections::HashMap;
 
-use egui::{Align2, Color32, CornerRadius, FontId, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, Ui, Vec2, pos2, vec2};
+use egui::{
+    Align2, CornerRadius, FontId, Pos2, Rect, RichText, Sense, Shape, Stroke, StrokeKind, Ui, Vec2, pos2, vec2,
+};
 
-use crate::engine::{ActivityStatus, InstanceDetail, InstanceStatus};
+use crate::engine::{ActivityStatus, InstanceDetail, InstanceStatus, Serial};
 use crate::gui::designer::View;
-use crate::gui::designer::canvas::{activity_rect, bezier_point, bounds, line_curve};
+use crate::gui::designer::canvas::{LABEL_PADDING, activity_rect, bounds, draw_label, elide};
+use crate::gui::designer::layout::{LabelPlacer, bezier_point, label_leader, line_curves};
 use crate::gui::theme::{self, flow, size};
-use crate::model::EventDraft;
+use crate::model::ActivityDraft;
 
-/// How an activity of the definition stands in this instance.
+/// How an activity, or one of its events, stands in this instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reached {
     NotReached,
@@ -21,6 +31,43 @@ pub enum Reached {
     Active,
     Error,
     Cancelled,
+}
+
+impl Reached {
+    /// Every state, in the legend's order.
+    pub const ALL: [Reached; 5] =
+        [Reached::Completed, Reached::Active, Reached::Error, Reached::Cancelled, Reached::NotReached];
+
+    /// The one colour of this state, for boxes, dots and the legend.
+    pub fn color(self) -> egui::Color32 {
+        match self {
+            Reached::Completed => flow::COMPLETED,
+            Reached::Active => flow::ACTIVE,
+            Reached::Error => flow::ERROR,
+            Reached::Cancelled => flow::CANCELLED,
+            Reached::NotReached => flow::NOT_REACHED,
+        }
+    }
+
+    fn fill(self) -> egui::Color32 {
+        match self {
+            Reached::Completed => flow::COMPLETED_FILL,
+            Reached::Active => flow::ACTIVE_FILL,
+            Reached::Error => flow::ERROR_FILL,
+            Reached::Cancelled => flow::CANCELLED_FILL,
+            Reached::NotReached => flow::NOT_REACHED_FILL,
+        }
+    }
+
+    pub fn words(self) -> &'static str {
+        match self {
+            Reached::Completed => "completed",
+            Reached::Active => "active",
+            Reached::Error => "in error",
+            Reached::Cancelled => "cancelled",
+            Reached::NotReached => "not reached",
+        }
+    }
 }
 
 /// The state of each activity (by id) and line (by index) in an instance.
@@ -53,8 +100,139 @@ pub fn flow_state(detail: &InstanceDetail) -> (HashMap<String, Reached>, HashMap
     (activities, lines)
 }
 
+/// Where one event of an activity stands, and the callback item it holds
+/// open, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMark {
+    pub state: Reached,
+    pub open_item: Option<Serial>,
+}
+
+/// Each event of `activity` (standing as `reached`) in this instance, in order.
+///
+/// Events run one after another, so the event that holds an open item (or
+/// that failed) splits the list: those before it are done, those after it
+/// not reached yet.
+pub fn event_marks(detail: &InstanceDetail, activity: &ActivityDraft, reached: Reached) -> Vec<EventMark> {
+    let mark = |state| EventMark { state, open_item: None };
+    let count = activity.events.len();
+    let uniform = |state| vec![mark(state); count];
+    // The run that `flow_state` shows: a failed or active one, else the latest.
+    let failed_here = |destination_id| {
+        detail.summary.status == InstanceStatus::Error
+            && detail.failure.as_ref().is_some_and(|f| f.destination_id == destination_id)
+    };
+    let runs = detail.activities.iter().filter(|r| r.activity_id == activity.id);
+    let Some(run) = runs
+        .clone()
+        .rev()
+        .find(|r| matches!(r.status, ActivityStatus::Active | ActivityStatus::Error) || failed_here(r.destination_id))
+        .or_else(|| runs.last())
+    else {
+        return uniform(Reached::NotReached);
+    };
+    let open: Vec<(usize, Serial)> = detail
+        .pending_items
+        .iter()
+        .filter(|item| item.activity_destination_id == run.destination_id && item.event_index < count)
+        .map(|item| (item.event_index, item.serial))
+        .collect();
+    let (stopped_at, state) = match reached {
+        Reached::NotReached | Reached::Completed | Reached::Cancelled => return uniform(reached),
+        Reached::Active => match open.iter().map(|(index, _)| *index).min() {
+            Some(index) => (index, Reached::Active),
+            // Running outside (a request in flight): which event is not known.
+            None => return uniform(Reached::NotReached),
+        },
+        Reached::Error => {
+            let failure = detail.failure.as_ref().filter(|f| f.destination_id == run.destination_id);
+            let index = match failure {
+                // A line rule failed after every event had run.
+                Some(f) if f.event.is_empty() => return uniform(Reached::Completed),
+                Some(f) => open
+                    .iter()
+                    .map(|(index, _)| *index)
+                    .min()
+                    .or_else(|| activity.events.iter().position(|e| e.name() == f.event)),
+                None => None,
+            };
+            match index {
+                Some(index) => (index, Reached::Error),
+                None => return uniform(Reached::NotReached),
+            }
+        }
+    };
+    (0..count)
+        .map(|index| {
+            let open_item = open.iter().find(|(i, _)| *i == index).map(|(_, serial)| *serial);
+            match index.cmp(&stopped_at) {
+                std::cmp::Ordering::Less => mark(Reached::Completed),
+                std::cmp::Ordering::Equal => EventMark { state, open_item },
+                // A later event can only hold an item in another, parallel run.
+                std::cmp::Ordering::Greater => {
+                    EventMark { state: open_item.map_or(Reached::NotReached, |_| state), open_item }
+                }
+            }
+        })
+        .collect()
+}
+
+/// What an event's mark means, in words: "completed", "waiting for a
+/// callback on 7_2", "in error (its callback item 7_2 stays open)".
+pub fn event_words(mark: &EventMark, instance: InstanceStatus) -> String {
+    match mark.open_item {
+        Some(serial) => open_items_sentence(instance, &[serial.to_string()], false),
+        None => mark.state.words().to_owned(),
+    }
+}
+
+/// The instance's open callback items in words, in the colour of its state:
+/// it waits for them while it runs; while it is in error or stopped they only
+/// stay open (a finish is recorded and applied after Retry or Resume).
+pub fn open_items_words(instance: InstanceStatus, serials: &[String]) -> RichText {
+    RichText::new(open_items_sentence(instance, serials, true)).color(open_items_color(instance))
+}
+
+fn open_items_color(instance: InstanceStatus) -> egui::Color32 {
+    match instance {
+        InstanceStatus::Error => flow::ERROR,
+        InstanceStatus::Stopped => flow::CANCELLED,
+        _ => flow::ACTIVE,
+    }
+}
+
+fn open_items_sentence(instance: InstanceStatus, serials: &[String], capital: bool) -> String {
+    let list = serials.join(", ");
+    let (item, stays) = if serials.len() == 1 { ("item", "stays") } else { ("items", "stay") };
+    let sentence = match instance {
+        InstanceStatus::Error => format!("in error (its callback {item} {list} {stays} open)"),
+        InstanceStatus::Stopped => format!("stopped (its callback {item} {list} {stays} open)"),
+        _ => format!("waiting for a callback on {list}"),
+    };
+    if capital {
+        let mut chars = sentence.chars();
+        chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    } else {
+        sentence
+    }
+}
+
+/// One activity as this frame draws it.
+struct Drawn<'a> {
+    activity: &'a ActivityDraft,
+    /// Screen points.
+    rect: Rect,
+    reached: Reached,
+    events: Vec<EventMark>,
+    /// The words under the box about its open items, and where they go (screen).
+    badge: Option<(std::sync::Arc<egui::Galley>, Rect, egui::Color32)>,
+}
+
 pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, view: &mut View, fit: &mut bool) {
     let (screen, response) = ui.allocate_exact_size(ui.available_size(), Sense::drag());
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Flow of instance {}", detail.summary.id))
+    });
     let painter = ui.painter_at(screen);
     painter.rect_filled(screen, CornerRadius::ZERO, theme::CANVAS_BACKGROUND);
     let draft = &detail.definition.draft;
@@ -76,117 +254,163 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, view: &mut View, fit: &mut 
         }
     }
     let origin = screen.min;
+    let zoom = view.zoom;
     let (activities, lines) = flow_state(detail);
+    let instance = detail.summary.status;
+    let small = FontId::proportional((size::SMALL_FONT * zoom).max(10.0));
 
-    for (index, line) in draft.lines.iter().enumerate() {
-        let (Some(from), Some(to)) = (draft.activity(&line.from), draft.activity(&line.to)) else { continue };
-        let curve = line_curve(activity_rect(from), activity_rect(to)).map(|p| view.to_screen(origin, p));
+    // Boxes and their badges first: line labels must stay clear of both.
+    let drawn: Vec<Drawn> = draft
+        .activities
+        .iter()
+        .map(|activity| {
+            let rect = view.rect_to_screen(origin, activity_rect(activity));
+            let reached = activities.get(&activity.id).copied().unwrap_or(Reached::NotReached);
+            let events = event_marks(detail, activity, reached);
+            let serials: Vec<String> = events.iter().filter_map(|m| m.open_item).map(|s| s.to_string()).collect();
+            // Open items under their activity at any zoom, where the rows are too small to read.
+            let badge = (!serials.is_empty()).then(|| {
+                let words = open_items_sentence(instance, &serials, true);
+                let galley = painter.layout_no_wrap(words, small.clone(), theme::ON_ACCENT);
+                let at = pos2(rect.left(), rect.bottom() + 4.0);
+                (galley.clone(), Rect::from_min_size(at, galley.size() + vec2(10.0, 4.0)), open_items_color(instance))
+            });
+            Drawn { activity, rect, reached, events, badge }
+        })
+        .collect();
+    let mut obstacles: Vec<Rect> = draft.activities.iter().map(activity_rect).collect();
+    obstacles.extend(
+        drawn.iter().filter_map(|d| d.badge.as_ref()).map(|(_, badge, _)| {
+            Rect::from_min_max(view.to_canvas(origin, badge.min), view.to_canvas(origin, badge.max))
+        }),
+    );
+    let mut labels = LabelPlacer::new(obstacles);
+    // Drawn after every line, so that no line crosses a label.
+    let mut label_shapes = Vec::new();
+
+    for (index, (line, curve)) in draft.lines.iter().zip(line_curves(draft)).enumerate() {
+        let Some(curve) = curve else { continue };
+        let screen_curve = curve.map(|p| view.to_screen(origin, p));
         let (color, width) = match lines.get(&index) {
             Some(true) => (flow::LINE_FIRED, 2.5),
             Some(false) => (flow::LINE_FALSE, 2.0),
             None => (flow::LINE_NOT_EVALUATED, 1.5),
         };
-        let points: Vec<Pos2> = (0..=24).map(|i| bezier_point(&curve, i as f32 / 24.0)).collect();
-        painter.add(Shape::line(points, Stroke::new(width * view.zoom.max(0.5), color)));
-        let tip = curve[3];
-        let direction = (curve[3] - bezier_point(&curve, 0.95)).normalized();
+        let points: Vec<Pos2> = (0..=24).map(|i| bezier_point(&screen_curve, i as f32 / 24.0)).collect();
+        painter.add(Shape::line(points, Stroke::new(width * zoom.max(0.5), color)));
+        let tip = screen_curve[3];
+        let direction = (screen_curve[3] - bezier_point(&screen_curve, 0.95)).normalized();
         let side = vec2(-direction.y, direction.x);
-        let length = 10.0 * view.zoom.max(0.6);
+        let length = 10.0 * zoom.max(0.6);
         painter.add(Shape::convex_polygon(
             vec![tip, tip - direction * length + side * length * 0.5, tip - direction * length - side * length * 0.5],
             color,
             Stroke::NONE,
         ));
-        if !line.rule.trim().is_empty() && view.zoom > 0.45 {
-            let mid = bezier_point(&curve, 0.5);
-            let font = FontId::proportional(size::SMALL_FONT * view.zoom);
-            let galley = painter.layout_no_wrap(line.rule.clone(), font, color);
-            let rect = Rect::from_center_size(mid, galley.size() + vec2(8.0, 4.0));
-            painter.rect(rect, CornerRadius::same(4), Color32::WHITE, Stroke::new(1.0, color), StrokeKind::Inside);
-            painter.galley(rect.min + vec2(4.0, 2.0), galley, color);
+        if !line.rule.trim().is_empty() && zoom > 0.45 {
+            let galley =
+                painter.layout_no_wrap(line.rule.clone(), FontId::proportional(size::SMALL_FONT * zoom), color);
+            let label = labels.place(&curve, (galley.size() + LABEL_PADDING * 2.0) / zoom);
+            let leader = label_leader(&curve, label)
+                .map(|(on_line, on_label)| [view.to_screen(origin, on_line), view.to_screen(origin, on_label)]);
+            label_shapes.push((galley, view.rect_to_screen(origin, label), leader, color));
         }
     }
+    for (galley, rect, leader, color) in label_shapes {
+        draw_label(&painter, galley, rect, leader, color, color);
+    }
 
-    for activity in &draft.activities {
-        let rect = view.rect_to_screen(origin, activity_rect(activity));
-        if !rect.intersects(screen) {
-            continue;
+    for box_ in &drawn {
+        if box_.rect.intersects(screen) {
+            activity_ui(ui, &painter, box_, instance, zoom);
         }
-        let reached = activities.get(&activity.id).copied().unwrap_or(Reached::NotReached);
-        let (border, fill, state) = match reached {
-            Reached::Completed => (flow::COMPLETED, flow::COMPLETED_FILL, "completed"),
-            Reached::Active => (flow::ACTIVE, flow::ACTIVE_FILL, "active"),
-            Reached::Error => (flow::ERROR, flow::ERROR_FILL, "error"),
-            Reached::Cancelled => (flow::CANCELLED, Color32::from_gray(235), "cancelled"),
-            Reached::NotReached => (flow::NOT_REACHED, Color32::WHITE, ""),
-        };
-        let zoom = view.zoom;
-        painter.rect(rect, CornerRadius::same(6), fill, Stroke::new(2.0, border), StrokeKind::Inside);
-        let small = FontId::proportional((size::SMALL_FONT * zoom).max(10.0));
-        // Pending serials under the activity that waits for them, at any zoom.
-        let pending: Vec<String> = detail
-            .pending_items
-            .iter()
-            .filter(|item| {
-                detail
-                    .activities
-                    .iter()
-                    .any(|r| r.destination_id == item.activity_destination_id && r.activity_id == activity.id)
-            })
-            .map(|item| item.serial.to_string())
-            .collect();
-        for (row, serial) in pending.iter().enumerate() {
-            let galley = painter.layout_no_wrap(format!("waits: {serial}"), small.clone(), Color32::WHITE);
-            let at = pos2(rect.left(), rect.bottom() + 4.0 + row as f32 * (galley.size().y + 6.0));
-            let badge = Rect::from_min_size(at, galley.size() + vec2(10.0, 4.0));
-            painter.rect_filled(badge, CornerRadius::same(6), theme::ASYNC_EVENT);
-            painter.galley(badge.min + vec2(5.0, 2.0), galley, Color32::WHITE);
-        }
-        if zoom < 0.35 {
-            continue;
-        }
-        let font = FontId::proportional(size::FONT * zoom);
-        let header_y = rect.top() + size::HEADER * zoom / 2.0;
-        painter.text(
-            pos2(rect.left() + 10.0 * zoom, header_y),
-            Align2::LEFT_CENTER,
-            &activity.name,
-            font.clone(),
-            theme::ACTIVITY_TEXT,
-        );
-        painter.text(pos2(rect.right() - 8.0 * zoom, header_y), Align2::RIGHT_CENTER, state, small.clone(), border);
-        for (index, event) in activity.events.iter().enumerate() {
-            let y = rect.top() + (size::HEADER + index as f32 * size::EVENT_ROW + size::EVENT_ROW / 2.0) * zoom;
-            let color = match event {
-                EventDraft::HttpRequest(_) => theme::HTTP_EVENT,
-                _ if event.synchronous() => theme::SYNC_EVENT,
-                _ => theme::ASYNC_EVENT,
-            };
-            painter.circle_filled(pos2(rect.left() + 14.0 * zoom, y), 4.0 * zoom, color);
-            painter.text(
-                pos2(rect.left() + 24.0 * zoom, y),
-                Align2::LEFT_CENTER,
-                event.name(),
-                font.clone(),
-                theme::EVENT_TEXT,
-            );
-        }
+    }
+    for (galley, badge, color) in drawn.iter().filter_map(|d| d.badge.as_ref()) {
+        painter.rect_filled(*badge, CornerRadius::same(6), *color);
+        painter.galley(badge.min + vec2(5.0, 2.0), galley.clone(), theme::ON_ACCENT);
     }
     legend(&painter, screen);
 }
 
+/// One activity's box: its state, and each event's dot in the colour of
+/// where that event stands; the event holding an item open is outlined and
+/// carries the serial. Boxes and rows also say their state to screen
+/// readers (and tests).
+fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: InstanceStatus, zoom: f32) {
+    let Drawn { activity, rect, reached, events, .. } = drawn;
+    let rect = *rect;
+    let border = reached.color();
+    painter.rect(rect, CornerRadius::same(6), reached.fill(), Stroke::new(2.0, border), StrokeKind::Inside);
+    let state = if *reached == Reached::NotReached { "" } else { reached.words() };
+    let id = ui.make_persistent_id(("flow-activity", &activity.id));
+    ui.interact(rect, id, Sense::hover()).widget_info(|| {
+        egui::WidgetInfo::labeled(
+            egui::Role::GenericContainer,
+            true,
+            format!("Activity {}: {}", activity.name, reached.words()),
+        )
+    });
+    if zoom < 0.35 {
+        return;
+    }
+    let font = FontId::proportional(size::FONT * zoom);
+    let small = FontId::proportional((size::SMALL_FONT * zoom).max(10.0));
+    let header_y = rect.top() + size::HEADER * zoom / 2.0;
+    let state_galley = painter.layout_no_wrap(state.to_owned(), small.clone(), border);
+    let name_width = rect.width() - 26.0 * zoom - state_galley.size().x;
+    let name = elide(painter, &activity.name, &font, name_width);
+    painter.text(
+        pos2(rect.left() + 10.0 * zoom, header_y),
+        Align2::LEFT_CENTER,
+        name,
+        font.clone(),
+        theme::ACTIVITY_TEXT,
+    );
+    painter.galley(
+        pos2(rect.right() - 8.0 * zoom - state_galley.size().x, header_y - state_galley.size().y / 2.0),
+        state_galley,
+        border,
+    );
+    for (index, (event, mark)) in activity.events.iter().zip(events).enumerate() {
+        let row = Rect::from_min_size(
+            pos2(rect.left() + 6.0 * zoom, rect.top() + (size::HEADER + index as f32 * size::EVENT_ROW + 2.0) * zoom),
+            vec2(rect.width() - 12.0 * zoom, (size::EVENT_ROW - 4.0) * zoom),
+        );
+        let color = mark.state.color();
+        let mut text_right = row.right() - 4.0 * zoom;
+        if let Some(serial) = mark.open_item {
+            painter.rect(row, CornerRadius::same(4), mark.state.fill(), Stroke::new(1.5, color), StrokeKind::Inside);
+            let galley = painter.layout_no_wrap(serial.to_string(), small.clone(), theme::ON_ACCENT);
+            let pill = Rect::from_min_size(
+                pos2(row.right() - galley.size().x - 12.0 * zoom, row.center().y - galley.size().y / 2.0 - 1.0),
+                galley.size() + vec2(8.0 * zoom, 2.0),
+            );
+            painter.rect_filled(pill, CornerRadius::same(6), color);
+            painter.galley(pill.min + vec2(4.0 * zoom, 1.0), galley, theme::ON_ACCENT);
+            text_right = pill.left() - 4.0 * zoom;
+        }
+        painter.circle_filled(pos2(row.left() + 8.0 * zoom, row.center().y), 4.0 * zoom, color);
+        let text_left = row.left() + 18.0 * zoom;
+        let name = elide(painter, event.name(), &font, text_right - text_left);
+        painter.text(pos2(text_left, row.center().y), Align2::LEFT_CENTER, name, font.clone(), theme::EVENT_TEXT);
+        let id = ui.make_persistent_id(("flow-event", &activity.id, index));
+        let words = event_words(mark, instance);
+        ui.interact(row, id, Sense::hover()).widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Event {}: {words}", event.name()))
+        });
+    }
+}
+
 fn legend(painter: &egui::Painter, screen: Rect) {
-    let entries = [
-        (flow::COMPLETED, "completed"),
-        (flow::ACTIVE, "active"),
-        (flow::ERROR, "error"),
-        (flow::NOT_REACHED, "not reached"),
+    let states = Reached::ALL.map(|state| (state.color(), state.words()));
+    let lines = [
         (flow::LINE_FIRED, "line fired"),
         (flow::LINE_FALSE, "line false"),
+        (flow::LINE_NOT_EVALUATED, "line not evaluated"),
     ];
     let mut x = screen.left() + 10.0;
     let y = screen.bottom() - 14.0;
-    for (color, text) in entries {
+    for (color, text) in states.into_iter().chain(lines) {
         painter.rect_filled(Rect::from_center_size(pos2(x + 5.0, y), Vec2::splat(10.0)), CornerRadius::same(2), color);
         let galley = painter.layout_no_wrap(text.to_owned(), FontId::proportional(11.0), theme::ACTIVITY_TEXT);
         let width = galley.size().x;

@@ -19,13 +19,13 @@ use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
     Engine, EngineError, FieldInput, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder,
-    InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, ServerItem, format_age, format_time,
+    InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, format_age, format_time,
 };
 use crate::gui::designer::View;
 use crate::gui::theme;
 use crate::model::FieldType;
 use crate::store::SqliteStore;
-use queries::{Queries, Query, Reply};
+use queries::{ItemRow, Queries, Query, Reply};
 
 /// How many rows one page request fetches around what is on screen.
 const PAGE: usize = 200;
@@ -227,7 +227,7 @@ pub struct Monitor {
     data_for: Option<(i64, i64)>,
     goto_target: String,
     pub items_filter: ItemFilter,
-    items: Vec<ServerItem>,
+    items: Vec<ItemRow>,
     items_error: Option<String>,
     finish: FinishBox,
     confirm: Option<Operation>,
@@ -321,7 +321,7 @@ impl Monitor {
         self.filter_changed(user);
     }
 
-    pub fn items(&self) -> &[ServerItem] {
+    pub fn items(&self) -> &[ItemRow] {
         &self.items
     }
 
@@ -722,7 +722,7 @@ impl Monitor {
         }
         if !detail.pending_items.is_empty() {
             let serials: Vec<String> = detail.pending_items.iter().map(|i| i.serial.to_string()).collect();
-            ui.colored_label(theme::ASYNC_EVENT, format!("Waiting for a callback on {}", serials.join(", ")));
+            ui.label(flow::open_items_words(summary.status, &serials));
         }
         let activities: Vec<String> = detail.definition.draft.activities.iter().map(|a| a.name.clone()).collect();
         ui.horizontal_wrapped(|ui| {
@@ -944,7 +944,7 @@ impl Monitor {
                             item.activity.clone(),
                             item.event.clone(),
                             age,
-                            item.status.name().to_owned(),
+                            item.status_words().to_owned(),
                         ];
                         for text in cells {
                             row.col(|ui| {

@@ -5,11 +5,14 @@
 //! the worker answers and wakes the UI. Only the newest request of each kind
 //! is answered, so fast scrolling or typing in a filter never builds a queue.
 
+use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use crate::engine::{
-    Engine, EngineError, InstanceDetail, InstanceFilter, InstanceSummary, ItemFilter, ProcessSummary, ServerItem,
+    Engine, EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus,
+    ProcessSummary, ServerItem,
 };
 use crate::store::{Durability, SqliteStore};
 
@@ -52,8 +55,41 @@ pub enum Reply {
     Page { filter: InstanceFilter, offset: usize, rows: Result<Vec<InstanceSummary>, String> },
     Count { filter: InstanceFilter, count: Result<u64, String> },
     Detail { id: i64, detail: Box<Result<InstanceDetail, String>> },
-    Items { filter: ItemFilter, items: Result<Vec<ServerItem>, String> },
+    Items { filter: ItemFilter, items: Result<Vec<ItemRow>, String> },
     Processes(Vec<ProcessSummary>),
+}
+
+/// A server item as the items list shows it: the item, and its instance's
+/// status when that holds a finish back.
+///
+/// It reads as the item it wraps (`Deref`), so the list draws its columns as
+/// before and only the status cell asks for more.
+#[derive(Debug, Clone)]
+pub struct ItemRow {
+    pub item: ServerItem,
+    /// `Error` or `Stopped` when the instance of a pending item is held there:
+    /// a finish is then only recorded, and applied after Retry or Resume.
+    pub held: Option<InstanceStatus>,
+}
+
+impl ItemRow {
+    /// The status cell: a pending item of a held instance is not simply
+    /// pending, since nothing moves when it is finished.
+    pub fn status_words(&self) -> &'static str {
+        match (self.item.status, self.held) {
+            (ItemStatus::Pending, Some(InstanceStatus::Error)) => "In error",
+            (ItemStatus::Pending, Some(InstanceStatus::Stopped)) => "Stopped",
+            (status, _) => status.name(),
+        }
+    }
+}
+
+impl Deref for ItemRow {
+    type Target = ServerItem;
+
+    fn deref(&self) -> &ServerItem {
+        &self.item
+    }
 }
 
 pub struct Queries {
@@ -128,7 +164,36 @@ fn answer(engine: &Engine<SqliteStore>, user: &str, query: Query) -> Reply {
         }
         Query::Count { filter } => Reply::Count { count: engine.count_instances(user, &filter).map_err(text), filter },
         Query::Detail { id } => Reply::Detail { id, detail: Box::new(engine.instance(user, id).map_err(text)) },
-        Query::Items { filter } => Reply::Items { items: engine.items(user, &filter).map_err(text), filter },
+        Query::Items { filter } => {
+            let items = engine.items(user, &filter).map(|items| item_rows(engine, user, items));
+            Reply::Items { items: items.map_err(text), filter }
+        }
         Query::Processes => Reply::Processes(engine.processes().unwrap_or_default()),
     }
+}
+
+/// The items with their instances' holds, looked up once per instance of a
+/// pending item (closed items cannot be finished, so their hold says nothing).
+fn item_rows(engine: &Engine<SqliteStore>, user: &str, items: Vec<ServerItem>) -> Vec<ItemRow> {
+    let mut holds: HashMap<i64, Option<InstanceStatus>> = HashMap::new();
+    items
+        .into_iter()
+        .map(|item| {
+            let held = if item.status == ItemStatus::Pending {
+                *holds.entry(item.serial.instance_id).or_insert_with(|| hold_of(engine, user, &item))
+            } else {
+                None
+            };
+            ItemRow { item, held }
+        })
+        .collect()
+}
+
+/// Whether the instance of `item` holds finishes back. Opening the item reads
+/// its instance's row by key, the cheapest read that has the status. A user
+/// who may not open the item (no Server Event right) cannot finish it either,
+/// and sees it as it is.
+fn hold_of(engine: &Engine<SqliteStore>, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
+    let status = engine.open_server_item(user, &item.serial.to_string()).ok()?.instance.status;
+    matches!(status, InstanceStatus::Error | InstanceStatus::Stopped).then_some(status)
 }
