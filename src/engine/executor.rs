@@ -18,6 +18,7 @@
 //! first, and a transaction per lifecycle is saved.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::engine::instance::{
     ActivityRecord, ActivityStatus, AuditEntry, Changes, FailureInfo, Instance, InstanceStatus, ItemStatus, Millis,
@@ -25,8 +26,8 @@ use crate::engine::instance::{
 };
 use crate::engine::outbound::Exchange;
 use crate::model::{
-    CompiledProcess, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext, ScriptFailure, ScriptHost,
-    ScriptOutcome, TemplateValues, Value,
+    CompiledProcess, CompiledScript, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext, ScriptFailure,
+    ScriptHost, ScriptOutcome, TemplateValues, Value,
 };
 
 /// A finish recorded on a server item that the instance has not applied yet.
@@ -119,6 +120,20 @@ impl Executor<'_> {
         self.audit(changes, "Activity started", format!("{} (#{destination_id})", compiled.name));
     }
 
+    /// How long each script or rule may run: the process's budget, or the host's.
+    fn time_budget(&self) -> Duration {
+        self.process.script_time_budget.unwrap_or_else(|| self.host.time_budget())
+    }
+
+    fn run_script(
+        &self,
+        script: &CompiledScript,
+        data: &BTreeMap<String, Value>,
+        context: &ScriptContext,
+    ) -> Result<ScriptOutcome, ScriptFailure> {
+        self.host.run_script_within(script, &self.process.field_types, data, context, self.time_budget())
+    }
+
     fn context(&self, instance: &Instance, token: &Token, serial: Option<i64>) -> ScriptContext {
         let activity = &self.process.activities[token.activity];
         ScriptContext {
@@ -171,7 +186,7 @@ impl Executor<'_> {
             };
             if event.synchronous {
                 let context = self.context(instance, &token, None);
-                match self.host.run_script(script, &self.process.field_types, &instance.data, &context) {
+                match self.run_script(script, &instance.data, &context) {
                     Ok(outcome) => {
                         self.apply_outcome(instance, outcome, &event.name, changes);
                         instance.flow.tokens[position].next_event += 1;
@@ -188,7 +203,7 @@ impl Executor<'_> {
                     return RunEnd::Outside { destination_id: token.destination_id };
                 }
                 let context = self.context(instance, &token, Some(serial_id));
-                let result = self.host.run_script(script, &self.process.field_types, &instance.data, &context);
+                let result = self.run_script(script, &instance.data, &context);
                 let result = result.map_err(|failure| describe_failure(&failure));
                 self.end_script(instance, position, serial_id, result, changes);
             }
@@ -261,12 +276,7 @@ impl Executor<'_> {
         let serial = if event.synchronous { None } else { token.serial_id };
         let context = self.context(instance, token, serial);
         Some(match &event.action {
-            EventAction::Script(script) => OutsideWork::ScriptRan(self.host.run_script(
-                script,
-                &self.process.field_types,
-                &instance.data,
-                &context,
-            )),
+            EventAction::Script(script) => OutsideWork::ScriptRan(self.run_script(script, &instance.data, &context)),
             EventAction::Http(spec) => {
                 OutsideWork::Send(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
             }
@@ -415,7 +425,7 @@ impl Executor<'_> {
             let line = &self.process.lines[line_index];
             let fired = match &line.rule {
                 None => true,
-                Some(rule) => match self.host.eval_rule(rule, &instance.data, &context) {
+                Some(rule) => match self.host.eval_rule_within(rule, &instance.data, &context, self.time_budget()) {
                     Ok(value) => value,
                     Err(failure) => {
                         // A rule that cannot be evaluated is a design error: stop

@@ -247,7 +247,7 @@ impl<S: Storage> Engine<S> {
         let host = if host.operation_budget() == options.script_budget {
             host
         } else {
-            ScriptHost::new(options.script_budget)
+            host.with_operation_budget(options.script_budget)
         };
         Engine {
             store,

@@ -5,6 +5,7 @@
 //! order, a join's incoming lines, field types) are computed once as well.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
@@ -61,6 +62,8 @@ pub struct CompiledProcess {
     pub lines: Vec<CompiledLine>,
     pub start: usize,
     pub graph: ProcessGraph,
+    /// How long each script or rule may run; `None`: the script host's default.
+    pub script_time_budget: Option<Duration>,
     pub warnings: Vec<Problem>,
     activity_by_id: HashMap<String, usize>,
 }
@@ -156,6 +159,7 @@ impl CompiledProcess {
             lines,
             start,
             graph,
+            script_time_budget: draft.script_time_limit_ms.map(Duration::from_millis),
             warnings: problems,
             activity_by_id,
         })

@@ -68,6 +68,7 @@ impl fmt::Display for Problem {
 pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
     let mut problems = Problems::default();
     check_process(draft, &mut problems);
+    check_script_time_limit(draft, &mut problems);
     let field_types = check_fields(draft, host, &mut problems);
     let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
     let defaults: BTreeMap<String, Value> = field_types
@@ -115,6 +116,18 @@ fn check_process(draft: &ProcessDraft, problems: &mut Problems) {
     }
     if draft.activities.is_empty() {
         problems.error(Location::Process, "the process has no activities");
+    }
+}
+
+/// A budget of nothing would fail every script; one longer than
+/// `ScriptHost::MAX_TIME_BUDGET` could hold the write lock as long as other
+/// writers wait for it.
+fn check_script_time_limit(draft: &ProcessDraft, problems: &mut Problems) {
+    let Some(limit) = draft.script_time_limit_ms else { return };
+    let most = ScriptHost::MAX_TIME_BUDGET.as_millis();
+    if limit == 0 || u128::from(limit) > most {
+        problems
+            .error(Location::Process, format!("script time limit of {limit} ms is out of range: from 1 to {most} ms"));
     }
 }
 
