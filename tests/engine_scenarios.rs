@@ -262,7 +262,7 @@ fn an_unconditional_loop_of_activities_is_stopped() {
         r#"{ "name": "spin", "activities": [
             { "id": "a", "name": "A", "start": true },
             { "id": "b", "name": "B" } ],
-          "lines": [{ "from": "a", "to": "b" }, { "from": "b", "to": "a" }] }"#,
+          "lines": [{ "from": "a", "to": "b" }, { "from": "b", "to": "a", "rule": "true" }] }"#,
     );
     let progress = fx.engine.start("admin", "spin", "", &[]).unwrap();
     assert_eq!(progress.status, InstanceStatus::Error);
@@ -750,4 +750,38 @@ fn a_slow_script_stops_at_the_default_time_budget() {
     assert_eq!(progress.status, InstanceStatus::Error);
     assert_eq!(progress.failure.unwrap().message, "ran past its time budget of 25 ms (an endless loop?)");
     assert!(script_clock.reads() <= 2 * 27, "read {} times", script_clock.reads());
+}
+
+/// A loop with no rule and nothing to wait at is refused at deploy since
+/// issue 15, but versions deployed before stay in the database: they still
+/// compile, so that their instances show and run (the step guard ends the loop).
+#[test]
+fn a_version_deployed_before_its_endless_loop_was_refused_still_runs_and_is_stopped() {
+    let fx = Fixture::new();
+    let spin = r#"{ "name": "spin", "activities": [
+            { "id": "a", "name": "A", "start": true },
+            { "id": "b", "name": "B" } ],
+          "lines": [{ "from": "a", "to": "b" }, { "from": "b", "to": "a" }] }"#;
+    let draft = flowdesk::model::ProcessDraft::from_json(spin, "spin").unwrap();
+    assert!(matches!(fx.engine.deploy("admin", &draft), Err(EngineError::InvalidDefinition { .. })));
+    use flowdesk::engine::{Storage, VersionRecord};
+    fx.engine
+        .store()
+        .write(|tx| {
+            tx.insert_version(&VersionRecord {
+                process: "spin".to_owned(),
+                version: 1,
+                definition_json: draft.to_json(),
+                deployed_at: T0,
+                deployed_by: "admin".to_owned(),
+            })?;
+            tx.grant("spin", "admin", Right::Admin)
+        })
+        .unwrap();
+
+    let progress = fx.engine.start("admin", "spin", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert!(progress.failure.unwrap().message.contains("endless loop"));
+    assert_eq!(fx.detail("admin", progress.instance_id).summary.status, InstanceStatus::Error);
 }

@@ -20,6 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+#[cfg(doc)]
+use crate::engine::instance::FlowState;
 use crate::engine::instance::{
     ActivityRecord, ActivityStatus, AuditEntry, Changes, FailureInfo, Instance, InstanceStatus, ItemStatus, Millis,
     ServerItem, Token, TokenState,
@@ -81,8 +83,9 @@ pub struct Executor<'a> {
     pub now: Millis,
     /// The user acting: the originator for a start, the caller for a finish.
     pub user: &'a str,
-    /// Activity completions and events one run may make before it is taken for an
-    /// endless loop of synchronous steps.
+    /// Activity completions and events an instance may make between two
+    /// callbacks or operator actions ([`FlowState::steps`]) before it is
+    /// taken for an endless loop: whatever its events, it never waited.
     pub max_steps: usize,
     /// Run asynchronous scripts here, in the transaction that creates their
     /// server item, instead of stopping with [`RunEnd::AsyncScript`]. Only
@@ -149,7 +152,6 @@ impl Executor<'_> {
     /// the transaction ([`RunEnd::Outside`]; one at a time, so requests in
     /// parallel branches go out one after another).
     pub fn run(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) -> RunEnd {
-        let mut steps = 0;
         loop {
             if instance.status == InstanceStatus::Stopped {
                 return RunEnd::Settled;
@@ -158,8 +160,8 @@ impl Executor<'_> {
             let Some(position) = instance.flow.tokens.iter().position(|t| t.state == TokenState::Ready) else {
                 return RunEnd::Settled;
             };
-            steps += 1;
-            if steps > self.max_steps {
+            instance.flow.steps += 1;
+            if instance.flow.steps > self.max_steps {
                 let message = format!(
                     "ran {} steps without waiting for anything: an endless loop of activities?",
                     self.max_steps

@@ -12,7 +12,7 @@ use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
-use crate::model::validate::{Problem, Severity, activity_indices, validate};
+use crate::model::validate::{Problem, Severity, activity_indices, validate, validate_deployed};
 use crate::model::value::{FieldType, Value};
 
 #[derive(Debug, Clone)]
@@ -71,7 +71,20 @@ pub struct CompiledProcess {
 impl CompiledProcess {
     /// Compiles a draft that validates without errors; otherwise returns every problem.
     pub fn compile(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
-        let problems = validate(draft, host);
+        CompiledProcess::compile_validated(draft, host, validate(draft, host))
+    }
+
+    /// Compiles a version deployed earlier: what validation refuses only
+    /// since it was deployed (see [`validate_deployed`]) does not stop it.
+    pub fn compile_deployed(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
+        CompiledProcess::compile_validated(draft, host, validate_deployed(draft, host))
+    }
+
+    fn compile_validated(
+        draft: &ProcessDraft,
+        host: &ScriptHost,
+        problems: Vec<Problem>,
+    ) -> Result<CompiledProcess, Vec<Problem>> {
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(problems);
         }
