@@ -948,3 +948,44 @@ fn the_openapi_document_says_a_decimal_is_a_string() {
     let description = value["description"].as_str().unwrap();
     assert!(description.contains(r#""12.50""#), "{description}");
 }
+
+/// A process whose only event recurses without end, each call nested in
+/// parentheses (issue 15's script): `depth` sets how deep it goes.
+fn deep_recursion_process() -> String {
+    let nested = format!("{}f(n - 1){}", "(".repeat(10), " + 1)".repeat(10));
+    let script = format!("fn f(n) {{ if n <= 0 {{ 0 }} else {{ {nested} }} }}\nstage = f(depth).to_string();");
+    json!({
+        "name": "deep",
+        "fields": [{ "name": "stage", "type": "string" }, { "name": "depth", "type": "integer", "default": 1000 }],
+        "activities": [{ "id": "nest", "name": "Nest", "start": true, "events": [
+            { "kind": "server_event", "name": "Recurse", "script": script }
+        ] }]
+    })
+    .to_string()
+}
+
+/// The script runs on one of the API's worker threads: it must end in a
+/// clear failure of its instance, not overflow the thread's stack and take
+/// the server (and every client of it) down.
+#[test]
+fn a_script_that_recurses_too_deep_fails_its_instance_and_the_server_keeps_serving() {
+    let f = ApiFixture::start();
+    f.fixture.deploy_json("admin", &deep_recursion_process());
+    f.fixture
+        .engine
+        .grant("admin", "deep", "biztalk", &[flowdesk::model::Right::Start, flowdesk::model::Right::View])
+        .unwrap();
+    let token = f.token("biztalk");
+
+    let started = f.post(Some(&token), "/processes/deep/instances", "{}");
+
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    assert_eq!(started.body["status"], "Error");
+    let message = started.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.ends_with("calls nested more than 64 levels deep (an endless recursion?)"), "{message}");
+    let id = started.body["instance_id"].as_i64().unwrap();
+    let shown = f.get(Some(&token), &format!("/instances/{id}"));
+    assert_eq!((shown.status, shown.body["status"].as_str()), (200, Some("Error")));
+    let callback = f.post(Some(&token), "/processes/callback/instances", "{}");
+    assert_eq!((callback.status, callback.body["status"].as_str()), (201, Some("Active")));
+}

@@ -1376,3 +1376,194 @@ fn start_refuses_a_folio_with_control_characters() {
     let id = fd.start("alice", &["callback", "--folio", "PO 1\tsecond"]);
     assert_eq!(fd.show("alice", id)["folio"], "PO 1\tsecond");
 }
+
+// 10. Issue 15: scripts that recurse too deep, loops through requests, recovery
+
+#[path = "support/external.rs"]
+mod external;
+
+/// A process whose only event recurses as deep as `depth` says (1000 by
+/// default), each call nested in parentheses (issue 15's script).
+fn deep_recursion_process() -> String {
+    let nested = format!("{}f(n - 1){}", "(".repeat(10), " + 1)".repeat(10));
+    let script = format!("fn f(n) {{ if n <= 0 {{ 0 }} else {{ {nested} }} }}\nstage = f(depth).to_string();");
+    serde_json::json!({
+        "name": "deep",
+        "fields": [{ "name": "stage", "type": "string" }, { "name": "depth", "type": "integer", "default": 1000 }],
+        "activities": [{ "id": "nest", "name": "Nest", "start": true, "events": [
+            { "kind": "server_event", "name": "Recurse", "script": script }
+        ] }]
+    })
+    .to_string()
+}
+
+const TOO_DEEP: &str = "calls nested more than 64 levels deep (an endless recursion?)";
+
+fn api_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+/// A call to the served API as `token`'s user: status and JSON body.
+fn api_call(served: &Served, token: &str, method: &str, path: &str) -> (u16, Value) {
+    let url = format!("{}{path}", served.base_url);
+    let agent = api_agent();
+    let answer = match method {
+        "POST" => agent
+            .post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send("{}"),
+        _ => agent.get(&url).header("Authorization", format!("Bearer {token}")).call(),
+    };
+    let mut answer = answer.unwrap_or_else(|e| panic!("{method} {path}: no answer from the server: {e}"));
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    (answer.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `flowdesk start` ran such a script on the main thread and put the
+/// instance in Error, but `flowdesk serve` ran it on an API worker thread,
+/// whose stack overflowed and aborted the server.
+#[test]
+fn a_script_that_recurses_too_deep_fails_its_instance_from_start_and_through_serve() {
+    let t = Flowdesk::new();
+    t.deploy_text("alice", "deep.process.json", &deep_recursion_process());
+    let id = t.start("alice", &["deep"]);
+    let show = t.show("alice", id);
+    assert_eq!(show["status"], "Error");
+    assert!(show["error"]["message"].as_str().unwrap_or_default().ends_with(TOO_DEEP), "{show}");
+
+    let token = t.ok("alice", &["token", "create", "alice"]).stdout.trim().to_owned();
+    let served = Served::start(&t, "127.0.0.1:0");
+    let (status, started) = api_call(&served, &token, "POST", "/processes/deep/instances");
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["status"], "Error");
+    assert!(started["error"]["message"].as_str().unwrap_or_default().ends_with(TOO_DEEP), "{started}");
+    let (status, shown) = api_call(&served, &token, "GET", &format!("/instances/{}", started["instance_id"]));
+    assert_eq!((status, shown["status"].as_str()), (200, Some("Error")), "the server still serves");
+    assert_eq!(served.terminate(), Some(0));
+}
+
+/// One start activity whose synchronous `GET` leads back to the activity
+/// itself; the line's rule always holds (without a rule the definition is
+/// refused: an endless loop with nothing to wait for).
+fn request_loop(url: &str) -> String {
+    serde_json::json!({
+        "name": "poll",
+        "fields": [{ "name": "n", "type": "integer" }],
+        "activities": [{ "id": "poll", "name": "Poll", "start": true, "events": [
+            { "kind": "http_request", "name": "Ask", "method": "GET", "url": url }
+        ] }],
+        "lines": [{ "from": "poll", "to": "poll", "rule": "n >= 0" }]
+    })
+    .to_string()
+}
+
+/// Deploys the request loop against `external` and starts it with a binary
+/// that kills itself just before its third request: instance 1 is left
+/// `Running`, its runner dead, two requests sent.
+fn killed_in_a_request_loop(t: &Flowdesk, external: &external::ExternalSystem) {
+    t.deploy_text("alice", "poll.process.json", &request_loop(&external.url("/status")));
+    let mut command = t.command();
+    command.env("FLOWDESK_KILL_AT", "before-async-script:3");
+    command.arg("--db").arg(t.db()).args(["--user", "alice", "start", "poll"]);
+    let killed = execute(command, "start poll (killed before its third request)");
+    assert_eq!(killed.code, None, "killed by its signal: {killed:?}");
+    assert_eq!(external.requests().len(), 2);
+}
+
+/// Answers 200 to the first `limit` requests and 500 after, so that a loop
+/// that nothing stops still ends, in a failure the test tells apart.
+fn ok_until(limit: usize) -> impl Fn(&external::ReceivedRequest) -> external::Reply + Send + Sync + 'static {
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    move |_| {
+        if answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < limit {
+            external::Reply::ok()
+        } else {
+            external::Reply::status(500, "enough")
+        }
+    }
+}
+
+/// Every command used to take such an instance over when it opened the
+/// database and run its loop on, so that `instances`, `show`, even `stop`
+/// hung. Reading commands now do no recovery work (they say an instance
+/// waits for it), and `stop` reaches the instance.
+#[test]
+fn a_runner_killed_in_a_request_loop_holds_up_no_later_command_and_stop_reaches_it() {
+    let t = Flowdesk::new();
+    let external = external::ExternalSystem::start(ok_until(100));
+    killed_in_a_request_loop(&t, &external);
+
+    let listed = t.ok("alice", &["instances", "--json"]);
+    let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["status"], "Running", "{listed}");
+    for args in [&["show", "1", "--json"][..], &["items", "--json"], &["processes"], &["instances"]] {
+        let out = t.ok("alice", args);
+        assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
+        assert_mentions(&out.stderr, &["instance 1", "runner", "flowdesk recover"]);
+    }
+    assert_eq!(external.requests().len(), 2, "no command ran the loop on");
+
+    let stopped = t.ok("alice", &["stop", "1"]);
+    assert_eq!(stopped.stdout.trim(), "stopped instance 1: stopped");
+    assert_eq!(t.status(1), "Stopped");
+    assert!(t.ok("alice", &["instances"]).stderr.is_empty(), "a stopped instance waits for no recovery");
+    assert_eq!(external.requests().len(), 2);
+}
+
+/// `flowdesk recover` takes the instance over in the foreground and says
+/// where each one it ran on stands.
+#[test]
+fn recover_runs_a_killed_runners_instance_on_and_says_where_it_stands() {
+    let t = Flowdesk::new();
+    let external = external::ExternalSystem::start(ok_until(3));
+    killed_in_a_request_loop(&t, &external);
+
+    let recovered = t.ok("alice", &["recover"]);
+
+    assert_eq!(external.requests().len(), 4, "the third request sent again, then a fourth that failed");
+    let line = format!("recovered instance 1: in error at `Poll` / `Ask`: GET {}", external.url("/status"));
+    assert_eq!(recovered.stdout.trim(), format!("{line} answered 500 Internal Server Error: enough"), "{recovered:?}");
+    assert_eq!(t.status(1), "Error");
+    assert_eq!(t.ok("alice", &["recover"]).stdout.trim(), "nothing to recover");
+}
+
+/// `serve` takes such an instance over on a thread of its own: it answers
+/// calls while the recovered loop's request is out, and an operator's stop
+/// (from another command) ends the loop at its next step.
+#[test]
+fn serve_runs_a_killed_runners_loop_on_in_the_background_and_a_stop_reaches_it() {
+    let t = Flowdesk::new();
+    let (arrived, request_arrived) = std::sync::mpsc::channel::<usize>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (arrived, released) = (std::sync::Mutex::new(arrived), std::sync::Mutex::new(released));
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let external = external::ExternalSystem::start(move |_| {
+        let n = answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n == 3 {
+            let _ = arrived.lock().unwrap().send(n);
+            // Held until the test has made its calls (bounded, so that a
+            // server that never gets there still ends the test).
+            let _ = released.lock().unwrap().recv_timeout(std::time::Duration::from_secs(20));
+        }
+        if n > 100 { external::Reply::status(500, "enough") } else { external::Reply::ok() }
+    });
+    killed_in_a_request_loop(&t, &external);
+    let token = t.ok("alice", &["token", "create", "alice"]).stdout.trim().to_owned();
+
+    let served = Served::start(&t, "127.0.0.1:0");
+    assert_eq!(request_arrived.recv_timeout(common_cli::HANG_LIMIT).unwrap(), 3, "recovery sent the request again");
+    let (status, shown) = api_call(&served, &token, "GET", "/instances/1");
+    assert_eq!((status, shown["status"].as_str()), (200, Some("Running")), "answered while the request is out");
+    let stopped = t.ok("alice", &["stop", "1"]);
+    assert_eq!(stopped.stdout.trim(), "stopped instance 1: stopped");
+    release.send(()).unwrap();
+    assert_eq!(served.terminate(), Some(0));
+
+    assert_eq!(t.status(1), "Stopped");
+    assert_eq!(external.requests().len(), 3, "the loop ended at the stop");
+}

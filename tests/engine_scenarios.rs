@@ -262,7 +262,7 @@ fn an_unconditional_loop_of_activities_is_stopped() {
         r#"{ "name": "spin", "activities": [
             { "id": "a", "name": "A", "start": true },
             { "id": "b", "name": "B" } ],
-          "lines": [{ "from": "a", "to": "b" }, { "from": "b", "to": "a" }] }"#,
+          "lines": [{ "from": "a", "to": "b" }, { "from": "b", "to": "a", "rule": "true" }] }"#,
     );
     let progress = fx.engine.start("admin", "spin", "", &[]).unwrap();
     assert_eq!(progress.status, InstanceStatus::Error);
@@ -652,4 +652,136 @@ fn view_participate_shows_what_a_user_started_or_acted_on_and_nothing_else() {
     assert_eq!(fx.engine.instance("bob", started).unwrap().summary.id, started);
     assert_eq!(fx.engine.instance("bob", acted_on).unwrap().summary.status, InstanceStatus::Completed);
     assert!(matches!(fx.engine.instance("bob", untouched), Err(EngineError::PermissionDenied { .. })));
+}
+
+// ----- the scripts' wall-clock budget (issue 15) -------------------------------
+
+/// A script clock that moves a millisecond each time it is read: a script's
+/// time is then counted in clock reads, whatever the machine's speed.
+#[derive(Default)]
+struct SteppingScriptClock(std::sync::atomic::AtomicU64);
+
+impl SteppingScriptClock {
+    fn reads(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl flowdesk::model::script::ScriptClock for SteppingScriptClock {
+    fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// An engine clock that, once armed, runs an action the next time it is
+/// read: inside a planned start, after the start read what it rests on.
+struct InterruptingClock {
+    next: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl flowdesk::engine::Clock for InterruptingClock {
+    fn now(&self) -> flowdesk::engine::Millis {
+        let action = self.next.lock().unwrap().take();
+        if let Some(action) = action {
+            action();
+        }
+        T0
+    }
+}
+
+/// Issue 15's slow script: few operations, but every push checks the size
+/// of the whole array. The process gives its scripts 40 ms.
+const SLOW: &str = r#"{
+  "name": "slow",
+  "script_time_limit_ms": 40,
+  "fields": [{ "name": "s", "type": "string" }],
+  "activities": [
+    { "id": "work", "name": "Work", "start": true, "events": [
+      { "kind": "server_event", "name": "Fill", "script": "let a = []; for i in 0..5000 { a.push([]); } s = a.len().to_string();" } ] }
+  ]
+}"#;
+
+/// A start is planned on a snapshot and, when another writer made the plan
+/// stale meanwhile, run again under the write lock: there too its scripts
+/// stop at their budget, so no script holds the lock longer than that.
+#[test]
+fn a_slow_script_stops_at_its_processs_time_budget_also_when_run_again_under_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flowdesk.db");
+    let engine_clock = std::sync::Arc::new(InterruptingClock { next: std::sync::Mutex::new(None) });
+    let script_clock = std::sync::Arc::new(SteppingScriptClock::default());
+    let host = ScriptHost::default().with_clock(script_clock.clone());
+    let store = flowdesk::store::SqliteStore::open(&path, flowdesk::store::Durability::Normal).unwrap();
+    let options = flowdesk::engine::EngineOptions::default();
+    let engine = flowdesk::engine::Engine::with_options(store, options, host, engine_clock.clone());
+    engine.deploy("admin", &flowdesk::model::ProcessDraft::from_json(SLOW, "slow").unwrap()).unwrap();
+    engine.deploy("admin", &support::sample("callback.process.json")).unwrap();
+    // Another process starts an instance while the start is being planned:
+    // the instance id the plan took is gone, and the start runs again.
+    let other = support::open_engine(&path, std::sync::Arc::new(support::FixedClock(T0.into())), ScriptHost::default());
+    let (done, elsewhere) = std::sync::mpsc::channel();
+    *engine_clock.next.lock().unwrap() = Some(Box::new(move || {
+        done.send(other.start("admin", "callback", "elsewhere", &[]).map(|p| p.instance_id)).unwrap();
+    }));
+
+    let progress = engine.start("admin", "slow", "", &[]).unwrap();
+
+    assert_eq!(elsewhere.recv().unwrap().unwrap(), 1);
+    assert_eq!(progress.instance_id, 2);
+    assert_eq!(progress.status, InstanceStatus::Error);
+    let failure = progress.failure.unwrap();
+    assert_eq!(failure.message, "ran past its time budget of 40 ms (an endless loop?)");
+    // Two runs (on the snapshot, then under the lock), each stopped once its 40 ms were up.
+    let reads = script_clock.reads();
+    assert!((80..=90).contains(&reads), "the script clock was read {reads} times");
+}
+
+/// A process without a budget of its own has the host's default.
+#[test]
+fn a_slow_script_stops_at_the_default_time_budget() {
+    let script_clock = std::sync::Arc::new(SteppingScriptClock::default());
+    let fx = Fixture::with_host(
+        ScriptHost::default().with_clock(script_clock.clone()).with_time_budget(std::time::Duration::from_millis(25)),
+    );
+    fx.deploy_json("admin", &SLOW.replace(r#""script_time_limit_ms": 40,"#, ""));
+
+    let progress = fx.engine.start("admin", "slow", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert_eq!(progress.failure.unwrap().message, "ran past its time budget of 25 ms (an endless loop?)");
+    assert!(script_clock.reads() <= 2 * 27, "read {} times", script_clock.reads());
+}
+
+/// A loop with no rule and nothing to wait at is refused at deploy since
+/// issue 15, but versions deployed before stay in the database: they still
+/// compile, so that their instances show and run (the step guard ends the loop).
+#[test]
+fn a_version_deployed_before_its_endless_loop_was_refused_still_runs_and_is_stopped() {
+    let fx = Fixture::new();
+    let spin = r#"{ "name": "spin", "activities": [
+            { "id": "a", "name": "A", "start": true },
+            { "id": "b", "name": "B" } ],
+          "lines": [{ "from": "a", "to": "b" }, { "from": "b", "to": "a" }] }"#;
+    let draft = flowdesk::model::ProcessDraft::from_json(spin, "spin").unwrap();
+    assert!(matches!(fx.engine.deploy("admin", &draft), Err(EngineError::InvalidDefinition { .. })));
+    use flowdesk::engine::{Storage, VersionRecord};
+    fx.engine
+        .store()
+        .write(|tx| {
+            tx.insert_version(&VersionRecord {
+                process: "spin".to_owned(),
+                version: 1,
+                definition_json: draft.to_json(),
+                deployed_at: T0,
+                deployed_by: "admin".to_owned(),
+            })?;
+            tx.grant("spin", "admin", Right::Admin)
+        })
+        .unwrap();
+
+    let progress = fx.engine.start("admin", "spin", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert!(progress.failure.unwrap().message.contains("endless loop"));
+    assert_eq!(fx.detail("admin", progress.instance_id).summary.status, InstanceStatus::Error);
 }

@@ -1355,3 +1355,43 @@ fn issue_14_an_instance_in_error_says_its_callback_item_stays_open_instead_of_wa
     gui.settle();
     assert_eq!(gui.row("1_1").last().map(String::as_str), Some("In error"));
 }
+
+/// A process whose only event recurses as deep as its `depth` field says,
+/// each call nested in parentheses (issue 15's script).
+fn deep_recursion_process() -> String {
+    let nested = format!("{}f(n - 1){}", "(".repeat(10), " + 1)".repeat(10));
+    let script = format!("fn f(n) {{ if n <= 0 {{ 0 }} else {{ {nested} }} }}\nstage = f(depth).to_string();");
+    serde_json::json!({
+        "name": "deep",
+        "fields": [{ "name": "stage", "type": "string" }, { "name": "depth", "type": "integer" }],
+        "activities": [{ "id": "nest", "name": "Nest", "start": true, "events": [
+            { "kind": "server_event", "name": "Recurse", "script": script }
+        ] }]
+    })
+    .to_string()
+}
+
+/// Started from the window, a script that recurses without end runs on the
+/// window's own thread: the instance must fail with a clear reason, and the
+/// window go on, not overflow the thread's stack and close.
+#[test]
+fn a_script_started_from_the_window_that_recurses_too_deep_fails_its_instance() {
+    let fx = fixture();
+    deploy_json(&fx, &deep_recursion_process());
+    let shallow = fx.engine.start("admin", "deep", "shallow", &[]).unwrap();
+    assert_eq!(shallow.status, InstanceStatus::Completed);
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("shallow", shallow.instance_id);
+
+    gui.click("Start new instance…");
+    gui.replace_text("Folio", "bottomless");
+    gui.replace_text("depth (integer)", "1000");
+    gui.click("Start");
+
+    let status = gui.app().status_text().unwrap_or_default().to_owned();
+    assert!(status.starts_with("Started instance 2: in error: "), "{status}");
+    assert!(status.ends_with("calls nested more than 64 levels deep (an endless recursion?)"), "{status}");
+    assert_eq!(gui.status_of(2), InstanceStatus::Error);
+    gui.run_until_frames("the new row", |app| app.monitor.count() == Some(2), 100);
+    assert_eq!(&gui.row("bottomless")[..4], ["2", "bottomless", "deep v1", "Error"]);
+}

@@ -423,3 +423,112 @@ fn a_callback_recorded_before_a_failed_request_is_applied_after_the_retry() {
     assert_eq!(fixture.field(failed.instance_id, "answer"), s("before the error"));
     assert_eq!(external.requests().len(), 2);
 }
+
+// ----- loops through a request event (issue 15) -------------------------------
+
+/// One start activity whose synchronous `GET` leads back to the activity
+/// itself. The line has a rule that always holds, so that the definition
+/// deploys: without a rule such a loop is refused by validation.
+fn request_loop(url: &str) -> String {
+    serde_json::json!({
+        "name": "poll",
+        "fields": [{ "name": "n", "type": "integer" }],
+        "activities": [{ "id": "poll", "name": "Poll", "start": true, "events": [
+            { "kind": "http_request", "name": "Ask", "method": "GET", "url": url }
+        ] }],
+        "lines": [{ "from": "poll", "to": "poll", "rule": "n >= 0" }]
+    })
+    .to_string()
+}
+
+/// Answers 200 to the first `limit` requests and 500 after: a loop the
+/// engine fails to stop still ends, in a failure the test tells apart.
+fn ok_until(limit: usize) -> impl Fn(&support::external::ReceivedRequest) -> Reply + Send + Sync + 'static {
+    let answered = AtomicUsize::new(0);
+    move |_| {
+        if answered.fetch_add(1, Ordering::SeqCst) < limit { Reply::ok() } else { Reply::status(500, "enough") }
+    }
+}
+
+fn engine_with_max_steps(
+    fixture: &Fixture,
+    max_steps: usize,
+) -> flowdesk::engine::Engine<flowdesk::store::SqliteStore> {
+    let store = flowdesk::store::SqliteStore::open(&fixture.db_path(), flowdesk::store::Durability::Normal).unwrap();
+    let options = flowdesk::engine::EngineOptions { max_steps, ..flowdesk::engine::EngineOptions::default() };
+    flowdesk::engine::Engine::with_options(store, options, ScriptHost::default(), fixture.clock.clone())
+}
+
+const TWENTY_STEPS: &str = "ran 20 steps without waiting for anything: an endless loop of activities?";
+
+/// Each request is its own transaction, and a step guard counted per
+/// transaction never stopped this loop (issue 15: 40,437 commits in 31 s).
+#[test]
+fn a_loop_through_a_synchronous_request_is_stopped_by_the_step_guard() {
+    let external = ExternalSystem::start(ok_until(200));
+    let fixture = Fixture::new();
+    fixture.deploy_json("admin", &request_loop(&external.url("/status")));
+    let engine = engine_with_max_steps(&fixture, 20);
+
+    let progress = engine.start("admin", "poll", "", &[]).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Error);
+    assert_eq!(failure_message(&progress), TWENTY_STEPS);
+    // Each round is two steps: the request event, then the activity's completion.
+    assert_eq!(external.requests().len(), 10);
+}
+
+/// The count is kept with the instance: a runner that dies in the loop and
+/// the recovery that takes it over share one guard.
+#[test]
+fn the_step_count_of_a_request_loop_survives_its_runner_and_recovery() {
+    let external = ExternalSystem::start(ok_until(200));
+    let fixture = Fixture::new();
+    fixture.deploy_json("admin", &request_loop(&external.url("/status")));
+    let reached = AtomicUsize::new(0);
+    let dying = engine_with_max_steps(&fixture, 20).with_hook(Arc::new(move |point| {
+        if point == HookPoint::BeforeAsyncScript && reached.fetch_add(1, Ordering::SeqCst) == 3 {
+            panic!("the runner dies before its fourth request");
+        }
+    }));
+    let died = std::panic::catch_unwind(AssertUnwindSafe(|| dying.start("admin", "poll", "", &[])));
+    assert!(died.is_err());
+    assert_eq!(external.requests().len(), 3);
+
+    // The runner was this very process: its claim has to run out first.
+    fixture.clock.advance(24 * 60 * 60 * 1000);
+    let recovering = engine_with_max_steps(&fixture, 20);
+    assert_eq!(recovering.recover().unwrap(), vec![1]);
+
+    let detail = fixture.detail("admin", 1);
+    assert_eq!(detail.summary.status, InstanceStatus::Error);
+    assert_eq!(detail.failure.map(|f| f.message).as_deref(), Some(TWENTY_STEPS));
+    assert_eq!(external.requests().len(), 10, "as many requests as without the crash");
+}
+
+/// An operator's stop lands between two requests of the loop (the runner
+/// holds no lock while its request is out) and the runner sees it at once.
+#[test]
+fn a_stop_reaches_a_request_loop_and_ends_it() {
+    let fixture = Fixture::new();
+    let (path, clock) = (fixture.db_path(), fixture.clock.clone());
+    let answered = AtomicUsize::new(0);
+    let (stops, stopped) = mpsc::channel();
+    let stops = Mutex::new(stops);
+    let external = ExternalSystem::start(move |_| match answered.fetch_add(1, Ordering::SeqCst) + 1 {
+        3 => {
+            let operator = open_engine(&path, clock.clone(), ScriptHost::default());
+            stops.lock().unwrap().send(operator.stop("admin", 1).map(|p| p.status)).unwrap();
+            Reply::ok()
+        }
+        n if n > 200 => Reply::status(500, "enough"),
+        _ => Reply::ok(),
+    });
+    fixture.deploy_json("admin", &request_loop(&external.url("/status")));
+
+    let progress = fixture.engine.start("admin", "poll", "", &[]).unwrap();
+
+    assert_eq!(stopped.recv().unwrap().unwrap(), InstanceStatus::Stopped);
+    assert_eq!(progress.status, InstanceStatus::Stopped);
+    assert_eq!(external.requests().len(), 3);
+}

@@ -519,6 +519,8 @@ fn all_join_with_a_conditional_incoming_line_is_a_warning() {
     check(&join("Any"), &[]);
 }
 
+/// A loop that waits at a callback each round (an asynchronous event); one
+/// with nothing to wait at is an error (see the end of this file).
 #[test]
 fn endless_unconditional_loop_is_a_warning() {
     check(
@@ -526,14 +528,15 @@ fn endless_unconditional_loop_is_a_warning() {
             "activities": [
               {"id": "a", "name": "A", "start": true},
               {"id": "b", "name": "B"},
-              {"id": "c", "name": "C"}
+              {"id": "c", "name": "C", "events": [{"kind": "server_event", "name": "Wait", "synchronous": false}]}
             ],
             "lines": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "b"}]}"#,
         &["warning: activity `B` (b): endless loop: B, C follow each other round with no rule to stop them"],
     );
     // A single activity following itself. (The message says "A follow each other".)
     check(
-        r#"{"name": "p", "activities": [{"id": "a", "name": "A", "start": true}],
+        r#"{"name": "p", "activities": [{"id": "a", "name": "A", "start": true,
+              "events": [{"kind": "server_event", "name": "Wait", "synchronous": false}]}],
             "lines": [{"from": "a", "to": "a"}]}"#,
         &["warning: activity `A` (a): endless loop: A…"],
     );
@@ -579,7 +582,7 @@ fn regression_unconditional_loop_with_an_exit_line_is_still_endless() {
               {"from": "c", "to": "b"},
               {"from": "c", "to": "d"}
             ]}"#,
-        &["warning: activity `B` (b): endless loop: B, C…"],
+        &["error: activity `B` (b): endless loop: B, C…"],
     );
 }
 
@@ -605,7 +608,7 @@ fn regression_unconditional_loop_inside_a_larger_conditional_one_is_endless() {
               {"from": "c", "to": "d", "rule": "n > 0"},
               {"from": "d", "to": "b"}
             ]}"#,
-        &["warning: activity `B` (b): endless loop: B, C…"],
+        &["error: activity `B` (b): endless loop: B, C…"],
     );
 }
 
@@ -653,9 +656,9 @@ fn every_problem_is_reported_at_once_errors_first() {
             "error: activity `Lonely` (c): duplicate activity id `c`",
             "error: line 1 (Start → Loop 1): rule gives integer 1, not true or false",
             "error: line 4 (Start → missing): goes to `missing`, which is not an activity",
+            "error: activity `Loop 1` (b): endless loop: Loop 1, Loop 2 follow each other round with no rule to stop them and nothing to wait at (no asynchronous event)",
             "warning: activity `Lonely` (c): unreachable: no path of lines leads here from the start activity",
             "warning: line 5 (Start → Join): this line has a rule but `Join` waits for All incoming lines: if the rule is false the join waits forever",
-            "warning: activity `Loop 1` (b): endless loop: Loop 1, Loop 2 follow each other round with no rule to stop them",
         ],
     );
 }
@@ -933,6 +936,64 @@ fn default_values_are_refused_in_forms_no_front_end_takes() {
     );
 }
 
+// ----- issue 15: loops with nothing to wait at, scripts' time limit -----------------------
+
+/// Issue 15's process: one activity whose event leads back to it by a line
+/// with `rule` (`""` for none). Every true line fires, so without a rule the
+/// loop goes round for ever; with nothing asynchronous in it, it does not
+/// even wait between rounds (an instance runs until the step guard stops it),
+/// which is an error. A loop that waits at a callback each round is only
+/// suspicious; one with a rule is left to the rule.
+fn request_loop(synchronous: bool, rule: &str) -> String {
+    format!(
+        r#"{{"name": "p",
+            "activities": [{{"id": "a", "name": "Poll", "start": true, "events": [
+              {{"kind": "http_request", "name": "Ask", "method": "GET", "url": "http://example.test/", "synchronous": {synchronous}}}
+            ]}}],
+            "lines": [{{"from": "a", "to": "a", "rule": "{rule}"}}]}}"#
+    )
+}
+
+#[test]
+fn an_unconditional_loop_with_nothing_to_wait_at_is_an_error_and_one_that_waits_a_warning() {
+    check(
+        &request_loop(true, ""),
+        &[
+            "error: activity `Poll` (a): endless loop: Poll leads back to itself with no rule to stop it and nothing to wait at (no asynchronous event)",
+        ],
+    );
+    check(
+        &request_loop(false, ""),
+        &["warning: activity `Poll` (a): endless loop: Poll leads back to itself with no rule to stop it"],
+    );
+    check(&request_loop(true, "true"), &[]);
+}
+
+/// B ⇄ C never wait, though the larger loop through D does: B ⇄ C alone is
+/// reported, as an error.
+#[test]
+fn a_loop_that_never_waits_inside_one_that_does_is_an_error() {
+    check(
+        r#"{"name": "p",
+            "activities": [
+              {"id": "a", "name": "A", "start": true},
+              {"id": "b", "name": "B"},
+              {"id": "c", "name": "C"},
+              {"id": "d", "name": "D", "events": [{"kind": "server_event", "name": "Wait", "synchronous": false}]}
+            ],
+            "lines": [
+              {"from": "a", "to": "b"},
+              {"from": "b", "to": "c"},
+              {"from": "c", "to": "b"},
+              {"from": "c", "to": "d"},
+              {"from": "d", "to": "b"}
+            ]}"#,
+        &[
+            "error: activity `B` (b): endless loop: B, C follow each other round with no rule to stop them and nothing to wait at (no asynchronous event)",
+        ],
+    );
+}
+
 /// Earlier versions' designer wrote a decimal default as a JSON number,
 /// in exponent form when it was very small or large (`1e-5`, `1e+20`);
 /// such files, and the definitions deployed from them, still read.
@@ -950,4 +1011,17 @@ fn decimal_defaults_written_as_numbers_by_earlier_versions_still_read() {
             "activities": [{"id": "a", "name": "A", "start": true}]}"#,
         &[],
     );
+}
+
+#[test]
+fn a_script_time_limit_out_of_range_is_an_error() {
+    let with = |limit: u64| {
+        format!(
+            r#"{{"name": "p", "script_time_limit_ms": {limit}, "activities": [{{"id": "a", "name": "A", "start": true}}]}}"#
+        )
+    };
+    check(&with(0), &["error: process: script time limit of 0 ms is out of range: from 1 to 10000 ms"]);
+    check(&with(10_001), &["error: process: script time limit of 10001 ms is out of range: from 1 to 10000 ms"]);
+    check(&with(1), &[]);
+    check(&with(10_000), &[]);
 }

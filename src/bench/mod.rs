@@ -243,7 +243,9 @@ pub fn for_each_concurrently(
     let threads = clients.clamp(1, count.max(1));
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| {
+            // The stack scripts need, so that no run has to allocate one.
+            let caller = std::thread::Builder::new().stack_size(crate::model::script::SCRIPT_THREAD_STACK);
+            let spawned = caller.spawn_scoped(scope, || {
                 while !stop.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     if index >= count {
@@ -256,6 +258,11 @@ pub fn for_each_concurrently(
                     }
                 }
             });
+            if let Err(err) = spawned {
+                let err = EngineError::Internal(format!("cannot start a caller thread: {err}"));
+                failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(err);
+                stop.store(true, Ordering::Relaxed);
+            }
         }
     });
     match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {

@@ -5,7 +5,7 @@
 //! clean shutdown: SQLite checkpoints the WAL when its last connection
 //! closes). The timed part is what a restarted front end does: open the
 //! database the way the command line opens it (the caller passes that very
-//! function, recovery included), then accept one callback. The serial is read
+//! function), then accept one callback. The serial is read
 //! from the engine before the shutdown, as an external system that already
 //! holds its serial would call back at once: reading it afterwards would warm
 //! the caches the first finish is meant to find cold.

@@ -144,6 +144,13 @@ pub enum Command {
     Resume { id: i64 },
     /// Move an instance to an activity (by id or name)
     Goto { id: i64, activity: String },
+    /// Run on the instances whose runner stopped mid-request or mid-script
+    #[command(long_about = "Run on the instances whose runner stopped in the middle of an HTTP request or an \
+                            asynchronous script (killed, crashed, power lost): the request is sent again, the \
+                            script run again, and each instance runs on as any run does, until it waits, ends, \
+                            fails or is stopped. `flowdesk serve` and the window do this on their own, in the \
+                            background; other commands only say when an instance waits for it.")]
+    Recover,
     /// Measure the engine on a fresh temporary database: callback throughput,
     /// finish latency under a steady rate, callbacks through the HTTP API, the
     /// time to reopen, or the schema's ceiling
@@ -360,20 +367,40 @@ fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
+/// Opens the database for a command, saying on stderr which instances wait
+/// for recovery. No command does recovery's work on the side: it can take
+/// as long as the instances' runs (a loop of requests), and the command,
+/// even a `stop` meant for such an instance, would wait that long. That is
+/// the work of `recover`, `serve` and the window.
 fn open_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
-    Ok(open_database(&cli.db_path(), cli.sync)?)
+    let engine = open_database(&cli.db_path(), cli.sync)?;
+    // A database that cannot be read says so at the command's own call.
+    if let Ok(ids) = engine.awaiting_recovery()
+        && !ids.is_empty()
+    {
+        eprintln!("flowdesk: {}", awaiting_recovery_note(&ids));
+    }
+    Ok(engine)
 }
 
-/// Opens a database as every command does, recovering instances whose runner
-/// died mid-script. `bench reopen` times this very function.
+fn awaiting_recovery_note(ids: &[i64]) -> String {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let (which, them) = match ids {
+        [id] => (format!("instance {id} is Running but its runner has stopped"), "it"),
+        _ => (format!("instances {} are Running but their runners have stopped", list.join(", ")), "them"),
+    };
+    format!(
+        "{which} mid-request or mid-script; `flowdesk recover` runs {them} on (so do `flowdesk serve` and the window)"
+    )
+}
+
+/// Opens a database as every command does. `bench reopen` times this very
+/// function.
 fn open_database(path: &Path, sync: Durability) -> Result<Engine<SqliteStore>, EngineError> {
     let store = SqliteStore::open(path, sync)?;
     let mut engine = Engine::new(store);
     if let Some(hook) = kill_hook() {
         engine = engine.with_hook(hook);
-    }
-    for id in engine.recover()? {
-        eprintln!("flowdesk: recovered instance {id}: its runner had stopped mid-script");
     }
     Ok(engine)
 }
@@ -573,6 +600,17 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Stop { id } => operator(cli, "stopped", |e, u| e.stop(u, *id)),
         Command::Resume { id } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
         Command::Goto { id, activity } => operator(cli, "moved", |e, u| e.goto(u, *id, activity)),
+        Command::Recover => {
+            let engine = open_database(&cli.db_path(), cli.sync)?;
+            let recovered = engine.recover_while(&|| true)?;
+            if recovered.is_empty() {
+                writeln!(out, "nothing to recover")?;
+            }
+            for progress in &recovered {
+                writeln!(out, "recovered instance {}: {}", progress.instance_id, progress.words())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Set { id, data } => operator(cli, "updated", |e, u| e.set_data(u, *id, &data.inputs())),
         Command::Serve { listen } => serve(cli, *listen, &mut out),
         Command::Token { action } => token(cli, action, &mut out),
@@ -580,9 +618,16 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
 }
 
 /// Serves the API until Ctrl-C or SIGTERM, then stops it gracefully.
+/// Instances whose runner stopped are run on in the background meanwhile.
 fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result<ExitCode, Failure> {
-    let engine = std::sync::Arc::new(open_engine(cli)?);
-    let api = crate::net::RunningApi::start(engine, listen).map_err(|e| Failure::Other(e.into()))?;
+    let engine = std::sync::Arc::new(open_database(&cli.db_path(), cli.sync)?);
+    let api = crate::net::RunningApi::start(engine.clone(), listen).map_err(|e| Failure::Other(e.into()))?;
+    let report: crate::engine::RecoveryReport = Box::new(|recovered| match recovered {
+        Ok(progress) => eprintln!("flowdesk: recovered instance {}: {}", progress.instance_id, progress.words()),
+        Err(err) => eprintln!("flowdesk: recovery failed, to be tried again: {}", one_line(&err.to_string())),
+    });
+    let recovery = crate::engine::BackgroundRecovery::start(engine, crate::engine::RECOVERY_PERIOD, report)
+        .context("cannot start the recovery thread")?;
     let banner = format!(
         "flowdesk API listening on {} (database {})\ndescribed at {}/openapi.json; Ctrl-C stops it\n",
         api.base_url(),
@@ -594,6 +639,7 @@ fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result
     let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     wait_for_interrupt().context("cannot wait for Ctrl-C")?;
     eprintln!("flowdesk: stopping: letting calls in flight end");
+    recovery.stop();
     api.stop();
     Ok(ExitCode::SUCCESS)
 }

@@ -18,15 +18,18 @@
 //! first, and a transaction per lifecycle is saved.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
+#[cfg(doc)]
+use crate::engine::instance::FlowState;
 use crate::engine::instance::{
     ActivityRecord, ActivityStatus, AuditEntry, Changes, FailureInfo, Instance, InstanceStatus, ItemStatus, Millis,
     ServerItem, Token, TokenState,
 };
 use crate::engine::outbound::Exchange;
 use crate::model::{
-    CompiledProcess, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext, ScriptFailure, ScriptHost,
-    ScriptOutcome, TemplateValues, Value,
+    CompiledProcess, CompiledScript, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext, ScriptFailure,
+    ScriptHost, ScriptOutcome, TemplateValues, Value,
 };
 
 /// A finish recorded on a server item that the instance has not applied yet.
@@ -80,8 +83,9 @@ pub struct Executor<'a> {
     pub now: Millis,
     /// The user acting: the originator for a start, the caller for a finish.
     pub user: &'a str,
-    /// Activity completions and events one run may make before it is taken for an
-    /// endless loop of synchronous steps.
+    /// Activity completions and events an instance may make between two
+    /// callbacks or operator actions ([`FlowState::steps`]) before it is
+    /// taken for an endless loop: whatever its events, it never waited.
     pub max_steps: usize,
     /// Run asynchronous scripts here, in the transaction that creates their
     /// server item, instead of stopping with [`RunEnd::AsyncScript`]. Only
@@ -119,6 +123,20 @@ impl Executor<'_> {
         self.audit(changes, "Activity started", format!("{} (#{destination_id})", compiled.name));
     }
 
+    /// How long each script or rule may run: the process's budget, or the host's.
+    fn time_budget(&self) -> Duration {
+        self.process.script_time_budget.unwrap_or_else(|| self.host.time_budget())
+    }
+
+    fn run_script(
+        &self,
+        script: &CompiledScript,
+        data: &BTreeMap<String, Value>,
+        context: &ScriptContext,
+    ) -> Result<ScriptOutcome, ScriptFailure> {
+        self.host.run_script_within(script, &self.process.field_types, data, context, self.time_budget())
+    }
+
     fn context(&self, instance: &Instance, token: &Token, serial: Option<i64>) -> ScriptContext {
         let activity = &self.process.activities[token.activity];
         ScriptContext {
@@ -134,7 +152,6 @@ impl Executor<'_> {
     /// the transaction ([`RunEnd::Outside`]; one at a time, so requests in
     /// parallel branches go out one after another).
     pub fn run(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) -> RunEnd {
-        let mut steps = 0;
         loop {
             if instance.status == InstanceStatus::Stopped {
                 return RunEnd::Settled;
@@ -143,8 +160,8 @@ impl Executor<'_> {
             let Some(position) = instance.flow.tokens.iter().position(|t| t.state == TokenState::Ready) else {
                 return RunEnd::Settled;
             };
-            steps += 1;
-            if steps > self.max_steps {
+            instance.flow.steps += 1;
+            if instance.flow.steps > self.max_steps {
                 let message = format!(
                     "ran {} steps without waiting for anything: an endless loop of activities?",
                     self.max_steps
@@ -171,7 +188,7 @@ impl Executor<'_> {
             };
             if event.synchronous {
                 let context = self.context(instance, &token, None);
-                match self.host.run_script(script, &self.process.field_types, &instance.data, &context) {
+                match self.run_script(script, &instance.data, &context) {
                     Ok(outcome) => {
                         self.apply_outcome(instance, outcome, &event.name, changes);
                         instance.flow.tokens[position].next_event += 1;
@@ -188,7 +205,7 @@ impl Executor<'_> {
                     return RunEnd::Outside { destination_id: token.destination_id };
                 }
                 let context = self.context(instance, &token, Some(serial_id));
-                let result = self.host.run_script(script, &self.process.field_types, &instance.data, &context);
+                let result = self.run_script(script, &instance.data, &context);
                 let result = result.map_err(|failure| describe_failure(&failure));
                 self.end_script(instance, position, serial_id, result, changes);
             }
@@ -261,12 +278,7 @@ impl Executor<'_> {
         let serial = if event.synchronous { None } else { token.serial_id };
         let context = self.context(instance, token, serial);
         Some(match &event.action {
-            EventAction::Script(script) => OutsideWork::ScriptRan(self.host.run_script(
-                script,
-                &self.process.field_types,
-                &instance.data,
-                &context,
-            )),
+            EventAction::Script(script) => OutsideWork::ScriptRan(self.run_script(script, &instance.data, &context)),
             EventAction::Http(spec) => {
                 OutsideWork::Send(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
             }
@@ -415,7 +427,7 @@ impl Executor<'_> {
             let line = &self.process.lines[line_index];
             let fired = match &line.rule {
                 None => true,
-                Some(rule) => match self.host.eval_rule(rule, &instance.data, &context) {
+                Some(rule) => match self.host.eval_rule_within(rule, &instance.data, &context, self.time_budget()) {
                     Ok(value) => value,
                     Err(failure) => {
                         // A rule that cannot be evaluated is a design error: stop

@@ -145,6 +145,16 @@ pub struct FlowState {
     pub next_destination_id: i64,
     #[serde(default)]
     pub failure: Option<FailureInfo>,
+    /// Steps (events begun, activities completed) taken since a callback or
+    /// an operator last moved the instance on. Kept with the instance, so
+    /// that the step guard counts across the transactions of a run through
+    /// HTTP requests and across its recovery, as it does within one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steps: usize,
+}
+
+fn is_zero(steps: &usize) -> bool {
+    *steps == 0
 }
 
 /// A process instance, loaded for execution.

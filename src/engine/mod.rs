@@ -16,6 +16,7 @@ pub mod error;
 pub mod executor;
 pub mod instance;
 pub mod outbound;
+pub mod recovery;
 pub mod serial;
 pub mod storage;
 
@@ -31,6 +32,7 @@ pub use instance::{
     ServerItem, TokenState,
 };
 pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
+pub use recovery::{BackgroundRecovery, RECOVERY_PERIOD, RecoveryReport};
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
     InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
@@ -262,7 +264,7 @@ impl<S: Storage> Engine<S> {
         let host = if host.operation_budget() == options.script_budget {
             host
         } else {
-            ScriptHost::new(options.script_budget)
+            host.with_operation_budget(options.script_budget)
         };
         Engine {
             store,
@@ -394,7 +396,7 @@ impl<S: Storage> Engine<S> {
             .ok_or_else(|| EngineError::ProcessNotFound { name: format!("{process} version {version}") })?;
         let draft = ProcessDraft::from_json(&record.definition_json, &format!("{process} version {version}"))
             .map_err(|e| EngineError::Internal(format!("stored definition does not parse: {e}")))?;
-        let compiled = CompiledProcess::compile(&draft, &self.host).map_err(|problems| {
+        let compiled = CompiledProcess::compile_deployed(&draft, &self.host).map_err(|problems| {
             EngineError::Internal(format!(
                 "stored definition {process} version {version} no longer compiles: {}",
                 problems.first().map(|p| p.to_string()).unwrap_or_default()
@@ -541,9 +543,35 @@ impl<S: Storage> Engine<S> {
     /// `step` is what the previous transaction committed: the instance as saved
     /// and how its run ended. Returns the instance as finally saved.
     fn continue_async(&self, user: &str, step: Step) -> Result<Instance, EngineError> {
+        self.continue_async_while(user, step, &|| true)
+    }
+
+    /// [`Engine::continue_async`] that also ends, leaving the instance to
+    /// recovery, once `keep_going` says no (a host shutting down).
+    ///
+    /// Before each piece of outside work the instance is read again: an
+    /// operator who stopped it since the last transaction (between two
+    /// requests of a loop, say) is obeyed at once, and no request goes out
+    /// for an instance that is stopped. Its `RunningOutside` token is left
+    /// as it is, and resuming sends the request then.
+    fn continue_async_while(
+        &self,
+        user: &str,
+        step: Step,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Instance, EngineError> {
         let Step { mut instance, process, mut end } = step;
         let instance_id = instance.id;
         while let RunEnd::Outside { destination_id } = end {
+            if !keep_going() {
+                return Ok(instance);
+            }
+            let now = self.store.read(|tx| tx.instance(instance_id))?;
+            match now {
+                Some(now) if now.status == InstanceStatus::Running => {}
+                Some(now) => return Ok(now),
+                None => return Err(EngineError::InstanceNotFound { id: instance_id }),
+            }
             self.reach(HookPoint::BeforeAsyncScript);
             let work = {
                 let executor = self.executor(&process, user, self.now());
@@ -687,6 +715,8 @@ impl<S: Storage> Engine<S> {
                 return Ok((false, Step { instance, process, end: RunEnd::Settled }));
             }
             instance.status = InstanceStatus::Running;
+            // The instance waited for this callback: a new count of steps begins.
+            instance.flow.steps = 0;
             let mut items = tx.item_state(instance.id)?;
             items.recorded.insert(serial.destination_id, RecordedFinish { data: values, by: user.to_owned() });
             let end = executor.run(&mut instance, &mut items, &mut changes);
@@ -721,6 +751,8 @@ impl<S: Storage> Engine<S> {
             let mut changes = Changes::default();
             let run = act(&mut instance, &process, &executor, &mut changes)?;
             let end = if run {
+                // An operator moved it on: a new count of steps begins.
+                instance.flow.steps = 0;
                 let mut items = tx.item_state(id)?;
                 executor.run(&mut instance, &mut items, &mut changes)
             } else {
@@ -821,19 +853,51 @@ impl<S: Storage> Engine<S> {
         })
     }
 
+    /// Whether recovery would take this instance over now: it is `Running`
+    /// (mid-request or mid-script) and its runner died, or its claim ran out.
+    fn abandoned(&self, candidate: &RunningInstance, now: Millis) -> bool {
+        let expired = candidate.lease_until.is_none_or(|until| until < now);
+        let runner_dead = candidate.runner.is_some_and(|pid| pid != std::process::id() && !process_alive(pid));
+        expired || runner_dead
+    }
+
+    /// The instances [`Engine::recover`] would take over now, without
+    /// taking them over: one read, for a front end to say so.
+    pub fn awaiting_recovery(&self) -> Result<Vec<i64>, EngineError> {
+        let now = self.now();
+        let candidates = self.store.read(|tx| tx.running_instances())?;
+        Ok(candidates.iter().filter(|c| self.abandoned(c, now)).map(|c| c.id).collect())
+    }
+
     /// Picks up instances whose runner died in the middle of an asynchronous
     /// script or an HTTP request (killed, crashed, power lost) and runs them
     /// on: the script runs again, the request is sent again (at least once,
     /// never exactly once). Returns their ids.
+    ///
+    /// Each instance runs on only as far as any run does: until it waits,
+    /// ends, fails (the step guard counts on from where its runner was), or
+    /// is stopped. It is work for a host of its own (`flowdesk recover`, or
+    /// [`BackgroundRecovery`] in `flowdesk serve` and the window), never a
+    /// side effect of another call, which it could hold up for as long.
     pub fn recover(&self) -> Result<Vec<i64>, EngineError> {
+        Ok(self.recover_while(&|| true)?.into_iter().map(|progress| progress.instance_id).collect())
+    }
+
+    /// [`Engine::recover`] that stops taking instances over, and running
+    /// one on, once `keep_going` says no (a host shutting down): an instance
+    /// left in the middle keeps the claim, and is taken over again once the
+    /// claim runs out or this process has ended. Returns where each instance
+    /// it took over stands.
+    pub fn recover_while(&self, keep_going: &dyn Fn() -> bool) -> Result<Vec<Progress>, EngineError> {
         let now = self.now();
         let me = std::process::id();
         let candidates = self.store.read(|tx| tx.running_instances())?;
         let mut recovered = Vec::new();
         for candidate in candidates {
-            let expired = candidate.lease_until.is_none_or(|until| until < now);
-            let runner_dead = candidate.runner.is_some_and(|pid| pid != me && !process_alive(pid));
-            if !(expired || runner_dead) {
+            if !keep_going() {
+                break;
+            }
+            if !self.abandoned(&candidate, now) {
                 continue;
             }
             // Claim it in a transaction so two recovering processes do not both run it.
@@ -860,7 +924,7 @@ impl<S: Storage> Engine<S> {
                 tx.write_changes(instance.id, &changes)?;
                 Ok(Some(instance))
             })?;
-            let Some(instance) = claimed else { continue };
+            let Some(mut instance) = claimed else { continue };
             let running: Vec<i64> = instance
                 .flow
                 .tokens
@@ -875,9 +939,9 @@ impl<S: Storage> Engine<S> {
                     process: process.clone(),
                     end: RunEnd::Outside { destination_id },
                 };
-                self.continue_async(&instance.originator, step)?;
+                instance = self.continue_async_while(&instance.originator, step, keep_going)?;
             }
-            recovered.push(instance.id);
+            recovered.push(progress_of(&instance, None));
         }
         Ok(recovered)
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, FieldInput};
+use crate::engine::{BackgroundRecovery, Engine, FieldInput};
 use crate::gui::GuiOptions;
 use crate::gui::designer::canvas::TemplatePayload;
 use crate::gui::designer::document::{Sameness, compare_definitions};
@@ -280,18 +280,20 @@ pub struct FlowdeskApp {
     api: Option<crate::net::RunningApi>,
     /// The address typed in the Server menu.
     api_listen: String,
+    /// Recovery of instances whose runner died, while the window is open.
+    _recovery: Option<BackgroundRecovery>,
 }
 
 impl FlowdeskApp {
     pub fn new(options: GuiOptions, settings: Settings, dialogs: Box<dyn FileDialogs>) -> FlowdeskApp {
         let engine = SqliteStore::open(&options.db_path, Durability::Full)
-            .map(|store| {
-                let engine = Engine::new(store);
-                // Instances whose runner died mid-script continue now.
-                let _ = engine.recover();
-                Arc::new(engine)
-            })
+            .map(|store| Arc::new(Engine::new(store)))
             .map_err(|e| e.to_string());
+        // Instances whose runner died mid-script or mid-request run on, beside
+        // the window's own calls (the monitor shows where they stand).
+        let recovery = engine.as_ref().ok().and_then(|engine| {
+            BackgroundRecovery::start(engine.clone(), crate::engine::RECOVERY_PERIOD, Box::new(|_| {})).ok()
+        });
         // The query worker wakes the window when an answer arrives; the
         // window's context exists only from the first frame on.
         let repaint: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
@@ -323,6 +325,7 @@ impl FlowdeskApp {
             pending_close: false,
             api: None,
             api_listen: String::new(),
+            _recovery: recovery,
         };
         app.api_listen = match app.settings.api_listen.trim() {
             "" => crate::net::DEFAULT_LISTEN.to_owned(),

@@ -50,6 +50,7 @@ pub fn large_process(activities: usize, lines: usize) -> ProcessDraft {
     ProcessDraft {
         name: "large".to_owned(),
         description: String::new(),
+        script_time_limit_ms: None,
         fields: vec![crate::model::FieldDraft { name: "n".into(), field_type: "integer".into(), default: None }],
         activities: activity_list,
         lines: line_list,

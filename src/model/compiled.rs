@@ -5,13 +5,14 @@
 //! order, a join's incoming lines, field types) are computed once as well.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
-use crate::model::validate::{Problem, Severity, activity_indices, validate};
+use crate::model::validate::{Problem, Severity, activity_indices, validate, validate_deployed};
 use crate::model::value::{FieldType, Value};
 
 #[derive(Debug, Clone)]
@@ -61,6 +62,8 @@ pub struct CompiledProcess {
     pub lines: Vec<CompiledLine>,
     pub start: usize,
     pub graph: ProcessGraph,
+    /// How long each script or rule may run; `None`: the script host's default.
+    pub script_time_budget: Option<Duration>,
     pub warnings: Vec<Problem>,
     activity_by_id: HashMap<String, usize>,
 }
@@ -68,7 +71,20 @@ pub struct CompiledProcess {
 impl CompiledProcess {
     /// Compiles a draft that validates without errors; otherwise returns every problem.
     pub fn compile(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
-        let problems = validate(draft, host);
+        CompiledProcess::compile_validated(draft, host, validate(draft, host))
+    }
+
+    /// Compiles a version deployed earlier: what validation refuses only
+    /// since it was deployed (see [`validate_deployed`]) does not stop it.
+    pub fn compile_deployed(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
+        CompiledProcess::compile_validated(draft, host, validate_deployed(draft, host))
+    }
+
+    fn compile_validated(
+        draft: &ProcessDraft,
+        host: &ScriptHost,
+        problems: Vec<Problem>,
+    ) -> Result<CompiledProcess, Vec<Problem>> {
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(problems);
         }
@@ -156,6 +172,7 @@ impl CompiledProcess {
             lines,
             start,
             graph,
+            script_time_budget: draft.script_time_limit_ms.map(Duration::from_millis),
             warnings: problems,
             activity_by_id,
         })

@@ -18,6 +18,10 @@ pub struct ProcessDraft {
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// How long each of the process's scripts and line rules may run, in
+    /// milliseconds; none: the engine's default (see `ScriptHost::DEFAULT_TIME_BUDGET`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_time_limit_ms: Option<u64>,
     #[serde(default)]
     pub fields: Vec<FieldDraft>,
     #[serde(default)]

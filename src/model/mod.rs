@@ -21,7 +21,10 @@ pub use definition::{
 pub use graph::ProcessGraph;
 pub use http::{FillError, HttpMethod, HttpRequest, HttpRequestSpec};
 pub use rights::Right;
-pub use script::{CompiledScript, ScriptContext, ScriptExtension, ScriptFailure, ScriptHost, ScriptOutcome};
+pub use script::{
+    CompiledScript, ScriptClock, ScriptContext, ScriptExtension, ScriptFailure, ScriptHost, ScriptOutcome,
+    SystemScriptClock,
+};
 pub use template::{Template, TemplateError, TemplateValues};
 pub use validate::{Location, Problem, Severity, validate};
 pub use value::{FieldType, TypeMismatch, Value};

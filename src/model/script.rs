@@ -10,12 +10,22 @@
 //! Runs share one `rhai::Engine`, built on first use: building one per run
 //! (cheap as it is) was a tenth of the engine's time in the callback
 //! benchmark. `log` writes to a buffer of the running thread, which a run
-//! takes when it ends, so concurrent runs keep their lines apart. The operation
-//! budget makes an endless loop an error instead of a hang.
+//! takes when it ends, so concurrent runs keep their lines apart.
+//!
+//! Three limits make a runaway script an error of its instance instead of a
+//! hang or a crash of the whole program: an operation budget, a wall-clock
+//! budget (checked every few operations against a [`ScriptClock`]), and
+//! limits on how deep calls and expressions nest. Rhai evaluates by
+//! recursion, so how deep a script may nest decides how much stack it needs;
+//! every run and compile happens on a stack of at least [`SCRIPT_STACK`]
+//! bytes (the running thread's own when it has that much left, else one
+//! allocated for the run), so no thread's stack can overflow, whatever
+//! thread runs the script.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Re-exported so embedders can register script functions with the same version.
 pub use rhai;
@@ -24,6 +34,25 @@ use rhai::{AST, Dynamic, EvalAltResult, FLOAT, INT, ImmutableString, Module, Opt
 use rust_decimal::Decimal;
 
 use crate::model::value::{FieldType, TypeMismatch, Value};
+
+/// How much stack a script at the deepest the limits allow may take, with
+/// room to spare. Debug builds' frames are about five times larger: measured
+/// at the limits, the deepest script took 12 MiB of stack in a debug build
+/// and 2.3 MiB in a release build (README, "Scripting").
+pub const SCRIPT_STACK: usize = if cfg!(debug_assertions) { 32 << 20 } else { 6 << 20 };
+
+/// The stack for a thread that runs scripts often (the HTTP API's): enough
+/// for [`SCRIPT_STACK`] and its callers, so that runs need no stack of their own.
+pub const SCRIPT_THREAD_STACK: usize = SCRIPT_STACK + (2 << 20);
+
+/// Operations between two looks at the clock.
+const TIME_CHECK_INTERVAL: u64 = 16;
+
+/// Runs `work` on a stack with at least [`SCRIPT_STACK`] bytes left: this
+/// thread's, or one allocated for it.
+fn on_script_stack<T>(work: impl FnOnce() -> T) -> T {
+    stacker::maybe_grow(SCRIPT_STACK, SCRIPT_STACK, work)
+}
 
 /// Names scripts can read besides the data fields.
 pub const CONTEXT_NAMES: [&str; 5] = ["serial", "instance_id", "folio", "activity", "event"];
@@ -84,6 +113,10 @@ fn place(line: Option<usize>, column: Option<usize>) -> String {
 pub enum ScriptFailure {
     #[error("ran past its budget of {budget} operations (an endless loop?)")]
     BudgetExhausted { budget: u64 },
+    #[error("calls nested more than {levels} levels deep (an endless recursion?)")]
+    TooDeep { levels: usize },
+    #[error("ran past its time budget of {} ms (an endless loop?)", .budget.as_millis())]
+    TimeExhausted { budget: Duration },
     #[error("{0}")]
     Runtime(String),
     #[error("set field `{field}` to a wrong value: {mismatch}")]
@@ -111,12 +144,32 @@ pub struct ScriptContext {
     pub event: String,
 }
 
+/// Where the scripts' wall-clock budget reads the time: the system's
+/// monotonic clock ([`SystemScriptClock`]), or a test's.
+pub trait ScriptClock: Send + Sync {
+    /// The time since a moment of the clock's choosing; never goes back.
+    fn elapsed(&self) -> Duration;
+}
+
+/// The system's monotonic clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemScriptClock;
+
+impl ScriptClock for SystemScriptClock {
+    fn elapsed(&self) -> Duration {
+        static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
 /// Compiles and runs scripts and rules with one configuration.
 #[derive(Clone)]
 pub struct ScriptHost {
     std_package: Shared<Module>,
     strict_comparisons: Shared<Module>,
     operation_budget: u64,
+    time_budget: Duration,
+    clock: Arc<dyn ScriptClock>,
     extensions: Vec<ScriptExtension>,
     /// The engine runs use, built on first use (after every extension is in).
     runner: Arc<OnceLock<rhai::Engine>>,
@@ -125,6 +178,31 @@ pub struct ScriptHost {
 thread_local! {
     /// Lines the script running on this thread passed to `log`.
     static SCRIPT_LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// When the run on this thread must end, on its host's [`ScriptClock`].
+    static DEADLINE: Cell<Option<Duration>> = const { Cell::new(None) };
+    /// Operations run on this thread, counted here because Rhai counts the
+    /// operations of a closure that a built-in function calls (`map`,
+    /// `sort`...) on their own, from zero at each call.
+    static OPERATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Sets the deadline of one run, and gives back the deadline of a run it
+/// interrupted (an extension that runs a script from inside one).
+struct RunDeadline {
+    outer: Option<Duration>,
+}
+
+impl RunDeadline {
+    fn begin(clock: &dyn ScriptClock, budget: Duration) -> RunDeadline {
+        let deadline = clock.elapsed().saturating_add(budget);
+        RunDeadline { outer: DEADLINE.with(|cell| cell.replace(Some(deadline))) }
+    }
+}
+
+impl Drop for RunDeadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|cell| cell.set(self.outer));
+    }
 }
 
 /// Collects the `log` lines of one run, and gives back the buffer of a run it
@@ -158,6 +236,7 @@ impl std::fmt::Debug for ScriptHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScriptHost")
             .field("operation_budget", &self.operation_budget)
+            .field("time_budget", &self.time_budget)
             .field("extensions", &self.extensions.len())
             .finish()
     }
@@ -174,11 +253,22 @@ impl ScriptHost {
     /// that an endless loop fails fast.
     pub const DEFAULT_BUDGET: u64 = 1_000_000;
 
+    /// How deep script functions may call each other (Rhai's own limit in
+    /// release builds).
+    pub const MAX_CALL_LEVELS: usize = 64;
+    /// How deep expressions may nest at the top of a script and inside its
+    /// functions (Rhai's own limits in release builds). With the call levels,
+    /// these decide how much stack a script can take: see [`SCRIPT_STACK`].
+    pub const MAX_EXPR_DEPTH: usize = 64;
+    pub const MAX_FUNCTION_EXPR_DEPTH: usize = 32;
+
     pub fn new(operation_budget: u64) -> ScriptHost {
         ScriptHost {
             std_package: StandardPackage::new().as_shared_module(),
             strict_comparisons: Shared::new(strict_comparisons()),
             operation_budget,
+            time_budget: ScriptHost::DEFAULT_TIME_BUDGET,
+            clock: Arc::new(SystemScriptClock),
             extensions: Vec::new(),
             runner: Arc::new(OnceLock::new()),
         }
@@ -186,6 +276,40 @@ impl ScriptHost {
 
     pub fn operation_budget(&self) -> u64 {
         self.operation_budget
+    }
+
+    /// The same host with another operation budget.
+    pub fn with_operation_budget(mut self, budget: u64) -> ScriptHost {
+        self.operation_budget = budget;
+        self.runner = Arc::new(OnceLock::new());
+        self
+    }
+
+    /// How long a script or rule may run when its process sets no budget of
+    /// its own (`script_time_limit_ms`): ample for glue code, and far below
+    /// the 30 s other writers wait for the write lock, under which a script
+    /// may run.
+    pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(2);
+
+    /// The longest budget a process may give its scripts, for the same reason.
+    pub const MAX_TIME_BUDGET: Duration = Duration::from_secs(10);
+
+    pub fn time_budget(&self) -> Duration {
+        self.time_budget
+    }
+
+    /// The same host with another default time budget.
+    pub fn with_time_budget(mut self, budget: Duration) -> ScriptHost {
+        self.time_budget = budget;
+        self.runner = Arc::new(OnceLock::new());
+        self
+    }
+
+    /// Replaces the clock the time budget is measured on (a test's clock).
+    pub fn with_clock(mut self, clock: Arc<dyn ScriptClock>) -> ScriptHost {
+        self.clock = clock;
+        self.runner = Arc::new(OnceLock::new());
+        self
     }
 
     /// Adds functions scripts may call, e.g. an embedder's client for an external
@@ -210,8 +334,21 @@ impl ScriptHost {
         engine.register_global_module(self.std_package.clone());
         engine.register_global_module(self.strict_comparisons.clone());
         engine.set_max_operations(self.operation_budget);
-        engine.set_max_call_levels(64);
-        engine.set_max_expr_depths(128, 64);
+        let clock = self.clock.clone();
+        engine.on_progress(move |_| {
+            let operations = OPERATIONS.with(|count| {
+                let next = count.get().wrapping_add(1);
+                count.set(next);
+                next
+            });
+            if operations % TIME_CHECK_INTERVAL != 0 {
+                return None;
+            }
+            let deadline = DEADLINE.with(Cell::get)?;
+            (clock.elapsed() >= deadline).then_some(Dynamic::UNIT)
+        });
+        engine.set_max_call_levels(ScriptHost::MAX_CALL_LEVELS);
+        engine.set_max_expr_depths(ScriptHost::MAX_EXPR_DEPTH, ScriptHost::MAX_FUNCTION_EXPR_DEPTH);
         engine.set_max_string_size(1 << 20);
         engine.set_max_array_size(100_000);
         engine.set_max_map_size(100_000);
@@ -277,17 +414,21 @@ impl ScriptHost {
 
     /// Compiles an event script against the process's field names.
     pub fn compile_script(&self, source: &str, field_names: &[&str]) -> Result<CompiledScript, CompileError> {
-        let scope = ScriptHost::compile_scope(field_names);
-        let ast = self.compile_engine().compile_with_scope(&scope, source).map_err(compile_error)?;
-        self.check_no_context_assignment(source, field_names)?;
-        Ok(CompiledScript::new(ast, source))
+        on_script_stack(|| {
+            let scope = ScriptHost::compile_scope(field_names);
+            let ast = self.compile_engine().compile_with_scope(&scope, source).map_err(compile_error)?;
+            self.check_no_context_assignment(source, field_names)?;
+            Ok(CompiledScript::new(ast, source))
+        })
     }
 
     /// Compiles a line rule: a single expression, no statements or assignments.
     pub fn compile_rule(&self, source: &str, field_names: &[&str]) -> Result<CompiledScript, CompileError> {
-        let scope = ScriptHost::compile_scope(field_names);
-        let ast = self.compile_engine().compile_expression_with_scope(&scope, source).map_err(compile_error)?;
-        Ok(CompiledScript::new(ast, source))
+        on_script_stack(|| {
+            let scope = ScriptHost::compile_scope(field_names);
+            let ast = self.compile_engine().compile_expression_with_scope(&scope, source).map_err(compile_error)?;
+            Ok(CompiledScript::new(ast, source))
+        })
     }
 
     /// The variables a run of `script` starts with: the data fields and
@@ -322,7 +463,7 @@ impl ScriptHost {
 
     /// Runs an event script over the instance's data. `fields` gives each field's
     /// type and current value; the outcome lists the fields the script changed,
-    /// each checked against its type.
+    /// each checked against its type. The host's time budget applies.
     pub fn run_script(
         &self,
         script: &CompiledScript,
@@ -330,9 +471,25 @@ impl ScriptHost {
         fields: &BTreeMap<String, Value>,
         context: &ScriptContext,
     ) -> Result<ScriptOutcome, ScriptFailure> {
+        self.run_script_within(script, field_types, fields, context, self.time_budget)
+    }
+
+    /// [`ScriptHost::run_script`] with a time budget of its own (a process's).
+    pub fn run_script_within(
+        &self,
+        script: &CompiledScript,
+        field_types: &BTreeMap<String, FieldType>,
+        fields: &BTreeMap<String, Value>,
+        context: &ScriptContext,
+        budget: Duration,
+    ) -> Result<ScriptOutcome, ScriptFailure> {
         let capture = LogCapture::begin();
         let mut scope = ScriptHost::data_scope(script, fields, context);
-        self.runner().run_ast_with_scope(&mut scope, &script.ast).map_err(|err| self.failure(&err))?;
+        on_script_stack(|| {
+            let _deadline = RunDeadline::begin(self.clock.as_ref(), budget);
+            self.runner().run_ast_with_scope(&mut scope, &script.ast)
+        })
+        .map_err(|err| self.failure(&err, budget))?;
         let logs = capture.end();
         let mut changed = Vec::new();
         for (name, before) in fields {
@@ -351,26 +508,43 @@ impl ScriptHost {
         Ok(ScriptOutcome { changed, logs })
     }
 
-    /// Evaluates a line rule to true or false.
+    /// Evaluates a line rule to true or false, within the host's time budget.
     pub fn eval_rule(
         &self,
         rule: &CompiledScript,
         fields: &BTreeMap<String, Value>,
         context: &ScriptContext,
     ) -> Result<bool, ScriptFailure> {
+        self.eval_rule_within(rule, fields, context, self.time_budget)
+    }
+
+    /// [`ScriptHost::eval_rule`] with a time budget of its own (a process's).
+    pub fn eval_rule_within(
+        &self,
+        rule: &CompiledScript,
+        fields: &BTreeMap<String, Value>,
+        context: &ScriptContext,
+        budget: Duration,
+    ) -> Result<bool, ScriptFailure> {
         let mut scope = ScriptHost::data_scope(rule, fields, context);
-        let result =
-            self.runner().eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast).map_err(|err| self.failure(&err))?;
+        let result = on_script_stack(|| {
+            let _deadline = RunDeadline::begin(self.clock.as_ref(), budget);
+            self.runner().eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast)
+        })
+        .map_err(|err| self.failure(&err, budget))?;
         result
             .as_bool()
             .map_err(|_| ScriptFailure::RuleNotBoolean { got: crate::model::value::describe_dynamic(&result) })
     }
 
-    fn failure(&self, err: &EvalAltResult) -> ScriptFailure {
+    fn failure(&self, err: &EvalAltResult, time_budget: Duration) -> ScriptFailure {
         match err.unwrap_inner() {
             EvalAltResult::ErrorTooManyOperations(_) => {
                 ScriptFailure::BudgetExhausted { budget: self.operation_budget }
             }
+            // Only the progress callback terminates a run: its time is up.
+            EvalAltResult::ErrorTerminated(..) => ScriptFailure::TimeExhausted { budget: time_budget },
+            EvalAltResult::ErrorStackOverflow(_) => ScriptFailure::TooDeep { levels: ScriptHost::MAX_CALL_LEVELS },
             other => {
                 let position = err.position();
                 let message = other.to_string();
@@ -571,5 +745,95 @@ mod tests {
         let ast = host.compile_script(script, &["name", "n"]).unwrap();
         let outcome = host.run_script(&ast, &types, &values, &context).unwrap();
         assert_eq!(outcome.changed, vec![("name".to_owned(), Value::String("answered".into()))]);
+    }
+
+    /// The script: each call nests its recursive call in parentheses.
+    fn nested_recursion(depth: usize) -> String {
+        let nested = format!("{}f(n - 1){}", "(".repeat(10), " + 1)".repeat(10));
+        format!("fn f(n) {{ if n <= 0 {{ 0 }} else {{ {nested} }} }}\nname = f({depth}).to_string();")
+    }
+
+    /// Scripts that recurse without end, each frame as heavy as the limits
+    /// on expressions allow, run on a thread with a stack far smaller than
+    /// any that flowdesk runs scripts on (tokio's blocking threads have
+    /// 2 MiB, test threads too): each reaches the deepest call level and
+    /// fails with a clear reason instead of overflowing the thread's stack.
+    #[test]
+    fn the_deepest_scripts_fail_cleanly_on_a_small_stack() {
+        let host = ScriptHost::default();
+        let (types, values) = fields();
+        let switches = format!("{}f(n - 1){}", "switch n { _ => ".repeat(10), " }".repeat(10));
+        let sources = [
+            nested_recursion(1000),
+            format!("fn f(n) {{ {switches} }}\nname = f(1000).to_string();"),
+            format!(
+                "fn f(n) {{ {}Fn(\"f\").call(n - 1){} }}\nname = ({}f(1000){}).to_string();",
+                "(".repeat(10),
+                " + 1)".repeat(10),
+                "(".repeat(20),
+                " + 1)".repeat(20)
+            ),
+            "fn f(n) { [n].map(|x| f(x + 1))[0] }\nname = f(0).to_string();".to_owned(),
+        ];
+        let scripts: Vec<CompiledScript> =
+            sources.iter().map(|source| host.compile_script(source, &["name", "n"]).unwrap()).collect();
+        let small = std::thread::Builder::new().stack_size(256 * 1024);
+        let results = small
+            .spawn(move || {
+                scripts
+                    .iter()
+                    .map(|script| host.run_script(script, &types, &values, &ScriptContext::default()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for (source, result) in sources.iter().zip(results) {
+            match result {
+                Err(ScriptFailure::TooDeep { levels }) => assert_eq!(levels, ScriptHost::MAX_CALL_LEVELS),
+                other => panic!("{source}: {other:?}"),
+            }
+        }
+    }
+
+    /// A clock that moves a millisecond each time it is read, so that a
+    /// script's time is counted in clock reads, whatever the machine's speed.
+    #[derive(Default)]
+    struct SteppingClock(std::sync::atomic::AtomicU64);
+
+    impl SteppingClock {
+        fn reads(&self) -> u64 {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl ScriptClock for SteppingClock {
+        fn elapsed(&self) -> Duration {
+            Duration::from_millis(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    #[test]
+    fn a_script_past_its_time_budget_is_stopped() {
+        let clock = Arc::new(SteppingClock::default());
+        let host = ScriptHost::default().with_clock(clock.clone()).with_time_budget(Duration::from_millis(50));
+        let (types, values) = fields();
+        // Few operations, yet slow: every push checks the size of the whole array.
+        let slow = "let a = []; for i in 0..5000 { a.push([]); } name = a.len().to_string();";
+        let slow = host.compile_script(slow, &["name", "n"]).unwrap();
+        let err = host.run_script(&slow, &types, &values, &ScriptContext::default()).unwrap_err();
+        assert_eq!(err, ScriptFailure::TimeExhausted { budget: Duration::from_millis(50) });
+        assert_eq!(err.to_string(), "ran past its time budget of 50 ms (an endless loop?)");
+        assert!(clock.reads() <= 52, "stopped once the budget ran out, after {} reads", clock.reads());
+
+        // The budget is per run: a short script after it is not charged for it.
+        let quick = host.compile_script("n += 1;", &["name", "n"]).unwrap();
+        let outcome = host.run_script(&quick, &types, &values, &ScriptContext::default()).unwrap();
+        assert_eq!(outcome.changed, [("n".to_owned(), Value::Integer(2))]);
+        // Rules too.
+        let long = format!("\"{}\".to_chars().map(|c| c).len() > 0", "a".repeat(5000));
+        let rule = host.compile_rule(&long, &[]).unwrap();
+        let err = host.eval_rule(&rule, &values, &ScriptContext::default()).unwrap_err();
+        assert!(matches!(err, ScriptFailure::TimeExhausted { .. }), "{err}");
     }
 }

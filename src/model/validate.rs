@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
+use crate::model::definition::{EventDraft, LineDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
@@ -68,6 +68,7 @@ impl fmt::Display for Problem {
 pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
     let mut problems = Problems::default();
     check_process(draft, &mut problems);
+    check_script_time_limit(draft, &mut problems);
     let field_types = check_fields(draft, host, &mut problems);
     let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
     let defaults: BTreeMap<String, Value> = field_types
@@ -115,6 +116,18 @@ fn check_process(draft: &ProcessDraft, problems: &mut Problems) {
     }
     if draft.activities.is_empty() {
         problems.error(Location::Process, "the process has no activities");
+    }
+}
+
+/// A budget of nothing would fail every script; one longer than
+/// `ScriptHost::MAX_TIME_BUDGET` could hold the write lock as long as other
+/// writers wait for it.
+fn check_script_time_limit(draft: &ProcessDraft, problems: &mut Problems) {
+    let Some(limit) = draft.script_time_limit_ms else { return };
+    let most = ScriptHost::MAX_TIME_BUDGET.as_millis();
+    if limit == 0 || u128::from(limit) > most {
+        problems
+            .error(Location::Process, format!("script time limit of {limit} ms is out of range: from 1 to {most} ms"));
     }
 }
 
@@ -311,17 +324,61 @@ fn check_graph(draft: &ProcessDraft, problems: &mut Problems) {
             }
         }
     }
-    // Every true line fires, so a loop made only of lines without rules goes
-    // round forever, whatever other lines leave it.
-    let unconditional = ProcessGraph::with_lines(draft, |line| line.rule.trim().is_empty());
-    for component in unconditional.cycles() {
+    check_endless_loops(draft, problems);
+}
+
+/// What ends the message of an endless loop that is an error.
+const NOTHING_TO_WAIT_AT: &str = " and nothing to wait at (no asynchronous event)";
+
+/// Every true line fires, so a loop made only of lines without rules goes
+/// round forever, whatever other lines leave it. When none of its activities
+/// holds an asynchronous event, nothing ever waits in it either: an instance
+/// runs round (sending every request in it again and again) until the step
+/// guard puts it in Error. That is an error. A loop that waits at a callback
+/// each round is a warning: the external system may mean it. A loop with a
+/// rule on one of its lines is left to the rule, which validation cannot
+/// judge.
+fn check_endless_loops(draft: &ProcessDraft, problems: &mut Problems) {
+    let unconditional = |line: &LineDraft| line.rule.trim().is_empty();
+    let indices = activity_indices(draft);
+    let waits_at = |id: &str| {
+        indices.get(id).is_some_and(|&index| draft.activities[index].events.iter().any(|event| !event.synchronous()))
+    };
+    let never_waiting =
+        ProcessGraph::with_lines(draft, |line| unconditional(line) && !waits_at(&line.from) && !waits_at(&line.to))
+            .cycles();
+    let describe = |component: &[usize]| {
         let names: Vec<&str> = component.iter().map(|&i| draft.activities[i].name.as_str()).collect();
-        let message = match names[..] {
+        match names[..] {
             [single] => format!("endless loop: {single} leads back to itself with no rule to stop it"),
             _ => format!("endless loop: {} follow each other round with no rule to stop them", names.join(", ")),
-        };
-        problems.warning(activity_location(draft, component[0]), message);
+        }
+    };
+    for component in &never_waiting {
+        problems.error(activity_location(draft, component[0]), format!("{}{NOTHING_TO_WAIT_AT}", describe(component)));
     }
+    for component in ProcessGraph::with_lines(draft, unconditional).cycles() {
+        // Reported above already, as the loop within it that never waits.
+        if never_waiting.iter().any(|inner| inner.iter().all(|activity| component.contains(activity))) {
+            continue;
+        }
+        problems.warning(activity_location(draft, component[0]), describe(&component));
+    }
+}
+
+/// [`validate`] for a version deployed before an endless loop with nothing
+/// to wait at was an error: such a loop is a warning there, so that the
+/// version still compiles and its instances can be shown, stopped and run
+/// (the step guard ends the loop).
+pub(crate) fn validate_deployed(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
+    let mut problems = validate(draft, host);
+    for problem in &mut problems {
+        if problem.severity == Severity::Error && problem.message.ends_with(NOTHING_TO_WAIT_AT) {
+            problem.severity = Severity::Warning;
+        }
+    }
+    problems.sort_by_key(|p| p.severity);
+    problems
 }
 
 fn is_identifier(name: &str) -> bool {

@@ -84,6 +84,8 @@ impl RunningApi {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("flowdesk-api")
+            // Engine calls run scripts here: give them the stack scripts need.
+            .thread_stack_size(crate::model::script::SCRIPT_THREAD_STACK)
             .enable_all()
             .build()
             .map_err(ServeError::Runtime)?;

@@ -108,6 +108,7 @@ impl Document {
         let draft = draft.unwrap_or_else(|_| ProcessDraft {
             name: "untitled".to_owned(),
             description: String::new(),
+            script_time_limit_ms: None,
             fields: Vec::new(),
             activities: Vec::new(),
             lines: Vec::new(),
