@@ -1071,3 +1071,106 @@ fn serve_on_an_address_in_use_is_refused_in_one_line() {
     assert_mentions(&line, &[&address, "in use", "--listen"]);
     t.usage_error("alice", &["serve", "--listen", "localhost"]);
 }
+
+// Issue 15: numbers the store keeps, duplicate lines, what a run records, and
+// opening databases. ------------------------------------------------------------
+
+const PURCHASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/purchase-approval.process.json");
+
+fn sample_json(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("sample JSON")
+}
+
+/// Regression (issue 15, point 11): a position of `1e39` passed `validate`
+/// and `deploy`, was stored as `null`, and every `start` of the version then
+/// failed with "stored definition does not parse".
+#[test]
+fn regression_a_position_beyond_the_canvas_is_refused_by_validate_and_deploy() {
+    let fd = Flowdesk::new();
+    let text = serde_json::to_string(&sample_json(CALLBACK)).unwrap();
+    let file = fd.write("far.process.json", &text.replacen("60.0", "1e39", 1));
+    assert!(std::fs::read_to_string(&file).unwrap().contains("1e39"));
+
+    let out = fd.run("alice", &["validate", path_str(&file)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_mentions(&out.stdout, &["position (inf, 160) is off the canvas", "between -1000000 and 1000000"]);
+    let line = fd.refused("alice", &["deploy", path_str(&file)]);
+    assert_mentions(&line, &["process `callback` is not valid", "off the canvas"]);
+    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+}
+
+/// Deploy answers only once what it stored reads back as what it was given;
+/// otherwise nothing is deployed. A trigger stands in for a store that keeps
+/// something else than it was handed (as `1e39` became `null`).
+#[test]
+fn regression_deploy_reads_back_what_it_stored_and_keeps_nothing_that_does_not() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    {
+        let connection = rusqlite::Connection::open(fd.db()).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TRIGGER lose_a_number AFTER INSERT ON versions BEGIN
+                   UPDATE versions SET definition = json_set(definition, '$.activities[0].position.x', json('null'))
+                    WHERE process = new.process AND version = new.version;
+                 END;",
+            )
+            .unwrap();
+    }
+    let line = fd.refused_unchanged("alice", &["deploy", CALLBACK]);
+    assert_mentions(&line, &["callback version 2", "does not read back", "nothing was deployed"]);
+    let processes = fd.json("alice", &["processes", "--json"]);
+    assert_eq!(processes[0]["default_version"], 1, "{processes}");
+    fd.start("alice", &["callback"]);
+}
+
+/// Versions deployed before duplicate lines and the size limits were refused
+/// keep running: the limits keep new versions out, they do not strand the
+/// instances of old ones.
+#[test]
+fn a_version_deployed_before_the_new_limits_still_starts_and_finishes() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    {
+        let connection = rusqlite::Connection::open(fd.db()).unwrap();
+        let changed = connection
+            .execute(
+                "UPDATE versions SET definition = json_insert(definition, '$.lines[#]', json('{\"from\": \"prepare\", \"to\": \"call\"}'))
+                  WHERE process = 'callback'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    let id = fd.start("alice", &["callback"]);
+    assert_eq!(fd.status(id), "Active");
+    // The duplicate line starts `call` twice, as it did when it was deployed.
+    assert_eq!(fd.pending(id).len(), 2);
+}
+
+/// Regression (issue 15, point 12): the purchase-approval sample with 6,000
+/// copies of its first two lines validated with no problem, and one start
+/// took 12.9 s and 2.8 GB.
+#[test]
+fn regression_the_purchase_sample_with_thousands_of_duplicate_lines_is_refused() {
+    let fd = Flowdesk::new();
+    let mut process = sample_json(PURCHASE);
+    let first_two: Vec<Value> = process["lines"].as_array().unwrap()[..2].to_vec();
+    let lines = process["lines"].as_array_mut().unwrap();
+    for _ in 0..6_000 {
+        lines.extend(first_two.iter().cloned());
+    }
+    let file = fd.write("copies.process.json", &serde_json::to_string(&process).unwrap());
+    let out = fd.run("alice", &["validate", path_str(&file)]);
+    assert_eq!(out.code, Some(1), "{:?}", out.stderr);
+    let problems: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(problems[0], "error: process: the process has 12006 lines; at most 2000 are allowed");
+    assert_eq!(
+        problems[1],
+        "error: line 7 (Submit request → Check budget): the same line as line 1: same start, end and rule"
+    );
+    assert_eq!(problems.iter().filter(|p| p.contains("the same line as")).count(), 12_000);
+    let line = fd.refused("alice", &["deploy", path_str(&file)]);
+    assert_mentions(&line, &["process `purchase-approval` is not valid", "12001 error(s)", "12006 lines"]);
+    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+}

@@ -4,14 +4,14 @@
 //! again for a run; lookups the engine needs on every step (an activity's lines in
 //! order, a join's incoming lines, field types) are computed once as well.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
-use crate::model::validate::{Problem, Severity, activity_indices, validate};
+use crate::model::validate::{Location, Problem, Severity, activity_indices, validate};
 use crate::model::value::{FieldType, Value};
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,28 @@ pub struct CompiledProcess {
 impl CompiledProcess {
     /// Compiles a draft that validates without errors; otherwise returns every problem.
     pub fn compile(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
-        let problems = validate(draft, host);
+        CompiledProcess::compile_validated(draft, host, validate(draft, host))
+    }
+
+    /// Compiles a version read back from the store. The checks that only
+    /// keep new versions out ([`crate::model::validate::new_version_problems`]:
+    /// sizes, positions, duplicate lines) do not apply: a version deployed
+    /// before them keeps running, and so do its instances.
+    pub fn compile_deployed(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
+        let mut problems = validate(draft, host);
+        let for_new_versions = crate::model::validate::new_version_problems(draft);
+        // A set: an old version may hold thousands of duplicate lines.
+        let for_new_versions: BTreeSet<(&Location, Severity, &str)> =
+            for_new_versions.iter().map(|p| (&p.location, p.severity, p.message.as_str())).collect();
+        problems.retain(|p| !for_new_versions.contains(&(&p.location, p.severity, p.message.as_str())));
+        CompiledProcess::compile_validated(draft, host, problems)
+    }
+
+    fn compile_validated(
+        draft: &ProcessDraft,
+        host: &ScriptHost,
+        problems: Vec<Problem>,
+    ) -> Result<CompiledProcess, Vec<Problem>> {
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(problems);
         }
