@@ -1174,3 +1174,64 @@ fn regression_the_purchase_sample_with_thousands_of_duplicate_lines_is_refused()
     assert_mentions(&line, &["process `purchase-approval` is not valid", "12001 error(s)", "12006 lines"]);
     assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
 }
+
+/// A process whose start activity fans out to `branches` activities, each
+/// of whose script logs `lines` lines of `width` characters.
+fn logging_process(branches: usize, lines: usize, width: usize) -> String {
+    let script = format!(
+        "let text = \\\"\\\"; text.pad({width}, \\\"x\\\"); for i in 0..{lines} {{ log(`${{i}} ${{text}}`); }}"
+    );
+    let mut activities = vec![r#"{"id": "s", "name": "S", "start": true}"#.to_owned()];
+    let mut arrows = Vec::new();
+    for b in 0..branches {
+        activities.push(format!(
+            r#"{{"id": "b{b}", "name": "B{b}", "events": [{{"kind": "server_event", "name": "Log", "script": "{script}"}}]}}"#
+        ));
+        arrows.push(format!(r#"{{"from": "s", "to": "b{b}"}}"#));
+    }
+    format!(r#"{{"name": "logs", "activities": [{}], "lines": [{}]}}"#, activities.join(","), arrows.join(","))
+}
+
+fn log_details(show: &Value) -> Vec<String> {
+    show["audit"]
+        .as_array()
+        .expect("audit is an array")
+        .iter()
+        .filter(|a| a["action"] == "Log")
+        .map(|a| a["detail"].as_str().expect("detail").to_owned())
+        .collect()
+}
+
+/// One step (here one script) records at most 100 log lines of at most 2,000
+/// characters; what it logged beyond is counted in one more line.
+#[test]
+fn regression_one_step_records_a_bounded_number_of_log_lines() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "logs.process.json", &logging_process(1, 1_000, 5_000));
+    let id = fd.start("alice", &["logs"]);
+    assert_eq!(fd.status(id), "Completed");
+    let logs = log_details(&fd.show("alice", id));
+    assert_eq!(logs.len(), 101, "{:?}", logs.iter().map(|l| l.len()).collect::<Vec<_>>());
+    assert!(
+        logs[..100].iter().all(|l| l.chars().count() <= "Log: ".len() + 2_000 + "…".len()),
+        "a line was kept whole"
+    );
+    assert!(logs[0].starts_with("Log: 0 xxx") && logs[0].ends_with('…'), "{}", &logs[0][..40]);
+    assert_eq!(logs[100], "Log: 900 more log lines not recorded: one step records at most 100 lines");
+}
+
+/// A run that records more than 4 MiB of history without waiting stops in
+/// Error, as an endless loop does, instead of writing a row of any size.
+#[test]
+fn regression_a_run_that_records_too_much_stops_in_error() {
+    let fd = Flowdesk::new();
+    // 40 branches of 100 lines of about 2,000 characters: 8 MB if kept.
+    fd.deploy_text("alice", "logs.process.json", &logging_process(40, 100, 2_000));
+    let id = fd.start("alice", &["logs"]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Error", "{}", show["error"]);
+    let failure = show["error"]["message"].as_str().unwrap_or_default();
+    assert_mentions(failure, &["recorded more than 4 MiB", "without waiting"]);
+    let kept: usize = show["audit"].as_array().unwrap().iter().map(|a| a["detail"].as_str().unwrap().len()).sum();
+    assert!(kept < 5 * 1024 * 1024, "{kept} bytes of audit");
+}
