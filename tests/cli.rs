@@ -540,8 +540,8 @@ fn validate_a_valid_file() {
     let fd = Flowdesk::new();
     let out = fd.ok("alice", &["validate", CALLBACK]);
     assert!(out.stdout.contains("valid"), "{out:?}");
-    // Validating deploys nothing.
-    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+    // Validating deploys nothing: it does not even open a database.
+    assert!(!fd.db().exists());
 }
 
 #[test]
@@ -964,11 +964,12 @@ fn an_empty_user_name_is_a_usage_error() {
 #[test]
 fn token_create_prints_the_secret_once_and_stores_only_its_hash() {
     let t = Flowdesk::new();
+    // Only deploy (and serve) create a database.
+    t.deploy_callback("alice");
     let created = t.ok("alice", &["token", "create", "biztalk", "--label", "billing"]);
     let secret = created.stdout.trim();
     assert!(secret.starts_with("fdk_") && !secret.contains(char::is_whitespace), "{:?}", created.stdout);
     assert_mentions(&created.stderr, &["biztalk", "cannot be shown again", "holds no right on any process"]);
-    t.deploy_callback("alice");
     t.ok("alice", &["grant", "callback", "biztalk", "server-event"]);
     let second = t.ok("alice", &["token", "create", "biztalk"]);
     assert!(!second.stderr.contains("holds no right"), "{:?}", second.stderr);
@@ -1234,4 +1235,134 @@ fn regression_a_run_that_records_too_much_stops_in_error() {
     assert_mentions(failure, &["recorded more than 4 MiB", "without waiting"]);
     let kept: usize = show["audit"].as_array().unwrap().iter().map(|a| a["detail"].as_str().unwrap().len()).sum();
     assert!(kept < 5 * 1024 * 1024, "{kept} bytes of audit");
+}
+
+/// Every command that works on an existing database refuses a path where
+/// there is none, instead of creating an empty one (a mistyped `--db`).
+#[test]
+fn regression_a_mistyped_db_path_is_refused_and_nothing_is_created() {
+    let fd = Flowdesk::new();
+    let commands: &[&[&str]] = &[
+        &["processes"],
+        &["start", "callback"],
+        &["instances"],
+        &["show", "1"],
+        &["items"],
+        &["finish", "1_2"],
+        &["grant", "callback", "bob", "view"],
+        &["revoke", "callback", "bob", "view"],
+        &["rights", "callback"],
+        &["retry", "1"],
+        &["stop", "1"],
+        &["resume", "1"],
+        &["goto", "1", "call"],
+        &["set", "1", "--set", "name=x"],
+        &["token", "list"],
+        &["token", "create", "bob"],
+        &["token", "revoke", "1"],
+    ];
+    for typo in [fd.dir.path().join("flowdesk.dbb"), fd.dir.path().join("no-such-folder").join("flowdesk.db")] {
+        for args in commands {
+            let mut command = fd.command();
+            command.arg("--db").arg(&typo).arg("--user").arg("alice").args(*args);
+            let out = execute(command, &args.join(" "));
+            let line = assert_refused(&out, &args.join(" "));
+            assert_eq!(line, format!("flowdesk: no database at {}", typo.display()), "{args:?}");
+            assert!(!typo.exists(), "`{}` created {}", args.join(" "), typo.display());
+            assert!(!fd.dir.path().join("no-such-folder").exists(), "`{}` created a folder", args.join(" "));
+        }
+    }
+    // Deploying creates the database (and its folder).
+    let db = fd.dir.path().join("new-folder").join("flowdesk.db");
+    let mut command = fd.command();
+    command.arg("--db").arg(&db).arg("--user").arg("alice").args(["deploy", CALLBACK]);
+    assert_eq!(execute(command, "deploy").code, Some(0));
+    assert!(db.exists());
+}
+
+/// The database's file and every file beside it named after it (its
+/// journals), each with its length and the SHA-256 of its bytes.
+fn files_of(db: &Path) -> Vec<(String, usize, String)> {
+    use sha2::Digest;
+    let name = db.file_name().unwrap().to_string_lossy().into_owned();
+    let mut files: Vec<(String, usize, String)> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with(&name))
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            (file, bytes.len(), hex::encode(sha2::Sha256::digest(&bytes)))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `args` on the database at `db`, which must be refused, leaving every
+/// byte of it as it was and no journal beside it; returns the stderr line.
+fn refused_untouched(fd: &Flowdesk, db: &Path, args: &[&str]) -> String {
+    let before = files_of(db);
+    let mut command = fd.command();
+    command.arg("--db").arg(db).arg("--user").arg("alice").args(args);
+    let out = execute(command, &args.join(" "));
+    let line = assert_refused(&out, &args.join(" "));
+    assert_eq!(files_of(db), before, "`flowdesk {}` on {} touched it: {line}", args.join(" "), db.display());
+    line
+}
+
+/// Regression (issue 15, point 14): a foreign SQLite file was refused, but
+/// only after flowdesk had switched it to WAL. Its identity is now checked
+/// on a read-only look first, and nothing is written to a file refused.
+#[test]
+fn regression_a_foreign_database_is_refused_without_being_touched() {
+    let fd = Flowdesk::new();
+    let make = |name: &str, sql: &str| -> PathBuf {
+        let path = fd.dir.path().join(name);
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(sql).unwrap();
+        drop(connection);
+        path
+    };
+    let cases = [
+        (make("notes.db", "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('keep me');"), "notes"),
+        (make("versioned.db", "CREATE TABLE notes (text TEXT); PRAGMA user_version = 3;"), "notes"),
+        (make("other-app.db", "PRAGMA application_id = 1196444237; CREATE TABLE t (x);"), "application id 1196444237"),
+        (
+            make("wal-app.db", "PRAGMA journal_mode = WAL; CREATE TABLE processes (x); PRAGMA user_version = 2;"),
+            "versions",
+        ),
+    ];
+    for (db, why) in &cases {
+        for args in [&["processes"][..], &["deploy", CALLBACK], &["instances"]] {
+            let line = refused_untouched(&fd, db, args);
+            assert_mentions(&line, &[&format!("{} is not a flowdesk database", db.display()), why]);
+        }
+    }
+    let text = fd.write(
+        "notes.txt",
+        "not a database at all, but long enough to have a header of a hundred bytes\n".repeat(3).as_str(),
+    );
+    let line = refused_untouched(&fd, &text, &["deploy", CALLBACK]);
+    assert_mentions(&line, &[&format!("{} is not a flowdesk database", text.display()), "not an SQLite file"]);
+}
+
+/// Regression (issue 15, point 14): `user_version = -1` was taken for a
+/// database that needs no migration.
+#[test]
+fn regression_a_schema_version_this_build_does_not_know_is_refused_with_the_number() {
+    for (version, expected) in [
+        (-1, "is not a flowdesk database: its schema version is -1".to_owned()),
+        (99, "has schema version 99, newer than this flowdesk (".to_owned()),
+    ] {
+        let fd = Flowdesk::new();
+        fd.deploy_callback("alice");
+        let connection = rusqlite::Connection::open(fd.db()).unwrap();
+        connection.pragma_update(None, "user_version", version).unwrap();
+        drop(connection);
+        for args in [&["processes"][..], &["deploy", CALLBACK], &["start", "callback"]] {
+            let line = refused_untouched(&fd, &fd.db(), args);
+            assert_mentions(&line, &[&format!("{} {expected}", fd.db().display())]);
+        }
+    }
 }

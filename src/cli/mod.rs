@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::{Engine, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
 use crate::model::{ProcessDraft, Right, Severity};
-use crate::store::{Durability, SqliteStore};
+use crate::store::{Durability, OpenError, SqliteStore};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -360,14 +360,31 @@ fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
+/// Opens the database for a command that reads or acts on what it holds:
+/// a path with no database is refused, never made into a new, empty one.
 fn open_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
-    Ok(open_database(&cli.db_path(), cli.sync)?)
+    let store = SqliteStore::open_existing(&cli.db_path(), cli.sync).map_err(|err| match err {
+        OpenError::Missing(_) => Failure::Other(anyhow::Error::new(err)),
+        OpenError::Storage(err) => Failure::Refused(err),
+    })?;
+    Ok(run_engine(store)?)
 }
 
-/// Opens a database as every command does, recovering instances whose runner
-/// died mid-script. `bench reopen` times this very function.
+/// Opens the database for a command that may be the first to use it
+/// (deploy, serve), creating it if there is none.
+fn create_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
+    Ok(run_engine(SqliteStore::open(&cli.db_path(), cli.sync)?)?)
+}
+
+/// Opens an existing database as every command but deploy and serve does.
+/// `bench reopen` times this very function.
 fn open_database(path: &Path, sync: Durability) -> Result<Engine<SqliteStore>, EngineError> {
-    let store = SqliteStore::open(path, sync)?;
+    run_engine(SqliteStore::open_existing(path, sync)?)
+}
+
+/// The engine over an opened store, after recovering instances whose runner
+/// died mid-script.
+fn run_engine(store: SqliteStore) -> Result<Engine<SqliteStore>, EngineError> {
     let mut engine = Engine::new(store);
     if let Some(hook) = kill_hook() {
         engine = engine.with_hook(hook);
@@ -428,7 +445,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         }
         Command::Deploy { file, json } => {
             let draft = load(file)?;
-            let engine = open_engine(cli)?;
+            let engine = create_engine(cli)?;
             match engine.deploy(&user, &draft) {
                 Ok(deployed) => {
                     for warning in &deployed.warnings {
@@ -577,7 +594,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
 
 /// Serves the API until Ctrl-C or SIGTERM, then stops it gracefully.
 fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result<ExitCode, Failure> {
-    let engine = std::sync::Arc::new(open_engine(cli)?);
+    let engine = std::sync::Arc::new(create_engine(cli)?);
     let api = crate::net::RunningApi::start(engine, listen).map_err(|e| Failure::Other(e.into()))?;
     let banner = format!(
         "flowdesk API listening on {} (database {})\ndescribed at {}/openapi.json; Ctrl-C stops it\n",

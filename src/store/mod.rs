@@ -248,14 +248,37 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) a database and brings its schema up to date.
+    /// Opens a database and brings its schema up to date, creating it (and
+    /// its folder) if there is none. A file that is not a flowdesk database
+    /// is refused untouched (see [`schema::identify`]).
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, EngineError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
+        SqliteStore::open_as(path, durability, true).map_err(EngineError::from)
+    }
+
+    /// Opens a database that must already exist, for callers that only read
+    /// or act on what it holds: a mistyped path is refused instead of
+    /// becoming a new, empty database.
+    pub fn open_existing(path: &Path, durability: Durability) -> Result<SqliteStore, OpenError> {
+        SqliteStore::open_as(path, durability, false)
+    }
+
+    fn open_as(path: &Path, durability: Durability, create: bool) -> Result<SqliteStore, OpenError> {
+        let found = schema::identify(path).map_err(|e| schema_error(e, path))?;
+        match found {
+            schema::Found::Nothing | schema::Found::Empty if !create => {
+                return Err(OpenError::Missing(path.to_owned()));
+            }
+            schema::Found::Nothing => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display()))
+                    })?;
+                }
+            }
+            schema::Found::Empty | schema::Found::InLog | schema::Found::Flowdesk => {}
         }
-        let mut writer = open_connection(path, durability, WRITER_CACHE_KIB)?;
-        schema::migrate(&mut writer).map_err(|e| describe(&e, path))?;
+        let mut writer = open_connection_as(path, durability, WRITER_CACHE_KIB, create)?;
+        schema::migrate(&mut writer).map_err(|e| schema_error(e, path))?;
         let readers = ReaderPool::new(
             (0..READERS).map(|_| open_connection(path, durability, READER_CACHE_KIB)).collect::<Result<_, _>>()?,
         );
@@ -573,11 +596,55 @@ fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// A connection to the database at `path`, set up as all of flowdesk's are.
+/// A connection to the database at `path`, which exists (the writer's
+/// connection is opened first), set up as all of flowdesk's are.
 fn open_connection(path: &Path, durability: Durability, cache_kib: i64) -> Result<Connection, EngineError> {
-    let connection = Connection::open(path).map_err(|e| describe(&e, path))?;
+    open_connection_as(path, durability, cache_kib, false)
+}
+
+/// A connection to the database at `path`, creating the file if `create`.
+fn open_connection_as(
+    path: &Path,
+    durability: Durability,
+    cache_kib: i64,
+    create: bool,
+) -> Result<Connection, EngineError> {
+    use rusqlite::OpenFlags;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| describe(&e, path))?;
     configure(&connection, durability, cache_kib).map_err(|e| describe(&e, path))?;
     Ok(connection)
+}
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// No file, or an empty one, where a database must already be: most
+    /// likely a mistyped path.
+    #[error("no database at {}", .0.display())]
+    Missing(PathBuf),
+    #[error(transparent)]
+    Storage(#[from] EngineError),
+}
+
+impl From<OpenError> for EngineError {
+    fn from(err: OpenError) -> EngineError {
+        match err {
+            OpenError::Missing(_) => EngineError::Storage(err.to_string()),
+            OpenError::Storage(err) => err,
+        }
+    }
+}
+
+fn schema_error(err: schema::SchemaError, path: &Path) -> EngineError {
+    match err {
+        schema::SchemaError::Foreign(foreign) => EngineError::Storage(format!("{} {foreign}", path.display())),
+        schema::SchemaError::Sqlite(err) => describe(&err, path),
+        schema::SchemaError::Io(err) => EngineError::Storage(format!("cannot read {}: {err}", path.display())),
+    }
 }
 
 /// Starts the thread that checkpoints `writer`'s log and hooks the writer's
