@@ -1366,3 +1366,145 @@ fn regression_a_schema_version_this_build_does_not_know_is_refused_with_the_numb
         }
     }
 }
+
+/// No part of an error message is said twice in a row ("database: database:").
+fn assert_no_repeated_prefix(stderr: &str) {
+    for line in stderr.lines() {
+        let parts: Vec<String> = line.split(": ").map(|p| p.trim().to_lowercase()).collect();
+        for pair in parts.windows(2) {
+            assert!(pair[0] != pair[1], "`{}` is said twice in {line:?}", pair[0]);
+        }
+    }
+}
+
+/// A tmpfs of `kib` KiB mounted for a test, unmounted when dropped.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (and a note on stderr) where mounting is impossible: the
+    /// test needs root, as CI has.
+    fn mount(kib: usize) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(SmallDisk { dir }),
+            Ok(out) => {
+                eprintln!("SKIPPED: cannot mount a small tmpfs (needs root): {}", String::from_utf8_lossy(&out.stderr));
+                None
+            }
+            Err(err) => {
+                eprintln!("SKIPPED: cannot run mount: {err}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk with a file up to its last byte, then gives back
+    /// `free` bytes of it.
+    fn fill_leaving(&self, free: u64) {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.raw_os_error() == Some(28) => break,
+                Err(err) => panic!("filling the disk: {err}"),
+            }
+        }
+        let length = file.metadata().unwrap().len();
+        file.set_len(length.saturating_sub(free)).unwrap();
+    }
+
+    fn empty_filler(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Regression (issue 15, point 14): a disk already full when a command
+/// started was reported as "disk I/O error"; a disk that filled during a
+/// commit as "database: database: the disk … is full". Both now say the
+/// disk is full, once, and lose nothing.
+#[test]
+fn regression_a_full_disk_is_named_once_and_loses_nothing() {
+    let Some(disk) = SmallDisk::mount(2048) else { return };
+    let fd = Flowdesk::new();
+    let db = disk.path().join("flowdesk.db");
+    let run = |args: &[&str]| {
+        let mut command = fd.command();
+        command.arg("--db").arg(&db).arg("--user").arg("alice").args(args);
+        execute(command, &args.join(" "))
+    };
+    assert_eq!(run(&["deploy", CALLBACK]).code, Some(0));
+    let logs = fd.write("logs.process.json", &logging_process(1, 100, 1_900));
+    assert_eq!(run(&["deploy", path_str(&logs)]).code, Some(0));
+    let started = run(&["start", "callback"]);
+    assert_eq!(started.code, Some(0), "{started:?}");
+    let before = run(&["instances", "--json"]).stdout;
+
+    // Full before the command starts.
+    disk.fill_leaving(0);
+    for args in [&["start", "callback"][..], &["instances"], &["finish", "1_2"]] {
+        let out = run(args);
+        let line = assert_refused(&out, &args.join(" "));
+        assert_mentions(&line, &[&format!("the disk holding {} is full", db.display())]);
+        assert_no_repeated_prefix(&out.stderr);
+    }
+
+    // Full during the commit: a start that records 200 KB, with 100 KB free.
+    disk.empty_filler();
+    disk.fill_leaving(100 * 1024);
+    let out = run(&["start", "logs"]);
+    let line = assert_refused(&out, "start logs");
+    assert_mentions(&line, &[&format!("the disk holding {} is full", db.display())]);
+    assert_no_repeated_prefix(&out.stderr);
+
+    disk.empty_filler();
+    assert_eq!(run(&["instances", "--json"]).stdout, before, "a refused start left something behind");
+    assert_eq!(run(&["finish", "1_2"]).code, Some(0));
+}
+
+/// Refusals of every kind say each part of their message once.
+#[test]
+fn refusals_of_every_kind_say_each_part_of_their_message_once() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let notes = fd.dir.path().join("notes.db");
+    rusqlite::Connection::open(&notes).unwrap().execute_batch("CREATE TABLE notes (x);").unwrap();
+    let runs: Vec<Out> = vec![
+        fd.run("alice", &["deploy", "missing.process.json"]),
+        fd.run("alice", &["start", "nope"]),
+        fd.run("alice", &["finish", "9_2"]),
+        {
+            let mut command = fd.command();
+            command.arg("--db").arg(&notes).args(["--user", "alice", "processes"]);
+            execute(command, "processes")
+        },
+        {
+            let mut command = fd.command();
+            command.arg("--db").arg(fd.dir.path().join("typo.db")).args(["--user", "alice", "processes"]);
+            execute(command, "processes")
+        },
+    ];
+    for out in runs {
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_no_repeated_prefix(&out.stderr);
+    }
+}

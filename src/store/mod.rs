@@ -384,7 +384,7 @@ impl SqliteStore {
                 let _ = run_cached(&writer.connection, "ROLLBACK");
                 Err(reason)
             }
-            None => run_cached(&writer.connection, "COMMIT").map_err(|e| describe(&e, &self.path).to_string()),
+            None => run_cached(&writer.connection, "COMMIT").map_err(|e| reason(describe(&e, &self.path))),
         };
         if outcome.is_err() && !writer.connection.is_autocommit() {
             let _ = run_cached(&writer.connection, "ROLLBACK");
@@ -413,7 +413,7 @@ impl SqliteStore {
     fn apply_job(&self, writer: &mut Writer, job: Arc<Job>) {
         if !writer.open {
             if let Err(e) = run_cached(&writer.connection, "BEGIN IMMEDIATE") {
-                job.finish(Err(describe(&e, &self.path).to_string()));
+                job.finish(Err(reason(describe(&e, &self.path))));
                 return;
             }
             writer.open = true;
@@ -434,7 +434,7 @@ impl SqliteStore {
             }
             Ok(Ok(false)) => job.finish(Ok(false)),
             Ok(Err(error)) => {
-                job.finish(Err(error.to_string()));
+                job.finish(Err(reason(error)));
                 self.end_batch(writer, Some(BATCH_FAILED.to_owned()));
             }
             Err(_) => {
@@ -680,6 +680,36 @@ fn configure(connection: &Connection, durability: Durability, cache_kib: i64) ->
     Ok(())
 }
 
+/// Why a batch or a planned write failed, as its members are told it and
+/// as it goes back into [`EngineError::Storage`]: without the "database: "
+/// that the error's own wording starts with, which would be said twice.
+fn reason(err: EngineError) -> String {
+    match err {
+        EngineError::Storage(message) => message,
+        other => other.to_string(),
+    }
+}
+
+/// Free space under which an I/O error is taken for a full disk. SQLite
+/// reports as a full disk only the writes that fail for want of room in the
+/// database or its log; others, such as growing the `-shm` file when a
+/// connection opens, fail as plain I/O errors.
+const FULL_BELOW_BYTES: u64 = 1024 * 1024;
+
+/// Whether the disk holding `path` has less than [`FULL_BELOW_BYTES`] free.
+fn disk_is_full(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        rustix::fs::statvfs(folder).is_ok_and(|disk| disk.f_bavail.saturating_mul(disk.f_frsize) < FULL_BELOW_BYTES)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// A database error in words a user can act on.
 pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
     use rusqlite::ErrorCode;
@@ -694,6 +724,9 @@ pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
             format!("cannot open {} for writing: {err}", path.display())
         }
         Some(ErrorCode::DiskFull) => format!("the disk holding {} is full", path.display()),
+        Some(ErrorCode::SystemIoFailure) if disk_is_full(path) => {
+            format!("the disk holding {} is full", path.display())
+        }
         _ => format!("{}: {err}", path.display()),
     };
     EngineError::Storage(message)
