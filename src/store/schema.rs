@@ -361,7 +361,10 @@ fn immutable_uri(path: &Path) -> String {
     // What a URI's path may not hold as it is; SQLite decodes the rest.
     const ESCAPED: &AsciiSet = &CONTROLS.add(b'%').add(b'?').add(b'#').add(b' ');
     let encoded = percent_encode(path.as_os_str().as_encoded_bytes(), ESCAPED);
-    format!("file:{encoded}?immutable=1")
+    // An absolute path gets an empty authority, so that one starting with
+    // `//` is not read as a host.
+    let authority = if path.has_root() { "//" } else { "" };
+    format!("file:{authority}{encoded}?immutable=1")
 }
 
 /// Brings the schema up to date, one migration per transaction, after the
@@ -444,6 +447,25 @@ mod tests {
             })
             .unwrap()
             == 1
+    }
+
+    /// A path SQLite would otherwise read as a URI's query, fragment,
+    /// escape or host is identified as the file it names.
+    #[test]
+    fn identify_reads_files_whose_paths_look_like_uri_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a?b#c%20d e.db", "plain.db"] {
+            let path = dir.path().join(name);
+            Connection::open(&path).unwrap().execute_batch("CREATE TABLE notes (x);").unwrap();
+            let found = super::identify(&path);
+            assert!(
+                matches!(&found, Err(super::SchemaError::Foreign(super::Foreign::NotFlowdesk(why))) if why.contains("notes")),
+                "{name}: {found:?}"
+            );
+        }
+        // `//` at the start of an absolute path is a folder, not a host.
+        let doubled = std::path::PathBuf::from(format!("/{}", dir.path().join("plain.db").display()));
+        assert!(matches!(super::identify(&doubled), Err(super::SchemaError::Foreign(_))));
     }
 
     #[test]
