@@ -540,8 +540,8 @@ fn validate_a_valid_file() {
     let fd = Flowdesk::new();
     let out = fd.ok("alice", &["validate", CALLBACK]);
     assert!(out.stdout.contains("valid"), "{out:?}");
-    // Validating deploys nothing.
-    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+    // Validating deploys nothing: it does not even open a database.
+    assert!(!fd.db().exists());
 }
 
 #[test]
@@ -971,11 +971,12 @@ fn an_empty_user_name_is_a_usage_error() {
 #[test]
 fn token_create_prints_the_secret_once_and_stores_only_its_hash() {
     let t = Flowdesk::new();
+    // Only deploy (and serve) create a database.
+    t.deploy_callback("alice");
     let created = t.ok("alice", &["token", "create", "biztalk", "--label", "billing"]);
     let secret = created.stdout.trim();
     assert!(secret.starts_with("fdk_") && !secret.contains(char::is_whitespace), "{:?}", created.stdout);
     assert_mentions(&created.stderr, &["biztalk", "cannot be shown again", "holds no right on any process"]);
-    t.deploy_callback("alice");
     t.ok("alice", &["grant", "callback", "biztalk", "server-event"]);
     let second = t.ok("alice", &["token", "create", "biztalk"]);
     assert!(!second.stderr.contains("holds no right"), "{:?}", second.stderr);
@@ -1566,4 +1567,440 @@ fn serve_runs_a_killed_runners_loop_on_in_the_background_and_a_stop_reaches_it()
 
     assert_eq!(t.status(1), "Stopped");
     assert_eq!(external.requests().len(), 3, "the loop ended at the stop");
+}
+
+// Issue 15: numbers the store keeps, duplicate lines, what a run records, and
+// opening databases. ------------------------------------------------------------
+
+const PURCHASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/purchase-approval.process.json");
+
+fn sample_json(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("sample JSON")
+}
+
+/// Regression (issue 15, point 11): a position of `1e39` passed `validate`
+/// and `deploy`, was stored as `null`, and every `start` of the version then
+/// failed with "stored definition does not parse".
+#[test]
+fn regression_a_position_beyond_the_canvas_is_refused_by_validate_and_deploy() {
+    let fd = Flowdesk::new();
+    let text = serde_json::to_string(&sample_json(CALLBACK)).unwrap();
+    let file = fd.write("far.process.json", &text.replacen("60.0", "1e39", 1));
+    assert!(std::fs::read_to_string(&file).unwrap().contains("1e39"));
+
+    let out = fd.run("alice", &["validate", path_str(&file)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_mentions(&out.stdout, &["position (inf, 160) is off the canvas", "between -1000000 and 1000000"]);
+    let line = fd.refused("alice", &["deploy", path_str(&file)]);
+    assert_mentions(&line, &["process `callback` is not valid", "off the canvas"]);
+    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+}
+
+/// Deploy answers only once what it stored reads back as what it was given;
+/// otherwise nothing is deployed. A trigger stands in for a store that keeps
+/// something else than it was handed (as `1e39` became `null`).
+#[test]
+fn regression_deploy_reads_back_what_it_stored_and_keeps_nothing_that_does_not() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    {
+        let connection = rusqlite::Connection::open(fd.db()).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TRIGGER lose_a_number AFTER INSERT ON versions BEGIN
+                   UPDATE versions SET definition = json_set(definition, '$.activities[0].position.x', json('null'))
+                    WHERE process = new.process AND version = new.version;
+                 END;",
+            )
+            .unwrap();
+    }
+    let line = fd.refused_unchanged("alice", &["deploy", CALLBACK]);
+    assert_mentions(&line, &["callback version 2", "does not read back", "nothing was deployed"]);
+    let processes = fd.json("alice", &["processes", "--json"]);
+    assert_eq!(processes[0]["default_version"], 1, "{processes}");
+    fd.start("alice", &["callback"]);
+}
+
+/// Versions deployed before duplicate lines and the size limits were refused
+/// keep running: the limits keep new versions out, they do not strand the
+/// instances of old ones.
+#[test]
+fn a_version_deployed_before_the_new_limits_still_starts_and_finishes() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    {
+        let connection = rusqlite::Connection::open(fd.db()).unwrap();
+        let changed = connection
+            .execute(
+                "UPDATE versions SET definition = json_insert(definition, '$.lines[#]', json('{\"from\": \"prepare\", \"to\": \"call\"}'))
+                  WHERE process = 'callback'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    let id = fd.start("alice", &["callback"]);
+    assert_eq!(fd.status(id), "Active");
+    // The duplicate line starts `call` twice, as it did when it was deployed.
+    assert_eq!(fd.pending(id).len(), 2);
+}
+
+/// Regression (issue 15, point 12): the purchase-approval sample with 6,000
+/// copies of its first two lines validated with no problem, and one start
+/// took 12.9 s and 2.8 GB.
+#[test]
+fn regression_the_purchase_sample_with_thousands_of_duplicate_lines_is_refused() {
+    let fd = Flowdesk::new();
+    let mut process = sample_json(PURCHASE);
+    let first_two: Vec<Value> = process["lines"].as_array().unwrap()[..2].to_vec();
+    let lines = process["lines"].as_array_mut().unwrap();
+    for _ in 0..6_000 {
+        lines.extend(first_two.iter().cloned());
+    }
+    let file = fd.write("copies.process.json", &serde_json::to_string(&process).unwrap());
+    let out = fd.run("alice", &["validate", path_str(&file)]);
+    assert_eq!(out.code, Some(1), "{:?}", out.stderr);
+    let problems: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(problems[0], "error: process: the process has 12006 lines; at most 2000 are allowed");
+    assert_eq!(
+        problems[1],
+        "error: line 7 (Submit request → Check budget): the same line as line 1: same start, end and rule"
+    );
+    assert_eq!(problems.iter().filter(|p| p.contains("the same line as")).count(), 12_000);
+    let line = fd.refused("alice", &["deploy", path_str(&file)]);
+    assert_mentions(&line, &["process `purchase-approval` is not valid", "12001 error(s)", "12006 lines"]);
+    assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));
+}
+
+/// A process whose start activity fans out to `branches` activities, each
+/// of whose script logs `lines` lines of `width` characters.
+fn logging_process(branches: usize, lines: usize, width: usize) -> String {
+    let script = format!(
+        "let text = \\\"\\\"; text.pad({width}, \\\"x\\\"); for i in 0..{lines} {{ log(`${{i}} ${{text}}`); }}"
+    );
+    let mut activities = vec![r#"{"id": "s", "name": "S", "start": true}"#.to_owned()];
+    let mut arrows = Vec::new();
+    for b in 0..branches {
+        activities.push(format!(
+            r#"{{"id": "b{b}", "name": "B{b}", "events": [{{"kind": "server_event", "name": "Log", "script": "{script}"}}]}}"#
+        ));
+        arrows.push(format!(r#"{{"from": "s", "to": "b{b}"}}"#));
+    }
+    format!(r#"{{"name": "logs", "activities": [{}], "lines": [{}]}}"#, activities.join(","), arrows.join(","))
+}
+
+fn log_details(show: &Value) -> Vec<String> {
+    show["audit"]
+        .as_array()
+        .expect("audit is an array")
+        .iter()
+        .filter(|a| a["action"] == "Log")
+        .map(|a| a["detail"].as_str().expect("detail").to_owned())
+        .collect()
+}
+
+/// One step (here one script) records at most 100 log lines of at most 2,000
+/// characters; what it logged beyond is counted in one more line.
+#[test]
+fn regression_one_step_records_a_bounded_number_of_log_lines() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "logs.process.json", &logging_process(1, 1_000, 5_000));
+    let id = fd.start("alice", &["logs"]);
+    assert_eq!(fd.status(id), "Completed");
+    let logs = log_details(&fd.show("alice", id));
+    assert_eq!(logs.len(), 101, "{:?}", logs.iter().map(|l| l.len()).collect::<Vec<_>>());
+    assert!(
+        logs[..100].iter().all(|l| l.chars().count() <= "Log: ".len() + 2_000 + "…".len()),
+        "a line was kept whole"
+    );
+    assert!(logs[0].starts_with("Log: 0 xxx") && logs[0].ends_with('…'), "{}", &logs[0][..40]);
+    assert_eq!(logs[100], "Log: 900 more log lines not recorded: one step records at most 100 lines");
+}
+
+/// A run that records more than 4 MiB of history without waiting stops in
+/// Error, as an endless loop does, instead of writing a row of any size.
+#[test]
+fn regression_a_run_that_records_too_much_stops_in_error() {
+    let fd = Flowdesk::new();
+    // 40 branches of 100 lines of about 2,000 characters: 8 MB if kept.
+    fd.deploy_text("alice", "logs.process.json", &logging_process(40, 100, 2_000));
+    let id = fd.start("alice", &["logs"]);
+    let show = fd.show("alice", id);
+    assert_eq!(show["status"], "Error", "{}", show["error"]);
+    let failure = show["error"]["message"].as_str().unwrap_or_default();
+    assert_mentions(failure, &["recorded more than 4 MiB", "without waiting"]);
+    let kept: usize = show["audit"].as_array().unwrap().iter().map(|a| a["detail"].as_str().unwrap().len()).sum();
+    assert!(kept < 5 * 1024 * 1024, "{kept} bytes of audit");
+}
+
+/// Every command that works on an existing database refuses a path where
+/// there is none, instead of creating an empty one (a mistyped `--db`).
+#[test]
+fn regression_a_mistyped_db_path_is_refused_and_nothing_is_created() {
+    let fd = Flowdesk::new();
+    let commands: &[&[&str]] = &[
+        &["processes"],
+        &["start", "callback"],
+        &["instances"],
+        &["show", "1"],
+        &["items"],
+        &["finish", "1_2"],
+        &["grant", "callback", "bob", "view"],
+        &["revoke", "callback", "bob", "view"],
+        &["rights", "callback"],
+        &["retry", "1"],
+        &["stop", "1"],
+        &["resume", "1"],
+        &["goto", "1", "call"],
+        &["set", "1", "--set", "name=x"],
+        &["token", "list"],
+        &["token", "create", "bob"],
+        &["token", "revoke", "1"],
+    ];
+    for typo in [fd.dir.path().join("flowdesk.dbb"), fd.dir.path().join("no-such-folder").join("flowdesk.db")] {
+        for args in commands {
+            let mut command = fd.command();
+            command.arg("--db").arg(&typo).arg("--user").arg("alice").args(*args);
+            let out = execute(command, &args.join(" "));
+            let line = assert_refused(&out, &args.join(" "));
+            assert_eq!(line, format!("flowdesk: no database at {}", typo.display()), "{args:?}");
+            assert!(!typo.exists(), "`{}` created {}", args.join(" "), typo.display());
+            assert!(!fd.dir.path().join("no-such-folder").exists(), "`{}` created a folder", args.join(" "));
+        }
+    }
+    // Deploying creates the database (and its folder).
+    let db = fd.dir.path().join("new-folder").join("flowdesk.db");
+    let mut command = fd.command();
+    command.arg("--db").arg(&db).arg("--user").arg("alice").args(["deploy", CALLBACK]);
+    assert_eq!(execute(command, "deploy").code, Some(0));
+    assert!(db.exists());
+}
+
+/// The database's file and every file beside it named after it (its
+/// journals), each with its length and the SHA-256 of its bytes.
+fn files_of(db: &Path) -> Vec<(String, usize, String)> {
+    use sha2::Digest;
+    let name = db.file_name().unwrap().to_string_lossy().into_owned();
+    let mut files: Vec<(String, usize, String)> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with(&name))
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            (file, bytes.len(), hex::encode(sha2::Sha256::digest(&bytes)))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `args` on the database at `db`, which must be refused, leaving every
+/// byte of it as it was and no journal beside it; returns the stderr line.
+fn refused_untouched(fd: &Flowdesk, db: &Path, args: &[&str]) -> String {
+    let before = files_of(db);
+    let mut command = fd.command();
+    command.arg("--db").arg(db).arg("--user").arg("alice").args(args);
+    let out = execute(command, &args.join(" "));
+    let line = assert_refused(&out, &args.join(" "));
+    assert_eq!(files_of(db), before, "`flowdesk {}` on {} touched it: {line}", args.join(" "), db.display());
+    line
+}
+
+/// Regression (issue 15, point 14): a foreign SQLite file was refused, but
+/// only after flowdesk had switched it to WAL. Its identity is now checked
+/// on a read-only look first, and nothing is written to a file refused.
+#[test]
+fn regression_a_foreign_database_is_refused_without_being_touched() {
+    let fd = Flowdesk::new();
+    let make = |name: &str, sql: &str| -> PathBuf {
+        let path = fd.dir.path().join(name);
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(sql).unwrap();
+        drop(connection);
+        path
+    };
+    let cases = [
+        (make("notes.db", "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('keep me');"), "notes"),
+        (make("versioned.db", "CREATE TABLE notes (text TEXT); PRAGMA user_version = 3;"), "notes"),
+        (make("other-app.db", "PRAGMA application_id = 1196444237; CREATE TABLE t (x);"), "application id 1196444237"),
+        (
+            make("wal-app.db", "PRAGMA journal_mode = WAL; CREATE TABLE processes (x); PRAGMA user_version = 2;"),
+            "versions",
+        ),
+    ];
+    for (db, why) in &cases {
+        for args in [&["processes"][..], &["deploy", CALLBACK], &["instances"]] {
+            let line = refused_untouched(&fd, db, args);
+            assert_mentions(&line, &[&format!("{} is not a flowdesk database", db.display()), why]);
+        }
+    }
+    let text = fd.write(
+        "notes.txt",
+        "not a database at all, but long enough to have a header of a hundred bytes\n".repeat(3).as_str(),
+    );
+    let line = refused_untouched(&fd, &text, &["deploy", CALLBACK]);
+    assert_mentions(&line, &[&format!("{} is not a flowdesk database", text.display()), "not an SQLite file"]);
+}
+
+/// Regression (issue 15, point 14): `user_version = -1` was taken for a
+/// database that needs no migration.
+#[test]
+fn regression_a_schema_version_this_build_does_not_know_is_refused_with_the_number() {
+    for (version, expected) in [
+        (-1, "is not a flowdesk database: its schema version is -1".to_owned()),
+        (99, "has schema version 99, newer than this flowdesk (".to_owned()),
+    ] {
+        let fd = Flowdesk::new();
+        fd.deploy_callback("alice");
+        let connection = rusqlite::Connection::open(fd.db()).unwrap();
+        connection.pragma_update(None, "user_version", version).unwrap();
+        drop(connection);
+        for args in [&["processes"][..], &["deploy", CALLBACK], &["start", "callback"]] {
+            let line = refused_untouched(&fd, &fd.db(), args);
+            assert_mentions(&line, &[&format!("{} {expected}", fd.db().display())]);
+        }
+    }
+}
+
+/// No part of an error message is said twice in a row ("database: database:").
+fn assert_no_repeated_prefix(stderr: &str) {
+    for line in stderr.lines() {
+        let parts: Vec<String> = line.split(": ").map(|p| p.trim().to_lowercase()).collect();
+        for pair in parts.windows(2) {
+            assert!(pair[0] != pair[1], "`{}` is said twice in {line:?}", pair[0]);
+        }
+    }
+}
+
+/// A tmpfs of `kib` KiB mounted for a test, unmounted when dropped.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (and a note on stderr) where mounting is impossible: the
+    /// test needs root, as CI has.
+    fn mount(kib: usize) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(SmallDisk { dir }),
+            Ok(out) => {
+                eprintln!("SKIPPED: cannot mount a small tmpfs (needs root): {}", String::from_utf8_lossy(&out.stderr));
+                None
+            }
+            Err(err) => {
+                eprintln!("SKIPPED: cannot run mount: {err}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk with a file up to its last byte, then gives back
+    /// `free` bytes of it.
+    fn fill_leaving(&self, free: u64) {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.raw_os_error() == Some(28) => break,
+                Err(err) => panic!("filling the disk: {err}"),
+            }
+        }
+        let length = file.metadata().unwrap().len();
+        file.set_len(length.saturating_sub(free)).unwrap();
+    }
+
+    fn empty_filler(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Regression (issue 15, point 14): a disk already full when a command
+/// started was reported as "disk I/O error"; a disk that filled during a
+/// commit as "database: database: the disk … is full". Both now say the
+/// disk is full, once, and lose nothing.
+#[test]
+fn regression_a_full_disk_is_named_once_and_loses_nothing() {
+    let Some(disk) = SmallDisk::mount(2048) else { return };
+    let fd = Flowdesk::new();
+    let db = disk.path().join("flowdesk.db");
+    let run = |args: &[&str]| {
+        let mut command = fd.command();
+        command.arg("--db").arg(&db).arg("--user").arg("alice").args(args);
+        execute(command, &args.join(" "))
+    };
+    assert_eq!(run(&["deploy", CALLBACK]).code, Some(0));
+    let logs = fd.write("logs.process.json", &logging_process(1, 100, 1_900));
+    assert_eq!(run(&["deploy", path_str(&logs)]).code, Some(0));
+    let started = run(&["start", "callback"]);
+    assert_eq!(started.code, Some(0), "{started:?}");
+    let before = run(&["instances", "--json"]).stdout;
+
+    // Full before the command starts.
+    disk.fill_leaving(0);
+    for args in [&["start", "callback"][..], &["instances"], &["finish", "1_2"]] {
+        let out = run(args);
+        let line = assert_refused(&out, &args.join(" "));
+        assert_mentions(&line, &[&format!("the disk holding {} is full", db.display())]);
+        assert_no_repeated_prefix(&out.stderr);
+    }
+
+    // Full during the commit: a start that records 200 KB, with 100 KB free.
+    disk.empty_filler();
+    disk.fill_leaving(100 * 1024);
+    let out = run(&["start", "logs"]);
+    let line = assert_refused(&out, "start logs");
+    assert_mentions(&line, &[&format!("the disk holding {} is full", db.display())]);
+    assert_no_repeated_prefix(&out.stderr);
+
+    disk.empty_filler();
+    assert_eq!(run(&["instances", "--json"]).stdout, before, "a refused start left something behind");
+    assert_eq!(run(&["finish", "1_2"]).code, Some(0));
+}
+
+/// Refusals of every kind say each part of their message once.
+#[test]
+fn refusals_of_every_kind_say_each_part_of_their_message_once() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let notes = fd.dir.path().join("notes.db");
+    rusqlite::Connection::open(&notes).unwrap().execute_batch("CREATE TABLE notes (x);").unwrap();
+    let runs: Vec<Out> = vec![
+        fd.run("alice", &["deploy", "missing.process.json"]),
+        fd.run("alice", &["start", "nope"]),
+        fd.run("alice", &["finish", "9_2"]),
+        {
+            let mut command = fd.command();
+            command.arg("--db").arg(&notes).args(["--user", "alice", "processes"]);
+            execute(command, "processes")
+        },
+        {
+            let mut command = fd.command();
+            command.arg("--db").arg(fd.dir.path().join("typo.db")).args(["--user", "alice", "processes"]);
+            execute(command, "processes")
+        },
+    ];
+    for out in runs {
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_no_repeated_prefix(&out.stderr);
+    }
 }

@@ -1395,3 +1395,30 @@ fn a_script_started_from_the_window_that_recurses_too_deep_fails_its_instance() 
     gui.run_until_frames("the new row", |app| app.monitor.count() == Some(2), 100);
     assert_eq!(&gui.row("bottomless")[..4], ["2", "bottomless", "deep v1", "Error"]);
 }
+
+/// Regression (issue 15): a file that is no flowdesk database was shown as
+/// "No database: database: …" in the status line and "The monitor cannot
+/// read the database: database: …" in the monitor.
+#[test]
+fn regression_a_database_that_cannot_be_opened_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "not a database, but longer than an SQLite header of a hundred bytes\n".repeat(3)).unwrap();
+    let options = GuiOptions { db_path: path, user: "ada".to_owned(), file: None, view: AppView::Monitor };
+    let app = FlowdeskApp::new(options, Settings::default(), Box::new(ScriptedDialogs::default()));
+    let mut harness =
+        Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+    harness.run_steps(4);
+    let texts: Vec<String> = harness
+        .query_all_by(|_| true)
+        .filter_map(|node| {
+            let ak = node.accesskit_node();
+            if ak.role() == Role::Label { ak.value() } else { ak.label() }
+        })
+        .filter(|text| text.contains("is not a flowdesk database"))
+        .collect();
+    assert_eq!(texts.len(), 2, "the status line and the monitor say why: {texts:?}");
+    for text in texts {
+        assert!(!text.to_lowercase().contains("database: database"), "{text}");
+    }
+}

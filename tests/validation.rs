@@ -1025,3 +1025,210 @@ fn a_script_time_limit_out_of_range_is_an_error() {
     check(&with(1), &[]);
     check(&with(10_000), &[]);
 }
+
+// ----- numbers the store can keep, duplicate lines, size limits (issue 15) ---------
+
+/// A process of one start activity at `position` (JSON), so that only the
+/// position can be wrong.
+fn at_position(position: &str) -> String {
+    format!(r#"{{"name": "p", "activities": [{{"id": "a", "name": "A", "start": true, "position": {position}}}]}}"#)
+}
+
+/// Regression (issue 15, point 11): `1e39` is beyond `f32` and was read as
+/// infinity, passed validation and deploy, and was stored as `null`, after
+/// which no instance of the version could start.
+#[test]
+fn regression_positions_must_be_finite_and_on_the_canvas() {
+    for (position, shown) in [
+        (r#"{"x": 1e39, "y": 0}"#, "(inf, 0)"),
+        (r#"{"x": 0, "y": -1e39}"#, "(0, -inf)"),
+        (r#"{"x": 1000001, "y": 5}"#, "(1000001, 5)"),
+        (r#"{"x": 0, "y": -2e6}"#, "(0, -2000000)"),
+    ] {
+        check(
+            &at_position(position),
+            &[&format!(
+                "error: activity `A` (a): position {shown} is off the canvas: each coordinate must be between -1000000 and 1000000"
+            )],
+        );
+    }
+    for position in [r#"{"x": 1e6, "y": -1e6}"#, r#"{"x": -0.5, "y": 1e-39}"#] {
+        check(&at_position(position), &[]);
+    }
+}
+
+/// Regression (issue 15, point 12): the same line many times over passed
+/// with no problem, and one start then recorded every copy.
+#[test]
+fn regression_duplicate_lines_are_errors() {
+    check(
+        r#"{"name": "p",
+            "fields": [{"name": "n", "type": "integer"}],
+            "activities": [
+              {"id": "a", "name": "A", "start": true}, {"id": "b", "name": "B"}
+            ],
+            "lines": [
+              {"from": "a", "to": "b"},
+              {"from": "a", "to": "b", "rule": "n > 1"},
+              {"from": "a", "to": "b", "label": "again"},
+              {"from": "a", "to": "b", "rule": " n > 1 "},
+              {"from": "b", "to": "a", "rule": "n > 1"},
+              {"from": "a", "to": "b"}
+            ]
+        }"#,
+        &[
+            "error: line 3 (A → B): the same line as line 1: same start, end and rule",
+            "error: line 4 (A → B): the same line as line 2: same start, end and rule",
+            "error: line 6 (A → B): the same line as line 1: same start, end and rule",
+        ],
+    );
+}
+
+/// `count` activities in a row, the first the start, each with a line to the next.
+fn chain(count: usize) -> String {
+    let activities: Vec<String> =
+        (0..count).map(|i| format!(r#"{{"id": "a{i}", "name": "A{i}", "start": {}}}"#, i == 0)).collect();
+    let lines: Vec<String> = (1..count).map(|i| format!(r#"{{"from": "a{}", "to": "a{i}"}}"#, i - 1)).collect();
+    format!(r#"{{"name": "p", "activities": [{}], "lines": [{}]}}"#, activities.join(","), lines.join(","))
+}
+
+#[test]
+fn a_process_may_hold_at_most_1000_activities_and_2000_lines() {
+    use flowdesk::model::definition::limits;
+    assert_eq!((limits::ACTIVITIES, limits::LINES), (1_000, 2_000));
+    check(&chain(1_000), &[]);
+    check(&chain(1_001), &["error: process: the process has 1001 activities; at most 1000 are allowed"]);
+
+    // Two lines from every activity to the next but one, with different rules.
+    let mut draft = ProcessDraft::from_json(&chain(1_000), "t").unwrap();
+    let mut extra = Vec::new();
+    for i in 0..1_000 {
+        for rule in ["true", "!false"] {
+            extra.push(flowdesk::model::LineDraft {
+                from: format!("a{i}"),
+                to: format!("a{}", (i + 2) % 1_000),
+                label: String::new(),
+                rule: rule.to_owned(),
+            });
+        }
+    }
+    draft.lines.extend(extra.into_iter().take(2_001 - draft.lines.len()));
+    assert_eq!(draft.lines.len(), 2_001);
+    let problems: Vec<String> = validate(&draft, &ScriptHost::default()).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems.first().map(String::as_str),
+        Some("error: process: the process has 2001 lines; at most 2000 are allowed")
+    );
+}
+
+#[test]
+fn a_process_may_hold_at_most_200_fields_and_50_events_per_activity() {
+    let fields: Vec<String> = (0..201).map(|i| format!(r#"{{"name": "f{i}", "type": "integer"}}"#)).collect();
+    check(
+        &format!(
+            r#"{{"name": "p", "fields": [{}], "activities": [{{"id": "a", "name": "A", "start": true}}]}}"#,
+            fields.join(",")
+        ),
+        &["error: process: the process has 201 fields; at most 200 are allowed"],
+    );
+    let events = |n: usize| -> String {
+        let events: Vec<String> = (0..n).map(|i| format!(r#"{{"kind": "server_event", "name": "e{i}"}}"#)).collect();
+        format!(
+            r#"{{"name": "p", "activities": [{{"id": "a", "name": "A", "start": true, "events": [{}]}}]}}"#,
+            events.join(",")
+        )
+    };
+    check(&events(50), &[]);
+    check(&events(51), &["error: activity `A` (a): the activity has 51 events; at most 50 are allowed"]);
+}
+
+#[test]
+fn scripts_and_rules_may_be_at_most_64_kib() {
+    // A comment keeps the script valid whatever its length.
+    let script = |bytes: usize| format!("//{}", "x".repeat(bytes - 2));
+    let with_script = |bytes: usize| {
+        format!(
+            r#"{{"name": "p", "activities": [{{"id": "a", "name": "A", "start": true,
+                 "events": [{{"kind": "server_event", "name": "e", "script": "{}"}}]}}]}}"#,
+            script(bytes)
+        )
+    };
+    check(&with_script(65_536), &[]);
+    check(
+        &with_script(65_537),
+        &["error: activity `A`, event 1 `e`: the script is 65537 bytes long; at most 65536 are allowed"],
+    );
+    let rule = format!("true {}", " ".repeat(65_537 - 5));
+    check(
+        &format!(
+            r#"{{"name": "p", "activities": [{{"id": "a", "name": "A", "start": true}}, {{"id": "b", "name": "B"}}],
+                 "lines": [{{"from": "a", "to": "b", "rule": "{rule}"}}]}}"#
+        ),
+        &["error: line 1 (A → B): the rule is 65537 bytes long; at most 65536 are allowed"],
+    );
+}
+
+/// What is deployed is the file as the designer saves it: that form must
+/// stay within the size a process file may have, or it could not be read
+/// back as a file.
+#[test]
+fn a_process_may_be_at_most_2_mib_as_saved() {
+    use flowdesk::model::definition::limits;
+    assert_eq!(limits::FILE_BYTES, 2 * 1024 * 1024);
+    // 40 events per activity of 60 KiB of comment each: within every other limit.
+    let mut draft = ProcessDraft::from_json(&chain(2), "t").unwrap();
+    for activity in &mut draft.activities {
+        for i in 0..20 {
+            activity.events.push(flowdesk::model::EventDraft::ServerEvent(flowdesk::model::ServerEventDraft {
+                name: format!("e{i}"),
+                synchronous: true,
+                script: format!("//{}", "x".repeat(60 * 1024)),
+            }));
+        }
+    }
+    let saved = draft.to_json().len();
+    assert!(saved > limits::FILE_BYTES, "{saved}");
+    let problems: Vec<String> = validate(&draft, &ScriptHost::default()).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [format!("error: process: the process is {} KiB as saved; at most 2048 KiB are allowed", saved.div_ceil(1024))]
+    );
+}
+
+#[test]
+fn reading_a_process_file_larger_than_2_mib_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.process.json");
+    // Not even JSON: the size alone refuses it.
+    std::fs::write(&path, vec![b' '; 2 * 1024 * 1024 + 1]).unwrap();
+    let err = ProcessDraft::load(&path).unwrap_err();
+    assert_eq!(err.to_string(), format!("{} is larger than the 2048 KiB a process file may be", path.display()));
+    std::fs::write(&path, format!("{}{}", chain(2), " ".repeat(2 * 1024 * 1024 - chain(2).len()))).unwrap();
+    assert!(ProcessDraft::load(&path).is_ok());
+}
+
+#[test]
+fn names_and_ids_may_be_at_most_200_characters() {
+    let long = "é".repeat(201);
+    let fine = "é".repeat(200);
+    check(
+        &format!(
+            r#"{{"name": "{fine}", "fields": [{{"name": "{long_field}", "type": "integer"}}],
+                 "activities": [{{"id": "{long}", "name": "{long}", "start": true,
+                                  "events": [{{"kind": "server_event", "name": "{long}"}}]}}]}}"#,
+            long_field = "f".repeat(201)
+        ),
+        &[
+            &format!("error: field `{}`: the name is 201 characters long; at most 200 are allowed", "f".repeat(201)),
+            &format!("error: activity `{long}` ({long}): the id is 201 characters long; at most 200 are allowed"),
+            &format!("error: activity `{long}` ({long}): the name is 201 characters long; at most 200 are allowed"),
+            &format!(
+                "error: activity `{long}`, event 1 `{long}`: the name is 201 characters long; at most 200 are allowed"
+            ),
+        ],
+    );
+    check(
+        &format!(r#"{{"name": "{long}", "activities": [{{"id": "a", "name": "A", "start": true}}]}}"#),
+        &["error: process: the process name is 201 characters long; at most 200 are allowed"],
+    );
+}

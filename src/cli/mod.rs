@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::{Engine, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
 use crate::model::{ProcessDraft, Right, Severity};
-use crate::store::{Durability, SqliteStore};
+use crate::store::{Durability, OpenError, SqliteStore};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -367,13 +367,19 @@ fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
-/// Opens the database for a command, saying on stderr which instances wait
-/// for recovery. No command does recovery's work on the side: it can take
-/// as long as the instances' runs (a loop of requests), and the command,
-/// even a `stop` meant for such an instance, would wait that long. That is
-/// the work of `recover`, `serve` and the window.
+/// Opens the database for a command that reads or acts on what it holds:
+/// a path with no database is refused, never made into a new, empty one.
+/// It says on stderr which instances wait for recovery. No command does
+/// recovery's work on the side: it can take as long as the instances' runs
+/// (a loop of requests), and the command, even a `stop` meant for such an
+/// instance, would wait that long. That is the work of `recover`, `serve`
+/// and the window.
 fn open_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
-    let engine = open_database(&cli.db_path(), cli.sync)?;
+    let store = SqliteStore::open_existing(&cli.db_path(), cli.sync).map_err(|err| match err {
+        OpenError::Missing(_) => Failure::Other(anyhow::Error::new(err)),
+        OpenError::Storage(err) => Failure::Refused(err),
+    })?;
+    let engine = run_engine(store)?;
     // A database that cannot be read says so at the command's own call.
     if let Ok(ids) = engine.awaiting_recovery()
         && !ids.is_empty()
@@ -394,10 +400,21 @@ fn awaiting_recovery_note(ids: &[i64]) -> String {
     )
 }
 
-/// Opens a database as every command does. `bench reopen` times this very
-/// function.
+/// Opens the database for a command that may be the first to use it
+/// (deploy, serve), creating it if there is none.
+fn create_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
+    Ok(run_engine(SqliteStore::open(&cli.db_path(), cli.sync)?)?)
+}
+
+/// Opens an existing database as every command but deploy and serve does.
+/// `bench reopen` times this very function.
 fn open_database(path: &Path, sync: Durability) -> Result<Engine<SqliteStore>, EngineError> {
-    let store = SqliteStore::open(path, sync)?;
+    run_engine(SqliteStore::open_existing(path, sync)?)
+}
+
+/// The engine over an opened store, with the crash tests' kill hook when
+/// `FLOWDESK_KILL_AT` asks for it.
+fn run_engine(store: SqliteStore) -> Result<Engine<SqliteStore>, EngineError> {
     let mut engine = Engine::new(store);
     if let Some(hook) = kill_hook() {
         engine = engine.with_hook(hook);
@@ -455,7 +472,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         }
         Command::Deploy { file, json } => {
             let draft = load(file)?;
-            let engine = open_engine(cli)?;
+            let engine = create_engine(cli)?;
             match engine.deploy(&user, &draft) {
                 Ok(deployed) => {
                     for warning in &deployed.warnings {
@@ -601,7 +618,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Resume { id } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
         Command::Goto { id, activity } => operator(cli, "moved", |e, u| e.goto(u, *id, activity)),
         Command::Recover => {
-            let engine = open_database(&cli.db_path(), cli.sync)?;
+            let engine = open_engine(cli)?;
             let recovered = engine.recover_while(&|| true)?;
             if recovered.is_empty() {
                 writeln!(out, "nothing to recover")?;
@@ -620,7 +637,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
 /// Serves the API until Ctrl-C or SIGTERM, then stops it gracefully.
 /// Instances whose runner stopped are run on in the background meanwhile.
 fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result<ExitCode, Failure> {
-    let engine = std::sync::Arc::new(open_database(&cli.db_path(), cli.sync)?);
+    let engine = std::sync::Arc::new(create_engine(cli)?);
     let api = crate::net::RunningApi::start(engine.clone(), listen).map_err(|e| Failure::Other(e.into()))?;
     let report: crate::engine::RecoveryReport = Box::new(|recovered| match recovered {
         Ok(progress) => eprintln!("flowdesk: recovered instance {}: {}", progress.instance_id, progress.words()),

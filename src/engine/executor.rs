@@ -32,6 +32,20 @@ use crate::model::{
     ScriptHost, ScriptOutcome, TemplateValues, Value,
 };
 
+/// A script may log more than is worth keeping: one step records its first
+/// [`MAX_LOG_LINES_PER_STEP`] lines, each cut to [`MAX_LOG_LINE_CHARS`]
+/// characters, and one more line that counts the rest.
+pub const MAX_LOG_LINES_PER_STEP: usize = 100;
+pub const MAX_LOG_LINE_CHARS: usize = 2_000;
+
+/// About the most history one run may record (what its history row and
+/// new server items will hold) before it stops in Error, as an endless loop
+/// does. The check comes between steps and each step records a bounded
+/// amount (its log lines above; a completed activity a few records per
+/// outgoing line, of names of bounded length), so a run stops within one
+/// step of it, and one call never writes a row of any size.
+pub const MAX_RECORDED_BYTES_PER_RUN: usize = 4 * 1024 * 1024;
+
 /// A finish recorded on a server item that the instance has not applied yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedFinish {
@@ -152,6 +166,7 @@ impl Executor<'_> {
     /// the transaction ([`RunEnd::Outside`]; one at a time, so requests in
     /// parallel branches go out one after another).
     pub fn run(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) -> RunEnd {
+        let mut recorded = Recorded::default();
         loop {
             if instance.status == InstanceStatus::Stopped {
                 return RunEnd::Settled;
@@ -160,6 +175,10 @@ impl Executor<'_> {
             let Some(position) = instance.flow.tokens.iter().position(|t| t.state == TokenState::Ready) else {
                 return RunEnd::Settled;
             };
+            if let Some(message) = recorded.past_bound(changes) {
+                self.fail(instance, position, message, changes);
+                return RunEnd::Settled;
+            }
             instance.flow.steps += 1;
             if instance.flow.steps > self.max_steps {
                 let message = format!(
@@ -388,8 +407,19 @@ impl Executor<'_> {
         for (field, value) in outcome.changed {
             instance.data.insert(field, value);
         }
-        for line in outcome.logs {
-            self.audit(changes, "Log", format!("{event}: {line}"));
+        let logged = outcome.logs.len();
+        for line in outcome.logs.iter().take(MAX_LOG_LINES_PER_STEP) {
+            self.audit(changes, "Log", format!("{event}: {}", shortened(line)));
+        }
+        if logged > MAX_LOG_LINES_PER_STEP {
+            let more = logged - MAX_LOG_LINES_PER_STEP;
+            self.audit(
+                changes,
+                "Log",
+                format!(
+                    "{event}: {more} more log lines not recorded: one step records at most {MAX_LOG_LINES_PER_STEP} lines"
+                ),
+            );
         }
     }
 
@@ -482,6 +512,53 @@ impl Executor<'_> {
             instance.flow.joins.remove(&target);
         }
         self.open_activity(instance, target, changes);
+    }
+}
+
+/// A log line cut to [`MAX_LOG_LINE_CHARS`] characters, ending in `…` if cut.
+fn shortened(line: &str) -> std::borrow::Cow<'_, str> {
+    match line.char_indices().nth(MAX_LOG_LINE_CHARS) {
+        None => std::borrow::Cow::Borrowed(line),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &line[..cut])),
+    }
+}
+
+/// What a run has recorded so far, in about the bytes the store will write
+/// for it. Counts only what was added since it last looked, so checking
+/// before every step costs nothing that grows with the run.
+#[derive(Default)]
+struct Recorded {
+    /// Entries of each list already counted: audit, activities started and
+    /// closed, lines, items created.
+    counted: [usize; 5],
+    bytes: usize,
+}
+
+impl Recorded {
+    /// Why the run must stop, once what it recorded is past
+    /// [`MAX_RECORDED_BYTES_PER_RUN`].
+    fn past_bound(&mut self, changes: &Changes) -> Option<String> {
+        // Each entry's text, and a little for its numbers and punctuation.
+        const FRAME: usize = 32;
+        fn added<T>(list: &[T], counted: &mut usize, size: impl Fn(&T) -> usize) -> usize {
+            let new = list.get(*counted..).unwrap_or_default();
+            *counted = list.len();
+            new.iter().map(|entry| size(entry) + FRAME).sum()
+        }
+        let [audit, started, closed, lines, items] = &mut self.counted;
+        self.bytes += added(&changes.audit, audit, |e| e.user.len() + e.action.len() + e.detail.len())
+            + added(&changes.activities_started, started, |r| r.activity_id.len() + r.activity.len())
+            + added(&changes.activities_closed, closed, |_| 0)
+            + added(&changes.line_results, lines, |_| 0)
+            + added(&changes.items_created, items, |i| {
+                i.process.len() + i.folio.len() + i.activity.len() + i.event.len()
+            });
+        (self.bytes > MAX_RECORDED_BYTES_PER_RUN).then(|| {
+            format!(
+                "recorded more than {} MiB of history without waiting for anything: too many activities or log lines at once?",
+                MAX_RECORDED_BYTES_PER_RUN / (1024 * 1024)
+            )
+        })
     }
 }
 

@@ -368,6 +368,7 @@ impl<S: Storage> Engine<S> {
                 deployed_at: now,
                 deployed_by: user.to_owned(),
             })?;
+            read_back(tx, draft, version)?;
             if latest.is_none() {
                 tx.grant(&draft.name, user, Right::Admin)?;
             }
@@ -1035,6 +1036,23 @@ fn progress_of(instance: &Instance, finished: Option<Serial>) -> Progress {
         waiting: waiting.iter().map(Serial::to_string).collect(),
         failure: instance.flow.failure.clone(),
     }
+}
+
+/// Reads back the version just stored, in the transaction that stored it,
+/// and refuses (so that nothing is stored) unless it is the draft that was
+/// deployed. Every start of the version reads it this way: a definition the
+/// store kept otherwise (a number written as `null`) would strand them all.
+fn read_back(tx: &mut dyn Transaction, draft: &ProcessDraft, version: u32) -> Result<(), EngineError> {
+    let stored = format!("{} version {version}", draft.name);
+    let refused = |why: String| {
+        EngineError::Internal(format!("{stored} does not read back as it was deployed ({why}): nothing was deployed"))
+    };
+    let record = tx.version(&draft.name, version)?.ok_or_else(|| refused("it is not there".to_owned()))?;
+    let read = ProcessDraft::from_json(&record.definition_json, &stored).map_err(|e| refused(e.to_string()))?;
+    if read != *draft {
+        return Err(refused("it differs".to_owned()));
+    }
+    Ok(())
 }
 
 fn require_process(tx: &mut dyn Transaction, process: &str) -> Result<(), EngineError> {

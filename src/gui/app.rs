@@ -346,7 +346,8 @@ impl FlowdeskApp {
             },
         }
         if let Err(message) = &app.engine {
-            app.status = Some((format!("No database: {message}"), StatusKind::Failure));
+            // The message names the database already ("database: …").
+            app.status = Some((format!("Not opened: {message}"), StatusKind::Failure));
         }
         app.refresh_rights();
         app

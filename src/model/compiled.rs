@@ -4,7 +4,7 @@
 //! again for a run; lookups the engine needs on every step (an activity's lines in
 //! order, a join's incoming lines, field types) are computed once as well.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
@@ -12,7 +12,7 @@ use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
-use crate::model::validate::{Problem, Severity, activity_indices, validate, validate_deployed};
+use crate::model::validate::{Location, Problem, Severity, activity_indices, validate, validate_deployed};
 use crate::model::value::{FieldType, Value};
 
 #[derive(Debug, Clone)]
@@ -74,10 +74,19 @@ impl CompiledProcess {
         CompiledProcess::compile_validated(draft, host, validate(draft, host))
     }
 
-    /// Compiles a version deployed earlier: what validation refuses only
-    /// since it was deployed (see [`validate_deployed`]) does not stop it.
+    /// Compiles a version read back from the store. The checks that only
+    /// keep new versions out (the endless loop with nothing to wait at, see
+    /// [`validate_deployed`], and [`crate::model::validate::new_version_problems`]:
+    /// sizes, positions, duplicate lines) do not apply: a version deployed
+    /// before them keeps running, and so do its instances.
     pub fn compile_deployed(draft: &ProcessDraft, host: &ScriptHost) -> Result<CompiledProcess, Vec<Problem>> {
-        CompiledProcess::compile_validated(draft, host, validate_deployed(draft, host))
+        let mut problems = validate_deployed(draft, host);
+        let for_new_versions = crate::model::validate::new_version_problems(draft);
+        // A set: an old version may hold thousands of duplicate lines.
+        let for_new_versions: BTreeSet<(&Location, Severity, &str)> =
+            for_new_versions.iter().map(|p| (&p.location, p.severity, p.message.as_str())).collect();
+        problems.retain(|p| !for_new_versions.contains(&(&p.location, p.severity, p.message.as_str())));
+        CompiledProcess::compile_validated(draft, host, problems)
     }
 
     fn compile_validated(

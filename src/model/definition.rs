@@ -11,6 +11,30 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// The most a process may hold. Generous for what people draw (the
+/// designer's benchmark draws 500 activities and 1,000 lines) and small
+/// enough that the largest process allowed still deploys and starts quickly
+/// (measured in ARCHITECTURE.md). Reading a file checks [`FILE_BYTES`]
+/// before parsing; validation, and so every deploy, checks all of them.
+/// Versions deployed before a limit existed still run (see
+/// [`crate::model::CompiledProcess::compile_deployed`]).
+pub mod limits {
+    /// A process file, and a process as the designer saves it.
+    pub const FILE_BYTES: usize = 2 * 1024 * 1024;
+    pub const FIELDS: usize = 200;
+    pub const ACTIVITIES: usize = 1_000;
+    pub const EVENTS_PER_ACTIVITY: usize = 50;
+    pub const LINES: usize = 2_000;
+    /// A name or id (of the process, a field, an activity, an event), in
+    /// characters: names are written into the history of every instance.
+    pub const NAME_CHARS: usize = 200;
+    /// One script or one line rule, in bytes.
+    pub const SCRIPT_BYTES: usize = 64 * 1024;
+    /// How far from the origin a position may be on either axis, in canvas
+    /// units: far beyond any drawing, and exact in an `f32`.
+    pub const COORDINATE: f32 = 1_000_000.0;
+}
+
 /// A whole process definition as stored in a `.process.json` file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +220,8 @@ pub enum LoadError {
     // chains do not print it twice.
     #[error("cannot read {path}: {cause}")]
     Read { path: String, cause: std::io::Error },
+    #[error("{path} is larger than the {} KiB a process file may be", limits::FILE_BYTES / 1024)]
+    TooLarge { path: String },
     #[error("{origin}: line {line}, column {column}: {message}")]
     Syntax { origin: String, line: usize, column: usize, message: String },
 }
@@ -211,10 +237,23 @@ impl ProcessDraft {
         })
     }
 
+    /// Reads a process file, refusing one larger than [`limits::FILE_BYTES`]
+    /// before reading it whole.
     pub fn load(path: &Path) -> Result<ProcessDraft, LoadError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|cause| LoadError::Read { path: path.display().to_string(), cause })?;
-        ProcessDraft::from_json(&text, &path.display().to_string())
+        use std::io::Read;
+        let shown = || path.display().to_string();
+        let read = |cause| LoadError::Read { path: shown(), cause };
+        let file = std::fs::File::open(path).map_err(read)?;
+        // One byte more than allowed tells a file that is too large, even
+        // one that grows while it is read.
+        let mut bytes = Vec::new();
+        file.take(limits::FILE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(read)?;
+        if bytes.len() > limits::FILE_BYTES {
+            return Err(LoadError::TooLarge { path: shown() });
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error())))?;
+        ProcessDraft::from_json(&text, &shown())
     }
 
     /// The file form: pretty JSON with a trailing newline, stable field order.
@@ -223,6 +262,24 @@ impl ProcessDraft {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
         text
+    }
+
+    /// The length in bytes of [`ProcessDraft::to_json`], without building it.
+    pub fn saved_len(&self) -> usize {
+        struct Counter(usize);
+        impl std::io::Write for Counter {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut counter = Counter(0);
+        // As in `to_json`: cannot fail.
+        let _ = serde_json::to_writer_pretty(&mut counter, self);
+        counter.0 + "\n".len()
     }
 
     pub fn activity(&self, id: &str) -> Option<&ActivityDraft> {
@@ -269,6 +326,12 @@ mod tests {
         assert!(event.headers.is_empty() && event.body.is_empty());
         // Written back, defaults that mean "nothing" stay out of the file.
         assert!(!draft.to_json().contains("headers"));
+    }
+
+    #[test]
+    fn saved_len_is_the_length_of_the_saved_form() {
+        let draft = ProcessDraft::from_json(include_str!("../../samples/purchase-approval.process.json"), "t").unwrap();
+        assert_eq!(draft.saved_len(), draft.to_json().len());
     }
 
     #[test]

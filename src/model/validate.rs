@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::definition::{EventDraft, LineDraft, PrecedingRule, ProcessDraft};
+use crate::model::definition::{EventDraft, LineDraft, Position, PrecedingRule, ProcessDraft, limits};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
@@ -69,6 +69,7 @@ pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
     let mut problems = Problems::default();
     check_process(draft, &mut problems);
     check_script_time_limit(draft, &mut problems);
+    check_limits(draft, &mut problems);
     let field_types = check_fields(draft, host, &mut problems);
     let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
     let defaults: BTreeMap<String, Value> = field_types
@@ -77,6 +78,8 @@ pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
         .collect();
     check_activities(draft, host, &field_names, &defaults, &mut problems);
     check_lines(draft, host, &field_names, &defaults, &mut problems);
+    check_positions(draft, &mut problems);
+    check_duplicate_lines(draft, &mut problems);
     check_graph(draft, &mut problems);
     let mut problems = problems.0;
     // Stable: keeps element order within each severity.
@@ -379,6 +382,141 @@ pub(crate) fn validate_deployed(draft: &ProcessDraft, host: &ScriptHost) -> Vec<
     }
     problems.sort_by_key(|p| p.severity);
     problems
+}
+
+/// The problems of the checks that keep new versions out but not old ones
+/// (a version deployed before a check existed still runs): limits, positions
+/// and duplicate lines. [`validate`] reports them too.
+pub fn new_version_problems(draft: &ProcessDraft) -> Vec<Problem> {
+    let mut problems = Problems::default();
+    check_limits(draft, &mut problems);
+    check_positions(draft, &mut problems);
+    check_duplicate_lines(draft, &mut problems);
+    problems.0
+}
+
+/// The limits of [`crate::model::definition::limits`] (except positions,
+/// see [`check_positions`]): what keeps the largest process deployable
+/// and quick to start.
+fn check_limits(draft: &ProcessDraft, problems: &mut Problems) {
+    let mut counted = |what: &str, count: usize, limit: usize| {
+        if count > limit {
+            problems.error(Location::Process, format!("the process has {count} {what}; at most {limit} are allowed"));
+        }
+    };
+    counted("fields", draft.fields.len(), limits::FIELDS);
+    counted("activities", draft.activities.len(), limits::ACTIVITIES);
+    counted("lines", draft.lines.len(), limits::LINES);
+    let too_long = |what: &str, text: &str| {
+        (text.len() > limits::SCRIPT_BYTES)
+            .then(|| format!("the {what} is {} bytes long; at most {} are allowed", text.len(), limits::SCRIPT_BYTES))
+    };
+    let mut named = |location: &dyn Fn() -> Location, what: &str, name: &str| {
+        let chars = name.chars().count();
+        if chars > limits::NAME_CHARS {
+            problems.error(
+                location(),
+                format!("the {what} is {chars} characters long; at most {} are allowed", limits::NAME_CHARS),
+            );
+        }
+    };
+    named(&|| Location::Process, "process name", &draft.name);
+    for (index, field) in draft.fields.iter().enumerate() {
+        named(&|| Location::Field { index, name: field.name.clone() }, "name", &field.name);
+    }
+    for (index, activity) in draft.activities.iter().enumerate() {
+        named(&|| activity_location(draft, index), "id", &activity.id);
+        named(&|| activity_location(draft, index), "name", &activity.name);
+        for (event_index, event) in activity.events.iter().enumerate() {
+            let location = || Location::Event {
+                activity_id: activity.id.clone(),
+                activity_name: activity.name.clone(),
+                index: event_index,
+                name: event.name().to_owned(),
+            };
+            named(&location, "name", event.name());
+        }
+    }
+    for (index, activity) in draft.activities.iter().enumerate() {
+        if activity.events.len() > limits::EVENTS_PER_ACTIVITY {
+            problems.error(
+                activity_location(draft, index),
+                format!(
+                    "the activity has {} events; at most {} are allowed",
+                    activity.events.len(),
+                    limits::EVENTS_PER_ACTIVITY
+                ),
+            );
+        }
+        for (event_index, event) in activity.events.iter().enumerate() {
+            if let EventDraft::ServerEvent(server_event) = event
+                && let Some(message) = too_long("script", &server_event.script)
+            {
+                let location = Location::Event {
+                    activity_id: activity.id.clone(),
+                    activity_name: activity.name.clone(),
+                    index: event_index,
+                    name: event.name().to_owned(),
+                };
+                problems.error(location, message);
+            }
+        }
+    }
+    for (index, line) in draft.lines.iter().enumerate() {
+        if let Some(message) = too_long("rule", &line.rule) {
+            problems.error(line_location(draft, index), message);
+        }
+    }
+    // What is deployed is the file as the designer saves it, which must be
+    // readable as a process file again.
+    let saved = draft.saved_len();
+    if saved > limits::FILE_BYTES {
+        problems.error(
+            Location::Process,
+            format!(
+                "the process is {} KiB as saved; at most {} KiB are allowed",
+                saved.div_ceil(1024),
+                limits::FILE_BYTES / 1024
+            ),
+        );
+    }
+}
+
+/// Every position must be a finite number on the canvas: a number the file
+/// format reads but JSON cannot write back (`1e39` is infinite as an `f32`)
+/// would be stored as `null`, and the version could never be read again.
+fn check_positions(draft: &ProcessDraft, problems: &mut Problems) {
+    let on_canvas = |c: f32| c.is_finite() && c.abs() <= limits::COORDINATE;
+    for (index, activity) in draft.activities.iter().enumerate() {
+        let Position { x, y } = activity.position;
+        if !on_canvas(x) || !on_canvas(y) {
+            problems.error(
+                activity_location(draft, index),
+                format!(
+                    "position ({x}, {y}) is off the canvas: each coordinate must be between -{0} and {0}",
+                    limits::COORDINATE
+                ),
+            );
+        }
+    }
+}
+
+/// Two lines with the same start, end and rule fire together, so each
+/// copy starts the activity once more: refused. Labels do not count, and
+/// rules are compared without surrounding spaces.
+fn check_duplicate_lines(draft: &ProcessDraft, problems: &mut Problems) {
+    let mut first: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for (index, line) in draft.lines.iter().enumerate() {
+        let key = (line.from.as_str(), line.to.as_str(), line.rule.trim());
+        if let Some(&original) = first.get(&key) {
+            problems.error(
+                line_location(draft, index),
+                format!("the same line as line {}: same start, end and rule", original + 1),
+            );
+        } else {
+            first.insert(key, index);
+        }
+    }
 }
 
 fn is_identifier(name: &str) -> bool {

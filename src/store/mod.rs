@@ -248,14 +248,37 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) a database and brings its schema up to date.
+    /// Opens a database and brings its schema up to date, creating it (and
+    /// its folder) if there is none. A file that is not a flowdesk database
+    /// is refused untouched (see [`schema::identify`]).
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, EngineError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
+        SqliteStore::open_as(path, durability, true).map_err(EngineError::from)
+    }
+
+    /// Opens a database that must already exist, for callers that only read
+    /// or act on what it holds: a mistyped path is refused instead of
+    /// becoming a new, empty database.
+    pub fn open_existing(path: &Path, durability: Durability) -> Result<SqliteStore, OpenError> {
+        SqliteStore::open_as(path, durability, false)
+    }
+
+    fn open_as(path: &Path, durability: Durability, create: bool) -> Result<SqliteStore, OpenError> {
+        let found = schema::identify(path).map_err(|e| schema_error(e, path))?;
+        match found {
+            schema::Found::Nothing | schema::Found::Empty if !create => {
+                return Err(OpenError::Missing(path.to_owned()));
+            }
+            schema::Found::Nothing => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display()))
+                    })?;
+                }
+            }
+            schema::Found::Empty | schema::Found::InLog | schema::Found::Flowdesk => {}
         }
-        let mut writer = open_connection(path, durability, WRITER_CACHE_KIB)?;
-        schema::migrate(&mut writer).map_err(|e| describe(&e, path))?;
+        let mut writer = open_connection_as(path, durability, WRITER_CACHE_KIB, create)?;
+        schema::migrate(&mut writer).map_err(|e| schema_error(e, path))?;
         let readers = ReaderPool::new(
             (0..READERS).map(|_| open_connection(path, durability, READER_CACHE_KIB)).collect::<Result<_, _>>()?,
         );
@@ -361,7 +384,7 @@ impl SqliteStore {
                 let _ = run_cached(&writer.connection, "ROLLBACK");
                 Err(reason)
             }
-            None => run_cached(&writer.connection, "COMMIT").map_err(|e| describe(&e, &self.path).to_string()),
+            None => run_cached(&writer.connection, "COMMIT").map_err(|e| reason(describe(&e, &self.path))),
         };
         if outcome.is_err() && !writer.connection.is_autocommit() {
             let _ = run_cached(&writer.connection, "ROLLBACK");
@@ -390,7 +413,7 @@ impl SqliteStore {
     fn apply_job(&self, writer: &mut Writer, job: Arc<Job>) {
         if !writer.open {
             if let Err(e) = run_cached(&writer.connection, "BEGIN IMMEDIATE") {
-                job.finish(Err(describe(&e, &self.path).to_string()));
+                job.finish(Err(reason(describe(&e, &self.path))));
                 return;
             }
             writer.open = true;
@@ -411,7 +434,7 @@ impl SqliteStore {
             }
             Ok(Ok(false)) => job.finish(Ok(false)),
             Ok(Err(error)) => {
-                job.finish(Err(error.to_string()));
+                job.finish(Err(reason(error)));
                 self.end_batch(writer, Some(BATCH_FAILED.to_owned()));
             }
             Err(_) => {
@@ -573,11 +596,55 @@ fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// A connection to the database at `path`, set up as all of flowdesk's are.
+/// A connection to the database at `path`, which exists (the writer's
+/// connection is opened first), set up as all of flowdesk's are.
 fn open_connection(path: &Path, durability: Durability, cache_kib: i64) -> Result<Connection, EngineError> {
-    let connection = Connection::open(path).map_err(|e| describe(&e, path))?;
+    open_connection_as(path, durability, cache_kib, false)
+}
+
+/// A connection to the database at `path`, creating the file if `create`.
+fn open_connection_as(
+    path: &Path,
+    durability: Durability,
+    cache_kib: i64,
+    create: bool,
+) -> Result<Connection, EngineError> {
+    use rusqlite::OpenFlags;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| describe(&e, path))?;
     configure(&connection, durability, cache_kib).map_err(|e| describe(&e, path))?;
     Ok(connection)
+}
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// No file, or an empty one, where a database must already be: most
+    /// likely a mistyped path.
+    #[error("no database at {}", .0.display())]
+    Missing(PathBuf),
+    #[error(transparent)]
+    Storage(#[from] EngineError),
+}
+
+impl From<OpenError> for EngineError {
+    fn from(err: OpenError) -> EngineError {
+        match err {
+            OpenError::Missing(_) => EngineError::Storage(err.to_string()),
+            OpenError::Storage(err) => err,
+        }
+    }
+}
+
+fn schema_error(err: schema::SchemaError, path: &Path) -> EngineError {
+    match err {
+        schema::SchemaError::Foreign(foreign) => EngineError::Storage(format!("{} {foreign}", path.display())),
+        schema::SchemaError::Sqlite(err) => describe(&err, path),
+        schema::SchemaError::Io(err) => EngineError::Storage(format!("cannot read {}: {err}", path.display())),
+    }
 }
 
 /// Starts the thread that checkpoints `writer`'s log and hooks the writer's
@@ -613,6 +680,36 @@ fn configure(connection: &Connection, durability: Durability, cache_kib: i64) ->
     sql::define_functions(connection)
 }
 
+/// Why a batch or a planned write failed, as its members are told it and
+/// as it goes back into [`EngineError::Storage`]: without the "database: "
+/// that the error's own wording starts with, which would be said twice.
+fn reason(err: EngineError) -> String {
+    match err {
+        EngineError::Storage(message) => message,
+        other => other.to_string(),
+    }
+}
+
+/// Free space under which an I/O error is taken for a full disk. SQLite
+/// reports as a full disk only the writes that fail for want of room in the
+/// database or its log; others, such as growing the `-shm` file when a
+/// connection opens, fail as plain I/O errors.
+const FULL_BELOW_BYTES: u64 = 1024 * 1024;
+
+/// Whether the disk holding `path` has less than [`FULL_BELOW_BYTES`] free.
+fn disk_is_full(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        rustix::fs::statvfs(folder).is_ok_and(|disk| disk.f_bavail.saturating_mul(disk.f_frsize) < FULL_BELOW_BYTES)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// A database error in words a user can act on.
 pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
     use rusqlite::ErrorCode;
@@ -627,6 +724,9 @@ pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
             format!("cannot open {} for writing: {err}", path.display())
         }
         Some(ErrorCode::DiskFull) => format!("the disk holding {} is full", path.display()),
+        Some(ErrorCode::SystemIoFailure) if disk_is_full(path) => {
+            format!("the disk holding {} is full", path.display())
+        }
         _ => format!("{}: {err}", path.display()),
     };
     EngineError::Storage(message)

@@ -1,6 +1,17 @@
-//! The schema and its migrations. Append a migration; never edit a shipped one.
+//! The schema and its migrations, and how a flowdesk database is told from
+//! any other file. Append a migration; never edit a shipped one.
+//!
+//! A file is identified before anything writes to it ([`identify`]): from
+//! its header, read as plain bytes, and where that cannot tell, from its
+//! tables on a read-only look that creates no journal. Only then is it opened
+//! for writing (which switches a file to WAL). [`migrate`] checks the same
+//! inside its transaction, where a write-ahead log the header does not show
+//! yet has been read.
 
-use rusqlite::Connection;
+use std::io::Read;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
 
 /// Migration `i` brings `user_version` from `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -200,19 +211,177 @@ DROP INDEX server_items_by_instance;
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+/// flowdesk's `PRAGMA application_id` ("flow" in ASCII), set in every
+/// database it creates or opens: other programs' files are told apart by
+/// their header alone.
+pub const APPLICATION_ID: i32 = 0x666C_6F77;
+
+/// The tables every flowdesk schema (version 1 on) has.
+const CORE_TABLES: [&str; 3] = ["processes", "versions", "instances"];
+
+/// What [`identify`] found at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// No file.
+    Nothing,
+    /// A file of no bytes, or an SQLite file without tables and without a
+    /// write-ahead log that could hold some.
+    Empty,
+    /// An SQLite file whose own pages hold no tables but whose write-ahead
+    /// log is not empty: most likely a flowdesk database that stopped before
+    /// its first checkpoint. [`migrate`], which reads the log, decides.
+    InLog,
+    /// A flowdesk database.
+    Flowdesk,
+}
+
+/// Why a file is refused; said after its path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Foreign {
+    #[error("is not a flowdesk database: {0}")]
+    NotFlowdesk(String),
+    #[error("has schema version {0}, newer than this flowdesk ({SCHEMA_VERSION}): upgrade flowdesk")]
+    Newer(i64),
+}
+
+/// Why a file could not be identified or migrated.
+#[derive(Debug)]
+pub enum SchemaError {
+    Foreign(Foreign),
+    Sqlite(rusqlite::Error),
+    Io(std::io::Error),
+}
+
+impl From<rusqlite::Error> for SchemaError {
+    fn from(err: rusqlite::Error) -> SchemaError {
+        SchemaError::Sqlite(err)
+    }
+}
+
+impl From<Foreign> for SchemaError {
+    fn from(foreign: Foreign) -> SchemaError {
+        SchemaError::Foreign(foreign)
+    }
+}
+
+/// What the file at `path` is, found without writing to it or creating
+/// anything beside it: its first 100 bytes (the SQLite header), and where
+/// they cannot tell, its tables on a read-only, `immutable` look (which
+/// creates no journal, not even for a file in WAL mode).
+pub fn identify(path: &Path) -> Result<Found, SchemaError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
+        Err(err) => return Err(SchemaError::Io(err)),
+    };
+    let mut header = Vec::with_capacity(100);
+    file.by_ref().take(100).read_to_end(&mut header).map_err(SchemaError::Io)?;
+    if header.is_empty() {
+        return Ok(Found::Empty);
+    }
+    if header.len() < 100 || !header.starts_with(b"SQLite format 3\0") {
+        return Err(Foreign::NotFlowdesk("it is not an SQLite file".to_owned()).into());
+    }
+    let number = |at: usize| i32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let (user_version, application_id) = (number(60), number(68));
+    check_ids(i64::from(user_version), application_id)?;
+    if application_id == APPLICATION_ID {
+        return Ok(Found::Flowdesk);
+    }
+    // An SQLite file no flowdesk has stamped: older flowdesk databases, and
+    // everything else. Its tables tell.
+    let connection = Connection::open_with_flags(
+        immutable_uri(path),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let tables = tables(&connection)?;
+    match classify(i64::from(user_version), &tables)? {
+        Found::Empty if log_holds_pages(path) => Ok(Found::InLog),
+        found => Ok(found),
+    }
+}
+
+/// Whether the write-ahead log beside `path` holds more than its header.
+fn log_holds_pages(path: &Path) -> bool {
+    let mut log = path.as_os_str().to_owned();
+    log.push("-wal");
+    // A log's header is 32 bytes; every frame after it holds a page.
+    std::fs::metadata(log).is_ok_and(|m| m.len() > 32)
+}
+
+/// Refuses what the header's numbers alone rule out.
+fn check_ids(user_version: i64, application_id: i32) -> Result<(), Foreign> {
+    if application_id != 0 && application_id != APPLICATION_ID {
+        return Err(Foreign::NotFlowdesk(format!("it belongs to another program (application id {application_id})")));
+    }
+    if user_version < 0 {
+        return Err(Foreign::NotFlowdesk(format!("its schema version is {user_version}")));
+    }
+    if user_version > SCHEMA_VERSION {
+        return Err(Foreign::Newer(user_version));
+    }
+    Ok(())
+}
+
+/// An SQLite file by its schema version and tables.
+fn classify(user_version: i64, tables: &[String]) -> Result<Found, SchemaError> {
+    let listed = |names: &[String]| if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+    if user_version == 0 {
+        return match tables {
+            [] => Ok(Found::Empty),
+            _ => Err(Foreign::NotFlowdesk(format!("it holds other tables ({})", listed(tables))).into()),
+        };
+    }
+    let missing: Vec<String> =
+        CORE_TABLES.iter().filter(|core| !tables.iter().any(|t| t == *core)).map(|t| (*t).to_owned()).collect();
+    if !missing.is_empty() {
+        return Err(Foreign::NotFlowdesk(format!(
+            "it lacks flowdesk's tables {} (it holds {})",
+            missing.join(", "),
+            listed(tables)
+        ))
+        .into());
+    }
+    Ok(Found::Flowdesk)
+}
+
+/// The names of a database's own tables, sorted.
+fn tables(connection: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statement = connection.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let names = statement.query_map([], |row| row.get(0))?;
+    names.collect()
+}
+
+/// A URI that opens `path` read-only as `immutable`: SQLite then takes no
+/// locks and creates no `-wal` or `-shm` file beside it.
+fn immutable_uri(path: &Path) -> String {
+    use percent_encoding::{AsciiSet, CONTROLS, percent_encode};
+    // What a URI's path may not hold as it is; SQLite decodes the rest.
+    const ESCAPED: &AsciiSet = &CONTROLS.add(b'%').add(b'?').add(b'#').add(b' ');
+    let encoded = percent_encode(path.as_os_str().as_encoded_bytes(), ESCAPED);
+    // An absolute path gets an empty authority, so that one starting with
+    // `//` is not read as a host.
+    let authority = if path.has_root() { "//" } else { "" };
+    format!("file:{authority}{encoded}?immutable=1")
+}
+
+/// Brings the schema up to date, one migration per transaction, after the
+/// same checks as [`identify`] on what the database holds now (a write-ahead
+/// log included). Stamps [`APPLICATION_ID`] on a database that lacks it.
+pub fn migrate(connection: &mut Connection) -> Result<(), SchemaError> {
     loop {
         let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-                Some(format!(
-                    "the database has schema version {version}, newer than this flowdesk ({SCHEMA_VERSION}): upgrade flowdesk"
-                )),
-            ));
+        let application_id: i32 = transaction.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+        check_ids(version, application_id)?;
+        if application_id != APPLICATION_ID {
+            classify(version, &tables(&transaction)?)?;
+            transaction.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
-        let Some(migration) = MIGRATIONS.get(version as usize) else {
+        let Some(migration) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else {
+            transaction.commit()?;
             return Ok(());
         };
         transaction.execute_batch(migration)?;
@@ -278,6 +447,25 @@ mod tests {
             })
             .unwrap()
             == 1
+    }
+
+    /// A path SQLite would otherwise read as a URI's query, fragment,
+    /// escape or host is identified as the file it names.
+    #[test]
+    fn identify_reads_files_whose_paths_look_like_uri_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a?b#c%20d e.db", "plain.db"] {
+            let path = dir.path().join(name);
+            Connection::open(&path).unwrap().execute_batch("CREATE TABLE notes (x);").unwrap();
+            let found = super::identify(&path);
+            assert!(
+                matches!(&found, Err(super::SchemaError::Foreign(super::Foreign::NotFlowdesk(why))) if why.contains("notes")),
+                "{name}: {found:?}"
+            );
+        }
+        // `//` at the start of an absolute path is a folder, not a host.
+        let doubled = std::path::PathBuf::from(format!("/{}", dir.path().join("plain.db").display()));
+        assert!(matches!(super::identify(&doubled), Err(super::SchemaError::Foreign(_))));
     }
 
     #[test]

@@ -479,7 +479,8 @@ impl Monitor {
         self.sync(ui.ctx(), user);
         let mut requests = Vec::new();
         if let Err(error) = &self.queries {
-            ui.colored_label(theme::ERROR, format!("The monitor cannot read the database: {error}"));
+            // The error names the database already ("database: …").
+            ui.colored_label(theme::ERROR, format!("The monitor cannot start: {error}"));
             return requests;
         }
         egui::Panel::right("instance-detail").resizable(true).default_size(430.0).min_size(340.0).show(ui, |ui| {
