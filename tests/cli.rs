@@ -1588,9 +1588,18 @@ fn regression_a_position_beyond_the_canvas_is_refused_by_validate_and_deploy() {
     let file = fd.write("far.process.json", &text.replacen("60.0", "1e39", 1));
     assert!(std::fs::read_to_string(&file).unwrap().contains("1e39"));
 
+    // Beyond what a position's number can hold: refused as the file is read.
     let out = fd.run("alice", &["validate", path_str(&file)]);
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert_mentions(&out.stdout, &["position (inf, 160) is off the canvas", "between -1000000 and 1000000"]);
+    assert_mentions(&out.stderr, &["far.process.json", "line 1, column", "number out of range"]);
+    let line = fd.refused("alice", &["deploy", path_str(&file)]);
+    assert_mentions(&line, &["number out of range"]);
+
+    // A number it can hold, but off the canvas: refused by validation.
+    let file = fd.write("off.process.json", &text.replacen("60.0", "2e6", 1));
+    let out = fd.run("alice", &["validate", path_str(&file)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_mentions(&out.stdout, &["position (2000000, 160) is off the canvas", "between -1000000 and 1000000"]);
     let line = fd.refused("alice", &["deploy", path_str(&file)]);
     assert_mentions(&line, &["process `callback` is not valid", "off the canvas"]);
     assert_eq!(fd.json("alice", &["processes", "--json"]), serde_json::json!([]));

@@ -1035,13 +1035,19 @@ fn at_position(position: &str) -> String {
 }
 
 /// Regression (issue 15, point 11): `1e39` is beyond `f32` and was read as
-/// infinity, passed validation and deploy, and was stored as `null`, after
+/// infinity (now refused as the file is read), passed validation and deploy, and was stored as `null`, after
 /// which no instance of the version could start.
 #[test]
 fn regression_positions_must_be_finite_and_on_the_canvas() {
+    // Beyond what a coordinate can hold: refused as the file is read, with
+    // its place.
+    for position in [r#"{"x": 1e39, "y": 0}"#, r#"{"x": 0, "y": -1e39}"#] {
+        let LoadError::Syntax { line, message, .. } = load_error(&at_position(position)) else {
+            panic!("{position} was not refused as the file was read")
+        };
+        assert_eq!((line, message.as_str()), (1, "number out of range"), "{position}");
+    }
     for (position, shown) in [
-        (r#"{"x": 1e39, "y": 0}"#, "(inf, 0)"),
-        (r#"{"x": 0, "y": -1e39}"#, "(0, -inf)"),
         (r#"{"x": 1000001, "y": 5}"#, "(1000001, 5)"),
         (r#"{"x": 0, "y": -2e6}"#, "(0, -2000000)"),
     ] {
