@@ -1047,10 +1047,9 @@ fn regression_positions_must_be_finite_and_on_the_canvas() {
         };
         assert_eq!((line, message.as_str()), (1, "number out of range"), "{position}");
     }
-    for (position, shown) in [
-        (r#"{"x": 1000001, "y": 5}"#, "(1000001, 5)"),
-        (r#"{"x": 0, "y": -2e6}"#, "(0, -2000000)"),
-    ] {
+    for (position, shown) in
+        [(r#"{"x": 1000001, "y": 5}"#, "(1000001, 5)"), (r#"{"x": 0, "y": -2e6}"#, "(0, -2000000)")]
+    {
         check(
             &at_position(position),
             &[&format!(

@@ -341,7 +341,7 @@ impl ScriptHost {
                 count.set(next);
                 next
             });
-            if operations % TIME_CHECK_INTERVAL != 0 {
+            if !operations.is_multiple_of(TIME_CHECK_INTERVAL) {
                 return None;
             }
             let deadline = DEADLINE.with(Cell::get)?;

@@ -77,6 +77,10 @@ pub fn line_curve(from: Rect, to: Rect) -> [Pos2; 4] {
     curve_between(start_side.point(from, 0.5), start_side, end_side.point(to, 0.5), end_side)
 }
 
+/// One line's end on a box side: (its order along the side, the line's
+/// index, whether it is the line's start).
+type LineEnd = (f32, usize, bool);
+
 /// Every line's curve, by line index; `None` where an end names no activity.
 ///
 /// The lines meeting one side of a box, coming in or going out, attach at
@@ -99,8 +103,8 @@ pub fn line_curves(draft: &ProcessDraft) -> Vec<Option<[Pos2; 4]>> {
             Some(Ends { from, to, sides: facing_sides(from, to), fractions: (0.5, 0.5) })
         })
         .collect();
-    // Every line end, grouped by the box side it meets: (order key, line, is its start).
-    let mut sides: BTreeMap<(&str, Side), Vec<(f32, usize, bool)>> = BTreeMap::new();
+    // Every line end, grouped by the box side it meets.
+    let mut sides: BTreeMap<(&str, Side), Vec<LineEnd>> = BTreeMap::new();
     for (index, (line, ends)) in draft.lines.iter().zip(&lines).enumerate() {
         let Some(ends) = ends else { continue };
         let (start_side, end_side) = ends.sides;

@@ -127,7 +127,7 @@ pub fn event_marks(detail: &InstanceDetail, activity: &ActivityDraft, reached: R
         .clone()
         .rev()
         .find(|r| matches!(r.status, ActivityStatus::Active | ActivityStatus::Error) || failed_here(r.destination_id))
-        .or_else(|| runs.last())
+        .or_else(|| runs.clone().next_back())
     else {
         return uniform(Reached::NotReached);
     };
