@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use flowdesk::bench;
-use flowdesk::engine::{Engine, FieldInput};
+use flowdesk::engine::FieldInput;
 use flowdesk::model::{FieldType, ScriptContext, ScriptHost, Value};
-use flowdesk::store::{Durability, SqliteStore};
+use flowdesk::runtime::{Runtime, RuntimeEngine};
+use flowdesk::store::Durability;
 
 /// The scenario's fields, in the process's order.
 const FIELDS: [(&str, FieldType); 4] = [
@@ -91,22 +92,26 @@ fn script_execution(c: &mut Criterion) {
 /// A fresh database with the scenario's process deployed.
 struct Database {
     _dir: tempfile::TempDir,
-    engine: Engine<SqliteStore>,
+    runtime: Runtime,
     process: String,
 }
 
 impl Database {
     fn new(durability: Durability) -> Database {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let engine = bench::open(&dir.path().join("bench.db"), durability).expect("open the database");
-        let process = bench::deploy(&engine).expect("deploy the scenario's process");
-        Database { _dir: dir, engine, process }
+        let runtime = bench::open(&dir.path().join("bench.db"), durability).expect("open the database");
+        let process = bench::deploy(runtime.engine()).expect("deploy the scenario's process");
+        Database { _dir: dir, runtime, process }
+    }
+
+    fn engine(&self) -> &RuntimeEngine {
+        self.runtime.engine()
     }
 
     /// Starts one instance and returns the serial it waits on.
     fn start(&self, n: i64) -> String {
         let data = [("n".to_owned(), FieldInput::Value(Value::Integer(n)))];
-        let progress = self.engine.start(bench::USER, &self.process, "", &data).expect("start");
+        let progress = self.engine().start(bench::USER, &self.process, "", &data).expect("start");
         progress.waiting.into_iter().next().expect("the instance waits at step B")
     }
 }
@@ -128,7 +133,7 @@ fn engine_step(c: &mut Criterion) {
                 n += 1;
                 db.start(n)
             },
-            |serial| db.engine.finish(bench::USER, &serial, &callback).expect("finish"),
+            |serial| db.engine().finish(bench::USER, &serial, &callback).expect("finish"),
             // Each input is a row in the database: make them one at a time.
             BatchSize::PerIteration,
         )
@@ -139,7 +144,7 @@ fn engine_step(c: &mut Criterion) {
 /// Finishes every serial from its own thread, all released at once, and
 /// returns the time until the last one is acknowledged: the store commits
 /// callers that arrive together in shared transactions.
-fn finish_together(engine: &Engine<SqliteStore>, serials: &[bench::Pending]) -> Duration {
+fn finish_together(engine: &RuntimeEngine, serials: &[bench::Pending]) -> Duration {
     let callback = bench::callback_data();
     let go = Barrier::new(serials.len() + 1);
     let started = std::thread::scope(|scope| {
@@ -168,11 +173,11 @@ fn commit_batch(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iterations {
                     // Not timed: the batch's instances, waiting at step B.
-                    bench::start_waiting(&db.engine, &db.process, BATCH, bench::SETUP_CALLERS)
+                    bench::start_waiting(db.engine(), &db.process, BATCH, bench::SETUP_CALLERS)
                         .expect("start the batch");
-                    let serials = bench::pending(&db.engine, &db.process).expect("read the serials");
+                    let serials = bench::pending(db.engine(), &db.process).expect("read the serials");
                     assert_eq!(serials.len(), BATCH, "every earlier batch was finished");
-                    total += finish_together(&db.engine, &serials);
+                    total += finish_together(db.engine(), &serials);
                 }
                 total
             })

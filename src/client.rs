@@ -16,40 +16,48 @@
 //! ```
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::engine::{Engine, EngineError, FieldInput, Finished, InstanceSummary, OpenedItem, ServerItem};
+use crate::engine::{EngineError, FieldInput, Finished, InstanceSummary, OpenedItem, ServerItem};
 use crate::model::{FieldType, Value};
-use crate::store::{Durability, SqliteStore};
+use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions};
 
 /// A connection to a flowdesk database, acting as one user.
 pub struct Connection {
-    engine: Engine<SqliteStore>,
+    runtime: Arc<Runtime>,
     user: String,
 }
 
 impl Connection {
-    /// Opens the database at `path` (created if missing) as `user`.
+    /// Opens the database at `path` (created if missing) as `user`. Its
+    /// runtime beats while a finish runs an instance's request on, and takes
+    /// over nobody else's work (that is for `flowdesk serve`).
     pub fn open(path: impl AsRef<Path>, user: &str) -> Result<Connection, EngineError> {
-        let store = SqliteStore::open(path.as_ref(), Durability::Full)?;
-        Ok(Connection { engine: Engine::new(store), user: user.to_owned() })
+        let runtime = Runtime::open(path.as_ref(), RuntimeOptions::default())?;
+        Ok(Connection { runtime: Arc::new(runtime), user: user.to_owned() })
     }
 
-    /// Wraps an engine already open, acting as `user`.
-    pub fn with_engine(engine: Engine<SqliteStore>, user: &str) -> Connection {
-        Connection { engine, user: user.to_owned() }
+    /// A connection through a runtime already open (shared with other
+    /// connections), acting as `user`.
+    pub fn with_runtime(runtime: Arc<Runtime>, user: &str) -> Connection {
+        Connection { runtime, user: user.to_owned() }
     }
 
     pub fn user(&self) -> &str {
         &self.user
     }
 
-    pub fn engine(&self) -> &Engine<SqliteStore> {
-        &self.engine
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    fn engine(&self) -> &RuntimeEngine {
+        self.runtime.engine()
     }
 
     /// Opens a server item by serial. Needs the process's Server Event right.
     pub fn open_server_item(&self, serial: &str) -> Result<ServerItemHandle<'_>, EngineError> {
-        let opened = self.engine.open_server_item(&self.user, serial)?;
+        let opened = self.engine().open_server_item(&self.user, serial)?;
         Ok(ServerItemHandle { connection: self, opened, changes: Vec::new() })
     }
 }
@@ -108,6 +116,6 @@ impl ServerItemHandle<'_> {
     /// Finishes the item with the fields set on it; the instance runs on.
     pub fn finish(self) -> Result<Finished, EngineError> {
         let serial = self.serial();
-        self.connection.engine.finish(&self.connection.user, &serial, &self.changes)
+        self.connection.engine().finish(&self.connection.user, &serial, &self.changes)
     }
 }

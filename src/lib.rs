@@ -2,6 +2,7 @@
 //!
 //! Layers, lowest first: [`model`] (process definitions), [`engine`] (execution,
 //! server items, rights), [`store`] (SQLite, the only module that touches it),
+//! [`runtime`] (the front door every front end opens a database through),
 //! [`client`] (the small callback API), [`cli`] (the command line).
 
 pub mod bench;
@@ -11,6 +12,7 @@ pub mod engine;
 pub mod gui;
 pub mod model;
 pub mod net;
+pub mod runtime;
 pub mod store;
 
 /// The README's examples are compiled and run as doc tests.

@@ -1463,13 +1463,22 @@ fn request_loop(url: &str) -> String {
     .to_string()
 }
 
+/// An hour, in milliseconds: far more than any claim's lease.
+const HOUR_MS: &str = "3600000";
+
 /// Deploys the request loop against `external` and starts it with a binary
 /// that kills itself just before its third request: instance 1 is left
-/// `Running`, its runner dead, two requests sent.
+/// `Running`, its runner dead, two requests sent. The runner's clock was an
+/// hour back, so its claim has run out for everyone else.
 fn killed_in_a_request_loop(t: &Flowdesk, external: &external::ExternalSystem) {
+    killed_in_a_request_loop_at(t, external, &format!("-{HOUR_MS}"));
+}
+
+/// [`killed_in_a_request_loop`] with the runner's clock `offset_ms` away.
+fn killed_in_a_request_loop_at(t: &Flowdesk, external: &external::ExternalSystem, offset_ms: &str) {
     t.deploy_text("alice", "poll.process.json", &request_loop(&external.url("/status")));
     let mut command = t.command();
-    command.env("FLOWDESK_KILL_AT", "before-async-script:3");
+    command.env("FLOWDESK_KILL_AT", "before-async-script:3").env("FLOWDESK_CLOCK_OFFSET_MS", offset_ms);
     command.arg("--db").arg(t.db()).args(["--user", "alice", "start", "poll"]);
     let killed = execute(command, "start poll (killed before its third request)");
     assert_eq!(killed.code, None, "killed by its signal: {killed:?}");
@@ -1531,6 +1540,31 @@ fn recover_runs_a_killed_runners_instance_on_and_says_where_it_stands() {
     assert_eq!(recovered.stdout.trim(), format!("{line} answered 500 Internal Server Error: enough"), "{recovered:?}");
     assert_eq!(t.status(1), "Error");
     assert_eq!(t.ok("alice", &["recover"]).stdout.trim(), "nothing to recover");
+}
+
+/// A runner killed a moment ago looks no different from a live one until
+/// its claim runs out (there is no asking the operating system whether it
+/// lives: it may run on another host). `recover` leaves it alone and says
+/// until when it is held; once that has passed, it takes the instance over.
+#[test]
+fn recover_leaves_a_just_killed_runners_instance_until_its_claim_runs_out() {
+    let t = Flowdesk::new();
+    let external = external::ExternalSystem::start(ok_until(3));
+    killed_in_a_request_loop_at(&t, &external, "0");
+
+    let held = t.ok("alice", &["recover"]);
+    assert_eq!(held.stdout.trim(), "nothing to recover");
+    assert_eq!(held.stderr_lines().len(), 1, "{held:?}");
+    assert_mentions(&held.stderr, &["instance 1", "held by its runner until", "recovery takes it over"]);
+    assert!(t.ok("alice", &["instances"]).stderr.is_empty(), "no instance waits for recovery yet");
+    assert_eq!(external.requests().len(), 2);
+
+    let mut later = t.command();
+    later.env("FLOWDESK_CLOCK_OFFSET_MS", HOUR_MS).arg("--db").arg(t.db()).args(["--user", "alice", "recover"]);
+    let recovered = execute(later, "recover (an hour later)");
+    assert_eq!(recovered.code, Some(0), "{recovered:?}");
+    assert!(recovered.stdout.starts_with("recovered instance 1: in error"), "{recovered:?}");
+    assert_eq!(external.requests().len(), 4, "the third request sent again, then a fourth that failed");
 }
 
 /// `serve` takes such an instance over on a thread of its own: it answers

@@ -1,6 +1,8 @@
 //! `kill -9` at every commit boundary of `start` and `finish`, then reopen: nothing
 //! acknowledged is lost, no instance is half-made, and instances caught in the
-//! middle of an asynchronous script continue.
+//! middle of an asynchronous script continue, taken over by another runtime
+//! once their dead runner's heartbeat has run out (and a live runner's work
+//! never is).
 //!
 //! The binary kills itself with SIGKILL at a chosen hook point
 //! (`FLOWDESK_KILL_AT=<point>:<n>`), which makes each crash land exactly where
@@ -8,9 +10,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use flowdesk::engine::Engine;
-use flowdesk::store::{Durability, SqliteStore};
+use flowdesk::engine::{Clock, EngineOptions, Hook, HookPoint, InstanceStatus, Millis};
+use flowdesk::model::ScriptHost;
+use flowdesk::runtime::{Runtime, RuntimeOptions, Ticking};
 use serde_json::Value as Json;
 
 struct Db {
@@ -119,46 +124,108 @@ fn calling_out_host() -> flowdesk::model::ScriptHost {
 
 const CHILD: &str = "FLOWDESK_CRASH_TEST_CHILD";
 
-/// Scripts that cannot call out run inside the transaction that creates their
-/// server item, so only an embedder's engine (with script functions that reach
-/// other systems) runs one after a commit. This test is such an embedder: it
-/// runs itself again as a child process, which dies (abort, like `kill -9`)
-/// the moment the item is committed and the script is about to run.
+/// 2026-11-25 09:00:00 UTC: both runtimes' clocks start here and move only
+/// when the test says.
+const T0: Millis = 1_795_597_200_000;
+
+/// The lease of a claim and of a heartbeat (`EngineOptions::lease_ms`).
+const LEASE: Millis = 30_000;
+
+struct TestClock(AtomicI64);
+
+impl TestClock {
+    fn at(millis: Millis) -> Arc<TestClock> {
+        Arc::new(TestClock(AtomicI64::new(millis)))
+    }
+
+    fn set(&self, millis: Millis) {
+        self.0.store(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A runtime as a host opens one, on `clock`, ticking only when told.
+fn runtime(path: &Path, clock: Arc<TestClock>, host: ScriptHost, hook: Option<Hook>) -> Runtime {
+    let options = RuntimeOptions {
+        ticking: Ticking::Manual,
+        engine: EngineOptions { lease_ms: LEASE, ..EngineOptions::default() },
+        clock,
+        script_host: host,
+        hook,
+        ..RuntimeOptions::default()
+    };
+    Runtime::open(path, options).unwrap()
+}
+
+/// Two runtimes on one database, one of them killed (`kill -9`) in the
+/// middle of a script, after it beat for its claim: the other takes the
+/// instance over once the dead runner's last heartbeat has run out, and not
+/// before (a runner killed a moment ago looks no different from a live
+/// one). Scripts that cannot call out run inside the transaction that
+/// creates their server item, so only an embedder's engine (with script
+/// functions that reach other systems) runs one after a commit: this test
+/// is such an embedder, and runs itself again as the child that dies.
 #[test]
-fn a_start_killed_mid_script_is_recovered_and_can_be_called_back() {
+fn a_runtime_killed_mid_script_is_recovered_by_another_once_its_heartbeat_has_run_out() {
     if let Ok(path) = std::env::var(CHILD) {
-        let hook: flowdesk::engine::Hook = std::sync::Arc::new(|point| {
-            if point == flowdesk::engine::HookPoint::BeforeAsyncScript {
-                std::process::abort();
+        let clock = TestClock::at(T0);
+        let opened: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
+        let hook: Hook = Arc::new({
+            let (clock, opened) = (clock.clone(), opened.clone());
+            move |point| {
+                if point == HookPoint::BeforeAsyncScript {
+                    // The claim was made at T0; the runner is still heard
+                    // from ten seconds later, then dies before its script ran.
+                    clock.set(T0 + 10_000);
+                    opened.get().expect("the runtime is open").tick().expect("the beat is written");
+                    let pid = std::process::id().to_string();
+                    let _ = Command::new("kill").args(["-9", &pid]).status();
+                }
             }
         });
-        let store = SqliteStore::open(Path::new(&path), Durability::Full).unwrap();
-        let engine = Engine::new(store).with_script_host(calling_out_host()).with_hook(hook);
-        let _ = engine.start("ops", "callback", "PO-9", &[]);
+        let child = Arc::new(runtime(Path::new(&path), clock, calling_out_host(), Some(hook)));
+        let _ = opened.set(child.clone());
+        let _ = child.engine().start("ops", "callback", "PO-9", &[]);
         unreachable!("the child dies before its script runs");
     }
     let db = Db::new();
-    {
-        let store = SqliteStore::open(&db.path, Durability::Full).unwrap();
-        Engine::new(store).deploy("ops", &calling_out_process()).unwrap();
-    }
+    let clock = TestClock::at(T0);
+    let survivor = runtime(&db.path, clock.clone(), calling_out_host(), None);
+    survivor.engine().deploy("ops", &calling_out_process()).unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_start_killed_mid_script_is_recovered_and_can_be_called_back", "--nocapture"])
+        .args([
+            "--exact",
+            "a_runtime_killed_mid_script_is_recovered_by_another_once_its_heartbeat_has_run_out",
+            "--nocapture",
+        ])
         .env(CHILD, &db.path)
         .output()
         .unwrap();
-    assert!(!child.status.success(), "the child should have died: {}", String::from_utf8_lossy(&child.stdout));
+    assert!(was_killed(&child), "the child should have been killed: {}", String::from_utf8_lossy(&child.stderr));
 
-    // The item was committed, the script had not run: the instance is Running
-    // with a dead runner. An engine with the same script functions picks it up.
-    let store = SqliteStore::open(&db.path, Durability::Full).unwrap();
-    let engine = Engine::new(store).with_script_host(calling_out_host());
-    assert_eq!(engine.recover().unwrap(), [1]);
-    let detail = engine.instance("ops", 1).unwrap();
-    assert_eq!(detail.summary.status, flowdesk::engine::InstanceStatus::Active);
+    // The item was committed, the script had not run: the instance is Running,
+    // claimed by the dead runner, whose heartbeat holds until T0 + 10 s + LEASE.
+    let status = |id| survivor.engine().instance("ops", id).unwrap().summary.status;
+    assert_eq!(status(1), InstanceStatus::Running);
+    clock.set(T0 + LEASE + 1);
+    assert_eq!(survivor.tick().unwrap(), [], "the claim's lease ran out, but its runner was heard from since");
+    assert_eq!(survivor.engine().held_claims().unwrap(), [(1, T0 + 10_000 + LEASE)]);
+    clock.set(T0 + 10_000 + LEASE + 1);
+    let recovered = survivor.tick().unwrap();
+    assert_eq!(recovered.iter().map(|p| p.instance_id).collect::<Vec<_>>(), [1]);
+    let detail = survivor.engine().instance("ops", 1).unwrap();
+    assert_eq!(detail.summary.status, InstanceStatus::Active);
     assert!(detail.audit.iter().any(|entry| entry.action == "Recovered"), "{:?}", detail.audit);
     let serial = detail.pending_items[0].serial.to_string();
-    drop(engine);
+    // The dead runner's row is forgotten a lease after it ran out.
+    clock.set(T0 + 10_000 + 2 * LEASE + 1);
+    assert_eq!(survivor.tick().unwrap(), []);
+    drop(survivor);
 
     let items = db.json(&["items", "--json"]);
     assert_eq!(items.as_array().unwrap().len(), 1, "{items}");
@@ -167,6 +234,74 @@ fn a_start_killed_mid_script_is_recovered_and_can_be_called_back() {
     let detail = db.json(&["show", "1", "--json"]);
     assert_eq!(detail["status"], "Completed");
     assert_eq!(detail["data"]["stage"], "waiting");
+}
+
+/// Two live runtimes on one database, each with an instance whose script
+/// runs (held by the test) far longer than a lease: as long as each beats,
+/// neither takes the other's instance over, and each instance's script runs
+/// once.
+#[test]
+fn two_live_runtimes_never_take_each_others_work() {
+    let db = Db::new();
+    let clock = TestClock::at(T0);
+    let (entered, held) = std::sync::mpsc::channel::<String>();
+    let entered = Arc::new(Mutex::new(entered));
+    let release = Arc::new((Mutex::new(false), Condvar::new()));
+    let ran = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let host = ScriptHost::default().with_extension(Arc::new({
+        let (entered, release, ran) = (entered.clone(), release.clone(), ran.clone());
+        move |engine: &mut flowdesk::model::script::rhai::Engine| {
+            let (entered, release, ran) = (entered.clone(), release.clone(), ran.clone());
+            engine.register_fn("notify", move |serial: &str| {
+                entered.lock().unwrap().send(serial.to_owned()).unwrap();
+                // Only a script's first run is held: one run again by a
+                // runtime that took the instance over ends at once, so that
+                // the test sees it instead of hanging.
+                let (released, turn) = &*release;
+                if !ran.lock().unwrap().insert(serial.to_owned()) {
+                    return;
+                }
+                let mut released = released.lock().unwrap();
+                while !*released {
+                    released = turn.wait(released).unwrap();
+                }
+            });
+        }
+    }));
+    let a = Arc::new(runtime(&db.path, clock.clone(), host.clone(), None));
+    let b = Arc::new(runtime(&db.path, clock.clone(), host, None));
+    a.engine().deploy("ops", &calling_out_process()).unwrap();
+    let starts: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(n, runtime)| {
+            std::thread::spawn(move || runtime.engine().start("ops", "callback", &format!("PO-{n}"), &[]))
+        })
+        .collect();
+    let mut running: Vec<String> = (0..2).map(|_| held.recv().unwrap()).collect();
+    running.sort();
+    assert_eq!(running, ["1_2", "2_2"]);
+
+    // Ten leases pass; both runtimes beat every half lease, and each looks
+    // for abandoned work every time.
+    for step in 1..=20 {
+        clock.set(T0 + step * LEASE / 2);
+        assert_eq!(a.tick().unwrap(), [], "at step {step}, a took work over");
+        assert_eq!(b.tick().unwrap(), [], "at step {step}, b took work over");
+    }
+    let held_by: Vec<i64> = a.engine().held_claims().unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(held_by, [1, 2]);
+
+    *release.0.lock().unwrap() = true;
+    release.1.notify_all();
+    for start in starts {
+        assert_eq!(start.join().unwrap().unwrap().status, InstanceStatus::Active);
+    }
+    for id in [1, 2] {
+        let detail = a.engine().instance("ops", id).unwrap();
+        assert!(detail.audit.iter().all(|entry| entry.action != "Recovered"), "{:?}", detail.audit);
+    }
+    assert!(held.try_recv().is_err(), "each script ran once");
 }
 
 #[test]

@@ -1166,7 +1166,7 @@ fn the_server_menu_starts_and_stops_the_http_api_and_the_status_bar_shows_where(
     let fx = fixture();
     deploy(&fx, "callback.process.json");
     let serial = fx.engine.start("admin", "callback", "PO-1", &[]).unwrap().waiting[0].clone();
-    let secret = flowdesk::net::token::issue(fx.engine.store(), "ada", "test", "admin", 0).unwrap();
+    let secret = flowdesk::net::token::issue(&fx.runtime(), "ada", "test", "admin", 0).unwrap();
     let mut gui = Gui::open(fx, "ada", AppView::Items);
     assert!(gui.shown("API off"));
 
@@ -1233,9 +1233,10 @@ fn the_server_menu_creates_a_token_and_shows_its_secret_once() {
 #[test]
 fn the_tokens_dialog_lists_tokens_and_revokes_one_after_asking() {
     let fx = fixture();
-    let store = fx.engine.store();
-    let leaked = flowdesk::net::token::issue(store, "biztalk", "billing", "admin", 0).unwrap();
-    let kept = flowdesk::net::token::issue(store, "shipper", "parcels", "admin", 0).unwrap();
+    let runtime = fx.runtime();
+    let leaked = flowdesk::net::token::issue(&runtime, "biztalk", "billing", "admin", 0).unwrap();
+    let kept = flowdesk::net::token::issue(&runtime, "shipper", "parcels", "admin", 0).unwrap();
+    drop(runtime);
     let mut gui = Gui::open(fx, "ada", AppView::Items);
     gui.click("Server");
     gui.click("Tokens…");

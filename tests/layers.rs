@@ -79,3 +79,26 @@ fn library_code_does_not_unwrap() {
     }
     assert!(found.is_empty(), "unwrap/expect outside tests:\n{}", found.join("\n"));
 }
+
+/// One front door: front ends (the command line, the window, the HTTP API,
+/// the client API, the benchmarks) hold a `Runtime` and never name the
+/// database type, so that the store can change behind it.
+#[test]
+fn the_store_type_is_named_only_by_the_runtime_and_the_store() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (src, store) = (manifest.join("src"), manifest.join("src").join("store"));
+    let allowed = |file: &Path| file.starts_with(&store) || file == src.join("runtime.rs");
+    let mut found = Vec::new();
+    for file in rust_files(&src).into_iter().chain(rust_files(&manifest.join("benches"))) {
+        if allowed(&file) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            if line.contains("SqliteStore") {
+                found.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "SqliteStore named outside runtime.rs and src/store:\n{}", found.join("\n"));
+}

@@ -77,7 +77,8 @@ pub fn median_line(reports: &[CallbackReport]) -> Option<String> {
 /// Runs the scenario once on a fresh database.
 pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
-    let engine = bench::open(&scratch.db_path(), options.durability)?;
+    let runtime = bench::open(&scratch.db_path(), options.durability)?;
+    let engine = runtime.engine();
     let process = bench::deploy(&engine)?;
     let clients = options.clients.max(1);
 

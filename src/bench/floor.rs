@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 
 use crate::bench::{self, BenchError, Scratch, Unverified};
-use crate::store::{Durability, FloorSchema, REPLAY_BATCH, SqliteStore};
+use crate::store::{Durability, FloorSchema, REPLAY_BATCH};
 
 #[derive(Debug, Clone)]
 pub struct FloorOptions {
@@ -64,7 +64,8 @@ fn run_one(options: &FloorOptions, schema: FloorSchema) -> Result<FloorReport, B
     let scratch = Scratch::new(&options.folder)?;
     let path = scratch.db_path();
     let (completed, waiting) = {
-        let engine = bench::open(&path, options.durability)?;
+        let runtime = bench::open(&path, options.durability)?;
+        let engine = runtime.engine();
         let process = bench::deploy(&engine)?;
         bench::start_waiting(&engine, &process, 2, 1)?;
         let items = bench::pending_exactly(&engine, &process, 2)?;
@@ -75,8 +76,9 @@ fn run_one(options: &FloorOptions, schema: FloorSchema) -> Result<FloorReport, B
         (first.instance_id, second.instance_id)
     };
     let replayed =
-        SqliteStore::replay_lifecycles(&path, options.durability, schema, completed, waiting, options.instances)?;
-    let engine = bench::open(&path, options.durability)?;
+        crate::store::replay_lifecycles(&path, options.durability, schema, completed, waiting, options.instances)?;
+    let runtime = bench::open(&path, options.durability)?;
+    let engine = runtime.engine();
     let unverified = bench::verify_completed(&engine, replayed.ids.clone())?;
     Ok(FloorReport {
         schema,

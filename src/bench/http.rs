@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::bench::{self, BenchError, Scratch, Unverified};
 use crate::net::RunningApi;
 use crate::net::token;
+use crate::runtime::{Runtime, RuntimeEngine};
 use crate::store::Durability;
 
 /// A user with no right on the benchmark's process.
@@ -133,12 +134,13 @@ struct Secrets {
 
 pub fn run(options: &HttpOptions) -> Result<HttpReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
-    let engine = Arc::new(bench::open(&scratch.db_path(), options.durability)?);
+    let runtime = Arc::new(bench::open(&scratch.db_path(), options.durability)?);
+    let engine = runtime.engine();
     let process = bench::deploy(&engine)?;
     bench::start_waiting(&engine, &process, options.instances, bench::SETUP_CALLERS)?;
     let pending = bench::pending_exactly(&engine, &process, options.instances)?;
-    let secrets = Secrets { caller: new_token(&engine, bench::USER)?, outsider: new_token(&engine, OUTSIDER)? };
-    let api = RunningApi::start(engine.clone(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let secrets = Secrets { caller: new_token(&runtime, bench::USER)?, outsider: new_token(&runtime, OUTSIDER)? };
+    let api = RunningApi::start(runtime.clone(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let base_url = api.base_url();
     let every = if options.bad_share > 0.0 { (1.0 / options.bad_share).round().max(1.0) as usize } else { usize::MAX };
 
@@ -198,13 +200,13 @@ pub fn run(options: &HttpOptions) -> Result<HttpReport, BenchError> {
 
 const GOOD_BODY: &str = r#"{"data": {"name": "call back value"}}"#;
 
-fn new_token(engine: &crate::engine::Engine<crate::store::SqliteStore>, user: &str) -> Result<String, BenchError> {
-    Ok(token::issue(engine.store(), user, "bench http", bench::USER, 0)?.secret)
+fn new_token(runtime: &Runtime, user: &str) -> Result<String, BenchError> {
+    Ok(token::issue(runtime, user, "bench http", bench::USER, 0)?.secret)
 }
 
 /// Completed as the scenario says, finished once, by the benchmark's user.
 fn verify_exactly_once(
-    engine: &crate::engine::Engine<crate::store::SqliteStore>,
+    engine: &RuntimeEngine,
     ids: impl IntoIterator<Item = i64>,
 ) -> Result<Vec<Unverified>, BenchError> {
     let mut unverified = Vec::new();

@@ -91,7 +91,8 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
 pub fn run(options: &LatencyOptions) -> Result<LatencyReport, BenchError> {
     let calls = scheduled_calls(options.rate, options.duration)?;
     let scratch = Scratch::new(&options.folder)?;
-    let engine = bench::open(&scratch.db_path(), options.durability)?;
+    let runtime = bench::open(&scratch.db_path(), options.durability)?;
+    let engine = runtime.engine();
     let process = bench::deploy(&engine)?;
     bench::start_waiting(&engine, &process, calls, bench::SETUP_CALLERS)?;
     let serials = bench::pending_exactly(&engine, &process, calls)?;

@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::engine::{Engine, EngineError, FieldInput, InstanceDetail, InstanceStatus, ItemFilter};
+use crate::engine::{EngineError, FieldInput, InstanceDetail, InstanceStatus, ItemFilter};
 use crate::model::{ProcessDraft, Value};
-use crate::store::{Durability, SqliteStore};
+use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions};
+use crate::store::Durability;
 
 /// The user every benchmark acts as; deploying makes it the process's Admin,
 /// which includes the right to start and to finish server items.
@@ -116,15 +117,16 @@ impl Scratch {
     }
 }
 
-/// Opens a database and an engine over it, without the command line's extras
-/// (recovery, test hooks): a fresh database has nothing to recover.
-pub fn open(path: &Path, durability: Durability) -> Result<Engine<SqliteStore>, EngineError> {
-    Ok(Engine::new(SqliteStore::open(path, durability)?))
+/// Opens a database through a runtime as the client API does (it beats
+/// and recovers nothing), without the command line's extras (test hooks):
+/// a fresh database has nothing to recover.
+pub fn open(path: &Path, durability: Durability) -> Result<Runtime, EngineError> {
+    Ok(Runtime::open(path, RuntimeOptions { durability, ..RuntimeOptions::default() })?)
 }
 
 /// Deploys the scenario's process through the normal deploy path; returns the
 /// process name.
-pub fn deploy(engine: &Engine<SqliteStore>) -> Result<String, BenchError> {
+pub fn deploy(engine: &RuntimeEngine) -> Result<String, BenchError> {
     let draft =
         ProcessDraft::from_json(PROCESS_JSON, "bench process").map_err(|e| BenchError::Process(e.to_string()))?;
     Ok(engine.deploy(USER, &draft)?.process)
@@ -132,18 +134,13 @@ pub fn deploy(engine: &Engine<SqliteStore>) -> Result<String, BenchError> {
 
 /// Starts instance `index` (data `n = index`); returns when it waits at step
 /// B and that is committed.
-pub fn start_one(engine: &Engine<SqliteStore>, process: &str, index: usize) -> Result<(), EngineError> {
+pub fn start_one(engine: &RuntimeEngine, process: &str, index: usize) -> Result<(), EngineError> {
     let data = [("n".to_owned(), FieldInput::Value(Value::Integer(index as i64)))];
     engine.start(USER, process, "", &data).map(|_| ())
 }
 
 /// Starts `count` instances from `clients` concurrent callers.
-pub fn start_waiting(
-    engine: &Engine<SqliteStore>,
-    process: &str,
-    count: usize,
-    clients: usize,
-) -> Result<(), EngineError> {
+pub fn start_waiting(engine: &RuntimeEngine, process: &str, count: usize, clients: usize) -> Result<(), EngineError> {
     for_each_concurrently(count, clients, |index| start_one(engine, process, index))
 }
 
@@ -160,7 +157,7 @@ pub struct Pending {
 }
 
 /// The process's pending server items, oldest first, read from the engine.
-pub fn pending(engine: &Engine<SqliteStore>, process: &str) -> Result<Vec<Pending>, EngineError> {
+pub fn pending(engine: &RuntimeEngine, process: &str) -> Result<Vec<Pending>, EngineError> {
     let filter = ItemFilter { process: Some(process.to_owned()), ..ItemFilter::default() };
     Ok(engine
         .items(USER, &filter)?
@@ -171,11 +168,7 @@ pub fn pending(engine: &Engine<SqliteStore>, process: &str) -> Result<Vec<Pendin
 
 /// [`pending`], insisting on exactly `expected` items: a benchmark that set up
 /// fewer waits than it meant to would measure something else.
-pub fn pending_exactly(
-    engine: &Engine<SqliteStore>,
-    process: &str,
-    expected: usize,
-) -> Result<Vec<Pending>, BenchError> {
+pub fn pending_exactly(engine: &RuntimeEngine, process: &str, expected: usize) -> Result<Vec<Pending>, BenchError> {
     let items = pending(engine, process)?;
     if items.len() != expected {
         return Err(BenchError::MissingSerials { expected, found: items.len() });
@@ -215,7 +208,7 @@ pub fn check_completed(detail: &InstanceDetail) -> Result<(), String> {
 /// Re-reads each instance from the store and lists those that did not
 /// complete as the scenario says.
 pub fn verify_completed(
-    engine: &Engine<SqliteStore>,
+    engine: &RuntimeEngine,
     ids: impl IntoIterator<Item = i64>,
 ) -> Result<Vec<Unverified>, EngineError> {
     let mut unverified = Vec::new();
@@ -321,7 +314,8 @@ mod tests {
     #[test]
     fn the_process_is_the_scenarios() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = open(&dir.path().join("bench.db"), Durability::Normal).unwrap();
+        let runtime = open(&dir.path().join("bench.db"), Durability::Normal).unwrap();
+        let engine = runtime.engine();
         let process = deploy(&engine).unwrap();
         start_waiting(&engine, &process, 3, 2).unwrap();
         let items = pending_exactly(&engine, &process, 3).unwrap();
@@ -334,7 +328,8 @@ mod tests {
     #[test]
     fn a_callback_with_another_value_is_not_verified() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = open(&dir.path().join("bench.db"), Durability::Normal).unwrap();
+        let runtime = open(&dir.path().join("bench.db"), Durability::Normal).unwrap();
+        let engine = runtime.engine();
         let process = deploy(&engine).unwrap();
         start_one(&engine, &process, 0).unwrap();
         let waiting = pending_exactly(&engine, &process, 1).unwrap();

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::bench::{self, BenchError, Scratch, Unverified};
-use crate::engine::{Engine, EngineError};
-use crate::store::{Durability, SqliteStore};
+use crate::engine::EngineError;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::store::Durability;
 
 #[derive(Debug, Clone)]
 pub struct ReopenOptions {
@@ -66,25 +67,27 @@ impl ReopenReport {
 /// opens a database.
 pub fn run(
     options: &ReopenOptions,
-    open: impl Fn(&Path, Durability) -> Result<Engine<SqliteStore>, EngineError>,
+    open: impl Fn(&Path, Durability) -> Result<Runtime, RuntimeError>,
 ) -> Result<ReopenReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
     let path = scratch.db_path();
-    let engine = bench::open(&path, options.durability)?;
+    let runtime = bench::open(&path, options.durability)?;
+    let engine = runtime.engine();
     let process = bench::deploy(&engine)?;
     bench::start_waiting(&engine, &process, options.instances, bench::SETUP_CALLERS)?;
     let waiting = bench::pending_exactly(&engine, &process, options.instances)?;
     let Some(first) = waiting.first().cloned() else {
         return Err(BenchError::MissingSerials { expected: options.instances, found: 0 });
     };
-    drop(engine);
+    drop(runtime);
     if options.cold {
         drop_page_cache()?;
     }
 
     bench::reset_peak_rss();
     let opening = Instant::now();
-    let engine = open(&path, options.durability)?;
+    let runtime = open(&path, options.durability).map_err(EngineError::from)?;
+    let engine = runtime.engine();
     let open_ms = bench::millis(opening.elapsed());
     let finishing = Instant::now();
     engine.finish(bench::USER, &first.serial, &bench::callback_data())?;

@@ -16,9 +16,10 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{Engine, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
+use crate::engine::{EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
 use crate::model::{ProcessDraft, Right, Severity};
-use crate::store::{Durability, OpenError, SqliteStore};
+use crate::runtime::{Runtime, RuntimeEngine, RuntimeError, RuntimeOptions, TickEvent, Ticking};
+use crate::store::{Durability, OpenError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -373,20 +374,26 @@ fn one_line(text: &str) -> String {
 /// recovery's work on the side: it can take as long as the instances' runs
 /// (a loop of requests), and the command, even a `stop` meant for such an
 /// instance, would wait that long. That is the work of `recover`, `serve`
-/// and the window.
-fn open_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
-    let store = SqliteStore::open_existing(&cli.db_path(), cli.sync).map_err(|err| match err {
-        OpenError::Missing(_) => Failure::Other(anyhow::Error::new(err)),
-        OpenError::Storage(err) => Failure::Refused(err),
-    })?;
-    let engine = run_engine(store)?;
+/// and the window. The runtime only beats while the command runs an
+/// instance's request itself ([`Ticking::Beat`]).
+fn open_runtime(cli: &Cli) -> Result<Runtime, Failure> {
+    let runtime = open_database(&cli.db_path(), cli.sync).map_err(refusal)?;
     // A database that cannot be read says so at the command's own call.
-    if let Ok(ids) = engine.awaiting_recovery()
+    if let Ok(ids) = runtime.engine().awaiting_recovery()
         && !ids.is_empty()
     {
         eprintln!("flowdesk: {}", awaiting_recovery_note(&ids));
     }
-    Ok(engine)
+    Ok(runtime)
+}
+
+/// A missing database is the caller's mistake about the path; anything
+/// else the database answered is a refusal.
+fn refusal(err: RuntimeError) -> Failure {
+    match err {
+        RuntimeError::Open(OpenError::Storage(err)) => Failure::Refused(err),
+        other => Failure::Other(anyhow::Error::new(other)),
+    }
 }
 
 fn awaiting_recovery_note(ids: &[i64]) -> String {
@@ -400,26 +407,55 @@ fn awaiting_recovery_note(ids: &[i64]) -> String {
     )
 }
 
+/// What `recover` says of an instance whose runner still holds it: a
+/// runner that was killed a moment ago looks no different from one that
+/// is alive until its claim has run out.
+fn held_claim_note(id: i64, until: crate::engine::Millis) -> String {
+    format!(
+        "instance {id} is Running, held by its runner until {}; if that runner has stopped, recovery takes it over \
+         after that",
+        crate::engine::format_time(until)
+    )
+}
+
 /// Opens the database for a command that may be the first to use it
-/// (deploy, serve), creating it if there is none.
-fn create_engine(cli: &Cli) -> Result<Engine<SqliteStore>, Failure> {
-    Ok(run_engine(SqliteStore::open(&cli.db_path(), cli.sync)?)?)
+/// (deploy), creating it if there is none.
+fn create_runtime(cli: &Cli) -> Result<Runtime, Failure> {
+    Runtime::open(&cli.db_path(), runtime_options(cli.sync, Ticking::Beat)).map_err(refusal)
 }
 
 /// Opens an existing database as every command but deploy and serve does.
 /// `bench reopen` times this very function.
-fn open_database(path: &Path, sync: Durability) -> Result<Engine<SqliteStore>, EngineError> {
-    run_engine(SqliteStore::open_existing(path, sync)?)
+fn open_database(path: &Path, sync: Durability) -> Result<Runtime, RuntimeError> {
+    Runtime::open_existing(path, runtime_options(sync, Ticking::Beat))
 }
 
-/// The engine over an opened store, with the crash tests' kill hook when
-/// `FLOWDESK_KILL_AT` asks for it.
-fn run_engine(store: SqliteStore) -> Result<Engine<SqliteStore>, EngineError> {
-    let mut engine = Engine::new(store);
-    if let Some(hook) = kill_hook() {
-        engine = engine.with_hook(hook);
+/// The runtime's options for a command: the crash tests' kill hook when
+/// `FLOWDESK_KILL_AT` asks for it, and a clock moved by
+/// `FLOWDESK_CLOCK_OFFSET_MS`.
+fn runtime_options(sync: Durability, ticking: Ticking) -> RuntimeOptions {
+    let mut options = RuntimeOptions { durability: sync, ticking, hook: kill_hook(), ..RuntimeOptions::default() };
+    if let Some(offset) = clock_offset() {
+        options.clock = std::sync::Arc::new(OffsetClock(offset));
     }
-    Ok(engine)
+    options
+}
+
+/// `FLOWDESK_CLOCK_OFFSET_MS=<n>` moves this process's clock by n
+/// milliseconds (negative: back). It exists for the tests of claims and
+/// recovery, which move time instead of waiting for a claim to run out:
+/// a runner killed with its clock an hour back left claims that ran out
+/// an hour ago.
+fn clock_offset() -> Option<crate::engine::Millis> {
+    std::env::var("FLOWDESK_CLOCK_OFFSET_MS").ok()?.trim().parse().ok()
+}
+
+struct OffsetClock(crate::engine::Millis);
+
+impl crate::engine::Clock for OffsetClock {
+    fn now(&self) -> crate::engine::Millis {
+        crate::engine::SystemClock.now().saturating_add(self.0)
+    }
 }
 
 /// `FLOWDESK_KILL_AT=<point>[:<n>]` makes this process SIGKILL itself the n-th
@@ -472,7 +508,8 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         }
         Command::Deploy { file, json } => {
             let draft = load(file)?;
-            let engine = create_engine(cli)?;
+            let runtime = create_runtime(cli)?;
+            let engine = runtime.engine();
             match engine.deploy(&user, &draft) {
                 Ok(deployed) => {
                     for warning in &deployed.warnings {
@@ -493,19 +530,22 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             }
         }
         Command::Processes { json } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             output::processes(&mut out, &engine.processes()?, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start { process, folio, data, json } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             let progress = engine.start(&user, process, folio, &data.inputs())?;
             let whereabouts = whereabouts(&engine, &user, progress.instance_id);
             output::started(&mut out, &progress, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances { process, status, search, limit, json } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             let filter = InstanceFilter {
                 process: process.clone(),
                 status: *status,
@@ -517,19 +557,22 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, json } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             output::instance(&mut out, &engine.instance(&user, *id)?, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Items { all, json } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             let filter = ItemFilter { include_closed: *all, ..ItemFilter::default() };
             let now = chrono::Utc::now().timestamp_millis();
             output::items(&mut out, &engine.items(&user, &filter)?, now, *all, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Finish { serial, data, json } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             // A person pastes a serial, perhaps with the spaces around it;
             // the engine itself takes only the exact text.
             let finished = engine.finish(&user, serial.trim(), &data.inputs())?;
@@ -538,19 +581,22 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Grant { process, target, rights } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             engine.grant(&user, process, target, rights)?;
             writeln!(out, "granted {} on {process} to {target}", output::right_list(rights))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Revoke { process, target, rights } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             engine.revoke(&user, process, target, rights)?;
             writeln!(out, "revoked {} on {process} from {target}", output::right_list(rights))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rights { process } => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             if engine.processes()?.iter().all(|p| &p.name != process) {
                 return Err(EngineError::ProcessNotFound { name: process.clone() }.into());
             }
@@ -618,13 +664,17 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Resume { id } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
         Command::Goto { id, activity } => operator(cli, "moved", |e, u| e.goto(u, *id, activity)),
         Command::Recover => {
-            let engine = open_engine(cli)?;
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
             let recovered = engine.recover_while(&|| true)?;
             if recovered.is_empty() {
                 writeln!(out, "nothing to recover")?;
             }
             for progress in &recovered {
                 writeln!(out, "recovered instance {}: {}", progress.instance_id, progress.words())?;
+            }
+            for (id, until) in engine.held_claims()? {
+                eprintln!("flowdesk: {}", held_claim_note(id, until));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -635,16 +685,23 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
 }
 
 /// Serves the API until Ctrl-C or SIGTERM, then stops it gracefully.
-/// Instances whose runner stopped are run on in the background meanwhile.
+/// Instances whose runner stopped are run on in the background meanwhile
+/// ([`Ticking::Host`]).
 fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result<ExitCode, Failure> {
-    let engine = std::sync::Arc::new(create_engine(cli)?);
-    let api = crate::net::RunningApi::start(engine.clone(), listen).map_err(|e| Failure::Other(e.into()))?;
-    let report: crate::engine::RecoveryReport = Box::new(|recovered| match recovered {
-        Ok(progress) => eprintln!("flowdesk: recovered instance {}: {}", progress.instance_id, progress.words()),
-        Err(err) => eprintln!("flowdesk: recovery failed, to be tried again: {}", one_line(&err.to_string())),
-    });
-    let recovery = crate::engine::BackgroundRecovery::start(engine, crate::engine::RECOVERY_PERIOD, report)
-        .context("cannot start the recovery thread")?;
+    let mut options = runtime_options(cli.sync, Ticking::Host);
+    options.report = Some(std::sync::Arc::new(|event| match event {
+        TickEvent::Recovered(progress) => {
+            eprintln!("flowdesk: recovered instance {}: {}", progress.instance_id, progress.words())
+        }
+        TickEvent::RecoveryFailed(err) => {
+            eprintln!("flowdesk: recovery failed, to be tried again: {}", one_line(&err.to_string()))
+        }
+        TickEvent::BeatFailed(err) => {
+            eprintln!("flowdesk: the heartbeat failed, to be tried again: {}", one_line(&err.to_string()))
+        }
+    }));
+    let runtime = std::sync::Arc::new(Runtime::open(&cli.db_path(), options).map_err(refusal)?);
+    let api = crate::net::RunningApi::start(runtime.clone(), listen).map_err(|e| Failure::Other(e.into()))?;
     let banner = format!(
         "flowdesk API listening on {} (database {})\ndescribed at {}/openapi.json; Ctrl-C stops it\n",
         api.base_url(),
@@ -656,8 +713,8 @@ fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result
     let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     wait_for_interrupt().context("cannot wait for Ctrl-C")?;
     eprintln!("flowdesk: stopping: letting calls in flight end");
-    recovery.stop();
     api.stop();
+    drop(runtime);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -680,13 +737,13 @@ fn wait_for_interrupt() -> std::io::Result<()> {
 }
 
 fn token(cli: &Cli, action: &TokenCommand, out: &mut dyn Write) -> Result<ExitCode, Failure> {
-    let engine = open_engine(cli)?;
-    let store = engine.store();
+    let runtime = open_runtime(cli)?;
+    let engine = runtime.engine();
     match action {
         TokenCommand::Create { target, label, json } => {
             let now = crate::engine::Clock::now(&crate::engine::SystemClock);
             let issued =
-                crate::net::token::issue(store, target, label, &cli.acting_user(), now).map_err(|e| match e {
+                crate::net::token::issue(&runtime, target, label, &cli.acting_user(), now).map_err(|e| match e {
                     crate::net::token::IssueError::Storage(e) => Failure::Refused(e),
                     other => Failure::Other(other.into()),
                 })?;
@@ -709,9 +766,9 @@ fn token(cli: &Cli, action: &TokenCommand, out: &mut dyn Write) -> Result<ExitCo
                 );
             }
         }
-        TokenCommand::List { json } => output::tokens(out, &store.tokens()?, *json)?,
+        TokenCommand::List { json } => output::tokens(out, &runtime.tokens()?, *json)?,
         TokenCommand::Revoke { id } => {
-            store
+            runtime
                 .revoke_token(*id, &cli.acting_user(), crate::engine::Clock::now(&crate::engine::SystemClock))
                 .map_err(|e| match e {
                     crate::store::TokenError::Storage(e) => Failure::Refused(e),
@@ -726,9 +783,10 @@ fn token(cli: &Cli, action: &TokenCommand, out: &mut dyn Write) -> Result<ExitCo
 fn operator(
     cli: &Cli,
     verb: &str,
-    act: impl FnOnce(&Engine<SqliteStore>, &str) -> Result<crate::engine::Progress, EngineError>,
+    act: impl FnOnce(&RuntimeEngine, &str) -> Result<crate::engine::Progress, EngineError>,
 ) -> Result<ExitCode, Failure> {
-    let engine = open_engine(cli)?;
+    let runtime = open_runtime(cli)?;
+    let engine = runtime.engine();
     let user = cli.acting_user();
     let progress = act(&engine, &user)?;
     let whereabouts = whereabouts(&engine, &user, progress.instance_id);
@@ -741,6 +799,6 @@ fn operator(
 /// was committed. The call succeeded whatever this read does: when it is
 /// refused (a user who may start instances but not view them) or fails, the
 /// answer is given without activities rather than turned into an error.
-fn whereabouts(engine: &Engine<SqliteStore>, user: &str, id: i64) -> output::Whereabouts {
+fn whereabouts(engine: &RuntimeEngine, user: &str, id: i64) -> output::Whereabouts {
     engine.instance(user, id).map(|detail| output::Whereabouts::of(&detail)).unwrap_or_default()
 }

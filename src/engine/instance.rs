@@ -170,9 +170,10 @@ pub struct Instance {
     pub flow: FlowState,
     pub started_at: Millis,
     pub updated_at: Millis,
-    /// Who is running an asynchronous script for it (an OS process id) and until
-    /// when that claim holds; used to pick up instances whose runner died.
-    pub runner: Option<u32>,
+    /// The claim while it is `Running`: who runs its outside work (a request,
+    /// an asynchronous script) and until when the claim holds without word
+    /// from that runner; used to pick up instances whose runner died.
+    pub runner: Option<crate::engine::runner::RunnerId>,
     pub lease_until: Option<Millis>,
     /// Bumped by the store at every write to the instance or its server
     /// items: work planned on an older revision is stale.

@@ -16,7 +16,7 @@ pub mod error;
 pub mod executor;
 pub mod instance;
 pub mod outbound;
-pub mod recovery;
+pub mod runner;
 pub mod serial;
 pub mod storage;
 
@@ -32,7 +32,7 @@ pub use instance::{
     ServerItem, TokenState,
 };
 pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
-pub use recovery::{BackgroundRecovery, RECOVERY_PERIOD, RecoveryReport};
+pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
     InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
@@ -156,14 +156,16 @@ pub struct EngineOptions {
     pub script_budget: u64,
     /// Synchronous steps one call may take before the instance is put in Error.
     pub max_steps: usize,
-    /// How long a runner's claim on an instance mid-script holds before another
-    /// process may take it over, in milliseconds.
+    /// How long a runner's claim on an instance mid-script holds, in
+    /// milliseconds, before another runner may take it over unless the
+    /// runner is heard from (a runtime's heartbeats last as long). A
+    /// request's timeout is added to the claims made for it.
     pub lease_ms: i64,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { script_budget: ScriptHost::DEFAULT_BUDGET, max_steps: 10_000, lease_ms: 60_000 }
+        EngineOptions { script_budget: ScriptHost::DEFAULT_BUDGET, max_steps: 10_000, lease_ms: 30_000 }
     }
 }
 
@@ -253,6 +255,8 @@ pub struct Engine<S: Storage> {
     hook: Option<Hook>,
     /// Sends HTTP request events' requests, never inside a transaction.
     outbound: Arc<dyn Outbound>,
+    /// This engine's name in the claims it makes (see [`runner`]).
+    runner: RunnerId,
 }
 
 impl<S: Storage> Engine<S> {
@@ -274,7 +278,20 @@ impl<S: Storage> Engine<S> {
             compiled: Mutex::new(HashMap::new()),
             hook: None,
             outbound: Arc::new(HttpOutbound::default()),
+            runner: RunnerId::random(),
         }
+    }
+
+    /// Makes claims as `runner` (a runtime's, which beats for it) instead
+    /// of the random id the engine was made with.
+    pub fn with_runner(mut self, runner: RunnerId) -> Engine<S> {
+        self.runner = runner;
+        self
+    }
+
+    /// The runner this engine makes its claims as.
+    pub fn runner(&self) -> RunnerId {
+        self.runner
     }
 
     /// Replaces how HTTP request events are sent (the default is [`HttpOutbound`]).
@@ -502,7 +519,7 @@ impl<S: Storage> Engine<S> {
         }
         instance.status = to;
         if to == InstanceStatus::Running {
-            instance.runner = Some(std::process::id());
+            instance.runner = Some(self.runner);
             // A request may take its whole timeout: the claim must outlast it,
             // or recovery would send it again while it is still on its way.
             let longest_request = instance
@@ -854,20 +871,25 @@ impl<S: Storage> Engine<S> {
         })
     }
 
-    /// Whether recovery would take this instance over now: it is `Running`
-    /// (mid-request or mid-script) and its runner died, or its claim ran out.
-    fn abandoned(&self, candidate: &RunningInstance, now: Millis) -> bool {
-        let expired = candidate.lease_until.is_none_or(|until| until < now);
-        let runner_dead = candidate.runner.is_some_and(|pid| pid != std::process::id() && !process_alive(pid));
-        expired || runner_dead
-    }
-
     /// The instances [`Engine::recover`] would take over now, without
     /// taking them over: one read, for a front end to say so.
     pub fn awaiting_recovery(&self) -> Result<Vec<i64>, EngineError> {
         let now = self.now();
         let candidates = self.store.read(|tx| tx.running_instances())?;
-        Ok(candidates.iter().filter(|c| self.abandoned(c, now)).map(|c| c.id).collect())
+        Ok(candidates.iter().filter(|c| runner::abandoned(c, now)).map(|c| c.id).collect())
+    }
+
+    /// The `Running` instances whose claims still hold, each with the last
+    /// moment it holds unless its runner is heard from again: after that,
+    /// recovery takes it over.
+    pub fn held_claims(&self) -> Result<Vec<(i64, Millis)>, EngineError> {
+        let now = self.now();
+        let candidates = self.store.read(|tx| tx.running_instances())?;
+        Ok(candidates
+            .iter()
+            .filter(|c| !runner::abandoned(c, now))
+            .filter_map(|c| runner::held_until(c).map(|until| (c.id, until)))
+            .collect())
     }
 
     /// Picks up instances whose runner died in the middle of an asynchronous
@@ -878,8 +900,9 @@ impl<S: Storage> Engine<S> {
     /// Each instance runs on only as far as any run does: until it waits,
     /// ends, fails (the step guard counts on from where its runner was), or
     /// is stopped. It is work for a host of its own (`flowdesk recover`, or
-    /// [`BackgroundRecovery`] in `flowdesk serve` and the window), never a
-    /// side effect of another call, which it could hold up for as long.
+    /// the ticker of a `crate::runtime::Runtime` in `flowdesk serve` and the
+    /// window), never a side effect of another call, which it could hold up
+    /// for as long.
     pub fn recover(&self) -> Result<Vec<i64>, EngineError> {
         Ok(self.recover_while(&|| true)?.into_iter().map(|progress| progress.instance_id).collect())
     }
@@ -891,28 +914,26 @@ impl<S: Storage> Engine<S> {
     /// it took over stands.
     pub fn recover_while(&self, keep_going: &dyn Fn() -> bool) -> Result<Vec<Progress>, EngineError> {
         let now = self.now();
-        let me = std::process::id();
         let candidates = self.store.read(|tx| tx.running_instances())?;
         let mut recovered = Vec::new();
         for candidate in candidates {
             if !keep_going() {
                 break;
             }
-            if !self.abandoned(&candidate, now) {
+            if !runner::abandoned(&candidate, now) {
                 continue;
             }
-            // Claim it in a transaction so two recovering processes do not both run it.
+            // Claim it in a transaction so two recovering runners do not both
+            // run it, and only if nobody has claimed it, nor its runner beaten,
+            // since it was read.
             let claimed = self.write(|tx| {
+                if !tx.running_instances()?.contains(&candidate) {
+                    return Ok(None);
+                }
                 let Some(mut instance) = tx.instance(candidate.id)? else {
                     return Ok(None);
                 };
-                if instance.status != InstanceStatus::Running
-                    || instance.runner != candidate.runner
-                    || instance.lease_until != candidate.lease_until
-                {
-                    return Ok(None);
-                }
-                instance.runner = Some(me);
+                instance.runner = Some(self.runner);
                 instance.lease_until = Some(now + self.options.lease_ms);
                 tx.update_instance(&instance)?;
                 let mut changes = Changes::default();
@@ -1148,10 +1169,4 @@ fn shown(value: &Value) -> String {
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
     }
-}
-
-/// Whether an OS process is still alive. Only Linux can tell cheaply; elsewhere
-/// the lease alone decides, which is slower to recover but never wrong.
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") { std::path::Path::new(&format!("/proc/{pid}")).exists() } else { true }
 }

@@ -14,6 +14,7 @@ use crate::engine::executor::ItemState;
 use crate::engine::instance::{
     ActivityRecord, AuditEntry, Changes, Instance, InstanceStatus, ItemStatus, LineResult, Millis, ServerItem,
 };
+use crate::engine::runner::RunnerId;
 use crate::engine::serial::Serial;
 use crate::model::{Right, Value};
 
@@ -123,12 +124,15 @@ pub struct ItemFilter {
     pub limit: usize,
 }
 
-/// An instance whose runner may have died mid-script.
+/// A `Running` instance's claim: whose it is and until when it holds (see
+/// `engine::runner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunningInstance {
     pub id: i64,
-    pub runner: Option<u32>,
+    pub runner: Option<RunnerId>,
     pub lease_until: Option<Millis>,
+    /// When the runner's last heartbeat runs out; `None` when it has none.
+    pub runner_expires_at: Option<Millis>,
 }
 
 /// Storage errors are reported as [`EngineError::Storage`].
@@ -176,6 +180,7 @@ pub trait Transaction {
         by: &str,
         at: Millis,
     ) -> StorageResult<()>;
+    /// Every `Running` instance's claim, with its runner's heartbeat expiry.
     fn running_instances(&mut self) -> StorageResult<Vec<RunningInstance>>;
 
     fn instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<Vec<InstanceSummary>>;

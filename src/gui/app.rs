@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{BackgroundRecovery, Engine, FieldInput};
+use crate::engine::FieldInput;
 use crate::gui::GuiOptions;
 use crate::gui::designer::canvas::TemplatePayload;
 use crate::gui::designer::document::{Sameness, compare_definitions};
@@ -23,7 +23,7 @@ use crate::gui::monitor::queries::Queries;
 use crate::gui::monitor::{Monitor, MonitorRequest};
 use crate::gui::theme;
 use crate::model::{FieldType, ProcessDraft, Right, Severity};
-use crate::store::{Durability, SqliteStore};
+use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions, Ticking};
 
 /// The samples shipped with flowdesk, offered under File ▸ Open Sample.
 pub const SAMPLES: &[(&str, &str)] = &[
@@ -257,7 +257,11 @@ pub struct FlowdeskApp {
     pub monitor: Monitor,
     pub view: AppView,
     repaint: Arc<OnceLock<egui::Context>>,
-    engine: Result<Arc<Engine<SqliteStore>>, String>,
+    /// The database's runtime: its ticker takes over instances whose runner
+    /// died mid-script or mid-request while the window is open.
+    runtime: Result<Arc<Runtime>, String>,
+    /// The runtime's engine, for the window's calls.
+    engine: Result<Arc<RuntimeEngine>, String>,
     user: String,
     db_path: PathBuf,
     dialogs: Box<dyn FileDialogs>,
@@ -280,34 +284,35 @@ pub struct FlowdeskApp {
     api: Option<crate::net::RunningApi>,
     /// The address typed in the Server menu.
     api_listen: String,
-    /// Recovery of instances whose runner died, while the window is open.
-    _recovery: Option<BackgroundRecovery>,
 }
 
 impl FlowdeskApp {
     pub fn new(options: GuiOptions, settings: Settings, dialogs: Box<dyn FileDialogs>) -> FlowdeskApp {
-        let engine = SqliteStore::open(&options.db_path, Durability::Full)
-            .map(|store| Arc::new(Engine::new(store)))
-            .map_err(|e| e.to_string());
         // Instances whose runner died mid-script or mid-request run on, beside
         // the window's own calls (the monitor shows where they stand).
-        let recovery = engine.as_ref().ok().and_then(|engine| {
-            BackgroundRecovery::start(engine.clone(), crate::engine::RECOVERY_PERIOD, Box::new(|_| {})).ok()
-        });
+        let runtime = Runtime::open(&options.db_path, RuntimeOptions { ticking: Ticking::Host, ..Default::default() })
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        let engine = runtime.as_ref().map(|runtime| runtime.engine().clone()).map_err(Clone::clone);
         // The query worker wakes the window when an answer arrives; the
         // window's context exists only from the first frame on.
         let repaint: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let wake = repaint.clone();
-        let monitor = Monitor::new(Queries::start(&options.db_path, move || {
-            if let Some(ctx) = wake.get() {
-                ctx.request_repaint();
-            }
-        }));
+        let queries = match &runtime {
+            Ok(runtime) => Queries::start(runtime, move || {
+                if let Some(ctx) = wake.get() {
+                    ctx.request_repaint();
+                }
+            }),
+            Err(message) => Err(crate::engine::EngineError::Storage(message.clone())),
+        };
+        let monitor = Monitor::new(queries);
         let mut app = FlowdeskApp {
             designer: Designer::new(Document::untitled()),
             monitor,
             view: options.view,
             repaint,
+            runtime,
             engine,
             user: options.user,
             db_path: options.db_path,
@@ -325,7 +330,6 @@ impl FlowdeskApp {
             pending_close: false,
             api: None,
             api_listen: String::new(),
-            _recovery: recovery,
         };
         app.api_listen = match app.settings.api_listen.trim() {
             "" => crate::net::DEFAULT_LISTEN.to_owned(),
@@ -607,7 +611,7 @@ impl FlowdeskApp {
     }
 
     pub fn start_api(&mut self) {
-        let Ok(engine) = &self.engine else { return };
+        let Ok(runtime) = &self.runtime else { return };
         let text = self.api_listen.trim().to_owned();
         let address = match text.parse::<std::net::SocketAddr>() {
             Ok(address) => address,
@@ -617,7 +621,7 @@ impl FlowdeskApp {
                 return;
             }
         };
-        match crate::net::RunningApi::start(engine.clone(), address) {
+        match crate::net::RunningApi::start(runtime.clone(), address) {
             Ok(api) => {
                 self.set_status(format!("HTTP API listening on {}", api.base_url()), StatusKind::Success);
                 self.settings.api_listen = text;
@@ -695,8 +699,8 @@ impl FlowdeskApp {
     }
 
     fn token_list(&self) -> TokenList {
-        let (tokens, error) = match &self.engine {
-            Ok(engine) => match engine.store().tokens() {
+        let (tokens, error) = match &self.runtime {
+            Ok(runtime) => match runtime.tokens() {
                 Ok(tokens) => (tokens, None),
                 Err(e) => (Vec::new(), Some(format!("The tokens could not be read: {e}"))),
             },
@@ -773,9 +777,9 @@ impl FlowdeskApp {
     }
 
     fn revoke_token(&mut self, id: i64, list: &mut TokenList) {
-        let Ok(engine) = &self.engine else { return };
+        let Ok(runtime) = &self.runtime else { return };
         let now = crate::engine::Clock::now(&crate::engine::SystemClock);
-        match engine.store().revoke_token(id, &self.user, now) {
+        match runtime.revoke_token(id, &self.user, now) {
             Ok(()) => {
                 self.set_status(format!("Revoked token {id}"), StatusKind::Success);
                 *list = self.token_list();
@@ -788,14 +792,14 @@ impl FlowdeskApp {
     }
 
     fn create_token(&mut self, form: &mut TokenForm) {
-        let Ok(engine) = &self.engine else { return };
+        let Ok(runtime) = &self.runtime else { return };
         let user = form.user.trim().to_owned();
         if user.is_empty() {
             form.error = Some("Name the user the token acts as.".to_owned());
             return;
         }
         let now = crate::engine::Clock::now(&crate::engine::SystemClock);
-        match crate::net::token::issue(engine.store(), &user, form.label.trim(), &self.user, now) {
+        match crate::net::token::issue(runtime, &user, form.label.trim(), &self.user, now) {
             Ok(issued) => {
                 self.set_status(format!("Created token {} for {user}", issued.id), StatusKind::Success);
                 form.issued = Some((issued.id, issued.secret));

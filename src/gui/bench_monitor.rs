@@ -3,7 +3,7 @@
 //! `bench-designer` (egui's full pass plus tessellation, no window, no GPU).
 //!
 //! The database is the callback sample deployed through the engine, then
-//! filled with synthetic instances ([`SqliteStore::load_synthetic_instances`]).
+//! filled with synthetic instances ([`Runtime::load_synthetic_instances`]).
 //! Frames with input come at 60 per second, as a display would take them;
 //! while the monitor waits for its query worker, a frame is drawn when the
 //! worker's answer asks for one (or at the next period if the app asked for
@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::engine::{Engine, InstanceColumn, InstanceFilter, InstanceOrder, InstanceStatus};
+use crate::engine::{InstanceColumn, InstanceFilter, InstanceOrder, InstanceStatus};
 use crate::gui::app::SAMPLES;
 use crate::gui::bench::{FrameStats, stats};
 use crate::gui::dialogs::ScriptedDialogs;
 use crate::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use crate::model::{ProcessDraft, Right};
-use crate::store::{Durability, SqliteStore};
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::store::Durability;
 
 /// The process the synthetic instances belong to.
 const PROCESS: &str = "callback";
@@ -107,8 +108,8 @@ pub struct MonitorReport {
 /// the missing ones as synthetic instances.
 pub fn prepare_database(path: &Path, instances: usize, user: &str) -> anyhow::Result<Setup> {
     let started = Instant::now();
-    let store = SqliteStore::open(path, Durability::Normal)?;
-    let engine = Engine::new(store);
+    let runtime = Runtime::open(path, RuntimeOptions { durability: Durability::Normal, ..RuntimeOptions::default() })?;
+    let engine = runtime.engine();
     if engine.processes()?.iter().all(|p| p.name != PROCESS) {
         let (_, json) = SAMPLES.iter().find(|(name, _)| *name == PROCESS).context("the callback sample is missing")?;
         let draft = ProcessDraft::from_json(json, PROCESS)?;
@@ -132,12 +133,12 @@ pub fn prepare_database(path: &Path, instances: usize, user: &str) -> anyhow::Re
             .map(|p| p.default_version)
             .context("the callback process vanished")?;
         let now = chrono::Utc::now().timestamp_millis();
-        pending_items = engine.store().load_synthetic_instances(PROCESS, version, missing, now)?.pending_items;
+        pending_items = runtime.load_synthetic_instances(PROCESS, version, missing, now)?.pending_items;
     }
     let total = engine.count_instances(user, &InstanceFilter::default())?;
     // Closing the last connection checkpoints the write-ahead log into the
     // database file: the monitor starts on a settled file, as after a restart.
-    drop(engine);
+    drop(runtime);
     Ok(Setup {
         path: path.to_owned(),
         instances: total,

@@ -28,8 +28,8 @@ use super::dto::{
 };
 use super::error::{ApiError, ApiErrorBody};
 use super::token;
-use crate::engine::{Engine, EngineError, FieldInput, ItemFilter, Serial};
-use crate::store::SqliteStore;
+use crate::engine::{EngineError, FieldInput, ItemFilter, Serial};
+use crate::runtime::{Runtime, RuntimeEngine};
 
 /// How long clients and calls may take: a client that stalls, or a call that
 /// waits too long, is answered or cut off rather than waited for.
@@ -88,16 +88,16 @@ const MAX_ITEM_LIMIT: usize = 1000;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
-    engine: Arc<Engine<SqliteStore>>,
+    runtime: Arc<Runtime>,
     limits: ApiLimits,
     /// Turns for engine calls, [`ApiLimits::max_calls_in_flight`] of them.
     turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
-    pub fn new(engine: Arc<Engine<SqliteStore>>, limits: ApiLimits) -> ApiState {
+    pub fn new(runtime: Arc<Runtime>, limits: ApiLimits) -> ApiState {
         let turns = Arc::new(tokio::sync::Semaphore::new(limits.max_calls_in_flight.max(1)));
-        ApiState { engine, limits, turns }
+        ApiState { runtime, limits, turns }
     }
 }
 
@@ -269,7 +269,7 @@ impl ApiState {
     async fn call<T: Send + 'static>(
         &self,
         headers: &HeaderMap,
-        work: impl FnOnce(&Engine<SqliteStore>, &str) -> Result<T, ApiError> + Send + 'static,
+        work: impl FnOnce(&RuntimeEngine, &str) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let presented = bearer_token(headers)?;
         let deadline = self.limits.call_deadline;
@@ -290,12 +290,12 @@ impl ApiState {
                 ));
             }
         };
-        let engine = self.engine.clone();
+        let runtime = self.runtime.clone();
         let task = tokio::task::spawn_blocking(move || {
             // The turn is held until the work ends, even past the deadline.
             let _turn = turn;
-            let user = engine.store().token_user(&token::hash(&presented))?.ok_or_else(ApiError::invalid_token)?;
-            work(&engine, &user)
+            let user = runtime.token_user(&token::hash(&presented))?.ok_or_else(ApiError::invalid_token)?;
+            work(runtime.engine(), &user)
         });
         match tokio::time::timeout_at(started + deadline, task).await {
             Ok(Ok(result)) => result,

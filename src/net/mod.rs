@@ -4,7 +4,7 @@
 //! - `api.rs`: routes, handlers and the OpenAPI document built from them;
 //! - `dto.rs`: the JSON shapes;
 //! - `error.rs`: every refusal as a status and a body with a stable `code`;
-//! - `token.rs`: bearer token secrets, kept by the store only as hashes.
+//! - `token.rs`: bearer token secrets, kept by the runtime's store only as hashes.
 //!
 //! The listener runs on its own tokio runtime in a background thread, so the
 //! command line and the window (neither async) start and stop it the same way.
@@ -26,8 +26,7 @@ use tokio::sync::oneshot;
 pub use api::{ApiLimits, ApiState, router};
 pub use error::{ApiError, ApiErrorBody};
 
-use crate::engine::Engine;
-use crate::store::SqliteStore;
+use crate::runtime::Runtime;
 
 /// Where `flowdesk serve` listens unless told otherwise: this machine only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -63,25 +62,21 @@ impl std::fmt::Debug for RunningApi {
 
 impl RunningApi {
     /// Binds `address` (port 0 picks a free one) and serves the API for
-    /// `engine` until stopped. Binding happens before this returns, so a busy
-    /// port is reported here and not lost in a thread.
-    pub fn start(engine: Arc<Engine<SqliteStore>>, address: SocketAddr) -> Result<RunningApi, ServeError> {
-        RunningApi::start_with(engine, address, ApiLimits::default())
+    /// `runtime` until stopped. Binding happens before this returns, so a
+    /// busy port is reported here and not lost in a thread.
+    pub fn start(runtime: Arc<Runtime>, address: SocketAddr) -> Result<RunningApi, ServeError> {
+        RunningApi::start_with(runtime, address, ApiLimits::default())
     }
 
     /// [`Self::start`] with other limits than the defaults.
-    pub fn start_with(
-        engine: Arc<Engine<SqliteStore>>,
-        address: SocketAddr,
-        limits: ApiLimits,
-    ) -> Result<RunningApi, ServeError> {
+    pub fn start_with(runtime: Arc<Runtime>, address: SocketAddr, limits: ApiLimits) -> Result<RunningApi, ServeError> {
         let listener = std::net::TcpListener::bind(address).map_err(|cause| match cause.kind() {
             std::io::ErrorKind::AddrInUse => ServeError::InUse { address },
             _ => ServeError::Bind { address, cause },
         })?;
         listener.set_nonblocking(true).map_err(|cause| ServeError::Bind { address, cause })?;
         let bound = listener.local_addr().map_err(|cause| ServeError::Bind { address, cause })?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let tokio_runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("flowdesk-api")
             // Engine calls run scripts here: give them the stack scripts need.
@@ -89,13 +84,13 @@ impl RunningApi {
             .enable_all()
             .build()
             .map_err(ServeError::Runtime)?;
-        let app = router(ApiState::new(engine, limits));
+        let app = router(ApiState::new(runtime, limits));
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("flowdesk-api-listener".to_owned())
             .spawn(move || {
-                runtime.block_on(serve(listener, app, limits, stopped));
-                runtime.shutdown_timeout(STOP_GRACE);
+                tokio_runtime.block_on(serve(listener, app, limits, stopped));
+                tokio_runtime.shutdown_timeout(STOP_GRACE);
             })
             .map_err(ServeError::Runtime)?;
         Ok(RunningApi { address: bound, stop: Some(stop), thread: Some(thread) })

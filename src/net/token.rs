@@ -3,7 +3,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::engine::Millis;
-use crate::store::{NewApiToken, SqliteStore};
+use crate::runtime::Runtime;
+use crate::store::NewApiToken;
 
 /// Every token starts with this, so that a leaked one is recognisable (secret
 /// scanners, logs) and a pasted user name is not mistaken for a token.
@@ -41,9 +42,9 @@ pub struct Issued {
 
 /// Makes a token acting as `user` and saves its hash; the secret is only
 /// in the answer.
-pub fn issue(store: &SqliteStore, user: &str, label: &str, created_by: &str, at: Millis) -> Result<Issued, IssueError> {
+pub fn issue(runtime: &Runtime, user: &str, label: &str, created_by: &str, at: Millis) -> Result<Issued, IssueError> {
     let made = generate()?;
-    let id = store.create_token(&NewApiToken {
+    let id = runtime.create_token(&NewApiToken {
         user,
         label,
         hash: &made.hash,

@@ -2,7 +2,7 @@
 //! lifecycle written again N times, by one thread, with nothing else done.
 //!
 //! `flowdesk bench sql-floor` runs one lifecycle through the engine, then
-//! [`SqliteStore::replay_lifecycles`] copies what it left in the database
+//! [`replay_lifecycles`] copies what it left in the database
 //! (its instance row as started and as completed, its server item, its two
 //! history records) to N new instances, with the engine's own statements
 //! (`sql::INSERT_INSTANCE` and the rest), in commits of [`REPLAY_BATCH`],
@@ -19,7 +19,7 @@ use crate::engine::EngineError;
 use crate::store::sql::{
     FINISH_ITEM, INSERT_HISTORY, INSERT_INSTANCE, INSERT_ITEM, UPDATE_INSTANCE, db, execute_cached,
 };
-use crate::store::{Durability, SqliteStore, WRITER_CACHE_KIB, checkpoint_off, describe, open_connection, run_cached};
+use crate::store::{Durability, WRITER_CACHE_KIB, checkpoint_off, describe, open_connection, run_cached};
 
 /// Lifecycles per commit: what the engine's batches hold with 64 callers.
 pub const REPLAY_BATCH: usize = 64;
@@ -56,7 +56,7 @@ impl FloorSchema {
     }
 }
 
-/// What [`SqliteStore::replay_lifecycles`] wrote, and how long it took.
+/// What [`replay_lifecycles`] wrote, and how long it took.
 #[derive(Debug, Clone)]
 pub struct Replayed {
     /// The new instances' ids.
@@ -149,103 +149,101 @@ impl Template {
     }
 }
 
-impl SqliteStore {
-    /// Writes `count` copies of the lifecycle of instance `template`, which
-    /// has completed (`waiting`: an instance of the same process waiting
-    /// where it waited), into the database at `path`, which no store may
-    /// hold open:
-    /// first every start, then every finish, [`REPLAY_BATCH`] per commit.
-    /// Returns the new instances and the time the writing took.
-    pub fn replay_lifecycles(
-        path: &Path,
-        durability: Durability,
-        schema: FloorSchema,
-        template: i64,
-        waiting: i64,
-        count: usize,
-    ) -> Result<Replayed, EngineError> {
-        let fail = |e: rusqlite::Error| describe(&e, path);
-        let mut connection = open_connection(path, durability, WRITER_CACHE_KIB)?;
-        // Checkpoints on a thread of their own, as the engine's writer has
-        // them: copying the log back into the database is part of the cost
-        // of writing, but not of this thread's.
-        let checkpointer = checkpoint_off(&mut connection, path, durability)?;
-        if schema == FloorSchema::WithoutInstanceList {
-            for index in INSTANCE_LIST_INDEXES {
-                connection.execute_batch(&format!("DROP INDEX {index}")).map_err(fail)?;
-            }
+/// Writes `count` copies of the lifecycle of instance `template`, which
+/// has completed (`waiting`: an instance of the same process waiting
+/// where it waited), into the database at `path`, which no store may
+/// hold open:
+/// first every start, then every finish, [`REPLAY_BATCH`] per commit.
+/// Returns the new instances and the time the writing took.
+pub fn replay_lifecycles(
+    path: &Path,
+    durability: Durability,
+    schema: FloorSchema,
+    template: i64,
+    waiting: i64,
+    count: usize,
+) -> Result<Replayed, EngineError> {
+    let fail = |e: rusqlite::Error| describe(&e, path);
+    let mut connection = open_connection(path, durability, WRITER_CACHE_KIB)?;
+    // Checkpoints on a thread of their own, as the engine's writer has
+    // them: copying the log back into the database is part of the cost
+    // of writing, but not of this thread's.
+    let checkpointer = checkpoint_off(&mut connection, path, durability)?;
+    if schema == FloorSchema::WithoutInstanceList {
+        for index in INSTANCE_LIST_INDEXES {
+            connection.execute_batch(&format!("DROP INDEX {index}")).map_err(fail)?;
         }
-        let t = Template::read(&connection, template, waiting)?;
-        let first_id: i64 =
-            connection.query_row("SELECT max(id) + 1 FROM instances", [], |row| row.get(0)).map_err(fail)?;
-        let end = first_id + count as i64;
-        let ids: Vec<i64> = (first_id..end).collect();
-        let began = Instant::now();
-        // Timestamps as the engine's clock gives them at ten calls per
-        // millisecond: never decreasing, so that the indexes on them grow at
-        // their right edge as they do in a real run.
-        let clock = |call: i64| t.started_at + call / 10;
-        // The engine's own way of running them, too.
-        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| execute_cached(&connection, sql, values);
-        for batch in ids.chunks(REPLAY_BATCH) {
-            run_cached(&connection, "BEGIN IMMEDIATE").map_err(fail)?;
-            for id in batch {
-                let at = clock(id - first_id);
-                run(
-                    INSERT_INSTANCE,
-                    params![
-                        id,
-                        t.process,
-                        t.version,
-                        t.folio,
-                        t.originator,
-                        "Active",
-                        t.waiting_data,
-                        t.waiting_flow,
-                        at,
-                        at,
-                        None::<i64>,
-                        None::<i64>
-                    ],
-                )?;
-                run(
-                    INSERT_ITEM,
-                    params![
-                        id,
-                        t.item_serial_id,
-                        t.item_activity_destination_id,
-                        t.item_event_index,
-                        t.process,
-                        t.folio,
-                        t.item_activity,
-                        t.item_event,
-                        "Pending",
-                        false,
-                        at
-                    ],
-                )?;
-                run(INSERT_HISTORY, params![id, t.start_history])?;
-            }
-            run_cached(&connection, "COMMIT").map_err(fail)?;
-        }
-        for batch in ids.chunks(REPLAY_BATCH) {
-            run_cached(&connection, "BEGIN IMMEDIATE").map_err(fail)?;
-            for id in batch {
-                let at = clock(count as i64 + id - first_id);
-                run(
-                    UPDATE_INSTANCE,
-                    params!["Completed", t.completed_data, t.completed_flow, at, None::<i64>, None::<i64>, id],
-                )?;
-                run(FINISH_ITEM, params![at, t.closed_by, None::<String>, id, t.item_serial_id])?;
-                run(INSERT_HISTORY, params![id, t.finish_history])?;
-            }
-            run_cached(&connection, "COMMIT").map_err(fail)?;
-        }
-        let took = began.elapsed();
-        // As the store does: the connection whose hook asks the thread goes
-        // first, then the thread.
-        drop(connection);
-        drop(checkpointer);
-        Ok(Replayed { ids: first_id..end, took })
     }
+    let t = Template::read(&connection, template, waiting)?;
+    let first_id: i64 =
+        connection.query_row("SELECT max(id) + 1 FROM instances", [], |row| row.get(0)).map_err(fail)?;
+    let end = first_id + count as i64;
+    let ids: Vec<i64> = (first_id..end).collect();
+    let began = Instant::now();
+    // Timestamps as the engine's clock gives them at ten calls per
+    // millisecond: never decreasing, so that the indexes on them grow at
+    // their right edge as they do in a real run.
+    let clock = |call: i64| t.started_at + call / 10;
+    // The engine's own way of running them, too.
+    let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| execute_cached(&connection, sql, values);
+    for batch in ids.chunks(REPLAY_BATCH) {
+        run_cached(&connection, "BEGIN IMMEDIATE").map_err(fail)?;
+        for id in batch {
+            let at = clock(id - first_id);
+            run(
+                INSERT_INSTANCE,
+                params![
+                    id,
+                    t.process,
+                    t.version,
+                    t.folio,
+                    t.originator,
+                    "Active",
+                    t.waiting_data,
+                    t.waiting_flow,
+                    at,
+                    at,
+                    None::<i64>,
+                    None::<i64>
+                ],
+            )?;
+            run(
+                INSERT_ITEM,
+                params![
+                    id,
+                    t.item_serial_id,
+                    t.item_activity_destination_id,
+                    t.item_event_index,
+                    t.process,
+                    t.folio,
+                    t.item_activity,
+                    t.item_event,
+                    "Pending",
+                    false,
+                    at
+                ],
+            )?;
+            run(INSERT_HISTORY, params![id, t.start_history])?;
+        }
+        run_cached(&connection, "COMMIT").map_err(fail)?;
+    }
+    for batch in ids.chunks(REPLAY_BATCH) {
+        run_cached(&connection, "BEGIN IMMEDIATE").map_err(fail)?;
+        for id in batch {
+            let at = clock(count as i64 + id - first_id);
+            run(
+                UPDATE_INSTANCE,
+                params!["Completed", t.completed_data, t.completed_flow, at, None::<i64>, None::<i64>, id],
+            )?;
+            run(FINISH_ITEM, params![at, t.closed_by, None::<String>, id, t.item_serial_id])?;
+            run(INSERT_HISTORY, params![id, t.finish_history])?;
+        }
+        run_cached(&connection, "COMMIT").map_err(fail)?;
+    }
+    let took = began.elapsed();
+    // As the store does: the connection whose hook asks the thread goes
+    // first, then the thread.
+    drop(connection);
+    drop(checkpointer);
+    Ok(Replayed { ids: first_id..end, took })
 }

@@ -30,6 +30,7 @@
 mod checkpoint;
 mod floor;
 mod plan;
+mod runners;
 mod schema;
 mod sql;
 mod synthetic;
@@ -44,7 +45,8 @@ use rusqlite::Connection;
 
 use crate::engine::{EngineError, Storage, Transaction};
 
-pub use floor::{FloorSchema, REPLAY_BATCH, Replayed};
+pub use floor::{FloorSchema, REPLAY_BATCH, Replayed, replay_lifecycles};
+pub use runners::RunnerBeat;
 pub use sql::SqliteTransaction;
 pub use synthetic::{SYNTHETIC_ORIGINATORS, SyntheticLoad};
 pub use tokens::{ApiToken, NewApiToken, TokenError};

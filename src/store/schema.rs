@@ -206,6 +206,23 @@ CREATE TABLE api_tokens (
     r#"
 DROP INDEX server_items_by_instance;
 "#,
+    // 7: runners and their heartbeats. An instance mid-request is claimed by
+    // a random runner id (it was an OS process id, checked through /proc,
+    // which only one host can do) whose runtime writes its row again every
+    // few seconds while it holds claims; recovery waits for the row's
+    // `expires_at`. Claims written before name process ids that have no row
+    // here: their leases alone decide, as they always did off Linux. `host`
+    // and `pid` are for people reading the table, never for deciding.
+    r#"
+CREATE TABLE runners (
+    id          INTEGER PRIMARY KEY,
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    beat_at     INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -405,15 +422,20 @@ mod tests {
     /// A database as flowdesk left it at schema version 3: the migrations
     /// before history, applied the way `migrate` applies them.
     fn database_at_version_3(path: &std::path::Path) -> Connection {
+        database_at_version(path, 3)
+    }
+
+    /// A database as flowdesk left it at schema `version`.
+    fn database_at_version(path: &std::path::Path, version: usize) -> Connection {
         let mut connection = Connection::open(path).unwrap();
-        for (version, migration) in MIGRATIONS[..3].iter().enumerate() {
+        for (before, migration) in MIGRATIONS[..version].iter().enumerate() {
             let transaction = connection.transaction().unwrap();
             transaction.execute_batch(migration).unwrap();
-            transaction.pragma_update(None, "user_version", version as i64 + 1).unwrap();
+            transaction.pragma_update(None, "user_version", before as i64 + 1).unwrap();
             transaction.commit().unwrap();
         }
-        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-        assert_eq!(version, 3);
+        let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(found, version as i64);
         connection
     }
 
@@ -591,5 +613,42 @@ mod tests {
         assert!(audit.is_empty(), "{audit:?}");
         assert!(activities.is_empty(), "{activities:?}");
         assert!(lines.is_empty(), "{lines:?}");
+    }
+
+    /// Version 6 claimed instances by OS process id; version 7 names random
+    /// runners that beat. A claim written before has no runner's row, so
+    /// its lease alone decides: an old runner killed mid-request is taken
+    /// over once its lease has run out, and not before.
+    #[test]
+    fn migration_7_adds_runners_and_an_old_process_id_claim_is_judged_by_its_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("version6.db");
+        let connection = database_at_version(&path, 6);
+        assert!(!table_exists(&connection, "runners"));
+        connection
+            .execute_batch(
+                "INSERT INTO processes (name, default_version) VALUES ('callback', 1);
+                 INSERT INTO versions (process, version, definition, deployed_at, deployed_by)
+                     VALUES ('callback', 1, '{}', 50, 'alice');
+                 INSERT INTO instances (id, process, version, folio, originator, status, data, flow, started_at,
+                                        updated_at, runner, lease_until)
+                     VALUES (1, 'callback', 1, '', 'alice', 'Running', '{}', '{}', 100, 100, 4242, 60100);",
+            )
+            .unwrap();
+        drop(connection);
+
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let claims = store.read(|tx| tx.running_instances()).unwrap();
+        let runner = crate::engine::RunnerId::from(4242);
+        let claim = crate::engine::RunningInstance {
+            id: 1,
+            runner: Some(runner),
+            lease_until: Some(60_100),
+            runner_expires_at: None,
+        };
+        assert_eq!(claims, [claim]);
+        assert!(!crate::engine::runner::abandoned(&claim, 60_100));
+        assert!(crate::engine::runner::abandoned(&claim, 60_101));
+        assert_eq!(store.runner(runner).unwrap(), None);
     }
 }

@@ -10,6 +10,7 @@ use unicase::UniCase;
 
 use crate::engine::executor::RecordedFinish;
 use crate::engine::instance::{ActivityStatus, Changes, FlowState};
+use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
     ActivityRecord, AuditEntry, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus, InstanceSummary,
@@ -71,7 +72,7 @@ pub(super) struct EncodedInstance {
     flow: String,
     started_at: Millis,
     updated_at: Millis,
-    runner: Option<u32>,
+    runner: Option<RunnerId>,
     lease_until: Option<Millis>,
 }
 
@@ -976,9 +977,17 @@ impl Transaction for SqliteTransaction<'_> {
     fn running_instances(&mut self) -> Result<Vec<RunningInstance>, EngineError> {
         collect_rows(
             self.tx,
-            "SELECT id, runner, lease_until FROM instances WHERE status = 'Running' ORDER BY id",
+            "SELECT i.id, i.runner, i.lease_until, r.expires_at FROM instances i \
+             LEFT JOIN runners r ON r.id = i.runner WHERE i.status = 'Running' ORDER BY i.id",
             [],
-            |row| Ok(RunningInstance { id: row.get(0)?, runner: row.get(1)?, lease_until: row.get(2)? }),
+            |row| {
+                Ok(RunningInstance {
+                    id: row.get(0)?,
+                    runner: row.get(1)?,
+                    lease_until: row.get(2)?,
+                    runner_expires_at: row.get(3)?,
+                })
+            },
         )
     }
 

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowdesk::engine::Engine;
 use flowdesk::model::Right;
 use flowdesk::net::{ApiLimits, RunningApi};
-use flowdesk::store::SqliteStore;
+use flowdesk::runtime::{Runtime, RuntimeEngine};
 use serde_json::Value as Json;
 
 /// An engine on a temporary database with the API listening on a free
@@ -14,7 +13,10 @@ use serde_json::Value as Json;
 /// Start, View and Server Event on it; `intruder` holds nothing.
 pub struct ApiFixture {
     pub fixture: super::Fixture,
-    pub engine: Arc<Engine<SqliteStore>>,
+    /// The runtime serving the API, as `flowdesk serve` opens one.
+    pub runtime: Arc<Runtime>,
+    /// Its engine.
+    pub engine: Arc<RuntimeEngine>,
     pub api: Option<RunningApi>,
     agent: ureq::Agent,
 }
@@ -39,7 +41,7 @@ impl ApiFixture {
         ApiFixture::start_with(super::Fixture::new())
     }
 
-    /// Serves `fixture`'s database through a second engine, as `flowdesk
+    /// Serves `fixture`'s database through a runtime of its own, as `flowdesk
     /// serve` next to the test's own engine would.
     pub fn start_with(fixture: super::Fixture) -> ApiFixture {
         ApiFixture::start_limited(fixture, ApiLimits::default())
@@ -48,14 +50,15 @@ impl ApiFixture {
     pub fn start_limited(fixture: super::Fixture, limits: ApiLimits) -> ApiFixture {
         fixture.deploy_sample("admin", "callback.process.json");
         fixture.engine.grant("admin", "callback", "biztalk", &[Right::Start, Right::View, Right::ServerEvent]).unwrap();
-        let engine = Arc::new(fixture.second_engine());
-        let api = RunningApi::start_with(engine.clone(), "127.0.0.1:0".parse().unwrap(), limits).unwrap();
+        let runtime = Arc::new(fixture.runtime());
+        let engine = runtime.engine().clone();
+        let api = RunningApi::start_with(runtime.clone(), "127.0.0.1:0".parse().unwrap(), limits).unwrap();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .new_agent();
-        ApiFixture { fixture, engine, api: Some(api), agent }
+        ApiFixture { fixture, runtime, engine, api: Some(api), agent }
     }
 
     pub fn base_url(&self) -> String {
@@ -64,7 +67,7 @@ impl ApiFixture {
 
     /// A new token acting as `user`; returns its secret.
     pub fn token(&self, user: &str) -> String {
-        flowdesk::net::token::issue(self.engine.store(), user, "test", "admin", 0).unwrap().secret
+        flowdesk::net::token::issue(&self.runtime, user, "test", "admin", 0).unwrap().secret
     }
 
     pub fn get(&self, token: Option<&str>, path: &str) -> Answer {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use flowdesk::engine::{Clock, Engine, EngineOptions, FieldInput, InstanceDetail, Millis};
 use flowdesk::model::{ProcessDraft, ScriptHost, Value};
+use flowdesk::runtime::{Runtime, RuntimeOptions, Ticking};
 use flowdesk::store::{Durability, SqliteStore};
 
 /// 2026-11-25 09:00:00 UTC.
@@ -57,6 +58,12 @@ impl Fixture {
         open_engine(&self.db_path(), self.clock.clone(), ScriptHost::default())
     }
 
+    /// A runtime on the same database file, as `flowdesk serve` would open
+    /// it, on the fixture's clock; it ticks only when the test says.
+    pub fn runtime(&self) -> Runtime {
+        open_runtime(&self.db_path(), self.clock.clone(), ScriptHost::default())
+    }
+
     pub fn deploy_sample(&self, user: &str, file: &str) -> u32 {
         let draft = sample(file);
         self.engine.deploy(user, &draft).unwrap().version
@@ -100,6 +107,19 @@ pub fn open_engine(path: &Path, clock: Arc<FixedClock>, host: ScriptHost) -> Eng
     let store = SqliteStore::open(path, Durability::Normal).unwrap();
     let options = EngineOptions { script_budget: host.operation_budget(), ..EngineOptions::default() };
     Engine::with_options(store, options, host, clock)
+}
+
+/// A runtime on `path` that ticks only when the test calls `tick`.
+pub fn open_runtime(path: &Path, clock: Arc<FixedClock>, host: ScriptHost) -> Runtime {
+    let options = RuntimeOptions {
+        durability: Durability::Normal,
+        ticking: Ticking::Manual,
+        engine: EngineOptions { script_budget: host.operation_budget(), ..EngineOptions::default() },
+        clock,
+        script_host: host,
+        ..RuntimeOptions::default()
+    };
+    Runtime::open(path, options).unwrap()
 }
 
 pub fn sample(file: &str) -> ProcessDraft {

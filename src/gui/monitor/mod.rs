@@ -18,13 +18,13 @@ use egui::{Color32, RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
-    Engine, EngineError, FieldInput, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder,
-    InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, format_age, format_time,
+    EngineError, FieldInput, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
+    InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, format_age, format_time,
 };
 use crate::gui::designer::View;
 use crate::gui::theme;
 use crate::model::FieldType;
-use crate::store::SqliteStore;
+use crate::runtime::RuntimeEngine;
 use queries::{ItemRow, Queries, Query, Reply};
 
 /// How many rows one page request fetches around what is on screen.
@@ -470,12 +470,7 @@ impl Monitor {
 
     // ----- instances --------------------------------------------------------------
 
-    pub fn instances_ui(
-        &mut self,
-        ui: &mut Ui,
-        engine: Option<&Engine<SqliteStore>>,
-        user: &str,
-    ) -> Vec<MonitorRequest> {
+    pub fn instances_ui(&mut self, ui: &mut Ui, engine: Option<&RuntimeEngine>, user: &str) -> Vec<MonitorRequest> {
         self.sync(ui.ctx(), user);
         let mut requests = Vec::new();
         if let Err(error) = &self.queries {
@@ -810,7 +805,7 @@ impl Monitor {
         });
     }
 
-    fn confirm_ui(&mut self, ctx: &egui::Context, engine: Option<&Engine<SqliteStore>>, user: &str) {
+    fn confirm_ui(&mut self, ctx: &egui::Context, engine: Option<&RuntimeEngine>, user: &str) {
         let Some(operation) = self.confirm.clone() else { return };
         let mut decided = None;
         egui::Modal::new(egui::Id::unique("confirm-operation")).show(ctx, |ui| {
@@ -859,7 +854,7 @@ impl Monitor {
 
     // ----- server items -----------------------------------------------------------
 
-    pub fn items_ui(&mut self, ui: &mut Ui, engine: Option<&Engine<SqliteStore>>, user: &str) {
+    pub fn items_ui(&mut self, ui: &mut Ui, engine: Option<&RuntimeEngine>, user: &str) {
         self.sync(ui.ctx(), user);
         egui::Panel::right("finish-item").resizable(true).default_size(440.0).min_size(340.0).show(ui, |ui| {
             self.finish_ui(ui, engine, user);
@@ -962,7 +957,7 @@ impl Monitor {
     }
 
     /// Opens the serial in the box afresh (Open, Enter, or a row's Open).
-    fn open_item(&mut self, engine: Option<&Engine<SqliteStore>>, user: &str) {
+    fn open_item(&mut self, engine: Option<&RuntimeEngine>, user: &str) {
         let Some(engine) = engine else { return };
         self.finish.close();
         self.finish.answer = None;
@@ -978,7 +973,7 @@ impl Monitor {
 
     /// Reads the item Open was pressed for, as `user`, keeping what the
     /// operator typed into its fields.
-    fn read_item(&mut self, engine: &Engine<SqliteStore>, user: &str) {
+    fn read_item(&mut self, engine: &RuntimeEngine, user: &str) {
         let Some((serial, _)) = self.finish.opened_for.take() else { return };
         match engine.open_server_item(user, &serial) {
             Ok(opened) => {
@@ -1012,7 +1007,7 @@ impl Monitor {
 
     /// Finishes the item shown (never the serial in the box as such: they are
     /// the same, or nothing is shown), sending the fields the operator changed.
-    fn finish_item(&mut self, engine: &Engine<SqliteStore>, user: &str) {
+    fn finish_item(&mut self, engine: &RuntimeEngine, user: &str) {
         let (Some((typed, _)), Some(opened)) = (&self.finish.opened_for, &self.finish.opened) else { return };
         let about = typed.clone();
         let serial = opened.item.serial.to_string();
@@ -1032,7 +1027,7 @@ impl Monitor {
     /// (finished by someone else, its instance stopped...).
     fn finished(
         &mut self,
-        engine: &Engine<SqliteStore>,
+        engine: &RuntimeEngine,
         user: &str,
         about: String,
         serial: &str,
@@ -1048,7 +1043,7 @@ impl Monitor {
         self.refresh(user);
     }
 
-    fn finish_ui(&mut self, ui: &mut Ui, engine: Option<&Engine<SqliteStore>>, user: &str) {
+    fn finish_ui(&mut self, ui: &mut Ui, engine: Option<&RuntimeEngine>, user: &str) {
         // Another user is connected: show the item as they may see it.
         if let Some(engine) = engine
             && self.finish.opened_for.as_ref().is_some_and(|(_, read_as)| read_as != user)

@@ -1,4 +1,6 @@
-//! The monitor's reads, on a worker thread with its own database connections.
+//! The monitor's reads, on a worker thread of their own, through the
+//! window's runtime (its store's pool of read connections, which never wait
+//! for a write).
 //!
 //! A million instances must not stall a frame: the UI asks for what it needs
 //! (a page of rows, a count, an instance, the items) and draws what it has;
@@ -7,14 +9,14 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use crate::engine::{
-    Engine, EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus,
+    EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus,
     ProcessSummary, ServerItem,
 };
-use crate::store::{Durability, SqliteStore};
+use crate::runtime::{Runtime, RuntimeEngine};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Query {
@@ -98,11 +100,10 @@ pub struct Queries {
 }
 
 impl Queries {
-    /// Starts the worker on the database at `path`. `wake` is called after each
+    /// Starts the worker on `runtime`'s database. `wake` is called after each
     /// reply (the UI requests a repaint there).
-    pub fn start(path: &Path, wake: impl Fn() + Send + 'static) -> Result<Queries, EngineError> {
-        let store = SqliteStore::open(path, Durability::Full)?;
-        let engine = Engine::new(store);
+    pub fn start(runtime: &Runtime, wake: impl Fn() + Send + 'static) -> Result<Queries, EngineError> {
+        let engine = runtime.engine().clone();
         let (requests, inbox) = channel::<(String, Query)>();
         let (outbox, replies) = channel();
         std::thread::Builder::new()
@@ -133,7 +134,7 @@ impl Queries {
 /// How long the worker waits for the rest of a burst of requests.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
-fn worker(engine: Engine<SqliteStore>, inbox: Receiver<(String, Query)>, outbox: Sender<Reply>, wake: impl Fn()) {
+fn worker(engine: Arc<RuntimeEngine>, inbox: Receiver<(String, Query)>, outbox: Sender<Reply>, wake: impl Fn()) {
     while let Ok(first) = inbox.recv() {
         // The UI asks in bursts (a filter change asks for a count and a page):
         // take the whole burst, so that the page is answered first.
@@ -155,7 +156,7 @@ fn worker(engine: Engine<SqliteStore>, inbox: Receiver<(String, Query)>, outbox:
     }
 }
 
-fn answer(engine: &Engine<SqliteStore>, user: &str, query: Query) -> Reply {
+fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
     let text = |e: EngineError| e.to_string();
     match query {
         Query::Page { filter, offset, limit } => {
@@ -174,7 +175,7 @@ fn answer(engine: &Engine<SqliteStore>, user: &str, query: Query) -> Reply {
 
 /// The items with their instances' holds, looked up once per instance of a
 /// pending item (closed items cannot be finished, so their hold says nothing).
-fn item_rows(engine: &Engine<SqliteStore>, user: &str, items: Vec<ServerItem>) -> Vec<ItemRow> {
+fn item_rows(engine: &RuntimeEngine, user: &str, items: Vec<ServerItem>) -> Vec<ItemRow> {
     let mut holds: HashMap<i64, Option<InstanceStatus>> = HashMap::new();
     items
         .into_iter()
@@ -193,7 +194,7 @@ fn item_rows(engine: &Engine<SqliteStore>, user: &str, items: Vec<ServerItem>) -
 /// its instance's row by key, the cheapest read that has the status. A user
 /// who may not open the item (no Server Event right) cannot finish it either,
 /// and sees it as it is.
-fn hold_of(engine: &Engine<SqliteStore>, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
+fn hold_of(engine: &RuntimeEngine, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
     let status = engine.open_server_item(user, &item.serial.to_string()).ok()?.instance.status;
     matches!(status, InstanceStatus::Error | InstanceStatus::Stopped).then_some(status)
 }

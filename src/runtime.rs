@@ -1,0 +1,537 @@
+//! The front door: the one way a front end (the command line, the window,
+//! the HTTP API, the client API, the benchmarks) gets at a database.
+//!
+//! [`Runtime::open`] opens the store, builds the engine over it, and starts
+//! a **ticker**: a thread for the work that is due now and then rather than
+//! in answer to a call. Front ends hold a `Runtime` and call the engine
+//! through [`Runtime::engine`]; none of them names the database type, which
+//! only this module and `store` do (`tests/layers.rs` checks it). The
+//! runtime also owns the HTTP API's tokens, which live in the same file.
+//!
+//! **Runners and heartbeats.** Each runtime is a runner with a random
+//! [`RunnerId`]: the claims its engine makes on instances whose request or
+//! script runs outside a transaction carry it (`engine::runner`). While the
+//! runtime holds claims, its ticker writes the runner's row again every
+//! [`TICK_PERIOD`], each time good for one lease (`EngineOptions::lease_ms`,
+//! 30 s): as long as it beats, no other runtime takes its work over, however
+//! long that work takes; once it stops (killed, crashed, its machine gone),
+//! another takes the work over when the last beat and the claim's lease have
+//! run out. A beat is a small write of its own, every few seconds and only
+//! while claims are held: no engine call (start, finish) waits for it or
+//! writes it. A runtime that never claims anything (one that only reads)
+//! never writes a row; closing removes the row.
+//!
+//! **What ticks where.** [`Ticking::Host`] (`flowdesk serve`, the window)
+//! also takes over instances whose runner stopped, at start and every tick,
+//! on a worker thread of its own: a recovered instance may run long (a loop
+//! of requests), and beats must go on meanwhile. [`Ticking::Beat`] (the
+//! other commands, the client API, the benchmarks) only beats: a command
+//! that took over other runners' work could run as long as that work, and
+//! an operator's `stop` meant for a runaway instance would wait behind it;
+//! it still beats so that its own long run (a loop of requests started by
+//! `flowdesk start`) is not taken for dead. [`Ticking::Manual`] starts no
+//! thread: tests call [`Runtime::tick`] after moving their clock.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::engine::{
+    Clock, Engine, EngineError, EngineOptions, Hook, Millis, Outbound, Progress, RunnerId, SystemClock,
+};
+use crate::model::ScriptHost;
+use crate::store::{ApiToken, Durability, NewApiToken, OpenError, RunnerBeat, SqliteStore, SyntheticLoad, TokenError};
+
+/// The engine as a runtime runs it: over flowdesk's SQLite store.
+pub type RuntimeEngine = Engine<SqliteStore>;
+
+/// How often the ticker beats and, in a host, looks for instances whose
+/// runner stopped.
+pub const TICK_PERIOD: Duration = Duration::from_secs(5);
+
+/// How long closing waits for the ticker's threads to end the step they
+/// are in (a recovered request may take its whole timeout; past this the
+/// process leaves it behind, and another runtime takes the instance over
+/// once its claim has run out).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the ticker does besides keeping this runtime's claims alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ticking {
+    /// Beats while this runtime holds claims, nothing more.
+    #[default]
+    Beat,
+    /// Beats, and takes over instances whose runner stopped: at start, then
+    /// every tick.
+    Host,
+    /// No thread: the owner calls [`Runtime::tick`].
+    Manual,
+}
+
+/// What the ticker tells its host.
+#[derive(Debug)]
+pub enum TickEvent {
+    /// An instance whose runner stopped was taken over and run on; where it
+    /// now stands.
+    Recovered(Progress),
+    /// A round of recovery failed; the next tick tries again.
+    RecoveryFailed(EngineError),
+    /// A heartbeat could not be written; the next tick tries again, and
+    /// the claims hold until their leases run out meanwhile.
+    BeatFailed(EngineError),
+}
+
+pub type TickReport = Arc<dyn Fn(TickEvent) + Send + Sync>;
+
+/// How a runtime opens its database and what it runs.
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    pub durability: Durability,
+    pub ticking: Ticking,
+    /// [`TICK_PERIOD`] unless a test ticks faster; at most half the lease,
+    /// so that a claim is beaten for before its lease runs out.
+    pub tick_period: Duration,
+    /// The engine's options; `lease_ms` is also how long each beat lasts.
+    pub engine: EngineOptions,
+    pub clock: Arc<dyn Clock>,
+    pub script_host: ScriptHost,
+    /// How HTTP request events are sent (the engine's default otherwise).
+    pub outbound: Option<Arc<dyn Outbound>>,
+    /// Test hook (see `engine::HookPoint`).
+    pub hook: Option<Hook>,
+    pub report: Option<TickReport>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> RuntimeOptions {
+        RuntimeOptions {
+            durability: Durability::Full,
+            ticking: Ticking::Beat,
+            tick_period: TICK_PERIOD,
+            engine: EngineOptions::default(),
+            clock: Arc::new(SystemClock),
+            script_host: ScriptHost::default(),
+            outbound: None,
+            hook: None,
+            report: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RuntimeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeOptions")
+            .field("durability", &self.durability)
+            .field("ticking", &self.ticking)
+            .field("tick_period", &self.tick_period)
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot start the runtime's ticker: {0}")]
+    Ticker(std::io::Error),
+    #[error(
+        "a tick every {} ms cannot keep claims of {lease_ms} ms alive: tick at least twice per lease",
+        .tick.as_millis()
+    )]
+    TickTooSlow { tick: Duration, lease_ms: Millis },
+}
+
+impl From<EngineError> for RuntimeError {
+    fn from(err: EngineError) -> RuntimeError {
+        RuntimeError::Open(OpenError::Storage(err))
+    }
+}
+
+impl From<RuntimeError> for EngineError {
+    fn from(err: RuntimeError) -> EngineError {
+        match err {
+            RuntimeError::Open(err) => err.into(),
+            other => EngineError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A database opened for a front end: its engine, its tokens, its ticker.
+/// Closing (or dropping) stops the ticker and removes the runner's row.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    ticker: Mutex<Option<Ticker>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("path", &self.shared.engine.store().path())
+            .field("runner", &self.shared.engine.runner())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Opens the database at `path`, creating it if there is none (the
+    /// window, `serve` and `deploy` may be the first to use a database).
+    pub fn open(path: &Path, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let store = SqliteStore::open(path, options.durability)?;
+        Runtime::over(store, options)
+    }
+
+    /// Opens a database that must exist ([`OpenError::Missing`] otherwise),
+    /// for the commands that read or act on what it holds.
+    pub fn open_existing(path: &Path, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let store = SqliteStore::open_existing(path, options.durability)?;
+        Runtime::over(store, options)
+    }
+
+    fn over(store: SqliteStore, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let lease_ms = options.engine.lease_ms;
+        let tick_ms = Millis::try_from(options.tick_period.as_millis()).unwrap_or(Millis::MAX);
+        if options.ticking != Ticking::Manual && tick_ms.saturating_mul(2) > lease_ms {
+            return Err(RuntimeError::TickTooSlow { tick: options.tick_period, lease_ms });
+        }
+        let mut engine =
+            Engine::with_options(store, options.engine.clone(), options.script_host, options.clock.clone())
+                .with_runner(RunnerId::random());
+        if let Some(outbound) = options.outbound {
+            engine = engine.with_outbound(outbound);
+        }
+        if let Some(hook) = options.hook {
+            engine = engine.with_hook(hook);
+        }
+        let shared = Arc::new(Shared {
+            engine: Arc::new(engine),
+            started_at: options.clock.now(),
+            clock: options.clock,
+            lease_ms,
+            host: whoami::hostname().unwrap_or_default(),
+            registered: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            report: options.report.unwrap_or_else(|| Arc::new(|_| {})),
+        });
+        let ticker = match options.ticking {
+            Ticking::Manual => None,
+            ticking => Some(Ticker::start(&shared, ticking, options.tick_period).map_err(RuntimeError::Ticker)?),
+        };
+        Ok(Runtime { shared, ticker: Mutex::new(ticker) })
+    }
+
+    /// The engine, for every call a front end makes.
+    pub fn engine(&self) -> &Arc<RuntimeEngine> {
+        &self.shared.engine
+    }
+
+    /// This runtime's name in the claims it makes and in its heartbeats.
+    pub fn runner(&self) -> RunnerId {
+        self.shared.engine.runner()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.shared.engine.store().path()
+    }
+
+    /// One tick now, on the caller's thread, whatever [`Ticking`] says:
+    /// beats if this runtime holds claims, then takes over the instances
+    /// whose runner stopped. Returns those, where each now stands.
+    pub fn tick(&self) -> Result<Vec<Progress>, EngineError> {
+        self.shared.beat()?;
+        self.shared.recover()
+    }
+
+    /// Stops the ticker and removes the runner's row, which `drop` also does.
+    pub fn close(self) {}
+
+    // ----- the HTTP API's tokens ---------------------------------------------
+
+    /// Saves a new token (its hash, never its secret); returns its id.
+    pub fn create_token(&self, token: &NewApiToken<'_>) -> Result<i64, EngineError> {
+        self.shared.engine.store().create_token(token)
+    }
+
+    /// Every token, revoked ones included, oldest first.
+    pub fn tokens(&self) -> Result<Vec<ApiToken>, EngineError> {
+        self.shared.engine.store().tokens()
+    }
+
+    /// Revokes a token: it stops working at once, and stays listed.
+    pub fn revoke_token(&self, id: i64, by: &str, at: Millis) -> Result<(), TokenError> {
+        self.shared.engine.store().revoke_token(id, by, at)
+    }
+
+    /// The user a live token acts as, looked up by the token's hash.
+    pub fn token_user(&self, hash: &str) -> Result<Option<String>, EngineError> {
+        self.shared.engine.store().token_user(hash)
+    }
+
+    // ----- benchmarks ----------------------------------------------------------
+
+    /// Writes `count` synthetic instances of a deployed version (see
+    /// `store::synthetic`), for benchmarks of large databases.
+    pub fn load_synthetic_instances(
+        &self,
+        process: &str,
+        version: u32,
+        count: usize,
+        now: Millis,
+    ) -> Result<SyntheticLoad, EngineError> {
+        self.shared.engine.store().load_synthetic_instances(process, version, count, now)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Some(ticker) = self.ticker.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            ticker.stop();
+        }
+        if self.shared.registered.load(Ordering::SeqCst)
+            && let Err(err) = self.shared.engine.store().forget_runner(self.runner())
+        {
+            // The row then runs out on its own, one lease from its last beat.
+            (self.shared.report)(TickEvent::BeatFailed(err));
+        }
+    }
+}
+
+/// What the runtime and its ticker's threads share.
+struct Shared {
+    engine: Arc<RuntimeEngine>,
+    clock: Arc<dyn Clock>,
+    lease_ms: Millis,
+    host: String,
+    started_at: Millis,
+    /// The runner's row has been written (and is removed on close).
+    registered: AtomicBool,
+    /// Closing: recovery takes nothing more over and ends where it is.
+    stopping: AtomicBool,
+    report: TickReport,
+}
+
+impl Shared {
+    /// Writes the runner's row if this runtime holds claims: each beat keeps
+    /// them for one more lease. A runtime without claims writes nothing.
+    fn beat(&self) -> Result<(), EngineError> {
+        let store = self.engine.store();
+        let runner = self.engine.runner();
+        if !store.holds_claims(runner)? {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        store.beat_runner(&RunnerBeat {
+            id: runner,
+            host: self.host.clone(),
+            pid: std::process::id(),
+            started_at: self.started_at,
+            beat_at: now,
+            expires_at: now.saturating_add(self.lease_ms),
+        })?;
+        self.registered.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// One round of recovery, then forgets runners that stopped beating a
+    /// lease ago or more.
+    fn recover(&self) -> Result<Vec<Progress>, EngineError> {
+        let recovered = self.engine.recover_while(&|| !self.stopping.load(Ordering::SeqCst))?;
+        let before = self.clock.now().saturating_sub(self.lease_ms);
+        self.engine.store().forget_silent_runners(before)?;
+        Ok(recovered)
+    }
+
+    fn beat_reporting(&self) {
+        if let Err(err) = self.beat() {
+            (self.report)(TickEvent::BeatFailed(err));
+        }
+    }
+
+    fn recover_reporting(&self) {
+        match self.recover() {
+            Ok(recovered) => recovered.into_iter().for_each(|progress| (self.report)(TickEvent::Recovered(progress))),
+            Err(err) => (self.report)(TickEvent::RecoveryFailed(err)),
+        }
+    }
+}
+
+/// The ticker's threads: one that beats every period and, in a host, asks
+/// the other to run a round of recovery, which may take long.
+struct Ticker {
+    /// Dropped to wake the beating thread and end it.
+    wake: Option<mpsc::Sender<()>>,
+    beating: Finishing,
+    recovering: Option<Finishing>,
+}
+
+/// A thread that says when it has ended, so that stopping can wait for it
+/// a bounded time.
+struct Finishing {
+    ended: mpsc::Receiver<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Finishing {
+    fn spawn(name: &str, stack: Option<usize>, work: impl FnOnce() + Send + 'static) -> std::io::Result<Finishing> {
+        let (told, ended) = mpsc::channel::<()>();
+        let mut builder = std::thread::Builder::new().name(name.to_owned());
+        if let Some(stack) = stack {
+            builder = builder.stack_size(stack);
+        }
+        let thread = builder.spawn(move || {
+            work();
+            let _ = told.send(());
+        })?;
+        Ok(Finishing { ended, thread })
+    }
+
+    /// Waits up to [`STOP_GRACE`] for the thread; past that, leaves it.
+    fn wait(self) {
+        // Told, or its sender gone (a panic): either way it has ended.
+        if !matches!(self.ended.recv_timeout(STOP_GRACE), Err(RecvTimeoutError::Timeout)) {
+            let _ = self.thread.join();
+        }
+    }
+}
+
+impl Ticker {
+    fn start(shared: &Arc<Shared>, ticking: Ticking, period: Duration) -> std::io::Result<Ticker> {
+        // Rounds are asked for through a channel of one: a round asked for
+        // while one runs is run once after it, never queued up.
+        let (rounds, recovering) = if ticking == Ticking::Host {
+            let (ask, asked) = mpsc::sync_channel::<()>(1);
+            let _ = ask.try_send(());
+            let shared = shared.clone();
+            // Recovered instances run their scripts on this thread.
+            let stack = Some(crate::model::script::SCRIPT_THREAD_STACK);
+            let thread = Finishing::spawn("flowdesk-recovery", stack, move || {
+                while asked.recv().is_ok() && !shared.stopping.load(Ordering::SeqCst) {
+                    shared.recover_reporting();
+                }
+            })?;
+            (Some(ask), Some(thread))
+        } else {
+            (None, None)
+        };
+        let (wake, woken) = mpsc::channel::<()>();
+        let shared = shared.clone();
+        let beating = Finishing::spawn("flowdesk-ticker", None, move || {
+            loop {
+                match woken.recv_timeout(period) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+                shared.beat_reporting();
+                if let Some(rounds) = &rounds {
+                    let _ = rounds.try_send(());
+                }
+            }
+            // Dropping `rounds` here ends the recovery thread after its round.
+        })?;
+        Ok(Ticker { wake: Some(wake), beating, recovering })
+    }
+
+    fn stop(mut self) {
+        drop(self.wake.take());
+        self.beating.wait();
+        if let Some(recovering) = self.recovering {
+            recovering.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+
+    use super::*;
+    use crate::engine::{HookPoint, InstanceStatus};
+    use crate::model::ProcessDraft;
+    use crate::model::script::rhai;
+
+    struct TestClock(AtomicI64);
+
+    impl Clock for TestClock {
+        fn now(&self) -> Millis {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// An asynchronous event whose script can call out, so that it runs
+    /// after its claim is committed.
+    const CALLING_OUT: &str = r#"{
+      "name": "out",
+      "fields": [],
+      "activities": [{ "id": "a", "name": "A", "start": true, "events": [
+        { "kind": "server_event", "name": "Call", "synchronous": false, "script": "tell();" } ] }]
+    }"#;
+
+    fn options(clock: Arc<TestClock>, hook: Option<Hook>) -> RuntimeOptions {
+        let host = ScriptHost::default().with_extension(Arc::new(|engine: &mut rhai::Engine| {
+            engine.register_fn("tell", || {});
+        }));
+        RuntimeOptions {
+            durability: Durability::Normal,
+            ticking: Ticking::Manual,
+            clock,
+            script_host: host,
+            hook,
+            ..RuntimeOptions::default()
+        }
+    }
+
+    /// A runtime writes a heartbeat only while it holds a claim, good for
+    /// one lease from the beat, and removes it when it closes.
+    #[test]
+    fn a_runtime_beats_only_while_it_holds_claims_and_removes_its_row_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("beats.db");
+        let clock = Arc::new(TestClock(AtomicI64::new(1_000)));
+        // The runner stops (its call panics) right before its script runs:
+        // the instance stays Running, claimed, while the runtime lives on.
+        let hook: Hook = Arc::new(|point| {
+            if point == HookPoint::BeforeAsyncScript {
+                panic!("the script's thread dies");
+            }
+        });
+        let runtime = Runtime::open(&path, options(clock.clone(), Some(hook))).unwrap();
+        let store = runtime.engine().store();
+        let draft = ProcessDraft::from_json(CALLING_OUT, "test").unwrap();
+        runtime.engine().deploy("ops", &draft).unwrap();
+        runtime.tick().unwrap();
+        assert_eq!(store.runner(runtime.runner()).unwrap(), None, "no claim, no beat");
+
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.engine().start("ops", "out", "", &[]).map(drop)
+        }));
+        assert!(died.is_err());
+        let detail = runtime.engine().instance("ops", 1).unwrap();
+        assert_eq!(detail.summary.status, InstanceStatus::Running);
+        clock.0.store(5_000, Ordering::SeqCst);
+        assert_eq!(runtime.tick().unwrap(), [], "its own live claim is not taken over");
+        let beat = store.runner(runtime.runner()).unwrap().expect("a heartbeat while it holds a claim");
+        let lease = EngineOptions::default().lease_ms;
+        assert_eq!((beat.beat_at, beat.expires_at, beat.pid), (5_000, 5_000 + lease, std::process::id()));
+
+        let runner = runtime.runner();
+        runtime.close();
+        let reopened = Runtime::open(&path, options(clock, None)).unwrap();
+        assert_eq!(reopened.engine().store().runner(runner).unwrap(), None, "closing removed the row");
+    }
+
+    #[test]
+    fn a_ticker_too_slow_for_the_lease_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RuntimeOptions {
+            ticking: Ticking::Beat,
+            tick_period: Duration::from_secs(20),
+            ..RuntimeOptions::default()
+        };
+        let refused = Runtime::open(&dir.path().join("slow.db"), options);
+        assert!(matches!(refused, Err(RuntimeError::TickTooSlow { lease_ms: 30_000, .. })), "{refused:?}");
+    }
+}
