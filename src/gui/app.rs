@@ -290,22 +290,25 @@ impl FlowdeskApp {
     pub fn new(options: GuiOptions, settings: Settings, dialogs: Box<dyn FileDialogs>) -> FlowdeskApp {
         // Instances whose runner died mid-script or mid-request run on, beside
         // the window's own calls (the monitor shows where they stand).
-        let runtime = Runtime::open(&options.db_path, RuntimeOptions { ticking: Ticking::Host, ..Default::default() })
+        let opened = Runtime::open(&options.db_path, RuntimeOptions { ticking: Ticking::Host, ..Default::default() })
             .map(Arc::new)
-            .map_err(|e| e.to_string());
-        let engine = runtime.as_ref().map(|runtime| runtime.engine().clone()).map_err(Clone::clone);
+            .map_err(crate::engine::EngineError::from);
         // The query worker wakes the window when an answer arrives; the
         // window's context exists only from the first frame on.
         let repaint: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let wake = repaint.clone();
-        let queries = match &runtime {
-            Ok(runtime) => Queries::start(runtime, move || {
-                if let Some(ctx) = wake.get() {
-                    ctx.request_repaint();
-                }
-            }),
-            Err(message) => Err(crate::engine::EngineError::Storage(message.clone())),
+        let (runtime, queries) = match opened {
+            Ok(runtime) => {
+                let queries = Queries::start(&runtime, move || {
+                    if let Some(ctx) = wake.get() {
+                        ctx.request_repaint();
+                    }
+                });
+                (Ok(runtime), queries)
+            }
+            Err(err) => (Err(err.to_string()), Err(err)),
         };
+        let engine = runtime.as_ref().map(|runtime| runtime.engine().clone()).map_err(Clone::clone);
         let monitor = Monitor::new(queries);
         let mut app = FlowdeskApp {
             designer: Designer::new(Document::untitled()),
