@@ -5,7 +5,7 @@
 //! (as other programs would have left it). The monitor reads on a worker
 //! thread, so after an action the test runs frames until the answer shows.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 
