@@ -945,7 +945,7 @@ fn a_version_deployed_while_the_start_dialog_is_open_is_named_before_it_starts()
 
 // ----- file dialogs where the desktop has none ---------------------------------------
 
-const CALLBACK_SAMPLE: &str = include_str!("../samples/callback.process.json");
+const CALLBACK_SAMPLE: &str = include_str!("../../samples/callback.process.json");
 
 /// A folder holding the callback sample, which the window opens first.
 fn folder_with_sample() -> (tempfile::TempDir, PathBuf) {
