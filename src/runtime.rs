@@ -420,11 +420,8 @@ impl Ticker {
         let (wake, woken) = mpsc::channel::<()>();
         let shared = shared.clone();
         let beating = Finishing::spawn("flowdesk-ticker", None, move || {
-            loop {
-                match woken.recv_timeout(period) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                }
+            // Woken (or its sender dropped) only to end.
+            while let Err(RecvTimeoutError::Timeout) = woken.recv_timeout(period) {
                 shared.beat_reporting();
                 if let Some(rounds) = &rounds {
                     let _ = rounds.try_send(());

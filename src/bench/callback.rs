@@ -79,17 +79,17 @@ pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
     let runtime = bench::open(&scratch.db_path(), options.durability)?;
     let engine = runtime.engine();
-    let process = bench::deploy(&engine)?;
+    let process = bench::deploy(engine)?;
     let clients = options.clients.max(1);
 
     let started = Instant::now();
-    bench::start_waiting(&engine, &process, options.instances, clients)?;
+    bench::start_waiting(engine, &process, options.instances, clients)?;
     let start_seconds = started.elapsed().as_secs_f64();
 
     let finishing = Instant::now();
     // Reading the serials is part of the phase: the external system learns
     // them from the engine, not from the driver.
-    let serials = bench::pending(&engine, &process)?;
+    let serials = bench::pending(engine, &process)?;
     let data = bench::callback_data();
     bench::for_each_concurrently(serials.len(), clients, |index| match serials.get(index) {
         Some(item) => engine.finish(bench::USER, &item.serial, &data).map(|_| ()),
@@ -101,7 +101,7 @@ pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
     // one that never reached the wait must count as unverified too.
     let filter = InstanceFilter { process: Some(process), ..InstanceFilter::default() };
     let ids: Vec<i64> = engine.instances(bench::USER, &filter)?.into_iter().map(|s| s.id).collect();
-    let unverified = bench::verify_completed(&engine, ids.iter().copied())?;
+    let unverified = bench::verify_completed(engine, ids.iter().copied())?;
     Ok(CallbackReport {
         instances: options.instances,
         start_seconds,

@@ -66,9 +66,9 @@ fn run_one(options: &FloorOptions, schema: FloorSchema) -> Result<FloorReport, B
     let (completed, waiting) = {
         let runtime = bench::open(&path, options.durability)?;
         let engine = runtime.engine();
-        let process = bench::deploy(&engine)?;
-        bench::start_waiting(&engine, &process, 2, 1)?;
-        let items = bench::pending_exactly(&engine, &process, 2)?;
+        let process = bench::deploy(engine)?;
+        bench::start_waiting(engine, &process, 2, 1)?;
+        let items = bench::pending_exactly(engine, &process, 2)?;
         let (Some(first), Some(second)) = (items.first(), items.get(1)) else {
             return Err(BenchError::MissingSerials { expected: 2, found: items.len() });
         };
@@ -79,7 +79,7 @@ fn run_one(options: &FloorOptions, schema: FloorSchema) -> Result<FloorReport, B
         crate::store::replay_lifecycles(&path, options.durability, schema, completed, waiting, options.instances)?;
     let runtime = bench::open(&path, options.durability)?;
     let engine = runtime.engine();
-    let unverified = bench::verify_completed(&engine, replayed.ids.clone())?;
+    let unverified = bench::verify_completed(engine, replayed.ids.clone())?;
     Ok(FloorReport {
         schema,
         instances: options.instances,

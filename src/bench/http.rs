@@ -136,9 +136,9 @@ pub fn run(options: &HttpOptions) -> Result<HttpReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
     let runtime = Arc::new(bench::open(&scratch.db_path(), options.durability)?);
     let engine = runtime.engine();
-    let process = bench::deploy(&engine)?;
-    bench::start_waiting(&engine, &process, options.instances, bench::SETUP_CALLERS)?;
-    let pending = bench::pending_exactly(&engine, &process, options.instances)?;
+    let process = bench::deploy(engine)?;
+    bench::start_waiting(engine, &process, options.instances, bench::SETUP_CALLERS)?;
+    let pending = bench::pending_exactly(engine, &process, options.instances)?;
     let secrets = Secrets { caller: new_token(&runtime, bench::USER)?, outsider: new_token(&runtime, OUTSIDER)? };
     let api = RunningApi::start(runtime.clone(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let base_url = api.base_url();
@@ -194,7 +194,7 @@ pub fn run(options: &HttpOptions) -> Result<HttpReport, BenchError> {
         max: latencies.last().copied().unwrap_or_default(),
         durability: options.durability,
         wrong_answers,
-        unverified: verify_exactly_once(&engine, pending.iter().map(|p| p.instance_id))?,
+        unverified: verify_exactly_once(engine, pending.iter().map(|p| p.instance_id))?,
     })
 }
 

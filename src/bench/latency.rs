@@ -93,9 +93,9 @@ pub fn run(options: &LatencyOptions) -> Result<LatencyReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
     let runtime = bench::open(&scratch.db_path(), options.durability)?;
     let engine = runtime.engine();
-    let process = bench::deploy(&engine)?;
-    bench::start_waiting(&engine, &process, calls, bench::SETUP_CALLERS)?;
-    let serials = bench::pending_exactly(&engine, &process, calls)?;
+    let process = bench::deploy(engine)?;
+    bench::start_waiting(engine, &process, calls, bench::SETUP_CALLERS)?;
+    let serials = bench::pending_exactly(engine, &process, calls)?;
 
     let data = bench::callback_data();
     let interval = 1.0 / options.rate;
@@ -125,7 +125,7 @@ pub fn run(options: &LatencyOptions) -> Result<LatencyReport, BenchError> {
         latencies.iter().map(|slot| Duration::from_nanos(slot.load(Ordering::Relaxed))).collect();
     sorted.sort_unstable();
     let elapsed = Duration::from_nanos(last_ack.load(Ordering::Relaxed));
-    let unverified = bench::verify_completed(&engine, serials.iter().map(|item| item.instance_id))?;
+    let unverified = bench::verify_completed(engine, serials.iter().map(|item| item.instance_id))?;
     Ok(LatencyReport {
         rate: options.rate,
         achieved_per_s: calls as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),

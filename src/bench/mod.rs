@@ -316,13 +316,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runtime = open(&dir.path().join("bench.db"), Durability::Normal).unwrap();
         let engine = runtime.engine();
-        let process = deploy(&engine).unwrap();
-        start_waiting(&engine, &process, 3, 2).unwrap();
-        let items = pending_exactly(&engine, &process, 3).unwrap();
+        let process = deploy(engine).unwrap();
+        start_waiting(engine, &process, 3, 2).unwrap();
+        let items = pending_exactly(engine, &process, 3).unwrap();
         for item in &items {
             engine.finish(USER, &item.serial, &callback_data()).unwrap();
         }
-        assert_eq!(verify_completed(&engine, items.iter().map(|i| i.instance_id)).unwrap(), []);
+        assert_eq!(verify_completed(engine, items.iter().map(|i| i.instance_id)).unwrap(), []);
     }
 
     #[test]
@@ -330,12 +330,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runtime = open(&dir.path().join("bench.db"), Durability::Normal).unwrap();
         let engine = runtime.engine();
-        let process = deploy(&engine).unwrap();
-        start_one(&engine, &process, 0).unwrap();
-        let waiting = pending_exactly(&engine, &process, 1).unwrap();
+        let process = deploy(engine).unwrap();
+        start_one(engine, &process, 0).unwrap();
+        let waiting = pending_exactly(engine, &process, 1).unwrap();
         let other = [("name".to_owned(), FieldInput::Text("something else".to_owned()))];
         engine.finish(USER, &waiting[0].serial, &other).unwrap();
-        let unverified = verify_completed(&engine, [waiting[0].instance_id]).unwrap();
+        let unverified = verify_completed(engine, [waiting[0].instance_id]).unwrap();
         assert_eq!(unverified.len(), 1);
         assert!(unverified[0].reason.starts_with("done is"), "{:?}", unverified[0]);
     }

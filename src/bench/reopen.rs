@@ -73,9 +73,9 @@ pub fn run(
     let path = scratch.db_path();
     let runtime = bench::open(&path, options.durability)?;
     let engine = runtime.engine();
-    let process = bench::deploy(&engine)?;
-    bench::start_waiting(&engine, &process, options.instances, bench::SETUP_CALLERS)?;
-    let waiting = bench::pending_exactly(&engine, &process, options.instances)?;
+    let process = bench::deploy(engine)?;
+    bench::start_waiting(engine, &process, options.instances, bench::SETUP_CALLERS)?;
+    let waiting = bench::pending_exactly(engine, &process, options.instances)?;
     let Some(first) = waiting.first().cloned() else {
         return Err(BenchError::MissingSerials { expected: options.instances, found: 0 });
     };
@@ -94,10 +94,10 @@ pub fn run(
     let first_finish_ms = bench::millis(finishing.elapsed());
     let peak_rss_mb = bench::peak_rss_mb();
 
-    let mut unverified = bench::verify_completed(&engine, [first.instance_id])?;
+    let mut unverified = bench::verify_completed(engine, [first.instance_id])?;
     // The others must still wait, each on its own serial: a reopen that lost
     // or moved a wait would make the figure meaningless.
-    let still: BTreeSet<String> = bench::pending(&engine, &process)?.into_iter().map(|item| item.serial).collect();
+    let still: BTreeSet<String> = bench::pending(engine, &process)?.into_iter().map(|item| item.serial).collect();
     for item in waiting.iter().skip(1).filter(|item| !still.contains(&item.serial)) {
         unverified.push(Unverified {
             instance_id: item.instance_id,

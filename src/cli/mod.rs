@@ -539,7 +539,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
             let progress = engine.start(&user, process, folio, &data.inputs())?;
-            let whereabouts = whereabouts(&engine, &user, progress.instance_id);
+            let whereabouts = whereabouts(engine, &user, progress.instance_id);
             output::started(&mut out, &progress, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -576,7 +576,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             // A person pastes a serial, perhaps with the spaces around it;
             // the engine itself takes only the exact text.
             let finished = engine.finish(&user, serial.trim(), &data.inputs())?;
-            let whereabouts = whereabouts(&engine, &user, finished.progress.instance_id);
+            let whereabouts = whereabouts(engine, &user, finished.progress.instance_id);
             output::finished(&mut out, &finished, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -788,8 +788,8 @@ fn operator(
     let runtime = open_runtime(cli)?;
     let engine = runtime.engine();
     let user = cli.acting_user();
-    let progress = act(&engine, &user)?;
-    let whereabouts = whereabouts(&engine, &user, progress.instance_id);
+    let progress = act(engine, &user)?;
+    let whereabouts = whereabouts(engine, &user, progress.instance_id);
     let mut out = std::io::stdout().lock();
     writeln!(out, "{verb} instance {}: {}", progress.instance_id, output::progress_words(&progress, &whereabouts))?;
     Ok(ExitCode::SUCCESS)

@@ -198,10 +198,8 @@ fn a_runtime_killed_mid_script_is_recovered_by_another_once_its_heartbeat_has_ru
     let survivor = runtime(&db.path, clock.clone(), calling_out_host(), None);
     survivor.engine().deploy("ops", &calling_out_process()).unwrap();
     // This test's name in the harness: its module path within the test crate.
-    let name = concat!(
-        module_path!(),
-        "::a_runtime_killed_mid_script_is_recovered_by_another_once_its_heartbeat_has_run_out"
-    );
+    let name =
+        concat!(module_path!(), "::a_runtime_killed_mid_script_is_recovered_by_another_once_its_heartbeat_has_run_out");
     let name = name.split_once("::").map_or(name, |(_crate, name)| name);
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture"])
