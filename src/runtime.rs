@@ -10,15 +10,16 @@
 //!
 //! **Runners and heartbeats.** Each runtime is a runner with a random
 //! [`RunnerId`]: the claims its engine makes on instances whose request or
-//! script runs outside a transaction carry it (`engine::runner`). While the
-//! runtime holds claims, its ticker writes the runner's row again every
-//! [`TICK_PERIOD`], each time good for one lease (`EngineOptions::lease_ms`,
-//! 30 s): as long as it beats, no other runtime takes its work over, however
-//! long that work takes; once it stops (killed, crashed, its machine gone),
-//! another takes the work over when the last beat and the claim's lease have
-//! run out. A beat is a small write of its own, every few seconds and only
-//! while claims are held: no engine call (start, finish) waits for it or
-//! writes it. A runtime that never claims anything (one that only reads)
+//! script runs outside a transaction carry it (`engine::runner`). While one
+//! of its threads runs such work, its ticker writes the runner's row again
+//! every [`TICK_PERIOD`], each time good for one lease
+//! (`EngineOptions::lease_ms`, 30 s): as long as it beats, no other runtime
+//! takes its work over, however long that work takes; once it stops
+//! (killed, crashed, its machine gone, or only the thread, by a panic),
+//! another takes the work over when the last beat and the claim's lease
+//! have run out. A beat is a small write of its own, every few seconds and
+//! only while such work runs: no engine call (start, finish) waits for it or
+//! writes it. A runtime that never runs outside work (one that only reads)
 //! never writes a row; closing removes the row.
 //!
 //! **What ticks where.** [`Ticking::Host`] (`flowdesk serve`, the window)
@@ -58,10 +59,11 @@ pub const TICK_PERIOD: Duration = Duration::from_secs(5);
 /// once its claim has run out).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// What the ticker does besides keeping this runtime's claims alive.
+/// What the ticker does besides keeping this runtime's claims alive (its
+/// heartbeat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Ticking {
-    /// Beats while this runtime holds claims, nothing more.
+    /// Beats while the engine runs outside work, nothing more.
     #[default]
     Beat,
     /// Beats, and takes over instances whose runner stopped: at start, then
@@ -238,7 +240,7 @@ impl Runtime {
     }
 
     /// One tick now, on the caller's thread, whatever [`Ticking`] says:
-    /// beats if this runtime holds claims, then takes over the instances
+    /// beats if the engine runs outside work, then takes over the instances
     /// whose runner stopped. Returns those, where each now stands.
     pub fn tick(&self) -> Result<Vec<Progress>, EngineError> {
         self.shared.beat()?;
@@ -315,17 +317,16 @@ struct Shared {
 }
 
 impl Shared {
-    /// Writes the runner's row if this runtime holds claims: each beat keeps
-    /// them for one more lease. A runtime without claims writes nothing.
+    /// Writes the runner's row if the engine runs outside work now: each
+    /// beat keeps its claims for one more lease. Otherwise nothing is
+    /// written, and claims no thread works on any more (it died) run out.
     fn beat(&self) -> Result<(), EngineError> {
-        let store = self.engine.store();
-        let runner = self.engine.runner();
-        if !store.holds_claims(runner)? {
+        if !self.engine.running_outside() {
             return Ok(());
         }
         let now = self.clock.now();
-        store.beat_runner(&RunnerBeat {
-            id: runner,
+        self.engine.store().beat_runner(&RunnerBeat {
+            id: self.engine.runner(),
             host: self.host.clone(),
             pid: std::process::id(),
             started_at: self.started_at,
@@ -443,7 +444,7 @@ impl Ticker {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicI64;
+    use std::sync::atomic::{AtomicI64, AtomicUsize};
 
     use super::*;
     use crate::engine::{HookPoint, InstanceStatus};
@@ -458,8 +459,8 @@ mod tests {
         }
     }
 
-    /// An asynchronous event whose script can call out, so that it runs
-    /// after its claim is committed.
+    /// An asynchronous event whose script calls out (`tell`), so that it
+    /// runs after its claim is committed.
     const CALLING_OUT: &str = r#"{
       "name": "out",
       "fields": [],
@@ -467,9 +468,11 @@ mod tests {
         { "kind": "server_event", "name": "Call", "synchronous": false, "script": "tell();" } ] }]
     }"#;
 
-    fn options(clock: Arc<TestClock>, hook: Option<Hook>) -> RuntimeOptions {
-        let host = ScriptHost::default().with_extension(Arc::new(|engine: &mut rhai::Engine| {
-            engine.register_fn("tell", || {});
+    fn options(clock: Arc<TestClock>, tell: impl Fn() + Send + Sync + 'static, hook: Option<Hook>) -> RuntimeOptions {
+        let tell = Arc::new(tell);
+        let host = ScriptHost::default().with_extension(Arc::new(move |engine: &mut rhai::Engine| {
+            let tell = tell.clone();
+            engine.register_fn("tell", move || tell());
         }));
         RuntimeOptions {
             durability: Durability::Normal,
@@ -481,43 +484,87 @@ mod tests {
         }
     }
 
-    /// A runtime writes a heartbeat only while it holds a claim, good for
-    /// one lease from the beat, and removes it when it closes.
+    fn deploy(runtime: &Runtime) {
+        let draft = ProcessDraft::from_json(CALLING_OUT, "test").unwrap();
+        runtime.engine().deploy("ops", &draft).unwrap();
+    }
+
+    /// A runtime writes a heartbeat only while one of its threads runs an
+    /// instance's outside work, good for one lease from the beat, and
+    /// removes it when it closes.
     #[test]
-    fn a_runtime_beats_only_while_it_holds_claims_and_removes_its_row_on_close() {
+    fn a_runtime_beats_only_while_it_runs_outside_work_and_removes_its_row_on_close() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("beats.db");
         let clock = Arc::new(TestClock(AtomicI64::new(1_000)));
-        // The runner stops (its call panics) right before its script runs:
-        // the instance stays Running, claimed, while the runtime lives on.
-        let hook: Hook = Arc::new(|point| {
-            if point == HookPoint::BeforeAsyncScript {
+        let (entered, inside) = mpsc::channel::<()>();
+        let (release, released) = mpsc::channel::<()>();
+        let (entered, released) = (Mutex::new(entered), Mutex::new(released));
+        let tell = move || {
+            entered.lock().unwrap().send(()).unwrap();
+            released.lock().unwrap().recv().unwrap();
+        };
+        let runtime = Arc::new(Runtime::open(&path, options(clock.clone(), tell, None)).unwrap());
+        let runner = runtime.runner();
+        deploy(&runtime);
+        runtime.tick().unwrap();
+        assert_eq!(runtime.engine().store().runner(runner).unwrap(), None, "no outside work, no beat");
+
+        let starting = std::thread::spawn({
+            let runtime = runtime.clone();
+            move || runtime.engine().start("ops", "out", "", &[]).map(|progress| progress.status)
+        });
+        inside.recv().unwrap();
+        clock.0.store(5_000, Ordering::SeqCst);
+        assert_eq!(runtime.tick().unwrap(), [], "its own live claim is not taken over");
+        let beat = runtime.engine().store().runner(runner).unwrap().expect("a heartbeat while the script runs");
+        let lease = EngineOptions::default().lease_ms;
+        assert_eq!((beat.beat_at, beat.expires_at, beat.pid), (5_000, 5_000 + lease, std::process::id()));
+
+        release.send(()).unwrap();
+        assert_eq!(starting.join().unwrap().unwrap(), InstanceStatus::Active);
+        clock.0.store(9_000, Ordering::SeqCst);
+        runtime.tick().unwrap();
+        let after = runtime.engine().store().runner(runner).unwrap().expect("the row stays until closing");
+        assert_eq!(after.beat_at, 5_000, "no beat once the work has ended");
+
+        let runtime = Arc::into_inner(runtime).expect("the thread has let go");
+        runtime.close();
+        let reopened = Runtime::open(&path, options(clock, || {}, None)).unwrap();
+        assert_eq!(reopened.engine().store().runner(runner).unwrap(), None, "closing removed the row");
+    }
+
+    /// A thread that dies (a panic) in the middle of an instance's outside
+    /// work leaves a claim nobody works on: its runtime, alive, does not
+    /// beat for it, and takes it over itself once its lease has run out.
+    #[test]
+    fn a_claim_whose_thread_died_is_not_beaten_for_and_is_taken_over_once_it_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(1_000)));
+        let reached = Arc::new(AtomicUsize::new(0));
+        let hook: Hook = Arc::new(move |point| {
+            if point == HookPoint::BeforeAsyncScript && reached.fetch_add(1, Ordering::SeqCst) == 0 {
                 panic!("the script's thread dies");
             }
         });
-        let runtime = Runtime::open(&path, options(clock.clone(), Some(hook))).unwrap();
-        let store = runtime.engine().store();
-        let draft = ProcessDraft::from_json(CALLING_OUT, "test").unwrap();
-        runtime.engine().deploy("ops", &draft).unwrap();
-        runtime.tick().unwrap();
-        assert_eq!(store.runner(runtime.runner()).unwrap(), None, "no claim, no beat");
-
+        let runtime = Runtime::open(&dir.path().join("died.db"), options(clock.clone(), || {}, Some(hook))).unwrap();
+        deploy(&runtime);
         let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             runtime.engine().start("ops", "out", "", &[]).map(drop)
         }));
         assert!(died.is_err());
-        let detail = runtime.engine().instance("ops", 1).unwrap();
-        assert_eq!(detail.summary.status, InstanceStatus::Running);
-        clock.0.store(5_000, Ordering::SeqCst);
-        assert_eq!(runtime.tick().unwrap(), [], "its own live claim is not taken over");
-        let beat = store.runner(runtime.runner()).unwrap().expect("a heartbeat while it holds a claim");
-        let lease = EngineOptions::default().lease_ms;
-        assert_eq!((beat.beat_at, beat.expires_at, beat.pid), (5_000, 5_000 + lease, std::process::id()));
+        assert_eq!(runtime.engine().instance("ops", 1).unwrap().summary.status, InstanceStatus::Running);
 
-        let runner = runtime.runner();
-        runtime.close();
-        let reopened = Runtime::open(&path, options(clock, None)).unwrap();
-        assert_eq!(reopened.engine().store().runner(runner).unwrap(), None, "closing removed the row");
+        let lease = EngineOptions::default().lease_ms;
+        clock.0.store(1_000 + lease, Ordering::SeqCst);
+        assert_eq!(runtime.tick().unwrap(), [], "the claim's lease still holds");
+        assert_eq!(runtime.engine().store().runner(runtime.runner()).unwrap(), None, "nothing was beaten for");
+        clock.0.store(1_000 + lease + 1, Ordering::SeqCst);
+        let recovered = runtime.tick().unwrap();
+        assert_eq!(
+            recovered.iter().map(|p| (p.instance_id, p.status)).collect::<Vec<_>>(),
+            [(1, InstanceStatus::Active)]
+        );
     }
 
     #[test]

@@ -257,6 +257,8 @@ pub struct Engine<S: Storage> {
     outbound: Arc<dyn Outbound>,
     /// This engine's name in the claims it makes (see [`runner`]).
     runner: RunnerId,
+    /// Runs of outside work going on now, which its runtime beats for.
+    running_outside: std::sync::atomic::AtomicUsize,
 }
 
 impl<S: Storage> Engine<S> {
@@ -279,6 +281,7 @@ impl<S: Storage> Engine<S> {
             hook: None,
             outbound: Arc::new(HttpOutbound::default()),
             runner: RunnerId::random(),
+            running_outside: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -292,6 +295,14 @@ impl<S: Storage> Engine<S> {
     /// The runner this engine makes its claims as.
     pub fn runner(&self) -> RunnerId {
         self.runner
+    }
+
+    /// Whether a thread of this engine is running an instance's outside
+    /// work (a request, a script that can call out) now: what a runtime's
+    /// heartbeat stands for. A claim whose thread died (a panic) is not
+    /// beaten for, and is taken over once it runs out.
+    pub fn running_outside(&self) -> bool {
+        self.running_outside.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// Replaces how HTTP request events are sent (the default is [`HttpOutbound`]).
@@ -580,6 +591,9 @@ impl<S: Storage> Engine<S> {
     ) -> Result<Instance, EngineError> {
         let Step { mut instance, process, mut end } = step;
         let instance_id = instance.id;
+        // Counted only when there is outside work, so that the calls that
+        // have none (most starts and finishes) touch no shared counter.
+        let _running = matches!(end, RunEnd::Outside { .. }).then(|| runner::Running::enter(&self.running_outside));
         while let RunEnd::Outside { destination_id } = end {
             if !keep_going() {
                 return Ok(instance);

@@ -7,8 +7,11 @@
 //! the moment the claim lapses unless its runner is still heard from
 //! (written with every step, stretched by the longest request's timeout).
 //! A runner that keeps running says so with a **heartbeat**: a row of its
-//! own that its runtime writes again every few seconds while it holds
-//! claims, each time with a new expiry (see `crate::runtime`).
+//! own that its runtime writes again every few seconds while one of its
+//! threads runs such work ([`Engine::running_outside`]), each time with a
+//! new expiry (see `crate::runtime`).
+//!
+//! [`Engine::running_outside`]: crate::engine::Engine::running_outside
 //!
 //! Recovery takes a claim over only once *both* have run out ([`abandoned`]):
 //! the lease, which covers a runner that has not beaten yet (its first beat
@@ -17,6 +20,8 @@
 //! work its own for as long as it runs. Nothing here asks the operating
 //! system whether a process lives: a runner id means the same on every host
 //! that shares the database.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::engine::instance::Millis;
 use crate::engine::storage::RunningInstance;
@@ -73,6 +78,23 @@ pub fn held_until(claim: &RunningInstance) -> Option<Millis> {
     match (claim.lease_until, claim.runner_expires_at) {
         (Some(lease), Some(beat)) => Some(lease.max(beat)),
         (lease, beat) => lease.or(beat),
+    }
+}
+
+/// One run of outside work, counted while it lasts: also when it ends in
+/// a panic, so that a thread that died is not beaten for.
+pub(crate) struct Running<'e>(&'e AtomicUsize);
+
+impl<'e> Running<'e> {
+    pub(crate) fn enter(count: &'e AtomicUsize) -> Running<'e> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! The engine only reads them, joined to the instances' claims
 //! (`Transaction::running_instances`); the runtime writes its own row while
-//! it holds claims and removes it when it closes (`crate::runtime`). These
+//! its engine runs outside work and removes it when it closes
+//! (`crate::runtime`). These
 //! writes are callers of their own in the group commit, never part of an
 //! engine call.
 
@@ -39,16 +40,6 @@ pub struct RunnerBeat {
 }
 
 impl SqliteStore {
-    /// Whether `runner` claims any `Running` instance.
-    pub fn holds_claims(&self, runner: RunnerId) -> Result<bool, EngineError> {
-        self.with_reader(|connection| {
-            connection
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM instances WHERE status = 'Running' AND runner = ?1)")
-                .and_then(|mut statement| statement.query_row([runner], |row| row.get(0)))
-                .map_err(|e| describe(&e, &self.path))
-        })
-    }
-
     /// Writes the runner's row, new or again.
     pub fn beat_runner(&self, beat: &RunnerBeat) -> Result<(), EngineError> {
         self.write_batched(self.coming(), |tx| {
@@ -170,6 +161,5 @@ mod tests {
 
         store.forget_runner(RunnerId::from(1)).unwrap();
         assert_eq!(store.runner(RunnerId::from(1)).unwrap(), None);
-        assert!(!store.holds_claims(RunnerId::from(1)).unwrap());
     }
 }

@@ -209,7 +209,7 @@ DROP INDEX server_items_by_instance;
     // 7: runners and their heartbeats. An instance mid-request is claimed by
     // a random runner id (it was an OS process id, checked through /proc,
     // which only one host can do) whose runtime writes its row again every
-    // few seconds while it holds claims; recovery waits for the row's
+    // few seconds while it works on such an instance; recovery waits for the row's
     // `expires_at`. Claims written before name process ids that have no row
     // here: their leases alone decide, as they always did off Linux. `host`
     // and `pid` are for people reading the table, never for deciding.
