@@ -199,9 +199,9 @@ impl Runtime {
         if options.ticking != Ticking::Manual && tick_ms.saturating_mul(2) > lease_ms {
             return Err(RuntimeError::TickTooSlow { tick: options.tick_period, lease_ms });
         }
+        // The engine names itself a random runner, which the runtime beats for.
         let mut engine =
-            Engine::with_options(store, options.engine.clone(), options.script_host, options.clock.clone())
-                .with_runner(RunnerId::random());
+            Engine::with_options(store, options.engine.clone(), options.script_host, options.clock.clone());
         if let Some(outbound) = options.outbound {
             engine = engine.with_outbound(outbound);
         }
