@@ -149,7 +149,10 @@ pub enum Command {
     #[command(long_about = "Run on the instances whose runner stopped in the middle of an HTTP request or an \
                             asynchronous script (killed, crashed, power lost): the request is sent again, the \
                             script run again, and each instance runs on as any run does, until it waits, ends, \
-                            fails or is stopped. `flowdesk serve` and the window do this on their own, in the \
+                            fails or is stopped. A runner is taken for stopped once its claim (30 s from its \
+                            last step, plus the request's timeout) and its last heartbeat (written every 5 s \
+                            while it runs) have run out; until then its instance is left alone, and this says \
+                            until when. `flowdesk serve` and the window do this on their own, in the \
                             background; other commands only say when an instance waits for it.")]
     Recover,
     /// Measure the engine on a fresh temporary database: callback throughput,
