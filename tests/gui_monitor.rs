@@ -2,8 +2,9 @@
 //! operator: click rows, filters and buttons, type into fields, confirm.
 //!
 //! Data is prepared with the engine on the database file before the app opens
-//! (as other programs would have left it). The monitor reads on a worker
-//! thread, so after an action the test runs frames until the answer shows.
+//! (as other programs would have left it). The monitor reads and writes on
+//! worker threads, so after an input the test runs frames until what it sent
+//! is answered (`Gui::settle`), or until the answer shows.
 
 mod support;
 
@@ -107,9 +108,12 @@ impl Gui {
         self.run_until_frames(what, done, MAX_FRAMES);
     }
 
-    /// Lets the frames after an input run out (popups open, modals close...).
+    /// Lets the frames after an input run out (popups open, modals close...),
+    /// and the writes (and item reads) it sent be answered.
     fn settle(&mut self) {
         self.harness.run_steps(4);
+        self.run_until("the window's writes to be answered", |app| !app.busy());
+        self.harness.run_steps(2);
     }
 
     /// Clicks the widget with this accessible label (not a plain text, not
@@ -1421,4 +1425,67 @@ fn regression_a_database_that_cannot_be_opened_is_named_once() {
     for text in texts {
         assert!(!text.to_lowercase().contains("database: database"), "{text}");
     }
+}
+
+// ----- issue 16: no frame waits for the database ---------------------------------
+
+/// Another program's write transaction on the database file: while it is
+/// open, every write of the window waits for it (SQLite's busy timeout), and
+/// reads go on (write-ahead log).
+struct HeldLock(rusqlite::Connection);
+
+impl HeldLock {
+    fn take(path: &std::path::Path) -> HeldLock {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+        HeldLock(connection)
+    }
+
+    fn release(self) {
+        self.0.execute_batch("ROLLBACK").unwrap();
+    }
+}
+
+/// The instance F-4 in error (its script threw), its data since fixed, so
+/// that a retry completes it.
+fn fixable_instance() -> (Fixture, i64) {
+    let fx = fixture();
+    deploy_json(&fx, FAILING);
+    let id = fx.engine.start("admin", "failing", "F-4", &[]).unwrap().instance_id;
+    fx.engine.set_data("admin", id, &set(&[("ready", "true")])).unwrap();
+    assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Error);
+    (fx, id)
+}
+
+/// Issue 16: Confirm called the engine inside the drawing code, so a retry
+/// waiting for a lock another program held froze the window for up to the
+/// busy timeout (30 s). The window now draws on while the retry waits, says
+/// what it waits for, and shows the answer once the lock goes.
+#[test]
+fn issue_16_a_retry_waiting_for_a_busy_database_keeps_the_window_drawing_and_answers_when_the_lock_goes() {
+    let (fx, id) = fixable_instance();
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("F-4", id);
+    let lock = HeldLock::take(&gui.fx.db_path());
+
+    gui.click("Retry");
+    gui.harness.get_by_role_and_label(Role::Button, "Confirm").click();
+    // The frame that takes the click sends the retry; the next shows it pending.
+    gui.harness.run_steps(2);
+    let pending = format!("Retrying instance {id}…");
+    let first = gui.harness.ctx.cumulative_frame_nr();
+    for _ in 0..30 {
+        gui.frame();
+        assert!(gui.shown(&pending), "the panel says what it waits for: {:#?}", gui.panel_texts());
+        assert!(!gui.enabled("Retry") && !gui.enabled("Stop"), "no second action while one is pending");
+    }
+    let drawn = gui.harness.ctx.cumulative_frame_nr() - first;
+    assert!(drawn >= 30, "the window drew {drawn} frames while the retry waited");
+    assert_eq!(gui.status_of(id), InstanceStatus::Error, "the retry is still waiting for the lock");
+
+    lock.release();
+    gui.run_until("the retry's answer", |app| app.monitor.message().is_some());
+    assert!(gui.shown(&format!("Done. Instance {id} is now completed.")), "{:#?}", gui.panel_texts());
+    assert!(!gui.shown(&pending));
+    gui.run_until_status(InstanceStatus::Completed);
 }
