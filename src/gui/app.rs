@@ -299,6 +299,8 @@ pub struct FlowdeskApp {
     shown_title: String,
     /// The HTTP API, while the Server menu has it running.
     api: Option<crate::net::RunningApi>,
+    /// The HTTP API while it stops, on a thread of its own.
+    stopping_api: Option<(std::net::SocketAddr, std::thread::JoinHandle<()>)>,
     /// The address typed in the Server menu.
     api_listen: String,
     /// Recovery of instances whose runner died, while the window is open.
@@ -354,6 +356,7 @@ impl FlowdeskApp {
             close_confirmed: false,
             pending_close: false,
             api: None,
+            stopping_api: None,
             api_listen: String::new(),
             _recovery: recovery,
         };
@@ -394,6 +397,7 @@ impl FlowdeskApp {
             let _ = self.repaint.set(ui.ctx().clone());
         }
         self.take_answers();
+        self.take_stopped_api();
         self.shortcuts(ui.ctx());
         self.guard_close(ui.ctx());
         if self.file_dialog.is_some() {
@@ -603,6 +607,11 @@ impl FlowdeskApp {
                 self.stop_api();
                 ui.close();
             }
+        } else if let Some((address, _)) = &self.stopping_api {
+            ui.horizontal(|ui| {
+                ui.add(egui::Spinner::new());
+                ui.label(format!("Stopping the HTTP API on {address}…"));
+            });
         } else {
             ui.horizontal(|ui| {
                 ui.label("Listen on");
@@ -656,11 +665,36 @@ impl FlowdeskApp {
         }
     }
 
-    /// Stops the API; calls in flight get a few seconds to end.
+    /// Stops the API; calls in flight get a few seconds to end, on a thread
+    /// of its own, so that no frame waits for them.
     pub fn stop_api(&mut self) {
-        if let Some(api) = self.api.take() {
-            let address = api.address();
+        let Some(api) = self.api.take() else { return };
+        let address = api.address();
+        let wake = self.repaint.clone();
+        let stopping = std::thread::Builder::new().name("flowdesk-api-stop".to_owned()).spawn(move || {
             api.stop();
+            if let Some(ctx) = wake.get() {
+                ctx.request_repaint();
+            }
+        });
+        match stopping {
+            Ok(thread) => {
+                self.stopping_api = Some((address, thread));
+                self.set_status(format!("Stopping the HTTP API on {address}…"), StatusKind::Pending);
+            }
+            // The thread was not made: the API, handed back in its closure and
+            // dropped with it, stopped here.
+            Err(_) => self.set_status(format!("HTTP API on {address} stopped"), StatusKind::Info),
+        }
+    }
+
+    /// Says so once the API being stopped has stopped.
+    fn take_stopped_api(&mut self) {
+        if self.stopping_api.as_ref().is_some_and(|(_, thread)| thread.is_finished())
+            && let Some((address, thread)) = self.stopping_api.take()
+        {
+            // Its only work is stopping; a panic there left nothing to stop.
+            let _ = thread.join();
             self.set_status(format!("HTTP API on {address} stopped"), StatusKind::Info);
         }
     }
@@ -1168,9 +1202,11 @@ impl FlowdeskApp {
     // ----- engine --------------------------------------------------------------
 
     /// Whether a write the window sent, or an item the monitor asked for, has
-    /// not been answered yet.
+    /// not been answered yet, or the HTTP API is still stopping.
     pub fn busy(&self) -> bool {
-        self.actions.as_ref().is_some_and(|actions| actions.pending() > 0) || self.monitor.waiting()
+        self.actions.as_ref().is_some_and(|actions| actions.pending() > 0)
+            || self.monitor.waiting()
+            || self.stopping_api.is_some()
     }
 
     /// The write worker, for tests that watch what it has begun.
