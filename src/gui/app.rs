@@ -591,8 +591,9 @@ impl FlowdeskApp {
         if deploy.clicked() {
             self.deploy();
         }
+        // Not while a deploy is on its way: the form names the version that starts.
         let start = ui
-            .add_enabled(self.engine.is_ok(), egui::Button::new("Start instance…"))
+            .add_enabled(self.engine.is_ok() && self.deploying.is_none(), egui::Button::new("Start instance…"))
             .on_hover_text("Start an instance of this process: its deployed version, or the draft deployed first");
         if start.clicked() {
             self.open_start_form();
@@ -1279,9 +1280,15 @@ impl FlowdeskApp {
             self.deploying = None;
         }
         match result {
-            Ok(Deploy::Identical { version }) => {
+            // Asked in a dialog, unless another one came up meanwhile.
+            Ok(Deploy::Identical { version }) if self.modal.is_none() => {
                 self.status = None;
                 self.modal = Some(Modal::ConfirmRedeploy { version });
+            }
+            Ok(Deploy::Identical { version }) => {
+                let process = &self.designer.doc.draft().name;
+                let words = format!("Not deployed: the draft is the same definition as {process} version {version}");
+                self.set_status(words, StatusKind::Info);
             }
             Ok(Deploy::Deployed { deployed, layout_only_of }) => {
                 let mut notes = Vec::new();
@@ -1298,7 +1305,7 @@ impl FlowdeskApp {
                 );
                 self.refresh_rights();
             }
-            Err(err) => self.fail("Cannot deploy", err.to_string()),
+            Err(err) => self.fail_answered("Cannot deploy", err.to_string()),
         }
     }
 
@@ -1480,7 +1487,7 @@ impl FlowdeskApp {
                 self.set_status(words, StatusKind::Success);
                 self.grant_user.clear();
             }
-            Err(err) => self.fail("Rights not changed", err.to_string()),
+            Err(err) => self.fail_answered("Rights not changed", err.to_string()),
         }
         self.refresh_rights();
     }
@@ -1547,6 +1554,17 @@ impl FlowdeskApp {
     fn fail(&mut self, title: &str, text: String) {
         self.status = Some((format!("{title}: {}", text.lines().next().unwrap_or_default()), StatusKind::Failure));
         self.modal = Some(Modal::Message { title: title.to_owned(), text });
+    }
+
+    /// A failure answered by the write worker: said in a dialog, unless
+    /// another dialog came up meanwhile, which it does not replace (the
+    /// status line says it then).
+    fn fail_answered(&mut self, title: &str, text: String) {
+        if self.modal.is_none() {
+            self.fail(title, text);
+        } else {
+            self.set_status(format!("{title}: {}", text.lines().next().unwrap_or_default()), StatusKind::Failure);
+        }
     }
 
     pub fn status_text(&self) -> Option<&str> {

@@ -140,6 +140,21 @@ pub enum Reply {
     TokenRevoked(Result<(), String>),
 }
 
+impl Reply {
+    /// The answer to `command` when it could not be made at all.
+    fn failed(command: &Command, error: EngineError) -> Reply {
+        match command {
+            Command::Operate(_) => Reply::Operated(Err(error)),
+            Command::Finish { .. } => Reply::Finished(Err(error)),
+            Command::Deploy { .. } => Reply::Deployed(Err(error)),
+            Command::Start(_) => Reply::Started(Start::Refused { deployed: None, error }),
+            Command::Grant { .. } | Command::Revoke { .. } => Reply::Rights(Err(error)),
+            Command::CreateToken { .. } => Reply::TokenCreated(Err(error.to_string())),
+            Command::RevokeToken { .. } => Reply::TokenRevoked(Err(error.to_string())),
+        }
+    }
+}
+
 /// Names one command sent, and its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ticket(u64);
@@ -193,7 +208,15 @@ impl Actions {
                             return;
                         }
                         begun.fetch_add(1, Ordering::SeqCst);
-                        let reply = answer(&engine, &order.user, &order.command);
+                        // A panic in an engine call is a bug; the window
+                        // says the command failed rather than wait forever.
+                        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            answer(&engine, &order.user, &order.command)
+                        }))
+                        .unwrap_or_else(|_| {
+                            let error = EngineError::Internal("the write stopped on an unexpected error".to_owned());
+                            Reply::failed(&order.command, error)
+                        });
                         let done = Done { ticket: order.ticket, user: order.user, command: order.command, reply };
                         if outbox.send(done).is_err() {
                             return;

@@ -255,6 +255,15 @@ enum Subject {
     Serial(String),
 }
 
+/// A command collected while drawing, to be sent once the frame is drawn.
+#[derive(Debug)]
+struct Intent {
+    subject: Subject,
+    /// Said, with a spinner, until the answer comes.
+    words: String,
+    command: Command,
+}
+
 /// A command sent to the write worker and not answered yet.
 #[derive(Debug)]
 struct Acting {
@@ -289,7 +298,7 @@ pub struct Monitor {
     finish: FinishBox,
     confirm: Option<Operation>,
     /// Commands collected while drawing, sent once the frame is drawn.
-    commands: Vec<(Subject, Command)>,
+    commands: Vec<Intent>,
     /// Commands sent and not answered yet.
     acting: Vec<Acting>,
     /// The answer to the last operator action, about an instance.
@@ -414,12 +423,7 @@ impl Monitor {
     fn send_commands(&mut self, actions: Option<&mut Actions>, user: &str) {
         let commands = std::mem::take(&mut self.commands);
         let Some(actions) = actions else { return };
-        for (subject, command) in commands {
-            let words = match (&command, &subject) {
-                (Command::Operate(operation), _) => operation.pending_words(),
-                (_, Subject::Serial(serial)) => format!("Finishing {serial}…"),
-                (_, Subject::Instance(id)) => format!("Changing instance {id}…"),
-            };
+        for Intent { subject, words, command } in commands {
             match &subject {
                 Subject::Instance(id) if self.message.as_ref().is_some_and(|m| m.about == *id) => self.message = None,
                 Subject::Serial(serial) if self.finish.answer.as_ref().is_some_and(|a| a.about == *serial) => {
@@ -977,7 +981,8 @@ impl Monitor {
             self.goto_target.clear();
             if confirmed {
                 let subject = Subject::Instance(operation.instance_id());
-                self.commands.push((subject, Command::Operate(operation)));
+                let words = operation.pending_words();
+                self.commands.push(Intent { subject, words, command: Command::Operate(operation) });
             }
         }
     }
@@ -1123,8 +1128,10 @@ impl Monitor {
             .filter(|entry| entry.edited())
             .map(|entry| (entry.name.clone(), entry.text.clone()))
             .collect();
-        let command = Command::Finish { serial: opened.item.serial, data };
-        self.commands.push((Subject::Serial(typed.clone()), command));
+        let serial = opened.item.serial;
+        let words = format!("Finishing {serial}…");
+        let command = Command::Finish { serial, data };
+        self.commands.push(Intent { subject: Subject::Serial(typed.clone()), words, command });
     }
 
     fn finish_ui(&mut self, ui: &mut Ui, user: &str) {
