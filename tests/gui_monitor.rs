@@ -1503,6 +1503,16 @@ impl Gui {
         self.harness.run_steps(2);
     }
 
+    /// Opens F-4 (see `fixable_instance`), takes the write lock and retries
+    /// the instance: the retry waits for the lock.
+    fn retry_while_locked(&mut self, id: i64) -> HeldLock {
+        self.open_instance("F-4", id);
+        let lock = self.hold_lock();
+        self.click("Retry");
+        self.press("Confirm");
+        lock
+    }
+
     /// Waits until every write the window sent is answered.
     fn run_until_answered(&mut self) {
         self.run_until("the window's writes to be answered", |app| !app.busy());
@@ -1536,11 +1546,7 @@ fn fixable_instance() -> (Fixture, i64) {
 fn issue_16_a_retry_waiting_for_a_busy_database_keeps_the_window_drawing_and_answers_when_the_lock_goes() {
     let (fx, id) = fixable_instance();
     let mut gui = Gui::monitor(fx, "ada");
-    gui.open_instance("F-4", id);
-    let lock = gui.hold_lock();
-
-    gui.click("Retry");
-    gui.press("Confirm");
+    let lock = gui.retry_while_locked(id);
     let pending = format!("Retrying instance {id}…");
     let drawn = gui.frames_while(30, |gui| {
         assert!(gui.shown(&pending), "the panel says what it waits for: {:#?}", gui.panel_texts());
@@ -1572,10 +1578,7 @@ fn issue_16_a_retry_waiting_for_a_busy_database_keeps_the_window_drawing_and_ans
 fn issue_16_an_answer_that_arrives_after_another_instance_was_selected_is_not_shown_but_the_views_refresh() {
     let (fx, id) = fixable_instance();
     let mut gui = Gui::monitor(fx, "ada");
-    gui.open_instance("F-4", id);
-    let lock = gui.hold_lock();
-    gui.click("Retry");
-    gui.press("Confirm");
+    let lock = gui.retry_while_locked(id);
     assert!(gui.shown(&format!("Retrying instance {id}…")));
 
     gui.open_instance("PO-5", 2);
@@ -1604,10 +1607,7 @@ fn issue_16_an_answer_that_arrives_after_another_instance_was_selected_is_not_sh
 fn issue_16_an_answer_that_arrives_after_the_user_changed_is_not_shown_but_the_views_refresh() {
     let (fx, id) = fixable_instance();
     let mut gui = Gui::monitor(fx, "ada");
-    gui.open_instance("F-4", id);
-    let lock = gui.hold_lock();
-    gui.click("Retry");
-    gui.press("Confirm");
+    let lock = gui.retry_while_locked(id);
 
     gui.connect_as("bob");
     gui.run_until("bob's view of the instance", |app| app.monitor.detail().is_some_and(|d| d.summary.id == id));
@@ -1667,10 +1667,7 @@ fn issue_16_a_finish_waiting_for_the_lock_is_shown_pending_and_its_answer_goes_w
 fn issue_16_closing_the_window_lets_the_write_in_progress_complete_and_begins_no_other() {
     let (fx, id) = fixable_instance();
     let mut gui = Gui::monitor(fx, "ada");
-    gui.open_instance("F-4", id);
-    let lock = gui.hold_lock();
-    gui.click("Retry");
-    gui.press("Confirm");
+    let lock = gui.retry_while_locked(id);
     gui.run_until("the retry to begin", |app| app.actions().is_some_and(|actions| actions.begun() == 1));
     gui.click("Server");
     gui.click("Create token…");
