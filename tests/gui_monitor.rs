@@ -1718,3 +1718,34 @@ fn issue_16_deploy_and_start_waiting_for_the_lock_keep_the_window_drawing() {
     assert!(!gui.shown("Start an instance of callback"), "the form closes");
     assert_eq!(gui.app().status_text(), Some("Started instance 1: waiting for a callback on 1_2"));
 }
+
+/// Granting a right in the designer waits for the lock like any write: the
+/// status line says so and the rights panel takes no second change meanwhile.
+#[test]
+fn issue_16_a_grant_waiting_for_the_lock_keeps_the_rights_panel_still_until_answered() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let mut gui = Gui::open(fx, "ada", AppView::Designer);
+    gui.settle();
+    gui.replace_text("User", "bob");
+    let lock = gui.hold_lock();
+    gui.click("Grant ▾");
+    gui.press("Server Event");
+    let drawn = gui.frames_while(20, |gui| {
+        assert_eq!(gui.app().status_text(), Some("Granting Server Event on callback to bob…"));
+        assert!(!gui.enabled("Grant ▾"), "one change of rights at a time");
+        let revokes: Vec<bool> = gui
+            .harness
+            .query_all_by_role_and_label(Role::Button, "Revoke")
+            .map(|node| node.accesskit_node().is_disabled())
+            .collect();
+        assert!(!revokes.is_empty() && revokes.iter().all(|disabled| *disabled), "{revokes:?}");
+    });
+    assert!(drawn >= 20);
+    gui.release(lock);
+    gui.run_until_answered();
+    assert_eq!(gui.app().status_text(), Some("Granted Server Event on callback to bob"));
+    let rights = gui.fx.engine.rights_on_process("callback").unwrap();
+    assert!(rights.contains(&("bob".to_owned(), Right::ServerEvent)), "{rights:?}");
+    assert!(gui.shown("bob"), "the rights panel lists the grant");
+}
