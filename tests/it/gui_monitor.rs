@@ -67,10 +67,14 @@ struct Gui {
 impl Gui {
     /// The app on the fixture's database, connected as `user`, showing `view`.
     fn open(fx: Fixture, user: &str, view: AppView) -> Gui {
+        Gui::open_sized(fx, user, view, [1280.0, 800.0])
+    }
+
+    /// The app in a window of `size` points.
+    fn open_sized(fx: Fixture, user: &str, view: AppView, size: [f32; 2]) -> Gui {
         let options = GuiOptions { db_path: fx.db_path(), user: user.to_owned(), file: None, view };
         let app = FlowdeskApp::new(options, Settings::default(), Box::new(ScriptedDialogs::default()));
-        let harness =
-            Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+        let harness = Harness::builder().with_size(size).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
         Gui { fx, harness }
     }
 
@@ -1420,5 +1424,33 @@ fn regression_a_database_that_cannot_be_opened_is_named_once() {
     assert_eq!(texts.len(), 2, "the status line and the monitor say why: {texts:?}");
     for text in texts {
         assert!(!text.to_lowercase().contains("database: database"), "{text}");
+    }
+}
+
+/// Issue 14 (looked at in the window at 1024×640): the server items' Status
+/// and Age columns were cut off by the finish panel on a small screen.
+/// Columns narrow together instead.
+#[test]
+fn on_a_small_screen_the_last_columns_stay_in_sight_beside_the_side_panel() {
+    let fx = items_fixture();
+    let mut gui = Gui::open_sized(fx, "ada", AppView::Items, [1024.0, 640.0]);
+    gui.run_until("the pending items", |app| app.monitor.items().len() == 3);
+    gui.settle();
+    // The finish panel's heading (and its hint, which names it too).
+    let panel_left = gui
+        .harness
+        .get_all_by(|node| node.value().as_deref() == Some("Finish by serial"))
+        .map(|node| node.rect().min.x)
+        .fold(f32::INFINITY, f32::min);
+    assert!(panel_left < 1024.0, "the finish panel is in sight");
+    for header in ["Age", "Status"] {
+        let right = gui.harness.get_by(|node| node.value().as_deref() == Some(header)).rect().max.x;
+        assert!(right <= panel_left, "{header} ends at {right}, under the finish panel at {panel_left}");
+    }
+    let statuses: Vec<egui::Rect> =
+        gui.harness.get_all_by(|node| node.value().as_deref() == Some("Pending")).map(|node| node.rect()).collect();
+    assert_eq!(statuses.len(), 3);
+    for status in statuses {
+        assert!(status.max.x <= panel_left, "a status is under the finish panel: {status:?}");
     }
 }

@@ -483,7 +483,8 @@ impl Monitor {
             ui.colored_label(theme::ERROR, format!("The monitor cannot start: {error}"));
             return requests;
         }
-        egui::Panel::right("instance-detail").resizable(true).default_size(430.0).min_size(340.0).show(ui, |ui| {
+        let width = side_panel_width(ui, 430.0);
+        egui::Panel::right("instance-detail").resizable(true).default_size(width).min_size(340.0).show(ui, |ui| {
             self.detail_ui(ui, user, &mut requests);
         });
         egui::CentralPanel::default().show(ui, |ui| {
@@ -861,7 +862,8 @@ impl Monitor {
 
     pub fn items_ui(&mut self, ui: &mut Ui, engine: Option<&Engine<SqliteStore>>, user: &str) {
         self.sync(ui.ctx(), user);
-        egui::Panel::right("finish-item").resizable(true).default_size(440.0).min_size(340.0).show(ui, |ui| {
+        let width = side_panel_width(ui, 440.0);
+        egui::Panel::right("finish-item").resizable(true).default_size(width).min_size(340.0).show(ui, |ui| {
             self.finish_ui(ui, engine, user);
         });
         egui::CentralPanel::default().show(ui, |ui| {
@@ -901,21 +903,27 @@ impl Monitor {
             let mut open = None;
             let items = self.items.clone();
             ui.style_mut().interaction.selectable_labels = false;
+            // Serial, instance, folio, process, activity and event (at least),
+            // age, status: narrowed together on a small screen, so the status
+            // stays in sight beside the finish panel.
+            let [serial, instance, folio, process, activity, event, age, status] = fitted_widths(
+                [70.0, 64.0, 100.0, 120.0, 80.0, 80.0, 70.0, 70.0],
+                ui.available_width() - 64.0 - 9.0 * ui.spacing().item_spacing.x,
+            );
             TableBuilder::new(ui)
                 .id_salt("server-items")
                 .striped(true)
                 .auto_shrink([false, false])
                 .column(Column::exact(64.0))
-                .column(Column::initial(70.0).clip(true))
-                .column(Column::initial(64.0).clip(true))
-                .column(Column::initial(100.0).clip(true))
-                .column(Column::initial(120.0).clip(true))
-                // Activity and event share what is left, so the status stays
-                // in sight beside the finish panel at the default window size.
-                .column(Column::remainder().at_least(80.0).clip(true))
-                .column(Column::remainder().at_least(80.0).clip(true))
-                .column(Column::initial(70.0).clip(true))
-                .column(Column::initial(70.0).clip(true))
+                .column(Column::initial(serial).clip(true))
+                .column(Column::initial(instance).clip(true))
+                .column(Column::initial(folio).clip(true))
+                .column(Column::initial(process).clip(true))
+                // Activity and event share what is left.
+                .column(Column::remainder().at_least(activity).clip(true))
+                .column(Column::remainder().at_least(event).clip(true))
+                .column(Column::initial(age).clip(true))
+                .column(Column::initial(status).clip(true))
                 .header(22.0, |mut header| {
                     for title in ["", "Serial", "Instance", "Folio", "Process", "Activity", "Event", "Age", "Status"] {
                         header.col(|ui| {
@@ -1212,4 +1220,20 @@ pub fn refusal_words(err: &EngineError) -> String {
         ),
         other => format!("Refused: {other}."),
     }
+}
+
+/// The default width of a view's side panel: `preferred`, or 40 % of the
+/// window on a small screen (down to the panel's 340 minimum), so that the
+/// table beside it keeps room for its columns.
+fn side_panel_width(ui: &Ui, preferred: f32) -> f32 {
+    (ui.available_width() * 0.4).clamp(340.0, preferred)
+}
+
+/// Column widths narrowed in proportion when they add up to more than
+/// `available`, so that a table's last columns (the items' status) are not
+/// cut off on a small screen; never below 40 points a column.
+fn fitted_widths<const N: usize>(widths: [f32; N], available: f32) -> [f32; N] {
+    let total: f32 = widths.iter().sum();
+    let scale = if total > available && available > 0.0 { available / total } else { 1.0 };
+    widths.map(|width| (width * scale).max(40.0))
 }
