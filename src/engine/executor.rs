@@ -102,7 +102,7 @@ pub struct Executor<'a> {
     /// taken for an endless loop: whatever its events, it never waited.
     pub max_steps: usize,
     /// Run asynchronous scripts here, in the transaction that creates their
-    /// server item, instead of stopping with [`RunEnd::AsyncScript`]. Only
+    /// server item, instead of stopping with [`RunEnd::Outside`]. Only
     /// right when no script can hand its serial out (see
     /// [`ScriptHost::can_call_out`]): then no callback can arrive while it
     /// runs, and an item, its script's work and the wait commit as one.
