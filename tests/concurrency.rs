@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use flowdesk::engine::{InstanceFilter, InstanceStatus, ItemFilter};
+use flowdesk::engine::{AuditAction, InstanceFilter, InstanceStatus, ItemFilter};
 use support::{Fixture, set};
 
 #[test]
@@ -105,7 +105,7 @@ fn a_refusal_inside_a_shared_batch_undoes_only_itself() {
     for id in ids {
         let detail = fx.detail("admin", id);
         assert_eq!(detail.summary.status, InstanceStatus::Completed);
-        let finishes = detail.audit.iter().filter(|a| a.action == "Server item finished").count();
+        let finishes = detail.audit.iter().filter(|a| a.action == AuditAction::ItemFinished).count();
         assert_eq!(finishes, 1, "instance {id}: {:?}", detail.audit);
     }
 }

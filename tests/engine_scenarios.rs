@@ -476,7 +476,7 @@ fn assert_waits_for_its_callback(engine: &flowdesk::engine::Engine<flowdesk::sto
     let items: Vec<(String, ItemStatus, bool)> =
         items.iter().map(|i| (i.serial.to_string(), i.status, i.script_running)).collect();
     assert_eq!(items, [(serial.clone(), ItemStatus::Pending, false)]);
-    let actions: Vec<&str> = detail.audit.iter().map(|a| a.action.as_str()).collect();
+    let actions: Vec<&str> = detail.audit.iter().map(|a| a.action.name()).collect();
     let created = actions.iter().position(|a| *a == "Server item created").expect("item created");
     let waiting = actions.iter().position(|a| *a == "Waiting for callback").expect("waiting");
     assert!(created < waiting, "{actions:?}");
@@ -784,4 +784,301 @@ fn a_version_deployed_before_its_endless_loop_was_refused_still_runs_and_is_stop
     assert_eq!(progress.status, InstanceStatus::Error);
     assert!(progress.failure.unwrap().message.contains("endless loop"));
     assert_eq!(fx.detail("admin", progress.instance_id).summary.status, InstanceStatus::Error);
+}
+
+// ----- the transition table, walked cell by cell (issue 16) -------------------
+
+/// Two parallel branches and two activities to go to. `B` checks `fail`
+/// before and after its first wait; `A` only waits; `C` checks then waits;
+/// `Z` has nothing to do. `B` comes first, so that a start runs its check
+/// before `A` can go outside.
+const WALK: &str = r#"{
+  "name": "walk",
+  "fields": [{ "name": "fail", "type": "boolean" }, { "name": "note", "type": "string" }],
+  "activities": [
+    { "id": "split", "name": "Split", "start": true },
+    { "id": "b", "name": "B", "events": [
+      { "kind": "server_event", "name": "b check", "script": "if fail { throw \"boom\"; }" },
+      { "kind": "server_event", "name": "b1", "synchronous": false, "script": "" },
+      { "kind": "server_event", "name": "b check again", "script": "if fail { throw \"boom\"; }" },
+      { "kind": "server_event", "name": "b2", "synchronous": false, "script": "" } ] },
+    { "id": "a", "name": "A", "events": [
+      { "kind": "server_event", "name": "a", "synchronous": false, "script": "" } ] },
+    { "id": "c", "name": "C", "events": [
+      { "kind": "server_event", "name": "c check", "script": "if fail { throw \"boom\"; }" },
+      { "kind": "server_event", "name": "c", "synchronous": false, "script": "" } ] },
+    { "id": "z", "name": "Z" }
+  ],
+  "lines": [{ "from": "split", "to": "b" }, { "from": "split", "to": "a" }]
+}"#;
+
+/// Three engines on one database: `plain` runs asynchronous scripts in its
+/// transactions; `outside` runs them outside (its scripts can call out);
+/// `dying` too, and its runner dies just before the work starts (a panic at
+/// `before-async-script`), leaving the instance `Running` with the work due.
+struct Walk {
+    _dir: tempfile::TempDir,
+    clock: std::sync::Arc<support::FixedClock>,
+    plain: flowdesk::engine::Engine<flowdesk::store::SqliteStore>,
+    path: std::path::PathBuf,
+}
+
+impl Walk {
+    fn new() -> Walk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowdesk.db");
+        let clock = std::sync::Arc::new(support::FixedClock(std::sync::atomic::AtomicI64::new(T0)));
+        let plain = support::open_engine(&path, clock.clone(), ScriptHost::default());
+        plain.deploy("admin", &flowdesk::model::ProcessDraft::from_json(WALK, "walk").unwrap()).unwrap();
+        Walk { _dir: dir, clock, plain, path }
+    }
+
+    fn calling_out(&self) -> ScriptHost {
+        ScriptHost::default().with_extension(std::sync::Arc::new(|engine: &mut rhai::Engine| {
+            engine.register_fn("external_system", || "reachable".to_owned());
+        }))
+    }
+
+    fn outside(&self) -> flowdesk::engine::Engine<flowdesk::store::SqliteStore> {
+        support::open_engine(&self.path, self.clock.clone(), self.calling_out())
+    }
+
+    /// Runs `call` on an engine whose runner dies before its outside work.
+    fn dying<T>(&self, call: impl FnOnce(&flowdesk::engine::Engine<flowdesk::store::SqliteStore>) -> T) {
+        let hook: flowdesk::engine::Hook = std::sync::Arc::new(|point| {
+            if point == HookPoint::BeforeAsyncScript {
+                panic!("the runner dies (on purpose, in a test)");
+            }
+        });
+        let engine = self.outside().with_hook(hook);
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&engine)));
+        assert!(died.is_err(), "the runner was to die before its outside work");
+    }
+
+    fn start(&self, fail: bool) -> i64 {
+        self.plain
+            .start("admin", "walk", "", &set(&[("fail", if fail { "true" } else { "false" })]))
+            .unwrap()
+            .instance_id
+    }
+
+    fn serial(&self, id: i64, event: &str) -> String {
+        let all = ItemFilter { include_closed: true, instance_id: Some(id), ..Default::default() };
+        let items = self.plain.items("admin", &all).unwrap();
+        let item = items.iter().find(|i| i.event == event).unwrap_or_else(|| panic!("no item of `{event}`: {items:?}"));
+        item.serial.to_string()
+    }
+
+    fn finish(&self, id: i64, event: &str) {
+        self.plain.finish("admin", &self.serial(id, event), &[]).unwrap();
+    }
+
+    /// Writes a status no command leads to (for the impossible cells).
+    fn force(&self, id: i64, status: InstanceStatus) {
+        use flowdesk::engine::Storage;
+        self.plain
+            .store()
+            .write(|tx| {
+                let mut instance = tx.instance(id)?.unwrap();
+                instance.status = status;
+                tx.update_instance(&instance)
+            })
+            .unwrap();
+    }
+
+    /// The status of instance `id` and the phase of its item of `event`.
+    fn cell(&self, id: i64, event: &str) -> (InstanceStatus, flowdesk::engine::ItemPhase) {
+        use flowdesk::engine::Storage;
+        let serial = self.serial(id, event).parse().unwrap();
+        self.plain
+            .store()
+            .read(|tx| {
+                let instance = tx.instance(id)?.unwrap();
+                let item = tx.server_item(serial)?.unwrap();
+                Ok((instance.status, flowdesk::engine::ItemPhase::of(&item, &instance)))
+            })
+            .unwrap()
+    }
+
+    /// Everything an instance holds, for "a refusal changes nothing".
+    fn snapshot(&self, id: i64) -> String {
+        let d = self.plain.instance("admin", id).unwrap();
+        let all = ItemFilter { include_closed: true, ..Default::default() };
+        let items = self.plain.items("admin", &all).unwrap();
+        format!("{:?}|{:?}|{:?}|{:?}|{:?}|{:?}", d.summary, d.fields, d.audit, d.activities, d.lines, items)
+    }
+
+    /// An instance in `status` whose item of the returned event is in
+    /// `phase`, reached by commands where any sequence of them reaches it,
+    /// and written directly where none does (the table's impossible cells).
+    fn reach(&self, status: InstanceStatus, phase: flowdesk::engine::ItemPhase) -> (i64, &'static str) {
+        use InstanceStatus::*;
+        use flowdesk::engine::ItemPhase::*;
+        let (id, event) = match (status, phase) {
+            (Active, Pending) => (self.start(false), "a"),
+            (Active, Finished) => {
+                let id = self.start(false);
+                self.finish(id, "a");
+                (id, "a")
+            }
+            (Active, Cancelled) => {
+                let id = self.start(false);
+                self.plain.goto("admin", id, "C").unwrap();
+                (id, "a")
+            }
+            (Active, Working) | (Completed, Working) => {
+                let (id, event) = self.reach(Running, Working);
+                self.force(id, status);
+                (id, event)
+            }
+            (Active, Recorded) | (Completed, Recorded) => {
+                let (id, event) = self.reach(Stopped, Recorded);
+                self.force(id, status);
+                (id, event)
+            }
+            (Stopped, Recorded) => {
+                let (id, event) = self.reach(Active, Pending);
+                self.plain.stop("admin", id).unwrap();
+                self.finish(id, event);
+                (id, event)
+            }
+            (Stopped, Pending | Working | Finished | Cancelled) => {
+                let (id, event) = self.reach(if phase == Working { Running } else { Active }, phase);
+                self.plain.stop("admin", id).unwrap();
+                (id, event)
+            }
+            (Error, Pending) => (self.start(true), "a"),
+            (Error, Working) => {
+                let id = self.outside().start("admin", "walk", "", &set(&[("fail", "true")])).unwrap().instance_id;
+                (id, "a")
+            }
+            (Error, Recorded) => {
+                let (id, event) = self.reach(Error, Pending);
+                self.finish(id, event);
+                (id, event)
+            }
+            (Error, Finished) => {
+                let id = self.start(false);
+                self.finish(id, "a");
+                self.plain.set_data("admin", id, &set(&[("fail", "true")])).unwrap();
+                self.finish(id, "b1");
+                (id, "a")
+            }
+            (Error, Cancelled) => {
+                let id = self.start(false);
+                self.plain.set_data("admin", id, &set(&[("fail", "true")])).unwrap();
+                self.plain.goto("admin", id, "C").unwrap();
+                (id, "a")
+            }
+            (Running, Working) => {
+                self.dying(|engine| engine.start("admin", "walk", "", &set(&[("fail", "false")])));
+                let listed = self.plain.instances("admin", &InstanceFilter::default()).unwrap();
+                (listed[0].id, "b1")
+            }
+            (Running, Pending) => {
+                let id = self.start(false);
+                let b1 = self.serial(id, "b1");
+                self.dying(|engine| engine.finish("admin", &b1, &[]));
+                (id, "a")
+            }
+            (Running, Recorded) => {
+                let (id, event) = self.reach(Running, Working);
+                self.finish(id, event);
+                (id, event)
+            }
+            (Running, Finished) => {
+                let id = self.start(false);
+                self.finish(id, "a");
+                let b1 = self.serial(id, "b1");
+                self.dying(|engine| engine.finish("admin", &b1, &[]));
+                (id, "a")
+            }
+            (Running, Cancelled) => {
+                let id = self.start(false);
+                self.dying(|engine| engine.goto("admin", id, "C"));
+                (id, "a")
+            }
+            (Completed, Pending) => {
+                let id = self.start(false);
+                self.force(id, Completed);
+                (id, "a")
+            }
+            (Completed, Finished) => {
+                let id = self.start(false);
+                for event in ["a", "b1", "b2"] {
+                    self.finish(id, event);
+                }
+                (id, "a")
+            }
+            (Completed, Cancelled) => {
+                let id = self.start(false);
+                self.plain.goto("admin", id, "Z").unwrap();
+                (id, "a")
+            }
+        };
+        assert_eq!(self.cell(id, event), (status, phase), "setting up {status} with an item {phase:?}");
+        (id, event)
+    }
+
+    /// What the engine answered to `command` on instance `id` (whose item
+    /// of `event` the command names, if it is a finish), in the table's terms.
+    fn answer(&self, id: i64, event: &str, command: flowdesk::engine::CommandKind) -> flowdesk::engine::Rule {
+        use flowdesk::engine::{CommandKind, Rule, Why};
+        let before = self.snapshot(id);
+        let outcome = match command {
+            CommandKind::Finish(_) => self
+                .plain
+                .finish("admin", &self.serial(id, event), &[])
+                .map(|f| if f.applied { Rule::Allowed } else { Rule::Held }),
+            CommandKind::Retry => self.plain.retry("admin", id).map(|_| Rule::Allowed),
+            CommandKind::Stop => self.plain.stop("admin", id).map(|_| Rule::Allowed),
+            CommandKind::Resume => self.plain.resume("admin", id).map(|_| Rule::Allowed),
+            CommandKind::GoTo => self.plain.goto("admin", id, "Z").map(|_| Rule::Allowed),
+            CommandKind::SetData => self.plain.set_data("admin", id, &set(&[("note", "x")])).map(|_| Rule::Allowed),
+            CommandKind::Recover => {
+                // Past any lease: only the status decides.
+                self.clock.advance(24 * 3_600 * 1_000);
+                let recovered = self.plain.recover().unwrap();
+                Ok(if recovered.contains(&id) { Rule::Allowed } else { Rule::Refused(Why::WrongStatus) })
+            }
+        };
+        let answer = match outcome {
+            Ok(rule) => rule,
+            Err(EngineError::WrongStatus { .. }) => Rule::Refused(Why::WrongStatus),
+            Err(EngineError::AlreadyFinished { .. }) => Rule::Refused(Why::AlreadyFinished),
+            Err(EngineError::ItemCancelled { .. }) => Rule::Refused(Why::Cancelled),
+            Err(EngineError::Internal(_)) => Rule::Impossible,
+            Err(other) => panic!("{command:?}: an answer the table does not give: {other}"),
+        };
+        if !matches!(answer, Rule::Allowed | Rule::Held) {
+            assert_eq!(self.snapshot(id), before, "{command:?} answered {answer:?} and changed something");
+        }
+        answer
+    }
+}
+
+/// Every cell of the table (every status × every command, a finish for
+/// every phase of its item), each on an instance brought to that cell,
+/// answered by the engine as the table says. Impossible cells are written
+/// directly into the database: the engine refuses to act on them.
+#[test]
+fn the_engine_answers_every_cell_of_the_transition_table_as_the_table_says() {
+    use flowdesk::engine::{CommandKind, ItemPhase, rule};
+    let mut checked = 0;
+    for status in InstanceStatus::ALL {
+        for command in CommandKind::ALL {
+            let walk = Walk::new();
+            let phase = match command {
+                CommandKind::Finish(phase) => phase,
+                _ if status == InstanceStatus::Running => ItemPhase::Working,
+                _ if status == InstanceStatus::Completed => ItemPhase::Finished,
+                _ => ItemPhase::Pending,
+            };
+            let (id, event) = walk.reach(status, phase);
+            let answer = walk.answer(id, event, command);
+            assert_eq!(answer, rule(status, command), "{status} × {command:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, InstanceStatus::ALL.len() * CommandKind::ALL.len());
 }

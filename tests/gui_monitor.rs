@@ -555,7 +555,7 @@ fn stop_and_resume_are_confirmed_and_recorded_with_the_user_and_cancel_changes_n
     gui.click("Audit trail");
     let detail = gui.fx.detail("admin", id);
     for action in ["Stopped", "Resumed"] {
-        let entry = detail.audit.iter().find(|a| a.action == action).unwrap();
+        let entry = detail.audit.iter().find(|a| a.action.name() == action).unwrap();
         assert_eq!(gui.trail_entry(action), [&format_time(entry.at), "ada", action, ""]);
     }
     let started = gui.trail_entry("Instance started");

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
 use flowdesk::engine::{
-    Clock, Engine, EngineError, EngineOptions, Finished, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus, Millis,
+    AuditAction, Clock, Engine, EngineError, EngineOptions, Finished, InstanceFilter, InstanceStatus, ItemFilter,
+    ItemStatus, Millis,
 };
 use flowdesk::model::{Right, ScriptHost, Value};
 use flowdesk::store::{Durability, SqliteStore};
@@ -161,7 +162,7 @@ fn concurrent_starts_through_two_engines_on_one_file_never_share_an_id() {
         let detail = fx.detail("admin", *id);
         assert_eq!(&detail.summary.folio, folio);
         assert_eq!(detail.summary.status, InstanceStatus::Active);
-        let starts = detail.audit.iter().filter(|entry| entry.action == "Instance started").count();
+        let starts = detail.audit.iter().filter(|entry| entry.action == AuditAction::InstanceStarted).count();
         assert_eq!(starts, 1, "{folio}");
     }
     let everything = InstanceFilter { limit: 0, ..InstanceFilter::default() };

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flowdesk::engine::{
-    Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse, Progress,
+    AuditAction, Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse,
+    Progress,
 };
 use flowdesk::model::{EventDraft, HttpRequest};
 use flowdesk::model::{FieldType, ProcessDraft, Right, ScriptHost, Value, validate};
@@ -87,7 +88,7 @@ fn runs_of(detail: &InstanceDetail, activity_id: &str) -> usize {
 }
 
 /// Position of the first audit entry with `action` whose detail starts with `detail`.
-fn audit_position(detail: &InstanceDetail, action: &str, detail_prefix: &str) -> usize {
+fn audit_position(detail: &InstanceDetail, action: AuditAction, detail_prefix: &str) -> usize {
     detail
         .audit
         .iter()
@@ -96,7 +97,7 @@ fn audit_position(detail: &InstanceDetail, action: &str, detail_prefix: &str) ->
 }
 
 fn logs(detail: &InstanceDetail) -> Vec<&str> {
-    detail.audit.iter().filter(|entry| entry.action == "Log").map(|entry| entry.detail.as_str()).collect()
+    detail.audit.iter().filter(|entry| entry.action == AuditAction::Log).map(|entry| entry.detail.as_str()).collect()
 }
 
 fn only_serial(progress: &Progress) -> String {
@@ -169,7 +170,7 @@ fn every_sample_runs_to_completion_with_default_data() {
         assert!(detail.failure.is_none(), "{:?}", detail.failure);
         assert!(detail.pending_items.is_empty());
         assert_eq!(
-            detail.audit.last().map(|entry| entry.action.as_str()),
+            detail.audit.last().map(|entry| entry.action.name()),
             Some("Instance completed"),
             "{}",
             path.display()
@@ -286,11 +287,11 @@ fn purchase_approval_joins_both_checks_and_places_the_order() {
     assert_eq!(runs_of(&done, "order"), 1);
     assert_eq!(runs_of(&done, "declined"), 0);
     assert!(done.activities.iter().all(|r| r.status.name() == "Completed"));
-    let join_started = audit_position(&done, "Activity started", "Decide (");
-    let budget_done = audit_position(&done, "Activity completed", "Check budget (");
-    let compliance_done = audit_position(&done, "Activity completed", "Check compliance (");
+    let join_started = audit_position(&done, AuditAction::ActivityStarted, "Decide (");
+    let budget_done = audit_position(&done, AuditAction::ActivityCompleted, "Check budget (");
+    let compliance_done = audit_position(&done, AuditAction::ActivityCompleted, "Check compliance (");
     assert!(join_started > budget_done && join_started > compliance_done, "{:#?}", done.audit);
-    let callback = audit_position(&done, "Server item finished", &serial);
+    let callback = audit_position(&done, AuditAction::ItemFinished, &serial);
     assert_eq!(done.audit[callback].user, "finance");
     assert!(
         logs(&done).contains(&"Decide: decision on PR-1042: approved (budget true, compliance true)"),
@@ -482,7 +483,7 @@ fn shipment_waits_for_three_callbacks_and_closes_the_order() {
     let callbacks: Vec<&str> = done
         .audit
         .iter()
-        .filter(|entry| entry.action == "Server item finished")
+        .filter(|entry| entry.action == AuditAction::ItemFinished)
         .map(|entry| entry.user.as_str())
         .collect();
     assert_eq!(callbacks, ["carrier", "carrier", "carrier"]);

@@ -210,8 +210,12 @@ fn verify_exactly_once(
     let mut unverified = Vec::new();
     for instance_id in ids {
         let detail = engine.instance(bench::USER, instance_id)?;
-        let finishes: Vec<&str> =
-            detail.audit.iter().filter(|a| a.action == "Server item finished").map(|a| a.user.as_str()).collect();
+        let finishes: Vec<&str> = detail
+            .audit
+            .iter()
+            .filter(|a| a.action == crate::engine::AuditAction::ItemFinished)
+            .map(|a| a.user.as_str())
+            .collect();
         let reason = match bench::check_completed(&detail) {
             Err(reason) => Some(reason),
             Ok(()) if finishes != [bench::USER] => {

@@ -332,7 +332,7 @@ fn write_synthetic(
         let started = AuditEntry {
             at: started_at,
             user: originator.to_owned(),
-            action: "Instance started".to_owned(),
+            action: crate::engine::AuditAction::InstanceStarted,
             detail: detail.clone(),
         };
         insert_history.execute(params![id, super::sql::start_history_json(&started)?]).map_err(db)?;
