@@ -199,24 +199,19 @@ impl SqliteStore {
         count: usize,
         now: Millis,
     ) -> Result<SyntheticLoad, EngineError> {
-        let mut writer = self.coming().lock_writer();
-        // Commit a batch left open by a caller waiting for its commit.
-        self.end_batch(&mut writer, None);
-        for outcome in std::mem::take(&mut writer.untold) {
-            outcome.tell();
-        }
-        let connection = &writer.connection;
-        connection.execute_batch("BEGIN IMMEDIATE").map_err(|e| describe(&e, &self.path))?;
-        match write_synthetic(connection, process, version, count, now) {
-            Ok(load) => {
-                connection.execute_batch("COMMIT").map_err(|e| describe(&e, &self.path))?;
-                Ok(load)
+        self.writes.exclusive(|connection| {
+            connection.execute_batch("BEGIN IMMEDIATE").map_err(|e| describe(&e, &self.path))?;
+            match write_synthetic(connection, process, version, count, now) {
+                Ok(load) => {
+                    connection.execute_batch("COMMIT").map_err(|e| describe(&e, &self.path))?;
+                    Ok(load)
+                }
+                Err(error) => {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    Err(error)
+                }
             }
-            Err(error) => {
-                let _ = connection.execute_batch("ROLLBACK");
-                Err(error)
-            }
-        }
+        })
     }
 }
 
