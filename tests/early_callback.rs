@@ -43,11 +43,12 @@ fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
         let clock = external_clock.clone();
         engine.register_fn("call_external", move |serial: &str| -> String {
             let external = open_engine(&path, clock.clone(), ScriptHost::default());
-            let first = match external.finish("biztalk", serial, &set(&[("name", "call back value")])) {
-                Ok(finished) => format!("applied={} status={}", finished.applied, finished.progress.status),
-                Err(err) => err.to_string(),
-            };
-            let second = match external.finish("biztalk", serial, &[]) {
+            let first =
+                match external.finish("biztalk", support::parse_serial(serial), &set(&[("name", "call back value")])) {
+                    Ok(finished) => format!("applied={} status={}", finished.applied, finished.progress.status),
+                    Err(err) => err.to_string(),
+                };
+            let second = match external.finish("biztalk", support::parse_serial(serial), &[]) {
                 Ok(_) => "second finish accepted".to_owned(),
                 Err(EngineError::AlreadyFinished { by, .. }) => format!("second finish refused (by {by})"),
                 Err(err) => err.to_string(),
@@ -123,7 +124,8 @@ fn issue_16_a_finish_after_a_resumed_script_ended_is_applied_not_held_for_ever()
     let resumed = operator.resume("admin", 1).unwrap();
     assert_eq!((resumed.status, resumed.waiting.clone()), (InstanceStatus::Active, vec!["1_2".to_owned()]));
 
-    let finished = operator.finish("admin", "1_2", &set(&[("name", "call back value")])).unwrap();
+    let finished =
+        operator.finish("admin", support::parse_serial("1_2"), &set(&[("name", "call back value")])).unwrap();
 
     assert!(finished.applied, "the finish was held: {finished:?}");
     assert_eq!(finished.progress.status, InstanceStatus::Completed);

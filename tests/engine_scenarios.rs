@@ -24,7 +24,8 @@ fn callback_sample_waits_then_completes_on_finish() {
     assert_eq!(fx.field(started.instance_id, "stage"), s("waiting"));
 
     fx.clock.advance(5_000);
-    let finished = fx.engine.finish("admin", &serial, &set(&[("name", "call back value")])).unwrap();
+    let finished =
+        fx.engine.finish("admin", support::parse_serial(&serial), &set(&[("name", "call back value")])).unwrap();
     assert!(finished.applied);
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     assert!(finished.progress.waiting.is_empty());
@@ -56,7 +57,7 @@ fn callback_sample_waits_then_completes_on_finish() {
 fn other_callback_value_takes_the_rejected_branch() {
     let fx = callback_fixture();
     let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
-    fx.engine.finish("admin", &format!("{id}_2"), &set(&[("name", "no")])).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &set(&[("name", "no")])).unwrap();
     assert_eq!(fx.field(id, "done"), Value::Boolean(false));
     let names: Vec<String> = fx.detail("admin", id).activities.into_iter().map(|a| a.activity).collect();
     assert_eq!(names, ["Prepare", "Call external system", "Rejected"]);
@@ -71,10 +72,6 @@ fn every_refused_finish_changes_nothing() {
     let unknown_destination = format!("{id}_99");
     type Refusal<'a> = (&'a str, &'a str, Vec<(String, FieldInput)>);
     let refusals: Vec<Refusal> = vec![
-        ("admin", "abc", vec![]),
-        ("admin", "1_", vec![]),
-        ("admin", "1_2_3", vec![]),
-        ("admin", "1_2; DELETE FROM server_items", vec![]),
         ("admin", "999_2", vec![]),
         ("admin", &unknown_destination, vec![]),
         ("mallory", &serial, vec![]),
@@ -83,9 +80,15 @@ fn every_refused_finish_changes_nothing() {
         ("admin", &serial, vec![("done".into(), FieldInput::Value(Value::Integer(1)))]),
     ];
     for (user, serial, data) in refusals {
-        let err = fx.engine.finish(user, serial, &data).unwrap_err();
+        let err = fx.engine.finish(user, support::parse_serial(serial), &data).unwrap_err();
         assert!(err.is_refusal(), "{err}");
         assert_eq!(fx.snapshot(id), before, "refusal `{err}` changed something");
+    }
+    // Text that is no serial never reaches the engine: a front end's parse
+    // refuses it, as the engine's own refusal.
+    for text in ["abc", "1_", "1_2_3", "1_2; DELETE FROM server_items"] {
+        let err = EngineError::from(text.parse::<flowdesk::engine::Serial>().unwrap_err());
+        assert!(err.is_refusal(), "{err}");
     }
 }
 
@@ -95,21 +98,21 @@ fn refusals_say_what_and_why() {
     let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
     let serial = format!("{id}_2");
 
-    let err = fx.engine.finish("admin", "1_2_3", &[]).unwrap_err();
+    let err = EngineError::from("1_2_3".parse::<flowdesk::engine::Serial>().unwrap_err());
     assert!(matches!(err, EngineError::InvalidSerial(_)), "{err}");
-    let err = fx.engine.finish("admin", "77_1", &[]).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial("77_1"), &[]).unwrap_err();
     assert_eq!(err.to_string(), "server item 77_1 not found");
-    let err = fx.engine.finish("mallory", &serial, &[]).unwrap_err();
+    let err = fx.engine.finish("mallory", support::parse_serial(&serial), &[]).unwrap_err();
     assert_eq!(err.to_string(), "permission denied: user `mallory` lacks the Server Event right on process `callback`");
-    let err = fx.engine.finish("admin", &serial, &set(&[("done", "maybe")])).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&serial), &set(&[("done", "maybe")])).unwrap_err();
     assert_eq!(err.to_string(), "invalid data for field `done`: expected boolean, got \"maybe\"");
-    let err = fx.engine.finish("admin", &serial, &set(&[("nmae", "x")])).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&serial), &set(&[("nmae", "x")])).unwrap_err();
     assert_eq!(err.to_string(), "invalid data for field `nmae`: process `callback` has no such field");
 
     fx.clock.advance(60_000);
-    fx.engine.finish("admin", &serial, &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&serial), &[]).unwrap();
     fx.clock.advance(60_000);
-    let err = fx.engine.finish("admin", &serial, &[]).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&serial), &[]).unwrap_err();
     match &err {
         EngineError::AlreadyFinished { at, by, .. } => {
             assert_eq!((*at, by.as_str()), (T0 + 60_000, "admin"));
@@ -144,7 +147,7 @@ fn rights_decide_who_may_start_see_and_finish() {
 
     // Bob cannot finish, and cannot grant himself the right.
     assert!(matches!(
-        fx.engine.finish("bob", &format!("{bobs}_2"), &[]),
+        fx.engine.finish("bob", support::parse_serial(&format!("{bobs}_2")), &[]),
         Err(EngineError::PermissionDenied { right: Right::ServerEvent, .. })
     ));
     assert!(matches!(
@@ -152,12 +155,15 @@ fn rights_decide_who_may_start_see_and_finish() {
         Err(EngineError::PermissionDenied { right: Right::Admin, .. })
     ));
     // The integration account can.
-    let done = fx.engine.finish("biztalk", &format!("{bobs}_2"), &set(&[("name", "call back value")])).unwrap();
+    let done = fx
+        .engine
+        .finish("biztalk", support::parse_serial(&format!("{bobs}_2")), &set(&[("name", "call back value")]))
+        .unwrap();
     assert_eq!(done.progress.status, InstanceStatus::Completed);
 
     // Revoking works; revoking the last Admin is refused.
     fx.engine.revoke("admin", "callback", "biztalk", &[Right::ServerEvent]).unwrap();
-    assert!(fx.engine.finish("biztalk", &format!("{admins}_2"), &[]).is_err());
+    assert!(fx.engine.finish("biztalk", support::parse_serial(&format!("{admins}_2")), &[]).is_err());
     assert!(matches!(
         fx.engine.revoke("admin", "callback", "admin", &[Right::Admin]),
         Err(EngineError::LastAdmin { .. })
@@ -185,8 +191,8 @@ fn instances_keep_the_version_they_started_on() {
     assert_eq!(fx.deploy_json("admin", &VERSIONED.replace("VERSION", "two")), 2);
     let new = fx.engine.start("admin", "versioned", "", &[]).unwrap().instance_id;
 
-    fx.engine.finish("admin", &format!("{old}_1"), &[]).unwrap();
-    fx.engine.finish("admin", &format!("{new}_1"), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{old}_1")), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{new}_1")), &[]).unwrap();
     assert_eq!(fx.field(old, "label"), s("one"));
     assert_eq!(fx.field(new, "label"), s("two"));
     assert_eq!(fx.detail("admin", old).summary.version, 1);
@@ -276,7 +282,10 @@ fn stop_holds_a_callback_and_resume_applies_it() {
     assert_eq!(fx.engine.stop("admin", id).unwrap().status, InstanceStatus::Stopped);
     assert!(matches!(fx.engine.stop("admin", id), Err(EngineError::WrongStatus { .. })));
 
-    let finished = fx.engine.finish("admin", &format!("{id}_2"), &set(&[("name", "call back value")])).unwrap();
+    let finished = fx
+        .engine
+        .finish("admin", support::parse_serial(&format!("{id}_2")), &set(&[("name", "call back value")]))
+        .unwrap();
     assert!(!finished.applied);
     assert_eq!(finished.progress.status, InstanceStatus::Stopped);
     assert_eq!(fx.field(id, "name"), s(""));
@@ -295,7 +304,7 @@ fn goto_cancels_pending_items_and_starts_the_activity() {
     let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
     let progress = fx.engine.goto("admin", id, "Rejected").unwrap();
     assert_eq!(progress.status, InstanceStatus::Completed);
-    let err = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap_err();
     assert!(matches!(err, EngineError::ItemCancelled { .. }), "{err}");
     assert!(err.to_string().contains("cancelled"));
     assert!(matches!(fx.engine.goto("admin", id, "Nowhere"), Err(EngineError::WrongStatus { .. })));
@@ -323,12 +332,15 @@ fn each_wait_has_its_own_serial_so_a_repeated_callback_is_refused() {
     fx.deploy_json("admin", TWO_WAITS_IN_ONE_ACTIVITY);
     let id = fx.engine.start("admin", "twice", "", &[]).unwrap().instance_id;
     let first = format!("{id}_1");
-    let next = fx.engine.finish("admin", &first, &[]).unwrap().progress;
+    let next = fx.engine.finish("admin", support::parse_serial(&first), &[]).unwrap().progress;
     assert_eq!(next.waiting, vec![format!("{id}_2")]);
     // The external system delivers its callback twice: the second is refused,
     // it does not finish the next event by accident.
-    assert!(matches!(fx.engine.finish("admin", &first, &[]), Err(EngineError::AlreadyFinished { .. })));
-    let done = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
+    assert!(matches!(
+        fx.engine.finish("admin", support::parse_serial(&first), &[]),
+        Err(EngineError::AlreadyFinished { .. })
+    ));
+    let done = fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap();
     assert_eq!(done.progress.status, InstanceStatus::Completed);
     assert_eq!(fx.field(id, "log"), s(&format!("{id}_1;{id}_2;")));
 }
@@ -359,10 +371,10 @@ fn an_all_join_waits_for_every_branch() {
     let id = progress.instance_id;
     assert_eq!(progress.waiting, vec![format!("{id}_2"), format!("{id}_3")]);
 
-    let after_right = fx.engine.finish("admin", &format!("{id}_3"), &[]).unwrap().progress;
+    let after_right = fx.engine.finish("admin", support::parse_serial(&format!("{id}_3")), &[]).unwrap().progress;
     assert_eq!(after_right.status, InstanceStatus::Active);
     assert_eq!(after_right.waiting, vec![format!("{id}_2")]);
-    let done = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap().progress;
+    let done = fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap().progress;
     assert_eq!(done.status, InstanceStatus::Completed);
     assert_eq!(fx.field(id, "trace"), s("LRJ"));
     let joins = fx.detail("admin", id).activities.iter().filter(|a| a.activity == "Join").count();
@@ -374,8 +386,8 @@ fn an_any_activity_starts_once_per_arriving_line() {
     let fx = Fixture::new();
     fx.deploy_json("admin", &PARALLEL.replace("\"preceding_rule\": \"All\", ", ""));
     let id = fx.engine.start("admin", "parallel", "", &[]).unwrap().instance_id;
-    fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
-    fx.engine.finish("admin", &format!("{id}_3"), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{id}_3")), &[]).unwrap();
     assert_eq!(fx.field(id, "trace"), s("LRJJ"));
 }
 
@@ -416,7 +428,7 @@ fn instance_list_filters_and_pages() {
     for i in 0..5 {
         let id = fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id;
         if i % 2 == 0 {
-            fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
+            fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap();
         }
     }
     let completed = InstanceFilter { status: Some(InstanceStatus::Completed), ..Default::default() };
@@ -497,7 +509,10 @@ fn an_asynchronous_script_that_cannot_call_out_runs_in_the_starting_transaction(
     assert_waits_for_its_callback(&hooked.engine, progress.instance_id);
 
     // The callback then completes it as before.
-    let done = hooked.engine.finish("admin", &progress.waiting[0], &set(&[("name", "call back value")])).unwrap();
+    let done = hooked
+        .engine
+        .finish("admin", support::parse_serial(&progress.waiting[0]), &set(&[("name", "call back value")]))
+        .unwrap();
     assert!(done.applied);
     assert_eq!(done.progress.status, InstanceStatus::Completed);
 }
@@ -636,7 +651,9 @@ fn view_participate_shows_what_a_user_started_or_acted_on_and_nothing_else() {
     let started = fx.engine.start("bob", "callback", "bob's", &[]).unwrap().instance_id;
     let acted_on = fx.engine.start("admin", "callback", "finished by bob", &[]).unwrap().instance_id;
     let untouched = fx.engine.start("admin", "callback", "admin's", &[]).unwrap().instance_id;
-    fx.engine.finish("bob", &format!("{acted_on}_2"), &set(&[("name", "call back value")])).unwrap();
+    fx.engine
+        .finish("bob", support::parse_serial(&format!("{acted_on}_2")), &set(&[("name", "call back value")]))
+        .unwrap();
     // Server Event shows every instance of the process; without it, bob
     // sees only what he took part in.
     fx.engine.revoke("admin", "callback", "bob", &[Right::ServerEvent]).unwrap();
@@ -870,7 +887,7 @@ impl Walk {
     }
 
     fn finish(&self, id: i64, event: &str) {
-        self.plain.finish("admin", &self.serial(id, event), &[]).unwrap();
+        self.plain.finish("admin", support::parse_serial(&self.serial(id, event)), &[]).unwrap();
     }
 
     /// Writes a status no command leads to (for the impossible cells).
@@ -978,7 +995,7 @@ impl Walk {
             (Running, Pending) => {
                 let id = self.start(false);
                 let b1 = self.serial(id, "b1");
-                self.dying(|engine| engine.finish("admin", &b1, &[]));
+                self.dying(|engine| engine.finish("admin", support::parse_serial(&b1), &[]));
                 (id, "a")
             }
             (Running, Recorded) => {
@@ -990,7 +1007,7 @@ impl Walk {
                 let id = self.start(false);
                 self.finish(id, "a");
                 let b1 = self.serial(id, "b1");
-                self.dying(|engine| engine.finish("admin", &b1, &[]));
+                self.dying(|engine| engine.finish("admin", support::parse_serial(&b1), &[]));
                 (id, "a")
             }
             (Running, Cancelled) => {
@@ -1028,7 +1045,7 @@ impl Walk {
         let outcome = match command {
             CommandKind::Finish(_) => self
                 .plain
-                .finish("admin", &self.serial(id, event), &[])
+                .finish("admin", support::parse_serial(&self.serial(id, event)), &[])
                 .map(|f| if f.applied { Rule::Allowed } else { Rule::Held }),
             CommandKind::Retry => self.plain.retry("admin", id).map(|_| Rule::Allowed),
             CommandKind::Stop => self.plain.stop("admin", id).map(|_| Rule::Allowed),

@@ -160,7 +160,7 @@ fn every_sample_runs_to_completion_with_default_data() {
             callbacks += 1;
             assert!(callbacks <= 20, "{}: never completes", path.display());
             let serial = progress.waiting[0].clone();
-            let finished = engine.finish(OWNER, &serial, &[]).unwrap();
+            let finished = engine.finish(OWNER, support::parse_serial(&serial), &[]).unwrap();
             assert!(finished.applied, "{}: {serial}", path.display());
             progress = finished.progress;
         }
@@ -209,7 +209,7 @@ fn http_callback_sample_posts_its_serial_and_completes_on_the_callback() {
             "note": format!("call back with serial {serial} when shipped"),
         })
     );
-    let finished = engine.finish(OWNER, &serial, &text(&[("tracking", "1Z999")])).unwrap();
+    let finished = engine.finish(OWNER, support::parse_serial(&serial), &text(&[("tracking", "1Z999")])).unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let detail = engine.instance(OWNER, progress.instance_id).unwrap();
     assert_eq!(field(&detail, "shipped"), &Value::Boolean(true));
@@ -261,7 +261,11 @@ fn purchase_approval_joins_both_checks_and_places_the_order() {
     );
 
     let finished = engine
-        .finish("finance", &serial, &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-26")]))
+        .finish(
+            "finance",
+            support::parse_serial(&serial),
+            &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-26")]),
+        )
         .unwrap();
     assert!(finished.applied);
     assert_eq!(finished.serial, serial);
@@ -322,7 +326,11 @@ fn purchase_approval_declines_without_budget() {
         .unwrap();
     let serial = only_serial(&progress);
     let finished = engine
-        .finish("finance", &serial, &text(&[("budget_ok", "false"), ("budget_checked_on", "2026-11-27")]))
+        .finish(
+            "finance",
+            support::parse_serial(&serial),
+            &text(&[("budget_ok", "false"), ("budget_checked_on", "2026-11-27")]),
+        )
         .unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let done = engine.instance(OWNER, progress.instance_id).unwrap();
@@ -355,7 +363,11 @@ fn purchase_approval_declines_above_the_policy_limit_despite_budget() {
         .unwrap();
     let serial = only_serial(&progress);
     let finished = engine
-        .finish("finance", &serial, &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-27")]))
+        .finish(
+            "finance",
+            support::parse_serial(&serial),
+            &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-27")]),
+        )
         .unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let done = engine.instance(OWNER, progress.instance_id).unwrap();
@@ -396,8 +408,13 @@ fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i6
 
     // Booking answered: the same activity's second asynchronous event now waits,
     // on a server item of its own with a new serial.
-    let booked =
-        engine.finish("carrier", &booking, &text(&[("booking_ref", "BK-88231"), ("booked_on", "2026-11-25")])).unwrap();
+    let booked = engine
+        .finish(
+            "carrier",
+            support::parse_serial(&booking),
+            &text(&[("booking_ref", "BK-88231"), ("booked_on", "2026-11-25")]),
+        )
+        .unwrap();
     assert!(booked.applied);
     assert_eq!(booked.progress.status, InstanceStatus::Active);
     let pickup = only_serial(&booked.progress);
@@ -418,7 +435,11 @@ fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i6
 
     // Pickup answered: the next activity's event waits on a new serial.
     let picked = engine
-        .finish("carrier", &pickup, &text(&[("pickup_on", "2026-11-26"), ("tracking_number", "1Z999AA10123456784")]))
+        .finish(
+            "carrier",
+            support::parse_serial(&pickup),
+            &text(&[("pickup_on", "2026-11-26"), ("tracking_number", "1Z999AA10123456784")]),
+        )
         .unwrap();
     assert!(picked.applied);
     assert_eq!(picked.progress.status, InstanceStatus::Active);
@@ -441,7 +462,7 @@ fn shipment_waits_for_three_callbacks_and_closes_the_order() {
     let finished = engine
         .finish(
             "carrier",
-            &serials.delivery,
+            support::parse_serial(&serials.delivery),
             &text(&[("delivery_status", "delivered"), ("delivered_on", "2026-11-28"), ("signed_by", "J. Smith")]),
         )
         .unwrap();
@@ -494,7 +515,9 @@ fn shipment_refused_parcel_opens_a_claim() {
     let (_dir, engine) = engine();
     deploy_shipment(&engine);
     let (id, serials) = book_shipment(&engine, "SO-2202", "3.2");
-    let finished = engine.finish("carrier", &serials.delivery, &text(&[("delivery_status", "refused")])).unwrap();
+    let finished = engine
+        .finish("carrier", support::parse_serial(&serials.delivery), &text(&[("delivery_status", "refused")]))
+        .unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let done = engine.instance(OWNER, id).unwrap();
     assert_eq!(field(&done, "carrier"), &string("ParcelNet"));

@@ -638,8 +638,10 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Opens a server item for a callback. Needs `Server Event` on its process.
-    pub fn open_server_item(&self, user: &str, serial: &str) -> Result<OpenedItem, EngineError> {
-        let serial: Serial = serial.parse()?;
+    ///
+    /// A front end parses the serial it was given (`text.parse::<Serial>()`,
+    /// strict) before it calls: text that is no serial is its refusal to say.
+    pub fn open_server_item(&self, user: &str, serial: Serial) -> Result<OpenedItem, EngineError> {
         self.store.read(|tx| {
             let (item, instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
@@ -656,8 +658,7 @@ impl<S: Storage> Engine<S> {
     /// callback), or an operator holds the instance (stopped, in error), the
     /// finish is recorded and applied when the instance runs again
     /// ([`machine::rule`]: held).
-    pub fn finish(&self, user: &str, serial: &str, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
-        let serial: Serial = serial.parse()?;
+    pub fn finish(&self, user: &str, serial: Serial, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
         let (applied, step) = self.write_planned(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;

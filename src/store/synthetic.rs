@@ -386,7 +386,8 @@ mod tests {
         assert_eq!(detail.fields.len(), 3);
         assert_eq!(detail.pending_items.len(), 1);
         assert_eq!(detail.audit.len(), 1);
-        let finished = engine.finish("admin", &format!("{}_2", waiting.id), &[]).unwrap();
+        let finished =
+            engine.finish("admin", crate::engine::Serial { instance_id: waiting.id, destination_id: 2 }, &[]).unwrap();
         assert_eq!(finished.progress.status, InstanceStatus::Completed);
 
         // A failed one shows where it failed and can be retried.

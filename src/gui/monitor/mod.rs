@@ -19,7 +19,7 @@ use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
     AuditAction, Engine, EngineError, FieldInput, Finished, InstanceColumn, InstanceDetail, InstanceFilter,
-    InstanceOrder, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, format_age,
+    InstanceOrder, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, Serial, format_age,
     format_time,
 };
 use crate::gui::designer::View;
@@ -981,7 +981,9 @@ impl Monitor {
     /// operator typed into its fields.
     fn read_item(&mut self, engine: &Engine<SqliteStore>, user: &str) {
         let Some((serial, _)) = self.finish.opened_for.take() else { return };
-        match engine.open_server_item(user, &serial) {
+        // Pasted text is trimmed by the box; the engine takes only a serial.
+        let opened = serial.parse::<Serial>().map_err(EngineError::from);
+        match opened.and_then(|parsed| engine.open_server_item(user, parsed)) {
             Ok(opened) => {
                 let typed = std::mem::take(&mut self.finish.inputs);
                 self.finish.inputs = opened
@@ -1016,7 +1018,8 @@ impl Monitor {
     fn finish_item(&mut self, engine: &Engine<SqliteStore>, user: &str) {
         let (Some((typed, _)), Some(opened)) = (&self.finish.opened_for, &self.finish.opened) else { return };
         let about = typed.clone();
-        let serial = opened.item.serial.to_string();
+        let parsed = opened.item.serial;
+        let serial = parsed.to_string();
         let data: Vec<(String, FieldInput)> = self
             .finish
             .inputs
@@ -1024,7 +1027,7 @@ impl Monitor {
             .filter(|entry| entry.edited())
             .map(|entry| (entry.name.clone(), FieldInput::Text(entry.text.clone())))
             .collect();
-        let result = engine.finish(user, &serial, &data);
+        let result = engine.finish(user, parsed, &data);
         self.finished(engine, user, about, &serial, result);
     }
 

@@ -194,6 +194,6 @@ fn item_rows(engine: &Engine<SqliteStore>, user: &str, items: Vec<ServerItem>) -
 /// who may not open the item (no Server Event right) cannot finish it either,
 /// and sees it as it is.
 fn hold_of(engine: &Engine<SqliteStore>, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
-    let status = engine.open_server_item(user, &item.serial.to_string()).ok()?.instance.status;
+    let status = engine.open_server_item(user, item.serial).ok()?.instance.status;
     matches!(status, InstanceStatus::Error | InstanceStatus::Stopped).then_some(status)
 }
