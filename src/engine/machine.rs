@@ -9,12 +9,12 @@
 //!   finish, with the [`ItemPhase`] of its item) to [`Rule::Allowed`],
 //!   [`Rule::Held`] (recorded now, applied when the instance runs again) or
 //!   [`Rule::Refused`] and why. It is the guard, not a check after the fact:
-//!   [`decide`] consults it before anything changes, and every cell is
+//!   `decide` consults it before anything changes, and every cell is
 //!   written out (no wildcard), so a new status or command does not compile
 //!   until each of its cells says what happens. Cells no sequence of
 //!   commands reaches are [`Rule::Impossible`]: met only in a damaged
 //!   database, answered as an internal error and never acted on.
-//! - [`decide`]: a command applied to the state read under the write lock,
+//! - `decide`: a command applied to the state read under the write lock,
 //!   as an ordered list of typed [`Effect`]s (status changed, token moved,
 //!   activity started or closed, line evaluated, server item created,
 //!   finished, applied or cancelled, audit entry, participant). It is pure:
@@ -22,9 +22,9 @@
 //!   the executor runs within their budgets. The engine reads before it and
 //!   writes after it, and the store writes what the effects say and decides
 //!   nothing.
-//! - [`apply`]: the one place an instance's status and tokens change. The
+//! - `apply`: the one place an instance's status and tokens change. The
 //!   executor emits an effect and applies it in one call
-//!   ([`Effects::emit`]), so the instance a run goes on with is always the one
+//!   (`Effects::emit`), so the instance a run goes on with is always the one
 //!   its effects describe.
 //!
 //! `tests/engine_scenarios.rs` walks every cell of the table through the
@@ -32,7 +32,7 @@
 //!
 //! What an event's work outside the transaction came to (a request's answer,
 //! a script that could call out) is no command: it completes the run of the
-//! command that started the work ([`outside_work_done`]), and applies to the
+//! command that started the work (`outside_work_done`), and applies to the
 //! instance whatever happened to it meanwhile.
 
 use std::collections::BTreeMap;
@@ -298,7 +298,7 @@ impl From<Refusal> for EngineError {
 ///
 /// The instance's own row (status, data, tokens) is written as the instance
 /// ends up, so [`Effect::StatusChanged`] and [`Effect::TokenMoved`] are
-/// there for the record and for [`apply`]; the others are rows the store
+/// there for the record and for `apply`; the others are rows the store
 /// writes beside it: the history (audit entries, activities, lines), the
 /// server items and the participants.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,8 +362,8 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// Whether [`apply`] changes the instance for it.
-    pub fn changes_instance(&self) -> bool {
+    /// Whether `apply` changes the instance for it.
+    pub(crate) fn changes_instance(&self) -> bool {
         matches!(
             self,
             Effect::StatusChanged { .. }
@@ -376,7 +376,7 @@ impl Effect {
 
     /// Whether the store writes it as a row of its own (server items,
     /// participants), rather than in the history record or the instance row.
-    pub fn is_row(&self) -> bool {
+    pub(crate) fn is_row(&self) -> bool {
         matches!(
             self,
             Effect::ItemCreated(_)
@@ -389,7 +389,7 @@ impl Effect {
     }
 
     /// Whether it goes into the instance's history record.
-    pub fn is_history(&self) -> bool {
+    pub(crate) fn is_history(&self) -> bool {
         matches!(
             self,
             Effect::Audit(_)
@@ -401,7 +401,7 @@ impl Effect {
 }
 
 /// The one place an instance's status and tokens change.
-pub fn apply(instance: &mut Instance, effect: &Effect) {
+fn apply(instance: &mut Instance, effect: &Effect) {
     fn token(instance: &mut Instance, destination_id: i64) -> Option<&mut Token> {
         instance.flow.tokens.iter_mut().find(|t| t.destination_id == destination_id)
     }

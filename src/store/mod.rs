@@ -136,7 +136,7 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens a database and brings its schema up to date, creating it (and
     /// its folder) if there is none. A file that is not a flowdesk database
-    /// is refused untouched (see [`schema::identify`]).
+    /// is refused untouched (see `schema::identify`).
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, EngineError> {
         SqliteStore::open_as(path, durability, true).map_err(EngineError::from)
     }
