@@ -1074,6 +1074,25 @@ impl Walk {
     }
 }
 
+/// Issue 16: an instance went into error in one branch while another's
+/// work was due outside; its runner stopped at the error, and Retry ran the
+/// failed branch only, leaving the instance `Running` with that work undone
+/// until its lease ran out and recovery found it. Retry runs both.
+#[test]
+fn issue_16_retry_also_runs_the_work_left_due_outside_when_the_instance_went_into_error() {
+    use flowdesk::engine::ItemPhase;
+    let walk = Walk::new();
+    let (id, event) = walk.reach(InstanceStatus::Error, ItemPhase::Working);
+    walk.plain.set_data("admin", id, &set(&[("fail", "false")])).unwrap();
+
+    let progress = walk.plain.retry("admin", id).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Active, "{progress:?}");
+    let mut waiting: Vec<String> = [event, "b1"].iter().map(|event| walk.serial(id, event)).collect();
+    waiting.sort_by_key(|serial| support::parse_serial(serial));
+    assert_eq!(progress.waiting, waiting);
+}
+
 /// Every cell of the table (every status × every command, a finish for
 /// every phase of its item), each on an instance brought to that cell,
 /// answered by the engine as the table says. Impossible cells are written

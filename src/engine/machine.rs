@@ -58,7 +58,8 @@ pub enum Command<'a> {
         item: &'a ServerItem,
         data: &'a [(String, FieldInput)],
     },
-    /// The failed event (or line rules) runs again.
+    /// The failed event (or line rules) runs again, and any work another
+    /// branch left due outside when the instance went into error.
     Retry,
     Stop,
     /// A stopped instance runs on; what was held meanwhile is applied.
@@ -576,7 +577,13 @@ pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>)
             return Ok(Decision { effects: effects.into_vec(), end, held: false });
         }
         Command::Retry => {
-            for (destination_id, next_event) in tokens_in(instance, TokenState::Failed) {
+            // The failed event runs again; and so does work left due outside
+            // in another branch: its runner stopped when the instance went
+            // into error (a runner goes on only while the instance runs), and
+            // nobody else would pick it up before its lease ran out.
+            let mut again = tokens_in(instance, TokenState::Failed);
+            again.extend(tokens_in(instance, TokenState::RunningOutside));
+            for (destination_id, next_event) in again {
                 effects.emit(instance, Effect::TokenMoved { destination_id, next_event, state: TokenState::Ready });
             }
             let what =
