@@ -30,7 +30,7 @@ use crate::store::{Durability, OpenError, SqliteStore};
                   item by serial number."
 )]
 pub struct Cli {
-    /// Database file [default: $FLOWDESK_DB, else <user data dir>/flowdesk/flowdesk.db]
+    /// Database file (default: `$FLOWDESK_DB`, else `<user data dir>/flowdesk/flowdesk.db`)
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 

@@ -27,7 +27,7 @@
 //!   (`Effects::emit`), so the instance a run goes on with is always the one
 //!   its effects describe.
 //!
-//! `tests/engine_scenarios.rs` walks every cell of the table through the
+//! `tests/it/engine_scenarios.rs` walks every cell of the table through the
 //! engine's public methods and checks that the engine answers as it says.
 //!
 //! What an event's work outside the transaction came to (a request's answer,

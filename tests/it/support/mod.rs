@@ -1,6 +1,5 @@
 //! Shared fixtures for the engine tests: a temporary database, a clock that
 //! only moves when told, and small helpers to read an instance back.
-#![allow(dead_code)]
 
 pub mod api;
 pub mod external;

@@ -2,7 +2,7 @@
 //! lifecycle, and every way a call can be refused, each leaving the data as
 //! it was.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

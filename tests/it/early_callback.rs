@@ -2,7 +2,7 @@
 //! itself calls the "external system", which finishes the server item through a
 //! second engine on the same database while the script is still running.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! completion, and the purchase-approval and shipment samples behave as their
 //! descriptions say when driven end to end through the engine.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Several processes and threads on one database at once: the GUI open while a
 //! terminal and an external system finish items. Nobody sees "database is locked".
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! Engine behaviour as scenarios: a process, a list of actions, the expected
 //! outcome and trail. Every refusal is checked to change nothing.
 
-mod support;
+use crate::support;
 
 use flowdesk::engine::{EngineError, FieldInput, HookPoint, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus};
 use flowdesk::model::script::rhai;

@@ -3,7 +3,7 @@
 //! always given explicitly and `FLOWDESK_DB` / `FLOWDESK_USER` removed from the
 //! inherited environment.
 
-mod common_cli;
+use crate::common_cli;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -1380,8 +1380,7 @@ fn start_refuses_a_folio_with_control_characters() {
 
 // 10. Issue 15: scripts that recurse too deep, loops through requests, recovery
 
-#[path = "support/external.rs"]
-mod external;
+use crate::support::external;
 
 /// A process whose only event recurses as deep as `depth` says (1000 by
 /// default), each call nested in parentheses (issue 15's script).

@@ -1,8 +1,7 @@
 //! Running the real `flowdesk` binary from the end-to-end tests (`cli.rs`,
-//! `bench_cli.rs`): one run to its end, killed by a watchdog if it hangs, and
+//! `bench.rs`): one run to its end, killed by a watchdog if it hangs, and
 //! failed if it panicked. Kept apart from `support/`, which holds the engine
 //! fixtures: these tests drive the binary only and need none of them.
-#![allow(dead_code)]
 
 use std::process::Command;
 use std::sync::mpsc;

@@ -4,7 +4,7 @@
 //! Nothing here sleeps: a request is held open by a handler blocked on a
 //! channel the test controls.
 
-mod support;
+use crate::support;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};

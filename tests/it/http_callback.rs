@@ -3,7 +3,7 @@
 //! the HTTP API with a token. Both the fake external system and the API run
 //! on loopback; nothing is mocked in between.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;

@@ -19,7 +19,6 @@
 //!
 //! Dropping the `ExternalSystem` stops the server without waiting for handlers
 //! still blocked: a test that let a request time out finishes at once.
-#![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -12,7 +12,7 @@
 //! (The `HookPoint`s cannot: `BeforeCommit` is reached under the write lock,
 //! after the plan was checked and applied, and the others after the commit.)
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -142,8 +142,11 @@ fn a_start_killed_mid_script_is_recovered_and_can_be_called_back() {
         let store = SqliteStore::open(&db.path, Durability::Full).unwrap();
         Engine::new(store).deploy("ops", &calling_out_process()).unwrap();
     }
+    // This test's name in the harness: its module path within the test crate.
+    let name = concat!(module_path!(), "::a_start_killed_mid_script_is_recovered_and_can_be_called_back");
+    let name = name.split_once("::").map_or(name, |(_crate, name)| name);
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_start_killed_mid_script_is_recovered_and_can_be_called_back", "--nocapture"])
+        .args(["--exact", name, "--nocapture"])
         .env(CHILD, &db.path)
         .output()
         .unwrap();

@@ -3,7 +3,7 @@
 //! database goes there too). They check the shape and sense of the report
 //! lines, never the speed: figures are for `BENCHMARKS.md`, not assertions.
 
-mod common_cli;
+use crate::common_cli;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
