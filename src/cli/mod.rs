@@ -532,7 +532,8 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             let engine = open_engine(cli)?;
             // A person pastes a serial, perhaps with the spaces around it;
             // the engine itself takes only the exact text.
-            let finished = engine.finish(&user, serial.trim(), &data.inputs())?;
+            let serial = serial.trim().parse().map_err(EngineError::from)?;
+            let finished = engine.finish(&user, serial, &data.inputs())?;
             let whereabouts = whereabouts(&engine, &user, finished.progress.instance_id);
             output::finished(&mut out, &finished, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)

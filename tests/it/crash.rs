@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use flowdesk::engine::Engine;
+use flowdesk::engine::{AuditAction, Engine};
 use flowdesk::store::{Durability, SqliteStore};
 use serde_json::Value as Json;
 
@@ -159,7 +159,7 @@ fn a_start_killed_mid_script_is_recovered_and_can_be_called_back() {
     assert_eq!(engine.recover().unwrap(), [1]);
     let detail = engine.instance("ops", 1).unwrap();
     assert_eq!(detail.summary.status, flowdesk::engine::InstanceStatus::Active);
-    assert!(detail.audit.iter().any(|entry| entry.action == "Recovered"), "{:?}", detail.audit);
+    assert!(detail.audit.iter().any(|entry| entry.action == AuditAction::Recovered), "{:?}", detail.audit);
     let serial = detail.pending_items[0].serial.to_string();
     drop(engine);
 

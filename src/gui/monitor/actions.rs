@@ -292,7 +292,7 @@ fn answer(engine: &Engine<SqliteStore>, user: &str, command: &Command) -> Reply 
             Operation::GoTo(id, activity) => engine.goto(user, *id, activity),
             Operation::SetData(id, changes) => engine.set_data(user, *id, &inputs(changes)),
         }),
-        Command::Finish { serial, data } => Reply::Finished(engine.finish(user, &serial.to_string(), &inputs(data))),
+        Command::Finish { serial, data } => Reply::Finished(engine.finish(user, *serial, &inputs(data))),
         Command::Deploy { draft, again } => Reply::Deployed(deploy(engine, user, draft, *again)),
         Command::Start(request) => Reply::Started(start(engine, user, request, &inputs(&request.data))),
         Command::Grant { process, user: target, right } => {

@@ -23,7 +23,7 @@ use egui::{Color32, RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
-    EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
+    AuditAction, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
     InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, format_age, format_time,
 };
 use crate::gui::designer::View;
@@ -1301,8 +1301,8 @@ fn trail_ui(ui: &mut Ui, detail: &InstanceDetail) {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format_time(entry.at)).monospace().weak());
                 ui.label(RichText::new(&entry.user).strong());
-                let color = if entry.action == "Error" { theme::ERROR } else { theme::ACTIVITY_TEXT };
-                ui.colored_label(color, &entry.action);
+                let color = if entry.action == AuditAction::Error { theme::ERROR } else { theme::ACTIVITY_TEXT };
+                ui.colored_label(color, entry.action.name());
                 ui.label(&entry.detail);
             });
         }

@@ -208,7 +208,9 @@ fn answer(engine: &Engine<SqliteStore>, user: &str, query: Query) -> Reply {
         }
         Query::Processes => Reply::Processes(engine.processes().unwrap_or_default()),
         Query::Item { serial } => {
-            let item = Box::new(engine.open_server_item(user, &serial));
+            // The box's text, trimmed: the engine takes only a serial.
+            let parsed = serial.parse().map_err(EngineError::from);
+            let item = Box::new(parsed.and_then(|parsed| engine.open_server_item(user, parsed)));
             Reply::Item { serial, user: user.to_owned(), item }
         }
     }
@@ -236,6 +238,6 @@ fn item_rows(engine: &Engine<SqliteStore>, user: &str, items: Vec<ServerItem>) -
 /// who may not open the item (no Server Event right) cannot finish it either,
 /// and sees it as it is.
 fn hold_of(engine: &Engine<SqliteStore>, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
-    let status = engine.open_server_item(user, &item.serial.to_string()).ok()?.instance.status;
+    let status = engine.open_server_item(user, item.serial).ok()?.instance.status;
     matches!(status, InstanceStatus::Error | InstanceStatus::Stopped).then_some(status)
 }
