@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use flowdesk::bench;
-use flowdesk::engine::FieldInput;
+use flowdesk::engine::{FieldInput, Serial};
 use flowdesk::model::{FieldType, ScriptContext, ScriptHost, Value};
 use flowdesk::runtime::{Runtime, RuntimeEngine};
 use flowdesk::store::Durability;
@@ -109,10 +109,10 @@ impl Database {
     }
 
     /// Starts one instance and returns the serial it waits on.
-    fn start(&self, n: i64) -> String {
+    fn start(&self, n: i64) -> Serial {
         let data = [("n".to_owned(), FieldInput::Value(Value::Integer(n)))];
         let progress = self.engine().start(bench::USER, &self.process, "", &data).expect("start");
-        progress.waiting.into_iter().next().expect("the instance waits at step B")
+        progress.waiting.first().expect("the instance waits at step B").parse().expect("a serial")
     }
 }
 
@@ -133,7 +133,7 @@ fn engine_step(c: &mut Criterion) {
                 n += 1;
                 db.start(n)
             },
-            |serial| db.engine().finish(bench::USER, &serial, &callback).expect("finish"),
+            |serial| db.engine().finish(bench::USER, serial, &callback).expect("finish"),
             // Each input is a row in the database: make them one at a time.
             BatchSize::PerIteration,
         )
@@ -152,7 +152,7 @@ fn finish_together(engine: &RuntimeEngine, serials: &[bench::Pending]) -> Durati
             let (go, callback) = (&go, &callback);
             scope.spawn(move || {
                 go.wait();
-                engine.finish(bench::USER, &item.serial, callback).expect("finish");
+                engine.finish(bench::USER, item.serial, callback).expect("finish");
             });
         }
         go.wait();

@@ -57,7 +57,7 @@ impl Connection {
 
     /// Opens a server item by serial. Needs the process's Server Event right.
     pub fn open_server_item(&self, serial: &str) -> Result<ServerItemHandle<'_>, EngineError> {
-        let opened = self.engine().open_server_item(&self.user, serial)?;
+        let opened = self.engine().open_server_item(&self.user, serial.parse()?)?;
         Ok(ServerItemHandle { connection: self, opened, changes: Vec::new() })
     }
 }
@@ -115,7 +115,7 @@ impl ServerItemHandle<'_> {
 
     /// Finishes the item with the fields set on it; the instance runs on.
     pub fn finish(self) -> Result<Finished, EngineError> {
-        let serial = self.serial();
-        self.connection.engine().finish(&self.connection.user, &serial, &self.changes)
+        let serial = self.opened.item.serial;
+        self.connection.engine().finish(&self.connection.user, serial, &self.changes)
     }
 }

@@ -92,7 +92,7 @@ pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
     let serials = bench::pending(engine, &process)?;
     let data = bench::callback_data();
     bench::for_each_concurrently(serials.len(), clients, |index| match serials.get(index) {
-        Some(item) => engine.finish(bench::USER, &item.serial, &data).map(|_| ()),
+        Some(item) => engine.finish(bench::USER, item.serial, &data).map(|_| ()),
         None => Ok(()),
     })?;
     let finish_seconds = finishing.elapsed().as_secs_f64();

@@ -72,7 +72,7 @@ fn run_one(options: &FloorOptions, schema: FloorSchema) -> Result<FloorReport, B
         let (Some(first), Some(second)) = (items.first(), items.get(1)) else {
             return Err(BenchError::MissingSerials { expected: 2, found: items.len() });
         };
-        engine.finish(bench::USER, &first.serial, &bench::callback_data())?;
+        engine.finish(bench::USER, first.serial, &bench::callback_data())?;
         (first.instance_id, second.instance_id)
     };
     let replayed =

@@ -158,15 +158,21 @@ pub fn run(options: &HttpOptions) -> Result<HttpReport, BenchError> {
                         let bad =
                             (index % every == every - 1).then(|| BadCall::ALL[(index / every) % BadCall::ALL.len()]);
                         if let Some(kind) = bad.filter(|k| *k != BadCall::Duplicate) {
-                            client.bad(kind, &item.serial, item.instance_id, &secrets, &mut log);
+                            client.bad(kind, &item.serial.to_string(), item.instance_id, &secrets, &mut log);
                         }
-                        let (status, code, took) = client.finish(&secrets.caller, &item.serial, GOOD_BODY);
+                        let (status, code, took) = client.finish(&secrets.caller, &item.serial.to_string(), GOOD_BODY);
                         log.latencies.push(took);
                         if status != 200 {
                             log.wrong_answers.push(format!("finish {}: {status} {code}", item.serial));
                         }
                         if bad == Some(BadCall::Duplicate) {
-                            client.bad(BadCall::Duplicate, &item.serial, item.instance_id, &secrets, &mut log);
+                            client.bad(
+                                BadCall::Duplicate,
+                                &item.serial.to_string(),
+                                item.instance_id,
+                                &secrets,
+                                &mut log,
+                            );
                         }
                     }
                     log
@@ -212,8 +218,12 @@ fn verify_exactly_once(
     let mut unverified = Vec::new();
     for instance_id in ids {
         let detail = engine.instance(bench::USER, instance_id)?;
-        let finishes: Vec<&str> =
-            detail.audit.iter().filter(|a| a.action == "Server item finished").map(|a| a.user.as_str()).collect();
+        let finishes: Vec<&str> = detail
+            .audit
+            .iter()
+            .filter(|a| a.action == crate::engine::AuditAction::ItemFinished)
+            .map(|a| a.user.as_str())
+            .collect();
         let reason = match bench::check_completed(&detail) {
             Err(reason) => Some(reason),
             Ok(()) if finishes != [bench::USER] => {

@@ -111,7 +111,7 @@ pub fn run(options: &LatencyOptions) -> Result<LatencyReport, BenchError> {
         if let Some(ahead) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(ahead);
         }
-        engine.finish(bench::USER, &item.serial, &data)?;
+        engine.finish(bench::USER, item.serial, &data)?;
         let acknowledged = Instant::now();
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         if let Some(slot) = latencies.get(index) {

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::engine::{EngineError, FieldInput, InstanceDetail, InstanceStatus, ItemFilter};
+use crate::engine::{EngineError, FieldInput, InstanceDetail, InstanceStatus, ItemFilter, Serial};
 use crate::model::{ProcessDraft, Value};
 use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions};
 use crate::store::Durability;
@@ -152,7 +152,7 @@ pub fn callback_data() -> [(String, FieldInput); 1] {
 /// A pending server item as the external system learns it from the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    pub serial: String,
+    pub serial: Serial,
     pub instance_id: i64,
 }
 
@@ -162,7 +162,7 @@ pub fn pending(engine: &RuntimeEngine, process: &str) -> Result<Vec<Pending>, En
     Ok(engine
         .items(USER, &filter)?
         .into_iter()
-        .map(|item| Pending { serial: item.serial.to_string(), instance_id: item.serial.instance_id })
+        .map(|item| Pending { serial: item.serial, instance_id: item.serial.instance_id })
         .collect())
 }
 
@@ -320,7 +320,7 @@ mod tests {
         start_waiting(engine, &process, 3, 2).unwrap();
         let items = pending_exactly(engine, &process, 3).unwrap();
         for item in &items {
-            engine.finish(USER, &item.serial, &callback_data()).unwrap();
+            engine.finish(USER, item.serial, &callback_data()).unwrap();
         }
         assert_eq!(verify_completed(engine, items.iter().map(|i| i.instance_id)).unwrap(), []);
     }
@@ -334,7 +334,7 @@ mod tests {
         start_one(engine, &process, 0).unwrap();
         let waiting = pending_exactly(engine, &process, 1).unwrap();
         let other = [("name".to_owned(), FieldInput::Text("something else".to_owned()))];
-        engine.finish(USER, &waiting[0].serial, &other).unwrap();
+        engine.finish(USER, waiting[0].serial, &other).unwrap();
         let unverified = verify_completed(engine, [waiting[0].instance_id]).unwrap();
         assert_eq!(unverified.len(), 1);
         assert!(unverified[0].reason.starts_with("done is"), "{:?}", unverified[0]);

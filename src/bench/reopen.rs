@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::bench::{self, BenchError, Scratch, Unverified};
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Serial};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::store::Durability;
 
@@ -90,14 +90,14 @@ pub fn run(
     let engine = runtime.engine();
     let open_ms = bench::millis(opening.elapsed());
     let finishing = Instant::now();
-    engine.finish(bench::USER, &first.serial, &bench::callback_data())?;
+    engine.finish(bench::USER, first.serial, &bench::callback_data())?;
     let first_finish_ms = bench::millis(finishing.elapsed());
     let peak_rss_mb = bench::peak_rss_mb();
 
     let mut unverified = bench::verify_completed(engine, [first.instance_id])?;
     // The others must still wait, each on its own serial: a reopen that lost
     // or moved a wait would make the figure meaningless.
-    let still: BTreeSet<String> = bench::pending(engine, &process)?.into_iter().map(|item| item.serial).collect();
+    let still: BTreeSet<Serial> = bench::pending(engine, &process)?.into_iter().map(|item| item.serial).collect();
     for item in waiting.iter().skip(1).filter(|item| !still.contains(&item.serial)) {
         unverified.push(Unverified {
             instance_id: item.instance_id,

@@ -31,7 +31,7 @@ use crate::store::{Durability, OpenError};
                   item by serial number."
 )]
 pub struct Cli {
-    /// Database file [default: $FLOWDESK_DB, else <user data dir>/flowdesk/flowdesk.db]
+    /// Database file (default: `$FLOWDESK_DB`, else `<user data dir>/flowdesk/flowdesk.db`)
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 
@@ -578,7 +578,8 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             let engine = runtime.engine();
             // A person pastes a serial, perhaps with the spaces around it;
             // the engine itself takes only the exact text.
-            let finished = engine.finish(&user, serial.trim(), &data.inputs())?;
+            let serial = serial.trim().parse().map_err(EngineError::from)?;
+            let finished = engine.finish(&user, serial, &data.inputs())?;
             let whereabouts = whereabouts(engine, &user, finished.progress.instance_id);
             output::finished(&mut out, &finished, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)

@@ -242,7 +242,7 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, as_json: bool) -> 
                     "activity": f.activity, "event": f.event, "message": f.message, "at": iso(f.at),
                 })),
                 "audit": detail.audit.iter().map(|a| json!({
-                    "at": iso(a.at), "user": a.user, "action": a.action, "detail": a.detail,
+                    "at": iso(a.at), "user": a.user, "action": a.action.name(), "detail": a.detail,
                 })).collect::<Vec<_>>(),
             }),
         )?;
@@ -286,7 +286,7 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, as_json: bool) -> 
     writeln!(out, "Audit trail")?;
     let mut audit = table(&["TIME", "USER", "ACTION", "DETAIL"]);
     for entry in &detail.audit {
-        audit.add_row(vec![format_time(entry.at), entry.user.clone(), entry.action.clone(), entry.detail.clone()]);
+        audit.add_row(vec![format_time(entry.at), entry.user.clone(), entry.action.to_string(), entry.detail.clone()]);
     }
     writeln!(out, "{audit}")?;
     Ok(())

@@ -1,10 +1,12 @@
 //! The run loop: moves an instance's tokens forward until it waits or completes.
 //!
 //! This is a pure function of the compiled process, the loaded instance and the
-//! clock: it mutates the in-memory [`Instance`] and records every other change in
-//! [`Changes`] for the store to write in the caller's transaction. It never waits
-//! and never does IO, except for running scripts, which are bounded by their
-//! operation budget.
+//! clock: each change it makes is an [`Effect`] it emits (applying it to the
+//! in-memory [`Instance`] as it records it), for the store to write in the
+//! caller's transaction. It never waits and never does IO, except for running
+//! scripts, which are bounded by their operation budget. What may be asked of
+//! an instance, and when, is `machine.rs`'s; this is how an instance runs
+//! once it may.
 //!
 //! Two kinds of work cannot run inside a transaction, so the loop stops before
 //! them with [`RunEnd::Outside`]: an HTTP request event (IO of unbounded length,
@@ -17,15 +19,16 @@
 //! nobody can call back before it ends, so nothing is gained by committing
 //! first, and a transaction per lifecycle is saved.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[cfg(doc)]
 use crate::engine::instance::FlowState;
 use crate::engine::instance::{
-    ActivityRecord, ActivityStatus, AuditEntry, Changes, FailureInfo, Instance, InstanceStatus, ItemStatus, Millis,
-    ServerItem, Token, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
+    LineResult, Millis, ServerItem, Token, TokenState,
 };
+use crate::engine::machine::{Effect, Effects, ItemState};
 use crate::engine::outbound::Exchange;
 use crate::model::{
     CompiledProcess, CompiledScript, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext, ScriptFailure,
@@ -45,23 +48,6 @@ pub const MAX_LOG_LINE_CHARS: usize = 2_000;
 /// outgoing line, of names of bounded length), so a run stops within one
 /// step of it, and one call never writes a row of any size.
 pub const MAX_RECORDED_BYTES_PER_RUN: usize = 4 * 1024 * 1024;
-
-/// A finish recorded on a server item that the instance has not applied yet.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedFinish {
-    pub data: BTreeMap<String, Value>,
-    pub by: String,
-}
-
-/// What the executor needs to know about an instance's server items.
-#[derive(Debug, Default, Clone)]
-pub struct ItemState {
-    /// Serial ids of items that are pending or hold an unapplied finish, so a
-    /// retried asynchronous event keeps its serial.
-    pub pending: BTreeSet<i64>,
-    /// Finishes to apply, by serial id.
-    pub recorded: BTreeMap<i64, RecordedFinish>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd {
@@ -102,7 +88,7 @@ pub struct Executor<'a> {
     /// taken for an endless loop: whatever its events, it never waited.
     pub max_steps: usize,
     /// Run asynchronous scripts here, in the transaction that creates their
-    /// server item, instead of stopping with [`RunEnd::AsyncScript`]. Only
+    /// server item, instead of stopping with [`RunEnd::Outside`]. Only
     /// right when no script can hand its serial out (see
     /// [`ScriptHost::can_call_out`]): then no callback can arrive while it
     /// runs, and an item, its script's work and the wait commit as one.
@@ -110,31 +96,39 @@ pub struct Executor<'a> {
 }
 
 impl Executor<'_> {
-    pub fn audit(&self, changes: &mut Changes, action: &str, detail: String) {
-        changes.audit.push(AuditEntry { at: self.now, user: self.user.to_owned(), action: action.to_owned(), detail });
+    pub(crate) fn audit(&self, effects: &mut Effects, action: AuditAction, detail: String) {
+        effects.note(Effect::Audit(AuditEntry { at: self.now, user: self.user.to_owned(), action, detail }));
     }
 
-    /// Creates a token for `activity`, recording the activity instance.
-    pub fn open_activity(&self, instance: &mut Instance, activity: usize, changes: &mut Changes) {
+    /// Starts an activity instance of `activity`: a new token, ready at its
+    /// first event.
+    pub(crate) fn open_activity(&self, instance: &mut Instance, activity: usize, effects: &mut Effects) {
         let destination_id = instance.flow.next_destination_id;
         instance.flow.next_destination_id += 1;
-        instance.flow.tokens.push(Token {
-            destination_id,
-            activity,
-            next_event: 0,
-            state: TokenState::Ready,
-            serial_id: None,
-        });
         let compiled = &self.process.activities[activity];
-        changes.activities_started.push(ActivityRecord {
+        let record = ActivityRecord {
             destination_id,
             activity_id: compiled.id.clone(),
             activity: compiled.name.clone(),
             status: ActivityStatus::Active,
             started_at: self.now,
             finished_at: None,
-        });
-        self.audit(changes, "Activity started", format!("{} (#{destination_id})", compiled.name));
+        };
+        effects.emit(instance, Effect::ActivityStarted { activity, record });
+        self.audit(effects, AuditAction::ActivityStarted, format!("{} (#{destination_id})", compiled.name));
+    }
+
+    /// Moves the token at `position` to `state` at event `next_event`.
+    fn move_token(
+        &self,
+        instance: &mut Instance,
+        position: usize,
+        next_event: usize,
+        state: TokenState,
+        effects: &mut Effects,
+    ) {
+        let destination_id = instance.flow.tokens[position].destination_id;
+        effects.emit(instance, Effect::TokenMoved { destination_id, next_event, state });
     }
 
     /// How long each script or rule may run: the process's budget, or the host's.
@@ -165,18 +159,18 @@ impl Executor<'_> {
     /// Runs ready tokens until none is left or an event's work must run outside
     /// the transaction ([`RunEnd::Outside`]; one at a time, so requests in
     /// parallel branches go out one after another).
-    pub fn run(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) -> RunEnd {
+    pub(crate) fn run(&self, instance: &mut Instance, items: &mut ItemState, effects: &mut Effects) -> RunEnd {
         let mut recorded = Recorded::default();
         loop {
             if instance.status == InstanceStatus::Stopped {
                 return RunEnd::Settled;
             }
-            self.apply_recorded_finishes(instance, items, changes);
+            self.apply_recorded_finishes(instance, items, effects);
             let Some(position) = instance.flow.tokens.iter().position(|t| t.state == TokenState::Ready) else {
                 return RunEnd::Settled;
             };
-            if let Some(message) = recorded.past_bound(changes) {
-                self.fail(instance, position, message, changes);
+            if let Some(message) = recorded.past_bound(effects.as_slice()) {
+                self.fail(instance, position, message, effects);
                 return RunEnd::Settled;
             }
             instance.flow.steps += 1;
@@ -185,13 +179,13 @@ impl Executor<'_> {
                     "ran {} steps without waiting for anything: an endless loop of activities?",
                     self.max_steps
                 );
-                self.fail(instance, position, message, changes);
+                self.fail(instance, position, message, effects);
                 return RunEnd::Settled;
             }
             let token = instance.flow.tokens[position].clone();
             let activity = &self.process.activities[token.activity];
             let Some(event) = activity.events.get(token.next_event) else {
-                self.complete_activity(instance, position, changes);
+                self.complete_activity(instance, position, effects);
                 continue;
             };
             let script = match &event.action {
@@ -199,9 +193,9 @@ impl Executor<'_> {
                 EventAction::Http(_) => {
                     // Requests are IO: always sent outside the transaction.
                     if !event.synchronous {
-                        self.open_item(instance, items, position, true, changes);
+                        self.open_item(instance, items, position, true, effects);
                     }
-                    instance.flow.tokens[position].state = TokenState::RunningOutside;
+                    self.move_token(instance, position, token.next_event, TokenState::RunningOutside, effects);
                     return RunEnd::Outside { destination_id: token.destination_id };
                 }
             };
@@ -209,24 +203,24 @@ impl Executor<'_> {
                 let context = self.context(instance, &token, None);
                 match self.run_script(script, &instance.data, &context) {
                     Ok(outcome) => {
-                        self.apply_outcome(instance, outcome, &event.name, changes);
-                        instance.flow.tokens[position].next_event += 1;
+                        self.apply_outcome(instance, outcome, &event.name, effects);
+                        self.move_token(instance, position, token.next_event + 1, TokenState::Ready, effects);
                     }
                     Err(failure) => {
                         let message = describe_failure(&failure);
-                        self.fail(instance, position, message, changes);
+                        self.fail(instance, position, message, effects);
                     }
                 }
             } else {
-                let serial_id = self.open_item(instance, items, position, !self.inline_async_scripts, changes);
-                instance.flow.tokens[position].state = TokenState::RunningOutside;
+                let serial_id = self.open_item(instance, items, position, !self.inline_async_scripts, effects);
+                self.move_token(instance, position, token.next_event, TokenState::RunningOutside, effects);
                 if !self.inline_async_scripts {
                     return RunEnd::Outside { destination_id: token.destination_id };
                 }
                 let context = self.context(instance, &token, Some(serial_id));
                 let result = self.run_script(script, &instance.data, &context);
                 let result = result.map_err(|failure| describe_failure(&failure));
-                self.end_script(instance, position, serial_id, result, changes);
+                self.end_script(instance, position, serial_id, result, effects);
             }
         }
     }
@@ -240,10 +234,10 @@ impl Executor<'_> {
         items: &mut ItemState,
         position: usize,
         outside: bool,
-        changes: &mut Changes,
+        effects: &mut Effects,
     ) -> i64 {
         let token = instance.flow.tokens[position].clone();
-        if let Some(id) = token.serial_id.filter(|id| items.pending.contains(id)) {
+        if let Some(id) = token.serial_id.filter(|id| items.open.contains_key(id)) {
             return id;
         }
         let id = match token.serial_id {
@@ -254,19 +248,25 @@ impl Executor<'_> {
                 id
             }
         };
-        self.create_item(instance, &token, id, outside, changes);
-        items.pending.insert(id);
-        instance.flow.tokens[position].serial_id = Some(id);
+        self.create_item(instance, &token, id, outside, effects);
+        items.open.insert(id, token.destination_id);
         id
     }
 
     /// `outside`: the event's work runs outside the transaction, so a finish
     /// arriving meanwhile is an early callback, to be recorded.
-    fn create_item(&self, instance: &Instance, token: &Token, serial_id: i64, outside: bool, changes: &mut Changes) {
+    fn create_item(
+        &self,
+        instance: &mut Instance,
+        token: &Token,
+        serial_id: i64,
+        outside: bool,
+        effects: &mut Effects,
+    ) {
         let activity = &self.process.activities[token.activity];
         let event = &activity.events[token.next_event];
         let serial = instance.serial(serial_id);
-        changes.items_created.push(ServerItem {
+        let item = ServerItem {
             serial,
             activity_destination_id: token.destination_id,
             event_index: token.next_event,
@@ -280,14 +280,15 @@ impl Executor<'_> {
             closed_at: None,
             closed_by: None,
             unapplied: None,
-        });
-        self.audit(changes, "Server item created", format!("{serial} for `{}`", event.name));
+        };
+        effects.emit(instance, Effect::ItemCreated(Box::new(item)));
+        self.audit(effects, AuditAction::ItemCreated, format!("{serial} for `{}`", event.name));
     }
 
     /// The outside work of the token of activity instance `destination_id`:
     /// its script run on a copy of the data, or its request filled in. `None`
     /// if the token is no longer running outside (another runner applied it).
-    pub fn outside_work(&self, instance: &Instance, destination_id: i64) -> Option<OutsideWork> {
+    pub(crate) fn outside_work(&self, instance: &Instance, destination_id: i64) -> Option<OutsideWork> {
         let token = instance
             .flow
             .tokens
@@ -310,12 +311,12 @@ impl Executor<'_> {
     /// early callback); a failure puts the token in error. Returns false if
     /// the token was no longer running outside (another runner already
     /// applied it, or an operator moved the instance on): nothing changed.
-    pub fn apply_outside(
+    pub(crate) fn apply_outside(
         &self,
         instance: &mut Instance,
         destination_id: i64,
         result: OutsideResult,
-        changes: &mut Changes,
+        effects: &mut Effects,
     ) -> bool {
         let Some(position) = instance
             .flow
@@ -330,12 +331,12 @@ impl Executor<'_> {
             self.process.activities[token.activity].events.get(token.next_event).is_none_or(|e| e.synchronous);
         let serial_id = if synchronous { None } else { token.serial_id };
         if let Some(serial_id) = serial_id {
-            changes.items_script_ended.push(serial_id);
+            effects.note(Effect::ItemWorkEnded { serial_id });
         }
         let result = match result {
             OutsideResult::Script(result) => result.map_err(|failure| describe_failure(&failure)),
             OutsideResult::Http(exchange) => {
-                self.audit(changes, "HTTP request", exchange.summary());
+                self.audit(effects, AuditAction::HttpRequest, exchange.summary());
                 match exchange.failure() {
                     None => Ok(ScriptOutcome::default()),
                     Some(message) => Err(message),
@@ -343,16 +344,15 @@ impl Executor<'_> {
             }
         };
         match serial_id {
-            Some(serial_id) => self.end_script(instance, position, serial_id, result, changes),
+            Some(serial_id) => self.end_script(instance, position, serial_id, result, effects),
             None => match result {
                 Ok(outcome) => {
-                    let event = self.context(instance, &instance.flow.tokens[position], None).event;
-                    self.apply_outcome(instance, outcome, &event, changes);
-                    let token = &mut instance.flow.tokens[position];
-                    token.next_event += 1;
-                    token.state = TokenState::Ready;
+                    let token = instance.flow.tokens[position].clone();
+                    let event = self.context(instance, &token, None).event;
+                    self.apply_outcome(instance, outcome, &event, effects);
+                    self.move_token(instance, position, token.next_event + 1, TokenState::Ready, effects);
                 }
-                Err(message) => self.fail(instance, position, message, changes),
+                Err(message) => self.fail(instance, position, message, effects),
             },
         }
         true
@@ -366,56 +366,59 @@ impl Executor<'_> {
         position: usize,
         serial_id: i64,
         result: Result<ScriptOutcome, String>,
-        changes: &mut Changes,
+        effects: &mut Effects,
     ) {
         let token = &instance.flow.tokens[position];
+        let next_event = token.next_event;
         let activity = &self.process.activities[token.activity];
-        let event_name = activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default();
+        let event_name = activity.events.get(next_event).map(|e| e.name.clone()).unwrap_or_default();
         match result {
             Ok(outcome) => {
-                self.apply_outcome(instance, outcome, &event_name, changes);
-                instance.flow.tokens[position].state = TokenState::Waiting;
+                self.apply_outcome(instance, outcome, &event_name, effects);
+                self.move_token(instance, position, next_event, TokenState::Waiting, effects);
                 let serial = instance.serial(serial_id);
-                self.audit(changes, "Waiting for callback", format!("{serial} (`{event_name}`)"));
+                self.audit(effects, AuditAction::WaitingForCallback, format!("{serial} (`{event_name}`)"));
             }
-            Err(message) => self.fail(instance, position, message, changes),
+            Err(message) => self.fail(instance, position, message, effects),
         }
     }
 
-    fn apply_recorded_finishes(&self, instance: &mut Instance, items: &mut ItemState, changes: &mut Changes) {
+    fn apply_recorded_finishes(&self, instance: &mut Instance, items: &mut ItemState, effects: &mut Effects) {
+        if items.recorded.is_empty() {
+            return;
+        }
         for position in 0..instance.flow.tokens.len() {
             let token = &instance.flow.tokens[position];
             if token.state != TokenState::Waiting {
                 continue;
             }
             let Some(serial_id) = token.serial_id else { continue };
+            let next_event = token.next_event;
             let Some(finish) = items.recorded.remove(&serial_id) else { continue };
-            items.pending.remove(&serial_id);
+            items.open.remove(&serial_id);
             for (field, value) in finish.data {
                 instance.data.insert(field, value);
             }
-            changes.items_applied.push(serial_id);
+            effects.note(Effect::ItemApplied { serial_id });
             let serial = instance.serial(serial_id);
-            self.audit(changes, "Callback applied", format!("{serial} finished by {}", finish.by));
-            let token = &mut instance.flow.tokens[position];
-            token.next_event += 1;
-            token.state = TokenState::Ready;
+            self.audit(effects, AuditAction::CallbackApplied, format!("{serial} finished by {}", finish.by));
+            self.move_token(instance, position, next_event + 1, TokenState::Ready, effects);
         }
     }
 
-    fn apply_outcome(&self, instance: &mut Instance, outcome: ScriptOutcome, event: &str, changes: &mut Changes) {
+    fn apply_outcome(&self, instance: &mut Instance, outcome: ScriptOutcome, event: &str, effects: &mut Effects) {
         for (field, value) in outcome.changed {
             instance.data.insert(field, value);
         }
         let logged = outcome.logs.len();
         for line in outcome.logs.iter().take(MAX_LOG_LINES_PER_STEP) {
-            self.audit(changes, "Log", format!("{event}: {}", shortened(line)));
+            self.audit(effects, AuditAction::Log, format!("{event}: {}", shortened(line)));
         }
         if logged > MAX_LOG_LINES_PER_STEP {
             let more = logged - MAX_LOG_LINES_PER_STEP;
             self.audit(
-                changes,
-                "Log",
+                effects,
+                AuditAction::Log,
                 format!(
                     "{event}: {more} more log lines not recorded: one step records at most {MAX_LOG_LINES_PER_STEP} lines"
                 ),
@@ -423,29 +426,34 @@ impl Executor<'_> {
         }
     }
 
-    fn fail(&self, instance: &mut Instance, position: usize, message: String, changes: &mut Changes) {
-        let token = &mut instance.flow.tokens[position];
-        token.state = TokenState::Failed;
+    /// The token at `position` failed at its event (or its lines): it waits
+    /// in [`TokenState::Failed`] for a retry, and the instance says where.
+    fn fail(&self, instance: &mut Instance, position: usize, message: String, effects: &mut Effects) {
+        let token = instance.flow.tokens[position].clone();
         let activity = &self.process.activities[token.activity];
         let event = activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default();
-        let failure = FailureInfo {
-            destination_id: token.destination_id,
-            activity: activity.name.clone(),
-            event: event.clone(),
-            message: message.clone(),
-            at: self.now,
-        };
         let where_ =
             if event.is_empty() { format!("`{}`", activity.name) } else { format!("`{}` / `{event}`", activity.name) };
-        self.audit(changes, "Error", format!("{where_}: {message}"));
-        instance.flow.failure = Some(failure);
+        self.audit(effects, AuditAction::Error, format!("{where_}: {message}"));
+        instance.flow.failure = Some(FailureInfo {
+            destination_id: token.destination_id,
+            activity: activity.name.clone(),
+            event,
+            message,
+            at: self.now,
+        });
+        self.move_token(instance, position, token.next_event, TokenState::Failed, effects);
     }
 
-    fn complete_activity(&self, instance: &mut Instance, position: usize, changes: &mut Changes) {
-        let token = instance.flow.tokens.remove(position);
+    /// The token at `position` is past its last event: its lines are
+    /// evaluated, in order, and the activity completes and each line that
+    /// fired starts its target. A rule that cannot be evaluated is a design
+    /// error: the activity stays open, its token failed, and nothing fires,
+    /// so that a retry (after the data is corrected) evaluates every line
+    /// once more and none twice.
+    fn complete_activity(&self, instance: &mut Instance, position: usize, effects: &mut Effects) {
+        let token = instance.flow.tokens[position].clone();
         let activity = &self.process.activities[token.activity];
-        changes.activities_closed.push((token.destination_id, ActivityStatus::Completed, self.now));
-        self.audit(changes, "Activity completed", format!("{} (#{})", activity.name, token.destination_id));
         let context = ScriptContext {
             serial: None,
             instance_id: instance.id,
@@ -453,55 +461,66 @@ impl Executor<'_> {
             activity: activity.name.clone(),
             event: String::new(),
         };
+        let destination_id = token.destination_id;
+        // Each line's result is noted as it is evaluated, and the lines that
+        // fired are read back from the notes: no list of its own per step.
+        let first = effects.len();
         for &line_index in &activity.outgoing {
             let line = &self.process.lines[line_index];
-            let fired = match &line.rule {
-                None => true,
-                Some(rule) => match self.host.eval_rule_within(rule, &instance.data, &context, self.time_budget()) {
-                    Ok(value) => value,
-                    Err(failure) => {
-                        // A rule that cannot be evaluated is a design error: stop
-                        // here so an operator sees it, rather than take a branch.
-                        changes.line_results.push(crate::engine::instance::LineResult {
-                            line_index,
-                            from_destination_id: token.destination_id,
-                            fired: false,
-                            at: self.now,
-                        });
-                        let target = &self.process.activities[line.to].name;
-                        self.audit(
-                            changes,
-                            "Error",
-                            format!("rule of line {} → {target}: {}", activity.name, describe_failure(&failure)),
-                        );
-                        instance.flow.failure = Some(FailureInfo {
-                            destination_id: token.destination_id,
-                            activity: activity.name.clone(),
-                            event: String::new(),
-                            message: format!("rule `{}`: {}", line.rule_text, describe_failure(&failure)),
-                            at: self.now,
-                        });
-                        // Keep a failed token on the activity's lines so retry
-                        // evaluates them again after the data is corrected.
-                        instance.flow.tokens.push(Token { state: TokenState::Failed, ..token });
-                        return;
-                    }
-                },
+            let result = match &line.rule {
+                None => Ok(true),
+                Some(rule) => self.host.eval_rule_within(rule, &instance.data, &context, self.time_budget()),
             };
-            changes.line_results.push(crate::engine::instance::LineResult {
+            let fired = match result {
+                Ok(fired) => fired,
+                Err(failure) => {
+                    // Only the failing line shows as evaluated: nothing fired.
+                    effects.truncate(first);
+                    effects.note(Effect::LineEvaluated(LineResult {
+                        line_index,
+                        from_destination_id: destination_id,
+                        fired: false,
+                        at: self.now,
+                    }));
+                    let target = &self.process.activities[line.to].name;
+                    let described = describe_failure(&failure);
+                    self.audit(
+                        effects,
+                        AuditAction::Error,
+                        format!("rule of line {} → {target}: {described}", activity.name),
+                    );
+                    instance.flow.failure = Some(FailureInfo {
+                        destination_id,
+                        activity: activity.name.clone(),
+                        event: String::new(),
+                        message: format!("rule `{}`: {described}", line.rule_text),
+                        at: self.now,
+                    });
+                    self.move_token(instance, position, token.next_event, TokenState::Failed, effects);
+                    return;
+                }
+            };
+            effects.note(Effect::LineEvaluated(LineResult {
                 line_index,
-                from_destination_id: token.destination_id,
+                from_destination_id: destination_id,
                 fired,
                 at: self.now,
-            });
-            if fired {
-                self.arrive(instance, line.to, line_index, changes);
+            }));
+        }
+        let last = effects.len();
+        effects
+            .emit(instance, Effect::ActivityClosed { destination_id, status: ActivityStatus::Completed, at: self.now });
+        self.audit(effects, AuditAction::ActivityCompleted, format!("{} (#{destination_id})", activity.name));
+        for index in first..last {
+            if let Some(Effect::LineEvaluated(LineResult { line_index, fired: true, .. })) = effects.get(index) {
+                let line_index = *line_index;
+                self.arrive(instance, self.process.lines[line_index].to, line_index, effects);
             }
         }
     }
 
     /// A line fired into `target`: start it, or count it towards an `All` join.
-    fn arrive(&self, instance: &mut Instance, target: usize, line_index: usize, changes: &mut Changes) {
+    fn arrive(&self, instance: &mut Instance, target: usize, line_index: usize, effects: &mut Effects) {
         let activity = &self.process.activities[target];
         if activity.preceding_rule == PrecedingRule::All && activity.incoming.len() > 1 {
             let fired = instance.flow.joins.entry(target).or_default();
@@ -511,7 +530,7 @@ impl Executor<'_> {
             }
             instance.flow.joins.remove(&target);
         }
-        self.open_activity(instance, target, changes);
+        self.open_activity(instance, target, effects);
     }
 }
 
@@ -528,31 +547,35 @@ fn shortened(line: &str) -> std::borrow::Cow<'_, str> {
 /// before every step costs nothing that grows with the run.
 #[derive(Default)]
 struct Recorded {
-    /// Entries of each list already counted: audit, activities started and
-    /// closed, lines, items created.
-    counted: [usize; 5],
+    /// Effects already counted.
+    counted: usize,
     bytes: usize,
 }
 
 impl Recorded {
     /// Why the run must stop, once what it recorded is past
     /// [`MAX_RECORDED_BYTES_PER_RUN`].
-    fn past_bound(&mut self, changes: &Changes) -> Option<String> {
+    fn past_bound(&mut self, effects: &[Effect]) -> Option<String> {
         // Each entry's text, and a little for its numbers and punctuation.
         const FRAME: usize = 32;
-        fn added<T>(list: &[T], counted: &mut usize, size: impl Fn(&T) -> usize) -> usize {
-            let new = list.get(*counted..).unwrap_or_default();
-            *counted = list.len();
-            new.iter().map(|entry| size(entry) + FRAME).sum()
-        }
-        let [audit, started, closed, lines, items] = &mut self.counted;
-        self.bytes += added(&changes.audit, audit, |e| e.user.len() + e.action.len() + e.detail.len())
-            + added(&changes.activities_started, started, |r| r.activity_id.len() + r.activity.len())
-            + added(&changes.activities_closed, closed, |_| 0)
-            + added(&changes.line_results, lines, |_| 0)
-            + added(&changes.items_created, items, |i| {
-                i.process.len() + i.folio.len() + i.activity.len() + i.event.len()
-            });
+        let new = effects.get(self.counted..).unwrap_or_default();
+        self.counted = effects.len();
+        self.bytes += new
+            .iter()
+            .map(|effect| match effect {
+                Effect::Audit(e) => e.user.len() + e.action.name().len() + e.detail.len() + FRAME,
+                Effect::ActivityStarted { record, .. } => record.activity_id.len() + record.activity.len() + FRAME,
+                Effect::ActivityClosed { .. } | Effect::LineEvaluated(_) => FRAME,
+                Effect::ItemCreated(i) => i.process.len() + i.folio.len() + i.activity.len() + i.event.len() + FRAME,
+                Effect::StatusChanged { .. }
+                | Effect::TokenMoved { .. }
+                | Effect::ItemWorkEnded { .. }
+                | Effect::ItemFinished { .. }
+                | Effect::ItemApplied { .. }
+                | Effect::ItemCancelled { .. }
+                | Effect::TookPart { .. } => 0,
+            })
+            .sum::<usize>();
         (self.bytes > MAX_RECORDED_BYTES_PER_RUN).then(|| {
             format!(
                 "recorded more than {} MiB of history without waiting for anything: too many activities or log lines at once?",
@@ -562,26 +585,6 @@ impl Recorded {
     }
 }
 
-/// The status an instance is in after a run, judged from its tokens.
-pub fn settled_status(instance: &Instance) -> InstanceStatus {
-    if instance.status == InstanceStatus::Stopped {
-        return InstanceStatus::Stopped;
-    }
-    let tokens = &instance.flow.tokens;
-    if tokens.iter().any(|t| t.state == TokenState::Failed) {
-        InstanceStatus::Error
-    } else if tokens.iter().any(|t| t.state == TokenState::RunningOutside) {
-        InstanceStatus::Running
-    } else if tokens.iter().any(|t| t.state == TokenState::Waiting) {
-        InstanceStatus::Active
-    } else if tokens.is_empty() {
-        InstanceStatus::Completed
-    } else {
-        // Ready tokens left over only when a run was cut short.
-        InstanceStatus::Running
-    }
-}
-
-pub fn describe_failure(failure: &ScriptFailure) -> String {
+pub(crate) fn describe_failure(failure: &ScriptFailure) -> String {
     failure.to_string()
 }

@@ -2,9 +2,9 @@
 //!
 //! The instance row holds what operators query (status, folio, data). The
 //! *tokens* say where the instance is: one per open activity instance, each
-//! pointing at the next event to run and what it waits for. Every status change
-//! goes through [`InstanceStatus::check_transition`], the one place that lists the
-//! legal transitions.
+//! pointing at the next event to run and what it waits for. How they change is
+//! not here: `machine.rs` holds the table of what may happen in which status,
+//! and its `apply` is the one place an instance's status and tokens change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -50,20 +50,6 @@ impl InstanceStatus {
             InstanceStatus::Stopped => "Stopped",
         }
     }
-
-    /// The legal transitions, all in one table. Staying in a status is always legal.
-    pub fn check_transition(self, to: InstanceStatus) -> Result<(), IllegalTransition> {
-        use InstanceStatus::*;
-        let legal = self == to
-            || matches!(
-                (self, to),
-                (Running, Active | Completed | Error | Stopped)
-                    | (Active, Running | Completed | Error | Stopped)
-                    | (Error, Running | Active | Completed | Stopped)
-                    | (Stopped, Running | Active | Completed | Error)
-            );
-        if legal { Ok(()) } else { Err(IllegalTransition { from: self, to }) }
-    }
 }
 
 impl fmt::Display for InstanceStatus {
@@ -84,13 +70,6 @@ impl FromStr for InstanceStatus {
             .find(|s| s.name().eq_ignore_ascii_case(text.trim()))
             .ok_or_else(|| UnknownStatus(text.to_owned()))
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("an instance cannot go from {from} to {to}")]
-pub struct IllegalTransition {
-    pub from: InstanceStatus,
-    pub to: InstanceStatus,
 }
 
 /// What an open activity instance is doing.
@@ -238,15 +217,136 @@ pub struct ServerItem {
 pub struct AuditEntry {
     pub at: Millis,
     pub user: String,
-    pub action: String,
+    pub action: AuditAction,
+    /// The particulars, in words (which serial, which activity, what a
+    /// script logged).
     pub detail: String,
 }
 
+/// What a line of the audit trail records. A front end tells lines apart by
+/// their action (the window colours errors), never by comparing text. Stored
+/// and shown by [`AuditAction::name`], the words trails were written in before
+/// this type existed, so older trails read as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    InstanceStarted,
+    ActivityStarted,
+    ActivityCompleted,
+    ItemCreated,
+    WaitingForCallback,
+    /// A finish (callback) arrived for a server item; applied at once, or
+    /// recorded to be applied later ([`AuditAction::CallbackApplied`]).
+    ItemFinished,
+    CallbackApplied,
+    /// A line a script wrote with `log()`.
+    Log,
+    HttpRequest,
+    /// An event or a line rule failed.
+    Error,
+    InstanceCompleted,
+    InstanceInError,
+    Retried,
+    Stopped,
+    Resumed,
+    WentToActivity,
+    DataChanged,
+    Recovered,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 18] = [
+        AuditAction::InstanceStarted,
+        AuditAction::ActivityStarted,
+        AuditAction::ActivityCompleted,
+        AuditAction::ItemCreated,
+        AuditAction::WaitingForCallback,
+        AuditAction::ItemFinished,
+        AuditAction::CallbackApplied,
+        AuditAction::Log,
+        AuditAction::HttpRequest,
+        AuditAction::Error,
+        AuditAction::InstanceCompleted,
+        AuditAction::InstanceInError,
+        AuditAction::Retried,
+        AuditAction::Stopped,
+        AuditAction::Resumed,
+        AuditAction::WentToActivity,
+        AuditAction::DataChanged,
+        AuditAction::Recovered,
+    ];
+
+    /// The action in words, as trails show and store it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditAction::InstanceStarted => "Instance started",
+            AuditAction::ActivityStarted => "Activity started",
+            AuditAction::ActivityCompleted => "Activity completed",
+            AuditAction::ItemCreated => "Server item created",
+            AuditAction::WaitingForCallback => "Waiting for callback",
+            AuditAction::ItemFinished => "Server item finished",
+            AuditAction::CallbackApplied => "Callback applied",
+            AuditAction::Log => "Log",
+            AuditAction::HttpRequest => "HTTP request",
+            AuditAction::Error => "Error",
+            AuditAction::InstanceCompleted => "Instance completed",
+            AuditAction::InstanceInError => "Instance in error",
+            AuditAction::Retried => "Retried",
+            AuditAction::Stopped => "Stopped",
+            AuditAction::Resumed => "Resumed",
+            AuditAction::WentToActivity => "Went to activity",
+            AuditAction::DataChanged => "Data changed",
+            AuditAction::Recovered => "Recovered",
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown audit action `{0}`")]
+pub struct UnknownAction(pub String);
+
+impl FromStr for AuditAction {
+    type Err = UnknownAction;
+    fn from_str(text: &str) -> Result<AuditAction, UnknownAction> {
+        AuditAction::ALL.into_iter().find(|a| a.name() == text).ok_or_else(|| UnknownAction(text.to_owned()))
+    }
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<AuditAction, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = AuditAction;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the name of an audit action")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<AuditAction, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
+}
+
+/// Where an activity instance's record stands. An activity whose event
+/// failed has no status of its own: it stays `Active` (its token waits in
+/// [`TokenState::Failed`] for a retry, which carries on in the same activity
+/// instance), and the instance's [`FailureInfo`] names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActivityStatus {
     Active,
     Completed,
-    Error,
     Cancelled,
 }
 
@@ -255,7 +355,6 @@ impl ActivityStatus {
         match self {
             ActivityStatus::Active => "Active",
             ActivityStatus::Completed => "Completed",
-            ActivityStatus::Error => "Error",
             ActivityStatus::Cancelled => "Cancelled",
         }
     }
@@ -279,22 +378,4 @@ pub struct LineResult {
     pub from_destination_id: i64,
     pub fired: bool,
     pub at: Millis,
-}
-
-/// Everything one engine step changed besides the instance row itself, for the
-/// store to write in the same transaction.
-#[derive(Debug, Default, Clone)]
-pub struct Changes {
-    pub activities_started: Vec<ActivityRecord>,
-    pub activities_closed: Vec<(i64, ActivityStatus, Millis)>,
-    pub items_created: Vec<ServerItem>,
-    /// Serial ids of items whose script has ended.
-    pub items_script_ended: Vec<i64>,
-    /// Serial ids of items whose recorded finish has been applied.
-    pub items_applied: Vec<i64>,
-    /// (activity destination id, closed by, when): open items cancelled by a go-to.
-    pub items_cancelled: Vec<(i64, String, Millis)>,
-    pub audit: Vec<AuditEntry>,
-    pub line_results: Vec<LineResult>,
-    pub participants: BTreeSet<String>,
 }

@@ -13,8 +13,9 @@
 //! whole story.
 
 pub mod error;
-pub mod executor;
+mod executor;
 pub mod instance;
+pub mod machine;
 pub mod outbound;
 pub mod runner;
 pub mod serial;
@@ -26,11 +27,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 
 pub use error::{EngineError, format_age, format_time};
-pub use executor::{ItemState, OutsideResult, OutsideWork, RunEnd};
 pub use instance::{
-    ActivityRecord, ActivityStatus, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
-    ServerItem, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
+    LineResult, Millis, ServerItem, TokenState,
 };
+pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
 pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};
@@ -39,8 +40,9 @@ pub use storage::{
     Storage, Transaction, VersionRecord, Visibility,
 };
 
-use crate::engine::executor::{Executor, RecordedFinish, settled_status};
-use crate::engine::instance::{Changes, FlowState};
+use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
+use crate::engine::instance::FlowState;
+use crate::engine::machine::{Decision, State, check_data};
 use crate::model::{CompiledProcess, EventAction, FieldType, ProcessDraft, Right, ScriptHost, Value};
 
 /// The time source; tests use a fixed one so trails are stable.
@@ -492,6 +494,9 @@ impl<S: Storage> Engine<S> {
     }
 
     // ----- running -----------------------------------------------------------
+    //
+    // Each call reads what it needs, lets `machine::decide` apply its command
+    // (the table says whether it may), and writes the decision's effects.
 
     fn executor<'a>(&'a self, process: &'a CompiledProcess, user: &'a str, now: Millis) -> Executor<'a> {
         Executor {
@@ -504,65 +509,49 @@ impl<S: Storage> Engine<S> {
         }
     }
 
-    /// Settles the status after a run, claims the instance if a script is about
-    /// to run outside the transaction, and writes everything. `new` inserts
-    /// the instance instead of updating it.
+    /// Writes what a decision changed: the instance (unless the decision was
+    /// held), claimed for this runner if work is left to run outside the
+    /// transaction, and the effects' rows. `new` inserts the instance
+    /// instead of updating it.
     fn save(
         &self,
         tx: &mut dyn Transaction,
         instance: &mut Instance,
-        changes: &mut Changes,
+        decision: Decision,
         executor: &Executor<'_>,
         new: bool,
     ) -> Result<(), EngineError> {
-        let to = settled_status(instance);
-        instance.status.check_transition(to).map_err(|e| EngineError::Internal(e.to_string()))?;
-        if to != instance.status {
-            match to {
-                InstanceStatus::Completed => executor.audit(changes, "Instance completed", String::new()),
-                InstanceStatus::Error => executor.audit(changes, "Instance in error", String::new()),
-                InstanceStatus::Active => {}
-                _ => {}
+        if !decision.held {
+            if instance.status == InstanceStatus::Running {
+                instance.runner = Some(self.runner);
+                // A request may take its whole timeout: the claim must outlast it,
+                // or recovery would send it again while it is still on its way.
+                let longest_request = instance
+                    .flow
+                    .tokens
+                    .iter()
+                    .filter(|t| t.state == TokenState::RunningOutside)
+                    .filter_map(|t| executor.process.activities[t.activity].events.get(t.next_event))
+                    .filter_map(|event| match &event.action {
+                        EventAction::Http(spec) => Some(spec.timeout.as_millis()),
+                        EventAction::Script(_) => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let longest_request = Millis::try_from(longest_request).unwrap_or(Millis::MAX / 2);
+                instance.lease_until = Some(executor.now + self.options.lease_ms + longest_request);
+            } else {
+                instance.runner = None;
+                instance.lease_until = None;
+            }
+            instance.updated_at = executor.now;
+            if new {
+                tx.insert_instance(instance)?;
+            } else {
+                tx.update_instance(instance)?;
             }
         }
-        if to == InstanceStatus::Completed {
-            instance.flow.joins.clear();
-        }
-        instance.status = to;
-        if to == InstanceStatus::Running {
-            instance.runner = Some(self.runner);
-            // A request may take its whole timeout: the claim must outlast it,
-            // or recovery would send it again while it is still on its way.
-            let longest_request = instance
-                .flow
-                .tokens
-                .iter()
-                .filter(|t| t.state == TokenState::RunningOutside)
-                .filter_map(|t| executor.process.activities[t.activity].events.get(t.next_event))
-                .filter_map(|event| match &event.action {
-                    EventAction::Http(spec) => Some(spec.timeout.as_millis()),
-                    EventAction::Script(_) => None,
-                })
-                .max()
-                .unwrap_or(0);
-            let longest_request = Millis::try_from(longest_request).unwrap_or(Millis::MAX / 2);
-            instance.lease_until = Some(executor.now + self.options.lease_ms + longest_request);
-        } else {
-            instance.runner = None;
-            instance.lease_until = None;
-        }
-        instance.updated_at = executor.now;
-        // The originator takes part in its instance without being recorded
-        // (see `Transaction::is_participant`).
-        if executor.user != instance.originator {
-            changes.participants.insert(executor.user.to_owned());
-        }
-        if new {
-            tx.insert_instance(instance)?;
-        } else {
-            tx.update_instance(instance)?;
-        }
-        tx.write_changes(instance.id, changes)
+        tx.write_effects(instance.id, decision.effects)
     }
 
     /// Does the work that runs outside transactions (HTTP requests,
@@ -618,15 +607,14 @@ impl<S: Storage> Engine<S> {
                 // Reloaded: others (a callback, an operator) may have written since.
                 let mut instance =
                     tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-                let now = self.now();
-                let executor = self.executor(&process, user, now);
-                let mut changes = Changes::default();
-                if !executor.apply_outside(&mut instance, destination_id, result, &mut changes) {
+                let executor = self.executor(&process, user, self.now());
+                let items = tx.item_state(instance_id)?;
+                let state = State { instance: &mut instance, items };
+                let Some(decision) = machine::outside_work_done(&executor, state, destination_id, result) else {
                     return Ok((instance, RunEnd::Settled));
-                }
-                let mut items = tx.item_state(instance_id)?;
-                let end = executor.run(&mut instance, &mut items, &mut changes);
-                self.save(tx, &mut instance, &mut changes, &executor, false)?;
+                };
+                let end = decision.end;
+                self.save(tx, &mut instance, decision, &executor, false)?;
                 Ok((instance, end))
             })?;
         }
@@ -670,12 +658,10 @@ impl<S: Storage> Engine<S> {
                 revision: 0,
             };
             let executor = self.executor(&compiled, user, now);
-            let mut changes = Changes::default();
-            let folio_note = if folio.is_empty() { String::new() } else { format!("folio `{folio}`, ") };
-            executor.audit(&mut changes, "Instance started", format!("{folio_note}{process} version {version}"));
-            executor.open_activity(&mut instance, compiled.start, &mut changes);
-            let end = executor.run(&mut instance, &mut ItemState::default(), &mut changes);
-            self.save(tx, &mut instance, &mut changes, &executor, true)?;
+            let state = State { instance: &mut instance, items: ItemState::default() };
+            let decision = machine::decide(&executor, state, Command::Start)?;
+            let end = decision.end;
+            self.save(tx, &mut instance, decision, &executor, true)?;
             Ok(Step { instance, process: compiled, end })
         })?;
         let instance = self.continue_async(user, step)?;
@@ -683,8 +669,10 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Opens a server item for a callback. Needs `Server Event` on its process.
-    pub fn open_server_item(&self, user: &str, serial: &str) -> Result<OpenedItem, EngineError> {
-        let serial: Serial = serial.parse()?;
+    ///
+    /// A front end parses the serial it was given (`text.parse::<Serial>()`,
+    /// strict) before it calls: text that is no serial is its refusal to say.
+    pub fn open_server_item(&self, user: &str, serial: Serial) -> Result<OpenedItem, EngineError> {
         self.store.read(|tx| {
             let (item, instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
@@ -696,69 +684,23 @@ impl<S: Storage> Engine<S> {
     /// Finishes a server item by serial, optionally setting data fields, and
     /// runs the instance on to its next wait state, all in one transaction.
     /// Needs `Server Event` on the item's process. A refusal changes nothing.
-    pub fn finish(&self, user: &str, serial: &str, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
-        let serial: Serial = serial.parse()?;
+    ///
+    /// While the item's event still runs outside a transaction (an early
+    /// callback), or an operator holds the instance (stopped, in error), the
+    /// finish is recorded and applied when the instance runs again
+    /// ([`machine::rule`]: held).
+    pub fn finish(&self, user: &str, serial: Serial, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
         let (applied, step) = self.write_planned(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
-            match item.status {
-                ItemStatus::Pending => {}
-                ItemStatus::Finished => {
-                    return Err(EngineError::AlreadyFinished {
-                        serial: serial.to_string(),
-                        at: item.closed_at.unwrap_or_default(),
-                        by: item.closed_by.unwrap_or_default(),
-                    });
-                }
-                ItemStatus::Cancelled => {
-                    return Err(EngineError::ItemCancelled {
-                        serial: serial.to_string(),
-                        at: item.closed_at.unwrap_or_default(),
-                        by: item.closed_by.unwrap_or_default(),
-                    });
-                }
-            }
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            let values = check_data(&process, data)?;
-            let now = self.now();
-            let executor = self.executor(&process, user, now);
-            let mut changes = Changes::default();
-            let set: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {}", shown(v))).collect();
-            let detail = if set.is_empty() { format!("{serial}") } else { format!("{serial}; set {}", set.join(", ")) };
-            executor.audit(&mut changes, "Server item finished", detail);
-            // An early callback, or an instance an operator holds: record only.
-            // The finish is applied when the script or request ends or the
-            // instance resumes. A retried event reuses its item, whose flag
-            // was cleared at the first attempt: its token tells.
-            let running_outside = instance
-                .flow
-                .tokens
-                .iter()
-                .any(|t| t.serial_id == Some(serial.destination_id) && t.state == TokenState::RunningOutside);
-            let hold = item.script_running
-                || running_outside
-                || matches!(instance.status, InstanceStatus::Stopped | InstanceStatus::Error);
-            if hold {
-                tx.record_finish(serial, Some(&values), user, now)?;
-                if user != instance.originator {
-                    changes.participants.insert(user.to_owned());
-                }
-                tx.write_changes(instance.id, &changes)?;
-                return Ok((false, Step { instance, process, end: RunEnd::Settled }));
-            }
-            instance.status = InstanceStatus::Running;
-            // The instance waited for this callback: a new count of steps begins.
-            instance.flow.steps = 0;
-            let mut items = tx.item_state(instance.id)?;
-            items.recorded.insert(serial.destination_id, RecordedFinish { data: values, by: user.to_owned() });
-            let end = executor.run(&mut instance, &mut items, &mut changes);
-            // Applied in this transaction (the usual case): the item is written
-            // finished with nothing left to apply, in one statement.
-            let unapplied = items.recorded.remove(&serial.destination_id);
-            changes.items_applied.retain(|id| *id != serial.destination_id);
-            self.save(tx, &mut instance, &mut changes, &executor, false)?;
-            tx.record_finish(serial, unapplied.as_ref().map(|finish| &finish.data), user, now)?;
-            Ok((true, Step { instance, process, end }))
+            let executor = self.executor(&process, user, self.now());
+            let items = tx.item_state(instance.id)?;
+            let state = State { instance: &mut instance, items };
+            let decision = machine::decide(&executor, state, Command::Finish { item: &item, data })?;
+            let (applied, end) = (!decision.held, decision.end);
+            self.save(tx, &mut instance, decision, &executor, false)?;
+            Ok((applied, Step { instance, process, end }))
         })?;
         let instance = self.continue_async(user, step)?;
         let finished = if applied { None } else { Some(serial) };
@@ -767,30 +709,19 @@ impl<S: Storage> Engine<S> {
 
     // ----- operator actions --------------------------------------------------
 
-    /// Loads an instance for an operator action that needs `Admin`, applies
-    /// `act`, runs the instance on and saves, in one transaction.
-    fn operate(
-        &self,
-        user: &str,
-        id: i64,
-        act: impl FnOnce(&mut Instance, &CompiledProcess, &Executor<'_>, &mut Changes) -> Result<bool, EngineError>,
-    ) -> Result<Progress, EngineError> {
+    /// Applies an operator's command (which needs `Admin`) to an instance,
+    /// runs the instance on as far as the command moves it, and saves, in
+    /// one transaction.
+    fn operate(&self, user: &str, id: i64, command: Command<'_>) -> Result<Progress, EngineError> {
         let step = self.write(|tx| {
             let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let executor = self.executor(&process, user, self.now());
-            let mut changes = Changes::default();
-            let run = act(&mut instance, &process, &executor, &mut changes)?;
-            let end = if run {
-                // An operator moved it on: a new count of steps begins.
-                instance.flow.steps = 0;
-                let mut items = tx.item_state(id)?;
-                executor.run(&mut instance, &mut items, &mut changes)
-            } else {
-                RunEnd::Settled
-            };
-            self.save(tx, &mut instance, &mut changes, &executor, false)?;
+            let items = tx.item_state(id)?;
+            let decision = machine::decide(&executor, State { instance: &mut instance, items }, command)?;
+            let end = decision.end;
+            self.save(tx, &mut instance, decision, &executor, false)?;
             Ok(Step { instance, process, end })
         })?;
         let instance = self.continue_async(user, step)?;
@@ -799,90 +730,29 @@ impl<S: Storage> Engine<S> {
 
     /// Retries the failed event (or line rules) of an instance in Error.
     pub fn retry(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
-        self.operate(user, id, |instance, _, executor, changes| {
-            if instance.status != InstanceStatus::Error {
-                return Err(EngineError::WrongStatus { id, action: "retry", status: instance.status });
-            }
-            for token in &mut instance.flow.tokens {
-                if token.state == TokenState::Failed {
-                    token.state = TokenState::Ready;
-                }
-            }
-            let what =
-                instance.flow.failure.take().map(|f| format!("`{}` {}", f.activity, f.event)).unwrap_or_default();
-            executor.audit(changes, "Retried", what.trim().to_owned());
-            instance.status = InstanceStatus::Running;
-            Ok(true)
-        })
+        self.operate(user, id, Command::Retry)
     }
 
+    /// Stops an instance: it runs nothing until resumed, and callbacks that
+    /// arrive meanwhile are recorded.
     pub fn stop(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
-        self.operate(user, id, |instance, _, executor, changes| {
-            if matches!(instance.status, InstanceStatus::Completed | InstanceStatus::Stopped) {
-                return Err(EngineError::WrongStatus { id, action: "stop", status: instance.status });
-            }
-            instance.status = InstanceStatus::Stopped;
-            executor.audit(changes, "Stopped", String::new());
-            Ok(false)
-        })
+        self.operate(user, id, Command::Stop)
     }
 
+    /// Resumes a stopped instance, applying what arrived while it was stopped.
     pub fn resume(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
-        self.operate(user, id, |instance, _, executor, changes| {
-            if instance.status != InstanceStatus::Stopped {
-                return Err(EngineError::WrongStatus { id, action: "resume", status: instance.status });
-            }
-            instance.status = InstanceStatus::Running;
-            // A script or request that was running when the instance was
-            // stopped has lost its runner's claim: run or send it again (its
-            // server item and serial are kept).
-            for token in &mut instance.flow.tokens {
-                if token.state == TokenState::RunningOutside {
-                    token.state = TokenState::Ready;
-                }
-            }
-            executor.audit(changes, "Resumed", String::new());
-            Ok(true)
-        })
+        self.operate(user, id, Command::Resume)
     }
 
     /// Moves an instance to an activity: every open activity instance and pending
     /// server item is cancelled, and the activity starts afresh.
     pub fn goto(&self, user: &str, id: i64, activity: &str) -> Result<Progress, EngineError> {
-        self.operate(user, id, |instance, process, executor, changes| {
-            if instance.status == InstanceStatus::Completed {
-                return Err(EngineError::WrongStatus { id, action: "go to an activity in", status: instance.status });
-            }
-            let target = process.find_activity(activity).ok_or_else(|| EngineError::ActivityNotFound {
-                process: instance.process.clone(),
-                activity: activity.to_owned(),
-            })?;
-            for token in std::mem::take(&mut instance.flow.tokens) {
-                changes.activities_closed.push((token.destination_id, ActivityStatus::Cancelled, executor.now));
-                changes.items_cancelled.push((token.destination_id, user.to_owned(), executor.now));
-            }
-            instance.flow.joins.clear();
-            instance.flow.failure = None;
-            executor.audit(changes, "Went to activity", process.activities[target].name.clone());
-            instance.status = InstanceStatus::Running;
-            executor.open_activity(instance, target, changes);
-            Ok(true)
-        })
+        self.operate(user, id, Command::GoTo { activity })
     }
 
     /// Sets data fields of an instance by hand (Admin), recorded in the trail.
     pub fn set_data(&self, user: &str, id: i64, data: &[(String, FieldInput)]) -> Result<Progress, EngineError> {
-        self.operate(user, id, |instance, process, executor, changes| {
-            if instance.status == InstanceStatus::Completed {
-                return Err(EngineError::WrongStatus { id, action: "edit the data of", status: instance.status });
-            }
-            for (field, value) in check_data(process, data)? {
-                let before = instance.data.get(&field).map(shown).unwrap_or_default();
-                executor.audit(changes, "Data changed", format!("{field}: {before} → {}", shown(&value)));
-                instance.data.insert(field, value);
-            }
-            Ok(false)
-        })
+        self.operate(user, id, Command::SetData { data })
     }
 
     /// The instances [`Engine::recover`] would take over now, without
@@ -947,17 +817,17 @@ impl<S: Storage> Engine<S> {
                 let Some(mut instance) = tx.instance(candidate.id)? else {
                     return Ok(None);
                 };
+                let process = self.compiled(tx, &instance.process, instance.version)?;
+                let executor = self.executor(&process, "flowdesk", now);
+                let state = State { instance: &mut instance, items: ItemState::default() };
+                // Refused when it is no longer running: nothing to take over.
+                let Ok(decision) = machine::decide(&executor, state, Command::Recover) else {
+                    return Ok(None);
+                };
                 instance.runner = Some(self.runner);
                 instance.lease_until = Some(now + self.options.lease_ms);
                 tx.update_instance(&instance)?;
-                let mut changes = Changes::default();
-                changes.audit.push(AuditEntry {
-                    at: now,
-                    user: "flowdesk".to_owned(),
-                    action: "Recovered".to_owned(),
-                    detail: "its runner stopped mid-script or mid-request; running it again".to_owned(),
-                });
-                tx.write_changes(instance.id, &changes)?;
+                tx.write_effects(instance.id, decision.effects)?;
                 Ok(Some(instance))
             })?;
             let Some(mut instance) = claimed else { continue };
@@ -1120,7 +990,7 @@ fn find_item(tx: &mut dyn Transaction, serial: Serial) -> Result<(ServerItem, In
 /// may hold tabs and line breaks, but no other control character (NUL cuts
 /// the text short in C and SQLite's C interface; escape sequences recolour
 /// a terminal; a carriage return overwrites what a log line shows).
-pub fn check_folio(folio: &str) -> Result<(), EngineError> {
+fn check_folio(folio: &str) -> Result<(), EngineError> {
     match folio.chars().find(|&c| c.is_control() && c != '\t' && c != '\n') {
         Some(c) => Err(EngineError::InvalidFolio {
             reason: format!(
@@ -1130,25 +1000,6 @@ pub fn check_folio(folio: &str) -> Result<(), EngineError> {
         }),
         None => Ok(()),
     }
-}
-
-/// Type-checks caller data against the process's fields, naming the first bad field.
-pub fn check_data(
-    process: &CompiledProcess,
-    data: &[(String, FieldInput)],
-) -> Result<BTreeMap<String, Value>, EngineError> {
-    let mut values = BTreeMap::new();
-    for (field, input) in data {
-        let field_type = process.field_types.get(field).ok_or_else(|| EngineError::InvalidData {
-            field: field.clone(),
-            reason: format!("process `{}` has no such field", process.name()),
-        })?;
-        let value = input
-            .to_value(*field_type)
-            .map_err(|mismatch| EngineError::InvalidData { field: field.clone(), reason: mismatch.to_string() })?;
-        values.insert(field.clone(), value);
-    }
-    Ok(values)
 }
 
 fn field_list(process: &CompiledProcess, data: &BTreeMap<String, Value>) -> Vec<(String, FieldType, Value)> {
@@ -1174,13 +1025,5 @@ fn summary(instance: &Instance) -> InstanceSummary {
         status: instance.status,
         started_at: instance.started_at,
         updated_at: instance.updated_at,
-    }
-}
-
-/// A value as written in the audit trail: strings quoted so spaces show.
-fn shown(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
     }
 }

@@ -24,7 +24,7 @@ pub struct OutboundResponse {
     pub status: u16,
     /// The status's standard reason phrase (`Internal Server Error`), if any.
     pub reason: String,
-    /// The start of the body, as text, cut at [`BODY_EXCERPT_CHARS`].
+    /// The start of the body, as text, cut at `BODY_EXCERPT_CHARS`.
     pub body_excerpt: String,
 }
 

@@ -5,18 +5,16 @@
 //! one atomic transaction: the engine loads, decides and writes inside it, and a
 //! refusal returned from the closure rolls everything back.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::engine::error::EngineError;
-use crate::engine::executor::ItemState;
 use crate::engine::instance::{
-    ActivityRecord, AuditEntry, Changes, Instance, InstanceStatus, ItemStatus, LineResult, Millis, ServerItem,
+    ActivityRecord, AuditEntry, Instance, InstanceStatus, ItemStatus, LineResult, Millis, ServerItem,
 };
+use crate::engine::machine::{Effect, ItemState};
 use crate::engine::runner::RunnerId;
 use crate::engine::serial::Serial;
-use crate::model::{Right, Value};
+use crate::model::Right;
 
 /// A deployed version of a process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -163,23 +161,25 @@ pub trait Transaction {
     /// The instance's [`Instance::revision`], `None` if there is no such instance.
     fn instance_revision(&mut self, id: i64) -> StorageResult<Option<i64>>;
     fn update_instance(&mut self, instance: &Instance) -> StorageResult<()>;
-    /// Writes what a step changed besides the instance row. The engine
-    /// always writes the instance too ([`Transaction::update_instance`] or
-    /// [`Transaction::insert_instance`]) or records a finish kept for later,
-    /// in the same transaction: those bump the instance's revision, which
-    /// planned writes rely on.
-    fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> StorageResult<()>;
+    /// Writes the rows a decision's effects stand for beside the instance
+    /// row: its history record (audit entries, activities, lines), its
+    /// server items as created, finished, applied or cancelled, and its
+    /// participants. The store writes what each effect says and decides
+    /// nothing (which item may be finished is the engine's question,
+    /// answered on the state it read in the same transaction); effects that
+    /// only change the instance are in its row already.
+    ///
+    /// The engine writes the instance in the same transaction
+    /// ([`Transaction::update_instance`] or [`Transaction::insert_instance`]),
+    /// except for a finish it holds for later ([`Effect::ItemFinished`] with
+    /// data left to apply), whose write must bump the instance's revision
+    /// all the same: planned writes rely on every write to an instance or its
+    /// items doing so.
+    fn write_effects(&mut self, instance_id: i64, effects: Vec<Effect>) -> StorageResult<()>;
+    /// The instance's open server items (pending, or finished with the
+    /// finish not applied yet) and the finishes left to apply.
     fn item_state(&mut self, instance_id: i64) -> StorageResult<ItemState>;
     fn server_item(&mut self, serial: Serial) -> StorageResult<Option<ServerItem>>;
-    /// Marks an item finished, keeping `unapplied` (the finish's data) until
-    /// the instance applies it; `None` when it was applied already.
-    fn record_finish(
-        &mut self,
-        serial: Serial,
-        unapplied: Option<&BTreeMap<String, Value>>,
-        by: &str,
-        at: Millis,
-    ) -> StorageResult<()>;
     /// Every `Running` instance's claim, with its runner's heartbeat expiry.
     fn running_instances(&mut self) -> StorageResult<Vec<RunningInstance>>;
 
@@ -191,7 +191,7 @@ pub trait Transaction {
     fn activity_records(&mut self, instance_id: i64) -> StorageResult<Vec<ActivityRecord>>;
     fn line_results(&mut self, instance_id: i64) -> StorageResult<Vec<LineResult>>;
     /// Whether `user` took part in the instance: started it, or acted on it
-    /// (a participant recorded in [`Changes::participants`]).
+    /// (a participant recorded by [`Effect::TookPart`]).
     fn is_participant(&mut self, instance_id: i64, user: &str) -> StorageResult<bool>;
 }
 
@@ -223,6 +223,6 @@ pub trait Storage: Send + Sync {
 }
 
 /// Item status names as stored.
-pub fn item_status_from_name(name: &str) -> Option<ItemStatus> {
+pub(crate) fn item_status_from_name(name: &str) -> Option<ItemStatus> {
     [ItemStatus::Pending, ItemStatus::Finished, ItemStatus::Cancelled].into_iter().find(|s| s.name() == name)
 }

@@ -2,7 +2,11 @@
 //! that guard unsaved work.
 //!
 //! Panels return what they want done; `FlowdeskApp` applies it after drawing,
-//! so no panel reaches into the engine or the file system itself.
+//! so no panel reaches into the engine or the file system itself. What writes
+//! to the database (deploy, start, rights, tokens, and the monitor's actions)
+//! is sent to the write worker ([`Actions`]) and drawn as pending until its
+//! answer comes, taken in once per frame before drawing: no frame waits for
+//! a write.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -10,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::FieldInput;
+use crate::engine::EngineError;
 use crate::gui::GuiOptions;
 use crate::gui::designer::canvas::TemplatePayload;
 use crate::gui::designer::document::{Sameness, compare_definitions};
@@ -19,6 +23,7 @@ use crate::gui::designer::problems::{Pick, problems_ui};
 use crate::gui::designer::properties::{Request, RightsView, properties_ui};
 use crate::gui::designer::{Designer, Document, Icons};
 use crate::gui::dialogs::{DialogOutcome, FileDialogs, with_process_extension};
+use crate::gui::monitor::actions::{self, Actions, Command, Deploy, Done, Reply, Start, StartRequest, Ticket};
 use crate::gui::monitor::queries::Queries;
 use crate::gui::monitor::{Monitor, MonitorRequest};
 use crate::gui::theme;
@@ -96,6 +101,8 @@ struct TokenList {
     tokens: Vec<crate::store::ApiToken>,
     /// The token whose Revoke was clicked, waiting for Yes.
     confirm: Option<i64>,
+    /// The revoke sent, until its answer comes.
+    revoking: Option<Ticket>,
     error: Option<String>,
 }
 
@@ -106,6 +113,8 @@ struct TokenForm {
     label: String,
     /// The token made: its id and secret. Only this dialog ever shows it.
     issued: Option<(i64, String)>,
+    /// The create sent, until its answer comes.
+    creating: Option<Ticket>,
     error: Option<String>,
 }
 
@@ -139,6 +148,8 @@ struct StartForm {
     folio: String,
     /// The fields of the version that starts, as typed.
     values: Vec<FieldEntry>,
+    /// The start sent, until its answer comes.
+    starting: Option<Ticket>,
     error: Option<String>,
 }
 
@@ -162,6 +173,7 @@ impl StartForm {
             draft_fields,
             folio: String::new(),
             values,
+            starting: None,
             error: None,
         }
     }
@@ -239,6 +251,8 @@ fn field_entries(definition: &ProcessDraft) -> Vec<FieldEntry> {
 #[derive(Clone, Copy, PartialEq)]
 enum StatusKind {
     Info,
+    /// A write on its way: drawn with a spinner.
+    Pending,
     Success,
     Failure,
 }
@@ -260,8 +274,15 @@ pub struct FlowdeskApp {
     /// The database's runtime: its ticker takes over instances whose runner
     /// died mid-script or mid-request while the window is open.
     runtime: Result<Arc<Runtime>, String>,
-    /// The runtime's engine, for the window's calls.
+    /// The runtime's engine, for the window's reads.
     engine: Result<Arc<RuntimeEngine>, String>,
+    /// The worker that makes every write of the window; `None` when there is
+    /// no engine to write with.
+    actions: Option<Actions>,
+    /// The deploy sent, until its answer comes.
+    deploying: Option<Ticket>,
+    /// The grant or revoke sent, until its answer comes.
+    changing_rights: Option<Ticket>,
     user: String,
     db_path: PathBuf,
     dialogs: Box<dyn FileDialogs>,
@@ -282,6 +303,8 @@ pub struct FlowdeskApp {
     shown_title: String,
     /// The HTTP API, while the Server menu has it running.
     api: Option<crate::net::RunningApi>,
+    /// The HTTP API while it stops, on a thread of its own.
+    stopping_api: Option<(std::net::SocketAddr, std::thread::JoinHandle<()>)>,
     /// The address typed in the Server menu.
     api_listen: String,
 }
@@ -296,20 +319,27 @@ impl FlowdeskApp {
         // The query worker wakes the window when an answer arrives; the
         // window's context exists only from the first frame on.
         let repaint: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
-        let wake = repaint.clone();
+        let waker = |repaint: &Arc<OnceLock<egui::Context>>| {
+            let wake = repaint.clone();
+            move || {
+                if let Some(ctx) = wake.get() {
+                    ctx.request_repaint();
+                }
+            }
+        };
+        // The reads and the writes go through the window's runtime (as its
+        // recovery and its API do), so that one store in the process reads
+        // and writes.
         let (runtime, queries) = match opened {
             Ok(runtime) => {
-                let queries = Queries::start(&runtime, move || {
-                    if let Some(ctx) = wake.get() {
-                        ctx.request_repaint();
-                    }
-                });
+                let queries = Queries::start(&runtime, waker(&repaint));
                 (Ok(runtime), queries)
             }
             Err(err) => (Err(err.to_string()), Err(err)),
         };
         let engine = runtime.as_ref().map(|runtime| runtime.engine().clone()).map_err(Clone::clone);
         let monitor = Monitor::new(queries);
+        let actions = runtime.as_ref().ok().and_then(|runtime| Actions::start(runtime.clone(), waker(&repaint)).ok());
         let mut app = FlowdeskApp {
             designer: Designer::new(Document::untitled()),
             monitor,
@@ -317,6 +347,9 @@ impl FlowdeskApp {
             repaint,
             runtime,
             engine,
+            actions,
+            deploying: None,
+            changing_rights: None,
             user: options.user,
             db_path: options.db_path,
             dialogs,
@@ -332,6 +365,7 @@ impl FlowdeskApp {
             close_confirmed: false,
             pending_close: false,
             api: None,
+            stopping_api: None,
             api_listen: String::new(),
         };
         app.api_listen = match app.settings.api_listen.trim() {
@@ -370,6 +404,8 @@ impl FlowdeskApp {
             self.icons = load_icons(ui.ctx());
             let _ = self.repaint.set(ui.ctx().clone());
         }
+        self.take_answers();
+        self.take_stopped_api();
         self.shortcuts(ui.ctx());
         self.guard_close(ui.ctx());
         if self.file_dialog.is_some() {
@@ -394,8 +430,7 @@ impl FlowdeskApp {
         match self.view {
             AppView::Designer => self.designer_ui(ui),
             AppView::Monitor => {
-                let engine = self.engine.as_ref().ok().cloned();
-                let requests = self.monitor.instances_ui(ui, engine.as_deref(), &self.user);
+                let requests = self.monitor.instances_ui(ui, self.actions.as_mut(), &self.user);
                 for request in requests {
                     match request {
                         MonitorRequest::StartInstance { process } => self.open_start_form_for(&process),
@@ -403,8 +438,7 @@ impl FlowdeskApp {
                 }
             }
             AppView::Items => {
-                let engine = self.engine.as_ref().ok().cloned();
-                self.monitor.items_ui(ui, engine.as_deref(), &self.user);
+                self.monitor.items_ui(ui, self.actions.as_mut(), &self.user);
             }
         }
         self.modal_ui(ui.ctx());
@@ -559,14 +593,15 @@ impl FlowdeskApp {
         ui.separator();
         let has_errors = self.designer.doc.known_problems().iter().any(|p| p.severity == Severity::Error);
         let deploy = ui
-            .add_enabled(!has_errors && self.engine.is_ok(), egui::Button::new("Deploy"))
+            .add_enabled(!has_errors && self.engine.is_ok() && self.deploying.is_none(), egui::Button::new("Deploy"))
             .on_hover_text("Deploy as the process's next version (Ctrl+D)")
             .on_disabled_hover_text("Fix the errors in the problems panel first");
         if deploy.clicked() {
             self.deploy();
         }
+        // Not while a deploy is on its way: the form names the version that starts.
         let start = ui
-            .add_enabled(self.engine.is_ok(), egui::Button::new("Start instance…"))
+            .add_enabled(self.engine.is_ok() && self.deploying.is_none(), egui::Button::new("Start instance…"))
             .on_hover_text("Start an instance of this process: its deployed version, or the draft deployed first");
         if start.clicked() {
             self.open_start_form();
@@ -581,6 +616,11 @@ impl FlowdeskApp {
                 self.stop_api();
                 ui.close();
             }
+        } else if let Some((address, _)) = &self.stopping_api {
+            ui.horizontal(|ui| {
+                ui.add(egui::Spinner::new());
+                ui.label(format!("Stopping the HTTP API on {address}…"));
+            });
         } else {
             ui.horizontal(|ui| {
                 ui.label("Listen on");
@@ -634,11 +674,36 @@ impl FlowdeskApp {
         }
     }
 
-    /// Stops the API; calls in flight get a few seconds to end.
+    /// Stops the API; calls in flight get a few seconds to end, on a thread
+    /// of its own, so that no frame waits for them.
     pub fn stop_api(&mut self) {
-        if let Some(api) = self.api.take() {
-            let address = api.address();
+        let Some(api) = self.api.take() else { return };
+        let address = api.address();
+        let wake = self.repaint.clone();
+        let stopping = std::thread::Builder::new().name("flowdesk-api-stop".to_owned()).spawn(move || {
             api.stop();
+            if let Some(ctx) = wake.get() {
+                ctx.request_repaint();
+            }
+        });
+        match stopping {
+            Ok(thread) => {
+                self.stopping_api = Some((address, thread));
+                self.set_status(format!("Stopping the HTTP API on {address}…"), StatusKind::Pending);
+            }
+            // The thread was not made: the API, handed back in its closure and
+            // dropped with it, stopped here.
+            Err(_) => self.set_status(format!("HTTP API on {address} stopped"), StatusKind::Info),
+        }
+    }
+
+    /// Says so once the API being stopped has stopped.
+    fn take_stopped_api(&mut self) {
+        if self.stopping_api.as_ref().is_some_and(|(_, thread)| thread.is_finished())
+            && let Some((address, thread)) = self.stopping_api.take()
+        {
+            // Its only work is stopping; a panic there left nothing to stop.
+            let _ = thread.join();
             self.set_status(format!("HTTP API on {address} stopped"), StatusKind::Info);
         }
     }
@@ -666,10 +731,16 @@ impl FlowdeskApp {
                         ui.colored_label(theme::ERROR, error);
                     }
                     ui.add_space(8.0);
+                    let free = form.creating.is_none();
                     ui.horizontal(|ui| {
-                        create = ui.button("Create").clicked();
-                        if ui.button("Cancel").clicked() {
+                        create = ui.add_enabled(free, egui::Button::new("Create")).clicked();
+                        // The token would be made all the same, and its secret lost.
+                        if ui.add_enabled(free, egui::Button::new("Cancel")).clicked() {
                             open = false;
+                        }
+                        if !free {
+                            ui.add(egui::Spinner::new());
+                            ui.label("Creating…");
                         }
                     });
                 }
@@ -709,7 +780,7 @@ impl FlowdeskApp {
             },
             Err(e) => (Vec::new(), Some(e.clone())),
         };
-        TokenList { tokens, confirm: None, error }
+        TokenList { tokens, confirm: None, revoking: None, error }
     }
 
     /// The Tokens dialog; false once it is closed.
@@ -748,11 +819,15 @@ impl FlowdeskApp {
                         (None, _) if list.confirm == Some(token.id) => {
                             ui.horizontal(|ui| {
                                 ui.colored_label(theme::ERROR, "Revoke? Calls with it fail at once.");
-                                if ui.button("Yes, revoke").clicked() {
+                                let free = list.revoking.is_none();
+                                if ui.add_enabled(free, egui::Button::new("Yes, revoke")).clicked() {
                                     revoke = Some(token.id);
                                 }
-                                if ui.button("No").clicked() {
+                                if ui.add_enabled(free, egui::Button::new("No")).clicked() {
                                     list.confirm = None;
+                                }
+                                if !free {
+                                    ui.add(egui::Spinner::new());
                                 }
                             });
                         }
@@ -780,36 +855,21 @@ impl FlowdeskApp {
     }
 
     fn revoke_token(&mut self, id: i64, list: &mut TokenList) {
-        let Ok(runtime) = &self.runtime else { return };
-        let now = crate::engine::Clock::now(&crate::engine::SystemClock);
-        match runtime.revoke_token(id, &self.user, now) {
-            Ok(()) => {
-                self.set_status(format!("Revoked token {id}"), StatusKind::Success);
-                *list = self.token_list();
-            }
-            Err(e) => {
-                list.error = Some(format!("Not revoked: {e}"));
-                list.confirm = None;
-            }
-        }
+        let Some(actions) = &mut self.actions else { return };
+        list.revoking = Some(actions.send(&self.user, Command::RevokeToken { id }));
+        list.error = None;
     }
 
     fn create_token(&mut self, form: &mut TokenForm) {
-        let Ok(runtime) = &self.runtime else { return };
+        let Some(actions) = &mut self.actions else { return };
         let user = form.user.trim().to_owned();
         if user.is_empty() {
             form.error = Some("Name the user the token acts as.".to_owned());
             return;
         }
-        let now = crate::engine::Clock::now(&crate::engine::SystemClock);
-        match crate::net::token::issue(runtime, &user, form.label.trim(), &self.user, now) {
-            Ok(issued) => {
-                self.set_status(format!("Created token {} for {user}", issued.id), StatusKind::Success);
-                form.issued = Some((issued.id, issued.secret));
-                form.error = None;
-            }
-            Err(e) => form.error = Some(format!("No token was made: {e}")),
-        }
+        let label = form.label.trim().to_owned();
+        form.creating = Some(actions.send(&self.user, Command::CreateToken { user, label }));
+        form.error = None;
     }
 
     /// Where the HTTP API answers, while it runs.
@@ -930,7 +990,8 @@ impl FlowdeskApp {
         let process = self.designer.doc.draft().name.clone();
         let rights = match (&self.rights, self.designer.selection.is_empty()) {
             (Some((name, rights)), true) if *name == process => {
-                Some(RightsView { rights: rights.as_slice(), new_user: &mut self.grant_user })
+                let busy = self.changing_rights.is_some();
+                Some(RightsView { rights: rights.as_slice(), new_user: &mut self.grant_user, busy })
             }
             _ => None,
         };
@@ -947,10 +1008,13 @@ impl FlowdeskApp {
         ui.horizontal(|ui| {
             if let Some((text, kind)) = &self.status {
                 let color = match kind {
-                    StatusKind::Info => ui.visuals().text_color(),
+                    StatusKind::Info | StatusKind::Pending => ui.visuals().text_color(),
                     StatusKind::Success => theme::SUCCESS,
                     StatusKind::Failure => theme::ERROR,
                 };
+                if *kind == StatusKind::Pending {
+                    ui.add(egui::Spinner::new());
+                }
                 ui.colored_label(color, text);
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -1146,31 +1210,97 @@ impl FlowdeskApp {
 
     // ----- engine --------------------------------------------------------------
 
-    /// Deploys the draft on screen as its process's next version; a draft
-    /// identical to the latest version is deployed only once confirmed.
-    pub fn deploy(&mut self) {
-        let draft = self.designer.doc.draft();
-        let latest = match self.deployed_version(&draft.name) {
-            Ok(latest) => latest,
-            Err(err) => return self.fail("Cannot deploy", err),
-        };
-        let compared = latest.map(|(version, definition)| (version, compare_definitions(draft, &definition)));
-        match compared {
-            Some((version, Sameness::Identical)) => self.modal = Some(Modal::ConfirmRedeploy { version }),
-            _ => {
-                self.deploy_now(compared);
+    /// Whether a write the window sent, or an item the monitor asked for, has
+    /// not been answered yet, or the HTTP API is still stopping.
+    pub fn busy(&self) -> bool {
+        self.actions.as_ref().is_some_and(|actions| actions.pending() > 0)
+            || self.monitor.waiting()
+            || self.stopping_api.is_some()
+    }
+
+    /// The write worker, for tests that watch what it has begun.
+    pub fn actions(&self) -> Option<&Actions> {
+        self.actions.as_ref()
+    }
+
+    /// The window closes: a write in progress completes, writes not begun
+    /// yet are not begun at all (dropping the app waits for the first).
+    pub fn closing(&mut self) {
+        if let Some(actions) = &mut self.actions {
+            actions.close();
+        }
+    }
+
+    /// Takes in the answers of the write worker; the monitor takes its own.
+    fn take_answers(&mut self) {
+        let Some(actions) = &mut self.actions else { return };
+        for done in actions.poll() {
+            if let Some(done) = self.monitor.answered(done, &self.user) {
+                self.answered(done);
             }
         }
     }
 
-    /// Deploys without asking; `compared` is how the draft stood against the
-    /// latest version, for the status line. The new version, if made.
-    fn deploy_now(&mut self, compared: Option<(u32, Sameness)>) -> Option<u32> {
-        let Ok(engine) = self.engine.clone() else { return None };
-        match engine.deploy(&self.user, self.designer.doc.draft()) {
-            Ok(deployed) => {
+    fn answered(&mut self, done: Done) {
+        let Done { ticket, command, reply, .. } = done;
+        match (command, reply) {
+            (Command::Deploy { .. }, Reply::Deployed(result)) => self.deployed(ticket, result),
+            (Command::Start(request), Reply::Started(start)) => self.started(ticket, &request, start),
+            (Command::Grant { process, user, right }, Reply::Rights(result)) => {
+                let words = format!("Granted {right} on {process} to {user}");
+                self.rights_changed(ticket, words, result);
+            }
+            (Command::Revoke { process, user, right }, Reply::Rights(result)) => {
+                let words = format!("Revoked {right} on {process} from {user}");
+                self.rights_changed(ticket, words, result);
+            }
+            (Command::CreateToken { user, label }, Reply::TokenCreated(result)) => {
+                self.token_created(ticket, user, label, result);
+            }
+            (Command::RevokeToken { id }, Reply::TokenRevoked(result)) => self.token_revoked(ticket, id, result),
+            // The monitor's commands are answered to the monitor, and a
+            // command is always answered in its own kind.
+            _ => {}
+        }
+    }
+
+    /// Deploys the draft on screen as its process's next version; a draft
+    /// identical to the latest version is deployed only once confirmed.
+    pub fn deploy(&mut self) {
+        self.send_deploy(false);
+    }
+
+    /// Sends the draft on screen to be deployed; `again` deploys it even if
+    /// it is identical to the latest version.
+    fn send_deploy(&mut self, again: bool) {
+        let Some(actions) = &mut self.actions else { return };
+        if self.deploying.is_some() {
+            return;
+        }
+        let draft = self.designer.doc.draft().clone();
+        let words = format!("Deploying {}…", draft.name);
+        self.deploying = Some(actions.send(&self.user, Command::Deploy { draft: Box::new(draft), again }));
+        self.set_status(words, StatusKind::Pending);
+    }
+
+    fn deployed(&mut self, ticket: Ticket, result: Result<Deploy, EngineError>) {
+        if self.deploying == Some(ticket) {
+            self.deploying = None;
+        }
+        match result {
+            // Asked in a dialog, unless another one came up meanwhile.
+            Ok(Deploy::Identical { version }) if self.modal.is_none() => {
+                self.status = None;
+                self.modal = Some(Modal::ConfirmRedeploy { version });
+            }
+            Ok(Deploy::Identical { version }) => {
+                let process = &self.designer.doc.draft().name;
+                let words = format!("Not deployed: the draft is the same definition as {process} version {version}");
+                self.set_status(words, StatusKind::Info);
+            }
+            Ok(Deploy::Deployed { deployed, layout_only_of }) => {
                 let mut notes = Vec::new();
-                if let Some((previous, Sameness::LayoutOnly)) = compared {
+                if let Some(previous) = layout_only_of {
                     notes.push(format!("only the layout differs from version {previous}"));
                 }
                 if !deployed.warnings.is_empty() {
@@ -1182,111 +1312,95 @@ impl FlowdeskApp {
                     StatusKind::Success,
                 );
                 self.refresh_rights();
-                Some(deployed.version)
             }
-            Err(err) => {
-                self.fail("Cannot deploy", err.to_string());
-                None
-            }
+            Err(err) => self.fail_answered("Cannot deploy", err.to_string()),
         }
     }
 
     /// The default (latest) version of a deployed process and its definition;
-    /// `None` if it was never deployed.
+    /// `None` if it was never deployed. A read, which never waits for a write
+    /// (write-ahead log).
     fn deployed_version(&self, process: &str) -> Result<Option<(u32, ProcessDraft)>, String> {
         let engine = self.engine.as_ref().map_err(Clone::clone)?;
-        let processes = engine.processes().map_err(|e| e.to_string())?;
-        let Some(summary) = processes.into_iter().find(|p| p.name == process) else { return Ok(None) };
-        let compiled = engine.definition(process).map_err(|e| e.to_string())?;
-        Ok(Some((summary.default_version, compiled.draft.clone())))
+        actions::latest(engine, process).map_err(|e| e.to_string())
     }
 
     /// Start instance… in the designer: the deployed version, or the draft
     /// on screen deployed first.
     fn open_start_form(&mut self) {
         let process = self.designer.doc.draft().name.clone();
-        match self.start_form(&process, true) {
-            Ok(form) => self.modal = Some(Modal::StartInstance(form)),
+        match self.deployed_version(&process) {
+            Ok(deployed) => self.modal = Some(Modal::StartInstance(self.start_form(&process, deployed, true))),
             Err(err) => self.fail("Cannot start an instance", err),
         }
     }
 
     /// The start form for a deployed process (the monitor's Start new instance…).
     fn open_start_form_for(&mut self, process: &str) {
-        match self.start_form(process, false) {
-            Ok(form) if form.version.is_some() => self.modal = Some(Modal::StartInstance(form)),
-            Ok(_) => self.fail("Cannot start an instance", format!("{process} is not deployed")),
+        match self.deployed_version(process) {
+            Ok(Some(deployed)) => {
+                self.modal = Some(Modal::StartInstance(self.start_form(process, Some(deployed), false)));
+            }
+            Ok(None) => self.fail("Cannot start an instance", format!("{process} is not deployed")),
             Err(err) => self.fail("Cannot start an instance", err),
         }
     }
 
-    /// The start form of `process`; from the designer, it also compares the
-    /// draft on screen (which is of that process) with the deployed version.
-    fn start_form(&mut self, process: &str, from_designer: bool) -> Result<StartForm, String> {
-        let deployed = self.deployed_version(process)?;
+    /// The start form of `process`, whose default version is `deployed`;
+    /// from the designer, it also compares the draft on screen (which is of
+    /// that process) with it.
+    fn start_form(&self, process: &str, deployed: Option<(u32, ProcessDraft)>, from_designer: bool) -> StartForm {
         if !from_designer {
-            return Ok(StartForm::new(process, deployed, None, None));
+            return StartForm::new(process, deployed, None, None);
         }
-        let has_errors = self.designer.doc.problems(&self.designer.host).iter().any(|p| p.severity == Severity::Error);
+        let has_errors = self.designer.doc.known_problems().iter().any(|p| p.severity == Severity::Error);
         let draft = self.designer.doc.draft();
         let standing = match &deployed {
             _ if has_errors => DraftStanding::HasErrors,
             None => DraftStanding::NotDeployed,
             Some((_, definition)) => DraftStanding::Compared(compare_definitions(draft, definition)),
         };
-        Ok(StartForm::new(process, deployed, Some(standing), Some(draft)))
+        StartForm::new(process, deployed, Some(standing), Some(draft))
     }
 
-    fn start_instance(&mut self, form: &mut StartForm) -> bool {
-        let Ok(engine) = self.engine.clone() else { return false };
-        let mut deployed_now = None;
-        if form.deploy_draft {
-            let process = form.process.clone();
-            match engine.deploy(&self.user, self.designer.doc.draft()) {
-                Ok(deployed) => {
-                    self.refresh_rights();
-                    // A start refused below is tried again without a second deploy.
-                    form.deployed_now(deployed.version);
-                    deployed_now = Some(deployed.version);
-                }
-                Err(err) => {
-                    form.error = Some(format!("{process} was not deployed: {err}"));
-                    return false;
-                }
-            }
-        } else {
-            // The version the dialog names is the one that starts: another
-            // deploy (the command line, another window) may have come since.
-            let current = match self.deployed_version(&form.process) {
-                Ok(current) => current,
-                Err(err) => {
-                    form.error = Some(err);
-                    return false;
-                }
-            };
-            if current.as_ref().map(|(version, _)| *version) != form.version {
-                if let Ok(mut fresh) = self.start_form(&form.process.clone(), form.draft.is_some()) {
-                    fresh.keep_typed(form);
-                    fresh.error = Some(match fresh.version {
-                        Some(version) => format!(
-                            "{} version {version} was deployed since this dialog opened; check the fields and start again.",
-                            form.process
-                        ),
-                        None => format!("{} is no longer deployed.", form.process),
-                    });
-                    *form = fresh;
-                }
-                return false;
-            }
-        }
-        let data: Vec<(String, FieldInput)> = form
+    /// Sends the start the form asks for; the form waits for its answer.
+    fn start_instance(&mut self, form: &mut StartForm) {
+        let Some(actions) = &mut self.actions else { return };
+        let data: Vec<(String, String)> = form
             .values
             .iter()
             .filter(|(_, field_type, text)| !(text.is_empty() && *field_type != FieldType::String))
-            .map(|(name, _, text)| (name.clone(), FieldInput::Text(text.clone())))
+            .map(|(name, _, text)| (name.clone(), text.clone()))
             .collect();
-        match engine.start(&self.user, &form.process, &form.folio, &data) {
-            Ok(progress) => {
+        let request = StartRequest {
+            process: form.process.clone(),
+            folio: form.folio.clone(),
+            data,
+            deploy: form.deploy_draft.then(|| self.designer.doc.draft().clone()),
+            version: form.version,
+        };
+        form.starting = Some(actions.send(&self.user, Command::Start(Box::new(request))));
+        form.error = None;
+    }
+
+    /// Takes in the answer to a start: the form closes once the instance
+    /// started, and says why otherwise. The status line says what happened
+    /// also when the form is no longer there.
+    fn started(&mut self, ticket: Ticket, request: &StartRequest, start: Start) {
+        // The form waiting for this answer, taken out while it is updated.
+        let mut form = match self.modal.take() {
+            Some(Modal::StartInstance(mut form)) if form.starting == Some(ticket) => {
+                form.starting = None;
+                Some(form)
+            }
+            other => {
+                self.modal = other;
+                None
+            }
+        };
+        let process = &request.process;
+        let error = match start {
+            Start::Started { deployed, progress } => {
                 let next = match progress.status {
                     crate::engine::InstanceStatus::Active => {
                         format!("waiting for a callback on {}", progress.waiting.join(", "))
@@ -1297,49 +1411,138 @@ impl FlowdeskApp {
                     }
                     status => status.name().to_lowercase(),
                 };
-                let started = match deployed_now {
+                let started = match deployed {
                     Some(version) => {
-                        format!(
-                            "Deployed {} version {version} and started instance {}",
-                            form.process, progress.instance_id
-                        )
+                        format!("Deployed {process} version {version} and started instance {}", progress.instance_id)
                     }
                     None => format!("Started instance {}", progress.instance_id),
                 };
+                // The form closes: it stays taken out.
                 self.set_status(format!("{started}: {next}"), StatusKind::Success);
+                if deployed.is_some() {
+                    self.refresh_rights();
+                }
                 // The monitor lists the new instance now, not at its next refresh.
                 self.monitor.refresh(&self.user);
-                true
+                return;
             }
-            Err(err) => {
-                form.error = Some(match deployed_now {
-                    Some(version) => format!("Deployed as version {version}, but the instance did not start: {err}"),
-                    None => err.to_string(),
+            Start::NotDeployed(err) => format!("{process} was not deployed: {err}"),
+            Start::Refused { deployed: Some(version), error } => {
+                // A start refused is tried again without a second deploy.
+                if let Some(form) = &mut form {
+                    form.deployed_now(version);
+                }
+                self.refresh_rights();
+                format!("Deployed as version {version}, but the instance did not start: {error}")
+            }
+            Start::Refused { deployed: None, error } => error.to_string(),
+            Start::Moved { current } => {
+                let Some(old) = form else {
+                    return self.set_status(format!("Not started: {process} was deployed again"), StatusKind::Failure);
+                };
+                let mut fresh = self.start_form_again(&old, current);
+                fresh.error = Some(match fresh.version {
+                    Some(version) => format!(
+                        "{process} version {version} was deployed since this dialog opened; check the fields and start again."
+                    ),
+                    None => format!("{process} is no longer deployed."),
                 });
-                false
+                self.modal = Some(Modal::StartInstance(fresh));
+                return;
             }
+        };
+        match form {
+            Some(mut form) => {
+                form.error = Some(error);
+                self.modal = Some(Modal::StartInstance(form));
+            }
+            None => self.set_status(format!("Not started: {error}"), StatusKind::Failure),
         }
     }
 
+    /// The start form made again on the version now deployed, keeping what
+    /// was typed into `old`.
+    fn start_form_again(&self, old: &StartForm, current: Option<(u32, ProcessDraft)>) -> StartForm {
+        let mut fresh = self.start_form(&old.process, current, old.draft.is_some());
+        fresh.keep_typed(old);
+        fresh
+    }
+
     fn apply_request(&mut self, request: Request) {
-        let Ok(engine) = self.engine.clone() else { return };
+        let Some(actions) = &mut self.actions else { return };
+        if self.changing_rights.is_some() {
+            return;
+        }
         let process = self.designer.doc.draft().name.clone();
-        let result = match &request {
-            Request::Grant { user, right } => engine.grant(&self.user, &process, user, &[*right]),
-            Request::Revoke { user, right } => engine.revoke(&self.user, &process, user, &[*right]),
+        let (words, command) = match request {
+            Request::Grant { user, right } => {
+                (format!("Granting {right} on {process} to {user}…"), Command::Grant { process, user, right })
+            }
+            Request::Revoke { user, right } => {
+                (format!("Revoking {right} on {process} from {user}…"), Command::Revoke { process, user, right })
+            }
         };
+        self.changing_rights = Some(actions.send(&self.user, command));
+        self.set_status(words, StatusKind::Pending);
+    }
+
+    fn rights_changed(&mut self, ticket: Ticket, words: String, result: Result<(), EngineError>) {
+        if self.changing_rights == Some(ticket) {
+            self.changing_rights = None;
+        }
         match result {
             Ok(()) => {
-                let text = match request {
-                    Request::Grant { user, right } => format!("Granted {right} on {process} to {user}"),
-                    Request::Revoke { user, right } => format!("Revoked {right} on {process} from {user}"),
-                };
-                self.set_status(text, StatusKind::Success);
+                self.set_status(words, StatusKind::Success);
                 self.grant_user.clear();
             }
-            Err(err) => self.fail("Rights not changed", err.to_string()),
+            Err(err) => self.fail_answered("Rights not changed", err.to_string()),
         }
         self.refresh_rights();
+    }
+
+    fn token_created(&mut self, ticket: Ticket, user: String, label: String, result: Result<(i64, String), String>) {
+        if let Ok((id, _)) = &result {
+            self.set_status(format!("Created token {id} for {user}"), StatusKind::Success);
+        }
+        match &mut self.modal {
+            Some(Modal::CreateToken(form)) if form.creating == Some(ticket) => {
+                form.creating = None;
+                match result {
+                    Ok(issued) => form.issued = Some(issued),
+                    Err(e) => form.error = Some(format!("No token was made: {e}")),
+                }
+            }
+            // The dialog cannot be closed while it waits, but another
+            // answer's message may have taken its place: the secret is shown
+            // only once, so its dialog comes back.
+            _ => match result {
+                Ok(issued) => {
+                    let form = TokenForm { user, label, issued: Some(issued), creating: None, error: None };
+                    self.modal = Some(Modal::CreateToken(form));
+                }
+                Err(e) => self.set_status(format!("No token was made: {e}"), StatusKind::Failure),
+            },
+        }
+    }
+
+    fn token_revoked(&mut self, ticket: Ticket, id: i64, result: Result<(), String>) {
+        let fresh = self.token_list();
+        match &result {
+            Ok(()) => self.set_status(format!("Revoked token {id}"), StatusKind::Success),
+            Err(e) => self.set_status(format!("Token {id} not revoked: {e}"), StatusKind::Failure),
+        }
+        if let Some(Modal::Tokens(list)) = &mut self.modal
+            && list.revoking == Some(ticket)
+        {
+            match result {
+                Ok(()) => *list = fresh,
+                Err(e) => {
+                    list.revoking = None;
+                    list.error = Some(format!("Not revoked: {e}"));
+                    list.confirm = None;
+                }
+            }
+        }
     }
 
     fn refresh_rights(&mut self) {
@@ -1359,6 +1562,17 @@ impl FlowdeskApp {
     fn fail(&mut self, title: &str, text: String) {
         self.status = Some((format!("{title}: {}", text.lines().next().unwrap_or_default()), StatusKind::Failure));
         self.modal = Some(Modal::Message { title: title.to_owned(), text });
+    }
+
+    /// A failure answered by the write worker: said in a dialog, unless
+    /// another dialog came up meanwhile, which it does not replace (the
+    /// status line says it then).
+    fn fail_answered(&mut self, title: &str, text: String) {
+        if self.modal.is_none() {
+            self.fail(title, text);
+        } else {
+            self.set_status(format!("{title}: {}", text.lines().next().unwrap_or_default()), StatusKind::Failure);
+        }
     }
 
     pub fn status_text(&self) -> Option<&str> {
@@ -1455,18 +1669,25 @@ impl FlowdeskApp {
                         ui.colored_label(theme::ERROR, error);
                     }
                     ui.add_space(8.0);
+                    // Nothing can be changed or cancelled while the start is
+                    // on its way: it would start all the same.
+                    let free = form.starting.is_none();
                     ui.horizontal(|ui| {
                         let label = if form.deploy_draft { "Deploy and start" } else { "Start" };
-                        if ui.add_enabled(form.can_start(), egui::Button::new(label)).clicked() {
+                        if ui.add_enabled(free && form.can_start(), egui::Button::new(label)).clicked() {
                             start = true;
                         }
-                        if ui.button("Cancel").clicked() {
+                        if ui.add_enabled(free, egui::Button::new("Cancel")).clicked() {
                             keep = false;
+                        }
+                        if !free {
+                            ui.add(egui::Spinner::new());
+                            ui.label(if form.deploy_draft { "Deploying and starting…" } else { "Starting…" });
                         }
                     });
                 });
-                if start && self.start_instance(&mut form) {
-                    keep = false;
+                if start {
+                    self.start_instance(&mut form);
                 }
                 if keep {
                     next_modal = Some(Modal::StartInstance(form));
@@ -1518,7 +1739,7 @@ impl FlowdeskApp {
                     });
                 });
                 if deploy {
-                    self.deploy_now(Some((version, Sameness::Identical)));
+                    self.send_deploy(true);
                 } else if keep {
                     next_modal = Some(Modal::ConfirmRedeploy { version });
                 }
@@ -1551,6 +1772,10 @@ impl FlowdeskApp {
 impl eframe::App for FlowdeskApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         FlowdeskApp::ui(self, ui);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.closing();
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -3,7 +3,7 @@
 //! These types are the *draft*: what the file says, before anything is checked.
 //! They are deliberately lenient where a user can make a mistake the designer must
 //! show next to the element (a field type spelled wrong, a rule that does not
-//! compile), so that [`crate::model::validate`] can report every problem at once
+//! compile), so that [`crate::model::validate()`] can report every problem at once
 //! instead of stopping at the first one. Only [`crate::model::CompiledProcess`] is
 //! trusted by the engine.
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// The most a process may hold. Generous for what people draw (the
 /// designer's benchmark draws 500 activities and 1,000 lines) and small
 /// enough that the largest process allowed still deploys and starts quickly
-/// (measured in ARCHITECTURE.md). Reading a file checks [`FILE_BYTES`]
+/// (measured in ARCHITECTURE.md). Reading a file checks [`limits::FILE_BYTES`]
 /// before parsing; validation, and so every deploy, checks all of them.
 /// Versions deployed before a limit existed still run (see
 /// [`crate::model::CompiledProcess::compile_deployed`]).

@@ -548,8 +548,7 @@ async fn open_item(
     serial: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OpenedItemDto>, ApiError> {
     let serial = path_serial(serial);
-    let opened =
-        state.call(&headers, move |engine, user| Ok(engine.open_server_item(user, &serial?.to_string())?)).await?;
+    let opened = state.call(&headers, move |engine, user| Ok(engine.open_server_item(user, serial?)?)).await?;
     Ok(Json(OpenedItemDto::from(&opened)))
 }
 
@@ -589,7 +588,7 @@ async fn finish_item(
         .call(&headers, move |engine, user| {
             let serial = serial?;
             let request: FinishRequest = json_body(&limits, &content, body)?;
-            Ok(engine.finish(user, &serial.to_string(), &field_inputs(request.data))?)
+            Ok(engine.finish(user, serial, &field_inputs(request.data))?)
         })
         .await?;
     Ok(Json(FinishedDto {

@@ -318,7 +318,7 @@ impl From<&AuditEntry> for AuditDto {
         AuditDto {
             at: rfc3339(entry.at),
             user: entry.user.clone(),
-            action: entry.action.clone(),
+            action: entry.action.name().to_owned(),
             detail: entry.detail.clone(),
         }
     }

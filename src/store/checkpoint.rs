@@ -220,8 +220,15 @@ mod tests {
             assert!(checkpointer.wait_caught_up(Duration::from_secs(30)), "the checkpoint did not end");
         }
         assert!(checkpointer.runs() >= 5, "{} checkpoints for 300 pages", checkpointer.runs());
+        // Were the log not starting over, the sixty commits would add more
+        // than 1 MB to it. A little growth is allowed: a commit may meet the
+        // checkpoint still running (the thread is asked at the threshold
+        // and is slow on a loaded machine), and then goes past the end of
+        // the log instead of to its start; it was seen to add a commit and
+        // a half on a 2-core machine at load 10.
         let one_commit = 8 * (4096 + 24);
-        assert!(wal_bytes(&path) <= first + one_commit, "the log grew from {first} to {} bytes", wal_bytes(&path));
+        let allowed = first + 4 * one_commit;
+        assert!(wal_bytes(&path) <= allowed, "the log grew from {first} to {} bytes", wal_bytes(&path));
         let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |row| row.get(0)).unwrap();
         assert_eq!(rows, 75);
     }

@@ -15,16 +15,15 @@
 //! revision, so one revision read stands for everything the work read about
 //! an instance.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::engine::instance::Changes;
 use crate::engine::{
-    ActivityRecord, AuditEntry, EngineError, Instance, InstanceFilter, InstanceSummary, ItemFilter, ItemState,
-    LineResult, Millis, ProcessSummary, RunningInstance, Serial, ServerItem, Transaction, VersionRecord, Visibility,
+    ActivityRecord, AuditEntry, Effect, EngineError, Instance, InstanceFilter, InstanceSummary, ItemFilter, ItemState,
+    LineResult, ProcessSummary, RunningInstance, Serial, ServerItem, Transaction, VersionRecord, Visibility,
 };
-use crate::model::{Right, Value};
+use crate::model::Right;
 use crate::store::sql::{EncodedInstance, SqliteTransaction, encode_history};
 
 /// A value the planned work's decisions rest on.
@@ -79,18 +78,12 @@ enum Write {
     },
     InsertInstance(EncodedInstance),
     UpdateInstance(EncodedInstance),
-    /// `changes` holds only what is written besides the history record
-    /// (items and participants); the rest is in `history`, encoded.
-    Changes {
+    /// `effects` holds only those written as rows of their own (items and
+    /// participants); the history record is in `history`, encoded.
+    Effects {
         instance_id: i64,
-        changes: Changes,
+        effects: Vec<Effect>,
         history: Option<String>,
-    },
-    RecordFinish {
-        serial: Serial,
-        unapplied: Option<BTreeMap<String, Value>>,
-        by: String,
-        at: Millis,
     },
 }
 
@@ -196,11 +189,8 @@ impl Plan {
                 Write::Revoke { process, user, right } => tx.revoke(process, user, *right)?,
                 Write::InsertInstance(row) => tx.insert_encoded(row)?,
                 Write::UpdateInstance(row) => tx.update_encoded(row)?,
-                Write::Changes { instance_id, changes, history } => {
-                    tx.write_changes_encoded(*instance_id, changes, history.as_deref())?
-                }
-                Write::RecordFinish { serial, unapplied, by, at } => {
-                    tx.record_finish(*serial, unapplied.as_ref(), by, *at)?
+                Write::Effects { instance_id, effects, history } => {
+                    tx.write_effects_encoded(*instance_id, effects, history.as_deref())?
                 }
             }
         }
@@ -420,17 +410,11 @@ impl Transaction for Recorder<'_> {
         Ok(())
     }
 
-    fn write_changes(&mut self, instance_id: i64, changes: &Changes) -> Result<(), EngineError> {
-        let history = encode_history(changes)?;
-        let rows = Changes {
-            items_created: changes.items_created.clone(),
-            items_script_ended: changes.items_script_ended.clone(),
-            items_applied: changes.items_applied.clone(),
-            items_cancelled: changes.items_cancelled.clone(),
-            participants: changes.participants.clone(),
-            ..Changes::default()
-        };
-        self.write(Write::Changes { instance_id, changes: rows, history });
+    fn write_effects(&mut self, instance_id: i64, mut effects: Vec<Effect>) -> Result<(), EngineError> {
+        let history = encode_history(&effects)?;
+        // Kept as they are, without a copy: the rest is in the history.
+        effects.retain(Effect::is_row);
+        self.write(Write::Effects { instance_id, effects, history });
         Ok(())
     }
 
@@ -442,17 +426,6 @@ impl Transaction for Recorder<'_> {
     fn server_item(&mut self, serial: Serial) -> Result<Option<ServerItem>, EngineError> {
         self.note_instance(serial.instance_id)?;
         self.snapshot.server_item(serial)
-    }
-
-    fn record_finish(
-        &mut self,
-        serial: Serial,
-        unapplied: Option<&BTreeMap<String, Value>>,
-        by: &str,
-        at: Millis,
-    ) -> Result<(), EngineError> {
-        self.write(Write::RecordFinish { serial, unapplied: unapplied.cloned(), by: by.to_owned(), at });
-        Ok(())
     }
 
     fn running_instances(&mut self) -> Result<Vec<RunningInstance>, EngineError> {
@@ -511,13 +484,14 @@ mod tests {
     //! snapshot, lets another write commit, and asks whether the plan still
     //! holds under the write lock, as `Storage::write_planned` does.
 
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use rusqlite::TransactionBehavior;
 
     use super::*;
     use crate::engine::instance::{ActivityStatus, FlowState, Token, TokenState};
     use crate::engine::{InstanceStatus, ItemStatus, Storage};
+    use crate::model::Value;
     use crate::store::{Durability, SqliteStore, SqliteTransaction};
 
     const P: &str = "p";
@@ -590,8 +564,18 @@ mod tests {
     /// Inserts instance `id` waiting on its item `<id>_2`.
     fn insert_waiting(tx: &mut dyn Transaction, id: i64) -> Result<(), EngineError> {
         tx.insert_instance(&instance(id, &format!("folio {id}")))?;
-        let changes = Changes { items_created: vec![item(id, 2)], ..Changes::default() };
-        tx.write_changes(id, &changes)
+        tx.write_effects(id, vec![Effect::ItemCreated(Box::new(item(id, 2)))])
+    }
+
+    /// Finishes item `<id>_2`, keeping `unapplied` for later.
+    fn record_finish(
+        tx: &mut dyn Transaction,
+        id: i64,
+        unapplied: Option<BTreeMap<String, Value>>,
+        by: &str,
+        at: i64,
+    ) -> Result<(), EngineError> {
+        tx.write_effects(id, vec![Effect::ItemFinished { serial_id: 2, by: by.to_owned(), at, unapplied }])
     }
 
     /// A database with processes `p` and `q` (version 1 each), alice holding
@@ -694,11 +678,11 @@ mod tests {
         let plan = plan(&store, |tx| {
             let found = tx.server_item(serial(1))?.unwrap();
             assert_eq!(found.status, ItemStatus::Pending);
-            tx.record_finish(serial(1), None, "alice", 3_000)
+            record_finish(tx, 1, None, "alice", 3_000)
         });
-        store.write(|tx| tx.record_finish(serial(2), Some(&data("other")), "bob", 2_500)).unwrap();
+        store.write(|tx| record_finish(tx, 2, Some(data("other")), "bob", 2_500)).unwrap();
         assert!(holds(&store, &plan));
-        store.write(|tx| tx.record_finish(serial(1), Some(&data("first")), "bob", 2_500)).unwrap();
+        store.write(|tx| record_finish(tx, 1, Some(data("first")), "bob", 2_500)).unwrap();
         assert!(!holds(&store, &plan));
     }
 
@@ -723,7 +707,7 @@ mod tests {
         let read_rights = |store: &SqliteStore| {
             plan(store, |tx| {
                 assert_eq!(tx.rights(P, "alice")?, [Right::ServerEvent]);
-                tx.record_finish(serial(1), None, "alice", 3_000)
+                record_finish(tx, 1, None, "alice", 3_000)
             })
         };
 
@@ -848,7 +832,7 @@ mod tests {
                 tx.instance(1).map(drop)
             }),
             ("an item after its finish", |tx| {
-                tx.record_finish(serial(1), None, "alice", 3_000)?;
+                record_finish(tx, 1, None, "alice", 3_000)?;
                 tx.server_item(serial(1)).map(drop)
             }),
             ("a new id after an insert", |tx| {
@@ -868,7 +852,7 @@ mod tests {
             let id = tx.next_instance_id()?;
             tx.grant(P, "bob", Right::View)?;
             tx.update_instance(&instance(1, "changed"))?;
-            tx.record_finish(serial(1), None, "alice", 3_000)?;
+            record_finish(tx, 1, None, "alice", 3_000)?;
             tx.insert_instance(&instance(id, "new"))
         });
         assert!(reads_first.usable());
@@ -930,33 +914,35 @@ mod tests {
         new.version = 2;
         new.status = InstanceStatus::Running;
         tx.insert_instance(&new)?;
-        let changes = Changes {
-            activities_started: vec![ActivityRecord {
-                destination_id: 2,
-                activity_id: "call".to_owned(),
-                activity: "Call".to_owned(),
-                status: ActivityStatus::Active,
-                started_at: 3_000,
-                finished_at: None,
-            }],
-            items_created: vec![ServerItem { script_running: true, ..item(id, 2) }],
-            audit: vec![AuditEntry {
+        let started = vec![
+            Effect::ActivityStarted {
+                activity: 1,
+                record: ActivityRecord {
+                    destination_id: 2,
+                    activity_id: "call".to_owned(),
+                    activity: "Call".to_owned(),
+                    status: ActivityStatus::Active,
+                    started_at: 3_000,
+                    finished_at: None,
+                },
+            },
+            Effect::ItemCreated(Box::new(ServerItem { script_running: true, ..item(id, 2) })),
+            Effect::Audit(AuditEntry {
                 at: 3_000,
                 user: "bob".to_owned(),
-                action: "Instance started".to_owned(),
+                action: crate::engine::AuditAction::InstanceStarted,
                 detail: "p version 2".to_owned(),
-            }],
-            line_results: vec![LineResult { line_index: 0, from_destination_id: 1, fired: true, at: 3_000 }],
-            participants: BTreeSet::from(["bob".to_owned()]),
-            ..Changes::default()
-        };
-        tx.write_changes(id, &changes)?;
+            }),
+            Effect::LineEvaluated(LineResult { line_index: 0, from_destination_id: 1, fired: true, at: 3_000 }),
+            Effect::TookPart { user: "bob".to_owned() },
+        ];
+        tx.write_effects(id, started)?;
         new.status = InstanceStatus::Active;
         new.data = data("updated");
         new.updated_at = 3_001;
         tx.update_instance(&new)?;
-        tx.write_changes(id, &Changes { items_script_ended: vec![2], ..Changes::default() })?;
-        tx.record_finish(serial(id), Some(&data("early")), "carol", 3_002)?;
+        tx.write_effects(id, vec![Effect::ItemWorkEnded { serial_id: 2 }])?;
+        record_finish(tx, id, Some(data("early")), "carol", 3_002)?;
 
         // The waiting instance is finished and applied at once.
         let mut finished = waiting;
@@ -964,18 +950,17 @@ mod tests {
         finished.flow.tokens.clear();
         finished.updated_at = 3_003;
         tx.update_instance(&finished)?;
-        let closing = Changes {
-            activities_closed: vec![(2, ActivityStatus::Completed, 3_003)],
-            audit: vec![AuditEntry {
+        let closing = vec![
+            Effect::ActivityClosed { destination_id: 2, status: ActivityStatus::Completed, at: 3_003 },
+            Effect::Audit(AuditEntry {
                 at: 3_003,
                 user: "alice".to_owned(),
-                action: "Server item finished".to_owned(),
+                action: crate::engine::AuditAction::ItemFinished,
                 detail: "1_2".to_owned(),
-            }],
-            ..Changes::default()
-        };
-        tx.write_changes(1, &closing)?;
-        tx.record_finish(serial(1), None, "alice", 3_003)?;
+            }),
+            Effect::ItemFinished { serial_id: 2, by: "alice".to_owned(), at: 3_003, unapplied: None },
+        ];
+        tx.write_effects(1, closing)?;
         Ok(id)
     }
 

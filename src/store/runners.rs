@@ -42,7 +42,7 @@ pub struct RunnerBeat {
 impl SqliteStore {
     /// Writes the runner's row, new or again.
     pub fn beat_runner(&self, beat: &RunnerBeat) -> Result<(), EngineError> {
-        self.write_batched(self.coming(), |tx| {
+        self.writes.write(self.writes.coming(), |tx| {
             tx.connection()
                 .prepare_cached(
                     "INSERT INTO runners (id, host, pid, started_at, beat_at, expires_at) \
@@ -91,7 +91,7 @@ impl SqliteStore {
     /// Removes the runner's row: it beats no more. Its claims, if any are
     /// left, then hold only until their leases run out.
     pub fn forget_runner(&self, runner: RunnerId) -> Result<(), EngineError> {
-        self.write_batched(self.coming(), |tx| {
+        self.writes.write(self.writes.coming(), |tx| {
             tx.connection()
                 .prepare_cached("DELETE FROM runners WHERE id = ?1")
                 .and_then(|mut statement| statement.execute([runner]))
@@ -117,7 +117,7 @@ impl SqliteStore {
         if !any {
             return Ok(0);
         }
-        self.write_batched(self.coming(), |tx| {
+        self.writes.write(self.writes.coming(), |tx| {
             let removed = tx
                 .connection()
                 .prepare_cached("DELETE FROM runners WHERE expires_at < ?1")

@@ -561,7 +561,7 @@ mod tests {
         let entry = |at, action: &str, detail: &str| AuditEntry {
             at,
             user: "alice".to_owned(),
-            action: action.to_owned(),
+            action: action.parse().unwrap(),
             detail: detail.to_owned(),
         };
         let (instance, audit, activities, lines) =

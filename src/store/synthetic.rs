@@ -199,24 +199,19 @@ impl SqliteStore {
         count: usize,
         now: Millis,
     ) -> Result<SyntheticLoad, EngineError> {
-        let mut writer = self.coming().lock_writer();
-        // Commit a batch left open by a caller waiting for its commit.
-        self.end_batch(&mut writer, None);
-        for outcome in std::mem::take(&mut writer.untold) {
-            outcome.tell();
-        }
-        let connection = &writer.connection;
-        connection.execute_batch("BEGIN IMMEDIATE").map_err(|e| describe(&e, &self.path))?;
-        match write_synthetic(connection, process, version, count, now) {
-            Ok(load) => {
-                connection.execute_batch("COMMIT").map_err(|e| describe(&e, &self.path))?;
-                Ok(load)
+        self.writes.exclusive(|connection| {
+            connection.execute_batch("BEGIN IMMEDIATE").map_err(|e| describe(&e, &self.path))?;
+            match write_synthetic(connection, process, version, count, now) {
+                Ok(load) => {
+                    connection.execute_batch("COMMIT").map_err(|e| describe(&e, &self.path))?;
+                    Ok(load)
+                }
+                Err(error) => {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    Err(error)
+                }
             }
-            Err(error) => {
-                let _ = connection.execute_batch("ROLLBACK");
-                Err(error)
-            }
-        }
+        })
     }
 }
 
@@ -332,7 +327,7 @@ fn write_synthetic(
         let started = AuditEntry {
             at: started_at,
             user: originator.to_owned(),
-            action: "Instance started".to_owned(),
+            action: crate::engine::AuditAction::InstanceStarted,
             detail: detail.clone(),
         };
         insert_history.execute(params![id, super::sql::start_history_json(&started)?]).map_err(db)?;
@@ -391,7 +386,8 @@ mod tests {
         assert_eq!(detail.fields.len(), 3);
         assert_eq!(detail.pending_items.len(), 1);
         assert_eq!(detail.audit.len(), 1);
-        let finished = engine.finish("admin", &format!("{}_2", waiting.id), &[]).unwrap();
+        let finished =
+            engine.finish("admin", crate::engine::Serial { instance_id: waiting.id, destination_id: 2 }, &[]).unwrap();
         assert_eq!(finished.progress.status, InstanceStatus::Completed);
 
         // A failed one shows where it failed and can be retried.

@@ -50,7 +50,7 @@ pub enum TokenError {
 impl SqliteStore {
     /// Saves a new token; returns its id.
     pub fn create_token(&self, token: &NewApiToken<'_>) -> Result<i64, EngineError> {
-        self.write_batched(self.coming(), |tx| {
+        self.writes.write(self.writes.coming(), |tx| {
             tx.connection()
                 .prepare_cached(
                     "INSERT INTO api_tokens (user, label, hash, prefix, created_at, created_by) \
@@ -102,7 +102,7 @@ impl SqliteStore {
 
     /// Revokes a token: it stops working at once, and stays listed.
     pub fn revoke_token(&self, id: i64, by: &str, at: Millis) -> Result<(), TokenError> {
-        self.write_batched(self.coming(), |tx| {
+        self.writes.write(self.writes.coming(), |tx| {
             let current: Option<(Option<Millis>, Option<String>)> = tx
                 .connection()
                 .query_row("SELECT revoked_at, revoked_by FROM api_tokens WHERE id = ?1", [id], |row| {

@@ -638,7 +638,7 @@ fn server_items_page_with_a_cursor_each_item_once_in_the_documented_order() {
     let oldest = f.pending_serial("PO-9");
     serials.insert(0, oldest);
     for finished in [&serials[2], &serials[5]] {
-        f.fixture.engine.finish("biztalk", finished, &[]).unwrap();
+        f.fixture.engine.finish("biztalk", support::parse_serial(finished), &[]).unwrap();
     }
     let pending: Vec<String> =
         serials.iter().enumerate().filter(|(n, _)| ![2, 5].contains(n)).map(|(_, s)| s.clone()).collect();

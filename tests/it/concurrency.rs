@@ -6,7 +6,7 @@ use crate::support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use flowdesk::engine::{InstanceFilter, InstanceStatus, ItemFilter};
+use flowdesk::engine::{AuditAction, InstanceFilter, InstanceStatus, ItemFilter};
 use support::{Fixture, set};
 
 #[test]
@@ -67,8 +67,10 @@ fn threads_with_their_own_connections_finish_items_concurrently() {
                     // Each item is finished twice from this thread: once for
                     // real, once as a retried delivery that must be refused.
                     let serial = format!("{id}_2");
-                    engine.finish("admin", &serial, &set(&[("name", "call back value")])).unwrap();
-                    assert!(engine.finish("admin", &serial, &[]).is_err());
+                    engine
+                        .finish("admin", support::parse_serial(&serial), &set(&[("name", "call back value")]))
+                        .unwrap();
+                    assert!(engine.finish("admin", support::parse_serial(&serial), &[]).is_err());
                 }
             });
         }
@@ -94,9 +96,13 @@ fn a_refusal_inside_a_shared_batch_undoes_only_itself() {
                 for id in chunk {
                     let serial = format!("{id}_2");
                     // Refused inside whatever batch is open: a bad value, a wrong user.
-                    assert!(engine.finish("admin", &serial, &set(&[("done", "perhaps")])).is_err());
-                    assert!(engine.finish("mallory", &serial, &[]).is_err());
-                    let finished = engine.finish("admin", &serial, &set(&[("name", "call back value")])).unwrap();
+                    assert!(
+                        engine.finish("admin", support::parse_serial(&serial), &set(&[("done", "perhaps")])).is_err()
+                    );
+                    assert!(engine.finish("mallory", support::parse_serial(&serial), &[]).is_err());
+                    let finished = engine
+                        .finish("admin", support::parse_serial(&serial), &set(&[("name", "call back value")]))
+                        .unwrap();
                     assert_eq!(finished.progress.status, InstanceStatus::Completed);
                 }
             });
@@ -105,7 +111,7 @@ fn a_refusal_inside_a_shared_batch_undoes_only_itself() {
     for id in ids {
         let detail = fx.detail("admin", id);
         assert_eq!(detail.summary.status, InstanceStatus::Completed);
-        let finishes = detail.audit.iter().filter(|a| a.action == "Server item finished").count();
+        let finishes = detail.audit.iter().filter(|a| a.action == AuditAction::ItemFinished).count();
         assert_eq!(finishes, 1, "instance {id}: {:?}", detail.audit);
     }
 }

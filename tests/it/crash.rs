@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use flowdesk::engine::{Clock, EngineOptions, Hook, HookPoint, InstanceStatus, Millis};
+use flowdesk::engine::{AuditAction, Clock, EngineOptions, Hook, HookPoint, InstanceStatus, Millis};
 use flowdesk::model::ScriptHost;
 use flowdesk::runtime::{Runtime, RuntimeOptions, Ticking};
 use serde_json::Value as Json;
@@ -220,7 +220,7 @@ fn a_runtime_killed_mid_script_is_recovered_by_another_once_its_heartbeat_has_ru
     assert_eq!(recovered.iter().map(|p| p.instance_id).collect::<Vec<_>>(), [1]);
     let detail = survivor.engine().instance("ops", 1).unwrap();
     assert_eq!(detail.summary.status, InstanceStatus::Active);
-    assert!(detail.audit.iter().any(|entry| entry.action == "Recovered"), "{:?}", detail.audit);
+    assert!(detail.audit.iter().any(|entry| entry.action == AuditAction::Recovered), "{:?}", detail.audit);
     let serial = detail.pending_items[0].serial.to_string();
     // The dead runner's row is forgotten a lease after it ran out.
     clock.set(T0 + 10_000 + 2 * LEASE + 1);
@@ -299,7 +299,7 @@ fn two_live_runtimes_never_take_each_others_work() {
     }
     for id in [1, 2] {
         let detail = a.engine().instance("ops", id).unwrap();
-        assert!(detail.audit.iter().all(|entry| entry.action != "Recovered"), "{:?}", detail.audit);
+        assert!(detail.audit.iter().all(|entry| entry.action != AuditAction::Recovered), "{:?}", detail.audit);
     }
     assert!(held.try_recv().is_err(), "each script ran once");
 }

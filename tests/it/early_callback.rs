@@ -43,11 +43,12 @@ fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
         let clock = external_clock.clone();
         engine.register_fn("call_external", move |serial: &str| -> String {
             let external = open_engine(&path, clock.clone(), ScriptHost::default());
-            let first = match external.finish("biztalk", serial, &set(&[("name", "call back value")])) {
-                Ok(finished) => format!("applied={} status={}", finished.applied, finished.progress.status),
-                Err(err) => err.to_string(),
-            };
-            let second = match external.finish("biztalk", serial, &[]) {
+            let first =
+                match external.finish("biztalk", support::parse_serial(serial), &set(&[("name", "call back value")])) {
+                    Ok(finished) => format!("applied={} status={}", finished.applied, finished.progress.status),
+                    Err(err) => err.to_string(),
+                };
+            let second = match external.finish("biztalk", support::parse_serial(serial), &[]) {
                 Ok(_) => "second finish accepted".to_owned(),
                 Err(EngineError::AlreadyFinished { by, .. }) => format!("second finish refused (by {by})"),
                 Err(err) => err.to_string(),
@@ -82,4 +83,50 @@ fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
     let applied = position("Callback applied");
     let completed = position("Instance completed");
     assert!(created < finished && finished < answered && answered < applied && applied < completed, "{actions:#?}");
+}
+
+/// Issue 16: whether a finish is an early callback (held) was told by the
+/// item's `script_running` flag, which only the end of outside work clears.
+/// An instance stopped before its script could run, then resumed by an
+/// engine that runs such scripts in its transaction, waited with the flag
+/// still set, and every finish of it was held for ever. The phase is now
+/// told by the item's token, which every change of the work moves.
+#[test]
+fn issue_16_a_finish_after_a_resumed_script_ended_is_applied_not_held_for_ever() {
+    use flowdesk::engine::HookPoint;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flowdesk.db");
+    let clock = Arc::new(FixedClock(std::sync::atomic::AtomicI64::new(support::T0)));
+    // The operator's engine: its scripts cannot call out, so it runs an
+    // asynchronous script inside the transaction that reaches it.
+    let operator = Arc::new(open_engine(&path, clock.clone(), ScriptHost::default()));
+    operator.deploy("admin", &support::sample("callback.process.json")).unwrap();
+    // The runner's scripts can call out: they run after their item commits,
+    // and the operator stops the instance right after that commit.
+    let armed = Arc::new(AtomicBool::new(true));
+    let hook: flowdesk::engine::Hook = {
+        let (operator, armed) = (operator.clone(), armed.clone());
+        Arc::new(move |point| {
+            if point == HookPoint::AfterCommit && armed.swap(false, Ordering::SeqCst) {
+                operator.stop("admin", 1).unwrap();
+            }
+        })
+    };
+    let host = ScriptHost::default().with_extension(Arc::new(|engine: &mut rhai::Engine| {
+        engine.register_fn("call_external", |serial: &str| serial.to_owned());
+    }));
+    let runner = open_engine(&path, clock, host).with_hook(hook);
+
+    let started = runner.start("admin", "callback", "stopped mid-way", &[]).unwrap();
+    assert_eq!((started.instance_id, started.status), (1, InstanceStatus::Stopped));
+    let resumed = operator.resume("admin", 1).unwrap();
+    assert_eq!((resumed.status, resumed.waiting.clone()), (InstanceStatus::Active, vec!["1_2".to_owned()]));
+
+    let finished =
+        operator.finish("admin", support::parse_serial("1_2"), &set(&[("name", "call back value")])).unwrap();
+
+    assert!(finished.applied, "the finish was held: {finished:?}");
+    assert_eq!(finished.progress.status, InstanceStatus::Completed);
 }

@@ -24,7 +24,8 @@ fn callback_sample_waits_then_completes_on_finish() {
     assert_eq!(fx.field(started.instance_id, "stage"), s("waiting"));
 
     fx.clock.advance(5_000);
-    let finished = fx.engine.finish("admin", &serial, &set(&[("name", "call back value")])).unwrap();
+    let finished =
+        fx.engine.finish("admin", support::parse_serial(&serial), &set(&[("name", "call back value")])).unwrap();
     assert!(finished.applied);
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     assert!(finished.progress.waiting.is_empty());
@@ -56,7 +57,7 @@ fn callback_sample_waits_then_completes_on_finish() {
 fn other_callback_value_takes_the_rejected_branch() {
     let fx = callback_fixture();
     let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
-    fx.engine.finish("admin", &format!("{id}_2"), &set(&[("name", "no")])).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &set(&[("name", "no")])).unwrap();
     assert_eq!(fx.field(id, "done"), Value::Boolean(false));
     let names: Vec<String> = fx.detail("admin", id).activities.into_iter().map(|a| a.activity).collect();
     assert_eq!(names, ["Prepare", "Call external system", "Rejected"]);
@@ -71,10 +72,6 @@ fn every_refused_finish_changes_nothing() {
     let unknown_destination = format!("{id}_99");
     type Refusal<'a> = (&'a str, &'a str, Vec<(String, FieldInput)>);
     let refusals: Vec<Refusal> = vec![
-        ("admin", "abc", vec![]),
-        ("admin", "1_", vec![]),
-        ("admin", "1_2_3", vec![]),
-        ("admin", "1_2; DELETE FROM server_items", vec![]),
         ("admin", "999_2", vec![]),
         ("admin", &unknown_destination, vec![]),
         ("mallory", &serial, vec![]),
@@ -83,9 +80,15 @@ fn every_refused_finish_changes_nothing() {
         ("admin", &serial, vec![("done".into(), FieldInput::Value(Value::Integer(1)))]),
     ];
     for (user, serial, data) in refusals {
-        let err = fx.engine.finish(user, serial, &data).unwrap_err();
+        let err = fx.engine.finish(user, support::parse_serial(serial), &data).unwrap_err();
         assert!(err.is_refusal(), "{err}");
         assert_eq!(fx.snapshot(id), before, "refusal `{err}` changed something");
+    }
+    // Text that is no serial never reaches the engine: a front end's parse
+    // refuses it, as the engine's own refusal.
+    for text in ["abc", "1_", "1_2_3", "1_2; DELETE FROM server_items"] {
+        let err = EngineError::from(text.parse::<flowdesk::engine::Serial>().unwrap_err());
+        assert!(err.is_refusal(), "{err}");
     }
 }
 
@@ -95,21 +98,21 @@ fn refusals_say_what_and_why() {
     let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
     let serial = format!("{id}_2");
 
-    let err = fx.engine.finish("admin", "1_2_3", &[]).unwrap_err();
+    let err = EngineError::from("1_2_3".parse::<flowdesk::engine::Serial>().unwrap_err());
     assert!(matches!(err, EngineError::InvalidSerial(_)), "{err}");
-    let err = fx.engine.finish("admin", "77_1", &[]).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial("77_1"), &[]).unwrap_err();
     assert_eq!(err.to_string(), "server item 77_1 not found");
-    let err = fx.engine.finish("mallory", &serial, &[]).unwrap_err();
+    let err = fx.engine.finish("mallory", support::parse_serial(&serial), &[]).unwrap_err();
     assert_eq!(err.to_string(), "permission denied: user `mallory` lacks the Server Event right on process `callback`");
-    let err = fx.engine.finish("admin", &serial, &set(&[("done", "maybe")])).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&serial), &set(&[("done", "maybe")])).unwrap_err();
     assert_eq!(err.to_string(), "invalid data for field `done`: expected boolean, got \"maybe\"");
-    let err = fx.engine.finish("admin", &serial, &set(&[("nmae", "x")])).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&serial), &set(&[("nmae", "x")])).unwrap_err();
     assert_eq!(err.to_string(), "invalid data for field `nmae`: process `callback` has no such field");
 
     fx.clock.advance(60_000);
-    fx.engine.finish("admin", &serial, &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&serial), &[]).unwrap();
     fx.clock.advance(60_000);
-    let err = fx.engine.finish("admin", &serial, &[]).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&serial), &[]).unwrap_err();
     match &err {
         EngineError::AlreadyFinished { at, by, .. } => {
             assert_eq!((*at, by.as_str()), (T0 + 60_000, "admin"));
@@ -144,7 +147,7 @@ fn rights_decide_who_may_start_see_and_finish() {
 
     // Bob cannot finish, and cannot grant himself the right.
     assert!(matches!(
-        fx.engine.finish("bob", &format!("{bobs}_2"), &[]),
+        fx.engine.finish("bob", support::parse_serial(&format!("{bobs}_2")), &[]),
         Err(EngineError::PermissionDenied { right: Right::ServerEvent, .. })
     ));
     assert!(matches!(
@@ -152,12 +155,15 @@ fn rights_decide_who_may_start_see_and_finish() {
         Err(EngineError::PermissionDenied { right: Right::Admin, .. })
     ));
     // The integration account can.
-    let done = fx.engine.finish("biztalk", &format!("{bobs}_2"), &set(&[("name", "call back value")])).unwrap();
+    let done = fx
+        .engine
+        .finish("biztalk", support::parse_serial(&format!("{bobs}_2")), &set(&[("name", "call back value")]))
+        .unwrap();
     assert_eq!(done.progress.status, InstanceStatus::Completed);
 
     // Revoking works; revoking the last Admin is refused.
     fx.engine.revoke("admin", "callback", "biztalk", &[Right::ServerEvent]).unwrap();
-    assert!(fx.engine.finish("biztalk", &format!("{admins}_2"), &[]).is_err());
+    assert!(fx.engine.finish("biztalk", support::parse_serial(&format!("{admins}_2")), &[]).is_err());
     assert!(matches!(
         fx.engine.revoke("admin", "callback", "admin", &[Right::Admin]),
         Err(EngineError::LastAdmin { .. })
@@ -185,8 +191,8 @@ fn instances_keep_the_version_they_started_on() {
     assert_eq!(fx.deploy_json("admin", &VERSIONED.replace("VERSION", "two")), 2);
     let new = fx.engine.start("admin", "versioned", "", &[]).unwrap().instance_id;
 
-    fx.engine.finish("admin", &format!("{old}_1"), &[]).unwrap();
-    fx.engine.finish("admin", &format!("{new}_1"), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{old}_1")), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{new}_1")), &[]).unwrap();
     assert_eq!(fx.field(old, "label"), s("one"));
     assert_eq!(fx.field(new, "label"), s("two"));
     assert_eq!(fx.detail("admin", old).summary.version, 1);
@@ -276,7 +282,10 @@ fn stop_holds_a_callback_and_resume_applies_it() {
     assert_eq!(fx.engine.stop("admin", id).unwrap().status, InstanceStatus::Stopped);
     assert!(matches!(fx.engine.stop("admin", id), Err(EngineError::WrongStatus { .. })));
 
-    let finished = fx.engine.finish("admin", &format!("{id}_2"), &set(&[("name", "call back value")])).unwrap();
+    let finished = fx
+        .engine
+        .finish("admin", support::parse_serial(&format!("{id}_2")), &set(&[("name", "call back value")]))
+        .unwrap();
     assert!(!finished.applied);
     assert_eq!(finished.progress.status, InstanceStatus::Stopped);
     assert_eq!(fx.field(id, "name"), s(""));
@@ -295,7 +304,7 @@ fn goto_cancels_pending_items_and_starts_the_activity() {
     let id = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
     let progress = fx.engine.goto("admin", id, "Rejected").unwrap();
     assert_eq!(progress.status, InstanceStatus::Completed);
-    let err = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap_err();
+    let err = fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap_err();
     assert!(matches!(err, EngineError::ItemCancelled { .. }), "{err}");
     assert!(err.to_string().contains("cancelled"));
     assert!(matches!(fx.engine.goto("admin", id, "Nowhere"), Err(EngineError::WrongStatus { .. })));
@@ -323,12 +332,15 @@ fn each_wait_has_its_own_serial_so_a_repeated_callback_is_refused() {
     fx.deploy_json("admin", TWO_WAITS_IN_ONE_ACTIVITY);
     let id = fx.engine.start("admin", "twice", "", &[]).unwrap().instance_id;
     let first = format!("{id}_1");
-    let next = fx.engine.finish("admin", &first, &[]).unwrap().progress;
+    let next = fx.engine.finish("admin", support::parse_serial(&first), &[]).unwrap().progress;
     assert_eq!(next.waiting, vec![format!("{id}_2")]);
     // The external system delivers its callback twice: the second is refused,
     // it does not finish the next event by accident.
-    assert!(matches!(fx.engine.finish("admin", &first, &[]), Err(EngineError::AlreadyFinished { .. })));
-    let done = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
+    assert!(matches!(
+        fx.engine.finish("admin", support::parse_serial(&first), &[]),
+        Err(EngineError::AlreadyFinished { .. })
+    ));
+    let done = fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap();
     assert_eq!(done.progress.status, InstanceStatus::Completed);
     assert_eq!(fx.field(id, "log"), s(&format!("{id}_1;{id}_2;")));
 }
@@ -359,10 +371,10 @@ fn an_all_join_waits_for_every_branch() {
     let id = progress.instance_id;
     assert_eq!(progress.waiting, vec![format!("{id}_2"), format!("{id}_3")]);
 
-    let after_right = fx.engine.finish("admin", &format!("{id}_3"), &[]).unwrap().progress;
+    let after_right = fx.engine.finish("admin", support::parse_serial(&format!("{id}_3")), &[]).unwrap().progress;
     assert_eq!(after_right.status, InstanceStatus::Active);
     assert_eq!(after_right.waiting, vec![format!("{id}_2")]);
-    let done = fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap().progress;
+    let done = fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap().progress;
     assert_eq!(done.status, InstanceStatus::Completed);
     assert_eq!(fx.field(id, "trace"), s("LRJ"));
     let joins = fx.detail("admin", id).activities.iter().filter(|a| a.activity == "Join").count();
@@ -374,8 +386,8 @@ fn an_any_activity_starts_once_per_arriving_line() {
     let fx = Fixture::new();
     fx.deploy_json("admin", &PARALLEL.replace("\"preceding_rule\": \"All\", ", ""));
     let id = fx.engine.start("admin", "parallel", "", &[]).unwrap().instance_id;
-    fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
-    fx.engine.finish("admin", &format!("{id}_3"), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{id}_3")), &[]).unwrap();
     assert_eq!(fx.field(id, "trace"), s("LRJJ"));
 }
 
@@ -416,7 +428,7 @@ fn instance_list_filters_and_pages() {
     for i in 0..5 {
         let id = fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id;
         if i % 2 == 0 {
-            fx.engine.finish("admin", &format!("{id}_2"), &[]).unwrap();
+            fx.engine.finish("admin", support::parse_serial(&format!("{id}_2")), &[]).unwrap();
         }
     }
     let completed = InstanceFilter { status: Some(InstanceStatus::Completed), ..Default::default() };
@@ -476,7 +488,7 @@ fn assert_waits_for_its_callback(engine: &flowdesk::engine::Engine<flowdesk::sto
     let items: Vec<(String, ItemStatus, bool)> =
         items.iter().map(|i| (i.serial.to_string(), i.status, i.script_running)).collect();
     assert_eq!(items, [(serial.clone(), ItemStatus::Pending, false)]);
-    let actions: Vec<&str> = detail.audit.iter().map(|a| a.action.as_str()).collect();
+    let actions: Vec<&str> = detail.audit.iter().map(|a| a.action.name()).collect();
     let created = actions.iter().position(|a| *a == "Server item created").expect("item created");
     let waiting = actions.iter().position(|a| *a == "Waiting for callback").expect("waiting");
     assert!(created < waiting, "{actions:?}");
@@ -497,7 +509,10 @@ fn an_asynchronous_script_that_cannot_call_out_runs_in_the_starting_transaction(
     assert_waits_for_its_callback(&hooked.engine, progress.instance_id);
 
     // The callback then completes it as before.
-    let done = hooked.engine.finish("admin", &progress.waiting[0], &set(&[("name", "call back value")])).unwrap();
+    let done = hooked
+        .engine
+        .finish("admin", support::parse_serial(&progress.waiting[0]), &set(&[("name", "call back value")]))
+        .unwrap();
     assert!(done.applied);
     assert_eq!(done.progress.status, InstanceStatus::Completed);
 }
@@ -636,7 +651,9 @@ fn view_participate_shows_what_a_user_started_or_acted_on_and_nothing_else() {
     let started = fx.engine.start("bob", "callback", "bob's", &[]).unwrap().instance_id;
     let acted_on = fx.engine.start("admin", "callback", "finished by bob", &[]).unwrap().instance_id;
     let untouched = fx.engine.start("admin", "callback", "admin's", &[]).unwrap().instance_id;
-    fx.engine.finish("bob", &format!("{acted_on}_2"), &set(&[("name", "call back value")])).unwrap();
+    fx.engine
+        .finish("bob", support::parse_serial(&format!("{acted_on}_2")), &set(&[("name", "call back value")]))
+        .unwrap();
     // Server Event shows every instance of the process; without it, bob
     // sees only what he took part in.
     fx.engine.revoke("admin", "callback", "bob", &[Right::ServerEvent]).unwrap();
@@ -784,4 +801,320 @@ fn a_version_deployed_before_its_endless_loop_was_refused_still_runs_and_is_stop
     assert_eq!(progress.status, InstanceStatus::Error);
     assert!(progress.failure.unwrap().message.contains("endless loop"));
     assert_eq!(fx.detail("admin", progress.instance_id).summary.status, InstanceStatus::Error);
+}
+
+// ----- the transition table, walked cell by cell (issue 16) -------------------
+
+/// Two parallel branches and two activities to go to. `B` checks `fail`
+/// before and after its first wait; `A` only waits; `C` checks then waits;
+/// `Z` has nothing to do. `B` comes first, so that a start runs its check
+/// before `A` can go outside.
+const WALK: &str = r#"{
+  "name": "walk",
+  "fields": [{ "name": "fail", "type": "boolean" }, { "name": "note", "type": "string" }],
+  "activities": [
+    { "id": "split", "name": "Split", "start": true },
+    { "id": "b", "name": "B", "events": [
+      { "kind": "server_event", "name": "b check", "script": "if fail { throw \"boom\"; }" },
+      { "kind": "server_event", "name": "b1", "synchronous": false, "script": "" },
+      { "kind": "server_event", "name": "b check again", "script": "if fail { throw \"boom\"; }" },
+      { "kind": "server_event", "name": "b2", "synchronous": false, "script": "" } ] },
+    { "id": "a", "name": "A", "events": [
+      { "kind": "server_event", "name": "a", "synchronous": false, "script": "" } ] },
+    { "id": "c", "name": "C", "events": [
+      { "kind": "server_event", "name": "c check", "script": "if fail { throw \"boom\"; }" },
+      { "kind": "server_event", "name": "c", "synchronous": false, "script": "" } ] },
+    { "id": "z", "name": "Z" }
+  ],
+  "lines": [{ "from": "split", "to": "b" }, { "from": "split", "to": "a" }]
+}"#;
+
+/// Three engines on one database: `plain` runs asynchronous scripts in its
+/// transactions; `outside` runs them outside (its scripts can call out);
+/// `dying` too, and its runner dies just before the work starts (a panic at
+/// `before-async-script`), leaving the instance `Running` with the work due.
+struct Walk {
+    _dir: tempfile::TempDir,
+    clock: std::sync::Arc<support::FixedClock>,
+    plain: flowdesk::engine::Engine<flowdesk::store::SqliteStore>,
+    path: std::path::PathBuf,
+}
+
+impl Walk {
+    fn new() -> Walk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowdesk.db");
+        let clock = std::sync::Arc::new(support::FixedClock(std::sync::atomic::AtomicI64::new(T0)));
+        let plain = support::open_engine(&path, clock.clone(), ScriptHost::default());
+        plain.deploy("admin", &flowdesk::model::ProcessDraft::from_json(WALK, "walk").unwrap()).unwrap();
+        Walk { _dir: dir, clock, plain, path }
+    }
+
+    fn calling_out(&self) -> ScriptHost {
+        ScriptHost::default().with_extension(std::sync::Arc::new(|engine: &mut rhai::Engine| {
+            engine.register_fn("external_system", || "reachable".to_owned());
+        }))
+    }
+
+    fn outside(&self) -> flowdesk::engine::Engine<flowdesk::store::SqliteStore> {
+        support::open_engine(&self.path, self.clock.clone(), self.calling_out())
+    }
+
+    /// Runs `call` on an engine whose runner dies before its outside work.
+    fn dying<T>(&self, call: impl FnOnce(&flowdesk::engine::Engine<flowdesk::store::SqliteStore>) -> T) {
+        let hook: flowdesk::engine::Hook = std::sync::Arc::new(|point| {
+            if point == HookPoint::BeforeAsyncScript {
+                panic!("the runner dies (on purpose, in a test)");
+            }
+        });
+        let engine = self.outside().with_hook(hook);
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&engine)));
+        assert!(died.is_err(), "the runner was to die before its outside work");
+    }
+
+    fn start(&self, fail: bool) -> i64 {
+        self.plain
+            .start("admin", "walk", "", &set(&[("fail", if fail { "true" } else { "false" })]))
+            .unwrap()
+            .instance_id
+    }
+
+    fn serial(&self, id: i64, event: &str) -> String {
+        let all = ItemFilter { include_closed: true, instance_id: Some(id), ..Default::default() };
+        let items = self.plain.items("admin", &all).unwrap();
+        let item = items.iter().find(|i| i.event == event).unwrap_or_else(|| panic!("no item of `{event}`: {items:?}"));
+        item.serial.to_string()
+    }
+
+    fn finish(&self, id: i64, event: &str) {
+        self.plain.finish("admin", support::parse_serial(&self.serial(id, event)), &[]).unwrap();
+    }
+
+    /// Writes a status no command leads to (for the impossible cells).
+    fn force(&self, id: i64, status: InstanceStatus) {
+        use flowdesk::engine::Storage;
+        self.plain
+            .store()
+            .write(|tx| {
+                let mut instance = tx.instance(id)?.unwrap();
+                instance.status = status;
+                tx.update_instance(&instance)
+            })
+            .unwrap();
+    }
+
+    /// The status of instance `id` and the phase of its item of `event`.
+    fn cell(&self, id: i64, event: &str) -> (InstanceStatus, flowdesk::engine::ItemPhase) {
+        use flowdesk::engine::Storage;
+        let serial = self.serial(id, event).parse().unwrap();
+        self.plain
+            .store()
+            .read(|tx| {
+                let instance = tx.instance(id)?.unwrap();
+                let item = tx.server_item(serial)?.unwrap();
+                Ok((instance.status, flowdesk::engine::ItemPhase::of(&item, &instance)))
+            })
+            .unwrap()
+    }
+
+    /// Everything an instance holds, for "a refusal changes nothing".
+    fn snapshot(&self, id: i64) -> String {
+        let d = self.plain.instance("admin", id).unwrap();
+        let all = ItemFilter { include_closed: true, ..Default::default() };
+        let items = self.plain.items("admin", &all).unwrap();
+        format!("{:?}|{:?}|{:?}|{:?}|{:?}|{:?}", d.summary, d.fields, d.audit, d.activities, d.lines, items)
+    }
+
+    /// An instance in `status` whose item of the returned event is in
+    /// `phase`, reached by commands where any sequence of them reaches it,
+    /// and written directly where none does (the table's impossible cells).
+    fn reach(&self, status: InstanceStatus, phase: flowdesk::engine::ItemPhase) -> (i64, &'static str) {
+        use InstanceStatus::*;
+        use flowdesk::engine::ItemPhase::*;
+        let (id, event) = match (status, phase) {
+            (Active, Pending) => (self.start(false), "a"),
+            (Active, Finished) => {
+                let id = self.start(false);
+                self.finish(id, "a");
+                (id, "a")
+            }
+            (Active, Cancelled) => {
+                let id = self.start(false);
+                self.plain.goto("admin", id, "C").unwrap();
+                (id, "a")
+            }
+            (Active, Working) | (Completed, Working) => {
+                let (id, event) = self.reach(Running, Working);
+                self.force(id, status);
+                (id, event)
+            }
+            (Active, Recorded) | (Completed, Recorded) => {
+                let (id, event) = self.reach(Stopped, Recorded);
+                self.force(id, status);
+                (id, event)
+            }
+            (Stopped, Recorded) => {
+                let (id, event) = self.reach(Active, Pending);
+                self.plain.stop("admin", id).unwrap();
+                self.finish(id, event);
+                (id, event)
+            }
+            (Stopped, Pending | Working | Finished | Cancelled) => {
+                let (id, event) = self.reach(if phase == Working { Running } else { Active }, phase);
+                self.plain.stop("admin", id).unwrap();
+                (id, event)
+            }
+            (Error, Pending) => (self.start(true), "a"),
+            (Error, Working) => {
+                let id = self.outside().start("admin", "walk", "", &set(&[("fail", "true")])).unwrap().instance_id;
+                (id, "a")
+            }
+            (Error, Recorded) => {
+                let (id, event) = self.reach(Error, Pending);
+                self.finish(id, event);
+                (id, event)
+            }
+            (Error, Finished) => {
+                let id = self.start(false);
+                self.finish(id, "a");
+                self.plain.set_data("admin", id, &set(&[("fail", "true")])).unwrap();
+                self.finish(id, "b1");
+                (id, "a")
+            }
+            (Error, Cancelled) => {
+                let id = self.start(false);
+                self.plain.set_data("admin", id, &set(&[("fail", "true")])).unwrap();
+                self.plain.goto("admin", id, "C").unwrap();
+                (id, "a")
+            }
+            (Running, Working) => {
+                self.dying(|engine| engine.start("admin", "walk", "", &set(&[("fail", "false")])));
+                let listed = self.plain.instances("admin", &InstanceFilter::default()).unwrap();
+                (listed[0].id, "b1")
+            }
+            (Running, Pending) => {
+                let id = self.start(false);
+                let b1 = self.serial(id, "b1");
+                self.dying(|engine| engine.finish("admin", support::parse_serial(&b1), &[]));
+                (id, "a")
+            }
+            (Running, Recorded) => {
+                let (id, event) = self.reach(Running, Working);
+                self.finish(id, event);
+                (id, event)
+            }
+            (Running, Finished) => {
+                let id = self.start(false);
+                self.finish(id, "a");
+                let b1 = self.serial(id, "b1");
+                self.dying(|engine| engine.finish("admin", support::parse_serial(&b1), &[]));
+                (id, "a")
+            }
+            (Running, Cancelled) => {
+                let id = self.start(false);
+                self.dying(|engine| engine.goto("admin", id, "C"));
+                (id, "a")
+            }
+            (Completed, Pending) => {
+                let id = self.start(false);
+                self.force(id, Completed);
+                (id, "a")
+            }
+            (Completed, Finished) => {
+                let id = self.start(false);
+                for event in ["a", "b1", "b2"] {
+                    self.finish(id, event);
+                }
+                (id, "a")
+            }
+            (Completed, Cancelled) => {
+                let id = self.start(false);
+                self.plain.goto("admin", id, "Z").unwrap();
+                (id, "a")
+            }
+        };
+        assert_eq!(self.cell(id, event), (status, phase), "setting up {status} with an item {phase:?}");
+        (id, event)
+    }
+
+    /// What the engine answered to `command` on instance `id` (whose item
+    /// of `event` the command names, if it is a finish), in the table's terms.
+    fn answer(&self, id: i64, event: &str, command: flowdesk::engine::CommandKind) -> flowdesk::engine::Rule {
+        use flowdesk::engine::{CommandKind, Rule, Why};
+        let before = self.snapshot(id);
+        let outcome = match command {
+            CommandKind::Finish(_) => self
+                .plain
+                .finish("admin", support::parse_serial(&self.serial(id, event)), &[])
+                .map(|f| if f.applied { Rule::Allowed } else { Rule::Held }),
+            CommandKind::Retry => self.plain.retry("admin", id).map(|_| Rule::Allowed),
+            CommandKind::Stop => self.plain.stop("admin", id).map(|_| Rule::Allowed),
+            CommandKind::Resume => self.plain.resume("admin", id).map(|_| Rule::Allowed),
+            CommandKind::GoTo => self.plain.goto("admin", id, "Z").map(|_| Rule::Allowed),
+            CommandKind::SetData => self.plain.set_data("admin", id, &set(&[("note", "x")])).map(|_| Rule::Allowed),
+            CommandKind::Recover => {
+                // Past any lease: only the status decides.
+                self.clock.advance(24 * 3_600 * 1_000);
+                let recovered = self.plain.recover().unwrap();
+                Ok(if recovered.contains(&id) { Rule::Allowed } else { Rule::Refused(Why::WrongStatus) })
+            }
+        };
+        let answer = match outcome {
+            Ok(rule) => rule,
+            Err(EngineError::WrongStatus { .. }) => Rule::Refused(Why::WrongStatus),
+            Err(EngineError::AlreadyFinished { .. }) => Rule::Refused(Why::AlreadyFinished),
+            Err(EngineError::ItemCancelled { .. }) => Rule::Refused(Why::Cancelled),
+            Err(EngineError::Internal(_)) => Rule::Impossible,
+            Err(other) => panic!("{command:?}: an answer the table does not give: {other}"),
+        };
+        if !matches!(answer, Rule::Allowed | Rule::Held) {
+            assert_eq!(self.snapshot(id), before, "{command:?} answered {answer:?} and changed something");
+        }
+        answer
+    }
+}
+
+/// Issue 16: an instance went into error in one branch while another's
+/// work was due outside; its runner stopped at the error, and Retry ran the
+/// failed branch only, leaving the instance `Running` with that work undone
+/// until its lease ran out and recovery found it. Retry runs both.
+#[test]
+fn issue_16_retry_also_runs_the_work_left_due_outside_when_the_instance_went_into_error() {
+    use flowdesk::engine::ItemPhase;
+    let walk = Walk::new();
+    let (id, event) = walk.reach(InstanceStatus::Error, ItemPhase::Working);
+    walk.plain.set_data("admin", id, &set(&[("fail", "false")])).unwrap();
+
+    let progress = walk.plain.retry("admin", id).unwrap();
+
+    assert_eq!(progress.status, InstanceStatus::Active, "{progress:?}");
+    let mut waiting: Vec<String> = [event, "b1"].iter().map(|event| walk.serial(id, event)).collect();
+    waiting.sort_by_key(|serial| support::parse_serial(serial));
+    assert_eq!(progress.waiting, waiting);
+}
+
+/// Every cell of the table (every status × every command, a finish for
+/// every phase of its item), each on an instance brought to that cell,
+/// answered by the engine as the table says. Impossible cells are written
+/// directly into the database: the engine refuses to act on them.
+#[test]
+fn the_engine_answers_every_cell_of_the_transition_table_as_the_table_says() {
+    use flowdesk::engine::{CommandKind, ItemPhase, rule};
+    let mut checked = 0;
+    for status in InstanceStatus::ALL {
+        for command in CommandKind::ALL {
+            let walk = Walk::new();
+            let phase = match command {
+                CommandKind::Finish(phase) => phase,
+                _ if status == InstanceStatus::Running => ItemPhase::Working,
+                _ if status == InstanceStatus::Completed => ItemPhase::Finished,
+                _ => ItemPhase::Pending,
+            };
+            let (id, event) = walk.reach(status, phase);
+            let answer = walk.answer(id, event, command);
+            assert_eq!(answer, rule(status, command), "{status} × {command:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, InstanceStatus::ALL.len() * CommandKind::ALL.len());
 }

@@ -90,9 +90,20 @@ impl Gui {
 
     // ----- more of what a user does ---------------------------------------------
 
-    /// Lets the frames after an input run out (popups open, grids size...).
+    /// Lets the frames after an input run out (popups open, grids size...),
+    /// and the writes it sent (deploy, start) be answered: the window makes
+    /// them on a worker thread, so that no frame waits for the database.
     fn settle(&mut self) {
         self.harness.run_steps(4);
+        for _ in 0..500 {
+            if !self.harness.state().busy() {
+                break;
+            }
+            self.harness.run_steps(1);
+            std::thread::yield_now();
+        }
+        assert!(!self.harness.state().busy(), "the window's writes are answered within 500 frames");
+        self.harness.run_steps(2);
     }
 
     /// Clicks the widget with this accessible label.

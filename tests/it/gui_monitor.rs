@@ -2,8 +2,9 @@
 //! operator: click rows, filters and buttons, type into fields, confirm.
 //!
 //! Data is prepared with the engine on the database file before the app opens
-//! (as other programs would have left it). The monitor reads on a worker
-//! thread, so after an action the test runs frames until the answer shows.
+//! (as other programs would have left it). The monitor reads and writes on
+//! worker threads, so after an input the test runs frames until what it sent
+//! is answered (`Gui::settle`), or until the answer shows.
 
 use crate::support;
 
@@ -62,6 +63,9 @@ const FAILING: &str = r#"{
 struct Gui {
     fx: Fixture,
     harness: Harness<'static, FlowdeskApp>,
+    /// Another connection holds the write lock: the window's writes wait
+    /// for it, so inputs do not wait for their answers.
+    locked: bool,
 }
 
 impl Gui {
@@ -75,7 +79,7 @@ impl Gui {
         let options = GuiOptions { db_path: fx.db_path(), user: user.to_owned(), file: None, view };
         let app = FlowdeskApp::new(options, Settings::default(), Box::new(ScriptedDialogs::default()));
         let harness = Harness::builder().with_size(size).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
-        Gui { fx, harness }
+        Gui { fx, harness, locked: false }
     }
 
     /// The monitor once its first rows have arrived.
@@ -111,9 +115,14 @@ impl Gui {
         self.run_until_frames(what, done, MAX_FRAMES);
     }
 
-    /// Lets the frames after an input run out (popups open, modals close...).
+    /// Lets the frames after an input run out (popups open, modals close...),
+    /// and the writes (and item reads) it sent be answered.
     fn settle(&mut self) {
         self.harness.run_steps(4);
+        if !self.locked {
+            self.run_until("the window's writes to be answered", |app| !app.busy());
+            self.harness.run_steps(2);
+        }
     }
 
     /// Clicks the widget with this accessible label (not a plain text, not
@@ -326,7 +335,7 @@ fn four_instances() -> Fixture {
     fx.engine.start("admin", "callback", "PO-A", &[]).unwrap();
     fx.clock.advance(MINUTE);
     let b = fx.engine.start("admin", "callback", "PO-B", &[]).unwrap().instance_id;
-    fx.engine.finish("admin", &format!("{b}_2"), &set(&[("name", "call back value")])).unwrap();
+    fx.engine.finish("admin", support::parse_serial(&format!("{b}_2")), &set(&[("name", "call back value")])).unwrap();
     fx.clock.advance(MINUTE);
     let data = set(&[("requester", "kim"), ("amount", "120.00"), ("cost_centre", "CC-7")]);
     fx.engine.start("admin", "purchase-approval", "PA-C", &data).unwrap();
@@ -476,7 +485,7 @@ fn clicking_a_row_opens_the_instance_and_its_flow_follows_the_callback() {
     assert_eq!(lines.get(&2), None, "not evaluated yet");
 
     // The external system answers "no"; the operator refreshes.
-    gui.fx.engine.finish("admin", "1_2", &set(&[("name", "no")])).unwrap();
+    gui.fx.engine.finish("admin", support::parse_serial("1_2"), &set(&[("name", "no")])).unwrap();
     gui.click("Refresh");
     gui.run_until_status(InstanceStatus::Completed);
     assert!(gui.texts_containing("Waiting for a callback").is_empty());
@@ -559,7 +568,7 @@ fn stop_and_resume_are_confirmed_and_recorded_with_the_user_and_cancel_changes_n
     gui.click("Audit trail");
     let detail = gui.fx.detail("admin", id);
     for action in ["Stopped", "Resumed"] {
-        let entry = detail.audit.iter().find(|a| a.action == action).unwrap();
+        let entry = detail.audit.iter().find(|a| a.action.name() == action).unwrap();
         assert_eq!(gui.trail_entry(action), [&format_time(entry.at), "ada", action, ""]);
     }
     let started = gui.trail_entry("Instance started");
@@ -768,7 +777,7 @@ fn items_fixture() -> Fixture {
     fx.engine.start("admin", "shipment", "SH-C", &set(&[("order_ref", "SO-1")])).unwrap();
     fx.clock.advance(10 * MINUTE);
     fx.engine.start("admin", "callback", "PO-D", &[]).unwrap();
-    fx.engine.finish("admin", "4_2", &set(&[("name", "call back value")])).unwrap();
+    fx.engine.finish("admin", support::parse_serial("4_2"), &set(&[("name", "call back value")])).unwrap();
     fx.engine.grant("admin", "callback", "bob", &[Right::View]).unwrap();
     fx.engine.grant("admin", "purchase-approval", "bob", &[Right::View]).unwrap();
     fx
@@ -1033,7 +1042,7 @@ fn a_refused_finish_shows_the_item_as_it_is_now_and_the_answer_goes_with_the_ser
     gui.click("Open 1_2");
     assert!(gui.panel_texts().contains(&"Pending".to_owned()));
     // Another program finishes it first.
-    gui.fx.engine.finish("admin", "1_2", &set(&[("name", "yes")])).unwrap();
+    gui.fx.engine.finish("admin", support::parse_serial("1_2"), &set(&[("name", "yes")])).unwrap();
     gui.click("Finish");
     let answer = answers(&gui);
     assert!(answer.len() == 1 && answer[0].starts_with("Refused: server item 1_2 "), "{answer:?}");
@@ -1454,4 +1463,290 @@ fn on_a_small_screen_the_last_columns_stay_in_sight_beside_the_side_panel() {
     for status in statuses {
         assert!(status.max.x <= panel_left, "a status is under the finish panel: {status:?}");
     }
+}
+
+// ----- issue 16: no frame waits for the database ---------------------------------
+
+/// Another program's write transaction on the database file: while it is
+/// open, every write of the window waits for it (SQLite's busy timeout, 30 s),
+/// and reads go on (write-ahead log).
+struct HeldLock(rusqlite::Connection);
+
+impl Gui {
+    /// Takes the write lock from another connection.
+    fn hold_lock(&mut self) -> HeldLock {
+        let connection = rusqlite::Connection::open(self.fx.db_path()).unwrap();
+        connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+        self.locked = true;
+        HeldLock(connection)
+    }
+
+    fn release(&mut self, lock: HeldLock) {
+        lock.0.execute_batch("ROLLBACK").unwrap();
+        self.locked = false;
+    }
+
+    /// Runs `n` frames, checking `each` after every one; returns how many
+    /// frames the window drew meanwhile.
+    fn frames_while(&mut self, n: usize, each: impl Fn(&Gui)) -> u64 {
+        let first = self.harness.ctx.cumulative_frame_nr();
+        for _ in 0..n {
+            self.frame();
+            each(self);
+        }
+        self.harness.ctx.cumulative_frame_nr() - first
+    }
+
+    /// Clicks a button and runs the frame that takes the click and sends
+    /// what it asks, and the one that shows it pending.
+    fn press(&mut self, label: &str) {
+        self.harness.get_by_role_and_label(Role::Button, label).click();
+        self.harness.run_steps(2);
+    }
+
+    /// Opens F-4 (see `fixable_instance`), takes the write lock and retries
+    /// the instance: the retry waits for the lock.
+    fn retry_while_locked(&mut self, id: i64) -> HeldLock {
+        self.open_instance("F-4", id);
+        let lock = self.hold_lock();
+        self.click("Retry");
+        self.press("Confirm");
+        lock
+    }
+
+    /// Waits until every write the window sent is answered.
+    fn run_until_answered(&mut self) {
+        self.run_until("the window's writes to be answered", |app| !app.busy());
+        self.harness.run_steps(2);
+    }
+}
+
+/// The instance F-4 in error (its script threw), its data since fixed, so
+/// that a retry completes it; and PO-5, waiting for a callback. bob may
+/// view both.
+fn fixable_instance() -> (Fixture, i64) {
+    let fx = fixture();
+    deploy_json(&fx, FAILING);
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "failing", "F-4", &[]).unwrap().instance_id;
+    fx.engine.set_data("admin", id, &set(&[("ready", "true")])).unwrap();
+    assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Error);
+    fx.engine.start("admin", "callback", "PO-5", &[]).unwrap();
+    for process in ["failing", "callback"] {
+        fx.engine.grant("admin", process, "bob", &[Right::View]).unwrap();
+    }
+    (fx, id)
+}
+
+/// Issue 16: Confirm called the engine inside the drawing code, so a retry
+/// waiting for a lock another program held froze the window for up to the
+/// busy timeout (30 s). The window now draws on while the retry waits, says
+/// what it waits for, takes no second action on the instance, and shows the
+/// answer once the lock goes.
+#[test]
+fn issue_16_a_retry_waiting_for_a_busy_database_keeps_the_window_drawing_and_answers_when_the_lock_goes() {
+    let (fx, id) = fixable_instance();
+    let mut gui = Gui::monitor(fx, "ada");
+    let lock = gui.retry_while_locked(id);
+    let pending = format!("Retrying instance {id}…");
+    let drawn = gui.frames_while(30, |gui| {
+        assert!(gui.shown(&pending), "the panel says what it waits for: {:#?}", gui.panel_texts());
+        for button in ["Retry", "Stop", "Save data…"] {
+            assert!(!gui.enabled(button), "no second action while one is pending: {button}");
+        }
+    });
+    assert!(drawn >= 30, "the window drew {drawn} frames while the retry waited");
+    assert_eq!(gui.status_of(id), InstanceStatus::Error, "the retry is still waiting for the lock");
+    // A second click asks nothing.
+    gui.harness.get_by_role_and_label(Role::Button, "Retry").click();
+    gui.harness.run_steps(4);
+    assert!(!gui.shown("Please confirm"));
+
+    gui.release(lock);
+    gui.run_until("the retry's answer", |app| app.monitor.message().is_some());
+    assert!(gui.shown(&format!("Done. Instance {id} is now completed.")), "{:#?}", gui.panel_texts());
+    assert!(!gui.shown(&pending));
+    gui.run_until_status(InstanceStatus::Completed);
+    let retries = gui.fx.trail(id).iter().filter(|line| line.starts_with("ada: Retried")).count();
+    assert_eq!(retries, 1, "one retry: {:#?}", gui.fx.trail(id));
+}
+
+/// The answer to a retry arrives after the operator selected another
+/// instance: it is not shown against that one, nor when the first is
+/// selected again (it went with the selection), but the list and the
+/// details show what the retry did.
+#[test]
+fn issue_16_an_answer_that_arrives_after_another_instance_was_selected_is_not_shown_but_the_views_refresh() {
+    let (fx, id) = fixable_instance();
+    let mut gui = Gui::monitor(fx, "ada");
+    let lock = gui.retry_while_locked(id);
+    assert!(gui.shown(&format!("Retrying instance {id}…")));
+
+    gui.open_instance("PO-5", 2);
+    assert!(gui.texts_containing("Retrying").is_empty(), "{:#?}", gui.panel_texts());
+    assert!(gui.enabled("Stop"), "instance 2 has nothing pending");
+    gui.release(lock);
+    gui.run_until_answered();
+    assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    assert!(gui.texts_containing("Done.").is_empty(), "{:#?}", gui.panel_texts());
+    assert_eq!(gui.app().monitor.message(), None);
+    gui.run_until("the list to show the retry", |app| {
+        app.monitor.rows().iter().any(|row| row.id == id && row.status == InstanceStatus::Completed)
+    });
+    assert_eq!(gui.row("F-4")[3], "Completed");
+
+    gui.open_instance("F-4", id);
+    assert_eq!(gui.detail_status(), InstanceStatus::Completed);
+    assert!(gui.texts_containing("Done.").is_empty(), "the answer went with the selection");
+}
+
+/// The answer arrives after another user connected: not shown to them, nor
+/// to the one who acted when they connect again; the views still refresh.
+/// The instance shows its pending retry to whoever is connected, and takes
+/// no other action meanwhile.
+#[test]
+fn issue_16_an_answer_that_arrives_after_the_user_changed_is_not_shown_but_the_views_refresh() {
+    let (fx, id) = fixable_instance();
+    let mut gui = Gui::monitor(fx, "ada");
+    let lock = gui.retry_while_locked(id);
+
+    gui.connect_as("bob");
+    gui.run_until("bob's view of the instance", |app| app.monitor.detail().is_some_and(|d| d.summary.id == id));
+    gui.harness.run_steps(2);
+    assert!(gui.shown(&format!("Retrying instance {id}…")), "{:#?}", gui.panel_texts());
+    assert!(!gui.enabled("Stop"));
+    gui.release(lock);
+    gui.run_until_answered();
+    gui.run_until_status(InstanceStatus::Completed);
+    assert!(gui.texts_containing("Done.").is_empty(), "ada's answer is not bob's: {:#?}", gui.panel_texts());
+
+    gui.connect_as("ada");
+    gui.run_until_status(InstanceStatus::Completed);
+    assert!(gui.texts_containing("Done.").is_empty(), "{:#?}", gui.panel_texts());
+}
+
+/// A finish waiting for the lock: the box says so and takes no second
+/// Finish or Open of its serial; once the operator has put another serial in
+/// the box, the answer about the first is not shown there, and the list
+/// shows what the finish did.
+#[test]
+fn issue_16_a_finish_waiting_for_the_lock_is_shown_pending_and_its_answer_goes_with_its_serial() {
+    let mut gui = item_gui();
+    gui.click("Open 1_2");
+    let lock = gui.hold_lock();
+    gui.press("Finish");
+    let drawn = gui.frames_while(20, |gui| {
+        assert!(gui.shown("Finishing 1_2…"), "{:#?}", gui.panel_texts());
+        assert!(!gui.enabled("Finish") && !gui.enabled("Open"));
+    });
+    assert!(drawn >= 20);
+    gui.release(lock);
+    gui.run_until_answered();
+    assert_eq!(answers(&gui), ["Finished 1_2: instance 1 completed."]);
+
+    gui.click("Open 2_2");
+    let lock = gui.hold_lock();
+    gui.press("Finish");
+    assert!(gui.shown("Finishing 2_2…"));
+    gui.paste_into("Serial", "3_2");
+    assert!(!gui.shown("Finishing 2_2…"), "the spinner is about 2_2");
+    gui.release(lock);
+    gui.run_until_answered();
+    assert!(answers(&gui).is_empty(), "the answer about 2_2 is not shown under 3_2: {:?}", answers(&gui));
+    let items = gui.fx.engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
+    let item = items.iter().find(|item| item.serial.to_string() == "2_2").unwrap();
+    assert_eq!((item.status, item.closed_by.as_deref()), (ItemStatus::Finished, Some("ada")), "the finish was made");
+    gui.run_until("the finished item to leave the list", |app| {
+        app.monitor.items().iter().all(|item| item.serial.to_string() != "2_2")
+    });
+}
+
+/// Closing the window while a retry waits for the lock: the retry completes
+/// once the lock goes (never half), and a write sent after it and not begun
+/// yet (a token) is not made at all.
+#[test]
+fn issue_16_closing_the_window_lets_the_write_in_progress_complete_and_begins_no_other() {
+    let (fx, id) = fixable_instance();
+    let mut gui = Gui::monitor(fx, "ada");
+    let lock = gui.retry_while_locked(id);
+    gui.run_until("the retry to begin", |app| app.actions().is_some_and(|actions| actions.begun() == 1));
+    gui.click("Server");
+    gui.click("Create token…");
+    gui.replace_text("User", "biztalk");
+    gui.press("Create");
+    assert!(gui.shown("Creating…"));
+
+    gui.harness.state_mut().closing();
+    gui.release(lock);
+    let Gui { fx, harness, .. } = gui;
+    // Dropping the window waits for the retry in progress.
+    drop(harness);
+    assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Completed);
+    assert!(fx.trail(id).iter().any(|line| line.starts_with("ada: Retried")), "{:#?}", fx.trail(id));
+    assert!(fx.engine.store().tokens().unwrap().is_empty(), "the token was not begun, so not made");
+}
+
+/// Deploy and Start instance… wait for the lock like any write: the
+/// designer draws on, says what it waits for, and takes no second deploy.
+#[test]
+fn issue_16_deploy_and_start_waiting_for_the_lock_keep_the_window_drawing() {
+    let fx = fixture();
+    let mut gui = Gui::open(fx, "ada", AppView::Designer);
+    gui.settle();
+    let lock = gui.hold_lock();
+    gui.press("Deploy");
+    let drawn = gui.frames_while(20, |gui| {
+        assert_eq!(gui.app().status_text(), Some("Deploying callback…"));
+        assert!(!gui.enabled("Deploy"), "one deploy at a time");
+    });
+    assert!(drawn >= 20);
+    gui.release(lock);
+    gui.run_until_answered();
+    assert_eq!(gui.app().status_text(), Some("Deployed callback version 1"));
+
+    gui.click("Start instance…");
+    gui.replace_text("Folio", "PO-9");
+    let lock = gui.hold_lock();
+    gui.press("Start");
+    let drawn = gui.frames_while(20, |gui| {
+        assert!(gui.shown("Starting…"));
+        assert!(!gui.enabled("Start") && !gui.enabled("Cancel"), "the start cannot be taken back");
+    });
+    assert!(drawn >= 20);
+    assert_eq!(gui.fx.engine.count_instances("admin", &Default::default()).unwrap(), 0);
+    gui.release(lock);
+    gui.run_until_answered();
+    assert!(!gui.shown("Start an instance of callback"), "the form closes");
+    assert_eq!(gui.app().status_text(), Some("Started instance 1: waiting for a callback on 1_2"));
+}
+
+/// Granting a right in the designer waits for the lock like any write: the
+/// status line says so and the rights panel takes no second change meanwhile.
+#[test]
+fn issue_16_a_grant_waiting_for_the_lock_keeps_the_rights_panel_still_until_answered() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let mut gui = Gui::open(fx, "ada", AppView::Designer);
+    gui.settle();
+    gui.replace_text("User", "bob");
+    let lock = gui.hold_lock();
+    gui.click("Grant ▾");
+    gui.press("Server Event");
+    let drawn = gui.frames_while(20, |gui| {
+        assert_eq!(gui.app().status_text(), Some("Granting Server Event on callback to bob…"));
+        assert!(!gui.enabled("Grant ▾"), "one change of rights at a time");
+        let revokes: Vec<bool> = gui
+            .harness
+            .query_all_by_role_and_label(Role::Button, "Revoke")
+            .map(|node| node.accesskit_node().is_disabled())
+            .collect();
+        assert!(!revokes.is_empty() && revokes.iter().all(|disabled| *disabled), "{revokes:?}");
+    });
+    assert!(drawn >= 20);
+    gui.release(lock);
+    gui.run_until_answered();
+    assert_eq!(gui.app().status_text(), Some("Granted Server Event on callback to bob"));
+    let rights = gui.fx.engine.rights_on_process("callback").unwrap();
+    assert!(rights.contains(&("bob".to_owned(), Right::ServerEvent)), "{rights:?}");
+    assert!(gui.shown("bob"), "the rights panel lists the grant");
 }

@@ -96,7 +96,8 @@ fn an_asynchronous_request_hands_out_the_serial_and_waits_for_the_callback() {
     assert_eq!(progress.waiting, vec![serial.clone()]);
     assert_eq!(external.requests()[0].json(), serde_json::json!({ "serial": serial }));
 
-    let finished = fixture.engine.finish("partner", &serial, &set(&[("answer", "shipped")])).unwrap();
+    let finished =
+        fixture.engine.finish("partner", support::parse_serial(&serial), &set(&[("answer", "shipped")])).unwrap();
     assert!(finished.applied);
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     assert_eq!(fixture.field(progress.instance_id, "answer"), s("shipped"));
@@ -115,7 +116,9 @@ fn a_callback_that_arrives_before_the_request_returns_is_applied_when_it_returns
         let serial = request.json()["serial"].as_str().unwrap_or_default().to_owned();
         // The external system's own connection to the engine, as the network API would have.
         let engine = open_engine(&path, clock.clone(), ScriptHost::default());
-        let finished = engine.finish("partner", &serial, &set(&[("answer", "early")])).map_err(|e| e.to_string());
+        let finished = engine
+            .finish("partner", support::parse_serial(&serial), &set(&[("answer", "early")]))
+            .map_err(|e| e.to_string());
         answers.lock().unwrap().send(finished).unwrap();
         Reply::ok()
     });
@@ -216,7 +219,7 @@ fn retry_sends_the_request_again_with_the_same_serial() {
     assert_eq!(retried.waiting, vec![serial.clone()]);
     let bodies: Vec<serde_json::Value> = external.requests().iter().map(|r| r.json()).collect();
     assert_eq!(bodies, vec![serde_json::json!({ "serial": serial }), serde_json::json!({ "serial": serial })]);
-    let finished = fixture.engine.finish("partner", &serial, &[]).unwrap();
+    let finished = fixture.engine.finish("partner", support::parse_serial(&serial), &[]).unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
 }
 
@@ -406,7 +409,7 @@ fn a_callback_recorded_before_a_failed_request_is_applied_after_the_retry() {
         }
         let serial = request.json()["serial"].as_str().unwrap_or_default().to_owned();
         let engine = open_engine(&path, clock.clone(), ScriptHost::default());
-        match engine.finish("partner", &serial, &set(&[("answer", "before the error")])) {
+        match engine.finish("partner", support::parse_serial(&serial), &set(&[("answer", "before the error")])) {
             Ok(finished) if !finished.applied => Reply::status(500, "oops"),
             other => Reply::status(400, &format!("unexpected finish answer: {other:?}")),
         }

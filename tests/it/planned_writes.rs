@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
 use flowdesk::engine::{
-    Clock, Engine, EngineError, EngineOptions, Finished, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus, Millis,
+    AuditAction, Clock, Engine, EngineError, EngineOptions, Finished, InstanceFilter, InstanceStatus, ItemFilter,
+    ItemStatus, Millis,
 };
 use flowdesk::model::{Right, ScriptHost, Value};
 use flowdesk::store::{Durability, SqliteStore};
@@ -69,7 +70,7 @@ fn race_finishes(fx: &Fixture, engines: &[&Engine<SqliteStore>]) {
                         let user = finisher(i);
                         let data = set(&[("name", "call back value"), ("stage", &user)]);
                         barrier.wait();
-                        let result = engine.finish(&user, serial, &data);
+                        let result = engine.finish(&user, support::parse_serial(serial), &data);
                         (user, result)
                     })
                 })
@@ -161,7 +162,7 @@ fn concurrent_starts_through_two_engines_on_one_file_never_share_an_id() {
         let detail = fx.detail("admin", *id);
         assert_eq!(&detail.summary.folio, folio);
         assert_eq!(detail.summary.status, InstanceStatus::Active);
-        let starts = detail.audit.iter().filter(|entry| entry.action == "Instance started").count();
+        let starts = detail.audit.iter().filter(|entry| entry.action == AuditAction::InstanceStarted).count();
         assert_eq!(starts, 1, "{folio}");
     }
     let everything = InstanceFilter { limit: 0, ..InstanceFilter::default() };
@@ -187,7 +188,8 @@ fn a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_secon
     let serial = format!("{id}_2");
     assert_eq!(fx.engine.stop("admin", id).unwrap().status, InstanceStatus::Stopped);
 
-    let finished = fx.engine.finish("finisher0", &serial, &set(&[("name", "call back value")])).unwrap();
+    let finished =
+        fx.engine.finish("finisher0", support::parse_serial(&serial), &set(&[("name", "call back value")])).unwrap();
     assert!(!finished.applied, "{finished:?}");
     assert_eq!(finished.progress.status, InstanceStatus::Stopped);
     assert!(finished.progress.waiting.is_empty(), "the instance no longer waits on {serial}");
@@ -200,7 +202,7 @@ fn a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_secon
     assert!(item.unapplied.is_some());
 
     // A second delivery, from another process, while it is still stopped.
-    match second.finish("finisher1", &serial, &set(&[("name", "other answer")])) {
+    match second.finish("finisher1", support::parse_serial(&serial), &set(&[("name", "other answer")])) {
         Err(EngineError::AlreadyFinished { by, .. }) => assert_eq!(by, "finisher0"),
         other => panic!("expected already finished, got {other:?}"),
     }
@@ -215,7 +217,10 @@ fn a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_secon
     let applied: Vec<&String> = trail.iter().filter(|line| line.contains("Callback applied")).collect();
     assert_eq!(applied.len(), 1, "{trail:#?}");
     assert!(applied[0].contains(&format!("{serial} finished by finisher0")), "{trail:#?}");
-    assert!(matches!(fx.engine.finish("finisher2", &serial, &[]), Err(EngineError::AlreadyFinished { .. })));
+    assert!(matches!(
+        fx.engine.finish("finisher2", support::parse_serial(&serial), &[]),
+        Err(EngineError::AlreadyFinished { .. })
+    ));
 }
 
 #[test]
@@ -236,7 +241,7 @@ fn many_finishes_of_one_serial_on_a_stopped_instance_record_it_once() {
                     let user = finisher(i);
                     let data = set(&[("name", "call back value"), ("stage", &user)]);
                     barrier.wait();
-                    let result = engine.finish(&user, serial, &data);
+                    let result = engine.finish(&user, support::parse_serial(serial), &data);
                     (user, result)
                 })
             })
@@ -353,7 +358,7 @@ fn a_revoke_committed_between_planning_and_apply_refuses_the_finish() {
     let serial = format!("{id}_2");
     let revoked = it.interrupt_with(|other| other.revoke("admin", "callback", "biztalk", &[Right::ServerEvent]));
 
-    let refused = it.engine.finish("biztalk", &serial, &set(&[("name", "call back value")]));
+    let refused = it.engine.finish("biztalk", support::parse_serial(&serial), &set(&[("name", "call back value")]));
     outcome(&revoked).unwrap();
     assert!(
         matches!(&refused, Err(EngineError::PermissionDenied { right: Right::ServerEvent, user, .. }) if user == "biztalk"),
@@ -375,10 +380,12 @@ fn a_finish_committed_elsewhere_between_planning_and_apply_makes_this_one_alread
     let serial = format!("{id}_2");
     let first = {
         let serial = serial.clone();
-        it.interrupt_with(move |other| other.finish("other", &serial, &set(&[("name", "other answer")])))
+        it.interrupt_with(move |other| {
+            other.finish("other", support::parse_serial(&serial), &set(&[("name", "other answer")]))
+        })
     };
 
-    let second = it.engine.finish("biztalk", &serial, &set(&[("name", "call back value")]));
+    let second = it.engine.finish("biztalk", support::parse_serial(&serial), &set(&[("name", "call back value")]));
     let first = outcome(&first).unwrap();
     assert!(first.applied);
     match second {
@@ -400,7 +407,8 @@ fn a_stop_committed_between_planning_and_apply_turns_the_finish_into_a_recorded_
     let serial = format!("{id}_2");
     let stopped = it.interrupt_with(move |other| other.stop("admin", id));
 
-    let finished = it.engine.finish("biztalk", &serial, &set(&[("name", "call back value")])).unwrap();
+    let finished =
+        it.engine.finish("biztalk", support::parse_serial(&serial), &set(&[("name", "call back value")])).unwrap();
     assert_eq!(outcome(&stopped).unwrap().status, InstanceStatus::Stopped);
     // The plan (apply and complete) was made on an Active instance; the stop
     // must win, and the finish be kept for the resume.
@@ -454,7 +462,7 @@ fn what_planning_remembers_yields_at_once_to_another_process() {
     let fx = callback_fixture();
     let other = fx.second_engine();
     let finish = |engine: &Engine<SqliteStore>, user: &str, id: i64| {
-        engine.finish(user, &format!("{id}_2"), &set(&[("name", "call back value")]))
+        engine.finish(user, support::parse_serial(&format!("{id}_2")), &set(&[("name", "call back value")]))
     };
     let started: Vec<i64> =
         (0..3).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flowdesk::engine::{
-    Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse, Progress,
+    AuditAction, Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse,
+    Progress,
 };
 use flowdesk::model::{EventDraft, HttpRequest};
 use flowdesk::model::{FieldType, ProcessDraft, Right, ScriptHost, Value, validate};
@@ -87,7 +88,7 @@ fn runs_of(detail: &InstanceDetail, activity_id: &str) -> usize {
 }
 
 /// Position of the first audit entry with `action` whose detail starts with `detail`.
-fn audit_position(detail: &InstanceDetail, action: &str, detail_prefix: &str) -> usize {
+fn audit_position(detail: &InstanceDetail, action: AuditAction, detail_prefix: &str) -> usize {
     detail
         .audit
         .iter()
@@ -96,7 +97,7 @@ fn audit_position(detail: &InstanceDetail, action: &str, detail_prefix: &str) ->
 }
 
 fn logs(detail: &InstanceDetail) -> Vec<&str> {
-    detail.audit.iter().filter(|entry| entry.action == "Log").map(|entry| entry.detail.as_str()).collect()
+    detail.audit.iter().filter(|entry| entry.action == AuditAction::Log).map(|entry| entry.detail.as_str()).collect()
 }
 
 fn only_serial(progress: &Progress) -> String {
@@ -159,7 +160,7 @@ fn every_sample_runs_to_completion_with_default_data() {
             callbacks += 1;
             assert!(callbacks <= 20, "{}: never completes", path.display());
             let serial = progress.waiting[0].clone();
-            let finished = engine.finish(OWNER, &serial, &[]).unwrap();
+            let finished = engine.finish(OWNER, support::parse_serial(&serial), &[]).unwrap();
             assert!(finished.applied, "{}: {serial}", path.display());
             progress = finished.progress;
         }
@@ -169,7 +170,7 @@ fn every_sample_runs_to_completion_with_default_data() {
         assert!(detail.failure.is_none(), "{:?}", detail.failure);
         assert!(detail.pending_items.is_empty());
         assert_eq!(
-            detail.audit.last().map(|entry| entry.action.as_str()),
+            detail.audit.last().map(|entry| entry.action.name()),
             Some("Instance completed"),
             "{}",
             path.display()
@@ -208,7 +209,7 @@ fn http_callback_sample_posts_its_serial_and_completes_on_the_callback() {
             "note": format!("call back with serial {serial} when shipped"),
         })
     );
-    let finished = engine.finish(OWNER, &serial, &text(&[("tracking", "1Z999")])).unwrap();
+    let finished = engine.finish(OWNER, support::parse_serial(&serial), &text(&[("tracking", "1Z999")])).unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let detail = engine.instance(OWNER, progress.instance_id).unwrap();
     assert_eq!(field(&detail, "shipped"), &Value::Boolean(true));
@@ -260,7 +261,11 @@ fn purchase_approval_joins_both_checks_and_places_the_order() {
     );
 
     let finished = engine
-        .finish("finance", &serial, &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-26")]))
+        .finish(
+            "finance",
+            support::parse_serial(&serial),
+            &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-26")]),
+        )
         .unwrap();
     assert!(finished.applied);
     assert_eq!(finished.serial, serial);
@@ -286,11 +291,11 @@ fn purchase_approval_joins_both_checks_and_places_the_order() {
     assert_eq!(runs_of(&done, "order"), 1);
     assert_eq!(runs_of(&done, "declined"), 0);
     assert!(done.activities.iter().all(|r| r.status.name() == "Completed"));
-    let join_started = audit_position(&done, "Activity started", "Decide (");
-    let budget_done = audit_position(&done, "Activity completed", "Check budget (");
-    let compliance_done = audit_position(&done, "Activity completed", "Check compliance (");
+    let join_started = audit_position(&done, AuditAction::ActivityStarted, "Decide (");
+    let budget_done = audit_position(&done, AuditAction::ActivityCompleted, "Check budget (");
+    let compliance_done = audit_position(&done, AuditAction::ActivityCompleted, "Check compliance (");
     assert!(join_started > budget_done && join_started > compliance_done, "{:#?}", done.audit);
-    let callback = audit_position(&done, "Server item finished", &serial);
+    let callback = audit_position(&done, AuditAction::ItemFinished, &serial);
     assert_eq!(done.audit[callback].user, "finance");
     assert!(
         logs(&done).contains(&"Decide: decision on PR-1042: approved (budget true, compliance true)"),
@@ -321,7 +326,11 @@ fn purchase_approval_declines_without_budget() {
         .unwrap();
     let serial = only_serial(&progress);
     let finished = engine
-        .finish("finance", &serial, &text(&[("budget_ok", "false"), ("budget_checked_on", "2026-11-27")]))
+        .finish(
+            "finance",
+            support::parse_serial(&serial),
+            &text(&[("budget_ok", "false"), ("budget_checked_on", "2026-11-27")]),
+        )
         .unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let done = engine.instance(OWNER, progress.instance_id).unwrap();
@@ -354,7 +363,11 @@ fn purchase_approval_declines_above_the_policy_limit_despite_budget() {
         .unwrap();
     let serial = only_serial(&progress);
     let finished = engine
-        .finish("finance", &serial, &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-27")]))
+        .finish(
+            "finance",
+            support::parse_serial(&serial),
+            &text(&[("budget_ok", "true"), ("budget_checked_on", "2026-11-27")]),
+        )
         .unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let done = engine.instance(OWNER, progress.instance_id).unwrap();
@@ -395,8 +408,13 @@ fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i6
 
     // Booking answered: the same activity's second asynchronous event now waits,
     // on a server item of its own with a new serial.
-    let booked =
-        engine.finish("carrier", &booking, &text(&[("booking_ref", "BK-88231"), ("booked_on", "2026-11-25")])).unwrap();
+    let booked = engine
+        .finish(
+            "carrier",
+            support::parse_serial(&booking),
+            &text(&[("booking_ref", "BK-88231"), ("booked_on", "2026-11-25")]),
+        )
+        .unwrap();
     assert!(booked.applied);
     assert_eq!(booked.progress.status, InstanceStatus::Active);
     let pickup = only_serial(&booked.progress);
@@ -417,7 +435,11 @@ fn book_shipment(engine: &Engine<SqliteStore>, folio: &str, weight: &str) -> (i6
 
     // Pickup answered: the next activity's event waits on a new serial.
     let picked = engine
-        .finish("carrier", &pickup, &text(&[("pickup_on", "2026-11-26"), ("tracking_number", "1Z999AA10123456784")]))
+        .finish(
+            "carrier",
+            support::parse_serial(&pickup),
+            &text(&[("pickup_on", "2026-11-26"), ("tracking_number", "1Z999AA10123456784")]),
+        )
         .unwrap();
     assert!(picked.applied);
     assert_eq!(picked.progress.status, InstanceStatus::Active);
@@ -440,7 +462,7 @@ fn shipment_waits_for_three_callbacks_and_closes_the_order() {
     let finished = engine
         .finish(
             "carrier",
-            &serials.delivery,
+            support::parse_serial(&serials.delivery),
             &text(&[("delivery_status", "delivered"), ("delivered_on", "2026-11-28"), ("signed_by", "J. Smith")]),
         )
         .unwrap();
@@ -482,7 +504,7 @@ fn shipment_waits_for_three_callbacks_and_closes_the_order() {
     let callbacks: Vec<&str> = done
         .audit
         .iter()
-        .filter(|entry| entry.action == "Server item finished")
+        .filter(|entry| entry.action == AuditAction::ItemFinished)
         .map(|entry| entry.user.as_str())
         .collect();
     assert_eq!(callbacks, ["carrier", "carrier", "carrier"]);
@@ -493,7 +515,9 @@ fn shipment_refused_parcel_opens_a_claim() {
     let (_dir, engine) = engine();
     deploy_shipment(&engine);
     let (id, serials) = book_shipment(&engine, "SO-2202", "3.2");
-    let finished = engine.finish("carrier", &serials.delivery, &text(&[("delivery_status", "refused")])).unwrap();
+    let finished = engine
+        .finish("carrier", support::parse_serial(&serials.delivery), &text(&[("delivery_status", "refused")]))
+        .unwrap();
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
     let done = engine.instance(OWNER, id).unwrap();
     assert_eq!(field(&done, "carrier"), &string("ParcelNet"));

@@ -24,6 +24,8 @@ pub struct RightsView<'a> {
     pub rights: &'a [(String, Right)],
     /// Text typed in the grant box, kept by the app between frames.
     pub new_user: &'a mut String,
+    /// A grant or revoke is on its way: the next waits for its answer.
+    pub busy: bool,
 }
 
 pub fn properties_ui(ui: &mut Ui, designer: &Designer, rights: Option<RightsView<'_>>) -> (Vec<Edit>, Vec<Request>) {
@@ -195,7 +197,7 @@ fn rights_ui(ui: &mut Ui, view: RightsView<'_>, requests: &mut Vec<Request>) {
         for (user, right) in view.rights {
             ui.label(user);
             ui.label(right.title());
-            if ui.small_button("Revoke").clicked() {
+            if ui.add_enabled(!view.busy, egui::Button::new("Revoke").small()).clicked() {
                 requests.push(Request::Revoke { user: user.clone(), right: *right });
             }
             ui.end_row();
@@ -204,13 +206,15 @@ fn rights_ui(ui: &mut Ui, view: RightsView<'_>, requests: &mut Vec<Request>) {
     ui.horizontal(|ui| {
         let label = ui.label("User");
         ui.add(TextEdit::singleline(view.new_user).desired_width(100.0)).labelled_by(label.id);
-        ui.menu_button("Grant ▾", |ui| {
-            for right in Right::ALL {
-                if ui.button(right.title()).clicked() && !view.new_user.trim().is_empty() {
-                    requests.push(Request::Grant { user: view.new_user.trim().to_owned(), right });
-                    ui.close();
+        ui.add_enabled_ui(!view.busy, |ui| {
+            ui.menu_button("Grant ▾", |ui| {
+                for right in Right::ALL {
+                    if ui.button(right.title()).clicked() && !view.new_user.trim().is_empty() {
+                        requests.push(Request::Grant { user: view.new_user.trim().to_owned(), right });
+                        ui.close();
+                    }
                 }
-            }
+            })
         });
     });
 }

@@ -79,7 +79,6 @@ pub fn flow_state(detail: &InstanceDetail) -> (HashMap<String, Reached>, HashMap
         let reached = match record.status {
             ActivityStatus::Completed => Reached::Completed,
             ActivityStatus::Active => Reached::Active,
-            ActivityStatus::Error => Reached::Error,
             ActivityStatus::Cancelled => Reached::Cancelled,
         };
         let entry = activities.entry(record.activity_id.clone()).or_insert(reached);
@@ -126,7 +125,7 @@ pub fn event_marks(detail: &InstanceDetail, activity: &ActivityDraft, reached: R
     let Some(run) = runs
         .clone()
         .rev()
-        .find(|r| matches!(r.status, ActivityStatus::Active | ActivityStatus::Error) || failed_here(r.destination_id))
+        .find(|r| r.status == ActivityStatus::Active || failed_here(r.destination_id))
         .or_else(|| runs.clone().next_back())
     else {
         return uniform(Reached::NotReached);

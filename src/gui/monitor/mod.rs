@@ -4,11 +4,16 @@
 //! Reads go through [`queries::Queries`] on a worker thread, so a database of
 //! a million instances never stalls a frame; the table asks for the page it
 //! shows. Operator actions (finish, retry, stop, resume, go to, edit data) are
-//! engine calls made as the connected user, each confirmed first. Their
-//! answers carry what they are about and who acted (`Answer`), so that an
-//! answer is shown only while it applies, also once it arrives late from a
-//! worker.
+//! commands made as the connected user, each confirmed first, and written by
+//! [`actions::Actions`] on a worker of its own: the panel collects them while
+//! it draws, sends them after, and shows them as pending (a spinner, their
+//! buttons disabled) until the answer comes. Answers carry what they are about
+//! and who acted (`Answer`), so that an answer is shown only while it applies:
+//! one that arrives after the operator selected another instance, typed
+//! another serial or connected as someone else is not shown at all, but what
+//! it changed is read again.
 
+pub mod actions;
 pub mod flow;
 pub mod queries;
 
@@ -18,13 +23,14 @@ use egui::{Color32, RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
-    EngineError, FieldInput, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
+    AuditAction, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
     InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, format_age, format_time,
 };
 use crate::gui::designer::View;
 use crate::gui::theme;
 use crate::model::FieldType;
-use crate::runtime::RuntimeEngine;
+pub use actions::Operation;
+use actions::{Actions, Command, Done, Reply as Answered, Ticket};
 use queries::{ItemRow, Queries, Query, Reply};
 
 /// How many rows one page request fetches around what is on screen.
@@ -84,27 +90,9 @@ enum DetailTab {
     Trail,
 }
 
-/// An operator action waiting for its confirmation.
-#[derive(Debug, Clone, PartialEq)]
-enum Operation {
-    Retry(i64),
-    Stop(i64),
-    Resume(i64),
-    GoTo(i64, String),
-    SetData(i64, Vec<(String, String)>),
-}
-
+/// The monitor's words for an operator action: the question that confirms
+/// it, what is shown while it is pending, and its answer.
 impl Operation {
-    fn instance_id(&self) -> i64 {
-        match self {
-            Operation::Retry(id)
-            | Operation::Stop(id)
-            | Operation::Resume(id)
-            | Operation::GoTo(id, _)
-            | Operation::SetData(id, _) => *id,
-        }
-    }
-
     /// Whether the operation runs the instance on, so that ending in error
     /// means its step failed (saving data or stopping runs nothing).
     fn runs_instance(&self) -> bool {
@@ -126,6 +114,17 @@ impl Operation {
                 (format!("Done. Instance {} is now {}.", progress.instance_id, progress.words()), Outcome::Done)
             }
             Err(err) => (refusal_words(&err), Outcome::Failed),
+        }
+    }
+
+    /// Said, with a spinner, while the action waits for its answer.
+    fn pending_words(&self) -> String {
+        match self {
+            Operation::Retry(id) => format!("Retrying instance {id}…"),
+            Operation::Stop(id) => format!("Stopping instance {id}…"),
+            Operation::Resume(id) => format!("Resuming instance {id}…"),
+            Operation::GoTo(id, activity) => format!("Moving instance {id} to `{activity}`…"),
+            Operation::SetData(id, _) => format!("Saving the data of instance {id}…"),
         }
     }
 
@@ -163,13 +162,16 @@ impl FieldEntry {
 /// What is shown below the box (details, inputs, Finish) is always the item of
 /// the serial in the box, as the connected user may see it: editing the box
 /// closes it until Open is pressed again, and it is read again when another
-/// user connects or after any finish, so Finish can only act on what is shown.
+/// user connects or after a refused finish, so Finish can only act on what is
+/// shown.
 #[derive(Default)]
 struct FinishBox {
     serial: String,
-    /// The serial Open was pressed for and the user it was read as, while
+    /// The serial Open was pressed for and the user it is read as, while
     /// the box still holds that serial.
     opened_for: Option<(String, String)>,
+    /// The item of `opened_for` was asked for and has not come yet.
+    reading: bool,
     opened: Option<OpenedItem>,
     inputs: Vec<FieldEntry>,
     /// About the serial in the box when it was given.
@@ -201,9 +203,73 @@ impl FinishBox {
 
     fn close(&mut self) {
         self.opened_for = None;
+        self.reading = false;
         self.opened = None;
         self.inputs.clear();
     }
+
+    /// Takes in the item read for `serial` as `user`, keeping what the
+    /// operator typed into its fields; an answer to an older Open, or one
+    /// read as another user, is not this box's any more.
+    fn take_item(&mut self, serial: String, user: String, item: Result<OpenedItem, EngineError>) {
+        if self.opened_for.as_ref() != Some(&(serial.clone(), user.clone())) || !self.reading {
+            return;
+        }
+        self.reading = false;
+        match item {
+            Ok(opened) => {
+                let typed = std::mem::take(&mut self.inputs);
+                self.inputs = opened
+                    .fields
+                    .iter()
+                    .map(|(name, field_type, value)| {
+                        let stored = value.to_string();
+                        let text = typed
+                            .iter()
+                            .find(|entry| entry.name == *name && entry.field_type == *field_type && entry.edited())
+                            .map_or_else(|| stored.clone(), |entry| entry.text.clone());
+                        FieldEntry { name: name.clone(), field_type: *field_type, text, stored }
+                    })
+                    .collect();
+                self.opened = Some(opened);
+            }
+            Err(err) => {
+                // The inputs stay: the item may be read again as a user who may see it.
+                self.opened = None;
+                // A refused finish has said why already: that answer stays.
+                if !self.answer.as_ref().is_some_and(|answer| answer.concerns(&serial, &user)) {
+                    let words = (refusal_words(&err), Outcome::Failed);
+                    self.answer = Some(Answer::new(serial, &user, words));
+                }
+            }
+        }
+    }
+}
+
+/// What a pending write is about: where its spinner is drawn and which
+/// buttons wait for it.
+#[derive(Debug, Clone, PartialEq)]
+enum Subject {
+    Instance(i64),
+    /// The serial in the finish box when Finish was pressed.
+    Serial(String),
+}
+
+/// A command collected while drawing, to be sent once the frame is drawn.
+#[derive(Debug)]
+struct Intent {
+    subject: Subject,
+    /// Said, with a spinner, until the answer comes.
+    words: String,
+    command: Command,
+}
+
+/// A command sent to the write worker and not answered yet.
+#[derive(Debug)]
+struct Acting {
+    ticket: Ticket,
+    subject: Subject,
+    words: String,
 }
 
 pub struct Monitor {
@@ -231,6 +297,10 @@ pub struct Monitor {
     items_error: Option<String>,
     finish: FinishBox,
     confirm: Option<Operation>,
+    /// Commands collected while drawing, sent once the frame is drawn.
+    commands: Vec<Intent>,
+    /// Commands sent and not answered yet.
+    acting: Vec<Acting>,
     /// The answer to the last operator action, about an instance.
     message: Option<Answer<i64>>,
     /// Why the instance list could not be read.
@@ -270,6 +340,8 @@ impl Monitor {
             items_error: None,
             finish: FinishBox::default(),
             confirm: None,
+            commands: Vec::new(),
+            acting: Vec::new(),
             message: None,
             rows_error: None,
             last_refresh: None,
@@ -332,6 +404,75 @@ impl Monitor {
     /// The answer shown beside the selected instance, and how it is coloured.
     pub fn message(&self) -> Option<(&str, Outcome)> {
         self.shown_message().map(|answer| (answer.text.as_str(), answer.outcome))
+    }
+
+    /// Whether the monitor waits for an item it asked for, or for the answer
+    /// to a write it sent.
+    pub fn waiting(&self) -> bool {
+        self.finish.reading || !self.acting.is_empty() || !self.commands.is_empty()
+    }
+
+    /// What is said, with a spinner, while a write about `subject` is pending.
+    fn pending_words(&self, subject: &Subject) -> Option<&str> {
+        self.acting.iter().find(|acting| acting.subject == *subject).map(|acting| acting.words.as_str())
+    }
+
+    /// Sends the commands collected while drawing; each is shown as pending
+    /// until its answer comes. An answer given before about the same thing
+    /// goes: it would contradict the spinner.
+    fn send_commands(&mut self, actions: Option<&mut Actions>, user: &str) {
+        let commands = std::mem::take(&mut self.commands);
+        let Some(actions) = actions else { return };
+        for Intent { subject, words, command } in commands {
+            match &subject {
+                Subject::Instance(id) if self.message.as_ref().is_some_and(|m| m.about == *id) => self.message = None,
+                Subject::Serial(serial) if self.finish.answer.as_ref().is_some_and(|a| a.about == *serial) => {
+                    self.finish.answer = None;
+                }
+                _ => {}
+            }
+            let ticket = actions.send(user, command);
+            self.acting.push(Acting { ticket, subject, words });
+        }
+    }
+
+    /// Takes in the answer to a write the monitor sent; any other answer is
+    /// handed back. An answer is shown only if the operator still looks at
+    /// what it is about as the user who acted (`user` is who is connected
+    /// now); either way what it changed is read again.
+    pub fn answered(&mut self, done: Done, user: &str) -> Option<Done> {
+        let Some(index) = self.acting.iter().position(|acting| acting.ticket == done.ticket) else { return Some(done) };
+        let acting = self.acting.remove(index);
+        match (acting.subject, done.command, done.reply) {
+            (Subject::Instance(id), Command::Operate(operation), Answered::Operated(result))
+                if self.selected == Some(id) =>
+            {
+                if done.user == user {
+                    self.message = Some(Answer::new(id, &done.user, operation.answer(result)));
+                }
+                // Read again what the action changed, or what changed under a
+                // refused one.
+                self.data_for = None;
+            }
+            (Subject::Serial(about), Command::Finish { serial, .. }, Answered::Finished(result)) => {
+                let succeeded = result.is_ok();
+                if self.finish.typed() == about && done.user == user {
+                    self.finish.answer =
+                        Some(Answer::new(about, &done.user, finish_answer(&serial.to_string(), result)));
+                    if succeeded {
+                        self.finish.close();
+                    } else {
+                        // Show the item as it is now: finished by someone
+                        // else, its instance stopped...
+                        self.read_item(user);
+                    }
+                }
+            }
+            // A command and its answer always match; nothing else is sent.
+            _ => {}
+        }
+        self.refresh(user);
+        None
     }
 
     fn shown_message(&self) -> Option<&Answer<i64>> {
@@ -445,6 +586,7 @@ impl Monitor {
                 }
             }
             Reply::Processes(processes) => self.processes = processes.into_iter().map(|p| p.name).collect(),
+            Reply::Item { serial, user, item } => self.finish.take_item(serial, user, *item),
         }
     }
 
@@ -470,7 +612,9 @@ impl Monitor {
 
     // ----- instances --------------------------------------------------------------
 
-    pub fn instances_ui(&mut self, ui: &mut Ui, engine: Option<&RuntimeEngine>, user: &str) -> Vec<MonitorRequest> {
+    /// The instance list and the selected instance. Writes go to `actions`
+    /// once the frame is drawn.
+    pub fn instances_ui(&mut self, ui: &mut Ui, actions: Option<&mut Actions>, user: &str) -> Vec<MonitorRequest> {
         self.sync(ui.ctx(), user);
         let mut requests = Vec::new();
         if let Err(error) = &self.queries {
@@ -505,7 +649,8 @@ impl Monitor {
             ui.separator();
             self.instance_table(ui, user);
         });
-        self.confirm_ui(ui.ctx(), engine, user);
+        self.confirm_ui(ui.ctx(), user);
+        self.send_commands(actions, user);
         requests
     }
 
@@ -722,19 +867,24 @@ impl Monitor {
             ui.label(flow::open_items_words(summary.status, &serials));
         }
         let activities: Vec<String> = detail.definition.draft.activities.iter().map(|a| a.name.clone()).collect();
+        // One action at a time per instance: a second click while one is
+        // pending would act on a state nobody has seen yet.
+        let pending = self.pending_words(&Subject::Instance(summary.id)).map(str::to_owned);
+        let free = pending.is_none();
         ui.horizontal_wrapped(|ui| {
             let id = summary.id;
-            if ui.add_enabled(summary.status == InstanceStatus::Error, egui::Button::new("Retry")).clicked() {
+            if ui.add_enabled(free && summary.status == InstanceStatus::Error, egui::Button::new("Retry")).clicked() {
                 self.confirm = Some(Operation::Retry(id));
             }
             let stoppable = !matches!(summary.status, InstanceStatus::Completed | InstanceStatus::Stopped);
-            if ui.add_enabled(stoppable, egui::Button::new("Stop")).clicked() {
+            if ui.add_enabled(free && stoppable, egui::Button::new("Stop")).clicked() {
                 self.confirm = Some(Operation::Stop(id));
             }
-            if ui.add_enabled(summary.status == InstanceStatus::Stopped, egui::Button::new("Resume")).clicked() {
+            if ui.add_enabled(free && summary.status == InstanceStatus::Stopped, egui::Button::new("Resume")).clicked()
+            {
                 self.confirm = Some(Operation::Resume(id));
             }
-            let open = summary.status != InstanceStatus::Completed;
+            let open = free && summary.status != InstanceStatus::Completed;
             ui.add_enabled_ui(open, |ui| {
                 egui::ComboBox::from_id_salt("goto-target")
                     .selected_text(if self.goto_target.is_empty() {
@@ -755,7 +905,9 @@ impl Monitor {
                 requests.push(MonitorRequest::StartInstance { process: summary.process.clone() });
             }
         });
-        if let Some(answer) = self.message.as_ref().filter(|answer| answer.concerns(&summary.id, user)) {
+        if let Some(words) = &pending {
+            pending_ui(ui, words);
+        } else if let Some(answer) = self.message.as_ref().filter(|answer| answer.concerns(&summary.id, user)) {
             ui.colored_label(answer.outcome.color(), &answer.text);
         }
         ui.separator();
@@ -764,7 +916,7 @@ impl Monitor {
             ui.selectable_value(&mut self.tab, DetailTab::Trail, "Audit trail");
         });
         match self.tab {
-            DetailTab::Data => self.data_ui(ui, summary.id, summary.status),
+            DetailTab::Data => self.data_ui(ui, summary.id, summary.status, free),
             DetailTab::Trail => {
                 let Some(detail) = &self.detail else { return };
                 trail_ui(ui, detail);
@@ -772,7 +924,9 @@ impl Monitor {
         }
     }
 
-    fn data_ui(&mut self, ui: &mut Ui, id: i64, status: InstanceStatus) {
+    /// The instance's data; saving waits while another action on the
+    /// instance is pending (`free` is false).
+    fn data_ui(&mut self, ui: &mut Ui, id: i64, status: InstanceStatus, free: bool) {
         let Some(detail) = &self.detail else { return };
         let editable = status != InstanceStatus::Completed;
         egui::Grid::new("instance-data").num_columns(3).striped(true).spacing([10.0, 6.0]).show(ui, |ui| {
@@ -793,7 +947,7 @@ impl Monitor {
         ui.add_space(6.0);
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(editable && !changes.is_empty(), egui::Button::new("Save data…"))
+                .add_enabled(free && editable && !changes.is_empty(), egui::Button::new("Save data…"))
                 .on_hover_text("Needs the Admin right; recorded in the audit trail")
                 .clicked()
             {
@@ -806,7 +960,7 @@ impl Monitor {
         });
     }
 
-    fn confirm_ui(&mut self, ctx: &egui::Context, engine: Option<&RuntimeEngine>, user: &str) {
+    fn confirm_ui(&mut self, ctx: &egui::Context, user: &str) {
         let Some(operation) = self.confirm.clone() else { return };
         let mut decided = None;
         egui::Modal::new(egui::Id::unique("confirm-operation")).show(ctx, |ui| {
@@ -823,43 +977,26 @@ impl Monitor {
                 }
             });
         });
-        match decided {
-            Some(true) => {
-                self.confirm = None;
-                let Some(engine) = engine else { return };
-                let result = match &operation {
-                    Operation::Retry(id) => engine.retry(user, *id),
-                    Operation::Stop(id) => engine.stop(user, *id),
-                    Operation::Resume(id) => engine.resume(user, *id),
-                    Operation::GoTo(id, activity) => engine.goto(user, *id, activity),
-                    Operation::SetData(id, changes) => {
-                        let data: Vec<(String, FieldInput)> =
-                            changes.iter().map(|(n, v)| (n.clone(), FieldInput::Text(v.clone()))).collect();
-                        engine.set_data(user, *id, &data)
-                    }
-                };
-                self.message = Some(Answer::new(operation.instance_id(), user, operation.answer(result)));
-                self.goto_target.clear();
-                // Read again what the action changed, or what changed under
-                // a refused one.
-                self.data_for = None;
-                self.refresh(user);
+        if let Some(confirmed) = decided {
+            self.confirm = None;
+            self.goto_target.clear();
+            if confirmed {
+                let subject = Subject::Instance(operation.instance_id());
+                let words = operation.pending_words();
+                self.commands.push(Intent { subject, words, command: Command::Operate(operation) });
             }
-            Some(false) => {
-                self.confirm = None;
-                self.goto_target.clear();
-            }
-            None => {}
         }
     }
 
     // ----- server items -----------------------------------------------------------
 
-    pub fn items_ui(&mut self, ui: &mut Ui, engine: Option<&RuntimeEngine>, user: &str) {
+    /// The server items and the finish box. A finish goes to `actions` once
+    /// the frame is drawn.
+    pub fn items_ui(&mut self, ui: &mut Ui, actions: Option<&mut Actions>, user: &str) {
         self.sync(ui.ctx(), user);
         let width = side_panel_width(ui, 440.0);
         egui::Panel::right("finish-item").resizable(true).default_size(width).min_size(340.0).show(ui, |ui| {
-            self.finish_ui(ui, engine, user);
+            self.finish_ui(ui, user);
         });
         egui::CentralPanel::default().show(ui, |ui| {
             let mut changed = false;
@@ -959,14 +1096,14 @@ impl Monitor {
                 });
             if let Some(serial) = open {
                 self.finish.serial = serial;
-                self.open_item(engine, user);
+                self.open_item(user);
             }
         });
+        self.send_commands(actions, user);
     }
 
     /// Opens the serial in the box afresh (Open, Enter, or a row's Open).
-    fn open_item(&mut self, engine: Option<&RuntimeEngine>, user: &str) {
-        let Some(engine) = engine else { return };
+    fn open_item(&mut self, user: &str) {
         self.finish.close();
         self.finish.answer = None;
         let serial = self.finish.typed();
@@ -976,88 +1113,42 @@ impl Monitor {
             return;
         }
         self.finish.opened_for = Some((serial, user.to_owned()));
-        self.read_item(engine, user);
+        self.read_item(user);
     }
 
-    /// Reads the item Open was pressed for, as `user`, keeping what the
-    /// operator typed into its fields.
-    fn read_item(&mut self, engine: &RuntimeEngine, user: &str) {
+    /// Asks for the item Open was pressed for, as `user`; what the operator
+    /// typed into its fields is kept when it comes.
+    fn read_item(&mut self, user: &str) {
         let Some((serial, _)) = self.finish.opened_for.take() else { return };
-        match engine.open_server_item(user, &serial) {
-            Ok(opened) => {
-                let typed = std::mem::take(&mut self.finish.inputs);
-                self.finish.inputs = opened
-                    .fields
-                    .iter()
-                    .map(|(name, field_type, value)| {
-                        let stored = value.to_string();
-                        let text = typed
-                            .iter()
-                            .find(|entry| entry.name == *name && entry.field_type == *field_type && entry.edited())
-                            .map_or_else(|| stored.clone(), |entry| entry.text.clone());
-                        FieldEntry { name: name.clone(), field_type: *field_type, text, stored }
-                    })
-                    .collect();
-                self.finish.opened = Some(opened);
-            }
-            Err(err) => {
-                // The inputs stay: the item may be read again as a user who may see it.
-                self.finish.opened = None;
-                // A refused finish has said why already: that answer stays.
-                if !self.finish.answer.as_ref().is_some_and(|answer| answer.concerns(&serial, user)) {
-                    let words = (refusal_words(&err), Outcome::Failed);
-                    self.finish.answer = Some(Answer::new(serial.clone(), user, words));
-                }
-            }
-        }
+        self.ask(user, Query::Item { serial: serial.clone() });
         self.finish.opened_for = Some((serial, user.to_owned()));
+        self.finish.reading = true;
     }
 
     /// Finishes the item shown (never the serial in the box as such: they are
     /// the same, or nothing is shown), sending the fields the operator changed.
-    fn finish_item(&mut self, engine: &RuntimeEngine, user: &str) {
+    fn finish_item(&mut self) {
         let (Some((typed, _)), Some(opened)) = (&self.finish.opened_for, &self.finish.opened) else { return };
-        let about = typed.clone();
-        let serial = opened.item.serial.to_string();
-        let data: Vec<(String, FieldInput)> = self
+        let data: Vec<(String, String)> = self
             .finish
             .inputs
             .iter()
             .filter(|entry| entry.edited())
-            .map(|entry| (entry.name.clone(), FieldInput::Text(entry.text.clone())))
+            .map(|entry| (entry.name.clone(), entry.text.clone()))
             .collect();
-        let result = engine.finish(user, &serial, &data);
-        self.finished(engine, user, about, &serial, result);
+        let serial = opened.item.serial;
+        let words = format!("Finishing {serial}…");
+        let command = Command::Finish { serial, data };
+        self.commands.push(Intent { subject: Subject::Serial(typed.clone()), words, command });
     }
 
-    /// Takes in the answer to a finish. A finished item closes; under a
-    /// refused one the item is read again, so that it shows what is true now
-    /// (finished by someone else, its instance stopped...).
-    fn finished(
-        &mut self,
-        engine: &RuntimeEngine,
-        user: &str,
-        about: String,
-        serial: &str,
-        result: Result<Finished, EngineError>,
-    ) {
-        let succeeded = result.is_ok();
-        self.finish.answer = Some(Answer::new(about, user, finish_answer(serial, result)));
-        if succeeded {
-            self.finish.close();
-        } else {
-            self.read_item(engine, user);
-        }
-        self.refresh(user);
-    }
-
-    fn finish_ui(&mut self, ui: &mut Ui, engine: Option<&RuntimeEngine>, user: &str) {
+    fn finish_ui(&mut self, ui: &mut Ui, user: &str) {
         // Another user is connected: show the item as they may see it.
-        if let Some(engine) = engine
-            && self.finish.opened_for.as_ref().is_some_and(|(_, read_as)| read_as != user)
-        {
-            self.read_item(engine, user);
+        if self.finish.opened_for.as_ref().is_some_and(|(_, read_as)| read_as != user) {
+            self.read_item(user);
         }
+        let finishing = self.pending_words(&Subject::Serial(self.finish.typed())).map(str::to_owned);
+        let free = finishing.is_none() && !self.finish.reading;
         ui.heading("Finish by serial");
         ui.label(RichText::new("Paste or type the serial an external system could not call back with.").weak());
         ui.horizontal(|ui| {
@@ -1069,8 +1160,12 @@ impl Monitor {
                 self.finish.serial_edited();
             }
             let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if ui.button("Open").clicked() || enter {
-                self.open_item(engine, user);
+            // Not while a finish of this serial is pending: its answer reads
+            // the item again.
+            if ui.add_enabled(finishing.is_none(), egui::Button::new("Open")).clicked()
+                || (enter && finishing.is_none())
+            {
+                self.open_item(user);
             }
         });
         ui.separator();
@@ -1112,7 +1207,12 @@ impl Monitor {
                 let verb = if item.status == ItemStatus::Cancelled { "cancelled" } else { "finished" };
                 ui.colored_label(theme::WARNING, format!("This item was already {verb} at {when} by {by}."));
             }
-            finish = ui.add_enabled(item.status == ItemStatus::Pending, finish_button).clicked();
+            finish = ui.add_enabled(free && item.status == ItemStatus::Pending, finish_button).clicked();
+        } else if self.finish.reading {
+            let serial = self.finish.opened_for.as_ref().map(|(serial, _)| serial.as_str()).unwrap_or_default();
+            pending_ui(ui, &format!("Opening {serial}…"));
+            ui.add_space(8.0);
+            ui.add_enabled(false, finish_button);
         } else {
             // Not under an answer about this serial: "finish it" would
             // contradict "Finished 1_2" or "not found".
@@ -1122,10 +1222,13 @@ impl Monitor {
             }
             ui.add_enabled(false, finish_button);
         }
-        if finish && let Some(engine) = engine {
-            self.finish_item(engine, user);
+        if finish {
+            self.finish_item();
         }
-        if let Some(answer) = self.finish.shown_answer(user) {
+        if let Some(words) = &finishing {
+            ui.add_space(8.0);
+            pending_ui(ui, words);
+        } else if let Some(answer) = self.finish.shown_answer(user) {
             ui.add_space(8.0);
             let color = answer.outcome.color();
             egui::Frame::group(ui.style()).stroke(egui::Stroke::new(1.0, color)).show(ui, |ui| {
@@ -1133,6 +1236,14 @@ impl Monitor {
             });
         }
     }
+}
+
+/// A write or read on its way: a spinner and what it is.
+fn pending_ui(ui: &mut Ui, words: &str) {
+    ui.horizontal(|ui| {
+        ui.add(egui::Spinner::new());
+        ui.label(words);
+    });
 }
 
 /// The answer to a finish of `serial`, in words.
@@ -1190,8 +1301,8 @@ fn trail_ui(ui: &mut Ui, detail: &InstanceDetail) {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format_time(entry.at)).monospace().weak());
                 ui.label(RichText::new(&entry.user).strong());
-                let color = if entry.action == "Error" { theme::ERROR } else { theme::ACTIVITY_TEXT };
-                ui.colored_label(color, &entry.action);
+                let color = if entry.action == AuditAction::Error { theme::ERROR } else { theme::ACTIVITY_TEXT };
+                ui.colored_label(color, entry.action.name());
                 ui.label(&entry.detail);
             });
         }

@@ -6,6 +6,7 @@
 //! (a page of rows, a count, an instance, the items) and draws what it has;
 //! the worker answers and wakes the UI. Only the newest request of each kind
 //! is answered, so fast scrolling or typing in a filter never builds a queue.
+//! Writes go through [`super::actions`], the twin of this module.
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -13,18 +14,33 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use crate::engine::{
-    EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus,
+    EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem,
     ProcessSummary, ServerItem,
 };
 use crate::runtime::{Runtime, RuntimeEngine};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Query {
-    Page { filter: InstanceFilter, offset: usize, limit: usize },
-    Count { filter: InstanceFilter },
-    Detail { id: i64 },
-    Items { filter: ItemFilter },
+    Page {
+        filter: InstanceFilter,
+        offset: usize,
+        limit: usize,
+    },
+    Count {
+        filter: InstanceFilter,
+    },
+    Detail {
+        id: i64,
+    },
+    Items {
+        filter: ItemFilter,
+    },
     Processes,
+    /// The server item of a serial, opened for a finish (as the connected
+    /// user may see it).
+    Item {
+        serial: String,
+    },
 }
 
 impl Query {
@@ -36,6 +52,7 @@ impl Query {
             Query::Detail { .. } => 2,
             Query::Items { .. } => 3,
             Query::Processes => 4,
+            Query::Item { .. } => 5,
         }
     }
 
@@ -44,7 +61,8 @@ impl Query {
     /// longer than the page it labels).
     fn urgency(&self) -> u8 {
         match self {
-            Query::Page { .. } => 0,
+            // What a click asked for, then the rows on screen.
+            Query::Item { .. } | Query::Page { .. } => 0,
             Query::Detail { .. } => 1,
             Query::Count { .. } => 2,
             Query::Items { .. } => 3,
@@ -54,11 +72,31 @@ impl Query {
 }
 
 pub enum Reply {
-    Page { filter: InstanceFilter, offset: usize, rows: Result<Vec<InstanceSummary>, String> },
-    Count { filter: InstanceFilter, count: Result<u64, String> },
-    Detail { id: i64, detail: Box<Result<InstanceDetail, String>> },
-    Items { filter: ItemFilter, items: Result<Vec<ItemRow>, String> },
+    Page {
+        filter: InstanceFilter,
+        offset: usize,
+        rows: Result<Vec<InstanceSummary>, String>,
+    },
+    Count {
+        filter: InstanceFilter,
+        count: Result<u64, String>,
+    },
+    Detail {
+        id: i64,
+        detail: Box<Result<InstanceDetail, String>>,
+    },
+    Items {
+        filter: ItemFilter,
+        items: Result<Vec<ItemRow>, String>,
+    },
     Processes(Vec<ProcessSummary>),
+    /// The item of `serial` as `user` may see it; the error is the engine's,
+    /// so that a refusal is said in the operator's words.
+    Item {
+        serial: String,
+        user: String,
+        item: Box<Result<OpenedItem, EngineError>>,
+    },
 }
 
 /// A server item as the items list shows it: the item, and its instance's
@@ -170,6 +208,12 @@ fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
             Reply::Items { items: items.map_err(text), filter }
         }
         Query::Processes => Reply::Processes(engine.processes().unwrap_or_default()),
+        Query::Item { serial } => {
+            // The box's text, trimmed: the engine takes only a serial.
+            let parsed = serial.parse().map_err(EngineError::from);
+            let item = Box::new(parsed.and_then(|parsed| engine.open_server_item(user, parsed)));
+            Reply::Item { serial, user: user.to_owned(), item }
+        }
     }
 }
 
@@ -195,6 +239,6 @@ fn item_rows(engine: &RuntimeEngine, user: &str, items: Vec<ServerItem>) -> Vec<
 /// who may not open the item (no Server Event right) cannot finish it either,
 /// and sees it as it is.
 fn hold_of(engine: &RuntimeEngine, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
-    let status = engine.open_server_item(user, &item.serial.to_string()).ok()?.instance.status;
+    let status = engine.open_server_item(user, item.serial).ok()?.instance.status;
     matches!(status, InstanceStatus::Error | InstanceStatus::Stopped).then_some(status)
 }

@@ -130,6 +130,11 @@ pub fn set(pairs: &[(&str, &str)]) -> Vec<(String, FieldInput)> {
     pairs.iter().map(|(k, v)| (k.to_string(), FieldInput::Text(v.to_string()))).collect()
 }
 
+/// A serial as a front end parses it before it calls the engine.
+pub fn parse_serial(text: &str) -> flowdesk::engine::Serial {
+    text.parse().unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn s(text: &str) -> Value {
     Value::String(text.to_owned())
 }

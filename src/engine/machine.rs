@@ -1,0 +1,805 @@
+//! The instance's whole life as data: what can be asked of an instance, when
+//! it may happen, and what it changes.
+//!
+//! - [`Command`]: everything a caller, an operator or the runtime can ask of
+//!   an instance: start, finish an item (by its serial), retry, stop, resume,
+//!   go to an activity, set data, recover. A new kind of command (an
+//!   escalation firing, say) starts here.
+//! - [`rule`]: the one table from an instance's status and a command (for a
+//!   finish, with the [`ItemPhase`] of its item) to [`Rule::Allowed`],
+//!   [`Rule::Held`] (recorded now, applied when the instance runs again) or
+//!   [`Rule::Refused`] and why. It is the guard, not a check after the fact:
+//!   `decide` consults it before anything changes, and every cell is
+//!   written out (no wildcard), so a new status or command does not compile
+//!   until each of its cells says what happens. Cells no sequence of
+//!   commands reaches are [`Rule::Impossible`]: met only in a damaged
+//!   database, answered as an internal error and never acted on.
+//! - `decide`: a command applied to the state read under the write lock,
+//!   as an ordered list of typed [`Effect`]s (status changed, token moved,
+//!   activity started or closed, line evaluated, server item created,
+//!   finished, applied or cancelled, audit entry, participant). It is pure:
+//!   no storage, no clock of its own and no IO besides the scripts and rules
+//!   the executor runs within their budgets. The engine reads before it and
+//!   writes after it, and the store writes what the effects say and decides
+//!   nothing.
+//! - `apply`: the one place an instance's status and tokens change. The
+//!   executor emits an effect and applies it in one call
+//!   (`Effects::emit`), so the instance a run goes on with is always the one
+//!   its effects describe.
+//!
+//! `tests/it/engine_scenarios.rs` walks every cell of the table through the
+//! engine's public methods and checks that the engine answers as it says.
+//!
+//! What an event's work outside the transaction came to (a request's answer,
+//! a script that could call out) is no command: it completes the run of the
+//! command that started the work (`outside_work_done`), and applies to the
+//! instance whatever happened to it meanwhile.
+
+use std::collections::BTreeMap;
+
+use crate::engine::executor::{Executor, OutsideResult, RunEnd};
+use crate::engine::instance::{
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
+    ServerItem, Token, TokenState,
+};
+use crate::engine::serial::Serial;
+use crate::engine::{EngineError, FieldInput};
+use crate::model::{CompiledProcess, Value};
+
+/// What is asked of an instance.
+#[derive(Debug, Clone, Copy)]
+pub enum Command<'a> {
+    /// A new instance (made by the engine with its id, version, folio and
+    /// data) runs from its start activity. Not in the table: there is no
+    /// status to judge before it exists.
+    Start,
+    /// A callback: `item` (found by its serial) is finished, setting `data`.
+    Finish {
+        item: &'a ServerItem,
+        data: &'a [(String, FieldInput)],
+    },
+    /// The failed event (or line rules) runs again, and any work another
+    /// branch left due outside when the instance went into error.
+    Retry,
+    Stop,
+    /// A stopped instance runs on; what was held meanwhile is applied.
+    Resume,
+    /// Every open activity instance and its items are cancelled, and the
+    /// activity named starts afresh.
+    GoTo {
+        activity: &'a str,
+    },
+    SetData {
+        data: &'a [(String, FieldInput)],
+    },
+    /// Another runner takes over an instance whose runner died mid-script or
+    /// mid-request (whether it died is the lease's question, asked before).
+    Recover,
+}
+
+impl Command<'_> {
+    /// The column of the table this command falls in; `None` for a start.
+    pub fn kind(&self, instance: &Instance) -> Option<CommandKind> {
+        Some(match self {
+            Command::Start => return None,
+            Command::Finish { item, .. } => CommandKind::Finish(ItemPhase::of(item, instance)),
+            Command::Retry => CommandKind::Retry,
+            Command::Stop => CommandKind::Stop,
+            Command::Resume => CommandKind::Resume,
+            Command::GoTo { .. } => CommandKind::GoTo,
+            Command::SetData { .. } => CommandKind::SetData,
+            Command::Recover => CommandKind::Recover,
+        })
+    }
+}
+
+/// A command as the table sees it: without its arguments, and for a finish
+/// with the phase its item is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandKind {
+    Finish(ItemPhase),
+    Retry,
+    Stop,
+    Resume,
+    GoTo,
+    SetData,
+    Recover,
+}
+
+impl CommandKind {
+    /// Every column of the table.
+    pub const ALL: [CommandKind; 11] = [
+        CommandKind::Finish(ItemPhase::Pending),
+        CommandKind::Finish(ItemPhase::Working),
+        CommandKind::Finish(ItemPhase::Recorded),
+        CommandKind::Finish(ItemPhase::Finished),
+        CommandKind::Finish(ItemPhase::Cancelled),
+        CommandKind::Retry,
+        CommandKind::Stop,
+        CommandKind::Resume,
+        CommandKind::GoTo,
+        CommandKind::SetData,
+        CommandKind::Recover,
+    ];
+
+    /// The command in words, as a refusal says it: "cannot retry instance 7".
+    pub fn words(self) -> &'static str {
+        match self {
+            CommandKind::Finish(_) => "finish a server item of",
+            CommandKind::Retry => "retry",
+            CommandKind::Stop => "stop",
+            CommandKind::Resume => "resume",
+            CommandKind::GoTo => "go to an activity in",
+            CommandKind::SetData => "edit the data of",
+            CommandKind::Recover => "recover",
+        }
+    }
+}
+
+/// Where a server item stands, as the table sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemPhase {
+    /// Waiting for its callback.
+    Pending,
+    /// Pending, while its event's script or request still runs outside a
+    /// transaction: a finish now is an early callback.
+    Working,
+    /// Finished, and the finish not applied yet (an early callback, or a
+    /// finish while the instance was stopped or in error).
+    Recorded,
+    /// Finished and applied.
+    Finished,
+    /// Closed by a go-to.
+    Cancelled,
+}
+
+impl ItemPhase {
+    /// The phase of `item` of `instance`. Whether its work still runs is
+    /// told by its token, which every change of the work moves in the same
+    /// transaction; the item's `script_running` flag says so for readers of
+    /// the row, and is not consulted.
+    pub fn of(item: &ServerItem, instance: &Instance) -> ItemPhase {
+        match item.status {
+            ItemStatus::Pending => {
+                let working =
+                    instance.flow.tokens.iter().any(|t| {
+                        t.serial_id == Some(item.serial.destination_id) && t.state == TokenState::RunningOutside
+                    });
+                if working { ItemPhase::Working } else { ItemPhase::Pending }
+            }
+            ItemStatus::Finished if item.unapplied.is_some() => ItemPhase::Recorded,
+            ItemStatus::Finished => ItemPhase::Finished,
+            ItemStatus::Cancelled => ItemPhase::Cancelled,
+        }
+    }
+}
+
+/// A cell of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    Allowed,
+    /// Recorded now and applied when the instance runs again (on resume, on
+    /// retry, or when its event's work ends): nothing is lost, nothing runs
+    /// while an operator holds the instance.
+    Held,
+    Refused(Why),
+    /// No sequence of commands reaches this cell.
+    Impossible,
+}
+
+/// Why the table refuses a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The instance's status does not allow it.
+    WrongStatus,
+    /// The item was finished before (its finish applied or only recorded).
+    AlreadyFinished,
+    /// The item was cancelled by a go-to.
+    Cancelled,
+}
+
+/// The table: what `command` does on an instance in `status`.
+pub const fn rule(status: InstanceStatus, command: CommandKind) -> Rule {
+    use CommandKind as C;
+    use InstanceStatus::{Active, Completed, Error, Running, Stopped};
+    use ItemPhase::{Cancelled, Finished, Pending, Recorded, Working};
+    use Rule::{Allowed, Held, Impossible, Refused};
+    match (command, status) {
+        // A finish is judged by its item first: a closed item refuses it
+        // whatever its instance does.
+        (C::Finish(Finished), Running | Active | Completed | Error | Stopped) => Refused(Why::AlreadyFinished),
+        (C::Finish(Recorded), Running | Error | Stopped) => Refused(Why::AlreadyFinished),
+        (C::Finish(Cancelled), Running | Active | Completed | Error | Stopped) => Refused(Why::Cancelled),
+        // A pending item is finished at once while its instance runs or
+        // waits, and held while an operator holds the instance or while the
+        // event's own work still runs (the early callback).
+        (C::Finish(Pending), Running | Active) => Allowed,
+        (C::Finish(Pending), Error | Stopped) => Held,
+        (C::Finish(Working), Running | Error | Stopped) => Held,
+        // A waiting instance runs nothing outside; a completed one has no
+        // open item; and every move into Active is a run, which applies
+        // what was recorded before it settles.
+        (C::Finish(Working), Active | Completed) => Impossible,
+        (C::Finish(Pending | Recorded), Completed) => Impossible,
+        (C::Finish(Recorded), Active) => Impossible,
+
+        (C::Retry, Error) => Allowed,
+        (C::Retry, Running | Active | Completed | Stopped) => Refused(Why::WrongStatus),
+        (C::Stop, Running | Active | Error) => Allowed,
+        (C::Stop, Completed | Stopped) => Refused(Why::WrongStatus),
+        (C::Resume, Stopped) => Allowed,
+        (C::Resume, Running | Active | Completed | Error) => Refused(Why::WrongStatus),
+        (C::GoTo, Running | Active | Error | Stopped) => Allowed,
+        (C::GoTo, Completed) => Refused(Why::WrongStatus),
+        (C::SetData, Running | Active | Error | Stopped) => Allowed,
+        (C::SetData, Completed) => Refused(Why::WrongStatus),
+        // Only a running instance has a runner that can die.
+        (C::Recover, Running) => Allowed,
+        (C::Recover, Active | Completed | Error | Stopped) => Refused(Why::WrongStatus),
+    }
+}
+
+/// A command refused: nothing changed. Each becomes the [`EngineError`] of
+/// the same name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    WrongStatus {
+        id: i64,
+        action: &'static str,
+        status: InstanceStatus,
+    },
+    AlreadyFinished {
+        serial: Serial,
+        at: Millis,
+        by: String,
+    },
+    ItemCancelled {
+        serial: Serial,
+        at: Millis,
+        by: String,
+    },
+    ActivityNotFound {
+        process: String,
+        activity: String,
+    },
+    InvalidData {
+        field: String,
+        reason: String,
+    },
+    /// A cell of the table no sequence of commands reaches: the stored
+    /// state is damaged, and the engine does not act on it.
+    Impossible {
+        id: i64,
+        status: InstanceStatus,
+        command: CommandKind,
+    },
+}
+
+impl From<Refusal> for EngineError {
+    fn from(refusal: Refusal) -> EngineError {
+        match refusal {
+            Refusal::WrongStatus { id, action, status } => EngineError::WrongStatus { id, action, status },
+            Refusal::AlreadyFinished { serial, at, by } => {
+                EngineError::AlreadyFinished { serial: serial.to_string(), at, by }
+            }
+            Refusal::ItemCancelled { serial, at, by } => {
+                EngineError::ItemCancelled { serial: serial.to_string(), at, by }
+            }
+            Refusal::ActivityNotFound { process, activity } => EngineError::ActivityNotFound { process, activity },
+            Refusal::InvalidData { field, reason } => EngineError::InvalidData { field, reason },
+            Refusal::Impossible { id, status, command } => EngineError::Internal(format!(
+                "instance {id} is {status}, where `{}` can never find it ({command:?}): its stored state is damaged",
+                command.words()
+            )),
+        }
+    }
+}
+
+/// One change a decision makes, in the order it made them.
+///
+/// The instance's own row (status, data, tokens) is written as the instance
+/// ends up, so [`Effect::StatusChanged`] and [`Effect::TokenMoved`] are
+/// there for the record and for `apply`; the others are rows the store
+/// writes beside it: the history (audit entries, activities, lines), the
+/// server items and the participants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    StatusChanged {
+        from: InstanceStatus,
+        to: InstanceStatus,
+    },
+    /// An activity instance started: its token is created, ready at its
+    /// first event. `activity` is the activity's index in the process.
+    ActivityStarted {
+        activity: usize,
+        record: ActivityRecord,
+    },
+    /// A token moved: to another state, or on to its next event.
+    TokenMoved {
+        destination_id: i64,
+        next_event: usize,
+        state: TokenState,
+    },
+    /// An activity instance ended (completed, or cancelled by a go-to): its
+    /// token is gone.
+    ActivityClosed {
+        destination_id: i64,
+        status: ActivityStatus,
+        at: Millis,
+    },
+    /// A line was evaluated after its activity completed (fired or not).
+    LineEvaluated(LineResult),
+    /// A server item was created, pending; its token now names it.
+    ItemCreated(Box<ServerItem>),
+    /// The outside work of an item's event (its script or request) ended.
+    ItemWorkEnded {
+        serial_id: i64,
+    },
+    /// An item was finished by a callback. `unapplied` keeps the finish's
+    /// data until the instance applies it ([`Effect::ItemApplied`]); `None`
+    /// when it was applied in the same decision.
+    ItemFinished {
+        serial_id: i64,
+        by: String,
+        at: Millis,
+        unapplied: Option<BTreeMap<String, Value>>,
+    },
+    /// A finish recorded earlier was applied.
+    ItemApplied {
+        serial_id: i64,
+    },
+    /// An open item (pending, or finished and not applied) was closed by a go-to.
+    ItemCancelled {
+        serial_id: i64,
+        by: String,
+        at: Millis,
+    },
+    Audit(AuditEntry),
+    /// A user other than the originator acted on the instance (it shows to
+    /// them under View Participate).
+    TookPart {
+        user: String,
+    },
+}
+
+impl Effect {
+    /// Whether `apply` changes the instance for it.
+    pub(crate) fn changes_instance(&self) -> bool {
+        matches!(
+            self,
+            Effect::StatusChanged { .. }
+                | Effect::ActivityStarted { .. }
+                | Effect::TokenMoved { .. }
+                | Effect::ActivityClosed { .. }
+                | Effect::ItemCreated(_)
+        )
+    }
+
+    /// Whether the store writes it as a row of its own (server items,
+    /// participants), rather than in the history record or the instance row.
+    pub(crate) fn is_row(&self) -> bool {
+        matches!(
+            self,
+            Effect::ItemCreated(_)
+                | Effect::ItemWorkEnded { .. }
+                | Effect::ItemFinished { .. }
+                | Effect::ItemApplied { .. }
+                | Effect::ItemCancelled { .. }
+                | Effect::TookPart { .. }
+        )
+    }
+
+    /// Whether it goes into the instance's history record.
+    pub(crate) fn is_history(&self) -> bool {
+        matches!(
+            self,
+            Effect::Audit(_)
+                | Effect::ActivityStarted { .. }
+                | Effect::ActivityClosed { .. }
+                | Effect::LineEvaluated(_)
+        )
+    }
+}
+
+/// The one place an instance's status and tokens change.
+fn apply(instance: &mut Instance, effect: &Effect) {
+    fn token(instance: &mut Instance, destination_id: i64) -> Option<&mut Token> {
+        instance.flow.tokens.iter_mut().find(|t| t.destination_id == destination_id)
+    }
+    match effect {
+        Effect::StatusChanged { to, .. } => instance.status = *to,
+        Effect::ActivityStarted { activity, record } => instance.flow.tokens.push(Token {
+            destination_id: record.destination_id,
+            activity: *activity,
+            next_event: 0,
+            state: TokenState::Ready,
+            serial_id: None,
+        }),
+        Effect::TokenMoved { destination_id, next_event, state } => {
+            if let Some(token) = token(instance, *destination_id) {
+                token.next_event = *next_event;
+                token.state = *state;
+            }
+        }
+        Effect::ActivityClosed { destination_id, .. } => {
+            instance.flow.tokens.retain(|t| t.destination_id != *destination_id);
+        }
+        Effect::ItemCreated(item) => {
+            if let Some(token) = token(instance, item.activity_destination_id) {
+                token.serial_id = Some(item.serial.destination_id);
+            }
+        }
+        Effect::LineEvaluated(_)
+        | Effect::ItemWorkEnded { .. }
+        | Effect::ItemFinished { .. }
+        | Effect::ItemApplied { .. }
+        | Effect::ItemCancelled { .. }
+        | Effect::Audit(_)
+        | Effect::TookPart { .. } => {}
+    }
+}
+
+/// The effects of one decision, in order, kept in step with the instance
+/// they change.
+#[derive(Debug, Default)]
+pub(crate) struct Effects(Vec<Effect>);
+
+impl Effects {
+    /// Applies `effect` to `instance` and records it.
+    pub(crate) fn emit(&mut self, instance: &mut Instance, effect: Effect) {
+        apply(instance, &effect);
+        self.0.push(effect);
+    }
+
+    /// Records an effect on the rows beside the instance (history, items,
+    /// participants), which leaves the instance as it is.
+    pub(crate) fn note(&mut self, effect: Effect) {
+        debug_assert!(!effect.changes_instance(), "{effect:?} changes the instance: emit it");
+        self.0.push(effect);
+    }
+
+    pub fn as_slice(&self) -> &[Effect] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<&Effect> {
+        self.0.get(index)
+    }
+
+    /// Forgets the effects from `len` on. Only for effects that leave the
+    /// instance as it is (the lines an activity evaluated before one of its
+    /// rules failed).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        debug_assert!(self.0.get(len..).unwrap_or_default().iter().all(|e| !e.changes_instance()));
+        self.0.truncate(len);
+    }
+
+    pub fn into_vec(self) -> Vec<Effect> {
+        self.0
+    }
+}
+
+/// A finish recorded on a server item that the instance has not applied yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedFinish {
+    pub data: BTreeMap<String, Value>,
+    pub by: String,
+}
+
+/// What the machine knows of an instance's open server items: pending ones,
+/// and finished ones whose finish the instance has not applied yet.
+#[derive(Debug, Default, Clone)]
+pub struct ItemState {
+    /// Serial id of each open item → the activity instance (destination id)
+    /// its event runs in. A retried asynchronous event keeps its open item
+    /// (and serial); a go-to cancels the open items of what it closes.
+    pub open: BTreeMap<i64, i64>,
+    /// Finishes to apply, by serial id.
+    pub recorded: BTreeMap<i64, RecordedFinish>,
+}
+
+/// What [`decide`] reads: the instance and its open items, as read under
+/// the write lock (or on the snapshot a planned write is checked against).
+#[derive(Debug)]
+pub(crate) struct State<'a> {
+    pub instance: &'a mut Instance,
+    pub items: ItemState,
+}
+
+/// What a command changed.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    pub effects: Vec<Effect>,
+    /// How the run ended: with work to do outside the transaction, or not.
+    pub end: RunEnd,
+    /// The command was held ([`Rule::Held`]): its effects are recorded, and
+    /// the instance itself did not change.
+    pub held: bool,
+}
+
+/// Applies `command` to `state`: consults [`rule`], then works out every
+/// effect, running the instance on (scripts, rules) where the command moves
+/// it. On a refusal nothing changed; otherwise `state.instance` is the
+/// instance as the effects leave it.
+pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>) -> Result<Decision, Refusal> {
+    let State { instance, mut items } = state;
+    let verdict = command.kind(instance).map(|kind| (kind, rule(instance.status, kind)));
+    match verdict {
+        None | Some((_, Rule::Allowed | Rule::Held)) => {}
+        Some((kind, Rule::Refused(why))) => return Err(refusal(why, kind, instance, &command)),
+        Some((command, Rule::Impossible)) => {
+            return Err(Refusal::Impossible { id: instance.id, status: instance.status, command });
+        }
+    }
+    let held = matches!(verdict, Some((_, Rule::Held)));
+    let mut effects = Effects::default();
+    let runs = match command {
+        Command::Start => {
+            let folio = if instance.folio.is_empty() { String::new() } else { format!("folio `{}`, ", instance.folio) };
+            let detail = format!("{folio}{} version {}", instance.process, instance.version);
+            run.audit(&mut effects, AuditAction::InstanceStarted, detail);
+            run.open_activity(instance, run.process.start, &mut effects);
+            true
+        }
+        Command::Finish { item, data } => {
+            let values = check_data(run.process, data)?;
+            let serial = item.serial;
+            let set: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {}", shown(v))).collect();
+            let detail = if set.is_empty() { format!("{serial}") } else { format!("{serial}; set {}", set.join(", ")) };
+            run.audit(&mut effects, AuditAction::ItemFinished, detail);
+            let finished = |unapplied| Effect::ItemFinished {
+                serial_id: serial.destination_id,
+                by: run.user.to_owned(),
+                at: run.now,
+                unapplied,
+            };
+            if held {
+                effects.note(finished(Some(values)));
+                took_part(run, instance, &mut effects);
+                return Ok(Decision { effects: effects.into_vec(), end: RunEnd::Settled, held: true });
+            }
+            set_status(instance, InstanceStatus::Running, &mut effects);
+            items.recorded.insert(serial.destination_id, RecordedFinish { data: values, by: run.user.to_owned() });
+            let end = run_on(run, instance, &mut items, &mut effects);
+            // Applied in this decision (the usual case): the item is written
+            // finished with nothing left to apply, in one statement.
+            let unapplied = items.recorded.remove(&serial.destination_id).map(|finish| finish.data);
+            effects
+                .0
+                .retain(|e| !matches!(e, Effect::ItemApplied { serial_id } if *serial_id == serial.destination_id));
+            effects.note(finished(unapplied));
+            settle(run, instance, &mut effects);
+            took_part(run, instance, &mut effects);
+            return Ok(Decision { effects: effects.into_vec(), end, held: false });
+        }
+        Command::Retry => {
+            // The failed event runs again; and so does work left due outside
+            // in another branch: its runner stopped when the instance went
+            // into error (a runner goes on only while the instance runs), and
+            // nobody else would pick it up before its lease ran out.
+            let mut again = tokens_in(instance, TokenState::Failed);
+            again.extend(tokens_in(instance, TokenState::RunningOutside));
+            for (destination_id, next_event) in again {
+                effects.emit(instance, Effect::TokenMoved { destination_id, next_event, state: TokenState::Ready });
+            }
+            let what =
+                instance.flow.failure.take().map(|f| format!("`{}` {}", f.activity, f.event)).unwrap_or_default();
+            run.audit(&mut effects, AuditAction::Retried, what.trim().to_owned());
+            set_status(instance, InstanceStatus::Running, &mut effects);
+            true
+        }
+        Command::Stop => {
+            set_status(instance, InstanceStatus::Stopped, &mut effects);
+            run.audit(&mut effects, AuditAction::Stopped, String::new());
+            false
+        }
+        Command::Resume => {
+            set_status(instance, InstanceStatus::Running, &mut effects);
+            // A script or request that was running when the instance was
+            // stopped has lost its runner's claim: run or send it again (its
+            // server item and serial are kept).
+            for (destination_id, next_event) in tokens_in(instance, TokenState::RunningOutside) {
+                effects.emit(instance, Effect::TokenMoved { destination_id, next_event, state: TokenState::Ready });
+            }
+            run.audit(&mut effects, AuditAction::Resumed, String::new());
+            true
+        }
+        Command::GoTo { activity } => {
+            let target = run.process.find_activity(activity).ok_or_else(|| Refusal::ActivityNotFound {
+                process: instance.process.clone(),
+                activity: activity.to_owned(),
+            })?;
+            let closing: Vec<i64> = instance.flow.tokens.iter().map(|t| t.destination_id).collect();
+            for destination_id in closing {
+                for (&serial_id, _) in items.open.iter().filter(|(_, d)| **d == destination_id) {
+                    effects.note(Effect::ItemCancelled { serial_id, by: run.user.to_owned(), at: run.now });
+                }
+                let closed = Effect::ActivityClosed { destination_id, status: ActivityStatus::Cancelled, at: run.now };
+                effects.emit(instance, closed);
+            }
+            items = ItemState::default();
+            instance.flow.joins.clear();
+            instance.flow.failure = None;
+            run.audit(&mut effects, AuditAction::WentToActivity, run.process.activities[target].name.clone());
+            set_status(instance, InstanceStatus::Running, &mut effects);
+            run.open_activity(instance, target, &mut effects);
+            true
+        }
+        Command::SetData { data } => {
+            for (field, value) in check_data(run.process, data)? {
+                let before = instance.data.get(&field).map(shown).unwrap_or_default();
+                run.audit(&mut effects, AuditAction::DataChanged, format!("{field}: {before} → {}", shown(&value)));
+                instance.data.insert(field, value);
+            }
+            false
+        }
+        Command::Recover => {
+            let detail = "its runner stopped mid-script or mid-request; running it again".to_owned();
+            run.audit(&mut effects, AuditAction::Recovered, detail);
+            // The runtime acts here, not a user: nobody takes part.
+            return Ok(Decision { effects: effects.into_vec(), end: RunEnd::Settled, held: false });
+        }
+    };
+    let end = if runs { run_on(run, instance, &mut items, &mut effects) } else { RunEnd::Settled };
+    settle(run, instance, &mut effects);
+    took_part(run, instance, &mut effects);
+    Ok(Decision { effects: effects.into_vec(), end, held })
+}
+
+/// Applies what an event's work outside the transaction came to, and runs
+/// the instance on. `None` when the work's token is no longer running
+/// outside (another runner applied it, or an operator moved the instance
+/// on): nothing changed.
+pub(crate) fn outside_work_done(
+    run: &Executor<'_>,
+    state: State<'_>,
+    destination_id: i64,
+    result: OutsideResult,
+) -> Option<Decision> {
+    let State { instance, mut items } = state;
+    let mut effects = Effects::default();
+    if !run.apply_outside(instance, destination_id, result, &mut effects) {
+        return None;
+    }
+    let end = run.run(instance, &mut items, &mut effects);
+    settle(run, instance, &mut effects);
+    took_part(run, instance, &mut effects);
+    Some(Decision { effects: effects.into_vec(), end, held: false })
+}
+
+/// A command moved the instance on: a new count of steps begins, and it runs
+/// until it waits, ends, fails or has work to do outside.
+fn run_on(run: &Executor<'_>, instance: &mut Instance, items: &mut ItemState, effects: &mut Effects) -> RunEnd {
+    instance.flow.steps = 0;
+    run.run(instance, items, effects)
+}
+
+fn set_status(instance: &mut Instance, to: InstanceStatus, effects: &mut Effects) {
+    if instance.status != to {
+        effects.emit(instance, Effect::StatusChanged { from: instance.status, to });
+    }
+}
+
+/// The destination ids and events of the tokens in `state`.
+fn tokens_in(instance: &Instance, state: TokenState) -> Vec<(i64, usize)> {
+    instance.flow.tokens.iter().filter(|t| t.state == state).map(|t| (t.destination_id, t.next_event)).collect()
+}
+
+/// The status a run leaves the instance in, judged from its tokens (a
+/// stopped instance stays stopped), with the audit line of an ending.
+fn settle(run: &Executor<'_>, instance: &mut Instance, effects: &mut Effects) {
+    let to = settled_status(instance);
+    if to != instance.status {
+        match to {
+            InstanceStatus::Completed => run.audit(effects, AuditAction::InstanceCompleted, String::new()),
+            InstanceStatus::Error => run.audit(effects, AuditAction::InstanceInError, String::new()),
+            InstanceStatus::Running | InstanceStatus::Active | InstanceStatus::Stopped => {}
+        }
+        set_status(instance, to, effects);
+    }
+    if to == InstanceStatus::Completed {
+        instance.flow.joins.clear();
+    }
+}
+
+/// The originator takes part in its instance without being recorded (see
+/// `Transaction::is_participant`); anyone else acting is.
+fn took_part(run: &Executor<'_>, instance: &Instance, effects: &mut Effects) {
+    if run.user != instance.originator {
+        effects.note(Effect::TookPart { user: run.user.to_owned() });
+    }
+}
+
+/// The status an instance is in after a run, judged from its tokens.
+fn settled_status(instance: &Instance) -> InstanceStatus {
+    if instance.status == InstanceStatus::Stopped {
+        return InstanceStatus::Stopped;
+    }
+    let tokens = &instance.flow.tokens;
+    if tokens.iter().any(|t| t.state == TokenState::Failed) {
+        InstanceStatus::Error
+    } else if tokens.iter().any(|t| t.state == TokenState::RunningOutside) {
+        InstanceStatus::Running
+    } else if tokens.iter().any(|t| t.state == TokenState::Waiting) {
+        InstanceStatus::Active
+    } else if tokens.is_empty() {
+        InstanceStatus::Completed
+    } else {
+        // Ready tokens left over only when a run was cut short.
+        InstanceStatus::Running
+    }
+}
+
+fn refusal(why: Why, kind: CommandKind, instance: &Instance, command: &Command<'_>) -> Refusal {
+    let closed = |item: &ServerItem| (item.closed_at.unwrap_or_default(), item.closed_by.clone().unwrap_or_default());
+    match (why, command) {
+        (Why::AlreadyFinished, Command::Finish { item, .. }) => {
+            let (at, by) = closed(item);
+            Refusal::AlreadyFinished { serial: item.serial, at, by }
+        }
+        (Why::Cancelled, Command::Finish { item, .. }) => {
+            let (at, by) = closed(item);
+            Refusal::ItemCancelled { serial: item.serial, at, by }
+        }
+        _ => Refusal::WrongStatus { id: instance.id, action: kind.words(), status: instance.status },
+    }
+}
+
+/// Type-checks caller data against the process's fields, naming the first bad field.
+pub(crate) fn check_data(
+    process: &CompiledProcess,
+    data: &[(String, FieldInput)],
+) -> Result<BTreeMap<String, Value>, Refusal> {
+    let mut values = BTreeMap::new();
+    for (field, input) in data {
+        let field_type = process.field_types.get(field).ok_or_else(|| Refusal::InvalidData {
+            field: field.clone(),
+            reason: format!("process `{}` has no such field", process.name()),
+        })?;
+        let value = input
+            .to_value(*field_type)
+            .map_err(|mismatch| Refusal::InvalidData { field: field.clone(), reason: mismatch.to_string() })?;
+        values.insert(field.clone(), value);
+    }
+    Ok(values)
+}
+
+/// A value as written in the audit trail: strings quoted so spaces show.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table is total and says one thing per cell; these are the cells
+    /// a reader would check first.
+    #[test]
+    fn the_table_holds_a_finish_while_an_operator_holds_the_instance() {
+        for status in [InstanceStatus::Stopped, InstanceStatus::Error] {
+            assert_eq!(rule(status, CommandKind::Finish(ItemPhase::Pending)), Rule::Held);
+            assert_eq!(rule(status, CommandKind::Finish(ItemPhase::Working)), Rule::Held);
+        }
+        assert_eq!(rule(InstanceStatus::Running, CommandKind::Finish(ItemPhase::Working)), Rule::Held);
+        assert_eq!(rule(InstanceStatus::Active, CommandKind::Finish(ItemPhase::Pending)), Rule::Allowed);
+        for status in InstanceStatus::ALL {
+            assert_eq!(rule(status, CommandKind::Finish(ItemPhase::Cancelled)), Rule::Refused(Why::Cancelled));
+            assert_eq!(rule(status, CommandKind::Finish(ItemPhase::Finished)), Rule::Refused(Why::AlreadyFinished));
+        }
+    }
+
+    #[test]
+    fn a_completed_instance_refuses_every_operator_action() {
+        for command in CommandKind::ALL.into_iter().filter(|c| !matches!(c, CommandKind::Finish(_))) {
+            assert_eq!(rule(InstanceStatus::Completed, command), Rule::Refused(Why::WrongStatus), "{command:?}");
+        }
+    }
+}
