@@ -220,7 +220,6 @@ impl SqliteStore {
                         t.item_activity,
                         t.item_event,
                         "Pending",
-                        false,
                         at
                     ],
                 )?;
