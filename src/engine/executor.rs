@@ -193,7 +193,7 @@ impl Executor<'_> {
                 EventAction::Http(_) => {
                     // Requests are IO: always sent outside the transaction.
                     if !event.synchronous {
-                        self.open_item(instance, items, position, true, effects);
+                        self.open_item(instance, items, position, effects);
                     }
                     self.move_token(instance, position, token.next_event, TokenState::RunningOutside, effects);
                     return RunEnd::Outside { destination_id: token.destination_id };
@@ -212,7 +212,7 @@ impl Executor<'_> {
                     }
                 }
             } else {
-                let serial_id = self.open_item(instance, items, position, !self.inline_async_scripts, effects);
+                let serial_id = self.open_item(instance, items, position, effects);
                 self.move_token(instance, position, token.next_event, TokenState::RunningOutside, effects);
                 if !self.inline_async_scripts {
                     return RunEnd::Outside { destination_id: token.destination_id };
@@ -228,14 +228,7 @@ impl Executor<'_> {
     /// The server item of the asynchronous event the token at `position` is
     /// at: the one it already has when the event is retried (so the serial
     /// stays the same), else a new one. Returns its serial id.
-    fn open_item(
-        &self,
-        instance: &mut Instance,
-        items: &mut ItemState,
-        position: usize,
-        outside: bool,
-        effects: &mut Effects,
-    ) -> i64 {
+    fn open_item(&self, instance: &mut Instance, items: &mut ItemState, position: usize, effects: &mut Effects) -> i64 {
         let token = instance.flow.tokens[position].clone();
         if let Some(id) = token.serial_id.filter(|id| items.open.contains_key(id)) {
             return id;
@@ -248,21 +241,15 @@ impl Executor<'_> {
                 id
             }
         };
-        self.create_item(instance, &token, id, outside, effects);
+        self.create_item(instance, &token, id, effects);
         items.open.insert(id, token.destination_id);
         id
     }
 
-    /// `outside`: the event's work runs outside the transaction, so a finish
-    /// arriving meanwhile is an early callback, to be recorded.
-    fn create_item(
-        &self,
-        instance: &mut Instance,
-        token: &Token,
-        serial_id: i64,
-        outside: bool,
-        effects: &mut Effects,
-    ) {
+    /// A new pending item for the event the token is at. While the token
+    /// then runs the event's work outside, a finish arriving is an early
+    /// callback (`ItemPhase::Working`), recorded and applied when it ends.
+    fn create_item(&self, instance: &mut Instance, token: &Token, serial_id: i64, effects: &mut Effects) {
         let activity = &self.process.activities[token.activity];
         let event = &activity.events[token.next_event];
         let serial = instance.serial(serial_id);
@@ -275,7 +262,6 @@ impl Executor<'_> {
             activity: activity.name.clone(),
             event: event.name.clone(),
             status: ItemStatus::Pending,
-            script_running: outside,
             created_at: self.now,
             closed_at: None,
             closed_by: None,
@@ -330,9 +316,6 @@ impl Executor<'_> {
         let synchronous =
             self.process.activities[token.activity].events.get(token.next_event).is_none_or(|e| e.synchronous);
         let serial_id = if synchronous { None } else { token.serial_id };
-        if let Some(serial_id) = serial_id {
-            effects.note(Effect::ItemWorkEnded { serial_id });
-        }
         let result = match result {
             OutsideResult::Script(result) => result.map_err(|failure| describe_failure(&failure)),
             OutsideResult::Http(exchange) => {
@@ -569,7 +552,6 @@ impl Recorded {
                 Effect::ItemCreated(i) => i.process.len() + i.folio.len() + i.activity.len() + i.event.len() + FRAME,
                 Effect::StatusChanged { .. }
                 | Effect::TokenMoved { .. }
-                | Effect::ItemWorkEnded { .. }
                 | Effect::ItemFinished { .. }
                 | Effect::ItemApplied { .. }
                 | Effect::ItemCancelled { .. }

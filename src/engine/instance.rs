@@ -201,9 +201,6 @@ pub struct ServerItem {
     pub activity: String,
     pub event: String,
     pub status: ItemStatus,
-    /// True while the event's script has not finished; a finish arriving then is
-    /// an early callback and is applied when the script ends.
-    pub script_running: bool,
     pub created_at: Millis,
     pub closed_at: Option<Millis>,
     pub closed_by: Option<String>,

@@ -156,8 +156,7 @@ pub enum ItemPhase {
 impl ItemPhase {
     /// The phase of `item` of `instance`. Whether its work still runs is
     /// told by its token, which every change of the work moves in the same
-    /// transaction; the item's `script_running` flag says so for readers of
-    /// the row, and is not consulted.
+    /// transaction as the rest of the instance.
     pub fn of(item: &ServerItem, instance: &Instance) -> ItemPhase {
         match item.status {
             ItemStatus::Pending => {
@@ -331,10 +330,6 @@ pub enum Effect {
     LineEvaluated(LineResult),
     /// A server item was created, pending; its token now names it.
     ItemCreated(Box<ServerItem>),
-    /// The outside work of an item's event (its script or request) ended.
-    ItemWorkEnded {
-        serial_id: i64,
-    },
     /// An item was finished by a callback. `unapplied` keeps the finish's
     /// data until the instance applies it ([`Effect::ItemApplied`]); `None`
     /// when it was applied in the same decision.
@@ -381,7 +376,6 @@ impl Effect {
         matches!(
             self,
             Effect::ItemCreated(_)
-                | Effect::ItemWorkEnded { .. }
                 | Effect::ItemFinished { .. }
                 | Effect::ItemApplied { .. }
                 | Effect::ItemCancelled { .. }
@@ -430,7 +424,6 @@ fn apply(instance: &mut Instance, effect: &Effect) {
             }
         }
         Effect::LineEvaluated(_)
-        | Effect::ItemWorkEnded { .. }
         | Effect::ItemFinished { .. }
         | Effect::ItemApplied { .. }
         | Effect::ItemCancelled { .. }

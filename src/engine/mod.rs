@@ -5,6 +5,10 @@
 //! here, so no front end can get it wrong. The engine is generic over
 //! [`Storage`] and never names a database.
 //!
+//! Which command may happen in which state, and what it changes, is
+//! [`machine`]'s: its table ([`rule`]) is the guard, and each method here
+//! reads, hands a [`Command`] to it, and writes the effects it decided.
+//!
 //! Each call is one or more transactions. A call that reaches an HTTP request
 //! event, or an asynchronous server event whose script can call out, commits
 //! first (with the new server item, for an asynchronous event, so a fast

@@ -219,7 +219,6 @@ pub fn replay_lifecycles(
                     t.item_activity,
                     t.item_event,
                     "Pending",
-                    false,
                     at
                 ],
             )?;

@@ -545,7 +545,6 @@ mod tests {
             activity: "Call".to_owned(),
             event: "Call external system".to_owned(),
             status: ItemStatus::Pending,
-            script_running: false,
             created_at: 2_000,
             closed_at: None,
             closed_by: None,
@@ -926,7 +925,7 @@ mod tests {
                     finished_at: None,
                 },
             },
-            Effect::ItemCreated(Box::new(ServerItem { script_running: true, ..item(id, 2) })),
+            Effect::ItemCreated(Box::new(item(id, 2))),
             Effect::Audit(AuditEntry {
                 at: 3_000,
                 user: "bob".to_owned(),
@@ -941,7 +940,6 @@ mod tests {
         new.data = data("updated");
         new.updated_at = 3_001;
         tx.update_instance(&new)?;
-        tx.write_effects(id, vec![Effect::ItemWorkEnded { serial_id: 2 }])?;
         record_finish(tx, id, Some(data("early")), "carol", 3_002)?;
 
         // The waiting instance is finished and applied at once.
@@ -1035,7 +1033,6 @@ mod tests {
                 assert_eq!(tx.instance_revision(planned_id)?, Some(2), "an update and a kept finish");
                 let kept = tx.server_item(serial(planned_id))?.unwrap();
                 assert_eq!(kept.status, ItemStatus::Finished);
-                assert!(!kept.script_running);
                 assert_eq!(kept.unapplied, Some(data("early")));
                 assert_eq!(kept.closed_by.as_deref(), Some("carol"));
                 let finished = tx.server_item(serial(1))?.unwrap();

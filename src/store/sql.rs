@@ -340,7 +340,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
 macro_rules! item_columns {
     () => {
         "instance_id, serial_id, activity_destination_id, event_index, process, folio, activity, event, status, \
-         script_running, created_at, closed_at, closed_by, unapplied"
+         created_at, closed_at, closed_by, unapplied"
     };
 }
 const ITEM_COLUMNS: &str = item_columns!();
@@ -358,13 +358,16 @@ pub(super) const INSERT_INSTANCE: &str = "INSERT INTO instances (id, process, ve
      flow, started_at, updated_at, runner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 pub(super) const UPDATE_INSTANCE: &str = "UPDATE instances SET status = ?, data = ?, flow = ?, updated_at = ?, \
      runner = ?, lease_until = ?, revision = revision + 1 WHERE id = ?";
+/// `script_running` is no longer written or read (whether an item's work
+/// still runs is told by its token): always 0, as builds that read it
+/// expect of an item whose work has ended; they also look at the token.
 pub(super) const INSERT_ITEM: &str = "INSERT INTO server_items (instance_id, serial_id, activity_destination_id, \
      event_index, process, folio, activity, event, status, script_running, created_at, closed_at, closed_by, unapplied) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)";
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL, NULL)";
 pub(super) const FINISH_ITEM: &str = "UPDATE server_items SET status = 'Finished', closed_at = ?, closed_by = ?, \
      unapplied = ? WHERE instance_id = ? AND serial_id = ?";
 const CANCEL_ITEM: &str = "UPDATE server_items SET status = 'Cancelled', closed_at = ?, closed_by = ?, \
-     unapplied = NULL, script_running = 0 WHERE instance_id = ? AND serial_id = ?";
+     unapplied = NULL WHERE instance_id = ? AND serial_id = ?";
 /// An instance's open items: pending, or finished with the finish not applied yet.
 const SELECT_OPEN_ITEMS: &str = "SELECT serial_id, activity_destination_id, unapplied, closed_by FROM server_items \
      WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)";
@@ -382,14 +385,13 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<
             activity: row.get(6)?,
             event: row.get(7)?,
             status: ItemStatus::Pending,
-            script_running: row.get(9)?,
-            created_at: row.get(10)?,
-            closed_at: row.get(11)?,
-            closed_by: row.get(12)?,
+            created_at: row.get(9)?,
+            closed_at: row.get(10)?,
+            closed_by: row.get(11)?,
             unapplied: None,
         },
         row.get(8)?,
-        row.get(13)?,
+        row.get(12)?,
     ))
 }
 
@@ -730,14 +732,8 @@ impl SqliteTransaction<'_> {
                         item.activity,
                         item.event,
                         item.status.name(),
-                        item.script_running,
                         item.created_at
                     ],
-                )?,
-                Effect::ItemWorkEnded { serial_id } => execute_cached(
-                    tx,
-                    "UPDATE server_items SET script_running = 0 WHERE instance_id = ? AND serial_id = ?",
-                    params![instance_id, serial_id],
                 )?,
                 Effect::ItemFinished { serial_id, by, at, unapplied } => {
                     let json = unapplied

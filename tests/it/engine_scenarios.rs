@@ -446,9 +446,9 @@ struct Hooked {
     _dir: tempfile::TempDir,
     engine: flowdesk::engine::Engine<flowdesk::store::SqliteStore>,
     points: std::sync::Arc<std::sync::Mutex<Vec<HookPoint>>>,
-    /// Server items (serial, script running) and instance statuses as another
-    /// engine on the database saw them when the script was about to run.
-    seen_before_script: std::sync::Arc<std::sync::Mutex<Vec<(String, bool, InstanceStatus)>>>,
+    /// Server items (serial, phase) and instance statuses as another engine
+    /// on the database saw them when the script was about to run.
+    seen_before_script: std::sync::Arc<std::sync::Mutex<Vec<(String, flowdesk::engine::ItemPhase, InstanceStatus)>>>,
 }
 
 fn hooked_callback_engine(host: ScriptHost) -> Hooked {
@@ -466,8 +466,10 @@ fn hooked_callback_engine(host: ScriptHost) -> Hooked {
         if point == HookPoint::BeforeAsyncScript {
             let all = ItemFilter { include_closed: true, ..Default::default() };
             for item in watcher.items("admin", &all).unwrap() {
-                let status = watcher.instance("admin", item.serial.instance_id).unwrap().summary.status;
-                hook_seen.lock().unwrap().push((item.serial.to_string(), item.script_running, status));
+                use flowdesk::engine::Storage;
+                let instance = watcher.store().read(|tx| tx.instance(item.serial.instance_id)).unwrap().unwrap();
+                let phase = flowdesk::engine::ItemPhase::of(&item, &instance);
+                hook_seen.lock().unwrap().push((item.serial.to_string(), phase, instance.status));
             }
         }
     });
@@ -485,9 +487,8 @@ fn assert_waits_for_its_callback(engine: &flowdesk::engine::Engine<flowdesk::sto
     let stage = detail.fields.iter().find(|(name, _, _)| name == "stage").map(|(_, _, v)| v.clone());
     assert_eq!(stage, Some(s("waiting")), "the script's work is saved");
     let items = engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
-    let items: Vec<(String, ItemStatus, bool)> =
-        items.iter().map(|i| (i.serial.to_string(), i.status, i.script_running)).collect();
-    assert_eq!(items, [(serial.clone(), ItemStatus::Pending, false)]);
+    let items: Vec<(String, ItemStatus)> = items.iter().map(|i| (i.serial.to_string(), i.status)).collect();
+    assert_eq!(items, [(serial.clone(), ItemStatus::Pending)]);
     let actions: Vec<&str> = detail.audit.iter().map(|a| a.action.name()).collect();
     let created = actions.iter().position(|a| *a == "Server item created").expect("item created");
     let waiting = actions.iter().position(|a| *a == "Waiting for callback").expect("waiting");
@@ -540,7 +541,8 @@ fn an_asynchronous_script_that_can_call_out_runs_after_its_item_is_committed() {
         ]
     );
     // When the script was about to run, anyone could already see its item.
-    assert_eq!(*hooked.seen_before_script.lock().unwrap(), [(serial, true, InstanceStatus::Running)]);
+    let working = flowdesk::engine::ItemPhase::Working;
+    assert_eq!(*hooked.seen_before_script.lock().unwrap(), [(serial, working, InstanceStatus::Running)]);
     assert_waits_for_its_callback(&hooked.engine, progress.instance_id);
 }
 

@@ -115,6 +115,18 @@ impl Gui {
         self.run_until_frames(what, done, MAX_FRAMES);
     }
 
+    /// Runs frames until the item asked for with Open is shown and can be
+    /// finished.
+    fn run_until_finish_is_enabled(&mut self) {
+        for _ in 0..MAX_FRAMES {
+            if self.enabled("Finish") {
+                return;
+            }
+            self.frame();
+        }
+        panic!("the opened item never arrived: {:#?}", self.panel_texts());
+    }
+
     /// Lets the frames after an input run out (popups open, modals close...),
     /// and the writes (and item reads) it sent be answered.
     fn settle(&mut self) {
@@ -1633,6 +1645,7 @@ fn issue_16_an_answer_that_arrives_after_the_user_changed_is_not_shown_but_the_v
 fn issue_16_a_finish_waiting_for_the_lock_is_shown_pending_and_its_answer_goes_with_its_serial() {
     let mut gui = item_gui();
     gui.click("Open 1_2");
+    gui.run_until_finish_is_enabled();
     let lock = gui.hold_lock();
     gui.press("Finish");
     let drawn = gui.frames_while(20, |gui| {
@@ -1645,9 +1658,10 @@ fn issue_16_a_finish_waiting_for_the_lock_is_shown_pending_and_its_answer_goes_w
     assert_eq!(answers(&gui), ["Finished 1_2: instance 1 completed."]);
 
     gui.click("Open 2_2");
+    gui.run_until_finish_is_enabled();
     let lock = gui.hold_lock();
     gui.press("Finish");
-    assert!(gui.shown("Finishing 2_2…"));
+    assert!(gui.shown("Finishing 2_2…"), "{:#?}", gui.panel_texts());
     gui.paste_into("Serial", "3_2");
     assert!(!gui.shown("Finishing 2_2…"), "the spinner is about 2_2");
     gui.release(lock);

@@ -23,8 +23,8 @@ use egui::{Color32, RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
-    AuditAction, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder, InstanceStatus,
-    InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, format_age, format_time,
+    AuditAction, CommandKind, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder,
+    InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, Rule, format_age, format_time, rule,
 };
 use crate::gui::designer::View;
 use crate::gui::theme;
@@ -871,20 +871,20 @@ impl Monitor {
         // pending would act on a state nobody has seen yet.
         let pending = self.pending_words(&Subject::Instance(summary.id)).map(str::to_owned);
         let free = pending.is_none();
+        // A button is live where the engine's table allows its command.
+        let allowed = |command| free && rule(summary.status, command) == Rule::Allowed;
         ui.horizontal_wrapped(|ui| {
             let id = summary.id;
-            if ui.add_enabled(free && summary.status == InstanceStatus::Error, egui::Button::new("Retry")).clicked() {
+            if ui.add_enabled(allowed(CommandKind::Retry), egui::Button::new("Retry")).clicked() {
                 self.confirm = Some(Operation::Retry(id));
             }
-            let stoppable = !matches!(summary.status, InstanceStatus::Completed | InstanceStatus::Stopped);
-            if ui.add_enabled(free && stoppable, egui::Button::new("Stop")).clicked() {
+            if ui.add_enabled(allowed(CommandKind::Stop), egui::Button::new("Stop")).clicked() {
                 self.confirm = Some(Operation::Stop(id));
             }
-            if ui.add_enabled(free && summary.status == InstanceStatus::Stopped, egui::Button::new("Resume")).clicked()
-            {
+            if ui.add_enabled(allowed(CommandKind::Resume), egui::Button::new("Resume")).clicked() {
                 self.confirm = Some(Operation::Resume(id));
             }
-            let open = free && summary.status != InstanceStatus::Completed;
+            let open = allowed(CommandKind::GoTo);
             ui.add_enabled_ui(open, |ui| {
                 egui::ComboBox::from_id_salt("goto-target")
                     .selected_text(if self.goto_target.is_empty() {
@@ -928,7 +928,7 @@ impl Monitor {
     /// instance is pending (`free` is false).
     fn data_ui(&mut self, ui: &mut Ui, id: i64, status: InstanceStatus, free: bool) {
         let Some(detail) = &self.detail else { return };
-        let editable = status != InstanceStatus::Completed;
+        let editable = rule(status, CommandKind::SetData) == Rule::Allowed;
         egui::Grid::new("instance-data").num_columns(3).striped(true).spacing([10.0, 6.0]).show(ui, |ui| {
             for (name, field_type, text) in &mut self.data_inputs {
                 let label = ui.label(RichText::new(name.as_str()).strong());

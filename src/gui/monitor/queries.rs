@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use crate::engine::{
-    EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem,
-    ProcessSummary, ServerItem,
+    CommandKind, EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemPhase,
+    ItemStatus, OpenedItem, ProcessSummary, Rule, ServerItem, rule,
 };
 use crate::runtime::{Runtime, RuntimeEngine};
 
@@ -234,11 +234,12 @@ fn item_rows(engine: &RuntimeEngine, user: &str, items: Vec<ServerItem>) -> Vec<
         .collect()
 }
 
-/// Whether the instance of `item` holds finishes back. Opening the item reads
-/// its instance's row by key, the cheapest read that has the status. A user
-/// who may not open the item (no Server Event right) cannot finish it either,
+/// Whether the instance of `item` holds finishes back (the engine's table
+/// holds a finish of a pending item there). Opening the item reads its
+/// instance's row by key, the cheapest read that has the status. A user who
+/// may not open the item (no Server Event right) cannot finish it either,
 /// and sees it as it is.
 fn hold_of(engine: &RuntimeEngine, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
     let status = engine.open_server_item(user, item.serial).ok()?.instance.status;
-    matches!(status, InstanceStatus::Error | InstanceStatus::Stopped).then_some(status)
+    (rule(status, CommandKind::Finish(ItemPhase::Pending)) == Rule::Held).then_some(status)
 }
