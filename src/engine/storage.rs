@@ -322,8 +322,6 @@ impl StorageError {
     }
 }
 
-
-
 /// Operations inside one transaction.
 pub trait Transaction {
     fn latest_version(&mut self, process: &str) -> StorageResult<Option<u32>>;

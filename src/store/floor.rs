@@ -118,10 +118,14 @@ impl Template {
             .optional()
             .map_err(db(connection))?
             .ok_or_else(|| fail("finished server item"))?;
-        let mut statement =
-            connection.prepare("SELECT changes FROM history WHERE instance_id = ? ORDER BY id").map_err(db(connection))?;
-        let history: Vec<String> =
-            statement.query_map([id], |row| row.get(0)).map_err(db(connection))?.collect::<Result<_, _>>().map_err(db(connection))?;
+        let mut statement = connection
+            .prepare("SELECT changes FROM history WHERE instance_id = ? ORDER BY id")
+            .map_err(db(connection))?;
+        let history: Vec<String> = statement
+            .query_map([id], |row| row.get(0))
+            .map_err(db(connection))?
+            .collect::<Result<_, _>>()
+            .map_err(db(connection))?;
         let [start_history, finish_history] =
             <[String; 2]>::try_from(history).map_err(|_| fail("two history records (start and finish)"))?;
         let (process, version, folio, originator, completed_data, completed_flow, started_at) = instance;

@@ -570,8 +570,16 @@ mod error_tests {
     fn a_described_error_names_the_file_and_the_kind_once() {
         let path = Path::new("/srv/flowdesk/flowdesk.db");
         for (code, kind, words) in [
-            (rusqlite::ffi::SQLITE_FULL, StorageErrorKind::DiskFull, "the disk holding /srv/flowdesk/flowdesk.db is full"),
-            (rusqlite::ffi::SQLITE_CORRUPT, StorageErrorKind::Corrupt, "the database file /srv/flowdesk/flowdesk.db is damaged"),
+            (
+                rusqlite::ffi::SQLITE_FULL,
+                StorageErrorKind::DiskFull,
+                "the disk holding /srv/flowdesk/flowdesk.db is full",
+            ),
+            (
+                rusqlite::ffi::SQLITE_CORRUPT,
+                StorageErrorKind::Corrupt,
+                "the database file /srv/flowdesk/flowdesk.db is damaged",
+            ),
             (rusqlite::ffi::SQLITE_BUSY, StorageErrorKind::Busy, "/srv/flowdesk/flowdesk.db stayed busy"),
             (rusqlite::ffi::SQLITE_READONLY, StorageErrorKind::ReadOnly, "/srv/flowdesk/flowdesk.db cannot be written"),
         ] {
@@ -590,6 +598,15 @@ mod error_tests {
         VersionRecord { process: "p".into(), version: 1, definition_json, deployed_at: 0, deployed_by: "a".into() }
     }
 
+    /// A store in a temporary folder with version 1 of process `p`.
+    fn store_with_process() -> (tempfile::TempDir, PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowdesk.db");
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        store.write(|tx| tx.insert_version(&version("{}".into()))).unwrap();
+        (dir, path, store)
+    }
+
     fn kind(result: Result<impl std::fmt::Debug, EngineError>) -> StorageErrorKind {
         match result {
             Err(EngineError::Storage(err)) => err.kind,
@@ -603,10 +620,7 @@ mod error_tests {
     /// go, calling again succeeds.
     #[test]
     fn a_write_lock_held_by_another_program_is_busy_and_retryable() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("busy.db");
-        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
-        store.write(|tx| tx.insert_version(&version("{}".into()))).unwrap();
+        let (_dir, path, store) = store_with_process();
         store.set_busy_timeout(Duration::from_millis(50)).unwrap();
         let other = Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -629,7 +643,8 @@ mod error_tests {
     fn a_write_past_the_room_left_is_a_full_disk_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("full.db"), Durability::Normal).unwrap();
-        let pages = store.writes.exclusive(|c| c.query_row("PRAGMA page_count", [], |row| row.get(0)).map_err(sql::db(c)));
+        let pages =
+            store.writes.exclusive(|c| c.query_row("PRAGMA page_count", [], |row| row.get(0)).map_err(sql::db(c)));
         set_pragma(&store, "max_page_count", pages.unwrap());
         let large = version(format!("{{\"padding\": \"{}\"}}", "x".repeat(1 << 20)));
         assert_eq!(kind(store.write(|tx| tx.insert_version(&large))), StorageErrorKind::DiskFull);
@@ -651,9 +666,7 @@ mod error_tests {
     /// running the server as a user who may only read it.
     #[test]
     fn a_write_the_database_refuses_is_read_only_and_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("read-only.db"), Durability::Normal).unwrap();
-        store.write(|tx| tx.insert_version(&version("{}".into()))).unwrap();
+        let (_dir, _, store) = store_with_process();
         set_pragma(&store, "query_only", 1);
         assert_eq!(kind(store.write(|tx| tx.grant("p", "u", Right::View))), StorageErrorKind::ReadOnly);
         assert_eq!(kind(store.write_planned(|tx| tx.grant("p", "u", Right::View), || {})), StorageErrorKind::ReadOnly);
@@ -666,10 +679,7 @@ mod error_tests {
     /// other failure.
     #[test]
     fn a_damaged_page_is_a_corrupt_database() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("corrupt.db");
-        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
-        store.write(|tx| tx.insert_version(&version("{}".into()))).unwrap();
+        let (_dir, path, store) = store_with_process();
         drop(store);
         damage_table(&path, "versions");
         let store = SqliteStore::open(&path, Durability::Normal).unwrap();
@@ -683,8 +693,9 @@ mod error_tests {
         let connection = Connection::open(path).unwrap();
         connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
         let page_size: u64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap();
-        let root: u64 =
-            connection.query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?", [table], |row| row.get(0)).unwrap();
+        let root: u64 = connection
+            .query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?", [table], |row| row.get(0))
+            .unwrap();
         drop(connection);
         let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
         file.seek(SeekFrom::Start((root - 1) * page_size)).unwrap();

@@ -1032,7 +1032,10 @@ impl Transaction for SqliteTransaction<'_> {
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = count_query(visibility, everything, filter);
-        self.tx.prepare_cached(&sql).and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0))).map_err(db(self.tx))
+        self.tx
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
+            .map_err(db(self.tx))
     }
 
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {

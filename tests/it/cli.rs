@@ -1206,7 +1206,9 @@ fn damage_tables(db: &Path, tables: &[&str]) {
     let roots: Vec<u64> = tables
         .iter()
         .map(|table| {
-            connection.query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?", [table], |row| row.get(0)).unwrap()
+            connection
+                .query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?", [table], |row| row.get(0))
+                .unwrap()
         })
         .collect();
     drop(connection);

@@ -1363,7 +1363,8 @@ mod tests {
     /// it is in plain words, and whether trying again can help.
     #[test]
     fn a_storage_failure_is_said_as_a_failure_in_plain_words() {
-        let full = EngineError::Storage(StorageError::new(StorageErrorKind::DiskFull, "the disk holding /d/f.db is full"));
+        let full =
+            EngineError::Storage(StorageError::new(StorageErrorKind::DiskFull, "the disk holding /d/f.db is full"));
         let words = refusal_words(&full);
         assert!(words.starts_with("Failed: the disk is full."), "{words}");
         assert!(words.contains("trying again fails") && words.contains("/d/f.db"), "{words}");
