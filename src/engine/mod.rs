@@ -41,7 +41,7 @@ pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
     InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
-    Storage, Transaction, VersionRecord, Visibility,
+    Storage, StorageError, StorageErrorKind, Transaction, VersionRecord, Visibility,
 };
 
 use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
