@@ -3,6 +3,7 @@
 //! Architecture invariant: this layer does no IO besides reading and writing a
 //! process file, and knows nothing of the database or the GUI.
 
+pub mod bpmn;
 pub mod compiled;
 pub mod definition;
 pub mod graph;

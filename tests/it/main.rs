@@ -18,6 +18,7 @@ mod support;
 
 mod api;
 mod bench;
+mod bpmn;
 mod cli;
 mod concurrency;
 mod crash;
