@@ -6,6 +6,7 @@
 //! and prints.
 
 mod bench;
+mod bpmn;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -59,11 +60,42 @@ pub enum Command {
     },
     /// Check a process file and list every problem with where it is
     Validate { file: PathBuf },
-    /// Deploy a process file as the process's next version
+    /// Deploy a process file, or the processes of a BPMN 2.0 file (`.bpmn`), as the next version
     Deploy {
         file: PathBuf,
+        /// Of a BPMN file, only the process with this id
+        #[arg(long, value_name = "ID")]
+        process: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Import a BPMN 2.0 file as a process file, with a report of what became of each element
+    #[command(long_about = "Import a BPMN 2.0 file (Camunda Modeler, bpmn.io, Signavio, …) as a flowdesk process \
+                            file, with a report naming every element that was imported differently or not at \
+                            all (kind, id, name and why). A file with several executable processes gives one \
+                            file each, named OUT with the process id before `.process.json`. Exit 0 when \
+                            every imported process is valid, 1 when one is not (it is written all the same: \
+                            the report and the problems say what to fix), 2 for a usage error.")]
+    Import {
+        /// The BPMN file
+        file: PathBuf,
+        /// Where to write the process file
+        #[arg(short = 'o', long = "output", value_name = "OUT.process.json")]
+        output: PathBuf,
+        /// Only the process with this id (also one that is not executable)
+        #[arg(long, value_name = "ID")]
+        process: Option<String>,
+        /// The report and the problems as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a process file as BPMN 2.0 with its diagram, for any BPMN tool
+    Export {
+        /// The process file
+        file: PathBuf,
+        /// Where to write the BPMN file
+        #[arg(short = 'o', long = "output", value_name = "OUT.bpmn")]
+        output: PathBuf,
     },
     /// List deployed processes
     Processes {
@@ -522,29 +554,34 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             writeln!(out, "{}: valid, {warnings} warning(s)", file.display())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Deploy { file, json } => {
-            let draft = load(file)?;
+        Command::Deploy { file, process, json } => {
+            let drafts = if crate::model::bpmn::is_bpmn_path(file) {
+                let imported = bpmn::read(file, process.as_deref())?;
+                for entry in imported.report.entries() {
+                    eprintln!("flowdesk: {entry}");
+                }
+                let mut drafts = Vec::new();
+                for process in imported.processes {
+                    for entry in process.report.entries() {
+                        eprintln!("flowdesk: {} ({}): {entry}", process.draft.name, process.id);
+                    }
+                    drafts.push(process.draft);
+                }
+                drafts
+            } else {
+                vec![load(file)?]
+            };
             let runtime = create_runtime(cli)?;
             let engine = runtime.engine();
-            match engine.deploy(&user, &draft) {
-                Ok(deployed) => {
-                    for warning in &deployed.warnings {
-                        eprintln!("{warning}");
-                    }
-                    output::deployed(&mut out, &deployed, &user, *json)?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(EngineError::InvalidDefinition { name, problems }) => {
-                    // The problems are the answer's detail, on stdout like
-                    // `validate`; stderr keeps its one line.
-                    for problem in &problems {
-                        writeln!(out, "{problem}")?;
-                    }
-                    Err(EngineError::InvalidDefinition { name, problems }.into())
-                }
-                Err(err) => Err(err.into()),
+            for draft in &drafts {
+                deploy_one(engine, &user, draft, *json, &mut out)?;
             }
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Import { file, output, process, json } => {
+            Ok(bpmn::import(&mut out, file, output, process.as_deref(), *json)?)
+        }
+        Command::Export { file, output } => Ok(bpmn::export(&mut out, &load(file)?, output)?),
         Command::Processes { json } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
@@ -698,6 +735,34 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Set { id, data } => operator(cli, "updated", |e, u| e.set_data(u, *id, &data.inputs())),
         Command::Serve { listen } => serve(cli, *listen, &mut out),
         Command::Token { action } => token(cli, action, &mut out),
+    }
+}
+
+/// Deploys one draft: its version, or every problem on stdout and the refusal.
+fn deploy_one(
+    engine: &RuntimeEngine,
+    user: &str,
+    draft: &ProcessDraft,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    match engine.deploy(user, draft) {
+        Ok(deployed) => {
+            for warning in &deployed.warnings {
+                eprintln!("{warning}");
+            }
+            output::deployed(out, &deployed, user, json)?;
+            Ok(())
+        }
+        Err(EngineError::InvalidDefinition { name, problems }) => {
+            // The problems are the answer's detail, on stdout like
+            // `validate`; stderr keeps its one line.
+            for problem in &problems {
+                writeln!(out, "{problem}")?;
+            }
+            Err(EngineError::InvalidDefinition { name, problems }.into())
+        }
+        Err(err) => Err(err.into()),
     }
 }
 
