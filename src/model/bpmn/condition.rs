@@ -97,8 +97,11 @@ fn render(tokens: &[Token]) -> String {
             Token::Str(s) => format!("{s:?}"),
             Token::Op(op) => op.clone(),
         };
-        let tight = matches!(token, Token::Op(op) if matches!(op.as_str(), "(" | ")" | "." | "!" | ","))
-            || matches!(tokens.get(index.wrapping_sub(1)), Some(Token::Op(op)) if matches!(op.as_str(), "(" | "." | "!"));
+        let previous = index.checked_sub(1).and_then(|i| tokens.get(i));
+        let op = |token: Option<&Token>, ops: &[&str]| matches!(token, Some(Token::Op(o)) if ops.contains(&o.as_str()));
+        let tight = op(Some(token), &[")", ".", ","])
+            || (op(Some(token), &["("]) && (matches!(previous, Some(Token::Ident(_))) || op(previous, &["!", "("])))
+            || op(previous, &["(", ".", "!"]);
         if index > 0 && !tight {
             out.push(' ');
         }

@@ -58,13 +58,21 @@ pub struct ImportedProcess {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
     #[error("not an XML file flowdesk can read: {0}")]
-    Xml(#[from] XmlError),
+    Xml(XmlError),
     #[error("not a BPMN 2.0 file: its root element is `{name}`{}, not BPMN 2.0's `definitions`", in_namespace(.ns))]
     NotBpmn { ns: String, name: String },
     #[error("the file holds no process")]
     NoProcess,
     #[error("the file has no process `{wanted}`; its processes: {available}")]
     UnknownProcess { wanted: String, available: String },
+}
+
+impl From<XmlError> for ImportError {
+    // Not a `#[source]`: the message already says it, and `{:#}` chains
+    // would say it twice.
+    fn from(err: XmlError) -> ImportError {
+        ImportError::Xml(err)
+    }
 }
 
 fn in_namespace(ns: &str) -> String {
@@ -551,7 +559,8 @@ impl<'a> Builder<'a> {
                     element: Some(child),
                 }),
                 "laneSet" => self.report_lanes(child),
-                "documentation" | "extensionElements" => {}
+                // A sub-process's own links, and what its parent reads.
+                "documentation" | "extensionElements" | "incoming" | "outgoing" => {}
                 "textAnnotation" => {
                     let text = child.child(BPMN_NS, "text").map(|t| t.text.trim().to_owned()).unwrap_or_default();
                     self.report.add(EntryKind::Ignored, "text annotation", raw_id, &text, "flowdesk has no annotations")
@@ -843,7 +852,10 @@ impl<'a> Builder<'a> {
         for rule in rules {
             let mut names: Vec<String> = self.fields.iter().map(|f| f.name.clone()).collect();
             let mut found = Vec::new();
-            // Each compile names the first variable it does not know.
+            // Each compile names the first variable it does not know; a
+            // rule that does not compile once they are all known is not
+            // Rhai, and its words are no variables.
+            let mut compiles = false;
             for _ in 0..64 {
                 let known: Vec<&str> = names.iter().map(String::as_str).collect();
                 match self.host.compile_rule(rule, &known) {
@@ -854,8 +866,14 @@ impl<'a> Builder<'a> {
                         }
                         _ => break,
                     },
-                    Ok(_) => break,
+                    Ok(_) => {
+                        compiles = true;
+                        break;
+                    }
                 }
+            }
+            if !compiles {
+                continue;
             }
             variable_types(rule, &found, &mut types);
             for name in found {
