@@ -22,7 +22,7 @@ use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
 use crate::gui::designer::properties::{Request, RightsView, properties_ui};
 use crate::gui::designer::{Designer, Document, Icons};
-use crate::gui::dialogs::{DialogOutcome, FileDialogs, with_process_extension};
+use crate::gui::dialogs::{DialogOutcome, FileDialogs, with_bpmn_extension, with_process_extension};
 use crate::gui::monitor::actions::{self, Actions, Command, Deploy, Done, Reply, Start, StartRequest, Ticket};
 use crate::gui::monitor::queries::Queries;
 use crate::gui::monitor::{Monitor, MonitorRequest};
@@ -59,6 +59,8 @@ pub enum Replace {
     New,
     Open(Option<PathBuf>),
     Sample(usize),
+    /// File ▸ Import BPMN…: a BPMN file's process, as an unsaved draft.
+    ImportBpmn(Option<PathBuf>),
     Quit,
 }
 
@@ -80,6 +82,12 @@ enum Modal {
     },
     CreateToken(TokenForm),
     Tokens(TokenList),
+    /// What an import took over differently or not at all.
+    ImportReport {
+        title: String,
+        summary: String,
+        entries: Vec<crate::model::bpmn::ReportEntry>,
+    },
 }
 
 /// The file dialog drawn inside the window, and what its answer is for.
@@ -94,6 +102,8 @@ enum FilePurpose {
     Save {
         then: Option<Replace>,
     },
+    ImportBpmn,
+    ExportBpmn,
 }
 
 /// Server ▸ Tokens…: every token, and revoking one (asked twice).
@@ -540,6 +550,10 @@ impl FlowdeskApp {
                 }
             }
         });
+        if ui.button("Import BPMN…").clicked() {
+            self.request(Replace::ImportBpmn(None));
+            ui.close();
+        }
         ui.separator();
         if ui.add(egui::Button::new("Save").shortcut_text("Ctrl+S")).clicked() {
             self.save(false, None);
@@ -547,6 +561,10 @@ impl FlowdeskApp {
         }
         if ui.add(egui::Button::new("Save As…").shortcut_text("Ctrl+Shift+S")).clicked() {
             self.save(true, None);
+            ui.close();
+        }
+        if ui.button("Export BPMN…").clicked() {
+            self.export_bpmn();
             ui.close();
         }
     }
@@ -1083,6 +1101,17 @@ impl FlowdeskApp {
                 };
                 self.open_file(&path);
             }
+            Replace::ImportBpmn(path) => {
+                let path = match path {
+                    Some(path) => path,
+                    None => match self.dialogs.open_bpmn(self.dialog_folder().as_deref()) {
+                        DialogOutcome::Chosen(path) => path,
+                        DialogOutcome::Cancelled => return,
+                        DialogOutcome::Unavailable => return self.open_file_dialog(FilePurpose::ImportBpmn),
+                    },
+                };
+                self.import_bpmn(&path);
+            }
             Replace::Quit => {
                 self.close_confirmed = true;
                 self.pending_close = true;
@@ -1100,6 +1129,67 @@ impl FlowdeskApp {
             }
             // The current work stays as it was.
             Err(err) => self.fail("Cannot open the process file", err.to_string()),
+        }
+    }
+
+    /// Opens the first process of a BPMN file as an unsaved draft and shows
+    /// the import's report; the current work stays if the file cannot be read.
+    fn import_bpmn(&mut self, path: &Path) {
+        use crate::model::bpmn;
+        let imported = bpmn::read_file(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| bpmn::import(&text, &bpmn::ImportOptions::default()).map_err(|e| e.to_string()));
+        let mut imported = match imported {
+            Ok(imported) => imported,
+            Err(err) => return self.fail("Cannot import the BPMN file", err),
+        };
+        let others: Vec<String> =
+            imported.processes.iter().skip(1).map(|p| format!("{} ({})", p.draft.name, p.id)).collect();
+        let process = imported.processes.remove(0);
+        let mut entries = imported.report.0;
+        entries.extend(process.report.0);
+        let name = process.draft.name.clone();
+        let problems = crate::model::validate(&process.draft, &self.designer.host);
+        let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut summary = format!(
+            "{file}: process `{name}`, {} activities and {} lines, as a draft that is not saved yet. ",
+            process.draft.activities.len(),
+            process.draft.lines.len()
+        );
+        summary.push_str(&match errors {
+            0 => "It is valid.".to_owned(),
+            n => format!("It has {n} error(s) to fix: the problems panel lists them."),
+        });
+        if !others.is_empty() {
+            summary.push_str(&format!(
+                " The file holds {} more process(es), not opened: {}; `flowdesk import` writes each.",
+                others.len(),
+                others.join(", ")
+            ));
+        }
+        self.designer.open(Document::unsaved(process.draft));
+        self.set_status(format!("Imported `{name}` from {file}: not saved yet"), StatusKind::Info);
+        self.modal = Some(Modal::ImportReport { title: format!("Imported {file}"), summary, entries });
+    }
+
+    /// File ▸ Export BPMN…: asks where, then writes the draft as BPMN 2.0.
+    fn export_bpmn(&mut self) {
+        let name = self.designer.doc.draft().name.clone();
+        match self.dialogs.save_bpmn(&name, self.dialog_folder().as_deref()) {
+            DialogOutcome::Chosen(path) => self.write_bpmn(&with_bpmn_extension(path)),
+            DialogOutcome::Cancelled => {}
+            DialogOutcome::Unavailable => self.open_file_dialog(FilePurpose::ExportBpmn),
+        }
+    }
+
+    fn write_bpmn(&mut self, path: &Path) {
+        let written = crate::model::bpmn::export(self.designer.doc.draft())
+            .map_err(|e| e.to_string())
+            .and_then(|text| std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display())));
+        match written {
+            Ok(()) => self.set_status(format!("Exported as BPMN to {}", path.display()), StatusKind::Success),
+            Err(err) => self.fail("Cannot export as BPMN", err),
         }
     }
 
@@ -1159,13 +1249,24 @@ impl FlowdeskApp {
             FilePurpose::Save { .. } => egui_file::FileDialog::save_file()
                 .title("Save process as")
                 .default_filename(format!("{}.process.json", self.designer.doc.draft().name)),
+            FilePurpose::ImportBpmn => egui_file::FileDialog::open_file().title("Import BPMN").show_new_folder(false),
+            FilePurpose::ExportBpmn => egui_file::FileDialog::save_file()
+                .title("Export BPMN")
+                .default_filename(format!("{}.bpmn", self.designer.doc.draft().name)),
         }
         .id(egui::Id::unique("in-window-file-dialog"))
         .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
         .default_size([560.0, 420.0])
         .show_rename(false)
         .keep_on_top(true)
-        .show_files_filter(Box::new(|path: &Path| path.extension().is_some_and(|e| e == "json")));
+        .show_files_filter(match &purpose {
+            FilePurpose::Open | FilePurpose::Save { .. } => {
+                Box::new(|path: &Path| path.extension().is_some_and(|e| e == "json"))
+            }
+            FilePurpose::ImportBpmn | FilePurpose::ExportBpmn => {
+                Box::new(|path: &Path| crate::model::bpmn::is_bpmn_path(path))
+            }
+        });
         if let Some(folder) = self.dialog_folder() {
             dialog = dialog.initial_path(folder);
         }
@@ -1200,6 +1301,8 @@ impl FlowdeskApp {
                             self.write_draft(&path, then);
                         }
                     }
+                    FilePurpose::ImportBpmn => self.import_bpmn(&chosen),
+                    FilePurpose::ExportBpmn => self.write_bpmn(&with_bpmn_extension(chosen)),
                 }
             }
             egui_file::State::Cancelled | egui_file::State::Closed => {
@@ -1750,6 +1853,37 @@ impl FlowdeskApp {
                 keep = self.token_dialog(ctx, &mut form);
                 if keep {
                     next_modal = Some(Modal::CreateToken(form));
+                }
+            }
+            Modal::ImportReport { title, summary, entries } => {
+                egui::Modal::new(egui::Id::unique("import-report")).show(ctx, |ui| {
+                    ui.set_max_width(720.0);
+                    ui.heading(&title);
+                    ui.label(&summary);
+                    ui.add_space(6.0);
+                    if entries.is_empty() {
+                        ui.label("Every element was taken over as it is.");
+                    } else {
+                        ui.label(format!("{} element(s) were imported differently or not at all:", entries.len()));
+                        egui::ScrollArea::vertical().max_height(360.0).show(ui, |ui| {
+                            for entry in &entries {
+                                let colour = match entry.kind {
+                                    crate::model::bpmn::EntryKind::Problem => theme::ERROR,
+                                    crate::model::bpmn::EntryKind::Changed
+                                    | crate::model::bpmn::EntryKind::Flattened => theme::WARNING,
+                                    crate::model::bpmn::EntryKind::Ignored => ui.visuals().weak_text_color(),
+                                };
+                                ui.colored_label(colour, entry.to_string());
+                            }
+                        });
+                    }
+                    ui.add_space(8.0);
+                    if ui.button("OK").clicked() {
+                        keep = false;
+                    }
+                });
+                if keep {
+                    next_modal = Some(Modal::ImportReport { title, summary, entries });
                 }
             }
             Modal::Tokens(mut list) => {

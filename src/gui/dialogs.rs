@@ -18,7 +18,14 @@ pub trait FileDialogs {
     fn open_process(&self, folder: Option<&Path>) -> DialogOutcome;
     /// Asks where to save a process called `suggested_name`.
     fn save_process(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome;
+    /// Asks for a BPMN 2.0 file to import.
+    fn open_bpmn(&self, folder: Option<&Path>) -> DialogOutcome;
+    /// Asks where to export a process called `suggested_name` as BPMN 2.0.
+    fn save_bpmn(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome;
 }
+
+/// The names a BPMN file goes by.
+const BPMN_EXTENSIONS: &[&str] = &["bpmn", "bpmn2", "xml"];
 
 /// The operating system's dialogs, through `rfd` (the XDG desktop portal on
 /// Linux, or zenity where no portal runs).
@@ -48,6 +55,31 @@ impl FileDialogs for NativeDialogs {
             dialog = dialog.set_directory(folder);
         }
         dialog.save_file().map_or(DialogOutcome::Cancelled, |path| DialogOutcome::Chosen(with_process_extension(path)))
+    }
+
+    fn open_bpmn(&self, folder: Option<&Path>) -> DialogOutcome {
+        if !desktop::has_file_dialog() {
+            return DialogOutcome::Unavailable;
+        }
+        let mut dialog = rfd::FileDialog::new().set_title("Import BPMN").add_filter("BPMN 2.0", BPMN_EXTENSIONS);
+        if let Some(folder) = folder {
+            dialog = dialog.set_directory(folder);
+        }
+        dialog.pick_file().map_or(DialogOutcome::Cancelled, DialogOutcome::Chosen)
+    }
+
+    fn save_bpmn(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome {
+        if !desktop::has_file_dialog() {
+            return DialogOutcome::Unavailable;
+        }
+        let mut dialog = rfd::FileDialog::new()
+            .set_title("Export BPMN")
+            .add_filter("BPMN 2.0", BPMN_EXTENSIONS)
+            .set_file_name(format!("{suggested_name}.bpmn"));
+        if let Some(folder) = folder {
+            dialog = dialog.set_directory(folder);
+        }
+        dialog.save_file().map_or(DialogOutcome::Cancelled, |path| DialogOutcome::Chosen(with_bpmn_extension(path)))
     }
 }
 
@@ -134,12 +166,26 @@ pub fn with_process_extension(path: PathBuf) -> PathBuf {
     }
 }
 
+/// `name` → `name.bpmn`; a name already ending in a BPMN file's extension is kept.
+pub fn with_bpmn_extension(path: PathBuf) -> PathBuf {
+    if path.extension().is_some_and(|e| BPMN_EXTENSIONS.iter().any(|b| e.eq_ignore_ascii_case(b))) {
+        path
+    } else {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".bpmn");
+        path.with_file_name(name)
+    }
+}
+
 /// Dialogs that answer from a script: for tests. An empty script answers
 /// "cancelled"; `unavailable` plays a desktop with no dialog at all.
 #[derive(Default)]
 pub struct ScriptedDialogs {
     pub open: std::cell::RefCell<Vec<PathBuf>>,
     pub save: std::cell::RefCell<Vec<PathBuf>>,
+    /// Answers to File ▸ Import BPMN… and File ▸ Export BPMN….
+    pub import_bpmn: std::cell::RefCell<Vec<PathBuf>>,
+    pub export_bpmn: std::cell::RefCell<Vec<PathBuf>>,
     pub unavailable: bool,
 }
 
@@ -164,6 +210,14 @@ impl FileDialogs for ScriptedDialogs {
 
     fn save_process(&self, _suggested_name: &str, _folder: Option<&Path>) -> DialogOutcome {
         self.answer(&self.save)
+    }
+
+    fn open_bpmn(&self, _folder: Option<&Path>) -> DialogOutcome {
+        self.answer(&self.import_bpmn)
+    }
+
+    fn save_bpmn(&self, _suggested_name: &str, _folder: Option<&Path>) -> DialogOutcome {
+        self.answer(&self.export_bpmn)
     }
 }
 

@@ -1182,3 +1182,51 @@ fn a_wait_event_can_wait_for_a_datetime_field_in_the_process_s_time_zone() {
     assert_eq!((timer.after.as_str(), timer.at_field.as_str()), ("", field.as_str()));
     assert_eq!(gui.draft().time_zone.as_deref(), Some("Europe/London"));
 }
+
+#[test]
+fn file_import_bpmn_opens_an_unsaved_draft_and_shows_the_report() {
+    let bpmn = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bpmn/order-camunda.bpmn");
+    let dialogs = ScriptedDialogs::default();
+    dialogs.import_bpmn.borrow_mut().push(bpmn);
+    let mut gui = Gui::with(None, dialogs);
+
+    gui.menu("File", "Import BPMN…");
+    assert_eq!(gui.draft().name, "Order handling");
+    assert!(gui.exists("Activity Ship order"), "the imported process is on the canvas");
+    assert!(gui.app().designer.doc.is_dirty(), "an unsaved draft: leaving it asks first");
+    assert_eq!(gui.app().title(), "● Order handling (not saved) — flowdesk");
+    // The report names what was not taken over as it was.
+    assert!(gui.exists("Imported order-camunda.bpmn"));
+    assert!(!gui.texts_containing("ignored: lane `Sales` (id Lane_sales)").is_empty());
+    assert!(!gui.texts_containing("problem: script task `Tell the customer`").is_empty());
+    gui.click("OK");
+    assert!(!gui.exists("Imported order-camunda.bpmn"));
+
+    gui.menu("File", "New Ctrl+N");
+    assert!(gui.exists("Save changes?"), "the import is work not saved yet");
+}
+
+#[test]
+fn file_export_bpmn_writes_what_import_reads_back() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.export_bpmn.borrow_mut().push(files.path().join("callback"));
+    let broken = files.path().join("broken.bpmn");
+    std::fs::write(&broken, "<bpmn:definitions").unwrap();
+    dialogs.import_bpmn.borrow_mut().push(broken);
+    let mut gui = Gui::with(None, dialogs);
+    let draft = gui.draft().clone();
+
+    gui.menu("File", "Export BPMN…");
+    let written = files.path().join("callback.bpmn");
+    assert!(written.exists(), "the .bpmn extension is added");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let imported = flowdesk::model::bpmn::import(&text, &Default::default()).unwrap();
+    assert_eq!(imported.processes[0].draft, draft);
+    assert!(!gui.texts_containing("Exported as BPMN to").is_empty(), "status bar");
+
+    // A file that is not BPMN: said, and the work stays.
+    gui.menu("File", "Import BPMN…");
+    assert!(gui.exists("Cannot import the BPMN file"));
+    assert_eq!(*gui.draft(), draft);
+}

@@ -97,6 +97,16 @@ impl Document {
         }
     }
 
+    /// A draft that exists in no file yet and is not empty (an imported
+    /// one): closing or replacing it asks first.
+    pub fn unsaved(draft: ProcessDraft) -> Document {
+        let mut document = Document::new(draft, None);
+        document.revision = 1;
+        document.content_revision = 1;
+        document.next_revision = 2;
+        document
+    }
+
     /// An empty process with one start activity, ready to draw on.
     pub fn untitled() -> Document {
         let draft = ProcessDraft::from_json(
