@@ -12,6 +12,8 @@ use flowdesk::model::{
     EscalationActionDraft, EventDraft, PrecedingRule, ProcessDraft, ScriptHost, Severity, validate,
 };
 
+use crate::common_cli::{Out, execute};
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -51,11 +53,371 @@ fn round_trip(draft: &ProcessDraft) -> ProcessDraft {
     process.draft
 }
 
+/// The files the round trip is checked on: every sample, and a file that
+/// holds every property a process can (some of them wrong on purpose: a
+/// draft being edited is exported as it is).
+fn round_trip_files() -> Vec<PathBuf> {
+    let mut files = samples();
+    files.push(data("everything.process.json"));
+    files
+}
+
 #[test]
 fn bpmn_every_sample_survives_export_then_import() {
-    for path in samples() {
+    for path in round_trip_files() {
         let draft = ProcessDraft::load(&path).unwrap();
         let again = round_trip(&draft);
         assert_eq!(again, draft, "{}", path.display());
+        // And once more: what was imported exports to the same file.
+        assert_eq!(bpmn::export(&again).unwrap(), bpmn::export(&draft).unwrap());
     }
+}
+
+/// An exported file is BPMN another tool reads: one shape per activity
+/// where flowdesk draws its box, waypoints on every flow, and the kinds of
+/// element that say most about each activity.
+#[test]
+fn bpmn_export_draws_the_same_diagram_in_bpmn_terms() {
+    let draft = ProcessDraft::load(&root().join("samples/purchase-approval.process.json")).unwrap();
+    let text = bpmn::export(&draft).unwrap();
+    let tree = bpmn::xml::parse(&text).unwrap();
+    let process = tree.child(bpmn::BPMN_NS, "process").unwrap();
+    let kind_of = |id: &str| process.children.iter().find(|c| c.attr("id") == Some(id)).map(|c| c.name.clone());
+    assert_eq!(kind_of("submit").as_deref(), Some("scriptTask"), "a synchronous server event");
+    assert_eq!(kind_of("budget").as_deref(), Some("serviceTask"), "an asynchronous one with a script");
+    assert_eq!(kind_of("decide_join").as_deref(), Some("parallelGateway"), "All is a parallel join in front");
+    let script = process.children.iter().find(|c| c.attr("id") == Some("submit")).unwrap();
+    assert_eq!(script.attr("scriptFormat"), Some("rhai"));
+    assert!(script.child(bpmn::BPMN_NS, "script").unwrap().text.starts_with("status = \"submitted\";"));
+    let rule = process
+        .children_named(bpmn::BPMN_NS, "sequenceFlow")
+        .find(|f| f.attr("name") == Some("approved"))
+        .and_then(|f| f.child(bpmn::BPMN_NS, "conditionExpression"))
+        .unwrap();
+    assert_eq!((rule.text.as_str(), rule.attr("language")), ("approved", Some("rhai")));
+
+    let plane = tree.child(bpmn::BPMNDI_NS, "BPMNDiagram").unwrap().child(bpmn::BPMNDI_NS, "BPMNPlane").unwrap();
+    let bounds = |id: &str| {
+        let shape = plane.children.iter().find(|s| s.attr("bpmnElement") == Some(id)).unwrap();
+        let b = shape.child(bpmn::DC_NS, "Bounds").unwrap();
+        ["x", "y", "width"].map(|a| b.attr(a).unwrap().parse::<f32>().unwrap())
+    };
+    for activity in &draft.activities {
+        let [x, y, width] = bounds(&activity.id);
+        assert_eq!((x, y, width), (activity.position.x, activity.position.y, 210.0), "{}", activity.id);
+    }
+    let flows = process.children_named(bpmn::BPMN_NS, "sequenceFlow").count();
+    let edges: Vec<usize> = plane
+        .children_named(bpmn::BPMNDI_NS, "BPMNEdge")
+        .map(|e| e.children_named(bpmn::DI_NS, "waypoint").count())
+        .collect();
+    assert_eq!(edges.len(), flows, "every flow is drawn");
+    assert!(edges.iter().all(|&n| n >= 2), "{edges:?}");
+}
+
+/// bpmn-moddle, the model library under bpmn.io and Camunda Modeler, loads
+/// every exported file without a warning. Runs where Node.js is; `.ci/run`
+/// installs it and the library and then requires this check.
+#[test]
+fn bpmn_exported_files_load_in_bpmn_moddle_without_warnings() {
+    let checker = root().join("tests/bpmn-moddle");
+    let required = std::env::var_os("FLOWDESK_REQUIRE_BPMN_MODDLE").is_some();
+    let node = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !node || !checker.join("node_modules/bpmn-moddle").exists() {
+        assert!(!required, "bpmn-moddle is required here: `npm ci --prefix tests/bpmn-moddle` (node: {node})");
+        eprintln!("skipped: no Node.js or no bpmn-moddle (`npm ci --prefix tests/bpmn-moddle` installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for path in round_trip_files() {
+        let draft = ProcessDraft::load(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().replace(".process.json", ".bpmn");
+        let target = dir.path().join(name);
+        std::fs::write(&target, bpmn::export(&draft).unwrap()).unwrap();
+        files.push(target);
+    }
+    let output = std::process::Command::new("node").arg(checker.join("check.mjs")).args(&files).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    // The library saw what was written: a line per file, no warnings.
+    assert_eq!(stdout.lines().count(), files.len(), "{stdout}");
+    for line in stdout.lines() {
+        let report: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(report["warnings"], serde_json::json!([]), "{line}");
+        assert!(report["diagramElements"].as_u64().unwrap() > 0, "{line}");
+    }
+}
+
+// ----- the mapping, row by row ---------------------------------------------------
+
+/// Each event of an activity as (kind, synchronous, script).
+fn events(process: &ImportedProcess, id: &str) -> Vec<(&'static str, bool, String)> {
+    let activity = process.draft.activity(id).unwrap_or_else(|| panic!("no activity {id}"));
+    activity
+        .events
+        .iter()
+        .map(|event| match event {
+            EventDraft::ServerEvent(e) => ("server", e.synchronous, e.script.clone()),
+            EventDraft::HttpRequest(e) => ("http", e.synchronous, String::new()),
+            EventDraft::Timer(e) => ("timer", false, format!("{}{}", e.after, e.at_field)),
+        })
+        .collect()
+}
+
+/// Every line as (from, to, rule, label).
+fn lines(process: &ImportedProcess) -> Vec<(&str, &str, &str, &str)> {
+    process.draft.lines.iter().map(|l| (l.from.as_str(), l.to.as_str(), l.rule.as_str(), l.label.as_str())).collect()
+}
+
+/// Whether the report has an entry of this kind about the element with this id.
+fn reported(process: &ImportedProcess, kind: EntryKind, element: &str, id: &str) -> bool {
+    process.report.entries().iter().any(|e| e.kind == kind && e.element == element && e.id == id)
+}
+
+fn is_valid(draft: &ProcessDraft) -> bool {
+    validate(draft, &ScriptHost::default()).iter().all(|p| p.severity != Severity::Error)
+}
+
+#[test]
+fn bpmn_camunda_modeler_file_maps_row_by_row() {
+    let process = import_file("order-camunda.bpmn");
+    let draft = &process.draft;
+    assert_eq!(draft.name, "Order handling");
+    assert_eq!(draft.description, "An order is reviewed by a clerk, then shipped or rejected.");
+    // Start event: the start activity, no events; end events: no events, no lines out.
+    let start = draft.activity("StartEvent_1").unwrap();
+    assert!(start.start && start.events.is_empty() && start.name == "Order received");
+    for end in ["Event_shipped", "Event_rejected", "Event_timeout"] {
+        assert!(events(&process, end).is_empty());
+        assert!(draft.lines.iter().all(|l| l.from != end), "{end}");
+    }
+    // A user task: one synchronous server event, said in the report.
+    assert_eq!(events(&process, "Activity_review"), [("server", true, String::new())]);
+    assert!(reported(&process, EntryKind::Changed, "user task", "Activity_review"));
+    // An external service task waits for its worker: asynchronous.
+    assert_eq!(events(&process, "Activity_ship"), [("server", false, String::new())]);
+    // A JavaScript script is kept as a comment and reported.
+    let reject = events(&process, "Activity_reject");
+    let [(_, true, script)] = reject.as_slice() else { panic!("{reject:?}") };
+    assert!(script.contains("// execution.setVariable(\"notified\", true);"), "{script}");
+    assert!(reported(&process, EntryKind::Problem, "script task", "Activity_reject"));
+    // The gateway dissolved: JUEL read as Rhai, the default fires exactly when the other does not.
+    let rule = "approved && amount < 10000";
+    assert_eq!(
+        lines(&process),
+        [
+            ("StartEvent_1", "Activity_review", "", ""),
+            ("Activity_review", "Activity_ship", rule, "yes"),
+            ("Activity_review", "Activity_reject", "!(approved && amount < 10000)", "no"),
+            ("Activity_ship", "Event_shipped", "", ""),
+            ("Activity_reject", "Event_rejected", "", ""),
+        ]
+    );
+    assert!(reported(&process, EntryKind::Changed, "condition", "Flow_approved"));
+    // Form fields become fields.
+    let fields: Vec<(&str, &str)> = draft.fields.iter().map(|f| (f.name.as_str(), f.field_type.as_str())).collect();
+    assert_eq!(fields, [("amount", "integer"), ("approved", "boolean"), ("comment", "string")]);
+    // The boundary timer: an escalation that goes to its flow's target.
+    let review = draft.activity("Activity_review").unwrap();
+    assert_eq!(review.escalations.len(), 1);
+    assert_eq!((review.escalations[0].name.as_str(), review.escalations[0].after.as_str()), ("2 hours", "PT2H"));
+    assert_eq!(review.escalations[0].action, EscalationActionDraft::GoTo { activity: "Event_timeout".to_owned() });
+    // Pools, lanes, annotations, data objects, message flows, other engines' settings: named.
+    for (element, id) in [
+        ("lane", "Lane_sales"),
+        ("lane", "Lane_warehouse"),
+        ("text annotation", "TextAnnotation_0p1z9y8"),
+        ("data object reference", "DataObjectReference_invoice"),
+        ("camunda:executionListener", "Activity_review"),
+    ] {
+        assert!(reported(&process, EntryKind::Ignored, element, id), "{element} {id}");
+    }
+    let file = bpmn::import(&std::fs::read_to_string(data("order-camunda.bpmn")).unwrap(), &ImportOptions::default())
+        .unwrap()
+        .report;
+    let file_level: Vec<String> = file.entries().iter().map(|e| e.to_string()).collect();
+    assert!(file_level.contains(&"ignored: pool `Customer` (id Participant_Customer): a pool without a process".to_owned()));
+    assert!(file.entries().iter().any(|e| e.element == "message flow" && e.id == "MessageFlow_0c2fq7j"));
+    // The diagram: each box where the shape's centre was, scaled, on the grid.
+    let review = draft.activity("Activity_review").unwrap().position;
+    assert_eq!((review.x % 20.0, review.y % 20.0), (0.0, 0.0));
+    let ship = draft.activity("Activity_ship").unwrap().position;
+    assert!(ship.x > review.x && ship.y > review.y, "left to right, top to bottom as drawn");
+    // A deadline on a task that does not wait is a warning, not an error.
+    assert!(is_valid(draft));
+}
+
+#[test]
+fn bpmn_gateways_without_a_diagram_map_to_rules_joins_and_a_layout() {
+    let process = import_file("gateways-bpmn2-no-di.bpmn");
+    let draft = &process.draft;
+    // Parallel split: lines without rules; parallel join: the next activity's All.
+    assert_eq!(draft.activity("rate").unwrap().preceding_rule, PrecedingRule::All);
+    assert_eq!(draft.activity("end").unwrap().preceding_rule, PrecedingRule::Any, "exclusive merge: Any");
+    assert_eq!(
+        lines(&process),
+        [
+            ("start", "credit", "", ""),
+            ("start", "stock", "", ""),
+            ("credit", "rate", "", ""),
+            ("stock", "rate", "", ""),
+            ("rate", "call", "score > 80", "big"),
+            ("rate", "wait", "prepaid == false", ""),
+            ("rate", "file", "!(score > 80) && !(prepaid == false)", "otherwise"),
+            ("call", "end", "", ""),
+            ("wait", "end", "", ""),
+            ("file", "end", "", ""),
+        ]
+    );
+    // Tasks: synchronous server events; a receive task waits.
+    for task in ["credit", "stock", "rate", "call", "file"] {
+        assert_eq!(events(&process, task), [("server", true, String::new())], "{task}");
+    }
+    assert_eq!(events(&process, "wait"), [("server", false, String::new())]);
+    assert!(reported(&process, EntryKind::Changed, "manual task", "call"));
+    // The variables the rules use became fields, typed by their use.
+    let fields: Vec<(&str, &str)> = draft.fields.iter().map(|f| (f.name.as_str(), f.field_type.as_str())).collect();
+    assert_eq!(fields, [("score", "integer"), ("prepaid", "boolean")]);
+    // No diagram: left to right by depth, parallel branches one under the other.
+    let at = |id: &str| draft.activity(id).unwrap().position;
+    assert!(at("start").x < at("credit").x && at("credit").x < at("rate").x && at("rate").x < at("call").x);
+    assert_eq!(at("credit").x, at("stock").x);
+    assert!(at("credit").y < at("stock").y);
+    assert!(is_valid(draft), "{:#?}", validate(draft, &ScriptHost::default()));
+}
+
+#[test]
+fn bpmn_events_sub_processes_and_calls_in_the_semantic_prefix() {
+    let text = std::fs::read_to_string(data("events-semantic.bpmn")).unwrap();
+    let imported = import_text(&text);
+    assert_eq!(imported.processes.len(), 1, "the called process is not executable and is flattened");
+    let process = &imported.processes[0];
+    // Message catch: asynchronous; timer catch: a timer event; a Rhai script task keeps its script.
+    assert_eq!(events(process, "sid-paid"), [("server", false, String::new())]);
+    assert_eq!(events(process, "sid-cool"), [("timer", false, "PT30M".to_owned())]);
+    assert_eq!(events(process, "sid-book"), [("server", true, "log(\"booked\");".to_owned())]);
+    // The sub-process and the called process are flattened, each with a warning.
+    assert!(reported(process, EntryKind::Flattened, "sub process", "sid-pack"));
+    assert!(reported(process, EntryKind::Flattened, "call activity", "sid-invoice"));
+    let path: Vec<(&str, &str, &str, &str)> = lines(process);
+    for step in [
+        ("sid-book", "sid-pack-start"),
+        ("sid-pack-start", "sid-pick"),
+        ("sid-pack-end", "sid-invoice/inv-start"),
+        ("sid-invoice/inv-write", "sid-invoice/inv-end"),
+        ("sid-invoice/inv-end", "sid-end"),
+    ] {
+        assert!(path.iter().any(|(f, t, _, _)| (*f, *t) == step), "{step:?} in {path:?}");
+    }
+    assert!(!process.draft.activity("sid-pack-start").unwrap().start, "only the process's own start starts it");
+    assert!(reported(process, EntryKind::Changed, "terminate end event", "sid-end"));
+    assert_eq!(process.report.entries().len(), 3, "nothing else, not a sub-process's own links: {:#?}", process.report);
+    assert!(is_valid(&process.draft), "{:#?}", validate(&process.draft, &ScriptHost::default()));
+}
+
+#[test]
+fn bpmn_feel_conditions_and_a_deadline_in_the_default_namespace() {
+    let process = import_file("camunda8-default-ns.bpmn");
+    let rules: Vec<(&str, &str, &str, &str)> = lines(&process);
+    assert!(rules.contains(&("assess", "expert", "amount > 1000 && !(fraud)", "big")), "{rules:?}");
+    assert!(rules.contains(&("assess", "pay", "amount <= 1000", "small")), "{rules:?}");
+    // A condition that is not Rhai: kept as label and rule, a problem to fix.
+    let odd = "=some(x in items satisfies x.price < 0)";
+    assert!(rules.contains(&("assess", "escalate", odd, odd)), "{rules:?}");
+    assert!(reported(&process, EntryKind::Problem, "condition", "odd"));
+    assert!(!is_valid(&process.draft), "the problem keeps it from validating");
+    // The timer on the wait: an escalation at the date a field holds.
+    let expert = process.draft.activity("expert").unwrap();
+    assert_eq!(expert.escalations[0].at_field, "reply_by");
+    assert_eq!(expert.escalations[0].action, EscalationActionDraft::GoTo { activity: "escalate".to_owned() });
+    let fields: Vec<(&str, &str)> =
+        process.draft.fields.iter().map(|f| (f.name.as_str(), f.field_type.as_str())).collect();
+    // The words of a condition that is not Rhai (`x`, `items`) are no fields.
+    assert_eq!(fields, [("amount", "integer"), ("fraud", "boolean"), ("reply_by", "datetime")]);
+    assert!(reported(&process, EntryKind::Ignored, "zeebe:taskDefinition", "assess"));
+}
+
+#[test]
+fn bpmn_what_flowdesk_cannot_take_over_is_named_never_dropped() {
+    let process = import_file("odd-shapes.bpmn");
+    for (kind, element, id) in [
+        (EntryKind::Problem, "event-based gateway", "race"),
+        (EntryKind::Changed, "user task", "work"),
+        (EntryKind::Changed, "terminate end event", "stop"),
+        (EntryKind::Ignored, "non-interrupting timer boundary event", "remind"),
+        (EntryKind::Ignored, "error boundary event", "broken"),
+        (EntryKind::Ignored, "sequence flow", "o9"),
+        (EntryKind::Ignored, "group", "grp"),
+        (EntryKind::Changed, "process", "odd_shapes"),
+        (EntryKind::Changed, "name", "work"),
+    ] {
+        assert!(reported(&process, kind, element, id), "{kind:?} {element} {id}: {:#?}", process.report);
+    }
+    let draft = &process.draft;
+    // No start event: the one element nothing leads to starts.
+    assert!(draft.activity("first").unwrap().start);
+    // A link throw goes on at its catch.
+    assert!(lines(&process).iter().any(|(f, t, _, _)| (*f, *t) == ("go", "land")));
+    // Names stay unique; an unnamed task is named after its kind.
+    assert_eq!(draft.activity("work").unwrap().name, "Check (work)");
+    assert_eq!(draft.activity("mail").unwrap().name, "Task");
+    assert!(is_valid(draft), "{:#?}", validate(draft, &ScriptHost::default()));
+}
+
+#[test]
+fn bpmn_a_collaboration_imports_each_executable_process_or_the_one_asked_for() {
+    let text = std::fs::read_to_string(data("two-pools.bpmn")).unwrap();
+    let both = import_text(&text);
+    let names: Vec<(&str, &str)> = both.processes.iter().map(|p| (p.id.as_str(), p.draft.name.as_str())).collect();
+    assert_eq!(names, [("Process_buyer", "Buyer"), ("Process_seller", "Selling")], "a pool names a nameless process");
+    let options = ImportOptions { process: Some("Process_seller".to_owned()) };
+    let one = bpmn::import(&text, &options).unwrap();
+    assert_eq!(one.processes.len(), 1);
+    assert_eq!(one.processes[0].id, "Process_seller");
+    assert!(one.report.entries().iter().any(|e| e.element == "process" && e.id == "Process_buyer"));
+    let wrong = bpmn::import(&text, &ImportOptions { process: Some("nope".to_owned()) }).unwrap_err();
+    assert_eq!(wrong.to_string(), "the file has no process `nope`; its processes: Process_buyer, Process_seller");
+}
+
+// ----- malformed files ---------------------------------------------------------------
+
+#[test]
+fn bpmn_malformed_files_are_refused_with_a_clear_error() {
+    let error = |name: &str| {
+        let text = bpmn::read_file(&data(name)).unwrap();
+        bpmn::import(&text, &ImportOptions::default()).unwrap_err().to_string()
+    };
+    let truncated = error("truncated.bpmn");
+    assert!(truncated.starts_with("not an XML file flowdesk can read: line 5"), "{truncated}");
+    assert_eq!(truncated.matches("line 5").count(), 1, "said once: {truncated}");
+    assert_eq!(
+        error("wrong-root.bpmn"),
+        "not a BPMN 2.0 file: its root element is `process` in namespace http://www.example.org/not-bpmn, not BPMN \
+         2.0's `definitions`"
+    );
+    let laughs = error("billion-laughs.bpmn");
+    assert!(laughs.contains("line 2: the file declares a DOCTYPE"), "{laughs}");
+    for (text, expected) in [
+        ("", "the file holds no element"),
+        ("{\"name\": \"a process file\"}", "line 1, column 1"),
+        (r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#, "the file holds no process"),
+        (r#"<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&bomb;</bpmn:definitions>"#, "&bomb;"),
+    ] {
+        let err = bpmn::import(text, &ImportOptions::default()).unwrap_err().to_string();
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+}
+
+#[test]
+fn bpmn_a_file_over_the_limit_is_refused_before_it_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.bpmn");
+    // 100 MB, sparse: no disk is spent, and the reading stops at the limit.
+    std::fs::File::create(&huge).unwrap().set_len(100 * 1024 * 1024).unwrap();
+    let err = bpmn::read_file(&huge).unwrap_err().to_string();
+    assert!(err.ends_with("is larger than the 16 MiB a BPMN file may be"), "{err}");
+    let latin1 = dir.path().join("latin1.bpmn");
+    std::fs::write(&latin1, b"<definitions name=\"caf\xe9\"/>").unwrap();
+    assert!(bpmn::read_file(&latin1).unwrap_err().to_string().contains("is not UTF-8 text"));
 }
