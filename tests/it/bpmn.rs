@@ -421,3 +421,89 @@ fn bpmn_a_file_over_the_limit_is_refused_before_it_is_read_whole() {
     std::fs::write(&latin1, b"<definitions name=\"caf\xe9\"/>").unwrap();
     assert!(bpmn::read_file(&latin1).unwrap_err().to_string().contains("is not UTF-8 text"));
 }
+
+// ----- the command line ------------------------------------------------------------
+
+/// `flowdesk --db <temp>/flowdesk.db ARGS`, in a clean environment, from `dir`.
+fn flowdesk(dir: &Path, args: &[&str]) -> Out {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowdesk"));
+    command
+        .current_dir(dir)
+        .env_remove("FLOWDESK_DB")
+        .env_remove("FLOWDESK_USER")
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .arg("--db")
+        .arg(dir.join("flowdesk.db"))
+        .args(["--user", "ada"])
+        .args(args);
+    execute(command, &args.join(" "))
+}
+
+#[test]
+fn bpmn_cli_import_says_what_it_did_and_exits_by_validity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| data(name).to_string_lossy().into_owned();
+
+    let valid = flowdesk(dir.path(), &["import", &path("order-camunda.bpmn"), "-o", "order.process.json"]);
+    assert_eq!(valid.code, Some(0), "{valid:?}");
+    assert!(valid.stdout.contains("ignored: pool `Customer` (id Participant_Customer)"), "{}", valid.stdout);
+    assert!(valid.stdout.contains("  ignored: lane `Sales` (id Lane_sales): flowdesk has no lanes"), "{}", valid.stdout);
+    let written = ProcessDraft::load(&dir.path().join("order.process.json")).unwrap();
+    assert_eq!(written.name, "Order handling");
+
+    let invalid = flowdesk(dir.path(), &["import", &path("camunda8-default-ns.bpmn"), "-o", "claims.process.json", "--json"]);
+    assert_eq!(invalid.code, Some(1), "{invalid:?}");
+    assert!(dir.path().join("claims.process.json").exists(), "written all the same, to be fixed");
+    let answer: serde_json::Value = serde_json::from_str(&invalid.stdout).unwrap();
+    let process = &answer["processes"][0];
+    assert_eq!(process["valid"], false);
+    assert!(process["report"].as_array().unwrap().iter().any(|e| e["kind"] == "problem" && e["id"] == "odd"));
+    assert!(process["problems"].as_array().unwrap().iter().any(|p| p["severity"] == "Error"));
+    assert_eq!(invalid.stderr_lines().len(), 1, "{}", invalid.stderr);
+
+    // Several processes: a file each; --process picks one.
+    let pools = flowdesk(dir.path(), &["import", &path("two-pools.bpmn"), "-o", "trade.process.json"]);
+    assert_eq!(pools.code, Some(0), "{pools:?}");
+    assert!(dir.path().join("trade.Process_buyer.process.json").exists());
+    assert!(dir.path().join("trade.Process_seller.process.json").exists());
+    let one = flowdesk(dir.path(), &["import", &path("two-pools.bpmn"), "-o", "seller.process.json", "--process", "Process_seller"]);
+    assert_eq!(one.code, Some(0), "{one:?}");
+    assert_eq!(ProcessDraft::load(&dir.path().join("seller.process.json")).unwrap().name, "Selling");
+
+    // A broken file: one clear line, nothing written; usage: 2.
+    let broken = flowdesk(dir.path(), &["import", &path("billion-laughs.bpmn"), "-o", "laughs.process.json"]);
+    assert_eq!(broken.code, Some(1));
+    assert_eq!(broken.stderr_lines().len(), 1, "{}", broken.stderr);
+    assert_eq!(broken.stderr.matches("DOCTYPE").count(), 1, "said once: {}", broken.stderr);
+    assert!(!dir.path().join("laughs.process.json").exists());
+    let usage = flowdesk(dir.path(), &["import", &path("order-camunda.bpmn")]);
+    assert_eq!(usage.code, Some(2), "no -o: {usage:?}");
+}
+
+#[test]
+fn bpmn_cli_export_then_import_then_deploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = root().join("samples/purchase-approval.process.json");
+    let exported = flowdesk(dir.path(), &["export", &sample.to_string_lossy(), "-o", "approval.bpmn"]);
+    assert_eq!(exported.code, Some(0), "{exported:?}");
+    assert_eq!(exported.stdout, "exported `purchase-approval` as BPMN 2.0 to approval.bpmn\n");
+
+    let imported = flowdesk(dir.path(), &["import", "approval.bpmn", "-o", "again.process.json"]);
+    assert_eq!(imported.code, Some(0), "{imported:?}");
+    assert_eq!(ProcessDraft::load(&dir.path().join("again.process.json")).unwrap(), ProcessDraft::load(&sample).unwrap());
+
+    // Deploying the BPMN file deploys the process it holds.
+    let deployed = flowdesk(dir.path(), &["deploy", "approval.bpmn"]);
+    assert_eq!(deployed.code, Some(0), "{deployed:?}");
+    assert!(deployed.stdout.starts_with("purchase-approval version 1"), "{}", deployed.stdout);
+    let deployed = flowdesk(dir.path(), &["deploy", &data("gateways-bpmn2-no-di.bpmn").to_string_lossy()]);
+    assert_eq!(deployed.code, Some(0), "{deployed:?}");
+    assert!(deployed.stdout.starts_with("Gateways version 1"), "{}", deployed.stdout);
+    assert!(deployed.stderr.contains("changed: manual task `Call customer`"), "the report, on stderr: {}", deployed.stderr);
+    let refused = flowdesk(dir.path(), &["deploy", &data("camunda8-default-ns.bpmn").to_string_lossy()]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+}
