@@ -30,7 +30,8 @@ fn output_for(output: &Path, id: &str, count: usize) -> PathBuf {
     }
     let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = name.strip_suffix(".process.json").or_else(|| name.strip_suffix(".json")).unwrap_or(&name);
-    let safe: String = id.chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    let safe: String =
+        id.chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
     output.with_file_name(format!("{stem}.{safe}.process.json"))
 }
 

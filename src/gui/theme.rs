@@ -73,3 +73,18 @@ pub mod flow {
     pub const LINE_FALSE: Color32 = Color32::from_rgb(207, 34, 46);
     pub const LINE_NOT_EVALUATED: Color32 = Color32::from_rgb(180, 186, 198);
 }
+
+#[cfg(test)]
+mod tests {
+    /// BPMN export and import draw flowdesk's boxes in the model, which
+    /// cannot name this module: their sizes must stay the same.
+    #[test]
+    fn the_bpmn_diagram_boxes_are_the_canvas_boxes() {
+        use crate::model::bpmn::geometry;
+        assert_eq!(super::size::ACTIVITY_WIDTH, geometry::ACTIVITY_WIDTH);
+        assert_eq!(super::size::HEADER, geometry::HEADER);
+        assert_eq!(super::size::EVENT_ROW, geometry::EVENT_ROW);
+        assert_eq!(super::size::BODY_PADDING, geometry::BODY_PADDING);
+        assert_eq!(super::size::GRID, geometry::GRID);
+    }
+}

@@ -8,9 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use flowdesk::model::bpmn::{self, EntryKind, ImportOptions, Imported, ImportedProcess};
-use flowdesk::model::{
-    EscalationActionDraft, EventDraft, PrecedingRule, ProcessDraft, ScriptHost, Severity, validate,
-};
+use flowdesk::model::{EscalationActionDraft, EventDraft, PrecedingRule, ProcessDraft, ScriptHost, Severity, validate};
 
 use crate::common_cli::{Out, execute};
 
@@ -237,7 +235,9 @@ fn bpmn_camunda_modeler_file_maps_row_by_row() {
         .unwrap()
         .report;
     let file_level: Vec<String> = file.entries().iter().map(|e| e.to_string()).collect();
-    assert!(file_level.contains(&"ignored: pool `Customer` (id Participant_Customer): a pool without a process".to_owned()));
+    assert!(
+        file_level.contains(&"ignored: pool `Customer` (id Participant_Customer): a pool without a process".to_owned())
+    );
     assert!(file.entries().iter().any(|e| e.element == "message flow" && e.id == "MessageFlow_0c2fq7j"));
     // The diagram: each box where the shape's centre was, scaled, on the grid.
     let review = draft.activity("Activity_review").unwrap().position;
@@ -402,7 +402,10 @@ fn bpmn_malformed_files_are_refused_with_a_clear_error() {
         ("", "the file holds no element"),
         ("{\"name\": \"a process file\"}", "line 1, column 1"),
         (r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#, "the file holds no process"),
-        (r#"<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&bomb;</bpmn:definitions>"#, "&bomb;"),
+        (
+            r#"<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&bomb;</bpmn:definitions>"#,
+            "&bomb;",
+        ),
     ] {
         let err = bpmn::import(text, &ImportOptions::default()).unwrap_err().to_string();
         assert!(err.contains(expected), "{text}: {err}");
@@ -451,11 +454,16 @@ fn bpmn_cli_import_says_what_it_did_and_exits_by_validity() {
     let valid = flowdesk(dir.path(), &["import", &path("order-camunda.bpmn"), "-o", "order.process.json"]);
     assert_eq!(valid.code, Some(0), "{valid:?}");
     assert!(valid.stdout.contains("ignored: pool `Customer` (id Participant_Customer)"), "{}", valid.stdout);
-    assert!(valid.stdout.contains("  ignored: lane `Sales` (id Lane_sales): flowdesk has no lanes"), "{}", valid.stdout);
+    assert!(
+        valid.stdout.contains("  ignored: lane `Sales` (id Lane_sales): flowdesk has no lanes"),
+        "{}",
+        valid.stdout
+    );
     let written = ProcessDraft::load(&dir.path().join("order.process.json")).unwrap();
     assert_eq!(written.name, "Order handling");
 
-    let invalid = flowdesk(dir.path(), &["import", &path("camunda8-default-ns.bpmn"), "-o", "claims.process.json", "--json"]);
+    let invalid =
+        flowdesk(dir.path(), &["import", &path("camunda8-default-ns.bpmn"), "-o", "claims.process.json", "--json"]);
     assert_eq!(invalid.code, Some(1), "{invalid:?}");
     assert!(dir.path().join("claims.process.json").exists(), "written all the same, to be fixed");
     let answer: serde_json::Value = serde_json::from_str(&invalid.stdout).unwrap();
@@ -470,7 +478,10 @@ fn bpmn_cli_import_says_what_it_did_and_exits_by_validity() {
     assert_eq!(pools.code, Some(0), "{pools:?}");
     assert!(dir.path().join("trade.Process_buyer.process.json").exists());
     assert!(dir.path().join("trade.Process_seller.process.json").exists());
-    let one = flowdesk(dir.path(), &["import", &path("two-pools.bpmn"), "-o", "seller.process.json", "--process", "Process_seller"]);
+    let one = flowdesk(
+        dir.path(),
+        &["import", &path("two-pools.bpmn"), "-o", "seller.process.json", "--process", "Process_seller"],
+    );
     assert_eq!(one.code, Some(0), "{one:?}");
     assert_eq!(ProcessDraft::load(&dir.path().join("seller.process.json")).unwrap().name, "Selling");
 
@@ -494,7 +505,10 @@ fn bpmn_cli_export_then_import_then_deploy() {
 
     let imported = flowdesk(dir.path(), &["import", "approval.bpmn", "-o", "again.process.json"]);
     assert_eq!(imported.code, Some(0), "{imported:?}");
-    assert_eq!(ProcessDraft::load(&dir.path().join("again.process.json")).unwrap(), ProcessDraft::load(&sample).unwrap());
+    assert_eq!(
+        ProcessDraft::load(&dir.path().join("again.process.json")).unwrap(),
+        ProcessDraft::load(&sample).unwrap()
+    );
 
     // Deploying the BPMN file deploys the process it holds.
     let deployed = flowdesk(dir.path(), &["deploy", "approval.bpmn"]);
@@ -503,7 +517,11 @@ fn bpmn_cli_export_then_import_then_deploy() {
     let deployed = flowdesk(dir.path(), &["deploy", &data("gateways-bpmn2-no-di.bpmn").to_string_lossy()]);
     assert_eq!(deployed.code, Some(0), "{deployed:?}");
     assert!(deployed.stdout.starts_with("Gateways version 1"), "{}", deployed.stdout);
-    assert!(deployed.stderr.contains("changed: manual task `Call customer`"), "the report, on stderr: {}", deployed.stderr);
+    assert!(
+        deployed.stderr.contains("changed: manual task `Call customer`"),
+        "the report, on stderr: {}",
+        deployed.stderr
+    );
     let refused = flowdesk(dir.path(), &["deploy", &data("camunda8-default-ns.bpmn").to_string_lossy()]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
 }

@@ -162,9 +162,7 @@ pub fn variable_types(rule: &str, names: &[String], types: &mut BTreeMap<String,
         Some(Token::Ident(word)) if word == "true" || word == "false" => Some(FieldType::Boolean),
         _ => None,
     };
-    let is_comparison = |token: Option<&Token>| {
-        matches!(token, Some(Token::Op(op)) if matches!(op.as_str(), "==" | "!=" | "<" | ">" | "<=" | ">="))
-    };
+    let is_comparison = |token: Option<&Token>| matches!(token, Some(Token::Op(op)) if matches!(op.as_str(), "==" | "!=" | "<" | ">" | "<=" | ">="));
     let is_joint = |token: Option<&Token>| {
         token.is_none() || matches!(token, Some(Token::Op(op)) if matches!(op.as_str(), "&&" | "||" | "!" | "(" | ")"))
     };

@@ -238,8 +238,12 @@ impl<'a> Writer<'a> {
                 let id = ids.take(&format!("{}_join", nodes[i].id));
                 let (cx, cy) = nodes[i].bounds.center();
                 let left = nodes[i].bounds.x.min(cx - EVENT_SIZE / 2.0);
-                let bounds =
-                    Rect { x: left - GATEWAY_SIZE - 40.0, y: cy - GATEWAY_SIZE / 2.0, w: GATEWAY_SIZE, h: GATEWAY_SIZE };
+                let bounds = Rect {
+                    x: left - GATEWAY_SIZE - 40.0,
+                    y: cy - GATEWAY_SIZE / 2.0,
+                    w: GATEWAY_SIZE,
+                    h: GATEWAY_SIZE,
+                };
                 joins.insert(i, (id, bounds));
             }
         }
@@ -440,10 +444,8 @@ impl<'a> Writer<'a> {
     fn write_boundary(&self, xml: &mut XmlWriter, index: usize, escalation: &EscalationDraft, id: &str) {
         let attached = &self.nodes[index].id;
         // The wait goes on after a notice or a repeat; the other actions end it.
-        let interrupting = !matches!(
-            escalation.action,
-            EscalationActionDraft::Notify(_) | EscalationActionDraft::Repeat { .. }
-        );
+        let interrupting =
+            !matches!(escalation.action, EscalationActionDraft::Notify(_) | EscalationActionDraft::Repeat { .. });
         let mut attributes = vec![("id", id)];
         if !escalation.name.is_empty() {
             attributes.push(("name", escalation.name.as_str()));
@@ -498,7 +500,10 @@ impl<'a> Writer<'a> {
 
     fn write_diagram(&self, xml: &mut XmlWriter) {
         xml.open("bpmndi:BPMNDiagram", &[("id", &format!("{}_diagram", self.process_id))]);
-        xml.open("bpmndi:BPMNPlane", &[("id", &format!("{}_plane", self.process_id)), ("bpmnElement", &self.process_id)]);
+        xml.open(
+            "bpmndi:BPMNPlane",
+            &[("id", &format!("{}_plane", self.process_id)), ("bpmnElement", &self.process_id)],
+        );
         let shape = |xml: &mut XmlWriter, id: &str, bounds: Rect| {
             xml.open("bpmndi:BPMNShape", &[("id", &format!("{id}_di")), ("bpmnElement", id)]);
             xml.empty(

@@ -572,8 +572,13 @@ impl<'a> Builder<'a> {
                     name,
                     "it joins an annotation or data to the flow",
                 ),
-                "dataObject" | "dataObjectReference" | "dataStoreReference" | "dataInput" | "dataOutput"
-                | "ioSpecification" | "property" => self.report.add(
+                "dataObject"
+                | "dataObjectReference"
+                | "dataStoreReference"
+                | "dataInput"
+                | "dataOutput"
+                | "ioSpecification"
+                | "property" => self.report.add(
                     EntryKind::Ignored,
                     words(&child.name),
                     raw_id,
@@ -680,9 +685,7 @@ impl<'a> Builder<'a> {
     /// A link throw event goes on at the link catch events of its name.
     fn link_events(&mut self) {
         let link = |node: &Node<'_>| {
-            node.element
-                .child(BPMN_NS, "linkEventDefinition")
-                .map(|l| l.attr("name").unwrap_or_default().to_owned())
+            node.element.child(BPMN_NS, "linkEventDefinition").map(|l| l.attr("name").unwrap_or_default().to_owned())
         };
         let mut added = Vec::new();
         for thrower in self.nodes.iter().filter(|n| n.element.name == "intermediateThrowEvent") {
@@ -777,7 +780,11 @@ impl<'a> Builder<'a> {
             if self.fields.iter().any(|f| f.name == name) {
                 continue;
             }
-            self.fields.push(FieldDraft { name: name.clone(), field_type: field_type.name().to_owned(), default: None });
+            self.fields.push(FieldDraft {
+                name: name.clone(),
+                field_type: field_type.name().to_owned(),
+                default: None,
+            });
             self.report.add(
                 EntryKind::Changed,
                 "form field",
@@ -885,7 +892,11 @@ impl<'a> Builder<'a> {
         for name in order {
             let field_type = types.get(&name).copied().unwrap_or(FieldType::String);
             let guessed = if types.contains_key(&name) { "by its use" } else { "as text, its use says no type" };
-            self.fields.push(FieldDraft { name: name.clone(), field_type: field_type.name().to_owned(), default: None });
+            self.fields.push(FieldDraft {
+                name: name.clone(),
+                field_type: field_type.name().to_owned(),
+                default: None,
+            });
             self.report.add(
                 EntryKind::Changed,
                 "variable",
@@ -908,7 +919,10 @@ impl<'a> Builder<'a> {
         for index in 0..self.nodes.len() {
             let Role::Gateway(kind) = self.nodes[index].role else { continue };
             let (ins, outs) = (self.in_edges(index), self.out_edges(index));
-            let (id, name) = (self.nodes[index].element.attr("id").unwrap_or_default().to_owned(), self.nodes[index].name().to_owned());
+            let (id, name) = (
+                self.nodes[index].element.attr("id").unwrap_or_default().to_owned(),
+                self.nodes[index].name().to_owned(),
+            );
             match kind {
                 Gateway::Parallel => {
                     let single_target = match outs.as_slice() {
@@ -1203,7 +1217,11 @@ impl<'a> Builder<'a> {
                 .filter(|f| f.chars().all(|c| c.is_alphanumeric() || c == '_') && !f.is_empty());
             if let Some(field) = field {
                 if !self.fields.iter().any(|f| f.name == field) {
-                    self.fields.push(FieldDraft { name: field.to_owned(), field_type: "datetime".to_owned(), default: None });
+                    self.fields.push(FieldDraft {
+                        name: field.to_owned(),
+                        field_type: "datetime".to_owned(),
+                        default: None,
+                    });
                     self.report.add(
                         EntryKind::Changed,
                         "variable",
@@ -1391,8 +1409,11 @@ impl<'a> Builder<'a> {
                 let (Some(element), Some(bounds)) = (shape.attr("bpmnElement"), shape.child(DC_NS, "Bounds")) else {
                     continue;
                 };
-                let number = |name| bounds.attr(name).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite());
-                if let (Some(x), Some(y), Some(w), Some(h)) = (number("x"), number("y"), number("width"), number("height")) {
+                let number =
+                    |name| bounds.attr(name).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite());
+                if let (Some(x), Some(y), Some(w), Some(h)) =
+                    (number("x"), number("y"), number("width"), number("height"))
+                {
                     shapes.entry(element.to_owned()).or_insert((x, y, w, h));
                 }
             }
@@ -1592,10 +1613,7 @@ fn ours_events(element: &Element, ours: &Element) -> Vec<EventDraft> {
 }
 
 fn timeout(element: &Element) -> u64 {
-    element
-        .attr("timeoutSeconds")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(HttpRequestDraft::DEFAULT_TIMEOUT_SECONDS)
+    element.attr("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(HttpRequestDraft::DEFAULT_TIMEOUT_SECONDS)
 }
 
 fn request_parts(element: &Element) -> (Vec<HeaderDraft>, String) {
@@ -1622,7 +1640,8 @@ fn ours_action(ours: &Element, go_to: Option<String>) -> EscalationActionDraft {
                 .children_named(FLOWDESK_NS, "set")
                 .map(|s| {
                     let value = s.attr("value").unwrap_or_default();
-                    let json = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+                    let json =
+                        serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
                     (s.attr("field").unwrap_or_default().to_owned(), json)
                 })
                 .collect(),

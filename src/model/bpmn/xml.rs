@@ -211,7 +211,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
     root.ok_or(XmlError::Empty)
 }
 
-fn close(stack: &mut Vec<Element>, root: &mut Option<Element>, element: Element) {
+fn close(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(element),
         None => *root = Some(element),
@@ -305,6 +305,12 @@ pub fn representable(text: &str) -> bool {
 /// are written with their prefix (`bpmn:task`).
 pub struct XmlWriter {
     writer: quick_xml::Writer<Vec<u8>>,
+}
+
+impl Default for XmlWriter {
+    fn default() -> XmlWriter {
+        XmlWriter::new()
+    }
 }
 
 impl XmlWriter {
