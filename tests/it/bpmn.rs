@@ -525,3 +525,43 @@ fn bpmn_cli_export_then_import_then_deploy() {
     let refused = flowdesk(dir.path(), &["deploy", &data("camunda8-default-ns.bpmn").to_string_lossy()]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
 }
+
+/// Gateways after gateways multiply the paths a flow can take (here 2^60);
+/// the import follows a bounded number of them and says so, and a long
+/// process imports in one go.
+#[test]
+fn bpmn_a_tangle_of_gateways_and_a_long_process_import_in_bounded_work() {
+    let mut xml = String::from(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p" isExecutable="true"><startEvent id="s"/>"#,
+    );
+    let mut previous = "s".to_owned();
+    for i in 0..60 {
+        xml.push_str(&format!(
+            r#"<exclusiveGateway id="x{i}"/><exclusiveGateway id="m{i}"/>
+            <sequenceFlow id="a{i}" sourceRef="{previous}" targetRef="x{i}"/>
+            <sequenceFlow id="b{i}" sourceRef="x{i}" targetRef="m{i}"/>
+            <sequenceFlow id="c{i}" sourceRef="x{i}" targetRef="m{i}"/>"#
+        ));
+        previous = format!("m{i}");
+    }
+    xml.push_str(&format!(r#"<endEvent id="e"/><sequenceFlow id="z" sourceRef="{previous}" targetRef="e"/>"#));
+    xml.push_str("</process></definitions>");
+    let process = import_text(&xml).processes.remove(0);
+    assert!(reported(&process, EntryKind::Problem, "process", "p"), "{:#?}", process.report);
+
+    let mut long = String::from(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="long" isExecutable="true"><startEvent id="t0"/>"#,
+    );
+    for i in 1..=3000 {
+        long.push_str(&format!(
+            r#"<task id="t{i}" name="Task {i}"/><sequenceFlow id="f{i}" sourceRef="t{}" targetRef="t{i}"/>"#,
+            i - 1
+        ));
+    }
+    long.push_str("</process></definitions>");
+    let process = import_text(&long).processes.remove(0);
+    assert_eq!((process.draft.activities.len(), process.draft.lines.len()), (3001, 3000));
+    let on_canvas =
+        |a: &flowdesk::model::ActivityDraft| a.position.x.abs() < 20_000.0 && a.position.y.abs() < 1_000_000.0;
+    assert!(process.draft.activities.iter().all(on_canvas), "a long process goes on in bands below");
+}

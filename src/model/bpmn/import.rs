@@ -81,6 +81,11 @@ fn in_namespace(ns: &str) -> String {
 
 /// How many call activities deep a call is followed into the file.
 const MAX_CALL_DEPTH: usize = 8;
+/// How many flows the walk through gateways may follow in one process: far
+/// more than a process of `limits::LINES` lines needs.
+const MAX_WALK_STEPS: usize = 200_000;
+/// How many columns a layout by depth draws before it goes on below.
+const BAND_COLUMNS: usize = 40;
 /// How foreign diagrams are scaled: BPMN tools draw a task 100 wide and
 /// 80 high, flowdesk's box is 210 wide and 62 or more high; this keeps
 /// boxes apart where the tool kept its shapes apart.
@@ -345,6 +350,12 @@ struct Builder<'a> {
     /// A flattened sub-process's id → the ids flows out of it leave from.
     exits: HashMap<String, Vec<String>>,
     edges: Vec<Edge<'a>>,
+    /// Each node's edges out and in, by edge index.
+    outgoing: Vec<Vec<usize>>,
+    incoming: Vec<Vec<usize>>,
+    /// Steps left for walking flows through gateways: gateways after
+    /// gateways multiply the paths, and a file must not make that endless.
+    steps: std::cell::Cell<usize>,
     /// The fields the process will have.
     fields: Vec<FieldDraft>,
     /// Whether the elements being collected are inside a flattened one.
@@ -366,6 +377,9 @@ impl<'a> Builder<'a> {
             entries: HashMap::new(),
             exits: HashMap::new(),
             edges: Vec::new(),
+            outgoing: Vec::new(),
+            incoming: Vec::new(),
+            steps: std::cell::Cell::new(MAX_WALK_STEPS),
             fields: Vec::new(),
             collecting_nested: false,
         }
@@ -432,6 +446,10 @@ impl<'a> Builder<'a> {
             for edge in self.out_edges(source) {
                 let mut found = Vec::new();
                 self.walk(edge, &mut Vec::new(), &mut Vec::new(), &mut Vec::new(), &mut found);
+                // Paths through gateways that end at the same activity with
+                // the same rule are one line: BPMN moves one token along them.
+                let mut seen = HashSet::new();
+                found.retain(|(target, rules, labels)| seen.insert((*target, rules.clone(), labels.clone())));
                 for (target, rules, labels) in found {
                     let line = LineDraft {
                         from: self.nodes[source].id.clone(),
@@ -446,6 +464,19 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+        }
+        if self.steps.get() == 0 {
+            let id = self.process.attr("id").unwrap_or_default().to_owned();
+            self.report.add(
+                EntryKind::Problem,
+                "process",
+                &id,
+                "",
+                format!(
+                    "its gateways lead into one another in more than {MAX_WALK_STEPS} ways: only the lines found \
+                     until then are imported"
+                ),
+            );
         }
         // Lines in the order their first flow has in the file.
         lines.sort_by_key(|(edge, _)| *edge);
@@ -597,8 +628,9 @@ impl<'a> Builder<'a> {
     /// none, to what nothing inside leads to); flows out leave from its end
     /// events (or what leads nowhere inside).
     fn mark_entries_and_exits(&mut self, id: &str, container: &'a Element, prefix: &str, first: usize) {
+        let direct: HashSet<*const Element> = container.children.iter().map(|c| c as *const Element).collect();
         let inner: Vec<usize> = (first..self.nodes.len())
-            .filter(|&n| container.children.iter().any(|c| std::ptr::eq(c, self.nodes[n].element)))
+            .filter(|&n| direct.contains(&(self.nodes[n].element as *const Element)))
             .collect();
         let flows: Vec<(&str, &str)> = container
             .children_named(BPMN_NS, "sequenceFlow")
@@ -687,18 +719,22 @@ impl<'a> Builder<'a> {
         let link = |node: &Node<'_>| {
             node.element.child(BPMN_NS, "linkEventDefinition").map(|l| l.attr("name").unwrap_or_default().to_owned())
         };
+        let mut catchers: HashMap<String, Vec<&Node<'_>>> = HashMap::new();
+        for catcher in self.nodes.iter().filter(|n| n.element.name == "intermediateCatchEvent") {
+            if let Some(name) = link(catcher) {
+                catchers.entry(name).or_default().push(catcher);
+            }
+        }
         let mut added = Vec::new();
         for thrower in self.nodes.iter().filter(|n| n.element.name == "intermediateThrowEvent") {
             let Some(name) = link(thrower) else { continue };
-            for catcher in self.nodes.iter().filter(|n| n.element.name == "intermediateCatchEvent") {
-                if link(catcher).as_deref() == Some(name.as_str()) {
-                    added.push(RawEdge {
-                        id: format!("{}→{}", thrower.id, catcher.id),
-                        source: thrower.id.clone(),
-                        target: catcher.id.clone(),
-                        element: None,
-                    });
-                }
+            for catcher in catchers.get(&name).into_iter().flatten() {
+                added.push(RawEdge {
+                    id: format!("{}→{}", thrower.id, catcher.id),
+                    source: thrower.id.clone(),
+                    target: catcher.id.clone(),
+                    element: None,
+                });
             }
         }
         self.raw_edges.extend(added);
@@ -714,6 +750,7 @@ impl<'a> Builder<'a> {
 
     fn resolve_edges(&mut self) {
         let raw = std::mem::take(&mut self.raw_edges);
+        let defaults = self.default_flows();
         for edge in raw {
             let sources = self.expand(&edge.source, &self.exits, 0);
             let targets = self.expand(&edge.target, &self.entries, 0);
@@ -728,7 +765,7 @@ impl<'a> Builder<'a> {
                 );
                 continue;
             }
-            let is_default = self.default_flows().contains(&edge.id);
+            let is_default = defaults.contains(&edge.id);
             for &source in &sources {
                 for &target in &targets {
                     self.edges.push(Edge {
@@ -742,6 +779,12 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        self.outgoing = vec![Vec::new(); self.nodes.len()];
+        self.incoming = vec![Vec::new(); self.nodes.len()];
+        for (index, edge) in self.edges.iter().enumerate() {
+            self.outgoing[edge.source].push(index);
+            self.incoming[edge.target].push(index);
+        }
     }
 
     fn default_flows(&self) -> HashSet<String> {
@@ -749,11 +792,11 @@ impl<'a> Builder<'a> {
     }
 
     fn out_edges(&self, node: usize) -> Vec<usize> {
-        (0..self.edges.len()).filter(|&e| self.edges[e].source == node).collect()
+        self.outgoing.get(node).cloned().unwrap_or_default()
     }
 
     fn in_edges(&self, node: usize) -> Vec<usize> {
-        (0..self.edges.len()).filter(|&e| self.edges[e].target == node).collect()
+        self.incoming.get(node).cloned().unwrap_or_default()
     }
 
     // ----- fields and conditions --------------------------------------------
@@ -997,6 +1040,11 @@ impl<'a> Builder<'a> {
         visiting: &mut Vec<usize>,
         found: &mut Vec<(usize, Vec<String>, Vec<String>)>,
     ) {
+        let left = self.steps.get();
+        if left == 0 {
+            return;
+        }
+        self.steps.set(left - 1);
         let e = &self.edges[edge];
         let source_role = self.nodes[e.source].role;
         let (rules_before, labels_before) = (rules.len(), labels.len());
@@ -1481,15 +1529,24 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        // A process deeper than `BAND_COLUMNS` goes on in bands below, as
+        // lines of text do, so that it stays on the canvas.
         let mut rows: HashMap<usize, usize> = HashMap::new();
+        let mut slots = Vec::new();
         for a in 0..drafts.len() {
             if placed[a] {
                 continue;
             }
             let column = depth[a].unwrap_or(0);
             let row = rows.entry(column).or_insert(0);
-            drafts[a].position = Position { x: 60.0 + column as f32 * 280.0, y: top + *row as f32 * 140.0 };
+            slots.push((a, column, *row));
             *row += 1;
+        }
+        let band_rows = rows.values().copied().max().unwrap_or(1) + 1;
+        for (a, column, row) in slots {
+            let (band, column) = (column / BAND_COLUMNS, column % BAND_COLUMNS);
+            let y = top + ((band * band_rows + row) as f32) * 140.0;
+            drafts[a].position = Position { x: 60.0 + column as f32 * 280.0, y: y.min(limits::COORDINATE) };
         }
     }
 

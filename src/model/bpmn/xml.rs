@@ -105,8 +105,29 @@ fn floor_char_boundary(text: &str, mut index: usize) -> usize {
     index
 }
 
+/// Lines counted as the reader moves forward, so that naming each
+/// element's line costs only the text since the last one.
+struct Lines<'t> {
+    text: &'t str,
+    offset: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, offset: usize) -> usize {
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        if offset < self.offset {
+            return place(self.text, offset).0;
+        }
+        self.line += self.text[self.offset..offset].matches('\n').count();
+        self.offset = offset;
+        self.line
+    }
+}
+
 /// Reads a document into its root element.
 pub fn parse(text: &str) -> Result<Element, XmlError> {
+    let mut lines = Lines { text, offset: 0, line: 1 };
     let mut reader = NsReader::from_str(text);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -117,7 +138,6 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
     let mut count = 0usize;
     loop {
         let position = reader.buffer_position() as usize;
-        let line_at = |offset: usize| place(text, offset).0;
         let syntax = |offset: usize, message: String| {
             let (line, column) = place(text, offset);
             XmlError::Syntax { line, column, message }
@@ -137,9 +157,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                     return Err(XmlError::TooManyElements);
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError::TooDeep { line: line_at(position) });
+                    return Err(XmlError::TooDeep { line: lines.at(position) });
                 }
-                let element = element(&reader, start, line_at(position)).map_err(|m| syntax(position, m))?;
+                let element = element(&reader, start, lines.at(position)).map_err(|m| syntax(position, m))?;
                 if matches!(event, Event::Start(_)) {
                     stack.push(element);
                 } else {
@@ -173,7 +193,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                             Some(value) => value.to_owned(),
                             None => {
                                 return Err(XmlError::UnknownEntity {
-                                    line: line_at(position),
+                                    line: lines.at(position),
                                     name: name.into_owned(),
                                 });
                             }
@@ -185,7 +205,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                     open.text.push_str(&resolved);
                 }
             }
-            Event::DocType(_) => return Err(XmlError::Doctype { line: line_at(position) }),
+            Event::DocType(_) => return Err(XmlError::Doctype { line: lines.at(position) }),
             Event::Decl(decl) => {
                 if let Some(Ok(encoding)) = decl.encoding() {
                     let name = String::from_utf8_lossy(&encoding).to_ascii_lowercase();
