@@ -342,7 +342,7 @@ fn bpmn_feel_conditions_and_a_deadline_in_the_default_namespace() {
 fn bpmn_what_flowdesk_cannot_take_over_is_named_never_dropped() {
     let process = import_file("odd-shapes.bpmn");
     for (kind, element, id) in [
-        (EntryKind::Problem, "event-based gateway", "race"),
+        (EntryKind::Changed, "event-based gateway", "race"),
         (EntryKind::Changed, "user task", "work"),
         (EntryKind::Changed, "terminate end event", "stop"),
         (EntryKind::Ignored, "non-interrupting timer boundary event", "remind"),
@@ -357,12 +357,36 @@ fn bpmn_what_flowdesk_cannot_take_over_is_named_never_dropped() {
     let draft = &process.draft;
     // No start event: the one element nothing leads to starts.
     assert!(draft.activity("first").unwrap().start);
+    // A wait racing a timer: the wait's escalation goes where the timer leads.
+    let reply = draft.activity("reply").unwrap();
+    assert_eq!(events(&process, "reply"), [("server", false, String::new())]);
+    assert_eq!(reply.escalations.len(), 1);
+    assert_eq!((reply.escalations[0].name.as_str(), reply.escalations[0].after.as_str()), ("A day", "P1D"));
+    assert_eq!(reply.escalations[0].action, EscalationActionDraft::GoTo { activity: "stop".to_owned() });
+    assert!(draft.activity("late").is_none(), "the timer is the escalation, not an activity");
+    assert!(lines(&process).contains(&("first", "reply", "", "")));
     // A link throw goes on at its catch.
     assert!(lines(&process).iter().any(|(f, t, _, _)| (*f, *t) == ("go", "land")));
     // Names stay unique; an unnamed task is named after its kind.
     assert_eq!(draft.activity("work").unwrap().name, "Check (work)");
     assert_eq!(draft.activity("mail").unwrap().name, "Task");
     assert!(is_valid(draft), "{:#?}", validate(draft, &ScriptHost::default()));
+}
+
+#[test]
+fn bpmn_an_event_based_gateway_flowdesk_cannot_say_is_a_problem() {
+    let text = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+      <process id="p" isExecutable="true">
+        <startEvent id="s"/><eventBasedGateway id="g" name="Either"/>
+        <intermediateCatchEvent id="yes"><messageEventDefinition/></intermediateCatchEvent>
+        <intermediateCatchEvent id="no"><signalEventDefinition/></intermediateCatchEvent>
+        <sequenceFlow id="f1" sourceRef="s" targetRef="g"/>
+        <sequenceFlow id="f2" sourceRef="g" targetRef="yes"/>
+        <sequenceFlow id="f3" sourceRef="g" targetRef="no"/>
+      </process></definitions>"#;
+    let process = import_text(text).processes.remove(0);
+    assert!(reported(&process, EntryKind::Problem, "event-based gateway", "g"));
+    assert_eq!(lines(&process), [("s", "g", "", ""), ("g", "yes", "", ""), ("g", "no", "", "")]);
 }
 
 #[test]

@@ -356,6 +356,9 @@ struct Builder<'a> {
     /// Steps left for walking flows through gateways: gateways after
     /// gateways multiply the paths, and a file must not make that endless.
     steps: std::cell::Cell<usize>,
+    /// Timer catch events after an event-based gateway, by node, and the
+    /// wait they race: they become escalations of it.
+    raced: HashMap<usize, usize>,
     /// The fields the process will have.
     fields: Vec<FieldDraft>,
     /// Whether the elements being collected are inside a flattened one.
@@ -380,6 +383,7 @@ impl<'a> Builder<'a> {
             outgoing: Vec::new(),
             incoming: Vec::new(),
             steps: std::cell::Cell::new(MAX_WALK_STEPS),
+            raced: HashMap::new(),
             fields: Vec::new(),
             collecting_nested: false,
         }
@@ -1013,6 +1017,14 @@ impl<'a> Builder<'a> {
                          exclude each other",
                     )
                 }
+                Gateway::EventBased if self.race_of_a_wait_and_timers(&outs) => self.report.add(
+                    EntryKind::Changed,
+                    "event-based gateway",
+                    &id,
+                    &name,
+                    "a wait racing timers: the wait became an asynchronous event, each timer an escalation of it \
+                     that goes where the timer leads",
+                ),
                 Gateway::EventBased => {
                     self.nodes[index].role = Role::Activity;
                     self.report.add(
@@ -1028,6 +1040,36 @@ impl<'a> Builder<'a> {
             }
         }
         all
+    }
+
+    /// An event-based gateway before one wait (a message, signal or
+    /// conditional catch event, or a receive task) and timer catch events is
+    /// what flowdesk says as an asynchronous event with escalations: the
+    /// timers are made the wait's (as boundary events are their task's).
+    fn race_of_a_wait_and_timers(&mut self, outs: &[usize]) -> bool {
+        let mut waits = Vec::new();
+        let mut timers = Vec::new();
+        for &out in outs {
+            let target = self.edges[out].target;
+            let element = self.nodes[target].element;
+            let definition = element
+                .children
+                .iter()
+                .find(|c| c.ns == BPMN_NS && c.name.ends_with("EventDefinition"))
+                .map(|d| d.name.as_str());
+            let alone = self.in_edges(target).len() == 1;
+            match (element.name.as_str(), definition) {
+                ("intermediateCatchEvent", Some("timerEventDefinition")) if alone => timers.push(target),
+                ("intermediateCatchEvent", Some(_)) | ("receiveTask", _) => waits.push(target),
+                _ => return false,
+            }
+        }
+        let [wait] = waits.as_slice() else { return false };
+        for timer in timers {
+            self.nodes[timer].role = Role::Boundary;
+            self.raced.insert(timer, *wait);
+        }
+        true
     }
 
     /// Follows `edge` through dissolved gateways to the activities it
@@ -1330,7 +1372,10 @@ impl<'a> Builder<'a> {
             }
             let element = self.nodes[index].element;
             let (id, name) = (element.attr("id").unwrap_or_default().to_owned(), self.nodes[index].name().to_owned());
-            let attached = format!("{}{}", self.nodes[index].prefix, element.attr("attachedToRef").unwrap_or_default());
+            let attached = match self.raced.get(&index) {
+                Some(&wait) => self.nodes[wait].id.clone(),
+                None => format!("{}{}", self.nodes[index].prefix, element.attr("attachedToRef").unwrap_or_default()),
+            };
             let Some(&activity) = self.index.get(&attached).and_then(|n| activity_at.get(n)) else {
                 self.report.add(
                     EntryKind::Ignored,
