@@ -82,6 +82,12 @@ enum Modal {
     },
     CreateToken(TokenForm),
     Tokens(TokenList),
+    /// A BPMN file of several processes: which to open.
+    ChooseProcess {
+        path: PathBuf,
+        /// (id, name) of each process.
+        choices: Vec<(String, String)>,
+    },
     /// What an import took over differently or not at all.
     ImportReport {
         title: String,
@@ -1110,7 +1116,7 @@ impl FlowdeskApp {
                         DialogOutcome::Unavailable => return self.open_file_dialog(FilePurpose::ImportBpmn),
                     },
                 };
-                self.import_bpmn(&path);
+                self.import_bpmn(&path, None);
             }
             Replace::Quit => {
                 self.close_confirmed = true;
@@ -1132,19 +1138,24 @@ impl FlowdeskApp {
         }
     }
 
-    /// Opens the first process of a BPMN file as an unsaved draft and shows
-    /// the import's report; the current work stays if the file cannot be read.
-    fn import_bpmn(&mut self, path: &Path) {
+    /// Opens a BPMN file's process (`process`, or the only one; for a file
+    /// of several, asks which) as an unsaved draft and shows the import's
+    /// report; the current work stays if the file cannot be read.
+    fn import_bpmn(&mut self, path: &Path, process: Option<String>) {
         use crate::model::bpmn;
+        let options = bpmn::ImportOptions { process };
         let imported = bpmn::read_file(path)
             .map_err(|e| e.to_string())
-            .and_then(|text| bpmn::import(&text, &bpmn::ImportOptions::default()).map_err(|e| e.to_string()));
+            .and_then(|text| bpmn::import(&text, &options).map_err(|e| e.to_string()));
         let mut imported = match imported {
             Ok(imported) => imported,
             Err(err) => return self.fail("Cannot import the BPMN file", err),
         };
-        let others: Vec<String> =
-            imported.processes.iter().skip(1).map(|p| format!("{} ({})", p.draft.name, p.id)).collect();
+        if imported.processes.len() > 1 {
+            let choices = imported.processes.iter().map(|p| (p.id.clone(), p.draft.name.clone())).collect();
+            self.modal = Some(Modal::ChooseProcess { path: path.to_owned(), choices });
+            return;
+        }
         let process = imported.processes.remove(0);
         let mut entries = imported.report.0;
         entries.extend(process.report.0);
@@ -1161,13 +1172,6 @@ impl FlowdeskApp {
             0 => "It is valid.".to_owned(),
             n => format!("It has {n} error(s) to fix: the problems panel lists them."),
         });
-        if !others.is_empty() {
-            summary.push_str(&format!(
-                " The file holds {} more process(es), not opened: {}; `flowdesk import` writes each.",
-                others.len(),
-                others.join(", ")
-            ));
-        }
         self.designer.open(Document::unsaved(process.draft));
         self.set_status(format!("Imported `{name}` from {file}: not saved yet"), StatusKind::Info);
         self.modal = Some(Modal::ImportReport { title: format!("Imported {file}"), summary, entries });
@@ -1301,7 +1305,7 @@ impl FlowdeskApp {
                             self.write_draft(&path, then);
                         }
                     }
-                    FilePurpose::ImportBpmn => self.import_bpmn(&chosen),
+                    FilePurpose::ImportBpmn => self.import_bpmn(&chosen, None),
                     FilePurpose::ExportBpmn => self.write_bpmn(&with_bpmn_extension(chosen)),
                 }
             }
@@ -1853,6 +1857,30 @@ impl FlowdeskApp {
                 keep = self.token_dialog(ctx, &mut form);
                 if keep {
                     next_modal = Some(Modal::CreateToken(form));
+                }
+            }
+            Modal::ChooseProcess { path, choices } => {
+                let mut chosen = None;
+                egui::Modal::new(egui::Id::unique("choose-process")).show(ctx, |ui| {
+                    ui.heading("Which process?");
+                    let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    ui.label(format!("{file} holds {} processes. Open one of them:", choices.len()));
+                    ui.add_space(6.0);
+                    for (id, name) in &choices {
+                        if ui.button(format!("{name} ({id})")).clicked() {
+                            chosen = Some(id.clone());
+                            keep = false;
+                        }
+                    }
+                    ui.add_space(8.0);
+                    if ui.button("Cancel").clicked() {
+                        keep = false;
+                    }
+                });
+                if let Some(id) = chosen {
+                    self.import_bpmn(&path, Some(id));
+                } else if keep {
+                    next_modal = Some(Modal::ChooseProcess { path, choices });
                 }
             }
             Modal::ImportReport { title, summary, entries } => {

@@ -135,6 +135,12 @@ fn bpmn_exported_files_load_in_bpmn_moddle_without_warnings() {
         std::fs::write(&target, bpmn::export(&draft).unwrap()).unwrap();
         files.push(target);
     }
+    // What was imported from other tools' files exports as well.
+    for name in ["order-camunda.bpmn", "gateways-bpmn2-no-di.bpmn", "events-semantic.bpmn", "odd-shapes.bpmn"] {
+        let target = dir.path().join(format!("again-{name}"));
+        std::fs::write(&target, bpmn::export(&import_file(name).draft).unwrap()).unwrap();
+        files.push(target);
+    }
     let output = std::process::Command::new("node").arg(checker.join("check.mjs")).args(&files).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));

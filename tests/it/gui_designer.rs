@@ -1230,3 +1230,20 @@ fn file_export_bpmn_writes_what_import_reads_back() {
     assert!(gui.exists("Cannot import the BPMN file"));
     assert_eq!(*gui.draft(), draft);
 }
+
+#[test]
+fn file_import_bpmn_of_several_processes_asks_which() {
+    let bpmn = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bpmn/two-pools.bpmn");
+    let dialogs = ScriptedDialogs::default();
+    dialogs.import_bpmn.borrow_mut().push(bpmn);
+    let mut gui = Gui::with(None, dialogs);
+    let before = gui.draft().clone();
+
+    gui.menu("File", "Import BPMN…");
+    assert!(gui.exists("Which process?"));
+    assert_eq!(*gui.draft(), before, "nothing replaced while asking");
+    gui.click("Selling (Process_seller)");
+    assert_eq!(gui.draft().name, "Selling");
+    assert!(gui.exists("Activity Deliver"));
+    assert!(gui.exists("Imported two-pools.bpmn"));
+}
