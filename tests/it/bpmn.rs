@@ -595,3 +595,53 @@ fn bpmn_a_tangle_of_gateways_and_a_long_process_import_in_bounded_work() {
         |a: &flowdesk::model::ActivityDraft| a.position.x.abs() < 20_000.0 && a.position.y.abs() < 1_000_000.0;
     assert!(process.draft.activities.iter().all(on_canvas), "a long process goes on in bands below");
 }
+
+/// Whatever a file holds, the import answers: a draft with its report or a
+/// clear error, never a panic. Every test file cut short at many places,
+/// and shapes no tool should write (gateways in a ring, a boundary event on
+/// a gateway, a flow into a boundary event, a call of a process that calls
+/// it back).
+#[test]
+fn bpmn_no_file_makes_the_import_panic() {
+    let mut texts = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests/data/bpmn")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "bpmn") {
+            texts.push(std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    let mut cut = 0;
+    for text in &texts {
+        for at in (0..text.len()).step_by(37) {
+            if text.is_char_boundary(at) {
+                let _ = bpmn::import(&text[..at], &ImportOptions::default());
+                cut += 1;
+            }
+        }
+    }
+    assert!(cut > 500, "{cut}");
+    let odd = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+      <process id="p" isExecutable="true">
+        <startEvent id="s"/><exclusiveGateway id="g1"/><exclusiveGateway id="g2"/><parallelGateway id="g3"/>
+        <boundaryEvent id="b" attachedToRef="g1"><timerEventDefinition/></boundaryEvent>
+        <boundaryEvent id="b2" attachedToRef="nothing"/>
+        <callActivity id="c" calledElement="q"/>
+        <subProcess id="empty"/>
+        <sequenceFlow id="f1" sourceRef="s" targetRef="g1"/>
+        <sequenceFlow id="f2" sourceRef="g1" targetRef="g2"/>
+        <sequenceFlow id="f3" sourceRef="g2" targetRef="g1"/>
+        <sequenceFlow id="f4" sourceRef="g2" targetRef="g3"/>
+        <sequenceFlow id="f5" sourceRef="g3" targetRef="b"/>
+        <sequenceFlow id="f6" sourceRef="s" targetRef="c"/>
+        <sequenceFlow id="f7" sourceRef="c" targetRef="empty"/>
+        <sequenceFlow id="f8" sourceRef="empty" targetRef="s"/>
+        <sequenceFlow id="f9"/>
+      </process>
+      <process id="q"><callActivity id="back" calledElement="p"/></process>
+    </definitions>"#;
+    let imported = import_text(odd);
+    let process = &imported.processes[0];
+    assert!(reported(process, EntryKind::Ignored, "boundary event", "b"), "{:#?}", process.report);
+    assert!(reported(process, EntryKind::Problem, "call activity", "back"), "{:#?}", process.report);
+    assert!(reported(process, EntryKind::Ignored, "sequence flow", "f9"), "{:#?}", process.report);
+}
