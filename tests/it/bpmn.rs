@@ -57,6 +57,7 @@ fn round_trip(draft: &ProcessDraft) -> ProcessDraft {
 fn round_trip_files() -> Vec<PathBuf> {
     let mut files = samples();
     files.push(data("everything.process.json"));
+    files.push(data("unfinished.process.json"));
     files
 }
 

@@ -510,9 +510,15 @@ impl<'a> Builder<'a> {
             }
         }
         draft.lines.extend(dangling);
-        self.choose_start(&mut drafts, &draft.lines);
+        // flowdesk's own file says exactly what the draft was, mistakes
+        // and all: a draft being edited is exported as it is.
+        if !self.ours {
+            self.choose_start(&mut drafts, &draft.lines);
+        }
         self.place(&mut drafts, &activity_at, &draft.lines);
-        self.unique_names(&mut drafts);
+        if !self.ours {
+            self.unique_names(&mut drafts);
+        }
         draft.fields = std::mem::take(&mut self.fields);
         draft.activities = drafts;
         (draft, self.report)
