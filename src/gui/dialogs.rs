@@ -31,55 +31,58 @@ const BPMN_EXTENSIONS: &[&str] = &["bpmn", "bpmn2", "xml"];
 /// Linux, or zenity where no portal runs).
 pub struct NativeDialogs;
 
-impl FileDialogs for NativeDialogs {
-    fn open_process(&self, folder: Option<&Path>) -> DialogOutcome {
+impl NativeDialogs {
+    /// Asks for a file to open, of the kind `filter` names.
+    fn pick(title: &str, filter: (&str, &[&str]), folder: Option<&Path>) -> DialogOutcome {
         if !desktop::has_file_dialog() {
             return DialogOutcome::Unavailable;
         }
-        let mut dialog = rfd::FileDialog::new().set_title("Open process").add_filter("flowdesk process", &["json"]);
+        let mut dialog = rfd::FileDialog::new().set_title(title).add_filter(filter.0, filter.1);
         if let Some(folder) = folder {
             dialog = dialog.set_directory(folder);
         }
         dialog.pick_file().map_or(DialogOutcome::Cancelled, DialogOutcome::Chosen)
+    }
+
+    /// Asks where to write `file_name`; `named` gives the chosen path its extension.
+    fn save(
+        title: &str,
+        filter: (&str, &[&str]),
+        file_name: String,
+        folder: Option<&Path>,
+        named: fn(PathBuf) -> PathBuf,
+    ) -> DialogOutcome {
+        if !desktop::has_file_dialog() {
+            return DialogOutcome::Unavailable;
+        }
+        let mut dialog =
+            rfd::FileDialog::new().set_title(title).add_filter(filter.0, filter.1).set_file_name(file_name);
+        if let Some(folder) = folder {
+            dialog = dialog.set_directory(folder);
+        }
+        dialog.save_file().map_or(DialogOutcome::Cancelled, |path| DialogOutcome::Chosen(named(path)))
+    }
+}
+
+const PROCESS_FILES: (&str, &[&str]) = ("flowdesk process", &["json"]);
+const BPMN_FILES: (&str, &[&str]) = ("BPMN 2.0", BPMN_EXTENSIONS);
+
+impl FileDialogs for NativeDialogs {
+    fn open_process(&self, folder: Option<&Path>) -> DialogOutcome {
+        NativeDialogs::pick("Open process", PROCESS_FILES, folder)
     }
 
     fn save_process(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome {
-        if !desktop::has_file_dialog() {
-            return DialogOutcome::Unavailable;
-        }
-        let mut dialog = rfd::FileDialog::new()
-            .set_title("Save process as")
-            .add_filter("flowdesk process", &["json"])
-            .set_file_name(format!("{suggested_name}.process.json"));
-        if let Some(folder) = folder {
-            dialog = dialog.set_directory(folder);
-        }
-        dialog.save_file().map_or(DialogOutcome::Cancelled, |path| DialogOutcome::Chosen(with_process_extension(path)))
+        let file_name = format!("{suggested_name}.process.json");
+        NativeDialogs::save("Save process as", PROCESS_FILES, file_name, folder, with_process_extension)
     }
 
     fn open_bpmn(&self, folder: Option<&Path>) -> DialogOutcome {
-        if !desktop::has_file_dialog() {
-            return DialogOutcome::Unavailable;
-        }
-        let mut dialog = rfd::FileDialog::new().set_title("Import BPMN").add_filter("BPMN 2.0", BPMN_EXTENSIONS);
-        if let Some(folder) = folder {
-            dialog = dialog.set_directory(folder);
-        }
-        dialog.pick_file().map_or(DialogOutcome::Cancelled, DialogOutcome::Chosen)
+        NativeDialogs::pick("Import BPMN", BPMN_FILES, folder)
     }
 
     fn save_bpmn(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome {
-        if !desktop::has_file_dialog() {
-            return DialogOutcome::Unavailable;
-        }
-        let mut dialog = rfd::FileDialog::new()
-            .set_title("Export BPMN")
-            .add_filter("BPMN 2.0", BPMN_EXTENSIONS)
-            .set_file_name(format!("{suggested_name}.bpmn"));
-        if let Some(folder) = folder {
-            dialog = dialog.set_directory(folder);
-        }
-        dialog.save_file().map_or(DialogOutcome::Cancelled, |path| DialogOutcome::Chosen(with_bpmn_extension(path)))
+        NativeDialogs::save("Export BPMN", BPMN_FILES, format!("{suggested_name}.bpmn"), folder, with_bpmn_extension)
     }
 }
 

@@ -825,27 +825,25 @@ impl<'a> Builder<'a> {
                         "date" => FieldType::Date,
                         _ => FieldType::String,
                     };
-                    added.push((name.to_owned(), field_type, node.element.attr("id").unwrap_or_default(), node.name()));
+                    let task = node.element.attr("id").unwrap_or_default().to_owned();
+                    added.push((name.to_owned(), field_type, task, node.name().to_owned()));
                 }
             }
         }
         for (name, field_type, task, task_name) in added {
-            if self.fields.iter().any(|f| f.name == name) {
-                continue;
-            }
-            self.fields.push(FieldDraft {
-                name: name.clone(),
-                field_type: field_type.name().to_owned(),
-                default: None,
-            });
-            self.report.add(
-                EntryKind::Changed,
-                "form field",
-                &name,
-                "",
-                format!("became the {field_type} field `{name}`, from the form of `{}` ({task})", task_name),
-            );
+            let why = format!("became the {field_type} field `{name}`, from the form of `{task_name}` ({task})");
+            self.add_field(&name, field_type, "form field", why);
         }
+    }
+
+    /// Adds a field the BPMN did not declare (BPMN has no process data),
+    /// saying where it came from; a name already taken is left as it is.
+    fn add_field(&mut self, name: &str, field_type: FieldType, element: &str, why: String) {
+        if self.fields.iter().any(|f| f.name == name) {
+            return;
+        }
+        self.fields.push(FieldDraft { name: name.to_owned(), field_type: field_type.name().to_owned(), default: None });
+        self.report.add(EntryKind::Changed, element, name, "", why);
     }
 
     /// Every condition as a rule; the variables the rules use that are no
@@ -945,20 +943,10 @@ impl<'a> Builder<'a> {
         for name in order {
             let field_type = types.get(&name).copied().unwrap_or(FieldType::String);
             let guessed = if types.contains_key(&name) { "by its use" } else { "as text, its use says no type" };
-            self.fields.push(FieldDraft {
-                name: name.clone(),
-                field_type: field_type.name().to_owned(),
-                default: None,
-            });
-            self.report.add(
-                EntryKind::Changed,
-                "variable",
-                &name,
-                "",
-                format!(
-                    "became the {field_type} field `{name}` (typed {guessed}): BPMN has no process data; check the type"
-                ),
+            let why = format!(
+                "became the {field_type} field `{name}` (typed {guessed}): BPMN has no process data; check the type"
             );
+            self.add_field(&name, field_type, "variable", why);
         }
     }
 
@@ -1312,20 +1300,9 @@ impl<'a> Builder<'a> {
                 .map(str::trim)
                 .filter(|f| f.chars().all(|c| c.is_alphanumeric() || c == '_') && !f.is_empty());
             if let Some(field) = field {
-                if !self.fields.iter().any(|f| f.name == field) {
-                    self.fields.push(FieldDraft {
-                        name: field.to_owned(),
-                        field_type: "datetime".to_owned(),
-                        default: None,
-                    });
-                    self.report.add(
-                        EntryKind::Changed,
-                        "variable",
-                        field,
-                        "",
-                        format!("became the datetime field `{field}`, the date the timer of `{name}` ({id}) waits for"),
-                    );
-                }
+                let why =
+                    format!("became the datetime field `{field}`, the date the timer of `{name}` ({id}) waits for");
+                self.add_field(field, FieldType::DateTime, "variable", why);
                 return (String::new(), field.to_owned());
             }
             self.report.add(
