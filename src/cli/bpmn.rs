@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::json;
 
+use super::Failure;
 use crate::model::bpmn::{self, ImportOptions, Imported};
 use crate::model::{ProcessDraft, ScriptHost, Severity, validate};
 
@@ -48,6 +49,9 @@ pub fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Output errors are the caller's `Failure`s (a closed pipe is no error:
+/// the work is done); the rest say what could not be read or written.
+///
 /// `flowdesk import FILE.bpmn -o OUT.process.json`: exit 0 when every
 /// imported process validates, 1 when one does not (it is written all the
 /// same, for the designer to fix: the report and the problems say what).
@@ -57,7 +61,7 @@ pub fn import(
     output: &Path,
     process: Option<&str>,
     as_json: bool,
-) -> anyhow::Result<ExitCode> {
+) -> Result<ExitCode, Failure> {
     let imported = read(file, process)?;
     let host = ScriptHost::default();
     let count = imported.processes.len();
@@ -127,7 +131,7 @@ pub fn import(
 }
 
 /// `flowdesk export FILE.process.json -o OUT.bpmn`.
-pub fn export(out: &mut dyn Write, draft: &ProcessDraft, output: &Path) -> anyhow::Result<ExitCode> {
+pub fn export(out: &mut dyn Write, draft: &ProcessDraft, output: &Path) -> Result<ExitCode, Failure> {
     let text = bpmn::export(draft).context("cannot export the process")?;
     write_whole(output, &text)?;
     let errors = validate(draft, &ScriptHost::default()).iter().filter(|p| p.severity == Severity::Error).count();

@@ -579,9 +579,9 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { file, output, process, json } => {
-            Ok(bpmn::import(&mut out, file, output, process.as_deref(), *json)?)
+            bpmn::import(&mut out, file, output, process.as_deref(), *json)
         }
-        Command::Export { file, output } => Ok(bpmn::export(&mut out, &load(file)?, output)?),
+        Command::Export { file, output } => bpmn::export(&mut out, &load(file)?, output),
         Command::Processes { json } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();

@@ -646,3 +646,24 @@ fn bpmn_no_file_makes_the_import_panic() {
     assert!(reported(process, EntryKind::Problem, "call activity", "back"), "{:#?}", process.report);
     assert!(reported(process, EntryKind::Ignored, "sequence flow", "f9"), "{:#?}", process.report);
 }
+
+/// `flowdesk import … | head -1`: the import is done when whoever reads
+/// its report stops reading; that is no error.
+#[test]
+fn bpmn_cli_import_to_a_closed_pipe_succeeds_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowdesk"))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .arg("import")
+        .arg(data("order-camunda.bpmn"))
+        .args(["-o", "order.process.json"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!((output.status.code(), stderr.as_ref()), (Some(0), ""));
+    assert!(dir.path().join("order.process.json").exists());
+}
