@@ -4,14 +4,25 @@
 // ids, anything the library could not place) and what it read. Exits 1 when
 // any file had a warning or could not be read at all.
 //
+// With `--resave DIR` first, each file is also written again into DIR as
+// the library serialises what it read: what bpmn.io and Camunda Modeler
+// save after opening the file, for the test to import once more.
+//
 // Run by tests/it/bpmn.rs; `.ci/run` installs the library (`npm ci` here).
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { BpmnModdle } from 'bpmn-moddle';
 
 const moddle = new BpmnModdle();
 let failed = false;
+let args = process.argv.slice(2);
+let resave = null;
+if (args[0] === '--resave') {
+  resave = args[1];
+  args = args.slice(2);
+}
 
-for (const file of process.argv.slice(2)) {
+for (const file of args) {
   try {
     const xml = await readFile(file, 'utf8');
     const { rootElement, warnings } = await moddle.fromXML(xml, 'bpmn:Definitions');
@@ -24,6 +35,10 @@ for (const file of process.argv.slice(2)) {
     }));
     const messages = warnings.map((w) => w.message);
     if (messages.length > 0) failed = true;
+    if (resave !== null) {
+      const { xml: again } = await moddle.toXML(rootElement, { format: true });
+      await writeFile(join(resave, basename(file)), again);
+    }
     console.log(JSON.stringify({ file, warnings: messages, processes: counts, diagramElements: shapes.length }));
   } catch (err) {
     failed = true;
