@@ -602,21 +602,30 @@ fn bpmn_a_tangle_of_gateways_and_a_long_process_import_in_bounded_work() {
     let process = import_text(&xml).processes.remove(0);
     assert!(reported(&process, EntryKind::Problem, "process", "p"), "{:#?}", process.report);
 
-    let mut long = String::from(
-        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="long" isExecutable="true"><startEvent id="t0"/>"#,
-    );
-    for i in 1..=3000 {
-        long.push_str(&format!(
-            r#"<task id="t{i}" name="Task {i}"/><sequenceFlow id="f{i}" sourceRef="t{}" targetRef="t{i}"/>"#,
-            i - 1
-        ));
-    }
-    long.push_str("</process></definitions>");
-    let process = import_text(&long).processes.remove(0);
-    assert_eq!((process.draft.activities.len(), process.draft.lines.len()), (3001, 3000));
-    let on_canvas =
-        |a: &flowdesk::model::ActivityDraft| a.position.x.abs() < 20_000.0 && a.position.y.abs() < 1_000_000.0;
+    let long = |tasks: usize| {
+        let mut xml = String::from(
+            r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="long" isExecutable="true"><startEvent id="t0"/>"#,
+        );
+        for i in 1..=tasks {
+            xml.push_str(&format!(
+                r#"<task id="t{i}" name="Task {i}"/><sequenceFlow id="f{i}" sourceRef="t{}" targetRef="t{i}"/>"#,
+                i - 1
+            ));
+        }
+        xml.push_str("</process></definitions>");
+        xml
+    };
+    let process = import_text(&long(999)).processes.remove(0);
+    assert_eq!((process.draft.activities.len(), process.draft.lines.len()), (1000, 999));
+    let on_canvas = |a: &flowdesk::model::ActivityDraft| a.position.x < 12_000.0;
     assert!(process.draft.activities.iter().all(on_canvas), "a long process goes on in bands below");
+    assert!(is_valid(&process.draft), "{:#?}", validate(&process.draft, &ScriptHost::default()));
+    let too_long = bpmn::import(&long(20_000), &ImportOptions::default()).unwrap_err().to_string();
+    assert_eq!(
+        too_long,
+        "the process `long` would have 20001 activities and 20000 lines; a flowdesk process holds at most 1000 \
+         activities and 2000 lines"
+    );
 }
 
 /// Whatever a file holds, the import answers: a draft with its report or a

@@ -65,6 +65,13 @@ pub enum ImportError {
     NoProcess,
     #[error("the file has no process `{wanted}`; its processes: {available}")]
     UnknownProcess { wanted: String, available: String },
+    #[error(
+        "the process `{id}` would have {activities} activities and {lines} lines; a flowdesk process holds at most \
+         {} activities and {} lines",
+        limits::ACTIVITIES,
+        limits::LINES
+    )]
+    TooLarge { id: String, activities: usize, lines: usize },
 }
 
 impl From<XmlError> for ImportError {
@@ -141,14 +148,18 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, ImportErr
     }
     report_definitions(&root, &chosen_ids, &mut report);
     let host = ScriptHost::default();
-    let imported = chosen
-        .into_iter()
-        .map(|process| {
-            let id = process.attr("id").unwrap_or_default().to_owned();
-            let (draft, report) = Builder::new(&root, process, &host).build();
-            ImportedProcess { id, draft, report }
-        })
-        .collect();
+    let mut imported = Vec::new();
+    for process in chosen {
+        let id = process.attr("id").unwrap_or_default().to_owned();
+        let (draft, report) = Builder::new(&root, process, &host).build();
+        // A process past the limits could be neither deployed nor drawn,
+        // and checking one of tens of thousands of boxes takes minutes.
+        let (activities, lines) = (draft.activities.len(), draft.lines.len());
+        if activities > limits::ACTIVITIES || lines > limits::LINES {
+            return Err(ImportError::TooLarge { id, activities, lines });
+        }
+        imported.push(ImportedProcess { id, draft, report });
+    }
     Ok(Imported { processes: imported, report })
 }
 
