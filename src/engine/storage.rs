@@ -14,6 +14,7 @@ use crate::engine::instance::{
 use crate::engine::machine::{Effect, ItemState};
 use crate::engine::runner::RunnerId;
 use crate::engine::serial::Serial;
+use crate::engine::timer::{DueTimers, Timer};
 use crate::model::Right;
 
 /// A deployed version of a process.
@@ -44,6 +45,8 @@ pub struct InstanceSummary {
     pub status: InstanceStatus,
     pub started_at: Millis,
     pub updated_at: Millis,
+    /// When the instance's next armed timer falls due; `None` when none is.
+    pub due_at: Option<Millis>,
 }
 
 /// Which instances a user may see.
@@ -119,6 +122,13 @@ pub struct ItemFilter {
     /// meet exactly only in an order an item keeps when it closes: pending
     /// items only, or [`Self::by_age_only`].
     pub after: Option<Serial>,
+    /// Only items with an armed timer due by [`Self::now`]: overdue ones
+    /// (held by a stopped instance or one in error, or left while no
+    /// ticker ran).
+    pub overdue: bool,
+    /// The time `overdue` is judged at. The engine sets it from its clock;
+    /// what a front end puts here is replaced.
+    pub now: Millis,
     pub limit: usize,
 }
 
@@ -182,6 +192,19 @@ pub trait Transaction {
     fn server_item(&mut self, serial: Serial) -> StorageResult<Option<ServerItem>>;
     /// Every `Running` instance's claim, with its runner's heartbeat expiry.
     fn running_instances(&mut self) -> StorageResult<Vec<RunningInstance>>;
+
+    /// Armed timers due by `query.by`, oldest first (by due time, then id),
+    /// after `query.after` in that order, leaving out those of instances in
+    /// a status of `query.held`, at most `query.limit` (0: all). What the
+    /// ticker fires; timers are armed, fired and disarmed only through
+    /// [`Transaction::write_effects`] ([`Effect::TimerArmed`],
+    /// [`Effect::TimerChanged`], [`Effect::TimersDisarmed`]), always
+    /// together with a write of their instance, whose revision so covers
+    /// them for planned writes.
+    fn due_timers(&mut self, query: &DueTimers) -> StorageResult<Vec<Timer>>;
+    /// Every timer of an instance, armed or not, oldest due first (then by
+    /// id): what a firing reads its timer from, and what `show` lists.
+    fn timers_of(&mut self, instance_id: i64) -> StorageResult<Vec<Timer>>;
 
     fn instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<Vec<InstanceSummary>>;
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<u64>;

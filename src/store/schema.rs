@@ -223,6 +223,27 @@ CREATE TABLE runners (
     expires_at  INTEGER NOT NULL
 ) STRICT;
 "#,
+    // 8: timers, the due times of escalations and timer events (issue 17).
+    // One row per timer, armed when its item's wait begins and fired or
+    // disarmed in the transaction that does so. The ticker walks the armed
+    // ones by due time through a partial index (fired and disarmed rows
+    // are not in it, so it stays the size of what is pending); an item's
+    // or an instance's next due time comes from the second, which covers
+    // it. `escalation` is the escalation's index in its activity, NULL for
+    // a timer event's own wait.
+    r#"
+CREATE TABLE timers (
+    id          INTEGER PRIMARY KEY,
+    instance_id INTEGER NOT NULL REFERENCES instances(id),
+    serial_id   INTEGER NOT NULL,
+    escalation  INTEGER,
+    due_at      INTEGER NOT NULL,
+    fired_count INTEGER NOT NULL DEFAULT 0,
+    state       TEXT NOT NULL
+) STRICT;
+CREATE INDEX timers_due ON timers(due_at, id) WHERE state = 'Armed';
+CREATE INDEX timers_by_item ON timers(instance_id, serial_id, state, due_at);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -13,9 +13,9 @@ use crate::engine::machine::{Effect, RecordedFinish};
 use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
-    ActivityRecord, AuditEntry, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus, InstanceSummary,
-    ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial, ServerItem,
-    Transaction, VersionRecord, Visibility,
+    ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
+    InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial,
+    ServerItem, Timer, TimerState, Transaction, VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
 
@@ -332,15 +332,20 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
             status: InstanceStatus::Running,
             started_at: row.get(5)?,
             updated_at: row.get(6)?,
+            due_at: row.get(8)?,
         },
         row.get(7)?,
     ))
 }
 
+// An item's next due time: the soonest of its armed timers, from the
+// index that covers them (`timers_by_item`).
 macro_rules! item_columns {
     () => {
         "instance_id, serial_id, activity_destination_id, event_index, process, folio, activity, event, status, \
-         created_at, closed_at, closed_by, unapplied"
+         created_at, closed_at, closed_by, unapplied, (SELECT MIN(t.due_at) FROM timers t \
+         WHERE t.instance_id = server_items.instance_id AND t.serial_id = server_items.serial_id \
+         AND t.state = 'Armed')"
     };
 }
 const ITEM_COLUMNS: &str = item_columns!();
@@ -372,6 +377,64 @@ const CANCEL_ITEM: &str = "UPDATE server_items SET status = 'Cancelled', closed_
 const SELECT_OPEN_ITEMS: &str = "SELECT serial_id, activity_destination_id, unapplied, closed_by FROM server_items \
      WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)";
 pub(super) const INSERT_HISTORY: &str = "INSERT INTO history (instance_id, changes) VALUES (?, ?)";
+const ARM_TIMER: &str = "INSERT INTO timers (instance_id, serial_id, escalation, due_at, fired_count, state) \
+     VALUES (?, ?, ?, ?, 0, 'Armed')";
+const CHANGE_TIMER: &str = "UPDATE timers SET due_at = ?, fired_count = ?, state = ? WHERE id = ?";
+const DISARM_TIMERS: &str =
+    "UPDATE timers SET state = 'Disarmed' WHERE instance_id = ? AND serial_id = ? AND state = 'Armed'";
+macro_rules! timer_columns {
+    () => {
+        "t.id, t.instance_id, t.serial_id, t.escalation, t.due_at, t.fired_count, t.state"
+    };
+}
+const TIMER_COLUMNS: &str = timer_columns!();
+const SELECT_TIMERS_OF: &str =
+    concat!("SELECT ", timer_columns!(), " FROM timers t WHERE t.instance_id = ? ORDER BY t.due_at, t.id");
+
+fn timer_from_row(row: &Row<'_>) -> rusqlite::Result<(Timer, String)> {
+    Ok((
+        Timer {
+            id: row.get(0)?,
+            instance_id: row.get(1)?,
+            serial_id: row.get(2)?,
+            escalation: row.get(3)?,
+            due_at: row.get(4)?,
+            fired_count: row.get(5)?,
+            state: TimerState::Armed,
+        },
+        row.get(6)?,
+    ))
+}
+
+fn finish_timer((mut timer, state): (Timer, String)) -> Result<Timer, EngineError> {
+    timer.state = TimerState::from_name(&state).ok_or_else(|| corrupt("timer state", &state))?;
+    Ok(timer)
+}
+
+/// The query of a page of due timers, with its arguments: a walk of the
+/// partial index of armed timers (`timers_due`) from the page before's
+/// last one, which stops at the limit; a held instance's timers are
+/// skipped by its status, read by its primary key.
+fn due_query(query: &DueTimers) -> (String, Vec<SqlValue>) {
+    let (after_due, after_id) = query.after.unwrap_or((Millis::MIN, i64::MIN));
+    let mut args = vec![SqlValue::Integer(query.by), SqlValue::Integer(after_due), SqlValue::Integer(after_id)];
+    let held = if query.held.is_empty() {
+        String::new()
+    } else {
+        args.extend(query.held.iter().map(|status| SqlValue::Text(status.name().to_owned())));
+        format!(
+            " AND (SELECT status FROM instances i WHERE i.id = t.instance_id) NOT IN ({})",
+            vec!["?"; query.held.len()].join(", ")
+        )
+    };
+    let limit = if query.limit == 0 { i64::MAX } else { query.limit as i64 };
+    args.push(SqlValue::Integer(limit));
+    let sql = format!(
+        "SELECT {TIMER_COLUMNS} FROM timers t WHERE t.state = 'Armed' AND t.due_at <= ? \
+         AND (t.due_at, t.id) > (?, ?){held} ORDER BY t.due_at, t.id LIMIT ?"
+    );
+    (sql, args)
+}
 const INSERT_PARTICIPANT: &str = "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)";
 
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
@@ -389,6 +452,7 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<
             closed_at: row.get(10)?,
             closed_by: row.get(11)?,
             unapplied: None,
+            due_at: row.get(13)?,
         },
         row.get(8)?,
         row.get(12)?,
@@ -542,8 +606,11 @@ fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter
     args.push(SqlValue::Integer(filter.offset as i64));
     // The page's ids come from walking one narrow index (deep offsets
     // included); only the rows of the page are then read from the table.
+    // Each row's next due time from the index covering the timers.
     let sql = format!(
-        "SELECT id, process, version, folio, originator, started_at, updated_at, status FROM instances
+        "SELECT id, process, version, folio, originator, started_at, updated_at, status,
+         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')
+         FROM instances
          WHERE id IN (SELECT id FROM instances {} ORDER BY {order} LIMIT ? OFFSET ?)
          ORDER BY {order}",
         where_clause(&conditions)
@@ -628,6 +695,14 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
             "{CONTAINS_IGNORING_CASE}(?, instance_id || '_' || serial_id, folio, process, activity, event)"
         ));
         args.push(SqlValue::Text(search.to_owned()));
+    }
+    if filter.overdue {
+        conditions.push(
+            "EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = server_items.instance_id \
+             AND t.serial_id = server_items.serial_id AND t.state = 'Armed' AND t.due_at <= ?)"
+                .to_owned(),
+        );
+        args.push(SqlValue::Integer(filter.now));
     }
     if let Some(after) = filter.after {
         // A row value, so that the (status, created_at) index, which also
@@ -758,6 +833,16 @@ impl SqliteTransaction<'_> {
                     execute_cached(tx, CANCEL_ITEM, params![at, by, instance_id, serial_id])?
                 }
                 Effect::TookPart { user } => execute_cached(tx, INSERT_PARTICIPANT, params![instance_id, user])?,
+                Effect::TimerArmed { serial_id, escalation, due_at } => {
+                    let escalation = escalation.map(|index| index as i64);
+                    execute_cached(tx, ARM_TIMER, params![instance_id, serial_id, escalation, due_at])?
+                }
+                Effect::TimerChanged { id, due_at, fired_count, state } => {
+                    execute_cached(tx, CHANGE_TIMER, params![due_at, fired_count, state.name(), id])?
+                }
+                Effect::TimersDisarmed { serial_id } => {
+                    execute_cached(tx, DISARM_TIMERS, params![instance_id, serial_id])?
+                }
                 Effect::StatusChanged { .. }
                 | Effect::ActivityStarted { .. }
                 | Effect::TokenMoved { .. }
@@ -1009,6 +1094,17 @@ impl Transaction for SqliteTransaction<'_> {
                 })
             },
         )
+    }
+
+    fn due_timers(&mut self, query: &DueTimers) -> Result<Vec<Timer>, EngineError> {
+        let (sql, args) = due_query(query);
+        let rows = collect_rows(self.tx, &sql, params_from_iter(args), timer_from_row)?;
+        rows.into_iter().map(finish_timer).collect()
+    }
+
+    fn timers_of(&mut self, instance_id: i64) -> Result<Vec<Timer>, EngineError> {
+        let rows = collect_rows(self.tx, SELECT_TIMERS_OF, [instance_id], timer_from_row)?;
+        rows.into_iter().map(finish_timer).collect()
     }
 
     fn instances(

@@ -809,7 +809,8 @@ fn a_version_deployed_before_its_endless_loop_was_refused_still_runs_and_is_stop
 
 /// Two parallel branches and two activities to go to. `B` checks `fail`
 /// before and after its first wait; `A` only waits; `C` checks then waits;
-/// `Z` has nothing to do. `B` comes first, so that a start runs its check
+/// `Z` has nothing to do. `A`'s and `B`'s waits have a deadline an hour on
+/// (finish the item), which the walk's firings fire. `B` comes first, so that a start runs its check
 /// before `A` can go outside.
 const WALK: &str = r#"{
   "name": "walk",
@@ -820,9 +821,11 @@ const WALK: &str = r#"{
       { "kind": "server_event", "name": "b check", "script": "if fail { throw \"boom\"; }" },
       { "kind": "server_event", "name": "b1", "synchronous": false, "script": "" },
       { "kind": "server_event", "name": "b check again", "script": "if fail { throw \"boom\"; }" },
-      { "kind": "server_event", "name": "b2", "synchronous": false, "script": "" } ] },
+      { "kind": "server_event", "name": "b2", "synchronous": false, "script": "" } ],
+      "escalations": [{ "name": "Late", "after": "1h", "action": { "finish": { "set": { "note": "late" } } } }] },
     { "id": "a", "name": "A", "events": [
-      { "kind": "server_event", "name": "a", "synchronous": false, "script": "" } ] },
+      { "kind": "server_event", "name": "a", "synchronous": false, "script": "" } ],
+      "escalations": [{ "name": "Late", "after": "1h", "action": { "finish": { "set": { "note": "late" } } } }] },
     { "id": "c", "name": "C", "events": [
       { "kind": "server_event", "name": "c check", "script": "if fail { throw \"boom\"; }" },
       { "kind": "server_event", "name": "c", "synchronous": false, "script": "" } ] },
@@ -1039,10 +1042,32 @@ impl Walk {
         (id, event)
     }
 
+    /// The deadline of instance `id`'s item of `event`, armed and due: one
+    /// whose item closed (so that it was disarmed) is armed again directly,
+    /// as a damaged database could hold it (the table's impossible cells).
+    fn due_deadline(&self, id: i64, event: &str) -> i64 {
+        use flowdesk::engine::{Effect, Storage, TimerState};
+        let serial: flowdesk::engine::Serial = self.serial(id, event).parse().unwrap();
+        let timers = self.plain.store().read(|tx| tx.timers_of(id)).unwrap();
+        let timer = timers
+            .into_iter()
+            .find(|t| t.serial_id == serial.destination_id && t.escalation == Some(0))
+            .unwrap_or_else(|| panic!("no deadline for {serial}"));
+        if timer.state != TimerState::Armed {
+            let armed =
+                Effect::TimerChanged { id: timer.id, due_at: timer.due_at, fired_count: 0, state: TimerState::Armed };
+            self.plain.store().write(|tx| tx.write_effects(id, vec![armed])).unwrap();
+        }
+        self.clock.advance(2 * 3_600 * 1_000);
+        timer.id
+    }
+
     /// What the engine answered to `command` on instance `id` (whose item
-    /// of `event` the command names, if it is a finish), in the table's terms.
+    /// of `event` the command names, if it is a finish or a firing), in the
+    /// table's terms.
     fn answer(&self, id: i64, event: &str, command: flowdesk::engine::CommandKind) -> flowdesk::engine::Rule {
-        use flowdesk::engine::{CommandKind, Rule, Why};
+        use flowdesk::engine::{CommandKind, Firing, Rule, Why};
+        let timer = matches!(command, CommandKind::Fire(_)).then(|| self.due_deadline(id, event));
         let before = self.snapshot(id);
         let outcome = match command {
             CommandKind::Finish(_) => self
@@ -1060,6 +1085,11 @@ impl Walk {
                 let recovered = self.plain.recover().unwrap();
                 Ok(if recovered.contains(&id) { Rule::Allowed } else { Rule::Refused(Why::WrongStatus) })
             }
+            CommandKind::Fire(_) => self.plain.fire_timer(id, timer.unwrap()).map(|firing| match firing {
+                Firing::Fired(_) => Rule::Allowed,
+                Firing::Held => Rule::Held,
+                Firing::Gone => panic!("the deadline of {event} was armed and due"),
+            }),
         };
         let answer = match outcome {
             Ok(rule) => rule,
@@ -1095,8 +1125,8 @@ fn issue_16_retry_also_runs_the_work_left_due_outside_when_the_instance_went_int
     assert_eq!(progress.waiting, waiting);
 }
 
-/// Every cell of the table (every status × every command, a finish for
-/// every phase of its item), each on an instance brought to that cell,
+/// Every cell of the table (every status × every command, a finish and a
+/// firing for every phase of its item), each on an instance brought to that cell,
 /// answered by the engine as the table says. Impossible cells are written
 /// directly into the database: the engine refuses to act on them.
 #[test]
@@ -1107,7 +1137,7 @@ fn the_engine_answers_every_cell_of_the_transition_table_as_the_table_says() {
         for command in CommandKind::ALL {
             let walk = Walk::new();
             let phase = match command {
-                CommandKind::Finish(phase) => phase,
+                CommandKind::Finish(phase) | CommandKind::Fire(phase) => phase,
                 _ if status == InstanceStatus::Running => ItemPhase::Working,
                 _ if status == InstanceStatus::Completed => ItemPhase::Finished,
                 _ => ItemPhase::Pending,
