@@ -461,18 +461,6 @@ impl Ticker {
         } else {
             (None, None)
         };
-        let (wake, woken) = mpsc::channel::<()>();
-        let shared = shared.clone();
-        let beating = Finishing::spawn("flowdesk-ticker", None, move || {
-            // Woken (or its sender dropped) only to end.
-            while let Err(RecvTimeoutError::Timeout) = woken.recv_timeout(period) {
-                shared.beat_reporting();
-                if let Some(rounds) = &rounds {
-                    let _ = rounds.try_send(());
-                }
-            }
-            // Dropping `rounds` here ends the recovery thread after its round.
-        })?;
         let (wake_timers, firing) = if ticking == Ticking::Host {
             let (wake, woken) = mpsc::channel::<()>();
             let shared = shared.clone();
@@ -490,6 +478,18 @@ impl Ticker {
         } else {
             (None, None)
         };
+        let (wake, woken) = mpsc::channel::<()>();
+        let shared = shared.clone();
+        let beating = Finishing::spawn("flowdesk-ticker", None, move || {
+            // Woken (or its sender dropped) only to end.
+            while let Err(RecvTimeoutError::Timeout) = woken.recv_timeout(period) {
+                shared.beat_reporting();
+                if let Some(rounds) = &rounds {
+                    let _ = rounds.try_send(());
+                }
+            }
+            // Dropping `rounds` here ends the recovery thread after its round.
+        })?;
         Ok(Ticker { wake: Some(wake), beating, recovering, wake_timers, firing })
     }
 

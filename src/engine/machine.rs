@@ -46,7 +46,7 @@ use crate::engine::instance::{
 };
 use crate::engine::outbound::Exchange;
 use crate::engine::serial::Serial;
-use crate::engine::timer::{self, DEADLINE_USER, TIMER_USER, Timer, TimerState};
+use crate::engine::timer::{self, Timer, TimerState};
 use crate::engine::{EngineError, FieldInput, format_time};
 use crate::model::{CompiledProcess, Due, EscalationAction, FillError, HttpRequest, TemplateValues, Value};
 
@@ -755,7 +755,7 @@ fn go_to(run: &Executor<'_>, instance: &mut Instance, items: &mut ItemState, tar
 
 /// A timer the table allows to fire, on a pending item: what its
 /// escalation says, or the end of its timer event's wait. The executor's
-/// user is [`DEADLINE_USER`] or [`TIMER_USER`].
+/// user is [`timer::DEADLINE_USER`] or [`timer::TIMER_USER`].
 fn fire(
     run: &Executor<'_>,
     instance: &mut Instance,
@@ -1059,8 +1059,24 @@ mod tests {
 
     #[test]
     fn a_completed_instance_refuses_every_operator_action() {
-        for command in CommandKind::ALL.into_iter().filter(|c| !matches!(c, CommandKind::Finish(_))) {
+        let operator = |c: &CommandKind| !matches!(c, CommandKind::Finish(_) | CommandKind::Fire(_));
+        for command in CommandKind::ALL.into_iter().filter(operator) {
             assert_eq!(rule(InstanceStatus::Completed, command), Rule::Refused(Why::WrongStatus), "{command:?}");
+        }
+    }
+
+    /// A timer fires where a callback would be applied, and is held where
+    /// a callback would be; an armed timer never has a closed item.
+    #[test]
+    fn a_timer_fires_and_is_held_as_a_callback_would_be() {
+        for status in InstanceStatus::ALL {
+            for phase in [ItemPhase::Pending, ItemPhase::Working] {
+                let (finish, fire) = (rule(status, CommandKind::Finish(phase)), rule(status, CommandKind::Fire(phase)));
+                assert_eq!(fire, finish, "{status} × {phase:?}");
+            }
+            for phase in [ItemPhase::Recorded, ItemPhase::Finished, ItemPhase::Cancelled] {
+                assert_eq!(rule(status, CommandKind::Fire(phase)), Rule::Impossible, "{status} × {phase:?}");
+            }
         }
     }
 }

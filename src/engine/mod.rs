@@ -959,7 +959,9 @@ impl<S: Storage> Engine<S> {
             let mut decision = machine::decide(&executor, state, Command::Fire { timer: &timer, item: &item })?;
             let (held, end) = (decision.held, decision.end);
             let notify = decision.notify.take();
-            if notify.is_some() {
+            if held {
+                // Held: nothing to write, the timer stays armed.
+            } else if notify.is_some() {
                 // Nothing of the instance changed: its row is written as it
                 // was read (which bumps its revision, as every timer change
                 // does), its claim and last change left as they are.

@@ -1427,6 +1427,40 @@ mod tests {
         assert_eq!(lines.iter().map(|l| (l.line_index, l.fired)).collect::<Vec<_>>(), [(0, true), (1, false)]);
     }
 
+    /// The ticker's walk through what is due reads the partial index of
+    /// armed timers in due order, from the last one seen, and stops at its
+    /// limit (no sort); a held instance's status is read by its key. An
+    /// item's and an instance's next due time come from the index that
+    /// covers an item's timers.
+    #[test]
+    fn due_timers_walk_the_index_of_armed_timers_and_due_times_are_covered_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        for after in [None, Some((5, 7))] {
+            let query = DueTimers {
+                by: 1_000,
+                after,
+                held: vec![InstanceStatus::Error, InstanceStatus::Stopped],
+                limit: 100,
+            };
+            let (sql, args) = due_query(&query);
+            let steps = plan(&connection, &sql, &args);
+            let shown = format!("{query:?}:\n{steps:#?}");
+            assert!(steps.iter().any(|(_, d)| d.starts_with("SEARCH t USING INDEX timers_due")), "{shown}");
+            assert!(steps.iter().any(|(_, d)| d.contains("SEARCH i USING INTEGER PRIMARY KEY")), "{shown}");
+            assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{shown}");
+        }
+        let item = (SELECT_ITEM.to_owned(), [7, 2].map(SqlValue::Integer).to_vec());
+        let (_, visibility, everything) = visibilities().remove(0);
+        let page = page_query(&visibility, everything, &InstanceFilter { limit: 50, ..InstanceFilter::default() });
+        for (sql, args) in [item, page] {
+            let steps = plan(&connection, &sql, &args);
+            let shown = format!("{sql}:\n{steps:#?}");
+            assert!(steps.iter().any(|(_, d)| d.contains("USING COVERING INDEX timers_by_item")), "{shown}");
+        }
+    }
+
     /// Every read of one instance's items finds them by the primary key's
     /// first column, never by scanning (schema 6 dropped the other index).
     #[test]
