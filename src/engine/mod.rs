@@ -49,7 +49,9 @@ pub use timer::{DueTimers, PendingTimer, Timer, TimerState};
 use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
 use crate::engine::instance::FlowState;
 use crate::engine::machine::{Decision, Notification, State, check_data};
-use crate::model::{CompiledProcess, EscalationAction, EventAction, FieldType, ProcessDraft, Right, ScriptHost, Value};
+use crate::model::{
+    CompiledProcess, EscalationAction, EventAction, FieldType, ProcessDraft, ProcessZone, Right, ScriptHost, Value,
+};
 
 /// The time source; tests use a fixed one so trails are stable.
 pub trait Clock: Send + Sync {
@@ -120,10 +122,12 @@ impl PartialEq for FieldInput {
 
 impl FieldInput {
     /// The typed value for a field of `field_type`, or why it does not fit.
-    pub fn to_value(&self, field_type: FieldType) -> Result<Value, crate::model::TypeMismatch> {
+    /// A date-time written without an offset is read in `zone`, the
+    /// process's.
+    pub fn to_value(&self, field_type: FieldType, zone: &ProcessZone) -> Result<Value, crate::model::TypeMismatch> {
         match self {
-            FieldInput::Text(text) => Value::parse(field_type, text),
-            FieldInput::Json(json) => Value::from_json_text(field_type, json),
+            FieldInput::Text(text) => Value::parse(field_type, text, zone),
+            FieldInput::Json(json) => Value::from_json_text(field_type, json, zone),
             FieldInput::Value(value) if value.field_type() == field_type => Ok(value.clone()),
             FieldInput::Value(value) => {
                 Err(crate::model::TypeMismatch { expected: field_type, got: format!("a {} value", value.field_type()) })
@@ -285,6 +289,8 @@ pub struct OpenedItem {
     pub instance: InstanceSummary,
     /// Field name, type and current value, in the process's field order.
     pub fields: Vec<(String, FieldType, Value)>,
+    /// The process's time zone, where a date-time typed without an offset is read.
+    pub zone: ProcessZone,
 }
 
 /// Everything an operator sees of one instance.
@@ -745,7 +751,12 @@ impl<S: Storage> Engine<S> {
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let mut summary = summary(&instance);
             summary.due_at = tx.timers_of(instance.id)?.iter().find(|t| t.state == TimerState::Armed).map(|t| t.due_at);
-            Ok(OpenedItem { item, fields: field_list(&process, &instance.data), instance: summary })
+            Ok(OpenedItem {
+                item,
+                fields: field_list(&process, &instance.data),
+                zone: process.time_zone.clone(),
+                instance: summary,
+            })
         })
     }
 

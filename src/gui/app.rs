@@ -1654,13 +1654,8 @@ impl FlowdeskApp {
                                     *text = checked.to_string();
                                 }
                             } else {
-                                let hint = match field_type {
-                                    FieldType::Date => "YYYY-MM-DD",
-                                    FieldType::Integer => "whole number",
-                                    FieldType::Decimal => "number",
-                                    _ => "",
-                                };
-                                ui.add(egui::TextEdit::singleline(text).hint_text(hint)).labelled_by(label.id);
+                                ui.add(egui::TextEdit::singleline(text).hint_text(field_type.hint()))
+                                    .labelled_by(label.id);
                             }
                             ui.end_row();
                         }

@@ -13,6 +13,7 @@ use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
 use crate::model::template::TemplateValues;
+use crate::model::time::ProcessZone;
 use crate::model::value::{FieldType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -26,10 +27,32 @@ pub enum Severity {
 #[serde(tag = "element", rename_all = "snake_case")]
 pub enum Location {
     Process,
-    Field { index: usize, name: String },
-    Activity { id: String, name: String },
-    Event { activity_id: String, activity_name: String, index: usize, name: String },
-    Line { index: usize, from: String, to: String },
+    Field {
+        index: usize,
+        name: String,
+    },
+    Activity {
+        id: String,
+        name: String,
+    },
+    Event {
+        activity_id: String,
+        activity_name: String,
+        index: usize,
+        name: String,
+    },
+    /// One of an activity's escalations, by its place in the list.
+    Escalation {
+        activity_id: String,
+        activity_name: String,
+        index: usize,
+        name: String,
+    },
+    Line {
+        index: usize,
+        from: String,
+        to: String,
+    },
 }
 
 impl fmt::Display for Location {
@@ -41,6 +64,9 @@ impl fmt::Display for Location {
             Location::Activity { id, name } => write!(f, "activity `{name}` ({id})"),
             Location::Event { activity_name, index, name, .. } => {
                 write!(f, "activity `{activity_name}`, event {} `{name}`", index + 1)
+            }
+            Location::Escalation { activity_name, index, name, .. } => {
+                write!(f, "activity `{activity_name}`, escalation {} `{name}`", index + 1)
             }
             Location::Line { index, from, to } => write!(f, "line {} ({from} → {to})", index + 1),
         }
@@ -70,7 +96,9 @@ pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
     check_process(draft, &mut problems);
     check_script_time_limit(draft, &mut problems);
     check_limits(draft, &mut problems);
-    let field_types = check_fields(draft, host, &mut problems);
+    // An unknown zone is a problem of its own; the rest is checked in UTC.
+    let zone = ProcessZone::of(draft.time_zone.as_deref()).unwrap_or_else(|_| ProcessZone::utc());
+    let field_types = check_fields(draft, host, &zone, &mut problems);
     let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
     let defaults: BTreeMap<String, Value> = field_types
         .iter()
@@ -138,6 +166,7 @@ fn check_script_time_limit(draft: &ProcessDraft, problems: &mut Problems) {
 fn check_fields(
     draft: &ProcessDraft,
     host: &ScriptHost,
+    zone: &ProcessZone,
     problems: &mut Problems,
 ) -> BTreeMap<String, (FieldType, Option<Value>)> {
     let mut fields = BTreeMap::new();
@@ -159,7 +188,7 @@ fn check_fields(
             problems.error(
                 location,
                 format!(
-                    "unknown field type `{}` (expected string, integer, decimal, boolean or date)",
+                    "unknown field type `{}` (expected string, integer, decimal, boolean, date or datetime)",
                     field.field_type
                 ),
             );
@@ -167,7 +196,7 @@ fn check_fields(
         };
         let default = match &field.default {
             None => None,
-            Some(json) => match Value::from_json(field_type, json) {
+            Some(json) => match Value::from_json(field_type, json, zone) {
                 Ok(value) => Some(value),
                 Err(mismatch) => {
                     problems.error(location, format!("default value: {mismatch}"));
@@ -239,7 +268,7 @@ fn check_activities(
                 EventDraft::HttpRequest(request) => {
                     let context = sample_context(&activity.name, &request.name, request.synchronous);
                     let sample = TemplateValues { context: &context, data: defaults };
-                    if let Err(messages) = HttpRequestSpec::check(request, field_names, &sample) {
+                    if let Err(messages) = HttpRequestSpec::check(request.parts(), field_names, &sample) {
                         for message in messages {
                             problems.error(event_location.clone(), message);
                         }
@@ -254,6 +283,7 @@ fn check_activities(
                         );
                     }
                 }
+                EventDraft::Timer(_) => {}
             }
         }
     }

@@ -75,7 +75,7 @@ fn field<'a>(detail: &'a InstanceDetail, name: &str) -> &'a Value {
 }
 
 fn typed(field_type: FieldType, text: &str) -> Value {
-    Value::parse(field_type, text).unwrap()
+    Value::parse(field_type, text, &flowdesk::model::ProcessZone::utc()).unwrap()
 }
 
 fn string(text: &str) -> Value {

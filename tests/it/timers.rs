@@ -170,7 +170,7 @@ fn a_repeat_runs_the_event_again_on_the_same_serial_up_to_its_times_then_the_nex
         assert_eq!(fire(&fx), 1);
         assert_eq!(fx.field(id, "tries"), flowdesk::model::Value::Integer(tries), "the script ran again");
         let pending: Vec<String> = fx.detail("admin", id).pending_items.iter().map(|i| i.serial.to_string()).collect();
-        assert_eq!(pending, [serial.clone()], "on the same serial");
+        assert_eq!(pending, [serial.as_str()], "on the same serial");
     }
     fx.clock.advance(10 * MINUTE);
     assert_eq!(fire(&fx), 0, "two repeats and no more");

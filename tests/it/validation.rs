@@ -214,9 +214,9 @@ fn unknown_field_types() {
             ],
             "activities": [{"id": "a", "name": "A", "start": true}]}"#,
         &[
-            "error: field `n`: unknown field type `int` (expected string, integer, decimal, boolean or date)",
-            "error: field `s`: unknown field type `String` (expected string, integer, decimal, boolean or date)",
-            "error: field `t`: unknown field type `` (expected string, integer, decimal, boolean or date)",
+            "error: field `n`: unknown field type `int` (expected string, integer, decimal, boolean, date or datetime)",
+            "error: field `s`: unknown field type `String` (expected string, integer, decimal, boolean, date or datetime)",
+            "error: field `t`: unknown field type `` (expected string, integer, decimal, boolean, date or datetime)",
         ],
     );
 }
@@ -646,7 +646,7 @@ fn every_problem_is_reported_at_once_errors_first() {
         }"#,
         &[
             "error: process: the process has no name",
-            "error: field `amount`: unknown field type `money` (expected string, integer, decimal, boolean or date)",
+            "error: field `amount`: unknown field type `money` (expected string, integer, decimal, boolean, date or datetime)",
             "error: field `n`: default value: expected integer, got \"x\"",
             "error: field `n`: duplicate field name `n`",
             "error: field `folio`: `folio` is a reserved name in scripts",
@@ -721,7 +721,7 @@ fn unknown_keys_and_values_elsewhere_are_reported() {
         ),
         (
             r#"{"name": "p", "activities": [{"id": "a", "name": "A", "events": [{"kind": "mail_event", "name": "e"}]}]}"#,
-            "unknown variant `mail_event`, expected `server_event`",
+            "unknown variant `mail_event`, expected one of `server_event`, `http_request`, `timer`",
         ),
         (
             r#"{"name": "p", "activities": [{"id": "a", "name": "A", "events": [{"name": "e"}]}]}"#,

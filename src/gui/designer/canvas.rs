@@ -311,6 +311,7 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
                 (EventDraft::HttpRequest(_), false) => {
                     format!("Event {} (HTTP request, waits for a callback)", event.name())
                 }
+                (EventDraft::Timer(_), _) => format!("Event {} (timer)", event.name()),
             };
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
             row_responses.push((index, event_index, response));

@@ -38,6 +38,8 @@ impl Element {
             Location::Event { activity_id, index, .. } => {
                 Some(Element::Event { activity: activity_id.clone(), index: *index })
             }
+            // Escalations are edited on their activity's page.
+            Location::Escalation { activity_id, .. } => Some(Element::Activity(activity_id.clone())),
             Location::Line { index, .. } => Some(Element::Line(*index)),
         }
     }
@@ -239,7 +241,8 @@ impl Designer {
             match draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index)) {
                 Some(EventDraft::ServerEvent(event)) => event.synchronous = !event.synchronous,
                 Some(EventDraft::HttpRequest(event)) => event.synchronous = !event.synchronous,
-                None => {}
+                // A timer always waits.
+                Some(EventDraft::Timer(_)) | None => {}
             }
         });
     }

@@ -30,6 +30,7 @@ pub fn add_activity(draft: &mut ProcessDraft, position: Position, events: Vec<Ev
         start,
         preceding_rule: PrecedingRule::Any,
         events,
+        escalations: Vec::new(),
     });
     id
 }

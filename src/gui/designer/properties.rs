@@ -9,7 +9,8 @@ use crate::gui::theme;
 use crate::model::http::TIMEOUT_SECONDS;
 use crate::model::{
     ActivityDraft, EventDraft, FieldDraft, FieldType, HeaderDraft, HttpMethod, HttpRequestDraft, Location,
-    PrecedingRule, Problem, ProcessDraft, Right, ScriptContext, ScriptFailure, ServerEventDraft, Severity, Value,
+    PrecedingRule, Problem, ProcessDraft, ProcessZone, Right, ScriptContext, ScriptFailure, ServerEventDraft, Severity,
+    Value,
 };
 
 /// What the panel asks of the app beyond editing the draft.
@@ -85,6 +86,7 @@ fn process_ui(
     }
     ui.separator();
     ui.heading("Data fields");
+    let zone = draft_zone(draft);
     Grid::new("fields").num_columns(4).striped(true).spacing([6.0, 4.0]).show(ui, |ui| {
         ui.label(RichText::new("Name").strong());
         ui.label(RichText::new("Type").strong());
@@ -92,7 +94,7 @@ fn process_ui(
         ui.label("");
         ui.end_row();
         for (index, field) in draft.fields.iter().enumerate() {
-            field_row(ui, index, field, edits);
+            field_row(ui, index, field, &zone, edits);
         }
     });
     if ui.button("Add field").clicked() {
@@ -112,7 +114,7 @@ fn process_ui(
     }
 }
 
-fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, edits: &mut Vec<Edit>) {
+fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, zone: &ProcessZone, edits: &mut Vec<Edit>) {
     let mut name = field.name.clone();
     let response = ui.add_sized([120.0, 20.0], TextEdit::singleline(&mut name).hint_text("name"));
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Field {index} name")));
@@ -163,9 +165,10 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, edits: &mut Vec<Edit
         response
             .widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Field {index} default")));
         if response.changed() {
+            let zone = zone.clone();
             edits.push(Edit::new(Coalesce::Key(format!("field-default:{index}")), move |d| {
                 if let Some(f) = d.fields.get_mut(index) {
-                    f.default = default_json(known, &text);
+                    f.default = default_json(known, &text, &zone);
                 }
             }));
         }
@@ -180,13 +183,24 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, edits: &mut Vec<Edit
     ui.end_row();
 }
 
+/// The zone the draft names, UTC while it names none or one that does not
+/// exist (which validation reports).
+fn draft_zone(draft: &ProcessDraft) -> ProcessZone {
+    ProcessZone::of(draft.time_zone.as_deref()).unwrap_or_else(|_| ProcessZone::utc())
+}
+
 /// The stored default for what was typed: typed JSON when it parses, else the
-/// text itself, which validation then reports against the field.
-fn default_json(field_type: Option<FieldType>, text: &str) -> Option<serde_json::Value> {
+/// text itself, which validation then reports against the field. A
+/// date-time stays as typed: without an offset it means a wall-clock time
+/// in the process's zone, which may still change.
+fn default_json(field_type: Option<FieldType>, text: &str, zone: &ProcessZone) -> Option<serde_json::Value> {
     if text.is_empty() {
         return None;
     }
-    match field_type.map(|t| Value::parse(t, text)) {
+    if field_type == Some(FieldType::DateTime) {
+        return Some(serde_json::Value::String(text.to_owned()));
+    }
+    match field_type.map(|t| Value::parse(t, text, zone)) {
         Some(Ok(value)) => Some(value.to_json()),
         _ => Some(serde_json::Value::String(text.to_owned())),
     }
@@ -268,7 +282,7 @@ fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, e
     match activity.events.get(index) {
         Some(EventDraft::ServerEvent(event)) => server_event_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::HttpRequest(event)) => http_request_ui(ui, designer, activity, index, event, edits),
-        None => {}
+        Some(EventDraft::Timer(_)) | None => {}
     }
 }
 
@@ -579,6 +593,7 @@ fn rule_problem(designer: &Designer, rule: &str) -> Option<String> {
         Ok(ast) => ast,
         Err(err) => return Some(err.to_string()),
     };
+    let zone = draft_zone(draft);
     let defaults = draft
         .fields
         .iter()
@@ -587,7 +602,7 @@ fn rule_problem(designer: &Designer, rule: &str) -> Option<String> {
             let value = f
                 .default
                 .as_ref()
-                .and_then(|j| Value::from_json(field_type, j).ok())
+                .and_then(|j| Value::from_json(field_type, j, &zone).ok())
                 .unwrap_or_else(|| field_type.zero_value());
             Some((f.name.clone(), value))
         })
