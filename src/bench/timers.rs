@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use crate::bench::{self, BenchError, Scratch, Unverified};
-use crate::engine::{AuditAction, Clock, EngineOptions, InstanceDetail, InstanceFilter, InstanceStatus, Millis, SystemClock};
+use crate::engine::{
+    AuditAction, Clock, EngineOptions, InstanceDetail, InstanceFilter, InstanceStatus, Millis, SystemClock,
+};
 use crate::model::{ProcessDraft, Value};
 use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions, Ticking};
 use crate::store::Durability;

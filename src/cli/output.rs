@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 
 use crate::engine::instance::ActivityStatus;
 use crate::engine::{
-    Deployed, FiringRound, Finished, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis,
+    Deployed, Finished, FiringRound, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis,
     ProcessSummary, Progress, ServerItem, format_age, format_time,
 };
 use crate::model::Right;

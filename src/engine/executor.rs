@@ -257,7 +257,9 @@ impl Executor<'_> {
     fn wait(&self, instance: &mut Instance, items: &mut ItemState, position: usize, due: &Due, effects: &mut Effects) {
         let due_at = match self.process.due_at(due, self.now, &instance.data) {
             Ok(due_at) => due_at,
-            Err(err) => return self.fail(instance, position, format!("cannot tell when the wait ends: {err}"), effects),
+            Err(err) => {
+                return self.fail(instance, position, format!("cannot tell when the wait ends: {err}"), effects);
+            }
         };
         let token = instance.flow.tokens[position].clone();
         // A wait run again (a repeat) keeps its item and the timer it has.

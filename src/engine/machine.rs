@@ -765,8 +765,11 @@ fn fire(
     mut effects: Effects,
 ) -> Result<Decision, Refusal> {
     let serial = item.serial;
-    let impossible =
-        || Refusal::Impossible { id: instance.id, status: instance.status, command: CommandKind::Fire(ItemPhase::Pending) };
+    let impossible = || Refusal::Impossible {
+        id: instance.id,
+        status: instance.status,
+        command: CommandKind::Fire(ItemPhase::Pending),
+    };
     // A pending item's token waits for it (were its work running, the item
     // would be `Working`, and held).
     let Some(position) = instance

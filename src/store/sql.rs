@@ -1438,12 +1438,8 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
         let connection = store.readers.take();
         for after in [None, Some((5, 7))] {
-            let query = DueTimers {
-                by: 1_000,
-                after,
-                held: vec![InstanceStatus::Error, InstanceStatus::Stopped],
-                limit: 100,
-            };
+            let query =
+                DueTimers { by: 1_000, after, held: vec![InstanceStatus::Error, InstanceStatus::Stopped], limit: 100 };
             let (sql, args) = due_query(&query);
             let steps = plan(&connection, &sql, &args);
             let shown = format!("{query:?}:\n{steps:#?}");

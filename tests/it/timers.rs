@@ -270,12 +270,12 @@ fn a_stopped_instance_holds_its_timers_and_resume_fires_the_overdue_ones_oldest_
 
 const WAIT: &str = r#"{
   "name": "cool-off",
-  "fields": [{ "name": "until", "type": "datetime" }],
+  "fields": [{ "name": "resume_at", "type": "datetime" }],
   "activities": [
     { "id": "a", "name": "Cool off", "start": true, "events": [
       { "kind": "timer", "name": "Wait 2 hours", "after": "2h" } ] },
     { "id": "b", "name": "Until", "events": [
-      { "kind": "timer", "name": "Wait until", "at_field": "until" } ] }
+      { "kind": "timer", "name": "Wait until", "at_field": "resume_at" } ] }
   ],
   "lines": [{ "from": "a", "to": "b" }]
 }"#;
@@ -284,7 +284,8 @@ const WAIT: &str = r#"{
 fn a_timer_event_waits_its_duration_then_until_its_field_and_the_instance_goes_on() {
     let fx = Fixture::new();
     fx.deploy_json("admin", WAIT);
-    let id = fx.engine.start("admin", "cool-off", "", &set(&[("until", "2026-11-25T15:30:00Z")])).unwrap().instance_id;
+    let id =
+        fx.engine.start("admin", "cool-off", "", &set(&[("resume_at", "2026-11-25T15:30:00Z")])).unwrap().instance_id;
     assert_eq!(fx.detail("admin", id).pending_items[0].due_at, Some(T0 + 2 * HOUR));
 
     fx.clock.advance(2 * HOUR);
@@ -292,7 +293,10 @@ fn a_timer_event_waits_its_duration_then_until_its_field_and_the_instance_goes_o
     let detail = fx.detail("admin", id);
     assert_eq!(detail.pending_items.iter().map(|i| i.event.as_str()).collect::<Vec<_>>(), ["Wait until"]);
     assert_eq!(detail.summary.due_at, Some(T0 + 6 * HOUR + 30 * MINUTE));
-    assert_eq!(trail_of(&fx, id, AuditAction::TimerFired), [format!("`Wait 2 hours`: {id}_1 waited until 2026-11-25 11:00:00 UTC")]);
+    assert_eq!(
+        trail_of(&fx, id, AuditAction::TimerFired),
+        [format!("`Wait 2 hours`: {id}_1 waited until 2026-11-25 11:00:00 UTC")]
+    );
 
     fx.clock.advance(4 * HOUR + 30 * MINUTE);
     assert_eq!(fire(&fx), 1);
@@ -310,7 +314,7 @@ fn a_timer_event_whose_field_is_empty_fails_and_a_retry_after_setting_it_waits()
     assert_eq!(detail.summary.status, InstanceStatus::Error, "{:?}", detail.audit);
     assert!(detail.failure.unwrap().message.starts_with("cannot tell when the wait ends"));
 
-    fx.engine.set_data("admin", id, &set(&[("until", "2026-11-25T12:00:00Z")])).unwrap();
+    fx.engine.set_data("admin", id, &set(&[("resume_at", "2026-11-25T12:00:00Z")])).unwrap();
     let progress = fx.engine.retry("admin", id).unwrap();
     assert_eq!(progress.status, InstanceStatus::Active);
     fx.clock.advance(HOUR);
