@@ -237,19 +237,6 @@ impl State {
     }
 }
 
-fn summary(instance: &Instance) -> InstanceSummary {
-    InstanceSummary {
-        id: instance.id,
-        process: instance.process.clone(),
-        version: instance.version,
-        folio: instance.folio.clone(),
-        originator: instance.originator.clone(),
-        status: instance.status,
-        started_at: instance.started_at,
-        updated_at: instance.updated_at,
-    }
-}
-
 /// An item's place in age order: creation time, then serial.
 fn age(item: &ServerItem) -> (Millis, i64, i64) {
     (item.created_at, item.serial.instance_id, item.serial.destination_id)
@@ -500,7 +487,7 @@ impl Transaction for MemoryTransaction<'_> {
             let ascending = by_column.then(a.id.cmp(&b.id));
             if filter.order.descending { ascending.reverse() } else { ascending }
         });
-        Ok(listed.into_iter().skip(filter.offset).take(limit(filter.limit)).map(summary).collect())
+        Ok(listed.into_iter().skip(filter.offset).take(limit(filter.limit)).map(InstanceSummary::of).collect())
     }
 
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {

@@ -1120,14 +1120,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
         let connection = store.readers.take();
-        let columns = [
-            InstanceColumn::Id,
-            InstanceColumn::Folio,
-            InstanceColumn::Process,
-            InstanceColumn::Status,
-            InstanceColumn::Originator,
-            InstanceColumn::LastChange,
-        ];
         let filters = [
             (None, None),
             (Some("a"), None),
@@ -1135,7 +1127,7 @@ mod tests {
             (Some("a"), Some(InstanceStatus::Error)),
         ];
         for (name, visibility, everything) in visibilities() {
-            for column in columns {
+            for column in InstanceColumn::ALL {
                 for descending in [false, true] {
                     for (process, status) in filters {
                         for search in [None, Some("PO-12"), Some("42")] {

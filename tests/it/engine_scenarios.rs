@@ -889,7 +889,8 @@ fn the_lists_order_filter_search_and_page_as_the_storage_contract_says<S: Backen
 /// the store (`Transaction::running_instances`).
 fn a_claim_is_taken_over_only_once_its_lease_and_its_runners_heartbeat_have_run_out<S: Backend>() {
     let walk = Walk::<S>::new();
-    let (id, _) = walk.reach(InstanceStatus::Running, flowdesk::engine::ItemPhase::Working);
+    // Claimed by a finish, which updates the instance (a start inserts it).
+    let (id, _) = walk.reach(InstanceStatus::Running, flowdesk::engine::ItemPhase::Pending);
     let claimed = walk.plain.instance("admin", id).unwrap();
     assert_eq!(claimed.summary.status, InstanceStatus::Running);
     let (runner, lease_until) = {
@@ -965,14 +966,6 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
         );
     }
 
-    let columns = [
-        InstanceColumn::Id,
-        InstanceColumn::Folio,
-        InstanceColumn::Process,
-        InstanceColumn::Status,
-        InstanceColumn::Originator,
-        InstanceColumn::LastChange,
-    ];
     let statuses = [None, Some(InstanceStatus::Active), Some(InstanceStatus::Completed), Some(InstanceStatus::Stopped)];
     for user in users {
         for process in [None, Some("callback"), Some("parallel")] {
@@ -989,7 +982,7 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
                         format!("{:?}", sqlite.engine.count_instances(user, &filter).map_err(|e| e.to_string())),
                         format!("{:?}", memory.engine.count_instances(user, &filter).map_err(|e| e.to_string())),
                     );
-                    for column in columns {
+                    for column in InstanceColumn::ALL {
                         for descending in [false, true] {
                             for (limit, offset) in [(0, 0), (2, 1)] {
                                 let order = InstanceOrder { column, descending };
@@ -1040,6 +1033,53 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
         }
     }
     assert!(compared > 10_000, "{compared}");
+}
+
+// ----- the storage contract itself ---------------------------------------------
+
+/// A write whose work returns an error commits nothing of it, however much
+/// it wrote first. The engine decides before it writes, so no scenario
+/// above refuses after a write; a store must roll back all the same.
+fn a_write_whose_work_fails_leaves_nothing_behind<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let id = fx.engine.start("admin", "callback", "kept", &[]).unwrap().instance_id;
+    let before = fx.snapshot(id);
+    let failed = fx.engine.store().write(|tx| -> Result<(), EngineError> {
+        tx.grant("callback", "bob", Right::View)?;
+        let mut instance = tx.instance(id)?.unwrap();
+        instance.folio = "changed".to_owned();
+        instance.status = InstanceStatus::Stopped;
+        tx.update_instance(&instance)?;
+        Err(EngineError::Internal("the work failed after writing".to_owned()))
+    });
+    assert!(matches!(failed, Err(EngineError::Internal(_))), "{failed:?}");
+    assert_eq!(fx.snapshot(id), before);
+    assert!(fx.engine.rights("callback", "bob").unwrap().is_empty());
+}
+
+/// A read sees one moment: what another engine commits while it reads is
+/// not in it, and a write's own reads see its writes.
+fn a_read_sees_one_snapshot_and_a_write_sees_its_own_writes<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let other = fx.second_engine();
+    fx.engine
+        .store()
+        .read(|tx| {
+            let before = tx.rights("callback", "bob")?;
+            other.grant("admin", "callback", "bob", &[Right::View]).unwrap();
+            assert_eq!(tx.rights("callback", "bob")?, before, "the read saw a write committed after it began");
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(fx.engine.rights("callback", "bob").unwrap(), [Right::View]);
+    fx.engine
+        .store()
+        .write(|tx| {
+            tx.grant("callback", "bob", Right::Start)?;
+            assert_eq!(tx.rights("callback", "bob")?, [Right::Start, Right::View]);
+            Ok(())
+        })
+        .unwrap();
 }
 
 // ----- the transition table, walked cell by cell (issue 16) -------------------
@@ -1383,6 +1423,8 @@ support::on_every_backend! {
     a_version_deployed_before_its_endless_loop_was_refused_still_runs_and_is_stopped,
     the_lists_order_filter_search_and_page_as_the_storage_contract_says,
     a_claim_is_taken_over_only_once_its_lease_and_its_runners_heartbeat_have_run_out,
+    a_write_whose_work_fails_leaves_nothing_behind,
+    a_read_sees_one_snapshot_and_a_write_sees_its_own_writes,
     issue_16_retry_also_runs_the_work_left_due_outside_when_the_instance_went_into_error,
     the_engine_answers_every_cell_of_the_transition_table_as_the_table_says,
 }
