@@ -681,7 +681,11 @@ impl<S: Storage> Engine<S> {
             let (item, instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            Ok(OpenedItem { item, fields: field_list(&process, &instance.data), instance: summary(&instance) })
+            Ok(OpenedItem {
+                item,
+                fields: field_list(&process, &instance.data),
+                instance: InstanceSummary::of(&instance),
+            })
         })
     }
 
@@ -914,7 +918,7 @@ impl<S: Storage> Engine<S> {
             }
             let process = self.compiled(tx, &instance.process, instance.version)?;
             Ok(InstanceDetail {
-                summary: summary(&instance),
+                summary: InstanceSummary::of(&instance),
                 fields: field_list(&process, &instance.data),
                 failure: instance.flow.failure.clone(),
                 pending_items: tx.pending_items_of(id)?,
@@ -1017,17 +1021,4 @@ fn field_list(process: &CompiledProcess, data: &BTreeMap<String, Value>) -> Vec<
             Some((field.name.clone(), field_type, value))
         })
         .collect()
-}
-
-fn summary(instance: &Instance) -> InstanceSummary {
-    InstanceSummary {
-        id: instance.id,
-        process: instance.process.clone(),
-        version: instance.version,
-        folio: instance.folio.clone(),
-        originator: instance.originator.clone(),
-        status: instance.status,
-        started_at: instance.started_at,
-        updated_at: instance.updated_at,
-    }
 }

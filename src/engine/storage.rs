@@ -142,6 +142,22 @@ pub struct InstanceSummary {
     pub updated_at: Millis,
 }
 
+impl InstanceSummary {
+    /// The list's row of an instance.
+    pub fn of(instance: &Instance) -> InstanceSummary {
+        InstanceSummary {
+            id: instance.id,
+            process: instance.process.clone(),
+            version: instance.version,
+            folio: instance.folio.clone(),
+            originator: instance.originator.clone(),
+            status: instance.status,
+            started_at: instance.started_at,
+            updated_at: instance.updated_at,
+        }
+    }
+}
+
 /// Which instances a user may see.
 #[derive(Debug, Clone, Default)]
 pub struct Visibility {
@@ -164,6 +180,17 @@ pub enum InstanceColumn {
     Status,
     Originator,
     LastChange,
+}
+
+impl InstanceColumn {
+    pub const ALL: [InstanceColumn; 6] = [
+        InstanceColumn::Id,
+        InstanceColumn::Folio,
+        InstanceColumn::Process,
+        InstanceColumn::Status,
+        InstanceColumn::Originator,
+        InstanceColumn::LastChange,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

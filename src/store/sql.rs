@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
-use unicase::UniCase;
 
+use super::search;
 use crate::engine::instance::{ActivityStatus, AuditAction, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
 use crate::engine::runner::RunnerId;
@@ -564,10 +564,8 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
 
 /// The SQL function `name(needle, text...)`: whether any text contains the
 /// needle, ignoring case in all of Unicode (SQLite's own `lower()` and `LIKE`
-/// fold ASCII letters only, so `ÜBER` would not find `über`). Both sides are
-/// compared in Unicode's case folding, as its caseless matching does: lower
-/// case would make the last `Σ` of a typed word a final `ς`, and keep `ß`
-/// apart from `SS`.
+/// fold ASCII letters only, so `ÜBER` would not find `über`), as
+/// `search.rs` says for every store.
 pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
 
 /// Defines the store's own SQL functions on a connection.
@@ -577,32 +575,17 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
     connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
         // The needle is the same for every row of a statement: folded once.
         let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
-            Ok(UniCase::new(needle.as_str()?).to_folded_case())
+            Ok(search::fold(needle.as_str()?))
         })?;
         for index in 1..context.len() {
             if let Ok(text) = context.get_raw(index).as_str()
-                && contains_ignoring_case(text, &needle)
+                && search::contains_ignoring_case(text, &needle)
             {
                 return Ok(true);
             }
         }
         Ok(false)
     })
-}
-
-/// Whether `text` contains `needle` (already case-folded), ignoring case.
-fn contains_ignoring_case(text: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if text.is_ascii() {
-        // ASCII text has an ASCII lower case: compare in place, without
-        // allocating, which is what almost every row is.
-        needle.is_ascii()
-            && text.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
-    } else {
-        UniCase::unicode(text).to_folded_case().contains(needle)
-    }
 }
 
 /// The query of the server item list, with its arguments.
@@ -1142,14 +1125,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
         let connection = store.readers.take();
-        let columns = [
-            InstanceColumn::Id,
-            InstanceColumn::Folio,
-            InstanceColumn::Process,
-            InstanceColumn::Status,
-            InstanceColumn::Originator,
-            InstanceColumn::LastChange,
-        ];
         let filters = [
             (None, None),
             (Some("a"), None),
@@ -1157,7 +1132,7 @@ mod tests {
             (Some("a"), Some(InstanceStatus::Error)),
         ];
         for (name, visibility, everything) in visibilities() {
-            for column in columns {
+            for column in InstanceColumn::ALL {
                 for descending in [false, true] {
                     for (process, status) in filters {
                         for search in [None, Some("PO-12"), Some("42")] {
