@@ -109,6 +109,9 @@ pub type TickReport = Arc<dyn Fn(TickEvent) + Send + Sync>;
 #[derive(Clone)]
 pub struct RuntimeOptions {
     pub durability: Durability,
+    /// How long a write waits for another program's write to end before it
+    /// fails as busy (`store::BUSY_TIMEOUT`, 30 s, unless a test waits less).
+    pub busy_timeout: Duration,
     pub ticking: Ticking,
     /// [`TICK_PERIOD`] unless a test ticks faster; at most half the lease,
     /// so that a claim is beaten for before its lease runs out.
@@ -128,6 +131,7 @@ impl Default for RuntimeOptions {
     fn default() -> RuntimeOptions {
         RuntimeOptions {
             durability: Durability::Full,
+            busy_timeout: crate::store::BUSY_TIMEOUT,
             ticking: Ticking::Beat,
             tick_period: TICK_PERIOD,
             engine: EngineOptions::default(),
@@ -144,6 +148,7 @@ impl std::fmt::Debug for RuntimeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeOptions")
             .field("durability", &self.durability)
+            .field("busy_timeout", &self.busy_timeout)
             .field("ticking", &self.ticking)
             .field("tick_period", &self.tick_period)
             .field("engine", &self.engine)
@@ -200,6 +205,7 @@ impl Runtime {
     /// window, `serve` and `deploy` may be the first to use a database).
     pub fn open(path: &Path, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let store = SqliteStore::open(path, options.durability)?;
+        store.set_busy_timeout(options.busy_timeout)?;
         Runtime::over(store, options)
     }
 
@@ -207,6 +213,7 @@ impl Runtime {
     /// for the commands that read or act on what it holds.
     pub fn open_existing(path: &Path, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let store = SqliteStore::open_existing(path, options.durability)?;
+        store.set_busy_timeout(options.busy_timeout)?;
         Runtime::over(store, options)
     }
 

@@ -457,14 +457,27 @@ fn open_database(path: &Path, sync: Durability) -> Result<Runtime, RuntimeError>
 }
 
 /// The runtime's options for a command: the crash tests' kill hook when
-/// `FLOWDESK_KILL_AT` asks for it, and a clock moved by
-/// `FLOWDESK_CLOCK_OFFSET_MS`.
+/// `FLOWDESK_KILL_AT` asks for it, a clock moved by
+/// `FLOWDESK_CLOCK_OFFSET_MS`, and a busy timeout set by
+/// `FLOWDESK_BUSY_TIMEOUT_MS`.
 fn runtime_options(sync: Durability, ticking: Ticking) -> RuntimeOptions {
     let mut options = RuntimeOptions { durability: sync, ticking, hook: kill_hook(), ..RuntimeOptions::default() };
     if let Some(offset) = clock_offset() {
         options.clock = std::sync::Arc::new(OffsetClock(offset));
     }
+    if let Some(timeout) = busy_timeout() {
+        options.busy_timeout = timeout;
+    }
     options
+}
+
+/// `FLOWDESK_BUSY_TIMEOUT_MS=<n>`: how long this process's writes wait for
+/// another program's write (30 s otherwise). It exists for the tests of a
+/// busy database, which hold the write lock and would otherwise wait the
+/// whole 30 s for the answer.
+fn busy_timeout() -> Option<std::time::Duration> {
+    let millis: u64 = std::env::var("FLOWDESK_BUSY_TIMEOUT_MS").ok()?.trim().parse().ok()?;
+    Some(std::time::Duration::from_millis(millis))
 }
 
 /// `FLOWDESK_CLOCK_OFFSET_MS=<n>` moves this process's clock by n

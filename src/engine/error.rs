@@ -7,6 +7,7 @@
 
 use crate::engine::instance::{InstanceStatus, Millis};
 use crate::engine::serial::InvalidSerial;
+use crate::engine::storage::StorageError;
 use crate::model::{Problem, Right};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +51,10 @@ pub enum EngineError {
     #[error("cannot revoke: process `{process}` would be left without an Admin")]
     LastAdmin { process: String },
 
-    #[error("database: {0}")]
-    Storage(String),
+    /// The backend failed (see `engine::storage`, *Errors*): its message
+    /// says the kind in plain words and names what failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,6 +65,13 @@ impl EngineError {
     /// opposed to the engine or its database failing.
     pub fn is_refusal(&self) -> bool {
         !matches!(self, EngineError::Storage(_) | EngineError::Internal(_))
+    }
+
+    /// True when calling again may succeed with nothing changed meanwhile:
+    /// the database was busy, or the write met another one (see
+    /// [`StorageError::is_retryable`]). Nothing of the call was saved.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, EngineError::Storage(err) if err.is_retryable())
     }
 }
 

@@ -42,7 +42,7 @@ pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
     InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
-    Storage, Transaction, VersionRecord, Visibility,
+    Storage, StorageError, StorageErrorKind, Transaction, VersionRecord, Visibility,
 };
 pub use timer::{DueTimers, PendingTimer, Timer, TimerState};
 
@@ -749,7 +749,7 @@ impl<S: Storage> Engine<S> {
             let (item, instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            let mut summary = summary(&instance);
+            let mut summary = InstanceSummary::of(&instance);
             summary.due_at = tx.timers_of(instance.id)?.iter().find(|t| t.state == TimerState::Armed).map(|t| t.due_at);
             Ok(OpenedItem {
                 item,
@@ -1163,7 +1163,7 @@ impl<S: Storage> Engine<S> {
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let pending_items = tx.pending_items_of(id)?;
             let timers = pending_timers(&process, &instance, &pending_items, tx.timers_of(id)?);
-            let mut summary = summary(&instance);
+            let mut summary = InstanceSummary::of(&instance);
             summary.due_at = timers.first().map(|t| t.due_at);
             Ok(InstanceDetail {
                 summary,
@@ -1270,20 +1270,6 @@ fn field_list(process: &CompiledProcess, data: &BTreeMap<String, Value>) -> Vec<
             Some((field.name.clone(), field_type, value))
         })
         .collect()
-}
-
-fn summary(instance: &Instance) -> InstanceSummary {
-    InstanceSummary {
-        id: instance.id,
-        process: instance.process.clone(),
-        version: instance.version,
-        folio: instance.folio.clone(),
-        originator: instance.originator.clone(),
-        status: instance.status,
-        started_at: instance.started_at,
-        updated_at: instance.updated_at,
-        due_at: None,
-    }
 }
 
 /// The armed timers of an instance's open items, as a person reads them,

@@ -1,9 +1,105 @@
-//! What the engine needs from persistence, and nothing more.
+//! What the engine needs from persistence, and what a backend must
+//! guarantee: the contract every [`Storage`] keeps.
 //!
-//! The engine is written against these traits so that it never names a database;
-//! the store layer implements them on SQLite. Each call of [`Storage::write`] is
-//! one atomic transaction: the engine loads, decides and writes inside it, and a
-//! refusal returned from the closure rolls everything back.
+//! The engine is written against these traits so that it never names a
+//! database. SQLite (`store/`) is the backend today; an in-memory one and
+//! PostgreSQL are to follow, and each must keep every promise below, because
+//! the engine's own correctness rests on them: it checks whether a command
+//! may happen on what a transaction read, and writes the decision in the
+//! same transaction, trusting that nothing came in between.
+//!
+//! # Write transactions
+//!
+//! - **Atomic.** [`Storage::write`] runs its work in one transaction: if the
+//!   work returns `Ok`, all of its writes are committed together; if it
+//!   returns `Err` (a refusal, or a failure of the store itself), none of
+//!   them is kept. A backend may commit several callers' work in one
+//!   transaction (SQLite's group commit, `store/writer.rs`), but then a
+//!   failure of that commit fails every one of them, and each is told so:
+//!   no caller hears `Ok` for work that was not committed.
+//! - **Serializable per instance.** Writes that touch the same instance (its
+//!   row, its server items, its history) happen one after the other: each
+//!   sees every write to that instance that returned `Ok` before it began,
+//!   and no other write to it until it ends. The same holds for the rows
+//!   several instances share: rights, deployed versions and the instance id
+//!   counter. SQLite gives more, one writer at a time for the whole file
+//!   (`BEGIN IMMEDIATE`); a backend may run writes on different instances
+//!   at once, as long as the outcome is one that running them one at a time
+//!   would have given. A write may also see the uncommitted work of writes
+//!   sharing its commit; then it stands or falls with them.
+//! - **A refusal is true when it is answered.** An `Err` the work returns is
+//!   handed back only once what it read is committed (SQLite makes a
+//!   refusal inside a shared commit wait for that commit), so a caller is
+//!   never refused on the strength of a write that is then rolled back.
+//! - **Durable when acknowledged.** When `write` returns `Ok`, its work is
+//!   committed: with `Durability::Full` (the default) it survives a power
+//!   loss, with `Durability::Normal` a crash of the process (an explicit
+//!   choice, `--sync normal`). Nothing is acknowledged before that.
+//!
+//! # Revisions and planned writes
+//!
+//! Every instance has a **revision** ([`Instance::revision`],
+//! [`Transaction::instance_revision`]): a number that every write to the
+//! instance or to any of its server items increases, including a finish
+//! recorded for later without the instance row being rewritten
+//! ([`Transaction::write_effects`]). So one revision read stands for
+//! everything about an instance: if it has not moved, nothing about the
+//! instance has changed.
+//!
+//! [`Storage::write_planned`] lets a backend run the work first on a read
+//! snapshot, outside its write lock, recording what the work read and what
+//! it would write. Under the lock it makes a **revision check**: every
+//! instance revision the work read (and that an instance it found absent is
+//! still absent), and every right, default version, deployed version and
+//! newly handed-out instance id it read, must still be what the snapshot
+//! showed. If all hold, the recorded writes are applied as they are, and the
+//! outcome is the one running the work under the lock would have given. If
+//! one does not (another caller got to the instance first), the backend must
+//! not apply anything it recorded: it runs the work again inside a write
+//! transaction, as [`Storage::write`] would (SQLite's one fallback), or
+//! answers [`StorageErrorKind::Conflict`]. So work handed to `write_planned`
+//! may run more than once, and must do nothing but read and write through
+//! its transaction; `before_commit` is called once per attempt, before the
+//! commit that would hold its writes. A refusal computed on the snapshot
+//! that wrote nothing may be answered at once: it rests on committed state
+//! taken after the call began.
+//!
+//! # Reads
+//!
+//! [`Storage::read`] runs on a **consistent snapshot** of committed data: it
+//! sees every write that returned `Ok` before the read began, never part of
+//! a write, and nothing that is committed while it runs. Reads do not wait
+//! for writes (SQLite in WAL mode reads from connections of their own).
+//!
+//! # Ids
+//!
+//! [`Transaction::next_instance_id`] never hands out an id that a committed
+//! instance has, or ever had: serials (`<instance id>_<n>`) name one wait
+//! for good, so a callback meant for an old instance can never reach a new
+//! one. Ids a rolled-back write took may be handed out again.
+//!
+//! # Errors
+//!
+//! Every failure of the backend itself is an [`EngineError::Storage`]
+//! carrying a [`StorageError`]: a kind, which front ends act on, and a
+//! message for the operator (which may name the database file, and so is
+//! not shown to network clients). A failed write has changed nothing. The
+//! kinds divide in two:
+//!
+//! - **Retryable** ([`StorageError::is_retryable`]): [`StorageErrorKind::Busy`]
+//!   (another program held the database longer than the backend waits for
+//!   it) and [`StorageErrorKind::Conflict`] (the write was given up because
+//!   of another one: a shared commit rolled back over another caller's
+//!   failure, a serialization failure). Calling again is the cure; the HTTP
+//!   API answers them 503 with `Retry-After`.
+//! - **Fatal**: everything else ([`StorageErrorKind::DiskFull`],
+//!   [`StorageErrorKind::Corrupt`], [`StorageErrorKind::ReadOnly`], ...).
+//!   Calling again fails again until an operator acts (frees disk space,
+//!   restores a backup, fixes permissions); the HTTP API answers 500
+//!   `storage_failed` and the server's log names the cause.
+//!
+//! Which backend error is which kind is decided in one place per backend
+//! (SQLite's result codes: `store::kind_of`).
 
 use serde::Serialize;
 
@@ -49,6 +145,24 @@ pub struct InstanceSummary {
     pub due_at: Option<Millis>,
 }
 
+impl InstanceSummary {
+    /// The list's row of an instance, without its next due time (which
+    /// its timers hold, read apart).
+    pub fn of(instance: &Instance) -> InstanceSummary {
+        InstanceSummary {
+            id: instance.id,
+            process: instance.process.clone(),
+            version: instance.version,
+            folio: instance.folio.clone(),
+            originator: instance.originator.clone(),
+            status: instance.status,
+            started_at: instance.started_at,
+            updated_at: instance.updated_at,
+            due_at: None,
+        }
+    }
+}
+
 /// Which instances a user may see.
 #[derive(Debug, Clone, Default)]
 pub struct Visibility {
@@ -71,6 +185,17 @@ pub enum InstanceColumn {
     Status,
     Originator,
     LastChange,
+}
+
+impl InstanceColumn {
+    pub const ALL: [InstanceColumn; 6] = [
+        InstanceColumn::Id,
+        InstanceColumn::Folio,
+        InstanceColumn::Process,
+        InstanceColumn::Status,
+        InstanceColumn::Originator,
+        InstanceColumn::LastChange,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +270,96 @@ pub struct RunningInstance {
 
 /// Storage errors are reported as [`EngineError::Storage`].
 pub type StorageResult<T> = Result<T, EngineError>;
+
+/// What kind of failure of the backend a [`StorageError`] is: what a front
+/// end tells its user, and whether calling again can help (see the module's
+/// *Errors*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageErrorKind {
+    /// Another program held the database (a long write) for longer than the
+    /// backend waits for it. Retryable.
+    Busy,
+    /// The write was given up because of another write: the commit it
+    /// shared was rolled back over another caller's failure, or the backend
+    /// could not order it with a concurrent one. Retryable.
+    Conflict,
+    /// No room left on the disk holding the database (or its log).
+    DiskFull,
+    /// The database file, or a value stored in it, is damaged.
+    Corrupt,
+    /// The database may be read but not written: a read-only file or file
+    /// system, or a file the server's user may not write.
+    ReadOnly,
+    /// The file is not a database this flowdesk can use: another program's,
+    /// or one of a newer flowdesk.
+    Foreign,
+    /// The database cannot be opened: no file where one must be, a folder
+    /// that cannot be made, a file the server's user may not open.
+    CannotOpen,
+    /// The disk or the file system failed a read or a write.
+    Io,
+    /// Any other failure of the backend (an error of its own, a bug).
+    Other,
+}
+
+impl StorageErrorKind {
+    /// Whether calling again can succeed without anyone acting first.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, StorageErrorKind::Busy | StorageErrorKind::Conflict)
+    }
+
+    /// The kind in plain words, as the window and the HTTP API say it (no
+    /// file names: those are in the error's message).
+    pub fn words(self) -> &'static str {
+        match self {
+            StorageErrorKind::Busy => "the database is busy with another program's write",
+            StorageErrorKind::Conflict => "the write met another one and was given up",
+            StorageErrorKind::DiskFull => "the disk is full",
+            StorageErrorKind::Corrupt => "the database file is damaged",
+            StorageErrorKind::ReadOnly => "the database file cannot be written (it is read-only)",
+            StorageErrorKind::Foreign => "the file is not a database this flowdesk can use",
+            StorageErrorKind::CannotOpen => "the database file cannot be opened",
+            StorageErrorKind::Io => "the disk failed a read or a write",
+            StorageErrorKind::Other => "the database failed",
+        }
+    }
+
+    /// A stable name for logs and machines (`disk_full`).
+    pub fn key(self) -> &'static str {
+        match self {
+            StorageErrorKind::Busy => "busy",
+            StorageErrorKind::Conflict => "conflict",
+            StorageErrorKind::DiskFull => "disk_full",
+            StorageErrorKind::Corrupt => "corrupt",
+            StorageErrorKind::ReadOnly => "read_only",
+            StorageErrorKind::Foreign => "foreign",
+            StorageErrorKind::CannotOpen => "cannot_open",
+            StorageErrorKind::Io => "io",
+            StorageErrorKind::Other => "other",
+        }
+    }
+}
+
+/// A failure of the backend: its kind, and a message for the operator that
+/// says the kind in plain words and names what failed (the database file,
+/// the backend's own error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    pub kind: StorageErrorKind,
+    pub message: String,
+}
+
+impl StorageError {
+    pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> StorageError {
+        StorageError { kind, message: message.into() }
+    }
+
+    /// See [`StorageErrorKind::is_retryable`].
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}
 
 /// Operations inside one transaction.
 pub trait Transaction {

@@ -387,7 +387,7 @@ impl FlowdeskApp {
             },
         }
         if let Err(message) = &app.engine {
-            // The message names the database already ("database: …").
+            // The message names the database file and what is wrong with it.
             app.status = Some((format!("Not opened: {message}"), StatusKind::Failure));
         }
         app.refresh_rights();

@@ -462,7 +462,8 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         (status = 200, description = "Server items, oldest first (by creation time, then serial); `next_after` is the cursor of the next page", body = ItemList),
         (status = 400, description = "A query parameter is not valid, or `after` names no server item (`invalid_query`, naming `field`)", body = ApiErrorBody),
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
-        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
+        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
@@ -539,7 +540,8 @@ fn item_filter(params: ItemQuery) -> Result<ItemFilter, ApiError> {
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
-        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
+        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
@@ -571,7 +573,8 @@ async fn open_item(
         (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
         (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
         (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
-        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
+        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
@@ -616,7 +619,8 @@ async fn finish_item(
         (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
         (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
         (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
-        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
+        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The start ran past the deadline (an HTTP request event waiting on its answer) and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "instances"
@@ -659,7 +663,8 @@ async fn start_instance(
         (status = 401, description = "No valid bearer token", body = ApiErrorBody),
         (status = 403, description = "The user may not see it (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such instance (`instance_not_found`)", body = ApiErrorBody),
-        (status = 503, description = "The database was busy or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
+        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "instances"

@@ -21,7 +21,9 @@ pub struct ApiErrorBody {
     /// `item_cancelled`, `wrong_status`, `body_too_large`,
     /// `unsupported_media_type`, `body_timeout`, `uri_too_long`,
     /// `headers_too_large`, `not_found`, `method_not_allowed`,
-    /// `call_timeout`, `busy`, `storage_unavailable`, `internal`.
+    /// `call_timeout`, `busy`, `storage_unavailable` (503: call again),
+    /// `storage_failed` (500: a full disk, a damaged or read-only database;
+    /// calling again fails until the server's operator acts), `internal`.
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
@@ -141,18 +143,24 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidDefinition { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_definition"),
             EngineError::WrongStatus { .. } => refusal(StatusCode::CONFLICT, "wrong_status"),
             EngineError::LastAdmin { .. } => refusal(StatusCode::CONFLICT, "last_admin"),
-            // The database was busy or a shared commit was given up: nothing
-            // was saved, and calling again is the cure. The engine's words
-            // name the database file and SQLite's error, which are the
-            // operator's business, not a network client's: they go to the
-            // server's standard error, the client gets a plain sentence.
-            EngineError::Storage(_) => {
-                eprintln!("flowdesk api: {message}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "the database was busy or could not be written; nothing was done, call again",
-                )
+            // The engine's words name the database file and SQLite's error,
+            // which are the operator's business, not a network client's:
+            // they go to the server's standard error, naming the cause, and
+            // the client gets the kind in plain words. Nothing was saved
+            // either way; only a busy database or a write that met another
+            // one is cured by calling again.
+            EngineError::Storage(err) => {
+                let (status, code, advice) = if err.is_retryable() {
+                    (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "call again")
+                } else {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "storage_failed",
+                        "calling again will fail until the server's operator acts (its log names the cause)",
+                    )
+                };
+                eprintln!("flowdesk api: answered {} {code} ({}): {message}", status.as_u16(), err.kind.key());
+                ApiError::new(status, code, format!("{}; nothing was done, {advice}", err.kind.words()))
             }
             EngineError::Internal(_) => {
                 eprintln!("flowdesk api: {message}");
@@ -192,17 +200,47 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{StorageError, StorageErrorKind};
 
     #[test]
     fn a_storage_failure_does_not_tell_a_client_where_the_database_is() {
-        let busy = "/home/op/.local/share/flowdesk/flowdesk.db stayed busy for 5 s: another program holds a long write";
-        let answer = ApiError::from(EngineError::Storage(busy.to_owned()));
+        let busy = "/home/op/.local/share/flowdesk/flowdesk.db stayed busy: another program held a long write on it";
+        let answer = ApiError::from(EngineError::Storage(StorageError::new(StorageErrorKind::Busy, busy)));
         assert_eq!((answer.status, answer.body.code), (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"));
         assert!(!answer.body.message.contains("/home/op"), "{}", answer.body.message);
         assert!(answer.body.message.contains("call again"), "{}", answer.body.message);
 
+        let full = "the disk holding /home/op/.local/share/flowdesk/flowdesk.db is full";
+        let answer = ApiError::from(EngineError::Storage(StorageError::new(StorageErrorKind::DiskFull, full)));
+        assert!(!answer.body.message.contains("/home/op"), "{}", answer.body.message);
+
         let internal = ApiError::from(EngineError::Internal("row 7 of /srv/flowdesk.db: no such column".to_owned()));
         assert_eq!(internal.body.code, "internal");
         assert!(!internal.body.message.contains("/srv"), "{}", internal.body.message);
+    }
+
+    /// Only what calling again can cure is a 503 with `Retry-After`; a full
+    /// disk or a damaged database is a 500 that says so in plain words.
+    #[test]
+    fn only_retryable_storage_errors_are_503_the_fatal_ones_are_500_storage_failed() {
+        use StorageErrorKind::*;
+        for (kind, status, code, words) in [
+            (Busy, StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "busy"),
+            (Conflict, StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "another"),
+            (DiskFull, StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", "the disk is full"),
+            (Corrupt, StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", "the database file is damaged"),
+            (ReadOnly, StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", "read-only"),
+            (Foreign, StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", "not a database"),
+            (CannotOpen, StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", "cannot be opened"),
+            (Io, StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", "the disk failed"),
+            (Other, StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", "the database failed"),
+        ] {
+            let answer = ApiError::from(EngineError::Storage(StorageError::new(kind, "/srv/flowdesk.db: it failed")));
+            assert_eq!((answer.status, answer.body.code), (status, code), "{kind:?}");
+            assert!(answer.body.message.contains(words), "{kind:?}: {}", answer.body.message);
+            assert!(!answer.body.message.contains("/srv"), "{kind:?}: {}", answer.body.message);
+            let response = answer.into_response();
+            assert_eq!(response.headers().contains_key(header::RETRY_AFTER), kind.is_retryable(), "{kind:?}");
+        }
     }
 }

@@ -96,7 +96,7 @@ impl Template {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()
-            .map_err(db)?
+            .map_err(db(connection))?
             .ok_or_else(|| EngineError::Internal(format!("the template instance {waiting} does not wait")))?;
         let instance = connection
             .query_row(
@@ -106,7 +106,7 @@ impl Template {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
             )
             .optional()
-            .map_err(db)?
+            .map_err(db(connection))?
             .ok_or_else(|| fail("completed instance row"))?;
         let item = connection
             .query_row(
@@ -116,12 +116,16 @@ impl Template {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
             )
             .optional()
-            .map_err(db)?
+            .map_err(db(connection))?
             .ok_or_else(|| fail("finished server item"))?;
-        let mut statement =
-            connection.prepare("SELECT changes FROM history WHERE instance_id = ? ORDER BY id").map_err(db)?;
-        let history: Vec<String> =
-            statement.query_map([id], |row| row.get(0)).map_err(db)?.collect::<Result<_, _>>().map_err(db)?;
+        let mut statement = connection
+            .prepare("SELECT changes FROM history WHERE instance_id = ? ORDER BY id")
+            .map_err(db(connection))?;
+        let history: Vec<String> = statement
+            .query_map([id], |row| row.get(0))
+            .map_err(db(connection))?
+            .collect::<Result<_, _>>()
+            .map_err(db(connection))?;
         let [start_history, finish_history] =
             <[String; 2]>::try_from(history).map_err(|_| fail("two history records (start and finish)"))?;
         let (process, version, folio, originator, completed_data, completed_flow, started_at) = instance;

@@ -1,4 +1,7 @@
-//! SQLite persistence: the only module that touches a database.
+//! Persistence: the SQLite store, the only module that touches a database,
+//! and the memory store (`memory.rs`), which keeps the same contract in
+//! plain collections (for the engine's conformance suite; it uses nothing
+//! of SQLite). The rest of this page is about the SQLite store.
 //!
 //! One file, WAL journal, foreign keys on, `synchronous=FULL` unless asked
 //! otherwise, schema versioned by `PRAGMA user_version` with forward-only
@@ -21,9 +24,11 @@
 
 mod checkpoint;
 mod floor;
+mod memory;
 mod plan;
 mod runners;
 mod schema;
+mod search;
 mod sql;
 mod synthetic;
 mod tokens;
@@ -36,9 +41,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::engine::{EngineError, Storage, Transaction};
+use crate::engine::{EngineError, Storage, StorageError, StorageErrorKind, Transaction};
 
 pub use floor::{FloorSchema, REPLAY_BATCH, Replayed, replay_lifecycles};
+pub use memory::MemoryStore;
 pub use runners::RunnerBeat;
 pub use sql::SqliteTransaction;
 pub use synthetic::{SYNTHETIC_ORIGINATORS, SyntheticLoad};
@@ -63,8 +69,9 @@ impl Durability {
     }
 }
 
-/// How long a writer waits for another process's write before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer waits for another process's write before giving up,
+/// unless told otherwise ([`SqliteStore::set_busy_timeout`]).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What SQLite keeps in memory for the write connection. The default (2 MiB)
 /// is smaller than the indexes a hundred thousand instances touch, which
@@ -159,7 +166,10 @@ impl SqliteStore {
             schema::Found::Nothing => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| {
-                        EngineError::Storage(format!("cannot create the folder {}: {e}", parent.display()))
+                        EngineError::Storage(StorageError::new(
+                            kind_of_io(&e, StorageErrorKind::CannotOpen),
+                            format!("cannot create the folder {}: {e}", parent.display()),
+                        ))
                     })?;
                 }
             }
@@ -184,6 +194,12 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How long a write waits for another program's write to end before it
+    /// fails as [`StorageErrorKind::Busy`] ([`BUSY_TIMEOUT`] unless set).
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), EngineError> {
+        self.writes.exclusive(|connection| connection.busy_timeout(timeout).map_err(|e| describe(&e, &self.path)))
     }
 
     /// Runs `work` on a free read connection, or waits for one.
@@ -280,7 +296,7 @@ pub enum OpenError {
 impl From<OpenError> for EngineError {
     fn from(err: OpenError) -> EngineError {
         match err {
-            OpenError::Missing(_) => EngineError::Storage(err.to_string()),
+            OpenError::Missing(_) => StorageError::new(StorageErrorKind::CannotOpen, err.to_string()).into(),
             OpenError::Storage(err) => err,
         }
     }
@@ -288,9 +304,14 @@ impl From<OpenError> for EngineError {
 
 fn schema_error(err: schema::SchemaError, path: &Path) -> EngineError {
     match err {
-        schema::SchemaError::Foreign(foreign) => EngineError::Storage(format!("{} {foreign}", path.display())),
+        schema::SchemaError::Foreign(foreign) => {
+            StorageError::new(StorageErrorKind::Foreign, format!("{} {foreign}", path.display())).into()
+        }
         schema::SchemaError::Sqlite(err) => describe(&err, path),
-        schema::SchemaError::Io(err) => EngineError::Storage(format!("cannot read {}: {err}", path.display())),
+        schema::SchemaError::Io(err) => {
+            StorageError::new(kind_of_io(&err, StorageErrorKind::Io), format!("cannot read {}: {err}", path.display()))
+                .into()
+        }
     }
 }
 
@@ -304,7 +325,7 @@ fn checkpoint_off(
 ) -> Result<checkpoint::Checkpointer, EngineError> {
     let connection = open_connection(path, durability, CHECKPOINT_CACHE_KIB)?;
     let checkpointer = checkpoint::Checkpointer::start(connection, checkpoint::Thresholds::default())
-        .map_err(|e| EngineError::Storage(format!("cannot start the checkpoint thread: {e}")))?;
+        .map_err(|e| StorageError::new(StorageErrorKind::Other, format!("cannot start the checkpoint thread: {e}")))?;
     writer.wal_hook(Some(checkpointer.hook())).map_err(|e| describe(&e, path))?;
     Ok(checkpointer)
 }
@@ -327,13 +348,13 @@ fn configure(connection: &Connection, durability: Durability, cache_kib: i64) ->
     sql::define_functions(connection)
 }
 
-/// Why a batch or a planned write failed, as its members are told it and
-/// as it goes back into [`EngineError::Storage`]: without the "database: "
-/// that the error's own wording starts with, which would be said twice.
-fn reason(err: EngineError) -> String {
+/// Why a batch or a planned write failed, as its members are told it: a
+/// storage error keeps its kind; anything else the work failed with (a bug)
+/// is a failure of the store's own.
+fn reason(err: EngineError) -> StorageError {
     match err {
-        EngineError::Storage(message) => message,
-        other => other.to_string(),
+        EngineError::Storage(err) => err,
+        other => StorageError::new(StorageErrorKind::Other, other.to_string()),
     }
 }
 
@@ -357,26 +378,52 @@ fn disk_is_full(path: &Path) -> bool {
     }
 }
 
-/// A database error in words a user can act on.
-pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
+/// What kind of failure an SQLite error is: the one place the store sorts
+/// SQLite's result codes into the kinds of the storage contract (see
+/// `engine::storage`, *Errors*). A full disk that SQLite reports as a plain
+/// I/O error is found by [`describe`], which knows the file.
+pub(crate) fn kind_of(err: &rusqlite::Error) -> StorageErrorKind {
     use rusqlite::ErrorCode;
-    let message = match err.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
-            "{} stayed busy for {} s: another program holds a long write on it",
-            path.display(),
-            BUSY_TIMEOUT.as_secs()
-        ),
-        Some(ErrorCode::NotADatabase) => format!("{} is not a flowdesk database", path.display()),
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
-            format!("cannot open {} for writing: {err}", path.display())
-        }
-        Some(ErrorCode::DiskFull) => format!("the disk holding {} is full", path.display()),
-        Some(ErrorCode::SystemIoFailure) if disk_is_full(path) => {
-            format!("the disk holding {} is full", path.display())
-        }
-        _ => format!("{}: {err}", path.display()),
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StorageErrorKind::Busy,
+        Some(ErrorCode::DiskFull) => StorageErrorKind::DiskFull,
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StorageErrorKind::Corrupt,
+        Some(ErrorCode::ReadOnly) => StorageErrorKind::ReadOnly,
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StorageErrorKind::CannotOpen,
+        Some(ErrorCode::SystemIoFailure) => StorageErrorKind::Io,
+        _ => StorageErrorKind::Other,
+    }
+}
+
+/// The kind of an I/O error of the store's own (making a folder, reading a
+/// header); `otherwise` when it is none of those the contract names.
+fn kind_of_io(err: &std::io::Error, otherwise: StorageErrorKind) -> StorageErrorKind {
+    match err.kind() {
+        std::io::ErrorKind::StorageFull => StorageErrorKind::DiskFull,
+        std::io::ErrorKind::ReadOnlyFilesystem => StorageErrorKind::ReadOnly,
+        _ => otherwise,
+    }
+}
+
+/// A database error in words a user can act on, naming the file.
+pub(crate) fn describe(err: &rusqlite::Error, path: &Path) -> EngineError {
+    let path_shown = path.display();
+    let kind = match kind_of(err) {
+        StorageErrorKind::Io if disk_is_full(path) => StorageErrorKind::DiskFull,
+        kind => kind,
     };
-    EngineError::Storage(message)
+    let message = match kind {
+        StorageErrorKind::Busy => {
+            format!("{path_shown} stayed busy: another program held a long write on it for longer than flowdesk waits")
+        }
+        StorageErrorKind::DiskFull => format!("the disk holding {path_shown} is full"),
+        StorageErrorKind::Corrupt => format!("the database file {path_shown} is damaged: {err}"),
+        StorageErrorKind::ReadOnly => format!("the database file {path_shown} cannot be written: {err}"),
+        StorageErrorKind::CannotOpen => format!("cannot open {path_shown} for writing: {err}"),
+        StorageErrorKind::Io => format!("the disk failed a read or a write of {path_shown}: {err}"),
+        _ => format!("{path_shown}: {err}"),
+    };
+    StorageError::new(kind, message).into()
 }
 
 impl Storage for SqliteStore {
@@ -468,5 +515,196 @@ mod reader_tests {
         }
         let version = read.recv_timeout(std::time::Duration::from_secs(60)).expect("no reader was left");
         assert_eq!(version.unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use crate::engine::VersionRecord;
+    use crate::model::Right;
+
+    fn sqlite_error(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    /// The one table from SQLite's result codes to the contract's kinds;
+    /// extended codes go with their primary one.
+    #[test]
+    fn sqlite_result_codes_map_to_the_contracts_kinds() {
+        use rusqlite::ffi;
+        for (code, kind) in [
+            (ffi::SQLITE_BUSY, StorageErrorKind::Busy),
+            (ffi::SQLITE_BUSY_SNAPSHOT, StorageErrorKind::Busy),
+            (ffi::SQLITE_LOCKED, StorageErrorKind::Busy),
+            (ffi::SQLITE_FULL, StorageErrorKind::DiskFull),
+            (ffi::SQLITE_CORRUPT, StorageErrorKind::Corrupt),
+            (ffi::SQLITE_CORRUPT_INDEX, StorageErrorKind::Corrupt),
+            (ffi::SQLITE_NOTADB, StorageErrorKind::Corrupt),
+            (ffi::SQLITE_READONLY, StorageErrorKind::ReadOnly),
+            (ffi::SQLITE_READONLY_DBMOVED, StorageErrorKind::ReadOnly),
+            (ffi::SQLITE_CANTOPEN, StorageErrorKind::CannotOpen),
+            (ffi::SQLITE_PERM, StorageErrorKind::CannotOpen),
+            (ffi::SQLITE_IOERR, StorageErrorKind::Io),
+            (ffi::SQLITE_IOERR_FSYNC, StorageErrorKind::Io),
+            (ffi::SQLITE_CONSTRAINT, StorageErrorKind::Other),
+            (ffi::SQLITE_ERROR, StorageErrorKind::Other),
+        ] {
+            assert_eq!(kind_of(&sqlite_error(code)), kind, "code {code}");
+        }
+        assert_eq!(kind_of(&rusqlite::Error::QueryReturnedNoRows), StorageErrorKind::Other);
+        let retryable: Vec<StorageErrorKind> = [
+            StorageErrorKind::Busy,
+            StorageErrorKind::Conflict,
+            StorageErrorKind::DiskFull,
+            StorageErrorKind::Corrupt,
+            StorageErrorKind::ReadOnly,
+            StorageErrorKind::Foreign,
+            StorageErrorKind::CannotOpen,
+            StorageErrorKind::Io,
+            StorageErrorKind::Other,
+        ]
+        .into_iter()
+        .filter(|kind| kind.is_retryable())
+        .collect();
+        assert_eq!(retryable, [StorageErrorKind::Busy, StorageErrorKind::Conflict]);
+    }
+
+    /// An error's message names the file and says the kind in plain words,
+    /// once.
+    #[test]
+    fn a_described_error_names_the_file_and_the_kind_once() {
+        let path = Path::new("/srv/flowdesk/flowdesk.db");
+        for (code, kind, words) in [
+            (
+                rusqlite::ffi::SQLITE_FULL,
+                StorageErrorKind::DiskFull,
+                "the disk holding /srv/flowdesk/flowdesk.db is full",
+            ),
+            (
+                rusqlite::ffi::SQLITE_CORRUPT,
+                StorageErrorKind::Corrupt,
+                "the database file /srv/flowdesk/flowdesk.db is damaged",
+            ),
+            (rusqlite::ffi::SQLITE_BUSY, StorageErrorKind::Busy, "/srv/flowdesk/flowdesk.db stayed busy"),
+            (rusqlite::ffi::SQLITE_READONLY, StorageErrorKind::ReadOnly, "/srv/flowdesk/flowdesk.db cannot be written"),
+        ] {
+            match describe(&sqlite_error(code), path) {
+                EngineError::Storage(err) => {
+                    assert_eq!(err.kind, kind);
+                    assert!(err.message.contains(words), "{err}");
+                    assert_eq!(err.message.matches("flowdesk.db").count(), 1, "{err}");
+                }
+                other => panic!("not a storage error: {other:?}"),
+            }
+        }
+    }
+
+    fn version(definition_json: String) -> VersionRecord {
+        VersionRecord { process: "p".into(), version: 1, definition_json, deployed_at: 0, deployed_by: "a".into() }
+    }
+
+    /// A store in a temporary folder with version 1 of process `p`.
+    fn store_with_process() -> (tempfile::TempDir, PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowdesk.db");
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        store.write(|tx| tx.insert_version(&version("{}".into()))).unwrap();
+        (dir, path, store)
+    }
+
+    fn kind(result: Result<impl std::fmt::Debug, EngineError>) -> StorageErrorKind {
+        match result {
+            Err(EngineError::Storage(err)) => err.kind,
+            other => panic!("expected a storage error, got {other:?}"),
+        }
+    }
+
+    /// Another program holding the write lock past the busy timeout is a
+    /// busy database, for a write and for a planned write alike (whose
+    /// failure travels through the group commit's outcome); once it lets
+    /// go, calling again succeeds.
+    #[test]
+    fn a_write_lock_held_by_another_program_is_busy_and_retryable() {
+        let (_dir, path, store) = store_with_process();
+        store.set_busy_timeout(Duration::from_millis(50)).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let unplanned = store.write(|tx| tx.grant("p", "u", Right::View));
+        assert_eq!(kind(unplanned), StorageErrorKind::Busy);
+        let planned = store.write_planned(|tx| tx.grant("p", "u", Right::Start), || {});
+        assert_eq!(kind(planned), StorageErrorKind::Busy);
+
+        other.execute_batch("ROLLBACK").unwrap();
+        store.write(|tx| tx.grant("p", "u", Right::View)).unwrap();
+        assert_eq!(store.read(|tx| tx.rights("p", "u")).unwrap(), [Right::View]);
+    }
+
+    /// A write that needs more room than there is fails as a full disk,
+    /// planned or not, and leaves the database as it was. SQLite's page
+    /// limit stands in for the disk here; `tests/it/cli.rs` fills a real
+    /// one.
+    #[test]
+    fn a_write_past_the_room_left_is_a_full_disk_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("full.db"), Durability::Normal).unwrap();
+        let pages =
+            store.writes.exclusive(|c| c.query_row("PRAGMA page_count", [], |row| row.get(0)).map_err(sql::db(c)));
+        set_pragma(&store, "max_page_count", pages.unwrap());
+        let large = version(format!("{{\"padding\": \"{}\"}}", "x".repeat(1 << 20)));
+        assert_eq!(kind(store.write(|tx| tx.insert_version(&large))), StorageErrorKind::DiskFull);
+        assert_eq!(kind(store.write_planned(|tx| tx.insert_version(&large), || {})), StorageErrorKind::DiskFull);
+        assert_eq!(store.read(|tx| tx.version("p", 1)).unwrap(), None);
+        // Room again: the store goes on.
+        set_pragma(&store, "max_page_count", 1 << 30);
+        store.write(|tx| tx.insert_version(&large)).unwrap();
+        assert!(store.read(|tx| tx.version("p", 1)).unwrap().is_some());
+    }
+
+    fn set_pragma(store: &SqliteStore, pragma: &str, value: i64) {
+        store.writes.exclusive(|c| c.pragma_update(None, pragma, value).map_err(sql::db(c))).unwrap();
+    }
+
+    /// A write connection that may not write fails as read-only, planned
+    /// or not, and changes nothing. SQLite's `query_only` stands in for a
+    /// file the server may not write, which `tests/it/cli.rs` makes by
+    /// running the server as a user who may only read it.
+    #[test]
+    fn a_write_the_database_refuses_is_read_only_and_changes_nothing() {
+        let (_dir, _, store) = store_with_process();
+        set_pragma(&store, "query_only", 1);
+        assert_eq!(kind(store.write(|tx| tx.grant("p", "u", Right::View))), StorageErrorKind::ReadOnly);
+        assert_eq!(kind(store.write_planned(|tx| tx.grant("p", "u", Right::View), || {})), StorageErrorKind::ReadOnly);
+        assert!(store.read(|tx| tx.rights("p", "u")).unwrap().is_empty());
+        set_pragma(&store, "query_only", 0);
+        store.write(|tx| tx.grant("p", "u", Right::View)).unwrap();
+    }
+
+    /// A table whose page is damaged is a corrupt database, not some
+    /// other failure.
+    #[test]
+    fn a_damaged_page_is_a_corrupt_database() {
+        let (_dir, path, store) = store_with_process();
+        drop(store);
+        damage_table(&path, "versions");
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let read = store.read(|tx| tx.version("p", 1));
+        assert_eq!(kind(read), StorageErrorKind::Corrupt);
+    }
+
+    /// Overwrites the first page of `table` with bytes no page can hold.
+    fn damage_table(path: &Path, table: &str) {
+        use std::io::{Seek, SeekFrom, Write};
+        let connection = Connection::open(path).unwrap();
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        let page_size: u64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap();
+        let root: u64 = connection
+            .query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?", [table], |row| row.get(0))
+            .unwrap();
+        drop(connection);
+        let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.seek(SeekFrom::Start((root - 1) * page_size)).unwrap();
+        file.write_all(&vec![0xff; page_size as usize]).unwrap();
     }
 }

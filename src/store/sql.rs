@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
-use unicase::UniCase;
 
+use super::search;
 use crate::engine::instance::{ActivityStatus, AuditAction, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
 use crate::engine::runner::RunnerId;
@@ -15,7 +15,7 @@ use crate::engine::storage::item_status_from_name;
 use crate::engine::{
     ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
     InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial,
-    ServerItem, Timer, TimerState, Transaction, VersionRecord, Visibility,
+    ServerItem, StorageError, StorageErrorKind, Timer, TimerState, Transaction, VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
 
@@ -260,7 +260,7 @@ pub(super) fn execute_cached(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<(), EngineError> {
-    connection.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(db)?;
+    connection.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(db(connection))?;
     Ok(())
 }
 
@@ -271,17 +271,19 @@ fn collect_rows<T>(
     params: impl rusqlite::Params,
     map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, EngineError> {
-    let mut statement = connection.prepare_cached(sql).map_err(db)?;
-    let rows = statement.query_map(params, map).map_err(db)?;
-    rows.collect::<Result<_, _>>().map_err(db)
+    let mut statement = connection.prepare_cached(sql).map_err(db(connection))?;
+    let rows = statement.query_map(params, map).map_err(db(connection))?;
+    rows.collect::<Result<_, _>>().map_err(db(connection))
 }
 
-pub(super) fn db(err: rusqlite::Error) -> EngineError {
-    EngineError::Storage(err.to_string())
+/// How an error of a statement on `connection` is reported: as
+/// `store::describe` words it, naming the connection's file.
+pub(super) fn db(connection: &rusqlite::Connection) -> impl Fn(rusqlite::Error) -> EngineError + '_ {
+    move |err| super::describe(&err, std::path::Path::new(connection.path().unwrap_or_default()))
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> EngineError {
-    EngineError::Storage(format!("stored {what} is unreadable: {detail}"))
+    StorageError::new(StorageErrorKind::Corrupt, format!("the database holds an unreadable {what}: {detail}")).into()
 }
 
 // Column lists as macros, so that the hot reads' statements are whole
@@ -629,10 +631,8 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
 
 /// The SQL function `name(needle, text...)`: whether any text contains the
 /// needle, ignoring case in all of Unicode (SQLite's own `lower()` and `LIKE`
-/// fold ASCII letters only, so `ÜBER` would not find `über`). Both sides are
-/// compared in Unicode's case folding, as its caseless matching does: lower
-/// case would make the last `Σ` of a typed word a final `ς`, and keep `ß`
-/// apart from `SS`.
+/// fold ASCII letters only, so `ÜBER` would not find `über`), as
+/// `search.rs` says for every store.
 pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
 
 /// Defines the store's own SQL functions on a connection.
@@ -642,32 +642,17 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
     connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
         // The needle is the same for every row of a statement: folded once.
         let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
-            Ok(UniCase::new(needle.as_str()?).to_folded_case())
+            Ok(search::fold(needle.as_str()?))
         })?;
         for index in 1..context.len() {
             if let Ok(text) = context.get_raw(index).as_str()
-                && contains_ignoring_case(text, &needle)
+                && search::contains_ignoring_case(text, &needle)
             {
                 return Ok(true);
             }
         }
         Ok(false)
     })
-}
-
-/// Whether `text` contains `needle` (already case-folded), ignoring case.
-fn contains_ignoring_case(text: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if text.is_ascii() {
-        // ASCII text has an ASCII lower case: compare in place, without
-        // allocating, which is what almost every row is.
-        needle.is_ascii()
-            && text.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
-    } else {
-        UniCase::unicode(text).to_folded_case().contains(needle)
-    }
 }
 
 /// The query of the server item list, with its arguments.
@@ -877,10 +862,10 @@ impl SqliteTransaction<'_> {
     /// Whether `visibility` covers every process there is (so every instance,
     /// since an instance's process must exist).
     fn sees_everything(&self, visibility: &Visibility) -> Result<bool, EngineError> {
-        let mut statement = self.tx.prepare_cached("SELECT name FROM processes").map_err(db)?;
-        let names = statement.query_map([], |row| row.get::<_, String>(0)).map_err(db)?;
+        let mut statement = self.tx.prepare_cached("SELECT name FROM processes").map_err(db(self.tx))?;
+        let names = statement.query_map([], |row| row.get::<_, String>(0)).map_err(db(self.tx))?;
         for name in names {
-            if !visibility.all_of.contains(&name.map_err(db)?) {
+            if !visibility.all_of.contains(&name.map_err(db(self.tx))?) {
                 return Ok(false);
             }
         }
@@ -893,14 +878,14 @@ impl Transaction for SqliteTransaction<'_> {
         self.tx
             .prepare_cached("SELECT MAX(version) FROM versions WHERE process = ?")
             .and_then(|mut s| s.query_row([process], |row| row.get(0)))
-            .map_err(db)
+            .map_err(db(self.tx))
     }
 
     fn default_version(&mut self, process: &str) -> Result<Option<u32>, EngineError> {
         self.tx
             .prepare_cached("SELECT default_version FROM processes WHERE name = ?")
             .and_then(|mut s| s.query_row([process], |row| row.get(0)).optional())
-            .map_err(db)
+            .map_err(db(self.tx))
     }
 
     fn version(&mut self, process: &str, version: u32) -> Result<Option<VersionRecord>, EngineError> {
@@ -920,7 +905,7 @@ impl Transaction for SqliteTransaction<'_> {
                 })
                 .optional()
             })
-            .map_err(db)
+            .map_err(db(self.tx))
     }
 
     fn insert_version(&mut self, record: &VersionRecord) -> Result<(), EngineError> {
@@ -931,13 +916,13 @@ impl Transaction for SqliteTransaction<'_> {
                  ON CONFLICT (name) DO UPDATE SET default_version = excluded.default_version",
                 params![record.process, record.version],
             )
-            .map_err(db)?;
+            .map_err(db(self.tx))?;
         self.tx
             .execute(
                 "INSERT INTO versions (process, version, definition, deployed_at, deployed_by) VALUES (?, ?, ?, ?, ?)",
                 params![record.process, record.version, record.definition_json, record.deployed_at, record.deployed_by],
             )
-            .map_err(db)?;
+            .map_err(db(self.tx))?;
         Ok(())
     }
 
@@ -988,7 +973,7 @@ impl Transaction for SqliteTransaction<'_> {
                 "INSERT OR IGNORE INTO rights (process, user, right) VALUES (?, ?, ?)",
                 params![process, user, right.key()],
             )
-            .map_err(db)?;
+            .map_err(db(self.tx))?;
         Ok(())
     }
 
@@ -999,7 +984,7 @@ impl Transaction for SqliteTransaction<'_> {
                 "DELETE FROM rights WHERE process = ? AND user = ? AND right = ?",
                 params![process, user, right.key()],
             )
-            .map_err(db)?;
+            .map_err(db(self.tx))?;
         Ok(())
     }
 
@@ -1013,7 +998,7 @@ impl Transaction for SqliteTransaction<'_> {
                             COALESCE((SELECT MAX(id) FROM instances), 0)) + 1",
             )
             .and_then(|mut s| s.query_row([], |row| row.get(0)))
-            .map_err(db)?;
+            .map_err(db(self.tx))?;
         Ok(match self.ids {
             Some(ids) => reserve_id(ids, stored),
             None => stored,
@@ -1029,7 +1014,7 @@ impl Transaction for SqliteTransaction<'_> {
             .tx
             .prepare_cached(SELECT_INSTANCE)
             .and_then(|mut s| s.query_row([id], instance_from_row).optional())
-            .map_err(db)?;
+            .map_err(db(self.tx))?;
         let Some((mut instance, status, data, flow)) = row else {
             return Ok(None);
         };
@@ -1043,7 +1028,7 @@ impl Transaction for SqliteTransaction<'_> {
         self.tx
             .prepare_cached("SELECT revision FROM instances WHERE id = ?")
             .and_then(|mut s| s.query_row([id], |row| row.get(0)).optional())
-            .map_err(db)
+            .map_err(db(self.tx))
     }
 
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
@@ -1075,7 +1060,7 @@ impl Transaction for SqliteTransaction<'_> {
             .tx
             .prepare_cached(SELECT_ITEM)
             .and_then(|mut s| s.query_row([serial.instance_id, serial.destination_id], item_from_row).optional())
-            .map_err(db)?;
+            .map_err(db(self.tx))?;
         row.map(finish_item).transpose()
     }
 
@@ -1126,7 +1111,10 @@ impl Transaction for SqliteTransaction<'_> {
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = count_query(visibility, everything, filter);
-        self.tx.prepare_cached(&sql).and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0))).map_err(db)
+        self.tx
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
+            .map_err(db(self.tx))
     }
 
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
@@ -1135,7 +1123,7 @@ impl Transaction for SqliteTransaction<'_> {
                 .tx
                 .prepare_cached("SELECT 1 FROM server_items WHERE instance_id = ? AND serial_id = ?")
                 .and_then(|mut s| s.exists(params![after.instance_id, after.destination_id]))
-                .map_err(db)?;
+                .map_err(db(self.tx))?;
             if !cursor {
                 return Err(EngineError::ItemNotFound { serial: after.to_string() });
             }
@@ -1182,7 +1170,7 @@ impl Transaction for SqliteTransaction<'_> {
                  OR EXISTS (SELECT 1 FROM instances WHERE id = ?1 AND originator = ?2)",
             )
             .and_then(|mut s| s.query_row(params![instance_id, user], |row| row.get(0)))
-            .map_err(db)
+            .map_err(db(self.tx))
     }
 }
 
@@ -1233,14 +1221,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
         let connection = store.readers.take();
-        let columns = [
-            InstanceColumn::Id,
-            InstanceColumn::Folio,
-            InstanceColumn::Process,
-            InstanceColumn::Status,
-            InstanceColumn::Originator,
-            InstanceColumn::LastChange,
-        ];
         let filters = [
             (None, None),
             (Some("a"), None),
@@ -1248,7 +1228,7 @@ mod tests {
             (Some("a"), Some(InstanceStatus::Error)),
         ];
         for (name, visibility, everything) in visibilities() {
-            for column in columns {
+            for column in InstanceColumn::ALL {
                 for descending in [false, true] {
                     for (process, status) in filters {
                         for search in [None, Some("PO-12"), Some("42")] {

@@ -223,7 +223,7 @@ fn write_synthetic(
     count: usize,
     now: Millis,
 ) -> Result<SyntheticLoad, EngineError> {
-    let db = |e: rusqlite::Error| EngineError::Storage(e.to_string());
+    let db = || crate::store::sql::db(connection);
     let definition: String = connection
         .query_row(
             "SELECT definition FROM versions WHERE process = ? AND version = ?",
@@ -231,7 +231,7 @@ fn write_synthetic(
             |r| r.get(0),
         )
         .optional()
-        .map_err(db)?
+        .map_err(db())?
         .ok_or_else(|| EngineError::ProcessNotFound { name: format!("{process} version {version}") })?;
     let draft = ProcessDraft::from_json(&definition, &format!("{process} version {version}"))
         .map_err(|e| EngineError::Internal(format!("stored definition does not parse: {e}")))?;
@@ -244,14 +244,14 @@ fn write_synthetic(
             [],
             |r| r.get(0),
         )
-        .map_err(db)?;
+        .map_err(db())?;
     let mut insert_instance = connection
         .prepare(
             "INSERT INTO instances (id, process, version, folio, originator, status, data, flow, started_at,
                                     updated_at, runner, lease_until)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
         )
-        .map_err(db)?;
+        .map_err(db())?;
     let mut insert_item = connection
         .prepare(
             "INSERT INTO server_items (instance_id, serial_id, activity_destination_id, event_index, process, folio,
@@ -259,9 +259,9 @@ fn write_synthetic(
                                        unapplied)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'Pending', 0, ?, NULL, NULL, NULL)",
         )
-        .map_err(db)?;
+        .map_err(db())?;
     let mut insert_history =
-        connection.prepare("INSERT INTO history (instance_id, changes) VALUES (?, ?)").map_err(db)?;
+        connection.prepare("INSERT INTO history (instance_id, changes) VALUES (?, ?)").map_err(db())?;
     let (_, wait_destination, wait_event, wait_activity, wait_event_name) = &shape.wait;
     let step = SPAN / count.max(1) as Millis;
     let mut pending_items = 0;
@@ -306,7 +306,7 @@ fn write_synthetic(
                 started_at,
                 updated_at
             ])
-            .map_err(db)?;
+            .map_err(db())?;
         if matches!(kind, Kind::Active | Kind::Stopped) {
             insert_item
                 .execute(params![
@@ -320,7 +320,7 @@ fn write_synthetic(
                     wait_event_name,
                     started_at
                 ])
-                .map_err(db)?;
+                .map_err(db())?;
             pending_items += 1;
         }
         detail.clear();
@@ -331,7 +331,7 @@ fn write_synthetic(
             action: crate::engine::AuditAction::InstanceStarted,
             detail: detail.clone(),
         };
-        insert_history.execute(params![id, super::sql::start_history_json(&started)?]).map_err(db)?;
+        insert_history.execute(params![id, super::sql::start_history_json(&started)?]).map_err(db())?;
     }
     Ok(SyntheticLoad { instances: count, pending_items, first_id: last + 1, last_id: last + count as i64 })
 }
@@ -448,16 +448,8 @@ mod tests {
             InstanceColumn::Originator => i.originator.clone(),
             InstanceColumn::LastChange => format!("{:020}", i.updated_at),
         };
-        let columns = [
-            InstanceColumn::Id,
-            InstanceColumn::Folio,
-            InstanceColumn::Process,
-            InstanceColumn::Status,
-            InstanceColumn::Originator,
-            InstanceColumn::LastChange,
-        ];
         for user in ["admin", "bob", "carol"] {
-            for column in columns {
+            for column in InstanceColumn::ALL {
                 for (process, status, search) in [
                     (None, None, None),
                     (Some("callback2"), None, None),

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, StorageError, StorageErrorKind};
 use crate::store::plan::Plan;
 use crate::store::sql::SqliteTransaction;
 use crate::store::{describe, reason, run_cached};
@@ -42,25 +42,36 @@ const MAX_BATCH: usize = 512;
 const LINGER: Duration = Duration::from_micros(500);
 
 /// What the other members of a batch are told when one of them failed
-/// after writing.
-const BATCH_FAILED: &str = "another call committed together with this one failed, and the whole commit was rolled \
-                            back: nothing of this call was saved; call again";
+/// after writing: a conflict, since their own work was sound and calling
+/// again can succeed (if the cause was the disk, say, they meet it then).
+fn batch_failed() -> StorageError {
+    StorageError::new(
+        StorageErrorKind::Conflict,
+        "another call committed together with this one failed, and the whole commit was rolled back: nothing of \
+         this call was saved; call again",
+    )
+}
+
+/// How a batch ended, as its members wait for it: committed, or given up
+/// with what its members are told (`None`: it had none to tell, the one
+/// caller whose failure ended it returning its own error).
+type Outcome = Result<(), Option<StorageError>>;
 
 /// The outcome of one batch, which its members wait for.
 #[derive(Default)]
 struct Batch {
-    /// `Some` once the batch is committed (`Ok`) or given up (`Err`, why).
-    outcome: Mutex<Option<Result<(), String>>>,
+    /// `Some` once the batch is committed or given up.
+    outcome: Mutex<Option<Outcome>>,
     done: Condvar,
 }
 
 impl Batch {
-    fn finish(&self, outcome: Result<(), String>) {
+    fn finish(&self, outcome: Outcome) {
         *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
         self.done.notify_all();
     }
 
-    fn wait(&self) -> Result<(), String> {
+    fn wait(&self) -> Outcome {
         let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(outcome) = outcome.as_ref() {
@@ -80,11 +91,11 @@ struct Job {
     caller: std::thread::Thread,
     /// Set once: `Ok(true)` applied and committed; `Ok(false)` stale, not
     /// applied (the caller runs its work again); `Err` its batch failed.
-    outcome: OnceLock<Result<bool, String>>,
+    outcome: OnceLock<Result<bool, StorageError>>,
 }
 
 impl Job {
-    fn finish(&self, outcome: Result<bool, String>) {
+    fn finish(&self, outcome: Result<bool, StorageError>) {
         let _ = self.outcome.set(outcome);
         self.caller.unpark();
     }
@@ -115,13 +126,14 @@ struct Writer {
 struct Untold {
     batch: Arc<Batch>,
     jobs: Vec<Arc<Job>>,
-    outcome: Result<(), String>,
+    outcome: Outcome,
 }
 
 impl Untold {
     fn tell(self) {
         for job in self.jobs {
-            job.finish(self.outcome.clone().map(|()| true));
+            // A batch with jobs in it is never given up with nobody to tell.
+            job.finish(self.outcome.clone().map(|()| true).map_err(|told| told.unwrap_or_else(batch_failed)));
         }
         self.batch.finish(self.outcome);
     }
@@ -226,7 +238,7 @@ impl GroupCommit {
 
     /// Ends the open batch: commits it, or rolls it back if `rollback`. Its
     /// members are told the outcome when the lock is let go ([`Self::release`]).
-    fn end_batch(&self, writer: &mut Writer, rollback: Option<String>) {
+    fn end_batch(&self, writer: &mut Writer, rollback: Option<Option<StorageError>>) {
         if !writer.open {
             return;
         }
@@ -235,7 +247,7 @@ impl GroupCommit {
                 let _ = run_cached(&writer.connection, "ROLLBACK");
                 Err(reason)
             }
-            None => run_cached(&writer.connection, "COMMIT").map_err(|e| reason(describe(&e, &self.path))),
+            None => run_cached(&writer.connection, "COMMIT").map_err(|e| Some(reason(describe(&e, &self.path)))),
         };
         if outcome.is_err() && !writer.connection.is_autocommit() {
             let _ = run_cached(&writer.connection, "ROLLBACK");
@@ -286,11 +298,15 @@ impl GroupCommit {
             Ok(Ok(false)) => job.finish(Ok(false)),
             Ok(Err(error)) => {
                 job.finish(Err(reason(error)));
-                self.end_batch(writer, Some(BATCH_FAILED.to_owned()));
+                self.end_batch(writer, Some(Some(batch_failed())));
             }
             Err(_) => {
-                job.finish(Err("a write failed unexpectedly and nothing was saved; call again".to_owned()));
-                self.end_batch(writer, Some(BATCH_FAILED.to_owned()));
+                // A bug in applying its own plan: calling again meets it again.
+                job.finish(Err(StorageError::new(
+                    StorageErrorKind::Other,
+                    "a write failed unexpectedly and nothing was saved",
+                )));
+                self.end_batch(writer, Some(Some(batch_failed())));
             }
         }
     }
@@ -330,7 +346,7 @@ impl GroupCommit {
 
     /// Hands a planned write to the writer and waits for its outcome,
     /// applying it (and everyone else's) itself if the writer is free.
-    pub(super) fn submit(&self, plan: Plan, coming: Coming<'_>) -> Result<bool, String> {
+    pub(super) fn submit(&self, plan: Plan, coming: Coming<'_>) -> Result<bool, StorageError> {
         let job = Arc::new(Job { plan, caller: std::thread::current(), outcome: OnceLock::new() });
         {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -386,16 +402,14 @@ impl GroupCommit {
         let (result, wrote) = match outcome {
             Ok(outcome) => outcome,
             Err(panic) => {
-                self.end_batch(
-                    &mut writer,
-                    Some("a write failed unexpectedly and the whole commit was rolled back: nothing was saved; call again".to_owned()),
-                );
+                // The others are told a conflict: their work was sound.
+                self.end_batch(&mut writer, Some(Some(batch_failed())));
                 self.release(writer);
                 std::panic::resume_unwind(panic);
             }
         };
         if result.is_err() && (alone || wrote) {
-            let others = if alone { String::new() } else { BATCH_FAILED.to_owned() };
+            let others = if alone { None } else { Some(batch_failed()) };
             self.end_batch(&mut writer, Some(others));
             self.release(writer);
             return result;
@@ -410,9 +424,9 @@ impl GroupCommit {
         // member just finished), which only stands once committed.
         match batch.wait() {
             Ok(()) => result,
-            Err(reason) if result.is_ok() => Err(EngineError::Storage(reason)),
-            Err(reason) if !reason.is_empty() => Err(EngineError::Storage(reason)),
-            Err(_) => result,
+            Err(Some(reason)) => Err(EngineError::Storage(reason)),
+            Err(None) if result.is_ok() => Err(EngineError::Storage(batch_failed())),
+            Err(None) => result,
         }
     }
 }
@@ -608,7 +622,10 @@ mod tests {
             first.join().unwrap()
         });
         // The first member's work was rolled back with the batch, and it is told so.
-        assert!(matches!(outcome, Err(EngineError::Storage(_))), "{outcome:?}");
+        assert!(
+            matches!(&outcome, Err(EngineError::Storage(err)) if err.kind == StorageErrorKind::Conflict),
+            "{outcome:?}"
+        );
         assert!(store.read(|tx| tx.rights("p", "u")).unwrap().is_empty());
         // The store keeps working.
         store.write(|tx| tx.grant("p", "u", Right::View)).unwrap();

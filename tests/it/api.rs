@@ -388,8 +388,9 @@ fn a_data_field_given_twice_is_refused_and_changes_nothing() {
     assert_eq!(f.fixture.engine.instances("admin", &Default::default()).unwrap().len(), 1, "nothing was started");
 }
 
-/// Every call that takes a token can be answered 401, 503 (`busy`,
-/// `storage_unavailable`) and 504 (`call_timeout`), and every call with a
+/// Every call that takes a token can be answered 401, 500
+/// (`storage_failed`, `internal`), 503 (`busy`, `storage_unavailable`) and
+/// 504 (`call_timeout`), and every call with a
 /// body 408, 413 and 415; a client generated from the document must know
 /// them. Every schema the document refers to is in it.
 #[test]
@@ -402,7 +403,7 @@ fn the_openapi_document_lists_every_answer_a_call_can_give() {
                 continue;
             }
             let responses = operation["responses"].as_object().unwrap();
-            let mut expected = vec!["401", "503", "504"];
+            let mut expected = vec!["401", "500", "503", "504"];
             if method == "post" {
                 expected.extend(["408", "413", "415"]);
             }

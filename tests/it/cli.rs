@@ -1004,15 +1004,24 @@ fn token_create_prints_the_secret_once_and_stores_only_its_hash() {
 struct Served {
     child: std::process::Child,
     base_url: String,
+    /// The server's standard error, line by line, as it writes them.
+    log: std::sync::mpsc::Receiver<String>,
 }
 
 impl Served {
     fn start(t: &Flowdesk, listen: &str) -> Served {
-        use std::io::BufRead;
         let mut command = t.command();
         command.arg("--db").arg(t.db()).arg("--user").arg("alice").args(["serve", "--listen", listen]);
+        Served::spawn(command).expect("serve printed nothing")
+    }
+
+    /// Starts a prepared `serve` command; its stderr if it exits before
+    /// saying where it listens.
+    fn spawn(mut command: Command) -> Result<Served, String> {
+        use std::io::BufRead;
         let mut child = command.spawn().expect("spawn flowdesk serve");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
         let (line_sent, line) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = std::io::BufReader::new(stdout).lines();
@@ -1021,9 +1030,34 @@ impl Served {
             // Keep reading, so the server never writes into a closed pipe.
             lines.for_each(drop);
         });
+        let (logged, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Read on after the test stopped listening, for the same reason.
+                let _ = logged.send(line);
+            }
+        });
         let first = line.recv_timeout(common_cli::HANG_LIMIT).expect("serve printed nothing");
-        let base_url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("an address").to_owned();
-        Served { child, base_url }
+        let Some(address) = first.split_whitespace().find(|w| w.starts_with("http://")) else {
+            let _ = child.wait();
+            // Its stderr ends with it.
+            return Err(log.iter().collect::<Vec<_>>().join("\n"));
+        };
+        let base_url = address.to_owned();
+        Ok(Served { child, base_url, log })
+    }
+
+    /// The first line the server logs from now on that contains `text`
+    /// (it is written before the answer it explains is sent).
+    fn logged(&self, text: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            match self.log.recv_timeout(common_cli::HANG_LIMIT) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("the server never logged {text:?}; it logged {seen:#?}"),
+            }
+        }
     }
 
     /// SIGTERM, then the exit code.
@@ -1078,6 +1112,199 @@ fn serve_on_an_address_in_use_is_refused_in_one_line() {
     let line = t.refused("alice", &["serve", "--listen", &address]);
     assert_mentions(&line, &[&address, "in use", "--listen"]);
     t.usage_error("alice", &["serve", "--listen", "localhost"]);
+}
+
+// What `serve` answers when the database fails ------------------------------
+
+/// A callback instance waiting on `<id>_2`, and a token of `biztalk`, who
+/// may start `callback` and finish its items. The database at `db`.
+fn waiting_instance(t: &Flowdesk, db: &Path) -> (i64, String) {
+    let run = |args: &[&str]| {
+        let mut command = t.command();
+        command.arg("--db").arg(db).arg("--user").arg("alice").args(args);
+        let out = execute(command, &args.join(" "));
+        assert_eq!(out.code, Some(0), "{out:?}");
+        out.stdout
+    };
+    run(&["deploy", CALLBACK]);
+    let id = run(&["start", "callback"]).trim().parse().unwrap();
+    run(&["grant", "callback", "biztalk", "start", "server-event"]);
+    let token = run(&["token", "create", "biztalk"]).trim().to_owned();
+    (id, token)
+}
+
+/// `serve` on `db`, as `alice`, with `env` set.
+fn serve_command(t: &Flowdesk, db: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = t.command();
+    command.arg("--db").arg(db).arg("--user").arg("alice").args(["serve", "--listen", "127.0.0.1:0"]);
+    command.envs(env.iter().copied());
+    command
+}
+
+/// A POST with `token` and a JSON body: status, `Retry-After`, body.
+fn post_json(base_url: &str, path: &str, token: &str, body: &str) -> (u16, Option<String>, Value) {
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut answer = agent
+        .post(format!("{base_url}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap();
+    let retry_after = answer.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let text = answer.body_mut().read_to_string().unwrap();
+    (answer.status().as_u16(), retry_after, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A fatal storage failure as a client hears it: 500 `storage_failed`, the
+/// kind in plain words, and no file name.
+fn assert_storage_failed(answer: &(u16, Option<String>, Value), words: &str, db: &Path) {
+    let (status, retry_after, body) = answer;
+    assert_eq!((*status, body["code"].as_str()), (500, Some("storage_failed")), "{body}");
+    assert_eq!(*retry_after, None, "calling again does not help: no Retry-After");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains(words), "{message}");
+    let folder = db.parent().unwrap().to_str().unwrap();
+    assert!(!message.contains(folder) && !message.contains("flowdesk.db"), "the answer names the file: {message}");
+}
+
+/// While another program holds the database's write lock past the busy
+/// timeout, a finish is answered 503 `storage_unavailable` with
+/// `Retry-After`, nothing changes, and the same call succeeds once the
+/// lock is let go. The server's log says what happened.
+#[test]
+fn serve_answers_503_while_another_program_holds_the_database_and_the_call_succeeds_after() {
+    let t = Flowdesk::new();
+    let (id, token) = waiting_instance(&t, &t.db());
+    let before = t.snapshot();
+    let served = Served::spawn(serve_command(&t, &t.db(), &[("FLOWDESK_BUSY_TIMEOUT_MS", "200")])).unwrap();
+    let holder = rusqlite::Connection::open(t.db()).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let finish = format!("/serveritems/{id}_2/finish");
+    let (status, retry_after, body) = post_json(&served.base_url, &finish, &token, "{}");
+    assert_eq!((status, body["code"].as_str()), (503, Some("storage_unavailable")), "{body}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert!(body["message"].as_str().unwrap().contains("call again"), "{body}");
+    let line = served.logged("storage_unavailable");
+    assert_mentions(&line, &["503", "(busy)", &t.db().display().to_string(), "stayed busy"]);
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(t.snapshot(), before, "a call answered 503 changed the database");
+    let (status, _, body) = post_json(&served.base_url, &finish, &token, "{}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served.terminate(), Some(0));
+    assert_eq!(t.status(id), "Completed");
+}
+
+/// Overwrites the first page of each of `tables` with bytes no page can
+/// hold, after copying the write-ahead log into the file.
+fn damage_tables(db: &Path, tables: &[&str]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let connection = rusqlite::Connection::open(db).unwrap();
+    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    let page_size: u64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap();
+    let roots: Vec<u64> = tables
+        .iter()
+        .map(|table| {
+            connection
+                .query_row("SELECT rootpage FROM sqlite_schema WHERE name = ?", [table], |row| row.get(0))
+                .unwrap()
+        })
+        .collect();
+    drop(connection);
+    let mut file = std::fs::OpenOptions::new().write(true).open(db).unwrap();
+    for root in roots {
+        file.seek(SeekFrom::Start((root - 1) * page_size)).unwrap();
+        file.write_all(&vec![0xff; page_size as usize]).unwrap();
+    }
+}
+
+/// A damaged database is no reason to call again: a finish is answered
+/// 500 `storage_failed` saying the file is damaged, and the server's log
+/// names the file and SQLite's own words. `show` says the same.
+#[test]
+fn serve_answers_500_storage_failed_on_a_damaged_database_and_its_log_names_the_cause() {
+    let t = Flowdesk::new();
+    let (id, token) = waiting_instance(&t, &t.db());
+    damage_tables(&t.db(), &["instances", "server_items"]);
+    // The command line says it as plainly.
+    let line = t.refused("alice", &["show", &id.to_string()]);
+    assert_mentions(&line, &[&format!("the database file {} is damaged", t.db().display())]);
+    let served = Served::spawn(serve_command(&t, &t.db(), &[])).unwrap();
+
+    let answer = post_json(&served.base_url, &format!("/serveritems/{id}_2/finish"), &token, "{}");
+    assert_storage_failed(&answer, "the database file is damaged", &t.db());
+    let line = served.logged("storage_failed");
+    assert_mentions(&line, &["500", "(corrupt)", &t.db().display().to_string(), "is damaged", "malformed"]);
+    assert_eq!(served.terminate(), Some(0));
+}
+
+/// A full disk is no reason to call again either: a start that needs more
+/// room than is left is answered 500 `storage_failed` saying the disk is
+/// full, the log names the disk's file, nothing is left behind, and once
+/// there is room again the server goes on. Needs root (a small tmpfs).
+#[test]
+fn serve_answers_500_storage_failed_on_a_full_disk_and_loses_nothing() {
+    let Some(disk) = SmallDisk::mount(2048) else { return };
+    let t = Flowdesk::new();
+    let db = disk.path().join("flowdesk.db");
+    let (id, token) = waiting_instance(&t, &db);
+    let logs = t.write("logs.process.json", &logging_process(1, 100, 1_900));
+    let run = |args: &[&str]| {
+        let mut command = t.command();
+        command.arg("--db").arg(&db).arg("--user").arg("alice").args(args);
+        execute(command, &args.join(" "))
+    };
+    assert_eq!(run(&["deploy", path_str(&logs)]).code, Some(0));
+    assert_eq!(run(&["grant", "logs", "biztalk", "start"]).code, Some(0));
+    let served = Served::spawn(serve_command(&t, &db, &[])).unwrap();
+    let before = run(&["instances", "--json"]).stdout;
+
+    // A start that records 200 KB, with 100 KB free.
+    disk.fill_leaving(100 * 1024);
+    let answer = post_json(&served.base_url, "/processes/logs/instances", &token, "{}");
+    assert_storage_failed(&answer, "the disk is full", &db);
+    let line = served.logged("storage_failed");
+    assert_mentions(&line, &["500", "(disk_full)", "full"]);
+
+    disk.empty_filler();
+    assert_eq!(run(&["instances", "--json"]).stdout, before, "a failed start left something behind");
+    let (status, _, body) = post_json(&served.base_url, &format!("/serveritems/{id}_2/finish"), &token, "{}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served.terminate(), Some(0));
+}
+
+/// A database the server's user may not write is no reason to call again
+/// either: `serve` starts (it reads), a finish is answered 500
+/// `storage_failed` saying the file cannot be written, the log names the
+/// file, and nothing changes. Needs root, to run the server as `nobody`
+/// on a file root owns (root itself may write any file).
+#[test]
+fn serve_answers_500_storage_failed_on_a_database_its_user_may_not_write() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    // `/proc/self` belongs to whoever this process runs as.
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
+        eprintln!("SKIPPED: running the server as another user needs root");
+        return;
+    }
+    let t = Flowdesk::new();
+    let (id, token) = waiting_instance(&t, &t.db());
+    let before = t.snapshot();
+    // `nobody` may enter the folder and make the log files there, and read
+    // the database, but not write it.
+    std::fs::set_permissions(t.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(t.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = serve_command(&t, &t.db(), &[]);
+    command.uid(65534).gid(65534);
+    let served = Served::spawn(command).unwrap();
+
+    let answer = post_json(&served.base_url, &format!("/serveritems/{id}_2/finish"), &token, "{}");
+    assert_storage_failed(&answer, "cannot be written", &t.db());
+    let line = served.logged("storage_failed");
+    assert_mentions(&line, &["500", "(read_only)", &t.db().display().to_string(), "cannot be written", "readonly"]);
+    assert_eq!(served.terminate(), Some(0));
+    assert_eq!(t.snapshot(), before, "a refused write changed the database");
 }
 
 // 10. What the answers say, and the README's tour ---------------------------

@@ -1,5 +1,9 @@
 //! Several processes and threads on one database at once: the GUI open while a
 //! terminal and an external system finish items. Nobody sees "database is locked".
+//!
+//! The scenarios with threads are part of the conformance suite (see
+//! `engine_scenarios.rs`) and run on every backend; the one with processes
+//! runs the `flowdesk` binary, which opens SQLite files only.
 
 use crate::support;
 
@@ -7,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use flowdesk::engine::{AuditAction, InstanceFilter, InstanceStatus, ItemFilter};
-use support::{Fixture, set};
+use support::{Backend, Fixture, set};
 
 #[test]
 fn many_processes_start_and_finish_on_one_database() {
@@ -53,9 +57,8 @@ fn many_processes_start_and_finish_on_one_database() {
     assert_eq!((completed, waiting), (12, 12));
 }
 
-#[test]
-fn threads_with_their_own_connections_finish_items_concurrently() {
-    let fx = Fixture::new();
+fn threads_with_their_own_connections_finish_items_concurrently<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
     fx.deploy_sample("admin", "callback.process.json");
     let ids: Vec<i64> = (0..40).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
 
@@ -84,9 +87,8 @@ fn threads_with_their_own_connections_finish_items_concurrently() {
 /// Threads sharing one engine have their writes committed in shared batches
 /// (group commit): a refusal inside a batch must undo only its own work, and
 /// every acknowledged finish must be there afterwards.
-#[test]
-fn a_refusal_inside_a_shared_batch_undoes_only_itself() {
-    let fx = Fixture::new();
+fn a_refusal_inside_a_shared_batch_undoes_only_itself<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
     fx.deploy_sample("admin", "callback.process.json");
     let ids: Vec<i64> = (0..60).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
     let engine = &fx.engine;
@@ -189,4 +191,9 @@ fn deadline_process() -> String {
   ]
 }"#
     .to_owned()
+}
+
+support::on_every_backend! {
+    threads_with_their_own_connections_finish_items_concurrently,
+    a_refusal_inside_a_shared_batch_undoes_only_itself,
 }

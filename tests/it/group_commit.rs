@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use flowdesk::engine::{EngineError, Storage, Transaction, VersionRecord};
+use flowdesk::engine::{EngineError, Storage, StorageErrorKind, Transaction, VersionRecord};
 use flowdesk::model::Right;
 use flowdesk::store::{Durability, SqliteStore};
 
@@ -190,7 +190,10 @@ fn a_member_failing_after_writing_rolls_the_batch_back_and_the_others_are_told_t
     }
     // The other member is not acknowledged, and is told why and what to do.
     match pair.first {
-        Err(EngineError::Storage(message)) => assert!(message.contains("call again"), "{message}"),
+        Err(EngineError::Storage(err)) => {
+            assert!(err.message.contains("call again"), "{err}");
+            assert_eq!(err.kind, StorageErrorKind::Conflict, "its own work was sound: calling again can succeed");
+        }
         other => panic!("the other member should be told to call again, got {other:?}"),
     }
     // Nothing of the batch was saved.

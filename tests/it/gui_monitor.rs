@@ -1764,3 +1764,80 @@ fn issue_16_a_grant_waiting_for_the_lock_keeps_the_rights_panel_still_until_answ
     assert!(rights.contains(&("bob".to_owned(), Right::ServerEvent)), "{rights:?}");
     assert!(gui.shown("bob"), "the rights panel lists the grant");
 }
+
+/// The instance's buttons, and its data's editing, follow the engine's table
+/// for every status an instance can be in: a button is live exactly where
+/// `engine::rule` allows its command, so the window never offers what the
+/// engine would refuse, nor hides what it would do.
+#[test]
+fn issue_16_the_instance_buttons_are_live_exactly_where_the_engines_table_allows_their_command() {
+    use flowdesk::engine::{CommandKind, Rule, rule};
+
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    deploy_json(&fx, FAILING);
+    let active = fx.engine.start("admin", "callback", "S-ACTIVE", &[]).unwrap().instance_id;
+    let stopped = fx.engine.start("admin", "callback", "S-STOPPED", &[]).unwrap().instance_id;
+    fx.engine.stop("admin", stopped).unwrap();
+    let completed = fx.engine.start("admin", "callback", "S-COMPLETED", &[]).unwrap().instance_id;
+    let serial = fx.detail("admin", completed).pending_items[0].serial;
+    fx.engine.finish("admin", serial, &set(&[("name", "yes")])).unwrap();
+    let error = fx.engine.start("admin", "failing", "S-ERROR", &[]).unwrap().instance_id;
+
+    let mut gui = Gui::monitor(fx, "ada");
+    let cases = [
+        ("S-ACTIVE", active, InstanceStatus::Active),
+        ("S-STOPPED", stopped, InstanceStatus::Stopped),
+        ("S-COMPLETED", completed, InstanceStatus::Completed),
+        ("S-ERROR", error, InstanceStatus::Error),
+    ];
+    let mut seen_live = std::collections::BTreeSet::new();
+    let mut seen_dead = std::collections::BTreeSet::new();
+    for (folio, id, status) in cases {
+        gui.open_instance(folio, id);
+        assert_eq!(gui.detail_status(), status, "{folio}");
+        for (button, command) in
+            [("Retry", CommandKind::Retry), ("Stop", CommandKind::Stop), ("Resume", CommandKind::Resume)]
+        {
+            let allowed = rule(status, command) == Rule::Allowed;
+            assert_eq!(gui.enabled(button), allowed, "{button} on a {status:?} instance");
+            if allowed { &mut seen_live } else { &mut seen_dead }.insert(button);
+        }
+        let go_to = gui
+            .harness
+            .query_by(|node| {
+                node.role() == Role::ComboBox
+                    && [node.label(), node.value()].iter().any(|text| text.as_deref() == Some("Go to…"))
+            })
+            .unwrap_or_else(|| panic!("a Go to… box on the {status:?} instance: {:#?}", gui.all_texts()));
+        let go_to_allowed = rule(status, CommandKind::GoTo) == Rule::Allowed;
+        assert_eq!(!go_to.accesskit_node().is_disabled(), go_to_allowed, "Go to… on a {status:?} instance");
+        gui.click("Data");
+        let data_allowed = rule(status, CommandKind::SetData) == Rule::Allowed;
+        let fields: Vec<String> =
+            gui.app().monitor.detail().expect("an instance is open").fields.iter().map(|f| f.0.clone()).collect();
+        assert!(!fields.is_empty(), "the {status:?} instance has data to edit");
+        // A field is a text box, or a check box for a boolean, labelled with its name.
+        let editable: Vec<bool> = fields
+            .iter()
+            .map(|name| {
+                let input = gui
+                    .harness
+                    .query_by(|node| {
+                        matches!(node.role(), Role::TextInput | Role::CheckBox)
+                            && node.label().as_deref() == Some(name.as_str())
+                    })
+                    .unwrap_or_else(|| panic!("an input for `{name}`"));
+                !input.accesskit_node().is_disabled()
+            })
+            .collect();
+        assert!(
+            editable.iter().all(|e| *e == data_allowed),
+            "the data of a {status:?} instance is editable: {editable:?}"
+        );
+    }
+    // Each button was seen both live and not, so the loop above tells the
+    // table's cells apart rather than agreeing with a window that shows all
+    // or nothing.
+    assert_eq!(seen_live, seen_dead, "every button was both live and dead somewhere");
+}

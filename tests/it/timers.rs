@@ -1,17 +1,18 @@
 //! Issue 17's engine: deadlines, escalations and timer events, fired by the
 //! durable scheduler, as scenarios on the fixture's clock (moved, never
-//! waited for).
+//! waited for). Part of the conformance suite: each scenario runs on every
+//! backend (`timers::sqlite::…`, `timers::memory::…`), but the runtime's,
+//! which opens a database file.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use flowdesk::engine::{
-    AuditAction, EngineError, Firing, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus, Storage, Timer,
-    TimerState,
+    AuditAction, EngineError, Firing, InstanceFilter, InstanceStatus, ItemFilter, ItemStatus, Timer, TimerState,
 };
 
 use crate::support::external::{ExternalSystem, Reply};
-use crate::support::{Fixture, T0, parse_serial, s, set};
+use crate::support::{self, Backend, Fixture, T0, parse_serial, s, set};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -49,38 +50,37 @@ fn deadline_process(escalations: &str) -> String {
 const GIVE_UP: &str = r#"[
   { "name": "Give up", "after": "3h", "action": { "finish": { "set": { "name": "timed out" } } } } ]"#;
 
-fn fixture(escalations: &str) -> Fixture {
-    let fx = Fixture::new();
+fn fixture<S: Backend>(escalations: &str) -> Fixture<S> {
+    let fx = Fixture::fresh();
     fx.deploy_json("admin", &deadline_process(escalations));
     fx
 }
 
-fn start(fx: &Fixture) -> i64 {
+fn start<S: Backend>(fx: &Fixture<S>) -> i64 {
     fx.engine.start("admin", "deadline", "", &[]).unwrap().instance_id
 }
 
 /// Fires everything due on the fixture's engine, as the ticker does.
-fn fire(fx: &Fixture) -> usize {
+fn fire<S: Backend>(fx: &Fixture<S>) -> usize {
     let round = fx.engine.fire_due(&|| true).unwrap();
     assert!(round.failed.is_empty(), "{:?}", round.failed);
     round.fired
 }
 
-fn timers(fx: &Fixture, id: i64) -> Vec<Timer> {
+fn timers<S: Backend>(fx: &Fixture<S>, id: i64) -> Vec<Timer> {
     fx.engine.store().read(|tx| tx.timers_of(id)).unwrap()
 }
 
-fn trail_of(fx: &Fixture, id: i64, action: AuditAction) -> Vec<String> {
+fn trail_of<S: Backend>(fx: &Fixture<S>, id: i64, action: AuditAction) -> Vec<String> {
     fx.detail("admin", id).audit.into_iter().filter(|a| a.action == action).map(|a| a.detail).collect()
 }
 
-fn status(fx: &Fixture, id: i64) -> InstanceStatus {
+fn status<S: Backend>(fx: &Fixture<S>, id: i64) -> InstanceStatus {
     fx.detail("admin", id).summary.status
 }
 
-#[test]
-fn a_deadline_finishes_the_item_with_its_data_and_the_instance_goes_on() {
-    let fx = fixture(GIVE_UP);
+fn a_deadline_finishes_the_item_with_its_data_and_the_instance_goes_on<S: Backend>() {
+    let fx = fixture::<S>(GIVE_UP);
     let id = start(&fx);
     let item = &fx.detail("admin", id).pending_items[0];
     assert_eq!(item.due_at, Some(T0 + 3 * HOUR), "the item says when its deadline falls due");
@@ -106,9 +106,8 @@ fn a_deadline_finishes_the_item_with_its_data_and_the_instance_goes_on() {
     assert_eq!(fx.detail("admin", id).summary.due_at, None);
 }
 
-#[test]
-fn a_callback_after_the_deadline_is_refused_saying_the_deadline_won_and_when() {
-    let fx = fixture(GIVE_UP);
+fn a_callback_after_the_deadline_is_refused_saying_the_deadline_won_and_when<S: Backend>() {
+    let fx = fixture::<S>(GIVE_UP);
     let id = start(&fx);
     fx.clock.advance(3 * HOUR + 5_000);
     fire(&fx);
@@ -125,9 +124,8 @@ fn a_callback_after_the_deadline_is_refused_saying_the_deadline_won_and_when() {
     assert_eq!(fx.snapshot(id), before, "the refused callback changed nothing");
 }
 
-#[test]
-fn a_callback_before_the_deadline_disarms_it_and_the_deadline_then_does_nothing() {
-    let fx = fixture(GIVE_UP);
+fn a_callback_before_the_deadline_disarms_it_and_the_deadline_then_does_nothing<S: Backend>() {
+    let fx = fixture::<S>(GIVE_UP);
     let id = start(&fx);
     fx.clock.advance(HOUR);
     fx.engine.finish("admin", parse_serial(&format!("{id}_2")), &set(&[("name", "call back value")])).unwrap();
@@ -139,9 +137,9 @@ fn a_callback_before_the_deadline_disarms_it_and_the_deadline_then_does_nothing(
     assert!(trail_of(&fx, id, AuditAction::EscalationFired).is_empty());
 }
 
-#[test]
-fn a_go_to_escalation_cancels_the_item_and_starts_the_activity() {
-    let fx = fixture(r#"[{ "name": "Hand over", "after": "30m", "action": { "go_to": { "activity": "manual" } } }]"#);
+fn a_go_to_escalation_cancels_the_item_and_starts_the_activity<S: Backend>() {
+    let fx =
+        fixture::<S>(r#"[{ "name": "Hand over", "after": "30m", "action": { "go_to": { "activity": "manual" } } }]"#);
     let id = start(&fx);
     fx.clock.advance(30 * MINUTE);
     assert_eq!(fire(&fx), 1);
@@ -155,9 +153,8 @@ fn a_go_to_escalation_cancels_the_item_and_starts_the_activity() {
     assert!(trail_of(&fx, id, AuditAction::EscalationFired)[0].ends_with("going to `Manual`"));
 }
 
-#[test]
-fn a_repeat_runs_the_event_again_on_the_same_serial_up_to_its_times_then_the_next_escalation_acts() {
-    let fx = fixture(
+fn a_repeat_runs_the_event_again_on_the_same_serial_up_to_its_times_then_the_next_escalation_acts<S: Backend>() {
+    let fx = fixture::<S>(
         r#"[{ "name": "Try again", "after": "10m", "action": { "repeat": { "times": 2 } } },
             { "name": "Give up", "after": "1h", "action": { "finish": { "set": { "name": "timed out" } } } }]"#,
     );
@@ -185,8 +182,7 @@ fn a_repeat_runs_the_event_again_on_the_same_serial_up_to_its_times_then_the_nex
 
 /// A notification is sent and the instance keeps waiting; refused, it is
 /// recorded and tried again later, never dropped, until it gets through.
-#[test]
-fn a_notification_is_sent_outside_the_transaction_retried_when_refused_and_the_wait_goes_on() {
+fn a_notification_is_sent_outside_the_transaction_retried_when_refused_and_the_wait_goes_on<S: Backend>() {
     let answers = Arc::new(Mutex::new(vec![Reply::status(503, "busy"), Reply::ok()]));
     let external = {
         let answers = answers.clone();
@@ -197,7 +193,7 @@ fn a_notification_is_sent_outside_the_transaction_retried_when_refused_and_the_w
             "method": "POST", "url": "{}", "body": "{{\"serial\": \"${{serial}}\"}}" }} }} }}]"#,
         external.url("/chase")
     );
-    let fx = fixture(&escalations);
+    let fx = fixture::<S>(&escalations);
     let id = start(&fx);
 
     fx.clock.advance(HOUR);
@@ -222,9 +218,8 @@ fn a_notification_is_sent_outside_the_transaction_retried_when_refused_and_the_w
     assert_eq!(external.requests().len(), 2);
 }
 
-#[test]
-fn a_fail_escalation_puts_the_instance_in_error_and_retry_runs_the_event_again_on_its_serial() {
-    let fx = fixture(r#"[{ "name": "Give up hard", "after": "1d", "action": "fail" }]"#);
+fn a_fail_escalation_puts_the_instance_in_error_and_retry_runs_the_event_again_on_its_serial<S: Backend>() {
+    let fx = fixture::<S>(r#"[{ "name": "Give up hard", "after": "1d", "action": "fail" }]"#);
     let id = start(&fx);
     fx.clock.advance(24 * HOUR);
     assert_eq!(fire(&fx), 1);
@@ -245,9 +240,8 @@ fn a_fail_escalation_puts_the_instance_in_error_and_retry_runs_the_event_again_o
 
 /// Stopped instances hold their deadlines; on resume the overdue ones fire
 /// at once, oldest first.
-#[test]
-fn a_stopped_instance_holds_its_timers_and_resume_fires_the_overdue_ones_oldest_first() {
-    let fx = fixture(
+fn a_stopped_instance_holds_its_timers_and_resume_fires_the_overdue_ones_oldest_first<S: Backend>() {
+    let fx = fixture::<S>(
         r#"[{ "name": "Give up", "after": "3h", "action": { "finish": { "set": { "name": "timed out" } } } },
             { "name": "Try again", "after": "1h", "action": { "repeat": { "times": 1 } } }]"#,
     );
@@ -280,9 +274,8 @@ const WAIT: &str = r#"{
   "lines": [{ "from": "a", "to": "b" }]
 }"#;
 
-#[test]
-fn a_timer_event_waits_its_duration_then_until_its_field_and_the_instance_goes_on() {
-    let fx = Fixture::new();
+fn a_timer_event_waits_its_duration_then_until_its_field_and_the_instance_goes_on<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
     fx.deploy_json("admin", WAIT);
     let id =
         fx.engine.start("admin", "cool-off", "", &set(&[("resume_at", "2026-11-25T15:30:00Z")])).unwrap().instance_id;
@@ -303,9 +296,8 @@ fn a_timer_event_waits_its_duration_then_until_its_field_and_the_instance_goes_o
     assert_eq!(status(&fx, id), InstanceStatus::Completed);
 }
 
-#[test]
-fn a_timer_event_whose_field_is_empty_fails_and_a_retry_after_setting_it_waits() {
-    let fx = Fixture::new();
+fn a_timer_event_whose_field_is_empty_fails_and_a_retry_after_setting_it_waits<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
     fx.deploy_json("admin", WAIT);
     let id = fx.engine.start("admin", "cool-off", "", &[]).unwrap().instance_id;
     fx.clock.advance(2 * HOUR);
@@ -322,9 +314,8 @@ fn a_timer_event_whose_field_is_empty_fails_and_a_retry_after_setting_it_waits()
     assert_eq!(status(&fx, id), InstanceStatus::Completed);
 }
 
-#[test]
-fn an_escalation_on_an_empty_date_field_is_not_armed_and_the_trail_says_why() {
-    let fx = fixture(
+fn an_escalation_on_an_empty_date_field_is_not_armed_and_the_trail_says_why<S: Backend>() {
+    let fx = fixture::<S>(
         r#"[{ "name": "Hand over", "at_field": "reply_by", "action": { "go_to": { "activity": "manual" } } },
             { "name": "Give up", "after": "3h", "action": { "finish": { "set": { "name": "timed out" } } } }]"#,
     );
@@ -337,9 +328,8 @@ fn an_escalation_on_an_empty_date_field_is_not_armed_and_the_trail_says_why() {
 
 /// After a long downtime every overdue timer fires once, oldest first: no
 /// storm of repeats, none skipped.
-#[test]
-fn after_a_long_downtime_every_overdue_timer_fires_once_oldest_first() {
-    let fx = fixture(
+fn after_a_long_downtime_every_overdue_timer_fires_once_oldest_first<S: Backend>() {
+    let fx = fixture::<S>(
         r#"[{ "name": "Try again", "after": "10m", "action": { "repeat": { "times": 5 } } },
             { "name": "Chase", "after": "2h", "action": { "go_to": { "activity": "manual" } } }]"#,
     );
@@ -365,9 +355,8 @@ fn after_a_long_downtime_every_overdue_timer_fires_once_oldest_first() {
 
 /// Two engines on one database file fire due timers at the same time:
 /// each timer fires exactly once.
-#[test]
-fn two_engines_on_one_database_never_fire_one_timer_twice() {
-    let fx = fixture(GIVE_UP);
+fn two_engines_on_one_database_never_fire_one_timer_twice<S: Backend>() {
+    let fx = fixture::<S>(GIVE_UP);
     let n = 300;
     for _ in 0..n {
         start(&fx);
@@ -394,9 +383,8 @@ fn two_engines_on_one_database_never_fire_one_timer_twice() {
 }
 
 /// A firing on a timer another firing has already fired finds it so.
-#[test]
-fn firing_a_timer_that_has_fired_is_gone_and_changes_nothing() {
-    let fx = fixture(GIVE_UP);
+fn firing_a_timer_that_has_fired_is_gone_and_changes_nothing<S: Backend>() {
+    let fx = fixture::<S>(GIVE_UP);
     let id = start(&fx);
     let timer = timers(&fx, id).remove(0);
     assert_eq!(fx.engine.fire_timer(id, timer.id).unwrap(), Firing::Gone, "not due yet");
@@ -407,10 +395,11 @@ fn firing_a_timer_that_has_fired_is_gone_and_changes_nothing() {
     assert_eq!(fx.snapshot(id), before);
 }
 
-/// The runtime's tick fires what is due, as `serve` and the window do.
+/// The runtime's tick fires what is due, as `serve` and the window do (on
+/// SQLite: a runtime opens a database file).
 #[test]
 fn a_runtime_tick_fires_what_is_due() {
-    let fx = fixture(GIVE_UP);
+    let fx = fixture::<flowdesk::store::SqliteStore>(GIVE_UP);
     let id = start(&fx);
     let runtime = fx.runtime();
     runtime.tick().unwrap();
@@ -418,4 +407,21 @@ fn a_runtime_tick_fires_what_is_due() {
     fx.clock.advance(3 * HOUR);
     runtime.tick().unwrap();
     assert_eq!(status(&fx, id), InstanceStatus::Completed);
+}
+
+support::on_every_backend! {
+    a_deadline_finishes_the_item_with_its_data_and_the_instance_goes_on,
+    a_callback_after_the_deadline_is_refused_saying_the_deadline_won_and_when,
+    a_callback_before_the_deadline_disarms_it_and_the_deadline_then_does_nothing,
+    a_go_to_escalation_cancels_the_item_and_starts_the_activity,
+    a_repeat_runs_the_event_again_on_the_same_serial_up_to_its_times_then_the_next_escalation_acts,
+    a_notification_is_sent_outside_the_transaction_retried_when_refused_and_the_wait_goes_on,
+    a_fail_escalation_puts_the_instance_in_error_and_retry_runs_the_event_again_on_its_serial,
+    a_stopped_instance_holds_its_timers_and_resume_fires_the_overdue_ones_oldest_first,
+    a_timer_event_waits_its_duration_then_until_its_field_and_the_instance_goes_on,
+    a_timer_event_whose_field_is_empty_fails_and_a_retry_after_setting_it_waits,
+    an_escalation_on_an_empty_date_field_is_not_armed_and_the_trail_says_why,
+    after_a_long_downtime_every_overdue_timer_fires_once_oldest_first,
+    two_engines_on_one_database_never_fire_one_timer_twice,
+    firing_a_timer_that_has_fired_is_gone_and_changes_nothing,
 }

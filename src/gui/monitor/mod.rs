@@ -618,7 +618,7 @@ impl Monitor {
         self.sync(ui.ctx(), user);
         let mut requests = Vec::new();
         if let Err(error) = &self.queries {
-            // The error names the database already ("database: …").
+            // The error names the database file and what is wrong with it.
             ui.colored_label(theme::ERROR, format!("The monitor cannot start: {error}"));
             return requests;
         }
@@ -1312,12 +1312,22 @@ fn status_color(status: InstanceStatus) -> Color32 {
     }
 }
 
-/// A refusal in the words an operator needs.
+/// A refusal, or a failure of the database, in the words an operator needs.
 pub fn refusal_words(err: &EngineError) -> String {
     match err {
         EngineError::PermissionDenied { user, process, right } => format!(
             "Refused: {user} lacks the {right} right on process {process}. An Admin of the process can grant it."
         ),
+        // Not a refusal: the database failed. Whether trying again helps is
+        // what the operator needs to know first; the message names the file.
+        EngineError::Storage(err) => {
+            let advice = if err.is_retryable() {
+                "Nothing was saved; try again."
+            } else {
+                "Nothing was saved, and trying again fails until the cause is dealt with."
+            };
+            format!("Failed: {}. {advice} ({err})", err.kind.words())
+        }
         other => format!("Refused: {other}."),
     }
 }
@@ -1336,4 +1346,24 @@ fn fitted_widths<const N: usize>(widths: [f32; N], available: f32) -> [f32; N] {
     let total: f32 = widths.iter().sum();
     let scale = if total > available && available > 0.0 { available / total } else { 1.0 };
     widths.map(|width| (width * scale).max(40.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{StorageError, StorageErrorKind};
+
+    /// A failure of the database is no refusal: the window says what kind
+    /// it is in plain words, and whether trying again can help.
+    #[test]
+    fn a_storage_failure_is_said_as_a_failure_in_plain_words() {
+        let full =
+            EngineError::Storage(StorageError::new(StorageErrorKind::DiskFull, "the disk holding /d/f.db is full"));
+        let words = refusal_words(&full);
+        assert!(words.starts_with("Failed: the disk is full."), "{words}");
+        assert!(words.contains("trying again fails") && words.contains("/d/f.db"), "{words}");
+        let busy = EngineError::Storage(StorageError::new(StorageErrorKind::Busy, "/d/f.db stayed busy"));
+        let words = refusal_words(&busy);
+        assert!(words.starts_with("Failed: the database is busy") && words.contains("try again."), "{words}");
+    }
 }
