@@ -87,7 +87,7 @@ impl ServerItemHandle<'_> {
     pub fn field(&self, name: &str) -> Option<Value> {
         let (_, field_type, current) = self.opened.fields.iter().find(|(n, _, _)| n == name)?;
         match self.changes.iter().rev().find(|(n, _)| n == name) {
-            Some((_, input)) => input.to_value(*field_type).ok(),
+            Some((_, input)) => input.to_value(*field_type, &self.opened.zone).ok(),
             None => Some(current.clone()),
         }
     }
@@ -107,7 +107,7 @@ impl ServerItemHandle<'_> {
             });
         };
         input
-            .to_value(*field_type)
+            .to_value(*field_type, &self.opened.zone)
             .map_err(|mismatch| EngineError::InvalidData { field: name.to_owned(), reason: mismatch.to_string() })?;
         self.changes.push((name.to_owned(), input));
         Ok(())

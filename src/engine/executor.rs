@@ -198,6 +198,15 @@ impl Executor<'_> {
                     self.move_token(instance, position, token.next_event, TokenState::RunningOutside, effects);
                     return RunEnd::Outside { destination_id: token.destination_id };
                 }
+                EventAction::Wait(_) => {
+                    // A timer event waits on a server item as a callback
+                    // does; the scheduler's timer finishes it (issue 17).
+                    let serial_id = self.open_item(instance, items, position, effects);
+                    self.move_token(instance, position, token.next_event, TokenState::Waiting, effects);
+                    let serial = instance.serial(serial_id);
+                    self.audit(effects, AuditAction::WaitingForCallback, format!("{serial} (`{}`)", event.name));
+                    continue;
+                }
             };
             if event.synchronous {
                 let context = self.context(instance, &token, None);
@@ -288,6 +297,8 @@ impl Executor<'_> {
             EventAction::Http(spec) => {
                 OutsideWork::Send(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
             }
+            // A timer has no work outside: it only waits.
+            EventAction::Wait(_) => return None,
         })
     }
 

@@ -754,7 +754,7 @@ pub(crate) fn check_data(
             reason: format!("process `{}` has no such field", process.name()),
         })?;
         let value = input
-            .to_value(*field_type)
+            .to_value(*field_type, &process.time_zone)
             .map_err(|mismatch| Refusal::InvalidData { field: field.clone(), reason: mismatch.to_string() })?;
         values.insert(field.clone(), value);
     }

@@ -47,7 +47,7 @@ pub use storage::{
 use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
 use crate::engine::instance::FlowState;
 use crate::engine::machine::{Decision, State, check_data};
-use crate::model::{CompiledProcess, EventAction, FieldType, ProcessDraft, Right, ScriptHost, Value};
+use crate::model::{CompiledProcess, EventAction, FieldType, ProcessDraft, ProcessZone, Right, ScriptHost, Value};
 
 /// The time source; tests use a fixed one so trails are stable.
 pub trait Clock: Send + Sync {
@@ -118,10 +118,12 @@ impl PartialEq for FieldInput {
 
 impl FieldInput {
     /// The typed value for a field of `field_type`, or why it does not fit.
-    pub fn to_value(&self, field_type: FieldType) -> Result<Value, crate::model::TypeMismatch> {
+    /// A date-time written without an offset is read in `zone`, the
+    /// process's.
+    pub fn to_value(&self, field_type: FieldType, zone: &ProcessZone) -> Result<Value, crate::model::TypeMismatch> {
         match self {
-            FieldInput::Text(text) => Value::parse(field_type, text),
-            FieldInput::Json(json) => Value::from_json_text(field_type, json),
+            FieldInput::Text(text) => Value::parse(field_type, text, zone),
+            FieldInput::Json(json) => Value::from_json_text(field_type, json, zone),
             FieldInput::Value(value) if value.field_type() == field_type => Ok(value.clone()),
             FieldInput::Value(value) => {
                 Err(crate::model::TypeMismatch { expected: field_type, got: format!("a {} value", value.field_type()) })
@@ -227,6 +229,8 @@ pub struct OpenedItem {
     pub instance: InstanceSummary,
     /// Field name, type and current value, in the process's field order.
     pub fields: Vec<(String, FieldType, Value)>,
+    /// The process's time zone, where a date-time typed without an offset is read.
+    pub zone: ProcessZone,
 }
 
 /// Everything an operator sees of one instance.
@@ -538,7 +542,7 @@ impl<S: Storage> Engine<S> {
                     .filter_map(|t| executor.process.activities[t.activity].events.get(t.next_event))
                     .filter_map(|event| match &event.action {
                         EventAction::Http(spec) => Some(spec.timeout.as_millis()),
-                        EventAction::Script(_) => None,
+                        EventAction::Script(_) | EventAction::Wait(_) => None,
                     })
                     .max()
                     .unwrap_or(0);
@@ -684,6 +688,7 @@ impl<S: Storage> Engine<S> {
             Ok(OpenedItem {
                 item,
                 fields: field_list(&process, &instance.data),
+                zone: process.time_zone.clone(),
                 instance: InstanceSummary::of(&instance),
             })
         })

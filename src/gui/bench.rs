@@ -31,6 +31,7 @@ pub fn large_process(activities: usize, lines: usize) -> ProcessDraft {
                 start: i == 0,
                 preceding_rule: PrecedingRule::Any,
                 events,
+                escalations: Vec::new(),
             }
         })
         .collect();
@@ -51,6 +52,7 @@ pub fn large_process(activities: usize, lines: usize) -> ProcessDraft {
         name: "large".to_owned(),
         description: String::new(),
         script_time_limit_ms: None,
+        time_zone: None,
         fields: vec![crate::model::FieldDraft { name: "n".into(), field_type: "integer".into(), default: None }],
         activities: activity_list,
         lines: line_list,

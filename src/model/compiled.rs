@@ -2,16 +2,19 @@
 //!
 //! Built once per deployed version. Scripts and rules are compiled here and never
 //! again for a run; lookups the engine needs on every step (an activity's lines in
-//! order, a join's incoming lines, field types) are computed once as well.
+//! order, a join's incoming lines, field types) are computed once as well, and so
+//! are the process's time zone, its timers' and escalations' due times as
+//! [`Due`]s, and the values and requests of escalations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::model::definition::{EventDraft, PrecedingRule, ProcessDraft};
+use crate::model::definition::{EscalationActionDraft, EscalationDraft, EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
+use crate::model::time::{Delay, Due, DueError, Millis, ProcessZone};
 use crate::model::validate::{Location, Problem, Severity, activity_indices, validate, validate_deployed};
 use crate::model::value::{FieldType, Value};
 
@@ -29,6 +32,34 @@ pub enum EventAction {
     Script(CompiledScript),
     /// Sends an HTTP request: IO, so never inside a transaction.
     Http(HttpRequestSpec),
+    /// A timer event: waits until `Due`, then completes.
+    Wait(Due),
+}
+
+/// An escalation of an activity: when a wait of the activity falls due,
+/// its action is taken.
+#[derive(Debug, Clone)]
+pub struct CompiledEscalation {
+    pub name: String,
+    pub due: Due,
+    pub action: EscalationAction,
+}
+
+/// What an escalation does, checked.
+#[derive(Debug, Clone)]
+pub enum EscalationAction {
+    /// Finish the waiting item with these values (type-checked against the
+    /// fields), as a callback would.
+    Finish(Vec<(String, Value)>),
+    /// Cancel the waiting item and go to this activity (an index of
+    /// [`CompiledProcess::activities`]).
+    GoTo(usize),
+    /// Do the waiting event's work again, `times` times at most.
+    Repeat { times: u32 },
+    /// Send this request and keep waiting.
+    Notify(HttpRequestSpec),
+    /// Put the instance in Error.
+    Fail,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +72,8 @@ pub struct CompiledActivity {
     pub outgoing: Vec<usize>,
     /// Line indices arriving here; an `All` join waits for each of them.
     pub incoming: Vec<usize>,
+    /// In the order they are written.
+    pub escalations: Vec<CompiledEscalation>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +97,8 @@ pub struct CompiledProcess {
     pub graph: ProcessGraph,
     /// How long each script or rule may run; `None`: the script host's default.
     pub script_time_budget: Option<Duration>,
+    /// Where days are counted and local date-times read.
+    pub time_zone: ProcessZone,
     pub warnings: Vec<Problem>,
     activity_by_id: HashMap<String, usize>,
 }
@@ -106,13 +141,14 @@ impl CompiledProcess {
                 message: format!("internal: {message}"),
             }]
         };
+        let time_zone = ProcessZone::of(draft.time_zone.as_deref()).map_err(|e| internal(e.to_string()))?;
         let mut field_types = BTreeMap::new();
         let mut defaults = BTreeMap::new();
         for field in &draft.fields {
             let field_type = FieldType::from_name(&field.field_type)
                 .ok_or_else(|| internal(format!("field type {}", field.field_type)))?;
             let default = match &field.default {
-                Some(json) => Value::from_json(field_type, json).map_err(|e| internal(e.to_string()))?,
+                Some(json) => Value::from_json(field_type, json, &time_zone).map_err(|e| internal(e.to_string()))?,
                 None => field_type.zero_value(),
             };
             field_types.insert(field.name.clone(), field_type);
@@ -137,7 +173,7 @@ impl CompiledProcess {
                     EventDraft::HttpRequest(request) => {
                         let context = sample_context(&activity.name, &request.name, request.synchronous);
                         let sample = TemplateValues { context: &context, data: &defaults };
-                        let spec = HttpRequestSpec::check(request, &field_names, &sample)
+                        let spec = HttpRequestSpec::check(request.parts(), &field_names, &sample)
                             .map_err(|messages| internal(messages.join("; ")))?;
                         events.push(CompiledEvent {
                             name: request.name.clone(),
@@ -145,7 +181,28 @@ impl CompiledProcess {
                             action: EventAction::Http(spec),
                         });
                     }
+                    EventDraft::Timer(timer) => events.push(CompiledEvent {
+                        name: timer.name.clone(),
+                        synchronous: false,
+                        action: EventAction::Wait(
+                            compile_due(&timer.after, &timer.at_field).map_err(|e| internal(e.to_string()))?,
+                        ),
+                    }),
                 }
+            }
+            let mut escalations = Vec::with_capacity(activity.escalations.len());
+            for escalation in &activity.escalations {
+                let compiled = EscalationContext {
+                    activity_name: &activity.name,
+                    field_types: &field_types,
+                    field_names: &field_names,
+                    defaults: &defaults,
+                    activity_by_id: &activity_by_id,
+                    zone: &time_zone,
+                }
+                .compile(escalation)
+                .map_err(internal)?;
+                escalations.push(compiled);
             }
             activities.push(CompiledActivity {
                 id: activity.id.clone(),
@@ -154,6 +211,7 @@ impl CompiledProcess {
                 events,
                 outgoing: graph.outgoing_lines(index),
                 incoming: graph.incoming_lines(index),
+                escalations,
             });
         }
         let mut lines = Vec::with_capacity(draft.lines.len());
@@ -182,6 +240,7 @@ impl CompiledProcess {
             start,
             graph,
             script_time_budget: draft.script_time_limit_ms.map(Duration::from_millis),
+            time_zone,
             warnings: problems,
             activity_by_id,
         })
@@ -191,11 +250,73 @@ impl CompiledProcess {
         &self.draft.name
     }
 
+    /// When `due` falls for a wait that started at `started` (ms UTC),
+    /// given the instance's data: a duration is added in the process's time
+    /// zone, a date field means its midnight there. Err when the field is
+    /// unset or the sum is past what can be held.
+    pub fn due_at(&self, due: &Due, started: Millis, data: &BTreeMap<String, Value>) -> Result<Millis, DueError> {
+        due.at(started, data, &self.time_zone)
+    }
+
     /// Finds an activity by id or, failing that, by name (what operators type).
     pub fn find_activity(&self, id_or_name: &str) -> Option<usize> {
         self.activity_by_id
             .get(id_or_name)
             .copied()
             .or_else(|| self.activities.iter().position(|a| a.name == id_or_name))
+    }
+}
+
+/// A due time as written (exactly one of `after` and `at_field`), checked
+/// by validation before.
+pub(crate) fn compile_due(after: &str, at_field: &str) -> Result<Due, String> {
+    match (after.trim().is_empty(), at_field.trim().is_empty()) {
+        (false, true) => Delay::parse(after).map(Due::After).map_err(|e| e.to_string()),
+        (true, false) => Ok(Due::AtField(at_field.trim().to_owned())),
+        _ => Err("write either `after` or `at_field`".to_owned()),
+    }
+}
+
+/// What compiling an escalation needs of its process.
+struct EscalationContext<'a> {
+    activity_name: &'a str,
+    field_types: &'a BTreeMap<String, FieldType>,
+    field_names: &'a [&'a str],
+    defaults: &'a BTreeMap<String, Value>,
+    activity_by_id: &'a HashMap<String, usize>,
+    zone: &'a ProcessZone,
+}
+
+impl EscalationContext<'_> {
+    fn compile(&self, escalation: &EscalationDraft) -> Result<CompiledEscalation, String> {
+        let due = compile_due(&escalation.after, &escalation.at_field)?;
+        let action = match &escalation.action {
+            EscalationActionDraft::Finish { set } => {
+                let mut values = Vec::with_capacity(set.len());
+                for (field, json) in set {
+                    let field_type = self.field_types.get(field).ok_or_else(|| format!("no field {field}"))?;
+                    let value = Value::from_json(*field_type, json, self.zone).map_err(|e| e.to_string())?;
+                    values.push((field.clone(), value));
+                }
+                EscalationAction::Finish(values)
+            }
+            EscalationActionDraft::GoTo { activity } => EscalationAction::GoTo(
+                self.activity_by_id.get(activity.as_str()).copied().ok_or_else(|| format!("no activity {activity}"))?,
+            ),
+            EscalationActionDraft::Repeat { times: Some(times) } if *times > 0 => {
+                EscalationAction::Repeat { times: *times }
+            }
+            EscalationActionDraft::Repeat { .. } => return Err("repeat without a limit".to_owned()),
+            EscalationActionDraft::Notify(notify) => {
+                let context = sample_context(self.activity_name, &escalation.name, false);
+                let sample = TemplateValues { context: &context, data: self.defaults };
+                EscalationAction::Notify(
+                    HttpRequestSpec::check(notify.parts(), self.field_names, &sample)
+                        .map_err(|messages| messages.join("; "))?,
+                )
+            }
+            EscalationActionDraft::Fail => EscalationAction::Fail,
+        };
+        Ok(CompiledEscalation { name: escalation.name.clone(), due, action })
     }
 }

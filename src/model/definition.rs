@@ -7,6 +7,7 @@
 //! instead of stopping at the first one. Only [`crate::model::CompiledProcess`] is
 //! trusted by the engine.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,10 @@ pub struct ProcessDraft {
     /// milliseconds; none: the engine's default (see `ScriptHost::DEFAULT_TIME_BUDGET`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_time_limit_ms: Option<u64>,
+    /// The IANA time zone (`Europe/London`) where the process's days are
+    /// counted and its local date-times read; none: UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     #[serde(default)]
     pub fields: Vec<FieldDraft>,
     #[serde(default)]
@@ -98,6 +103,178 @@ pub struct ActivityDraft {
     pub preceding_rule: PrecedingRule,
     #[serde(default)]
     pub events: Vec<EventDraft>,
+    /// What happens when the activity waits too long, in the order they
+    /// are listed (see [`EscalationDraft`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<EscalationDraft>,
+}
+
+/// An escalation: when a wait of its activity (an asynchronous event or a
+/// timer) has gone on `after` a duration, or reaches the date-time a field
+/// holds (`at_field`), its action is taken. Exactly one of the two is
+/// written; both stay text so that a mistake is a problem with a place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationDraft {
+    #[serde(default)]
+    pub name: String,
+    /// A duration (`30m`, `2h`, `3d`, `1h 30m`, `PT2H`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub after: String,
+    /// A `date` or `datetime` field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub at_field: String,
+    pub action: EscalationActionDraft,
+}
+
+/// What an escalation does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EscalationActionDraft {
+    /// Finishes the waiting item with these data values, as a callback
+    /// would: the instance goes on.
+    Finish {
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        set: BTreeMap<String, serde_json::Value>,
+    },
+    /// Cancels the waiting item and goes to an activity, as `goto` does.
+    GoTo {
+        #[serde(default)]
+        activity: String,
+    },
+    /// Does the waiting event's work again (same serial), at `after`,
+    /// 2 × `after`, … `times` times; then the next escalations apply.
+    Repeat {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        times: Option<u32>,
+    },
+    /// Sends a request and keeps waiting.
+    Notify(NotifyDraft),
+    /// Puts the instance in Error for an operator to repair.
+    Fail,
+}
+
+impl EscalationActionDraft {
+    /// The action's name as the file and the designer write it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EscalationActionDraft::Finish { .. } => "finish",
+            EscalationActionDraft::GoTo { .. } => "go_to",
+            EscalationActionDraft::Repeat { .. } => "repeat",
+            EscalationActionDraft::Notify(_) => "notify",
+            EscalationActionDraft::Fail => "fail",
+        }
+    }
+}
+
+/// The request a `notify` escalation sends: the request of an HTTP request
+/// event (see [`HttpRequestDraft`]), without its name and wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyDraft {
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderDraft>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for NotifyDraft {
+    fn default() -> NotifyDraft {
+        NotifyDraft {
+            method: default_method(),
+            url: String::new(),
+            headers: Vec::new(),
+            body: String::new(),
+            timeout_seconds: default_timeout_seconds(),
+        }
+    }
+}
+
+/// The parts of a request as written, whichever element holds them (an
+/// HTTP request event, a notify escalation): what checking a request and
+/// the designer's request editor work on. The two file forms stay two
+/// structs because a request event's parts sit beside its name in the file
+/// (serde cannot flatten a struct that refuses unknown fields).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: &'a [HeaderDraft],
+    pub body: &'a str,
+    pub timeout_seconds: u64,
+}
+
+/// [`RequestParts`] to change.
+pub struct RequestPartsMut<'a> {
+    pub method: &'a mut String,
+    pub url: &'a mut String,
+    pub headers: &'a mut Vec<HeaderDraft>,
+    pub body: &'a mut String,
+    pub timeout_seconds: &'a mut u64,
+}
+
+impl NotifyDraft {
+    pub fn parts(&self) -> RequestParts<'_> {
+        RequestParts {
+            method: &self.method,
+            url: &self.url,
+            headers: &self.headers,
+            body: &self.body,
+            timeout_seconds: self.timeout_seconds,
+        }
+    }
+
+    pub fn parts_mut(&mut self) -> RequestPartsMut<'_> {
+        RequestPartsMut {
+            method: &mut self.method,
+            url: &mut self.url,
+            headers: &mut self.headers,
+            body: &mut self.body,
+            timeout_seconds: &mut self.timeout_seconds,
+        }
+    }
+}
+
+impl HttpRequestDraft {
+    pub fn parts(&self) -> RequestParts<'_> {
+        RequestParts {
+            method: &self.method,
+            url: &self.url,
+            headers: &self.headers,
+            body: &self.body,
+            timeout_seconds: self.timeout_seconds,
+        }
+    }
+
+    pub fn parts_mut(&mut self) -> RequestPartsMut<'_> {
+        RequestPartsMut {
+            method: &mut self.method,
+            url: &mut self.url,
+            headers: &mut self.headers,
+            body: &mut self.body,
+            timeout_seconds: &mut self.timeout_seconds,
+        }
+    }
+}
+
+/// A timer event ("Wait" in the palette): waits `after` a duration from
+/// when it is reached, or until the date-time a field holds (`at_field`),
+/// then completes. Always asynchronous: it has a server item, which the
+/// scheduler finishes (or a callback, early).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerDraft {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub after: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub at_field: String,
 }
 
 /// One step inside an activity. Tagged by `kind` so later templates (client
@@ -107,6 +284,7 @@ pub struct ActivityDraft {
 pub enum EventDraft {
     ServerEvent(ServerEventDraft),
     HttpRequest(HttpRequestDraft),
+    Timer(TimerDraft),
 }
 
 impl EventDraft {
@@ -114,6 +292,7 @@ impl EventDraft {
         match self {
             EventDraft::ServerEvent(event) => &event.name,
             EventDraft::HttpRequest(event) => &event.name,
+            EventDraft::Timer(event) => &event.name,
         }
     }
 
@@ -121,6 +300,7 @@ impl EventDraft {
         match self {
             EventDraft::ServerEvent(event) => event.name = name,
             EventDraft::HttpRequest(event) => event.name = name,
+            EventDraft::Timer(event) => event.name = name,
         }
     }
 
@@ -130,6 +310,7 @@ impl EventDraft {
         match self {
             EventDraft::ServerEvent(event) => event.synchronous,
             EventDraft::HttpRequest(event) => event.synchronous,
+            EventDraft::Timer(_) => false,
         }
     }
 }
@@ -340,5 +521,42 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("p.json: line 3, column"), "{text}");
         assert!(text.contains("unknown field `activites`"), "{text}");
+    }
+
+    #[test]
+    fn deadlines_read_and_write_back() {
+        let text = r#"{
+  "name": "p",
+  "time_zone": "Europe/London",
+  "fields": [{"name": "reply_by", "type": "datetime"}],
+  "activities": [
+    {"id": "call", "name": "Call", "start": true,
+     "events": [{"kind": "server_event", "name": "Send", "synchronous": false}],
+     "escalations": [
+       {"name": "Chase up", "after": "1h", "action": {"notify": {"url": "http://h/", "body": "{}"}}},
+       {"name": "Give up", "after": "3h", "action": {"finish": {"set": {"name": "timed out"}}}},
+       {"name": "Again", "after": "10m", "action": {"repeat": {"times": 3}}},
+       {"name": "Hand over", "at_field": "reply_by", "action": {"go_to": {"activity": "cool"}}},
+       {"name": "Fail", "after": "1d", "action": "fail"}
+     ]},
+    {"id": "cool", "name": "Cool off", "events": [{"kind": "timer", "name": "Wait", "after": "2h"}]}
+  ]
+}"#;
+        let draft = ProcessDraft::from_json(text, "t").unwrap();
+        assert_eq!(draft.time_zone.as_deref(), Some("Europe/London"));
+        let kinds: Vec<&str> = draft.activities[0].escalations.iter().map(|e| e.action.kind()).collect();
+        assert_eq!(kinds, ["notify", "finish", "repeat", "go_to", "fail"]);
+        let EscalationActionDraft::Notify(notify) = &draft.activities[0].escalations[0].action else { panic!() };
+        assert_eq!((notify.method.as_str(), notify.timeout_seconds), ("POST", 10));
+        let EventDraft::Timer(timer) = &draft.activities[1].events[0] else { panic!("not a timer") };
+        assert_eq!((timer.after.as_str(), timer.at_field.as_str()), ("2h", ""));
+        assert!(!draft.activities[1].events[0].synchronous());
+        let again = ProcessDraft::from_json(&draft.to_json(), "t").unwrap();
+        assert_eq!(again, draft);
+        // What is not written stays out of the file.
+        let json = draft.to_json();
+        assert!(!json.contains("at_field\": \"\"") && json.matches("\"escalations\"").count() == 1, "{json}");
+        let bad = text.replace("\"times\": 3", "\"times\": 3, \"every\": 2");
+        assert!(ProcessDraft::from_json(&bad, "t").is_err());
     }
 }

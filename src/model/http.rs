@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::model::definition::HttpRequestDraft;
+use crate::model::definition::RequestParts;
 use crate::model::script::ScriptContext;
 use crate::model::template::{Template, TemplateValues, UnknownPlaceholder, is_known_placeholder};
 
@@ -94,12 +94,12 @@ impl HttpRequestSpec {
     /// spec when there is none. `field_names` are the process's data fields,
     /// `sample` values of their types that the templates are tried with.
     pub fn check(
-        draft: &HttpRequestDraft,
+        draft: RequestParts<'_>,
         field_names: &[&str],
         sample: &TemplateValues<'_>,
     ) -> Result<HttpRequestSpec, Vec<String>> {
         let mut problems = Vec::new();
-        let method = HttpMethod::parse(&draft.method);
+        let method = HttpMethod::parse(draft.method);
         if method.is_none() {
             problems.push(format!("method `{}` is not one of GET, POST, PUT, PATCH or DELETE", draft.method));
         }
@@ -115,7 +115,7 @@ impl HttpRequestSpec {
             problems.push("the URL is empty".to_owned());
             None
         } else {
-            checked_template("URL", &draft.url, false, field_names, &mut problems)
+            checked_template("URL", draft.url, false, field_names, &mut problems)
         };
         let mut headers = Vec::new();
         for (index, header) in draft.headers.iter().enumerate() {
@@ -150,7 +150,7 @@ impl HttpRequestSpec {
             if method == Some(HttpMethod::Get) {
                 problems.push("a GET request sends no body: use POST, PUT or PATCH, or empty the body".to_owned());
             }
-            checked_template("body", &draft.body, true, field_names, &mut problems)
+            checked_template("body", draft.body, true, field_names, &mut problems)
         };
         // Every part missing above has pushed its problem.
         let (Some(method), Some(url), true) = (method, url, problems.is_empty()) else {

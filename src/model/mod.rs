@@ -10,13 +10,17 @@ pub mod http;
 pub mod rights;
 pub mod script;
 pub mod template;
+pub mod time;
 pub mod validate;
 pub mod value;
 
-pub use compiled::{CompiledActivity, CompiledEvent, CompiledLine, CompiledProcess, EventAction};
+pub use compiled::{
+    CompiledActivity, CompiledEscalation, CompiledEvent, CompiledLine, CompiledProcess, EscalationAction, EventAction,
+};
 pub use definition::{
-    ActivityDraft, EventDraft, FieldDraft, HeaderDraft, HttpRequestDraft, LineDraft, LoadError, Position,
-    PrecedingRule, ProcessDraft, ServerEventDraft,
+    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, FieldDraft, HeaderDraft, HttpRequestDraft,
+    LineDraft, LoadError, NotifyDraft, Position, PrecedingRule, ProcessDraft, RequestParts, RequestPartsMut,
+    ServerEventDraft, TimerDraft,
 };
 pub use graph::ProcessGraph;
 pub use http::{FillError, HttpMethod, HttpRequest, HttpRequestSpec};
@@ -26,5 +30,6 @@ pub use script::{
     SystemScriptClock,
 };
 pub use template::{Template, TemplateError, TemplateValues};
+pub use time::{Delay, DelayError, Due, DueError, Millis, ProcessZone, ZoneError};
 pub use validate::{Location, Problem, Severity, validate};
 pub use value::{FieldType, TypeMismatch, Value};

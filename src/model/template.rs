@@ -328,7 +328,10 @@ mod tests {
             ("100000000000000000000", r#"{"a": "100000000000000000000"}"#),
             ("0.00001", r#"{"a": "0.00001"}"#),
         ] {
-            data.insert("amount".to_owned(), Value::parse(crate::model::FieldType::Decimal, written).unwrap());
+            data.insert(
+                "amount".to_owned(),
+                Value::parse(crate::model::FieldType::Decimal, written, &crate::model::ProcessZone::utc()).unwrap(),
+            );
             let values = TemplateValues { context: &context, data: &data };
             assert_eq!(Template::parse_json(r#"{"a": ${amount}}"#).unwrap().fill_json(&values).unwrap(), body);
         }

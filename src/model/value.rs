@@ -1,17 +1,25 @@
 //! Typed data-field values.
 //!
-//! A process declares its data fields with one of five types. Values cross three
+//! A process declares its data fields with one of six types. Values cross three
 //! borders: process files and the database (JSON), the command line (`FIELD=VALUE`
 //! text) and scripts (Rhai `Dynamic`). Each conversion lives here so that every
 //! front end type-checks a value the same way and names the field when it fails.
+//!
+//! A date-time is an instant, held in UTC and written as RFC 3339 in UTC
+//! (`2026-12-06T10:00:00Z`). What people and machines send may carry an
+//! offset, or be a wall-clock time read in the process's time zone: the
+//! conversions from text take the zone ([`ProcessZone`]). Scripts are
+//! code, read by no zone: a script writes the offset.
 
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rhai::Dynamic;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::model::time::{ProcessZone, datetime_from_text, datetime_text, datetime_with_offset};
 
 /// The type of a process data field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -22,11 +30,18 @@ pub enum FieldType {
     Decimal,
     Boolean,
     Date,
+    DateTime,
 }
 
 impl FieldType {
-    pub const ALL: [FieldType; 5] =
-        [FieldType::String, FieldType::Integer, FieldType::Decimal, FieldType::Boolean, FieldType::Date];
+    pub const ALL: [FieldType; 6] = [
+        FieldType::String,
+        FieldType::Integer,
+        FieldType::Decimal,
+        FieldType::Boolean,
+        FieldType::Date,
+        FieldType::DateTime,
+    ];
 
     /// The name used in process files and messages (`string`, `integer`, ...).
     pub fn name(self) -> &'static str {
@@ -36,6 +51,20 @@ impl FieldType {
             FieldType::Decimal => "decimal",
             FieldType::Boolean => "boolean",
             FieldType::Date => "date",
+            FieldType::DateTime => "datetime",
+        }
+    }
+
+    /// How a value of this type is typed, for a hint in an input box
+    /// (empty where the box says enough).
+    pub fn hint(self) -> &'static str {
+        match self {
+            FieldType::String | FieldType::Boolean => "",
+            FieldType::Integer => "whole number",
+            FieldType::Decimal => "number",
+            FieldType::Date => "YYYY-MM-DD",
+            // Local to the process's zone, or with Z / an offset.
+            FieldType::DateTime => "YYYY-MM-DD HH:MM",
         }
     }
 
@@ -52,6 +81,8 @@ impl FieldType {
             FieldType::Boolean => Value::Boolean(false),
             // 1970-01-01 always exists, so this cannot fail.
             FieldType::Date => Value::Date(NaiveDate::default()),
+            // 1970-01-01T00:00:00Z, which a deadline takes as unset.
+            FieldType::DateTime => Value::DateTime(DateTime::<Utc>::default()),
         }
     }
 }
@@ -62,7 +93,7 @@ impl fmt::Display for FieldType {
     }
 }
 
-/// A data-field value of one of the five field types. The serde form (tagged
+/// A data-field value of one of the six field types. The serde form (tagged
 /// by type) is the storage form; [`Value::to_json`] is the form users read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
@@ -71,6 +102,8 @@ pub enum Value {
     Decimal(Decimal),
     Boolean(bool),
     Date(NaiveDate),
+    /// An instant, to the second.
+    DateTime(DateTime<Utc>),
 }
 
 /// The most decimal places a decimal holds (`rust_decimal`'s largest scale).
@@ -96,6 +129,7 @@ impl Value {
             Value::Decimal(_) => FieldType::Decimal,
             Value::Boolean(_) => FieldType::Boolean,
             Value::Date(_) => FieldType::Date,
+            Value::DateTime(_) => FieldType::DateTime,
         }
     }
 
@@ -103,8 +137,9 @@ impl Value {
     /// boxes, a default in the designer or written as text in a process file).
     /// Each type is written as over the API, with surrounding whitespace
     /// ignored (people paste); a boolean is also `yes`/`no`/`1`/`0`, in any
-    /// case. A string is taken as typed, spaces included.
-    pub fn parse(field_type: FieldType, text: &str) -> Result<Value, TypeMismatch> {
+    /// case. A string is taken as typed, spaces included. A date-time
+    /// without an offset is a wall-clock time in `zone`.
+    pub fn parse(field_type: FieldType, text: &str, zone: &ProcessZone) -> Result<Value, TypeMismatch> {
         let trimmed = text.trim();
         let parsed = match field_type {
             FieldType::String => string_from_text(text).map(|s| Value::String(s.to_owned())),
@@ -116,6 +151,7 @@ impl Value {
                 _ => Err(None),
             },
             FieldType::Date => date_from_text(trimmed).map(Value::Date),
+            FieldType::DateTime => datetime_from_text(trimmed, zone).map(Value::DateTime),
         };
         parsed.map_err(|unfit| mismatch(field_type, shorten(format!("{text:?}")), unfit))
     }
@@ -126,8 +162,10 @@ impl Value {
     /// a string is a JSON string without NUL; an integer a JSON integer; a
     /// decimal a JSON string of its digits (`"12.50"`, `"-3"`), or a JSON
     /// number written the same way, read from its text; a boolean `true` or
-    /// `false`; a date a string `"YYYY-MM-DD"` with a year from 0001 to 9999.
-    pub fn from_json_text(field_type: FieldType, json: &RawValue) -> Result<Value, TypeMismatch> {
+    /// `false`; a date a string `"YYYY-MM-DD"` with a year from 0001 to 9999;
+    /// a date-time a string in RFC 3339 (`"2026-12-06T10:00:00Z"`), or
+    /// without an offset, read in `zone`.
+    pub fn from_json_text(field_type: FieldType, json: &RawValue, zone: &ProcessZone) -> Result<Value, TypeMismatch> {
         let text = json.get();
         let described = || describe_json_text(text);
         let unfit = |unfit: Unfit| mismatch(field_type, described(), unfit);
@@ -139,6 +177,7 @@ impl Value {
                     FieldType::String => string_from_text(&string).map(drop).map(|()| Value::String(string)),
                     FieldType::Decimal => decimal_from_text(&string).map(Value::Decimal),
                     FieldType::Date => date_from_text(&string).map(Value::Date),
+                    FieldType::DateTime => datetime_from_text(&string, zone).map(Value::DateTime),
                     FieldType::Integer | FieldType::Boolean => Err(None),
                 };
                 parsed.map_err(unfit)
@@ -164,7 +203,12 @@ impl Value {
     /// a person typed it ([`Value::parse`]). A decimal may be a JSON number,
     /// as earlier versions' designer wrote it (`12.5`, `1e-5`); such a number
     /// has been through a float already, so the designer now writes strings.
-    pub fn from_json(field_type: FieldType, json: &serde_json::Value) -> Result<Value, TypeMismatch> {
+    /// A date-time without an offset is read in `zone`, the process's.
+    pub fn from_json(
+        field_type: FieldType,
+        json: &serde_json::Value,
+        zone: &ProcessZone,
+    ) -> Result<Value, TypeMismatch> {
         let unfit = |unfit: Unfit| mismatch(field_type, describe_json(json), unfit);
         match (field_type, json) {
             (FieldType::String, serde_json::Value::String(s)) => {
@@ -190,13 +234,14 @@ impl Value {
             },
             (FieldType::Boolean, serde_json::Value::Bool(b)) => Ok(Value::Boolean(*b)),
             (FieldType::String, _) => Err(unfit(None)),
-            (_, serde_json::Value::String(s)) => Value::parse(field_type, s),
+            (_, serde_json::Value::String(s)) => Value::parse(field_type, s, zone),
             _ => Err(unfit(None)),
         }
     }
 
     /// The JSON form users read (API, `show --json`, HTTP request bodies):
-    /// booleans, integers as numbers, strings, dates as `"YYYY-MM-DD"`, and
+    /// booleans, integers as numbers, strings, dates as `"YYYY-MM-DD"`,
+    /// date-times as `"2026-12-06T10:00:00Z"` (RFC 3339 in UTC), and
     /// decimals as strings in their written form (`"12.50"`): a JSON number
     /// would lose the trailing zeros, and most readers take it as a float.
     pub fn to_json(&self) -> serde_json::Value {
@@ -206,11 +251,14 @@ impl Value {
             Value::Decimal(d) => serde_json::Value::String(d.to_string()),
             Value::Boolean(b) => serde_json::Value::Bool(*b),
             Value::Date(d) => serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
+            Value::DateTime(at) => serde_json::Value::String(datetime_text(at)),
         }
     }
 
-    /// The script form. Dates are ISO strings in scripts: Rhai has no date type and
-    /// a string compares and prints the way script authors expect.
+    /// The script form. Dates and date-times are ISO strings in scripts: Rhai
+    /// has no date type and a string compares and prints the way script
+    /// authors expect (date-times are all written in UTC with four-digit
+    /// years, so they compare as strings in time order).
     pub fn to_dynamic(&self) -> Dynamic {
         match self {
             Value::String(s) => Dynamic::from(s.clone()),
@@ -218,11 +266,14 @@ impl Value {
             Value::Decimal(d) => Dynamic::from_decimal(*d),
             Value::Boolean(b) => Dynamic::from(*b),
             Value::Date(d) => Dynamic::from(d.format("%Y-%m-%d").to_string()),
+            Value::DateTime(at) => Dynamic::from(datetime_text(at)),
         }
     }
 
     /// Reads a value a script left in a field's variable. Strings and dates
-    /// follow the API's rules: no NUL, dates as `"YYYY-MM-DD"`.
+    /// follow the API's rules: no NUL, dates as `"YYYY-MM-DD"`. A date-time
+    /// must carry its offset (`"2026-12-06T10:00:00Z"`): a script has no
+    /// time zone of its own.
     pub fn from_dynamic(field_type: FieldType, value: &Dynamic) -> Result<Value, TypeMismatch> {
         let unfit = |unfit: Unfit| mismatch(field_type, describe_dynamic(value), unfit);
         match field_type {
@@ -247,6 +298,10 @@ impl Value {
                 let text = value.clone().into_immutable_string().map_err(|_| unfit(None))?;
                 date_from_text(&text).map(Value::Date).map_err(unfit)
             }
+            FieldType::DateTime => {
+                let text = value.clone().into_immutable_string().map_err(|_| unfit(None))?;
+                datetime_with_offset(&text).map(Value::DateTime).map_err(unfit)
+            }
         }
     }
 }
@@ -259,6 +314,7 @@ impl fmt::Display for Value {
             Value::Decimal(d) => write!(f, "{d}"),
             Value::Boolean(b) => write!(f, "{b}"),
             Value::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+            Value::DateTime(at) => f.write_str(&datetime_text(at)),
         }
     }
 }
@@ -396,14 +452,18 @@ pub(crate) fn describe_dynamic(value: &Dynamic) -> String {
 mod tests {
     use super::*;
 
+    fn utc() -> ProcessZone {
+        ProcessZone::utc()
+    }
+
     #[test]
     fn parses_each_type_from_text() {
-        assert_eq!(Value::parse(FieldType::Integer, " 42 "), Ok(Value::Integer(42)));
-        assert_eq!(Value::parse(FieldType::Boolean, "Yes"), Ok(Value::Boolean(true)));
-        assert_eq!(Value::parse(FieldType::Decimal, "12.50").map(|v| v.to_string()), Ok("12.50".to_owned()));
-        assert!(Value::parse(FieldType::Date, "2026-02-30").is_err());
-        assert!(Value::parse(FieldType::Integer, "4.2").is_err());
-        assert_eq!(Value::parse(FieldType::String, " keep spaces "), Ok(Value::String(" keep spaces ".into())));
+        assert_eq!(Value::parse(FieldType::Integer, " 42 ", &utc()), Ok(Value::Integer(42)));
+        assert_eq!(Value::parse(FieldType::Boolean, "Yes", &utc()), Ok(Value::Boolean(true)));
+        assert_eq!(Value::parse(FieldType::Decimal, "12.50", &utc()).map(|v| v.to_string()), Ok("12.50".to_owned()));
+        assert!(Value::parse(FieldType::Date, "2026-02-30", &utc()).is_err());
+        assert!(Value::parse(FieldType::Integer, "4.2", &utc()).is_err());
+        assert_eq!(Value::parse(FieldType::String, " keep spaces ", &utc()), Ok(Value::String(" keep spaces ".into())));
     }
 
     #[test]
@@ -414,9 +474,10 @@ mod tests {
             (FieldType::Decimal, "0.1"),
             (FieldType::Boolean, "false"),
             (FieldType::Date, "2026-11-25"),
+            (FieldType::DateTime, "2026-12-06T10:00:00Z"),
         ] {
-            let value = Value::parse(ty, text).unwrap();
-            assert_eq!(Value::from_json(ty, &value.to_json()), Ok(value));
+            let value = Value::parse(ty, text, &utc()).unwrap();
+            assert_eq!(Value::from_json(ty, &value.to_json(), &utc()), Ok(value));
         }
     }
 
@@ -454,6 +515,10 @@ mod tests {
             (FieldType::Date, " 2026-11-25 ", "2026-11-25"),
             (FieldType::Date, "0001-01-01", "0001-01-01"),
             (FieldType::Date, "9999-12-31", "9999-12-31"),
+            (FieldType::DateTime, " 2026-12-06T10:00:00Z ", "2026-12-06T10:00:00Z"),
+            (FieldType::DateTime, "2026-12-06T11:30:00+01:30", "2026-12-06T10:00:00Z"),
+            (FieldType::DateTime, "2026-12-06T10:00", "2026-12-06T10:00:00Z"),
+            (FieldType::DateTime, "2026-12-06 10:00:59.999", "2026-12-06T10:00:59Z"),
         ];
         let refused: &[(FieldType, &str)] = &[
             (FieldType::String, "nul\0inside"),
@@ -483,16 +548,21 @@ mod tests {
             (FieldType::Date, "2026-02-30"),
             (FieldType::Date, "2026-01-01T00:00"),
             (FieldType::Date, "25/11/2026"),
+            (FieldType::DateTime, "2026-12-06"),
+            (FieldType::DateTime, "10:00"),
+            (FieldType::DateTime, "2026-12-06T24:01"),
+            (FieldType::DateTime, "0000-12-06T10:00Z"),
+            (FieldType::DateTime, "06/12/2026 10:00"),
         ];
         let mut wrong = Vec::new();
         for (field_type, typed, kept) in accepted {
-            match Value::parse(*field_type, typed) {
+            match Value::parse(*field_type, typed, &utc()) {
                 Ok(value) if value.to_string() == *kept => {}
                 other => wrong.push(format!("{field_type} {typed:?}: {other:?}, not {kept}")),
             }
         }
         for (field_type, typed) in refused {
-            if let Ok(value) = Value::parse(*field_type, typed) {
+            if let Ok(value) = Value::parse(*field_type, typed, &utc()) {
                 wrong.push(format!("{field_type} {typed:?} was taken as {value}"));
             }
         }
@@ -512,7 +582,7 @@ mod tests {
 
     fn from_json_text(field_type: FieldType, text: &str) -> Result<Value, TypeMismatch> {
         let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
-        Value::from_json_text(field_type, &raw)
+        Value::from_json_text(field_type, &raw, &utc())
     }
 
     /// What a machine sends, type by type: each type's one JSON form, and a
@@ -527,6 +597,7 @@ mod tests {
             (FieldType::Decimal, "12.50", "12.50"),
             (FieldType::Boolean, "false", "false"),
             (FieldType::Date, r#""2026-11-25""#, "2026-11-25"),
+            (FieldType::DateTime, r#""2026-12-06T10:00:00.123Z""#, "2026-12-06T10:00:00Z"),
         ];
         for (field_type, text, kept) in accepted {
             assert_eq!(from_json_text(*field_type, text).map(|v| v.to_string()).as_deref(), Ok(*kept), "{text}");
@@ -559,6 +630,8 @@ mod tests {
             (FieldType::Date, r#""+99999-01-01""#, r#"expected date, got "+99999-01-01""#),
             (FieldType::Date, "null", "expected date, got null"),
             (FieldType::String, "[1]", "expected string, got a list"),
+            (FieldType::DateTime, "1765015200", "expected datetime, got number 1765015200"),
+            (FieldType::DateTime, r#""2026-12-06""#, r#"expected datetime, got "2026-12-06""#),
         ];
         for (field_type, text, message) in refused {
             assert_eq!(
@@ -579,5 +652,32 @@ mod tests {
             Value::from_dynamic(FieldType::Date, &Dynamic::from("2026-01-01".to_string())).map(|v| v.to_string()),
             Ok("2026-01-01".to_owned())
         );
+    }
+
+    /// A date-time without an offset is a wall-clock time in the process's
+    /// zone, from whichever border it comes; a script must write the offset.
+    #[test]
+    fn datetimes_without_an_offset_are_read_in_the_process_zone() {
+        let london = ProcessZone::named("Europe/London").unwrap();
+        let summer = "2026-07-06T10:00";
+        assert_eq!(Value::parse(FieldType::DateTime, summer, &london).unwrap().to_string(), "2026-07-06T09:00:00Z");
+        let raw: Box<RawValue> = serde_json::from_str(&format!("{summer:?}")).unwrap();
+        assert_eq!(
+            Value::from_json_text(FieldType::DateTime, &raw, &london).unwrap().to_string(),
+            "2026-07-06T09:00:00Z"
+        );
+        let default = serde_json::Value::String(summer.to_owned());
+        assert_eq!(
+            Value::from_json(FieldType::DateTime, &default, &london).unwrap().to_string(),
+            "2026-07-06T09:00:00Z"
+        );
+        let script = |text: &str| Value::from_dynamic(FieldType::DateTime, &Dynamic::from(text.to_owned()));
+        assert_eq!(script("2026-07-06T10:00:00+01:00").unwrap().to_string(), "2026-07-06T09:00:00Z");
+        let refused = script(summer).unwrap_err().to_string();
+        assert!(refused.contains("write the offset"), "{refused}");
+        // A script reads the one written form, which compares as time does.
+        let value = Value::parse(FieldType::DateTime, "2026-07-06T10:00:00Z", &london).unwrap();
+        assert_eq!(value.to_dynamic().into_string().unwrap(), "2026-07-06T10:00:00Z");
+        assert_eq!(serde_json::to_string(&value).unwrap(), r#"{"DateTime":"2026-07-06T10:00:00Z"}"#, "the stored form");
     }
 }

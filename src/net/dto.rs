@@ -41,12 +41,17 @@ impl utoipa::PartialSchema for DataValue {
                  written the same way (`12.50`) exactly, from its text, never through a float. \
                  `boolean`: `true` or `false`. \
                  `date`: a JSON string \"YYYY-MM-DD\", a year from 0001 to 9999. \
+                 `datetime`: a JSON string in RFC 3339 such as \"2026-12-06T10:00:00Z\" or \"2026-12-06T11:00:00+01:00\", \
+                 or without an offset (\"2026-12-06T10:00\"), read in the process's time zone; kept to the second, \
+                 and always written in UTC (\"2026-12-06T10:00:00Z\"). \
                  Anything else is refused with `invalid_data` naming the field.",
             ))
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .description(Some("A string, a decimal (\"12.50\") or a date (\"2026-11-25\")")),
+                    .description(Some(
+                        "A string, a decimal (\"12.50\"), a date (\"2026-11-25\") or a date-time (\"2026-12-06T10:00:00Z\")",
+                    )),
             )
             .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))))
             .item(ObjectBuilder::new().schema_type(Type::Boolean))
@@ -168,7 +173,7 @@ pub enum ItemStatusFilter {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FieldDto {
     pub name: String,
-    /// `string`, `integer`, `decimal`, `boolean` or `date`.
+    /// `string`, `integer`, `decimal`, `boolean`, `date` or `datetime`.
     #[serde(rename = "type")]
     pub field_type: String,
 }

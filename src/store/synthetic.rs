@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::instance::{FlowState, Token};
 use crate::engine::{AuditEntry, EngineError, FailureInfo, Millis, TokenState};
-use crate::model::{FieldType, ProcessDraft, Value};
+use crate::model::{FieldType, ProcessDraft, ProcessZone, Value};
 use crate::store::{SqliteStore, describe};
 
 /// The people synthetic instances are started by.
@@ -120,6 +120,7 @@ impl Shape {
         );
         let fail_event = start_activity.events.first().map(|e| e.name().to_owned()).unwrap_or_default();
 
+        let zone = ProcessZone::of(draft.time_zone.as_deref()).map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut data = Vec::new();
         for variant in 0..8 {
             let mut values = BTreeMap::new();
@@ -128,7 +129,7 @@ impl Shape {
                     EngineError::Internal(format!("field {} has an unknown type {}", field.name, field.field_type))
                 })?;
                 let value = match (&field.default, field_type) {
-                    (Some(json), _) => Value::from_json(field_type, json)
+                    (Some(json), _) => Value::from_json(field_type, json, &zone)
                         .map_err(|e| EngineError::Internal(format!("field {}: {e}", field.name)))?,
                     (None, FieldType::String) => Value::String(format!("{} {variant}", field.name)),
                     (None, FieldType::Integer) => Value::Integer(variant),

@@ -109,6 +109,7 @@ impl Document {
             name: "untitled".to_owned(),
             description: String::new(),
             script_time_limit_ms: None,
+            time_zone: None,
             fields: Vec::new(),
             activities: Vec::new(),
             lines: Vec::new(),

@@ -6,12 +6,14 @@
 //! one undoable edit after the panels are drawn.
 
 pub mod canvas;
+pub mod deadlines;
 pub mod document;
 pub mod layout;
 pub mod ops;
 pub mod palette;
 pub mod problems;
 pub mod properties;
+pub mod request_editor;
 pub mod script_editor;
 
 use egui::Ui;
@@ -38,6 +40,8 @@ impl Element {
             Location::Event { activity_id, index, .. } => {
                 Some(Element::Event { activity: activity_id.clone(), index: *index })
             }
+            // Escalations are edited on their activity's page.
+            Location::Escalation { activity_id, .. } => Some(Element::Activity(activity_id.clone())),
             Location::Line { index, .. } => Some(Element::Line(*index)),
         }
     }
@@ -239,7 +243,8 @@ impl Designer {
             match draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index)) {
                 Some(EventDraft::ServerEvent(event)) => event.synchronous = !event.synchronous,
                 Some(EventDraft::HttpRequest(event)) => event.synchronous = !event.synchronous,
-                None => {}
+                // A timer always waits.
+                Some(EventDraft::Timer(_)) | None => {}
             }
         });
     }

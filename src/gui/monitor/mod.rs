@@ -1284,13 +1284,7 @@ fn field_input(ui: &mut Ui, label: egui::Id, field_type: FieldType, text: &mut S
             }
         }
         other => {
-            let hint = match other {
-                FieldType::Date => "YYYY-MM-DD",
-                FieldType::Integer => "whole number",
-                FieldType::Decimal => "number",
-                _ => "",
-            };
-            ui.add(TextEdit::singleline(text).desired_width(200.0).hint_text(hint)).labelled_by(label);
+            ui.add(TextEdit::singleline(text).desired_width(200.0).hint_text(other.hint())).labelled_by(label);
         }
     }
 }
