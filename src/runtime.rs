@@ -25,13 +25,20 @@
 //! **What ticks where.** [`Ticking::Host`] (`flowdesk serve`, the window)
 //! also takes over instances whose runner stopped, at start and every tick,
 //! on a worker thread of its own: a recovered instance may run long (a loop
-//! of requests), and beats must go on meanwhile. [`Ticking::Beat`] (the
+//! of requests), and beats must go on meanwhile. A host also fires the
+//! timers that fall due (escalations' deadlines, timer events), on a third
+//! thread that looks every [`TIMER_PERIOD`], so that a timer fires well
+//! within a second of its due time whatever recovery is doing
+//! (`Engine::fire_due`: oldest first, each firing in a transaction of its
+//! own, several at once so that they share commits). [`Ticking::Beat`] (the
 //! other commands, the client API, the benchmarks) only beats: a command
 //! that took over other runners' work could run as long as that work, and
 //! an operator's `stop` meant for a runaway instance would wait behind it;
 //! it still beats so that its own long run (a loop of requests started by
-//! `flowdesk start`) is not taken for dead. [`Ticking::Manual`] starts no
-//! thread: tests call [`Runtime::tick`] after moving their clock.
+//! `flowdesk start`) is not taken for dead; it fires no timer (`flowdesk
+//! timers run` does, once, for a cron job when nothing else runs).
+//! [`Ticking::Manual`] starts no thread: tests call [`Runtime::tick`] after
+//! moving their clock.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,7 +48,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::engine::{
-    Clock, Engine, EngineError, EngineOptions, Hook, Millis, Outbound, Progress, RunnerId, SystemClock,
+    Clock, Engine, EngineError, EngineOptions, FiringRound, Hook, Millis, Outbound, Progress, RunnerId, SystemClock,
 };
 use crate::model::ScriptHost;
 use crate::store::{ApiToken, Durability, NewApiToken, OpenError, RunnerBeat, SqliteStore, SyntheticLoad, TokenError};
@@ -52,6 +59,11 @@ pub type RuntimeEngine = Engine<SqliteStore>;
 /// How often the ticker beats and, in a host, looks for instances whose
 /// runner stopped.
 pub const TICK_PERIOD: Duration = Duration::from_secs(5);
+
+/// How often a host's ticker looks for timers that have fallen due: a
+/// read of one index's first entries, cheap enough to do often, and what
+/// bounds how late a timer fires when the runtime is idle.
+pub const TIMER_PERIOD: Duration = Duration::from_millis(200);
 
 /// How long closing waits for the ticker's threads to end the step they
 /// are in (a recovered request may take its whole timeout; past this the
@@ -66,8 +78,8 @@ pub enum Ticking {
     /// Beats while the engine runs outside work, nothing more.
     #[default]
     Beat,
-    /// Beats, and takes over instances whose runner stopped: at start, then
-    /// every tick.
+    /// Beats, takes over instances whose runner stopped (at start, then
+    /// every tick) and fires the timers that fall due.
     Host,
     /// No thread: the owner calls [`Runtime::tick`].
     Manual,
@@ -84,6 +96,11 @@ pub enum TickEvent {
     /// A heartbeat could not be written; the next tick tries again, and
     /// the claims hold until their leases run out meanwhile.
     BeatFailed(EngineError),
+    /// A round of firing timers fired some, or some failed (those stay
+    /// armed and are fired again at the next look).
+    TimersFired(FiringRound),
+    /// A round of firing could not read what is due; the next look tries again.
+    FiringFailed(EngineError),
 }
 
 pub type TickReport = Arc<dyn Fn(TickEvent) + Send + Sync>;
@@ -247,11 +264,21 @@ impl Runtime {
     }
 
     /// One tick now, on the caller's thread, whatever [`Ticking`] says:
-    /// beats if the engine runs outside work, then takes over the instances
-    /// whose runner stopped. Returns those, where each now stands.
+    /// beats if the engine runs outside work, takes over the instances
+    /// whose runner stopped, then fires the timers due now. Returns the
+    /// instances taken over, where each now stands.
     pub fn tick(&self) -> Result<Vec<Progress>, EngineError> {
         self.shared.beat()?;
-        self.shared.recover()
+        let recovered = self.shared.recover()?;
+        self.fire_due()?;
+        Ok(recovered)
+    }
+
+    /// Fires every timer due now, oldest first (what a host's ticker does
+    /// every [`TIMER_PERIOD`], and `flowdesk timers run` once), until none
+    /// is left or the runtime closes.
+    pub fn fire_due(&self) -> Result<FiringRound, EngineError> {
+        self.shared.fire_due()
     }
 
     /// Stops the ticker and removes the runner's row, which `drop` also does.
@@ -353,6 +380,18 @@ impl Shared {
         Ok(recovered)
     }
 
+    fn fire_due(&self) -> Result<FiringRound, EngineError> {
+        self.engine.fire_due(&|| !self.stopping.load(Ordering::SeqCst))
+    }
+
+    fn fire_reporting(&self) {
+        match self.fire_due() {
+            Ok(round) if round.fired > 0 || !round.failed.is_empty() => (self.report)(TickEvent::TimersFired(round)),
+            Ok(_) => {}
+            Err(err) => (self.report)(TickEvent::FiringFailed(err)),
+        }
+    }
+
     fn beat_reporting(&self) {
         if let Err(err) = self.beat() {
             (self.report)(TickEvent::BeatFailed(err));
@@ -368,12 +407,16 @@ impl Shared {
 }
 
 /// The ticker's threads: one that beats every period and, in a host, asks
-/// the other to run a round of recovery, which may take long.
+/// the second to run a round of recovery, which may take long; and in a
+/// host a third that fires timers.
 struct Ticker {
     /// Dropped to wake the beating thread and end it.
     wake: Option<mpsc::Sender<()>>,
     beating: Finishing,
     recovering: Option<Finishing>,
+    /// Dropped to wake the timers' thread and end it.
+    wake_timers: Option<mpsc::Sender<()>>,
+    firing: Option<Finishing>,
 }
 
 /// A thread that says when it has ended, so that stopping can wait for it
@@ -425,6 +468,23 @@ impl Ticker {
         } else {
             (None, None)
         };
+        let (wake_timers, firing) = if ticking == Ticking::Host {
+            let (wake, woken) = mpsc::channel::<()>();
+            let shared = shared.clone();
+            // Firings run scripts (a repeat, the run after a deadline) here.
+            let stack = Some(crate::model::script::SCRIPT_THREAD_STACK);
+            let thread = Finishing::spawn("flowdesk-timers", stack, move || {
+                loop {
+                    shared.fire_reporting();
+                    if !matches!(woken.recv_timeout(TIMER_PERIOD), Err(RecvTimeoutError::Timeout)) {
+                        break;
+                    }
+                }
+            })?;
+            (Some(wake), Some(thread))
+        } else {
+            (None, None)
+        };
         let (wake, woken) = mpsc::channel::<()>();
         let shared = shared.clone();
         let beating = Finishing::spawn("flowdesk-ticker", None, move || {
@@ -437,14 +497,18 @@ impl Ticker {
             }
             // Dropping `rounds` here ends the recovery thread after its round.
         })?;
-        Ok(Ticker { wake: Some(wake), beating, recovering })
+        Ok(Ticker { wake: Some(wake), beating, recovering, wake_timers, firing })
     }
 
     fn stop(mut self) {
         drop(self.wake.take());
+        drop(self.wake_timers.take());
         self.beating.wait();
         if let Some(recovering) = self.recovering {
             recovering.wait();
+        }
+        if let Some(firing) = self.firing {
+            firing.wait();
         }
     }
 }

@@ -5,7 +5,9 @@
 //! - [`latency`]: how long a callback waits for its acknowledgement under a
 //!   steady offered rate, the figure a caller feels;
 //! - [`reopen`]: how long a restart takes on a database full of waiting
-//!   instances until the first callback is accepted again.
+//!   instances until the first callback is accepted again;
+//! - [`timers`]: N deadlines falling due at once, fired durably by the
+//!   scheduler, each instance going on exactly once.
 //!
 //! They share what makes their figures honest and comparable: a fresh database
 //! in a temporary folder on the disk being measured, the scenario's process
@@ -20,6 +22,7 @@ pub mod floor;
 pub mod http;
 pub mod latency;
 pub mod reopen;
+pub mod timers;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -19,6 +19,7 @@ use crate::bench::floor::{self, FloorOptions};
 use crate::bench::http::{self, HttpOptions};
 use crate::bench::latency::{self, LatencyOptions};
 use crate::bench::reopen::{self, ReopenOptions};
+use crate::bench::timers::{self, TimersOptions};
 use crate::bench::{BenchError, Unverified};
 
 /// More concurrent callers than this is a typo rather than a benchmark: each
@@ -90,6 +91,25 @@ pub enum BenchCommand {
         /// Empty the kernel's page cache before the reopen (Linux, as root), as after a reboot
         #[arg(long)]
         cold: bool,
+    },
+    /// N deadlines falling due at the same moment, fired by the scheduler until none is
+    /// left; checks each instance went on exactly once
+    #[command(long_about = "N deadlines falling due at the same moment, fired by the scheduler.\n\n\
+                            N instances of the callback scenario's process, whose waiting step has one escalation \
+                            (after 1 h, finish the item as the callback would), are started while the \
+                            engine's clock stands still (not timed); the clock then runs from the moment they \
+                            all fall due, and the runtime fires what is due as its ticker does, until nothing is. \
+                            Every instance is then re-read: the run fails (exit 1) unless each ended as the \
+                            callback scenario checks, by its deadline, with exactly one firing. One line per run: engine, bench, n, fired, \
+                            per_s (firings per second, durable), p99_late_ms (how late after its due time the \
+                            99th percentile fired), peak_rss_mb, sync.")]
+    Timers {
+        /// Instances, each with one deadline
+        #[arg(long, short = 'n', default_value_t = 100_000, value_parser = parse_count)]
+        instances: usize,
+        /// Runs to make, each on a fresh database; more than one adds a line with the medians
+        #[arg(long, default_value_t = 1, value_parser = parse_count)]
+        runs: usize,
     },
     /// The ceiling the schema sets: one lifecycle's rows written again for N instances by
     /// one thread with the engine's statements and nothing else, as shipped and without
@@ -212,6 +232,24 @@ pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -
             if !report.unverified.is_empty() {
                 let verified = report.instances - report.unverified.len();
                 return Ok(verification_failed(report.instances, verified, &report.unverified));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Timers { instances, runs } => {
+            let options = TimersOptions { instances, durability: cli.sync, folder: folder(cli) };
+            let mut reports = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let report = timers::run(&options)?;
+                writeln!(out, "{}", report.line())?;
+                if report.verified != report.instances {
+                    return Ok(verification_failed(report.instances, report.verified, &report.unverified));
+                }
+                reports.push(report);
+            }
+            if runs > 1
+                && let Some(line) = timers::median_line(&reports)
+            {
+                writeln!(out, "{line}")?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -138,6 +138,10 @@ pub enum Command {
         /// Include finished and cancelled items
         #[arg(long)]
         all: bool,
+        /// Only items with a deadline or timer that is due and has not fired (their
+        /// instance is stopped or in error, or nothing has run the timers)
+        #[arg(long)]
+        overdue: bool,
         #[arg(long)]
         json: bool,
     },
@@ -244,6 +248,25 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         action: TokenCommand,
+    },
+    /// Fire the timers that are due (escalations' deadlines, timer events)
+    Timers {
+        #[command(subcommand)]
+        action: TimersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimersCommand {
+    /// Fire every timer due now, oldest first, once, and exit
+    #[command(long_about = "Fire every timer due now (escalations' deadlines, timer events' waits), oldest first, \
+                            each in a transaction of its own, and exit. `flowdesk serve` and the window do this \
+                            on their own all the time; this is for a cron job on a database nothing else runs \
+                            on. Timers of stopped instances and instances in error wait for Resume or Retry. \
+                            Several of these (or a serve) on one database never fire one timer twice.")]
+    Run {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -606,21 +629,20 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                 limit: *limit,
                 ..InstanceFilter::default()
             };
-            output::instances(&mut out, &engine.instances(&user, &filter)?, *json)?;
+            output::instances(&mut out, &engine.instances(&user, &filter)?, engine.now(), *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, json } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
-            output::instance(&mut out, &engine.instance(&user, *id)?, *json)?;
+            output::instance(&mut out, &engine.instance(&user, *id)?, engine.now(), *json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Items { all, json } => {
+        Command::Items { all, overdue, json } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
-            let filter = ItemFilter { include_closed: *all, ..ItemFilter::default() };
-            let now = chrono::Utc::now().timestamp_millis();
-            output::items(&mut out, &engine.items(&user, &filter)?, now, *all, *json)?;
+            let filter = ItemFilter { include_closed: *all, overdue: *overdue, ..ItemFilter::default() };
+            output::items(&mut out, &engine.items(&user, &filter)?, engine.now(), *all, *json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Finish { serial, data, json } => {
@@ -735,6 +757,15 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
         Command::Set { id, data } => operator(cli, "updated", |e, u| e.set_data(u, *id, &data.inputs())),
         Command::Serve { listen } => serve(cli, *listen, &mut out),
         Command::Token { action } => token(cli, action, &mut out),
+        Command::Timers { action: TimersCommand::Run { json } } => {
+            let runtime = open_runtime(cli)?;
+            let round = runtime.fire_due()?;
+            output::fired(&mut out, &round, *json)?;
+            for (timer, err) in &round.failed {
+                eprintln!("flowdesk: timer {timer} did not fire, to be fired again: {}", one_line(&err.to_string()));
+            }
+            Ok(if round.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
     }
 }
 
@@ -780,6 +811,14 @@ fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result
         }
         TickEvent::BeatFailed(err) => {
             eprintln!("flowdesk: the heartbeat failed, to be tried again: {}", one_line(&err.to_string()))
+        }
+        TickEvent::TimersFired(round) => {
+            for (timer, err) in &round.failed {
+                eprintln!("flowdesk: timer {timer} did not fire, to be fired again: {}", one_line(&err.to_string()))
+            }
+        }
+        TickEvent::FiringFailed(err) => {
+            eprintln!("flowdesk: firing timers failed, to be tried again: {}", one_line(&err.to_string()))
         }
     }));
     let runtime = std::sync::Arc::new(Runtime::open(&cli.db_path(), options).map_err(refusal)?);

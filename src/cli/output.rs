@@ -7,8 +7,8 @@ use serde_json::{Value as Json, json};
 
 use crate::engine::instance::ActivityStatus;
 use crate::engine::{
-    Deployed, Finished, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis, ProcessSummary, Progress,
-    ServerItem, format_age, format_time,
+    Deployed, Finished, FiringRound, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis,
+    ProcessSummary, Progress, ServerItem, format_age, format_time,
 };
 use crate::model::Right;
 
@@ -28,6 +28,17 @@ fn iso(at: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(at)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
+}
+
+/// When something falls due, against `now`: "in 2h 5m", "overdue 3m 12s",
+/// or nothing when nothing is due.
+pub fn due_words(now: Millis, due_at: Option<Millis>) -> String {
+    match due_at {
+        None => String::new(),
+        Some(due) if due > now => format!("in {}", format_age(due, now)),
+        Some(due) if now - due < 1_000 => "due now".to_owned(),
+        Some(due) => format!("overdue {}", format_age(now, due)),
+    }
 }
 
 pub fn right_list(rights: &[Right]) -> String {
@@ -190,7 +201,7 @@ pub fn started(out: &mut dyn Write, progress: &Progress, whereabouts: &Whereabou
     Ok(())
 }
 
-pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], as_json: bool) -> io::Result<()> {
+pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], now: Millis, as_json: bool) -> io::Result<()> {
     if as_json {
         let rows: Vec<Json> = instances
             .iter()
@@ -198,7 +209,7 @@ pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], as_json: bo
                 json!({
                     "id": i.id, "status": i.status.name(), "folio": i.folio, "process": i.process,
                     "version": i.version, "originator": i.originator,
-                    "started": iso(i.started_at), "updated": iso(i.updated_at),
+                    "started": iso(i.started_at), "updated": iso(i.updated_at), "due": i.due_at.map(iso),
                 })
             })
             .collect();
@@ -209,9 +220,16 @@ pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], as_json: bo
         writeln!(out, "no instances")?;
         return Ok(());
     }
-    let mut rows = table(&["ID", "FOLIO", "PROCESS", "STATUS", "ORIGINATOR", "STARTED", "LAST CHANGE"]);
+    // A due column only where something is due: most processes have no
+    // deadlines, and their lists stay as they were.
+    let due = instances.iter().any(|i| i.due_at.is_some());
+    let mut header = vec!["ID", "FOLIO", "PROCESS", "STATUS", "ORIGINATOR", "STARTED", "LAST CHANGE"];
+    if due {
+        header.push("DUE");
+    }
+    let mut rows = table(&header);
     for i in instances {
-        rows.add_row(vec![
+        let mut row = vec![
             i.id.to_string(),
             i.folio.clone(),
             format!("{} v{}", i.process, i.version),
@@ -219,13 +237,17 @@ pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], as_json: bo
             i.originator.clone(),
             format_time(i.started_at),
             format_time(i.updated_at),
-        ]);
+        ];
+        if due {
+            row.push(due_words(now, i.due_at));
+        }
+        rows.add_row(row);
     }
     writeln!(out, "{rows}")?;
     Ok(())
 }
 
-pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, as_json: bool) -> io::Result<()> {
+pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_json: bool) -> io::Result<()> {
     let s = &detail.summary;
     if as_json {
         let data: serde_json::Map<String, Json> =
@@ -238,6 +260,10 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, as_json: bool) -> 
                 "started": iso(s.started_at), "updated": iso(s.updated_at),
                 "data": data,
                 "pending": detail.pending_items.iter().map(|i| i.serial.to_string()).collect::<Vec<_>>(),
+                "due": s.due_at.map(iso),
+                "timers": detail.timers.iter().map(|t| json!({
+                    "serial": t.serial, "name": t.name, "action": t.action, "due": iso(t.due_at),
+                })).collect::<Vec<_>>(),
                 "error": detail.failure.as_ref().map(|f| json!({
                     "activity": f.activity, "event": f.event, "message": f.message, "at": iso(f.at),
                 })),
@@ -282,6 +308,21 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, as_json: bool) -> 
         }
         writeln!(out, "{items}")?;
     }
+    if !detail.timers.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Pending timers")?;
+        let mut timers = table(&["DUE", "", "SERIAL", "TIMER", "ACTION"]);
+        for timer in &detail.timers {
+            timers.add_row(vec![
+                format_time(timer.due_at),
+                due_words(now, Some(timer.due_at)),
+                timer.serial.clone(),
+                timer.name.clone(),
+                timer.action.clone(),
+            ]);
+        }
+        writeln!(out, "{timers}")?;
+    }
     writeln!(out)?;
     writeln!(out, "Audit trail")?;
     let mut audit = table(&["TIME", "USER", "ACTION", "DETAIL"]);
@@ -301,7 +342,7 @@ pub fn items(out: &mut dyn Write, items: &[ServerItem], now: Millis, all: bool, 
                     "serial": i.serial.to_string(), "instance_id": i.serial.instance_id,
                     "status": i.status.name(), "event": i.event, "activity": i.activity,
                     "folio": i.folio, "process": i.process, "created": iso(i.created_at),
-                    "closed": i.closed_at.map(iso), "closed_by": i.closed_by,
+                    "closed": i.closed_at.map(iso), "closed_by": i.closed_by, "due": i.due_at.map(iso),
                 })
             })
             .collect();
@@ -312,7 +353,11 @@ pub fn items(out: &mut dyn Write, items: &[ServerItem], now: Millis, all: bool, 
         writeln!(out, "{}", if all { "no server items" } else { "no pending server items" })?;
         return Ok(());
     }
+    let due = items.iter().any(|i| i.due_at.is_some());
     let mut header = vec!["SERIAL", "INSTANCE", "FOLIO", "PROCESS", "ACTIVITY", "EVENT", "AGE"];
+    if due {
+        header.push("DUE");
+    }
     if all {
         header.extend(["STATUS", "CLOSED BY"]);
     }
@@ -327,6 +372,9 @@ pub fn items(out: &mut dyn Write, items: &[ServerItem], now: Millis, all: bool, 
             i.event.clone(),
             format_age(now, i.created_at),
         ];
+        if due {
+            row.push(due_words(now, i.due_at));
+        }
         if all {
             row.push(i.status.name().to_owned());
             row.push(match (&i.closed_by, i.closed_at) {
@@ -365,6 +413,28 @@ pub fn finished(out: &mut dyn Write, finished: &Finished, whereabouts: &Whereabo
         writeln!(out, "finished {}: recorded; {why}", finished.serial)?;
     }
     Ok(())
+}
+
+/// What `timers run` did: a line per instance a firing moved, then the count.
+pub fn fired(out: &mut dyn Write, round: &FiringRound, as_json: bool) -> io::Result<()> {
+    if as_json {
+        let moved: Vec<Json> = round
+            .progress
+            .values()
+            .map(|p| json!({ "id": p.instance_id, "status": p.status.name(), "waiting": p.waiting }))
+            .collect();
+        let failed: Vec<Json> =
+            round.failed.iter().map(|(timer, err)| json!({ "timer": timer, "error": err.to_string() })).collect();
+        return print_json(
+            out,
+            &json!({ "fired": round.fired, "held": round.held, "instances": moved, "failed": failed }),
+        );
+    }
+    for progress in round.progress.values() {
+        writeln!(out, "instance {}: {}", progress.instance_id, progress.words())?;
+    }
+    let timers = if round.fired == 1 { "timer" } else { "timers" };
+    writeln!(out, "fired {} {timers}", round.fired)
 }
 
 pub fn rights(out: &mut dyn Write, rights: &[(String, Right)]) -> io::Result<()> {

@@ -31,8 +31,8 @@ use crate::engine::instance::{
 use crate::engine::machine::{Effect, Effects, ItemState};
 use crate::engine::outbound::Exchange;
 use crate::model::{
-    CompiledProcess, CompiledScript, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext, ScriptFailure,
-    ScriptHost, ScriptOutcome, TemplateValues, Value,
+    CompiledProcess, CompiledScript, Due, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext,
+    ScriptFailure, ScriptHost, ScriptOutcome, TemplateValues, Value,
 };
 
 /// A script may log more than is worth keeping: one step records its first
@@ -145,7 +145,7 @@ impl Executor<'_> {
         self.host.run_script_within(script, &self.process.field_types, data, context, self.time_budget())
     }
 
-    fn context(&self, instance: &Instance, token: &Token, serial: Option<i64>) -> ScriptContext {
+    pub(crate) fn context(&self, instance: &Instance, token: &Token, serial: Option<i64>) -> ScriptContext {
         let activity = &self.process.activities[token.activity];
         ScriptContext {
             serial: serial.map(|id| instance.serial(id).to_string()),
@@ -198,13 +198,8 @@ impl Executor<'_> {
                     self.move_token(instance, position, token.next_event, TokenState::RunningOutside, effects);
                     return RunEnd::Outside { destination_id: token.destination_id };
                 }
-                EventAction::Wait(_) => {
-                    // A timer event waits on a server item as a callback
-                    // does; the scheduler's timer finishes it (issue 17).
-                    let serial_id = self.open_item(instance, items, position, effects);
-                    self.move_token(instance, position, token.next_event, TokenState::Waiting, effects);
-                    let serial = instance.serial(serial_id);
-                    self.audit(effects, AuditAction::WaitingForCallback, format!("{serial} (`{}`)", event.name));
+                EventAction::Wait(due) => {
+                    self.wait(instance, items, position, due, effects);
                     continue;
                 }
             };
@@ -255,9 +250,35 @@ impl Executor<'_> {
         id
     }
 
-    /// A new pending item for the event the token is at. While the token
-    /// then runs the event's work outside, a finish arriving is an early
-    /// callback (`ItemPhase::Working`), recorded and applied when it ends.
+    /// A timer event: its item waits until the time its due says, when the
+    /// item's timer fires (or a callback finishes it first). A due that
+    /// cannot be worked out (its date field is empty) is the event's
+    /// failure, which a retry after the data is set runs again.
+    fn wait(&self, instance: &mut Instance, items: &mut ItemState, position: usize, due: &Due, effects: &mut Effects) {
+        let due_at = match self.process.due_at(due, self.now, &instance.data) {
+            Ok(due_at) => due_at,
+            Err(err) => {
+                return self.fail(instance, position, format!("cannot tell when the wait ends: {err}"), effects);
+            }
+        };
+        let token = instance.flow.tokens[position].clone();
+        // A wait run again (a repeat) keeps its item and the timer it has.
+        let fresh = token.serial_id.is_none_or(|id| !items.open.contains_key(&id));
+        let serial_id = self.open_item(instance, items, position, effects);
+        if fresh {
+            effects.note(Effect::TimerArmed { serial_id, escalation: None, due_at });
+        }
+        self.move_token(instance, position, token.next_event, TokenState::Waiting, effects);
+        let serial = instance.serial(serial_id);
+        let event = self.context(instance, &token, None).event;
+        let until = crate::engine::format_time(due_at);
+        self.audit(effects, AuditAction::WaitingForCallback, format!("{serial} (`{event}`) until {until}"));
+    }
+
+    /// A new pending item for the event the token is at, and its wait's
+    /// timers: one per escalation of its activity, each due from now. While
+    /// the token then runs the event's work outside, a finish arriving is an
+    /// early callback (`ItemPhase::Working`), recorded and applied when it ends.
     fn create_item(&self, instance: &mut Instance, token: &Token, serial_id: i64, effects: &mut Effects) {
         let activity = &self.process.activities[token.activity];
         let event = &activity.events[token.next_event];
@@ -275,9 +296,22 @@ impl Executor<'_> {
             closed_at: None,
             closed_by: None,
             unapplied: None,
+            due_at: None,
         };
         effects.emit(instance, Effect::ItemCreated(Box::new(item)));
         self.audit(effects, AuditAction::ItemCreated, format!("{serial} for `{}`", event.name));
+        for (index, escalation) in activity.escalations.iter().enumerate() {
+            match self.process.due_at(&escalation.due, self.now, &instance.data) {
+                Ok(due_at) => effects.note(Effect::TimerArmed { serial_id, escalation: Some(index), due_at }),
+                // Said in the trail, where an operator looks: the wait goes
+                // on, without this escalation.
+                Err(err) => self.audit(
+                    effects,
+                    AuditAction::EscalationNotArmed,
+                    format!("`{}` on {serial}: {err}", escalation.name),
+                ),
+            }
+        }
     }
 
     /// The outside work of the token of activity instance `destination_id`:
@@ -297,7 +331,7 @@ impl Executor<'_> {
             EventAction::Http(spec) => {
                 OutsideWork::Send(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
             }
-            // A timer has no work outside: it only waits.
+            // A wait has no work outside: its token is never running there.
             EventAction::Wait(_) => return None,
         })
     }
@@ -422,7 +456,7 @@ impl Executor<'_> {
 
     /// The token at `position` failed at its event (or its lines): it waits
     /// in [`TokenState::Failed`] for a retry, and the instance says where.
-    fn fail(&self, instance: &mut Instance, position: usize, message: String, effects: &mut Effects) {
+    pub(crate) fn fail(&self, instance: &mut Instance, position: usize, message: String, effects: &mut Effects) {
         let token = instance.flow.tokens[position].clone();
         let activity = &self.process.activities[token.activity];
         let event = activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default();
@@ -566,7 +600,10 @@ impl Recorded {
                 | Effect::ItemFinished { .. }
                 | Effect::ItemApplied { .. }
                 | Effect::ItemCancelled { .. }
-                | Effect::TookPart { .. } => 0,
+                | Effect::TookPart { .. }
+                | Effect::TimerArmed { .. }
+                | Effect::TimerChanged { .. }
+                | Effect::TimersDisarmed { .. } => 0,
             })
             .sum::<usize>();
         (self.bytes > MAX_RECORDED_BYTES_PER_RUN).then(|| {

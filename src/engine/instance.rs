@@ -207,6 +207,10 @@ pub struct ServerItem {
     /// Data a finish set that the instance has not applied yet (early callback,
     /// or a finish recorded while the instance was stopped or in error).
     pub unapplied: Option<BTreeMap<String, Value>>,
+    /// When the item's next armed timer falls due (an escalation, or its
+    /// timer event's wait); `None` when none is armed. Read, never written
+    /// with the item: the timers table holds it.
+    pub due_at: Option<Millis>,
 }
 
 /// One line of an instance's audit trail.
@@ -248,10 +252,20 @@ pub enum AuditAction {
     WentToActivity,
     DataChanged,
     Recovered,
+    /// An escalation's timer fired; the detail names the escalation and
+    /// what it did.
+    EscalationFired,
+    /// A timer event's wait ended.
+    TimerFired,
+    /// An escalation could not be armed when its wait began (its date
+    /// field was empty, say): it will not fire for this item.
+    EscalationNotArmed,
+    /// An escalation's notification was refused; it is tried again.
+    NotifyFailed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::InstanceStarted,
         AuditAction::ActivityStarted,
         AuditAction::ActivityCompleted,
@@ -270,6 +284,10 @@ impl AuditAction {
         AuditAction::WentToActivity,
         AuditAction::DataChanged,
         AuditAction::Recovered,
+        AuditAction::EscalationFired,
+        AuditAction::TimerFired,
+        AuditAction::EscalationNotArmed,
+        AuditAction::NotifyFailed,
     ];
 
     /// The action in words, as trails show and store it.
@@ -293,6 +311,10 @@ impl AuditAction {
             AuditAction::WentToActivity => "Went to activity",
             AuditAction::DataChanged => "Data changed",
             AuditAction::Recovered => "Recovered",
+            AuditAction::EscalationFired => "Escalation fired",
+            AuditAction::TimerFired => "Timer fired",
+            AuditAction::EscalationNotArmed => "Escalation not armed",
+            AuditAction::NotifyFailed => "Notification failed",
         }
     }
 }

@@ -3,10 +3,10 @@
 //!
 //! - [`Command`]: everything a caller, an operator or the runtime can ask of
 //!   an instance: start, finish an item (by its serial), retry, stop, resume,
-//!   go to an activity, set data, recover. A new kind of command (an
-//!   escalation firing, say) starts here.
+//!   go to an activity, set data, recover, fire a timer (an escalation's
+//!   deadline or a timer event's wait). A new kind of command starts here.
 //! - [`rule`]: the one table from an instance's status and a command (for a
-//!   finish, with the [`ItemPhase`] of its item) to [`Rule::Allowed`],
+//!   finish or a firing, with the [`ItemPhase`] of its item) to [`Rule::Allowed`],
 //!   [`Rule::Held`] (recorded now, applied when the instance runs again) or
 //!   [`Rule::Refused`] and why. It is the guard, not a check after the fact:
 //!   `decide` consults it before anything changes, and every cell is
@@ -33,7 +33,9 @@
 //! What an event's work outside the transaction came to (a request's answer,
 //! a script that could call out) is no command: it completes the run of the
 //! command that started the work (`outside_work_done`), and applies to the
-//! instance whatever happened to it meanwhile.
+//! instance whatever happened to it meanwhile. Nor is what a notification
+//! (an escalation's request, sent outside the transaction after the firing
+//! that claimed it) came to: `notification_sent` records it on the timer.
 
 use std::collections::BTreeMap;
 
@@ -42,9 +44,11 @@ use crate::engine::instance::{
     ActivityRecord, ActivityStatus, AuditAction, AuditEntry, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
     ServerItem, Token, TokenState,
 };
+use crate::engine::outbound::Exchange;
 use crate::engine::serial::Serial;
-use crate::engine::{EngineError, FieldInput};
-use crate::model::{CompiledProcess, Value};
+use crate::engine::timer::{self, Timer, TimerState};
+use crate::engine::{EngineError, FieldInput, format_time};
+use crate::model::{CompiledProcess, Due, EscalationAction, FillError, HttpRequest, TemplateValues, Value};
 
 /// What is asked of an instance.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +79,13 @@ pub enum Command<'a> {
     /// Another runner takes over an instance whose runner died mid-script or
     /// mid-request (whether it died is the lease's question, asked before).
     Recover,
+    /// A timer fell due (read armed and due in the same transaction): an
+    /// escalation of `item`'s activity does what it says, or a timer
+    /// event's wait ends. The runtime's ticker asks, not a person.
+    Fire {
+        timer: &'a Timer,
+        item: &'a ServerItem,
+    },
 }
 
 impl Command<'_> {
@@ -89,12 +100,13 @@ impl Command<'_> {
             Command::GoTo { .. } => CommandKind::GoTo,
             Command::SetData { .. } => CommandKind::SetData,
             Command::Recover => CommandKind::Recover,
+            Command::Fire { item, .. } => CommandKind::Fire(ItemPhase::of(item, instance)),
         })
     }
 }
 
 /// A command as the table sees it: without its arguments, and for a finish
-/// with the phase its item is in.
+/// or a firing with the phase its item is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommandKind {
     Finish(ItemPhase),
@@ -104,11 +116,12 @@ pub enum CommandKind {
     GoTo,
     SetData,
     Recover,
+    Fire(ItemPhase),
 }
 
 impl CommandKind {
     /// Every column of the table.
-    pub const ALL: [CommandKind; 11] = [
+    pub const ALL: [CommandKind; 16] = [
         CommandKind::Finish(ItemPhase::Pending),
         CommandKind::Finish(ItemPhase::Working),
         CommandKind::Finish(ItemPhase::Recorded),
@@ -120,6 +133,11 @@ impl CommandKind {
         CommandKind::GoTo,
         CommandKind::SetData,
         CommandKind::Recover,
+        CommandKind::Fire(ItemPhase::Pending),
+        CommandKind::Fire(ItemPhase::Working),
+        CommandKind::Fire(ItemPhase::Recorded),
+        CommandKind::Fire(ItemPhase::Finished),
+        CommandKind::Fire(ItemPhase::Cancelled),
     ];
 
     /// The command in words, as a refusal says it: "cannot retry instance 7".
@@ -132,6 +150,7 @@ impl CommandKind {
             CommandKind::GoTo => "go to an activity in",
             CommandKind::SetData => "edit the data of",
             CommandKind::Recover => "recover",
+            CommandKind::Fire(_) => "fire a timer of",
         }
     }
 }
@@ -235,6 +254,21 @@ pub const fn rule(status: InstanceStatus, command: CommandKind) -> Rule {
         // Only a running instance has a runner that can die.
         (C::Recover, Running) => Allowed,
         (C::Recover, Active | Completed | Error | Stopped) => Refused(Why::WrongStatus),
+
+        // A timer fires as a callback would arrive: at once while its
+        // instance runs or waits; held while an operator holds the instance
+        // (stopped, or in error and being repaired: resume and retry fire
+        // what fell due meanwhile, oldest first) or while its event's own
+        // work still runs (it fires once that has ended). Held, a firing
+        // changes nothing: the timer stays armed.
+        (C::Fire(Pending), Running | Active) => Allowed,
+        (C::Fire(Pending), Error | Stopped) => Held,
+        (C::Fire(Working), Running | Error | Stopped) => Held,
+        (C::Fire(Working), Active | Completed) => Impossible,
+        (C::Fire(Pending), Completed) => Impossible,
+        // Whatever closes an item disarms its timers in the same
+        // transaction, so an armed timer never has a closed item.
+        (C::Fire(Recorded | Finished | Cancelled), Running | Active | Completed | Error | Stopped) => Impossible,
     }
 }
 
@@ -355,6 +389,26 @@ pub enum Effect {
     TookPart {
         user: String,
     },
+    /// A timer was armed for the wait of item `serial_id`, just created: for
+    /// its activity's escalation number `escalation`, or (`None`) for its
+    /// timer event's own wait.
+    TimerArmed {
+        serial_id: i64,
+        escalation: Option<usize>,
+        due_at: Millis,
+    },
+    /// Timer `id` fired: its row as it is now (fired, or armed again at
+    /// `due_at` for a repeat or a notification's next attempt).
+    TimerChanged {
+        id: i64,
+        due_at: Millis,
+        fired_count: u32,
+        state: TimerState,
+    },
+    /// Item `serial_id` closed: its armed timers are disarmed.
+    TimersDisarmed {
+        serial_id: i64,
+    },
 }
 
 impl Effect {
@@ -380,6 +434,9 @@ impl Effect {
                 | Effect::ItemApplied { .. }
                 | Effect::ItemCancelled { .. }
                 | Effect::TookPart { .. }
+                | Effect::TimerArmed { .. }
+                | Effect::TimerChanged { .. }
+                | Effect::TimersDisarmed { .. }
         )
     }
 
@@ -428,7 +485,10 @@ fn apply(instance: &mut Instance, effect: &Effect) {
         | Effect::ItemApplied { .. }
         | Effect::ItemCancelled { .. }
         | Effect::Audit(_)
-        | Effect::TookPart { .. } => {}
+        | Effect::TookPart { .. }
+        | Effect::TimerArmed { .. }
+        | Effect::TimerChanged { .. }
+        | Effect::TimersDisarmed { .. } => {}
     }
 }
 
@@ -512,6 +572,27 @@ pub(crate) struct Decision {
     /// The command was held ([`Rule::Held`]): its effects are recorded, and
     /// the instance itself did not change.
     pub held: bool,
+    /// A notification to send once this decision is committed (a firing
+    /// that claimed it); what came of it goes to [`notification_sent`].
+    pub notify: Option<Notification>,
+}
+
+impl Decision {
+    fn new(effects: Effects, end: RunEnd, held: bool) -> Decision {
+        Decision { effects: effects.into_vec(), end, held, notify: None }
+    }
+}
+
+/// An escalation's request, claimed by the firing that decided to send it:
+/// sent outside every transaction, and its outcome recorded by
+/// [`notification_sent`] only while the timer is still as the claim left it.
+#[derive(Debug)]
+pub(crate) struct Notification {
+    pub timer: i64,
+    /// The timer's `fired_count` as the claim wrote it: this attempt's number.
+    pub attempt: u32,
+    pub escalation: String,
+    pub request: Result<HttpRequest, FillError>,
 }
 
 /// Applies `command` to `state`: consults [`rule`], then works out every
@@ -541,9 +622,7 @@ pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>)
         Command::Finish { item, data } => {
             let values = check_data(run.process, data)?;
             let serial = item.serial;
-            let set: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {}", shown(v))).collect();
-            let detail = if set.is_empty() { format!("{serial}") } else { format!("{serial}; set {}", set.join(", ")) };
-            run.audit(&mut effects, AuditAction::ItemFinished, detail);
+            run.audit(&mut effects, AuditAction::ItemFinished, with_values(serial.to_string(), &values));
             let finished = |unapplied| Effect::ItemFinished {
                 serial_id: serial.destination_id,
                 by: run.user.to_owned(),
@@ -552,22 +631,14 @@ pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>)
             };
             if held {
                 effects.note(finished(Some(values)));
+                effects.note(Effect::TimersDisarmed { serial_id: serial.destination_id });
                 took_part(run, instance, &mut effects);
-                return Ok(Decision { effects: effects.into_vec(), end: RunEnd::Settled, held: true });
+                return Ok(Decision::new(effects, RunEnd::Settled, true));
             }
-            set_status(instance, InstanceStatus::Running, &mut effects);
-            items.recorded.insert(serial.destination_id, RecordedFinish { data: values, by: run.user.to_owned() });
-            let end = run_on(run, instance, &mut items, &mut effects);
-            // Applied in this decision (the usual case): the item is written
-            // finished with nothing left to apply, in one statement.
-            let unapplied = items.recorded.remove(&serial.destination_id).map(|finish| finish.data);
-            effects
-                .0
-                .retain(|e| !matches!(e, Effect::ItemApplied { serial_id } if *serial_id == serial.destination_id));
-            effects.note(finished(unapplied));
+            let end = finish_and_run_on(run, instance, &mut items, serial.destination_id, values, &mut effects);
             settle(run, instance, &mut effects);
             took_part(run, instance, &mut effects);
-            return Ok(Decision { effects: effects.into_vec(), end, held: false });
+            return Ok(Decision::new(effects, end, false));
         }
         Command::Retry => {
             // The failed event runs again; and so does work left due outside
@@ -606,20 +677,7 @@ pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>)
                 process: instance.process.clone(),
                 activity: activity.to_owned(),
             })?;
-            let closing: Vec<i64> = instance.flow.tokens.iter().map(|t| t.destination_id).collect();
-            for destination_id in closing {
-                for (&serial_id, _) in items.open.iter().filter(|(_, d)| **d == destination_id) {
-                    effects.note(Effect::ItemCancelled { serial_id, by: run.user.to_owned(), at: run.now });
-                }
-                let closed = Effect::ActivityClosed { destination_id, status: ActivityStatus::Cancelled, at: run.now };
-                effects.emit(instance, closed);
-            }
-            items = ItemState::default();
-            instance.flow.joins.clear();
-            instance.flow.failure = None;
-            run.audit(&mut effects, AuditAction::WentToActivity, run.process.activities[target].name.clone());
-            set_status(instance, InstanceStatus::Running, &mut effects);
-            run.open_activity(instance, target, &mut effects);
+            go_to(run, instance, &mut items, target, &mut effects);
             true
         }
         Command::SetData { data } => {
@@ -634,13 +692,217 @@ pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>)
             let detail = "its runner stopped mid-script or mid-request; running it again".to_owned();
             run.audit(&mut effects, AuditAction::Recovered, detail);
             // The runtime acts here, not a user: nobody takes part.
-            return Ok(Decision { effects: effects.into_vec(), end: RunEnd::Settled, held: false });
+            return Ok(Decision::new(effects, RunEnd::Settled, false));
+        }
+        Command::Fire { timer, item } => {
+            if held {
+                // Nothing is written: the timer stays armed, and fires when
+                // the instance runs again (resume, retry) or its event's
+                // work has ended.
+                return Ok(Decision::new(effects, RunEnd::Settled, true));
+            }
+            // A deadline or a timer acts, not a user: nobody takes part.
+            return fire(run, instance, items, timer, item, effects);
         }
     };
     let end = if runs { run_on(run, instance, &mut items, &mut effects) } else { RunEnd::Settled };
     settle(run, instance, &mut effects);
     took_part(run, instance, &mut effects);
-    Ok(Decision { effects: effects.into_vec(), end, held })
+    Ok(Decision::new(effects, end, held))
+}
+
+/// Item `serial_id` is finished with `values` (by a callback, a deadline
+/// or its timer) and the instance runs on from it, in this decision: the
+/// item is written finished with nothing left to apply, in one statement,
+/// and its timers are disarmed.
+fn finish_and_run_on(
+    run: &Executor<'_>,
+    instance: &mut Instance,
+    items: &mut ItemState,
+    serial_id: i64,
+    values: BTreeMap<String, Value>,
+    effects: &mut Effects,
+) -> RunEnd {
+    set_status(instance, InstanceStatus::Running, effects);
+    items.recorded.insert(serial_id, RecordedFinish { data: values, by: run.user.to_owned() });
+    let end = run_on(run, instance, items, effects);
+    let unapplied = items.recorded.remove(&serial_id).map(|finish| finish.data);
+    effects.0.retain(|e| !matches!(e, Effect::ItemApplied { serial_id: applied } if *applied == serial_id));
+    effects.note(Effect::ItemFinished { serial_id, by: run.user.to_owned(), at: run.now, unapplied });
+    effects.note(Effect::TimersDisarmed { serial_id });
+    end
+}
+
+/// Every open activity instance and its items are cancelled (their timers
+/// disarmed), and activity `target` starts afresh.
+fn go_to(run: &Executor<'_>, instance: &mut Instance, items: &mut ItemState, target: usize, effects: &mut Effects) {
+    let closing: Vec<i64> = instance.flow.tokens.iter().map(|t| t.destination_id).collect();
+    for destination_id in closing {
+        for (&serial_id, _) in items.open.iter().filter(|(_, d)| **d == destination_id) {
+            effects.note(Effect::ItemCancelled { serial_id, by: run.user.to_owned(), at: run.now });
+            effects.note(Effect::TimersDisarmed { serial_id });
+        }
+        let closed = Effect::ActivityClosed { destination_id, status: ActivityStatus::Cancelled, at: run.now };
+        effects.emit(instance, closed);
+    }
+    *items = ItemState::default();
+    instance.flow.joins.clear();
+    instance.flow.failure = None;
+    run.audit(effects, AuditAction::WentToActivity, run.process.activities[target].name.clone());
+    set_status(instance, InstanceStatus::Running, effects);
+    run.open_activity(instance, target, effects);
+}
+
+/// A timer the table allows to fire, on a pending item: what its
+/// escalation says, or the end of its timer event's wait. The executor's
+/// user is [`timer::DEADLINE_USER`] or [`timer::TIMER_USER`].
+fn fire(
+    run: &Executor<'_>,
+    instance: &mut Instance,
+    mut items: ItemState,
+    timer: &Timer,
+    item: &ServerItem,
+    mut effects: Effects,
+) -> Result<Decision, Refusal> {
+    let serial = item.serial;
+    let impossible = || Refusal::Impossible {
+        id: instance.id,
+        status: instance.status,
+        command: CommandKind::Fire(ItemPhase::Pending),
+    };
+    // A pending item's token waits for it (were its work running, the item
+    // would be `Working`, and held).
+    let Some(position) = instance
+        .flow
+        .tokens
+        .iter()
+        .position(|t| t.serial_id == Some(serial.destination_id) && t.state == TokenState::Waiting)
+    else {
+        return Err(impossible());
+    };
+    let token = instance.flow.tokens[position].clone();
+    let activity = &run.process.activities[token.activity];
+    let event = activity.events.get(token.next_event).map(|e| e.name.as_str()).unwrap_or_default();
+    let fired_count = timer.fired_count.saturating_add(1);
+    let spent = Effect::TimerChanged { id: timer.id, due_at: timer.due_at, fired_count, state: TimerState::Fired };
+    let Some(index) = timer.escalation else {
+        // A timer event's wait is over: its item finishes, and the instance
+        // goes on as after a callback.
+        let detail = format!("`{event}`: {serial} waited until {}", format_time(timer.due_at));
+        run.audit(&mut effects, AuditAction::TimerFired, detail);
+        effects.note(spent);
+        let end = finish_and_run_on(run, instance, &mut items, serial.destination_id, BTreeMap::new(), &mut effects);
+        settle(run, instance, &mut effects);
+        return Ok(Decision::new(effects, end, false));
+    };
+    let Some(escalation) = activity.escalations.get(index) else {
+        return Err(impossible());
+    };
+    let name = &escalation.name;
+    let fired = |effects: &mut Effects, what: String| {
+        let due = format_time(timer.due_at);
+        run.audit(effects, AuditAction::EscalationFired, format!("`{name}` on {serial}, due {due}: {what}"));
+    };
+    let end = match &escalation.action {
+        EscalationAction::Finish(set) => {
+            let values: BTreeMap<String, Value> = set.iter().cloned().collect();
+            fired(&mut effects, with_values("finished the item".to_owned(), &values));
+            effects.note(spent);
+            finish_and_run_on(run, instance, &mut items, serial.destination_id, values, &mut effects)
+        }
+        EscalationAction::GoTo(target) => {
+            let Some(target_activity) = run.process.activities.get(*target) else {
+                return Err(impossible());
+            };
+            fired(&mut effects, format!("going to `{}`", target_activity.name));
+            effects.note(spent);
+            go_to(run, instance, &mut items, *target, &mut effects);
+            run_on(run, instance, &mut items, &mut effects)
+        }
+        EscalationAction::Repeat { times } => {
+            fired(&mut effects, format!("running `{event}` again ({fired_count} of {times})"));
+            // At `after`, 2 × `after`, …: the next one `after` past this
+            // one's due time, as long as repeats are left. Repeats missed
+            // while nothing ran are not caught up in a burst: the next one
+            // comes a whole `after` from now. A repeat on a date (a field)
+            // has no next time.
+            let after = |from: Millis| run.process.due_at(&escalation.due, from, &instance.data).ok();
+            let next = match &escalation.due {
+                Due::After(_) if fired_count < *times => {
+                    after(timer.due_at).and_then(|next| if next > run.now { Some(next) } else { after(run.now) })
+                }
+                Due::After(_) | Due::AtField(_) => None,
+            };
+            effects.note(match next {
+                Some(due_at) => Effect::TimerChanged { id: timer.id, due_at, fired_count, state: TimerState::Armed },
+                None => spent,
+            });
+            // The same event again, on the same item and serial (its token
+            // keeps them): the script runs again, the request goes again.
+            set_status(instance, InstanceStatus::Running, &mut effects);
+            let again = Effect::TokenMoved {
+                destination_id: token.destination_id,
+                next_event: token.next_event,
+                state: TokenState::Ready,
+            };
+            effects.emit(instance, again);
+            run_on(run, instance, &mut items, &mut effects)
+        }
+        EscalationAction::Notify(spec) => {
+            fired(&mut effects, format!("notifying (attempt {fired_count})"));
+            // The claim: armed still, due again only once the request has
+            // had its time, so that nobody else sends it meanwhile.
+            let timeout = Millis::try_from(spec.timeout.as_millis()).unwrap_or(Millis::MAX / 4);
+            let due_at = run.now.saturating_add(timer::NOTIFY_CLAIM_MS).saturating_add(timeout);
+            effects.note(Effect::TimerChanged { id: timer.id, due_at, fired_count, state: TimerState::Armed });
+            let context = run.context(instance, &token, Some(serial.destination_id));
+            let request = spec.fill(&TemplateValues { context: &context, data: &instance.data });
+            let mut decision = Decision::new(effects, RunEnd::Settled, false);
+            decision.notify =
+                Some(Notification { timer: timer.id, attempt: fired_count, escalation: name.clone(), request });
+            return Ok(decision);
+        }
+        EscalationAction::Fail => {
+            fired(&mut effects, "putting the instance in error".to_owned());
+            effects.note(spent);
+            let message = format!("deadline passed at {} (escalation `{name}`)", format_time(timer.due_at));
+            run.fail(instance, position, message, &mut effects);
+            RunEnd::Settled
+        }
+    };
+    settle(run, instance, &mut effects);
+    Ok(Decision::new(effects, end, false))
+}
+
+/// Records what an escalation's notification came to, in the transaction
+/// after it was sent: the exchange in the trail, and the timer fired or,
+/// refused, armed again for its next attempt ([`timer::notify_retry_at`]).
+/// `timer` is the row as read now: when it is no longer as the claim left
+/// it (its item closed meanwhile, or a runtime that took it for abandoned
+/// sent it again), only the exchange is recorded.
+pub(crate) fn notification_sent(
+    run: &Executor<'_>,
+    timer: Option<&Timer>,
+    sent: &Notification,
+    exchange: &Exchange,
+) -> Decision {
+    let mut effects = Effects::default();
+    let name = &sent.escalation;
+    run.audit(&mut effects, AuditAction::HttpRequest, format!("`{name}`: {}", exchange.summary()));
+    let claimed = timer.filter(|t| t.state == TimerState::Armed && t.fired_count == sent.attempt);
+    if let Some(timer) = claimed {
+        let (due_at, state) = match exchange.failure() {
+            None => (timer.due_at, TimerState::Fired),
+            Some(reason) => {
+                let again = timer::notify_retry_at(run.now, sent.attempt);
+                let detail = format!("`{name}`: {reason}; trying again at {}", format_time(again));
+                run.audit(&mut effects, AuditAction::NotifyFailed, detail);
+                (again, TimerState::Armed)
+            }
+        };
+        effects.note(Effect::TimerChanged { id: timer.id, due_at, fired_count: sent.attempt, state });
+    }
+    Decision::new(effects, RunEnd::Settled, false)
 }
 
 /// Applies what an event's work outside the transaction came to, and runs
@@ -661,7 +923,7 @@ pub(crate) fn outside_work_done(
     let end = run.run(instance, &mut items, &mut effects);
     settle(run, instance, &mut effects);
     took_part(run, instance, &mut effects);
-    Some(Decision { effects: effects.into_vec(), end, held: false })
+    Some(Decision::new(effects, end, false))
 }
 
 /// A command moved the instance on: a new count of steps begins, and it runs
@@ -761,6 +1023,15 @@ pub(crate) fn check_data(
     Ok(values)
 }
 
+/// `what`, then the values set, as the audit trail says them.
+fn with_values(what: String, values: &BTreeMap<String, Value>) -> String {
+    if values.is_empty() {
+        return what;
+    }
+    let set: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {}", shown(v))).collect();
+    format!("{what}; set {}", set.join(", "))
+}
+
 /// A value as written in the audit trail: strings quoted so spaces show.
 fn shown(value: &Value) -> String {
     match value {
@@ -791,8 +1062,24 @@ mod tests {
 
     #[test]
     fn a_completed_instance_refuses_every_operator_action() {
-        for command in CommandKind::ALL.into_iter().filter(|c| !matches!(c, CommandKind::Finish(_))) {
+        let operator = |c: &CommandKind| !matches!(c, CommandKind::Finish(_) | CommandKind::Fire(_));
+        for command in CommandKind::ALL.into_iter().filter(operator) {
             assert_eq!(rule(InstanceStatus::Completed, command), Rule::Refused(Why::WrongStatus), "{command:?}");
+        }
+    }
+
+    /// A timer fires where a callback would be applied, and is held where
+    /// a callback would be; an armed timer never has a closed item.
+    #[test]
+    fn a_timer_fires_and_is_held_as_a_callback_would_be() {
+        for status in InstanceStatus::ALL {
+            for phase in [ItemPhase::Pending, ItemPhase::Working] {
+                let (finish, fire) = (rule(status, CommandKind::Finish(phase)), rule(status, CommandKind::Fire(phase)));
+                assert_eq!(fire, finish, "{status} × {phase:?}");
+            }
+            for phase in [ItemPhase::Recorded, ItemPhase::Finished, ItemPhase::Cancelled] {
+                assert_eq!(rule(status, CommandKind::Fire(phase)), Rule::Impossible, "{status} × {phase:?}");
+            }
         }
     }
 }

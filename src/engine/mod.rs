@@ -24,6 +24,7 @@ pub mod outbound;
 pub mod runner;
 pub mod serial;
 pub mod storage;
+pub mod timer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,11 +44,14 @@ pub use storage::{
     InstanceColumn, InstanceFilter, InstanceOrder, InstanceSummary, ItemFilter, ProcessSummary, RunningInstance,
     Storage, StorageError, StorageErrorKind, Transaction, VersionRecord, Visibility,
 };
+pub use timer::{DueTimers, PendingTimer, Timer, TimerState};
 
 use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
 use crate::engine::instance::FlowState;
-use crate::engine::machine::{Decision, State, check_data};
-use crate::model::{CompiledProcess, EventAction, FieldType, ProcessDraft, ProcessZone, Right, ScriptHost, Value};
+use crate::engine::machine::{Decision, Notification, State, check_data};
+use crate::model::{
+    CompiledProcess, EscalationAction, EventAction, FieldType, ProcessDraft, ProcessZone, Right, ScriptHost, Value,
+};
 
 /// The time source; tests use a fixed one so trails are stable.
 pub trait Clock: Send + Sync {
@@ -222,6 +226,62 @@ pub struct Finished {
     pub progress: Progress,
 }
 
+/// Threads that fire timers at once (see [`Engine::fire_due`]): enough
+/// callers for group commit to share its commits among them.
+pub const FIRING_WORKERS: usize = 32;
+
+/// Due timers read at once by [`Engine::fire_due`].
+const FIRING_PAGE: usize = 4096;
+
+/// What firing one timer came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Firing {
+    /// It fired; where its instance now stands.
+    Fired(Progress),
+    /// The table holds it (its instance is stopped or in error, or its
+    /// event's work still runs): it stays armed.
+    Held,
+    /// It was not armed and due any more: fired, disarmed or moved on by
+    /// another firing (another runtime's, perhaps), or not due yet.
+    Gone,
+}
+
+/// What a round of [`Engine::fire_due`] did.
+#[derive(Debug, Default)]
+pub struct FiringRound {
+    pub fired: usize,
+    pub held: usize,
+    /// Fired or moved on by someone else meanwhile.
+    pub gone: usize,
+    /// Firings that failed (their timers stay armed), with why.
+    pub failed: Vec<(i64, EngineError)>,
+    /// Where each instance a firing moved now stands, by instance id (the
+    /// last firing's word).
+    pub progress: BTreeMap<i64, Progress>,
+}
+
+impl FiringRound {
+    fn count(&mut self, timer: &Timer, outcome: Result<Firing, EngineError>) {
+        match outcome {
+            Ok(Firing::Fired(progress)) => {
+                self.fired += 1;
+                self.progress.insert(timer.instance_id, progress);
+            }
+            Ok(Firing::Held) => self.held += 1,
+            Ok(Firing::Gone) => self.gone += 1,
+            Err(err) => self.failed.push((timer.id, err)),
+        }
+    }
+
+    fn add(&mut self, other: FiringRound) {
+        self.fired += other.fired;
+        self.held += other.held;
+        self.gone += other.gone;
+        self.failed.extend(other.failed);
+        self.progress.extend(other.progress);
+    }
+}
+
 /// A server item opened for a callback: the item, its instance and data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenedItem {
@@ -240,6 +300,8 @@ pub struct InstanceDetail {
     pub fields: Vec<(String, FieldType, Value)>,
     pub failure: Option<FailureInfo>,
     pub pending_items: Vec<ServerItem>,
+    /// The armed timers of its open items, soonest first.
+    pub timers: Vec<PendingTimer>,
     pub audit: Vec<AuditEntry>,
     pub activities: Vec<ActivityRecord>,
     pub lines: Vec<LineResult>,
@@ -376,7 +438,9 @@ impl<S: Storage> Engine<S> {
         &self.host
     }
 
-    fn now(&self) -> Millis {
+    /// The time by the engine's clock, which every id, timestamp and due
+    /// time comes from (front ends show ages and due times against it).
+    pub fn now(&self) -> Millis {
         self.clock.now()
     }
 
@@ -685,11 +749,13 @@ impl<S: Storage> Engine<S> {
             let (item, instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
+            let mut summary = InstanceSummary::of(&instance);
+            summary.due_at = tx.timers_of(instance.id)?.iter().find(|t| t.state == TimerState::Armed).map(|t| t.due_at);
             Ok(OpenedItem {
                 item,
                 fields: field_list(&process, &instance.data),
                 zone: process.time_zone.clone(),
-                instance: summary(&instance),
+                instance: summary,
             })
         })
     }
@@ -741,9 +807,12 @@ impl<S: Storage> Engine<S> {
         Ok(progress_of(&instance, None))
     }
 
-    /// Retries the failed event (or line rules) of an instance in Error.
+    /// Retries the failed event (or line rules) of an instance in Error,
+    /// then fires its timers that fell due while it was in error, oldest
+    /// first (each in a transaction of its own).
     pub fn retry(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
-        self.operate(user, id, Command::Retry)
+        let progress = self.operate(user, id, Command::Retry)?;
+        self.fire_overdue_of(id, progress)
     }
 
     /// Stops an instance: it runs nothing until resumed, and callbacks that
@@ -752,9 +821,12 @@ impl<S: Storage> Engine<S> {
         self.operate(user, id, Command::Stop)
     }
 
-    /// Resumes a stopped instance, applying what arrived while it was stopped.
+    /// Resumes a stopped instance, applying what arrived while it was
+    /// stopped, then fires its timers that fell due meanwhile, oldest first
+    /// (each in a transaction of its own).
     pub fn resume(&self, user: &str, id: i64) -> Result<Progress, EngineError> {
-        self.operate(user, id, Command::Resume)
+        let progress = self.operate(user, id, Command::Resume)?;
+        self.fire_overdue_of(id, progress)
     }
 
     /// Moves an instance to an activity: every open activity instance and pending
@@ -865,6 +937,171 @@ impl<S: Storage> Engine<S> {
         Ok(recovered)
     }
 
+    // ----- timers ------------------------------------------------------------
+
+    /// Fires one timer of instance `instance_id` if it is armed and due
+    /// now, as the transition table says (`Command::Fire`), in one
+    /// transaction with its effects. A notification is then sent outside
+    /// every transaction and what came of it recorded in another; work the
+    /// firing left to run outside (a repeated request) runs as after any
+    /// command.
+    ///
+    /// Another runtime's firing of the same timer finds it fired in its own
+    /// transaction ([`Firing::Gone`]): one timer never fires twice.
+    pub fn fire_timer(&self, instance_id: i64, timer_id: i64) -> Result<Firing, EngineError> {
+        let now = self.now();
+        let fired = self.write_planned(|tx| {
+            let timers = tx.timers_of(instance_id)?;
+            let Some(timer) = timers.into_iter().find(|t| t.id == timer_id) else {
+                return Ok(None);
+            };
+            if timer.state != TimerState::Armed || timer.due_at > now {
+                return Ok(None);
+            }
+            let mut instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+            let item = tx.server_item(timer.serial())?.ok_or_else(|| {
+                EngineError::Internal(format!("timer {timer_id} is armed for {}, which does not exist", timer.serial()))
+            })?;
+            let process = self.compiled(tx, &instance.process, instance.version)?;
+            let user = if timer.escalation.is_some() { timer::DEADLINE_USER } else { timer::TIMER_USER };
+            let executor = self.executor(&process, user, now);
+            let items = tx.item_state(instance_id)?;
+            let state = State { instance: &mut instance, items };
+            let mut decision = machine::decide(&executor, state, Command::Fire { timer: &timer, item: &item })?;
+            let (held, end) = (decision.held, decision.end);
+            let notify = decision.notify.take();
+            if held {
+                // Held: nothing to write, the timer stays armed.
+            } else if notify.is_some() {
+                // Nothing of the instance changed: its row is written as it
+                // was read (which bumps its revision, as every timer change
+                // does), its claim and last change left as they are.
+                tx.update_instance(&instance)?;
+                tx.write_effects(instance_id, decision.effects)?;
+            } else {
+                self.save(tx, &mut instance, decision, &executor, false)?;
+            }
+            Ok(Some((held, notify, user, Step { instance, process, end })))
+        })?;
+        let Some((held, notify, user, step)) = fired else {
+            return Ok(Firing::Gone);
+        };
+        if held {
+            return Ok(Firing::Held);
+        }
+        if let Some(notification) = notify {
+            let progress = self.notify(instance_id, &step.process, notification)?;
+            return Ok(Firing::Fired(progress));
+        }
+        let instance = self.continue_async(user, step)?;
+        Ok(Firing::Fired(progress_of(&instance, None)))
+    }
+
+    /// Sends a notification a firing claimed, outside every transaction,
+    /// and records what came of it on its timer and in the trail.
+    fn notify(
+        &self,
+        instance_id: i64,
+        process: &Arc<CompiledProcess>,
+        notification: Notification,
+    ) -> Result<Progress, EngineError> {
+        self.reach(HookPoint::BeforeAsyncScript);
+        let exchange = Exchange::run(self.outbound.as_ref(), notification.request.clone());
+        self.write(|tx| {
+            let timer = tx.timers_of(instance_id)?.into_iter().find(|t| t.id == notification.timer);
+            let instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
+            let executor = self.executor(process, timer::DEADLINE_USER, self.now());
+            let decision = machine::notification_sent(&executor, timer.as_ref(), &notification, &exchange);
+            tx.update_instance(&instance)?;
+            tx.write_effects(instance_id, decision.effects)?;
+            Ok(progress_of(&instance, None))
+        })
+    }
+
+    /// Fires every timer due now, oldest first, each in a transaction of
+    /// its own, until none is left that is due or `keep_going` says no.
+    /// Timers of stopped instances and instances in error are left armed
+    /// (they fire on resume or retry). A firing that fails (the database)
+    /// is counted and its timer stays armed for the next round.
+    ///
+    /// Firings run on [`FIRING_WORKERS`] threads at once, so that their
+    /// commits share group commits; all timers of one instance are fired by
+    /// one thread, in due order, so that an earlier escalation always acts
+    /// before a later one.
+    pub fn fire_due(&self, keep_going: &(dyn Fn() -> bool + Sync)) -> Result<FiringRound, EngineError> {
+        let now = self.now();
+        let held: Vec<InstanceStatus> = InstanceStatus::ALL
+            .into_iter()
+            .filter(|status| rule(*status, CommandKind::Fire(ItemPhase::Pending)) == Rule::Held)
+            .collect();
+        let mut round = FiringRound::default();
+        let mut after = None;
+        while keep_going() {
+            let query = DueTimers { by: now, after, held: held.clone(), limit: FIRING_PAGE };
+            let page = self.store.read(|tx| tx.due_timers(&query))?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.due_at, last.id));
+            // One group per instance, in the order its first timer is due.
+            let mut groups: Vec<Vec<Timer>> = Vec::new();
+            let mut group_of: HashMap<i64, usize> = HashMap::new();
+            for timer in page {
+                let index = *group_of.entry(timer.instance_id).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[index].push(timer);
+            }
+            let queue = Mutex::new(groups.into_iter());
+            let outcomes = Mutex::new(FiringRound::default());
+            let work = || {
+                loop {
+                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                    let Some(group) = next else { break };
+                    for timer in group {
+                        if !keep_going() {
+                            return;
+                        }
+                        let outcome = self.fire_timer(timer.instance_id, timer.id);
+                        outcomes.lock().unwrap_or_else(PoisonError::into_inner).count(&timer, outcome);
+                    }
+                }
+            };
+            std::thread::scope(|scope| {
+                for _ in 1..FIRING_WORKERS.min(group_of.len()) {
+                    let builder = std::thread::Builder::new()
+                        .name("flowdesk-firing".to_owned())
+                        .stack_size(crate::model::script::SCRIPT_THREAD_STACK);
+                    // A thread that cannot be made leaves its share to the others.
+                    let _ = builder.spawn_scoped(scope, work);
+                }
+                // This thread works too (its scripts run on the stack
+                // `stacker` gives every run).
+                work();
+            });
+            round.add(outcomes.into_inner().unwrap_or_else(PoisonError::into_inner));
+        }
+        Ok(round)
+    }
+
+    /// Fires the armed timers of instance `id` that are due, oldest first;
+    /// where the instance stands after them (`progress` if none fired).
+    fn fire_overdue_of(&self, id: i64, progress: Progress) -> Result<Progress, EngineError> {
+        let now = self.now();
+        let due: Vec<Timer> = self
+            .store
+            .read(|tx| tx.timers_of(id))?
+            .into_iter()
+            .filter(|timer| timer.state == TimerState::Armed && timer.due_at <= now)
+            .collect();
+        let mut progress = progress;
+        for timer in due {
+            if let Firing::Fired(after) = self.fire_timer(id, timer.id)? {
+                progress = after;
+            }
+        }
+        Ok(progress)
+    }
+
     // ----- queries -----------------------------------------------------------
 
     fn visibility(&self, tx: &mut dyn Transaction, user: &str) -> Result<Visibility, EngineError> {
@@ -898,11 +1135,13 @@ impl<S: Storage> Engine<S> {
         })
     }
 
-    /// Server items the user may see: pending ones, oldest first, or all.
+    /// Server items the user may see: pending ones, oldest first, or all;
+    /// overdue ones judged by the engine's clock.
     pub fn items(&self, user: &str, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
+        let filter = ItemFilter { now: self.now(), ..filter.clone() };
         self.store.read(|tx| {
             let visibility = self.visibility(tx, user)?;
-            tx.items(&visibility, filter)
+            tx.items(&visibility, &filter)
         })
     }
 
@@ -922,11 +1161,16 @@ impl<S: Storage> Engine<S> {
                 });
             }
             let process = self.compiled(tx, &instance.process, instance.version)?;
+            let pending_items = tx.pending_items_of(id)?;
+            let timers = pending_timers(&process, &instance, &pending_items, tx.timers_of(id)?);
+            let mut summary = InstanceSummary::of(&instance);
+            summary.due_at = timers.first().map(|t| t.due_at);
             Ok(InstanceDetail {
-                summary: summary(&instance),
+                summary,
                 fields: field_list(&process, &instance.data),
                 failure: instance.flow.failure.clone(),
-                pending_items: tx.pending_items_of(id)?,
+                pending_items,
+                timers,
                 audit: tx.audit(id)?,
                 activities: tx.activity_records(id)?,
                 lines: tx.line_results(id)?,
@@ -1028,15 +1272,48 @@ fn field_list(process: &CompiledProcess, data: &BTreeMap<String, Value>) -> Vec<
         .collect()
 }
 
-fn summary(instance: &Instance) -> InstanceSummary {
-    InstanceSummary {
-        id: instance.id,
-        process: instance.process.clone(),
-        version: instance.version,
-        folio: instance.folio.clone(),
-        originator: instance.originator.clone(),
-        status: instance.status,
-        started_at: instance.started_at,
-        updated_at: instance.updated_at,
-    }
+/// The armed timers of an instance's open items, as a person reads them,
+/// soonest first (`timers` come in that order).
+fn pending_timers(
+    process: &CompiledProcess,
+    instance: &Instance,
+    items: &[ServerItem],
+    timers: Vec<Timer>,
+) -> Vec<PendingTimer> {
+    timers
+        .into_iter()
+        .filter(|timer| timer.state == TimerState::Armed)
+        .map(|timer| {
+            let serial = timer.serial();
+            let event = items.iter().find(|item| item.serial == serial).map(|item| item.event.clone());
+            let escalation = timer.escalation.and_then(|index| {
+                let destination_id = items.iter().find(|item| item.serial == serial)?.activity_destination_id;
+                let token = instance.flow.tokens.iter().find(|t| t.destination_id == destination_id)?;
+                process.activities.get(token.activity)?.escalations.get(index)
+            });
+            let (name, action) = match (timer.escalation, escalation) {
+                (None, _) => (event.unwrap_or_default(), "end the wait".to_owned()),
+                (Some(index), None) => (format!("escalation {}", index + 1), String::new()),
+                (Some(_), Some(escalation)) => {
+                    let action = match &escalation.action {
+                        EscalationAction::Finish(_) => "finish the item".to_owned(),
+                        EscalationAction::GoTo(target) => format!(
+                            "go to `{}`",
+                            process.activities.get(*target).map(|a| a.name.as_str()).unwrap_or_default()
+                        ),
+                        EscalationAction::Repeat { times } => {
+                            format!("repeat the event ({} of {times} done)", timer.fired_count)
+                        }
+                        EscalationAction::Notify(_) if timer.fired_count > 0 => {
+                            format!("notify (attempt {})", timer.fired_count + 1)
+                        }
+                        EscalationAction::Notify(_) => "notify".to_owned(),
+                        EscalationAction::Fail => "put the instance in error".to_owned(),
+                    };
+                    (escalation.name.clone(), action)
+                }
+            };
+            PendingTimer { id: timer.id, serial: serial.to_string(), name, action, due_at: timer.due_at }
+        })
+        .collect()
 }

@@ -2,8 +2,11 @@
 //! guarantee: the contract every [`Storage`] keeps.
 //!
 //! The engine is written against these traits so that it never names a
-//! database. SQLite (`store/`) is the backend today; an in-memory one and
-//! PostgreSQL are to follow, and each must keep every promise below, because
+//! database. Two backends exist: SQLite (`store/`, what flowdesk ships) and
+//! an in-memory one (`store/memory.rs`, which the scenario suite runs
+//! against as well); PostgreSQL is to follow. Each must keep every promise
+//! below, and pass the conformance suite (`tests/it/engine_scenarios.rs` and
+//! the other suites run `on_every_backend!`), because
 //! the engine's own correctness rests on them: it checks whether a command
 //! may happen on what a transaction read, and writes the decision in the
 //! same transaction, trusting that nothing came in between.
@@ -78,6 +81,15 @@
 //! for good, so a callback meant for an old instance can never reach a new
 //! one. Ids a rolled-back write took may be handed out again.
 //!
+//! # Lists
+//!
+//! The list queries ([`Transaction::instances`], [`Transaction::items`], ...)
+//! order text by its UTF-8 bytes (SQLite's `BINARY` collation: `PO` before
+//! `po` before `Ü`), statuses by their names, and ties by id in the same
+//! direction, so that a page boundary falls in the same place on every
+//! backend. A backend whose database sorts by a locale must ask for the
+//! byte order explicitly (PostgreSQL: `COLLATE "C"`).
+//!
 //! # Errors
 //!
 //! Every failure of the backend itself is an [`EngineError::Storage`]
@@ -110,6 +122,7 @@ use crate::engine::instance::{
 use crate::engine::machine::{Effect, ItemState};
 use crate::engine::runner::RunnerId;
 use crate::engine::serial::Serial;
+use crate::engine::timer::{DueTimers, Timer};
 use crate::model::Right;
 
 /// A deployed version of a process.
@@ -140,6 +153,26 @@ pub struct InstanceSummary {
     pub status: InstanceStatus,
     pub started_at: Millis,
     pub updated_at: Millis,
+    /// When the instance's next armed timer falls due; `None` when none is.
+    pub due_at: Option<Millis>,
+}
+
+impl InstanceSummary {
+    /// The list's row of an instance, without its next due time (which
+    /// its timers hold, read apart).
+    pub fn of(instance: &Instance) -> InstanceSummary {
+        InstanceSummary {
+            id: instance.id,
+            process: instance.process.clone(),
+            version: instance.version,
+            folio: instance.folio.clone(),
+            originator: instance.originator.clone(),
+            status: instance.status,
+            started_at: instance.started_at,
+            updated_at: instance.updated_at,
+            due_at: None,
+        }
+    }
 }
 
 /// Which instances a user may see.
@@ -164,6 +197,17 @@ pub enum InstanceColumn {
     Status,
     Originator,
     LastChange,
+}
+
+impl InstanceColumn {
+    pub const ALL: [InstanceColumn; 6] = [
+        InstanceColumn::Id,
+        InstanceColumn::Folio,
+        InstanceColumn::Process,
+        InstanceColumn::Status,
+        InstanceColumn::Originator,
+        InstanceColumn::LastChange,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,6 +259,13 @@ pub struct ItemFilter {
     /// meet exactly only in an order an item keeps when it closes: pending
     /// items only, or [`Self::by_age_only`].
     pub after: Option<Serial>,
+    /// Only items with an armed timer due by [`Self::now`]: overdue ones
+    /// (held by a stopped instance or one in error, or left while no
+    /// ticker ran).
+    pub overdue: bool,
+    /// The time `overdue` is judged at. The engine sets it from its clock;
+    /// what a front end puts here is replaced.
+    pub now: Millis,
     pub limit: usize,
 }
 
@@ -368,6 +419,19 @@ pub trait Transaction {
     fn server_item(&mut self, serial: Serial) -> StorageResult<Option<ServerItem>>;
     /// Every `Running` instance's claim, with its runner's heartbeat expiry.
     fn running_instances(&mut self) -> StorageResult<Vec<RunningInstance>>;
+
+    /// Armed timers due by `query.by`, oldest first (by due time, then id),
+    /// after `query.after` in that order, leaving out those of instances in
+    /// a status of `query.held`, at most `query.limit` (0: all). What the
+    /// ticker fires; timers are armed, fired and disarmed only through
+    /// [`Transaction::write_effects`] ([`Effect::TimerArmed`],
+    /// [`Effect::TimerChanged`], [`Effect::TimersDisarmed`]), always
+    /// together with a write of their instance, whose revision so covers
+    /// them for planned writes.
+    fn due_timers(&mut self, query: &DueTimers) -> StorageResult<Vec<Timer>>;
+    /// Every timer of an instance, armed or not, oldest due first (then by
+    /// id): what a firing reads its timer from, and what `show` lists.
+    fn timers_of(&mut self, instance_id: i64) -> StorageResult<Vec<Timer>>;
 
     fn instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<Vec<InstanceSummary>>;
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<u64>;

@@ -522,6 +522,8 @@ fn item_filter(params: ItemQuery) -> Result<ItemFilter, ApiError> {
         // boundary does not move when an item closes between two pages.
         by_age_only: true,
         after,
+        overdue: false,
+        now: 0,
         limit,
     })
 }

@@ -110,6 +110,9 @@ pub struct ItemDto {
     pub created_at: String,
     pub closed_at: Option<String>,
     pub closed_by: Option<String>,
+    /// RFC 3339: when the item's next deadline (an escalation, or its timer
+    /// event's wait) falls due; `null` when none is armed.
+    pub due_at: Option<String>,
 }
 
 impl From<&ServerItem> for ItemDto {
@@ -125,6 +128,7 @@ impl From<&ServerItem> for ItemDto {
             created_at: rfc3339(item.created_at),
             closed_at: item.closed_at.map(rfc3339),
             closed_by: item.closed_by.clone(),
+            due_at: item.due_at.map(rfc3339),
         }
     }
 }
@@ -219,6 +223,10 @@ pub struct InstanceSummaryDto {
     pub status: String,
     pub started_at: String,
     pub updated_at: String,
+    /// RFC 3339: when the instance's next deadline (an escalation or a
+    /// timer event of one of its pending items) falls due; `null` when none
+    /// is armed.
+    pub due_at: Option<String>,
 }
 
 impl From<&InstanceSummary> for InstanceSummaryDto {
@@ -232,6 +240,7 @@ impl From<&InstanceSummary> for InstanceSummaryDto {
             status: summary.status.name().to_owned(),
             started_at: rfc3339(summary.started_at),
             updated_at: rfc3339(summary.updated_at),
+            due_at: summary.due_at.map(rfc3339),
         }
     }
 }

@@ -1,4 +1,7 @@
-//! SQLite persistence: the only module that touches a database.
+//! Persistence: the SQLite store, the only module that touches a database,
+//! and the memory store (`memory.rs`), which keeps the same contract in
+//! plain collections (for the engine's conformance suite; it uses nothing
+//! of SQLite). The rest of this page is about the SQLite store.
 //!
 //! One file, WAL journal, foreign keys on, `synchronous=FULL` unless asked
 //! otherwise, schema versioned by `PRAGMA user_version` with forward-only
@@ -21,9 +24,11 @@
 
 mod checkpoint;
 mod floor;
+mod memory;
 mod plan;
 mod runners;
 mod schema;
+mod search;
 mod sql;
 mod synthetic;
 mod tokens;
@@ -39,6 +44,7 @@ use rusqlite::Connection;
 use crate::engine::{EngineError, Storage, StorageError, StorageErrorKind, Transaction};
 
 pub use floor::{FloorSchema, REPLAY_BATCH, Replayed, replay_lifecycles};
+pub use memory::MemoryStore;
 pub use runners::RunnerBeat;
 pub use sql::SqliteTransaction;
 pub use synthetic::{SYNTHETIC_ORIGINATORS, SyntheticLoad};

@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::engine::{
-    ActivityRecord, AuditEntry, Effect, EngineError, Instance, InstanceFilter, InstanceSummary, ItemFilter, ItemState,
-    LineResult, ProcessSummary, RunningInstance, Serial, ServerItem, Transaction, VersionRecord, Visibility,
+    ActivityRecord, AuditEntry, DueTimers, Effect, EngineError, Instance, InstanceFilter, InstanceSummary, ItemFilter,
+    ItemState, LineResult, ProcessSummary, RunningInstance, Serial, ServerItem, Timer, Transaction, VersionRecord,
+    Visibility,
 };
 use crate::model::Right;
 use crate::store::sql::{EncodedInstance, SqliteTransaction, encode_history};
@@ -433,6 +434,18 @@ impl Transaction for Recorder<'_> {
         self.snapshot.running_instances()
     }
 
+    fn due_timers(&mut self, query: &DueTimers) -> Result<Vec<Timer>, EngineError> {
+        self.unchecked();
+        self.snapshot.due_timers(query)
+    }
+
+    /// Covered by the instance's revision: every change of a timer is
+    /// written together with its instance.
+    fn timers_of(&mut self, instance_id: i64) -> Result<Vec<Timer>, EngineError> {
+        self.note_instance(instance_id)?;
+        self.snapshot.timers_of(instance_id)
+    }
+
     fn instances(
         &mut self,
         visibility: &Visibility,
@@ -549,6 +562,7 @@ mod tests {
             closed_at: None,
             closed_by: None,
             unapplied: None,
+            due_at: None,
         }
     }
 

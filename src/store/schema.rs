@@ -223,6 +223,27 @@ CREATE TABLE runners (
     expires_at  INTEGER NOT NULL
 ) STRICT;
 "#,
+    // 8: timers, the due times of escalations and timer events (issue 17).
+    // One row per timer, armed when its item's wait begins and fired or
+    // disarmed in the transaction that does so. The ticker walks the armed
+    // ones by due time through a partial index (fired and disarmed rows
+    // are not in it, so it stays the size of what is pending); an item's
+    // or an instance's next due time comes from the second, which covers
+    // it. `escalation` is the escalation's index in its activity, NULL for
+    // a timer event's own wait.
+    r#"
+CREATE TABLE timers (
+    id          INTEGER PRIMARY KEY,
+    instance_id INTEGER NOT NULL REFERENCES instances(id),
+    serial_id   INTEGER NOT NULL,
+    escalation  INTEGER,
+    due_at      INTEGER NOT NULL,
+    fired_count INTEGER NOT NULL DEFAULT 0,
+    state       TEXT NOT NULL
+) STRICT;
+CREATE INDEX timers_due ON timers(due_at, id) WHERE state = 'Armed';
+CREATE INDEX timers_by_item ON timers(instance_id, serial_id, state, due_at);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -650,5 +671,41 @@ mod tests {
         assert!(!crate::engine::runner::abandoned(&claim, 60_100));
         assert!(crate::engine::runner::abandoned(&claim, 60_101));
         assert_eq!(store.runner(runner).unwrap(), None);
+    }
+
+    /// Version 8 adds timers. A wait from before has none (no deadline is
+    /// made up for it): its item and instance are due at no time, and the
+    /// ticker finds nothing to fire.
+    #[test]
+    fn migration_8_adds_timers_and_waits_from_before_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("version7.db");
+        let connection = database_at_version(&path, 7);
+        assert!(!table_exists(&connection, "timers"));
+        connection
+            .execute_batch(
+                "INSERT INTO processes (name, default_version) VALUES ('callback', 1);
+                 INSERT INTO versions (process, version, definition, deployed_at, deployed_by)
+                     VALUES ('callback', 1, '{}', 50, 'alice');",
+            )
+            .unwrap();
+        insert_instance(&connection, 1, "PO-1");
+        connection
+            .execute(
+                "INSERT INTO server_items (instance_id, serial_id, activity_destination_id, event_index, process,
+                     folio, activity, event, status, script_running, created_at)
+                 VALUES (1, 2, 2, 0, 'callback', 'PO-1', 'Call', 'Call', 'Pending', 0, 100)",
+                [],
+            )
+            .unwrap();
+        drop(connection);
+
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let serial = crate::engine::Serial { instance_id: 1, destination_id: 2 };
+        let item = store.read(|tx| tx.server_item(serial)).unwrap().unwrap();
+        assert_eq!(item.due_at, None);
+        assert_eq!(store.read(|tx| tx.timers_of(1)).unwrap(), []);
+        let due = crate::engine::DueTimers { by: i64::MAX, after: None, held: Vec::new(), limit: 0 };
+        assert_eq!(store.read(|tx| tx.due_timers(&due)).unwrap(), []);
     }
 }

@@ -6,16 +6,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
-use unicase::UniCase;
 
+use super::search;
 use crate::engine::instance::{ActivityStatus, AuditAction, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
 use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
-    ActivityRecord, AuditEntry, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus, InstanceSummary,
-    ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial, ServerItem,
-    StorageError, StorageErrorKind, Transaction, VersionRecord, Visibility,
+    ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
+    InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial,
+    ServerItem, StorageError, StorageErrorKind, Timer, TimerState, Transaction, VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
 
@@ -334,15 +334,20 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
             status: InstanceStatus::Running,
             started_at: row.get(5)?,
             updated_at: row.get(6)?,
+            due_at: row.get(8)?,
         },
         row.get(7)?,
     ))
 }
 
+// An item's next due time: the soonest of its armed timers, from the
+// index that covers them (`timers_by_item`).
 macro_rules! item_columns {
     () => {
         "instance_id, serial_id, activity_destination_id, event_index, process, folio, activity, event, status, \
-         created_at, closed_at, closed_by, unapplied"
+         created_at, closed_at, closed_by, unapplied, (SELECT MIN(t.due_at) FROM timers t \
+         WHERE t.instance_id = server_items.instance_id AND t.serial_id = server_items.serial_id \
+         AND t.state = 'Armed')"
     };
 }
 const ITEM_COLUMNS: &str = item_columns!();
@@ -374,6 +379,64 @@ const CANCEL_ITEM: &str = "UPDATE server_items SET status = 'Cancelled', closed_
 const SELECT_OPEN_ITEMS: &str = "SELECT serial_id, activity_destination_id, unapplied, closed_by FROM server_items \
      WHERE instance_id = ? AND (status = 'Pending' OR unapplied IS NOT NULL)";
 pub(super) const INSERT_HISTORY: &str = "INSERT INTO history (instance_id, changes) VALUES (?, ?)";
+const ARM_TIMER: &str = "INSERT INTO timers (instance_id, serial_id, escalation, due_at, fired_count, state) \
+     VALUES (?, ?, ?, ?, 0, 'Armed')";
+const CHANGE_TIMER: &str = "UPDATE timers SET due_at = ?, fired_count = ?, state = ? WHERE id = ?";
+const DISARM_TIMERS: &str =
+    "UPDATE timers SET state = 'Disarmed' WHERE instance_id = ? AND serial_id = ? AND state = 'Armed'";
+macro_rules! timer_columns {
+    () => {
+        "t.id, t.instance_id, t.serial_id, t.escalation, t.due_at, t.fired_count, t.state"
+    };
+}
+const TIMER_COLUMNS: &str = timer_columns!();
+const SELECT_TIMERS_OF: &str =
+    concat!("SELECT ", timer_columns!(), " FROM timers t WHERE t.instance_id = ? ORDER BY t.due_at, t.id");
+
+fn timer_from_row(row: &Row<'_>) -> rusqlite::Result<(Timer, String)> {
+    Ok((
+        Timer {
+            id: row.get(0)?,
+            instance_id: row.get(1)?,
+            serial_id: row.get(2)?,
+            escalation: row.get(3)?,
+            due_at: row.get(4)?,
+            fired_count: row.get(5)?,
+            state: TimerState::Armed,
+        },
+        row.get(6)?,
+    ))
+}
+
+fn finish_timer((mut timer, state): (Timer, String)) -> Result<Timer, EngineError> {
+    timer.state = TimerState::from_name(&state).ok_or_else(|| corrupt("timer state", &state))?;
+    Ok(timer)
+}
+
+/// The query of a page of due timers, with its arguments: a walk of the
+/// partial index of armed timers (`timers_due`) from the page before's
+/// last one, which stops at the limit; a held instance's timers are
+/// skipped by its status, read by its primary key.
+fn due_query(query: &DueTimers) -> (String, Vec<SqlValue>) {
+    let (after_due, after_id) = query.after.unwrap_or((Millis::MIN, i64::MIN));
+    let mut args = vec![SqlValue::Integer(query.by), SqlValue::Integer(after_due), SqlValue::Integer(after_id)];
+    let held = if query.held.is_empty() {
+        String::new()
+    } else {
+        args.extend(query.held.iter().map(|status| SqlValue::Text(status.name().to_owned())));
+        format!(
+            " AND (SELECT status FROM instances i WHERE i.id = t.instance_id) NOT IN ({})",
+            vec!["?"; query.held.len()].join(", ")
+        )
+    };
+    let limit = if query.limit == 0 { i64::MAX } else { query.limit as i64 };
+    args.push(SqlValue::Integer(limit));
+    let sql = format!(
+        "SELECT {TIMER_COLUMNS} FROM timers t WHERE t.state = 'Armed' AND t.due_at <= ? \
+         AND (t.due_at, t.id) > (?, ?){held} ORDER BY t.due_at, t.id LIMIT ?"
+    );
+    (sql, args)
+}
 const INSERT_PARTICIPANT: &str = "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)";
 
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
@@ -391,6 +454,7 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<
             closed_at: row.get(10)?,
             closed_by: row.get(11)?,
             unapplied: None,
+            due_at: row.get(13)?,
         },
         row.get(8)?,
         row.get(12)?,
@@ -544,8 +608,11 @@ fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter
     args.push(SqlValue::Integer(filter.offset as i64));
     // The page's ids come from walking one narrow index (deep offsets
     // included); only the rows of the page are then read from the table.
+    // Each row's next due time from the index covering the timers.
     let sql = format!(
-        "SELECT id, process, version, folio, originator, started_at, updated_at, status FROM instances
+        "SELECT id, process, version, folio, originator, started_at, updated_at, status,
+         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')
+         FROM instances
          WHERE id IN (SELECT id FROM instances {} ORDER BY {order} LIMIT ? OFFSET ?)
          ORDER BY {order}",
         where_clause(&conditions)
@@ -564,10 +631,8 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
 
 /// The SQL function `name(needle, text...)`: whether any text contains the
 /// needle, ignoring case in all of Unicode (SQLite's own `lower()` and `LIKE`
-/// fold ASCII letters only, so `ÜBER` would not find `über`). Both sides are
-/// compared in Unicode's case folding, as its caseless matching does: lower
-/// case would make the last `Σ` of a typed word a final `ς`, and keep `ß`
-/// apart from `SS`.
+/// fold ASCII letters only, so `ÜBER` would not find `über`), as
+/// `search.rs` says for every store.
 pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
 
 /// Defines the store's own SQL functions on a connection.
@@ -577,32 +642,17 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
     connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
         // The needle is the same for every row of a statement: folded once.
         let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
-            Ok(UniCase::new(needle.as_str()?).to_folded_case())
+            Ok(search::fold(needle.as_str()?))
         })?;
         for index in 1..context.len() {
             if let Ok(text) = context.get_raw(index).as_str()
-                && contains_ignoring_case(text, &needle)
+                && search::contains_ignoring_case(text, &needle)
             {
                 return Ok(true);
             }
         }
         Ok(false)
     })
-}
-
-/// Whether `text` contains `needle` (already case-folded), ignoring case.
-fn contains_ignoring_case(text: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if text.is_ascii() {
-        // ASCII text has an ASCII lower case: compare in place, without
-        // allocating, which is what almost every row is.
-        needle.is_ascii()
-            && text.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
-    } else {
-        UniCase::unicode(text).to_folded_case().contains(needle)
-    }
 }
 
 /// The query of the server item list, with its arguments.
@@ -630,6 +680,14 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
             "{CONTAINS_IGNORING_CASE}(?, instance_id || '_' || serial_id, folio, process, activity, event)"
         ));
         args.push(SqlValue::Text(search.to_owned()));
+    }
+    if filter.overdue {
+        conditions.push(
+            "EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = server_items.instance_id \
+             AND t.serial_id = server_items.serial_id AND t.state = 'Armed' AND t.due_at <= ?)"
+                .to_owned(),
+        );
+        args.push(SqlValue::Integer(filter.now));
     }
     if let Some(after) = filter.after {
         // A row value, so that the (status, created_at) index, which also
@@ -760,6 +818,16 @@ impl SqliteTransaction<'_> {
                     execute_cached(tx, CANCEL_ITEM, params![at, by, instance_id, serial_id])?
                 }
                 Effect::TookPart { user } => execute_cached(tx, INSERT_PARTICIPANT, params![instance_id, user])?,
+                Effect::TimerArmed { serial_id, escalation, due_at } => {
+                    let escalation = escalation.map(|index| index as i64);
+                    execute_cached(tx, ARM_TIMER, params![instance_id, serial_id, escalation, due_at])?
+                }
+                Effect::TimerChanged { id, due_at, fired_count, state } => {
+                    execute_cached(tx, CHANGE_TIMER, params![due_at, fired_count, state.name(), id])?
+                }
+                Effect::TimersDisarmed { serial_id } => {
+                    execute_cached(tx, DISARM_TIMERS, params![instance_id, serial_id])?
+                }
                 Effect::StatusChanged { .. }
                 | Effect::ActivityStarted { .. }
                 | Effect::TokenMoved { .. }
@@ -1013,6 +1081,17 @@ impl Transaction for SqliteTransaction<'_> {
         )
     }
 
+    fn due_timers(&mut self, query: &DueTimers) -> Result<Vec<Timer>, EngineError> {
+        let (sql, args) = due_query(query);
+        let rows = collect_rows(self.tx, &sql, params_from_iter(args), timer_from_row)?;
+        rows.into_iter().map(finish_timer).collect()
+    }
+
+    fn timers_of(&mut self, instance_id: i64) -> Result<Vec<Timer>, EngineError> {
+        let rows = collect_rows(self.tx, SELECT_TIMERS_OF, [instance_id], timer_from_row)?;
+        rows.into_iter().map(finish_timer).collect()
+    }
+
     fn instances(
         &mut self,
         visibility: &Visibility,
@@ -1142,14 +1221,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
         let connection = store.readers.take();
-        let columns = [
-            InstanceColumn::Id,
-            InstanceColumn::Folio,
-            InstanceColumn::Process,
-            InstanceColumn::Status,
-            InstanceColumn::Originator,
-            InstanceColumn::LastChange,
-        ];
         let filters = [
             (None, None),
             (Some("a"), None),
@@ -1157,7 +1228,7 @@ mod tests {
             (Some("a"), Some(InstanceStatus::Error)),
         ];
         for (name, visibility, everything) in visibilities() {
-            for column in columns {
+            for column in InstanceColumn::ALL {
                 for descending in [false, true] {
                     for (process, status) in filters {
                         for search in [None, Some("PO-12"), Some("42")] {
@@ -1334,6 +1405,36 @@ mod tests {
         assert_eq!(activities[1].activity, "B \"quoted\"");
         let lines = tx.line_results(9).unwrap();
         assert_eq!(lines.iter().map(|l| (l.line_index, l.fired)).collect::<Vec<_>>(), [(0, true), (1, false)]);
+    }
+
+    /// The ticker's walk through what is due reads the partial index of
+    /// armed timers in due order, from the last one seen, and stops at its
+    /// limit (no sort); a held instance's status is read by its key. An
+    /// item's and an instance's next due time come from the index that
+    /// covers an item's timers.
+    #[test]
+    fn due_timers_walk_the_index_of_armed_timers_and_due_times_are_covered_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        for after in [None, Some((5, 7))] {
+            let query =
+                DueTimers { by: 1_000, after, held: vec![InstanceStatus::Error, InstanceStatus::Stopped], limit: 100 };
+            let (sql, args) = due_query(&query);
+            let steps = plan(&connection, &sql, &args);
+            let shown = format!("{query:?}:\n{steps:#?}");
+            assert!(steps.iter().any(|(_, d)| d.starts_with("SEARCH t USING INDEX timers_due")), "{shown}");
+            assert!(steps.iter().any(|(_, d)| d.contains("SEARCH i USING INTEGER PRIMARY KEY")), "{shown}");
+            assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{shown}");
+        }
+        let item = (SELECT_ITEM.to_owned(), [7, 2].map(SqlValue::Integer).to_vec());
+        let (_, visibility, everything) = visibilities().remove(0);
+        let page = page_query(&visibility, everything, &InstanceFilter { limit: 50, ..InstanceFilter::default() });
+        for (sql, args) in [item, page] {
+            let steps = plan(&connection, &sql, &args);
+            let shown = format!("{sql}:\n{steps:#?}");
+            assert!(steps.iter().any(|(_, d)| d.contains("USING COVERING INDEX timers_by_item")), "{shown}");
+        }
     }
 
     /// Every read of one instance's items finds them by the primary key's

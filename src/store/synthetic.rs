@@ -448,16 +448,8 @@ mod tests {
             InstanceColumn::Originator => i.originator.clone(),
             InstanceColumn::LastChange => format!("{:020}", i.updated_at),
         };
-        let columns = [
-            InstanceColumn::Id,
-            InstanceColumn::Folio,
-            InstanceColumn::Process,
-            InstanceColumn::Status,
-            InstanceColumn::Originator,
-            InstanceColumn::LastChange,
-        ];
         for user in ["admin", "bob", "carol"] {
-            for column in columns {
+            for column in InstanceColumn::ALL {
                 for (process, status, search) in [
                     (None, None, None),
                     (Some("callback2"), None, None),

@@ -990,3 +990,74 @@ fn a_script_that_recurses_too_deep_fails_its_instance_and_the_server_keeps_servi
     let callback = f.post(Some(&token), "/processes/callback/instances", "{}");
     assert_eq!((callback.status, callback.body["status"].as_str()), (201, Some("Active")));
 }
+
+/// Issue 17: items and instances carry `due_at`, their next deadline, as
+/// the document says (`null` when none is armed).
+#[test]
+fn items_and_instances_carry_their_next_deadline_as_documented() {
+    let f = ApiFixture::start();
+    f.fixture.deploy_json(
+        "admin",
+        r#"{ "name": "deadline", "fields": [{ "name": "name", "type": "string" }],
+             "activities": [{ "id": "wait", "name": "Wait", "start": true,
+               "events": [{ "kind": "server_event", "name": "Wait", "synchronous": false, "script": "" }],
+               "escalations": [{ "name": "Give up", "after": "2h",
+                 "action": { "finish": { "set": { "name": "timed out" } } } }] }] }"#,
+    );
+    f.fixture.engine.grant("admin", "deadline", "biztalk", &[Right::Start, Right::View, Right::ServerEvent]).unwrap();
+    let token = f.token("biztalk");
+    let started = f.post(Some(&token), "/processes/deadline/instances", "{}");
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let id = started.body["instance_id"].as_i64().unwrap();
+    let due = "2026-11-25T11:00:00.000Z";
+
+    let listed = f.get(Some(&token), "/serveritems");
+    assert_eq!(listed.body["items"][0]["due_at"], due, "{:?}", listed.body);
+    let opened = f.get(Some(&token), &format!("/serveritems/{id}_1"));
+    assert_eq!((&opened.body["item"]["due_at"], &opened.body["instance"]["due_at"]), (&json!(due), &json!(due)));
+    let instance = f.get(Some(&token), &format!("/instances/{id}"));
+    assert_eq!(instance.body["due_at"], due);
+    assert_eq!(instance.body["pending"][0]["due_at"], due);
+
+    let finished = f.post(Some(&token), &format!("/serveritems/{id}_1/finish"), "{}");
+    assert_eq!(finished.status, 200, "{:?}", finished.body);
+    let instance = f.get(Some(&token), &format!("/instances/{id}"));
+    assert_eq!(instance.body["due_at"], json!(null), "the callback disarmed it");
+
+    let document = f.get(None, "/openapi.json").body;
+    let schemas = &document["components"]["schemas"];
+    for holder in ["ItemDto", "InstanceSummaryDto"] {
+        let due_at = &schemas[holder]["properties"]["due_at"];
+        assert!(due_at.to_string().contains("string") && due_at.to_string().contains("null"), "{holder}: {due_at}");
+    }
+}
+
+/// Issue 17: a datetime arrives in RFC 3339 with an offset, or without one
+/// as a wall-clock time in the process's time zone, and always leaves as
+/// RFC 3339 in UTC.
+#[test]
+fn a_datetime_is_read_in_the_process_s_time_zone_and_leaves_in_utc() {
+    let f = ApiFixture::start();
+    f.fixture.deploy_json(
+        "admin",
+        r#"{"name": "reply", "time_zone": "Europe/London",
+            "fields": [{"name": "reply_by", "type": "datetime"}],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+    );
+    f.fixture.engine.grant("admin", "reply", "biztalk", &[Right::Start, Right::View]).unwrap();
+    let token = f.token("biztalk");
+    // 10:00 in London in July is 09:00 UTC.
+    for sent in [r#""2026-07-06T10:00""#, r#""2026-07-06T11:00:00+02:00""#, r#""2026-07-06T09:00:00.250Z""#] {
+        let started =
+            f.post(Some(&token), "/processes/reply/instances", &format!(r#"{{"data": {{"reply_by": {sent}}}}}"#));
+        assert_eq!(started.status, 201, "{sent}: {:?}", started.body);
+        let id = started.body["instance_id"].as_i64().unwrap();
+        let instance = f.get(Some(&token), &format!("/instances/{id}"));
+        assert_eq!(instance.body["data"]["reply_by"], json!("2026-07-06T09:00:00Z"), "{sent}");
+    }
+    for sent in [r#""2026-07-06""#, "1783328400", r#""06/07/2026 10:00""#] {
+        let refused =
+            f.post(Some(&token), "/processes/reply/instances", &format!(r#"{{"data": {{"reply_by": {sent}}}}}"#));
+        assert_eq!((refused.status, refused.code()), (400, "invalid_data"), "{sent}: {:?}", refused.body);
+    }
+}

@@ -2273,3 +2273,62 @@ fn refusals_of_every_kind_say_each_part_of_their_message_once() {
         assert_no_repeated_prefix(&out.stderr);
     }
 }
+
+/// A wait whose deadline, three hours on, finishes it.
+const DEADLINE_PROCESS: &str = r#"{
+  "name": "deadline",
+  "fields": [ { "name": "name", "type": "string" } ],
+  "activities": [
+    { "id": "wait", "name": "Wait", "start": true,
+      "events": [ { "kind": "server_event", "name": "Call", "synchronous": false, "script": "" } ],
+      "escalations": [
+        { "name": "Give up", "after": "3h", "action": { "finish": { "set": { "name": "timed out" } } } } ] }
+  ]
+}"#;
+
+impl Flowdesk {
+    /// Runs a command with this process's clock moved on by `offset_ms`.
+    fn later(&self, offset_ms: &str, user: &str, args: &[&str]) -> Out {
+        let mut command = self.command();
+        command.env("FLOWDESK_CLOCK_OFFSET_MS", offset_ms).arg("--db").arg(self.db()).arg("--user").arg(user);
+        command.args(args);
+        execute(command, &format!("(at +{offset_ms} ms) {}", args.join(" ")))
+    }
+}
+
+/// Issue 17 on the command line: `show` lists the pending timer, `items`
+/// says when it is due and `--overdue` which are late, `timers run` fires
+/// what is due once and exits, and the instance goes on by its deadline.
+#[test]
+fn timers_run_fires_what_is_due_and_show_and_items_say_when_things_fall_due() {
+    let t = Flowdesk::new();
+    t.deploy_text("alice", "deadline.process.json", DEADLINE_PROCESS);
+    let id = t.start("alice", &["deadline"]);
+
+    let shown = t.ok("alice", &["show", &id.to_string()]).stdout;
+    assert_mentions(&shown, &["Pending timers", "Give up", "finish the item", "in 2h 59m"]);
+    let detail = t.show("alice", id);
+    assert_eq!(detail["timers"][0]["name"], "Give up");
+    assert_eq!(detail["timers"][0]["serial"], format!("{id}_1"));
+    let items = t.json("alice", &["items", "--json"]);
+    assert!(items[0]["due"].is_string(), "{items}");
+    assert_eq!(t.ok("alice", &["items", "--overdue"]).stdout.trim(), "no pending server items");
+
+    let early = t.ok("alice", &["timers", "run"]);
+    assert_eq!(early.stdout.trim(), "fired 0 timers");
+    let four_hours = "14400000";
+    let overdue = t.later(four_hours, "alice", &["items", "--overdue"]);
+    assert_mentions(&overdue.stdout, &[&format!("{id}_1"), "overdue 1h"]);
+
+    let fired = t.later(four_hours, "alice", &["timers", "run"]);
+    assert_eq!(fired.code, Some(0), "{fired:?}");
+    assert_eq!(fired.stdout.trim(), format!("instance {id}: completed\nfired 1 timer"));
+    let detail = t.show("alice", id);
+    assert_eq!(detail["status"], "Completed");
+    assert_eq!(detail["data"]["name"], "timed out");
+    assert_eq!(detail["timers"].as_array().unwrap().len(), 0);
+    let again = t.later(four_hours, "alice", &["timers", "run"]);
+    assert_eq!(again.stdout.trim(), "fired 0 timers", "fired once");
+    let late = t.refused("alice", &["finish", &format!("{id}_1")]);
+    assert_mentions(&late, &["already finished at", "by deadline"]);
+}

@@ -1,5 +1,9 @@
 //! Several processes and threads on one database at once: the GUI open while a
 //! terminal and an external system finish items. Nobody sees "database is locked".
+//!
+//! The scenarios with threads are part of the conformance suite (see
+//! `engine_scenarios.rs`) and run on every backend; the one with processes
+//! runs the `flowdesk` binary, which opens SQLite files only.
 
 use crate::support;
 
@@ -7,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use flowdesk::engine::{AuditAction, InstanceFilter, InstanceStatus, ItemFilter};
-use support::{Fixture, set};
+use support::{Backend, Fixture, set};
 
 #[test]
 fn many_processes_start_and_finish_on_one_database() {
@@ -53,9 +57,8 @@ fn many_processes_start_and_finish_on_one_database() {
     assert_eq!((completed, waiting), (12, 12));
 }
 
-#[test]
-fn threads_with_their_own_connections_finish_items_concurrently() {
-    let fx = Fixture::new();
+fn threads_with_their_own_connections_finish_items_concurrently<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
     fx.deploy_sample("admin", "callback.process.json");
     let ids: Vec<i64> = (0..40).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
 
@@ -84,9 +87,8 @@ fn threads_with_their_own_connections_finish_items_concurrently() {
 /// Threads sharing one engine have their writes committed in shared batches
 /// (group commit): a refusal inside a batch must undo only its own work, and
 /// every acknowledged finish must be there afterwards.
-#[test]
-fn a_refusal_inside_a_shared_batch_undoes_only_itself() {
-    let fx = Fixture::new();
+fn a_refusal_inside_a_shared_batch_undoes_only_itself<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
     fx.deploy_sample("admin", "callback.process.json");
     let ids: Vec<i64> = (0..60).map(|_| fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id).collect();
     let engine = &fx.engine;
@@ -114,4 +116,84 @@ fn a_refusal_inside_a_shared_batch_undoes_only_itself() {
         let finishes = detail.audit.iter().filter(|a| a.action == AuditAction::ItemFinished).count();
         assert_eq!(finishes, 1, "instance {id}: {:?}", detail.audit);
     }
+}
+
+/// Issue 17: two `flowdesk timers run` processes on one database with
+/// 10,000 due deadlines fire each of them exactly once.
+#[test]
+fn two_processes_firing_timers_on_one_database_fire_each_exactly_once() {
+    use flowdesk::engine::{Clock, SystemClock};
+    const N: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("timers.db");
+    {
+        // Started two hours ago by a clock standing still: every deadline
+        // (an hour on) is due now.
+        let clock = std::sync::Arc::new(support::FixedClock(std::sync::atomic::AtomicI64::new(
+            SystemClock.now() - 2 * 3_600_000,
+        )));
+        let engine = support::open_engine(&db, clock, flowdesk::model::ScriptHost::default());
+        let draft = flowdesk::model::ProcessDraft::from_json(&deadline_process(), "deadline").unwrap();
+        engine.deploy("ops", &draft).unwrap();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < N {
+                        engine.start("ops", "deadline", "", &[]).unwrap();
+                    }
+                });
+            }
+        });
+    }
+    let firing = |_: usize| {
+        Command::new(env!("CARGO_BIN_EXE_flowdesk"))
+            .env_remove("FLOWDESK_DB")
+            .env_remove("FLOWDESK_KILL_AT")
+            .args(["--db", db.to_str().unwrap(), "--user", "ops", "--sync", "normal", "timers", "run", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..2).map(firing).collect();
+    let mut fired = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let round: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        fired += round["fired"].as_u64().unwrap();
+    }
+    assert_eq!(fired, N as u64, "the two fired {fired} between them");
+
+    let clock = std::sync::Arc::new(support::FixedClock(std::sync::atomic::AtomicI64::new(SystemClock.now())));
+    let engine = support::open_engine(&db, clock, flowdesk::model::ScriptHost::default());
+    let all = InstanceFilter { limit: 0, ..InstanceFilter::default() };
+    let instances = engine.instances("ops", &all).unwrap();
+    assert_eq!(instances.len(), N);
+    for summary in instances {
+        assert_eq!(summary.status, InstanceStatus::Completed, "instance {}", summary.id);
+        let detail = engine.instance("ops", summary.id).unwrap();
+        let firings = detail.audit.iter().filter(|a| a.action == AuditAction::EscalationFired).count();
+        assert_eq!(firings, 1, "instance {} went on {firings} times", summary.id);
+    }
+}
+
+/// A wait with a deadline an hour on that finishes it; nothing else.
+fn deadline_process() -> String {
+    r#"{
+  "name": "deadline",
+  "fields": [{ "name": "name", "type": "string" }],
+  "activities": [
+    { "id": "wait", "name": "Wait", "start": true, "events": [
+      { "kind": "server_event", "name": "Wait", "synchronous": false, "script": "" } ],
+      "escalations": [{ "name": "Give up", "after": "1h", "action": { "finish": { "set": { "name": "timed out" } } } }] }
+  ]
+}"#
+    .to_owned()
+}
+
+support::on_every_backend! {
+    threads_with_their_own_connections_finish_items_concurrently,
+    a_refusal_inside_a_shared_batch_undoes_only_itself,
 }

@@ -378,3 +378,89 @@ fn kill_at_every_commit_boundary_loses_nothing_acknowledged() {
     }
     assert!(!acknowledged_starts.is_empty() && !acknowledged_finishes.is_empty());
 }
+
+/// The callback sample with deadlines on its wait: half an hour on, the
+/// event runs again (once); an hour on, the item is finished with `name =
+/// "timed out"` and the instance goes on to `Rejected`. Each instance's
+/// two firings are made one after the other, in commits of their own.
+fn deadline_sample(db: &Db) -> String {
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let events = r#""events": [
+        {
+          "kind": "server_event",
+          "name": "Call external system","#;
+    let escalations = r#""escalations": [
+        { "name": "Try again", "after": "30m", "action": { "repeat": { "times": 1 } } },
+        { "name": "Give up", "after": "1h", "action": { "finish": { "set": { "name": "timed out" } } } }],
+      "#;
+    let text = text.replacen(events, &format!("{escalations}{events}"), 1);
+    assert!(text.contains("Give up"), "the sample's waiting activity changed");
+    let path = db.path.with_file_name("deadline.process.json");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Two hours on, every deadline is due.
+const LATER: &str = "7200000";
+
+/// Each instance's deadlines each fired at most once, in their order: it
+/// still waits (neither fired, or only the repeat), or it went on by its
+/// last deadline, completed with its data after both fired once. Returns
+/// the firings made.
+fn assert_fired_at_most_once(db: &Db, ids: &[i64]) -> usize {
+    let mut firings = 0;
+    for id in ids {
+        let detail = db.json(&["show", &id.to_string(), "--json"]);
+        let fired: Vec<&str> = detail["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"] == "Escalation fired")
+            .map(|a| a["detail"].as_str().unwrap().split('`').nth(1).unwrap())
+            .collect();
+        let armed = detail["timers"].as_array().unwrap().len();
+        match detail["status"].as_str().unwrap() {
+            "Active" => {
+                assert!(fired.is_empty() || fired == ["Try again"], "instance {id}: {fired:?}: {detail}");
+                assert_eq!(armed, 2 - fired.len(), "the deadlines not fired are armed: {detail}");
+            }
+            "Completed" => {
+                assert_eq!(fired, ["Try again", "Give up"], "instance {id}: {detail}");
+                assert_eq!(detail["data"]["name"], "timed out", "{detail}");
+            }
+            other => panic!("instance {id} is {other}: {detail}"),
+        }
+        firings += fired.len();
+    }
+    firings
+}
+
+/// `kill -9` of `flowdesk timers run` in the middle of its work, at each
+/// of the first commit boundaries of its firings: after every kill no
+/// timer fired twice, and the next run fires what is left, each once.
+#[test]
+fn timers_run_killed_at_every_commit_boundary_fires_each_timer_once() {
+    let mut partial = 0;
+    for point in ["before-commit", "after-commit"] {
+        for nth in 1..=4 {
+            let db = Db::new();
+            db.ok(&["deploy", &deadline_sample(&db)]);
+            let ids: Vec<i64> = (0..3)
+                .map(|n| db.ok(&["start", "callback", "--folio", &n.to_string()]).trim().parse().unwrap())
+                .collect();
+            let spec = format!("{point}:{nth}");
+            let mut run = db.command(&["timers", "run"]);
+            let out = run.env("FLOWDESK_CLOCK_OFFSET_MS", LATER).env("FLOWDESK_KILL_AT", &spec).output().unwrap();
+            assert!(was_killed(&out), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
+            let firings = assert_fired_at_most_once(&db, &ids);
+            if 0 < firings && firings < 2 * ids.len() {
+                partial += 1;
+            }
+
+            let out = db.command(&["timers", "run"]).env("FLOWDESK_CLOCK_OFFSET_MS", LATER).output().unwrap();
+            assert!(out.status.success(), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(assert_fired_at_most_once(&db, &ids), 2 * ids.len(), "{spec}: every deadline fired in the end");
+        }
+    }
+    assert!(partial > 0, "no kill landed between two firings' commits");
+}

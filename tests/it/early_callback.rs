@@ -1,6 +1,9 @@
 //! The early-callback race, made deterministic: the asynchronous event's script
 //! itself calls the "external system", which finishes the server item through a
 //! second engine on the same database while the script is still running.
+//!
+//! Part of the conformance suite (see `engine_scenarios.rs`): each scenario
+//! runs on every backend.
 
 use crate::support;
 
@@ -9,7 +12,7 @@ use std::sync::Arc;
 use flowdesk::engine::{EngineError, InstanceStatus};
 use flowdesk::model::script::rhai;
 use flowdesk::model::{ProcessDraft, ScriptHost, Value};
-use support::{FixedClock, open_engine, s, set};
+use support::{Backend, FixedClock, engine_on, s, set};
 
 const PROCESS: &str = r#"{
   "name": "early",
@@ -28,21 +31,20 @@ const PROCESS: &str = r#"{
   "lines": [{ "from": "call", "to": "approved", "rule": "name == \"call back value\"" }]
 }"#;
 
-#[test]
-fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
+fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends<S: Backend>() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flowdesk.db");
+    let store = Arc::new(S::create(dir.path()));
     let clock = Arc::new(FixedClock(std::sync::atomic::AtomicI64::new(support::T0)));
 
-    // The "external system": its own engine (its own connection) on the same file,
+    // The "external system": its own engine (its own connection) on the same store,
     // answering as soon as it is handed the serial, twice, as a retrying client would.
-    let external_path = path.clone();
+    let external_store = store.clone();
     let external_clock = clock.clone();
     let host = ScriptHost::default().with_extension(Arc::new(move |engine: &mut rhai::Engine| {
-        let path = external_path.clone();
+        let store = external_store.clone();
         let clock = external_clock.clone();
         engine.register_fn("call_external", move |serial: &str| -> String {
-            let external = open_engine(&path, clock.clone(), ScriptHost::default());
+            let external = engine_on(store.share(), clock.clone(), ScriptHost::default());
             let first =
                 match external.finish("biztalk", support::parse_serial(serial), &set(&[("name", "call back value")])) {
                     Ok(finished) => format!("applied={} status={}", finished.applied, finished.progress.status),
@@ -56,7 +58,7 @@ fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
             format!("{first}; {second}")
         });
     }));
-    let engine = open_engine(&path, clock, host);
+    let engine = engine_on(store.share(), clock, host);
     engine.deploy("admin", &ProcessDraft::from_json(PROCESS, "early").unwrap()).unwrap();
     engine.grant("admin", "early", "biztalk", &[flowdesk::model::Right::ServerEvent]).unwrap();
 
@@ -91,17 +93,16 @@ fn a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends() {
 /// engine that runs such scripts in its transaction, waited with the flag
 /// still set, and every finish of it was held for ever. The phase is now
 /// told by the item's token, which every change of the work moves.
-#[test]
-fn issue_16_a_finish_after_a_resumed_script_ended_is_applied_not_held_for_ever() {
+fn issue_16_a_finish_after_a_resumed_script_ended_is_applied_not_held_for_ever<S: Backend>() {
     use flowdesk::engine::HookPoint;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flowdesk.db");
+    let store = S::create(dir.path());
     let clock = Arc::new(FixedClock(std::sync::atomic::AtomicI64::new(support::T0)));
     // The operator's engine: its scripts cannot call out, so it runs an
     // asynchronous script inside the transaction that reaches it.
-    let operator = Arc::new(open_engine(&path, clock.clone(), ScriptHost::default()));
+    let operator = Arc::new(engine_on(store.share(), clock.clone(), ScriptHost::default()));
     operator.deploy("admin", &support::sample("callback.process.json")).unwrap();
     // The runner's scripts can call out: they run after their item commits,
     // and the operator stops the instance right after that commit.
@@ -117,7 +118,7 @@ fn issue_16_a_finish_after_a_resumed_script_ended_is_applied_not_held_for_ever()
     let host = ScriptHost::default().with_extension(Arc::new(|engine: &mut rhai::Engine| {
         engine.register_fn("call_external", |serial: &str| serial.to_owned());
     }));
-    let runner = open_engine(&path, clock, host).with_hook(hook);
+    let runner = engine_on(store, clock, host).with_hook(hook);
 
     let started = runner.start("admin", "callback", "stopped mid-way", &[]).unwrap();
     assert_eq!((started.instance_id, started.status), (1, InstanceStatus::Stopped));
@@ -129,4 +130,9 @@ fn issue_16_a_finish_after_a_resumed_script_ended_is_applied_not_held_for_ever()
 
     assert!(finished.applied, "the finish was held: {finished:?}");
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
+}
+
+support::on_every_backend! {
+    a_callback_that_arrives_while_the_script_runs_is_applied_when_it_ends,
+    issue_16_a_finish_after_a_resumed_script_ended_is_applied_not_held_for_ever,
 }

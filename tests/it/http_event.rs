@@ -3,6 +3,9 @@
 //! check what arrived, what the instance did, and what the trail says.
 //! Nothing here sleeps: a request is held open by a handler blocked on a
 //! channel the test controls.
+//!
+//! Part of the conformance suite (see `engine_scenarios.rs`): each scenario
+//! runs on every backend.
 
 use crate::support;
 
@@ -14,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use flowdesk::engine::{Finished, HookPoint, InstanceStatus, Progress};
 use flowdesk::model::{Right, ScriptHost, Value};
 use support::external::{ExternalSystem, Reply, closed_port_url};
-use support::{Fixture, open_engine, s, set};
+use support::{Backend, Fixture, engine_on, s, set};
 
 /// A process whose start activity holds one HTTP request event (`event`,
 /// JSON of the event's other properties) and then sets `done`; the data
@@ -42,7 +45,7 @@ fn process(event: &str) -> String {
     )
 }
 
-fn deploy(fixture: &Fixture, event: &str) {
+fn deploy<S: Backend>(fixture: &Fixture<S>, event: &str) {
     fixture.deploy_json("admin", &process(event));
     fixture.engine.grant("admin", "notify", "partner", &[Right::ServerEvent]).unwrap();
 }
@@ -61,10 +64,9 @@ fn has_line(trail: &[String], start: &str) -> bool {
     trail.iter().any(|line| line.starts_with(start))
 }
 
-#[test]
-fn a_synchronous_request_is_sent_and_the_event_completes() {
+fn a_synchronous_request_is_sent_and_the_event_completes<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::ok());
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let url = external.url("/hook");
     deploy(&fixture, &event(&url, r#""body": "{\"folio\": ${folio}, \"serial\": ${serial}}""#));
 
@@ -83,10 +85,9 @@ fn a_synchronous_request_is_sent_and_the_event_completes() {
     assert!(has_line(&trail, &format!("admin: HTTP request POST {url} → 200 OK in ")), "{trail:#?}");
 }
 
-#[test]
-fn an_asynchronous_request_hands_out_the_serial_and_waits_for_the_callback() {
+fn an_asynchronous_request_hands_out_the_serial_and_waits_for_the_callback<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::status(202, "queued"));
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
 
     let progress = fixture.engine.start("admin", "notify", "", &[]).unwrap();
@@ -106,16 +107,15 @@ fn an_asynchronous_request_hands_out_the_serial_and_waits_for_the_callback() {
 
 /// DOMAIN.md's early callback, with a request: the external system calls back
 /// before it has even answered the request that handed it the serial.
-#[test]
-fn a_callback_that_arrives_before_the_request_returns_is_applied_when_it_returns() {
-    let fixture = Fixture::new();
-    let (path, clock) = (fixture.db_path(), fixture.clock.clone());
+fn a_callback_that_arrives_before_the_request_returns_is_applied_when_it_returns<S: Backend>() {
+    let fixture = Fixture::<S>::fresh();
+    let (store, clock) = (fixture.engine.store().share(), fixture.clock.clone());
     let (answers, finish_answers) = mpsc::channel::<Result<Finished, String>>();
     let answers = Mutex::new(answers);
     let external = ExternalSystem::start(move |request| {
         let serial = request.json()["serial"].as_str().unwrap_or_default().to_owned();
         // The external system's own connection to the engine, as the network API would have.
-        let engine = open_engine(&path, clock.clone(), ScriptHost::default());
+        let engine = engine_on(store.share(), clock.clone(), ScriptHost::default());
         let finished = engine
             .finish("partner", support::parse_serial(&serial), &set(&[("answer", "early")]))
             .map_err(|e| e.to_string());
@@ -144,10 +144,9 @@ fn a_callback_that_arrives_before_the_request_returns_is_applied_when_it_returns
     assert!(finished < sent && sent < applied, "{trail:#?}");
 }
 
-#[test]
-fn an_error_status_puts_the_instance_in_error_with_the_status_and_body() {
+fn an_error_status_puts_the_instance_in_error_with_the_status_and_body<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::status(500, "database is down"));
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let url = external.url("/hook");
     deploy(&fixture, &event(&url, ""));
 
@@ -162,9 +161,8 @@ fn an_error_status_puts_the_instance_in_error_with_the_status_and_body() {
     assert_eq!(fixture.field(progress.instance_id, "done"), Value::Boolean(false));
 }
 
-#[test]
-fn a_refused_connection_puts_the_instance_in_error() {
-    let fixture = Fixture::new();
+fn a_refused_connection_puts_the_instance_in_error<S: Backend>() {
+    let fixture = Fixture::<S>::fresh();
     let url = closed_port_url("/hook");
     deploy(&fixture, &event(&url, ""));
 
@@ -175,8 +173,7 @@ fn a_refused_connection_puts_the_instance_in_error() {
     assert!(message.starts_with(&format!("POST {url} could not connect: ")), "{message}");
 }
 
-#[test]
-fn a_request_that_takes_longer_than_its_timeout_fails_naming_the_timeout() {
+fn a_request_that_takes_longer_than_its_timeout_fails_naming_the_timeout<S: Backend>() {
     // The handler holds the request open until the test lets go of `release`;
     // dropping it at the end frees the handler without the test waiting.
     let (release, held) = mpsc::channel::<()>();
@@ -185,7 +182,7 @@ fn a_request_that_takes_longer_than_its_timeout_fails_naming_the_timeout() {
         let _ = held.lock().unwrap().recv();
         Reply::ok()
     });
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let url = external.url("/slow");
     deploy(&fixture, &event(&url, r#""timeout_seconds": 1"#));
 
@@ -196,15 +193,14 @@ fn a_request_that_takes_longer_than_its_timeout_fails_naming_the_timeout() {
     drop(release);
 }
 
-#[test]
-fn retry_sends_the_request_again_with_the_same_serial() {
+fn retry_sends_the_request_again_with_the_same_serial<S: Backend>() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
     let external = ExternalSystem::start(move |_| match counted.fetch_add(1, Ordering::SeqCst) {
         0 => Reply::status(503, ""),
         _ => Reply::ok(),
     });
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let url = external.url("/jobs");
     deploy(&fixture, &event(&url, r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
 
@@ -223,10 +219,9 @@ fn retry_sends_the_request_again_with_the_same_serial() {
     assert_eq!(finished.progress.status, InstanceStatus::Completed);
 }
 
-#[test]
-fn placeholders_are_filled_as_json_as_escaped_text_percent_encoded_and_plain() {
+fn placeholders_are_filled_as_json_as_escaped_text_percent_encoded_and_plain<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::ok());
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let body = r#"{"serial": ${serial}, "name": ${name}, "n": ${n}, "ok": ${ok}, "due": ${due}, "text": "${folio}: \"${name}\" x${n}"}"#;
     let rest = format!(
         r#""method": "PUT", "synchronous": false, "headers": [{{ "name": "X-Folio", "value": "folio ${{folio}}" }}], "body": {}"#,
@@ -260,10 +255,9 @@ fn placeholders_are_filled_as_json_as_escaped_text_percent_encoded_and_plain() {
 /// (`12.5` for an amount of `12.50`, `1e20`) that the receiving system may
 /// not parse: as text in the URL, a header and inside a JSON string, and
 /// as a JSON string of that text in the body, as the API writes it.
-#[test]
-fn decimals_are_written_as_decimal_text_in_urls_headers_and_bodies() {
+fn decimals_are_written_as_decimal_text_in_urls_headers_and_bodies<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::ok());
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let rest = r#""headers": [{ "name": "X-Amount", "value": "${amount}" }], "body": "{\"a\": ${amount}, \"t\": \"${amount} EUR\"}""#;
     deploy(&fixture, &event(&external.url("/pay?amount=${amount}"), rest));
 
@@ -280,10 +274,9 @@ fn decimals_are_written_as_decimal_text_in_urls_headers_and_bodies() {
 /// A URL may carry credentials (`http://user:secret@host/`); the audit
 /// trail and the failure reason, which everyone with View reads (also over
 /// the API), must not repeat the password.
-#[test]
-fn a_password_in_the_url_is_not_written_to_the_trail_or_the_failure() {
+fn a_password_in_the_url_is_not_written_to_the_trail_or_the_failure<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::status(500, "down"));
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let url = external.url("/hook").replace("http://", "http://shipper:s3cr3t@");
     deploy(&fixture, &event(&url, ""));
 
@@ -298,10 +291,9 @@ fn a_password_in_the_url_is_not_written_to_the_trail_or_the_failure() {
     assert!(trail.iter().all(|line| !line.contains("s3cr3t")), "{trail:#?}");
 }
 
-#[test]
-fn a_header_value_with_a_line_break_is_refused_and_nothing_is_sent() {
+fn a_header_value_with_a_line_break_is_refused_and_nothing_is_sent<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::ok());
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     deploy(&fixture, &event(&external.url("/hook"), r#""headers": [{ "name": "X-Name", "value": "${name}" }]"#));
 
     let progress = fixture.engine.start("admin", "notify", "", &set(&[("name", "a\r\nX-Evil: 1")])).unwrap();
@@ -316,17 +308,15 @@ fn a_header_value_with_a_line_break_is_refused_and_nothing_is_sent() {
 
 /// A runner that dies between committing the request as due and applying its
 /// answer leaves the instance `Running`; recovery sends the request again.
-#[test]
-fn recovery_sends_again_a_request_whose_runner_died() {
+fn recovery_sends_again_a_request_whose_runner_died<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::ok());
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     deploy(&fixture, &event(&external.url("/jobs"), r#""synchronous": false, "body": "{\"serial\": ${serial}}""#));
-    let dying =
-        open_engine(&fixture.db_path(), fixture.clock.clone(), ScriptHost::default()).with_hook(Arc::new(|point| {
-            if point == HookPoint::BeforeAsyncScript {
-                panic!("runner dies before sending");
-            }
-        }));
+    let dying = fixture.second_engine().with_hook(Arc::new(|point| {
+        if point == HookPoint::BeforeAsyncScript {
+            panic!("runner dies before sending");
+        }
+    }));
     let died = std::panic::catch_unwind(AssertUnwindSafe(|| dying.start("admin", "notify", "", &[])));
     assert!(died.is_err());
     assert!(external.requests().is_empty());
@@ -347,10 +337,9 @@ fn recovery_sends_again_a_request_whose_runner_died() {
     assert_eq!(detail.pending_items.iter().map(|i| i.serial.to_string()).collect::<Vec<_>>(), vec![serial]);
 }
 
-#[test]
-fn a_redirect_is_not_followed_but_reported() {
+fn a_redirect_is_not_followed_but_reported<S: Backend>() {
     let external = ExternalSystem::start(|_| Reply::status(302, ""));
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     let url = external.url("/moved");
     deploy(&fixture, &event(&url, r#""method": "GET""#));
 
@@ -365,8 +354,7 @@ fn a_redirect_is_not_followed_but_reported() {
 /// An operator stops the instance while its request is out: the answer is
 /// still recorded when it comes, the instance stays stopped, and resuming
 /// runs on from there without sending the request again.
-#[test]
-fn an_instance_stopped_while_its_request_is_out_stays_stopped_until_resumed() {
+fn an_instance_stopped_while_its_request_is_out_stays_stopped_until_resumed<S: Backend>() {
     let (arrived, request_arrived) = mpsc::channel::<()>();
     let (release, held) = mpsc::channel::<()>();
     let (arrived, held) = (Mutex::new(arrived), Mutex::new(held));
@@ -375,7 +363,7 @@ fn an_instance_stopped_while_its_request_is_out_stays_stopped_until_resumed() {
         let _ = held.lock().unwrap().recv();
         Reply::ok()
     });
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     deploy(&fixture, &event(&external.url("/hook"), ""));
 
     let progress = std::thread::scope(|scope| {
@@ -398,17 +386,16 @@ fn an_instance_stopped_while_its_request_is_out_stays_stopped_until_resumed() {
 /// The external system called back, then answered the request with an error:
 /// the instance is in Error, yet the callback is kept and applied once a
 /// retried request succeeds.
-#[test]
-fn a_callback_recorded_before_a_failed_request_is_applied_after_the_retry() {
-    let fixture = Fixture::new();
-    let (path, clock) = (fixture.db_path(), fixture.clock.clone());
+fn a_callback_recorded_before_a_failed_request_is_applied_after_the_retry<S: Backend>() {
+    let fixture = Fixture::<S>::fresh();
+    let (store, clock) = (fixture.engine.store().share(), fixture.clock.clone());
     let calls = AtomicUsize::new(0);
     let external = ExternalSystem::start(move |request| {
         if calls.fetch_add(1, Ordering::SeqCst) > 0 {
             return Reply::ok();
         }
         let serial = request.json()["serial"].as_str().unwrap_or_default().to_owned();
-        let engine = open_engine(&path, clock.clone(), ScriptHost::default());
+        let engine = engine_on(store.share(), clock.clone(), ScriptHost::default());
         match engine.finish("partner", support::parse_serial(&serial), &set(&[("answer", "before the error")])) {
             Ok(finished) if !finished.applied => Reply::status(500, "oops"),
             other => Reply::status(400, &format!("unexpected finish answer: {other:?}")),
@@ -453,11 +440,8 @@ fn ok_until(limit: usize) -> impl Fn(&support::external::ReceivedRequest) -> Rep
     }
 }
 
-fn engine_with_max_steps(
-    fixture: &Fixture,
-    max_steps: usize,
-) -> flowdesk::engine::Engine<flowdesk::store::SqliteStore> {
-    let store = flowdesk::store::SqliteStore::open(&fixture.db_path(), flowdesk::store::Durability::Normal).unwrap();
+fn engine_with_max_steps<S: Backend>(fixture: &Fixture<S>, max_steps: usize) -> flowdesk::engine::Engine<S> {
+    let store = fixture.engine.store().share();
     let options = flowdesk::engine::EngineOptions { max_steps, ..flowdesk::engine::EngineOptions::default() };
     flowdesk::engine::Engine::with_options(store, options, ScriptHost::default(), fixture.clock.clone())
 }
@@ -466,10 +450,9 @@ const TWENTY_STEPS: &str = "ran 20 steps without waiting for anything: an endles
 
 /// Each request is its own transaction, and a step guard counted per
 /// transaction never stopped this loop (issue 15: 40,437 commits in 31 s).
-#[test]
-fn a_loop_through_a_synchronous_request_is_stopped_by_the_step_guard() {
+fn a_loop_through_a_synchronous_request_is_stopped_by_the_step_guard<S: Backend>() {
     let external = ExternalSystem::start(ok_until(200));
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     fixture.deploy_json("admin", &request_loop(&external.url("/status")));
     let engine = engine_with_max_steps(&fixture, 20);
 
@@ -483,10 +466,9 @@ fn a_loop_through_a_synchronous_request_is_stopped_by_the_step_guard() {
 
 /// The count is kept with the instance: a runner that dies in the loop and
 /// the recovery that takes it over share one guard.
-#[test]
-fn the_step_count_of_a_request_loop_survives_its_runner_and_recovery() {
+fn the_step_count_of_a_request_loop_survives_its_runner_and_recovery<S: Backend>() {
     let external = ExternalSystem::start(ok_until(200));
-    let fixture = Fixture::new();
+    let fixture = Fixture::<S>::fresh();
     fixture.deploy_json("admin", &request_loop(&external.url("/status")));
     let reached = AtomicUsize::new(0);
     let dying = engine_with_max_steps(&fixture, 20).with_hook(Arc::new(move |point| {
@@ -511,16 +493,15 @@ fn the_step_count_of_a_request_loop_survives_its_runner_and_recovery() {
 
 /// An operator's stop lands between two requests of the loop (the runner
 /// holds no lock while its request is out) and the runner sees it at once.
-#[test]
-fn a_stop_reaches_a_request_loop_and_ends_it() {
-    let fixture = Fixture::new();
-    let (path, clock) = (fixture.db_path(), fixture.clock.clone());
+fn a_stop_reaches_a_request_loop_and_ends_it<S: Backend>() {
+    let fixture = Fixture::<S>::fresh();
+    let (store, clock) = (fixture.engine.store().share(), fixture.clock.clone());
     let answered = AtomicUsize::new(0);
     let (stops, stopped) = mpsc::channel();
     let stops = Mutex::new(stops);
     let external = ExternalSystem::start(move |_| match answered.fetch_add(1, Ordering::SeqCst) + 1 {
         3 => {
-            let operator = open_engine(&path, clock.clone(), ScriptHost::default());
+            let operator = engine_on(store.share(), clock.clone(), ScriptHost::default());
             stops.lock().unwrap().send(operator.stop("admin", 1).map(|p| p.status)).unwrap();
             Reply::ok()
         }
@@ -534,4 +515,25 @@ fn a_stop_reaches_a_request_loop_and_ends_it() {
     assert_eq!(stopped.recv().unwrap().unwrap(), InstanceStatus::Stopped);
     assert_eq!(progress.status, InstanceStatus::Stopped);
     assert_eq!(external.requests().len(), 3);
+}
+
+support::on_every_backend! {
+    a_synchronous_request_is_sent_and_the_event_completes,
+    an_asynchronous_request_hands_out_the_serial_and_waits_for_the_callback,
+    a_callback_that_arrives_before_the_request_returns_is_applied_when_it_returns,
+    an_error_status_puts_the_instance_in_error_with_the_status_and_body,
+    a_refused_connection_puts_the_instance_in_error,
+    a_request_that_takes_longer_than_its_timeout_fails_naming_the_timeout,
+    retry_sends_the_request_again_with_the_same_serial,
+    placeholders_are_filled_as_json_as_escaped_text_percent_encoded_and_plain,
+    decimals_are_written_as_decimal_text_in_urls_headers_and_bodies,
+    a_password_in_the_url_is_not_written_to_the_trail_or_the_failure,
+    a_header_value_with_a_line_break_is_refused_and_nothing_is_sent,
+    recovery_sends_again_a_request_whose_runner_died,
+    a_redirect_is_not_followed_but_reported,
+    an_instance_stopped_while_its_request_is_out_stays_stopped_until_resumed,
+    a_callback_recorded_before_a_failed_request_is_applied_after_the_retry,
+    a_loop_through_a_synchronous_request_is_stopped_by_the_step_guard,
+    the_step_count_of_a_request_loop_survives_its_runner_and_recovery,
+    a_stop_reaches_a_request_loop_and_ends_it,
 }

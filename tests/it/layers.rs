@@ -387,10 +387,27 @@ fn offenders(layer: &str, forbidden: &[&str]) -> Vec<String> {
 
 #[test]
 fn model_and_engine_know_nothing_of_sqlite_or_the_gui() {
+    let forbidden =
+        ["rusqlite", "egui", "eframe", "crate::store", "crate::gui", "crate::cli", "SqliteStore", "MemoryStore"];
     for layer in ["model", "engine"] {
-        let found = offenders(layer, &["rusqlite", "egui", "eframe", "crate::store", "crate::gui", "crate::cli"]);
+        let found = offenders(layer, &forbidden);
         assert!(found.is_empty(), "the {layer} layer must not depend on storage or GUI:\n{}", found.join("\n"));
     }
+}
+
+/// The memory store shows that the engine needs nothing of SQLite, which
+/// only holds while it uses none itself: neither `rusqlite` nor the SQLite
+/// store's modules.
+#[test]
+fn the_memory_store_uses_nothing_of_sqlite() {
+    let memory = manifest_dir().join("src").join("store").join("memory.rs");
+    assert!(SOURCES.iter().any(|(file, _)| *file == memory), "{} is gone: move this check", memory.display());
+    let sqlite_modules = ["sql", "schema", "writer", "plan", "checkpoint", "floor", "synthetic", "tokens"];
+    let mut forbidden = vec!["rusqlite".to_owned(), "SqliteStore".to_owned(), "SqliteTransaction".to_owned()];
+    forbidden.extend(sqlite_modules.iter().map(|module| format!("crate::store::{module}")));
+    let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
+    let found = offenders_in(|file| file == memory, &forbidden);
+    assert!(found.is_empty(), "the memory store must not use SQLite:\n{}", found.join("\n"));
 }
 
 #[test]
@@ -434,15 +451,14 @@ fn library_code_does_not_unwrap() {
 fn the_store_type_is_named_only_by_the_runtime_and_the_store() {
     let src = manifest_dir().join("src");
     let (store, runtime) = (src.join("store"), src.join("runtime.rs"));
-    let mut found = offenders_in(|file| !file.starts_with(&store) && file != runtime, &["SqliteStore"]);
+    let stores = ["SqliteStore", "MemoryStore"];
+    let mut found = offenders_in(|file| !file.starts_with(&store) && file != runtime, &stores);
     for file in rust_files(&manifest_dir().join("benches")) {
         let source = std::fs::read_to_string(&file).unwrap();
         let named = findings(&source, &[]).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        found.extend(
-            named.violations(&["SqliteStore"]).into_iter().map(|(line, v)| format!("{}:{line}: {v}", shown(&file))),
-        );
+        found.extend(named.violations(&stores).into_iter().map(|(line, v)| format!("{}:{line}: {v}", shown(&file))));
     }
-    assert!(found.is_empty(), "SqliteStore named outside runtime.rs and src/store:\n{}", found.join("\n"));
+    assert!(found.is_empty(), "a store type named outside runtime.rs and src/store:\n{}", found.join("\n"));
 }
 
 // The checks themselves, on sources written here.

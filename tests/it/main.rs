@@ -32,4 +32,5 @@ mod http_event;
 mod layers;
 mod planned_writes;
 mod samples;
+mod timers;
 mod validation;

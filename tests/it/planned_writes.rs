@@ -11,6 +11,13 @@
 //! change through a second engine at that moment lands it inside the window.
 //! (The `HookPoint`s cannot: `BeforeCommit` is reached under the write lock,
 //! after the plan was checked and applied, and the others after the commit.)
+//!
+//! The races are part of the conformance suite (see `engine_scenarios.rs`):
+//! what a caller sees must be the same on a store that does not plan (the
+//! memory store runs every write under its lock), so they run on every
+//! backend. The interruptions between planning and apply stay on SQLite:
+//! a store that does not plan has no such moment, and an interruption there
+//! would wait for the lock the interrupted call holds.
 
 use crate::support;
 
@@ -24,7 +31,7 @@ use flowdesk::engine::{
 };
 use flowdesk::model::{Right, ScriptHost, Value};
 use flowdesk::store::{Durability, SqliteStore};
-use support::{FixedClock, Fixture, T0, open_engine, s, sample, set};
+use support::{Backend, FixedClock, Fixture, T0, open_engine, s, sample, set};
 
 /// Callers racing for one serial.
 const FINISHERS: usize = 16;
@@ -33,8 +40,8 @@ const FINISHERS: usize = 16;
 /// for the callers to interleave differently.
 const ROUNDS: usize = 4;
 
-fn callback_fixture() -> Fixture {
-    let fx = Fixture::new();
+fn callback_fixture<S: Backend>() -> Fixture<S> {
+    let fx = Fixture::fresh();
     fx.deploy_sample("admin", "callback.process.json");
     for i in 0..FINISHERS {
         fx.engine.grant("admin", "callback", &finisher(i), &[Right::ServerEvent]).unwrap();
@@ -56,7 +63,7 @@ fn finishes_in(trail: &[String]) -> Vec<&String> {
 /// winner's data can be told apart. Checks that exactly one finish won and
 /// applied, every other was refused as finished by the winner, and the
 /// instance ran on once.
-fn race_finishes(fx: &Fixture, engines: &[&Engine<SqliteStore>]) {
+fn race_finishes<S: Backend>(fx: &Fixture<S>, engines: &[&Engine<S>]) {
     for round in 0..ROUNDS {
         let id = fx.engine.start("admin", "callback", &format!("race {round}"), &[]).unwrap().instance_id;
         let serial = format!("{id}_2");
@@ -107,24 +114,21 @@ fn race_finishes(fx: &Fixture, engines: &[&Engine<SqliteStore>]) {
     }
 }
 
-#[test]
-fn many_finishes_of_one_serial_through_one_engine_complete_it_once() {
-    let fx = callback_fixture();
+fn many_finishes_of_one_serial_through_one_engine_complete_it_once<S: Backend>() {
+    let fx = callback_fixture::<S>();
     race_finishes(&fx, &[&fx.engine]);
 }
 
-#[test]
-fn many_finishes_of_one_serial_through_two_engines_on_one_file_complete_it_once() {
-    let fx = callback_fixture();
+fn many_finishes_of_one_serial_through_two_engines_on_one_file_complete_it_once<S: Backend>() {
+    let fx = callback_fixture::<S>();
     let second = fx.second_engine();
     race_finishes(&fx, &[&fx.engine, &second]);
 }
 
-#[test]
-fn concurrent_starts_through_two_engines_on_one_file_never_share_an_id() {
+fn concurrent_starts_through_two_engines_on_one_file_never_share_an_id<S: Backend>() {
     const STARTERS: usize = 16;
     const STARTS_EACH: usize = 8;
-    let fx = Fixture::new();
+    let fx = Fixture::<S>::fresh();
     fx.deploy_sample("admin", "callback.process.json");
     let second = fx.second_engine();
     let engines = [&fx.engine, &second];
@@ -180,9 +184,8 @@ fn concurrent_starts_through_two_engines_on_one_file_never_share_an_id() {
     assert!(items.iter().all(|item| item.status == ItemStatus::Pending));
 }
 
-#[test]
-fn a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_second_finish_is_refused() {
-    let fx = callback_fixture();
+fn a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_second_finish_is_refused<S: Backend>() {
+    let fx = callback_fixture::<S>();
     let second = fx.second_engine();
     let id = fx.engine.start("admin", "callback", "held", &[]).unwrap().instance_id;
     let serial = format!("{id}_2");
@@ -223,9 +226,8 @@ fn a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_secon
     ));
 }
 
-#[test]
-fn many_finishes_of_one_serial_on_a_stopped_instance_record_it_once() {
-    let fx = callback_fixture();
+fn many_finishes_of_one_serial_on_a_stopped_instance_record_it_once<S: Backend>() {
+    let fx = callback_fixture::<S>();
     let second = fx.second_engine();
     let engines = [&fx.engine, &second];
     let id = fx.engine.start("admin", "callback", "held", &[]).unwrap().instance_id;
@@ -457,11 +459,10 @@ fn an_instance_id_taken_by_another_process_between_planning_and_apply_is_not_reu
 /// id from memory rather than reading them for every call. Another process
 /// (a second engine on the file, with its own memory) changing any of them
 /// must be honoured by the very next call, in both directions.
-#[test]
-fn what_planning_remembers_yields_at_once_to_another_process() {
-    let fx = callback_fixture();
+fn what_planning_remembers_yields_at_once_to_another_process<S: Backend>() {
+    let fx = callback_fixture::<S>();
     let other = fx.second_engine();
-    let finish = |engine: &Engine<SqliteStore>, user: &str, id: i64| {
+    let finish = |engine: &Engine<S>, user: &str, id: i64| {
         engine.finish(user, support::parse_serial(&format!("{id}_2")), &set(&[("name", "call back value")]))
     };
     let started: Vec<i64> =
@@ -509,4 +510,13 @@ fn what_planning_remembers_yields_at_once_to_another_process() {
         );
     }
     assert_eq!(fx.engine.count_instances("admin", &InstanceFilter::default()).unwrap(), 3 + 1 + 1 + 3 + 3);
+}
+
+support::on_every_backend! {
+    many_finishes_of_one_serial_through_one_engine_complete_it_once,
+    many_finishes_of_one_serial_through_two_engines_on_one_file_complete_it_once,
+    concurrent_starts_through_two_engines_on_one_file_never_share_an_id,
+    a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_second_finish_is_refused,
+    many_finishes_of_one_serial_on_a_stopped_instance_record_it_once,
+    what_planning_remembers_yields_at_once_to_another_process,
 }

@@ -721,9 +721,12 @@ fn draw_activity(
         - if escalates { 20.0 * zoom } else { 0.0 };
     let title = elide(painter, &activity.name, &font, title_width);
     painter.text(pos2(text_left, header.center().y), Align2::LEFT_CENTER, title, font.clone(), theme::ACTIVITY_TEXT);
+    // The connection handle sits on the header's right edge, and zoomed out
+    // it shrinks less than the box: marks keep clear of it.
+    let clear = (12.0 * zoom).max(size::HANDLE_RADIUS * zoom.max(0.6) + 4.0);
     if activity.start {
         painter.text(
-            pos2(header.right() - 12.0 * zoom, header.center().y),
+            pos2(header.right() - clear, header.center().y),
             Align2::RIGHT_CENTER,
             "START",
             small.clone(),
@@ -731,7 +734,7 @@ fn draw_activity(
         );
     }
     if escalates {
-        let right = header.right() - 12.0 * zoom - if activity.start { 44.0 * zoom } else { 0.0 };
+        let right = header.right() - clear - if activity.start { 44.0 * zoom } else { 0.0 };
         let center = pos2(right - 7.0 * zoom, header.center().y);
         paint_clock(painter, center, 7.0 * zoom, theme::TIMER, Color32::WHITE);
     }
@@ -785,7 +788,16 @@ fn draw_activity(
                 painter.circle_filled(icon_rect.center(), 5.0 * zoom, accent);
             }
         }
-        let badge_width = if synchronous { 0.0 } else { 52.0 * zoom };
+        // A timer's badge says when, and widens for it up to half the row.
+        let when = timer.map(|t| due_words(&t.after, &t.at_field));
+        let badge_width = match &when {
+            _ if synchronous => 0.0,
+            Some(when) => {
+                let text = painter.layout_no_wrap(when.clone(), small.clone(), Color32::WHITE).size().x;
+                (text + 27.0 * zoom).clamp(52.0 * zoom, row.width() * 0.5)
+            }
+            None => 52.0 * zoom,
+        };
         let name = elide(painter, event.name(), &font, row.width() - 26.0 * zoom - badge_width);
         painter.text(
             pos2(row.left() + 22.0 * zoom, row.center().y),
@@ -799,15 +811,14 @@ fn draw_activity(
                 pos2(row.right() - badge_width, row.top() + 3.0 * zoom),
                 vec2(badge_width - 4.0 * zoom, row.height() - 6.0 * zoom),
             );
-            if let Some(timer) = timer {
+            if let Some(when) = &when {
                 // A clock and when: a glance tells a timer from a callback.
                 painter.rect_filled(badge, CornerRadius::same(6), theme::TIMER);
                 let clock = pos2(badge.left() + 8.0 * zoom, badge.center().y);
                 paint_clock(painter, clock, 4.5 * zoom, theme::TIMER, Color32::WHITE);
-                let when =
-                    elide(painter, &due_words(&timer.after, &timer.at_field), &small, badge.width() - 18.0 * zoom);
+                let when = elide(painter, when, &small, badge.width() - 21.0 * zoom);
                 painter.text(
-                    pos2(badge.left() + 15.0 * zoom, badge.center().y),
+                    pos2(badge.left() + 17.0 * zoom, badge.center().y),
                     Align2::LEFT_CENTER,
                     when,
                     small.clone(),

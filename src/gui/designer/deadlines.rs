@@ -278,7 +278,7 @@ fn escalation_ui(
 ) {
     let activity_id = activity.id.as_str();
     let key = format!("{activity_id}:{index}");
-    Grid::new(("escalation", &key)).num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+    Grid::new(("escalation", &key)).num_columns(2).spacing([8.0, 6.0]).min_col_width(56.0).show(ui, |ui| {
         let label = ui.label("Name");
         let mut name = escalation.name.clone();
         let response = ui.add(TextEdit::singleline(&mut name).desired_width(f32::INFINITY));

@@ -1,5 +1,8 @@
-//! Shared fixtures for the engine tests: a temporary database, a clock that
-//! only moves when told, and small helpers to read an instance back.
+//! Shared fixtures for the engine tests: a store of either backend (a
+//! temporary SQLite database, or the memory store), a clock that only moves
+//! when told, small helpers to read an instance back, and
+//! [`on_every_backend!`], which runs a scenario once per backend (see
+//! `engine_scenarios.rs`: the conformance suite).
 
 pub mod api;
 pub mod external;
@@ -8,10 +11,87 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use flowdesk::engine::{Clock, Engine, EngineOptions, FieldInput, InstanceDetail, Millis};
+use flowdesk::engine::{Clock, Engine, EngineOptions, FieldInput, InstanceDetail, Millis, RunnerId, Storage};
 use flowdesk::model::{ProcessDraft, ScriptHost, Value};
 use flowdesk::runtime::{Runtime, RuntimeOptions, Ticking};
-use flowdesk::store::{Durability, SqliteStore};
+use flowdesk::store::{Durability, MemoryStore, RunnerBeat, SqliteStore};
+
+/// A storage backend the conformance suite runs on. A new backend
+/// implements this (and [`on_every_backend!`] gets a module for it).
+pub trait Backend: Storage + Sized + 'static {
+    /// A new, empty store. `dir` is the test's own temporary folder, for a
+    /// backend that keeps files.
+    fn create(dir: &Path) -> Self;
+    /// Another handle on the same data, as a second process opening the
+    /// same database would have.
+    fn share(&self) -> Self;
+    /// Writes a runner's heartbeat, as a runtime does while it runs
+    /// outside work: its claims hold until `expires_at`.
+    fn beat(&self, runner: RunnerId, expires_at: Millis);
+}
+
+impl Backend for SqliteStore {
+    fn create(dir: &Path) -> SqliteStore {
+        SqliteStore::open(&dir.join("flowdesk.db"), Durability::Normal).unwrap()
+    }
+
+    fn share(&self) -> SqliteStore {
+        SqliteStore::open(self.path(), Durability::Normal).unwrap()
+    }
+
+    fn beat(&self, runner: RunnerId, expires_at: Millis) {
+        self.beat_runner(&beat_of(runner, expires_at)).unwrap();
+    }
+}
+
+impl Backend for MemoryStore {
+    fn create(_dir: &Path) -> MemoryStore {
+        MemoryStore::new()
+    }
+
+    fn share(&self) -> MemoryStore {
+        self.clone()
+    }
+
+    fn beat(&self, runner: RunnerId, expires_at: Millis) {
+        self.beat_runner(&beat_of(runner, expires_at)).unwrap();
+    }
+}
+
+fn beat_of(runner: RunnerId, expires_at: Millis) -> RunnerBeat {
+    RunnerBeat { id: runner, host: "test".to_owned(), pid: 1, started_at: 0, beat_at: 0, expires_at }
+}
+
+/// Emits `mod sqlite` and `mod memory`, each with one `#[test]` per
+/// scenario named, which runs the generic function of that name on its
+/// backend: `scenario::<SqliteStore>()` and `scenario::<MemoryStore>()`.
+/// So `cargo test --test it engine_scenarios::memory::` runs a module's
+/// scenarios on the memory store. A scenario left out of the list is never
+/// instantiated, and the build warns of it as dead code.
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        /// The scenarios above, on the SQLite store (a temporary file).
+        mod sqlite {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario::<flowdesk::store::SqliteStore>();
+                }
+            )*
+        }
+
+        /// The scenarios above, on the memory store.
+        mod memory {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario::<flowdesk::store::MemoryStore>();
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_every_backend;
 
 /// 2026-11-25 09:00:00 UTC.
 pub const T0: Millis = 1_795_597_200_000;
@@ -30,37 +110,52 @@ impl Clock for FixedClock {
     }
 }
 
-pub struct Fixture {
+/// An engine on a fresh store of backend `S` (SQLite unless said), on a
+/// clock that moves when the test says.
+pub struct Fixture<S: Backend = SqliteStore> {
     pub dir: tempfile::TempDir,
     pub clock: Arc<FixedClock>,
-    pub engine: Engine<SqliteStore>,
+    pub engine: Engine<S>,
 }
 
-impl Fixture {
-    pub fn new() -> Fixture {
-        Fixture::with_host(ScriptHost::default())
-    }
-
-    pub fn with_host(host: ScriptHost) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(FixedClock(AtomicI64::new(T0)));
-        let engine = open_engine(&dir.path().join("flowdesk.db"), clock.clone(), host);
-        Fixture { dir, clock, engine }
+impl Fixture<SqliteStore> {
+    /// On a temporary SQLite file.
+    pub fn new() -> Fixture<SqliteStore> {
+        Fixture::fresh()
     }
 
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("flowdesk.db")
     }
 
-    /// A second engine on the same database file, as another process would have.
-    pub fn second_engine(&self) -> Engine<SqliteStore> {
-        open_engine(&self.db_path(), self.clock.clone(), ScriptHost::default())
-    }
-
     /// A runtime on the same database file, as `flowdesk serve` would open
     /// it, on the fixture's clock; it ticks only when the test says.
     pub fn runtime(&self) -> Runtime {
         open_runtime(&self.db_path(), self.clock.clone(), ScriptHost::default())
+    }
+}
+
+impl<S: Backend> Fixture<S> {
+    /// On a fresh store of backend `S`.
+    pub fn fresh() -> Fixture<S> {
+        Fixture::fresh_with_host(ScriptHost::default())
+    }
+
+    pub fn fresh_with_host(host: ScriptHost) -> Fixture<S> {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock(AtomicI64::new(T0)));
+        let engine = engine_on(S::create(dir.path()), clock.clone(), host);
+        Fixture { dir, clock, engine }
+    }
+
+    /// A second engine on the same store, as another process would have.
+    pub fn second_engine(&self) -> Engine<S> {
+        self.engine_with_host(ScriptHost::default())
+    }
+
+    /// Another engine on the same store, with its own script host.
+    pub fn engine_with_host(&self, host: ScriptHost) -> Engine<S> {
+        engine_on(self.engine.store().share(), self.clock.clone(), host)
     }
 
     pub fn deploy_sample(&self, user: &str, file: &str) -> u32 {
@@ -103,7 +198,11 @@ impl Fixture {
 }
 
 pub fn open_engine(path: &Path, clock: Arc<FixedClock>, host: ScriptHost) -> Engine<SqliteStore> {
-    let store = SqliteStore::open(path, Durability::Normal).unwrap();
+    engine_on(SqliteStore::open(path, Durability::Normal).unwrap(), clock, host)
+}
+
+/// An engine on `store`, on the test's clock.
+pub fn engine_on<S: Storage>(store: S, clock: Arc<FixedClock>, host: ScriptHost) -> Engine<S> {
     let options = EngineOptions { script_budget: host.operation_budget(), ..EngineOptions::default() };
     Engine::with_options(store, options, host, clock)
 }
