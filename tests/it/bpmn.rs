@@ -698,3 +698,49 @@ fn bpmn_cli_import_to_a_closed_pipe_succeeds_quietly() {
     assert_eq!((output.status.code(), stderr.as_ref()), (Some(0), ""));
     assert!(dir.path().join("order.process.json").exists());
 }
+
+// ----- an imported process runs ------------------------------------------------
+
+/// A receive task with a two-hour timer on it, as Camunda Modeler draws a
+/// wait with a deadline: imported, deployed and run, the callback wins
+/// before the deadline and the deadline wins after it.
+#[test]
+fn bpmn_an_imported_wait_with_a_deadline_runs_as_drawn() {
+    use crate::support::{Fixture, parse_serial};
+    use flowdesk::engine::InstanceStatus;
+    let text = r#"<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d">
+      <bpmn:process id="reply" name="Reply" isExecutable="true">
+        <bpmn:startEvent id="start" name="Asked"/>
+        <bpmn:receiveTask id="wait" name="Wait for the reply"/>
+        <bpmn:boundaryEvent id="late" name="Two hours" attachedToRef="wait">
+          <bpmn:timerEventDefinition><bpmn:timeDuration>PT2H</bpmn:timeDuration></bpmn:timerEventDefinition>
+        </bpmn:boundaryEvent>
+        <bpmn:task id="chase" name="Chase"/>
+        <bpmn:endEvent id="replied" name="Replied"/>
+        <bpmn:endEvent id="chased" name="Chased"/>
+        <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+        <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="replied"/>
+        <bpmn:sequenceFlow id="f3" sourceRef="late" targetRef="chase"/>
+        <bpmn:sequenceFlow id="f4" sourceRef="chase" targetRef="chased"/>
+      </bpmn:process>
+    </bpmn:definitions>"#;
+    let process = import_text(text).processes.remove(0);
+    assert!(process.report.is_empty(), "{:#?}", process.report);
+    let fx = Fixture::new();
+    fx.engine.deploy("admin", &process.draft).unwrap();
+    let reached =
+        |id: i64| -> Vec<String> { fx.detail("admin", id).activities.into_iter().map(|a| a.activity_id).collect() };
+
+    let answered = fx.engine.start("admin", "Reply", "", &[]).unwrap();
+    let serial = parse_serial(&answered.waiting[0]);
+    fx.engine.finish("admin", serial, &[]).unwrap();
+    assert_eq!(reached(answered.instance_id), ["start", "wait", "replied"]);
+
+    let silent = fx.engine.start("admin", "Reply", "", &[]).unwrap().instance_id;
+    fx.clock.advance(2 * 3_600_000 - 1_000);
+    assert_eq!(fx.engine.fire_due(&|| true).unwrap().fired, 0, "not due yet");
+    fx.clock.advance(1_000);
+    assert_eq!(fx.engine.fire_due(&|| true).unwrap().fired, 1);
+    assert_eq!(reached(silent), ["start", "wait", "chase", "chased"]);
+    assert_eq!(fx.detail("admin", silent).summary.status, InstanceStatus::Completed);
+}
