@@ -305,6 +305,8 @@ fn bpmn_gateways_without_a_diagram_map_to_rules_joins_and_a_layout() {
     }
     assert_eq!(events(&process, "wait"), [("server", false, String::new())]);
     assert!(reported(&process, EntryKind::Changed, "manual task", "call"));
+    assert!(reported(&process, EntryKind::Changed, "condition", "f3"), "a condition after a parallel split is unused");
+    assert!(reported(&process, EntryKind::Ignored, "documentation", "credit"));
     // The variables the rules use became fields, typed by their use.
     let fields: Vec<(&str, &str)> = draft.fields.iter().map(|f| (f.name.as_str(), f.field_type.as_str())).collect();
     assert_eq!(fields, [("score", "integer"), ("prepaid", "boolean")]);

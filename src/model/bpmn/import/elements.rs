@@ -29,6 +29,15 @@ impl<'a> Builder<'a> {
             escalations: Vec::new(),
         };
         self.report_extensions(element, &raw_id, &name);
+        if element.child(BPMN_NS, "documentation").is_some_and(|d| !d.text.trim().is_empty()) {
+            self.report.add(
+                EntryKind::Ignored,
+                "documentation",
+                &raw_id,
+                &name,
+                "flowdesk activities have no description; the process's documentation is its description",
+            );
+        }
         if let Some(ours) = extension(element, "activity") {
             activity.start |= ours.attr("start") == Some("true");
             activity.events = ours_events(element, ours);

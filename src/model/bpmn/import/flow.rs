@@ -20,6 +20,20 @@ impl Builder<'_> {
             );
             match kind {
                 Gateway::Parallel => {
+                    for &out in &outs {
+                        if self.edges[out].rule.is_some() {
+                            let flow = self.edges[out].id.clone();
+                            let flow_name =
+                                self.edges[out].element.and_then(|e| e.attr("name")).unwrap_or_default().to_owned();
+                            self.report.add(
+                                EntryKind::Changed,
+                                "condition",
+                                &flow,
+                                &flow_name,
+                                "it leaves a parallel gateway, which takes every branch: the condition is not used",
+                            );
+                        }
+                    }
                     let single_target = match outs.as_slice() {
                         [out] => Some(self.edges[*out].target),
                         _ => None,
