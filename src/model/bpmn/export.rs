@@ -64,16 +64,7 @@ impl Shape {
 }
 
 fn shape_of(activity: &ActivityDraft, has_incoming: bool, has_outgoing: bool) -> Shape {
-    // A boundary event can only sit on a task.
-    if !activity.escalations.is_empty() {
-        return match activity.events.as_slice() {
-            [EventDraft::ServerEvent(e)] if e.synchronous => Shape::ScriptTask,
-            [EventDraft::ServerEvent(e)] if e.script.is_empty() => Shape::ReceiveTask,
-            [EventDraft::ServerEvent(_) | EventDraft::HttpRequest(_)] => Shape::ServiceTask,
-            _ => Shape::Task,
-        };
-    }
-    match activity.events.as_slice() {
+    let shape = match activity.events.as_slice() {
         [] if activity.start && !has_incoming => Shape::StartEvent,
         [] if !activity.start && !has_outgoing => Shape::EndEvent,
         [] => Shape::ThrowEvent,
@@ -82,7 +73,9 @@ fn shape_of(activity: &ActivityDraft, has_incoming: bool, has_outgoing: bool) ->
         [EventDraft::ServerEvent(_) | EventDraft::HttpRequest(_)] => Shape::ServiceTask,
         [EventDraft::Timer(_)] => Shape::TimerCatchEvent,
         _ => Shape::Task,
-    }
+    };
+    // A boundary event can only sit on a task.
+    if shape.is_event() && !activity.escalations.is_empty() { Shape::Task } else { shape }
 }
 
 /// Whether `text` can be an XML id (an NCName): a letter or `_`, then
@@ -471,10 +464,8 @@ impl<'a> Writer<'a> {
                 }
                 xml.close("flowdesk:finish");
             }
-            EscalationActionDraft::GoTo { activity } if has_flow => {
-                let _ = activity;
-                xml.empty("flowdesk:goTo", &[]);
-            }
+            // The flow says where; an activity the draft lacks has no flow.
+            EscalationActionDraft::GoTo { .. } if has_flow => xml.empty("flowdesk:goTo", &[]),
             EscalationActionDraft::GoTo { activity } => xml.empty("flowdesk:goTo", &[("activity", activity)]),
             EscalationActionDraft::Repeat { times: Some(times) } => {
                 xml.empty("flowdesk:repeat", &[("times", &times.to_string())])
