@@ -247,10 +247,14 @@ pub enum DueError {
     OutOfRange { value: String },
 }
 
-/// A UTC date-time of a [`Value::DateTime`] from an instant: whole seconds,
-/// a year from 0001 to 9999 (as dates), or `None`.
+/// A UTC date-time of a [`Value::DateTime`] from an instant: whole seconds
+/// (a fraction dropped, towards the past), a year from 0001 to 9999 (as
+/// dates), or `None`.
 pub(crate) fn utc_seconds(instant: Timestamp) -> Option<DateTime<Utc>> {
-    let at = DateTime::<Utc>::from_timestamp(instant.as_second(), 0)?;
+    // jiff counts an instant's seconds towards zero, so before 1970 a
+    // fraction left over is a negative one: one second less.
+    let seconds = instant.as_second() - i64::from(instant.subsec_nanosecond() < 0);
+    let at = DateTime::<Utc>::from_timestamp(seconds, 0)?;
     (1..=9999).contains(&chrono::Datelike::year(&at)).then_some(at)
 }
 
@@ -428,5 +432,20 @@ mod tests {
             assert_eq!(read(text), Err(None), "{text}");
         }
         assert_eq!(read("0000-12-06T10:00:00Z"), Err(Some("the year must be from 0001 to 9999")));
+    }
+
+    /// Regression: a fraction of a second before 1970 was rounded up, not
+    /// dropped (jiff counts an earlier instant's seconds towards zero), and
+    /// half a second before 1970 became 1970-01-01T00:00:00Z, which a
+    /// deadline takes for "never set".
+    #[test]
+    fn a_fraction_of_a_second_before_1970_is_dropped_too() {
+        let utc = ProcessZone::utc();
+        let read = |text: &str| datetime_from_text(text, &utc).map(|at| datetime_text(&at));
+        assert_eq!(read("1969-12-31T23:59:58.500Z").as_deref(), Ok("1969-12-31T23:59:58Z"));
+        assert_eq!(read("1969-12-31T23:59:59.5Z").as_deref(), Ok("1969-12-31T23:59:59Z"));
+        assert_eq!(read("1900-01-01T00:00:00.999Z").as_deref(), Ok("1900-01-01T00:00:00Z"));
+        let script = datetime_with_offset("1969-12-31T23:59:59.250Z").map(|at| datetime_text(&at));
+        assert_eq!(script.as_deref(), Ok("1969-12-31T23:59:59Z"));
     }
 }
