@@ -259,9 +259,11 @@ pub(crate) fn utc_seconds(instant: Timestamp) -> Option<DateTime<Utc>> {
 }
 
 /// Reads a date-time as typed or sent: RFC 3339 with an offset
-/// (`2026-12-06T10:00:00Z`, `2026-12-06T11:00:00+01:00`), or a wall-clock
-/// date-time without one (`2026-12-06T10:00`, `2026-12-06 10:00:00`) read
-/// in `zone`. Kept to the second: a fraction is dropped (JavaScript sends
+/// (`2026-12-06T10:00:00Z`, `2026-12-06T11:00:00+01:00`), a wall-clock
+/// date-time in the zone it names in brackets
+/// (`2026-12-06T10:00[America/New_York]`), or a wall-clock date-time
+/// without either (`2026-12-06T10:00`, `2026-12-06 10:00:00`) read in
+/// `zone`. Kept to the second: a fraction is dropped (JavaScript sends
 /// milliseconds whether they mean anything or not). `Err(None)` when the
 /// text is no date-time at all, `Err(Some(why))` when it is one that cannot
 /// be held.
@@ -274,11 +276,19 @@ pub(crate) fn datetime_from_text(text: &str, zone: &ProcessZone) -> Result<DateT
         return utc_seconds(instant).ok_or(YEAR_RANGE);
     }
     let civil: jiff::civil::DateTime = text.parse().map_err(|_| None)?;
+    // A zone named in brackets (RFC 9557: `2026-07-06T10:00[America/New_York]`,
+    // as java.time and Temporal write it) says where the wall-clock time is;
+    // reading the civil date-time alone would ignore it.
+    if text.contains('[') {
+        let zoned = text.parse::<jiff::ZonedDateTime>().map_err(|_| Some(UNKNOWN_ZONE_IN_BRACKETS))?;
+        return utc_seconds(zoned.timestamp()).ok_or(YEAR_RANGE);
+    }
     let instant = zone.local(civil).ok_or(Some("it cannot be placed in the process's time zone"))?;
     utc_seconds(instant).ok_or(YEAR_RANGE)
 }
 
 const YEAR_RANGE: Option<&str> = Some("the year must be from 0001 to 9999");
+const UNKNOWN_ZONE_IN_BRACKETS: &str = "the time zone in brackets is unknown: write an IANA name such as Europe/London";
 
 /// Reads a date-time that must carry its offset (what a script writes: a
 /// script has no time zone of its own).
@@ -447,5 +457,23 @@ mod tests {
         assert_eq!(read("1900-01-01T00:00:00.999Z").as_deref(), Ok("1900-01-01T00:00:00Z"));
         let script = datetime_with_offset("1969-12-31T23:59:59.250Z").map(|at| datetime_text(&at));
         assert_eq!(script.as_deref(), Ok("1969-12-31T23:59:59Z"));
+    }
+
+    /// Regression: a date-time that names its zone in brackets (RFC 9557,
+    /// as `java.time` and Temporal write it) but no offset was read in the
+    /// process's zone, the bracket ignored: 10:00 in New York became 10:00
+    /// UTC, four hours early.
+    #[test]
+    fn a_datetime_naming_its_zone_is_read_in_that_zone() {
+        let utc = ProcessZone::utc();
+        let read = |text: &str| datetime_from_text(text, &utc).map(|at| datetime_text(&at));
+        assert_eq!(read("2026-07-06T10:00:00[America/New_York]").as_deref(), Ok("2026-07-06T14:00:00Z"));
+        assert_eq!(read("2026-07-06T10:00[Europe/London]").as_deref(), Ok("2026-07-06T09:00:00Z"));
+        // With an offset too, the offset says which instant, as before.
+        assert_eq!(read("2026-07-06T10:00:00-04:00[America/New_York]").as_deref(), Ok("2026-07-06T14:00:00Z"));
+        assert_eq!(
+            read("2026-07-06T10:00:00[Mars/Olympus_Mons]"),
+            Err(Some("the time zone in brackets is unknown: write an IANA name such as Europe/London"))
+        );
     }
 }
