@@ -18,7 +18,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp};
+use jiff::{SignedDuration, Span, Timestamp};
 
 use crate::model::value::Value;
 
@@ -29,8 +29,8 @@ pub type Millis = i64;
 pub const DEFAULT_ZONE: &str = "UTC";
 
 /// A duration as written in a process file: the friendly form (`30m`, `2h`,
-/// `3d`, `1h 30m`, `2 hours`) or ISO 8601 (`PT2H`, `P3D`). Always longer
-/// than zero.
+/// `3d`, `1h 30m`, `2 hours`) or ISO 8601 (`PT2H`, `P3D`). Always a
+/// millisecond or longer.
 #[derive(Clone)]
 pub struct Delay {
     span: Span,
@@ -46,6 +46,8 @@ pub enum DelayError {
     Unreadable { text: String },
     #[error("`{text}` is not longer than zero")]
     NotPositive { text: String },
+    #[error("`{text}` is shorter than a millisecond: it would fall due at once")]
+    TooShort { text: String },
 }
 
 impl Delay {
@@ -58,6 +60,11 @@ impl Delay {
         let span: Span = trimmed.parse().map_err(|_| DelayError::Unreadable { text: trimmed.to_owned() })?;
         if span.signum() <= 0 {
             return Err(DelayError::NotPositive { text: trimmed.to_owned() });
+        }
+        // The engine counts time in milliseconds: less is no time at all.
+        // (A span of days or more has no exact length and is long anyway.)
+        if SignedDuration::try_from(span).is_ok_and(|exact| exact < SignedDuration::from_millis(1)) {
+            return Err(DelayError::TooShort { text: trimmed.to_owned() });
         }
         Ok(Delay { span, text: trimmed.to_owned() })
     }
@@ -475,5 +482,20 @@ mod tests {
             read("2026-07-06T10:00:00[Mars/Olympus_Mons]"),
             Err(Some("the time zone in brackets is unknown: write an IANA name such as Europe/London"))
         );
+    }
+
+    /// Regression: a duration shorter than a millisecond (`1ns`, `500µs`)
+    /// passed as "longer than zero", yet came to no time at all in the
+    /// engine's milliseconds: a deadline due the moment its wait began.
+    #[test]
+    fn a_duration_shorter_than_a_millisecond_is_refused() {
+        for text in ["1ns", "999µs", "PT0.0001S", "0.5ms"] {
+            assert_eq!(
+                Delay::parse(text).map(|d| d.text().to_owned()).map_err(|e| e.to_string()),
+                Err(format!("`{text}` is shorter than a millisecond: it would fall due at once")),
+            );
+        }
+        assert_eq!(Delay::parse("1ms").unwrap().after(0, &ProcessZone::utc()), Ok(1));
+        assert_eq!(Delay::parse("1d 1ns").unwrap().after(0, &ProcessZone::utc()), Ok(86_400_000));
     }
 }
