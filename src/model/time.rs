@@ -48,7 +48,14 @@ pub enum DelayError {
     NotPositive { text: String },
     #[error("`{text}` is shorter than a millisecond: it would fall due at once")]
     TooShort { text: String },
+    #[error("`{text}` is too long: a duration may be at most {MAX_DELAY_YEARS} years")]
+    TooLong { text: String },
 }
+
+/// The longest [`Delay`], in years: far beyond any wait a process means,
+/// and short enough that a wait started on any day flowdesk holds until
+/// 9899 can be given its deadline (the calendar ends in 9999).
+pub const MAX_DELAY_YEARS: i16 = 100;
 
 impl Delay {
     /// Reads a duration; surrounding spaces do not matter.
@@ -57,7 +64,14 @@ impl Delay {
         if trimmed.is_empty() {
             return Err(DelayError::Empty);
         }
-        let span: Span = trimmed.parse().map_err(|_| DelayError::Unreadable { text: trimmed.to_owned() })?;
+        let span: Span = match trimmed.parse() {
+            Ok(span) => span,
+            // Written right, with a number past what a span holds (`10000000d`).
+            Err(_) if readable_with_small_numbers(trimmed) => {
+                return Err(DelayError::TooLong { text: trimmed.to_owned() });
+            }
+            Err(_) => return Err(DelayError::Unreadable { text: trimmed.to_owned() }),
+        };
         if span.signum() <= 0 {
             return Err(DelayError::NotPositive { text: trimmed.to_owned() });
         }
@@ -65,6 +79,12 @@ impl Delay {
         // (A span of days or more has no exact length and is long anyway.)
         if SignedDuration::try_from(span).is_ok_and(|exact| exact < SignedDuration::from_millis(1)) {
             return Err(DelayError::TooShort { text: trimmed.to_owned() });
+        }
+        // Months and years have a length only from a given day: counted from
+        // one, the same for every process (an error is a sum past 9999).
+        let longest = Span::new().years(MAX_DELAY_YEARS);
+        if span.compare((longest, jiff::civil::date(2000, 1, 1))).map_or(true, |order| order.is_gt()) {
+            return Err(DelayError::TooLong { text: trimmed.to_owned() });
         }
         Ok(Delay { span, text: trimmed.to_owned() })
     }
@@ -88,6 +108,28 @@ impl Delay {
     pub fn after(&self, started: Millis, zone: &ProcessZone) -> Result<Millis, DueError> {
         self.after_times(started, 1, zone)
     }
+}
+
+/// Whether `text` reads as a duration once each whole number in it is 1:
+/// then only its numbers kept it from reading (too big for a span). The
+/// digits after a decimal point stay as they are.
+fn readable_with_small_numbers(text: &str) -> bool {
+    let mut small = String::with_capacity(text.len());
+    // In a whole number, whose digits after its first are left out.
+    let mut whole = false;
+    let mut previous = ' ';
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            small.push(c);
+        } else if !previous.is_ascii_digit() {
+            whole = !matches!(previous, '.' | ',');
+            small.push(if whole { '1' } else { c });
+        } else if !whole {
+            small.push(c);
+        }
+        previous = c;
+    }
+    small.parse::<Span>().is_ok()
 }
 
 impl fmt::Debug for Delay {
@@ -384,7 +426,9 @@ mod tests {
         let zone = ProcessZone::utc();
         let delay = Delay::parse("10m").unwrap();
         assert_eq!(delay.after_times(0, 3, &zone), Ok(30 * 60_000));
-        assert!(matches!(Delay::parse("9000y").unwrap().after(0, &zone), Err(DueError::Overflow { .. })));
+        let late = millis("9950-01-01T00:00:00Z");
+        assert!(matches!(Delay::parse("100y").unwrap().after(late, &zone), Err(DueError::Overflow { .. })));
+        assert!(matches!(Delay::parse("1d").unwrap().after_times(0, u32::MAX, &zone), Err(DueError::Overflow { .. })));
     }
 
     #[test]
@@ -497,5 +541,25 @@ mod tests {
         }
         assert_eq!(Delay::parse("1ms").unwrap().after(0, &ProcessZone::utc()), Ok(1));
         assert_eq!(Delay::parse("1d 1ns").unwrap().after(0, &ProcessZone::utc()), Ok(86_400_000));
+    }
+
+    /// Regression: `9000y` passed validation though no wait can ever be
+    /// given that deadline (it ends past the last time flowdesk holds), and
+    /// `10000000d` was called "not a duration".
+    #[test]
+    fn a_duration_longer_than_a_hundred_years_is_refused() {
+        for text in ["9000y", "101y", "1000000d", "10000000d", "99999999999999999999h", "P19999Y", "1201mo"] {
+            assert_eq!(
+                Delay::parse(text).map(|d| d.text().to_owned()).map_err(|e| e.to_string()),
+                Err(format!("`{text}` is too long: a duration may be at most 100 years")),
+            );
+        }
+        for text in ["100y", "P100Y", "36500d", "1200mo", "5200w", "876000h"] {
+            assert!(Delay::parse(text).is_ok(), "{text}");
+        }
+        // Still unreadable, not too long.
+        for text in ["1.5.3h", "30", "0.9999999999999h"] {
+            assert!(matches!(Delay::parse(text), Err(DelayError::Unreadable { .. })), "{text}");
+        }
     }
 }
