@@ -205,8 +205,18 @@ impl ProcessZone {
                     .ok()
             })
             .ok_or_else(|| DueError::OutOfRange { value: shown() })?;
-        let zoned = civil.to_zoned_datetime(self.tz.clone()).map_err(|_| DueError::OutOfRange { value: shown() })?;
-        Ok(zoned.timestamp().as_millisecond())
+        match civil.to_zoned_datetime(self.tz.clone()) {
+            Ok(zoned) => Ok(zoned.timestamp().as_millisecond()),
+            // The last day or two of 9999 lie past jiff's last instant
+            // (9999-12-30T22:00Z), yet a date field holds them (9999-12-31
+            // is many a system's "never"): the zone's offset at that
+            // instant holds to the end of the year, no rule changes after.
+            Err(_) if civil.year() == 9999 => {
+                let utc = date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis();
+                Ok(utc - i64::from(self.tz.to_offset(Timestamp::MAX).seconds()) * 1000)
+            }
+            Err(_) => Err(DueError::OutOfRange { value: shown() }),
+        }
     }
 
     /// Reads a date-time written without an offset as a wall-clock time in
@@ -561,5 +571,20 @@ mod tests {
         for text in ["1.5.3h", "30", "0.9999999999999h"] {
             assert!(matches!(Delay::parse(text), Err(DelayError::Unreadable { .. })), "{text}");
         }
+    }
+
+    /// Regression: 9999-12-31, the last date a date field holds (and the
+    /// "never" of many a business system), had no midnight: past jiff's
+    /// last instant, so a deadline at that field could not be worked out.
+    #[test]
+    fn the_last_date_a_field_holds_still_has_a_midnight() {
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+        let data = BTreeMap::from([("until".to_owned(), Value::Date(last))]);
+        let at = |zone: &str| Due::AtField("until".into()).at(0, &data, &ProcessZone::named(zone).unwrap());
+        assert_eq!(at("UTC"), Ok(253_402_214_400_000));
+        // Eight hours behind UTC in December.
+        assert_eq!(at("America/Los_Angeles"), Ok(253_402_214_400_000 + 8 * 3_600_000));
+        // Eleven hours ahead (summer there).
+        assert_eq!(at("Australia/Sydney"), Ok(253_402_214_400_000 - 11 * 3_600_000));
     }
 }
