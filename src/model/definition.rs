@@ -25,6 +25,8 @@ pub mod limits {
     pub const FIELDS: usize = 200;
     pub const ACTIVITIES: usize = 1_000;
     pub const EVENTS_PER_ACTIVITY: usize = 50;
+    /// Each is armed as a timer for every wait of its activity.
+    pub const ESCALATIONS_PER_ACTIVITY: usize = 50;
     pub const LINES: usize = 2_000;
     /// A name or id (of the process, a field, an activity, an event), in
     /// characters: names are written into the history of every instance.

@@ -18,7 +18,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp};
+use jiff::{SignedDuration, Span, Timestamp};
 
 use crate::model::value::Value;
 
@@ -29,8 +29,8 @@ pub type Millis = i64;
 pub const DEFAULT_ZONE: &str = "UTC";
 
 /// A duration as written in a process file: the friendly form (`30m`, `2h`,
-/// `3d`, `1h 30m`, `2 hours`) or ISO 8601 (`PT2H`, `P3D`). Always longer
-/// than zero.
+/// `3d`, `1h 30m`, `2 hours`) or ISO 8601 (`PT2H`, `P3D`). Always a
+/// millisecond or longer.
 #[derive(Clone)]
 pub struct Delay {
     span: Span,
@@ -46,7 +46,16 @@ pub enum DelayError {
     Unreadable { text: String },
     #[error("`{text}` is not longer than zero")]
     NotPositive { text: String },
+    #[error("`{text}` is shorter than a millisecond: it would fall due at once")]
+    TooShort { text: String },
+    #[error("`{text}` is too long: a duration may be at most {MAX_DELAY_YEARS} years")]
+    TooLong { text: String },
 }
+
+/// The longest [`Delay`], in years: far beyond any wait a process means,
+/// and short enough that a wait started on any day flowdesk holds until
+/// 9899 can be given its deadline (the calendar ends in 9999).
+pub const MAX_DELAY_YEARS: i16 = 100;
 
 impl Delay {
     /// Reads a duration; surrounding spaces do not matter.
@@ -55,9 +64,27 @@ impl Delay {
         if trimmed.is_empty() {
             return Err(DelayError::Empty);
         }
-        let span: Span = trimmed.parse().map_err(|_| DelayError::Unreadable { text: trimmed.to_owned() })?;
+        let span: Span = match trimmed.parse() {
+            Ok(span) => span,
+            // Written right, with a number past what a span holds (`10000000d`).
+            Err(_) if readable_with_small_numbers(trimmed) => {
+                return Err(DelayError::TooLong { text: trimmed.to_owned() });
+            }
+            Err(_) => return Err(DelayError::Unreadable { text: trimmed.to_owned() }),
+        };
         if span.signum() <= 0 {
             return Err(DelayError::NotPositive { text: trimmed.to_owned() });
+        }
+        // The engine counts time in milliseconds: less is no time at all.
+        // (A span of days or more has no exact length and is long anyway.)
+        if SignedDuration::try_from(span).is_ok_and(|exact| exact < SignedDuration::from_millis(1)) {
+            return Err(DelayError::TooShort { text: trimmed.to_owned() });
+        }
+        // Months and years have a length only from a given day: counted from
+        // one, the same for every process (an error is a sum past 9999).
+        let longest = Span::new().years(MAX_DELAY_YEARS);
+        if span.compare((longest, jiff::civil::date(2000, 1, 1))).map_or(true, |order| order.is_gt()) {
+            return Err(DelayError::TooLong { text: trimmed.to_owned() });
         }
         Ok(Delay { span, text: trimmed.to_owned() })
     }
@@ -81,6 +108,28 @@ impl Delay {
     pub fn after(&self, started: Millis, zone: &ProcessZone) -> Result<Millis, DueError> {
         self.after_times(started, 1, zone)
     }
+}
+
+/// Whether `text` reads as a duration once each whole number in it is 1:
+/// then only its numbers kept it from reading (too big for a span). The
+/// digits after a decimal point stay as they are.
+fn readable_with_small_numbers(text: &str) -> bool {
+    let mut small = String::with_capacity(text.len());
+    // In a whole number, whose digits after its first are left out.
+    let mut whole = false;
+    let mut previous = ' ';
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            small.push(c);
+        } else if !previous.is_ascii_digit() {
+            whole = !matches!(previous, '.' | ',');
+            small.push(if whole { '1' } else { c });
+        } else if !whole {
+            small.push(c);
+        }
+        previous = c;
+    }
+    small.parse::<Span>().is_ok()
 }
 
 impl fmt::Debug for Delay {
@@ -156,8 +205,18 @@ impl ProcessZone {
                     .ok()
             })
             .ok_or_else(|| DueError::OutOfRange { value: shown() })?;
-        let zoned = civil.to_zoned_datetime(self.tz.clone()).map_err(|_| DueError::OutOfRange { value: shown() })?;
-        Ok(zoned.timestamp().as_millisecond())
+        match civil.to_zoned_datetime(self.tz.clone()) {
+            Ok(zoned) => Ok(zoned.timestamp().as_millisecond()),
+            // The last day or two of 9999 lie past jiff's last instant
+            // (9999-12-30T22:00Z), yet a date field holds them (9999-12-31
+            // is many a system's "never"): the zone's offset at that
+            // instant holds to the end of the year, no rule changes after.
+            Err(_) if civil.year() == 9999 => {
+                let utc = date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis();
+                Ok(utc - i64::from(self.tz.to_offset(Timestamp::MAX).seconds()) * 1000)
+            }
+            Err(_) => Err(DueError::OutOfRange { value: shown() }),
+        }
     }
 
     /// Reads a date-time written without an offset as a wall-clock time in
@@ -247,17 +306,23 @@ pub enum DueError {
     OutOfRange { value: String },
 }
 
-/// A UTC date-time of a [`Value::DateTime`] from an instant: whole seconds,
-/// a year from 0001 to 9999 (as dates), or `None`.
+/// A UTC date-time of a [`Value::DateTime`] from an instant: whole seconds
+/// (a fraction dropped, towards the past), a year from 0001 to 9999 (as
+/// dates), or `None`.
 pub(crate) fn utc_seconds(instant: Timestamp) -> Option<DateTime<Utc>> {
-    let at = DateTime::<Utc>::from_timestamp(instant.as_second(), 0)?;
+    // jiff counts an instant's seconds towards zero, so before 1970 a
+    // fraction left over is a negative one: one second less.
+    let seconds = instant.as_second() - i64::from(instant.subsec_nanosecond() < 0);
+    let at = DateTime::<Utc>::from_timestamp(seconds, 0)?;
     (1..=9999).contains(&chrono::Datelike::year(&at)).then_some(at)
 }
 
 /// Reads a date-time as typed or sent: RFC 3339 with an offset
-/// (`2026-12-06T10:00:00Z`, `2026-12-06T11:00:00+01:00`), or a wall-clock
-/// date-time without one (`2026-12-06T10:00`, `2026-12-06 10:00:00`) read
-/// in `zone`. Kept to the second: a fraction is dropped (JavaScript sends
+/// (`2026-12-06T10:00:00Z`, `2026-12-06T11:00:00+01:00`), a wall-clock
+/// date-time in the zone it names in brackets
+/// (`2026-12-06T10:00[America/New_York]`), or a wall-clock date-time
+/// without either (`2026-12-06T10:00`, `2026-12-06 10:00:00`) read in
+/// `zone`. Kept to the second: a fraction is dropped (JavaScript sends
 /// milliseconds whether they mean anything or not). `Err(None)` when the
 /// text is no date-time at all, `Err(Some(why))` when it is one that cannot
 /// be held.
@@ -270,11 +335,19 @@ pub(crate) fn datetime_from_text(text: &str, zone: &ProcessZone) -> Result<DateT
         return utc_seconds(instant).ok_or(YEAR_RANGE);
     }
     let civil: jiff::civil::DateTime = text.parse().map_err(|_| None)?;
+    // A zone named in brackets (RFC 9557: `2026-07-06T10:00[America/New_York]`,
+    // as java.time and Temporal write it) says where the wall-clock time is;
+    // reading the civil date-time alone would ignore it.
+    if text.contains('[') {
+        let zoned = text.parse::<jiff::ZonedDateTime>().map_err(|_| Some(UNKNOWN_ZONE_IN_BRACKETS))?;
+        return utc_seconds(zoned.timestamp()).ok_or(YEAR_RANGE);
+    }
     let instant = zone.local(civil).ok_or(Some("it cannot be placed in the process's time zone"))?;
     utc_seconds(instant).ok_or(YEAR_RANGE)
 }
 
 const YEAR_RANGE: Option<&str> = Some("the year must be from 0001 to 9999");
+const UNKNOWN_ZONE_IN_BRACKETS: &str = "the time zone in brackets is unknown: write an IANA name such as Europe/London";
 
 /// Reads a date-time that must carry its offset (what a script writes: a
 /// script has no time zone of its own).
@@ -363,7 +436,9 @@ mod tests {
         let zone = ProcessZone::utc();
         let delay = Delay::parse("10m").unwrap();
         assert_eq!(delay.after_times(0, 3, &zone), Ok(30 * 60_000));
-        assert!(matches!(Delay::parse("9000y").unwrap().after(0, &zone), Err(DueError::Overflow { .. })));
+        let late = millis("9950-01-01T00:00:00Z");
+        assert!(matches!(Delay::parse("100y").unwrap().after(late, &zone), Err(DueError::Overflow { .. })));
+        assert!(matches!(Delay::parse("1d").unwrap().after_times(0, u32::MAX, &zone), Err(DueError::Overflow { .. })));
     }
 
     #[test]
@@ -428,5 +503,88 @@ mod tests {
             assert_eq!(read(text), Err(None), "{text}");
         }
         assert_eq!(read("0000-12-06T10:00:00Z"), Err(Some("the year must be from 0001 to 9999")));
+    }
+
+    /// Regression: a fraction of a second before 1970 was rounded up, not
+    /// dropped (jiff counts an earlier instant's seconds towards zero), and
+    /// half a second before 1970 became 1970-01-01T00:00:00Z, which a
+    /// deadline takes for "never set".
+    #[test]
+    fn a_fraction_of_a_second_before_1970_is_dropped_too() {
+        let utc = ProcessZone::utc();
+        let read = |text: &str| datetime_from_text(text, &utc).map(|at| datetime_text(&at));
+        assert_eq!(read("1969-12-31T23:59:58.500Z").as_deref(), Ok("1969-12-31T23:59:58Z"));
+        assert_eq!(read("1969-12-31T23:59:59.5Z").as_deref(), Ok("1969-12-31T23:59:59Z"));
+        assert_eq!(read("1900-01-01T00:00:00.999Z").as_deref(), Ok("1900-01-01T00:00:00Z"));
+        let script = datetime_with_offset("1969-12-31T23:59:59.250Z").map(|at| datetime_text(&at));
+        assert_eq!(script.as_deref(), Ok("1969-12-31T23:59:59Z"));
+    }
+
+    /// Regression: a date-time that names its zone in brackets (RFC 9557,
+    /// as `java.time` and Temporal write it) but no offset was read in the
+    /// process's zone, the bracket ignored: 10:00 in New York became 10:00
+    /// UTC, four hours early.
+    #[test]
+    fn a_datetime_naming_its_zone_is_read_in_that_zone() {
+        let utc = ProcessZone::utc();
+        let read = |text: &str| datetime_from_text(text, &utc).map(|at| datetime_text(&at));
+        assert_eq!(read("2026-07-06T10:00:00[America/New_York]").as_deref(), Ok("2026-07-06T14:00:00Z"));
+        assert_eq!(read("2026-07-06T10:00[Europe/London]").as_deref(), Ok("2026-07-06T09:00:00Z"));
+        // With an offset too, the offset says which instant, as before.
+        assert_eq!(read("2026-07-06T10:00:00-04:00[America/New_York]").as_deref(), Ok("2026-07-06T14:00:00Z"));
+        assert_eq!(
+            read("2026-07-06T10:00:00[Mars/Olympus_Mons]"),
+            Err(Some("the time zone in brackets is unknown: write an IANA name such as Europe/London"))
+        );
+    }
+
+    /// Regression: a duration shorter than a millisecond (`1ns`, `500µs`)
+    /// passed as "longer than zero", yet came to no time at all in the
+    /// engine's milliseconds: a deadline due the moment its wait began.
+    #[test]
+    fn a_duration_shorter_than_a_millisecond_is_refused() {
+        for text in ["1ns", "999µs", "PT0.0001S", "0.5ms"] {
+            assert_eq!(
+                Delay::parse(text).map(|d| d.text().to_owned()).map_err(|e| e.to_string()),
+                Err(format!("`{text}` is shorter than a millisecond: it would fall due at once")),
+            );
+        }
+        assert_eq!(Delay::parse("1ms").unwrap().after(0, &ProcessZone::utc()), Ok(1));
+        assert_eq!(Delay::parse("1d 1ns").unwrap().after(0, &ProcessZone::utc()), Ok(86_400_000));
+    }
+
+    /// Regression: `9000y` passed validation though no wait can ever be
+    /// given that deadline (it ends past the last time flowdesk holds), and
+    /// `10000000d` was called "not a duration".
+    #[test]
+    fn a_duration_longer_than_a_hundred_years_is_refused() {
+        for text in ["9000y", "101y", "1000000d", "10000000d", "99999999999999999999h", "P19999Y", "1201mo"] {
+            assert_eq!(
+                Delay::parse(text).map(|d| d.text().to_owned()).map_err(|e| e.to_string()),
+                Err(format!("`{text}` is too long: a duration may be at most 100 years")),
+            );
+        }
+        for text in ["100y", "P100Y", "36500d", "1200mo", "5200w", "876000h"] {
+            assert!(Delay::parse(text).is_ok(), "{text}");
+        }
+        // Still unreadable, not too long.
+        for text in ["1.5.3h", "30", "0.9999999999999h"] {
+            assert!(matches!(Delay::parse(text), Err(DelayError::Unreadable { .. })), "{text}");
+        }
+    }
+
+    /// Regression: 9999-12-31, the last date a date field holds (and the
+    /// "never" of many a business system), had no midnight: past jiff's
+    /// last instant, so a deadline at that field could not be worked out.
+    #[test]
+    fn the_last_date_a_field_holds_still_has_a_midnight() {
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+        let data = BTreeMap::from([("until".to_owned(), Value::Date(last))]);
+        let at = |zone: &str| Due::AtField("until".into()).at(0, &data, &ProcessZone::named(zone).unwrap());
+        assert_eq!(at("UTC"), Ok(253_402_214_400_000));
+        // Eight hours behind UTC in December.
+        assert_eq!(at("America/Los_Angeles"), Ok(253_402_214_400_000 + 8 * 3_600_000));
+        // Eleven hours ahead (summer there).
+        assert_eq!(at("Australia/Sydney"), Ok(253_402_214_400_000 - 11 * 3_600_000));
     }
 }

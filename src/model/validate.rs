@@ -493,6 +493,16 @@ fn check_limits(draft: &ProcessDraft, problems: &mut Problems) {
                 ),
             );
         }
+        if activity.escalations.len() > limits::ESCALATIONS_PER_ACTIVITY {
+            problems.error(
+                activity_location(draft, index),
+                format!(
+                    "the activity has {} escalations; at most {} are allowed",
+                    activity.escalations.len(),
+                    limits::ESCALATIONS_PER_ACTIVITY
+                ),
+            );
+        }
         for (event_index, event) in activity.events.iter().enumerate() {
             if let EventDraft::ServerEvent(server_event) = event
                 && let Some(message) = too_long("script", &server_event.script)

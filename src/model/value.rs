@@ -164,7 +164,8 @@ impl Value {
     /// number written the same way, read from its text; a boolean `true` or
     /// `false`; a date a string `"YYYY-MM-DD"` with a year from 0001 to 9999;
     /// a date-time a string in RFC 3339 (`"2026-12-06T10:00:00Z"`), or
-    /// without an offset, read in `zone`.
+    /// without an offset, read in the zone it names in brackets or else in
+    /// `zone`.
     pub fn from_json_text(field_type: FieldType, json: &RawValue, zone: &ProcessZone) -> Result<Value, TypeMismatch> {
         let text = json.get();
         let described = || describe_json_text(text);

@@ -41,8 +41,9 @@ impl utoipa::PartialSchema for DataValue {
                  written the same way (`12.50`) exactly, from its text, never through a float. \
                  `boolean`: `true` or `false`. \
                  `date`: a JSON string \"YYYY-MM-DD\", a year from 0001 to 9999. \
-                 `datetime`: a JSON string in RFC 3339 such as \"2026-12-06T10:00:00Z\" or \"2026-12-06T11:00:00+01:00\", \
-                 or without an offset (\"2026-12-06T10:00\"), read in the process's time zone; kept to the second, \
+                 `datetime`: a JSON string in RFC 3339 such as \"2026-12-06T10:00:00Z\" or \"2026-12-06T11:00:00+01:00\"; \
+                 a wall-clock time in the zone it names in brackets (\"2026-12-06T10:00[America/New_York]\"); \
+                 or one with neither (\"2026-12-06T10:00\"), read in the process's time zone. Kept to the second, \
                  and always written in UTC (\"2026-12-06T10:00:00Z\"). \
                  Anything else is refused with `invalid_data` naming the field.",
             ))

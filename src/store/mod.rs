@@ -385,7 +385,12 @@ fn disk_is_full(path: &Path) -> bool {
 pub(crate) fn kind_of(err: &rusqlite::Error) -> StorageErrorKind {
     use rusqlite::ErrorCode;
     match err.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StorageErrorKind::Busy,
+        // SQLITE_PROTOCOL: the connection lost the write-ahead log's locking
+        // race to other connections for seconds on end (SQLite retries it
+        // itself first): another program's writes, as a busy database is.
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::FileLockingProtocolFailed) => {
+            StorageErrorKind::Busy
+        }
         Some(ErrorCode::DiskFull) => StorageErrorKind::DiskFull,
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StorageErrorKind::Corrupt,
         Some(ErrorCode::ReadOnly) => StorageErrorKind::ReadOnly,
@@ -537,6 +542,10 @@ mod error_tests {
             (ffi::SQLITE_BUSY, StorageErrorKind::Busy),
             (ffi::SQLITE_BUSY_SNAPSHOT, StorageErrorKind::Busy),
             (ffi::SQLITE_LOCKED, StorageErrorKind::Busy),
+            // Regression: a connection that lost WAL's locking race for
+            // seconds on end (two runtimes starting writes on one file) was
+            // told a fatal error; it is another program's write, as busy is.
+            (ffi::SQLITE_PROTOCOL, StorageErrorKind::Busy),
             (ffi::SQLITE_FULL, StorageErrorKind::DiskFull),
             (ffi::SQLITE_CORRUPT, StorageErrorKind::Corrupt),
             (ffi::SQLITE_CORRUPT_INDEX, StorageErrorKind::Corrupt),

@@ -1247,3 +1247,37 @@ fn file_import_bpmn_of_several_processes_asks_which() {
     assert!(gui.exists("Activity Deliver"));
     assert!(gui.exists("Imported two-pools.bpmn"));
 }
+
+/// Regression: showing an escalation changed it. The repeat's and the
+/// notify's number boxes clamp a value outside their range as they are
+/// drawn, which the designer took for an edit: selecting the activity of a
+/// file with `"repeat": {}` (or `"times": 5000`, or a notify timeout of
+/// 1000 s) rewrote it to 1 (1000, 300), marked the file modified and hid
+/// the problem validation names, without the user touching anything.
+#[test]
+fn looking_at_an_escalation_changes_nothing_in_it() {
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().canonicalize().unwrap().join("limits.process.json");
+    std::fs::write(
+        &file,
+        r#"{"name": "limits",
+            "activities": [
+              {"id": "call", "name": "Call", "start": true, "position": {"x": 60.0, "y": 60.0},
+               "events": [{"kind": "server_event", "name": "Send", "synchronous": false}],
+               "escalations": [
+                 {"name": "Again", "after": "10m", "action": {"repeat": {"times": 5000}}},
+                 {"name": "Forever", "after": "20m", "action": {"repeat": {}}},
+                 {"name": "Chase", "after": "1h", "action": {"notify": {"url": "http://h/", "timeout_seconds": 1000}}}
+               ]}]}"#,
+    )
+    .unwrap();
+    let loaded = ProcessDraft::load(&file).unwrap();
+    let mut gui = Gui::with(Some(file), ScriptedDialogs::unavailable());
+    assert_eq!(*gui.draft(), loaded);
+    let header = gui.rect_of("Activity Call (escalations: Again, Forever, Chase)").left_top() + vec2(30.0, 8.0);
+    gui.click_at(header);
+    assert!(gui.exists("Escalation 3 Timeout"), "the activity's escalations are on screen");
+    assert_eq!(*gui.draft(), loaded, "only looked at");
+    assert!(!gui.app().title().starts_with("● "), "{}", gui.app().title());
+    assert!(!gui.texts_containing("repeat without a limit").is_empty(), "the problem is still named");
+}

@@ -1147,6 +1147,25 @@ fn a_process_may_hold_at_most_200_fields_and_50_events_per_activity() {
     check(&events(51), &["error: activity `A` (a): the activity has 51 events; at most 50 are allowed"]);
 }
 
+/// Regression: an activity could hold any number of escalations (tens of
+/// thousands fit in a process file), each armed as a timer for every wait
+/// of the activity.
+#[test]
+fn an_activity_may_hold_at_most_50_escalations() {
+    let escalations = |n: usize| -> String {
+        let escalations: Vec<String> =
+            (0..n).map(|i| format!(r#"{{"name": "e{i}", "after": "{}m", "action": "fail"}}"#, i + 1)).collect();
+        format!(
+            r#"{{"name": "p", "activities": [{{"id": "a", "name": "A", "start": true,
+                 "events": [{{"kind": "timer", "name": "Wait", "after": "1d"}}],
+                 "escalations": [{}]}}]}}"#,
+            escalations.join(",")
+        )
+    };
+    check(&escalations(50), &[]);
+    check(&escalations(51), &["error: activity `A` (a): the activity has 51 escalations; at most 50 are allowed"]);
+}
+
 #[test]
 fn scripts_and_rules_may_be_at_most_64_kib() {
     // A comment keeps the script valid whatever its length.

@@ -334,8 +334,11 @@ fn escalation_ui(
             EscalationActionDraft::Repeat { times } => {
                 let label = ui.label("Times");
                 let mut value = times.unwrap_or(0);
+                // A value out of the range (none, 0, or more than the box
+                // offers) is shown as the file has it, and validation names
+                // it: clamped as it is drawn, it would count as an edit.
                 let response = ui
-                    .add(egui::DragValue::new(&mut value).range(1..=1000))
+                    .add(egui::DragValue::new(&mut value).range(1..=1000).clamp_existing_to_range(false))
                     .on_hover_text("At most this many times, at after, 2 × after, …; then the next escalations apply.");
                 let response = accessible(response, label.id, egui::Role::SpinButton, format!("{prefix}times"));
                 if response.changed() {

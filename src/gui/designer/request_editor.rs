@@ -78,8 +78,10 @@ impl RequestEditor<'_> {
 
         let label = ui.label("Timeout");
         let mut timeout = self.parts.timeout_seconds;
+        // Shown as the file has it even when out of range (validation
+        // names it): clamped as it is drawn, it would count as an edit.
         let response = ui
-            .add(egui::DragValue::new(&mut timeout).range(TIMEOUT_SECONDS).suffix(" s"))
+            .add(egui::DragValue::new(&mut timeout).range(TIMEOUT_SECONDS).clamp_existing_to_range(false).suffix(" s"))
             .labelled_by(label.id)
             .on_hover_text("For connecting and the whole exchange; past it the instance goes into Error.");
         let name = self.named("Timeout");
