@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::Failure;
 use crate::model::bpmn::{self, ImportOptions, Imported};
-use crate::model::{ProcessDraft, ScriptHost, Severity, validate};
+use crate::model::{ProcessDraft, Right, ScriptHost, Severity, validate};
+use crate::runtime::RuntimeEngine;
 
 /// Reads and imports a BPMN file.
 pub fn read(file: &Path, process: Option<&str>) -> anyhow::Result<Imported> {
@@ -89,6 +90,7 @@ pub fn import(
                     "lines": process.draft.lines.len(),
                     "valid": *errors == 0,
                     "report": process.report,
+                    "rights": process.rights.iter().map(|(user, right)| json!({ "user": user, "right": right.key() })).collect::<Vec<_>>(),
                     "problems": problems,
                 })
             })
@@ -114,6 +116,13 @@ pub fn import(
             for entry in process.report.entries() {
                 writeln!(out, "  {entry}")?;
             }
+            if !process.rights.is_empty() {
+                writeln!(
+                    out,
+                    "  {} — granted by `flowdesk deploy` of this BPMN file, when the deploying user holds Admin on the process",
+                    rights_line(&process.rights)
+                )?;
+            }
             for problem in problems {
                 writeln!(out, "  {problem}")?;
             }
@@ -130,9 +139,15 @@ pub fn import(
     }
 }
 
-/// `flowdesk export FILE.process.json -o OUT.bpmn`.
-pub fn export(out: &mut dyn Write, draft: &ProcessDraft, output: &Path) -> Result<ExitCode, Failure> {
-    let text = bpmn::export(draft).context("cannot export the process")?;
+/// `flowdesk export FILE.process.json -o OUT.bpmn`, and of `--process NAME`
+/// with the `rights` users hold on it.
+pub fn export(
+    out: &mut dyn Write,
+    draft: &ProcessDraft,
+    rights: &[(String, Right)],
+    output: &Path,
+) -> Result<ExitCode, Failure> {
+    let text = bpmn::export_with_rights(draft, rights).context("cannot export the process")?;
     write_whole(output, &text)?;
     let errors = validate(draft, &ScriptHost::default()).iter().filter(|p| p.severity == Severity::Error).count();
     writeln!(out, "exported `{}` as BPMN 2.0 to {}", draft.name, output.display())?;
@@ -140,6 +155,53 @@ pub fn export(out: &mut dyn Write, draft: &ProcessDraft, output: &Path) -> Resul
         eprintln!("flowdesk: note: the process has {errors} error(s); it was exported as it is");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rights: ada Admin, biztalk Server Event`, or `rights: none`.
+pub fn rights_line(rights: &[(String, Right)]) -> String {
+    if rights.is_empty() {
+        return "rights: none".to_owned();
+    }
+    let listed: Vec<String> = rights.iter().map(|(user, right)| format!("{user} {right}")).collect();
+    format!("rights: {}", listed.join(", "))
+}
+
+/// Grants the rights a BPMN file carried on `process`, just deployed by
+/// `user`, when `user` holds Admin on it (which deploying gives a new
+/// process's deployer); each line says what was granted or why not.
+pub fn grant_imported(engine: &RuntimeEngine, user: &str, process: &str, rights: &[(String, Right)]) -> Vec<String> {
+    if rights.is_empty() {
+        return Vec::new();
+    }
+    let mut said = Vec::new();
+    match engine.rights(process, user) {
+        Ok(held) if held.contains(&Right::Admin) => {}
+        Ok(_) => {
+            said.push(format!(
+                "{process}: not applied: {} — {user} holds no Admin on the process",
+                rights_line(rights)
+            ));
+            return said;
+        }
+        Err(err) => {
+            said.push(format!("{process}: not applied: {} — {err}", rights_line(rights)));
+            return said;
+        }
+    }
+    let (mut granted, mut failed) = (Vec::new(), Vec::new());
+    for (target, right) in rights {
+        match engine.grant(user, process, target, &[*right]) {
+            Ok(()) => granted.push((target.clone(), *right)),
+            Err(err) => failed.push(format!("{target} {right} ({err})")),
+        }
+    }
+    if !granted.is_empty() {
+        said.push(format!("{process}: granted {}", rights_line(&granted)));
+    }
+    if !failed.is_empty() {
+        said.push(format!("{process}: not applied: {}", failed.join(", ")));
+    }
+    said
 }
 
 #[cfg(test)]

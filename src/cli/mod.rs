@@ -89,10 +89,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Export a process file as BPMN 2.0 with its diagram, for any BPMN tool
+    /// Export a process file, or a deployed version with its rights, as BPMN 2.0 with its diagram
     Export {
         /// The process file
-        file: PathBuf,
+        #[arg(required_unless_present = "process", conflicts_with = "process")]
+        file: Option<PathBuf>,
+        /// A deployed process instead, with the rights users hold on it
+        #[arg(long, value_name = "NAME")]
+        process: Option<String>,
+        /// Of `--process`, this version rather than the default one
+        #[arg(long, value_name = "N", requires = "process")]
+        version: Option<u32>,
         /// Where to write the BPMN file
         #[arg(short = 'o', long = "output", value_name = "OUT.bpmn")]
         output: PathBuf,
@@ -588,23 +595,42 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     for entry in process.report.entries() {
                         eprintln!("flowdesk: {} ({}): {entry}", process.draft.name, process.id);
                     }
-                    drafts.push(process.draft);
+                    drafts.push((process.draft, process.rights));
                 }
                 drafts
             } else {
-                vec![load(file)?]
+                vec![(load(file)?, Vec::new())]
             };
             let runtime = create_runtime(cli)?;
             let engine = runtime.engine();
-            for draft in &drafts {
+            for (draft, rights) in &drafts {
                 deploy_one(engine, &user, draft, *json, &mut out)?;
+                let said = bpmn::grant_imported(engine, &user, &draft.name, rights);
+                for line in said {
+                    // With --json, stdout is the JSON answer alone.
+                    if *json {
+                        eprintln!("flowdesk: {line}");
+                    } else {
+                        writeln!(out, "{line}")?;
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { file, output, process, json } => {
             bpmn::import(&mut out, file, output, process.as_deref(), *json)
         }
-        Command::Export { file, output } => bpmn::export(&mut out, &load(file)?, output),
+        Command::Export { file: Some(file), output, .. } => bpmn::export(&mut out, &load(file)?, &[], output),
+        Command::Export { file: None, process, version, output } => {
+            let runtime = open_runtime(cli)?;
+            let engine = runtime.engine();
+            let process = process.as_deref().unwrap_or_default();
+            let (version, compiled) = engine.version_definition(process, *version)?;
+            let rights = engine.rights_on_process(process)?;
+            let code = bpmn::export(&mut out, &compiled.draft, &rights, output)?;
+            writeln!(out, "version {version}, {}", bpmn::rights_line(&rights))?;
+            Ok(code)
+        }
         Command::Processes { json } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();

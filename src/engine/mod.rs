@@ -520,6 +520,23 @@ impl<S: Storage> Engine<S> {
         })
     }
 
+    /// Version `version` of a process (the default one when `None`), with its number.
+    pub fn version_definition(
+        &self,
+        process: &str,
+        version: Option<u32>,
+    ) -> Result<(u32, Arc<CompiledProcess>), EngineError> {
+        self.store.read(|tx| {
+            let version = match version {
+                Some(version) => version,
+                None => tx
+                    .default_version(process)?
+                    .ok_or_else(|| EngineError::ProcessNotFound { name: process.to_owned() })?,
+            };
+            Ok((version, self.compiled(tx, process, version)?))
+        })
+    }
+
     pub fn processes(&self) -> Result<Vec<ProcessSummary>, EngineError> {
         self.store.read(|tx| tx.processes())
     }

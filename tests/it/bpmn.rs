@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use flowdesk::model::bpmn::{self, EntryKind, ImportOptions, Imported, ImportedProcess};
-use flowdesk::model::{EscalationActionDraft, EventDraft, PrecedingRule, ProcessDraft, ScriptHost, Severity, validate};
+use flowdesk::model::{
+    EscalationActionDraft, EventDraft, PrecedingRule, ProcessDraft, Right, ScriptHost, Severity, validate,
+};
 
 use crate::common_cli::{Out, execute};
 
@@ -136,6 +138,11 @@ fn bpmn_exported_files_load_in_bpmn_moddle_without_warnings() {
         std::fs::write(&target, bpmn::export(&draft).unwrap()).unwrap();
         files.push(target);
     }
+    // A deployed process's rights, in the extension.
+    let rights = dir.path().join("with-rights.bpmn");
+    let draft = ProcessDraft::load(&data("everything.process.json")).unwrap();
+    std::fs::write(&rights, bpmn::export_with_rights(&draft, &some_rights()).unwrap()).unwrap();
+    files.push(rights);
     // What was imported from other tools' files exports as well.
     for name in ["order-camunda.bpmn", "gateways-bpmn2-no-di.bpmn", "events-semantic.bpmn", "odd-shapes.bpmn"] {
         let target = dir.path().join(format!("again-{name}"));
@@ -484,6 +491,11 @@ fn bpmn_a_file_over_the_limit_is_refused_before_it_is_read_whole() {
 
 /// `flowdesk --db <temp>/flowdesk.db ARGS`, in a clean environment, from `dir`.
 fn flowdesk(dir: &Path, args: &[&str]) -> Out {
+    flowdesk_as(dir, "ada", args)
+}
+
+/// [`flowdesk`] as `user`.
+fn flowdesk_as(dir: &Path, user: &str, args: &[&str]) -> Out {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowdesk"));
     command
         .current_dir(dir)
@@ -496,7 +508,7 @@ fn flowdesk(dir: &Path, args: &[&str]) -> Out {
         .stderr(std::process::Stdio::piped())
         .arg("--db")
         .arg(dir.join("flowdesk.db"))
-        .args(["--user", "ada"])
+        .args(["--user", user])
         .args(args);
     execute(command, &args.join(" "))
 }
@@ -745,4 +757,86 @@ fn bpmn_an_imported_wait_with_a_deadline_runs_as_drawn() {
     assert_eq!(fx.engine.fire_due(&|| true).unwrap().fired, 1);
     assert_eq!(reached(silent), ["start", "wait", "chase", "chased"]);
     assert_eq!(fx.detail("admin", silent).summary.status, InstanceStatus::Completed);
+}
+
+// ----- rights ----------------------------------------------------------------------
+
+fn some_rights() -> Vec<(String, Right)> {
+    vec![("ada".into(), Right::Admin), ("biztalk".into(), Right::ServerEvent), ("carol".into(), Right::View)]
+}
+
+/// The rights a deployed process's export carries come back from the import
+/// beside an equal draft; one that is not a right is reported, not dropped
+/// unsaid.
+#[test]
+fn bpmn_rights_survive_export_then_import() {
+    let draft = ProcessDraft::load(&data("everything.process.json")).unwrap();
+    let text = bpmn::export_with_rights(&draft, &some_rights()).unwrap();
+    assert!(text.contains(r#"<flowdesk:right user="biztalk" right="server-event"/>"#), "{text}");
+    let process = import_text(&text).processes.remove(0);
+    assert_eq!(process.draft, draft);
+    assert_eq!(process.rights, some_rights());
+    assert!(process.report.is_empty(), "{:#?}", process.report);
+    assert!(import_text(&bpmn::export(&draft).unwrap()).processes[0].rights.is_empty());
+
+    let odd = text.replace(r#"right="server-event""#, r#"right="superuser""#);
+    let process = import_text(&odd).processes.remove(0);
+    assert_eq!(process.rights.len(), 2);
+    let entry = &process.report.entries()[0];
+    assert_eq!(
+        (entry.kind, entry.element.as_str(), entry.name.as_str()),
+        (EntryKind::Ignored, "flowdesk:right", "biztalk")
+    );
+    assert!(entry.why.contains("unknown right `superuser`"), "{entry:?}");
+}
+
+/// Deploy, grant, `export --process` (the XML holds the rights), import
+/// (the report names them), deploy the exported file on another database
+/// (they are granted there); a user without Admin deploys nothing.
+#[test]
+fn bpmn_cli_export_of_a_deployed_process_carries_its_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = root().join("samples/purchase-approval.process.json").to_string_lossy().into_owned();
+    assert_eq!(flowdesk(dir.path(), &["deploy", &sample]).code, Some(0));
+    let granted = flowdesk(dir.path(), &["grant", "purchase-approval", "biztalk", "server-event"]);
+    assert_eq!(granted.code, Some(0), "{granted:?}");
+
+    let exported = flowdesk(dir.path(), &["export", "--process", "purchase-approval", "-o", "deployed.bpmn"]);
+    assert_eq!(exported.code, Some(0), "{exported:?}");
+    assert!(exported.stdout.contains("version 1, rights: ada Admin, biztalk Server Event"), "{}", exported.stdout);
+    let text = std::fs::read_to_string(dir.path().join("deployed.bpmn")).unwrap();
+    assert!(text.contains(r#"<flowdesk:right user="ada" right="admin"/>"#), "{text}");
+    assert!(text.contains(r#"<flowdesk:right user="biztalk" right="server-event"/>"#), "{text}");
+    let draft = ProcessDraft::load(Path::new(&sample)).unwrap();
+    assert_eq!(import_text(&text).processes[0].draft, draft, "the deployed version, as it was deployed");
+    let missing = flowdesk(dir.path(), &["export", "--process", "purchase-approval", "--version", "7", "-o", "x.bpmn"]);
+    assert_eq!(missing.code, Some(1), "{missing:?}");
+    assert!(!dir.path().join("x.bpmn").exists());
+
+    let imported = flowdesk(dir.path(), &["import", "deployed.bpmn", "-o", "again.process.json"]);
+    assert_eq!(imported.code, Some(0), "{imported:?}");
+    assert!(
+        imported.stdout.contains("  rights: ada Admin, biztalk Server Event — granted by `flowdesk deploy`"),
+        "{}",
+        imported.stdout
+    );
+
+    // Bob holds no Admin here: the deploy is refused, nothing granted.
+    let refused = flowdesk_as(dir.path(), "bob", &["deploy", "deployed.bpmn"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(!refused.stdout.contains("granted"), "{refused:?}");
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let bpmn_file = dir.path().join("deployed.bpmn").to_string_lossy().into_owned();
+    let deployed = flowdesk_as(elsewhere.path(), "dora", &["deploy", &bpmn_file]);
+    assert_eq!(deployed.code, Some(0), "{deployed:?}");
+    assert!(
+        deployed.stdout.contains("purchase-approval: granted rights: ada Admin, biztalk Server Event"),
+        "{}",
+        deployed.stdout
+    );
+    let rights = flowdesk(elsewhere.path(), &["rights", "purchase-approval"]);
+    for user in ["ada", "biztalk", "dora"] {
+        assert!(rights.stdout.contains(user), "{user}: {}", rights.stdout);
+    }
 }

@@ -21,6 +21,7 @@ use crate::model::bpmn::{BPMN_NS, BPMNDI_NS, DC_NS, DI_NS, FLOWDESK_NS, XSI_NS};
 use crate::model::definition::{
     ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, HeaderDraft, PrecedingRule, ProcessDraft,
 };
+use crate::model::rights::Right;
 
 /// A draft that cannot be written as BPMN.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,7 +145,17 @@ pub(super) fn element_bounds(activity: &ActivityDraft, shape_is_event: bool) -> 
 
 /// The draft as a BPMN 2.0 file with its diagram.
 pub fn export(draft: &ProcessDraft) -> Result<String, ExportError> {
-    let written = Writer::new(draft).write();
+    export_with_rights(draft, &[])
+}
+
+/// [`export()`] of a deployed process with the rights users hold on it
+/// (user, right), which live in the database rather than in the draft: each
+/// is a `flowdesk:right` in the process's extension, which the import reads
+/// into [`super::ImportedProcess::rights`].
+pub fn export_with_rights(draft: &ProcessDraft, rights: &[(String, Right)]) -> Result<String, ExportError> {
+    let mut writer = Writer::new(draft);
+    writer.rights = rights;
+    let written = writer.write();
     match written.chars().find(|c| !representable(&c.to_string())) {
         Some(c) => Err(ExportError::ControlCharacter { code: u32::from(c) }),
         None => Ok(written),
@@ -184,6 +195,8 @@ struct Writer<'a> {
     /// Flows into and out of each element, by element id.
     incoming: HashMap<String, Vec<String>>,
     outgoing: HashMap<String, Vec<String>>,
+    /// Rights on the process, by user.
+    rights: &'a [(String, Right)],
 }
 
 impl<'a> Writer<'a> {
@@ -261,6 +274,7 @@ impl<'a> Writer<'a> {
             dangling: Vec::new(),
             incoming: HashMap::new(),
             outgoing: HashMap::new(),
+            rights: &[],
         };
         for (index, line) in draft.lines.iter().enumerate() {
             let (Some(&from), Some(&to)) = (index_of.get(line.from.as_str()), index_of.get(line.to.as_str())) else {
@@ -348,6 +362,9 @@ impl<'a> Writer<'a> {
                 attributes.push(("default", default.as_str()));
             }
             xml.empty("flowdesk:field", &attributes);
+        }
+        for (user, right) in self.rights {
+            xml.empty("flowdesk:right", &[("user", user.as_str()), ("right", right.key())]);
         }
         for &index in &self.dangling {
             let line = &draft.lines[index];

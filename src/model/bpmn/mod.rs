@@ -24,7 +24,7 @@ pub mod xml;
 
 use std::path::Path;
 
-pub use export::{ExportError, export};
+pub use export::{ExportError, export, export_with_rights};
 pub use import::{ImportError, ImportOptions, Imported, ImportedProcess, import};
 pub use report::{EntryKind, Report, ReportEntry};
 

@@ -25,7 +25,8 @@ mod ours;
 use std::collections::{HashMap, HashSet};
 
 use self::flow::compose;
-use self::ours::{extension, ours_action, ours_events};
+use self::ours::{extension, ours_action, ours_events, ours_rights};
+use crate::model::Right;
 use crate::model::bpmn::report::{EntryKind, Report};
 use crate::model::bpmn::xml::{self, Element, XmlError};
 use crate::model::bpmn::{BPMN_NS, BPMNDI_NS, CAMUNDA_NS, FLOWDESK_NS};
@@ -58,6 +59,10 @@ pub struct ImportedProcess {
     pub id: String,
     pub draft: ProcessDraft,
     pub report: Report,
+    /// The rights users held on the process where it was exported
+    /// (`flowdesk:right`), which a draft cannot carry: `flowdesk deploy`
+    /// grants them when the deploying user may.
+    pub rights: Vec<(String, Right)>,
 }
 
 /// A file that is not BPMN flowdesk can import.
@@ -150,14 +155,15 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, ImportErr
     let mut imported = Vec::new();
     for process in chosen {
         let id = process.attr("id").unwrap_or_default().to_owned();
-        let (draft, report) = Builder::new(&root, process, &host).build();
+        let (draft, mut report) = Builder::new(&root, process, &host).build();
+        let rights = ours_rights(process, &mut report);
         // A process past the limits could be neither deployed nor drawn,
         // and checking one of tens of thousands of boxes takes minutes.
         let (activities, lines) = (draft.activities.len(), draft.lines.len());
         if activities > limits::ACTIVITIES || lines > limits::LINES {
             return Err(ImportError::TooLarge { id, activities, lines });
         }
-        imported.push(ImportedProcess { id, draft, report });
+        imported.push(ImportedProcess { id, draft, report, rights });
     }
     Ok(Imported { processes: imported, report })
 }

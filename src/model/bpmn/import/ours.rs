@@ -3,10 +3,12 @@
 
 use crate::model::bpmn::BPMN_NS;
 use crate::model::bpmn::FLOWDESK_NS;
+use crate::model::bpmn::report::{EntryKind, Report};
 use crate::model::bpmn::xml::Element;
 use crate::model::definition::{
     EscalationActionDraft, EventDraft, HeaderDraft, HttpRequestDraft, NotifyDraft, ServerEventDraft, TimerDraft,
 };
+use crate::model::rights::Right;
 
 /// flowdesk's extension element `name` on `element`.
 pub(super) fn extension<'e>(element: &'e Element, name: &str) -> Option<&'e Element> {
@@ -105,4 +107,22 @@ pub(super) fn ours_action(ours: &Element, go_to: Option<String>) -> EscalationAc
         }
         _ => EscalationActionDraft::Fail,
     }
+}
+
+/// The rights on the process its extension lists (`flowdesk:right`, which
+/// export writes for a deployed process); one that is not a right or names
+/// no user is reported, not guessed at.
+pub(super) fn ours_rights(process: &Element, report: &mut Report) -> Vec<(String, Right)> {
+    let Some(ours) = extension(process, "process") else { return Vec::new() };
+    let mut rights = Vec::new();
+    for element in ours.children_named(FLOWDESK_NS, "right") {
+        let user = element.attr("user").unwrap_or_default();
+        let right = element.attr("right").unwrap_or_default();
+        match right.parse::<Right>() {
+            Ok(parsed) if !user.is_empty() => rights.push((user.to_owned(), parsed)),
+            Ok(_) => report.add(EntryKind::Ignored, "flowdesk:right", "", right, "it names no user"),
+            Err(e) => report.add(EntryKind::Ignored, "flowdesk:right", "", user, e.to_string()),
+        }
+    }
+    rights
 }
