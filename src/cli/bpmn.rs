@@ -208,6 +208,32 @@ pub fn grant_imported(engine: &RuntimeEngine, user: &str, process: &str, rights:
 mod tests {
     use super::*;
 
+    /// The rights a file carries are granted only by an Admin of the
+    /// process, and a refusal is said, never silent.
+    #[test]
+    fn imported_rights_are_granted_by_an_admin_and_refusals_said() {
+        use crate::runtime::{Runtime, RuntimeOptions, Ticking};
+        let dir = tempfile::tempdir().unwrap();
+        let options = RuntimeOptions { ticking: Ticking::Manual, ..RuntimeOptions::default() };
+        let runtime = Runtime::open(&dir.path().join("rights.db"), options).unwrap();
+        let engine = runtime.engine();
+        let draft = ProcessDraft::load(Path::new("samples/purchase-approval.process.json")).unwrap();
+        engine.deploy("ada", &draft).unwrap();
+        let rights = vec![("biztalk".to_owned(), Right::ServerEvent)];
+
+        assert!(grant_imported(engine, "ada", &draft.name, &[]).is_empty());
+        let refused = grant_imported(engine, "bob", &draft.name, &rights);
+        assert_eq!(
+            refused,
+            ["purchase-approval: not applied: rights: biztalk Server Event — bob holds no Admin on the process"]
+        );
+        assert!(engine.rights(&draft.name, "biztalk").unwrap().is_empty());
+
+        let granted = grant_imported(engine, "ada", &draft.name, &rights);
+        assert_eq!(granted, ["purchase-approval: granted rights: biztalk Server Event"]);
+        assert_eq!(engine.rights(&draft.name, "biztalk").unwrap(), [Right::ServerEvent]);
+    }
+
     #[test]
     fn several_processes_go_to_files_named_after_them() {
         let out = Path::new("/tmp/orders.process.json");
