@@ -2,8 +2,11 @@
 //! guarantee: the contract every [`Storage`] keeps.
 //!
 //! The engine is written against these traits so that it never names a
-//! database. SQLite (`store/`) is the backend today; an in-memory one and
-//! PostgreSQL are to follow, and each must keep every promise below, because
+//! database. Two backends exist: SQLite (`store/`, what flowdesk ships) and
+//! an in-memory one (`store/memory.rs`, which the scenario suite runs
+//! against as well); PostgreSQL is to follow. Each must keep every promise
+//! below, and pass the conformance suite (`tests/it/engine_scenarios.rs` and
+//! the other suites run `on_every_backend!`), because
 //! the engine's own correctness rests on them: it checks whether a command
 //! may happen on what a transaction read, and writes the decision in the
 //! same transaction, trusting that nothing came in between.
@@ -77,6 +80,15 @@
 //! instance has, or ever had: serials (`<instance id>_<n>`) name one wait
 //! for good, so a callback meant for an old instance can never reach a new
 //! one. Ids a rolled-back write took may be handed out again.
+//!
+//! # Lists
+//!
+//! The list queries ([`Transaction::instances`], [`Transaction::items`], ...)
+//! order text by its UTF-8 bytes (SQLite's `BINARY` collation: `PO` before
+//! `po` before `Ü`), statuses by their names, and ties by id in the same
+//! direction, so that a page boundary falls in the same place on every
+//! backend. A backend whose database sorts by a locale must ask for the
+//! byte order explicitly (PostgreSQL: `COLLATE "C"`).
 //!
 //! # Errors
 //!

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineError;
 use crate::gui::GuiOptions;
-use crate::gui::designer::canvas::TemplatePayload;
+use crate::gui::designer::canvas::{TemplatePayload, paint_clock};
 use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
@@ -958,9 +958,16 @@ impl FlowdeskApp {
                     egui::Frame::group(ui.style()).inner_margin(6.0).show(ui, |ui| {
                         ui.set_width(ui.available_width());
                         ui.horizontal(|ui| {
-                            if let Some(icons) = &self.icons {
-                                let texture = icons.for_template(template.icon);
-                                ui.add(egui::Image::new((texture, egui::vec2(22.0, 22.0))));
+                            match self.icons.as_ref().map(|icons| icons.for_template(template.icon)) {
+                                Some(Some(texture)) => {
+                                    ui.add(egui::Image::new((texture, egui::vec2(22.0, 22.0))));
+                                }
+                                Some(None) => {
+                                    let (rect, _) =
+                                        ui.allocate_exact_size(egui::vec2(22.0, 22.0), egui::Sense::hover());
+                                    paint_clock(ui.painter(), rect.center(), 10.0, theme::TIMER, egui::Color32::WHITE);
+                                }
+                                None => {}
                             }
                             // Not selectable: pressing on the name must drag the template.
                             ui.add(egui::Label::new(RichText::new(template.name).strong()).selectable(false));

@@ -16,6 +16,10 @@ pub const ASYNC_EVENT: Color32 = Color32::from_rgb(224, 138, 0);
 /// HTTP request events: teal, apart from both kinds of server event.
 pub const HTTP_EVENT: Color32 = Color32::from_rgb(0, 150, 136);
 pub const ASYNC_ROW_FILL: Color32 = Color32::from_rgb(255, 244, 222);
+/// Timer events and the clock of an activity with escalations: violet,
+/// apart from the event kinds and from errors.
+pub const TIMER: Color32 = Color32::from_rgb(126, 87, 194);
+pub const TIMER_ROW_FILL: Color32 = Color32::from_rgb(240, 234, 250);
 pub const EVENT_TEXT: Color32 = Color32::from_rgb(40, 48, 62);
 
 pub const SELECTION: Color32 = Color32::from_rgb(0, 122, 255);

@@ -8,12 +8,15 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::definition::{EventDraft, LineDraft, Position, PrecedingRule, ProcessDraft, limits};
+use crate::model::definition::{
+    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, LineDraft, Position, PrecedingRule,
+    ProcessDraft, limits,
+};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
 use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
 use crate::model::template::TemplateValues;
-use crate::model::time::ProcessZone;
+use crate::model::time::{Delay, ProcessZone};
 use crate::model::value::{FieldType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -97,7 +100,13 @@ pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
     check_script_time_limit(draft, &mut problems);
     check_limits(draft, &mut problems);
     // An unknown zone is a problem of its own; the rest is checked in UTC.
-    let zone = ProcessZone::of(draft.time_zone.as_deref()).unwrap_or_else(|_| ProcessZone::utc());
+    let zone = match ProcessZone::of(draft.time_zone.as_deref()) {
+        Ok(zone) => zone,
+        Err(err) => {
+            problems.error(Location::Process, err.to_string());
+            ProcessZone::utc()
+        }
+    };
     let field_types = check_fields(draft, host, &zone, &mut problems);
     let field_names: Vec<&str> = field_types.keys().map(String::as_str).collect();
     let defaults: BTreeMap<String, Value> = field_types
@@ -105,6 +114,8 @@ pub fn validate(draft: &ProcessDraft, host: &ScriptHost) -> Vec<Problem> {
         .map(|(name, (ty, default))| (name.clone(), default.clone().unwrap_or_else(|| ty.zero_value())))
         .collect();
     check_activities(draft, host, &field_names, &defaults, &mut problems);
+    let fields = Fields { types: &field_types, names: &field_names, defaults: &defaults, zone: &zone };
+    check_timers_and_escalations(draft, &fields, &mut problems);
     check_lines(draft, host, &field_names, &defaults, &mut problems);
     check_positions(draft, &mut problems);
     check_duplicate_lines(draft, &mut problems);
@@ -331,7 +342,7 @@ fn check_graph(draft: &ProcessDraft, problems: &mut Problems) {
     let graph = ProcessGraph::new(draft);
     let starts: Vec<usize> = (0..draft.activities.len()).filter(|&i| draft.activities[i].start).collect();
     if let [start] = starts[..] {
-        let reachable: HashSet<usize> = graph.reachable_from(start).into_iter().collect();
+        let reachable = reachable_with_escalations(draft, &graph, start);
         for index in 0..draft.activities.len() {
             if !reachable.contains(&index) {
                 problems.warning(
@@ -340,6 +351,7 @@ fn check_graph(draft: &ProcessDraft, problems: &mut Problems) {
                 );
             }
         }
+        check_go_to_reachable(draft, &reachable, problems);
     }
     for (index, activity) in draft.activities.iter().enumerate() {
         if activity.preceding_rule != PrecedingRule::All {
@@ -466,6 +478,9 @@ fn check_limits(draft: &ProcessDraft, problems: &mut Problems) {
             };
             named(&location, "name", event.name());
         }
+        for (escalation_index, escalation) in activity.escalations.iter().enumerate() {
+            named(&|| escalation_location(activity, escalation_index), "name", &escalation.name);
+        }
     }
     for (index, activity) in draft.activities.iter().enumerate() {
         if activity.events.len() > limits::EVENTS_PER_ACTIVITY {
@@ -562,4 +577,186 @@ pub(crate) fn activity_indices(draft: &ProcessDraft) -> HashMap<String, usize> {
         indices.entry(activity.id.clone()).or_insert(index);
     }
     indices
+}
+
+/// What checking timers and escalations needs to know of the fields.
+struct Fields<'a> {
+    types: &'a BTreeMap<String, (FieldType, Option<Value>)>,
+    names: &'a [&'a str],
+    defaults: &'a BTreeMap<String, Value>,
+    zone: &'a ProcessZone,
+}
+
+fn escalation_location(activity: &ActivityDraft, index: usize) -> Location {
+    Location::Escalation {
+        activity_id: activity.id.clone(),
+        activity_name: activity.name.clone(),
+        index,
+        name: activity.escalations[index].name.clone(),
+    }
+}
+
+/// Timer events' due times, and every escalation: its due time, its action,
+/// and whether anything in its activity waits for it to guard.
+fn check_timers_and_escalations(draft: &ProcessDraft, fields: &Fields<'_>, problems: &mut Problems) {
+    let ids: HashSet<&str> = draft.activities.iter().map(|a| a.id.as_str()).collect();
+    for (activity_index, activity) in draft.activities.iter().enumerate() {
+        for (index, event) in activity.events.iter().enumerate() {
+            if let EventDraft::Timer(timer) = event {
+                let location = Location::Event {
+                    activity_id: activity.id.clone(),
+                    activity_name: activity.name.clone(),
+                    index,
+                    name: timer.name.clone(),
+                };
+                for message in due_problems(&timer.after, &timer.at_field, fields) {
+                    problems.error(location.clone(), message);
+                }
+            }
+        }
+        if activity.escalations.is_empty() {
+            continue;
+        }
+        if activity.events.iter().all(EventDraft::synchronous) {
+            problems.warning(
+                activity_location(draft, activity_index),
+                "the activity has escalations but nothing in it waits (no asynchronous event or timer): they can never fire",
+            );
+        }
+        let mut names = HashSet::new();
+        for (index, escalation) in activity.escalations.iter().enumerate() {
+            let location = escalation_location(activity, index);
+            if escalation.name.trim().is_empty() {
+                problems.error(location.clone(), "the escalation has no name");
+            } else if !names.insert(escalation.name.as_str()) {
+                problems.error(
+                    location.clone(),
+                    format!("duplicate escalation name `{}` in this activity", escalation.name),
+                );
+            }
+            for message in due_problems(&escalation.after, &escalation.at_field, fields) {
+                problems.error(location.clone(), message);
+            }
+            for message in action_problems(activity, escalation, &ids, fields) {
+                problems.error(location.clone(), message);
+            }
+        }
+    }
+}
+
+/// What is wrong with a due time as written: exactly one of a positive
+/// duration and a date or date-time field.
+fn due_problems(after: &str, at_field: &str, fields: &Fields<'_>) -> Vec<String> {
+    match (after.trim().is_empty(), at_field.trim().is_empty()) {
+        (true, true) => {
+            vec!["say when: `after` a duration (such as 1h) or `at_field` a date or datetime field".to_owned()]
+        }
+        (false, false) => vec!["write either `after` or `at_field`, not both".to_owned()],
+        (false, true) => match Delay::parse(after) {
+            Ok(_) => Vec::new(),
+            Err(err) => vec![format!("after: {err}")],
+        },
+        (true, false) => {
+            let name = at_field.trim();
+            match fields.types.get(name) {
+                None => vec![format!("at_field: `{name}` is not a data field")],
+                Some((FieldType::Date | FieldType::DateTime, _)) => Vec::new(),
+                Some((other, _)) => {
+                    let article = if other.name().starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                    vec![format!("at_field: `{name}` is {article} {other} field; it must be a date or datetime field")]
+                }
+            }
+        }
+    }
+}
+
+fn action_problems(
+    activity: &ActivityDraft,
+    escalation: &EscalationDraft,
+    ids: &HashSet<&str>,
+    fields: &Fields<'_>,
+) -> Vec<String> {
+    match &escalation.action {
+        EscalationActionDraft::Finish { set } => set
+            .iter()
+            .filter_map(|(name, json)| match fields.types.get(name) {
+                None => Some(format!("finish: sets `{name}`, which is not a data field")),
+                Some((field_type, _)) => Value::from_json(*field_type, json, fields.zone)
+                    .err()
+                    .map(|mismatch| format!("finish: `{name}`: {mismatch}")),
+            })
+            .collect(),
+        EscalationActionDraft::GoTo { activity: target } if target.trim().is_empty() => {
+            vec!["go to: no activity: name the activity to go to".to_owned()]
+        }
+        EscalationActionDraft::GoTo { activity: target } if !ids.contains(target.as_str()) => {
+            vec![format!("go to: `{target}` is not an activity")]
+        }
+        EscalationActionDraft::GoTo { .. } | EscalationActionDraft::Fail => Vec::new(),
+        EscalationActionDraft::Repeat { times: None } => {
+            vec!["repeat without a limit: write `times`, how often at most".to_owned()]
+        }
+        EscalationActionDraft::Repeat { times: Some(0) } => {
+            vec!["repeat 0 times does nothing: `times` must be 1 or more".to_owned()]
+        }
+        EscalationActionDraft::Repeat { .. } => Vec::new(),
+        EscalationActionDraft::Notify(notify) => {
+            // The request goes out while the item waits: it has a serial.
+            let context = sample_context(&activity.name, &escalation.name, false);
+            let sample = TemplateValues { context: &context, data: fields.defaults };
+            match HttpRequestSpec::check(notify.parts(), fields.names, &sample) {
+                Ok(_) => Vec::new(),
+                Err(messages) => messages.into_iter().map(|m| format!("notify: {m}")).collect(),
+            }
+        }
+    }
+}
+
+/// The activities a run can reach from `start`: along lines, and along the
+/// go-tos of the escalations of every activity reached. An activity only an
+/// escalation goes to (K2's "hand over to a person") is reachable.
+fn reachable_with_escalations(draft: &ProcessDraft, graph: &ProcessGraph, start: usize) -> HashSet<usize> {
+    let indices = activity_indices(draft);
+    let mut reachable: HashSet<usize> = HashSet::new();
+    let mut todo = vec![start];
+    while let Some(from) = todo.pop() {
+        if reachable.contains(&from) {
+            continue;
+        }
+        for index in graph.reachable_from(from) {
+            if !reachable.insert(index) {
+                continue;
+            }
+            let targets = draft.activities[index].escalations.iter().filter_map(|e| match &e.action {
+                EscalationActionDraft::GoTo { activity } => indices.get(activity.as_str()).copied(),
+                _ => None,
+            });
+            todo.extend(targets.filter(|target| !reachable.contains(target)));
+        }
+    }
+    reachable
+}
+
+/// A go-to whose activity no run reaches: reachable counts the go-tos of
+/// reachable activities, so this is a go-to from an activity that is itself
+/// unreachable, to one nothing else leads to. Named apart from "unreachable"
+/// so the designer shows it on the escalation that goes there.
+fn check_go_to_reachable(draft: &ProcessDraft, reachable: &HashSet<usize>, problems: &mut Problems) {
+    let indices = activity_indices(draft);
+    for activity in &draft.activities {
+        for (index, escalation) in activity.escalations.iter().enumerate() {
+            let EscalationActionDraft::GoTo { activity: target } = &escalation.action else { continue };
+            if let Some(target_index) = indices.get(target.as_str())
+                && !reachable.contains(target_index)
+            {
+                problems.warning(
+                    escalation_location(activity, index),
+                    format!(
+                        "go to: `{}` cannot be reached from the start activity, so this escalation never runs",
+                        draft.activities[*target_index].name
+                    ),
+                );
+            }
+        }
+    }
 }

@@ -1031,3 +1031,33 @@ fn items_and_instances_carry_their_next_deadline_as_documented() {
         assert!(due_at.to_string().contains("string") && due_at.to_string().contains("null"), "{holder}: {due_at}");
     }
 }
+
+/// Issue 17: a datetime arrives in RFC 3339 with an offset, or without one
+/// as a wall-clock time in the process's time zone, and always leaves as
+/// RFC 3339 in UTC.
+#[test]
+fn a_datetime_is_read_in_the_process_s_time_zone_and_leaves_in_utc() {
+    let f = ApiFixture::start();
+    f.fixture.deploy_json(
+        "admin",
+        r#"{"name": "reply", "time_zone": "Europe/London",
+            "fields": [{"name": "reply_by", "type": "datetime"}],
+            "activities": [{"id": "a", "name": "A", "start": true}]}"#,
+    );
+    f.fixture.engine.grant("admin", "reply", "biztalk", &[Right::Start, Right::View]).unwrap();
+    let token = f.token("biztalk");
+    // 10:00 in London in July is 09:00 UTC.
+    for sent in [r#""2026-07-06T10:00""#, r#""2026-07-06T11:00:00+02:00""#, r#""2026-07-06T09:00:00.250Z""#] {
+        let started =
+            f.post(Some(&token), "/processes/reply/instances", &format!(r#"{{"data": {{"reply_by": {sent}}}}}"#));
+        assert_eq!(started.status, 201, "{sent}: {:?}", started.body);
+        let id = started.body["instance_id"].as_i64().unwrap();
+        let instance = f.get(Some(&token), &format!("/instances/{id}"));
+        assert_eq!(instance.body["data"]["reply_by"], json!("2026-07-06T09:00:00Z"), "{sent}");
+    }
+    for sent in [r#""2026-07-06""#, "1783328400", r#""06/07/2026 10:00""#] {
+        let refused =
+            f.post(Some(&token), "/processes/reply/instances", &format!(r#"{{"data": {{"reply_by": {sent}}}}}"#));
+        assert_eq!((refused.status, refused.code()), (400, "invalid_data"), "{sent}: {:?}", refused.body);
+    }
+}

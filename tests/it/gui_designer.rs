@@ -11,7 +11,10 @@ use flowdesk::engine::{Engine, InstanceFilter};
 use flowdesk::gui::designer::Element;
 use flowdesk::gui::dialogs::ScriptedDialogs;
 use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
-use flowdesk::model::{ActivityDraft, EventDraft, HeaderDraft, HttpRequestDraft, ProcessDraft, ServerEventDraft};
+use flowdesk::model::{
+    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, HeaderDraft, HttpRequestDraft, ProcessDraft,
+    ServerEventDraft, TimerDraft,
+};
 use flowdesk::store::{Durability, SqliteStore};
 
 struct Gui {
@@ -1074,4 +1077,108 @@ fn the_window_loads_fonts_that_draw_its_arrows_and_menu_triangles() {
             assert!(drawn, "{symbol:?} has no glyph in the window's {:?} fonts", font.family);
         }
     }
+}
+
+// ----- deadlines: escalations and timers (issue 17) ----------------------------------
+
+#[test]
+fn an_activity_s_escalations_are_added_edited_reordered_and_removed() {
+    let mut gui = Gui::new();
+    gui.select("Call external system");
+    gui.click("Add escalation");
+    assert_eq!(gui.activity("call").escalations.len(), 1);
+    // The canvas marks the activity and names its escalations.
+    assert!(gui.exists("Activity Call external system (escalations: Escalation)"));
+
+    gui.replace_value("Escalation", "Give up");
+    gui.replace_value("1h", "3h");
+    gui.click("Escalation 1 action");
+    gui.click("Finish the item");
+    gui.click("Escalation 1 set a field");
+    gui.click("name");
+    gui.type_into("Escalation 1 value of name", "timed out");
+
+    // A problem shows beside the escalation, and in the problems panel.
+    gui.replace_value("3h", "0m");
+    let mut shown = gui.texts_containing("is not longer than zero");
+    shown.sort();
+    assert_eq!(
+        shown,
+        [
+            "Error  activity `Call external system`, escalation 1 `Give up`: after: `0m` is not longer than zero",
+            "after: `0m` is not longer than zero",
+        ],
+        "in the problems panel and beside the escalation"
+    );
+    gui.replace_value("0m", "3h");
+    assert!(gui.texts_containing("is not longer than zero").is_empty());
+
+    // A second one, moved first, then removed again.
+    gui.click("Add escalation");
+    gui.click("Move escalation 2 up");
+    let names: Vec<&str> = gui.activity("call").escalations.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["Escalation", "Give up"]);
+    assert!(gui.exists("Activity Call external system (escalations: Escalation, Give up)"));
+    gui.click("Remove escalation 1");
+
+    let expected = EscalationDraft {
+        name: "Give up".to_owned(),
+        after: "3h".to_owned(),
+        at_field: String::new(),
+        action: EscalationActionDraft::Finish {
+            set: [("name".to_owned(), serde_json::json!("timed out"))].into_iter().collect(),
+        },
+    };
+    assert_eq!(gui.activity("call").escalations, [expected]);
+    // Every edit is one undo step: the removal first.
+    gui.shortcut(Modifiers::COMMAND, Key::Z);
+    assert_eq!(gui.activity("call").escalations.len(), 2);
+}
+
+#[test]
+fn a_wait_event_is_added_from_the_palette_and_its_due_time_edited() {
+    let mut gui = Gui::new();
+    let template = gui.rect_of("Template Wait").center();
+    let spot = gui.empty_canvas_spot();
+    gui.drag(template, spot);
+    let added = gui.draft().activities.last().unwrap().clone();
+    assert_eq!(added.name, "Wait");
+    let timer = TimerDraft { name: "Wait".to_owned(), after: "1h".to_owned(), at_field: String::new() };
+    assert_eq!(added.events, [EventDraft::Timer(timer)]);
+    // The canvas row wears the clock badge with when it falls due.
+    gui.click("Event Wait (timer, waits 1h)");
+    assert_eq!(gui.selection(), [Element::Event { activity: added.id.clone(), index: 0 }]);
+
+    gui.replace_value("1h", "2h 30m");
+    assert!(gui.exists("Event Wait (timer, waits 2h 30m)"));
+    assert!(
+        gui.harness.get_by_label("Timer at a field").accesskit_node().is_disabled(),
+        "the sample has no date field to wait for"
+    );
+}
+
+#[test]
+fn a_wait_event_can_wait_for_a_datetime_field_in_the_process_s_time_zone() {
+    let mut gui = Gui::new();
+    // The process page: a time zone and a datetime field.
+    gui.click_at(gui.empty_canvas_spot());
+    gui.type_into("Time zone", "Europe/Londres");
+    assert_eq!(gui.texts_containing("unknown time zone").len(), 2, "beside the box and in the problems panel");
+    gui.replace_value("Europe/Londres", "Europe/London");
+    assert!(gui.texts_containing("unknown time zone").is_empty());
+    gui.click("Add field");
+    let index = gui.draft().fields.len() - 1;
+    gui.click(&format!("Field {index} type"));
+    gui.click("datetime");
+    let field = gui.draft().fields[index].name.clone();
+
+    let template = gui.rect_of("Template Wait").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    gui.click("Event Wait (timer, waits 1h)");
+    gui.click("Timer at a field");
+    assert!(gui.exists(&format!("Event Wait (timer, waits until {field})")));
+    let EventDraft::Timer(timer) = &gui.activity("approved").events[1] else { panic!("not a timer") };
+    assert_eq!((timer.after.as_str(), timer.at_field.as_str()), ("", field.as_str()));
+    assert_eq!(gui.draft().time_zone.as_deref(), Some("Europe/London"));
 }

@@ -11,7 +11,7 @@ use flowdesk::engine::{
     AuditAction, Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse,
     Progress,
 };
-use flowdesk::model::{EventDraft, HttpRequest};
+use flowdesk::model::{CompiledProcess, EscalationAction, EventDraft, HttpMethod, HttpRequest};
 use flowdesk::model::{FieldType, ProcessDraft, Right, ScriptHost, Value, validate};
 use flowdesk::store::{Durability, SqliteStore};
 use support::external::{ExternalSystem, Reply};
@@ -113,6 +113,7 @@ fn samples_folder_holds_the_known_samples() {
         sample_files().iter().map(|path| path.file_name().unwrap().to_string_lossy().into_owned()).collect();
     for expected in [
         "callback.process.json",
+        "callback-deadline.process.json",
         "http-callback.process.json",
         "purchase-approval.process.json",
         "shipment.process.json",
@@ -214,6 +215,43 @@ fn http_callback_sample_posts_its_serial_and_completes_on_the_callback() {
     let detail = engine.instance(OWNER, progress.instance_id).unwrap();
     assert_eq!(field(&detail, "shipped"), &Value::Boolean(true));
     assert!(logs(&detail).contains(&"Record shipment: shipped, tracking 1Z999"), "{:?}", logs(&detail));
+}
+
+// ----- callback with deadlines ----------------------------------------------
+
+/// The article's scenario with deadlines: after 1 hour without a callback a
+/// notify request "Chase up" goes out and the item keeps waiting; after 3
+/// hours it is finished with `name = "timed out"`, which leads to `Timed
+/// out`. (Firing them is the scheduler's: here, what the sample says.)
+#[test]
+fn callback_deadline_sample_chases_up_after_1_hour_and_times_out_after_3() {
+    let draft = load_sample("callback-deadline.process.json");
+    let process = CompiledProcess::compile(&draft, &ScriptHost::default()).unwrap();
+    assert_eq!(process.time_zone.name(), "Europe/London");
+    let call = &process.activities[process.find_activity("call").unwrap()];
+    let started = 1_796_551_200_000; // 2026-12-06T10:00:00Z
+    let hour = 3_600_000;
+    let [chase, give_up] = &call.escalations[..] else { panic!("{:?}", call.escalations) };
+    assert_eq!(chase.name, "Chase up");
+    assert_eq!(process.due_at(&chase.due, started, &process.defaults), Ok(started + hour));
+    let EscalationAction::Notify(request) = &chase.action else { panic!("{:?}", chase.action) };
+    assert_eq!(request.method, HttpMethod::Post);
+    assert_eq!(give_up.name, "Give up");
+    assert_eq!(process.due_at(&give_up.due, started, &process.defaults), Ok(started + 3 * hour));
+    let EscalationAction::Finish(values) = &give_up.action else { panic!("{:?}", give_up.action) };
+    assert_eq!(values, &[("name".to_owned(), string("timed out"))]);
+
+    // Finished as the deadline finishes it, the instance ends at `Timed out`.
+    let (_dir, engine) = engine();
+    engine.deploy(OWNER, &draft).unwrap();
+    let progress = engine.start(OWNER, "callback-deadline", "PO-7", &[]).unwrap();
+    let serial = only_serial(&progress);
+    let finished = engine.finish(OWNER, support::parse_serial(&serial), &text(&[("name", "timed out")])).unwrap();
+    assert_eq!(finished.progress.status, InstanceStatus::Completed);
+    let detail = engine.instance(OWNER, progress.instance_id).unwrap();
+    assert_eq!(runs_of(&detail, "timed_out"), 1);
+    assert_eq!(runs_of(&detail, "rejected") + runs_of(&detail, "approved"), 0);
+    assert_eq!(field(&detail, "done"), &Value::Boolean(false));
 }
 
 // ----- purchase approval -----------------------------------------------------

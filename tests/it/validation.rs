@@ -1237,3 +1237,256 @@ fn names_and_ids_may_be_at_most_200_characters() {
         &["error: process: the process name is 201 characters long; at most 200 are allowed"],
     );
 }
+
+// ----- deadlines: timers, escalations, the time zone (issue 17) --------------------
+
+/// A process whose start activity `call` waits at an asynchronous server
+/// event and holds `escalations` (a JSON list), followed by `done`; its
+/// fields: `name` (string), `n` (integer), `reply_by` (datetime) and
+/// `book_on` (date). An extra member of the process may be given in `extra`.
+fn escalations(escalations: &str, extra: &str) -> String {
+    format!(
+        r#"{{"name": "p", {extra}
+            "fields": [{{"name": "name", "type": "string"}}, {{"name": "n", "type": "integer"}},
+                       {{"name": "reply_by", "type": "datetime"}}, {{"name": "book_on", "type": "date"}}],
+            "activities": [
+              {{"id": "call", "name": "Call", "start": true,
+                "events": [{{"kind": "server_event", "name": "Send", "synchronous": false}}],
+                "escalations": {escalations}}},
+              {{"id": "done", "name": "Done"}}
+            ],
+            "lines": [{{"from": "call", "to": "done"}}]}}"#
+    )
+}
+
+#[test]
+fn a_process_with_every_kind_of_escalation_and_a_timer_has_no_problems() {
+    check(
+        &escalations(
+            r#"[
+              {"name": "Chase up", "after": "1h", "action": {"notify": {"url": "http://example.test/chase/${serial}", "body": "{\"serial\": ${serial}, \"n\": ${n}}"}}},
+              {"name": "Give up", "after": "PT3H", "action": {"finish": {"set": {"name": "timed out", "n": 3, "reply_by": "2026-12-06T10:00"}}}},
+              {"name": "Again", "after": "1h 30m", "action": {"repeat": {"times": 3}}},
+              {"name": "Hand over", "at_field": "reply_by", "action": {"go_to": {"activity": "done"}}},
+              {"name": "By the day", "at_field": "book_on", "action": "fail"}
+            ]"#,
+            r#""time_zone": "Europe/London","#,
+        ),
+        &[],
+    );
+    check(
+        r#"{"name": "p", "activities": [
+             {"id": "a", "name": "A", "start": true, "events": [{"kind": "timer", "name": "Wait", "after": "2h"}],
+              "escalations": [{"name": "Late", "after": "3h", "action": "fail"}]}]}"#,
+        &[],
+    );
+}
+
+#[test]
+fn an_unknown_time_zone_is_an_error() {
+    check(
+        &escalations("[]", r#""time_zone": "Europe/Londres","#),
+        &[
+            "error: process: unknown time zone `Europe/Londres`: write an IANA name such as Europe/London, America/New_York or UTC",
+        ],
+    );
+}
+
+#[test]
+fn an_escalation_says_when_exactly_once() {
+    check(
+        &escalations(
+            r#"[{"name": "Never", "action": "fail"},
+                {"name": "Twice", "after": "1h", "at_field": "reply_by", "action": "fail"}]"#,
+            "",
+        ),
+        &[
+            "error: activity `Call`, escalation 1 `Never`: say when: `after` a duration (such as 1h) or `at_field` a date or datetime field",
+            "error: activity `Call`, escalation 2 `Twice`: write either `after` or `at_field`, not both",
+        ],
+    );
+}
+
+#[test]
+fn a_duration_must_parse_and_be_longer_than_zero() {
+    check(
+        &escalations(
+            r#"[{"name": "Soon", "after": "soon", "action": "fail"},
+                {"name": "Zero", "after": "0m", "action": "fail"},
+                {"name": "Past", "after": "-2h", "action": "fail"},
+                {"name": "Iso zero", "after": "PT0S", "action": "fail"}]"#,
+            "",
+        ),
+        &[
+            "error: activity `Call`, escalation 1 `Soon`: after: `soon` is not a duration: write one such as 30m, 2h, 3d, 1h 30m or PT2H",
+            "error: activity `Call`, escalation 2 `Zero`: after: `0m` is not longer than zero",
+            "error: activity `Call`, escalation 3 `Past`: after: `-2h` is not longer than zero",
+            "error: activity `Call`, escalation 4 `Iso zero`: after: `PT0S` is not longer than zero",
+        ],
+    );
+}
+
+#[test]
+fn at_field_names_a_date_or_datetime_field() {
+    check(
+        &escalations(
+            r#"[{"name": "Typo", "at_field": "reply_bye", "action": "fail"},
+                {"name": "Count", "at_field": "n", "action": "fail"},
+                {"name": "Day", "at_field": "book_on", "action": "fail"}]"#,
+            "",
+        ),
+        &[
+            "error: activity `Call`, escalation 1 `Typo`: at_field: `reply_bye` is not a data field",
+            "error: activity `Call`, escalation 2 `Count`: at_field: `n` is an integer field; it must be a date or datetime field",
+        ],
+    );
+}
+
+#[test]
+fn go_to_names_an_activity() {
+    check(
+        &escalations(
+            r#"[{"name": "Nowhere", "after": "1h", "action": {"go_to": {"activity": "manual"}}},
+                {"name": "Blank", "after": "2h", "action": {"go_to": {"activity": ""}}}]"#,
+            "",
+        ),
+        &[
+            "error: activity `Call`, escalation 1 `Nowhere`: go to: `manual` is not an activity",
+            "error: activity `Call`, escalation 2 `Blank`: go to: no activity: name the activity to go to",
+        ],
+    );
+}
+
+/// An activity only an escalation goes to is reachable (the hand-over to a
+/// person); a go-to from an activity no run reaches never runs.
+#[test]
+fn go_to_an_activity_no_run_reaches_is_a_warning() {
+    check(
+        r#"{"name": "p", "activities": [
+             {"id": "call", "name": "Call", "start": true,
+              "events": [{"kind": "server_event", "name": "Send", "synchronous": false}],
+              "escalations": [{"name": "Hand over", "after": "1h", "action": {"go_to": {"activity": "manual"}}}]},
+             {"id": "manual", "name": "Manual"},
+             {"id": "orphan", "name": "Orphan",
+              "events": [{"kind": "timer", "name": "Wait", "after": "1h"}],
+              "escalations": [{"name": "Nowhere", "after": "2h", "action": {"go_to": {"activity": "lost"}}}]},
+             {"id": "lost", "name": "Lost"}]}"#,
+        &[
+            "warning: activity `Orphan` (orphan): unreachable: no path of lines leads here from the start activity",
+            "warning: activity `Lost` (lost): unreachable: no path of lines leads here from the start activity",
+            "warning: activity `Orphan`, escalation 1 `Nowhere`: go to: `Lost` cannot be reached from the start activity, so this escalation never runs",
+        ],
+    );
+}
+
+#[test]
+fn repeat_needs_a_limit() {
+    check(
+        &escalations(
+            r#"[{"name": "Forever", "after": "10m", "action": {"repeat": {}}},
+                {"name": "Never", "after": "10m", "action": {"repeat": {"times": 0}}}]"#,
+            "",
+        ),
+        &[
+            "error: activity `Call`, escalation 1 `Forever`: repeat without a limit: write `times`, how often at most",
+            "error: activity `Call`, escalation 2 `Never`: repeat 0 times does nothing: `times` must be 1 or more",
+        ],
+    );
+}
+
+#[test]
+fn finish_sets_known_fields_with_values_of_their_type() {
+    check(
+        &escalations(
+            r#"[{"name": "Give up", "after": "3h",
+                 "action": {"finish": {"set": {"nmae": "timed out", "n": "three", "reply_by": "tomorrow"}}}}]"#,
+            "",
+        ),
+        &[
+            // In the order of the field names (a finish's values are a map).
+            r#"error: activity `Call`, escalation 1 `Give up`: finish: `n`: expected integer, got "three""#,
+            "error: activity `Call`, escalation 1 `Give up`: finish: sets `nmae`, which is not a data field",
+            r#"error: activity `Call`, escalation 1 `Give up`: finish: `reply_by`: expected datetime, got "tomorrow""#,
+        ],
+    );
+}
+
+#[test]
+fn a_notify_request_is_checked_as_a_request_event_is() {
+    check(
+        &escalations(
+            r#"[{"name": "Chase up", "after": "1h",
+                 "action": {"notify": {"method": "SEND", "url": "http://h/${nmae}", "timeout_seconds": 0}}}]"#,
+            "",
+        ),
+        &[
+            "error: activity `Call`, escalation 1 `Chase up`: notify: method `SEND` is not one of GET, POST, PUT, PATCH or DELETE",
+            "error: activity `Call`, escalation 1 `Chase up`: notify: timeout of 0 s is out of range: from 1 to 300 seconds",
+            "error: activity `Call`, escalation 1 `Chase up`: notify: URL: unknown placeholder `${nmae}`: is neither a data field nor one of serial, instance_id, folio, activity, event",
+        ],
+    );
+    check(
+        &escalations(r#"[{"name": "Chase up", "after": "1h", "action": {"notify": {}}}]"#, ""),
+        &["error: activity `Call`, escalation 1 `Chase up`: notify: the URL is empty"],
+    );
+}
+
+#[test]
+fn escalations_where_nothing_waits_are_a_warning() {
+    check(
+        r#"{"name": "p", "activities": [
+             {"id": "a", "name": "A", "start": true,
+              "events": [{"kind": "server_event", "name": "Quick"}],
+              "escalations": [{"name": "Late", "after": "1h", "action": "fail"}]}]}"#,
+        &[
+            "warning: activity `A` (a): the activity has escalations but nothing in it waits (no asynchronous event or timer): they can never fire",
+        ],
+    );
+}
+
+#[test]
+fn escalations_need_distinct_names() {
+    check(
+        &escalations(
+            r#"[{"after": "1h", "action": "fail"},
+                {"name": "Late", "after": "1h", "action": "fail"},
+                {"name": "Late", "after": "2h", "action": "fail"}]"#,
+            "",
+        ),
+        &[
+            "error: activity `Call`, escalation 1 ``: the escalation has no name",
+            "error: activity `Call`, escalation 3 `Late`: duplicate escalation name `Late` in this activity",
+        ],
+    );
+}
+
+#[test]
+fn a_timer_event_with_a_bad_due_is_an_error() {
+    check(
+        r#"{"name": "p", "fields": [{"name": "n", "type": "integer"}], "activities": [
+             {"id": "a", "name": "A", "start": true, "events": [
+               {"kind": "timer", "name": "Never"},
+               {"kind": "timer", "name": "Zero", "after": "0s"},
+               {"kind": "timer", "name": "Count", "at_field": "n"},
+               {"kind": "timer", "name": "Both", "after": "1h", "at_field": "n"}]}]}"#,
+        &[
+            "error: activity `A`, event 1 `Never`: say when: `after` a duration (such as 1h) or `at_field` a date or datetime field",
+            "error: activity `A`, event 2 `Zero`: after: `0s` is not longer than zero",
+            "error: activity `A`, event 3 `Count`: at_field: `n` is an integer field; it must be a date or datetime field",
+            "error: activity `A`, event 4 `Both`: write either `after` or `at_field`, not both",
+        ],
+    );
+}
+
+/// A timer waits: an unconditional loop through one is the external
+/// world's business, as with a callback (a warning, not an error).
+#[test]
+fn a_loop_through_a_timer_waits_each_round() {
+    check(
+        r#"{"name": "p", "activities": [
+             {"id": "a", "name": "A", "start": true, "events": [{"kind": "timer", "name": "Wait", "after": "1d"}]},
+             {"id": "b", "name": "B"}],
+            "lines": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}]}"#,
+        &["warning: activity `A` (a): endless loop: A, B follow each other round with no rule to stop them"],
+    );
+}

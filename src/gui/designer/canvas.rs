@@ -198,13 +198,29 @@ pub struct Icons {
 }
 
 impl Icons {
-    pub fn for_template(&self, icon: TemplateIcon) -> TextureId {
+    /// The template's texture; `None` for one drawn as shapes ([`paint_clock`]).
+    pub fn for_template(&self, icon: TemplateIcon) -> Option<TextureId> {
         match icon {
-            TemplateIcon::ServerEvent => self.server_event,
-            TemplateIcon::AsyncServerEvent => self.async_server_event,
-            TemplateIcon::HttpRequest => self.http_request,
+            TemplateIcon::ServerEvent => Some(self.server_event),
+            TemplateIcon::AsyncServerEvent => Some(self.async_server_event),
+            TemplateIcon::HttpRequest => Some(self.http_request),
+            TemplateIcon::Timer => None,
         }
     }
+}
+
+/// A clock face: a filled disc, its rim and two hands (ten past twelve).
+/// Timer events, their badges and activities with escalations wear it.
+pub(crate) fn paint_clock(painter: &egui::Painter, center: Pos2, radius: f32, face: Color32, hands: Color32) {
+    let width = (radius / 5.0).max(1.0);
+    painter.circle(center, radius, face, Stroke::new(width, hands));
+    painter.line_segment([center, center + vec2(0.0, -radius * 0.7)], Stroke::new(width, hands));
+    painter.line_segment([center, center + vec2(radius * 0.55, radius * 0.1)], Stroke::new(width, hands));
+}
+
+/// What a timer's badge and accessible label say about when it falls due.
+fn due_words(after: &str, at_field: &str) -> String {
+    if at_field.trim().is_empty() { after.trim().to_owned() } else { format!("until {}", at_field.trim()) }
 }
 
 // ----- the canvas widget ----------------------------------------------------------
@@ -294,9 +310,14 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
         // Zoomed far out, rows and handles are too small to aim at: the box
         // alone is interactive, which also keeps big processes fast.
         let detailed = view.zoom >= 0.35;
-        response.widget_info(|| {
-            egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Activity {}", activity.name))
-        });
+        // The clock in the header says "escalations"; the label names them.
+        let label = if activity.escalations.is_empty() {
+            format!("Activity {}", activity.name)
+        } else {
+            let names: Vec<&str> = activity.escalations.iter().map(|e| e.name.as_str()).collect();
+            format!("Activity {} (escalations: {})", activity.name, names.join(", "))
+        };
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, &label));
         activity_responses.push((index, response));
         for event_index in (0..activity.events.len()).filter(|_| detailed) {
             let row = view.rect_to_screen(origin, event_row_rect(activity, event_index));
@@ -311,7 +332,9 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
                 (EventDraft::HttpRequest(_), false) => {
                     format!("Event {} (HTTP request, waits for a callback)", event.name())
                 }
-                (EventDraft::Timer(_), _) => format!("Event {} (timer)", event.name()),
+                (EventDraft::Timer(timer), _) => {
+                    format!("Event {} (timer, waits {})", event.name(), due_words(&timer.after, &timer.at_field))
+                }
             };
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
             row_responses.push((index, event_index, response));
@@ -691,17 +714,29 @@ fn draw_activity(
     let font = FontId::proportional(size::FONT * zoom);
     let small = FontId::proportional(size::SMALL_FONT * zoom);
     let text_left = rect.left() + 12.0 * zoom;
-    let title_width = rect.width() - 24.0 * zoom - if activity.start { 44.0 * zoom } else { 0.0 };
+    let escalates = !activity.escalations.is_empty();
+    let title_width = rect.width()
+        - 24.0 * zoom
+        - if activity.start { 44.0 * zoom } else { 0.0 }
+        - if escalates { 20.0 * zoom } else { 0.0 };
     let title = elide(painter, &activity.name, &font, title_width);
     painter.text(pos2(text_left, header.center().y), Align2::LEFT_CENTER, title, font.clone(), theme::ACTIVITY_TEXT);
+    // The connection handle sits on the header's right edge, and zoomed out
+    // it shrinks less than the box: marks keep clear of it.
+    let clear = (12.0 * zoom).max(size::HANDLE_RADIUS * zoom.max(0.6) + 4.0);
     if activity.start {
         painter.text(
-            pos2(header.right() - 12.0 * zoom, header.center().y),
+            pos2(header.right() - clear, header.center().y),
             Align2::RIGHT_CENTER,
             "START",
             small.clone(),
             theme::START_MARK,
         );
+    }
+    if escalates {
+        let right = header.right() - clear - if activity.start { 44.0 * zoom } else { 0.0 };
+        let center = pos2(right - 7.0 * zoom, header.center().y);
+        paint_clock(painter, center, 7.0 * zoom, theme::TIMER, Color32::WHITE);
     }
     if activity.events.is_empty() {
         let y = rect.top() + (size::HEADER + size::EVENT_ROW / 2.0) * zoom;
@@ -711,12 +746,18 @@ fn draw_activity(
     for (index, event) in activity.events.iter().enumerate() {
         let synchronous = event.synchronous();
         let is_http = matches!(event, EventDraft::HttpRequest(_));
+        let timer = match event {
+            EventDraft::Timer(timer) => Some(timer),
+            _ => None,
+        };
         let row = Rect::from_min_size(
             pos2(rect.left() + 6.0 * zoom, rect.top() + (size::HEADER + index as f32 * size::EVENT_ROW + 2.0) * zoom),
             vec2(rect.width() - 12.0 * zoom, (size::EVENT_ROW - 4.0) * zoom),
         );
         let event_selected = selection.contains(&Element::Event { activity: activity.id.clone(), index });
-        let (accent, fill) = if synchronous {
+        let (accent, fill) = if timer.is_some() {
+            (theme::TIMER, theme::TIMER_ROW_FILL)
+        } else if synchronous {
             (theme::SYNC_EVENT, Color32::TRANSPARENT)
         } else {
             (theme::ASYNC_EVENT, theme::ASYNC_ROW_FILL)
@@ -726,6 +767,7 @@ fn draw_activity(
         let icon_rect =
             Rect::from_center_size(pos2(row.left() + 10.0 * zoom, row.center().y), Vec2::splat(14.0 * zoom));
         match icons {
+            _ if timer.is_some() => paint_clock(painter, icon_rect.center(), 6.0 * zoom, theme::TIMER, Color32::WHITE),
             Some(icons) if is_http => {
                 let rect = Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0));
                 painter.image(icons.http_request, icon_rect, rect, Color32::WHITE);
@@ -746,7 +788,16 @@ fn draw_activity(
                 painter.circle_filled(icon_rect.center(), 5.0 * zoom, accent);
             }
         }
-        let badge_width = if synchronous { 0.0 } else { 52.0 * zoom };
+        // A timer's badge says when, and widens for it up to half the row.
+        let when = timer.map(|t| due_words(&t.after, &t.at_field));
+        let badge_width = match &when {
+            _ if synchronous => 0.0,
+            Some(when) => {
+                let text = painter.layout_no_wrap(when.clone(), small.clone(), Color32::WHITE).size().x;
+                (text + 27.0 * zoom).clamp(52.0 * zoom, row.width() * 0.5)
+            }
+            None => 52.0 * zoom,
+        };
         let name = elide(painter, event.name(), &font, row.width() - 26.0 * zoom - badge_width);
         painter.text(
             pos2(row.left() + 22.0 * zoom, row.center().y),
@@ -760,8 +811,23 @@ fn draw_activity(
                 pos2(row.right() - badge_width, row.top() + 3.0 * zoom),
                 vec2(badge_width - 4.0 * zoom, row.height() - 6.0 * zoom),
             );
-            painter.rect_filled(badge, CornerRadius::same(6), theme::ASYNC_EVENT);
-            painter.text(badge.center(), Align2::CENTER_CENTER, "waits", small.clone(), Color32::WHITE);
+            if let Some(when) = &when {
+                // A clock and when: a glance tells a timer from a callback.
+                painter.rect_filled(badge, CornerRadius::same(6), theme::TIMER);
+                let clock = pos2(badge.left() + 8.0 * zoom, badge.center().y);
+                paint_clock(painter, clock, 4.5 * zoom, theme::TIMER, Color32::WHITE);
+                let when = elide(painter, when, &small, badge.width() - 21.0 * zoom);
+                painter.text(
+                    pos2(badge.left() + 17.0 * zoom, badge.center().y),
+                    Align2::LEFT_CENTER,
+                    when,
+                    small.clone(),
+                    Color32::WHITE,
+                );
+            } else {
+                painter.rect_filled(badge, CornerRadius::same(6), theme::ASYNC_EVENT);
+                painter.text(badge.center(), Align2::CENTER_CENTER, "waits", small.clone(), Color32::WHITE);
+            }
         }
     }
 }

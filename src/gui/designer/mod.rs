@@ -6,12 +6,14 @@
 //! one undoable edit after the panels are drawn.
 
 pub mod canvas;
+pub mod deadlines;
 pub mod document;
 pub mod layout;
 pub mod ops;
 pub mod palette;
 pub mod problems;
 pub mod properties;
+pub mod request_editor;
 pub mod script_editor;
 
 use egui::Ui;

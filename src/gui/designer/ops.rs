@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::gui::designer::Element;
 use crate::gui::designer::palette::unique_name;
-use crate::model::{ActivityDraft, EventDraft, LineDraft, Position, PrecedingRule, ProcessDraft};
+use crate::model::{
+    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, LineDraft, Position, PrecedingRule, ProcessDraft,
+};
 
 /// A fresh activity id (`activity_7`) not used in the draft.
 pub fn new_activity_id(draft: &ProcessDraft) -> String {
@@ -66,6 +68,41 @@ pub fn move_event(draft: &mut ProcessDraft, from: (&str, usize), to: (&str, usiz
     }
     draft.activities[target].events.insert(index, event);
     Some(index)
+}
+
+/// Adds an escalation to an activity: after an hour, fail, named so that
+/// it is unique in the activity; filled in from there in the properties.
+pub fn add_escalation(draft: &mut ProcessDraft, activity_id: &str) -> Option<usize> {
+    let activity = draft.activities.iter_mut().find(|a| a.id == activity_id)?;
+    let taken: Vec<&str> = activity.escalations.iter().map(|e| e.name.as_str()).collect();
+    let name = unique_name("Escalation", &taken);
+    activity.escalations.push(EscalationDraft {
+        name,
+        after: "1h".to_owned(),
+        at_field: String::new(),
+        action: EscalationActionDraft::Fail,
+    });
+    Some(activity.escalations.len() - 1)
+}
+
+pub fn remove_escalation(draft: &mut ProcessDraft, activity_id: &str, index: usize) {
+    if let Some(activity) = draft.activities.iter_mut().find(|a| a.id == activity_id)
+        && index < activity.escalations.len()
+    {
+        activity.escalations.remove(index);
+    }
+}
+
+/// Moves an escalation to `to` in its activity's list (the order in which
+/// escalations due at the same moment act).
+pub fn move_escalation(draft: &mut ProcessDraft, activity_id: &str, from: usize, to: usize) {
+    if let Some(activity) = draft.activities.iter_mut().find(|a| a.id == activity_id)
+        && from < activity.escalations.len()
+        && to < activity.escalations.len()
+    {
+        let escalation = activity.escalations.remove(from);
+        activity.escalations.insert(to, escalation);
+    }
 }
 
 /// Connects two activities with a line, unless it would connect an activity to
@@ -160,6 +197,18 @@ pub fn paste(draft: &mut ProcessDraft, clip: &Clip, offset: (f32, f32)) -> Vec<S
         });
     }
     let new_id = |old: &str| renamed.iter().find(|(o, _)| o == old).map(|(_, n)| n.clone());
+    // A go-to between pasted activities goes to the pasted copy, as lines do;
+    // one to an activity left behind still goes there.
+    for (_, id) in &renamed {
+        let Some(activity) = draft.activities.iter_mut().find(|a| a.id == *id) else { continue };
+        for escalation in &mut activity.escalations {
+            if let EscalationActionDraft::GoTo { activity: target } = &mut escalation.action
+                && let Some(pasted) = new_id(target)
+            {
+                *target = pasted;
+            }
+        }
+    }
     for line in &clip.lines {
         if let (Some(from), Some(to)) = (new_id(&line.from), new_id(&line.to)) {
             draft.lines.push(LineDraft { from, to, ..line.clone() });
@@ -217,5 +266,45 @@ mod tests {
         delete(&mut d, &[Element::Activity(a)]);
         assert_eq!(d.activities.len(), 3);
         assert_eq!(d.lines.len(), 1);
+    }
+
+    #[test]
+    fn escalations_are_added_with_unique_names_moved_and_removed() {
+        let mut d = draft();
+        let a = add_activity(&mut d, Position::default(), vec![]);
+        assert_eq!(add_escalation(&mut d, &a), Some(0));
+        assert_eq!(add_escalation(&mut d, &a), Some(1));
+        let names = |d: &ProcessDraft| d.activities[0].escalations.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&d), ["Escalation", "Escalation 2"]);
+        move_escalation(&mut d, &a, 1, 0);
+        assert_eq!(names(&d), ["Escalation 2", "Escalation"]);
+        move_escalation(&mut d, &a, 1, 2); // past the end: nothing
+        remove_escalation(&mut d, &a, 0);
+        assert_eq!(names(&d), ["Escalation"]);
+    }
+
+    /// A go-to between copied activities follows the copy, as a line does.
+    #[test]
+    fn pasted_go_tos_go_to_the_pasted_activities() {
+        let mut d = draft();
+        let a = add_activity(&mut d, Position::default(), vec![]);
+        let b = add_activity(&mut d, Position::default(), vec![]);
+        let outside = add_activity(&mut d, Position::default(), vec![]);
+        for target in [&b, &outside] {
+            add_escalation(&mut d, &a);
+            let last = d.activities[0].escalations.last_mut().unwrap();
+            last.action = EscalationActionDraft::GoTo { activity: target.clone() };
+        }
+        let clip = copy(&d, &[Element::Activity(a.clone()), Element::Activity(b.clone())]).unwrap();
+        let pasted = paste(&mut d, &clip, (40.0, 40.0));
+        let copy_of_a = d.activities.iter().find(|x| x.id == pasted[0]).unwrap();
+        let targets: Vec<&EscalationActionDraft> = copy_of_a.escalations.iter().map(|e| &e.action).collect();
+        assert_eq!(
+            targets,
+            [
+                &EscalationActionDraft::GoTo { activity: pasted[1].clone() },
+                &EscalationActionDraft::GoTo { activity: outside.clone() }
+            ]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! sub-process, timer) is one more entry in [`TEMPLATES`] and, if it is a new
 //! event kind, one more `EventDraft` variant.
 
-use crate::model::{EventDraft, HttpRequestDraft, ServerEventDraft};
+use crate::model::{EventDraft, HttpRequestDraft, ServerEventDraft, TimerDraft};
 
 /// Which icon a template shows; the textures are loaded by the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -10,6 +10,8 @@ pub enum TemplateIcon {
     ServerEvent,
     AsyncServerEvent,
     HttpRequest,
+    /// Drawn, not a texture: a clock.
+    Timer,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +42,21 @@ pub const TEMPLATES: &[EventTemplate] = &[
         icon: TemplateIcon::HttpRequest,
         make: http_request,
     },
+    EventTemplate {
+        name: "Wait",
+        description: "Waits a duration (30m, 2h, 3d) or until the date or date-time a field holds, then completes.",
+        icon: TemplateIcon::Timer,
+        make: timer,
+    },
 ];
+
+fn timer(existing: &[&str]) -> EventDraft {
+    EventDraft::Timer(TimerDraft {
+        name: unique_name("Wait", existing),
+        after: "1h".to_owned(),
+        at_field: String::new(),
+    })
+}
 
 fn http_request(existing: &[&str]) -> EventDraft {
     EventDraft::HttpRequest(HttpRequestDraft {

@@ -3,14 +3,14 @@
 
 use egui::{ComboBox, Grid, RichText, TextEdit, Ui};
 
+use crate::gui::designer::deadlines;
+use crate::gui::designer::request_editor::{RequestEditor, locate};
 use crate::gui::designer::script_editor::script_editor_ui;
 use crate::gui::designer::{Coalesce, Designer, Edit, Element, ops};
 use crate::gui::theme;
-use crate::model::http::TIMEOUT_SECONDS;
 use crate::model::{
-    ActivityDraft, EventDraft, FieldDraft, FieldType, HeaderDraft, HttpMethod, HttpRequestDraft, Location,
-    PrecedingRule, Problem, ProcessDraft, ProcessZone, Right, ScriptContext, ScriptFailure, ServerEventDraft, Severity,
-    Value,
+    ActivityDraft, EventDraft, FieldDraft, FieldType, HttpRequestDraft, Location, PrecedingRule, ProcessDraft,
+    ProcessZone, Right, ScriptContext, ScriptFailure, ServerEventDraft, Severity, Value,
 };
 
 /// What the panel asks of the app beyond editing the draft.
@@ -35,7 +35,7 @@ pub fn properties_ui(ui: &mut Ui, designer: &Designer, rights: Option<RightsView
     let draft = designer.doc.draft();
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match designer.selection.as_slice() {
         [] => process_ui(ui, draft, rights, &mut edits, &mut requests),
-        [Element::Activity(id)] => activity_ui(ui, draft, id, &mut edits),
+        [Element::Activity(id)] => activity_ui(ui, designer, id, &mut edits),
         [Element::Event { activity, index }] => event_ui(ui, designer, activity, *index, &mut edits),
         [Element::Line(index)] => line_ui(ui, designer, *index, &mut edits),
         many => {
@@ -46,8 +46,17 @@ pub fn properties_ui(ui: &mut Ui, designer: &Designer, rights: Option<RightsView
     (edits, requests)
 }
 
+/// The problems of the elements `belongs` picks, where the designer is
+/// looking: errors in red, warnings in amber.
+pub(crate) fn problems_ui(ui: &mut Ui, designer: &Designer, belongs: impl Fn(&Location) -> bool) {
+    for problem in designer.doc.known_problems().iter().filter(|p| belongs(&p.location)) {
+        let color = if problem.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
+        ui.colored_label(color, &problem.message);
+    }
+}
+
 /// A labelled one-line text field; typing in it is one undo step.
-fn text_row(
+pub(crate) fn text_row(
     ui: &mut Ui,
     label: &str,
     value: &str,
@@ -74,7 +83,9 @@ fn process_ui(
     ui.heading("Process");
     Grid::new("process-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
         text_row(ui, "Name", &draft.name, "process-name".into(), edits, |d, v| d.name = v);
+        deadlines::time_zone_row(ui, draft, edits);
     });
+    deadlines::time_zone_problem_ui(ui, draft);
     let label = ui.label("Description");
     let mut description = draft.description.clone();
     if ui
@@ -168,7 +179,7 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, zone: &ProcessZone, 
             let zone = zone.clone();
             edits.push(Edit::new(Coalesce::Key(format!("field-default:{index}")), move |d| {
                 if let Some(f) = d.fields.get_mut(index) {
-                    f.default = default_json(known, &text, &zone);
+                    f.default = stored_value(known, &text, &zone);
                 }
             }));
         }
@@ -185,7 +196,7 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, zone: &ProcessZone, 
 
 /// The zone the draft names, UTC while it names none or one that does not
 /// exist (which validation reports).
-fn draft_zone(draft: &ProcessDraft) -> ProcessZone {
+pub(crate) fn draft_zone(draft: &ProcessDraft) -> ProcessZone {
     ProcessZone::of(draft.time_zone.as_deref()).unwrap_or_else(|_| ProcessZone::utc())
 }
 
@@ -193,7 +204,7 @@ fn draft_zone(draft: &ProcessDraft) -> ProcessZone {
 /// text itself, which validation then reports against the field. A
 /// date-time stays as typed: without an offset it means a wall-clock time
 /// in the process's zone, which may still change.
-fn default_json(field_type: Option<FieldType>, text: &str, zone: &ProcessZone) -> Option<serde_json::Value> {
+pub(crate) fn stored_value(field_type: Option<FieldType>, text: &str, zone: &ProcessZone) -> Option<serde_json::Value> {
     if text.is_empty() {
         return None;
     }
@@ -233,8 +244,8 @@ fn rights_ui(ui: &mut Ui, view: RightsView<'_>, requests: &mut Vec<Request>) {
     });
 }
 
-fn activity_ui(ui: &mut Ui, draft: &ProcessDraft, id: &str, edits: &mut Vec<Edit>) {
-    let Some(activity) = draft.activity(id) else { return };
+fn activity_ui(ui: &mut Ui, designer: &Designer, id: &str, edits: &mut Vec<Edit>) {
+    let Some(activity) = designer.doc.draft().activity(id) else { return };
     ui.heading("Activity");
     Grid::new("activity-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
         let owned = id.to_owned();
@@ -274,6 +285,8 @@ fn activity_ui(ui: &mut Ui, draft: &ProcessDraft, id: &str, edits: &mut Vec<Edit
     });
     ui.separator();
     ui.label(format!("{} event(s). Drag templates from the palette onto the box to add more.", activity.events.len()));
+    ui.separator();
+    deadlines::escalations_ui(ui, designer, activity, edits);
 }
 
 fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, edits: &mut Vec<Edit>) {
@@ -282,7 +295,8 @@ fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, e
     match activity.events.get(index) {
         Some(EventDraft::ServerEvent(event)) => server_event_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::HttpRequest(event)) => http_request_ui(ui, designer, activity, index, event, edits),
-        Some(EventDraft::Timer(_)) | None => {}
+        Some(EventDraft::Timer(event)) => deadlines::timer_ui(ui, designer, activity, index, event, edits),
+        None => {}
     }
 }
 
@@ -346,6 +360,16 @@ fn http_request_ui(
 ) {
     let activity_id = activity.id.as_str();
     let owned = || activity_id.to_owned();
+    let located = owned();
+    let editor = RequestEditor {
+        parts: event.parts(),
+        key: format!("{activity_id}:{index}"),
+        prefix: String::new(),
+        locate: locate(move |d| match d.activities.iter_mut().find(|a| a.id == located)?.events.get_mut(index)? {
+            EventDraft::HttpRequest(request) => Some(request.parts_mut()),
+            _ => None,
+        }),
+    };
     ui.heading("HTTP request");
     ui.label(RichText::new(format!("in activity {}", activity.name)).weak());
     Grid::new("http-request-properties").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
@@ -364,40 +388,7 @@ fn http_request_ui(
         }
         ui.end_row();
 
-        ui.label("Method");
-        let known = HttpMethod::parse(&event.method);
-        let shown = known.map(|m| m.name().to_owned()).unwrap_or_else(|| format!("{} (unknown)", event.method));
-        let combo = ComboBox::from_id_salt(("http-method", activity_id, index)).selected_text(shown).show_ui(ui, |ui| {
-            for method in HttpMethod::ALL {
-                if ui.selectable_label(known == Some(method), method.name()).clicked() {
-                    let activity = owned();
-                    edits.push(Edit::new(Coalesce::Never, move |d| {
-                        with_http_request(d, &activity, index, |e| e.method = method.name().to_owned())
-                    }));
-                }
-            }
-        });
-        combo.response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "HTTP method"));
-        ui.end_row();
-
-        let activity = owned();
-        text_row(ui, "URL", &event.url, format!("http-url:{activity_id}:{index}"), edits, move |d, v| {
-            with_http_request(d, &activity, index, |e| e.url = v);
-        });
-
-        let label = ui.label("Timeout");
-        let mut timeout = event.timeout_seconds;
-        let response = ui
-            .add(egui::DragValue::new(&mut timeout).range(TIMEOUT_SECONDS).suffix(" s"))
-            .labelled_by(label.id)
-            .on_hover_text("For connecting and the whole exchange; past it the instance goes into Error.");
-        if response.changed() {
-            let activity = owned();
-            edits.push(Edit::new(Coalesce::Key(format!("http-timeout:{activity_id}:{index}")), move |d| {
-                with_http_request(d, &activity, index, |e| e.timeout_seconds = timeout)
-            }));
-        }
-        ui.end_row();
+        editor.rows_ui(ui, edits);
     });
     if !event.synchronous {
         ui.colored_label(
@@ -407,103 +398,14 @@ fn http_request_ui(
     }
 
     ui.separator();
-    ui.strong("Headers");
-    // One row per header, the value taking what the name and button leave.
-    for (row, header) in event.headers.iter().enumerate() {
-        ui.horizontal(|ui| {
-            let mut name = header.name.clone();
-            let response = ui.add_sized([120.0, 20.0], TextEdit::singleline(&mut name).hint_text("name"));
-            response.widget_info(|| {
-                egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Header {} name", row + 1))
-            });
-            if response.changed() {
-                let activity = owned();
-                edits.push(Edit::new(
-                    Coalesce::Key(format!("http-header-name:{activity_id}:{index}:{row}")),
-                    move |d| {
-                        with_http_request(d, &activity, index, |e| {
-                            if let Some(h) = e.headers.get_mut(row) {
-                                h.name = name;
-                            }
-                        })
-                    },
-                ));
-            }
-            let mut value = header.value.clone();
-            let value_width = (ui.available_width() - 80.0).max(80.0);
-            let response = ui.add_sized(
-                [value_width, 20.0],
-                TextEdit::singleline(&mut value).hint_text("value; ${placeholders} allowed"),
-            );
-            response.widget_info(|| {
-                egui::WidgetInfo::labeled(egui::Role::TextInput, true, format!("Header {} value", row + 1))
-            });
-            if response.changed() {
-                let activity = owned();
-                edits.push(Edit::new(
-                    Coalesce::Key(format!("http-header-value:{activity_id}:{index}:{row}")),
-                    move |d| {
-                        with_http_request(d, &activity, index, |e| {
-                            if let Some(h) = e.headers.get_mut(row) {
-                                h.value = value;
-                            }
-                        })
-                    },
-                ));
-            }
-            let remove = ui.button("Remove");
-            remove.widget_info(|| {
-                egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Remove header {}", row + 1))
-            });
-            if remove.clicked() {
-                let activity = owned();
-                edits.push(Edit::new(Coalesce::Never, move |d| {
-                    with_http_request(d, &activity, index, |e| {
-                        if row < e.headers.len() {
-                            e.headers.remove(row);
-                        }
-                    })
-                }));
-            }
-        });
-    }
-    if ui.button("Add header").clicked() {
-        let activity = owned();
-        edits.push(Edit::new(Coalesce::Never, move |d| {
-            with_http_request(d, &activity, index, |e| e.headers.push(HeaderDraft::default()))
-        }));
-    }
-
-    ui.separator();
-    let label = ui.label("Body (JSON; empty sends none)");
-    let mut body = event.body.clone();
-    let response = ui
-        .add(
-            TextEdit::multiline(&mut body)
-                .code_editor()
-                .desired_rows(6)
-                .desired_width(f32::INFINITY)
-                .hint_text("{\"serial\": ${serial}, \"name\": ${name}}"),
-        )
-        .labelled_by(label.id);
-    if response.changed() {
-        let activity = owned();
-        edits.push(Edit::new(Coalesce::Key(format!("http-body:{activity_id}:{index}")), move |d| {
-            with_http_request(d, &activity, index, |e| e.body = body)
-        }));
-    }
+    editor.headers_and_body_ui(ui, edits);
 
     // This event's own problems, where the designer is looking.
-    let problems: Vec<&Problem> = designer
-        .doc
-        .known_problems()
-        .iter()
-        .filter(|p| matches!(&p.location, Location::Event { activity_id: a, index: i, .. } if a == activity_id && *i == index))
-        .collect();
-    for problem in problems {
-        let color = if problem.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
-        ui.colored_label(color, &problem.message);
-    }
+    problems_ui(
+        ui,
+        designer,
+        |location| matches!(location, Location::Event { activity_id: a, index: i, .. } if a == activity_id && *i == index),
+    );
     let draft = designer.doc.draft();
     let field_names: Vec<&str> = draft.fields.iter().map(|f| f.name.as_str()).collect();
     ui.label(
