@@ -1841,3 +1841,91 @@ fn issue_16_the_instance_buttons_are_live_exactly_where_the_engines_table_allows
     // or nothing.
     assert_eq!(seen_live, seen_dead, "every button was both live and dead somewhere");
 }
+
+// ----- issue 17: deadlines seen in the monitor -------------------------------------
+
+/// A wait with two deadlines: `Give up` at the date in `reply_by` (it
+/// finishes the item, and the instance cools off for two hours), and
+/// `Escalate` a day after the wait began.
+const DEADLINES: &str = r#"{
+  "name": "deadline",
+  "fields": [
+    { "name": "reply_by", "type": "datetime" },
+    { "name": "outcome", "type": "string" }
+  ],
+  "activities": [
+    { "id": "call", "name": "Call external system", "start": true, "position": { "x": 40, "y": 40 },
+      "events": [ { "kind": "server_event", "name": "Send", "synchronous": false, "script": "" } ],
+      "escalations": [
+        { "name": "Give up", "at_field": "reply_by", "action": { "finish": { "set": { "outcome": "timed out" } } } },
+        { "name": "Escalate", "after": "1d", "action": "fail" } ] },
+    { "id": "cool", "name": "Cool off", "position": { "x": 420, "y": 40 },
+      "events": [ { "kind": "timer", "name": "Wait 2 hours", "after": "2h" } ] }
+  ],
+  "lines": [ { "from": "call", "to": "cool" } ]
+}"#;
+
+/// `reply_by` `minutes` from the fixture's start (`T0`, 09:00 UTC).
+fn reply_by(minutes: i64) -> Vec<(String, flowdesk::engine::FieldInput)> {
+    let at = chrono::DateTime::from_timestamp_millis(support::T0 + minutes * MINUTE).unwrap();
+    set(&[("reply_by", &at.to_rfc3339())])
+}
+
+/// At 09:00 on the fixture's clock: `PO-soon` (1) due in two hours,
+/// `PO-late` (2) five minutes overdue and held (stopped, so that the
+/// window's ticker leaves it), and `PO-none` (3), a callback with nothing due.
+fn deadline_fixture() -> Fixture {
+    let fx = Fixture::new();
+    deploy_json(&fx, DEADLINES);
+    deploy(&fx, "callback.process.json");
+    fx.engine.start("admin", "deadline", "PO-soon", &reply_by(120)).unwrap();
+    fx.engine.start("admin", "deadline", "PO-late", &reply_by(-5)).unwrap();
+    fx.engine.stop("admin", 2).unwrap();
+    fx.engine.start("admin", "callback", "PO-none", &[]).unwrap();
+    fx
+}
+
+impl Gui {
+    /// The window on the fixture's clock: its ticker fires and its lists
+    /// tell due times by it, so the test moves time instead of waiting.
+    fn on_fixture_clock(fx: Fixture, view: AppView, size: [f32; 2]) -> Gui {
+        let options = GuiOptions { db_path: fx.db_path(), user: "ada".to_owned(), file: None, view };
+        let clock = fx.clock.clone();
+        let app = FlowdeskApp::on_clock(options, Settings::default(), Box::new(ScriptedDialogs::default()), clock);
+        let harness = Harness::builder().with_size(size).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+        let mut gui = Gui { fx, harness, locked: false };
+        gui.run_until("the first rows", |app| app.monitor.count().is_some() && !app.monitor.rows().is_empty());
+        gui
+    }
+
+    /// A label of the flow view (an activity, an event, a timer's line).
+    fn flow_label(&self, start: &str) -> String {
+        let found: Vec<String> = self.all_texts().into_iter().filter(|t| t.starts_with(start)).collect();
+        assert_eq!(found.len(), 1, "one label starts `{start}`: {:#?}", self.all_texts());
+        found[0].clone()
+    }
+}
+
+/// Issue 17: the instance list says when each instance's next deadline
+/// falls due, "in 2 h" or "overdue 5 min", nothing when none is armed; the
+/// Due column sorts soonest first, then the other way.
+#[test]
+fn issue_17_the_due_column_says_when_each_instance_falls_due_and_sorts_by_it() {
+    let mut gui = Gui::on_fixture_clock(deadline_fixture(), AppView::Monitor, [1280.0, 800.0]);
+    gui.settle();
+    // Beside the status, before the originator.
+    assert_eq!(gui.row("PO-soon")[..6], ["1", "PO-soon", "deadline v1", "Active", "in 2 h", "admin"]);
+    assert_eq!(gui.row("PO-late")[..6], ["2", "PO-late", "deadline v1", "Stopped", "overdue 5 min", "admin"]);
+    assert_eq!(gui.row("PO-none")[..5], ["3", "PO-none", "callback v1", "Active", "admin"], "nothing is due");
+    gui.assert_rows_in_order(&["PO-none", "PO-late", "PO-soon"]);
+
+    gui.click("Due");
+    gui.run_until("the Due order", |app| app.monitor.rows_current() && app.monitor.rows()[0].id == 2);
+    gui.settle();
+    gui.assert_rows_in_order(&["PO-late", "PO-soon", "PO-none"]);
+    gui.click("Due (asc)");
+    gui.run_until("the latest first", |app| app.monitor.rows_current() && app.monitor.rows()[0].id == 1);
+    gui.settle();
+    assert!(gui.shown("Due (desc)"));
+    gui.assert_rows_in_order(&["PO-soon", "PO-late", "PO-none"]);
+}

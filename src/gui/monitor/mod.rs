@@ -14,17 +14,20 @@
 //! it changed is read again.
 
 pub mod actions;
+pub mod due;
 pub mod flow;
 pub mod queries;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egui::{Color32, RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
-    AuditAction, CommandKind, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder,
-    InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, Rule, format_age, format_time, rule,
+    AuditAction, Clock, CommandKind, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter,
+    InstanceOrder, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, Rule, format_age,
+    format_time, rule,
 };
 use crate::gui::designer::View;
 use crate::gui::theme;
@@ -274,6 +277,8 @@ struct Acting {
 
 pub struct Monitor {
     queries: Result<Queries, String>,
+    /// The window's runtime's clock: ages and due times are told by it.
+    clock: Arc<dyn Clock>,
     user_seen: String,
     pub filter: InstanceFilter,
     processes: Vec<String>,
@@ -314,9 +319,10 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(queries: Result<Queries, EngineError>) -> Monitor {
+    pub fn new(queries: Result<Queries, EngineError>, clock: Arc<dyn Clock>) -> Monitor {
         Monitor {
             queries: queries.map_err(|e| e.to_string()),
+            clock,
             user_seen: String::new(),
             filter: InstanceFilter::default(),
             processes: Vec::new(),
@@ -638,7 +644,7 @@ impl Monitor {
                                 self.flow_fit = true;
                             }
                         });
-                        flow::flow_ui(ui, detail, &mut self.flow_view, &mut self.flow_fit);
+                        flow::flow_ui(ui, detail, self.clock.now(), &mut self.flow_view, &mut self.flow_fit);
                     },
                 );
             }
@@ -697,6 +703,10 @@ impl Monitor {
                 self.filter.search = Some(search).filter(|s| !s.trim().is_empty());
                 changed = true;
             }
+            changed |= ui
+                .checkbox(&mut self.filter.overdue, "Overdue")
+                .on_hover_text("Only instances with a deadline or timer that has fallen due")
+                .changed();
             if ui.button("Refresh").clicked() {
                 self.refresh(user);
             }
@@ -716,15 +726,24 @@ impl Monitor {
             (Some(filter), Some(n)) if *filter == self.filter => n as usize,
             _ => self.rows_offset + self.rows.len(),
         };
+        // Title, the order it sorts by and whether its arrow shows that
+        // order ("Started" and "Id" share the id order; only Id is marked),
+        // and its width where the window has room.
         let columns = [
-            ("Id", InstanceColumn::Id, 70.0),
-            ("Folio", InstanceColumn::Folio, 130.0),
-            ("Process", InstanceColumn::Process, 150.0),
-            ("Status", InstanceColumn::Status, 90.0),
-            ("Originator", InstanceColumn::Originator, 100.0),
-            ("Started", InstanceColumn::Id, 165.0),
-            ("Last change", InstanceColumn::LastChange, 165.0),
+            ("Id", InstanceColumn::Id, true, 70.0),
+            ("Folio", InstanceColumn::Folio, true, 130.0),
+            ("Process", InstanceColumn::Process, true, 150.0),
+            ("Status", InstanceColumn::Status, true, 90.0),
+            ("Due", InstanceColumn::Due, true, 100.0),
+            ("Originator", InstanceColumn::Originator, true, 100.0),
+            ("Started", InstanceColumn::Id, false, 165.0),
+            ("Last change", InstanceColumn::LastChange, true, 165.0),
         ];
+        // Narrowed together on a small screen, so that every column stays
+        // in sight beside the instance panel.
+        let spacing = columns.len() as f32 * ui.spacing().item_spacing.x;
+        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), ui.available_width() - spacing);
+        let now = self.clock.now();
         let mut sort_by = None;
         let mut clicked = None;
         let mut visible: Option<(usize, usize)> = None;
@@ -742,16 +761,15 @@ impl Monitor {
             .striped(true)
             .sense(egui::Sense::click())
             .auto_shrink([false, false]);
-        for (_, _, width) in &columns {
-            table = table.column(Column::initial(*width).resizable(true));
+        for width in widths {
+            table = table.column(Column::initial(width).resizable(true).clip(true));
         }
         table
             .header(22.0, |mut header| {
-                for (index, (title, column, _)) in columns.iter().enumerate() {
+                for (title, column, marked, _) in &columns {
                     header.col(|ui| {
                         let order = self.filter.order;
-                        // "Started" and "Id" share the id order; mark only the id column.
-                        let arrow = if order.column == *column && index != 5 {
+                        let arrow = if order.column == *column && *marked {
                             if order.descending { " (desc)" } else { " (asc)" }
                         } else {
                             ""
@@ -777,23 +795,18 @@ impl Monitor {
                         return;
                     };
                     row.set_selected(self.selected == Some(summary.id));
-                    let status_color = status_color(summary.status);
-                    let cells = [
-                        summary.id.to_string(),
-                        summary.folio.clone(),
-                        format!("{} v{}", summary.process, summary.version),
-                        summary.status.name().to_owned(),
-                        summary.originator.clone(),
-                        format_time(summary.started_at),
-                        format_time(summary.updated_at),
-                    ];
-                    for (column, text) in cells.into_iter().enumerate() {
+                    for text in [summary.id.to_string(), summary.folio.clone(), format!("{} v{}", summary.process, summary.version)] {
                         row.col(|ui| {
-                            if column == 3 {
-                                ui.colored_label(status_color, text);
-                            } else {
-                                ui.label(text);
-                            }
+                            ui.label(text);
+                        });
+                    }
+                    row.col(|ui| {
+                        ui.colored_label(status_color(summary.status), summary.status.name());
+                    });
+                    row.col(|ui| due::due_cell(ui, now, summary.due_at));
+                    for text in [summary.originator.clone(), format_time(summary.started_at), format_time(summary.updated_at)] {
+                        row.col(|ui| {
+                            ui.label(text);
                         });
                     }
                     if row.response().clicked() {
@@ -802,6 +815,8 @@ impl Monitor {
                 });
             });
         if let Some(column) = sort_by {
+            // A new column starts newest first for times of the past, soonest
+            // first for the Due column, A to Z for the others.
             let descending = if self.filter.order.column == column {
                 !self.filter.order.descending
             } else {
@@ -1017,8 +1032,17 @@ impl Monitor {
                     self.items_filter.search = Some(search).filter(|s| !s.trim().is_empty());
                     changed = true;
                 }
-                let order = if self.items_filter.newest_first { "Newest first" } else { "Oldest first" };
-                if ui.button(order).on_hover_text("Sort by age").clicked() {
+                changed |= ui
+                    .checkbox(&mut self.items_filter.overdue, "Overdue")
+                    .on_hover_text("Only items whose deadline or timer has fallen due")
+                    .changed();
+                let order = match (self.items_filter.by_due, self.items_filter.newest_first) {
+                    (false, false) => "Oldest first",
+                    (false, true) => "Newest first",
+                    (true, false) => "Soonest due first",
+                    (true, true) => "Latest due first",
+                };
+                if ui.button(order).on_hover_text("Sort the other way").clicked() {
                     self.items_filter.newest_first = !self.items_filter.newest_first;
                     changed = true;
                 }
@@ -1031,17 +1055,26 @@ impl Monitor {
                 ui.colored_label(theme::ERROR, error);
             }
             ui.separator();
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = self.clock.now();
             let mut open = None;
+            let mut sort_by_due = None;
             let items = self.items.clone();
             ui.style_mut().interaction.selectable_labels = false;
             // Serial, instance, folio, process, activity and event (at least),
-            // age, status: narrowed together on a small screen, so the status
-            // stays in sight beside the finish panel.
-            let [serial, instance, folio, process, activity, event, age, status] = fitted_widths(
-                [70.0, 64.0, 100.0, 120.0, 80.0, 80.0, 70.0, 70.0],
-                ui.available_width() - 64.0 - 9.0 * ui.spacing().item_spacing.x,
+            // age, due, status: narrowed together on a small screen, so the
+            // status stays in sight beside the finish panel.
+            let [serial, instance, folio, process, activity, event, age, due, status] = fitted_widths(
+                [70.0, 64.0, 100.0, 120.0, 80.0, 80.0, 70.0, 80.0, 70.0],
+                ui.available_width() - 64.0 - 10.0 * ui.spacing().item_spacing.x,
             );
+            let filter = &self.items_filter;
+            // The sorting headers, as the instance list's: the arrow on the order shown.
+            let arrow = |by_due: bool| match (filter.by_due == by_due, filter.newest_first) {
+                (false, _) => "",
+                (true, false) => " (asc)",
+                (true, true) => " (desc)",
+            };
+            let (age_title, due_title) = (format!("Age{}", arrow(false)), format!("Due{}", arrow(true)));
             TableBuilder::new(ui)
                 .id_salt("server-items")
                 .striped(true)
@@ -1055,13 +1088,24 @@ impl Monitor {
                 .column(Column::remainder().at_least(activity).clip(true))
                 .column(Column::remainder().at_least(event).clip(true))
                 .column(Column::initial(age).clip(true))
+                .column(Column::initial(due).clip(true))
                 .column(Column::initial(status).clip(true))
                 .header(22.0, |mut header| {
-                    for title in ["", "Serial", "Instance", "Folio", "Process", "Activity", "Event", "Age", "Status"] {
+                    for title in ["", "Serial", "Instance", "Folio", "Process", "Activity", "Event"] {
                         header.col(|ui| {
                             ui.strong(title);
                         });
                     }
+                    for (title, by_due) in [(&age_title, false), (&due_title, true)] {
+                        header.col(|ui| {
+                            if ui.button(RichText::new(title).strong()).on_hover_text("Sort").clicked() {
+                                sort_by_due = Some(by_due);
+                            }
+                        });
+                    }
+                    header.col(|ui| {
+                        ui.strong("Status");
+                    });
                 })
                 .body(|body| {
                     body.rows(24.0, items.len(), |mut row| {
@@ -1076,7 +1120,6 @@ impl Monitor {
                                 }
                             }
                         });
-                        let age = format_age(now, item.created_at);
                         let cells = [
                             item.serial.to_string(),
                             item.serial.instance_id.to_string(),
@@ -1084,16 +1127,27 @@ impl Monitor {
                             item.process.clone(),
                             item.activity.clone(),
                             item.event.clone(),
-                            age,
-                            item.status_words().to_owned(),
+                            format_age(now, item.created_at),
                         ];
                         for text in cells {
                             row.col(|ui| {
                                 ui.label(text);
                             });
                         }
+                        row.col(|ui| due::due_cell(ui, now, item.due_at));
+                        row.col(|ui| {
+                            ui.label(item.status_words());
+                        });
                     });
                 });
+            if let Some(by_due) = sort_by_due {
+                // Again on the same column turns it round; another starts at
+                // the oldest, or the soonest due.
+                let filter = &mut self.items_filter;
+                filter.newest_first = filter.by_due == by_due && !filter.newest_first;
+                filter.by_due = by_due;
+                self.ask(user, Query::Items { filter: self.items_filter.clone() });
+            }
             if let Some(serial) = open {
                 self.finish.serial = serial;
                 self.open_item(user);
@@ -1295,12 +1349,40 @@ fn trail_ui(ui: &mut Ui, detail: &InstanceDetail) {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format_time(entry.at)).monospace().weak());
                 ui.label(RichText::new(&entry.user).strong());
-                let color = if entry.action == AuditAction::Error { theme::ERROR } else { theme::ACTIVITY_TEXT };
-                ui.colored_label(color, entry.action.name());
+                ui.colored_label(action_color(entry.action), entry.action.name());
                 ui.label(&entry.detail);
             });
         }
     });
+}
+
+/// The colour of an action in the audit trail: failures red, what the
+/// clock did in the timers' colour (the designer's clocks wear it), what
+/// needs a look (a deadline that cannot fire, a notification to be tried
+/// again) as a warning, the rest as text.
+pub fn action_color(action: AuditAction) -> Color32 {
+    match action {
+        AuditAction::Error => theme::ERROR,
+        AuditAction::EscalationFired | AuditAction::TimerFired => theme::TIMER,
+        AuditAction::EscalationNotArmed | AuditAction::NotifyFailed => theme::WARNING,
+        AuditAction::InstanceStarted
+        | AuditAction::ActivityStarted
+        | AuditAction::ActivityCompleted
+        | AuditAction::ItemCreated
+        | AuditAction::WaitingForCallback
+        | AuditAction::ItemFinished
+        | AuditAction::CallbackApplied
+        | AuditAction::Log
+        | AuditAction::HttpRequest
+        | AuditAction::InstanceCompleted
+        | AuditAction::InstanceInError
+        | AuditAction::Retried
+        | AuditAction::Stopped
+        | AuditAction::Resumed
+        | AuditAction::WentToActivity
+        | AuditAction::DataChanged
+        | AuditAction::Recovered => theme::ACTIVITY_TEXT,
+    }
 }
 
 fn status_color(status: InstanceStatus) -> Color32 {
