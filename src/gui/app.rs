@@ -330,9 +330,8 @@ impl FlowdeskApp {
         // the window's own calls (the monitor shows where they stand), and
         // timers fire as they fall due.
         let runtime_options = RuntimeOptions { ticking: Ticking::Host, clock: clock.clone(), ..Default::default() };
-        let opened = Runtime::open(&options.db_path, runtime_options)
-            .map(Arc::new)
-            .map_err(crate::engine::EngineError::from);
+        let opened =
+            Runtime::open(&options.db_path, runtime_options).map(Arc::new).map_err(crate::engine::EngineError::from);
         // The query worker wakes the window when an answer arrives; the
         // window's context exists only from the first frame on.
         let repaint: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
@@ -1902,7 +1901,9 @@ fn load_icons(ctx: &egui::Context) -> Option<Icons> {
 /// words on hover.
 fn timers_words(ticking: TimerTicking) -> (String, egui::Color32, String) {
     let at = |millis| {
-        chrono::DateTime::from_timestamp_millis(millis).map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default()
+        chrono::DateTime::from_timestamp_millis(millis)
+            .map(|t| t.format("%H:%M:%S UTC").to_string())
+            .unwrap_or_default()
     };
     if !ticking.running {
         let hover = "Nothing in this window fires escalations or timer events: they fire when a window or \
@@ -1916,4 +1917,23 @@ fn timers_words(ticking: TimerTicking) -> (String, egui::Color32, String) {
     let looked = ticking.looked_at.map(|looked| format!(" Last looked at {}.", at(looked))).unwrap_or_default();
     let hover = format!("This window fires escalations and timer events as they fall due.{looked}");
     (text, theme::SUCCESS, hover)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status bar says whether the window's ticker fires timers, and
+    /// when it last did; a window whose ticker stopped says so, as a warning.
+    #[test]
+    fn the_status_bar_says_whether_timers_tick_and_when_they_last_fired() {
+        let idle = TimerTicking { running: true, looked_at: Some(1_795_597_200_000), fired: None };
+        let (text, color, hover) = timers_words(idle);
+        assert_eq!((text.as_str(), color), ("Timers ticking · none fired yet", theme::SUCCESS));
+        assert!(hover.ends_with("Last looked at 09:00:00 UTC."), "{hover}");
+        let fired = TimerTicking { fired: Some((1_795_604_400_000, 3)), ..idle };
+        assert_eq!(timers_words(fired).0, "Timers ticking · last fired 11:00:00 UTC (3)");
+        let (text, color, _) = timers_words(TimerTicking::default());
+        assert_eq!((text.as_str(), color), ("Timers not running", theme::WARNING));
+    }
 }

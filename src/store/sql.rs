@@ -642,6 +642,9 @@ macro_rules! summary_columns {
 const SUMMARY_COLUMNS: &str = summary_columns!();
 const SELECT_SUMMARY: &str = concat!("SELECT ", summary_columns!(), " FROM instances WHERE id = ?");
 
+/// A statement's text and its arguments.
+type Query = (String, Vec<SqlValue>);
+
 /// The two walks of the Due order (`InstanceColumn::Due`), each a query of
 /// ids with its arguments, its `LIMIT` and `OFFSET` left for the caller.
 ///
@@ -653,11 +656,7 @@ const SELECT_SUMMARY: &str = concat!("SELECT ", summary_columns!(), " FROM insta
 /// found by its key; the walk stops at the page. Then, unless only the
 /// overdue are asked for, the instances with nothing due, newest first,
 /// from the id index as the id order walks it.
-fn due_page_queries(
-    visibility: &Visibility,
-    everything: bool,
-    filter: &InstanceFilter,
-) -> ((String, Vec<SqlValue>), Option<(String, Vec<SqlValue>)>) {
+fn due_page_queries(visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> (Query, Option<Query>) {
     // Overdue means due by now: a bound of the walk, not a condition.
     let plain = InstanceFilter { overdue: false, ..filter.clone() };
     let mut args = Vec::new();
@@ -771,11 +770,7 @@ fn item_query_and(
 /// looked up in the index covering them (`timers_by_item`) and its
 /// conditions checked on its row, found by its key. Then, unless only the
 /// overdue are asked for, the items with nothing due, in the age order.
-fn due_item_queries(
-    visibility: &Visibility,
-    everything: bool,
-    filter: &ItemFilter,
-) -> ((String, Vec<SqlValue>), Option<(String, Vec<SqlValue>)>) {
+fn due_item_queries(visibility: &Visibility, everything: bool, filter: &ItemFilter) -> (Query, Option<Query>) {
     let plain = ItemFilter { overdue: false, by_due: false, ..filter.clone() };
     let mut args = Vec::new();
     let overdue = if filter.overdue {
@@ -784,10 +779,8 @@ fn due_item_queries(
     } else {
         ""
     };
-    let mut conditions = vec![
-        "server_items.instance_id = t.instance_id".to_owned(),
-        "server_items.serial_id = t.serial_id".to_owned(),
-    ];
+    let mut conditions =
+        vec!["server_items.instance_id = t.instance_id".to_owned(), "server_items.serial_id = t.serial_id".to_owned()];
     conditions.extend(item_conditions(visibility, everything, &plain, &mut args));
     let direction = if filter.newest_first { "DESC" } else { "ASC" };
     let with_due = format!(
@@ -1009,7 +1002,12 @@ impl SqliteTransaction<'_> {
     /// walk of the instances with something due, and where that walk ends
     /// within or before the page, from the walk of those with nothing due
     /// (`due_page_queries`).
-    fn due_page(&self, visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> Result<Vec<i64>, EngineError> {
+    fn due_page(
+        &self,
+        visibility: &Visibility,
+        everything: bool,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<i64>, EngineError> {
         let ((with_due, args), without_due) = due_page_queries(visibility, everything, filter);
         let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
         let offset = filter.offset as i64;

@@ -913,9 +913,8 @@ fn the_due_orders_and_the_overdue_filters_as_the_storage_contract_says<S: Backen
     use flowdesk::engine::{InstanceColumn, InstanceOrder};
     let fx = callback_fixture::<S>();
     fx.deploy_json("admin", DEADLINES);
-    let start = |process: &str, data: &[(String, FieldInput)]| {
-        fx.engine.start("admin", process, "", data).unwrap().instance_id
-    };
+    let start =
+        |process: &str, data: &[(String, FieldInput)]| fx.engine.start("admin", process, "", data).unwrap().instance_id;
     assert_eq!(start("callback", &[]), 1);
     assert_eq!(start("deadline", &reply_by(3)), 2);
     assert_eq!(start("deadline", &reply_by(1)), 3);
@@ -1111,7 +1110,10 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
                             let orders = [(false, false), (false, true), (true, false), (true, true)];
                             let cursors = [None, Some("1_2"), Some("4_3"), Some("99_2")];
                             let grid = orders.into_iter().flat_map(|(by_due, overdue)| {
-                                cursors.into_iter().filter(move |c| !by_due || c.is_none()).map(move |c| (by_due, overdue, c))
+                                cursors
+                                    .into_iter()
+                                    .filter(move |c| !by_due || c.is_none())
+                                    .map(move |c| (by_due, overdue, c))
                             });
                             for (by_due, overdue, after) in grid {
                                 for limit in [0, 2] {

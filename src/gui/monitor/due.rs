@@ -46,8 +46,13 @@ pub fn is_overdue(now: Millis, due_at: Millis) -> bool {
 /// on hover.
 pub fn due_cell(ui: &mut Ui, now: Millis, due_at: Option<Millis>) {
     let Some(due_at) = due_at else { return };
-    let color = if is_overdue(now, due_at) { theme::ERROR } else { ui.visuals().text_color() };
+    let color = due_color(now, due_at, ui.visuals().text_color());
     ui.label(RichText::new(due_words(now, due_at)).color(color)).on_hover_text(format!("Due {}", format_time(due_at)));
+}
+
+/// A due time's colour in a list: red once overdue, else the text's.
+pub fn due_color(now: Millis, due_at: Millis, text: Color32) -> Color32 {
+    if is_overdue(now, due_at) { theme::ERROR } else { text }
 }
 
 /// Where one line about a timer stands, which is how it is coloured.
@@ -76,8 +81,8 @@ impl Standing {
 }
 
 /// One line of the flow view about an escalation or a timer event of an
-/// instance: what is shown under its activity, and the longer words a
-/// screen reader (or a test) gets, with the exact time.
+/// instance: what is shown under its activity, and the same with the
+/// exact time for screen readers (and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimerLine {
     pub text: String,
@@ -85,11 +90,24 @@ pub struct TimerLine {
     pub standing: Standing,
 }
 
+impl TimerLine {
+    /// `kind` ("Escalation", "Timer") and `text` are what is drawn;
+    /// `detail` (the exact time, the rule) is only said.
+    fn new(kind: &str, text: String, detail: String, standing: Standing) -> TimerLine {
+        TimerLine { label: format!("{kind} {text}; {detail}"), text, standing }
+    }
+}
+
 /// What the escalations and timer events of `activity`'s run `destination_id`
 /// (the run the flow view shows) come to at `now`: one line per timer the
-/// run armed, in the order of the activity's escalations (a timer event's
-/// first), and one per escalation the run's waiting item could not arm.
-pub fn timer_lines(detail: &InstanceDetail, activity: &ActivityDraft, destination_id: i64, now: Millis) -> Vec<TimerLine> {
+/// run armed, a timer event's first, then the escalations in their order,
+/// and one per escalation the run's waiting item could not arm.
+pub fn timer_lines(
+    detail: &InstanceDetail,
+    activity: &ActivityDraft,
+    destination_id: i64,
+    now: Millis,
+) -> Vec<TimerLine> {
     let mut timers: Vec<&InstanceTimer> =
         detail.every_timer.iter().filter(|t| t.activity_destination_id == destination_id).collect();
     // Per escalation (a timer event's own first), the latest item's timer:
@@ -101,9 +119,9 @@ pub fn timer_lines(detail: &InstanceDetail, activity: &ActivityDraft, destinatio
     if waiting {
         for (index, escalation) in activity.escalations.iter().enumerate() {
             if !timers.iter().any(|t| t.timer.escalation == Some(index)) {
-                let name = escalation_name(escalation, index);
-                let label = format!("Escalation {name}: not armed for this wait ({})", rule_words(escalation));
-                lines.push(TimerLine { text: format!("{name} · not armed"), label, standing: Standing::Idle });
+                let text = format!("{} · not armed", escalation_name(escalation, index));
+                let detail = format!("{} could not be worked out when the wait began", rule_words(escalation));
+                lines.push(TimerLine::new("Escalation", text, detail, Standing::Idle));
             }
         }
     }
@@ -112,7 +130,11 @@ pub fn timer_lines(detail: &InstanceDetail, activity: &ActivityDraft, destinatio
 
 fn line(detail: &InstanceDetail, activity: &ActivityDraft, timer: &InstanceTimer, now: Millis) -> TimerLine {
     let due = timer.timer.due_at;
-    let when = || due_words(now, due);
+    // "fires in 2 h", but "overdue 5 min" and "due now" as they are.
+    let when = |verb: &str| {
+        let words = due_words(now, due);
+        if due > now && words.starts_with("in ") { format!("{verb} {words}") } else { words }
+    };
     let held = match detail.summary.status {
         InstanceStatus::Stopped => ", held while the instance is stopped",
         InstanceStatus::Error => ", held while the instance is in error",
@@ -129,42 +151,35 @@ fn line(detail: &InstanceDetail, activity: &ActivityDraft, timer: &InstanceTimer
     let Some(index) = timer.timer.escalation else {
         // A timer event's own wait.
         let event = activity.events.get(timer.event_index).map(EventDraft::name).unwrap_or("Wait");
-        let (text, label) = match timer.timer.state {
-            TimerState::Armed => (format!("{event} · completes {}", when()), format!("completes at {at}{held}")),
-            TimerState::Fired => (format!("{event} · completed by its timer"), format!("completed by its timer, due {at}")),
-            TimerState::Disarmed => {
-                (format!("{event} · ended before its time"), format!("ended before its time ({at}): its item closed"))
-            }
+        let (text, detail) = match timer.timer.state {
+            TimerState::Armed => (when("completes"), format!("due {at}{held}")),
+            TimerState::Fired => ("completed by its timer".to_owned(), format!("due {at}")),
+            TimerState::Disarmed => ("ended before its time".to_owned(), format!("its item closed before {at}")),
         };
-        return TimerLine { text, label: format!("Timer {event}: {label}"), standing };
+        return TimerLine::new("Timer", format!("{event} · {text}"), detail, standing);
     };
     let Some(escalation) = activity.escalations.get(index) else {
-        let name = format!("escalation {}", index + 1);
-        return TimerLine { text: name.clone(), label: format!("Escalation {name}"), standing };
+        let text = format!("escalation {} · {}", index + 1, timer.timer.state);
+        return TimerLine::new("Escalation", text, format!("due {at}"), standing);
     };
     let name = escalation_name(escalation, index);
+    let rule = rule_words(escalation);
     let times = timer.timer.fired_count;
-    let (text, label) = match (&escalation.action, timer.timer.state) {
+    let (text, detail) = match (&escalation.action, timer.timer.state) {
         (EscalationActionDraft::Repeat { times: limit }, _) if times > 0 && armed => {
             let limit = limit.map(|n| format!(" of {n}")).unwrap_or_default();
-            (format!("ran again {times}{limit}, next {}", when()), format!("ran the event again {times}{limit} time(s); next at {at}{held}"))
+            (format!("ran again {times}{limit}, {}", when("next")), format!("next due {at} ({rule}){held}"))
         }
-        (EscalationActionDraft::Notify(_), _) if times > 0 && armed => (
-            format!("notified {times}×, again {}", when()),
-            format!("notification sent {times} time(s), not accepted yet; tried again at {at}{held}"),
-        ),
-        (_, TimerState::Armed) => {
-            (format!("fires {}", when()), format!("fires at {at} ({}){held}", rule_words(escalation)))
+        (EscalationActionDraft::Notify(_), _) if times > 0 && armed => {
+            (format!("notified {times}×, {}", when("again")), format!("not accepted yet; next try due {at}{held}"))
         }
+        (_, TimerState::Armed) => (when("fires"), format!("due {at} ({rule}){held}")),
         (action, TimerState::Fired) => {
-            let did = did_words(detail, action, times);
-            (format!("fired: {did}"), format!("fired (due {at}): {did}"))
+            (format!("fired: {}", did_words(detail, action, times)), format!("due {at} ({rule})"))
         }
-        (_, TimerState::Disarmed) => {
-            ("not needed".to_owned(), format!("not needed: its item closed before {at}"))
-        }
+        (_, TimerState::Disarmed) => ("not needed".to_owned(), format!("its item closed before {at}")),
     };
-    TimerLine { text: format!("{name} · {text}"), label: format!("Escalation {name}: {label}"), standing }
+    TimerLine::new("Escalation", format!("{name} · {text}"), detail, standing)
 }
 
 /// An escalation's name, or its place when it has none.
@@ -219,5 +234,13 @@ mod tests {
             assert_eq!(due_words(now, due), words, "{}", due - now);
         }
         assert!(is_overdue(now, now) && !is_overdue(now, now + 1));
+    }
+
+    #[test]
+    fn a_due_time_turns_red_once_overdue() {
+        let text = Color32::BLACK;
+        assert_eq!(due_color(10 * HOUR, 10 * HOUR + 1, text), text);
+        assert_eq!(due_color(10 * HOUR, 10 * HOUR, text), theme::ERROR);
+        assert_eq!(due_color(10 * HOUR, 5 * MINUTE, text), theme::ERROR);
     }
 }

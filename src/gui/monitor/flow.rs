@@ -24,8 +24,8 @@ use egui::{
 use crate::engine::{ActivityRecord, ActivityStatus, InstanceDetail, InstanceStatus, Millis, Serial};
 use crate::gui::designer::View;
 use crate::gui::designer::canvas::{LABEL_PADDING, activity_rect, bounds, draw_label, elide, paint_clock};
-use crate::gui::monitor::due::{TimerLine, timer_lines};
 use crate::gui::designer::layout::{LabelPlacer, bezier_point, label_leader, line_curves};
+use crate::gui::monitor::due::{TimerLine, timer_lines};
 use crate::gui::theme::{self, flow, size};
 use crate::model::{ActivityDraft, EventDraft};
 
@@ -198,7 +198,9 @@ pub fn event_words(mark: &EventMark, instance: InstanceStatus) -> String {
 /// (though a finish ends it too).
 fn timer_event_words(mark: &EventMark, instance: InstanceStatus) -> String {
     match (mark.open_item, instance) {
-        (Some(serial), InstanceStatus::Active | InstanceStatus::Running) => format!("waiting for its timer on {serial}"),
+        (Some(serial), InstanceStatus::Active | InstanceStatus::Running) => {
+            format!("waiting for its timer on {serial}")
+        }
         _ => event_words(mark, instance),
     }
 }
@@ -208,6 +210,31 @@ fn timer_event_words(mark: &EventMark, instance: InstanceStatus) -> String {
 /// stay open (a finish is recorded and applied after Retry or Resume).
 pub fn open_items_words(instance: InstanceStatus, serials: &[String]) -> RichText {
     RichText::new(open_items_sentence(instance, serials, true)).color(open_items_color(instance))
+}
+
+/// What an instance waits for, in words, as [`open_items_words`] says it,
+/// but "waiting for its timer" while it runs and every open item is a
+/// timer event's (a timer, not a callback, ends those).
+pub fn waiting_words(detail: &InstanceDetail) -> RichText {
+    let serials: Vec<String> = detail.pending_items.iter().map(|item| item.serial.to_string()).collect();
+    let runs = matches!(detail.summary.status, InstanceStatus::Active | InstanceStatus::Running);
+    if runs && detail.pending_items.iter().all(|item| waits_for_timer(detail, item)) {
+        let words = format!("Waiting for its timer on {}", serials.join(", "));
+        return RichText::new(words).color(open_items_color(detail.summary.status));
+    }
+    open_items_words(detail.summary.status, &serials)
+}
+
+/// Whether `item` is the wait of a timer event.
+fn waits_for_timer(detail: &InstanceDetail, item: &crate::engine::ServerItem) -> bool {
+    let draft = &detail.definition.draft;
+    detail
+        .activities
+        .iter()
+        .find(|run| run.destination_id == item.activity_destination_id)
+        .and_then(|run| draft.activities.iter().find(|a| a.id == run.activity_id))
+        .and_then(|activity| activity.events.get(item.event_index))
+        .is_some_and(|event| matches!(event, EventDraft::Timer(_)))
 }
 
 fn open_items_color(instance: InstanceStatus) -> egui::Color32 {
@@ -245,8 +272,11 @@ struct Drawn<'a> {
     badge: Option<(std::sync::Arc<egui::Galley>, Rect, egui::Color32)>,
     /// Under the badge: its escalations' and timer events' lines, laid out,
     /// and the card holding them (screen).
-    timers: Option<(Vec<(TimerLine, std::sync::Arc<egui::Galley>)>, Rect)>,
+    timers: Option<(Vec<LaidLine>, Rect)>,
 }
+
+/// A timer's line and its words laid out.
+type LaidLine = (TimerLine, std::sync::Arc<egui::Galley>);
 
 /// The room a timer line's clock takes before its words.
 const CLOCK_ROOM: f32 = 16.0;
@@ -292,9 +322,10 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
             let events = event_marks(detail, activity, reached);
             let serials: Vec<String> = events.iter().filter_map(|m| m.open_item).map(|s| s.to_string()).collect();
             // A wait only a timer ends is said as such.
-            let timers_only = events.iter().zip(&activity.events).all(|(mark, event)| {
-                mark.open_item.is_none() || matches!(event, EventDraft::Timer(_))
-            });
+            let timers_only = events
+                .iter()
+                .zip(&activity.events)
+                .all(|(mark, event)| mark.open_item.is_none() || matches!(event, EventDraft::Timer(_)));
             // Open items under their activity at any zoom, where the rows are too small to read.
             let badge = (!serials.is_empty()).then(|| {
                 let words = match instance {
@@ -312,7 +343,7 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
                 .map(|run| timer_lines(detail, activity, run.destination_id, now))
                 .unwrap_or_default();
             let timers = (!lines.is_empty()).then(|| {
-                let laid: Vec<(TimerLine, std::sync::Arc<egui::Galley>)> = lines
+                let laid: Vec<LaidLine> = lines
                     .into_iter()
                     .map(|line| {
                         let galley = painter.layout_no_wrap(line.text.clone(), small.clone(), line.standing.color());
@@ -331,7 +362,9 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
     obstacles.extend(
         drawn
             .iter()
-            .flat_map(|d| d.badge.as_ref().map(|(_, badge, _)| *badge).into_iter().chain(d.timers.as_ref().map(|t| t.1)))
+            .flat_map(|d| {
+                d.badge.as_ref().map(|(_, badge, _)| *badge).into_iter().chain(d.timers.as_ref().map(|t| t.1))
+            })
             .map(|shown| Rect::from_min_max(view.to_canvas(origin, shown.min), view.to_canvas(origin, shown.max))),
     );
     let mut labels = LabelPlacer::new(obstacles);
@@ -390,14 +423,20 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
 /// The card of an activity's escalations and timer events: a clock and the
 /// words of each, in the colour of where it stands; each line says more to
 /// screen readers (and tests), with the exact time.
-fn timers_ui(ui: &Ui, painter: &egui::Painter, activity: &str, lines: &[(TimerLine, std::sync::Arc<egui::Galley>)], card: Rect) {
+fn timers_ui(ui: &Ui, painter: &egui::Painter, activity: &str, lines: &[LaidLine], card: Rect) {
     painter.rect(card, CornerRadius::same(6), theme::ACTIVITY_FILL, Stroke::new(1.0, theme::TIMER), StrokeKind::Inside);
     let mut y = card.top() + 3.0;
     for (index, (line, galley)) in lines.iter().enumerate() {
         let height = galley.size().y + 2.0;
         let row = Rect::from_min_size(pos2(card.left(), y), vec2(card.width(), height));
         let color = line.standing.color();
-        paint_clock(painter, pos2(row.left() + 5.0 + CLOCK_ROOM / 2.0 - 3.0, row.center().y), 4.5, color, theme::ON_ACCENT);
+        paint_clock(
+            painter,
+            pos2(row.left() + 5.0 + CLOCK_ROOM / 2.0 - 3.0, row.center().y),
+            4.5,
+            color,
+            theme::ON_ACCENT,
+        );
         painter.galley(pos2(row.left() + 5.0 + CLOCK_ROOM, y + 1.0), galley.clone(), color);
         let id = ui.make_persistent_id(("flow-timer", activity, index));
         let response = ui.interact(row, id, Sense::hover()).on_hover_text(&line.label);

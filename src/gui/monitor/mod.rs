@@ -795,7 +795,11 @@ impl Monitor {
                         return;
                     };
                     row.set_selected(self.selected == Some(summary.id));
-                    for text in [summary.id.to_string(), summary.folio.clone(), format!("{} v{}", summary.process, summary.version)] {
+                    for text in [
+                        summary.id.to_string(),
+                        summary.folio.clone(),
+                        format!("{} v{}", summary.process, summary.version),
+                    ] {
                         row.col(|ui| {
                             ui.label(text);
                         });
@@ -804,7 +808,9 @@ impl Monitor {
                         ui.colored_label(status_color(summary.status), summary.status.name());
                     });
                     row.col(|ui| due::due_cell(ui, now, summary.due_at));
-                    for text in [summary.originator.clone(), format_time(summary.started_at), format_time(summary.updated_at)] {
+                    for text in
+                        [summary.originator.clone(), format_time(summary.started_at), format_time(summary.updated_at)]
+                    {
                         row.col(|ui| {
                             ui.label(text);
                         });
@@ -878,8 +884,7 @@ impl Monitor {
             );
         }
         if !detail.pending_items.is_empty() {
-            let serials: Vec<String> = detail.pending_items.iter().map(|i| i.serial.to_string()).collect();
-            ui.label(flow::open_items_words(summary.status, &serials));
+            ui.label(flow::waiting_words(detail));
         }
         let activities: Vec<String> = detail.definition.draft.activities.iter().map(|a| a.name.clone()).collect();
         // One action at a time per instance: a second click while one is
@@ -1447,5 +1452,17 @@ mod tests {
         let busy = EngineError::Storage(StorageError::new(StorageErrorKind::Busy, "/d/f.db stayed busy"));
         let words = refusal_words(&busy);
         assert!(words.starts_with("Failed: the database is busy") && words.contains("try again."), "{words}");
+    }
+
+    /// The trail colours what the clock did as the designer's clocks are
+    /// coloured, and what needs a look as a warning.
+    #[test]
+    fn the_trail_colours_firings_in_the_timers_colour() {
+        assert_eq!(action_color(AuditAction::EscalationFired), theme::TIMER);
+        assert_eq!(action_color(AuditAction::TimerFired), theme::TIMER);
+        assert_eq!(action_color(AuditAction::NotifyFailed), theme::WARNING);
+        assert_eq!(action_color(AuditAction::EscalationNotArmed), theme::WARNING);
+        assert_eq!(action_color(AuditAction::Error), theme::ERROR);
+        assert_eq!(action_color(AuditAction::ItemFinished), theme::ACTIVITY_TEXT);
     }
 }
