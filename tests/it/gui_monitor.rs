@@ -1961,6 +1961,14 @@ fn issue_17_the_overdue_filters_keep_what_has_fallen_due() {
         ["2", "PO-late", "deadline", "Call external system", "Send", "0s", "overdue 5 min", "Stopped"]
     );
     assert!(gui.shown("1 item(s)"));
+    // Opened for a finish, it says when its deadline fell due.
+    gui.click("Open 2_1");
+    gui.run_until_finish_is_enabled();
+    assert!(
+        gui.panel_texts().contains(&"overdue 5 min (2026-11-25 08:55:00 UTC)".to_owned()),
+        "{:#?}",
+        gui.panel_texts()
+    );
 }
 
 /// Issue 17: Server items say when each pending item's deadline falls due;

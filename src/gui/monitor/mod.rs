@@ -1247,6 +1247,14 @@ impl Monitor {
                     ui.label(value);
                     ui.end_row();
                 }
+                // Its next deadline, if one is armed: finishing first disarms it.
+                if let Some(due_at) = item.due_at {
+                    let now = self.clock.now();
+                    ui.label(RichText::new("Due").weak());
+                    let words = format!("{} ({})", due::due_words(now, due_at), format_time(due_at));
+                    ui.colored_label(due::due_color(now, due_at, ui.visuals().text_color()), words);
+                    ui.end_row();
+                }
             });
             ui.add_space(6.0);
             ui.strong("Data fields");
