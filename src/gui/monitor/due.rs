@@ -13,27 +13,37 @@ use crate::gui::theme;
 use crate::model::{ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft};
 
 /// How far `due_at` lies from `now`, in the few words a list cell has: "in
-/// 2 h", "overdue 5 min", "due now" within a second; the largest unit,
-/// rounded down (the exact time is on hover).
+/// 2 h", "overdue 5 min", "due now" within a second; in the largest unit
+/// (the exact time is on hover). What is ahead is rounded to the nearest
+/// (1 h 59 min is "in 2 h"); what has passed is counted in whole units, as
+/// an age is ("overdue 5 min" from five minutes on).
 pub fn due_words(now: Millis, due_at: Millis) -> String {
     let gap = due_at.abs_diff(now);
     if gap < 1_000 {
         return "due now".to_owned();
     }
-    let span = span_words(gap);
-    if due_at > now { format!("in {span}") } else { format!("overdue {span}") }
+    if due_at > now { format!("in {}", span_words(gap, true)) } else { format!("overdue {}", span_words(gap, false)) }
 }
 
-/// A span of milliseconds in its largest unit: seconds under a minute,
-/// minutes under an hour, hours under two days, then days.
-fn span_words(millis: u64) -> String {
-    let seconds = millis / 1_000;
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3_600 => format!("{} min", seconds / 60),
-        3_600..172_800 => format!("{} h", seconds / 3_600),
-        _ => format!("{} d", seconds / 86_400),
+/// A span of milliseconds in its largest unit (seconds under a minute,
+/// minutes under an hour, hours under two days, then days), to the nearest
+/// unit or in whole units; rounding up to the next unit says that one.
+fn span_words(millis: u64, nearest: bool) -> String {
+    const UNITS: [(u64, u64, &str); 4] =
+        [(1_000, 60, "s"), (60_000, 60, "min"), (3_600_000, 48, "h"), (86_400_000, u64::MAX, "d")];
+    for (index, (unit, up_to, name)) in UNITS.into_iter().enumerate() {
+        let whole = millis / unit;
+        let count = if nearest { (millis + unit / 2) / unit } else { whole };
+        if whole < up_to {
+            if count < up_to || index + 1 == UNITS.len() {
+                return format!("{count} {name}");
+            }
+            // Rounded up into the next unit: 59.6 min is "1 h".
+            let (next, _, next_name) = UNITS[index + 1];
+            return format!("{} {next_name}", (millis + next / 2) / next);
+        }
     }
+    format!("{} d", millis / 86_400_000)
 }
 
 /// Whether something due at `due_at` is overdue at `now`: due by now, as
@@ -219,15 +229,20 @@ mod tests {
     const HOUR: Millis = 60 * MINUTE;
 
     #[test]
-    fn due_times_read_in_their_largest_unit_rounded_down() {
+    fn due_times_read_in_their_largest_unit_what_is_ahead_to_the_nearest() {
         let now = 1_000_000_000;
         let cases = [
             (now, "due now"),
             (now - 999, "due now"),
             (now + 45_000, "in 45 s"),
-            (now + 2 * HOUR + 59 * MINUTE, "in 2 h"),
+            (now + 59_700, "in 1 min"),
+            (now + 2 * HOUR + 59 * MINUTE, "in 3 h"),
+            (now + HOUR + 59 * MINUTE, "in 2 h"),
+            (now + 59 * MINUTE + 40_000, "in 1 h"),
             (now - 5 * MINUTE - 30_000, "overdue 5 min"),
+            (now - 59 * MINUTE - 40_000, "overdue 59 min"),
             (now + 47 * HOUR, "in 47 h"),
+            (now + 47 * HOUR + 40 * MINUTE, "in 2 d"),
             (now - 3 * 24 * HOUR, "overdue 3 d"),
         ];
         for (due, words) in cases {

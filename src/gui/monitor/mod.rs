@@ -730,19 +730,21 @@ impl Monitor {
         // order ("Started" and "Id" share the id order; only Id is marked),
         // and its width where the window has room.
         let columns = [
-            ("Id", InstanceColumn::Id, true, 70.0),
-            ("Folio", InstanceColumn::Folio, true, 130.0),
-            ("Process", InstanceColumn::Process, true, 150.0),
-            ("Status", InstanceColumn::Status, true, 90.0),
-            ("Due", InstanceColumn::Due, true, 100.0),
-            ("Originator", InstanceColumn::Originator, true, 100.0),
+            ("Id", InstanceColumn::Id, true, 60.0),
+            ("Folio", InstanceColumn::Folio, true, 110.0),
+            ("Process", InstanceColumn::Process, true, 125.0),
+            ("Status", InstanceColumn::Status, true, 76.0),
+            ("Due", InstanceColumn::Due, true, 104.0),
+            ("Originator", InstanceColumn::Originator, true, 90.0),
             ("Started", InstanceColumn::Id, false, 165.0),
             ("Last change", InstanceColumn::LastChange, true, 165.0),
         ];
         // Narrowed together on a small screen, so that every column stays
-        // in sight beside the instance panel.
+        // in sight beside the instance panel; the status and the due time
+        // keep their width.
         let spacing = columns.len() as f32 * ui.spacing().item_spacing.x;
-        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), ui.available_width() - spacing);
+        let kept = columns.map(|(title, _, _, _)| matches!(title, "Status" | "Due"));
+        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), kept, ui.available_width() - spacing);
         let now = self.clock.now();
         let mut sort_by = None;
         let mut clicked = None;
@@ -1068,8 +1070,10 @@ impl Monitor {
             // Serial, instance, folio, process, activity and event (at least),
             // age, due, status: narrowed together on a small screen, so the
             // status stays in sight beside the finish panel.
+            // The due time and the status keep their width.
             let [serial, instance, folio, process, activity, event, age, due, status] = fitted_widths(
-                [70.0, 64.0, 100.0, 120.0, 80.0, 80.0, 70.0, 80.0, 70.0],
+                [70.0, 64.0, 100.0, 110.0, 80.0, 80.0, 76.0, 100.0, 66.0],
+                [false, false, false, false, false, false, false, true, true],
                 ui.available_width() - 64.0 - 10.0 * ui.spacing().item_spacing.x,
             );
             let filter = &self.items_filter;
@@ -1436,11 +1440,20 @@ fn side_panel_width(ui: &Ui, preferred: f32) -> f32 {
 
 /// Column widths narrowed in proportion when they add up to more than
 /// `available`, so that a table's last columns (the items' status) are not
-/// cut off on a small screen; never below 40 points a column.
-fn fitted_widths<const N: usize>(widths: [f32; N], available: f32) -> [f32; N] {
-    let total: f32 = widths.iter().sum();
-    let scale = if total > available && available > 0.0 { available / total } else { 1.0 };
-    widths.map(|width| (width * scale).max(40.0))
+/// cut off on a small screen; never below 40 points a column. The columns
+/// `kept` keep their width (a due time or a status cut short says nothing),
+/// and the others share what is left.
+fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
+    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| *kept).map(|(width, _)| width).sum();
+    let flexible: f32 = widths.iter().sum::<f32>() - fixed;
+    let room = available - fixed;
+    let scale = if flexible > room && room > 0.0 { room / flexible } else { 1.0 };
+    let mut index = 0;
+    widths.map(|width| {
+        let keep = kept[index];
+        index += 1;
+        if keep { width } else { (width * scale).max(40.0) }
+    })
 }
 
 #[cfg(test)]
