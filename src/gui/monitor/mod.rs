@@ -316,6 +316,11 @@ pub struct Monitor {
     opened_at: Instant,
     /// The table rows drawn in the last frame, first and last index.
     visible: Option<(usize, usize)>,
+    /// The width the instance list's columns were last fitted to: its
+    /// columns can be resized, and keep their widths until the table's
+    /// width changes (the window or the side panel resized, the first
+    /// frames laid out).
+    fitted_to: Option<f32>,
 }
 
 impl Monitor {
@@ -354,6 +359,7 @@ impl Monitor {
             first_rows_after: None,
             opened_at: Instant::now(),
             visible: None,
+            fitted_to: None,
         }
     }
 
@@ -730,21 +736,25 @@ impl Monitor {
         // order ("Started" and "Id" share the id order; only Id is marked),
         // and its width where the window has room.
         let columns = [
-            ("Id", InstanceColumn::Id, true, 60.0),
-            ("Folio", InstanceColumn::Folio, true, 110.0),
-            ("Process", InstanceColumn::Process, true, 125.0),
-            ("Status", InstanceColumn::Status, true, 76.0),
-            ("Due", InstanceColumn::Due, true, 104.0),
-            ("Originator", InstanceColumn::Originator, true, 90.0),
-            ("Started", InstanceColumn::Id, false, 165.0),
-            ("Last change", InstanceColumn::LastChange, true, 165.0),
+            ("Id", InstanceColumn::Id, true, 66.0),
+            ("Folio", InstanceColumn::Folio, true, 100.0),
+            ("Process", InstanceColumn::Process, true, 110.0),
+            ("Status", InstanceColumn::Status, true, 74.0),
+            ("Due", InstanceColumn::Due, true, 98.0),
+            ("Originator", InstanceColumn::Originator, true, 84.0),
+            ("Started", InstanceColumn::Id, false, 162.0),
+            ("Last change", InstanceColumn::LastChange, true, 162.0),
         ];
         // Narrowed together on a small screen, so that every column stays
         // in sight beside the instance panel; the status and the due time
-        // keep their width.
-        let spacing = columns.len() as f32 * ui.spacing().item_spacing.x;
+        // keep their width. The table's width as the table reckons it: its
+        // scroll bar and the spaces between columns left out.
+        let table_width = ui.available_rect_before_wrap().width() - ui.spacing().scroll.allocated_width();
+        let spacing = (columns.len() - 1) as f32 * ui.spacing().item_spacing.x;
         let kept = columns.map(|(title, _, _, _)| matches!(title, "Status" | "Due"));
-        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), kept, ui.available_width() - spacing);
+        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), kept, table_width - spacing);
+        let refit = self.fitted_to.is_none_or(|fitted| (fitted - table_width).abs() > 0.5);
+        self.fitted_to = Some(table_width);
         let now = self.clock.now();
         let mut sort_by = None;
         let mut clicked = None;
@@ -763,6 +773,9 @@ impl Monitor {
             .striped(true)
             .sense(egui::Sense::click())
             .auto_shrink([false, false]);
+        if refit {
+            table.reset();
+        }
         for width in widths {
             table = table.column(Column::initial(width).resizable(true).clip(true));
         }
@@ -1072,7 +1085,7 @@ impl Monitor {
             // status stays in sight beside the finish panel.
             // The due time and the status keep their width.
             let [serial, instance, folio, process, activity, event, age, due, status] = fitted_widths(
-                [70.0, 64.0, 100.0, 110.0, 80.0, 80.0, 76.0, 100.0, 66.0],
+                [70.0, 64.0, 100.0, 110.0, 80.0, 80.0, 84.0, 100.0, 66.0],
                 [false, false, false, false, false, false, false, true, true],
                 ui.available_width() - 64.0 - 10.0 * ui.spacing().item_spacing.x,
             );
