@@ -736,9 +736,9 @@ impl Monitor {
         // order ("Started" and "Id" share the id order; only Id is marked),
         // and its width where the window has room.
         let columns = [
-            ("Id", InstanceColumn::Id, true, 66.0),
-            ("Folio", InstanceColumn::Folio, true, 100.0),
-            ("Process", InstanceColumn::Process, true, 110.0),
+            ("Id", InstanceColumn::Id, true, 64.0),
+            ("Folio", InstanceColumn::Folio, true, 92.0),
+            ("Process", InstanceColumn::Process, true, 130.0),
             ("Status", InstanceColumn::Status, true, 74.0),
             ("Due", InstanceColumn::Due, true, 98.0),
             ("Originator", InstanceColumn::Originator, true, 84.0),
