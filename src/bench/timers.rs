@@ -3,15 +3,15 @@
 //! on exactly once.
 //!
 //! Set-up (not timed): N instances of the callback scenario's process, whose
-//! step B has one escalation ("Give up", after 1 h: finish the item with
-//! `name = "timed out"`), are started while the engine's clock stands still,
+//! step B has one escalation ("Give up", after 1 h: finish the item with the
+//! callback's value), are started while the engine's clock stands still,
 //! so that every deadline falls due at one moment. The clock is then let run
 //! from that moment, and the runtime fires what is due as its ticker does
 //! (`Runtime::fire_due`: oldest first, each firing a transaction of its own,
 //! several at once sharing commits) until nothing is left. Each instance
-//! must then be completed at step C, by the deadline (`name = "timed out"`,
-//! `done = true`), with exactly one firing in its trail; how late each
-//! fired is read from that line's time.
+//! must then have ended as the callback scenario checks, by its deadline,
+//! with exactly one firing in its trail; how late each fired is read from
+//! that line's time.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,42 +19,30 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use crate::bench::{self, BenchError, Scratch, Unverified};
-use crate::engine::{
-    AuditAction, Clock, EngineOptions, InstanceDetail, InstanceFilter, InstanceStatus, Millis, SystemClock,
-};
-use crate::model::{ProcessDraft, Value};
+use crate::engine::{AuditAction, Clock, EngineOptions, InstanceDetail, InstanceFilter, Millis, SystemClock};
+use crate::model::{EscalationActionDraft, EscalationDraft, ProcessDraft};
 use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions, Ticking};
 use crate::store::Durability;
 
-/// The scenario's process: the callback benchmark's, with a deadline on
-/// the wait that finishes it as the callback would, with another value.
-pub const PROCESS_JSON: &str = r#"{
-  "name": "timers-bench",
-  "fields": [
-    { "name": "name", "type": "string" },
-    { "name": "n", "type": "integer" },
-    { "name": "stage", "type": "string" },
-    { "name": "done", "type": "boolean" }
-  ],
-  "activities": [
-    { "id": "a", "name": "Step A", "start": true, "events": [
-      { "kind": "server_event", "name": "Initialise", "script": "name = \"initial\";" } ] },
-    { "id": "b", "name": "Step B", "events": [
-      { "kind": "server_event", "name": "Call external system", "synchronous": false,
-        "script": "stage = \"waiting\";" } ],
-      "escalations": [
-        { "name": "Give up", "after": "1h", "action": { "finish": { "set": { "name": "timed out" } } } } ] },
-    { "id": "c", "name": "Step C", "events": [
-      { "kind": "server_event", "name": "Approve", "script": "done = true;" } ] },
-    { "id": "d", "name": "Step D", "events": [
-      { "kind": "server_event", "name": "Reject", "script": "done = false;" } ] }
-  ],
-  "lines": [
-    { "from": "a", "to": "b" },
-    { "from": "b", "to": "c", "rule": "name == \"timed out\"" },
-    { "from": "b", "to": "d", "rule": "name != \"timed out\"" }
-  ]
-}"#;
+/// The process: the callback benchmark's, named apart, whose wait has one
+/// escalation that finishes the item as the external system would (with
+/// the callback's value), an hour on: so every instance must end as the
+/// callback scenario checks, by its deadline.
+fn process() -> Result<ProcessDraft, BenchError> {
+    let mut draft = ProcessDraft::from_json(bench::PROCESS_JSON, "bench process")
+        .map_err(|e| BenchError::Process(e.to_string()))?;
+    draft.name = "timers-bench".to_owned();
+    let waiting = draft.activities.iter_mut().find(|a| a.id == "b");
+    let waiting = waiting.ok_or_else(|| BenchError::Process("it has no step B".to_owned()))?;
+    let set = [("name".to_owned(), serde_json::Value::from(bench::CALLBACK_VALUE))].into();
+    waiting.escalations.push(EscalationDraft {
+        name: "Give up".to_owned(),
+        after: "1h".to_owned(),
+        at_field: String::new(),
+        action: EscalationActionDraft::Finish { set },
+    });
+    Ok(draft)
+}
 
 /// The deadline's `after`, in milliseconds.
 const AFTER_MS: Millis = 3_600_000;
@@ -150,9 +138,7 @@ pub fn run(options: &TimersOptions) -> Result<TimersReport, BenchError> {
     };
     let runtime = Runtime::open(&scratch.db_path(), runtime_options).map_err(crate::engine::EngineError::from)?;
     let engine = runtime.engine();
-    let draft =
-        ProcessDraft::from_json(PROCESS_JSON, "bench process").map_err(|e| BenchError::Process(e.to_string()))?;
-    let process = engine.deploy(bench::USER, &draft)?.process;
+    let process = engine.deploy(bench::USER, &process()?)?.process;
     bench::start_waiting(engine, &process, options.instances, bench::SETUP_CALLERS)?;
     bench::pending_exactly(engine, &process, options.instances)?;
 
@@ -208,22 +194,49 @@ fn verify(engine: &RuntimeEngine, ids: &[i64], due_at: Millis) -> Result<(Vec<Un
 }
 
 /// When the instance's deadline fired, or why it did not go on as it must:
-/// completed at step C by the deadline's data, one firing, one step C.
+/// as the callback scenario ends, with one firing and step C once.
 fn check(detail: &InstanceDetail) -> Result<Millis, String> {
-    if detail.summary.status != InstanceStatus::Completed {
-        return Err(format!("status {}", detail.summary.status.name()));
-    }
-    let field = |name: &str| detail.fields.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| v.clone());
-    for (name, want) in [("done", Value::Boolean(true)), ("name", Value::String("timed out".to_owned()))] {
-        if field(name).as_ref() != Some(&want) {
-            return Err(format!("{name} is {:?}", field(name)));
-        }
-    }
+    bench::check_completed(detail)?;
     let firings: Vec<Millis> =
         detail.audit.iter().filter(|a| a.action == AuditAction::EscalationFired).map(|a| a.at).collect();
     let step_c = detail.activities.iter().filter(|a| a.activity == "Step C").count();
     match (firings.as_slice(), step_c) {
         ([at], 1) => Ok(*at),
         (firings, step_c) => Err(format!("{} firings, step C {step_c} times", firings.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An instance the external system called back before its deadline
+    /// went on, but not by its deadline: the check refuses it, as it does
+    /// one that did not go on at all; one its deadline finished passes.
+    #[test]
+    fn only_an_instance_that_went_on_once_by_its_deadline_passes_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(BenchClock { frozen: AtomicI64::new(1_000), offset: AtomicI64::new(0) });
+        let options = RuntimeOptions {
+            durability: Durability::Normal,
+            ticking: Ticking::Manual,
+            clock: clock.clone(),
+            ..RuntimeOptions::default()
+        };
+        let runtime = Runtime::open(&dir.path().join("check.db"), options).unwrap();
+        let engine = runtime.engine();
+        let process = engine.deploy(bench::USER, &process().unwrap()).unwrap().process;
+        bench::start_waiting(engine, &process, 3, 1).unwrap();
+        let waiting = bench::pending_exactly(engine, &process, 3).unwrap();
+        engine.finish(bench::USER, waiting[0].serial, &bench::callback_data()).unwrap();
+        engine.stop(bench::USER, waiting[1].instance_id).unwrap();
+        clock.frozen.store(1_000 + AFTER_MS, Ordering::SeqCst);
+        assert_eq!(runtime.fire_due().unwrap().fired, 1);
+
+        let checked: Vec<Result<Millis, String>> =
+            waiting.iter().map(|w| check(&engine.instance(bench::USER, w.instance_id).unwrap())).collect();
+        assert_eq!(checked[0], Err("0 firings, step C 1 times".to_owned()));
+        assert_eq!(checked[1], Err("status Stopped".to_owned()));
+        assert_eq!(checked[2], Ok(1_000 + AFTER_MS));
     }
 }

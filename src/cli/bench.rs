@@ -96,11 +96,11 @@ pub enum BenchCommand {
     /// left; checks each instance went on exactly once
     #[command(long_about = "N deadlines falling due at the same moment, fired by the scheduler.\n\n\
                             N instances of the callback scenario's process, whose waiting step has one escalation \
-                            (after 1 h, finish the item with name = \"timed out\"), are started while the \
+                            (after 1 h, finish the item as the callback would), are started while the \
                             engine's clock stands still (not timed); the clock then runs from the moment they \
                             all fall due, and the runtime fires what is due as its ticker does, until nothing is. \
-                            Every instance is then re-read: the run fails (exit 1) unless each completed at step \
-                            C by its deadline with exactly one firing. One line per run: engine, bench, n, fired, \
+                            Every instance is then re-read: the run fails (exit 1) unless each ended as the \
+                            callback scenario checks, by its deadline, with exactly one firing. One line per run: engine, bench, n, fired, \
                             per_s (firings per second, durable), p99_late_ms (how late after its due time the \
                             99th percentile fired), peak_rss_mb, sync.")]
     Timers {

@@ -306,3 +306,24 @@ fn a_run_too_large_to_set_up_is_refused_in_one_line() {
     assert_eq!(lines.len(), 1, "{out:?}");
     assert!(lines[0].starts_with("flowdesk: ") && lines[0].contains("too many"), "{out:?}");
 }
+
+/// Issue 17: `bench timers` prints its one line, every deadline fired once
+/// (the run fails otherwise), and with several runs a line of medians.
+#[test]
+fn timers_prints_its_line_with_every_deadline_fired_once() {
+    let bench = Bench::new();
+    let lines = bench.ok(&["bench", "timers", "--instances", "120", "--runs", "2", "--sync", "normal"]);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let keys = ["engine", "bench", "n", "fired", "per_s", "p99_late_ms", "peak_rss_mb", "sync"];
+    for run in &lines[..2] {
+        let line = fields(run, &keys);
+        assert_eq!((line["bench"].as_str(), line["n"].as_str(), line["fired"].as_str()), ("timers", "120", "120"));
+        assert_eq!(line["sync"], "normal");
+        assert!(number(&line, "per_s") > 0.0, "{lines:?}");
+        number(&line, "p99_late_ms");
+    }
+    let medians = ["engine", "bench", "n", "runs", "median_per_s", "median_p99_late_ms", "median_peak_rss_mb", "sync"];
+    let line = fields(&lines[2], &medians);
+    assert_eq!(line["runs"], "2");
+    bench.assert_scratch_removed();
+}

@@ -180,6 +180,40 @@ fn a_repeat_runs_the_event_again_on_the_same_serial_up_to_its_times_then_the_nex
     assert!(fired[1].ends_with("running `Send` again (2 of 2)"), "{fired:?}");
 }
 
+/// A runtime that dies between claiming a notification and sending it (a
+/// panic at `before-async-script`, where a `kill -9` would land) leaves it
+/// claimed: nobody sends it until the claim (a minute and the request's
+/// timeout) has run out, and then it is sent again. At least once, never lost.
+fn a_notification_claimed_by_a_runtime_that_died_is_sent_once_its_claim_runs_out<S: Backend>() {
+    let external = ExternalSystem::start(|_| Reply::ok());
+    let escalations = format!(
+        r#"[{{ "name": "Chase up", "after": "1h", "action": {{ "notify": {{
+            "method": "POST", "url": "{}", "timeout_seconds": 10 }} }} }}]"#,
+        external.url("/chase")
+    );
+    let fx = fixture::<S>(&escalations);
+    let id = start(&fx);
+    fx.clock.advance(HOUR);
+    let dying = fx.second_engine().with_hook(Arc::new(|point| {
+        if point == flowdesk::engine::HookPoint::BeforeAsyncScript {
+            panic!("the runtime dies (on purpose, in a test)");
+        }
+    }));
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dying.fire_due(&|| true)));
+    assert!(died.is_err());
+    assert!(external.requests().is_empty());
+    let timer = timers(&fx, id).remove(0);
+    assert_eq!((timer.state, timer.fired_count), (TimerState::Armed, 1), "claimed");
+
+    fx.clock.advance(MINUTE + 10_000 - 1);
+    assert_eq!(fire(&fx), 0, "the claim still holds");
+    fx.clock.advance(1);
+    assert_eq!(fire(&fx), 1);
+    assert_eq!(external.requests().len(), 1);
+    let timer = timers(&fx, id).remove(0);
+    assert_eq!((timer.state, timer.fired_count), (TimerState::Fired, 2));
+}
+
 /// A notification is sent and the instance keeps waiting; refused, it is
 /// recorded and tried again later, never dropped, until it gets through.
 fn a_notification_is_sent_outside_the_transaction_retried_when_refused_and_the_wait_goes_on<S: Backend>() {
@@ -410,6 +444,7 @@ fn a_runtime_tick_fires_what_is_due() {
 }
 
 support::on_every_backend! {
+    a_notification_claimed_by_a_runtime_that_died_is_sent_once_its_claim_runs_out,
     a_deadline_finishes_the_item_with_its_data_and_the_instance_goes_on,
     a_callback_after_the_deadline_is_refused_saying_the_deadline_won_and_when,
     a_callback_before_the_deadline_disarms_it_and_the_deadline_then_does_nothing,
