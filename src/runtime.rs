@@ -105,6 +105,22 @@ pub enum TickEvent {
 
 pub type TickReport = Arc<dyn Fn(TickEvent) + Send + Sync>;
 
+/// Where a runtime's firing of timers stands, as the window's status bar
+/// says it: whether a ticker of this runtime fires them at all, and when
+/// timers were last looked for and fired here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimerTicking {
+    /// The ticker's timers thread runs: a host's ([`Ticking::Host`]), from
+    /// its start until the runtime closes (or the thread died). Otherwise
+    /// timers fire only when someone calls [`Runtime::fire_due`] (`flowdesk
+    /// timers run`, a test's tick) or another runtime on the database does.
+    pub running: bool,
+    /// When this runtime last looked for due timers, by its clock.
+    pub looked_at: Option<Millis>,
+    /// When this runtime last fired any, by its clock, and how many then.
+    pub fired: Option<(Millis, usize)>,
+}
+
 /// How a runtime opens its database and what it runs.
 #[derive(Clone)]
 pub struct RuntimeOptions {
@@ -240,6 +256,7 @@ impl Runtime {
             host: whoami::hostname().unwrap_or_default(),
             registered: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            timers: Mutex::new(TimerTicking::default()),
             report: options.report.unwrap_or_else(|| Arc::new(|_| {})),
         });
         let ticker = match options.ticking {
@@ -279,6 +296,12 @@ impl Runtime {
     /// is left or the runtime closes.
     pub fn fire_due(&self) -> Result<FiringRound, EngineError> {
         self.shared.fire_due()
+    }
+
+    /// Whether this runtime's ticker fires timers, and when it last looked
+    /// and fired (the window's status bar says it).
+    pub fn timer_ticking(&self) -> TimerTicking {
+        *self.shared.timers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops the ticker and removes the runner's row, which `drop` also does.
@@ -347,6 +370,8 @@ struct Shared {
     registered: AtomicBool,
     /// Closing: recovery takes nothing more over and ends where it is.
     stopping: AtomicBool,
+    /// Where the firing of timers stands (`Runtime::timer_ticking`).
+    timers: Mutex<TimerTicking>,
     report: TickReport,
 }
 
@@ -381,7 +406,19 @@ impl Shared {
     }
 
     fn fire_due(&self) -> Result<FiringRound, EngineError> {
-        self.engine.fire_due(&|| !self.stopping.load(Ordering::SeqCst))
+        let looked_at = self.clock.now();
+        let round = self.engine.fire_due(&|| !self.stopping.load(Ordering::SeqCst))?;
+        let mut timers = self.timers.lock().unwrap_or_else(PoisonError::into_inner);
+        timers.looked_at = Some(looked_at);
+        if round.fired > 0 {
+            timers.fired = Some((self.clock.now(), round.fired));
+        }
+        Ok(round)
+    }
+
+    /// Says whether the timers thread runs.
+    fn timers_running(&self, running: bool) {
+        self.timers.lock().unwrap_or_else(PoisonError::into_inner).running = running;
     }
 
     fn fire_reporting(&self) {
@@ -417,6 +454,16 @@ struct Ticker {
     /// Dropped to wake the timers' thread and end it.
     wake_timers: Option<mpsc::Sender<()>>,
     firing: Option<Finishing>,
+}
+
+/// Held by the timers thread: says it no longer runs when dropped, as the
+/// thread ends or unwinds.
+struct Running(Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.timers_running(false);
+    }
 }
 
 /// A thread that says when it has ended, so that stopping can wait for it
@@ -470,17 +517,24 @@ impl Ticker {
         };
         let (wake_timers, firing) = if ticking == Ticking::Host {
             let (wake, woken) = mpsc::channel::<()>();
-            let shared = shared.clone();
             // Firings run scripts (a repeat, the run after a deadline) here.
             let stack = Some(crate::model::script::SCRIPT_THREAD_STACK);
+            // Running from here, so that the window says so from its first frame.
+            shared.timers_running(true);
+            // Not running once the thread ends, however it ends (a panic too).
+            let running = Running(shared.clone());
             let thread = Finishing::spawn("flowdesk-timers", stack, move || {
+                let shared = running.0.clone();
+                let _running = running;
                 loop {
                     shared.fire_reporting();
                     if !matches!(woken.recv_timeout(TIMER_PERIOD), Err(RecvTimeoutError::Timeout)) {
                         break;
                     }
                 }
-            })?;
+            });
+            // A thread that could not start dropped its `Running` with the closure.
+            let thread = thread?;
             (Some(wake), Some(thread))
         } else {
             (None, None)
@@ -636,6 +690,34 @@ mod tests {
             recovered.iter().map(|p| (p.instance_id, p.status)).collect::<Vec<_>>(),
             [(1, InstanceStatus::Active)]
         );
+    }
+
+    /// The window's status bar says whether timers fire and when they last
+    /// did: a host's ticker runs from its start; another runtime's fire only
+    /// when asked, and say when they looked and when they fired.
+    #[test]
+    fn a_runtime_says_whether_its_ticker_fires_timers_and_when_it_last_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timers.db");
+        let clock = Arc::new(TestClock(AtomicI64::new(1_000)));
+        let runtime = Runtime::open(&path, options(clock.clone(), || {}, None)).unwrap();
+        let waiting = r#"{ "name": "wait", "fields": [], "activities": [{ "id": "a", "name": "A", "start": true,
+            "events": [{ "kind": "timer", "name": "Wait an hour", "after": "1h" }] }] }"#;
+        runtime.engine().deploy("ops", &ProcessDraft::from_json(waiting, "test").unwrap()).unwrap();
+        runtime.engine().start("ops", "wait", "", &[]).unwrap();
+        assert_eq!(runtime.timer_ticking(), TimerTicking::default(), "no ticker, nothing looked for yet");
+
+        clock.0.store(2_000, Ordering::SeqCst);
+        runtime.fire_due().unwrap();
+        assert_eq!(runtime.timer_ticking(), TimerTicking { running: false, looked_at: Some(2_000), fired: None });
+        clock.0.store(1_000 + 3_600_000, Ordering::SeqCst);
+        assert_eq!(runtime.fire_due().unwrap().fired, 1);
+        let fired = Some((1_000 + 3_600_000, 1));
+        assert_eq!(runtime.timer_ticking(), TimerTicking { running: false, looked_at: fired.map(|f| f.0), fired });
+
+        let host = RuntimeOptions { ticking: Ticking::Host, ..options(clock, || {}, None) };
+        let host = Runtime::open(&path, host).unwrap();
+        assert!(host.timer_ticking().running, "a host's ticker runs from its start");
     }
 
     #[test]

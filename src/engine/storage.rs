@@ -197,16 +197,22 @@ pub enum InstanceColumn {
     Status,
     Originator,
     LastChange,
+    /// When the instance's next armed timer falls due (its soonest, ties
+    /// broken by the timers' ids), from the index of armed timers. Instances
+    /// with nothing due come after the others in either direction, newest
+    /// first.
+    Due,
 }
 
 impl InstanceColumn {
-    pub const ALL: [InstanceColumn; 6] = [
+    pub const ALL: [InstanceColumn; 7] = [
         InstanceColumn::Id,
         InstanceColumn::Folio,
         InstanceColumn::Process,
         InstanceColumn::Status,
         InstanceColumn::Originator,
         InstanceColumn::LastChange,
+        InstanceColumn::Due,
     ];
 }
 
@@ -233,6 +239,13 @@ pub struct InstanceFilter {
     pub status: Option<InstanceStatus>,
     /// Matches the folio (contains) or, if a number, the id.
     pub search: Option<String>,
+    /// Only instances with an armed timer due by [`Self::now`]: overdue
+    /// ones (held by a stopped instance or one in error, or left while no
+    /// ticker ran).
+    pub overdue: bool,
+    /// The time `overdue` is judged at. The engine sets it from its clock;
+    /// what a front end puts here is replaced.
+    pub now: Millis,
     pub order: InstanceOrder,
     pub limit: usize,
     pub offset: usize,
@@ -246,8 +259,14 @@ pub struct ItemFilter {
     /// Matches the serial, folio, process, activity or event (contains,
     /// ignoring case).
     pub search: Option<String>,
-    /// Newest first instead of oldest first.
+    /// Newest first instead of oldest first (with [`Self::by_due`]: the
+    /// latest due first).
     pub newest_first: bool,
+    /// Order by the item's next due time (its soonest armed timer, ties
+    /// broken by the timers' ids), from the index of armed timers; the
+    /// items with nothing due follow in the age order. Pages only from the
+    /// start: not with [`Self::after`].
+    pub by_due: bool,
     /// Order by age alone, closed items among pending ones, instead of
     /// pending first: an item keeps its place when it closes, so a client
     /// paging with `after` neither skips nor repeats one. The HTTP API

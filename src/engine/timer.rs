@@ -119,6 +119,19 @@ pub struct PendingTimer {
     pub due_at: Millis,
 }
 
+/// A timer of an instance with the wait it guards (or guarded): the item's
+/// activity run and event. Every timer an instance has had, armed, fired or
+/// disarmed, so that a front end can say per activity when each escalation
+/// fires, or that it fired, and when a timer event completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceTimer {
+    pub timer: Timer,
+    /// The activity run (`ActivityRecord::destination_id`) of its item.
+    pub activity_destination_id: i64,
+    /// Its item's event among the activity's events.
+    pub event_index: usize,
+}
+
 /// How long a notification's firing holds its timer before another runtime
 /// may send it again: the firing moves the timer's due time this far (plus
 /// the request's timeout) past the moment it is sent, in the transaction

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::EngineError;
+use crate::engine::{Clock, EngineError, SystemClock};
 use crate::gui::GuiOptions;
 use crate::gui::designer::canvas::{TemplatePayload, paint_clock};
 use crate::gui::designer::document::{Sameness, compare_definitions};
@@ -28,7 +28,7 @@ use crate::gui::monitor::queries::Queries;
 use crate::gui::monitor::{Monitor, MonitorRequest};
 use crate::gui::theme;
 use crate::model::{FieldType, ProcessDraft, Right, Severity};
-use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions, Ticking};
+use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions, Ticking, TimerTicking};
 
 /// The samples shipped with flowdesk, offered under File ▸ Open Sample.
 pub const SAMPLES: &[(&str, &str)] = &[
@@ -323,15 +323,31 @@ pub struct FlowdeskApp {
     stopping_api: Option<(std::net::SocketAddr, std::thread::JoinHandle<()>)>,
     /// The address typed in the Server menu.
     api_listen: String,
+    /// The last firing of timers by the window's ticker the monitor was
+    /// told of (it reads again what a firing changed).
+    timers_fired: Option<(i64, usize)>,
 }
 
 impl FlowdeskApp {
     pub fn new(options: GuiOptions, settings: Settings, dialogs: Box<dyn FileDialogs>) -> FlowdeskApp {
+        FlowdeskApp::on_clock(options, settings, dialogs, Arc::new(SystemClock))
+    }
+
+    /// The window with its runtime on `clock` instead of the system's: a
+    /// test moves it, and the window's ticker fires and its lists say
+    /// "in 2 h" or "overdue 5 min" by it.
+    pub fn on_clock(
+        options: GuiOptions,
+        settings: Settings,
+        dialogs: Box<dyn FileDialogs>,
+        clock: Arc<dyn Clock>,
+    ) -> FlowdeskApp {
         // Instances whose runner died mid-script or mid-request run on, beside
-        // the window's own calls (the monitor shows where they stand).
-        let opened = Runtime::open(&options.db_path, RuntimeOptions { ticking: Ticking::Host, ..Default::default() })
-            .map(Arc::new)
-            .map_err(crate::engine::EngineError::from);
+        // the window's own calls (the monitor shows where they stand), and
+        // timers fire as they fall due.
+        let runtime_options = RuntimeOptions { ticking: Ticking::Host, clock: clock.clone(), ..Default::default() };
+        let opened =
+            Runtime::open(&options.db_path, runtime_options).map(Arc::new).map_err(crate::engine::EngineError::from);
         // The query worker wakes the window when an answer arrives; the
         // window's context exists only from the first frame on.
         let repaint: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
@@ -354,7 +370,7 @@ impl FlowdeskApp {
             Err(err) => (Err(err.to_string()), Err(err)),
         };
         let engine = runtime.as_ref().map(|runtime| runtime.engine().clone()).map_err(Clone::clone);
-        let monitor = Monitor::new(queries);
+        let monitor = Monitor::new(queries, clock);
         let actions = runtime.as_ref().ok().and_then(|runtime| Actions::start(runtime.clone(), waker(&repaint)).ok());
         let mut app = FlowdeskApp {
             designer: Designer::new(Document::untitled()),
@@ -383,6 +399,7 @@ impl FlowdeskApp {
             api: None,
             stopping_api: None,
             api_listen: String::new(),
+            timers_fired: None,
         };
         app.api_listen = match app.settings.api_listen.trim() {
             "" => crate::net::DEFAULT_LISTEN.to_owned(),
@@ -421,6 +438,7 @@ impl FlowdeskApp {
             let _ = self.repaint.set(ui.ctx().clone());
         }
         self.take_answers();
+        self.take_firings();
         self.take_stopped_api();
         self.shortcuts(ui.ctx());
         self.guard_close(ui.ctx());
@@ -1060,6 +1078,10 @@ impl FlowdeskApp {
                             .on_hover_text("Server menu to start the HTTP API");
                     }
                 }
+                if let Ok(runtime) = &self.runtime {
+                    let (text, color, hover) = timers_words(runtime.timer_ticking());
+                    ui.label(RichText::new(text).small().color(color)).on_hover_text(hover);
+                }
                 ui.separator();
                 // Every action is taken as this user; change it to see what
                 // another user (an integration account) may do.
@@ -1346,6 +1368,23 @@ impl FlowdeskApp {
     }
 
     /// Takes in the answers of the write worker; the monitor takes its own.
+    /// The window's ticker fired timers since the last frame: the monitor
+    /// reads again what they changed, at once rather than at its next
+    /// refresh.
+    fn take_firings(&mut self) {
+        let Some(ticking) = self.timer_ticking() else { return };
+        if ticking.fired != self.timers_fired {
+            self.timers_fired = ticking.fired;
+            self.monitor.refresh(&self.user);
+        }
+    }
+
+    /// Whether the window's runtime fires timers, and when it last did
+    /// (what the status bar says); `None` without a database.
+    pub fn timer_ticking(&self) -> Option<TimerTicking> {
+        self.runtime.as_ref().ok().map(|runtime| runtime.timer_ticking())
+    }
+
     fn take_answers(&mut self) {
         let Some(actions) = &mut self.actions else { return };
         for done in actions.poll() {
@@ -2017,4 +2056,46 @@ fn load_icons(ctx: &egui::Context) -> Option<Icons> {
     std::mem::forget(async_server_event);
     std::mem::forget(http_request);
     Some(icons)
+}
+
+/// What the status bar says about the window's timers: whether its
+/// runtime's ticker fires them and when it last did, its colour, and the
+/// words on hover.
+fn timers_words(ticking: TimerTicking) -> (String, egui::Color32, String) {
+    let at = |millis| {
+        chrono::DateTime::from_timestamp_millis(millis)
+            .map(|t| t.format("%H:%M:%S UTC").to_string())
+            .unwrap_or_default()
+    };
+    if !ticking.running {
+        let hover = "Nothing in this window fires escalations or timer events: they fire when a window or \
+                     `flowdesk serve` runs on this database, or `flowdesk timers run` is called.";
+        return ("Timers not running".to_owned(), theme::WARNING, hover.to_owned());
+    }
+    let text = match ticking.fired {
+        Some((fired_at, count)) => format!("Timers ticking · last fired {} ({count})", at(fired_at)),
+        None => "Timers ticking · none fired yet".to_owned(),
+    };
+    let looked = ticking.looked_at.map(|looked| format!(" Last looked at {}.", at(looked))).unwrap_or_default();
+    let hover = format!("This window fires escalations and timer events as they fall due.{looked}");
+    (text, theme::SUCCESS, hover)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status bar says whether the window's ticker fires timers, and
+    /// when it last did; a window whose ticker stopped says so, as a warning.
+    #[test]
+    fn the_status_bar_says_whether_timers_tick_and_when_they_last_fired() {
+        let idle = TimerTicking { running: true, looked_at: Some(1_795_597_200_000), fired: None };
+        let (text, color, hover) = timers_words(idle);
+        assert_eq!((text.as_str(), color), ("Timers ticking · none fired yet", theme::SUCCESS));
+        assert!(hover.ends_with("Last looked at 09:00:00 UTC."), "{hover}");
+        let fired = TimerTicking { fired: Some((1_795_604_400_000, 3)), ..idle };
+        assert_eq!(timers_words(fired).0, "Timers ticking · last fired 11:00:00 UTC (3)");
+        let (text, color, _) = timers_words(TimerTicking::default());
+        assert_eq!((text.as_str(), color), ("Timers not running", theme::WARNING));
+    }
 }

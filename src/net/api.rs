@@ -518,6 +518,7 @@ fn item_filter(params: ItemQuery) -> Result<ItemFilter, ApiError> {
         instance_id: params.instance_id,
         search: None,
         newest_first: false,
+        by_due: false,
         // Closed items keep their place among pending ones, so that a page
         // boundary does not move when an item closes between two pages.
         by_age_only: true,

@@ -229,6 +229,7 @@ impl State {
                 && filter.process.as_ref().is_none_or(|p| *p == instance.process)
                 && filter.status.is_none_or(|s| s == instance.status)
                 && search.is_none_or(|s| id == Some(instance.id) || instance.folio.contains(s))
+                && (!filter.overdue || self.due_at(instance.id, None).is_some_and(|due| due <= filter.now))
         })
     }
 
@@ -249,9 +250,16 @@ impl State {
     /// When the instance's next armed timer (of item `serial_id`, or of any
     /// item) falls due.
     fn due_at(&self, instance_id: i64, serial_id: Option<i64>) -> Option<Millis> {
+        self.soonest(instance_id, serial_id).map(|(due_at, _)| due_at)
+    }
+
+    /// The soonest armed timer of an instance (of item `serial_id`, or of
+    /// any item) as the due orders rank it: its due time, then its id, as
+    /// `timers_due` orders them in SQLite.
+    fn soonest(&self, instance_id: i64, serial_id: Option<i64>) -> Option<(Millis, i64)> {
         self.timers_of(instance_id)
             .filter(|t| t.state == TimerState::Armed && serial_id.is_none_or(|s| s == t.serial_id))
-            .map(|t| t.due_at)
+            .map(|t| (t.due_at, t.id))
             .min()
     }
 
@@ -543,22 +551,34 @@ impl Transaction for MemoryTransaction<'_> {
         visibility: &Visibility,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
-        let mut listed: Vec<&Instance> = self.state().listed(visibility, filter).collect();
-        // By the column, then by id, both in the order asked for; text as
-        // its bytes (SQLite's BINARY collation), a status by its name.
-        listed.sort_by(|a, b| {
-            let by_column = match filter.order.column {
-                InstanceColumn::Id => std::cmp::Ordering::Equal,
-                InstanceColumn::Folio => a.folio.cmp(&b.folio),
-                InstanceColumn::Process => a.process.cmp(&b.process),
-                InstanceColumn::Status => a.status.name().cmp(b.status.name()),
-                InstanceColumn::Originator => a.originator.cmp(&b.originator),
-                InstanceColumn::LastChange => a.updated_at.cmp(&b.updated_at),
-            };
-            let ascending = by_column.then(a.id.cmp(&b.id));
-            if filter.order.descending { ascending.reverse() } else { ascending }
-        });
         let state = self.state();
+        let mut listed: Vec<&Instance> = state.listed(visibility, filter).collect();
+        if filter.order.column == InstanceColumn::Due {
+            // Those with something due by their soonest timer, in the order
+            // asked for; then those with nothing due, newest first.
+            listed.sort_by(|a, b| match (state.soonest(a.id, None), state.soonest(b.id, None)) {
+                (Some(a), Some(b)) if filter.order.descending => b.cmp(&a),
+                (Some(a), Some(b)) => a.cmp(&b),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => b.id.cmp(&a.id),
+            });
+        } else {
+            // By the column, then by id, both in the order asked for; text as
+            // its bytes (SQLite's BINARY collation), a status by its name.
+            listed.sort_by(|a, b| {
+                let by_column = match filter.order.column {
+                    InstanceColumn::Id | InstanceColumn::Due => std::cmp::Ordering::Equal,
+                    InstanceColumn::Folio => a.folio.cmp(&b.folio),
+                    InstanceColumn::Process => a.process.cmp(&b.process),
+                    InstanceColumn::Status => a.status.name().cmp(b.status.name()),
+                    InstanceColumn::Originator => a.originator.cmp(&b.originator),
+                    InstanceColumn::LastChange => a.updated_at.cmp(&b.updated_at),
+                };
+                let ascending = by_column.then(a.id.cmp(&b.id));
+                if filter.order.descending { ascending.reverse() } else { ascending }
+            });
+        }
         Ok(listed
             .into_iter()
             .skip(filter.offset)
@@ -625,6 +645,18 @@ impl Transaction for MemoryTransaction<'_> {
             let by_age = if filter.newest_first { age(b).cmp(&age(a)) } else { age(a).cmp(&age(b)) };
             by_status.then(by_age)
         });
+        if filter.by_due {
+            // Those with something due by their soonest timer, soonest or
+            // latest first, ahead of the rest in the order above (stable).
+            let soonest = |item: &ServerItem| state.soonest(item.serial.instance_id, Some(item.serial.destination_id));
+            listed.sort_by(|a, b| match (soonest(a), soonest(b)) {
+                (Some(a), Some(b)) if filter.newest_first => b.cmp(&a),
+                (Some(a), Some(b)) => a.cmp(&b),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            });
+        }
         Ok(listed.into_iter().take(limit(filter.limit)).map(|item| state.item(item)).collect())
     }
 

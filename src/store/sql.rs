@@ -581,8 +581,19 @@ fn instance_where(
         }
         args.push(SqlValue::Text(search.to_owned()));
     }
+    if filter.overdue {
+        // The overdue are few (held instances, or a runtime down for a
+        // while): found from the index of armed timers by due time, the
+        // page's order made of them.
+        conditions.push(format!("id IN ({OVERDUE_INSTANCES})"));
+        args.push(SqlValue::Integer(filter.now));
+    }
     conditions
 }
+
+/// The instances with an armed timer due by `?`, from the partial index of
+/// armed timers (`timers_due`).
+const OVERDUE_INSTANCES: &str = "SELECT instance_id FROM timers WHERE state = 'Armed' AND due_at <= ?";
 
 fn where_clause(conditions: &[String]) -> String {
     if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) }
@@ -599,6 +610,8 @@ fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter
         InstanceColumn::Status => "status",
         InstanceColumn::Originator => "originator",
         InstanceColumn::LastChange => "updated_at",
+        // Paged by `due_page_queries` instead; the id order if asked here.
+        InstanceColumn::Due => "id",
     };
     let direction = if filter.order.descending { "DESC" } else { "ASC" };
     let order =
@@ -610,14 +623,75 @@ fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter
     // included); only the rows of the page are then read from the table.
     // Each row's next due time from the index covering the timers.
     let sql = format!(
-        "SELECT id, process, version, folio, originator, started_at, updated_at, status,
-         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')
-         FROM instances
+        "SELECT {SUMMARY_COLUMNS} FROM instances
          WHERE id IN (SELECT id FROM instances {} ORDER BY {order} LIMIT ? OFFSET ?)
          ORDER BY {order}",
         where_clause(&conditions)
     );
     (sql, args)
+}
+
+// A row of the instance list; its next due time from the index covering
+// the timers (`timers_by_item`).
+macro_rules! summary_columns {
+    () => {
+        "id, process, version, folio, originator, started_at, updated_at, status, \
+         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')"
+    };
+}
+const SUMMARY_COLUMNS: &str = summary_columns!();
+const SELECT_SUMMARY: &str = concat!("SELECT ", summary_columns!(), " FROM instances WHERE id = ?");
+
+/// A statement's text and its arguments.
+type Query = (String, Vec<SqlValue>);
+
+/// The two walks of the Due order (`InstanceColumn::Due`), each a query of
+/// ids with its arguments, its `LIMIT` and `OFFSET` left for the caller.
+///
+/// First the instances with an armed timer, each met once, at its soonest
+/// timer (ties by the timers' ids: the index's order): a walk of the
+/// partial index of armed timers (`timers_due`) in the order asked for,
+/// where an instance's other armed timers are looked up in the index
+/// covering them (`timers_by_item`) and its conditions checked on its row,
+/// found by its key; the walk stops at the page. Then, unless only the
+/// overdue are asked for, the instances with nothing due, newest first,
+/// from the id index as the id order walks it.
+fn due_page_queries(visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> (Query, Option<Query>) {
+    // Overdue means due by now: a bound of the walk, not a condition.
+    let plain = InstanceFilter { overdue: false, ..filter.clone() };
+    let mut args = Vec::new();
+    let overdue = if filter.overdue {
+        args.push(SqlValue::Integer(filter.now));
+        " AND t.due_at <= ?"
+    } else {
+        ""
+    };
+    let conditions = instance_where(visibility, everything, &plain, Purpose::Page(InstanceColumn::Due), &mut args);
+    let instance = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND EXISTS (SELECT 1 FROM instances WHERE instances.id = t.instance_id AND {})",
+            conditions.join(" AND ")
+        )
+    };
+    let direction = if filter.order.descending { "DESC" } else { "ASC" };
+    let with_due = format!(
+        "SELECT t.instance_id FROM timers t WHERE t.state = 'Armed'{overdue} \
+         AND NOT EXISTS (SELECT 1 FROM timers e WHERE e.instance_id = t.instance_id AND e.state = 'Armed' \
+         AND (e.due_at, e.id) < (t.due_at, t.id)){instance} \
+         ORDER BY t.due_at {direction}, t.id {direction}"
+    );
+    let without_due = (!filter.overdue).then(|| {
+        let mut args = Vec::new();
+        let mut conditions =
+            instance_where(visibility, everything, &plain, Purpose::Page(InstanceColumn::Id), &mut args);
+        conditions.push(
+            "NOT EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')".to_owned(),
+        );
+        (format!("SELECT id FROM instances {} ORDER BY id DESC", where_clause(&conditions)), args)
+    });
+    ((with_due, args), without_due)
 }
 
 /// The query counting the instances of a filter, with its arguments.
@@ -657,9 +731,86 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
 
 /// The query of the server item list, with its arguments.
 fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) -> (String, Vec<SqlValue>) {
+    item_query_and(visibility, everything, filter, None)
+}
+
+/// The query of the server item list with one more condition.
+fn item_query_and(
+    visibility: &Visibility,
+    everything: bool,
+    filter: &ItemFilter,
+    condition: Option<&str>,
+) -> (String, Vec<SqlValue>) {
     let mut args = Vec::new();
+    let mut conditions = item_conditions(visibility, everything, filter, &mut args);
+    conditions.extend(condition.map(str::to_owned));
+    let age = if filter.newest_first { "DESC" } else { "ASC" };
+    let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
+    args.push(SqlValue::Integer(limit));
+    // Pending first, then oldest first: the items most likely stuck lead.
+    // When only pending items are asked for, the first key is the same for
+    // all of them and is left out, so that the (status, created_at) index
+    // gives the order and the query stops at the limit instead of sorting
+    // every pending item.
+    let pending_first = if filter.include_closed && !filter.by_age_only { "status = 'Pending' DESC, " } else { "" };
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM server_items {}
+         ORDER BY {pending_first}created_at {age}, instance_id {age}, serial_id {age} LIMIT ?",
+        where_clause(&conditions)
+    );
+    (sql, args)
+}
+
+/// The two walks of the items' due order (`ItemFilter::by_due`), each with
+/// its arguments but for the last, its `LIMIT`, which the caller gives.
+///
+/// First the keys of the items with an armed timer, each met once, at its
+/// soonest timer (ties by the timers' ids): a walk of the partial index of
+/// armed timers (`timers_due`), where an item's other armed timers are
+/// looked up in the index covering them (`timers_by_item`) and its
+/// conditions checked on its row, found by its key. Then, unless only the
+/// overdue are asked for, the items with nothing due, in the age order.
+fn due_item_queries(visibility: &Visibility, everything: bool, filter: &ItemFilter) -> (Query, Option<Query>) {
+    let plain = ItemFilter { overdue: false, by_due: false, ..filter.clone() };
+    let mut args = Vec::new();
+    let overdue = if filter.overdue {
+        args.push(SqlValue::Integer(filter.now));
+        " AND t.due_at <= ?"
+    } else {
+        ""
+    };
+    let mut conditions =
+        vec!["server_items.instance_id = t.instance_id".to_owned(), "server_items.serial_id = t.serial_id".to_owned()];
+    conditions.extend(item_conditions(visibility, everything, &plain, &mut args));
+    let direction = if filter.newest_first { "DESC" } else { "ASC" };
+    let with_due = format!(
+        "SELECT t.instance_id, t.serial_id FROM timers t WHERE t.state = 'Armed'{overdue} \
+         AND NOT EXISTS (SELECT 1 FROM timers e WHERE e.instance_id = t.instance_id AND e.serial_id = t.serial_id \
+         AND e.state = 'Armed' AND (e.due_at, e.id) < (t.due_at, t.id)) \
+         AND EXISTS (SELECT 1 FROM server_items WHERE {}) \
+         ORDER BY t.due_at {direction}, t.id {direction} LIMIT ?",
+        conditions.join(" AND ")
+    );
+    let without_due = (!filter.overdue).then(|| {
+        let nothing_due = "NOT EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = server_items.instance_id \
+             AND t.serial_id = server_items.serial_id AND t.state = 'Armed')";
+        let (sql, mut args) = item_query_and(visibility, everything, &plain, Some(nothing_due));
+        // The caller gives the limit.
+        args.pop();
+        (sql, args)
+    });
+    ((with_due, args), without_due)
+}
+
+/// The `WHERE` conditions of the server item list.
+fn item_conditions(
+    visibility: &Visibility,
+    everything: bool,
+    filter: &ItemFilter,
+    args: &mut Vec<SqlValue>,
+) -> Vec<String> {
     let mut conditions: Vec<String> =
-        visibility_clause(visibility, everything, "instance_id", &mut args).into_iter().collect();
+        visibility_clause(visibility, everything, "instance_id", args).into_iter().collect();
     if !filter.include_closed {
         // One instance's items are a handful found by the primary key; the
         // status index would walk every pending item of every instance.
@@ -702,21 +853,7 @@ fn item_query(visibility: &Visibility, everything: bool, filter: &ItemFilter) ->
             args.push(SqlValue::Integer(after.destination_id));
         }
     }
-    let age = if filter.newest_first { "DESC" } else { "ASC" };
-    let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
-    args.push(SqlValue::Integer(limit));
-    // Pending first, then oldest first: the items most likely stuck lead.
-    // When only pending items are asked for, the first key is the same for
-    // all of them and is left out, so that the (status, created_at) index
-    // gives the order and the query stops at the limit instead of sorting
-    // every pending item.
-    let pending_first = if filter.include_closed && !filter.by_age_only { "status = 'Pending' DESC, " } else { "" };
-    let sql = format!(
-        "SELECT {ITEM_COLUMNS} FROM server_items {}
-         ORDER BY {pending_first}created_at {age}, instance_id {age}, serial_id {age} LIMIT ?",
-        where_clause(&conditions)
-    );
-    (sql, args)
+    conditions
 }
 
 impl SqliteTransaction<'_> {
@@ -861,6 +998,46 @@ impl SqliteTransaction<'_> {
 
     /// Whether `visibility` covers every process there is (so every instance,
     /// since an instance's process must exist).
+    /// The ids of a page of the instance list in the Due order: from the
+    /// walk of the instances with something due, and where that walk ends
+    /// within or before the page, from the walk of those with nothing due
+    /// (`due_page_queries`).
+    fn due_page(
+        &self,
+        visibility: &Visibility,
+        everything: bool,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<i64>, EngineError> {
+        let ((with_due, args), without_due) = due_page_queries(visibility, everything, filter);
+        let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
+        let offset = filter.offset as i64;
+        let page = |sql: &str, mut args: Vec<SqlValue>, limit: i64, offset: i64| {
+            args.extend([SqlValue::Integer(limit), SqlValue::Integer(offset)]);
+            collect_rows(self.tx, &format!("{sql} LIMIT ? OFFSET ?"), params_from_iter(args), |row| row.get(0))
+        };
+        let mut ids: Vec<i64> = page(&with_due, args.clone(), limit, offset)?;
+        let Some((sql, rest_args)) = without_due else { return Ok(ids) };
+        let wanted = limit.saturating_sub(ids.len() as i64);
+        if wanted == 0 {
+            return Ok(ids);
+        }
+        // The page begins among those with nothing due: how far in takes
+        // counting those with something due (the walk to its end).
+        let skipped = if ids.is_empty() && offset > 0 {
+            let count = format!("SELECT COUNT(*) FROM ({with_due})");
+            let with_due: i64 = self
+                .tx
+                .prepare_cached(&count)
+                .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
+                .map_err(db(self.tx))?;
+            offset.saturating_sub(with_due)
+        } else {
+            0
+        };
+        ids.extend(page(&sql, rest_args, wanted, skipped)?);
+        Ok(ids)
+    }
+
     fn sees_everything(&self, visibility: &Visibility) -> Result<bool, EngineError> {
         let mut statement = self.tx.prepare_cached("SELECT name FROM processes").map_err(db(self.tx))?;
         let names = statement.query_map([], |row| row.get::<_, String>(0)).map_err(db(self.tx))?;
@@ -1098,8 +1275,16 @@ impl Transaction for SqliteTransaction<'_> {
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
         let everything = self.sees_everything(visibility)?;
-        let (sql, args) = page_query(visibility, everything, filter);
-        let rows = collect_rows(self.tx, &sql, params_from_iter(args), summary_from_row)?;
+        let rows = if filter.order.column == InstanceColumn::Due {
+            let mut rows = Vec::new();
+            for id in self.due_page(visibility, everything, filter)? {
+                rows.extend(collect_rows(self.tx, SELECT_SUMMARY, [id], summary_from_row)?);
+            }
+            rows
+        } else {
+            let (sql, args) = page_query(visibility, everything, filter);
+            collect_rows(self.tx, &sql, params_from_iter(args), summary_from_row)?
+        };
         rows.into_iter()
             .map(|(mut summary, status)| {
                 summary.status = status_from(&status)?;
@@ -1129,8 +1314,26 @@ impl Transaction for SqliteTransaction<'_> {
             }
         }
         let everything = self.sees_everything(visibility)?;
-        let (sql, args) = item_query(visibility, everything, filter);
-        let rows = collect_rows(self.tx, &sql, params_from_iter(args), item_from_row)?;
+        let rows = if filter.by_due {
+            let ((with_due, mut args), without_due) = due_item_queries(visibility, everything, filter);
+            let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
+            args.push(SqlValue::Integer(limit));
+            let keys: Vec<(i64, i64)> =
+                collect_rows(self.tx, &with_due, params_from_iter(args), |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let mut rows = Vec::new();
+            for key in &keys {
+                rows.extend(collect_rows(self.tx, SELECT_ITEM, [key.0, key.1], item_from_row)?);
+            }
+            let wanted = limit.saturating_sub(keys.len() as i64);
+            if let Some((sql, mut args)) = without_due.filter(|_| wanted > 0) {
+                args.push(SqlValue::Integer(wanted));
+                rows.extend(collect_rows(self.tx, &sql, params_from_iter(args), item_from_row)?);
+            }
+            rows
+        } else {
+            let (sql, args) = item_query(visibility, everything, filter);
+            collect_rows(self.tx, &sql, params_from_iter(args), item_from_row)?
+        };
         rows.into_iter().map(finish_item).collect()
     }
 
@@ -1228,7 +1431,8 @@ mod tests {
             (Some("a"), Some(InstanceStatus::Error)),
         ];
         for (name, visibility, everything) in visibilities() {
-            for column in InstanceColumn::ALL {
+            // The Due order pages by walks of its own (tested below).
+            for column in InstanceColumn::ALL.into_iter().filter(|c| *c != InstanceColumn::Due) {
                 for descending in [false, true] {
                     for (process, status) in filters {
                         for search in [None, Some("PO-12"), Some("42")] {
@@ -1239,6 +1443,7 @@ mod tests {
                                 order: InstanceOrder { column, descending },
                                 limit: 200,
                                 offset: 500_000,
+                                ..InstanceFilter::default()
                             };
                             let (sql, args) = page_query(&visibility, everything, &filter);
                             let steps = plan(&connection, &sql, &args);
@@ -1434,6 +1639,107 @@ mod tests {
             let steps = plan(&connection, &sql, &args);
             let shown = format!("{sql}:\n{steps:#?}");
             assert!(steps.iter().any(|(_, d)| d.contains("USING COVERING INDEX timers_by_item")), "{shown}");
+        }
+    }
+
+    /// The Due orders and the overdue filters read the partial index of
+    /// armed timers in order (each instance or item met once, at its
+    /// soonest timer, from the index covering its timers) and stop at the
+    /// page: no sort of the table, of the timers or of the instances; the
+    /// instances with nothing due come from the id index, the items with
+    /// nothing due from the status index. An overdue filter in another
+    /// order starts from the armed timers due by now, and sorts the page's
+    /// rows among the overdue only.
+    #[test]
+    fn due_orders_and_overdue_filters_walk_the_index_of_armed_timers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        let checked = |what: String, sql: &str, args: &[SqlValue]| {
+            let steps = plan(&connection, sql, args);
+            let shown = format!("{what}:\n{sql}\n{steps:#?}");
+            for (_, detail) in &steps {
+                if detail.contains(" instances") && (detail.starts_with("SCAN") || detail.starts_with("SEARCH")) {
+                    assert!(detail.contains("COVERING INDEX") || detail.contains("PRIMARY KEY"), "{shown}");
+                }
+                // Timers are walked by due time, or looked up per instance.
+                if detail.starts_with("SCAN t") || detail.starts_with("SCAN e") {
+                    assert!(detail.contains("USING INDEX timers_due"), "{shown}");
+                }
+            }
+            steps
+        };
+        for (name, visibility, everything) in visibilities() {
+            for overdue in [false, true] {
+                for descending in [false, true] {
+                    for (process, status, search) in
+                        [(None, None, None), (Some("a"), Some(InstanceStatus::Error), None), (None, None, Some("PO"))]
+                    {
+                        let filter = InstanceFilter {
+                            process: process.map(str::to_owned),
+                            status,
+                            search: search.map(str::to_owned),
+                            overdue,
+                            now: 1_000,
+                            order: InstanceOrder { column: InstanceColumn::Due, descending },
+                            ..InstanceFilter::default()
+                        };
+                        let ((with_due, args), without_due) = due_page_queries(&visibility, everything, &filter);
+                        let steps = checked(format!("{name}, {filter:?}"), &with_due, &args);
+                        // A folio search starts from the ids it found, and sorts them.
+                        if search.is_none() {
+                            assert!(steps.iter().any(|(_, d)| d.contains("t USING INDEX timers_due")), "{steps:#?}");
+                            assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{steps:#?}");
+                        }
+                        assert_eq!(without_due.is_none(), overdue, "nothing is overdue without a due time");
+                        if let Some((sql, args)) = without_due {
+                            let steps = checked(format!("nothing due, {name}, {filter:?}"), &sql, &args);
+                            let sorted = steps.iter().any(|(_, d)| d.starts_with("USE TEMP B-TREE"));
+                            assert!(!sorted || search.is_some(), "{steps:#?}");
+                        }
+                        if overdue {
+                            for column in [InstanceColumn::Id, InstanceColumn::Folio, InstanceColumn::LastChange] {
+                                let filter = InstanceFilter {
+                                    order: InstanceOrder { column, descending },
+                                    limit: 200,
+                                    ..filter.clone()
+                                };
+                                let (sql, args) = page_query(&visibility, everything, &filter);
+                                let steps = checked(format!("{name}, {filter:?}"), &sql, &args);
+                                assert!(steps.iter().any(|(_, d)| d.contains("USING INDEX timers_due")), "{steps:#?}");
+                                let (sql, args) = count_query(&visibility, everything, &filter);
+                                let steps = checked(format!("count, {name}, {filter:?}"), &sql, &args);
+                                assert!(steps.iter().any(|(_, d)| d.contains("USING INDEX timers_due")), "{steps:#?}");
+                            }
+                        }
+                    }
+                    for include_closed in [false, true] {
+                        let filter = ItemFilter {
+                            include_closed,
+                            by_due: true,
+                            newest_first: descending,
+                            overdue,
+                            now: 1_000,
+                            limit: 1000,
+                            ..ItemFilter::default()
+                        };
+                        let ((with_due, mut args), without_due) = due_item_queries(&visibility, everything, &filter);
+                        args.push(SqlValue::Integer(1000));
+                        let steps = checked(format!("{name}, {filter:?}"), &with_due, &args);
+                        assert!(steps.iter().any(|(_, d)| d.contains("USING INDEX timers_due")), "{steps:#?}");
+                        assert!(steps.iter().all(|(_, d)| !d.starts_with("USE TEMP B-TREE")), "{steps:#?}");
+                        if let Some((sql, mut args)) = without_due {
+                            args.push(SqlValue::Integer(1000));
+                            let steps = checked(format!("nothing due, {name}, {filter:?}"), &sql, &args);
+                            // As the list without the due order: all items are sorted, pending ones not.
+                            let sorted = steps.iter().any(|(_, d)| d.starts_with("USE TEMP B-TREE"));
+                            assert_eq!(sorted, include_closed, "only pending items come in index order: {steps:#?}");
+                            let scanned = steps.iter().any(|(_, d)| d.starts_with("SCAN server_items"));
+                            assert_eq!(scanned, include_closed, "{steps:#?}");
+                        }
+                    }
+                }
+            }
         }
     }
 

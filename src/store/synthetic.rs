@@ -447,6 +447,8 @@ mod tests {
             InstanceColumn::Status => i.status.name().to_owned(),
             InstanceColumn::Originator => i.originator.clone(),
             InstanceColumn::LastChange => format!("{:020}", i.updated_at),
+            // Nothing is due here: the Due order is newest first.
+            InstanceColumn::Due => String::new(),
         };
         for user in ["admin", "bob", "carol"] {
             for column in InstanceColumn::ALL {
@@ -459,7 +461,7 @@ mod tests {
                     (None, Some(InstanceStatus::Error), Some("2")),
                     (None, None, Some("bob")),
                 ] {
-                    let descending = column == InstanceColumn::LastChange;
+                    let descending = matches!(column, InstanceColumn::LastChange | InstanceColumn::Due);
                     let filter = InstanceFilter {
                         process: process.map(str::to_owned),
                         status,
@@ -467,6 +469,7 @@ mod tests {
                         order: InstanceOrder { column, descending },
                         limit: 25,
                         offset: 10,
+                        ..InstanceFilter::default()
                     };
                     let mut expected: Vec<&InstanceSummary> = all
                         .iter()

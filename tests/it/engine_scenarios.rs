@@ -884,6 +884,92 @@ fn the_lists_order_filter_search_and_page_as_the_storage_contract_says<S: Backen
     assert_eq!(serials(ItemFilter { limit: 1, ..find("po-") }), ["1_2"]);
 }
 
+/// A wait with two deadlines: at the date in `reply_by` (not armed when
+/// it is empty), and a day after the wait began.
+const DEADLINES: &str = r#"{
+  "name": "deadline",
+  "fields": [{ "name": "reply_by", "type": "datetime" }],
+  "activities": [
+    { "id": "wait", "name": "Wait for the reply", "start": true, "events": [
+      { "kind": "server_event", "name": "Ask", "synchronous": false, "script": "" } ],
+      "escalations": [
+        { "name": "By the date", "at_field": "reply_by", "action": "fail" },
+        { "name": "After a day", "after": "1d", "action": "fail" } ] }
+  ]
+}"#;
+
+/// `reply_by` as a process's data takes it: `hours` from `T0`, in UTC.
+fn reply_by(hours: i64) -> Vec<(String, FieldInput)> {
+    let at = chrono::DateTime::from_timestamp_millis(T0 + hours * 3_600_000).unwrap();
+    set(&[("reply_by", &at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))])
+}
+
+/// Issue 17: the Due order of the instance list and of the server items,
+/// and their overdue filters, as the storage contract says: what has
+/// something due by its soonest timer (ties by the timers' ids), then what
+/// has nothing due (instances newest first, items in age order); overdue
+/// is due by the engine's clock, whatever the status.
+fn the_due_orders_and_the_overdue_filters_as_the_storage_contract_says<S: Backend>() {
+    use flowdesk::engine::{InstanceColumn, InstanceOrder};
+    let fx = callback_fixture::<S>();
+    fx.deploy_json("admin", DEADLINES);
+    let start =
+        |process: &str, data: &[(String, FieldInput)]| fx.engine.start("admin", process, "", data).unwrap().instance_id;
+    assert_eq!(start("callback", &[]), 1);
+    assert_eq!(start("deadline", &reply_by(3)), 2);
+    assert_eq!(start("deadline", &reply_by(1)), 3);
+    assert_eq!(start("callback", &[]), 4);
+    assert_eq!(start("deadline", &reply_by(1)), 5, "due with 3, armed after it");
+    assert_eq!(start("deadline", &[]), 6, "only the day's deadline is armed");
+    fx.engine.stop("admin", 3).unwrap();
+    fx.clock.advance(2 * 3_600_000);
+
+    let ids = |filter: InstanceFilter| -> Vec<i64> {
+        fx.engine.instances("admin", &filter).unwrap().into_iter().map(|i| i.id).collect()
+    };
+    let due = |descending, limit, offset| InstanceFilter {
+        order: InstanceOrder { column: InstanceColumn::Due, descending },
+        limit,
+        offset,
+        ..InstanceFilter::default()
+    };
+    assert_eq!(ids(due(false, 0, 0)), [3, 5, 2, 6, 4, 1], "soonest first, nothing due last, newest first");
+    assert_eq!(ids(due(true, 0, 0)), [6, 2, 5, 3, 4, 1], "latest first, nothing due last all the same");
+    assert_eq!(ids(due(false, 2, 3)), [6, 4], "a page across both");
+    assert_eq!(ids(due(false, 10, 4)), [4, 1], "a page of those with nothing due");
+    assert_eq!(ids(due(false, 10, 5)), [1]);
+    assert!(ids(due(false, 10, 6)).is_empty());
+    let listed = fx.engine.instances("admin", &due(false, 1, 0)).unwrap();
+    assert_eq!(listed[0].due_at, Some(T0 + 3_600_000));
+
+    let overdue = |filter: InstanceFilter| InstanceFilter { overdue: true, ..filter };
+    assert_eq!(ids(overdue(due(false, 0, 0))), [3, 5], "stopped or not, due by now");
+    assert_eq!(ids(overdue(due(true, 0, 0))), [5, 3]);
+    assert_eq!(ids(overdue(InstanceFilter::default())), [5, 3], "newest first");
+    assert_eq!(fx.engine.count_instances("admin", &overdue(InstanceFilter::default())).unwrap(), 2);
+    let stopped = InstanceFilter { status: Some(InstanceStatus::Stopped), ..overdue(due(false, 0, 0)) };
+    assert_eq!(ids(stopped.clone()), [3]);
+    assert_eq!(fx.engine.count_instances("admin", &stopped).unwrap(), 1);
+    assert_eq!(ids(InstanceFilter { search: Some("5".into()), ..overdue(due(false, 0, 0)) }), [5]);
+
+    let serials = |filter: ItemFilter| -> Vec<String> {
+        fx.engine.items("admin", &filter).unwrap().into_iter().map(|i| i.serial.to_string()).collect()
+    };
+    let by_due = ItemFilter { by_due: true, ..ItemFilter::default() };
+    assert_eq!(serials(by_due.clone()), ["3_1", "5_1", "2_1", "6_1", "1_2", "4_2"], "then oldest first");
+    let latest = ItemFilter { newest_first: true, ..by_due.clone() };
+    assert_eq!(serials(latest), ["6_1", "2_1", "5_1", "3_1", "4_2", "1_2"]);
+    assert_eq!(serials(ItemFilter { limit: 5, ..by_due.clone() }), ["3_1", "5_1", "2_1", "6_1", "1_2"]);
+    assert_eq!(serials(ItemFilter { limit: 2, ..by_due.clone() }), ["3_1", "5_1"]);
+    assert_eq!(serials(ItemFilter { overdue: true, ..by_due.clone() }), ["3_1", "5_1"]);
+    assert_eq!(serials(ItemFilter { overdue: true, ..ItemFilter::default() }), ["3_1", "5_1"]);
+    let found = ItemFilter { search: Some("6_".into()), ..by_due.clone() };
+    assert_eq!(serials(found), ["6_1"]);
+    let cursor = ItemFilter { after: Some(support::parse_serial("3_1")), ..by_due };
+    let refused = fx.engine.items("admin", &cursor).unwrap_err();
+    assert!(matches!(refused, EngineError::Internal(_)), "a cursor pages by age only: {refused}");
+}
+
 /// A claim is taken over once its lease **and** its runner's heartbeat have
 /// run out: the heartbeat a runtime writes is read by the engine through
 /// the store (`Transaction::running_instances`).
@@ -936,6 +1022,15 @@ fn list_fixture<S: Backend>() -> Fixture<S> {
     start("admin", "callback", "x");
     fx.engine.goto("admin", 6, "Rejected").unwrap();
     fx.engine.revoke("admin", "callback", "bob", &[Right::ServerEvent]).unwrap();
+    // Deadlines: one overdue (its date passed before its wait began), one
+    // due later, one due by the day's alone; ties with the others' times.
+    fx.deploy_json("admin", DEADLINES);
+    grant("deadline", "carol", &[Right::View]);
+    grant("deadline", "dave", &[Right::Start, Right::ViewParticipate]);
+    fx.engine.start("admin", "deadline", "PO-late", &reply_by(-1)).unwrap();
+    fx.engine.start("dave", "deadline", "po-later", &reply_by(24)).unwrap();
+    fx.engine.start("admin", "deadline", "", &[]).unwrap();
+    fx.engine.stop("admin", 8).unwrap();
     fx
 }
 
@@ -954,7 +1049,7 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
         assert_eq!(on_memory, on_sqlite, "{what}");
         compared += 1;
     };
-    for id in 1..=6 {
+    for id in 1..=9 {
         alike(format!("instance {id}"), sqlite.snapshot(id), memory.snapshot(id));
     }
     alike("processes".into(), format!("{:?}", sqlite.engine.processes()), format!("{:?}", memory.engine.processes()));
@@ -970,11 +1065,15 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
     for user in users {
         for process in [None, Some("callback"), Some("parallel")] {
             for status in statuses {
-                for search in [None, Some("po"), Some("PO"), Some(" 3 "), Some("Ü"), Some("a")] {
+                for (search, overdue) in [None, Some("po"), Some("PO"), Some(" 3 "), Some("Ü"), Some("a")]
+                    .into_iter()
+                    .flat_map(|search| [(search, false), (search, true)])
+                {
                     let filter = InstanceFilter {
                         process: process.map(str::to_owned),
                         status,
                         search: search.map(str::to_owned),
+                        overdue,
                         ..InstanceFilter::default()
                     };
                     alike(
@@ -1007,7 +1106,16 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
                     for search in [None, Some("po"), Some("ÜBER"), Some("_3"), Some("WAIT"), Some("STRASSE")] {
                         for (newest_first, by_age_only) in [(false, false), (true, false), (false, true), (true, true)]
                         {
-                            for after in [None, Some("1_2"), Some("4_3"), Some("99_2")] {
+                            // The due order pages from the start only.
+                            let orders = [(false, false), (false, true), (true, false), (true, true)];
+                            let cursors = [None, Some("1_2"), Some("4_3"), Some("99_2")];
+                            let grid = orders.into_iter().flat_map(|(by_due, overdue)| {
+                                cursors
+                                    .into_iter()
+                                    .filter(move |c| !by_due || c.is_none())
+                                    .map(move |c| (by_due, overdue, c))
+                            });
+                            for (by_due, overdue, after) in grid {
                                 for limit in [0, 2] {
                                     let filter = ItemFilter {
                                         include_closed,
@@ -1015,9 +1123,10 @@ fn the_memory_store_answers_every_list_query_as_the_sqlite_store_does() {
                                         instance_id,
                                         search: search.map(str::to_owned),
                                         newest_first,
+                                        by_due,
                                         by_age_only,
                                         after: after.map(support::parse_serial),
-                                        overdue: false,
+                                        overdue,
                                         now: 0,
                                         limit,
                                     };
@@ -1454,6 +1563,7 @@ support::on_every_backend! {
     a_slow_script_stops_at_the_default_time_budget,
     a_version_deployed_before_its_endless_loop_was_refused_still_runs_and_is_stopped,
     the_lists_order_filter_search_and_page_as_the_storage_contract_says,
+    the_due_orders_and_the_overdue_filters_as_the_storage_contract_says,
     a_claim_is_taken_over_only_once_its_lease_and_its_runners_heartbeat_have_run_out,
     a_write_whose_work_fails_leaves_nothing_behind,
     a_read_sees_one_snapshot_and_a_write_sees_its_own_writes,

@@ -1465,8 +1465,14 @@ fn on_a_small_screen_the_last_columns_stay_in_sight_beside_the_side_panel() {
         .map(|node| node.rect().min.x)
         .fold(f32::INFINITY, f32::min);
     assert!(panel_left < 1024.0, "the finish panel is in sight");
-    for header in ["Age", "Status"] {
-        let right = gui.harness.get_by(|node| node.value().as_deref() == Some(header)).rect().max.x;
+    // Age sorts (a button, its arrow on the order shown), Status is a title.
+    for header in ["Age (asc)", "Due", "Status"] {
+        let right = gui
+            .harness
+            .get_by(|node| node.value().as_deref() == Some(header) || node.label().as_deref() == Some(header))
+            .rect()
+            .max
+            .x;
         assert!(right <= panel_left, "{header} ends at {right}, under the finish panel at {panel_left}");
     }
     let statuses: Vec<egui::Rect> =
@@ -1840,4 +1846,288 @@ fn issue_16_the_instance_buttons_are_live_exactly_where_the_engines_table_allows
     // table's cells apart rather than agreeing with a window that shows all
     // or nothing.
     assert_eq!(seen_live, seen_dead, "every button was both live and dead somewhere");
+}
+
+// ----- issue 17: deadlines seen in the monitor -------------------------------------
+
+/// A wait with two deadlines: `Give up` at the date in `reply_by` (it
+/// finishes the item, and the instance cools off for two hours), and
+/// `Escalate` a day after the wait began.
+const DEADLINES: &str = r#"{
+  "name": "deadline",
+  "fields": [
+    { "name": "reply_by", "type": "datetime" },
+    { "name": "outcome", "type": "string" }
+  ],
+  "activities": [
+    { "id": "call", "name": "Call external system", "start": true, "position": { "x": 40, "y": 40 },
+      "events": [ { "kind": "server_event", "name": "Send", "synchronous": false, "script": "" } ],
+      "escalations": [
+        { "name": "Give up", "at_field": "reply_by", "action": { "finish": { "set": { "outcome": "timed out" } } } },
+        { "name": "Escalate", "after": "1d", "action": "fail" } ] },
+    { "id": "cool", "name": "Cool off", "position": { "x": 420, "y": 40 },
+      "events": [ { "kind": "timer", "name": "Wait 2 hours", "after": "2h" } ] }
+  ],
+  "lines": [ { "from": "call", "to": "cool" } ]
+}"#;
+
+/// `reply_by` `minutes` from the fixture's start (`T0`, 09:00 UTC).
+fn reply_by(minutes: i64) -> Vec<(String, flowdesk::engine::FieldInput)> {
+    let at = chrono::DateTime::from_timestamp_millis(support::T0 + minutes * MINUTE).unwrap();
+    set(&[("reply_by", &at.to_rfc3339())])
+}
+
+/// At 09:00 on the fixture's clock: `PO-soon` (1) due in two hours,
+/// `PO-late` (2) five minutes overdue and held (stopped, so that the
+/// window's ticker leaves it), and `PO-none` (3), a callback with nothing due.
+fn deadline_fixture() -> Fixture {
+    let fx = Fixture::new();
+    deploy_json(&fx, DEADLINES);
+    deploy(&fx, "callback.process.json");
+    fx.engine.start("admin", "deadline", "PO-soon", &reply_by(120)).unwrap();
+    fx.engine.start("admin", "deadline", "PO-late", &reply_by(-5)).unwrap();
+    fx.engine.stop("admin", 2).unwrap();
+    fx.engine.start("admin", "callback", "PO-none", &[]).unwrap();
+    fx
+}
+
+impl Gui {
+    /// The window on the fixture's clock: its ticker fires and its lists
+    /// tell due times by it, so the test moves time instead of waiting.
+    fn on_fixture_clock(fx: Fixture, view: AppView, size: [f32; 2]) -> Gui {
+        let options = GuiOptions { db_path: fx.db_path(), user: "ada".to_owned(), file: None, view };
+        let clock = fx.clock.clone();
+        let app = FlowdeskApp::on_clock(options, Settings::default(), Box::new(ScriptedDialogs::default()), clock);
+        let harness = Harness::builder().with_size(size).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+        let mut gui = Gui { fx, harness, locked: false };
+        gui.run_until("the first rows", |app| app.monitor.count().is_some() && !app.monitor.rows().is_empty());
+        gui
+    }
+
+    /// A label of the flow view (an activity, an event, a timer's line).
+    fn flow_label(&self, start: &str) -> String {
+        let found: Vec<String> = self.all_texts().into_iter().filter(|t| t.starts_with(start)).collect();
+        assert_eq!(found.len(), 1, "one label starts `{start}`: {:#?}", self.all_texts());
+        found[0].clone()
+    }
+}
+
+/// Issue 17: the instance list says when each instance's next deadline
+/// falls due, "in 2 h" or "overdue 5 min", nothing when none is armed; the
+/// Due column sorts soonest first, then the other way.
+#[test]
+fn issue_17_the_due_column_says_when_each_instance_falls_due_and_sorts_by_it() {
+    let mut gui = Gui::on_fixture_clock(deadline_fixture(), AppView::Monitor, [1280.0, 800.0]);
+    gui.settle();
+    // Beside the status, before the originator.
+    assert_eq!(gui.row("PO-soon")[..6], ["1", "PO-soon", "deadline v1", "Active", "in 2 h", "admin"]);
+    assert_eq!(gui.row("PO-late")[..6], ["2", "PO-late", "deadline v1", "Stopped", "overdue 5 min", "admin"]);
+    assert_eq!(gui.row("PO-none")[..5], ["3", "PO-none", "callback v1", "Active", "admin"], "nothing is due");
+    gui.assert_rows_in_order(&["PO-none", "PO-late", "PO-soon"]);
+
+    gui.click("Due");
+    gui.run_until("the Due order", |app| app.monitor.rows_current() && app.monitor.rows()[0].id == 2);
+    gui.settle();
+    gui.assert_rows_in_order(&["PO-late", "PO-soon", "PO-none"]);
+    gui.click("Due (asc)");
+    gui.run_until("the latest first", |app| app.monitor.rows_current() && app.monitor.rows()[0].id == 1);
+    gui.settle();
+    assert!(gui.shown("Due (desc)"));
+    gui.assert_rows_in_order(&["PO-soon", "PO-late", "PO-none"]);
+}
+
+/// Issue 17: the Overdue filter keeps the instances, and in Server items
+/// the items, whose deadline has passed: here the stopped instance's, held
+/// five minutes past its date.
+#[test]
+fn issue_17_the_overdue_filters_keep_what_has_fallen_due() {
+    let mut gui = Gui::on_fixture_clock(deadline_fixture(), AppView::Monitor, [1280.0, 800.0]);
+    gui.settle();
+    gui.click("Overdue");
+    gui.run_until("the overdue", |app| app.monitor.rows_current() && app.monitor.count_current());
+    gui.settle();
+    assert_eq!(gui.row_ids(), [2]);
+    assert!(gui.shown("1 instance(s)"), "{:#?}", gui.all_texts());
+    assert!(gui.row("PO-late").contains(&"overdue 5 min".to_owned()));
+
+    gui.click("Server items");
+    gui.run_until("the pending items", |app| app.monitor.items().len() == 3);
+    gui.settle();
+    gui.click("Overdue");
+    gui.run_until("the overdue item", |app| app.monitor.items().len() == 1);
+    gui.settle();
+    assert_eq!(
+        gui.row("2_1")[1..],
+        ["2", "PO-late", "deadline", "Call external system", "Send", "0s", "overdue 5 min", "Stopped"]
+    );
+    assert!(gui.shown("1 item(s)"));
+    // Opened for a finish, it says when its deadline fell due.
+    gui.click("Open 2_1");
+    gui.run_until_finish_is_enabled();
+    assert!(
+        gui.panel_texts().contains(&"overdue 5 min (2026-11-25 08:55:00 UTC)".to_owned()),
+        "{:#?}",
+        gui.panel_texts()
+    );
+}
+
+/// Issue 17: Server items say when each pending item's deadline falls due;
+/// the Due header sorts soonest first (those with nothing due after them,
+/// oldest first), again latest first; Age sorts by age again.
+#[test]
+fn issue_17_server_items_say_when_each_falls_due_and_sort_by_it() {
+    let fx = deadline_fixture();
+    // A second wait with nothing due, younger than the others.
+    fx.clock.advance(MINUTE);
+    fx.engine.start("admin", "callback", "PO-young", &[]).unwrap();
+    let mut gui = Gui::on_fixture_clock(fx, AppView::Items, [1280.0, 800.0]);
+    gui.run_until("the pending items", |app| app.monitor.items().len() == 4);
+    gui.settle();
+    assert_eq!(gui.row("1_1")[6..], ["1m", "in 2 h", "Pending"], "two hours from 09:00, seen at 09:01");
+    assert_eq!(gui.row("3_2")[6..], ["1m", "Pending"], "nothing due");
+    gui.assert_rows_in_order(&["1_1", "2_1", "3_2", "4_2"]);
+
+    gui.click("Due");
+    gui.run_until("the due order", |app| app.monitor.items().first().is_some_and(|i| i.serial.to_string() == "2_1"));
+    gui.settle();
+    assert!(gui.shown("Soonest due first"), "{:#?}", gui.all_texts());
+    gui.assert_rows_in_order(&["2_1", "1_1", "3_2", "4_2"]);
+    gui.click("Due (asc)");
+    gui.run_until("latest first", |app| app.monitor.items().first().is_some_and(|i| i.serial.to_string() == "1_1"));
+    gui.settle();
+    assert!(gui.shown("Latest due first"));
+    gui.assert_rows_in_order(&["1_1", "2_1", "4_2", "3_2"]);
+    gui.click("Age");
+    gui.run_until("oldest first", |app| app.monitor.items().first().is_some_and(|i| i.serial.to_string() == "1_1"));
+    gui.settle();
+    assert!(gui.shown("Age (asc)") && gui.shown("Oldest first"));
+    gui.assert_rows_in_order(&["1_1", "2_1", "3_2", "4_2"]);
+}
+
+/// Issue 17, looked at in the window at 1024×640: with the Due column,
+/// every column of the instance list and of Server items stays in sight
+/// beside the side panel.
+#[test]
+fn issue_17_at_1024_by_640_every_column_of_both_lists_stays_in_sight() {
+    // How wide the due time is where nothing narrows it.
+    let mut wide = Gui::on_fixture_clock(deadline_fixture(), AppView::Monitor, [1600.0, 800.0]);
+    wide.settle();
+    let whole = |gui: &Gui| gui.harness.get_by(|node| node.value().as_deref() == Some("overdue 5 min")).rect();
+    let full_width = whole(&wide).width();
+    let mut gui = Gui::on_fixture_clock(deadline_fixture(), AppView::Monitor, [1024.0, 640.0]);
+    gui.settle();
+    let headers = |gui: &Gui, titles: &[&str]| {
+        let panel = gui.right_panel_left();
+        assert!(panel < 1024.0, "the side panel is in sight");
+        for title in titles {
+            let rect = gui.harness.get_by_role_and_label(Role::Button, title).rect();
+            assert!(rect.min.x >= 0.0 && rect.max.x <= panel, "{title} at {rect:?}, the panel at {panel}");
+        }
+    };
+    headers(&gui, &["Id (desc)", "Folio", "Process", "Status", "Due", "Originator", "Started", "Last change"]);
+    let due = whole(&gui);
+    assert!(due.max.x <= gui.right_panel_left(), "the due time is in sight: {due:?}");
+    assert!(due.width() >= full_width - 0.5, "the due time is not cut short: {due:?}, whole {full_width}");
+
+    gui.click("Server items");
+    gui.run_until("the pending items", |app| app.monitor.items().len() == 3);
+    gui.settle();
+    headers(&gui, &["Age (asc)", "Due"]);
+    for text in ["Serial", "Folio", "Status"] {
+        let panel = gui.right_panel_left();
+        let shown = gui.harness.get_all_by(|node| node.value().as_deref() == Some(text)).map(|node| node.rect());
+        assert!(shown.into_iter().any(|rect| rect.max.x <= panel), "{text} is in sight, left of {panel}");
+    }
+    let due = whole(&gui);
+    assert!(due.max.x <= gui.right_panel_left(), "the due time is in sight: {due:?}");
+    assert!(due.width() >= full_width - 0.5, "the due time is not cut short: {due:?}, whole {full_width}");
+}
+
+/// Issue 17: View Flow marks the activity with escalations with a clock and
+/// says when each fires for this instance; once the window's ticker has
+/// fired one, that it fired and what it did, and the timer event the
+/// instance went on to says when it completes. The trail records the
+/// firing with its rule, and the status bar when the ticker last fired.
+#[test]
+fn issue_17_the_flow_says_when_each_escalation_fires_and_what_it_did() {
+    let mut gui = Gui::on_fixture_clock(deadline_fixture(), AppView::Monitor, [1280.0, 800.0]);
+    gui.settle();
+    assert_eq!(gui.app().timer_ticking().map(|t| (t.running, t.fired)), Some((true, None)));
+    assert!(gui.shown("Timers ticking · none fired yet"), "{:#?}", gui.all_texts());
+    gui.open_instance("PO-soon", 1);
+    assert_eq!(
+        gui.flow_label("Activity Call external system"),
+        "Activity Call external system: active, with escalations"
+    );
+    assert_eq!(gui.flow_label("Activity Cool off"), "Activity Cool off: not reached");
+    assert_eq!(
+        gui.flow_label("Escalation Give up"),
+        "Escalation Give up · fires in 2 h; due 2026-11-25 11:00:00 UTC (at reply_by)"
+    );
+    assert_eq!(
+        gui.flow_label("Escalation Escalate"),
+        "Escalation Escalate · fires in 24 h; due 2026-11-26 09:00:00 UTC (after 1d)"
+    );
+
+    gui.fx.clock.advance(2 * 60 * MINUTE);
+    gui.run_until("the ticker to fire", |app| app.timer_ticking().is_some_and(|t| t.fired.is_some()));
+    gui.run_until("the instance to cool off", |app| {
+        app.monitor.detail().is_some_and(|d| d.activities.iter().any(|a| a.activity == "Cool off"))
+    });
+    gui.settle();
+    assert!(gui.shown("Timers ticking · last fired 11:00:00 UTC (1)"), "{:#?}", gui.all_texts());
+    assert_eq!(
+        gui.flow_label("Escalation Give up"),
+        "Escalation Give up · fired: finished the item; due 2026-11-25 11:00:00 UTC (at reply_by)"
+    );
+    assert_eq!(
+        gui.flow_label("Escalation Escalate"),
+        "Escalation Escalate · not needed; its item closed before 2026-11-26 09:00:00 UTC",
+        "disarmed with its item"
+    );
+    assert_eq!(
+        gui.flow_label("Timer Wait 2 hours"),
+        "Timer Wait 2 hours · completes in 2 h; due 2026-11-25 13:00:00 UTC"
+    );
+    assert_eq!(gui.flow_label("Event Wait 2 hours"), "Event Wait 2 hours: waiting for its timer on 1_2");
+    assert!(gui.shown("Waiting for its timer on 1_2"));
+    // Instances: the next due time is the timer event's.
+    assert!(gui.row("PO-soon").contains(&"in 2 h".to_owned()), "{:?}", gui.row("PO-soon"));
+
+    gui.click("Audit trail");
+    let fired = gui.trail_entry("Escalation fired");
+    assert_eq!(
+        fired[1..],
+        [
+            "deadline",
+            "Escalation fired",
+            "`Give up` on 1_1, due 2026-11-25 11:00:00 UTC: finished the item; set outcome = \"timed out\""
+        ]
+    );
+}
+
+/// Issue 17: a deadline held by a stopped instance says it is overdue and
+/// held; one whose date field was empty when the wait began says it was not
+/// armed, and the trail's warning says why.
+#[test]
+fn issue_17_the_flow_says_a_deadline_is_held_or_was_not_armed() {
+    let fx = deadline_fixture();
+    let id = fx.engine.start("admin", "deadline", "PO-undated", &[]).unwrap().instance_id;
+    let mut gui = Gui::on_fixture_clock(fx, AppView::Monitor, [1280.0, 800.0]);
+    gui.settle();
+    gui.open_instance("PO-late", 2);
+    assert_eq!(
+        gui.flow_label("Escalation Give up"),
+        "Escalation Give up · overdue 5 min; due 2026-11-25 08:55:00 UTC (at reply_by), held while the instance is stopped"
+    );
+
+    gui.open_instance("PO-undated", id);
+    assert_eq!(
+        gui.flow_label("Escalation Give up"),
+        "Escalation Give up · not armed; at reply_by could not be worked out when the wait began"
+    );
+    assert!(gui.flow_label("Escalation Escalate").starts_with("Escalation Escalate · fires in 24 h;"));
+    gui.click("Audit trail");
+    let entry = gui.trail_entry("Escalation not armed");
+    assert_eq!(entry[1..3], ["admin".to_owned(), "Escalation not armed".to_owned()]);
 }

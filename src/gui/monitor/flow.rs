@@ -9,6 +9,11 @@
 //! what the open item means is said in words: waiting for a callback while
 //! the instance runs, staying open while it is in error or stopped (a finish
 //! is then recorded and applied after Retry or Resume).
+//!
+//! Activities with escalations wear a clock in their header, as in the
+//! designer; under each activity a card says, for the run shown, when each
+//! escalation fires (or that it fired, and what it did) and when a timer
+//! event completes (`due::timer_lines`), by the engine's clock.
 
 use std::collections::HashMap;
 
@@ -16,12 +21,13 @@ use egui::{
     Align2, CornerRadius, FontId, Pos2, Rect, RichText, Sense, Shape, Stroke, StrokeKind, Ui, Vec2, pos2, vec2,
 };
 
-use crate::engine::{ActivityStatus, InstanceDetail, InstanceStatus, Serial};
+use crate::engine::{ActivityRecord, ActivityStatus, InstanceDetail, InstanceStatus, Millis, Serial};
 use crate::gui::designer::View;
-use crate::gui::designer::canvas::{LABEL_PADDING, activity_rect, bounds, draw_label, elide};
+use crate::gui::designer::canvas::{LABEL_PADDING, activity_rect, bounds, draw_label, elide, paint_clock};
 use crate::gui::designer::layout::{LabelPlacer, bezier_point, label_leader, line_curves};
+use crate::gui::monitor::due::{TimerLine, timer_lines};
 use crate::gui::theme::{self, flow, size};
-use crate::model::ActivityDraft;
+use crate::model::{ActivityDraft, EventDraft};
 
 /// How an activity, or one of its events, stands in this instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,18 +122,7 @@ pub fn event_marks(detail: &InstanceDetail, activity: &ActivityDraft, reached: R
     let mark = |state| EventMark { state, open_item: None };
     let count = activity.events.len();
     let uniform = |state| vec![mark(state); count];
-    // The run that `flow_state` shows: a failed or active one, else the latest.
-    let failed_here = |destination_id| {
-        detail.summary.status == InstanceStatus::Error
-            && detail.failure.as_ref().is_some_and(|f| f.destination_id == destination_id)
-    };
-    let runs = detail.activities.iter().filter(|r| r.activity_id == activity.id);
-    let Some(run) = runs
-        .clone()
-        .rev()
-        .find(|r| r.status == ActivityStatus::Active || failed_here(r.destination_id))
-        .or_else(|| runs.clone().next_back())
-    else {
+    let Some(run) = shown_run(detail, activity) else {
         return uniform(Reached::NotReached);
     };
     let open: Vec<(usize, Serial)> = detail
@@ -176,6 +171,20 @@ pub fn event_marks(detail: &InstanceDetail, activity: &ActivityDraft, reached: R
         .collect()
 }
 
+/// The run of `activity` that the flow shows (as `flow_state` does): a
+/// failed or active one, else the latest; `None` when it was not reached.
+pub fn shown_run<'a>(detail: &'a InstanceDetail, activity: &ActivityDraft) -> Option<&'a ActivityRecord> {
+    let failed_here = |destination_id| {
+        detail.summary.status == InstanceStatus::Error
+            && detail.failure.as_ref().is_some_and(|f| f.destination_id == destination_id)
+    };
+    let runs = detail.activities.iter().filter(|r| r.activity_id == activity.id);
+    runs.clone()
+        .rev()
+        .find(|r| r.status == ActivityStatus::Active || failed_here(r.destination_id))
+        .or_else(|| runs.clone().next_back())
+}
+
 /// What an event's mark means, in words: "completed", "waiting for a
 /// callback on 7_2", "in error (its callback item 7_2 stays open)".
 pub fn event_words(mark: &EventMark, instance: InstanceStatus) -> String {
@@ -185,11 +194,47 @@ pub fn event_words(mark: &EventMark, instance: InstanceStatus) -> String {
     }
 }
 
+/// A timer event's mark in words: it waits for its timer, not a callback
+/// (though a finish ends it too).
+fn timer_event_words(mark: &EventMark, instance: InstanceStatus) -> String {
+    match (mark.open_item, instance) {
+        (Some(serial), InstanceStatus::Active | InstanceStatus::Running) => {
+            format!("waiting for its timer on {serial}")
+        }
+        _ => event_words(mark, instance),
+    }
+}
+
 /// The instance's open callback items in words, in the colour of its state:
 /// it waits for them while it runs; while it is in error or stopped they only
 /// stay open (a finish is recorded and applied after Retry or Resume).
 pub fn open_items_words(instance: InstanceStatus, serials: &[String]) -> RichText {
     RichText::new(open_items_sentence(instance, serials, true)).color(open_items_color(instance))
+}
+
+/// What an instance waits for, in words, as [`open_items_words`] says it,
+/// but "waiting for its timer" while it runs and every open item is a
+/// timer event's (a timer, not a callback, ends those).
+pub fn waiting_words(detail: &InstanceDetail) -> RichText {
+    let serials: Vec<String> = detail.pending_items.iter().map(|item| item.serial.to_string()).collect();
+    let runs = matches!(detail.summary.status, InstanceStatus::Active | InstanceStatus::Running);
+    if runs && detail.pending_items.iter().all(|item| waits_for_timer(detail, item)) {
+        let words = format!("Waiting for its timer on {}", serials.join(", "));
+        return RichText::new(words).color(open_items_color(detail.summary.status));
+    }
+    open_items_words(detail.summary.status, &serials)
+}
+
+/// Whether `item` is the wait of a timer event.
+fn waits_for_timer(detail: &InstanceDetail, item: &crate::engine::ServerItem) -> bool {
+    let draft = &detail.definition.draft;
+    detail
+        .activities
+        .iter()
+        .find(|run| run.destination_id == item.activity_destination_id)
+        .and_then(|run| draft.activities.iter().find(|a| a.id == run.activity_id))
+        .and_then(|activity| activity.events.get(item.event_index))
+        .is_some_and(|event| matches!(event, EventDraft::Timer(_)))
 }
 
 fn open_items_color(instance: InstanceStatus) -> egui::Color32 {
@@ -225,9 +270,18 @@ struct Drawn<'a> {
     events: Vec<EventMark>,
     /// The words under the box about its open items, and where they go (screen).
     badge: Option<(std::sync::Arc<egui::Galley>, Rect, egui::Color32)>,
+    /// Under the badge: its escalations' and timer events' lines, laid out,
+    /// and the card holding them (screen).
+    timers: Option<(Vec<LaidLine>, Rect)>,
 }
 
-pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, view: &mut View, fit: &mut bool) {
+/// A timer's line and its words laid out.
+type LaidLine = (TimerLine, std::sync::Arc<egui::Galley>);
+
+/// The room a timer line's clock takes before its words.
+const CLOCK_ROOM: f32 = 16.0;
+
+pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut View, fit: &mut bool) {
     let (screen, response) = ui.allocate_exact_size(ui.available_size(), Sense::drag());
     response.widget_info(|| {
         egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Flow of instance {}", detail.summary.id))
@@ -267,21 +321,51 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, view: &mut View, fit: &mut 
             let reached = activities.get(&activity.id).copied().unwrap_or(Reached::NotReached);
             let events = event_marks(detail, activity, reached);
             let serials: Vec<String> = events.iter().filter_map(|m| m.open_item).map(|s| s.to_string()).collect();
+            // A wait only a timer ends is said as such.
+            let timers_only = events
+                .iter()
+                .zip(&activity.events)
+                .all(|(mark, event)| mark.open_item.is_none() || matches!(event, EventDraft::Timer(_)));
             // Open items under their activity at any zoom, where the rows are too small to read.
             let badge = (!serials.is_empty()).then(|| {
-                let words = open_items_sentence(instance, &serials, true);
+                let words = match instance {
+                    InstanceStatus::Active | InstanceStatus::Running if timers_only => {
+                        format!("Waiting for its timer on {}", serials.join(", "))
+                    }
+                    _ => open_items_sentence(instance, &serials, true),
+                };
                 let galley = painter.layout_no_wrap(words, small.clone(), theme::ON_ACCENT);
                 let at = pos2(rect.left(), rect.bottom() + 4.0);
                 (galley.clone(), Rect::from_min_size(at, galley.size() + vec2(10.0, 4.0)), open_items_color(instance))
             });
-            Drawn { activity, rect, reached, events, badge }
+            // When the run's escalations and timer events fire, under the badge.
+            let lines = shown_run(detail, activity)
+                .map(|run| timer_lines(detail, activity, run.destination_id, now))
+                .unwrap_or_default();
+            let timers = (!lines.is_empty()).then(|| {
+                let laid: Vec<LaidLine> = lines
+                    .into_iter()
+                    .map(|line| {
+                        let galley = painter.layout_no_wrap(line.text.clone(), small.clone(), line.standing.color());
+                        (line, galley)
+                    })
+                    .collect();
+                let width = laid.iter().map(|(_, g)| g.size().x).fold(0.0, f32::max) + CLOCK_ROOM + 10.0;
+                let height: f32 = laid.iter().map(|(_, g)| g.size().y + 2.0).sum::<f32>() + 6.0;
+                let top = badge.as_ref().map_or(rect.bottom() + 4.0, |(_, badge, _)| badge.bottom() + 3.0);
+                (laid, Rect::from_min_size(pos2(rect.left(), top), vec2(width, height)))
+            });
+            Drawn { activity, rect, reached, events, badge, timers }
         })
         .collect();
     let mut obstacles: Vec<Rect> = draft.activities.iter().map(activity_rect).collect();
     obstacles.extend(
-        drawn.iter().filter_map(|d| d.badge.as_ref()).map(|(_, badge, _)| {
-            Rect::from_min_max(view.to_canvas(origin, badge.min), view.to_canvas(origin, badge.max))
-        }),
+        drawn
+            .iter()
+            .flat_map(|d| {
+                d.badge.as_ref().map(|(_, badge, _)| *badge).into_iter().chain(d.timers.as_ref().map(|t| t.1))
+            })
+            .map(|shown| Rect::from_min_max(view.to_canvas(origin, shown.min), view.to_canvas(origin, shown.max))),
     );
     let mut labels = LabelPlacer::new(obstacles);
     // Drawn after every line, so that no line crosses a label.
@@ -328,7 +412,37 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, view: &mut View, fit: &mut 
         painter.rect_filled(*badge, CornerRadius::same(6), *color);
         painter.galley(badge.min + vec2(5.0, 2.0), galley.clone(), theme::ON_ACCENT);
     }
+    for box_ in &drawn {
+        if let Some((lines, card)) = &box_.timers {
+            timers_ui(ui, &painter, &box_.activity.id, lines, *card);
+        }
+    }
     legend(&painter, screen);
+}
+
+/// The card of an activity's escalations and timer events: a clock and the
+/// words of each, in the colour of where it stands; each line says more to
+/// screen readers (and tests), with the exact time.
+fn timers_ui(ui: &Ui, painter: &egui::Painter, activity: &str, lines: &[LaidLine], card: Rect) {
+    painter.rect(card, CornerRadius::same(6), theme::ACTIVITY_FILL, Stroke::new(1.0, theme::TIMER), StrokeKind::Inside);
+    let mut y = card.top() + 3.0;
+    for (index, (line, galley)) in lines.iter().enumerate() {
+        let height = galley.size().y + 2.0;
+        let row = Rect::from_min_size(pos2(card.left(), y), vec2(card.width(), height));
+        let color = line.standing.color();
+        paint_clock(
+            painter,
+            pos2(row.left() + 5.0 + CLOCK_ROOM / 2.0 - 3.0, row.center().y),
+            4.5,
+            color,
+            theme::ON_ACCENT,
+        );
+        painter.galley(pos2(row.left() + 5.0 + CLOCK_ROOM, y + 1.0), galley.clone(), color);
+        let id = ui.make_persistent_id(("flow-timer", activity, index));
+        let response = ui.interact(row, id, Sense::hover()).on_hover_text(&line.label);
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, line.label.clone()));
+        y += height;
+    }
 }
 
 /// One activity's box: its state, and each event's dot in the colour of
@@ -342,11 +456,13 @@ fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: Instan
     painter.rect(rect, CornerRadius::same(6), reached.fill(), Stroke::new(2.0, border), StrokeKind::Inside);
     let state = if *reached == Reached::NotReached { "" } else { reached.words() };
     let id = ui.make_persistent_id(("flow-activity", &activity.id));
+    let escalates = !activity.escalations.is_empty();
     ui.interact(rect, id, Sense::hover()).widget_info(|| {
+        let clock = if escalates { ", with escalations" } else { "" };
         egui::WidgetInfo::labeled(
             egui::Role::GenericContainer,
             true,
-            format!("Activity {}: {}", activity.name, reached.words()),
+            format!("Activity {}: {}{clock}", activity.name, reached.words()),
         )
     });
     if zoom < 0.35 {
@@ -356,8 +472,14 @@ fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: Instan
     let small = FontId::proportional((size::SMALL_FONT * zoom).max(10.0));
     let header_y = rect.top() + size::HEADER * zoom / 2.0;
     let state_galley = painter.layout_no_wrap(state.to_owned(), small.clone(), border);
-    let name_width = rect.width() - 26.0 * zoom - state_galley.size().x;
+    let clock_width = if escalates { 20.0 * zoom } else { 0.0 };
+    let name_width = rect.width() - 26.0 * zoom - state_galley.size().x - clock_width;
     let name = elide(painter, &activity.name, &font, name_width);
+    if escalates {
+        // As in the designer: this activity's waits have deadlines.
+        let center = pos2(rect.right() - 8.0 * zoom - state_galley.size().x - 11.0 * zoom, header_y);
+        paint_clock(painter, center, 7.0 * zoom, theme::TIMER, theme::ON_ACCENT);
+    }
     painter.text(
         pos2(rect.left() + 10.0 * zoom, header_y),
         Align2::LEFT_CENTER,
@@ -393,7 +515,10 @@ fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: Instan
         let name = elide(painter, event.name(), &font, text_right - text_left);
         painter.text(pos2(text_left, row.center().y), Align2::LEFT_CENTER, name, font.clone(), theme::EVENT_TEXT);
         let id = ui.make_persistent_id(("flow-event", &activity.id, index));
-        let words = event_words(mark, instance);
+        let words = match event {
+            EventDraft::Timer(_) => timer_event_words(mark, instance),
+            _ => event_words(mark, instance),
+        };
         ui.interact(row, id, Sense::hover()).widget_info(|| {
             egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Event {}: {words}", event.name()))
         });

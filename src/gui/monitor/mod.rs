@@ -14,17 +14,20 @@
 //! it changed is read again.
 
 pub mod actions;
+pub mod due;
 pub mod flow;
 pub mod queries;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egui::{Color32, RichText, TextEdit, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::{
-    AuditAction, CommandKind, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter, InstanceOrder,
-    InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, Rule, format_age, format_time, rule,
+    AuditAction, Clock, CommandKind, EngineError, Finished, InstanceColumn, InstanceDetail, InstanceFilter,
+    InstanceOrder, InstanceStatus, InstanceSummary, ItemFilter, ItemStatus, OpenedItem, Progress, Rule, format_age,
+    format_time, rule,
 };
 use crate::gui::designer::View;
 use crate::gui::theme;
@@ -274,6 +277,8 @@ struct Acting {
 
 pub struct Monitor {
     queries: Result<Queries, String>,
+    /// The window's runtime's clock: ages and due times are told by it.
+    clock: Arc<dyn Clock>,
     user_seen: String,
     pub filter: InstanceFilter,
     processes: Vec<String>,
@@ -311,12 +316,18 @@ pub struct Monitor {
     opened_at: Instant,
     /// The table rows drawn in the last frame, first and last index.
     visible: Option<(usize, usize)>,
+    /// The width the instance list's columns were last fitted to: its
+    /// columns can be resized, and keep their widths until the table's
+    /// width changes (the window or the side panel resized, the first
+    /// frames laid out).
+    fitted_to: Option<f32>,
 }
 
 impl Monitor {
-    pub fn new(queries: Result<Queries, EngineError>) -> Monitor {
+    pub fn new(queries: Result<Queries, EngineError>, clock: Arc<dyn Clock>) -> Monitor {
         Monitor {
             queries: queries.map_err(|e| e.to_string()),
+            clock,
             user_seen: String::new(),
             filter: InstanceFilter::default(),
             processes: Vec::new(),
@@ -348,6 +359,7 @@ impl Monitor {
             first_rows_after: None,
             opened_at: Instant::now(),
             visible: None,
+            fitted_to: None,
         }
     }
 
@@ -638,7 +650,7 @@ impl Monitor {
                                 self.flow_fit = true;
                             }
                         });
-                        flow::flow_ui(ui, detail, &mut self.flow_view, &mut self.flow_fit);
+                        flow::flow_ui(ui, detail, self.clock.now(), &mut self.flow_view, &mut self.flow_fit);
                     },
                 );
             }
@@ -697,6 +709,10 @@ impl Monitor {
                 self.filter.search = Some(search).filter(|s| !s.trim().is_empty());
                 changed = true;
             }
+            changed |= ui
+                .checkbox(&mut self.filter.overdue, "Overdue")
+                .on_hover_text("Only instances with a deadline or timer that has fallen due")
+                .changed();
             if ui.button("Refresh").clicked() {
                 self.refresh(user);
             }
@@ -716,15 +732,30 @@ impl Monitor {
             (Some(filter), Some(n)) if *filter == self.filter => n as usize,
             _ => self.rows_offset + self.rows.len(),
         };
+        // Title, the order it sorts by and whether its arrow shows that
+        // order ("Started" and "Id" share the id order; only Id is marked),
+        // and its width where the window has room.
         let columns = [
-            ("Id", InstanceColumn::Id, 70.0),
-            ("Folio", InstanceColumn::Folio, 130.0),
-            ("Process", InstanceColumn::Process, 150.0),
-            ("Status", InstanceColumn::Status, 90.0),
-            ("Originator", InstanceColumn::Originator, 100.0),
-            ("Started", InstanceColumn::Id, 165.0),
-            ("Last change", InstanceColumn::LastChange, 165.0),
+            ("Id", InstanceColumn::Id, true, 64.0),
+            ("Folio", InstanceColumn::Folio, true, 92.0),
+            ("Process", InstanceColumn::Process, true, 130.0),
+            ("Status", InstanceColumn::Status, true, 74.0),
+            ("Due", InstanceColumn::Due, true, 98.0),
+            ("Originator", InstanceColumn::Originator, true, 84.0),
+            ("Started", InstanceColumn::Id, false, 162.0),
+            ("Last change", InstanceColumn::LastChange, true, 162.0),
         ];
+        // Narrowed together on a small screen, so that every column stays
+        // in sight beside the instance panel; the status and the due time
+        // keep their width. The table's width as the table reckons it: its
+        // scroll bar and the spaces between columns left out.
+        let table_width = ui.available_rect_before_wrap().width() - ui.spacing().scroll.allocated_width();
+        let spacing = (columns.len() - 1) as f32 * ui.spacing().item_spacing.x;
+        let kept = columns.map(|(title, _, _, _)| matches!(title, "Status" | "Due"));
+        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), kept, table_width - spacing);
+        let refit = self.fitted_to.is_none_or(|fitted| (fitted - table_width).abs() > 0.5);
+        self.fitted_to = Some(table_width);
+        let now = self.clock.now();
         let mut sort_by = None;
         let mut clicked = None;
         let mut visible: Option<(usize, usize)> = None;
@@ -742,16 +773,18 @@ impl Monitor {
             .striped(true)
             .sense(egui::Sense::click())
             .auto_shrink([false, false]);
-        for (_, _, width) in &columns {
-            table = table.column(Column::initial(*width).resizable(true));
+        if refit {
+            table.reset();
+        }
+        for width in widths {
+            table = table.column(Column::initial(width).resizable(true).clip(true));
         }
         table
             .header(22.0, |mut header| {
-                for (index, (title, column, _)) in columns.iter().enumerate() {
+                for (title, column, marked, _) in &columns {
                     header.col(|ui| {
                         let order = self.filter.order;
-                        // "Started" and "Id" share the id order; mark only the id column.
-                        let arrow = if order.column == *column && index != 5 {
+                        let arrow = if order.column == *column && *marked {
                             if order.descending { " (desc)" } else { " (asc)" }
                         } else {
                             ""
@@ -777,23 +810,24 @@ impl Monitor {
                         return;
                     };
                     row.set_selected(self.selected == Some(summary.id));
-                    let status_color = status_color(summary.status);
-                    let cells = [
+                    for text in [
                         summary.id.to_string(),
                         summary.folio.clone(),
                         format!("{} v{}", summary.process, summary.version),
-                        summary.status.name().to_owned(),
-                        summary.originator.clone(),
-                        format_time(summary.started_at),
-                        format_time(summary.updated_at),
-                    ];
-                    for (column, text) in cells.into_iter().enumerate() {
+                    ] {
                         row.col(|ui| {
-                            if column == 3 {
-                                ui.colored_label(status_color, text);
-                            } else {
-                                ui.label(text);
-                            }
+                            ui.label(text);
+                        });
+                    }
+                    row.col(|ui| {
+                        ui.colored_label(status_color(summary.status), summary.status.name());
+                    });
+                    row.col(|ui| due::due_cell(ui, now, summary.due_at));
+                    for text in
+                        [summary.originator.clone(), format_time(summary.started_at), format_time(summary.updated_at)]
+                    {
+                        row.col(|ui| {
+                            ui.label(text);
                         });
                     }
                     if row.response().clicked() {
@@ -802,6 +836,8 @@ impl Monitor {
                 });
             });
         if let Some(column) = sort_by {
+            // A new column starts newest first for times of the past, soonest
+            // first for the Due column, A to Z for the others.
             let descending = if self.filter.order.column == column {
                 !self.filter.order.descending
             } else {
@@ -863,8 +899,7 @@ impl Monitor {
             );
         }
         if !detail.pending_items.is_empty() {
-            let serials: Vec<String> = detail.pending_items.iter().map(|i| i.serial.to_string()).collect();
-            ui.label(flow::open_items_words(summary.status, &serials));
+            ui.label(flow::waiting_words(detail));
         }
         let activities: Vec<String> = detail.definition.draft.activities.iter().map(|a| a.name.clone()).collect();
         // One action at a time per instance: a second click while one is
@@ -1017,8 +1052,17 @@ impl Monitor {
                     self.items_filter.search = Some(search).filter(|s| !s.trim().is_empty());
                     changed = true;
                 }
-                let order = if self.items_filter.newest_first { "Newest first" } else { "Oldest first" };
-                if ui.button(order).on_hover_text("Sort by age").clicked() {
+                changed |= ui
+                    .checkbox(&mut self.items_filter.overdue, "Overdue")
+                    .on_hover_text("Only items whose deadline or timer has fallen due")
+                    .changed();
+                let order = match (self.items_filter.by_due, self.items_filter.newest_first) {
+                    (false, false) => "Oldest first",
+                    (false, true) => "Newest first",
+                    (true, false) => "Soonest due first",
+                    (true, true) => "Latest due first",
+                };
+                if ui.button(order).on_hover_text("Sort the other way").clicked() {
                     self.items_filter.newest_first = !self.items_filter.newest_first;
                     changed = true;
                 }
@@ -1031,17 +1075,28 @@ impl Monitor {
                 ui.colored_label(theme::ERROR, error);
             }
             ui.separator();
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = self.clock.now();
             let mut open = None;
+            let mut sort_by_due = None;
             let items = self.items.clone();
             ui.style_mut().interaction.selectable_labels = false;
             // Serial, instance, folio, process, activity and event (at least),
-            // age, status: narrowed together on a small screen, so the status
-            // stays in sight beside the finish panel.
-            let [serial, instance, folio, process, activity, event, age, status] = fitted_widths(
-                [70.0, 64.0, 100.0, 120.0, 80.0, 80.0, 70.0, 70.0],
-                ui.available_width() - 64.0 - 9.0 * ui.spacing().item_spacing.x,
+            // age, due, status: narrowed together on a small screen, so the
+            // status stays in sight beside the finish panel.
+            // The due time and the status keep their width.
+            let [serial, instance, folio, process, activity, event, age, due, status] = fitted_widths(
+                [70.0, 64.0, 100.0, 110.0, 80.0, 80.0, 84.0, 100.0, 66.0],
+                [false, false, false, false, false, false, false, true, true],
+                ui.available_width() - 64.0 - 10.0 * ui.spacing().item_spacing.x,
             );
+            let filter = &self.items_filter;
+            // The sorting headers, as the instance list's: the arrow on the order shown.
+            let arrow = |by_due: bool| match (filter.by_due == by_due, filter.newest_first) {
+                (false, _) => "",
+                (true, false) => " (asc)",
+                (true, true) => " (desc)",
+            };
+            let (age_title, due_title) = (format!("Age{}", arrow(false)), format!("Due{}", arrow(true)));
             TableBuilder::new(ui)
                 .id_salt("server-items")
                 .striped(true)
@@ -1055,13 +1110,24 @@ impl Monitor {
                 .column(Column::remainder().at_least(activity).clip(true))
                 .column(Column::remainder().at_least(event).clip(true))
                 .column(Column::initial(age).clip(true))
+                .column(Column::initial(due).clip(true))
                 .column(Column::initial(status).clip(true))
                 .header(22.0, |mut header| {
-                    for title in ["", "Serial", "Instance", "Folio", "Process", "Activity", "Event", "Age", "Status"] {
+                    for title in ["", "Serial", "Instance", "Folio", "Process", "Activity", "Event"] {
                         header.col(|ui| {
                             ui.strong(title);
                         });
                     }
+                    for (title, by_due) in [(&age_title, false), (&due_title, true)] {
+                        header.col(|ui| {
+                            if ui.button(RichText::new(title).strong()).on_hover_text("Sort").clicked() {
+                                sort_by_due = Some(by_due);
+                            }
+                        });
+                    }
+                    header.col(|ui| {
+                        ui.strong("Status");
+                    });
                 })
                 .body(|body| {
                     body.rows(24.0, items.len(), |mut row| {
@@ -1076,7 +1142,6 @@ impl Monitor {
                                 }
                             }
                         });
-                        let age = format_age(now, item.created_at);
                         let cells = [
                             item.serial.to_string(),
                             item.serial.instance_id.to_string(),
@@ -1084,16 +1149,27 @@ impl Monitor {
                             item.process.clone(),
                             item.activity.clone(),
                             item.event.clone(),
-                            age,
-                            item.status_words().to_owned(),
+                            format_age(now, item.created_at),
                         ];
                         for text in cells {
                             row.col(|ui| {
                                 ui.label(text);
                             });
                         }
+                        row.col(|ui| due::due_cell(ui, now, item.due_at));
+                        row.col(|ui| {
+                            ui.label(item.status_words());
+                        });
                     });
                 });
+            if let Some(by_due) = sort_by_due {
+                // Again on the same column turns it round; another starts at
+                // the oldest, or the soonest due.
+                let filter = &mut self.items_filter;
+                filter.newest_first = filter.by_due == by_due && !filter.newest_first;
+                filter.by_due = by_due;
+                self.ask(user, Query::Items { filter: self.items_filter.clone() });
+            }
             if let Some(serial) = open {
                 self.finish.serial = serial;
                 self.open_item(user);
@@ -1186,6 +1262,14 @@ impl Monitor {
                 ] {
                     ui.label(RichText::new(key).weak());
                     ui.label(value);
+                    ui.end_row();
+                }
+                // Its next deadline, if one is armed: finishing first disarms it.
+                if let Some(due_at) = item.due_at {
+                    let now = self.clock.now();
+                    ui.label(RichText::new("Due").weak());
+                    let words = format!("{} ({})", due::due_words(now, due_at), format_time(due_at));
+                    ui.colored_label(due::due_color(now, due_at, ui.visuals().text_color()), words);
                     ui.end_row();
                 }
             });
@@ -1295,12 +1379,40 @@ fn trail_ui(ui: &mut Ui, detail: &InstanceDetail) {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format_time(entry.at)).monospace().weak());
                 ui.label(RichText::new(&entry.user).strong());
-                let color = if entry.action == AuditAction::Error { theme::ERROR } else { theme::ACTIVITY_TEXT };
-                ui.colored_label(color, entry.action.name());
+                ui.colored_label(action_color(entry.action), entry.action.name());
                 ui.label(&entry.detail);
             });
         }
     });
+}
+
+/// The colour of an action in the audit trail: failures red, what the
+/// clock did in the timers' colour (the designer's clocks wear it), what
+/// needs a look (a deadline that cannot fire, a notification to be tried
+/// again) as a warning, the rest as text.
+pub fn action_color(action: AuditAction) -> Color32 {
+    match action {
+        AuditAction::Error => theme::ERROR,
+        AuditAction::EscalationFired | AuditAction::TimerFired => theme::TIMER,
+        AuditAction::EscalationNotArmed | AuditAction::NotifyFailed => theme::WARNING,
+        AuditAction::InstanceStarted
+        | AuditAction::ActivityStarted
+        | AuditAction::ActivityCompleted
+        | AuditAction::ItemCreated
+        | AuditAction::WaitingForCallback
+        | AuditAction::ItemFinished
+        | AuditAction::CallbackApplied
+        | AuditAction::Log
+        | AuditAction::HttpRequest
+        | AuditAction::InstanceCompleted
+        | AuditAction::InstanceInError
+        | AuditAction::Retried
+        | AuditAction::Stopped
+        | AuditAction::Resumed
+        | AuditAction::WentToActivity
+        | AuditAction::DataChanged
+        | AuditAction::Recovered => theme::ACTIVITY_TEXT,
+    }
 }
 
 fn status_color(status: InstanceStatus) -> Color32 {
@@ -1341,11 +1453,20 @@ fn side_panel_width(ui: &Ui, preferred: f32) -> f32 {
 
 /// Column widths narrowed in proportion when they add up to more than
 /// `available`, so that a table's last columns (the items' status) are not
-/// cut off on a small screen; never below 40 points a column.
-fn fitted_widths<const N: usize>(widths: [f32; N], available: f32) -> [f32; N] {
-    let total: f32 = widths.iter().sum();
-    let scale = if total > available && available > 0.0 { available / total } else { 1.0 };
-    widths.map(|width| (width * scale).max(40.0))
+/// cut off on a small screen; never below 40 points a column. The columns
+/// `kept` keep their width (a due time or a status cut short says nothing),
+/// and the others share what is left.
+fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
+    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| *kept).map(|(width, _)| width).sum();
+    let flexible: f32 = widths.iter().sum::<f32>() - fixed;
+    let room = available - fixed;
+    let scale = if flexible > room && room > 0.0 { room / flexible } else { 1.0 };
+    let mut index = 0;
+    widths.map(|width| {
+        let keep = kept[index];
+        index += 1;
+        if keep { width } else { (width * scale).max(40.0) }
+    })
 }
 
 #[cfg(test)]
@@ -1365,5 +1486,17 @@ mod tests {
         let busy = EngineError::Storage(StorageError::new(StorageErrorKind::Busy, "/d/f.db stayed busy"));
         let words = refusal_words(&busy);
         assert!(words.starts_with("Failed: the database is busy") && words.contains("try again."), "{words}");
+    }
+
+    /// The trail colours what the clock did as the designer's clocks are
+    /// coloured, and what needs a look as a warning.
+    #[test]
+    fn the_trail_colours_firings_in_the_timers_colour() {
+        assert_eq!(action_color(AuditAction::EscalationFired), theme::TIMER);
+        assert_eq!(action_color(AuditAction::TimerFired), theme::TIMER);
+        assert_eq!(action_color(AuditAction::NotifyFailed), theme::WARNING);
+        assert_eq!(action_color(AuditAction::EscalationNotArmed), theme::WARNING);
+        assert_eq!(action_color(AuditAction::Error), theme::ERROR);
+        assert_eq!(action_color(AuditAction::ItemFinished), theme::ACTIVITY_TEXT);
     }
 }
