@@ -7,12 +7,19 @@
 //! call is answered only after its effect is committed. Then every instance is
 //! re-read and checked, and the scenario's one report line is printed, in the
 //! same words as the other engines' drivers so that figures sit side by side.
+//!
+//! With timers (`--timers N`, issue 17), deadlines of other instances fall
+//! due while the callers work ([`TimersDuring`]), fired by the runtime's
+//! own ticker as `flowdesk serve` fires them: the line then also says how
+//! late they fired, so that the callback figure can be set beside a run
+//! without them.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::bench::timers::{BenchClock, TimerLoad, TimersDuring, TimersDuringReport};
 use crate::bench::{self, BenchError, Scratch, Unverified};
-use crate::engine::InstanceFilter;
+use crate::engine::{Clock, InstanceFilter, SystemClock};
 use crate::store::Durability;
 
 #[derive(Debug, Clone)]
@@ -22,6 +29,8 @@ pub struct CallbackOptions {
     pub durability: Durability,
     /// Where the temporary database goes.
     pub folder: PathBuf,
+    /// Timers falling due while the callers work; none if `None`.
+    pub timers: Option<TimerLoad>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +44,8 @@ pub struct CallbackReport {
     pub peak_rss_mb: f64,
     pub durability: Durability,
     pub clients: usize,
+    /// What became of the timers that fell due meanwhile, if any did.
+    pub timers: Option<TimersDuringReport>,
 }
 
 impl CallbackReport {
@@ -43,9 +54,9 @@ impl CallbackReport {
         self.instances as f64 / (self.start_seconds + self.finish_seconds)
     }
 
-    /// The scenario's one-line report.
+    /// The scenario's one-line report; with timers, their fields after it.
     pub fn line(&self) -> String {
-        format!(
+        let line = format!(
             "engine=flowdesk n={} start_s={:.3} finish_s={:.3} total_per_s={:.0} verified={} peak_rss_mb={:.1} journal=wal sync={} clients={}",
             self.instances,
             self.start_seconds,
@@ -55,7 +66,11 @@ impl CallbackReport {
             self.peak_rss_mb,
             self.durability.name(),
             self.clients
-        )
+        );
+        match &self.timers {
+            Some(timers) => format!("{line} {}", timers.fields()),
+            None => line,
+        }
     }
 }
 
@@ -65,22 +80,40 @@ pub fn median_line(reports: &[CallbackReport]) -> Option<String> {
     let first = reports.first()?;
     let totals: Vec<f64> = reports.iter().map(CallbackReport::total_per_s).collect();
     let median = bench::median(&totals)?;
-    Some(format!(
+    let line = format!(
         "engine=flowdesk n={} runs={} median_total_per_s={median:.0} sync={} clients={}",
         first.instances,
         reports.len(),
         first.durability.name(),
         first.clients
-    ))
+    );
+    let late: Vec<f64> = reports.iter().filter_map(|r| r.timers.as_ref()).map(|t| t.p99_late_ms).collect();
+    match bench::median(&late) {
+        Some(late) => Some(format!("{line} median_p99_late_ms={late:.0}")),
+        None => Some(line),
+    }
 }
 
 /// Runs the scenario once on a fresh database.
 pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
-    let runtime = bench::open(&scratch.db_path(), options.durability)?;
+    // With timers the runtime is a host on a clock the set-up holds still;
+    // without, it opens as the client API does.
+    let clock = BenchClock::frozen_at(SystemClock.now());
+    let runtime = match options.timers {
+        Some(_) => TimersDuring::open(&scratch.db_path(), options.durability, clock.clone())?,
+        None => bench::open(&scratch.db_path(), options.durability)?,
+    };
     let engine = runtime.engine();
     let process = bench::deploy(engine)?;
     let clients = options.clients.max(1);
+    let timers = match options.timers {
+        Some(load) => Some(TimersDuring::arm(engine, &clock, clock.now(), load)?),
+        None => None,
+    };
+    if let Some(timers) = &timers {
+        timers.start(&clock);
+    }
 
     let started = Instant::now();
     bench::start_waiting(engine, &process, options.instances, clients)?;
@@ -96,6 +129,10 @@ pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
         None => Ok(()),
     })?;
     let finish_seconds = finishing.elapsed().as_secs_f64();
+    let timers = match timers {
+        Some(timers) => Some(timers.finish(engine, engine.now())?),
+        None => None,
+    };
 
     // Every instance of the process, not only those whose serial was read:
     // one that never reached the wait must count as unverified too.
@@ -111,5 +148,6 @@ pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
         peak_rss_mb: bench::peak_rss_mb(),
         durability: options.durability,
         clients,
+        timers,
     })
 }

@@ -19,7 +19,7 @@ use crate::bench::floor::{self, FloorOptions};
 use crate::bench::http::{self, HttpOptions};
 use crate::bench::latency::{self, LatencyOptions};
 use crate::bench::reopen::{self, ReopenOptions};
-use crate::bench::timers::{self, TimersOptions};
+use crate::bench::timers::{self, TimerLoad, TimersOptions};
 use crate::bench::{BenchError, Unverified};
 
 /// More concurrent callers than this is a typo rather than a benchmark: each
@@ -44,7 +44,16 @@ pub enum BenchCommand {
                             effect is committed. Every instance is then re-read: the run fails (exit 1) unless all \
                             N completed with done = true, name = \"call back value\" and stage = \"waiting\". \
                             One line per run: engine, n, start_s, finish_s, total_per_s = n / (start_s + \
-                            finish_s), verified, peak_rss_mb, journal, sync, clients.")]
+                            finish_s), verified, peak_rss_mb, journal, sync, clients.\n\n\
+                            With --timers N, the database is opened as `flowdesk serve` opens it (its ticker \
+                            fires timers every 200 ms) and N instances of the same process with a deadline \
+                            (finish the item as the callback would) are set up first (not timed), their \
+                            deadlines falling due evenly over --timers-over seconds from the moment the callers \
+                            begin. Once the callers have ended the run waits for every deadline to fire, and \
+                            fails (exit 1) unless each of those instances went on exactly once, by its deadline. \
+                            The line then ends with timers, timers_fired (firings in their trails), \
+                            timers_in_window (those due before the callers ended) and p99_late_ms (how late \
+                            after its due time the 99th percentile of those fired).")]
     Callback {
         /// Instances to run through the whole callback lifecycle
         #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
@@ -55,6 +64,13 @@ pub enum BenchCommand {
         /// Runs to make, each on a fresh database; more than one adds a line with the median
         #[arg(long, default_value_t = 1, value_parser = parse_count)]
         runs: usize,
+        /// Deadlines of other instances falling due while the callers work, fired by the
+        /// runtime's ticker; the line then says how late they fired
+        #[arg(long, value_parser = parse_count)]
+        timers: Option<usize>,
+        /// Seconds over which the --timers fall due, evenly, from when the callers begin
+        #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds, requires = "timers")]
+        timers_over: Duration,
     },
     /// Finish latency under a steady offered rate (open loop: latency counts from each
     /// call's due time, so stalls show), with p50, p99 and max
@@ -188,14 +204,24 @@ fn folder(cli: &Cli) -> PathBuf {
 
 pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -> Result<ExitCode, Failure> {
     match *command {
-        BenchCommand::Callback { instances, clients, runs } => {
-            let options = CallbackOptions { instances, clients, durability: cli.sync, folder: folder(cli) };
+        BenchCommand::Callback { instances, clients, runs, timers, timers_over } => {
+            let timers = timers.map(|count| TimerLoad { count, over: timers_over });
+            let options = CallbackOptions { instances, clients, durability: cli.sync, folder: folder(cli), timers };
             let mut reports = Vec::with_capacity(runs);
             for _ in 0..runs {
                 let report = callback::run(&options)?;
                 writeln!(out, "{}", report.line())?;
                 if report.verified != report.instances {
                     return Ok(verification_failed(report.instances, report.verified, &report.unverified));
+                }
+                if let Some(timers) = report.timers.as_ref().filter(|t| !t.unverified.is_empty()) {
+                    // The instances named are the timers' own, not the callers'.
+                    let verified = timers.timers.saturating_sub(timers.unverified.len());
+                    eprintln!(
+                        "flowdesk: timers: {}",
+                        verification_message(timers.timers, verified, &timers.unverified)
+                    );
+                    return Ok(ExitCode::from(1));
                 }
                 reports.push(report);
             }

@@ -839,6 +839,10 @@ fn serve(cli: &Cli, listen: std::net::SocketAddr, out: &mut dyn Write) -> Result
             eprintln!("flowdesk: the heartbeat failed, to be tried again: {}", one_line(&err.to_string()))
         }
         TickEvent::TimersFired(round) => {
+            if round.fired > 0 {
+                let timers = if round.fired == 1 { "timer" } else { "timers" };
+                eprintln!("flowdesk: fired {} {timers} that fell due", round.fired);
+            }
             for (timer, err) in &round.failed {
                 eprintln!("flowdesk: timer {timer} did not fire, to be fired again: {}", one_line(&err.to_string()))
             }

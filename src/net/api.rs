@@ -523,7 +523,8 @@ fn item_filter(params: ItemQuery) -> Result<ItemFilter, ApiError> {
         // boundary does not move when an item closes between two pages.
         by_age_only: true,
         after,
-        overdue: false,
+        overdue: params.overdue.unwrap_or(false),
+        // The engine judges what is overdue by its own clock.
         now: 0,
         limit,
     })

@@ -165,6 +165,11 @@ pub struct ItemQuery {
     /// paging neither skips nor repeats one.
     #[param(pattern = "^[1-9][0-9]{0,17}_[1-9][0-9]{0,17}$", example = "1042_7")]
     pub after: Option<String>,
+    /// `true`: only overdue items, those with a deadline or timer that has
+    /// fallen due and not fired yet (their instance is stopped or in error,
+    /// or no runtime fired it). The server's clock judges what is due.
+    #[param(default = false)]
+    pub overdue: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]

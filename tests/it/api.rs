@@ -1061,3 +1061,60 @@ fn a_datetime_is_read_in_the_process_s_time_zone_and_leaves_in_utc() {
         assert_eq!((refused.status, refused.code()), (400, "invalid_data"), "{sent}: {:?}", refused.body);
     }
 }
+
+/// Issue 17: `overdue=true` lists only the items whose deadline has fallen
+/// due by the server's clock and not fired, closed ones too with
+/// `status=all`, and pages as the plain list does; the document names the
+/// parameter as a boolean, and anything else is refused.
+#[test]
+fn overdue_lists_only_the_items_whose_deadline_has_passed() {
+    let f = ApiFixture::start();
+    f.fixture.deploy_json(
+        "admin",
+        r#"{ "name": "deadline", "fields": [{ "name": "name", "type": "string" }],
+             "activities": [{ "id": "wait", "name": "Wait", "start": true,
+               "events": [{ "kind": "server_event", "name": "Wait", "synchronous": false, "script": "" }],
+               "escalations": [{ "name": "Give up", "after": "2h",
+                 "action": { "finish": { "set": { "name": "timed out" } } } }] }] }"#,
+    );
+    f.fixture.engine.grant("admin", "deadline", "biztalk", &[Right::Start, Right::View, Right::ServerEvent]).unwrap();
+    let token = f.token("biztalk");
+    let start = || {
+        let started = f.post(Some(&token), "/processes/deadline/instances", "{}");
+        assert_eq!(started.status, 201, "{:?}", started.body);
+        started.body["waiting"][0].as_str().unwrap().to_owned()
+    };
+    // Due at T0 + 2 h, T0 + 2 h and T0 + 3 h; the callback's item has none.
+    let (first, second) = (start(), start());
+    let callback = f.pending_serial("PO-1");
+    f.fixture.clock.advance(3_600_000);
+    let third = start();
+    let serials = |query: &str| -> Vec<String> {
+        let answer = f.get(Some(&token), &format!("/serveritems{query}"));
+        assert_eq!(answer.status, 200, "{query}: {:?}", answer.body);
+        answer.body["items"].as_array().unwrap().iter().map(|i| i["serial"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(serials("?overdue=true"), Vec::<String>::new(), "nothing is due yet");
+
+    // Two and a half hours on, with no ticker firing: the first two are overdue.
+    f.fixture.clock.advance(5_400_000);
+    assert_eq!(serials("?overdue=true"), [first.clone(), second.clone()]);
+    assert_eq!(serials("?overdue=false"), [first.clone(), second.clone(), callback.clone(), third.clone()]);
+    let page = f.get(Some(&token), "/serveritems?overdue=true&limit=1");
+    assert_eq!(page.body["items"][0]["serial"], first.as_str());
+    let next = page.body["next_after"].as_str().unwrap().to_owned();
+    assert_eq!(serials(&format!("?overdue=true&limit=1&after={next}")), [second.clone()]);
+
+    // An overdue item a callback closed is overdue no more, even with status=all.
+    let finished = f.post(Some(&token), &format!("/serveritems/{first}/finish"), "{}");
+    assert_eq!(finished.status, 200, "{:?}", finished.body);
+    assert_eq!(serials("?overdue=true&status=all"), [second.clone()]);
+
+    let refused = f.get(Some(&token), "/serveritems?overdue=maybe");
+    assert_eq!((refused.status, refused.code()), (400, "invalid_query"), "{:?}", refused.body);
+    let document = f.get(None, "/openapi.json").body;
+    let parameters = document["paths"]["/serveritems"]["get"]["parameters"].as_array().unwrap();
+    let overdue = parameters.iter().find(|p| p["name"] == "overdue").expect("the document names overdue");
+    assert_eq!((&overdue["in"], &overdue["schema"]["type"]), (&json!("query"), &json!("boolean")));
+    assert_ne!(overdue["required"], true, "{overdue}");
+}

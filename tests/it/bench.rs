@@ -272,11 +272,13 @@ fn a_cold_reopen_runs_or_says_what_it_needs() {
 #[test]
 fn bad_benchmark_arguments_are_usage_errors_that_say_what_is_wrong() {
     let bench = Bench::new();
-    let cases: [(&[&str], &[&str]); 12] = [
+    let cases: [(&[&str], &[&str]); 14] = [
         (&["bench", "callback", "--clients", "0"], &["--clients", "between 1 and 1024"]),
         (&["bench", "callback", "--instances", "0"], &["--instances", "at least 1"]),
         (&["bench", "callback", "--runs", "0"], &["--runs", "at least 1"]),
         (&["bench", "callback", "--instances", "many"], &["--instances", "whole number"]),
+        (&["bench", "callback", "--timers", "0"], &["--timers", "at least 1"]),
+        (&["bench", "callback", "--timers-over", "2"], &["required"]),
         (&["bench", "finish-latency", "--rate", "0", "--duration", "1"], &["--rate", "greater than 0"]),
         (&["bench", "finish-latency", "--rate", "10", "--duration=-1"], &["--duration", "greater than 0"]),
         (&["bench", "finish-latency", "--rate", "10"], &["required"]),
@@ -326,4 +328,30 @@ fn timers_prints_its_line_with_every_deadline_fired_once() {
     let line = fields(&lines[2], &medians);
     assert_eq!(line["runs"], "2");
     bench.assert_scratch_removed();
+}
+
+/// Issue 17's second figure: `bench callback --timers` runs the scenario
+/// with deadlines of other instances falling due meanwhile, fired by the
+/// runtime's ticker; its line is the scenario's with how the timers fared
+/// after it, every deadline fired once (the run fails otherwise), and the
+/// median line gains the median lateness.
+#[test]
+fn callback_with_timers_adds_how_late_they_fired_to_the_scenarios_line() {
+    let bench = Bench::new();
+    let args = ["bench", "callback", "-n", "40", "--clients", "4", "--timers", "12", "--timers-over", "0.3"];
+    let lines = bench.ok(&[&args[..], &["--runs", "2", "--sync", "normal"]].concat());
+    assert_eq!(lines.len(), 3, "two runs and the median: {lines:?}");
+    let keys: Vec<&str> =
+        SCENARIO_KEYS.iter().copied().chain(["timers", "timers_fired", "timers_in_window", "p99_late_ms"]).collect();
+    for run in &lines[..2] {
+        let line = fields(run, &keys);
+        assert_eq!((line["n"].as_str(), line["verified"].as_str()), ("40", "40"), "{run}");
+        assert_eq!((line["timers"].as_str(), line["timers_fired"].as_str()), ("12", "12"), "{run}");
+        assert!(number(&line, "timers_in_window") <= 12.0, "{run}");
+        number(&line, "p99_late_ms");
+    }
+    let medians = ["engine", "n", "runs", "median_total_per_s", "sync", "clients", "median_p99_late_ms"];
+    let line = fields(&lines[2], &medians);
+    assert_eq!(line["runs"], "2");
+    number(&line, "median_p99_late_ms");
 }

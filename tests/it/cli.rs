@@ -2296,6 +2296,22 @@ impl Flowdesk {
     }
 }
 
+/// Issue 17: `serve` runs the ticker, so a deadline that has fallen due
+/// fires while it serves, without `timers run`, and its log says so.
+#[test]
+fn serve_fires_a_deadline_that_has_fallen_due_without_timers_run() {
+    let t = Flowdesk::new();
+    t.deploy_text("alice", "deadline.process.json", DEADLINE_PROCESS);
+    let id = t.start("alice", &["deadline"]);
+    let served = Served::spawn(serve_command(&t, &t.db(), &[("FLOWDESK_CLOCK_OFFSET_MS", "14400000")])).unwrap();
+    // Logged once the firing's round has committed.
+    served.logged("fired 1 timer that fell due");
+    let detail = t.show("alice", id);
+    assert_eq!((detail["status"].as_str(), detail["data"]["name"].as_str()), (Some("Completed"), Some("timed out")));
+    assert_eq!(audit_users(&detail, "Escalation fired"), ["deadline"]);
+    assert_eq!(served.terminate(), Some(0));
+}
+
 /// Issue 17 on the command line: `show` lists the pending timer, `items`
 /// says when it is due and `--overdue` which are late, `timers run` fires
 /// what is due once and exits, and the instance goes on by its deadline.

@@ -1,5 +1,7 @@
-//! `kill -9` at every commit boundary of `start` and `finish`, then reopen: nothing
-//! acknowledged is lost, no instance is half-made, and instances caught in the
+//! `kill -9` at every commit boundary of `start`, `finish` and `timers run`
+//! (issue 17: every boundary of a batch of firings), then reopen: nothing
+//! acknowledged is lost, no instance is half-made, no deadline fires twice
+//! or is lost, and instances caught in the
 //! middle of an asynchronous script continue, taken over by another runtime
 //! once their dead runner's heartbeat has run out (and a live runner's work
 //! never is).
@@ -405,62 +407,95 @@ const LATER: &str = "7200000";
 
 /// Each instance's deadlines each fired at most once, in their order: it
 /// still waits (neither fired, or only the repeat), or it went on by its
-/// last deadline, completed with its data after both fired once. Returns
-/// the firings made.
-fn assert_fired_at_most_once(db: &Db, ids: &[i64]) -> usize {
+/// last deadline, completed with its data after both fired once. Read
+/// through a runtime of the test's own (the binary's `show` per instance
+/// would cost a process each, at every one of many kills). Returns the
+/// firings made.
+fn assert_fired_at_most_once(path: &Path, ids: &[i64]) -> usize {
+    let checker = runtime(path, TestClock::at(T0), ScriptHost::default(), None);
     let mut firings = 0;
-    for id in ids {
-        let detail = db.json(&["show", &id.to_string(), "--json"]);
-        let fired: Vec<&str> = detail["audit"]
-            .as_array()
-            .unwrap()
+    for &id in ids {
+        let detail = checker.engine().instance("ops", id).unwrap();
+        let fired: Vec<&str> = detail
+            .audit
             .iter()
-            .filter(|a| a["action"] == "Escalation fired")
-            .map(|a| a["detail"].as_str().unwrap().split('`').nth(1).unwrap())
+            .filter(|a| a.action == AuditAction::EscalationFired)
+            .map(|a| a.detail.split('`').nth(1).unwrap())
             .collect();
-        let armed = detail["timers"].as_array().unwrap().len();
-        match detail["status"].as_str().unwrap() {
-            "Active" => {
-                assert!(fired.is_empty() || fired == ["Try again"], "instance {id}: {fired:?}: {detail}");
-                assert_eq!(armed, 2 - fired.len(), "the deadlines not fired are armed: {detail}");
+        let name = detail.fields.iter().find(|(name, _, _)| name == "name").map(|(_, _, value)| value.to_string());
+        match detail.summary.status {
+            InstanceStatus::Active => {
+                assert!(fired.is_empty() || fired == ["Try again"], "instance {id}: {fired:?}: {:?}", detail.audit);
+                assert_eq!(
+                    detail.timers.len(),
+                    2 - fired.len(),
+                    "the deadlines not fired are armed: {:?}",
+                    detail.timers
+                );
             }
-            "Completed" => {
-                assert_eq!(fired, ["Try again", "Give up"], "instance {id}: {detail}");
-                assert_eq!(detail["data"]["name"], "timed out", "{detail}");
+            InstanceStatus::Completed => {
+                assert_eq!(fired, ["Try again", "Give up"], "instance {id}: {:?}", detail.audit);
+                assert_eq!(name.as_deref(), Some("timed out"), "instance {id}");
             }
-            other => panic!("instance {id} is {other}: {detail}"),
+            other => panic!("instance {id} is {other:?}: {:?}", detail.audit),
         }
         firings += fired.len();
     }
     firings
 }
 
-/// `kill -9` of `flowdesk timers run` in the middle of its work, at each
-/// of the first commit boundaries of its firings: after every kill no
-/// timer fired twice, and the next run fires what is left, each once.
+/// Instances with deadlines in one batch of `flowdesk timers run`: enough
+/// that its firing threads share commits, and its commit boundaries are many.
+const BATCH: usize = 10;
+
+/// `kill -9` of `flowdesk timers run` in the middle of a batch of many
+/// deadlines (two per instance, fired on its threads at once, sharing
+/// group commits), at every commit boundary the run reaches, before each
+/// commit and after it, up to the first `n` at which the run is no longer
+/// killed because it had ended: after every kill no timer fired twice,
+/// and the next run fires what is left, each once.
 #[test]
-fn timers_run_killed_at_every_commit_boundary_fires_each_timer_once() {
+fn timers_run_killed_at_every_commit_boundary_of_a_batch_fires_each_timer_once() {
+    let template = Db::new();
+    template.ok(&["deploy", &deadline_sample(&template)]);
+    let ids: Vec<i64> = (0..BATCH)
+        .map(|n| template.ok(&["start", "callback", "--folio", &n.to_string()]).trim().parse().unwrap())
+        .collect();
+    let files: Vec<PathBuf> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", template.path.display())))
+        .filter(|file| file.exists())
+        .collect();
     let mut partial = 0;
     for point in ["before-commit", "after-commit"] {
-        for nth in 1..=4 {
+        let mut boundaries = 0;
+        for nth in 1.. {
+            assert!(nth <= 8 * BATCH, "{point}: the run still reached a {nth}th commit");
             let db = Db::new();
-            db.ok(&["deploy", &deadline_sample(&db)]);
-            let ids: Vec<i64> = (0..3)
-                .map(|n| db.ok(&["start", "callback", "--folio", &n.to_string()]).trim().parse().unwrap())
-                .collect();
+            for file in &files {
+                let name = file.file_name().unwrap().to_str().unwrap().replacen("crash.db", "", 1);
+                std::fs::copy(file, format!("{}{name}", db.path.display())).unwrap();
+            }
             let spec = format!("{point}:{nth}");
             let mut run = db.command(&["timers", "run"]);
             let out = run.env("FLOWDESK_CLOCK_OFFSET_MS", LATER).env("FLOWDESK_KILL_AT", &spec).output().unwrap();
+            if out.status.success() {
+                // Ended before reaching this boundary: every one before it was a kill.
+                assert_eq!(assert_fired_at_most_once(&db.path, &ids), 2 * BATCH, "{spec}: every deadline fired");
+                break;
+            }
             assert!(was_killed(&out), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
-            let firings = assert_fired_at_most_once(&db, &ids);
-            if 0 < firings && firings < 2 * ids.len() {
+            boundaries += 1;
+            let firings = assert_fired_at_most_once(&db.path, &ids);
+            if 0 < firings && firings < 2 * BATCH {
                 partial += 1;
             }
 
             let out = db.command(&["timers", "run"]).env("FLOWDESK_CLOCK_OFFSET_MS", LATER).output().unwrap();
             assert!(out.status.success(), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
-            assert_eq!(assert_fired_at_most_once(&db, &ids), 2 * ids.len(), "{spec}: every deadline fired in the end");
+            assert_eq!(assert_fired_at_most_once(&db.path, &ids), 2 * BATCH, "{spec}: every deadline fired in the end");
         }
+        assert!(boundaries >= 2 * BATCH, "{point}: a commit per firing at least, {boundaries} reached");
     }
     assert!(partial > 0, "no kill landed between two firings' commits");
 }
