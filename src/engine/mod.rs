@@ -544,6 +544,14 @@ impl<S: Storage> Engine<S> {
         self.store.read(|tx| tx.processes())
     }
 
+    /// The store's change counter ([`Storage::data_version`]): different
+    /// from its last answer whenever anyone committed a write since. It
+    /// says nothing about what changed, so it needs no right: a watcher
+    /// reads its views again, as its user, when it moves.
+    pub fn data_version(&self) -> Result<u64, EngineError> {
+        self.store.data_version()
+    }
+
     // ----- rights ------------------------------------------------------------
 
     pub fn grant(&self, user: &str, process: &str, target: &str, rights: &[Right]) -> Result<(), EngineError> {

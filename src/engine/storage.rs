@@ -74,6 +74,23 @@
 //! a write, and nothing that is committed while it runs. Reads do not wait
 //! for writes (SQLite in WAL mode reads from connections of their own).
 //!
+//! # Changes
+//!
+//! [`Storage::data_version`] is a change counter for watchers (the
+//! monitor looks at it every few tens of milliseconds and reads its views
+//! again only when it moved): a number that is different from the one it
+//! answered before whenever a write was committed in between, by this
+//! handle or by any other on the same data (another process on the same
+//! database file, another clone of a memory store). It may move without a
+//! visible change (a heartbeat, a write that changed nothing a view shows),
+//! never the other way round, and its values mean nothing but "different":
+//! they are compared for equality only, and only between answers of one
+//! store value. It must cost next to nothing (no table read) and never wait
+//! for a write. SQLite answers `PRAGMA data_version` of one connection kept
+//! for it alone (per connection, it moves on every other connection's
+//! commit, and never on its own, which makes no writes); the memory store
+//! counts its commits.
+//!
 //! # Ids
 //!
 //! [`Transaction::next_instance_id`] never hands out an id that a committed
@@ -471,6 +488,11 @@ pub trait Storage: Send + Sync {
     fn write<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
     /// Runs `work` on a consistent read snapshot.
     fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
+
+    /// The change counter: different from its last answer whenever a write
+    /// was committed since, by anyone (see *Changes* above). Cheap enough
+    /// to ask many times a second.
+    fn data_version(&self) -> Result<u64, EngineError>;
 
     /// Like [`Storage::write`], for work that may be run more than once. A
     /// store may run it first on a snapshot, recording what it read and what

@@ -25,7 +25,7 @@
 //! second process opening the same database file would have.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::RunnerBeat;
@@ -62,6 +62,8 @@ struct Shared {
     /// have shown it to someone) is not handed out again, as in the SQLite
     /// store.
     next_id: AtomicI64,
+    /// Commits so far: the store's change counter (`Storage::data_version`).
+    commits: AtomicU64,
 }
 
 /// Everything the store holds; each map is keyed as its table's primary key.
@@ -156,6 +158,7 @@ impl MemoryStore {
         let mut state = self.committed();
         change(Arc::make_mut(&mut state));
         *self.shared.committed.lock().unwrap_or_else(PoisonError::into_inner) = state;
+        self.shared.commits.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -166,12 +169,19 @@ impl Storage for MemoryStore {
         let mut tx = MemoryTransaction { state: self.committed(), next_id: &self.shared.next_id };
         let result = work(&mut tx)?;
         *self.shared.committed.lock().unwrap_or_else(PoisonError::into_inner) = tx.state;
+        // Counted under the write lock, after the state is in: a watcher
+        // that sees the new count reads the new state.
+        self.shared.commits.fetch_add(1, Ordering::SeqCst);
         Ok(result)
     }
 
     fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
         // What a read writes goes to a copy of its own, and is dropped with it.
         work(&mut MemoryTransaction { state: self.committed(), next_id: &self.shared.next_id })
+    }
+
+    fn data_version(&self) -> Result<u64, EngineError> {
+        Ok(self.shared.commits.load(Ordering::SeqCst))
     }
 }
 

@@ -89,6 +89,9 @@ const READER_CACHE_KIB: i64 = 4 * 1024;
 /// The checkpoint thread reads each page once: it needs no cache to speak of.
 const CHECKPOINT_CACHE_KIB: i64 = 1024;
 
+/// The change watcher's connection reads no table at all.
+const WATCHER_CACHE_KIB: i64 = 64;
+
 /// The read connections. A caller takes any free one, or waits for the first
 /// one given back, rather than queueing on one connection while another
 /// stands free. The last one given back is taken first: its cache is warm.
@@ -125,6 +128,11 @@ pub struct SqliteStore {
     /// Read connections: snapshots for queries and for planned writes,
     /// which several callers make at once.
     readers: ReaderPool,
+    /// The connection `PRAGMA data_version` is asked on: the number is per
+    /// connection (it moves when any other connection commits), so every
+    /// answer of [`Storage::data_version`] comes from this one. It never
+    /// writes, so no commit of the store's own goes unseen.
+    watcher: Mutex<Connection>,
     /// The next instance id to hand out (see `SqliteTransaction::with_ids`),
     /// shared by planning and the writer.
     next_id: Arc<AtomicI64>,
@@ -180,11 +188,13 @@ impl SqliteStore {
         let readers = ReaderPool::new(
             (0..READERS).map(|_| open_connection(path, durability, READER_CACHE_KIB)).collect::<Result<_, _>>()?,
         );
+        let watcher = Mutex::new(open_connection(path, durability, WATCHER_CACHE_KIB)?);
         let checkpointer = checkpoint_off(&mut writer, path, durability)?;
         let next_id = Arc::new(AtomicI64::new(0));
         Ok(SqliteStore {
             writes: writer::GroupCommit::new(writer, next_id.clone(), path.to_owned()),
             readers,
+            watcher,
             next_id,
             remembered: plan::Remembered::default(),
             _checkpointer: checkpointer,
@@ -443,6 +453,18 @@ impl Storage for SqliteStore {
         })
     }
 
+    fn data_version(&self) -> Result<u64, EngineError> {
+        let watcher = self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
+        // Outside a transaction the pragma begins a read of its own, which
+        // in WAL mode is where SQLite notices another connection's commit
+        // (the log's index header moved).
+        let version = watcher
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, i64>(0)))
+            .map_err(|e| describe(&e, &self.path))?;
+        Ok(version as u64)
+    }
+
     fn write_planned<T>(
         &self,
         work: impl Fn(&mut dyn Transaction) -> Result<T, EngineError>,
@@ -520,6 +542,55 @@ mod reader_tests {
         }
         let version = read.recv_timeout(std::time::Duration::from_secs(60)).expect("no reader was left");
         assert_eq!(version.unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod watcher_tests {
+    use super::*;
+    use crate::engine::VersionRecord;
+
+    fn deploy(store: &SqliteStore, version: u32) {
+        let record = VersionRecord {
+            process: "p".to_owned(),
+            version,
+            definition_json: "{}".to_owned(),
+            deployed_at: 0,
+            deployed_by: "ada".to_owned(),
+        };
+        store.write(|tx| tx.insert_version(&record)).unwrap();
+    }
+
+    /// The change counter moves on a commit of this store's own writer, and
+    /// on one of another store on the same file (another process), in WAL
+    /// mode; reads, and looking again, leave it where it is.
+    #[test]
+    fn the_data_version_moves_on_every_commit_and_on_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watch.db");
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let other = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let before = store.data_version().unwrap();
+        assert_eq!(store.data_version().unwrap(), before, "nothing was committed");
+        store.read(|tx| tx.processes()).unwrap();
+        assert_eq!(store.data_version().unwrap(), before, "a read changes nothing");
+
+        deploy(&store, 1);
+        let after_own = store.data_version().unwrap();
+        assert_ne!(after_own, before, "its own writer is another connection");
+
+        deploy(&other, 2);
+        let after_other = store.data_version().unwrap();
+        assert_ne!(after_other, after_own, "another store's commit");
+        assert_eq!(store.data_version().unwrap(), after_other);
+
+        // A refused write commits nothing.
+        let refused: Result<(), EngineError> = other.write(|tx| {
+            tx.grant("p", "bob", crate::model::Right::View)?;
+            Err(EngineError::Internal("no".to_owned()))
+        });
+        assert!(refused.is_err());
+        assert_eq!(store.data_version().unwrap(), after_other, "a rolled-back write is no change");
     }
 }
 

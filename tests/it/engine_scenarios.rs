@@ -1193,6 +1193,32 @@ fn a_read_sees_one_snapshot_and_a_write_sees_its_own_writes<S: Backend>() {
         .unwrap();
 }
 
+/// The change counter (issue 18, live monitor): it moves on a commit by
+/// this engine or another one on the same data, and on nothing else:
+/// reads, refusals and looking again leave it where it was, so a watcher
+/// reads its views again only when something was committed.
+fn the_data_version_moves_on_every_commit_and_only_then<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let other = fx.second_engine();
+    let looked = fx.engine.data_version().unwrap();
+    assert_eq!(fx.engine.data_version().unwrap(), looked, "looking again");
+    fx.engine.instances("admin", &InstanceFilter::default()).unwrap();
+    fx.engine.items("admin", &ItemFilter::default()).unwrap();
+    assert_eq!(fx.engine.data_version().unwrap(), looked, "reads change nothing");
+
+    let started = other.start("admin", "callback", "PO-1", &[]).unwrap();
+    let after_start = fx.engine.data_version().unwrap();
+    assert_ne!(after_start, looked, "another engine's start");
+
+    let refused = other.finish("bob", support::parse_serial(&format!("{}_2", started.instance_id)), &[]);
+    assert!(refused.unwrap_err().is_refusal());
+    assert_eq!(fx.engine.data_version().unwrap(), after_start, "a refusal commits nothing");
+
+    fx.engine.finish("admin", support::parse_serial(&format!("{}_2", started.instance_id)), &[]).unwrap();
+    let after_finish = fx.engine.data_version().unwrap();
+    assert_ne!(after_finish, after_start, "its own finish");
+}
+
 // ----- the transition table, walked cell by cell (issue 16) -------------------
 
 /// Two parallel branches and two activities to go to. `B` checks `fail`
@@ -1567,6 +1593,7 @@ support::on_every_backend! {
     a_claim_is_taken_over_only_once_its_lease_and_its_runners_heartbeat_have_run_out,
     a_write_whose_work_fails_leaves_nothing_behind,
     a_read_sees_one_snapshot_and_a_write_sees_its_own_writes,
+    the_data_version_moves_on_every_commit_and_only_then,
     issue_16_retry_also_runs_the_work_left_due_outside_when_the_instance_went_into_error,
     the_engine_answers_every_cell_of_the_transition_table_as_the_table_says,
 }

@@ -17,6 +17,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use flowdesk::engine::{InstanceStatus, ItemFilter, ItemStatus, format_time};
 use flowdesk::gui::dialogs::ScriptedDialogs;
 use flowdesk::gui::monitor::Outcome;
+use flowdesk::gui::monitor::queries::Polling;
 use flowdesk::gui::monitor::flow::{Reached, flow_state};
 use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use flowdesk::model::{Right, Value};
@@ -769,6 +770,116 @@ fn start_new_instance_from_an_instance_opens_the_start_form_and_adds_a_row() {
     assert_eq!(gui.row_ids(), [2, 1]);
     gui.assert_rows_in_order(&["PO-2", "PO-1"]);
     assert_eq!(&gui.row("PO-2")[..4], ["2", "PO-2", "callback v1", "Active"]);
+}
+
+// ----- live views (issue 18) -------------------------------------------------------
+
+impl Gui {
+    /// The query worker looks for changes only when the test says so.
+    fn looks_by_hand(&mut self) {
+        self.app().monitor.queries().expect("the monitor has its worker").set_polling(Polling::Manual);
+    }
+
+    /// Looks made and queries answered by the worker so far.
+    fn worker_counts(&self) -> (u64, u64) {
+        let queries = self.app().monitor.queries().expect("the monitor has its worker");
+        (queries.looks(), queries.answered())
+    }
+
+    /// Has the worker look at the change counter once (one poll period), and
+    /// runs frames until it has.
+    fn look(&mut self) {
+        let (looks, _) = self.worker_counts();
+        self.app().monitor.queries().expect("the monitor has its worker").look();
+        self.run_until("the worker's look", |app| app.monitor.queries().is_some_and(|q| q.looks() > looks));
+    }
+}
+
+/// Issue 18: a change another program commits (here the fixture's engine,
+/// a connection of its own) shows in the instance list, its count, the open
+/// instance and the server items after one look at the change counter, and
+/// not before: nothing else reads the views again.
+#[test]
+fn issue_18_a_change_from_another_connection_shows_in_every_view_after_one_look() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "callback", "PO-1", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.looks_by_hand();
+    gui.open_instance("PO-1", id);
+    gui.run_until("the pending item", |app| app.monitor.items().len() == 1);
+
+    gui.fx.engine.finish("admin", support::parse_serial("1_2"), &set(&[("name", "no")])).unwrap();
+    gui.fx.engine.start("admin", "callback", "PO-2", &[]).unwrap();
+    // No look, no change: the views keep what they read.
+    for _ in 0..20 {
+        gui.frame();
+    }
+    assert_eq!(gui.app().monitor.count(), Some(1));
+    assert_eq!(gui.detail_status(), InstanceStatus::Active);
+    assert_eq!(gui.app().monitor.items()[0].serial.to_string(), "1_2");
+
+    gui.look();
+    gui.run_until("the views to show both changes", |app| {
+        let monitor = &app.monitor;
+        monitor.count() == Some(2)
+            && monitor.rows().iter().any(|row| row.id == id && row.status == InstanceStatus::Completed)
+            && monitor.detail().is_some_and(|d| d.summary.status == InstanceStatus::Completed)
+            && monitor.items().iter().map(|item| item.serial.to_string()).collect::<Vec<_>>() == ["2_2"]
+    });
+    gui.settle();
+    assert!(gui.shown("2 instance(s)"));
+    assert_eq!(gui.row("PO-1")[3], "Completed");
+    assert_eq!(gui.row("PO-2")[3], "Active");
+
+    // The server items view shows the same, drawn from the same reads.
+    gui.harness.state_mut().view = AppView::Items;
+    gui.settle();
+    assert!(gui.shown("1 item(s)"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("2_2") && !gui.shown("1_2"));
+}
+
+/// Issue 18: looking finds nothing changed, so nothing is read again: the
+/// worker answers no query however often it looks, until a commit.
+#[test]
+fn issue_18_nothing_is_read_again_while_nothing_changed() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    fx.engine.start("admin", "callback", "PO-1", &[]).unwrap();
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.looks_by_hand();
+    gui.settle();
+    let (_, answered) = gui.worker_counts();
+    for _ in 0..5 {
+        gui.look();
+        gui.harness.run_steps(3);
+    }
+    assert_eq!(gui.worker_counts().1, answered, "five looks at an unchanged database read nothing");
+
+    gui.fx.engine.start("admin", "callback", "PO-2", &[]).unwrap();
+    gui.look();
+    gui.run_until("the new instance", |app| app.monitor.count() == Some(2));
+    assert!(gui.worker_counts().1 > answered, "a commit is read");
+}
+
+/// Issue 18: the window's own write is read again as soon as it is answered,
+/// without waiting for a look.
+#[test]
+fn issue_18_the_windows_own_write_is_read_again_at_once() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "callback", "PO-7", &[]).unwrap().instance_id;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.looks_by_hand();
+    gui.open_instance("PO-7", id);
+    let (looks, _) = gui.worker_counts();
+    gui.click("Stop");
+    gui.answer_confirmation(&format!("Stop instance {id}? It stays stopped until someone resumes it."), "Confirm");
+    gui.run_until("the list to show the stop", |app| {
+        app.monitor.rows().iter().any(|row| row.id == id && row.status == InstanceStatus::Stopped)
+    });
+    gui.run_until_status(InstanceStatus::Stopped);
+    assert_eq!(gui.worker_counts().0, looks, "no look was needed");
 }
 
 // ----- server items ----------------------------------------------------------------

@@ -38,8 +38,17 @@ use queries::{ItemRow, Queries, Query, Reply};
 
 /// How many rows one page request fetches around what is on screen.
 const PAGE: usize = 200;
-/// How often the views refresh while they are shown: the flow is live.
-const REFRESH: Duration = Duration::from_secs(2);
+/// How often the views are read again while an Overdue filter is on, even
+/// if nothing was committed: what is overdue changes with the time alone
+/// (a deadline of a stopped instance falls due and nothing fires it).
+const OVERDUE_REFRESH: Duration = Duration::from_secs(10);
+/// How often a view whose words change with the time alone is drawn again
+/// while nothing else happens: the items' ages count seconds; the due
+/// times of the instance list count minutes, hours and days, and seconds
+/// only in their last minute, when their timer is about to fire anyway.
+/// Changes of the data wake the window at once (the query worker's looks).
+const AGES_REPAINT: Duration = Duration::from_secs(1);
+const DUE_REPAINT: Duration = Duration::from_secs(5);
 
 /// How an operator action ended, which is how its answer is coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +319,10 @@ pub struct Monitor {
     message: Option<Answer<i64>>,
     /// Why the instance list could not be read.
     rows_error: Option<String>,
+    /// The query worker's generation the views were last read at
+    /// ([`Queries::generation`]); `None` before the first read.
+    generation_seen: Option<u64>,
+    /// When the views were last read again (for the Overdue filters).
     last_refresh: Option<Instant>,
     /// When the first page of rows arrived, measured from `opened_at`.
     pub first_rows_after: Option<Duration>,
@@ -355,6 +368,7 @@ impl Monitor {
             acting: Vec::new(),
             message: None,
             rows_error: None,
+            generation_seen: None,
             last_refresh: None,
             first_rows_after: None,
             opened_at: Instant::now(),
@@ -498,11 +512,28 @@ impl Monitor {
         }
     }
 
-    /// Takes in the worker's answers and asks again what is stale.
-    pub fn sync(&mut self, ctx: &egui::Context, user: &str) {
-        let replies = match &self.queries {
-            Ok(queries) => queries.poll(),
-            Err(_) => Vec::new(),
+    /// The query worker, for tests that drive its looks for changes and
+    /// count its reads.
+    pub fn queries(&self) -> Option<&Queries> {
+        self.queries.as_ref().ok()
+    }
+
+    /// The generation of the data the views were last read at: views beside
+    /// the monitor's own (an overview) read again when
+    /// [`Queries::generation`] has moved past the one they read at.
+    pub fn data_generation(&self) -> Option<u64> {
+        self.generation_seen
+    }
+
+    /// Takes in the worker's answers and asks again for what is shown when
+    /// the data changed (the worker saw a commit), the user changed, or, with
+    /// an Overdue filter on, time passed. `repaint` is how soon the view's
+    /// words go stale with the time alone; nothing else draws a frame while
+    /// nothing changes.
+    pub fn sync(&mut self, ctx: &egui::Context, user: &str, repaint: Duration) {
+        let (replies, generation) = match &self.queries {
+            Ok(queries) => (queries.poll(), Some(queries.generation())),
+            Err(_) => (Vec::new(), None),
         };
         for reply in replies {
             self.take(reply);
@@ -514,17 +545,24 @@ impl Monitor {
             self.message = None;
             self.finish.answer = None;
         }
-        let due = self.last_refresh.is_none_or(|at| at.elapsed() >= REFRESH);
-        if user_changed || due {
+        let changed = self.generation_seen.is_none() || generation != self.generation_seen;
+        let overdue_due = (self.filter.overdue || self.items_filter.overdue)
+            && self.last_refresh.is_none_or(|at| at.elapsed() >= OVERDUE_REFRESH);
+        if user_changed || changed || overdue_due {
             self.user_seen = user.to_owned();
-            self.last_refresh = Some(Instant::now());
+            self.generation_seen = generation;
             self.refresh(user);
         }
-        ctx.request_repaint_after(REFRESH);
+        if self.filter.overdue || self.items_filter.overdue {
+            ctx.request_repaint_after(repaint.min(OVERDUE_REFRESH));
+        } else {
+            ctx.request_repaint_after(repaint);
+        }
     }
 
     /// Asks for everything shown, afresh.
     pub fn refresh(&mut self, user: &str) {
+        self.last_refresh = Some(Instant::now());
         self.ask(user, Query::Processes);
         self.ask(user, Query::Count { filter: self.filter.clone() });
         self.ask(user, Query::Page { filter: self.filter.clone(), offset: self.rows_offset, limit: PAGE });
@@ -627,7 +665,7 @@ impl Monitor {
     /// The instance list and the selected instance. Writes go to `actions`
     /// once the frame is drawn.
     pub fn instances_ui(&mut self, ui: &mut Ui, actions: Option<&mut Actions>, user: &str) -> Vec<MonitorRequest> {
-        self.sync(ui.ctx(), user);
+        self.sync(ui.ctx(), user, DUE_REPAINT);
         let mut requests = Vec::new();
         if let Err(error) = &self.queries {
             // The error names the database file and what is wrong with it.
@@ -1028,7 +1066,8 @@ impl Monitor {
     /// The server items and the finish box. A finish goes to `actions` once
     /// the frame is drawn.
     pub fn items_ui(&mut self, ui: &mut Ui, actions: Option<&mut Actions>, user: &str) {
-        self.sync(ui.ctx(), user);
+        let repaint = if self.items.is_empty() { DUE_REPAINT } else { AGES_REPAINT };
+        self.sync(ui.ctx(), user, repaint);
         let width = side_panel_width(ui, 440.0);
         egui::Panel::right("finish-item").resizable(true).default_size(width).min_size(340.0).show(ui, |ui| {
             self.finish_ui(ui, user);

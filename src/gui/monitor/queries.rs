@@ -7,11 +7,24 @@
 //! the worker answers and wakes the UI. Only the newest request of each kind
 //! is answered, so fast scrolling or typing in a filter never builds a queue.
 //! Writes go through [`super::actions`], the twin of this module.
+//!
+//! **Live views.** Between requests the worker looks at the store's change
+//! counter ([`RuntimeEngine::data_version`]: SQLite's `PRAGMA data_version`
+//! on a connection of its own, a few microseconds) every [`POLL_PERIOD`],
+//! and only when it moved (anyone committed: another process, this
+//! window's writes, its ticker's firings) does it count a new
+//! [`Queries::generation`] and wake the UI. The views compare the
+//! generation with the one they last read at and ask again for what they
+//! show; nothing is read again while nothing changed, and what is read is
+//! the page, count, instance and items on screen, never a whole table.
+//! Tests drive the looks themselves ([`Polling::Manual`], [`Queries::look`]).
 
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::time::{Duration, Instant};
 
 use crate::engine::{
     CommandKind, EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemPhase,
@@ -132,29 +145,103 @@ impl Deref for ItemRow {
     }
 }
 
+/// How often the worker looks at the store's change counter while no
+/// request keeps it busy: a change shows within this and the time its
+/// views take to read (the goal is a quarter of a second; `flowdesk
+/// bench-monitor --live` measures it). A look costs a few microseconds, so
+/// twenty a second cost nothing to speak of.
+pub const POLL_PERIOD: Duration = Duration::from_millis(50);
+
+/// When the worker looks for changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polling {
+    /// Every [`POLL_PERIOD`], as the window does.
+    Periodic,
+    /// Only when [`Queries::look`] asks (tests: no change shows before the
+    /// test says so).
+    Manual,
+}
+
+/// What the UI sends the worker.
+enum Request {
+    Ask(String, Query),
+    /// Look at the change counter now.
+    Look,
+}
+
+/// What the worker and the UI share besides the channels.
+#[derive(Default)]
+struct Shared {
+    /// Counts the times the change counter was seen to move.
+    generation: AtomicU64,
+    /// Looks at the change counter made so far.
+    looks: AtomicU64,
+    /// Queries answered so far (each one read the store).
+    answered: AtomicU64,
+    /// The worker only looks when asked.
+    manual: AtomicBool,
+}
+
 pub struct Queries {
-    requests: Sender<(String, Query)>,
+    requests: Sender<Request>,
     replies: Receiver<Reply>,
+    shared: Arc<Shared>,
 }
 
 impl Queries {
     /// Starts the worker on `runtime`'s database. `wake` is called after each
-    /// reply (the UI requests a repaint there).
+    /// reply, and when the data changed (the UI requests a repaint there).
     pub fn start(runtime: &Runtime, wake: impl Fn() + Send + 'static) -> Result<Queries, EngineError> {
         let engine = runtime.engine().clone();
-        let (requests, inbox) = channel::<(String, Query)>();
+        let (requests, inbox) = channel::<Request>();
         let (outbox, replies) = channel();
+        let shared = Arc::new(Shared::default());
+        let worker_shared = shared.clone();
         std::thread::Builder::new()
             .name("flowdesk-monitor-queries".to_owned())
-            .spawn(move || worker(engine, inbox, outbox, wake))
+            .spawn(move || worker(engine, inbox, outbox, wake, worker_shared))
             .map_err(|e| EngineError::Internal(format!("cannot start the monitor's query thread: {e}")))?;
-        Ok(Queries { requests, replies })
+        Ok(Queries { requests, replies, shared })
     }
 
     /// Asks as `user`; the answer arrives through [`Queries::poll`].
     pub fn ask(&self, user: &str, query: Query) {
         // A closed worker only means no answers: the UI keeps what it has.
-        let _ = self.requests.send((user.to_owned(), query));
+        let _ = self.requests.send(Request::Ask(user.to_owned(), query));
+    }
+
+    /// Sets when the worker looks for changes. From [`Polling::Manual`] on,
+    /// it makes no look of its own, not even one it was about to make.
+    pub fn set_polling(&self, polling: Polling) {
+        self.shared.manual.store(polling == Polling::Manual, Ordering::SeqCst);
+        if polling == Polling::Periodic {
+            // Wakes the worker, so that its looks start again at once.
+            let _ = self.requests.send(Request::Look);
+        }
+    }
+
+    /// Has the worker look at the change counter now (after the requests
+    /// sent before); [`Queries::looks`] counts it once made.
+    pub fn look(&self) {
+        let _ = self.requests.send(Request::Look);
+    }
+
+    /// **The hook for views that show what the database holds**: a number
+    /// that grows each time the worker saw a commit (anyone's). A view
+    /// remembers the generation it last read at and reads again when this
+    /// one differs; the UI is woken when it grows.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::SeqCst)
+    }
+
+    /// Looks at the change counter made so far.
+    pub fn looks(&self) -> u64 {
+        self.shared.looks.load(Ordering::SeqCst)
+    }
+
+    /// Queries the worker has answered so far: each one read the store.
+    pub fn answered(&self) -> u64 {
+        self.shared.answered.load(Ordering::SeqCst)
     }
 
     /// Every reply that has arrived.
@@ -172,23 +259,91 @@ impl Queries {
 /// How long the worker waits for the rest of a burst of requests.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
-fn worker(engine: Arc<RuntimeEngine>, inbox: Receiver<(String, Query)>, outbox: Sender<Reply>, wake: impl Fn()) {
-    while let Ok(first) = inbox.recv() {
+fn worker(
+    engine: Arc<RuntimeEngine>,
+    inbox: Receiver<Request>,
+    outbox: Sender<Reply>,
+    wake: impl Fn(),
+    shared: Arc<Shared>,
+) {
+    let mut watch = Watch { seen: engine.data_version().ok() };
+    let mut next_look = Instant::now() + POLL_PERIOD;
+    loop {
+        let manual = shared.manual.load(Ordering::SeqCst);
+        let received = if manual {
+            inbox.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            inbox.recv_timeout(next_look.saturating_duration_since(Instant::now()))
+        };
+        let first = match received {
+            Ok(Request::Ask(user, query)) => (user, query),
+            Ok(Request::Look) => {
+                watch.look(&engine, &shared, &wake);
+                next_look = Instant::now() + POLL_PERIOD;
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Not if a test turned the looks off meanwhile.
+                if !shared.manual.load(Ordering::SeqCst) {
+                    watch.look(&engine, &shared, &wake);
+                }
+                next_look = Instant::now() + POLL_PERIOD;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         // The UI asks in bursts (a filter change asks for a count and a page):
         // take the whole burst, so that the page is answered first.
         std::thread::sleep(COALESCE);
-        // Keep only the newest request of each kind.
+        // Keep only the newest request of each kind; a look asked for
+        // meanwhile is made after the answers.
         let mut pending = vec![first];
+        let mut look = false;
         while let Ok(next) = inbox.try_recv() {
-            pending.retain(|(_, q)| q.kind() != next.1.kind());
-            pending.push(next);
+            match next {
+                Request::Ask(user, query) => {
+                    pending.retain(|(_, q)| q.kind() != query.kind());
+                    pending.push((user, query));
+                }
+                Request::Look => look = true,
+            }
         }
         pending.sort_by_key(|(_, query)| query.urgency());
         for (user, query) in pending {
             let reply = answer(&engine, &user, query);
+            shared.answered.fetch_add(1, Ordering::SeqCst);
             if outbox.send(reply).is_err() {
                 return;
             }
+            wake();
+        }
+        // A stream of requests (scrolling) must not hold the looks back.
+        let due = !shared.manual.load(Ordering::SeqCst) && Instant::now() >= next_look;
+        if look || due {
+            watch.look(&engine, &shared, &wake);
+            next_look = Instant::now() + POLL_PERIOD;
+        }
+    }
+}
+
+/// The change counter as the worker last saw it.
+struct Watch {
+    /// `None` until it could be read (a failing look is tried again at the
+    /// next one; the views' own reads say what is wrong).
+    seen: Option<u64>,
+}
+
+impl Watch {
+    /// Looks at the change counter; when it moved, counts a generation and
+    /// wakes the UI.
+    fn look(&mut self, engine: &RuntimeEngine, shared: &Shared, wake: &impl Fn()) {
+        let now = engine.data_version().ok();
+        shared.looks.fetch_add(1, Ordering::SeqCst);
+        if now.is_some() && now != self.seen {
+            // The first answer after a failed look counts as a change too:
+            // whatever happened meanwhile is read again.
+            self.seen = now;
+            shared.generation.fetch_add(1, Ordering::SeqCst);
             wake();
         }
     }
