@@ -8,7 +8,7 @@ use serde_json::{Value as Json, json};
 use crate::engine::instance::ActivityStatus;
 use crate::engine::{
     Deployed, Finished, FiringRound, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis,
-    ProcessSummary, Progress, ServerItem, format_age, format_time,
+    ProcessSummary, Progress, ServerItem, format_age, format_step, format_time, trail_steps,
 };
 use crate::model::Right;
 
@@ -267,8 +267,13 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_js
                 "error": detail.failure.as_ref().map(|f| json!({
                     "activity": f.activity, "event": f.event, "message": f.message, "at": iso(f.at),
                 })),
-                "audit": detail.audit.iter().map(|a| json!({
-                    "at": iso(a.at), "user": a.user, "action": a.action.name(), "detail": a.detail,
+                // The trail table's columns (the monitor's, and the text below).
+                "audit": detail.audit.iter().zip(trail_steps(&detail.audit)).map(|(a, step)| json!({
+                    "at": iso(a.at), "user": a.user, "action": a.action.name(),
+                    "activity": a.place.as_ref().map(|p| p.activity.as_str()),
+                    "event": a.place.as_ref().map(|p| p.event.as_str()).filter(|e| !e.is_empty()),
+                    "detail": a.detail,
+                    "since_previous_ms": step,
                 })).collect::<Vec<_>>(),
             }),
         )?;
@@ -325,9 +330,16 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_js
     }
     writeln!(out)?;
     writeln!(out, "Audit trail")?;
-    let mut audit = table(&["TIME", "USER", "ACTION", "DETAIL"]);
-    for entry in &detail.audit {
-        audit.add_row(vec![format_time(entry.at), entry.user.clone(), entry.action.to_string(), entry.detail.clone()]);
+    let mut audit = table(&["TIME", "USER", "ACTION", "ACTIVITY / EVENT", "DETAIL", "SINCE PREVIOUS"]);
+    for (entry, step) in detail.audit.iter().zip(trail_steps(&detail.audit)) {
+        audit.add_row(vec![
+            format_time(entry.at),
+            entry.user.clone(),
+            entry.action.to_string(),
+            entry.place.as_ref().map(|place| place.words()).unwrap_or_default(),
+            entry.detail.clone(),
+            step.map(format_step).unwrap_or_default(),
+        ]);
     }
     writeln!(out, "{audit}")?;
     Ok(())

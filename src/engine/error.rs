@@ -85,6 +85,20 @@ pub fn format_age(now: Millis, then: Millis) -> String {
     humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
 }
 
+/// The time between two steps of a trail, to the millisecond ("0s" for
+/// lines one write made, "1s 250ms", "2h 5m 1s").
+pub fn format_step(millis: Millis) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(millis.max(0) as u64)).to_string()
+}
+
+/// Each entry of a trail with the time since the entry before it (`None`
+/// for the first): the trail table's last column, in the window and in
+/// `flowdesk show`.
+pub fn trail_steps(audit: &[crate::engine::AuditEntry]) -> Vec<Option<Millis>> {
+    let previous = std::iter::once(None).chain(audit.iter().map(|entry| Some(entry.at)));
+    audit.iter().zip(previous).map(|(entry, before)| before.map(|at| entry.at - at)).collect()
+}
+
 /// A timestamp as operators read it: local-free UTC, to the second.
 pub fn format_time(at: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(at)

@@ -25,8 +25,8 @@ use std::time::Duration;
 #[cfg(doc)]
 use crate::engine::instance::FlowState;
 use crate::engine::instance::{
-    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
-    LineResult, Millis, ServerItem, Token, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, FailureInfo, Instance, InstanceStatus,
+    ItemStatus, LineResult, Millis, ServerItem, Token, TokenState,
 };
 use crate::engine::machine::{Effect, Effects, ItemState};
 use crate::engine::outbound::Exchange;
@@ -96,8 +96,29 @@ pub struct Executor<'a> {
 }
 
 impl Executor<'_> {
+    /// An audit line about the instance as a whole.
     pub(crate) fn audit(&self, effects: &mut Effects, action: AuditAction, detail: String) {
-        effects.note(Effect::Audit(AuditEntry { at: self.now, user: self.user.to_owned(), action, detail }));
+        effects.note(Effect::Audit(AuditEntry {
+            at: self.now,
+            user: self.user.to_owned(),
+            action,
+            detail,
+            place: None,
+        }));
+    }
+
+    /// An audit line about an activity, or one of its events.
+    pub(crate) fn audit_at(&self, effects: &mut Effects, place: AuditPlace, action: AuditAction, detail: String) {
+        let place = Some(place);
+        effects.note(Effect::Audit(AuditEntry { at: self.now, user: self.user.to_owned(), action, detail, place }));
+    }
+
+    /// Where `token` is: its activity, and its event when `at_event` (and it
+    /// is at one, not past its last).
+    pub(crate) fn place_of(&self, token: &Token, at_event: bool) -> AuditPlace {
+        let activity = &self.process.activities[token.activity];
+        let event = if at_event { activity.events.get(token.next_event).map(|e| e.name.clone()) } else { None };
+        AuditPlace { activity: activity.name.clone(), event: event.unwrap_or_default() }
     }
 
     /// Starts an activity instance of `activity`: a new token, ready at its
@@ -115,7 +136,8 @@ impl Executor<'_> {
             finished_at: None,
         };
         effects.emit(instance, Effect::ActivityStarted { activity, record });
-        self.audit(effects, AuditAction::ActivityStarted, format!("{} (#{destination_id})", compiled.name));
+        let place = AuditPlace { activity: compiled.name.clone(), event: String::new() };
+        self.audit_at(effects, place, AuditAction::ActivityStarted, format!("{} (#{destination_id})", compiled.name));
     }
 
     /// Moves the token at `position` to `state` at event `next_event`.
@@ -207,7 +229,7 @@ impl Executor<'_> {
                 let context = self.context(instance, &token, None);
                 match self.run_script(script, &instance.data, &context) {
                     Ok(outcome) => {
-                        self.apply_outcome(instance, outcome, &event.name, effects);
+                        self.apply_outcome(instance, outcome, &self.place_of(&token, true), effects);
                         self.move_token(instance, position, token.next_event + 1, TokenState::Ready, effects);
                     }
                     Err(failure) => {
@@ -272,7 +294,8 @@ impl Executor<'_> {
         let serial = instance.serial(serial_id);
         let event = self.context(instance, &token, None).event;
         let until = crate::engine::format_time(due_at);
-        self.audit(effects, AuditAction::WaitingForCallback, format!("{serial} (`{event}`) until {until}"));
+        let place = self.place_of(&token, true);
+        self.audit_at(effects, place, AuditAction::WaitingForCallback, format!("{serial} (`{event}`) until {until}"));
     }
 
     /// A new pending item for the event the token is at, and its wait's
@@ -299,14 +322,16 @@ impl Executor<'_> {
             due_at: None,
         };
         effects.emit(instance, Effect::ItemCreated(Box::new(item)));
-        self.audit(effects, AuditAction::ItemCreated, format!("{serial} for `{}`", event.name));
+        let place = self.place_of(token, true);
+        self.audit_at(effects, place.clone(), AuditAction::ItemCreated, format!("{serial} for `{}`", event.name));
         for (index, escalation) in activity.escalations.iter().enumerate() {
             match self.process.due_at(&escalation.due, self.now, &instance.data) {
                 Ok(due_at) => effects.note(Effect::TimerArmed { serial_id, escalation: Some(index), due_at }),
                 // Said in the trail, where an operator looks: the wait goes
                 // on, without this escalation.
-                Err(err) => self.audit(
+                Err(err) => self.audit_at(
                     effects,
+                    place.clone(),
                     AuditAction::EscalationNotArmed,
                     format!("`{}` on {serial}: {err}", escalation.name),
                 ),
@@ -361,10 +386,11 @@ impl Executor<'_> {
         let synchronous =
             self.process.activities[token.activity].events.get(token.next_event).is_none_or(|e| e.synchronous);
         let serial_id = if synchronous { None } else { token.serial_id };
+        let place = self.place_of(token, true);
         let result = match result {
             OutsideResult::Script(result) => result.map_err(|failure| describe_failure(&failure)),
             OutsideResult::Http(exchange) => {
-                self.audit(effects, AuditAction::HttpRequest, exchange.summary());
+                self.audit_at(effects, place.clone(), AuditAction::HttpRequest, exchange.summary());
                 match exchange.failure() {
                     None => Ok(ScriptOutcome::default()),
                     Some(message) => Err(message),
@@ -376,8 +402,7 @@ impl Executor<'_> {
             None => match result {
                 Ok(outcome) => {
                     let token = instance.flow.tokens[position].clone();
-                    let event = self.context(instance, &token, None).event;
-                    self.apply_outcome(instance, outcome, &event, effects);
+                    self.apply_outcome(instance, outcome, &place, effects);
                     self.move_token(instance, position, token.next_event + 1, TokenState::Ready, effects);
                 }
                 Err(message) => self.fail(instance, position, message, effects),
@@ -398,14 +423,14 @@ impl Executor<'_> {
     ) {
         let token = &instance.flow.tokens[position];
         let next_event = token.next_event;
-        let activity = &self.process.activities[token.activity];
-        let event_name = activity.events.get(next_event).map(|e| e.name.clone()).unwrap_or_default();
+        let place = self.place_of(token, true);
         match result {
             Ok(outcome) => {
-                self.apply_outcome(instance, outcome, &event_name, effects);
+                self.apply_outcome(instance, outcome, &place, effects);
                 self.move_token(instance, position, next_event, TokenState::Waiting, effects);
                 let serial = instance.serial(serial_id);
-                self.audit(effects, AuditAction::WaitingForCallback, format!("{serial} (`{event_name}`)"));
+                let detail = format!("{serial} (`{}`)", place.event);
+                self.audit_at(effects, place, AuditAction::WaitingForCallback, detail);
             }
             Err(message) => self.fail(instance, position, message, effects),
         }
@@ -420,6 +445,7 @@ impl Executor<'_> {
             if token.state != TokenState::Waiting {
                 continue;
             }
+            let place = self.place_of(token, true);
             let Some(serial_id) = token.serial_id else { continue };
             let next_event = token.next_event;
             let Some(finish) = items.recorded.remove(&serial_id) else { continue };
@@ -429,23 +455,32 @@ impl Executor<'_> {
             }
             effects.note(Effect::ItemApplied { serial_id });
             let serial = instance.serial(serial_id);
-            self.audit(effects, AuditAction::CallbackApplied, format!("{serial} finished by {}", finish.by));
+            self.audit_at(effects, place, AuditAction::CallbackApplied, format!("{serial} finished by {}", finish.by));
             self.move_token(instance, position, next_event + 1, TokenState::Ready, effects);
         }
     }
 
-    fn apply_outcome(&self, instance: &mut Instance, outcome: ScriptOutcome, event: &str, effects: &mut Effects) {
+    /// The data a script changed, and its log lines, at `place` (its event).
+    fn apply_outcome(
+        &self,
+        instance: &mut Instance,
+        outcome: ScriptOutcome,
+        place: &AuditPlace,
+        effects: &mut Effects,
+    ) {
         for (field, value) in outcome.changed {
             instance.data.insert(field, value);
         }
+        let event = &place.event;
         let logged = outcome.logs.len();
         for line in outcome.logs.iter().take(MAX_LOG_LINES_PER_STEP) {
-            self.audit(effects, AuditAction::Log, format!("{event}: {}", shortened(line)));
+            self.audit_at(effects, place.clone(), AuditAction::Log, format!("{event}: {}", shortened(line)));
         }
         if logged > MAX_LOG_LINES_PER_STEP {
             let more = logged - MAX_LOG_LINES_PER_STEP;
-            self.audit(
+            self.audit_at(
                 effects,
+                place.clone(),
                 AuditAction::Log,
                 format!(
                     "{event}: {more} more log lines not recorded: one step records at most {MAX_LOG_LINES_PER_STEP} lines"
@@ -462,7 +497,8 @@ impl Executor<'_> {
         let event = activity.events.get(token.next_event).map(|e| e.name.clone()).unwrap_or_default();
         let where_ =
             if event.is_empty() { format!("`{}`", activity.name) } else { format!("`{}` / `{event}`", activity.name) };
-        self.audit(effects, AuditAction::Error, format!("{where_}: {message}"));
+        let place = AuditPlace { activity: activity.name.clone(), event: event.clone() };
+        self.audit_at(effects, place, AuditAction::Error, format!("{where_}: {message}"));
         instance.flow.failure = Some(FailureInfo {
             destination_id: token.destination_id,
             activity: activity.name.clone(),
@@ -512,8 +548,9 @@ impl Executor<'_> {
                     }));
                     let target = &self.process.activities[line.to].name;
                     let described = describe_failure(&failure);
-                    self.audit(
+                    self.audit_at(
                         effects,
+                        self.place_of(&token, false),
                         AuditAction::Error,
                         format!("rule of line {} → {target}: {described}", activity.name),
                     );
@@ -538,7 +575,8 @@ impl Executor<'_> {
         let last = effects.len();
         effects
             .emit(instance, Effect::ActivityClosed { destination_id, status: ActivityStatus::Completed, at: self.now });
-        self.audit(effects, AuditAction::ActivityCompleted, format!("{} (#{destination_id})", activity.name));
+        let detail = format!("{} (#{destination_id})", activity.name);
+        self.audit_at(effects, self.place_of(&token, false), AuditAction::ActivityCompleted, detail);
         for index in first..last {
             if let Some(Effect::LineEvaluated(LineResult { line_index, fired: true, .. })) = effects.get(index) {
                 let line_index = *line_index;

@@ -222,6 +222,29 @@ pub struct AuditEntry {
     /// The particulars, in words (which serial, which activity, what a
     /// script logged).
     pub detail: String,
+    /// The activity (and event) the line is about, when it is about one:
+    /// what the trail table's Activity / event column shows. `None` for
+    /// what happens to the instance as a whole (started, stopped, data
+    /// changed) and for lines written before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<AuditPlace>,
+}
+
+/// Where in the process an audit line happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPlace {
+    pub activity: String,
+    /// The event, empty when the line is about the activity itself
+    /// (started, completed, a line rule).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event: String,
+}
+
+impl AuditPlace {
+    /// "Activity / event", or the activity alone.
+    pub fn words(&self) -> String {
+        if self.event.is_empty() { self.activity.clone() } else { format!("{} / {}", self.activity, self.event) }
+    }
 }
 
 /// What a line of the audit trail records. A front end tells lines apart by

@@ -41,8 +41,8 @@ use std::collections::BTreeMap;
 
 use crate::engine::executor::{Executor, OutsideResult, RunEnd};
 use crate::engine::instance::{
-    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, Instance, InstanceStatus, ItemStatus, LineResult, Millis,
-    ServerItem, Token, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, Instance, InstanceStatus, ItemStatus,
+    LineResult, Millis, ServerItem, Token, TokenState,
 };
 use crate::engine::outbound::Exchange;
 use crate::engine::serial::Serial;
@@ -622,7 +622,8 @@ pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>)
         Command::Finish { item, data } => {
             let values = check_data(run.process, data)?;
             let serial = item.serial;
-            run.audit(&mut effects, AuditAction::ItemFinished, with_values(serial.to_string(), &values));
+            let place = AuditPlace { activity: item.activity.clone(), event: item.event.clone() };
+            run.audit_at(&mut effects, place, AuditAction::ItemFinished, with_values(serial.to_string(), &values));
             let finished = |unapplied| Effect::ItemFinished {
                 serial_id: serial.destination_id,
                 by: run.user.to_owned(),
@@ -748,7 +749,9 @@ fn go_to(run: &Executor<'_>, instance: &mut Instance, items: &mut ItemState, tar
     *items = ItemState::default();
     instance.flow.joins.clear();
     instance.flow.failure = None;
-    run.audit(effects, AuditAction::WentToActivity, run.process.activities[target].name.clone());
+    let activity = run.process.activities[target].name.clone();
+    let place = AuditPlace { activity: activity.clone(), event: String::new() };
+    run.audit_at(effects, place, AuditAction::WentToActivity, activity);
     set_status(instance, InstanceStatus::Running, effects);
     run.open_activity(instance, target, effects);
 }
@@ -789,7 +792,7 @@ fn fire(
         // A timer event's wait is over: its item finishes, and the instance
         // goes on as after a callback.
         let detail = format!("`{event}`: {serial} waited until {}", format_time(timer.due_at));
-        run.audit(&mut effects, AuditAction::TimerFired, detail);
+        run.audit_at(&mut effects, run.place_of(&token, true), AuditAction::TimerFired, detail);
         effects.note(spent);
         let end = finish_and_run_on(run, instance, &mut items, serial.destination_id, BTreeMap::new(), &mut effects);
         settle(run, instance, &mut effects);
@@ -801,7 +804,8 @@ fn fire(
     let name = &escalation.name;
     let fired = |effects: &mut Effects, what: String| {
         let due = format_time(timer.due_at);
-        run.audit(effects, AuditAction::EscalationFired, format!("`{name}` on {serial}, due {due}: {what}"));
+        let detail = format!("`{name}` on {serial}, due {due}: {what}");
+        run.audit_at(effects, run.place_of(&token, true), AuditAction::EscalationFired, detail);
     };
     let end = match &escalation.action {
         EscalationAction::Finish(set) => {

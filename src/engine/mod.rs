@@ -31,10 +31,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
-pub use error::{EngineError, format_age, format_time};
+pub use error::{EngineError, format_age, format_step, format_time, trail_steps};
 pub use instance::{
-    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
-    LineResult, Millis, ServerItem, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, FailureInfo, Instance, InstanceStatus,
+    ItemStatus, LineResult, Millis, ServerItem, TokenState,
 };
 pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
 pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};

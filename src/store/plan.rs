@@ -945,6 +945,7 @@ mod tests {
                 user: "bob".to_owned(),
                 action: crate::engine::AuditAction::InstanceStarted,
                 detail: "p version 2".to_owned(),
+                place: None,
             }),
             Effect::LineEvaluated(LineResult { line_index: 0, from_destination_id: 1, fired: true, at: 3_000 }),
             Effect::TookPart { user: "bob".to_owned() },
@@ -969,6 +970,7 @@ mod tests {
                 user: "alice".to_owned(),
                 action: crate::engine::AuditAction::ItemFinished,
                 detail: "1_2".to_owned(),
+                place: None,
             }),
             Effect::ItemFinished { serial_id: 2, by: "alice".to_owned(), at: 3_003, unapplied: None },
         ];

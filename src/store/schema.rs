@@ -584,6 +584,7 @@ mod tests {
             user: "alice".to_owned(),
             action: action.parse().unwrap(),
             detail: detail.to_owned(),
+            place: None,
         };
         let (instance, audit, activities, lines) =
             store.read(|tx| Ok((tx.instance(1)?, tx.audit(1)?, tx.activity_records(1)?, tx.line_results(1)?))).unwrap();

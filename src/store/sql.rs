@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::search;
-use crate::engine::instance::{ActivityStatus, AuditAction, FlowState};
+use crate::engine::instance::{ActivityStatus, AuditPlace, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
 use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
@@ -135,7 +135,7 @@ impl Serialize for HistoryRecord<'_> {
         let effects = self.0;
         let audit = || {
             effects.iter().filter_map(|e| match e {
-                Effect::Audit(a) => Some((a.at, &a.user, a.action, &a.detail)),
+                Effect::Audit(a) => Some(AuditOut(a)),
                 _ => None,
             })
         };
@@ -190,7 +190,63 @@ where
     }
 }
 
-type AuditRow = (Millis, String, AuditAction, String);
+/// An audit entry as stored: `[at, "user", "action", "detail"]`, and
+/// `"activity", "event"` after them when the entry has a place (entries
+/// written before places were recorded have four elements, and read as
+/// having none).
+struct AuditOut<'a>(&'a AuditEntry);
+
+impl Serialize for AuditOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let entry = self.0;
+        let mut row = serializer.serialize_tuple(if entry.place.is_some() { 6 } else { 4 })?;
+        row.serialize_element(&entry.at)?;
+        row.serialize_element(&entry.user)?;
+        row.serialize_element(&entry.action)?;
+        row.serialize_element(&entry.detail)?;
+        if let Some(place) = &entry.place {
+            row.serialize_element(&place.activity)?;
+            row.serialize_element(&place.event)?;
+        }
+        row.end()
+    }
+}
+
+/// An audit entry read back from its array (see [`AuditOut`]).
+struct AuditRow(AuditEntry);
+
+impl<'de> Deserialize<'de> for AuditRow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<AuditRow, D::Error> {
+        struct Row;
+        impl<'de> serde::de::Visitor<'de> for Row {
+            type Value = AuditRow;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an audit entry of 4 or 6 elements")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AuditRow, A::Error> {
+                use serde::de::Error;
+                let missing = |n| A::Error::invalid_length(n, &self);
+                let at = seq.next_element()?.ok_or_else(|| missing(0))?;
+                let user = seq.next_element()?.ok_or_else(|| missing(1))?;
+                let action = seq.next_element()?.ok_or_else(|| missing(2))?;
+                let detail = seq.next_element()?.ok_or_else(|| missing(3))?;
+                let place = match seq.next_element::<String>()? {
+                    None => None,
+                    Some(activity) => {
+                        let event = seq.next_element()?.ok_or_else(|| missing(5))?;
+                        Some(AuditPlace { activity, event })
+                    }
+                };
+                Ok(AuditRow(AuditEntry { at, user, action, detail, place }))
+            }
+        }
+        deserializer.deserialize_seq(Row)
+    }
+}
+
 type StartedRow = (i64, String, String, ActivityStatus, Millis, Option<Millis>);
 type LineRow = (usize, i64, bool, Millis);
 
@@ -226,7 +282,7 @@ struct OwnedHistoryRecord {
 impl From<StoredHistoryRecord> for OwnedHistoryRecord {
     fn from(stored: StoredHistoryRecord) -> OwnedHistoryRecord {
         let StoredHistoryRecord { a, s, c, l, mut audit, mut started, mut closed, mut lines } = stored;
-        audit.extend(a.into_iter().map(|(at, user, action, detail)| AuditEntry { at, user, action, detail }));
+        audit.extend(a.into_iter().map(|AuditRow(entry)| entry));
         started.extend(s.into_iter().map(
             |(destination_id, activity_id, activity, status, started_at, finished_at)| ActivityRecord {
                 destination_id,
@@ -1575,8 +1631,17 @@ mod tests {
             Effect::Audit(AuditEntry {
                 at: 2,
                 user: "bob".into(),
-                action: AuditAction::ItemFinished,
+                action: crate::engine::AuditAction::ItemFinished,
                 detail: "9_1".into(),
+                place: None,
+            }),
+            // With its place, two elements more.
+            Effect::Audit(AuditEntry {
+                at: 2,
+                user: "bob".into(),
+                action: crate::engine::AuditAction::CallbackApplied,
+                detail: "9_1 finished by bob".into(),
+                place: Some(AuditPlace { activity: "Call".into(), event: "Ask".into() }),
             }),
             Effect::ActivityStarted {
                 activity: 1,
@@ -1593,7 +1658,12 @@ mod tests {
             Effect::LineEvaluated(LineResult { line_index: 1, from_destination_id: 2, fired: false, at: 2 }),
         ];
         let new = encode_history(&effects).unwrap().unwrap();
-        assert!(new.starts_with(r#"{"a":[[2,"bob","Server item finished","9_1"]],"s":[[2,"b","#), "{new}");
+        assert!(
+            new.starts_with(
+                r#"{"a":[[2,"bob","Server item finished","9_1"],[2,"bob","Callback applied","9_1 finished by bob","Call","Ask"]],"s":[[2,"b","#
+            ),
+            "{new}"
+        );
         // No instance 9: only its history rows matter here.
         connection.pragma_update(None, "foreign_keys", false).unwrap();
         for json in [old, new.as_str()] {
@@ -1601,7 +1671,12 @@ mod tests {
         }
         let mut tx = SqliteTransaction::new(&connection);
         let audit = tx.audit(9).unwrap();
-        assert_eq!(audit.iter().map(|e| (e.at, e.user.as_str())).collect::<Vec<_>>(), [(1, "ann"), (2, "bob")]);
+        assert_eq!(
+            audit.iter().map(|e| (e.at, e.user.as_str())).collect::<Vec<_>>(),
+            [(1, "ann"), (2, "bob"), (2, "bob")]
+        );
+        let places: Vec<Option<String>> = audit.iter().map(|e| e.place.as_ref().map(AuditPlace::words)).collect();
+        assert_eq!(places, [None, None, Some("Call / Ask".to_owned())], "entries without a place read as before");
         let activities = tx.activity_records(9).unwrap();
         assert_eq!(
             activities.iter().map(|r| (r.destination_id, r.status, r.finished_at)).collect::<Vec<_>>(),

@@ -330,6 +330,7 @@ fn write_synthetic(
             user: originator.to_owned(),
             action: crate::engine::AuditAction::InstanceStarted,
             detail: detail.clone(),
+            place: None,
         };
         insert_history.execute(params![id, super::sql::start_history_json(&started)?]).map_err(db())?;
     }

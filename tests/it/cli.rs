@@ -315,6 +315,46 @@ fn callback_done_path() {
     assert!(line.contains(&when), "{line:?} does not say when ({when})");
 }
 
+/// Issue 18: `show` prints the trail with the monitor's columns (time,
+/// user, action, activity / event, details, since previous), and `--json`
+/// carries the same fields.
+#[test]
+fn issue_18_show_prints_the_trail_with_its_places_and_the_time_between_steps() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    let id = fd.start("alice", &["callback", "--folio", "PO-9"]);
+    let serial = format!("{id}_2");
+    // The callback comes an hour later.
+    let finished = fd.later("3600000", "alice", &["finish", &serial, "--set", "name=no"]);
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+
+    let text = fd.ok("alice", &["show", &id.to_string()]).stdout;
+    let header = text.lines().find(|l| l.contains("TIME") && l.contains("ACTION")).expect("the trail's header");
+    for column in ["TIME", "USER", "ACTION", "ACTIVITY / EVENT", "DETAIL", "SINCE PREVIOUS"] {
+        assert!(header.contains(column), "{column} in {header:?}");
+    }
+    let row = text.lines().find(|l| l.contains("Server item finished")).expect("the finish in the trail");
+    for cell in ["alice", "Call external system / Call external system", &serial, "1h"] {
+        assert!(row.contains(cell), "{cell:?} in {row:?}");
+    }
+
+    let show = fd.show("alice", id);
+    let audit = show["audit"].as_array().expect("audit is an array");
+    let started = &audit[0];
+    assert_eq!(started["action"], "Instance started");
+    assert_eq!(
+        (&started["activity"], &started["event"], &started["since_previous_ms"]),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    let prepare = audit.iter().find(|a| a["action"] == "Activity started").expect("an activity started");
+    assert_eq!((&prepare["activity"], &prepare["event"]), (&Value::from("Prepare"), &Value::Null));
+    assert_eq!(prepare["since_previous_ms"], 0, "written with the start");
+    let finish = audit.iter().find(|a| a["action"] == "Server item finished").expect("the finish");
+    assert_eq!(finish["activity"], "Call external system");
+    assert_eq!(finish["event"], "Call external system");
+    assert!(finish["since_previous_ms"].as_i64().expect("a number") >= 3_600_000, "{finish}");
+}
+
 #[test]
 fn finish_without_server_event_right_is_refused() {
     let fd = Flowdesk::new();

@@ -14,11 +14,11 @@ use egui::accesskit::Role;
 use egui::{Key, Modifiers, Rect};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use flowdesk::engine::{InstanceStatus, ItemFilter, ItemStatus, format_time};
+use flowdesk::engine::{AuditAction, AuditEntry, InstanceStatus, ItemFilter, ItemStatus, format_step, format_time};
 use flowdesk::gui::dialogs::ScriptedDialogs;
 use flowdesk::gui::monitor::Outcome;
-use flowdesk::gui::monitor::queries::Polling;
 use flowdesk::gui::monitor::flow::{Reached, flow_state};
+use flowdesk::gui::monitor::queries::Polling;
 use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use flowdesk::model::{Right, Value};
 use support::{Fixture, s, set};
@@ -230,18 +230,48 @@ impl Gui {
     }
 
     /// The audit trail entry whose action is `action`: time, user, action,
-    /// detail (entries wrap, so they are read in order, not by position).
+    /// detail (read in the order of the table's cells: time, user, action,
+    /// activity / event, details, since previous).
     fn trail_entry(&self, action: &str) -> Vec<String> {
+        let cells = self.trail_row(action);
+        vec![cells[0].clone(), cells[1].clone(), cells[2].clone(), cells[4].clone()]
+    }
+
+    /// Every cell of the trail table's row whose action is `action`: time,
+    /// user, action, activity / event, details, since previous; an empty
+    /// cell (no label drawn) as "". Cells go to the column whose header
+    /// they sit under.
+    fn trail_row(&self, action: &str) -> Vec<String> {
+        const TITLES: [&str; 6] = ["Time", "User", "Action", "Activity / event", "Details", "Since previous"];
         let left = self.right_panel_left();
-        let texts: Vec<String> = self
+        let texts: Vec<(String, Rect)> = self
             .texts()
             .into_iter()
             .filter(|(_, role, rect)| *role == Role::Label && rect.min.x >= left)
-            .map(|(t, _, _)| t)
+            .map(|(t, _, r)| (t, r))
             .collect();
-        let found: Vec<usize> = (2..texts.len().saturating_sub(1)).filter(|i| texts[*i] == action).collect();
-        assert_eq!(found.len(), 1, "one trail entry is `{action}`; texts: {texts:#?}");
-        texts[found[0] - 2..=found[0] + 1].to_vec()
+        let headers: Vec<Rect> = TITLES
+            .iter()
+            .map(|title| {
+                let found: Vec<Rect> = texts.iter().filter(|(t, _)| t == title).map(|(_, r)| *r).collect();
+                assert_eq!(found.len(), 1, "one header `{title}`; texts: {texts:#?}");
+                found[0]
+            })
+            .collect();
+        let found: Vec<Rect> = texts
+            .iter()
+            .filter(|(t, r)| t == action && (r.min.x - headers[2].min.x).abs() < 2.0)
+            .map(|(_, r)| *r)
+            .collect();
+        assert_eq!(found.len(), 1, "one trail line is `{action}`; texts: {texts:#?}");
+        let y = found[0].center().y;
+        let mut cells = vec![String::new(); TITLES.len()];
+        for (text, rect) in texts.iter().filter(|(_, r)| (r.center().y - y).abs() < 4.0) {
+            if let Some(column) = headers.iter().position(|h| (h.min.x - rect.min.x).abs() < 2.0) {
+                cells[column] = text.clone();
+            }
+        }
+        cells
     }
 
     /// The plain texts of the right-hand panel (instance detail, finish box).
@@ -880,6 +910,93 @@ fn issue_18_the_windows_own_write_is_read_again_at_once() {
     });
     gui.run_until_status(InstanceStatus::Stopped);
     assert_eq!(gui.worker_counts().0, looks, "no look was needed");
+}
+
+/// Issue 18: the audit trail is a table (time, user, action, activity /
+/// event, details, since previous), filtered by the kind of line, whose
+/// lines copy to the clipboard as tab-separated text.
+#[test]
+fn issue_18_the_audit_trail_is_a_table_filtered_by_kind_whose_lines_copy_as_text() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let id = fx.engine.start("admin", "callback", "PO-1", &[]).unwrap().instance_id;
+    fx.clock.advance(90_250);
+    fx.engine.finish("admin", support::parse_serial("1_2"), &set(&[("name", "no")])).unwrap();
+    let audit = fx.detail("admin", id).audit;
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.open_instance("PO-1", id);
+    gui.click("Audit trail");
+    for title in ["Time", "User", "Action", "Activity / event", "Details", "Since previous"] {
+        assert!(gui.shown(title), "the column {title}");
+    }
+    let copy_buttons = |gui: &Gui| {
+        gui.harness
+            .query_all_by(|node| {
+                node.role() == Role::Button && node.label().is_some_and(|label| label.starts_with("Copy line "))
+            })
+            .count()
+    };
+    assert_eq!(copy_buttons(&gui), audit.len(), "a row per line");
+    assert!(gui.shown(&format!("{0} of {0} line(s)", audit.len())));
+
+    let finished = audit.iter().find(|e| e.action == AuditAction::ItemFinished).unwrap();
+    assert_eq!(
+        gui.trail_row("Server item finished"),
+        [
+            format_time(finished.at).as_str(),
+            "admin",
+            "Server item finished",
+            "Call external system / Call external system",
+            finished.detail.as_str(),
+            "1m 30s 250ms"
+        ],
+        "the time since the line before is the wait for the callback"
+    );
+    assert_eq!(gui.trail_row("Instance started")[3], "", "about the instance as a whole");
+
+    // Filtered by kind: only the activities started are left.
+    gui.choose("Kind", "Activity started");
+    let started: Vec<(usize, &AuditEntry)> =
+        audit.iter().enumerate().filter(|(_, e)| e.action == AuditAction::ActivityStarted).collect();
+    assert_eq!(started.len(), 3);
+    assert_eq!(copy_buttons(&gui), 3);
+    assert!(gui.shown(&format!("3 of {} line(s)", audit.len())));
+    assert!(gui.texts_containing("Server item finished").is_empty());
+    let places: Vec<String> = ["Prepare", "Call external system", "Rejected"].map(String::from).to_vec();
+    for place in &places {
+        assert!(gui.shown(place), "{place} started");
+    }
+
+    // Copy the second: its columns, tab-separated, go to the clipboard.
+    let (index, entry) = started[1];
+    let since = entry.at - audit[index - 1].at;
+    gui.harness.get_by_role_and_label(Role::Button, &format!("Copy line {}", index + 1)).click();
+    gui.harness.step();
+    let copied: Vec<String> = gui
+        .harness
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|command| match command {
+            egui::OutputCommand::CopyText(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let expected = [
+        format_time(entry.at),
+        "admin".to_owned(),
+        "Activity started".to_owned(),
+        "Call external system".to_owned(),
+        "Call external system (#2)".to_owned(),
+        format_step(since),
+    ]
+    .join("\t");
+    assert_eq!(copied, [expected]);
+
+    // Back to every line.
+    gui.choose("Kind", "all");
+    assert_eq!(copy_buttons(&gui), audit.len());
 }
 
 // ----- server items ----------------------------------------------------------------

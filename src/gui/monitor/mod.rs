@@ -17,6 +17,7 @@ pub mod actions;
 pub mod due;
 pub mod flow;
 pub mod queries;
+pub mod trail;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -301,6 +302,8 @@ pub struct Monitor {
     detail: Option<InstanceDetail>,
     detail_error: Option<String>,
     tab: DetailTab,
+    /// The audit trail tab's table and its filter.
+    trail: trail::TrailTable,
     flow_view: View,
     flow_fit: bool,
     data_inputs: Vec<(String, FieldType, String)>,
@@ -354,6 +357,7 @@ impl Monitor {
             detail: None,
             detail_error: None,
             tab: DetailTab::Data,
+            trail: trail::TrailTable::default(),
             flow_view: View::default(),
             flow_fit: true,
             data_inputs: Vec::new(),
@@ -992,7 +996,7 @@ impl Monitor {
             DetailTab::Data => self.data_ui(ui, summary.id, summary.status, free),
             DetailTab::Trail => {
                 let Some(detail) = &self.detail else { return };
-                trail_ui(ui, detail);
+                self.trail.ui(ui, &detail.audit);
             }
         }
     }
@@ -1410,19 +1414,6 @@ fn field_input(ui: &mut Ui, label: egui::Id, field_type: FieldType, text: &mut S
             ui.add(TextEdit::singleline(text).desired_width(200.0).hint_text(other.hint())).labelled_by(label);
         }
     }
-}
-
-fn trail_ui(ui: &mut Ui, detail: &InstanceDetail) {
-    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-        for entry in &detail.audit {
-            ui.horizontal_wrapped(|ui| {
-                ui.label(RichText::new(format_time(entry.at)).monospace().weak());
-                ui.label(RichText::new(&entry.user).strong());
-                ui.colored_label(action_color(entry.action), entry.action.name());
-                ui.label(&entry.detail);
-            });
-        }
-    });
 }
 
 /// The colour of an action in the audit trail: failures red, what the
