@@ -224,7 +224,12 @@ pub enum Command {
                             and deleted afterwards (loading a million takes about 20 s). With an explicit --db \
                             PATH ($FLOWDESK_DB is not used) it is kept: a database that already holds at least \
                             N instances the user can see is reused as it is, so repeated runs skip the loading; \
-                            one with fewer is topped up.")]
+                            one with fewer is topped up.\n\n\
+                            With --live it measures instead how soon the open monitor shows what another process \
+                            commits: the flowdesk binary, run again as that process, starts instances and finishes \
+                            their items, and each finish is timed until the monitor's view shows it; then the \
+                            process's CPU over a few idle seconds. It prints `engine=flowdesk bench=live n=… \
+                            p50_ms=… p95_ms=… idle_cpu_pct=…`.")]
     BenchMonitor {
         /// Instances in the database
         #[arg(long, short = 'n', default_value_t = 1_000_000)]
@@ -232,7 +237,19 @@ pub enum Command {
         /// Frames per scenario
         #[arg(long, default_value_t = 300)]
         frames: usize,
+        /// Time the changes another process makes until the monitor shows them
+        #[arg(long)]
+        live: bool,
+        /// With --live: how many items the other process finishes
+        #[arg(long, default_value_t = 100)]
+        finishes: usize,
+        /// With --live: seconds over which the idle CPU is measured
+        #[arg(long, default_value_t = 5.0)]
+        idle_seconds: f64,
     },
+    /// The other process of `bench-monitor --live` (orders on standard input)
+    #[command(hide = true)]
+    BenchLiveWriter,
     /// Set data fields of an instance by hand (needs Admin)
     Set {
         id: i64,
@@ -716,7 +733,32 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::BenchMonitor { instances, frames } => {
+        Command::BenchMonitor { instances, live: true, finishes, idle_seconds, .. } => {
+            let options = crate::gui::bench_live::LiveBenchOptions {
+                instances: *instances,
+                finishes: *finishes,
+                idle: std::time::Duration::from_secs_f64(idle_seconds.max(0.5)),
+                db: cli.db.clone(),
+                user: cli.user.clone().unwrap_or_else(|| "bench".to_owned()),
+            };
+            let report = crate::gui::bench_live::run(&options, &std::env::current_exe()?)?;
+            writeln!(
+                out,
+                "engine=flowdesk bench=live n={} p50_ms={:.1} p95_ms={:.1} idle_cpu_pct={:.2}",
+                report.delays_ms.len(),
+                report.p50_ms,
+                report.p95_ms,
+                report.idle_cpu_pct
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchLiveWriter => {
+            let db = cli.db.clone().context("bench-live-writer needs --db")?;
+            let user = cli.user.clone().unwrap_or_else(|| "bench".to_owned());
+            crate::gui::bench_live::writer(&db, &user, std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchMonitor { instances, frames, .. } => {
             let options = crate::gui::bench_monitor::MonitorBenchOptions {
                 instances: *instances,
                 frames: *frames,

@@ -32,7 +32,7 @@ use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::Durability;
 
 /// The process the synthetic instances belong to.
-const PROCESS: &str = "callback";
+pub const PROCESS: &str = "callback";
 /// One frame at 60 Hz.
 const FRAME_PERIOD: Duration = Duration::from_micros(16_667);
 /// Longest wait for an answer before the benchmark gives up.
@@ -276,7 +276,10 @@ impl Driver {
             ..egui::RawInput::default()
         };
         let started = Instant::now();
-        let output = self.ctx.run_ui(input, |ui| app.ui(ui));
+        let mut output = self.ctx.run_ui(input, |ui| app.ui(ui));
+        // No renderer takes the textures: dropped unapplied, they trip epaint's
+        // debug assertion (a debug build of the benchmark panicked here).
+        output.textures_delta.clear();
         let _meshes = self.ctx.tessellate(output.shapes, output.pixels_per_point);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let root = output.viewport_output.get(&egui::ViewportId::ROOT);

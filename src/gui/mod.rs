@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_live;
 pub mod bench_monitor;
 pub mod designer;
 pub mod dialogs;

@@ -219,6 +219,24 @@ fn reopen_prints_its_line() {
 /// The floor prints a line per schema; every replayed instance was read
 /// back through the engine as completed (the run fails otherwise), so the
 /// replay wrote rows the engine understands.
+/// Issue 18: `bench-monitor --live` times changes another process (the
+/// binary itself) makes until the open monitor shows them, and prints its
+/// one line. A debug build ran it into epaint's assertion on textures no
+/// renderer took; it runs through now, as `bench-designer` does.
+#[test]
+fn issue_18_bench_monitor_live_prints_its_line_after_every_finish_showed() {
+    let bench = Bench::new();
+    let lines = bench.ok(&["bench-monitor", "--live", "-n", "300", "--finishes", "4", "--idle-seconds", "0.5"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = fields(&lines[0], &["engine", "bench", "n", "p50_ms", "p95_ms", "idle_cpu_pct"]);
+    assert_eq!((line["engine"].as_str(), line["bench"].as_str(), line["n"].as_str()), ("flowdesk", "live", "4"));
+    assert!(number(&line, "p50_ms") <= number(&line, "p95_ms"), "{lines:?}");
+    number(&line, "idle_cpu_pct");
+
+    let lines = bench.ok(&["bench-designer", "--activities", "6", "--lines", "5", "--frames", "3"]);
+    assert!(!lines.is_empty());
+}
+
 #[test]
 fn sql_floor_prints_a_line_per_schema_after_reading_every_instance_back() {
     let bench = Bench::new();
