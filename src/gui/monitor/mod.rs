@@ -97,9 +97,11 @@ pub enum MonitorRequest {
     StartInstance { process: String },
 }
 
+/// What the wide panel under the instance list shows of the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DetailTab {
-    Data,
+    Flow,
+    /// The audit trail's table: wide, so it goes where the flow goes.
     Trail,
 }
 
@@ -356,7 +358,7 @@ impl Monitor {
             selected: None,
             detail: None,
             detail_error: None,
-            tab: DetailTab::Data,
+            tab: DetailTab::Flow,
             trail: trail::TrailTable::default(),
             flow_view: View::default(),
             flow_fit: true,
@@ -687,12 +689,30 @@ impl Monitor {
                     ui,
                     |ui| {
                         ui.horizontal(|ui| {
-                            ui.strong(format!("Flow of instance {}", detail.summary.id));
-                            if ui.small_button("Fit").clicked() {
+                            let flow = format!("Flow of instance {}", detail.summary.id);
+                            let flow =
+                                ui.selectable_value(&mut self.tab, DetailTab::Flow, RichText::new(flow).strong());
+                            let trail = ui.selectable_value(
+                                &mut self.tab,
+                                DetailTab::Trail,
+                                RichText::new("Audit trail").strong(),
+                            );
+                            // The tab drawn first was drawn as it was before
+                            // the click: draw them again, as they are now.
+                            if flow.changed() || trail.changed() {
+                                ui.ctx().request_repaint();
+                            }
+                            if self.tab == DetailTab::Flow && ui.small_button("Fit").clicked() {
                                 self.flow_fit = true;
                             }
                         });
-                        flow::flow_ui(ui, detail, self.clock.now(), &mut self.flow_view, &mut self.flow_fit);
+                        match self.tab {
+                            DetailTab::Flow => {
+                                let now = self.clock.now();
+                                flow::flow_ui(ui, detail, now, &mut self.flow_view, &mut self.flow_fit);
+                            }
+                            DetailTab::Trail => self.trail.ui(ui, &detail.audit),
+                        }
                     },
                 );
             }
@@ -988,17 +1008,8 @@ impl Monitor {
             ui.colored_label(answer.outcome.color(), &answer.text);
         }
         ui.separator();
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.tab, DetailTab::Data, "Data");
-            ui.selectable_value(&mut self.tab, DetailTab::Trail, "Audit trail");
-        });
-        match self.tab {
-            DetailTab::Data => self.data_ui(ui, summary.id, summary.status, free),
-            DetailTab::Trail => {
-                let Some(detail) = &self.detail else { return };
-                self.trail.ui(ui, &detail.audit);
-            }
-        }
+        ui.strong("Data");
+        self.data_ui(ui, summary.id, summary.status, free);
     }
 
     /// The instance's data; saving waits while another action on the

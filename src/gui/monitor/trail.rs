@@ -60,68 +60,70 @@ impl TrailTable {
             audit.iter().enumerate().filter(|(_, entry)| self.kind.is_none_or(|kind| entry.action == kind)).collect();
         let mut copied = None;
         ui.style_mut().interaction.selectable_labels = false;
-        // Wider than a narrow side panel: it scrolls sideways rather than
-        // cutting its columns to nothing.
-        egui::ScrollArea::horizontal().id_salt("trail-sideways").show(ui, |ui| {
-            TableBuilder::new(ui)
-                .id_salt("audit-trail")
-                .striped(true)
-                .sense(egui::Sense::click())
-                .auto_shrink([false, false])
-                .column(Column::exact(44.0))
-                .column(Column::initial(150.0).resizable(true).clip(true))
-                .column(Column::initial(70.0).resizable(true).clip(true))
-                .column(Column::initial(130.0).resizable(true).clip(true))
-                .column(Column::initial(130.0).resizable(true).clip(true))
-                .column(Column::initial(260.0).resizable(true).clip(true))
-                .column(Column::initial(90.0).clip(true))
-                .header(22.0, |mut header| {
-                    for title in ["", "Time", "User", "Action", "Activity / event", "Details", "Since previous"] {
-                        header.col(|ui| {
-                            ui.strong(title);
-                        });
-                    }
-                })
-                .body(|body| {
-                    body.rows(20.0, rows.len(), |mut row| {
-                        let (index, entry) = rows[row.index()];
-                        let step = steps.get(index).copied().flatten();
-                        row.col(|ui| {
-                            let button = ui.small_button("Copy");
-                            let label = format!("Copy line {}", index + 1);
-                            button.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
-                            if button.on_hover_text("Copy this line, tab-separated").clicked() {
-                                copied = Some(row_text(entry, step));
-                            }
-                        });
-                        row.col(|ui| {
-                            ui.label(RichText::new(format_time(entry.at)).monospace().weak());
-                        });
-                        row.col(|ui| {
-                            ui.label(RichText::new(&entry.user).strong());
-                        });
-                        row.col(|ui| {
-                            ui.colored_label(super::action_color(entry.action), entry.action.name());
-                        });
-                        row.col(|ui| {
-                            ui.label(entry.place.as_ref().map(|place| place.words()).unwrap_or_default());
-                        });
-                        row.col(|ui| {
-                            // Long details (a log line, a request) in full on hover.
-                            ui.label(&entry.detail).on_hover_text(&entry.detail);
-                        });
-                        row.col(|ui| {
-                            ui.label(step.map(format_step).unwrap_or_default());
-                        });
-                        row.response().context_menu(|ui| {
-                            if ui.button("Copy line").clicked() {
-                                copied = Some(row_text(entry, step));
-                                ui.close();
-                            }
-                        });
+        // Narrowed together on a small screen, the details first; the
+        // time, the action and the step keep their width.
+        let widths = super::fitted_widths(
+            [50.0, 160.0, 64.0, 140.0, 170.0, 300.0, 96.0],
+            [true, true, false, true, false, false, true],
+            ui.available_width() - 6.0 * ui.spacing().item_spacing.x - ui.spacing().scroll.allocated_width(),
+        );
+        let mut table = TableBuilder::new(ui)
+            .id_salt("audit-trail")
+            .striped(true)
+            .sense(egui::Sense::click())
+            .auto_shrink([false, false])
+            .column(Column::exact(widths[0]));
+        for width in &widths[1..widths.len() - 1] {
+            table = table.column(Column::initial(*width).resizable(true).clip(true));
+        }
+        table
+            .column(Column::remainder().at_least(widths[6]).clip(true))
+            .header(22.0, |mut header| {
+                for title in ["", "Time", "User", "Action", "Activity / event", "Details", "Since previous"] {
+                    header.col(|ui| {
+                        ui.strong(title);
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(20.0, rows.len(), |mut row| {
+                    let (index, entry) = rows[row.index()];
+                    let step = steps.get(index).copied().flatten();
+                    row.col(|ui| {
+                        let button = ui.small_button("Copy");
+                        let label = format!("Copy line {}", index + 1);
+                        button.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
+                        if button.on_hover_text("Copy this line, tab-separated").clicked() {
+                            copied = Some(row_text(entry, step));
+                        }
+                    });
+                    row.col(|ui| {
+                        ui.label(RichText::new(format_time(entry.at)).weak());
+                    });
+                    row.col(|ui| {
+                        ui.label(RichText::new(&entry.user).strong());
+                    });
+                    row.col(|ui| {
+                        ui.colored_label(super::action_color(entry.action), entry.action.name());
+                    });
+                    row.col(|ui| {
+                        ui.label(entry.place.as_ref().map(|place| place.words()).unwrap_or_default());
+                    });
+                    row.col(|ui| {
+                        // Long details (a log line, a request) in full on hover.
+                        ui.label(&entry.detail).on_hover_text(&entry.detail);
+                    });
+                    row.col(|ui| {
+                        ui.label(step.map(format_step).unwrap_or_default());
+                    });
+                    row.response().context_menu(|ui| {
+                        if ui.button("Copy line").clicked() {
+                            copied = Some(row_text(entry, step));
+                            ui.close();
+                        }
                     });
                 });
-        });
+            });
         if let Some(text) = copied {
             ui.ctx().copy_text(text);
         }
