@@ -3,10 +3,10 @@
 
 use egui::{ComboBox, Grid, RichText, TextEdit, Ui};
 
-use crate::gui::designer::deadlines;
 use crate::gui::designer::request_editor::{RequestEditor, locate};
 use crate::gui::designer::script_editor::script_editor_ui;
 use crate::gui::designer::{Coalesce, Designer, Edit, Element, ops};
+use crate::gui::designer::{deadlines, mail_editor};
 use crate::gui::theme;
 use crate::model::{
     ActivityDraft, EventDraft, FieldDraft, FieldType, HttpRequestDraft, Location, PrecedingRule, ProcessDraft,
@@ -296,6 +296,7 @@ fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, e
         Some(EventDraft::ServerEvent(event)) => server_event_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::HttpRequest(event)) => http_request_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::Timer(event)) => deadlines::timer_ui(ui, designer, activity, index, event, edits),
+        Some(EventDraft::Mail(event)) => mail_editor::mail_ui(ui, designer, activity, index, event, edits),
         None => {}
     }
 }
