@@ -445,22 +445,29 @@ impl MailDelivery {
 /// The real [`Mailer`], over lettre's blocking SMTP transport: one
 /// connection per mail (mail events are rare next to the connection's
 /// cost, and a pool would hold connections the server may drop). Its
-/// settings may change while it runs (the window's Settings).
-#[derive(Default)]
+/// settings may change while it runs (the window's Settings); settings that
+/// could not be read (a malformed `FLOWDESK_SMTP_URL`) are kept as their
+/// error, which every mail then fails with.
 pub struct SmtpMailer {
-    settings: std::sync::RwLock<Option<SmtpSettings>>,
+    settings: std::sync::RwLock<Result<Option<SmtpSettings>, SmtpSettingsError>>,
+}
+
+impl Default for SmtpMailer {
+    fn default() -> SmtpMailer {
+        SmtpMailer::new(Ok(None))
+    }
 }
 
 impl SmtpMailer {
-    pub fn new(settings: Option<SmtpSettings>) -> SmtpMailer {
+    pub fn new(settings: Result<Option<SmtpSettings>, SmtpSettingsError>) -> SmtpMailer {
         SmtpMailer { settings: std::sync::RwLock::new(settings) }
     }
 
-    pub fn settings(&self) -> Option<SmtpSettings> {
+    pub fn settings(&self) -> Result<Option<SmtpSettings>, SmtpSettingsError> {
         self.settings.read().map(|s| s.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    pub fn set_settings(&self, settings: Option<SmtpSettings>) {
+    pub fn set_settings(&self, settings: Result<Option<SmtpSettings>, SmtpSettingsError>) {
         match self.settings.write() {
             Ok(mut held) => *held = settings,
             Err(poisoned) => *poisoned.into_inner() = settings,
@@ -473,7 +480,7 @@ impl Mailer for SmtpMailer {
         use lettre::Transport;
         use lettre::transport::smtp::client::{Tls, TlsParameters};
 
-        let settings = self.settings().ok_or(MailError::NotSet)?;
+        let settings = self.settings().map_err(MailError::Settings)?.ok_or(MailError::NotSet)?;
         let settings = settings.checked().map_err(MailError::Settings)?;
         let server = settings.server();
         let from: lettre::message::Mailbox = settings
