@@ -36,6 +36,7 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ("purchase-approval", include_str!("../../samples/purchase-approval.process.json")),
     ("shipment", include_str!("../../samples/shipment.process.json")),
     ("http-callback", include_str!("../../samples/http-callback.process.json")),
+    ("notify-by-mail", include_str!("../../samples/notify-by-mail.process.json")),
 ];
 
 /// What is kept between runs.
