@@ -766,9 +766,11 @@ fn draw_activity(
     for (index, event) in activity.events.iter().enumerate() {
         let synchronous = event.synchronous();
         let is_http = matches!(event, EventDraft::HttpRequest(_));
-        // A mail's badge names its recipients: a glance tells whom it tells.
+        // A mail's badge says in words what it does, as "waits" does; whom
+        // it tells is in its accessible label and on its properties page
+        // (recipients, often templates, would crowd out the event's name).
         let mail_to = match event {
-            EventDraft::Mail(mail) => Some(format!("to {}", mail.to.trim())),
+            EventDraft::Mail(_) => Some("sends mail".to_owned()),
             _ => None,
         };
         let timer = match event {
@@ -819,7 +821,7 @@ fn draw_activity(
         let badge_width = match (&when, &mail_to) {
             (_, Some(to)) => {
                 let text = painter.layout_no_wrap(to.clone(), small.clone(), Color32::WHITE).size().x;
-                (text + 12.0 * zoom).clamp(40.0 * zoom, row.width() * 0.5)
+                (text + 18.0 * zoom).clamp(40.0 * zoom, row.width() * 0.5)
             }
             _ if synchronous => 0.0,
             (Some(when), None) => {
