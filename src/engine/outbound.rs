@@ -10,7 +10,7 @@
 //! Mail goes the same way: a [`Mailer`] sends a filled-in [`MailMessage`]
 //! (the real one, [`SmtpMailer`], over lettre's blocking SMTP transport with
 //! rustls, to the server its [`SmtpSettings`] name), and a [`MailDelivery`]
-//! is what happened: "mail to … accepted as <message id>", or the server's
+//! is what happened: `mail to … accepted as <message id>`, or the server's
 //! refusal. The password lives only in [`SmtpSettings`] (its `Debug` hides
 //! it) and in the SMTP conversation, never in a line or a reason.
 

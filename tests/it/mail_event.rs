@@ -56,6 +56,9 @@ fn process(to: &str, subject: &str) -> String {
     )
 }
 
+/// Reads the instance's status from the store, as another engine would.
+type ReadStatus = Box<dyn Fn() -> Option<InstanceStatus> + Send + Sync>;
+
 /// What the fake mailer answers each send with, in order; accepted once
 /// the list runs out. It also records, at each send, the instance's status
 /// as another engine reads it from the store: what was committed.
@@ -63,7 +66,7 @@ fn process(to: &str, subject: &str) -> String {
 struct FakeMailer {
     answers: Mutex<VecDeque<MailError>>,
     sent: Mutex<Vec<(MailMessage, SystemTime, Option<InstanceStatus>)>>,
-    committed: Mutex<Option<Box<dyn Fn() -> Option<InstanceStatus> + Send + Sync>>>,
+    committed: Mutex<Option<ReadStatus>>,
 }
 
 impl FakeMailer {
