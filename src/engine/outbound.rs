@@ -518,6 +518,11 @@ impl Mailer for SmtpMailer {
             .port(settings.port)
             .tls(tls)
             .timeout(Some(MAIL_TIMEOUT));
+        // EHLO with this machine's name, as RFC 5321 asks (lettre, built
+        // without its `hostname` feature, would say [127.0.0.1]).
+        if let Some(name) = whoami::hostname().ok().filter(|name| !name.is_empty() && name.is_ascii()) {
+            transport = transport.hello_name(lettre::transport::smtp::extension::ClientId::Domain(name));
+        }
         if !settings.user.is_empty() {
             let password = settings.password.map(|p| p.0).unwrap_or_default();
             transport = transport.credentials(lettre::transport::smtp::authentication::Credentials::new(

@@ -4,9 +4,9 @@
 
 use egui::{Grid, RichText, TextEdit, Ui};
 
-use crate::gui::designer::properties::{problems_ui, text_row};
+use crate::gui::designer::properties::{event_footer_ui, text_row};
 use crate::gui::designer::{Coalesce, Designer, Edit};
-use crate::model::{ActivityDraft, EventDraft, Location, MailDraft, ProcessDraft};
+use crate::model::{ActivityDraft, EventDraft, MailDraft, ProcessDraft};
 
 /// Why the toggle cannot be switched off, as its hover text and the page say.
 pub const SYNCHRONOUS_REASON: &str = "A mail event is always synchronous: it completes once the SMTP server has accepted the mail. Nothing outside holds a serial to call back with, so there is nothing to wait for.";
@@ -63,21 +63,11 @@ pub(crate) fn mail_ui(
             }));
         }
     }
-    problems_ui(
-        ui,
-        designer,
-        |location| matches!(location, Location::Event { activity_id: a, index: i, .. } if a == activity_id && *i == index),
-    );
-    let draft = designer.doc.draft();
-    let field_names: Vec<&str> = draft.fields.iter().map(|f| f.name.as_str()).collect();
-    ui.label(
-        RichText::new(format!(
-            "Addresses: ada@example.com or Ada Lovelace <ada@example.com>, separated by commas. Placeholders: ${{instance_id}}, ${{folio}}, ${{activity}}, ${{event}} and the fields ({}); in the HTML body a value is escaped. The SMTP server is set in Settings (or FLOWDESK_SMTP_URL), never in the process.",
-            if field_names.is_empty() { "none yet".to_owned() } else { field_names.join(", ") }
-        ))
-        .small()
-        .weak(),
-    );
+    event_footer_ui(ui, designer, activity_id, index, |fields| {
+        format!(
+            "Addresses: ada@example.com or Ada Lovelace <ada@example.com>, separated by commas. Placeholders: ${{instance_id}}, ${{folio}}, ${{activity}}, ${{event}} and the fields ({fields}); in the HTML body a value is escaped. The SMTP server is set in Settings (or FLOWDESK_SMTP_URL), never in the process."
+        )
+    });
 }
 
 fn with_mail(draft: &mut ProcessDraft, activity: &str, index: usize, change: impl FnOnce(&mut MailDraft)) {
