@@ -422,22 +422,24 @@ impl MailDelivery {
         }
     }
 
-    /// The audit trail's line: `mail to a@x.org accepted as <…@x.org>`.
+    /// The audit trail's detail, after its action `Mail`: `to a@x.org
+    /// accepted as <…@x.org>`, so that the line reads "Mail to …".
     pub fn summary(&self) -> String {
         match self {
-            MailDelivery::NotSent(err) => format!("mail not sent: {err}"),
+            MailDelivery::NotSent(err) => format!("not sent: {err}"),
             MailDelivery::Sent { recipients, outcome: Ok(accepted) } => {
-                format!("mail to {recipients} accepted as {}", accepted.message_id)
+                format!("to {recipients} accepted as {}", accepted.message_id)
             }
-            MailDelivery::Sent { recipients, outcome: Err(err) } => format!("mail to {recipients} {err}"),
+            MailDelivery::Sent { recipients, outcome: Err(err) } => format!("to {recipients} {err}"),
         }
     }
 
-    /// Why the event failed, for an operator; `None` once accepted.
+    /// Why the event failed, for an operator (`mail to a@x.org refused by
+    /// …`); `None` once accepted.
     pub fn failure(&self) -> Option<String> {
         match self {
             MailDelivery::Sent { outcome: Ok(_), .. } => None,
-            _ => Some(self.summary()),
+            _ => Some(format!("mail {}", self.summary())),
         }
     }
 }

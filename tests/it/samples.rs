@@ -268,12 +268,8 @@ fn notify_by_mail_sample_confirms_then_tells_the_tracking_number_after_the_callb
     assert_eq!(sent[1].recipients(), "ada@example.com, orders@example.com");
     assert!(sent[1].text.ends_with("Tracking number: 1Z999."), "{}", sent[1].text);
     let detail = engine.instance(OWNER, progress.instance_id).unwrap();
-    audit_position(&detail, AuditAction::Mail, "mail to ada@example.com accepted as <1@example.com>");
-    audit_position(
-        &detail,
-        AuditAction::Mail,
-        "mail to ada@example.com, orders@example.com accepted as <2@example.com>",
-    );
+    audit_position(&detail, AuditAction::Mail, "to ada@example.com accepted as <1@example.com>");
+    audit_position(&detail, AuditAction::Mail, "to ada@example.com, orders@example.com accepted as <2@example.com>");
 }
 
 // ----- callback with deadlines ----------------------------------------------
