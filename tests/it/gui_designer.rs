@@ -840,7 +840,15 @@ fn a_mail_event_is_added_from_the_palette_edited_and_shows_why_it_is_always_sync
     gui.replace_value("${folio}", "Approved: ${folio}");
     gui.type_into("Body (plain text)", "Instance ${instance_id} was approved.");
     // The canvas row names whom it tells.
-    assert!(gui.exists("Event Send mail (mail to boss@example.com, Bob <bob@example.com>)"));
+    let row = "Event Send mail (mail to boss@example.com, Bob <bob@example.com>)";
+    assert!(gui.exists(row));
+    // Its right-click menu shows the toggle disabled too.
+    gui.harness.get_by_label(row).click_secondary();
+    gui.settle();
+    let toggles = gui.harness.get_all_by_label("Synchronous").collect::<Vec<_>>();
+    assert!(toggles.len() == 2 && toggles.iter().all(|t| t.accesskit_node().is_disabled()), "{toggles:?}");
+    gui.harness.key_press(Key::Escape);
+    gui.settle();
 
     gui.shortcut(Modifiers::COMMAND, Key::S);
     let saved = ProcessDraft::load(&files.path().join("tell.process.json")).unwrap();

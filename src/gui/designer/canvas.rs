@@ -462,9 +462,19 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             response.dnd_set_drag_payload(EventPayload { activity: activity.id.clone(), index: *event_index });
         }
         let synchronous = activity.events[*event_index].synchronous();
+        // A mail event cannot wait: its toggle is shown disabled, with why.
+        let fixed = match &activity.events[*event_index] {
+            EventDraft::Mail(_) => Some(crate::gui::designer::mail_editor::SYNCHRONOUS_REASON),
+            _ => None,
+        };
         response.context_menu(|ui| {
             let mut checked = synchronous;
-            if ui.checkbox(&mut checked, "Synchronous").clicked() {
+            let toggle = ui.add_enabled(fixed.is_none(), egui::Checkbox::new(&mut checked, "Synchronous"));
+            let toggle = match fixed {
+                Some(reason) => toggle.on_disabled_hover_text(reason),
+                None => toggle,
+            };
+            if toggle.clicked() {
                 actions.push(Action::ToggleSynchronous { activity: activity.id.clone(), index: *event_index });
                 ui.close();
             }
