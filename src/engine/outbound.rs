@@ -347,12 +347,13 @@ impl SmtpSettings {
     /// The settings as a URL without the password: what the window and
     /// the trail may show.
     pub fn url(&self) -> String {
-        let user: String =
-            percent_encoding::utf8_percent_encode(&self.user, percent_encoding::NON_ALPHANUMERIC).collect();
+        // RFC 3986's unreserved characters stay as they are: `a%40x.org`.
+        const PART: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+        let user: String = percent_encoding::utf8_percent_encode(&self.user, PART).collect();
         let at = if self.user.is_empty() { String::new() } else { format!("{user}@") };
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        let from: String =
-            percent_encoding::utf8_percent_encode(&self.from, percent_encoding::NON_ALPHANUMERIC).collect();
+        let from: String = percent_encoding::utf8_percent_encode(&self.from, PART).collect();
         format!("smtp://{at}{host}:{}?tls={}&from={from}", self.port, self.security.name())
     }
 

@@ -262,6 +262,7 @@ fn smtp_urls_are_read_with_secure_defaults() {
     assert_eq!(read("smtps://mail.example.com").unwrap().port, 465);
     let local = read("smtp://localhost:2525?tls=none&from=flowdesk%40example.org").unwrap();
     assert_eq!((local.port, local.from.as_str()), (2525, "flowdesk@example.org"));
+    assert_eq!(local.url(), "smtp://localhost:2525?tls=none&from=flowdesk%40example.org");
     assert_eq!(read(&local.url()).unwrap(), local, "the shown URL reads back");
     for (url, expected) in [
         ("smtp://u:pw@mail.example.com", "holds a password"),
