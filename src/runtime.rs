@@ -595,8 +595,13 @@ pub fn smtp_from_env() -> Result<Option<SmtpSettings>, SmtpSettingsError> {
     let Some(url) = std::env::var("FLOWDESK_SMTP_URL").ok().filter(|u| !u.trim().is_empty()) else {
         return Ok(None);
     };
-    let password = std::env::var("FLOWDESK_SMTP_PASSWORD").ok().filter(|p| !p.is_empty()).map(SmtpPassword::new);
-    SmtpSettings::from_url(&url, password).map(Some)
+    SmtpSettings::from_url(&url, smtp_password_from_env()).map(Some)
+}
+
+/// `FLOWDESK_SMTP_PASSWORD`: the SMTP password, for the server of
+/// `FLOWDESK_SMTP_URL` or of the window's Settings.
+pub fn smtp_password_from_env() -> Option<SmtpPassword> {
+    std::env::var("FLOWDESK_SMTP_PASSWORD").ok().filter(|p| !p.is_empty()).map(SmtpPassword::new)
 }
 
 #[cfg(test)]

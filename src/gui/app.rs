@@ -353,7 +353,7 @@ impl FlowdeskApp {
         // Mail goes through the server FLOWDESK_SMTP_URL names, else the
         // one saved in Settings (its password is asked for each session).
         let smtp = match crate::runtime::smtp_from_env() {
-            Ok(None) => settings.smtp.settings(None),
+            Ok(None) => settings.smtp.settings(crate::runtime::smtp_password_from_env()),
             from_env => from_env,
         };
         let runtime_options =

@@ -56,7 +56,7 @@ impl SavedSmtp {
 pub struct SettingsForm {
     pub smtp: SavedSmtp,
     pub port: String,
-    /// Typed for this session; never saved.
+    /// Typed for this session; never saved. Empty: `FLOWDESK_SMTP_PASSWORD`'s.
     pub password: String,
     /// What `FLOWDESK_SMTP_URL` says, when it is set (it wins).
     pub from_env: Option<String>,
@@ -81,7 +81,11 @@ impl SettingsForm {
             "" => None,
             port => Some(port.parse().map_err(|_| format!("port `{port}` is not a number from 1 to 65535"))?),
         };
-        let password = (!self.password.is_empty()).then(|| SmtpPassword::new(self.password.clone()));
+        // Typed here, else FLOWDESK_SMTP_PASSWORD's.
+        let password = match self.password.as_str() {
+            "" => crate::runtime::smtp_password_from_env(),
+            typed => Some(SmtpPassword::new(typed.to_owned())),
+        };
         let settings = smtp.settings(password).map_err(|err| err.to_string())?;
         Ok((smtp, settings))
     }
@@ -138,7 +142,7 @@ pub fn settings_dialog_ui(ctx: &egui::Context, form: &mut SettingsForm) -> Setti
                 let port_hint = form.smtp.security.default_port().to_string();
                 row(ui, "Port", &mut form.port, &port_hint, false);
                 row(ui, "User", &mut form.smtp.user, "empty: no login", false);
-                row(ui, "Password", &mut form.password, "kept for this session only", true);
+                row(ui, "Password", &mut form.password, "this session only; else FLOWDESK_SMTP_PASSWORD", true);
                 row(ui, "From", &mut form.smtp.from, "flowdesk@example.com", false);
             });
         });
