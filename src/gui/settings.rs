@@ -142,13 +142,13 @@ pub fn settings_dialog_ui(ctx: &egui::Context, form: &mut SettingsForm) -> Setti
                 let port_hint = form.smtp.security.default_port().to_string();
                 row(ui, "Port", &mut form.port, &port_hint, false);
                 row(ui, "User", &mut form.smtp.user, "empty: no login", false);
-                row(ui, "Password", &mut form.password, "this session only; else FLOWDESK_SMTP_PASSWORD", true);
+                row(ui, "Password", &mut form.password, "kept for this session only", true);
                 row(ui, "From", &mut form.smtp.from, "flowdesk@example.com", false);
             });
         });
         ui.label(
             RichText::new(
-                "Kept with the window's settings, but for the password: give it in FLOWDESK_SMTP_PASSWORD to have it at every start. Never in a process file or the audit trail.",
+                "Kept with the window's settings, but for the password: left empty, it is FLOWDESK_SMTP_PASSWORD's. Never in a process file or the audit trail.",
             )
             .small()
             .weak(),
