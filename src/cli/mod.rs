@@ -512,12 +512,19 @@ fn open_database(path: &Path, sync: Durability) -> Result<Runtime, RuntimeError>
     Runtime::open_existing(path, runtime_options(sync, Ticking::Beat))
 }
 
-/// The runtime's options for a command: the crash tests' kill hook when
+/// The runtime's options for a command: the SMTP server of
+/// `FLOWDESK_SMTP_URL` (a malformed one fails each mail, saying why), the crash tests' kill hook when
 /// `FLOWDESK_KILL_AT` asks for it, a clock moved by
 /// `FLOWDESK_CLOCK_OFFSET_MS`, and a busy timeout set by
 /// `FLOWDESK_BUSY_TIMEOUT_MS`.
 fn runtime_options(sync: Durability, ticking: Ticking) -> RuntimeOptions {
-    let mut options = RuntimeOptions { durability: sync, ticking, hook: kill_hook(), ..RuntimeOptions::default() };
+    let mut options = RuntimeOptions {
+        durability: sync,
+        ticking,
+        hook: kill_hook(),
+        smtp: crate::runtime::smtp_from_env(),
+        ..RuntimeOptions::default()
+    };
     if let Some(offset) = clock_offset() {
         options.clock = std::sync::Arc::new(OffsetClock(offset));
     }

@@ -10,7 +10,7 @@
 //!
 //! Two kinds of work cannot run inside a transaction, so the loop stops before
 //! them with [`RunEnd::Outside`]: an HTTP request event (IO of unbounded length,
-//! synchronous or not), and an asynchronous event's script that may hand its
+//! synchronous or not), a mail event (the same, and always synchronous), and an asynchronous event's script that may hand its
 //! serial to the outside world (its server item must be committed first so a
 //! fast callback can find it). The engine commits, does the work
 //! ([`Executor::outside_work`], then the request if there is one), and comes
@@ -29,10 +29,10 @@ use crate::engine::instance::{
     ItemStatus, LineResult, Millis, ServerItem, Token, TokenState,
 };
 use crate::engine::machine::{Effect, Effects, ItemState};
-use crate::engine::outbound::Exchange;
+use crate::engine::outbound::{Exchange, MailDelivery};
 use crate::model::{
-    CompiledProcess, CompiledScript, Due, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext,
-    ScriptFailure, ScriptHost, ScriptOutcome, TemplateValues, Value,
+    CompiledProcess, CompiledScript, Due, EventAction, FillError, HttpRequest, MailFillError, MailMessage,
+    PrecedingRule, ScriptContext, ScriptFailure, ScriptHost, ScriptOutcome, TemplateValues, Value,
 };
 
 /// A script may log more than is worth keeping: one step records its first
@@ -68,6 +68,8 @@ pub enum OutsideWork {
     ScriptRan(Result<ScriptOutcome, ScriptFailure>),
     /// The request to send, filled in from the instance, or why it cannot be.
     Send(Result<HttpRequest, FillError>),
+    /// The mail to send, filled in from the instance, or why it cannot be.
+    Mail(Result<MailMessage, MailFillError>),
 }
 
 /// What an event's outside work came to, for [`Executor::apply_outside`].
@@ -75,6 +77,7 @@ pub enum OutsideWork {
 pub enum OutsideResult {
     Script(Result<ScriptOutcome, ScriptFailure>),
     Http(Exchange),
+    Mail(MailDelivery),
 }
 
 pub struct Executor<'a> {
@@ -212,8 +215,9 @@ impl Executor<'_> {
             };
             let script = match &event.action {
                 EventAction::Script(script) => script,
-                EventAction::Http(_) => {
-                    // Requests are IO: always sent outside the transaction.
+                EventAction::Http(_) | EventAction::Mail(_) => {
+                    // Requests and mail are IO: always sent outside the
+                    // transaction (a mail event is synchronous: no item).
                     if !event.synchronous {
                         self.open_item(instance, items, position, effects);
                     }
@@ -356,6 +360,9 @@ impl Executor<'_> {
             EventAction::Http(spec) => {
                 OutsideWork::Send(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
             }
+            EventAction::Mail(spec) => {
+                OutsideWork::Mail(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
+            }
             // A wait has no work outside: its token is never running there.
             EventAction::Wait(_) => return None,
         })
@@ -392,6 +399,13 @@ impl Executor<'_> {
             OutsideResult::Http(exchange) => {
                 self.audit_at(effects, place.clone(), AuditAction::HttpRequest, exchange.summary());
                 match exchange.failure() {
+                    None => Ok(ScriptOutcome::default()),
+                    Some(message) => Err(message),
+                }
+            }
+            OutsideResult::Mail(delivery) => {
+                self.audit(effects, AuditAction::Mail, delivery.summary());
+                match delivery.failure() {
                     None => Ok(ScriptOutcome::default()),
                     Some(message) => Err(message),
                 }

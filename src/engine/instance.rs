@@ -285,10 +285,13 @@ pub enum AuditAction {
     EscalationNotArmed,
     /// An escalation's notification was refused; it is tried again.
     NotifyFailed,
+    /// A mail event's mail: accepted by the SMTP server (with its
+    /// message id), refused (with the server's answer) or not sent.
+    Mail,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::InstanceStarted,
         AuditAction::ActivityStarted,
         AuditAction::ActivityCompleted,
@@ -311,6 +314,7 @@ impl AuditAction {
         AuditAction::TimerFired,
         AuditAction::EscalationNotArmed,
         AuditAction::NotifyFailed,
+        AuditAction::Mail,
     ];
 
     /// The action in words, as trails show and store it.
@@ -338,6 +342,7 @@ impl AuditAction {
             AuditAction::TimerFired => "Timer fired",
             AuditAction::EscalationNotArmed => "Escalation not armed",
             AuditAction::NotifyFailed => "Notification failed",
+            AuditAction::Mail => "Mail",
         }
     }
 }

@@ -37,7 +37,10 @@ pub use instance::{
     ItemStatus, LineResult, Millis, ServerItem, TokenState,
 };
 pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
-pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
+pub use outbound::{
+    Exchange, HttpOutbound, MAIL_TIMEOUT, MailAccepted, MailDelivery, MailError, Mailer, Outbound, OutboundError,
+    OutboundResponse, SmtpMailer, SmtpPassword, SmtpSecurity, SmtpSettings, SmtpSettingsError,
+};
 pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
@@ -330,6 +333,8 @@ pub struct Engine<S: Storage> {
     hook: Option<Hook>,
     /// Sends HTTP request events' requests, never inside a transaction.
     outbound: Arc<dyn Outbound>,
+    /// Sends mail events' mail, never inside a transaction.
+    mailer: Arc<dyn Mailer>,
     /// This engine's name in the claims it makes (see [`runner`]).
     runner: RunnerId,
     /// Runs of outside work going on now, which its runtime beats for.
@@ -355,6 +360,8 @@ impl<S: Storage> Engine<S> {
             compiled: Mutex::new(HashMap::new()),
             hook: None,
             outbound: Arc::new(HttpOutbound::default()),
+            // No SMTP server until one is given: a mail event fails saying so.
+            mailer: Arc::new(SmtpMailer::default()),
             runner: RunnerId::random(),
             running_outside: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -383,6 +390,13 @@ impl<S: Storage> Engine<S> {
     /// Replaces how HTTP request events are sent (the default is [`HttpOutbound`]).
     pub fn with_outbound(mut self, outbound: Arc<dyn Outbound>) -> Engine<S> {
         self.outbound = outbound;
+        self
+    }
+
+    /// Replaces how mail events' mail is sent (the default, an
+    /// [`SmtpMailer`] with no server, refuses every mail).
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Engine<S> {
+        self.mailer = mailer;
         self
     }
 
@@ -634,6 +648,7 @@ impl<S: Storage> Engine<S> {
                     .filter_map(|t| executor.process.activities[t.activity].events.get(t.next_event))
                     .filter_map(|event| match &event.action {
                         EventAction::Http(spec) => Some(spec.timeout.as_millis()),
+                        EventAction::Mail(_) => Some(MAIL_TIMEOUT.as_millis()),
                         EventAction::Script(_) | EventAction::Wait(_) => None,
                     })
                     .max()
@@ -702,6 +717,11 @@ impl<S: Storage> Engine<S> {
                 None => return Ok(instance),
                 Some(OutsideWork::ScriptRan(result)) => OutsideResult::Script(result),
                 Some(OutsideWork::Send(request)) => OutsideResult::Http(Exchange::run(self.outbound.as_ref(), request)),
+                Some(OutsideWork::Mail(mail)) => {
+                    let date = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(u64::try_from(self.now()).unwrap_or_default());
+                    OutsideResult::Mail(MailDelivery::run(self.mailer.as_ref(), mail, date))
+                }
             };
             (instance, end) = self.write(|tx| {
                 // Reloaded: others (a callback, an operator) may have written since.

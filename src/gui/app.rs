@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Clock, EngineError, SystemClock};
+use crate::engine::{Clock, EngineError, SmtpSettings, SystemClock};
 use crate::gui::GuiOptions;
-use crate::gui::designer::canvas::{TemplatePayload, paint_clock};
+use crate::gui::designer::canvas::{TemplatePayload, paint_drawn_icon};
 use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
@@ -36,6 +36,7 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ("purchase-approval", include_str!("../../samples/purchase-approval.process.json")),
     ("shipment", include_str!("../../samples/shipment.process.json")),
     ("http-callback", include_str!("../../samples/http-callback.process.json")),
+    ("notify-by-mail", include_str!("../../samples/notify-by-mail.process.json")),
 ];
 
 /// What is kept between runs.
@@ -48,6 +49,9 @@ pub struct Settings {
     /// False until the first run has shown the callback sample.
     pub welcomed: bool,
     pub snap_to_grid: Option<bool>,
+    /// The SMTP server mail events send through, but for its password
+    /// (Settings; `FLOWDESK_SMTP_URL` wins).
+    pub smtp: crate::gui::settings::SavedSmtp,
 }
 
 const RECENT_LIMIT: usize = 8;
@@ -82,6 +86,7 @@ enum Modal {
     },
     CreateToken(TokenForm),
     Tokens(TokenList),
+    Settings(crate::gui::settings::SettingsForm),
     /// A BPMN file of several processes: which to open.
     ChooseProcess {
         path: PathBuf,
@@ -345,7 +350,14 @@ impl FlowdeskApp {
         // Instances whose runner died mid-script or mid-request run on, beside
         // the window's own calls (the monitor shows where they stand), and
         // timers fire as they fall due.
-        let runtime_options = RuntimeOptions { ticking: Ticking::Host, clock: clock.clone(), ..Default::default() };
+        // Mail goes through the server FLOWDESK_SMTP_URL names, else the
+        // one saved in Settings (its password is asked for each session).
+        let smtp = match crate::runtime::smtp_from_env() {
+            Ok(None) => settings.smtp.settings(crate::runtime::smtp_password_from_env()),
+            from_env => from_env,
+        };
+        let runtime_options =
+            RuntimeOptions { ticking: Ticking::Host, clock: clock.clone(), smtp, ..Default::default() };
         let opened =
             Runtime::open(&options.db_path, runtime_options).map(Arc::new).map_err(crate::engine::EngineError::from);
         // The query worker wakes the window when an answer arrives; the
@@ -527,6 +539,11 @@ impl FlowdeskApp {
                     self.file_menu_designer_items(ui);
                     ui.separator();
                 }
+                if ui.button("Settings…").clicked() {
+                    self.open_settings();
+                    ui.close();
+                }
+                ui.separator();
                 if ui.add(egui::Button::new("Quit").shortcut_text("Ctrl+Q")).clicked() {
                     self.request(Replace::Quit);
                     ui.close();
@@ -1007,7 +1024,7 @@ impl FlowdeskApp {
                                 Some(None) => {
                                     let (rect, _) =
                                         ui.allocate_exact_size(egui::vec2(22.0, 22.0), egui::Sense::hover());
-                                    paint_clock(ui.painter(), rect.center(), 10.0, theme::TIMER, egui::Color32::WHITE);
+                                    paint_drawn_icon(ui.painter(), template.icon, rect);
                                 }
                                 None => {}
                             }
@@ -1708,6 +1725,35 @@ impl FlowdeskApp {
         };
     }
 
+    /// File ▸ Settings…: the SMTP server mail events send through.
+    pub fn open_settings(&mut self) {
+        let from_env = std::env::var("FLOWDESK_SMTP_URL").ok().filter(|url| !url.trim().is_empty());
+        self.modal = Some(Modal::Settings(crate::gui::settings::SettingsForm::new(&self.settings.smtp, from_env)));
+    }
+
+    /// Saves the Settings dialog's server: from now on mail goes there.
+    /// False (and the form says why) when it cannot be used.
+    fn save_settings(&mut self, form: &mut crate::gui::settings::SettingsForm) -> bool {
+        let (saved, settings) = match form.read() {
+            Ok(read) => read,
+            Err(message) => {
+                form.error = Some(message);
+                return false;
+            }
+        };
+        let shown = settings.as_ref().map(SmtpSettings::url);
+        if let Ok(runtime) = &self.runtime {
+            runtime.smtp().set_settings(Ok(settings));
+        }
+        self.settings.smtp = saved;
+        let text = match shown {
+            Some(url) => format!("Mail goes through {url}"),
+            None => "No SMTP server: mail events fail until one is set".to_owned(),
+        };
+        self.set_status(text, StatusKind::Success);
+        true
+    }
+
     fn set_status(&mut self, text: String, kind: StatusKind) {
         self.status = Some((text, kind));
     }
@@ -1890,6 +1936,16 @@ impl FlowdeskApp {
                     self.send_deploy(true);
                 } else if keep {
                     next_modal = Some(Modal::ConfirmRedeploy { version });
+                }
+            }
+            Modal::Settings(mut form) => {
+                keep = match crate::gui::settings::settings_dialog_ui(ctx, &mut form) {
+                    crate::gui::settings::SettingsAnswer::Open => true,
+                    crate::gui::settings::SettingsAnswer::Cancel => false,
+                    crate::gui::settings::SettingsAnswer::Save => !self.save_settings(&mut form),
+                };
+                if keep {
+                    next_modal = Some(Modal::Settings(form));
                 }
             }
             Modal::CreateToken(mut form) => {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::model::definition::{EscalationActionDraft, EscalationDraft, EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
+use crate::model::mail::MailSpec;
 use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
 use crate::model::time::{Delay, Due, DueError, Millis, ProcessZone};
@@ -34,6 +35,8 @@ pub enum EventAction {
     Http(HttpRequestSpec),
     /// A timer event: waits until `Due`, then completes.
     Wait(Due),
+    /// Sends a mail: IO, so never inside a transaction. Always synchronous.
+    Mail(MailSpec),
 }
 
 /// An escalation of an activity: when a wait of the activity falls due,
@@ -181,6 +184,13 @@ impl CompiledProcess {
                             action: EventAction::Http(spec),
                         });
                     }
+                    EventDraft::Mail(mail) => events.push(CompiledEvent {
+                        name: mail.name.clone(),
+                        synchronous: true,
+                        action: EventAction::Mail(
+                            MailSpec::check(mail, &field_names).map_err(|messages| internal(messages.join("; ")))?,
+                        ),
+                    }),
                     EventDraft::Timer(timer) => events.push(CompiledEvent {
                         name: timer.name.clone(),
                         synchronous: false,

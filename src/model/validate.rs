@@ -14,6 +14,7 @@ use crate::model::definition::{
 };
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
+use crate::model::mail::MailSpec;
 use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
 use crate::model::template::TemplateValues;
 use crate::model::time::{Delay, ProcessZone};
@@ -295,6 +296,13 @@ fn check_activities(
                     }
                 }
                 EventDraft::Timer(_) => {}
+                EventDraft::Mail(mail) => {
+                    if let Err(messages) = MailSpec::check(mail, field_names) {
+                        for message in messages {
+                            problems.error(event_location.clone(), message);
+                        }
+                    }
+                }
             }
         }
     }

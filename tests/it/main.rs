@@ -30,6 +30,7 @@ mod gui_monitor;
 mod http_callback;
 mod http_event;
 mod layers;
+mod mail_event;
 mod planned_writes;
 mod samples;
 mod timers;

@@ -1509,3 +1509,60 @@ fn a_loop_through_a_timer_waits_each_round() {
         &["warning: activity `A` (a): endless loop: A, B follow each other round with no rule to stop them"],
     );
 }
+
+// ----- mail events -----------------------------------------------------------------
+
+/// A process whose start activity holds one mail event made of `properties`
+/// (JSON object members besides `kind` and `name`), with the data fields
+/// `name` (string) and `email` (string).
+fn mail_event(properties: &str) -> String {
+    format!(
+        r#"{{"name": "p",
+            "fields": [{{"name": "name", "type": "string"}}, {{"name": "email", "type": "string"}}],
+            "activities": [{{"id": "a", "name": "A", "start": true, "events": [
+              {{"kind": "mail", "name": "Tell", {properties}}}
+            ]}}]}}"#
+    )
+}
+
+#[test]
+fn a_correct_mail_event_has_no_problems() {
+    for properties in [
+        r#""to": "${email}", "subject": "Hello ${name}", "body": "Dear ${name}""#,
+        r#""to": "Ada Lovelace <ada@example.com>, ${email}", "cc": "\"Doe, Jo\" <jo@example.com>",
+           "subject": "${folio}", "body": "", "html": "<p>${name}</p>", "synchronous": true"#,
+    ] {
+        check(&mail_event(properties), &[]);
+    }
+}
+
+#[test]
+fn mail_events_are_always_synchronous() {
+    check(
+        &mail_event(r#""to": "a@example.com", "synchronous": false"#),
+        &[
+            "error: activity `A`, event 1 `Tell`: a mail event is always synchronous: it completes when the SMTP server accepts the mail, and nothing calls back; remove `\"synchronous\": false`",
+        ],
+    );
+}
+
+#[test]
+fn mail_event_problems_are_named() {
+    let cases = [
+        (r#""to": " ""#, "the mail has no recipient: write an address in To"),
+        (r#""to": "ada@example.com, bob@""#, "To: `bob@` is not an e-mail address"),
+        (r#""to": "a@example.com", "cc": "not an address""#, "Cc: `not an address` is not an e-mail address"),
+        (
+            r#""to": "${mail}""#,
+            "To: unknown placeholder `${mail}`: is neither a data field nor one of serial, instance_id, folio, activity, event",
+        ),
+        (
+            r#""to": "a@example.com", "subject": "Hi\r\nBcc: eve@example.com""#,
+            "Subject holds a line break or another control character once filled in: refused, since it could add headers to the mail",
+        ),
+        (r#""to": "a@example.com", "html": "<p>${nom}</p>""#, "HTML body: unknown placeholder `${nom}`…"),
+    ];
+    for (properties, message) in cases {
+        check(&mail_event(properties), &[&format!("error: activity `A`, event 1 `Tell`: {message}")]);
+    }
+}

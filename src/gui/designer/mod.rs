@@ -9,6 +9,7 @@ pub mod canvas;
 pub mod deadlines;
 pub mod document;
 pub mod layout;
+pub mod mail_editor;
 pub mod ops;
 pub mod palette;
 pub mod problems;
@@ -243,8 +244,8 @@ impl Designer {
             match draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index)) {
                 Some(EventDraft::ServerEvent(event)) => event.synchronous = !event.synchronous,
                 Some(EventDraft::HttpRequest(event)) => event.synchronous = !event.synchronous,
-                // A timer always waits.
-                Some(EventDraft::Timer(_)) | None => {}
+                // A timer always waits; a mail never does.
+                Some(EventDraft::Timer(_) | EventDraft::Mail(_)) | None => {}
             }
         });
     }

@@ -1445,6 +1445,7 @@ pub fn action_color(action: AuditAction) -> Color32 {
         | AuditAction::CallbackApplied
         | AuditAction::Log
         | AuditAction::HttpRequest
+        | AuditAction::Mail
         | AuditAction::InstanceCompleted
         | AuditAction::InstanceInError
         | AuditAction::Retried

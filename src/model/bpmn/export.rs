@@ -42,6 +42,8 @@ pub(super) enum Shape {
     ScriptTask,
     ReceiveTask,
     ServiceTask,
+    /// One mail event: BPMN's task that sends a message.
+    SendTask,
     Task,
 }
 
@@ -55,6 +57,7 @@ impl Shape {
             Shape::ScriptTask => "scriptTask",
             Shape::ReceiveTask => "receiveTask",
             Shape::ServiceTask => "serviceTask",
+            Shape::SendTask => "sendTask",
             Shape::Task => "task",
         }
     }
@@ -73,6 +76,7 @@ fn shape_of(activity: &ActivityDraft, has_incoming: bool, has_outgoing: bool) ->
         [EventDraft::ServerEvent(e)] if e.script.is_empty() => Shape::ReceiveTask,
         [EventDraft::ServerEvent(_) | EventDraft::HttpRequest(_)] => Shape::ServiceTask,
         [EventDraft::Timer(_)] => Shape::TimerCatchEvent,
+        [EventDraft::Mail(_)] => Shape::SendTask,
         _ => Shape::Task,
     };
     // A boundary event can only sit on a task.
@@ -612,6 +616,31 @@ fn write_event(xml: &mut XmlWriter, event: &EventDraft, script_is_standard: bool
                 attributes.push(("atField", timer.at_field.as_str()));
             }
             xml.empty("flowdesk:timer", &attributes);
+        }
+        EventDraft::Mail(mail) => {
+            let mut attributes = vec![("name", mail.name.as_str()), ("to", mail.to.as_str())];
+            // Written only when a file says so, which validation refuses:
+            // the identity holds for such a file too.
+            if !mail.synchronous {
+                attributes.push(("synchronous", "false"));
+            }
+            for (name, value) in [("cc", &mail.cc), ("subject", &mail.subject)] {
+                if !value.is_empty() {
+                    attributes.push((name, value.as_str()));
+                }
+            }
+            if mail.body.is_empty() && mail.html.is_empty() {
+                xml.empty("flowdesk:mail", &attributes);
+            } else {
+                xml.open("flowdesk:mail", &attributes);
+                if !mail.body.is_empty() {
+                    xml.text("flowdesk:body", &[], &mail.body);
+                }
+                if !mail.html.is_empty() {
+                    xml.text("flowdesk:html", &[], &mail.html);
+                }
+                xml.close("flowdesk:mail");
+            }
         }
     }
 }

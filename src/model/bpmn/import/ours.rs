@@ -6,7 +6,8 @@ use crate::model::bpmn::FLOWDESK_NS;
 use crate::model::bpmn::report::{EntryKind, Report};
 use crate::model::bpmn::xml::Element;
 use crate::model::definition::{
-    EscalationActionDraft, EventDraft, HeaderDraft, HttpRequestDraft, NotifyDraft, ServerEventDraft, TimerDraft,
+    EscalationActionDraft, EventDraft, HeaderDraft, HttpRequestDraft, MailDraft, NotifyDraft, ServerEventDraft,
+    TimerDraft,
 };
 use crate::model::rights::Right;
 
@@ -51,6 +52,18 @@ pub(super) fn ours_events(element: &Element, ours: &Element) -> Vec<EventDraft> 
                 after: get("after"),
                 at_field: get("atField"),
             })),
+            "mail" => {
+                let text = |name| child.child(FLOWDESK_NS, name).map(|e| e.text.clone()).unwrap_or_default();
+                events.push(EventDraft::Mail(MailDraft {
+                    name: get("name"),
+                    synchronous,
+                    to: get("to"),
+                    cc: get("cc"),
+                    subject: get("subject"),
+                    body: text("body"),
+                    html: text("html"),
+                }));
+            }
             _ => {}
         }
     }
