@@ -19,6 +19,7 @@
 pub mod error;
 mod executor;
 pub mod instance;
+mod ipc;
 pub mod machine;
 pub mod outbound;
 pub mod runner;
@@ -47,6 +48,7 @@ pub use storage::{
 pub use timer::{DueTimers, InstanceTimer, PendingTimer, Timer, TimerState};
 
 use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
+use crate::engine::ipc::{ChildStarter, InTransaction};
 use crate::engine::instance::FlowState;
 use crate::engine::machine::{Decision, Notification, State, check_data};
 use crate::model::{
@@ -317,6 +319,9 @@ struct Step {
     instance: Instance,
     process: Arc<CompiledProcess>,
     end: RunEnd,
+    /// Other instances the transaction left with work outside it (children
+    /// an IPC event started, a parent a child's completion moved on).
+    later: Vec<Step>,
 }
 
 /// The embedded workflow engine over a storage.
@@ -590,7 +595,13 @@ impl<S: Storage> Engine<S> {
     // Each call reads what it needs, lets `machine::decide` apply its command
     // (the table says whether it may), and writes the decision's effects.
 
-    fn executor<'a>(&'a self, process: &'a CompiledProcess, user: &'a str, now: Millis) -> Executor<'a> {
+    fn executor<'a>(
+        &'a self,
+        process: &'a CompiledProcess,
+        user: &'a str,
+        now: Millis,
+        children: Option<&'a dyn ChildStarter>,
+    ) -> Executor<'a> {
         Executor {
             process,
             host: &self.host,
@@ -598,6 +609,7 @@ impl<S: Storage> Engine<S> {
             user,
             max_steps: self.options.max_steps,
             inline_async_scripts: !self.host.can_call_out(),
+            children,
         }
     }
 
@@ -626,7 +638,7 @@ impl<S: Storage> Engine<S> {
                     .filter_map(|t| executor.process.activities[t.activity].events.get(t.next_event))
                     .filter_map(|event| match &event.action {
                         EventAction::Http(spec) => Some(spec.timeout.as_millis()),
-                        EventAction::Script(_) | EventAction::Wait(_) => None,
+                        EventAction::Script(_) | EventAction::Wait(_) | EventAction::Ipc(_) => None,
                     })
                     .max()
                     .unwrap_or(0);
@@ -670,7 +682,7 @@ impl<S: Storage> Engine<S> {
         step: Step,
         keep_going: &dyn Fn() -> bool,
     ) -> Result<Instance, EngineError> {
-        let Step { mut instance, process, mut end } = step;
+        let Step { mut instance, process, mut end, mut later } = step;
         let instance_id = instance.id;
         // Counted only when there is outside work, so that the calls that
         // have none (most starts and finishes) touch no shared counter.
@@ -687,7 +699,7 @@ impl<S: Storage> Engine<S> {
             }
             self.reach(HookPoint::BeforeAsyncScript);
             let work = {
-                let executor = self.executor(&process, user, self.now());
+                let executor = self.executor(&process, user, self.now(), None);
                 executor.outside_work(&instance, destination_id)
             };
             let result = match work {
@@ -695,20 +707,29 @@ impl<S: Storage> Engine<S> {
                 Some(OutsideWork::ScriptRan(result)) => OutsideResult::Script(result),
                 Some(OutsideWork::Send(request)) => OutsideResult::Http(Exchange::run(self.outbound.as_ref(), request)),
             };
-            (instance, end) = self.write(|tx| {
+            let more;
+            (instance, end, more) = self.write(|tx| {
                 // Reloaded: others (a callback, an operator) may have written since.
                 let mut instance =
                     tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-                let executor = self.executor(&process, user, self.now());
                 let items = tx.item_state(instance_id)?;
+                let children = InTransaction::new(self, tx, self.now());
+                let executor = children.executor(&process, user);
                 let state = State { instance: &mut instance, items };
                 let Some(decision) = machine::outside_work_done(&executor, state, destination_id, result) else {
-                    return Ok((instance, RunEnd::Settled));
+                    return Ok((instance, RunEnd::Settled, Vec::new()));
                 };
                 let end = decision.end;
-                self.save(tx, &mut instance, decision, &executor, false)?;
-                Ok((instance, end))
+                children.save(&mut instance, decision, &executor, false)?;
+                Ok((instance, end, children.into_later()?))
             })?;
+            later.extend(more);
+        }
+        // Children and parents the run moved with work outside, each as
+        // the user it runs for.
+        for other in later {
+            let user = other.instance.originator.clone();
+            self.continue_async_while(&user, other, keep_going)?;
         }
         Ok(instance)
     }
@@ -749,12 +770,13 @@ impl<S: Storage> Engine<S> {
                 lease_until: None,
                 revision: 0,
             };
-            let executor = self.executor(&compiled, user, now);
+            let children = InTransaction::new(self, tx, now);
+            let executor = children.executor(&compiled, user);
             let state = State { instance: &mut instance, items: ItemState::default() };
             let decision = machine::decide(&executor, state, Command::Start)?;
             let end = decision.end;
-            self.save(tx, &mut instance, decision, &executor, true)?;
-            Ok(Step { instance, process: compiled, end })
+            children.save(&mut instance, decision, &executor, true)?;
+            Ok(Step { instance, process: compiled, end, later: children.into_later()? })
         })?;
         let instance = self.continue_async(user, step)?;
         Ok(progress_of(&instance, None))
@@ -793,13 +815,14 @@ impl<S: Storage> Engine<S> {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            let executor = self.executor(&process, user, self.now());
             let items = tx.item_state(instance.id)?;
+            let children = InTransaction::new(self, tx, self.now());
+            let executor = children.executor(&process, user);
             let state = State { instance: &mut instance, items };
             let decision = machine::decide(&executor, state, Command::Finish { item: &item, data })?;
             let (applied, end) = (!decision.held, decision.end);
-            self.save(tx, &mut instance, decision, &executor, false)?;
-            Ok((applied, Step { instance, process, end }))
+            children.save(&mut instance, decision, &executor, false)?;
+            Ok((applied, Step { instance, process, end, later: children.into_later()? }))
         })?;
         let instance = self.continue_async(user, step)?;
         let finished = if applied { None } else { Some(serial) };
@@ -816,12 +839,13 @@ impl<S: Storage> Engine<S> {
             let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            let executor = self.executor(&process, user, self.now());
             let items = tx.item_state(id)?;
+            let children = InTransaction::new(self, tx, self.now());
+            let executor = children.executor(&process, user);
             let decision = machine::decide(&executor, State { instance: &mut instance, items }, command)?;
             let end = decision.end;
-            self.save(tx, &mut instance, decision, &executor, false)?;
-            Ok(Step { instance, process, end })
+            children.save(&mut instance, decision, &executor, false)?;
+            Ok(Step { instance, process, end, later: children.into_later()? })
         })?;
         let instance = self.continue_async(user, step)?;
         Ok(progress_of(&instance, None))
@@ -923,7 +947,7 @@ impl<S: Storage> Engine<S> {
                     return Ok(None);
                 };
                 let process = self.compiled(tx, &instance.process, instance.version)?;
-                let executor = self.executor(&process, "flowdesk", now);
+                let executor = self.executor(&process, "flowdesk", now, None);
                 let state = State { instance: &mut instance, items: ItemState::default() };
                 // Refused when it is no longer running: nothing to take over.
                 let Ok(decision) = machine::decide(&executor, state, Command::Recover) else {
@@ -949,6 +973,7 @@ impl<S: Storage> Engine<S> {
                     instance: instance.clone(),
                     process: process.clone(),
                     end: RunEnd::Outside { destination_id },
+                    later: Vec::new(),
                 };
                 instance = self.continue_async_while(&instance.originator, step, keep_going)?;
             }
@@ -984,8 +1009,9 @@ impl<S: Storage> Engine<S> {
             })?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let user = if timer.escalation.is_some() { timer::DEADLINE_USER } else { timer::TIMER_USER };
-            let executor = self.executor(&process, user, now);
             let items = tx.item_state(instance_id)?;
+            let children = InTransaction::new(self, tx, now);
+            let executor = children.executor(&process, user);
             let state = State { instance: &mut instance, items };
             let mut decision = machine::decide(&executor, state, Command::Fire { timer: &timer, item: &item })?;
             let (held, end) = (decision.held, decision.end);
@@ -996,12 +1022,13 @@ impl<S: Storage> Engine<S> {
                 // Nothing of the instance changed: its row is written as it
                 // was read (which bumps its revision, as every timer change
                 // does), its claim and last change left as they are.
-                tx.update_instance(&instance)?;
-                tx.write_effects(instance_id, decision.effects)?;
+                children.tx().update_instance(&instance)?;
+                children.tx().write_effects(instance_id, decision.effects)?;
             } else {
-                self.save(tx, &mut instance, decision, &executor, false)?;
+                children.save(&mut instance, decision, &executor, false)?;
             }
-            Ok(Some((held, notify, user, Step { instance, process, end })))
+            let later = children.into_later()?;
+            Ok(Some((held, notify, user, Step { instance, process, end, later })))
         })?;
         let Some((held, notify, user, step)) = fired else {
             return Ok(Firing::Gone);
@@ -1030,7 +1057,7 @@ impl<S: Storage> Engine<S> {
         self.write(|tx| {
             let timer = tx.timers_of(instance_id)?.into_iter().find(|t| t.id == notification.timer);
             let instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-            let executor = self.executor(process, timer::DEADLINE_USER, self.now());
+            let executor = self.executor(process, timer::DEADLINE_USER, self.now(), None);
             let decision = machine::notification_sent(&executor, timer.as_ref(), &notification, &exchange);
             tx.update_instance(&instance)?;
             tx.write_effects(instance_id, decision.effects)?;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Clock, EngineError, SystemClock};
 use crate::gui::GuiOptions;
-use crate::gui::designer::canvas::{TemplatePayload, paint_clock};
+use crate::gui::designer::canvas::{TemplatePayload, paint_drawn_icon};
 use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
@@ -1007,7 +1007,7 @@ impl FlowdeskApp {
                                 Some(None) => {
                                     let (rect, _) =
                                         ui.allocate_exact_size(egui::vec2(22.0, 22.0), egui::Sense::hover());
-                                    paint_clock(ui.painter(), rect.center(), 10.0, theme::TIMER, egui::Color32::WHITE);
+                                    paint_drawn_icon(ui.painter(), rect, template.icon);
                                 }
                                 None => {}
                             }

@@ -287,6 +287,8 @@ pub enum EventDraft {
     ServerEvent(ServerEventDraft),
     HttpRequest(HttpRequestDraft),
     Timer(TimerDraft),
+    /// A sub-process (IPC) event: see [`crate::model::ipc`].
+    Ipc(crate::model::ipc::IpcDraft),
 }
 
 impl EventDraft {
@@ -295,6 +297,7 @@ impl EventDraft {
             EventDraft::ServerEvent(event) => &event.name,
             EventDraft::HttpRequest(event) => &event.name,
             EventDraft::Timer(event) => &event.name,
+            EventDraft::Ipc(event) => &event.name,
         }
     }
 
@@ -303,16 +306,19 @@ impl EventDraft {
             EventDraft::ServerEvent(event) => event.name = name,
             EventDraft::HttpRequest(event) => event.name = name,
             EventDraft::Timer(event) => event.name = name,
+            EventDraft::Ipc(event) => event.name = name,
         }
     }
 
     /// Whether the event completes at once; otherwise it waits for a callback
-    /// on its server item.
+    /// on its server item. Not an IPC event's *Synchronous* property, which
+    /// means the opposite: a synchronous IPC event waits for its child.
     pub fn synchronous(&self) -> bool {
         match self {
             EventDraft::ServerEvent(event) => event.synchronous,
             EventDraft::HttpRequest(event) => event.synchronous,
             EventDraft::Timer(_) => false,
+            EventDraft::Ipc(event) => !event.synchronous,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod compiled;
 pub mod definition;
 pub mod graph;
 pub mod http;
+pub mod ipc;
 pub mod rights;
 pub mod script;
 pub mod template;
@@ -25,6 +26,7 @@ pub use definition::{
 };
 pub use graph::ProcessGraph;
 pub use http::{FillError, HttpMethod, HttpRequest, HttpRequestSpec};
+pub use ipc::{IpcDraft, IpcSpec, MappingDraft};
 pub use rights::Right;
 pub use script::{
     CompiledScript, ScriptClock, ScriptContext, ScriptExtension, ScriptFailure, ScriptHost, ScriptOutcome,

@@ -8,6 +8,7 @@
 pub mod canvas;
 pub mod deadlines;
 pub mod document;
+pub mod ipc_editor;
 pub mod layout;
 pub mod ops;
 pub mod palette;
@@ -243,6 +244,7 @@ impl Designer {
             match draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index)) {
                 Some(EventDraft::ServerEvent(event)) => event.synchronous = !event.synchronous,
                 Some(EventDraft::HttpRequest(event)) => event.synchronous = !event.synchronous,
+                Some(EventDraft::Ipc(event)) => event.synchronous = !event.synchronous,
                 // A timer always waits.
                 Some(EventDraft::Timer(_)) | None => {}
             }

@@ -2,7 +2,7 @@
 //! sub-process, timer) is one more entry in [`TEMPLATES`] and, if it is a new
 //! event kind, one more `EventDraft` variant.
 
-use crate::model::{EventDraft, HttpRequestDraft, ServerEventDraft, TimerDraft};
+use crate::model::{EventDraft, HttpRequestDraft, IpcDraft, ServerEventDraft, TimerDraft};
 
 /// Which icon a template shows; the textures are loaded by the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,6 +12,8 @@ pub enum TemplateIcon {
     HttpRequest,
     /// Drawn, not a texture: a clock.
     Timer,
+    /// Drawn, not a texture: a box in a box.
+    SubProcess,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +49,12 @@ pub const TEMPLATES: &[EventTemplate] = &[
         description: "Waits a duration (30m, 2h, 3d) or until the date or date-time a field holds, then completes.",
         icon: TemplateIcon::Timer,
         make: timer,
+    },
+    EventTemplate {
+        name: "Sub-process (IPC)",
+        description: "Starts an instance of another process. Synchronous (unlike a server event) means the parent waits until the child completes and copies its outputs back; asynchronous starts the child and goes on.",
+        icon: TemplateIcon::SubProcess,
+        make: |existing| EventDraft::Ipc(IpcDraft::new(&unique_name("Sub-process", existing))),
     },
 ];
 

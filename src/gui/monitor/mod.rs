@@ -1411,7 +1411,9 @@ pub fn action_color(action: AuditAction) -> Color32 {
         | AuditAction::Resumed
         | AuditAction::WentToActivity
         | AuditAction::DataChanged
-        | AuditAction::Recovered => theme::ACTIVITY_TEXT,
+        | AuditAction::Recovered
+        | AuditAction::ChildStarted
+        | AuditAction::ParentNotified => theme::ACTIVITY_TEXT,
     }
 }
 

@@ -685,6 +685,12 @@ impl<'a> Builder<'a> {
     }
 
     fn call(&mut self, element: &'a Element, id: String, prefix: &str, calls: &mut Vec<String>) {
+        // flowdesk's own export: a sub-process (IPC) event, which its
+        // extension describes, not a call to flatten.
+        if ours::extension(element, "activity").is_some() {
+            self.add_node(id, element, Role::Activity, prefix);
+            return;
+        }
         let raw_id = element.attr("id").unwrap_or_default();
         let name = element.attr("name").unwrap_or_default();
         let called = element.attr("calledElement").unwrap_or_default();
