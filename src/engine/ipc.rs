@@ -38,7 +38,9 @@ use crate::engine::instance::{AuditAction, AuditEntry, FlowState, Instance, Inst
 use crate::engine::machine::{self, Command, Decision, Effect, ItemState, State};
 use crate::engine::storage::{Storage, Transaction};
 use crate::engine::{Engine, EngineError, FieldInput, Step, check_folio, find_item, require};
-use crate::model::{CompiledProcess, EventAction, FieldType, IpcSpec, Right, TemplateValues, Value};
+use crate::model::{
+    CompiledProcess, EventAction, FieldType, IpcSpec, Location, Problem, Right, Severity, TemplateValues, Value,
+};
 
 /// Starts the child of an IPC event for the executor, in the caller's
 /// transaction.
@@ -288,4 +290,56 @@ impl<S: Storage> ChildStarter for InTransaction<'_, '_, S> {
             }
         }
     }
+}
+
+/// The problems of a draft's IPC events that only the deployed processes
+/// tell: a child that is not deployed (or lacks the version named), and
+/// mappings to fields the child lacks or of other types. Checked against
+/// the child's version the event names, or its default version now (a
+/// later default is checked again when the event runs). A process calling
+/// itself is checked by validation against its own fields.
+pub(crate) fn deployed_child_problems<S: Storage>(
+    engine: &Engine<S>,
+    tx: &mut dyn Transaction,
+    compiled: &CompiledProcess,
+) -> Result<Vec<Problem>, EngineError> {
+    let mut problems = Vec::new();
+    for (activity_index, activity) in compiled.activities.iter().enumerate() {
+        for (index, event) in activity.events.iter().enumerate() {
+            let EventAction::Ipc(spec) = &event.action else { continue };
+            let child = &spec.process;
+            if *child == compiled.draft.name {
+                continue;
+            }
+            let draft_activity = &compiled.draft.activities[activity_index];
+            let location = Location::Event {
+                activity_id: draft_activity.id.clone(),
+                activity_name: draft_activity.name.clone(),
+                index,
+                name: event.name.clone(),
+            };
+            let mut error = |message: String| {
+                problems.push(Problem { severity: Severity::Error, location: location.clone(), message })
+            };
+            let version = match spec.version {
+                Some(version) if tx.version(child, version)?.is_some() => version,
+                Some(version) => {
+                    error(format!("process `{child}` has no version {version}"));
+                    continue;
+                }
+                None => match tx.default_version(child)? {
+                    Some(version) => version,
+                    None => {
+                        error(format!("child process `{child}` is not deployed: deploy it first"));
+                        continue;
+                    }
+                },
+            };
+            let child_process = engine.compiled(tx, child, version)?;
+            for message in spec.check_child(&child_process.field_types, &compiled.field_types) {
+                error(format!("{message} (version {version})"));
+            }
+        }
+    }
+    Ok(problems)
 }

@@ -34,9 +34,10 @@ use serde::Serialize;
 
 pub use error::{EngineError, format_age, format_time};
 pub use instance::{
-    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
-    LineResult, Millis, ServerItem, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, ChildLink, FailureInfo, Instance, InstanceStatus,
+    ItemStatus, LineResult, Millis, ParentLink, ServerItem, TokenState,
 };
+pub use ipc::child_user;
 pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
 pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use runner::RunnerId;
@@ -311,6 +312,19 @@ pub struct InstanceDetail {
     pub activities: Vec<ActivityRecord>,
     pub lines: Vec<LineResult>,
     pub definition: Arc<CompiledProcess>,
+    /// The instance whose sub-process (IPC) event started this one.
+    pub parent: Option<ParentLink>,
+    /// The instances its sub-process events started, in the order they
+    /// started, each as it is now.
+    pub children: Vec<ChildInstance>,
+}
+
+/// A child an instance's IPC event started, and where it stands now
+/// (`None` if it cannot be read any more).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildInstance {
+    pub link: ChildLink,
+    pub summary: Option<InstanceSummary>,
 }
 
 /// What a write transaction committed: the instance as saved, its compiled
@@ -454,9 +468,15 @@ impl<S: Storage> Engine<S> {
 
     // ----- definitions -------------------------------------------------------
 
-    /// Every problem of a draft (errors and warnings).
-    pub fn validate(&self, draft: &ProcessDraft) -> Vec<crate::model::Problem> {
-        crate::model::validate(draft, &self.host)
+    /// Every problem of a draft (errors and warnings), and those of its
+    /// sub-process events against the processes deployed now (which
+    /// deploying checks too; a draft alone cannot know them).
+    pub fn validate(&self, draft: &ProcessDraft) -> Result<Vec<crate::model::Problem>, EngineError> {
+        let mut problems = crate::model::validate(draft, &self.host);
+        if let Ok(compiled) = CompiledProcess::compile_validated(draft, &self.host, problems.clone()) {
+            problems.extend(self.store.read(|tx| ipc::deployed_child_problems(self, tx, &compiled))?);
+        }
+        Ok(problems)
     }
 
     /// Deploys a draft as the process's next version, which becomes the default.
@@ -469,6 +489,13 @@ impl<S: Storage> Engine<S> {
             let latest = tx.latest_version(&draft.name)?;
             if latest.is_some() {
                 require(tx, &draft.name, user, Right::Admin)?;
+            }
+            let children = ipc::deployed_child_problems(self, tx, &compiled)?;
+            if !children.is_empty() {
+                let mut problems = compiled.warnings.clone();
+                problems.extend(children);
+                problems.sort_by_key(|p| p.severity);
+                return Err(EngineError::InvalidDefinition { name: draft.name.clone(), problems });
             }
             let version = latest.unwrap_or(0) + 1;
             tx.insert_version(&VersionRecord {
@@ -1230,6 +1257,11 @@ impl<S: Storage> Engine<S> {
                 }
             }
             let timers = pending_timers(&process, &instance, &pending_items, all_timers);
+            let mut children = Vec::with_capacity(instance.flow.children.len());
+            for link in &instance.flow.children {
+                let summary = tx.instance(link.instance_id)?.map(|child| InstanceSummary::of(&child));
+                children.push(ChildInstance { link: link.clone(), summary });
+            }
             let mut summary = InstanceSummary::of(&instance);
             summary.due_at = timers.first().map(|t| t.due_at);
             Ok(InstanceDetail {
@@ -1243,6 +1275,8 @@ impl<S: Storage> Engine<S> {
                 activities: tx.activity_records(id)?,
                 lines: tx.line_results(id)?,
                 definition: process,
+                parent: instance.flow.parent.clone(),
+                children,
             })
         })
     }

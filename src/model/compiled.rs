@@ -130,7 +130,7 @@ impl CompiledProcess {
         CompiledProcess::compile_validated(draft, host, problems)
     }
 
-    fn compile_validated(
+    pub(crate) fn compile_validated(
         draft: &ProcessDraft,
         host: &ScriptHost,
         problems: Vec<Problem>,

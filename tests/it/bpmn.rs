@@ -195,6 +195,7 @@ fn events(process: &ImportedProcess, id: &str) -> Vec<(&'static str, bool, Strin
             EventDraft::ServerEvent(e) => ("server", e.synchronous, e.script.clone()),
             EventDraft::HttpRequest(e) => ("http", e.synchronous, String::new()),
             EventDraft::Timer(e) => ("timer", false, format!("{}{}", e.after, e.at_field)),
+            EventDraft::Ipc(e) => ("ipc", e.synchronous, e.process.clone()),
         })
         .collect()
 }

@@ -29,6 +29,7 @@ mod gui_designer;
 mod gui_monitor;
 mod http_callback;
 mod http_event;
+mod ipc;
 mod layers;
 mod planned_writes;
 mod samples;
