@@ -335,6 +335,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
             started_at: row.get(5)?,
             updated_at: row.get(6)?,
             due_at: row.get(8)?,
+            parent_id: row.get(9)?,
         },
         row.get(7)?,
     ))
@@ -636,7 +637,8 @@ fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter
 macro_rules! summary_columns {
     () => {
         "id, process, version, folio, originator, started_at, updated_at, status, \
-         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')"
+         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed'), \
+         json_extract(flow, '$.parent.instance_id')"
     };
 }
 const SUMMARY_COLUMNS: &str = summary_columns!();

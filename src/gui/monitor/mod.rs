@@ -294,6 +294,9 @@ pub struct Monitor {
     tab: DetailTab,
     flow_view: View,
     flow_fit: bool,
+    /// An instance the operator clicked a parent or child link of, opened
+    /// after the frame.
+    open_link: Option<i64>,
     data_inputs: Vec<(String, FieldType, String)>,
     data_for: Option<(i64, i64)>,
     goto_target: String,
@@ -343,6 +346,7 @@ impl Monitor {
             tab: DetailTab::Data,
             flow_view: View::default(),
             flow_fit: true,
+            open_link: None,
             data_inputs: Vec::new(),
             data_for: None,
             goto_target: String::new(),
@@ -638,6 +642,7 @@ impl Monitor {
         egui::Panel::right("instance-detail").resizable(true).default_size(width).min_size(340.0).show(ui, |ui| {
             self.detail_ui(ui, user, &mut requests);
         });
+        let mut open = None;
         egui::CentralPanel::default().show(ui, |ui| {
             // The flow gets the width of the window, under the list.
             if let Some(detail) = &self.detail {
@@ -650,7 +655,7 @@ impl Monitor {
                                 self.flow_fit = true;
                             }
                         });
-                        flow::flow_ui(ui, detail, self.clock.now(), &mut self.flow_view, &mut self.flow_fit);
+                        open = flow::flow_ui(ui, detail, self.clock.now(), &mut self.flow_view, &mut self.flow_fit);
                     },
                 );
             }
@@ -661,6 +666,9 @@ impl Monitor {
             ui.separator();
             self.instance_table(ui, user);
         });
+        if let Some(id) = open.or(self.open_link.take()) {
+            self.select(id, user);
+        }
         self.confirm_ui(ui.ctx(), user);
         self.send_commands(actions, user);
         requests
@@ -732,18 +740,20 @@ impl Monitor {
             (Some(filter), Some(n)) if *filter == self.filter => n as usize,
             _ => self.rows_offset + self.rows.len(),
         };
-        // Title, the order it sorts by and whether its arrow shows that
-        // order ("Started" and "Id" share the id order; only Id is marked),
-        // and its width where the window has room.
+        // Title, the order it sorts by (none: not sortable) and whether its
+        // arrow shows that order ("Started" and "Id" share the id order;
+        // only Id is marked), and its width where the window has room.
         let columns = [
-            ("Id", InstanceColumn::Id, true, 64.0),
-            ("Folio", InstanceColumn::Folio, true, 92.0),
-            ("Process", InstanceColumn::Process, true, 130.0),
-            ("Status", InstanceColumn::Status, true, 74.0),
-            ("Due", InstanceColumn::Due, true, 98.0),
-            ("Originator", InstanceColumn::Originator, true, 84.0),
-            ("Started", InstanceColumn::Id, false, 162.0),
-            ("Last change", InstanceColumn::LastChange, true, 162.0),
+            ("Id", Some(InstanceColumn::Id), true, 64.0),
+            // The instance whose sub-process event started this one.
+            ("Parent", None, false, 56.0),
+            ("Folio", Some(InstanceColumn::Folio), true, 92.0),
+            ("Process", Some(InstanceColumn::Process), true, 130.0),
+            ("Status", Some(InstanceColumn::Status), true, 74.0),
+            ("Due", Some(InstanceColumn::Due), true, 98.0),
+            ("Originator", Some(InstanceColumn::Originator), true, 84.0),
+            ("Started", Some(InstanceColumn::Id), false, 162.0),
+            ("Last change", Some(InstanceColumn::LastChange), true, 162.0),
         ];
         // Narrowed together on a small screen, so that every column stays
         // in sight beside the instance panel; the status and the due time
@@ -783,6 +793,10 @@ impl Monitor {
             .header(22.0, |mut header| {
                 for (title, column, marked, _) in &columns {
                     header.col(|ui| {
+                        let Some(column) = column else {
+                            ui.label(RichText::new(*title).strong());
+                            return;
+                        };
                         let order = self.filter.order;
                         let arrow = if order.column == *column && *marked {
                             if order.descending { " (desc)" } else { " (asc)" }
@@ -812,6 +826,7 @@ impl Monitor {
                     row.set_selected(self.selected == Some(summary.id));
                     for text in [
                         summary.id.to_string(),
+                        summary.parent_id.map(|id| id.to_string()).unwrap_or_default(),
                         summary.folio.clone(),
                         format!("{} v{}", summary.process, summary.version),
                     ] {
@@ -892,6 +907,7 @@ impl Monitor {
             summary.originator,
             format_time(summary.started_at)
         ));
+        self.open_link = links_ui(ui, detail).or(self.open_link.take());
         if let Some(failure) = &detail.failure {
             ui.colored_label(
                 theme::ERROR,
@@ -1323,6 +1339,35 @@ impl Monitor {
 }
 
 /// A write or read on its way: a spinner and what it is.
+/// The instance's parent ("Started by instance 7, event `Pay` of `Take
+/// payment`") and children, each a link; the instance clicked, to open.
+fn links_ui(ui: &mut Ui, detail: &InstanceDetail) -> Option<i64> {
+    let mut open = None;
+    if let Some(parent) = &detail.parent {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Started by");
+            if ui.link(format!("instance {}", parent.instance_id)).clicked() {
+                open = Some(parent.instance_id);
+            }
+            let waits = if parent.serial_id.is_some() { ", which waits for it" } else { "" };
+            ui.label(format!("({}), event `{}` of `{}`{waits}", parent.process, parent.event, parent.activity));
+        });
+    }
+    if !detail.children.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Children:");
+            for child in &detail.children {
+                let status = child.summary.as_ref().map(|s| s.status.name()).unwrap_or("gone");
+                let text = format!("instance {} ({}, {status})", child.link.instance_id, child.link.process);
+                if ui.link(text).clicked() {
+                    open = Some(child.link.instance_id);
+                }
+            }
+        });
+    }
+    open
+}
+
 fn pending_ui(ui: &mut Ui, words: &str) {
     ui.horizontal(|ui| {
         ui.add(egui::Spinner::new());
