@@ -84,11 +84,20 @@ impl Side {
 }
 
 fn mappings_ui(ui: &mut Ui, activity_id: &str, index: usize, event: &IpcDraft, side: Side, edits: &mut Vec<Edit>) {
-    let (title, list, from_label, to_label) = match side {
-        Side::Inputs => ("Input mappings (parent → child, when it starts)", &event.inputs, "from parent field or template", "to child field"),
-        Side::Outputs => ("Output mappings (child → parent, when it completes)", &event.outputs, "from child field", "to parent field"),
+    let (title, hint, list) = match side {
+        Side::Inputs => (
+            "Input mappings",
+            "When the child starts: from a field of this process (or a template) to a child field.",
+            &event.inputs,
+        ),
+        Side::Outputs => (
+            "Output mappings",
+            "When the child completes: from a child field to a field of this process.",
+            &event.outputs,
+        ),
     };
     ui.label(RichText::new(title).strong());
+    ui.label(RichText::new(hint).small().weak());
     let word = match side {
         Side::Inputs => "Input",
         Side::Outputs => "Output",
@@ -97,7 +106,7 @@ fn mappings_ui(ui: &mut Ui, activity_id: &str, index: usize, event: &IpcDraft, s
         for (row, mapping) in list.iter().enumerate() {
             let key = |end: &str| format!("ipc-{word}-{end}:{activity_id}:{index}:{row}");
             let a = activity_id.to_owned();
-            text_row(ui, &format!("{word} {} {from_label}", row + 1), &mapping.from, key("from"), edits, move |d, v| {
+            text_row(ui, &format!("{word} {} from", row + 1), &mapping.from, key("from"), edits, move |d, v| {
                 with_ipc(d, &a, index, |e| {
                     if let Some(m) = side.of(e).get_mut(row) {
                         m.from = v;
@@ -105,7 +114,7 @@ fn mappings_ui(ui: &mut Ui, activity_id: &str, index: usize, event: &IpcDraft, s
                 })
             });
             let a = activity_id.to_owned();
-            text_row(ui, &format!("{word} {} {to_label}", row + 1), &mapping.to, key("to"), edits, move |d, v| {
+            text_row(ui, &format!("{word} {} to", row + 1), &mapping.to, key("to"), edits, move |d, v| {
                 with_ipc(d, &a, index, |e| {
                     if let Some(m) = side.of(e).get_mut(row) {
                         m.to = v;

@@ -743,9 +743,11 @@ impl Monitor {
         // Title, the order it sorts by (none: not sortable) and whether its
         // arrow shows that order ("Started" and "Id" share the id order;
         // only Id is marked), and its width where the window has room.
-        let columns = [
+        let all_columns = [
             ("Id", Some(InstanceColumn::Id), true, 64.0),
-            // The instance whose sub-process event started this one.
+            // The instance whose sub-process event started this one: shown
+            // only where a row on the page has one, so that lists without
+            // sub-processes keep their room on a small screen.
             ("Parent", None, false, 56.0),
             ("Folio", Some(InstanceColumn::Folio), true, 92.0),
             ("Process", Some(InstanceColumn::Process), true, 130.0),
@@ -755,14 +757,17 @@ impl Monitor {
             ("Started", Some(InstanceColumn::Id), false, 162.0),
             ("Last change", Some(InstanceColumn::LastChange), true, 162.0),
         ];
+        let with_parent = self.rows.iter().any(|row| row.parent_id.is_some());
+        let columns: Vec<_> = all_columns.into_iter().filter(|(title, ..)| with_parent || *title != "Parent").collect();
         // Narrowed together on a small screen, so that every column stays
         // in sight beside the instance panel; the status and the due time
         // keep their width. The table's width as the table reckons it: its
         // scroll bar and the spaces between columns left out.
         let table_width = ui.available_rect_before_wrap().width() - ui.spacing().scroll.allocated_width();
         let spacing = (columns.len() - 1) as f32 * ui.spacing().item_spacing.x;
-        let kept = columns.map(|(title, _, _, _)| matches!(title, "Status" | "Due"));
-        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), kept, table_width - spacing);
+        let kept: Vec<bool> = columns.iter().map(|(title, _, _, _)| matches!(*title, "Status" | "Due")).collect();
+        let widths: Vec<f32> = columns.iter().map(|(_, _, _, width)| *width).collect();
+        let widths = fitted_slice(&widths, &kept, table_width - spacing);
         let refit = self.fitted_to.is_none_or(|fitted| (fitted - table_width).abs() > 0.5);
         self.fitted_to = Some(table_width);
         let now = self.clock.now();
@@ -824,12 +829,11 @@ impl Monitor {
                         return;
                     };
                     row.set_selected(self.selected == Some(summary.id));
-                    for text in [
-                        summary.id.to_string(),
-                        summary.parent_id.map(|id| id.to_string()).unwrap_or_default(),
-                        summary.folio.clone(),
-                        format!("{} v{}", summary.process, summary.version),
-                    ] {
+                    let parent = with_parent.then(|| summary.parent_id.map(|id| id.to_string()).unwrap_or_default());
+                    let texts = std::iter::once(summary.id.to_string())
+                        .chain(parent)
+                        .chain([summary.folio.clone(), format!("{} v{}", summary.process, summary.version)]);
+                    for text in texts {
                         row.col(|ui| {
                             ui.label(text);
                         });
@@ -1502,18 +1506,20 @@ fn side_panel_width(ui: &Ui, preferred: f32) -> f32 {
 /// `available`, so that a table's last columns (the items' status) are not
 /// cut off on a small screen; never below 40 points a column. The columns
 /// `kept` keep their width (a due time or a status cut short says nothing),
-/// and the others share what is left.
-fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
-    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| *kept).map(|(width, _)| width).sum();
+/// and the others share what is left. For a list of columns whose length
+/// varies; [`fitted_widths`] for a fixed one.
+fn fitted_slice(widths: &[f32], kept: &[bool], available: f32) -> Vec<f32> {
+    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| **kept).map(|(width, _)| width).sum();
     let flexible: f32 = widths.iter().sum::<f32>() - fixed;
     let room = available - fixed;
     let scale = if flexible > room && room > 0.0 { room / flexible } else { 1.0 };
-    let mut index = 0;
-    widths.map(|width| {
-        let keep = kept[index];
-        index += 1;
-        if keep { width } else { (width * scale).max(40.0) }
-    })
+    widths.iter().zip(kept).map(|(width, keep)| if *keep { *width } else { (width * scale).max(40.0) }).collect()
+}
+
+fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
+    let fitted = fitted_slice(&widths, &kept, available);
+    // As long as `widths`: one width out per width in.
+    std::array::from_fn(|index| fitted.get(index).copied().unwrap_or_default())
 }
 
 #[cfg(test)]
