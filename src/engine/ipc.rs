@@ -96,11 +96,30 @@ pub(crate) struct InTransaction<'e, 't, S: Storage> {
     /// A failure of the store met while starting a child: the call fails
     /// with it, and nothing is written.
     failure: RefCell<Option<EngineError>>,
+    /// Children started, written after the call's own instance: a planned
+    /// write reads everything before it writes anything (a read after a
+    /// write sends it to run again in the transaction), so the reads of a
+    /// second child must not follow the first child's rows.
+    started: RefCell<Vec<Started>>,
+}
+
+/// A child started in this transaction, to write.
+struct Started {
+    instance: Instance,
+    decision: Decision,
+    process: Arc<CompiledProcess>,
 }
 
 impl<'e, 't, S: Storage> InTransaction<'e, 't, S> {
     pub(crate) fn new(engine: &'e Engine<S>, tx: &'t mut dyn Transaction, now: Millis) -> Self {
-        InTransaction { engine, tx: RefCell::new(tx), now, later: RefCell::new(Vec::new()), failure: RefCell::new(None) }
+        InTransaction {
+            engine,
+            tx: RefCell::new(tx),
+            now,
+            later: RefCell::new(Vec::new()),
+            failure: RefCell::new(None),
+            started: RefCell::new(Vec::new()),
+        }
     }
 
     pub(crate) fn tx(&self) -> RefMut<'_, &'t mut dyn Transaction> {
@@ -121,10 +140,25 @@ impl<'e, 't, S: Storage> InTransaction<'e, 't, S> {
         }
     }
 
-    /// The instances to run on once the transaction committed.
+    /// The instances to run on once the transaction committed (the
+    /// children started are written by now).
     pub(crate) fn into_later(self) -> Result<Vec<Step>, EngineError> {
         self.check()?;
+        self.write_started()?;
         Ok(self.later.into_inner())
+    }
+
+    /// Writes the children started so far, as any start is written.
+    fn write_started(&self) -> Result<(), EngineError> {
+        let started = std::mem::take(&mut *self.started.borrow_mut());
+        for Started { mut instance, decision, process } in started {
+            let end = decision.end;
+            let user = instance.originator.clone();
+            let executor = self.engine.executor(&process, &user, self.now, None);
+            self.engine.save(&mut **self.tx(), &mut instance, decision, &executor, true)?;
+            self.run_later(&instance, &process, end);
+        }
+        Ok(())
     }
 
     /// Writes a decision as [`Engine::save`] does; when it completes a child
@@ -146,7 +180,8 @@ impl<'e, 't, S: Storage> InTransaction<'e, 't, S> {
                 decision.effects.push(Effect::Audit(entry));
             }
         }
-        self.engine.save(&mut **self.tx(), instance, decision, executor, new)
+        self.engine.save(&mut **self.tx(), instance, decision, executor, new)?;
+        self.write_started()
     }
 
     /// Finishes the item the completed `child`'s parent waits on, with the
@@ -266,16 +301,15 @@ impl<'e, 't, S: Storage> InTransaction<'e, 't, S> {
         let state = State { instance: &mut instance, items: ItemState::default() };
         let decision = machine::decide(&executor, state, Command::Start)?;
         self.check()?;
-        let end = decision.end;
-        // Saved as any start is: a child that completed here is handed back
-        // to its parent, which is not written yet, rather than notified.
-        self.engine.save(&mut **self.tx(), &mut instance, decision, &executor, true)?;
-        self.run_later(&instance, &compiled, end);
+        // Written as any start is, after the parent: a child that completed
+        // here is handed back to its parent rather than notifying it.
         let completed = (instance.status == InstanceStatus::Completed && request.link.serial_id.is_some()).then(|| {
             let (values, skipped) = spec.fill_outputs(&instance.data, request.parent_fields);
             Completed { values, skipped }
         });
-        Ok(Ok(ChildStarted { id, version, status: instance.status, completed }))
+        let status = instance.status;
+        self.started.borrow_mut().push(Started { instance, decision, process: compiled });
+        Ok(Ok(ChildStarted { id, version, status, completed }))
     }
 }
 

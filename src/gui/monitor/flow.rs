@@ -222,7 +222,28 @@ pub fn waiting_words(detail: &InstanceDetail) -> RichText {
         let words = format!("Waiting for its timer on {}", serials.join(", "));
         return RichText::new(words).color(open_items_color(detail.summary.status));
     }
+    if let Some(words) = runs.then(|| children_waited_for(detail, &serials)).flatten() {
+        return RichText::new(words).color(open_items_color(detail.summary.status));
+    }
     open_items_words(detail.summary.status, &serials)
+}
+
+/// "Waiting for child instance 12 to complete (7_2)" when every serial is
+/// the wait of a sub-process event for its child (whose completion, not a
+/// person, ends it); `None` otherwise.
+fn children_waited_for(detail: &InstanceDetail, serials: &[String]) -> Option<String> {
+    let children: Option<Vec<String>> = serials
+        .iter()
+        .map(|serial| {
+            let child = detail.children.iter().rev().find(|child| {
+                child.link.serial_id.is_some_and(|id| format!("{}_{id}", detail.summary.id) == *serial)
+            })?;
+            Some(child.link.instance_id.to_string())
+        })
+        .collect();
+    let children = children.filter(|c| !c.is_empty())?;
+    let noun = if children.len() == 1 { "instance" } else { "instances" };
+    Some(format!("Waiting for child {noun} {} to complete ({})", children.join(", "), serials.join(", ")))
 }
 
 /// Whether `item` is the wait of a timer event.
@@ -351,6 +372,8 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
                     InstanceStatus::Active | InstanceStatus::Running if timers_only => {
                         format!("Waiting for its timer on {}", serials.join(", "))
                     }
+                    InstanceStatus::Active | InstanceStatus::Running => children_waited_for(detail, &serials)
+                        .unwrap_or_else(|| open_items_sentence(instance, &serials, true)),
                     _ => open_items_sentence(instance, &serials, true),
                 };
                 let galley = painter.layout_no_wrap(words, small.clone(), theme::ON_ACCENT);
