@@ -31,9 +31,9 @@ use crate::engine::instance::{
 use crate::engine::instance::{ChildLink, ParentLink};
 use crate::engine::ipc::{ChildRequest, ChildStarter, child_user};
 use crate::engine::machine::{Effect, Effects, ItemState, RecordedFinish};
+use crate::engine::outbound::Exchange;
 use crate::model::IpcSpec;
 use crate::model::ipc::MAX_DEPTH;
-use crate::engine::outbound::Exchange;
 use crate::model::{
     CompiledProcess, CompiledScript, Due, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext,
     ScriptFailure, ScriptHost, ScriptOutcome, TemplateValues, Value,

@@ -173,10 +173,18 @@ impl<'e, 't, S: Storage> InTransaction<'e, 't, S> {
     ) -> Result<(), EngineError> {
         self.check()?;
         let completes = !decision.held
-            && decision.effects.iter().any(|e| matches!(e, Effect::StatusChanged { to: InstanceStatus::Completed, .. }));
+            && decision
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::StatusChanged { to: InstanceStatus::Completed, .. }));
         if completes {
             for detail in self.notify_parent(instance)? {
-                let entry = AuditEntry { at: self.now, user: executor.user.to_owned(), action: AuditAction::ParentNotified, detail };
+                let entry = AuditEntry {
+                    at: self.now,
+                    user: executor.user.to_owned(),
+                    action: AuditAction::ParentNotified,
+                    detail,
+                };
                 decision.effects.push(Effect::Audit(entry));
             }
         }

@@ -49,8 +49,8 @@ pub use storage::{
 pub use timer::{DueTimers, InstanceTimer, PendingTimer, Timer, TimerState};
 
 use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
-use crate::engine::ipc::{ChildStarter, InTransaction};
 use crate::engine::instance::FlowState;
+use crate::engine::ipc::{ChildStarter, InTransaction};
 use crate::engine::machine::{Decision, Notification, State, check_data};
 use crate::model::{
     CompiledProcess, EscalationAction, EventAction, FieldType, ProcessDraft, ProcessZone, Right, ScriptHost, Value,

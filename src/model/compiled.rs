@@ -195,7 +195,8 @@ impl CompiledProcess {
                         ),
                     }),
                     EventDraft::Ipc(ipc) => {
-                        let spec = IpcSpec::check(ipc, &field_types).map_err(|messages| internal(messages.join("; ")))?;
+                        let spec =
+                            IpcSpec::check(ipc, &field_types).map_err(|messages| internal(messages.join("; ")))?;
                         events.push(CompiledEvent {
                             name: ipc.name.clone(),
                             synchronous: !spec.waits,

@@ -131,13 +131,11 @@ impl IpcSpec {
             problems.push("no child process: name the process this event starts".to_owned());
         }
         if draft.version == Some(0) {
-            problems.push("version 0 does not exist: versions count from 1 (or leave it empty for the default)".to_owned());
+            problems
+                .push("version 0 does not exist: versions count from 1 (or leave it empty for the default)".to_owned());
         }
-        let folio = if draft.folio.trim().is_empty() {
-            None
-        } else {
-            template("folio", &draft.folio, &names, &mut problems)
-        };
+        let folio =
+            if draft.folio.trim().is_empty() { None } else { template("folio", &draft.folio, &names, &mut problems) };
         let mut inputs = Vec::with_capacity(draft.inputs.len());
         for (index, mapping) in draft.inputs.iter().enumerate() {
             let to = mapping.to.trim();

@@ -2366,8 +2366,14 @@ fn show_links_a_parent_and_its_children() {
     let (log, payment) = (order + 1, order + 2);
 
     let parent = fd.ok("alice", &["show", &order.to_string()]).stdout;
-    assert!(parent.contains(&format!("child       instance {log} (audit-log version 1, Completed), started at")), "{parent}");
-    assert!(parent.contains(&format!("child       instance {payment} (payment version 1, Active), waited for at")), "{parent}");
+    assert!(
+        parent.contains(&format!("child       instance {log} (audit-log version 1, Completed), started at")),
+        "{parent}"
+    );
+    assert!(
+        parent.contains(&format!("child       instance {payment} (payment version 1, Active), waited for at")),
+        "{parent}"
+    );
     let child = fd.ok("alice", &["show", &payment.to_string()]).stdout;
     let line = format!("started by  instance {order} (order), event `Pay` of `Take payment`, which waits on {order}_2");
     assert!(child.contains(&line), "{child}");

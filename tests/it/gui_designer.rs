@@ -820,7 +820,10 @@ fn a_sub_process_event_is_dragged_from_the_palette_and_its_properties_set() {
 
     gui.click_at(gui.empty_canvas_spot());
     let problems = gui.texts_containing("no child process");
-    assert_eq!(problems, ["Error  activity `Approved`, event 2 `Sub-process`: no child process: name the process this event starts"]);
+    assert_eq!(
+        problems,
+        ["Error  activity `Approved`, event 2 `Sub-process`: no child process: name the process this event starts"]
+    );
     gui.click(&problems[0]);
     assert!(gui.exists("Child process"), "the properties panel shows the event");
     assert!(!gui.texts_containing("Synchronous means WAIT").is_empty(), "the help says what Synchronous means here");

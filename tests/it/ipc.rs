@@ -62,16 +62,33 @@ fn order_waits_for_payment<S: Backend>() {
     let children: Vec<(i64, Option<InstanceStatus>, Option<String>)> = detail
         .children
         .iter()
-        .map(|c| (c.link.instance_id, c.summary.as_ref().map(|s| s.status), c.link.serial_id.map(|id| format!("{order}_{id}"))))
+        .map(|c| {
+            (
+                c.link.instance_id,
+                c.summary.as_ref().map(|s| s.status),
+                c.link.serial_id.map(|id| format!("{order}_{id}")),
+            )
+        })
         .collect();
     assert_eq!(
         children,
         [(log, Some(InstanceStatus::Completed), None), (payment, Some(InstanceStatus::Active), Some(wait.clone()))]
     );
     let trail = fx.trail(order);
-    assert!(trail.contains(&format!("admin: Child started instance {log} of `audit-log` version 1 for `Log the order` (completed)")), "{trail:#?}");
-    assert!(trail.contains(&format!("admin: Child started instance {payment} of `payment` version 1 for `Pay` (active)")), "{trail:#?}");
-    assert!(trail.contains(&format!("admin: Waiting for callback {wait} (`Pay`) until instance {payment} completes")), "{trail:#?}");
+    assert!(
+        trail.contains(&format!(
+            "admin: Child started instance {log} of `audit-log` version 1 for `Log the order` (completed)"
+        )),
+        "{trail:#?}"
+    );
+    assert!(
+        trail.contains(&format!("admin: Child started instance {payment} of `payment` version 1 for `Pay` (active)")),
+        "{trail:#?}"
+    );
+    assert!(
+        trail.contains(&format!("admin: Waiting for callback {wait} (`Pay`) until instance {payment} completes")),
+        "{trail:#?}"
+    );
 
     // The bank calls back: the payment completes, and in that same
     // transaction the order's item is finished with the outputs and the
@@ -86,12 +103,21 @@ fn order_waits_for_payment<S: Backend>() {
     assert_eq!(fx.field(order, "shipped"), Value::Boolean(true));
     let items = fx.engine.items("admin", &ItemFilter { include_closed: true, ..Default::default() }).unwrap();
     let item = items.iter().find(|i| i.serial.to_string() == wait).unwrap();
-    assert_eq!((item.status, item.closed_by.as_deref()), (ItemStatus::Finished, Some(format!("instance {payment}").as_str())));
+    assert_eq!(
+        (item.status, item.closed_by.as_deref()),
+        (ItemStatus::Finished, Some(format!("instance {payment}").as_str()))
+    );
     let child_trail = fx.trail(payment);
-    assert!(child_trail.contains(&format!("admin: Parent notified finished {wait} of instance {order}")), "{child_trail:#?}");
+    assert!(
+        child_trail.contains(&format!("admin: Parent notified finished {wait} of instance {order}")),
+        "{child_trail:#?}"
+    );
     // A second completion (a repeated callback) is refused as any is.
     let err = fx.engine.finish("admin", support::parse_serial(&wait), &[]).unwrap_err();
-    assert!(matches!(err, EngineError::AlreadyFinished { ref by, .. } if *by == format!("instance {payment}")), "{err}");
+    assert!(
+        matches!(err, EngineError::AlreadyFinished { ref by, .. } if *by == format!("instance {payment}")),
+        "{err}"
+    );
 }
 
 /// A child that completes within its own start (it never waits) completes
@@ -100,7 +126,10 @@ fn order_waits_for_payment<S: Backend>() {
 fn a_child_completing_before_the_parents_step_commits_is_applied_as_an_early_callback<S: Backend>() {
     let fx = Fixture::<S>::fresh();
     fx.deploy_json("admin", &quick_child());
-    fx.deploy_json("admin", &parent_of("quick", true, r#"[{"from": "n", "to": "n"}]"#, r#"[{"from": "doubled", "to": "result"}]"#));
+    fx.deploy_json(
+        "admin",
+        &parent_of("quick", true, r#"[{"from": "n", "to": "n"}]"#, r#"[{"from": "doubled", "to": "result"}]"#),
+    );
     let started = fx.engine.start("admin", "parent", "F-1", &set(&[("n", "21")])).unwrap();
     assert_eq!(started.status, InstanceStatus::Completed, "{started:?}");
     assert_eq!(fx.field(started.instance_id, "result"), Value::Integer(42));
@@ -140,7 +169,10 @@ fn parent_of(child: &str, synchronous: bool, inputs: &str, outputs: &str) -> Str
 fn starting_a_child_needs_start_on_it_and_a_retry_after_the_grant_goes_on<S: Backend>() {
     let fx = Fixture::<S>::fresh();
     fx.deploy_json("admin", &quick_child());
-    fx.deploy_json("admin", &parent_of("quick", true, r#"[{"from": "n", "to": "n"}]"#, r#"[{"from": "doubled", "to": "result"}]"#));
+    fx.deploy_json(
+        "admin",
+        &parent_of("quick", true, r#"[{"from": "n", "to": "n"}]"#, r#"[{"from": "doubled", "to": "result"}]"#),
+    );
     fx.engine.grant("admin", "parent", "bob", &[Right::Start]).unwrap();
     let started = fx.engine.start("bob", "parent", "", &set(&[("n", "2")])).unwrap();
     assert_eq!(started.status, InstanceStatus::Error);
@@ -288,7 +320,11 @@ fn a_stopped_parent_holds_the_childs_completion_until_resumed<S: Backend>() {
     fx.engine.finish("admin", support::parse_serial(&format!("{payment}_1")), &set(&[("reference", "R")])).unwrap();
     assert_eq!(status(&fx, payment), InstanceStatus::Completed);
     assert_eq!(status(&fx, order), InstanceStatus::Stopped);
-    assert!(fx.trail(payment).iter().any(|l| l.ends_with(&format!("{order}_2 of instance {order}; applied when it runs again"))));
+    assert!(
+        fx.trail(payment)
+            .iter()
+            .any(|l| l.ends_with(&format!("{order}_2 of instance {order}; applied when it runs again")))
+    );
     let resumed = fx.engine.resume("admin", order).unwrap();
     assert_eq!(resumed.status, InstanceStatus::Completed);
     assert_eq!(fx.field(order, "payment_ref"), s("R"));
@@ -307,7 +343,10 @@ fn a_process_calling_itself_stops_at_the_depth_limit<S: Backend>() {
         );
         let draft = flowdesk::model::ProcessDraft::from_json(&json, "t").unwrap();
         let deployed = fx.engine.deploy("admin", &draft).unwrap();
-        assert!(deployed.warnings.iter().any(|w| w.message.contains(&format!("deeper than {MAX_DEPTH}"))), "{deployed:?}");
+        assert!(
+            deployed.warnings.iter().any(|w| w.message.contains(&format!("deeper than {MAX_DEPTH}"))),
+            "{deployed:?}"
+        );
         fx.engine.start("admin", "again", "", &[]).unwrap();
         let ids = instances_of(&fx, "again");
         assert_eq!(ids.len(), MAX_DEPTH as usize + 1, "the top instance and {MAX_DEPTH} below it");
@@ -342,9 +381,15 @@ fn deploy_checks_the_child_against_the_deployed_processes<S: Backend>() {
     assert!(fx.engine.definition("parent").is_err(), "nothing deployed");
 
     fx.deploy_json("admin", &quick_child());
-    let bad = parent_of("quick", true, r#"[{"from": "n", "to": "nn"}, {"from": "fail", "to": "n"}]"#, r#"[{"from": "doubled", "to": "fail"}]"#);
+    let bad = parent_of(
+        "quick",
+        true,
+        r#"[{"from": "n", "to": "nn"}, {"from": "fail", "to": "n"}]"#,
+        r#"[{"from": "doubled", "to": "fail"}]"#,
+    );
     let draft = flowdesk::model::ProcessDraft::from_json(&bad, "t").unwrap();
-    let messages: Vec<String> = problems(fx.engine.deploy("admin", &draft).unwrap_err()).into_iter().map(|p| p.message).collect();
+    let messages: Vec<String> =
+        problems(fx.engine.deploy("admin", &draft).unwrap_err()).into_iter().map(|p| p.message).collect();
     assert_eq!(
         messages,
         [

@@ -214,7 +214,10 @@ impl Icons {
 pub(crate) fn paint_drawn_icon(painter: &egui::Painter, rect: Rect, icon: TemplateIcon) {
     match icon {
         TemplateIcon::SubProcess => paint_subprocess(painter, rect.shrink(2.0), 1.4),
-        TemplateIcon::Timer | TemplateIcon::ServerEvent | TemplateIcon::AsyncServerEvent | TemplateIcon::HttpRequest => {
+        TemplateIcon::Timer
+        | TemplateIcon::ServerEvent
+        | TemplateIcon::AsyncServerEvent
+        | TemplateIcon::HttpRequest => {
             paint_clock(painter, rect.center(), rect.width() / 2.2, theme::TIMER, Color32::WHITE)
         }
     }

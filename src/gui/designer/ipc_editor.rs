@@ -44,7 +44,9 @@ pub fn ipc_ui(
             }
         });
         let a = owned();
-        text_row(ui, "Child folio", &event.folio, key("folio"), edits, move |d, v| with_ipc(d, &a, index, |e| e.folio = v));
+        text_row(ui, "Child folio", &event.folio, key("folio"), edits, move |d, v| {
+            with_ipc(d, &a, index, |e| e.folio = v)
+        });
         ui.label("");
         let mut synchronous = event.synchronous;
         if ui.checkbox(&mut synchronous, "Synchronous (wait for the child)").on_hover_text(SYNCHRONOUS_HELP).changed() {
@@ -138,7 +140,9 @@ fn mappings_ui(ui: &mut Ui, activity_id: &str, index: usize, event: &IpcDraft, s
     });
     if ui.button(format!("Add {} mapping", word.to_lowercase())).clicked() {
         let a = activity_id.to_owned();
-        edits.push(Edit::new(Coalesce::Never, move |d| with_ipc(d, &a, index, |e| side.of(e).push(MappingDraft::default()))));
+        edits.push(Edit::new(Coalesce::Never, move |d| {
+            with_ipc(d, &a, index, |e| side.of(e).push(MappingDraft::default()))
+        }));
     }
 }
 
