@@ -212,8 +212,9 @@ fn fill_header(
 }
 
 /// Parses a template, noting a syntax error or unknown placeholders (all of
-/// them, by name) as a problem of `what`.
-fn checked_template(
+/// them, by name) as a problem of `what`. Also a sub-process event's folio
+/// and input templates.
+pub(crate) fn checked_template(
     what: &str,
     text: &str,
     json: bool,

@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::template::{Template, TemplateValues, is_known_placeholder};
+use crate::model::http::checked_template;
+use crate::model::template::{Template, TemplateValues};
 use crate::model::time::ProcessZone;
 use crate::model::value::{FieldType, Value};
 
@@ -134,8 +135,11 @@ impl IpcSpec {
             problems
                 .push("version 0 does not exist: versions count from 1 (or leave it empty for the default)".to_owned());
         }
-        let folio =
-            if draft.folio.trim().is_empty() { None } else { template("folio", &draft.folio, &names, &mut problems) };
+        let folio = if draft.folio.trim().is_empty() {
+            None
+        } else {
+            checked_template("folio", &draft.folio, false, &names, &mut problems)
+        };
         let mut inputs = Vec::with_capacity(draft.inputs.len());
         for (index, mapping) in draft.inputs.iter().enumerate() {
             let to = mapping.to.trim();
@@ -152,7 +156,7 @@ impl IpcSpec {
             } else if let Some(field) = single_field(from, parent_fields) {
                 Some(InputSource::Field(field.to_owned()))
             } else {
-                template(&what, from, &names, &mut problems).map(InputSource::Template)
+                checked_template(&what, from, false, &names, &mut problems).map(InputSource::Template)
             };
             if let Some(from) = source {
                 inputs.push(InputMapping { from, to: to.to_owned() });
@@ -319,31 +323,6 @@ impl IpcSpec {
 fn single_field<'a>(from: &'a str, parent_fields: &BTreeMap<String, FieldType>) -> Option<&'a str> {
     let name = from.strip_prefix("${").and_then(|rest| rest.strip_suffix('}')).unwrap_or(from);
     parent_fields.contains_key(name).then_some(name)
-}
-
-/// Parses a text template, noting a syntax error or unknown placeholders.
-fn template(what: &str, text: &str, field_names: &[&str], problems: &mut Vec<String>) -> Option<Template> {
-    let template = match Template::parse(text) {
-        Ok(template) => template,
-        Err(err) => {
-            problems.push(format!("{what}: {err}"));
-            return None;
-        }
-    };
-    let unknown: Vec<String> = template
-        .placeholders()
-        .into_iter()
-        .filter(|name| !is_known_placeholder(name, field_names))
-        .map(|name| format!("`${{{name}}}`"))
-        .collect();
-    if unknown.is_empty() {
-        return Some(template);
-    }
-    problems.push(format!(
-        "{what}: unknown placeholder {}: neither a field of this process nor one of serial, instance_id, folio, activity, event",
-        unknown.join(", ")
-    ));
-    None
 }
 
 #[cfg(test)]
