@@ -76,6 +76,13 @@ pub(crate) struct Completed {
     pub skipped: Vec<String>,
 }
 
+/// The most children one call may start, all generations together: depth
+/// alone does not bound a process whose activities start many children
+/// each (fifty events calling themselves, eight deep, would be 50⁸ starts in
+/// one transaction). The event that would start one more fails, and the
+/// instance is in Error for an operator to look at.
+pub const MAX_CHILDREN_PER_CALL: usize = 1_000;
+
 /// The user a child's completion acts as on its parent's item ("already
 /// finished at … by instance 12").
 pub fn child_user(id: i64) -> String {
@@ -101,6 +108,8 @@ pub(crate) struct InTransaction<'e, 't, S: Storage> {
     /// write sends it to run again in the transaction), so the reads of a
     /// second child must not follow the first child's rows.
     started: RefCell<Vec<Started>>,
+    /// Children started by this call so far ([`MAX_CHILDREN_PER_CALL`]).
+    count: std::cell::Cell<usize>,
 }
 
 /// A child started in this transaction, to write.
@@ -119,6 +128,7 @@ impl<'e, 't, S: Storage> InTransaction<'e, 't, S> {
             later: RefCell::new(Vec::new()),
             failure: RefCell::new(None),
             started: RefCell::new(Vec::new()),
+            count: std::cell::Cell::new(0),
         }
     }
 
@@ -256,6 +266,12 @@ impl<'e, 't, S: Storage> InTransaction<'e, 't, S> {
         let spec = request.spec;
         let child = &spec.process;
         let user = &request.parent.originator;
+        if self.count.get() >= MAX_CHILDREN_PER_CALL {
+            return Ok(Err(format!(
+                "cannot start `{child}`: this step has started {MAX_CHILDREN_PER_CALL} sub-processes already, the most one step may"
+            )));
+        }
+        self.count.set(self.count.get() + 1);
         let version = {
             let mut tx = self.tx();
             let version = match spec.version {

@@ -37,7 +37,7 @@ pub use instance::{
     ActivityRecord, ActivityStatus, AuditAction, AuditEntry, ChildLink, FailureInfo, Instance, InstanceStatus,
     ItemStatus, LineResult, Millis, ParentLink, ServerItem, TokenState,
 };
-pub use ipc::child_user;
+pub use ipc::{MAX_CHILDREN_PER_CALL, child_user};
 pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
 pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use runner::RunnerId;

@@ -403,6 +403,36 @@ fn deploy_checks_the_child_against_the_deployed_processes<S: Backend>() {
     assert_eq!(checked.iter().filter(|p| p.severity == Severity::Error).count(), 3);
 }
 
+/// Depth alone does not bound a process whose events start many children
+/// each: one step starts at most `MAX_CHILDREN_PER_CALL`, and the event
+/// that would start one more puts its instance in Error.
+fn one_step_starts_a_bounded_number_of_children<S: Backend>() {
+    use flowdesk::engine::MAX_CHILDREN_PER_CALL;
+    let fx = Fixture::<S>::fresh();
+    let events: Vec<String> = (0..10)
+        .map(|n| format!(r#"{{"kind": "ipc", "name": "Again {n}", "synchronous": false, "process": "fan"}}"#))
+        .collect();
+    let json = format!(
+        r#"{{"name": "fan", "activities": [{{"id": "a", "name": "A", "start": true, "events": [{}]}}]}}"#,
+        events.join(", ")
+    );
+    fx.deploy_json("admin", &json);
+    let started = fx.engine.start("admin", "fan", "", &[]).unwrap();
+    let filter = InstanceFilter { limit: 5_000, ..InstanceFilter::default() };
+    let all = fx.engine.instances("admin", &filter).unwrap();
+    assert_eq!(all.len(), MAX_CHILDREN_PER_CALL + 1, "the top instance and the children one step may start");
+    let failed: Vec<String> = all
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Error)
+        .filter_map(|i| fx.detail("admin", i.id).failure.map(|f| f.message))
+        .collect();
+    // Depth first: deep ones stop at the depth limit on the way, and once
+    // the step has started its most, every event that would start one more.
+    let most = failed.iter().filter(|m| m.contains("sub-processes already, the most one step may")).count();
+    assert!(most > 0, "{} failures, none at the bound", failed.len());
+    assert_eq!(started.status, InstanceStatus::Error, "the top instance's later events hit the bound too");
+}
+
 support::on_every_backend! {
     order_waits_for_payment,
     a_child_completing_before_the_parents_step_commits_is_applied_as_an_early_callback,
@@ -414,4 +444,5 @@ support::on_every_backend! {
     a_stopped_parent_holds_the_childs_completion_until_resumed,
     a_process_calling_itself_stops_at_the_depth_limit,
     deploy_checks_the_child_against_the_deployed_processes,
+    one_step_starts_a_bounded_number_of_children,
 }
