@@ -320,7 +320,7 @@ pub struct InstanceDetail {
 }
 
 /// A child an instance's IPC event started, and where it stands now
-/// (`None` if it cannot be read any more).
+/// (`None` when the user may not see it, or it cannot be read any more).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChildInstance {
     pub link: ChildLink,
@@ -1231,10 +1231,7 @@ impl<S: Storage> Engine<S> {
     pub fn instance(&self, user: &str, id: i64) -> Result<InstanceDetail, EngineError> {
         self.store.read(|tx| {
             let instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
-            let rights = tx.rights(&instance.process, user)?;
-            let sees_all = rights.iter().any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
-            let sees_own = rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?;
-            if !sees_all && !sees_own {
+            if !may_see(tx, &instance.process, id, user)? {
                 return Err(EngineError::PermissionDenied {
                     user: user.to_owned(),
                     process: instance.process.clone(),
@@ -1259,7 +1256,11 @@ impl<S: Storage> Engine<S> {
             let timers = pending_timers(&process, &instance, &pending_items, all_timers);
             let mut children = Vec::with_capacity(instance.flow.children.len());
             for link in &instance.flow.children {
-                let summary = tx.instance(link.instance_id)?.map(|child| InstanceSummary::of(&child));
+                // Only a child the user may see says how it stands.
+                let summary = match may_see(tx, &link.process, link.instance_id, user)? {
+                    true => tx.instance(link.instance_id)?.map(|child| InstanceSummary::of(&child)),
+                    false => None,
+                };
                 children.push(ChildInstance { link: link.clone(), summary });
             }
             let mut summary = InstanceSummary::of(&instance);
@@ -1317,6 +1318,14 @@ fn read_back(tx: &mut dyn Transaction, draft: &ProcessDraft, version: u32) -> Re
         return Err(refused("it differs".to_owned()));
     }
     Ok(())
+}
+
+/// Whether `user` may see instance `id` of `process`: `View` (or `Admin`,
+/// `Server Event`), or `View Participate` on one they took part in.
+fn may_see(tx: &mut dyn Transaction, process: &str, id: i64, user: &str) -> Result<bool, EngineError> {
+    let rights = tx.rights(process, user)?;
+    let sees_all = rights.iter().any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
+    Ok(sees_all || (rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?))
 }
 
 fn require_process(tx: &mut dyn Transaction, process: &str) -> Result<(), EngineError> {

@@ -112,6 +112,14 @@ fn order_waits_for_payment<S: Backend>() {
         child_trail.contains(&format!("admin: Parent notified finished {wait} of instance {order}")),
         "{child_trail:#?}"
     );
+    // Who may see the parent but not the child sees the link, not how the
+    // child stands.
+    fx.engine.grant("admin", "order", "viewer", &[Right::View]).unwrap();
+    let seen = fx.detail("viewer", order);
+    assert_eq!(seen.children.iter().map(|c| c.summary.is_some()).collect::<Vec<_>>(), [false, false]);
+    fx.engine.grant("admin", "payment", "viewer", &[Right::View]).unwrap();
+    let seen = fx.detail("viewer", order);
+    assert_eq!(seen.children.iter().map(|c| c.summary.is_some()).collect::<Vec<_>>(), [false, true]);
     // A second completion (a repeated callback) is refused as any is.
     let err = fx.engine.finish("admin", support::parse_serial(&wait), &[]).unwrap_err();
     assert!(
