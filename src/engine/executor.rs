@@ -28,8 +28,12 @@ use crate::engine::instance::{
     ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, FailureInfo, Instance, InstanceStatus,
     ItemStatus, LineResult, Millis, ServerItem, Token, TokenState,
 };
-use crate::engine::machine::{Effect, Effects, ItemState};
+use crate::engine::instance::{ChildLink, ParentLink};
+use crate::engine::ipc::{ChildRequest, ChildStarter, child_user};
+use crate::engine::machine::{Effect, Effects, ItemState, RecordedFinish};
 use crate::engine::outbound::{Exchange, MailDelivery};
+use crate::model::IpcSpec;
+use crate::model::ipc::MAX_DEPTH;
 use crate::model::{
     CompiledProcess, CompiledScript, Due, EventAction, FillError, HttpRequest, MailFillError, MailMessage,
     PrecedingRule, ScriptContext, ScriptFailure, ScriptHost, ScriptOutcome, TemplateValues, Value,
@@ -96,6 +100,9 @@ pub struct Executor<'a> {
     /// [`ScriptHost::can_call_out`]): then no callback can arrive while it
     /// runs, and an item, its script's work and the wait commit as one.
     pub inline_async_scripts: bool,
+    /// Starts the children of IPC events, in the caller's transaction;
+    /// `None` where no run can reach one (a notification's record).
+    pub children: Option<&'a dyn ChildStarter>,
 }
 
 impl Executor<'_> {
@@ -228,6 +235,10 @@ impl Executor<'_> {
                     self.wait(instance, items, position, due, effects);
                     continue;
                 }
+                EventAction::Ipc(spec) => {
+                    self.start_child(instance, items, position, spec, effects);
+                    continue;
+                }
             };
             if event.synchronous {
                 let context = self.context(instance, &token, None);
@@ -302,6 +313,100 @@ impl Executor<'_> {
         self.audit_at(effects, place, AuditAction::WaitingForCallback, format!("{serial} (`{event}`) until {until}"));
     }
 
+    /// An IPC event: the child starts now, in this transaction (so there is
+    /// never a parent waiting for a child that was not started, nor a
+    /// child whose parent's step was lost). A parent that waits gets a
+    /// server item first, whose serial the child's link names; the child's
+    /// completion finishes it. A child that completed within this very step
+    /// (it never waited) is applied as an early callback is. A child that
+    /// cannot start (no right, its process gone, a chain too deep, a
+    /// mapping that does not fit) fails the event; a retry starts it again
+    /// on the same item.
+    fn start_child(
+        &self,
+        instance: &mut Instance,
+        items: &mut ItemState,
+        position: usize,
+        spec: &IpcSpec,
+        effects: &mut Effects,
+    ) {
+        let token = instance.flow.tokens[position].clone();
+        let serial_id = spec.waits.then(|| self.open_item(instance, items, position, effects));
+        let context = self.context(instance, &token, serial_id);
+        let depth = instance.flow.parent.as_ref().map_or(0, |parent| parent.depth).saturating_add(1);
+        if depth > MAX_DEPTH {
+            let message = format!(
+                "cannot start `{}`: sub-processes may nest {MAX_DEPTH} deep, and this child would be at depth {depth} (a process that calls itself without end?)",
+                spec.process
+            );
+            return self.fail(instance, position, message, effects);
+        }
+        let Some(children) = self.children else {
+            let message = "internal: no child can be started here".to_owned();
+            return self.fail(instance, position, message, effects);
+        };
+        let link = ParentLink {
+            instance_id: instance.id,
+            process: instance.process.clone(),
+            activity: context.activity.clone(),
+            event: context.event.clone(),
+            serial_id,
+            depth,
+        };
+        let values = TemplateValues { context: &context, data: &instance.data };
+        let started = match children.start_child(&ChildRequest {
+            parent: instance,
+            parent_fields: &self.process.field_types,
+            spec,
+            values,
+            link,
+        }) {
+            Ok(started) => started,
+            Err(message) => return self.fail(instance, position, message, effects),
+        };
+        let child = ChildLink {
+            instance_id: started.id,
+            process: spec.process.clone(),
+            version: started.version,
+            destination_id: token.destination_id,
+            event_index: token.next_event,
+            serial_id,
+            started_at: self.now,
+        };
+        effects.emit(instance, Effect::ChildStarted(Box::new(child)));
+        let event = &context.event;
+        let detail = format!(
+            "instance {} of `{}` version {} for `{event}` ({})",
+            started.id,
+            spec.process,
+            started.version,
+            started.status.name().to_lowercase()
+        );
+        self.audit(effects, AuditAction::ChildStarted, detail);
+        let Some(serial_id) = serial_id else {
+            self.move_token(instance, position, token.next_event + 1, TokenState::Ready, effects);
+            return;
+        };
+        self.move_token(instance, position, token.next_event, TokenState::Waiting, effects);
+        let serial = instance.serial(serial_id);
+        let until = format!("{serial} (`{event}`) until instance {} completes", started.id);
+        self.audit(effects, AuditAction::WaitingForCallback, until);
+        if let Some(completed) = started.completed {
+            // The child completed before this step commits: its finish is
+            // recorded on the item and applied by the loop, as an early
+            // callback's is.
+            for line in completed.skipped {
+                self.audit(effects, AuditAction::ParentNotified, line);
+            }
+            let by = child_user(started.id);
+            let at = self.now;
+            let unapplied = Some(completed.values.clone());
+            effects.note(Effect::ItemFinished { serial_id, by: by.clone(), at, unapplied });
+            effects.note(Effect::TimersDisarmed { serial_id });
+            items.recorded.insert(serial_id, RecordedFinish { data: completed.values, by });
+        }
+    }
+
     /// A new pending item for the event the token is at, and its wait's
     /// timers: one per escalation of its activity, each due from now. While
     /// the token then runs the event's work outside, a finish arriving is an
@@ -363,8 +468,9 @@ impl Executor<'_> {
             EventAction::Mail(spec) => {
                 OutsideWork::Mail(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
             }
-            // A wait has no work outside: its token is never running there.
-            EventAction::Wait(_) => return None,
+            // A wait has no work outside, nor has a child's start (it is
+            // started in the transaction): their tokens never run there.
+            EventAction::Wait(_) | EventAction::Ipc(_) => return None,
         })
     }
 
@@ -655,7 +761,8 @@ impl Recorded {
                 | Effect::TookPart { .. }
                 | Effect::TimerArmed { .. }
                 | Effect::TimerChanged { .. }
-                | Effect::TimersDisarmed { .. } => 0,
+                | Effect::TimersDisarmed { .. }
+                | Effect::ChildStarted(_) => 0,
             })
             .sum::<usize>();
         (self.bytes > MAX_RECORDED_BYTES_PER_RUN).then(|| {

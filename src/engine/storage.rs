@@ -172,6 +172,8 @@ pub struct InstanceSummary {
     pub updated_at: Millis,
     /// When the instance's next armed timer falls due; `None` when none is.
     pub due_at: Option<Millis>,
+    /// The instance whose sub-process (IPC) event started this one.
+    pub parent_id: Option<i64>,
 }
 
 impl InstanceSummary {
@@ -188,6 +190,7 @@ impl InstanceSummary {
             started_at: instance.started_at,
             updated_at: instance.updated_at,
             due_at: None,
+            parent_id: instance.flow.parent.as_ref().map(|parent| parent.instance_id),
         }
     }
 }

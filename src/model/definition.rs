@@ -288,6 +288,8 @@ pub enum EventDraft {
     HttpRequest(HttpRequestDraft),
     Timer(TimerDraft),
     Mail(MailDraft),
+    /// A sub-process (IPC) event: see [`crate::model::ipc`].
+    Ipc(crate::model::ipc::IpcDraft),
 }
 
 impl EventDraft {
@@ -297,6 +299,7 @@ impl EventDraft {
             EventDraft::HttpRequest(event) => &event.name,
             EventDraft::Timer(event) => &event.name,
             EventDraft::Mail(event) => &event.name,
+            EventDraft::Ipc(event) => &event.name,
         }
     }
 
@@ -306,11 +309,13 @@ impl EventDraft {
             EventDraft::HttpRequest(event) => event.name = name,
             EventDraft::Timer(event) => event.name = name,
             EventDraft::Mail(event) => event.name = name,
+            EventDraft::Ipc(event) => event.name = name,
         }
     }
 
     /// Whether the event completes at once; otherwise it waits for a callback
-    /// on its server item.
+    /// on its server item. Not an IPC event's *Synchronous* property, which
+    /// means the opposite: a synchronous IPC event waits for its child.
     pub fn synchronous(&self) -> bool {
         match self {
             EventDraft::ServerEvent(event) => event.synchronous,
@@ -319,6 +324,7 @@ impl EventDraft {
             // What the file says, so that validation can name an
             // asynchronous mail event; it never runs as one.
             EventDraft::Mail(event) => event.synchronous,
+            EventDraft::Ipc(event) => !event.synchronous,
         }
     }
 }

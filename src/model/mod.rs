@@ -8,6 +8,7 @@ pub mod compiled;
 pub mod definition;
 pub mod graph;
 pub mod http;
+pub mod ipc;
 pub mod mail;
 pub mod rights;
 pub mod script;
@@ -26,6 +27,7 @@ pub use definition::{
 };
 pub use graph::ProcessGraph;
 pub use http::{FillError, HttpMethod, HttpRequest, HttpRequestSpec};
+pub use ipc::{IpcDraft, IpcSpec, MappingDraft};
 pub use mail::{MailFillError, MailMessage, MailSpec};
 pub use rights::Right;
 pub use script::{

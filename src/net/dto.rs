@@ -233,6 +233,9 @@ pub struct InstanceSummaryDto {
     /// timer event of one of its pending items) falls due; `null` when none
     /// is armed.
     pub due_at: Option<String>,
+    /// The instance whose sub-process (IPC) event started this one; `null`
+    /// for an instance a person or system started.
+    pub parent_id: Option<i64>,
 }
 
 impl From<&InstanceSummary> for InstanceSummaryDto {
@@ -247,8 +250,34 @@ impl From<&InstanceSummary> for InstanceSummaryDto {
             started_at: rfc3339(summary.started_at),
             updated_at: rfc3339(summary.updated_at),
             due_at: summary.due_at.map(rfc3339),
+            parent_id: summary.parent_id,
         }
     }
+}
+
+/// The instance whose sub-process (IPC) event started this one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParentDto {
+    pub id: i64,
+    pub process: String,
+    pub activity: String,
+    pub event: String,
+    /// The parent's server item that waits for this instance to complete;
+    /// `null` when the parent went on without waiting.
+    pub serial: Option<String>,
+}
+
+/// An instance one of this instance's sub-process (IPC) events started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChildDto {
+    pub id: i64,
+    pub process: String,
+    pub version: u32,
+    /// Its status now; `null` if it cannot be read.
+    pub status: Option<String>,
+    /// This instance's server item that waits for it; `null` when it did not wait.
+    pub serial: Option<String>,
+    pub started_at: String,
 }
 
 /// Where an instance stopped on a failure.
@@ -355,6 +384,10 @@ pub struct InstanceDto {
     /// Pending server items.
     pub pending: Vec<ItemDto>,
     pub error: Option<FailureDto>,
+    /// Set when a sub-process (IPC) event of another instance started this one.
+    pub parent: Option<ParentDto>,
+    /// The instances its sub-process events started, oldest first.
+    pub children: Vec<ChildDto>,
     pub audit: Vec<AuditDto>,
 }
 
@@ -366,6 +399,25 @@ impl From<&InstanceDetail> for InstanceDto {
             fields: fields_of(&detail.fields),
             pending: detail.pending_items.iter().map(ItemDto::from).collect(),
             error: detail.failure.as_ref().map(FailureDto::from),
+            parent: detail.parent.as_ref().map(|p| ParentDto {
+                id: p.instance_id,
+                process: p.process.clone(),
+                activity: p.activity.clone(),
+                event: p.event.clone(),
+                serial: p.serial().map(|s| s.to_string()),
+            }),
+            children: detail
+                .children
+                .iter()
+                .map(|c| ChildDto {
+                    id: c.link.instance_id,
+                    process: c.link.process.clone(),
+                    version: c.link.version,
+                    status: c.summary.as_ref().map(|s| s.status.name().to_owned()),
+                    serial: c.link.serial_id.map(|id| format!("{}_{id}", detail.summary.id)),
+                    started_at: rfc3339(c.link.started_at),
+                })
+                .collect(),
             audit: detail.audit.iter().map(AuditDto::from).collect(),
         }
     }

@@ -491,7 +491,10 @@ impl Transaction for MemoryTransaction<'_> {
                 | Effect::TokenMoved { .. }
                 | Effect::ActivityClosed { .. }
                 | Effect::LineEvaluated(_)
-                | Effect::Audit(_) => {}
+                | Effect::Audit(_)
+                // The parent's flow state (its row) keeps the link; the
+                // child's rows are written by its own save.
+                | Effect::ChildStarted(_) => {}
             }
         }
         if let Some(record) = history {

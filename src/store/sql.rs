@@ -391,6 +391,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
             started_at: row.get(5)?,
             updated_at: row.get(6)?,
             due_at: row.get(8)?,
+            parent_id: row.get(9)?,
         },
         row.get(7)?,
     ))
@@ -692,7 +693,8 @@ fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter
 macro_rules! summary_columns {
     () => {
         "id, process, version, folio, originator, started_at, updated_at, status, \
-         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')"
+         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed'), \
+         json_extract(flow, '$.parent.instance_id')"
     };
 }
 const SUMMARY_COLUMNS: &str = summary_columns!();
@@ -1026,7 +1028,10 @@ impl SqliteTransaction<'_> {
                 | Effect::TokenMoved { .. }
                 | Effect::ActivityClosed { .. }
                 | Effect::LineEvaluated(_)
-                | Effect::Audit(_) => {}
+                | Effect::Audit(_)
+                // The parent's flow state (its row) keeps the link; the
+                // child's rows are written by its own save.
+                | Effect::ChildStarted(_) => {}
             }
         }
         if let Some(json) = history {

@@ -1118,3 +1118,38 @@ fn overdue_lists_only_the_items_whose_deadline_has_passed() {
     assert_eq!((&overdue["in"], &overdue["schema"]["type"]), (&json!("query"), &json!("boolean")));
     assert_ne!(overdue["required"], true, "{overdue}");
 }
+
+/// Issue 19: the instance document carries its parent and children, and
+/// lists carry the parent's id, so a caller can walk from one to the other.
+#[test]
+fn the_instance_document_links_a_parent_and_its_children() {
+    let fixture = support::Fixture::new();
+    for sample in ["payment", "audit-log", "order"] {
+        fixture.deploy_sample("admin", &format!("{sample}.process.json"));
+        fixture.engine.grant("admin", sample, "biztalk", &[Right::Start, Right::View, Right::ServerEvent]).unwrap();
+    }
+    let f = ApiFixture::start_with(fixture);
+    let token = f.token("biztalk");
+    let started = f.post(Some(&token), "/processes/order/instances", r#"{"folio": "O-1"}"#);
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let order = started.body["instance_id"].as_i64().unwrap();
+    let payment = order + 2;
+
+    let parent = f.get(Some(&token), &format!("/instances/{order}"));
+    assert_eq!(parent.status, 200, "{:?}", parent.body);
+    assert_eq!(parent.body["parent"], json!(null));
+    let children = parent.body["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2);
+    assert_eq!(children[1]["id"], payment);
+    assert_eq!(children[1]["process"], "payment");
+    assert_eq!(children[1]["status"], "Active");
+    assert_eq!(children[1]["serial"], format!("{order}_2"));
+    assert_eq!(children[0]["serial"], json!(null), "the audit log was not waited for");
+
+    let child = f.get(Some(&token), &format!("/instances/{payment}"));
+    assert_eq!(child.body["parent_id"], order);
+    assert_eq!(
+        child.body["parent"],
+        json!({"id": order, "process": "order", "activity": "Take payment", "event": "Pay", "serial": format!("{order}_2")})
+    );
+}

@@ -2388,3 +2388,51 @@ fn timers_run_fires_what_is_due_and_show_and_items_say_when_things_fall_due() {
     let late = t.refused("alice", &["finish", &format!("{id}_1")]);
     assert_mentions(&late, &["already finished at", "by deadline"]);
 }
+
+/// Issue 19: `show` names a child's parent and a parent's children, in
+/// words and in `--json`; `instances --json` carries the parent's id; and
+/// deploying a process before the child it calls is refused with the place.
+#[test]
+fn show_links_a_parent_and_its_children() {
+    let fd = Flowdesk::new();
+    let sample = |name: &str| format!("{}/samples/{name}.process.json", env!("CARGO_MANIFEST_DIR"));
+    let refused = fd.run("alice", &["deploy", &sample("order")]);
+    assert_ne!(refused.code, Some(0));
+    assert_mentions(&refused.stderr, &["2 error(s)", "`Log the order`", "child process `audit-log` is not deployed"]);
+    for name in ["payment", "audit-log", "order"] {
+        fd.deploy("alice", Path::new(&sample(name)));
+    }
+    let order = fd.start("alice", &["order", "--folio", "ORDER-9"]);
+    let (log, payment) = (order + 1, order + 2);
+
+    let parent = fd.ok("alice", &["show", &order.to_string()]).stdout;
+    assert!(
+        parent.contains(&format!("child       instance {log} (audit-log version 1, Completed), started at")),
+        "{parent}"
+    );
+    assert!(
+        parent.contains(&format!("child       instance {payment} (payment version 1, Active), waited for at")),
+        "{parent}"
+    );
+    let child = fd.ok("alice", &["show", &payment.to_string()]).stdout;
+    let line = format!("started by  instance {order} (order), event `Pay` of `Take payment`, which waits on {order}_2");
+    assert!(child.contains(&line), "{child}");
+
+    let json = fd.show("alice", payment);
+    assert_eq!(json["parent"]["id"], order);
+    assert_eq!(json["parent"]["serial"], format!("{order}_2"));
+    assert_eq!(json["parent"]["depth"], 1);
+    let json = fd.show("alice", order);
+    assert_eq!(json["parent"], Value::Null);
+    let children: Vec<(i64, String)> = json["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_i64().unwrap(), c["status"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(children, [(log, "Completed".to_owned()), (payment, "Active".to_owned())]);
+    let list = fd.json("alice", &["instances", "--json"]);
+    let parents: Vec<(i64, Value)> =
+        list.as_array().unwrap().iter().map(|i| (i["id"].as_i64().unwrap(), i["parent"].clone())).collect();
+    assert!(parents.contains(&(payment, Value::from(order))) && parents.contains(&(order, Value::Null)), "{parents:?}");
+}

@@ -12,8 +12,8 @@ use flowdesk::gui::designer::Element;
 use flowdesk::gui::dialogs::ScriptedDialogs;
 use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use flowdesk::model::{
-    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, HeaderDraft, HttpRequestDraft, MailDraft,
-    ProcessDraft, ServerEventDraft, TimerDraft,
+    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, HeaderDraft, HttpRequestDraft, IpcDraft,
+    MailDraft, MappingDraft, ProcessDraft, ServerEventDraft, TimerDraft,
 };
 use flowdesk::store::{Durability, SqliteStore};
 
@@ -894,6 +894,63 @@ fn the_settings_dialog_sets_the_smtp_server_and_keeps_no_password() {
     assert_eq!((smtp.host.as_str(), smtp.port, smtp.user.as_str()), ("localhost", Some(2525), "flowdesk"));
     let kept = serde_json::to_string(&gui.app().settings).unwrap();
     assert!(!kept.contains("pa55-word"), "the password is not kept between runs: {kept}");
+}
+
+/// Issue 19: the sub-process (IPC) template is dragged from the palette,
+/// its properties set in the panel, and the canvas says in words whether
+/// the parent waits for its child.
+#[test]
+fn a_sub_process_event_is_dragged_from_the_palette_and_its_properties_set() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.save.borrow_mut().push(files.path().join("calls"));
+    let mut gui = Gui::with(None, dialogs);
+
+    let template = gui.rect_of("Template Sub-process (IPC)").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    assert_eq!(gui.event_names("approved"), ["Mark done", "Sub-process"]);
+    assert!(gui.exists("Event Sub-process (sub-process, waits for child)"), "synchronous by default: it waits");
+
+    gui.click_at(gui.empty_canvas_spot());
+    let problems = gui.texts_containing("no child process");
+    assert_eq!(
+        problems,
+        ["Error  activity `Approved`, event 2 `Sub-process`: no child process: name the process this event starts"]
+    );
+    gui.click(&problems[0]);
+    assert!(gui.exists("Child process"), "the properties panel shows the event");
+    assert!(!gui.texts_containing("Synchronous means WAIT").is_empty(), "the help says what Synchronous means here");
+
+    gui.type_into("Child process", "payment");
+    gui.type_into("Child folio", "PAY-${name}");
+    gui.click("Add input mapping");
+    gui.type_into("Input 1 from", "name");
+    gui.type_into("Input 1 to", "order_id");
+    gui.click("Add output mapping");
+    gui.type_into("Output 1 from", "paid");
+    gui.type_into("Output 1 to", "done");
+    assert!(gui.texts_containing("no child process").is_empty(), "the problem is gone");
+
+    gui.click("Synchronous (wait for the child)");
+    assert!(gui.exists("Event Sub-process (sub-process, starts child)"));
+    assert!(!gui.texts_containing("output mappings need a parent that waits").is_empty(), "said where it is");
+    gui.click("Synchronous (wait for the child)");
+    assert!(gui.exists("Event Sub-process (sub-process, waits for child)"));
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    let saved = ProcessDraft::load(&files.path().join("calls.process.json")).unwrap();
+    let mapping = |from: &str, to: &str| MappingDraft { from: from.to_owned(), to: to.to_owned() };
+    let expected = IpcDraft {
+        name: "Sub-process".to_owned(),
+        synchronous: true,
+        process: "payment".to_owned(),
+        version: None,
+        folio: "PAY-${name}".to_owned(),
+        inputs: vec![mapping("name", "order_id")],
+        outputs: vec![mapping("paid", "done")],
+    };
+    assert_eq!(saved.activity("approved").unwrap().events[1], EventDraft::Ipc(expected));
 }
 
 // ----- designer commands, deploy and start ------------------------------------------

@@ -2355,3 +2355,40 @@ fn issue_17_the_flow_says_a_deadline_is_held_or_was_not_armed() {
     let entry = gui.trail_entry("Escalation not armed");
     assert_eq!(entry[1..3], ["admin".to_owned(), "Escalation not armed".to_owned()]);
 }
+
+/// Issue 19: the parent's flow shows its child's id and status on the
+/// sub-process event, one click opens the child, and the child's panel
+/// says which instance and event started it, with a link back.
+#[test]
+fn issue_19_the_flow_links_a_parent_to_its_child_and_back() {
+    let fx = fixture();
+    deploy(&fx, "payment.process.json");
+    deploy(&fx, "audit-log.process.json");
+    deploy(&fx, "order.process.json");
+    let order = fx.engine.start("admin", "order", "ORDER-1", &[]).unwrap().instance_id;
+    let payment = order + 2;
+    let mut gui = Gui::monitor(fx, "ada");
+    assert!(gui.shown("Parent"), "the list has a Parent column where a row has a parent");
+    // The audit-log child has its parent's folio: the order's row is the
+    // last of the two (newest first).
+    let rows: Vec<_> = gui
+        .harness
+        .query_all_by(|node| node.role() == Role::Label && node.value().as_deref() == Some("ORDER-1"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    rows[1].click();
+    gui.run_until("the order", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
+    gui.settle();
+
+    gui.harness.get_by_label(&format!("Child instance {payment} · Active")).click();
+    gui.run_until("the child", |app| app.monitor.detail().is_some_and(|d| d.summary.id == payment));
+    gui.settle();
+    assert!(gui.shown(&format!("Instance {payment}")));
+    assert!(gui.shown("Started by"));
+    assert!(gui.shown("(order), event `Pay` of `Take payment`, which waits for it"));
+
+    gui.harness.get_by_label(&format!("instance {order}")).click();
+    gui.run_until("the parent again", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
+    gui.settle();
+    assert!(gui.shown(&format!("instance {payment} (payment, Active)")), "the parent lists its children");
+}

@@ -29,6 +29,7 @@ mod gui_designer;
 mod gui_monitor;
 mod http_callback;
 mod http_event;
+mod ipc;
 mod layers;
 mod mail_event;
 mod planned_writes;

@@ -127,6 +127,9 @@ fn samples_folder_holds_the_known_samples() {
         "notify-by-mail.process.json",
         "purchase-approval.process.json",
         "shipment.process.json",
+        "order.process.json",
+        "payment.process.json",
+        "audit-log.process.json",
     ] {
         assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
     }
@@ -162,6 +165,7 @@ fn every_sample_runs_to_completion_with_default_data() {
     for path in sample_files() {
         let draft = load(&path);
         let (_dir, engine) = engine();
+        deploy_called_samples(&engine, &draft);
         let deployed = engine.deploy(OWNER, &draft).unwrap();
         assert_eq!(deployed.version, 1);
         assert!(deployed.warnings.is_empty(), "{:?}", deployed.warnings);
@@ -186,6 +190,23 @@ fn every_sample_runs_to_completion_with_default_data() {
             "{}",
             path.display()
         );
+    }
+}
+
+/// Deploys the samples `draft`'s sub-process events start (and those they
+/// start), each from `samples/<process>.process.json`: a child must be
+/// deployed before a process that calls it.
+fn deploy_called_samples(engine: &Engine<SqliteStore>, draft: &ProcessDraft) {
+    for activity in &draft.activities {
+        for event in &activity.events {
+            let EventDraft::Ipc(ipc) = event else { continue };
+            if ipc.process == draft.name || engine.definition(&ipc.process).is_ok() {
+                continue;
+            }
+            let child = load_sample(&format!("{}.process.json", ipc.process));
+            deploy_called_samples(engine, &child);
+            engine.deploy(OWNER, &child).unwrap();
+        }
     }
 }
 

@@ -1566,3 +1566,43 @@ fn mail_event_problems_are_named() {
         check(&mail_event(properties), &[&format!("error: activity `A`, event 1 `Tell`: {message}")]);
     }
 }
+
+// ----- sub-process (IPC) events (issue 19) ----------------------------------------
+
+/// What the draft alone tells of a sub-process event, each at the event:
+/// no child named, mappings to fields this process lacks, unknown
+/// placeholders, outputs on an event that does not wait; a process calling
+/// itself is checked against its own fields and warned of the depth limit.
+/// Whether another child is deployed is deploy's to say.
+#[test]
+fn sub_process_events_name_their_problems_at_the_event() {
+    check(
+        r#"{
+          "name": "parent",
+          "fields": [ { "name": "n", "type": "integer" }, { "name": "s", "type": "string" } ],
+          "activities": [
+            { "id": "a", "name": "A", "start": true, "events": [
+              { "kind": "ipc", "name": "Nothing" },
+              { "kind": "ipc", "name": "Bad maps", "process": "child",
+                "inputs": [ { "from": "${nope}", "to": "x" }, { "from": "n", "to": "" } ],
+                "outputs": [ { "from": "y", "to": "missing" } ] },
+              { "kind": "ipc", "name": "Async out", "synchronous": false, "process": "child",
+                "outputs": [ { "from": "y", "to": "n" } ] },
+              { "kind": "ipc", "name": "Again", "process": "parent",
+                "inputs": [ { "from": "s", "to": "n" } ], "outputs": [ { "from": "n", "to": "s" } ] },
+              { "kind": "ipc", "name": "Not deployed", "process": "somewhere-else" }
+            ] }
+          ]
+        }"#,
+        &[
+            "error: activity `A`, event 1 `Nothing`: no child process: name the process this event starts",
+            "error: activity `A`, event 2 `Bad maps`: input mapping 1 (→ `x`): unknown placeholder `${nope}`…",
+            "error: activity `A`, event 2 `Bad maps`: input mapping 2 has no child field",
+            "error: activity `A`, event 2 `Bad maps`: output mapping 1 (`y` → `missing`): this process has no field `missing`",
+            "error: activity `A`, event 3 `Async out`: output mappings need a parent that waits…",
+            "error: activity `A`, event 4 `Again`: input mapping 1 (→ `n`): type mismatch: `s` (string) into `n` of `parent` (integer)",
+            "error: activity `A`, event 4 `Again`: output mapping 1 (`n` → `s`): type mismatch: `n` of `parent` (integer) into `s` (string)",
+            "warning: activity `A`, event 4 `Again`: the process starts itself: allowed, but a chain of sub-processes deeper than 8 puts the instance that would start the next one in Error",
+        ],
+    );
+}

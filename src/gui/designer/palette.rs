@@ -2,7 +2,7 @@
 //! sub-process, timer) is one more entry in [`TEMPLATES`] and, if it is a new
 //! event kind, one more `EventDraft` variant.
 
-use crate::model::{EventDraft, HttpRequestDraft, MailDraft, ServerEventDraft, TimerDraft};
+use crate::model::{EventDraft, HttpRequestDraft, IpcDraft, MailDraft, ServerEventDraft, TimerDraft};
 
 /// Which icon a template shows; the textures are loaded by the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -14,6 +14,8 @@ pub enum TemplateIcon {
     Timer,
     /// Drawn, not a texture: an envelope.
     Mail,
+    /// Drawn, not a texture: a box in a box.
+    SubProcess,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,12 @@ pub const TEMPLATES: &[EventTemplate] = &[
         description: "Sends one e-mail through the SMTP server set in Settings, and completes once the server has accepted it (always synchronous).",
         icon: TemplateIcon::Mail,
         make: mail,
+    },
+    EventTemplate {
+        name: "Sub-process (IPC)",
+        description: "Starts an instance of another process. Synchronous (unlike a server event) means the parent waits until the child completes and copies its outputs back; asynchronous starts the child and goes on.",
+        icon: TemplateIcon::SubProcess,
+        make: |existing| EventDraft::Ipc(IpcDraft::new(&unique_name("Sub-process", existing))),
     },
 ];
 

@@ -297,6 +297,7 @@ fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, e
         Some(EventDraft::HttpRequest(event)) => http_request_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::Timer(event)) => deadlines::timer_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::Mail(event)) => mail_editor::mail_ui(ui, designer, activity, index, event, edits),
+        Some(EventDraft::Ipc(event)) => super::ipc_editor::ipc_ui(ui, designer, activity, index, event, edits),
         None => {}
     }
 }

@@ -308,6 +308,9 @@ pub struct Monitor {
     trail: trail::TrailTable,
     flow_view: View,
     flow_fit: bool,
+    /// An instance the operator clicked a parent or child link of, opened
+    /// after the frame.
+    open_link: Option<i64>,
     data_inputs: Vec<(String, FieldType, String)>,
     data_for: Option<(i64, i64)>,
     goto_target: String,
@@ -362,6 +365,7 @@ impl Monitor {
             trail: trail::TrailTable::default(),
             flow_view: View::default(),
             flow_fit: true,
+            open_link: None,
             data_inputs: Vec::new(),
             data_for: None,
             goto_target: String::new(),
@@ -682,6 +686,7 @@ impl Monitor {
         egui::Panel::right("instance-detail").resizable(true).default_size(width).min_size(340.0).show(ui, |ui| {
             self.detail_ui(ui, user, &mut requests);
         });
+        let mut open = None;
         egui::CentralPanel::default().show(ui, |ui| {
             // The flow gets the width of the window, under the list.
             if let Some(detail) = &self.detail {
@@ -709,7 +714,7 @@ impl Monitor {
                         match self.tab {
                             DetailTab::Flow => {
                                 let now = self.clock.now();
-                                flow::flow_ui(ui, detail, now, &mut self.flow_view, &mut self.flow_fit);
+                                open = flow::flow_ui(ui, detail, now, &mut self.flow_view, &mut self.flow_fit);
                             }
                             DetailTab::Trail => self.trail.ui(ui, &detail.audit),
                         }
@@ -723,6 +728,9 @@ impl Monitor {
             ui.separator();
             self.instance_table(ui, user);
         });
+        if let Some(id) = open.or(self.open_link.take()) {
+            self.select(id, user);
+        }
         self.confirm_ui(ui.ctx(), user);
         self.send_commands(actions, user);
         requests
@@ -794,27 +802,34 @@ impl Monitor {
             (Some(filter), Some(n)) if *filter == self.filter => n as usize,
             _ => self.rows_offset + self.rows.len(),
         };
-        // Title, the order it sorts by and whether its arrow shows that
-        // order ("Started" and "Id" share the id order; only Id is marked),
-        // and its width where the window has room.
-        let columns = [
-            ("Id", InstanceColumn::Id, true, 64.0),
-            ("Folio", InstanceColumn::Folio, true, 92.0),
-            ("Process", InstanceColumn::Process, true, 130.0),
-            ("Status", InstanceColumn::Status, true, 74.0),
-            ("Due", InstanceColumn::Due, true, 98.0),
-            ("Originator", InstanceColumn::Originator, true, 84.0),
-            ("Started", InstanceColumn::Id, false, 162.0),
-            ("Last change", InstanceColumn::LastChange, true, 162.0),
+        // Title, the order it sorts by (none: not sortable) and whether its
+        // arrow shows that order ("Started" and "Id" share the id order;
+        // only Id is marked), and its width where the window has room.
+        let all_columns = [
+            ("Id", Some(InstanceColumn::Id), true, 64.0),
+            // The instance whose sub-process event started this one: shown
+            // only where a row on the page has one, so that lists without
+            // sub-processes keep their room on a small screen.
+            ("Parent", None, false, 56.0),
+            ("Folio", Some(InstanceColumn::Folio), true, 92.0),
+            ("Process", Some(InstanceColumn::Process), true, 130.0),
+            ("Status", Some(InstanceColumn::Status), true, 74.0),
+            ("Due", Some(InstanceColumn::Due), true, 98.0),
+            ("Originator", Some(InstanceColumn::Originator), true, 84.0),
+            ("Started", Some(InstanceColumn::Id), false, 162.0),
+            ("Last change", Some(InstanceColumn::LastChange), true, 162.0),
         ];
+        let with_parent = self.rows.iter().any(|row| row.parent_id.is_some());
+        let columns: Vec<_> = all_columns.into_iter().filter(|(title, ..)| with_parent || *title != "Parent").collect();
         // Narrowed together on a small screen, so that every column stays
         // in sight beside the instance panel; the status and the due time
         // keep their width. The table's width as the table reckons it: its
         // scroll bar and the spaces between columns left out.
         let table_width = ui.available_rect_before_wrap().width() - ui.spacing().scroll.allocated_width();
         let spacing = (columns.len() - 1) as f32 * ui.spacing().item_spacing.x;
-        let kept = columns.map(|(title, _, _, _)| matches!(title, "Status" | "Due"));
-        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), kept, table_width - spacing);
+        let kept: Vec<bool> = columns.iter().map(|(title, _, _, _)| matches!(*title, "Status" | "Due")).collect();
+        let widths: Vec<f32> = columns.iter().map(|(_, _, _, width)| *width).collect();
+        let widths = fitted_slice(&widths, &kept, table_width - spacing);
         let refit = self.fitted_to.is_none_or(|fitted| (fitted - table_width).abs() > 0.5);
         self.fitted_to = Some(table_width);
         let now = self.clock.now();
@@ -845,6 +860,10 @@ impl Monitor {
             .header(22.0, |mut header| {
                 for (title, column, marked, _) in &columns {
                     header.col(|ui| {
+                        let Some(column) = column else {
+                            ui.label(RichText::new(*title).strong());
+                            return;
+                        };
                         let order = self.filter.order;
                         let arrow = if order.column == *column && *marked {
                             if order.descending { " (desc)" } else { " (asc)" }
@@ -872,11 +891,11 @@ impl Monitor {
                         return;
                     };
                     row.set_selected(self.selected == Some(summary.id));
-                    for text in [
-                        summary.id.to_string(),
-                        summary.folio.clone(),
-                        format!("{} v{}", summary.process, summary.version),
-                    ] {
+                    let parent = with_parent.then(|| summary.parent_id.map(|id| id.to_string()).unwrap_or_default());
+                    let texts = std::iter::once(summary.id.to_string())
+                        .chain(parent)
+                        .chain([summary.folio.clone(), format!("{} v{}", summary.process, summary.version)]);
+                    for text in texts {
                         row.col(|ui| {
                             ui.label(text);
                         });
@@ -954,6 +973,7 @@ impl Monitor {
             summary.originator,
             format_time(summary.started_at)
         ));
+        self.open_link = links_ui(ui, detail).or(self.open_link.take());
         if let Some(failure) = &detail.failure {
             ui.colored_label(
                 theme::ERROR,
@@ -1377,6 +1397,35 @@ impl Monitor {
 }
 
 /// A write or read on its way: a spinner and what it is.
+/// The instance's parent ("Started by instance 7, event `Pay` of `Take
+/// payment`") and children, each a link; the instance clicked, to open.
+fn links_ui(ui: &mut Ui, detail: &InstanceDetail) -> Option<i64> {
+    let mut open = None;
+    if let Some(parent) = &detail.parent {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Started by");
+            if ui.link(format!("instance {}", parent.instance_id)).clicked() {
+                open = Some(parent.instance_id);
+            }
+            let waits = if parent.serial_id.is_some() { ", which waits for it" } else { "" };
+            ui.label(format!("({}), event `{}` of `{}`{waits}", parent.process, parent.event, parent.activity));
+        });
+    }
+    if !detail.children.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Children:");
+            for child in &detail.children {
+                let status = child.summary.as_ref().map(|s| s.status.name()).unwrap_or("gone");
+                let text = format!("instance {} ({}, {status})", child.link.instance_id, child.link.process);
+                if ui.link(text).clicked() {
+                    open = Some(child.link.instance_id);
+                }
+            }
+        });
+    }
+    open
+}
+
 fn pending_ui(ui: &mut Ui, words: &str) {
     ui.horizontal(|ui| {
         ui.add(egui::Spinner::new());
@@ -1453,7 +1502,9 @@ pub fn action_color(action: AuditAction) -> Color32 {
         | AuditAction::Resumed
         | AuditAction::WentToActivity
         | AuditAction::DataChanged
-        | AuditAction::Recovered => theme::ACTIVITY_TEXT,
+        | AuditAction::Recovered
+        | AuditAction::ChildStarted
+        | AuditAction::ParentNotified => theme::ACTIVITY_TEXT,
     }
 }
 
@@ -1497,18 +1548,20 @@ fn side_panel_width(ui: &Ui, preferred: f32) -> f32 {
 /// `available`, so that a table's last columns (the items' status) are not
 /// cut off on a small screen; never below 40 points a column. The columns
 /// `kept` keep their width (a due time or a status cut short says nothing),
-/// and the others share what is left.
-fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
-    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| *kept).map(|(width, _)| width).sum();
+/// and the others share what is left. For a list of columns whose length
+/// varies; [`fitted_widths`] for a fixed one.
+fn fitted_slice(widths: &[f32], kept: &[bool], available: f32) -> Vec<f32> {
+    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| **kept).map(|(width, _)| width).sum();
     let flexible: f32 = widths.iter().sum::<f32>() - fixed;
     let room = available - fixed;
     let scale = if flexible > room && room > 0.0 { room / flexible } else { 1.0 };
-    let mut index = 0;
-    widths.map(|width| {
-        let keep = kept[index];
-        index += 1;
-        if keep { width } else { (width * scale).max(40.0) }
-    })
+    widths.iter().zip(kept).map(|(width, keep)| if *keep { *width } else { (width * scale).max(40.0) }).collect()
+}
+
+fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
+    let fitted = fitted_slice(&widths, &kept, available);
+    // As long as `widths`: one width out per width in.
+    std::array::from_fn(|index| fitted.get(index).copied().unwrap_or_default())
 }
 
 #[cfg(test)]

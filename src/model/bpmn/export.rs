@@ -44,6 +44,8 @@ pub(super) enum Shape {
     ServiceTask,
     /// One mail event: BPMN's task that sends a message.
     SendTask,
+    /// An activity whose one event is a sub-process (IPC) event.
+    CallActivity,
     Task,
 }
 
@@ -58,6 +60,7 @@ impl Shape {
             Shape::ReceiveTask => "receiveTask",
             Shape::ServiceTask => "serviceTask",
             Shape::SendTask => "sendTask",
+            Shape::CallActivity => "callActivity",
             Shape::Task => "task",
         }
     }
@@ -77,6 +80,7 @@ fn shape_of(activity: &ActivityDraft, has_incoming: bool, has_outgoing: bool) ->
         [EventDraft::ServerEvent(_) | EventDraft::HttpRequest(_)] => Shape::ServiceTask,
         [EventDraft::Timer(_)] => Shape::TimerCatchEvent,
         [EventDraft::Mail(_)] => Shape::SendTask,
+        [EventDraft::Ipc(_)] => Shape::CallActivity,
         _ => Shape::Task,
     };
     // A boundary event can only sit on a task.
@@ -433,6 +437,13 @@ impl<'a> Writer<'a> {
         if node.shape == Shape::ScriptTask {
             attributes.push(("scriptFormat", "rhai"));
         }
+        // BPMN names the called process by its id; a name that cannot be
+        // one is in flowdesk's extension only.
+        if let (Shape::CallActivity, [EventDraft::Ipc(ipc)]) = (node.shape, activity.events.as_slice())
+            && is_xml_id(&ipc.process)
+        {
+            attributes.push(("calledElement", ipc.process.as_str()));
+        }
         xml.open(&element, &attributes);
         let is_task = !node.shape.is_event();
         let start_marker = activity.start && node.shape != Shape::StartEvent;
@@ -641,6 +652,27 @@ fn write_event(xml: &mut XmlWriter, event: &EventDraft, script_is_standard: bool
                 }
                 xml.close("flowdesk:mail");
             }
+        }
+        EventDraft::Ipc(ipc) => {
+            let version = ipc.version.map(|v| v.to_string());
+            let mut attributes = vec![
+                ("name", ipc.name.as_str()),
+                ("synchronous", synchronous(ipc.synchronous)),
+                ("process", ipc.process.as_str()),
+            ];
+            if let Some(version) = &version {
+                attributes.push(("version", version));
+            }
+            if !ipc.folio.is_empty() {
+                attributes.push(("folio", ipc.folio.as_str()));
+            }
+            xml.open("flowdesk:ipc", &attributes);
+            for (element, list) in [("flowdesk:input", &ipc.inputs), ("flowdesk:output", &ipc.outputs)] {
+                for mapping in list {
+                    xml.empty(element, &[("from", &mapping.from), ("to", &mapping.to)]);
+                }
+            }
+            xml.close("flowdesk:ipc");
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::model::definition::{
     EscalationActionDraft, EventDraft, HeaderDraft, HttpRequestDraft, MailDraft, NotifyDraft, ServerEventDraft,
     TimerDraft,
 };
+use crate::model::ipc::{IpcDraft, MappingDraft};
 use crate::model::rights::Right;
 
 /// flowdesk's extension element `name` on `element`.
@@ -45,6 +46,26 @@ pub(super) fn ours_events(element: &Element, ours: &Element) -> Vec<EventDraft> 
                     headers,
                     body,
                     timeout_seconds: timeout(child),
+                }));
+            }
+            "ipc" => {
+                let mappings = |name| {
+                    child
+                        .children_named(FLOWDESK_NS, name)
+                        .map(|m| MappingDraft {
+                            from: m.attr("from").unwrap_or_default().to_owned(),
+                            to: m.attr("to").unwrap_or_default().to_owned(),
+                        })
+                        .collect()
+                };
+                events.push(EventDraft::Ipc(IpcDraft {
+                    name: get("name"),
+                    synchronous,
+                    process: get("process"),
+                    version: child.attr("version").and_then(|v| v.parse().ok()),
+                    folio: get("folio"),
+                    inputs: mappings("input"),
+                    outputs: mappings("output"),
                 }));
             }
             "timer" => events.push(EventDraft::Timer(TimerDraft {
