@@ -21,6 +21,7 @@ mod executor;
 pub mod instance;
 pub mod machine;
 pub mod outbound;
+pub mod overview;
 pub mod runner;
 pub mod serial;
 pub mod storage;
@@ -37,6 +38,10 @@ pub use instance::{
     LineResult, Millis, ServerItem, TokenState,
 };
 pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
+pub use overview::{
+    ActivityCount, AgeHistogram, Bucket, Incident, OldestWait, Overview, ReasonKey, Span, Throughput, VersionOverview,
+    failure_pattern,
+};
 pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};

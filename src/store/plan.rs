@@ -24,6 +24,7 @@ use crate::engine::{
     ItemState, LineResult, ProcessSummary, RunningInstance, Serial, ServerItem, Timer, Transaction, VersionRecord,
     Visibility,
 };
+use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
 use crate::model::Right;
 use crate::store::sql::{EncodedInstance, SqliteTransaction, encode_history};
 
@@ -488,6 +489,38 @@ impl Transaction for Recorder<'_> {
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
         self.note_instance(instance_id)?;
         self.snapshot.is_participant(instance_id, user)
+    }
+
+    // The overview's reads: no planned write makes them, and none could be
+    // checked again under the lock.
+    fn status_counts(&mut self) -> Result<Vec<StatusCount>, EngineError> {
+        self.unchecked();
+        self.snapshot.status_counts()
+    }
+
+    fn pending_groups(&mut self, since_minute: i64) -> Result<Vec<PendingGroup>, EngineError> {
+        self.unchecked();
+        self.snapshot.pending_groups(since_minute)
+    }
+
+    fn instance_minutes(&mut self, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
+        self.unchecked();
+        self.snapshot.instance_minutes(since_minute)
+    }
+
+    fn failure_groups(&mut self) -> Result<Vec<Incident>, EngineError> {
+        self.unchecked();
+        self.snapshot.failure_groups()
+    }
+
+    fn failure_ids(&mut self, key: &ReasonKey) -> Result<Vec<i64>, EngineError> {
+        self.unchecked();
+        self.snapshot.failure_ids(key)
+    }
+
+    fn pending_oldest(&mut self, process: &str, version: u32, from: crate::engine::Millis) -> Result<Option<ServerItem>, EngineError> {
+        self.unchecked();
+        self.snapshot.pending_oldest(process, version, from)
     }
 }
 

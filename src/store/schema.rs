@@ -244,6 +244,145 @@ CREATE TABLE timers (
 CREATE INDEX timers_due ON timers(due_at, id) WHERE state = 'Armed';
 CREATE INDEX timers_by_item ON timers(instance_id, serial_id, state, due_at);
 "#,
+    // 9: the overview's aggregates (issue 18), kept by triggers in the
+    // transaction that changes what they count, so that no write path (the
+    // engine's, planned writes, the synthetic loader) can forget them and a
+    // rolled-back write takes its counts with it. Instances per process,
+    // version and status; starts and completions per minute; pending server
+    // items per activity and creation minute, and their totals; and the
+    // instances in error with their reason (`failures`, the message's
+    // pattern made by the store's SQL function, see `engine::overview`),
+    // grouped by the index. `server_items_pending_by_activity` finds the
+    // instances waiting at an activity for the list's activity filter.
+    // Each table starts from the rows already there.
+    r#"
+CREATE TABLE instance_counts (
+    process TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status  TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (process, version, status)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE instance_minutes (
+    process   TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    minute    INTEGER NOT NULL,
+    started   INTEGER NOT NULL,
+    completed INTEGER NOT NULL,
+    PRIMARY KEY (process, version, minute)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE pending_minutes (
+    process  TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    activity TEXT NOT NULL,
+    minute   INTEGER NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (process, version, activity, minute)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE pending_counts (
+    process  TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    activity TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (process, version, activity)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE failures (
+    instance_id INTEGER PRIMARY KEY,
+    process     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    activity    TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    pattern     TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX failures_by_reason ON failures(process, version, activity, event, pattern, at);
+CREATE INDEX server_items_pending_by_activity ON server_items(process, activity, instance_id)
+    WHERE status = 'Pending';
+
+INSERT INTO instance_counts SELECT process, version, status, COUNT(*) FROM instances GROUP BY 1, 2, 3;
+INSERT INTO instance_minutes
+SELECT process, version, minute, SUM(started), SUM(completed) FROM (
+    SELECT process, version, started_at / 60000 AS minute, 1 AS started, 0 AS completed FROM instances
+    UNION ALL
+    SELECT process, version, updated_at / 60000, 0, 1 FROM instances WHERE status = 'Completed'
+) GROUP BY 1, 2, 3;
+INSERT INTO pending_minutes
+SELECT s.process, i.version, s.activity, s.created_at / 60000, COUNT(*)
+FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1, 2, 3, 4;
+INSERT INTO pending_counts SELECT process, version, activity, SUM(n) FROM pending_minutes GROUP BY 1, 2, 3;
+INSERT INTO failures
+SELECT id, process, version, flow ->> '$.failure.activity', flow ->> '$.failure.event',
+       flowdesk_failure_pattern(flow ->> '$.failure.message'), flow ->> '$.failure.message', flow ->> '$.failure.at'
+FROM instances WHERE status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL;
+
+CREATE TRIGGER instances_counted AFTER INSERT ON instances BEGIN
+    INSERT INTO instance_counts VALUES (NEW.process, NEW.version, NEW.status, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO instance_minutes VALUES (NEW.process, NEW.version, NEW.started_at / 60000, 1, 0)
+        ON CONFLICT DO UPDATE SET started = started + 1;
+    INSERT INTO instance_minutes SELECT NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1
+        WHERE NEW.status = 'Completed'
+        ON CONFLICT DO UPDATE SET completed = completed + 1;
+    INSERT INTO failures
+    SELECT NEW.id, NEW.process, NEW.version, NEW.flow ->> '$.failure.activity', NEW.flow ->> '$.failure.event',
+           flowdesk_failure_pattern(NEW.flow ->> '$.failure.message'), NEW.flow ->> '$.failure.message',
+           NEW.flow ->> '$.failure.at'
+    WHERE NEW.status = 'Error' AND NEW.flow ->> '$.failure.message' IS NOT NULL;
+END;
+
+CREATE TRIGGER instances_recounted AFTER UPDATE OF status ON instances WHEN OLD.status IS NOT NEW.status BEGIN
+    UPDATE instance_counts SET n = n - 1
+        WHERE process = OLD.process AND version = OLD.version AND status = OLD.status;
+    INSERT INTO instance_counts VALUES (NEW.process, NEW.version, NEW.status, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO instance_minutes SELECT NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1
+        WHERE NEW.status = 'Completed'
+        ON CONFLICT DO UPDATE SET completed = completed + 1;
+END;
+
+CREATE TRIGGER instances_failed AFTER UPDATE OF status, flow ON instances
+WHEN NEW.status = 'Error' OR OLD.status = 'Error' BEGIN
+    DELETE FROM failures WHERE instance_id = OLD.id;
+    INSERT INTO failures
+    SELECT NEW.id, NEW.process, NEW.version, NEW.flow ->> '$.failure.activity', NEW.flow ->> '$.failure.event',
+           flowdesk_failure_pattern(NEW.flow ->> '$.failure.message'), NEW.flow ->> '$.failure.message',
+           NEW.flow ->> '$.failure.at'
+    WHERE NEW.status = 'Error' AND NEW.flow ->> '$.failure.message' IS NOT NULL;
+END;
+
+CREATE TRIGGER server_items_counted AFTER INSERT ON server_items WHEN NEW.status = 'Pending' BEGIN
+    INSERT INTO pending_minutes
+    SELECT NEW.process, version, NEW.activity, NEW.created_at / 60000, 1 FROM instances WHERE id = NEW.instance_id
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO pending_counts
+    SELECT NEW.process, version, NEW.activity, 1 FROM instances WHERE id = NEW.instance_id
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER server_items_recounted AFTER UPDATE OF status, created_at ON server_items
+WHEN OLD.status = 'Pending' OR NEW.status = 'Pending' BEGIN
+    UPDATE pending_minutes SET n = n - 1
+    WHERE OLD.status = 'Pending' AND process = OLD.process AND activity = OLD.activity
+      AND minute = OLD.created_at / 60000
+      AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
+    UPDATE pending_counts SET n = n - 1
+    WHERE OLD.status = 'Pending' AND process = OLD.process AND activity = OLD.activity
+      AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
+    DELETE FROM pending_minutes
+    WHERE OLD.status = 'Pending' AND process = OLD.process AND activity = OLD.activity
+      AND minute = OLD.created_at / 60000 AND n <= 0
+      AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
+    INSERT INTO pending_minutes
+    SELECT NEW.process, version, NEW.activity, NEW.created_at / 60000, 1 FROM instances
+    WHERE id = NEW.instance_id AND NEW.status = 'Pending'
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO pending_counts
+    SELECT NEW.process, version, NEW.activity, 1 FROM instances
+    WHERE id = NEW.instance_id AND NEW.status = 'Pending'
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,217 @@
+//! The overview's reads on SQLite (`engine::overview`): each from the
+//! aggregates migration 9's triggers keep, or from an index, never from the
+//! instances table; and [`mismatches`], the check that the aggregates agree
+//! with a full count of the rows they count.
+
+use rusqlite::{Connection, params};
+
+use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
+use crate::engine::{EngineError, Millis, ServerItem};
+use crate::store::sql::{collect_rows, finish_item, item_from_row, status_from};
+
+/// The SQL function the triggers name a failure's reason with.
+pub(super) const FAILURE_PATTERN: &str = "flowdesk_failure_pattern";
+
+pub(super) fn status_counts(tx: &Connection) -> Result<Vec<StatusCount>, EngineError> {
+    let rows = collect_rows(
+        tx,
+        "SELECT process, version, status, n FROM instance_counts WHERE n > 0 ORDER BY process, version, status",
+        [],
+        |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?)),
+    )?;
+    rows.into_iter()
+        .map(|(process, version, status, n)| {
+            Ok(StatusCount { process, version, status: status_from(&status)?, n: n.max(0) as u64 })
+        })
+        .collect()
+}
+
+pub(super) fn pending_groups(tx: &Connection, since_minute: i64) -> Result<Vec<PendingGroup>, EngineError> {
+    let groups = collect_rows(
+        tx,
+        // The oldest minute is the first key of the group in
+        // `pending_minutes` (emptied minutes are deleted): one seek each.
+        "SELECT c.process, c.version, c.activity, c.n, (SELECT MIN(m.minute) FROM pending_minutes m \
+         WHERE m.process = c.process AND m.version = c.version AND m.activity = c.activity) \
+         FROM pending_counts c WHERE c.n > 0 ORDER BY 1, 2, 3",
+        [],
+        |row| {
+            Ok(PendingGroup {
+                process: row.get(0)?,
+                version: row.get(1)?,
+                activity: row.get(2)?,
+                n: row.get::<_, i64>(3)?.max(0) as u64,
+                oldest_minute: row.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                recent: Vec::new(),
+            })
+        },
+    )?;
+    let mut out = Vec::with_capacity(groups.len());
+    for mut group in groups {
+        if since_minute != i64::MAX {
+            group.recent = collect_rows(
+                tx,
+                "SELECT minute, n FROM pending_minutes WHERE process = ? AND version = ? AND activity = ? \
+                 AND minute >= ? AND n > 0 ORDER BY minute",
+                params![group.process, group.version, group.activity, since_minute],
+                |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64)),
+            )?;
+        }
+        out.push(group);
+    }
+    Ok(out)
+}
+
+pub(super) fn instance_minutes(tx: &Connection, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
+    // Per process version, a range of the primary key.
+    let versions = collect_rows(tx, "SELECT process, version FROM versions ORDER BY 1, 2", [], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for (process, version) in versions {
+        out.extend(collect_rows(
+            tx,
+            "SELECT minute, started, completed FROM instance_minutes WHERE process = ? AND version = ? \
+             AND minute >= ? ORDER BY minute",
+            params![process, version, since_minute],
+            |row| {
+                Ok(MinuteCount {
+                    process: process.clone(),
+                    version,
+                    minute: row.get(0)?,
+                    started: row.get::<_, i64>(1)?.max(0) as u64,
+                    completed: row.get::<_, i64>(2)?.max(0) as u64,
+                })
+            },
+        )?);
+    }
+    Ok(out)
+}
+
+pub(super) fn failure_groups(tx: &Connection) -> Result<Vec<Incident>, EngineError> {
+    // Walks `failures_by_reason` (which holds every column but the
+    // message) in its order; one message per group is read by key.
+    let groups = collect_rows(
+        tx,
+        "SELECT process, version, activity, event, pattern, COUNT(*), MIN(at), MAX(at), MIN(instance_id) \
+         FROM failures GROUP BY process, version, activity, event, pattern",
+        [],
+        |row| {
+            Ok((
+                Incident {
+                    key: ReasonKey {
+                        process: row.get(0)?,
+                        version: row.get(1)?,
+                        activity: row.get(2)?,
+                        event: row.get(3)?,
+                        pattern: row.get(4)?,
+                    },
+                    count: row.get::<_, i64>(5)?.max(0) as u64,
+                    first_at: row.get(6)?,
+                    last_at: row.get(7)?,
+                    example: String::new(),
+                },
+                row.get::<_, i64>(8)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::with_capacity(groups.len());
+    for (mut incident, id) in groups {
+        incident.example = collect_rows(tx, "SELECT message FROM failures WHERE instance_id = ?", [id], |row| row.get(0))?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        out.push(incident);
+    }
+    Ok(out)
+}
+
+pub(super) fn failure_ids(tx: &Connection, key: &ReasonKey) -> Result<Vec<i64>, EngineError> {
+    collect_rows(
+        tx,
+        "SELECT instance_id FROM failures WHERE process = ? AND version = ? AND activity = ? AND event = ? \
+         AND pattern = ? ORDER BY at, instance_id",
+        params![key.process, key.version, key.activity, key.event, key.pattern],
+        |row| row.get(0),
+    )
+}
+
+pub(super) fn pending_oldest(
+    tx: &Connection,
+    process: &str,
+    version: u32,
+    from: Millis,
+) -> Result<Option<ServerItem>, EngineError> {
+    // Walks `server_items_by_status` from the oldest item's minute: the
+    // first of the version is within that minute.
+    let sql = format!(
+        "SELECT {} FROM server_items WHERE status = 'Pending' AND created_at >= ? AND +process = ? \
+         AND (SELECT version FROM instances i WHERE i.id = server_items.instance_id) = ? \
+         ORDER BY created_at, instance_id, serial_id LIMIT 1",
+        crate::store::sql::ITEM_COLUMNS
+    );
+    let rows = collect_rows(tx, &sql, params![from, process, version], item_from_row)?;
+    rows.into_iter().next().map(finish_item).transpose()
+}
+
+/// Each aggregate against a full count of its rows; every difference in
+/// words. Reads whole tables: for tests and `flowdesk check`, not for the
+/// window.
+pub(super) fn mismatches(tx: &Connection) -> Result<Vec<String>, EngineError> {
+    let checks = [
+        (
+            "instances by status",
+            "SELECT process || ' v' || version || ' ' || status, n FROM instance_counts WHERE n != 0",
+            "SELECT process || ' v' || version || ' ' || status, COUNT(*) FROM instances GROUP BY 1",
+        ),
+        (
+            "instances started per minute",
+            "SELECT process || ' v' || version || ' @' || minute, started FROM instance_minutes WHERE started != 0",
+            "SELECT process || ' v' || version || ' @' || (started_at / 60000), COUNT(*) FROM instances GROUP BY 1",
+        ),
+        (
+            "instances completed per minute",
+            "SELECT process || ' v' || version || ' @' || minute, completed FROM instance_minutes \
+             WHERE completed != 0",
+            "SELECT process || ' v' || version || ' @' || (updated_at / 60000), COUNT(*) FROM instances \
+             WHERE status = 'Completed' GROUP BY 1",
+        ),
+        (
+            "pending items per minute",
+            "SELECT process || ' v' || version || ' ' || activity || ' @' || minute, n FROM pending_minutes \
+             WHERE n != 0",
+            "SELECT s.process || ' v' || i.version || ' ' || s.activity || ' @' || (s.created_at / 60000), COUNT(*) \
+             FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1",
+        ),
+        (
+            "pending items",
+            "SELECT process || ' v' || version || ' ' || activity, n FROM pending_counts WHERE n != 0",
+            "SELECT s.process || ' v' || i.version || ' ' || s.activity, COUNT(*) \
+             FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1",
+        ),
+        (
+            "failures",
+            "SELECT instance_id || ' ' || process || ' v' || version || ' ' || activity || ' ' || event || ' ' \
+             || pattern, 1 FROM failures",
+            "SELECT id || ' ' || process || ' v' || version || ' ' || (flow ->> '$.failure.activity') || ' ' \
+             || (flow ->> '$.failure.event') || ' ' || flowdesk_failure_pattern(flow ->> '$.failure.message'), 1 \
+             FROM instances WHERE status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (what, kept, counted) in checks {
+        let read = |sql: &str| -> Result<std::collections::BTreeMap<String, i64>, EngineError> {
+            Ok(collect_rows(tx, sql, [], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                .into_iter()
+                .collect())
+        };
+        let (kept, counted) = (read(kept)?, read(counted)?);
+        for key in kept.keys().chain(counted.keys()).collect::<std::collections::BTreeSet<_>>() {
+            let (k, c) = (kept.get(key).copied().unwrap_or(0), counted.get(key).copied().unwrap_or(0));
+            if k != c {
+                out.push(format!("{what}: {key}: kept {k}, counted {c}"));
+            }
+        }
+    }
+    Ok(out)
+}
