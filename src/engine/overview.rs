@@ -265,6 +265,13 @@ pub fn failure_pattern(message: &str) -> String {
 }
 
 impl<S: Storage> Engine<S> {
+    /// Where the store's aggregates disagree with a full count of the rows
+    /// they count, in words; empty when they agree. Reads whole tables:
+    /// for tests and checks, never for a window.
+    pub fn check_aggregates(&self) -> Result<Vec<String>, EngineError> {
+        self.store.read(|tx| tx.aggregate_mismatches())
+    }
+
     /// The overview as `user` sees it (see the module doc).
     pub fn overview(&self, user: &str) -> Result<Overview, EngineError> {
         let now = self.now();

@@ -30,6 +30,7 @@ mod gui_monitor;
 mod http_callback;
 mod http_event;
 mod layers;
+mod overview;
 mod planned_writes;
 mod samples;
 mod timers;
