@@ -327,9 +327,10 @@ fn parse_user(text: &str) -> Result<String, String> {
 fn parse_view(text: &str) -> Result<crate::gui::AppView, String> {
     match text {
         "designer" => Ok(crate::gui::AppView::Designer),
+        "overview" => Ok(crate::gui::AppView::Overview),
         "monitor" => Ok(crate::gui::AppView::Monitor),
         "items" => Ok(crate::gui::AppView::Items),
-        _ => Err(format!("expected designer, monitor or items, got `{text}`")),
+        _ => Err(format!("expected designer, overview, monitor or items, got `{text}`")),
     }
 }
 

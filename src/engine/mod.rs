@@ -38,11 +38,11 @@ pub use instance::{
     LineResult, Millis, ServerItem, TokenState,
 };
 pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
+pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use overview::{
     ActivityCount, AgeHistogram, Bucket, Incident, OldestWait, Overview, ReasonKey, Span, Throughput, VersionOverview,
     failure_pattern,
 };
-pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
 pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{

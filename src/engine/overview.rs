@@ -24,9 +24,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::engine::instance::{InstanceStatus, Millis, ServerItem, TokenState};
+use crate::engine::serial::Serial;
 use crate::engine::storage::{InstanceFilter, Storage, Transaction, Visibility};
 use crate::engine::{Engine, EngineError};
-use crate::engine::serial::Serial;
 
 /// A minute of the clock: milliseconds since the epoch divided by 60,000.
 /// The aggregates count by the minute a thing happened in.
@@ -84,7 +84,8 @@ pub struct Incident {
     /// When the earliest and the latest of them failed.
     pub first_at: Millis,
     pub last_at: Millis,
-    /// One of the messages as written (the first in the store's order).
+    /// One of the instances (the lowest id) and its message as written.
+    pub example_id: i64,
     pub example: String,
 }
 
@@ -306,11 +307,8 @@ impl<S: Storage> Engine<S> {
             }
             for ((process, version), minute) in oldest_minute {
                 if let Some(item) = tx.pending_oldest(&process, version, minute * MINUTE)? {
-                    entry(&mut versions, &process, version).oldest = Some(OldestWait {
-                        serial: item.serial,
-                        activity: item.activity,
-                        created_at: item.created_at,
-                    });
+                    entry(&mut versions, &process, version).oldest =
+                        Some(OldestWait { serial: item.serial, activity: item.activity, created_at: item.created_at });
                 }
             }
             let incidents = incidents_of(tx, &visibility)?;
@@ -332,9 +330,8 @@ impl<S: Storage> Engine<S> {
         // Buckets end with the current minute's bucket.
         let last = now_minute.div_euclid(per_bucket);
         let first = last - minutes / per_bucket + 1;
-        let mut buckets: Vec<Bucket> = (first..=last)
-            .map(|b| Bucket { start: b * per_bucket * MINUTE, started: 0, completed: 0 })
-            .collect();
+        let mut buckets: Vec<Bucket> =
+            (first..=last).map(|b| Bucket { start: b * per_bucket * MINUTE, started: 0, completed: 0 }).collect();
         self.store.read(|tx| {
             let visibility = self.visibility(tx, user)?;
             for row in tx.instance_minutes(first * per_bucket)? {

@@ -32,13 +32,11 @@ use super::RunnerBeat;
 use super::search;
 use crate::engine::instance::ActivityStatus;
 use crate::engine::machine::{Effect, RecordedFinish};
+use crate::engine::overview::{Incident, MINUTE, MinuteCount, PendingGroup, ReasonKey, StatusCount, failure_pattern};
 use crate::engine::{
     ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
     InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunnerId, RunningInstance,
     Serial, ServerItem, Storage, Timer, TimerState, Transaction, VersionRecord, Visibility,
-};
-use crate::engine::overview::{
-    Incident, MINUTE, MinuteCount, PendingGroup, ReasonKey, StatusCount, failure_pattern,
 };
 use crate::model::Right;
 
@@ -231,8 +229,7 @@ impl State {
             self.visible(visibility, &instance.process, instance.id)
                 && filter.process.as_ref().is_none_or(|p| *p == instance.process)
                 && (filter.process.is_none() || filter.version.is_none_or(|v| v == instance.version))
-                && (filter.process.is_none()
-                    || filter.activity.as_ref().is_none_or(|a| self.stands_at(instance, a)))
+                && (filter.process.is_none() || filter.activity.as_ref().is_none_or(|a| self.stands_at(instance, a)))
                 && filter.status.is_none_or(|s| s == instance.status)
                 && search.is_none_or(|s| id == Some(instance.id) || instance.folio.contains(s))
                 && (!filter.overdue || self.due_at(instance.id, None).is_some_and(|due| due <= filter.now))
@@ -775,12 +772,14 @@ impl Transaction for MemoryTransaction<'_> {
 
     fn failure_groups(&mut self) -> Result<Vec<Incident>, EngineError> {
         let mut groups: BTreeMap<ReasonKey, Incident> = BTreeMap::new();
-        for (key, at, message) in self.state().failures() {
+        // Instances by id: the first of a group is its example, as SQLite's.
+        for (key, id, at, message) in self.state().failures() {
             let incident = groups.entry(key.clone()).or_insert_with(|| Incident {
                 key,
                 count: 0,
                 first_at: at,
                 last_at: at,
+                example_id: id,
                 example: message.to_owned(),
             });
             incident.count += 1;
@@ -830,10 +829,10 @@ impl State {
     }
 
     /// Every instance in error with its reason, when it failed and why.
-    fn failures(&self) -> impl Iterator<Item = (ReasonKey, Millis, &str)> {
+    fn failures(&self) -> impl Iterator<Item = (ReasonKey, i64, Millis, &str)> {
         self.instances.values().filter(|i| i.status == InstanceStatus::Error).filter_map(|i| {
             let failure = i.flow.failure.as_ref()?;
-            Some((State::reason(i, failure), failure.at, failure.message.as_str()))
+            Some((State::reason(i, failure), i.id, failure.at, failure.message.as_str()))
         })
     }
 }

@@ -109,6 +109,7 @@ pub(super) fn failure_groups(tx: &Connection) -> Result<Vec<Incident>, EngineErr
                     count: row.get::<_, i64>(5)?.max(0) as u64,
                     first_at: row.get(6)?,
                     last_at: row.get(7)?,
+                    example_id: row.get(8)?,
                     example: String::new(),
                 },
                 row.get::<_, i64>(8)?,
@@ -117,10 +118,11 @@ pub(super) fn failure_groups(tx: &Connection) -> Result<Vec<Incident>, EngineErr
     )?;
     let mut out = Vec::with_capacity(groups.len());
     for (mut incident, id) in groups {
-        incident.example = collect_rows(tx, "SELECT message FROM failures WHERE instance_id = ?", [id], |row| row.get(0))?
-            .into_iter()
-            .next()
-            .unwrap_or_default();
+        incident.example =
+            collect_rows(tx, "SELECT message FROM failures WHERE instance_id = ?", [id], |row| row.get(0))?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
         out.push(incident);
     }
     Ok(out)

@@ -19,12 +19,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
 use crate::engine::{
     ActivityRecord, AuditEntry, DueTimers, Effect, EngineError, Instance, InstanceFilter, InstanceSummary, ItemFilter,
     ItemState, LineResult, ProcessSummary, RunningInstance, Serial, ServerItem, Timer, Transaction, VersionRecord,
     Visibility,
 };
-use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
 use crate::model::Right;
 use crate::store::sql::{EncodedInstance, SqliteTransaction, encode_history};
 
@@ -518,7 +518,12 @@ impl Transaction for Recorder<'_> {
         self.snapshot.failure_ids(key)
     }
 
-    fn pending_oldest(&mut self, process: &str, version: u32, from: crate::engine::Millis) -> Result<Option<ServerItem>, EngineError> {
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        from: crate::engine::Millis,
+    ) -> Result<Option<ServerItem>, EngineError> {
         self.unchecked();
         self.snapshot.pending_oldest(process, version, from)
     }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::search;
 use crate::engine::instance::{ActivityStatus, AuditAction, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
-use crate::engine::runner::RunnerId;
 use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
+use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
     ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
@@ -462,7 +462,9 @@ pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, Stri
     ))
 }
 
-pub(super) fn finish_item((mut item, status, unapplied): (ServerItem, String, Option<String>)) -> Result<ServerItem, EngineError> {
+pub(super) fn finish_item(
+    (mut item, status, unapplied): (ServerItem, String, Option<String>),
+) -> Result<ServerItem, EngineError> {
     item.status = item_status_from_name(&status).ok_or_else(|| corrupt("item status", &status))?;
     item.unapplied = match unapplied {
         Some(json) => Some(serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?),

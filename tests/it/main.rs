@@ -27,6 +27,7 @@ mod engine_scenarios;
 mod group_commit;
 mod gui_designer;
 mod gui_monitor;
+mod gui_overview;
 mod http_callback;
 mod http_event;
 mod layers;

@@ -4,9 +4,7 @@
 //! activity filters; and the aggregates agreeing with a full count after
 //! every kind of write, a rolled-back one included.
 
-use flowdesk::engine::{
-    EngineError, InstanceFilter, InstanceStatus, ReasonKey, Span, Transaction,
-};
+use flowdesk::engine::{EngineError, InstanceFilter, InstanceStatus, ReasonKey, Span, Transaction};
 
 use crate::support::{self, Backend, Fixture, T0, on_every_backend, set};
 
