@@ -89,9 +89,11 @@ pub struct Incident {
     pub example: String,
 }
 
-/// Pending server items by how long they have waited. Ages are counted in
-/// whole minutes of the clock (an item created at 10:00:59 is a minute old
-/// at 10:01:00): the aggregates count by the minute.
+/// Pending server items by how long they have waited. Under a minute is
+/// exact (the youngest items, read from the index by creation time); the
+/// bounds at an hour and a day are kept to the minute of the clock, which is
+/// what the aggregates count by (an item created at 10:00:30 is under an
+/// hour old until 11:00:00).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct AgeHistogram {
     pub under_minute: u64,
@@ -105,10 +107,11 @@ impl AgeHistogram {
         self.under_minute + self.under_hour + self.under_day + self.older
     }
 
+    /// Adds `n` items created `age_minutes` minutes of the clock ago (the
+    /// youngest are counted apart, see [`Engine::overview`]).
     fn add(&mut self, age_minutes: i64, n: u64) {
         match age_minutes {
-            ..1 => self.under_minute += n,
-            1..60 => self.under_hour += n,
+            ..60 => self.under_hour += n,
             60..1440 => self.under_day += n,
             _ => self.older += n,
         }
@@ -304,6 +307,16 @@ impl<S: Storage> Engine<S> {
                 overview.pending.older += group.n.saturating_sub(recent);
                 let oldest = oldest_minute.entry((group.process.clone(), group.version)).or_insert(i64::MAX);
                 *oldest = (*oldest).min(group.oldest_minute);
+            }
+            // Under a minute, exactly: taken out of the hour they were
+            // counted in by the minute.
+            for (process, version, n) in tx.pending_since(now - MINUTE + 1)? {
+                if sees(&process) {
+                    let pending = &mut entry(&mut versions, &process, version).pending;
+                    let moved = n.min(pending.under_hour);
+                    pending.under_hour -= moved;
+                    pending.under_minute += moved;
+                }
             }
             for ((process, version), minute) in oldest_minute {
                 if let Some(item) = tx.pending_oldest(&process, version, minute * MINUTE)? {

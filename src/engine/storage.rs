@@ -480,6 +480,10 @@ pub trait Transaction {
     /// Pending server items per (process, version, activity), each with the
     /// minute of its oldest and its counts per minute from `since_minute` on.
     fn pending_groups(&mut self, since_minute: i64) -> StorageResult<Vec<PendingGroup>>;
+    /// Pending server items created at `since` or later, per (process,
+    /// version): exact, where [`Transaction::pending_groups`] counts by the
+    /// minute. Few (the youngest), so read from the index by creation time.
+    fn pending_since(&mut self, since: Millis) -> StorageResult<Vec<(String, u32, u64)>>;
     /// Instances started and completed per (process, version, minute), from
     /// `since_minute` on.
     fn instance_minutes(&mut self, since_minute: i64) -> StorageResult<Vec<MinuteCount>>;

@@ -260,7 +260,8 @@ fn overview(
     user: &str,
     frames: usize,
 ) -> anyhow::Result<(ScenarioReport, OverviewReport)> {
-    let runtime = Runtime::open_existing(path, RuntimeOptions { durability: Durability::Normal, ..RuntimeOptions::default() })?;
+    let runtime =
+        Runtime::open_existing(path, RuntimeOptions { durability: Durability::Normal, ..RuntimeOptions::default() })?;
     let engine = runtime.engine();
     let version = engine.version_definition(PROCESS, None)?.0;
     let median = |work: &dyn Fn() -> anyhow::Result<()>| -> anyhow::Result<f64> {

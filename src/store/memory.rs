@@ -748,6 +748,17 @@ impl Transaction for MemoryTransaction<'_> {
             .collect())
     }
 
+    fn pending_since(&mut self, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
+        let state = self.state();
+        let mut counts: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        for item in state.items.values().filter(|i| i.status == ItemStatus::Pending && i.created_at >= since) {
+            if let Some(instance) = state.instances.get(&item.serial.instance_id) {
+                *counts.entry((item.process.clone(), instance.version)).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().map(|((process, version), n)| (process, version, n)).collect())
+    }
+
     fn instance_minutes(&mut self, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
         let mut minutes: BTreeMap<(String, u32, i64), (u64, u64)> = BTreeMap::new();
         for instance in self.state().instances.values() {

@@ -62,6 +62,16 @@ pub(super) fn pending_groups(tx: &Connection, since_minute: i64) -> Result<Vec<P
     Ok(out)
 }
 
+pub(super) fn pending_since(tx: &Connection, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
+    collect_rows(
+        tx,
+        "SELECT s.process, i.version, COUNT(*) FROM server_items s JOIN instances i ON i.id = s.instance_id \
+         WHERE s.status = 'Pending' AND s.created_at >= ? GROUP BY 1, 2",
+        [since],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?.max(0) as u64)),
+    )
+}
+
 pub(super) fn instance_minutes(tx: &Connection, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
     // Per process version, a range of the primary key.
     let versions = collect_rows(tx, "SELECT process, version FROM versions ORDER BY 1, 2", [], |row| {

@@ -503,6 +503,11 @@ impl Transaction for Recorder<'_> {
         self.snapshot.pending_groups(since_minute)
     }
 
+    fn pending_since(&mut self, since: crate::engine::Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
+        self.unchecked();
+        self.snapshot.pending_since(since)
+    }
+
     fn instance_minutes(&mut self, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
         self.unchecked();
         self.snapshot.instance_minutes(since_minute)

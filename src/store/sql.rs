@@ -1403,6 +1403,10 @@ impl Transaction for SqliteTransaction<'_> {
         super::overview::pending_groups(self.tx, since_minute)
     }
 
+    fn pending_since(&mut self, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
+        super::overview::pending_since(self.tx, since)
+    }
+
     fn instance_minutes(&mut self, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
         super::overview::instance_minutes(self.tx, since_minute)
     }

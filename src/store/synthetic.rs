@@ -179,13 +179,7 @@ impl Shape {
                 serial_id: None,
             }],
             next_destination_id: 2,
-            failure: Some(FailureInfo {
-                destination_id: 1,
-                activity: name.clone(),
-                event: event.clone(),
-                message,
-                at,
-            }),
+            failure: Some(FailureInfo { destination_id: 1, activity: name.clone(), event: event.clone(), message, at }),
             ..FlowState::default()
         };
         serde_json::to_string(&flow).map_err(|e| EngineError::Internal(e.to_string()))

@@ -613,6 +613,9 @@ impl OverviewPanel {
     }
 
     fn diagram_ui(&mut self, ui: &mut Ui, now: Millis, actions: &mut Vec<OverviewAction>) {
+        // The panel keeps the height it is given, whatever is drawn in it
+        // while the diagram is read (a panel shrinks to what it holds).
+        ui.set_min_size(ui.available_size());
         let Some((process, version)) = self.diagram_version() else {
             ui.weak("The diagram of a process version shows here once one has instances.");
             return;
