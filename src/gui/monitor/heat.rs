@@ -26,13 +26,20 @@ pub fn count_words(count: &ActivityCount, now: Millis) -> String {
         parts.push(format!("{} active", count.active));
     }
     if count.waiting > 0 {
-        let oldest = count.oldest_wait.map(|at| format!(" (oldest {})", format_age(now, at))).unwrap_or_default();
+        let oldest = count.oldest_wait.map(|at| format!(" (oldest {})", minutes_age(now, at))).unwrap_or_default();
         parts.push(format!("{} waiting{oldest}", count.waiting));
     }
     if count.error > 0 {
         parts.push(format!("{} in error", count.error));
     }
     if parts.is_empty() { "none".to_owned() } else { parts.join(", ") }
+}
+
+/// How long ago `at` was, in whole minutes: the aggregates know when a
+/// wait began to the minute ("3m", "2h 5m"; "under 1m" within the minute).
+pub fn minutes_age(now: Millis, at: Millis) -> String {
+    let minutes = (now - at).max(0) / 60_000;
+    if minutes == 0 { "under 1m".to_owned() } else { format_age(minutes * 60_000, 0) }
 }
 
 /// Draws `draft` with `counts` on its activities; returns the name of the
@@ -118,10 +125,14 @@ pub fn heat_ui(
         // The pills, under the header: one per kind with instances.
         let mut x = rect.left() + 8.0 * zoom;
         let y = rect.top() + (size::HEADER + 4.0) * zoom;
+        let waiting = match count.oldest_wait {
+            Some(at) => format!("waiting, oldest {}", minutes_age(now, at)),
+            None => "waiting".to_owned(),
+        };
         for (n, color, label) in [
             (count.active, flow::ACTIVE, "active"),
-            (count.waiting, theme::ASYNC_EVENT, "waiting"),
-            (count.error, flow::ERROR, "error"),
+            (count.waiting, theme::ASYNC_EVENT, waiting.as_str()),
+            (count.error, flow::ERROR, "in error"),
         ] {
             if n == 0 {
                 continue;
@@ -131,11 +142,6 @@ pub fn heat_ui(
             painter.rect_filled(pill, CornerRadius::same(8), color);
             painter.galley(pill.min + vec2(5.0, 2.0), galley, theme::ON_ACCENT);
             x = pill.right() + 4.0;
-        }
-        if let Some(at) = count.oldest_wait.filter(|_| count.waiting > 0) {
-            let text = format!("oldest wait {}", format_age(now, at));
-            let galley = painter.layout_no_wrap(text, small.clone(), theme::ASYNC_EVENT);
-            painter.galley(pos2(rect.left() + 8.0 * zoom, y + 22.0 * zoom.max(0.8)), galley, theme::ASYNC_EVENT);
         }
     }
     clicked

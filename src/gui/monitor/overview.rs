@@ -206,9 +206,14 @@ impl OverviewPanel {
             ui.ctx().request_repaint();
         }
         egui::Panel::top("overview-bar").show(ui, |ui| self.bar(ui));
-        egui::Panel::bottom("overview-diagram").resizable(true).default_size(300.0).min_size(160.0).show(ui, |ui| {
-            self.diagram_ui(ui, now, &mut actions);
-        });
+        // The diagram: a third of the window's height by default.
+        let diagram_height = (ui.available_height() * 0.36).clamp(160.0, 320.0);
+        egui::Panel::bottom("overview-diagram").resizable(true).default_size(diagram_height).min_size(140.0).show(
+            ui,
+            |ui| {
+                self.diagram_ui(ui, now, &mut actions);
+            },
+        );
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
                 if let Some(error) = &self.error {
@@ -405,7 +410,7 @@ impl OverviewPanel {
             .collect();
         let names = buckets.map(|(words, _)| words);
         Plot::new("overview-ages")
-            .height(150.0)
+            .height(120.0)
             .allow_drag(false)
             .allow_zoom(false)
             .allow_scroll(false)
@@ -443,7 +448,7 @@ impl OverviewPanel {
         ui.label(format!("{total_started} started, {total_completed} completed"));
         let span = self.span;
         Plot::new("overview-throughput")
-            .height(150.0)
+            .height(120.0)
             .legend(Legend::default())
             .allow_drag(false)
             .allow_zoom(false)
