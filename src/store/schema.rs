@@ -316,19 +316,24 @@ SELECT id, process, version, flow ->> '$.failure.activity', flow ->> '$.failure.
        flowdesk_failure_pattern(flow ->> '$.failure.message'), flow ->> '$.failure.message', flow ->> '$.failure.at'
 FROM instances WHERE status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL;
 
+-- Each trigger does only what its case needs (its WHEN): a statement run
+-- inside a trigger costs about what one run by the engine does.
 CREATE TRIGGER instances_counted AFTER INSERT ON instances BEGIN
     INSERT INTO instance_counts VALUES (NEW.process, NEW.version, NEW.status, 1)
         ON CONFLICT DO UPDATE SET n = n + 1;
     INSERT INTO instance_minutes VALUES (NEW.process, NEW.version, NEW.started_at / 60000, 1, 0)
         ON CONFLICT DO UPDATE SET started = started + 1;
-    INSERT INTO instance_minutes SELECT NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1
-        WHERE NEW.status = 'Completed'
+END;
+CREATE TRIGGER instances_counted_completed AFTER INSERT ON instances WHEN NEW.status = 'Completed' BEGIN
+    INSERT INTO instance_minutes VALUES (NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1)
         ON CONFLICT DO UPDATE SET completed = completed + 1;
-    INSERT INTO failures
-    SELECT NEW.id, NEW.process, NEW.version, NEW.flow ->> '$.failure.activity', NEW.flow ->> '$.failure.event',
-           flowdesk_failure_pattern(NEW.flow ->> '$.failure.message'), NEW.flow ->> '$.failure.message',
-           NEW.flow ->> '$.failure.at'
-    WHERE NEW.status = 'Error' AND NEW.flow ->> '$.failure.message' IS NOT NULL;
+END;
+CREATE TRIGGER instances_counted_failed AFTER INSERT ON instances
+WHEN NEW.status = 'Error' AND NEW.flow ->> '$.failure.message' IS NOT NULL BEGIN
+    INSERT INTO failures VALUES (
+        NEW.id, NEW.process, NEW.version, NEW.flow ->> '$.failure.activity', NEW.flow ->> '$.failure.event',
+        flowdesk_failure_pattern(NEW.flow ->> '$.failure.message'), NEW.flow ->> '$.failure.message',
+        NEW.flow ->> '$.failure.at');
 END;
 
 CREATE TRIGGER instances_recounted AFTER UPDATE OF status ON instances WHEN OLD.status IS NOT NEW.status BEGIN
@@ -336,11 +341,12 @@ CREATE TRIGGER instances_recounted AFTER UPDATE OF status ON instances WHEN OLD.
         WHERE process = OLD.process AND version = OLD.version AND status = OLD.status;
     INSERT INTO instance_counts VALUES (NEW.process, NEW.version, NEW.status, 1)
         ON CONFLICT DO UPDATE SET n = n + 1;
-    INSERT INTO instance_minutes SELECT NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1
-        WHERE NEW.status = 'Completed'
+END;
+CREATE TRIGGER instances_completed AFTER UPDATE OF status ON instances
+WHEN NEW.status = 'Completed' AND OLD.status IS NOT 'Completed' BEGIN
+    INSERT INTO instance_minutes VALUES (NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1)
         ON CONFLICT DO UPDATE SET completed = completed + 1;
 END;
-
 CREATE TRIGGER instances_failed AFTER UPDATE OF status, flow ON instances
 WHEN NEW.status = 'Error' OR OLD.status = 'Error' BEGIN
     DELETE FROM failures WHERE instance_id = OLD.id;
@@ -359,27 +365,26 @@ CREATE TRIGGER server_items_counted AFTER INSERT ON server_items WHEN NEW.status
     SELECT NEW.process, version, NEW.activity, 1 FROM instances WHERE id = NEW.instance_id
         ON CONFLICT DO UPDATE SET n = n + 1;
 END;
-
-CREATE TRIGGER server_items_recounted AFTER UPDATE OF status, created_at ON server_items
-WHEN OLD.status = 'Pending' OR NEW.status = 'Pending' BEGIN
+CREATE TRIGGER server_items_closed AFTER UPDATE OF status, created_at ON server_items
+WHEN OLD.status = 'Pending' AND (NEW.status IS NOT 'Pending' OR NEW.created_at IS NOT OLD.created_at) BEGIN
     UPDATE pending_minutes SET n = n - 1
-    WHERE OLD.status = 'Pending' AND process = OLD.process AND activity = OLD.activity
-      AND minute = OLD.created_at / 60000
+    WHERE process = OLD.process AND activity = OLD.activity AND minute = OLD.created_at / 60000
       AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
     UPDATE pending_counts SET n = n - 1
-    WHERE OLD.status = 'Pending' AND process = OLD.process AND activity = OLD.activity
+    WHERE process = OLD.process AND activity = OLD.activity
       AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
+    -- An emptied minute goes, so that a group's first key is its oldest item.
     DELETE FROM pending_minutes
-    WHERE OLD.status = 'Pending' AND process = OLD.process AND activity = OLD.activity
-      AND minute = OLD.created_at / 60000 AND n <= 0
+    WHERE process = OLD.process AND activity = OLD.activity AND minute = OLD.created_at / 60000 AND n <= 0
       AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
+END;
+CREATE TRIGGER server_items_reopened AFTER UPDATE OF status, created_at ON server_items
+WHEN NEW.status = 'Pending' AND (OLD.status IS NOT 'Pending' OR NEW.created_at IS NOT OLD.created_at) BEGIN
     INSERT INTO pending_minutes
-    SELECT NEW.process, version, NEW.activity, NEW.created_at / 60000, 1 FROM instances
-    WHERE id = NEW.instance_id AND NEW.status = 'Pending'
+    SELECT NEW.process, version, NEW.activity, NEW.created_at / 60000, 1 FROM instances WHERE id = NEW.instance_id
         ON CONFLICT DO UPDATE SET n = n + 1;
     INSERT INTO pending_counts
-    SELECT NEW.process, version, NEW.activity, 1 FROM instances
-    WHERE id = NEW.instance_id AND NEW.status = 'Pending'
+    SELECT NEW.process, version, NEW.activity, 1 FROM instances WHERE id = NEW.instance_id
         ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 "#,
