@@ -31,6 +31,9 @@ use crate::engine::{Engine, EngineError};
 /// A minute of the clock: milliseconds since the epoch divided by 60,000.
 /// The aggregates count by the minute a thing happened in.
 pub const MINUTE: Millis = 60_000;
+/// An hour of the clock: pending items are kept counted by the hour they
+/// were created in.
+pub const HOUR: Millis = 3_600_000;
 
 /// How many instances of a process version are in one status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,10 +52,10 @@ pub struct PendingGroup {
     pub activity: String,
     /// How many are pending.
     pub n: u64,
-    /// The minute the oldest of them was created in.
-    pub oldest_minute: i64,
-    /// How many were created in each minute from the asked one on, oldest
-    /// first (minutes with none left out).
+    /// The hour (milliseconds / [`HOUR`]) the oldest of them was created in.
+    pub oldest_hour: i64,
+    /// How many were created in each hour from the asked one on, oldest
+    /// first (hours with none left out).
     pub recent: Vec<(i64, u64)>,
 }
 
@@ -89,11 +92,11 @@ pub struct Incident {
     pub example: String,
 }
 
-/// Pending server items by how long they have waited. Under a minute is
-/// exact (the youngest items, read from the index by creation time); the
-/// bounds at an hour and a day are kept to the minute of the clock, which is
-/// what the aggregates count by (an item created at 10:00:30 is under an
-/// hour old until 11:00:00).
+/// Pending server items by how long they have waited. Under a minute and
+/// under an hour are exact (the youngest items, read from the index by
+/// creation time); the bound at a day is kept to the hour of the clock,
+/// which is what the aggregates count by (an item created at 10:30 counts
+/// as under a day old until 10:00 the next day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct AgeHistogram {
     pub under_minute: u64,
@@ -105,16 +108,6 @@ pub struct AgeHistogram {
 impl AgeHistogram {
     pub fn total(&self) -> u64 {
         self.under_minute + self.under_hour + self.under_day + self.older
-    }
-
-    /// Adds `n` items created `age_minutes` minutes of the clock ago (the
-    /// youngest are counted apart, see [`Engine::overview`]).
-    fn add(&mut self, age_minutes: i64, n: u64) {
-        match age_minutes {
-            ..60 => self.under_hour += n,
-            60..1440 => self.under_day += n,
-            _ => self.older += n,
-        }
     }
 }
 
@@ -209,7 +202,7 @@ pub struct ActivityCount {
     pub active: u64,
     /// Waiting on a pending server item there.
     pub waiting: u64,
-    /// When the oldest of those waits began (to the minute).
+    /// When the oldest of those waits began.
     pub oldest_wait: Option<Millis>,
     /// Failed there (the instance in Error).
     pub error: u64,
@@ -279,7 +272,6 @@ impl<S: Storage> Engine<S> {
     /// The overview as `user` sees it (see the module doc).
     pub fn overview(&self, user: &str) -> Result<Overview, EngineError> {
         let now = self.now();
-        let now_minute = now.div_euclid(MINUTE);
         self.store.read(|tx| {
             let visibility = self.visibility(tx, user)?;
             let sees = |process: &str| visibility.all_of.iter().any(|p| p == process);
@@ -291,35 +283,36 @@ impl<S: Storage> Engine<S> {
                 let slot = InstanceStatus::ALL.iter().position(|s| *s == count.status).unwrap_or(0);
                 entry(&mut versions, &count.process, count.version).counts[slot] += count.n;
             }
-            // Items younger than a day are counted minute by minute; the
-            // rest are "older" whatever their age.
-            let mut oldest_minute: BTreeMap<(String, u32), i64> = BTreeMap::new();
-            for group in tx.pending_groups(now_minute - 1439)? {
+            // Pending items: under a minute and under an hour exactly, from
+            // the index by creation time; under a day from the hours counted
+            // since the start of the hour a day ago; the rest are older.
+            let exact =
+                |tx: &mut dyn Transaction, since: Millis| -> Result<BTreeMap<(String, u32), u64>, EngineError> {
+                    Ok(tx.pending_since(since)?.into_iter().map(|(p, v, n)| ((p, v), n)).collect())
+                };
+            let last_minute = exact(tx, now - MINUTE + 1)?;
+            let last_hour = exact(tx, now - HOUR + 1)?;
+            let mut oldest_hour: BTreeMap<(String, u32), i64> = BTreeMap::new();
+            for group in tx.pending_groups(now.div_euclid(HOUR) - 23)? {
                 if group.n == 0 || !sees(&group.process) {
                     continue;
                 }
-                let overview = entry(&mut versions, &group.process, group.version);
-                let mut recent = 0;
-                for (minute, n) in &group.recent {
-                    overview.pending.add(now_minute - minute, *n);
-                    recent += n;
-                }
-                overview.pending.older += group.n.saturating_sub(recent);
-                let oldest = oldest_minute.entry((group.process.clone(), group.version)).or_insert(i64::MAX);
-                *oldest = (*oldest).min(group.oldest_minute);
+                let pending = &mut entry(&mut versions, &group.process, group.version).pending;
+                let last_day: u64 = group.recent.iter().map(|(_, n)| n).sum();
+                pending.under_day += last_day;
+                pending.older += group.n.saturating_sub(last_day);
+                let oldest = oldest_hour.entry((group.process.clone(), group.version)).or_insert(i64::MAX);
+                *oldest = (*oldest).min(group.oldest_hour);
             }
-            // Under a minute, exactly: taken out of the hour they were
-            // counted in by the minute.
-            for (process, version, n) in tx.pending_since(now - MINUTE + 1)? {
-                if sees(&process) {
-                    let pending = &mut entry(&mut versions, &process, version).pending;
-                    let moved = n.min(pending.under_hour);
-                    pending.under_hour -= moved;
-                    pending.under_minute += moved;
-                }
+            for ((process, version), pending) in versions.iter_mut().map(|(key, v)| (key.clone(), &mut v.pending)) {
+                let minute = last_minute.get(&(process.clone(), version)).copied().unwrap_or(0);
+                let hour = last_hour.get(&(process, version)).copied().unwrap_or(0).max(minute);
+                pending.under_minute = minute;
+                pending.under_hour = hour - minute;
+                pending.under_day = pending.under_day.saturating_sub(hour);
             }
-            for ((process, version), minute) in oldest_minute {
-                if let Some(item) = tx.pending_oldest(&process, version, minute * MINUTE)? {
+            for ((process, version), hour) in oldest_hour {
+                if let Some(item) = tx.pending_oldest(&process, version, None, hour * HOUR)? {
                     entry(&mut versions, &process, version).oldest =
                         Some(OldestWait { serial: item.serial, activity: item.activity, created_at: item.created_at });
                 }
@@ -397,12 +390,13 @@ impl<S: Storage> Engine<S> {
             let mut counts: BTreeMap<String, ActivityCount> = BTreeMap::new();
             for group in tx.pending_groups(i64::MAX)? {
                 if group.process == process && group.version == version && group.n > 0 {
+                    let oldest =
+                        tx.pending_oldest(process, version, Some(&group.activity), group.oldest_hour * HOUR)?;
                     let count = counts
                         .entry(group.activity.clone())
                         .or_insert_with(|| ActivityCount { activity: group.activity.clone(), ..Default::default() });
                     count.waiting += group.n;
-                    let oldest = group.oldest_minute * MINUTE;
-                    count.oldest_wait = Some(count.oldest_wait.map_or(oldest, |o| o.min(oldest)));
+                    count.oldest_wait = oldest.map(|item| item.created_at);
                 }
             }
             for incident in tx.failure_groups()? {

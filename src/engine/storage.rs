@@ -478,11 +478,12 @@ pub trait Transaction {
     /// Instances per (process, version, status); groups may be listed with 0.
     fn status_counts(&mut self) -> StorageResult<Vec<StatusCount>>;
     /// Pending server items per (process, version, activity), each with the
-    /// minute of its oldest and its counts per minute from `since_minute` on.
-    fn pending_groups(&mut self, since_minute: i64) -> StorageResult<Vec<PendingGroup>>;
+    /// hour of its oldest and its counts per hour of creation from
+    /// `since_hour` on.
+    fn pending_groups(&mut self, since_hour: i64) -> StorageResult<Vec<PendingGroup>>;
     /// Pending server items created at `since` or later, per (process,
     /// version): exact, where [`Transaction::pending_groups`] counts by the
-    /// minute. Few (the youngest), so read from the index by creation time.
+    /// hour. The youngest, read from the index by creation time.
     fn pending_since(&mut self, since: Millis) -> StorageResult<Vec<(String, u32, u64)>>;
     /// Instances started and completed per (process, version, minute), from
     /// `since_minute` on.
@@ -491,9 +492,15 @@ pub trait Transaction {
     fn failure_groups(&mut self) -> StorageResult<Vec<Incident>>;
     /// The instances in error for one reason, oldest failure first.
     fn failure_ids(&mut self, key: &ReasonKey) -> StorageResult<Vec<i64>>;
-    /// The oldest pending item of a process version created at `from` or
-    /// later (by creation time, then serial).
-    fn pending_oldest(&mut self, process: &str, version: u32, from: Millis) -> StorageResult<Option<ServerItem>>;
+    /// The oldest pending item of a process version (at an activity, if
+    /// given) created at `from` or later (by creation time, then serial).
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        activity: Option<&str>,
+        from: Millis,
+    ) -> StorageResult<Option<ServerItem>>;
     /// Where the aggregates disagree with a full count of what they count,
     /// in words (empty: they agree). A backend that counts from its rows
     /// each time has nothing to disagree and says so.

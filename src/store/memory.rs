@@ -32,7 +32,9 @@ use super::RunnerBeat;
 use super::search;
 use crate::engine::instance::ActivityStatus;
 use crate::engine::machine::{Effect, RecordedFinish};
-use crate::engine::overview::{Incident, MINUTE, MinuteCount, PendingGroup, ReasonKey, StatusCount, failure_pattern};
+use crate::engine::overview::{
+    HOUR, Incident, MINUTE, MinuteCount, PendingGroup, ReasonKey, StatusCount, failure_pattern,
+};
 use crate::engine::{
     ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
     InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunnerId, RunningInstance,
@@ -727,23 +729,23 @@ impl Transaction for MemoryTransaction<'_> {
             .collect())
     }
 
-    fn pending_groups(&mut self, since_minute: i64) -> Result<Vec<PendingGroup>, EngineError> {
+    fn pending_groups(&mut self, since_hour: i64) -> Result<Vec<PendingGroup>, EngineError> {
         let state = self.state();
         let mut groups: BTreeMap<(String, u32, String), BTreeMap<i64, u64>> = BTreeMap::new();
         for item in state.items.values().filter(|item| item.status == ItemStatus::Pending) {
             let Some(instance) = state.instances.get(&item.serial.instance_id) else { continue };
             let key = (item.process.clone(), instance.version, item.activity.clone());
-            *groups.entry(key).or_default().entry(item.created_at.div_euclid(MINUTE)).or_default() += 1;
+            *groups.entry(key).or_default().entry(item.created_at.div_euclid(HOUR)).or_default() += 1;
         }
         Ok(groups
             .into_iter()
-            .map(|((process, version, activity), minutes)| PendingGroup {
+            .map(|((process, version, activity), hours)| PendingGroup {
                 process,
                 version,
                 activity,
-                n: minutes.values().sum(),
-                oldest_minute: minutes.keys().next().copied().unwrap_or(0),
-                recent: minutes.range(since_minute..).map(|(m, n)| (*m, *n)).collect(),
+                n: hours.values().sum(),
+                oldest_hour: hours.keys().next().copied().unwrap_or(0),
+                recent: hours.range(since_hour..).map(|(h, n)| (*h, *n)).collect(),
             })
             .collect())
     }
@@ -815,11 +817,18 @@ impl Transaction for MemoryTransaction<'_> {
         Ok(ids.into_iter().map(|(_, id)| id).collect())
     }
 
-    fn pending_oldest(&mut self, process: &str, version: u32, from: Millis) -> Result<Option<ServerItem>, EngineError> {
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        activity: Option<&str>,
+        from: Millis,
+    ) -> Result<Option<ServerItem>, EngineError> {
         let state = self.state();
         let of_version = state.items.values().map(Arc::as_ref).filter(|item| {
             item.status == ItemStatus::Pending
                 && item.process == process
+                && activity.is_none_or(|a| a == item.activity)
                 && item.created_at >= from
                 && state.instances.get(&item.serial.instance_id).is_some_and(|i| i.version == version)
         });

@@ -26,40 +26,36 @@ pub(super) fn status_counts(tx: &Connection) -> Result<Vec<StatusCount>, EngineE
         .collect()
 }
 
-pub(super) fn pending_groups(tx: &Connection, since_minute: i64) -> Result<Vec<PendingGroup>, EngineError> {
-    let groups = collect_rows(
+pub(super) fn pending_groups(tx: &Connection, since_hour: i64) -> Result<Vec<PendingGroup>, EngineError> {
+    // Each group's rows are a range of the primary key, oldest hour first
+    // (emptied hours are deleted): a few thousand at most per year.
+    let rows = collect_rows(
         tx,
-        // The oldest minute is the first key of the group in
-        // `pending_minutes` (emptied minutes are deleted): one seek each.
-        "SELECT c.process, c.version, c.activity, c.n, (SELECT MIN(m.minute) FROM pending_minutes m \
-         WHERE m.process = c.process AND m.version = c.version AND m.activity = c.activity) \
-         FROM pending_counts c WHERE c.n > 0 ORDER BY 1, 2, 3",
+        "SELECT process, version, activity, hour, n FROM pending_hours WHERE n > 0 ORDER BY 1, 2, 3, 4",
         [],
         |row| {
-            Ok(PendingGroup {
-                process: row.get(0)?,
-                version: row.get(1)?,
-                activity: row.get(2)?,
-                n: row.get::<_, i64>(3)?.max(0) as u64,
-                oldest_minute: row.get::<_, Option<i64>>(4)?.unwrap_or(0),
-                recent: Vec::new(),
-            })
+            Ok((
+                (row.get::<_, String>(0)?, row.get::<_, u32>(1)?, row.get::<_, String>(2)?),
+                row.get::<_, i64>(3)?,
+                row.get::<_, i64>(4)?.max(0) as u64,
+            ))
         },
     )?;
-    let mut out = Vec::with_capacity(groups.len());
-    for mut group in groups {
-        if since_minute != i64::MAX {
-            group.recent = collect_rows(
-                tx,
-                "SELECT minute, n FROM pending_minutes WHERE process = ? AND version = ? AND activity = ? \
-                 AND minute >= ? AND n > 0 ORDER BY minute",
-                params![group.process, group.version, group.activity, since_minute],
-                |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64)),
-            )?;
+    let mut groups: Vec<PendingGroup> = Vec::new();
+    for ((process, version, activity), hour, n) in rows {
+        let same =
+            groups.last().is_some_and(|g| g.process == process && g.version == version && g.activity == activity);
+        if !same {
+            groups.push(PendingGroup { process, version, activity, n: 0, oldest_hour: hour, recent: Vec::new() });
         }
-        out.push(group);
+        if let Some(group) = groups.last_mut() {
+            group.n += n;
+            if hour >= since_hour {
+                group.recent.push((hour, n));
+            }
+        }
     }
-    Ok(out)
+    Ok(groups)
 }
 
 pub(super) fn pending_since(tx: &Connection, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
@@ -152,17 +148,19 @@ pub(super) fn pending_oldest(
     tx: &Connection,
     process: &str,
     version: u32,
+    activity: Option<&str>,
     from: Millis,
 ) -> Result<Option<ServerItem>, EngineError> {
-    // Walks `server_items_by_status` from the oldest item's minute: the
-    // first of the version is within that minute.
+    // Walks `server_items_by_status` from the oldest item's hour: the first
+    // of the version (and activity) is within that hour.
     let sql = format!(
-        "SELECT {} FROM server_items WHERE status = 'Pending' AND created_at >= ? AND +process = ? \
-         AND (SELECT version FROM instances i WHERE i.id = server_items.instance_id) = ? \
+        "SELECT {} FROM server_items WHERE status = 'Pending' AND created_at >= ?1 AND +process = ?2 \
+         AND (?4 IS NULL OR +activity = ?4) \
+         AND (SELECT version FROM instances i WHERE i.id = server_items.instance_id) = ?3 \
          ORDER BY created_at, instance_id, serial_id LIMIT 1",
         crate::store::sql::ITEM_COLUMNS
     );
-    let rows = collect_rows(tx, &sql, params![from, process, version], item_from_row)?;
+    let rows = collect_rows(tx, &sql, params![from, process, version, activity], item_from_row)?;
     rows.into_iter().next().map(finish_item).transpose()
 }
 
@@ -189,17 +187,11 @@ pub(super) fn mismatches(tx: &Connection) -> Result<Vec<String>, EngineError> {
              WHERE status = 'Completed' GROUP BY 1",
         ),
         (
-            "pending items per minute",
-            "SELECT process || ' v' || version || ' ' || activity || ' @' || minute, n FROM pending_minutes \
-             WHERE n != 0",
-            "SELECT s.process || ' v' || i.version || ' ' || s.activity || ' @' || (s.created_at / 60000), COUNT(*) \
-             FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1",
-        ),
-        (
-            "pending items",
-            "SELECT process || ' v' || version || ' ' || activity, n FROM pending_counts WHERE n != 0",
-            "SELECT s.process || ' v' || i.version || ' ' || s.activity, COUNT(*) \
-             FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1",
+            "pending items per hour",
+            "SELECT process || ' v' || version || ' ' || activity || ' @' || hour, n FROM pending_hours WHERE n != 0",
+            "SELECT s.process || ' v' || i.version || ' ' || s.activity || ' @' || (s.created_at / 3600000), \
+             COUNT(*) FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' \
+             GROUP BY 1",
         ),
         (
             "failures",

@@ -498,9 +498,9 @@ impl Transaction for Recorder<'_> {
         self.snapshot.status_counts()
     }
 
-    fn pending_groups(&mut self, since_minute: i64) -> Result<Vec<PendingGroup>, EngineError> {
+    fn pending_groups(&mut self, since_hour: i64) -> Result<Vec<PendingGroup>, EngineError> {
         self.unchecked();
-        self.snapshot.pending_groups(since_minute)
+        self.snapshot.pending_groups(since_hour)
     }
 
     fn pending_since(&mut self, since: crate::engine::Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
@@ -527,10 +527,11 @@ impl Transaction for Recorder<'_> {
         &mut self,
         process: &str,
         version: u32,
+        activity: Option<&str>,
         from: crate::engine::Millis,
     ) -> Result<Option<ServerItem>, EngineError> {
         self.unchecked();
-        self.snapshot.pending_oldest(process, version, from)
+        self.snapshot.pending_oldest(process, version, activity, from)
     }
 }
 

@@ -249,7 +249,8 @@ CREATE INDEX timers_by_item ON timers(instance_id, serial_id, state, due_at);
     // engine's, planned writes, the synthetic loader) can forget them and a
     // rolled-back write takes its counts with it. Instances per process,
     // version and status; starts and completions per minute; pending server
-    // items per activity and creation minute, and their totals; and the
+    // items per activity and creation hour (the youngest are counted exactly
+    // from `server_items_by_status`); and the
     // instances in error with their reason (`failures`, the message's
     // pattern made by the store's SQL function, see `engine::overview`),
     // grouped by the index. `server_items_pending_by_activity` finds the
@@ -271,20 +272,13 @@ CREATE TABLE instance_minutes (
     completed INTEGER NOT NULL,
     PRIMARY KEY (process, version, minute)
 ) STRICT, WITHOUT ROWID;
-CREATE TABLE pending_minutes (
+CREATE TABLE pending_hours (
     process  TEXT NOT NULL,
     version  INTEGER NOT NULL,
     activity TEXT NOT NULL,
-    minute   INTEGER NOT NULL,
+    hour     INTEGER NOT NULL,
     n        INTEGER NOT NULL,
-    PRIMARY KEY (process, version, activity, minute)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE pending_counts (
-    process  TEXT NOT NULL,
-    version  INTEGER NOT NULL,
-    activity TEXT NOT NULL,
-    n        INTEGER NOT NULL,
-    PRIMARY KEY (process, version, activity)
+    PRIMARY KEY (process, version, activity, hour)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE failures (
     instance_id INTEGER PRIMARY KEY,
@@ -307,10 +301,9 @@ SELECT process, version, minute, SUM(started), SUM(completed) FROM (
     UNION ALL
     SELECT process, version, updated_at / 60000, 0, 1 FROM instances WHERE status = 'Completed'
 ) GROUP BY 1, 2, 3;
-INSERT INTO pending_minutes
-SELECT s.process, i.version, s.activity, s.created_at / 60000, COUNT(*)
+INSERT INTO pending_hours
+SELECT s.process, i.version, s.activity, s.created_at / 3600000, COUNT(*)
 FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1, 2, 3, 4;
-INSERT INTO pending_counts SELECT process, version, activity, SUM(n) FROM pending_minutes GROUP BY 1, 2, 3;
 INSERT INTO failures
 SELECT id, process, version, flow ->> '$.failure.activity', flow ->> '$.failure.event',
        flowdesk_failure_pattern(flow ->> '$.failure.message'), flow ->> '$.failure.message', flow ->> '$.failure.at'
@@ -358,33 +351,24 @@ WHEN NEW.status = 'Error' OR OLD.status = 'Error' BEGIN
 END;
 
 CREATE TRIGGER server_items_counted AFTER INSERT ON server_items WHEN NEW.status = 'Pending' BEGIN
-    INSERT INTO pending_minutes
-    SELECT NEW.process, version, NEW.activity, NEW.created_at / 60000, 1 FROM instances WHERE id = NEW.instance_id
-        ON CONFLICT DO UPDATE SET n = n + 1;
-    INSERT INTO pending_counts
-    SELECT NEW.process, version, NEW.activity, 1 FROM instances WHERE id = NEW.instance_id
+    INSERT INTO pending_hours
+    SELECT NEW.process, version, NEW.activity, NEW.created_at / 3600000, 1 FROM instances WHERE id = NEW.instance_id
         ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER server_items_closed AFTER UPDATE OF status, created_at ON server_items
 WHEN OLD.status = 'Pending' AND (NEW.status IS NOT 'Pending' OR NEW.created_at IS NOT OLD.created_at) BEGIN
-    UPDATE pending_minutes SET n = n - 1
-    WHERE process = OLD.process AND activity = OLD.activity AND minute = OLD.created_at / 60000
+    UPDATE pending_hours SET n = n - 1
+    WHERE process = OLD.process AND activity = OLD.activity AND hour = OLD.created_at / 3600000
       AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
-    UPDATE pending_counts SET n = n - 1
-    WHERE process = OLD.process AND activity = OLD.activity
-      AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
-    -- An emptied minute goes, so that a group's first key is its oldest item.
-    DELETE FROM pending_minutes
-    WHERE process = OLD.process AND activity = OLD.activity AND minute = OLD.created_at / 60000 AND n <= 0
+    -- An emptied hour goes, so that a group's first key is its oldest item's.
+    DELETE FROM pending_hours
+    WHERE process = OLD.process AND activity = OLD.activity AND hour = OLD.created_at / 3600000 AND n <= 0
       AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
 END;
 CREATE TRIGGER server_items_reopened AFTER UPDATE OF status, created_at ON server_items
 WHEN NEW.status = 'Pending' AND (OLD.status IS NOT 'Pending' OR NEW.created_at IS NOT OLD.created_at) BEGIN
-    INSERT INTO pending_minutes
-    SELECT NEW.process, version, NEW.activity, NEW.created_at / 60000, 1 FROM instances WHERE id = NEW.instance_id
-        ON CONFLICT DO UPDATE SET n = n + 1;
-    INSERT INTO pending_counts
-    SELECT NEW.process, version, NEW.activity, 1 FROM instances WHERE id = NEW.instance_id
+    INSERT INTO pending_hours
+    SELECT NEW.process, version, NEW.activity, NEW.created_at / 3600000, 1 FROM instances WHERE id = NEW.instance_id
         ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 "#,

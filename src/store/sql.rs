@@ -1399,8 +1399,8 @@ impl Transaction for SqliteTransaction<'_> {
         super::overview::status_counts(self.tx)
     }
 
-    fn pending_groups(&mut self, since_minute: i64) -> Result<Vec<PendingGroup>, EngineError> {
-        super::overview::pending_groups(self.tx, since_minute)
+    fn pending_groups(&mut self, since_hour: i64) -> Result<Vec<PendingGroup>, EngineError> {
+        super::overview::pending_groups(self.tx, since_hour)
     }
 
     fn pending_since(&mut self, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
@@ -1419,8 +1419,14 @@ impl Transaction for SqliteTransaction<'_> {
         super::overview::failure_ids(self.tx, key)
     }
 
-    fn pending_oldest(&mut self, process: &str, version: u32, from: Millis) -> Result<Option<ServerItem>, EngineError> {
-        super::overview::pending_oldest(self.tx, process, version, from)
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        activity: Option<&str>,
+        from: Millis,
+    ) -> Result<Option<ServerItem>, EngineError> {
+        super::overview::pending_oldest(self.tx, process, version, activity, from)
     }
 
     fn aggregate_mismatches(&mut self) -> Result<Vec<String>, EngineError> {

@@ -35,8 +35,8 @@ pub fn count_words(count: &ActivityCount, now: Millis) -> String {
     if parts.is_empty() { "none".to_owned() } else { parts.join(", ") }
 }
 
-/// How long ago `at` was, in whole minutes: the aggregates know when a
-/// wait began to the minute ("3m", "2h 5m"; "under 1m" within the minute).
+/// How long ago `at` was, in whole minutes ("3m", "2h 5m"; "under 1m"
+/// within the minute): a pill has no room for seconds.
 pub fn minutes_age(now: Millis, at: Millis) -> String {
     let minutes = (now - at).max(0) / 60_000;
     if minutes == 0 { "under 1m".to_owned() } else { format_age(minutes * 60_000, 0) }
