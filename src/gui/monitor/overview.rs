@@ -44,6 +44,9 @@ pub enum OverviewAction {
     OnIncident { key: ReasonKey, operation: IncidentOperation, progress: IncidentProgress },
 }
 
+/// A process version chosen, `None` for all.
+type Chosen = Option<(String, u32)>;
+
 /// A version's diagram and the counts on it.
 struct Diagram {
     process: String,
@@ -69,7 +72,8 @@ pub struct OverviewPanel {
     /// The version the chart and the diagram are of (the chart: every
     /// version when `None`; the diagram: the first version listed).
     chosen: Option<(String, u32)>,
-    throughput: Option<(Option<(String, u32)>, Span, Throughput)>,
+    /// The chart's buckets, with the version and span they are of.
+    throughput: Option<(Chosen, Span, Throughput)>,
     diagram: Option<Diagram>,
     diagram_error: Option<String>,
     incident: Option<ReasonKey>,
