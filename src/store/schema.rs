@@ -537,6 +537,9 @@ fn immutable_uri(path: &Path) -> String {
 /// same checks as [`identify`] on what the database holds now (a write-ahead
 /// log included). Stamps [`APPLICATION_ID`] on a database that lacks it.
 pub fn migrate(connection: &mut Connection) -> Result<(), SchemaError> {
+    // Migration 9's triggers and its first counts call the store's own SQL
+    // functions: defined here too, whoever opened the connection.
+    super::sql::define_functions(connection)?;
     loop {
         let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -835,5 +838,52 @@ mod tests {
         assert_eq!(store.read(|tx| tx.timers_of(1)).unwrap(), []);
         let due = crate::engine::DueTimers { by: i64::MAX, after: None, held: Vec::new(), limit: 0 };
         assert_eq!(store.read(|tx| tx.due_timers(&due)).unwrap(), []);
+    }
+
+    /// Migration 9 counts the instances, items and failures already there,
+    /// as the triggers would have: the aggregates agree with a full count.
+    #[test]
+    fn migration_9_counts_what_a_database_held_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("version8.db");
+        let connection = database_at_version(&path, 8);
+        connection
+            .execute_batch(
+                "INSERT INTO processes (name, default_version) VALUES ('callback', 1);
+                 INSERT INTO versions (process, version, definition, deployed_at, deployed_by)
+                     VALUES ('callback', 1, '{}', 50, 'alice');",
+            )
+            .unwrap();
+        for id in 1..=3 {
+            insert_instance(&connection, id, &format!("PO-{id}"));
+            connection
+                .execute(
+                    "INSERT INTO server_items (instance_id, serial_id, activity_destination_id, event_index,
+                         process, folio, activity, event, status, script_running, created_at)
+                     VALUES (?1, 2, 2, 0, 'callback', 'PO', 'Call', 'Call', 'Pending', 0, ?1 * 7200000)",
+                    [id],
+                )
+                .unwrap();
+        }
+        let failed = r#"{"tokens":[],"next_destination_id":2,"failure":
+            {"destination_id":1,"activity":"Call","event":"Call","message":"HTTP 503 for 12_2","at":900}}"#;
+        connection
+            .execute("UPDATE instances SET status = 'Error', flow = ?1 WHERE id = 3", [failed.replace('\n', "")])
+            .unwrap();
+        connection.execute("UPDATE instances SET status = 'Completed', updated_at = 120000 WHERE id = 2", []).unwrap();
+        connection.execute("UPDATE server_items SET status = 'Finished' WHERE instance_id = 2", []).unwrap();
+        drop(connection);
+
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        assert_eq!(store.read(|tx| tx.aggregate_mismatches()).unwrap(), Vec::<String>::new());
+        let counts = store.read(|tx| tx.status_counts()).unwrap();
+        let by_status: Vec<(String, u64)> = counts.iter().map(|c| (c.status.name().to_owned(), c.n)).collect();
+        let expected = [("Active", 1), ("Completed", 1), ("Error", 1)].map(|(s, n)| (s.to_owned(), n));
+        assert_eq!(by_status, expected);
+        let incidents = store.read(|tx| tx.failure_groups()).unwrap();
+        assert_eq!(incidents.len(), 1);
+        assert_eq!((incidents[0].key.pattern.as_str(), incidents[0].example_id), ("HTTP # for #", 3));
+        let pending = store.read(|tx| tx.pending_groups(0)).unwrap();
+        assert_eq!((pending.len(), pending[0].n, pending[0].oldest_hour), (1, 2, 2));
     }
 }
