@@ -672,6 +672,8 @@ mod tests {
     ) -> R {
         let mut connection = rusqlite::Connection::open(store.path()).unwrap();
         connection.pragma_update(None, "foreign_keys", true).unwrap();
+        // The aggregates' triggers call them, as on every connection the store opens.
+        crate::store::sql::define_functions(&connection).unwrap();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
         let result = work(&mut SqliteTransaction::with_ids(&transaction, &store.next_id)).unwrap();
         transaction.commit().unwrap();
