@@ -344,9 +344,10 @@ fn parse_user(text: &str) -> Result<String, String> {
 fn parse_view(text: &str) -> Result<crate::gui::AppView, String> {
     match text {
         "designer" => Ok(crate::gui::AppView::Designer),
+        "overview" => Ok(crate::gui::AppView::Overview),
         "monitor" => Ok(crate::gui::AppView::Monitor),
         "items" => Ok(crate::gui::AppView::Items),
-        _ => Err(format!("expected designer, monitor or items, got `{text}`")),
+        _ => Err(format!("expected designer, overview, monitor or items, got `{text}`")),
     }
 }
 
@@ -808,6 +809,15 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     f.label, f.rows_ms, f.count_ms, f.frames, f.rows, f.count
                 )?;
             }
+            let o = &report.overview;
+            for (what, ms) in &o.answers {
+                writeln!(out, "monitor instances={n} overview=\"{what}\" answer_median_ms={ms:.1}")?;
+            }
+            writeln!(
+                out,
+                "monitor instances={n} overview_shown_ms={:.1} diagram_shown_ms={:.1} versions={} incidents={}",
+                o.shown_ms, o.diagram_shown_ms, o.versions, o.incidents
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Retry { id } => operator(cli, "retried", |e, u| e.retry(u, *id)),

@@ -22,6 +22,7 @@ pub mod instance;
 mod ipc;
 pub mod machine;
 pub mod outbound;
+pub mod overview;
 pub mod runner;
 pub mod serial;
 pub mod storage;
@@ -42,6 +43,10 @@ pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFi
 pub use outbound::{
     Exchange, HttpOutbound, MAIL_TIMEOUT, MailAccepted, MailDelivery, MailError, Mailer, Outbound, OutboundError,
     OutboundResponse, SmtpMailer, SmtpPassword, SmtpSecurity, SmtpSettings, SmtpSettingsError,
+};
+pub use overview::{
+    ActivityCount, AgeHistogram, Bucket, Incident, OldestWait, Overview, ReasonKey, Span, Throughput, VersionOverview,
+    failure_pattern,
 };
 pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};

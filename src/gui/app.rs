@@ -278,11 +278,13 @@ enum StatusKind {
     Failure,
 }
 
-/// The three faces of the window.
+/// The faces of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum AppView {
     #[default]
     Designer,
+    /// The monitor's first tab: counts, charts, incidents, the diagram's counts.
+    Overview,
     Monitor,
     Items,
 }
@@ -475,13 +477,13 @@ impl FlowdeskApp {
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         match self.view {
             AppView::Designer => self.designer_ui(ui),
+            AppView::Overview => {
+                let requests = self.monitor.overview_ui(ui, self.actions.as_mut(), &self.user);
+                self.monitor_requests(requests);
+            }
             AppView::Monitor => {
                 let requests = self.monitor.instances_ui(ui, self.actions.as_mut(), &self.user);
-                for request in requests {
-                    match request {
-                        MonitorRequest::StartInstance { process } => self.open_start_form_for(&process),
-                    }
-                }
+                self.monitor_requests(requests);
             }
             AppView::Items => {
                 self.monitor.items_ui(ui, self.actions.as_mut(), &self.user);
@@ -494,6 +496,15 @@ impl FlowdeskApp {
         if self.shown_title != title {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
             self.shown_title = title;
+        }
+    }
+
+    fn monitor_requests(&mut self, requests: Vec<MonitorRequest>) {
+        for request in requests {
+            match request {
+                MonitorRequest::StartInstance { process } => self.open_start_form_for(&process),
+                MonitorRequest::ShowInstances => self.view = AppView::Monitor,
+            }
         }
     }
 
@@ -525,9 +536,12 @@ impl FlowdeskApp {
 
     fn menu_bar(&mut self, ui: &mut Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
-            for (view, title) in
-                [(AppView::Designer, "Designer"), (AppView::Monitor, "Monitor"), (AppView::Items, "Server items")]
-            {
+            for (view, title) in [
+                (AppView::Designer, "Designer"),
+                (AppView::Overview, "Overview"),
+                (AppView::Monitor, "Monitor"),
+                (AppView::Items, "Server items"),
+            ] {
                 ui.selectable_value(&mut self.view, view, RichText::new(title).strong());
             }
             ui.separator();

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::search;
 use crate::engine::instance::{ActivityStatus, AuditPlace, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
+use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
 use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
@@ -321,7 +322,7 @@ pub(super) fn execute_cached(
 }
 
 /// Runs a cached statement and collects every row `map` makes of it.
-fn collect_rows<T>(
+pub(super) fn collect_rows<T>(
     connection: &rusqlite::Connection,
     sql: &str,
     params: impl rusqlite::Params,
@@ -352,7 +353,7 @@ macro_rules! instance_columns {
 }
 const SELECT_INSTANCE: &str = concat!("SELECT ", instance_columns!(), " FROM instances WHERE id = ?");
 
-fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
+pub(super) fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
     text.parse().map_err(|e| corrupt("instance status", e))
 }
 
@@ -407,7 +408,7 @@ macro_rules! item_columns {
          AND t.state = 'Armed')"
     };
 }
-const ITEM_COLUMNS: &str = item_columns!();
+pub(super) const ITEM_COLUMNS: &str = item_columns!();
 const SELECT_ITEM: &str =
     concat!("SELECT ", item_columns!(), " FROM server_items WHERE instance_id = ? AND serial_id = ?");
 const SELECT_PENDING_ITEMS_OF: &str = concat!(
@@ -496,7 +497,7 @@ fn due_query(query: &DueTimers) -> (String, Vec<SqlValue>) {
 }
 const INSERT_PARTICIPANT: &str = "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)";
 
-fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
+pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
     Ok((
         ServerItem {
             serial: Serial { instance_id: row.get(0)?, destination_id: row.get(1)? },
@@ -518,7 +519,9 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<
     ))
 }
 
-fn finish_item((mut item, status, unapplied): (ServerItem, String, Option<String>)) -> Result<ServerItem, EngineError> {
+pub(super) fn finish_item(
+    (mut item, status, unapplied): (ServerItem, String, Option<String>),
+) -> Result<ServerItem, EngineError> {
     item.status = item_status_from_name(&status).ok_or_else(|| corrupt("item status", &status))?;
     item.unapplied = match unapplied {
         Some(json) => Some(serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?),
@@ -619,6 +622,28 @@ fn instance_where(
     if let Some(process) = &filter.process {
         conditions.push(format!("{}process = ?", plus(InstanceColumn::Process)));
         args.push(SqlValue::Text(process.clone()));
+    }
+    if let (Some(process), Some(version)) = (&filter.process, filter.version) {
+        // No index has the version: read on the rows the others found.
+        conditions.push("+version = ?".to_owned());
+        args.push(SqlValue::Integer(i64::from(version)));
+        if let Some(activity) = &filter.activity {
+            // Waiting there (the partial index of pending items by
+            // activity) or failed there (`failures_by_reason`).
+            conditions.push(
+                "id IN (SELECT instance_id FROM server_items WHERE status = 'Pending' AND process = ? \
+                 AND activity = ? UNION ALL SELECT instance_id FROM failures WHERE process = ? AND version = ? \
+                 AND activity = ?)"
+                    .to_owned(),
+            );
+            args.extend([
+                SqlValue::Text(process.clone()),
+                SqlValue::Text(activity.clone()),
+                SqlValue::Text(process.clone()),
+                SqlValue::Integer(i64::from(version)),
+                SqlValue::Text(activity.clone()),
+            ]);
+        }
     }
     if let Some(status) = filter.status {
         conditions.push(format!("{}status = ?", plus(InstanceColumn::Status)));
@@ -784,6 +809,10 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
             }
         }
         Ok(false)
+    })?;
+    // A failure's reason, for the triggers that keep `failures` (migration 9).
+    connection.create_scalar_function(super::overview::FAILURE_PATTERN, 1, flags, |context| {
+        Ok(context.get_raw(0).as_str().map(crate::engine::failure_pattern).ok())
     })
 }
 
@@ -1425,6 +1454,44 @@ impl Transaction for SqliteTransaction<'_> {
 
     fn line_results(&mut self, instance_id: i64) -> Result<Vec<LineResult>, EngineError> {
         Ok(self.history(instance_id)?.into_iter().flat_map(|record| record.lines).collect())
+    }
+
+    fn status_counts(&mut self) -> Result<Vec<StatusCount>, EngineError> {
+        super::overview::status_counts(self.tx)
+    }
+
+    fn pending_groups(&mut self, since_hour: i64) -> Result<Vec<PendingGroup>, EngineError> {
+        super::overview::pending_groups(self.tx, since_hour)
+    }
+
+    fn pending_since(&mut self, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
+        super::overview::pending_since(self.tx, since)
+    }
+
+    fn instance_minutes(&mut self, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
+        super::overview::instance_minutes(self.tx, since_minute)
+    }
+
+    fn failure_groups(&mut self) -> Result<Vec<Incident>, EngineError> {
+        super::overview::failure_groups(self.tx)
+    }
+
+    fn failure_ids(&mut self, key: &ReasonKey) -> Result<Vec<i64>, EngineError> {
+        super::overview::failure_ids(self.tx, key)
+    }
+
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        activity: Option<&str>,
+        from: Millis,
+    ) -> Result<Option<ServerItem>, EngineError> {
+        super::overview::pending_oldest(self.tx, process, version, activity, from)
+    }
+
+    fn aggregate_mismatches(&mut self) -> Result<Vec<String>, EngineError> {
+        super::overview::mismatches(self.tx)
     }
 
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {

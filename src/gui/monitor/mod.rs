@@ -16,6 +16,8 @@
 pub mod actions;
 pub mod due;
 pub mod flow;
+pub mod heat;
+pub mod overview;
 pub mod queries;
 pub mod trail;
 
@@ -94,7 +96,11 @@ impl<About: PartialEq> Answer<About> {
 /// What the monitor asks of the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MonitorRequest {
-    StartInstance { process: String },
+    StartInstance {
+        process: String,
+    },
+    /// Show the instance list (the overview filtered it, or selected one).
+    ShowInstances,
 }
 
 /// What the wide panel under the instance list shows of the instance.
@@ -268,6 +274,8 @@ enum Subject {
     Instance(i64),
     /// The serial in the finish box when Finish was pressed.
     Serial(String),
+    /// An incident's Retry all or Stop all.
+    Incident(crate::engine::ReasonKey),
 }
 
 /// A command collected while drawing, to be sent once the frame is drawn.
@@ -342,6 +350,8 @@ pub struct Monitor {
     /// width changes (the window or the side panel resized, the first
     /// frames laid out).
     fitted_to: Option<f32>,
+    /// The overview tab.
+    pub overview: overview::OverviewPanel,
 }
 
 impl Monitor {
@@ -384,6 +394,7 @@ impl Monitor {
             opened_at: Instant::now(),
             visible: None,
             fitted_to: None,
+            overview: overview::OverviewPanel::default(),
         }
     }
 
@@ -504,6 +515,10 @@ impl Monitor {
                     }
                 }
             }
+            (Subject::Incident(_), Command::OnIncident { operation, .. }, Answered::OnIncident(result)) => {
+                let (words, succeeded) = incident_answer(operation, result);
+                self.overview.answered(words, succeeded);
+            }
             // A command and its answer always match; nothing else is sent.
             _ => {}
         }
@@ -581,9 +596,13 @@ impl Monitor {
             self.ask(user, Query::Detail { id });
         }
         self.ask(user, Query::Items { filter: self.items_filter.clone() });
+        for query in self.overview.queries() {
+            self.ask(user, query);
+        }
     }
 
     fn take(&mut self, reply: Reply) {
+        let Some(reply) = self.overview.take(reply) else { return };
         match reply {
             Reply::Page { filter, offset, rows } => {
                 if filter != self.filter {
@@ -647,6 +666,8 @@ impl Monitor {
             }
             Reply::Processes(processes) => self.processes = processes.into_iter().map(|p| p.name).collect(),
             Reply::Item { serial, user, item } => self.finish.take_item(serial, user, *item),
+            // Taken by the overview above.
+            Reply::Overview(_) | Reply::Throughput { .. } | Reply::Diagram { .. } => {}
         }
     }
 
@@ -668,6 +689,47 @@ impl Monitor {
             self.data_for = None;
         }
         self.ask(user, Query::Detail { id });
+    }
+
+    // ----- overview ---------------------------------------------------------------
+
+    /// The overview tab (`overview.rs`). A count or an activity clicked
+    /// filters the instance list and asks to show it; an incident's Retry
+    /// all or Stop all goes to `actions` once the frame is drawn.
+    pub fn overview_ui(&mut self, ui: &mut Ui, actions: Option<&mut Actions>, user: &str) -> Vec<MonitorRequest> {
+        self.sync(ui.ctx(), user, AGES_REPAINT);
+        if let Err(error) = &self.queries {
+            ui.colored_label(theme::ERROR, format!("The monitor cannot start: {error}"));
+            return Vec::new();
+        }
+        let mut requests = Vec::new();
+        for action in self.overview.ui(ui, self.clock.now(), user) {
+            match action {
+                overview::OverviewAction::List(filter) => {
+                    self.set_filter(filter, user);
+                    requests.push(MonitorRequest::ShowInstances);
+                }
+                overview::OverviewAction::Open(id) => {
+                    self.select(id, user);
+                    requests.push(MonitorRequest::ShowInstances);
+                }
+                overview::OverviewAction::OnIncident { key, operation, progress } => {
+                    let words = format!("{operation:?} all at {}…", key.activity);
+                    let command = Command::OnIncident { key: key.clone(), operation, progress };
+                    self.commands.push(Intent { subject: Subject::Incident(key), words, command });
+                }
+            }
+        }
+        // Asked with every refresh, and at once when what is shown changed.
+        if self.overview.take_refresh() {
+            self.refresh(user);
+        } else if self.overview.take_ask_now() {
+            for query in self.overview.queries() {
+                self.ask(user, query);
+            }
+        }
+        self.send_commands(actions, user);
+        requests
     }
 
     // ----- instances --------------------------------------------------------------
@@ -1424,6 +1486,36 @@ fn links_ui(ui: &mut Ui, detail: &InstanceDetail) -> Option<i64> {
         });
     }
     open
+}
+
+/// What Retry all or Stop all did, in words, and whether all went well.
+fn incident_answer(
+    operation: actions::IncidentOperation,
+    result: Result<actions::IncidentReport, EngineError>,
+) -> (String, bool) {
+    let verb = match operation {
+        actions::IncidentOperation::Retry => "retried",
+        actions::IncidentOperation::Stop => "stopped",
+    };
+    match result {
+        Ok(report) if report.not_done.is_empty() => (format!("{} instance(s) {verb}.", report.done), true),
+        Ok(report) => {
+            let listed: Vec<String> =
+                report.not_done.iter().take(5).map(|(id, why)| format!("instance {id}: {why}")).collect();
+            let more = report.not_done.len().saturating_sub(listed.len());
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            (
+                format!(
+                    "{} instance(s) {verb}, {} not: {}{more}.",
+                    report.done,
+                    report.not_done.len(),
+                    listed.join("; ")
+                ),
+                false,
+            )
+        }
+        Err(error) => (refusal_words(&error), false),
+    }
 }
 
 fn pending_ui(ui: &mut Ui, words: &str) {
