@@ -105,6 +105,12 @@ pub fn rfc3339(at: Millis) -> String {
         .unwrap_or_default()
 }
 
+/// The stable `code` the API answers an engine error with, for the other
+/// front ends' machine-readable output (`flowdesk finish --serials … --json`).
+pub fn error_code(error: EngineError) -> &'static str {
+    ApiError::from(error).body.code
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         let message = error.to_string();

@@ -24,7 +24,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::oneshot;
 
 pub use api::{ApiLimits, ApiState, router};
-pub use error::{ApiError, ApiErrorBody};
+pub use error::{ApiError, ApiErrorBody, error_code};
 
 use crate::runtime::Runtime;
 
