@@ -18,7 +18,7 @@ pub struct ApiErrorBody {
     /// `permission_denied`, `invalid_serial`, `invalid_data`, `invalid_body`,
     /// `invalid_query`, `invalid_instance_id`, `item_not_found`,
     /// `instance_not_found`, `process_not_found`, `already_finished`,
-    /// `item_cancelled`, `wrong_status`, `body_too_large`,
+    /// `item_cancelled`, `wrong_status`, `too_many_serials`, `body_too_large`,
     /// `unsupported_media_type`, `body_timeout`, `uri_too_long`,
     /// `headers_too_large`, `not_found`, `method_not_allowed`,
     /// `call_timeout`, `busy`, `storage_unavailable` (503: call again),
