@@ -14,6 +14,7 @@
 //! it changed is read again.
 
 pub mod actions;
+pub mod bulk;
 pub mod due;
 pub mod flow;
 pub mod queries;
@@ -256,6 +257,8 @@ enum Subject {
     Instance(i64),
     /// The serial in the finish box when Finish was pressed.
     Serial(String),
+    /// A bulk action (one at a time): its progress bar.
+    Bulk,
 }
 
 /// A command collected while drawing, to be sent once the frame is drawn.
@@ -302,6 +305,8 @@ pub struct Monitor {
     items_error: Option<String>,
     finish: FinishBox,
     confirm: Option<Operation>,
+    /// The lists' selections and the bulk action running or reported.
+    pub bulk: bulk::Bulk,
     /// Commands collected while drawing, sent once the frame is drawn.
     commands: Vec<Intent>,
     /// Commands sent and not answered yet.
@@ -351,6 +356,7 @@ impl Monitor {
             items_error: None,
             finish: FinishBox::default(),
             confirm: None,
+            bulk: bulk::Bulk::default(),
             commands: Vec::new(),
             acting: Vec::new(),
             message: None,
@@ -480,6 +486,9 @@ impl Monitor {
                     }
                 }
             }
+            (Subject::Bulk, Command::Bulk { action, .. }, Answered::Bulk(result)) => {
+                self.bulk_answered(&action, result);
+            }
             // A command and its answer always match; nothing else is sent.
             _ => {}
         }
@@ -603,6 +612,9 @@ impl Monitor {
     }
 
     fn filter_changed(&mut self, user: &str) {
+        // What was selected may not match any more: nothing stays selected
+        // that the list does not show.
+        self.bulk.instances.clear();
         self.rows_offset = 0;
         self.count = None;
         self.ask(user, Query::Count { filter: self.filter.clone() });
@@ -655,6 +667,7 @@ impl Monitor {
                 );
             }
             self.filter_bar(ui, user);
+            self.instances_bulk_bar(ui);
             if let Some(error) = &self.rows_error {
                 ui.colored_label(theme::ERROR, error);
             }
@@ -662,6 +675,7 @@ impl Monitor {
             self.instance_table(ui, user);
         });
         self.confirm_ui(ui.ctx(), user);
+        self.bulk_windows(ui.ctx(), user);
         self.send_commands(actions, user);
         requests
     }
@@ -809,7 +823,7 @@ impl Monitor {
                         });
                         return;
                     };
-                    row.set_selected(self.selected == Some(summary.id));
+                    row.set_selected(self.selected == Some(summary.id) || self.bulk.instances.contains(&summary.id));
                     for text in [
                         summary.id.to_string(),
                         summary.folio.clone(),
@@ -831,7 +845,7 @@ impl Monitor {
                         });
                     }
                     if row.response().clicked() {
-                        clicked = Some(summary.id);
+                        clicked = Some((index, summary.id, row.response().ctx.input(|i| i.modifiers)));
                     }
                 });
             });
@@ -846,8 +860,12 @@ impl Monitor {
             self.filter.order = InstanceOrder { column, descending };
             self.filter_changed(user);
         }
-        if let Some(id) = clicked {
-            self.select(id, user);
+        if let Some((index, id, modifiers)) = clicked {
+            let (rows, offset) = (&self.rows, self.rows_offset);
+            let loaded = |index: usize| index.checked_sub(offset).and_then(|i| rows.get(i)).map(|r| r.id);
+            if self.bulk.instances.click(index, id, modifiers, loaded) {
+                self.select(id, user);
+            }
         }
         self.visible = visible;
         // Ask for the page around what is on screen when it is not loaded.
@@ -1069,8 +1087,10 @@ impl Monitor {
                 ui.label(RichText::new(format!("{} item(s)", self.items.len())).weak());
             });
             if changed {
+                self.bulk.items.clear();
                 self.ask(user, Query::Items { filter: self.items_filter.clone() });
             }
+            self.items_bulk_bar(ui);
             if let Some(error) = &self.items_error {
                 ui.colored_label(theme::ERROR, error);
             }
@@ -1097,9 +1117,11 @@ impl Monitor {
                 (true, true) => " (desc)",
             };
             let (age_title, due_title) = (format!("Age{}", arrow(false)), format!("Due{}", arrow(true)));
+            let mut picked = None;
             TableBuilder::new(ui)
                 .id_salt("server-items")
                 .striped(true)
+                .sense(egui::Sense::click())
                 .auto_shrink([false, false])
                 .column(Column::exact(64.0))
                 .column(Column::initial(serial).clip(true))
@@ -1131,7 +1153,9 @@ impl Monitor {
                 })
                 .body(|body| {
                     body.rows(24.0, items.len(), |mut row| {
-                        let item = &items[row.index()];
+                        let index = row.index();
+                        let item = &items[index];
+                        row.set_selected(self.bulk.items.contains(&item.serial));
                         row.col(|ui| {
                             if item.status == ItemStatus::Pending {
                                 let button = ui.small_button("Open");
@@ -1160,8 +1184,15 @@ impl Monitor {
                         row.col(|ui| {
                             ui.label(item.status_words());
                         });
+                        if row.response().clicked() {
+                            picked = Some((index, item.serial, row.response().ctx.input(|i| i.modifiers)));
+                        }
                     });
                 });
+            if let Some((index, serial, modifiers)) = picked {
+                let loaded = |index: usize| items.get(index).map(|item| item.serial);
+                self.bulk.items.click(index, serial, modifiers, loaded);
+            }
             if let Some(by_due) = sort_by_due {
                 // Again on the same column turns it round; another starts at
                 // the oldest, or the soonest due.
@@ -1175,6 +1206,7 @@ impl Monitor {
                 self.open_item(user);
             }
         });
+        self.bulk_windows(ui.ctx(), user);
         self.send_commands(actions, user);
     }
 
