@@ -154,6 +154,8 @@ struct Proposal {
 struct Running {
     progress: BulkHandle,
     words: String,
+    /// The question confirmed, without its question mark: the report's title.
+    asked: String,
 }
 
 /// The bulk actions' state in the monitor.
@@ -347,15 +349,11 @@ impl Monitor {
 
     fn bulk_confirm_ui(&mut self, ctx: &egui::Context, user: &str) {
         let Some(proposal) = self.bulk.confirm.clone() else { return };
+        let asked = format!("{} {} as {user}", proposal.kind.verb(), proposal.what);
         let mut decided = None;
         egui::Modal::new(egui::Id::unique("confirm-bulk")).show(ctx, |ui| {
             ui.heading("Please confirm");
-            let question = match proposal.kind {
-                Kind::GoTo => format!("Move {} as {user}?", proposal.what),
-                Kind::Finish => format!("Finish {} as {user}?", proposal.what),
-                kind => format!("{} {} as {user}?", kind.verb(), proposal.what),
-            };
-            ui.label(question);
+            ui.label(format!("{}?", asked));
             match proposal.kind {
                 Kind::GoTo => {
                     ui.label(RichText::new("Their open activities and pending server items are cancelled.").weak());
@@ -403,7 +401,7 @@ impl Monitor {
         };
         let words = format!("{} {}…", proposal.kind.doing(), proposal.what);
         let progress = BulkHandle::default();
-        self.bulk.running = Some(Running { progress: progress.clone(), words: words.clone() });
+        self.bulk.running = Some(Running { progress: progress.clone(), words: words.clone(), asked });
         self.bulk.report = None;
         let command = Command::Bulk { action, selection: proposal.selection, progress };
         self.commands.push(Intent { subject: Subject::Bulk, words, command });
@@ -412,8 +410,7 @@ impl Monitor {
     /// Takes in a bulk action's answer: its report is shown, the selection
     /// it acted on is cleared.
     pub(super) fn bulk_answered(&mut self, action: &BulkAction, result: Result<BulkReport, EngineError>) {
-        let words = self.bulk.running.take().map(|r| r.words).unwrap_or_default();
-        let title = format!("Bulk {}: {}", action.verb(), words.trim_end_matches('…'));
+        let title = self.bulk.running.take().map(|r| r.asked).unwrap_or_else(|| format!("Bulk {}", action.verb()));
         if action.on_items() {
             self.bulk.items.clear();
         } else {
@@ -431,6 +428,8 @@ impl Monitor {
             .open(&mut open)
             .collapsible(false)
             .default_width(520.0)
+            .pivot(egui::Align2::CENTER_CENTER)
+            .default_pos(ctx.content_rect().center())
             .show(ctx, |ui| {
                 ui.label(RichText::new(title).weak());
                 match result {

@@ -666,8 +666,9 @@ impl Monitor {
                     },
                 );
             }
+            // Under the list (over the flow), so that rows keep their place.
+            egui::Panel::bottom("instance-bulk").show(ui, |ui| self.instances_bulk_bar(ui));
             self.filter_bar(ui, user);
-            self.instances_bulk_bar(ui);
             if let Some(error) = &self.rows_error {
                 ui.colored_label(theme::ERROR, error);
             }
@@ -1090,7 +1091,7 @@ impl Monitor {
                 self.bulk.items.clear();
                 self.ask(user, Query::Items { filter: self.items_filter.clone() });
             }
-            self.items_bulk_bar(ui);
+            egui::Panel::bottom("items-bulk").show(ui, |ui| self.items_bulk_bar(ui));
             if let Some(error) = &self.items_error {
                 ui.colored_label(theme::ERROR, error);
             }
