@@ -16,6 +16,7 @@
 //! and its result is applied in the next one. See `ARCHITECTURE.md` for the
 //! whole story.
 
+pub mod bulk;
 pub mod error;
 mod executor;
 pub mod instance;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
+pub use bulk::{BulkAction, BulkProgress, BulkReport, Outcome, Selection, Target};
 pub use error::{EngineError, format_age, format_step, format_time, trail_steps};
 pub use instance::{
     ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, ChildLink, FailureInfo, Instance,
@@ -871,6 +873,18 @@ impl<S: Storage> Engine<S> {
     /// finish is recorded and applied when the instance runs again
     /// ([`machine::rule`]: held).
     pub fn finish(&self, user: &str, serial: Serial, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
+        self.finish_marked(user, serial, data, None)
+    }
+
+    /// [`Engine::finish`], its trail's line of `marked`'s kind marked with
+    /// its words (a bulk action's).
+    fn finish_marked(
+        &self,
+        user: &str,
+        serial: Serial,
+        data: &[(String, FieldInput)],
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<Finished, EngineError> {
         let (applied, step) = self.write_planned(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
@@ -879,7 +893,10 @@ impl<S: Storage> Engine<S> {
             let children = InTransaction::new(self, tx, self.now());
             let executor = children.executor(&process, user);
             let state = State { instance: &mut instance, items };
-            let decision = machine::decide(&executor, state, Command::Finish { item: &item, data })?;
+            let mut decision = machine::decide(&executor, state, Command::Finish { item: &item, data })?;
+            if let Some((action, note)) = marked {
+                bulk::mark(&mut decision.effects, user, action, note);
+            }
             let (applied, end) = (!decision.held, decision.end);
             children.save(&mut instance, decision, &executor, false)?;
             Ok((applied, Step { instance, process, end, later: children.into_later()? }))
@@ -895,6 +912,18 @@ impl<S: Storage> Engine<S> {
     /// runs the instance on as far as the command moves it, and saves, in
     /// one transaction.
     fn operate(&self, user: &str, id: i64, command: Command<'_>) -> Result<Progress, EngineError> {
+        self.operate_marked(user, id, command, None)
+    }
+
+    /// [`Engine::operate`], its trail's line of `marked`'s kind marked with
+    /// its words (a bulk action's).
+    fn operate_marked(
+        &self,
+        user: &str,
+        id: i64,
+        command: Command<'_>,
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<Progress, EngineError> {
         let step = self.write(|tx| {
             let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
@@ -902,7 +931,10 @@ impl<S: Storage> Engine<S> {
             let items = tx.item_state(id)?;
             let children = InTransaction::new(self, tx, self.now());
             let executor = children.executor(&process, user);
-            let decision = machine::decide(&executor, State { instance: &mut instance, items }, command)?;
+            let mut decision = machine::decide(&executor, State { instance: &mut instance, items }, command)?;
+            if let Some((action, note)) = marked {
+                bulk::mark(&mut decision.effects, user, action, note);
+            }
             let end = decision.end;
             children.save(&mut instance, decision, &executor, false)?;
             Ok(Step { instance, process, end, later: children.into_later()? })

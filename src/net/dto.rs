@@ -341,6 +341,55 @@ pub struct FinishedDto {
     pub instance: ProgressDto,
 }
 
+/// A bulk callback: the same data fields set on each item, then each
+/// finished, as one finish call each would.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkFinishRequest {
+    /// The serials of the items to finish, each once (a repeated serial is
+    /// answered once). Text that is no serial is answered `invalid_serial`
+    /// in its place; the others are finished all the same.
+    #[schema(max_items = 1000, example = json!(["1042_7", "1043_7"]))]
+    pub serials: Vec<String>,
+    /// Data fields to set on each item's instance before its item is finished.
+    #[serde(default, deserialize_with = "unique_fields")]
+    #[schema(value_type = BTreeMap<String, DataValue>)]
+    pub data: DataInput,
+}
+
+/// What became of one serial of a bulk finish: what the single finish of
+/// that serial would have answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkFinishResult {
+    pub serial: String,
+    /// The status the single finish would have answered: 200, or its
+    /// refusal's (400, 403, 404, 409, 500, 503).
+    pub status: u16,
+    /// With 200: false when the finish was recorded but is applied later
+    /// (the instance is stopped or in error, or its event still runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<bool>,
+    /// With 200: where the instance now stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<ProgressDto>,
+    /// Otherwise: the refusal, with the single finish's `code` and details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<super::error::ApiErrorBody>,
+}
+
+/// The answer to a bulk finish: the counts, and one result per serial in
+/// the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkFinishedDto {
+    /// Serials finished (status 200).
+    pub done: usize,
+    /// Serials refused (4xx: nothing of them changed).
+    pub refused: usize,
+    /// Serials the server failed for (5xx: nothing of them changed; call again for those).
+    pub failed: usize,
+    pub results: Vec<BulkFinishResult>,
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {

@@ -18,7 +18,7 @@ pub struct ApiErrorBody {
     /// `permission_denied`, `invalid_serial`, `invalid_data`, `invalid_body`,
     /// `invalid_query`, `invalid_instance_id`, `item_not_found`,
     /// `instance_not_found`, `process_not_found`, `already_finished`,
-    /// `item_cancelled`, `wrong_status`, `body_too_large`,
+    /// `item_cancelled`, `wrong_status`, `too_many_serials`, `body_too_large`,
     /// `unsupported_media_type`, `body_timeout`, `uri_too_long`,
     /// `headers_too_large`, `not_found`, `method_not_allowed`,
     /// `call_timeout`, `busy`, `storage_unavailable` (503: call again),
@@ -103,6 +103,12 @@ pub fn rfc3339(at: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(at)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
+}
+
+/// The stable `code` the API answers an engine error with, for the other
+/// front ends' machine-readable output (`flowdesk finish --serials … --json`).
+pub fn error_code(error: EngineError) -> &'static str {
+    ApiError::from(error).body.code
 }
 
 impl From<EngineError> for ApiError {

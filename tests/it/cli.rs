@@ -2436,3 +2436,127 @@ fn show_links_a_parent_and_its_children() {
         list.as_array().unwrap().iter().map(|i| (i["id"].as_i64().unwrap(), i["parent"].clone())).collect();
     assert!(parents.contains(&(payment, Value::from(order))) && parents.contains(&(order, Value::Null)), "{parents:?}");
 }
+
+// ----- bulk actions (issue 18) -------------------------------------------------
+
+/// Four `ops` instances: the first three in error at `Check` (their wait
+/// finished with no amount), the fourth still waiting.
+fn three_in_error_one_waiting(fd: &Flowdesk) -> Vec<i64> {
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let ids: Vec<i64> = (0..4).map(|_| fd.start("alice", &["ops"])).collect();
+    for id in &ids[..3] {
+        fd.ok("alice", &["finish", &format!("{id}_1")]);
+        assert_eq!(fd.status(*id), "Error");
+    }
+    ids
+}
+
+#[test]
+fn bulk_retry_by_filter_dry_run_then_partial_refusals_exit_1() {
+    let fd = Flowdesk::new();
+    let ids = three_in_error_one_waiting(&fd);
+    fd.ok("alice", &["set", &ids[0].to_string(), "--set", "amount=5"]);
+
+    let before = fd.snapshot();
+    let out = fd.ok("alice", &["retry", "--process", "ops", "--dry-run"]);
+    let expected: Vec<String> = std::iter::once("would retry 4 instances (dry run: nothing was changed)".to_owned())
+        .chain(ids.iter().map(|id| format!("instance {id}")))
+        .collect();
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
+    let listed = fd.json("alice", &["retry", "--process", "ops", "--status", "error", "--dry-run", "--json"]);
+    assert_eq!(listed["count"], 3);
+    assert_eq!(listed["targets"][0]["instance_id"], ids[0]);
+    assert_eq!(fd.snapshot(), before, "a dry run changed the database");
+
+    // Every instance of the process: the waiting one refuses, the rest are retried.
+    let out = fd.run("alice", &["retry", "--process", "ops"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            "3 done, 1 refused".to_owned(),
+            format!("refused: instance {}: cannot retry instance {}: it is Active", ids[3], ids[3])
+        ]
+    );
+    assert_eq!(fd.status(ids[0]), "Completed");
+    assert_eq!(fd.status(ids[1]), "Error");
+    let trail = fd.show("alice", ids[0]);
+    let retried: Vec<String> = trail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["action"] == "Retried")
+        .map(|line| line["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(retried, ["`Check` Check amount; part of a bulk retry of 4"]);
+
+    // All done is exit 0, as JSON per instance.
+    let report = fd.json("alice", &["retry", "--status", "error", "--search", &ids[1].to_string(), "--json"]);
+    assert_eq!((report["total"].as_u64(), report["done"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(report["results"][0]["result"], "done");
+    assert_eq!(report["results"][0]["status"], "Error");
+    // Admin is checked per instance: bob may act on none.
+    let out = fd.run("bob", &["stop", "--ids", "-"]);
+    assert_eq!((out.code, out.stdout.trim()), (Some(0), "0 done, 0 refused"), "{out:?}");
+}
+
+#[test]
+fn bulk_finish_of_a_file_of_serials_answers_per_serial() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    fd.ok("alice", &["grant", "callback", "bob", "server-event"]);
+    let ids: Vec<i64> = (0..3).map(|_| fd.start("alice", &["callback"])).collect();
+    fd.ok("bob", &["finish", &format!("{}_2", ids[1])]);
+    let serials = fd.write("serials.txt", &format!("{}_2\n {}_2 \n\n{}_2\n999_2\n", ids[0], ids[1], ids[2]));
+    let file = path_str(&serials);
+
+    let dry = fd.ok("alice", &["finish", "--serials", file, "--dry-run"]);
+    assert!(dry.stdout.starts_with("would finish 4 server items (dry run: nothing was changed)\n"), "{dry:?}");
+
+    let out = fd.run("alice", &["finish", "--serials", file, "--set", "name=call back value"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "2 done, 2 refused");
+    assert!(
+        lines[1]
+            .starts_with(&format!("refused: server item {0}_2: server item {0}_2 was already finished at ", ids[1])),
+        "{lines:?}"
+    );
+    assert!(lines[1].ends_with("by bob"), "{lines:?}");
+    assert_eq!(lines[2], "refused: server item 999_2: server item 999_2 not found");
+    assert_eq!(fd.status(ids[0]), "Completed");
+    assert_eq!(fd.show("alice", ids[2])["data"]["done"], true);
+
+    // From standard input, as JSON: the same codes as the single finish's.
+    let mut command = fd.command();
+    command.arg("--db").arg(fd.db()).arg("--user").arg("alice");
+    command.args(["finish", "--serials", "-", "--json"]);
+    command.stdin(std::fs::File::open(&serials).unwrap());
+    let out = execute(command, "finish --serials - --json");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let codes: Vec<&str> = report["results"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["already_finished", "already_finished", "already_finished", "item_not_found"]);
+
+    // A line that is no serial refuses the whole file, before anything is done.
+    let bad = fd.write("bad.txt", &format!("{}_2\nabc\n", ids[0]));
+    let line = fd.refused("alice", &["finish", "--serials", path_str(&bad)]);
+    assert!(line.contains("line 2"), "{line}");
+}
+
+#[test]
+fn bulk_usage_errors_exit_2_and_the_single_forms_stay() {
+    let fd = Flowdesk::new();
+    let ids = three_in_error_one_waiting(&fd);
+    fd.usage_error("alice", &["retry"]);
+    fd.usage_error("alice", &["retry", "1", "--process", "ops"]);
+    fd.usage_error("alice", &["retry", "1", "--dry-run"]);
+    fd.usage_error("alice", &["finish", "1_1", "--serials", "x"]);
+    fd.usage_error("alice", &["goto", "--process", "ops", "1", "Other"]);
+    fd.usage_error("alice", &["goto", "Other"]);
+    let out = fd.ok("alice", &["goto", "--process", "ops", "--status", "active", "Other"]);
+    assert_eq!(out.stdout.trim(), "1 done, 0 refused");
+    assert_eq!(fd.pending(ids[3]), [format!("{}_2", ids[3])]);
+    let out = fd.ok("alice", &["stop", &ids[3].to_string()]);
+    assert_eq!(out.stdout.trim(), format!("stopped instance {}: stopped", ids[3]));
+}

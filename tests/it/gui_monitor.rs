@@ -2392,3 +2392,143 @@ fn issue_19_the_flow_links_a_parent_to_its_child_and_back() {
     gui.settle();
     assert!(gui.shown(&format!("instance {payment} (payment, Active)")), "the parent lists its children");
 }
+
+// ----- bulk actions (issue 18) -------------------------------------------------
+
+/// `n` instances of FAILING in error, folios F-0, F-1…; the first `ready`
+/// of them have their field set, so that a retry completes them.
+fn failing_instances(fx: &Fixture, n: usize, ready: usize) -> Vec<i64> {
+    deploy_json(fx, FAILING);
+    (0..n)
+        .map(|i| {
+            let id = fx.engine.start("admin", "failing", &format!("F-{i}"), &[]).unwrap().instance_id;
+            if i < ready {
+                fx.engine.set_data("admin", id, &set(&[("ready", "true")])).unwrap();
+            }
+            id
+        })
+        .collect()
+}
+
+impl Gui {
+    /// Clicks the row showing `folio` with modifiers held.
+    fn click_row(&mut self, folio: &str, modifiers: Modifiers) {
+        self.harness
+            .get_by(|node| node.role() == Role::Label && node.value().as_deref() == Some(folio))
+            .click_modifiers(modifiers);
+        self.settle();
+    }
+
+    /// Confirms a bulk action after checking its question.
+    fn confirm_bulk(&mut self, question: &str) {
+        assert!(self.shown("Please confirm"), "a confirmation is asked");
+        assert!(self.shown(question), "the question is `{question}`; shown: {:#?}", self.all_texts());
+        self.click("Confirm");
+    }
+
+    /// Waits for the bulk action's report and returns its summary.
+    fn bulk_report(&mut self) -> String {
+        self.run_until("the bulk action's report", |app| app.monitor.bulk.report().is_some());
+        let (_, summary) = self.app().monitor.bulk.report().unwrap();
+        assert!(self.shown(&summary), "the report shows `{summary}`: {:#?}", self.all_texts());
+        summary
+    }
+}
+
+#[test]
+fn select_three_instances_and_retry_them() {
+    let fx = fixture();
+    let ids = failing_instances(&fx, 4, 3);
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.click_row("F-0", Modifiers::NONE);
+    gui.click_row("F-2", Modifiers::COMMAND);
+    gui.click_row("F-1", Modifiers::COMMAND);
+    assert!(gui.shown("3 selected"), "{:#?}", gui.all_texts());
+    // A fourth, then taken out again.
+    gui.click_row("F-3", Modifiers::COMMAND);
+    assert!(gui.shown("4 selected"));
+    gui.click_row("F-3", Modifiers::COMMAND);
+    assert!(gui.shown("3 selected"));
+
+    gui.click("Retry selected");
+    let before = gui.snapshot(&ids);
+    gui.click("Cancel");
+    assert_eq!(gui.snapshot(&ids), before, "cancel retries nothing");
+    gui.click("Retry selected");
+    gui.confirm_bulk("Retry 3 instances as ada?");
+    assert_eq!(gui.bulk_report(), "3 done, 0 refused");
+    for id in &ids[..3] {
+        assert_eq!(gui.status_of(*id), InstanceStatus::Completed);
+        assert!(gui.fx.trail(*id).contains(&"ada: Retried `Work` Check; part of a bulk retry of 3".to_owned()));
+    }
+    assert_eq!(gui.status_of(ids[3]), InstanceStatus::Error, "the one not selected is left alone");
+    assert!(gui.app().monitor.bulk.instances.is_empty(), "what was acted on is no longer selected");
+    gui.click("Close report");
+    assert!(gui.app().monitor.bulk.report().is_none());
+
+    // Shift+click selects the rows between; a partial refusal is listed.
+    gui.click_row("F-0", Modifiers::NONE);
+    gui.click_row("F-3", Modifiers::SHIFT);
+    assert!(gui.shown("4 selected"));
+    gui.click("Resume selected");
+    gui.confirm_bulk("Resume 4 instances as ada?");
+    assert_eq!(gui.bulk_report(), "0 done, 4 refused");
+    assert!(
+        gui.shown(&format!("instance {0}: cannot resume instance {0}: it is Error", ids[3])),
+        "{:#?}",
+        gui.all_texts()
+    );
+}
+
+#[test]
+fn select_all_matching_a_filter_then_stop_them() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let waiting: Vec<i64> =
+        (0..5).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let failing = failing_instances(&fx, 2, 0);
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.choose("Status", "Active");
+    gui.run_until("the filtered count", |app| app.monitor.count_current() && app.monitor.count() == Some(5));
+    gui.click("Select all 5 matching");
+    assert!(gui.shown("All 5 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Clear selection");
+    assert!(!gui.shown("All 5 matching selected"));
+    // Ctrl+A selects them all too, the page loaded or not.
+    gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    gui.settle();
+    assert!(gui.shown("All 5 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all 5 instances matching the filter as ada?");
+    assert_eq!(gui.bulk_report(), "5 done, 0 refused");
+    for id in &waiting {
+        assert_eq!(gui.status_of(*id), InstanceStatus::Stopped);
+    }
+    for id in &failing {
+        assert_eq!(gui.status_of(*id), InstanceStatus::Error, "what the filter left out is left alone");
+    }
+}
+
+#[test]
+fn a_bulk_action_shows_its_progress_and_can_be_cancelled() {
+    let fx = fixture();
+    let ids = failing_instances(&fx, 40, 40);
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    gui.settle();
+    gui.click("Retry selected");
+    assert!(gui.shown("Retry all 40 instances matching the filter as ada?"), "{:#?}", gui.all_texts());
+    // Another program holds the write lock: the action waits, the window does not.
+    let lock = gui.hold_lock();
+    gui.click("Confirm");
+    gui.run_until("the progress bar", |app| app.monitor.bulk.progress() == Some((0, 40)));
+    assert!(gui.shown("Retrying all 40 instances matching the filter…"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("0 of 40"), "{:#?}", gui.all_texts());
+    gui.click("Cancel bulk action");
+    assert!(gui.shown("Retrying all 40 instances matching the filter… (cancelling)"));
+    gui.release(lock);
+    let summary = gui.bulk_report();
+    let report_done = ids.iter().filter(|id| gui.status_of(**id) == InstanceStatus::Completed).count();
+    assert!(report_done < 40, "{summary}");
+    assert_eq!(summary, format!("{report_done} done, 0 refused, cancelled before {}", 40 - report_done));
+}

@@ -19,6 +19,7 @@ mod support;
 mod api;
 mod bench;
 mod bpmn;
+mod bulk;
 mod cli;
 mod concurrency;
 mod crash;

@@ -10,7 +10,7 @@
 //! ([`Done`], with the same ticket) from [`Actions::poll`] once per frame.
 //!
 //! Every write of the window comes this way, the monitor's (retry, stop,
-//! resume, go to, save data, finish) and the designer's and menus' (deploy,
+//! resume, go to, save data, finish, and their bulk forms) and the designer's and menus' (deploy,
 //! start, rights, API tokens). One worker serialises them in the order they
 //! were given, as SQLite would anyway.
 //!
@@ -25,7 +25,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
-use crate::engine::{Deployed, EngineError, FieldInput, Finished, Progress, ReasonKey, Serial};
+use crate::engine::{
+    BulkAction, BulkProgress, BulkReport, Deployed, EngineError, FieldInput, Finished, Progress, ReasonKey, Selection,
+    Serial,
+};
 use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::model::{ProcessDraft, Right};
 use crate::runtime::{Runtime, RuntimeEngine};
@@ -67,10 +70,30 @@ pub struct StartRequest {
     pub version: Option<u32>,
 }
 
+/// A bulk action's progress, shared by the worker that runs it (which
+/// counts there) and the monitor (which draws it, and cancels there). Two
+/// are the same only when they are one.
+#[derive(Debug, Clone, Default)]
+pub struct BulkHandle(pub Arc<BulkProgress>);
+
+impl PartialEq for BulkHandle {
+    fn eq(&self, other: &BulkHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// One write the window asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Operate(Operation),
+    /// One action over many instances or items (see `engine::bulk`); the
+    /// worker is taken for as long as it runs, and it can be cancelled
+    /// between targets through `progress`.
+    Bulk {
+        action: BulkAction,
+        selection: Selection,
+        progress: BulkHandle,
+    },
     /// Finishes the item of `serial` with the fields the operator changed.
     Finish {
         serial: Serial,
@@ -176,6 +199,9 @@ pub enum Start {
 #[derive(Debug)]
 pub enum Reply {
     Operated(Result<Progress, EngineError>),
+    /// What the bulk action came to per target, or why its selection could
+    /// not be read.
+    Bulk(Result<BulkReport, EngineError>),
     Finished(Result<Finished, EngineError>),
     Deployed(Result<Deploy, EngineError>),
     Started(Start),
@@ -192,6 +218,7 @@ impl Reply {
     fn failed(command: &Command, error: EngineError) -> Reply {
         match command {
             Command::Operate(_) => Reply::Operated(Err(error)),
+            Command::Bulk { .. } => Reply::Bulk(Err(error)),
             Command::Finish { .. } => Reply::Finished(Err(error)),
             Command::Deploy { .. } => Reply::Deployed(Err(error)),
             Command::Start(_) => Reply::Started(Start::Refused { deployed: None, error }),
@@ -341,6 +368,9 @@ fn answer(runtime: &Runtime, user: &str, command: &Command) -> Reply {
             Operation::GoTo(id, activity) => engine.goto(user, *id, activity),
             Operation::SetData(id, changes) => engine.set_data(user, *id, &inputs(changes)),
         }),
+        Command::Bulk { action, selection, progress } => {
+            Reply::Bulk(engine.bulk_select(user, action, selection, &progress.0))
+        }
         Command::Finish { serial, data } => Reply::Finished(engine.finish(user, *serial, &inputs(data))),
         Command::Deploy { draft, again } => Reply::Deployed(deploy(engine, user, draft, *again)),
         Command::Start(request) => Reply::Started(start(engine, user, request, &inputs(&request.data))),

@@ -14,6 +14,7 @@
 //! it changed is read again.
 
 pub mod actions;
+pub mod bulk;
 pub mod due;
 pub mod flow;
 pub mod heat;
@@ -276,6 +277,8 @@ enum Subject {
     Serial(String),
     /// An incident's Retry all or Stop all.
     Incident(crate::engine::ReasonKey),
+    /// A bulk action (one at a time): its progress bar.
+    Bulk,
 }
 
 /// A command collected while drawing, to be sent once the frame is drawn.
@@ -327,6 +330,8 @@ pub struct Monitor {
     items_error: Option<String>,
     finish: FinishBox,
     confirm: Option<Operation>,
+    /// The lists' selections and the bulk action running or reported.
+    pub bulk: bulk::Bulk,
     /// Commands collected while drawing, sent once the frame is drawn.
     commands: Vec<Intent>,
     /// Commands sent and not answered yet.
@@ -384,6 +389,7 @@ impl Monitor {
             items_error: None,
             finish: FinishBox::default(),
             confirm: None,
+            bulk: bulk::Bulk::default(),
             commands: Vec::new(),
             acting: Vec::new(),
             message: None,
@@ -518,6 +524,9 @@ impl Monitor {
             (Subject::Incident(_), Command::OnIncident { operation, .. }, Answered::OnIncident(result)) => {
                 let (words, succeeded) = incident_answer(operation, result);
                 self.overview.answered(words, succeeded);
+            }
+            (Subject::Bulk, Command::Bulk { action, .. }, Answered::Bulk(result)) => {
+                self.bulk_answered(&action, result);
             }
             // A command and its answer always match; nothing else is sent.
             _ => {}
@@ -672,6 +681,9 @@ impl Monitor {
     }
 
     fn filter_changed(&mut self, user: &str) {
+        // What was selected may not match any more: nothing stays selected
+        // that the list does not show.
+        self.bulk.instances.clear();
         self.rows_offset = 0;
         self.count = None;
         self.ask(user, Query::Count { filter: self.filter.clone() });
@@ -783,6 +795,8 @@ impl Monitor {
                     },
                 );
             }
+            // Under the list (over the flow), so that rows keep their place.
+            egui::Panel::bottom("instance-bulk").show(ui, |ui| self.instances_bulk_bar(ui));
             self.filter_bar(ui, user);
             if let Some(error) = &self.rows_error {
                 ui.colored_label(theme::ERROR, error);
@@ -794,6 +808,7 @@ impl Monitor {
             self.select(id, user);
         }
         self.confirm_ui(ui.ctx(), user);
+        self.bulk_windows(ui.ctx(), user);
         self.send_commands(actions, user);
         requests
     }
@@ -952,7 +967,7 @@ impl Monitor {
                         });
                         return;
                     };
-                    row.set_selected(self.selected == Some(summary.id));
+                    row.set_selected(self.selected == Some(summary.id) || self.bulk.instances.contains(&summary.id));
                     let parent = with_parent.then(|| summary.parent_id.map(|id| id.to_string()).unwrap_or_default());
                     let texts = std::iter::once(summary.id.to_string())
                         .chain(parent)
@@ -974,7 +989,7 @@ impl Monitor {
                         });
                     }
                     if row.response().clicked() {
-                        clicked = Some(summary.id);
+                        clicked = Some((index, summary.id, row.response().ctx.input(|i| i.modifiers)));
                     }
                 });
             });
@@ -989,8 +1004,12 @@ impl Monitor {
             self.filter.order = InstanceOrder { column, descending };
             self.filter_changed(user);
         }
-        if let Some(id) = clicked {
-            self.select(id, user);
+        if let Some((index, id, modifiers)) = clicked {
+            let (rows, offset) = (&self.rows, self.rows_offset);
+            let loaded = |index: usize| index.checked_sub(offset).and_then(|i| rows.get(i)).map(|r| r.id);
+            if self.bulk.instances.click(index, id, modifiers, loaded) {
+                self.select(id, user);
+            }
         }
         self.visible = visible;
         // Ask for the page around what is on screen when it is not loaded.
@@ -1205,8 +1224,10 @@ impl Monitor {
                 ui.label(RichText::new(format!("{} item(s)", self.items.len())).weak());
             });
             if changed {
+                self.bulk.items.clear();
                 self.ask(user, Query::Items { filter: self.items_filter.clone() });
             }
+            egui::Panel::bottom("items-bulk").show(ui, |ui| self.items_bulk_bar(ui));
             if let Some(error) = &self.items_error {
                 ui.colored_label(theme::ERROR, error);
             }
@@ -1233,9 +1254,11 @@ impl Monitor {
                 (true, true) => " (desc)",
             };
             let (age_title, due_title) = (format!("Age{}", arrow(false)), format!("Due{}", arrow(true)));
+            let mut picked = None;
             TableBuilder::new(ui)
                 .id_salt("server-items")
                 .striped(true)
+                .sense(egui::Sense::click())
                 .auto_shrink([false, false])
                 .column(Column::exact(64.0))
                 .column(Column::initial(serial).clip(true))
@@ -1267,7 +1290,9 @@ impl Monitor {
                 })
                 .body(|body| {
                     body.rows(24.0, items.len(), |mut row| {
-                        let item = &items[row.index()];
+                        let index = row.index();
+                        let item = &items[index];
+                        row.set_selected(self.bulk.items.contains(&item.serial));
                         row.col(|ui| {
                             if item.status == ItemStatus::Pending {
                                 let button = ui.small_button("Open");
@@ -1296,8 +1321,15 @@ impl Monitor {
                         row.col(|ui| {
                             ui.label(item.status_words());
                         });
+                        if row.response().clicked() {
+                            picked = Some((index, item.serial, row.response().ctx.input(|i| i.modifiers)));
+                        }
                     });
                 });
+            if let Some((index, serial, modifiers)) = picked {
+                let loaded = |index: usize| items.get(index).map(|item| item.serial);
+                self.bulk.items.click(index, serial, modifiers, loaded);
+            }
             if let Some(by_due) = sort_by_due {
                 // Again on the same column turns it round; another starts at
                 // the oldest, or the soonest due.
@@ -1311,6 +1343,7 @@ impl Monitor {
                 self.open_item(user);
             }
         });
+        self.bulk_windows(ui.ctx(), user);
         self.send_commands(actions, user);
     }
 
