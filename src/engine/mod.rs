@@ -18,6 +18,7 @@
 
 pub mod error;
 mod executor;
+pub mod find;
 pub mod instance;
 pub mod machine;
 pub mod outbound;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 
 pub use error::{EngineError, format_age, format_time};
+pub use find::{Comparison, FieldCondition, FieldTest, FilterError, TimeRange, parse_instant};
 pub use instance::{
     ActivityRecord, ActivityStatus, AuditAction, AuditEntry, FailureInfo, Instance, InstanceStatus, ItemStatus,
     LineResult, Millis, ServerItem, TokenState,
@@ -1142,20 +1144,56 @@ impl<S: Storage> Engine<S> {
 
     /// Instances the user may see, filtered and paged; overdue ones judged
     /// by the engine's clock.
+    /// A malformed or unusable filter is refused with
+    /// [`EngineError::Filter`], naming what is wrong.
     pub fn instances(&self, user: &str, filter: &InstanceFilter) -> Result<Vec<InstanceSummary>, EngineError> {
-        let filter = InstanceFilter { now: self.now(), ..filter.clone() };
         self.store.read(|tx| {
+            let filter = self.checked_filter(tx, filter)?;
             let visibility = self.visibility(tx, user)?;
             tx.instances(&visibility, &filter)
         })
     }
 
     pub fn count_instances(&self, user: &str, filter: &InstanceFilter) -> Result<u64, EngineError> {
-        let filter = InstanceFilter { now: self.now(), ..filter.clone() };
         self.store.read(|tx| {
+            let filter = self.checked_filter(tx, filter)?;
             let visibility = self.visibility(tx, user)?;
             tx.count_instances(&visibility, &filter)
         })
+    }
+
+    /// `filter` as a store takes it: `now` from the engine's clock, and each
+    /// field condition read for its field's type in the filtered process
+    /// (its version, or else its default one).
+    fn checked_filter(&self, tx: &mut dyn Transaction, filter: &InstanceFilter) -> Result<InstanceFilter, EngineError> {
+        let mut filter = InstanceFilter { now: self.now(), ..filter.clone() };
+        let Some(process) = filter.process.clone() else {
+            if let Some(version) = filter.version {
+                return Err(FilterError::VersionNeedsProcess { version }.into());
+            }
+            if let Some(condition) = filter.fields.first() {
+                return Err(FilterError::FieldNeedsProcess { field: condition.field.clone() }.into());
+            }
+            return Ok(filter);
+        };
+        if filter.fields.is_empty() {
+            return Ok(filter);
+        }
+        let version = match filter.version {
+            Some(version) => version,
+            None => {
+                tx.default_version(&process)?.ok_or_else(|| EngineError::ProcessNotFound { name: process.clone() })?
+            }
+        };
+        let compiled = self.compiled(tx, &process, version)?;
+        for condition in &mut filter.fields {
+            let field_type = *compiled.field_types.get(&condition.field).ok_or_else(|| FilterError::UnknownField {
+                process: process.clone(),
+                field: condition.field.clone(),
+            })?;
+            condition.test = Some(condition.typed_for(field_type, &compiled.time_zone)?);
+        }
+        Ok(filter)
     }
 
     /// Server items the user may see: pending ones, oldest first, or all;

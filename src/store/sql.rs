@@ -16,6 +16,7 @@ use crate::engine::{
     ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
     InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial,
     ServerItem, StorageError, StorageErrorKind, Timer, TimerState, Transaction, VersionRecord, Visibility,
+    FieldTest, TimeRange,
 };
 use crate::model::{Right, Value};
 
@@ -567,17 +568,55 @@ fn instance_where(
         conditions.push(format!("{}status = ?", plus(InstanceColumn::Status)));
         args.push(SqlValue::Text(status.name().to_owned()));
     }
+    // The filters below are checked on each row as the order's index (or
+    // the search's ids) is walked: no index holds them, and a page stops
+    // walking once full.
+    if let Some(version) = filter.version {
+        conditions.push("+version = ?".to_owned());
+        args.push(SqlValue::Integer(i64::from(version)));
+    }
+    let mut range = |column: &str, range: &TimeRange| {
+        if let Some(after) = range.after {
+            conditions.push(format!("+{column} >= ?"));
+            args.push(SqlValue::Integer(after));
+        }
+        if let Some(before) = range.before {
+            conditions.push(format!("+{column} < ?"));
+            args.push(SqlValue::Integer(before));
+        }
+    };
+    range("started_at", &filter.started);
+    if !filter.ended.is_open() {
+        // An instance ends when it completes; its last change is then when.
+        range("updated_at", &filter.ended);
+        conditions.push("+status = 'Completed'".to_owned());
+    }
+    for condition in &filter.fields {
+        // The engine has read every condition for its field's type (the
+        // store refuses a filter where it has not): one left unread
+        // matches nothing rather than everything.
+        let Some(test) = condition.test.as_ref().and_then(|test| serde_json::to_string(test).ok()) else {
+            conditions.push("0".to_owned());
+            continue;
+        };
+        // The field's stored value (`{"Integer":5}`), found by a path
+        // bound as an argument; the engine checked the field is the
+        // process's, so its name is an identifier.
+        conditions.push(format!("{FIELD_MATCHES}(data -> ?, ?)"));
+        args.push(SqlValue::Text(format!("$.\"{}\"", condition.field)));
+        args.push(SqlValue::Text(test));
+    }
     if let Some(search) = search {
         let folio_matches = match purpose {
-            Purpose::Count => "instr(folio, ?) > 0",
-            Purpose::Page(_) => "id IN (SELECT id FROM instances WHERE instr(folio, ?) > 0)",
+            Purpose::Count => format!("{CONTAINS_IGNORING_CASE}(?, folio)"),
+            Purpose::Page(_) => format!("id IN (SELECT id FROM instances WHERE {CONTAINS_IGNORING_CASE}(?, folio))"),
         };
         match search.parse::<i64>() {
             Ok(id) => {
                 conditions.push(format!("(id = ? OR {folio_matches})"));
                 args.push(SqlValue::Integer(id));
             }
-            Err(_) => conditions.push(folio_matches.to_owned()),
+            Err(_) => conditions.push(folio_matches),
         }
         args.push(SqlValue::Text(search.to_owned()));
     }
@@ -709,10 +748,24 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
 /// `search.rs` says for every store.
 pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
 
+/// The SQL function `name(stored, test)`: whether a data field's stored
+/// value (its JSON, `{"Integer":5}`, or NULL) passes a field condition's
+/// test (a [`FieldTest`]'s JSON), as [`FieldTest::matches`] says for every
+/// store.
+pub(super) const FIELD_MATCHES: &str = "flowdesk_field_matches";
+
 /// Defines the store's own SQL functions on a connection.
 pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    connection.create_scalar_function(FIELD_MATCHES, 2, flags, |context| {
+        // The test is the same for every row of a statement: read once.
+        let test = context.get_or_create_aux(1, |test| -> Result<FieldTest, rusqlite::types::FromSqlError> {
+            serde_json::from_str(test.as_str()?).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+        })?;
+        let stored = context.get_raw(0).as_str().ok().and_then(|json| serde_json::from_str::<Value>(json).ok());
+        Ok(test.matches(stored.as_ref()))
+    })?;
     connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
         // The needle is the same for every row of a statement: folded once.
         let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
@@ -1274,6 +1327,7 @@ impl Transaction for SqliteTransaction<'_> {
         visibility: &Visibility,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
+        filter.check_fields_read()?;
         let everything = self.sees_everything(visibility)?;
         let rows = if filter.order.column == InstanceColumn::Due {
             let mut rows = Vec::new();
@@ -1294,6 +1348,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
+        filter.check_fields_read()?;
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = count_query(visibility, everything, filter);
         self.tx
