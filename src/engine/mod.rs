@@ -1162,40 +1162,6 @@ impl<S: Storage> Engine<S> {
         })
     }
 
-    /// `filter` as a store takes it: `now` from the engine's clock, and each
-    /// field condition read for its field's type in the filtered process
-    /// (its version, or else its default one).
-    fn checked_filter(&self, tx: &mut dyn Transaction, filter: &InstanceFilter) -> Result<InstanceFilter, EngineError> {
-        let mut filter = InstanceFilter { now: self.now(), ..filter.clone() };
-        let Some(process) = filter.process.clone() else {
-            if let Some(version) = filter.version {
-                return Err(FilterError::VersionNeedsProcess { version }.into());
-            }
-            if let Some(condition) = filter.fields.first() {
-                return Err(FilterError::FieldNeedsProcess { field: condition.field.clone() }.into());
-            }
-            return Ok(filter);
-        };
-        if filter.fields.is_empty() {
-            return Ok(filter);
-        }
-        let version = match filter.version {
-            Some(version) => version,
-            None => {
-                tx.default_version(&process)?.ok_or_else(|| EngineError::ProcessNotFound { name: process.clone() })?
-            }
-        };
-        let compiled = self.compiled(tx, &process, version)?;
-        for condition in &mut filter.fields {
-            let field_type = *compiled.field_types.get(&condition.field).ok_or_else(|| FilterError::UnknownField {
-                process: process.clone(),
-                field: condition.field.clone(),
-            })?;
-            condition.test = Some(condition.typed_for(field_type, &compiled.time_zone)?);
-        }
-        Ok(filter)
-    }
-
     /// Server items the user may see: pending ones, oldest first, or all;
     /// overdue ones judged by the engine's clock.
     pub fn items(&self, user: &str, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
