@@ -16,6 +16,7 @@
 pub mod actions;
 pub mod due;
 pub mod flow;
+pub mod find;
 pub mod queries;
 
 use std::sync::Arc;
@@ -85,6 +86,8 @@ impl<About: PartialEq> Answer<About> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MonitorRequest {
     StartInstance { process: String },
+    /// Export CSV…: every instance of this filter, to a file the app asks for.
+    ExportCsv { filter: InstanceFilter },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +284,8 @@ pub struct Monitor {
     clock: Arc<dyn Clock>,
     user_seen: String,
     pub filter: InstanceFilter,
+    /// The filter bar's second row: version, dates, field, saved filters, export.
+    pub find: find::FindBar,
     processes: Vec<String>,
     count: Option<u64>,
     count_for: Option<InstanceFilter>,
@@ -330,6 +335,7 @@ impl Monitor {
             clock,
             user_seen: String::new(),
             filter: InstanceFilter::default(),
+            find: find::FindBar::default(),
             processes: Vec::new(),
             count: None,
             count_for: None,
@@ -655,6 +661,12 @@ impl Monitor {
                 );
             }
             self.filter_bar(ui, user);
+            if self.find.ui(ui, &mut self.filter, user) {
+                self.filter_changed(user);
+            }
+            if self.find.take_export() {
+                requests.push(MonitorRequest::ExportCsv { filter: self.filter.clone() });
+            }
             if let Some(error) = &self.rows_error {
                 ui.colored_label(theme::ERROR, error);
             }
