@@ -389,11 +389,12 @@ impl<S: Storage> Engine<S> {
         if filter.fields.is_empty() {
             return Ok(filter);
         }
+        // The fields of the version asked for, or of the default one when
+        // none is asked or it does not exist (no instance then matches).
+        let default = tx.default_version(&process)?.ok_or_else(|| EngineError::ProcessNotFound { name: process.clone() })?;
         let version = match filter.version {
-            Some(version) => version,
-            None => {
-                tx.default_version(&process)?.ok_or_else(|| EngineError::ProcessNotFound { name: process.clone() })?
-            }
+            Some(version) if tx.version(&process, version)?.is_some() => version,
+            _ => default,
         };
         let compiled = self.compiled(tx, &process, version)?;
         for condition in &mut filter.fields {

@@ -158,6 +158,8 @@ fn filter_by_a_data_fields_value<S: Backend>() {
     // Version and field together; a field read for the version asked.
     let on_v2 = InstanceFilter { version: Some(2), fields: vec![FieldCondition::parse("count > 0").unwrap()], ..of_orders() };
     assert_eq!(ids(&fx, &on_v2), [3]);
+    let on_v9 = InstanceFilter { version: Some(9), ..on_v2.clone() };
+    assert!(ids(&fx, &on_v9).is_empty(), "a version that does not exist has no instances, and is no error");
     // With an order other than newest first, and paged.
     let by_folio = InstanceFilter {
         fields: vec![FieldCondition::new("amount", Comparison::GreaterOrEqual, "50")],

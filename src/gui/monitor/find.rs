@@ -61,6 +61,9 @@ pub struct FindBar {
     /// Every user's saved filters, as the settings keep them.
     pub saved: SavedFilters,
     save_name: String,
+    /// The saved filter last recalled or saved, which Delete deletes;
+    /// forgotten when the filter is edited.
+    recalled: Option<String>,
     export_asked: bool,
     exporting: Option<Receiver<ExportOutcome>>,
     exported: Option<ExportOutcome>,
@@ -88,6 +91,7 @@ impl FindBar {
         });
         let mut changed = false;
         if edited {
+            self.recalled = None;
             changed = self.read_into(filter);
         }
         ui.horizontal_wrapped(|ui| {
@@ -128,28 +132,27 @@ impl FindBar {
         let label = ui.label("Saved filters");
         let mine = self.saved.entry(user.to_owned()).or_default();
         let mut recall = None;
-        let mut delete = None;
-        let combo = egui::ComboBox::from_id_salt("monitor-saved-filters")
-            .selected_text(if mine.is_empty() { "none" } else { "recall…" })
-            .show_ui(ui, |ui| {
-                for (index, saved) in mine.iter().enumerate() {
-                    ui.horizontal(|ui| {
-                        if ui.selectable_label(false, &saved.name).clicked() {
-                            recall = Some(index);
-                        }
-                        if ui.small_button("🗑").on_hover_text(format!("Delete {}", saved.name)).clicked() {
-                            delete = Some(index);
-                        }
-                    });
+        let shown = self.recalled.clone().unwrap_or_else(|| if mine.is_empty() { "none" } else { "recall…" }.to_owned());
+        let combo = egui::ComboBox::from_id_salt("monitor-saved-filters").selected_text(shown).show_ui(ui, |ui| {
+            for (index, saved) in mine.iter().enumerate() {
+                if ui.selectable_label(self.recalled.as_ref() == Some(&saved.name), &saved.name).clicked() {
+                    recall = Some(index);
                 }
-            });
+            }
+        });
         combo.response.labelled_by(label.id);
         if let Some(index) = recall {
-            let text = mine[index].filter.clone();
-            self.recall(text, filter);
+            let saved = mine[index].clone();
+            self.recall(saved.filter, filter);
+            self.recalled = Some(saved.name);
             changed = true;
-        } else if let Some(index) = delete {
-            mine.remove(index);
+        }
+        // Deletes the saved filter shown (recalled or just saved).
+        let delete = egui::Button::new("Delete");
+        if ui.add_enabled(self.recalled.is_some(), delete).on_hover_text("Delete the saved filter shown").clicked()
+            && let Some(name) = self.recalled.take()
+        {
+            self.saved.entry(user.to_owned()).or_default().retain(|s| s.name != name);
         }
         let label = ui.label("Name");
         ui.add(TextEdit::singleline(&mut self.save_name).desired_width(110.0).hint_text("big orders"))
@@ -164,6 +167,7 @@ impl FindBar {
                 None => mine.push(saved),
             }
             mine.sort_by(|a, b| a.name.cmp(&b.name));
+            self.recalled = Some(name);
             self.save_name.clear();
         }
         changed
