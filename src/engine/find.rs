@@ -181,7 +181,10 @@ impl FieldCondition {
             return Err(if rest.starts_with(['=', '!', '<', '>']) {
                 FilterError::NoField { text: owned() }
             } else {
-                FilterError::BadFieldName { text: owned(), field: rest.split_whitespace().next().unwrap_or("").to_owned() }
+                FilterError::BadFieldName {
+                    text: owned(),
+                    field: rest.split_whitespace().next().unwrap_or("").to_owned(),
+                }
             });
         }
         if field.starts_with(|c: char| c.is_ascii_digit()) || !field.is_ascii() {
@@ -375,7 +378,11 @@ impl<S: Storage> Engine<S> {
     /// `filter` as a store takes it: `now` from the engine's clock, and each
     /// field condition read for its field's type in the filtered process
     /// (its version, or else its default one).
-    pub(super) fn checked_filter(&self, tx: &mut dyn Transaction, filter: &InstanceFilter) -> Result<InstanceFilter, EngineError> {
+    pub(super) fn checked_filter(
+        &self,
+        tx: &mut dyn Transaction,
+        filter: &InstanceFilter,
+    ) -> Result<InstanceFilter, EngineError> {
         let mut filter = InstanceFilter { now: self.now(), ..filter.clone() };
         let Some(process) = filter.process.clone() else {
             if let Some(version) = filter.version {
@@ -391,7 +398,8 @@ impl<S: Storage> Engine<S> {
         }
         // The fields of the version asked for, or of the default one when
         // none is asked or it does not exist (no instance then matches).
-        let default = tx.default_version(&process)?.ok_or_else(|| EngineError::ProcessNotFound { name: process.clone() })?;
+        let default =
+            tx.default_version(&process)?.ok_or_else(|| EngineError::ProcessNotFound { name: process.clone() })?;
         let version = match filter.version {
             Some(version) if tx.version(&process, version)?.is_some() => version,
             _ => default,

@@ -179,7 +179,11 @@ pub fn with_process_extension(path: PathBuf) -> PathBuf {
 /// `name` → `name.bpmn`; a name already ending in a BPMN file's extension is kept.
 /// `path`, ending in `.csv`.
 pub fn with_csv_extension(path: PathBuf) -> PathBuf {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) { path } else { path.with_added_extension("csv") }
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        path
+    } else {
+        path.with_added_extension("csv")
+    }
 }
 
 pub fn with_bpmn_extension(path: PathBuf) -> PathBuf {

@@ -13,10 +13,10 @@ use crate::engine::machine::{Effect, RecordedFinish};
 use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
-    ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
-    InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial,
-    ServerItem, StorageError, StorageErrorKind, Timer, TimerState, Transaction, VersionRecord, Visibility,
-    FieldTest, TimeRange,
+    ActivityRecord, AuditEntry, DueTimers, EngineError, FieldTest, Instance, InstanceColumn, InstanceFilter,
+    InstanceStatus, InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary,
+    RunningInstance, Serial, ServerItem, StorageError, StorageErrorKind, TimeRange, Timer, TimerState, Transaction,
+    VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
 
@@ -1467,6 +1467,52 @@ mod tests {
                 false,
             ),
         ]
+    }
+
+    /// The finding filters (version, time ranges, a data field's value)
+    /// are checked on each row as the order's index is walked, so a page
+    /// of them stops walking once full: no plan sorts the table for them.
+    #[test]
+    fn finding_filters_are_checked_on_the_walk_and_never_sort_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        let test = FieldTest {
+            op: crate::engine::Comparison::Greater,
+            value: crate::engine::find::Operand(Value::Integer(1)),
+        };
+        let field = crate::engine::FieldCondition {
+            test: Some(test),
+            ..crate::engine::FieldCondition::new("amount", crate::engine::Comparison::Greater, "1")
+        };
+        let range = TimeRange { after: Some(1), before: Some(2) };
+        let finding = [
+            InstanceFilter { version: Some(2), ..InstanceFilter::default() },
+            InstanceFilter { started: range, ..InstanceFilter::default() },
+            InstanceFilter { ended: range, ..InstanceFilter::default() },
+            InstanceFilter { fields: vec![field], ..InstanceFilter::default() },
+        ];
+        for (name, visibility, everything) in visibilities() {
+            for column in InstanceColumn::ALL.into_iter().filter(|c| *c != InstanceColumn::Due) {
+                for descending in [false, true] {
+                    for filter in &finding {
+                        let filter = InstanceFilter {
+                            process: Some("a".to_owned()),
+                            order: InstanceOrder { column, descending },
+                            limit: 200,
+                            ..filter.clone()
+                        };
+                        let (sql, args) = page_query(&visibility, everything, &filter);
+                        let steps = plan(&connection, &sql, &args);
+                        for (parent, detail) in &steps {
+                            if detail.starts_with("USE TEMP B-TREE") {
+                                assert_eq!(*parent, 0, "{name}, {filter:?}:\n{steps:#?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A million instances are only fast to page, count and filter if no

@@ -117,7 +117,8 @@ fn filter_by_versions_and_time_ranges<S: Backend>() {
     assert_eq!(ids(&fx, &ended(0, 10)), [2]);
     assert_eq!(ids(&fx, &ended(4, 5)), [2]);
     assert!(ids(&fx, &ended(0, 4)).is_empty());
-    let ended_since = InstanceFilter { ended: TimeRange { after: Some(T0), before: None }, ..InstanceFilter::default() };
+    let ended_since =
+        InstanceFilter { ended: TimeRange { after: Some(T0), before: None }, ..InstanceFilter::default() };
     assert_eq!(ids(&fx, &ended_since), [2]);
 
     let no_process = engine.instances("admin", &InstanceFilter { version: Some(1), ..InstanceFilter::default() });
@@ -156,7 +157,8 @@ fn filter_by_a_data_fields_value<S: Backend>() {
     assert_eq!(matching(&["at <= 2026-12-02 10:00"]), [2, 1], "a wall-clock time in the process's zone (UTC)");
 
     // Version and field together; a field read for the version asked.
-    let on_v2 = InstanceFilter { version: Some(2), fields: vec![FieldCondition::parse("count > 0").unwrap()], ..of_orders() };
+    let on_v2 =
+        InstanceFilter { version: Some(2), fields: vec![FieldCondition::parse("count > 0").unwrap()], ..of_orders() };
     assert_eq!(ids(&fx, &on_v2), [3]);
     let on_v9 = InstanceFilter { version: Some(9), ..on_v2.clone() };
     assert!(ids(&fx, &on_v9).is_empty(), "a version that does not exist has no instances, and is no error");
@@ -203,7 +205,8 @@ fn a_malformed_or_unusable_field_filter_is_a_clear_error<S: Backend>() {
     let error = engine.instances("admin", &unknown_process).unwrap_err();
     assert!(matches!(error, EngineError::ProcessNotFound { .. }), "{error:?}");
     // Front ends build conditions unread (no test): the engine reads them.
-    let unread = InstanceFilter { fields: vec![FieldCondition::new("amount", Comparison::Greater, "1")], ..of_orders() };
+    let unread =
+        InstanceFilter { fields: vec![FieldCondition::new("amount", Comparison::Greater, "1")], ..of_orders() };
     assert!(engine.instances("admin", &unread).is_ok(), "the engine reads what it is given");
 }
 

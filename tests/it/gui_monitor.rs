@@ -2160,7 +2160,8 @@ fn five_orders() -> Fixture {
 fn monitor_with(fx: Fixture, settings: Settings, dialogs: ScriptedDialogs) -> Gui {
     let options = GuiOptions { db_path: fx.db_path(), user: "ada".to_owned(), file: None, view: AppView::Monitor };
     let app = FlowdeskApp::new(options, settings, Box::new(dialogs));
-    let harness = Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+    let harness =
+        Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
     let mut gui = Gui { fx, harness, locked: false };
     gui.run_until("the first rows", |app| app.monitor.count().is_some() && !app.monitor.rows().is_empty());
     gui
@@ -2171,6 +2172,7 @@ fn a_field_filter_narrows_the_list_and_a_malformed_one_says_why() {
     let mut gui = Gui::monitor(five_orders(), "ada");
     gui.run_until("all five", |app| app.monitor.count() == Some(5));
     gui.choose("Process", "orders");
+    gui.click("More filters");
     gui.replace_text("Field", "amount > 150");
     gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
     assert_eq!(gui.row_ids(), [5, 4]);
@@ -2202,6 +2204,7 @@ fn a_field_filter_narrows_the_list_and_a_malformed_one_says_why() {
 fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
     let mut gui = monitor_with(five_orders(), Settings::default(), ScriptedDialogs::default());
     gui.choose("Process", "orders");
+    gui.click("More filters");
     gui.replace_text("Field", "amount >= 200");
     gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
     gui.replace_text("Name", "big orders");
@@ -2220,6 +2223,8 @@ fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
     let fx = gui.fx;
     let mut gui = monitor_with(fx, settings.clone(), ScriptedDialogs::default());
     gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    assert!(gui.harness.query_by_label("Saved filters").is_none(), "the rows start closed");
+    gui.click("More filters");
     gui.choose("Saved filters", "big orders");
     gui.run_until("the big orders after a restart", |app| app.monitor.count() == Some(2));
     assert_eq!(gui.app().monitor.filter.process.as_deref(), Some("orders"));
@@ -2239,6 +2244,7 @@ fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
     let dialogs = ScriptedDialogs { export_csv: std::cell::RefCell::new(vec![path.clone()]), ..Default::default() };
     let mut gui = monitor_with(five_orders(), Settings::default(), dialogs);
     gui.choose("Process", "orders");
+    gui.click("More filters");
     gui.replace_text("Field", "amount != 200");
     gui.run_until("four orders", |app| app.monitor.count() == Some(4));
     gui.click("Export CSV…");

@@ -61,6 +61,8 @@ pub struct FindBar {
     /// Every user's saved filters, as the settings keep them.
     pub saved: SavedFilters,
     save_name: String,
+    /// Whether the rows show (the filter bar's "More filters").
+    open: bool,
     /// The saved filter last recalled or saved, which Delete deletes;
     /// forgotten when the filter is edited.
     recalled: Option<String>,
@@ -70,9 +72,21 @@ pub struct FindBar {
 }
 
 impl FindBar {
-    /// Draws the row under the filter bar; returns whether `filter`
-    /// changed.
+    /// The filter bar's toggle of these rows ("More filters"); closed,
+    /// they keep filtering by what they hold.
+    pub fn toggle_ui(&mut self, ui: &mut Ui) {
+        self.open ^= ui
+            .selectable_label(self.open, "More filters")
+            .on_hover_text("Version, when started or ended, a data field's value; saved filters; export to CSV")
+            .clicked();
+    }
+
+    /// Draws the rows under the filter bar while they are open; returns
+    /// whether `filter` changed.
     pub fn ui(&mut self, ui: &mut Ui, filter: &mut InstanceFilter, user: &str) -> bool {
+        if !self.open {
+            return false;
+        }
         let mut edited = false;
         ui.horizontal_wrapped(|ui| {
             let mut field = |ui: &mut Ui, label: &str, text: &mut String, hint: &str, width: f32| {
@@ -132,7 +146,8 @@ impl FindBar {
         let label = ui.label("Saved filters");
         let mine = self.saved.entry(user.to_owned()).or_default();
         let mut recall = None;
-        let shown = self.recalled.clone().unwrap_or_else(|| if mine.is_empty() { "none" } else { "recall…" }.to_owned());
+        let shown =
+            self.recalled.clone().unwrap_or_else(|| if mine.is_empty() { "none" } else { "recall…" }.to_owned());
         let combo = egui::ComboBox::from_id_salt("monitor-saved-filters").selected_text(shown).show_ui(ui, |ui| {
             for (index, saved) in mine.iter().enumerate() {
                 if ui.selectable_label(self.recalled.as_ref() == Some(&saved.name), &saved.name).clicked() {

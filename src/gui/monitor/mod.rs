@@ -15,8 +15,8 @@
 
 pub mod actions;
 pub mod due;
-pub mod flow;
 pub mod find;
+pub mod flow;
 pub mod queries;
 
 use std::sync::Arc;
@@ -85,9 +85,13 @@ impl<About: PartialEq> Answer<About> {
 /// What the monitor asks of the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MonitorRequest {
-    StartInstance { process: String },
+    StartInstance {
+        process: String,
+    },
     /// Export CSV…: every instance of this filter, to a file the app asks for.
-    ExportCsv { filter: InstanceFilter },
+    ExportCsv {
+        filter: InstanceFilter,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -725,6 +729,7 @@ impl Monitor {
                 .checkbox(&mut self.filter.overdue, "Overdue")
                 .on_hover_text("Only instances with a deadline or timer that has fallen due")
                 .changed();
+            self.find.toggle_ui(ui);
             if ui.button("Refresh").clicked() {
                 self.refresh(user);
             }
