@@ -89,18 +89,21 @@ impl FindBar {
         }
         let mut edited = false;
         ui.horizontal_wrapped(|ui| {
+            // A label and its box wrap together.
             let mut field = |ui: &mut Ui, label: &str, text: &mut String, hint: &str, width: f32| {
-                let label = ui.label(label);
-                edited |= ui
-                    .add(TextEdit::singleline(text).desired_width(width).hint_text(hint))
-                    .labelled_by(label.id)
-                    .changed();
+                ui.horizontal(|ui| {
+                    let label = ui.label(label);
+                    edited |= ui
+                        .add(TextEdit::singleline(text).desired_width(width).hint_text(hint))
+                        .labelled_by(label.id)
+                        .changed();
+                });
             };
             field(ui, "Version", &mut self.text.version, "all", 36.0);
-            field(ui, "Started from", &mut self.text.started_after, "YYYY-MM-DD", 86.0);
-            field(ui, "to", &mut self.text.started_before, "YYYY-MM-DD", 86.0);
-            field(ui, "Ended from", &mut self.text.ended_after, "YYYY-MM-DD", 86.0);
-            field(ui, "until", &mut self.text.ended_before, "YYYY-MM-DD", 86.0);
+            field(ui, "Started from", &mut self.text.started_after, "YYYY-MM-DD", 96.0);
+            field(ui, "to", &mut self.text.started_before, "YYYY-MM-DD", 96.0);
+            field(ui, "Ended from", &mut self.text.ended_after, "YYYY-MM-DD", 96.0);
+            field(ui, "until", &mut self.text.ended_before, "YYYY-MM-DD", 96.0);
             field(ui, "Field", &mut self.text.field, "amount > 100", 150.0);
         });
         let mut changed = false;
