@@ -8,6 +8,7 @@
 mod bench;
 mod bpmn;
 mod bulk;
+mod find;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -129,11 +130,13 @@ pub enum Command {
         /// Folio text or instance id to look for
         #[arg(long)]
         search: Option<String>,
-        /// At most this many rows (newest first); 0 for all
-        #[arg(long, default_value_t = 200)]
-        limit: usize,
+        /// At most this many rows (newest first; default 200, or every row with --csv); 0 for all
+        #[arg(long)]
+        limit: Option<usize>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        find: find::FindArgs,
     },
     /// Show an instance: status, data fields, pending serials, audit trail
     Show {
@@ -739,16 +742,25 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::started(&mut out, &progress, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Instances { process, status, search, limit, json } => {
+        Command::Instances { process, status, search, limit, json, find } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
-            let filter = InstanceFilter {
+            let filter = find.apply(InstanceFilter {
                 process: process.clone(),
                 status: *status,
                 search: search.clone(),
-                limit: *limit,
+                limit: limit.unwrap_or(if find.csv { 0 } else { 200 }),
                 ..InstanceFilter::default()
-            };
+            });
+            if find.csv {
+                let mut stdout = std::io::stdout().lock();
+                if filter.limit == 0 {
+                    engine.export_instances(&user, &filter, &mut stdout)?;
+                } else {
+                    crate::engine::find::write_csv(&engine.instances(&user, &filter)?, &mut stdout)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             output::instances(&mut out, &engine.instances(&user, &filter)?, engine.now(), *json)?;
             Ok(ExitCode::SUCCESS)
         }

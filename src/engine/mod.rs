@@ -19,6 +19,7 @@
 pub mod bulk;
 pub mod error;
 mod executor;
+pub mod find;
 pub mod instance;
 mod ipc;
 pub mod machine;
@@ -36,6 +37,7 @@ use serde::Serialize;
 
 pub use bulk::{BulkAction, BulkProgress, BulkReport, Outcome, Selection, Target};
 pub use error::{EngineError, format_age, format_step, format_time, trail_steps};
+pub use find::{Comparison, FieldCondition, FieldTest, FilterError, TimeRange, parse_instant};
 pub use instance::{
     ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, ChildLink, FailureInfo, Instance,
     InstanceStatus, ItemStatus, LineResult, Millis, ParentLink, ServerItem, TokenState,
@@ -1261,17 +1263,19 @@ impl<S: Storage> Engine<S> {
 
     /// Instances the user may see, filtered and paged; overdue ones judged
     /// by the engine's clock.
+    /// A malformed or unusable filter is refused with
+    /// [`EngineError::Filter`], naming what is wrong.
     pub fn instances(&self, user: &str, filter: &InstanceFilter) -> Result<Vec<InstanceSummary>, EngineError> {
-        let filter = InstanceFilter { now: self.now(), ..filter.clone() };
         self.store.read(|tx| {
+            let filter = self.checked_filter(tx, filter)?;
             let visibility = self.visibility(tx, user)?;
             tx.instances(&visibility, &filter)
         })
     }
 
     pub fn count_instances(&self, user: &str, filter: &InstanceFilter) -> Result<u64, EngineError> {
-        let filter = InstanceFilter { now: self.now(), ..filter.clone() };
         self.store.read(|tx| {
+            let filter = self.checked_filter(tx, filter)?;
             let visibility = self.visibility(tx, user)?;
             tx.count_instances(&visibility, &filter)
         })

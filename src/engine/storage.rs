@@ -133,6 +133,7 @@
 use serde::Serialize;
 
 use crate::engine::error::EngineError;
+use crate::engine::find::{FieldCondition, TimeRange};
 use crate::engine::instance::{
     ActivityRecord, AuditEntry, Instance, InstanceStatus, ItemStatus, LineResult, Millis, ServerItem,
 };
@@ -265,8 +266,17 @@ pub struct InstanceFilter {
     /// diagram's counts, clicked. From the pending items' index by activity
     /// and the failures' index.
     pub activity: Option<String>,
-    /// Matches the folio (contains) or, if a number, the id.
+    /// Matches the folio (contains, ignoring case as every search does)
+    /// or, if a number, the id.
     pub search: Option<String>,
+    /// Only instances started in this range.
+    pub started: TimeRange,
+    /// Only instances that ended (completed) in this range; an open range
+    /// asks nothing.
+    pub ended: TimeRange,
+    /// Only instances whose data passes every condition; the engine reads
+    /// each for its field's type ([`FieldCondition::test`]).
+    pub fields: Vec<FieldCondition>,
     /// Only instances with an armed timer due by [`Self::now`]: overdue
     /// ones (held by a stopped instance or one in error, or left while no
     /// ticker ran).

@@ -52,6 +52,8 @@ pub struct Settings {
     /// The SMTP server mail events send through, but for its password
     /// (Settings; `FLOWDESK_SMTP_URL` wins).
     pub smtp: crate::gui::settings::SavedSmtp,
+    /// The monitor's saved filters, per user (`monitor::find`).
+    pub saved_filters: crate::gui::monitor::find::SavedFilters,
 }
 
 const RECENT_LIMIT: usize = 8;
@@ -415,6 +417,7 @@ impl FlowdeskApp {
             api_listen: String::new(),
             timers_fired: None,
         };
+        app.monitor.find.saved = app.settings.saved_filters.clone();
         app.api_listen = match app.settings.api_listen.trim() {
             "" => crate::net::DEFAULT_LISTEN.to_owned(),
             saved => saved.to_owned(),
@@ -504,6 +507,7 @@ impl FlowdeskApp {
             match request {
                 MonitorRequest::StartInstance { process } => self.open_start_form_for(&process),
                 MonitorRequest::ShowInstances => self.view = AppView::Monitor,
+                MonitorRequest::ExportCsv { filter } => self.export_csv(filter),
             }
         }
     }
@@ -1252,6 +1256,38 @@ impl FlowdeskApp {
 
     /// Saves to the document's file, or asks where (always, for Save As);
     /// `then` happens once the draft is saved, and not at all if it is not.
+    /// What is kept between runs, as it stands now (eframe saves it).
+    pub fn kept_settings(&mut self) -> Settings {
+        self.settings.saved_filters = self.monitor.find.saved.clone();
+        self.settings.clone()
+    }
+
+    /// Export CSV…: asks where, then writes every instance of `filter` on
+    /// a thread of its own (a million rows take seconds).
+    fn export_csv(&mut self, filter: crate::engine::InstanceFilter) {
+        let name = filter.process.clone().unwrap_or_else(|| "instances".to_owned());
+        let chosen = self.dialogs.save_csv(&name, self.dialog_folder().as_deref());
+        let find = &mut self.monitor.find;
+        match chosen {
+            DialogOutcome::Chosen(path) => match &self.engine {
+                Ok(engine) => {
+                    let wake = self.repaint.clone();
+                    let wake = move || {
+                        if let Some(ctx) = wake.get() {
+                            ctx.request_repaint();
+                        }
+                    };
+                    find.exporting(crate::gui::monitor::find::export(engine.clone(), &self.user, filter, path, wake));
+                }
+                Err(error) => find.export_ended(Err(error.clone())),
+            },
+            DialogOutcome::Cancelled => {}
+            DialogOutcome::Unavailable => find.export_ended(Err(
+                "This desktop has no file dialog; `flowdesk instances --csv` exports the same list".to_owned(),
+            )),
+        }
+    }
+
     fn save(&mut self, save_as: bool, then: Option<Replace>) {
         let path = match (save_as, self.designer.doc.path()) {
             (false, Some(path)) => path.to_owned(),
@@ -2052,7 +2088,7 @@ impl eframe::App for FlowdeskApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        eframe::set_value(storage, eframe::APP_KEY, &self.kept_settings());
     }
 }
 

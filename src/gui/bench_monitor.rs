@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::engine::{InstanceColumn, InstanceFilter, InstanceOrder, InstanceStatus};
+use crate::engine::{FieldCondition, InstanceColumn, InstanceFilter, InstanceOrder, InstanceStatus, TimeRange};
 use crate::gui::app::SAMPLES;
 use crate::gui::bench::{FrameStats, stats};
 use crate::gui::dialogs::ScriptedDialogs;
@@ -487,6 +487,11 @@ fn filtering(
     let with_process = |f: InstanceFilter| InstanceFilter { process: Some(PROCESS.to_owned()), ..f };
     let search = |text: &str| InstanceFilter { search: Some(text.to_owned()), ..base.clone() };
     let order = |column, descending| InstanceFilter { order: InstanceOrder { column, descending }, ..base.clone() };
+    let field = |text: &str| -> anyhow::Result<InstanceFilter> {
+        Ok(InstanceFilter { fields: vec![FieldCondition::parse(text)?], ..base.clone() })
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let since = |days: i64| TimeRange { after: Some(now - days * 24 * 3_600_000), before: None };
     let steps: Vec<(&'static str, InstanceFilter)> = vec![
         ("status=Error", status(InstanceStatus::Error)),
         ("status=Error process=callback", with_process(status(InstanceStatus::Error))),
@@ -501,6 +506,13 @@ fn filtering(
             "status=Completed order=last change desc",
             InstanceFilter { status: Some(InstanceStatus::Completed), ..order(InstanceColumn::LastChange, true) },
         ),
+        ("search=po-99 (lower case, many matches)", search("po-99")),
+        ("process=callback where name = \"name 3\"", with_process(field("name = \"name 3\"")?)),
+        ("process=callback where name contains AME 7", with_process(field("name contains AME 7")?)),
+        ("process=callback where done = true (none match)", with_process(field("done = true")?)),
+        ("process=callback version=1", InstanceFilter { version: Some(1), ..with_process(base.clone()) }),
+        ("started in the last 30 days", InstanceFilter { started: since(30), ..base.clone() }),
+        ("ended in the last 30 days", InstanceFilter { ended: since(30), ..base.clone() }),
         ("no filter, newest first", base.clone()),
     ];
     let after = (frames / steps.len()).max(5);

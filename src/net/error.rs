@@ -146,6 +146,7 @@ impl From<EngineError> for ApiError {
                 refusal(StatusCode::BAD_REQUEST, "invalid_data").with_field(field)
             }
             EngineError::InvalidFolio { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_folio"),
+            EngineError::Filter(_) => refusal(StatusCode::BAD_REQUEST, "invalid_filter"),
             EngineError::InvalidDefinition { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_definition"),
             EngineError::WrongStatus { .. } => refusal(StatusCode::CONFLICT, "wrong_status"),
             EngineError::LastAdmin { .. } => refusal(StatusCode::CONFLICT, "last_admin"),

@@ -234,16 +234,26 @@ impl State {
         filter: &'a InstanceFilter,
     ) -> impl Iterator<Item = &'a Instance> + 'a {
         let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        // A search matches the folio (contains, minding case, as SQLite's
-        // `instr`) or, if it is a number, the id.
+        // A search matches the folio (contains, ignoring case) or, if it is
+        // a number, the id.
         let id = search.and_then(|s| s.parse::<i64>().ok());
+        let needle = search.map(search::fold);
         self.instances.values().map(Arc::as_ref).filter(move |instance| {
             self.visible(visibility, &instance.process, instance.id)
                 && filter.process.as_ref().is_none_or(|p| *p == instance.process)
                 && (filter.process.is_none() || filter.version.is_none_or(|v| v == instance.version))
                 && (filter.process.is_none() || filter.activity.as_ref().is_none_or(|a| self.stands_at(instance, a)))
                 && filter.status.is_none_or(|s| s == instance.status)
-                && search.is_none_or(|s| id == Some(instance.id) || instance.folio.contains(s))
+                && filter.version.is_none_or(|v| v == instance.version)
+                && filter.started.contains(instance.started_at)
+                && (filter.ended.is_open()
+                    || (instance.status == InstanceStatus::Completed && filter.ended.contains(instance.updated_at)))
+                && filter.fields.iter().all(|condition| {
+                    condition.test.as_ref().is_some_and(|test| test.matches(instance.data.get(&condition.field)))
+                })
+                && needle.as_deref().is_none_or(|needle| {
+                    id == Some(instance.id) || search::contains_ignoring_case(&instance.folio, needle)
+                })
                 && (!filter.overdue || self.due_at(instance.id, None).is_some_and(|due| due <= filter.now))
         })
     }
@@ -578,6 +588,7 @@ impl Transaction for MemoryTransaction<'_> {
         visibility: &Visibility,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
+        filter.check_fields_read()?;
         let state = self.state();
         let mut listed: Vec<&Instance> = state.listed(visibility, filter).collect();
         if filter.order.column == InstanceColumn::Due {
@@ -618,6 +629,7 @@ impl Transaction for MemoryTransaction<'_> {
     }
 
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
+        filter.check_fields_read()?;
         Ok(self.state().listed(visibility, filter).count() as u64)
     }
 

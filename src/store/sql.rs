@@ -14,9 +14,10 @@ use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, St
 use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
-    ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
-    InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial,
-    ServerItem, StorageError, StorageErrorKind, Timer, TimerState, Transaction, VersionRecord, Visibility,
+    ActivityRecord, AuditEntry, DueTimers, EngineError, FieldTest, Instance, InstanceColumn, InstanceFilter,
+    InstanceStatus, InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary,
+    RunningInstance, Serial, ServerItem, StorageError, StorageErrorKind, TimeRange, Timer, TimerState, Transaction,
+    VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
 
@@ -649,17 +650,55 @@ fn instance_where(
         conditions.push(format!("{}status = ?", plus(InstanceColumn::Status)));
         args.push(SqlValue::Text(status.name().to_owned()));
     }
+    // The filters below are checked on each row as the order's index (or
+    // the search's ids) is walked: no index holds them, and a page stops
+    // walking once full.
+    if let Some(version) = filter.version {
+        conditions.push("+version = ?".to_owned());
+        args.push(SqlValue::Integer(i64::from(version)));
+    }
+    let mut range = |column: &str, range: &TimeRange| {
+        if let Some(after) = range.after {
+            conditions.push(format!("+{column} >= ?"));
+            args.push(SqlValue::Integer(after));
+        }
+        if let Some(before) = range.before {
+            conditions.push(format!("+{column} < ?"));
+            args.push(SqlValue::Integer(before));
+        }
+    };
+    range("started_at", &filter.started);
+    if !filter.ended.is_open() {
+        // An instance ends when it completes; its last change is then when.
+        range("updated_at", &filter.ended);
+        conditions.push("+status = 'Completed'".to_owned());
+    }
+    for condition in &filter.fields {
+        // The engine has read every condition for its field's type (the
+        // store refuses a filter where it has not): one left unread
+        // matches nothing rather than everything.
+        let Some(test) = condition.test.as_ref().and_then(|test| serde_json::to_string(test).ok()) else {
+            conditions.push("0".to_owned());
+            continue;
+        };
+        // The field's stored value (`{"Integer":5}`), found by a path
+        // bound as an argument; the engine checked the field is the
+        // process's, so its name is an identifier.
+        conditions.push(format!("{FIELD_MATCHES}(data -> ?, ?)"));
+        args.push(SqlValue::Text(format!("$.\"{}\"", condition.field)));
+        args.push(SqlValue::Text(test));
+    }
     if let Some(search) = search {
         let folio_matches = match purpose {
-            Purpose::Count => "instr(folio, ?) > 0",
-            Purpose::Page(_) => "id IN (SELECT id FROM instances WHERE instr(folio, ?) > 0)",
+            Purpose::Count => format!("{CONTAINS_IGNORING_CASE}(?, folio)"),
+            Purpose::Page(_) => format!("id IN (SELECT id FROM instances WHERE {CONTAINS_IGNORING_CASE}(?, folio))"),
         };
         match search.parse::<i64>() {
             Ok(id) => {
                 conditions.push(format!("(id = ? OR {folio_matches})"));
                 args.push(SqlValue::Integer(id));
             }
-            Err(_) => conditions.push(folio_matches.to_owned()),
+            Err(_) => conditions.push(folio_matches),
         }
         args.push(SqlValue::Text(search.to_owned()));
     }
@@ -792,10 +831,24 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
 /// `search.rs` says for every store.
 pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
 
+/// The SQL function `name(stored, test)`: whether a data field's stored
+/// value (its JSON, `{"Integer":5}`, or NULL) passes a field condition's
+/// test (a [`FieldTest`]'s JSON), as [`FieldTest::matches`] says for every
+/// store.
+pub(super) const FIELD_MATCHES: &str = "flowdesk_field_matches";
+
 /// Defines the store's own SQL functions on a connection.
 pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    connection.create_scalar_function(FIELD_MATCHES, 2, flags, |context| {
+        // The test is the same for every row of a statement: read once.
+        let test = context.get_or_create_aux(1, |test| -> Result<FieldTest, rusqlite::types::FromSqlError> {
+            serde_json::from_str(test.as_str()?).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+        })?;
+        let stored = context.get_raw(0).as_str().ok().and_then(|json| serde_json::from_str::<Value>(json).ok());
+        Ok(test.matches(stored.as_ref()))
+    })?;
     connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
         // The needle is the same for every row of a statement: folded once.
         let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
@@ -1364,6 +1417,7 @@ impl Transaction for SqliteTransaction<'_> {
         visibility: &Visibility,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
+        filter.check_fields_read()?;
         let everything = self.sees_everything(visibility)?;
         let rows = if filter.order.column == InstanceColumn::Due {
             let mut rows = Vec::new();
@@ -1384,6 +1438,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
+        filter.check_fields_read()?;
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = count_query(visibility, everything, filter);
         self.tx
@@ -1540,6 +1595,52 @@ mod tests {
                 false,
             ),
         ]
+    }
+
+    /// The finding filters (version, time ranges, a data field's value)
+    /// are checked on each row as the order's index is walked, so a page
+    /// of them stops walking once full: no plan sorts the table for them.
+    #[test]
+    fn finding_filters_are_checked_on_the_walk_and_never_sort_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        let test = FieldTest {
+            op: crate::engine::Comparison::Greater,
+            value: crate::engine::find::Operand(Value::Integer(1)),
+        };
+        let field = crate::engine::FieldCondition {
+            test: Some(test),
+            ..crate::engine::FieldCondition::new("amount", crate::engine::Comparison::Greater, "1")
+        };
+        let range = TimeRange { after: Some(1), before: Some(2) };
+        let finding = [
+            InstanceFilter { version: Some(2), ..InstanceFilter::default() },
+            InstanceFilter { started: range, ..InstanceFilter::default() },
+            InstanceFilter { ended: range, ..InstanceFilter::default() },
+            InstanceFilter { fields: vec![field], ..InstanceFilter::default() },
+        ];
+        for (name, visibility, everything) in visibilities() {
+            for column in InstanceColumn::ALL.into_iter().filter(|c| *c != InstanceColumn::Due) {
+                for descending in [false, true] {
+                    for filter in &finding {
+                        let filter = InstanceFilter {
+                            process: Some("a".to_owned()),
+                            order: InstanceOrder { column, descending },
+                            limit: 200,
+                            ..filter.clone()
+                        };
+                        let (sql, args) = page_query(&visibility, everything, &filter);
+                        let steps = plan(&connection, &sql, &args);
+                        for (parent, detail) in &steps {
+                            if detail.starts_with("USE TEMP B-TREE") {
+                                assert_eq!(*parent, 0, "{name}, {filter:?}:\n{steps:#?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A million instances are only fast to page, count and filter if no

@@ -2560,3 +2560,59 @@ fn bulk_usage_errors_exit_2_and_the_single_forms_stay() {
     let out = fd.ok("alice", &["stop", &ids[3].to_string()]);
     assert_eq!(out.stdout.trim(), format!("stopped instance {}: stopped", ids[3]));
 }
+
+// Issue 18, "Find anything": the instance list's filters and its CSV export.
+
+#[test]
+fn instances_filter_by_version_dates_and_field_values_and_export_csv() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let small = fd.start("alice", &["ops", "--folio", "=HYPERLINK(\"http://x\")", "--set", "amount=5"]);
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let big = fd.start("alice", &["ops", "--folio", "Big, \"quoted\"\nline", "--set", "amount=500"]);
+    let sql = fd.start("alice", &["ops", "--folio", "ÄRGER"]);
+
+    let listed = |args: &[&str]| {
+        let mut all = vec!["instances", "--json"];
+        all.extend_from_slice(args);
+        ids(&fd.json("alice", &all))
+    };
+    assert_eq!(listed(&["--process", "ops", "--where", "amount > 100"]), vec![big]);
+    assert_eq!(listed(&["--process", "ops", "--where", "amount >= 5", "--where", "amount < 100"]), vec![small]);
+    // The start's script wrote `note`; SQL-looking text is a value like any other.
+    assert!(listed(&["--process", "ops", "--where", &format!("note = \"{SQL_TEXT}\"")]).is_empty());
+    assert_eq!(listed(&["--process", "ops", "--where", "note contains WAIT"]), vec![small, big, sql]);
+    assert_eq!(listed(&["--process", "ops", "--version", "1"]), vec![small]);
+    assert_eq!(listed(&["--started-after", "2000-01-01", "--started-before", "2999-01-01 00:00"]).len(), 3);
+    assert!(listed(&["--started-after", "2999-01-01"]).is_empty());
+    assert!(listed(&["--ended-after", "2000-01-01"]).is_empty(), "nothing has completed");
+    assert_eq!(listed(&["--search", "ärger"]), vec![sql], "the folio search ignores case");
+
+    // Malformed filters: a clear refusal or usage error, never a panic.
+    let unknown = fd.refused("alice", &["instances", "--process", "ops", "--where", "nope = 1"]);
+    assert!(unknown.contains("process `ops` has no field `nope`"), "{unknown}");
+    let wrong = fd.refused("alice", &["instances", "--process", "ops", "--where", "amount > lots"]);
+    assert!(wrong.contains("`amount`") && wrong.contains("integer"), "{wrong}");
+    let no_process = fd.refused("alice", &["instances", "--where", "amount > 1"]);
+    assert!(no_process.contains("needs a process"), "{no_process}");
+    let no_operator = fd.usage_error("alice", &["instances", "--where", "amount 100"]);
+    assert!(no_operator.stderr.contains("no operator"), "{no_operator:?}");
+    let bad_date = fd.usage_error("alice", &["instances", "--started-after", "yesterday"]);
+    assert!(bad_date.stderr.contains("not a date"), "{bad_date:?}");
+
+    // Every matching row as CSV, read back with the csv crate: quotes,
+    // commas and line breaks kept, a formula neutralised.
+    let out = fd.ok("alice", &["instances", "--process", "ops", "--csv"]);
+    let mut reader = csv::Reader::from_reader(out.stdout.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["id", "folio", "process", "version", "status", "originator", "started", "last_change", "due"]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let folios: Vec<&str> = rows.iter().map(|row| &row[1]).collect();
+    assert_eq!(folios, ["ÄRGER", "Big, \"quoted\"\nline", "'=HYPERLINK(\"http://x\")"]);
+    assert_eq!(rows[2][0], small.to_string());
+    assert_eq!(&rows[0][3], "2");
+    let limited = fd.ok("alice", &["instances", "--csv", "--limit", "1"]);
+    assert_eq!(csv::Reader::from_reader(limited.stdout.as_bytes()).records().count(), 1);
+}

@@ -2532,3 +2532,137 @@ fn a_bulk_action_shows_its_progress_and_can_be_cancelled() {
     assert!(report_done < 40, "{summary}");
     assert_eq!(summary, format!("{report_done} done, 0 refused, cancelled before {}", 40 - report_done));
 }
+
+// ----- issue 18, "Find anything": field filters, saved filters, CSV ----------
+
+/// Orders with an amount, for the field filter.
+const ORDERS: &str = r#"{
+  "name": "orders",
+  "fields": [{ "name": "amount", "type": "integer" }],
+  "activities": [
+    { "id": "wait", "name": "Wait", "start": true, "events": [
+      { "kind": "server_event", "name": "Ask", "synchronous": false, "script": "" } ] } ]
+}"#;
+
+/// Five orders of growing amounts (50, 100, ... 250); one folio a formula,
+/// one with a comma, quotes and a line break.
+fn five_orders() -> Fixture {
+    let fx = fixture();
+    deploy_json(&fx, ORDERS);
+    let folios = ["=SUM(A1:A2)", "O-2", "Big, \"quoted\"\nline", "O-4", "O-5"];
+    for (n, folio) in folios.into_iter().enumerate() {
+        let amount = ((n + 1) * 50).to_string();
+        fx.engine.start("admin", "orders", folio, &set(&[("amount", &amount)])).unwrap();
+    }
+    fx
+}
+
+/// The monitor with these settings and file dialogs.
+fn monitor_with(fx: Fixture, settings: Settings, dialogs: ScriptedDialogs) -> Gui {
+    let options = GuiOptions { db_path: fx.db_path(), user: "ada".to_owned(), file: None, view: AppView::Monitor };
+    let app = FlowdeskApp::new(options, settings, Box::new(dialogs));
+    let harness =
+        Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+    let mut gui = Gui { fx, harness, locked: false };
+    gui.run_until("the first rows", |app| app.monitor.count().is_some() && !app.monitor.rows().is_empty());
+    gui
+}
+
+#[test]
+fn a_field_filter_narrows_the_list_and_a_malformed_one_says_why() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount > 150");
+    gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
+    assert_eq!(gui.row_ids(), [5, 4]);
+    assert!(gui.shown("2 instance(s)"));
+    // Half typed: the bar says what is wrong, the list stays as it was.
+    gui.replace_text("Field", "amount >");
+    assert!(gui.shown("Field: field filter `amount >` has no value after its operator"), "{:?}", gui.all_texts());
+    assert_eq!(gui.row_ids(), [5, 4]);
+    // Read for the field's type by the engine: its refusal is the list's error.
+    gui.replace_text("Field", "amount > lots");
+    gui.run_until("the refusal", |app| app.monitor.filter.fields.first().is_some_and(|f| f.value == "lots"));
+    gui.run_until_frames("the error shown", |_| true, 20);
+    let texts = gui.all_texts();
+    assert!(texts.iter().any(|t| t.contains("invalid filter") && t.contains("`amount`")), "{texts:?}");
+    gui.replace_text("Field", "amount <= 100");
+    gui.run_until("the small orders", |app| app.monitor.count() == Some(2) && app.monitor.rows().len() == 2);
+    assert_eq!(gui.row_ids(), [2, 1]);
+    // Versions and dates on the same row.
+    gui.replace_text("Version", "2");
+    gui.run_until("no version 2", |app| app.monitor.count() == Some(0));
+    gui.replace_text("Version", "");
+    gui.replace_text("Started from", "2999-01-01");
+    gui.run_until("nothing started yet", |app| app.monitor.count() == Some(0));
+    gui.replace_text("Started from", "tomorrow");
+    assert!(gui.all_texts().iter().any(|t| t.starts_with("Started from: `tomorrow` is not a date")));
+}
+
+#[test]
+fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
+    let mut gui = monitor_with(five_orders(), Settings::default(), ScriptedDialogs::default());
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount >= 200");
+    gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
+    gui.replace_text("Name", "big orders");
+    gui.click("Save filter");
+    gui.replace_text("Field", "");
+    gui.run_until("all orders", |app| app.monitor.count() == Some(5));
+
+    gui.choose("Saved filters", "big orders");
+    gui.run_until("the big orders again", |app| app.monitor.count() == Some(2));
+    assert_eq!(gui.field_value("Field"), "amount >= 200");
+    assert_eq!(gui.row_ids(), [5, 4]);
+
+    // Another run of the window, with the settings this one kept.
+    let settings = gui.harness.state_mut().kept_settings();
+    assert_eq!(settings.saved_filters["ada"].len(), 1);
+    let fx = gui.fx;
+    let mut gui = monitor_with(fx, settings.clone(), ScriptedDialogs::default());
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    assert!(gui.harness.query_by_label("Saved filters").is_none(), "the rows start closed");
+    gui.click("More filters");
+    gui.choose("Saved filters", "big orders");
+    gui.run_until("the big orders after a restart", |app| app.monitor.count() == Some(2));
+    assert_eq!(gui.app().monitor.filter.process.as_deref(), Some("orders"));
+
+    // Saved per user: another user of the same settings has none.
+    let other = settings.saved_filters.get("bob").map_or(0, Vec::len);
+    assert_eq!(other, 0);
+
+    gui.click("Delete");
+    assert!(gui.harness.state_mut().kept_settings().saved_filters["ada"].is_empty());
+}
+
+#[test]
+fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    let dialogs = ScriptedDialogs { export_csv: std::cell::RefCell::new(vec![path.clone()]), ..Default::default() };
+    let mut gui = monitor_with(five_orders(), Settings::default(), dialogs);
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount != 200");
+    gui.run_until("four orders", |app| app.monitor.count() == Some(4));
+    gui.click("Export CSV…");
+    gui.run_until("the export", |app| app.monitor.find.exported().is_some());
+    let exported = gui.app().monitor.find.exported().cloned().unwrap();
+    assert_eq!(exported, Ok((4, path.clone())));
+    assert!(gui.shown(&format!("Exported 4 instance(s) to {}", path.display())));
+
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    assert_eq!(&reader.headers().unwrap()[1], "folio");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let folios: Vec<&str> = rows.iter().map(|row| &row[1]).collect();
+    // Newest first, as the list; a formula is shown as text (OWASP).
+    assert_eq!(folios, ["O-5", "Big, \"quoted\"\nline", "O-2", "'=SUM(A1:A2)"]);
+    assert!(rows.iter().all(|row| &row[2] == "orders" && &row[4] == "Active"));
+
+    // Cancelled: nothing is written and nothing said.
+    gui.click("Export CSV…");
+    assert_eq!(gui.app().monitor.find.exported().cloned().unwrap(), Ok((4, path)));
+}

@@ -25,6 +25,7 @@ mod concurrency;
 mod crash;
 mod early_callback;
 mod engine_scenarios;
+mod find;
 mod group_commit;
 mod gui_designer;
 mod gui_monitor;

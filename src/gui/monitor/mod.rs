@@ -16,6 +16,7 @@
 pub mod actions;
 pub mod bulk;
 pub mod due;
+pub mod find;
 pub mod flow;
 pub mod heat;
 pub mod overview;
@@ -102,6 +103,10 @@ pub enum MonitorRequest {
     },
     /// Show the instance list (the overview filtered it, or selected one).
     ShowInstances,
+    /// Export CSV…: every instance of this filter, to a file the app asks for.
+    ExportCsv {
+        filter: InstanceFilter,
+    },
 }
 
 /// What the wide panel under the instance list shows of the instance.
@@ -304,6 +309,8 @@ pub struct Monitor {
     clock: Arc<dyn Clock>,
     user_seen: String,
     pub filter: InstanceFilter,
+    /// The filter bar's second row: version, dates, field, saved filters, export.
+    pub find: find::FindBar,
     processes: Vec<String>,
     count: Option<u64>,
     count_for: Option<InstanceFilter>,
@@ -366,6 +373,7 @@ impl Monitor {
             clock,
             user_seen: String::new(),
             filter: InstanceFilter::default(),
+            find: find::FindBar::default(),
             processes: Vec::new(),
             count: None,
             count_for: None,
@@ -798,6 +806,12 @@ impl Monitor {
             // Under the list (over the flow), so that rows keep their place.
             egui::Panel::bottom("instance-bulk").show(ui, |ui| self.instances_bulk_bar(ui));
             self.filter_bar(ui, user);
+            if self.find.ui(ui, &mut self.filter, user) {
+                self.filter_changed(user);
+            }
+            if self.find.take_export() {
+                requests.push(MonitorRequest::ExportCsv { filter: self.filter.clone() });
+            }
             if let Some(error) = &self.rows_error {
                 ui.colored_label(theme::ERROR, error);
             }
@@ -860,6 +874,7 @@ impl Monitor {
                 .checkbox(&mut self.filter.overdue, "Overdue")
                 .on_hover_text("Only instances with a deadline or timer that has fallen due")
                 .changed();
+            self.find.toggle_ui(ui);
             if ui.button("Refresh").clicked() {
                 self.refresh(user);
             }
