@@ -373,3 +373,25 @@ fn callback_with_timers_adds_how_late_they_fired_to_the_scenarios_line() {
     assert_eq!(line["runs"], "2");
     number(&line, "median_p99_late_ms");
 }
+
+/// Issue 18: `bench bulk` prints exactly its line, every item finished once
+/// by the bulk action (the run fails otherwise), and with several runs a
+/// line with the median.
+#[test]
+fn bulk_prints_its_line_with_every_item_finished_once() {
+    let bench = Bench::new();
+    let lines = bench.ok(&["bench", "bulk", "--instances", "150", "--runs", "2"]);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for run in &lines[..2] {
+        let line = fields(run, &["engine", "bench", "n", "done", "refused", "per_s", "sync"]);
+        assert_eq!(
+            (line["engine"].as_str(), line["bench"].as_str(), line["n"].as_str(), line["done"].as_str()),
+            ("flowdesk", "bulk", "150", "150")
+        );
+        assert_eq!((line["refused"].as_str(), line["sync"].as_str()), ("0", "full"));
+        assert!(number(&line, "per_s") > 0.0, "{lines:?}");
+    }
+    let line = fields(&lines[2], &["engine", "bench", "n", "runs", "median_per_s", "sync"]);
+    assert_eq!(line["runs"], "2");
+    bench.assert_scratch_removed();
+}

@@ -2666,3 +2666,32 @@ fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
     gui.click("Export CSV…");
     assert_eq!(gui.app().monitor.find.exported().cloned().unwrap(), Ok((4, path)));
 }
+
+#[test]
+fn server_items_selected_are_finished_with_data_in_one_action() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..3).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 3);
+    gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
+    gui.click_row(&format!("{}_2", ids[2]), Modifiers::COMMAND);
+    assert!(gui.shown("2 selected"), "{:#?}", gui.all_texts());
+    gui.click("Finish selected…");
+    assert!(gui.shown("Finish 2 server items as ada?"), "{:#?}", gui.all_texts());
+    let fields = "Set fields (one field=value a line)";
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).click();
+    gui.settle();
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).type_text("name=call back value");
+    gui.settle();
+    let typed = gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).value().unwrap_or_default();
+    assert_eq!(typed, "name=call back value");
+    gui.click("Confirm");
+    assert_eq!(gui.bulk_report(), "2 done, 0 refused");
+    for id in [ids[0], ids[2]] {
+        assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+        assert_eq!(gui.fx.field(id, "done"), Value::Boolean(true), "finished with the data typed");
+    }
+    assert_eq!(gui.status_of(ids[1]), InstanceStatus::Active);
+}
