@@ -556,7 +556,8 @@ mod tests {
 
     #[test]
     fn a_malformed_condition_says_what_is_wrong() {
-        let cases: [(&str, fn(&FilterError) -> bool); 7] = [
+        type Expected = fn(&FilterError) -> bool;
+        let cases: [(&str, Expected); 7] = [
             ("", |e| matches!(e, FilterError::Empty)),
             ("amount 100", |e| matches!(e, FilterError::NoOperator { .. })),
             ("= 3", |e| matches!(e, FilterError::NoField { .. })),

@@ -89,15 +89,18 @@ impl FindBar {
         }
         let mut edited = false;
         ui.horizontal_wrapped(|ui| {
-            // A label and its box wrap together.
             let mut field = |ui: &mut Ui, label: &str, text: &mut String, hint: &str, width: f32| {
-                ui.horizontal(|ui| {
-                    let label = ui.label(label);
-                    edited |= ui
-                        .add(TextEdit::singleline(text).desired_width(width).hint_text(hint))
-                        .labelled_by(label.id)
-                        .changed();
-                });
+                // A label goes to the next line with its box rather than
+                // stay behind alone (its width told from its length).
+                let needed = width + 8.0 * label.chars().count() as f32 + 3.0 * ui.spacing().item_spacing.x;
+                if ui.available_size_before_wrap().x < needed {
+                    ui.end_row();
+                }
+                let label = ui.label(label);
+                edited |= ui
+                    .add(TextEdit::singleline(text).desired_width(width).hint_text(hint))
+                    .labelled_by(label.id)
+                    .changed();
             };
             field(ui, "Version", &mut self.text.version, "all", 36.0);
             field(ui, "Started from", &mut self.text.started_after, "YYYY-MM-DD", 96.0);
