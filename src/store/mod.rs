@@ -600,7 +600,9 @@ impl Storage for SqliteStore {
         }
         results
             .into_iter()
-            .map(|result| result.unwrap_or_else(|| Err(EngineError::Internal("a planned write was not run".to_owned()))))
+            .map(|result| {
+                result.unwrap_or_else(|| Err(EngineError::Internal("a planned write was not run".to_owned())))
+            })
             .collect()
     }
 }
