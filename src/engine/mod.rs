@@ -241,9 +241,14 @@ pub struct Finished {
     pub progress: Progress,
 }
 
-/// Threads that fire timers at once (see [`Engine::fire_due`]): enough
-/// callers for group commit to share its commits among them.
-pub const FIRING_WORKERS: usize = 32;
+/// Threads that fire timers at once (see [`Engine::fire_due`]): while one
+/// waits for its commit, another plans the next batch.
+pub const FIRING_WORKERS: usize = 4;
+
+/// Timers (of as many instances) fired together by one thread: planned on
+/// one snapshot and handed to the writer as one (see
+/// [`Engine::fire_due`]).
+pub const FIRING_BATCH: usize = 32;
 
 /// Due timers read at once by [`Engine::fire_due`].
 const FIRING_PAGE: usize = 4096;
@@ -348,6 +353,15 @@ struct Step {
     /// Other instances the transaction left with work outside it (children
     /// an IPC event started, a parent a child's completion moved on).
     later: Vec<Step>,
+}
+
+/// What a firing's transaction decided, for what follows its commit.
+struct Fired {
+    held: bool,
+    notify: Option<Notification>,
+    /// Who the firing acted as: `deadline` or `timer`.
+    user: &'static str,
+    step: Step,
 }
 
 /// The embedded workflow engine over a storage.
@@ -1089,42 +1103,90 @@ impl<S: Storage> Engine<S> {
     /// transaction ([`Firing::Gone`]): one timer never fires twice.
     pub fn fire_timer(&self, instance_id: i64, timer_id: i64) -> Result<Firing, EngineError> {
         let now = self.now();
-        let fired = self.write_planned(|tx| {
-            let timers = tx.timers_of(instance_id)?;
-            let Some(timer) = timers.into_iter().find(|t| t.id == timer_id) else {
-                return Ok(None);
-            };
-            if timer.state != TimerState::Armed || timer.due_at > now {
-                return Ok(None);
-            }
-            let mut instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-            let item = tx.server_item(timer.serial())?.ok_or_else(|| {
-                EngineError::Internal(format!("timer {timer_id} is armed for {}, which does not exist", timer.serial()))
-            })?;
-            let process = self.compiled(tx, &instance.process, instance.version)?;
-            let user = if timer.escalation.is_some() { timer::DEADLINE_USER } else { timer::TIMER_USER };
-            let items = tx.item_state(instance_id)?;
-            let children = InTransaction::new(self, tx, now);
-            let executor = children.executor(&process, user);
-            let state = State { instance: &mut instance, items };
-            let mut decision = machine::decide(&executor, state, Command::Fire { timer: &timer, item: &item })?;
-            let (held, end) = (decision.held, decision.end);
-            let notify = decision.notify.take();
-            if held {
-                // Held: nothing to write, the timer stays armed.
-            } else if notify.is_some() {
-                // Nothing of the instance changed: its row is written as it
-                // was read (which bumps its revision, as every timer change
-                // does), its claim and last change left as they are.
-                children.tx().update_instance(&instance)?;
-                children.tx().write_effects(instance_id, decision.effects)?;
-            } else {
-                children.save(&mut instance, decision, &executor, false)?;
-            }
-            let later = children.into_later()?;
-            Ok(Some((held, notify, user, Step { instance, process, end, later })))
+        let fired = self.write_planned(|tx| self.fire_in(tx, instance_id, timer_id, now))?;
+        self.after_firing(instance_id, fired)
+    }
+
+    /// Fires timers of separate instances at once, each as
+    /// [`Engine::fire_timer`] does (in one transaction with its effects,
+    /// answered on its own), planned together so that they share one
+    /// commit and what planning reads (see [`Storage::write_planned_each`]).
+    fn fire_timers(&self, timers: &[Timer]) -> Vec<Result<Firing, EngineError>> {
+        let now = self.now();
+        let fire = |index: usize, tx: &mut dyn Transaction| {
+            let timer = &timers[index];
+            self.fire_in(tx, timer.instance_id, timer.id, now)
+        };
+        let fired = if self.host.can_call_out() {
+            // Planned work may run twice: only where scripts cannot call out.
+            (0..timers.len()).map(|index| self.write(|tx| fire(index, tx))).collect()
+        } else {
+            self.store.write_planned_each(
+                timers.len(),
+                fire,
+                || self.reach(HookPoint::BeforeCommit),
+                || self.reach(HookPoint::AfterCommit),
+            )
+        };
+        timers
+            .iter()
+            .zip(fired)
+            .map(|(timer, fired)| fired.and_then(|fired| self.after_firing(timer.instance_id, fired)))
+            .collect()
+    }
+
+    /// A firing's work in its transaction: the timer is read there, and acts
+    /// only while it is armed and due; `None` if it is not. The instance is
+    /// read first, so that a planned write notes its revision (which covers
+    /// its timers) with it rather than in a query of its own.
+    fn fire_in(
+        &self,
+        tx: &mut dyn Transaction,
+        instance_id: i64,
+        timer_id: i64,
+        now: Millis,
+    ) -> Result<Option<Fired>, EngineError> {
+        let Some(mut instance) = tx.instance(instance_id)? else {
+            return Ok(None);
+        };
+        let timers = tx.timers_of(instance_id)?;
+        let Some(timer) = timers.into_iter().find(|t| t.id == timer_id) else {
+            return Ok(None);
+        };
+        if timer.state != TimerState::Armed || timer.due_at > now {
+            return Ok(None);
+        }
+        let item = tx.server_item(timer.serial())?.ok_or_else(|| {
+            EngineError::Internal(format!("timer {timer_id} is armed for {}, which does not exist", timer.serial()))
         })?;
-        let Some((held, notify, user, step)) = fired else {
+        let process = self.compiled(tx, &instance.process, instance.version)?;
+        let user = if timer.escalation.is_some() { timer::DEADLINE_USER } else { timer::TIMER_USER };
+        let items = tx.item_state(instance_id)?;
+        let children = InTransaction::new(self, tx, now);
+        let executor = children.executor(&process, user);
+        let state = State { instance: &mut instance, items };
+        let mut decision = machine::decide(&executor, state, Command::Fire { timer: &timer, item: &item })?;
+        let (held, end) = (decision.held, decision.end);
+        let notify = decision.notify.take();
+        if held {
+            // Held: nothing to write, the timer stays armed.
+        } else if notify.is_some() {
+            // Nothing of the instance changed: its row is written as it
+            // was read (which bumps its revision, as every timer change
+            // does), its claim and last change left as they are.
+            children.tx().update_instance(&instance)?;
+            children.tx().write_effects(instance_id, decision.effects)?;
+        } else {
+            children.save(&mut instance, decision, &executor, false)?;
+        }
+        let later = children.into_later()?;
+        Ok(Some(Fired { held, notify, user, step: Step { instance, process, end, later } }))
+    }
+
+    /// What follows a firing's commit: its notification sent, or the
+    /// instance run on outside the transaction as after any command.
+    fn after_firing(&self, instance_id: i64, fired: Option<Fired>) -> Result<Firing, EngineError> {
+        let Some(Fired { held, notify, user, step }) = fired else {
             return Ok(Firing::Gone);
         };
         if held {
@@ -1165,10 +1227,12 @@ impl<S: Storage> Engine<S> {
     /// (they fire on resume or retry). A firing that fails (the database)
     /// is counted and its timer stays armed for the next round.
     ///
-    /// Firings run on [`FIRING_WORKERS`] threads at once, so that their
-    /// commits share group commits; all timers of one instance are fired by
-    /// one thread, in due order, so that an earlier escalation always acts
-    /// before a later one.
+    /// Firings run on up to [`FIRING_WORKERS`] threads, each taking the
+    /// timers of up to [`FIRING_BATCH`] instances at a time and firing one
+    /// timer of each together ([`Engine::fire_timers`]: planned on one
+    /// snapshot, one member of a group commit); all timers of one instance
+    /// are fired by one thread, in due order, so that an earlier escalation
+    /// always acts before a later one.
     pub fn fire_due(&self, keep_going: &(dyn Fn() -> bool + Sync)) -> Result<FiringRound, EngineError> {
         let now = self.now();
         let held: Vec<InstanceStatus> = InstanceStatus::ALL
@@ -1192,23 +1256,39 @@ impl<S: Storage> Engine<S> {
                 });
                 groups[index].push(timer);
             }
+            let batches = groups.len().div_ceil(FIRING_BATCH);
             let queue = Mutex::new(groups.into_iter());
             let outcomes = Mutex::new(FiringRound::default());
             let work = || {
                 loop {
-                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                    let Some(group) = next else { break };
-                    for timer in group {
+                    let batch: Vec<std::vec::IntoIter<Timer>> = {
+                        let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                        queue.by_ref().take(FIRING_BATCH).map(Vec::into_iter).collect()
+                    };
+                    if batch.is_empty() {
+                        break;
+                    }
+                    let mut batch = batch;
+                    loop {
                         if !keep_going() {
                             return;
                         }
-                        let outcome = self.fire_timer(timer.instance_id, timer.id);
-                        outcomes.lock().unwrap_or_else(PoisonError::into_inner).count(&timer, outcome);
+                        // The next timer of each instance: one each, so that
+                        // they can be fired together.
+                        let wave: Vec<Timer> = batch.iter_mut().filter_map(Iterator::next).collect();
+                        if wave.is_empty() {
+                            break;
+                        }
+                        let fired = self.fire_timers(&wave);
+                        let mut outcomes = outcomes.lock().unwrap_or_else(PoisonError::into_inner);
+                        for (timer, outcome) in wave.iter().zip(fired) {
+                            outcomes.count(timer, outcome);
+                        }
                     }
                 }
             };
             std::thread::scope(|scope| {
-                for _ in 1..FIRING_WORKERS.min(group_of.len()) {
+                for _ in 1..FIRING_WORKERS.min(batches) {
                     let builder = std::thread::Builder::new()
                         .name("flowdesk-firing".to_owned())
                         .stack_size(crate::model::script::SCRIPT_THREAD_STACK);

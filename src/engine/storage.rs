@@ -569,6 +569,34 @@ pub trait Storage: Send + Sync {
             Ok(result)
         })
     }
+
+    /// `count` writes, the `i`-th running `work(i, …)`, each as
+    /// [`Storage::write_planned`] would run it alone: its own unit of work,
+    /// applied whole or not at all, answered on its own (a refusal or a
+    /// failure of one is that one's answer). A store may plan several on one
+    /// snapshot and hand them to the writer together, so that they share
+    /// one commit and what planning reads; a write that reads or writes an
+    /// instance an earlier one of them planned on then runs after those
+    /// committed, as it would alone. `before_commit` is called before each
+    /// commit that holds some of them, `after_commit` after each that held
+    /// one that succeeded.
+    fn write_planned_each<T>(
+        &self,
+        count: usize,
+        work: impl Fn(usize, &mut dyn Transaction) -> Result<T, EngineError>,
+        before_commit: impl Fn(),
+        after_commit: impl Fn(),
+    ) -> Vec<Result<T, EngineError>> {
+        (0..count)
+            .map(|index| {
+                let result = self.write_planned(|tx| work(index, tx), &before_commit);
+                if result.is_ok() {
+                    after_commit();
+                }
+                result
+            })
+            .collect()
+    }
 }
 
 /// Item status names as stored.

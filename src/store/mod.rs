@@ -516,6 +516,118 @@ impl Storage for SqliteStore {
             Ok((Err(_), _)) => in_transaction(coming),
         }
     }
+
+    /// Plans every write on one snapshot, one after another, and hands the
+    /// plans of separate instances to the writer as one: a member of a group
+    /// commit whose reads are all checked before any of its writes is
+    /// applied. A firing costs about what a callback's finish does, and most
+    /// of that is per call, not per row: a snapshot begun (and its page
+    /// cache, which SQLite empties after every commit, read again), a
+    /// handover to the writer and a wake-up after the commit. Those are paid
+    /// once here. What cannot go that way (a plan that touches an instance
+    /// an earlier one did, or is not plannable, or a refusal resting on a
+    /// remembered value), and every write of a plan found stale under the
+    /// lock, runs afterwards as [`Storage::write_planned`] alone, in order.
+    fn write_planned_each<T>(
+        &self,
+        count: usize,
+        work: impl Fn(usize, &mut dyn Transaction) -> Result<T, EngineError>,
+        before_commit: impl Fn(),
+        after_commit: impl Fn(),
+    ) -> Vec<Result<T, EngineError>> {
+        let alone = |index: usize| {
+            let result = self.write_planned(|tx| work(index, tx), &before_commit);
+            if result.is_ok() {
+                after_commit();
+            }
+            result
+        };
+        if count < 2 {
+            return (0..count).map(alone).collect();
+        }
+        let planned = self.with_reader(|reader| {
+            let transaction = ReadTransaction::begin(reader).map_err(|e| describe(&e, &self.path))?;
+            let mut snapshot = SqliteTransaction::new(transaction.connection);
+            Ok::<_, EngineError>(
+                (0..count)
+                    .map(|index| {
+                        let mut recorder =
+                            plan::Recorder::remembering(&mut snapshot, &self.next_id, &self.remembered, true);
+                        let planned = work(index, &mut recorder);
+                        (planned, recorder.into_plan())
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let Ok(planned) = planned else {
+            // The snapshot failed: each meets it, or not, on its own.
+            return (0..count).map(alone).collect();
+        };
+        let mut results: Vec<Option<Result<T, EngineError>>> = (0..count).map(|_| None).collect();
+        let mut merged: Option<plan::Plan> = None;
+        let mut in_merged: Vec<(usize, T)> = Vec::new();
+        // Instances an earlier write planned on, merged or left for later:
+        // a write on one of them was worked out without the earlier one's
+        // writes, so it waits for them and runs alone, in order. One left
+        // for later whose instances are not known holds back all after it.
+        let mut touched: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let mut unknown = false;
+        let mut later: Vec<usize> = Vec::new();
+        for (index, (result, plan)) in planned.into_iter().enumerate() {
+            let instances = plan.instances();
+            let apart = !unknown && instances.as_ref().is_some_and(|ids| ids.iter().all(|id| !touched.contains(id)));
+            match instances {
+                Some(ids) => touched.extend(ids),
+                None => unknown = true,
+            }
+            match result {
+                Ok(value) if apart && plan.usable() => {
+                    in_merged.push((index, value));
+                    match &mut merged {
+                        Some(merged) => merged.absorb(plan),
+                        None => merged = Some(plan),
+                    }
+                }
+                // A refusal that wrote nothing and rests on the snapshot
+                // alone is a true answer, as alone.
+                Err(refusal) if apart && !plan.wrote() && !plan.used_memory() && refusal.is_refusal() => {
+                    results[index] = Some(Err(refusal));
+                }
+                _ => later.push(index),
+            }
+        }
+        if let Some(plan) = merged {
+            before_commit();
+            match self.writes.submit(plan, self.writes.coming()) {
+                Ok(true) => {
+                    after_commit();
+                    for (index, value) in in_merged {
+                        results[index] = Some(Ok(value));
+                    }
+                }
+                Err(reason) => {
+                    for (index, _) in in_merged {
+                        results[index] = Some(Err(EngineError::Storage(reason.clone())));
+                    }
+                }
+                // Someone changed what one of them read: each again alone.
+                Ok(false) => {
+                    self.remembered.forget();
+                    later.extend(in_merged.into_iter().map(|(index, _)| index));
+                }
+            }
+        }
+        later.sort_unstable();
+        for index in later {
+            results[index] = Some(alone(index));
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| Err(EngineError::Internal("a planned write was not run".to_owned())))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

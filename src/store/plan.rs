@@ -207,6 +207,43 @@ impl Plan {
     pub fn used_memory(&self) -> bool {
         self.remembered
     }
+
+    /// The instances the work read or wrote, or `None` if it wrote anything
+    /// else too (a version, rights, a new instance): what [`Plan::absorb`]
+    /// needs to know to keep plans made on one snapshot apart. (What else
+    /// it read, a version or rights, only such writes change.)
+    pub fn instances(&self) -> Option<Vec<i64>> {
+        let mut ids: Vec<i64> = self
+            .reads
+            .iter()
+            .filter_map(|read| match read {
+                Read::Instance { id, .. } | Read::NewInstance { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for write in &self.writes {
+            match write {
+                Write::UpdateInstance(row) => ids.push(row.id()),
+                Write::Effects { instance_id, .. } => ids.push(*instance_id),
+                Write::InsertVersion(_) | Write::Grant { .. } | Write::Revoke { .. } | Write::InsertInstance(_) => {
+                    return None;
+                }
+            }
+        }
+        Some(ids)
+    }
+
+    /// Takes in another usable plan made on the same snapshot, so that both
+    /// are checked and applied as one, this one's writes first. Only for
+    /// plans of separate instances ([`Plan::instances`] shares none): each
+    /// was worked out without the other's writes, and the check under the
+    /// lock sees neither of them.
+    pub fn absorb(&mut self, other: Plan) {
+        self.reads.extend(other.reads);
+        self.writes.extend(other.writes);
+        self.unplannable |= other.unplannable;
+        self.remembered |= other.remembered;
+    }
 }
 
 /// A [`Transaction`] over a read snapshot that records a [`Plan`].
@@ -1124,5 +1161,62 @@ mod tests {
         drop(remembered);
         memory.remember_rights(Q, "alice", &[Right::Start]);
         assert_eq!(memory.rights(Q, "alice"), Some(vec![Right::Start]), "another process is remembered apart");
+    }
+
+    /// Writes `works` together (`write_planned_each`), each one adding a
+    /// millisecond to its instance's `updated_at`; the commits they took.
+    fn touch_each(store: &SqliteStore, works: &[i64], before_commit: impl Fn()) -> usize {
+        let commits = std::sync::atomic::AtomicUsize::new(0);
+        let results = store.write_planned_each(
+            works.len(),
+            |index, tx| {
+                let mut loaded = tx.instance(works[index])?.unwrap();
+                loaded.updated_at += 1;
+                tx.update_instance(&loaded)
+            },
+            before_commit,
+            || {
+                commits.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        commits.into_inner()
+    }
+
+    fn updated_at(store: &SqliteStore, id: i64) -> i64 {
+        store.read(|tx| tx.instance(id)).unwrap().unwrap().updated_at
+    }
+
+    /// Planned on one snapshot, writes of separate instances share one
+    /// commit; a write on an instance an earlier one of them wrote was
+    /// worked out without that write, so it runs after it, alone, and
+    /// builds on it instead of undoing it.
+    #[test]
+    fn writes_planned_together_share_a_commit_and_a_second_on_one_instance_runs_after_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let before = (updated_at(&store, 1), updated_at(&store, 2));
+        assert_eq!(touch_each(&store, &[1, 2, 1], || {}), 2, "1 and 2 together, then 1 again");
+        assert_eq!((updated_at(&store, 1), updated_at(&store, 2)), (before.0 + 2, before.1 + 1));
+        assert_eq!(touch_each(&store, &[1, 2], || {}), 1);
+        assert_eq!((updated_at(&store, 1), updated_at(&store, 2)), (before.0 + 3, before.1 + 2));
+    }
+
+    /// Another caller writes one of the instances between planning and the
+    /// commit: the plans together are stale, so each write runs again alone
+    /// on what is committed, and none is lost or applied twice.
+    #[test]
+    fn writes_planned_together_found_stale_run_again_each_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let before = (updated_at(&store, 1), updated_at(&store, 2));
+        let meddled = std::sync::atomic::AtomicBool::new(false);
+        let commits = touch_each(&store, &[1, 2], || {
+            if !meddled.swap(true, Ordering::SeqCst) {
+                bump(&store, 2);
+            }
+        });
+        assert_eq!(commits, 2, "each alone");
+        assert_eq!((updated_at(&store, 1), updated_at(&store, 2)), (before.0 + 1, before.1 + 2));
     }
 }

@@ -79,6 +79,10 @@ pub(super) struct EncodedInstance {
 }
 
 impl EncodedInstance {
+    pub(super) fn id(&self) -> i64 {
+        self.id
+    }
+
     pub(super) fn of(instance: &Instance) -> Result<EncodedInstance, EngineError> {
         let data = serde_json::to_string(&instance.data).map_err(|e| EngineError::Internal(e.to_string()))?;
         let flow = serde_json::to_string(&instance.flow).map_err(|e| EngineError::Internal(e.to_string()))?;

@@ -445,12 +445,12 @@ fn assert_fired_at_most_once(path: &Path, ids: &[i64]) -> usize {
 }
 
 /// Instances with deadlines in one batch of `flowdesk timers run`: enough
-/// that its firing threads share commits, and its commit boundaries are many.
+/// that their firings share commits.
 const BATCH: usize = 10;
 
 /// `kill -9` of `flowdesk timers run` in the middle of a batch of many
-/// deadlines (two per instance, fired on its threads at once, sharing
-/// group commits), at every commit boundary the run reaches, before each
+/// deadlines (two per instance, the instances' firings planned together
+/// and committed as one), at every commit boundary the run reaches, before each
 /// commit and after it, up to the first `n` at which the run is no longer
 /// killed because it had ended: after every kill no timer fired twice,
 /// and the next run fires what is left, each once.
@@ -495,7 +495,8 @@ fn timers_run_killed_at_every_commit_boundary_of_a_batch_fires_each_timer_once()
             assert!(out.status.success(), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
             assert_eq!(assert_fired_at_most_once(&db.path, &ids), 2 * BATCH, "{spec}: every deadline fired in the end");
         }
-        assert!(boundaries >= 2 * BATCH, "{point}: a commit per firing at least, {boundaries} reached");
+        // The instances' first timers fire together, then their second ones.
+        assert!(boundaries >= 2, "{point}: a commit per wave of firings at least, {boundaries} reached");
     }
     assert!(partial > 0, "no kill landed between two firings' commits");
 }

@@ -443,6 +443,35 @@ fn a_runtime_tick_fires_what_is_due() {
     assert_eq!(status(&fx, id), InstanceStatus::Completed);
 }
 
+/// The ticker fires the due timers of separate instances together: planned
+/// on one snapshot and committed as one, so that a round of many firings
+/// takes a few commits, not one each; every instance still goes on once.
+#[test]
+fn due_timers_of_many_instances_are_fired_together_in_a_few_commits() {
+    let fx = fixture::<flowdesk::store::SqliteStore>(GIVE_UP);
+    let n = 100;
+    let ids: Vec<i64> = (0..n).map(|_| start(&fx)).collect();
+    let commits = Arc::new(AtomicUsize::new(0));
+    let counting = {
+        let commits = commits.clone();
+        fx.second_engine().with_hook(Arc::new(move |point| {
+            if point == flowdesk::engine::HookPoint::AfterCommit {
+                commits.fetch_add(1, Ordering::SeqCst);
+            }
+        }))
+    };
+    fx.clock.advance(3 * HOUR);
+    let round = counting.fire_due(&|| true).unwrap();
+    assert!(round.failed.is_empty(), "{:?}", round.failed);
+    assert_eq!(round.fired, n);
+    let commits = commits.load(Ordering::SeqCst);
+    assert!(commits * 10 <= n, "{commits} commits for {n} firings");
+    for id in ids {
+        assert_eq!(status(&fx, id), InstanceStatus::Completed);
+        assert_eq!(trail_of(&fx, id, AuditAction::EscalationFired).len(), 1, "instance {id}");
+    }
+}
+
 support::on_every_backend! {
     a_notification_claimed_by_a_runtime_that_died_is_sent_once_its_claim_runs_out,
     a_deadline_finishes_the_item_with_its_data_and_the_instance_goes_on,
