@@ -31,9 +31,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 
 use crate::engine::{FieldInput, InstanceStatus, Serial};
-use crate::gui::bench_monitor::{PROCESS, Setup, prepare_database};
-use crate::gui::dialogs::ScriptedDialogs;
-use crate::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
+use crate::gui::bench_monitor::{PROCESS, Setup, bench_database, monitor_app, prepare_database};
+use crate::gui::{AppView, FlowdeskApp};
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::Durability;
 
@@ -72,25 +71,13 @@ pub struct LiveReport {
 /// Runs the live benchmark; `writer` is the flowdesk binary to run as the
 /// other process.
 pub fn run(options: &LiveBenchOptions, writer: &Path) -> anyhow::Result<LiveReport> {
-    let temporary = match &options.db {
-        Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("flowdesk-bench-live-").tempdir()?),
-    };
-    let path = match (&options.db, &temporary) {
-        (Some(path), _) => path.clone(),
-        (None, Some(dir)) => dir.path().join("monitor.db"),
-        (None, None) => anyhow::bail!("no database"),
-    };
+    let (_temporary, path) = bench_database(&options.db, "flowdesk-bench-live-")?;
     let setup = prepare_database(&path, options.instances, &options.user)?;
     let user = options.user.as_str();
     let mut other = Writer::spawn(writer, &path, user)?;
 
     let mut driver = Driver::new();
-    let mut app = FlowdeskApp::new(
-        GuiOptions { db_path: path.clone(), user: user.to_owned(), file: None, view: AppView::Monitor },
-        Settings { welcomed: true, ..Settings::default() },
-        Box::new(ScriptedDialogs::default()),
-    );
+    let mut app = monitor_app(&path, user);
     // The newest items first, as the newest instances are: what the other
     // process starts is on top of both.
     app.monitor.items_filter.newest_first = true;

@@ -168,17 +168,33 @@ pub fn prepare_database(path: &Path, instances: usize, user: &str) -> anyhow::Re
     })
 }
 
+/// The database a monitor benchmark works on: `db`, kept, or `monitor.db`
+/// in a new temporary folder named after `prefix`, deleted with the
+/// returned `TempDir`.
+pub fn bench_database(db: &Option<PathBuf>, prefix: &str) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match db {
+        Some(path) => Ok((None, path.clone())),
+        None => {
+            let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+            let path = dir.path().join("monitor.db");
+            Ok((Some(dir), path))
+        }
+    }
+}
+
+/// The window on `path` as `user`, showing the monitor, as a user who has
+/// seen the welcome opens it.
+pub fn monitor_app(path: &Path, user: &str) -> FlowdeskApp {
+    FlowdeskApp::new(
+        GuiOptions { db_path: path.to_owned(), user: user.to_owned(), file: None, view: AppView::Monitor },
+        Settings { welcomed: true, ..Settings::default() },
+        Box::new(ScriptedDialogs::default()),
+    )
+}
+
 /// Runs the monitor on a database of `options.instances` instances.
 pub fn run(options: &MonitorBenchOptions) -> anyhow::Result<MonitorReport> {
-    let temporary = match &options.db {
-        Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("flowdesk-bench-monitor-").tempdir()?),
-    };
-    let path = match (&options.db, &temporary) {
-        (Some(path), _) => path.clone(),
-        (None, Some(dir)) => dir.path().join("monitor.db"),
-        (None, None) => anyhow::bail!("no database"),
-    };
+    let (_temporary, path) = bench_database(&options.db, "flowdesk-bench-monitor-")?;
     let setup = prepare_database(&path, options.instances, &options.user)?;
     let user = options.user.as_str();
 
@@ -186,11 +202,7 @@ pub fn run(options: &MonitorBenchOptions) -> anyhow::Result<MonitorReport> {
     // starts the query worker) until the table has rows, drawing frames meanwhile.
     let driver = Driver::new();
     let created = Instant::now();
-    let mut app = FlowdeskApp::new(
-        GuiOptions { db_path: path.clone(), user: user.to_owned(), file: None, view: AppView::Monitor },
-        Settings { welcomed: true, ..Settings::default() },
-        Box::new(ScriptedDialogs::default()),
-    );
+    let mut app = monitor_app(&path, user);
     let mut first_rows = None;
     let mut first_count = None;
     let mut frames = 0;
