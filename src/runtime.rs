@@ -48,7 +48,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::engine::{
-    Clock, Engine, EngineError, EngineOptions, FiringRound, Hook, Millis, Outbound, Progress, RunnerId, SystemClock,
+    Clock, Engine, EngineError, EngineOptions, FiringRound, Hook, Mailer, Millis, Outbound, Progress, RunnerId,
+    SmtpMailer, SmtpPassword, SmtpSettings, SmtpSettingsError, SystemClock,
 };
 use crate::model::ScriptHost;
 use crate::store::{ApiToken, Durability, NewApiToken, OpenError, RunnerBeat, SqliteStore, SyntheticLoad, TokenError};
@@ -138,6 +139,12 @@ pub struct RuntimeOptions {
     pub script_host: ScriptHost,
     /// How HTTP request events are sent (the engine's default otherwise).
     pub outbound: Option<Arc<dyn Outbound>>,
+    /// The SMTP server mail events send through, at first (the window's
+    /// Settings change it later: [`Runtime::smtp`]); [`smtp_from_env`]
+    /// reads `FLOWDESK_SMTP_URL`.
+    pub smtp: Result<Option<SmtpSettings>, SmtpSettingsError>,
+    /// Sends mail in place of the runtime's [`SmtpMailer`] (tests).
+    pub mailer: Option<Arc<dyn Mailer>>,
     /// Test hook (see `engine::HookPoint`).
     pub hook: Option<Hook>,
     pub report: Option<TickReport>,
@@ -154,6 +161,8 @@ impl Default for RuntimeOptions {
             clock: Arc::new(SystemClock),
             script_host: ScriptHost::default(),
             outbound: None,
+            smtp: Ok(None),
+            mailer: None,
             hook: None,
             report: None,
         }
@@ -248,7 +257,10 @@ impl Runtime {
         if let Some(hook) = options.hook {
             engine = engine.with_hook(hook);
         }
+        let smtp = Arc::new(SmtpMailer::new(options.smtp));
+        engine = engine.with_mailer(options.mailer.unwrap_or_else(|| smtp.clone()));
         let shared = Arc::new(Shared {
+            smtp,
             engine: Arc::new(engine),
             started_at: options.clock.now(),
             clock: options.clock,
@@ -269,6 +281,12 @@ impl Runtime {
     /// The engine, for every call a front end makes.
     pub fn engine(&self) -> &Arc<RuntimeEngine> {
         &self.shared.engine
+    }
+
+    /// The SMTP server this runtime's mail events send through: the
+    /// window's Settings read and change it here.
+    pub fn smtp(&self) -> &SmtpMailer {
+        &self.shared.smtp
     }
 
     /// This runtime's name in the claims it makes and in its heartbeats.
@@ -362,6 +380,8 @@ impl Drop for Runtime {
 /// What the runtime and its ticker's threads share.
 struct Shared {
     engine: Arc<RuntimeEngine>,
+    /// Where mail events' mail goes (unless a test gave its own mailer).
+    smtp: Arc<SmtpMailer>,
     clock: Arc<dyn Clock>,
     lease_ms: Millis,
     host: String,
@@ -565,6 +585,23 @@ impl Ticker {
             firing.wait();
         }
     }
+}
+
+/// The SMTP server the environment names: `FLOWDESK_SMTP_URL`
+/// (`smtp://[user@]host[:port][?tls=starttls|tls|none][&from=address]`, see
+/// [`SmtpSettings::from_url`]) and its password, `FLOWDESK_SMTP_PASSWORD`
+/// (never in the URL). `Ok(None)` when the URL is not set.
+pub fn smtp_from_env() -> Result<Option<SmtpSettings>, SmtpSettingsError> {
+    let Some(url) = std::env::var("FLOWDESK_SMTP_URL").ok().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    SmtpSettings::from_url(&url, smtp_password_from_env()).map(Some)
+}
+
+/// `FLOWDESK_SMTP_PASSWORD`: the SMTP password, for the server of
+/// `FLOWDESK_SMTP_URL` or of the window's Settings.
+pub fn smtp_password_from_env() -> Option<SmtpPassword> {
+    std::env::var("FLOWDESK_SMTP_PASSWORD").ok().filter(|p| !p.is_empty()).map(SmtpPassword::new)
 }
 
 #[cfg(test)]

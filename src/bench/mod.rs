@@ -6,6 +6,8 @@
 //!   steady offered rate, the figure a caller feels;
 //! - [`reopen`]: how long a restart takes on a database full of waiting
 //!   instances until the first callback is accepted again;
+//! - [`bulk`]: one bulk action finishing N pending items, durably, each
+//!   instance going on exactly once;
 //! - [`timers`]: N deadlines falling due at once, fired durably by the
 //!   scheduler, each instance going on exactly once.
 //!
@@ -17,6 +19,7 @@
 //! driver returns a report; the command line prints it and turns instances
 //! that failed the check into a loud failure.
 
+pub mod bulk;
 pub mod callback;
 pub mod floor;
 pub mod http;

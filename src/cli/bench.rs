@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::{Cli, Failure};
+use crate::bench::bulk::{self, BulkOptions};
 use crate::bench::callback::{self, CallbackOptions};
 use crate::bench::floor::{self, FloorOptions};
 use crate::bench::http::{self, HttpOptions};
@@ -124,6 +125,25 @@ pub enum BenchCommand {
         #[arg(long, short = 'n', default_value_t = 100_000, value_parser = parse_count)]
         instances: usize,
         /// Runs to make, each on a fresh database; more than one adds a line with the medians
+        #[arg(long, default_value_t = 1, value_parser = parse_count)]
+        runs: usize,
+    },
+    /// One bulk action finishing N pending server items; checks each instance went on
+    /// exactly once
+    #[command(long_about = "One bulk action finishing N pending server items, as an operator's \"finish all N \
+                            matching\" does.\n\n\
+                            N instances of the callback scenario's process are started and wait at step B (not \
+                            timed); one bulk finish of every pending item of the process, with the callback's \
+                            value, is then timed: the selection resolved in the engine, each item finished in \
+                            its own transaction, the targets sharing group commits. Every instance is then \
+                            re-read: the run fails (exit 1) unless each ended as the callback scenario checks, \
+                            with exactly one finish, the bulk action's. One line per run: engine, bench, n, \
+                            done, refused, per_s (items finished per second, durable), sync.")]
+    Bulk {
+        /// Pending items to finish, one instance each
+        #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
+        instances: usize,
+        /// Runs to make, each on a fresh database; more than one adds a line with the median
         #[arg(long, default_value_t = 1, value_parser = parse_count)]
         runs: usize,
     },
@@ -274,6 +294,24 @@ pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -
             }
             if runs > 1
                 && let Some(line) = timers::median_line(&reports)
+            {
+                writeln!(out, "{line}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Bulk { instances, runs } => {
+            let options = BulkOptions { instances, durability: cli.sync, folder: folder(cli) };
+            let mut reports = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let report = bulk::run(&options)?;
+                writeln!(out, "{}", report.line())?;
+                if report.verified != report.instances {
+                    return Ok(verification_failed(report.instances, report.verified, &report.unverified));
+                }
+                reports.push(report);
+            }
+            if runs > 1
+                && let Some(line) = bulk::median_line(&reports)
             {
                 writeln!(out, "{line}")?;
             }

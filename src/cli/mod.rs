@@ -7,6 +7,8 @@
 
 mod bench;
 mod bpmn;
+mod bulk;
+mod find;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -128,11 +130,13 @@ pub enum Command {
         /// Folio text or instance id to look for
         #[arg(long)]
         search: Option<String>,
-        /// At most this many rows (newest first); 0 for all
-        #[arg(long, default_value_t = 200)]
-        limit: usize,
+        /// At most this many rows (newest first; default 200, or every row with --csv); 0 for all
+        #[arg(long)]
+        limit: Option<usize>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        find: find::FindArgs,
     },
     /// Show an instance: status, data fields, pending serials, audit trail
     Show {
@@ -152,11 +156,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Finish a server item by serial (a callback), optionally setting data fields
+    /// Finish a server item by serial (a callback), optionally setting data fields; or many
+    /// (--serials FILE, --process, --status, --search, --ids)
+    #[command(long_about = "Finish a server item by serial (a callback), optionally setting data fields.\n\n\
+                            Bulk: with --serials FILE (one serial a line, `-` for standard input), or --process, \
+                            --search (pending items matching), --status or --ids (the pending items of the \
+                            instances matching), every item selected is finished with the same --set values, \
+                            each as the single finish would be (its own refusal, its own transaction). \
+                            --dry-run prints how many and which items, changing nothing. The report is a summary \
+                            (\"9,998 done, 2 refused\") and each refusal with its reason; --json per item. \
+                            Exit 0 when every item was finished, 1 when any was refused or failed.")]
     Finish {
-        serial: String,
+        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
+        serial: Option<String>,
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        select: bulk::FinishSelectArgs,
+        /// Bulk: print how many and which items would be finished, and change nothing
+        #[arg(long, requires = "selection")]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -180,14 +199,49 @@ pub enum Command {
     },
     /// Show who holds which rights on a process
     Rights { process: String },
-    /// Retry the failed event of an instance in Error
-    Retry { id: i64 },
-    /// Stop an instance
-    Stop { id: i64 },
-    /// Resume a stopped instance
-    Resume { id: i64 },
-    /// Move an instance to an activity (by id or name)
-    Goto { id: i64, activity: String },
+    /// Retry the failed event of an instance in Error; or of many (--process, --status,
+    /// --search, --ids; see --help)
+    #[command(long_about = BULK_ABOUT)]
+    Retry {
+        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
+        id: Option<i64>,
+        #[command(flatten)]
+        select: bulk::SelectArgs,
+        #[command(flatten)]
+        output: bulk::BulkOutput,
+    },
+    /// Stop an instance; or many (--process, --status, --search, --ids; see --help)
+    #[command(long_about = BULK_ABOUT)]
+    Stop {
+        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
+        id: Option<i64>,
+        #[command(flatten)]
+        select: bulk::SelectArgs,
+        #[command(flatten)]
+        output: bulk::BulkOutput,
+    },
+    /// Resume a stopped instance; or many (--process, --status, --search, --ids; see --help)
+    #[command(long_about = BULK_ABOUT)]
+    Resume {
+        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
+        id: Option<i64>,
+        #[command(flatten)]
+        select: bulk::SelectArgs,
+        #[command(flatten)]
+        output: bulk::BulkOutput,
+    },
+    /// Move an instance to an activity (by id or name): `goto ID ACTIVITY`; or many:
+    /// `goto --process … ACTIVITY`
+    #[command(long_about = BULK_ABOUT)]
+    Goto {
+        /// ID ACTIVITY, or only ACTIVITY with a selection
+        #[arg(required = true, num_args = 1..=2, value_name = "ID ACTIVITY")]
+        args: Vec<String>,
+        #[command(flatten)]
+        select: bulk::SelectArgs,
+        #[command(flatten)]
+        output: bulk::BulkOutput,
+    },
     /// Run on the instances whose runner stopped mid-request or mid-script
     #[command(long_about = "Run on the instances whose runner stopped in the middle of an HTTP request or an \
                             asynchronous script (killed, crashed, power lost): the request is sent again, the \
@@ -280,6 +334,17 @@ pub enum Command {
     },
 }
 
+/// The long help of the operator actions that have a bulk form.
+const BULK_ABOUT: &str = "Act on one instance by id; or, with any of --process, --status, --search (a filter, \
+                          as `flowdesk instances` takes it) or --ids FILE (one instance id a line, `-` for \
+                          standard input), on every instance selected that the acting user sees, each as the \
+                          single action would be: judged on its own status, the user's Admin right checked on \
+                          its process, in its own transaction, recorded in its own trail. --dry-run prints how \
+                          many and which instances, changing nothing. The report is a summary (\"9,998 done, 2 \
+                          refused\") and each refusal with its reason; --json per instance. Exit 0 when every \
+                          instance selected was done (none selected included), 1 when any was refused or \
+                          failed, 2 for a usage error.";
+
 #[derive(Debug, Subcommand)]
 pub enum TimersCommand {
     /// Fire every timer due now, oldest first, once, and exit
@@ -344,9 +409,10 @@ fn parse_user(text: &str) -> Result<String, String> {
 fn parse_view(text: &str) -> Result<crate::gui::AppView, String> {
     match text {
         "designer" => Ok(crate::gui::AppView::Designer),
+        "overview" => Ok(crate::gui::AppView::Overview),
         "monitor" => Ok(crate::gui::AppView::Monitor),
         "items" => Ok(crate::gui::AppView::Items),
-        _ => Err(format!("expected designer, monitor or items, got `{text}`")),
+        _ => Err(format!("expected designer, overview, monitor or items, got `{text}`")),
     }
 }
 
@@ -444,6 +510,13 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// A usage error clap cannot see (what a positional argument means depends
+/// on the others): said on stderr, exit code 2 as clap's own.
+fn usage(message: &str) -> ExitCode {
+    eprintln!("flowdesk: {message}");
+    ExitCode::from(2)
+}
+
 /// Refusals are one line on stderr; a multi-line message (a definition's
 /// problems) is printed in full by the command itself before this.
 fn one_line(text: &str) -> String {
@@ -512,12 +585,19 @@ fn open_database(path: &Path, sync: Durability) -> Result<Runtime, RuntimeError>
     Runtime::open_existing(path, runtime_options(sync, Ticking::Beat))
 }
 
-/// The runtime's options for a command: the crash tests' kill hook when
+/// The runtime's options for a command: the SMTP server of
+/// `FLOWDESK_SMTP_URL` (a malformed one fails each mail, saying why), the crash tests' kill hook when
 /// `FLOWDESK_KILL_AT` asks for it, a clock moved by
 /// `FLOWDESK_CLOCK_OFFSET_MS`, and a busy timeout set by
 /// `FLOWDESK_BUSY_TIMEOUT_MS`.
 fn runtime_options(sync: Durability, ticking: Ticking) -> RuntimeOptions {
-    let mut options = RuntimeOptions { durability: sync, ticking, hook: kill_hook(), ..RuntimeOptions::default() };
+    let mut options = RuntimeOptions {
+        durability: sync,
+        ticking,
+        hook: kill_hook(),
+        smtp: crate::runtime::smtp_from_env(),
+        ..RuntimeOptions::default()
+    };
     if let Some(offset) = clock_offset() {
         options.clock = std::sync::Arc::new(OffsetClock(offset));
     }
@@ -662,16 +742,25 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::started(&mut out, &progress, &whereabouts, *json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Instances { process, status, search, limit, json } => {
+        Command::Instances { process, status, search, limit, json, find } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
-            let filter = InstanceFilter {
+            let filter = find.apply(InstanceFilter {
                 process: process.clone(),
                 status: *status,
                 search: search.clone(),
-                limit: *limit,
+                limit: limit.unwrap_or(if find.csv { 0 } else { 200 }),
                 ..InstanceFilter::default()
-            };
+            });
+            if find.csv {
+                let mut stdout = std::io::stdout().lock();
+                if filter.limit == 0 {
+                    engine.export_instances(&user, &filter, &mut stdout)?;
+                } else {
+                    crate::engine::find::write_csv(&engine.instances(&user, &filter)?, &mut stdout)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             output::instances(&mut out, &engine.instances(&user, &filter)?, engine.now(), *json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -688,7 +777,11 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::items(&mut out, &engine.items(&user, &filter)?, engine.now(), *all, *json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Finish { serial, data, json } => {
+        Command::Finish { serial: None, data, select, dry_run, json } => {
+            let action = crate::engine::BulkAction::Finish { data: data.inputs() };
+            bulk::run(cli, &mut out, &action, &select.items()?, *dry_run, *json)
+        }
+        Command::Finish { serial: Some(serial), data, json, .. } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
             // A person pastes a serial, perhaps with the spaces around it;
@@ -801,12 +894,56 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     f.label, f.rows_ms, f.count_ms, f.frames, f.rows, f.count
                 )?;
             }
+            let o = &report.overview;
+            for (what, ms) in &o.answers {
+                writeln!(out, "monitor instances={n} overview=\"{what}\" answer_median_ms={ms:.1}")?;
+            }
+            writeln!(
+                out,
+                "monitor instances={n} overview_shown_ms={:.1} diagram_shown_ms={:.1} versions={} incidents={}",
+                o.shown_ms, o.diagram_shown_ms, o.versions, o.incidents
+            )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retry { id } => operator(cli, "retried", |e, u| e.retry(u, *id)),
-        Command::Stop { id } => operator(cli, "stopped", |e, u| e.stop(u, *id)),
-        Command::Resume { id } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
-        Command::Goto { id, activity } => operator(cli, "moved", |e, u| e.goto(u, *id, activity)),
+        Command::Retry { id: Some(id), .. } => operator(cli, "retried", |e, u| e.retry(u, *id)),
+        Command::Stop { id: Some(id), .. } => operator(cli, "stopped", |e, u| e.stop(u, *id)),
+        Command::Resume { id: Some(id), .. } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
+        Command::Retry { id: None, select, output } => bulk::run(
+            cli,
+            &mut out,
+            &crate::engine::BulkAction::Retry,
+            &select.instances()?,
+            output.dry_run,
+            output.json,
+        ),
+        Command::Stop { id: None, select, output } => bulk::run(
+            cli,
+            &mut out,
+            &crate::engine::BulkAction::Stop,
+            &select.instances()?,
+            output.dry_run,
+            output.json,
+        ),
+        Command::Resume { id: None, select, output } => bulk::run(
+            cli,
+            &mut out,
+            &crate::engine::BulkAction::Resume,
+            &select.instances()?,
+            output.dry_run,
+            output.json,
+        ),
+        Command::Goto { args, select, output } => match (args.as_slice(), select.is_bulk()) {
+            ([id, activity], false) => match id.trim().parse::<i64>() {
+                Ok(id) => operator(cli, "moved", |e, u| e.goto(u, id, activity)),
+                Err(_) => Ok(usage(&format!("`{id}` is not an instance id (goto ID ACTIVITY)"))),
+            },
+            ([activity], true) => {
+                let action = crate::engine::BulkAction::GoTo { activity: activity.clone() };
+                bulk::run(cli, &mut out, &action, &select.instances()?, output.dry_run, output.json)
+            }
+            (_, false) => Ok(usage("goto takes an instance id and an activity: goto ID ACTIVITY")),
+            (_, true) => Ok(usage("with a selection, goto takes the activity alone: goto --process NAME ACTIVITY")),
+        },
         Command::Recover => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();

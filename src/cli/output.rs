@@ -210,6 +210,7 @@ pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], now: Millis
                     "id": i.id, "status": i.status.name(), "folio": i.folio, "process": i.process,
                     "version": i.version, "originator": i.originator,
                     "started": iso(i.started_at), "updated": iso(i.updated_at), "due": i.due_at.map(iso),
+                    "parent": i.parent_id,
                 })
             })
             .collect();
@@ -247,6 +248,33 @@ pub fn instances(out: &mut dyn Write, instances: &[InstanceSummary], now: Millis
     Ok(())
 }
 
+/// The instance whose sub-process event started this one, for `--json`.
+fn parent_json(detail: &InstanceDetail) -> Json {
+    match &detail.parent {
+        Some(p) => json!({
+            "id": p.instance_id, "process": p.process, "activity": p.activity, "event": p.event,
+            "serial": p.serial().map(|s| s.to_string()), "depth": p.depth,
+        }),
+        None => Json::Null,
+    }
+}
+
+/// The instances its sub-process events started, for `--json`.
+fn children_json(detail: &InstanceDetail) -> Vec<Json> {
+    let serial = |id: i64| format!("{}_{id}", detail.summary.id);
+    detail
+        .children
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.link.instance_id, "process": c.link.process, "version": c.link.version,
+                "status": c.summary.as_ref().map(|s| s.status.name()),
+                "serial": c.link.serial_id.map(serial), "started": iso(c.link.started_at),
+            })
+        })
+        .collect()
+}
+
 pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_json: bool) -> io::Result<()> {
     let s = &detail.summary;
     if as_json {
@@ -267,6 +295,8 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_js
                 "error": detail.failure.as_ref().map(|f| json!({
                     "activity": f.activity, "event": f.event, "message": f.message, "at": iso(f.at),
                 })),
+                "parent": parent_json(detail),
+                "children": children_json(detail),
                 // The trail table's columns (the monitor's, and the text below).
                 "audit": detail.audit.iter().zip(trail_steps(&detail.audit)).map(|(a, step)| json!({
                     "at": iso(a.at), "user": a.user, "action": a.action.name(),
@@ -289,6 +319,29 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_js
     writeln!(out, "  last change {}", format_time(s.updated_at))?;
     if let Some(f) = &detail.failure {
         writeln!(out, "  error       at `{}` {}: {}", f.activity, f.event, f.message)?;
+    }
+    if let Some(parent) = &detail.parent {
+        let waits = match parent.serial() {
+            Some(serial) => format!(", which waits on {serial}"),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "  started by  instance {} ({}), event `{}` of `{}`{waits}",
+            parent.instance_id, parent.process, parent.event, parent.activity
+        )?;
+    }
+    for child in &detail.children {
+        let status = child.summary.as_ref().map_or("gone", |s| s.status.name());
+        let how = if child.link.serial_id.is_some() { "waited for" } else { "started" };
+        writeln!(
+            out,
+            "  child       instance {} ({} version {}, {status}), {how} at {}",
+            child.link.instance_id,
+            child.link.process,
+            child.link.version,
+            format_time(child.link.started_at)
+        )?;
     }
     writeln!(out)?;
     writeln!(out, "Data fields")?;

@@ -56,6 +56,10 @@ pub enum EngineError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 
+    /// A filter of the instance list that cannot be used.
+    #[error("invalid filter: {0}")]
+    Filter(#[from] crate::engine::find::FilterError),
+
     #[error("internal error: {0}")]
     Internal(String),
 }

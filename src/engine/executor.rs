@@ -10,7 +10,7 @@
 //!
 //! Two kinds of work cannot run inside a transaction, so the loop stops before
 //! them with [`RunEnd::Outside`]: an HTTP request event (IO of unbounded length,
-//! synchronous or not), and an asynchronous event's script that may hand its
+//! synchronous or not), a mail event (the same, and always synchronous), and an asynchronous event's script that may hand its
 //! serial to the outside world (its server item must be committed first so a
 //! fast callback can find it). The engine commits, does the work
 //! ([`Executor::outside_work`], then the request if there is one), and comes
@@ -28,11 +28,15 @@ use crate::engine::instance::{
     ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, FailureInfo, Instance, InstanceStatus,
     ItemStatus, LineResult, Millis, ServerItem, Token, TokenState,
 };
-use crate::engine::machine::{Effect, Effects, ItemState};
-use crate::engine::outbound::Exchange;
+use crate::engine::instance::{ChildLink, ParentLink};
+use crate::engine::ipc::{ChildRequest, ChildStarter, child_user};
+use crate::engine::machine::{Effect, Effects, ItemState, RecordedFinish};
+use crate::engine::outbound::{Exchange, MailDelivery};
+use crate::model::IpcSpec;
+use crate::model::ipc::MAX_DEPTH;
 use crate::model::{
-    CompiledProcess, CompiledScript, Due, EventAction, FillError, HttpRequest, PrecedingRule, ScriptContext,
-    ScriptFailure, ScriptHost, ScriptOutcome, TemplateValues, Value,
+    CompiledProcess, CompiledScript, Due, EventAction, FillError, HttpRequest, MailFillError, MailMessage,
+    PrecedingRule, ScriptContext, ScriptFailure, ScriptHost, ScriptOutcome, TemplateValues, Value,
 };
 
 /// A script may log more than is worth keeping: one step records its first
@@ -68,6 +72,8 @@ pub enum OutsideWork {
     ScriptRan(Result<ScriptOutcome, ScriptFailure>),
     /// The request to send, filled in from the instance, or why it cannot be.
     Send(Result<HttpRequest, FillError>),
+    /// The mail to send, filled in from the instance, or why it cannot be.
+    Mail(Result<MailMessage, MailFillError>),
 }
 
 /// What an event's outside work came to, for [`Executor::apply_outside`].
@@ -75,6 +81,7 @@ pub enum OutsideWork {
 pub enum OutsideResult {
     Script(Result<ScriptOutcome, ScriptFailure>),
     Http(Exchange),
+    Mail(MailDelivery),
 }
 
 pub struct Executor<'a> {
@@ -93,6 +100,9 @@ pub struct Executor<'a> {
     /// [`ScriptHost::can_call_out`]): then no callback can arrive while it
     /// runs, and an item, its script's work and the wait commit as one.
     pub inline_async_scripts: bool,
+    /// Starts the children of IPC events, in the caller's transaction;
+    /// `None` where no run can reach one (a notification's record).
+    pub children: Option<&'a dyn ChildStarter>,
 }
 
 impl Executor<'_> {
@@ -212,8 +222,9 @@ impl Executor<'_> {
             };
             let script = match &event.action {
                 EventAction::Script(script) => script,
-                EventAction::Http(_) => {
-                    // Requests are IO: always sent outside the transaction.
+                EventAction::Http(_) | EventAction::Mail(_) => {
+                    // Requests and mail are IO: always sent outside the
+                    // transaction (a mail event is synchronous: no item).
                     if !event.synchronous {
                         self.open_item(instance, items, position, effects);
                     }
@@ -222,6 +233,10 @@ impl Executor<'_> {
                 }
                 EventAction::Wait(due) => {
                     self.wait(instance, items, position, due, effects);
+                    continue;
+                }
+                EventAction::Ipc(spec) => {
+                    self.start_child(instance, items, position, spec, effects);
                     continue;
                 }
             };
@@ -298,6 +313,100 @@ impl Executor<'_> {
         self.audit_at(effects, place, AuditAction::WaitingForCallback, format!("{serial} (`{event}`) until {until}"));
     }
 
+    /// An IPC event: the child starts now, in this transaction (so there is
+    /// never a parent waiting for a child that was not started, nor a
+    /// child whose parent's step was lost). A parent that waits gets a
+    /// server item first, whose serial the child's link names; the child's
+    /// completion finishes it. A child that completed within this very step
+    /// (it never waited) is applied as an early callback is. A child that
+    /// cannot start (no right, its process gone, a chain too deep, a
+    /// mapping that does not fit) fails the event; a retry starts it again
+    /// on the same item.
+    fn start_child(
+        &self,
+        instance: &mut Instance,
+        items: &mut ItemState,
+        position: usize,
+        spec: &IpcSpec,
+        effects: &mut Effects,
+    ) {
+        let token = instance.flow.tokens[position].clone();
+        let serial_id = spec.waits.then(|| self.open_item(instance, items, position, effects));
+        let context = self.context(instance, &token, serial_id);
+        let depth = instance.flow.parent.as_ref().map_or(0, |parent| parent.depth).saturating_add(1);
+        if depth > MAX_DEPTH {
+            let message = format!(
+                "cannot start `{}`: sub-processes may nest {MAX_DEPTH} deep, and this child would be at depth {depth} (a process that calls itself without end?)",
+                spec.process
+            );
+            return self.fail(instance, position, message, effects);
+        }
+        let Some(children) = self.children else {
+            let message = "internal: no child can be started here".to_owned();
+            return self.fail(instance, position, message, effects);
+        };
+        let link = ParentLink {
+            instance_id: instance.id,
+            process: instance.process.clone(),
+            activity: context.activity.clone(),
+            event: context.event.clone(),
+            serial_id,
+            depth,
+        };
+        let values = TemplateValues { context: &context, data: &instance.data };
+        let started = match children.start_child(&ChildRequest {
+            parent: instance,
+            parent_fields: &self.process.field_types,
+            spec,
+            values,
+            link,
+        }) {
+            Ok(started) => started,
+            Err(message) => return self.fail(instance, position, message, effects),
+        };
+        let child = ChildLink {
+            instance_id: started.id,
+            process: spec.process.clone(),
+            version: started.version,
+            destination_id: token.destination_id,
+            event_index: token.next_event,
+            serial_id,
+            started_at: self.now,
+        };
+        effects.emit(instance, Effect::ChildStarted(Box::new(child)));
+        let event = &context.event;
+        let detail = format!(
+            "instance {} of `{}` version {} for `{event}` ({})",
+            started.id,
+            spec.process,
+            started.version,
+            started.status.name().to_lowercase()
+        );
+        self.audit(effects, AuditAction::ChildStarted, detail);
+        let Some(serial_id) = serial_id else {
+            self.move_token(instance, position, token.next_event + 1, TokenState::Ready, effects);
+            return;
+        };
+        self.move_token(instance, position, token.next_event, TokenState::Waiting, effects);
+        let serial = instance.serial(serial_id);
+        let until = format!("{serial} (`{event}`) until instance {} completes", started.id);
+        self.audit(effects, AuditAction::WaitingForCallback, until);
+        if let Some(completed) = started.completed {
+            // The child completed before this step commits: its finish is
+            // recorded on the item and applied by the loop, as an early
+            // callback's is.
+            for line in completed.skipped {
+                self.audit(effects, AuditAction::ParentNotified, line);
+            }
+            let by = child_user(started.id);
+            let at = self.now;
+            let unapplied = Some(completed.values.clone());
+            effects.note(Effect::ItemFinished { serial_id, by: by.clone(), at, unapplied });
+            effects.note(Effect::TimersDisarmed { serial_id });
+            items.recorded.insert(serial_id, RecordedFinish { data: completed.values, by });
+        }
+    }
+
     /// A new pending item for the event the token is at, and its wait's
     /// timers: one per escalation of its activity, each due from now. While
     /// the token then runs the event's work outside, a finish arriving is an
@@ -356,8 +465,12 @@ impl Executor<'_> {
             EventAction::Http(spec) => {
                 OutsideWork::Send(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
             }
-            // A wait has no work outside: its token is never running there.
-            EventAction::Wait(_) => return None,
+            EventAction::Mail(spec) => {
+                OutsideWork::Mail(spec.fill(&TemplateValues { context: &context, data: &instance.data }))
+            }
+            // A wait has no work outside, nor has a child's start (it is
+            // started in the transaction): their tokens never run there.
+            EventAction::Wait(_) | EventAction::Ipc(_) => return None,
         })
     }
 
@@ -392,6 +505,13 @@ impl Executor<'_> {
             OutsideResult::Http(exchange) => {
                 self.audit_at(effects, place.clone(), AuditAction::HttpRequest, exchange.summary());
                 match exchange.failure() {
+                    None => Ok(ScriptOutcome::default()),
+                    Some(message) => Err(message),
+                }
+            }
+            OutsideResult::Mail(delivery) => {
+                self.audit(effects, AuditAction::Mail, delivery.summary());
+                match delivery.failure() {
                     None => Ok(ScriptOutcome::default()),
                     Some(message) => Err(message),
                 }
@@ -641,7 +761,8 @@ impl Recorded {
                 | Effect::TookPart { .. }
                 | Effect::TimerArmed { .. }
                 | Effect::TimerChanged { .. }
-                | Effect::TimersDisarmed { .. } => 0,
+                | Effect::TimersDisarmed { .. }
+                | Effect::ChildStarted(_) => 0,
             })
             .sum::<usize>();
         (self.bytes > MAX_RECORDED_BYTES_PER_RUN).then(|| {

@@ -130,6 +130,50 @@ pub struct FlowState {
     /// HTTP requests and across its recovery, as it does within one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub steps: usize,
+    /// The instance whose IPC event started this one, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
+    /// The instances its IPC events started, in the order they started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildLink>,
+}
+
+/// A child's link to the instance that started it. Kept in the child's flow
+/// state, written in the transaction that starts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentLink {
+    pub instance_id: i64,
+    pub process: String,
+    pub activity: String,
+    pub event: String,
+    /// The parent's server item that waits for this child to complete
+    /// (a synchronous IPC event); `None`: the parent went on at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_id: Option<i64>,
+    /// 1 for a child of an instance a person started, 2 for a grandchild…
+    /// (at most [`crate::model::ipc::MAX_DEPTH`]).
+    pub depth: u32,
+}
+
+impl ParentLink {
+    pub fn serial(&self) -> Option<Serial> {
+        self.serial_id.map(|destination_id| Serial { instance_id: self.instance_id, destination_id })
+    }
+}
+
+/// A parent's link to a child one of its IPC events started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildLink {
+    pub instance_id: i64,
+    pub process: String,
+    pub version: u32,
+    /// The activity instance and event (its index) that started it.
+    pub destination_id: i64,
+    pub event_index: usize,
+    /// The item the parent waits on for it; `None` when it did not wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_id: Option<i64>,
+    pub started_at: Millis,
 }
 
 fn is_zero(steps: &usize) -> bool {
@@ -285,10 +329,18 @@ pub enum AuditAction {
     EscalationNotArmed,
     /// An escalation's notification was refused; it is tried again.
     NotifyFailed,
+    /// A mail event's mail: accepted by the SMTP server (with its
+    /// message id), refused (with the server's answer) or not sent.
+    Mail,
+    /// An IPC event started a child instance; the detail names it.
+    ChildStarted,
+    /// A child completed and told its waiting parent (finishing the
+    /// parent's item), or could not (the item was finished by hand).
+    ParentNotified,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::InstanceStarted,
         AuditAction::ActivityStarted,
         AuditAction::ActivityCompleted,
@@ -311,6 +363,9 @@ impl AuditAction {
         AuditAction::TimerFired,
         AuditAction::EscalationNotArmed,
         AuditAction::NotifyFailed,
+        AuditAction::Mail,
+        AuditAction::ChildStarted,
+        AuditAction::ParentNotified,
     ];
 
     /// The action in words, as trails show and store it.
@@ -338,6 +393,9 @@ impl AuditAction {
             AuditAction::TimerFired => "Timer fired",
             AuditAction::EscalationNotArmed => "Escalation not armed",
             AuditAction::NotifyFailed => "Notification failed",
+            AuditAction::Mail => "Mail",
+            AuditAction::ChildStarted => "Child started",
+            AuditAction::ParentNotified => "Parent notified",
         }
     }
 }

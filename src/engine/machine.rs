@@ -41,8 +41,8 @@ use std::collections::BTreeMap;
 
 use crate::engine::executor::{Executor, OutsideResult, RunEnd};
 use crate::engine::instance::{
-    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, Instance, InstanceStatus, ItemStatus,
-    LineResult, Millis, ServerItem, Token, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, ChildLink, Instance, InstanceStatus,
+    ItemStatus, LineResult, Millis, ServerItem, Token, TokenState,
 };
 use crate::engine::outbound::Exchange;
 use crate::engine::serial::Serial;
@@ -409,6 +409,10 @@ pub enum Effect {
     TimersDisarmed {
         serial_id: i64,
     },
+    /// An IPC event started a child instance, in this transaction (the
+    /// child's own rows are written beside the parent's). Kept in the
+    /// parent's flow state, which the instance row carries.
+    ChildStarted(Box<ChildLink>),
 }
 
 impl Effect {
@@ -421,6 +425,7 @@ impl Effect {
                 | Effect::TokenMoved { .. }
                 | Effect::ActivityClosed { .. }
                 | Effect::ItemCreated(_)
+                | Effect::ChildStarted(_)
         )
     }
 
@@ -480,6 +485,7 @@ fn apply(instance: &mut Instance, effect: &Effect) {
                 token.serial_id = Some(item.serial.destination_id);
             }
         }
+        Effect::ChildStarted(child) => instance.flow.children.push(child.as_ref().clone()),
         Effect::LineEvaluated(_)
         | Effect::ItemFinished { .. }
         | Effect::ItemApplied { .. }
@@ -614,7 +620,13 @@ pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>)
     let runs = match command {
         Command::Start => {
             let folio = if instance.folio.is_empty() { String::new() } else { format!("folio `{}`, ", instance.folio) };
-            let detail = format!("{folio}{} version {}", instance.process, instance.version);
+            let mut detail = format!("{folio}{} version {}", instance.process, instance.version);
+            if let Some(parent) = &instance.flow.parent {
+                detail.push_str(&format!(
+                    "; started by instance {}, event `{}` of `{}`",
+                    parent.instance_id, parent.event, parent.activity
+                ));
+            }
             run.audit(&mut effects, AuditAction::InstanceStarted, detail);
             run.open_activity(instance, run.process.start, &mut effects);
             true

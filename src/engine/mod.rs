@@ -16,11 +16,15 @@
 //! and its result is applied in the next one. See `ARCHITECTURE.md` for the
 //! whole story.
 
+pub mod bulk;
 pub mod error;
 mod executor;
+pub mod find;
 pub mod instance;
+mod ipc;
 pub mod machine;
 pub mod outbound;
+pub mod overview;
 pub mod runner;
 pub mod serial;
 pub mod storage;
@@ -31,13 +35,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
+pub use bulk::{BulkAction, BulkProgress, BulkReport, Outcome, Selection, Target};
 pub use error::{EngineError, format_age, format_step, format_time, trail_steps};
+pub use find::{Comparison, FieldCondition, FieldTest, FilterError, TimeRange, parse_instant};
 pub use instance::{
-    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, FailureInfo, Instance, InstanceStatus,
-    ItemStatus, LineResult, Millis, ServerItem, TokenState,
+    ActivityRecord, ActivityStatus, AuditAction, AuditEntry, AuditPlace, ChildLink, FailureInfo, Instance,
+    InstanceStatus, ItemStatus, LineResult, Millis, ParentLink, ServerItem, TokenState,
 };
+pub use ipc::{MAX_CHILDREN_PER_CALL, child_user};
 pub use machine::{Command, CommandKind, Effect, ItemPhase, ItemState, RecordedFinish, Refusal, Rule, Why, rule};
-pub use outbound::{Exchange, HttpOutbound, Outbound, OutboundError, OutboundResponse};
+pub use outbound::{
+    Exchange, HttpOutbound, MAIL_TIMEOUT, MailAccepted, MailDelivery, MailError, Mailer, Outbound, OutboundError,
+    OutboundResponse, SmtpMailer, SmtpPassword, SmtpSecurity, SmtpSettings, SmtpSettingsError,
+};
+pub use overview::{
+    ActivityCount, AgeHistogram, Bucket, Incident, OldestWait, Overview, ReasonKey, Span, Throughput, VersionOverview,
+    failure_pattern,
+};
 pub use runner::RunnerId;
 pub use serial::{InvalidSerial, Serial};
 pub use storage::{
@@ -48,6 +62,7 @@ pub use timer::{DueTimers, InstanceTimer, PendingTimer, Timer, TimerState};
 
 use crate::engine::executor::{Executor, OutsideResult, OutsideWork, RunEnd};
 use crate::engine::instance::FlowState;
+use crate::engine::ipc::{ChildStarter, InTransaction};
 use crate::engine::machine::{Decision, Notification, State, check_data};
 use crate::model::{
     CompiledProcess, EscalationAction, EventAction, FieldType, ProcessDraft, ProcessZone, Right, ScriptHost, Value,
@@ -309,6 +324,19 @@ pub struct InstanceDetail {
     pub activities: Vec<ActivityRecord>,
     pub lines: Vec<LineResult>,
     pub definition: Arc<CompiledProcess>,
+    /// The instance whose sub-process (IPC) event started this one.
+    pub parent: Option<ParentLink>,
+    /// The instances its sub-process events started, in the order they
+    /// started, each as it is now.
+    pub children: Vec<ChildInstance>,
+}
+
+/// A child an instance's IPC event started, and where it stands now
+/// (`None` when the user may not see it, or it cannot be read any more).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildInstance {
+    pub link: ChildLink,
+    pub summary: Option<InstanceSummary>,
 }
 
 /// What a write transaction committed: the instance as saved, its compiled
@@ -317,6 +345,9 @@ struct Step {
     instance: Instance,
     process: Arc<CompiledProcess>,
     end: RunEnd,
+    /// Other instances the transaction left with work outside it (children
+    /// an IPC event started, a parent a child's completion moved on).
+    later: Vec<Step>,
 }
 
 /// The embedded workflow engine over a storage.
@@ -330,6 +361,8 @@ pub struct Engine<S: Storage> {
     hook: Option<Hook>,
     /// Sends HTTP request events' requests, never inside a transaction.
     outbound: Arc<dyn Outbound>,
+    /// Sends mail events' mail, never inside a transaction.
+    mailer: Arc<dyn Mailer>,
     /// This engine's name in the claims it makes (see [`runner`]).
     runner: RunnerId,
     /// Runs of outside work going on now, which its runtime beats for.
@@ -355,6 +388,8 @@ impl<S: Storage> Engine<S> {
             compiled: Mutex::new(HashMap::new()),
             hook: None,
             outbound: Arc::new(HttpOutbound::default()),
+            // No SMTP server until one is given: a mail event fails saying so.
+            mailer: Arc::new(SmtpMailer::default()),
             runner: RunnerId::random(),
             running_outside: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -383,6 +418,13 @@ impl<S: Storage> Engine<S> {
     /// Replaces how HTTP request events are sent (the default is [`HttpOutbound`]).
     pub fn with_outbound(mut self, outbound: Arc<dyn Outbound>) -> Engine<S> {
         self.outbound = outbound;
+        self
+    }
+
+    /// Replaces how mail events' mail is sent (the default, an
+    /// [`SmtpMailer`] with no server, refuses every mail).
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Engine<S> {
+        self.mailer = mailer;
         self
     }
 
@@ -449,9 +491,15 @@ impl<S: Storage> Engine<S> {
 
     // ----- definitions -------------------------------------------------------
 
-    /// Every problem of a draft (errors and warnings).
-    pub fn validate(&self, draft: &ProcessDraft) -> Vec<crate::model::Problem> {
-        crate::model::validate(draft, &self.host)
+    /// Every problem of a draft (errors and warnings), and those of its
+    /// sub-process events against the processes deployed now (which
+    /// deploying checks too; a draft alone cannot know them).
+    pub fn validate(&self, draft: &ProcessDraft) -> Result<Vec<crate::model::Problem>, EngineError> {
+        let mut problems = crate::model::validate(draft, &self.host);
+        if let Ok(compiled) = CompiledProcess::compile_validated(draft, &self.host, problems.clone()) {
+            problems.extend(self.store.read(|tx| ipc::deployed_child_problems(self, tx, &compiled))?);
+        }
+        Ok(problems)
     }
 
     /// Deploys a draft as the process's next version, which becomes the default.
@@ -464,6 +512,13 @@ impl<S: Storage> Engine<S> {
             let latest = tx.latest_version(&draft.name)?;
             if latest.is_some() {
                 require(tx, &draft.name, user, Right::Admin)?;
+            }
+            let children = ipc::deployed_child_problems(self, tx, &compiled)?;
+            if !children.is_empty() {
+                let mut problems = compiled.warnings.clone();
+                problems.extend(children);
+                problems.sort_by_key(|p| p.severity);
+                return Err(EngineError::InvalidDefinition { name: draft.name.clone(), problems });
             }
             let version = latest.unwrap_or(0) + 1;
             tx.insert_version(&VersionRecord {
@@ -598,7 +653,13 @@ impl<S: Storage> Engine<S> {
     // Each call reads what it needs, lets `machine::decide` apply its command
     // (the table says whether it may), and writes the decision's effects.
 
-    fn executor<'a>(&'a self, process: &'a CompiledProcess, user: &'a str, now: Millis) -> Executor<'a> {
+    fn executor<'a>(
+        &'a self,
+        process: &'a CompiledProcess,
+        user: &'a str,
+        now: Millis,
+        children: Option<&'a dyn ChildStarter>,
+    ) -> Executor<'a> {
         Executor {
             process,
             host: &self.host,
@@ -606,6 +667,7 @@ impl<S: Storage> Engine<S> {
             user,
             max_steps: self.options.max_steps,
             inline_async_scripts: !self.host.can_call_out(),
+            children,
         }
     }
 
@@ -634,7 +696,8 @@ impl<S: Storage> Engine<S> {
                     .filter_map(|t| executor.process.activities[t.activity].events.get(t.next_event))
                     .filter_map(|event| match &event.action {
                         EventAction::Http(spec) => Some(spec.timeout.as_millis()),
-                        EventAction::Script(_) | EventAction::Wait(_) => None,
+                        EventAction::Mail(_) => Some(MAIL_TIMEOUT.as_millis()),
+                        EventAction::Script(_) | EventAction::Wait(_) | EventAction::Ipc(_) => None,
                     })
                     .max()
                     .unwrap_or(0);
@@ -678,7 +741,7 @@ impl<S: Storage> Engine<S> {
         step: Step,
         keep_going: &dyn Fn() -> bool,
     ) -> Result<Instance, EngineError> {
-        let Step { mut instance, process, mut end } = step;
+        let Step { mut instance, process, mut end, mut later } = step;
         let instance_id = instance.id;
         // Counted only when there is outside work, so that the calls that
         // have none (most starts and finishes) touch no shared counter.
@@ -695,28 +758,42 @@ impl<S: Storage> Engine<S> {
             }
             self.reach(HookPoint::BeforeAsyncScript);
             let work = {
-                let executor = self.executor(&process, user, self.now());
+                let executor = self.executor(&process, user, self.now(), None);
                 executor.outside_work(&instance, destination_id)
             };
             let result = match work {
                 None => return Ok(instance),
                 Some(OutsideWork::ScriptRan(result)) => OutsideResult::Script(result),
                 Some(OutsideWork::Send(request)) => OutsideResult::Http(Exchange::run(self.outbound.as_ref(), request)),
+                Some(OutsideWork::Mail(mail)) => {
+                    let date = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(u64::try_from(self.now()).unwrap_or_default());
+                    OutsideResult::Mail(MailDelivery::run(self.mailer.as_ref(), mail, date))
+                }
             };
-            (instance, end) = self.write(|tx| {
+            let more;
+            (instance, end, more) = self.write(|tx| {
                 // Reloaded: others (a callback, an operator) may have written since.
                 let mut instance =
                     tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-                let executor = self.executor(&process, user, self.now());
                 let items = tx.item_state(instance_id)?;
+                let children = InTransaction::new(self, tx, self.now());
+                let executor = children.executor(&process, user);
                 let state = State { instance: &mut instance, items };
                 let Some(decision) = machine::outside_work_done(&executor, state, destination_id, result) else {
-                    return Ok((instance, RunEnd::Settled));
+                    return Ok((instance, RunEnd::Settled, Vec::new()));
                 };
                 let end = decision.end;
-                self.save(tx, &mut instance, decision, &executor, false)?;
-                Ok((instance, end))
+                children.save(&mut instance, decision, &executor, false)?;
+                Ok((instance, end, children.into_later()?))
             })?;
+            later.extend(more);
+        }
+        // Children and parents the run moved with work outside, each as
+        // the user it runs for.
+        for other in later {
+            let user = other.instance.originator.clone();
+            self.continue_async_while(&user, other, keep_going)?;
         }
         Ok(instance)
     }
@@ -757,12 +834,13 @@ impl<S: Storage> Engine<S> {
                 lease_until: None,
                 revision: 0,
             };
-            let executor = self.executor(&compiled, user, now);
+            let children = InTransaction::new(self, tx, now);
+            let executor = children.executor(&compiled, user);
             let state = State { instance: &mut instance, items: ItemState::default() };
             let decision = machine::decide(&executor, state, Command::Start)?;
             let end = decision.end;
-            self.save(tx, &mut instance, decision, &executor, true)?;
-            Ok(Step { instance, process: compiled, end })
+            children.save(&mut instance, decision, &executor, true)?;
+            Ok(Step { instance, process: compiled, end, later: children.into_later()? })
         })?;
         let instance = self.continue_async(user, step)?;
         Ok(progress_of(&instance, None))
@@ -797,17 +875,33 @@ impl<S: Storage> Engine<S> {
     /// finish is recorded and applied when the instance runs again
     /// ([`machine::rule`]: held).
     pub fn finish(&self, user: &str, serial: Serial, data: &[(String, FieldInput)]) -> Result<Finished, EngineError> {
+        self.finish_marked(user, serial, data, None)
+    }
+
+    /// [`Engine::finish`], its trail's line of `marked`'s kind marked with
+    /// its words (a bulk action's).
+    fn finish_marked(
+        &self,
+        user: &str,
+        serial: Serial,
+        data: &[(String, FieldInput)],
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<Finished, EngineError> {
         let (applied, step) = self.write_planned(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            let executor = self.executor(&process, user, self.now());
             let items = tx.item_state(instance.id)?;
+            let children = InTransaction::new(self, tx, self.now());
+            let executor = children.executor(&process, user);
             let state = State { instance: &mut instance, items };
-            let decision = machine::decide(&executor, state, Command::Finish { item: &item, data })?;
+            let mut decision = machine::decide(&executor, state, Command::Finish { item: &item, data })?;
+            if let Some((action, note)) = marked {
+                bulk::mark(&mut decision.effects, user, action, note);
+            }
             let (applied, end) = (!decision.held, decision.end);
-            self.save(tx, &mut instance, decision, &executor, false)?;
-            Ok((applied, Step { instance, process, end }))
+            children.save(&mut instance, decision, &executor, false)?;
+            Ok((applied, Step { instance, process, end, later: children.into_later()? }))
         })?;
         let instance = self.continue_async(user, step)?;
         let finished = if applied { None } else { Some(serial) };
@@ -820,16 +914,32 @@ impl<S: Storage> Engine<S> {
     /// runs the instance on as far as the command moves it, and saves, in
     /// one transaction.
     fn operate(&self, user: &str, id: i64, command: Command<'_>) -> Result<Progress, EngineError> {
+        self.operate_marked(user, id, command, None)
+    }
+
+    /// [`Engine::operate`], its trail's line of `marked`'s kind marked with
+    /// its words (a bulk action's).
+    fn operate_marked(
+        &self,
+        user: &str,
+        id: i64,
+        command: Command<'_>,
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<Progress, EngineError> {
         let step = self.write(|tx| {
             let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
-            let executor = self.executor(&process, user, self.now());
             let items = tx.item_state(id)?;
-            let decision = machine::decide(&executor, State { instance: &mut instance, items }, command)?;
+            let children = InTransaction::new(self, tx, self.now());
+            let executor = children.executor(&process, user);
+            let mut decision = machine::decide(&executor, State { instance: &mut instance, items }, command)?;
+            if let Some((action, note)) = marked {
+                bulk::mark(&mut decision.effects, user, action, note);
+            }
             let end = decision.end;
-            self.save(tx, &mut instance, decision, &executor, false)?;
-            Ok(Step { instance, process, end })
+            children.save(&mut instance, decision, &executor, false)?;
+            Ok(Step { instance, process, end, later: children.into_later()? })
         })?;
         let instance = self.continue_async(user, step)?;
         Ok(progress_of(&instance, None))
@@ -931,7 +1041,7 @@ impl<S: Storage> Engine<S> {
                     return Ok(None);
                 };
                 let process = self.compiled(tx, &instance.process, instance.version)?;
-                let executor = self.executor(&process, "flowdesk", now);
+                let executor = self.executor(&process, "flowdesk", now, None);
                 let state = State { instance: &mut instance, items: ItemState::default() };
                 // Refused when it is no longer running: nothing to take over.
                 let Ok(decision) = machine::decide(&executor, state, Command::Recover) else {
@@ -957,6 +1067,7 @@ impl<S: Storage> Engine<S> {
                     instance: instance.clone(),
                     process: process.clone(),
                     end: RunEnd::Outside { destination_id },
+                    later: Vec::new(),
                 };
                 instance = self.continue_async_while(&instance.originator, step, keep_going)?;
             }
@@ -992,8 +1103,9 @@ impl<S: Storage> Engine<S> {
             })?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
             let user = if timer.escalation.is_some() { timer::DEADLINE_USER } else { timer::TIMER_USER };
-            let executor = self.executor(&process, user, now);
             let items = tx.item_state(instance_id)?;
+            let children = InTransaction::new(self, tx, now);
+            let executor = children.executor(&process, user);
             let state = State { instance: &mut instance, items };
             let mut decision = machine::decide(&executor, state, Command::Fire { timer: &timer, item: &item })?;
             let (held, end) = (decision.held, decision.end);
@@ -1004,12 +1116,13 @@ impl<S: Storage> Engine<S> {
                 // Nothing of the instance changed: its row is written as it
                 // was read (which bumps its revision, as every timer change
                 // does), its claim and last change left as they are.
-                tx.update_instance(&instance)?;
-                tx.write_effects(instance_id, decision.effects)?;
+                children.tx().update_instance(&instance)?;
+                children.tx().write_effects(instance_id, decision.effects)?;
             } else {
-                self.save(tx, &mut instance, decision, &executor, false)?;
+                children.save(&mut instance, decision, &executor, false)?;
             }
-            Ok(Some((held, notify, user, Step { instance, process, end })))
+            let later = children.into_later()?;
+            Ok(Some((held, notify, user, Step { instance, process, end, later })))
         })?;
         let Some((held, notify, user, step)) = fired else {
             return Ok(Firing::Gone);
@@ -1038,7 +1151,7 @@ impl<S: Storage> Engine<S> {
         self.write(|tx| {
             let timer = tx.timers_of(instance_id)?.into_iter().find(|t| t.id == notification.timer);
             let instance = tx.instance(instance_id)?.ok_or(EngineError::InstanceNotFound { id: instance_id })?;
-            let executor = self.executor(process, timer::DEADLINE_USER, self.now());
+            let executor = self.executor(process, timer::DEADLINE_USER, self.now(), None);
             let decision = machine::notification_sent(&executor, timer.as_ref(), &notification, &exchange);
             tx.update_instance(&instance)?;
             tx.write_effects(instance_id, decision.effects)?;
@@ -1150,17 +1263,19 @@ impl<S: Storage> Engine<S> {
 
     /// Instances the user may see, filtered and paged; overdue ones judged
     /// by the engine's clock.
+    /// A malformed or unusable filter is refused with
+    /// [`EngineError::Filter`], naming what is wrong.
     pub fn instances(&self, user: &str, filter: &InstanceFilter) -> Result<Vec<InstanceSummary>, EngineError> {
-        let filter = InstanceFilter { now: self.now(), ..filter.clone() };
         self.store.read(|tx| {
+            let filter = self.checked_filter(tx, filter)?;
             let visibility = self.visibility(tx, user)?;
             tx.instances(&visibility, &filter)
         })
     }
 
     pub fn count_instances(&self, user: &str, filter: &InstanceFilter) -> Result<u64, EngineError> {
-        let filter = InstanceFilter { now: self.now(), ..filter.clone() };
         self.store.read(|tx| {
+            let filter = self.checked_filter(tx, filter)?;
             let visibility = self.visibility(tx, user)?;
             tx.count_instances(&visibility, &filter)
         })
@@ -1185,10 +1300,7 @@ impl<S: Storage> Engine<S> {
     pub fn instance(&self, user: &str, id: i64) -> Result<InstanceDetail, EngineError> {
         self.store.read(|tx| {
             let instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
-            let rights = tx.rights(&instance.process, user)?;
-            let sees_all = rights.iter().any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
-            let sees_own = rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?;
-            if !sees_all && !sees_own {
+            if !may_see(tx, &instance.process, id, user)? {
                 return Err(EngineError::PermissionDenied {
                     user: user.to_owned(),
                     process: instance.process.clone(),
@@ -1211,6 +1323,15 @@ impl<S: Storage> Engine<S> {
                 }
             }
             let timers = pending_timers(&process, &instance, &pending_items, all_timers);
+            let mut children = Vec::with_capacity(instance.flow.children.len());
+            for link in &instance.flow.children {
+                // Only a child the user may see says how it stands.
+                let summary = match may_see(tx, &link.process, link.instance_id, user)? {
+                    true => tx.instance(link.instance_id)?.map(|child| InstanceSummary::of(&child)),
+                    false => None,
+                };
+                children.push(ChildInstance { link: link.clone(), summary });
+            }
             let mut summary = InstanceSummary::of(&instance);
             summary.due_at = timers.first().map(|t| t.due_at);
             Ok(InstanceDetail {
@@ -1224,6 +1345,8 @@ impl<S: Storage> Engine<S> {
                 activities: tx.activity_records(id)?,
                 lines: tx.line_results(id)?,
                 definition: process,
+                parent: instance.flow.parent.clone(),
+                children,
             })
         })
     }
@@ -1264,6 +1387,14 @@ fn read_back(tx: &mut dyn Transaction, draft: &ProcessDraft, version: u32) -> Re
         return Err(refused("it differs".to_owned()));
     }
     Ok(())
+}
+
+/// Whether `user` may see instance `id` of `process`: `View` (or `Admin`,
+/// `Server Event`), or `View Participate` on one they took part in.
+fn may_see(tx: &mut dyn Transaction, process: &str, id: i64, user: &str) -> Result<bool, EngineError> {
+    let rights = tx.rights(process, user)?;
+    let sees_all = rights.iter().any(|r| matches!(r, Right::Admin | Right::View | Right::ServerEvent));
+    Ok(sees_all || (rights.contains(&Right::ViewParticipate) && tx.is_participant(id, user)?))
 }
 
 fn require_process(tx: &mut dyn Transaction, process: &str) -> Result<(), EngineError> {

@@ -133,10 +133,12 @@
 use serde::Serialize;
 
 use crate::engine::error::EngineError;
+use crate::engine::find::{FieldCondition, TimeRange};
 use crate::engine::instance::{
     ActivityRecord, AuditEntry, Instance, InstanceStatus, ItemStatus, LineResult, Millis, ServerItem,
 };
 use crate::engine::machine::{Effect, ItemState};
+use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
 use crate::engine::runner::RunnerId;
 use crate::engine::serial::Serial;
 use crate::engine::timer::{DueTimers, Timer};
@@ -172,6 +174,8 @@ pub struct InstanceSummary {
     pub updated_at: Millis,
     /// When the instance's next armed timer falls due; `None` when none is.
     pub due_at: Option<Millis>,
+    /// The instance whose sub-process (IPC) event started this one.
+    pub parent_id: Option<i64>,
 }
 
 impl InstanceSummary {
@@ -188,6 +192,7 @@ impl InstanceSummary {
             started_at: instance.started_at,
             updated_at: instance.updated_at,
             due_at: None,
+            parent_id: instance.flow.parent.as_ref().map(|parent| parent.instance_id),
         }
     }
 }
@@ -253,9 +258,25 @@ impl InstanceOrder {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct InstanceFilter {
     pub process: Option<String>,
+    /// Only this version of [`Self::process`] (ignored without a process).
+    pub version: Option<u32>,
     pub status: Option<InstanceStatus>,
-    /// Matches the folio (contains) or, if a number, the id.
+    /// Only instances waiting on a pending server item at this activity of
+    /// [`Self::process`] or failed there (ignored without a process): the
+    /// diagram's counts, clicked. From the pending items' index by activity
+    /// and the failures' index.
+    pub activity: Option<String>,
+    /// Matches the folio (contains, ignoring case as every search does)
+    /// or, if a number, the id.
     pub search: Option<String>,
+    /// Only instances started in this range.
+    pub started: TimeRange,
+    /// Only instances that ended (completed) in this range; an open range
+    /// asks nothing.
+    pub ended: TimeRange,
+    /// Only instances whose data passes every condition; the engine reads
+    /// each for its field's type ([`FieldCondition::test`]).
+    pub fields: Vec<FieldCondition>,
     /// Only instances with an armed timer due by [`Self::now`]: overdue
     /// ones (held by a stopped instance or one in error, or left while no
     /// ticker ran).
@@ -479,6 +500,43 @@ pub trait Transaction {
     /// Whether `user` took part in the instance: started it, or acted on it
     /// (a participant recorded by [`Effect::TookPart`]).
     fn is_participant(&mut self, instance_id: i64, user: &str) -> StorageResult<bool>;
+
+    // The overview's aggregates (`engine::overview`). A backend keeps them
+    // in the same transaction as the changes they count, or answers them
+    // from indexes: never by walking every instance.
+
+    /// Instances per (process, version, status); groups may be listed with 0.
+    fn status_counts(&mut self) -> StorageResult<Vec<StatusCount>>;
+    /// Pending server items per (process, version, activity), each with the
+    /// hour of its oldest and its counts per hour of creation from
+    /// `since_hour` on.
+    fn pending_groups(&mut self, since_hour: i64) -> StorageResult<Vec<PendingGroup>>;
+    /// Pending server items created at `since` or later, per (process,
+    /// version): exact, where [`Transaction::pending_groups`] counts by the
+    /// hour. The youngest, read from the index by creation time.
+    fn pending_since(&mut self, since: Millis) -> StorageResult<Vec<(String, u32, u64)>>;
+    /// Instances started and completed per (process, version, minute), from
+    /// `since_minute` on.
+    fn instance_minutes(&mut self, since_minute: i64) -> StorageResult<Vec<MinuteCount>>;
+    /// Instances in error grouped by reason (`overview::failure_pattern`).
+    fn failure_groups(&mut self) -> StorageResult<Vec<Incident>>;
+    /// The instances in error for one reason, oldest failure first.
+    fn failure_ids(&mut self, key: &ReasonKey) -> StorageResult<Vec<i64>>;
+    /// The oldest pending item of a process version (at an activity, if
+    /// given) created at `from` or later (by creation time, then serial).
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        activity: Option<&str>,
+        from: Millis,
+    ) -> StorageResult<Option<ServerItem>>;
+    /// Where the aggregates disagree with a full count of what they count,
+    /// in words (empty: they agree). A backend that counts from its rows
+    /// each time has nothing to disagree and says so.
+    fn aggregate_mismatches(&mut self) -> StorageResult<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A database the engine can open transactions on.

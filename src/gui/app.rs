@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Clock, EngineError, SystemClock};
+use crate::engine::{Clock, EngineError, SmtpSettings, SystemClock};
 use crate::gui::GuiOptions;
-use crate::gui::designer::canvas::{TemplatePayload, paint_clock};
+use crate::gui::designer::canvas::{TemplatePayload, paint_drawn_icon};
 use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::gui::designer::palette::TEMPLATES;
 use crate::gui::designer::problems::{Pick, problems_ui};
@@ -36,6 +36,7 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ("purchase-approval", include_str!("../../samples/purchase-approval.process.json")),
     ("shipment", include_str!("../../samples/shipment.process.json")),
     ("http-callback", include_str!("../../samples/http-callback.process.json")),
+    ("notify-by-mail", include_str!("../../samples/notify-by-mail.process.json")),
 ];
 
 /// What is kept between runs.
@@ -48,6 +49,11 @@ pub struct Settings {
     /// False until the first run has shown the callback sample.
     pub welcomed: bool,
     pub snap_to_grid: Option<bool>,
+    /// The SMTP server mail events send through, but for its password
+    /// (Settings; `FLOWDESK_SMTP_URL` wins).
+    pub smtp: crate::gui::settings::SavedSmtp,
+    /// The monitor's saved filters, per user (`monitor::find`).
+    pub saved_filters: crate::gui::monitor::find::SavedFilters,
 }
 
 const RECENT_LIMIT: usize = 8;
@@ -82,6 +88,7 @@ enum Modal {
     },
     CreateToken(TokenForm),
     Tokens(TokenList),
+    Settings(crate::gui::settings::SettingsForm),
     /// A BPMN file of several processes: which to open.
     ChooseProcess {
         path: PathBuf,
@@ -273,11 +280,13 @@ enum StatusKind {
     Failure,
 }
 
-/// The three faces of the window.
+/// The faces of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum AppView {
     #[default]
     Designer,
+    /// The monitor's first tab: counts, charts, incidents, the diagram's counts.
+    Overview,
     Monitor,
     Items,
 }
@@ -345,7 +354,14 @@ impl FlowdeskApp {
         // Instances whose runner died mid-script or mid-request run on, beside
         // the window's own calls (the monitor shows where they stand), and
         // timers fire as they fall due.
-        let runtime_options = RuntimeOptions { ticking: Ticking::Host, clock: clock.clone(), ..Default::default() };
+        // Mail goes through the server FLOWDESK_SMTP_URL names, else the
+        // one saved in Settings (its password is asked for each session).
+        let smtp = match crate::runtime::smtp_from_env() {
+            Ok(None) => settings.smtp.settings(crate::runtime::smtp_password_from_env()),
+            from_env => from_env,
+        };
+        let runtime_options =
+            RuntimeOptions { ticking: Ticking::Host, clock: clock.clone(), smtp, ..Default::default() };
         let opened =
             Runtime::open(&options.db_path, runtime_options).map(Arc::new).map_err(crate::engine::EngineError::from);
         // The query worker wakes the window when an answer arrives; the
@@ -401,6 +417,7 @@ impl FlowdeskApp {
             api_listen: String::new(),
             timers_fired: None,
         };
+        app.monitor.find.saved = app.settings.saved_filters.clone();
         app.api_listen = match app.settings.api_listen.trim() {
             "" => crate::net::DEFAULT_LISTEN.to_owned(),
             saved => saved.to_owned(),
@@ -463,13 +480,13 @@ impl FlowdeskApp {
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         match self.view {
             AppView::Designer => self.designer_ui(ui),
+            AppView::Overview => {
+                let requests = self.monitor.overview_ui(ui, self.actions.as_mut(), &self.user);
+                self.monitor_requests(requests);
+            }
             AppView::Monitor => {
                 let requests = self.monitor.instances_ui(ui, self.actions.as_mut(), &self.user);
-                for request in requests {
-                    match request {
-                        MonitorRequest::StartInstance { process } => self.open_start_form_for(&process),
-                    }
-                }
+                self.monitor_requests(requests);
             }
             AppView::Items => {
                 self.monitor.items_ui(ui, self.actions.as_mut(), &self.user);
@@ -482,6 +499,16 @@ impl FlowdeskApp {
         if self.shown_title != title {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
             self.shown_title = title;
+        }
+    }
+
+    fn monitor_requests(&mut self, requests: Vec<MonitorRequest>) {
+        for request in requests {
+            match request {
+                MonitorRequest::StartInstance { process } => self.open_start_form_for(&process),
+                MonitorRequest::ShowInstances => self.view = AppView::Monitor,
+                MonitorRequest::ExportCsv { filter } => self.export_csv(filter),
+            }
         }
     }
 
@@ -513,9 +540,12 @@ impl FlowdeskApp {
 
     fn menu_bar(&mut self, ui: &mut Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
-            for (view, title) in
-                [(AppView::Designer, "Designer"), (AppView::Monitor, "Monitor"), (AppView::Items, "Server items")]
-            {
+            for (view, title) in [
+                (AppView::Designer, "Designer"),
+                (AppView::Overview, "Overview"),
+                (AppView::Monitor, "Monitor"),
+                (AppView::Items, "Server items"),
+            ] {
                 ui.selectable_value(&mut self.view, view, RichText::new(title).strong());
             }
             ui.separator();
@@ -527,6 +557,11 @@ impl FlowdeskApp {
                     self.file_menu_designer_items(ui);
                     ui.separator();
                 }
+                if ui.button("Settings…").clicked() {
+                    self.open_settings();
+                    ui.close();
+                }
+                ui.separator();
                 if ui.add(egui::Button::new("Quit").shortcut_text("Ctrl+Q")).clicked() {
                     self.request(Replace::Quit);
                     ui.close();
@@ -1007,7 +1042,7 @@ impl FlowdeskApp {
                                 Some(None) => {
                                     let (rect, _) =
                                         ui.allocate_exact_size(egui::vec2(22.0, 22.0), egui::Sense::hover());
-                                    paint_clock(ui.painter(), rect.center(), 10.0, theme::TIMER, egui::Color32::WHITE);
+                                    paint_drawn_icon(ui.painter(), template.icon, rect);
                                 }
                                 None => {}
                             }
@@ -1221,6 +1256,38 @@ impl FlowdeskApp {
 
     /// Saves to the document's file, or asks where (always, for Save As);
     /// `then` happens once the draft is saved, and not at all if it is not.
+    /// What is kept between runs, as it stands now (eframe saves it).
+    pub fn kept_settings(&mut self) -> Settings {
+        self.settings.saved_filters = self.monitor.find.saved.clone();
+        self.settings.clone()
+    }
+
+    /// Export CSV…: asks where, then writes every instance of `filter` on
+    /// a thread of its own (a million rows take seconds).
+    fn export_csv(&mut self, filter: crate::engine::InstanceFilter) {
+        let name = filter.process.clone().unwrap_or_else(|| "instances".to_owned());
+        let chosen = self.dialogs.save_csv(&name, self.dialog_folder().as_deref());
+        let find = &mut self.monitor.find;
+        match chosen {
+            DialogOutcome::Chosen(path) => match &self.engine {
+                Ok(engine) => {
+                    let wake = self.repaint.clone();
+                    let wake = move || {
+                        if let Some(ctx) = wake.get() {
+                            ctx.request_repaint();
+                        }
+                    };
+                    find.exporting(crate::gui::monitor::find::export(engine.clone(), &self.user, filter, path, wake));
+                }
+                Err(error) => find.export_ended(Err(error.clone())),
+            },
+            DialogOutcome::Cancelled => {}
+            DialogOutcome::Unavailable => find.export_ended(Err(
+                "This desktop has no file dialog; `flowdesk instances --csv` exports the same list".to_owned(),
+            )),
+        }
+    }
+
     fn save(&mut self, save_as: bool, then: Option<Replace>) {
         let path = match (save_as, self.designer.doc.path()) {
             (false, Some(path)) => path.to_owned(),
@@ -1708,6 +1775,35 @@ impl FlowdeskApp {
         };
     }
 
+    /// File ▸ Settings…: the SMTP server mail events send through.
+    pub fn open_settings(&mut self) {
+        let from_env = std::env::var("FLOWDESK_SMTP_URL").ok().filter(|url| !url.trim().is_empty());
+        self.modal = Some(Modal::Settings(crate::gui::settings::SettingsForm::new(&self.settings.smtp, from_env)));
+    }
+
+    /// Saves the Settings dialog's server: from now on mail goes there.
+    /// False (and the form says why) when it cannot be used.
+    fn save_settings(&mut self, form: &mut crate::gui::settings::SettingsForm) -> bool {
+        let (saved, settings) = match form.read() {
+            Ok(read) => read,
+            Err(message) => {
+                form.error = Some(message);
+                return false;
+            }
+        };
+        let shown = settings.as_ref().map(SmtpSettings::url);
+        if let Ok(runtime) = &self.runtime {
+            runtime.smtp().set_settings(Ok(settings));
+        }
+        self.settings.smtp = saved;
+        let text = match shown {
+            Some(url) => format!("Mail goes through {url}"),
+            None => "No SMTP server: mail events fail until one is set".to_owned(),
+        };
+        self.set_status(text, StatusKind::Success);
+        true
+    }
+
     fn set_status(&mut self, text: String, kind: StatusKind) {
         self.status = Some((text, kind));
     }
@@ -1892,6 +1988,16 @@ impl FlowdeskApp {
                     next_modal = Some(Modal::ConfirmRedeploy { version });
                 }
             }
+            Modal::Settings(mut form) => {
+                keep = match crate::gui::settings::settings_dialog_ui(ctx, &mut form) {
+                    crate::gui::settings::SettingsAnswer::Open => true,
+                    crate::gui::settings::SettingsAnswer::Cancel => false,
+                    crate::gui::settings::SettingsAnswer::Save => !self.save_settings(&mut form),
+                };
+                if keep {
+                    next_modal = Some(Modal::Settings(form));
+                }
+            }
             Modal::CreateToken(mut form) => {
                 keep = self.token_dialog(ctx, &mut form);
                 if keep {
@@ -1982,7 +2088,7 @@ impl eframe::App for FlowdeskApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        eframe::set_value(storage, eframe::APP_KEY, &self.kept_settings());
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::engine::{InstanceColumn, InstanceFilter, InstanceOrder, InstanceStatus};
+use crate::engine::{FieldCondition, InstanceColumn, InstanceFilter, InstanceOrder, InstanceStatus, TimeRange};
 use crate::gui::app::SAMPLES;
 use crate::gui::bench::{FrameStats, stats};
 use crate::gui::dialogs::ScriptedDialogs;
@@ -101,7 +101,27 @@ pub struct MonitorReport {
     pub first_count_ms: f64,
     pub scenarios: Vec<ScenarioReport>,
     pub filters: Vec<FilterReport>,
+    pub overview: OverviewReport,
 }
+
+/// The overview tab on the same database: how long its reads take (each
+/// the median of [`ANSWER_RUNS`] calls of the engine, as the query worker
+/// makes them) and how long after the tab opened its counts and its
+/// diagram's counts showed; its frame times are among the scenarios.
+#[derive(Debug, Clone)]
+pub struct OverviewReport {
+    /// (what, median milliseconds): the overview (counts, ages, incidents),
+    /// the chart of a week, the diagram's counts.
+    pub answers: Vec<(&'static str, f64)>,
+    pub shown_ms: f64,
+    pub diagram_shown_ms: f64,
+    /// Incidents and process versions the overview showed.
+    pub incidents: usize,
+    pub versions: usize,
+}
+
+/// How many times each of the overview's reads is timed.
+const ANSWER_RUNS: usize = 7;
 
 /// Makes `path` hold at least `instances` instances of the callback sample that
 /// `user` may see: deploys it if needed (the deployer gets Admin), then writes
@@ -228,6 +248,8 @@ pub fn run(options: &MonitorBenchOptions) -> anyhow::Result<MonitorReport> {
     }));
     let (filter_frames, filters) = filtering(&driver, &mut app, user, frames_per)?;
     scenarios.push(filter_frames);
+    let (overview_frames, overview) = overview(&driver, &mut app, &path, user, frames_per)?;
+    scenarios.push(overview_frames);
     drop(app);
     Ok(MonitorReport {
         setup,
@@ -236,7 +258,75 @@ pub fn run(options: &MonitorBenchOptions) -> anyhow::Result<MonitorReport> {
         first_count_ms: ms(first_count),
         scenarios,
         filters,
+        overview,
     })
+}
+
+/// The overview: its reads timed on their own, then the tab opened in the
+/// app until its counts and diagram show, then frames with the pointer
+/// moving over it.
+fn overview(
+    driver: &Driver,
+    app: &mut FlowdeskApp,
+    path: &Path,
+    user: &str,
+    frames: usize,
+) -> anyhow::Result<(ScenarioReport, OverviewReport)> {
+    let runtime =
+        Runtime::open_existing(path, RuntimeOptions { durability: Durability::Normal, ..RuntimeOptions::default() })?;
+    let engine = runtime.engine();
+    let version = engine.version_definition(PROCESS, None)?.0;
+    let median = |work: &dyn Fn() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        let mut times = Vec::with_capacity(ANSWER_RUNS);
+        for _ in 0..ANSWER_RUNS {
+            let started = Instant::now();
+            work()?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    };
+    let answers = vec![
+        ("overview (counts, ages, incidents)", median(&|| Ok(engine.overview(user).map(drop)?))?),
+        (
+            "chart of the last week",
+            median(&|| Ok(engine.throughput(user, None, None, crate::engine::Span::Week).map(drop)?))?,
+        ),
+        ("diagram counts", median(&|| Ok(engine.activity_counts(user, PROCESS, version).map(drop)?))?),
+    ];
+    drop(runtime);
+
+    app.view = AppView::Overview;
+    let opened = Instant::now();
+    let (mut shown, mut diagram) = (None, None);
+    let mut times = Vec::new();
+    while shown.is_none() || diagram.is_none() {
+        anyhow::ensure!(opened.elapsed() < PATIENCE, "no overview after {} s", PATIENCE.as_secs());
+        let started = Instant::now();
+        times.push(driver.frame(app, Vec::new()));
+        if shown.is_none() && app.monitor.overview.overview().is_some() {
+            shown = Some(opened.elapsed());
+        }
+        if diagram.is_none() && app.monitor.overview.diagram_counts().is_some() {
+            diagram = Some(opened.elapsed());
+        }
+        driver.wait_for_wake(started);
+    }
+    for i in 0..frames {
+        let at = egui::pos2(200.0 + (i % 40) as f32 * 20.0, 150.0 + (i % 25) as f32 * 20.0);
+        times.push(driver.paced(app, vec![egui::Event::PointerMoved(at)]));
+    }
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or_default();
+    let (incidents, versions) =
+        app.monitor.overview.overview().map_or((0, 0), |o| (o.incidents.len(), o.versions.len()));
+    let report = ScenarioReport {
+        frames: stats("overview: counts, charts, incidents and the diagram shown", times),
+        pages_shown: 0,
+        stale_frames: 0,
+        deepest_row: 0,
+        settle_ms: 0.0,
+    };
+    Ok((report, OverviewReport { answers, shown_ms: ms(shown), diagram_shown_ms: ms(diagram), incidents, versions }))
 }
 
 /// Draws frames of the whole app as a window would, timing each.
@@ -409,6 +499,11 @@ fn filtering(
     let with_process = |f: InstanceFilter| InstanceFilter { process: Some(PROCESS.to_owned()), ..f };
     let search = |text: &str| InstanceFilter { search: Some(text.to_owned()), ..base.clone() };
     let order = |column, descending| InstanceFilter { order: InstanceOrder { column, descending }, ..base.clone() };
+    let field = |text: &str| -> anyhow::Result<InstanceFilter> {
+        Ok(InstanceFilter { fields: vec![FieldCondition::parse(text)?], ..base.clone() })
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let since = |days: i64| TimeRange { after: Some(now - days * 24 * 3_600_000), before: None };
     let steps: Vec<(&'static str, InstanceFilter)> = vec![
         ("status=Error", status(InstanceStatus::Error)),
         ("status=Error process=callback", with_process(status(InstanceStatus::Error))),
@@ -423,6 +518,13 @@ fn filtering(
             "status=Completed order=last change desc",
             InstanceFilter { status: Some(InstanceStatus::Completed), ..order(InstanceColumn::LastChange, true) },
         ),
+        ("search=po-99 (lower case, many matches)", search("po-99")),
+        ("process=callback where name = \"name 3\"", with_process(field("name = \"name 3\"")?)),
+        ("process=callback where name contains AME 7", with_process(field("name contains AME 7")?)),
+        ("process=callback where done = true (none match)", with_process(field("done = true")?)),
+        ("process=callback version=1", InstanceFilter { version: Some(1), ..with_process(base.clone()) }),
+        ("started in the last 30 days", InstanceFilter { started: since(30), ..base.clone() }),
+        ("ended in the last 30 days", InstanceFilter { ended: since(30), ..base.clone() }),
         ("no filter, newest first", base.clone()),
     ];
     let after = (frames / steps.len()).max(5);

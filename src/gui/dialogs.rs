@@ -22,6 +22,8 @@ pub trait FileDialogs {
     fn open_bpmn(&self, folder: Option<&Path>) -> DialogOutcome;
     /// Asks where to export a process called `suggested_name` as BPMN 2.0.
     fn save_bpmn(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome;
+    /// Asks where to export the instance list, `suggested_name` as CSV.
+    fn save_csv(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome;
 }
 
 /// The names a BPMN file goes by.
@@ -66,6 +68,7 @@ impl NativeDialogs {
 
 const PROCESS_FILES: (&str, &[&str]) = ("flowdesk process", &["json"]);
 const BPMN_FILES: (&str, &[&str]) = ("BPMN 2.0", BPMN_EXTENSIONS);
+const CSV_FILES: (&str, &[&str]) = ("CSV", &["csv"]);
 
 impl FileDialogs for NativeDialogs {
     fn open_process(&self, folder: Option<&Path>) -> DialogOutcome {
@@ -83,6 +86,10 @@ impl FileDialogs for NativeDialogs {
 
     fn save_bpmn(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome {
         NativeDialogs::save("Export BPMN", BPMN_FILES, format!("{suggested_name}.bpmn"), folder, with_bpmn_extension)
+    }
+
+    fn save_csv(&self, suggested_name: &str, folder: Option<&Path>) -> DialogOutcome {
+        NativeDialogs::save("Export CSV", CSV_FILES, format!("{suggested_name}.csv"), folder, with_csv_extension)
     }
 }
 
@@ -170,6 +177,15 @@ pub fn with_process_extension(path: PathBuf) -> PathBuf {
 }
 
 /// `name` → `name.bpmn`; a name already ending in a BPMN file's extension is kept.
+/// `path`, ending in `.csv`.
+pub fn with_csv_extension(path: PathBuf) -> PathBuf {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        path
+    } else {
+        path.with_added_extension("csv")
+    }
+}
+
 pub fn with_bpmn_extension(path: PathBuf) -> PathBuf {
     if path.extension().is_some_and(|e| BPMN_EXTENSIONS.iter().any(|b| e.eq_ignore_ascii_case(b))) {
         path
@@ -189,6 +205,8 @@ pub struct ScriptedDialogs {
     /// Answers to File ▸ Import BPMN… and File ▸ Export BPMN….
     pub import_bpmn: std::cell::RefCell<Vec<PathBuf>>,
     pub export_bpmn: std::cell::RefCell<Vec<PathBuf>>,
+    /// Answers to the monitor's Export CSV….
+    pub export_csv: std::cell::RefCell<Vec<PathBuf>>,
     pub unavailable: bool,
 }
 
@@ -221,6 +239,10 @@ impl FileDialogs for ScriptedDialogs {
 
     fn save_bpmn(&self, _suggested_name: &str, _folder: Option<&Path>) -> DialogOutcome {
         self.answer(&self.export_bpmn)
+    }
+
+    fn save_csv(&self, _suggested_name: &str, _folder: Option<&Path>) -> DialogOutcome {
+        self.answer(&self.export_csv)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod designer;
 pub mod dialogs;
 pub mod fonts;
 pub mod monitor;
+pub mod settings;
 pub mod theme;
 
 use std::path::PathBuf;

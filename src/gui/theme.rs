@@ -20,6 +20,12 @@ pub const ASYNC_ROW_FILL: Color32 = Color32::from_rgb(255, 244, 222);
 /// apart from the event kinds and from errors.
 pub const TIMER: Color32 = Color32::from_rgb(126, 87, 194);
 pub const TIMER_ROW_FILL: Color32 = Color32::from_rgb(240, 234, 250);
+/// Mail events: brown, apart from the other event kinds, errors and timers.
+pub const MAIL: Color32 = Color32::from_rgb(121, 85, 72);
+/// A sub-process (IPC) event: its icon, badge and row (blue-grey, apart
+/// from the other kinds, from the start mark's green and from errors).
+pub const IPC_EVENT: Color32 = Color32::from_rgb(69, 90, 100);
+pub const IPC_ROW_FILL: Color32 = Color32::from_rgb(236, 239, 241);
 pub const EVENT_TEXT: Color32 = Color32::from_rgb(40, 48, 62);
 
 pub const SELECTION: Color32 = Color32::from_rgb(0, 122, 255);

@@ -12,6 +12,8 @@ use std::time::Duration;
 use crate::model::definition::{EscalationActionDraft, EscalationDraft, EventDraft, PrecedingRule, ProcessDraft};
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
+use crate::model::ipc::IpcSpec;
+use crate::model::mail::MailSpec;
 use crate::model::script::{CompiledScript, ScriptHost};
 use crate::model::template::TemplateValues;
 use crate::model::time::{Delay, Due, DueError, Millis, ProcessZone};
@@ -21,6 +23,8 @@ use crate::model::value::{FieldType, Value};
 #[derive(Debug, Clone)]
 pub struct CompiledEvent {
     pub name: String,
+    /// Whether the event completes at once (an IPC event that waits for its
+    /// child, the one whose *Synchronous* property is set, does not).
     pub synchronous: bool,
     pub action: EventAction,
 }
@@ -34,6 +38,11 @@ pub enum EventAction {
     Http(HttpRequestSpec),
     /// A timer event: waits until `Due`, then completes.
     Wait(Due),
+    /// Sends a mail: IO, so never inside a transaction. Always synchronous.
+    Mail(MailSpec),
+    /// Starts a child instance (in the same transaction) and, when
+    /// [`IpcSpec::waits`], waits for it to complete.
+    Ipc(IpcSpec),
 }
 
 /// An escalation of an activity: when a wait of the activity falls due,
@@ -124,7 +133,7 @@ impl CompiledProcess {
         CompiledProcess::compile_validated(draft, host, problems)
     }
 
-    fn compile_validated(
+    pub(crate) fn compile_validated(
         draft: &ProcessDraft,
         host: &ScriptHost,
         problems: Vec<Problem>,
@@ -181,6 +190,13 @@ impl CompiledProcess {
                             action: EventAction::Http(spec),
                         });
                     }
+                    EventDraft::Mail(mail) => events.push(CompiledEvent {
+                        name: mail.name.clone(),
+                        synchronous: true,
+                        action: EventAction::Mail(
+                            MailSpec::check(mail, &field_names).map_err(|messages| internal(messages.join("; ")))?,
+                        ),
+                    }),
                     EventDraft::Timer(timer) => events.push(CompiledEvent {
                         name: timer.name.clone(),
                         synchronous: false,
@@ -188,6 +204,15 @@ impl CompiledProcess {
                             compile_due(&timer.after, &timer.at_field).map_err(|e| internal(e.to_string()))?,
                         ),
                     }),
+                    EventDraft::Ipc(ipc) => {
+                        let spec =
+                            IpcSpec::check(ipc, &field_types).map_err(|messages| internal(messages.join("; ")))?;
+                        events.push(CompiledEvent {
+                            name: ipc.name.clone(),
+                            synchronous: !spec.waits,
+                            action: EventAction::Ipc(spec),
+                        });
+                    }
                 }
             }
             let mut escalations = Vec::with_capacity(activity.escalations.len());

@@ -287,6 +287,9 @@ pub enum EventDraft {
     ServerEvent(ServerEventDraft),
     HttpRequest(HttpRequestDraft),
     Timer(TimerDraft),
+    Mail(MailDraft),
+    /// A sub-process (IPC) event: see [`crate::model::ipc`].
+    Ipc(crate::model::ipc::IpcDraft),
 }
 
 impl EventDraft {
@@ -295,6 +298,8 @@ impl EventDraft {
             EventDraft::ServerEvent(event) => &event.name,
             EventDraft::HttpRequest(event) => &event.name,
             EventDraft::Timer(event) => &event.name,
+            EventDraft::Mail(event) => &event.name,
+            EventDraft::Ipc(event) => &event.name,
         }
     }
 
@@ -303,16 +308,23 @@ impl EventDraft {
             EventDraft::ServerEvent(event) => event.name = name,
             EventDraft::HttpRequest(event) => event.name = name,
             EventDraft::Timer(event) => event.name = name,
+            EventDraft::Mail(event) => event.name = name,
+            EventDraft::Ipc(event) => event.name = name,
         }
     }
 
     /// Whether the event completes at once; otherwise it waits for a callback
-    /// on its server item.
+    /// on its server item. Not an IPC event's *Synchronous* property, which
+    /// means the opposite: a synchronous IPC event waits for its child.
     pub fn synchronous(&self) -> bool {
         match self {
             EventDraft::ServerEvent(event) => event.synchronous,
             EventDraft::HttpRequest(event) => event.synchronous,
             EventDraft::Timer(_) => false,
+            // What the file says, so that validation can name an
+            // asynchronous mail event; it never runs as one.
+            EventDraft::Mail(event) => event.synchronous,
+            EventDraft::Ipc(event) => !event.synchronous,
         }
     }
 }
@@ -359,6 +371,32 @@ impl HttpRequestDraft {
     pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
 }
 
+/// A mail event: sends one e-mail through the SMTP server set in the
+/// window's Settings or `FLOWDESK_SMTP_URL` (never in the process file), and
+/// completes once the server has accepted it. Always synchronous: the
+/// server's acceptance is its whole work, and nothing outside holds a
+/// serial to call back with; `synchronous: false` is a validation problem.
+/// `to`, `cc` (comma-separated addresses), `subject`, `body` (plain text)
+/// and `html` (empty: none; else sent as the alternative to `body`) are
+/// templates (see [`crate::model::template`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailDraft {
+    pub name: String,
+    #[serde(default = "default_synchronous", skip_serializing_if = "is_true")]
+    pub synchronous: bool,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cc: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub html: String,
+}
+
 /// One request header; the value is a template.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -382,6 +420,10 @@ fn default_synchronous() -> bool {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// An arrow between two activities. An empty rule is always true.

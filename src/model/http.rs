@@ -212,8 +212,10 @@ fn fill_header(
 }
 
 /// Parses a template, noting a syntax error or unknown placeholders (all of
-/// them, by name) as a problem of `what`.
-fn checked_template(
+/// them, by name) as a problem of `what`. Mail events' templates are
+/// checked the same way (`model::mail`), as are a sub-process event's
+/// folio and input templates.
+pub(crate) fn checked_template(
     what: &str,
     text: &str,
     json: bool,

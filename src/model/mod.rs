@@ -8,6 +8,8 @@ pub mod compiled;
 pub mod definition;
 pub mod graph;
 pub mod http;
+pub mod ipc;
+pub mod mail;
 pub mod rights;
 pub mod script;
 pub mod template;
@@ -20,11 +22,13 @@ pub use compiled::{
 };
 pub use definition::{
     ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, FieldDraft, HeaderDraft, HttpRequestDraft,
-    LineDraft, LoadError, NotifyDraft, Position, PrecedingRule, ProcessDraft, RequestParts, RequestPartsMut,
+    LineDraft, LoadError, MailDraft, NotifyDraft, Position, PrecedingRule, ProcessDraft, RequestParts, RequestPartsMut,
     ServerEventDraft, TimerDraft,
 };
 pub use graph::ProcessGraph;
 pub use http::{FillError, HttpMethod, HttpRequest, HttpRequestSpec};
+pub use ipc::{IpcDraft, IpcSpec, MappingDraft};
+pub use mail::{MailFillError, MailMessage, MailSpec};
 pub use rights::Right;
 pub use script::{
     CompiledScript, ScriptClock, ScriptContext, ScriptExtension, ScriptFailure, ScriptHost, ScriptOutcome,

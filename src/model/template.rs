@@ -1,4 +1,4 @@
-//! Text templates with `${name}` placeholders, as HTTP request events use them.
+//! Text templates with `${name}` placeholders, as HTTP request and mail events use them.
 //!
 //! A template is parsed once (when a definition is validated or compiled) into
 //! literal text and placeholders, and filled at run time from the instance's
@@ -11,6 +11,8 @@
 //!   JSON string, so no value can break the body's structure;
 //! - in a URL ([`Template::fill_url`]) the text is percent-encoded, so a value
 //!   cannot add a path segment or a query parameter;
+//! - in a mail's HTML part ([`Template::fill_html`]) the text is escaped, so
+//!   a value cannot add markup;
 //! - anywhere else ([`Template::fill_text`]) it is the plain text.
 //!
 //! `$${` writes a literal `${`; a `$` not followed by `{` is plain text.
@@ -174,6 +176,18 @@ impl Template {
         names
     }
 
+    /// The template as written, placeholders as `${name}` (a literal `$${`
+    /// comes back as `${`).
+    pub fn written(&self) -> String {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Text(text) => text.clone(),
+                Segment::Placeholder { name, .. } => format!("${{{name}}}"),
+            })
+            .collect()
+    }
+
     /// The literal text, without placeholders (to check it on its own).
     pub fn literal_text(&self) -> String {
         self.segments
@@ -228,6 +242,25 @@ impl Template {
     pub fn fill_text(&self, values: &TemplateValues<'_>) -> Result<String, UnknownPlaceholder> {
         self.fill(|name, _, out| {
             out.push_str(&values.text(name).ok_or_else(|| UnknownPlaceholder(name.to_owned()))?);
+            Ok(())
+        })
+    }
+
+    /// Fills an HTML template (a mail's HTML part), escaping each value's
+    /// text so that no value can add markup.
+    pub fn fill_html(&self, values: &TemplateValues<'_>) -> Result<String, UnknownPlaceholder> {
+        self.fill(|name, _, out| {
+            let text = values.text(name).ok_or_else(|| UnknownPlaceholder(name.to_owned()))?;
+            for c in text.chars() {
+                match c {
+                    '&' => out.push_str("&amp;"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '"' => out.push_str("&quot;"),
+                    '\'' => out.push_str("&#39;"),
+                    c => out.push(c),
+                }
+            }
             Ok(())
         })
     }

@@ -14,6 +14,7 @@ use crate::model::definition::{
 };
 use crate::model::graph::ProcessGraph;
 use crate::model::http::{HttpRequestSpec, sample_context};
+use crate::model::mail::MailSpec;
 use crate::model::script::{CONTEXT_NAMES, ScriptContext, ScriptFailure, ScriptHost};
 use crate::model::template::TemplateValues;
 use crate::model::time::{Delay, ProcessZone};
@@ -295,8 +296,53 @@ fn check_activities(
                     }
                 }
                 EventDraft::Timer(_) => {}
+                EventDraft::Mail(mail) => {
+                    if let Err(messages) = MailSpec::check(mail, field_names) {
+                        for message in messages {
+                            problems.error(event_location.clone(), message);
+                        }
+                    }
+                }
+                EventDraft::Ipc(ipc) => check_ipc(draft, ipc, defaults, event_location, problems),
             }
         }
+    }
+}
+
+/// An IPC event's problems that the draft tells. Whether its child is
+/// deployed, has the fields its mappings name and of which types, only the
+/// store knows: the engine checks that when deploying (and `validate` with
+/// a database), so a draft is not refused for a child not deployed yet. A
+/// process calling itself has its own fields to check against.
+fn check_ipc(
+    draft: &ProcessDraft,
+    ipc: &crate::model::ipc::IpcDraft,
+    defaults: &BTreeMap<String, Value>,
+    location: Location,
+    problems: &mut Problems,
+) {
+    let field_types: BTreeMap<String, FieldType> =
+        defaults.iter().map(|(name, value)| (name.clone(), value.field_type())).collect();
+    let spec = match crate::model::ipc::IpcSpec::check(ipc, &field_types) {
+        Ok(spec) => spec,
+        Err(messages) => {
+            for message in messages {
+                problems.error(location.clone(), message);
+            }
+            return;
+        }
+    };
+    if spec.process == draft.name {
+        for message in spec.check_child(&field_types, &field_types) {
+            problems.error(location.clone(), message);
+        }
+        problems.warning(
+            location,
+            format!(
+                "the process starts itself: allowed, but a chain of sub-processes deeper than {} puts the instance that would start the next one in Error",
+                crate::model::ipc::MAX_DEPTH
+            ),
+        );
     }
 }
 

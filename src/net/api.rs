@@ -23,12 +23,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::dto::{
-    FinishRequest, FinishedDto, InstanceDto, ItemDto, ItemList, ItemQuery, ItemStatusFilter, OpenedItemDto,
-    ProgressDto, StartRequest,
+    BulkFinishRequest, BulkFinishResult, BulkFinishedDto, FinishRequest, FinishedDto, InstanceDto, ItemDto, ItemList,
+    ItemQuery, ItemStatusFilter, OpenedItemDto, ProgressDto, StartRequest,
 };
 use super::error::{ApiError, ApiErrorBody};
 use super::token;
-use crate::engine::{EngineError, FieldInput, ItemFilter, Serial};
+use crate::engine::{BulkAction, BulkProgress, EngineError, FieldInput, ItemFilter, Outcome, Serial, Target};
 use crate::runtime::{Runtime, RuntimeEngine};
 
 /// How long clients and calls may take: a client that stalls, or a call that
@@ -83,6 +83,11 @@ impl Default for ApiLimits {
 }
 
 const DEFAULT_ITEM_LIMIT: usize = 100;
+/// The most serials one bulk finish takes (`BulkFinishRequest::serials`'
+/// documented `maxItems`): a thousand finishes take well under a second,
+/// far inside the call deadline, and a body of them stays far under
+/// [`ApiLimits::max_body_bytes`].
+pub const MAX_BULK_SERIALS: usize = 1000;
 const MAX_ITEM_LIMIT: usize = 1000;
 
 /// What every handler shares.
@@ -135,11 +140,22 @@ pub fn router(state: ApiState) -> axum::Router {
         .routes(routes!(list_items))
         .routes(routes!(open_item))
         .routes(routes!(finish_item))
+        .routes(routes!(finish_items))
         .routes(routes!(start_instance))
         .routes(routes!(get_instance))
         .split_for_parts();
     document.paths.paths.insert("/openapi.json".to_owned(), openapi_path_item());
     bodies_may_be_left_out(&mut document);
+    // A bulk finish without its list of serials is refused.
+    if let Some(utoipa::openapi::RefOr::T(body)) = document
+        .paths
+        .paths
+        .get_mut("/serveritems/finish")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|operation| operation.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::True);
+    }
     document.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let document = Arc::new(document);
     let api = api
@@ -603,6 +619,120 @@ async fn finish_item(
         applied: finished.applied,
         instance: ProgressDto::from(&finished.progress),
     }))
+}
+
+/// Finish many server items (callbacks) in one call, setting the same data
+/// fields on each. Each serial is finished as its own finish call would be,
+/// in its own transaction, and answered in its place with that call's
+/// status and code; the answer comes once every finish done is durably
+/// committed. Needs Server Event on each item's process.
+#[utoipa::path(
+    post,
+    path = "/serveritems/finish",
+    request_body(content = BulkFinishRequest, description = "The serials (at most 1000) and the data fields to set"),
+    responses(
+        (status = 200, description = "Each serial answered in its place: finished (200) or refused with the single finish's status and code", body = BulkFinishedDto),
+        (status = 400, description = "A body that is not a JSON object with `serials` (`invalid_body`), or more serials than one call takes (`too_many_serials`, naming `field`)", body = ApiErrorBody),
+        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
+        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
+        (status = 500, description = "The call failed unexpectedly (`internal`)", body = ApiErrorBody),
+        (status = 503, description = "Every turn was taken; nothing was done, call again (`busy`)", body = ApiErrorBody),
+        (status = 504, description = "The call ran past the deadline and goes on (`call_timeout`)", body = ApiErrorBody),
+    ),
+    tag = "server items"
+)]
+async fn finish_items(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BulkFinishedDto>, ApiError> {
+    let (limits, content) = (state.limits, headers.clone());
+    let answer = state
+        .call(&headers, move |engine, user| {
+            let request: BulkFinishRequest = json_body(&limits, &content, body)?;
+            if request.serials.len() > MAX_BULK_SERIALS {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "too_many_serials",
+                    format!(
+                        "the call names {} serials, more than the {MAX_BULK_SERIALS} one call takes; send them in \
+                         several calls",
+                        request.serials.len()
+                    ),
+                )
+                .with_field("serials"));
+            }
+            // Each serial once, in the order sent; text that is no serial
+            // is answered in its place, as the single finish answers it.
+            let mut sent: Vec<(String, Result<Serial, EngineError>)> = Vec::new();
+            for text in request.serials {
+                if sent.iter().all(|(seen, _)| *seen != text) {
+                    let parsed = text.parse::<Serial>().map_err(EngineError::from);
+                    sent.push((text, parsed));
+                }
+            }
+            let targets: Vec<Target> =
+                sent.iter().filter_map(|(_, s)| s.as_ref().ok().map(|s| Target::Item(*s))).collect();
+            let action = BulkAction::Finish { data: field_inputs(request.data) };
+            let report = engine.bulk(user, &action, &targets, &BulkProgress::new());
+            let mut outcomes: std::collections::HashMap<Serial, Outcome> = report
+                .outcomes
+                .into_iter()
+                .filter_map(|(target, outcome)| match target {
+                    Target::Item(serial) => Some((serial, outcome)),
+                    Target::Instance(_) => None,
+                })
+                .collect();
+            let results: Vec<BulkFinishResult> = sent
+                .into_iter()
+                .map(|(text, parsed)| {
+                    let outcome = match parsed {
+                        Ok(serial) => outcomes.remove(&serial).unwrap_or(Outcome::NotReached),
+                        Err(err) => Outcome::Refused(err),
+                    };
+                    bulk_result(text, outcome)
+                })
+                .collect();
+            let count = |of: fn(u16) -> bool| results.iter().filter(|r| of(r.status)).count();
+            Ok(BulkFinishedDto {
+                done: count(|status| status == 200),
+                refused: count(|status| (400..500).contains(&status)),
+                failed: count(|status| status >= 500),
+                results,
+            })
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// One serial's answer in a bulk finish: what its single finish answers.
+fn bulk_result(serial: String, outcome: Outcome) -> BulkFinishResult {
+    let refused = |error: ApiError| BulkFinishResult {
+        serial: serial.clone(),
+        status: error.status.as_u16(),
+        applied: None,
+        instance: None,
+        error: Some(*error.body),
+    };
+    match outcome {
+        Outcome::Done { applied, progress } => BulkFinishResult {
+            serial: serial.clone(),
+            status: StatusCode::OK.as_u16(),
+            applied: Some(applied),
+            instance: Some(ProgressDto::from(&progress)),
+            error: None,
+        },
+        Outcome::Refused(err) | Outcome::Failed(err) => refused(ApiError::from(err)),
+        // No bulk finish of the API is cancelled: a serial not reached is
+        // a bug to say, and calling again for it is safe.
+        Outcome::NotReached => refused(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "this serial was not reached; nothing of it was done, call again",
+        )),
+    }
 }
 
 /// Start an instance of a process's default version and run it to its first

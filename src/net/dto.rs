@@ -233,6 +233,9 @@ pub struct InstanceSummaryDto {
     /// timer event of one of its pending items) falls due; `null` when none
     /// is armed.
     pub due_at: Option<String>,
+    /// The instance whose sub-process (IPC) event started this one; `null`
+    /// for an instance a person or system started.
+    pub parent_id: Option<i64>,
 }
 
 impl From<&InstanceSummary> for InstanceSummaryDto {
@@ -247,8 +250,34 @@ impl From<&InstanceSummary> for InstanceSummaryDto {
             started_at: rfc3339(summary.started_at),
             updated_at: rfc3339(summary.updated_at),
             due_at: summary.due_at.map(rfc3339),
+            parent_id: summary.parent_id,
         }
     }
+}
+
+/// The instance whose sub-process (IPC) event started this one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParentDto {
+    pub id: i64,
+    pub process: String,
+    pub activity: String,
+    pub event: String,
+    /// The parent's server item that waits for this instance to complete;
+    /// `null` when the parent went on without waiting.
+    pub serial: Option<String>,
+}
+
+/// An instance one of this instance's sub-process (IPC) events started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChildDto {
+    pub id: i64,
+    pub process: String,
+    pub version: u32,
+    /// Its status now; `null` if it cannot be read.
+    pub status: Option<String>,
+    /// This instance's server item that waits for it; `null` when it did not wait.
+    pub serial: Option<String>,
+    pub started_at: String,
 }
 
 /// Where an instance stopped on a failure.
@@ -312,6 +341,55 @@ pub struct FinishedDto {
     pub instance: ProgressDto,
 }
 
+/// A bulk callback: the same data fields set on each item, then each
+/// finished, as one finish call each would.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkFinishRequest {
+    /// The serials of the items to finish, each once (a repeated serial is
+    /// answered once). Text that is no serial is answered `invalid_serial`
+    /// in its place; the others are finished all the same.
+    #[schema(max_items = 1000, example = json!(["1042_7", "1043_7"]))]
+    pub serials: Vec<String>,
+    /// Data fields to set on each item's instance before its item is finished.
+    #[serde(default, deserialize_with = "unique_fields")]
+    #[schema(value_type = BTreeMap<String, DataValue>)]
+    pub data: DataInput,
+}
+
+/// What became of one serial of a bulk finish: what the single finish of
+/// that serial would have answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkFinishResult {
+    pub serial: String,
+    /// The status the single finish would have answered: 200, or its
+    /// refusal's (400, 403, 404, 409, 500, 503).
+    pub status: u16,
+    /// With 200: false when the finish was recorded but is applied later
+    /// (the instance is stopped or in error, or its event still runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<bool>,
+    /// With 200: where the instance now stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<ProgressDto>,
+    /// Otherwise: the refusal, with the single finish's `code` and details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<super::error::ApiErrorBody>,
+}
+
+/// The answer to a bulk finish: the counts, and one result per serial in
+/// the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkFinishedDto {
+    /// Serials finished (status 200).
+    pub done: usize,
+    /// Serials refused (4xx: nothing of them changed).
+    pub refused: usize,
+    /// Serials the server failed for (5xx: nothing of them changed; call again for those).
+    pub failed: usize,
+    pub results: Vec<BulkFinishResult>,
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
@@ -355,6 +433,10 @@ pub struct InstanceDto {
     /// Pending server items.
     pub pending: Vec<ItemDto>,
     pub error: Option<FailureDto>,
+    /// Set when a sub-process (IPC) event of another instance started this one.
+    pub parent: Option<ParentDto>,
+    /// The instances its sub-process events started, oldest first.
+    pub children: Vec<ChildDto>,
     pub audit: Vec<AuditDto>,
 }
 
@@ -366,6 +448,25 @@ impl From<&InstanceDetail> for InstanceDto {
             fields: fields_of(&detail.fields),
             pending: detail.pending_items.iter().map(ItemDto::from).collect(),
             error: detail.failure.as_ref().map(FailureDto::from),
+            parent: detail.parent.as_ref().map(|p| ParentDto {
+                id: p.instance_id,
+                process: p.process.clone(),
+                activity: p.activity.clone(),
+                event: p.event.clone(),
+                serial: p.serial().map(|s| s.to_string()),
+            }),
+            children: detail
+                .children
+                .iter()
+                .map(|c| ChildDto {
+                    id: c.link.instance_id,
+                    process: c.link.process.clone(),
+                    version: c.link.version,
+                    status: c.summary.as_ref().map(|s| s.status.name().to_owned()),
+                    serial: c.link.serial_id.map(|id| format!("{}_{id}", detail.summary.id)),
+                    started_at: rfc3339(c.link.started_at),
+                })
+                .collect(),
             audit: detail.audit.iter().map(AuditDto::from).collect(),
         }
     }

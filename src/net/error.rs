@@ -18,7 +18,7 @@ pub struct ApiErrorBody {
     /// `permission_denied`, `invalid_serial`, `invalid_data`, `invalid_body`,
     /// `invalid_query`, `invalid_instance_id`, `item_not_found`,
     /// `instance_not_found`, `process_not_found`, `already_finished`,
-    /// `item_cancelled`, `wrong_status`, `body_too_large`,
+    /// `item_cancelled`, `wrong_status`, `too_many_serials`, `body_too_large`,
     /// `unsupported_media_type`, `body_timeout`, `uri_too_long`,
     /// `headers_too_large`, `not_found`, `method_not_allowed`,
     /// `call_timeout`, `busy`, `storage_unavailable` (503: call again),
@@ -105,6 +105,12 @@ pub fn rfc3339(at: Millis) -> String {
         .unwrap_or_default()
 }
 
+/// The stable `code` the API answers an engine error with, for the other
+/// front ends' machine-readable output (`flowdesk finish --serials … --json`).
+pub fn error_code(error: EngineError) -> &'static str {
+    ApiError::from(error).body.code
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         let message = error.to_string();
@@ -140,6 +146,7 @@ impl From<EngineError> for ApiError {
                 refusal(StatusCode::BAD_REQUEST, "invalid_data").with_field(field)
             }
             EngineError::InvalidFolio { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_folio"),
+            EngineError::Filter(_) => refusal(StatusCode::BAD_REQUEST, "invalid_filter"),
             EngineError::InvalidDefinition { .. } => refusal(StatusCode::BAD_REQUEST, "invalid_definition"),
             EngineError::WrongStatus { .. } => refusal(StatusCode::CONFLICT, "wrong_status"),
             EngineError::LastAdmin { .. } => refusal(StatusCode::CONFLICT, "last_admin"),

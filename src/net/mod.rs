@@ -23,8 +23,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::oneshot;
 
-pub use api::{ApiLimits, ApiState, router};
-pub use error::{ApiError, ApiErrorBody};
+pub use api::{ApiLimits, ApiState, MAX_BULK_SERIALS, router};
+pub use error::{ApiError, ApiErrorBody, error_code};
 
 use crate::runtime::Runtime;
 

@@ -45,6 +45,9 @@ pub enum FloorSchema {
     /// Without the instance list's seven indexes: what the acknowledgement
     /// path would write if the monitor's list were kept up off it.
     WithoutInstanceList,
+    /// Without the overview's aggregates (migration 9's triggers): what
+    /// keeping them in the writing transaction costs.
+    WithoutOverview,
 }
 
 impl FloorSchema {
@@ -52,6 +55,7 @@ impl FloorSchema {
         match self {
             FloorSchema::AsShipped => "as-shipped",
             FloorSchema::WithoutInstanceList => "without-instance-list-indexes",
+            FloorSchema::WithoutOverview => "without-overview-aggregates",
         }
     }
 }
@@ -176,6 +180,11 @@ pub fn replay_lifecycles(
     if schema == FloorSchema::WithoutInstanceList {
         for index in INSTANCE_LIST_INDEXES {
             connection.execute_batch(&format!("DROP INDEX {index}")).map_err(fail)?;
+        }
+    }
+    if schema == FloorSchema::WithoutOverview {
+        for trigger in super::overview::AGGREGATE_TRIGGERS {
+            connection.execute_batch(&format!("DROP TRIGGER {trigger}")).map_err(fail)?;
         }
     }
     let t = Template::read(&connection, template, waiting)?;

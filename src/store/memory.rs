@@ -32,6 +32,9 @@ use super::RunnerBeat;
 use super::search;
 use crate::engine::instance::ActivityStatus;
 use crate::engine::machine::{Effect, RecordedFinish};
+use crate::engine::overview::{
+    HOUR, Incident, MINUTE, MinuteCount, PendingGroup, ReasonKey, StatusCount, failure_pattern,
+};
 use crate::engine::{
     ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
     InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunnerId, RunningInstance,
@@ -231,16 +234,37 @@ impl State {
         filter: &'a InstanceFilter,
     ) -> impl Iterator<Item = &'a Instance> + 'a {
         let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        // A search matches the folio (contains, minding case, as SQLite's
-        // `instr`) or, if it is a number, the id.
+        // A search matches the folio (contains, ignoring case) or, if it is
+        // a number, the id.
         let id = search.and_then(|s| s.parse::<i64>().ok());
+        let needle = search.map(search::fold);
         self.instances.values().map(Arc::as_ref).filter(move |instance| {
             self.visible(visibility, &instance.process, instance.id)
                 && filter.process.as_ref().is_none_or(|p| *p == instance.process)
+                && (filter.process.is_none() || filter.version.is_none_or(|v| v == instance.version))
+                && (filter.process.is_none() || filter.activity.as_ref().is_none_or(|a| self.stands_at(instance, a)))
                 && filter.status.is_none_or(|s| s == instance.status)
-                && search.is_none_or(|s| id == Some(instance.id) || instance.folio.contains(s))
+                && filter.version.is_none_or(|v| v == instance.version)
+                && filter.started.contains(instance.started_at)
+                && (filter.ended.is_open()
+                    || (instance.status == InstanceStatus::Completed && filter.ended.contains(instance.updated_at)))
+                && filter.fields.iter().all(|condition| {
+                    condition.test.as_ref().is_some_and(|test| test.matches(instance.data.get(&condition.field)))
+                })
+                && needle.as_deref().is_none_or(|needle| {
+                    id == Some(instance.id) || search::contains_ignoring_case(&instance.folio, needle)
+                })
                 && (!filter.overdue || self.due_at(instance.id, None).is_some_and(|due| due <= filter.now))
         })
+    }
+
+    /// Whether the instance waits on a pending item at `activity` or failed
+    /// there: the list's activity filter.
+    fn stands_at(&self, instance: &Instance, activity: &str) -> bool {
+        let failed_there = instance.status == InstanceStatus::Error
+            && instance.flow.failure.as_ref().is_some_and(|f| f.activity == activity);
+        failed_there
+            || self.items_of(instance.id).any(|item| item.status == ItemStatus::Pending && item.activity == activity)
     }
 
     fn history(&self, instance_id: i64) -> &[HistoryRecord] {
@@ -491,7 +515,10 @@ impl Transaction for MemoryTransaction<'_> {
                 | Effect::TokenMoved { .. }
                 | Effect::ActivityClosed { .. }
                 | Effect::LineEvaluated(_)
-                | Effect::Audit(_) => {}
+                | Effect::Audit(_)
+                // The parent's flow state (its row) keeps the link; the
+                // child's rows are written by its own save.
+                | Effect::ChildStarted(_) => {}
             }
         }
         if let Some(record) = history {
@@ -561,6 +588,7 @@ impl Transaction for MemoryTransaction<'_> {
         visibility: &Visibility,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
+        filter.check_fields_read()?;
         let state = self.state();
         let mut listed: Vec<&Instance> = state.listed(visibility, filter).collect();
         if filter.order.column == InstanceColumn::Due {
@@ -601,6 +629,7 @@ impl Transaction for MemoryTransaction<'_> {
     }
 
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
+        filter.check_fields_read()?;
         Ok(self.state().listed(visibility, filter).count() as u64)
     }
 
@@ -707,5 +736,148 @@ impl Transaction for MemoryTransaction<'_> {
 
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
         Ok(self.state().took_part(instance_id, user))
+    }
+
+    // The overview's answers, counted from the collections each time (what
+    // SQLite's aggregates must agree with): this store is for tests and
+    // small embeddings.
+
+    fn status_counts(&mut self) -> Result<Vec<StatusCount>, EngineError> {
+        let mut counts: BTreeMap<(String, u32, &'static str), (InstanceStatus, u64)> = BTreeMap::new();
+        for instance in self.state().instances.values() {
+            let key = (instance.process.clone(), instance.version, instance.status.name());
+            counts.entry(key).or_insert((instance.status, 0)).1 += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((process, version, _), (status, n))| StatusCount { process, version, status, n })
+            .collect())
+    }
+
+    fn pending_groups(&mut self, since_hour: i64) -> Result<Vec<PendingGroup>, EngineError> {
+        let state = self.state();
+        let mut groups: BTreeMap<(String, u32, String), BTreeMap<i64, u64>> = BTreeMap::new();
+        for item in state.items.values().filter(|item| item.status == ItemStatus::Pending) {
+            let Some(instance) = state.instances.get(&item.serial.instance_id) else { continue };
+            let key = (item.process.clone(), instance.version, item.activity.clone());
+            *groups.entry(key).or_default().entry(item.created_at.div_euclid(HOUR)).or_default() += 1;
+        }
+        Ok(groups
+            .into_iter()
+            .map(|((process, version, activity), hours)| PendingGroup {
+                process,
+                version,
+                activity,
+                n: hours.values().sum(),
+                oldest_hour: hours.keys().next().copied().unwrap_or(0),
+                recent: hours.range(since_hour..).map(|(h, n)| (*h, *n)).collect(),
+            })
+            .collect())
+    }
+
+    fn pending_since(&mut self, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
+        let state = self.state();
+        let mut counts: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        for item in state.items.values().filter(|i| i.status == ItemStatus::Pending && i.created_at >= since) {
+            if let Some(instance) = state.instances.get(&item.serial.instance_id) {
+                *counts.entry((item.process.clone(), instance.version)).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().map(|((process, version), n)| (process, version, n)).collect())
+    }
+
+    fn instance_minutes(&mut self, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
+        let mut minutes: BTreeMap<(String, u32, i64), (u64, u64)> = BTreeMap::new();
+        for instance in self.state().instances.values() {
+            let (process, version) = (instance.process.clone(), instance.version);
+            minutes.entry((process.clone(), version, instance.started_at.div_euclid(MINUTE))).or_default().0 += 1;
+            if instance.status == InstanceStatus::Completed {
+                minutes.entry((process, version, instance.updated_at.div_euclid(MINUTE))).or_default().1 += 1;
+            }
+        }
+        Ok(minutes
+            .into_iter()
+            .filter(|((_, _, minute), _)| *minute >= since_minute)
+            .map(|((process, version, minute), (started, completed))| MinuteCount {
+                process,
+                version,
+                minute,
+                started,
+                completed,
+            })
+            .collect())
+    }
+
+    fn failure_groups(&mut self) -> Result<Vec<Incident>, EngineError> {
+        let mut groups: BTreeMap<ReasonKey, Incident> = BTreeMap::new();
+        // Instances by id: the first of a group is its example, as SQLite's.
+        for (key, id, at, message) in self.state().failures() {
+            let incident = groups.entry(key.clone()).or_insert_with(|| Incident {
+                key,
+                count: 0,
+                first_at: at,
+                last_at: at,
+                example_id: id,
+                example: message.to_owned(),
+            });
+            incident.count += 1;
+            incident.first_at = incident.first_at.min(at);
+            incident.last_at = incident.last_at.max(at);
+        }
+        Ok(groups.into_values().collect())
+    }
+
+    fn failure_ids(&mut self, key: &ReasonKey) -> Result<Vec<i64>, EngineError> {
+        let state = self.state();
+        let mut ids: Vec<(Millis, i64)> = state
+            .instances
+            .values()
+            .filter(|i| i.status == InstanceStatus::Error)
+            .filter_map(|i| {
+                let failure = i.flow.failure.as_ref()?;
+                (State::reason(i, failure) == *key).then_some((failure.at, i.id))
+            })
+            .collect();
+        ids.sort_unstable();
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
+    }
+
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        activity: Option<&str>,
+        from: Millis,
+    ) -> Result<Option<ServerItem>, EngineError> {
+        let state = self.state();
+        let of_version = state.items.values().map(Arc::as_ref).filter(|item| {
+            item.status == ItemStatus::Pending
+                && item.process == process
+                && activity.is_none_or(|a| a == item.activity)
+                && item.created_at >= from
+                && state.instances.get(&item.serial.instance_id).is_some_and(|i| i.version == version)
+        });
+        Ok(crate::engine::overview::oldest_of(of_version).cloned())
+    }
+}
+
+impl State {
+    /// An instance's reason for its failure (see `engine::overview`).
+    fn reason(instance: &Instance, failure: &crate::engine::FailureInfo) -> ReasonKey {
+        ReasonKey {
+            process: instance.process.clone(),
+            version: instance.version,
+            activity: failure.activity.clone(),
+            event: failure.event.clone(),
+            pattern: failure_pattern(&failure.message),
+        }
+    }
+
+    /// Every instance in error with its reason, when it failed and why.
+    fn failures(&self) -> impl Iterator<Item = (ReasonKey, i64, Millis, &str)> {
+        self.instances.values().filter(|i| i.status == InstanceStatus::Error).filter_map(|i| {
+            let failure = i.flow.failure.as_ref()?;
+            Some((State::reason(i, failure), i.id, failure.at, failure.message.as_str()))
+        })
     }
 }

@@ -25,6 +25,7 @@
 mod checkpoint;
 mod floor;
 mod memory;
+mod overview;
 mod plan;
 mod runners;
 mod schema;

@@ -244,6 +244,134 @@ CREATE TABLE timers (
 CREATE INDEX timers_due ON timers(due_at, id) WHERE state = 'Armed';
 CREATE INDEX timers_by_item ON timers(instance_id, serial_id, state, due_at);
 "#,
+    // 9: the overview's aggregates (issue 18), kept by triggers in the
+    // transaction that changes what they count, so that no write path (the
+    // engine's, planned writes, the synthetic loader) can forget them and a
+    // rolled-back write takes its counts with it. Instances per process,
+    // version and status; starts and completions per minute; pending server
+    // items per activity and creation hour (the youngest are counted exactly
+    // from `server_items_by_status`); and the
+    // instances in error with their reason (`failures`, the message's
+    // pattern made by the store's SQL function, see `engine::overview`),
+    // grouped by the index. `server_items_pending_by_activity` finds the
+    // instances waiting at an activity for the list's activity filter.
+    // Each table starts from the rows already there.
+    r#"
+CREATE TABLE instance_counts (
+    process TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status  TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (process, version, status)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE instance_minutes (
+    process   TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    minute    INTEGER NOT NULL,
+    started   INTEGER NOT NULL,
+    completed INTEGER NOT NULL,
+    PRIMARY KEY (process, version, minute)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE pending_hours (
+    process  TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    activity TEXT NOT NULL,
+    hour     INTEGER NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (process, version, activity, hour)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE failures (
+    instance_id INTEGER PRIMARY KEY,
+    process     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    activity    TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    pattern     TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX failures_by_reason ON failures(process, version, activity, event, pattern, at);
+CREATE INDEX server_items_pending_by_activity ON server_items(process, activity, instance_id)
+    WHERE status = 'Pending';
+
+INSERT INTO instance_counts SELECT process, version, status, COUNT(*) FROM instances GROUP BY 1, 2, 3;
+INSERT INTO instance_minutes
+SELECT process, version, minute, SUM(started), SUM(completed) FROM (
+    SELECT process, version, started_at / 60000 AS minute, 1 AS started, 0 AS completed FROM instances
+    UNION ALL
+    SELECT process, version, updated_at / 60000, 0, 1 FROM instances WHERE status = 'Completed'
+) GROUP BY 1, 2, 3;
+INSERT INTO pending_hours
+SELECT s.process, i.version, s.activity, s.created_at / 3600000, COUNT(*)
+FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1, 2, 3, 4;
+INSERT INTO failures
+SELECT id, process, version, flow ->> '$.failure.activity', flow ->> '$.failure.event',
+       flowdesk_failure_pattern(flow ->> '$.failure.message'), flow ->> '$.failure.message', flow ->> '$.failure.at'
+FROM instances WHERE status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL;
+
+-- Each trigger does only what its case needs (its WHEN): a statement run
+-- inside a trigger costs about what one run by the engine does.
+CREATE TRIGGER instances_counted AFTER INSERT ON instances BEGIN
+    INSERT INTO instance_counts VALUES (NEW.process, NEW.version, NEW.status, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO instance_minutes VALUES (NEW.process, NEW.version, NEW.started_at / 60000, 1, 0)
+        ON CONFLICT DO UPDATE SET started = started + 1;
+END;
+CREATE TRIGGER instances_counted_completed AFTER INSERT ON instances WHEN NEW.status = 'Completed' BEGIN
+    INSERT INTO instance_minutes VALUES (NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1)
+        ON CONFLICT DO UPDATE SET completed = completed + 1;
+END;
+CREATE TRIGGER instances_counted_failed AFTER INSERT ON instances
+WHEN NEW.status = 'Error' AND NEW.flow ->> '$.failure.message' IS NOT NULL BEGIN
+    INSERT INTO failures VALUES (
+        NEW.id, NEW.process, NEW.version, NEW.flow ->> '$.failure.activity', NEW.flow ->> '$.failure.event',
+        flowdesk_failure_pattern(NEW.flow ->> '$.failure.message'), NEW.flow ->> '$.failure.message',
+        NEW.flow ->> '$.failure.at');
+END;
+
+CREATE TRIGGER instances_recounted AFTER UPDATE OF status ON instances WHEN OLD.status IS NOT NEW.status BEGIN
+    UPDATE instance_counts SET n = n - 1
+        WHERE process = OLD.process AND version = OLD.version AND status = OLD.status;
+    INSERT INTO instance_counts VALUES (NEW.process, NEW.version, NEW.status, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER instances_completed AFTER UPDATE OF status ON instances
+WHEN NEW.status = 'Completed' AND OLD.status IS NOT 'Completed' BEGIN
+    INSERT INTO instance_minutes VALUES (NEW.process, NEW.version, NEW.updated_at / 60000, 0, 1)
+        ON CONFLICT DO UPDATE SET completed = completed + 1;
+END;
+CREATE TRIGGER instances_failed AFTER UPDATE OF status, flow ON instances
+WHEN NEW.status = 'Error' OR OLD.status = 'Error' BEGIN
+    DELETE FROM failures WHERE instance_id = OLD.id;
+    INSERT INTO failures
+    SELECT NEW.id, NEW.process, NEW.version, NEW.flow ->> '$.failure.activity', NEW.flow ->> '$.failure.event',
+           flowdesk_failure_pattern(NEW.flow ->> '$.failure.message'), NEW.flow ->> '$.failure.message',
+           NEW.flow ->> '$.failure.at'
+    WHERE NEW.status = 'Error' AND NEW.flow ->> '$.failure.message' IS NOT NULL;
+END;
+
+CREATE TRIGGER server_items_counted AFTER INSERT ON server_items WHEN NEW.status = 'Pending' BEGIN
+    INSERT INTO pending_hours
+    SELECT NEW.process, version, NEW.activity, NEW.created_at / 3600000, 1 FROM instances WHERE id = NEW.instance_id
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER server_items_closed AFTER UPDATE OF status, created_at ON server_items
+WHEN OLD.status = 'Pending' AND (NEW.status IS NOT 'Pending' OR NEW.created_at IS NOT OLD.created_at) BEGIN
+    UPDATE pending_hours SET n = n - 1
+    WHERE process = OLD.process AND activity = OLD.activity AND hour = OLD.created_at / 3600000
+      AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
+    -- An emptied hour goes, so that a group's first key is its oldest item's.
+    DELETE FROM pending_hours
+    WHERE process = OLD.process AND activity = OLD.activity AND hour = OLD.created_at / 3600000 AND n <= 0
+      AND version = (SELECT version FROM instances WHERE id = OLD.instance_id);
+END;
+CREATE TRIGGER server_items_reopened AFTER UPDATE OF status, created_at ON server_items
+WHEN NEW.status = 'Pending' AND (OLD.status IS NOT 'Pending' OR NEW.created_at IS NOT OLD.created_at) BEGIN
+    INSERT INTO pending_hours
+    SELECT NEW.process, version, NEW.activity, NEW.created_at / 3600000, 1 FROM instances WHERE id = NEW.instance_id
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -409,6 +537,9 @@ fn immutable_uri(path: &Path) -> String {
 /// same checks as [`identify`] on what the database holds now (a write-ahead
 /// log included). Stamps [`APPLICATION_ID`] on a database that lacks it.
 pub fn migrate(connection: &mut Connection) -> Result<(), SchemaError> {
+    // Migration 9's triggers and its first counts call the store's own SQL
+    // functions: defined here too, whoever opened the connection.
+    super::sql::define_functions(connection)?;
     loop {
         let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -708,5 +839,52 @@ mod tests {
         assert_eq!(store.read(|tx| tx.timers_of(1)).unwrap(), []);
         let due = crate::engine::DueTimers { by: i64::MAX, after: None, held: Vec::new(), limit: 0 };
         assert_eq!(store.read(|tx| tx.due_timers(&due)).unwrap(), []);
+    }
+
+    /// Migration 9 counts the instances, items and failures already there,
+    /// as the triggers would have: the aggregates agree with a full count.
+    #[test]
+    fn migration_9_counts_what_a_database_held_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("version8.db");
+        let connection = database_at_version(&path, 8);
+        connection
+            .execute_batch(
+                "INSERT INTO processes (name, default_version) VALUES ('callback', 1);
+                 INSERT INTO versions (process, version, definition, deployed_at, deployed_by)
+                     VALUES ('callback', 1, '{}', 50, 'alice');",
+            )
+            .unwrap();
+        for id in 1..=3 {
+            insert_instance(&connection, id, &format!("PO-{id}"));
+            connection
+                .execute(
+                    "INSERT INTO server_items (instance_id, serial_id, activity_destination_id, event_index,
+                         process, folio, activity, event, status, script_running, created_at)
+                     VALUES (?1, 2, 2, 0, 'callback', 'PO', 'Call', 'Call', 'Pending', 0, ?1 * 7200000)",
+                    [id],
+                )
+                .unwrap();
+        }
+        let failed = r#"{"tokens":[],"next_destination_id":2,"failure":
+            {"destination_id":1,"activity":"Call","event":"Call","message":"HTTP 503 for 12_2","at":900}}"#;
+        connection
+            .execute("UPDATE instances SET status = 'Error', flow = ?1 WHERE id = 3", [failed.replace('\n', "")])
+            .unwrap();
+        connection.execute("UPDATE instances SET status = 'Completed', updated_at = 120000 WHERE id = 2", []).unwrap();
+        connection.execute("UPDATE server_items SET status = 'Finished' WHERE instance_id = 2", []).unwrap();
+        drop(connection);
+
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        assert_eq!(store.read(|tx| tx.aggregate_mismatches()).unwrap(), Vec::<String>::new());
+        let counts = store.read(|tx| tx.status_counts()).unwrap();
+        let by_status: Vec<(String, u64)> = counts.iter().map(|c| (c.status.name().to_owned(), c.n)).collect();
+        let expected = [("Active", 1), ("Completed", 1), ("Error", 1)].map(|(s, n)| (s.to_owned(), n));
+        assert_eq!(by_status, expected);
+        let incidents = store.read(|tx| tx.failure_groups()).unwrap();
+        assert_eq!(incidents.len(), 1);
+        assert_eq!((incidents[0].key.pattern.as_str(), incidents[0].example_id), ("HTTP # for #", 3));
+        let pending = store.read(|tx| tx.pending_groups(0)).unwrap();
+        assert_eq!((pending.len(), pending[0].n, pending[0].oldest_hour), (1, 2, 2));
     }
 }

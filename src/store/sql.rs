@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 use super::search;
 use crate::engine::instance::{ActivityStatus, AuditPlace, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
+use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
 use crate::engine::runner::RunnerId;
 use crate::engine::storage::item_status_from_name;
 use crate::engine::{
-    ActivityRecord, AuditEntry, DueTimers, EngineError, Instance, InstanceColumn, InstanceFilter, InstanceStatus,
-    InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary, RunningInstance, Serial,
-    ServerItem, StorageError, StorageErrorKind, Timer, TimerState, Transaction, VersionRecord, Visibility,
+    ActivityRecord, AuditEntry, DueTimers, EngineError, FieldTest, Instance, InstanceColumn, InstanceFilter,
+    InstanceStatus, InstanceSummary, ItemFilter, ItemState, ItemStatus, LineResult, Millis, ProcessSummary,
+    RunningInstance, Serial, ServerItem, StorageError, StorageErrorKind, TimeRange, Timer, TimerState, Transaction,
+    VersionRecord, Visibility,
 };
 use crate::model::{Right, Value};
 
@@ -321,7 +323,7 @@ pub(super) fn execute_cached(
 }
 
 /// Runs a cached statement and collects every row `map` makes of it.
-fn collect_rows<T>(
+pub(super) fn collect_rows<T>(
     connection: &rusqlite::Connection,
     sql: &str,
     params: impl rusqlite::Params,
@@ -352,7 +354,7 @@ macro_rules! instance_columns {
 }
 const SELECT_INSTANCE: &str = concat!("SELECT ", instance_columns!(), " FROM instances WHERE id = ?");
 
-fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
+pub(super) fn status_from(text: &str) -> Result<InstanceStatus, EngineError> {
     text.parse().map_err(|e| corrupt("instance status", e))
 }
 
@@ -391,6 +393,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(InstanceSummary, String)
             started_at: row.get(5)?,
             updated_at: row.get(6)?,
             due_at: row.get(8)?,
+            parent_id: row.get(9)?,
         },
         row.get(7)?,
     ))
@@ -406,7 +409,7 @@ macro_rules! item_columns {
          AND t.state = 'Armed')"
     };
 }
-const ITEM_COLUMNS: &str = item_columns!();
+pub(super) const ITEM_COLUMNS: &str = item_columns!();
 const SELECT_ITEM: &str =
     concat!("SELECT ", item_columns!(), " FROM server_items WHERE instance_id = ? AND serial_id = ?");
 const SELECT_PENDING_ITEMS_OF: &str = concat!(
@@ -495,7 +498,7 @@ fn due_query(query: &DueTimers) -> (String, Vec<SqlValue>) {
 }
 const INSERT_PARTICIPANT: &str = "INSERT OR IGNORE INTO participants (instance_id, user) VALUES (?, ?)";
 
-fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
+pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<String>)> {
     Ok((
         ServerItem {
             serial: Serial { instance_id: row.get(0)?, destination_id: row.get(1)? },
@@ -517,7 +520,9 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(ServerItem, String, Option<
     ))
 }
 
-fn finish_item((mut item, status, unapplied): (ServerItem, String, Option<String>)) -> Result<ServerItem, EngineError> {
+pub(super) fn finish_item(
+    (mut item, status, unapplied): (ServerItem, String, Option<String>),
+) -> Result<ServerItem, EngineError> {
     item.status = item_status_from_name(&status).ok_or_else(|| corrupt("item status", &status))?;
     item.unapplied = match unapplied {
         Some(json) => Some(serde_json::from_str(&json).map_err(|e| corrupt("item data", e))?),
@@ -619,21 +624,81 @@ fn instance_where(
         conditions.push(format!("{}process = ?", plus(InstanceColumn::Process)));
         args.push(SqlValue::Text(process.clone()));
     }
+    if let (Some(process), Some(version)) = (&filter.process, filter.version) {
+        // No index has the version: read on the rows the others found.
+        conditions.push("+version = ?".to_owned());
+        args.push(SqlValue::Integer(i64::from(version)));
+        if let Some(activity) = &filter.activity {
+            // Waiting there (the partial index of pending items by
+            // activity) or failed there (`failures_by_reason`).
+            conditions.push(
+                "id IN (SELECT instance_id FROM server_items WHERE status = 'Pending' AND process = ? \
+                 AND activity = ? UNION ALL SELECT instance_id FROM failures WHERE process = ? AND version = ? \
+                 AND activity = ?)"
+                    .to_owned(),
+            );
+            args.extend([
+                SqlValue::Text(process.clone()),
+                SqlValue::Text(activity.clone()),
+                SqlValue::Text(process.clone()),
+                SqlValue::Integer(i64::from(version)),
+                SqlValue::Text(activity.clone()),
+            ]);
+        }
+    }
     if let Some(status) = filter.status {
         conditions.push(format!("{}status = ?", plus(InstanceColumn::Status)));
         args.push(SqlValue::Text(status.name().to_owned()));
     }
+    // The filters below are checked on each row as the order's index (or
+    // the search's ids) is walked: no index holds them, and a page stops
+    // walking once full.
+    if let Some(version) = filter.version {
+        conditions.push("+version = ?".to_owned());
+        args.push(SqlValue::Integer(i64::from(version)));
+    }
+    let mut range = |column: &str, range: &TimeRange| {
+        if let Some(after) = range.after {
+            conditions.push(format!("+{column} >= ?"));
+            args.push(SqlValue::Integer(after));
+        }
+        if let Some(before) = range.before {
+            conditions.push(format!("+{column} < ?"));
+            args.push(SqlValue::Integer(before));
+        }
+    };
+    range("started_at", &filter.started);
+    if !filter.ended.is_open() {
+        // An instance ends when it completes; its last change is then when.
+        range("updated_at", &filter.ended);
+        conditions.push("+status = 'Completed'".to_owned());
+    }
+    for condition in &filter.fields {
+        // The engine has read every condition for its field's type (the
+        // store refuses a filter where it has not): one left unread
+        // matches nothing rather than everything.
+        let Some(test) = condition.test.as_ref().and_then(|test| serde_json::to_string(test).ok()) else {
+            conditions.push("0".to_owned());
+            continue;
+        };
+        // The field's stored value (`{"Integer":5}`), found by a path
+        // bound as an argument; the engine checked the field is the
+        // process's, so its name is an identifier.
+        conditions.push(format!("{FIELD_MATCHES}(data -> ?, ?)"));
+        args.push(SqlValue::Text(format!("$.\"{}\"", condition.field)));
+        args.push(SqlValue::Text(test));
+    }
     if let Some(search) = search {
         let folio_matches = match purpose {
-            Purpose::Count => "instr(folio, ?) > 0",
-            Purpose::Page(_) => "id IN (SELECT id FROM instances WHERE instr(folio, ?) > 0)",
+            Purpose::Count => format!("{CONTAINS_IGNORING_CASE}(?, folio)"),
+            Purpose::Page(_) => format!("id IN (SELECT id FROM instances WHERE {CONTAINS_IGNORING_CASE}(?, folio))"),
         };
         match search.parse::<i64>() {
             Ok(id) => {
                 conditions.push(format!("(id = ? OR {folio_matches})"));
                 args.push(SqlValue::Integer(id));
             }
-            Err(_) => conditions.push(folio_matches.to_owned()),
+            Err(_) => conditions.push(folio_matches),
         }
         args.push(SqlValue::Text(search.to_owned()));
     }
@@ -692,7 +757,8 @@ fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter
 macro_rules! summary_columns {
     () => {
         "id, process, version, folio, originator, started_at, updated_at, status, \
-         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')"
+         (SELECT MIN(t.due_at) FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed'), \
+         json_extract(flow, '$.parent.instance_id')"
     };
 }
 const SUMMARY_COLUMNS: &str = summary_columns!();
@@ -765,10 +831,24 @@ fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilte
 /// `search.rs` says for every store.
 pub(super) const CONTAINS_IGNORING_CASE: &str = "flowdesk_contains_ignoring_case";
 
+/// The SQL function `name(stored, test)`: whether a data field's stored
+/// value (its JSON, `{"Integer":5}`, or NULL) passes a field condition's
+/// test (a [`FieldTest`]'s JSON), as [`FieldTest::matches`] says for every
+/// store.
+pub(super) const FIELD_MATCHES: &str = "flowdesk_field_matches";
+
 /// Defines the store's own SQL functions on a connection.
 pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    connection.create_scalar_function(FIELD_MATCHES, 2, flags, |context| {
+        // The test is the same for every row of a statement: read once.
+        let test = context.get_or_create_aux(1, |test| -> Result<FieldTest, rusqlite::types::FromSqlError> {
+            serde_json::from_str(test.as_str()?).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+        })?;
+        let stored = context.get_raw(0).as_str().ok().and_then(|json| serde_json::from_str::<Value>(json).ok());
+        Ok(test.matches(stored.as_ref()))
+    })?;
     connection.create_scalar_function(CONTAINS_IGNORING_CASE, -1, flags, |context| {
         // The needle is the same for every row of a statement: folded once.
         let needle = context.get_or_create_aux(0, |needle| -> Result<String, rusqlite::types::FromSqlError> {
@@ -782,6 +862,10 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
             }
         }
         Ok(false)
+    })?;
+    // A failure's reason, for the triggers that keep `failures` (migration 9).
+    connection.create_scalar_function(super::overview::FAILURE_PATTERN, 1, flags, |context| {
+        Ok(context.get_raw(0).as_str().map(crate::engine::failure_pattern).ok())
     })
 }
 
@@ -1026,7 +1110,10 @@ impl SqliteTransaction<'_> {
                 | Effect::TokenMoved { .. }
                 | Effect::ActivityClosed { .. }
                 | Effect::LineEvaluated(_)
-                | Effect::Audit(_) => {}
+                | Effect::Audit(_)
+                // The parent's flow state (its row) keeps the link; the
+                // child's rows are written by its own save.
+                | Effect::ChildStarted(_) => {}
             }
         }
         if let Some(json) = history {
@@ -1330,6 +1417,7 @@ impl Transaction for SqliteTransaction<'_> {
         visibility: &Visibility,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceSummary>, EngineError> {
+        filter.check_fields_read()?;
         let everything = self.sees_everything(visibility)?;
         let rows = if filter.order.column == InstanceColumn::Due {
             let mut rows = Vec::new();
@@ -1350,6 +1438,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
+        filter.check_fields_read()?;
         let everything = self.sees_everything(visibility)?;
         let (sql, args) = count_query(visibility, everything, filter);
         self.tx
@@ -1422,6 +1511,44 @@ impl Transaction for SqliteTransaction<'_> {
         Ok(self.history(instance_id)?.into_iter().flat_map(|record| record.lines).collect())
     }
 
+    fn status_counts(&mut self) -> Result<Vec<StatusCount>, EngineError> {
+        super::overview::status_counts(self.tx)
+    }
+
+    fn pending_groups(&mut self, since_hour: i64) -> Result<Vec<PendingGroup>, EngineError> {
+        super::overview::pending_groups(self.tx, since_hour)
+    }
+
+    fn pending_since(&mut self, since: Millis) -> Result<Vec<(String, u32, u64)>, EngineError> {
+        super::overview::pending_since(self.tx, since)
+    }
+
+    fn instance_minutes(&mut self, since_minute: i64) -> Result<Vec<MinuteCount>, EngineError> {
+        super::overview::instance_minutes(self.tx, since_minute)
+    }
+
+    fn failure_groups(&mut self) -> Result<Vec<Incident>, EngineError> {
+        super::overview::failure_groups(self.tx)
+    }
+
+    fn failure_ids(&mut self, key: &ReasonKey) -> Result<Vec<i64>, EngineError> {
+        super::overview::failure_ids(self.tx, key)
+    }
+
+    fn pending_oldest(
+        &mut self,
+        process: &str,
+        version: u32,
+        activity: Option<&str>,
+        from: Millis,
+    ) -> Result<Option<ServerItem>, EngineError> {
+        super::overview::pending_oldest(self.tx, process, version, activity, from)
+    }
+
+    fn aggregate_mismatches(&mut self) -> Result<Vec<String>, EngineError> {
+        super::overview::mismatches(self.tx)
+    }
+
     fn is_participant(&mut self, instance_id: i64, user: &str) -> Result<bool, EngineError> {
         self.tx
             .prepare_cached(
@@ -1468,6 +1595,52 @@ mod tests {
                 false,
             ),
         ]
+    }
+
+    /// The finding filters (version, time ranges, a data field's value)
+    /// are checked on each row as the order's index is walked, so a page
+    /// of them stops walking once full: no plan sorts the table for them.
+    #[test]
+    fn finding_filters_are_checked_on_the_walk_and_never_sort_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db"), Durability::Normal).unwrap();
+        let connection = store.readers.take();
+        let test = FieldTest {
+            op: crate::engine::Comparison::Greater,
+            value: crate::engine::find::Operand(Value::Integer(1)),
+        };
+        let field = crate::engine::FieldCondition {
+            test: Some(test),
+            ..crate::engine::FieldCondition::new("amount", crate::engine::Comparison::Greater, "1")
+        };
+        let range = TimeRange { after: Some(1), before: Some(2) };
+        let finding = [
+            InstanceFilter { version: Some(2), ..InstanceFilter::default() },
+            InstanceFilter { started: range, ..InstanceFilter::default() },
+            InstanceFilter { ended: range, ..InstanceFilter::default() },
+            InstanceFilter { fields: vec![field], ..InstanceFilter::default() },
+        ];
+        for (name, visibility, everything) in visibilities() {
+            for column in InstanceColumn::ALL.into_iter().filter(|c| *c != InstanceColumn::Due) {
+                for descending in [false, true] {
+                    for filter in &finding {
+                        let filter = InstanceFilter {
+                            process: Some("a".to_owned()),
+                            order: InstanceOrder { column, descending },
+                            limit: 200,
+                            ..filter.clone()
+                        };
+                        let (sql, args) = page_query(&visibility, everything, &filter);
+                        let steps = plan(&connection, &sql, &args);
+                        for (parent, detail) in &steps {
+                            if detail.starts_with("USE TEMP B-TREE") {
+                                assert_eq!(*parent, 0, "{name}, {filter:?}:\n{steps:#?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A million instances are only fast to page, count and filter if no

@@ -160,7 +160,15 @@ impl Shape {
         })
     }
 
-    fn error_flow(&self, at: Millis) -> Result<String, EngineError> {
+    /// The flow of an instance that failed at `at`; its message is one of a
+    /// few reasons, each with the instance's own numbers in it (as real
+    /// messages carry ids), so the overview's incidents group them.
+    fn error_flow(&self, at: Millis, id: i64, roll: u64) -> Result<String, EngineError> {
+        let message = match (roll >> 48) % 4 {
+            0 | 1 => format!("the external system answered 503 Service Unavailable for PO-{id} (synthetic)"),
+            2 => format!("no answer from the ledger within {} s (synthetic)", 10 + (roll >> 52) % 50),
+            _ => format!("field 'amount' is {}.{:02}, more than the limit (synthetic)", id % 9000, id % 100),
+        };
         let (activity, name, event) = &self.fail;
         let flow = FlowState {
             tokens: vec![Token {
@@ -171,13 +179,7 @@ impl Shape {
                 serial_id: None,
             }],
             next_destination_id: 2,
-            failure: Some(FailureInfo {
-                destination_id: 1,
-                activity: name.clone(),
-                event: event.clone(),
-                message: "the external system answered 503 Service Unavailable (synthetic)".to_owned(),
-                at,
-            }),
+            failure: Some(FailureInfo { destination_id: 1, activity: name.clone(), event: event.clone(), message, at }),
             ..FlowState::default()
         };
         serde_json::to_string(&flow).map_err(|e| EngineError::Internal(e.to_string()))
@@ -288,7 +290,7 @@ fn write_synthetic(
             Kind::Active | Kind::Stopped => &shape.waiting_flow,
             Kind::Completed => &shape.completed_flow,
             Kind::Error => {
-                error_flow = shape.error_flow(updated_at)?;
+                error_flow = shape.error_flow(updated_at, id, roll)?;
                 &error_flow
             }
         };

@@ -261,6 +261,7 @@ fn the_openapi_document_lists_exactly_what_is_served() {
             "GET /serveritems",
             "GET /serveritems/{serial}",
             "POST /processes/{name}/instances",
+            "POST /serveritems/finish",
             "POST /serveritems/{serial}/finish",
         ]
     );
@@ -547,6 +548,7 @@ fn the_document_states_the_bounds_and_forms_the_server_enforces() {
     for (path, method, called) in [
         ("/serveritems/{serial}/finish", "post", "/serveritems/999_2/finish"),
         ("/processes/{name}/instances", "post", "/processes/nope/instances"),
+        ("/serveritems/finish", "post", "/serveritems/finish"),
     ] {
         let pointer =
             format!("#/paths/{}/{method}/requestBody/content/application~1json/schema", path.replace('/', "~1"))
@@ -570,6 +572,10 @@ fn the_document_states_the_bounds_and_forms_the_server_enforces() {
             json!(["PO-1", {}]),
             json!("text"),
             json!(7),
+            json!({"serials": []}),
+            json!({"serials": ["999_2", "abc"], "data": {"name": "x"}}),
+            json!({"serials": "999_2"}),
+            json!({"serials": [7]}),
         ] {
             let documented = schema.is_valid(&body);
             let answer = f.post(Some(&token), called, &body.to_string());
@@ -1117,4 +1123,124 @@ fn overdue_lists_only_the_items_whose_deadline_has_passed() {
     let overdue = parameters.iter().find(|p| p["name"] == "overdue").expect("the document names overdue");
     assert_eq!((&overdue["in"], &overdue["schema"]["type"]), (&json!("query"), &json!("boolean")));
     assert_ne!(overdue["required"], true, "{overdue}");
+}
+
+/// Issue 19: the instance document carries its parent and children, and
+/// lists carry the parent's id, so a caller can walk from one to the other.
+#[test]
+fn the_instance_document_links_a_parent_and_its_children() {
+    let fixture = support::Fixture::new();
+    for sample in ["payment", "audit-log", "order"] {
+        fixture.deploy_sample("admin", &format!("{sample}.process.json"));
+        fixture.engine.grant("admin", sample, "biztalk", &[Right::Start, Right::View, Right::ServerEvent]).unwrap();
+    }
+    let f = ApiFixture::start_with(fixture);
+    let token = f.token("biztalk");
+    let started = f.post(Some(&token), "/processes/order/instances", r#"{"folio": "O-1"}"#);
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let order = started.body["instance_id"].as_i64().unwrap();
+    let payment = order + 2;
+
+    let parent = f.get(Some(&token), &format!("/instances/{order}"));
+    assert_eq!(parent.status, 200, "{:?}", parent.body);
+    assert_eq!(parent.body["parent"], json!(null));
+    let children = parent.body["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2);
+    assert_eq!(children[1]["id"], payment);
+    assert_eq!(children[1]["process"], "payment");
+    assert_eq!(children[1]["status"], "Active");
+    assert_eq!(children[1]["serial"], format!("{order}_2"));
+    assert_eq!(children[0]["serial"], json!(null), "the audit log was not waited for");
+
+    let child = f.get(Some(&token), &format!("/instances/{payment}"));
+    assert_eq!(child.body["parent_id"], order);
+    assert_eq!(
+        child.body["parent"],
+        json!({"id": order, "process": "order", "activity": "Take payment", "event": "Pay", "serial": format!("{order}_2")})
+    );
+}
+
+// ----- bulk finish (issue 18) ---------------------------------------------------
+
+#[test]
+fn a_bulk_finish_answers_each_serial_as_its_single_finish_would() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serials: Vec<String> = (0..3).map(|i| f.pending_serial(&format!("PO-{i}"))).collect();
+    assert_eq!(f.post(Some(&token), &format!("/serveritems/{}/finish", serials[1]), "{}").status, 200);
+    let other = f.fixture.engine.deploy(
+        "admin",
+        &flowdesk::model::ProcessDraft { name: "private".to_owned(), ..support::sample("callback.process.json") },
+    );
+    other.unwrap();
+    let private = f.fixture.engine.start("admin", "private", "", &[]).unwrap().waiting[0].clone();
+    let private_id: i64 = private.split('_').next().unwrap().parse().unwrap();
+    let own = |id| {
+        let d = f.fixture.detail("admin", id);
+        format!("{:?}|{:?}|{:?}|{:?}", d.summary, d.fields, d.audit, d.pending_items)
+    };
+    let before = own(private_id);
+
+    let body = json!({
+        "serials": [serials[0], serials[1], "abc", "999_2", private, serials[2], serials[0]],
+        "data": {"name": "call back value"},
+    });
+    let answer = f.post(Some(&token), "/serveritems/finish", &body.to_string());
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        (answer.body["done"].as_u64(), answer.body["refused"].as_u64(), answer.body["failed"].as_u64()),
+        (Some(2), Some(4), Some(0))
+    );
+    let results = answer.body["results"].as_array().unwrap();
+    let each: Vec<(&str, u64, &str)> = results
+        .iter()
+        .map(|r| {
+            (r["serial"].as_str().unwrap(), r["status"].as_u64().unwrap(), r["error"]["code"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        each,
+        [
+            (serials[0].as_str(), 200, ""),
+            (serials[1].as_str(), 409, "already_finished"),
+            ("abc", 400, "invalid_serial"),
+            ("999_2", 404, "item_not_found"),
+            (private.as_str(), 403, "permission_denied"),
+            (serials[2].as_str(), 200, ""),
+        ]
+    );
+    assert_eq!(results[0]["applied"], true);
+    assert_eq!(results[0]["instance"]["status"], "Completed");
+    assert_eq!(results[1]["error"]["closed_by"], "biztalk");
+    assert_eq!(own(private_id), before, "a refused serial changed its instance");
+    let id: i64 = serials[2].split('_').next().unwrap().parse().unwrap();
+    let trail = f.get(Some(&token), &format!("/instances/{id}")).body;
+    let finish = trail["audit"].as_array().unwrap().iter().find(|a| a["action"] == "Server item finished").unwrap();
+    assert_eq!(finish["user"], "biztalk");
+    assert!(finish["detail"].as_str().unwrap().ends_with("part of a bulk finish of 5"), "{finish}");
+}
+
+#[test]
+fn a_bulk_finish_of_more_serials_than_one_call_takes_is_400_and_changes_nothing() {
+    let f = ApiFixture::start();
+    let token = f.token("biztalk");
+    let serial = f.pending_serial("PO-1");
+    let id: i64 = serial.split('_').next().unwrap().parse().unwrap();
+    let before = f.fixture.snapshot(id);
+    let mut serials = vec![serial.clone()];
+    serials.extend((0..flowdesk::net::MAX_BULK_SERIALS).map(|i| format!("{}_2", 1000 + i)));
+    let answer = f.post(Some(&token), "/serveritems/finish", &json!({ "serials": serials }).to_string());
+    assert_eq!((answer.status, answer.code()), (400, "too_many_serials"), "{:?}", answer.body);
+    let document = f.get(None, "/openapi.json").body;
+    let schema = &document["components"]["schemas"]["BulkFinishRequest"]["properties"]["serials"];
+    assert_eq!(schema["maxItems"].as_u64(), Some(flowdesk::net::MAX_BULK_SERIALS as u64), "{schema}");
+    assert_eq!(answer.body["field"], "serials");
+    assert_eq!(f.fixture.snapshot(id), before);
+    // Exactly as many is taken.
+    serials.pop();
+    let answer = f.post(Some(&token), "/serveritems/finish", &json!({ "serials": serials }).to_string());
+    assert_eq!((answer.status, answer.body["done"].as_u64()), (200, Some(1)), "{:?}", answer.body["results"][0]);
+    // Without a token: 401 before the body is judged.
+    let answer = f.post(None, "/serveritems/finish", "[1]");
+    assert_eq!((answer.status, answer.code()), (401, "unauthenticated"));
 }

@@ -195,6 +195,8 @@ fn events(process: &ImportedProcess, id: &str) -> Vec<(&'static str, bool, Strin
             EventDraft::ServerEvent(e) => ("server", e.synchronous, e.script.clone()),
             EventDraft::HttpRequest(e) => ("http", e.synchronous, String::new()),
             EventDraft::Timer(e) => ("timer", false, format!("{}{}", e.after, e.at_field)),
+            EventDraft::Mail(e) => ("mail", e.synchronous, e.to.clone()),
+            EventDraft::Ipc(e) => ("ipc", e.synchronous, e.process.clone()),
         })
         .collect()
 }
@@ -839,4 +841,25 @@ fn bpmn_cli_export_of_a_deployed_process_carries_its_rights() {
     for user in ["ada", "biztalk", "dora"] {
         assert!(rights.stdout.contains(user), "{user}: {}", rights.stdout);
     }
+}
+
+/// Issue 19: a call activity of a process the file does not hold becomes a
+/// sub-process event that starts it and waits (the README's mapping), and
+/// export writes such an activity back as a call activity naming it.
+#[test]
+fn a_call_of_a_process_the_file_lacks_becomes_a_sub_process_event() {
+    let file = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+      <process id="order" isExecutable="true">
+        <startEvent id="s"/>
+        <callActivity id="pay" name="Pay" calledElement="payment"/>
+        <sequenceFlow id="f1" sourceRef="s" targetRef="pay"/>
+      </process>
+    </definitions>"#;
+    let imported = import_text(file);
+    let process = &imported.processes[0];
+    assert!(reported(process, EntryKind::Changed, "call activity", "pay"), "{:#?}", process.report);
+    assert_eq!(events(process, "pay"), [("ipc", true, "payment".to_owned())]);
+    let exported = flowdesk::model::bpmn::export(&process.draft).unwrap();
+    assert!(exported.contains(r#"<bpmn:callActivity id="pay" name="Pay" calledElement="payment">"#), "{exported}");
+    assert_eq!(import_text(&exported).processes[0].draft, process.draft, "export then import is the identity");
 }

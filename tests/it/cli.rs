@@ -2388,3 +2388,231 @@ fn timers_run_fires_what_is_due_and_show_and_items_say_when_things_fall_due() {
     let late = t.refused("alice", &["finish", &format!("{id}_1")]);
     assert_mentions(&late, &["already finished at", "by deadline"]);
 }
+
+/// Issue 19: `show` names a child's parent and a parent's children, in
+/// words and in `--json`; `instances --json` carries the parent's id; and
+/// deploying a process before the child it calls is refused with the place.
+#[test]
+fn show_links_a_parent_and_its_children() {
+    let fd = Flowdesk::new();
+    let sample = |name: &str| format!("{}/samples/{name}.process.json", env!("CARGO_MANIFEST_DIR"));
+    let refused = fd.run("alice", &["deploy", &sample("order")]);
+    assert_ne!(refused.code, Some(0));
+    assert_mentions(&refused.stderr, &["2 error(s)", "`Log the order`", "child process `audit-log` is not deployed"]);
+    for name in ["payment", "audit-log", "order"] {
+        fd.deploy("alice", Path::new(&sample(name)));
+    }
+    let order = fd.start("alice", &["order", "--folio", "ORDER-9"]);
+    let (log, payment) = (order + 1, order + 2);
+
+    let parent = fd.ok("alice", &["show", &order.to_string()]).stdout;
+    assert!(
+        parent.contains(&format!("child       instance {log} (audit-log version 1, Completed), started at")),
+        "{parent}"
+    );
+    assert!(
+        parent.contains(&format!("child       instance {payment} (payment version 1, Active), waited for at")),
+        "{parent}"
+    );
+    let child = fd.ok("alice", &["show", &payment.to_string()]).stdout;
+    let line = format!("started by  instance {order} (order), event `Pay` of `Take payment`, which waits on {order}_2");
+    assert!(child.contains(&line), "{child}");
+
+    let json = fd.show("alice", payment);
+    assert_eq!(json["parent"]["id"], order);
+    assert_eq!(json["parent"]["serial"], format!("{order}_2"));
+    assert_eq!(json["parent"]["depth"], 1);
+    let json = fd.show("alice", order);
+    assert_eq!(json["parent"], Value::Null);
+    let children: Vec<(i64, String)> = json["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_i64().unwrap(), c["status"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(children, [(log, "Completed".to_owned()), (payment, "Active".to_owned())]);
+    let list = fd.json("alice", &["instances", "--json"]);
+    let parents: Vec<(i64, Value)> =
+        list.as_array().unwrap().iter().map(|i| (i["id"].as_i64().unwrap(), i["parent"].clone())).collect();
+    assert!(parents.contains(&(payment, Value::from(order))) && parents.contains(&(order, Value::Null)), "{parents:?}");
+}
+
+// ----- bulk actions (issue 18) -------------------------------------------------
+
+/// Four `ops` instances: the first three in error at `Check` (their wait
+/// finished with no amount), the fourth still waiting.
+fn three_in_error_one_waiting(fd: &Flowdesk) -> Vec<i64> {
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let ids: Vec<i64> = (0..4).map(|_| fd.start("alice", &["ops"])).collect();
+    for id in &ids[..3] {
+        fd.ok("alice", &["finish", &format!("{id}_1")]);
+        assert_eq!(fd.status(*id), "Error");
+    }
+    ids
+}
+
+#[test]
+fn bulk_retry_by_filter_dry_run_then_partial_refusals_exit_1() {
+    let fd = Flowdesk::new();
+    let ids = three_in_error_one_waiting(&fd);
+    fd.ok("alice", &["set", &ids[0].to_string(), "--set", "amount=5"]);
+
+    let before = fd.snapshot();
+    let out = fd.ok("alice", &["retry", "--process", "ops", "--dry-run"]);
+    let expected: Vec<String> = std::iter::once("would retry 4 instances (dry run: nothing was changed)".to_owned())
+        .chain(ids.iter().map(|id| format!("instance {id}")))
+        .collect();
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
+    let listed = fd.json("alice", &["retry", "--process", "ops", "--status", "error", "--dry-run", "--json"]);
+    assert_eq!(listed["count"], 3);
+    assert_eq!(listed["targets"][0]["instance_id"], ids[0]);
+    assert_eq!(fd.snapshot(), before, "a dry run changed the database");
+
+    // Every instance of the process: the waiting one refuses, the rest are retried.
+    let out = fd.run("alice", &["retry", "--process", "ops"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            "3 done, 1 refused".to_owned(),
+            format!("refused: instance {}: cannot retry instance {}: it is Active", ids[3], ids[3])
+        ]
+    );
+    assert_eq!(fd.status(ids[0]), "Completed");
+    assert_eq!(fd.status(ids[1]), "Error");
+    let trail = fd.show("alice", ids[0]);
+    let retried: Vec<String> = trail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["action"] == "Retried")
+        .map(|line| line["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(retried, ["`Check` Check amount; part of a bulk retry of 4"]);
+
+    // All done is exit 0, as JSON per instance.
+    let report = fd.json("alice", &["retry", "--status", "error", "--search", &ids[1].to_string(), "--json"]);
+    assert_eq!((report["total"].as_u64(), report["done"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(report["results"][0]["result"], "done");
+    assert_eq!(report["results"][0]["status"], "Error");
+    // Admin is checked per instance: bob may act on none.
+    let out = fd.run("bob", &["stop", "--ids", "-"]);
+    assert_eq!((out.code, out.stdout.trim()), (Some(0), "0 done, 0 refused"), "{out:?}");
+}
+
+#[test]
+fn bulk_finish_of_a_file_of_serials_answers_per_serial() {
+    let fd = Flowdesk::new();
+    fd.deploy_callback("alice");
+    fd.ok("alice", &["grant", "callback", "bob", "server-event"]);
+    let ids: Vec<i64> = (0..3).map(|_| fd.start("alice", &["callback"])).collect();
+    fd.ok("bob", &["finish", &format!("{}_2", ids[1])]);
+    let serials = fd.write("serials.txt", &format!("{}_2\n {}_2 \n\n{}_2\n999_2\n", ids[0], ids[1], ids[2]));
+    let file = path_str(&serials);
+
+    let dry = fd.ok("alice", &["finish", "--serials", file, "--dry-run"]);
+    assert!(dry.stdout.starts_with("would finish 4 server items (dry run: nothing was changed)\n"), "{dry:?}");
+
+    let out = fd.run("alice", &["finish", "--serials", file, "--set", "name=call back value"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "2 done, 2 refused");
+    assert!(
+        lines[1]
+            .starts_with(&format!("refused: server item {0}_2: server item {0}_2 was already finished at ", ids[1])),
+        "{lines:?}"
+    );
+    assert!(lines[1].ends_with("by bob"), "{lines:?}");
+    assert_eq!(lines[2], "refused: server item 999_2: server item 999_2 not found");
+    assert_eq!(fd.status(ids[0]), "Completed");
+    assert_eq!(fd.show("alice", ids[2])["data"]["done"], true);
+
+    // From standard input, as JSON: the same codes as the single finish's.
+    let mut command = fd.command();
+    command.arg("--db").arg(fd.db()).arg("--user").arg("alice");
+    command.args(["finish", "--serials", "-", "--json"]);
+    command.stdin(std::fs::File::open(&serials).unwrap());
+    let out = execute(command, "finish --serials - --json");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let codes: Vec<&str> = report["results"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["already_finished", "already_finished", "already_finished", "item_not_found"]);
+
+    // A line that is no serial refuses the whole file, before anything is done.
+    let bad = fd.write("bad.txt", &format!("{}_2\nabc\n", ids[0]));
+    let line = fd.refused("alice", &["finish", "--serials", path_str(&bad)]);
+    assert!(line.contains("line 2"), "{line}");
+}
+
+#[test]
+fn bulk_usage_errors_exit_2_and_the_single_forms_stay() {
+    let fd = Flowdesk::new();
+    let ids = three_in_error_one_waiting(&fd);
+    fd.usage_error("alice", &["retry"]);
+    fd.usage_error("alice", &["retry", "1", "--process", "ops"]);
+    fd.usage_error("alice", &["retry", "1", "--dry-run"]);
+    fd.usage_error("alice", &["finish", "1_1", "--serials", "x"]);
+    fd.usage_error("alice", &["goto", "--process", "ops", "1", "Other"]);
+    fd.usage_error("alice", &["goto", "Other"]);
+    let out = fd.ok("alice", &["goto", "--process", "ops", "--status", "active", "Other"]);
+    assert_eq!(out.stdout.trim(), "1 done, 0 refused");
+    assert_eq!(fd.pending(ids[3]), [format!("{}_2", ids[3])]);
+    let out = fd.ok("alice", &["stop", &ids[3].to_string()]);
+    assert_eq!(out.stdout.trim(), format!("stopped instance {}: stopped", ids[3]));
+}
+
+// Issue 18, "Find anything": the instance list's filters and its CSV export.
+
+#[test]
+fn instances_filter_by_version_dates_and_field_values_and_export_csv() {
+    let fd = Flowdesk::new();
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let small = fd.start("alice", &["ops", "--folio", "=HYPERLINK(\"http://x\")", "--set", "amount=5"]);
+    fd.deploy_text("alice", "ops.process.json", OPS_PROCESS);
+    let big = fd.start("alice", &["ops", "--folio", "Big, \"quoted\"\nline", "--set", "amount=500"]);
+    let sql = fd.start("alice", &["ops", "--folio", "ÄRGER"]);
+
+    let listed = |args: &[&str]| {
+        let mut all = vec!["instances", "--json"];
+        all.extend_from_slice(args);
+        ids(&fd.json("alice", &all))
+    };
+    assert_eq!(listed(&["--process", "ops", "--where", "amount > 100"]), vec![big]);
+    assert_eq!(listed(&["--process", "ops", "--where", "amount >= 5", "--where", "amount < 100"]), vec![small]);
+    // The start's script wrote `note`; SQL-looking text is a value like any other.
+    assert!(listed(&["--process", "ops", "--where", &format!("note = \"{SQL_TEXT}\"")]).is_empty());
+    assert_eq!(listed(&["--process", "ops", "--where", "note contains WAIT"]), vec![small, big, sql]);
+    assert_eq!(listed(&["--process", "ops", "--version", "1"]), vec![small]);
+    assert_eq!(listed(&["--started-after", "2000-01-01", "--started-before", "2999-01-01 00:00"]).len(), 3);
+    assert!(listed(&["--started-after", "2999-01-01"]).is_empty());
+    assert!(listed(&["--ended-after", "2000-01-01"]).is_empty(), "nothing has completed");
+    assert_eq!(listed(&["--search", "ärger"]), vec![sql], "the folio search ignores case");
+
+    // Malformed filters: a clear refusal or usage error, never a panic.
+    let unknown = fd.refused("alice", &["instances", "--process", "ops", "--where", "nope = 1"]);
+    assert!(unknown.contains("process `ops` has no field `nope`"), "{unknown}");
+    let wrong = fd.refused("alice", &["instances", "--process", "ops", "--where", "amount > lots"]);
+    assert!(wrong.contains("`amount`") && wrong.contains("integer"), "{wrong}");
+    let no_process = fd.refused("alice", &["instances", "--where", "amount > 1"]);
+    assert!(no_process.contains("needs a process"), "{no_process}");
+    let no_operator = fd.usage_error("alice", &["instances", "--where", "amount 100"]);
+    assert!(no_operator.stderr.contains("no operator"), "{no_operator:?}");
+    let bad_date = fd.usage_error("alice", &["instances", "--started-after", "yesterday"]);
+    assert!(bad_date.stderr.contains("not a date"), "{bad_date:?}");
+
+    // Every matching row as CSV, read back with the csv crate: quotes,
+    // commas and line breaks kept, a formula neutralised.
+    let out = fd.ok("alice", &["instances", "--process", "ops", "--csv"]);
+    let mut reader = csv::Reader::from_reader(out.stdout.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["id", "folio", "process", "version", "status", "originator", "started", "last_change", "due"]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let folios: Vec<&str> = rows.iter().map(|row| &row[1]).collect();
+    assert_eq!(folios, ["ÄRGER", "Big, \"quoted\"\nline", "'=HYPERLINK(\"http://x\")"]);
+    assert_eq!(rows[2][0], small.to_string());
+    assert_eq!(&rows[0][3], "2");
+    let limited = fd.ok("alice", &["instances", "--csv", "--limit", "1"]);
+    assert_eq!(csv::Reader::from_reader(limited.stdout.as_bytes()).records().count(), 1);
+}

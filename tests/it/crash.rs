@@ -499,3 +499,36 @@ fn timers_run_killed_at_every_commit_boundary_of_a_batch_fires_each_timer_once()
     }
     assert!(partial > 0, "no kill landed between two firings' commits");
 }
+
+/// Issue 19: a child's completion finishes its waiting parent in the
+/// child's own transaction. Killed before that commit, neither changed (the
+/// callback is sent again); killed after it, both did: never a completed
+/// child with its parent waiting for ever. And a start killed before its
+/// commit leaves neither the parent nor its children.
+#[test]
+fn a_childs_completion_and_its_parents_step_commit_together_or_not_at_all() {
+    let db = Db::new();
+    let sample = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("samples/{name}.process.json"));
+    for name in ["payment", "audit-log", "order"] {
+        db.ok(&["deploy", sample(name).to_str().unwrap()]);
+    }
+    let out = db.killed_at("before-commit:1", &["start", "order"]);
+    assert!(was_killed(&out));
+    assert_eq!(db.json(&["instances", "--json"]), Json::Array(Vec::new()), "no parent and no orphan child");
+
+    let order: i64 = db.ok(&["start", "order"]).trim().parse().unwrap();
+    let payment = order + 2;
+    let (order, payment) = (order.to_string(), payment.to_string());
+    let (order, payment) = (order.as_str(), payment.as_str());
+    let status = |id: &str| db.json(&["show", id, "--json"])["status"].as_str().unwrap().to_owned();
+    assert_eq!((status(order), status(payment)), ("Active".to_owned(), "Active".to_owned()));
+    let bank = format!("{payment}_1");
+    let callback = ["finish", bank.as_str(), "--set", "reference=BANK-1"];
+    let out = db.killed_at("before-commit:1", &callback);
+    assert!(was_killed(&out));
+    assert_eq!((status(order), status(payment)), ("Active".to_owned(), "Active".to_owned()));
+    let out = db.killed_at("after-commit:1", &callback);
+    assert!(was_killed(&out));
+    assert_eq!((status(order), status(payment)), ("Completed".to_owned(), "Completed".to_owned()));
+    assert_eq!(db.json(&["show", order, "--json"])["data"]["payment_ref"], "BANK-1");
+}

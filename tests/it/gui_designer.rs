@@ -12,8 +12,8 @@ use flowdesk::gui::designer::Element;
 use flowdesk::gui::dialogs::ScriptedDialogs;
 use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use flowdesk::model::{
-    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, HeaderDraft, HttpRequestDraft, ProcessDraft,
-    ServerEventDraft, TimerDraft,
+    ActivityDraft, EscalationActionDraft, EscalationDraft, EventDraft, HeaderDraft, HttpRequestDraft, IpcDraft,
+    MailDraft, MappingDraft, ProcessDraft, ServerEventDraft, TimerDraft,
 };
 use flowdesk::store::{Durability, SqliteStore};
 
@@ -800,6 +800,157 @@ fn an_http_request_event_is_added_from_the_palette_edited_and_saved() {
         timeout_seconds: 10,
     };
     assert_eq!(saved.activity("approved").unwrap().events[1], EventDraft::HttpRequest(expected));
+}
+
+#[test]
+fn a_mail_event_is_added_from_the_palette_edited_and_shows_why_it_is_always_synchronous() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.save.borrow_mut().push(files.path().join("tell"));
+    let mut gui = Gui::with(None, dialogs);
+
+    let template = gui.rect_of("Template Mail").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    assert_eq!(gui.event_names("approved"), ["Mark done", "Send mail"]);
+
+    // A new mail has no recipient yet: the problems panel says so, and
+    // picking the problem shows the event's properties.
+    gui.click_at(gui.empty_canvas_spot());
+    let problems = gui.texts_containing("no recipient");
+    assert_eq!(
+        problems,
+        ["Error  activity `Approved`, event 2 `Send mail`: the mail has no recipient: write an address in To"]
+    );
+    gui.click(&problems[0]);
+    assert_eq!(gui.selection(), [Element::Event { activity: "approved".to_owned(), index: 1 }]);
+
+    // The toggle is there, on and disabled, and the page says why.
+    let toggle = gui.harness.get_by_label("Synchronous");
+    assert!(toggle.accesskit_node().is_disabled(), "a mail event cannot be made asynchronous");
+    assert!(!gui.texts_containing("A mail event is always synchronous").is_empty(), "the reason is on the page");
+
+    gui.type_into("To", "boss@example.com, bob@");
+    assert_eq!(gui.texts_containing("is not an e-mail address").len(), 2, "beside the event and in the panel");
+    gui.replace_value("boss@example.com, bob@", "boss@example.com, Bob <bob@example.com>");
+    assert!(gui.texts_containing("is not an e-mail address").is_empty());
+    gui.type_into("Cc", "${nobody}");
+    assert!(!gui.texts_containing("Cc: unknown placeholder `${nobody}`").is_empty());
+    gui.replace_value("${nobody}", "carol@example.com");
+    gui.replace_value("${folio}", "Approved: ${folio}");
+    gui.type_into("Body (plain text)", "Instance ${instance_id} was approved.");
+    // The canvas row names whom it tells.
+    let row = "Event Send mail (mail to boss@example.com, Bob <bob@example.com>)";
+    assert!(gui.exists(row));
+    // Its right-click menu shows the toggle disabled too.
+    gui.harness.get_by_label(row).click_secondary();
+    gui.settle();
+    let toggles = gui.harness.get_all_by_label("Synchronous").collect::<Vec<_>>();
+    assert!(toggles.len() == 2 && toggles.iter().all(|t| t.accesskit_node().is_disabled()), "{toggles:?}");
+    gui.harness.key_press(Key::Escape);
+    gui.settle();
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    let saved = ProcessDraft::load(&files.path().join("tell.process.json")).unwrap();
+    let expected = MailDraft {
+        name: "Send mail".to_owned(),
+        synchronous: true,
+        to: "boss@example.com, Bob <bob@example.com>".to_owned(),
+        cc: "carol@example.com".to_owned(),
+        subject: "Approved: ${folio}".to_owned(),
+        body: "Instance ${instance_id} was approved.".to_owned(),
+        html: String::new(),
+    };
+    assert_eq!(saved.activity("approved").unwrap().events[1], EventDraft::Mail(expected));
+}
+
+#[test]
+fn the_settings_dialog_sets_the_smtp_server_and_keeps_no_password() {
+    let mut gui = Gui::new();
+    gui.menu("File", "Settings…");
+    gui.type_into("Host", "mail.example.com");
+    gui.type_into("Port", "twenty-five");
+    gui.click_button("Save");
+    assert!(!gui.texts_containing("port `twenty-five` is not a number").is_empty(), "said in the dialog");
+    assert!(gui.exists("Host"), "the dialog stays open");
+
+    gui.replace_value("twenty-five", "2525");
+    gui.click("Security");
+    gui.click("None (a server on this machine only)");
+    gui.click_button("Save");
+    assert!(!gui.texts_containing("only for a server on this machine").is_empty());
+
+    gui.replace_value("mail.example.com", "localhost");
+    gui.type_into("User", "flowdesk");
+    gui.type_into("Password", "pa55-word");
+    gui.type_into("From", "flowdesk@example.org");
+    gui.click_button("Save");
+    assert!(!gui.exists("Host"), "closed once saved");
+    assert!(
+        !gui.texts_containing("Mail goes through smtp://flowdesk@localhost:2525?tls=none").is_empty(),
+        "the status line says where mail goes"
+    );
+    let smtp = &gui.app().settings.smtp;
+    assert_eq!((smtp.host.as_str(), smtp.port, smtp.user.as_str()), ("localhost", Some(2525), "flowdesk"));
+    let kept = serde_json::to_string(&gui.app().settings).unwrap();
+    assert!(!kept.contains("pa55-word"), "the password is not kept between runs: {kept}");
+}
+
+/// Issue 19: the sub-process (IPC) template is dragged from the palette,
+/// its properties set in the panel, and the canvas says in words whether
+/// the parent waits for its child.
+#[test]
+fn a_sub_process_event_is_dragged_from_the_palette_and_its_properties_set() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.save.borrow_mut().push(files.path().join("calls"));
+    let mut gui = Gui::with(None, dialogs);
+
+    let template = gui.rect_of("Template Sub-process (IPC)").center();
+    let target = gui.rect_of("Activity Approved").center();
+    gui.drag(template, target);
+    assert_eq!(gui.event_names("approved"), ["Mark done", "Sub-process"]);
+    assert!(gui.exists("Event Sub-process (sub-process, waits for child)"), "synchronous by default: it waits");
+
+    gui.click_at(gui.empty_canvas_spot());
+    let problems = gui.texts_containing("no child process");
+    assert_eq!(
+        problems,
+        ["Error  activity `Approved`, event 2 `Sub-process`: no child process: name the process this event starts"]
+    );
+    gui.click(&problems[0]);
+    assert!(gui.exists("Child process"), "the properties panel shows the event");
+    assert!(!gui.texts_containing("Synchronous means WAIT").is_empty(), "the help says what Synchronous means here");
+
+    gui.type_into("Child process", "payment");
+    gui.type_into("Child folio", "PAY-${name}");
+    gui.click("Add input mapping");
+    gui.type_into("Input 1 from", "name");
+    gui.type_into("Input 1 to", "order_id");
+    gui.click("Add output mapping");
+    gui.type_into("Output 1 from", "paid");
+    gui.type_into("Output 1 to", "done");
+    assert!(gui.texts_containing("no child process").is_empty(), "the problem is gone");
+
+    gui.click("Synchronous (wait for the child)");
+    assert!(gui.exists("Event Sub-process (sub-process, starts child)"));
+    assert!(!gui.texts_containing("output mappings need a parent that waits").is_empty(), "said where it is");
+    gui.click("Synchronous (wait for the child)");
+    assert!(gui.exists("Event Sub-process (sub-process, waits for child)"));
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    let saved = ProcessDraft::load(&files.path().join("calls.process.json")).unwrap();
+    let mapping = |from: &str, to: &str| MappingDraft { from: from.to_owned(), to: to.to_owned() };
+    let expected = IpcDraft {
+        name: "Sub-process".to_owned(),
+        synchronous: true,
+        process: "payment".to_owned(),
+        version: None,
+        folio: "PAY-${name}".to_owned(),
+        inputs: vec![mapping("name", "order_id")],
+        outputs: vec![mapping("paid", "done")],
+    };
+    assert_eq!(saved.activity("approved").unwrap().events[1], EventDraft::Ipc(expected));
 }
 
 // ----- designer commands, deploy and start ------------------------------------------

@@ -2355,3 +2355,314 @@ fn issue_17_the_flow_says_a_deadline_is_held_or_was_not_armed() {
     let entry = gui.trail_entry("Escalation not armed");
     assert_eq!(entry[1..3], ["admin".to_owned(), "Escalation not armed".to_owned()]);
 }
+
+/// Issue 19: the parent's flow shows its child's id and status on the
+/// sub-process event, one click opens the child, and the child's panel
+/// says which instance and event started it, with a link back.
+#[test]
+fn issue_19_the_flow_links_a_parent_to_its_child_and_back() {
+    let fx = fixture();
+    deploy(&fx, "payment.process.json");
+    deploy(&fx, "audit-log.process.json");
+    deploy(&fx, "order.process.json");
+    let order = fx.engine.start("admin", "order", "ORDER-1", &[]).unwrap().instance_id;
+    let payment = order + 2;
+    let mut gui = Gui::monitor(fx, "ada");
+    assert!(gui.shown("Parent"), "the list has a Parent column where a row has a parent");
+    // The audit-log child has its parent's folio: the order's row is the
+    // last of the two (newest first).
+    let rows: Vec<_> = gui
+        .harness
+        .query_all_by(|node| node.role() == Role::Label && node.value().as_deref() == Some("ORDER-1"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    rows[1].click();
+    gui.run_until("the order", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
+    gui.settle();
+
+    gui.harness.get_by_label(&format!("Child instance {payment} · Active")).click();
+    gui.run_until("the child", |app| app.monitor.detail().is_some_and(|d| d.summary.id == payment));
+    gui.settle();
+    assert!(gui.shown(&format!("Instance {payment}")));
+    assert!(gui.shown("Started by"));
+    assert!(gui.shown("(order), event `Pay` of `Take payment`, which waits for it"));
+
+    gui.harness.get_by_label(&format!("instance {order}")).click();
+    gui.run_until("the parent again", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
+    gui.settle();
+    assert!(gui.shown(&format!("instance {payment} (payment, Active)")), "the parent lists its children");
+}
+
+// ----- bulk actions (issue 18) -------------------------------------------------
+
+/// `n` instances of FAILING in error, folios F-0, F-1…; the first `ready`
+/// of them have their field set, so that a retry completes them.
+fn failing_instances(fx: &Fixture, n: usize, ready: usize) -> Vec<i64> {
+    deploy_json(fx, FAILING);
+    (0..n)
+        .map(|i| {
+            let id = fx.engine.start("admin", "failing", &format!("F-{i}"), &[]).unwrap().instance_id;
+            if i < ready {
+                fx.engine.set_data("admin", id, &set(&[("ready", "true")])).unwrap();
+            }
+            id
+        })
+        .collect()
+}
+
+impl Gui {
+    /// Clicks the row showing `folio` with modifiers held.
+    fn click_row(&mut self, folio: &str, modifiers: Modifiers) {
+        self.harness
+            .get_by(|node| node.role() == Role::Label && node.value().as_deref() == Some(folio))
+            .click_modifiers(modifiers);
+        self.settle();
+    }
+
+    /// Confirms a bulk action after checking its question.
+    fn confirm_bulk(&mut self, question: &str) {
+        assert!(self.shown("Please confirm"), "a confirmation is asked");
+        assert!(self.shown(question), "the question is `{question}`; shown: {:#?}", self.all_texts());
+        self.click("Confirm");
+    }
+
+    /// Waits for the bulk action's report and returns its summary.
+    fn bulk_report(&mut self) -> String {
+        self.run_until("the bulk action's report", |app| app.monitor.bulk.report().is_some());
+        let (_, summary) = self.app().monitor.bulk.report().unwrap();
+        assert!(self.shown(&summary), "the report shows `{summary}`: {:#?}", self.all_texts());
+        summary
+    }
+}
+
+#[test]
+fn select_three_instances_and_retry_them() {
+    let fx = fixture();
+    let ids = failing_instances(&fx, 4, 3);
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.click_row("F-0", Modifiers::NONE);
+    gui.click_row("F-2", Modifiers::COMMAND);
+    gui.click_row("F-1", Modifiers::COMMAND);
+    assert!(gui.shown("3 selected"), "{:#?}", gui.all_texts());
+    // A fourth, then taken out again.
+    gui.click_row("F-3", Modifiers::COMMAND);
+    assert!(gui.shown("4 selected"));
+    gui.click_row("F-3", Modifiers::COMMAND);
+    assert!(gui.shown("3 selected"));
+
+    gui.click("Retry selected");
+    let before = gui.snapshot(&ids);
+    gui.click("Cancel");
+    assert_eq!(gui.snapshot(&ids), before, "cancel retries nothing");
+    gui.click("Retry selected");
+    gui.confirm_bulk("Retry 3 instances as ada?");
+    assert_eq!(gui.bulk_report(), "3 done, 0 refused");
+    for id in &ids[..3] {
+        assert_eq!(gui.status_of(*id), InstanceStatus::Completed);
+        assert!(gui.fx.trail(*id).contains(&"ada: Retried `Work` Check; part of a bulk retry of 3".to_owned()));
+    }
+    assert_eq!(gui.status_of(ids[3]), InstanceStatus::Error, "the one not selected is left alone");
+    assert!(gui.app().monitor.bulk.instances.is_empty(), "what was acted on is no longer selected");
+    gui.click("Close report");
+    assert!(gui.app().monitor.bulk.report().is_none());
+
+    // Shift+click selects the rows between; a partial refusal is listed.
+    gui.click_row("F-0", Modifiers::NONE);
+    gui.click_row("F-3", Modifiers::SHIFT);
+    assert!(gui.shown("4 selected"));
+    gui.click("Resume selected");
+    gui.confirm_bulk("Resume 4 instances as ada?");
+    assert_eq!(gui.bulk_report(), "0 done, 4 refused");
+    assert!(
+        gui.shown(&format!("instance {0}: cannot resume instance {0}: it is Error", ids[3])),
+        "{:#?}",
+        gui.all_texts()
+    );
+}
+
+#[test]
+fn select_all_matching_a_filter_then_stop_them() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let waiting: Vec<i64> =
+        (0..5).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let failing = failing_instances(&fx, 2, 0);
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.choose("Status", "Active");
+    gui.run_until("the filtered count", |app| app.monitor.count_current() && app.monitor.count() == Some(5));
+    gui.click("Select all 5 matching");
+    assert!(gui.shown("All 5 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Clear selection");
+    assert!(!gui.shown("All 5 matching selected"));
+    // Ctrl+A selects them all too, the page loaded or not.
+    gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    gui.settle();
+    assert!(gui.shown("All 5 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all 5 instances matching the filter as ada?");
+    assert_eq!(gui.bulk_report(), "5 done, 0 refused");
+    for id in &waiting {
+        assert_eq!(gui.status_of(*id), InstanceStatus::Stopped);
+    }
+    for id in &failing {
+        assert_eq!(gui.status_of(*id), InstanceStatus::Error, "what the filter left out is left alone");
+    }
+}
+
+#[test]
+fn a_bulk_action_shows_its_progress_and_can_be_cancelled() {
+    let fx = fixture();
+    let ids = failing_instances(&fx, 40, 40);
+    let mut gui = Gui::monitor(fx, "ada");
+    gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    gui.settle();
+    gui.click("Retry selected");
+    assert!(gui.shown("Retry all 40 instances matching the filter as ada?"), "{:#?}", gui.all_texts());
+    // Another program holds the write lock: the action waits, the window does not.
+    let lock = gui.hold_lock();
+    gui.click("Confirm");
+    gui.run_until("the progress bar", |app| app.monitor.bulk.progress() == Some((0, 40)));
+    assert!(gui.shown("Retrying all 40 instances matching the filter…"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("0 of 40"), "{:#?}", gui.all_texts());
+    gui.click("Cancel bulk action");
+    assert!(gui.shown("Retrying all 40 instances matching the filter… (cancelling)"));
+    gui.release(lock);
+    let summary = gui.bulk_report();
+    let report_done = ids.iter().filter(|id| gui.status_of(**id) == InstanceStatus::Completed).count();
+    assert!(report_done < 40, "{summary}");
+    assert_eq!(summary, format!("{report_done} done, 0 refused, cancelled before {}", 40 - report_done));
+}
+
+// ----- issue 18, "Find anything": field filters, saved filters, CSV ----------
+
+/// Orders with an amount, for the field filter.
+const ORDERS: &str = r#"{
+  "name": "orders",
+  "fields": [{ "name": "amount", "type": "integer" }],
+  "activities": [
+    { "id": "wait", "name": "Wait", "start": true, "events": [
+      { "kind": "server_event", "name": "Ask", "synchronous": false, "script": "" } ] } ]
+}"#;
+
+/// Five orders of growing amounts (50, 100, ... 250); one folio a formula,
+/// one with a comma, quotes and a line break.
+fn five_orders() -> Fixture {
+    let fx = fixture();
+    deploy_json(&fx, ORDERS);
+    let folios = ["=SUM(A1:A2)", "O-2", "Big, \"quoted\"\nline", "O-4", "O-5"];
+    for (n, folio) in folios.into_iter().enumerate() {
+        let amount = ((n + 1) * 50).to_string();
+        fx.engine.start("admin", "orders", folio, &set(&[("amount", &amount)])).unwrap();
+    }
+    fx
+}
+
+/// The monitor with these settings and file dialogs.
+fn monitor_with(fx: Fixture, settings: Settings, dialogs: ScriptedDialogs) -> Gui {
+    let options = GuiOptions { db_path: fx.db_path(), user: "ada".to_owned(), file: None, view: AppView::Monitor };
+    let app = FlowdeskApp::new(options, settings, Box::new(dialogs));
+    let harness =
+        Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut FlowdeskApp| app.ui(ui), app);
+    let mut gui = Gui { fx, harness, locked: false };
+    gui.run_until("the first rows", |app| app.monitor.count().is_some() && !app.monitor.rows().is_empty());
+    gui
+}
+
+#[test]
+fn a_field_filter_narrows_the_list_and_a_malformed_one_says_why() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount > 150");
+    gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
+    assert_eq!(gui.row_ids(), [5, 4]);
+    assert!(gui.shown("2 instance(s)"));
+    // Half typed: the bar says what is wrong, the list stays as it was.
+    gui.replace_text("Field", "amount >");
+    assert!(gui.shown("Field: field filter `amount >` has no value after its operator"), "{:?}", gui.all_texts());
+    assert_eq!(gui.row_ids(), [5, 4]);
+    // Read for the field's type by the engine: its refusal is the list's error.
+    gui.replace_text("Field", "amount > lots");
+    gui.run_until("the refusal", |app| app.monitor.filter.fields.first().is_some_and(|f| f.value == "lots"));
+    gui.run_until_frames("the error shown", |_| true, 20);
+    let texts = gui.all_texts();
+    assert!(texts.iter().any(|t| t.contains("invalid filter") && t.contains("`amount`")), "{texts:?}");
+    gui.replace_text("Field", "amount <= 100");
+    gui.run_until("the small orders", |app| app.monitor.count() == Some(2) && app.monitor.rows().len() == 2);
+    assert_eq!(gui.row_ids(), [2, 1]);
+    // Versions and dates on the same row.
+    gui.replace_text("Version", "2");
+    gui.run_until("no version 2", |app| app.monitor.count() == Some(0));
+    gui.replace_text("Version", "");
+    gui.replace_text("Started from", "2999-01-01");
+    gui.run_until("nothing started yet", |app| app.monitor.count() == Some(0));
+    gui.replace_text("Started from", "tomorrow");
+    assert!(gui.all_texts().iter().any(|t| t.starts_with("Started from: `tomorrow` is not a date")));
+}
+
+#[test]
+fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
+    let mut gui = monitor_with(five_orders(), Settings::default(), ScriptedDialogs::default());
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount >= 200");
+    gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
+    gui.replace_text("Name", "big orders");
+    gui.click("Save filter");
+    gui.replace_text("Field", "");
+    gui.run_until("all orders", |app| app.monitor.count() == Some(5));
+
+    gui.choose("Saved filters", "big orders");
+    gui.run_until("the big orders again", |app| app.monitor.count() == Some(2));
+    assert_eq!(gui.field_value("Field"), "amount >= 200");
+    assert_eq!(gui.row_ids(), [5, 4]);
+
+    // Another run of the window, with the settings this one kept.
+    let settings = gui.harness.state_mut().kept_settings();
+    assert_eq!(settings.saved_filters["ada"].len(), 1);
+    let fx = gui.fx;
+    let mut gui = monitor_with(fx, settings.clone(), ScriptedDialogs::default());
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    assert!(gui.harness.query_by_label("Saved filters").is_none(), "the rows start closed");
+    gui.click("More filters");
+    gui.choose("Saved filters", "big orders");
+    gui.run_until("the big orders after a restart", |app| app.monitor.count() == Some(2));
+    assert_eq!(gui.app().monitor.filter.process.as_deref(), Some("orders"));
+
+    // Saved per user: another user of the same settings has none.
+    let other = settings.saved_filters.get("bob").map_or(0, Vec::len);
+    assert_eq!(other, 0);
+
+    gui.click("Delete");
+    assert!(gui.harness.state_mut().kept_settings().saved_filters["ada"].is_empty());
+}
+
+#[test]
+fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    let dialogs = ScriptedDialogs { export_csv: std::cell::RefCell::new(vec![path.clone()]), ..Default::default() };
+    let mut gui = monitor_with(five_orders(), Settings::default(), dialogs);
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount != 200");
+    gui.run_until("four orders", |app| app.monitor.count() == Some(4));
+    gui.click("Export CSV…");
+    gui.run_until("the export", |app| app.monitor.find.exported().is_some());
+    let exported = gui.app().monitor.find.exported().cloned().unwrap();
+    assert_eq!(exported, Ok((4, path.clone())));
+    assert!(gui.shown(&format!("Exported 4 instance(s) to {}", path.display())));
+
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    assert_eq!(&reader.headers().unwrap()[1], "folio");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let folios: Vec<&str> = rows.iter().map(|row| &row[1]).collect();
+    // Newest first, as the list; a formula is shown as text (OWASP).
+    assert_eq!(folios, ["O-5", "Big, \"quoted\"\nline", "O-2", "'=SUM(A1:A2)"]);
+    assert!(rows.iter().all(|row| &row[2] == "orders" && &row[4] == "Active"));
+
+    // Cancelled: nothing is written and nothing said.
+    gui.click("Export CSV…");
+    assert_eq!(gui.app().monitor.find.exported().cloned().unwrap(), Ok((4, path)));
+}

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flowdesk::engine::{
-    AuditAction, Engine, FieldInput, InstanceDetail, InstanceStatus, Outbound, OutboundError, OutboundResponse,
-    Progress,
+    AuditAction, Engine, FieldInput, InstanceDetail, InstanceStatus, MailAccepted, MailError, Mailer, Outbound,
+    OutboundError, OutboundResponse, Progress,
 };
-use flowdesk::model::{CompiledProcess, EscalationAction, EventDraft, HttpMethod, HttpRequest};
+use flowdesk::model::{CompiledProcess, EscalationAction, EventDraft, HttpMethod, HttpRequest, MailMessage};
 use flowdesk::model::{FieldType, ProcessDraft, Right, ScriptHost, Value, validate};
 use flowdesk::store::{Durability, SqliteStore};
 use support::external::{ExternalSystem, Reply};
@@ -53,12 +53,21 @@ impl Outbound for AcceptEverything {
     }
 }
 
+/// An SMTP server that accepts every mail without looking at it.
+struct AcceptEveryMail;
+
+impl Mailer for AcceptEveryMail {
+    fn send_mail(&self, _mail: &MailMessage, _date: std::time::SystemTime) -> Result<MailAccepted, MailError> {
+        Ok(MailAccepted { message_id: "<sample@example.com>".to_owned() })
+    }
+}
+
 /// An engine on a fresh database in a temporary folder; keep the folder alive.
-/// Its HTTP requests are accepted without being sent.
+/// Its HTTP requests and mail are accepted without being sent.
 fn engine() -> (tempfile::TempDir, Engine<SqliteStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("flowdesk.db"), Durability::Normal).expect("open database");
-    (dir, Engine::new(store).with_outbound(Arc::new(AcceptEverything)))
+    (dir, Engine::new(store).with_outbound(Arc::new(AcceptEverything)).with_mailer(Arc::new(AcceptEveryMail)))
 }
 
 fn text(pairs: &[(&str, &str)]) -> Vec<(String, FieldInput)> {
@@ -115,8 +124,12 @@ fn samples_folder_holds_the_known_samples() {
         "callback.process.json",
         "callback-deadline.process.json",
         "http-callback.process.json",
+        "notify-by-mail.process.json",
         "purchase-approval.process.json",
         "shipment.process.json",
+        "order.process.json",
+        "payment.process.json",
+        "audit-log.process.json",
     ] {
         assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
     }
@@ -152,6 +165,7 @@ fn every_sample_runs_to_completion_with_default_data() {
     for path in sample_files() {
         let draft = load(&path);
         let (_dir, engine) = engine();
+        deploy_called_samples(&engine, &draft);
         let deployed = engine.deploy(OWNER, &draft).unwrap();
         assert_eq!(deployed.version, 1);
         assert!(deployed.warnings.is_empty(), "{:?}", deployed.warnings);
@@ -176,6 +190,23 @@ fn every_sample_runs_to_completion_with_default_data() {
             "{}",
             path.display()
         );
+    }
+}
+
+/// Deploys the samples `draft`'s sub-process events start (and those they
+/// start), each from `samples/<process>.process.json`: a child must be
+/// deployed before a process that calls it.
+fn deploy_called_samples(engine: &Engine<SqliteStore>, draft: &ProcessDraft) {
+    for activity in &draft.activities {
+        for event in &activity.events {
+            let EventDraft::Ipc(ipc) = event else { continue };
+            if ipc.process == draft.name || engine.definition(&ipc.process).is_ok() {
+                continue;
+            }
+            let child = load_sample(&format!("{}.process.json", ipc.process));
+            deploy_called_samples(engine, &child);
+            engine.deploy(OWNER, &child).unwrap();
+        }
     }
 }
 
@@ -215,6 +246,51 @@ fn http_callback_sample_posts_its_serial_and_completes_on_the_callback() {
     let detail = engine.instance(OWNER, progress.instance_id).unwrap();
     assert_eq!(field(&detail, "shipped"), &Value::Boolean(true));
     assert!(logs(&detail).contains(&"Record shipment: shipped, tracking 1Z999"), "{:?}", logs(&detail));
+}
+
+// ----- notify by mail --------------------------------------------------------
+
+/// Keeps every mail it is given.
+#[derive(Default)]
+struct MailBox(std::sync::Mutex<Vec<MailMessage>>);
+
+impl Mailer for MailBox {
+    fn send_mail(&self, mail: &MailMessage, _date: std::time::SystemTime) -> Result<MailAccepted, MailError> {
+        let mut mails = self.0.lock().unwrap();
+        mails.push(mail.clone());
+        Ok(MailAccepted { message_id: format!("<{}@example.com>", mails.len()) })
+    }
+}
+
+/// The sample's two mails: the confirmation, then, after the warehouse's
+/// callback, the shipping note with the tracking number it brought.
+#[test]
+fn notify_by_mail_sample_confirms_then_tells_the_tracking_number_after_the_callback() {
+    let mails = Arc::new(MailBox::default());
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("flowdesk.db"), Durability::Normal).unwrap();
+    let engine = Engine::new(store).with_mailer(mails.clone());
+    engine.deploy(OWNER, &load_sample("notify-by-mail.process.json")).unwrap();
+
+    let progress = engine.start(OWNER, "notify-by-mail", "SO-12", &[]).unwrap();
+
+    let serial = only_serial(&progress);
+    {
+        let sent = mails.0.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].to[0].to_string(), "Ada Lovelace <ada@example.com>");
+        assert_eq!(sent[0].subject, "Your order A-1001 (SO-12)");
+        assert!(sent[0].text.contains("order A-1001 of 49.90 EUR"), "{}", sent[0].text);
+        assert!(sent[0].html.as_deref().unwrap().contains("<b>A-1001</b>"));
+    }
+    let finished = engine.finish(OWNER, support::parse_serial(&serial), &text(&[("tracking", "1Z999")])).unwrap();
+    assert_eq!(finished.progress.status, InstanceStatus::Completed);
+    let sent = mails.0.lock().unwrap();
+    assert_eq!(sent[1].recipients(), "ada@example.com, orders@example.com");
+    assert!(sent[1].text.ends_with("Tracking number: 1Z999."), "{}", sent[1].text);
+    let detail = engine.instance(OWNER, progress.instance_id).unwrap();
+    audit_position(&detail, AuditAction::Mail, "to ada@example.com accepted as <1@example.com>");
+    audit_position(&detail, AuditAction::Mail, "to ada@example.com, orders@example.com accepted as <2@example.com>");
 }
 
 // ----- callback with deadlines ----------------------------------------------

@@ -1509,3 +1509,100 @@ fn a_loop_through_a_timer_waits_each_round() {
         &["warning: activity `A` (a): endless loop: A, B follow each other round with no rule to stop them"],
     );
 }
+
+// ----- mail events -----------------------------------------------------------------
+
+/// A process whose start activity holds one mail event made of `properties`
+/// (JSON object members besides `kind` and `name`), with the data fields
+/// `name` (string) and `email` (string).
+fn mail_event(properties: &str) -> String {
+    format!(
+        r#"{{"name": "p",
+            "fields": [{{"name": "name", "type": "string"}}, {{"name": "email", "type": "string"}}],
+            "activities": [{{"id": "a", "name": "A", "start": true, "events": [
+              {{"kind": "mail", "name": "Tell", {properties}}}
+            ]}}]}}"#
+    )
+}
+
+#[test]
+fn a_correct_mail_event_has_no_problems() {
+    for properties in [
+        r#""to": "${email}", "subject": "Hello ${name}", "body": "Dear ${name}""#,
+        r#""to": "Ada Lovelace <ada@example.com>, ${email}", "cc": "\"Doe, Jo\" <jo@example.com>",
+           "subject": "${folio}", "body": "", "html": "<p>${name}</p>", "synchronous": true"#,
+    ] {
+        check(&mail_event(properties), &[]);
+    }
+}
+
+#[test]
+fn mail_events_are_always_synchronous() {
+    check(
+        &mail_event(r#""to": "a@example.com", "synchronous": false"#),
+        &[
+            "error: activity `A`, event 1 `Tell`: a mail event is always synchronous: it completes when the SMTP server accepts the mail, and nothing calls back; remove `\"synchronous\": false`",
+        ],
+    );
+}
+
+#[test]
+fn mail_event_problems_are_named() {
+    let cases = [
+        (r#""to": " ""#, "the mail has no recipient: write an address in To"),
+        (r#""to": "ada@example.com, bob@""#, "To: `bob@` is not an e-mail address"),
+        (r#""to": "a@example.com", "cc": "not an address""#, "Cc: `not an address` is not an e-mail address"),
+        (
+            r#""to": "${mail}""#,
+            "To: unknown placeholder `${mail}`: is neither a data field nor one of serial, instance_id, folio, activity, event",
+        ),
+        (
+            r#""to": "a@example.com", "subject": "Hi\r\nBcc: eve@example.com""#,
+            "Subject holds a line break or another control character once filled in: refused, since it could add headers to the mail",
+        ),
+        (r#""to": "a@example.com", "html": "<p>${nom}</p>""#, "HTML body: unknown placeholder `${nom}`…"),
+    ];
+    for (properties, message) in cases {
+        check(&mail_event(properties), &[&format!("error: activity `A`, event 1 `Tell`: {message}")]);
+    }
+}
+
+// ----- sub-process (IPC) events (issue 19) ----------------------------------------
+
+/// What the draft alone tells of a sub-process event, each at the event:
+/// no child named, mappings to fields this process lacks, unknown
+/// placeholders, outputs on an event that does not wait; a process calling
+/// itself is checked against its own fields and warned of the depth limit.
+/// Whether another child is deployed is deploy's to say.
+#[test]
+fn sub_process_events_name_their_problems_at_the_event() {
+    check(
+        r#"{
+          "name": "parent",
+          "fields": [ { "name": "n", "type": "integer" }, { "name": "s", "type": "string" } ],
+          "activities": [
+            { "id": "a", "name": "A", "start": true, "events": [
+              { "kind": "ipc", "name": "Nothing" },
+              { "kind": "ipc", "name": "Bad maps", "process": "child",
+                "inputs": [ { "from": "${nope}", "to": "x" }, { "from": "n", "to": "" } ],
+                "outputs": [ { "from": "y", "to": "missing" } ] },
+              { "kind": "ipc", "name": "Async out", "synchronous": false, "process": "child",
+                "outputs": [ { "from": "y", "to": "n" } ] },
+              { "kind": "ipc", "name": "Again", "process": "parent",
+                "inputs": [ { "from": "s", "to": "n" } ], "outputs": [ { "from": "n", "to": "s" } ] },
+              { "kind": "ipc", "name": "Not deployed", "process": "somewhere-else" }
+            ] }
+          ]
+        }"#,
+        &[
+            "error: activity `A`, event 1 `Nothing`: no child process: name the process this event starts",
+            "error: activity `A`, event 2 `Bad maps`: input mapping 1 (→ `x`): unknown placeholder `${nope}`…",
+            "error: activity `A`, event 2 `Bad maps`: input mapping 2 has no child field",
+            "error: activity `A`, event 2 `Bad maps`: output mapping 1 (`y` → `missing`): this process has no field `missing`",
+            "error: activity `A`, event 3 `Async out`: output mappings need a parent that waits…",
+            "error: activity `A`, event 4 `Again`: input mapping 1 (→ `n`): type mismatch: `s` (string) into `n` of `parent` (integer)",
+            "error: activity `A`, event 4 `Again`: output mapping 1 (`n` → `s`): type mismatch: `n` of `parent` (integer) into `s` (string)",
+            "warning: activity `A`, event 4 `Again`: the process starts itself: allowed, but a chain of sub-processes deeper than 8 puts the instance that would start the next one in Error",
+        ],
+    );
+}

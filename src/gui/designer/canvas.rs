@@ -204,9 +204,35 @@ impl Icons {
             TemplateIcon::ServerEvent => Some(self.server_event),
             TemplateIcon::AsyncServerEvent => Some(self.async_server_event),
             TemplateIcon::HttpRequest => Some(self.http_request),
-            TemplateIcon::Timer => None,
+            TemplateIcon::Timer | TemplateIcon::Mail | TemplateIcon::SubProcess => None,
         }
     }
+}
+
+/// The icon of a template drawn as shapes rather than a texture (those
+/// [`Icons::for_template`] has none for), filling `rect`.
+pub(crate) fn paint_drawn_icon(painter: &egui::Painter, icon: TemplateIcon, rect: Rect) {
+    match icon {
+        TemplateIcon::Mail => paint_envelope(painter, rect, theme::MAIL, Color32::WHITE),
+        TemplateIcon::SubProcess => paint_subprocess(painter, rect.shrink(2.0), 1.4),
+        TemplateIcon::Timer
+        | TemplateIcon::ServerEvent
+        | TemplateIcon::AsyncServerEvent
+        | TemplateIcon::HttpRequest => {
+            paint_clock(painter, rect.center(), rect.width().min(rect.height()) * 0.45, theme::TIMER, Color32::WHITE)
+        }
+    }
+}
+
+/// An envelope on a rounded square: mail events wear it.
+pub(crate) fn paint_envelope(painter: &egui::Painter, rect: Rect, face: Color32, lines: Color32) {
+    painter.rect_filled(rect, CornerRadius::same(3), face);
+    let letter = rect.shrink2(vec2(rect.width() * 0.18, rect.height() * 0.28));
+    let stroke = Stroke::new((rect.width() / 14.0).max(1.0), lines);
+    painter.rect_stroke(letter, CornerRadius::ZERO, stroke, StrokeKind::Inside);
+    let fold = pos2(letter.center().x, letter.top() + letter.height() * 0.55);
+    painter.line_segment([letter.left_top(), fold], stroke);
+    painter.line_segment([fold, letter.right_top()], stroke);
 }
 
 /// A clock face: a filled disc, its rim and two hands (ten past twelve).
@@ -335,6 +361,8 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
                 (EventDraft::Timer(timer), _) => {
                     format!("Event {} (timer, waits {})", event.name(), due_words(&timer.after, &timer.at_field))
                 }
+                (EventDraft::Mail(mail), _) => format!("Event {} (mail to {})", event.name(), mail.to.trim()),
+                (EventDraft::Ipc(ipc), _) => format!("Event {} (sub-process, {})", event.name(), ipc.words()),
             };
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
             row_responses.push((index, event_index, response));
@@ -441,10 +469,24 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
         if response.drag_started() {
             response.dnd_set_drag_payload(EventPayload { activity: activity.id.clone(), index: *event_index });
         }
-        let synchronous = activity.events[*event_index].synchronous();
+        // The event's own Synchronous property (an IPC event's means "wait").
+        let synchronous = match &activity.events[*event_index] {
+            EventDraft::Ipc(ipc) => ipc.synchronous,
+            event => event.synchronous(),
+        };
+        // A mail event cannot wait: its toggle is shown disabled, with why.
+        let fixed = match &activity.events[*event_index] {
+            EventDraft::Mail(_) => Some(crate::gui::designer::mail_editor::SYNCHRONOUS_REASON),
+            _ => None,
+        };
         response.context_menu(|ui| {
             let mut checked = synchronous;
-            if ui.checkbox(&mut checked, "Synchronous").clicked() {
+            let toggle = ui.add_enabled(fixed.is_none(), egui::Checkbox::new(&mut checked, "Synchronous"));
+            let toggle = match fixed {
+                Some(reason) => toggle.on_disabled_hover_text(reason),
+                None => toggle,
+            };
+            if toggle.clicked() {
                 actions.push(Action::ToggleSynchronous { activity: activity.id.clone(), index: *event_index });
                 ui.close();
             }
@@ -746,8 +788,19 @@ fn draw_activity(
     for (index, event) in activity.events.iter().enumerate() {
         let synchronous = event.synchronous();
         let is_http = matches!(event, EventDraft::HttpRequest(_));
+        // A mail's badge says in words what it does, as "waits" does; whom
+        // it tells is in its accessible label and on its properties page
+        // (recipients, often templates, would crowd out the event's name).
+        let mail_to = match event {
+            EventDraft::Mail(_) => Some("sends mail".to_owned()),
+            _ => None,
+        };
         let timer = match event {
             EventDraft::Timer(timer) => Some(timer),
+            _ => None,
+        };
+        let ipc = match event {
+            EventDraft::Ipc(ipc) => Some(ipc),
             _ => None,
         };
         let row = Rect::from_min_size(
@@ -757,6 +810,8 @@ fn draw_activity(
         let event_selected = selection.contains(&Element::Event { activity: activity.id.clone(), index });
         let (accent, fill) = if timer.is_some() {
             (theme::TIMER, theme::TIMER_ROW_FILL)
+        } else if ipc.is_some() {
+            (theme::IPC_EVENT, theme::IPC_ROW_FILL)
         } else if synchronous {
             (theme::SYNC_EVENT, Color32::TRANSPARENT)
         } else {
@@ -768,6 +823,8 @@ fn draw_activity(
             Rect::from_center_size(pos2(row.left() + 10.0 * zoom, row.center().y), Vec2::splat(14.0 * zoom));
         match icons {
             _ if timer.is_some() => paint_clock(painter, icon_rect.center(), 6.0 * zoom, theme::TIMER, Color32::WHITE),
+            _ if mail_to.is_some() => paint_envelope(painter, icon_rect, theme::MAIL, Color32::WHITE),
+            _ if ipc.is_some() => paint_subprocess(painter, icon_rect, zoom),
             Some(icons) if is_http => {
                 let rect = Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0));
                 painter.image(icons.http_request, icon_rect, rect, Color32::WHITE);
@@ -788,15 +845,25 @@ fn draw_activity(
                 painter.circle_filled(icon_rect.center(), 5.0 * zoom, accent);
             }
         }
-        // A timer's badge says when, and widens for it up to half the row.
+        // A timer's badge says when, and widens for it up to half the row;
+        // an IPC event's says in words whether the parent waits.
         let when = timer.map(|t| due_words(&t.after, &t.at_field));
-        let badge_width = match &when {
+        let ipc_words = ipc.map(|ipc| ipc.words());
+        let badge_width = match (&when, &mail_to, ipc_words) {
+            (_, Some(to), _) => {
+                let text = painter.layout_no_wrap(to.clone(), small.clone(), Color32::WHITE).size().x;
+                (text + 18.0 * zoom).clamp(40.0 * zoom, row.width() * 0.5)
+            }
+            (_, _, Some(words)) => {
+                let text = painter.layout_no_wrap(words.to_owned(), small.clone(), Color32::WHITE).size().x;
+                (text + 12.0 * zoom).clamp(52.0 * zoom, row.width() * 0.5)
+            }
             _ if synchronous => 0.0,
-            Some(when) => {
+            (Some(when), None, None) => {
                 let text = painter.layout_no_wrap(when.clone(), small.clone(), Color32::WHITE).size().x;
                 (text + 27.0 * zoom).clamp(52.0 * zoom, row.width() * 0.5)
             }
-            None => 52.0 * zoom,
+            (None, None, None) => 52.0 * zoom,
         };
         let name = elide(painter, event.name(), &font, row.width() - 26.0 * zoom - badge_width);
         painter.text(
@@ -806,7 +873,15 @@ fn draw_activity(
             font.clone(),
             theme::EVENT_TEXT,
         );
-        if !synchronous {
+        if let Some(words) = ipc_words {
+            let badge = Rect::from_min_size(
+                pos2(row.right() - badge_width, row.top() + 3.0 * zoom),
+                vec2(badge_width - 4.0 * zoom, row.height() - 6.0 * zoom),
+            );
+            painter.rect_filled(badge, CornerRadius::same(6), theme::IPC_EVENT);
+            let words = elide(painter, words, &small, badge.width() - 6.0 * zoom);
+            painter.text(badge.center(), Align2::CENTER_CENTER, words, small.clone(), Color32::WHITE);
+        } else if !synchronous {
             let badge = Rect::from_min_size(
                 pos2(row.right() - badge_width, row.top() + 3.0 * zoom),
                 vec2(badge_width - 4.0 * zoom, row.height() - 6.0 * zoom),
@@ -828,8 +903,27 @@ fn draw_activity(
                 painter.rect_filled(badge, CornerRadius::same(6), theme::ASYNC_EVENT);
                 painter.text(badge.center(), Align2::CENTER_CENTER, "waits", small.clone(), Color32::WHITE);
             }
+        } else if let Some(to) = &mail_to {
+            let badge = Rect::from_min_size(
+                pos2(row.right() - badge_width, row.top() + 3.0 * zoom),
+                vec2(badge_width - 4.0 * zoom, row.height() - 6.0 * zoom),
+            );
+            painter.rect_filled(badge, CornerRadius::same(6), theme::MAIL);
+            let to = elide(painter, to, &small, badge.width() - 8.0 * zoom);
+            painter.text(badge.center(), Align2::CENTER_CENTER, to, small.clone(), Color32::WHITE);
         }
     }
+}
+
+/// A sub-process event's icon: a box that holds a smaller box, as BPMN
+/// draws a call activity's marker, in the IPC colour.
+fn paint_subprocess(painter: &egui::Painter, rect: Rect, zoom: f32) {
+    painter.rect_filled(rect, CornerRadius::same(3), theme::IPC_EVENT);
+    let stroke = Stroke::new(1.3 * zoom.max(0.6), Color32::WHITE);
+    let inner = Rect::from_center_size(rect.center() + vec2(0.0, 1.5 * zoom), vec2(7.0, 5.0) * zoom);
+    painter.rect_stroke(inner, CornerRadius::same(1), stroke, StrokeKind::Inside);
+    let top = pos2(rect.center().x, rect.top() + 2.5 * zoom);
+    painter.line_segment([top, pos2(top.x, inner.top())], stroke);
 }
 
 /// Inside a line's label, around its text (screen points).

@@ -8,7 +8,9 @@
 pub mod canvas;
 pub mod deadlines;
 pub mod document;
+pub mod ipc_editor;
 pub mod layout;
+pub mod mail_editor;
 pub mod ops;
 pub mod palette;
 pub mod problems;
@@ -243,8 +245,9 @@ impl Designer {
             match draft.activities.iter_mut().find(|a| a.id == activity).and_then(|a| a.events.get_mut(index)) {
                 Some(EventDraft::ServerEvent(event)) => event.synchronous = !event.synchronous,
                 Some(EventDraft::HttpRequest(event)) => event.synchronous = !event.synchronous,
-                // A timer always waits.
-                Some(EventDraft::Timer(_)) | None => {}
+                Some(EventDraft::Ipc(event)) => event.synchronous = !event.synchronous,
+                // A timer always waits; a mail never does.
+                Some(EventDraft::Timer(_) | EventDraft::Mail(_)) | None => {}
             }
         });
     }

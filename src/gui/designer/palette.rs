@@ -2,7 +2,7 @@
 //! sub-process, timer) is one more entry in [`TEMPLATES`] and, if it is a new
 //! event kind, one more `EventDraft` variant.
 
-use crate::model::{EventDraft, HttpRequestDraft, ServerEventDraft, TimerDraft};
+use crate::model::{EventDraft, HttpRequestDraft, IpcDraft, MailDraft, ServerEventDraft, TimerDraft};
 
 /// Which icon a template shows; the textures are loaded by the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,6 +12,10 @@ pub enum TemplateIcon {
     HttpRequest,
     /// Drawn, not a texture: a clock.
     Timer,
+    /// Drawn, not a texture: an envelope.
+    Mail,
+    /// Drawn, not a texture: a box in a box.
+    SubProcess,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +52,31 @@ pub const TEMPLATES: &[EventTemplate] = &[
         icon: TemplateIcon::Timer,
         make: timer,
     },
+    EventTemplate {
+        name: "Mail",
+        description: "Sends one e-mail through the SMTP server set in Settings, and completes once the server has accepted it (always synchronous).",
+        icon: TemplateIcon::Mail,
+        make: mail,
+    },
+    EventTemplate {
+        name: "Sub-process (IPC)",
+        description: "Starts an instance of another process. Synchronous (unlike a server event) means the parent waits until the child completes and copies its outputs back; asynchronous starts the child and goes on.",
+        icon: TemplateIcon::SubProcess,
+        make: |existing| EventDraft::Ipc(IpcDraft::new(&unique_name("Sub-process", existing))),
+    },
 ];
+
+fn mail(existing: &[&str]) -> EventDraft {
+    EventDraft::Mail(MailDraft {
+        name: unique_name("Send mail", existing),
+        synchronous: true,
+        to: String::new(),
+        cc: String::new(),
+        subject: "${folio}".to_owned(),
+        body: String::new(),
+        html: String::new(),
+    })
+}
 
 fn timer(existing: &[&str]) -> EventDraft {
     EventDraft::Timer(TimerDraft {

@@ -3,10 +3,10 @@
 
 use egui::{ComboBox, Grid, RichText, TextEdit, Ui};
 
-use crate::gui::designer::deadlines;
 use crate::gui::designer::request_editor::{RequestEditor, locate};
 use crate::gui::designer::script_editor::script_editor_ui;
 use crate::gui::designer::{Coalesce, Designer, Edit, Element, ops};
+use crate::gui::designer::{deadlines, mail_editor};
 use crate::gui::theme;
 use crate::model::{
     ActivityDraft, EventDraft, FieldDraft, FieldType, HttpRequestDraft, Location, PrecedingRule, ProcessDraft,
@@ -296,6 +296,8 @@ fn event_ui(ui: &mut Ui, designer: &Designer, activity_id: &str, index: usize, e
         Some(EventDraft::ServerEvent(event)) => server_event_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::HttpRequest(event)) => http_request_ui(ui, designer, activity, index, event, edits),
         Some(EventDraft::Timer(event)) => deadlines::timer_ui(ui, designer, activity, index, event, edits),
+        Some(EventDraft::Mail(event)) => mail_editor::mail_ui(ui, designer, activity, index, event, edits),
+        Some(EventDraft::Ipc(event)) => super::ipc_editor::ipc_ui(ui, designer, activity, index, event, edits),
         None => {}
     }
 }
@@ -400,7 +402,22 @@ fn http_request_ui(
     ui.separator();
     editor.headers_and_body_ui(ui, edits);
 
-    // This event's own problems, where the designer is looking.
+    event_footer_ui(ui, designer, activity_id, index, |fields| {
+        format!(
+            "Placeholders: ${{serial}}, ${{instance_id}}, ${{folio}}, ${{activity}}, ${{event}} and the fields ({fields}). In the body a placeholder is a JSON value, or text inside \"...\"; in the URL it is percent-encoded. $${{ writes ${{."
+        )
+    });
+}
+
+/// The foot of an event's page: its own problems, where the designer is
+/// looking, and `help`, given the process's field names (or "none yet").
+pub(crate) fn event_footer_ui(
+    ui: &mut Ui,
+    designer: &Designer,
+    activity_id: &str,
+    index: usize,
+    help: impl FnOnce(&str) -> String,
+) {
     problems_ui(
         ui,
         designer,
@@ -408,14 +425,8 @@ fn http_request_ui(
     );
     let draft = designer.doc.draft();
     let field_names: Vec<&str> = draft.fields.iter().map(|f| f.name.as_str()).collect();
-    ui.label(
-        RichText::new(format!(
-            "Placeholders: ${{serial}}, ${{instance_id}}, ${{folio}}, ${{activity}}, ${{event}} and the fields ({}). In the body a placeholder is a JSON value, or text inside \"...\"; in the URL it is percent-encoded. $${{ writes ${{.",
-            if field_names.is_empty() { "none yet".to_owned() } else { field_names.join(", ") }
-        ))
-        .small()
-        .weak(),
-    );
+    let fields = if field_names.is_empty() { "none yet".to_owned() } else { field_names.join(", ") };
+    ui.label(RichText::new(help(&fields)).small().weak());
 }
 
 fn with_http_request(

@@ -10,7 +10,7 @@
 //! ([`Done`], with the same ticket) from [`Actions::poll`] once per frame.
 //!
 //! Every write of the window comes this way, the monitor's (retry, stop,
-//! resume, go to, save data, finish) and the designer's and menus' (deploy,
+//! resume, go to, save data, finish, and their bulk forms) and the designer's and menus' (deploy,
 //! start, rights, API tokens). One worker serialises them in the order they
 //! were given, as SQLite would anyway.
 //!
@@ -21,11 +21,14 @@
 //! progress. No write is ever left half done by the window going away.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
-use crate::engine::{Deployed, EngineError, FieldInput, Finished, Progress, Serial};
+use crate::engine::{
+    BulkAction, BulkProgress, BulkReport, Deployed, EngineError, FieldInput, Finished, Progress, ReasonKey, Selection,
+    Serial,
+};
 use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::model::{ProcessDraft, Right};
 use crate::runtime::{Runtime, RuntimeEngine};
@@ -67,10 +70,30 @@ pub struct StartRequest {
     pub version: Option<u32>,
 }
 
+/// A bulk action's progress, shared by the worker that runs it (which
+/// counts there) and the monitor (which draws it, and cancels there). Two
+/// are the same only when they are one.
+#[derive(Debug, Clone, Default)]
+pub struct BulkHandle(pub Arc<BulkProgress>);
+
+impl PartialEq for BulkHandle {
+    fn eq(&self, other: &BulkHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// One write the window asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Operate(Operation),
+    /// One action over many instances or items (see `engine::bulk`); the
+    /// worker is taken for as long as it runs, and it can be cancelled
+    /// between targets through `progress`.
+    Bulk {
+        action: BulkAction,
+        selection: Selection,
+        progress: BulkHandle,
+    },
     /// Finishes the item of `serial` with the fields the operator changed.
     Finish {
         serial: Serial,
@@ -100,6 +123,52 @@ pub enum Command {
     RevokeToken {
         id: i64,
     },
+    /// Retry or stop every instance in error for one reason (an incident).
+    OnIncident {
+        key: ReasonKey,
+        operation: IncidentOperation,
+        progress: IncidentProgress,
+    },
+}
+
+/// What Retry all and Stop all do to each instance of an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentOperation {
+    Retry,
+    Stop,
+}
+
+/// How far an incident's Retry all or Stop all has come: the window reads it
+/// while the worker counts.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentProgress(Arc<IncidentCounts>);
+
+#[derive(Debug, Default)]
+struct IncidentCounts {
+    total: AtomicUsize,
+    settled: AtomicUsize,
+}
+
+impl IncidentProgress {
+    /// (instances settled, instances in all); the total is 0 until known.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.0.settled.load(Ordering::SeqCst), self.0.total.load(Ordering::SeqCst))
+    }
+}
+
+impl PartialEq for IncidentProgress {
+    fn eq(&self, other: &IncidentProgress) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// What Retry all or Stop all did: how many were done, and each instance
+/// it could not do with why: refused (someone else retried or stopped it
+/// meanwhile), or retried and failed again.
+#[derive(Debug)]
+pub struct IncidentReport {
+    pub done: usize,
+    pub not_done: Vec<(i64, String)>,
 }
 
 /// What a deploy did.
@@ -130,6 +199,9 @@ pub enum Start {
 #[derive(Debug)]
 pub enum Reply {
     Operated(Result<Progress, EngineError>),
+    /// What the bulk action came to per target, or why its selection could
+    /// not be read.
+    Bulk(Result<BulkReport, EngineError>),
     Finished(Result<Finished, EngineError>),
     Deployed(Result<Deploy, EngineError>),
     Started(Start),
@@ -138,6 +210,7 @@ pub enum Reply {
     /// A token's id and secret.
     TokenCreated(Result<(i64, String), String>),
     TokenRevoked(Result<(), String>),
+    OnIncident(Result<IncidentReport, EngineError>),
 }
 
 impl Reply {
@@ -145,12 +218,14 @@ impl Reply {
     fn failed(command: &Command, error: EngineError) -> Reply {
         match command {
             Command::Operate(_) => Reply::Operated(Err(error)),
+            Command::Bulk { .. } => Reply::Bulk(Err(error)),
             Command::Finish { .. } => Reply::Finished(Err(error)),
             Command::Deploy { .. } => Reply::Deployed(Err(error)),
             Command::Start(_) => Reply::Started(Start::Refused { deployed: None, error }),
             Command::Grant { .. } | Command::Revoke { .. } => Reply::Rights(Err(error)),
             Command::CreateToken { .. } => Reply::TokenCreated(Err(error.to_string())),
             Command::RevokeToken { .. } => Reply::TokenRevoked(Err(error.to_string())),
+            Command::OnIncident { .. } => Reply::OnIncident(Err(error)),
         }
     }
 }
@@ -293,6 +368,9 @@ fn answer(runtime: &Runtime, user: &str, command: &Command) -> Reply {
             Operation::GoTo(id, activity) => engine.goto(user, *id, activity),
             Operation::SetData(id, changes) => engine.set_data(user, *id, &inputs(changes)),
         }),
+        Command::Bulk { action, selection, progress } => {
+            Reply::Bulk(engine.bulk_select(user, action, selection, &progress.0))
+        }
         Command::Finish { serial, data } => Reply::Finished(engine.finish(user, *serial, &inputs(data))),
         Command::Deploy { draft, again } => Reply::Deployed(deploy(engine, user, draft, *again)),
         Command::Start(request) => Reply::Started(start(engine, user, request, &inputs(&request.data))),
@@ -311,7 +389,47 @@ fn answer(runtime: &Runtime, user: &str, command: &Command) -> Reply {
             let now = crate::engine::Clock::now(&crate::engine::SystemClock);
             Reply::TokenRevoked(runtime.revoke_token(*id, user, now).map_err(|e| e.to_string()))
         }
+        Command::OnIncident { key, operation, progress } => {
+            Reply::OnIncident(on_incident(engine, user, key, *operation, progress))
+        }
     }
+}
+
+/// Retry all or Stop all, one instance after the other through the
+/// engine's single retry and stop, counting as it goes.
+///
+/// Stands in for the engine's bulk actions (issue 18's bulk work, on its
+/// way): once those land, this becomes one call of them with the incident's
+/// ids, and `IncidentProgress` their progress.
+fn on_incident(
+    engine: &RuntimeEngine,
+    user: &str,
+    key: &ReasonKey,
+    operation: IncidentOperation,
+    progress: &IncidentProgress,
+) -> Result<IncidentReport, EngineError> {
+    let ids = engine.incident_instances(user, key)?;
+    progress.0.total.store(ids.len(), Ordering::SeqCst);
+    let mut report = IncidentReport { done: 0, not_done: Vec::new() };
+    for id in ids {
+        let result = match operation {
+            IncidentOperation::Retry => engine.retry(user, id),
+            IncidentOperation::Stop => engine.stop(user, id),
+        };
+        match result {
+            // A retry whose step fails again leaves the instance in error.
+            Ok(progress) if progress.status == crate::engine::InstanceStatus::Error => {
+                let why = progress.failure.map_or_else(String::new, |f| format!(": {}", f.message));
+                report.not_done.push((id, format!("failed again{why}")));
+            }
+            Ok(_) => report.done += 1,
+            // The store failing is not one instance's refusal: stop there.
+            Err(error) if !error.is_refusal() => return Err(error),
+            Err(error) => report.not_done.push((id, super::refusal_words(&error))),
+        }
+        progress.0.settled.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(report)
 }
 
 /// The default (latest) version of a deployed process and its definition;

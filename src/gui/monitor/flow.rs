@@ -21,7 +21,7 @@ use egui::{
     Align2, CornerRadius, FontId, Pos2, Rect, RichText, Sense, Shape, Stroke, StrokeKind, Ui, Vec2, pos2, vec2,
 };
 
-use crate::engine::{ActivityRecord, ActivityStatus, InstanceDetail, InstanceStatus, Millis, Serial};
+use crate::engine::{ActivityRecord, ActivityStatus, ChildInstance, InstanceDetail, InstanceStatus, Millis, Serial};
 use crate::gui::designer::View;
 use crate::gui::designer::canvas::{LABEL_PADDING, activity_rect, bounds, draw_label, elide, paint_clock};
 use crate::gui::designer::layout::{LabelPlacer, bezier_point, label_leader, line_curves};
@@ -222,7 +222,28 @@ pub fn waiting_words(detail: &InstanceDetail) -> RichText {
         let words = format!("Waiting for its timer on {}", serials.join(", "));
         return RichText::new(words).color(open_items_color(detail.summary.status));
     }
+    if let Some(words) = runs.then(|| children_waited_for(detail, &serials)).flatten() {
+        return RichText::new(words).color(open_items_color(detail.summary.status));
+    }
     open_items_words(detail.summary.status, &serials)
+}
+
+/// "Waiting for child instance 12 to complete (7_2)" when every serial is
+/// the wait of a sub-process event for its child (whose completion, not a
+/// person, ends it); `None` otherwise.
+fn children_waited_for(detail: &InstanceDetail, serials: &[String]) -> Option<String> {
+    let children: Option<Vec<String>> = serials
+        .iter()
+        .map(|serial| {
+            let child = detail.children.iter().rev().find(|child| {
+                child.link.serial_id.is_some_and(|id| format!("{}_{id}", detail.summary.id) == *serial)
+            })?;
+            Some(child.link.instance_id.to_string())
+        })
+        .collect();
+    let children = children.filter(|c| !c.is_empty())?;
+    let noun = if children.len() == 1 { "instance" } else { "instances" };
+    Some(format!("Waiting for child {noun} {} to complete ({})", children.join(", "), serials.join(", ")))
 }
 
 /// Whether `item` is the wait of a timer event.
@@ -273,6 +294,23 @@ struct Drawn<'a> {
     /// Under the badge: its escalations' and timer events' lines, laid out,
     /// and the card holding them (screen).
     timers: Option<(Vec<LaidLine>, Rect)>,
+    /// Per event, the child its sub-process event started in the run shown.
+    children: Vec<Option<&'a ChildInstance>>,
+}
+
+/// The child the sub-process event `index` of `activity` started in the
+/// run the flow shows, if it did.
+pub fn child_of<'a>(detail: &'a InstanceDetail, activity: &ActivityDraft, index: usize) -> Option<&'a ChildInstance> {
+    let run = shown_run(detail, activity)?;
+    detail.children.iter().rev().find(|c| c.link.destination_id == run.destination_id && c.link.event_index == index)
+}
+
+/// A child in a few words: "instance 12 · Active".
+pub fn child_words(child: &ChildInstance) -> String {
+    match &child.summary {
+        Some(summary) => format!("instance {} · {}", child.link.instance_id, summary.status.name()),
+        None => format!("instance {}", child.link.instance_id),
+    }
 }
 
 /// A timer's line and its words laid out.
@@ -281,7 +319,9 @@ type LaidLine = (TimerLine, std::sync::Arc<egui::Galley>);
 /// The room a timer line's clock takes before its words.
 const CLOCK_ROOM: f32 = 16.0;
 
-pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut View, fit: &mut bool) {
+/// Draws the flow; returns the child instance the operator clicked on a
+/// sub-process event, to open it.
+pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut View, fit: &mut bool) -> Option<i64> {
     let (screen, response) = ui.allocate_exact_size(ui.available_size(), Sense::drag());
     response.widget_info(|| {
         egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Flow of instance {}", detail.summary.id))
@@ -332,6 +372,8 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
                     InstanceStatus::Active | InstanceStatus::Running if timers_only => {
                         format!("Waiting for its timer on {}", serials.join(", "))
                     }
+                    InstanceStatus::Active | InstanceStatus::Running => children_waited_for(detail, &serials)
+                        .unwrap_or_else(|| open_items_sentence(instance, &serials, true)),
                     _ => open_items_sentence(instance, &serials, true),
                 };
                 let galley = painter.layout_no_wrap(words, small.clone(), theme::ON_ACCENT);
@@ -355,7 +397,8 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
                 let top = badge.as_ref().map_or(rect.bottom() + 4.0, |(_, badge, _)| badge.bottom() + 3.0);
                 (laid, Rect::from_min_size(pos2(rect.left(), top), vec2(width, height)))
             });
-            Drawn { activity, rect, reached, events, badge, timers }
+            let children = (0..activity.events.len()).map(|index| child_of(detail, activity, index)).collect();
+            Drawn { activity, rect, reached, events, badge, timers, children }
         })
         .collect();
     let mut obstacles: Vec<Rect> = draft.activities.iter().map(activity_rect).collect();
@@ -403,9 +446,10 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
         draw_label(&painter, galley, rect, leader, color, color);
     }
 
+    let mut open = None;
     for box_ in &drawn {
         if box_.rect.intersects(screen) {
-            activity_ui(ui, &painter, box_, instance, zoom);
+            open = activity_ui(ui, &painter, box_, instance, zoom).or(open);
         }
     }
     for (galley, badge, color) in drawn.iter().filter_map(|d| d.badge.as_ref()) {
@@ -418,6 +462,7 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
         }
     }
     legend(&painter, screen);
+    open
 }
 
 /// The card of an activity's escalations and timer events: a clock and the
@@ -449,8 +494,8 @@ fn timers_ui(ui: &Ui, painter: &egui::Painter, activity: &str, lines: &[LaidLine
 /// where that event stands; the event holding an item open is outlined and
 /// carries the serial. Boxes and rows also say their state to screen
 /// readers (and tests).
-fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: InstanceStatus, zoom: f32) {
-    let Drawn { activity, rect, reached, events, .. } = drawn;
+fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: InstanceStatus, zoom: f32) -> Option<i64> {
+    let Drawn { activity, rect, reached, events, children, .. } = drawn;
     let rect = *rect;
     let border = reached.color();
     painter.rect(rect, CornerRadius::same(6), reached.fill(), Stroke::new(2.0, border), StrokeKind::Inside);
@@ -466,8 +511,9 @@ fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: Instan
         )
     });
     if zoom < 0.35 {
-        return;
+        return None;
     }
+    let mut open = None;
     let font = FontId::proportional(size::FONT * zoom);
     let small = FontId::proportional((size::SMALL_FONT * zoom).max(10.0));
     let header_y = rect.top() + size::HEADER * zoom / 2.0;
@@ -510,6 +556,25 @@ fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: Instan
             painter.galley(pill.min + vec2(4.0 * zoom, 1.0), galley, theme::ON_ACCENT);
             text_right = pill.left() - 4.0 * zoom;
         }
+        // A sub-process event's child: its id and status, a click opens it.
+        if let Some(child) = children.get(index).copied().flatten() {
+            let words = child_words(child);
+            let galley = painter.layout_no_wrap(words.clone(), small.clone(), theme::IPC_EVENT);
+            let pill = Rect::from_min_size(
+                pos2(text_right - galley.size().x - 8.0 * zoom, row.center().y - galley.size().y / 2.0 - 1.0),
+                galley.size() + vec2(8.0 * zoom, 2.0),
+            );
+            let id = ui.make_persistent_id(("flow-child", &activity.id, index));
+            let response = ui.interact(pill, id, Sense::click()).on_hover_text("Open the child instance");
+            let stroke = Stroke::new(if response.hovered() { 2.0 } else { 1.0 }, theme::IPC_EVENT);
+            painter.rect(pill, CornerRadius::same(6), theme::CANVAS_BACKGROUND, stroke, StrokeKind::Inside);
+            painter.galley(pill.min + vec2(4.0 * zoom, 1.0), galley, theme::IPC_EVENT);
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Link, true, format!("Child {words}")));
+            if response.clicked() {
+                open = Some(child.link.instance_id);
+            }
+            text_right = pill.left() - 4.0 * zoom;
+        }
         painter.circle_filled(pos2(row.left() + 8.0 * zoom, row.center().y), 4.0 * zoom, color);
         let text_left = row.left() + 18.0 * zoom;
         let name = elide(painter, event.name(), &font, text_right - text_left);
@@ -523,6 +588,7 @@ fn activity_ui(ui: &Ui, painter: &egui::Painter, drawn: &Drawn, instance: Instan
             egui::WidgetInfo::labeled(egui::Role::GenericContainer, true, format!("Event {}: {words}", event.name()))
         });
     }
+    open
 }
 
 fn legend(painter: &egui::Painter, screen: Rect) {

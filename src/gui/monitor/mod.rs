@@ -14,8 +14,12 @@
 //! it changed is read again.
 
 pub mod actions;
+pub mod bulk;
 pub mod due;
+pub mod find;
 pub mod flow;
+pub mod heat;
+pub mod overview;
 pub mod queries;
 pub mod trail;
 
@@ -94,7 +98,15 @@ impl<About: PartialEq> Answer<About> {
 /// What the monitor asks of the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MonitorRequest {
-    StartInstance { process: String },
+    StartInstance {
+        process: String,
+    },
+    /// Show the instance list (the overview filtered it, or selected one).
+    ShowInstances,
+    /// Export CSV…: every instance of this filter, to a file the app asks for.
+    ExportCsv {
+        filter: InstanceFilter,
+    },
 }
 
 /// What the wide panel under the instance list shows of the instance.
@@ -268,6 +280,10 @@ enum Subject {
     Instance(i64),
     /// The serial in the finish box when Finish was pressed.
     Serial(String),
+    /// An incident's Retry all or Stop all.
+    Incident(crate::engine::ReasonKey),
+    /// A bulk action (one at a time): its progress bar.
+    Bulk,
 }
 
 /// A command collected while drawing, to be sent once the frame is drawn.
@@ -293,6 +309,8 @@ pub struct Monitor {
     clock: Arc<dyn Clock>,
     user_seen: String,
     pub filter: InstanceFilter,
+    /// The filter bar's second row: version, dates, field, saved filters, export.
+    pub find: find::FindBar,
     processes: Vec<String>,
     count: Option<u64>,
     count_for: Option<InstanceFilter>,
@@ -308,6 +326,9 @@ pub struct Monitor {
     trail: trail::TrailTable,
     flow_view: View,
     flow_fit: bool,
+    /// An instance the operator clicked a parent or child link of, opened
+    /// after the frame.
+    open_link: Option<i64>,
     data_inputs: Vec<(String, FieldType, String)>,
     data_for: Option<(i64, i64)>,
     goto_target: String,
@@ -316,6 +337,8 @@ pub struct Monitor {
     items_error: Option<String>,
     finish: FinishBox,
     confirm: Option<Operation>,
+    /// The lists' selections and the bulk action running or reported.
+    pub bulk: bulk::Bulk,
     /// Commands collected while drawing, sent once the frame is drawn.
     commands: Vec<Intent>,
     /// Commands sent and not answered yet.
@@ -339,6 +362,8 @@ pub struct Monitor {
     /// width changes (the window or the side panel resized, the first
     /// frames laid out).
     fitted_to: Option<f32>,
+    /// The overview tab.
+    pub overview: overview::OverviewPanel,
 }
 
 impl Monitor {
@@ -348,6 +373,7 @@ impl Monitor {
             clock,
             user_seen: String::new(),
             filter: InstanceFilter::default(),
+            find: find::FindBar::default(),
             processes: Vec::new(),
             count: None,
             count_for: None,
@@ -362,6 +388,7 @@ impl Monitor {
             trail: trail::TrailTable::default(),
             flow_view: View::default(),
             flow_fit: true,
+            open_link: None,
             data_inputs: Vec::new(),
             data_for: None,
             goto_target: String::new(),
@@ -370,6 +397,7 @@ impl Monitor {
             items_error: None,
             finish: FinishBox::default(),
             confirm: None,
+            bulk: bulk::Bulk::default(),
             commands: Vec::new(),
             acting: Vec::new(),
             message: None,
@@ -380,6 +408,7 @@ impl Monitor {
             opened_at: Instant::now(),
             visible: None,
             fitted_to: None,
+            overview: overview::OverviewPanel::default(),
         }
     }
 
@@ -500,6 +529,13 @@ impl Monitor {
                     }
                 }
             }
+            (Subject::Incident(_), Command::OnIncident { operation, .. }, Answered::OnIncident(result)) => {
+                let (words, succeeded) = incident_answer(operation, result);
+                self.overview.answered(words, succeeded);
+            }
+            (Subject::Bulk, Command::Bulk { action, .. }, Answered::Bulk(result)) => {
+                self.bulk_answered(&action, result);
+            }
             // A command and its answer always match; nothing else is sent.
             _ => {}
         }
@@ -577,9 +613,13 @@ impl Monitor {
             self.ask(user, Query::Detail { id });
         }
         self.ask(user, Query::Items { filter: self.items_filter.clone() });
+        for query in self.overview.queries() {
+            self.ask(user, query);
+        }
     }
 
     fn take(&mut self, reply: Reply) {
+        let Some(reply) = self.overview.take(reply) else { return };
         match reply {
             Reply::Page { filter, offset, rows } => {
                 if filter != self.filter {
@@ -643,10 +683,15 @@ impl Monitor {
             }
             Reply::Processes(processes) => self.processes = processes.into_iter().map(|p| p.name).collect(),
             Reply::Item { serial, user, item } => self.finish.take_item(serial, user, *item),
+            // Taken by the overview above.
+            Reply::Overview(_) | Reply::Throughput { .. } | Reply::Diagram { .. } => {}
         }
     }
 
     fn filter_changed(&mut self, user: &str) {
+        // What was selected may not match any more: nothing stays selected
+        // that the list does not show.
+        self.bulk.instances.clear();
         self.rows_offset = 0;
         self.count = None;
         self.ask(user, Query::Count { filter: self.filter.clone() });
@@ -666,6 +711,47 @@ impl Monitor {
         self.ask(user, Query::Detail { id });
     }
 
+    // ----- overview ---------------------------------------------------------------
+
+    /// The overview tab (`overview.rs`). A count or an activity clicked
+    /// filters the instance list and asks to show it; an incident's Retry
+    /// all or Stop all goes to `actions` once the frame is drawn.
+    pub fn overview_ui(&mut self, ui: &mut Ui, actions: Option<&mut Actions>, user: &str) -> Vec<MonitorRequest> {
+        self.sync(ui.ctx(), user, AGES_REPAINT);
+        if let Err(error) = &self.queries {
+            ui.colored_label(theme::ERROR, format!("The monitor cannot start: {error}"));
+            return Vec::new();
+        }
+        let mut requests = Vec::new();
+        for action in self.overview.ui(ui, self.clock.now(), user) {
+            match action {
+                overview::OverviewAction::List(filter) => {
+                    self.set_filter(filter, user);
+                    requests.push(MonitorRequest::ShowInstances);
+                }
+                overview::OverviewAction::Open(id) => {
+                    self.select(id, user);
+                    requests.push(MonitorRequest::ShowInstances);
+                }
+                overview::OverviewAction::OnIncident { key, operation, progress } => {
+                    let words = format!("{operation:?} all at {}…", key.activity);
+                    let command = Command::OnIncident { key: key.clone(), operation, progress };
+                    self.commands.push(Intent { subject: Subject::Incident(key), words, command });
+                }
+            }
+        }
+        // Asked with every refresh, and at once when what is shown changed.
+        if self.overview.take_refresh() {
+            self.refresh(user);
+        } else if self.overview.take_ask_now() {
+            for query in self.overview.queries() {
+                self.ask(user, query);
+            }
+        }
+        self.send_commands(actions, user);
+        requests
+    }
+
     // ----- instances --------------------------------------------------------------
 
     /// The instance list and the selected instance. Writes go to `actions`
@@ -682,6 +768,7 @@ impl Monitor {
         egui::Panel::right("instance-detail").resizable(true).default_size(width).min_size(340.0).show(ui, |ui| {
             self.detail_ui(ui, user, &mut requests);
         });
+        let mut open = None;
         egui::CentralPanel::default().show(ui, |ui| {
             // The flow gets the width of the window, under the list.
             if let Some(detail) = &self.detail {
@@ -709,21 +796,33 @@ impl Monitor {
                         match self.tab {
                             DetailTab::Flow => {
                                 let now = self.clock.now();
-                                flow::flow_ui(ui, detail, now, &mut self.flow_view, &mut self.flow_fit);
+                                open = flow::flow_ui(ui, detail, now, &mut self.flow_view, &mut self.flow_fit);
                             }
                             DetailTab::Trail => self.trail.ui(ui, &detail.audit),
                         }
                     },
                 );
             }
+            // Under the list (over the flow), so that rows keep their place.
+            egui::Panel::bottom("instance-bulk").show(ui, |ui| self.instances_bulk_bar(ui));
             self.filter_bar(ui, user);
+            if self.find.ui(ui, &mut self.filter, user) {
+                self.filter_changed(user);
+            }
+            if self.find.take_export() {
+                requests.push(MonitorRequest::ExportCsv { filter: self.filter.clone() });
+            }
             if let Some(error) = &self.rows_error {
                 ui.colored_label(theme::ERROR, error);
             }
             ui.separator();
             self.instance_table(ui, user);
         });
+        if let Some(id) = open.or(self.open_link.take()) {
+            self.select(id, user);
+        }
         self.confirm_ui(ui.ctx(), user);
+        self.bulk_windows(ui.ctx(), user);
         self.send_commands(actions, user);
         requests
     }
@@ -775,6 +874,7 @@ impl Monitor {
                 .checkbox(&mut self.filter.overdue, "Overdue")
                 .on_hover_text("Only instances with a deadline or timer that has fallen due")
                 .changed();
+            self.find.toggle_ui(ui);
             if ui.button("Refresh").clicked() {
                 self.refresh(user);
             }
@@ -794,27 +894,34 @@ impl Monitor {
             (Some(filter), Some(n)) if *filter == self.filter => n as usize,
             _ => self.rows_offset + self.rows.len(),
         };
-        // Title, the order it sorts by and whether its arrow shows that
-        // order ("Started" and "Id" share the id order; only Id is marked),
-        // and its width where the window has room.
-        let columns = [
-            ("Id", InstanceColumn::Id, true, 64.0),
-            ("Folio", InstanceColumn::Folio, true, 92.0),
-            ("Process", InstanceColumn::Process, true, 130.0),
-            ("Status", InstanceColumn::Status, true, 74.0),
-            ("Due", InstanceColumn::Due, true, 98.0),
-            ("Originator", InstanceColumn::Originator, true, 84.0),
-            ("Started", InstanceColumn::Id, false, 162.0),
-            ("Last change", InstanceColumn::LastChange, true, 162.0),
+        // Title, the order it sorts by (none: not sortable) and whether its
+        // arrow shows that order ("Started" and "Id" share the id order;
+        // only Id is marked), and its width where the window has room.
+        let all_columns = [
+            ("Id", Some(InstanceColumn::Id), true, 64.0),
+            // The instance whose sub-process event started this one: shown
+            // only where a row on the page has one, so that lists without
+            // sub-processes keep their room on a small screen.
+            ("Parent", None, false, 56.0),
+            ("Folio", Some(InstanceColumn::Folio), true, 92.0),
+            ("Process", Some(InstanceColumn::Process), true, 130.0),
+            ("Status", Some(InstanceColumn::Status), true, 74.0),
+            ("Due", Some(InstanceColumn::Due), true, 98.0),
+            ("Originator", Some(InstanceColumn::Originator), true, 84.0),
+            ("Started", Some(InstanceColumn::Id), false, 162.0),
+            ("Last change", Some(InstanceColumn::LastChange), true, 162.0),
         ];
+        let with_parent = self.rows.iter().any(|row| row.parent_id.is_some());
+        let columns: Vec<_> = all_columns.into_iter().filter(|(title, ..)| with_parent || *title != "Parent").collect();
         // Narrowed together on a small screen, so that every column stays
         // in sight beside the instance panel; the status and the due time
         // keep their width. The table's width as the table reckons it: its
         // scroll bar and the spaces between columns left out.
         let table_width = ui.available_rect_before_wrap().width() - ui.spacing().scroll.allocated_width();
         let spacing = (columns.len() - 1) as f32 * ui.spacing().item_spacing.x;
-        let kept = columns.map(|(title, _, _, _)| matches!(title, "Status" | "Due"));
-        let widths = fitted_widths(columns.map(|(_, _, _, width)| width), kept, table_width - spacing);
+        let kept: Vec<bool> = columns.iter().map(|(title, _, _, _)| matches!(*title, "Status" | "Due")).collect();
+        let widths: Vec<f32> = columns.iter().map(|(_, _, _, width)| *width).collect();
+        let widths = fitted_slice(&widths, &kept, table_width - spacing);
         let refit = self.fitted_to.is_none_or(|fitted| (fitted - table_width).abs() > 0.5);
         self.fitted_to = Some(table_width);
         let now = self.clock.now();
@@ -845,6 +952,10 @@ impl Monitor {
             .header(22.0, |mut header| {
                 for (title, column, marked, _) in &columns {
                     header.col(|ui| {
+                        let Some(column) = column else {
+                            ui.label(RichText::new(*title).strong());
+                            return;
+                        };
                         let order = self.filter.order;
                         let arrow = if order.column == *column && *marked {
                             if order.descending { " (desc)" } else { " (asc)" }
@@ -871,12 +982,12 @@ impl Monitor {
                         });
                         return;
                     };
-                    row.set_selected(self.selected == Some(summary.id));
-                    for text in [
-                        summary.id.to_string(),
-                        summary.folio.clone(),
-                        format!("{} v{}", summary.process, summary.version),
-                    ] {
+                    row.set_selected(self.selected == Some(summary.id) || self.bulk.instances.contains(&summary.id));
+                    let parent = with_parent.then(|| summary.parent_id.map(|id| id.to_string()).unwrap_or_default());
+                    let texts = std::iter::once(summary.id.to_string())
+                        .chain(parent)
+                        .chain([summary.folio.clone(), format!("{} v{}", summary.process, summary.version)]);
+                    for text in texts {
                         row.col(|ui| {
                             ui.label(text);
                         });
@@ -893,7 +1004,7 @@ impl Monitor {
                         });
                     }
                     if row.response().clicked() {
-                        clicked = Some(summary.id);
+                        clicked = Some((index, summary.id, row.response().ctx.input(|i| i.modifiers)));
                     }
                 });
             });
@@ -908,8 +1019,12 @@ impl Monitor {
             self.filter.order = InstanceOrder { column, descending };
             self.filter_changed(user);
         }
-        if let Some(id) = clicked {
-            self.select(id, user);
+        if let Some((index, id, modifiers)) = clicked {
+            let (rows, offset) = (&self.rows, self.rows_offset);
+            let loaded = |index: usize| index.checked_sub(offset).and_then(|i| rows.get(i)).map(|r| r.id);
+            if self.bulk.instances.click(index, id, modifiers, loaded) {
+                self.select(id, user);
+            }
         }
         self.visible = visible;
         // Ask for the page around what is on screen when it is not loaded.
@@ -954,6 +1069,7 @@ impl Monitor {
             summary.originator,
             format_time(summary.started_at)
         ));
+        self.open_link = links_ui(ui, detail).or(self.open_link.take());
         if let Some(failure) = &detail.failure {
             ui.colored_label(
                 theme::ERROR,
@@ -1123,8 +1239,10 @@ impl Monitor {
                 ui.label(RichText::new(format!("{} item(s)", self.items.len())).weak());
             });
             if changed {
+                self.bulk.items.clear();
                 self.ask(user, Query::Items { filter: self.items_filter.clone() });
             }
+            egui::Panel::bottom("items-bulk").show(ui, |ui| self.items_bulk_bar(ui));
             if let Some(error) = &self.items_error {
                 ui.colored_label(theme::ERROR, error);
             }
@@ -1151,9 +1269,11 @@ impl Monitor {
                 (true, true) => " (desc)",
             };
             let (age_title, due_title) = (format!("Age{}", arrow(false)), format!("Due{}", arrow(true)));
+            let mut picked = None;
             TableBuilder::new(ui)
                 .id_salt("server-items")
                 .striped(true)
+                .sense(egui::Sense::click())
                 .auto_shrink([false, false])
                 .column(Column::exact(64.0))
                 .column(Column::initial(serial).clip(true))
@@ -1185,7 +1305,9 @@ impl Monitor {
                 })
                 .body(|body| {
                     body.rows(24.0, items.len(), |mut row| {
-                        let item = &items[row.index()];
+                        let index = row.index();
+                        let item = &items[index];
+                        row.set_selected(self.bulk.items.contains(&item.serial));
                         row.col(|ui| {
                             if item.status == ItemStatus::Pending {
                                 let button = ui.small_button("Open");
@@ -1214,8 +1336,15 @@ impl Monitor {
                         row.col(|ui| {
                             ui.label(item.status_words());
                         });
+                        if row.response().clicked() {
+                            picked = Some((index, item.serial, row.response().ctx.input(|i| i.modifiers)));
+                        }
                     });
                 });
+            if let Some((index, serial, modifiers)) = picked {
+                let loaded = |index: usize| items.get(index).map(|item| item.serial);
+                self.bulk.items.click(index, serial, modifiers, loaded);
+            }
             if let Some(by_due) = sort_by_due {
                 // Again on the same column turns it round; another starts at
                 // the oldest, or the soonest due.
@@ -1229,6 +1358,7 @@ impl Monitor {
                 self.open_item(user);
             }
         });
+        self.bulk_windows(ui.ctx(), user);
         self.send_commands(actions, user);
     }
 
@@ -1377,6 +1507,65 @@ impl Monitor {
 }
 
 /// A write or read on its way: a spinner and what it is.
+/// The instance's parent ("Started by instance 7, event `Pay` of `Take
+/// payment`") and children, each a link; the instance clicked, to open.
+fn links_ui(ui: &mut Ui, detail: &InstanceDetail) -> Option<i64> {
+    let mut open = None;
+    if let Some(parent) = &detail.parent {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Started by");
+            if ui.link(format!("instance {}", parent.instance_id)).clicked() {
+                open = Some(parent.instance_id);
+            }
+            let waits = if parent.serial_id.is_some() { ", which waits for it" } else { "" };
+            ui.label(format!("({}), event `{}` of `{}`{waits}", parent.process, parent.event, parent.activity));
+        });
+    }
+    if !detail.children.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Children:");
+            for child in &detail.children {
+                let status = child.summary.as_ref().map(|s| s.status.name()).unwrap_or("gone");
+                let text = format!("instance {} ({}, {status})", child.link.instance_id, child.link.process);
+                if ui.link(text).clicked() {
+                    open = Some(child.link.instance_id);
+                }
+            }
+        });
+    }
+    open
+}
+
+/// What Retry all or Stop all did, in words, and whether all went well.
+fn incident_answer(
+    operation: actions::IncidentOperation,
+    result: Result<actions::IncidentReport, EngineError>,
+) -> (String, bool) {
+    let verb = match operation {
+        actions::IncidentOperation::Retry => "retried",
+        actions::IncidentOperation::Stop => "stopped",
+    };
+    match result {
+        Ok(report) if report.not_done.is_empty() => (format!("{} instance(s) {verb}.", report.done), true),
+        Ok(report) => {
+            let listed: Vec<String> =
+                report.not_done.iter().take(5).map(|(id, why)| format!("instance {id}: {why}")).collect();
+            let more = report.not_done.len().saturating_sub(listed.len());
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            (
+                format!(
+                    "{} instance(s) {verb}, {} not: {}{more}.",
+                    report.done,
+                    report.not_done.len(),
+                    listed.join("; ")
+                ),
+                false,
+            )
+        }
+        Err(error) => (refusal_words(&error), false),
+    }
+}
+
 fn pending_ui(ui: &mut Ui, words: &str) {
     ui.horizontal(|ui| {
         ui.add(egui::Spinner::new());
@@ -1445,6 +1634,7 @@ pub fn action_color(action: AuditAction) -> Color32 {
         | AuditAction::CallbackApplied
         | AuditAction::Log
         | AuditAction::HttpRequest
+        | AuditAction::Mail
         | AuditAction::InstanceCompleted
         | AuditAction::InstanceInError
         | AuditAction::Retried
@@ -1452,7 +1642,9 @@ pub fn action_color(action: AuditAction) -> Color32 {
         | AuditAction::Resumed
         | AuditAction::WentToActivity
         | AuditAction::DataChanged
-        | AuditAction::Recovered => theme::ACTIVITY_TEXT,
+        | AuditAction::Recovered
+        | AuditAction::ChildStarted
+        | AuditAction::ParentNotified => theme::ACTIVITY_TEXT,
     }
 }
 
@@ -1496,18 +1688,20 @@ fn side_panel_width(ui: &Ui, preferred: f32) -> f32 {
 /// `available`, so that a table's last columns (the items' status) are not
 /// cut off on a small screen; never below 40 points a column. The columns
 /// `kept` keep their width (a due time or a status cut short says nothing),
-/// and the others share what is left.
-fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
-    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| *kept).map(|(width, _)| width).sum();
+/// and the others share what is left. For a list of columns whose length
+/// varies; [`fitted_widths`] for a fixed one.
+fn fitted_slice(widths: &[f32], kept: &[bool], available: f32) -> Vec<f32> {
+    let fixed: f32 = widths.iter().zip(kept).filter(|(_, kept)| **kept).map(|(width, _)| width).sum();
     let flexible: f32 = widths.iter().sum::<f32>() - fixed;
     let room = available - fixed;
     let scale = if flexible > room && room > 0.0 { room / flexible } else { 1.0 };
-    let mut index = 0;
-    widths.map(|width| {
-        let keep = kept[index];
-        index += 1;
-        if keep { width } else { (width * scale).max(40.0) }
-    })
+    widths.iter().zip(kept).map(|(width, keep)| if *keep { *width } else { (width * scale).max(40.0) }).collect()
+}
+
+fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f32) -> [f32; N] {
+    let fitted = fitted_slice(&widths, &kept, available);
+    // As long as `widths`: one width out per width in.
+    std::array::from_fn(|index| fitted.get(index).copied().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -26,10 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
+use crate::engine::{ActivityCount, Overview, Span, Throughput};
 use crate::engine::{
     CommandKind, EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemPhase,
     ItemStatus, OpenedItem, ProcessSummary, Rule, ServerItem, rule,
 };
+use crate::model::CompiledProcess;
 use crate::runtime::{Runtime, RuntimeEngine};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +56,19 @@ pub enum Query {
     Item {
         serial: String,
     },
+    /// The overview: counts, ages, incidents.
+    Overview,
+    /// Instances started and completed over a span (of one process
+    /// version, or all).
+    Throughput {
+        version: Option<(String, u32)>,
+        span: Span,
+    },
+    /// A version's definition and the counts on its diagram.
+    Diagram {
+        process: String,
+        version: u32,
+    },
 }
 
 impl Query {
@@ -66,6 +81,9 @@ impl Query {
             Query::Items { .. } => 3,
             Query::Processes => 4,
             Query::Item { .. } => 5,
+            Query::Overview => 6,
+            Query::Throughput { .. } => 7,
+            Query::Diagram { .. } => 8,
         }
     }
 
@@ -78,8 +96,8 @@ impl Query {
             Query::Item { .. } | Query::Page { .. } => 0,
             Query::Detail { .. } => 1,
             Query::Count { .. } => 2,
-            Query::Items { .. } => 3,
-            Query::Processes => 4,
+            Query::Items { .. } | Query::Overview | Query::Diagram { .. } => 3,
+            Query::Processes | Query::Throughput { .. } => 4,
         }
     }
 }
@@ -109,6 +127,17 @@ pub enum Reply {
         serial: String,
         user: String,
         item: Box<Result<OpenedItem, EngineError>>,
+    },
+    Overview(Box<Result<Overview, String>>),
+    Throughput {
+        version: Option<(String, u32)>,
+        span: Span,
+        throughput: Result<Throughput, String>,
+    },
+    Diagram {
+        process: String,
+        version: u32,
+        diagram: Result<(Arc<CompiledProcess>, Vec<ActivityCount>), String>,
     },
 }
 
@@ -368,6 +397,22 @@ fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
             let parsed = serial.parse().map_err(EngineError::from);
             let item = Box::new(parsed.and_then(|parsed| engine.open_server_item(user, parsed)));
             Reply::Item { serial, user: user.to_owned(), item }
+        }
+        Query::Overview => Reply::Overview(Box::new(engine.overview(user).map_err(text))),
+        Query::Throughput { version, span } => {
+            let (process, number) = match &version {
+                Some((process, number)) => (Some(process.as_str()), Some(*number)),
+                None => (None, None),
+            };
+            let throughput = engine.throughput(user, process, number, span).map_err(text);
+            Reply::Throughput { version, span, throughput }
+        }
+        Query::Diagram { process, version } => {
+            let diagram = engine
+                .version_definition(&process, Some(version))
+                .and_then(|(_, definition)| Ok((definition, engine.activity_counts(user, &process, version)?)))
+                .map_err(text);
+            Reply::Diagram { process, version, diagram }
         }
     }
 }

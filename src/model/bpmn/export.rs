@@ -42,6 +42,10 @@ pub(super) enum Shape {
     ScriptTask,
     ReceiveTask,
     ServiceTask,
+    /// One mail event: BPMN's task that sends a message.
+    SendTask,
+    /// An activity whose one event is a sub-process (IPC) event.
+    CallActivity,
     Task,
 }
 
@@ -55,6 +59,8 @@ impl Shape {
             Shape::ScriptTask => "scriptTask",
             Shape::ReceiveTask => "receiveTask",
             Shape::ServiceTask => "serviceTask",
+            Shape::SendTask => "sendTask",
+            Shape::CallActivity => "callActivity",
             Shape::Task => "task",
         }
     }
@@ -73,6 +79,8 @@ fn shape_of(activity: &ActivityDraft, has_incoming: bool, has_outgoing: bool) ->
         [EventDraft::ServerEvent(e)] if e.script.is_empty() => Shape::ReceiveTask,
         [EventDraft::ServerEvent(_) | EventDraft::HttpRequest(_)] => Shape::ServiceTask,
         [EventDraft::Timer(_)] => Shape::TimerCatchEvent,
+        [EventDraft::Mail(_)] => Shape::SendTask,
+        [EventDraft::Ipc(_)] => Shape::CallActivity,
         _ => Shape::Task,
     };
     // A boundary event can only sit on a task.
@@ -429,6 +437,13 @@ impl<'a> Writer<'a> {
         if node.shape == Shape::ScriptTask {
             attributes.push(("scriptFormat", "rhai"));
         }
+        // BPMN names the called process by its id; a name that cannot be
+        // one is in flowdesk's extension only.
+        if let (Shape::CallActivity, [EventDraft::Ipc(ipc)]) = (node.shape, activity.events.as_slice())
+            && is_xml_id(&ipc.process)
+        {
+            attributes.push(("calledElement", ipc.process.as_str()));
+        }
         xml.open(&element, &attributes);
         let is_task = !node.shape.is_event();
         let start_marker = activity.start && node.shape != Shape::StartEvent;
@@ -612,6 +627,52 @@ fn write_event(xml: &mut XmlWriter, event: &EventDraft, script_is_standard: bool
                 attributes.push(("atField", timer.at_field.as_str()));
             }
             xml.empty("flowdesk:timer", &attributes);
+        }
+        EventDraft::Mail(mail) => {
+            let mut attributes = vec![("name", mail.name.as_str()), ("to", mail.to.as_str())];
+            // Written only when a file says so, which validation refuses:
+            // the identity holds for such a file too.
+            if !mail.synchronous {
+                attributes.push(("synchronous", "false"));
+            }
+            for (name, value) in [("cc", &mail.cc), ("subject", &mail.subject)] {
+                if !value.is_empty() {
+                    attributes.push((name, value.as_str()));
+                }
+            }
+            if mail.body.is_empty() && mail.html.is_empty() {
+                xml.empty("flowdesk:mail", &attributes);
+            } else {
+                xml.open("flowdesk:mail", &attributes);
+                if !mail.body.is_empty() {
+                    xml.text("flowdesk:body", &[], &mail.body);
+                }
+                if !mail.html.is_empty() {
+                    xml.text("flowdesk:html", &[], &mail.html);
+                }
+                xml.close("flowdesk:mail");
+            }
+        }
+        EventDraft::Ipc(ipc) => {
+            let version = ipc.version.map(|v| v.to_string());
+            let mut attributes = vec![
+                ("name", ipc.name.as_str()),
+                ("synchronous", synchronous(ipc.synchronous)),
+                ("process", ipc.process.as_str()),
+            ];
+            if let Some(version) = &version {
+                attributes.push(("version", version));
+            }
+            if !ipc.folio.is_empty() {
+                attributes.push(("folio", ipc.folio.as_str()));
+            }
+            xml.open("flowdesk:ipc", &attributes);
+            for (element, list) in [("flowdesk:input", &ipc.inputs), ("flowdesk:output", &ipc.outputs)] {
+                for mapping in list {
+                    xml.empty(element, &[("from", &mapping.from), ("to", &mapping.to)]);
+                }
+            }
+            xml.close("flowdesk:ipc");
         }
     }
 }

@@ -94,7 +94,17 @@ impl<'a> Builder<'a> {
                 activity.events.push(server(true, String::new()));
             }
             n if is_task(n) => activity.events.push(server(true, String::new())),
-            "callActivity" => {}
+            // A call of a process this file lacks (one it holds was
+            // flattened, one calling itself is a problem, `mod.rs`).
+            "callActivity" => {
+                let called = element.attr("calledElement").unwrap_or_default();
+                let held = self.root.children_named(BPMN_NS, "process").any(|p| p.attr("id") == Some(called));
+                if !called.is_empty() && !held {
+                    let mut ipc = crate::model::ipc::IpcDraft::new(&event_name);
+                    ipc.process = called.to_owned();
+                    activity.events.push(EventDraft::Ipc(ipc));
+                }
+            }
             "startEvent" | "endEvent" => {
                 if let Some(kind_of_definition) = definition_kind {
                     let why = if element.name == "startEvent" && !nested {

@@ -602,7 +602,7 @@ impl<'a> Builder<'a> {
                         words(&child.name),
                         raw_id,
                         name,
-                        "its elements are part of this process (flowdesk's sub-process event comes later)",
+                        "its elements are part of this process",
                     );
                     let first = self.nodes.len();
                     self.collect(child, prefix, calls);
@@ -685,6 +685,12 @@ impl<'a> Builder<'a> {
     }
 
     fn call(&mut self, element: &'a Element, id: String, prefix: &str, calls: &mut Vec<String>) {
+        // flowdesk's own export: a sub-process (IPC) event, which its
+        // extension describes, not a call to flatten.
+        if ours::extension(element, "activity").is_some() {
+            self.add_node(id, element, Role::Activity, prefix);
+            return;
+        }
         let raw_id = element.attr("id").unwrap_or_default();
         let name = element.attr("name").unwrap_or_default();
         let called = element.attr("calledElement").unwrap_or_default();
@@ -698,7 +704,7 @@ impl<'a> Builder<'a> {
                     name,
                     format!(
                         "the elements of the process `{called}` it calls are part of this process, their ids \
-                         beginning `{id}/` (flowdesk's sub-process event comes later)"
+                         beginning `{id}/`"
                     ),
                 );
                 calls.push(called.to_owned());
@@ -708,16 +714,26 @@ impl<'a> Builder<'a> {
                 calls.pop();
                 self.mark_entries_and_exits(&id, process, &inner_prefix, first);
             }
+            // A process this file lacks is a deployed one's to be: a
+            // sub-process (IPC) event starts it (`elements.rs`).
+            None if !called.is_empty() => {
+                self.report.add(
+                    EntryKind::Changed,
+                    "call activity",
+                    raw_id,
+                    name,
+                    format!(
+                        "it calls `{called}`, which this file does not hold: it became a sub-process event that \
+                         starts `{called}` and waits for it; deploy `{called}` first, and map its data"
+                    ),
+                );
+                self.add_node(id, element, Role::Activity, prefix);
+            }
             _ => {
                 let why = if called.is_empty() {
                     "it names no process; an activity without events stands in for it".to_owned()
-                } else if target.is_some() {
-                    format!("it calls `{called}` again, inside itself; an activity without events stands in for it")
                 } else {
-                    format!(
-                        "it calls `{called}`, which this file does not hold; an activity without events stands in \
-                         for it until flowdesk has sub-process events"
-                    )
+                    format!("it calls `{called}` again, inside itself; an activity without events stands in for it")
                 };
                 self.report.add(EntryKind::Problem, "call activity", raw_id, name, why);
                 self.add_node(id, element, Role::Activity, prefix);

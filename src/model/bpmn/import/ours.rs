@@ -6,8 +6,10 @@ use crate::model::bpmn::FLOWDESK_NS;
 use crate::model::bpmn::report::{EntryKind, Report};
 use crate::model::bpmn::xml::Element;
 use crate::model::definition::{
-    EscalationActionDraft, EventDraft, HeaderDraft, HttpRequestDraft, NotifyDraft, ServerEventDraft, TimerDraft,
+    EscalationActionDraft, EventDraft, HeaderDraft, HttpRequestDraft, MailDraft, NotifyDraft, ServerEventDraft,
+    TimerDraft,
 };
+use crate::model::ipc::{IpcDraft, MappingDraft};
 use crate::model::rights::Right;
 
 /// flowdesk's extension element `name` on `element`.
@@ -46,11 +48,43 @@ pub(super) fn ours_events(element: &Element, ours: &Element) -> Vec<EventDraft> 
                     timeout_seconds: timeout(child),
                 }));
             }
+            "ipc" => {
+                let mappings = |name| {
+                    child
+                        .children_named(FLOWDESK_NS, name)
+                        .map(|m| MappingDraft {
+                            from: m.attr("from").unwrap_or_default().to_owned(),
+                            to: m.attr("to").unwrap_or_default().to_owned(),
+                        })
+                        .collect()
+                };
+                events.push(EventDraft::Ipc(IpcDraft {
+                    name: get("name"),
+                    synchronous,
+                    process: get("process"),
+                    version: child.attr("version").and_then(|v| v.parse().ok()),
+                    folio: get("folio"),
+                    inputs: mappings("input"),
+                    outputs: mappings("output"),
+                }));
+            }
             "timer" => events.push(EventDraft::Timer(TimerDraft {
                 name: get("name"),
                 after: get("after"),
                 at_field: get("atField"),
             })),
+            "mail" => {
+                let text = |name| child.child(FLOWDESK_NS, name).map(|e| e.text.clone()).unwrap_or_default();
+                events.push(EventDraft::Mail(MailDraft {
+                    name: get("name"),
+                    synchronous,
+                    to: get("to"),
+                    cc: get("cc"),
+                    subject: get("subject"),
+                    body: text("body"),
+                    html: text("html"),
+                }));
+            }
             _ => {}
         }
     }

@@ -1,0 +1,275 @@
+//! Bulk actions (issue 18) as engine scenarios, on every backend: each
+//! target judged on its own (partial refusals with the single action's
+//! reasons, rights per target), recorded in its own trail, a selection by
+//! filter resolved in the engine, a dry run that touches nothing, and a
+//! cancel between targets.
+
+use std::sync::Arc;
+
+use crate::support;
+
+use flowdesk::engine::{
+    BulkAction, BulkProgress, EngineError, InstanceFilter, InstanceStatus, ItemFilter, Outcome, Selection, Target,
+};
+use flowdesk::model::Right;
+use support::{Backend, Fixture, T0, set};
+
+/// A server event that fails while `fail` is set, then a wait for a
+/// callback: instances in error to retry, and items to finish.
+const FLAKY: &str = r#"{
+  "name": "flaky",
+  "fields": [{ "name": "fail", "type": "boolean" }, { "name": "name", "type": "string" }],
+  "activities": [
+    { "id": "work", "name": "Work", "start": true, "events": [
+      { "kind": "server_event", "name": "Book", "script": "if fail { throw \"ledger offline\"; }" } ] },
+    { "id": "wait", "name": "Wait", "events": [
+      { "kind": "server_event", "name": "Call", "synchronous": false, "script": "" } ] },
+    { "id": "end", "name": "End", "events": [] }
+  ],
+  "lines": [{ "from": "work", "to": "wait" }, { "from": "wait", "to": "end" }]
+}"#;
+
+fn callback_fixture<S: Backend>() -> Fixture<S> {
+    let fx = Fixture::fresh();
+    fx.deploy_sample("admin", "callback.process.json");
+    fx
+}
+
+fn start_callbacks<S: Backend>(fx: &Fixture<S>, n: usize) -> Vec<i64> {
+    (0..n).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect()
+}
+
+fn serial(id: i64) -> flowdesk::engine::Serial {
+    support::parse_serial(&format!("{id}_2"))
+}
+
+fn bulk_finish_answers_per_serial_with_the_single_finish_refusals<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    fx.engine.grant("admin", "callback", "bob", &[Right::ServerEvent]).unwrap();
+    let ids = start_callbacks(&fx, 5);
+    // Bob finished one of them a minute before the bulk action.
+    fx.clock.advance(60_000);
+    fx.engine.finish("bob", serial(ids[1]), &[]).unwrap();
+    fx.clock.advance(60_000);
+
+    let mut serials: Vec<_> = ids.iter().map(|id| serial(*id)).collect();
+    serials.push(support::parse_serial("999_2"));
+    let action = BulkAction::Finish { data: set(&[("name", "call back value")]) };
+    let progress = BulkProgress::new();
+    let report = fx.engine.bulk_select("admin", &action, &Selection::Serials(serials), &progress).unwrap();
+
+    assert_eq!((report.total(), report.done(), report.refused().count()), (6, 4, 2));
+    assert_eq!(report.summary(), "4 done, 2 refused");
+    assert!(!report.cancelled);
+    assert_eq!((progress.total(), progress.settled(), progress.done(), progress.refused()), (6, 6, 4, 2));
+    let refused: Vec<(Target, String)> = report.refused().map(|(t, e)| (*t, e.to_string())).collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                Target::Item(serial(ids[1])),
+                format!("server item {} was already finished at 2026-11-25 09:01:00 UTC by bob", serial(ids[1]))
+            ),
+            (Target::Item(support::parse_serial("999_2")), "server item 999_2 not found".to_owned()),
+        ]
+    );
+    match &report.outcomes[1].1 {
+        Outcome::Refused(EngineError::AlreadyFinished { by, at, .. }) => {
+            assert_eq!((by.as_str(), *at), ("bob", T0 + 60_000))
+        }
+        other => panic!("expected already finished, got {other:?}"),
+    }
+    for id in [ids[0], ids[2], ids[3], ids[4]] {
+        assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Completed);
+        let trail = fx.trail(id);
+        let line = format!(
+            "admin: Server item finished {}; set name = \"call back value\"; part of a bulk finish of 6",
+            serial(id)
+        );
+        assert!(trail.contains(&line), "{trail:#?}");
+    }
+    // Bob's own finish is his, unmarked.
+    assert!(fx.trail(ids[1]).contains(&format!("bob: Server item finished {}", serial(ids[1]))));
+}
+
+fn bulk_checks_the_right_on_each_target_s_process<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let other = support::sample("callback.process.json");
+    let other = flowdesk::model::ProcessDraft { name: "callback-two".to_owned(), ..other };
+    fx.engine.deploy("admin", &other).unwrap();
+    fx.engine.grant("admin", "callback", "ops", &[Right::ServerEvent]).unwrap();
+    let mine = fx.engine.start("admin", "callback", "", &[]).unwrap().instance_id;
+    let theirs = fx.engine.start("admin", "callback-two", "", &[]).unwrap().instance_id;
+    let own = |id| {
+        let d = fx.detail("admin", id);
+        format!("{:?}|{:?}|{:?}|{:?}", d.summary, d.fields, d.audit, d.pending_items)
+    };
+    let before = own(theirs);
+
+    let action = BulkAction::Finish { data: vec![] };
+    let selection = Selection::Serials(vec![serial(mine), serial(theirs)]);
+    let report = fx.engine.bulk_select("ops", &action, &selection, &BulkProgress::new()).unwrap();
+    assert_eq!(report.summary(), "1 done, 1 refused");
+    let (target, err) = report.refused().next().unwrap();
+    assert_eq!(*target, Target::Item(serial(theirs)));
+    assert_eq!(err.to_string(), "permission denied: user `ops` lacks the Server Event right on process `callback-two`");
+    assert_eq!(own(theirs), before, "a refused target changed");
+
+    // Operator actions need Admin, per target, as one at a time.
+    let report =
+        fx.engine.bulk_select("ops", &BulkAction::Stop, &Selection::Instances(vec![mine]), &BulkProgress::new());
+    let report = report.unwrap();
+    assert!(matches!(report.outcomes[0].1, Outcome::Refused(EngineError::PermissionDenied { .. })));
+}
+
+fn bulk_retry_goes_on_past_instances_in_the_wrong_status<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
+    fx.deploy_json("admin", FLAKY);
+    let failing: Vec<i64> =
+        (0..3).map(|_| fx.engine.start("admin", "flaky", "", &set(&[("fail", "true")])).unwrap().instance_id).collect();
+    let fine = fx.engine.start("admin", "flaky", "", &[]).unwrap().instance_id;
+    assert_eq!(fx.detail("admin", fine).summary.status, InstanceStatus::Active);
+    // Two of the three are repaired; the third fails again when retried.
+    for id in &failing[..2] {
+        fx.engine.set_data("admin", *id, &set(&[("fail", "false")])).unwrap();
+    }
+    fx.clock.advance(1_000);
+
+    let mut ids = failing.clone();
+    ids.push(fine);
+    let report = fx.engine.bulk_select("admin", &BulkAction::Retry, &Selection::Instances(ids), &BulkProgress::new());
+    let report = report.unwrap();
+    assert_eq!(report.summary(), "3 done, 1 refused");
+    let statuses: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|(t, o)| match o {
+            Outcome::Done { progress, .. } => (*t, Ok(progress.status)),
+            Outcome::Refused(err) => (*t, Err(err.to_string())),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (Target::Instance(failing[0]), Ok(InstanceStatus::Active)),
+            (Target::Instance(failing[1]), Ok(InstanceStatus::Active)),
+            (Target::Instance(failing[2]), Ok(InstanceStatus::Error)),
+            (Target::Instance(fine), Err(format!("cannot retry instance {fine}: it is Active"))),
+        ]
+    );
+    assert!(fx.trail(failing[0]).contains(&"admin: Retried `Work` Book; part of a bulk retry of 4".to_owned()));
+
+    // Stop, resume and go to, likewise: the stopped ones refuse a second stop.
+    let stop = fx.engine.bulk_select(
+        "admin",
+        &BulkAction::Stop,
+        &Selection::Instances(failing[..2].to_vec()),
+        &BulkProgress::new(),
+    );
+    assert_eq!(stop.unwrap().summary(), "2 done, 0 refused");
+    let again =
+        fx.engine.bulk_select("admin", &BulkAction::Stop, &Selection::Instances(failing.clone()), &BulkProgress::new());
+    assert_eq!(again.unwrap().summary(), "1 done, 2 refused");
+    assert!(fx.trail(failing[0]).contains(&"admin: Stopped part of a bulk stop of 2".to_owned()));
+    let resume = fx.engine.bulk_select(
+        "admin",
+        &BulkAction::Resume,
+        &Selection::Instances(failing.clone()),
+        &BulkProgress::new(),
+    );
+    assert_eq!(resume.unwrap().summary(), "3 done, 0 refused");
+    let goto = BulkAction::GoTo { activity: "End".to_owned() };
+    let moved =
+        fx.engine.bulk_select("admin", &goto, &Selection::Instances(failing.clone()), &BulkProgress::new()).unwrap();
+    assert_eq!(moved.summary(), "3 done, 0 refused");
+    for id in &failing {
+        assert_eq!(fx.detail("admin", *id).summary.status, InstanceStatus::Completed);
+    }
+    let nowhere = BulkAction::GoTo { activity: "Nowhere".to_owned() };
+    let report =
+        fx.engine.bulk_select("admin", &nowhere, &Selection::Instances(vec![fine]), &BulkProgress::new()).unwrap();
+    assert!(matches!(report.outcomes[0].1, Outcome::Refused(EngineError::ActivityNotFound { .. })));
+}
+
+fn a_selection_by_filter_is_resolved_in_the_engine_and_a_dry_run_changes_nothing<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let ids = start_callbacks(&fx, 6);
+    fx.engine.stop("admin", ids[0]).unwrap();
+    fx.engine.stop("admin", ids[3]).unwrap();
+    fx.engine.grant("admin", "callback", "viewer", &[Right::View]).unwrap();
+    let before: Vec<String> = ids.iter().map(|id| fx.snapshot(*id)).collect();
+
+    let active = InstanceFilter {
+        process: Some("callback".to_owned()),
+        status: Some(InstanceStatus::Active),
+        limit: 1,
+        ..InstanceFilter::default()
+    };
+    let selection = Selection::MatchingInstances(active.clone());
+    // The filter's page size does not limit the selection.
+    let targets = fx.engine.bulk_targets("admin", &BulkAction::Stop, &selection).unwrap();
+    let expected: Vec<Target> = [ids[1], ids[2], ids[4], ids[5]].into_iter().map(Target::Instance).collect();
+    assert_eq!(targets, expected);
+    // A finish of the matching instances is a finish of their pending items.
+    let finish = BulkAction::Finish { data: vec![] };
+    let items = fx.engine.bulk_targets("admin", &finish, &selection).unwrap();
+    assert_eq!(items, [ids[1], ids[2], ids[4], ids[5]].map(|id| Target::Item(serial(id))));
+    // The items' filter: every pending item, whatever the filter's limit.
+    let pending = Selection::MatchingItems(ItemFilter { limit: 2, ..ItemFilter::default() });
+    assert_eq!(fx.engine.bulk_targets("admin", &finish, &pending).unwrap().len(), 6);
+    // Someone who sees nothing selects nothing.
+    assert!(fx.engine.bulk_targets("nobody", &BulkAction::Stop, &selection).unwrap().is_empty());
+    let after: Vec<String> = ids.iter().map(|id| fx.snapshot(*id)).collect();
+    assert_eq!(after, before, "resolving a selection changed something");
+
+    // A viewer sees them all but may act on none.
+    let report = fx.engine.bulk_select("viewer", &BulkAction::Stop, &selection, &BulkProgress::new()).unwrap();
+    assert_eq!(report.summary(), "0 done, 4 refused");
+    let report = fx.engine.bulk_select("admin", &BulkAction::Stop, &selection, &BulkProgress::new()).unwrap();
+    assert_eq!(report.summary(), "4 done, 0 refused");
+    assert_eq!(fx.engine.count_instances("admin", &active).unwrap(), 0);
+}
+
+fn a_cancelled_bulk_action_begins_no_further_target<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let ids = start_callbacks(&fx, 100);
+    let progress = Arc::new(BulkProgress::new());
+    // The first commit of the action cancels it: the targets in progress
+    // then complete, and no other begins.
+    let cancel = progress.clone();
+    let engine = fx.engine_with_host(Default::default()).with_hook(Arc::new(move |point| {
+        if point == flowdesk::engine::HookPoint::AfterCommit {
+            cancel.cancel();
+        }
+    }));
+    let serials = ids.iter().map(|id| serial(*id)).collect();
+    let report =
+        engine.bulk_select("admin", &BulkAction::Finish { data: vec![] }, &Selection::Serials(serials), &progress);
+    let report = report.unwrap();
+    assert!(report.cancelled);
+    assert!(report.done() >= 1, "{}", report.summary());
+    assert!(report.not_reached() >= 100 - 2 * flowdesk::engine::bulk::BULK_WORKERS, "{}", report.summary());
+    assert_eq!(report.done() + report.not_reached(), 100, "{}", report.summary());
+    assert_eq!(progress.settled(), report.done());
+    assert!(report.summary().starts_with(&format!("{} done, 0 refused, cancelled before ", report.done())));
+    // What the report says was done is what the store holds, and no more.
+    let completed =
+        ids.iter().filter(|id| fx.detail("admin", **id).summary.status == InstanceStatus::Completed).count();
+    assert_eq!(completed, report.done());
+
+    // Cancelled before it began: nothing is touched.
+    let progress = BulkProgress::new();
+    progress.cancel();
+    let report =
+        fx.engine.bulk_select("admin", &BulkAction::Stop, &Selection::Instances(ids.clone()), &progress).unwrap();
+    assert_eq!((report.done(), report.not_reached()), (0, 100));
+}
+
+support::on_every_backend!(
+    bulk_finish_answers_per_serial_with_the_single_finish_refusals,
+    bulk_checks_the_right_on_each_target_s_process,
+    bulk_retry_goes_on_past_instances_in_the_wrong_status,
+    a_selection_by_filter_is_resolved_in_the_engine_and_a_dry_run_changes_nothing,
+    a_cancelled_bulk_action_begins_no_further_target,
+);
