@@ -193,7 +193,8 @@ pub enum Polling {
 
 /// What the UI sends the worker.
 enum Request {
-    Ask(String, Query),
+    /// Boxed: a query is large, a look is nothing.
+    Ask(String, Box<Query>),
     /// Look at the change counter now.
     Look,
 }
@@ -236,7 +237,7 @@ impl Queries {
     /// Asks as `user`; the answer arrives through [`Queries::poll`].
     pub fn ask(&self, user: &str, query: Query) {
         // A closed worker only means no answers: the UI keeps what it has.
-        let _ = self.requests.send(Request::Ask(user.to_owned(), query));
+        let _ = self.requests.send(Request::Ask(user.to_owned(), Box::new(query)));
     }
 
     /// Sets when the worker looks for changes. From [`Polling::Manual`] on,
@@ -305,7 +306,7 @@ fn worker(
             inbox.recv_timeout(next_look.saturating_duration_since(Instant::now()))
         };
         let first = match received {
-            Ok(Request::Ask(user, query)) => (user, query),
+            Ok(Request::Ask(user, query)) => (user, *query),
             Ok(Request::Look) => {
                 watch.look(&engine, &shared, &wake);
                 next_look = Instant::now() + POLL_PERIOD;
@@ -332,7 +333,7 @@ fn worker(
             match next {
                 Request::Ask(user, query) => {
                     pending.retain(|(_, q)| q.kind() != query.kind());
-                    pending.push((user, query));
+                    pending.push((user, *query));
                 }
                 Request::Look => look = true,
             }
