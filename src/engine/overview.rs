@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::engine::instance::{InstanceStatus, Millis, ServerItem, TokenState};
 use crate::engine::serial::Serial;
-use crate::engine::storage::{InstanceFilter, Storage, Transaction, Visibility};
+use crate::engine::storage::{Storage, Transaction, Visibility};
 use crate::engine::{Engine, EngineError};
 
 /// A minute of the clock: milliseconds since the epoch divided by 60,000.
@@ -409,17 +409,14 @@ impl<S: Storage> Engine<S> {
                 }
             }
             // Running instances are few (running is the moment between two
-            // waits): their tokens are read one by one.
-            let running = InstanceFilter {
-                process: Some(process.to_owned()),
-                version: Some(version),
-                status: Some(InstanceStatus::Running),
-                limit: ACTIVE_READ_LIMIT,
-                ..InstanceFilter::default()
-            };
+            // waits): found from the index by status (the claims' list), their
+            // tokens read one by one.
             let compiled = self.compiled(tx, process, version)?;
-            for summary in tx.instances(&visibility, &running)? {
-                let Some(instance) = tx.instance(summary.id)? else { continue };
+            for running in tx.running_instances()?.into_iter().take(ACTIVE_READ_LIMIT) {
+                let Some(instance) = tx.instance(running.id)? else { continue };
+                if instance.process != process || instance.version != version {
+                    continue;
+                }
                 for token in &instance.flow.tokens {
                     if matches!(token.state, TokenState::Ready | TokenState::RunningOutside)
                         && let Some(activity) = compiled.activities.get(token.activity)
