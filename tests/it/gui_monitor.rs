@@ -2369,14 +2369,30 @@ fn issue_19_the_flow_links_a_parent_to_its_child_and_back() {
     let payment = order + 2;
     let mut gui = Gui::monitor(fx, "ada");
     assert!(gui.shown("Parent"), "the list has a Parent column where a row has a parent");
+    // The children are drawn under their parent, indented, oldest first,
+    // though the list is newest first; unticked, the list's order again.
+    let nested = |gui: &Gui| -> Vec<String> {
+        gui.harness
+            .query_all_by(|node| node.role() == Role::Label && node.value().is_some_and(|v| v.starts_with('\u{21b3}')))
+            .filter_map(|node| node.value())
+            .collect()
+    };
+    assert_eq!(nested(&gui), [format!("\u{21b3} {}", order + 1), format!("\u{21b3} {payment}")]);
+    gui.click("Children under parents");
+    gui.run_until("the list's order", |app| app.monitor.rows().first().is_some_and(|row| row.id == payment));
+    gui.settle();
+    assert!(nested(&gui).is_empty(), "no indent in the list's order");
+    gui.click("Children under parents");
+    gui.run_until("nested again", |app| app.monitor.rows().first().is_some_and(|row| row.id == order));
+    gui.settle();
     // The audit-log child has its parent's folio: the order's row is the
-    // last of the two (newest first).
+    // first of the two (its children under it).
     let rows: Vec<_> = gui
         .harness
         .query_all_by(|node| node.role() == Role::Label && node.value().as_deref() == Some("ORDER-1"))
         .collect();
     assert_eq!(rows.len(), 2);
-    rows[1].click();
+    rows[0].click();
     gui.run_until("the order", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
     gui.settle();
 

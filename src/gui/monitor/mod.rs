@@ -23,6 +23,7 @@ pub mod overview;
 pub mod queries;
 pub mod trail;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -316,6 +317,9 @@ pub struct Monitor {
     count_for: Option<InstanceFilter>,
     rows: Vec<InstanceSummary>,
     rows_offset: usize,
+    /// Sub-process children drawn right under their parent (when both are
+    /// on the page), indented, instead of in the list's order.
+    nest_children: bool,
     rows_for: Option<InstanceFilter>,
     asked_page: Option<(InstanceFilter, usize)>,
     pub selected: Option<i64>,
@@ -379,6 +383,7 @@ impl Monitor {
             count_for: None,
             rows: Vec::new(),
             rows_offset: 0,
+            nest_children: true,
             rows_for: None,
             asked_page: None,
             selected: None,
@@ -630,7 +635,7 @@ impl Monitor {
                         if self.first_rows_after.is_none() {
                             self.first_rows_after = Some(self.opened_at.elapsed());
                         }
-                        self.rows = rows;
+                        self.rows = if self.nest_children { nest_under_parents(rows) } else { rows };
                         self.rows_offset = offset;
                         self.rows_for = Some(filter);
                         self.rows_error = None;
@@ -875,6 +880,14 @@ impl Monitor {
                 .on_hover_text("Only instances with a deadline or timer that has fallen due")
                 .changed();
             self.find.toggle_ui(ui);
+            if self.rows.iter().any(|row| row.parent_id.is_some())
+                && ui
+                    .checkbox(&mut self.nest_children, "Children under parents")
+                    .on_hover_text("Show each sub-process child under its parent when both are on the page")
+                    .changed()
+            {
+                self.refresh(user);
+            }
             if ui.button("Refresh").clicked() {
                 self.refresh(user);
             }
@@ -912,6 +925,7 @@ impl Monitor {
             ("Last change", Some(InstanceColumn::LastChange), true, 162.0),
         ];
         let with_parent = self.rows.iter().any(|row| row.parent_id.is_some());
+        let depths = if self.nest_children { nesting_depths(&self.rows) } else { HashMap::new() };
         let columns: Vec<_> = all_columns.into_iter().filter(|(title, ..)| with_parent || *title != "Parent").collect();
         // Narrowed together on a small screen, so that every column stays
         // in sight beside the instance panel; the status and the due time
@@ -984,7 +998,10 @@ impl Monitor {
                     };
                     row.set_selected(self.selected == Some(summary.id) || self.bulk.instances.contains(&summary.id));
                     let parent = with_parent.then(|| summary.parent_id.map(|id| id.to_string()).unwrap_or_default());
-                    let texts = std::iter::once(summary.id.to_string())
+                    // A child under its parent: indented, with an arrow per level.
+                    let depth = depths.get(&summary.id).copied().unwrap_or(0);
+                    let id = format!("{}{}", "\u{21b3} ".repeat(depth), summary.id);
+                    let texts = std::iter::once(id)
                         .chain(parent)
                         .chain([summary.folio.clone(), format!("{} v{}", summary.process, summary.version)]);
                     for text in texts {
@@ -1702,6 +1719,58 @@ fn fitted_widths<const N: usize>(widths: [f32; N], kept: [bool; N], available: f
     let fitted = fitted_slice(&widths, &kept, available);
     // As long as `widths`: one width out per width in.
     std::array::from_fn(|index| fitted.get(index).copied().unwrap_or_default())
+}
+
+/// The page's rows with every child whose parent is on the page moved to
+/// right after that parent (its own children after it, and so on); the
+/// rest keep the list's order. A child whose parent is on another page
+/// stays where the order put it.
+fn nest_under_parents(rows: Vec<InstanceSummary>) -> Vec<InstanceSummary> {
+    let on_page: HashSet<i64> = rows.iter().map(|row| row.id).collect();
+    let mut children: HashMap<i64, Vec<InstanceSummary>> = HashMap::new();
+    let mut roots = Vec::new();
+    for row in rows {
+        match row.parent_id.filter(|parent| on_page.contains(parent) && *parent != row.id) {
+            Some(parent) => children.entry(parent).or_default().push(row),
+            None => roots.push(row),
+        }
+    }
+    let mut nested = Vec::with_capacity(on_page.len());
+    let mut stack: Vec<InstanceSummary> = roots.into_iter().rev().collect();
+    while let Some(row) = stack.pop() {
+        if let Some(mut under) = children.remove(&row.id) {
+            // Under its parent, the children in the order they started.
+            under.sort_by_key(|child| child.id);
+            stack.extend(under.into_iter().rev());
+        }
+        nested.push(row);
+    }
+    // A child is younger than its parent, so there is no cycle; still, no
+    // row is ever dropped.
+    nested.extend(children.into_values().flatten());
+    nested
+}
+
+/// How many of each row's ancestors are on the page (0 for a row whose
+/// parent is not), for the indent.
+fn nesting_depths(rows: &[InstanceSummary]) -> HashMap<i64, usize> {
+    let parents: HashMap<i64, i64> =
+        rows.iter().filter_map(|row| row.parent_id.map(|parent| (row.id, parent))).collect();
+    let on_page: HashSet<i64> = rows.iter().map(|row| row.id).collect();
+    rows.iter()
+        .map(|row| {
+            let mut depth = 0;
+            let mut at = row.id;
+            while let Some(parent) = parents.get(&at).filter(|parent| on_page.contains(*parent)) {
+                depth += 1;
+                at = *parent;
+                if depth > rows.len() {
+                    break;
+                }
+            }
+            (row.id, depth)
+        })
+        .collect()
 }
 
 #[cfg(test)]
