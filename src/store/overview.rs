@@ -1,29 +1,167 @@
-//! The overview's reads on SQLite (`engine::overview`): each from the
-//! aggregates migration 9's triggers keep, or from an index, never from the
-//! instances table; and [`mismatches`], the check that the aggregates agree
-//! with a full count of the rows they count.
+//! The overview's aggregates on SQLite (`engine::overview`): [`Deltas`],
+//! the changes a batch of writes makes to them, summed in Rust and applied
+//! with one upsert per key before the batch commits; the reads, each from
+//! the aggregates or from an index, never from the instances table; and
+//! [`mismatches`], the check that the aggregates agree with a full count of
+//! the rows they count.
 
-use rusqlite::{Connection, params};
+use std::collections::HashMap;
 
-use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::engine::overview::{HOUR, Incident, MINUTE, MinuteCount, PendingGroup, ReasonKey, StatusCount};
 use crate::engine::{EngineError, Millis, ServerItem};
-use crate::store::sql::{collect_rows, finish_item, item_from_row, status_from};
+use crate::store::sql::{collect_rows, db, execute_cached, finish_item, item_from_row, status_from};
 
-/// Migration 9's triggers, which keep the aggregates (`bench sql-floor`
-/// measures the schema without them).
-pub(super) const AGGREGATE_TRIGGERS: [&str; 9] = [
-    "instances_counted",
-    "instances_counted_completed",
-    "instances_counted_failed",
-    "instances_recounted",
-    "instances_completed",
-    "instances_failed",
-    "server_items_counted",
-    "server_items_closed",
-    "server_items_reopened",
-];
+/// What writes changed in the counting aggregates (`instance_counts`,
+/// `instance_minutes`, `pending_hours`), summed per key until [`Deltas::apply`]
+/// writes them: a batch of 64 callback lifecycles touches a handful of keys,
+/// where keeping them per statement (migration 9's triggers) cost eight
+/// upserts per lifecycle. `failures`, a row per instance in error, is not
+/// summed: the store writes it as it writes the instance (`sql.rs`).
+#[derive(Debug, Default)]
+pub(super) struct Deltas {
+    counts: HashMap<(String, u32, &'static str), i64>,
+    /// Started and completed.
+    minutes: HashMap<(String, u32, i64), (i64, i64)>,
+    pending: HashMap<(String, u32, String, i64), i64>,
+}
 
-/// The SQL function the triggers name a failure's reason with.
+impl Deltas {
+    /// An instance row written with `status`, `by` +1 or -1.
+    pub(super) fn count(&mut self, process: &str, version: u32, status: &'static str, by: i64) {
+        *self.counts.entry((process.to_owned(), version, status)).or_default() += by;
+    }
+
+    pub(super) fn started(&mut self, process: &str, version: u32, at: Millis) {
+        self.minutes.entry((process.to_owned(), version, at.div_euclid(MINUTE))).or_default().0 += 1;
+    }
+
+    pub(super) fn completed(&mut self, process: &str, version: u32, at: Millis) {
+        self.minutes.entry((process.to_owned(), version, at.div_euclid(MINUTE))).or_default().1 += 1;
+    }
+
+    /// A pending item created at `created_at` opened (+1) or closed (-1).
+    pub(super) fn pending(&mut self, process: &str, version: u32, activity: &str, created_at: Millis, by: i64) {
+        let key = (process.to_owned(), version, activity.to_owned(), created_at.div_euclid(HOUR));
+        *self.pending.entry(key).or_default() += by;
+    }
+
+    /// Forgets every change (their writes were rolled back).
+    pub(super) fn clear(&mut self) {
+        self.counts.clear();
+        self.minutes.clear();
+        self.pending.clear();
+    }
+
+    /// Writes the changes into the aggregates, one upsert per key that
+    /// changed (an item opened and closed in the same batch changes
+    /// nothing), and forgets them. Runs in the writing transaction.
+    pub(super) fn apply(&mut self, tx: &Connection) -> Result<(), EngineError> {
+        for ((process, version, status), n) in self.counts.drain() {
+            if n != 0 {
+                execute_cached(
+                    tx,
+                    "INSERT INTO instance_counts VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                    params![process, version, status, n],
+                )?;
+            }
+        }
+        for ((process, version, minute), (started, completed)) in self.minutes.drain() {
+            if (started, completed) != (0, 0) {
+                execute_cached(
+                    tx,
+                    "INSERT INTO instance_minutes VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE \
+                     SET started = started + excluded.started, completed = completed + excluded.completed",
+                    params![process, version, minute, started, completed],
+                )?;
+            }
+        }
+        for ((process, version, activity, hour), n) in self.pending.drain() {
+            if n == 0 {
+                continue;
+            }
+            execute_cached(
+                tx,
+                "INSERT INTO pending_hours VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                params![process, version, activity, hour, n],
+            )?;
+            if n < 0 {
+                // An emptied hour goes, so that a group's first key is its
+                // oldest item's.
+                execute_cached(
+                    tx,
+                    "DELETE FROM pending_hours WHERE process = ? AND version = ? AND activity = ? AND hour = ? \
+                     AND n <= 0",
+                    params![process, version, activity, hour],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The item `serial_id` of instance `instance_id` if it is pending: its
+/// process, its instance's version, activity and creation time, read
+/// before a statement closes it (what the closing takes off `pending_hours`).
+pub(super) fn pending_item(
+    tx: &Connection,
+    instance_id: i64,
+    serial_id: i64,
+) -> Result<Option<(String, u32, String, Millis)>, EngineError> {
+    tx.prepare_cached(
+        "SELECT s.process, i.version, s.activity, s.created_at FROM server_items s JOIN instances i \
+         ON i.id = s.instance_id WHERE s.instance_id = ? AND s.serial_id = ? AND s.status = 'Pending'",
+    )
+    .and_then(|mut s| {
+        s.query_row([instance_id, serial_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))).optional()
+    })
+    .map_err(db(tx))
+}
+
+/// Rewrites instance `id`'s row in `failures` from its row in `instances`:
+/// gone unless it is in error with a message. Written with the instance
+/// whenever it enters, stays in or leaves Error (rare: not summed).
+pub(super) fn refresh_failure(tx: &Connection, id: i64) -> Result<(), EngineError> {
+    execute_cached(tx, "DELETE FROM failures WHERE instance_id = ?", [id])?;
+    execute_cached(
+        tx,
+        "INSERT INTO failures SELECT id, process, version, flow ->> '$.failure.activity', \
+         flow ->> '$.failure.event', flowdesk_failure_pattern(flow ->> '$.failure.message'), \
+         flow ->> '$.failure.message', flow ->> '$.failure.at' \
+         FROM instances WHERE id = ? AND status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL",
+        [id],
+    )
+}
+
+/// Adds instances `first..=last`, just written in bulk, to every aggregate
+/// (the synthetic loader's way: one statement per aggregate).
+pub(super) fn count_range(tx: &Connection, first: i64, last: i64) -> Result<(), EngineError> {
+    let statements = [
+        "INSERT INTO instance_counts SELECT process, version, status, COUNT(*) FROM instances \
+         WHERE id BETWEEN ?1 AND ?2 GROUP BY 1, 2, 3 ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO instance_minutes SELECT process, version, minute, SUM(started), SUM(completed) FROM ( \
+         SELECT process, version, started_at / 60000 AS minute, 1 AS started, 0 AS completed FROM instances \
+         WHERE id BETWEEN ?1 AND ?2 UNION ALL \
+         SELECT process, version, updated_at / 60000, 0, 1 FROM instances \
+         WHERE id BETWEEN ?1 AND ?2 AND status = 'Completed') WHERE true GROUP BY 1, 2, 3 \
+         ON CONFLICT DO UPDATE SET started = started + excluded.started, completed = completed + excluded.completed",
+        "INSERT INTO pending_hours SELECT s.process, i.version, s.activity, s.created_at / 3600000, COUNT(*) \
+         FROM server_items s JOIN instances i ON i.id = s.instance_id \
+         WHERE s.instance_id BETWEEN ?1 AND ?2 AND s.status = 'Pending' GROUP BY 1, 2, 3, 4 \
+         ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO failures SELECT id, process, version, flow ->> '$.failure.activity', \
+         flow ->> '$.failure.event', flowdesk_failure_pattern(flow ->> '$.failure.message'), \
+         flow ->> '$.failure.message', flow ->> '$.failure.at' FROM instances \
+         WHERE id BETWEEN ?1 AND ?2 AND status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL",
+    ];
+    for sql in statements {
+        execute_cached(tx, sql, [first, last])?;
+    }
+    Ok(())
+}
+
+/// The SQL function a failure's reason is named with (`failures`).
 pub(super) const FAILURE_PATTERN: &str = "flowdesk_failure_pattern";
 
 pub(super) fn status_counts(tx: &Connection) -> Result<Vec<StatusCount>, EngineError> {

@@ -79,7 +79,9 @@ enum Write {
         right: Right,
     },
     InsertInstance(EncodedInstance),
-    UpdateInstance(EncodedInstance),
+    /// With the instance's status as the work found it (`None` when it
+    /// did not read it), what the overview's counts change from.
+    UpdateInstance(EncodedInstance, Option<&'static str>),
     /// `effects` holds only those written as rows of their own (items and
     /// participants); the history record is in `history`, encoded.
     Effects {
@@ -190,7 +192,14 @@ impl Plan {
                 Write::Grant { process, user, right } => tx.grant(process, user, *right)?,
                 Write::Revoke { process, user, right } => tx.revoke(process, user, *right)?,
                 Write::InsertInstance(row) => tx.insert_encoded(row)?,
-                Write::UpdateInstance(row) => tx.update_encoded(row)?,
+                Write::UpdateInstance(row, was) => {
+                    // The revision checked vouches that the status is still
+                    // the one read: no need to read it again.
+                    if let Some(was) = was {
+                        tx.knows(row.id(), row.version(), was);
+                    }
+                    tx.update_encoded(row)?
+                }
                 Write::Effects { instance_id, effects, history } => {
                     tx.write_effects_encoded(*instance_id, effects, history.as_deref())?
                 }
@@ -223,7 +232,7 @@ impl Plan {
             .collect();
         for write in &self.writes {
             match write {
-                Write::UpdateInstance(row) => ids.push(row.id()),
+                Write::UpdateInstance(row, _) => ids.push(row.id()),
                 Write::Effects { instance_id, .. } => ids.push(*instance_id),
                 Write::InsertVersion(_) | Write::Grant { .. } | Write::Revoke { .. } | Write::InsertInstance(_) => {
                     return None;
@@ -258,13 +267,15 @@ pub struct Recorder<'a> {
     /// What snapshot reads are remembered in.
     remember: Option<&'a Remembered>,
     plan: Plan,
+    /// Each instance's status as the work last saw it (read, or written).
+    statuses: Vec<(i64, &'static str)>,
 }
 
 impl<'a> Recorder<'a> {
     /// A recorder that reads everything on `snapshot`.
     #[cfg(test)]
     pub fn new(snapshot: &'a mut dyn Transaction, ids: &'a AtomicI64) -> Recorder<'a> {
-        Recorder { snapshot, ids, memory: None, remember: None, plan: Plan::default() }
+        Recorder { snapshot, ids, memory: None, remember: None, plan: Plan::default(), statuses: Vec::new() }
     }
 
     /// A recorder that takes what it can from `memory` (if `trusting`) and
@@ -275,7 +286,14 @@ impl<'a> Recorder<'a> {
         memory: &'a Remembered,
         trusting: bool,
     ) -> Recorder<'a> {
-        Recorder { snapshot, ids, memory: trusting.then_some(memory), remember: Some(memory), plan: Plan::default() }
+        Recorder {
+            snapshot,
+            ids,
+            memory: trusting.then_some(memory),
+            remember: Some(memory),
+            plan: Plan::default(),
+            statuses: Vec::new(),
+        }
     }
 
     pub fn into_plan(self) -> Plan {
@@ -307,6 +325,17 @@ impl<'a> Recorder<'a> {
 
     fn write(&mut self, write: Write) {
         self.plan.writes.push(write);
+    }
+
+    /// Notes instance `id`'s status as the work now sees it.
+    fn saw(&mut self, id: i64, status: &'static str) -> Option<&'static str> {
+        match self.statuses.iter_mut().find(|(seen, _)| *seen == id) {
+            Some((_, last)) => Some(std::mem::replace(last, status)),
+            None => {
+                self.statuses.push((id, status));
+                None
+            }
+        }
     }
 }
 
@@ -417,6 +446,7 @@ impl Transaction for Recorder<'_> {
     }
 
     fn insert_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
+        self.saw(instance.id, instance.status.name());
         self.write(Write::InsertInstance(EncodedInstance::of(instance)?));
         Ok(())
     }
@@ -424,6 +454,9 @@ impl Transaction for Recorder<'_> {
     fn instance(&mut self, id: i64) -> Result<Option<Instance>, EngineError> {
         self.reading();
         let instance = self.snapshot.instance(id)?;
+        if let Some(instance) = &instance {
+            self.saw(id, instance.status.name());
+        }
         if !self.plan.reads.iter().any(|read| matches!(read, Read::Instance { id: seen, .. } if *seen == id)) {
             let revision = instance.as_ref().map(|instance| instance.revision);
             self.plan.reads.push(Read::Instance { id, revision });
@@ -445,7 +478,8 @@ impl Transaction for Recorder<'_> {
     }
 
     fn update_instance(&mut self, instance: &Instance) -> Result<(), EngineError> {
-        self.write(Write::UpdateInstance(EncodedInstance::of(instance)?));
+        let was = self.saw(instance.id, instance.status.name());
+        self.write(Write::UpdateInstance(EncodedInstance::of(instance)?, was));
         Ok(())
     }
 

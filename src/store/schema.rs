@@ -372,6 +372,42 @@ WHEN NEW.status = 'Pending' AND (OLD.status IS NOT 'Pending' OR NEW.created_at I
         ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 "#,
+    // 10: the aggregates kept by the store instead of triggers: it sums
+    // what each write changes and applies one upsert per key per group
+    // commit, in the batch's transaction (`store::overview::Deltas`); the
+    // triggers' eight statements per callback lifecycle cost a fifth of
+    // `bench callback` (BENCHMARKS.md). Counted again from the rows, so that
+    // a database migrated starts from exact counts whatever it held.
+    r#"
+DROP TRIGGER instances_counted;
+DROP TRIGGER instances_counted_completed;
+DROP TRIGGER instances_counted_failed;
+DROP TRIGGER instances_recounted;
+DROP TRIGGER instances_completed;
+DROP TRIGGER instances_failed;
+DROP TRIGGER server_items_counted;
+DROP TRIGGER server_items_closed;
+DROP TRIGGER server_items_reopened;
+
+DELETE FROM instance_counts;
+DELETE FROM instance_minutes;
+DELETE FROM pending_hours;
+DELETE FROM failures;
+INSERT INTO instance_counts SELECT process, version, status, COUNT(*) FROM instances GROUP BY 1, 2, 3;
+INSERT INTO instance_minutes
+SELECT process, version, minute, SUM(started), SUM(completed) FROM (
+    SELECT process, version, started_at / 60000 AS minute, 1 AS started, 0 AS completed FROM instances
+    UNION ALL
+    SELECT process, version, updated_at / 60000, 0, 1 FROM instances WHERE status = 'Completed'
+) GROUP BY 1, 2, 3;
+INSERT INTO pending_hours
+SELECT s.process, i.version, s.activity, s.created_at / 3600000, COUNT(*)
+FROM server_items s JOIN instances i ON i.id = s.instance_id WHERE s.status = 'Pending' GROUP BY 1, 2, 3, 4;
+INSERT INTO failures
+SELECT id, process, version, flow ->> '$.failure.activity', flow ->> '$.failure.event',
+       flowdesk_failure_pattern(flow ->> '$.failure.message'), flow ->> '$.failure.message', flow ->> '$.failure.at'
+FROM instances WHERE status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -886,5 +922,59 @@ mod tests {
         assert_eq!((incidents[0].key.pattern.as_str(), incidents[0].example_id), ("HTTP # for #", 3));
         let pending = store.read(|tx| tx.pending_groups(0)).unwrap();
         assert_eq!((pending.len(), pending[0].n, pending[0].oldest_hour), (1, 2, 2));
+    }
+
+    /// Migration 10 drops migration 9's triggers and counts again from the
+    /// rows: a count that had gone wrong is right afterwards, and writes
+    /// through the store keep the counts without any trigger.
+    #[test]
+    fn migration_10_drops_the_triggers_and_counts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("version9.db");
+        let mut connection = database_at_version(&path, 8);
+        crate::store::sql::define_functions(&connection).unwrap();
+        {
+            let transaction = connection.transaction().unwrap();
+            transaction.execute_batch(MIGRATIONS[8]).unwrap();
+            transaction.pragma_update(None, "user_version", 9).unwrap();
+            transaction.commit().unwrap();
+        }
+        connection
+            .execute_batch(
+                "INSERT INTO processes (name, default_version) VALUES ('callback', 1);
+                 INSERT INTO versions (process, version, definition, deployed_at, deployed_by)
+                     VALUES ('callback', 1, '{}', 50, 'alice');",
+            )
+            .unwrap();
+        for id in 1..=2 {
+            insert_instance(&connection, id, &format!("PO-{id}"));
+        }
+        // Counted by the triggers, then damaged behind their back.
+        connection.execute("UPDATE instance_counts SET n = 7", []).unwrap();
+        drop(connection);
+
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let triggers: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'trigger'", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(triggers, 0);
+        assert_eq!(store.read(|tx| tx.aggregate_mismatches()).unwrap(), Vec::<String>::new());
+        let counts = store.read(|tx| tx.status_counts()).unwrap();
+        assert_eq!(counts.iter().map(|c| c.n).collect::<Vec<_>>(), [2]);
+        // A write through the store counts without the triggers.
+        store
+            .write(|tx| {
+                let mut instance = tx.instance(1)?.unwrap();
+                instance.status = crate::engine::InstanceStatus::Completed;
+                tx.update_instance(&instance)
+            })
+            .unwrap();
+        assert_eq!(store.read(|tx| tx.aggregate_mismatches()).unwrap(), Vec::<String>::new());
+        let counts = store.read(|tx| tx.status_counts()).unwrap();
+        assert_eq!(
+            counts.iter().map(|c| (c.status.name(), c.n)).collect::<Vec<_>>(),
+            [("Active", 1), ("Completed", 1)]
+        );
     }
 }

@@ -7,6 +7,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
+use super::overview::{self, Deltas};
 use super::search;
 use crate::engine::instance::{ActivityStatus, AuditPlace, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
@@ -29,18 +30,80 @@ pub struct SqliteTransaction<'c> {
     wrote: bool,
     /// The store's next instance id, shared with work planned on snapshots.
     ids: Option<&'c AtomicI64>,
+    /// Where the writes' changes to the overview's aggregates go.
+    deltas: Sink<'c>,
+    /// Instances whose version and stored status this transaction knows
+    /// (read or written here, or told by a plan): what an update changes
+    /// the counts from, without reading the row again.
+    known: Vec<(i64, u32, &'static str)>,
+}
+
+/// Where a transaction's changes to the aggregates go.
+enum Sink<'c> {
+    /// Applied after each write: a transaction outside group commit.
+    Now(Deltas),
+    /// Summed for the batch, which applies them before it commits.
+    Batch(&'c mut Deltas),
 }
 
 impl<'c> SqliteTransaction<'c> {
     pub fn new(tx: &'c rusqlite::Connection) -> SqliteTransaction<'c> {
-        SqliteTransaction { tx, wrote: false, ids: None }
+        SqliteTransaction { tx, wrote: false, ids: None, deltas: Sink::Now(Deltas::default()), known: Vec::new() }
     }
 
     /// Instance ids are handed out from `ids` as well as from the database,
     /// so that work planned on a snapshot and work done in the transaction
     /// never pick the same one.
     pub fn with_ids(tx: &'c rusqlite::Connection, ids: &'c AtomicI64) -> SqliteTransaction<'c> {
-        SqliteTransaction { tx, wrote: false, ids: Some(ids) }
+        SqliteTransaction { ids: Some(ids), ..SqliteTransaction::new(tx) }
+    }
+
+    /// As [`Self::with_ids`], a member of a group commit: the changes to
+    /// the aggregates are summed into the batch's `deltas`, which the batch
+    /// applies before it commits (and forgets if it rolls back).
+    pub(super) fn in_batch(
+        tx: &'c rusqlite::Connection,
+        ids: &'c AtomicI64,
+        deltas: &'c mut Deltas,
+    ) -> SqliteTransaction<'c> {
+        SqliteTransaction { tx, wrote: false, ids: Some(ids), deltas: Sink::Batch(deltas), known: Vec::new() }
+    }
+
+    fn deltas(&mut self) -> &mut Deltas {
+        match &mut self.deltas {
+            Sink::Now(deltas) => deltas,
+            Sink::Batch(deltas) => deltas,
+        }
+    }
+
+    /// Applies the changes to the aggregates now, outside group commit.
+    fn settle(&mut self) -> Result<(), EngineError> {
+        match &mut self.deltas {
+            Sink::Now(deltas) => deltas.apply(self.tx),
+            Sink::Batch(_) => Ok(()),
+        }
+    }
+
+    /// Notes instance `id`'s version and stored status (a plan read them on
+    /// its snapshot, and its revision check vouches they still hold).
+    pub(super) fn knows(&mut self, id: i64, version: u32, status: &'static str) {
+        match self.known.iter_mut().find(|(known, ..)| *known == id) {
+            Some(entry) => *entry = (id, version, status),
+            None => self.known.push((id, version, status)),
+        }
+    }
+
+    /// Instance `id`'s version and stored status: as known, or read.
+    fn stored(&mut self, id: i64) -> Result<Option<(u32, &'static str)>, EngineError> {
+        if let Some((_, version, status)) = self.known.iter().find(|(known, ..)| *known == id) {
+            return Ok(Some((*version, status)));
+        }
+        let row: Option<(u32, String)> = self
+            .tx
+            .prepare_cached("SELECT version, status FROM instances WHERE id = ?")
+            .and_then(|mut s| s.query_row([id], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+            .map_err(db(self.tx))?;
+        row.map(|(version, status)| Ok((version, status_from(&status)?.name()))).transpose()
     }
 
     /// Whether the work wrote anything: a refusal after a write leaves work
@@ -81,6 +144,10 @@ pub(super) struct EncodedInstance {
 impl EncodedInstance {
     pub(super) fn id(&self) -> i64 {
         self.id
+    }
+
+    pub(super) fn version(&self) -> u32 {
+        self.version
     }
 
     pub(super) fn of(instance: &Instance) -> Result<EncodedInstance, EngineError> {
@@ -867,7 +934,7 @@ pub(super) fn define_functions(connection: &rusqlite::Connection) -> rusqlite::R
         }
         Ok(false)
     })?;
-    // A failure's reason, for the triggers that keep `failures` (migration 9).
+    // A failure's reason, as `failures` keeps it (see `overview::refresh_failure`).
     connection.create_scalar_function(super::overview::FAILURE_PATTERN, 1, flags, |context| {
         Ok(context.get_raw(0).as_str().map(crate::engine::failure_pattern).ok())
     })
@@ -1011,6 +1078,13 @@ impl SqliteTransaction<'_> {
     /// (planned writes encode them outside the write lock).
     pub(super) fn insert_encoded(&mut self, row: &EncodedInstance) -> Result<(), EngineError> {
         self.writing()?;
+        let deltas = self.deltas();
+        deltas.count(&row.process, row.version, row.status, 1);
+        deltas.started(&row.process, row.version, row.started_at);
+        if row.status == InstanceStatus::Completed.name() {
+            deltas.completed(&row.process, row.version, row.updated_at);
+        }
+        self.knows(row.id, row.version, row.status);
         execute_cached(
             self.tx,
             INSERT_INSTANCE,
@@ -1028,17 +1102,37 @@ impl SqliteTransaction<'_> {
                 row.runner,
                 row.lease_until,
             ],
-        )
+        )?;
+        if row.status == InstanceStatus::Error.name() {
+            overview::refresh_failure(self.tx, row.id)?;
+        }
+        self.settle()
     }
 
     pub(super) fn update_encoded(&mut self, row: &EncodedInstance) -> Result<(), EngineError> {
         self.writing()?;
+        let was = self.stored(row.id)?.map(|(_, status)| status);
         execute_cached(
             self.tx,
             UPDATE_INSTANCE,
             params![row.status, row.data, row.flow, row.updated_at, row.runner, row.lease_until, row.id],
         )?;
-        Ok(())
+        // No row, nothing updated: nothing to count.
+        let Some(was) = was else { return Ok(()) };
+        if was != row.status {
+            let deltas = self.deltas();
+            deltas.count(&row.process, row.version, was, -1);
+            deltas.count(&row.process, row.version, row.status, 1);
+            if row.status == InstanceStatus::Completed.name() {
+                deltas.completed(&row.process, row.version, row.updated_at);
+            }
+        }
+        let error = InstanceStatus::Error.name();
+        if was == error || row.status == error {
+            overview::refresh_failure(self.tx, row.id)?;
+        }
+        self.knows(row.id, row.version, row.status);
+        self.settle()
     }
 
     /// Writes the rows of a decision's effects, with its history record
@@ -1060,28 +1154,36 @@ impl SqliteTransaction<'_> {
         let tx = self.tx;
         for effect in effects {
             match effect {
-                Effect::ItemCreated(item) => execute_cached(
-                    tx,
-                    INSERT_ITEM,
-                    params![
-                        item.serial.instance_id,
-                        item.serial.destination_id,
-                        item.activity_destination_id,
-                        item.event_index,
-                        item.process,
-                        item.folio,
-                        item.activity,
-                        item.event,
-                        item.status.name(),
-                        item.created_at
-                    ],
-                )?,
+                Effect::ItemCreated(item) => {
+                    execute_cached(
+                        tx,
+                        INSERT_ITEM,
+                        params![
+                            item.serial.instance_id,
+                            item.serial.destination_id,
+                            item.activity_destination_id,
+                            item.event_index,
+                            item.process,
+                            item.folio,
+                            item.activity,
+                            item.event,
+                            item.status.name(),
+                            item.created_at
+                        ],
+                    )?;
+                    if item.status == ItemStatus::Pending
+                        && let Some((version, _)) = self.stored(item.serial.instance_id)?
+                    {
+                        self.deltas().pending(&item.process, version, &item.activity, item.created_at, 1);
+                    }
+                }
                 Effect::ItemFinished { serial_id, by, at, unapplied } => {
                     let json = unapplied
                         .as_ref()
                         .map(serde_json::to_string)
                         .transpose()
                         .map_err(|e| EngineError::Internal(e.to_string()))?;
+                    self.closing(instance_id, *serial_id)?;
                     execute_cached(tx, FINISH_ITEM, params![at, by, json, instance_id, serial_id])?;
                     // A finish kept for later changes what the instance will
                     // do without its row being written now: bump its revision
@@ -1096,6 +1198,7 @@ impl SqliteTransaction<'_> {
                     params![instance_id, serial_id],
                 )?,
                 Effect::ItemCancelled { serial_id, by, at } => {
+                    self.closing(instance_id, *serial_id)?;
                     execute_cached(tx, CANCEL_ITEM, params![at, by, instance_id, serial_id])?
                 }
                 Effect::TookPart { user } => execute_cached(tx, INSERT_PARTICIPANT, params![instance_id, user])?,
@@ -1122,6 +1225,16 @@ impl SqliteTransaction<'_> {
         }
         if let Some(json) = history {
             execute_cached(tx, INSERT_HISTORY, params![instance_id, json])?;
+        }
+        self.settle()
+    }
+
+    /// Before a statement closes item `serial_id`: a pending one leaves
+    /// `pending_hours`.
+    fn closing(&mut self, instance_id: i64, serial_id: i64) -> Result<(), EngineError> {
+        if let Some((process, version, activity, created_at)) = overview::pending_item(self.tx, instance_id, serial_id)?
+        {
+            self.deltas().pending(&process, version, &activity, created_at, -1);
         }
         Ok(())
     }
@@ -1343,6 +1456,7 @@ impl Transaction for SqliteTransaction<'_> {
             return Ok(None);
         };
         instance.status = status_from(&status)?;
+        self.knows(id, instance.version, instance.status.name());
         instance.data = serde_json::from_str(&data).map_err(|e| corrupt("instance data", e))?;
         instance.flow = serde_json::from_str(&flow).map_err(|e| corrupt("instance flow", e))?;
         Ok(Some(instance))

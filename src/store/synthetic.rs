@@ -336,6 +336,9 @@ fn write_synthetic(
         };
         insert_history.execute(params![id, super::sql::start_history_json(&started)?]).map_err(db())?;
     }
+    if count > 0 {
+        super::overview::count_range(connection, last + 1, last + count as i64)?;
+    }
     Ok(SyntheticLoad { instances: count, pending_items, first_id: last + 1, last_id: last + count as i64 })
 }
 
@@ -363,6 +366,8 @@ mod tests {
         let load = engine.store().load_synthetic_instances("callback", 1, 1000, now).unwrap();
         assert_eq!((load.instances, load.first_id, load.last_id), (1000, real + 1, real + 1000));
         assert_eq!(engine.count_instances("admin", &InstanceFilter::default()).unwrap(), 1001);
+        // The overview's aggregates count them too.
+        assert_eq!(engine.check_aggregates().unwrap(), Vec::<String>::new());
 
         let count = |status| {
             engine.count_instances("admin", &InstanceFilter { status: Some(status), ..Default::default() }).unwrap()

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use crate::engine::{EngineError, StorageError, StorageErrorKind};
+use crate::store::overview::Deltas;
 use crate::store::plan::Plan;
 use crate::store::sql::SqliteTransaction;
 use crate::store::{describe, reason, run_cached};
@@ -120,6 +121,9 @@ struct Writer {
     expected: usize,
     /// [`LINGER`], which tests lengthen.
     linger: Duration,
+    /// The open batch's changes to the overview's aggregates, applied just
+    /// before it commits: one upsert per key per batch.
+    deltas: Deltas,
 }
 
 /// A batch's outcome for its members, to be told.
@@ -172,6 +176,7 @@ impl GroupCommit {
                 untold: Vec::new(),
                 expected: 0,
                 linger: LINGER,
+                deltas: Deltas::default(),
             }),
             coming: AtomicUsize::new(0),
             queue: Mutex::new(Vec::new()),
@@ -247,8 +252,13 @@ impl GroupCommit {
                 let _ = run_cached(&writer.connection, "ROLLBACK");
                 Err(reason)
             }
-            None => run_cached(&writer.connection, "COMMIT").map_err(|e| Some(reason(describe(&e, &self.path)))),
+            None => match writer.deltas.apply(&writer.connection) {
+                Ok(()) => run_cached(&writer.connection, "COMMIT").map_err(|e| Some(reason(describe(&e, &self.path)))),
+                Err(error) => Err(Some(reason(error))),
+            },
         };
+        // Applied, or rolled back with the writes they came from.
+        writer.deltas.clear();
         if outcome.is_err() && !writer.connection.is_autocommit() {
             let _ = run_cached(&writer.connection, "ROLLBACK");
         }
@@ -282,7 +292,8 @@ impl GroupCommit {
             writer.open = true;
         }
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut transaction = SqliteTransaction::with_ids(&writer.connection, &self.next_id);
+            let Writer { connection, deltas, .. } = &mut *writer;
+            let mut transaction = SqliteTransaction::in_batch(connection, &self.next_id, deltas);
             // A read that fails here is answered as stale: the caller runs
             // its work again in the transaction and meets the error itself.
             if !matches!(job.plan.still_holds(&mut transaction), Ok(true)) {
@@ -395,7 +406,8 @@ impl GroupCommit {
         // A panic in the work (a bug) must not leave the batch open with other
         // callers waiting on it for ever: give the batch up, then let it go on.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut transaction = SqliteTransaction::with_ids(&writer.connection, &self.next_id);
+            let Writer { connection, deltas, .. } = &mut *writer;
+            let mut transaction = SqliteTransaction::in_batch(connection, &self.next_id, deltas);
             let result = work(&mut transaction);
             (result, transaction.wrote())
         }));

@@ -82,6 +82,7 @@ fn threads_with_their_own_connections_finish_items_concurrently<S: Backend>() {
     let completed = InstanceFilter { status: Some(InstanceStatus::Completed), ..Default::default() };
     assert_eq!(fx.engine.count_instances("admin", &completed).unwrap(), 40);
     assert!(fx.engine.items("admin", &ItemFilter::default()).unwrap().is_empty());
+    assert_eq!(fx.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 /// Threads sharing one engine have their writes committed in shared batches
@@ -116,6 +117,8 @@ fn a_refusal_inside_a_shared_batch_undoes_only_itself<S: Backend>() {
         let finishes = detail.audit.iter().filter(|a| a.action == AuditAction::ItemFinished).count();
         assert_eq!(finishes, 1, "instance {id}: {:?}", detail.audit);
     }
+    // Each batch's counts are summed once, refusals left out.
+    assert_eq!(fx.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 /// Issue 17: two `flowdesk timers run` processes on one database with

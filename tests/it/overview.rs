@@ -166,6 +166,9 @@ fn a_rolled_back_write_leaves_the_aggregates_as_they_were<S: Backend>() {
     // Another handle on the store (another process) sees the same.
     let second = fx.second_engine();
     assert_eq!(second.overview("admin").unwrap(), before);
+    // The next commit brings nothing of the rolled-back write with it.
+    fx.engine.start("admin", "callback", "", &[]).unwrap();
+    assert_agrees(&fx);
 }
 
 on_every_backend!(

@@ -112,6 +112,8 @@ fn race_finishes<S: Backend>(fx: &Fixture<S>, engines: &[&Engine<S>]) {
         assert_eq!(fx.field(id, "done"), Value::Boolean(true));
         assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Completed);
     }
+    // Counted once, by whichever finish won, through every batch.
+    assert_eq!(fx.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 fn many_finishes_of_one_serial_through_one_engine_complete_it_once<S: Backend>() {
@@ -182,6 +184,7 @@ fn concurrent_starts_through_two_engines_on_one_file_never_share_an_id<S: Backen
     let expected: BTreeSet<String> = ids.iter().map(|id| format!("{id}_2")).collect();
     assert_eq!(serials, expected);
     assert!(items.iter().all(|item| item.status == ItemStatus::Pending));
+    assert_eq!(fx.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 fn a_finish_on_a_stopped_instance_is_recorded_then_applied_on_resume_and_a_second_finish_is_refused<S: Backend>() {
@@ -372,6 +375,7 @@ fn a_revoke_committed_between_planning_and_apply_refuses_the_finish() {
     assert_eq!(detail.pending_items.iter().map(|item| item.serial.to_string()).collect::<Vec<_>>(), [serial]);
     assert!(finishes_in(&it.trail(id)).is_empty());
     assert_eq!(it.field(id, "name"), s(""));
+    assert_eq!(it.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 #[test]
@@ -400,6 +404,8 @@ fn a_finish_committed_elsewhere_between_planning_and_apply_makes_this_one_alread
     let trail = it.trail(id);
     assert_eq!(finishes_in(&trail).len(), 1, "{trail:#?}");
     assert_eq!(trail.iter().filter(|line| line.ends_with("Instance completed")).count(), 1, "{trail:#?}");
+    // The plan made stale was not counted beside the work run again.
+    assert_eq!(it.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 #[test]
@@ -418,10 +424,12 @@ fn a_stop_committed_between_planning_and_apply_turns_the_finish_into_a_recorded_
     assert_eq!(finished.progress.status, InstanceStatus::Stopped);
     assert_eq!(it.engine.instance("admin", id).unwrap().summary.status, InstanceStatus::Stopped);
     assert_eq!(it.field(id, "name"), s(""));
+    assert_eq!(it.engine.check_aggregates().unwrap(), Vec::<String>::new());
 
     assert_eq!(it.engine.resume("admin", id).unwrap().status, InstanceStatus::Completed);
     assert_eq!(it.field(id, "done"), Value::Boolean(true));
     assert_eq!(finishes_in(&it.trail(id)).len(), 1);
+    assert_eq!(it.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 #[test]
@@ -435,6 +443,7 @@ fn a_redeploy_committed_between_planning_and_apply_starts_on_the_new_version() {
     assert_eq!(detail.summary.version, 2, "the default version when the start was applied");
     let trail = it.trail(started.instance_id);
     assert!(trail.iter().any(|line| line.contains("callback version 2")), "{trail:#?}");
+    assert_eq!(it.engine.check_aggregates().unwrap(), Vec::<String>::new());
 }
 
 #[test]
