@@ -48,6 +48,25 @@ impl View {
     }
 
     /// Zooms by `factor` keeping the canvas point under `anchor` (screen) still.
+    /// Pans by a drag of `response` and, while it is hovered, zooms by
+    /// pinch or Ctrl+wheel around the pointer or pans by the wheel: the
+    /// read-only diagrams' (View Flow, the overview's) navigation.
+    pub fn follow_pointer(&mut self, ui: &egui::Ui, response: &egui::Response, origin: Pos2) {
+        if response.dragged() {
+            self.pan += response.drag_delta();
+        }
+        if response.hovered() {
+            let (scroll, zoom) = ui.input(|i| (i.smooth_scroll_delta, i.zoom_delta()));
+            if zoom != 1.0
+                && let Some(p) = ui.ctx().pointer_interact_pos()
+            {
+                self.zoom_around(origin, p, zoom);
+            } else {
+                self.pan += scroll;
+            }
+        }
+    }
+
     pub fn zoom_around(&mut self, origin: Pos2, anchor: Pos2, factor: f32) {
         let before = self.to_canvas(origin, anchor);
         self.zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);

@@ -333,19 +333,7 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
         view.fit(screen, bounds(draft));
         *fit = false;
     }
-    if response.dragged() {
-        view.pan += response.drag_delta();
-    }
-    if response.hovered() {
-        let (scroll, zoom) = ui.input(|i| (i.smooth_scroll_delta, i.zoom_delta()));
-        if zoom != 1.0
-            && let Some(p) = ui.ctx().pointer_interact_pos()
-        {
-            view.zoom_around(screen.min, p, zoom);
-        } else {
-            view.pan += scroll;
-        }
-    }
+    view.follow_pointer(ui, &response, screen.min);
     let origin = screen.min;
     let zoom = view.zoom;
     let (activities, lines) = flow_state(detail);

@@ -59,19 +59,7 @@ pub fn heat_ui(
         view.fit(screen, bounds(draft));
         *fit = false;
     }
-    if response.dragged() {
-        view.pan += response.drag_delta();
-    }
-    if response.hovered() {
-        let (scroll, zoom) = ui.input(|i| (i.smooth_scroll_delta, i.zoom_delta()));
-        if zoom != 1.0
-            && let Some(p) = ui.ctx().pointer_interact_pos()
-        {
-            view.zoom_around(screen.min, p, zoom);
-        } else {
-            view.pan += scroll;
-        }
-    }
+    view.follow_pointer(ui, &response, screen.min);
     let origin = screen.min;
     let zoom = view.zoom;
     let by_name: HashMap<&str, &ActivityCount> = counts.iter().map(|c| (c.activity.as_str(), c)).collect();
