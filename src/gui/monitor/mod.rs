@@ -690,6 +690,9 @@ impl Monitor {
             Reply::Item { serial, user, item } => self.finish.take_item(serial, user, *item),
             // Taken by the overview above.
             Reply::Overview(_) | Reply::Throughput { .. } | Reply::Diagram { .. } => {}
+            // Given up for a newer filter, whose answer follows: the count
+            // keeps saying "counting…", the rows shown stay.
+            Reply::Abandoned(_) => {}
         }
     }
 

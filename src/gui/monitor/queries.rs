@@ -8,6 +8,21 @@
 //! is answered, so fast scrolling or typing in a filter never builds a queue.
 //! Writes go through [`super::actions`], the twin of this module.
 //!
+//! **Counts apart.** A count reads every row its filter may match (a
+//! condition on a data field, a date range: seconds at a million
+//! instances), where a page stops at its 200 rows. Counts are answered on
+//! a thread of their own, so that no page, instance or look at the change
+//! counter waits for one; the label says "counting…" meanwhile.
+//!
+//! **Given up when superseded.** Asking for the page or the count of
+//! another filter cancels the read of the one asked before
+//! ([`CancelToken`]): SQLite stops it within microseconds, its connection
+//! goes back to the pool, and the worker reports it
+//! [`Reply::Abandoned`] (never a result, never an error). Asking again for
+//! the same filter (a refresh after a commit, another page of it while
+//! scrolling) cancels nothing: its read goes on and the newer request is
+//! answered after it.
+//!
 //! **Live views.** Between requests the worker looks at the store's change
 //! counter ([`RuntimeEngine::data_version`]: SQLite's `PRAGMA data_version`
 //! on a connection of its own, a few microseconds) every [`POLL_PERIOD`],
@@ -26,7 +41,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
-use crate::engine::{ActivityCount, Overview, Span, Throughput};
+use std::sync::Mutex;
+
+use crate::engine::{ActivityCount, CancelToken, Overview, Span, Throughput};
 use crate::engine::{
     CommandKind, EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemPhase,
     ItemStatus, OpenedItem, ProcessSummary, Rule, ServerItem, rule,
@@ -88,8 +105,8 @@ impl Query {
     }
 
     /// Answering order within a batch: the rows on screen first, then the
-    /// selected instance, then the rest (a count over a million rows takes
-    /// longer than the page it labels).
+    /// selected instance, then the rest (counts do not come here: they have
+    /// a thread of their own).
     fn urgency(&self) -> u8 {
         match self {
             // What a click asked for, then the rows on screen.
@@ -139,6 +156,10 @@ pub enum Reply {
         version: u32,
         diagram: Result<(Arc<CompiledProcess>, Vec<ActivityCount>), String>,
     },
+    /// A page or count given up: a page or count of another filter was
+    /// asked for before it ended. Nothing to show; the newer one's answer
+    /// follows.
+    Abandoned(Box<Query>),
 }
 
 /// A server item as the items list shows it: the item, and its instance's
@@ -191,13 +212,25 @@ pub enum Polling {
     Manual,
 }
 
+/// A query as the workers get it: who asks, and the token its read gives
+/// up on.
+struct Asked {
+    user: String,
+    query: Query,
+    cancel: CancelToken,
+}
+
 /// What the UI sends the worker.
 enum Request {
     /// Boxed: a query is large, a look is nothing.
-    Ask(String, Box<Query>),
+    Ask(Box<Asked>),
     /// Look at the change counter now.
     Look,
 }
+
+/// The filter whose page or count was asked for last, and the token that
+/// gives up every read of it still running or waiting.
+type Latest = Option<(InstanceFilter, CancelToken)>;
 
 /// What the worker and the UI share besides the channels.
 #[derive(Default)]
@@ -208,36 +241,81 @@ struct Shared {
     looks: AtomicU64,
     /// Queries answered so far (each one read the store).
     answered: AtomicU64,
+    /// Pages and counts given up so far (see [`Reply::Abandoned`]).
+    abandoned: AtomicU64,
     /// The worker only looks when asked.
     manual: AtomicBool,
 }
 
 pub struct Queries {
     requests: Sender<Request>,
+    /// The counting thread's requests.
+    counts: Sender<Asked>,
     replies: Receiver<Reply>,
     shared: Arc<Shared>,
+    /// The latest page and the latest count asked for.
+    latest: Mutex<[Latest; 2]>,
 }
 
 impl Queries {
     /// Starts the worker on `runtime`'s database. `wake` is called after each
     /// reply, and when the data changed (the UI requests a repaint there).
-    pub fn start(runtime: &Runtime, wake: impl Fn() + Send + 'static) -> Result<Queries, EngineError> {
-        let engine = runtime.engine().clone();
+    pub fn start(runtime: &Runtime, wake: impl Fn() + Send + Sync + 'static) -> Result<Queries, EngineError> {
+        let wake = Arc::new(wake);
         let (requests, inbox) = channel::<Request>();
+        let (counts, count_inbox) = channel::<Asked>();
         let (outbox, replies) = channel();
         let shared = Arc::new(Shared::default());
-        let worker_shared = shared.clone();
+        let (engine, count_outbox, count_wake, count_shared) =
+            (runtime.engine().clone(), outbox.clone(), wake.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("flowdesk-monitor-counts".to_owned())
+            .spawn(move || counter(engine, count_inbox, count_outbox, move || count_wake(), count_shared))
+            .map_err(|e| EngineError::Internal(format!("cannot start the monitor's counting thread: {e}")))?;
+        let (engine, worker_shared) = (runtime.engine().clone(), shared.clone());
         std::thread::Builder::new()
             .name("flowdesk-monitor-queries".to_owned())
-            .spawn(move || worker(engine, inbox, outbox, wake, worker_shared))
+            .spawn(move || worker(engine, inbox, outbox, move || wake(), worker_shared))
             .map_err(|e| EngineError::Internal(format!("cannot start the monitor's query thread: {e}")))?;
-        Ok(Queries { requests, replies, shared })
+        Ok(Queries { requests, counts, replies, shared, latest: Mutex::new([None, None]) })
     }
 
-    /// Asks as `user`; the answer arrives through [`Queries::poll`].
+    /// Asks as `user`; the answer arrives through [`Queries::poll`]. A page
+    /// or count of another filter than the last one asked for gives up the
+    /// reads of that one.
     pub fn ask(&self, user: &str, query: Query) {
+        let cancel = self.token_for(&query);
+        let asked = Asked { user: user.to_owned(), query, cancel };
         // A closed worker only means no answers: the UI keeps what it has.
-        let _ = self.requests.send(Request::Ask(user.to_owned(), Box::new(query)));
+        if matches!(asked.query, Query::Count { .. }) {
+            let _ = self.counts.send(asked);
+        } else {
+            let _ = self.requests.send(Request::Ask(Box::new(asked)));
+        }
+    }
+
+    /// The token a read of `query` gives up on: for a page or count of the
+    /// filter asked for last, that one's (the read going on is what the
+    /// newer request wants too); for another filter a new one, and the last
+    /// one's is cancelled. Other queries are never given up.
+    fn token_for(&self, query: &Query) -> CancelToken {
+        let (slot, filter) = match query {
+            Query::Page { filter, .. } => (0, filter),
+            Query::Count { filter } => (1, filter),
+            _ => return CancelToken::new(),
+        };
+        let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &latest[slot] {
+            Some((asked, cancel)) if asked == filter => cancel.clone(),
+            _ => {
+                if let Some((_, cancel)) = &latest[slot] {
+                    cancel.cancel();
+                }
+                let cancel = CancelToken::new();
+                latest[slot] = Some((filter.clone(), cancel.clone()));
+                cancel
+            }
+        }
     }
 
     /// Sets when the worker looks for changes. From [`Polling::Manual`] on,
@@ -274,6 +352,12 @@ impl Queries {
         self.shared.answered.load(Ordering::SeqCst)
     }
 
+    /// Pages and counts given up so far, because a newer one of another
+    /// filter was asked for: none was shown.
+    pub fn abandoned(&self) -> u64 {
+        self.shared.abandoned.load(Ordering::SeqCst)
+    }
+
     /// Every reply that has arrived.
     pub fn poll(&self) -> Vec<Reply> {
         let mut replies = Vec::new();
@@ -306,7 +390,7 @@ fn worker(
             inbox.recv_timeout(next_look.saturating_duration_since(Instant::now()))
         };
         let first = match received {
-            Ok(Request::Ask(user, query)) => (user, *query),
+            Ok(Request::Ask(asked)) => *asked,
             Ok(Request::Look) => {
                 watch.look(&engine, &shared, &wake);
                 next_look = Instant::now() + POLL_PERIOD;
@@ -331,18 +415,16 @@ fn worker(
         let mut look = false;
         while let Ok(next) = inbox.try_recv() {
             match next {
-                Request::Ask(user, query) => {
-                    pending.retain(|(_, q)| q.kind() != query.kind());
-                    pending.push((user, *query));
+                Request::Ask(asked) => {
+                    pending.retain(|older| older.query.kind() != asked.query.kind());
+                    pending.push(*asked);
                 }
                 Request::Look => look = true,
             }
         }
-        pending.sort_by_key(|(_, query)| query.urgency());
-        for (user, query) in pending {
-            let reply = answer(&engine, &user, query);
-            shared.answered.fetch_add(1, Ordering::SeqCst);
-            if outbox.send(reply).is_err() {
+        pending.sort_by_key(|asked| asked.query.urgency());
+        for asked in pending {
+            if !reply_to(&engine, asked, &outbox, &shared) {
                 return;
             }
             wake();
@@ -354,6 +436,47 @@ fn worker(
             next_look = Instant::now() + POLL_PERIOD;
         }
     }
+}
+
+/// The counting thread: the newest count asked for, one at a time.
+fn counter(
+    engine: Arc<RuntimeEngine>,
+    inbox: Receiver<Asked>,
+    outbox: Sender<Reply>,
+    wake: impl Fn(),
+    shared: Arc<Shared>,
+) {
+    while let Ok(mut asked) = inbox.recv() {
+        // Counts asked for meanwhile replace each other: only the newest
+        // filter's number is shown.
+        while let Ok(newer) = inbox.try_recv() {
+            asked = newer;
+        }
+        if !reply_to(&engine, asked, &outbox, &shared) {
+            return;
+        }
+        wake();
+    }
+}
+
+/// Answers `asked`, or reports it abandoned when it was given up before or
+/// while it was read; false when the UI is gone.
+fn reply_to(engine: &RuntimeEngine, asked: Asked, outbox: &Sender<Reply>, shared: &Shared) -> bool {
+    let Asked { user, query, cancel } = asked;
+    let reply = if cancel.is_cancelled() {
+        None
+    } else {
+        let reply = answer(engine, &user, query.clone(), &cancel);
+        shared.answered.fetch_add(1, Ordering::SeqCst);
+        // A read that ended before its cancel arrived is as stale as one
+        // cut short: neither is shown.
+        reply.filter(|_| !cancel.is_cancelled())
+    };
+    let reply = reply.unwrap_or_else(|| {
+        shared.abandoned.fetch_add(1, Ordering::SeqCst);
+        Reply::Abandoned(Box::new(query))
+    });
+    outbox.send(reply).is_ok()
 }
 
 /// The change counter as the worker last saw it.
@@ -379,14 +502,25 @@ impl Watch {
     }
 }
 
-fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
+/// The answer to `query`; `None` when its read was given up (`cancel`).
+fn answer(engine: &RuntimeEngine, user: &str, query: Query, cancel: &CancelToken) -> Option<Reply> {
     let text = |e: EngineError| e.to_string();
-    match query {
+    Some(match query {
         Query::Page { filter, offset, limit } => {
             let paged = InstanceFilter { offset, limit, ..filter.clone() };
-            Reply::Page { rows: engine.instances(user, &paged).map_err(text), filter, offset }
+            let rows = match engine.instances_cancellable(user, &paged, cancel) {
+                Err(EngineError::Cancelled) => return None,
+                rows => rows.map_err(text),
+            };
+            Reply::Page { rows, filter, offset }
         }
-        Query::Count { filter } => Reply::Count { count: engine.count_instances(user, &filter).map_err(text), filter },
+        Query::Count { filter } => {
+            let count = match engine.count_instances_cancellable(user, &filter, cancel) {
+                Err(EngineError::Cancelled) => return None,
+                count => count.map_err(text),
+            };
+            Reply::Count { count, filter }
+        }
         Query::Detail { id } => Reply::Detail { id, detail: Box::new(engine.instance(user, id).map_err(text)) },
         Query::Items { filter } => {
             let items = engine.items(user, &filter).map(|items| item_rows(engine, user, items));
@@ -415,7 +549,7 @@ fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
                 .map_err(text);
             Reply::Diagram { process, version, diagram }
         }
-    }
+    })
 }
 
 /// The items with their instances' holds, looked up once per instance of a
