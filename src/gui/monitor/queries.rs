@@ -294,28 +294,8 @@ impl Queries {
         }
     }
 
-    /// The token a read of `query` gives up on: for a page or count of the
-    /// filter asked for last, that one's (the read going on is what the
-    /// newer request wants too); for another filter a new one, and the last
-    /// one's is cancelled. Other queries are never given up.
     fn token_for(&self, query: &Query) -> CancelToken {
-        let (slot, filter) = match query {
-            Query::Page { filter, .. } => (0, filter),
-            Query::Count { filter } => (1, filter),
-            _ => return CancelToken::new(),
-        };
-        let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match &latest[slot] {
-            Some((asked, cancel)) if asked == filter => cancel.clone(),
-            _ => {
-                if let Some((_, cancel)) = &latest[slot] {
-                    cancel.cancel();
-                }
-                let cancel = CancelToken::new();
-                latest[slot] = Some((filter.clone(), cancel.clone()));
-                cancel
-            }
-        }
+        token_for(&mut self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner), query)
     }
 
     /// Sets when the worker looks for changes. From [`Polling::Manual`] on,
@@ -366,6 +346,29 @@ impl Queries {
                 Ok(reply) => replies.push(reply),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return replies,
             }
+        }
+    }
+}
+
+/// The token a read of `query` gives up on: for a page or count of the
+/// filter asked for last, that one's (the read going on is what the newer
+/// request wants too); for another filter a new one, and the last one's is
+/// cancelled. Other queries are never given up.
+fn token_for(latest: &mut [Latest; 2], query: &Query) -> CancelToken {
+    let (slot, filter) = match query {
+        Query::Page { filter, .. } => (0, filter),
+        Query::Count { filter } => (1, filter),
+        _ => return CancelToken::new(),
+    };
+    match &latest[slot] {
+        Some((asked, cancel)) if asked == filter => cancel.clone(),
+        _ => {
+            if let Some((_, cancel)) = &latest[slot] {
+                cancel.cancel();
+            }
+            let cancel = CancelToken::new();
+            latest[slot] = Some((filter.clone(), cancel.clone()));
+            cancel
         }
     }
 }
@@ -577,4 +580,36 @@ fn item_rows(engine: &RuntimeEngine, user: &str, items: Vec<ServerItem>) -> Vec<
 fn hold_of(engine: &RuntimeEngine, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
     let status = engine.open_server_item(user, item.serial).ok()?.instance.status;
     (rule(status, CommandKind::Finish(ItemPhase::Pending)) == Rule::Held).then_some(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn searching(text: &str) -> InstanceFilter {
+        InstanceFilter { search: Some(text.to_owned()), ..InstanceFilter::default() }
+    }
+
+    /// Another page of the same filter (scrolling) and the same count again
+    /// (a refresh) give up nothing; a page or count of another filter gives
+    /// up those of the last one, and only of its own kind.
+    #[test]
+    fn only_a_page_or_count_of_another_filter_gives_up_the_last_one() {
+        let mut latest = [None, None];
+        let page = |text: &str, offset| Query::Page { filter: searching(text), offset, limit: 200 };
+        let count = |text: &str| Query::Count { filter: searching(text) };
+        let first_page = token_for(&mut latest, &page("po", 0));
+        let first_count = token_for(&mut latest, &count("po"));
+        let scrolled = token_for(&mut latest, &page("po", 400));
+        let again = token_for(&mut latest, &count("po"));
+        token_for(&mut latest, &Query::Detail { id: 7 }).cancel();
+        assert!(![&first_page, &first_count, &scrolled, &again].iter().any(|t| t.is_cancelled()));
+
+        let next_count = token_for(&mut latest, &count("inv"));
+        assert!(first_count.is_cancelled() && again.is_cancelled(), "the count of po is given up");
+        assert!(!first_page.is_cancelled() && !scrolled.is_cancelled(), "its rows are not, yet");
+        let next_page = token_for(&mut latest, &page("inv", 0));
+        assert!(first_page.is_cancelled() && scrolled.is_cancelled());
+        assert!(!next_count.is_cancelled() && !next_page.is_cancelled());
+    }
 }
