@@ -36,12 +36,10 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use std::sync::Mutex;
 
 use crate::engine::{ActivityCount, CancelToken, Overview, Span, Throughput};
 use crate::engine::{
@@ -258,8 +256,9 @@ pub struct Queries {
 }
 
 impl Queries {
-    /// Starts the worker on `runtime`'s database. `wake` is called after each
-    /// reply, and when the data changed (the UI requests a repaint there).
+    /// Starts the worker and the counting thread on `runtime`'s database.
+    /// `wake` is called after each reply, and when the data changed (the UI
+    /// requests a repaint there).
     pub fn start(runtime: &Runtime, wake: impl Fn() + Send + Sync + 'static) -> Result<Queries, EngineError> {
         let wake = Arc::new(wake);
         let (requests, inbox) = channel::<Request>();
@@ -327,7 +326,8 @@ impl Queries {
         self.shared.looks.load(Ordering::SeqCst)
     }
 
-    /// Queries the worker has answered so far: each one read the store.
+    /// Queries the worker and the counting thread have answered so far:
+    /// each one read the store (a read given up on the way too).
     pub fn answered(&self) -> u64 {
         self.shared.answered.load(Ordering::SeqCst)
     }
