@@ -611,8 +611,9 @@ impl Monitor {
     pub fn refresh(&mut self, user: &str) {
         self.last_refresh = Some(Instant::now());
         self.ask(user, Query::Processes);
-        self.ask(user, Query::Count { filter: self.filter.clone() });
+        // The page first: its count begins once it is answered.
         self.ask(user, Query::Page { filter: self.filter.clone(), offset: self.rows_offset, limit: PAGE });
+        self.ask(user, Query::Count { filter: self.filter.clone() });
         self.asked_page = Some((self.filter.clone(), self.rows_offset));
         if let Some(id) = self.selected {
             self.ask(user, Query::Detail { id });
@@ -702,8 +703,8 @@ impl Monitor {
         self.bulk.instances.clear();
         self.rows_offset = 0;
         self.count = None;
-        self.ask(user, Query::Count { filter: self.filter.clone() });
         self.ask(user, Query::Page { filter: self.filter.clone(), offset: 0, limit: PAGE });
+        self.ask(user, Query::Count { filter: self.filter.clone() });
         self.asked_page = Some((self.filter.clone(), 0));
     }
 
