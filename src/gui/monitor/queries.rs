@@ -478,10 +478,11 @@ fn worker(
         while let Ok(next) = inbox.try_recv() {
             match next {
                 Request::Ask(asked) => {
-                    if let Some(older) = pending.iter().position(|older| older.query.kind() == asked.query.kind()) {
-                        if matches!(pending.remove(older).query, Query::Page { .. }) {
-                            shared.pages.answered();
-                        }
+                    if let Some(older) = pending.iter().position(|older| older.query.kind() == asked.query.kind())
+                        && matches!(pending.remove(older).query, Query::Page { .. })
+                    {
+                        // Dropped for the newer page: no longer waited for.
+                        shared.pages.answered();
                     }
                     pending.push(*asked);
                 }
