@@ -293,8 +293,10 @@ impl<S: Storage> Engine<S> {
                     items
                 }
                 (Selection::MatchingInstances(filter), on_items) => {
+                    // Read as the list reads it (a field condition for its
+                    // field's type), so that "all N matching" is those N.
+                    let filter = self.checked_filter(tx, &InstanceFilter { limit: 0, offset: 0, ..filter.clone() })?;
                     let visibility = self.visibility(tx, user)?;
-                    let filter = InstanceFilter { now, limit: 0, offset: 0, ..filter.clone() };
                     let ids: Vec<i64> = tx.instances(&visibility, &filter)?.iter().map(|i| i.id).collect();
                     if on_items {
                         let mut items = Vec::new();

@@ -266,10 +266,49 @@ fn a_cancelled_bulk_action_begins_no_further_target<S: Backend>() {
     assert_eq!((report.done(), report.not_reached()), (0, 100));
 }
 
+fn a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
+    fx.deploy_json("admin", FLAKY);
+    let names = ["ada", "bob", "ada", "cy"];
+    let ids: Vec<i64> = names
+        .iter()
+        .map(|name| fx.engine.start("admin", "flaky", "", &set(&[("name", name)])).unwrap().instance_id)
+        .collect();
+    let filter = InstanceFilter {
+        process: Some("flaky".to_owned()),
+        fields: vec![flowdesk::engine::FieldCondition::parse("name = \"ada\"").unwrap()],
+        ..InstanceFilter::default()
+    };
+    // "Select all 2 matching": the list counts two; the action is for those two.
+    assert_eq!(fx.engine.count_instances("admin", &filter).unwrap(), 2);
+    let selection = Selection::MatchingInstances(filter);
+    let targets = fx.engine.bulk_targets("admin", &BulkAction::Stop, &selection).unwrap();
+    assert_eq!(targets, [Target::Instance(ids[0]), Target::Instance(ids[2])]);
+    let report = fx.engine.bulk_select("admin", &BulkAction::Stop, &selection, &BulkProgress::new()).unwrap();
+    assert_eq!(report.summary(), "2 done, 0 refused");
+
+    // A filter the list refuses is refused here too, rather than acting on
+    // every instance (a version without its process) or on none (a field
+    // the process does not have).
+    let no_process = Selection::MatchingInstances(InstanceFilter { version: Some(1), ..InstanceFilter::default() });
+    let err = fx.engine.bulk_targets("admin", &BulkAction::Stop, &no_process).unwrap_err();
+    assert!(matches!(err, EngineError::Filter(_)), "{err:?}");
+    let unknown = InstanceFilter {
+        process: Some("flaky".to_owned()),
+        fields: vec![flowdesk::engine::FieldCondition::parse("amount > 5").unwrap()],
+        ..InstanceFilter::default()
+    };
+    let listed = fx.engine.count_instances("admin", &unknown).unwrap_err();
+    let err = fx.engine.bulk_targets("admin", &BulkAction::Retry, &Selection::MatchingInstances(unknown)).unwrap_err();
+    assert_eq!(err.to_string(), listed.to_string());
+    assert_eq!(err.to_string(), "invalid filter: process `flaky` has no field `amount`");
+}
+
 support::on_every_backend!(
     bulk_finish_answers_per_serial_with_the_single_finish_refusals,
     bulk_checks_the_right_on_each_target_s_process,
     bulk_retry_goes_on_past_instances_in_the_wrong_status,
     a_selection_by_filter_is_resolved_in_the_engine_and_a_dry_run_changes_nothing,
     a_cancelled_bulk_action_begins_no_further_target,
+    a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts,
 );
