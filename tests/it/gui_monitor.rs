@@ -2684,6 +2684,32 @@ fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
 }
 
 #[test]
+fn a_bulk_finish_whose_data_line_is_not_field_value_says_so_and_finishes_nothing() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..2).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 2);
+    gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
+    gui.click_row(&format!("{}_2", ids[1]), Modifiers::COMMAND);
+    gui.click("Finish selected…");
+    let fields = "Set fields (one field=value a line)";
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).click();
+    gui.settle();
+    // A colon for the equals sign: the items must not be finished without
+    // the value the operator meant to set.
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).type_text("done: true");
+    gui.settle();
+    let before = gui.snapshot(&ids);
+    gui.click("Confirm");
+    assert!(gui.shown("line 1, `done: true`: write field=value"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("Finish 2 server items as ada?"), "the question stays up to be corrected");
+    assert_eq!(gui.snapshot(&ids), before, "nothing was finished");
+    assert!(gui.app().monitor.bulk.report().is_none());
+}
+
+#[test]
 fn server_items_selected_are_finished_with_data_in_one_action() {
     let fx = fixture();
     deploy(&fx, "callback.process.json");
