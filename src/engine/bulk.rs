@@ -286,13 +286,22 @@ impl<S: Storage> Engine<S> {
                     serials.iter().map(|serial| Target::Instance(serial.instance_id)).collect()
                 }
                 (Selection::Instances(ids), true) => {
+                    // Only the items of instances the user may see: their
+                    // serials are not told to anyone else (a filter's
+                    // selection is what the user sees, likewise).
                     let mut items = Vec::new();
                     for id in ids {
-                        items.extend(tx.pending_items_of(*id)?.into_iter().map(|item| Target::Item(item.serial)));
+                        let Some(instance) = tx.instance(*id)? else { continue };
+                        if super::may_see(tx, &instance.process, *id, user)? {
+                            items.extend(tx.pending_items_of(*id)?.into_iter().map(|item| Target::Item(item.serial)));
+                        }
                     }
                     items
                 }
                 (Selection::MatchingInstances(filter), on_items) => {
+                    if let Some(process) = &filter.process {
+                        super::require_process(tx, process)?;
+                    }
                     // Read as the list reads it (a field condition for its
                     // field's type), so that "all N matching" is those N.
                     let filter = self.checked_filter(tx, &InstanceFilter { limit: 0, offset: 0, ..filter.clone() })?;
@@ -309,6 +318,9 @@ impl<S: Storage> Engine<S> {
                     }
                 }
                 (Selection::MatchingItems(filter), on_items) => {
+                    if let Some(process) = &filter.process {
+                        super::require_process(tx, process)?;
+                    }
                     let visibility = self.visibility(tx, user)?;
                     let filter = ItemFilter { now, limit: 0, after: None, by_due: false, ..filter.clone() };
                     let items = tx.items(&visibility, &filter)?;

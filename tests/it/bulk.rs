@@ -304,6 +304,36 @@ fn a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts<S: B
     assert_eq!(err.to_string(), "invalid filter: process `flaky` has no field `amount`");
 }
 
+fn a_selection_names_no_item_the_user_may_not_see_and_no_process_that_is_not_there<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let ids = start_callbacks(&fx, 2);
+    let finish = BulkAction::Finish { data: vec![] };
+    // bob holds no right on `callback`: his finish of its instances by id
+    // names none of their serials, not even in a dry run, as his filters
+    // name none; his stop of them is refused per instance.
+    let by_id = Selection::Instances(ids.clone());
+    assert_eq!(fx.engine.bulk_targets("admin", &finish, &by_id).unwrap().len(), 2);
+    assert_eq!(fx.engine.bulk_targets("bob", &finish, &by_id).unwrap(), []);
+    let everything = Selection::MatchingInstances(InstanceFilter::default());
+    assert_eq!(fx.engine.bulk_targets("bob", &finish, &everything).unwrap(), []);
+    let report = fx.engine.bulk_select("bob", &BulkAction::Stop, &by_id, &BulkProgress::new()).unwrap();
+    assert_eq!(report.summary(), "0 done, 2 refused");
+
+    // A process name mistyped is said, rather than answered "0 done".
+    for selection in [
+        Selection::MatchingInstances(InstanceFilter {
+            process: Some("calback".to_owned()),
+            status: Some(InstanceStatus::Error),
+            ..InstanceFilter::default()
+        }),
+        Selection::MatchingItems(ItemFilter { process: Some("calback".to_owned()), ..ItemFilter::default() }),
+    ] {
+        let err = fx.engine.bulk_targets("admin", &BulkAction::Retry, &selection).unwrap_err();
+        assert_eq!(err.to_string(), "process `calback` not found (deploy it first)");
+        assert!(fx.engine.bulk_select("admin", &finish, &selection, &BulkProgress::new()).is_err());
+    }
+}
+
 support::on_every_backend!(
     bulk_finish_answers_per_serial_with_the_single_finish_refusals,
     bulk_checks_the_right_on_each_target_s_process,
@@ -311,4 +341,5 @@ support::on_every_backend!(
     a_selection_by_filter_is_resolved_in_the_engine_and_a_dry_run_changes_nothing,
     a_cancelled_bulk_action_begins_no_further_target,
     a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts,
+    a_selection_names_no_item_the_user_may_not_see_and_no_process_that_is_not_there,
 );
