@@ -391,50 +391,60 @@ impl<S: Storage> Engine<S> {
         BulkReport { action: action.clone(), outcomes, cancelled }
     }
 
-    /// One target, tried again while its write met a busy database or a
-    /// batch given up over another member.
+    /// One target: its transaction, tried again while it met a busy
+    /// database or a batch given up over another member; then what follows
+    /// its commit (the instance's work outside, its overdue timers), once.
+    /// Committed, the target is done whatever follows fails: trying the
+    /// action again then would be refused by its own commit ("cannot resume:
+    /// it is Active"), and what is left is the ticker's and recovery's, as
+    /// after a single action.
     fn bulk_one(&self, user: &str, action: &BulkAction, target: Target, note: &str) -> Outcome {
         let mut attempt = 1;
-        loop {
-            let result = self.bulk_try(user, action, target, note);
-            match result {
-                Ok((applied, progress)) => return Outcome::Done { applied, progress },
+        let (applied, step) = loop {
+            match self.bulk_write(user, action, target, note) {
+                Ok(written) => break written,
                 Err(err) if err.is_retryable() && attempt < ATTEMPTS => attempt += 1,
                 Err(err) if err.is_refusal() => return Outcome::Refused(err),
                 Err(err) => return Outcome::Failed(err),
             }
-        }
+        };
+        let finished = match target {
+            Target::Item(serial) if !applied => Some(serial),
+            _ => None,
+        };
+        let committed = super::progress_of(&step.instance, finished);
+        let id = step.instance.id;
+        let progress = self.continue_async(user, step).map(|instance| super::progress_of(&instance, finished));
+        let progress = match (action, progress) {
+            (BulkAction::Retry | BulkAction::Resume, Ok(progress)) => self.fire_overdue_of(id, progress),
+            (_, progress) => progress,
+        };
+        Outcome::Done { applied, progress: progress.unwrap_or(committed) }
     }
 
-    fn bulk_try(
+    /// A target's transaction: whether its action was applied (a finish may
+    /// be only recorded), and what it committed.
+    fn bulk_write(
         &self,
         user: &str,
         action: &BulkAction,
         target: Target,
         note: &str,
-    ) -> Result<(bool, Progress), EngineError> {
+    ) -> Result<(bool, super::Step), EngineError> {
         let marked = Some((action.audit_action(), note));
-        match (action, target) {
+        let (command, id) = match (action, target) {
             (BulkAction::Finish { data }, Target::Item(serial)) => {
-                let finished = self.finish_marked(user, serial, data, marked)?;
-                Ok((finished.applied, finished.progress))
+                return self.finish_write(user, serial, data, marked);
             }
-            (BulkAction::Retry, Target::Instance(id)) => {
-                let progress = self.operate_marked(user, id, Command::Retry, marked)?;
-                Ok((true, self.fire_overdue_of(id, progress)?))
+            (BulkAction::Retry, Target::Instance(id)) => (Command::Retry, id),
+            (BulkAction::Stop, Target::Instance(id)) => (Command::Stop, id),
+            (BulkAction::Resume, Target::Instance(id)) => (Command::Resume, id),
+            (BulkAction::GoTo { activity }, Target::Instance(id)) => (Command::GoTo { activity }, id),
+            (action, target) => {
+                return Err(EngineError::Internal(format!("a bulk {} cannot act on {target}", action.verb())));
             }
-            (BulkAction::Stop, Target::Instance(id)) => {
-                Ok((true, self.operate_marked(user, id, Command::Stop, marked)?))
-            }
-            (BulkAction::Resume, Target::Instance(id)) => {
-                let progress = self.operate_marked(user, id, Command::Resume, marked)?;
-                Ok((true, self.fire_overdue_of(id, progress)?))
-            }
-            (BulkAction::GoTo { activity }, Target::Instance(id)) => {
-                Ok((true, self.operate_marked(user, id, Command::GoTo { activity }, marked)?))
-            }
-            (action, target) => Err(EngineError::Internal(format!("a bulk {} cannot act on {target}", action.verb()))),
-        }
+        };
+        Ok((true, self.operate_write(user, id, command, marked)?))
     }
 }
 

@@ -334,6 +334,75 @@ fn a_selection_names_no_item_the_user_may_not_see_and_no_process_that_is_not_the
     }
 }
 
+/// A wait with a deadline: three hours without a callback finish it.
+const DEADLINE: &str = r#"{
+  "name": "deadline",
+  "fields": [{ "name": "name", "type": "string" }],
+  "activities": [
+    { "id": "wait", "name": "Wait", "start": true, "events": [
+      { "kind": "server_event", "name": "Call", "synchronous": false, "script": "" } ],
+      "escalations": [
+        { "name": "Give up", "after": "3h", "action": { "finish": { "set": { "name": "timed out" } } } } ] },
+    { "id": "end", "name": "End", "events": [] }
+  ],
+  "lines": [{ "from": "wait", "to": "end" }]
+}"#;
+
+/// A store whose `busy_at`-th write (counted from 1) meets a database
+/// another program holds: `database is locked`, which may be tried again.
+struct BusyAt<S> {
+    inner: S,
+    busy_at: usize,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl<S: flowdesk::engine::Storage> flowdesk::engine::Storage for BusyAt<S> {
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&mut dyn flowdesk::engine::Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        if self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.busy_at {
+            let busy = flowdesk::engine::StorageError::new(flowdesk::engine::StorageErrorKind::Busy, "database is locked");
+            return Err(EngineError::Storage(busy));
+        }
+        self.inner.write(work)
+    }
+
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&mut dyn flowdesk::engine::Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        self.inner.read(work)
+    }
+
+    fn data_version(&self) -> Result<u64, EngineError> {
+        self.inner.data_version()
+    }
+}
+
+fn a_target_done_is_reported_done_when_what_follows_its_commit_meets_a_busy_database<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
+    fx.deploy_json("admin", DEADLINE);
+    let id = fx.engine.start("admin", "deadline", "", &[]).unwrap().instance_id;
+    fx.engine.stop("admin", id).unwrap();
+    // Stopped past its deadline: resuming it fires the deadline at once, in
+    // a transaction of its own after the resume's (the second write).
+    fx.clock.advance(4 * 3_600_000);
+    let busy = BusyAt { inner: fx.engine.store().share(), busy_at: 2, writes: Default::default() };
+    let engine = support::engine_on(busy, fx.clock.clone(), Default::default());
+    let report =
+        engine.bulk_select("admin", &BulkAction::Resume, &Selection::Instances(vec![id]), &BulkProgress::new()).unwrap();
+    // Resumed: so the report says, not "cannot resume: it is Active" (the
+    // resume tried again over its own commit).
+    assert_eq!(report.summary(), "1 done, 0 refused", "{:?}", report.outcomes);
+    let resumed = fx.trail(id).iter().filter(|line| line.starts_with("admin: Resumed")).count();
+    assert_eq!(resumed, 1, "{:#?}", fx.trail(id));
+    // The deadline the busy database kept from firing is still due: the
+    // ticker fires it.
+    assert_eq!(fx.engine.fire_due(&|| true).unwrap().fired, 1);
+    assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Completed);
+}
+
 support::on_every_backend!(
     bulk_finish_answers_per_serial_with_the_single_finish_refusals,
     bulk_checks_the_right_on_each_target_s_process,
@@ -342,4 +411,5 @@ support::on_every_backend!(
     a_cancelled_bulk_action_begins_no_further_target,
     a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts,
     a_selection_names_no_item_the_user_may_not_see_and_no_process_that_is_not_there,
+    a_target_done_is_reported_done_when_what_follows_its_commit_meets_a_busy_database,
 );
