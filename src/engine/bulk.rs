@@ -30,7 +30,8 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-use super::{Command, Effect, Engine, EngineError, FieldInput, Progress, Storage};
+use super::{Command, Effect, Engine, EngineError, FieldInput, Progress, Storage, Transaction};
+use crate::model::Right;
 use crate::engine::instance::AuditAction;
 use crate::engine::serial::Serial;
 use crate::engine::storage::{InstanceFilter, ItemFilter};
@@ -335,6 +336,61 @@ impl<S: Storage> Engine<S> {
         targets.sort();
         targets.dedup();
         Ok(targets)
+    }
+
+    /// A dry run's foresight, per target in the order of `targets`: the
+    /// refusal the action would answer on what the store holds now (the
+    /// table, the user's right, an activity or a field that is not there),
+    /// or `None` where it would act. Read in one snapshot; runs nothing, so
+    /// a retried script may still fail again, and someone may act first.
+    pub fn bulk_foresee(
+        &self,
+        user: &str,
+        action: &BulkAction,
+        targets: &[Target],
+    ) -> Result<Vec<Option<EngineError>>, EngineError> {
+        self.store.read(|tx| {
+            let mut foreseen = Vec::with_capacity(targets.len());
+            for target in targets {
+                foreseen.push(match self.foresee_one(tx, user, action, *target) {
+                    Ok(()) => None,
+                    Err(err) if err.is_refusal() => Some(err),
+                    Err(err) => return Err(err),
+                });
+            }
+            Ok(foreseen)
+        })
+    }
+
+    fn foresee_one(
+        &self,
+        tx: &mut dyn Transaction,
+        user: &str,
+        action: &BulkAction,
+        target: Target,
+    ) -> Result<(), EngineError> {
+        let (instance, right, item) = match target {
+            Target::Item(serial) => {
+                let (item, instance) = super::find_item(tx, serial)?;
+                (instance, Right::ServerEvent, Some(item))
+            }
+            Target::Instance(id) => {
+                (tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?, Right::Admin, None)
+            }
+        };
+        super::require(tx, &instance.process, user, right)?;
+        let process = self.compiled(tx, &instance.process, instance.version)?;
+        let command = match (action, &item) {
+            (BulkAction::Finish { data }, Some(item)) => Command::Finish { item, data },
+            (BulkAction::Retry, None) => Command::Retry,
+            (BulkAction::Stop, None) => Command::Stop,
+            (BulkAction::Resume, None) => Command::Resume,
+            (BulkAction::GoTo { activity }, None) => Command::GoTo { activity },
+            (action, _) => {
+                return Err(EngineError::Internal(format!("a bulk {} cannot act on {target}", action.verb())));
+            }
+        };
+        Ok(super::machine::foresee(&process, &instance, &command)?)
     }
 
     /// Resolves `selection` ([`Engine::bulk_targets`]) and acts on every
