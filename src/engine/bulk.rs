@@ -31,10 +31,10 @@ use std::sync::{Mutex, PoisonError};
 use serde::Serialize;
 
 use super::{Command, Effect, Engine, EngineError, FieldInput, Progress, Storage, Transaction};
-use crate::model::Right;
 use crate::engine::instance::AuditAction;
 use crate::engine::serial::Serial;
 use crate::engine::storage::{InstanceFilter, ItemFilter};
+use crate::model::Right;
 
 /// Threads that act on a bulk action's targets at once: enough callers for
 /// group commit to share its commits among them (as the timers' firing).
@@ -374,9 +374,7 @@ impl<S: Storage> Engine<S> {
                 let (item, instance) = super::find_item(tx, serial)?;
                 (instance, Right::ServerEvent, Some(item))
             }
-            Target::Instance(id) => {
-                (tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?, Right::Admin, None)
-            }
+            Target::Instance(id) => (tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?, Right::Admin, None),
         };
         super::require(tx, &instance.process, user, right)?;
         let process = self.compiled(tx, &instance.process, instance.version)?;

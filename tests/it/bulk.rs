@@ -362,7 +362,8 @@ impl<S: flowdesk::engine::Storage> flowdesk::engine::Storage for BusyAt<S> {
         work: impl FnOnce(&mut dyn flowdesk::engine::Transaction) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
         if self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.busy_at {
-            let busy = flowdesk::engine::StorageError::new(flowdesk::engine::StorageErrorKind::Busy, "database is locked");
+            let busy =
+                flowdesk::engine::StorageError::new(flowdesk::engine::StorageErrorKind::Busy, "database is locked");
             return Err(EngineError::Storage(busy));
         }
         self.inner.write(work)
@@ -390,8 +391,9 @@ fn a_target_done_is_reported_done_when_what_follows_its_commit_meets_a_busy_data
     fx.clock.advance(4 * 3_600_000);
     let busy = BusyAt { inner: fx.engine.store().share(), busy_at: 2, writes: Default::default() };
     let engine = support::engine_on(busy, fx.clock.clone(), Default::default());
-    let report =
-        engine.bulk_select("admin", &BulkAction::Resume, &Selection::Instances(vec![id]), &BulkProgress::new()).unwrap();
+    let report = engine
+        .bulk_select("admin", &BulkAction::Resume, &Selection::Instances(vec![id]), &BulkProgress::new())
+        .unwrap();
     // Resumed: so the report says, not "cannot resume: it is Active" (the
     // resume tried again over its own commit).
     assert_eq!(report.summary(), "1 done, 0 refused", "{:?}", report.outcomes);
