@@ -235,9 +235,16 @@ impl BulkReport {
         self.done() == self.total()
     }
 
+    /// Targets done but not applied yet: finishes recorded while their
+    /// instance is stopped or in error (or its event's work still runs).
+    pub fn recorded(&self) -> usize {
+        self.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Done { applied: false, .. })).count()
+    }
+
     /// The report in one line, as an operator reads it: "9,998 done, 2
     /// refused" (failures and targets a cancel left out named only when
-    /// there are some).
+    /// there are some, and finishes only recorded, which the single finish
+    /// says too).
     pub fn summary(&self) -> String {
         let mut parts =
             vec![format!("{} done", thousands(self.done())), format!("{} refused", thousands(self.refused().count()))];
@@ -248,7 +255,14 @@ impl BulkReport {
         if self.cancelled {
             parts.push(format!("cancelled before {}", thousands(self.not_reached())));
         }
-        parts.join(", ")
+        let mut summary = parts.join(", ");
+        match self.recorded() {
+            0 => {}
+            1 => summary.push_str(" (1 of them recorded, applied when its instance runs again)"),
+            n => summary
+                .push_str(&format!(" ({} of them recorded, applied when their instances run again)", thousands(n))),
+        }
+        summary
     }
 }
 

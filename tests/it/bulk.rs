@@ -405,6 +405,19 @@ fn a_target_done_is_reported_done_when_what_follows_its_commit_meets_a_busy_data
     assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Completed);
 }
 
+fn a_finish_only_recorded_because_its_instance_is_stopped_is_said_in_the_summary<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let ids = start_callbacks(&fx, 3);
+    fx.engine.stop("admin", ids[1]).unwrap();
+    let serials = ids.iter().map(|id| serial(*id)).collect();
+    let action = BulkAction::Finish { data: vec![] };
+    let report = fx.engine.bulk_select("admin", &action, &Selection::Serials(serials), &BulkProgress::new()).unwrap();
+    // The stopped one's finish waits for Resume: "3 done" alone would say
+    // all three moved on, as the single finish does not ("recorded; …").
+    assert_eq!(report.summary(), "3 done, 0 refused (1 of them recorded, applied when its instance runs again)");
+    assert_eq!(fx.detail("admin", ids[1]).summary.status, InstanceStatus::Stopped);
+}
+
 support::on_every_backend!(
     bulk_finish_answers_per_serial_with_the_single_finish_refusals,
     bulk_checks_the_right_on_each_target_s_process,
@@ -414,4 +427,5 @@ support::on_every_backend!(
     a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts,
     a_selection_names_no_item_the_user_may_not_see_and_no_process_that_is_not_there,
     a_target_done_is_reported_done_when_what_follows_its_commit_meets_a_busy_database,
+    a_finish_only_recorded_because_its_instance_is_stopped_is_said_in_the_summary,
 );
