@@ -1563,7 +1563,12 @@ fn incident_answer(
         actions::IncidentOperation::Stop => "stopped",
     };
     match result {
-        Ok(report) if report.not_done.is_empty() => (format!("{} instance(s) {verb}.", report.done), true),
+        Ok(report) if report.not_done.is_empty() && report.not_reached == 0 => {
+            (format!("{} instance(s) {verb}.", report.done), true)
+        }
+        Ok(report) if report.not_done.is_empty() => {
+            (format!("{} instance(s) {verb}; cancelled before {} more.", report.done, report.not_reached), false)
+        }
         Ok(report) => {
             let listed: Vec<String> =
                 report.not_done.iter().take(5).map(|(id, why)| format!("instance {id}: {why}")).collect();
@@ -1571,10 +1576,15 @@ fn incident_answer(
             let more = if more > 0 { format!(" and {more} more") } else { String::new() };
             (
                 format!(
-                    "{} instance(s) {verb}, {} not: {}{more}.",
+                    "{} instance(s) {verb}, {} not: {}{more}.{}",
                     report.done,
                     report.not_done.len(),
-                    listed.join("; ")
+                    listed.join("; "),
+                    if report.not_reached > 0 {
+                        format!(" Cancelled before {} more.", report.not_reached)
+                    } else {
+                        String::new()
+                    }
                 ),
                 false,
             )
