@@ -704,6 +704,13 @@ impl Monitor {
         self.asked_page = Some((self.filter.clone(), 0));
     }
 
+    /// Shows an instance opened elsewhere than by a click on its row (a
+    /// link, the flow, the overview): it alone is highlighted in the list.
+    fn open(&mut self, id: i64, user: &str) {
+        self.bulk.instances.only(id);
+        self.select(id, user);
+    }
+
     fn select(&mut self, id: i64, user: &str) {
         if self.selected != Some(id) {
             self.selected = Some(id);
@@ -735,7 +742,7 @@ impl Monitor {
                     requests.push(MonitorRequest::ShowInstances);
                 }
                 overview::OverviewAction::Open(id) => {
-                    self.select(id, user);
+                    self.open(id, user);
                     requests.push(MonitorRequest::ShowInstances);
                 }
                 overview::OverviewAction::OnIncident { key, operation, progress } => {
@@ -824,7 +831,7 @@ impl Monitor {
             self.instance_table(ui, user);
         });
         if let Some(id) = open.or(self.open_link.take()) {
-            self.select(id, user);
+            self.open(id, user);
         }
         self.confirm_ui(ui.ctx(), user);
         self.bulk_windows(ui.ctx(), user);
