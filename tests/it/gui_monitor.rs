@@ -2402,11 +2402,17 @@ fn issue_19_the_flow_links_a_parent_to_its_child_and_back() {
     assert!(gui.shown(&format!("Instance {payment}")));
     assert!(gui.shown("Started by"));
     assert!(gui.shown("(order), event `Pay` of `Take payment`, which waits for it"));
+    // Only the instance shown is highlighted (and picked for a bulk action):
+    // the order's row, clicked before, no longer is.
+    let picked = &gui.app().monitor.bulk.instances;
+    assert!(picked.contains(&payment) && !picked.contains(&order), "{picked:?}");
 
     gui.harness.get_by_label(&format!("instance {order}")).click();
     gui.run_until("the parent again", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
     gui.settle();
     assert!(gui.shown(&format!("instance {payment} (payment, Active)")), "the parent lists its children");
+    let picked = &gui.app().monitor.bulk.instances;
+    assert!(picked.contains(&order) && !picked.contains(&payment), "{picked:?}");
 }
 
 // ----- bulk actions (issue 18) -------------------------------------------------

@@ -99,6 +99,9 @@ pub struct EventPayload {
     pub index: usize,
 }
 
+/// Why a Wait event's Synchronous toggle cannot be switched on.
+pub const WAIT_SYNCHRONOUS_REASON: &str = "A Wait event always waits: it completes when its time comes.";
+
 /// What the user did on the canvas this frame.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -493,9 +496,11 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             EventDraft::Ipc(ipc) => ipc.synchronous,
             event => event.synchronous(),
         };
-        // A mail event cannot wait: its toggle is shown disabled, with why.
+        // A mail event cannot wait and a Wait event always does: their
+        // toggle is shown disabled, with why.
         let fixed = match &activity.events[*event_index] {
             EventDraft::Mail(_) => Some(crate::gui::designer::mail_editor::SYNCHRONOUS_REASON),
+            EventDraft::Timer(_) => Some(WAIT_SYNCHRONOUS_REASON),
             _ => None,
         };
         response.context_menu(|ui| {

@@ -74,6 +74,14 @@ impl<K: Ord + Copy> Picked<K> {
         *self = Picked::default();
     }
 
+    /// Only `key`, as an instance opened elsewhere than by a click in the
+    /// list (a link, the flow, the overview): the row shown is the one
+    /// highlighted, and a Shift+click ranges from no row of before.
+    pub fn only(&mut self, key: K) {
+        *self = Picked::default();
+        self.keys.insert(key);
+    }
+
     pub fn select_all_matching(&mut self) {
         self.keys.clear();
         self.all_matching = true;

@@ -704,6 +704,13 @@ impl Monitor {
         self.asked_page = Some((self.filter.clone(), 0));
     }
 
+    /// Shows an instance opened elsewhere than by a click on its row (a
+    /// link, the flow, the overview): it alone is highlighted in the list.
+    fn open(&mut self, id: i64, user: &str) {
+        self.bulk.instances.only(id);
+        self.select(id, user);
+    }
+
     fn select(&mut self, id: i64, user: &str) {
         if self.selected != Some(id) {
             self.selected = Some(id);
@@ -736,7 +743,7 @@ impl Monitor {
                     requests.push(MonitorRequest::ShowInstances);
                 }
                 overview::OverviewAction::Open(id) => {
-                    self.select(id, user);
+                    self.open(id, user);
                     requests.push(MonitorRequest::ShowInstances);
                 }
                 overview::OverviewAction::OnIncident { key, operation, progress } => {
@@ -825,7 +832,7 @@ impl Monitor {
             self.instance_table(ui, user);
         });
         if let Some(id) = open.or(self.open_link.take()) {
-            self.select(id, user);
+            self.open(id, user);
         }
         self.confirm_ui(ui.ctx(), user);
         self.bulk_windows(ui.ctx(), user);
@@ -1579,7 +1586,12 @@ fn incident_answer(
         actions::IncidentOperation::Stop => "stopped",
     };
     match result {
-        Ok(report) if report.not_done.is_empty() => (format!("{} instance(s) {verb}.", report.done), true),
+        Ok(report) if report.not_done.is_empty() && report.not_reached == 0 => {
+            (format!("{} instance(s) {verb}.", report.done), true)
+        }
+        Ok(report) if report.not_done.is_empty() => {
+            (format!("{} instance(s) {verb}; cancelled before {} more.", report.done, report.not_reached), false)
+        }
         Ok(report) => {
             let listed: Vec<String> =
                 report.not_done.iter().take(5).map(|(id, why)| format!("instance {id}: {why}")).collect();
@@ -1587,10 +1599,15 @@ fn incident_answer(
             let more = if more > 0 { format!(" and {more} more") } else { String::new() };
             (
                 format!(
-                    "{} instance(s) {verb}, {} not: {}{more}.",
+                    "{} instance(s) {verb}, {} not: {}{more}.{}",
                     report.done,
                     report.not_done.len(),
-                    listed.join("; ")
+                    listed.join("; "),
+                    if report.not_reached > 0 {
+                        format!(" Cancelled before {} more.", report.not_reached)
+                    } else {
+                        String::new()
+                    }
                 ),
                 false,
             )

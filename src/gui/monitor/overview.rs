@@ -491,6 +491,12 @@ impl OverviewPanel {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.label(format!("{verb} at {}: {settled} of {total} instance(s)…", running.key.activity));
+                // The instances in progress complete; no other begins.
+                if running.progress.is_cancelled() {
+                    ui.weak("Cancelling…");
+                } else if ui.button("Cancel").on_hover_text("Begin no further instance").clicked() {
+                    running.progress.cancel();
+                }
             });
             if total > 0 {
                 ui.add(egui::ProgressBar::new(settled as f32 / total as f32).show_percentage());
