@@ -223,14 +223,22 @@ fn dry_run_list(
     }
     let done = targets.len() - refused;
     let noun = target_noun(action, done);
-    let refusals = if refused > 0 { format!(", {} would be refused", thousands(refused)) } else { String::new() };
+    let failing = foreseen.iter().flatten().filter(|err| !err.is_refusal()).count();
+    let mut refusals = String::new();
+    if refused > failing {
+        refusals.push_str(&format!(", {} would be refused", thousands(refused - failing)));
+    }
+    if failing > 0 {
+        refusals.push_str(&format!(", {} would fail", thousands(failing)));
+    }
     writeln!(out, "would {} {} {noun}{refusals} (dry run: nothing was changed)", action.verb(), thousands(done))?;
     for (target, _) in targets.iter().zip(&foreseen).filter(|(_, refusal)| refusal.is_none()) {
         writeln!(out, "{target}")?;
     }
     for (target, refusal) in targets.iter().zip(&foreseen) {
         if let Some(err) = refusal {
-            writeln!(out, "would be refused: {target}: {}", one_line(err))?;
+            let fate = if err.is_refusal() { "would be refused" } else { "would fail" };
+            writeln!(out, "{fate}: {target}: {}", one_line(err))?;
         }
     }
     Ok(())

@@ -355,8 +355,10 @@ impl<S: Storage> Engine<S> {
     /// A dry run's foresight, per target in the order of `targets`: the
     /// refusal the action would answer on what the store holds now (the
     /// table, the user's right, an activity or a field that is not there),
-    /// or `None` where it would act. Read in one snapshot; runs nothing, so
-    /// a retried script may still fail again, and someone may act first.
+    /// or `None` where it would act; a target whose stored state is damaged
+    /// is answered with that error, as the action would answer it (only a
+    /// failing store fails the whole). Read in one snapshot; runs nothing,
+    /// so a retried script may still fail again, and someone may act first.
     pub fn bulk_foresee(
         &self,
         user: &str,
@@ -368,8 +370,8 @@ impl<S: Storage> Engine<S> {
             for target in targets {
                 foreseen.push(match self.foresee_one(tx, user, action, *target) {
                     Ok(()) => None,
-                    Err(err) if err.is_refusal() => Some(err),
-                    Err(err) => return Err(err),
+                    Err(err @ EngineError::Storage(_)) => return Err(err),
+                    Err(err) => Some(err),
                 });
             }
             Ok(foreseen)

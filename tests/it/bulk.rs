@@ -418,6 +418,24 @@ fn a_finish_only_recorded_because_its_instance_is_stopped_is_said_in_the_summary
     assert_eq!(fx.detail("admin", ids[1]).summary.status, InstanceStatus::Stopped);
 }
 
+/// One instance whose stored state is damaged (Completed, yet waiting on an
+/// item: a cell of the table no command reaches) fails its own target in a
+/// dry run, as in the action itself, and leaves the others foreseen.
+#[test]
+fn a_dry_run_foresees_a_damaged_instance_failing_and_the_others_as_they_are() {
+    let fx = callback_fixture::<flowdesk::store::SqliteStore>();
+    let ids = start_callbacks(&fx, 2);
+    let raw = rusqlite::Connection::open(fx.db_path()).unwrap();
+    raw.execute("UPDATE instances SET status = 'Completed' WHERE id = ?1", [ids[0]]).unwrap();
+    let targets = [Target::Item(serial(ids[0])), Target::Item(serial(ids[1]))];
+    let finish = BulkAction::Finish { data: vec![] };
+    let foreseen = fx.engine.bulk_foresee("admin", &finish, &targets).unwrap();
+    assert!(matches!(foreseen[0], Some(EngineError::Internal(_))), "{foreseen:?}");
+    assert!(foreseen[1].is_none(), "{foreseen:?}");
+    let report = fx.engine.bulk("admin", &finish, &targets, &BulkProgress::new());
+    assert_eq!(report.summary(), "1 done, 0 refused, 1 failed");
+}
+
 support::on_every_backend!(
     bulk_finish_answers_per_serial_with_the_single_finish_refusals,
     bulk_checks_the_right_on_each_target_s_process,
