@@ -2645,6 +2645,28 @@ fn select_all_matching_a_field_filter_then_stop_them() {
 }
 
 #[test]
+fn select_all_matching_a_filter_the_list_refuses_stops_nothing() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    // A version with every process: the list refuses it, and so does the
+    // action, saying why (it answered "0 done, 0 refused" and no more).
+    gui.click("More filters");
+    gui.replace_text("Version", "2");
+    gui.run_until("the list's refusal", |app| app.monitor.filter.version == Some(2));
+    gui.run_until_frames("the refusal shown", |_| true, 20);
+    assert!(gui.all_texts().iter().any(|t| t.contains("version filter needs a process")), "{:#?}", gui.all_texts());
+    gui.click("Select all matching");
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all instances matching the filter as ada?");
+    gui.run_until("the bulk action's report", |app| app.monitor.bulk.report().is_some());
+    let (_, summary) = gui.app().monitor.bulk.report().unwrap();
+    assert!(summary.contains("version filter needs a process"), "{summary}");
+    for id in 1..=5 {
+        assert_ne!(gui.status_of(id), InstanceStatus::Stopped, "instance {id} was stopped");
+    }
+}
+
+#[test]
 fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
     let mut gui = monitor_with(five_orders(), Settings::default(), ScriptedDialogs::default());
     gui.choose("Process", "orders");
