@@ -163,8 +163,9 @@ pub enum Command {
                             --search (pending items matching), --status or --ids (the pending items of the \
                             instances matching), every item selected is finished with the same --set values, \
                             each as the single finish would be (its own refusal, its own transaction). \
-                            --dry-run prints how many and which items, changing nothing. The report is a summary \
-                            (\"9,998 done, 2 refused\") and each refusal with its reason; --json per item. \
+                            --dry-run prints how many and which items, and which would be refused with why, \
+                            changing nothing. The report is a summary (\"9,998 done, 2 refused\") and each \
+                            refusal with its reason; --json per item. \
                             Exit 0 when every item was finished, 1 when any was refused or failed.")]
     Finish {
         #[arg(required_unless_present = "selection", conflicts_with = "selection")]
@@ -340,8 +341,9 @@ const BULK_ABOUT: &str = "Act on one instance by id; or, with any of --process, 
                           standard input), on every instance selected that the acting user sees, each as the \
                           single action would be: judged on its own status, the user's Admin right checked on \
                           its process, in its own transaction, recorded in its own trail. --dry-run prints how \
-                          many and which instances, changing nothing. The report is a summary (\"9,998 done, 2 \
-                          refused\") and each refusal with its reason; --json per instance. Exit 0 when every \
+                          many and which instances, and which would be refused with why, changing nothing. The \
+                          report is a summary (\"9,998 done, 2 refused\") and each refusal with its reason; \
+                          --json per instance. Exit 0 when every \
                           instance selected was done (none selected included), 1 when any was refused or \
                           failed, 2 for a usage error.";
 

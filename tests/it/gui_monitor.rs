@@ -2624,6 +2624,49 @@ fn a_field_filter_narrows_the_list_and_a_malformed_one_says_why() {
 }
 
 #[test]
+fn select_all_matching_a_field_filter_then_stop_them() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount > 150");
+    gui.run_until("the big orders", |app| app.monitor.count_current() && app.monitor.count() == Some(2));
+    gui.click("Select all 2 matching");
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all 2 instances matching the filter as ada?");
+    // The two the list counts, not an internal error about the field.
+    assert_eq!(gui.bulk_report(), "2 done, 0 refused");
+    for id in [4, 5] {
+        assert_eq!(gui.status_of(id), InstanceStatus::Stopped);
+    }
+    for id in [1, 2, 3] {
+        assert_ne!(gui.status_of(id), InstanceStatus::Stopped, "what the filter left out is left alone");
+    }
+}
+
+#[test]
+fn select_all_matching_a_filter_the_list_refuses_stops_nothing() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    // A version with every process: the list refuses it, and so does the
+    // action, saying why (it answered "0 done, 0 refused" and no more).
+    gui.click("More filters");
+    gui.replace_text("Version", "2");
+    gui.run_until("the list's refusal", |app| app.monitor.filter.version == Some(2));
+    gui.run_until_frames("the refusal shown", |_| true, 20);
+    assert!(gui.all_texts().iter().any(|t| t.contains("version filter needs a process")), "{:#?}", gui.all_texts());
+    gui.click("Select all matching");
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all instances matching the filter as ada?");
+    gui.run_until("the bulk action's report", |app| app.monitor.bulk.report().is_some());
+    let (_, summary) = gui.app().monitor.bulk.report().unwrap();
+    assert!(summary.contains("version filter needs a process"), "{summary}");
+    for id in 1..=5 {
+        assert_ne!(gui.status_of(id), InstanceStatus::Stopped, "instance {id} was stopped");
+    }
+}
+
+#[test]
 fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
     let mut gui = monitor_with(five_orders(), Settings::default(), ScriptedDialogs::default());
     gui.choose("Process", "orders");
@@ -2687,6 +2730,32 @@ fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
     // Cancelled: nothing is written and nothing said.
     gui.click("Export CSV…");
     assert_eq!(gui.app().monitor.find.exported().cloned().unwrap(), Ok((4, path)));
+}
+
+#[test]
+fn a_bulk_finish_whose_data_line_is_not_field_value_says_so_and_finishes_nothing() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..2).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 2);
+    gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
+    gui.click_row(&format!("{}_2", ids[1]), Modifiers::COMMAND);
+    gui.click("Finish selected…");
+    let fields = "Set fields (one field=value a line)";
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).click();
+    gui.settle();
+    // A colon for the equals sign: the items must not be finished without
+    // the value the operator meant to set.
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).type_text("done: true");
+    gui.settle();
+    let before = gui.snapshot(&ids);
+    gui.click("Confirm");
+    assert!(gui.shown("line 1, `done: true`: write field=value"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("Finish 2 server items as ada?"), "the question stays up to be corrected");
+    assert_eq!(gui.snapshot(&ids), before, "nothing was finished");
+    assert!(gui.app().monitor.bulk.report().is_none());
 }
 
 #[test]

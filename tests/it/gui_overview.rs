@@ -247,6 +247,28 @@ fn gui_overview_retry_all_of_an_incident_takes_its_instances_out_of_error_once_f
 }
 
 #[test]
+fn gui_overview_the_activity_and_version_a_click_filters_by_show_in_the_filter_bar_and_clear() {
+    let fx = fixture();
+    fx.engine.finish("admin", serial(1), &set(&[("name", "call back value")])).unwrap();
+    let mut gui = Gui::open(fx);
+    let said = gui.labels_starting(&format!("Activity {WAIT}: "));
+    gui.click(&said[0]);
+    assert_eq!(gui.listed(), vec![3, 2]);
+    // The list is narrowed to an activity and a version: the bar says both,
+    // or the operator sees two instances of three with no reason why.
+    let chip = format!("At `{WAIT}` ✕");
+    assert!(gui.shows(&chip), "the activity filter is shown: {:#?}", gui.texts());
+    gui.click("More filters");
+    let version = gui.harness.get_by_role_and_label(Role::TextInput, "Version").value();
+    assert_eq!(version.as_deref(), Some("1"), "the version filter is shown");
+    // Cleared, every instance of the version is listed again.
+    gui.click(&chip);
+    assert_eq!(gui.app().monitor.filter.activity, None);
+    assert_eq!(gui.listed(), vec![3, 2, 1]);
+    assert!(!gui.shows("At `"), "{:#?}", gui.texts());
+}
+
+#[test]
 fn gui_overview_retry_all_of_an_incident_can_be_cancelled_and_says_how_far_it_came() {
     let fx = fixture();
     // 40 instances in the incident: more than the bulk action begins at once.

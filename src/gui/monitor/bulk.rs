@@ -176,6 +176,8 @@ pub struct Bulk {
     activity: String,
     /// Finish's fields, one `field=value` a line, as typed.
     data: String,
+    /// Why [`Bulk::data`] does not read, shown until it is corrected.
+    data_error: Option<String>,
     running: Option<Running>,
     /// The last report, with what it was about, until closed.
     report: Option<(String, Result<BulkReport, EngineError>)>,
@@ -375,6 +377,9 @@ impl Monitor {
                     let label = ui.label("Set fields (one field=value a line)");
                     ui.add(TextEdit::multiline(&mut self.bulk.data).desired_rows(3).desired_width(280.0))
                         .labelled_by(label.id);
+                    if let Some(error) = &self.bulk.data_error {
+                        ui.colored_label(theme::ERROR, error);
+                    }
                 }
                 _ => {}
             }
@@ -396,17 +401,27 @@ impl Monitor {
             });
         });
         let Some(confirmed) = decided else { return };
-        self.bulk.confirm = None;
-        if !confirmed {
-            return;
-        }
         let action = match proposal.kind {
             Kind::Retry => BulkAction::Retry,
             Kind::Stop => BulkAction::Stop,
             Kind::Resume => BulkAction::Resume,
             Kind::GoTo => BulkAction::GoTo { activity: self.bulk.activity.trim().to_owned() },
-            Kind::Finish => BulkAction::Finish { data: assignments(&self.bulk.data) },
+            Kind::Finish if confirmed => match assignments(&self.bulk.data) {
+                Ok(data) => BulkAction::Finish { data },
+                // A line that does not read would finish every item without
+                // the value meant: the question stays up to be corrected.
+                Err(why) => {
+                    self.bulk.data_error = Some(why);
+                    return;
+                }
+            },
+            Kind::Finish => BulkAction::Finish { data: Vec::new() },
         };
+        self.bulk.confirm = None;
+        self.bulk.data_error = None;
+        if !confirmed {
+            return;
+        }
         let words = format!("{} {}…", proposal.kind.doing(), proposal.what);
         let progress = BulkHandle::default();
         self.bulk.running = Some(Running { progress: progress.clone(), words: words.clone(), asked });
@@ -480,14 +495,23 @@ impl Monitor {
     }
 }
 
-/// The fields typed as `field=value` lines; lines without `=` are left out
-/// (the engine names an unknown field or a wrong value).
-fn assignments(text: &str) -> Vec<(String, FieldInput)> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .filter(|(field, _)| !field.trim().is_empty())
-        .map(|(field, value)| (field.trim().to_owned(), FieldInput::Text(value.trim().to_owned())))
-        .collect()
+/// The fields typed as `field=value` lines, blank lines left out; a line
+/// without `=` or without a field name is refused, naming it (the engine
+/// then names an unknown field or a wrong value).
+fn assignments(text: &str) -> Result<Vec<(String, FieldInput)>, String> {
+    let mut data = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((field, value)) if !field.trim().is_empty() => {
+                data.push((field.trim().to_owned(), FieldInput::Text(value.trim().to_owned())))
+            }
+            _ => return Err(format!("line {}, `{}`: write field=value", index + 1, line.trim())),
+        }
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -516,13 +540,15 @@ mod tests {
 
     #[test]
     fn assignments_are_field_value_lines() {
-        let data = assignments("name = call back value\n\nbad line\nn=5");
+        let data = assignments("name = call back value\n\nn=5");
         assert_eq!(
             data,
-            [
+            Ok(vec![
                 ("name".to_owned(), FieldInput::Text("call back value".to_owned())),
                 ("n".to_owned(), FieldInput::Text("5".to_owned()))
-            ]
+            ])
         );
+        assert_eq!(assignments("n=5\nbad line"), Err("line 2, `bad line`: write field=value".to_owned()));
+        assert_eq!(assignments(" = 5"), Err("line 1, `= 5`: write field=value".to_owned()));
     }
 }

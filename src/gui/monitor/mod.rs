@@ -738,6 +738,7 @@ impl Monitor {
         for action in self.overview.ui(ui, self.clock.now(), user) {
             match action {
                 overview::OverviewAction::List(filter) => {
+                    self.find.show(&filter);
                     self.set_filter(filter, user);
                     requests.push(MonitorRequest::ShowInstances);
                 }
@@ -851,6 +852,10 @@ impl Monitor {
                 }
                 for process in self.processes.clone() {
                     if ui.selectable_label(self.filter.process.as_deref() == Some(&process), &process).clicked() {
+                        // An activity is one of a process's own.
+                        if self.filter.process.as_deref() != Some(&process) {
+                            self.filter.activity = None;
+                        }
                         self.filter.process = Some(process);
                         changed = true;
                     }
@@ -886,6 +891,17 @@ impl Monitor {
                 .checkbox(&mut self.filter.overdue, "Overdue")
                 .on_hover_text("Only instances with a deadline or timer that has fallen due")
                 .changed();
+            // Set by a click on the overview's diagram, with no field of
+            // its own: said here, or the list looks short for no reason.
+            if let Some(activity) = &self.filter.activity
+                && ui
+                    .button(format!("At `{activity}` ✕"))
+                    .on_hover_text("Only the instances waiting or failed at this activity; click to list every one")
+                    .clicked()
+            {
+                self.filter.activity = None;
+                changed = true;
+            }
             self.find.toggle_ui(ui);
             if self.rows.iter().any(|row| row.parent_id.is_some())
                 && ui
