@@ -242,7 +242,11 @@ impl State {
             self.visible(visibility, &instance.process, instance.id)
                 && filter.process.as_ref().is_none_or(|p| *p == instance.process)
                 && (filter.process.is_none() || filter.version.is_none_or(|v| v == instance.version))
-                && (filter.process.is_none() || filter.activity.as_ref().is_none_or(|a| self.stands_at(instance, a)))
+                && (filter.process.is_none()
+                    || filter
+                        .activity
+                        .as_ref()
+                        .is_none_or(|a| self.stands_at(instance, a) || filter.active_at.contains(&instance.id)))
                 && filter.status.is_none_or(|s| s == instance.status)
                 && filter.version.is_none_or(|v| v == instance.version)
                 && filter.started.contains(instance.started_at)

@@ -702,12 +702,19 @@ fn instance_where(
         if let Some(activity) = &filter.activity {
             // Waiting there (the partial index of pending items by
             // activity) or failed there (`failures_by_reason`).
-            conditions.push(
+            // At work there: the few ids the engine read from their flow,
+            // one more member of the same list (so the plan stays a lookup
+            // by id of what the list holds).
+            let active = if filter.active_at.is_empty() {
+                String::new()
+            } else {
+                format!(" UNION ALL VALUES {}", vec!["(?)"; filter.active_at.len()].join(", "))
+            };
+            conditions.push(format!(
                 "id IN (SELECT instance_id FROM server_items WHERE status = 'Pending' AND process = ? \
                  AND activity = ? UNION ALL SELECT instance_id FROM failures WHERE process = ? AND version = ? \
-                 AND activity = ?)"
-                    .to_owned(),
-            );
+                 AND activity = ?{active})"
+            ));
             args.extend([
                 SqlValue::Text(process.clone()),
                 SqlValue::Text(activity.clone()),
@@ -715,6 +722,7 @@ fn instance_where(
                 SqlValue::Integer(i64::from(version)),
                 SqlValue::Text(activity.clone()),
             ]);
+            args.extend(filter.active_at.iter().map(|id| SqlValue::Integer(*id)));
         }
     }
     if let Some(status) = filter.status {
