@@ -351,9 +351,7 @@ impl Monitor {
     fn bulk_confirm_ui(&mut self, ctx: &egui::Context, user: &str) {
         let Some(proposal) = self.bulk.confirm.clone() else { return };
         let asked = format!("{} {} as {user}", proposal.kind.verb(), proposal.what);
-        let mut decided = None;
-        egui::Modal::new(egui::Id::unique("confirm-bulk")).show(ctx, |ui| {
-            ui.heading("Please confirm");
+        let decided = super::confirmation_ui(ctx, "confirm-bulk", |ui| {
             ui.label(format!("{}?", asked));
             match proposal.kind {
                 Kind::GoTo => {
@@ -380,16 +378,7 @@ impl Monitor {
                 ))
                 .weak(),
             );
-            ui.add_space(8.0);
-            ui.horizontal(|ui| {
-                let ready = proposal.kind != Kind::GoTo || !self.bulk.activity.trim().is_empty();
-                if ui.add_enabled(ready, egui::Button::new("Confirm")).clicked() {
-                    decided = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decided = Some(false);
-                }
-            });
+            proposal.kind != Kind::GoTo || !self.bulk.activity.trim().is_empty()
         });
         let Some(confirmed) = decided else { return };
         let action = match proposal.kind {
