@@ -23,9 +23,10 @@ use serde_json::{Value as Json, json};
 use super::{Cli, Failure};
 use crate::engine::bulk::thousands;
 use crate::engine::{
-    BulkAction, BulkProgress, BulkReport, EngineError, InstanceFilter, InstanceStatus, ItemFilter, Outcome, Selection,
-    Serial, Target,
+    BulkAction, BulkProgress, BulkReport, EngineError, InstanceFilter, InstanceStatus, ItemFilter, Outcome, Progress,
+    Selection, Serial, Target,
 };
+use crate::runtime::RuntimeEngine;
 
 /// Which instances (or items) a bulk command acts on; any of them makes
 /// the command a bulk one.
@@ -55,6 +56,36 @@ pub struct BulkOutput {
     /// Bulk: the report (or the dry run's list) as JSON, per target
     #[arg(long, requires = "selection")]
     pub json: bool,
+}
+
+/// The arguments of `retry`, `stop` and `resume`: one instance by id, or
+/// every instance a selection names.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    #[arg(required_unless_present = "selection", conflicts_with = "selection")]
+    pub id: Option<i64>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub output: BulkOutput,
+}
+
+impl InstanceArgs {
+    /// Runs the command: `single` on the instance the id names (its answer
+    /// said as "`verb` instance N: ..."), else `action` over the selection.
+    pub(super) fn run(
+        &self,
+        cli: &Cli,
+        out: &mut dyn Write,
+        action: BulkAction,
+        verb: &str,
+        single: impl FnOnce(&RuntimeEngine, &str, i64) -> Result<Progress, EngineError>,
+    ) -> Result<ExitCode, Failure> {
+        match self.id {
+            Some(id) => super::operator(cli, verb, |engine, user| single(engine, user, id)),
+            None => run(cli, out, &action, &self.select.instances()?, self.output.dry_run, self.output.json),
+        }
+    }
 }
 
 impl SelectArgs {

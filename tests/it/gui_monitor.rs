@@ -2760,12 +2760,7 @@ fn a_bulk_finish_whose_data_line_is_not_field_value_says_so_and_finishes_nothing
 
 #[test]
 fn server_items_selected_are_finished_with_data_in_one_action() {
-    let fx = fixture();
-    deploy(&fx, "callback.process.json");
-    let ids: Vec<i64> =
-        (0..3).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
-    let mut gui = Gui::open(fx, "ada", AppView::Items);
-    gui.run_until("the items", |app| app.monitor.items().len() == 3);
+    let (mut gui, ids) = three_pending_items();
     gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
     gui.click_row(&format!("{}_2", ids[2]), Modifiers::COMMAND);
     assert!(gui.shown("2 selected"), "{:#?}", gui.all_texts());
@@ -2785,4 +2780,35 @@ fn server_items_selected_are_finished_with_data_in_one_action() {
         assert_eq!(gui.fx.field(id, "done"), Value::Boolean(true), "finished with the data typed");
     }
     assert_eq!(gui.status_of(ids[1]), InstanceStatus::Active);
+}
+
+/// The server items view as ada sees it, over three callback instances
+/// each waiting on one item; their ids.
+fn three_pending_items() -> (Gui, Vec<i64>) {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..3).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 3);
+    (gui, ids)
+}
+
+#[test]
+fn all_server_items_matching_are_finished_in_one_action() {
+    let (mut gui, ids) = three_pending_items();
+    gui.click("Select all matching");
+    assert!(gui.shown("All 3 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Clear selection");
+    assert!(gui.shown("Select all matching"), "{:#?}", gui.all_texts());
+    assert!(!gui.shown("All 3 matching selected"));
+    gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    gui.settle();
+    assert!(gui.shown("All 3 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Finish selected…");
+    gui.confirm_bulk("Finish all 3 server items matching the filter as ada?");
+    assert_eq!(gui.bulk_report(), "3 done, 0 refused");
+    for id in ids {
+        assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    }
 }

@@ -976,6 +976,12 @@ fn draw_line(painter: &egui::Painter, curve: &[Pos2; 4], stroke: Stroke, zoom: f
     // cheaper to tessellate than a Bézier shape, and as smooth.
     let length = (curve[3] - curve[0]).length() + (curve[1] - curve[0]).length() + (curve[3] - curve[2]).length();
     let segments = (length / 12.0).clamp(4.0, 32.0) as usize;
+    draw_curve(painter, curve, segments, stroke, zoom);
+}
+
+/// A line along `curve` (screen points) flattened into `segments`, with its
+/// arrowhead: the designer's, View Flow's and the overview diagram's lines.
+pub(crate) fn draw_curve(painter: &egui::Painter, curve: &[Pos2; 4], segments: usize, stroke: Stroke, zoom: f32) {
     let points: Vec<Pos2> = (0..=segments).map(|i| bezier_point(curve, i as f32 / segments as f32)).collect();
     painter.add(Shape::line(points, stroke));
     // Arrowhead along the curve's last tangent.

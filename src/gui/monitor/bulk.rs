@@ -114,6 +114,65 @@ impl<K: Ord + Copy> Picked<K> {
         self.keys.insert(key);
         true
     }
+
+    /// Draws the part of a list's bulk bar both lists share: Ctrl+A, how many are selected (of `matching` when
+    /// all match), the list's own buttons (`actions`, told whether any row
+    /// is selected), "Select all matching" (naming `named`, when given) and
+    /// "Clear selection"; these two and Ctrl+A change the selection at once.
+    fn bar_ui(&mut self, ui: &mut Ui, matching: Option<u64>, named: Option<u64>, actions: impl FnOnce(&mut Ui, bool)) {
+        if !ui.ctx().egui_wants_keyboard_input()
+            && ui.input_mut(|i| i.consume_shortcut(&egui::KeyboardShortcut::new(Modifiers::COMMAND, egui::Key::A)))
+        {
+            self.select_all_matching();
+        }
+        let count = self.count(matching);
+        let (all_matching, empty) = (self.is_all_matching(), self.is_empty());
+        let (mut select_all, mut clear) = (false, false);
+        ui.horizontal_wrapped(|ui| {
+            let selected = match (all_matching, count) {
+                (true, Some(n)) => format!("All {} matching selected", thousands(n as usize)),
+                (true, None) => "All matching selected".to_owned(),
+                (false, Some(n)) => format!("{} selected", thousands(n as usize)),
+                (false, None) => String::new(),
+            };
+            ui.label(RichText::new(selected).weak());
+            actions(ui, !empty && count != Some(0));
+            let all = match named {
+                Some(n) => format!("Select all {} matching", thousands(n as usize)),
+                None => "Select all matching".to_owned(),
+            };
+            select_all = ui.add_enabled(!all_matching, egui::Button::new(all)).clicked();
+            clear = ui.add_enabled(!empty, egui::Button::new("Clear selection")).clicked();
+        });
+        if select_all {
+            self.select_all_matching();
+        }
+        if clear {
+            self.clear();
+        }
+    }
+
+    /// The selection an action is for and its words for the confirmation
+    /// ("3 instances", "all 100 instances matching the filter"): the list's
+    /// filter (`all`) when all match, else the keys (`by_key`).
+    fn proposed(
+        &self,
+        matching: Option<u64>,
+        (one, many): (&str, &str),
+        all: impl FnOnce() -> Selection,
+        by_key: impl FnOnce(Vec<K>) -> Selection,
+    ) -> (Selection, String) {
+        if self.all_matching {
+            let what = match matching {
+                Some(n) => format!("all {} matching the filter", counted(n, one, many)),
+                None => format!("all {many} matching the filter"),
+            };
+            return (all(), what);
+        }
+        let keys: Vec<K> = self.keys.iter().copied().collect();
+        let what = counted(keys.len() as u64, one, many);
+        (by_key(keys), what)
+    }
 }
 
 /// Which action a bulk button asks for, before its arguments are typed.
@@ -211,26 +270,9 @@ impl Monitor {
     /// for them, "select all N matching".
     pub(super) fn instances_bulk_bar(&mut self, ui: &mut Ui) {
         let matching = self.count_current().then_some(self.count).flatten();
-        if !ui.ctx().egui_wants_keyboard_input()
-            && ui.input_mut(|i| i.consume_shortcut(&egui::KeyboardShortcut::new(Modifiers::COMMAND, egui::Key::A)))
-        {
-            self.bulk.instances.select_all_matching();
-        }
-        let picked = &self.bulk.instances;
-        let count = picked.count(matching);
-        let (all_matching, empty) = (picked.is_all_matching(), picked.is_empty());
         let free = self.bulk.running.is_none();
-        let (mut select_all, mut clear) = (false, false);
         let mut chosen = None;
-        ui.horizontal_wrapped(|ui| {
-            let selected = match (all_matching, count) {
-                (true, Some(n)) => format!("All {} matching selected", thousands(n as usize)),
-                (true, None) => "All matching selected".to_owned(),
-                (false, Some(n)) => format!("{} selected", thousands(n as usize)),
-                (false, None) => String::new(),
-            };
-            ui.label(RichText::new(selected).weak());
-            let some = !empty && count != Some(0);
+        self.bulk.instances.bar_ui(ui, matching, matching, |ui, some| {
             for kind in [Kind::Retry, Kind::Stop, Kind::Resume] {
                 let label = format!("{} selected", kind.verb());
                 if ui.add_enabled(free && some, egui::Button::new(label)).clicked() {
@@ -240,33 +282,14 @@ impl Monitor {
             if ui.add_enabled(free && some, egui::Button::new("Go to… selected")).clicked() {
                 chosen = Some(Kind::GoTo);
             }
-            let all = match matching {
-                Some(n) => format!("Select all {} matching", thousands(n as usize)),
-                None => "Select all matching".to_owned(),
-            };
-            select_all = ui.add_enabled(!all_matching, egui::Button::new(all)).clicked();
-            clear = ui.add_enabled(!empty, egui::Button::new("Clear selection")).clicked();
         });
-        if select_all {
-            self.bulk.instances.select_all_matching();
-        }
-        if clear {
-            self.bulk.instances.clear();
-        }
         if let Some(kind) = chosen {
-            let picked = &self.bulk.instances;
-            let (selection, what) = if picked.is_all_matching() {
-                let filter = InstanceFilter { limit: 0, offset: 0, ..self.filter.clone() };
-                let what = match matching {
-                    Some(n) => format!("all {} matching the filter", counted(n, "instance", "instances")),
-                    None => "all instances matching the filter".to_owned(),
-                };
-                (Selection::MatchingInstances(filter), what)
-            } else {
-                let ids: Vec<i64> = picked.keys().copied().collect();
-                let what = counted(ids.len() as u64, "instance", "instances");
-                (Selection::Instances(ids), what)
-            };
+            let (selection, what) = self.bulk.instances.proposed(
+                matching,
+                ("instance", "instances"),
+                || Selection::MatchingInstances(InstanceFilter { limit: 0, offset: 0, ..self.filter.clone() }),
+                Selection::Instances,
+            );
             self.bulk.confirm = Some(Proposal { kind, selection, what });
         }
         self.bulk_progress_ui(ui);
@@ -279,50 +302,18 @@ impl Monitor {
         // counted by the engine when it acts.
         let shown = self.items.len();
         let matching = (shown < self.items_filter.limit).then_some(shown as u64);
-        if !ui.ctx().egui_wants_keyboard_input()
-            && ui.input_mut(|i| i.consume_shortcut(&egui::KeyboardShortcut::new(Modifiers::COMMAND, egui::Key::A)))
-        {
-            self.bulk.items.select_all_matching();
-        }
-        let picked = &self.bulk.items;
-        let count = picked.count(matching);
-        let (all_matching, empty) = (picked.is_all_matching(), picked.is_empty());
         let free = self.bulk.running.is_none();
-        let (mut select_all, mut clear) = (false, false);
         let mut finish = false;
-        ui.horizontal_wrapped(|ui| {
-            let selected = match (all_matching, count) {
-                (true, Some(n)) => format!("All {} matching selected", thousands(n as usize)),
-                (true, None) => "All matching selected".to_owned(),
-                (false, Some(n)) => format!("{} selected", thousands(n as usize)),
-                (false, None) => String::new(),
-            };
-            ui.label(RichText::new(selected).weak());
-            let some = !empty && count != Some(0);
+        self.bulk.items.bar_ui(ui, matching, None, |ui, some| {
             finish = ui.add_enabled(free && some, egui::Button::new("Finish selected…")).clicked();
-            select_all = ui.add_enabled(!all_matching, egui::Button::new("Select all matching")).clicked();
-            clear = ui.add_enabled(!empty, egui::Button::new("Clear selection")).clicked();
         });
-        if select_all {
-            self.bulk.items.select_all_matching();
-        }
-        if clear {
-            self.bulk.items.clear();
-        }
         if finish {
-            let picked = &self.bulk.items;
-            let (selection, what) = if picked.is_all_matching() {
-                let filter = ItemFilter { limit: 0, after: None, ..self.items_filter.clone() };
-                let what = match matching {
-                    Some(n) => format!("all {} matching the filter", counted(n, "server item", "server items")),
-                    None => "all server items matching the filter".to_owned(),
-                };
-                (Selection::MatchingItems(filter), what)
-            } else {
-                let serials: Vec<Serial> = picked.keys().copied().collect();
-                let what = counted(serials.len() as u64, "server item", "server items");
-                (Selection::Serials(serials), what)
-            };
+            let (selection, what) = self.bulk.items.proposed(
+                matching,
+                ("server item", "server items"),
+                || Selection::MatchingItems(ItemFilter { limit: 0, after: None, ..self.items_filter.clone() }),
+                Selection::Serials,
+            );
             self.bulk.confirm = Some(Proposal { kind: Kind::Finish, selection, what });
         }
         self.bulk_progress_ui(ui);
@@ -360,9 +351,7 @@ impl Monitor {
     fn bulk_confirm_ui(&mut self, ctx: &egui::Context, user: &str) {
         let Some(proposal) = self.bulk.confirm.clone() else { return };
         let asked = format!("{} {} as {user}", proposal.kind.verb(), proposal.what);
-        let mut decided = None;
-        egui::Modal::new(egui::Id::unique("confirm-bulk")).show(ctx, |ui| {
-            ui.heading("Please confirm");
+        let decided = super::confirmation_ui(ctx, "confirm-bulk", |ui| {
             ui.label(format!("{}?", asked));
             match proposal.kind {
                 Kind::GoTo => {
@@ -389,16 +378,7 @@ impl Monitor {
                 ))
                 .weak(),
             );
-            ui.add_space(8.0);
-            ui.horizontal(|ui| {
-                let ready = proposal.kind != Kind::GoTo || !self.bulk.activity.trim().is_empty();
-                if ui.add_enabled(ready, egui::Button::new("Confirm")).clicked() {
-                    decided = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decided = Some(false);
-                }
-            });
+            proposal.kind != Kind::GoTo || !self.bulk.activity.trim().is_empty()
         });
         let Some(confirmed) = decided else { return };
         let action = match proposal.kind {

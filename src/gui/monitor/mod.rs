@@ -1206,20 +1206,10 @@ impl Monitor {
 
     fn confirm_ui(&mut self, ctx: &egui::Context, user: &str) {
         let Some(operation) = self.confirm.clone() else { return };
-        let mut decided = None;
-        egui::Modal::new(egui::Id::unique("confirm-operation")).show(ctx, |ui| {
-            ui.heading("Please confirm");
+        let decided = confirmation_ui(ctx, "confirm-operation", |ui| {
             ui.label(operation.question());
             ui.label(RichText::new(format!("It is recorded in the audit trail as done by {user}.")).weak());
-            ui.add_space(8.0);
-            ui.horizontal(|ui| {
-                if ui.button("Confirm").clicked() {
-                    decided = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decided = Some(false);
-                }
-            });
+            true
         });
         if let Some(confirmed) = decided {
             self.confirm = None;
@@ -1804,6 +1794,28 @@ fn nesting_depths(rows: &[InstanceSummary]) -> HashMap<i64, usize> {
             (row.id, depth)
         })
         .collect()
+}
+
+/// A confirmation the monitor asks for: "Please confirm", what `body`
+/// draws (the question, and what else it takes), then Confirm, enabled when
+/// `body` answers true, and Cancel. Whether it was confirmed, once either
+/// is clicked.
+fn confirmation_ui(ctx: &egui::Context, id: &'static str, body: impl FnOnce(&mut Ui) -> bool) -> Option<bool> {
+    let mut decided = None;
+    egui::Modal::new(egui::Id::unique(id)).show(ctx, |ui| {
+        ui.heading("Please confirm");
+        let ready = body(ui);
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            if ui.add_enabled(ready, egui::Button::new("Confirm")).clicked() {
+                decided = Some(true);
+            }
+            if ui.button("Cancel").clicked() {
+                decided = Some(false);
+            }
+        });
+    });
+    decided
 }
 
 #[cfg(test)]
