@@ -1400,6 +1400,17 @@ impl<S: Storage> Engine<S> {
         })
     }
 
+    /// How many server items [`Engine::items`] lists for `filter` without
+    /// its limit and cursor: the count beside a capped list, and the N of
+    /// "all N matching".
+    pub fn count_items(&self, user: &str, filter: &ItemFilter) -> Result<u64, EngineError> {
+        let filter = ItemFilter { now: self.now(), ..filter.clone() };
+        self.store.read(|tx| {
+            let visibility = self.visibility(tx, user)?;
+            tx.count_items(&visibility, &filter)
+        })
+    }
+
     /// One instance with its data, trail and flow. Needs `View`, or
     /// `View Participate` on an instance the user took part in.
     pub fn instance(&self, user: &str, id: i64) -> Result<InstanceDetail, EngineError> {

@@ -497,6 +497,9 @@ pub trait Transaction {
     fn instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<Vec<InstanceSummary>>;
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<u64>;
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> StorageResult<Vec<ServerItem>>;
+    /// How many items [`Transaction::items`] lists for `filter` without its
+    /// limit, order and cursor.
+    fn count_items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> StorageResult<u64>;
     fn pending_items_of(&mut self, instance_id: i64) -> StorageResult<Vec<ServerItem>>;
     fn audit(&mut self, instance_id: i64) -> StorageResult<Vec<AuditEntry>>;
     fn activity_records(&mut self, instance_id: i64) -> StorageResult<Vec<ActivityRecord>>;

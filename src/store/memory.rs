@@ -637,6 +637,12 @@ impl Transaction for MemoryTransaction<'_> {
         Ok(self.state().listed(visibility, filter).count() as u64)
     }
 
+    fn count_items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<u64, EngineError> {
+        // What the list holds without its limit and cursor, counted.
+        let all = ItemFilter { limit: 0, after: None, ..filter.clone() };
+        Ok(self.items(visibility, &all)?.len() as u64)
+    }
+
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
         let state = self.state();
         // Where a page starts: after the cursor's place in age order.

@@ -1573,6 +1573,18 @@ impl Transaction for SqliteTransaction<'_> {
             .map_err(db(self.tx))
     }
 
+    fn count_items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<u64, EngineError> {
+        let everything = self.sees_everything(visibility)?;
+        let mut args = Vec::new();
+        let plain = ItemFilter { after: None, ..filter.clone() };
+        let conditions = item_conditions(visibility, everything, &plain, &mut args);
+        let sql = format!("SELECT COUNT(*) FROM server_items {}", where_clause(&conditions));
+        self.tx
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
+            .map_err(db(self.tx))
+    }
+
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {
         if let Some(after) = filter.after {
             let cursor = self
