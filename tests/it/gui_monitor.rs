@@ -2797,10 +2797,10 @@ fn three_pending_items() -> (Gui, Vec<i64>) {
 #[test]
 fn all_server_items_matching_are_finished_in_one_action() {
     let (mut gui, ids) = three_pending_items();
-    gui.click("Select all matching");
+    gui.click("Select all 3 matching");
     assert!(gui.shown("All 3 matching selected"), "{:#?}", gui.all_texts());
     gui.click("Clear selection");
-    assert!(gui.shown("Select all matching"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("Select all 3 matching"), "{:#?}", gui.all_texts());
     assert!(!gui.shown("All 3 matching selected"));
     gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
     gui.settle();
@@ -2808,6 +2808,33 @@ fn all_server_items_matching_are_finished_in_one_action() {
     gui.click("Finish selected…");
     gui.confirm_bulk("Finish all 3 server items matching the filter as ada?");
     assert_eq!(gui.bulk_report(), "3 done, 0 refused");
+    for id in ids {
+        assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    }
+}
+
+/// Issue 18: the server items list holds at most its limit; past it, the
+/// count says how many match, and "all matching" is confirmed with that
+/// count, as the instances' is.
+#[test]
+fn server_items_past_the_lists_limit_are_counted_and_all_matching_is_confirmed_with_the_count() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..5).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 5);
+    // A list of three at most (the window's is 1,000).
+    gui.harness.state_mut().monitor.items_filter.limit = 3;
+    gui.harness.state_mut().monitor.refresh("ada");
+    gui.run_until("the first three", |app| app.monitor.items().len() == 3);
+    gui.run_until("the count", |app| app.monitor.items_count() == Some(5));
+    assert!(gui.shown("3 of 5 item(s)"), "{:#?}", gui.all_texts());
+    gui.click("Select all 5 matching");
+    assert!(gui.shown("All 5 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Finish selected…");
+    gui.confirm_bulk("Finish all 5 server items matching the filter as ada?");
+    assert_eq!(gui.bulk_report(), "5 done, 0 refused");
     for id in ids {
         assert_eq!(gui.status_of(id), InstanceStatus::Completed);
     }

@@ -298,13 +298,12 @@ impl Monitor {
     /// The bar over the server items: how many are selected, Finish with
     /// data, "select all matching".
     pub(super) fn items_bulk_bar(&mut self, ui: &mut Ui) {
-        // The list holds at most its limit: past that, "all matching" is
-        // counted by the engine when it acts.
-        let shown = self.items.len();
-        let matching = (shown < self.items_filter.limit).then_some(shown as u64);
+        // The list holds at most its limit: past that, the worker counted
+        // them all.
+        let matching = self.items_matching;
         let free = self.bulk.running.is_none();
         let mut finish = false;
-        self.bulk.items.bar_ui(ui, matching, None, |ui, some| {
+        self.bulk.items.bar_ui(ui, matching, matching, |ui, some| {
             finish = ui.add_enabled(free && some, egui::Button::new("Finish selected…")).clicked();
         });
         if finish {

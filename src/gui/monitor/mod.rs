@@ -23,6 +23,7 @@ pub mod overview;
 pub mod queries;
 pub mod trail;
 
+use crate::engine::bulk::thousands;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -339,6 +340,9 @@ pub struct Monitor {
     pub items_filter: ItemFilter,
     items: Vec<ItemRow>,
     items_error: Option<String>,
+    /// How many items the items filter matches (the list holds at most
+    /// its limit of them).
+    items_matching: Option<u64>,
     finish: FinishBox,
     confirm: Option<Operation>,
     /// The lists' selections and the bulk action running or reported.
@@ -400,6 +404,7 @@ impl Monitor {
             items_filter: ItemFilter { limit: 1000, ..ItemFilter::default() },
             items: Vec::new(),
             items_error: None,
+            items_matching: None,
             finish: FinishBox::default(),
             confirm: None,
             bulk: bulk::Bulk::default(),
@@ -457,6 +462,11 @@ impl Monitor {
     pub fn set_filter(&mut self, filter: InstanceFilter, user: &str) {
         self.filter = filter;
         self.filter_changed(user);
+    }
+
+    /// How many server items the items view's filter matches, when counted.
+    pub fn items_count(&self) -> Option<u64> {
+        self.items_matching
     }
 
     pub fn items(&self) -> &[ItemRow] {
@@ -675,11 +685,12 @@ impl Monitor {
                     }
                 }
             }
-            Reply::Items { filter, items } => {
+            Reply::Items { filter, items, matching } => {
                 if filter == self.items_filter {
                     match items {
                         Ok(items) => {
                             self.items = items;
+                            self.items_matching = matching;
                             self.items_error = None;
                         }
                         Err(error) => self.items_error = Some(error),
@@ -1266,10 +1277,18 @@ impl Monitor {
                     self.items_filter.newest_first = !self.items_filter.newest_first;
                     changed = true;
                 }
-                ui.label(RichText::new(format!("{} item(s)", self.items.len())).weak());
+                let shown = self.items.len();
+                let counted = match self.items_matching {
+                    Some(matching) if matching > shown as u64 => {
+                        format!("{} of {} item(s)", thousands(shown), thousands(matching as usize))
+                    }
+                    _ => format!("{} item(s)", thousands(shown)),
+                };
+                ui.label(RichText::new(counted).weak());
             });
             if changed {
                 self.bulk.items.clear();
+                self.items_matching = None;
                 self.ask(user, Query::Items { filter: self.items_filter.clone() });
             }
             egui::Panel::bottom("items-bulk").show(ui, |ui| self.items_bulk_bar(ui));

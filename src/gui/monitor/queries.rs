@@ -119,6 +119,9 @@ pub enum Reply {
     Items {
         filter: ItemFilter,
         items: Result<Vec<ItemRow>, String>,
+        /// How many items the filter matches, the list holding at most its
+        /// limit of them (`None` when they could not be counted).
+        matching: Option<u64>,
     },
     Processes(Vec<ProcessSummary>),
     /// The item of `serial` as `user` may see it; the error is the engine's,
@@ -390,7 +393,13 @@ fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
         Query::Detail { id } => Reply::Detail { id, detail: Box::new(engine.instance(user, id).map_err(text)) },
         Query::Items { filter } => {
             let items = engine.items(user, &filter).map(|items| item_rows(engine, user, items));
-            Reply::Items { items: items.map_err(text), filter }
+            // A full list may be the first of more: only then are they counted.
+            let matching = match &items {
+                Ok(rows) if filter.limit > 0 && rows.len() >= filter.limit => engine.count_items(user, &filter).ok(),
+                Ok(rows) => Some(rows.len() as u64),
+                Err(_) => None,
+            };
+            Reply::Items { items: items.map_err(text), filter, matching }
         }
         Query::Processes => Reply::Processes(engine.processes().unwrap_or_default()),
         Query::Item { serial } => {
