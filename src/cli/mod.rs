@@ -19,7 +19,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{BulkAction, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
+use crate::engine::{AuditAction, BulkAction, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
 use crate::model::{ProcessDraft, Right, Severity};
 use crate::runtime::{Runtime, RuntimeEngine, RuntimeError, RuntimeOptions, TickEvent, Ticking};
 use crate::store::{Durability, OpenError};
@@ -143,6 +143,10 @@ pub enum Command {
         id: i64,
         #[arg(long)]
         json: bool,
+        /// Only the audit trail's lines of this kind ("Server item finished",
+        /// any case; again for more kinds), as the monitor's Kind box
+        #[arg(long = "kind", value_name = "KIND", value_parser = audit_kind)]
+        kinds: Vec<AuditAction>,
     },
     /// List server items: pending ones, oldest first
     Items {
@@ -745,10 +749,10 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::instances(&mut out, &engine.instances(&user, &filter)?, engine.now(), *json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { id, json } => {
+        Command::Show { id, json, kinds } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
-            output::instance(&mut out, &engine.instance(&user, *id)?, engine.now(), *json)?;
+            output::instance(&mut out, &engine.instance(&user, *id)?, engine.now(), *json, kinds)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Items { all, overdue, json } => {
@@ -1088,4 +1092,14 @@ fn operator(
 /// answer is given without activities rather than turned into an error.
 fn whereabouts(engine: &RuntimeEngine, user: &str, id: i64) -> output::Whereabouts {
     engine.instance(user, id).map(|detail| output::Whereabouts::of(&detail)).unwrap_or_default()
+}
+
+/// A kind of audit line by its name, in any case (`--kind`); an unknown one
+/// is refused naming every kind.
+fn audit_kind(text: &str) -> Result<AuditAction, String> {
+    let wanted = text.trim();
+    AuditAction::ALL.into_iter().find(|kind| kind.name().eq_ignore_ascii_case(wanted)).ok_or_else(|| {
+        let names: Vec<&str> = AuditAction::ALL.iter().map(|kind| kind.name()).collect();
+        format!("no kind of audit line is called that; the kinds are: {}", names.join(", "))
+    })
 }

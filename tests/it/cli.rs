@@ -353,6 +353,27 @@ fn issue_18_show_prints_the_trail_with_its_places_and_the_time_between_steps() {
     assert_eq!(finish["activity"], "Call external system");
     assert_eq!(finish["event"], "Call external system");
     assert!(finish["since_previous_ms"].as_i64().expect("a number") >= 3_600_000, "{finish}");
+
+    // Filtered by kind, as the window's Kind box (any case); the time
+    // since the line before stays the whole trail's.
+    let text = fd.ok("alice", &["show", &id.to_string(), "--kind", "server item finished"]).stdout;
+    let trail = text.split("Audit trail").nth(1).expect("the trail");
+    assert!(trail.contains("Server item finished") && trail.contains("1h"), "{trail}");
+    assert!(!trail.contains("Instance started") && !trail.contains("Activity started"), "{trail}");
+    let json = fd.ok(
+        "alice",
+        &["show", &id.to_string(), "--json", "--kind", "Instance started", "--kind", "Server item finished"],
+    );
+    let json: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let kinds: Vec<&str> = json["audit"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Instance started", "Server item finished"]);
+    let unknown = fd.run("alice", &["show", &id.to_string(), "--kind", "Finished; DROP TABLE instances"]);
+    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("no kind of audit line") && unknown.stderr.contains("Server item finished"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]
