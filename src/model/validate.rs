@@ -206,6 +206,11 @@ fn check_fields(
             );
             continue;
         };
+        if field.searchable
+            && let Some(why) = field_type.unsearchable_because()
+        {
+            problems.error(location.clone(), format!("a {field_type} field cannot be searchable: {why}"));
+        }
         let default = match &field.default {
             None => None,
             Some(json) => match Value::from_json(field_type, json, zone) {

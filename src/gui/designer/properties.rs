@@ -112,7 +112,7 @@ fn process_ui(
         edits.push(Edit::new(Coalesce::Never, |d| {
             let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
             let name = crate::gui::designer::palette::unique_name("field", &names).replace(' ', "_");
-            d.fields.push(FieldDraft { name, field_type: "string".into(), default: None });
+            d.fields.push(FieldDraft { name, field_type: "string".into(), default: None, searchable: false });
         }));
     }
     ui.separator();
