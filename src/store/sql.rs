@@ -1827,6 +1827,53 @@ mod tests {
         }
     }
 
+    /// A condition on a searchable field (`store::fields`) is found through
+    /// its index, in a count and in a page, for every operator the index
+    /// serves; the others read the rows as before. The process's name is
+    /// SQL-looking on purpose: it is a literal in the index and the query.
+    #[test]
+    fn a_searchable_fields_index_serves_its_counts_and_pages() {
+        use crate::engine::Comparison;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plans.db");
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let process = "a'); DROP TABLE instances; --";
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        assert!(fields::ensure(&writer, process, "amount", crate::model::FieldType::Integer).unwrap());
+        assert!(!fields::ensure(&writer, process, "amount", crate::model::FieldType::Integer).unwrap(), "once");
+        drop(writer);
+        let connection = store.readers.take();
+        let condition = |op: Comparison| crate::engine::FieldCondition {
+            test: Some(FieldTest { op, value: crate::engine::find::Operand(Value::Integer(5)) }),
+            ..crate::engine::FieldCondition::new("amount", op, "5")
+        };
+        for op in Comparison::ALL.into_iter().filter(|op| *op != Comparison::Contains) {
+            for status in [None, Some(InstanceStatus::Error)] {
+                let filter = InstanceFilter {
+                    process: Some(process.to_owned()),
+                    status,
+                    fields: vec![condition(op)],
+                    limit: 50,
+                    ..InstanceFilter::default()
+                };
+                let indexed = fields::indexed(&connection, filter.process.as_deref(), &filter.fields).unwrap();
+                assert_eq!(indexed, [fields::serves(op)], "{op}");
+                let (page, page_args) = page_query(&Visibility::default(), true, &filter, &indexed);
+                let (count, count_args) = count_query(&Visibility::default(), true, &filter, &indexed);
+                for (what, steps) in [("page", plan(&connection, &page, &page_args)), ("count", plan(&connection, &count, &count_args))] {
+                    let uses = steps.iter().any(|(_, detail)| detail.contains("instances_by_field_1"));
+                    assert_eq!(uses, fields::serves(op), "{what}, {op}, {status:?}:\n{steps:#?}");
+                }
+            }
+        }
+        let other = InstanceFilter {
+            process: Some("b".to_owned()),
+            fields: vec![condition(Comparison::Equal)],
+            ..InstanceFilter::default()
+        };
+        assert_eq!(fields::indexed(&connection, Some("b"), &other.fields).unwrap(), [false], "another process's field");
+    }
+
     /// A million instances are only fast to page, count and filter if no
     /// query reads or sorts the whole table: every page walks one index in the
     /// wanted order (at most the page itself is sorted again), and every count
