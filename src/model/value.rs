@@ -76,9 +76,7 @@ impl FieldType {
     /// dates and date-times as fixed-width UTC text, years 0001 to 9999).
     pub fn unsearchable_because(self) -> Option<&'static str> {
         match self {
-            FieldType::String | FieldType::Integer | FieldType::Boolean | FieldType::Date | FieldType::DateTime => {
-                None
-            }
+            FieldType::String | FieldType::Integer | FieldType::Boolean | FieldType::Date | FieldType::DateTime => None,
             FieldType::Decimal => Some(
                 "a decimal is stored as its digits' text, which does not sort as its number does \
                  (10 before 9, 1.0 apart from 1.00), so an index could not answer a filter on it",

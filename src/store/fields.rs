@@ -112,8 +112,8 @@ pub(super) fn indexed(
     conditions: &[FieldCondition],
 ) -> rusqlite::Result<Vec<bool>> {
     let Some(process) = process else { return Ok(vec![false; conditions.len()]) };
-    let mut statement = connection
-        .prepare_cached("SELECT 1 FROM field_indexes WHERE process = ? AND field = ? AND field_type = ?")?;
+    let mut statement =
+        connection.prepare_cached("SELECT 1 FROM field_indexes WHERE process = ? AND field = ? AND field_type = ?")?;
     conditions
         .iter()
         .map(|condition| match &condition.test {
@@ -130,7 +130,11 @@ pub(super) fn indexed(
 pub fn serves(op: Comparison) -> bool {
     matches!(
         op,
-        Comparison::Equal | Comparison::Less | Comparison::LessOrEqual | Comparison::Greater | Comparison::GreaterOrEqual
+        Comparison::Equal
+            | Comparison::Less
+            | Comparison::LessOrEqual
+            | Comparison::Greater
+            | Comparison::GreaterOrEqual
     )
 }
 

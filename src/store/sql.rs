@@ -898,7 +898,8 @@ fn due_page_queries(
     } else {
         ""
     };
-    let conditions = instance_where(visibility, everything, &plain, indexed, Purpose::Page(InstanceColumn::Due), &mut args);
+    let conditions =
+        instance_where(visibility, everything, &plain, indexed, Purpose::Page(InstanceColumn::Due), &mut args);
     let instance = if conditions.is_empty() {
         String::new()
     } else {
@@ -1860,7 +1861,9 @@ mod tests {
                 assert_eq!(indexed, [fields::serves(op)], "{op}");
                 let (page, page_args) = page_query(&Visibility::default(), true, &filter, &indexed);
                 let (count, count_args) = count_query(&Visibility::default(), true, &filter, &indexed);
-                for (what, steps) in [("page", plan(&connection, &page, &page_args)), ("count", plan(&connection, &count, &count_args))] {
+                for (what, steps) in
+                    [("page", plan(&connection, &page, &page_args)), ("count", plan(&connection, &count, &count_args))]
+                {
                     let uses = steps.iter().any(|(_, detail)| detail.contains("instances_by_field_1"));
                     assert_eq!(uses, fields::serves(op), "{what}, {op}, {status:?}:\n{steps:#?}");
                 }
