@@ -26,7 +26,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::engine::{Comparison, FieldCondition};
+use crate::engine::FieldCondition;
 use crate::model::{FieldType, Value};
 
 /// The tag serde gives a value of `field_type` in the stored form, when
@@ -117,25 +117,12 @@ pub(super) fn indexed(
     conditions
         .iter()
         .map(|condition| match &condition.test {
-            Some(test) if serves(test.op) => {
+            Some(test) if test.op.index_serves() => {
                 statement.exists(params![process, condition.field, test.value.0.field_type().name()])
             }
             _ => Ok(false),
         })
         .collect()
-}
-
-/// Whether an index of a field answers this comparison: a range or a
-/// point of its order. `!=` and `contains` would read most of it anyway.
-pub fn serves(op: Comparison) -> bool {
-    matches!(
-        op,
-        Comparison::Equal
-            | Comparison::Less
-            | Comparison::LessOrEqual
-            | Comparison::Greater
-            | Comparison::GreaterOrEqual
-    )
 }
 
 /// How likely the planner is told a searchable field's condition is.
@@ -147,7 +134,7 @@ const SELECTIVITY: &str = "0.000001";
 /// cannot be searchable.
 pub(super) fn necessary_condition(condition: &FieldCondition) -> Option<(String, SqlValue)> {
     let test = condition.test.as_ref()?;
-    if !serves(test.op) {
+    if !test.op.index_serves() {
         return None;
     }
     let value = &test.value.0;

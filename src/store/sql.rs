@@ -1858,14 +1858,14 @@ mod tests {
                     ..InstanceFilter::default()
                 };
                 let indexed = fields::indexed(&connection, filter.process.as_deref(), &filter.fields).unwrap();
-                assert_eq!(indexed, [fields::serves(op)], "{op}");
+                assert_eq!(indexed, [op.index_serves()], "{op}");
                 let (page, page_args) = page_query(&Visibility::default(), true, &filter, &indexed);
                 let (count, count_args) = count_query(&Visibility::default(), true, &filter, &indexed);
                 for (what, steps) in
                     [("page", plan(&connection, &page, &page_args)), ("count", plan(&connection, &count, &count_args))]
                 {
                     let uses = steps.iter().any(|(_, detail)| detail.contains("instances_by_field_1"));
-                    assert_eq!(uses, fields::serves(op), "{what}, {op}, {status:?}:\n{steps:#?}");
+                    assert_eq!(uses, op.index_serves(), "{what}, {op}, {status:?}:\n{steps:#?}");
                 }
             }
         }
