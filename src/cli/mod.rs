@@ -898,6 +898,9 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     f.label, f.rows_ms, f.count_ms, f.frames, f.rows, f.count
                 )?;
             }
+            if let Some(ms) = report.indexing_ms {
+                writeln!(out, "monitor instances={n} searchable=\"name done\" deploy_indexing_ms={ms:.1}")?;
+            }
             let o = &report.overview;
             for (what, ms) in &o.answers {
                 writeln!(out, "monitor instances={n} overview=\"{what}\" answer_median_ms={ms:.1}")?;
