@@ -405,10 +405,15 @@ impl<S: Storage> Engine<S> {
         let mut notes = Vec::new();
         for condition in &filter.fields {
             let Some(field) = compiled.draft.fields.iter().find(|f| f.name == condition.field) else { continue };
+            let Some(field_type) = compiled.field_types.get(&condition.field) else { continue };
+            if condition.typed_for(*field_type, &compiled.time_zone).is_err() {
+                // Refused: the query says why, and that is all there is to say.
+                continue;
+            }
             let name = &condition.field;
             let note = if !field.searchable {
-                match compiled.field_types.get(name).and_then(|t| t.unsearchable_because().map(|_| t)) {
-                    Some(field_type) => format!(
+                match field_type.unsearchable_because() {
+                    Some(_) => format!(
                         "{name} is a {field_type} field, which cannot be searchable: this reads every instance of the process"
                     ),
                     None => format!("{name} is not searchable: this reads every instance of the process"),
