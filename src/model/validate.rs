@@ -625,7 +625,9 @@ fn check_duplicate_lines(draft: &ProcessDraft, problems: &mut Problems) {
     }
 }
 
-fn is_identifier(name: &str) -> bool {
+/// A name scripts, SQL paths and filters can take as it is: ASCII letters,
+/// digits and `_`, not starting with a digit.
+pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

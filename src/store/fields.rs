@@ -45,13 +45,6 @@ fn stored_tag(field_type: FieldType) -> Option<&'static str> {
     })
 }
 
-/// Whether a field name may go into SQL text: what validation allows.
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// `text` as an SQL string literal.
 pub(super) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -62,7 +55,7 @@ pub(super) fn literal(text: &str) -> String {
 /// be searchable.
 pub(super) fn expression(field: &str, field_type: FieldType) -> Option<String> {
     let tag = stored_tag(field_type)?;
-    is_identifier(field).then(|| format!("json_extract(data, '$.\"{field}\".\"{tag}\"')"))
+    crate::model::validate::is_identifier(field).then(|| format!("json_extract(data, '$.\"{field}\".\"{tag}\"')"))
 }
 
 /// Why a field index cannot be made.
