@@ -102,7 +102,7 @@ fn process_ui(
         ui.label(RichText::new("Name").strong());
         ui.label(RichText::new("Type").strong());
         ui.label(RichText::new("Default").strong());
-        ui.label(RichText::new("Find").strong()).on_hover_text(SEARCHABLE_TIP);
+        ui.label(RichText::new("Searchable").strong()).on_hover_text(SEARCHABLE_TIP);
         ui.label("");
         ui.end_row();
         for (index, field) in draft.fields.iter().enumerate() {
