@@ -1309,6 +1309,24 @@ impl SqliteTransaction<'_> {
         fields::indexed(self.tx, filter.process.as_deref(), &filter.fields).map_err(db(self.tx))
     }
 
+    /// [`Self::indexed_fields`] for a page: a condition that many
+    /// instances pass (`fields::dense`) leaves the page to the order's
+    /// index, unless it is an equality in the id order, which the field's
+    /// index gives in that order (its entries are sorted by id within a
+    /// value).
+    fn page_indexed_fields(&self, filter: &InstanceFilter) -> Result<Vec<bool>, EngineError> {
+        let mut indexed = self.indexed_fields(filter)?;
+        let Some(process) = filter.process.as_deref() else { return Ok(indexed) };
+        for (condition, indexed) in filter.fields.iter().zip(indexed.iter_mut()) {
+            let in_order = filter.order.column == InstanceColumn::Id
+                && condition.test.as_ref().is_some_and(|t| t.op == crate::engine::Comparison::Equal);
+            if *indexed && !in_order && fields::dense(self.tx, process, condition).map_err(db(self.tx))? {
+                *indexed = false;
+            }
+        }
+        Ok(indexed)
+    }
+
     /// The ids of a page of the instance list in the Due order: from the
     /// walk of the instances with something due, and where that walk ends
     /// within or before the page, from the walk of those with nothing due
@@ -1319,7 +1337,7 @@ impl SqliteTransaction<'_> {
         everything: bool,
         filter: &InstanceFilter,
     ) -> Result<Vec<i64>, EngineError> {
-        let indexed = self.indexed_fields(filter)?;
+        let indexed = self.page_indexed_fields(filter)?;
         let ((with_due, args), without_due) = due_page_queries(visibility, everything, filter, &indexed);
         let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
         let offset = filter.offset as i64;
@@ -1609,7 +1627,7 @@ impl Transaction for SqliteTransaction<'_> {
             }
             rows
         } else {
-            let indexed = self.indexed_fields(filter)?;
+            let indexed = self.page_indexed_fields(filter)?;
             let (sql, args) = page_query(visibility, everything, filter, &indexed);
             collect_rows(self.tx, &sql, params_from_iter(args), summary_from_row)?
         };
@@ -1866,6 +1884,12 @@ mod tests {
                 {
                     let uses = steps.iter().any(|(_, detail)| detail.contains("instances_by_field_1"));
                     assert_eq!(uses, op.index_serves(), "{what}, {op}, {status:?}:\n{steps:#?}");
+                }
+                // Whether a page's condition is dense is told from the index alone.
+                if let Some((probe, value)) = fields::dense_query(process, &filter.fields[0]) {
+                    let steps = plan(&connection, &probe, &[value]);
+                    let probed = steps.iter().any(|(_, d)| d.contains("INDEX instances_by_field_1"));
+                    assert!(probed, "{op}:\n{steps:#?}");
                 }
             }
         }
