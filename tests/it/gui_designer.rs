@@ -1359,6 +1359,15 @@ fn a_field_is_made_searchable_with_its_checkbox_and_saved() {
     let saved = ProcessDraft::load(&files.path().join("found.process.json")).unwrap();
     assert!(saved.fields[index].searchable, "the file says so");
     assert_eq!(saved.fields.iter().filter(|f| f.searchable).count(), 1, "only the field checked");
+
+    // Deploying builds its index, and the status bar says so.
+    let name = saved.fields[index].name.clone();
+    gui.click("Deploy");
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)]);
+    assert_eq!(
+        gui.app().status_text(),
+        Some(format!("Deployed callback version 1 (indexed searchable {name})").as_str())
+    );
 }
 
 #[test]
