@@ -19,7 +19,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
+use crate::engine::{BulkAction, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
 use crate::model::{ProcessDraft, Right, Severity};
 use crate::runtime::{Runtime, RuntimeEngine, RuntimeError, RuntimeOptions, TickEvent, Ticking};
 use crate::store::{Durability, OpenError};
@@ -163,8 +163,9 @@ pub enum Command {
                             --search (pending items matching), --status or --ids (the pending items of the \
                             instances matching), every item selected is finished with the same --set values, \
                             each as the single finish would be (its own refusal, its own transaction). \
-                            --dry-run prints how many and which items, changing nothing. The report is a summary \
-                            (\"9,998 done, 2 refused\") and each refusal with its reason; --json per item. \
+                            --dry-run prints how many and which items, and which would be refused with why, \
+                            changing nothing. The report is a summary (\"9,998 done, 2 refused\") and each \
+                            refusal with its reason; --json per item. \
                             Exit 0 when every item was finished, 1 when any was refused or failed.")]
     Finish {
         #[arg(required_unless_present = "selection", conflicts_with = "selection")]
@@ -202,34 +203,13 @@ pub enum Command {
     /// Retry the failed event of an instance in Error; or of many (--process, --status,
     /// --search, --ids; see --help)
     #[command(long_about = BULK_ABOUT)]
-    Retry {
-        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
-        id: Option<i64>,
-        #[command(flatten)]
-        select: bulk::SelectArgs,
-        #[command(flatten)]
-        output: bulk::BulkOutput,
-    },
+    Retry(bulk::InstanceArgs),
     /// Stop an instance; or many (--process, --status, --search, --ids; see --help)
     #[command(long_about = BULK_ABOUT)]
-    Stop {
-        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
-        id: Option<i64>,
-        #[command(flatten)]
-        select: bulk::SelectArgs,
-        #[command(flatten)]
-        output: bulk::BulkOutput,
-    },
+    Stop(bulk::InstanceArgs),
     /// Resume a stopped instance; or many (--process, --status, --search, --ids; see --help)
     #[command(long_about = BULK_ABOUT)]
-    Resume {
-        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
-        id: Option<i64>,
-        #[command(flatten)]
-        select: bulk::SelectArgs,
-        #[command(flatten)]
-        output: bulk::BulkOutput,
-    },
+    Resume(bulk::InstanceArgs),
     /// Move an instance to an activity (by id or name): `goto ID ACTIVITY`; or many:
     /// `goto --process … ACTIVITY`
     #[command(long_about = BULK_ABOUT)]
@@ -340,8 +320,9 @@ const BULK_ABOUT: &str = "Act on one instance by id; or, with any of --process, 
                           standard input), on every instance selected that the acting user sees, each as the \
                           single action would be: judged on its own status, the user's Admin right checked on \
                           its process, in its own transaction, recorded in its own trail. --dry-run prints how \
-                          many and which instances, changing nothing. The report is a summary (\"9,998 done, 2 \
-                          refused\") and each refusal with its reason; --json per instance. Exit 0 when every \
+                          many and which instances, and which would be refused with why, changing nothing. The \
+                          report is a summary (\"9,998 done, 2 refused\") and each refusal with its reason; \
+                          --json per instance. Exit 0 when every \
                           instance selected was done (none selected included), 1 when any was refused or \
                           failed, 2 for a usage error.";
 
@@ -782,7 +763,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Finish { serial: None, data, select, dry_run, json } => {
-            let action = crate::engine::BulkAction::Finish { data: data.inputs() };
+            let action = BulkAction::Finish { data: data.inputs() };
             bulk::run(cli, &mut out, &action, &select.items()?, *dry_run, *json)
         }
         Command::Finish { serial: Some(serial), data, json, .. } => {
@@ -912,40 +893,16 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retry { id: Some(id), .. } => operator(cli, "retried", |e, u| e.retry(u, *id)),
-        Command::Stop { id: Some(id), .. } => operator(cli, "stopped", |e, u| e.stop(u, *id)),
-        Command::Resume { id: Some(id), .. } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
-        Command::Retry { id: None, select, output } => bulk::run(
-            cli,
-            &mut out,
-            &crate::engine::BulkAction::Retry,
-            &select.instances()?,
-            output.dry_run,
-            output.json,
-        ),
-        Command::Stop { id: None, select, output } => bulk::run(
-            cli,
-            &mut out,
-            &crate::engine::BulkAction::Stop,
-            &select.instances()?,
-            output.dry_run,
-            output.json,
-        ),
-        Command::Resume { id: None, select, output } => bulk::run(
-            cli,
-            &mut out,
-            &crate::engine::BulkAction::Resume,
-            &select.instances()?,
-            output.dry_run,
-            output.json,
-        ),
+        Command::Retry(args) => args.run(cli, &mut out, BulkAction::Retry, "retried", |e, u, id| e.retry(u, id)),
+        Command::Stop(args) => args.run(cli, &mut out, BulkAction::Stop, "stopped", |e, u, id| e.stop(u, id)),
+        Command::Resume(args) => args.run(cli, &mut out, BulkAction::Resume, "resumed", |e, u, id| e.resume(u, id)),
         Command::Goto { args, select, output } => match (args.as_slice(), select.is_bulk()) {
             ([id, activity], false) => match id.trim().parse::<i64>() {
                 Ok(id) => operator(cli, "moved", |e, u| e.goto(u, id, activity)),
                 Err(_) => Ok(usage(&format!("`{id}` is not an instance id (goto ID ACTIVITY)"))),
             },
             ([activity], true) => {
-                let action = crate::engine::BulkAction::GoTo { activity: activity.clone() };
+                let action = BulkAction::GoTo { activity: activity.clone() };
                 bulk::run(cli, &mut out, &action, &select.instances()?, output.dry_run, output.json)
             }
             (_, false) => Ok(usage("goto takes an instance id and an activity: goto ID ACTIVITY")),

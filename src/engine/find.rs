@@ -439,7 +439,15 @@ impl<S: Storage> Engine<S> {
         tx: &mut dyn Transaction,
         filter: &InstanceFilter,
     ) -> Result<InstanceFilter, EngineError> {
-        let mut filter = InstanceFilter { now: self.now(), ..filter.clone() };
+        let mut filter = InstanceFilter { now: self.now(), active_at: Vec::new(), ..filter.clone() };
+        // An activity filter lists the instances at work there too, which
+        // only their flow says: found here, named to the store by id.
+        if let (Some(process), Some(version), Some(activity)) = (&filter.process, filter.version, &filter.activity)
+            && tx.version(process, version)?.is_some()
+        {
+            let active = self.active_at(tx, process, version)?;
+            filter.active_at = active.into_iter().filter(|(name, _)| name == activity).map(|(_, id)| id).collect();
+        }
         let Some(process) = filter.process.clone() else {
             if let Some(version) = filter.version {
                 return Err(FilterError::VersionNeedsProcess { version }.into());

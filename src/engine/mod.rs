@@ -915,7 +915,23 @@ impl<S: Storage> Engine<S> {
         data: &[(String, FieldInput)],
         marked: Option<(AuditAction, &str)>,
     ) -> Result<Finished, EngineError> {
-        let (applied, step) = self.write_planned(|tx| {
+        let (applied, step) = self.finish_write(user, serial, data, marked)?;
+        let instance = self.continue_async(user, step)?;
+        let finished = if applied { None } else { Some(serial) };
+        Ok(Finished { serial: serial.to_string(), applied, progress: progress_of(&instance, finished) })
+    }
+
+    /// The transaction of [`Engine::finish_marked`]: whether the finish was
+    /// applied, and what it committed (a bulk action tries this again on a
+    /// busy database, and never what follows its commit).
+    fn finish_write(
+        &self,
+        user: &str,
+        serial: Serial,
+        data: &[(String, FieldInput)],
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<(bool, Step), EngineError> {
+        self.write_planned(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
@@ -930,10 +946,7 @@ impl<S: Storage> Engine<S> {
             let (applied, end) = (!decision.held, decision.end);
             children.save(&mut instance, decision, &executor, false)?;
             Ok((applied, Step { instance, process, end, later: children.into_later()? }))
-        })?;
-        let instance = self.continue_async(user, step)?;
-        let finished = if applied { None } else { Some(serial) };
-        Ok(Finished { serial: serial.to_string(), applied, progress: progress_of(&instance, finished) })
+        })
     }
 
     // ----- operator actions --------------------------------------------------
@@ -954,7 +967,21 @@ impl<S: Storage> Engine<S> {
         command: Command<'_>,
         marked: Option<(AuditAction, &str)>,
     ) -> Result<Progress, EngineError> {
-        let step = self.write(|tx| {
+        let step = self.operate_write(user, id, command, marked)?;
+        let instance = self.continue_async(user, step)?;
+        Ok(progress_of(&instance, None))
+    }
+
+    /// The transaction of [`Engine::operate_marked`] (see
+    /// [`Engine::finish_write`]).
+    fn operate_write(
+        &self,
+        user: &str,
+        id: i64,
+        command: Command<'_>,
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<Step, EngineError> {
+        self.write(|tx| {
             let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
@@ -968,9 +995,7 @@ impl<S: Storage> Engine<S> {
             let end = decision.end;
             children.save(&mut instance, decision, &executor, false)?;
             Ok(Step { instance, process, end, later: children.into_later()? })
-        })?;
-        let instance = self.continue_async(user, step)?;
-        Ok(progress_of(&instance, None))
+        })
     }
 
     /// Retries the failed event (or line rules) of an instance in Error,
@@ -1386,6 +1411,17 @@ impl<S: Storage> Engine<S> {
         self.store.read(|tx| {
             let visibility = self.visibility(tx, user)?;
             tx.items(&visibility, &filter)
+        })
+    }
+
+    /// How many server items [`Engine::items`] lists for `filter` without
+    /// its limit and cursor: the count beside a capped list, and the N of
+    /// "all N matching".
+    pub fn count_items(&self, user: &str, filter: &ItemFilter) -> Result<u64, EngineError> {
+        let filter = ItemFilter { now: self.now(), ..filter.clone() };
+        self.store.read(|tx| {
+            let visibility = self.visibility(tx, user)?;
+            tx.count_items(&visibility, &filter)
         })
     }
 

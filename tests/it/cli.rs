@@ -2458,9 +2458,9 @@ fn bulk_retry_by_filter_dry_run_then_partial_refusals_exit_1() {
     fd.ok("alice", &["set", &ids[0].to_string(), "--set", "amount=5"]);
 
     let before = fd.snapshot();
-    let out = fd.ok("alice", &["retry", "--process", "ops", "--dry-run"]);
-    let expected: Vec<String> = std::iter::once("would retry 4 instances (dry run: nothing was changed)".to_owned())
-        .chain(ids.iter().map(|id| format!("instance {id}")))
+    let out = fd.ok("alice", &["retry", "--process", "ops", "--status", "error", "--dry-run"]);
+    let expected: Vec<String> = std::iter::once("would retry 3 instances (dry run: nothing was changed)".to_owned())
+        .chain(ids[..3].iter().map(|id| format!("instance {id}")))
         .collect();
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
     let listed = fd.json("alice", &["retry", "--process", "ops", "--status", "error", "--dry-run", "--json"]);
@@ -2501,6 +2501,37 @@ fn bulk_retry_by_filter_dry_run_then_partial_refusals_exit_1() {
 }
 
 #[test]
+fn bulk_dry_run_says_which_targets_would_be_refused_and_why() {
+    let fd = Flowdesk::new();
+    let ids = three_in_error_one_waiting(&fd);
+    let before = fd.snapshot();
+    // Three in error would be retried; the waiting one would be refused,
+    // and the dry run says so rather than "would retry 4".
+    let out = fd.ok("alice", &["retry", "--process", "ops", "--dry-run"]);
+    let mut expected = vec!["would retry 3 instances, 1 would be refused (dry run: nothing was changed)".to_owned()];
+    expected.extend(ids[..3].iter().map(|id| format!("instance {id}")));
+    expected.push(format!("would be refused: instance {0}: cannot retry instance {0}: it is Active", ids[3]));
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
+    let listed = fd.json("alice", &["retry", "--process", "ops", "--dry-run", "--json"]);
+    assert_eq!((listed["count"].as_u64(), listed["refused"].as_u64()), (Some(4), Some(1)), "{listed}");
+    assert_eq!(listed["targets"][3]["code"], "wrong_status", "{listed}");
+    assert!(listed["targets"][0].get("code").is_none(), "{listed}");
+
+    // Rights, an activity that is not there and data that does not read
+    // are foreseen the same way.
+    let file = fd.write("ids.txt", &format!("{}\n", ids[0]));
+    let out = fd.ok("bob", &["stop", "--ids", path_str(&file), "--dry-run"]);
+    assert!(out.stdout.contains("lacks the Admin right on process `ops`"), "{out:?}");
+    let out = fd.ok("alice", &["goto", "--process", "ops", "--dry-run", "Nowhere"]);
+    assert!(out.stdout.starts_with("would go to `Nowhere` 0 instances, 4 would be refused"), "{out:?}");
+    assert!(out.stdout.contains("process `ops` has no activity `Nowhere`"), "{out:?}");
+    let out = fd.ok("alice", &["finish", "--process", "ops", "--set", "amount=lots", "--dry-run"]);
+    assert!(out.stdout.starts_with("would finish 0 server items, 1 would be refused"), "{out:?}");
+    assert!(out.stdout.contains("`amount`"), "{out:?}");
+    assert_eq!(fd.snapshot(), before, "a dry run changed the database");
+}
+
+#[test]
 fn bulk_finish_of_a_file_of_serials_answers_per_serial() {
     let fd = Flowdesk::new();
     fd.deploy_callback("alice");
@@ -2511,7 +2542,10 @@ fn bulk_finish_of_a_file_of_serials_answers_per_serial() {
     let file = path_str(&serials);
 
     let dry = fd.ok("alice", &["finish", "--serials", file, "--dry-run"]);
-    assert!(dry.stdout.starts_with("would finish 4 server items (dry run: nothing was changed)\n"), "{dry:?}");
+    assert!(
+        dry.stdout.starts_with("would finish 2 server items, 2 would be refused (dry run: nothing was changed)\n"),
+        "{dry:?}"
+    );
 
     let out = fd.run("alice", &["finish", "--serials", file, "--set", "name=call back value"]);
     assert_eq!(out.code, Some(1), "{out:?}");

@@ -1306,6 +1306,12 @@ fn a_wait_event_is_added_from_the_palette_and_its_due_time_edited() {
         gui.harness.get_by_label("Timer at a field").accesskit_node().is_disabled(),
         "the sample has no date field to wait for"
     );
+    // A Wait event always waits: its right-click menu shows the toggle
+    // disabled, as the mail event's, not one that does nothing.
+    gui.harness.get_by_label("Event Wait (timer, waits 2h 30m)").click_secondary();
+    gui.settle();
+    let toggle = gui.harness.get_by_label("Synchronous");
+    assert!(toggle.accesskit_node().is_disabled(), "{toggle:?}");
 }
 
 #[test]

@@ -2402,11 +2402,17 @@ fn issue_19_the_flow_links_a_parent_to_its_child_and_back() {
     assert!(gui.shown(&format!("Instance {payment}")));
     assert!(gui.shown("Started by"));
     assert!(gui.shown("(order), event `Pay` of `Take payment`, which waits for it"));
+    // Only the instance shown is highlighted (and picked for a bulk action):
+    // the order's row, clicked before, no longer is.
+    let picked = &gui.app().monitor.bulk.instances;
+    assert!(picked.contains(&payment) && !picked.contains(&order), "{picked:?}");
 
     gui.harness.get_by_label(&format!("instance {order}")).click();
     gui.run_until("the parent again", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
     gui.settle();
     assert!(gui.shown(&format!("instance {payment} (payment, Active)")), "the parent lists its children");
+    let picked = &gui.app().monitor.bulk.instances;
+    assert!(picked.contains(&order) && !picked.contains(&payment), "{picked:?}");
 }
 
 // ----- bulk actions (issue 18) -------------------------------------------------
@@ -2637,6 +2643,49 @@ fn a_condition_on_a_field_that_is_not_searchable_says_it_reads_every_instance() 
 }
 
 #[test]
+fn select_all_matching_a_field_filter_then_stop_them() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount > 150");
+    gui.run_until("the big orders", |app| app.monitor.count_current() && app.monitor.count() == Some(2));
+    gui.click("Select all 2 matching");
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all 2 instances matching the filter as ada?");
+    // The two the list counts, not an internal error about the field.
+    assert_eq!(gui.bulk_report(), "2 done, 0 refused");
+    for id in [4, 5] {
+        assert_eq!(gui.status_of(id), InstanceStatus::Stopped);
+    }
+    for id in [1, 2, 3] {
+        assert_ne!(gui.status_of(id), InstanceStatus::Stopped, "what the filter left out is left alone");
+    }
+}
+
+#[test]
+fn select_all_matching_a_filter_the_list_refuses_stops_nothing() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    // A version with every process: the list refuses it, and so does the
+    // action, saying why (it answered "0 done, 0 refused" and no more).
+    gui.click("More filters");
+    gui.replace_text("Version", "2");
+    gui.run_until("the list's refusal", |app| app.monitor.filter.version == Some(2));
+    gui.run_until_frames("the refusal shown", |_| true, 20);
+    assert!(gui.all_texts().iter().any(|t| t.contains("version filter needs a process")), "{:#?}", gui.all_texts());
+    gui.click("Select all matching");
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all instances matching the filter as ada?");
+    gui.run_until("the bulk action's report", |app| app.monitor.bulk.report().is_some());
+    let (_, summary) = gui.app().monitor.bulk.report().unwrap();
+    assert!(summary.contains("version filter needs a process"), "{summary}");
+    for id in 1..=5 {
+        assert_ne!(gui.status_of(id), InstanceStatus::Stopped, "instance {id} was stopped");
+    }
+}
+
+#[test]
 fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
     let mut gui = monitor_with(five_orders(), Settings::default(), ScriptedDialogs::default());
     gui.choose("Process", "orders");
@@ -2703,13 +2752,34 @@ fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
 }
 
 #[test]
-fn server_items_selected_are_finished_with_data_in_one_action() {
+fn a_bulk_finish_whose_data_line_is_not_field_value_says_so_and_finishes_nothing() {
     let fx = fixture();
     deploy(&fx, "callback.process.json");
     let ids: Vec<i64> =
-        (0..3).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+        (0..2).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
     let mut gui = Gui::open(fx, "ada", AppView::Items);
-    gui.run_until("the items", |app| app.monitor.items().len() == 3);
+    gui.run_until("the items", |app| app.monitor.items().len() == 2);
+    gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
+    gui.click_row(&format!("{}_2", ids[1]), Modifiers::COMMAND);
+    gui.click("Finish selected…");
+    let fields = "Set fields (one field=value a line)";
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).click();
+    gui.settle();
+    // A colon for the equals sign: the items must not be finished without
+    // the value the operator meant to set.
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).type_text("done: true");
+    gui.settle();
+    let before = gui.snapshot(&ids);
+    gui.click("Confirm");
+    assert!(gui.shown("line 1, `done: true`: write field=value"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("Finish 2 server items as ada?"), "the question stays up to be corrected");
+    assert_eq!(gui.snapshot(&ids), before, "nothing was finished");
+    assert!(gui.app().monitor.bulk.report().is_none());
+}
+
+#[test]
+fn server_items_selected_are_finished_with_data_in_one_action() {
+    let (mut gui, ids) = three_pending_items();
     gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
     gui.click_row(&format!("{}_2", ids[2]), Modifiers::COMMAND);
     assert!(gui.shown("2 selected"), "{:#?}", gui.all_texts());
@@ -2729,4 +2799,35 @@ fn server_items_selected_are_finished_with_data_in_one_action() {
         assert_eq!(gui.fx.field(id, "done"), Value::Boolean(true), "finished with the data typed");
     }
     assert_eq!(gui.status_of(ids[1]), InstanceStatus::Active);
+}
+
+/// The server items view as ada sees it, over three callback instances
+/// each waiting on one item; their ids.
+fn three_pending_items() -> (Gui, Vec<i64>) {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..3).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 3);
+    (gui, ids)
+}
+
+#[test]
+fn all_server_items_matching_are_finished_in_one_action() {
+    let (mut gui, ids) = three_pending_items();
+    gui.click("Select all matching");
+    assert!(gui.shown("All 3 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Clear selection");
+    assert!(gui.shown("Select all matching"), "{:#?}", gui.all_texts());
+    assert!(!gui.shown("All 3 matching selected"));
+    gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    gui.settle();
+    assert!(gui.shown("All 3 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Finish selected…");
+    gui.confirm_bulk("Finish all 3 server items matching the filter as ada?");
+    assert_eq!(gui.bulk_report(), "3 done, 0 refused");
+    for id in ids {
+        assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    }
 }

@@ -223,6 +223,22 @@ impl FindBar {
         self.read_into(filter);
     }
 
+    /// Shows `filter`, set from elsewhere (a count or an activity of the
+    /// overview clicked): its version in this row, and none of the dates
+    /// or field typed before, which it does not hold.
+    pub fn show(&mut self, filter: &InstanceFilter) {
+        self.text = FilterText {
+            process: filter.process.clone(),
+            status: filter.status.map(|s| s.name().to_owned()),
+            search: filter.search.clone().unwrap_or_default(),
+            overdue: filter.overdue,
+            version: filter.version.map(|v| v.to_string()).unwrap_or_default(),
+            ..FilterText::default()
+        };
+        self.recalled = None;
+        self.error = None;
+    }
+
     /// Whether Export CSV… was clicked since the last call.
     pub fn take_export(&mut self) -> bool {
         std::mem::take(&mut self.export_asked)
