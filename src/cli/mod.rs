@@ -737,6 +737,10 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                 limit: limit.unwrap_or(if find.csv { 0 } else { 200 }),
                 ..InstanceFilter::default()
             });
+            // Said where the condition was typed, before the answer it slows.
+            for note in engine.slow_field_notes(&filter) {
+                eprintln!("flowdesk: {note}");
+            }
             if find.csv {
                 let mut stdout = std::io::stdout().lock();
                 if filter.limit == 0 {
@@ -879,6 +883,9 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     f.label, f.rows_ms, f.count_ms, f.frames, f.rows, f.count
                 )?;
             }
+            if let Some(ms) = report.indexing_ms {
+                writeln!(out, "monitor instances={n} searchable=\"name done\" deploy_indexing_ms={ms:.1}")?;
+            }
             let o = &report.overview;
             for (what, ms) in &o.answers {
                 writeln!(out, "monitor instances={n} overview=\"{what}\" answer_median_ms={ms:.1}")?;
@@ -943,6 +950,16 @@ fn deploy_one(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
+    let searchable: Vec<&str> = draft.fields.iter().filter(|f| f.searchable).map(|f| f.name.as_str()).collect();
+    if !searchable.is_empty() {
+        // A field new to being searchable is indexed from every instance
+        // of the process within the deploy: on a big table, a while.
+        eprintln!(
+            "flowdesk: deploying {} with searchable fields {}: a field not indexed yet is indexed now",
+            draft.name,
+            searchable.join(", ")
+        );
+    }
     match engine.deploy(user, draft) {
         Ok(deployed) => {
             for warning in &deployed.warnings {

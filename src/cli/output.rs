@@ -162,9 +162,20 @@ pub fn deployed(out: &mut dyn Write, deployed: &Deployed, user: &str, as_json: b
                 "version": deployed.version,
                 "new_process": new_process,
                 "warnings": deployed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                "indexed": deployed.indexed,
             }),
         )?;
-    } else if new_process {
+        return Ok(());
+    }
+    if !deployed.indexed.is_empty() {
+        writeln!(
+            out,
+            "indexed searchable fields {} of every instance of {}",
+            deployed.indexed.join(", "),
+            deployed.process
+        )?;
+    }
+    if new_process {
         writeln!(out, "{} version 1, a new process: {user} holds its Admin right", deployed.process)?;
     } else {
         writeln!(

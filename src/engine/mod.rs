@@ -201,6 +201,10 @@ pub struct Deployed {
     pub process: String,
     pub version: u32,
     pub warnings: Vec<crate::model::Problem>,
+    /// The searchable fields whose index this deploy built (reading every
+    /// instance of the process once): those new to the process.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexed: Vec<String>,
 }
 
 /// Where an instance stands after a call moved it.
@@ -522,7 +526,7 @@ impl<S: Storage> Engine<S> {
         let compiled = CompiledProcess::compile(draft, &self.host)
             .map_err(|problems| EngineError::InvalidDefinition { name: draft.name.clone(), problems })?;
         let now = self.now();
-        let version = self.write(|tx| {
+        let (version, indexed) = self.write(|tx| {
             let latest = tx.latest_version(&draft.name)?;
             if latest.is_some() {
                 require(tx, &draft.name, user, Right::Admin)?;
@@ -546,11 +550,21 @@ impl<S: Storage> Engine<S> {
             if latest.is_none() {
                 tx.grant(&draft.name, user, Right::Admin)?;
             }
-            Ok(version)
+            // In the deploy's transaction: a version whose searchable
+            // fields are not indexed is never seen.
+            let mut indexed = Vec::new();
+            for field in draft.fields.iter().filter(|field| field.searchable) {
+                if let Some(field_type) = compiled.field_types.get(&field.name)
+                    && tx.ensure_field_index(&draft.name, &field.name, *field_type)?
+                {
+                    indexed.push(field.name.clone());
+                }
+            }
+            Ok((version, indexed))
         })?;
         let warnings = compiled.warnings.clone();
         self.cache().insert((draft.name.clone(), version), Arc::new(compiled));
-        Ok(Deployed { process: draft.name.clone(), version, warnings })
+        Ok(Deployed { process: draft.name.clone(), version, warnings, indexed })
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<CompiledProcess>>> {

@@ -441,6 +441,20 @@ pub trait Transaction {
     fn version(&mut self, process: &str, version: u32) -> StorageResult<Option<VersionRecord>>;
     /// Stores a new version and makes it the process's default.
     fn insert_version(&mut self, record: &VersionRecord) -> StorageResult<()>;
+    /// Has the store find `process`'s instances by the value of `field`
+    /// (of `field_type`, a searchable type) fast: the SQLite store builds an
+    /// index of it if there is none (reading every instance of the process
+    /// once; see `store::fields`). Whether one was built now. A store that
+    /// finds fast without one (the memory store) does nothing.
+    fn ensure_field_index(
+        &mut self,
+        process: &str,
+        field: &str,
+        field_type: crate::model::FieldType,
+    ) -> StorageResult<bool> {
+        let _ = (process, field, field_type);
+        Ok(false)
+    }
     fn processes(&mut self) -> StorageResult<Vec<ProcessSummary>>;
 
     fn rights(&mut self, process: &str, user: &str) -> StorageResult<Vec<Right>>;

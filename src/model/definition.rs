@@ -71,6 +71,13 @@ pub struct FieldDraft {
     pub field_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
+    /// Whether the instance list finds instances by this field's value
+    /// through an index of its own: fast at a million instances, but every
+    /// write of the process's instances then also updates the index, so it
+    /// is the designer's choice per field. Absent in files written before
+    /// it (not searchable).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub searchable: bool,
 }
 
 /// Where a box sits on the designer's canvas, in canvas units.

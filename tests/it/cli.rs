@@ -2618,6 +2618,40 @@ fn bulk_usage_errors_exit_2_and_the_single_forms_stay() {
 
 // Issue 18, "Find anything": the instance list's filters and its CSV export.
 
+/// Issue 18: a searchable field is indexed at deploy, and the answer says
+/// so; a condition on a field that is not searchable says, where it was
+/// typed, that it reads every instance. The process's name is SQL-looking:
+/// it goes into the index as a literal, and works.
+#[test]
+fn deploy_indexes_searchable_fields_and_a_slow_condition_says_so() {
+    let fd = Flowdesk::new();
+    let name = "o'); DROP TABLE instances; --";
+    let process = format!(
+        r#"{{ "name": {}, "fields": [
+          {{ "name": "n", "type": "integer", "searchable": true }},
+          {{ "name": "note", "type": "string" }}
+        ], "activities": [ {{ "id": "w", "name": "Wait", "start": true, "events": [
+          {{ "kind": "server_event", "name": "Ask", "synchronous": false, "script": "" }} ] }} ] }}"#,
+        serde_json::Value::String(name.to_owned())
+    );
+    let path = fd.write("o.process.json", &process);
+    let out = fd.deploy("alice", &path);
+    assert!(out.stdout.contains("indexed searchable fields n of every instance of"), "{out:?}");
+    assert!(out.stderr.contains("searchable fields n: a field not indexed yet is indexed now"), "{out:?}");
+    let again = fd.json("alice", &["deploy", path_str(&path), "--json"]);
+    assert_eq!(again["indexed"], serde_json::json!([]), "built once");
+    let first = fd.start("alice", &[name, "--folio", "a", "--set", "n=5", "--set", "note=x"]);
+    fd.start("alice", &[name, "--folio", "b", "--set", "n=7"]);
+    let served = fd.ok("alice", &["instances", "--process", name, "--where", "n = 5", "--json"]);
+    assert_eq!(served.stderr, "", "a served condition says nothing");
+    assert_eq!(ids(&serde_json::from_str(&served.stdout).unwrap()), vec![first]);
+    let slow = fd.ok("alice", &["instances", "--process", name, "--where", "note = x", "--json"]);
+    assert_eq!(slow.stderr.trim(), "flowdesk: note is not searchable: this reads every instance of the process");
+    assert_eq!(ids(&serde_json::from_str(&slow.stdout).unwrap()), vec![first]);
+    let unserved = fd.ok("alice", &["instances", "--process", name, "--where", "n != 5"]);
+    assert!(unserved.stderr.contains("`!=` reads every instance of the process"), "{unserved:?}");
+}
+
 #[test]
 fn instances_filter_by_version_dates_and_field_values_and_export_csv() {
     let fd = Flowdesk::new();

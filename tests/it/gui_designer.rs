@@ -1340,6 +1340,42 @@ fn a_wait_event_can_wait_for_a_datetime_field_in_the_process_s_time_zone() {
     assert_eq!(gui.draft().time_zone.as_deref(), Some("Europe/London"));
 }
 
+/// Issue 18: a data field's Searchable checkbox, clicked by its label, is
+/// saved in the file and read back; a decimal field's box is off.
+#[test]
+fn a_field_is_made_searchable_with_its_checkbox_and_saved() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.save.borrow_mut().push(files.path().join("found"));
+    let mut gui = Gui::with(None, dialogs);
+    gui.click_at(gui.empty_canvas_spot());
+    gui.click("Add field");
+    let index = gui.draft().fields.len() - 1;
+    let searchable = format!("Field {index} searchable");
+    gui.click(&format!("Field {index} type"));
+    gui.click("decimal");
+    assert!(gui.harness.get_by_label(&searchable).accesskit_node().is_disabled(), "a decimal cannot be");
+    gui.click(&format!("Field {index} type"));
+    gui.click("integer");
+    assert!(!gui.draft().fields[index].searchable);
+    gui.click(&searchable);
+    assert!(gui.draft().fields[index].searchable);
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    let saved = ProcessDraft::load(&files.path().join("found.process.json")).unwrap();
+    assert!(saved.fields[index].searchable, "the file says so");
+    assert_eq!(saved.fields.iter().filter(|f| f.searchable).count(), 1, "only the field checked");
+
+    // Deploying builds its index, and the status bar says so.
+    let name = saved.fields[index].name.clone();
+    gui.click("Deploy");
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)]);
+    assert_eq!(
+        gui.app().status_text(),
+        Some(format!("Deployed callback version 1 (indexed searchable {name})").as_str())
+    );
+}
+
 #[test]
 fn file_import_bpmn_opens_an_unsaved_draft_and_shows_the_report() {
     let bpmn = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bpmn/order-camunda.bpmn");

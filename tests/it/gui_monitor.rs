@@ -2623,6 +2623,25 @@ fn a_field_filter_narrows_the_list_and_a_malformed_one_says_why() {
     assert!(gui.all_texts().iter().any(|t| t.starts_with("Started from: `tomorrow` is not a date")));
 }
 
+/// Issue 18: where a field condition is typed, the monitor says when it
+/// reads every instance of the process (the field is not searchable), and
+/// says nothing once the field is searchable.
+#[test]
+fn a_condition_on_a_field_that_is_not_searchable_says_it_reads_every_instance() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount > 150");
+    gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
+    let note = "amount is not searchable: this reads every instance of the process";
+    assert!(gui.shown(note), "{:?}", gui.all_texts());
+
+    deploy_json(&gui.fx, &ORDERS.replace(r#""type": "integer""#, r#""type": "integer", "searchable": true"#));
+    gui.replace_text("Field", "amount >= 150");
+    gui.run_until("the bigger list", |app| app.monitor.count() == Some(3));
+    assert!(!gui.shown(note), "searchable now: {:?}", gui.all_texts());
+}
+
 #[test]
 fn select_all_matching_a_field_filter_then_stop_them() {
     let mut gui = Gui::monitor(five_orders(), "ada");

@@ -58,6 +58,9 @@ pub struct FindBar {
     text: FilterText,
     /// Why the typed text does not read, naming the part.
     error: Option<String>,
+    /// What the field condition costs where it reads every instance of
+    /// the process (`Engine::slow_field_notes`), said under the bar.
+    pub notes: Vec<String>,
     /// Every user's saved filters, as the settings keep them.
     pub saved: SavedFilters,
     save_name: String,
@@ -123,6 +126,11 @@ impl FindBar {
         });
         if let Some(error) = &self.error {
             ui.colored_label(theme::ERROR, error);
+        }
+        for note in &self.notes {
+            ui.colored_label(theme::WARNING, note).on_hover_text(
+                "Mark the field Searchable in the designer and deploy: its index then finds = < <= > >= fast",
+            );
         }
         changed
     }

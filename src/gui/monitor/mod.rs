@@ -710,6 +710,8 @@ impl Monitor {
         self.bulk.instances.clear();
         self.rows_offset = 0;
         self.count = None;
+        // A small read (the process's definition, cached once compiled).
+        self.find.notes = self.queries.as_ref().map(|q| q.engine().slow_field_notes(&self.filter)).unwrap_or_default();
         self.ask(user, Query::Count { filter: self.filter.clone() });
         self.ask(user, Query::Page { filter: self.filter.clone(), offset: 0, limit: PAGE });
         self.asked_page = Some((self.filter.clone(), 0));

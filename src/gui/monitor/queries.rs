@@ -219,6 +219,7 @@ pub struct Queries {
     requests: Sender<Request>,
     replies: Receiver<Reply>,
     shared: Arc<Shared>,
+    engine: Arc<RuntimeEngine>,
 }
 
 impl Queries {
@@ -226,15 +227,22 @@ impl Queries {
     /// reply, and when the data changed (the UI requests a repaint there).
     pub fn start(runtime: &Runtime, wake: impl Fn() + Send + 'static) -> Result<Queries, EngineError> {
         let engine = runtime.engine().clone();
+        let worker_engine = engine.clone();
         let (requests, inbox) = channel::<Request>();
         let (outbox, replies) = channel();
         let shared = Arc::new(Shared::default());
         let worker_shared = shared.clone();
         std::thread::Builder::new()
             .name("flowdesk-monitor-queries".to_owned())
-            .spawn(move || worker(engine, inbox, outbox, wake, worker_shared))
+            .spawn(move || worker(worker_engine, inbox, outbox, wake, worker_shared))
             .map_err(|e| EngineError::Internal(format!("cannot start the monitor's query thread: {e}")))?;
-        Ok(Queries { requests, replies, shared })
+        Ok(Queries { requests, replies, shared, engine })
+    }
+
+    /// The engine the worker reads, for the window's few small reads of
+    /// its own (a process's definition, cached once compiled).
+    pub fn engine(&self) -> &RuntimeEngine {
+        &self.engine
     }
 
     /// Asks as `user`; the answer arrives through [`Queries::poll`].
