@@ -31,6 +31,8 @@ pub struct CallbackOptions {
     pub folder: PathBuf,
     /// Timers falling due while the callers work; none if `None`.
     pub timers: Option<TimerLoad>,
+    /// Fields of the bench process marked searchable (indexed on every write).
+    pub searchable: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,7 +107,7 @@ pub fn run(options: &CallbackOptions) -> Result<CallbackReport, BenchError> {
         None => bench::open(&scratch.db_path(), options.durability)?,
     };
     let engine = runtime.engine();
-    let process = bench::deploy(engine)?;
+    let process = bench::deploy_searchable(engine, &options.searchable)?;
     let clients = options.clients.max(1);
     let timers = match options.timers {
         Some(load) => Some(TimersDuring::arm(engine, &clock, clock.now(), load)?),

@@ -133,8 +133,18 @@ pub fn open(path: &Path, durability: Durability) -> Result<Runtime, EngineError>
 /// Deploys the scenario's process through the normal deploy path; returns the
 /// process name.
 pub fn deploy(engine: &RuntimeEngine) -> Result<String, BenchError> {
-    let draft =
+    deploy_searchable(engine, &[])
+}
+
+/// [`deploy`] with `searchable` fields marked searchable, for the cost of
+/// their indexes on every write.
+pub fn deploy_searchable(engine: &RuntimeEngine, searchable: &[String]) -> Result<String, BenchError> {
+    let mut draft =
         ProcessDraft::from_json(PROCESS_JSON, "bench process").map_err(|e| BenchError::Process(e.to_string()))?;
+    for name in searchable {
+        let field = draft.fields.iter_mut().find(|f| f.name == *name);
+        field.ok_or_else(|| BenchError::Process(format!("the bench process has no field `{name}`")))?.searchable = true;
+    }
     Ok(engine.deploy(USER, &draft)?.process)
 }
 

@@ -13,17 +13,15 @@
 //! with exactly one firing in its trail; how late each fired is read from
 //! that line's time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::bench::{self, BenchError, Scratch, Unverified};
-use crate::engine::{
-    AuditAction, Clock, EngineOptions, InstanceDetail, InstanceFilter, ItemFilter, Millis, SystemClock,
-};
+use crate::engine::{AuditAction, Clock, InstanceDetail, InstanceFilter, ItemFilter, Millis, SystemClock};
 use crate::model::{EscalationActionDraft, EscalationDraft, ProcessDraft};
-use crate::runtime::{Runtime, RuntimeEngine, RuntimeOptions, Ticking};
+use crate::runtime::{Runtime, RuntimeEngine, RuntimeError, RuntimeOptions, Ticking};
 use crate::store::Durability;
 
 /// The process: the callback benchmark's, named apart, whose wait has one
@@ -144,20 +142,21 @@ impl Clock for BenchClock {
     }
 }
 
+/// A runtime on `clock` that fires nothing on its own: the benchmark (or
+/// its test) says when.
+fn manual_runtime(path: &Path, durability: Durability, clock: &Arc<BenchClock>) -> Result<Runtime, RuntimeError> {
+    let options =
+        RuntimeOptions { durability, ticking: Ticking::Manual, clock: clock.clone(), ..RuntimeOptions::default() };
+    Runtime::open(path, options)
+}
+
 /// Runs the benchmark once on a fresh database.
 pub fn run(options: &TimersOptions) -> Result<TimersReport, BenchError> {
     let scratch = Scratch::new(&options.folder)?;
     let started_at = SystemClock.now();
     let clock = BenchClock::frozen_at(started_at);
-    // The runtime fires nothing on its own: the benchmark says when.
-    let runtime_options = RuntimeOptions {
-        durability: options.durability,
-        ticking: Ticking::Manual,
-        engine: EngineOptions::default(),
-        clock: clock.clone(),
-        ..RuntimeOptions::default()
-    };
-    let runtime = Runtime::open(&scratch.db_path(), runtime_options).map_err(crate::engine::EngineError::from)?;
+    let runtime =
+        manual_runtime(&scratch.db_path(), options.durability, &clock).map_err(crate::engine::EngineError::from)?;
     let engine = runtime.engine();
     let process = engine.deploy(bench::USER, &process("timers-bench")?)?.process;
     bench::start_waiting(engine, &process, options.instances, bench::SETUP_CALLERS)?;
@@ -387,13 +386,7 @@ mod tests {
     fn only_an_instance_that_went_on_once_by_its_deadline_passes_the_check() {
         let dir = tempfile::tempdir().unwrap();
         let clock = BenchClock::frozen_at(1_000);
-        let options = RuntimeOptions {
-            durability: Durability::Normal,
-            ticking: Ticking::Manual,
-            clock: clock.clone(),
-            ..RuntimeOptions::default()
-        };
-        let runtime = Runtime::open(&dir.path().join("check.db"), options).unwrap();
+        let runtime = manual_runtime(&dir.path().join("check.db"), Durability::Normal, &clock).unwrap();
         let engine = runtime.engine();
         let process = engine.deploy(bench::USER, &process("timers-bench").unwrap()).unwrap().process;
         bench::start_waiting(engine, &process, 3, 1).unwrap();
@@ -418,13 +411,7 @@ mod tests {
     fn timers_during_callbacks_fall_due_spread_and_one_unfired_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let clock = BenchClock::frozen_at(1_000);
-        let options = RuntimeOptions {
-            durability: Durability::Normal,
-            ticking: Ticking::Manual,
-            clock: clock.clone(),
-            ..RuntimeOptions::default()
-        };
-        let runtime = Runtime::open(&dir.path().join("during.db"), options).unwrap();
+        let runtime = manual_runtime(&dir.path().join("during.db"), Durability::Normal, &clock).unwrap();
         let engine = runtime.engine();
         let load = TimerLoad { count: 4, over: Duration::from_millis(40) };
         let timers = TimersDuring::arm(engine, &clock, 1_000, load).unwrap();

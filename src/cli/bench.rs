@@ -72,6 +72,10 @@ pub enum BenchCommand {
         /// Seconds over which the --timers fall due, evenly, from when the callers begin
         #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds, requires = "timers")]
         timers_over: Duration,
+        /// Mark this field of the bench process searchable (name, n, stage, done): the cost of its
+        /// index on every write; repeat for several
+        #[arg(long, value_name = "FIELD")]
+        searchable: Vec<String>,
     },
     /// Finish latency under a steady offered rate (open loop: latency counts from each
     /// call's due time, so stalls show), with p50, p99 and max
@@ -224,9 +228,16 @@ fn folder(cli: &Cli) -> PathBuf {
 
 pub(super) fn execute(cli: &Cli, command: &BenchCommand, out: &mut impl Write) -> Result<ExitCode, Failure> {
     match *command {
-        BenchCommand::Callback { instances, clients, runs, timers, timers_over } => {
+        BenchCommand::Callback { instances, clients, runs, timers, timers_over, ref searchable } => {
             let timers = timers.map(|count| TimerLoad { count, over: timers_over });
-            let options = CallbackOptions { instances, clients, durability: cli.sync, folder: folder(cli), timers };
+            let options = CallbackOptions {
+                instances,
+                clients,
+                durability: cli.sync,
+                folder: folder(cli),
+                timers,
+                searchable: searchable.clone(),
+            };
             let mut reports = Vec::with_capacity(runs);
             for _ in 0..runs {
                 let report = callback::run(&options)?;

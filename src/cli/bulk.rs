@@ -5,8 +5,9 @@
 //! The single forms (`flowdesk retry 7`, `flowdesk finish 7_2`) are
 //! untouched: a command is bulk only when a selection option is given.
 //! A bulk command prints what would be touched with `--dry-run` (the count,
-//! then one target a line) and otherwise a summary ("9,998 done, 2
-//! refused") followed by each refusal with its reason; `--json` says the
+//! then one target a line, then those that would be refused with why) and
+//! otherwise a summary ("9,998 done, 2 refused") followed by each refusal
+//! with its reason; `--json` says the
 //! same per target. Exit code: 0 when every target was done (an empty
 //! selection included), 1 when any was refused or failed, 2 for a usage
 //! error; so a script can tell "all done" from "look at the list".
@@ -22,9 +23,10 @@ use serde_json::{Value as Json, json};
 use super::{Cli, Failure};
 use crate::engine::bulk::thousands;
 use crate::engine::{
-    BulkAction, BulkProgress, BulkReport, EngineError, InstanceFilter, InstanceStatus, ItemFilter, Outcome, Selection,
-    Serial, Target,
+    BulkAction, BulkProgress, BulkReport, EngineError, InstanceFilter, InstanceStatus, ItemFilter, Outcome, Progress,
+    Selection, Serial, Target,
 };
+use crate::runtime::RuntimeEngine;
 
 /// Which instances (or items) a bulk command acts on; any of them makes
 /// the command a bulk one.
@@ -54,6 +56,36 @@ pub struct BulkOutput {
     /// Bulk: the report (or the dry run's list) as JSON, per target
     #[arg(long, requires = "selection")]
     pub json: bool,
+}
+
+/// The arguments of `retry`, `stop` and `resume`: one instance by id, or
+/// every instance a selection names.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    #[arg(required_unless_present = "selection", conflicts_with = "selection")]
+    pub id: Option<i64>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub output: BulkOutput,
+}
+
+impl InstanceArgs {
+    /// Runs the command: `single` on the instance the id names (its answer
+    /// said as "`verb` instance N: ..."), else `action` over the selection.
+    pub(super) fn run(
+        &self,
+        cli: &Cli,
+        out: &mut dyn Write,
+        action: BulkAction,
+        verb: &str,
+        single: impl FnOnce(&RuntimeEngine, &str, i64) -> Result<Progress, EngineError>,
+    ) -> Result<ExitCode, Failure> {
+        match self.id {
+            Some(id) => super::operator(cli, verb, |engine, user| single(engine, user, id)),
+            None => run(cli, out, &action, &self.select.instances()?, self.output.dry_run, self.output.json),
+        }
+    }
 }
 
 impl SelectArgs {
@@ -162,7 +194,8 @@ pub fn run(
     let user = cli.acting_user();
     if dry_run {
         let targets = engine.bulk_targets(&user, action, selection)?;
-        dry_run_list(out, action, &targets, as_json)?;
+        let foreseen = engine.bulk_foresee(&user, action, &targets)?;
+        dry_run_list(out, action, &targets, foreseen, as_json)?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = engine.bulk_select(&user, action, selection, &BulkProgress::new())?;
@@ -187,16 +220,57 @@ fn target_json(target: &Target) -> Json {
     }
 }
 
-fn dry_run_list(out: &mut dyn Write, action: &BulkAction, targets: &[Target], as_json: bool) -> std::io::Result<()> {
+/// What a dry run prints: the targets the action would act on, then those
+/// it would refuse with why (the refusal the action would answer now).
+fn dry_run_list(
+    out: &mut dyn Write,
+    action: &BulkAction,
+    targets: &[Target],
+    foreseen: Vec<Option<EngineError>>,
+    as_json: bool,
+) -> std::io::Result<()> {
+    let refused = foreseen.iter().flatten().count();
     if as_json {
-        let listed: Vec<Json> = targets.iter().map(target_json).collect();
-        let value = json!({ "action": action.verb(), "dry_run": true, "count": targets.len(), "targets": listed });
+        let listed: Vec<Json> = targets
+            .iter()
+            .zip(foreseen)
+            .map(|(target, refusal)| {
+                let mut value = target_json(target);
+                if let (Json::Object(map), Some(err)) = (&mut value, refusal) {
+                    map.insert("error".to_owned(), json!(one_line(&err)));
+                    map.insert("code".to_owned(), json!(crate::net::error_code(err)));
+                }
+                value
+            })
+            .collect();
+        let value = json!({
+            "action": action.verb(),
+            "dry_run": true,
+            "count": targets.len(),
+            "refused": refused,
+            "targets": listed,
+        });
         return writeln!(out, "{}", serde_json::to_string_pretty(&value).unwrap_or_default());
     }
-    let noun = target_noun(action, targets.len());
-    writeln!(out, "would {} {} {noun} (dry run: nothing was changed)", action.verb(), thousands(targets.len()))?;
-    for target in targets {
+    let done = targets.len() - refused;
+    let noun = target_noun(action, done);
+    let failing = foreseen.iter().flatten().filter(|err| !err.is_refusal()).count();
+    let mut refusals = String::new();
+    if refused > failing {
+        refusals.push_str(&format!(", {} would be refused", thousands(refused - failing)));
+    }
+    if failing > 0 {
+        refusals.push_str(&format!(", {} would fail", thousands(failing)));
+    }
+    writeln!(out, "would {} {} {noun}{refusals} (dry run: nothing was changed)", action.verb(), thousands(done))?;
+    for (target, _) in targets.iter().zip(&foreseen).filter(|(_, refusal)| refusal.is_none()) {
         writeln!(out, "{target}")?;
+    }
+    for (target, refusal) in targets.iter().zip(&foreseen) {
+        if let Some(err) = refusal {
+            let fate = if err.is_refusal() { "would be refused" } else { "would fail" };
+            writeln!(out, "{fate}: {target}: {}", one_line(err))?;
+        }
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
+use crate::engine::{AuditAction, BulkAction, EngineError, FieldInput, InstanceFilter, InstanceStatus, ItemFilter};
 use crate::model::{ProcessDraft, Right, Severity};
 use crate::runtime::{Runtime, RuntimeEngine, RuntimeError, RuntimeOptions, TickEvent, Ticking};
 use crate::store::{Durability, OpenError};
@@ -143,6 +143,10 @@ pub enum Command {
         id: i64,
         #[arg(long)]
         json: bool,
+        /// Only the audit trail's lines of this kind ("Server item finished",
+        /// any case; again for more kinds), as the monitor's Kind box
+        #[arg(long = "kind", value_name = "KIND", value_parser = audit_kind)]
+        kinds: Vec<AuditAction>,
     },
     /// List server items: pending ones, oldest first
     Items {
@@ -163,8 +167,9 @@ pub enum Command {
                             --search (pending items matching), --status or --ids (the pending items of the \
                             instances matching), every item selected is finished with the same --set values, \
                             each as the single finish would be (its own refusal, its own transaction). \
-                            --dry-run prints how many and which items, changing nothing. The report is a summary \
-                            (\"9,998 done, 2 refused\") and each refusal with its reason; --json per item. \
+                            --dry-run prints how many and which items, and which would be refused with why, \
+                            changing nothing. The report is a summary (\"9,998 done, 2 refused\") and each \
+                            refusal with its reason; --json per item. \
                             Exit 0 when every item was finished, 1 when any was refused or failed.")]
     Finish {
         #[arg(required_unless_present = "selection", conflicts_with = "selection")]
@@ -202,34 +207,13 @@ pub enum Command {
     /// Retry the failed event of an instance in Error; or of many (--process, --status,
     /// --search, --ids; see --help)
     #[command(long_about = BULK_ABOUT)]
-    Retry {
-        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
-        id: Option<i64>,
-        #[command(flatten)]
-        select: bulk::SelectArgs,
-        #[command(flatten)]
-        output: bulk::BulkOutput,
-    },
+    Retry(bulk::InstanceArgs),
     /// Stop an instance; or many (--process, --status, --search, --ids; see --help)
     #[command(long_about = BULK_ABOUT)]
-    Stop {
-        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
-        id: Option<i64>,
-        #[command(flatten)]
-        select: bulk::SelectArgs,
-        #[command(flatten)]
-        output: bulk::BulkOutput,
-    },
+    Stop(bulk::InstanceArgs),
     /// Resume a stopped instance; or many (--process, --status, --search, --ids; see --help)
     #[command(long_about = BULK_ABOUT)]
-    Resume {
-        #[arg(required_unless_present = "selection", conflicts_with = "selection")]
-        id: Option<i64>,
-        #[command(flatten)]
-        select: bulk::SelectArgs,
-        #[command(flatten)]
-        output: bulk::BulkOutput,
-    },
+    Resume(bulk::InstanceArgs),
     /// Move an instance to an activity (by id or name): `goto ID ACTIVITY`; or many:
     /// `goto --process … ACTIVITY`
     #[command(long_about = BULK_ABOUT)]
@@ -340,8 +324,9 @@ const BULK_ABOUT: &str = "Act on one instance by id; or, with any of --process, 
                           standard input), on every instance selected that the acting user sees, each as the \
                           single action would be: judged on its own status, the user's Admin right checked on \
                           its process, in its own transaction, recorded in its own trail. --dry-run prints how \
-                          many and which instances, changing nothing. The report is a summary (\"9,998 done, 2 \
-                          refused\") and each refusal with its reason; --json per instance. Exit 0 when every \
+                          many and which instances, and which would be refused with why, changing nothing. The \
+                          report is a summary (\"9,998 done, 2 refused\") and each refusal with its reason; \
+                          --json per instance. Exit 0 when every \
                           instance selected was done (none selected included), 1 when any was refused or \
                           failed, 2 for a usage error.";
 
@@ -752,6 +737,10 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                 limit: limit.unwrap_or(if find.csv { 0 } else { 200 }),
                 ..InstanceFilter::default()
             });
+            // Said where the condition was typed, before the answer it slows.
+            for note in engine.slow_field_notes(&filter) {
+                eprintln!("flowdesk: {note}");
+            }
             if find.csv {
                 let mut stdout = std::io::stdout().lock();
                 if filter.limit == 0 {
@@ -764,10 +753,10 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             output::instances(&mut out, &engine.instances(&user, &filter)?, engine.now(), *json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { id, json } => {
+        Command::Show { id, json, kinds } => {
             let runtime = open_runtime(cli)?;
             let engine = runtime.engine();
-            output::instance(&mut out, &engine.instance(&user, *id)?, engine.now(), *json)?;
+            output::instance(&mut out, &engine.instance(&user, *id)?, engine.now(), *json, kinds)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Items { all, overdue, json } => {
@@ -778,7 +767,7 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Finish { serial: None, data, select, dry_run, json } => {
-            let action = crate::engine::BulkAction::Finish { data: data.inputs() };
+            let action = BulkAction::Finish { data: data.inputs() };
             bulk::run(cli, &mut out, &action, &select.items()?, *dry_run, *json)
         }
         Command::Finish { serial: Some(serial), data, json, .. } => {
@@ -894,6 +883,9 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
                     f.label, f.rows_ms, f.count_ms, f.frames, f.rows, f.count
                 )?;
             }
+            if let Some(ms) = report.indexing_ms {
+                writeln!(out, "monitor instances={n} searchable=\"name done\" deploy_indexing_ms={ms:.1}")?;
+            }
             let o = &report.overview;
             for (what, ms) in &o.answers {
                 writeln!(out, "monitor instances={n} overview=\"{what}\" answer_median_ms={ms:.1}")?;
@@ -905,40 +897,16 @@ fn execute(cli: &Cli, command: &Command) -> Result<ExitCode, Failure> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retry { id: Some(id), .. } => operator(cli, "retried", |e, u| e.retry(u, *id)),
-        Command::Stop { id: Some(id), .. } => operator(cli, "stopped", |e, u| e.stop(u, *id)),
-        Command::Resume { id: Some(id), .. } => operator(cli, "resumed", |e, u| e.resume(u, *id)),
-        Command::Retry { id: None, select, output } => bulk::run(
-            cli,
-            &mut out,
-            &crate::engine::BulkAction::Retry,
-            &select.instances()?,
-            output.dry_run,
-            output.json,
-        ),
-        Command::Stop { id: None, select, output } => bulk::run(
-            cli,
-            &mut out,
-            &crate::engine::BulkAction::Stop,
-            &select.instances()?,
-            output.dry_run,
-            output.json,
-        ),
-        Command::Resume { id: None, select, output } => bulk::run(
-            cli,
-            &mut out,
-            &crate::engine::BulkAction::Resume,
-            &select.instances()?,
-            output.dry_run,
-            output.json,
-        ),
+        Command::Retry(args) => args.run(cli, &mut out, BulkAction::Retry, "retried", |e, u, id| e.retry(u, id)),
+        Command::Stop(args) => args.run(cli, &mut out, BulkAction::Stop, "stopped", |e, u, id| e.stop(u, id)),
+        Command::Resume(args) => args.run(cli, &mut out, BulkAction::Resume, "resumed", |e, u, id| e.resume(u, id)),
         Command::Goto { args, select, output } => match (args.as_slice(), select.is_bulk()) {
             ([id, activity], false) => match id.trim().parse::<i64>() {
                 Ok(id) => operator(cli, "moved", |e, u| e.goto(u, id, activity)),
                 Err(_) => Ok(usage(&format!("`{id}` is not an instance id (goto ID ACTIVITY)"))),
             },
             ([activity], true) => {
-                let action = crate::engine::BulkAction::GoTo { activity: activity.clone() };
+                let action = BulkAction::GoTo { activity: activity.clone() };
                 bulk::run(cli, &mut out, &action, &select.instances()?, output.dry_run, output.json)
             }
             (_, false) => Ok(usage("goto takes an instance id and an activity: goto ID ACTIVITY")),
@@ -982,6 +950,16 @@ fn deploy_one(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
+    let searchable: Vec<&str> = draft.fields.iter().filter(|f| f.searchable).map(|f| f.name.as_str()).collect();
+    if !searchable.is_empty() {
+        // A field new to being searchable is indexed from every instance
+        // of the process within the deploy: on a big table, a while.
+        eprintln!(
+            "flowdesk: deploying {} with searchable fields {}: a field not indexed yet is indexed now",
+            draft.name,
+            searchable.join(", ")
+        );
+    }
     match engine.deploy(user, draft) {
         Ok(deployed) => {
             for warning in &deployed.warnings {
@@ -1131,4 +1109,14 @@ fn operator(
 /// answer is given without activities rather than turned into an error.
 fn whereabouts(engine: &RuntimeEngine, user: &str, id: i64) -> output::Whereabouts {
     engine.instance(user, id).map(|detail| output::Whereabouts::of(&detail)).unwrap_or_default()
+}
+
+/// A kind of audit line by its name, in any case (`--kind`); an unknown one
+/// is refused naming every kind.
+fn audit_kind(text: &str) -> Result<AuditAction, String> {
+    let wanted = text.trim();
+    AuditAction::ALL.into_iter().find(|kind| kind.name().eq_ignore_ascii_case(wanted)).ok_or_else(|| {
+        let names: Vec<&str> = AuditAction::ALL.iter().map(|kind| kind.name()).collect();
+        format!("no kind of audit line is called that; the kinds are: {}", names.join(", "))
+    })
 }

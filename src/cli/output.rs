@@ -7,8 +7,8 @@ use serde_json::{Value as Json, json};
 
 use crate::engine::instance::ActivityStatus;
 use crate::engine::{
-    Deployed, Finished, FiringRound, InstanceDetail, InstanceStatus, InstanceSummary, ItemStatus, Millis,
-    ProcessSummary, Progress, ServerItem, format_age, format_step, format_time, trail_steps,
+    AuditAction, AuditEntry, Deployed, Finished, FiringRound, InstanceDetail, InstanceStatus, InstanceSummary,
+    ItemStatus, Millis, ProcessSummary, Progress, ServerItem, format_age, format_step, format_time, trail_steps,
 };
 use crate::model::Right;
 
@@ -162,9 +162,20 @@ pub fn deployed(out: &mut dyn Write, deployed: &Deployed, user: &str, as_json: b
                 "version": deployed.version,
                 "new_process": new_process,
                 "warnings": deployed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                "indexed": deployed.indexed,
             }),
         )?;
-    } else if new_process {
+        return Ok(());
+    }
+    if !deployed.indexed.is_empty() {
+        writeln!(
+            out,
+            "indexed searchable fields {} of every instance of {}",
+            deployed.indexed.join(", "),
+            deployed.process
+        )?;
+    }
+    if new_process {
         writeln!(out, "{} version 1, a new process: {user} holds its Admin right", deployed.process)?;
     } else {
         writeln!(
@@ -275,8 +286,23 @@ fn children_json(detail: &InstanceDetail) -> Vec<Json> {
         .collect()
 }
 
-pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_json: bool) -> io::Result<()> {
+/// An instance as `show` prints it; its trail only the lines of `kinds`
+/// (every line when empty), each with the time since the line before it in
+/// the whole trail.
+pub fn instance(
+    out: &mut dyn Write,
+    detail: &InstanceDetail,
+    now: Millis,
+    as_json: bool,
+    kinds: &[AuditAction],
+) -> io::Result<()> {
     let s = &detail.summary;
+    let trail: Vec<(&AuditEntry, Option<Millis>)> = detail
+        .audit
+        .iter()
+        .zip(trail_steps(&detail.audit))
+        .filter(|(entry, _)| kinds.is_empty() || kinds.contains(&entry.action))
+        .collect();
     if as_json {
         let data: serde_json::Map<String, Json> =
             detail.fields.iter().map(|(name, _, value)| (name.clone(), value.to_json())).collect();
@@ -298,7 +324,7 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_js
                 "parent": parent_json(detail),
                 "children": children_json(detail),
                 // The trail table's columns (the monitor's, and the text below).
-                "audit": detail.audit.iter().zip(trail_steps(&detail.audit)).map(|(a, step)| json!({
+                "audit": trail.iter().map(|(a, step)| json!({
                     "at": iso(a.at), "user": a.user, "action": a.action.name(),
                     "activity": a.place.as_ref().map(|p| p.activity.as_str()),
                     "event": a.place.as_ref().map(|p| p.event.as_str()).filter(|e| !e.is_empty()),
@@ -384,7 +410,7 @@ pub fn instance(out: &mut dyn Write, detail: &InstanceDetail, now: Millis, as_js
     writeln!(out)?;
     writeln!(out, "Audit trail")?;
     let mut audit = table(&["TIME", "USER", "ACTION", "ACTIVITY / EVENT", "DETAIL", "SINCE PREVIOUS"]);
-    for (entry, step) in detail.audit.iter().zip(trail_steps(&detail.audit)) {
+    for (entry, step) in &trail {
         audit.add_row(vec![
             format_time(entry.at),
             entry.user.clone(),

@@ -30,10 +30,11 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-use super::{Command, Effect, Engine, EngineError, FieldInput, Progress, Storage};
+use super::{Command, Effect, Engine, EngineError, FieldInput, Progress, Storage, Transaction};
 use crate::engine::instance::AuditAction;
 use crate::engine::serial::Serial;
 use crate::engine::storage::{InstanceFilter, ItemFilter};
+use crate::model::Right;
 
 /// Threads that act on a bulk action's targets at once: enough callers for
 /// group commit to share its commits among them (as the timers' firing).
@@ -234,9 +235,16 @@ impl BulkReport {
         self.done() == self.total()
     }
 
+    /// Targets done but not applied yet: finishes recorded while their
+    /// instance is stopped or in error (or its event's work still runs).
+    pub fn recorded(&self) -> usize {
+        self.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Done { applied: false, .. })).count()
+    }
+
     /// The report in one line, as an operator reads it: "9,998 done, 2
     /// refused" (failures and targets a cancel left out named only when
-    /// there are some).
+    /// there are some, and finishes only recorded, which the single finish
+    /// says too).
     pub fn summary(&self) -> String {
         let mut parts =
             vec![format!("{} done", thousands(self.done())), format!("{} refused", thousands(self.refused().count()))];
@@ -247,7 +255,14 @@ impl BulkReport {
         if self.cancelled {
             parts.push(format!("cancelled before {}", thousands(self.not_reached())));
         }
-        parts.join(", ")
+        let mut summary = parts.join(", ");
+        match self.recorded() {
+            0 => {}
+            1 => summary.push_str(" (1 of them recorded, applied when its instance runs again)"),
+            n => summary
+                .push_str(&format!(" ({} of them recorded, applied when their instances run again)", thousands(n))),
+        }
+        summary
     }
 }
 
@@ -286,15 +301,26 @@ impl<S: Storage> Engine<S> {
                     serials.iter().map(|serial| Target::Instance(serial.instance_id)).collect()
                 }
                 (Selection::Instances(ids), true) => {
+                    // Only the items of instances the user may see: their
+                    // serials are not told to anyone else (a filter's
+                    // selection is what the user sees, likewise).
                     let mut items = Vec::new();
                     for id in ids {
-                        items.extend(tx.pending_items_of(*id)?.into_iter().map(|item| Target::Item(item.serial)));
+                        let Some(instance) = tx.instance(*id)? else { continue };
+                        if super::may_see(tx, &instance.process, *id, user)? {
+                            items.extend(tx.pending_items_of(*id)?.into_iter().map(|item| Target::Item(item.serial)));
+                        }
                     }
                     items
                 }
                 (Selection::MatchingInstances(filter), on_items) => {
+                    if let Some(process) = &filter.process {
+                        super::require_process(tx, process)?;
+                    }
+                    // Read as the list reads it (a field condition for its
+                    // field's type), so that "all N matching" is those N.
+                    let filter = self.checked_filter(tx, &InstanceFilter { limit: 0, offset: 0, ..filter.clone() })?;
                     let visibility = self.visibility(tx, user)?;
-                    let filter = InstanceFilter { now, limit: 0, offset: 0, ..filter.clone() };
                     let ids: Vec<i64> = tx.instances(&visibility, &filter)?.iter().map(|i| i.id).collect();
                     if on_items {
                         let mut items = Vec::new();
@@ -307,6 +333,9 @@ impl<S: Storage> Engine<S> {
                     }
                 }
                 (Selection::MatchingItems(filter), on_items) => {
+                    if let Some(process) = &filter.process {
+                        super::require_process(tx, process)?;
+                    }
                     let visibility = self.visibility(tx, user)?;
                     let filter = ItemFilter { now, limit: 0, after: None, by_due: false, ..filter.clone() };
                     let items = tx.items(&visibility, &filter)?;
@@ -321,6 +350,61 @@ impl<S: Storage> Engine<S> {
         targets.sort();
         targets.dedup();
         Ok(targets)
+    }
+
+    /// A dry run's foresight, per target in the order of `targets`: the
+    /// refusal the action would answer on what the store holds now (the
+    /// table, the user's right, an activity or a field that is not there),
+    /// or `None` where it would act; a target whose stored state is damaged
+    /// is answered with that error, as the action would answer it (only a
+    /// failing store fails the whole). Read in one snapshot; runs nothing,
+    /// so a retried script may still fail again, and someone may act first.
+    pub fn bulk_foresee(
+        &self,
+        user: &str,
+        action: &BulkAction,
+        targets: &[Target],
+    ) -> Result<Vec<Option<EngineError>>, EngineError> {
+        self.store.read(|tx| {
+            let mut foreseen = Vec::with_capacity(targets.len());
+            for target in targets {
+                foreseen.push(match self.foresee_one(tx, user, action, *target) {
+                    Ok(()) => None,
+                    Err(err @ EngineError::Storage(_)) => return Err(err),
+                    Err(err) => Some(err),
+                });
+            }
+            Ok(foreseen)
+        })
+    }
+
+    fn foresee_one(
+        &self,
+        tx: &mut dyn Transaction,
+        user: &str,
+        action: &BulkAction,
+        target: Target,
+    ) -> Result<(), EngineError> {
+        let (instance, right, item) = match target {
+            Target::Item(serial) => {
+                let (item, instance) = super::find_item(tx, serial)?;
+                (instance, Right::ServerEvent, Some(item))
+            }
+            Target::Instance(id) => (tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?, Right::Admin, None),
+        };
+        super::require(tx, &instance.process, user, right)?;
+        let process = self.compiled(tx, &instance.process, instance.version)?;
+        let command = match (action, &item) {
+            (BulkAction::Finish { data }, Some(item)) => Command::Finish { item, data },
+            (BulkAction::Retry, None) => Command::Retry,
+            (BulkAction::Stop, None) => Command::Stop,
+            (BulkAction::Resume, None) => Command::Resume,
+            (BulkAction::GoTo { activity }, None) => Command::GoTo { activity },
+            (action, _) => {
+                return Err(EngineError::Internal(format!("a bulk {} cannot act on {target}", action.verb())));
+            }
+        };
+        Ok(super::machine::foresee(&process, &instance, &command)?)
     }
 
     /// Resolves `selection` ([`Engine::bulk_targets`]) and acts on every
@@ -377,50 +461,60 @@ impl<S: Storage> Engine<S> {
         BulkReport { action: action.clone(), outcomes, cancelled }
     }
 
-    /// One target, tried again while its write met a busy database or a
-    /// batch given up over another member.
+    /// One target: its transaction, tried again while it met a busy
+    /// database or a batch given up over another member; then what follows
+    /// its commit (the instance's work outside, its overdue timers), once.
+    /// Committed, the target is done whatever follows fails: trying the
+    /// action again then would be refused by its own commit ("cannot resume:
+    /// it is Active"), and what is left is the ticker's and recovery's, as
+    /// after a single action.
     fn bulk_one(&self, user: &str, action: &BulkAction, target: Target, note: &str) -> Outcome {
         let mut attempt = 1;
-        loop {
-            let result = self.bulk_try(user, action, target, note);
-            match result {
-                Ok((applied, progress)) => return Outcome::Done { applied, progress },
+        let (applied, step) = loop {
+            match self.bulk_write(user, action, target, note) {
+                Ok(written) => break written,
                 Err(err) if err.is_retryable() && attempt < ATTEMPTS => attempt += 1,
                 Err(err) if err.is_refusal() => return Outcome::Refused(err),
                 Err(err) => return Outcome::Failed(err),
             }
-        }
+        };
+        let finished = match target {
+            Target::Item(serial) if !applied => Some(serial),
+            _ => None,
+        };
+        let committed = super::progress_of(&step.instance, finished);
+        let id = step.instance.id;
+        let progress = self.continue_async(user, step).map(|instance| super::progress_of(&instance, finished));
+        let progress = match (action, progress) {
+            (BulkAction::Retry | BulkAction::Resume, Ok(progress)) => self.fire_overdue_of(id, progress),
+            (_, progress) => progress,
+        };
+        Outcome::Done { applied, progress: progress.unwrap_or(committed) }
     }
 
-    fn bulk_try(
+    /// A target's transaction: whether its action was applied (a finish may
+    /// be only recorded), and what it committed.
+    fn bulk_write(
         &self,
         user: &str,
         action: &BulkAction,
         target: Target,
         note: &str,
-    ) -> Result<(bool, Progress), EngineError> {
+    ) -> Result<(bool, super::Step), EngineError> {
         let marked = Some((action.audit_action(), note));
-        match (action, target) {
+        let (command, id) = match (action, target) {
             (BulkAction::Finish { data }, Target::Item(serial)) => {
-                let finished = self.finish_marked(user, serial, data, marked)?;
-                Ok((finished.applied, finished.progress))
+                return self.finish_write(user, serial, data, marked);
             }
-            (BulkAction::Retry, Target::Instance(id)) => {
-                let progress = self.operate_marked(user, id, Command::Retry, marked)?;
-                Ok((true, self.fire_overdue_of(id, progress)?))
+            (BulkAction::Retry, Target::Instance(id)) => (Command::Retry, id),
+            (BulkAction::Stop, Target::Instance(id)) => (Command::Stop, id),
+            (BulkAction::Resume, Target::Instance(id)) => (Command::Resume, id),
+            (BulkAction::GoTo { activity }, Target::Instance(id)) => (Command::GoTo { activity }, id),
+            (action, target) => {
+                return Err(EngineError::Internal(format!("a bulk {} cannot act on {target}", action.verb())));
             }
-            (BulkAction::Stop, Target::Instance(id)) => {
-                Ok((true, self.operate_marked(user, id, Command::Stop, marked)?))
-            }
-            (BulkAction::Resume, Target::Instance(id)) => {
-                let progress = self.operate_marked(user, id, Command::Resume, marked)?;
-                Ok((true, self.fire_overdue_of(id, progress)?))
-            }
-            (BulkAction::GoTo { activity }, Target::Instance(id)) => {
-                Ok((true, self.operate_marked(user, id, Command::GoTo { activity }, marked)?))
-            }
-            (action, target) => Err(EngineError::Internal(format!("a bulk {} cannot act on {target}", action.verb()))),
-        }
+        };
+        Ok((true, self.operate_write(user, id, command, marked)?))
     }
 }
 

@@ -128,6 +128,20 @@ impl Comparison {
         }
     }
 
+    /// Whether an index of a searchable field answers this comparison: a
+    /// point or a range of its order. `!=` and `contains` would read most
+    /// of the index anyway, so they read the instances.
+    pub fn index_serves(self) -> bool {
+        matches!(
+            self,
+            Comparison::Equal
+                | Comparison::Less
+                | Comparison::LessOrEqual
+                | Comparison::Greater
+                | Comparison::GreaterOrEqual
+        )
+    }
+
     /// The operators a type takes, for a message and the filter bar's menu.
     pub fn for_type(field_type: FieldType) -> impl Iterator<Item = Comparison> {
         Comparison::ALL.into_iter().filter(move |op| op.applies_to(field_type))
@@ -375,6 +389,48 @@ pub fn parse_instant(text: &str) -> Result<Millis, FilterError> {
 }
 
 impl<S: Storage> Engine<S> {
+    /// What a filter's field conditions cost, in a person's words, for the
+    /// place where they are typed: a note for each condition that reads
+    /// every instance of the process, because its field is not searchable
+    /// in the process's default version or its operator is one no index
+    /// serves. Empty where every condition is served, or the filter names
+    /// no process or no field the process has (the query then says what
+    /// is wrong).
+    pub fn slow_field_notes(&self, filter: &InstanceFilter) -> Vec<String> {
+        let Some(process) = filter.process.as_deref() else { return Vec::new() };
+        if filter.fields.is_empty() {
+            return Vec::new();
+        }
+        let Ok(compiled) = self.definition(process) else { return Vec::new() };
+        let mut notes = Vec::new();
+        for condition in &filter.fields {
+            let Some(field) = compiled.draft.fields.iter().find(|f| f.name == condition.field) else { continue };
+            let Some(field_type) = compiled.field_types.get(&condition.field) else { continue };
+            if condition.typed_for(*field_type, &compiled.time_zone).is_err() {
+                // Refused: the query says why, and that is all there is to say.
+                continue;
+            }
+            let name = &condition.field;
+            let note = if !field.searchable {
+                match field_type.unsearchable_because() {
+                    Some(_) => format!(
+                        "{name} is a {field_type} field, which cannot be searchable: this reads every instance of the process"
+                    ),
+                    None => format!("{name} is not searchable: this reads every instance of the process"),
+                }
+            } else if !condition.op.index_serves() {
+                format!(
+                    "{name} is searchable, but its index serves = < <= > >= only: `{}` reads every instance of the process",
+                    condition.op
+                )
+            } else {
+                continue;
+            };
+            notes.push(note);
+        }
+        notes
+    }
+
     /// `filter` as a store takes it: `now` from the engine's clock, and each
     /// field condition read for its field's type in the filtered process
     /// (its version, or else its default one).
@@ -383,7 +439,15 @@ impl<S: Storage> Engine<S> {
         tx: &mut dyn Transaction,
         filter: &InstanceFilter,
     ) -> Result<InstanceFilter, EngineError> {
-        let mut filter = InstanceFilter { now: self.now(), ..filter.clone() };
+        let mut filter = InstanceFilter { now: self.now(), active_at: Vec::new(), ..filter.clone() };
+        // An activity filter lists the instances at work there too, which
+        // only their flow says: found here, named to the store by id.
+        if let (Some(process), Some(version), Some(activity)) = (&filter.process, filter.version, &filter.activity)
+            && tx.version(process, version)?.is_some()
+        {
+            let active = self.active_at(tx, process, version)?;
+            filter.active_at = active.into_iter().filter(|(name, _)| name == activity).map(|(_, id)| id).collect();
+        }
         let Some(process) = filter.process.clone() else {
             if let Some(version) = filter.version {
                 return Err(FilterError::VersionNeedsProcess { version }.into());

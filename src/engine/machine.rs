@@ -607,15 +607,7 @@ pub(crate) struct Notification {
 /// instance as the effects leave it.
 pub(crate) fn decide(run: &Executor<'_>, state: State<'_>, command: Command<'_>) -> Result<Decision, Refusal> {
     let State { instance, mut items } = state;
-    let verdict = command.kind(instance).map(|kind| (kind, rule(instance.status, kind)));
-    match verdict {
-        None | Some((_, Rule::Allowed | Rule::Held)) => {}
-        Some((kind, Rule::Refused(why))) => return Err(refusal(why, kind, instance, &command)),
-        Some((command, Rule::Impossible)) => {
-            return Err(Refusal::Impossible { id: instance.id, status: instance.status, command });
-        }
-    }
-    let held = matches!(verdict, Some((_, Rule::Held)));
+    let held = verdict(instance, &command)?;
     let mut effects = Effects::default();
     let runs = match command {
         Command::Start => {
@@ -1003,6 +995,40 @@ fn settled_status(instance: &Instance) -> InstanceStatus {
         // Ready tokens left over only when a run was cut short.
         InstanceStatus::Running
     }
+}
+
+/// What the table says of `command` on `instance`: whether it is held, or
+/// why it is refused.
+fn verdict(instance: &Instance, command: &Command<'_>) -> Result<bool, Refusal> {
+    match command.kind(instance).map(|kind| (kind, rule(instance.status, kind))) {
+        None | Some((_, Rule::Allowed)) => Ok(false),
+        Some((_, Rule::Held)) => Ok(true),
+        Some((kind, Rule::Refused(why))) => Err(refusal(why, kind, instance, command)),
+        Some((kind, Rule::Impossible)) => {
+            Err(Refusal::Impossible { id: instance.id, status: instance.status, command: kind })
+        }
+    }
+}
+
+/// The refusal [`decide`] would answer `command` on `instance` with, told
+/// without running anything: the table's, then a go-to's unknown activity
+/// or a finish's data that does not read. A bulk dry run's foresight: a
+/// command it passes may still meet a script that fails.
+pub(crate) fn foresee(process: &CompiledProcess, instance: &Instance, command: &Command<'_>) -> Result<(), Refusal> {
+    verdict(instance, command)?;
+    match command {
+        Command::GoTo { activity } => {
+            process.find_activity(activity).ok_or_else(|| Refusal::ActivityNotFound {
+                process: instance.process.clone(),
+                activity: (*activity).to_owned(),
+            })?;
+        }
+        Command::Finish { data, .. } | Command::SetData { data } => {
+            check_data(process, data)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn refusal(why: Why, kind: CommandKind, instance: &Instance, command: &Command<'_>) -> Refusal {

@@ -207,6 +207,10 @@ pub struct Deployed {
     pub process: String,
     pub version: u32,
     pub warnings: Vec<crate::model::Problem>,
+    /// The searchable fields whose index this deploy built (reading every
+    /// instance of the process once): those new to the process.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexed: Vec<String>,
 }
 
 /// Where an instance stands after a call moved it.
@@ -528,7 +532,7 @@ impl<S: Storage> Engine<S> {
         let compiled = CompiledProcess::compile(draft, &self.host)
             .map_err(|problems| EngineError::InvalidDefinition { name: draft.name.clone(), problems })?;
         let now = self.now();
-        let version = self.write(|tx| {
+        let (version, indexed) = self.write(|tx| {
             let latest = tx.latest_version(&draft.name)?;
             if latest.is_some() {
                 require(tx, &draft.name, user, Right::Admin)?;
@@ -552,11 +556,21 @@ impl<S: Storage> Engine<S> {
             if latest.is_none() {
                 tx.grant(&draft.name, user, Right::Admin)?;
             }
-            Ok(version)
+            // In the deploy's transaction: a version whose searchable
+            // fields are not indexed is never seen.
+            let mut indexed = Vec::new();
+            for field in draft.fields.iter().filter(|field| field.searchable) {
+                if let Some(field_type) = compiled.field_types.get(&field.name)
+                    && tx.ensure_field_index(&draft.name, &field.name, *field_type)?
+                {
+                    indexed.push(field.name.clone());
+                }
+            }
+            Ok((version, indexed))
         })?;
         let warnings = compiled.warnings.clone();
         self.cache().insert((draft.name.clone(), version), Arc::new(compiled));
-        Ok(Deployed { process: draft.name.clone(), version, warnings })
+        Ok(Deployed { process: draft.name.clone(), version, warnings, indexed })
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<CompiledProcess>>> {
@@ -907,7 +921,23 @@ impl<S: Storage> Engine<S> {
         data: &[(String, FieldInput)],
         marked: Option<(AuditAction, &str)>,
     ) -> Result<Finished, EngineError> {
-        let (applied, step) = self.write_planned(|tx| {
+        let (applied, step) = self.finish_write(user, serial, data, marked)?;
+        let instance = self.continue_async(user, step)?;
+        let finished = if applied { None } else { Some(serial) };
+        Ok(Finished { serial: serial.to_string(), applied, progress: progress_of(&instance, finished) })
+    }
+
+    /// The transaction of [`Engine::finish_marked`]: whether the finish was
+    /// applied, and what it committed (a bulk action tries this again on a
+    /// busy database, and never what follows its commit).
+    fn finish_write(
+        &self,
+        user: &str,
+        serial: Serial,
+        data: &[(String, FieldInput)],
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<(bool, Step), EngineError> {
+        self.write_planned(|tx| {
             let (item, mut instance) = find_item(tx, serial)?;
             require(tx, &instance.process, user, Right::ServerEvent)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
@@ -922,10 +952,7 @@ impl<S: Storage> Engine<S> {
             let (applied, end) = (!decision.held, decision.end);
             children.save(&mut instance, decision, &executor, false)?;
             Ok((applied, Step { instance, process, end, later: children.into_later()? }))
-        })?;
-        let instance = self.continue_async(user, step)?;
-        let finished = if applied { None } else { Some(serial) };
-        Ok(Finished { serial: serial.to_string(), applied, progress: progress_of(&instance, finished) })
+        })
     }
 
     // ----- operator actions --------------------------------------------------
@@ -946,7 +973,21 @@ impl<S: Storage> Engine<S> {
         command: Command<'_>,
         marked: Option<(AuditAction, &str)>,
     ) -> Result<Progress, EngineError> {
-        let step = self.write(|tx| {
+        let step = self.operate_write(user, id, command, marked)?;
+        let instance = self.continue_async(user, step)?;
+        Ok(progress_of(&instance, None))
+    }
+
+    /// The transaction of [`Engine::operate_marked`] (see
+    /// [`Engine::finish_write`]).
+    fn operate_write(
+        &self,
+        user: &str,
+        id: i64,
+        command: Command<'_>,
+        marked: Option<(AuditAction, &str)>,
+    ) -> Result<Step, EngineError> {
+        self.write(|tx| {
             let mut instance = tx.instance(id)?.ok_or(EngineError::InstanceNotFound { id })?;
             require(tx, &instance.process, user, Right::Admin)?;
             let process = self.compiled(tx, &instance.process, instance.version)?;
@@ -960,9 +1001,7 @@ impl<S: Storage> Engine<S> {
             let end = decision.end;
             children.save(&mut instance, decision, &executor, false)?;
             Ok(Step { instance, process, end, later: children.into_later()? })
-        })?;
-        let instance = self.continue_async(user, step)?;
-        Ok(progress_of(&instance, None))
+        })
     }
 
     /// Retries the failed event (or line rules) of an instance in Error,
@@ -1412,6 +1451,17 @@ impl<S: Storage> Engine<S> {
         self.store.read(|tx| {
             let visibility = self.visibility(tx, user)?;
             tx.items(&visibility, &filter)
+        })
+    }
+
+    /// How many server items [`Engine::items`] lists for `filter` without
+    /// its limit and cursor: the count beside a capped list, and the N of
+    /// "all N matching".
+    pub fn count_items(&self, user: &str, filter: &ItemFilter) -> Result<u64, EngineError> {
+        let filter = ItemFilter { now: self.now(), ..filter.clone() };
+        self.store.read(|tx| {
+            let visibility = self.visibility(tx, user)?;
+            tx.count_items(&visibility, &filter)
         })
     }
 

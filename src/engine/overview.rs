@@ -408,29 +408,44 @@ impl<S: Storage> Engine<S> {
                         .error += incident.count;
                 }
             }
-            // Running instances are few (running is the moment between two
-            // waits): found from the index by status (the claims' list), their
-            // tokens read one by one.
-            let compiled = self.compiled(tx, process, version)?;
-            for running in tx.running_instances()?.into_iter().take(ACTIVE_READ_LIMIT) {
-                let Some(instance) = tx.instance(running.id)? else { continue };
-                if instance.process != process || instance.version != version {
-                    continue;
-                }
-                for token in &instance.flow.tokens {
-                    if matches!(token.state, TokenState::Ready | TokenState::RunningOutside)
-                        && let Some(activity) = compiled.activities.get(token.activity)
-                    {
-                        let name = activity.name.clone();
-                        counts
-                            .entry(name.clone())
-                            .or_insert_with(|| ActivityCount { activity: name, ..Default::default() })
-                            .active += 1;
-                    }
-                }
+            for (name, _) in self.active_at(tx, process, version)? {
+                counts
+                    .entry(name.clone())
+                    .or_insert_with(|| ActivityCount { activity: name, ..Default::default() })
+                    .active += 1;
             }
             Ok(counts.into_values().collect())
         })
+    }
+
+    /// The running instances of a process version with a token at work at
+    /// an activity, as (activity name, instance id): the diagram's active
+    /// counts, and what its activity filter lists beside those waiting and
+    /// failed there. Running instances are few (running is the moment
+    /// between two waits): found from the index by status (the claims'
+    /// list), their tokens read one by one, at most [`ACTIVE_READ_LIMIT`].
+    pub(super) fn active_at(
+        &self,
+        tx: &mut dyn Transaction,
+        process: &str,
+        version: u32,
+    ) -> Result<Vec<(String, i64)>, EngineError> {
+        let compiled = self.compiled(tx, process, version)?;
+        let mut active = Vec::new();
+        for running in tx.running_instances()?.into_iter().take(ACTIVE_READ_LIMIT) {
+            let Some(instance) = tx.instance(running.id)? else { continue };
+            if instance.process != process || instance.version != version {
+                continue;
+            }
+            for token in &instance.flow.tokens {
+                if matches!(token.state, TokenState::Ready | TokenState::RunningOutside)
+                    && let Some(activity) = compiled.activities.get(token.activity)
+                {
+                    active.push((activity.name.clone(), instance.id));
+                }
+            }
+        }
+        Ok(active)
     }
 }
 

@@ -274,10 +274,14 @@ pub struct InstanceFilter {
     pub version: Option<u32>,
     pub status: Option<InstanceStatus>,
     /// Only instances waiting on a pending server item at this activity of
-    /// [`Self::process`] or failed there (ignored without a process): the
-    /// diagram's counts, clicked. From the pending items' index by activity
+    /// [`Self::process`], failed there or at work there ([`Self::active_at`];
+    /// ignored without a process and version): the diagram's counts, clicked. From the pending items' index by activity
     /// and the failures' index.
     pub activity: Option<String>,
+    /// The running instances at work at [`Self::activity`], which the
+    /// store lists with those waiting or failed there: found by the engine
+    /// from their flow (a front end's value is replaced).
+    pub active_at: Vec<i64>,
     /// Matches the folio (contains, ignoring case as every search does)
     /// or, if a number, the id.
     pub search: Option<String>,
@@ -470,6 +474,20 @@ pub trait Transaction {
     fn version(&mut self, process: &str, version: u32) -> StorageResult<Option<VersionRecord>>;
     /// Stores a new version and makes it the process's default.
     fn insert_version(&mut self, record: &VersionRecord) -> StorageResult<()>;
+    /// Has the store find `process`'s instances by the value of `field`
+    /// (of `field_type`, a searchable type) fast: the SQLite store builds an
+    /// index of it if there is none (reading every instance of the process
+    /// once; see `store::fields`). Whether one was built now. A store that
+    /// finds fast without one (the memory store) does nothing.
+    fn ensure_field_index(
+        &mut self,
+        process: &str,
+        field: &str,
+        field_type: crate::model::FieldType,
+    ) -> StorageResult<bool> {
+        let _ = (process, field, field_type);
+        Ok(false)
+    }
     fn processes(&mut self) -> StorageResult<Vec<ProcessSummary>>;
 
     fn rights(&mut self, process: &str, user: &str) -> StorageResult<Vec<Right>>;
@@ -526,6 +544,9 @@ pub trait Transaction {
     fn instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<Vec<InstanceSummary>>;
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> StorageResult<u64>;
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> StorageResult<Vec<ServerItem>>;
+    /// How many items [`Transaction::items`] lists for `filter` without its
+    /// limit, order and cursor.
+    fn count_items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> StorageResult<u64>;
     fn pending_items_of(&mut self, instance_id: i64) -> StorageResult<Vec<ServerItem>>;
     fn audit(&mut self, instance_id: i64) -> StorageResult<Vec<AuditEntry>>;
     fn activity_records(&mut self, instance_id: i64) -> StorageResult<Vec<ActivityRecord>>;

@@ -1526,6 +1526,9 @@ impl FlowdeskApp {
                 if !deployed.warnings.is_empty() {
                     notes.push(format!("{} warning(s)", deployed.warnings.len()));
                 }
+                if !deployed.indexed.is_empty() {
+                    notes.push(format!("indexed searchable {}", deployed.indexed.join(", ")));
+                }
                 let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
                 self.set_status(
                     format!("Deployed {} version {}{notes}", deployed.process, deployed.version),

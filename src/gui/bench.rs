@@ -53,7 +53,12 @@ pub fn large_process(activities: usize, lines: usize) -> ProcessDraft {
         description: String::new(),
         script_time_limit_ms: None,
         time_zone: None,
-        fields: vec![crate::model::FieldDraft { name: "n".into(), field_type: "integer".into(), default: None }],
+        fields: vec![crate::model::FieldDraft {
+            name: "n".into(),
+            field_type: "integer".into(),
+            default: None,
+            searchable: false,
+        }],
         activities: activity_list,
         lines: line_list,
     }

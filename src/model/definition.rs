@@ -71,6 +71,13 @@ pub struct FieldDraft {
     pub field_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
+    /// Whether the instance list finds instances by this field's value
+    /// through an index of its own: fast at a million instances, but every
+    /// write of the process's instances then also updates the index, so it
+    /// is the designer's choice per field. Absent in files written before
+    /// it (not searchable).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub searchable: bool,
 }
 
 /// Where a box sits on the designer's canvas, in canvas units.
@@ -221,49 +228,35 @@ pub struct RequestPartsMut<'a> {
     pub timeout_seconds: &'a mut u64,
 }
 
-impl NotifyDraft {
-    pub fn parts(&self) -> RequestParts<'_> {
-        RequestParts {
-            method: &self.method,
-            url: &self.url,
-            headers: &self.headers,
-            body: &self.body,
-            timeout_seconds: self.timeout_seconds,
-        }
-    }
+/// `parts` and `parts_mut` of each draft that holds a request's fields,
+/// written once so that the two cannot drift apart.
+macro_rules! request_parts {
+    ($($draft:ty),+) => {$(
+        impl $draft {
+            pub fn parts(&self) -> RequestParts<'_> {
+                RequestParts {
+                    method: &self.method,
+                    url: &self.url,
+                    headers: &self.headers,
+                    body: &self.body,
+                    timeout_seconds: self.timeout_seconds,
+                }
+            }
 
-    pub fn parts_mut(&mut self) -> RequestPartsMut<'_> {
-        RequestPartsMut {
-            method: &mut self.method,
-            url: &mut self.url,
-            headers: &mut self.headers,
-            body: &mut self.body,
-            timeout_seconds: &mut self.timeout_seconds,
+            pub fn parts_mut(&mut self) -> RequestPartsMut<'_> {
+                RequestPartsMut {
+                    method: &mut self.method,
+                    url: &mut self.url,
+                    headers: &mut self.headers,
+                    body: &mut self.body,
+                    timeout_seconds: &mut self.timeout_seconds,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl HttpRequestDraft {
-    pub fn parts(&self) -> RequestParts<'_> {
-        RequestParts {
-            method: &self.method,
-            url: &self.url,
-            headers: &self.headers,
-            body: &self.body,
-            timeout_seconds: self.timeout_seconds,
-        }
-    }
-
-    pub fn parts_mut(&mut self) -> RequestPartsMut<'_> {
-        RequestPartsMut {
-            method: &mut self.method,
-            url: &mut self.url,
-            headers: &mut self.headers,
-            body: &mut self.body,
-            timeout_seconds: &mut self.timeout_seconds,
-        }
-    }
-}
+request_parts!(NotifyDraft, HttpRequestDraft);
 
 /// A timer event ("Wait" in the palette): waits `after` a duration from
 /// when it is reached, or until the date-time a field holds (`at_field`),

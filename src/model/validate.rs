@@ -206,6 +206,11 @@ fn check_fields(
             );
             continue;
         };
+        if field.searchable
+            && let Some(why) = field_type.unsearchable_because()
+        {
+            problems.error(location.clone(), format!("a {field_type} field cannot be searchable: {why}"));
+        }
         let default = match &field.default {
             None => None,
             Some(json) => match Value::from_json(field_type, json, zone) {
@@ -620,7 +625,9 @@ fn check_duplicate_lines(draft: &ProcessDraft, problems: &mut Problems) {
     }
 }
 
-fn is_identifier(name: &str) -> bool {
+/// A name scripts, SQL paths and filters can take as it is: ASCII letters,
+/// digits and `_`, not starting with a digit.
+pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -68,6 +68,22 @@ impl FieldType {
         }
     }
 
+    /// Why a field of this type cannot be searchable, or `None` when it
+    /// can. A searchable field is found through an SQLite index of its
+    /// stored value, which answers `=` `<` `>` in SQLite's order: only
+    /// types whose stored form sorts as their values do qualify (text by
+    /// its bytes, as Rust compares strings; integers; booleans as 0 and 1;
+    /// dates and date-times as fixed-width UTC text, years 0001 to 9999).
+    pub fn unsearchable_because(self) -> Option<&'static str> {
+        match self {
+            FieldType::String | FieldType::Integer | FieldType::Boolean | FieldType::Date | FieldType::DateTime => None,
+            FieldType::Decimal => Some(
+                "a decimal is stored as its digits' text, which does not sort as its number does \
+                 (10 before 9, 1.0 apart from 1.00), so an index could not answer a filter on it",
+            ),
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<FieldType> {
         FieldType::ALL.into_iter().find(|t| t.name() == name)
     }

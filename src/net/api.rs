@@ -18,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -469,6 +470,62 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     })
 }
 
+/// The refusals routes answer alike, each documented once: a route's
+/// `responses(...)` names these beside its own.
+struct Unauthenticated;
+struct BodyRefusals;
+struct StorageRefusals;
+
+impl utoipa::IntoResponses for Unauthenticated {
+    fn responses() -> ResponseMap {
+        refusals(&[("401", "No valid bearer token")])
+    }
+}
+
+/// What `json_body` refuses.
+impl utoipa::IntoResponses for BodyRefusals {
+    fn responses() -> ResponseMap {
+        refusals(&[
+            ("408", "The body stopped coming (`body_timeout`)"),
+            ("413", "The body is too large (`body_too_large`)"),
+            ("415", "The body is not JSON (`unsupported_media_type`)"),
+        ])
+    }
+}
+
+/// A storage error as `error.rs` maps it, and the turns of `ApiState::call`.
+impl utoipa::IntoResponses for StorageRefusals {
+    fn responses() -> ResponseMap {
+        refusals(&[
+            (
+                "500",
+                "The database failed in a way calling again does not cure: a full disk, a damaged or read-only \
+                 database file (`storage_failed`, the server's log names the cause), or the call failed \
+                 unexpectedly (`internal`); nothing was saved",
+            ),
+            (
+                "503",
+                "The database was busy, the write met another one, or every turn was taken; nothing was done, \
+                 call again (`storage_unavailable`, `busy`)",
+            ),
+        ])
+    }
+}
+
+/// Responses by status, as `utoipa::IntoResponses` gives them.
+type ResponseMap = std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>>;
+
+/// Responses by status and description, each with an [`ApiErrorBody`].
+fn refusals(list: &[(&str, &str)]) -> ResponseMap {
+    let body = Content::new(Some(Ref::from_schema_name("ApiErrorBody")));
+    list.iter()
+        .map(|(status, description)| {
+            let response = ResponseBuilder::new().description(*description).content("application/json", body.clone());
+            ((*status).to_owned(), RefOr::T(response.build()))
+        })
+        .collect()
+}
+
 /// List server items the token's user may see.
 #[utoipa::path(
     get,
@@ -477,9 +534,8 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     responses(
         (status = 200, description = "Server items, oldest first (by creation time, then serial); `next_after` is the cursor of the next page", body = ItemList),
         (status = 400, description = "A query parameter is not valid, or `after` names no server item (`invalid_query`, naming `field`)", body = ApiErrorBody),
-        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
-        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
-        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        Unauthenticated,
+        StorageRefusals,
         (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
@@ -555,11 +611,10 @@ fn item_filter(params: ItemQuery) -> Result<ItemFilter, ApiError> {
     responses(
         (status = 200, description = "The item, its instance, and the instance's data fields with their types", body = OpenedItemDto),
         (status = 400, description = "Malformed serial (`invalid_serial`)", body = ApiErrorBody),
-        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        Unauthenticated,
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
-        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
-        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        StorageRefusals,
         (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
@@ -584,15 +639,12 @@ async fn open_item(
     responses(
         (status = 200, description = "Finished; the instance went on to its next wait or completed", body = FinishedDto),
         (status = 400, description = "Malformed serial (`invalid_serial`), unknown field or wrong type (`invalid_data`, naming `field`), or a body that is not a JSON object (`invalid_body`)", body = ApiErrorBody),
-        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        Unauthenticated,
         (status = 403, description = "The user lacks the Server Event right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such server item (`item_not_found`)", body = ApiErrorBody),
         (status = 409, description = "Already finished or cancelled (`already_finished`, `item_cancelled`), with when and by whom", body = ApiErrorBody),
-        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
-        (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
-        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
-        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
-        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        BodyRefusals,
+        StorageRefusals,
         (status = 504, description = "The call ran past the deadline and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "server items"
@@ -633,10 +685,8 @@ async fn finish_item(
     responses(
         (status = 200, description = "Each serial answered in its place: finished (200) or refused with the single finish's status and code", body = BulkFinishedDto),
         (status = 400, description = "A body that is not a JSON object with `serials` (`invalid_body`), or more serials than one call takes (`too_many_serials`, naming `field`)", body = ApiErrorBody),
-        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
-        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
-        (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
-        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
+        Unauthenticated,
+        BodyRefusals,
         (status = 500, description = "The call failed unexpectedly (`internal`)", body = ApiErrorBody),
         (status = 503, description = "Every turn was taken; nothing was done, call again (`busy`)", body = ApiErrorBody),
         (status = 504, description = "The call ran past the deadline and goes on (`call_timeout`)", body = ApiErrorBody),
@@ -745,14 +795,11 @@ fn bulk_result(serial: String, outcome: Outcome) -> BulkFinishResult {
     responses(
         (status = 201, description = "Started; `Location` names the new instance", body = ProgressDto),
         (status = 400, description = "Unknown field or wrong type (`invalid_data`, naming `field`), a folio with a control character other than tab and line break (`invalid_folio`), or a body that is not a JSON object (`invalid_body`)", body = ApiErrorBody),
-        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        Unauthenticated,
         (status = 403, description = "The user lacks the Start right (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such process (`process_not_found`)", body = ApiErrorBody),
-        (status = 408, description = "The body stopped coming (`body_timeout`)", body = ApiErrorBody),
-        (status = 413, description = "The body is too large (`body_too_large`)", body = ApiErrorBody),
-        (status = 415, description = "The body is not JSON (`unsupported_media_type`)", body = ApiErrorBody),
-        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
-        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        BodyRefusals,
+        StorageRefusals,
         (status = 504, description = "The start ran past the deadline (an HTTP request event waiting on its answer) and goes on (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "instances"
@@ -792,11 +839,10 @@ async fn start_instance(
     responses(
         (status = 200, description = "The instance with its data fields, pending server items, error and audit trail", body = InstanceDto),
         (status = 400, description = "The id is not a number (`invalid_instance_id`)", body = ApiErrorBody),
-        (status = 401, description = "No valid bearer token", body = ApiErrorBody),
+        Unauthenticated,
         (status = 403, description = "The user may not see it (`permission_denied`)", body = ApiErrorBody),
         (status = 404, description = "No such instance (`instance_not_found`)", body = ApiErrorBody),
-        (status = 500, description = "The database failed in a way calling again does not cure: a full disk, a damaged or read-only database file (`storage_failed`, the server's log names the cause), or the call failed unexpectedly (`internal`); nothing was saved", body = ApiErrorBody),
-        (status = 503, description = "The database was busy, the write met another one, or every turn was taken; nothing was done, call again (`storage_unavailable`, `busy`)", body = ApiErrorBody),
+        StorageRefusals,
         (status = 504, description = "The call ran past the deadline (`call_timeout`)", body = ApiErrorBody),
     ),
     tag = "instances"

@@ -409,15 +409,26 @@ pub struct AuditDto {
     pub user: String,
     pub action: String,
     pub detail: String,
+    /// The activity the line is about; absent for what happens to the
+    /// instance as a whole (started, stopped, data changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity: Option<String>,
+    /// The event of that activity the line is about; absent when it is
+    /// about the activity itself (started, completed, a line's rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 impl From<&AuditEntry> for AuditDto {
     fn from(entry: &AuditEntry) -> AuditDto {
+        let place = entry.place.as_ref();
         AuditDto {
             at: rfc3339(entry.at),
             user: entry.user.clone(),
             action: entry.action.name().to_owned(),
             detail: entry.detail.clone(),
+            activity: place.map(|place| place.activity.clone()),
+            event: place.map(|place| place.event.clone()).filter(|event| !event.is_empty()),
         }
     }
 }

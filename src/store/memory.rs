@@ -246,7 +246,11 @@ impl State {
             self.visible(visibility, &instance.process, instance.id)
                 && filter.process.as_ref().is_none_or(|p| *p == instance.process)
                 && (filter.process.is_none() || filter.version.is_none_or(|v| v == instance.version))
-                && (filter.process.is_none() || filter.activity.as_ref().is_none_or(|a| self.stands_at(instance, a)))
+                && (filter.process.is_none()
+                    || filter
+                        .activity
+                        .as_ref()
+                        .is_none_or(|a| self.stands_at(instance, a) || filter.active_at.contains(&instance.id)))
                 && filter.status.is_none_or(|s| s == instance.status)
                 && filter.version.is_none_or(|v| v == instance.version)
                 && filter.started.contains(instance.started_at)
@@ -635,6 +639,12 @@ impl Transaction for MemoryTransaction<'_> {
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
         filter.check_fields_read()?;
         Ok(self.state().listed(visibility, filter).count() as u64)
+    }
+
+    fn count_items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<u64, EngineError> {
+        // What the list holds without its limit and cursor, counted.
+        let all = ItemFilter { limit: 0, after: None, ..filter.clone() };
+        Ok(self.items(visibility, &all)?.len() as u64)
     }
 
     fn items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<Vec<ServerItem>, EngineError> {

@@ -23,6 +23,7 @@
 //! data and never wait for a batch being written.
 
 mod checkpoint;
+mod fields;
 mod floor;
 mod memory;
 mod overview;

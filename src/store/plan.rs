@@ -537,6 +537,11 @@ impl Transaction for Recorder<'_> {
         self.snapshot.items(visibility, filter)
     }
 
+    fn count_items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<u64, EngineError> {
+        self.unchecked();
+        self.snapshot.count_items(visibility, filter)
+    }
+
     fn pending_items_of(&mut self, instance_id: i64) -> Result<Vec<ServerItem>, EngineError> {
         self.note_instance(instance_id)?;
         self.snapshot.pending_items_of(instance_id)

@@ -408,6 +408,19 @@ SELECT id, process, version, flow ->> '$.failure.activity', flow ->> '$.failure.
        flowdesk_failure_pattern(flow ->> '$.failure.message'), flow ->> '$.failure.message', flow ->> '$.failure.at'
 FROM instances WHERE status = 'Error' AND flow ->> '$.failure.message' IS NOT NULL;
 "#,
+    // 11: searchable data fields. Each (process, field, type) a deployed
+    // version marked searchable has a partial expression index on its
+    // stored value, named `instances_by_field_<id>` after its row here, so
+    // that queries know which exist (`store::fields`).
+    r#"
+CREATE TABLE field_indexes (
+    id          INTEGER PRIMARY KEY,
+    process     TEXT NOT NULL,
+    field       TEXT NOT NULL,
+    field_type  TEXT NOT NULL,
+    UNIQUE (process, field, field_type)
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::overview::{self, Deltas};
-use super::search;
+use super::{fields, search};
 use crate::engine::instance::{ActivityStatus, AuditPlace, FlowState};
 use crate::engine::machine::{Effect, RecordedFinish};
 use crate::engine::overview::{Incident, MinuteCount, PendingGroup, ReasonKey, StatusCount};
@@ -668,14 +668,31 @@ enum Purpose {
 /// the filters are checked from the index. A folio search cannot use an
 /// index (it matches anywhere in the folio); it scans the narrow folio index
 /// once and the rest of the query works on the ids found.
+///
+/// `indexed` says, for each of the filter's field conditions, whether an
+/// index of its field serves it (`fields::indexed`); such a condition
+/// leads the planner to that index (see `store::fields`).
 fn instance_where(
     visibility: &Visibility,
     everything: bool,
     filter: &InstanceFilter,
+    indexed_fields: &[bool],
     purpose: Purpose,
     args: &mut Vec<SqlValue>,
 ) -> Vec<String> {
     let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    // The conditions an index of a searchable field serves, with the
+    // process they index: they, not the process's index, lead a count.
+    let necessary: Vec<(String, SqlValue)> = match &filter.process {
+        Some(_) => filter
+            .fields
+            .iter()
+            .zip(indexed_fields)
+            .filter(|(_, indexed)| **indexed)
+            .filter_map(|(condition, _)| fields::necessary_condition(condition))
+            .collect(),
+        None => Vec::new(),
+    };
     // `+column` keeps a condition off the planner's index choice.
     let indexed = |column: InstanceColumn| {
         search.is_none()
@@ -692,8 +709,18 @@ fn instance_where(
     let mut conditions = Vec::new();
     conditions.extend(visibility_clause(visibility, everything, "id", args));
     if let Some(process) = &filter.process {
-        conditions.push(format!("{}process = ?", plus(InstanceColumn::Process)));
+        let plus = if necessary.is_empty() { plus(InstanceColumn::Process) } else { "+" };
+        conditions.push(format!("{plus}process = ?"));
         args.push(SqlValue::Text(process.clone()));
+        if !necessary.is_empty() {
+            // A literal: SQLite uses a partial index only where it can
+            // prove the query's rows are within the index's `WHERE`.
+            conditions.push(format!("process = {}", fields::literal(process)));
+            for (condition, value) in &necessary {
+                conditions.push(condition.clone());
+                args.push(value.clone());
+            }
+        }
     }
     if let (Some(process), Some(version)) = (&filter.process, filter.version) {
         // No index has the version: read on the rows the others found.
@@ -702,12 +729,19 @@ fn instance_where(
         if let Some(activity) = &filter.activity {
             // Waiting there (the partial index of pending items by
             // activity) or failed there (`failures_by_reason`).
-            conditions.push(
+            // At work there: the few ids the engine read from their flow,
+            // one more member of the same list (so the plan stays a lookup
+            // by id of what the list holds).
+            let active = if filter.active_at.is_empty() {
+                String::new()
+            } else {
+                format!(" UNION ALL VALUES {}", vec!["(?)"; filter.active_at.len()].join(", "))
+            };
+            conditions.push(format!(
                 "id IN (SELECT instance_id FROM server_items WHERE status = 'Pending' AND process = ? \
                  AND activity = ? UNION ALL SELECT instance_id FROM failures WHERE process = ? AND version = ? \
-                 AND activity = ?)"
-                    .to_owned(),
-            );
+                 AND activity = ?{active})"
+            ));
             args.extend([
                 SqlValue::Text(process.clone()),
                 SqlValue::Text(activity.clone()),
@@ -715,10 +749,12 @@ fn instance_where(
                 SqlValue::Integer(i64::from(version)),
                 SqlValue::Text(activity.clone()),
             ]);
+            args.extend(filter.active_at.iter().map(|id| SqlValue::Integer(*id)));
         }
     }
     if let Some(status) = filter.status {
-        conditions.push(format!("{}status = ?", plus(InstanceColumn::Status)));
+        let plus = if necessary.is_empty() { plus(InstanceColumn::Status) } else { "+" };
+        conditions.push(format!("{plus}status = ?"));
         args.push(SqlValue::Text(status.name().to_owned()));
     }
     // The filters below are checked on each row as the order's index (or
@@ -792,9 +828,15 @@ fn where_clause(conditions: &[String]) -> String {
 }
 
 /// The query of one page of the instance list, with its arguments.
-fn page_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> (String, Vec<SqlValue>) {
+fn page_query(
+    visibility: &Visibility,
+    everything: bool,
+    filter: &InstanceFilter,
+    indexed: &[bool],
+) -> (String, Vec<SqlValue>) {
     let mut args = Vec::new();
-    let conditions = instance_where(visibility, everything, filter, Purpose::Page(filter.order.column), &mut args);
+    let conditions =
+        instance_where(visibility, everything, filter, indexed, Purpose::Page(filter.order.column), &mut args);
     let column = match filter.order.column {
         InstanceColumn::Id => "id",
         InstanceColumn::Folio => "folio",
@@ -849,7 +891,12 @@ type Query = (String, Vec<SqlValue>);
 /// found by its key; the walk stops at the page. Then, unless only the
 /// overdue are asked for, the instances with nothing due, newest first,
 /// from the id index as the id order walks it.
-fn due_page_queries(visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> (Query, Option<Query>) {
+fn due_page_queries(
+    visibility: &Visibility,
+    everything: bool,
+    filter: &InstanceFilter,
+    indexed: &[bool],
+) -> (Query, Option<Query>) {
     // Overdue means due by now: a bound of the walk, not a condition.
     let plain = InstanceFilter { overdue: false, ..filter.clone() };
     let mut args = Vec::new();
@@ -859,7 +906,8 @@ fn due_page_queries(visibility: &Visibility, everything: bool, filter: &Instance
     } else {
         ""
     };
-    let conditions = instance_where(visibility, everything, &plain, Purpose::Page(InstanceColumn::Due), &mut args);
+    let conditions =
+        instance_where(visibility, everything, &plain, indexed, Purpose::Page(InstanceColumn::Due), &mut args);
     let instance = if conditions.is_empty() {
         String::new()
     } else {
@@ -878,7 +926,7 @@ fn due_page_queries(visibility: &Visibility, everything: bool, filter: &Instance
     let without_due = (!filter.overdue).then(|| {
         let mut args = Vec::new();
         let mut conditions =
-            instance_where(visibility, everything, &plain, Purpose::Page(InstanceColumn::Id), &mut args);
+            instance_where(visibility, everything, &plain, indexed, Purpose::Page(InstanceColumn::Id), &mut args);
         conditions.push(
             "NOT EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = instances.id AND t.state = 'Armed')".to_owned(),
         );
@@ -888,9 +936,14 @@ fn due_page_queries(visibility: &Visibility, everything: bool, filter: &Instance
 }
 
 /// The query counting the instances of a filter, with its arguments.
-fn count_query(visibility: &Visibility, everything: bool, filter: &InstanceFilter) -> (String, Vec<SqlValue>) {
+fn count_query(
+    visibility: &Visibility,
+    everything: bool,
+    filter: &InstanceFilter,
+    indexed: &[bool],
+) -> (String, Vec<SqlValue>) {
     let mut args = Vec::new();
-    let conditions = instance_where(visibility, everything, filter, Purpose::Count, &mut args);
+    let conditions = instance_where(visibility, everything, filter, indexed, Purpose::Count, &mut args);
     // Without a WHERE clause SQLite counts the entries of its smallest index
     // page by page, without decoding them: several times faster.
     (format!("SELECT COUNT(*) FROM instances {}", where_clause(&conditions)), args)
@@ -1258,6 +1311,30 @@ impl SqliteTransaction<'_> {
 
     /// Whether `visibility` covers every process there is (so every instance,
     /// since an instance's process must exist).
+    /// For each field condition of `filter`, whether an index of a
+    /// searchable field serves it (`store::fields`).
+    fn indexed_fields(&self, filter: &InstanceFilter) -> Result<Vec<bool>, EngineError> {
+        fields::indexed(self.tx, filter.process.as_deref(), &filter.fields).map_err(db(self.tx))
+    }
+
+    /// [`Self::indexed_fields`] for a page: a condition that many
+    /// instances pass (`fields::dense`) leaves the page to the order's
+    /// index, unless it is an equality in the id order, which the field's
+    /// index gives in that order (its entries are sorted by id within a
+    /// value).
+    fn page_indexed_fields(&self, filter: &InstanceFilter) -> Result<Vec<bool>, EngineError> {
+        let mut indexed = self.indexed_fields(filter)?;
+        let Some(process) = filter.process.as_deref() else { return Ok(indexed) };
+        for (condition, indexed) in filter.fields.iter().zip(indexed.iter_mut()) {
+            let in_order = filter.order.column == InstanceColumn::Id
+                && condition.test.as_ref().is_some_and(|t| t.op == crate::engine::Comparison::Equal);
+            if *indexed && !in_order && fields::dense(self.tx, process, condition).map_err(db(self.tx))? {
+                *indexed = false;
+            }
+        }
+        Ok(indexed)
+    }
+
     /// The ids of a page of the instance list in the Due order: from the
     /// walk of the instances with something due, and where that walk ends
     /// within or before the page, from the walk of those with nothing due
@@ -1268,7 +1345,8 @@ impl SqliteTransaction<'_> {
         everything: bool,
         filter: &InstanceFilter,
     ) -> Result<Vec<i64>, EngineError> {
-        let ((with_due, args), without_due) = due_page_queries(visibility, everything, filter);
+        let indexed = self.page_indexed_fields(filter)?;
+        let ((with_due, args), without_due) = due_page_queries(visibility, everything, filter, &indexed);
         let limit = if filter.limit == 0 { i64::MAX } else { filter.limit as i64 };
         let offset = filter.offset as i64;
         let page = |sql: &str, mut args: Vec<SqlValue>, limit: i64, offset: i64| {
@@ -1361,6 +1439,19 @@ impl Transaction for SqliteTransaction<'_> {
             )
             .map_err(db(self.tx))?;
         Ok(())
+    }
+
+    fn ensure_field_index(
+        &mut self,
+        process: &str,
+        field: &str,
+        field_type: crate::model::FieldType,
+    ) -> Result<bool, EngineError> {
+        self.writing()?;
+        super::fields::ensure(self.tx, process, field, field_type).map_err(|error| match error {
+            super::fields::FieldIndexError::Sqlite(error) => db(self.tx)(error),
+            unsearchable => EngineError::Internal(unsearchable.to_string()),
+        })
     }
 
     fn processes(&mut self) -> Result<Vec<ProcessSummary>, EngineError> {
@@ -1544,7 +1635,8 @@ impl Transaction for SqliteTransaction<'_> {
             }
             rows
         } else {
-            let (sql, args) = page_query(visibility, everything, filter);
+            let indexed = self.page_indexed_fields(filter)?;
+            let (sql, args) = page_query(visibility, everything, filter, &indexed);
             collect_rows(self.tx, &sql, params_from_iter(args), summary_from_row)?
         };
         rows.into_iter()
@@ -1558,7 +1650,20 @@ impl Transaction for SqliteTransaction<'_> {
     fn count_instances(&mut self, visibility: &Visibility, filter: &InstanceFilter) -> Result<u64, EngineError> {
         filter.check_fields_read()?;
         let everything = self.sees_everything(visibility)?;
-        let (sql, args) = count_query(visibility, everything, filter);
+        let indexed = self.indexed_fields(filter)?;
+        let (sql, args) = count_query(visibility, everything, filter, &indexed);
+        self.tx
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
+            .map_err(db(self.tx))
+    }
+
+    fn count_items(&mut self, visibility: &Visibility, filter: &ItemFilter) -> Result<u64, EngineError> {
+        let everything = self.sees_everything(visibility)?;
+        let mut args = Vec::new();
+        let plain = ItemFilter { after: None, ..filter.clone() };
+        let conditions = item_conditions(visibility, everything, &plain, &mut args);
+        let sql = format!("SELECT COUNT(*) FROM server_items {}", where_clause(&conditions));
         self.tx
             .prepare_cached(&sql)
             .and_then(|mut s| s.query_row(params_from_iter(args), |row| row.get(0)))
@@ -1748,7 +1853,7 @@ mod tests {
                             limit: 200,
                             ..filter.clone()
                         };
-                        let (sql, args) = page_query(&visibility, everything, &filter);
+                        let (sql, args) = page_query(&visibility, everything, &filter, &[]);
                         let steps = plan(&connection, &sql, &args);
                         for (parent, detail) in &steps {
                             if detail.starts_with("USE TEMP B-TREE") {
@@ -1759,6 +1864,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A condition on a searchable field (`store::fields`) is found through
+    /// its index, in a count and in a page, for every operator the index
+    /// serves; the others read the rows as before. The process's name is
+    /// SQL-looking on purpose: it is a literal in the index and the query.
+    #[test]
+    fn a_searchable_fields_index_serves_its_counts_and_pages() {
+        use crate::engine::Comparison;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plans.db");
+        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let process = "a'); DROP TABLE instances; --";
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        assert!(fields::ensure(&writer, process, "amount", crate::model::FieldType::Integer).unwrap());
+        assert!(!fields::ensure(&writer, process, "amount", crate::model::FieldType::Integer).unwrap(), "once");
+        drop(writer);
+        let connection = store.readers.take();
+        let condition = |op: Comparison| crate::engine::FieldCondition {
+            test: Some(FieldTest { op, value: crate::engine::find::Operand(Value::Integer(5)) }),
+            ..crate::engine::FieldCondition::new("amount", op, "5")
+        };
+        for op in Comparison::ALL.into_iter().filter(|op| *op != Comparison::Contains) {
+            for status in [None, Some(InstanceStatus::Error)] {
+                let filter = InstanceFilter {
+                    process: Some(process.to_owned()),
+                    status,
+                    fields: vec![condition(op)],
+                    limit: 50,
+                    ..InstanceFilter::default()
+                };
+                let indexed = fields::indexed(&connection, filter.process.as_deref(), &filter.fields).unwrap();
+                assert_eq!(indexed, [op.index_serves()], "{op}");
+                let (page, page_args) = page_query(&Visibility::default(), true, &filter, &indexed);
+                let (count, count_args) = count_query(&Visibility::default(), true, &filter, &indexed);
+                for (what, steps) in
+                    [("page", plan(&connection, &page, &page_args)), ("count", plan(&connection, &count, &count_args))]
+                {
+                    let uses = steps.iter().any(|(_, detail)| detail.contains("instances_by_field_1"));
+                    assert_eq!(uses, op.index_serves(), "{what}, {op}, {status:?}:\n{steps:#?}");
+                }
+                // Whether a page's condition is dense is told from the index alone.
+                if let Some((probe, value)) = fields::dense_query(process, &filter.fields[0]) {
+                    let steps = plan(&connection, &probe, &[value]);
+                    let probed = steps.iter().any(|(_, d)| d.contains("INDEX instances_by_field_1"));
+                    assert!(probed, "{op}:\n{steps:#?}");
+                }
+            }
+        }
+        let other = InstanceFilter {
+            process: Some("b".to_owned()),
+            fields: vec![condition(Comparison::Equal)],
+            ..InstanceFilter::default()
+        };
+        assert_eq!(fields::indexed(&connection, Some("b"), &other.fields).unwrap(), [false], "another process's field");
     }
 
     /// A million instances are only fast to page, count and filter if no
@@ -1792,7 +1952,7 @@ mod tests {
                                 offset: 500_000,
                                 ..InstanceFilter::default()
                             };
-                            let (sql, args) = page_query(&visibility, everything, &filter);
+                            let (sql, args) = page_query(&visibility, everything, &filter, &[]);
                             let steps = plan(&connection, &sql, &args);
                             let shown = format!("{name}, {filter:?}:\n{steps:#?}");
                             for (parent, detail) in &steps {
@@ -1812,7 +1972,7 @@ mod tests {
                                     assert_eq!(*parent, 0, "{shown}");
                                 }
                             }
-                            let (sql, args) = count_query(&visibility, everything, &filter);
+                            let (sql, args) = count_query(&visibility, everything, &filter, &[]);
                             let steps = plan(&connection, &sql, &args);
                             let shown = format!("count, {name}, {filter:?}:\n{steps:#?}");
                             for (_, detail) in &steps {
@@ -2000,7 +2160,7 @@ mod tests {
         }
         let item = (SELECT_ITEM.to_owned(), [7, 2].map(SqlValue::Integer).to_vec());
         let (_, visibility, everything) = visibilities().remove(0);
-        let page = page_query(&visibility, everything, &InstanceFilter { limit: 50, ..InstanceFilter::default() });
+        let page = page_query(&visibility, everything, &InstanceFilter { limit: 50, ..InstanceFilter::default() }, &[]);
         for (sql, args) in [item, page] {
             let steps = plan(&connection, &sql, &args);
             let shown = format!("{sql}:\n{steps:#?}");
@@ -2050,7 +2210,7 @@ mod tests {
                             order: InstanceOrder { column: InstanceColumn::Due, descending },
                             ..InstanceFilter::default()
                         };
-                        let ((with_due, args), without_due) = due_page_queries(&visibility, everything, &filter);
+                        let ((with_due, args), without_due) = due_page_queries(&visibility, everything, &filter, &[]);
                         let steps = checked(format!("{name}, {filter:?}"), &with_due, &args);
                         // A folio search starts from the ids it found, and sorts them.
                         if search.is_none() {
@@ -2070,10 +2230,10 @@ mod tests {
                                     limit: 200,
                                     ..filter.clone()
                                 };
-                                let (sql, args) = page_query(&visibility, everything, &filter);
+                                let (sql, args) = page_query(&visibility, everything, &filter, &[]);
                                 let steps = checked(format!("{name}, {filter:?}"), &sql, &args);
                                 assert!(steps.iter().any(|(_, d)| d.contains("USING INDEX timers_due")), "{steps:#?}");
-                                let (sql, args) = count_query(&visibility, everything, &filter);
+                                let (sql, args) = count_query(&visibility, everything, &filter, &[]);
                                 let steps = checked(format!("count, {name}, {filter:?}"), &sql, &args);
                                 assert!(steps.iter().any(|(_, d)| d.contains("USING INDEX timers_due")), "{steps:#?}");
                             }

@@ -50,6 +50,12 @@ fn an_external_system_starts_an_instance_and_finishes_its_item_with_data() {
     assert_eq!(instance.body["data"]["done"], true);
     let finish = instance.body["audit"].as_array().unwrap().iter().find(|a| a["action"] == "Server item finished");
     assert_eq!(finish.unwrap()["user"], "biztalk", "the token's user is the acting user");
+    // Each line says where in the process it happened, as the window's table.
+    assert_eq!(finish.unwrap()["activity"], "Call external system");
+    assert_eq!(finish.unwrap()["event"], "Call external system", "{:#?}", instance.body["audit"]);
+    let started =
+        instance.body["audit"].as_array().unwrap().iter().find(|a| a["action"] == "Instance started").unwrap();
+    assert!(started.get("activity").is_none() && started.get("event").is_none(), "{started:#?}");
     assert_eq!(f.get(Some(&token), "/serveritems").body["items"], json!([]));
 }
 

@@ -266,10 +266,184 @@ fn a_cancelled_bulk_action_begins_no_further_target<S: Backend>() {
     assert_eq!((report.done(), report.not_reached()), (0, 100));
 }
 
+fn a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
+    fx.deploy_json("admin", FLAKY);
+    let names = ["ada", "bob", "ada", "cy"];
+    let ids: Vec<i64> = names
+        .iter()
+        .map(|name| fx.engine.start("admin", "flaky", "", &set(&[("name", name)])).unwrap().instance_id)
+        .collect();
+    let filter = InstanceFilter {
+        process: Some("flaky".to_owned()),
+        fields: vec![flowdesk::engine::FieldCondition::parse("name = \"ada\"").unwrap()],
+        ..InstanceFilter::default()
+    };
+    // "Select all 2 matching": the list counts two; the action is for those two.
+    assert_eq!(fx.engine.count_instances("admin", &filter).unwrap(), 2);
+    let selection = Selection::MatchingInstances(filter);
+    let targets = fx.engine.bulk_targets("admin", &BulkAction::Stop, &selection).unwrap();
+    assert_eq!(targets, [Target::Instance(ids[0]), Target::Instance(ids[2])]);
+    let report = fx.engine.bulk_select("admin", &BulkAction::Stop, &selection, &BulkProgress::new()).unwrap();
+    assert_eq!(report.summary(), "2 done, 0 refused");
+
+    // A filter the list refuses is refused here too, rather than acting on
+    // every instance (a version without its process) or on none (a field
+    // the process does not have).
+    let no_process = Selection::MatchingInstances(InstanceFilter { version: Some(1), ..InstanceFilter::default() });
+    let err = fx.engine.bulk_targets("admin", &BulkAction::Stop, &no_process).unwrap_err();
+    assert!(matches!(err, EngineError::Filter(_)), "{err:?}");
+    let unknown = InstanceFilter {
+        process: Some("flaky".to_owned()),
+        fields: vec![flowdesk::engine::FieldCondition::parse("amount > 5").unwrap()],
+        ..InstanceFilter::default()
+    };
+    let listed = fx.engine.count_instances("admin", &unknown).unwrap_err();
+    let err = fx.engine.bulk_targets("admin", &BulkAction::Retry, &Selection::MatchingInstances(unknown)).unwrap_err();
+    assert_eq!(err.to_string(), listed.to_string());
+    assert_eq!(err.to_string(), "invalid filter: process `flaky` has no field `amount`");
+}
+
+fn a_selection_names_no_item_the_user_may_not_see_and_no_process_that_is_not_there<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let ids = start_callbacks(&fx, 2);
+    let finish = BulkAction::Finish { data: vec![] };
+    // bob holds no right on `callback`: his finish of its instances by id
+    // names none of their serials, not even in a dry run, as his filters
+    // name none; his stop of them is refused per instance.
+    let by_id = Selection::Instances(ids.clone());
+    assert_eq!(fx.engine.bulk_targets("admin", &finish, &by_id).unwrap().len(), 2);
+    assert_eq!(fx.engine.bulk_targets("bob", &finish, &by_id).unwrap(), []);
+    let everything = Selection::MatchingInstances(InstanceFilter::default());
+    assert_eq!(fx.engine.bulk_targets("bob", &finish, &everything).unwrap(), []);
+    let report = fx.engine.bulk_select("bob", &BulkAction::Stop, &by_id, &BulkProgress::new()).unwrap();
+    assert_eq!(report.summary(), "0 done, 2 refused");
+
+    // A process name mistyped is said, rather than answered "0 done".
+    for selection in [
+        Selection::MatchingInstances(InstanceFilter {
+            process: Some("calback".to_owned()),
+            status: Some(InstanceStatus::Error),
+            ..InstanceFilter::default()
+        }),
+        Selection::MatchingItems(ItemFilter { process: Some("calback".to_owned()), ..ItemFilter::default() }),
+    ] {
+        let err = fx.engine.bulk_targets("admin", &BulkAction::Retry, &selection).unwrap_err();
+        assert_eq!(err.to_string(), "process `calback` not found (deploy it first)");
+        assert!(fx.engine.bulk_select("admin", &finish, &selection, &BulkProgress::new()).is_err());
+    }
+}
+
+/// A wait with a deadline: three hours without a callback finish it.
+const DEADLINE: &str = r#"{
+  "name": "deadline",
+  "fields": [{ "name": "name", "type": "string" }],
+  "activities": [
+    { "id": "wait", "name": "Wait", "start": true, "events": [
+      { "kind": "server_event", "name": "Call", "synchronous": false, "script": "" } ],
+      "escalations": [
+        { "name": "Give up", "after": "3h", "action": { "finish": { "set": { "name": "timed out" } } } } ] },
+    { "id": "end", "name": "End", "events": [] }
+  ],
+  "lines": [{ "from": "wait", "to": "end" }]
+}"#;
+
+/// A store whose `busy_at`-th write (counted from 1) meets a database
+/// another program holds: `database is locked`, which may be tried again.
+struct BusyAt<S> {
+    inner: S,
+    busy_at: usize,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl<S: flowdesk::engine::Storage> flowdesk::engine::Storage for BusyAt<S> {
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&mut dyn flowdesk::engine::Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        if self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.busy_at {
+            let busy =
+                flowdesk::engine::StorageError::new(flowdesk::engine::StorageErrorKind::Busy, "database is locked");
+            return Err(EngineError::Storage(busy));
+        }
+        self.inner.write(work)
+    }
+
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&mut dyn flowdesk::engine::Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        self.inner.read(work)
+    }
+
+    fn data_version(&self) -> Result<u64, EngineError> {
+        self.inner.data_version()
+    }
+}
+
+fn a_target_done_is_reported_done_when_what_follows_its_commit_meets_a_busy_database<S: Backend>() {
+    let fx = Fixture::<S>::fresh();
+    fx.deploy_json("admin", DEADLINE);
+    let id = fx.engine.start("admin", "deadline", "", &[]).unwrap().instance_id;
+    fx.engine.stop("admin", id).unwrap();
+    // Stopped past its deadline: resuming it fires the deadline at once, in
+    // a transaction of its own after the resume's (the second write).
+    fx.clock.advance(4 * 3_600_000);
+    let busy = BusyAt { inner: fx.engine.store().share(), busy_at: 2, writes: Default::default() };
+    let engine = support::engine_on(busy, fx.clock.clone(), Default::default());
+    let report = engine
+        .bulk_select("admin", &BulkAction::Resume, &Selection::Instances(vec![id]), &BulkProgress::new())
+        .unwrap();
+    // Resumed: so the report says, not "cannot resume: it is Active" (the
+    // resume tried again over its own commit).
+    assert_eq!(report.summary(), "1 done, 0 refused", "{:?}", report.outcomes);
+    let resumed = fx.trail(id).iter().filter(|line| line.starts_with("admin: Resumed")).count();
+    assert_eq!(resumed, 1, "{:#?}", fx.trail(id));
+    // The deadline the busy database kept from firing is still due: the
+    // ticker fires it.
+    assert_eq!(fx.engine.fire_due(&|| true).unwrap().fired, 1);
+    assert_eq!(fx.detail("admin", id).summary.status, InstanceStatus::Completed);
+}
+
+fn a_finish_only_recorded_because_its_instance_is_stopped_is_said_in_the_summary<S: Backend>() {
+    let fx = callback_fixture::<S>();
+    let ids = start_callbacks(&fx, 3);
+    fx.engine.stop("admin", ids[1]).unwrap();
+    let serials = ids.iter().map(|id| serial(*id)).collect();
+    let action = BulkAction::Finish { data: vec![] };
+    let report = fx.engine.bulk_select("admin", &action, &Selection::Serials(serials), &BulkProgress::new()).unwrap();
+    // The stopped one's finish waits for Resume: "3 done" alone would say
+    // all three moved on, as the single finish does not ("recorded; …").
+    assert_eq!(report.summary(), "3 done, 0 refused (1 of them recorded, applied when its instance runs again)");
+    assert_eq!(fx.detail("admin", ids[1]).summary.status, InstanceStatus::Stopped);
+}
+
+/// One instance whose stored state is damaged (Completed, yet waiting on an
+/// item: a cell of the table no command reaches) fails its own target in a
+/// dry run, as in the action itself, and leaves the others foreseen.
+#[test]
+fn a_dry_run_foresees_a_damaged_instance_failing_and_the_others_as_they_are() {
+    let fx = callback_fixture::<flowdesk::store::SqliteStore>();
+    let ids = start_callbacks(&fx, 2);
+    let raw = rusqlite::Connection::open(fx.db_path()).unwrap();
+    raw.execute("UPDATE instances SET status = 'Completed' WHERE id = ?1", [ids[0]]).unwrap();
+    let targets = [Target::Item(serial(ids[0])), Target::Item(serial(ids[1]))];
+    let finish = BulkAction::Finish { data: vec![] };
+    let foreseen = fx.engine.bulk_foresee("admin", &finish, &targets).unwrap();
+    assert!(matches!(foreseen[0], Some(EngineError::Internal(_))), "{foreseen:?}");
+    assert!(foreseen[1].is_none(), "{foreseen:?}");
+    let report = fx.engine.bulk("admin", &finish, &targets, &BulkProgress::new());
+    assert_eq!(report.summary(), "1 done, 0 refused, 1 failed");
+}
+
 support::on_every_backend!(
     bulk_finish_answers_per_serial_with_the_single_finish_refusals,
     bulk_checks_the_right_on_each_target_s_process,
     bulk_retry_goes_on_past_instances_in_the_wrong_status,
     a_selection_by_filter_is_resolved_in_the_engine_and_a_dry_run_changes_nothing,
     a_cancelled_bulk_action_begins_no_further_target,
+    a_selection_by_a_data_field_filter_acts_on_the_instances_the_list_counts,
+    a_selection_names_no_item_the_user_may_not_see_and_no_process_that_is_not_there,
+    a_target_done_is_reported_done_when_what_follows_its_commit_meets_a_busy_database,
+    a_finish_only_recorded_because_its_instance_is_stopped_is_said_in_the_summary,
 );

@@ -353,6 +353,27 @@ fn issue_18_show_prints_the_trail_with_its_places_and_the_time_between_steps() {
     assert_eq!(finish["activity"], "Call external system");
     assert_eq!(finish["event"], "Call external system");
     assert!(finish["since_previous_ms"].as_i64().expect("a number") >= 3_600_000, "{finish}");
+
+    // Filtered by kind, as the window's Kind box (any case); the time
+    // since the line before stays the whole trail's.
+    let text = fd.ok("alice", &["show", &id.to_string(), "--kind", "server item finished"]).stdout;
+    let trail = text.split("Audit trail").nth(1).expect("the trail");
+    assert!(trail.contains("Server item finished") && trail.contains("1h"), "{trail}");
+    assert!(!trail.contains("Instance started") && !trail.contains("Activity started"), "{trail}");
+    let json = fd.ok(
+        "alice",
+        &["show", &id.to_string(), "--json", "--kind", "Instance started", "--kind", "Server item finished"],
+    );
+    let json: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let kinds: Vec<&str> = json["audit"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Instance started", "Server item finished"]);
+    let unknown = fd.run("alice", &["show", &id.to_string(), "--kind", "Finished; DROP TABLE instances"]);
+    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("no kind of audit line") && unknown.stderr.contains("Server item finished"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]
@@ -2458,9 +2479,9 @@ fn bulk_retry_by_filter_dry_run_then_partial_refusals_exit_1() {
     fd.ok("alice", &["set", &ids[0].to_string(), "--set", "amount=5"]);
 
     let before = fd.snapshot();
-    let out = fd.ok("alice", &["retry", "--process", "ops", "--dry-run"]);
-    let expected: Vec<String> = std::iter::once("would retry 4 instances (dry run: nothing was changed)".to_owned())
-        .chain(ids.iter().map(|id| format!("instance {id}")))
+    let out = fd.ok("alice", &["retry", "--process", "ops", "--status", "error", "--dry-run"]);
+    let expected: Vec<String> = std::iter::once("would retry 3 instances (dry run: nothing was changed)".to_owned())
+        .chain(ids[..3].iter().map(|id| format!("instance {id}")))
         .collect();
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
     let listed = fd.json("alice", &["retry", "--process", "ops", "--status", "error", "--dry-run", "--json"]);
@@ -2501,6 +2522,37 @@ fn bulk_retry_by_filter_dry_run_then_partial_refusals_exit_1() {
 }
 
 #[test]
+fn bulk_dry_run_says_which_targets_would_be_refused_and_why() {
+    let fd = Flowdesk::new();
+    let ids = three_in_error_one_waiting(&fd);
+    let before = fd.snapshot();
+    // Three in error would be retried; the waiting one would be refused,
+    // and the dry run says so rather than "would retry 4".
+    let out = fd.ok("alice", &["retry", "--process", "ops", "--dry-run"]);
+    let mut expected = vec!["would retry 3 instances, 1 would be refused (dry run: nothing was changed)".to_owned()];
+    expected.extend(ids[..3].iter().map(|id| format!("instance {id}")));
+    expected.push(format!("would be refused: instance {0}: cannot retry instance {0}: it is Active", ids[3]));
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
+    let listed = fd.json("alice", &["retry", "--process", "ops", "--dry-run", "--json"]);
+    assert_eq!((listed["count"].as_u64(), listed["refused"].as_u64()), (Some(4), Some(1)), "{listed}");
+    assert_eq!(listed["targets"][3]["code"], "wrong_status", "{listed}");
+    assert!(listed["targets"][0].get("code").is_none(), "{listed}");
+
+    // Rights, an activity that is not there and data that does not read
+    // are foreseen the same way.
+    let file = fd.write("ids.txt", &format!("{}\n", ids[0]));
+    let out = fd.ok("bob", &["stop", "--ids", path_str(&file), "--dry-run"]);
+    assert!(out.stdout.contains("lacks the Admin right on process `ops`"), "{out:?}");
+    let out = fd.ok("alice", &["goto", "--process", "ops", "--dry-run", "Nowhere"]);
+    assert!(out.stdout.starts_with("would go to `Nowhere` 0 instances, 4 would be refused"), "{out:?}");
+    assert!(out.stdout.contains("process `ops` has no activity `Nowhere`"), "{out:?}");
+    let out = fd.ok("alice", &["finish", "--process", "ops", "--set", "amount=lots", "--dry-run"]);
+    assert!(out.stdout.starts_with("would finish 0 server items, 1 would be refused"), "{out:?}");
+    assert!(out.stdout.contains("`amount`"), "{out:?}");
+    assert_eq!(fd.snapshot(), before, "a dry run changed the database");
+}
+
+#[test]
 fn bulk_finish_of_a_file_of_serials_answers_per_serial() {
     let fd = Flowdesk::new();
     fd.deploy_callback("alice");
@@ -2511,7 +2563,10 @@ fn bulk_finish_of_a_file_of_serials_answers_per_serial() {
     let file = path_str(&serials);
 
     let dry = fd.ok("alice", &["finish", "--serials", file, "--dry-run"]);
-    assert!(dry.stdout.starts_with("would finish 4 server items (dry run: nothing was changed)\n"), "{dry:?}");
+    assert!(
+        dry.stdout.starts_with("would finish 2 server items, 2 would be refused (dry run: nothing was changed)\n"),
+        "{dry:?}"
+    );
 
     let out = fd.run("alice", &["finish", "--serials", file, "--set", "name=call back value"]);
     assert_eq!(out.code, Some(1), "{out:?}");
@@ -2562,6 +2617,40 @@ fn bulk_usage_errors_exit_2_and_the_single_forms_stay() {
 }
 
 // Issue 18, "Find anything": the instance list's filters and its CSV export.
+
+/// Issue 18: a searchable field is indexed at deploy, and the answer says
+/// so; a condition on a field that is not searchable says, where it was
+/// typed, that it reads every instance. The process's name is SQL-looking:
+/// it goes into the index as a literal, and works.
+#[test]
+fn deploy_indexes_searchable_fields_and_a_slow_condition_says_so() {
+    let fd = Flowdesk::new();
+    let name = "o'); DROP TABLE instances; --";
+    let process = format!(
+        r#"{{ "name": {}, "fields": [
+          {{ "name": "n", "type": "integer", "searchable": true }},
+          {{ "name": "note", "type": "string" }}
+        ], "activities": [ {{ "id": "w", "name": "Wait", "start": true, "events": [
+          {{ "kind": "server_event", "name": "Ask", "synchronous": false, "script": "" }} ] }} ] }}"#,
+        serde_json::Value::String(name.to_owned())
+    );
+    let path = fd.write("o.process.json", &process);
+    let out = fd.deploy("alice", &path);
+    assert!(out.stdout.contains("indexed searchable fields n of every instance of"), "{out:?}");
+    assert!(out.stderr.contains("searchable fields n: a field not indexed yet is indexed now"), "{out:?}");
+    let again = fd.json("alice", &["deploy", path_str(&path), "--json"]);
+    assert_eq!(again["indexed"], serde_json::json!([]), "built once");
+    let first = fd.start("alice", &[name, "--folio", "a", "--set", "n=5", "--set", "note=x"]);
+    fd.start("alice", &[name, "--folio", "b", "--set", "n=7"]);
+    let served = fd.ok("alice", &["instances", "--process", name, "--where", "n = 5", "--json"]);
+    assert_eq!(served.stderr, "", "a served condition says nothing");
+    assert_eq!(ids(&serde_json::from_str(&served.stdout).unwrap()), vec![first]);
+    let slow = fd.ok("alice", &["instances", "--process", name, "--where", "note = x", "--json"]);
+    assert_eq!(slow.stderr.trim(), "flowdesk: note is not searchable: this reads every instance of the process");
+    assert_eq!(ids(&serde_json::from_str(&slow.stdout).unwrap()), vec![first]);
+    let unserved = fd.ok("alice", &["instances", "--process", name, "--where", "n != 5"]);
+    assert!(unserved.stderr.contains("`!=` reads every instance of the process"), "{unserved:?}");
+}
 
 #[test]
 fn instances_filter_by_version_dates_and_field_values_and_export_csv() {

@@ -964,7 +964,15 @@ fn the_due_orders_and_the_overdue_filters_as_the_storage_contract_says<S: Backen
     assert_eq!(serials(ItemFilter { overdue: true, ..by_due.clone() }), ["3_1", "5_1"]);
     assert_eq!(serials(ItemFilter { overdue: true, ..ItemFilter::default() }), ["3_1", "5_1"]);
     let found = ItemFilter { search: Some("6_".into()), ..by_due.clone() };
-    assert_eq!(serials(found), ["6_1"]);
+    assert_eq!(serials(found.clone()), ["6_1"]);
+    // The count beside a capped list: what the list holds without its limit.
+    let count = |filter: &ItemFilter| fx.engine.count_items("admin", filter).unwrap();
+    assert_eq!(count(&ItemFilter { limit: 2, ..by_due.clone() }), 6);
+    assert_eq!(count(&ItemFilter { overdue: true, limit: 1, ..ItemFilter::default() }), 2);
+    assert_eq!(count(&found), 1);
+    let process = ItemFilter { process: Some("callback".into()), include_closed: true, ..ItemFilter::default() };
+    assert_eq!(count(&process), serials(process.clone()).len() as u64);
+    assert_eq!(fx.engine.count_items("nobody", &by_due).unwrap(), 0, "only what the user may see");
     let cursor = ItemFilter { after: Some(support::parse_serial("3_1")), ..by_due };
     let refused = fx.engine.items("admin", &cursor).unwrap_err();
     assert!(matches!(refused, EngineError::Internal(_)), "a cursor pages by age only: {refused}");

@@ -1306,6 +1306,12 @@ fn a_wait_event_is_added_from_the_palette_and_its_due_time_edited() {
         gui.harness.get_by_label("Timer at a field").accesskit_node().is_disabled(),
         "the sample has no date field to wait for"
     );
+    // A Wait event always waits: its right-click menu shows the toggle
+    // disabled, as the mail event's, not one that does nothing.
+    gui.harness.get_by_label("Event Wait (timer, waits 2h 30m)").click_secondary();
+    gui.settle();
+    let toggle = gui.harness.get_by_label("Synchronous");
+    assert!(toggle.accesskit_node().is_disabled(), "{toggle:?}");
 }
 
 #[test]
@@ -1332,6 +1338,42 @@ fn a_wait_event_can_wait_for_a_datetime_field_in_the_process_s_time_zone() {
     let EventDraft::Timer(timer) = &gui.activity("approved").events[1] else { panic!("not a timer") };
     assert_eq!((timer.after.as_str(), timer.at_field.as_str()), ("", field.as_str()));
     assert_eq!(gui.draft().time_zone.as_deref(), Some("Europe/London"));
+}
+
+/// Issue 18: a data field's Searchable checkbox, clicked by its label, is
+/// saved in the file and read back; a decimal field's box is off.
+#[test]
+fn a_field_is_made_searchable_with_its_checkbox_and_saved() {
+    let files = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs::default();
+    dialogs.save.borrow_mut().push(files.path().join("found"));
+    let mut gui = Gui::with(None, dialogs);
+    gui.click_at(gui.empty_canvas_spot());
+    gui.click("Add field");
+    let index = gui.draft().fields.len() - 1;
+    let searchable = format!("Field {index} searchable");
+    gui.click(&format!("Field {index} type"));
+    gui.click("decimal");
+    assert!(gui.harness.get_by_label(&searchable).accesskit_node().is_disabled(), "a decimal cannot be");
+    gui.click(&format!("Field {index} type"));
+    gui.click("integer");
+    assert!(!gui.draft().fields[index].searchable);
+    gui.click(&searchable);
+    assert!(gui.draft().fields[index].searchable);
+
+    gui.shortcut(Modifiers::COMMAND, Key::S);
+    let saved = ProcessDraft::load(&files.path().join("found.process.json")).unwrap();
+    assert!(saved.fields[index].searchable, "the file says so");
+    assert_eq!(saved.fields.iter().filter(|f| f.searchable).count(), 1, "only the field checked");
+
+    // Deploying builds its index, and the status bar says so.
+    let name = saved.fields[index].name.clone();
+    gui.click("Deploy");
+    assert_eq!(gui.deployed(), [("callback".to_owned(), 1, 1)]);
+    assert_eq!(
+        gui.app().status_text(),
+        Some(format!("Deployed callback version 1 (indexed searchable {name})").as_str())
+    );
 }
 
 #[test]

@@ -2539,11 +2539,17 @@ fn issue_19_the_flow_links_a_parent_to_its_child_and_back() {
     assert!(gui.shown(&format!("Instance {payment}")));
     assert!(gui.shown("Started by"));
     assert!(gui.shown("(order), event `Pay` of `Take payment`, which waits for it"));
+    // Only the instance shown is highlighted (and picked for a bulk action):
+    // the order's row, clicked before, no longer is.
+    let picked = &gui.app().monitor.bulk.instances;
+    assert!(picked.contains(&payment) && !picked.contains(&order), "{picked:?}");
 
     gui.harness.get_by_label(&format!("instance {order}")).click();
     gui.run_until("the parent again", |app| app.monitor.detail().is_some_and(|d| d.summary.id == order));
     gui.settle();
     assert!(gui.shown(&format!("instance {payment} (payment, Active)")), "the parent lists its children");
+    let picked = &gui.app().monitor.bulk.instances;
+    assert!(picked.contains(&order) && !picked.contains(&payment), "{picked:?}");
 }
 
 // ----- bulk actions (issue 18) -------------------------------------------------
@@ -2754,6 +2760,68 @@ fn a_field_filter_narrows_the_list_and_a_malformed_one_says_why() {
     assert!(gui.all_texts().iter().any(|t| t.starts_with("Started from: `tomorrow` is not a date")));
 }
 
+/// Issue 18: where a field condition is typed, the monitor says when it
+/// reads every instance of the process (the field is not searchable), and
+/// says nothing once the field is searchable.
+#[test]
+fn a_condition_on_a_field_that_is_not_searchable_says_it_reads_every_instance() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount > 150");
+    gui.run_until("the big orders", |app| app.monitor.count() == Some(2));
+    let note = "amount is not searchable: this reads every instance of the process";
+    assert!(gui.shown(note), "{:?}", gui.all_texts());
+
+    deploy_json(&gui.fx, &ORDERS.replace(r#""type": "integer""#, r#""type": "integer", "searchable": true"#));
+    gui.replace_text("Field", "amount >= 150");
+    gui.run_until("the bigger list", |app| app.monitor.count() == Some(3));
+    assert!(!gui.shown(note), "searchable now: {:?}", gui.all_texts());
+}
+
+#[test]
+fn select_all_matching_a_field_filter_then_stop_them() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    gui.choose("Process", "orders");
+    gui.click("More filters");
+    gui.replace_text("Field", "amount > 150");
+    gui.run_until("the big orders", |app| app.monitor.count_current() && app.monitor.count() == Some(2));
+    gui.click("Select all 2 matching");
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all 2 instances matching the filter as ada?");
+    // The two the list counts, not an internal error about the field.
+    assert_eq!(gui.bulk_report(), "2 done, 0 refused");
+    for id in [4, 5] {
+        assert_eq!(gui.status_of(id), InstanceStatus::Stopped);
+    }
+    for id in [1, 2, 3] {
+        assert_ne!(gui.status_of(id), InstanceStatus::Stopped, "what the filter left out is left alone");
+    }
+}
+
+#[test]
+fn select_all_matching_a_filter_the_list_refuses_stops_nothing() {
+    let mut gui = Gui::monitor(five_orders(), "ada");
+    gui.run_until("all five", |app| app.monitor.count() == Some(5));
+    // A version with every process: the list refuses it, and so does the
+    // action, saying why (it answered "0 done, 0 refused" and no more).
+    gui.click("More filters");
+    gui.replace_text("Version", "2");
+    gui.run_until("the list's refusal", |app| app.monitor.filter.version == Some(2));
+    gui.run_until_frames("the refusal shown", |_| true, 20);
+    assert!(gui.all_texts().iter().any(|t| t.contains("version filter needs a process")), "{:#?}", gui.all_texts());
+    gui.click("Select all matching");
+    gui.click("Stop selected");
+    gui.confirm_bulk("Stop all instances matching the filter as ada?");
+    gui.run_until("the bulk action's report", |app| app.monitor.bulk.report().is_some());
+    let (_, summary) = gui.app().monitor.bulk.report().unwrap();
+    assert!(summary.contains("version filter needs a process"), "{summary}");
+    for id in 1..=5 {
+        assert_ne!(gui.status_of(id), InstanceStatus::Stopped, "instance {id} was stopped");
+    }
+}
+
 #[test]
 fn a_saved_filter_is_recalled_after_a_restart_and_can_be_deleted() {
     let mut gui = monitor_with(five_orders(), Settings::default(), ScriptedDialogs::default());
@@ -2821,13 +2889,34 @@ fn export_csv_writes_every_matching_instance_through_the_file_dialog() {
 }
 
 #[test]
-fn server_items_selected_are_finished_with_data_in_one_action() {
+fn a_bulk_finish_whose_data_line_is_not_field_value_says_so_and_finishes_nothing() {
     let fx = fixture();
     deploy(&fx, "callback.process.json");
     let ids: Vec<i64> =
-        (0..3).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+        (0..2).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
     let mut gui = Gui::open(fx, "ada", AppView::Items);
-    gui.run_until("the items", |app| app.monitor.items().len() == 3);
+    gui.run_until("the items", |app| app.monitor.items().len() == 2);
+    gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
+    gui.click_row(&format!("{}_2", ids[1]), Modifiers::COMMAND);
+    gui.click("Finish selected…");
+    let fields = "Set fields (one field=value a line)";
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).click();
+    gui.settle();
+    // A colon for the equals sign: the items must not be finished without
+    // the value the operator meant to set.
+    gui.harness.get_by_role_and_label(Role::MultilineTextInput, fields).type_text("done: true");
+    gui.settle();
+    let before = gui.snapshot(&ids);
+    gui.click("Confirm");
+    assert!(gui.shown("line 1, `done: true`: write field=value"), "{:#?}", gui.all_texts());
+    assert!(gui.shown("Finish 2 server items as ada?"), "the question stays up to be corrected");
+    assert_eq!(gui.snapshot(&ids), before, "nothing was finished");
+    assert!(gui.app().monitor.bulk.report().is_none());
+}
+
+#[test]
+fn server_items_selected_are_finished_with_data_in_one_action() {
+    let (mut gui, ids) = three_pending_items();
     gui.click_row(&format!("{}_2", ids[0]), Modifiers::NONE);
     gui.click_row(&format!("{}_2", ids[2]), Modifiers::COMMAND);
     assert!(gui.shown("2 selected"), "{:#?}", gui.all_texts());
@@ -2847,4 +2936,62 @@ fn server_items_selected_are_finished_with_data_in_one_action() {
         assert_eq!(gui.fx.field(id, "done"), Value::Boolean(true), "finished with the data typed");
     }
     assert_eq!(gui.status_of(ids[1]), InstanceStatus::Active);
+}
+
+/// The server items view as ada sees it, over three callback instances
+/// each waiting on one item; their ids.
+fn three_pending_items() -> (Gui, Vec<i64>) {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..3).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 3);
+    (gui, ids)
+}
+
+#[test]
+fn all_server_items_matching_are_finished_in_one_action() {
+    let (mut gui, ids) = three_pending_items();
+    gui.click("Select all 3 matching");
+    assert!(gui.shown("All 3 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Clear selection");
+    assert!(gui.shown("Select all 3 matching"), "{:#?}", gui.all_texts());
+    assert!(!gui.shown("All 3 matching selected"));
+    gui.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    gui.settle();
+    assert!(gui.shown("All 3 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Finish selected…");
+    gui.confirm_bulk("Finish all 3 server items matching the filter as ada?");
+    assert_eq!(gui.bulk_report(), "3 done, 0 refused");
+    for id in ids {
+        assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    }
+}
+
+/// Issue 18: the server items list holds at most its limit; past it, the
+/// count says how many match, and "all matching" is confirmed with that
+/// count, as the instances' is.
+#[test]
+fn server_items_past_the_lists_limit_are_counted_and_all_matching_is_confirmed_with_the_count() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    let ids: Vec<i64> =
+        (0..5).map(|i| fx.engine.start("admin", "callback", &format!("PO-{i}"), &[]).unwrap().instance_id).collect();
+    let mut gui = Gui::open(fx, "ada", AppView::Items);
+    gui.run_until("the items", |app| app.monitor.items().len() == 5);
+    // A list of three at most (the window's is 1,000).
+    gui.harness.state_mut().monitor.items_filter.limit = 3;
+    gui.harness.state_mut().monitor.refresh("ada");
+    gui.run_until("the first three", |app| app.monitor.items().len() == 3);
+    gui.run_until("the count", |app| app.monitor.items_count() == Some(5));
+    assert!(gui.shown("3 of 5 item(s)"), "{:#?}", gui.all_texts());
+    gui.click("Select all 5 matching");
+    assert!(gui.shown("All 5 matching selected"), "{:#?}", gui.all_texts());
+    gui.click("Finish selected…");
+    gui.confirm_bulk("Finish all 5 server items matching the filter as ada?");
+    assert_eq!(gui.bulk_report(), "5 done, 0 refused");
+    for id in ids {
+        assert_eq!(gui.status_of(id), InstanceStatus::Completed);
+    }
 }

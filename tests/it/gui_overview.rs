@@ -236,8 +236,77 @@ fn gui_overview_retry_all_of_an_incident_takes_its_instances_out_of_error_once_f
     for id in 4..=6 {
         assert_eq!(gui.fx.detail("admin", id).summary.status, InstanceStatus::Completed);
         let trail = gui.fx.trail(id);
-        assert!(trail.iter().any(|line| line.starts_with("ada: Retried")), "{trail:#?}");
+        // One bulk action through the engine's bulk path, as the lists' Retry.
+        assert!(
+            trail.iter().any(|line| line.starts_with("ada: Retried") && line.ends_with("part of a bulk retry of 3")),
+            "{trail:#?}"
+        );
     }
     gui.run_until("the incident to go", |app| app.monitor.overview.overview().is_some_and(|o| o.incidents.is_empty()));
     assert_eq!(gui.count("failing", InstanceStatus::Completed), 3);
+}
+
+#[test]
+fn gui_overview_the_activity_and_version_a_click_filters_by_show_in_the_filter_bar_and_clear() {
+    let fx = fixture();
+    fx.engine.finish("admin", serial(1), &set(&[("name", "call back value")])).unwrap();
+    let mut gui = Gui::open(fx);
+    let said = gui.labels_starting(&format!("Activity {WAIT}: "));
+    gui.click(&said[0]);
+    assert_eq!(gui.listed(), vec![3, 2]);
+    // The list is narrowed to an activity and a version: the bar says both,
+    // or the operator sees two instances of three with no reason why.
+    let chip = format!("At `{WAIT}` ✕");
+    assert!(gui.shows(&chip), "the activity filter is shown: {:#?}", gui.texts());
+    gui.click("More filters");
+    let version = gui.harness.get_by_role_and_label(Role::TextInput, "Version").value();
+    assert_eq!(version.as_deref(), Some("1"), "the version filter is shown");
+    // Cleared, every instance of the version is listed again.
+    gui.click(&chip);
+    assert_eq!(gui.app().monitor.filter.activity, None);
+    assert_eq!(gui.listed(), vec![3, 2, 1]);
+    assert!(!gui.shows("At `"), "{:#?}", gui.texts());
+}
+
+#[test]
+fn gui_overview_retry_all_of_an_incident_can_be_cancelled_and_says_how_far_it_came() {
+    let fx = fixture();
+    // 40 instances in the incident: more than the bulk action begins at once.
+    for n in 4..=40 {
+        fx.engine.start("admin", "failing", "", &set(&[("n", &n.to_string())])).unwrap();
+    }
+    let failing: Vec<i64> = (4..=6).chain(7..=43).collect();
+    for id in &failing {
+        fx.engine.set_data("admin", *id, &set(&[("ready", "true")])).unwrap();
+    }
+    let mut gui = Gui::open(fx);
+    let pattern = gui.app().monitor.overview.overview().unwrap().incidents[0].key.pattern.clone();
+    gui.click_text(&pattern);
+    gui.click("Retry all");
+    assert!(gui.shows("Retry the failed step of the 40 instance(s) of failing v1"), "{:#?}", gui.texts());
+    // Another program holds the write lock: the retries wait, the window does not.
+    let lock = rusqlite::Connection::open(gui.fx.db_path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    gui.click("Confirm");
+    for _ in 0..MAX_FRAMES {
+        if gui.shows("0 of 40 instance(s)") {
+            break;
+        }
+        gui.harness.run_steps(1);
+        std::thread::yield_now();
+    }
+    assert!(gui.shows("Retrying at Work: 0 of 40 instance(s)…"), "{:#?}", gui.texts());
+    gui.click("Cancel");
+    assert!(gui.shows("Cancelling…"), "{:#?}", gui.texts());
+    lock.execute_batch("ROLLBACK").unwrap();
+    gui.run_until("Retry all to be answered", |app| app.monitor.overview.report.is_some() && !app.busy());
+    let (words, succeeded) = gui.app().monitor.overview.report.clone().unwrap();
+    let retried = failing.iter().filter(|id| gui.fx.detail("admin", **id).summary.status == InstanceStatus::Completed);
+    let retried = retried.count();
+    assert!(retried < 40, "{words}");
+    assert_eq!(words, format!("{retried} instance(s) retried; cancelled before {} more.", 40 - retried));
+    assert!(!succeeded);
+    // The ones not reached are still in error, and still the incident's.
+    let untouched = failing.iter().filter(|id| gui.fx.detail("admin", **id).summary.status == InstanceStatus::Error);
+    assert_eq!(untouched.count(), 40 - retried);
 }

@@ -171,7 +171,57 @@ fn a_rolled_back_write_leaves_the_aggregates_as_they_were<S: Backend>() {
     assert_agrees(&fx);
 }
 
+/// A process whose start activity sends a request (which the test's runner
+/// never gets to send: it dies first) before waiting for a callback.
+const SENDING: &str = r#"{
+  "name": "sending",
+  "activities": [
+    { "id": "tell", "name": "Tell", "start": true, "events": [
+      { "kind": "http_request", "name": "Notify", "url": "http://127.0.0.1:9/hook" } ] },
+    { "id": "wait", "name": "Wait", "events": [
+      { "kind": "server_event", "name": "Ask", "synchronous": false, "script": "" } ] }
+  ],
+  "lines": [{ "from": "tell", "to": "wait" }]
+}"#;
+
+/// An instance running at an activity (its request under way) is counted
+/// active there, and clicking the activity lists it with the ones waiting
+/// there, as the diagram's pills say.
+fn an_activity_clicked_lists_the_instances_active_there_too<S: Backend>() {
+    let fx = fixture::<S>();
+    fx.deploy_json("admin", SENDING);
+    let dying = fx.second_engine().with_hook(std::sync::Arc::new(|point| {
+        if point == flowdesk::engine::HookPoint::BeforeAsyncScript {
+            panic!("the runner dies before sending");
+        }
+    }));
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dying.start("admin", "sending", "", &[])));
+    assert!(died.is_err());
+    let running = fx.engine.instances("admin", &InstanceFilter::default()).unwrap()[0].id;
+    assert_eq!(fx.detail("admin", running).summary.status, InstanceStatus::Running);
+    let waiting = fx.engine.start("admin", "sending", "", &[]);
+    // The other one, whose request is refused at once, waits at Wait or
+    // failed at Tell: either way it is not at Tell as an active one.
+    drop(waiting);
+
+    let counts = fx.engine.activity_counts("admin", "sending", 1).unwrap();
+    let tell = counts.iter().find(|c| c.activity == "Tell").unwrap_or_else(|| panic!("{counts:?}"));
+    assert_eq!(tell.active, 1, "{counts:?}");
+    let at_tell = InstanceFilter {
+        process: Some("sending".to_owned()),
+        version: Some(1),
+        activity: Some("Tell".to_owned()),
+        ..InstanceFilter::default()
+    };
+    let listed: Vec<i64> = fx.engine.instances("admin", &at_tell).unwrap().into_iter().map(|i| i.id).collect();
+    let expected = tell.active + tell.waiting + tell.error;
+    assert!(listed.contains(&running), "{listed:?}");
+    assert_eq!(listed.len() as u64, expected, "{listed:?} {counts:?}");
+    assert_eq!(fx.engine.count_instances("admin", &at_tell).unwrap(), expected);
+}
+
 on_every_backend!(
+    an_activity_clicked_lists_the_instances_active_there_too,
     counts_ages_chart_and_incidents_follow_the_instances,
     the_diagram_counts_and_the_activity_filter_find_the_same_instances,
     retrying_an_incident_after_the_fix_empties_it,

@@ -64,6 +64,39 @@ fn a_correct_process_has_no_problems() {
 
 // ----- the process itself --------------------------------------------------------
 
+/// Searchable fields (issue 18): every type whose stored form sorts as its
+/// values do may be; a decimal may not, and is told why. A file without the
+/// property reads as before (not searchable) and is written without it.
+#[test]
+fn a_decimal_field_cannot_be_searchable_and_the_rest_can() {
+    let fields = |decimal_searchable: bool| {
+        format!(
+            r#"{{ "name": "p", "fields": [
+              {{ "name": "s", "type": "string", "searchable": true }},
+              {{ "name": "i", "type": "integer", "searchable": true }},
+              {{ "name": "b", "type": "boolean", "searchable": true }},
+              {{ "name": "d", "type": "date", "searchable": true }},
+              {{ "name": "t", "type": "datetime", "searchable": true }},
+              {{ "name": "amount", "type": "decimal", "searchable": {decimal_searchable} }}
+            ], "activities": [ {{ "id": "a", "name": "A", "start": true }} ] }}"#
+        )
+    };
+    check(&fields(false), &[]);
+    check(
+        &fields(true),
+        &["error: field `amount`: a decimal field cannot be searchable: a decimal is stored as its digits' text, \
+           which does not sort as its number does (10 before 9, 1.0 apart from 1.00), so an index could not answer \
+           a filter on it"],
+    );
+    let old = r#"{ "name": "p", "fields": [ { "name": "n", "type": "integer" } ], "activities": [] }"#;
+    let draft = ProcessDraft::from_json(old, "old.process.json").unwrap();
+    assert!(!draft.fields[0].searchable);
+    assert!(!draft.to_json().contains("searchable"), "written as before: {}", draft.to_json());
+    let marked = ProcessDraft::from_json(&fields(false), "p.process.json").unwrap();
+    let again = ProcessDraft::from_json(&marked.to_json(), "p.process.json").unwrap();
+    assert_eq!(again.fields.iter().filter(|f| f.searchable).count(), 5, "kept when saved");
+}
+
 #[test]
 fn process_needs_a_name_without_surrounding_spaces() {
     check(

@@ -99,6 +99,9 @@ pub struct EventPayload {
     pub index: usize,
 }
 
+/// Why a Wait event's Synchronous toggle cannot be switched on.
+pub const WAIT_SYNCHRONOUS_REASON: &str = "A Wait event always waits: it completes when its time comes.";
+
 /// What the user did on the canvas this frame.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -493,9 +496,11 @@ pub fn canvas_ui(designer: &mut Designer, ui: &mut Ui, icons: Option<&Icons>) ->
             EventDraft::Ipc(ipc) => ipc.synchronous,
             event => event.synchronous(),
         };
-        // A mail event cannot wait: its toggle is shown disabled, with why.
+        // A mail event cannot wait and a Wait event always does: their
+        // toggle is shown disabled, with why.
         let fixed = match &activity.events[*event_index] {
             EventDraft::Mail(_) => Some(crate::gui::designer::mail_editor::SYNCHRONOUS_REASON),
+            EventDraft::Timer(_) => Some(WAIT_SYNCHRONOUS_REASON),
             _ => None,
         };
         response.context_menu(|ui| {
@@ -971,6 +976,12 @@ fn draw_line(painter: &egui::Painter, curve: &[Pos2; 4], stroke: Stroke, zoom: f
     // cheaper to tessellate than a Bézier shape, and as smooth.
     let length = (curve[3] - curve[0]).length() + (curve[1] - curve[0]).length() + (curve[3] - curve[2]).length();
     let segments = (length / 12.0).clamp(4.0, 32.0) as usize;
+    draw_curve(painter, curve, segments, stroke, zoom);
+}
+
+/// A line along `curve` (screen points) flattened into `segments`, with its
+/// arrowhead: the designer's, View Flow's and the overview diagram's lines.
+pub(crate) fn draw_curve(painter: &egui::Painter, curve: &[Pos2; 4], segments: usize, stroke: Stroke, zoom: f32) {
     let points: Vec<Pos2> = (0..=segments).map(|i| bezier_point(curve, i as f32 / segments as f32)).collect();
     painter.add(Shape::line(points, stroke));
     // Arrowhead along the curve's last tangent.

@@ -98,10 +98,11 @@ fn process_ui(
     ui.separator();
     ui.heading("Data fields");
     let zone = draft_zone(draft);
-    Grid::new("fields").num_columns(4).striped(true).spacing([6.0, 4.0]).show(ui, |ui| {
+    Grid::new("fields").num_columns(5).striped(true).spacing([6.0, 4.0]).show(ui, |ui| {
         ui.label(RichText::new("Name").strong());
         ui.label(RichText::new("Type").strong());
         ui.label(RichText::new("Default").strong());
+        ui.label(RichText::new("Searchable").strong()).on_hover_text(SEARCHABLE_TIP);
         ui.label("");
         ui.end_row();
         for (index, field) in draft.fields.iter().enumerate() {
@@ -112,7 +113,7 @@ fn process_ui(
         edits.push(Edit::new(Coalesce::Never, |d| {
             let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
             let name = crate::gui::designer::palette::unique_name("field", &names).replace(' ', "_");
-            d.fields.push(FieldDraft { name, field_type: "string".into(), default: None });
+            d.fields.push(FieldDraft { name, field_type: "string".into(), default: None, searchable: false });
         }));
     }
     ui.separator();
@@ -184,6 +185,7 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, zone: &ProcessZone, 
             }));
         }
     }
+    searchable_ui(ui, index, field, known, edits);
     if ui.small_button("Remove").on_hover_text("Remove this field").clicked() {
         edits.push(Edit::new(Coalesce::Never, move |d| {
             if index < d.fields.len() {
@@ -192,6 +194,34 @@ fn field_row(ui: &mut Ui, index: usize, field: &FieldDraft, zone: &ProcessZone, 
         }));
     }
     ui.end_row();
+}
+
+/// Why a field is searchable, and why not every field is.
+const SEARCHABLE_TIP: &str = "Searchable: the instance list finds this field's value (= < <= > >=) through an index, \
+     fast at a million instances. Not every field is, because each searchable field costs a little on every \
+     write of this process's instances, and its index is built from every instance at the deploy that adds it.";
+
+/// The field's Searchable checkbox. A decimal cannot be searchable (its
+/// stored text does not sort as its number): the box is off for it, unless
+/// a file set it, so that it can be cleared.
+fn searchable_ui(ui: &mut Ui, index: usize, field: &FieldDraft, known: Option<FieldType>, edits: &mut Vec<Edit>) {
+    let mut checked = field.searchable;
+    let why_not = known.and_then(FieldType::unsearchable_because);
+    let enabled = why_not.is_none() || checked;
+    let checkbox = ui.add_enabled(enabled, egui::Checkbox::without_text(&mut checked));
+    let checkbox = match why_not {
+        Some(why) => checkbox.on_hover_text(format!("Cannot be searchable: {why}")),
+        None => checkbox.on_hover_text(SEARCHABLE_TIP),
+    };
+    checkbox
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::CheckBox, enabled, format!("Field {index} searchable")));
+    if checkbox.changed() {
+        edits.push(Edit::new(Coalesce::Never, move |d| {
+            if let Some(f) = d.fields.get_mut(index) {
+                f.searchable = checked;
+            }
+        }));
+    }
 }
 
 /// The zone the draft names, UTC while it names none or one that does not

@@ -21,13 +21,13 @@
 //! progress. No write is ever left half done by the window going away.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
 use crate::engine::{
-    BulkAction, BulkProgress, BulkReport, Deployed, EngineError, FieldInput, Finished, Progress, ReasonKey, Selection,
-    Serial,
+    BulkAction, BulkProgress, BulkReport, Deployed, EngineError, FieldInput, Finished, Outcome as BulkOutcome,
+    Progress, ReasonKey, Selection, Serial, Target,
 };
 use crate::gui::designer::document::{Sameness, compare_definitions};
 use crate::model::{ProcessDraft, Right};
@@ -138,21 +138,25 @@ pub enum IncidentOperation {
     Stop,
 }
 
-/// How far an incident's Retry all or Stop all has come: the window reads it
-/// while the worker counts.
+/// How far an incident's Retry all or Stop all has come, and where it is
+/// cancelled: the engine's bulk progress, which the window reads while the
+/// worker counts.
 #[derive(Debug, Clone, Default)]
-pub struct IncidentProgress(Arc<IncidentCounts>);
-
-#[derive(Debug, Default)]
-struct IncidentCounts {
-    total: AtomicUsize,
-    settled: AtomicUsize,
-}
+pub struct IncidentProgress(Arc<BulkProgress>);
 
 impl IncidentProgress {
     /// (instances settled, instances in all); the total is 0 until known.
     pub fn counts(&self) -> (usize, usize) {
-        (self.0.settled.load(Ordering::SeqCst), self.0.total.load(Ordering::SeqCst))
+        (self.0.settled(), self.0.total())
+    }
+
+    /// Begins no further instance (those in progress complete).
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
     }
 }
 
@@ -162,13 +166,15 @@ impl PartialEq for IncidentProgress {
     }
 }
 
-/// What Retry all or Stop all did: how many were done, and each instance
-/// it could not do with why: refused (someone else retried or stopped it
-/// meanwhile), or retried and failed again.
+/// What Retry all or Stop all did: how many were done, each instance it
+/// could not do with why (refused: someone else retried or stopped it
+/// meanwhile; retried and failed again; the store failed for it), and how
+/// many a cancel left untouched.
 #[derive(Debug)]
 pub struct IncidentReport {
     pub done: usize,
     pub not_done: Vec<(i64, String)>,
+    pub not_reached: usize,
 }
 
 /// What a deploy did.
@@ -395,12 +401,9 @@ fn answer(runtime: &Runtime, user: &str, command: &Command) -> Reply {
     }
 }
 
-/// Retry all or Stop all, one instance after the other through the
-/// engine's single retry and stop, counting as it goes.
-///
-/// Stands in for the engine's bulk actions (issue 18's bulk work, on its
-/// way): once those land, this becomes one call of them with the incident's
-/// ids, and `IncidentProgress` their progress.
+/// Retry all or Stop all: the engine's bulk action over the incident's
+/// instances (as read now), so each is judged, checked for rights and
+/// recorded as the lists' bulk actions are, and their commits are shared.
 fn on_incident(
     engine: &RuntimeEngine,
     user: &str,
@@ -408,26 +411,27 @@ fn on_incident(
     operation: IncidentOperation,
     progress: &IncidentProgress,
 ) -> Result<IncidentReport, EngineError> {
-    let ids = engine.incident_instances(user, key)?;
-    progress.0.total.store(ids.len(), Ordering::SeqCst);
-    let mut report = IncidentReport { done: 0, not_done: Vec::new() };
-    for id in ids {
-        let result = match operation {
-            IncidentOperation::Retry => engine.retry(user, id),
-            IncidentOperation::Stop => engine.stop(user, id),
-        };
-        match result {
+    let targets: Vec<Target> = engine.incident_instances(user, key)?.into_iter().map(Target::Instance).collect();
+    let action = match operation {
+        IncidentOperation::Retry => BulkAction::Retry,
+        IncidentOperation::Stop => BulkAction::Stop,
+    };
+    let bulk = engine.bulk(user, &action, &targets, &progress.0);
+    let mut report = IncidentReport { done: 0, not_done: Vec::new(), not_reached: 0 };
+    for (target, outcome) in bulk.outcomes {
+        let Target::Instance(id) = target else { continue };
+        match outcome {
             // A retry whose step fails again leaves the instance in error.
-            Ok(progress) if progress.status == crate::engine::InstanceStatus::Error => {
+            BulkOutcome::Done { progress, .. } if progress.status == crate::engine::InstanceStatus::Error => {
                 let why = progress.failure.map_or_else(String::new, |f| format!(": {}", f.message));
                 report.not_done.push((id, format!("failed again{why}")));
             }
-            Ok(_) => report.done += 1,
-            // The store failing is not one instance's refusal: stop there.
-            Err(error) if !error.is_refusal() => return Err(error),
-            Err(error) => report.not_done.push((id, super::refusal_words(&error))),
+            BulkOutcome::Done { .. } => report.done += 1,
+            BulkOutcome::Refused(error) | BulkOutcome::Failed(error) => {
+                report.not_done.push((id, super::refusal_words(&error)));
+            }
+            BulkOutcome::NotReached => report.not_reached += 1,
         }
-        progress.0.settled.fetch_add(1, Ordering::SeqCst);
     }
     Ok(report)
 }

@@ -74,6 +74,14 @@ impl<K: Ord + Copy> Picked<K> {
         *self = Picked::default();
     }
 
+    /// Only `key`, as an instance opened elsewhere than by a click in the
+    /// list (a link, the flow, the overview): the row shown is the one
+    /// highlighted, and a Shift+click ranges from no row of before.
+    pub fn only(&mut self, key: K) {
+        *self = Picked::default();
+        self.keys.insert(key);
+    }
+
     pub fn select_all_matching(&mut self) {
         self.keys.clear();
         self.all_matching = true;
@@ -105,6 +113,65 @@ impl<K: Ord + Copy> Picked<K> {
         self.keys.clear();
         self.keys.insert(key);
         true
+    }
+
+    /// Draws the part of a list's bulk bar both lists share: Ctrl+A, how many are selected (of `matching` when
+    /// all match), the list's own buttons (`actions`, told whether any row
+    /// is selected), "Select all matching" (naming `named`, when given) and
+    /// "Clear selection"; these two and Ctrl+A change the selection at once.
+    fn bar_ui(&mut self, ui: &mut Ui, matching: Option<u64>, named: Option<u64>, actions: impl FnOnce(&mut Ui, bool)) {
+        if !ui.ctx().egui_wants_keyboard_input()
+            && ui.input_mut(|i| i.consume_shortcut(&egui::KeyboardShortcut::new(Modifiers::COMMAND, egui::Key::A)))
+        {
+            self.select_all_matching();
+        }
+        let count = self.count(matching);
+        let (all_matching, empty) = (self.is_all_matching(), self.is_empty());
+        let (mut select_all, mut clear) = (false, false);
+        ui.horizontal_wrapped(|ui| {
+            let selected = match (all_matching, count) {
+                (true, Some(n)) => format!("All {} matching selected", thousands(n as usize)),
+                (true, None) => "All matching selected".to_owned(),
+                (false, Some(n)) => format!("{} selected", thousands(n as usize)),
+                (false, None) => String::new(),
+            };
+            ui.label(RichText::new(selected).weak());
+            actions(ui, !empty && count != Some(0));
+            let all = match named {
+                Some(n) => format!("Select all {} matching", thousands(n as usize)),
+                None => "Select all matching".to_owned(),
+            };
+            select_all = ui.add_enabled(!all_matching, egui::Button::new(all)).clicked();
+            clear = ui.add_enabled(!empty, egui::Button::new("Clear selection")).clicked();
+        });
+        if select_all {
+            self.select_all_matching();
+        }
+        if clear {
+            self.clear();
+        }
+    }
+
+    /// The selection an action is for and its words for the confirmation
+    /// ("3 instances", "all 100 instances matching the filter"): the list's
+    /// filter (`all`) when all match, else the keys (`by_key`).
+    fn proposed(
+        &self,
+        matching: Option<u64>,
+        (one, many): (&str, &str),
+        all: impl FnOnce() -> Selection,
+        by_key: impl FnOnce(Vec<K>) -> Selection,
+    ) -> (Selection, String) {
+        if self.all_matching {
+            let what = match matching {
+                Some(n) => format!("all {} matching the filter", counted(n, one, many)),
+                None => format!("all {many} matching the filter"),
+            };
+            return (all(), what);
+        }
+        let keys: Vec<K> = self.keys.iter().copied().collect();
+        let what = counted(keys.len() as u64, one, many);
+        (by_key(keys), what)
     }
 }
 
@@ -168,6 +235,8 @@ pub struct Bulk {
     activity: String,
     /// Finish's fields, one `field=value` a line, as typed.
     data: String,
+    /// Why [`Bulk::data`] does not read, shown until it is corrected.
+    data_error: Option<String>,
     running: Option<Running>,
     /// The last report, with what it was about, until closed.
     report: Option<(String, Result<BulkReport, EngineError>)>,
@@ -201,26 +270,9 @@ impl Monitor {
     /// for them, "select all N matching".
     pub(super) fn instances_bulk_bar(&mut self, ui: &mut Ui) {
         let matching = self.count_current().then_some(self.count).flatten();
-        if !ui.ctx().egui_wants_keyboard_input()
-            && ui.input_mut(|i| i.consume_shortcut(&egui::KeyboardShortcut::new(Modifiers::COMMAND, egui::Key::A)))
-        {
-            self.bulk.instances.select_all_matching();
-        }
-        let picked = &self.bulk.instances;
-        let count = picked.count(matching);
-        let (all_matching, empty) = (picked.is_all_matching(), picked.is_empty());
         let free = self.bulk.running.is_none();
-        let (mut select_all, mut clear) = (false, false);
         let mut chosen = None;
-        ui.horizontal_wrapped(|ui| {
-            let selected = match (all_matching, count) {
-                (true, Some(n)) => format!("All {} matching selected", thousands(n as usize)),
-                (true, None) => "All matching selected".to_owned(),
-                (false, Some(n)) => format!("{} selected", thousands(n as usize)),
-                (false, None) => String::new(),
-            };
-            ui.label(RichText::new(selected).weak());
-            let some = !empty && count != Some(0);
+        self.bulk.instances.bar_ui(ui, matching, matching, |ui, some| {
             for kind in [Kind::Retry, Kind::Stop, Kind::Resume] {
                 let label = format!("{} selected", kind.verb());
                 if ui.add_enabled(free && some, egui::Button::new(label)).clicked() {
@@ -230,33 +282,14 @@ impl Monitor {
             if ui.add_enabled(free && some, egui::Button::new("Go to… selected")).clicked() {
                 chosen = Some(Kind::GoTo);
             }
-            let all = match matching {
-                Some(n) => format!("Select all {} matching", thousands(n as usize)),
-                None => "Select all matching".to_owned(),
-            };
-            select_all = ui.add_enabled(!all_matching, egui::Button::new(all)).clicked();
-            clear = ui.add_enabled(!empty, egui::Button::new("Clear selection")).clicked();
         });
-        if select_all {
-            self.bulk.instances.select_all_matching();
-        }
-        if clear {
-            self.bulk.instances.clear();
-        }
         if let Some(kind) = chosen {
-            let picked = &self.bulk.instances;
-            let (selection, what) = if picked.is_all_matching() {
-                let filter = InstanceFilter { limit: 0, offset: 0, ..self.filter.clone() };
-                let what = match matching {
-                    Some(n) => format!("all {} matching the filter", counted(n, "instance", "instances")),
-                    None => "all instances matching the filter".to_owned(),
-                };
-                (Selection::MatchingInstances(filter), what)
-            } else {
-                let ids: Vec<i64> = picked.keys().copied().collect();
-                let what = counted(ids.len() as u64, "instance", "instances");
-                (Selection::Instances(ids), what)
-            };
+            let (selection, what) = self.bulk.instances.proposed(
+                matching,
+                ("instance", "instances"),
+                || Selection::MatchingInstances(InstanceFilter { limit: 0, offset: 0, ..self.filter.clone() }),
+                Selection::Instances,
+            );
             self.bulk.confirm = Some(Proposal { kind, selection, what });
         }
         self.bulk_progress_ui(ui);
@@ -265,54 +298,21 @@ impl Monitor {
     /// The bar over the server items: how many are selected, Finish with
     /// data, "select all matching".
     pub(super) fn items_bulk_bar(&mut self, ui: &mut Ui) {
-        // The list holds at most its limit: past that, "all matching" is
-        // counted by the engine when it acts.
-        let shown = self.items.len();
-        let matching = (shown < self.items_filter.limit).then_some(shown as u64);
-        if !ui.ctx().egui_wants_keyboard_input()
-            && ui.input_mut(|i| i.consume_shortcut(&egui::KeyboardShortcut::new(Modifiers::COMMAND, egui::Key::A)))
-        {
-            self.bulk.items.select_all_matching();
-        }
-        let picked = &self.bulk.items;
-        let count = picked.count(matching);
-        let (all_matching, empty) = (picked.is_all_matching(), picked.is_empty());
+        // The list holds at most its limit: past that, the worker counted
+        // them all.
+        let matching = self.items_matching;
         let free = self.bulk.running.is_none();
-        let (mut select_all, mut clear) = (false, false);
         let mut finish = false;
-        ui.horizontal_wrapped(|ui| {
-            let selected = match (all_matching, count) {
-                (true, Some(n)) => format!("All {} matching selected", thousands(n as usize)),
-                (true, None) => "All matching selected".to_owned(),
-                (false, Some(n)) => format!("{} selected", thousands(n as usize)),
-                (false, None) => String::new(),
-            };
-            ui.label(RichText::new(selected).weak());
-            let some = !empty && count != Some(0);
+        self.bulk.items.bar_ui(ui, matching, matching, |ui, some| {
             finish = ui.add_enabled(free && some, egui::Button::new("Finish selected…")).clicked();
-            select_all = ui.add_enabled(!all_matching, egui::Button::new("Select all matching")).clicked();
-            clear = ui.add_enabled(!empty, egui::Button::new("Clear selection")).clicked();
         });
-        if select_all {
-            self.bulk.items.select_all_matching();
-        }
-        if clear {
-            self.bulk.items.clear();
-        }
         if finish {
-            let picked = &self.bulk.items;
-            let (selection, what) = if picked.is_all_matching() {
-                let filter = ItemFilter { limit: 0, after: None, ..self.items_filter.clone() };
-                let what = match matching {
-                    Some(n) => format!("all {} matching the filter", counted(n, "server item", "server items")),
-                    None => "all server items matching the filter".to_owned(),
-                };
-                (Selection::MatchingItems(filter), what)
-            } else {
-                let serials: Vec<Serial> = picked.keys().copied().collect();
-                let what = counted(serials.len() as u64, "server item", "server items");
-                (Selection::Serials(serials), what)
-            };
+            let (selection, what) = self.bulk.items.proposed(
+                matching,
+                ("server item", "server items"),
+                || Selection::MatchingItems(ItemFilter { limit: 0, after: None, ..self.items_filter.clone() }),
+                Selection::Serials,
+            );
             self.bulk.confirm = Some(Proposal { kind: Kind::Finish, selection, what });
         }
         self.bulk_progress_ui(ui);
@@ -350,9 +350,7 @@ impl Monitor {
     fn bulk_confirm_ui(&mut self, ctx: &egui::Context, user: &str) {
         let Some(proposal) = self.bulk.confirm.clone() else { return };
         let asked = format!("{} {} as {user}", proposal.kind.verb(), proposal.what);
-        let mut decided = None;
-        egui::Modal::new(egui::Id::unique("confirm-bulk")).show(ctx, |ui| {
-            ui.heading("Please confirm");
+        let decided = super::confirmation_ui(ctx, "confirm-bulk", |ui| {
             ui.label(format!("{}?", asked));
             match proposal.kind {
                 Kind::GoTo => {
@@ -367,6 +365,9 @@ impl Monitor {
                     let label = ui.label("Set fields (one field=value a line)");
                     ui.add(TextEdit::multiline(&mut self.bulk.data).desired_rows(3).desired_width(280.0))
                         .labelled_by(label.id);
+                    if let Some(error) = &self.bulk.data_error {
+                        ui.colored_label(theme::ERROR, error);
+                    }
                 }
                 _ => {}
             }
@@ -376,29 +377,30 @@ impl Monitor {
                 ))
                 .weak(),
             );
-            ui.add_space(8.0);
-            ui.horizontal(|ui| {
-                let ready = proposal.kind != Kind::GoTo || !self.bulk.activity.trim().is_empty();
-                if ui.add_enabled(ready, egui::Button::new("Confirm")).clicked() {
-                    decided = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decided = Some(false);
-                }
-            });
+            proposal.kind != Kind::GoTo || !self.bulk.activity.trim().is_empty()
         });
         let Some(confirmed) = decided else { return };
-        self.bulk.confirm = None;
-        if !confirmed {
-            return;
-        }
         let action = match proposal.kind {
             Kind::Retry => BulkAction::Retry,
             Kind::Stop => BulkAction::Stop,
             Kind::Resume => BulkAction::Resume,
             Kind::GoTo => BulkAction::GoTo { activity: self.bulk.activity.trim().to_owned() },
-            Kind::Finish => BulkAction::Finish { data: assignments(&self.bulk.data) },
+            Kind::Finish if confirmed => match assignments(&self.bulk.data) {
+                Ok(data) => BulkAction::Finish { data },
+                // A line that does not read would finish every item without
+                // the value meant: the question stays up to be corrected.
+                Err(why) => {
+                    self.bulk.data_error = Some(why);
+                    return;
+                }
+            },
+            Kind::Finish => BulkAction::Finish { data: Vec::new() },
         };
+        self.bulk.confirm = None;
+        self.bulk.data_error = None;
+        if !confirmed {
+            return;
+        }
         let words = format!("{} {}…", proposal.kind.doing(), proposal.what);
         let progress = BulkHandle::default();
         self.bulk.running = Some(Running { progress: progress.clone(), words: words.clone(), asked });
@@ -472,14 +474,23 @@ impl Monitor {
     }
 }
 
-/// The fields typed as `field=value` lines; lines without `=` are left out
-/// (the engine names an unknown field or a wrong value).
-fn assignments(text: &str) -> Vec<(String, FieldInput)> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .filter(|(field, _)| !field.trim().is_empty())
-        .map(|(field, value)| (field.trim().to_owned(), FieldInput::Text(value.trim().to_owned())))
-        .collect()
+/// The fields typed as `field=value` lines, blank lines left out; a line
+/// without `=` or without a field name is refused, naming it (the engine
+/// then names an unknown field or a wrong value).
+fn assignments(text: &str) -> Result<Vec<(String, FieldInput)>, String> {
+    let mut data = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((field, value)) if !field.trim().is_empty() => {
+                data.push((field.trim().to_owned(), FieldInput::Text(value.trim().to_owned())))
+            }
+            _ => return Err(format!("line {}, `{}`: write field=value", index + 1, line.trim())),
+        }
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -508,13 +519,15 @@ mod tests {
 
     #[test]
     fn assignments_are_field_value_lines() {
-        let data = assignments("name = call back value\n\nbad line\nn=5");
+        let data = assignments("name = call back value\n\nn=5");
         assert_eq!(
             data,
-            [
+            Ok(vec![
                 ("name".to_owned(), FieldInput::Text("call back value".to_owned())),
                 ("n".to_owned(), FieldInput::Text("5".to_owned()))
-            ]
+            ])
         );
+        assert_eq!(assignments("n=5\nbad line"), Err("line 2, `bad line`: write field=value".to_owned()));
+        assert_eq!(assignments(" = 5"), Err("line 1, `= 5`: write field=value".to_owned()));
     }
 }

@@ -58,6 +58,9 @@ pub struct FindBar {
     text: FilterText,
     /// Why the typed text does not read, naming the part.
     error: Option<String>,
+    /// What the field condition costs where it reads every instance of
+    /// the process (`Engine::slow_field_notes`), said under the bar.
+    pub notes: Vec<String>,
     /// Every user's saved filters, as the settings keep them.
     pub saved: SavedFilters,
     save_name: String,
@@ -123,6 +126,11 @@ impl FindBar {
         });
         if let Some(error) = &self.error {
             ui.colored_label(theme::ERROR, error);
+        }
+        for note in &self.notes {
+            ui.colored_label(theme::WARNING, note).on_hover_text(
+                "Mark the field Searchable in the designer and deploy: its index then finds = < <= > >= fast",
+            );
         }
         changed
     }
@@ -213,6 +221,22 @@ impl FindBar {
         filter.overdue = text.overdue;
         self.text = text;
         self.read_into(filter);
+    }
+
+    /// Shows `filter`, set from elsewhere (a count or an activity of the
+    /// overview clicked): its version in this row, and none of the dates
+    /// or field typed before, which it does not hold.
+    pub fn show(&mut self, filter: &InstanceFilter) {
+        self.text = FilterText {
+            process: filter.process.clone(),
+            status: filter.status.map(|s| s.name().to_owned()),
+            search: filter.search.clone().unwrap_or_default(),
+            overdue: filter.overdue,
+            version: filter.version.map(|v| v.to_string()).unwrap_or_default(),
+            ..FilterText::default()
+        };
+        self.recalled = None;
+        self.error = None;
     }
 
     /// Whether Export CSV… was clicked since the last call.

@@ -17,14 +17,12 @@
 
 use std::collections::HashMap;
 
-use egui::{
-    Align2, CornerRadius, FontId, Pos2, Rect, RichText, Sense, Shape, Stroke, StrokeKind, Ui, Vec2, pos2, vec2,
-};
+use egui::{Align2, CornerRadius, FontId, Rect, RichText, Sense, Stroke, StrokeKind, Ui, Vec2, pos2, vec2};
 
 use crate::engine::{ActivityRecord, ActivityStatus, ChildInstance, InstanceDetail, InstanceStatus, Millis, Serial};
 use crate::gui::designer::View;
-use crate::gui::designer::canvas::{LABEL_PADDING, activity_rect, bounds, draw_label, elide, paint_clock};
-use crate::gui::designer::layout::{LabelPlacer, bezier_point, label_leader, line_curves};
+use crate::gui::designer::canvas::{LABEL_PADDING, activity_rect, bounds, draw_curve, draw_label, elide, paint_clock};
+use crate::gui::designer::layout::{LabelPlacer, label_leader, line_curves};
 use crate::gui::monitor::due::{TimerLine, timer_lines};
 use crate::gui::theme::{self, flow, size};
 use crate::model::{ActivityDraft, EventDraft};
@@ -410,17 +408,7 @@ pub fn flow_ui(ui: &mut Ui, detail: &InstanceDetail, now: Millis, view: &mut Vie
             Some(false) => (flow::LINE_FALSE, 2.0),
             None => (flow::LINE_NOT_EVALUATED, 1.5),
         };
-        let points: Vec<Pos2> = (0..=24).map(|i| bezier_point(&screen_curve, i as f32 / 24.0)).collect();
-        painter.add(Shape::line(points, Stroke::new(width * zoom.max(0.5), color)));
-        let tip = screen_curve[3];
-        let direction = (screen_curve[3] - bezier_point(&screen_curve, 0.95)).normalized();
-        let side = vec2(-direction.y, direction.x);
-        let length = 10.0 * zoom.max(0.6);
-        painter.add(Shape::convex_polygon(
-            vec![tip, tip - direction * length + side * length * 0.5, tip - direction * length - side * length * 0.5],
-            color,
-            Stroke::NONE,
-        ));
+        draw_curve(&painter, &screen_curve, 24, Stroke::new(width * zoom.max(0.5), color), zoom);
         if !line.rule.trim().is_empty() && zoom > 0.45 {
             let galley =
                 painter.layout_no_wrap(line.rule.clone(), FontId::proportional(size::SMALL_FONT * zoom), color);

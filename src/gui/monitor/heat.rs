@@ -10,12 +10,12 @@
 
 use std::collections::HashMap;
 
-use egui::{Align2, CornerRadius, FontId, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, Ui, pos2, vec2};
+use egui::{Align2, CornerRadius, FontId, Rect, Sense, Stroke, StrokeKind, Ui, pos2, vec2};
 
 use crate::engine::{ActivityCount, Millis, format_age};
 use crate::gui::designer::View;
-use crate::gui::designer::canvas::{activity_rect, bounds, elide};
-use crate::gui::designer::layout::{bezier_point, line_curves};
+use crate::gui::designer::canvas::{activity_rect, bounds, draw_curve, elide};
+use crate::gui::designer::layout::line_curves;
 use crate::gui::theme::{self, flow, size};
 use crate::model::ProcessDraft;
 
@@ -66,17 +66,7 @@ pub fn heat_ui(
 
     for curve in line_curves(draft).into_iter().flatten() {
         let screen_curve = curve.map(|p| view.to_screen(origin, p));
-        let points: Vec<Pos2> = (0..=24).map(|i| bezier_point(&screen_curve, i as f32 / 24.0)).collect();
-        painter.add(Shape::line(points, Stroke::new(1.5 * zoom.max(0.5), flow::LINE_NOT_EVALUATED)));
-        let tip = screen_curve[3];
-        let direction = (screen_curve[3] - bezier_point(&screen_curve, 0.95)).normalized();
-        let side = vec2(-direction.y, direction.x);
-        let length = 10.0 * zoom.max(0.6);
-        painter.add(Shape::convex_polygon(
-            vec![tip, tip - direction * length + side * length * 0.5, tip - direction * length - side * length * 0.5],
-            flow::LINE_NOT_EVALUATED,
-            Stroke::NONE,
-        ));
+        draw_curve(&painter, &screen_curve, 24, Stroke::new(1.5 * zoom.max(0.5), flow::LINE_NOT_EVALUATED), zoom);
     }
 
     let font = FontId::proportional(size::FONT * zoom.max(0.6));

@@ -23,6 +23,7 @@ pub mod overview;
 pub mod queries;
 pub mod trail;
 
+use crate::engine::bulk::thousands;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -339,6 +340,9 @@ pub struct Monitor {
     pub items_filter: ItemFilter,
     items: Vec<ItemRow>,
     items_error: Option<String>,
+    /// How many items the items filter matches (the list holds at most
+    /// its limit of them).
+    items_matching: Option<u64>,
     finish: FinishBox,
     confirm: Option<Operation>,
     /// The lists' selections and the bulk action running or reported.
@@ -400,6 +404,7 @@ impl Monitor {
             items_filter: ItemFilter { limit: 1000, ..ItemFilter::default() },
             items: Vec::new(),
             items_error: None,
+            items_matching: None,
             finish: FinishBox::default(),
             confirm: None,
             bulk: bulk::Bulk::default(),
@@ -457,6 +462,11 @@ impl Monitor {
     pub fn set_filter(&mut self, filter: InstanceFilter, user: &str) {
         self.filter = filter;
         self.filter_changed(user);
+    }
+
+    /// How many server items the items view's filter matches, when counted.
+    pub fn items_count(&self) -> Option<u64> {
+        self.items_matching
     }
 
     pub fn items(&self) -> &[ItemRow] {
@@ -676,11 +686,12 @@ impl Monitor {
                     }
                 }
             }
-            Reply::Items { filter, items } => {
+            Reply::Items { filter, items, matching } => {
                 if filter == self.items_filter {
                     match items {
                         Ok(items) => {
                             self.items = items;
+                            self.items_matching = matching;
                             self.items_error = None;
                         }
                         Err(error) => self.items_error = Some(error),
@@ -703,9 +714,18 @@ impl Monitor {
         self.bulk.instances.clear();
         self.rows_offset = 0;
         self.count = None;
+        // A small read (the process's definition, cached once compiled).
+        self.find.notes = self.queries.as_ref().map(|q| q.engine().slow_field_notes(&self.filter)).unwrap_or_default();
         self.ask(user, Query::Page { filter: self.filter.clone(), offset: 0, limit: PAGE });
         self.ask(user, Query::Count { filter: self.filter.clone() });
         self.asked_page = Some((self.filter.clone(), 0));
+    }
+
+    /// Shows an instance opened elsewhere than by a click on its row (a
+    /// link, the flow, the overview): it alone is highlighted in the list.
+    fn open(&mut self, id: i64, user: &str) {
+        self.bulk.instances.only(id);
+        self.select(id, user);
     }
 
     fn select(&mut self, id: i64, user: &str) {
@@ -735,11 +755,12 @@ impl Monitor {
         for action in self.overview.ui(ui, self.clock.now(), user) {
             match action {
                 overview::OverviewAction::List(filter) => {
+                    self.find.show(&filter);
                     self.set_filter(filter, user);
                     requests.push(MonitorRequest::ShowInstances);
                 }
                 overview::OverviewAction::Open(id) => {
-                    self.select(id, user);
+                    self.open(id, user);
                     requests.push(MonitorRequest::ShowInstances);
                 }
                 overview::OverviewAction::OnIncident { key, operation, progress } => {
@@ -828,7 +849,7 @@ impl Monitor {
             self.instance_table(ui, user);
         });
         if let Some(id) = open.or(self.open_link.take()) {
-            self.select(id, user);
+            self.open(id, user);
         }
         self.confirm_ui(ui.ctx(), user);
         self.bulk_windows(ui.ctx(), user);
@@ -848,6 +869,10 @@ impl Monitor {
                 }
                 for process in self.processes.clone() {
                     if ui.selectable_label(self.filter.process.as_deref() == Some(&process), &process).clicked() {
+                        // An activity is one of a process's own.
+                        if self.filter.process.as_deref() != Some(&process) {
+                            self.filter.activity = None;
+                        }
                         self.filter.process = Some(process);
                         changed = true;
                     }
@@ -883,6 +908,17 @@ impl Monitor {
                 .checkbox(&mut self.filter.overdue, "Overdue")
                 .on_hover_text("Only instances with a deadline or timer that has fallen due")
                 .changed();
+            // Set by a click on the overview's diagram, with no field of
+            // its own: said here, or the list looks short for no reason.
+            if let Some(activity) = &self.filter.activity
+                && ui
+                    .button(format!("At `{activity}` ✕"))
+                    .on_hover_text("Only the instances waiting or failed at this activity; click to list every one")
+                    .clicked()
+            {
+                self.filter.activity = None;
+                changed = true;
+            }
             self.find.toggle_ui(ui);
             if self.rows.iter().any(|row| row.parent_id.is_some())
                 && ui
@@ -1187,20 +1223,10 @@ impl Monitor {
 
     fn confirm_ui(&mut self, ctx: &egui::Context, user: &str) {
         let Some(operation) = self.confirm.clone() else { return };
-        let mut decided = None;
-        egui::Modal::new(egui::Id::unique("confirm-operation")).show(ctx, |ui| {
-            ui.heading("Please confirm");
+        let decided = confirmation_ui(ctx, "confirm-operation", |ui| {
             ui.label(operation.question());
             ui.label(RichText::new(format!("It is recorded in the audit trail as done by {user}.")).weak());
-            ui.add_space(8.0);
-            ui.horizontal(|ui| {
-                if ui.button("Confirm").clicked() {
-                    decided = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decided = Some(false);
-                }
-            });
+            true
         });
         if let Some(confirmed) = decided {
             self.confirm = None;
@@ -1257,10 +1283,18 @@ impl Monitor {
                     self.items_filter.newest_first = !self.items_filter.newest_first;
                     changed = true;
                 }
-                ui.label(RichText::new(format!("{} item(s)", self.items.len())).weak());
+                let shown = self.items.len();
+                let counted = match self.items_matching {
+                    Some(matching) if matching > shown as u64 => {
+                        format!("{} of {} item(s)", thousands(shown), thousands(matching as usize))
+                    }
+                    _ => format!("{} item(s)", thousands(shown)),
+                };
+                ui.label(RichText::new(counted).weak());
             });
             if changed {
                 self.bulk.items.clear();
+                self.items_matching = None;
                 self.ask(user, Query::Items { filter: self.items_filter.clone() });
             }
             egui::Panel::bottom("items-bulk").show(ui, |ui| self.items_bulk_bar(ui));
@@ -1567,7 +1601,12 @@ fn incident_answer(
         actions::IncidentOperation::Stop => "stopped",
     };
     match result {
-        Ok(report) if report.not_done.is_empty() => (format!("{} instance(s) {verb}.", report.done), true),
+        Ok(report) if report.not_done.is_empty() && report.not_reached == 0 => {
+            (format!("{} instance(s) {verb}.", report.done), true)
+        }
+        Ok(report) if report.not_done.is_empty() => {
+            (format!("{} instance(s) {verb}; cancelled before {} more.", report.done, report.not_reached), false)
+        }
         Ok(report) => {
             let listed: Vec<String> =
                 report.not_done.iter().take(5).map(|(id, why)| format!("instance {id}: {why}")).collect();
@@ -1575,10 +1614,15 @@ fn incident_answer(
             let more = if more > 0 { format!(" and {more} more") } else { String::new() };
             (
                 format!(
-                    "{} instance(s) {verb}, {} not: {}{more}.",
+                    "{} instance(s) {verb}, {} not: {}{more}.{}",
                     report.done,
                     report.not_done.len(),
-                    listed.join("; ")
+                    listed.join("; "),
+                    if report.not_reached > 0 {
+                        format!(" Cancelled before {} more.", report.not_reached)
+                    } else {
+                        String::new()
+                    }
                 ),
                 false,
             )
@@ -1775,6 +1819,28 @@ fn nesting_depths(rows: &[InstanceSummary]) -> HashMap<i64, usize> {
             (row.id, depth)
         })
         .collect()
+}
+
+/// A confirmation the monitor asks for: "Please confirm", what `body`
+/// draws (the question, and what else it takes), then Confirm, enabled when
+/// `body` answers true, and Cancel. Whether it was confirmed, once either
+/// is clicked.
+fn confirmation_ui(ctx: &egui::Context, id: &'static str, body: impl FnOnce(&mut Ui) -> bool) -> Option<bool> {
+    let mut decided = None;
+    egui::Modal::new(egui::Id::unique(id)).show(ctx, |ui| {
+        ui.heading("Please confirm");
+        let ready = body(ui);
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            if ui.add_enabled(ready, egui::Button::new("Confirm")).clicked() {
+                decided = Some(true);
+            }
+            if ui.button("Cancel").clicked() {
+                decided = Some(false);
+            }
+        });
+    });
+    decided
 }
 
 #[cfg(test)]

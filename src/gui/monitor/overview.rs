@@ -491,6 +491,12 @@ impl OverviewPanel {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.label(format!("{verb} at {}: {settled} of {total} instance(s)…", running.key.activity));
+                // The instances in progress complete; no other begins.
+                if running.progress.is_cancelled() {
+                    ui.weak("Cancelling…");
+                } else if ui.button("Cancel").on_hover_text("Begin no further instance").clicked() {
+                    running.progress.cancel();
+                }
             });
             if total > 0 {
                 ui.add(egui::ProgressBar::new(settled as f32 / total as f32).show_percentage());
@@ -588,9 +594,7 @@ impl OverviewPanel {
 
     fn confirm_ui(&mut self, ctx: &egui::Context, user: &str, actions: &mut Vec<OverviewAction>) {
         let Some((key, operation, count)) = self.confirm.clone() else { return };
-        let mut decided = None;
-        egui::Modal::new(egui::Id::unique("confirm-incident")).show(ctx, |ui| {
-            ui.heading("Please confirm");
+        let decided = super::confirmation_ui(ctx, "confirm-incident", |ui| {
             let verb = match operation {
                 IncidentOperation::Retry => "Retry the failed step of",
                 IncidentOperation::Stop => "Stop",
@@ -600,15 +604,7 @@ impl OverviewPanel {
                 key.process, key.version, key.activity, key.event
             ));
             ui.label(RichText::new(format!("Each is recorded in its audit trail as done by {user}.")).weak());
-            ui.add_space(8.0);
-            ui.horizontal(|ui| {
-                if ui.button("Confirm").clicked() {
-                    decided = Some(true);
-                }
-                if ui.button("Cancel").clicked() {
-                    decided = Some(false);
-                }
-            });
+            true
         });
         if let Some(confirmed) = decided {
             self.confirm = None;

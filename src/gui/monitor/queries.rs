@@ -137,6 +137,9 @@ pub enum Reply {
     Items {
         filter: ItemFilter,
         items: Result<Vec<ItemRow>, String>,
+        /// How many items the filter matches, the list holding at most its
+        /// limit of them (`None` when they could not be counted).
+        matching: Option<u64>,
     },
     Processes(Vec<ProcessSummary>),
     /// The item of `serial` as `user` may see it; the error is the engine's,
@@ -308,6 +311,7 @@ pub struct Queries {
     shared: Arc<Shared>,
     /// The latest page and the latest count asked for.
     latest: Mutex<[Latest; 2]>,
+    engine: Arc<RuntimeEngine>,
 }
 
 impl Queries {
@@ -331,7 +335,14 @@ impl Queries {
             .name("flowdesk-monitor-queries".to_owned())
             .spawn(move || worker(engine, inbox, outbox, move || wake(), worker_shared))
             .map_err(|e| EngineError::Internal(format!("cannot start the monitor's query thread: {e}")))?;
-        Ok(Queries { requests, counts, replies, shared, latest: Mutex::new([None, None]) })
+        let engine = runtime.engine().clone();
+        Ok(Queries { requests, counts, replies, shared, latest: Mutex::new([None, None]), engine })
+    }
+
+    /// The engine the worker reads, for the window's few small reads of
+    /// its own (a process's definition, cached once compiled).
+    pub fn engine(&self) -> &RuntimeEngine {
+        &self.engine
     }
 
     /// Asks as `user`; the answer arrives through [`Queries::poll`]. A page
@@ -601,7 +612,13 @@ fn answer(engine: &RuntimeEngine, user: &str, query: Query, cancel: &CancelToken
         Query::Detail { id } => Reply::Detail { id, detail: Box::new(engine.instance(user, id).map_err(text)) },
         Query::Items { filter } => {
             let items = engine.items(user, &filter).map(|items| item_rows(engine, user, items));
-            Reply::Items { items: items.map_err(text), filter }
+            // A full list may be the first of more: only then are they counted.
+            let matching = match &items {
+                Ok(rows) if filter.limit > 0 && rows.len() >= filter.limit => engine.count_items(user, &filter).ok(),
+                Ok(rows) => Some(rows.len() as u64),
+                Err(_) => None,
+            };
+            Reply::Items { items: items.map_err(text), filter, matching }
         }
         Query::Processes => Reply::Processes(engine.processes().unwrap_or_default()),
         Query::Item { serial } => {

@@ -369,6 +369,9 @@ impl<'a> Writer<'a> {
             if let Some(default) = &default {
                 attributes.push(("default", default.as_str()));
             }
+            if field.searchable {
+                attributes.push(("searchable", "true"));
+            }
             xml.empty("flowdesk:field", &attributes);
         }
         for (user, right) in self.rights {

@@ -39,7 +39,12 @@ impl Builder<'_> {
         if self.fields.iter().any(|f| f.name == name) {
             return;
         }
-        self.fields.push(FieldDraft { name: name.to_owned(), field_type: field_type.name().to_owned(), default: None });
+        self.fields.push(FieldDraft {
+            name: name.to_owned(),
+            field_type: field_type.name().to_owned(),
+            default: None,
+            searchable: false,
+        });
         self.report.add(EntryKind::Changed, element, name, "", why);
     }
 

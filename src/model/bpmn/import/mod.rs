@@ -432,6 +432,7 @@ impl<'a> Builder<'a> {
                     name: field.attr("name").unwrap_or_default().to_owned(),
                     field_type: field.attr("type").unwrap_or_default().to_owned(),
                     default,
+                    searchable: field.attr("searchable") == Some("true"),
                 });
             }
             for line in ours.children_named(FLOWDESK_NS, "line") {
