@@ -62,13 +62,19 @@ pub enum EngineError {
 
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// A read given up because its caller cancelled it
+    /// ([`crate::engine::CancelToken`]): no answer, not a failure. Only the
+    /// caller who cancelled meets it, and tells its user nothing.
+    #[error("the read was cancelled")]
+    Cancelled,
 }
 
 impl EngineError {
     /// True when the caller's request was refused (bad input, rights, state), as
     /// opposed to the engine or its database failing.
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, EngineError::Storage(_) | EngineError::Internal(_))
+        !matches!(self, EngineError::Storage(_) | EngineError::Internal(_) | EngineError::Cancelled)
     }
 
     /// True when calling again may succeed with nothing changed meanwhile:

@@ -74,6 +74,15 @@
 //! a write, and nothing that is committed while it runs. Reads do not wait
 //! for writes (SQLite in WAL mode reads from connections of their own).
 //!
+//! [`Storage::read_cancellable`] is a read its caller may give up: once
+//! its [`CancelToken`] is cancelled the read answers
+//! [`EngineError::Cancelled`] (unless it had already ended) and leaves the
+//! backend as a read that ended would, ready for the next. SQLite stops the
+//! statement running within a thousand steps of its machine (a progress
+//! handler on the read connection) and ends the transaction; the memory
+//! store only looks at the token before it begins (its reads take
+//! microseconds, and nothing in them waits).
+//!
 //! # Changes
 //!
 //! [`Storage::data_version`] is a change counter for watchers (the
@@ -129,6 +138,9 @@
 //!
 //! Which backend error is which kind is decided in one place per backend
 //! (SQLite's result codes: `store::kind_of`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -339,6 +351,27 @@ pub struct RunningInstance {
     pub lease_until: Option<Millis>,
     /// When the runner's last heartbeat runs out; `None` when it has none.
     pub runner_expires_at: Option<Millis>,
+}
+
+/// The switch a caller flips to give up a read it no longer needs
+/// ([`Storage::read_cancellable`]). Clones share the switch; once
+/// cancelled it stays so.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Gives up the reads this token was handed to, the running one at once.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// Storage errors are reported as [`EngineError::Storage`].
@@ -567,6 +600,23 @@ pub trait Storage: Send + Sync {
     fn write<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
     /// Runs `work` on a consistent read snapshot.
     fn read<T>(&self, work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>) -> Result<T, EngineError>;
+
+    /// Like [`Storage::read`], given up when `cancel` is cancelled: then
+    /// [`EngineError::Cancelled`], whatever the work was doing (see
+    /// *Reads* above). A read that ended before the cancel answers as it
+    /// ended. This default only looks before it begins: right for a
+    /// backend whose reads never wait and take microseconds (the memory
+    /// store); SQLite stops a running read.
+    fn read_cancellable<T>(
+        &self,
+        cancel: &CancelToken,
+        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        self.read(work)
+    }
 
     /// The change counter: different from its last answer whenever a write
     /// was committed since, by anyone (see *Changes* above). Cheap enough

@@ -169,7 +169,9 @@ impl From<EngineError> for ApiError {
                 eprintln!("flowdesk api: answered {} {code} ({}): {message}", status.as_u16(), err.kind.key());
                 ApiError::new(status, code, format!("{}; nothing was done, {advice}", err.kind.words()))
             }
-            EngineError::Internal(_) => {
+            // The API cancels no read of its own: only a bug could bring
+            // this here, and it is said as one.
+            EngineError::Internal(_) | EngineError::Cancelled => {
                 eprintln!("flowdesk api: {message}");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

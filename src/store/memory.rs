@@ -183,6 +183,10 @@ impl Storage for MemoryStore {
         work(&mut MemoryTransaction { state: self.committed(), next_id: &self.shared.next_id })
     }
 
+    // No `read_cancellable` of its own: the trait's looks at the token
+    // before the read begins, and a read here takes microseconds on a
+    // snapshot and waits for nothing, so there is nothing to stop.
+
     fn data_version(&self) -> Result<u64, EngineError> {
         Ok(self.shared.commits.load(Ordering::SeqCst))
     }

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::engine::{EngineError, Storage, StorageError, StorageErrorKind, Transaction};
+use crate::engine::{CancelToken, EngineError, Storage, StorageError, StorageErrorKind, Transaction};
 
 pub use floor::{FloorSchema, REPLAY_BATCH, Replayed, replay_lifecycles};
 pub use memory::MemoryStore;
@@ -266,6 +266,41 @@ impl Drop for ReadTransaction<'_> {
     }
 }
 
+/// How many steps of SQLite's machine a cancellable read runs between two
+/// looks at its token: a look is a call and an atomic load, a thousand
+/// steps a few microseconds of a count.
+const CANCEL_CHECK_STEPS: std::ffi::c_int = 1000;
+
+/// A read connection that stops its statements once `cancel` is cancelled
+/// (they fail with `SQLITE_INTERRUPT`), until dropped. Dropped, it removes
+/// the handler and ends a transaction left open (a `ROLLBACK` the handler
+/// stopped), so that the connection goes back to the pool as a read that
+/// ended leaves it; the transaction it holds is dropped first.
+struct Watched<'c> {
+    connection: &'c mut Connection,
+}
+
+impl<'c> Watched<'c> {
+    fn install(connection: &'c mut Connection, cancel: &CancelToken) -> rusqlite::Result<Watched<'c>> {
+        let cancel = cancel.clone();
+        connection.progress_handler(CANCEL_CHECK_STEPS, Some(move || cancel.is_cancelled()))?;
+        Ok(Watched { connection })
+    }
+
+    fn connection(&self) -> &Connection {
+        self.connection
+    }
+}
+
+impl Drop for Watched<'_> {
+    fn drop(&mut self) {
+        let _ = self.connection.progress_handler(0, None::<fn() -> bool>);
+        if !self.connection.is_autocommit() {
+            let _ = run_cached(self.connection, "ROLLBACK");
+        }
+    }
+}
+
 /// Runs a fixed statement through the statement cache (no parsing per call).
 fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.execute([]).map(|_| ())
@@ -453,6 +488,30 @@ impl Storage for SqliteStore {
             let transaction = ReadTransaction::begin(reader).map_err(|e| describe(&e, &self.path))?;
             work(&mut SqliteTransaction::new(transaction.connection))
         })
+    }
+
+    /// The read runs with a progress handler on its connection that stops
+    /// the statement running ([`CANCEL_CHECK_STEPS`] steps of SQLite's
+    /// machine at most after the cancel); the handler goes, and the read's
+    /// transaction ends, before the connection goes back to the pool.
+    fn read_cancellable<T>(
+        &self,
+        cancel: &CancelToken,
+        work: impl FnOnce(&mut dyn Transaction) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let answer = self.with_reader(|reader| {
+            let watched = Watched::install(reader, cancel).map_err(|e| describe(&e, &self.path))?;
+            let transaction = ReadTransaction::begin(watched.connection()).map_err(|e| describe(&e, &self.path))?;
+            work(&mut SqliteTransaction::new(transaction.connection))
+        });
+        match answer {
+            // The interrupted statement failed, or what the work made of it.
+            Err(_) if cancel.is_cancelled() => Err(EngineError::Cancelled),
+            answer => answer,
+        }
     }
 
     fn data_version(&self) -> Result<u64, EngineError> {
@@ -656,6 +715,133 @@ mod reader_tests {
         }
         let version = read.recv_timeout(std::time::Duration::from_secs(60)).expect("no reader was left");
         assert_eq!(version.unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+    use crate::engine::{InstanceFilter, VersionRecord, Visibility};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::mpsc::{Receiver, Sender, channel};
+
+    const ROWS: usize = 5_000;
+
+    /// A store holding [`ROWS`] instances of the callback sample, whose
+    /// readers' case-blind search (called once per row a search reads)
+    /// holds its first call after `gate` is armed until released, and
+    /// counts its calls.
+    struct Gated {
+        _dir: tempfile::TempDir,
+        store: SqliteStore,
+        armed: Arc<AtomicBool>,
+        calls: Arc<AtomicUsize>,
+        held: Receiver<()>,
+        release: Sender<()>,
+    }
+
+    fn gated() -> Gated {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("cancel.db"), Durability::Normal).unwrap();
+        let record = VersionRecord {
+            process: "callback".to_owned(),
+            version: 1,
+            definition_json: include_str!("../../samples/callback.process.json").to_owned(),
+            deployed_at: 0,
+            deployed_by: "ada".to_owned(),
+        };
+        store.write(|tx| tx.insert_version(&record)).unwrap();
+        store.load_synthetic_instances("callback", 1, ROWS, 1_000_000_000).unwrap();
+        let (armed, calls) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let (entered, held) = channel::<()>();
+        let (release, released) = channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        for reader in store.readers.free.lock().unwrap().iter() {
+            let (armed, calls, entered, released) = (armed.clone(), calls.clone(), entered.clone(), released.clone());
+            reader
+                .create_scalar_function(
+                    sql::CONTAINS_IGNORING_CASE,
+                    -1,
+                    rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+                    move |_| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        if armed.swap(false, Ordering::SeqCst) {
+                            let _ = entered.send(());
+                            let _ = released.lock().unwrap().recv();
+                        }
+                        Ok(true)
+                    },
+                )
+                .unwrap();
+        }
+        Gated { _dir: dir, store, armed, calls, held, release }
+    }
+
+    fn everyone() -> Visibility {
+        Visibility { all_of: vec!["callback".to_owned()], ..Visibility::default() }
+    }
+
+    fn searching() -> InstanceFilter {
+        InstanceFilter { search: Some("po".to_owned()), ..InstanceFilter::default() }
+    }
+
+    /// A count cancelled while it runs stops at once (it reads no more than
+    /// a handful of the rows left), answers `Cancelled`, and its connection
+    /// goes back to the pool as a finished read leaves it: every reader
+    /// answers the same count again.
+    #[test]
+    fn a_cancelled_count_stops_at_once_and_leaves_its_connection_healthy() {
+        let gated = gated();
+        let cancel = CancelToken::new();
+        gated.armed.store(true, Ordering::SeqCst);
+        let answer = std::thread::scope(|scope| {
+            let counting = scope
+                .spawn(|| gated.store.read_cancellable(&cancel, |tx| tx.count_instances(&everyone(), &searching())));
+            gated.held.recv_timeout(std::time::Duration::from_secs(60)).expect("the count reached its first row");
+            cancel.cancel();
+            gated.release.send(()).unwrap();
+            counting.join().unwrap()
+        });
+        assert!(matches!(answer, Err(EngineError::Cancelled)), "{answer:?}");
+        let read = gated.calls.load(Ordering::SeqCst);
+        assert!(read < ROWS / 10, "the count went on for {read} of {ROWS} rows");
+
+        // Every connection of the pool, the interrupted one first (the last
+        // given back is taken first), counts to the end.
+        let connections = std::thread::scope(|scope| {
+            let taken: Vec<_> = (0..READERS).map(|_| gated.store.readers.take()).collect();
+            let healthy = taken.iter().all(|connection| connection.is_autocommit());
+            for connection in taken {
+                gated.store.readers.give_back(connection);
+            }
+            let counts: Vec<_> = (0..READERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        gated
+                            .store
+                            .read_cancellable(&CancelToken::new(), |tx| tx.count_instances(&everyone(), &searching()))
+                    })
+                })
+                .collect();
+            (healthy, counts.into_iter().map(|count| count.join().unwrap().unwrap()).collect::<Vec<_>>())
+        });
+        assert!(connections.0, "no reader was left in a transaction");
+        assert_eq!(connections.1, vec![ROWS as u64; READERS]);
+    }
+
+    /// A token cancelled before the read begins takes no connection and
+    /// reads nothing; a read that ended before its cancel answers as it ended.
+    #[test]
+    fn a_read_cancelled_before_it_begins_reads_nothing() {
+        let gated = gated();
+        let cancel = CancelToken::new();
+        let count =
+            gated.store.read_cancellable(&cancel, |tx| tx.count_instances(&everyone(), &InstanceFilter::default()));
+        assert_eq!(count.unwrap(), ROWS as u64);
+        cancel.cancel();
+        let answer = gated.store.read_cancellable(&cancel, |tx| tx.count_instances(&everyone(), &searching()));
+        assert!(matches!(answer, Err(EngineError::Cancelled)));
+        assert_eq!(gated.calls.load(Ordering::SeqCst), 0);
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::support;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use egui::accesskit::Role;
@@ -16,9 +17,10 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use flowdesk::engine::{AuditAction, AuditEntry, InstanceStatus, ItemFilter, ItemStatus, format_step, format_time};
 use flowdesk::gui::dialogs::ScriptedDialogs;
+use flowdesk::gui::monitor::Monitor;
 use flowdesk::gui::monitor::Outcome;
 use flowdesk::gui::monitor::flow::{Reached, flow_state};
-use flowdesk::gui::monitor::queries::Polling;
+use flowdesk::gui::monitor::queries::{Polling, Queries};
 use flowdesk::gui::{AppView, FlowdeskApp, GuiOptions, Settings};
 use flowdesk::model::{Right, Value};
 use support::{Fixture, s, set};
@@ -907,6 +909,141 @@ fn issue_18_the_windows_own_write_is_read_again_at_once() {
     });
     gui.run_until_status(InstanceStatus::Stopped);
     assert_eq!(gui.worker_counts().0, looks, "no look was needed");
+}
+
+/// Holds the first count of instances that reaches it once armed, until the
+/// test releases it (or drops its release, when the test fails): a count
+/// as slow as the test wants, with no sleep.
+struct CountGate {
+    armed: std::sync::atomic::AtomicBool,
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl CountGate {
+    /// The gate, the signal that a count is held, and the release.
+    fn new() -> (Arc<CountGate>, std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+        let (entered, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel();
+        let gate = CountGate {
+            armed: std::sync::atomic::AtomicBool::new(false),
+            entered: std::sync::Mutex::new(entered),
+            release: std::sync::Mutex::new(released),
+        };
+        (Arc::new(gate), held, release)
+    }
+
+    fn hook(self: &Arc<CountGate>) -> flowdesk::engine::Hook {
+        let gate = self.clone();
+        Arc::new(move |point| {
+            if point == flowdesk::engine::HookPoint::BeforeCount && gate.armed.swap(false, Ordering::SeqCst) {
+                let _ = gate.entered.lock().unwrap().send(());
+                let _ = gate.release.lock().unwrap().recv();
+            }
+        })
+    }
+}
+
+/// The monitor's instance list alone, on a runtime of its own (whose
+/// engine the test hooks), drawn as the window draws it.
+fn hooked_monitor(
+    fx: &Fixture,
+    hook: flowdesk::engine::Hook,
+) -> (flowdesk::runtime::Runtime, Harness<'static, Monitor>) {
+    use flowdesk::runtime::{Runtime, RuntimeOptions, Ticking};
+    let options = RuntimeOptions { ticking: Ticking::Manual, hook: Some(hook), ..RuntimeOptions::default() };
+    let runtime = Runtime::open(&fx.db_path(), options).unwrap();
+    let monitor = Monitor::new(Queries::start(&runtime, || {}), Arc::new(flowdesk::engine::SystemClock));
+    let harness = Harness::builder().with_size([1280.0, 800.0]).build_ui_state(
+        |ui, monitor: &mut Monitor| {
+            monitor.sync(ui.ctx(), "ada", std::time::Duration::from_secs(1));
+            let _ = monitor.instances_ui(ui, None, "ada");
+        },
+        monitor,
+    );
+    (runtime, harness)
+}
+
+fn run_monitor_until(
+    harness: &mut Harness<'static, Monitor>,
+    what: &str,
+    done: impl Fn(&Harness<'static, Monitor>) -> bool,
+) {
+    for _ in 0..MAX_FRAMES {
+        harness.run_steps(1);
+        std::thread::yield_now();
+        if done(harness) {
+            return;
+        }
+    }
+    panic!("still waiting for {what} after {MAX_FRAMES} frames");
+}
+
+fn folios(monitor: &Monitor) -> Vec<&str> {
+    monitor.rows().iter().map(|row| row.folio.as_str()).collect()
+}
+
+/// Types `text` into the search box in place of what it holds.
+fn search_for(harness: &mut Harness<'static, Monitor>, text: &str) {
+    harness.get_by_role_and_label(Role::TextInput, "Folio or id").click();
+    harness.run_steps(2);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    if text.is_empty() {
+        harness.key_press(Key::Backspace);
+    } else {
+        harness.get_by_role_and_label(Role::TextInput, "Folio or id").type_text(text);
+    }
+    harness.run_steps(1);
+}
+
+/// Issue 18: a count that takes long (a data field, a date range: seconds
+/// at a million instances) is answered apart from the rows: while it runs
+/// the list shows the rows of its filter, and of the next filter typed,
+/// beside "counting…". The count of a filter the operator has left is
+/// given up, and neither its number nor an error ever shows; the reads go
+/// on (the count of the next filter, of no filter).
+#[test]
+fn issue_18_a_slow_count_holds_back_no_rows_and_is_abandoned_when_the_filter_changes() {
+    let fx = fixture();
+    deploy(&fx, "callback.process.json");
+    for folio in ["PO-1", "PO-2", "INV-3"] {
+        fx.engine.start("admin", "callback", folio, &[]).unwrap();
+    }
+    let (gate, held, release) = CountGate::new();
+    let (_runtime, mut harness) = hooked_monitor(&fx, gate.hook());
+    run_monitor_until(&mut harness, "the first rows and count", |h| {
+        h.state().count() == Some(3) && h.state().rows().len() == 3
+    });
+    harness.state().queries().unwrap().set_polling(Polling::Manual);
+
+    gate.armed.store(true, Ordering::SeqCst);
+    search_for(&mut harness, "PO");
+    held.recv_timeout(std::time::Duration::from_secs(60)).expect("the count of PO reached the gate");
+    run_monitor_until(&mut harness, "the rows of PO while its count is held", |h| {
+        folios(h.state()) == ["PO-2", "PO-1"]
+    });
+    assert!(harness.query_by_label("counting…").is_some(), "the count says it is counting");
+
+    search_for(&mut harness, "INV");
+    run_monitor_until(&mut harness, "the rows of INV while the count of PO is held", |h| {
+        folios(h.state()) == ["INV-3"]
+    });
+    assert!(harness.query_by_label("counting…").is_some());
+    assert_eq!(harness.state().count(), None);
+
+    release.send(()).unwrap();
+    run_monitor_until(&mut harness, "the count of INV", |h| h.state().count() == Some(1));
+    harness.run_steps(1);
+    assert!(harness.query_by_label("1 instance(s)").is_some());
+    let queries = harness.state().queries().unwrap();
+    assert_eq!(queries.abandoned(), 1, "the count of PO was given up, not shown");
+    assert!(harness.query_by_label("2 instance(s)").is_none());
+
+    // The read connection the given-up count had answers the next reads.
+    search_for(&mut harness, "");
+    run_monitor_until(&mut harness, "every row and the count again", |h| {
+        h.state().count() == Some(3) && h.state().rows().len() == 3
+    });
 }
 
 /// Issue 18: the audit trail is a table (time, user, action, activity /

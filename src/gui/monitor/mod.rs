@@ -621,8 +621,9 @@ impl Monitor {
     pub fn refresh(&mut self, user: &str) {
         self.last_refresh = Some(Instant::now());
         self.ask(user, Query::Processes);
-        self.ask(user, Query::Count { filter: self.filter.clone() });
+        // The page first: its count begins once it is answered.
         self.ask(user, Query::Page { filter: self.filter.clone(), offset: self.rows_offset, limit: PAGE });
+        self.ask(user, Query::Count { filter: self.filter.clone() });
         self.asked_page = Some((self.filter.clone(), self.rows_offset));
         if let Some(id) = self.selected {
             self.ask(user, Query::Detail { id });
@@ -701,6 +702,9 @@ impl Monitor {
             Reply::Item { serial, user, item } => self.finish.take_item(serial, user, *item),
             // Taken by the overview above.
             Reply::Overview(_) | Reply::Throughput { .. } | Reply::Diagram { .. } => {}
+            // Given up for a newer filter, whose answer follows: the count
+            // keeps saying "counting…", the rows shown stay.
+            Reply::Abandoned(_) => {}
         }
     }
 
@@ -712,8 +716,8 @@ impl Monitor {
         self.count = None;
         // A small read (the process's definition, cached once compiled).
         self.find.notes = self.queries.as_ref().map(|q| q.engine().slow_field_notes(&self.filter)).unwrap_or_default();
-        self.ask(user, Query::Count { filter: self.filter.clone() });
         self.ask(user, Query::Page { filter: self.filter.clone(), offset: 0, limit: PAGE });
+        self.ask(user, Query::Count { filter: self.filter.clone() });
         self.asked_page = Some((self.filter.clone(), 0));
     }
 

@@ -8,6 +8,24 @@
 //! is answered, so fast scrolling or typing in a filter never builds a queue.
 //! Writes go through [`super::actions`], the twin of this module.
 //!
+//! **Counts apart.** A count reads every row its filter may match (a
+//! condition on a data field, a date range: seconds at a million
+//! instances), where a page stops at its 200 rows. Counts are answered on
+//! a thread of their own, so that no page, instance or look at the change
+//! counter waits for one; the label says "counting…" meanwhile. A count
+//! begins only once no page asked for is waiting ([`PagesAhead`]), so that
+//! on two busy cores the page of a new filter does not share the CPU with
+//! its count (a folio search's page took twice as long when it did).
+//!
+//! **Given up when superseded.** Asking for the page or the count of
+//! another filter cancels the read of the one asked before
+//! ([`CancelToken`]): SQLite stops it within microseconds, its connection
+//! goes back to the pool, and the worker reports it
+//! [`Reply::Abandoned`] (never a result, never an error). Asking again for
+//! the same filter (a refresh after a commit, another page of it while
+//! scrolling) cancels nothing: its read goes on and the newer request is
+//! answered after it.
+//!
 //! **Live views.** Between requests the worker looks at the store's change
 //! counter ([`RuntimeEngine::data_version`]: SQLite's `PRAGMA data_version`
 //! on a connection of its own, a few microseconds) every [`POLL_PERIOD`],
@@ -21,12 +39,12 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::engine::{ActivityCount, Overview, Span, Throughput};
+use crate::engine::{ActivityCount, CancelToken, Overview, Span, Throughput};
 use crate::engine::{
     CommandKind, EngineError, InstanceDetail, InstanceFilter, InstanceStatus, InstanceSummary, ItemFilter, ItemPhase,
     ItemStatus, OpenedItem, ProcessSummary, Rule, ServerItem, rule,
@@ -88,8 +106,8 @@ impl Query {
     }
 
     /// Answering order within a batch: the rows on screen first, then the
-    /// selected instance, then the rest (a count over a million rows takes
-    /// longer than the page it labels).
+    /// selected instance, then the rest (counts do not come here: they have
+    /// a thread of their own).
     fn urgency(&self) -> u8 {
         match self {
             // What a click asked for, then the rows on screen.
@@ -142,6 +160,10 @@ pub enum Reply {
         version: u32,
         diagram: Result<(Arc<CompiledProcess>, Vec<ActivityCount>), String>,
     },
+    /// A page or count given up: a page or count of another filter was
+    /// asked for before it ended. Nothing to show; the newer one's answer
+    /// follows.
+    Abandoned(Box<Query>),
 }
 
 /// A server item as the items list shows it: the item, and its instance's
@@ -194,13 +216,25 @@ pub enum Polling {
     Manual,
 }
 
+/// A query as the workers get it: who asks, and the token its read gives
+/// up on.
+struct Asked {
+    user: String,
+    query: Query,
+    cancel: CancelToken,
+}
+
 /// What the UI sends the worker.
 enum Request {
     /// Boxed: a query is large, a look is nothing.
-    Ask(String, Box<Query>),
+    Ask(Box<Asked>),
     /// Look at the change counter now.
     Look,
 }
+
+/// The filter whose page or count was asked for last, and the token that
+/// gives up every read of it still running or waiting.
+type Latest = Option<(InstanceFilter, CancelToken)>;
 
 /// What the worker and the UI share besides the channels.
 #[derive(Default)]
@@ -211,32 +245,98 @@ struct Shared {
     looks: AtomicU64,
     /// Queries answered so far (each one read the store).
     answered: AtomicU64,
+    /// Pages and counts given up so far (see [`Reply::Abandoned`]).
+    abandoned: AtomicU64,
     /// The worker only looks when asked.
     manual: AtomicBool,
+    pages: PagesAhead,
+}
+
+/// Pages asked for and not answered yet (nor dropped for a newer one): a
+/// count begins only when there are none, as when one worker answered the
+/// page of a filter before its count. A count already running goes on.
+#[derive(Default)]
+struct PagesAhead {
+    /// How many, and whether the worker has ended (nothing is waited for
+    /// then).
+    waiting: Mutex<(u64, bool)>,
+    none: std::sync::Condvar,
+}
+
+impl PagesAhead {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn asked(&self) {
+        self.lock().0 += 1;
+    }
+
+    fn answered(&self) {
+        let mut waiting = self.lock();
+        waiting.0 = waiting.0.saturating_sub(1);
+        if waiting.0 == 0 {
+            self.none.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.none.notify_all();
+    }
+
+    fn wait_for_none(&self) {
+        let mut waiting = self.lock();
+        while waiting.0 > 0 && !waiting.1 {
+            waiting = self.none.wait(waiting).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Ends the wait of the counting thread for pages when the worker ends,
+/// however it ends.
+struct Closing<'a>(&'a PagesAhead);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 pub struct Queries {
     requests: Sender<Request>,
+    /// The counting thread's requests.
+    counts: Sender<Asked>,
     replies: Receiver<Reply>,
     shared: Arc<Shared>,
+    /// The latest page and the latest count asked for.
+    latest: Mutex<[Latest; 2]>,
     engine: Arc<RuntimeEngine>,
 }
 
 impl Queries {
-    /// Starts the worker on `runtime`'s database. `wake` is called after each
-    /// reply, and when the data changed (the UI requests a repaint there).
-    pub fn start(runtime: &Runtime, wake: impl Fn() + Send + 'static) -> Result<Queries, EngineError> {
-        let engine = runtime.engine().clone();
-        let worker_engine = engine.clone();
+    /// Starts the worker and the counting thread on `runtime`'s database.
+    /// `wake` is called after each reply, and when the data changed (the UI
+    /// requests a repaint there).
+    pub fn start(runtime: &Runtime, wake: impl Fn() + Send + Sync + 'static) -> Result<Queries, EngineError> {
+        let wake = Arc::new(wake);
         let (requests, inbox) = channel::<Request>();
+        let (counts, count_inbox) = channel::<Asked>();
         let (outbox, replies) = channel();
         let shared = Arc::new(Shared::default());
-        let worker_shared = shared.clone();
+        let (engine, count_outbox, count_wake, count_shared) =
+            (runtime.engine().clone(), outbox.clone(), wake.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("flowdesk-monitor-counts".to_owned())
+            .spawn(move || counter(engine, count_inbox, count_outbox, move || count_wake(), count_shared))
+            .map_err(|e| EngineError::Internal(format!("cannot start the monitor's counting thread: {e}")))?;
+        let (engine, worker_shared) = (runtime.engine().clone(), shared.clone());
         std::thread::Builder::new()
             .name("flowdesk-monitor-queries".to_owned())
-            .spawn(move || worker(worker_engine, inbox, outbox, wake, worker_shared))
+            .spawn(move || worker(engine, inbox, outbox, move || wake(), worker_shared))
             .map_err(|e| EngineError::Internal(format!("cannot start the monitor's query thread: {e}")))?;
-        Ok(Queries { requests, replies, shared, engine })
+        let engine = runtime.engine().clone();
+        Ok(Queries { requests, counts, replies, shared, latest: Mutex::new([None, None]), engine })
     }
 
     /// The engine the worker reads, for the window's few small reads of
@@ -245,10 +345,25 @@ impl Queries {
         &self.engine
     }
 
-    /// Asks as `user`; the answer arrives through [`Queries::poll`].
+    /// Asks as `user`; the answer arrives through [`Queries::poll`]. A page
+    /// or count of another filter than the last one asked for gives up the
+    /// reads of that one.
     pub fn ask(&self, user: &str, query: Query) {
+        let cancel = self.token_for(&query);
+        let asked = Asked { user: user.to_owned(), query, cancel };
         // A closed worker only means no answers: the UI keeps what it has.
-        let _ = self.requests.send(Request::Ask(user.to_owned(), Box::new(query)));
+        if matches!(asked.query, Query::Count { .. }) {
+            let _ = self.counts.send(asked);
+        } else {
+            if matches!(asked.query, Query::Page { .. }) {
+                self.shared.pages.asked();
+            }
+            let _ = self.requests.send(Request::Ask(Box::new(asked)));
+        }
+    }
+
+    fn token_for(&self, query: &Query) -> CancelToken {
+        token_for(&mut self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner), query)
     }
 
     /// Sets when the worker looks for changes. From [`Polling::Manual`] on,
@@ -280,9 +395,16 @@ impl Queries {
         self.shared.looks.load(Ordering::SeqCst)
     }
 
-    /// Queries the worker has answered so far: each one read the store.
+    /// Queries the worker and the counting thread have answered so far:
+    /// each one read the store (a read given up on the way too).
     pub fn answered(&self) -> u64 {
         self.shared.answered.load(Ordering::SeqCst)
+    }
+
+    /// Pages and counts given up so far, because a newer one of another
+    /// filter was asked for: none was shown.
+    pub fn abandoned(&self) -> u64 {
+        self.shared.abandoned.load(Ordering::SeqCst)
     }
 
     /// Every reply that has arrived.
@@ -297,6 +419,29 @@ impl Queries {
     }
 }
 
+/// The token a read of `query` gives up on: for a page or count of the
+/// filter asked for last, that one's (the read going on is what the newer
+/// request wants too); for another filter a new one, and the last one's is
+/// cancelled. Other queries are never given up.
+fn token_for(latest: &mut [Latest; 2], query: &Query) -> CancelToken {
+    let (slot, filter) = match query {
+        Query::Page { filter, .. } => (0, filter),
+        Query::Count { filter } => (1, filter),
+        _ => return CancelToken::new(),
+    };
+    match &latest[slot] {
+        Some((asked, cancel)) if asked == filter => cancel.clone(),
+        _ => {
+            if let Some((_, cancel)) = &latest[slot] {
+                cancel.cancel();
+            }
+            let cancel = CancelToken::new();
+            latest[slot] = Some((filter.clone(), cancel.clone()));
+            cancel
+        }
+    }
+}
+
 /// How long the worker waits for the rest of a burst of requests.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -307,6 +452,7 @@ fn worker(
     wake: impl Fn(),
     shared: Arc<Shared>,
 ) {
+    let _closing = Closing(&shared.pages);
     let mut watch = Watch { seen: engine.data_version().ok() };
     let mut next_look = Instant::now() + POLL_PERIOD;
     loop {
@@ -317,7 +463,7 @@ fn worker(
             inbox.recv_timeout(next_look.saturating_duration_since(Instant::now()))
         };
         let first = match received {
-            Ok(Request::Ask(user, query)) => (user, *query),
+            Ok(Request::Ask(asked)) => *asked,
             Ok(Request::Look) => {
                 watch.look(&engine, &shared, &wake);
                 next_look = Instant::now() + POLL_PERIOD;
@@ -342,18 +488,26 @@ fn worker(
         let mut look = false;
         while let Ok(next) = inbox.try_recv() {
             match next {
-                Request::Ask(user, query) => {
-                    pending.retain(|(_, q)| q.kind() != query.kind());
-                    pending.push((user, *query));
+                Request::Ask(asked) => {
+                    if let Some(older) = pending.iter().position(|older| older.query.kind() == asked.query.kind())
+                        && matches!(pending.remove(older).query, Query::Page { .. })
+                    {
+                        // Dropped for the newer page: no longer waited for.
+                        shared.pages.answered();
+                    }
+                    pending.push(*asked);
                 }
                 Request::Look => look = true,
             }
         }
-        pending.sort_by_key(|(_, query)| query.urgency());
-        for (user, query) in pending {
-            let reply = answer(&engine, &user, query);
-            shared.answered.fetch_add(1, Ordering::SeqCst);
-            if outbox.send(reply).is_err() {
+        pending.sort_by_key(|asked| asked.query.urgency());
+        for asked in pending {
+            let page = matches!(asked.query, Query::Page { .. });
+            let sent = reply_to(&engine, asked, &outbox, &shared);
+            if page {
+                shared.pages.answered();
+            }
+            if !sent {
                 return;
             }
             wake();
@@ -365,6 +519,52 @@ fn worker(
             next_look = Instant::now() + POLL_PERIOD;
         }
     }
+}
+
+/// The counting thread: the newest count asked for, one at a time.
+fn counter(
+    engine: Arc<RuntimeEngine>,
+    inbox: Receiver<Asked>,
+    outbox: Sender<Reply>,
+    wake: impl Fn(),
+    shared: Arc<Shared>,
+) {
+    while let Ok(mut asked) = inbox.recv() {
+        // Counts asked for meanwhile replace each other: only the newest
+        // filter's number is shown.
+        while let Ok(newer) = inbox.try_recv() {
+            asked = newer;
+        }
+        shared.pages.wait_for_none();
+        // Counts asked for while the pages were read: the newest again.
+        while let Ok(newer) = inbox.try_recv() {
+            asked = newer;
+        }
+        if !reply_to(&engine, asked, &outbox, &shared) {
+            return;
+        }
+        wake();
+    }
+}
+
+/// Answers `asked`, or reports it abandoned when it was given up before or
+/// while it was read; false when the UI is gone.
+fn reply_to(engine: &RuntimeEngine, asked: Asked, outbox: &Sender<Reply>, shared: &Shared) -> bool {
+    let Asked { user, query, cancel } = asked;
+    let reply = if cancel.is_cancelled() {
+        None
+    } else {
+        let reply = answer(engine, &user, query.clone(), &cancel);
+        shared.answered.fetch_add(1, Ordering::SeqCst);
+        // A read that ended before its cancel arrived is as stale as one
+        // cut short: neither is shown.
+        reply.filter(|_| !cancel.is_cancelled())
+    };
+    let reply = reply.unwrap_or_else(|| {
+        shared.abandoned.fetch_add(1, Ordering::SeqCst);
+        Reply::Abandoned(Box::new(query))
+    });
+    outbox.send(reply).is_ok()
 }
 
 /// The change counter as the worker last saw it.
@@ -390,14 +590,25 @@ impl Watch {
     }
 }
 
-fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
+/// The answer to `query`; `None` when its read was given up (`cancel`).
+fn answer(engine: &RuntimeEngine, user: &str, query: Query, cancel: &CancelToken) -> Option<Reply> {
     let text = |e: EngineError| e.to_string();
-    match query {
+    Some(match query {
         Query::Page { filter, offset, limit } => {
             let paged = InstanceFilter { offset, limit, ..filter.clone() };
-            Reply::Page { rows: engine.instances(user, &paged).map_err(text), filter, offset }
+            let rows = match engine.instances_cancellable(user, &paged, cancel) {
+                Err(EngineError::Cancelled) => return None,
+                rows => rows.map_err(text),
+            };
+            Reply::Page { rows, filter, offset }
         }
-        Query::Count { filter } => Reply::Count { count: engine.count_instances(user, &filter).map_err(text), filter },
+        Query::Count { filter } => {
+            let count = match engine.count_instances_cancellable(user, &filter, cancel) {
+                Err(EngineError::Cancelled) => return None,
+                count => count.map_err(text),
+            };
+            Reply::Count { count, filter }
+        }
         Query::Detail { id } => Reply::Detail { id, detail: Box::new(engine.instance(user, id).map_err(text)) },
         Query::Items { filter } => {
             let items = engine.items(user, &filter).map(|items| item_rows(engine, user, items));
@@ -432,7 +643,7 @@ fn answer(engine: &RuntimeEngine, user: &str, query: Query) -> Reply {
                 .map_err(text);
             Reply::Diagram { process, version, diagram }
         }
-    }
+    })
 }
 
 /// The items with their instances' holds, looked up once per instance of a
@@ -460,4 +671,36 @@ fn item_rows(engine: &RuntimeEngine, user: &str, items: Vec<ServerItem>) -> Vec<
 fn hold_of(engine: &RuntimeEngine, user: &str, item: &ServerItem) -> Option<InstanceStatus> {
     let status = engine.open_server_item(user, item.serial).ok()?.instance.status;
     (rule(status, CommandKind::Finish(ItemPhase::Pending)) == Rule::Held).then_some(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn searching(text: &str) -> InstanceFilter {
+        InstanceFilter { search: Some(text.to_owned()), ..InstanceFilter::default() }
+    }
+
+    /// Another page of the same filter (scrolling) and the same count again
+    /// (a refresh) give up nothing; a page or count of another filter gives
+    /// up those of the last one, and only of its own kind.
+    #[test]
+    fn only_a_page_or_count_of_another_filter_gives_up_the_last_one() {
+        let mut latest = [None, None];
+        let page = |text: &str, offset| Query::Page { filter: searching(text), offset, limit: 200 };
+        let count = |text: &str| Query::Count { filter: searching(text) };
+        let first_page = token_for(&mut latest, &page("po", 0));
+        let first_count = token_for(&mut latest, &count("po"));
+        let scrolled = token_for(&mut latest, &page("po", 400));
+        let again = token_for(&mut latest, &count("po"));
+        token_for(&mut latest, &Query::Detail { id: 7 }).cancel();
+        assert!(![&first_page, &first_count, &scrolled, &again].iter().any(|t| t.is_cancelled()));
+
+        let next_count = token_for(&mut latest, &count("inv"));
+        assert!(first_count.is_cancelled() && again.is_cancelled(), "the count of po is given up");
+        assert!(!first_page.is_cancelled() && !scrolled.is_cancelled(), "its rows are not, yet");
+        let next_page = token_for(&mut latest, &page("inv", 0));
+        assert!(first_page.is_cancelled() && scrolled.is_cancelled());
+        assert!(!next_count.is_cancelled() && !next_page.is_cancelled());
+    }
 }
