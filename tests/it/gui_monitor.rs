@@ -2811,6 +2811,8 @@ fn select_all_matching_a_filter_the_list_refuses_stops_nothing() {
     gui.run_until("the list's refusal", |app| app.monitor.filter.version == Some(2));
     gui.run_until_frames("the refusal shown", |_| true, 20);
     assert!(gui.all_texts().iter().any(|t| t.contains("version filter needs a process")), "{:#?}", gui.all_texts());
+    // The count that failed says so (it said "counting…" for ever).
+    assert!(gui.shown("not counted") && !gui.shown("counting…"), "{:#?}", gui.all_texts());
     gui.click("Select all matching");
     gui.click("Stop selected");
     gui.confirm_bulk("Stop all instances matching the filter as ada?");

@@ -315,6 +315,8 @@ pub struct Monitor {
     pub find: find::FindBar,
     processes: Vec<String>,
     count: Option<u64>,
+    /// Why the count of `count_for` failed (the rows say it too).
+    count_error: Option<String>,
     count_for: Option<InstanceFilter>,
     rows: Vec<InstanceSummary>,
     rows_offset: usize,
@@ -384,6 +386,7 @@ impl Monitor {
             find: find::FindBar::default(),
             processes: Vec::new(),
             count: None,
+            count_error: None,
             count_for: None,
             rows: Vec::new(),
             rows_offset: 0,
@@ -656,7 +659,10 @@ impl Monitor {
             }
             Reply::Count { filter, count } => {
                 if filter == self.filter {
-                    self.count = count.ok();
+                    (self.count, self.count_error) = match count {
+                        Ok(n) => (Some(n), None),
+                        Err(error) => (None, Some(error)),
+                    };
                     self.count_for = Some(filter);
                 }
             }
@@ -931,11 +937,18 @@ impl Monitor {
             if ui.button("Refresh").clicked() {
                 self.refresh(user);
             }
-            let counted = match (self.count, &self.count_for) {
-                (Some(n), Some(filter)) if *filter == self.filter => format!("{n} instance(s)"),
-                _ => "counting…".to_owned(),
-            };
-            ui.label(RichText::new(counted).weak());
+            let current = self.count_for.as_ref() == Some(&self.filter);
+            match (self.count, &self.count_error) {
+                (Some(n), _) if current => {
+                    ui.label(RichText::new(format!("{} instance(s)", thousands(n as usize))).weak());
+                }
+                (None, Some(error)) if current => {
+                    ui.label(RichText::new("not counted").color(theme::ERROR)).on_hover_text(error);
+                }
+                _ => {
+                    ui.label(RichText::new("counting…").weak());
+                }
+            }
         });
         if changed {
             self.filter_changed(user);
