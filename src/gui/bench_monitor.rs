@@ -251,11 +251,14 @@ pub fn run(options: &MonitorBenchOptions) -> anyhow::Result<MonitorReport> {
         let direction = if i < half { -1.0 } else { 1.0 };
         wheel(egui::MouseWheelUnit::Page, direction * per_frame)
     }));
-    let (filter_frames, mut filters) = filtering(&driver, &mut app, user, frames_per, false)?;
+    // Each pass starts from the monitor's first filter, not from the last
+    // step of the one before.
+    let first_filter = app.monitor.filter.clone();
+    let (filter_frames, mut filters) = filtering(&driver, &mut app, &first_filter, user, frames_per, false)?;
     scenarios.push(filter_frames);
     // The same field filters once `name` and `done` are searchable.
     let indexing_ms = make_searchable(&path, user, &["name", "done"])?;
-    let (_, searchable) = filtering(&driver, &mut app, user, frames_per, true)?;
+    let (_, searchable) = filtering(&driver, &mut app, &first_filter, user, frames_per, true)?;
     filters.extend(searchable);
     let (overview_frames, overview) = overview(&driver, &mut app, &path, user, frames_per)?;
     scenarios.push(overview_frames);
@@ -525,11 +528,12 @@ fn scroll(
 fn filtering(
     driver: &Driver,
     app: &mut FlowdeskApp,
+    first_filter: &InstanceFilter,
     user: &str,
     frames: usize,
     searchable: bool,
 ) -> anyhow::Result<(ScenarioReport, Vec<FilterReport>)> {
-    let base = InstanceFilter { order: InstanceOrder::NEWEST_FIRST, ..app.monitor.filter.clone() };
+    let base = InstanceFilter { order: InstanceOrder::NEWEST_FIRST, ..first_filter.clone() };
     let status = |s| InstanceFilter { status: Some(s), ..base.clone() };
     let with_process = |f: InstanceFilter| InstanceFilter { process: Some(PROCESS.to_owned()), ..f };
     let search = |text: &str| InstanceFilter { search: Some(text.to_owned()), ..base.clone() };
